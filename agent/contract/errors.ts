@@ -1,0 +1,41 @@
+/**
+ * JSON-RPC error codes. The standard ones (-32700..-32600) keep their meaning; locmesh's own live
+ * in -32000..-32099, the range JSON-RPC 2.0 reserves for implementation-defined server errors.
+ */
+export const ErrorCode = {
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InvalidParams: -32602,
+  InternalError: -32603,
+  /** Retry later: the journal is busy or full, or a downstream writer is failing. */
+  TemporaryFailure: -32001,
+  /** Missing or wrong credentials; reconnecting with the same ones will not help. */
+  Unauthorized: -32010,
+  /** The peer speaks an incompatible protocol version. */
+  ProtocolMismatch: -32011,
+  /** The method needs a completed hello/sign-in first. */
+  NotReady: -32012,
+  /** The thing asked for does not exist. */
+  NotFound: -32020,
+  /** The message is larger than the configured limit. */
+  TooLarge: -32030,
+} as const;
+
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** A protocol failure as it crosses the wire. `data` carries machine-readable details. */
+export class RpcError extends Error {
+  override readonly name = "RpcError";
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message);
+  }
+
+  get transient(): boolean {
+    return this.code === ErrorCode.TemporaryFailure;
+  }
+}

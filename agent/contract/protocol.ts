@@ -1,0 +1,255 @@
+/**
+ * The wire contract: method names, parameter and result shapes, and their validators. Peers speak
+ * JSON-RPC 2.0 over WebSocket; the local API speaks the same over HTTP POST and WebSocket.
+ * No Node imports here: the web UI imports this file.
+ */
+import { z } from "zod";
+import { LIMITS, checkSipUri, checkSocket, normalizeAor } from "./sip-uri.js";
+import type { Change, VersionVector } from "./records.js";
+
+/** Bumped on any incompatible change to the peer protocol. */
+export const PROTOCOL_VERSION = 1;
+
+export const PeerMethod = {
+  /** server → client notification, first message on a peer connection. */
+  Challenge: "auth.challenge",
+  /** client → server request: proves the cluster key and exchanges version vectors. */
+  Hello: "auth.hello",
+  /** a run of one origin's changes; the receiver acks after it is durable. */
+  Batch: "repl.batch",
+  /** ask a peer for what it holds beyond a version vector (relay catch-up, full resync). */
+  Pull: "repl.pull",
+  /** periodic notification: the sender's version vector and pending writes. */
+  Status: "repl.status",
+} as const;
+
+export const ApiMethod = {
+  LocationPublish: "location.publish",
+  LocationLookup: "location.lookup",
+  LocationList: "location.list",
+  AliasSet: "alias.set",
+  AliasRemove: "alias.remove",
+  AliasList: "alias.list",
+  ClusterStatus: "cluster.status",
+  ClusterResync: "cluster.resync",
+  AuthLogin: "auth.login",
+} as const;
+
+// ---- shared pieces ---------------------------------------------------------------------------
+
+const text = (max: number) => z.string().max(max);
+const uint32 = z.number().int().min(0).max(4294967295);
+const nodeId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "node ids are 1-63 letters, digits, '.', '_' or '-'");
+const replicaId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}~[0-9a-f]{8,32}$/, "not a replica id");
+
+export const sipUri = z.string().superRefine((v, ctx) => {
+  const problem = checkSipUri(v);
+  if (problem) ctx.addIssue({ code: "custom", message: `SIP URI ${JSON.stringify(v.slice(0, 80))} ${problem}` });
+});
+
+export const aor = z.string().transform((v, ctx) => {
+  const r = normalizeAor(v);
+  if ("error" in r) {
+    ctx.addIssue({ code: "custom", message: `AoR ${JSON.stringify(v.slice(0, 80))} ${r.error}` });
+    return z.NEVER;
+  }
+  return r.aor;
+});
+
+const socketText = z.string().superRefine((v, ctx) => {
+  const problem = checkSocket(v);
+  if (problem) ctx.addIssue({ code: "custom", message: `socket ${JSON.stringify(v.slice(0, 80))} ${problem}` });
+});
+
+export const bindingValueSchema = z.strictObject({
+  expires: z.number().int().min(0).max(2 ** 40),
+  q: z.number().min(-1).max(1),
+  path: text(LIMITS.path),
+  received: text(LIMITS.received),
+  socket: socketText,
+  callid: text(LIMITS.callid),
+  cseq: uint32,
+  userAgent: text(LIMITS.userAgent),
+  flags: uint32,
+  cflags: uint32,
+  methods: uint32,
+  instance: text(LIMITS.instance),
+  regId: uint32,
+  owner: nodeId,
+  ruid: text(64),
+});
+
+export const aliasValueSchema = z.strictObject({ target: sipUri });
+
+const changeBase = {
+  hlc: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  origin: replicaId,
+  seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+};
+
+export const changeSchema: z.ZodType<Change> = z.union([
+  z.strictObject({ kind: z.literal("loc"), key: aor, sub: sipUri, value: bindingValueSchema.nullable(), ...changeBase }),
+  z.strictObject({ kind: z.literal("alias"), key: aor, sub: z.literal(""), value: aliasValueSchema.nullable(), ...changeBase }),
+]) as z.ZodType<Change>;
+
+export const versionVectorSchema: z.ZodType<VersionVector> = z
+  .record(replicaId, z.number().int().min(0).max(Number.MAX_SAFE_INTEGER))
+  .refine((v) => Object.keys(v).length <= 10_000, "version vector has too many origins");
+
+// ---- peer protocol ---------------------------------------------------------------------------
+
+export const challengeParams = z.strictObject({
+  protocol: z.number().int(),
+  nodeId,
+  nonce: z.string().regex(/^[0-9a-f]{32,64}$/),
+});
+export type ChallengeParams = z.infer<typeof challengeParams>;
+
+export const helloParams = z.strictObject({
+  protocol: z.number().int(),
+  nodeId,
+  replicaId,
+  nonce: z.string().regex(/^[0-9a-f]{32,64}$/),
+  mac: z.string().regex(/^[0-9a-f]{64}$/),
+  vv: versionVectorSchema,
+});
+export type HelloParams = z.infer<typeof helloParams>;
+
+export interface HelloResult {
+  nodeId: string;
+  replicaId: string;
+  mac: string;
+  vv: VersionVector;
+}
+
+/**
+ * A run of one origin's changes. `after`..`upTo` is the sequence range the sender covers: every
+ * change of `origin` in that range that the sender still holds (superseded versions are skipped).
+ * The receiver may raise its version vector to `upTo` only if it already held `after`.
+ */
+export const batchParams = z.strictObject({
+  origin: replicaId,
+  after: z.number().int().min(0),
+  upTo: z.number().int().min(0),
+  changes: z.array(changeSchema).max(5000),
+});
+export type BatchParams = z.infer<typeof batchParams>;
+
+export interface BatchResult {
+  /** The receiver's version-vector entry for the batch's origin after applying it. */
+  have: number;
+}
+
+export const pullParams = z.strictObject({
+  vv: versionVectorSchema,
+  limit: z.number().int().min(1).max(5000),
+  /** Origins the caller does not want (it gets them directly from their owners). */
+  skip: z.array(replicaId).max(10_000).default([]),
+});
+export type PullParams = z.infer<typeof pullParams>;
+
+export interface PullResult {
+  /** Empty when the caller is up to date with everything the sender holds. */
+  batch: BatchParams | null;
+  /** Changes still to come after this batch (an estimate for progress display). */
+  remaining: number;
+}
+
+export const statusParams = z.strictObject({ vv: versionVectorSchema });
+export type StatusParams = z.infer<typeof statusParams>;
+
+// ---- local API -------------------------------------------------------------------------------
+
+/** A binding as a registrar integration publishes it. Missing optional fields take Kamailio's defaults. */
+export const bindingInput = z.strictObject({
+  aor,
+  contact: sipUri,
+  expires: z.number().int().min(0).max(2 ** 40),
+  q: z.number().min(-1).max(1).default(-1),
+  path: text(LIMITS.path).default(""),
+  received: text(LIMITS.received).default(""),
+  socket: socketText.default(""),
+  callid: text(LIMITS.callid).default(""),
+  cseq: uint32.default(0),
+  userAgent: text(LIMITS.userAgent).default(""),
+  flags: uint32.default(0),
+  cflags: uint32.default(0),
+  methods: uint32.default(4294967295),
+  instance: text(LIMITS.instance).default(""),
+  regId: uint32.default(0),
+  ruid: text(64).default(""),
+  /** Defaults to the agent's own node id: the node whose Kamailio took the REGISTER. */
+  owner: nodeId.optional(),
+});
+export type BindingInput = z.input<typeof bindingInput>;
+
+export const locationEdit = z.discriminatedUnion("op", [
+  z.strictObject({ op: z.literal("upsert"), binding: bindingInput }),
+  z.strictObject({ op: z.literal("remove"), aor, contact: sipUri }),
+  z.strictObject({ op: z.literal("remove-aor"), aor }),
+]);
+export type LocationEdit = z.input<typeof locationEdit>;
+
+export const publishParams = z.strictObject({ edits: z.array(locationEdit).min(1).max(5000) });
+export interface PublishResult {
+  /** Changes written to the journal (a remove of an unknown binding writes nothing). */
+  accepted: number;
+}
+
+export const lookupParams = z.strictObject({ aor });
+export const listParams = z.strictObject({
+  search: z.string().max(256).default(""),
+  after: z.string().max(1024).default(""),
+  limit: z.number().int().min(1).max(1000).default(100),
+});
+export type ListParams = z.input<typeof listParams>;
+export interface ListResult<T> {
+  items: T[];
+  /** Pass as `after` to get the next page; null on the last page. */
+  next: string | null;
+  total: number;
+}
+
+export const aliasSetParams = z.strictObject({ alias: aor, target: sipUri });
+export const aliasRemoveParams = z.strictObject({ alias: aor });
+export const resyncParams = z.strictObject({ peer: nodeId.optional() });
+export const loginParams = z.strictObject({ token: z.string().max(4096) });
+
+export interface PeerStatus {
+  nodeId: string;
+  url: string | null;
+  direction: "outbound" | "inbound" | null;
+  connected: boolean;
+  replicaId: string | null;
+  /** Changes this node holds that the peer has not acknowledged yet. */
+  behindChanges: number;
+  /** Age of the oldest change the peer has not acknowledged, in seconds. */
+  behindSeconds: number;
+  lastError: string | null;
+  connectedSince: string | null;
+}
+
+export interface ResyncStatus {
+  state: "idle" | "running" | "done" | "failed";
+  peer: string | null;
+  received: number;
+  expected: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+export interface ClusterStatus {
+  nodeId: string;
+  replicaId: string;
+  protocol: number;
+  uptimeSeconds: number;
+  vv: VersionVector;
+  counts: { locations: number; aliases: number; tombstones: number };
+  peers: PeerStatus[];
+  /** Changes waiting to be written into the local Kamailio. */
+  pendingWrites: number;
+  resync: ResyncStatus;
+}

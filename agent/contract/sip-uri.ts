@@ -1,0 +1,51 @@
+/**
+ * Just enough SIP URI checking to keep garbage out of Kamailio (RFC 3261 §19.1.1). The shapes are
+ * deliberately conservative: no whitespace, no angle brackets or quotes, bounded length, and the
+ * column sizes of Kamailio's `location` and `dbaliases` tables (kamailio-5.6.md §4).
+ */
+
+export const LIMITS = {
+  aor: 128,
+  contact: 512,
+  received: 128,
+  path: 512,
+  callid: 255,
+  userAgent: 255,
+  socket: 64,
+  instance: 255,
+} as const;
+
+const URI = /^(sips?|tel):[^\s<>"]+$/i;
+const AOR = /^[^\s<>"@:;?]+@[^\s<>"@;?]+$/;
+const SOCKET = /^(udp|tcp|tls|sctp|ws|wss):[^\s:]+(:\d{1,5})?$/i;
+
+/** Returns a message saying what is wrong with `uri` as a contact or target URI, or null. */
+export function checkSipUri(uri: string): string | null {
+  if (uri.length === 0) return "is empty";
+  if (uri.length > LIMITS.contact) return `is longer than ${LIMITS.contact} characters`;
+  if (!URI.test(uri)) return "is not a sip:, sips: or tel: URI without spaces, quotes or angle brackets";
+  const rest = uri.slice(uri.indexOf(":") + 1);
+  if (rest.startsWith("@") || rest.length === 0) return "has no user or host part";
+  return null;
+}
+
+/**
+ * Normalises an address-of-record the way Kamailio's usrloc keys it: `user@domain`, scheme removed,
+ * lower-cased (registrar `case_sensitive` 0, the default). Returns the AoR or a message.
+ */
+export function normalizeAor(input: string): { aor: string } | { error: string } {
+  let s = input.trim();
+  const m = /^(sips?):/i.exec(s);
+  if (m) s = s.slice(m[0].length);
+  s = s.toLowerCase();
+  if (s.length === 0) return { error: "is empty" };
+  if (s.length > LIMITS.aor) return { error: `is longer than ${LIMITS.aor} characters` };
+  if (!AOR.test(s)) return { error: "must look like user@domain (with or without sip:), without parameters" };
+  return { aor: s };
+}
+
+export function checkSocket(socket: string): string | null {
+  if (socket === "") return null;
+  if (socket.length > LIMITS.socket) return `is longer than ${LIMITS.socket} characters`;
+  return SOCKET.test(socket) ? null : "must look like proto:address:port, e.g. udp:10.0.0.1:5060";
+}

@@ -1,0 +1,46 @@
+/**
+ * Hybrid logical clock (Kulkarni et al., "Logical Physical Clocks", 2014), packed into one integer:
+ * wall-clock milliseconds × 1024 plus a logical counter. A counter that overflows spills into the
+ * millisecond part, which keeps the stamp monotonic and still within 2^53 until the year 2249.
+ *
+ * Every local change takes a stamp greater than any stamp this node has made or seen, so a change
+ * made after seeing another always wins over it, whatever the wall clocks say.
+ */
+import { HLC_UNITS_PER_MS } from "../contract/records.js";
+
+export interface Hlc {
+  /** A fresh stamp for a local change. */
+  now(): number;
+  /** Merge a stamp from a peer so that our next stamp is later. */
+  observe(remote: number): void;
+  /** The last stamp made or observed. */
+  last(): number;
+}
+
+export interface HlcDeps {
+  wallMillis: () => number;
+  /** Start after this stamp, e.g. the newest in the journal after a restart. */
+  initial?: number;
+  /** Called when a peer's stamp is ahead of our wall clock by more than `maxDriftMs`. */
+  onDrift?: (aheadMs: number) => void;
+  maxDriftMs?: number;
+}
+
+export function createHlc(deps: HlcDeps): Hlc {
+  let last = deps.initial ?? 0;
+  const maxDrift = (deps.maxDriftMs ?? 60_000) * HLC_UNITS_PER_MS;
+  return {
+    now() {
+      const wall = deps.wallMillis() * HLC_UNITS_PER_MS;
+      last = wall > last ? wall : last + 1;
+      return last;
+    },
+    observe(remote) {
+      if (remote <= last) return;
+      const wall = deps.wallMillis() * HLC_UNITS_PER_MS;
+      if (remote - wall > maxDrift) deps.onDrift?.(Math.round((remote - wall) / HLC_UNITS_PER_MS));
+      last = remote;
+    },
+    last: () => last,
+  };
+}

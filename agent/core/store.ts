@@ -1,0 +1,88 @@
+/**
+ * What the replication core needs from a journal. The agent implements it on SQLite
+ * (agent/journal/sqlite-store.ts), the hub on PostgreSQL; one contract suite tests both.
+ * Methods are async so that a networked store fits the same shape.
+ */
+import type { Change, RecordKind, RecordValue, VersionVector } from "../contract/records.js";
+
+/** A local edit before it has a version. */
+export interface Draft {
+  kind: RecordKind;
+  key: string;
+  sub: string;
+  value: RecordValue | null;
+}
+
+export interface RemoteBatch {
+  origin: string;
+  after: number;
+  upTo: number;
+  changes: readonly Change[];
+}
+
+export interface ApplyOutcome {
+  /** Changes that won and were written (what downstream writers must apply). */
+  applied: Change[];
+  /** The store's version-vector entry for the batch's origin afterwards. */
+  have: number;
+}
+
+export interface RangeOptions {
+  /** Leave out tombstones and expired bindings with seq ≤ this (a snapshot for an empty peer). */
+  liveOnlyUpTo?: number;
+  nowSec?: number;
+}
+
+export interface PageQuery {
+  search: string;
+  after: string;
+  limit: number;
+  nowSec: number;
+}
+
+export interface Page {
+  items: Change[];
+  next: string | null;
+  total: number;
+}
+
+export interface StoreCounts {
+  locations: number;
+  aliases: number;
+  tombstones: number;
+}
+
+export interface ReplicaStore {
+  readonly nodeId: string;
+  /** `node~epoch`: a new epoch whenever the journal starts empty. */
+  readonly replicaId: string;
+  versionVector(): Promise<VersionVector>;
+  /** The newest HLC stamp held, so a restarted clock never goes backwards. */
+  maxHlc(): Promise<number>;
+  /**
+   * Writes local edits as new versions of this replica, in order, in one durable transaction.
+   * A removal of a record that is absent or already removed writes nothing. `stamp` gives each
+   * written version its HLC. Resolves with one entry per draft: the version written, or null.
+   */
+  commitLocal(drafts: readonly Draft[], stamp: () => number): Promise<(Change | null)[]>;
+  /** Applies a peer's batch by last-writer-wins in one durable transaction. */
+  applyRemote(batch: RemoteBatch): Promise<ApplyOutcome>;
+  /** `origin`'s changes with after < seq ≤ upTo, in seq order, at most `limit`. */
+  readRange(origin: string, after: number, upTo: number, limit: number, opts?: RangeOptions): Promise<Change[]>;
+  /** Number of changes held for `origin` with seq > after (for progress estimates). */
+  countAfter(origin: string, after: number): Promise<number>;
+  /** HLC of the first change held for `origin` with seq > after, or null. */
+  firstHlcAfter(origin: string, after: number): Promise<number | null>;
+  get(kind: RecordKind, key: string, sub: string): Promise<Change | null>;
+  /** Every current version under one key (all contacts of an AoR), tombstones included. */
+  listKey(kind: RecordKind, key: string): Promise<Change[]>;
+  /** Live records, ordered by (key, sub), filtered by a substring of key or sub. */
+  page(kind: RecordKind, q: PageQuery): Promise<Page>;
+  counts(nowSec: number): Promise<StoreCounts>;
+  /**
+   * Deletes tombstones older than `tombstoneBeforeHlc` and bindings that expired before
+   * `expiredBeforeSec`. Returns how many rows went.
+   */
+  purge(tombstoneBeforeHlc: number, expiredBeforeSec: number): Promise<number>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,55 @@
+/**
+ * Forward-only migrations for the SQLite journal: `migrations/sqlite/NNNN_name.sql`, each applied
+ * once, in order, in its own transaction. A journal written by newer code is refused rather than
+ * guessed at.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type Database from "better-sqlite3";
+import { migrationsDir } from "../ops/paths.js";
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export class JournalTooNewError extends Error {
+  override readonly name = "JournalTooNewError";
+}
+
+export function loadMigrations(kind: "sqlite" | "postgres"): Migration[] {
+  const dir = join(migrationsDir(), kind);
+  return readdirSync(dir)
+    .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
+    .sort()
+    .map((f) => ({ version: Number(f.slice(0, 4)), name: f.slice(5, -4), sql: readFileSync(join(dir, f), "utf8") }));
+}
+
+/** Applies pending migrations; returns the versions applied. */
+export function migrateSqlite(db: Database.Database, migrations = loadMigrations("sqlite")): number[] {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT`);
+  const current = (db.prepare("SELECT coalesce(max(version), 0) AS v FROM schema_migrations").get() as { v: number }).v;
+  const latest = migrations.at(-1)?.version ?? 0;
+  if (current > latest) {
+    throw new JournalTooNewError(
+      `the journal is at schema version ${current} but this locmesh only knows up to ${latest}; ` +
+        "run the newer locmesh that wrote it, or move the journal aside to start from a snapshot",
+    );
+  }
+  const applied: number[] = [];
+  for (const m of migrations) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(
+        m.version,
+        m.name,
+        new Date().toISOString(),
+      );
+    })();
+    applied.push(m.version);
+  }
+  return applied;
+}

@@ -1,0 +1,288 @@
+/**
+ * The agent's durable journal on SQLite (better-sqlite3, WAL). Every method runs one synchronous
+ * transaction, so a change is on disk before the promise resolves: the caller acknowledges only
+ * after that, and `kill -9` cannot lose an acknowledged change. With `synchronous: "full"` the WAL
+ * is fsynced on every commit and a power cut cannot either.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import { compareVersions, type Change, type RecordKind, type VersionVector } from "../contract/records.js";
+import type { ApplyOutcome, Draft, Page, PageQuery, RangeOptions, RemoteBatch, ReplicaStore, StoreCounts } from "../core/store.js";
+import { migrateSqlite } from "./migrate-sqlite.js";
+
+export interface SqliteStoreOptions {
+  path: string;
+  nodeId: string;
+  /** "full" fsyncs every commit (survives power loss); "normal" survives process crashes only. */
+  synchronous?: "full" | "normal";
+  /** Page cache in MiB; bounds the journal's share of memory. */
+  cacheMiB?: number;
+}
+
+export class JournalOwnerError extends Error {
+  override readonly name = "JournalOwnerError";
+}
+
+export class InvalidBatchError extends Error {
+  override readonly name = "InvalidBatchError";
+}
+
+const KIND_CODE: Record<RecordKind, number> = { loc: 0, alias: 1 };
+const KIND_NAME: RecordKind[] = ["loc", "alias"];
+
+interface Row {
+  kind: number;
+  key: string;
+  sub: string;
+  hlc: number;
+  origin: number;
+  seq: number;
+  value: string | null;
+}
+
+export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
+  if (opts.path !== ":memory:") mkdirSync(dirname(opts.path), { recursive: true });
+  const db = new Database(opts.path);
+  db.pragma("journal_mode = WAL");
+  db.pragma(`synchronous = ${opts.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+  db.pragma("busy_timeout = 5000");
+  db.pragma(`cache_size = -${(opts.cacheMiB ?? 32) * 1024}`);
+  db.pragma("temp_store = MEMORY");
+  migrateSqlite(db);
+
+  const metaGet = db.prepare<[string], { value: string }>("SELECT value FROM meta WHERE name = ?");
+  const metaSet = db.prepare<[string, string]>(
+    "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+  );
+
+  const owner = metaGet.get("node_id")?.value;
+  if (owner !== undefined && owner !== opts.nodeId) {
+    db.close();
+    throw new JournalOwnerError(
+      `the journal at ${opts.path} belongs to node "${owner}", not "${opts.nodeId}"; ` +
+        "point dataDir at this node's own journal, or move it aside to start empty",
+    );
+  }
+  let replicaId = metaGet.get("replica_id")?.value;
+  if (replicaId === undefined) {
+    // A new epoch per empty journal: a node that lost its disk must not reuse sequence numbers
+    // that its peers have already seen under the old epoch.
+    replicaId = `${opts.nodeId}~${randomBytes(6).toString("hex")}`;
+    db.transaction(() => {
+      metaSet.run("node_id", opts.nodeId);
+      metaSet.run("replica_id", replicaId!);
+      metaSet.run("created_at", new Date().toISOString());
+    })();
+  }
+  const self = replicaId;
+
+  // Origins are few (one per node epoch): keep them in memory both ways.
+  const originById = new Map<number, string>();
+  const originByReplica = new Map<string, { id: number; have: number }>();
+  for (const o of db.prepare<[], { id: number; replica: string; have: number }>("SELECT id, replica, have FROM origins").all()) {
+    originById.set(o.id, o.replica);
+    originByReplica.set(o.replica, { id: o.id, have: o.have });
+  }
+  const insertOrigin = db.prepare<[string]>("INSERT INTO origins (replica, have) VALUES (?, 0)");
+  const setHave = db.prepare<[number, number]>("UPDATE origins SET have = ? WHERE id = ?");
+  function origin(replica: string): { id: number; have: number } {
+    let o = originByReplica.get(replica);
+    if (!o) {
+      const id = Number(insertOrigin.run(replica).lastInsertRowid);
+      o = { id, have: 0 };
+      originById.set(id, replica);
+      originByReplica.set(replica, o);
+    }
+    return o;
+  }
+  origin(self);
+
+  const selectVersion = db.prepare<[number, string, string], { hlc: number; origin: number; value: string | null }>(
+    "SELECT hlc, origin, value FROM records WHERE kind = ? AND key = ? AND sub = ?",
+  );
+  const upsert = db.prepare<[number, string, string, number, number, number, string | null, number | null]>(
+    `INSERT INTO records (kind, key, sub, hlc, origin, seq, value, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (kind, key, sub) DO UPDATE SET hlc = excluded.hlc, origin = excluded.origin,
+       seq = excluded.seq, value = excluded.value, expires = excluded.expires`,
+  );
+  const selectFull = db.prepare<[number, string, string], Row>(
+    "SELECT kind, key, sub, hlc, origin, seq, value FROM records WHERE kind = ? AND key = ? AND sub = ?",
+  );
+  const selectKey = db.prepare<[number, string], Row>(
+    "SELECT kind, key, sub, hlc, origin, seq, value FROM records WHERE kind = ? AND key = ? ORDER BY sub",
+  );
+  const selectRange = db.prepare<[number, number, number, number], Row>(
+    `SELECT kind, key, sub, hlc, origin, seq, value FROM records
+     WHERE origin = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+  );
+  const selectRangeLive = db.prepare<{ o: number; a: number; u: number; live: number; now: number; n: number }, Row>(
+    `SELECT kind, key, sub, hlc, origin, seq, value FROM records
+     WHERE origin = @o AND seq > @a AND seq <= @u
+       AND (seq > @live OR (value IS NOT NULL AND (expires IS NULL OR expires = 0 OR expires > @now)))
+     ORDER BY seq LIMIT @n`,
+  );
+  const countAfter = db.prepare<[number, number], { n: number }>("SELECT count(*) AS n FROM records WHERE origin = ? AND seq > ?");
+  const firstAfter = db.prepare<[number, number], { hlc: number }>(
+    "SELECT hlc FROM records WHERE origin = ? AND seq > ? ORDER BY seq LIMIT 1",
+  );
+  const LIVE = "value IS NOT NULL AND (expires IS NULL OR expires = 0 OR expires > @now)";
+  const MATCH = "(@search = '' OR instr(lower(key), @search) > 0 OR instr(lower(sub), @search) > 0)";
+  const AFTER = "(@ak = '' OR key > @ak OR (key = @ak AND sub > @as))";
+  const selectPage = db.prepare<{ kind: number; now: number; search: string; ak: string; as: string; n: number }, Row>(
+    `SELECT kind, key, sub, hlc, origin, seq, value FROM records
+     WHERE kind = @kind AND ${LIVE} AND ${MATCH} AND ${AFTER} ORDER BY key, sub LIMIT @n`,
+  );
+  const countPage = db.prepare<{ kind: number; now: number; search: string }, { n: number }>(
+    `SELECT count(*) AS n FROM records WHERE kind = @kind AND ${LIVE} AND ${MATCH}`,
+  );
+  const countLive = db.prepare<{ kind: number; now: number }, { n: number }>(`SELECT count(*) AS n FROM records WHERE kind = @kind AND ${LIVE}`);
+  const countTombstones = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM records WHERE value IS NULL");
+  const purgeTombstones = db.prepare<[number]>("DELETE FROM records WHERE value IS NULL AND hlc < ?");
+  const purgeExpired = db.prepare<[number]>("DELETE FROM records WHERE expires > 0 AND expires < ?");
+
+  let maxHlc = Number(metaGet.get("max_hlc")?.value ?? 0);
+  const noteHlc = (hlc: number) => {
+    if (hlc > maxHlc) maxHlc = hlc;
+  };
+  const saveHlc = () => metaSet.run("max_hlc", String(maxHlc));
+
+  const toChange = (r: Row): Change => ({
+    kind: KIND_NAME[r.kind]!,
+    key: r.key,
+    sub: r.sub,
+    value: r.value === null ? null : JSON.parse(r.value),
+    hlc: r.hlc,
+    origin: originById.get(r.origin)!,
+    seq: r.seq,
+  });
+
+  const write = (c: Change, originId: number) => {
+    const expires = c.value !== null && c.kind === "loc" ? (c.value as { expires: number }).expires : null;
+    upsert.run(KIND_CODE[c.kind], c.key, c.sub, c.hlc, originId, c.seq, c.value === null ? null : JSON.stringify(c.value), expires);
+  };
+
+  const commitLocal = db.transaction((drafts: readonly Draft[], stamp: () => number): (Change | null)[] => {
+    const me = origin(self);
+    const results: (Change | null)[] = [];
+    let wrote = false;
+    for (const d of drafts) {
+      if (d.value === null) {
+        const existing = selectVersion.get(KIND_CODE[d.kind], d.key, d.sub);
+        if (!existing || existing.value === null) {
+          results.push(null);
+          continue;
+        }
+      }
+      const c: Change = { ...d, hlc: stamp(), origin: self, seq: me.have + 1 };
+      write(c, me.id);
+      me.have = c.seq;
+      noteHlc(c.hlc);
+      results.push(c);
+      wrote = true;
+    }
+    if (wrote) {
+      setHave.run(me.have, me.id);
+      saveHlc();
+    }
+    return results;
+  });
+
+  const applyRemote = db.transaction((batch: RemoteBatch): ApplyOutcome => {
+    if (batch.origin === self) return { applied: [], have: origin(self).have };
+    const o = origin(batch.origin);
+    const applied: Change[] = [];
+    let last = batch.after;
+    for (const c of batch.changes) {
+      if (c.origin !== batch.origin || c.seq <= last || c.seq > batch.upTo) {
+        throw new InvalidBatchError(
+          `batch for ${batch.origin} (${batch.after}, ${batch.upTo}] holds ${c.origin}#${c.seq} out of order or range`,
+        );
+      }
+      last = c.seq;
+      noteHlc(c.hlc);
+      const existing = selectVersion.get(KIND_CODE[c.kind], c.key, c.sub);
+      if (existing && compareVersions(c, { hlc: existing.hlc, origin: originById.get(existing.origin)! }) <= 0) continue;
+      write(c, o.id);
+      applied.push(c);
+    }
+    if (batch.after <= o.have && batch.upTo > o.have) {
+      o.have = batch.upTo;
+      setHave.run(o.have, o.id);
+    }
+    saveHlc();
+    return { applied, have: o.have };
+  });
+
+  return {
+    nodeId: opts.nodeId,
+    replicaId: self,
+    async versionVector() {
+      const vv: VersionVector = {};
+      for (const [replica, o] of originByReplica) if (o.have > 0) vv[replica] = o.have;
+      return vv;
+    },
+    async maxHlc() {
+      return maxHlc;
+    },
+    async commitLocal(drafts, stamp) {
+      return commitLocal(drafts, stamp);
+    },
+    async applyRemote(batch) {
+      return applyRemote(batch);
+    },
+    async readRange(originReplica, after, upTo, limit, ropts: RangeOptions = {}) {
+      const o = originByReplica.get(originReplica);
+      if (!o) return [];
+      const rows =
+        ropts.liveOnlyUpTo !== undefined && ropts.liveOnlyUpTo > after
+          ? selectRangeLive.all({ o: o.id, a: after, u: upTo, live: ropts.liveOnlyUpTo, now: ropts.nowSec ?? 0, n: limit })
+          : selectRange.all(o.id, after, upTo, limit);
+      return rows.map(toChange);
+    },
+    async countAfter(originReplica, after) {
+      const o = originByReplica.get(originReplica);
+      return o ? countAfter.get(o.id, after)!.n : 0;
+    },
+    async firstHlcAfter(originReplica, after) {
+      const o = originByReplica.get(originReplica);
+      return o ? (firstAfter.get(o.id, after)?.hlc ?? null) : null;
+    },
+    async get(kind, key, sub) {
+      const r = selectFull.get(KIND_CODE[kind], key, sub);
+      return r ? toChange(r) : null;
+    },
+    async listKey(kind, key) {
+      return selectKey.all(KIND_CODE[kind], key).map(toChange);
+    },
+    async page(kind, q: PageQuery): Promise<Page> {
+      let ak = "";
+      let as = "";
+      if (q.after !== "") {
+        const cursor = JSON.parse(q.after) as unknown;
+        if (Array.isArray(cursor) && typeof cursor[0] === "string" && typeof cursor[1] === "string") [ak, as] = cursor as [string, string];
+      }
+      const search = q.search.toLowerCase();
+      const rows = selectPage.all({ kind: KIND_CODE[kind], now: q.nowSec, search, ak, as, n: q.limit + 1 });
+      const more = rows.length > q.limit;
+      const items = rows.slice(0, q.limit).map(toChange);
+      const lastItem = items.at(-1);
+      const total = countPage.get({ kind: KIND_CODE[kind], now: q.nowSec, search })!.n;
+      return { items, next: more && lastItem ? JSON.stringify([lastItem.key, lastItem.sub]) : null, total };
+    },
+    async counts(nowSec): Promise<StoreCounts> {
+      return {
+        locations: countLive.get({ kind: 0, now: nowSec })!.n,
+        aliases: countLive.get({ kind: 1, now: nowSec })!.n,
+        tombstones: countTombstones.get()!.n,
+      };
+    },
+    async purge(tombstoneBeforeHlc, expiredBeforeSec) {
+      return db.transaction(() => purgeTombstones.run(tombstoneBeforeHlc).changes + purgeExpired.run(expiredBeforeSec).changes)();
+    },
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}

@@ -1,0 +1,17 @@
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The package root, found from this file whether it runs from source or from dist/. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "migrations"))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error("cannot find the locmesh package root (a folder with package.json and migrations/)");
+}
+
+export function migrationsDir(): string {
+  return join(packageRoot(), "migrations");
+}
