@@ -1,0 +1,32 @@
+/** Prometheus metrics for one agent or hub; a registry per instance, no global state. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export function createMetrics(opts: { defaults?: boolean } = {}) {
+  const registry = new Registry();
+  if (opts.defaults !== false) collectDefaultMetrics({ register: registry, prefix: "locmesh_process_" });
+  const r = [registry];
+  return {
+    registry,
+    changesCommitted: new Counter({ name: "locmesh_changes_committed_total", help: "Local changes written to the journal", registers: r }),
+    changesSent: new Counter({ name: "locmesh_changes_sent_total", help: "Changes sent to a peer", labelNames: ["peer"], registers: r }),
+    changesReceived: new Counter({ name: "locmesh_changes_received_total", help: "Changes received from a peer", labelNames: ["peer"], registers: r }),
+    changesApplied: new Counter({ name: "locmesh_changes_applied_total", help: "Received changes that won and were stored", labelNames: ["peer"], registers: r }),
+    batchSeconds: new Histogram({
+      name: "locmesh_batch_round_trip_seconds",
+      help: "Time from sending a batch to its acknowledgement",
+      labelNames: ["peer"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers: r,
+    }),
+    peerConnected: new Gauge({ name: "locmesh_peer_connected", help: "1 while a peer session is up", labelNames: ["peer"], registers: r }),
+    peerBehind: new Gauge({ name: "locmesh_peer_behind_changes", help: "Changes a peer has not acknowledged", labelNames: ["peer"], registers: r }),
+    peerRetries: new Counter({ name: "locmesh_peer_retries_total", help: "Connection or delivery attempts that failed and were retried", labelNames: ["peer"], registers: r }),
+    authFailures: new Counter({ name: "locmesh_auth_failures_total", help: "Refused peer or API authentications", labelNames: ["reason"], registers: r }),
+    rpcErrors: new Counter({ name: "locmesh_rpc_errors_total", help: "JSON-RPC requests answered with an error", labelNames: ["surface", "code"], registers: r }),
+    records: new Gauge({ name: "locmesh_records", help: "Live records in the journal", labelNames: ["kind"], registers: r }),
+    pendingWrites: new Gauge({ name: "locmesh_pending_kamailio_writes", help: "Changes waiting to be written into the local Kamailio", registers: r }),
+    purged: new Counter({ name: "locmesh_purged_total", help: "Tombstones and expired bindings purged from the journal", registers: r }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
