@@ -147,6 +147,8 @@ export const pullParams = z.strictObject({
   limit: z.number().int().min(1).max(5000),
   /** Origins the caller does not want (it gets them directly from their owners). */
   skip: z.array(replicaId).max(10_000).default([]),
+  /** Ask for an estimate of how many changes are still to come (costs a count; once per pull run). */
+  count: z.boolean().default(false),
 });
 export type PullParams = z.infer<typeof pullParams>;
 

@@ -39,8 +39,8 @@ export async function servePull(
   params: PullParams,
   horizon: SnapshotHorizon,
   nowSec: number,
-  countRemaining: boolean,
 ): Promise<PullResult> {
+  const countRemaining = params.count;
   const mine = await store.versionVector();
   const skip = new Set(params.skip);
   const origins = Object.keys(mine)

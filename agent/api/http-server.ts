@@ -1,0 +1,135 @@
+/**
+ * The agent's HTTP surface: JSON-RPC over POST /rpc and over WebSocket /rpc, Prometheus metrics at
+ * /metrics and a liveness probe at /healthz. The API token is compared in constant time.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createJSONRPCErrorResponse, type JSONRPCServer } from "json-rpc-2.0";
+import { WebSocketServer, type WebSocket } from "ws";
+import { ErrorCode } from "../contract/errors.js";
+import type { Logger } from "../ops/logger.js";
+import type { Metrics } from "../ops/metrics.js";
+import { parseErrorResponse, parseFrame } from "../rpc/server.js";
+import type { ApiContext } from "./local-api.js";
+
+export interface HttpServerDeps {
+  listen: { host: string; port: number };
+  token: string;
+  maxMessageBytes: number;
+  rpc: JSONRPCServer<ApiContext>;
+  metrics: Metrics;
+  log: Logger;
+  nodeId: string;
+}
+
+export interface HttpApi {
+  start(): Promise<void>;
+  port(): number;
+  /** Open WebSocket API clients (for live updates). */
+  clients(): ReadonlySet<WebSocket>;
+  close(): Promise<void>;
+}
+
+const digest = (s: string) => createHash("sha256").update(s).digest();
+
+export function createHttpApi(deps: HttpServerDeps): HttpApi {
+  const log = deps.log.child({ component: "http" });
+  const expected = digest(deps.token);
+  const tokenOk = (t: string) => timingSafeEqual(digest(t), expected);
+  const bearer = (req: IncomingMessage) => /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim() ?? null;
+  const wsClients = new Set<WebSocket>();
+  let server: Server | null = null;
+
+  const json = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" }).end(JSON.stringify(body));
+  };
+
+  async function readBody(req: IncomingMessage): Promise<string | null> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > deps.maxMessageBytes) return null;
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks).toString("utf8");
+  }
+
+  async function handleRpc(req: IncomingMessage, res: ServerResponse) {
+    const token = bearer(req);
+    if (token === null || !tokenOk(token)) {
+      deps.metrics.authFailures.inc({ reason: token === null ? "api no token" : "api wrong token" });
+      log.warn({ remote: req.socket.remoteAddress }, "API request with a missing or wrong token");
+      return json(res, 401, createJSONRPCErrorResponse(null, ErrorCode.Unauthorized, "missing or wrong API token: send Authorization: Bearer <api.token>"));
+    }
+    const body = await readBody(req);
+    if (body === null) {
+      return json(res, 413, createJSONRPCErrorResponse(null, ErrorCode.TooLarge, `request larger than ${deps.maxMessageBytes} bytes; split it`));
+    }
+    const payload = parseFrame(body);
+    if (payload === null) return json(res, 200, parseErrorResponse());
+    const ctx: ApiContext = { authenticated: true, login: tokenOk };
+    const answer = await deps.rpc.receive(payload as never, ctx);
+    if (answer === null) return void res.writeHead(204).end();
+    json(res, 200, answer);
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse) {
+    const path = new URL(req.url ?? "/", "http://x").pathname;
+    if (path === "/rpc" && req.method === "POST") return handleRpc(req, res);
+    if (path === "/metrics" && req.method === "GET") {
+      res.writeHead(200, { "content-type": deps.metrics.registry.contentType });
+      return void res.end(await deps.metrics.registry.metrics());
+    }
+    if (path === "/healthz") return json(res, 200, { ok: true, nodeId: deps.nodeId });
+    json(res, 404, { error: `no such endpoint: ${req.method} ${path}; the API is POST /rpc` });
+  }
+
+  function onSocket(ws: WebSocket, req: IncomingMessage) {
+    const token = bearer(req);
+    const ctx: ApiContext = {
+      authenticated: token !== null && tokenOk(token),
+      login(t) {
+        const ok = tokenOk(t);
+        if (ok) ctx.authenticated = true;
+        return ok;
+      },
+    };
+    wsClients.add(ws);
+    ws.on("close", () => wsClients.delete(ws));
+    ws.on("error", () => undefined);
+    ws.on("message", (data, isBinary) => {
+      const payload = isBinary ? null : parseFrame(data.toString());
+      if (payload === null) return ws.send(JSON.stringify(parseErrorResponse()));
+      void Promise.resolve(deps.rpc.receive(payload as never, ctx)).then((answer) => {
+        if (answer !== null && ws.readyState === ws.OPEN) ws.send(JSON.stringify(answer));
+      });
+    });
+  }
+
+  return {
+    async start() {
+      server = createServer((req, res) => {
+        route(req, res).catch((err: unknown) => {
+          log.error({ err }, "HTTP handler failed");
+          if (!res.headersSent) json(res, 500, { error: "internal error; see the agent's log" });
+        });
+      });
+      const wss = new WebSocketServer({ server, path: "/rpc", maxPayload: deps.maxMessageBytes });
+      wss.on("connection", onSocket);
+      await new Promise<void>((resolve, reject) => {
+        server!.once("error", reject);
+        server!.listen(deps.listen.port, deps.listen.host, () => resolve());
+      });
+      log.info({ listen: `${deps.listen.host}:${(server.address() as AddressInfo).port}` }, "local API listening");
+    },
+    port: () => (server?.address() as AddressInfo | null)?.port ?? 0,
+    clients: () => wsClients,
+    async close() {
+      for (const c of wsClients) c.terminate();
+      server?.closeAllConnections();
+      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    },
+  };
+}

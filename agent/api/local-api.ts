@@ -1,0 +1,141 @@
+/**
+ * The agent's local JSON-RPC API: what registrar integrations, scripts, the CLI and the web UI
+ * call. Method names and shapes are in contract/protocol.ts.
+ */
+import {
+  ApiMethod, aliasRemoveParams, aliasSetParams, listParams, loginParams, lookupParams, publishParams, resyncParams,
+  type ClusterStatus, type ListResult, type PublishResult,
+} from "../contract/protocol.js";
+import { ErrorCode, RpcError } from "../contract/errors.js";
+import { isLive, toAlias, toLocation, type Alias, type BindingValue, type Location } from "../contract/records.js";
+import type { Replica } from "../core/replica.js";
+import type { Draft } from "../core/store.js";
+import type { Logger } from "../ops/logger.js";
+import type { Metrics } from "../ops/metrics.js";
+import type { Mesh } from "../mesh/mesh.js";
+import { createRpcServer, type RpcServer } from "../rpc/server.js";
+import { z } from "zod";
+
+export interface ApiContext {
+  /** False on a WebSocket until auth.login succeeds. */
+  authenticated: boolean;
+  login(token: string): boolean;
+}
+
+export interface LocalApiDeps {
+  replica: Replica;
+  mesh: Mesh;
+  log: Logger;
+  metrics: Metrics;
+  nowMs?: () => number;
+  startedAtMs: number;
+  pendingWrites?: () => number;
+}
+
+type PublishInput = z.output<typeof publishParams>;
+
+export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
+  const { replica, mesh, metrics } = deps;
+  const nowMs = deps.nowMs ?? Date.now;
+  const nowSec = () => Math.floor(nowMs() / 1000);
+  const rpc = createRpcServer<ApiContext>({
+    log: deps.log.child({ component: "api" }),
+    onError: (code) => metrics.rpcErrors.inc({ surface: "api", code: String(code) }),
+  });
+  rpc.server.applyMiddleware(async (next, request, ctx) => {
+    if (!ctx.authenticated && request.method !== ApiMethod.AuthLogin) {
+      metrics.authFailures.inc({ reason: "api not signed in" });
+      throw new RpcError(ErrorCode.Unauthorized, "sign in first: call auth.login with the agent's api token");
+    }
+    return next(request, ctx);
+  });
+
+  rpc.method(ApiMethod.AuthLogin, loginParams, (p, ctx) => {
+    if (!ctx.login(p.token)) {
+      metrics.authFailures.inc({ reason: "api wrong token" });
+      throw new RpcError(ErrorCode.Unauthorized, "wrong token; use the api.token from the agent's config");
+    }
+    return { ok: true };
+  });
+
+  rpc.method(ApiMethod.LocationPublish, publishParams, async (p): Promise<PublishResult> => {
+    const drafts = await toDrafts(p, replica);
+    const results = await replica.commit(drafts);
+    const accepted = results.filter((r) => r !== null).length;
+    metrics.changesCommitted.inc(accepted);
+    return { accepted };
+  });
+
+  rpc.method(ApiMethod.LocationLookup, lookupParams, async (p) => {
+    const now = nowSec();
+    const bindings = (await replica.store.listKey("loc", p.aor)).filter((c) => isLive(c, now)).map(toLocation);
+    return { aor: p.aor, bindings };
+  });
+
+  rpc.method(ApiMethod.LocationList, listParams, async (p): Promise<ListResult<Location>> => {
+    const page = await replica.store.page("loc", { ...p, nowSec: nowSec() });
+    return { items: page.items.map(toLocation), next: page.next, total: page.total };
+  });
+
+  rpc.method(ApiMethod.AliasSet, aliasSetParams, async (p) => {
+    await replica.commit([{ kind: "alias", key: p.alias, sub: "", value: { target: p.target } }]);
+    metrics.changesCommitted.inc();
+    return { alias: p.alias, target: p.target };
+  });
+
+  rpc.method(ApiMethod.AliasRemove, aliasRemoveParams, async (p) => {
+    const [written] = await replica.commit([{ kind: "alias", key: p.alias, sub: "", value: null }]);
+    if (!written) throw new RpcError(ErrorCode.NotFound, `no alias ${p.alias}`);
+    metrics.changesCommitted.inc();
+    return { removed: p.alias };
+  });
+
+  rpc.method(ApiMethod.AliasList, listParams, async (p): Promise<ListResult<Alias>> => {
+    const page = await replica.store.page("alias", { ...p, nowSec: nowSec() });
+    return { items: page.items.map(toAlias), next: page.next, total: page.total };
+  });
+
+  rpc.method(ApiMethod.ClusterStatus, z.strictObject({}), async (): Promise<ClusterStatus> => {
+    const counts = await replica.store.counts(nowSec());
+    metrics.records.set({ kind: "loc" }, counts.locations);
+    metrics.records.set({ kind: "alias" }, counts.aliases);
+    return {
+      nodeId: replica.nodeId,
+      replicaId: replica.replicaId,
+      protocol: 1,
+      uptimeSeconds: Math.round((nowMs() - deps.startedAtMs) / 1000),
+      vv: await replica.versionVector(),
+      counts,
+      peers: await mesh.status(),
+      pendingWrites: deps.pendingWrites?.() ?? 0,
+      resync: mesh.resyncStatus(),
+    };
+  });
+
+  rpc.method(ApiMethod.ClusterResync, resyncParams, async (p) => {
+    const run = mesh.resync(p.peer);
+    // Answer at once; progress is in cluster.status. Surface an immediate refusal (no peer).
+    const early = await Promise.race([run.then(() => null, (e: Error) => e), new Promise<null>((r) => setTimeout(() => r(null), 50))]);
+    if (early) throw new RpcError(ErrorCode.NotFound, early.message);
+    run.catch(() => undefined);
+    return { started: true };
+  });
+
+  return rpc;
+}
+
+async function toDrafts(p: PublishInput, replica: Replica): Promise<Draft[]> {
+  const drafts: Draft[] = [];
+  for (const e of p.edits) {
+    if (e.op === "upsert") {
+      const { aor, contact, owner, ...rest } = e.binding;
+      const value: BindingValue = { ...rest, owner: owner ?? replica.nodeId };
+      drafts.push({ kind: "loc", key: aor, sub: contact, value });
+    } else if (e.op === "remove") {
+      drafts.push({ kind: "loc", key: e.aor, sub: e.contact, value: null });
+    } else {
+      drafts.push(...(await replica.draftsForKeyRemoval("loc", e.aor)));
+    }
+  }
+  return drafts;
+}

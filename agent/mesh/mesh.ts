@@ -1,0 +1,284 @@
+/**
+ * The peer mesh: a WebSocket server for peers that dial us, a dialer per listed peer, and a
+ * registry that keeps exactly one session per peer. When both nodes dial each other, the session
+ * dialed by the lower node id wins on both sides, so they agree without talking about it.
+ */
+import { readFileSync } from "node:fs";
+import { createServer as createHttpServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import pRetry from "p-retry";
+import { WebSocket, WebSocketServer } from "ws";
+import type { PeerStatus, ResyncStatus } from "../contract/protocol.js";
+import type { Replica } from "../core/replica.js";
+import type { Logger } from "../ops/logger.js";
+import type { Metrics } from "../ops/metrics.js";
+import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
+import { createPullCoordinator } from "./pull-coordinator.js";
+
+export interface PeerEntry {
+  id: string;
+  url: string;
+}
+
+export interface MeshOptions extends SessionOptions {
+  nodeId: string;
+  secret: string;
+  listen: { host: string; port: number };
+  peers: readonly PeerEntry[];
+  acceptUnlisted: boolean;
+  tls: { cert: string; key: string; ca: string | null } | null;
+  maxMessageBytes: number;
+  relayDelayMs?: number;
+  pingIntervalMs?: number;
+}
+
+export interface Mesh {
+  start(): Promise<void>;
+  port(): number;
+  status(): Promise<PeerStatus[]>;
+  /** Replace the peer list (config reload): new peers are dialed, removed ones disconnected. */
+  setPeers(peers: readonly PeerEntry[]): void;
+  resync(peerId?: string): Promise<void>;
+  resyncStatus(): ResyncStatus;
+  close(): Promise<void>;
+}
+
+interface Dialer {
+  entry: PeerEntry;
+  stop: AbortController;
+  lastError: string | null;
+  socket: WebSocket | null;
+  wake: () => void;
+}
+
+export function createMesh(deps: { options: MeshOptions; replica: Replica; log: Logger; metrics: Metrics }): Mesh {
+  const { options: o, replica, metrics } = deps;
+  const log = deps.log.child({ component: "mesh" });
+  const sessions = new Map<string, PeerSession>();
+  const readyAt = new Map<PeerSession, number>();
+  const pending = new Set<PeerSession>();
+  const dialers = new Map<string, Dialer>();
+  let peers = [...o.peers];
+  let server: Server | null = null;
+  let wss: WebSocketServer | null = null;
+  let closing = false;
+  const ca = o.tls?.ca ? readFileSync(o.tls.ca) : undefined;
+
+  const isAllowed = (id: string) => o.acceptUnlisted || peers.some((p) => p.id === id);
+  const dialerOf = (s: PeerSession) => (s.role === "client" ? o.nodeId : s.peerNodeId()!);
+
+  const coordinator = createPullCoordinator({
+    replica, log, metrics, batchSize: o.batchSize, relayDelayMs: o.relayDelayMs ?? 1000,
+    sessions: () => [...sessions.values()],
+    readySince: (s) => readyAt.get(s) ?? 0,
+  });
+
+  function attach(ws: WebSocket, role: "client" | "server", remote: string, expectedPeer?: string): PeerSession {
+    const transport: Transport = {
+      remote,
+      send: (text) => {
+        if (ws.readyState === WebSocket.OPEN) ws.send(text);
+      },
+      close: (code, reason) => ws.close(code, reason),
+    };
+    const session = createPeerSession({
+      role, nodeId: o.nodeId, secret: o.secret, expectedPeer, isAllowed, replica, transport, log, metrics, options: o,
+      onReady(s) {
+        pending.delete(s);
+        const id = s.peerNodeId()!;
+        const existing = sessions.get(id);
+        if (existing && existing.isReady()) {
+          const keepNew = dialerOf(s) < dialerOf(existing);
+          const loser = keepNew ? existing : s;
+          log.info({ peer: id }, "two sessions with the same peer; keeping the one the lower node id dialed");
+          if (!keepNew) {
+            loser.close(4009, "duplicate session");
+            return;
+          }
+          sessions.delete(id);
+          loser.close(4009, "duplicate session");
+        }
+        sessions.set(id, s);
+        readyAt.set(s, Date.now());
+        coordinator.evaluate();
+      },
+      onPeerVector: () => coordinator.evaluate(),
+      onClosed(s, reason) {
+        pending.delete(s);
+        readyAt.delete(s);
+        const id = s.peerNodeId();
+        if (id && sessions.get(id) === s) {
+          sessions.delete(id);
+          log.info({ peer: id, reason }, "peer session closed");
+          for (const d of dialers.values()) d.wake();
+        }
+      },
+    });
+    pending.add(session);
+    let alive = true;
+    const ping = setInterval(() => {
+      if (!alive) {
+        log.warn({ remote }, "peer stopped answering pings; dropping the connection");
+        ws.terminate();
+        return;
+      }
+      alive = false;
+      ws.ping();
+    }, o.pingIntervalMs ?? 5000);
+    ws.on("pong", () => (alive = true));
+    ws.on("message", (data, isBinary) => {
+      alive = true;
+      if (isBinary) {
+        ws.close(1003, "text frames only");
+        return;
+      }
+      session.receive(data.toString());
+    });
+    ws.on("close", (code, reason) => {
+      clearInterval(ping);
+      session.closed(`${code} ${reason.toString() || "closed"}`);
+    });
+    ws.on("error", (err) => log.debug({ remote, err: err.message }, "peer socket error"));
+    return session;
+  }
+
+  // ---- dialing ------------------------------------------------------------------------------
+
+  const peerUrl = (url: string) => (new URL(url).pathname === "/" ? new URL("/peer", url).toString() : url);
+
+  function connectOnce(d: Dialer): Promise<WebSocket> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(peerUrl(d.entry.url), { maxPayload: o.maxMessageBytes, ca, handshakeTimeout: 5000 });
+      d.socket = ws;
+      ws.once("open", () => resolve(ws));
+      ws.once("error", (err) => reject(Object.assign(err, { transient: true })));
+      ws.once("unexpected-response", (_req, res) => {
+        reject(Object.assign(new Error(`HTTP ${res.statusCode} from ${d.entry.url}`), { transient: true }));
+        ws.terminate();
+      });
+    });
+  }
+
+  async function runDialer(d: Dialer): Promise<void> {
+    const plog = log.child({ peer: d.entry.id });
+    while (!d.stop.signal.aborted) {
+      if (sessions.get(d.entry.id)?.isReady()) {
+        await new Promise<void>((r) => (d.wake = r));
+        continue;
+      }
+      try {
+        const ws = await pRetry(() => connectOnce(d), {
+          retries: Number.POSITIVE_INFINITY,
+          minTimeout: o.retry.minMs,
+          maxTimeout: o.retry.maxMs,
+          randomize: true,
+          signal: d.stop.signal,
+          onFailedAttempt: ({ error, attemptNumber }) => {
+            d.lastError = error.message;
+            metrics.peerRetries.inc({ peer: d.entry.id });
+            if (attemptNumber === 1 || attemptNumber % 20 === 0) plog.warn({ attempt: attemptNumber, err: error.message }, "cannot reach peer; retrying");
+          },
+        });
+        d.lastError = null;
+        const closed = new Promise<string>((r) => ws.once("close", (code, reason) => r(`${code} ${reason.toString()}`)));
+        attach(ws, "client", d.entry.url, d.entry.id);
+        const reason = await closed;
+        if (!reason.startsWith("4009")) d.lastError = `disconnected: ${reason}`;
+        if (!d.stop.signal.aborted) await new Promise((r) => setTimeout(r, o.retry.minMs));
+      } catch {
+        return; // aborted
+      }
+    }
+  }
+
+  function startDialer(entry: PeerEntry) {
+    const d: Dialer = { entry, stop: new AbortController(), lastError: null, socket: null, wake: () => undefined };
+    dialers.set(entry.id, d);
+    void runDialer(d);
+  }
+
+  // ---- status -------------------------------------------------------------------------------
+
+  async function status(): Promise<PeerStatus[]> {
+    const ids = new Set([...peers.map((p) => p.id), ...sessions.keys()]);
+    const out: PeerStatus[] = [];
+    for (const id of [...ids].sort()) {
+      const s = sessions.get(id);
+      const entry = peers.find((p) => p.id === id);
+      const lag = s ? await s.lag() : { behindChanges: 0, behindSeconds: 0 };
+      if (s) metrics.peerBehind.set({ peer: id }, lag.behindChanges);
+      out.push({
+        nodeId: id,
+        url: entry?.url ?? null,
+        direction: s ? (s.role === "client" ? "outbound" : "inbound") : null,
+        connected: Boolean(s?.isReady()),
+        replicaId: s?.peerReplicaId() ?? null,
+        behindChanges: lag.behindChanges,
+        behindSeconds: Math.round(lag.behindSeconds * 1000) / 1000,
+        lastError: dialers.get(id)?.lastError ?? null,
+        connectedSince: s && readyAt.has(s) ? new Date(readyAt.get(s)!).toISOString() : null,
+      });
+    }
+    return out;
+  }
+
+  return {
+    async start() {
+      const tls = o.tls ? { cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) } : null;
+      server = tls ? createHttpsServer(tls) : createHttpServer();
+      server.on("request", (_req, res) => {
+        res.writeHead(426, { "content-type": "text/plain" }).end("locmesh peer port: WebSocket only\n");
+      });
+      wss = new WebSocketServer({ server, path: "/peer", maxPayload: o.maxMessageBytes });
+      wss.on("connection", (ws, req) => {
+        if (closing) return ws.close(1001, "shutting down");
+        attach(ws, "server", `${req.socket.remoteAddress}:${req.socket.remotePort}`);
+      });
+      await new Promise<void>((resolve, reject) => {
+        server!.once("error", reject);
+        server!.listen(o.listen.port, o.listen.host, () => resolve());
+      });
+      log.info({ listen: `${o.listen.host}:${(server.address() as AddressInfo).port}`, tls: Boolean(tls), peers: peers.map((p) => p.id) }, "peer mesh listening");
+      for (const p of peers) startDialer(p);
+    },
+    port: () => (server?.address() as AddressInfo | null)?.port ?? 0,
+    status,
+    setPeers(next) {
+      const nextIds = new Set(next.map((p) => p.id));
+      for (const [id, d] of dialers) {
+        if (!nextIds.has(id) || next.find((p) => p.id === id)!.url !== d.entry.url) {
+          d.stop.abort();
+          d.wake();
+          d.socket?.close(1000, "peer removed from config");
+          dialers.delete(id);
+          if (!nextIds.has(id) && !o.acceptUnlisted) sessions.get(id)?.close(1000, "peer removed from config");
+        }
+      }
+      peers = [...next];
+      for (const p of peers) if (!dialers.has(p.id)) startDialer(p);
+      log.info({ peers: peers.map((p) => p.id) }, "peer list updated");
+    },
+    async resync(peerId) {
+      const candidates = [...sessions.values()].filter((s) => s.isReady() && (!peerId || s.peerNodeId() === peerId));
+      const s = candidates[0];
+      if (!s) throw new Error(peerId ? `peer ${peerId} is not connected` : "no peer is connected");
+      await coordinator.resync(s);
+    },
+    resyncStatus: () => coordinator.status(),
+    async close() {
+      closing = true;
+      coordinator.close();
+      for (const d of dialers.values()) {
+        d.stop.abort();
+        d.wake();
+        d.socket?.close(1001, "shutting down");
+      }
+      for (const s of [...sessions.values(), ...pending]) s.close(1001, "shutting down");
+      for (const c of wss?.clients ?? []) c.terminate();
+      wss?.close();
+      server?.closeAllConnections();
+      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    },
+  };
+}

@@ -1,0 +1,376 @@
+/**
+ * One authenticated, bidirectional replication session with a peer over any message transport.
+ *
+ * After the handshake both sides are symmetric:
+ * - a push pump streams this replica's own changes to the peer, `window` batches in flight, each
+ *   acknowledged only once the peer has it on disk; failures back off and retry (p-retry);
+ * - the peer's batches are applied in arrival order; pulls are served from the journal;
+ * - both sides send their version vector every `statusIntervalMs`, which drives lag figures and
+ *   relay pulls (see pull-coordinator.ts).
+ * Where the pump starts is decided by the peer's version vector from the handshake, so a peer that
+ * was away gets exactly what it is missing, and an empty peer gets a snapshot without tombstones.
+ */
+import { JSONRPCClient, JSONRPCServerAndClient, createJSONRPCErrorResponse, type JSONRPCRequest } from "json-rpc-2.0";
+import pRetry, { AbortError } from "p-retry";
+import { ErrorCode, RpcError } from "../contract/errors.js";
+import {
+  PROTOCOL_VERSION, PeerMethod, batchParams, challengeParams, helloParams, pullParams, statusParams,
+  type BatchParams, type BatchResult, type HelloResult, type PullParams, type PullResult,
+} from "../contract/protocol.js";
+import { hlcToMillis, type VersionVector } from "../contract/records.js";
+import { nextBatch, servePull, type SnapshotHorizon } from "../core/outbound.js";
+import type { Replica } from "../core/replica.js";
+import { isTransient } from "../core/transient.js";
+import { changesAhead, isEmptyVector } from "../core/version-vector.js";
+import type { Logger } from "../ops/logger.js";
+import type { Metrics } from "../ops/metrics.js";
+import { createRpcServer, parseErrorResponse, parseFrame, toRpcError } from "../rpc/server.js";
+import { clientProof, newNonce, proofMatches, serverProof } from "./auth.js";
+
+export interface SessionOptions {
+  batchSize: number;
+  window: number;
+  requestTimeoutMs: number;
+  statusIntervalMs: number;
+  retry: { minMs: number; maxMs: number };
+  authTimeoutMs?: number;
+}
+
+export interface Transport {
+  send(text: string): void;
+  close(code: number, reason: string): void;
+  readonly remote: string;
+}
+
+export interface SessionDeps {
+  role: "client" | "server";
+  nodeId: string;
+  secret: string;
+  /** For a client: the node id it meant to reach. */
+  expectedPeer?: string;
+  isAllowed(nodeId: string): boolean;
+  replica: Replica;
+  transport: Transport;
+  log: Logger;
+  metrics: Metrics;
+  options: SessionOptions;
+  nowMs?: () => number;
+  onReady(session: PeerSession): void;
+  onPeerVector(session: PeerSession): void;
+  onClosed(session: PeerSession, reason: string): void;
+}
+
+export interface PeerSessionStatus {
+  behindChanges: number;
+  behindSeconds: number;
+}
+
+export interface PeerSession {
+  readonly role: "client" | "server";
+  readonly remote: string;
+  peerNodeId(): string | null;
+  peerReplicaId(): string | null;
+  peerVector(): VersionVector;
+  isReady(): boolean;
+  /** Feed one text frame from the transport. */
+  receive(text: string): void;
+  /** The transport closed (or failed). */
+  closed(reason: string): void;
+  /** Ask the peer for what it holds beyond `params.vv` (one batch). */
+  pull(params: Omit<PullParams, "count"> & { count?: boolean }): Promise<PullResult>;
+  lag(): Promise<PeerSessionStatus>;
+  close(code: number, reason: string): void;
+}
+
+interface Ctx {
+  session: PeerSession;
+}
+
+export function createPeerSession(deps: SessionDeps): PeerSession {
+  const { replica, options, metrics } = deps;
+  const store = replica.store;
+  const nowMs = deps.nowMs ?? Date.now;
+  let log = deps.log.child({ component: "peer", remote: deps.transport.remote });
+  let peerId: string | null = null;
+  let peerReplica: string | null = null;
+  let peerVV: VersionVector = {};
+  let ready = false;
+  let ended = false;
+  let horizon: SnapshotHorizon = { vv: null };
+  const serverNonce = newNonce();
+  const abort = new AbortController();
+  const timers: NodeJS.Timeout[] = [];
+
+  const rpc = createRpcServer<Ctx>({ log, onError: (code) => metrics.rpcErrors.inc({ surface: "peer", code: String(code) }) });
+  const client = new JSONRPCClient((req) => deps.transport.send(JSON.stringify(req)));
+  const link = new JSONRPCServerAndClient<Ctx, void>(rpc.server, client, { errorListener: () => undefined });
+  const request = <T>(method: string, params: unknown): Promise<T> =>
+    client
+      .timeout(options.requestTimeoutMs, (id) =>
+        createJSONRPCErrorResponse(id, ErrorCode.TemporaryFailure, `no answer to ${method} within ${options.requestTimeoutMs} ms`),
+      )
+      .request(method, params as JSONRPCRequest["params"]) as Promise<T>;
+
+  // Requests are handled strictly one after another, in arrival order: batches must be applied
+  // in the order the peer sent them for its version-vector bookkeeping to hold.
+  let inbound: Promise<void> = Promise.resolve();
+
+  const session: PeerSession = {
+    role: deps.role,
+    remote: deps.transport.remote,
+    peerNodeId: () => peerId,
+    peerReplicaId: () => peerReplica,
+    peerVector: () => peerVV,
+    isReady: () => ready,
+    receive(text) {
+      if (ended) return;
+      const payload = parseFrame(text);
+      if (payload === null) {
+        deps.transport.send(JSON.stringify(parseErrorResponse()));
+        return;
+      }
+      const isResponse = typeof payload === "object" && payload !== null && !("method" in payload);
+      if (isResponse) {
+        void link.receiveAndSend(payload as never, { session }).catch(() => undefined);
+        return;
+      }
+      inbound = inbound.then(() => link.receiveAndSend(payload as never, { session }).catch(() => undefined));
+    },
+    closed(reason) {
+      if (ended) return;
+      ended = true;
+      ready = false;
+      abort.abort(new Error(`session closed: ${reason}`));
+      for (const t of timers) clearInterval(t);
+      unsubscribe();
+      link.rejectAllPendingRequests(`connection closed: ${reason}`);
+      if (peerId) {
+        metrics.peerConnected.set({ peer: peerId }, 0);
+      }
+      deps.onClosed(session, reason);
+    },
+    async pull(params) {
+      return request<PullResult>(PeerMethod.Pull, { ...params, count: params.count ?? false });
+    },
+    async lag() {
+      const mine = await replica.versionVector();
+      const behindChanges = changesAhead(mine, peerVV);
+      let oldest: number | null = null;
+      for (const [origin, have] of Object.entries(mine)) {
+        if (have <= (peerVV[origin] ?? 0)) continue;
+        const hlc = await store.firstHlcAfter(origin, peerVV[origin] ?? 0);
+        if (hlc !== null && (oldest === null || hlc < oldest)) oldest = hlc;
+      }
+      const behindSeconds = oldest === null ? 0 : Math.max(0, (nowMs() - hlcToMillis(oldest)) / 1000);
+      return { behindChanges, behindSeconds };
+    },
+    close(code, reason) {
+      deps.transport.close(code, reason);
+      session.closed(reason);
+    },
+  };
+
+  const fail = (code: number, reason: string) => {
+    session.close(code, reason);
+  };
+
+  // ---- handshake ---------------------------------------------------------------------------
+
+  const unauthorized = (reason: string, nodeId: string | null): RpcError => {
+    metrics.authFailures.inc({ reason });
+    log.warn({ peer: nodeId, reason }, "refused peer authentication");
+    setTimeout(() => fail(4001, `unauthorized: ${reason}`), 50).unref();
+    return new RpcError(ErrorCode.Unauthorized, `unauthorized: ${reason}`);
+  };
+
+  async function becomeReady(id: string, replicaId: string, vv: VersionVector, mineAtHello: VersionVector) {
+    peerId = id;
+    peerReplica = replicaId;
+    peerVV = { ...vv };
+    horizon = { vv: isEmptyVector(vv) ? mineAtHello : null };
+    log = log.child({ peer: id });
+    ready = true;
+    metrics.peerConnected.set({ peer: id }, 1);
+    log.info({ replica: replicaId, peerEmpty: horizon.vv !== null, behind: changesAhead(mineAtHello, vv) }, "peer session ready");
+    timers.push(setInterval(() => void sendStatus(), options.statusIntervalMs));
+    deps.onReady(session);
+    pump();
+  }
+
+  rpc.method(PeerMethod.Challenge, challengeParams, async (p) => {
+    if (deps.role !== "client" || peerId !== null) throw new RpcError(ErrorCode.InvalidRequest, "unexpected challenge");
+    if (p.protocol !== PROTOCOL_VERSION) {
+      log.error({ theirs: p.protocol, ours: PROTOCOL_VERSION }, "peer speaks another protocol version; upgrade the older node");
+      fail(4002, "protocol mismatch");
+      return;
+    }
+    if (deps.expectedPeer && p.nodeId !== deps.expectedPeer) {
+      log.error({ expected: deps.expectedPeer, reached: p.nodeId }, "dialed one node but reached another; check the peer URL");
+      fail(4003, "wrong peer");
+      return;
+    }
+    const clientNonce = newNonce();
+    const ids = { clientId: deps.nodeId, serverId: p.nodeId, clientNonce, serverNonce: p.nonce };
+    const mine = await replica.versionVector();
+    try {
+      const res = await request<HelloResult>(PeerMethod.Hello, {
+        protocol: PROTOCOL_VERSION, nodeId: deps.nodeId, replicaId: replica.replicaId, nonce: clientNonce,
+        mac: clientProof(deps.secret, ids), vv: mine,
+      });
+      if (res.nodeId !== p.nodeId || !proofMatches(serverProof(deps.secret, ids), res.mac)) {
+        metrics.authFailures.inc({ reason: "server proof" });
+        log.error({ peer: p.nodeId }, "the peer could not prove it holds the cluster key; check mesh.secret on both nodes");
+        fail(4001, "server proof failed");
+        return;
+      }
+      await becomeReady(p.nodeId, res.replicaId, res.vv, mine);
+    } catch (err) {
+      const e = toRpcError(err);
+      if (e.code === ErrorCode.Unauthorized) log.error({ peer: p.nodeId, reason: e.message }, "the peer refused us; check mesh.secret and that it lists this node");
+      else log.warn({ peer: p.nodeId, err: e.message }, "handshake failed");
+      fail(4001, "handshake failed");
+    }
+  });
+
+  rpc.method(PeerMethod.Hello, helloParams, async (p) => {
+    if (deps.role !== "server" || ready) throw new RpcError(ErrorCode.InvalidRequest, "unexpected hello");
+    if (p.protocol !== PROTOCOL_VERSION) {
+      fail(4002, "protocol mismatch");
+      throw new RpcError(ErrorCode.ProtocolMismatch, `this node speaks protocol ${PROTOCOL_VERSION}, you speak ${p.protocol}; upgrade the older node`);
+    }
+    if (p.nodeId === deps.nodeId) throw unauthorized("a node cannot peer with itself (duplicate nodeId?)", p.nodeId);
+    if (!deps.isAllowed(p.nodeId)) throw unauthorized("unknown node id", p.nodeId);
+    if (!p.replicaId.startsWith(`${p.nodeId}~`)) throw unauthorized("replica id does not match node id", p.nodeId);
+    const ids = { clientId: p.nodeId, serverId: deps.nodeId, clientNonce: p.nonce, serverNonce };
+    if (!proofMatches(clientProof(deps.secret, ids), p.mac)) throw unauthorized("wrong key", p.nodeId);
+    const mine = await replica.versionVector();
+    // Ready only after the answer is on the wire: the client must hear it before our first batch.
+    setImmediate(() => void becomeReady(p.nodeId, p.replicaId, p.vv, mine));
+    return { nodeId: deps.nodeId, replicaId: replica.replicaId, mac: serverProof(deps.secret, ids), vv: mine } satisfies HelloResult;
+  });
+
+  const requireReady = () => {
+    if (!ready) throw new RpcError(ErrorCode.NotReady, "authenticate with auth.hello first");
+  };
+
+  // ---- replication -------------------------------------------------------------------------
+
+  rpc.method(PeerMethod.Batch, batchParams, async (p): Promise<BatchResult> => {
+    requireReady();
+    metrics.changesReceived.inc({ peer: peerId! }, p.changes.length);
+    const outcome = await replica.apply(p, peerId!);
+    metrics.changesApplied.inc({ peer: peerId! }, outcome.applied.length);
+    // The sender only serves ranges it holds without gaps, so it has at least `upTo`.
+    if (p.upTo > (peerVV[p.origin] ?? 0)) peerVV[p.origin] = p.upTo;
+    return { have: outcome.have };
+  });
+
+  rpc.method(PeerMethod.Pull, pullParams, async (p): Promise<PullResult> => {
+    requireReady();
+    const res = await servePull(store, p, horizon, Math.floor(nowMs() / 1000));
+    if (res.batch) metrics.changesSent.inc({ peer: peerId! }, res.batch.changes.length);
+    return res;
+  });
+
+  rpc.method(PeerMethod.Status, statusParams, async (p) => {
+    requireReady();
+    for (const [o, n] of Object.entries(p.vv)) if (n > (peerVV[o] ?? 0)) peerVV[o] = n;
+    deps.onPeerVector(session);
+  });
+
+  async function sendStatus() {
+    if (!ready) return;
+    try {
+      link.notify(PeerMethod.Status, { vv: await replica.versionVector() });
+    } catch {
+      // The transport is closing; the close handler cleans up.
+    }
+  }
+
+  // ---- push pump ---------------------------------------------------------------------------
+
+  let sentUpTo = -1;
+  let inflight = 0;
+  let pumping = false;
+  let again = false;
+
+  const unsubscribe = replica.onCommitted(() => pump());
+
+  function pump(): void {
+    if (!ready || ended) return;
+    if (pumping) {
+      again = true;
+      return;
+    }
+    pumping = true;
+    void fillWindow()
+      .catch((err) => log.error({ err }, "push pump failed"))
+      .finally(() => {
+        pumping = false;
+        if (again) {
+          again = false;
+          pump();
+        }
+      });
+  }
+
+  async function fillWindow(): Promise<void> {
+    const self = replica.replicaId;
+    const acked = () => peerVV[self] ?? 0;
+    if (sentUpTo < 0 || (inflight === 0 && sentUpTo > acked())) sentUpTo = acked();
+    while (ready && inflight < options.window) {
+      const have = (await replica.versionVector())[self] ?? 0;
+      const batch = await nextBatch(store, self, sentUpTo, have, options.batchSize, horizon, Math.floor(nowMs() / 1000));
+      if (!batch) return;
+      sentUpTo = batch.upTo;
+      inflight++;
+      void deliver(batch).finally(() => {
+        inflight--;
+        pump();
+      });
+    }
+  }
+
+  async function deliver(batch: BatchParams): Promise<void> {
+    const started = nowMs();
+    try {
+      const res = await pRetry(() => request<BatchResult>(PeerMethod.Batch, batch), {
+        retries: Number.POSITIVE_INFINITY,
+        minTimeout: options.retry.minMs,
+        maxTimeout: options.retry.maxMs,
+        randomize: true,
+        signal: abort.signal,
+        shouldRetry: ({ error }) => isTransient(error),
+        onFailedAttempt: ({ error, attemptNumber }) => {
+          if (ended) return;
+          metrics.peerRetries.inc({ peer: peerId! });
+          log.warn({ attempt: attemptNumber, err: error.message }, "batch not acknowledged; retrying");
+        },
+      });
+      metrics.changesSent.inc({ peer: peerId! }, batch.changes.length);
+      metrics.batchSeconds.observe({ peer: peerId! }, (nowMs() - started) / 1000);
+      const origin = batch.origin;
+      if (res.have > (peerVV[origin] ?? 0)) peerVV[origin] = res.have;
+    } catch (err) {
+      if (ended || err instanceof AbortError || abort.signal.aborted) return;
+      const e = toRpcError(err);
+      log.error({ err: e.message, code: e.code }, "peer rejected a batch; reconnecting");
+      fail(4004, "batch rejected");
+    }
+  }
+
+  // ---- start -------------------------------------------------------------------------------
+
+  if (deps.role === "server") {
+    link.notify(PeerMethod.Challenge, { protocol: PROTOCOL_VERSION, nodeId: deps.nodeId, nonce: serverNonce });
+    const t = setTimeout(() => {
+      if (!ready && !ended) {
+        metrics.authFailures.inc({ reason: "timeout" });
+        log.warn("peer did not authenticate in time");
+        fail(4001, "authentication timeout");
+      }
+    }, options.authTimeoutMs ?? 10_000);
+    t.unref();
+  }
+  return session;
+}

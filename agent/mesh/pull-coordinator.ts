@@ -1,0 +1,140 @@
+/**
+ * Relay catch-up and explicit resyncs, one pull run at a time. Each node pushes its own changes
+ * to its peers; what a node cannot get from the origin itself (the origin is down, partitioned
+ * away, or is an old epoch of a node that lost its disk) it pulls from a peer that has it. Pull
+ * runs never overlap, so two peers never send the same relayed changes at once.
+ */
+import type { ResyncStatus } from "../contract/protocol.js";
+import type { Replica } from "../core/replica.js";
+import { originsAhead } from "../core/version-vector.js";
+import type { Logger } from "../ops/logger.js";
+import type { Metrics } from "../ops/metrics.js";
+import type { PeerSession } from "./peer-session.js";
+
+export interface PullCoordinatorDeps {
+  replica: Replica;
+  log: Logger;
+  metrics: Metrics;
+  batchSize: number;
+  /** Give an origin this long to connect and push by itself before relaying its changes. */
+  relayDelayMs: number;
+  sessions: () => PeerSession[];
+  readySince: (s: PeerSession) => number;
+  nowMs?: () => number;
+}
+
+export interface PullCoordinator {
+  /** Re-check whether any peer holds changes we should pull. */
+  evaluate(): void;
+  /** Full resync: pull everything the peer holds, ignoring what we think we have. */
+  resync(peer: PeerSession): Promise<void>;
+  status(): ResyncStatus;
+  close(): void;
+}
+
+export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinator {
+  const log = deps.log.child({ component: "pull" });
+  const nowMs = deps.nowMs ?? Date.now;
+  let running = false;
+  let dirty = false;
+  let closed = false;
+  let timer: NodeJS.Timeout | null = null;
+  let state: ResyncStatus = { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null };
+
+  const live = () => deps.sessions().filter((s) => s.isReady());
+
+  async function relayCandidate(): Promise<{ session: PeerSession; skip: string[] } | null> {
+    const sessions = live();
+    const liveOrigins = new Set(sessions.map((s) => s.peerReplicaId()!).filter(Boolean));
+    liveOrigins.add(deps.replica.replicaId);
+    const mine = await deps.replica.versionVector();
+    let best: { session: PeerSession; ahead: number } | null = null;
+    let wait = Infinity;
+    for (const s of sessions) {
+      const ahead = originsAhead(s.peerVector(), mine, liveOrigins);
+      if (ahead.length === 0) continue;
+      const readyFor = nowMs() - deps.readySince(s);
+      if (readyFor < deps.relayDelayMs) {
+        wait = Math.min(wait, deps.relayDelayMs - readyFor);
+        continue;
+      }
+      const n = ahead.reduce((sum, o) => sum + (s.peerVector()[o]! - (mine[o] ?? 0)), 0);
+      if (!best || n > best.ahead) best = { session: s, ahead: n };
+    }
+    if (!best && wait !== Infinity) schedule(wait + 5);
+    return best ? { session: best.session, skip: [...liveOrigins] } : null;
+  }
+
+  async function run(session: PeerSession, full: boolean, skip: string[]): Promise<void> {
+    const peer = session.peerNodeId();
+    state = { state: "running", peer, received: 0, expected: 0, startedAt: new Date(nowMs()).toISOString(), finishedAt: null, error: null };
+    let vv = full ? {} : await deps.replica.versionVector();
+    let first = true;
+    try {
+      for (;;) {
+        const res = await session.pull({ vv, limit: deps.batchSize, skip, count: first });
+        if (first) state.expected = res.remaining + (res.batch?.changes.length ?? 0);
+        first = false;
+        if (!res.batch) break;
+        deps.metrics.changesReceived.inc({ peer: peer! }, res.batch.changes.length);
+        const outcome = await deps.replica.apply(res.batch, peer!);
+        deps.metrics.changesApplied.inc({ peer: peer! }, outcome.applied.length);
+        state.received += res.batch.changes.length;
+        state.expected = Math.max(state.expected, state.received + res.remaining);
+        // A full resync walks the peer's whole range; a relay pull follows our own vector.
+        vv = full ? { ...vv, [res.batch.origin]: res.batch.upTo } : await deps.replica.versionVector();
+      }
+      state = { ...state, state: "done", finishedAt: new Date(nowMs()).toISOString() };
+      log.info({ peer, received: state.received, full }, full ? "resync finished" : "relay catch-up finished");
+    } catch (err) {
+      state = { ...state, state: "failed", finishedAt: new Date(nowMs()).toISOString(), error: (err as Error).message };
+      log.warn({ peer, err: (err as Error).message }, "pull failed; will try again");
+      schedule(1000);
+    }
+  }
+
+  async function loop(): Promise<void> {
+    if (running || closed) {
+      dirty = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        dirty = false;
+        const c = await relayCandidate();
+        if (c) await run(c.session, false, c.skip);
+      } while (dirty && !closed);
+    } finally {
+      running = false;
+    }
+  }
+
+  function schedule(ms: number) {
+    if (closed || timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      void loop();
+    }, ms);
+    timer.unref();
+  }
+
+  return {
+    evaluate: () => void loop(),
+    async resync(session) {
+      while (running) await new Promise((r) => setTimeout(r, 20));
+      running = true;
+      try {
+        await run(session, true, []);
+      } finally {
+        running = false;
+      }
+      if (state.state === "failed") throw new Error(state.error ?? "resync failed");
+    },
+    status: () => ({ ...state }),
+    close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
