@@ -26,8 +26,8 @@ export interface HttpServerDeps {
 export interface HttpApi {
   start(): Promise<void>;
   port(): number;
-  /** Open WebSocket API clients (for live updates). */
-  clients(): ReadonlySet<WebSocket>;
+  /** Sends a JSON-RPC notification to every WebSocket client that subscribed. */
+  broadcast(method: string, params: unknown): void;
   close(): Promise<void>;
 }
 
@@ -39,6 +39,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const tokenOk = (t: string) => timingSafeEqual(digest(t), expected);
   const bearer = (req: IncomingMessage) => /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim() ?? null;
   const wsClients = new Set<WebSocket>();
+  const subscribers = new Set<WebSocket>();
   let server: Server | null = null;
 
   const json = (res: ServerResponse, status: number, body: unknown) => {
@@ -95,9 +96,13 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
         if (ok) ctx.authenticated = true;
         return ok;
       },
+      subscribe: () => subscribers.add(ws),
     };
     wsClients.add(ws);
-    ws.on("close", () => wsClients.delete(ws));
+    ws.on("close", () => {
+      wsClients.delete(ws);
+      subscribers.delete(ws);
+    });
     ws.on("error", () => undefined);
     ws.on("message", (data, isBinary) => {
       const payload = isBinary ? null : parseFrame(data.toString());
@@ -125,7 +130,18 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       log.info({ listen: `${deps.listen.host}:${(server.address() as AddressInfo).port}` }, "local API listening");
     },
     port: () => (server?.address() as AddressInfo | null)?.port ?? 0,
-    clients: () => wsClients,
+    broadcast(method, params) {
+      if (subscribers.size === 0) return;
+      const text = JSON.stringify({ jsonrpc: "2.0", method, params });
+      for (const ws of subscribers) {
+        // A subscriber that stops reading is dropped rather than allowed to grow our memory.
+        if (ws.bufferedAmount > deps.maxMessageBytes) {
+          log.warn("dropping a WebSocket subscriber that does not keep up");
+          ws.terminate();
+          subscribers.delete(ws);
+        } else ws.send(text);
+      }
+    },
     async close() {
       for (const c of wsClients) c.terminate();
       server?.closeAllConnections();

@@ -20,6 +20,8 @@ export interface ApiContext {
   /** False on a WebSocket until auth.login succeeds. */
   authenticated: boolean;
   login(token: string): boolean;
+  /** Present on WebSocket connections: start sending change notifications. */
+  subscribe?: () => void;
 }
 
 export interface LocalApiDeps {
@@ -56,6 +58,12 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
       throw new RpcError(ErrorCode.Unauthorized, "wrong token; use the api.token from the agent's config");
     }
     return { ok: true };
+  });
+
+  rpc.method(ApiMethod.ChangesSubscribe, z.strictObject({}), (_p, ctx) => {
+    if (!ctx.subscribe) throw new RpcError(ErrorCode.InvalidRequest, "changes.subscribe needs the WebSocket API (ws://…/rpc)");
+    ctx.subscribe();
+    return { subscribed: true };
   });
 
   rpc.method(ApiMethod.LocationPublish, publishParams, async (p): Promise<PublishResult> => {

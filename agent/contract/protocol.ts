@@ -33,6 +33,14 @@ export const ApiMethod = {
   ClusterStatus: "cluster.status",
   ClusterResync: "cluster.resync",
   AuthLogin: "auth.login",
+  /** WebSocket only: from now on, receive `changes.applied` notifications. */
+  ChangesSubscribe: "changes.subscribe",
+} as const;
+
+/** Notifications the API sends to subscribed WebSocket clients. */
+export const ApiNotification = {
+  /** params: { changes: Change[] }: versions that won and were stored here, local or replicated. */
+  ChangesApplied: "changes.applied",
 } as const;
 
 // ---- shared pieces ---------------------------------------------------------------------------

@@ -162,10 +162,24 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
 
   async function runDialer(d: Dialer): Promise<void> {
     const plog = log.child({ peer: d.entry.id });
+    // Both ends of a pair may list each other. The lower id dials first; the higher id gives it a
+    // moment (its dialer backs off up to retry.maxMs) before dialing too, so the pair rarely
+    // builds two sessions whose pumps would send the same changes twice.
+    const deferMs = d.entry.id < o.nodeId ? o.retry.maxMs + 500 : 0;
     while (!d.stop.signal.aborted) {
       if (sessions.get(d.entry.id)?.isReady()) {
         await new Promise<void>((r) => (d.wake = r));
         continue;
+      }
+      if (deferMs > 0) {
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, deferMs);
+          d.wake = () => {
+            clearTimeout(t);
+            r();
+          };
+        });
+        if (sessions.get(d.entry.id)?.isReady() || d.stop.signal.aborted) continue;
       }
       try {
         const ws = await pRetry(() => connectOnce(d), {

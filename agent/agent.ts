@@ -1,0 +1,105 @@
+/**
+ * Wires one agent together from its config: journal → replication core → peer mesh and local API.
+ * No argv, env or signals here (that is main.ts); tests start agents in-process through this too.
+ */
+import { join } from "node:path";
+import { createHttpApi, type HttpApi } from "./api/http-server.js";
+import { createLocalApi } from "./api/local-api.js";
+import type { AgentConfig } from "./config/agent-config.js";
+import { ApiNotification } from "./contract/protocol.js";
+import { HLC_UNITS_PER_MS } from "./contract/records.js";
+import { createHlc } from "./core/hlc.js";
+import { createReplica, type Replica } from "./core/replica.js";
+import { openSqliteStore } from "./journal/sqlite-store.js";
+import { createMesh, type Mesh, type PeerEntry } from "./mesh/mesh.js";
+import type { Logger } from "./ops/logger.js";
+import { createMetrics, type Metrics } from "./ops/metrics.js";
+
+export interface Agent {
+  readonly replica: Replica;
+  readonly mesh: Mesh;
+  readonly http: HttpApi;
+  readonly metrics: Metrics;
+  setPeers(peers: readonly PeerEntry[]): void;
+  close(): Promise<void>;
+}
+
+export async function startAgent(config: AgentConfig, deps: { log: Logger; metrics?: Metrics }): Promise<Agent> {
+  const log = deps.log;
+  const metrics = deps.metrics ?? createMetrics();
+  const startedAtMs = Date.now();
+  const store = openSqliteStore({
+    path: join(config.dataDir, "journal.sqlite"),
+    nodeId: config.nodeId,
+    synchronous: config.journal.synchronous,
+    cacheMiB: config.journal.cacheMiB,
+  });
+  const hlc = createHlc({
+    wallMillis: Date.now,
+    initial: await store.maxHlc(),
+    onDrift: (aheadMs) => log.warn({ aheadMs }, "a peer's clock is far ahead of ours; check NTP on every node"),
+  });
+  const replica = createReplica({ store, hlc });
+  log.info({ replica: replica.replicaId, vv: await replica.versionVector() }, "journal open");
+
+  const mesh = createMesh({
+    options: { ...config.mesh, nodeId: config.nodeId, peers: config.mesh.peers },
+    replica,
+    log,
+    metrics,
+  });
+  const rpc = createLocalApi({ replica, mesh, log, metrics, startedAtMs });
+  const http = createHttpApi({
+    listen: config.api.listen,
+    token: config.api.token,
+    maxMessageBytes: config.api.maxMessageBytes,
+    rpc: rpc.server,
+    metrics,
+    log,
+    nodeId: config.nodeId,
+  });
+
+  replica.onApplied((changes) => http.broadcast(ApiNotification.ChangesApplied, { changes }));
+
+  // Tombstones and expired bindings go once they can no longer matter (see README "Retention").
+  const retentionMs = config.journal.retentionHours * 3600_000;
+  const purge = setInterval(() => {
+    const cutoffMs = Date.now() - retentionMs;
+    store
+      .purge(cutoffMs * HLC_UNITS_PER_MS, Math.floor(cutoffMs / 1000))
+      .then((n) => {
+        if (n > 0) {
+          metrics.purged.inc(n);
+          log.info({ purged: n }, "purged old tombstones and expired bindings");
+        }
+      })
+      .catch((err: unknown) => log.error({ err }, "purge failed"));
+  }, config.journal.purgeIntervalSec * 1000);
+  purge.unref();
+
+  try {
+    await mesh.start();
+    await http.start();
+  } catch (err) {
+    clearInterval(purge);
+    await mesh.close();
+    await http.close();
+    await replica.close();
+    throw err;
+  }
+
+  return {
+    replica,
+    mesh,
+    http,
+    metrics,
+    setPeers: (peers) => mesh.setPeers(peers),
+    async close() {
+      clearInterval(purge);
+      await http.close();
+      await mesh.close();
+      await replica.close();
+      log.info("agent stopped");
+    },
+  };
+}

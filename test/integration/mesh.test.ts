@@ -1,0 +1,128 @@
+/**
+ * Three real agent processes on 127.0.0.1: live replication, kill -9 and incremental catch-up,
+ * full snapshot after journal loss, and refusal of a peer with the wrong key.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ClusterStatus, ListResult } from "../../agent/contract/protocol.js";
+import type { Alias, Location } from "../../agent/contract/records.js";
+import { AgentProcess, freePort, makeCluster, waitFor } from "../support/agent-process.js";
+
+let dir: string;
+let nodes: AgentProcess[];
+
+async function aliasCount(a: AgentProcess): Promise<number> {
+  return (await a.call<ListResult<Alias>>("alias.list", { limit: 1 })).total;
+}
+
+async function dumpAliases(a: AgentProcess): Promise<string[]> {
+  const out: string[] = [];
+  let after = "";
+  for (;;) {
+    const page = await a.call<ListResult<Alias>>("alias.list", { limit: 1000, after });
+    out.push(...page.items.map((i) => `${i.alias}=>${i.target}`));
+    if (!page.next) return out;
+    after = page.next;
+  }
+}
+
+async function publishAliases(a: AgentProcess, from: number, to: number, prefix: string): Promise<void> {
+  const batch: Promise<unknown>[] = [];
+  for (let i = from; i < to; i++) {
+    batch.push(a.call("alias.set", { alias: `${prefix}${i}@example.com`, target: `sip:target${i}@example.com` }));
+    if (batch.length === 200) await Promise.all(batch.splice(0));
+  }
+  await Promise.all(batch);
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "locmesh-mesh-"));
+  nodes = await makeCluster(dir, 3);
+  await Promise.all(nodes.map((n) => n.start()));
+  await waitFor("all peers connected", async () => {
+    const st = await Promise.all(nodes.map((n) => n.call<ClusterStatus>("cluster.status")));
+    return st.every((s) => s.peers.every((p) => p.connected));
+  });
+});
+
+afterAll(async () => {
+  await Promise.all((nodes ?? []).map((n) => n.stop()));
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("three agents", () => {
+  it("replicates a location published on one node to the others, and its removal", async () => {
+    const [n1, n2, n3] = nodes as [AgentProcess, AgentProcess, AgentProcess];
+    const binding = { aor: "sip:alice@example.com", contact: "sip:alice@192.0.2.10:5060", expires: Math.floor(Date.now() / 1000) + 3600, callid: "c1", cseq: 7, userAgent: "Phone/1.0" };
+    await n1.call("location.publish", { edits: [{ op: "upsert", binding }] });
+    for (const n of [n2, n3]) {
+      const got = await waitFor(`binding on ${n.spec.id}`, async () => {
+        const r = await n.call<{ bindings: Location[] }>("location.lookup", { aor: "alice@example.com" });
+        return r.bindings.length === 1 ? r.bindings[0] : null;
+      });
+      expect(got).toMatchObject({ aor: "alice@example.com", contact: binding.contact, callid: "c1", cseq: 7, userAgent: "Phone/1.0", owner: "n1" });
+    }
+    await n2.call("location.publish", { edits: [{ op: "remove", aor: "alice@example.com", contact: binding.contact }] });
+    for (const n of [n1, n3]) {
+      await waitFor(`removal on ${n.spec.id}`, async () => (await n.call<{ bindings: Location[] }>("location.lookup", { aor: "alice@example.com" })).bindings.length === 0);
+    }
+  });
+
+  it("a node killed with -9 catches up by receiving only the changes it missed", async () => {
+    const [n1, n2, n3] = nodes as [AgentProcess, AgentProcess, AgentProcess];
+    await n3.kill9();
+    await publishAliases(n1, 0, 5000, "missed");
+    const before = await aliasCount(n1);
+    await n3.start();
+    await waitFor("n3 caught up", async () => (await aliasCount(n3)) === before, 30_000);
+    // Only what it missed: n1's own 5,000 changes, sent once, by n1 (n2 relays nothing n1 can send).
+    expect(await n3.metric("locmesh_changes_received_total")).toBe(5000);
+    expect(await n3.metric("locmesh_changes_received_total", { peer: "n1" })).toBe(5000);
+    expect(await dumpAliases(n3)).toEqual(await dumpAliases(n2));
+  });
+
+  it("a node whose journal was deleted gets a full snapshot", async () => {
+    const [n1, n2, n3] = nodes as [AgentProcess, AgentProcess, AgentProcess];
+    await n2.call("alias.remove", { alias: "missed0@example.com" }); // a tombstone the snapshot need not carry
+    await waitFor("removal everywhere", async () => (await aliasCount(n3)) === (await aliasCount(n2)) && (await aliasCount(n1)) === (await aliasCount(n2)));
+    const oldStatus = await n3.call<ClusterStatus>("cluster.status");
+    await n3.stop();
+    rmSync(join(n3.spec.dir, "data"), { recursive: true, force: true });
+    await n3.start();
+    const expected = await dumpAliases(n1);
+    await waitFor("snapshot complete", async () => (await aliasCount(n3)) === expected.length, 30_000);
+    expect(await dumpAliases(n3)).toEqual(expected);
+    const status = await n3.call<ClusterStatus>("cluster.status");
+    expect(status.replicaId).not.toBe(oldStatus.replicaId);
+    // Live records only: the tombstone and the superseded versions were not sent.
+    expect(await n3.metric("locmesh_changes_received_total")).toBe(expected.length);
+    // And what n3 writes now reaches the others under its new epoch.
+    await n3.call("alias.set", { alias: "after-loss@example.com", target: "sip:x@example.com" });
+    await waitFor("new epoch replicates", async () => (await aliasCount(n1)) === expected.length + 1);
+  });
+
+  it("refuses a peer with the wrong key, and logs and counts it", async () => {
+    const [n1] = nodes as [AgentProcess];
+    const intruder = new AgentProcess({
+      id: "n2", // claims a listed id
+      meshPort: await freePort(),
+      apiPort: await freePort(),
+      dir: join(dir, "intruder"),
+      secret: "not-the-cluster-secret-9876543210",
+      token: "intruder-api-token-0123456789",
+      peers: [{ id: "n1", url: n1.meshUrl }],
+    });
+    const refusedBefore = await n1.metric("locmesh_auth_failures_total", { reason: "wrong key" });
+    await intruder.start();
+    try {
+      await waitFor("refusal counted", async () => (await n1.metric("locmesh_auth_failures_total", { reason: "wrong key" })) > refusedBefore);
+      const st = await intruder.call<ClusterStatus>("cluster.status");
+      expect(st.peers.find((p) => p.nodeId === "n1")?.connected).toBe(false);
+      expect(st.counts.aliases).toBe(0);
+    } finally {
+      await intruder.stop();
+    }
+  });
+});

@@ -1,0 +1,180 @@
+/**
+ * Real agent processes for integration tests and benchmarks: each runs `bin/locmesh.js agent`
+ * from the built dist/, with its own config, journal folder and ports on 127.0.0.1.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const BIN = join(ROOT, "bin", "locmesh.js");
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface NodeSpec {
+  id: string;
+  meshPort: number;
+  apiPort: number;
+  dir: string;
+  secret: string;
+  token: string;
+  peers: { id: string; url: string }[];
+  extra?: Record<string, unknown>;
+}
+
+export class RpcCallError extends Error {
+  constructor(readonly code: number, message: string, readonly data?: unknown) {
+    super(message);
+  }
+}
+
+export class AgentProcess {
+  child: ChildProcess | null = null;
+  exited: Promise<number | null> = Promise.resolve(null);
+  constructor(readonly spec: NodeSpec) {}
+
+  get apiUrl(): string {
+    return `http://127.0.0.1:${this.spec.apiPort}`;
+  }
+  get meshUrl(): string {
+    return `ws://127.0.0.1:${this.spec.meshPort}`;
+  }
+  get configPath(): string {
+    return join(this.spec.dir, "config.json");
+  }
+
+  writeConfig(): void {
+    mkdirSync(this.spec.dir, { recursive: true });
+    const cfg = {
+      nodeId: this.spec.id,
+      dataDir: join(this.spec.dir, "data"),
+      mesh: {
+        listen: `127.0.0.1:${this.spec.meshPort}`,
+        secret: this.spec.secret,
+        peers: this.spec.peers,
+        retry: { minMs: 50, maxMs: 1000 },
+        statusIntervalMs: 250,
+      },
+      api: { listen: `127.0.0.1:${this.spec.apiPort}`, token: this.spec.token },
+      journal: { synchronous: "normal" },
+      log: { level: "info" },
+      ...this.spec.extra,
+    };
+    writeFileSync(this.configPath, JSON.stringify(cfg, null, 2));
+  }
+
+  async start(): Promise<void> {
+    this.writeConfig();
+    const log = createWriteStream(join(this.spec.dir, "agent.log"), { flags: "a" });
+    const child = spawn(process.execPath, [BIN, "agent", "--config", this.configPath], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, LOCMESH_CONFIG: "" },
+    });
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    this.child = child;
+    this.exited = new Promise((r) => child.once("exit", (code) => r(code)));
+    await this.waitReady();
+  }
+
+  async waitReady(timeoutMs = 15_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.child?.exitCode !== null && this.child?.exitCode !== undefined) {
+        throw new Error(`agent ${this.spec.id} exited with ${this.child.exitCode}; see ${join(this.spec.dir, "agent.log")}`);
+      }
+      try {
+        const res = await fetch(`${this.apiUrl}/healthz`);
+        if (res.ok) return;
+      } catch {
+        // not up yet
+      }
+      if (Date.now() > until) throw new Error(`agent ${this.spec.id} did not come up`);
+      await sleep(50);
+    }
+  }
+
+  async call<T = unknown>(method: string, params: unknown = {}, token = this.spec.token): Promise<T> {
+    const res = await fetch(`${this.apiUrl}/rpc`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+    });
+    const body = (await res.json()) as { result?: T; error?: { code: number; message: string; data?: unknown } };
+    if (body.error) throw new RpcCallError(body.error.code, body.error.message, body.error.data);
+    return body.result as T;
+  }
+
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const text = await (await fetch(`${this.apiUrl}/metrics`)).text();
+    let sum = 0;
+    for (const line of text.split("\n")) {
+      if (!line.startsWith(name)) continue;
+      const m = /^([a-z_]+)(\{[^}]*\})?\s+([0-9.e+-]+)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      const lbl = m[2] ?? "";
+      if (Object.entries(labels).every(([k, v]) => lbl.includes(`${k}="${v}"`))) sum += Number(m[3]);
+    }
+    return sum;
+  }
+
+  kill9(): Promise<number | null> {
+    this.child?.kill("SIGKILL");
+    return this.exited;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.child || this.child.exitCode !== null) return;
+    this.child.kill("SIGTERM");
+    const t = setTimeout(() => this.child?.kill("SIGKILL"), 5000);
+    await this.exited;
+    clearTimeout(t);
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ""}`);
+    await sleep(everyMs);
+  }
+}
+
+/** A cluster of `n` agents that all list each other. */
+export async function makeCluster(baseDir: string, n: number, opts: { secret?: string; extra?: Record<string, unknown> } = {}): Promise<AgentProcess[]> {
+  const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const ports = await Promise.all(ids.map(async () => ({ mesh: await freePort(), api: await freePort() })));
+  return ids.map(
+    (id, i) =>
+      new AgentProcess({
+        id,
+        meshPort: ports[i]!.mesh,
+        apiPort: ports[i]!.api,
+        dir: join(baseDir, id),
+        secret: opts.secret ?? "integration-cluster-secret-0123456789",
+        token: "integration-api-token-0123456789",
+        peers: ids.filter((o) => o !== id).map((o, _j) => ({ id: o, url: `ws://127.0.0.1:${ports[ids.indexOf(o)]!.mesh}` })),
+        extra: opts.extra,
+      }),
+  );
+}
