@@ -74,7 +74,13 @@ program
   .description("start a local 3-node demo cluster on 127.0.0.1 with embedded defaults (Ctrl-C stops it)")
   .option("-n, --nodes <n>", "number of nodes", "3")
   .action(async (opts: { nodes: string }) => {
-    const demo = await runDemo({ root: packageRoot(), nodes: Number(opts.nodes), stdout: process.stdout });
+    let demo;
+    try {
+      demo = await runDemo({ root: packageRoot(), nodes: Number(opts.nodes), stdout: process.stdout, env: process.env });
+    } catch (err) {
+      process.stderr.write(`demo failed to start: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
     const stop = () => void demo.stop().then(() => process.exit(0));
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);

@@ -1,0 +1,128 @@
+/**
+ * The CLI's client for the agent's local API: JSON-RPC 2.0 over HTTP POST to `<url>/rpc`
+ * (https://www.jsonrpc.org/specification). Failures become errors whose message tells the operator
+ * what to check, since they are printed as-is.
+ */
+import { ErrorCode, RpcError } from "../contract/errors.js";
+import { cellText } from "./table.js";
+
+export interface ApiClient {
+  call<T>(method: string, params?: unknown): Promise<T>;
+  /** Aborts requests still in flight; the client must not be used afterwards. */
+  close(): void;
+}
+
+export interface ApiClientOptions {
+  url: string;
+  token: string;
+  timeoutMs?: number;
+}
+
+const TOKEN_HINT = "check --token, LOCMESH_API_TOKEN or api.token in the agent's config";
+
+export function createApiClient(opts: ApiClientOptions): ApiClient {
+  const base = opts.url.replace(/\/+$/, "");
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const inFlight = new Set<AbortController>();
+  let nextId = 1;
+  let closed = false;
+
+  async function call<T>(method: string, params?: unknown): Promise<T> {
+    if (closed) throw new Error("the API client is closed");
+    const id = nextId++;
+    const ctl = new AbortController();
+    // One timer per request rather than AbortSignal.any, which Node 20.0-20.2 lack.
+    const timer = setTimeout(() => ctl.abort(new TimeoutError()), timeoutMs);
+    inFlight.add(ctl);
+    try {
+      let res: Response;
+      try {
+        res = await fetch(`${base}/rpc`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${opts.token}` },
+          body: JSON.stringify({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) }),
+          signal: ctl.signal,
+        });
+      } catch (err) {
+        throw transportError(err, ctl.signal, base, method, timeoutMs);
+      }
+      const text = await res.text().catch((err: unknown) => {
+        throw transportError(err, ctl.signal, base, method, timeoutMs);
+      });
+      return parseResponse<T>(res.status, text, base, id);
+    } finally {
+      clearTimeout(timer);
+      inFlight.delete(ctl);
+    }
+  }
+
+  return {
+    call,
+    close() {
+      closed = true;
+      for (const ctl of inFlight) ctl.abort(new Error("the API client was closed"));
+      inFlight.clear();
+    },
+  };
+}
+
+class TimeoutError extends Error {}
+
+function transportError(err: unknown, signal: AbortSignal, url: string, method: string, timeoutMs: number): Error {
+  if (signal.aborted && signal.reason instanceof TimeoutError) {
+    return new Error(`the locmesh agent at ${url} did not answer ${method} within ${timeoutMs} ms; it may be overloaded or stuck (see its log)`, { cause: err });
+  }
+  if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
+  const code = errorCode(err);
+  return new Error(
+    `the locmesh agent is not reachable at ${url}${code ? ` (${code})` : ""}: is \`locmesh agent\` running, and is --url (or LOCMESH_API_URL) its API address?`,
+    { cause: err },
+  );
+}
+
+/** fetch wraps socket errors: TypeError("fetch failed") → cause (maybe an AggregateError) → code. */
+function errorCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && typeof e === "object" && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+    const inner = (e as { errors?: unknown[] }).errors?.[0];
+    e = inner ?? (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+interface WireError {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+function parseResponse<T>(status: number, text: string, url: string, id: number): T {
+  if (status === 401 || status === 403) {
+    throw new RpcError(ErrorCode.Unauthorized, `the agent at ${url} refused the API token (HTTP ${status}); ${TOKEN_HINT}`);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const msg = body && typeof body === "object" ? (body as { id?: unknown; result?: unknown; error?: WireError }) : undefined;
+  // Some servers answer JSON-RPC errors with a non-2xx status; the error object is what matters.
+  if (msg?.error && typeof msg.error.code === "number") {
+    const e = msg.error;
+    const message = e.code === ErrorCode.Unauthorized ? `${e.message}; ${TOKEN_HINT}` : e.message;
+    throw new RpcError(e.code, message, e.data);
+  }
+  if (status < 200 || status > 299) {
+    // An HTML error page says nothing useful in a terminal; plain text bodies are shown, made safe.
+    const plain = text.replace(/\s+/g, " ").trim();
+    const snippet = plain.startsWith("<") ? "" : cellText(plain.slice(0, 120)).replace(/^-$/, "");
+    const hint = status === 404 ? "; is --url the agent's API address?" : "";
+    throw new Error(`the agent at ${url} answered HTTP ${status}${snippet ? `: ${snippet}` : ""}${hint}`);
+  }
+  if (!msg || !("result" in msg) || msg.id !== id) {
+    throw new Error(`the server at ${url} did not answer with a JSON-RPC 2.0 response; is --url the agent's API address?`);
+  }
+  return msg.result as T;
+}

@@ -1,0 +1,171 @@
+/**
+ * The operator commands that talk to a running agent over its local API: status, alias, location
+ * and resync. Each prints tables (or raw JSON with --json); a failure prints one line to stderr
+ * and sets process.exitCode, leaving the exit itself to the composition root.
+ */
+import { Command, InvalidArgumentError } from "commander";
+import { ApiMethod, type ClusterStatus, type ListResult } from "../contract/protocol.js";
+import type { Alias, Location } from "../contract/records.js";
+import { ConfigError, listenToUrl, loadApiSettings } from "../config/agent-config.js";
+import { createApiClient, type ApiClient } from "./api-client.js";
+import { bindingsOf, formatAliases, formatBindings, formatLocations, formatStatus } from "./client-output.js";
+import { runResync } from "./resync-progress.js";
+import { cellText } from "./table.js";
+
+export interface ClientIo {
+  env: Record<string, string | undefined>;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+interface ClientOpts {
+  url?: string;
+  token?: string;
+  config?: string;
+  json?: boolean;
+}
+
+interface ListOpts extends ClientOpts {
+  search?: string;
+  limit?: number;
+  all?: boolean;
+}
+
+const DEFAULT_URL = "http://127.0.0.1:7180";
+/** The API's largest page (listParams in the contract); --all pages with it to save round trips. */
+const MAX_PAGE = 1000;
+
+export function registerClientCommands(program: Command, io: ClientIo): void {
+  const print = (text: string) => io.stdout.write(`${text}\n`);
+  const printJson = (value: unknown) => print(JSON.stringify(value ?? null, null, 2));
+
+  /** Wraps an action: resolves the API target, opens a client, reports failures as one line. */
+  const run =
+    <A extends unknown[]>(fn: (client: ApiClient, opts: ClientOpts, ...args: A) => Promise<void>) =>
+    async (...args: [...A, ClientOpts, Command]): Promise<void> => {
+      const opts = args[args.length - 2] as ClientOpts;
+      let client: ApiClient | undefined;
+      try {
+        client = createApiClient(resolveTarget(opts, io.env));
+        await fn(client, opts, ...(args.slice(0, -2) as A));
+      } catch (err) {
+        io.stderr.write(`locmesh: ${describeError(err)}\n`);
+        process.exitCode = 1;
+      } finally {
+        client?.close();
+      }
+    };
+
+  withClientOptions(program.command("status").description("show this node, its peers and replication lag")).action(
+    run(async (client, opts) => {
+      const s = await client.call<ClusterStatus>(ApiMethod.ClusterStatus);
+      if (opts.json) printJson(s);
+      else print(formatStatus(s));
+    }),
+  );
+
+  const alias = program.command("alias").description("manage call-forward aliases (replicated to every node)");
+  withClientOptions(alias.command("add").argument("<alias>", "alias URI, e.g. sip:bob@example.com").argument("<target>", "where calls go")).description("create or change an alias").action(
+    run(async (client, opts, name: string, target: string) => {
+      // The agent answers with the normalized URIs; show those, since they are what is stored.
+      const r = await client.call<Partial<Alias> | null>(ApiMethod.AliasSet, { alias: name, target });
+      if (opts.json) printJson(r);
+      else print(`alias ${cellText(r?.alias ?? name)} -> ${cellText(r?.target ?? target)}`);
+    }),
+  );
+  withClientOptions(alias.command("rm").argument("<alias>", "alias URI to remove")).description("remove an alias").action(
+    run(async (client, opts, name: string) => {
+      const r = await client.call<unknown>(ApiMethod.AliasRemove, { alias: name });
+      if (opts.json) printJson(r);
+      else print(`removed alias ${cellText(name)}`);
+    }),
+  );
+  withListOptions(alias.command("ls")).description("list aliases").action(
+    run(async (client, opts) => {
+      const page = await listPages<Alias>(client, ApiMethod.AliasList, opts);
+      if (opts.json) printJson(page);
+      else print(formatAliases(page.items) + pageFooter(page, "aliases"));
+    }),
+  );
+
+  const location = program.command("location").description("inspect replicated SIP location bindings");
+  withListOptions(location.command("ls")).description("list bindings").action(
+    run(async (client, opts) => {
+      const page = await listPages<Location>(client, ApiMethod.LocationList, opts);
+      if (opts.json) printJson(page);
+      else print(formatLocations(page.items, nowSec()) + pageFooter(page, "bindings"));
+    }),
+  );
+  withClientOptions(location.command("show").argument("<aor>", "address of record, e.g. sip:alice@example.com")).description("show every binding of one AoR").action(
+    run(async (client, opts, aor: string) => {
+      const r = await client.call<{ aor?: string } | null>(ApiMethod.LocationLookup, { aor });
+      if (opts.json) printJson(r);
+      else print(formatBindings(typeof r?.aor === "string" ? r.aor : aor, bindingsOf(r), nowSec()));
+    }),
+  );
+
+  withClientOptions(program.command("resync").option("--peer <id>", "resync from this peer (default: the agent picks one)"))
+    .description("pull a full copy from a peer and follow its progress")
+    .action(
+      run(async (client, opts) => {
+        const peer = (opts as ClientOpts & { peer?: string }).peer;
+        const r = await runResync(client, { peer, json: opts.json === true, stdout: io.stdout });
+        if (r.state === "failed") throw new Error(`resync failed: ${r.error ?? "no reason given (see the agent's log)"}`);
+      }),
+    );
+}
+
+function withClientOptions(cmd: Command): Command {
+  return cmd
+    .option("--url <url>", `agent API URL (default: --config's api.listen, else LOCMESH_API_URL, else ${DEFAULT_URL})`)
+    .option("--token <token>", "API token (default: LOCMESH_API_TOKEN, else --config's api.token or api.tokenFile)")
+    .option("--config <file>", "agent config file to take the API address and token from")
+    .option("--json", "print raw JSON instead of tables");
+}
+
+function withListOptions(cmd: Command): Command {
+  return withClientOptions(cmd)
+    .option("--search <text>", "only entries containing this text")
+    .option("--limit <n>", `entries per page (1-${MAX_PAGE})`, parseLimit)
+    .option("--all", "fetch every page");
+}
+
+function parseLimit(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) throw new InvalidArgumentError(`must be a whole number from 1 to ${MAX_PAGE}`);
+  return n;
+}
+
+/** The API URL and token, in the precedence the option help describes. */
+export function resolveTarget(opts: ClientOpts, env: Record<string, string | undefined>): { url: string; token: string } {
+  const fromConfig = opts.config === undefined ? { listen: null, token: null } : loadApiSettings({ file: opts.config, env });
+  const url = opts.url ?? (fromConfig.listen ? listenToUrl(fromConfig.listen) : undefined) ?? (env["LOCMESH_API_URL"] || DEFAULT_URL);
+  const token = opts.token ?? (env["LOCMESH_API_TOKEN"] || undefined) ?? fromConfig.token;
+  if (!token) throw new Error("no API token: pass --token, set LOCMESH_API_TOKEN, or point --config at the agent's config");
+  return { url, token };
+}
+
+/** One page, or with --all every page followed through `next` and returned as one list. */
+async function listPages<T>(client: ApiClient, method: string, opts: ListOpts): Promise<ListResult<T>> {
+  const base = { search: opts.search ?? "", ...(opts.limit || opts.all ? { limit: opts.limit ?? MAX_PAGE } : {}) };
+  let page = await client.call<ListResult<T>>(method, base);
+  if (!opts.all) return page;
+  const items = [...page.items];
+  while (page.next !== null) {
+    page = await client.call<ListResult<T>>(method, { ...base, after: page.next });
+    items.push(...page.items);
+  }
+  return { items, next: null, total: page.total };
+}
+
+function pageFooter(page: ListResult<unknown>, what: string): string {
+  if (page.next === null) return "";
+  return `\n\nshowing ${page.items.length} of ${page.total} ${what}; use --all for every page or --limit for bigger pages`;
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof ConfigError) return cellText(`${err.message.split("\n")[0] ?? ""} ${err.problems.join("; ")}`);
+  return cellText(err instanceof Error ? err.message : String(err));
+}
+
+const nowSec = () => Math.floor(Date.now() / 1000);

@@ -1,0 +1,107 @@
+/**
+ * Turns API results into terminal text for the client commands. Pure functions of their input
+ * (plus "now" for expiry), so they are easy to test and the commands stay about flow.
+ */
+import type { ClusterStatus, ResyncStatus } from "../contract/protocol.js";
+import type { Alias, Location } from "../contract/records.js";
+import { cellText, formatPairs, formatTable } from "./table.js";
+
+export function formatStatus(s: ClusterStatus): string {
+  const head = formatPairs([
+    ["node", `${s.nodeId} (replica ${s.replicaId}, protocol ${s.protocol}, up ${formatDuration(s.uptimeSeconds)})`],
+    ["records", `${s.counts.locations} locations, ${s.counts.aliases} aliases, ${s.counts.tombstones} tombstones`],
+    ["pending writes", `${s.pendingWrites} (changes not yet written to the local Kamailio)`],
+    ["resync", describeResync(s.resync)],
+  ]);
+  if (s.peers.length === 0) return `${head}\n\nno peers configured`;
+  const peers = formatTable(
+    ["PEER", "CONNECTED", "DIRECTION", "BEHIND CHANGES", "BEHIND SECONDS", "LAST ERROR"],
+    s.peers.map((p) => [p.nodeId, p.connected, p.direction, p.behindChanges, Math.round(p.behindSeconds), p.lastError]),
+    { align: ["left", "left", "left", "right", "right", "left"] },
+  );
+  return `${head}\n\n${peers}`;
+}
+
+export function describeResync(r: ResyncStatus): string {
+  const from = r.peer ? ` from ${r.peer}` : "";
+  switch (r.state) {
+    case "idle":
+      return "idle";
+    case "running":
+      return `running${from}: ${r.received} of ~${r.expected} changes received`;
+    case "done":
+      return `done${from}: ${r.received} changes received${r.finishedAt ? `, finished ${r.finishedAt}` : ""}`;
+    case "failed":
+      return `failed${from}: ${r.error ?? "no reason given"}`;
+  }
+}
+
+export function formatAliases(items: readonly Alias[]): string {
+  if (items.length === 0) return "no aliases";
+  return formatTable(["ALIAS", "TARGET"], items.map((a) => [a.alias, a.target]));
+}
+
+export function formatLocations(items: readonly Location[], nowSec: number): string {
+  if (items.length === 0) return "no locations";
+  return formatTable(
+    ["AOR", "CONTACT", "EXPIRES", "Q", "OWNER"],
+    items.map((l) => [l.aor, l.contact, formatExpiry(l.expires, nowSec), formatQ(l.q), l.owner]),
+    { align: ["left", "left", "left", "right", "left"] },
+  );
+}
+
+/** One block per binding, as `location show` prints them. */
+export function formatBindings(aor: string, items: readonly Location[], nowSec: number): string {
+  if (items.length === 0) return `no bindings for ${cellText(aor)}`;
+  const blocks = items.map((b) =>
+    formatPairs([
+      ["contact", b.contact],
+      ["expires", formatExpiry(b.expires, nowSec)],
+      ["q", formatQ(b.q)],
+      ["owner", b.owner],
+      ["path", b.path],
+      ["received", b.received],
+      ["socket", b.socket],
+      ["user agent", b.userAgent],
+    ]),
+  );
+  const n = items.length === 1 ? "1 binding" : `${items.length} bindings`;
+  return `${cellText(aor)}: ${n}\n\n${blocks.join("\n\n")}`;
+}
+
+/** `expires` is absolute Unix seconds, 0 meaning permanent (Kamailio's usrloc convention). */
+export function formatExpiry(expires: number, nowSec: number): string {
+  if (expires === 0) return "permanent";
+  const left = expires - nowSec;
+  return left > 0 ? `in ${left} s` : "expired";
+}
+
+/** -1 is Kamailio's Q_UNSPECIFIED: the contact gave no q. */
+function formatQ(q: number): string {
+  return q < 0 ? "-" : String(q);
+}
+
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const d = Math.floor(s / 86_400);
+  const h = Math.floor((s % 86_400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (d > 0) return `${d}d${h}h`;
+  if (h > 0) return `${h}h${String(m).padStart(2, "0")}m`;
+  if (m > 0) return `${m}m${String(s % 60).padStart(2, "0")}s`;
+  return `${s}s`;
+}
+
+/**
+ * The bindings in a `location.lookup` result. The contract does not pin its shape yet, so accept
+ * a bare list or an object holding `bindings` or `items`.
+ */
+export function bindingsOf(result: unknown): Location[] {
+  if (Array.isArray(result)) return result as Location[];
+  if (result && typeof result === "object") {
+    const r = result as { bindings?: unknown; items?: unknown };
+    if (Array.isArray(r.bindings)) return r.bindings as Location[];
+    if (Array.isArray(r.items)) return r.items as Location[];
+  }
+  return [];
+}

@@ -1,0 +1,45 @@
+/**
+ * Column-aligned text for the CLI. Cells can hold values that came off the network (a SIP
+ * User-Agent, a peer's error text), so control characters are made visible instead of being sent
+ * to the terminal, where an escape sequence could rewrite the screen.
+ */
+
+export type Cell = string | number | boolean | null | undefined;
+export type Align = "left" | "right";
+
+// C0 controls, DEL and C1 controls (which some terminals also act on).
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/** A value as one safe line of terminal text; null/undefined show as "-". */
+export function cellText(value: Cell): string {
+  if (value === null || value === undefined || value === "") return "-";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  return String(value).replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+/**
+ * Renders rows under a header, columns separated by two spaces, trailing spaces trimmed.
+ * Widths count UTF-16 code units; wide characters may misalign, which is acceptable for a CLI.
+ */
+export function formatTable(header: readonly string[], rows: readonly (readonly Cell[])[], opts: { align?: readonly Align[] } = {}): string {
+  const lines = [header.map((h) => cellText(h)), ...rows.map((r) => header.map((_, i) => cellText(r[i])))];
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? "").length)));
+  return lines
+    .map((cells) =>
+      cells
+        .map((c, i) => {
+          const w = widths[i] ?? 0;
+          return opts.align?.[i] === "right" ? c.padStart(w) : c.padEnd(w);
+        })
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+/** "key   value" pairs with the values lined up, for single-record views. */
+export function formatPairs(pairs: readonly (readonly [string, Cell])[]): string {
+  const width = Math.max(0, ...pairs.map(([k]) => k.length));
+  return pairs.map(([k, v]) => `${k.padEnd(width)}  ${cellText(v)}`.trimEnd()).join("\n");
+}

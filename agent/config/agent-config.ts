@@ -1,0 +1,166 @@
+/**
+ * The agent's config loader: file (YAML or JSON, optional) → environment overrides → secrets from
+ * files → one zod validation that reports every problem at once → a frozen, fully defaulted object.
+ * The composition root calls it once and passes the result down; nothing else reads env or files.
+ */
+import { resolve } from "node:path";
+import type { z } from "zod";
+import { buildConfigSchema, configErrorMap, crossFieldProblems, formatPath, listenSchema, type ConfigFs } from "./config-schema.js";
+import { API_TOKEN, ConfigError, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "./config-sources.js";
+
+export { ConfigError };
+export type { ConfigFs };
+
+export interface Listen {
+  host: string;
+  port: number;
+}
+
+export interface AgentConfig {
+  nodeId: string;
+  dataDir: string;
+  mesh: {
+    listen: Listen;
+    secret: string;
+    peers: { id: string; url: string }[];
+    acceptUnlisted: boolean;
+    tls: { cert: string; key: string; ca: string | null } | null;
+    batchSize: number;
+    window: number;
+    requestTimeoutMs: number;
+    statusIntervalMs: number;
+    maxMessageBytes: number;
+    retry: { minMs: number; maxMs: number };
+  };
+  api: { listen: Listen; token: string; maxMessageBytes: number };
+  journal: { synchronous: "full" | "normal"; cacheMiB: number; retentionHours: number; purgeIntervalSec: number };
+  log: { level: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent" };
+}
+
+export interface LoadOptions {
+  file?: string;
+  env: Record<string, string | undefined>;
+  /** Defaults to the real file system; unit tests pass an in-memory one. */
+  fs?: ConfigFs;
+  /** Base for relative paths given in env or defaults. Defaults to process.cwd(). */
+  cwd?: string;
+}
+
+export function loadAgentConfig(opts: LoadOptions): AgentConfig {
+  const cwd = opts.cwd ?? process.cwd();
+  const fs = opts.fs ?? nodeFs;
+  const g = gatherConfig({ file: opts.file, env: opts.env, fs, cwd, secrets: [MESH_SECRET, API_TOKEN] });
+  const result = buildConfigSchema(fs).safeParse(g.raw, { error: configErrorMap });
+  const problems = [
+    ...g.problems,
+    ...(result.success ? [] : describeIssues(result.error.issues, g)),
+    ...crossFieldProblems(g.raw).map((p) => annotate(p.path, p.message, g)),
+  ];
+  if (!result.success || problems.length > 0) throw new ConfigError(problems, opts.file);
+  const c = result.data;
+  const config: AgentConfig = {
+    ...c,
+    // Default data dir is per node id so several demo/test agents can share one working folder.
+    dataDir: c.dataDir ?? resolve(cwd, "data", c.nodeId),
+  };
+  return deepFreeze(config);
+}
+
+/** What the CLI needs from an agent config: where the API listens and its token, if any. */
+export function loadApiSettings(opts: LoadOptions): { listen: Listen | null; token: string | null } {
+  const cwd = opts.cwd ?? process.cwd();
+  // Only the API token's file is read: the operator running the CLI may not be allowed to read
+  // the mesh secret, and does not need it.
+  const g = gatherConfig({ file: opts.file, env: opts.env, fs: opts.fs ?? nodeFs, cwd, secrets: [API_TOKEN] });
+  const api = g.raw["api"] as Record<string, unknown> | undefined;
+  const problems = [...g.problems];
+  let listen: Listen | null = null;
+  if (api?.["listen"] !== undefined) {
+    const r = listenSchema.safeParse(api["listen"], { error: configErrorMap });
+    if (r.success) listen = r.data;
+    else problems.push(...describeIssues(r.error.issues, g, ["api", "listen"]));
+  }
+  if (problems.length > 0) throw new ConfigError(problems, opts.file);
+  const token = api?.["token"];
+  return { listen, token: typeof token === "string" && token !== "" ? token : null };
+}
+
+/** "http://host:port" for reaching the API from this machine; a wildcard bind is reached via loopback. */
+export function apiUrlFromConfig(c: Pick<AgentConfig, "api">): string {
+  return listenToUrl(c.api.listen);
+}
+
+export function listenToUrl(listen: Listen): string {
+  let host = listen.host;
+  if (host === "0.0.0.0") host = "127.0.0.1";
+  else if (host === "::" || host === "[::]") host = "::1";
+  return `http://${host.includes(":") ? `[${host}]` : host}:${listen.port}`;
+}
+
+/** A copy safe to log: secrets replaced, and any password in a peer URL removed. */
+export function redactConfig(c: AgentConfig): object {
+  return {
+    ...c,
+    mesh: {
+      ...c.mesh,
+      secret: "[redacted]",
+      peers: c.mesh.peers.map((p) => ({ id: p.id, url: redactUrl(p.url) })),
+    },
+    api: { ...c.api, token: "[redacted]" },
+  };
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password === "") return url;
+    u.password = "redacted";
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+function describeIssues(issues: readonly z.core.$ZodIssue[], g: Gathered, prefix: PropertyKey[] = []): string[] {
+  const out: string[] = [];
+  for (const iss of issues) {
+    const path = [...prefix, ...iss.path];
+    if (iss.code === "unrecognized_keys") {
+      for (const key of iss.keys) out.push(annotate(formatPath([...path, key]), "unknown setting (check the spelling)", g));
+      continue;
+    }
+    const dotted = formatPath(path);
+    if (g.reported.has(dotted)) continue;
+    let message = iss.message;
+    if (message === "required") message += requiredHint(dotted);
+    out.push(annotate(dotted, message, g));
+  }
+  return out;
+}
+
+/** Appends where the value came from when it was not the file, e.g. "(from LOCMESH_MESH_PEERS)". */
+function annotate(path: string, message: string, g: Gathered): string {
+  let source: string | undefined;
+  let best = -1;
+  for (const [key, from] of g.sources) {
+    const covers = path === key || path.startsWith(`${key}.`) || path.startsWith(`${key}[`);
+    if (covers && key.length > best) [source, best] = [from, key.length];
+  }
+  return `${path || "(top level)"}: ${message}${source ? ` (${source})` : ""}`;
+}
+
+function requiredHint(path: string): string {
+  const env = ENV_VARS.find((v) => v.path.join(".") === path)?.name;
+  const ref = [MESH_SECRET, API_TOKEN].find((r) => `${r.section}.${r.key}` === path);
+  if (ref && env) return `; set ${path} or ${ref.section}.${ref.fileKey} in the config file, or ${env}`;
+  if (env) return `; set it in the config file or with ${env}`;
+  return "";
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

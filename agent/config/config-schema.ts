@@ -1,0 +1,176 @@
+/**
+ * The agent config's zod schema and the wording of its problems. Kept apart from the loader so the
+ * loader reads as "gather the raw values, validate, freeze", and so the messages an operator sees
+ * are written in one place.
+ */
+import { z } from "zod";
+
+/** The same rule as the wire contract's node ids (agent/contract/protocol.ts). */
+export const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const NODE_ID_RULE = "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit";
+
+/** File checks go through this so unit tests can run without touching the disk. */
+export interface ConfigFs {
+  readText(path: string): string;
+  isFile(path: string): boolean;
+}
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+
+const nodeId = z.string().regex(NODE_ID_RE, NODE_ID_RULE);
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+/** "host:port", "[v6]:port" or { host, port }. Port 0 is allowed: tests bind an ephemeral port. */
+export const listenSchema = z.preprocess(
+  (v, ctx) => {
+    if (typeof v === "object" && v !== null) return v;
+    const m = typeof v === "string" ? (/^\[([^\]]+)\]:(\d{1,5})$/.exec(v) ?? /^([^:\s[\]]+):(\d{1,5})$/.exec(v)) : null;
+    if (!m) {
+      ctx.addIssue({ code: "custom", message: `must be "host:port" (e.g. 0.0.0.0:7100), got ${JSON.stringify(v)?.slice(0, 80)}` });
+      return z.NEVER;
+    }
+    return { host: m[1], port: Number(m[2]) };
+  },
+  z.strictObject({
+    host: z.string().regex(/^[^\s/]+$/, "must be a host name or IP address"),
+    port: int(0, 65535),
+  }),
+);
+
+/** Environment variables only carry text; accept the usual spellings of a yes/no. */
+const flag = z.preprocess((v) => {
+  if (typeof v !== "string") return v;
+  const s = v.trim().toLowerCase();
+  if (["true", "1", "yes", "on"].includes(s)) return true;
+  if (["false", "0", "no", "off"].includes(s)) return false;
+  return v;
+}, z.boolean());
+
+function isWsUrl(v: string): boolean {
+  try {
+    const u = new URL(v);
+    return (u.protocol === "ws:" || u.protocol === "wss:") && u.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+const secret = (what: string) => z.string().min(16, `must be at least 16 characters (a ${what} shorter than that is guessable)`);
+
+/** Built per load because the TLS file checks need the injected file system. */
+export function buildConfigSchema(fs: ConfigFs) {
+  const existingFile = z
+    .string()
+    .min(1)
+    .refine((p) => fs.isFile(p), { error: (iss) => `no such file: ${String(iss.input)}` });
+
+  const tls = z
+    .strictObject({ cert: existingFile, key: existingFile, ca: existingFile.nullable().default(null) })
+    .nullable()
+    .default(null);
+
+  const retry = z
+    .strictObject({ minMs: int(1, 60_000).default(100), maxMs: int(1, 600_000).default(5000) })
+    .refine((r) => r.minMs <= r.maxMs, { message: "must not be smaller than mesh.retry.minMs", path: ["maxMs"] })
+    .default({ minMs: 100, maxMs: 5000 });
+
+  return z.strictObject({
+    nodeId,
+    dataDir: z.string().min(1).optional(),
+    mesh: z.strictObject({
+      listen: listenSchema.default({ host: "0.0.0.0", port: 7100 }),
+      secret: secret("cluster key"),
+      peers: z
+        .array(z.strictObject({ id: nodeId, url: z.string().refine(isWsUrl, "must be a ws:// or wss:// URL") }))
+        .default([]),
+      acceptUnlisted: flag.default(false),
+      tls,
+      batchSize: int(1, 5000).default(1000),
+      window: int(1, 64).default(4),
+      requestTimeoutMs: int(100, 600_000).default(15_000),
+      statusIntervalMs: int(100, 60_000).default(1000),
+      maxMessageBytes: int(65_536, 1 << 30).default(33_554_432),
+      retry,
+    }),
+    api: z.strictObject({
+      listen: listenSchema.default({ host: "127.0.0.1", port: 7180 }),
+      token: secret("API token"),
+      maxMessageBytes: int(1024, 1 << 30).default(4_194_304),
+    }),
+    journal: z.strictObject({
+      synchronous: z.enum(["full", "normal"]).default("full"),
+      cacheMiB: int(1, 65_536).default(32),
+      retentionHours: int(1, 24 * 365).default(24),
+      purgeIntervalSec: int(1, 86_400).default(300),
+    }),
+    log: z.strictObject({ level: z.enum(LOG_LEVELS).default("info") }),
+  });
+}
+
+export type ParsedConfig = z.output<ReturnType<typeof buildConfigSchema>>;
+
+/**
+ * Problems that span fields. They are checked on the raw input, not in a zod refine, because zod
+ * skips an object's refinements once any of its fields failed, and the point is to report
+ * everything in one go.
+ */
+export function crossFieldProblems(raw: Record<string, unknown>): { path: string; message: string }[] {
+  const mesh = raw["mesh"];
+  const peers = mesh && typeof mesh === "object" ? (mesh as Record<string, unknown>)["peers"] : undefined;
+  if (!Array.isArray(peers)) return [];
+  const out: { path: string; message: string }[] = [];
+  const seen = new Map<string, number>();
+  peers.forEach((p: unknown, i) => {
+    const id = p && typeof p === "object" ? (p as Record<string, unknown>)["id"] : undefined;
+    if (typeof id !== "string") return;
+    if (id === raw["nodeId"]) out.push({ path: `mesh.peers[${i}].id`, message: `is this node's own id (${id}); a node does not peer with itself` });
+    const first = seen.get(id);
+    if (first !== undefined) out.push({ path: `mesh.peers[${i}].id`, message: `duplicates mesh.peers[${first}].id (${id})` });
+    else seen.set(id, i);
+  });
+  return out;
+}
+
+/** ["mesh", "peers", 1, "url"] → "mesh.peers[1].url" */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) out += typeof key === "number" ? `[${key}]` : out === "" ? String(key) : `.${String(key)}`;
+  return out;
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  string: "a string",
+  number: "a number",
+  int: "a whole number",
+  boolean: "true or false",
+  object: "a mapping (key: value)",
+  array: "a list",
+};
+
+/**
+ * Per-parse error map: plain-English wording for the generic issues. Messages set on a field
+ * (like the ws:// rule) take precedence; returning undefined falls back to zod's own text.
+ */
+export const configErrorMap: z.core.$ZodErrorMap = (iss) => {
+  switch (iss.code) {
+    case "invalid_type":
+      if (iss.input === undefined) return "required";
+      return `must be ${TYPE_WORDS[iss.expected] ?? iss.expected}`;
+    case "too_small": {
+      const n = String(iss.minimum);
+      if (iss.origin === "string") return `must be at least ${n} characters`;
+      if (iss.origin === "array") return `must have at least ${n} entries`;
+      return `must be at least ${n}`;
+    }
+    case "too_big": {
+      const n = String(iss.maximum);
+      if (iss.origin === "string") return `must be at most ${n} characters`;
+      if (iss.origin === "array") return `must have at most ${n} entries`;
+      return `must be at most ${n}`;
+    }
+    case "invalid_value":
+      return `must be one of ${iss.values.map((v) => String(v)).join(", ")}`;
+    default:
+      return undefined;
+  }
+};

@@ -1,0 +1,193 @@
+/**
+ * Gathers the raw config before validation: the file (YAML, or JSON since JSON is YAML), the
+ * environment overrides on top, and secrets read from files. Records where each overridden value
+ * came from so a problem with it can name the variable or file to fix.
+ */
+import { readFileSync, statSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { parseDocument } from "yaml";
+import type { ConfigFs } from "./config-schema.js";
+
+export const nodeFs: ConfigFs = {
+  readText: (path) => readFileSync(path, "utf8"),
+  isFile: (path) => {
+    try {
+      return statSync(path).isFile();
+    } catch {
+      return false;
+    }
+  },
+};
+
+type Raw = Record<string, unknown>;
+
+/** Each variable and the setting it overrides. Values are text; the schema converts them. */
+export const ENV_VARS: readonly { name: string; path: readonly [string] | readonly [string, string] }[] = [
+  { name: "LOCMESH_NODE_ID", path: ["nodeId"] },
+  { name: "LOCMESH_DATA_DIR", path: ["dataDir"] },
+  { name: "LOCMESH_MESH_LISTEN", path: ["mesh", "listen"] },
+  { name: "LOCMESH_MESH_SECRET", path: ["mesh", "secret"] },
+  { name: "LOCMESH_MESH_PEERS", path: ["mesh", "peers"] },
+  { name: "LOCMESH_MESH_ACCEPT_UNLISTED", path: ["mesh", "acceptUnlisted"] },
+  { name: "LOCMESH_API_LISTEN", path: ["api", "listen"] },
+  { name: "LOCMESH_API_TOKEN", path: ["api", "token"] },
+  { name: "LOCMESH_JOURNAL_SYNCHRONOUS", path: ["journal", "synchronous"] },
+  { name: "LOCMESH_LOG_LEVEL", path: ["log", "level"] },
+];
+
+/** A secret that may be given inline or as a path to a file holding it (e.g. a mounted secret). */
+export interface SecretRef {
+  section: "mesh" | "api";
+  key: "secret" | "token";
+  fileKey: "secretFile" | "tokenFile";
+}
+export const MESH_SECRET: SecretRef = { section: "mesh", key: "secret", fileKey: "secretFile" };
+export const API_TOKEN: SecretRef = { section: "api", key: "token", fileKey: "tokenFile" };
+
+/** Settings holding file paths; relative ones in the file are relative to the file's folder. */
+const FILE_PATHS: readonly (readonly string[])[] = [
+  ["dataDir"],
+  ["mesh", "secretFile"],
+  ["api", "tokenFile"],
+  ["mesh", "tls", "cert"],
+  ["mesh", "tls", "key"],
+  ["mesh", "tls", "ca"],
+];
+
+export interface Gathered {
+  raw: Raw;
+  /** Dotted path → where its value came from, for values that did not come from the file. */
+  sources: Map<string, string>;
+  /** Problems found while gathering, already formatted as "path: message". */
+  problems: string[];
+  /** Paths whose schema issues would only repeat a gathering problem (an unreadable secret file). */
+  reported: Set<string>;
+}
+
+const isRecord = (v: unknown): v is Raw => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Every problem with a config, one "path: what is wrong" line each, in one error. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(
+    readonly problems: string[],
+    file?: string,
+  ) {
+    const where = file === undefined ? "the locmesh config" : `the locmesh config (${file})`;
+    const n = problems.length === 1 ? "1 problem" : `${problems.length} problems`;
+    super(`${where} has ${n}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  }
+}
+
+export function gatherConfig(opts: {
+  file?: string;
+  env: Record<string, string | undefined>;
+  fs: ConfigFs;
+  cwd: string;
+  secrets: readonly SecretRef[];
+}): Gathered {
+  const g: Gathered = { raw: {}, sources: new Map(), problems: [], reported: new Set() };
+  if (opts.file !== undefined) {
+    const file = resolve(opts.cwd, opts.file);
+    g.raw = readConfigFile(file, opts.fs);
+    resolveFilePaths(g.raw, dirname(file));
+  }
+  // Missing sections become empty so their required fields are reported by name ("mesh.secret:
+  // required") rather than as one opaque "mesh: required".
+  for (const s of ["mesh", "api", "journal", "log"]) if (g.raw[s] === undefined) g.raw[s] = {};
+  applyEnv(g, opts.env, opts.cwd);
+  for (const ref of opts.secrets) readSecretFile(g, ref, opts.fs);
+  return g;
+}
+
+function readConfigFile(file: string, fs: ConfigFs): Raw {
+  let text: string;
+  try {
+    text = fs.readText(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ConfigError([`cannot read the file (${code})`], file);
+  }
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((e) => `not valid YAML: ${e.message.split("\n")[0]}`), file);
+  const value: unknown = doc.toJS();
+  if (value === null || value === undefined) return {};
+  if (!isRecord(value)) throw new ConfigError([`the file must hold a mapping of settings (key: value), not a list or a single value`], file);
+  return value;
+}
+
+function resolveFilePaths(raw: Raw, baseDir: string): void {
+  for (const path of FILE_PATHS) {
+    const parent = path.slice(0, -1).reduce<unknown>((o, k) => (isRecord(o) ? o[k] : undefined), raw);
+    const key = path[path.length - 1] as string;
+    if (isRecord(parent) && typeof parent[key] === "string" && parent[key] !== "" && !isAbsolute(parent[key])) {
+      parent[key] = resolve(baseDir, parent[key]);
+    }
+  }
+}
+
+function applyEnv(g: Gathered, env: Record<string, string | undefined>, cwd: string): void {
+  for (const { name, path } of ENV_VARS) {
+    const text = env[name];
+    // An empty variable counts as unset: `LOCMESH_X= locmesh agent` should not blank a setting.
+    if (text === undefined || text.trim() === "") continue;
+    const [first, second] = path;
+    const dotted = path.join(".");
+    let value: unknown = text.trim();
+    if (dotted === "mesh.peers") value = parsePeerList(text, g, name);
+    if (dotted === "dataDir") value = resolve(cwd, text.trim());
+    if (second === undefined) {
+      g.raw[first] = value;
+    } else {
+      const section = g.raw[first];
+      // A section that is not a mapping is already a problem the schema reports; leave it alone.
+      if (!isRecord(section)) continue;
+      section[second] = value;
+      const ref = [MESH_SECRET, API_TOKEN].find((r) => r.section === first && r.key === second);
+      if (ref) delete section[ref.fileKey]; // the variable wins over both file settings
+    }
+    g.sources.set(dotted, `from ${name}`);
+  }
+}
+
+/** "n2=ws://10.0.0.2:7100,n3=wss://n3.example:7100" → [{ id, url }, ...] */
+function parsePeerList(text: string, g: Gathered, name: string): { id: string; url: string }[] {
+  const peers: { id: string; url: string }[] = [];
+  text.split(",").forEach((entry, i) => {
+    const s = entry.trim();
+    if (s === "") return;
+    const eq = s.indexOf("=");
+    if (eq <= 0) {
+      g.problems.push(`mesh.peers[${i}]: ${JSON.stringify(s.slice(0, 80))} is not id=url (from ${name})`);
+      return;
+    }
+    peers.push({ id: s.slice(0, eq).trim(), url: s.slice(eq + 1).trim() });
+  });
+  return peers;
+}
+
+function readSecretFile(g: Gathered, ref: SecretRef, fs: ConfigFs): void {
+  const section = g.raw[ref.section];
+  if (!isRecord(section) || !(ref.fileKey in section)) return;
+  const where = `${ref.section}.${ref.fileKey}`;
+  const target = `${ref.section}.${ref.key}`;
+  const path = section[ref.fileKey];
+  delete section[ref.fileKey];
+  if (section[ref.key] !== undefined) {
+    g.problems.push(`${where}: set either ${target} or ${where}, not both`);
+    return;
+  }
+  if (typeof path !== "string" || path === "") {
+    g.problems.push(`${where}: must be the path of a file holding the ${ref.key}`);
+    g.reported.add(target);
+    return;
+  }
+  try {
+    section[ref.key] = fs.readText(path).trim();
+    g.sources.set(target, `read from ${path}`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    g.problems.push(`${where}: cannot read ${path} (${code})`);
+    g.reported.add(target);
+  }
+}

@@ -1,0 +1,212 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, apiUrlFromConfig, loadAgentConfig, loadApiSettings, redactConfig, type ConfigFs } from "../../agent/config/agent-config.js";
+
+// The loader takes its file system as a dependency, so these tests stay off the disk.
+function memFs(files: Record<string, string>): ConfigFs {
+  return {
+    readText(path) {
+      const text = files[path];
+      if (text === undefined) throw Object.assign(new Error(`ENOENT: ${path}`), { code: "ENOENT" });
+      return text;
+    },
+    isFile: (path) => path in files,
+  };
+}
+
+const SECRET = "0123456789abcdef-mesh";
+const TOKEN = "0123456789abcdef-api";
+const minimal = `nodeId: n1\nmesh:\n  secret: ${SECRET}\napi:\n  token: ${TOKEN}\n`;
+
+function load(files: Record<string, string>, env: Record<string, string | undefined> = {}, file = "/etc/locmesh/agent.yaml") {
+  return loadAgentConfig({ file, env, fs: memFs(files), cwd: "/srv" });
+}
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadAgentConfig", () => {
+  it("fills every default", () => {
+    const c = load({ "/etc/locmesh/agent.yaml": minimal });
+    expect(c).toEqual({
+      nodeId: "n1",
+      dataDir: "/srv/data/n1",
+      mesh: {
+        listen: { host: "0.0.0.0", port: 7100 },
+        secret: SECRET,
+        peers: [],
+        acceptUnlisted: false,
+        tls: null,
+        batchSize: 1000,
+        window: 4,
+        requestTimeoutMs: 15000,
+        statusIntervalMs: 1000,
+        maxMessageBytes: 33554432,
+        retry: { minMs: 100, maxMs: 5000 },
+      },
+      api: { listen: { host: "127.0.0.1", port: 7180 }, token: TOKEN, maxMessageBytes: 4194304 },
+      journal: { synchronous: "full", cacheMiB: 32, retentionHours: 24, purgeIntervalSec: 300 },
+      log: { level: "info" },
+    });
+  });
+
+  it("works from the environment alone, without a file", () => {
+    const c = loadAgentConfig({
+      env: { LOCMESH_NODE_ID: "n9", LOCMESH_MESH_SECRET: SECRET, LOCMESH_API_TOKEN: TOKEN },
+      fs: memFs({}),
+      cwd: "/srv",
+    });
+    expect(c.nodeId).toBe("n9");
+    expect(c.dataDir).toBe("/srv/data/n9");
+  });
+
+  it("accepts JSON and host:port strings", () => {
+    const json = JSON.stringify({ nodeId: "n1", mesh: { secret: SECRET, listen: "10.0.0.1:7200" }, api: { token: TOKEN, listen: "[::1]:7181" } });
+    const c = load({ "/etc/locmesh/agent.yaml": json });
+    expect(c.mesh.listen).toEqual({ host: "10.0.0.1", port: 7200 });
+    expect(c.api.listen).toEqual({ host: "::1", port: 7181 });
+  });
+
+  it("applies environment overrides over the file", () => {
+    const c = load(
+      { "/etc/locmesh/agent.yaml": `${minimal}log:\n  level: debug\n` },
+      {
+        LOCMESH_NODE_ID: "edge-2",
+        LOCMESH_DATA_DIR: "var/edge",
+        LOCMESH_MESH_LISTEN: "127.0.0.1:7300",
+        LOCMESH_MESH_SECRET: "another-secret-of-16+",
+        LOCMESH_MESH_ACCEPT_UNLISTED: "true",
+        LOCMESH_API_LISTEN: "0.0.0.0:7380",
+        LOCMESH_API_TOKEN: "another-token-of-16+",
+        LOCMESH_JOURNAL_SYNCHRONOUS: "normal",
+        LOCMESH_LOG_LEVEL: "warn",
+      },
+    );
+    expect(c.nodeId).toBe("edge-2");
+    expect(c.dataDir).toBe("/srv/var/edge");
+    expect(c.mesh.listen).toEqual({ host: "127.0.0.1", port: 7300 });
+    expect(c.mesh.secret).toBe("another-secret-of-16+");
+    expect(c.mesh.acceptUnlisted).toBe(true);
+    expect(c.api.token).toBe("another-token-of-16+");
+    expect(c.journal.synchronous).toBe("normal");
+    expect(c.log.level).toBe("warn");
+    expect(apiUrlFromConfig(c)).toBe("http://127.0.0.1:7380");
+  });
+
+  it("parses peers from LOCMESH_MESH_PEERS", () => {
+    const c = load({ "/etc/locmesh/agent.yaml": minimal }, { LOCMESH_MESH_PEERS: " n2=ws://10.0.0.2:7100, n3=wss://n3.example:7100/mesh ," });
+    expect(c.mesh.peers).toEqual([
+      { id: "n2", url: "ws://10.0.0.2:7100" },
+      { id: "n3", url: "wss://n3.example:7100/mesh" },
+    ]);
+  });
+
+  it("names the variable when an env value is wrong", () => {
+    const problems = problemsOf(() => load({ "/etc/locmesh/agent.yaml": minimal }, { LOCMESH_MESH_PEERS: "n2=http://x:1,n3" }));
+    expect(problems).toContain('mesh.peers[1]: "n3" is not id=url (from LOCMESH_MESH_PEERS)');
+    expect(problems).toContain("mesh.peers[0].url: must be a ws:// or wss:// URL (from LOCMESH_MESH_PEERS)");
+  });
+
+  it("reads secrets from files, trimmed, relative to the config file", () => {
+    const c = load({
+      "/etc/locmesh/agent.yaml": "nodeId: n1\nmesh:\n  secretFile: mesh.key\napi:\n  tokenFile: /run/secrets/api\n",
+      "/etc/locmesh/mesh.key": `${SECRET}\n`,
+      "/run/secrets/api": `  ${TOKEN}\n`,
+    });
+    expect(c.mesh.secret).toBe(SECRET);
+    expect(c.api.token).toBe(TOKEN);
+    expect(Object.keys(c.mesh)).not.toContain("secretFile");
+  });
+
+  it("reports an unreadable secret file once, without a second 'required'", () => {
+    const problems = problemsOf(() => load({ "/etc/locmesh/agent.yaml": "nodeId: n1\nmesh:\n  secretFile: /nope\napi:\n  token: " + TOKEN }));
+    expect(problems).toEqual(["mesh.secretFile: cannot read /nope (ENOENT)"]);
+  });
+
+  it("reports every problem at once", () => {
+    const yaml = ["nodeId: n1", "mesh:", "  secret: short", "  peers:", "    - { id: n2, url: 'ws://h:1' }", "    - { id: n3, url: 'http://h:1' }", "api:", "  token: " + TOKEN, "  listen: nowhere"].join("\n");
+    const err = (() => {
+      try {
+        load({ "/etc/locmesh/agent.yaml": yaml });
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error("expected a ConfigError");
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.problems).toHaveLength(3);
+    expect(err.problems).toContain("mesh.peers[1].url: must be a ws:// or wss:// URL");
+    expect(err.problems.some((p) => p.startsWith("mesh.secret: must be at least 16 characters"))).toBe(true);
+    expect(err.problems.some((p) => p.startsWith('api.listen: must be "host:port"'))).toBe(true);
+    expect(err.message).toContain("/etc/locmesh/agent.yaml");
+    expect(err.message).toContain("3 problems");
+  });
+
+  it("says how to supply missing required settings", () => {
+    const problems = problemsOf(() => loadAgentConfig({ env: {}, fs: memFs({}), cwd: "/srv" }));
+    expect(problems).toEqual([
+      "nodeId: required; set it in the config file or with LOCMESH_NODE_ID",
+      "mesh.secret: required; set mesh.secret or mesh.secretFile in the config file, or LOCMESH_MESH_SECRET",
+      "api.token: required; set api.token or api.tokenFile in the config file, or LOCMESH_API_TOKEN",
+    ]);
+  });
+
+  it("rejects duplicate peer ids and the node's own id", () => {
+    const peers = "[{ id: n2, url: 'ws://a:1' }, { id: n1, url: 'ws://b:1' }, { id: n2, url: 'ws://c:1' }]";
+    const yaml = `nodeId: n1\nmesh:\n  secret: ${SECRET}\n  peers: ${peers}\napi:\n  token: ${TOKEN}\n`;
+    const problems = problemsOf(() => load({ "/etc/locmesh/agent.yaml": yaml }));
+    expect(problems).toEqual([
+      "mesh.peers[1].id: is this node's own id (n1); a node does not peer with itself",
+      "mesh.peers[2].id: duplicates mesh.peers[0].id (n2)",
+    ]);
+  });
+
+  it("flags unknown settings, bad enums and missing TLS files", () => {
+    const yaml = `${minimal}journal:\n  synchronus: full\nlog:\n  level: loud\n`.replace(
+      `secret: ${SECRET}`,
+      `secret: ${SECRET}\n  tls: { cert: tls/cert.pem, key: /etc/ssl/key.pem }`,
+    );
+    const problems = problemsOf(() => load({ "/etc/locmesh/agent.yaml": yaml, "/etc/ssl/key.pem": "" }));
+    expect(problems).toEqual([
+      "mesh.tls.cert: no such file: /etc/locmesh/tls/cert.pem",
+      "journal.synchronus: unknown setting (check the spelling)",
+      "log.level: must be one of trace, debug, info, warn, error, fatal, silent",
+    ]);
+  });
+
+  it("returns a deeply frozen object", () => {
+    const c = load({ "/etc/locmesh/agent.yaml": minimal }, { LOCMESH_MESH_PEERS: "n2=ws://h:1" });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.mesh.retry)).toBe(true);
+    expect(Object.isFrozen(c.mesh.peers[0])).toBe(true);
+    expect(() => {
+      (c.mesh as { secret: string }).secret = "x";
+    }).toThrow(TypeError);
+  });
+
+  it("redacts secrets for logging", () => {
+    const c = load({ "/etc/locmesh/agent.yaml": minimal }, { LOCMESH_MESH_PEERS: "n2=wss://u:pw@h:1" });
+    const text = JSON.stringify(redactConfig(c));
+    expect(text).not.toContain(SECRET);
+    expect(text).not.toContain(TOKEN);
+    expect(text).not.toContain(":pw@");
+  });
+});
+
+describe("loadApiSettings", () => {
+  it("needs only the API section, and does not read the mesh secret", () => {
+    const s = loadApiSettings({
+      file: "/etc/locmesh/agent.yaml",
+      env: {},
+      fs: memFs({ "/etc/locmesh/agent.yaml": "mesh:\n  secretFile: /unreadable\napi:\n  listen: 0.0.0.0:7181\n  tokenFile: tok\n", "/etc/locmesh/tok": TOKEN }),
+      cwd: "/",
+    });
+    expect(s).toEqual({ listen: { host: "0.0.0.0", port: 7181 }, token: TOKEN });
+  });
+});
