@@ -151,7 +151,11 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(peerUrl(d.entry.url), { maxPayload: o.maxMessageBytes, ca, handshakeTimeout: 5000 });
       d.socket = ws;
-      ws.once("open", () => resolve(ws));
+      // Attach in the open handler itself: the server's challenge may arrive in the same tick.
+      ws.once("open", () => {
+        attach(ws, "client", d.entry.url, d.entry.id);
+        resolve(ws);
+      });
       ws.once("error", (err) => reject(Object.assign(err, { transient: true })));
       ws.once("unexpected-response", (_req, res) => {
         reject(Object.assign(new Error(`HTTP ${res.statusCode} from ${d.entry.url}`), { transient: true }));
@@ -195,9 +199,10 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
           },
         });
         d.lastError = null;
-        const closed = new Promise<string>((r) => ws.once("close", (code, reason) => r(`${code} ${reason.toString()}`)));
-        attach(ws, "client", d.entry.url, d.entry.id);
-        const reason = await closed;
+        const reason = await new Promise<string>((r) => {
+          if (ws.readyState === WebSocket.CLOSED) r("1006 closed");
+          else ws.once("close", (code, why) => r(`${code} ${why.toString()}`));
+        });
         if (!reason.startsWith("4009")) d.lastError = `disconnected: ${reason}`;
         if (!d.stop.signal.aborted) await new Promise((r) => setTimeout(r, o.retry.minMs));
       } catch {
