@@ -52,6 +52,11 @@ export interface StoreCounts {
   tombstones: number;
 }
 
+/** A peer's batch that breaks the protocol (out of order, outside its range, wrong origin). */
+export class InvalidBatchError extends Error {
+  override readonly name = "InvalidBatchError";
+}
+
 export interface ReplicaStore {
   readonly nodeId: string;
   /** `node~epoch`: a new epoch whenever the journal starts empty. */

@@ -9,7 +9,9 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { compareVersions, type Change, type RecordKind, type VersionVector } from "../contract/records.js";
-import type { ApplyOutcome, Draft, Page, PageQuery, RangeOptions, RemoteBatch, ReplicaStore, StoreCounts } from "../core/store.js";
+import { InvalidBatchError, type ApplyOutcome, type Draft, type Page, type PageQuery, type RangeOptions, type RemoteBatch, type ReplicaStore, type StoreCounts } from "../core/store.js";
+
+export { InvalidBatchError };
 import { migrateSqlite } from "./migrate-sqlite.js";
 
 export interface SqliteStoreOptions {
@@ -23,10 +25,6 @@ export interface SqliteStoreOptions {
 
 export class JournalOwnerError extends Error {
   override readonly name = "JournalOwnerError";
-}
-
-export class InvalidBatchError extends Error {
-  override readonly name = "InvalidBatchError";
 }
 
 const KIND_CODE: Record<RecordKind, number> = { loc: 0, alias: 1 };

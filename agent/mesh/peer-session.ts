@@ -21,6 +21,7 @@ import { hlcToMillis, type VersionVector } from "../contract/records.js";
 import { nextBatch, servePull, type SnapshotHorizon } from "../core/outbound.js";
 import type { Replica } from "../core/replica.js";
 import { isTransient } from "../core/transient.js";
+import { InvalidBatchError } from "../core/store.js";
 import { changesAhead, isEmptyVector } from "../core/version-vector.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
@@ -258,7 +259,10 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   rpc.method(PeerMethod.Batch, batchParams, async (p): Promise<BatchResult> => {
     requireReady();
     metrics.changesReceived.inc({ peer: peerId! }, p.changes.length);
-    const outcome = await replica.apply(p, peerId!);
+    const outcome = await replica.apply(p, peerId!).catch((err: unknown) => {
+      if (err instanceof InvalidBatchError) throw new RpcError(ErrorCode.InvalidParams, err.message);
+      throw err;
+    });
     metrics.changesApplied.inc({ peer: peerId! }, outcome.applied.length);
     // The sender only serves ranges it holds without gaps, so it has at least `upTo`.
     if (p.upTo > (peerVV[p.origin] ?? 0)) peerVV[p.origin] = p.upTo;
