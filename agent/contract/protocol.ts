@@ -209,9 +209,23 @@ export interface PublishResult {
 }
 
 export const lookupParams = z.strictObject({ aor });
+/** A paging cursor is "" (first page) or the `next` value of the previous page. */
+const cursor = z
+  .string()
+  .max(1100)
+  .refine((v) => {
+    if (v === "") return true;
+    try {
+      const c = JSON.parse(v) as unknown;
+      return Array.isArray(c) && c.length === 2 && c.every((x) => typeof x === "string");
+    } catch {
+      return false;
+    }
+  }, "is not a cursor from a previous page's `next`");
+
 export const listParams = z.strictObject({
   search: z.string().max(256).default(""),
-  after: z.string().max(1024).default(""),
+  after: cursor.default(""),
   limit: z.number().int().min(1).max(1000).default(100),
 });
 export type ListParams = z.input<typeof listParams>;

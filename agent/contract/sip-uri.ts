@@ -17,7 +17,8 @@ export const LIMITS = {
 
 const URI = /^(sips?|tel):[^\s<>"]+$/i;
 const AOR = /^[^\s<>"@:;?]+@[^\s<>"@;?]+$/;
-const SOCKET = /^(udp|tcp|tls|sctp|ws|wss):[^\s:]+(:\d{1,5})?$/i;
+// proto:host[:port]; an IPv6 host is bracketed, as Kamailio prints it (udp:[2001:db8::1]:5060).
+const SOCKET = /^(udp|tcp|tls|sctp|ws|wss):(\[[0-9a-f:.]+\]|[^\s:[\]]+)(?::(\d{1,5}))?$/i;
 
 /** Returns a message saying what is wrong with `uri` as a contact or target URI, or null. */
 export function checkSipUri(uri: string): string | null {
@@ -47,5 +48,8 @@ export function normalizeAor(input: string): { aor: string } | { error: string }
 export function checkSocket(socket: string): string | null {
   if (socket === "") return null;
   if (socket.length > LIMITS.socket) return `is longer than ${LIMITS.socket} characters`;
-  return SOCKET.test(socket) ? null : "must look like proto:address:port, e.g. udp:10.0.0.1:5060";
+  const m = SOCKET.exec(socket);
+  if (!m) return "must look like proto:address:port, e.g. udp:10.0.0.1:5060 or udp:[2001:db8::1]:5060";
+  if (m[3] !== undefined && Number(m[3]) > 65535) return "has a port above 65535";
+  return null;
 }

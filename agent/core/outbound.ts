@@ -1,16 +1,13 @@
 /**
  * What to send a peer, decided from version vectors alone. Transport-free so the property test can
  * drive it through any interleaving, and so the hub serves peers with the very same logic.
+ *
+ * Tombstones are always sent, even to a peer that starts empty: that peer may later receive an
+ * older live version of the same record from another peer that has not seen the removal yet, and
+ * only the tombstone can win against it (found by the convergence property test).
  */
-import type { VersionVector } from "../contract/records.js";
 import type { BatchParams, PullParams, PullResult } from "../contract/protocol.js";
 import type { ReplicaStore } from "./store.js";
-
-export interface SnapshotHorizon {
-  /** When the peer started empty: our version vector then. Tombstones and expired bindings at or
-   * below it are left out, since an empty peer has nothing they could remove. */
-  vv: VersionVector | null;
-}
 
 /**
  * The next run of `origin`'s changes after `after`, up to what we hold without gaps. Returns null
@@ -23,37 +20,28 @@ export async function nextBatch(
   after: number,
   have: number,
   limit: number,
-  horizon: SnapshotHorizon,
-  nowSec: number,
 ): Promise<BatchParams | null> {
   if (have <= after) return null;
-  const liveOnlyUpTo = horizon.vv?.[origin];
-  const changes = await store.readRange(origin, after, have, limit, { liveOnlyUpTo, nowSec });
+  const changes = await store.readRange(origin, after, have, limit);
   const upTo = changes.length < limit ? have : changes[changes.length - 1]!.seq;
   return { origin, after, upTo, changes };
 }
 
 /** Serves a peer's pull: the first origin (in a stable order) where we are ahead of its vector. */
-export async function servePull(
-  store: ReplicaStore,
-  params: PullParams,
-  horizon: SnapshotHorizon,
-  nowSec: number,
-): Promise<PullResult> {
-  const countRemaining = params.count;
+export async function servePull(store: ReplicaStore, params: PullParams): Promise<PullResult> {
   const mine = await store.versionVector();
   const skip = new Set(params.skip);
   const origins = Object.keys(mine)
     .filter((o) => !skip.has(o) && (mine[o] ?? 0) > (params.vv[o] ?? 0))
     .sort();
   let remaining = 0;
-  if (countRemaining) {
+  if (params.count) {
     for (const o of origins) remaining += await store.countAfter(o, params.vv[o] ?? 0);
   }
   for (const o of origins) {
-    const batch = await nextBatch(store, o, params.vv[o] ?? 0, mine[o]!, params.limit, horizon, nowSec);
+    const batch = await nextBatch(store, o, params.vv[o] ?? 0, mine[o]!, params.limit);
     if (batch) {
-      if (countRemaining) remaining = Math.max(0, remaining - batch.changes.length);
+      if (params.count) remaining = Math.max(0, remaining - batch.changes.length);
       return { batch, remaining };
     }
   }

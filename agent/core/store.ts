@@ -27,12 +27,6 @@ export interface ApplyOutcome {
   have: number;
 }
 
-export interface RangeOptions {
-  /** Leave out tombstones and expired bindings with seq ≤ this (a snapshot for an empty peer). */
-  liveOnlyUpTo?: number;
-  nowSec?: number;
-}
-
 export interface PageQuery {
   search: string;
   after: string;
@@ -73,7 +67,7 @@ export interface ReplicaStore {
   /** Applies a peer's batch by last-writer-wins in one durable transaction. */
   applyRemote(batch: RemoteBatch): Promise<ApplyOutcome>;
   /** `origin`'s changes with after < seq ≤ upTo, in seq order, at most `limit`. */
-  readRange(origin: string, after: number, upTo: number, limit: number, opts?: RangeOptions): Promise<Change[]>;
+  readRange(origin: string, after: number, upTo: number, limit: number): Promise<Change[]>;
   /** Number of changes held for `origin` with seq > after (for progress estimates). */
   countAfter(origin: string, after: number): Promise<number>;
   /** HLC of the first change held for `origin` with seq > after, or null. */

@@ -9,7 +9,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { compareVersions, type Change, type RecordKind, type VersionVector } from "../contract/records.js";
-import { InvalidBatchError, type ApplyOutcome, type Draft, type Page, type PageQuery, type RangeOptions, type RemoteBatch, type ReplicaStore, type StoreCounts } from "../core/store.js";
+import { InvalidBatchError, type ApplyOutcome, type Draft, type Page, type PageQuery, type RemoteBatch, type ReplicaStore, type StoreCounts } from "../core/store.js";
 
 export { InvalidBatchError };
 import { migrateSqlite } from "./migrate-sqlite.js";
@@ -48,7 +48,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
   db.pragma("busy_timeout = 5000");
   db.pragma(`cache_size = -${(opts.cacheMiB ?? 32) * 1024}`);
   db.pragma("temp_store = MEMORY");
-  migrateSqlite(db);
+  try {
+    migrateSqlite(db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
 
   const metaGet = db.prepare<[string], { value: string }>("SELECT value FROM meta WHERE name = ?");
   const metaSet = db.prepare<[string, string]>(
@@ -76,13 +81,20 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
   }
   const self = replicaId;
 
-  // Origins are few (one per node epoch): keep them in memory both ways.
+  // Origins are few (one per node epoch): keep them in memory both ways. A transaction that
+  // fails rolls the table back, so the caches are reloaded from it (see `guarded`).
   const originById = new Map<number, string>();
   const originByReplica = new Map<string, { id: number; have: number }>();
-  for (const o of db.prepare<[], { id: number; replica: string; have: number }>("SELECT id, replica, have FROM origins").all()) {
-    originById.set(o.id, o.replica);
-    originByReplica.set(o.replica, { id: o.id, have: o.have });
-  }
+  const selectOrigins = db.prepare<[], { id: number; replica: string; have: number }>("SELECT id, replica, have FROM origins");
+  const loadOrigins = () => {
+    originById.clear();
+    originByReplica.clear();
+    for (const o of selectOrigins.all()) {
+      originById.set(o.id, o.replica);
+      originByReplica.set(o.replica, { id: o.id, have: o.have });
+    }
+  };
+  loadOrigins();
   const insertOrigin = db.prepare<[string]>("INSERT INTO origins (replica, have) VALUES (?, 0)");
   const setHave = db.prepare<[number, number]>("UPDATE origins SET have = ? WHERE id = ?");
   function origin(replica: string): { id: number; have: number } {
@@ -115,12 +127,6 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
     `SELECT kind, key, sub, hlc, origin, seq, value FROM records
      WHERE origin = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
   );
-  const selectRangeLive = db.prepare<{ o: number; a: number; u: number; live: number; now: number; n: number }, Row>(
-    `SELECT kind, key, sub, hlc, origin, seq, value FROM records
-     WHERE origin = @o AND seq > @a AND seq <= @u
-       AND (seq > @live OR (value IS NOT NULL AND (expires IS NULL OR expires = 0 OR expires > @now)))
-     ORDER BY seq LIMIT @n`,
-  );
   const countAfter = db.prepare<[number, number], { n: number }>("SELECT count(*) AS n FROM records WHERE origin = ? AND seq > ?");
   const firstAfter = db.prepare<[number, number], { hlc: number }>(
     "SELECT hlc FROM records WHERE origin = ? AND seq > ? ORDER BY seq LIMIT 1",
@@ -140,7 +146,21 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
   const purgeTombstones = db.prepare<[number]>("DELETE FROM records WHERE value IS NULL AND hlc < ?");
   const purgeExpired = db.prepare<[number]>("DELETE FROM records WHERE expires > 0 AND expires < ?");
 
-  let maxHlc = Number(metaGet.get("max_hlc")?.value ?? 0);
+  const loadMaxHlc = () => Number(metaGet.get("max_hlc")?.value ?? 0);
+  let maxHlc = loadMaxHlc();
+  /** Runs a write transaction; on failure, drops in-memory state the rollback undid. */
+  const guarded = <A extends unknown[], R>(fn: (...args: A) => R) => {
+    const tx = db.transaction(fn);
+    return (...args: A): R => {
+      try {
+        return tx(...args);
+      } catch (err) {
+        loadOrigins();
+        maxHlc = loadMaxHlc();
+        throw err;
+      }
+    };
+  };
   const noteHlc = (hlc: number) => {
     if (hlc > maxHlc) maxHlc = hlc;
   };
@@ -161,7 +181,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
     upsert.run(KIND_CODE[c.kind], c.key, c.sub, c.hlc, originId, c.seq, c.value === null ? null : JSON.stringify(c.value), expires);
   };
 
-  const commitLocal = db.transaction((drafts: readonly Draft[], stamp: () => number): (Change | null)[] => {
+  const commitLocal = guarded((drafts: readonly Draft[], stamp: () => number): (Change | null)[] => {
     const me = origin(self);
     const results: (Change | null)[] = [];
     let wrote = false;
@@ -187,7 +207,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
     return results;
   });
 
-  const applyRemote = db.transaction((batch: RemoteBatch): ApplyOutcome => {
+  const applyRemote = guarded((batch: RemoteBatch): ApplyOutcome => {
     if (batch.origin === self) return { applied: [], have: origin(self).have };
     const o = origin(batch.origin);
     const applied: Change[] = [];
@@ -230,14 +250,9 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
     async applyRemote(batch) {
       return applyRemote(batch);
     },
-    async readRange(originReplica, after, upTo, limit, ropts: RangeOptions = {}) {
+    async readRange(originReplica, after, upTo, limit) {
       const o = originByReplica.get(originReplica);
-      if (!o) return [];
-      const rows =
-        ropts.liveOnlyUpTo !== undefined && ropts.liveOnlyUpTo > after
-          ? selectRangeLive.all({ o: o.id, a: after, u: upTo, live: ropts.liveOnlyUpTo, now: ropts.nowSec ?? 0, n: limit })
-          : selectRange.all(o.id, after, upTo, limit);
-      return rows.map(toChange);
+      return o ? selectRange.all(o.id, after, upTo, limit).map(toChange) : [];
     },
     async countAfter(originReplica, after) {
       const o = originByReplica.get(originReplica);

@@ -8,7 +8,7 @@
  * - both sides send their version vector every `statusIntervalMs`, which drives lag figures and
  *   relay pulls (see pull-coordinator.ts).
  * Where the pump starts is decided by the peer's version vector from the handshake, so a peer that
- * was away gets exactly what it is missing, and an empty peer gets a snapshot without tombstones.
+ * was away gets exactly what it is missing, and an empty peer gets a snapshot.
  */
 import { JSONRPCClient, JSONRPCServerAndClient, createJSONRPCErrorResponse, type JSONRPCRequest } from "json-rpc-2.0";
 import pRetry, { AbortError } from "p-retry";
@@ -18,7 +18,7 @@ import {
   type BatchParams, type BatchResult, type HelloResult, type PullParams, type PullResult,
 } from "../contract/protocol.js";
 import { hlcToMillis, type VersionVector } from "../contract/records.js";
-import { nextBatch, servePull, type SnapshotHorizon } from "../core/outbound.js";
+import { nextBatch, servePull } from "../core/outbound.js";
 import type { Replica } from "../core/replica.js";
 import { isTransient } from "../core/transient.js";
 import { InvalidBatchError } from "../core/store.js";
@@ -97,7 +97,6 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   let peerVV: VersionVector = {};
   let ready = false;
   let ended = false;
-  let horizon: SnapshotHorizon = { vv: null };
   const serverNonce = newNonce();
   const abort = new AbortController();
   const timers: NodeJS.Timeout[] = [];
@@ -188,11 +187,10 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     peerId = id;
     peerReplica = replicaId;
     peerVV = { ...vv };
-    horizon = { vv: isEmptyVector(vv) ? mineAtHello : null };
     log = log.child({ peer: id });
     ready = true;
     metrics.peerConnected.set({ peer: id }, 1);
-    log.info({ replica: replicaId, peerEmpty: horizon.vv !== null, behind: changesAhead(mineAtHello, vv) }, "peer session ready");
+    log.info({ replica: replicaId, peerEmpty: isEmptyVector(vv), behind: changesAhead(mineAtHello, vv) }, "peer session ready");
     timers.push(setInterval(() => void sendStatus(), options.statusIntervalMs));
     deps.onReady(session);
     pump();
@@ -271,7 +269,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
 
   rpc.method(PeerMethod.Pull, pullParams, async (p): Promise<PullResult> => {
     requireReady();
-    const res = await servePull(store, p, horizon, Math.floor(nowMs() / 1000));
+    const res = await servePull(store, p);
     if (res.batch) metrics.changesSent.inc({ peer: peerId! }, res.batch.changes.length);
     return res;
   });
@@ -324,7 +322,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     if (sentUpTo < 0 || (inflight === 0 && sentUpTo > acked())) sentUpTo = acked();
     while (ready && inflight < options.window) {
       const have = (await replica.versionVector())[self] ?? 0;
-      const batch = await nextBatch(store, self, sentUpTo, have, options.batchSize, horizon, Math.floor(nowMs() / 1000));
+      const batch = await nextBatch(store, self, sentUpTo, have, options.batchSize);
       if (!batch) return;
       sentUpTo = batch.upTo;
       inflight++;

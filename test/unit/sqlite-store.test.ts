@@ -1,0 +1,93 @@
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { JournalTooNewError, loadMigrations, migrateSqlite } from "../../agent/journal/migrate-sqlite.js";
+import { JournalOwnerError, openSqliteStore } from "../../agent/journal/sqlite-store.js";
+import type { ReplicaStore } from "../../agent/core/store.js";
+import { REPLICA_A, REPLICA_B, aliasDraft, batchOf, binding, counterStamp, locDraft, makeTempDirs, remoteChange } from "../support/fixtures.js";
+import { describeStoreContract } from "../support/store-contract.js";
+
+const temp = makeTempDirs("locmesh-sqlite-");
+const open: ReplicaStore[] = [];
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close();
+  temp.cleanup();
+});
+
+function openAt(path: string, nodeId = "n1"): ReplicaStore {
+  const s = openSqliteStore({ path, nodeId });
+  open.push(s);
+  return s;
+}
+
+describeStoreContract("sqlite file", async () => openSqliteStore({ path: join(temp.make(), "journal.db"), nodeId: "n1" }));
+
+describe("sqlite journal on disk", () => {
+  it("keeps replica id, version vector, max hlc and records across close and reopen", async () => {
+    const path = join(temp.make(), "nested", "journal.db");
+    const first = openAt(path);
+    await first.commitLocal([locDraft("a@x", "sip:a@1", binding({ callid: "kept" })), aliasDraft("s@x", "sip:a@x")], counterStamp(100));
+    const remote = remoteChange(REPLICA_A, 1, 300, aliasDraft("r@x", "sip:r@x"));
+    await first.applyRemote(batchOf(REPLICA_A, 0, 4, [remote]));
+    const before = { id: first.replicaId, vv: await first.versionVector(), loc: await first.get("loc", "a@x", "sip:a@1") };
+    await first.close();
+
+    const again = openAt(path);
+    expect(again.replicaId).toBe(before.id);
+    expect(await again.versionVector()).toEqual({ [before.id]: 2, [REPLICA_A]: 4 });
+    expect(await again.versionVector()).toEqual(before.vv);
+    expect(await again.maxHlc()).toBe(300);
+    expect(await again.get("loc", "a@x", "sip:a@1")).toEqual(before.loc);
+    expect(await again.get("alias", "r@x", "")).toEqual(remote);
+    // Sequence numbers continue where they stopped.
+    const [next] = await again.commitLocal([aliasDraft("t@x", "sip:t@x")], counterStamp(400));
+    expect(next?.seq).toBe(3);
+  });
+
+  it("refuses a journal that belongs to another node", async () => {
+    const path = join(temp.make(), "journal.db");
+    await openAt(path, "n1").close();
+    expect(() => openSqliteStore({ path, nodeId: "n2" })).toThrow(JournalOwnerError);
+    expect(() => openSqliteStore({ path, nodeId: "n2" })).toThrow(/belongs to node "n1", not "n2"/);
+  });
+
+  it("starts a new epoch for every fresh journal", async () => {
+    const a = openAt(join(temp.make(), "journal.db"));
+    const b = openAt(join(temp.make(), "journal.db"));
+    expect(a.replicaId).toMatch(/^n1~[0-9a-f]{12}$/);
+    expect(b.replicaId).toMatch(/^n1~[0-9a-f]{12}$/);
+    expect(a.replicaId).not.toBe(b.replicaId);
+  });
+
+  it("opens an in-memory journal for simulations", async () => {
+    const s = openAt(":memory:");
+    await s.applyRemote(batchOf(REPLICA_B, 0, 1, [remoteChange(REPLICA_B, 1, 1, aliasDraft("a@x", "sip:a@x"))]));
+    expect(await s.versionVector()).toEqual({ [REPLICA_B]: 1 });
+  });
+});
+
+describe("sqlite migrations", () => {
+  it("applies each migration once", () => {
+    const db = new Database(":memory:");
+    try {
+      const known = loadMigrations("sqlite").map((m) => m.version);
+      expect(known[0]).toBe(1);
+      expect(migrateSqlite(db)).toEqual(known);
+      expect(migrateSqlite(db)).toEqual([]);
+      const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
+      expect(tables).toEqual(expect.arrayContaining(["meta", "origins", "records", "schema_migrations"]));
+    } finally {
+      db.close();
+    }
+  });
+
+  it("refuses a journal written by newer code", () => {
+    const path = join(temp.make(), "journal.db");
+    const db = new Database(path);
+    migrateSqlite(db);
+    db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 'x')").run();
+    db.close();
+    expect(() => openSqliteStore({ path, nodeId: "n1" })).toThrow(JournalTooNewError);
+    expect(() => openSqliteStore({ path, nodeId: "n1" })).toThrow(/schema version 9999/);
+  });
+});
