@@ -46,15 +46,31 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" }).end(JSON.stringify(body));
   };
 
-  async function readBody(req: IncomingMessage): Promise<string | null> {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > deps.maxMessageBytes) return null;
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks).toString("utf8");
+  /**
+   * The body as text, or null once it passes the limit. The rest of an oversize body is read and
+   * dropped for a moment rather than left unread: closing a socket with unread data makes the
+   * kernel reset the connection, and the client would see ECONNRESET instead of our 413. A client
+   * still sending after that gets cut off.
+   */
+  function readBody(req: IncomingMessage): Promise<string | null> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let cutOff: NodeJS.Timeout | undefined;
+      req.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= deps.maxMessageBytes) return void chunks.push(chunk);
+        if (cutOff) return;
+        chunks.length = 0;
+        cutOff = setTimeout(() => req.socket.destroy(), 2000).unref();
+        resolve(null);
+      });
+      req.once("end", () => {
+        clearTimeout(cutOff);
+        resolve(size > deps.maxMessageBytes ? null : Buffer.concat(chunks).toString("utf8"));
+      });
+      req.once("error", reject);
+    });
   }
 
   async function handleRpc(req: IncomingMessage, res: ServerResponse) {

@@ -47,8 +47,16 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
     if (e.code === ErrorCode.InternalError) deps.log.error({ err: error }, "request failed");
     return createJSONRPCErrorResponse(id, e.code, e.message, e.data);
   };
+  // Handlers and later middleware (the API's sign-in check) fail by throwing; json-rpc-2.0 maps a
+  // throw to a response only after the whole chain, so count both shapes here.
   server.applyMiddleware(async (next, request, ctx) => {
-    const response = await next(request, ctx);
+    let response;
+    try {
+      response = await next(request, ctx);
+    } catch (err) {
+      deps.onError?.(toRpcError(err).code, request.method);
+      throw err;
+    }
     if (response && "error" in response && response.error) deps.onError?.(response.error.code, request.method);
     return response;
   });

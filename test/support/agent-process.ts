@@ -30,7 +30,10 @@ export interface NodeSpec {
   secret: string;
   token: string;
   peers: { id: string; url: string }[];
+  /** Top-level config sections that replace the defaults below wholesale. */
   extra?: Record<string, unknown>;
+  /** Settings merged key by key into the config (e.g. { mesh: { tls: {...}, acceptUnlisted: true } }). */
+  config?: Record<string, unknown>;
 }
 
 export class RpcCallError extends Error {
@@ -48,7 +51,8 @@ export class AgentProcess {
     return `http://127.0.0.1:${this.spec.apiPort}`;
   }
   get meshUrl(): string {
-    return `ws://127.0.0.1:${this.spec.meshPort}`;
+    const tls = (this.spec.config?.["mesh"] as { tls?: unknown } | undefined)?.tls;
+    return `${tls ? "wss" : "ws"}://127.0.0.1:${this.spec.meshPort}`;
   }
   get configPath(): string {
     return join(this.spec.dir, "config.json");
@@ -71,7 +75,15 @@ export class AgentProcess {
       log: { level: "info" },
       ...this.spec.extra,
     };
-    writeFileSync(this.configPath, JSON.stringify(cfg, null, 2));
+    writeFileSync(this.configPath, JSON.stringify(deepMerge(cfg, this.spec.config ?? {}), null, 2));
+  }
+
+  /** Rewrites the config with a new peer list and sends SIGHUP, as an operator would. */
+  reloadPeers(peers: { id: string; url: string }[]): void {
+    this.spec.peers = peers;
+    this.writeConfig();
+    if (!this.child || this.child.exitCode !== null) throw new Error(`agent ${this.spec.id} is not running`);
+    this.child.kill("SIGHUP");
   }
 
   async start(): Promise<void> {
@@ -143,6 +155,17 @@ export class AgentProcess {
   }
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isPlainObject(b) && isPlainObject(v) ? deepMerge(b, v) : v;
+  }
+  return out;
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
@@ -161,7 +184,11 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 }
 
 /** A cluster of `n` agents that all list each other. */
-export async function makeCluster(baseDir: string, n: number, opts: { secret?: string; extra?: Record<string, unknown> } = {}): Promise<AgentProcess[]> {
+export async function makeCluster(
+  baseDir: string,
+  n: number,
+  opts: { secret?: string; extra?: Record<string, unknown>; config?: Record<string, unknown>; scheme?: "ws" | "wss" } = {},
+): Promise<AgentProcess[]> {
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
   const ports = await Promise.all(ids.map(async () => ({ mesh: await freePort(), api: await freePort() })));
   return ids.map(
@@ -173,8 +200,9 @@ export async function makeCluster(baseDir: string, n: number, opts: { secret?: s
         dir: join(baseDir, id),
         secret: opts.secret ?? "integration-cluster-secret-0123456789",
         token: "integration-api-token-0123456789",
-        peers: ids.filter((o) => o !== id).map((o, _j) => ({ id: o, url: `ws://127.0.0.1:${ports[ids.indexOf(o)]!.mesh}` })),
+        peers: ids.filter((o) => o !== id).map((o, _j) => ({ id: o, url: `${opts.scheme ?? "ws"}://127.0.0.1:${ports[ids.indexOf(o)]!.mesh}` })),
         extra: opts.extra,
+        config: opts.config,
       }),
   );
 }

@@ -1,0 +1,155 @@
+/**
+ * The `locmesh` operator commands as an operator runs them: `node bin/locmesh.js ...` in a child
+ * process against a real agent, checking what they print and how they exit, including with a wrong
+ * token and with no agent listening.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentProcess, ROOT, freePort } from "../support/agent-process.js";
+
+const TOKEN = "cli-test-api-token-0123456789";
+const BIN = join(ROOT, "bin", "locmesh.js");
+let dir: string;
+let agent: AgentProcess;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI with only the environment the test gives it (no LOCMESH_* from the caller). */
+function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LOCMESH_")));
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...base, NO_COLOR: "1", ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === "number" ? err.code : null) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const target = () => ["--url", agent.apiUrl, "--token", TOKEN];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "locmesh-cli-"));
+  agent = new AgentProcess({
+    id: "cli1", meshPort: await freePort(), apiPort: await freePort(), dir: join(dir, "cli1"),
+    secret: "cli-test-mesh-secret-0123456789", token: TOKEN, peers: [{ id: "far", url: `ws://127.0.0.1:${await freePort()}` }],
+  });
+  await agent.start();
+});
+
+afterAll(async () => {
+  await agent?.stop();
+  if (dir && !process.env["LOCMESH_KEEP_TEST_DIRS"]) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("locmesh CLI", () => {
+  it("--help lists the commands and exits 0", async () => {
+    const r = await cli(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: locmesh/m);
+    for (const cmd of ["agent", "status", "alias", "location", "resync", "demo"]) expect(r.stdout).toMatch(new RegExp(`^\\s+${cmd}\\b`, "m"));
+    expect(r.stderr).toBe("");
+  });
+
+  it("status shows the node and its peers, taking address and token from --config", async () => {
+    const r = await cli(["status", "--config", agent.configPath]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^node\s+cli1 \(replica cli1~[0-9a-f]+, protocol 1/m);
+    expect(r.stdout).toMatch(/^PEER\s+CONNECTED/m);
+    expect(r.stdout).toMatch(/^far\s+(false|no)\b/m);
+
+    const json = await cli(["status", "--json", ...target()]);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ nodeId: "cli1", peers: [{ nodeId: "far", connected: false }] });
+  });
+
+  it("alias add, ls and rm change what the agent stores", async () => {
+    const add = await cli(["alias", "add", "sip:Sales@Example.com", "sip:alice@example.com", ...target()]);
+    expect(add).toMatchObject({ code: 0, stderr: "" });
+    expect(add.stdout.trim()).toBe("alias sales@example.com -> sip:alice@example.com");
+    expect(await agent.call("alias.list", {})).toMatchObject({ items: [{ alias: "sales@example.com", target: "sip:alice@example.com" }] });
+
+    const ls = await cli(["alias", "ls"], { LOCMESH_API_URL: agent.apiUrl, LOCMESH_API_TOKEN: TOKEN });
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/^ALIAS\s+TARGET$/m);
+    expect(ls.stdout).toMatch(/^sales@example\.com\s+sip:alice@example\.com$/m);
+
+    const rm = await cli(["alias", "rm", "sip:sales@example.com", ...target()]);
+    expect(rm.code).toBe(0);
+    expect(rm.stdout.trim()).toBe("removed alias sip:sales@example.com");
+    expect((await cli(["alias", "ls", ...target()])).stdout.trim()).toBe("no aliases");
+
+    const again = await cli(["alias", "rm", "sip:sales@example.com", ...target()]);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim()).toBe("locmesh: no alias sales@example.com");
+    expect(again.stdout).toBe("");
+
+    const bad = await cli(["alias", "add", "sip:x@example.com", "not a uri", ...target()]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^locmesh: invalid params: target: SIP URI "not a uri"/);
+  });
+
+  it("location ls pages and location show prints one AoR's bindings", async () => {
+    const expires = Math.floor(Date.now() / 1000) + 3600;
+    await agent.call("location.publish", {
+      edits: [
+        { op: "upsert", binding: { aor: "sip:alice@example.com", contact: "sip:alice@192.0.2.1:5060", expires, userAgent: "Deskphone" } },
+        { op: "upsert", binding: { aor: "sip:bob@example.com", contact: "sip:bob@192.0.2.2:5060", expires } },
+      ],
+    });
+    // Read-only commands: run them side by side.
+    const [ls, page, all, badLimit, show, none] = await Promise.all([
+      cli(["location", "ls", ...target()]),
+      cli(["location", "ls", "--limit", "1", ...target()]),
+      cli(["location", "ls", "--limit", "1", "--all", "--json", ...target()]),
+      cli(["location", "ls", "--limit", "0", ...target()]),
+      cli(["location", "show", "sip:Alice@example.com", ...target()]),
+      cli(["location", "show", "sip:nobody@example.com", ...target()]),
+    ]);
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/^AOR\s+CONTACT\s+EXPIRES\s+Q\s+OWNER$/m);
+    expect(ls.stdout).toMatch(/^alice@example\.com\s+sip:alice@192\.0\.2\.1:5060\s.*\scli1$/m);
+    expect(ls.stdout).toMatch(/^bob@example\.com\s+sip:bob@192\.0\.2\.2:5060\s.*\scli1$/m);
+
+    expect(page.code).toBe(0);
+    expect(page.stdout).toContain("showing 1 of 2 bindings; use --all");
+    expect(JSON.parse(all.stdout)).toMatchObject({ total: 2, next: null, items: [{ aor: "alice@example.com" }, { aor: "bob@example.com" }] });
+    expect(badLimit.code).not.toBe(0);
+    expect(badLimit.stderr).toMatch(/must be a whole number from 1 to 1000/);
+
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/^contact\s+sip:alice@192\.0\.2\.1:5060$/m);
+    expect(show.stdout).toContain("Deskphone");
+    expect(show.stdout).not.toContain("bob");
+    expect(none).toMatchObject({ code: 0, stdout: "no bindings for nobody@example.com\n" });
+  });
+
+  it("a wrong token exits 1 and says which token to check", async () => {
+    const [r, missing] = await Promise.all([
+      cli(["status", "--url", agent.apiUrl, "--token", "wrong-token-0123456789"]),
+      cli(["status", "--url", agent.apiUrl]),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/^locmesh: the agent at http:\/\/127\.0\.0\.1:\d+ refused the API token \(HTTP 401\); check --token, LOCMESH_API_TOKEN/);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^locmesh: no API token: pass --token/);
+  });
+
+  it("no agent listening exits 1 and says the agent is not reachable", async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const r = await cli(["alias", "ls", "--url", url, "--token", TOKEN]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr.trim()).toBe(
+      `locmesh: the locmesh agent is not reachable at ${url} (ECONNREFUSED): is \`locmesh agent\` running, and is --url (or LOCMESH_API_URL) its API address?`,
+    );
+  });
+});

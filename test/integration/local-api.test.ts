@@ -1,0 +1,220 @@
+/**
+ * The agent's local API on a real agent process: token checks over HTTP and WebSocket, parameter
+ * validation, the body size limit, the location and alias round trip with paging, change
+ * subscriptions, and the Prometheus and health endpoints.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCode } from "../../agent/contract/errors.js";
+import type { ListResult } from "../../agent/contract/protocol.js";
+import type { Change, Location } from "../../agent/contract/records.js";
+import { AgentProcess, RpcCallError, freePort } from "../support/agent-process.js";
+import { RpcWire, type WireMessage } from "../support/rpc-wire.js";
+
+const TOKEN = "local-api-token-0123456789abcdef";
+const MAX_BODY = 16_384;
+let dir: string;
+let agent: AgentProcess;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "locmesh-local-api-"));
+  agent = new AgentProcess({
+    id: "api1", meshPort: await freePort(), apiPort: await freePort(), dir: join(dir, "api1"),
+    secret: "local-api-mesh-secret-0123456789", token: TOKEN, peers: [],
+    config: { api: { maxMessageBytes: MAX_BODY } },
+  });
+  await agent.start();
+});
+
+afterAll(async () => {
+  await agent?.stop();
+  if (dir && !process.env["LOCMESH_KEEP_TEST_DIRS"]) rmSync(dir, { recursive: true, force: true });
+});
+
+async function post(body: string, headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` }) {
+  const res = await fetch(`${agent.apiUrl}/rpc`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+  return { status: res.status, body: (await res.json()) as WireMessage };
+}
+
+const rpcBody = (method: string, params: unknown) => JSON.stringify({ jsonrpc: "2.0", id: 7, method, params });
+
+/** The JSON-RPC error a call is answered with; fails the test if it succeeds. */
+async function callError(method: string, params: unknown): Promise<RpcCallError> {
+  const err = await agent.call(method, params).then(() => null, (e: unknown) => e);
+  expect(err, `${method} should fail`).toBeInstanceOf(RpcCallError);
+  return err as RpcCallError;
+}
+
+const wsUrl = () => `ws://127.0.0.1:${agent.spec.apiPort}/rpc`;
+const expiresIn = (s: number) => Math.floor(Date.now() / 1000) + s;
+const aliasNames = async () => (await agent.call<ListResult<{ alias: string }>>("alias.list", { limit: 1000 })).items.map((a) => a.alias);
+
+describe("HTTP authentication", () => {
+  it("answers a missing or wrong token with 401 and a JSON-RPC error, and does nothing", async () => {
+    const failuresBefore = await agent.metric("locmesh_auth_failures_total", { reason: "api wrong token" });
+    const set = rpcBody("alias.set", { alias: "sip:sneaky@example.com", target: "sip:x@example.com" });
+    const attempts: Record<string, string>[] = [{}, { authorization: "Bearer not-the-token" }, { authorization: TOKEN }];
+    for (const headers of attempts) {
+      const res = await post(set, headers);
+      expect(res.status).toBe(401);
+      expect(res.body).toMatchObject({ jsonrpc: "2.0", id: null, error: { code: ErrorCode.Unauthorized } });
+      expect(res.body.error?.message).toMatch(/token/);
+    }
+    expect(await agent.metric("locmesh_auth_failures_total", { reason: "api wrong token" })).toBe(failuresBefore + 1);
+    expect(await aliasNames()).not.toContain("sneaky@example.com");
+  });
+});
+
+describe("WebSocket authentication", () => {
+  it("without a token, only auth.login is served until it succeeds", async () => {
+    const ws = await RpcWire.open(wsUrl());
+    try {
+      expect((await ws.request("alias.list", {})).error?.code).toBe(ErrorCode.Unauthorized);
+      expect((await ws.request("alias.set", { alias: "sip:ws@example.com", target: "sip:x@example.com" })).error?.code).toBe(ErrorCode.Unauthorized);
+      expect((await ws.request("auth.login", { token: "wrong-token-0123456789" })).error?.code).toBe(ErrorCode.Unauthorized);
+      expect((await ws.request("alias.list", {})).error?.code).toBe(ErrorCode.Unauthorized);
+      expect((await ws.request("auth.login", { token: TOKEN })).result).toEqual({ ok: true });
+      expect((await ws.request("alias.list", {})).result).toMatchObject({ items: expect.any(Array) });
+    } finally {
+      await ws.close();
+    }
+    expect(await aliasNames()).not.toContain("ws@example.com");
+  });
+
+  it("a Bearer header signs the socket in; a wrong one does not", async () => {
+    const good = await RpcWire.open(wsUrl(), { headers: { authorization: `Bearer ${TOKEN}` } });
+    const bad = await RpcWire.open(wsUrl(), { headers: { authorization: "Bearer nope-nope-nope-nope" } });
+    try {
+      expect((await good.request("cluster.status", {})).result).toMatchObject({ nodeId: "api1" });
+      expect((await bad.request("cluster.status", {})).error?.code).toBe(ErrorCode.Unauthorized);
+    } finally {
+      await Promise.all([good.close(), bad.close()]);
+    }
+  });
+});
+
+describe("validation and limits", () => {
+  it("answers invalid params with -32602 and a message naming the field", async () => {
+    const cases: [string, unknown, RegExp][] = [
+      ["alias.set", { alias: "sip:bob@example.com", target: "not a uri" }, /target/],
+      ["alias.set", { alias: "bob", target: "sip:b@example.com" }, /alias/],
+      ["location.publish", { edits: [{ op: "upsert", binding: { aor: "sip:a@example.com", contact: "sip:a@h", expires: "soon" } }] }, /edits\.0\.binding\.expires/],
+      ["location.publish", { edits: [{ op: "upsert", binding: { aor: "sip:a@example.com", contact: "<sip:a@h>", expires: 1 } }] }, /edits\.0\.binding\.contact/],
+      ["location.publish", { edits: [] }, /edits/],
+      ["location.list", { limit: 5000 }, /limit/],
+      ["alias.list", { after: "not a cursor" }, /after/],
+      ["alias.list", { bogus: 1 }, /bogus/],
+    ];
+    for (const [method, params, field] of cases) {
+      const err = await callError(method, params);
+      expect(err.code, `${method} ${JSON.stringify(params)}`).toBe(ErrorCode.InvalidParams);
+      expect(err.message).toMatch(field);
+    }
+    expect((await callError("alias.frobnicate", {})).code).toBe(ErrorCode.MethodNotFound);
+    expect((await agent.call<ListResult<unknown>>("alias.list", { search: "bob" })).total).toBe(0);
+  });
+
+  it("answers invalid JSON with a parse error and an oversize body with 413", async () => {
+    const garbled = await post("{ nope");
+    expect(garbled.status).toBe(200);
+    expect(garbled.body.error?.code).toBe(ErrorCode.ParseError);
+
+    // Just over the limit, and far over it on a reused connection: a client still uploading must
+    // get the 413, not a reset (an agent that stops reading makes the kernel reset the socket).
+    const MiB = 1024 * 1024;
+    for (const size of [MAX_BODY, 2 * MiB, 24 * MiB, 2 * MiB, 24 * MiB]) {
+      const big = await post(rpcBody("alias.set", { alias: `sip:${"b".repeat(size)}@example.com`, target: "sip:x@example.com" }));
+      expect(big.status, `${size}-byte alias`).toBe(413);
+      expect(big.body.error?.code).toBe(ErrorCode.TooLarge);
+    }
+    expect((await agent.call<{ nodeId: string }>("cluster.status")).nodeId).toBe("api1");
+  });
+});
+
+describe("locations and aliases", () => {
+  it("publishes, looks up, lists page by page and removes a whole AoR", async () => {
+    const edits = [
+      { aor: "sip:Alice@Example.com", contact: "sip:alice@192.0.2.1:5060", expires: expiresIn(600), q: 0.5, callid: "a1", cseq: 3, userAgent: "Deskphone" },
+      { aor: "sip:alice@example.com", contact: "sip:alice@192.0.2.2:5060", expires: expiresIn(600) },
+      { aor: "sip:bob@example.com", contact: "sip:bob@192.0.2.3:5060", expires: expiresIn(600) },
+      { aor: "sip:dave@example.com", contact: "sip:dave@192.0.2.4:5060", expires: expiresIn(600) },
+    ].map((binding) => ({ op: "upsert", binding }));
+    expect(await agent.call("location.publish", { edits })).toEqual({ accepted: 4 });
+
+    const alice = await agent.call<{ aor: string; bindings: Location[] }>("location.lookup", { aor: "alice@example.com" });
+    expect(alice.aor).toBe("alice@example.com");
+    expect(alice.bindings.map((b) => b.contact).sort()).toEqual(["sip:alice@192.0.2.1:5060", "sip:alice@192.0.2.2:5060"]);
+    expect(alice.bindings.find((b) => b.callid === "a1")).toMatchObject({ q: 0.5, cseq: 3, userAgent: "Deskphone", owner: "api1", methods: 4294967295 });
+
+    const seen: string[] = [];
+    let after = "";
+    for (let pages = 0; ; pages++) {
+      expect(pages).toBeLessThan(4);
+      const page = await agent.call<ListResult<Location>>("location.list", { limit: 2, after });
+      expect(page.total).toBe(4);
+      seen.push(...page.items.map((l) => l.contact));
+      if (page.next === null) break;
+      after = page.next;
+    }
+    expect(seen).toHaveLength(4);
+    expect(new Set(seen).size).toBe(4);
+    expect((await agent.call<ListResult<Location>>("location.list", { search: "bob" })).items.map((l) => l.aor)).toEqual(["bob@example.com"]);
+
+    expect(await agent.call("location.publish", { edits: [{ op: "remove-aor", aor: "sip:alice@example.com" }] })).toEqual({ accepted: 2 });
+    expect((await agent.call<{ bindings: Location[] }>("location.lookup", { aor: "alice@example.com" })).bindings).toEqual([]);
+    expect(await agent.call("location.publish", { edits: [{ op: "remove", aor: "bob@example.com", contact: "sip:bob@192.0.2.99" }] })).toEqual({ accepted: 0 });
+    expect((await agent.call<ListResult<Location>>("location.list", {})).total).toBe(2);
+  });
+
+  it("sets, lists and removes aliases; removing an unknown alias is NotFound", async () => {
+    expect(await agent.call("alias.set", { alias: "sip:Sales@Example.com", target: "sip:alice@example.com" })).toEqual({
+      alias: "sales@example.com", target: "sip:alice@example.com",
+    });
+    expect(await aliasNames()).toContain("sales@example.com");
+    expect(await agent.call("alias.remove", { alias: "sales@example.com" })).toEqual({ removed: "sales@example.com" });
+    expect(await aliasNames()).not.toContain("sales@example.com");
+    expect((await callError("alias.remove", { alias: "sales@example.com" })).code).toBe(ErrorCode.NotFound);
+  });
+});
+
+describe("change subscriptions", () => {
+  it("streams changes.applied notifications to a subscribed WebSocket", async () => {
+    const ws = await RpcWire.open(wsUrl());
+    try {
+      await ws.request("auth.login", { token: TOKEN });
+      expect((await ws.request("changes.subscribe", {})).result).toEqual({ subscribed: true });
+      await agent.call("alias.set", { alias: "sip:live@example.com", target: "sip:live-target@example.com" });
+      await agent.call("location.publish", { edits: [{ op: "remove-aor", aor: "bob@example.com" }] });
+      const applied = async (key: string) =>
+        (await ws.next((m) => m.method === "changes.applied" && (m.params?.["changes"] as Change[]).some((c) => c.key === key), `notification for ${key}`))
+          .params?.["changes"] as Change[];
+      expect((await applied("live@example.com")).find((c) => c.key === "live@example.com")).toMatchObject({
+        kind: "alias", value: { target: "sip:live-target@example.com" }, origin: expect.stringMatching(/^api1~/),
+      });
+      expect((await applied("bob@example.com")).find((c) => c.key === "bob@example.com")).toMatchObject({ kind: "loc", value: null });
+    } finally {
+      await ws.close();
+    }
+    const overHttp = await callError("changes.subscribe", {});
+    expect(overHttp.code).toBe(ErrorCode.InvalidRequest);
+  });
+});
+
+describe("operations endpoints", () => {
+  it("serves Prometheus text at /metrics and liveness at /healthz without a token", async () => {
+    const res = await fetch(`${agent.apiUrl}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
+    const text = await res.text();
+    expect(text).toContain("# TYPE locmesh_auth_failures_total counter");
+    expect(text).toMatch(/^locmesh_changes_committed_total [1-9]\d*$/m);
+    expect(text).toMatch(/^locmesh_rpc_errors_total\{surface="api",code="-32602"\} [1-9]\d*$/m);
+
+    const health = await fetch(`${agent.apiUrl}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ ok: true, nodeId: "api1" });
+    expect((await fetch(`${agent.apiUrl}/nope`)).status).toBe(404);
+  });
+});
