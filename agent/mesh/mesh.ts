@@ -89,9 +89,11 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
         const id = s.peerNodeId()!;
         const existing = sessions.get(id);
         if (existing && existing.isReady()) {
-          const keepNew = dialerOf(s) < dialerOf(existing);
+          // The lower dialer's session wins on both ends. Two sessions from the same dialer mean it
+          // reconnected while its old connection was still half-open here: the new one is live.
+          const keepNew = dialerOf(s) <= dialerOf(existing);
           const loser = keepNew ? existing : s;
-          log.info({ peer: id }, "two sessions with the same peer; keeping the one the lower node id dialed");
+          log.info({ peer: id, keep: keepNew ? "new" : "existing" }, "two sessions with the same peer; closing one");
           if (!keepNew) {
             loser.close(4009, "duplicate session");
             return;
