@@ -1,0 +1,74 @@
+/**
+ * Kamailio core RPCs the agent needs: the version, and which Kamailio instance is running, so a
+ * restart is noticed. With usrloc db_mode 0 a restart empties the location table, and nothing in
+ * Kamailio says so: the agent must notice and push its bindings again.
+ *
+ * Kamailio 5.6 has no RPC that returns a boot id. Identity here is the main (attendant) process's
+ * PID from `core.psx` (entry IDX 0) plus `core.uptime`'s `up_since`, the start time as Kamailio
+ * prints it (ctime, local time, whole seconds). `up_since` alone would miss a restart within the
+ * same second; the PID alone could in theory be reused. `core.info` has no PID or start time, and
+ * `core.runinfo`'s `time_started` is the same string as `up_since`.
+ */
+import type { KamailioRpc } from "./jsonrpcs-wire.js";
+import { KamailioProtocolError } from "./jsonrpcs-wire.js";
+
+export interface KamailioInstance {
+  /** PID of Kamailio's main process. */
+  mainPid: number;
+  /** `core.uptime` `up_since`, e.g. "Sun Nov 22 00:24:14 2026": opaque, compared as is. */
+  upSince: string;
+  /** Seconds since start, as Kamailio reported it. */
+  uptimeSec: number;
+}
+
+export interface CoreRpc {
+  /** `core.version`, e.g. "kamailio 5.6.3 (x86_64/linux)". */
+  coreVersion(): Promise<string>;
+  instance(): Promise<KamailioInstance>;
+}
+
+export function createCoreRpc(deps: { rpc: KamailioRpc }): CoreRpc {
+  const { rpc } = deps;
+  return {
+    async coreVersion() {
+      return String(await rpc.call<string>("core.version")).trim();
+    },
+    async instance() {
+      const [ps, up] = await Promise.all([
+        rpc.call<{ IDX: number; PID: number; DSC: string }[]>("core.psx"),
+        rpc.call<{ up_since?: unknown; uptime?: unknown }>("core.uptime"),
+      ]);
+      const main = Array.isArray(ps) ? ps.find((p) => p.IDX === 0) : undefined;
+      if (!main || typeof up?.up_since !== "string") throw new KamailioProtocolError("unexpected core.psx / core.uptime result");
+      return { mainPid: main.PID, upSince: up.up_since, uptimeSec: Number(up.uptime) || 0 };
+    },
+  };
+}
+
+export function sameInstance(a: KamailioInstance, b: KamailioInstance): boolean {
+  return a.mainPid === b.mainPid && a.upSince === b.upSince;
+}
+
+export interface RestartCheck {
+  /** True when the instance differs from the one seen at the previous check. */
+  restarted: boolean;
+  instance: KamailioInstance;
+  previous: KamailioInstance | null;
+}
+
+export interface RestartDetector {
+  /** The first check only records the instance (restarted: false). Errors pass through. */
+  check(): Promise<RestartCheck>;
+}
+
+export function createRestartDetector(deps: { core: CoreRpc }): RestartDetector {
+  let known: KamailioInstance | null = null;
+  return {
+    async check() {
+      const instance = await deps.core.instance();
+      const previous = known;
+      known = instance;
+      return { restarted: previous !== null && !sameInstance(previous, instance), instance, previous };
+    },
+  };
+}

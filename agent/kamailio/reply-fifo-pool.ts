@@ -1,0 +1,143 @@
+/**
+ * A small pool of reply FIFOs in Kamailio's `fifo_reply_dir`, one per request in flight.
+ *
+ * Node has no mkfifo(3), so each FIFO costs one `mkfifo` process (about 2 ms); reusing them keeps
+ * that off the per-call path. A FIFO is reused only after its own reply was read to EOF. One whose
+ * call timed out is unlinked and never reused: Kamailio may still answer that call later, and by
+ * then the name is gone, so its open() fails with ENOENT at once instead of writing a stale reply
+ * into the next caller's FIFO (jsonrpcs_fifo.c jsonrpc_open_reply_fifo retries only on ENXIO).
+ */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { lstatSync, readdirSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
+
+/** Kamailio builds `fifo_reply_dir + reply_name` in a 128-byte buffer, NUL included (doc §1.3). */
+const KAMAILIO_MAX_REPLY_PATH = 127;
+
+export interface ReplySlot {
+  /** Bare name sent as `reply_name`. */
+  readonly name: string;
+  readonly path: string;
+}
+
+export interface ReplyFifoPool {
+  /** A free FIFO, a new one while under `max`, or the next one released. */
+  acquire(): Promise<ReplySlot>;
+  release(slot: ReplySlot): void;
+  /** Unlinks a FIFO that must not be reused. */
+  discard(slot: ReplySlot): void;
+  /** Unlinks every FIFO of the pool; waiting acquirers are rejected. */
+  close(): void;
+}
+
+export interface ReplyFifoPoolOptions {
+  dir: string;
+  max: number;
+  /** Names are `<prefix>_<pid>_<pool>_<n>`: no '.', '/' or '\', which Kamailio refuses. */
+  prefix?: string;
+  /** mkfifo mode. Kamailio must be able to write it; see fifo-client.ts. */
+  mode?: number;
+  pid?: number;
+}
+
+export function createReplyFifoPool(opts: ReplyFifoPoolOptions): ReplyFifoPool {
+  const prefix = opts.prefix ?? "locmesh";
+  const pid = opts.pid ?? process.pid;
+  const mode = (opts.mode ?? 0o600).toString(8);
+  if (!/^[A-Za-z0-9_-]+$/.test(prefix)) throw new Error(`reply FIFO prefix "${prefix}" may only hold letters, digits, '_' and '-'`);
+  // A random pool tag keeps two clients in one process (tests, benches) from sharing names.
+  const tag = randomBytes(4).toString("hex");
+  const longest = join(opts.dir, `${prefix}_${pid}_${tag}_${Number.MAX_SAFE_INTEGER}`);
+  if (Buffer.byteLength(longest) > KAMAILIO_MAX_REPLY_PATH) {
+    throw new Error(`reply FIFO path ${longest} may exceed Kamailio's 127-byte limit; use a shorter fifo_reply_dir`);
+  }
+  removeStale(opts.dir, prefix);
+
+  const free: ReplySlot[] = [];
+  const all = new Set<ReplySlot>();
+  const waiters: { resolve: (s: ReplySlot) => void; reject: (e: Error) => void }[] = [];
+  let counter = 0;
+  let closed = false;
+
+  function create(): ReplySlot {
+    const name = `${prefix}_${pid}_${tag}_${++counter}`;
+    const path = join(opts.dir, name);
+    rmIfExists(path);
+    try {
+      execFileSync("mkfifo", ["-m", mode, path], { stdio: ["ignore", "ignore", "pipe"] });
+    } catch (err) {
+      const stderr = String((err as { stderr?: unknown }).stderr ?? "").trim();
+      throw new Error(`cannot create reply FIFO ${path}: ${stderr || (err as Error).message}; check fifo_reply_dir exists and is writable`, { cause: err });
+    }
+    const slot = { name, path };
+    all.add(slot);
+    return slot;
+  }
+
+  function handOut(slot: ReplySlot): void {
+    const w = waiters.shift();
+    if (w) w.resolve(slot);
+    else free.push(slot);
+  }
+
+  return {
+    async acquire() {
+      if (closed) throw new Error("reply FIFO pool is closed");
+      const slot = free.pop();
+      if (slot) return slot;
+      if (all.size < opts.max) return create();
+      return new Promise<ReplySlot>((resolve, reject) => waiters.push({ resolve, reject }));
+    },
+    release(slot) {
+      if (closed || !all.has(slot)) return;
+      handOut(slot);
+    },
+    discard(slot) {
+      if (!all.delete(slot)) return;
+      rmIfExists(slot.path);
+      if (!closed && waiters.length > 0) handOut(create());
+    },
+    close() {
+      closed = true;
+      for (const w of waiters.splice(0)) w.reject(new Error("reply FIFO pool closed"));
+      for (const slot of all) rmIfExists(slot.path);
+      all.clear();
+      free.length = 0;
+    },
+  };
+}
+
+function rmIfExists(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+}
+
+/** Removes reply FIFOs left by earlier agent processes that are gone (kill -9 skips close()). */
+function removeStale(dir: string, prefix: string): void {
+  const re = new RegExp(`^${prefix}_(\\d+)_[0-9a-f]+_\\d+$`);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = re.exec(name);
+    if (!m || isAlive(Number(m[1]))) continue;
+    const path = join(dir, name);
+    if (lstatSync(path, { throwIfNoEntry: false })?.isFIFO()) rmIfExists(path);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * Real Kamailio 5.6 processes for integration tests and benchmarks. Each one runs in the foreground
+ * (-DD -E) with a generated cfg (kamailio-cfg.ts), its own runtime dir (-Y), pid file (-P) and ports
+ * on 127.0.0.1, so the Debian kamailio service, /run/kamailio and port 5060 are never involved.
+ * When Kamailio is missing the test fails with the command that installs it (house style: never skip).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { kamailioCfg } from "./kamailio-cfg.js";
+
+export const KAMAILIO_BIN = "/usr/sbin/kamailio";
+export const KAMAILIO_INSTALL =
+  "apt-get update && apt-get install -y kamailio kamailio-extra-modules kamailio-sqlite-modules " +
+  "kamailio-postgres-modules kamailio-json-modules sip-tester sqlite3   (or: bash .ci/setup)";
+
+export interface KamailioOptions {
+  /** Serve jsonrpcs over UDP too (datagram transport) with this many workers. */
+  dgramWorkers?: number;
+  /** Serve jsonrpcs over HTTP (xhttp) too. */
+  http?: boolean;
+  extraCfg?: string;
+  /** Shared memory in MB (-m); Kamailio's default is 64. */
+  shmMb?: number;
+}
+
+export interface KamailioProcess {
+  readonly dir: string;
+  readonly fifoPath: string;
+  readonly replyDir: string;
+  readonly sipPort: number;
+  readonly dgramPort: number | undefined;
+  readonly httpPort: number | undefined;
+  /** PID of the main (attendant) process. */
+  pid(): number;
+  /** The last lines Kamailio wrote to stderr. */
+  logTail(lines?: number): string;
+  /** Kamailio's processes as core.psx lists them, e.g. "JSONRPCS FIFO". */
+  processes(): Promise<{ pid: number; description: string }[]>;
+  /** SIGTERM, then SIGKILL after 5 s; the runtime dir stays. */
+  stop(): Promise<void>;
+  /** Stops and starts again with the same cfg, dir and ports. */
+  restart(): Promise<void>;
+  /** Stops and removes the runtime dir. */
+  close(): Promise<void>;
+}
+
+export function modulesDir(): string {
+  const lib = "/usr/lib";
+  const arch = readdirSync(lib).find((d) => existsSync(join(lib, d, "kamailio", "modules", "jsonrpcs.so")));
+  if (!existsSync(KAMAILIO_BIN) || arch === undefined) {
+    throw new Error(`Kamailio is not installed (no ${KAMAILIO_BIN} or jsonrpcs.so). Install it with: ${KAMAILIO_INSTALL}`);
+  }
+  return join(lib, arch, "kamailio", "modules");
+}
+
+export async function freeUdpPort(): Promise<number> {
+  const sock = createSocket("udp4");
+  await new Promise<void>((resolve, reject) => {
+    sock.once("error", reject);
+    sock.bind(0, "127.0.0.1", resolve);
+  });
+  const { port } = sock.address();
+  await new Promise<void>((resolve) => sock.close(resolve));
+  return port;
+}
+
+async function freeTcpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startKamailio(opts: KamailioOptions = {}): Promise<KamailioProcess> {
+  const mods = modulesDir();
+  const dir = mkdtempSync(join(tmpdir(), "locmesh-kam-"));
+  const sipPort = await freeUdpPort();
+  const dgramPort = opts.dgramWorkers ? await freeUdpPort() : undefined;
+  const httpPort = opts.http ? await freeTcpPort() : undefined;
+  const cfgPath = join(dir, "kamailio.cfg");
+  writeFileSync(cfgPath, kamailioCfg({ dir, modulesDir: mods, sipPort, dgramPort, dgramWorkers: opts.dgramWorkers, httpPort, extra: opts.extraCfg }));
+  const fifoPath = join(dir, "kamailio_rpc.fifo");
+  const log: string[] = [];
+  let child: ChildProcess | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  let workers: number[] = [];
+
+  const rpc = (timeoutMs: number) => createFifoClient({ fifoPath, replyDir: dir, timeoutMs, log: silentLogger(), maxInFlight: 1, autoResync: false });
+
+  async function psx(): Promise<{ pid: number; description: string }[]> {
+    const client = rpc(2000);
+    try {
+      const rows = await client.call<{ PID: number; DSC: string }[]>("core.psx");
+      return rows.map((r) => ({ pid: r.PID, description: r.DSC }));
+    } finally {
+      await client.close();
+    }
+  }
+
+  async function start(): Promise<void> {
+    const args = ["-f", cfgPath, "-DD", "-E", "-Y", dir, "-P", join(dir, "kamailio.pid"), ...(opts.shmMb ? ["-m", String(opts.shmMb)] : [])];
+    const proc = spawn(KAMAILIO_BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
+    child = proc;
+    let exitCode: number | null | undefined;
+    exited = new Promise((resolve) => proc.once("exit", (code, signal) => { exitCode = code ?? (signal ? -1 : null); resolve(); }));
+    proc.stderr?.setEncoding("utf8");
+    proc.stderr?.on("data", (s: string) => {
+      log.push(...s.split("\n").filter(Boolean));
+      if (log.length > 2000) log.splice(0, log.length - 1000);
+    });
+    // Ready when the FIFO answers core.version (the FIFO process is forked last, after mod init).
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (exitCode !== undefined) throw new Error(`kamailio exited (code ${exitCode}) during startup:\n${tail(40)}`);
+      const client = rpc(500);
+      try {
+        await client.call("core.version");
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`kamailio did not answer on ${fifoPath} within 15 s: ${(err as Error).message}\n${tail(40)}`);
+        await sleep(50);
+      } finally {
+        await client.close();
+      }
+    }
+    workers = (await psx()).map((p) => p.pid).filter((pid) => pid !== proc.pid);
+  }
+
+  function tail(n = 60): string {
+    return log.slice(-n).join("\n");
+  }
+
+  async function stop(): Promise<void> {
+    const proc = child;
+    child = null;
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      proc.kill("SIGTERM");
+      const killed = await Promise.race([exited.then(() => false), sleep(5000).then(() => true)]);
+      if (killed) {
+        proc.kill("SIGKILL");
+        await exited;
+      }
+    }
+    // The attendant normally takes its children down; make sure no worker outlives it.
+    for (const pid of workers) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    workers = [];
+  }
+
+  await start().catch(async (err: unknown) => {
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
+
+  return {
+    dir, fifoPath, replyDir: dir, sipPort, dgramPort, httpPort,
+    pid: () => child?.pid ?? 0,
+    logTail: tail,
+    processes: psx,
+    stop,
+    async restart() {
+      await stop();
+      await start();
+    },
+    async close() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
