@@ -1,0 +1,199 @@
+/**
+ * `npm run bench`: the mesh benchmark's composition root (the only place that reads argv, installs
+ * signal handlers or exits). Starts three real agents on 127.0.0.1, runs the scenarios in order
+ * against them, prints the table and writes bench-results/mesh.json.
+ */
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { packageRoot } from "../../agent/ops/paths.js";
+import { startBenchCluster, type BenchCluster, type Synchronous } from "./bench-cluster.js";
+import { cpuBusyFraction, machineInfo, summarize, writeResults, type ModeReport } from "./report.js";
+import { runCatchUp } from "./scenarios/catch-up.js";
+import { runLatency } from "./scenarios/latency.js";
+import { runMemory } from "./scenarios/memory.js";
+import type { BenchSizes, Scenario } from "./scenarios/scenario.js";
+import { runThroughput } from "./scenarios/throughput.js";
+
+const SCENARIOS: Record<string, Scenario> = {
+  throughput: runThroughput,
+  latency: runLatency,
+  catchup: runCatchUp,
+  memory: runMemory,
+};
+
+const FULL: BenchSizes = {
+  throughputChanges: 200_000,
+  latencySeconds: 15,
+  latencyRate: 2000,
+  catchupChanges: 100_000,
+  memoryBindings: 1_000_000,
+  publishBatch: 500,
+  publishInFlight: 4,
+  repeat: 3,
+};
+
+const QUICK: BenchSizes = {
+  ...FULL,
+  throughputChanges: 20_000,
+  latencySeconds: 4,
+  catchupChanges: 20_000,
+  memoryBindings: 100_000,
+  repeat: 1,
+};
+
+const HELP = `Usage: node dist/test/bench/run.js [options]
+
+Benchmarks a 3-agent locmesh mesh on 127.0.0.1 (real agent processes, no Kamailio) and prints
+| metric | locmesh | target | reference | ratio/verdict |. Results go to bench-results/mesh.json.
+
+Scenarios, in the order they run (all by default; they share one cluster). Throughput and catch-up
+run ${FULL.repeat} times each and report the median run; the notes under the table list every run.
+  throughput  ${FULL.throughputChanges.toLocaleString("en-US")} bindings into n1 until n2 and n3 hold them all (target ≥ 20,000/s)
+  latency     ${FULL.latencyRate}/s paced single-edit publishes for ${FULL.latencySeconds} s; n1 publish → n2/n3 notification (target p99 < 10 ms)
+  catchup     kill -9 n3, ${FULL.catchupChanges.toLocaleString("en-US")} bindings into n1, restart n3 until it holds them (target < 2 s)
+  memory      agent RSS with ${FULL.memoryBindings.toLocaleString("en-US")} bindings on every node (target < 300 MB)
+
+Options:
+  --only <list>      comma-separated scenarios to run, e.g. --only throughput,latency
+  --quick            smaller sizes, one run each (a smoke test; figures are not comparable with the targets)
+  --sync <mode>      journal synchronous mode: full (default, production), normal, or both
+  --profile <dir>    run the agents with --cpu-prof, writing .cpuprofile files into <dir>
+  --node-flag <flag> pass a flag to the agents' node (repeatable), e.g. --node-flag=--trace-gc
+  --out <file>       results file (default bench-results/mesh.json)
+  --keep             keep the agents' temp folders (journals and logs) for inspection
+  -h, --help         this text
+`;
+
+interface Options {
+  scenarios: string[];
+  modes: Synchronous[];
+  quick: boolean;
+  nodeArgs: string[];
+  out: string;
+  keep: boolean;
+}
+
+/** Reads argv; a string is a usage error to print, null means --help was printed. */
+function parseOptions(argv: string[]): Options | string | null {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        only: { type: "string" },
+        quick: { type: "boolean", default: false },
+        sync: { type: "string", default: "full" },
+        profile: { type: "string" },
+        "node-flag": { type: "string", multiple: true, default: [] },
+        out: { type: "string", default: join(packageRoot(), "bench-results", "mesh.json") },
+        keep: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (err) {
+    return `${(err as Error).message}; see --help`;
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return null;
+  }
+  const wanted = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : Object.keys(SCENARIOS);
+  const unknown = wanted.filter((s) => !(s in SCENARIOS));
+  if (unknown.length > 0) return `unknown scenario ${unknown.join(", ")}; choose from ${Object.keys(SCENARIOS).join(", ")}`;
+  const modes: Record<string, Synchronous[]> = { full: ["full"], normal: ["normal"], both: ["full", "normal"] };
+  if (!modes[values.sync]) return `--sync must be full, normal or both, not ${values.sync}`;
+  return {
+    // Always in the canonical order: later scenarios build on the data earlier ones left.
+    scenarios: Object.keys(SCENARIOS).filter((s) => wanted.includes(s)),
+    modes: modes[values.sync]!,
+    quick: values.quick,
+    nodeArgs: [...(values.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(values.profile)}`] : []), ...values["node-flag"]],
+    out: values.out,
+    keep: values.keep,
+  };
+}
+
+const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${line}\n`);
+
+/** The cluster being measured, so that signals and a crashing bench can stop it. */
+let current: BenchCluster | null = null;
+
+/** One cluster per journal mode; every scenario runs even if an earlier one failed. */
+async function runMode(opts: Options, synchronous: Synchronous, sizes: BenchSizes): Promise<ModeReport> {
+  log(`starting 3 agents (journal synchronous=${synchronous})`);
+  const cluster = await startBenchCluster({ synchronous, nodeArgs: opts.nodeArgs, keepDir: opts.keep, log });
+  current = cluster;
+  const report: ModeReport = { synchronous, scenarios: [] };
+  try {
+    for (const name of opts.scenarios) {
+      log(`── ${name} ──`);
+      try {
+        report.scenarios.push(await SCENARIOS[name]!({ cluster, sizes, quick: opts.quick, log }));
+      } catch (err) {
+        log(`${name} FAILED: ${(err as Error).stack ?? String(err)}`);
+        report.scenarios.push({ name, figures: [], details: {}, error: (err as Error).message });
+      }
+    }
+  } finally {
+    log("stopping the agents");
+    await cluster.close();
+    current = null;
+  }
+  return report;
+}
+
+async function main(): Promise<number> {
+  const opts = parseOptions(process.argv.slice(2));
+  if (opts === null) return 0;
+  if (typeof opts === "string") {
+    process.stderr.write(`${opts}\n`);
+    return 2;
+  }
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`${signal}: stopping the agents`);
+    void (current?.close() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  // However the bench ends (a crash included), no agent outlives it.
+  process.once("exit", () => current?.killNow());
+
+  const started = new Date();
+  const machine = { ...machineInfo(), cpuBusyBeforeStart: Math.round((await cpuBusyFraction(1000)) * 100) / 100 };
+  if (machine.cpuBusyBeforeStart > BUSY) {
+    log(`WARNING: the CPUs were ${Math.round(machine.cpuBusyBeforeStart * 100)}% busy before the bench started; other work skews the figures`);
+  }
+  const sizes = opts.quick ? QUICK : FULL;
+  const modes: ModeReport[] = [];
+  for (const synchronous of opts.modes) modes.push(await runMode(opts, synchronous, sizes));
+
+  const outcome = summarize(modes);
+  const busyNote = machine.cpuBusyBeforeStart > BUSY ? " (BUSY MACHINE: figures skewed)" : "";
+  process.stdout.write(
+    `\nlocmesh mesh benchmark — ${started.toISOString()} — ${machine.cpu}, ${machine.nproc} CPUs, node ${machine.node}` +
+      `${opts.quick ? " — QUICK RUN (smaller sizes)" : ""}; journal synchronous=${opts.modes.join(", ")}` +
+      `; CPUs ${Math.round(machine.cpuBusyBeforeStart * 100)}% busy before start${busyNote}\n\n${outcome.text}`,
+  );
+  writeResults(opts.out, {
+    date: started.toISOString(),
+    durationSeconds: Math.round((Date.now() - started.getTime()) / 1000),
+    machine,
+    quick: opts.quick,
+    sizes,
+    figures: outcome.figures,
+    runs: modes,
+  });
+  process.stdout.write(`\nresults written to ${opts.out}\n`);
+  return outcome.failed ? 1 : 0;
+}
+
+/** Share of CPU time busy before the start above which the figures are flagged as skewed. */
+const BUSY = 0.15;
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
