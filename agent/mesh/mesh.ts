@@ -149,7 +149,10 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
 
   const peerUrl = (url: string) => (new URL(url).pathname === "/" ? new URL("/peer", url).toString() : url);
 
-  function connectOnce(d: Dialer): Promise<WebSocket> {
+  function connectOnce(d: Dialer): Promise<WebSocket | null> {
+    // The peer may have dialed us while we were backing off: keep its session rather than build
+    // a second one that the duplicate rule would then swap in mid-transfer.
+    if (sessions.get(d.entry.id)?.isReady()) return Promise.resolve(null);
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(peerUrl(d.entry.url), { maxPayload: o.maxMessageBytes, ca, handshakeTimeout: 5000 });
       d.socket = ws;
@@ -172,12 +175,15 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
     // moment (its dialer backs off up to retry.maxMs) before dialing too, so the pair rarely
     // builds two sessions whose pumps would send the same changes twice.
     const deferMs = d.entry.id < o.nodeId ? o.retry.maxMs + 500 : 0;
+    // Except right after start: the peer that stayed up is somewhere in its reconnect back-off
+    // (up to retry.maxMs), and every millisecond of waiting here delays our catch-up.
+    let justStarted = true;
     while (!d.stop.signal.aborted) {
       if (sessions.get(d.entry.id)?.isReady()) {
         await new Promise<void>((r) => (d.wake = r));
         continue;
       }
-      if (deferMs > 0) {
+      if (deferMs > 0 && !justStarted) {
         await new Promise<void>((r) => {
           const t = setTimeout(r, deferMs);
           d.wake = () => {
@@ -187,6 +193,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
         });
         if (sessions.get(d.entry.id)?.isReady() || d.stop.signal.aborted) continue;
       }
+      justStarted = false;
       try {
         const ws = await pRetry(() => connectOnce(d), {
           retries: Number.POSITIVE_INFINITY,
@@ -201,6 +208,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
           },
         });
         d.lastError = null;
+        if (!ws) continue;
         const reason = await new Promise<string>((r) => {
           if (ws.readyState === WebSocket.CLOSED) r("1006 closed");
           else ws.once("close", (code, why) => r(`${code} ${why.toString()}`));

@@ -27,6 +27,8 @@ import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { createRpcServer, parseErrorResponse, parseFrame, toRpcError } from "../rpc/server.js";
 import { clientProof, newNonce, proofMatches, serverProof } from "./auth.js";
+import { fastBatch } from "./fast-batch.js";
+import { z } from "zod";
 
 export interface SessionOptions {
   batchSize: number;
@@ -254,8 +256,9 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
 
   // ---- replication -------------------------------------------------------------------------
 
-  rpc.method(PeerMethod.Batch, batchParams, async (p): Promise<BatchResult> => {
+  rpc.method(PeerMethod.Batch, z.unknown(), async (raw): Promise<BatchResult> => {
     requireReady();
+    const p = fastBatch(raw) ?? batchParams.parse(raw);
     metrics.changesReceived.inc({ peer: peerId! }, p.changes.length);
     const outcome = await replica.apply(p, peerId!).catch((err: unknown) => {
       if (err instanceof InvalidBatchError) throw new RpcError(ErrorCode.InvalidParams, err.message);

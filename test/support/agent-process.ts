@@ -6,9 +6,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { packageRoot } from "../../agent/ops/paths.js";
 
-export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+// From the package root, whether this file runs from source (tests) or from dist/ (benchmarks).
+export const ROOT = packageRoot();
 const BIN = join(ROOT, "bin", "locmesh.js");
 
 export async function freePort(): Promise<number> {

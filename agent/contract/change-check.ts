@@ -1,0 +1,60 @@
+/**
+ * A hand-written fast path for the peer protocol's hottest validation: the changes in a batch.
+ * zod stays the source of truth and the source of error messages: a batch that fails here is
+ * parsed again with `batchParams` to say exactly what is wrong. This check only ever accepts
+ * what the zod schema accepts unchanged (a property test holds the two together); it is about
+ * three times faster, which matters when a recovering node takes 100,000 changes at once.
+ */
+import type { Change } from "./records.js";
+import { LIMITS, checkSipUri, checkSocket, normalizeAor } from "./sip-uri.js";
+
+const REPLICA = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}~[0-9a-f]{8,32}$/;
+const NODE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const BINDING_KEYS = 15;
+
+const isInt = (v: unknown, min: number, max: number): boolean =>
+  typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
+const isText = (v: unknown, max: number): boolean => typeof v === "string" && v.length <= max;
+const isUint32 = (v: unknown) => isInt(v, 0, 4294967295);
+const plain = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function isBinding(v: Record<string, unknown>): boolean {
+  return (
+    Object.keys(v).length === BINDING_KEYS &&
+    isInt(v["expires"], 0, 2 ** 40) &&
+    typeof v["q"] === "number" && v["q"] >= -1 && v["q"] <= 1 &&
+    isText(v["path"], LIMITS.path) &&
+    isText(v["received"], LIMITS.received) &&
+    typeof v["socket"] === "string" && checkSocket(v["socket"]) === null &&
+    isText(v["callid"], LIMITS.callid) &&
+    isUint32(v["cseq"]) &&
+    isText(v["userAgent"], LIMITS.userAgent) &&
+    isUint32(v["flags"]) &&
+    isUint32(v["cflags"]) &&
+    isUint32(v["methods"]) &&
+    isText(v["instance"], LIMITS.instance) &&
+    isUint32(v["regId"]) &&
+    typeof v["owner"] === "string" && NODE.test(v["owner"]) &&
+    isText(v["ruid"], 64)
+  );
+}
+
+/** True when `x` is a change the wire schema accepts as it is (keys already normalised). */
+export function isWellFormedChange(x: unknown): x is Change {
+  if (!plain(x) || Object.keys(x).length !== 7) return false;
+  const { kind, key, sub, value, hlc, origin, seq } = x;
+  if (!isInt(hlc, 0, Number.MAX_SAFE_INTEGER) || !isInt(seq, 1, Number.MAX_SAFE_INTEGER)) return false;
+  if (typeof origin !== "string" || !REPLICA.test(origin)) return false;
+  if (typeof key !== "string") return false;
+  const n = normalizeAor(key);
+  if (!("aor" in n) || n.aor !== key) return false;
+  if (kind === "loc") {
+    if (typeof sub !== "string" || checkSipUri(sub) !== null) return false;
+    return value === null || (plain(value) && isBinding(value));
+  }
+  if (kind === "alias") {
+    if (sub !== "") return false;
+    return value === null || (plain(value) && Object.keys(value).length === 1 && typeof value["target"] === "string" && checkSipUri(value["target"]) === null);
+  }
+  return false;
+}
