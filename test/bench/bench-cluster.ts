@@ -3,15 +3,11 @@
  * 127.0.0.1 (test/support/agent-process.ts), each with its own journal in a fresh temp folder,
  * plus the probes the scenarios read (version vectors, metrics, RSS, journal size, agent logs).
  */
-import { spawn } from "node:child_process";
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
-import { packageRoot } from "../../agent/ops/paths.js";
-import { AgentProcess, makeCluster, sleep, waitFor, type NodeSpec } from "../support/agent-process.js";
-
-const BIN = join(packageRoot(), "bin", "locmesh.js");
+import { AgentProcess, makeCluster, sleep, waitFor } from "../support/agent-process.js";
 
 export type Synchronous = "full" | "normal";
 
@@ -81,31 +77,8 @@ export async function startBenchCluster(opts: ClusterOptions): Promise<BenchClus
   return cluster;
 }
 
-/**
- * An AgentProcess that finds bin/locmesh.js from the package root and can pass flags to node.
- * AgentProcess locates the binary relative to its own file, which is right when vitest runs it from
- * source but points into dist/ when the bench runs it compiled (see the report), so start() is
- * redone here; everything else is inherited.
- */
-export class BenchAgent extends AgentProcess {
-  constructor(spec: NodeSpec, readonly nodeArgs: readonly string[] = []) {
-    super(spec);
-  }
-
-  override async start(): Promise<void> {
-    this.writeConfig();
-    const log = createWriteStream(join(this.spec.dir, "agent.log"), { flags: "a" });
-    const child = spawn(process.execPath, [...this.nodeArgs, BIN, "agent", "--config", this.configPath], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, LOCMESH_CONFIG: "" },
-    });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
-    this.child = child;
-    this.exited = new Promise((r) => child.once("exit", (code) => r(code)));
-    await this.waitReady();
-  }
-}
+/** The benchmarks' agents: plain AgentProcesses (kept as a name for the scenarios). */
+export class BenchAgent extends AgentProcess {}
 
 /** A node's version-vector entry for `replica` (0 when it holds nothing of it). */
 export async function vvEntry(node: AgentProcess, replica: string): Promise<number> {

@@ -46,7 +46,11 @@ export class RpcCallError extends Error {
 export class AgentProcess {
   child: ChildProcess | null = null;
   exited: Promise<number | null> = Promise.resolve(null);
-  constructor(readonly spec: NodeSpec) {}
+  /** `nodeArgs` go to node before the script, e.g. --cpu-prof for the benchmarks. */
+  constructor(
+    readonly spec: NodeSpec,
+    readonly nodeArgs: readonly string[] = [],
+  ) {}
 
   get apiUrl(): string {
     return `http://127.0.0.1:${this.spec.apiPort}`;
@@ -90,7 +94,7 @@ export class AgentProcess {
   async start(): Promise<void> {
     this.writeConfig();
     const log = createWriteStream(join(this.spec.dir, "agent.log"), { flags: "a" });
-    const child = spawn(process.execPath, [BIN, "agent", "--config", this.configPath], {
+    const child = spawn(process.execPath, [...this.nodeArgs, BIN, "agent", "--config", this.configPath], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, LOCMESH_CONFIG: "" },
     });
