@@ -2,8 +2,7 @@
  * One authenticated, bidirectional replication session with a peer over any message transport.
  *
  * After the handshake both sides are symmetric:
- * - a push pump streams this replica's own changes to the peer, `window` batches in flight, each
- *   acknowledged only once the peer has it on disk; failures back off and retry (p-retry);
+ * - a push pump (push-pump.ts) streams this replica's own changes to the peer;
  * - the peer's batches are applied in arrival order; pulls are served from the journal;
  * - both sides send their version vector every `statusIntervalMs`, which drives lag figures and
  *   relay pulls (see pull-coordinator.ts).
@@ -11,16 +10,14 @@
  * was away gets exactly what it is missing, and an empty peer gets a snapshot.
  */
 import { JSONRPCClient, JSONRPCServerAndClient, createJSONRPCErrorResponse, type JSONRPCRequest } from "json-rpc-2.0";
-import pRetry, { AbortError } from "p-retry";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import {
   PROTOCOL_VERSION, PeerMethod, batchParams, challengeParams, helloParams, pullParams, statusParams,
-  type BatchParams, type BatchResult, type HelloResult, type PullParams, type PullResult,
+  type BatchResult, type HelloResult, type PullParams, type PullResult,
 } from "../contract/protocol.js";
 import { hlcToMillis, type VersionVector } from "../contract/records.js";
-import { nextBatch, servePull } from "../core/outbound.js";
+import { servePull } from "../core/outbound.js";
 import type { Replica } from "../core/replica.js";
-import { isTransient } from "../core/transient.js";
 import { InvalidBatchError } from "../core/store.js";
 import { changesAhead, isEmptyVector } from "../core/version-vector.js";
 import type { Logger } from "../ops/logger.js";
@@ -28,6 +25,7 @@ import type { Metrics } from "../ops/metrics.js";
 import { createRpcServer, parseErrorResponse, parseFrame, toRpcError } from "../rpc/server.js";
 import { clientProof, newNonce, proofMatches, serverProof } from "./auth.js";
 import { fastBatch } from "./fast-batch.js";
+import { createPushPump, type PushPump } from "./push-pump.js";
 import { z } from "zod";
 
 export interface SessionOptions {
@@ -102,6 +100,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   const serverNonce = newNonce();
   const abort = new AbortController();
   const timers: NodeJS.Timeout[] = [];
+  let pushPump: PushPump | null = null;
 
   const rpc = createRpcServer<Ctx>({ log, onError: (code) => metrics.rpcErrors.inc({ surface: "peer", code: String(code) }) });
   const client = new JSONRPCClient((req) => deps.transport.send(JSON.stringify(req)));
@@ -144,7 +143,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       ready = false;
       abort.abort(new Error(`session closed: ${reason}`));
       for (const t of timers) clearInterval(t);
-      unsubscribe();
+      pushPump?.close();
       link.rejectAllPendingRequests(`connection closed: ${reason}`);
       if (peerId) {
         metrics.peerConnected.set({ peer: peerId }, 0);
@@ -194,8 +193,15 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     metrics.peerConnected.set({ peer: id }, 1);
     log.info({ replica: replicaId, peerEmpty: isEmptyVector(vv), behind: changesAhead(mineAtHello, vv) }, "peer session ready");
     timers.push(setInterval(() => void sendStatus(), options.statusIntervalMs));
+    pushPump = createPushPump({
+      replica, peerId: id, peerVector: peerVV, options, log, metrics, nowMs,
+      send: (batch) => request<BatchResult>(PeerMethod.Batch, batch),
+      isOpen: () => ready && !ended,
+      signal: abort.signal,
+      onRejected: (reason) => fail(4004, reason),
+    });
     deps.onReady(session);
-    pump();
+    pushPump.wake();
   }
 
   rpc.method(PeerMethod.Challenge, challengeParams, async (p) => {
@@ -289,78 +295,6 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       link.notify(PeerMethod.Status, { vv: await replica.versionVector() });
     } catch {
       // The transport is closing; the close handler cleans up.
-    }
-  }
-
-  // ---- push pump ---------------------------------------------------------------------------
-
-  let sentUpTo = -1;
-  let inflight = 0;
-  let pumping = false;
-  let again = false;
-
-  const unsubscribe = replica.onCommitted(() => pump());
-
-  function pump(): void {
-    if (!ready || ended) return;
-    if (pumping) {
-      again = true;
-      return;
-    }
-    pumping = true;
-    void fillWindow()
-      .catch((err) => log.error({ err }, "push pump failed"))
-      .finally(() => {
-        pumping = false;
-        if (again) {
-          again = false;
-          pump();
-        }
-      });
-  }
-
-  async function fillWindow(): Promise<void> {
-    const self = replica.replicaId;
-    const acked = () => peerVV[self] ?? 0;
-    if (sentUpTo < 0 || (inflight === 0 && sentUpTo > acked())) sentUpTo = acked();
-    while (ready && inflight < options.window) {
-      const have = (await replica.versionVector())[self] ?? 0;
-      const batch = await nextBatch(store, self, sentUpTo, have, options.batchSize);
-      if (!batch) return;
-      sentUpTo = batch.upTo;
-      inflight++;
-      void deliver(batch).finally(() => {
-        inflight--;
-        pump();
-      });
-    }
-  }
-
-  async function deliver(batch: BatchParams): Promise<void> {
-    const started = nowMs();
-    try {
-      const res = await pRetry(() => request<BatchResult>(PeerMethod.Batch, batch), {
-        retries: Number.POSITIVE_INFINITY,
-        minTimeout: options.retry.minMs,
-        maxTimeout: options.retry.maxMs,
-        randomize: true,
-        signal: abort.signal,
-        shouldRetry: ({ error }) => isTransient(error),
-        onFailedAttempt: ({ error, attemptNumber }) => {
-          if (ended) return;
-          metrics.peerRetries.inc({ peer: peerId! });
-          log.warn({ attempt: attemptNumber, err: error.message }, "batch not acknowledged; retrying");
-        },
-      });
-      metrics.changesSent.inc({ peer: peerId! }, batch.changes.length);
-      metrics.batchSeconds.observe({ peer: peerId! }, (nowMs() - started) / 1000);
-      const origin = batch.origin;
-      if (res.have > (peerVV[origin] ?? 0)) peerVV[origin] = res.have;
-    } catch (err) {
-      if (ended || err instanceof AbortError || abort.signal.aborted) return;
-      const e = toRpcError(err);
-      log.error({ err: e.message, code: e.code }, "peer rejected a batch; reconnecting");
-      fail(4004, "batch rejected");
     }
   }
 
