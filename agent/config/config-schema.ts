@@ -4,9 +4,9 @@
  * are written in one place.
  */
 import { z } from "zod";
+import { NODE_ID_RE } from "../contract/ids.js";
 
-/** The same rule as the wire contract's node ids (agent/contract/protocol.ts). */
-export const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+export { NODE_ID_RE };
 const NODE_ID_RULE = "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit";
 
 /** File checks go through this so unit tests can run without touching the disk. */

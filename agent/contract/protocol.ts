@@ -4,6 +4,7 @@
  * No Node imports here: the web UI imports this file.
  */
 import { z } from "zod";
+import { NODE_ID_RE, REPLICA_ID_RE } from "./ids.js";
 import { LIMITS, checkSipUri, checkSocket, normalizeAor } from "./sip-uri.js";
 import type { Change, VersionVector } from "./records.js";
 
@@ -49,8 +50,8 @@ const text = (max: number) => z.string().max(max);
 const uint32 = z.number().int().min(0).max(4294967295);
 const nodeId = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "node ids are 1-63 letters, digits, '.', '_' or '-'");
-const replicaId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}~[0-9a-f]{8,32}$/, "not a replica id");
+  .regex(NODE_ID_RE, "node ids are 1-63 letters, digits, '.', '_' or '-'");
+const replicaId = z.string().regex(REPLICA_ID_RE, "not a replica id");
 
 export const sipUri = z.string().superRefine((v, ctx) => {
   const problem = checkSipUri(v);

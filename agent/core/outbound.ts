@@ -8,6 +8,7 @@
  */
 import type { BatchParams, PullParams, PullResult } from "../contract/protocol.js";
 import type { ReplicaStore } from "./store.js";
+import { originsAhead } from "./version-vector.js";
 
 /**
  * The next run of `origin`'s changes after `after`, up to what we hold without gaps. Returns null
@@ -30,10 +31,7 @@ export async function nextBatch(
 /** Serves a peer's pull: the first origin (in a stable order) where we are ahead of its vector. */
 export async function servePull(store: ReplicaStore, params: PullParams): Promise<PullResult> {
   const mine = await store.versionVector();
-  const skip = new Set(params.skip);
-  const origins = Object.keys(mine)
-    .filter((o) => !skip.has(o) && (mine[o] ?? 0) > (params.vv[o] ?? 0))
-    .sort();
+  const origins = originsAhead(mine, params.vv, new Set(params.skip));
   let remaining = 0;
   if (params.count) {
     for (const o of origins) remaining += await store.countAfter(o, params.vv[o] ?? 0);

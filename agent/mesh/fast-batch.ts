@@ -1,14 +1,14 @@
 import type { BatchParams } from "../contract/protocol.js";
 import { isWellFormedChange } from "../contract/change-check.js";
+import { REPLICA_ID_RE } from "../contract/ids.js";
 
-const REPLICA = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}~[0-9a-f]{8,32}$/;
 const isCount = (v: unknown) => typeof v === "number" && Number.isInteger(v) && v >= 0;
 
 /** The batch as it is when every part passes the fast check, else null (parse with zod then). */
 export function fastBatch(raw: unknown): BatchParams | null {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return null;
   const b = raw as Record<string, unknown>;
-  if (Object.keys(b).length !== 4 || typeof b["origin"] !== "string" || !REPLICA.test(b["origin"])) return null;
+  if (Object.keys(b).length !== 4 || typeof b["origin"] !== "string" || !REPLICA_ID_RE.test(b["origin"])) return null;
   if (!isCount(b["after"]) || !isCount(b["upTo"])) return null;
   const changes = b["changes"];
   if (!Array.isArray(changes) || changes.length > 5000) return null;
