@@ -28,6 +28,6 @@ export function isTransient(err: unknown): boolean {
 
 /** A failure that says "try again later" and carries what happened. */
 export class TransientError extends Error {
-  override readonly name = "TransientError";
+  override readonly name: string = "TransientError";
   readonly transient = true;
 }

@@ -68,6 +68,9 @@ request_route {
 		exit;
 	}
 	if (is_method("INVITE|MESSAGE|OPTIONS") && uri==myself) {
+#!ifdef WITH_ALIAS_DB
+		alias_db_lookup("dbaliases");
+#!endif
 		lookup("aliases");
 		if (lookup("location") < 0) {
 			sl_send_reply("404", "Not Found");
@@ -85,6 +88,32 @@ route[REGISTRAR] {
 	xlog("L_NOTICE", "REG rc=$var(rc) aor=$tu ct=$ct ci=$ci cs=$cs ua=$ua src=$si:$sp\\n");
 }
 `;
+
+/** usrloc (and optionally alias_db) on a database instead of memory only (kamailio-5.6.md §3, §5). */
+export interface KamailioDbCfg {
+  /** Kamailio's db_url: sqlite:///abs/path.db or postgres://user@host:port/db. */
+  url: string;
+  /** usrloc db_mode: 1 write-through, 2 write-back, 3 DB only, 4 read-only. */
+  mode: 1 | 2 | 3 | 4;
+  /** alias_db on the same URL, with alias_db_lookup("dbaliases") before lookup("aliases"). */
+  aliasDb?: boolean;
+}
+
+/**
+ * Cfg lines for KamailioCfgParams.extra (or KamailioOptions.extraCfg) that put usrloc on a
+ * database. They come after the base db_mode 0 line, and a later modparam overrides an earlier one.
+ */
+export function kamailioDbCfg(db: KamailioDbCfg): string {
+  const module = db.url.startsWith("sqlite:") ? "db_sqlite" : "db_postgres";
+  return [
+    `loadmodule "${module}.so"`,
+    `modparam("usrloc", "db_url", "${db.url}")`,
+    `modparam("usrloc", "db_mode", ${db.mode})`,
+    ...(db.aliasDb
+      ? [`loadmodule "alias_db.so"`, `modparam("alias_db", "db_url", "${db.url}")`, `modparam("alias_db", "use_domain", 1)`, "#!define WITH_ALIAS_DB"]
+      : []),
+  ].join("\n");
+}
 
 const HTTP_ROUTE = `
 event_route[xhttp:request] {

@@ -21,6 +21,8 @@ export const KAMAILIO_INSTALL =
   "kamailio-postgres-modules kamailio-json-modules sip-tester sqlite3   (or: bash .ci/setup)";
 
 export interface KamailioOptions {
+  /** Extra environment for Kamailio, e.g. { TZ: "America/New_York" }. */
+  env?: Record<string, string>;
   /** Serve jsonrpcs over UDP too (datagram transport) with this many workers. */
   dgramWorkers?: number;
   /** Serve jsonrpcs over HTTP (xhttp) too. */
@@ -110,7 +112,7 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
 
   async function start(): Promise<void> {
     const args = ["-f", cfgPath, "-DD", "-E", "-Y", dir, "-P", join(dir, "kamailio.pid"), ...(opts.shmMb ? ["-m", String(opts.shmMb)] : [])];
-    const proc = spawn(KAMAILIO_BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
+    const proc = spawn(KAMAILIO_BIN, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...opts.env } });
     child = proc;
     let exitCode: number | null | undefined;
     exited = new Promise((resolve) => proc.once("exit", (code, signal) => { exitCode = code ?? (signal ? -1 : null); resolve(); }));
