@@ -99,7 +99,11 @@ export function createSqliteDriver(opts: { path: string; busyTimeoutMs: number }
               runSync("COMMIT", []);
               return out;
             } catch (err) {
-              if (db?.inTransaction) db.exec("ROLLBACK");
+              try {
+                if (db?.inTransaction) db.exec("ROLLBACK");
+              } catch {
+                // SQLite rolls back on its own when it cannot; the first error is the one to report
+              }
               throw err;
             }
           })(),

@@ -21,6 +21,13 @@
  *   whose permanent contact is the target URI (what `kamctl alias add` does over ul.add).
  * On first use the `version` table is checked (location 9, dbaliases 1, aliases 9; the shipped
  * aliases 8 only warns, surprise 10).
+ *
+ * Verified against Kamailio 5.6.3 (test/integration/kamailio-db.test.ts): db_mode 3's timer
+ * (`ul.flush`) deletes a permanent row stored as a plain 2440587.5 although `ul.lookup` shows it as
+ * permanent, and keeps ours. In db_mode 1/2 usrloc preloads in a SIP worker's child_init, so an
+ * RPC answering after a start does not yet mean the rows are loaded. Kamailio updates and deletes
+ * by ruid (db_ops_ruid=1), so an upsert keeps the ruid of the row it finds: otherwise a contact
+ * Kamailio also holds would end up in two rows after its next start.
  */
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../ops/logger.js";
@@ -186,8 +193,12 @@ export function openKamailioDb(opts: KamailioDbOptions, deps: { log: Logger; now
       }),
     listLocations: (now) =>
       run(`list ${loc}`, async () => {
-        const rows = await liveRows(loc, now, ["id", ...USRLOC_COLUMNS].join(", "));
-        return rows.map((r) => decodeBindingRow(driver, r));
+        const rows = (await liveRows(loc, now, ["id", ...USRLOC_COLUMNS].join(", "))).map((r) => decodeBindingRow(driver, r));
+        // A DATETIME written as text on SQLite sorts above every REAL, so it passes the filter; Kamailio
+        // never matches such rows either (surprise 8).
+        const readable = rows.filter((r) => Number.isFinite(r.expires));
+        if (readable.length < rows.length) log.warn({ table: loc, rows: rows.length - readable.length }, "skipped location rows whose expires is not in Kamailio's encoding");
+        return readable;
       }),
     listAliases: () =>
       run(`list ${aliasTable}`, async () => {
@@ -213,7 +224,7 @@ export function openKamailioDb(opts: KamailioDbOptions, deps: { log: Logger; now
 /** A SER-style alias: a permanent contact whose URI is the target, as `kamctl alias add` leaves it. */
 function aliasBinding(targetUri: string): DbBinding {
   return {
-    contact: targetUri, expires: 0, q: -1, path: "", received: "", socket: "", callid: "locmesh-alias", cseq: 1,
+    contact: targetUri, expires: 0, q: 1, path: "", received: "", socket: "", callid: "locmesh-alias", cseq: 1,
     userAgent: "locmesh", flags: 0, cflags: 0, methods: 0xffffffff, instance: "", regId: 0, ruid: "",
   };
 }

@@ -79,6 +79,15 @@ function openDb(url: string, over: Partial<KamailioDbOptions> = {}, log = silent
   return track(openKamailioDb({ url, aliasMode: "dbaliases", ...over }, { log }));
 }
 
+async function fifoCall(kam: KamailioProcess, method: string): Promise<unknown> {
+  const fifo = createFifoClient({ fifoPath: kam.fifoPath, replyDir: kam.replyDir, timeoutMs: 3000, log: silentLogger() });
+  try {
+    return await fifo.call(method);
+  } finally {
+    await fifo.close();
+  }
+}
+
 async function kamailio(db: KamailioDbCfg, env?: Record<string, string>): Promise<{ kam: KamailioProcess; ul: UsrlocRpc }> {
   const kam = track(await startKamailio({ extraCfg: `${kamailioDbCfg(db)}\nalias="example.com"`, env }));
   const fifo = track(createFifoClient({ fifoPath: kam.fifoPath, replyDir: kam.replyDir, timeoutMs: 3000, log: silentLogger() }));
@@ -204,6 +213,14 @@ describe("SQLite, db_mode 3 with alias_db: Kamailio sees our rows at once", () =
     expect(got.map((c) => c.contact), kam.logTail()).toEqual([contact]);
     expect(Math.abs((got[0]?.expires ?? 0) - exp)).toBeLessThanOrEqual(2);
 
+    // The db_mode 3 timer (ul.flush runs it) deletes `expires < now AND expires != <epoch 0 as
+    // db_sqlite encodes it>`: our permanent row must be bit-exact to survive; a plain 2440587.5 does not.
+    await db.upsertLocation("dave@example.com", binding("sip:dave@192.0.2.50", { expires: 0 }));
+    await db.upsertLocation("dave@example.com", binding("sip:dave@192.0.2.51", { expires: nowSec() - 60 }));
+    rawSqliteWrite(path, "INSERT INTO location (ruid, username, domain, contact, expires) VALUES ('plain', 'dave', 'example.com', 'sip:dave@192.0.2.52', 2440587.5)");
+    await fifoCall(kam, "ul.flush");
+    expect(rawSqlite(path, "SELECT contact FROM location ORDER BY id")).toEqual([{ contact }, { contact: "sip:dave@192.0.2.50" }]);
+
     expect(await ph.send(kam.sipPort, "sip:nick@example.com")).toMatch(NOT_ROUTED);
     await db.setAlias("nick@example.com", "sip:dave@example.com");
     expect(await db.listAliases()).toEqual([{ alias: "nick@example.com", target: "sip:dave@example.com" }]);
@@ -295,6 +312,21 @@ describe("failures are typed", () => {
       expect(isTransient(err)).toBe(true);
       expect((err as Error).message).toContain(path);
     }
+  });
+
+  it("a SQLite file another writer holds locked is unavailable until it lets go", async () => {
+    const path = sqliteDb("locked");
+    const db = openDb(`sqlite://${path}`, { connectTimeoutMs: 100 });
+    await db.ping();
+    const holder = new Database(path);
+    holder.exec("BEGIN EXCLUSIVE");
+    const err = await db.upsertLocation("a@example.com", binding("sip:a@192.0.2.1")).catch((e: unknown) => e);
+    holder.exec("COMMIT");
+    holder.close();
+    expect(err).toBeInstanceOf(KamailioDbUnavailableError);
+    expect((err as Error).message).toMatch(/SQLITE_BUSY/);
+    await db.upsertLocation("a@example.com", binding("sip:a@192.0.2.1"));
+    expect((await db.listLocations(nowSec())).map((l) => l.contact)).toEqual(["sip:a@192.0.2.1"]);
   });
 
   it("a missing table or a wrong version is a permanent schema error naming the table and the fix", async () => {
