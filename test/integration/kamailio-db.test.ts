@@ -293,6 +293,15 @@ describe("PostgreSQL 15 with Kamailio at TZ=America/New_York (surprise 9)", () =
     expect(Math.abs((frank.find((f) => f.contact === "sip:frank@192.0.2.40")?.expires ?? 0) - (nowSec() + 120))).toBeLessThanOrEqual(2);
     expect(frank.find((f) => f.contact === "sip:frank@192.0.2.41")?.expires).toBe(0);
 
+    // db_mode 3's timer keeps our permanent row (New York's epoch 0, as db_time2str writes it) and drops an expired one.
+    await db.upsertLocation("gina@example.com", binding("sip:gina@192.0.2.60", { expires: 0 }));
+    await db.upsertLocation("gina@example.com", binding("sip:gina@192.0.2.61", { expires: nowSec() - 60 }));
+    const mode3 = await kamailio({ url, mode: 3 }, { TZ: NY });
+    await fifoCall(mode3.kam, "ul.flush");
+    const gina = await pgp.query("SELECT contact FROM location WHERE username = 'gina'", [], "kamailio");
+    expect(gina).toEqual([{ contact: "sip:gina@192.0.2.60" }]);
+    expect(await mode3.ul.ulLookup("location", "gina@example.com")).toMatchObject([{ contact: "sip:gina@192.0.2.60", status: "permanent" }]);
+
     await pgp.stop();
     const err = await db.upsertLocation("carol@example.com", binding("sip:carol@192.0.2.32")).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KamailioDbUnavailableError);
