@@ -17,6 +17,19 @@ export interface KamailioCfgParams {
   httpPort?: number;
   /** Extra cfg lines (modparams) placed before the routes. */
   extra?: string;
+  /** Wire in locmesh's include (agent/kamailio/cfg-include.ts) the way an operator would. */
+  locmesh?: LocmeshCfg;
+}
+
+export interface LocmeshCfg {
+  /** The include file, written by the caller (kamailio-process.ts). */
+  includePath: string;
+  /** save("location", flags), e.g. "0x04" (one contact per AoR). */
+  saveFlags?: string;
+  /** registrar max_contacts. */
+  maxContacts?: number;
+  /** Define LOCMESH_OWN_EXPIRED_ROUTE and keep an event_route[usrloc:contact-expired] of our own. */
+  ownExpiredRoute?: boolean;
 }
 
 export function kamailioCfg(p: KamailioCfgParams): string {
@@ -51,7 +64,7 @@ export function kamailioCfg(p: KamailioCfgParams): string {
     `modparam("registrar", "xavp_rcd", "ulrcd")`,
     `modparam("registrar", "max_expires", 3600)`,
     p.extra ?? "",
-    ROUTES,
+    ...(p.locmesh ? locmeshLines(p.locmesh) : [ROUTES]),
     p.httpPort ? HTTP_ROUTE : "",
   ];
   return lines.join("\n") + "\n";
@@ -88,6 +101,25 @@ route[REGISTRAR] {
 	xlog("L_NOTICE", "REG rc=$var(rc) aor=$tu ct=$ct ci=$ci cs=$cs ua=$ua src=$si:$sp\\n");
 }
 `;
+
+/** The operator's side of kamailioIncludeInstructions(): rr loaded, the include, three route lines. */
+function locmeshLines(l: LocmeshCfg): string[] {
+  const routes = ROUTES
+    .replace('\t\tsl_send_reply("483", "Too Many Hops");\n\t\texit;\n\t}\n', (m) => `${m}\troute(LOCMESH_INBOUND);\n`)
+    .replace(/\tsave\("location"\);\n\t\$var\(rc\) = \$rc;\n\txlog\("L_NOTICE", "REG rc=\$var\(rc\)/,
+      `\tsave("location"${l.saveFlags ? `, "${l.saveFlags}"` : ""});\n\t$var(locmesh_rc) = $rc;\n\troute(LOCMESH_REGISTER);\n\txlog("L_NOTICE", "REG rc=$var(lm_rc)`);
+  if (!routes.includes("route(LOCMESH_INBOUND)") || !routes.includes("route(LOCMESH_REGISTER)")) {
+    throw new Error("kamailio-cfg.ts: the locmesh route lines no longer fit ROUTES; update locmeshLines()");
+  }
+  return [
+    `loadmodule "rr.so"`,
+    ...(l.maxContacts ? [`modparam("registrar", "max_contacts", ${l.maxContacts})`] : []),
+    ...(l.ownExpiredRoute ? ["#!define LOCMESH_OWN_EXPIRED_ROUTE"] : []),
+    `#!include_file "${l.includePath}"`,
+    routes,
+    ...(l.ownExpiredRoute ? ["event_route[usrloc:contact-expired] {\n\txlog(\"L_NOTICE\", \"operator's own expired route\\n\");\n\troute(LOCMESH_EXPIRED);\n}"] : []),
+  ];
+}
 
 /** usrloc (and optionally alias_db) on a database instead of memory only (kamailio-5.6.md §3, §5). */
 export interface KamailioDbCfg {

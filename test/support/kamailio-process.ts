@@ -13,7 +13,8 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
 import { silentLogger } from "../../agent/ops/logger.js";
-import { kamailioCfg } from "./kamailio-cfg.js";
+import { kamailioInclude, type IncludeParams } from "../../agent/kamailio/cfg-include.js";
+import { kamailioCfg, type LocmeshCfg } from "./kamailio-cfg.js";
 
 export const KAMAILIO_BIN = "/usr/sbin/kamailio";
 export const KAMAILIO_INSTALL =
@@ -30,6 +31,8 @@ export interface KamailioOptions {
   extraCfg?: string;
   /** Shared memory in MB (-m); Kamailio's default is 64. */
   shmMb?: number;
+  /** locmesh's kamailio.cfg include, wired in as an operator would; evapi on a free 127.0.0.1 port. */
+  locmesh?: Omit<LocmeshCfg, "includePath"> & Partial<Pick<IncludeParams, "agentAddress" | "aliasMode" | "meshPeers">>;
 }
 
 export interface KamailioProcess {
@@ -39,6 +42,8 @@ export interface KamailioProcess {
   readonly sipPort: number;
   readonly dgramPort: number | undefined;
   readonly httpPort: number | undefined;
+  /** evapi's TCP port on 127.0.0.1, with the locmesh option. */
+  readonly evapiPort: number | undefined;
   /** PID of the main (attendant) process. */
   pid(): number;
   /** The last lines Kamailio wrote to stderr. */
@@ -91,7 +96,9 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
   const dgramPort = opts.dgramWorkers ? await freeUdpPort() : undefined;
   const httpPort = opts.http ? await freeTcpPort() : undefined;
   const cfgPath = join(dir, "kamailio.cfg");
-  writeFileSync(cfgPath, kamailioCfg({ dir, modulesDir: mods, sipPort, dgramPort, dgramWorkers: opts.dgramWorkers, httpPort, extra: opts.extraCfg }));
+  const evapiPort = opts.locmesh ? await freeTcpPort() : undefined;
+  const locmesh = opts.locmesh ? writeLocmeshInclude(dir, evapiPort as number, opts.locmesh) : undefined;
+  writeFileSync(cfgPath, kamailioCfg({ dir, modulesDir: mods, sipPort, dgramPort, dgramWorkers: opts.dgramWorkers, httpPort, extra: opts.extraCfg, locmesh }));
   const fifoPath = join(dir, "kamailio_rpc.fifo");
   const log: string[] = [];
   let child: ChildProcess | null = null;
@@ -172,7 +179,7 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
   });
 
   return {
-    dir, fifoPath, replyDir: dir, sipPort, dgramPort, httpPort,
+    dir, fifoPath, replyDir: dir, sipPort, dgramPort, httpPort, evapiPort,
     pid: () => child?.pid ?? 0,
     logTail: tail,
     processes: psx,
@@ -186,4 +193,15 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function writeLocmeshInclude(dir: string, evapiPort: number, l: NonNullable<KamailioOptions["locmesh"]>): LocmeshCfg {
+  const includePath = join(dir, "locmesh.cfg");
+  writeFileSync(includePath, kamailioInclude({
+    evapiListen: { host: "127.0.0.1", port: evapiPort },
+    agentAddress: l.agentAddress ?? "127.0.0.1",
+    aliasMode: l.aliasMode ?? "usrloc",
+    meshPeers: l.meshPeers ?? ["127.0.0.1"],
+  }));
+  return { includePath, saveFlags: l.saveFlags, maxContacts: l.maxContacts, ownExpiredRoute: l.ownExpiredRoute };
 }

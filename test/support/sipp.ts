@@ -25,6 +25,8 @@ export interface RegisterOptions {
   userAgent?: string;
   /** Local UDP port for the phone; also the contact's port. */
   localPort?: number;
+  /** Contact header values, one Contact line each, e.g. ["*"]; default one with the phone's contact. */
+  contactHeaders?: string[];
 }
 
 export interface Registered {
@@ -66,7 +68,7 @@ From: <sip:${o.user}@${o.domain}>;tag=[pid]SIPpTag[call_number]
 To: <sip:${o.user}@${o.domain}>
 Call-ID: [call_id]
 CSeq: ${o.cseq ?? 1} REGISTER
-Contact: <${o.contact}>
+${(o.contactHeaders ?? [`<${o.contact}>`]).map((c) => `Contact: ${c}`).join("\n")}
 Expires: ${o.expires}
 User-Agent: ${o.userAgent ?? "sipp"}
 Content-Length: 0

@@ -1,0 +1,327 @@
+/**
+ * Parses and validates the events locmesh's kamailio.cfg include (cfg-include.ts) sends over evapi.
+ * Pure: no I/O. Everything from Kamailio is untrusted input here: each field is type-checked and
+ * held to the contract's column limits (contract/sip-uri.ts LIMITS), strings with NUL are refused,
+ * and the only error that leaves this module is EventFormatError.
+ *
+ * Wire shapes (built with jansson in route[LOCMESH_REGISTER] / route[LOCMESH_EXPIRED]):
+ *   {"event":"register","rc":1,"ts":"1700000000.123456","aor":"sip:a@d","req_contact":"<sip:a@h>",
+ *    "req_expires":300,"callid":"..","cseq":1,"user_agent":"..","source":"udp:1.2.3.4:5060",
+ *    "contacts":[{"addr":"sip:a@h","expires":1700000300,"q":-1,"callid":"..","cseq":1,"path":"",
+ *                 "received":"","user_agent":"..","ruid":"uloc-..","socket":"udp:..","flags":0,
+ *                 "cflags":0,"methods":4294967295,"instance":"","regid":0}]}
+ *   {"event":"expired","ts":"..","aor":"a@d","addr":"sip:a@h","ruid":"..","callid":"..","expires":N}
+ * `contacts` is the AoR's whole state after save() (reg_fetch_contacts, kamailio-5.6.md §8), and
+ * `q` there is usrloc's integer form, -1 or 0..1000.
+ */
+import { LIMITS, checkSipUri, checkSocket, normalizeAor } from "../contract/sip-uri.js";
+
+export interface EventContact {
+  contact: string;
+  /** Absolute expiry, Unix seconds; 0 = permanent. */
+  expires: number;
+  /** -1 (unspecified) or 0..1, converted from $ulc's -1..1000. */
+  q: number;
+  callid: string;
+  cseq: number;
+  path: string;
+  received: string;
+  userAgent: string;
+  ruid: string;
+  socket: string;
+  flags: number;
+  cflags: number;
+  methods: number;
+  instance: string;
+  regId: number;
+}
+
+export interface RequestContact {
+  uri: string;
+  /** The contact's own `expires=` parameter, when it has one. */
+  expires: number | null;
+}
+
+export interface RegisterEvent {
+  type: "register";
+  /** save()'s return code: 1 inserted, 2 updated, 3 deleted, 4 query only. */
+  rc: 1 | 2 | 3 | 4;
+  /** Bare, lower-cased user@domain, as usrloc keys it. */
+  aor: string;
+  requestContacts: RequestContact[] | "*";
+  requestExpires: number | null;
+  callid: string;
+  cseq: number;
+  userAgent: string;
+  /** proto:ip:port the REGISTER came from. */
+  source: string;
+  /** Kamailio's wall clock when it built the event ($TV(Sn)), in ms. */
+  tsMs: number;
+  contacts: EventContact[];
+}
+
+export interface ExpiredEvent {
+  type: "expired";
+  aor: string;
+  contact: string;
+  ruid: string;
+  callid: string;
+  expires: number;
+  tsMs: number | null;
+}
+
+export type KamailioEvent = RegisterEvent | ExpiredEvent;
+
+export class EventFormatError extends Error {
+  override readonly name = "EventFormatError";
+}
+
+/** Larger events are refused unread; a full AoR of MAX_CONTACTS long contacts stays far below it. */
+export const MAX_EVENT_BYTES = 4 * 1024 * 1024;
+export const MAX_CONTACTS = 1024;
+const RUID_MAX = 64; // location.ruid VARCHAR(64), kamailio-5.6.md §4.2
+const SOURCE_MAX = 80;
+const U32 = 4294967295;
+
+type Obj = Record<string, unknown>;
+
+export function parseKamailioEvent(payload: string): KamailioEvent {
+  if (typeof payload !== "string") throw new EventFormatError("event payload is not a string");
+  if (payload.length > MAX_EVENT_BYTES) throw new EventFormatError(`event of ${payload.length} characters is over the ${MAX_EVENT_BYTES} limit`);
+  let json: unknown;
+  try {
+    json = JSON.parse(payload);
+  } catch (err) {
+    throw new EventFormatError(`event is not JSON: ${(err as Error).message}`);
+  }
+  const o = asObject(json, "event");
+  const kind = field(o, "event");
+  if (kind === "register") return parseRegister(o);
+  if (kind === "expired") return parseExpired(o);
+  throw new EventFormatError(`event has unknown "event" ${JSON.stringify(kind)?.slice(0, 40)}; expected "register" or "expired"`);
+}
+
+function parseRegister(o: Obj): RegisterEvent {
+  const rc = int(o, "rc", "register", 1, 4) as 1 | 2 | 3 | 4;
+  const rawContacts = field(o, "contacts");
+  if (!Array.isArray(rawContacts)) throw new EventFormatError(`register.contacts must be an array, got ${typeName(rawContacts)}`);
+  if (rawContacts.length > MAX_CONTACTS) throw new EventFormatError(`register.contacts has ${rawContacts.length} entries, over ${MAX_CONTACTS}`);
+  const reqContact = optStr(o, "req_contact", "register", LIMITS.contact * 16);
+  return {
+    type: "register",
+    rc,
+    aor: aorFromUri(str(o, "aor", "register", LIMITS.aor + 64), "register.aor"),
+    requestContacts: reqContact === "" ? [] : parseContactHeader(reqContact),
+    requestExpires: field(o, "req_expires") === undefined ? null : int(o, "req_expires", "register", 0, U32),
+    callid: str(o, "callid", "register", LIMITS.callid),
+    cseq: int(o, "cseq", "register", 0, U32),
+    userAgent: optStr(o, "user_agent", "register", LIMITS.userAgent),
+    source: source(str(o, "source", "register", SOURCE_MAX)),
+    tsMs: timestamp(field(o, "ts"), "register.ts"),
+    contacts: rawContacts.map((c, i) => parseContact(asObject(c, `register.contacts[${i}]`), `register.contacts[${i}]`)),
+  };
+}
+
+function parseExpired(o: Obj): ExpiredEvent {
+  const ts = field(o, "ts");
+  return {
+    type: "expired",
+    aor: bareAor(str(o, "aor", "expired", LIMITS.aor), "expired.aor"),
+    contact: sipUri(str(o, "addr", "expired", LIMITS.contact), "expired.addr"),
+    ruid: optStr(o, "ruid", "expired", RUID_MAX),
+    callid: optStr(o, "callid", "expired", LIMITS.callid),
+    expires: int(o, "expires", "expired", 0, U32),
+    tsMs: ts === undefined ? null : timestamp(ts, "expired.ts"),
+  };
+}
+
+function parseContact(c: Obj, where: string): EventContact {
+  const q = int(c, "q", where, -1, 1000);
+  const socket = optStr(c, "socket", where, LIMITS.socket);
+  const socketProblem = checkSocket(socket);
+  if (socketProblem) throw new EventFormatError(`${where}.socket ${socketProblem}`);
+  return {
+    contact: sipUri(str(c, "addr", where, LIMITS.contact), `${where}.addr`),
+    expires: int(c, "expires", where, 0, U32),
+    q: q < 0 ? -1 : q / 1000,
+    callid: optStr(c, "callid", where, LIMITS.callid),
+    cseq: int(c, "cseq", where, 0, U32),
+    path: optStr(c, "path", where, LIMITS.path),
+    received: optStr(c, "received", where, LIMITS.received),
+    userAgent: optStr(c, "user_agent", where, LIMITS.userAgent),
+    ruid: optStr(c, "ruid", where, RUID_MAX),
+    socket,
+    flags: u32(c, "flags", where),
+    cflags: u32(c, "cflags", where),
+    methods: u32(c, "methods", where, U32),
+    instance: optStr(c, "instance", where, LIMITS.instance),
+    regId: field(c, "regid") === undefined ? 0 : int(c, "regid", where, 0, U32),
+  };
+}
+
+/**
+ * Parses a Contact header value (RFC 3261 §20.10, §25.1): "*", or comma-separated name-addr /
+ * addr-spec entries with parameters. Commas inside <...> or quoted display names do not split.
+ * Without <...>, everything after the first ';' is a header parameter (§20.10).
+ */
+export function parseContactHeader(value: string): RequestContact[] | "*" {
+  if (typeof value !== "string") throw new EventFormatError("Contact header is not a string");
+  noNul(value, "Contact header");
+  if (value.trim() === "*") return "*";
+  const parts = splitTopLevel(value, ",").map((p) => p.trim());
+  if (parts.some((p) => p === "*")) throw new EventFormatError(`Contact "*" mixed with other contacts: ${clip(value)}`);
+  return parts.filter((p) => p !== "").map(parseOneContact);
+}
+
+function parseOneContact(entry: string): RequestContact {
+  let uri: string;
+  let params: string;
+  const lt = indexOfAngle(entry);
+  if (lt >= 0) {
+    const gt = entry.indexOf(">", lt);
+    if (gt < 0) throw new EventFormatError(`Contact ${clip(entry)} has '<' without '>'`);
+    uri = entry.slice(lt + 1, gt).trim();
+    params = entry.slice(gt + 1);
+  } else {
+    const semi = entry.indexOf(";");
+    uri = (semi < 0 ? entry : entry.slice(0, semi)).trim();
+    params = semi < 0 ? "" : entry.slice(semi);
+  }
+  const problem = checkSipUri(uri);
+  if (problem) throw new EventFormatError(`Contact URI ${clip(uri)} ${problem}`);
+  let expires: number | null = null;
+  for (const p of splitTopLevel(params, ";").slice(1)) {
+    const eq = p.indexOf("=");
+    if (eq < 0 || p.slice(0, eq).trim().toLowerCase() !== "expires") continue;
+    const v = p.slice(eq + 1).trim();
+    if (!/^\d{1,10}$/.test(v) || Number(v) > U32) throw new EventFormatError(`Contact ${clip(uri)} has a bad expires=${clip(v)}`);
+    expires = Number(v);
+  }
+  return { uri, expires };
+}
+
+/** Splits on `sep` outside "quoted strings" (with \-escapes) and <...>. */
+function splitTopLevel(s: string, sep: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  scanTopLevel(s, (ch, i) => {
+    if (ch === sep) {
+      out.push(s.slice(start, i));
+      start = i + 1;
+    }
+  });
+  out.push(s.slice(start));
+  return out;
+}
+
+/** Index of the first '<' outside a quoted display name, or -1. */
+function indexOfAngle(s: string): number {
+  let quoted = false;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i];
+    if (quoted) {
+      if (ch === "\\") i++;
+      else if (ch === '"') quoted = false;
+    } else if (ch === '"') quoted = true;
+    else if (ch === "<") return i;
+  }
+  return -1;
+}
+
+/** Calls `visit` for each character outside quotes and angle brackets. */
+function scanTopLevel(s: string, visit: (ch: string, i: number) => void): void {
+  let quoted = false;
+  let angle = false;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i] as string;
+    if (quoted) {
+      if (ch === "\\") i++;
+      else if (ch === '"') quoted = false;
+    } else if (angle) {
+      if (ch === ">") angle = false;
+    } else if (ch === '"') quoted = true;
+    else if (ch === "<") angle = true;
+    else visit(ch, i);
+  }
+  if (quoted) throw new EventFormatError(`Contact header has an unterminated quoted string: ${clip(s)}`);
+  if (angle) throw new EventFormatError(`Contact header has '<' without '>': ${clip(s)}`);
+}
+
+/** $tu → usrloc's AoR: scheme, URI parameters, headers and port dropped (registrar extract_aor). */
+function aorFromUri(uri: string, where: string): string {
+  let s = uri.replace(/^sips?:/i, "");
+  s = s.split(/[;?]/, 1)[0] as string;
+  s = s.replace(/(@(?:\[[^\]]*\]|[^:]*)):\d{1,5}$/, "$1");
+  return bareAor(s, where);
+}
+
+function bareAor(s: string, where: string): string {
+  const r = normalizeAor(s);
+  if ("error" in r) throw new EventFormatError(`${where} ${clip(s)} ${r.error}`);
+  return r.aor;
+}
+
+function sipUri(s: string, where: string): string {
+  const problem = checkSipUri(s);
+  if (problem) throw new EventFormatError(`${where} ${clip(s)} ${problem}`);
+  return s;
+}
+
+function source(s: string): string {
+  if (!/^[a-z]{2,5}:[0-9a-f.:[\]]+:\d{1,5}$/i.test(s)) throw new EventFormatError(`register.source ${clip(s)} must look like proto:ip:port`);
+  return s.toLowerCase();
+}
+
+/** $TV(Sn) is "seconds.microseconds". */
+function timestamp(v: unknown, where: string): number {
+  if (typeof v !== "string" || !/^\d{1,12}\.\d{6}$/.test(v)) throw new EventFormatError(`${where} must be a "seconds.microseconds" string, got ${clip(JSON.stringify(v) ?? "undefined")}`);
+  const [sec, usec] = v.split(".") as [string, string];
+  return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+}
+
+function asObject(v: unknown, where: string): Obj {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new EventFormatError(`${where} must be a JSON object, got ${typeName(v)}`);
+  return v as Obj;
+}
+
+function field(o: Obj, key: string): unknown {
+  return Object.hasOwn(o, key) ? o[key] : undefined;
+}
+
+function str(o: Obj, key: string, where: string, max: number): string {
+  const v = field(o, key);
+  if (typeof v !== "string") throw new EventFormatError(`${where}.${key} must be a string, got ${typeName(v)}`);
+  if (v.length > max) throw new EventFormatError(`${where}.${key} is longer than ${max} characters`);
+  noNul(v, `${where}.${key}`);
+  return v;
+}
+
+/** A string that Kamailio may leave out when unset; missing means "". */
+function optStr(o: Obj, key: string, where: string, max: number): string {
+  return field(o, key) === undefined ? "" : str(o, key, where, max);
+}
+
+function int(o: Obj, key: string, where: string, min: number, max: number): number {
+  const v = field(o, key);
+  if (typeof v !== "number" || !Number.isInteger(v)) throw new EventFormatError(`${where}.${key} must be an integer, got ${typeName(v)}`);
+  if (v < min || v > max) throw new EventFormatError(`${where}.${key} ${v} is outside ${min}..${max}`);
+  return v;
+}
+
+/** An unsigned 32-bit field. Kamailio prints some as signed ints (all-methods 0xFFFFFFFF as -1). */
+function u32(o: Obj, key: string, where: string, dflt = 0): number {
+  if (field(o, key) === undefined) return dflt;
+  return int(o, key, where, -2147483648, U32) >>> 0;
+}
+
+function noNul(s: string, where: string): void {
+  if (s.includes("\u0000")) throw new EventFormatError(`${where} contains a NUL character`);
+}
+
+function typeName(v: unknown): string {
+  return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
+}
+
+function clip(s: string): string {
+  return JSON.stringify(s.length > 60 ? s.slice(0, 60) + "…" : s);
+}

@@ -1,0 +1,229 @@
+/**
+ * locmesh's kamailio.cfg include (agent/kamailio/cfg-include.ts) in a real Kamailio 5.6, wired in
+ * the way kamailioIncludeInstructions() tells operators, with the evapi client
+ * (agent/kamailio/evapi-client.ts) receiving its events. REGISTERs come from sipp.
+ *
+ * evapi listens on 127.0.0.1 and the include allows only 127.0.0.2 (the agent connects from that
+ * loopback address), so a client from 127.0.0.1 shows the connection filter at work.
+ */
+import { execFile } from "node:child_process";
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kamailioInclude } from "../../agent/kamailio/cfg-include.js";
+import { createEvapiClient, type EvapiClient } from "../../agent/kamailio/evapi-client.js";
+import type { ExpiredEvent, KamailioEvent, RegisterEvent } from "../../agent/kamailio/register-event.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { kamailioCfg } from "../support/kamailio-cfg.js";
+import { freeUdpPort, KAMAILIO_BIN, modulesDir, startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
+import { sippRegister } from "../support/sipp.js";
+
+const run = promisify(execFile);
+const log = silentLogger();
+const AGENT = "127.0.0.2";
+
+interface Node {
+  kam: KamailioProcess;
+  client: EvapiClient;
+  events: KamailioEvent[];
+}
+
+async function startNode(locmesh: NonNullable<Parameters<typeof startKamailio>[0]>["locmesh"], extraCfg?: string): Promise<Node> {
+  const kam = await startKamailio({ locmesh, extraCfg });
+  const events: KamailioEvent[] = [];
+  const client = createEvapiClient({ host: "127.0.0.1", port: kam.evapiPort as number, localAddress: AGENT, log, onEvent: (ev) => events.push(ev), retry: { minMs: 50, maxMs: 200 } });
+  client.start();
+  const deadline = Date.now() + 5000;
+  while (!client.connected()) {
+    if (Date.now() > deadline) throw new Error(`evapi client did not connect\n${kam.logTail(20)}`);
+    await sleep(20);
+  }
+  await sleep(100); // the connection-new event route runs after accept
+  return { kam, client, events };
+}
+
+async function waitFor<T extends KamailioEvent>(node: Node, pred: (ev: KamailioEvent) => ev is T, ms = 5000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const i = node.events.findIndex(pred);
+    if (i >= 0) return node.events.splice(i, 1)[0] as T;
+    if (Date.now() > deadline) throw new Error(`no matching event within ${ms} ms; have ${JSON.stringify(node.events)}\n${node.kam.logTail(20)}`);
+    await sleep(20);
+  }
+}
+
+const registerFor = (aor: string) => (ev: KamailioEvent): ev is RegisterEvent => ev.type === "register" && ev.aor === aor;
+
+let main: Node;
+let replacing: Node;
+
+beforeAll(async () => {
+  // min_expires 1 lets a contact expire during the test; the later timer_interval wins over the cfg's 10.
+  main = await startNode({ agentAddress: AGENT, meshPeers: ["127.0.0.1"] }, 'modparam("registrar", "min_expires", 1)\nmodparam("usrloc", "timer_interval", 1)');
+  replacing = await startNode({ agentAddress: AGENT, saveFlags: "0x04", ownExpiredRoute: true });
+});
+
+afterAll(async () => {
+  for (const n of [main, replacing]) {
+    await n?.client.close();
+    await n?.kam.close();
+  }
+});
+
+describe("register events", () => {
+  it("REGISTER, refresh and de-REGISTER give rc 1, 2 and 3 with the AoR's state after save()", async () => {
+    const reg = { dir: main.kam.dir, sipPort: main.kam.sipPort, user: "Alice", domain: "example.com", callId: "alice-reg-1", userAgent: "Phone/1.0" };
+    const first = await sippRegister({ ...reg, expires: 300, cseq: 1 });
+    const t0 = Date.now();
+    const ev1 = await waitFor(main, registerFor("alice@example.com"));
+    expect(ev1).toMatchObject({
+      rc: 1, callid: "alice-reg-1", cseq: 1, userAgent: "Phone/1.0", requestExpires: 300, source: `udp:127.0.0.1:${first.localPort}`,
+      requestContacts: [{ uri: first.contact, expires: null }],
+    });
+    expect(Math.abs(ev1.tsMs - t0)).toBeLessThan(2000);
+    expect(ev1.contacts).toHaveLength(1);
+    expect(ev1.contacts[0]).toMatchObject({ contact: first.contact, q: -1, callid: "alice-reg-1", cseq: 1, userAgent: "Phone/1.0", socket: `udp:127.0.0.1:${main.kam.sipPort}`, methods: 4294967295 });
+    expect(ev1.contacts[0]?.ruid).toMatch(/^uloc-/);
+    expect(Math.abs((ev1.contacts[0]?.expires ?? 0) - (Math.floor(t0 / 1000) + 300))).toBeLessThanOrEqual(2);
+
+    await sippRegister({ ...reg, localPort: first.localPort, expires: 300, cseq: 2 });
+    const ev2 = await waitFor(main, registerFor("alice@example.com"));
+    expect(ev2).toMatchObject({ rc: 2, cseq: 2 });
+    expect(ev2.contacts.map((c) => [c.contact, c.cseq, c.ruid])).toEqual([[first.contact, 2, ev1.contacts[0]?.ruid]]);
+
+    await sippRegister({ ...reg, localPort: first.localPort, expires: 0, cseq: 3 });
+    const ev3 = await waitFor(main, registerFor("alice@example.com"));
+    expect(ev3).toMatchObject({ rc: 3, requestExpires: 0, contacts: [] });
+  });
+
+  it("several Contact headers all reach req_contact; Contact: * removes every contact", async () => {
+    const reg = { dir: main.kam.dir, sipPort: main.kam.sipPort, user: "carol", domain: "example.com", callId: "carol-1" };
+    await sippRegister({ ...reg, cseq: 1, contactHeaders: ['"Carol, home" <sip:carol@192.0.2.1:5060>;expires=200', "<sip:carol@192.0.2.2:5060>;q=0.5"] });
+    const ev = await waitFor(main, registerFor("carol@example.com"));
+    expect(ev.requestContacts).toEqual([{ uri: "sip:carol@192.0.2.1:5060", expires: 200 }, { uri: "sip:carol@192.0.2.2:5060", expires: null }]);
+    expect(ev.contacts.map((c) => [c.contact, c.q]).sort()).toEqual([["sip:carol@192.0.2.1:5060", -1], ["sip:carol@192.0.2.2:5060", 0.5]]);
+
+    await sippRegister({ ...reg, cseq: 2, expires: 0, contactHeaders: ["*"] });
+    const star = await waitFor(main, registerFor("carol@example.com"));
+    expect(star).toMatchObject({ rc: 3, requestContacts: "*", contacts: [] });
+  });
+
+  it("with save() flag 0x04 the event shows the replaced contact gone (no other event says so)", async () => {
+    const reg = { dir: replacing.kam.dir, sipPort: replacing.kam.sipPort, user: "dave", domain: "example.com", expires: 300 };
+    const a = await sippRegister({ ...reg, callId: "dave-a" });
+    expect((await waitFor(replacing, registerFor("dave@example.com"))).contacts.map((c) => c.contact)).toEqual([a.contact]);
+    const b = await sippRegister({ ...reg, callId: "dave-b" });
+    const ev = await waitFor(replacing, registerFor("dave@example.com"));
+    expect(ev.contacts.map((c) => c.contact)).toEqual([b.contact]);
+  });
+
+  it("an expired contact yields an expired event from the usrloc timer", async () => {
+    const reg = await sippRegister({ dir: main.kam.dir, sipPort: main.kam.sipPort, user: "erin", domain: "example.com", expires: 1, callId: "erin-1" });
+    const r = await waitFor(main, registerFor("erin@example.com"));
+    const ev = await waitFor(main, (e): e is ExpiredEvent => e.type === "expired" && e.aor === "erin@example.com", 6000);
+    expect(ev).toMatchObject({ contact: reg.contact, callid: "erin-1", ruid: r.contacts[0]?.ruid, expires: r.contacts[0]?.expires });
+    expect(ev.tsMs).toBeGreaterThanOrEqual(ev.expires * 1000);
+  });
+});
+
+describe("evapi access", () => {
+  it("closes a client that is not the agent's address, and keeps the agent", async () => {
+    const sock = connect({ host: "127.0.0.1", port: main.kam.evapiPort as number, localAddress: "127.0.0.1" });
+    const closed = await Promise.race([new Promise<boolean>((resolve) => sock.once("close", () => resolve(true))), sleep(3000).then(() => false)]);
+    sock.destroy();
+    expect(closed).toBe(true);
+    expect(main.kam.logTail(50)).toMatch(/closing evapi connection from 127\.0\.0\.1/);
+    expect(main.client.connected()).toBe(true);
+    expect(main.client.stats()).toMatchObject({ connects: 1, disconnects: 0, malformed: 0, framingErrors: 0 });
+  });
+
+  it("reconnects after Kamailio restarts", async () => {
+    await replacing.kam.restart();
+    const deadline = Date.now() + 5000;
+    while (replacing.client.stats().connects < 2 && Date.now() < deadline) await sleep(50);
+    expect(replacing.client.stats()).toMatchObject({ connects: 2, disconnects: 1 });
+    await sleep(100);
+    await sippRegister({ dir: replacing.kam.dir, sipPort: replacing.kam.sipPort, user: "frank", domain: "example.com", callId: "frank-1" });
+    expect((await waitFor(replacing, registerFor("frank@example.com"))).rc).toBe(1);
+  });
+});
+
+describe("route(LOCMESH_INBOUND)", () => {
+  let phone: UdpSocket;
+  const received: string[] = [];
+
+  beforeAll(async () => {
+    phone = createSocket("udp4");
+    phone.on("message", (m) => received.push(m.toString()));
+    await new Promise<void>((resolve) => phone.bind(0, "127.0.0.1", resolve));
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => phone.close(() => resolve()));
+  });
+
+  function invite(from: string, callId: string): Promise<string> {
+    const peer = createSocket("udp4");
+    const replies: string[] = [];
+    peer.on("message", (m) => replies.push(m.toString()));
+    return new Promise((resolve) => {
+      peer.bind(0, from, () => {
+        const port = peer.address().port;
+        const msg = [
+          "INVITE sip:bob@203.0.113.9:5060 SIP/2.0",
+          `Via: SIP/2.0/UDP ${from}:${port};branch=z9hG4bK-${callId}`,
+          `Route: <sip:127.0.0.1:${main.kam.sipPort};lr;received=sip:127.0.0.1:${phone.address().port}>`,
+          "Max-Forwards: 70",
+          "From: <sip:carol@example.com>;tag=c1",
+          "To: <sip:bob@example.com>",
+          `Call-ID: ${callId}`,
+          "CSeq: 1 INVITE",
+          `Contact: <sip:carol@${from}:${port}>`,
+          "Content-Length: 0",
+          "",
+          "",
+        ].join("\r\n");
+        peer.send(msg, main.kam.sipPort, "127.0.0.1");
+        setTimeout(() => peer.close(() => resolve(replies.join("\n"))), 700);
+      });
+    });
+  }
+
+  it("relays a peer's INVITE to the Route's received= address, keeping the contact as R-URI", async () => {
+    await invite("127.0.0.1", "inbound-1");
+    const got = received.find((m) => m.includes("Call-ID: inbound-1"));
+    expect(got?.split("\r\n")[0]).toBe("INVITE sip:bob@203.0.113.9:5060 SIP/2.0");
+    expect(got).toMatch(/^Record-Route: /m);
+  });
+
+  it("ignores the same INVITE from an address that is not a mesh peer", async () => {
+    const replies = await invite("127.0.0.2", "inbound-2");
+    expect(received.some((m) => m.includes("Call-ID: inbound-2"))).toBe(false);
+    expect(replies).toMatch(/^SIP\/2\.0 403/);
+  });
+});
+
+describe("kamailio -c", () => {
+  async function check(ownExpiredRoute: boolean, defineIt: boolean): Promise<string> {
+    const dir = main.kam.dir;
+    const includePath = join(dir, "check-include.cfg");
+    writeFileSync(includePath, kamailioInclude({ evapiListen: { host: "127.0.0.1", port: 18491 }, agentAddress: "127.0.0.1", aliasMode: "usrloc", meshPeers: ["10.0.0.2"] }));
+    let cfg = kamailioCfg({ dir, modulesDir: modulesDir(), sipPort: await freeUdpPort(), locmesh: { includePath, ownExpiredRoute } });
+    if (!defineIt) cfg = cfg.replace("#!define LOCMESH_OWN_EXPIRED_ROUTE\n", "");
+    const cfgPath = join(dir, "check.cfg");
+    writeFileSync(cfgPath, cfg);
+    return run(KAMAILIO_BIN, ["-c", "-f", cfgPath]).then(() => "ok", (e: { stderr?: string }) => e.stderr ?? "failed");
+  }
+
+  it("accepts a full cfg with the include, also with the operator's own contact-expired route", async () => {
+    expect(await check(false, false)).toBe("ok");
+    expect(await check(true, true)).toBe("ok");
+  });
+
+  it("fails loudly when the operator keeps their own contact-expired route without the define", async () => {
+    expect(await check(true, false)).toMatch(/duplicate route/);
+  });
+});

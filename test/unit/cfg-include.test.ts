@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { CfgIncludeError, kamailioInclude, kamailioIncludeInstructions, type IncludeParams } from "../../agent/kamailio/cfg-include.js";
+
+const params: IncludeParams = { evapiListen: { host: "127.0.0.1", port: 8491 }, agentAddress: "127.0.0.1", aliasMode: "usrloc", meshPeers: ["10.0.0.2", "10.0.0.3"] };
+
+describe("kamailioInclude", () => {
+  const text = kamailioInclude(params);
+
+  it("loads its own modules only when the operator's cfg has not, and checks the ones it needs", () => {
+    for (const m of ["pv", "xlog", "jansson", "evapi", "path"]) expect(text).toContain(`#!ifndef MOD_${m}\nloadmodule "${m}.so"\n#!endif`);
+    for (const m of ["tm", "sl", "rr", "usrloc", "registrar"]) {
+      expect(text).toContain(`#!ifndef MOD_${m}\nloadmodule "locmesh-needs-${m}.so-loaded-before-this-include"`);
+      expect(text).not.toContain(`loadmodule "${m}.so"`);
+    }
+  });
+
+  it("sets up evapi, path and the aliases domain", () => {
+    expect(text).toContain('modparam("evapi", "bind_addr", "127.0.0.1:8491")');
+    expect(text).toContain('modparam("evapi", "netstring_format", 1)');
+    expect(text).toContain('modparam("evapi", "max_clients", 4)');
+    expect(text).toContain('modparam("path", "use_received", 1)');
+    expect(text).toContain('modparam("usrloc", "preload", "aliases")');
+    expect(kamailioInclude({ ...params, aliasMode: "dbaliases" })).not.toContain('"preload"');
+    expect(kamailioInclude({ ...params, evapiListen: { host: "::1", port: 9 } })).toContain('"bind_addr", "[::1]:9"');
+  });
+
+  it("defines the routes, the guarded expired event_route and the connection filter", () => {
+    for (const r of ["route[LOCMESH_REGISTER]", "route[LOCMESH_EXPIRED]", "route[LOCMESH_INBOUND]", "event_route[evapi:connection-new]"]) expect(text).toContain(r);
+    expect(text).toMatch(/#!ifndef LOCMESH_OWN_EXPIRED_ROUTE\nevent_route\[usrloc:contact-expired\] \{\n\troute\(LOCMESH_EXPIRED\);\n\}\n#!endif/);
+    expect(text).toContain('if ($evapi(srcaddr) != "127.0.0.1") {');
+    expect(text).toContain("evapi_close();");
+    expect(text).toContain('reg_fetch_contacts("location", "$tu", "lmc")');
+    expect(text).toContain('$si == "10.0.0.2" || $si == "10.0.0.3"');
+    for (const f of ["addr", "expires", "q", "callid", "cseq", "path", "received", "user_agent", "ruid", "socket", "flags", "cflags", "methods", "instance", "regid"]) {
+      expect(text).toContain(`"${f}", "$(ulc(lmc=>${f})[$var(lm_i)])"`);
+    }
+  });
+
+  it("disables LOCMESH_INBOUND without mesh peers", () => {
+    const inbound = kamailioInclude({ ...params, meshPeers: [] }).split("route[LOCMESH_INBOUND]")[1] ?? "";
+    expect(inbound).not.toContain("t_relay");
+  });
+
+  it("refuses bad parameters, listing every problem", () => {
+    const err = (() => {
+      try {
+        kamailioInclude({ ...params, evapiListen: { host: "localhost", port: 0 }, agentAddress: "x\"; evapi_close", meshPeers: ["1.2.3.4\" || 1"] });
+      } catch (e) {
+        return e as Error;
+      }
+      return null;
+    })();
+    expect(err).toBeInstanceOf(CfgIncludeError);
+    expect(err?.message).toMatch(/evapiListen.host.*evapiListen.port.*agentAddress.*meshPeers/);
+  });
+});
+
+describe("kamailioIncludeInstructions", () => {
+  it("gives the operator's lines", () => {
+    const text = kamailioIncludeInstructions({ includePath: "/etc/kamailio/locmesh.cfg", aliasMode: "usrloc" });
+    expect(text).toContain('#!include_file "/etc/kamailio/locmesh.cfg"');
+    expect(text).toContain("route(LOCMESH_INBOUND);");
+    expect(text).toContain("$var(locmesh_rc) = $rc;\nroute(LOCMESH_REGISTER);");
+    expect(text).toContain('lookup("aliases");');
+    expect(text).toContain("#!define LOCMESH_OWN_EXPIRED_ROUTE");
+    expect(kamailioIncludeInstructions({ aliasMode: "dbaliases" })).toContain('alias_db_lookup("dbaliases");');
+  });
+});
