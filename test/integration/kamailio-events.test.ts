@@ -9,12 +9,13 @@
 import { execFile } from "node:child_process";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, createServer, type Socket as TcpSocket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kamailioInclude } from "../../agent/kamailio/cfg-include.js";
+import { encodeNetstring } from "../../agent/kamailio/netstring.js";
 import { createEvapiClient, type EvapiClient } from "../../agent/kamailio/evapi-client.js";
 import type { ExpiredEvent, KamailioEvent, RegisterEvent } from "../../agent/kamailio/register-event.js";
 import { silentLogger } from "../../agent/ops/logger.js";
@@ -225,5 +226,42 @@ describe("kamailio -c", () => {
 
   it("fails loudly when the operator keeps their own contact-expired route without the define", async () => {
     expect(await check(true, false)).toMatch(/duplicate route/);
+  });
+});
+
+describe("evapi client against a hostile server", () => {
+  it("skips malformed events, drops the connection on broken framing, reconnects, and survives a throwing consumer", async () => {
+    const conns: TcpSocket[] = [];
+    const server = createServer((c) => {
+      conns.push(c);
+      if (conns.length === 1) {
+        c.write(Buffer.concat([encodeNetstring("not json"), encodeNetstring('{"event":"register","rc":"1"}'), encodeNetstring(Buffer.from([0xff, 0xfe])),
+          encodeNetstring('{"event":"expired","aor":"a@b","addr":"sip:a@h","expires":5}')]));
+        setTimeout(() => c.write("12x:garbage"), 100);
+      } else {
+        c.write(encodeNetstring('{"event":"expired","aor":"b@b","addr":"sip:b@h","expires":6}'));
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const seen: string[] = [];
+    const client = createEvapiClient({
+      host: "127.0.0.1", port: (server.address() as { port: number }).port, log, retry: { minMs: 20, maxMs: 50 },
+      onEvent: (ev) => {
+        seen.push(ev.aor);
+        throw new Error("consumer bug");
+      },
+    });
+    try {
+      client.start();
+      const deadline = Date.now() + 3000;
+      while (seen.length < 2 && Date.now() < deadline) await sleep(20);
+      expect(seen).toEqual(["a@b", "b@b"]);
+      expect(client.stats()).toMatchObject({ connects: 2, disconnects: 1, events: 2, malformed: 3, framingErrors: 1, callbackErrors: 2 });
+    } finally {
+      await client.close();
+      for (const c of conns) c.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    expect(client.connected()).toBe(false);
   });
 });
