@@ -11,6 +11,7 @@ import { HLC_UNITS_PER_MS } from "./contract/records.js";
 import { createHlc } from "./core/hlc.js";
 import { createReplica, type Replica } from "./core/replica.js";
 import { openSqliteStore } from "./journal/sqlite-store.js";
+import { createKamailioAttachment, type KamailioAttachment } from "./kamailio/attachment.js";
 import { createMesh, type Mesh, type PeerEntry } from "./mesh/mesh.js";
 import type { Logger } from "./ops/logger.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
@@ -20,6 +21,8 @@ export interface Agent {
   readonly mesh: Mesh;
   readonly http: HttpApi;
   readonly metrics: Metrics;
+  /** Null when the config has no `kamailio` section. */
+  readonly kamailio: KamailioAttachment | null;
   setPeers(peers: readonly PeerEntry[]): void;
   close(): Promise<void>;
 }
@@ -42,13 +45,18 @@ export async function startAgent(config: AgentConfig, deps: { log: Logger; metri
   const replica = createReplica({ store, hlc });
   log.info({ replica: replica.replicaId, vv: await replica.versionVector() }, "journal open");
 
+  let kamailio: KamailioAttachment | null = null;
   const mesh = createMesh({
     options: { ...config.mesh, nodeId: config.nodeId, peers: config.mesh.peers },
     replica,
     log,
     metrics,
+    pendingWrites: () => kamailio?.pendingWrites() ?? 0,
   });
-  const rpc = createLocalApi({ replica, mesh, log, metrics, startedAtMs });
+  kamailio = config.kamailio
+    ? await createKamailioAttachment({ config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, store, log, metrics })
+    : null;
+  const rpc = createLocalApi({ replica, mesh, log, metrics, startedAtMs, kamailio });
   const http = createHttpApi({
     listen: config.api.listen,
     token: config.api.token,
@@ -78,10 +86,12 @@ export async function startAgent(config: AgentConfig, deps: { log: Logger; metri
   purge.unref();
 
   try {
+    await kamailio?.start();
     await mesh.start();
     await http.start();
   } catch (err) {
     clearInterval(purge);
+    await kamailio?.close();
     await mesh.close();
     await http.close();
     await replica.close();
@@ -93,11 +103,13 @@ export async function startAgent(config: AgentConfig, deps: { log: Logger; metri
     mesh,
     http,
     metrics,
+    kamailio,
     setPeers: (peers) => mesh.setPeers(peers),
     async close() {
       clearInterval(purge);
       await http.close();
       await mesh.close();
+      await kamailio?.close();
       await replica.close();
       log.info("agent stopped");
     },

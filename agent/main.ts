@@ -7,6 +7,7 @@ import { startAgent } from "./agent.js";
 import { ConfigError, loadAgentConfig, redactConfig } from "./config/agent-config.js";
 import { registerClientCommands } from "./cli/client-commands.js";
 import { runDemo } from "./cli/demo.js";
+import { registerKamailioCfgCommand } from "./cli/kamailio-cfg-command.js";
 import { createLogger } from "./ops/logger.js";
 import { packageRoot } from "./ops/paths.js";
 
@@ -87,5 +88,6 @@ program
   });
 
 registerClientCommands(program, { env: process.env, stdout: process.stdout, stderr: process.stderr });
+registerKamailioCfgCommand(program, { env: process.env, stdout: process.stdout, stderr: process.stderr });
 
 await program.parseAsync(process.argv);

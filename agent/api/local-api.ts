@@ -5,6 +5,7 @@
 import {
   ApiMethod, aliasRemoveParams, aliasSetParams, listParams, loginParams, lookupParams, publishParams, resyncParams,
   type ClusterStatus, type ListResult, type PublishResult,
+  type KamailioStatus,
 } from "../contract/protocol.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import { isLive, toAlias, toLocation, type Alias, type BindingValue, type Location } from "../contract/records.js";
@@ -31,7 +32,13 @@ export interface LocalApiDeps {
   metrics: Metrics;
   nowMs?: () => number;
   startedAtMs: number;
-  pendingWrites?: () => number;
+  /** The local Kamailio side, when the agent is attached to one. */
+  kamailio?: KamailioControl | null;
+}
+
+export interface KamailioControl {
+  status(): Promise<KamailioStatus>;
+  reload(reason: string): Promise<unknown>;
 }
 
 type PublishInput = z.output<typeof publishParams>;
@@ -105,6 +112,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
 
   rpc.method(ApiMethod.ClusterStatus, z.strictObject({}), async (): Promise<ClusterStatus> => {
     const counts = await replica.store.counts(nowSec());
+    const kamailio = deps.kamailio ? await deps.kamailio.status() : null;
     metrics.records.set({ kind: "loc" }, counts.locations);
     metrics.records.set({ kind: "alias" }, counts.aliases);
     return {
@@ -115,9 +123,18 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
       vv: await replica.versionVector(),
       counts,
       peers: await mesh.status(),
-      pendingWrites: deps.pendingWrites?.() ?? 0,
+      pendingWrites: kamailio?.pendingWrites ?? 0,
       resync: mesh.resyncStatus(),
+      kamailio,
     };
+  });
+
+  rpc.method(ApiMethod.KamailioReload, z.strictObject({}), async () => {
+    if (!deps.kamailio) throw new RpcError(ErrorCode.NotFound, "this agent is not attached to a Kamailio (no `kamailio` section in its config)");
+    const before = (await deps.kamailio.status()).reload;
+    if (before.state === "running") return { started: false, running: true };
+    deps.kamailio.reload("requested through the API").catch(() => undefined);
+    return { started: true, running: true };
   });
 
   rpc.method(ApiMethod.ClusterResync, resyncParams, async (p) => {

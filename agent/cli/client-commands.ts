@@ -9,7 +9,7 @@ import type { Alias, Location } from "../contract/records.js";
 import { ConfigError, listenToUrl, loadApiSettings } from "../config/agent-config.js";
 import { createApiClient, type ApiClient } from "./api-client.js";
 import { bindingsOf, formatAliases, formatBindings, formatLocations, formatStatus } from "./client-output.js";
-import { runResync } from "./resync-progress.js";
+import { runKamailioReload, runResync } from "./resync-progress.js";
 import { cellText } from "./table.js";
 
 export interface ClientIo {
@@ -104,11 +104,22 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
     }),
   );
 
-  withClientOptions(program.command("resync").option("--peer <id>", "resync from this peer (default: the agent picks one)"))
-    .description("pull a full copy from a peer and follow its progress")
+  withClientOptions(
+    program
+      .command("resync")
+      .option("--peer <id>", "resync from this peer (default: the agent picks one)")
+      .option("--kamailio", "instead, write the whole live state into the local Kamailio again"),
+  )
+    .description("pull a full copy from a peer (or refill the local Kamailio) and follow its progress")
     .action(
       run(async (client, opts) => {
-        const peer = (opts as ClientOpts & { peer?: string }).peer;
+        const o = opts as ClientOpts & { peer?: string; kamailio?: boolean };
+        if (o.kamailio) {
+          const k = await runKamailioReload(client, { json: opts.json === true, stdout: io.stdout });
+          if (k.state === "failed") throw new Error(`kamailio reload failed: ${k.error ?? "no reason given (see the agent's log)"}`);
+          return;
+        }
+        const peer = o.peer;
         const r = await runResync(client, { peer, json: opts.json === true, stdout: io.stdout });
         if (r.state === "failed") throw new Error(`resync failed: ${r.error ?? "no reason given (see the agent's log)"}`);
       }),

@@ -2,7 +2,7 @@
  * Turns API results into terminal text for the client commands. Pure functions of their input
  * (plus "now" for expiry), so they are easy to test and the commands stay about flow.
  */
-import type { ClusterStatus, ResyncStatus } from "../contract/protocol.js";
+import type { ClusterStatus, KamailioStatus, ResyncStatus } from "../contract/protocol.js";
 import type { Alias, Location } from "../contract/records.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
 
@@ -10,16 +10,39 @@ export function formatStatus(s: ClusterStatus): string {
   const head = formatPairs([
     ["node", `${s.nodeId} (replica ${s.replicaId}, protocol ${s.protocol}, up ${formatDuration(s.uptimeSeconds)})`],
     ["records", `${s.counts.locations} locations, ${s.counts.aliases} aliases, ${s.counts.tombstones} tombstones`],
+    ["kamailio", describeKamailio(s.kamailio)],
     ["pending writes", `${s.pendingWrites} (changes not yet written to the local Kamailio)`],
     ["resync", describeResync(s.resync)],
+    ...(s.kamailio ? ([["kamailio reload", describeReload(s.kamailio.reload)]] as [string, string][]) : []),
   ]);
   if (s.peers.length === 0) return `${head}\n\nno peers configured`;
   const peers = formatTable(
-    ["PEER", "CONNECTED", "DIRECTION", "BEHIND CHANGES", "BEHIND SECONDS", "LAST ERROR"],
-    s.peers.map((p) => [p.nodeId, p.connected, p.direction, p.behindChanges, Math.round(p.behindSeconds), p.lastError]),
-    { align: ["left", "left", "left", "right", "right", "left"] },
+    ["PEER", "CONNECTED", "DIRECTION", "BEHIND CHANGES", "BEHIND SECONDS", "ITS PENDING WRITES", "LAST ERROR"],
+    s.peers.map((p) => [p.nodeId, p.connected, p.direction, p.behindChanges, Math.round(p.behindSeconds), p.pendingWrites, p.lastError]),
+    { align: ["left", "left", "left", "right", "right", "right", "left"] },
   );
   return `${head}\n\n${peers}`;
+}
+
+export function describeKamailio(k: KamailioStatus | null): string {
+  if (k === null) return "not attached";
+  const writer = { rpc: "writing through jsonrpcs", database: "writing into its database (jsonrpcs unavailable)", pending: "NOT WRITING: jsonrpcs and database unavailable, retrying", idle: "nothing written yet" }[k.writer];
+  const events = k.events === null ? "no event input" : k.events.connected ? `events connected (${k.events.received} received)` : "events DISCONNECTED";
+  const err = k.lastError && k.writer === "pending" ? `; last error: ${k.lastError}` : "";
+  return `${k.up ? "up" : "DOWN"}, ${writer}, ${events}${k.restarts > 0 ? `, ${k.restarts} restart(s) seen` : ""}${err}`;
+}
+
+export function describeReload(r: KamailioStatus["reload"]): string {
+  switch (r.state) {
+    case "idle":
+      return "idle";
+    case "running":
+      return `running (${r.reason ?? ""}): ${r.done} of ${r.total} writes`;
+    case "done":
+      return `done: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}, ${r.rate}/s, finished ${r.finishedAt ?? "?"}`;
+    case "failed":
+      return `failed after ${r.done} of ${r.total} writes: ${r.error ?? "no reason given"}`;
+  }
 }
 
 export function describeResync(r: ResyncStatus): string {

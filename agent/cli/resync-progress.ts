@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import cliProgress from "cli-progress";
-import { ApiMethod, type ClusterStatus, type ResyncStatus } from "../contract/protocol.js";
+import { ApiMethod, type ClusterStatus, type KamailioReloadStatus, type ResyncStatus } from "../contract/protocol.js";
 import type { ApiClient } from "./api-client.js";
 import { cellText } from "./table.js";
 
@@ -30,7 +30,7 @@ export async function runResync(client: ApiClient, opts: ResyncOptions): Promise
   // The status keeps the previous run's result; a new startedAt (or seeing it run) tells ours apart.
   const before = (await client.call<ClusterStatus>(ApiMethod.ClusterStatus)).resync;
   await client.call(ApiMethod.ClusterResync, opts.peer === undefined ? {} : { peer: opts.peer });
-  const view = createView(opts);
+  const view = createView(opts, "resync");
   const since = Date.now();
   let ours = false;
   for (;;) {
@@ -48,18 +48,50 @@ export async function runResync(client: ApiClient, opts: ResyncOptions): Promise
   }
 }
 
-function createView(opts: ResyncOptions): ProgressView {
-  const tty = (opts.stdout as { isTTY?: boolean }).isTTY === true;
-  if (opts.json) return lineView(opts.stdout, (r) => JSON.stringify(r));
-  if (!tty) return lineView(opts.stdout, plainLine);
-  return barView(opts.stdout);
+/**
+ * `locmesh resync --kamailio`: has the agent write its whole live state into the local Kamailio
+ * again and follows `cluster.status`'s kamailio.reload the same way.
+ */
+export async function runKamailioReload(client: ApiClient, opts: Omit<ResyncOptions, "peer">): Promise<KamailioReloadStatus> {
+  const pollMs = opts.pollMs ?? 250;
+  const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
+  const reloadOf = async () => {
+    const k = (await client.call<ClusterStatus>(ApiMethod.ClusterStatus)).kamailio;
+    if (!k) throw new Error("this agent is not attached to a Kamailio (no `kamailio` section in its config)");
+    return k.reload;
+  };
+  const before = await reloadOf();
+  await client.call(ApiMethod.KamailioReload, {});
+  const view = createView(opts, "kamailio reload", "writes");
+  const since = Date.now();
+  let ours = false;
+  for (;;) {
+    const r = await reloadOf();
+    ours ||= r.state === "running" || r.startedAt !== before.startedAt;
+    const asResync: ResyncStatus = { state: r.state, peer: null, received: r.done, expected: r.total, startedAt: r.startedAt, finishedAt: r.finishedAt, error: r.error };
+    if (ours && (r.state === "done" || r.state === "failed")) {
+      view.finish(asResync);
+      return r;
+    }
+    if (ours) view.update(asResync);
+    else if (Date.now() - since > startTimeoutMs) throw new Error(`the agent accepted the reload but has not started it after ${startTimeoutMs / 1000} s; see the agent's log`);
+    await sleep(pollMs);
+  }
 }
 
-function plainLine(r: ResyncStatus): string {
+function createView(opts: Pick<ResyncOptions, "json" | "stdout">, label: string, unit = "changes"): ProgressView {
+  const tty = (opts.stdout as { isTTY?: boolean }).isTTY === true;
+  if (opts.json) return lineView(opts.stdout, (r) => JSON.stringify(r));
+  const line = (r: ResyncStatus) => plainLine(r, label, unit);
+  if (!tty) return lineView(opts.stdout, line);
+  return barView(opts.stdout, label, unit, line);
+}
+
+function plainLine(r: ResyncStatus, label: string, unit: string): string {
   const from = r.peer ? ` from ${cellText(r.peer)}` : "";
-  if (r.state === "failed") return `resync${from} failed after ${r.received} changes`;
-  if (r.state === "done") return `resync${from} done: ${r.received} changes received`;
-  return `resync${from}: ${r.state}, ${r.received} of ~${r.expected} changes received`;
+  if (r.state === "failed") return `${label}${from} failed after ${r.received} ${unit}: ${r.error ?? "see the agent's log"}`;
+  if (r.state === "done") return `${label}${from} done: ${r.received} ${unit}`;
+  return `${label}${from}: ${r.state}, ${r.received} of ~${r.expected} ${unit}`;
 }
 
 /** One line per change of state or count, at most one a second while running, plus the last. */
@@ -75,11 +107,11 @@ function lineView(out: NodeJS.WritableStream, render: (r: ResyncStatus) => strin
   return { update: (r) => write(r, false), finish: (r) => write(r, true) };
 }
 
-function barView(out: NodeJS.WritableStream): ProgressView {
+function barView(out: NodeJS.WritableStream, label: string, unit: string, line: (r: ResyncStatus) => string): ProgressView {
   const bar = new cliProgress.SingleBar(
     {
       stream: out,
-      format: "resync{from} [{bar}] {percentage}% | {value}/~{total} changes",
+      format: `${label}{from} [{bar}] {percentage}% | {value}/~{total} ${unit}`,
       // `expected` starts at 0 until the peer has estimated it; show an empty bar, not a full one.
       emptyOnZero: true,
       hideCursor: false,
@@ -104,7 +136,7 @@ function barView(out: NodeJS.WritableStream): ProgressView {
     finish(r) {
       show(r);
       bar.stop();
-      out.write(`${plainLine(r)}\n`);
+      out.write(`${line(r)}\n`);
     },
   };
 }

@@ -5,7 +5,7 @@
  */
 import { resolve } from "node:path";
 import type { z } from "zod";
-import { buildConfigSchema, configErrorMap, crossFieldProblems, formatPath, listenSchema, type ConfigFs } from "./config-schema.js";
+import { buildConfigSchema, configErrorMap, crossFieldProblems, formatPath, listenSchema, type ConfigFs, type ParsedConfig } from "./config-schema.js";
 import { API_TOKEN, ConfigError, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "./config-sources.js";
 
 export { ConfigError };
@@ -35,7 +35,11 @@ export interface AgentConfig {
   api: { listen: Listen; token: string; maxMessageBytes: number };
   journal: { synchronous: "full" | "normal"; cacheMiB: number; retentionHours: number; purgeIntervalSec: number };
   log: { level: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent" };
+  /** The local Kamailio; null when the agent is not attached to one. */
+  kamailio: KamailioConfig | null;
 }
+
+export type KamailioConfig = NonNullable<ParsedConfig["kamailio"]>;
 
 export interface LoadOptions {
   file?: string;
@@ -107,6 +111,7 @@ export function redactConfig(c: AgentConfig): object {
       peers: c.mesh.peers.map((p) => ({ id: p.id, url: redactUrl(p.url) })),
     },
     api: { ...c.api, token: "[redacted]" },
+    kamailio: c.kamailio && { ...c.kamailio, db: c.kamailio.db && { ...c.kamailio.db, url: redactUrl(c.kamailio.db.url) } },
   };
 }
 

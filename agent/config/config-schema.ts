@@ -104,8 +104,49 @@ export function buildConfigSchema(fs: ConfigFs) {
       purgeIntervalSec: int(1, 86_400).default(300),
     }),
     log: z.strictObject({ level: z.enum(LOG_LEVELS).default("info") }),
+    kamailio: kamailioSchema.nullable().default(null),
   });
 }
+
+const absolutePath = z.string().regex(/^\//, "must be an absolute path");
+
+/** `udp:HOST:PORT` as in jsonrpcs' dgram_socket (unix datagram sockets cannot be used from Node). */
+const udpRpc = z.string().regex(/^udp:(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'must be "udp:HOST:PORT", as in modparam("jsonrpcs","dgram_socket",...)');
+
+const kamailioDb = z.strictObject({
+  url: z
+    .string()
+    .regex(/^(sqlite:\/\/\/|postgres(ql)?:\/\/)/, "must be Kamailio's db_url for db_sqlite (sqlite:///path) or db_postgres (postgres://...)"),
+  /** The IANA zone Kamailio runs in: db_postgres writes timestamps in its local time. */
+  timeZone: z.string().min(1).optional(),
+  /** usrloc's db_mode on this Kamailio: 1/2 preload at start (a restart is repaired by difference). */
+  dbMode: int(0, 4).default(0),
+});
+
+/** The local Kamailio. Absent: the agent replicates without writing into Kamailio. */
+const kamailioSchema = z.strictObject({
+  fifo: absolutePath.default("/run/kamailio/kamailio_rpc.fifo"),
+  /** Kamailio's fifo_reply_dir (with modparam's trailing slash or without). */
+  replyDir: absolutePath.default("/tmp"),
+  /** Octal mode of reply FIFOs; Kamailio must be able to write them (0622 when it runs as another user). */
+  replyFifoMode: int(0, 0o777).default(0o600),
+  /** Optional second jsonrpcs transport for writes and reloads: faster than the FIFO alone. */
+  dgram: udpRpc.nullable().default(null),
+  timeoutMs: int(100, 120_000).default(5000),
+  /** evapi's bind_addr: where Kamailio publishes registrar events. Null: no event input. */
+  evapi: listenSchema.nullable().default(null),
+  locationTable: z.string().regex(/^[A-Za-z0-9_]{1,64}$/).default("location"),
+  aliases: z.enum(["usrloc", "dbaliases"]).default("usrloc"),
+  aliasTable: z.string().regex(/^[A-Za-z0-9_]{1,64}$/).optional(),
+  db: kamailioDb.nullable().default(null),
+  /** Writes in flight at once. */
+  window: int(1, 1024).default(32),
+  reconcileIntervalSec: int(0, 86_400).default(300),
+  checkIntervalSec: int(1, 3600).default(2),
+  /** Writes per second when putting a restarted Kamailio back; 0 = as fast as it takes them. */
+  reloadRate: int(0, 1_000_000).default(0),
+});
+
 
 export type ParsedConfig = z.output<ReturnType<typeof buildConfigSchema>>;
 

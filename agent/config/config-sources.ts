@@ -33,6 +33,8 @@ export const ENV_VARS: readonly { name: string; path: readonly [string] | readon
   { name: "LOCMESH_API_TOKEN", path: ["api", "token"] },
   { name: "LOCMESH_JOURNAL_SYNCHRONOUS", path: ["journal", "synchronous"] },
   { name: "LOCMESH_LOG_LEVEL", path: ["log", "level"] },
+  { name: "LOCMESH_KAMAILIO_FIFO", path: ["kamailio", "fifo"] },
+  { name: "LOCMESH_KAMAILIO_EVAPI", path: ["kamailio", "evapi"] },
 ];
 
 /** A secret that may be given inline or as a path to a file holding it (e.g. a mounted secret). */

@@ -33,6 +33,8 @@ export const ApiMethod = {
   AliasList: "alias.list",
   ClusterStatus: "cluster.status",
   ClusterResync: "cluster.resync",
+  /** Write the whole live state into the local Kamailio again; progress in cluster.status. */
+  KamailioReload: "kamailio.reload",
   AuthLogin: "auth.login",
   /** WebSocket only: from now on, receive `changes.applied` notifications. */
   ChangesSubscribe: "changes.subscribe",
@@ -168,7 +170,11 @@ export interface PullResult {
   remaining: number;
 }
 
-export const statusParams = z.strictObject({ vv: versionVectorSchema });
+export const statusParams = z.strictObject({
+  vv: versionVectorSchema,
+  /** Changes the sender still has to write into its Kamailio (temporary failures show here). */
+  pendingWrites: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+});
 export type StatusParams = z.infer<typeof statusParams>;
 
 // ---- local API -------------------------------------------------------------------------------
@@ -254,6 +260,8 @@ export interface PeerStatus {
   behindSeconds: number;
   lastError: string | null;
   connectedSince: string | null;
+  /** Changes the peer reports it has not yet written into its Kamailio; null when unknown. */
+  pendingWrites: number | null;
 }
 
 export interface ResyncStatus {
@@ -264,6 +272,40 @@ export interface ResyncStatus {
   startedAt: string | null;
   finishedAt: string | null;
   error: string | null;
+}
+
+/** Putting the live state back into a Kamailio that lost it (restart, or `locmesh resync --kamailio`). */
+export interface KamailioReloadStatus {
+  state: "idle" | "running" | "done" | "failed";
+  reason: string | null;
+  /** Writes to do and done (for a Kamailio that preloads from its database: only the difference). */
+  total: number;
+  done: number;
+  /** Records found already right in Kamailio's database. */
+  unchanged: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Writes per second over the run. */
+  rate: number;
+  error: string | null;
+}
+
+/** The agent's view of its local Kamailio. */
+export interface KamailioStatus {
+  /** Kamailio answered over jsonrpcs at the last check. */
+  up: boolean;
+  /** Where writes go: "rpc", "database" (fallback), "pending" (neither works: retrying) or "idle". */
+  writer: "rpc" | "database" | "pending" | "idle";
+  pendingWrites: number;
+  lastError: string | null;
+  lastErrorAt: string | null;
+  /** Writes Kamailio refused outright (logged and skipped). */
+  rejected: number;
+  /** The registrar event input (evapi); null when not configured. */
+  events: { connected: boolean; received: number; failed: number } | null;
+  reload: KamailioReloadStatus;
+  lastReconcile: { at: string; learned: number; repaired: number; contacts: number } | null;
+  restarts: number;
 }
 
 export interface ClusterStatus {
@@ -277,4 +319,6 @@ export interface ClusterStatus {
   /** Changes waiting to be written into the local Kamailio. */
   pendingWrites: number;
   resync: ResyncStatus;
+  /** Null when the agent is not attached to a Kamailio. */
+  kamailio: KamailioStatus | null;
 }

@@ -52,7 +52,7 @@ interface Dialer {
   wake: () => void;
 }
 
-export function createMesh(deps: { options: MeshOptions; replica: Replica; log: Logger; metrics: Metrics }): Mesh {
+export function createMesh(deps: { options: MeshOptions; replica: Replica; log: Logger; metrics: Metrics; pendingWrites?: () => number }): Mesh {
   const { options: o, replica, metrics } = deps;
   const log = deps.log.child({ component: "mesh" });
   const sessions = new Map<string, PeerSession>();
@@ -84,6 +84,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
     };
     const session = createPeerSession({
       role, nodeId: o.nodeId, secret: o.secret, expectedPeer, isAllowed, replica, transport, log, metrics, options: o,
+      pendingWrites: deps.pendingWrites,
       onReady(s) {
         pending.delete(s);
         const id = s.peerNodeId()!;
@@ -247,6 +248,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
         behindSeconds: Math.round(lag.behindSeconds * 1000) / 1000,
         lastError: dialers.get(id)?.lastError ?? null,
         connectedSince: s && readyAt.has(s) ? new Date(readyAt.get(s)!).toISOString() : null,
+        pendingWrites: s?.peerPendingWrites() ?? null,
       });
     }
     return out;

@@ -56,6 +56,8 @@ export interface SessionDeps {
   metrics: Metrics;
   options: SessionOptions;
   nowMs?: () => number;
+  /** This node's pending Kamailio writes, told to peers with every status message. */
+  pendingWrites?: () => number;
   onReady(session: PeerSession): void;
   onPeerVector(session: PeerSession): void;
   onClosed(session: PeerSession, reason: string): void;
@@ -72,6 +74,8 @@ export interface PeerSession {
   peerNodeId(): string | null;
   peerReplicaId(): string | null;
   peerVector(): VersionVector;
+  /** The peer's pending Kamailio writes as it last reported them. */
+  peerPendingWrites(): number | null;
   isReady(): boolean;
   /** Feed one text frame from the transport. */
   receive(text: string): void;
@@ -95,6 +99,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   let peerId: string | null = null;
   let peerReplica: string | null = null;
   let peerVV: VersionVector = {};
+  let peerPending: number | null = null;
   let ready = false;
   let ended = false;
   const serverNonce = newNonce();
@@ -122,6 +127,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     peerNodeId: () => peerId,
     peerReplicaId: () => peerReplica,
     peerVector: () => peerVV,
+    peerPendingWrites: () => peerPending,
     isReady: () => ready,
     receive(text) {
       if (ended) return;
@@ -286,13 +292,15 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   rpc.method(PeerMethod.Status, statusParams, async (p) => {
     requireReady();
     for (const [o, n] of Object.entries(p.vv)) if (n > (peerVV[o] ?? 0)) peerVV[o] = n;
+    if (p.pendingWrites !== undefined) peerPending = p.pendingWrites;
     deps.onPeerVector(session);
   });
 
   async function sendStatus() {
     if (!ready) return;
     try {
-      link.notify(PeerMethod.Status, { vv: await replica.versionVector() });
+      const pendingWrites = deps.pendingWrites?.();
+      link.notify(PeerMethod.Status, { vv: await replica.versionVector(), ...(pendingWrites === undefined ? {} : { pendingWrites }) });
     } catch {
       // The transport is closing; the close handler cleans up.
     }

@@ -25,6 +25,18 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
     rpcErrors: new Counter({ name: "locmesh_rpc_errors_total", help: "JSON-RPC requests answered with an error", labelNames: ["surface", "code"], registers: r }),
     records: new Gauge({ name: "locmesh_records", help: "Live records in the journal", labelNames: ["kind"], registers: r }),
     pendingWrites: new Gauge({ name: "locmesh_pending_kamailio_writes", help: "Changes waiting to be written into the local Kamailio", registers: r }),
+    kamailioWrites: new Counter({ name: "locmesh_kamailio_writes_total", help: "Writes into the local Kamailio, by route (rpc or database)", labelNames: ["route"], registers: r }),
+    kamailioWriteFailures: new Counter({
+      name: "locmesh_kamailio_write_failures_total",
+      help: "Kamailio writes that had to wait (unavailable) or were refused (rejected)",
+      labelNames: ["reason"],
+      registers: r,
+    }),
+    kamailioEvents: new Counter({ name: "locmesh_kamailio_events_total", help: "Registrar events read from Kamailio, by outcome", labelNames: ["outcome"], registers: r }),
+    kamailioLearned: new Counter({ name: "locmesh_kamailio_learned_total", help: "Local changes learned from Kamailio, by source (event or reconcile)", labelNames: ["source"], registers: r }),
+    kamailioRepairs: new Counter({ name: "locmesh_kamailio_repairs_total", help: "Writes that put Kamailio back in line with the journal (reconcile or reload)", labelNames: ["source"], registers: r }),
+    kamailioRestarts: new Counter({ name: "locmesh_kamailio_restarts_total", help: "Restarts of the local Kamailio noticed", registers: r }),
+    kamailioUp: new Gauge({ name: "locmesh_kamailio_up", help: "1 while the local Kamailio answers over jsonrpcs", registers: r }),
     purged: new Counter({ name: "locmesh_purged_total", help: "Tombstones and expired bindings purged from the journal", registers: r }),
   };
 }

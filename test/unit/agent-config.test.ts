@@ -53,6 +53,7 @@ describe("loadAgentConfig", () => {
       api: { listen: { host: "127.0.0.1", port: 7180 }, token: TOKEN, maxMessageBytes: 4194304 },
       journal: { synchronous: "full", cacheMiB: 32, retentionHours: 24, purgeIntervalSec: 300 },
       log: { level: "info" },
+      kamailio: null,
     });
   });
 
@@ -208,5 +209,23 @@ describe("loadApiSettings", () => {
       cwd: "/",
     });
     expect(s).toEqual({ listen: { host: "0.0.0.0", port: 7181 }, token: TOKEN });
+  });
+});
+
+describe("kamailio section", () => {
+  const base = { nodeId: "n1", mesh: { secret: "s".repeat(20) }, api: { token: "t".repeat(20) }, journal: {}, log: {} };
+  const load = (kamailio: unknown) => loadAgentConfig({ env: {}, fs: memFs({ "/c.json": JSON.stringify({ ...base, kamailio }) }), file: "/c.json", cwd: "/" });
+
+  it("is off by default and fully defaulted when present", () => {
+    expect(loadAgentConfig({ env: {}, fs: memFs({ "/c.json": JSON.stringify(base) }), file: "/c.json", cwd: "/" }).kamailio).toBeNull();
+    expect(load({})).toMatchObject({
+      kamailio: { fifo: "/run/kamailio/kamailio_rpc.fifo", replyDir: "/tmp", dgram: null, evapi: null, aliases: "usrloc", db: null, window: 32, reloadRate: 0 },
+    });
+  });
+
+  it("reports every bad kamailio setting at once", () => {
+    expect(() => load({ fifo: "relative.fifo", dgram: "unix:/run/x.sock", evapi: "nowhere", aliases: "ldap", db: { url: "mysql://x" } })).toThrow(
+      /kamailio\.fifo[\s\S]*kamailio\.dgram[\s\S]*kamailio\.evapi[\s\S]*kamailio\.aliases[\s\S]*kamailio\.db\.url/,
+    );
   });
 });

@@ -1,0 +1,74 @@
+/**
+ * `locmesh kamailio-cfg`: prints the kamailio.cfg include for this node (agent/kamailio/
+ * cfg-include.ts) with the values from its agent config, or, with --instructions, the few lines an
+ * operator adds to their own kamailio.cfg. Flags override what the config says.
+ */
+import { isIP } from "node:net";
+import type { Command } from "commander";
+import { ConfigError, loadAgentConfig } from "../config/agent-config.js";
+import { DEFAULT_INCLUDE_PATH, kamailioInclude, kamailioIncludeInstructions } from "../kamailio/cfg-include.js";
+
+interface Opts {
+  config?: string;
+  instructions?: boolean;
+  evapi?: string;
+  agentAddress?: string;
+  peers?: string;
+  aliases?: string;
+  includePath: string;
+}
+
+export function registerKamailioCfgCommand(program: Command, io: { env: NodeJS.ProcessEnv; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }): void {
+  program
+    .command("kamailio-cfg")
+    .description("print the kamailio.cfg include that connects this node's Kamailio to its agent")
+    .option("-c, --config <file>", "agent config to take evapi address, alias mode and peers from", io.env["LOCMESH_CONFIG"])
+    .option("--instructions", "print the lines to add to your own kamailio.cfg instead")
+    .option("--evapi <host:port>", "evapi bind address (default: the config's kamailio.evapi, else 127.0.0.1:8448)")
+    .option("--agent-address <ip>", "the only address allowed to connect to evapi (default: the evapi host)")
+    .option("--peers <ips>", "comma-separated SIP source IPs of the other Kamailio nodes (default: the hosts of mesh.peers)")
+    .option("--aliases <mode>", "usrloc (SER-style aliases domain) or dbaliases (alias_db)")
+    .option("--include-path <path>", "where you will install the include (used in --instructions)", DEFAULT_INCLUDE_PATH)
+    .addHelpText("after", `\nExample:\n  locmesh kamailio-cfg -c /etc/locmesh/agent.yaml > ${DEFAULT_INCLUDE_PATH}\n  locmesh kamailio-cfg --instructions`)
+    .action((opts: Opts) => {
+      try {
+        io.stdout.write(render(opts, io.env));
+      } catch (err) {
+        io.stderr.write(`${(err as Error).message}\n`);
+        process.exitCode = 2;
+      }
+    });
+}
+
+function render(opts: Opts, env: NodeJS.ProcessEnv): string {
+  const config = opts.config ? loadConfig(opts.config, env) : null;
+  const aliasMode = (opts.aliases ?? config?.kamailio?.aliases ?? "usrloc") as "usrloc" | "dbaliases";
+  if (aliasMode !== "usrloc" && aliasMode !== "dbaliases") throw new Error(`--aliases must be usrloc or dbaliases, got ${JSON.stringify(opts.aliases)}`);
+  if (opts.instructions) return kamailioIncludeInstructions({ includePath: opts.includePath, aliasMode });
+  const evapi = opts.evapi ? parseHostPort(opts.evapi) : (config?.kamailio?.evapi ?? { host: "127.0.0.1", port: 8448 });
+  const peers = opts.peers !== undefined
+    ? opts.peers.split(",").map((s) => s.trim()).filter(Boolean)
+    : (config?.mesh.peers ?? []).map((p) => new URL(p.url).hostname.replace(/^\[|\]$/g, "")).filter((h) => isIP(h) !== 0);
+  return kamailioInclude({
+    evapiListen: evapi,
+    agentAddress: opts.agentAddress ?? evapi.host,
+    aliasMode,
+    meshPeers: peers,
+    includePath: opts.includePath,
+  });
+}
+
+function loadConfig(file: string, env: NodeJS.ProcessEnv) {
+  try {
+    return loadAgentConfig({ file, env });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new Error(err.message);
+    throw err;
+  }
+}
+
+function parseHostPort(v: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(v) ?? /^([^:]+):(\d+)$/.exec(v);
+  if (!m) throw new Error(`--evapi must be host:port, got ${JSON.stringify(v)}`);
+  return { host: m[1]!, port: Number(m[2]) };
+}

@@ -1,0 +1,303 @@
+/**
+ * The agent's Kamailio side, wired from config: registrar events in (evapi), journal changes out
+ * (sink → writer → jsonrpcs or database), reconciliation with `ul.dump`, and a watch that notices
+ * a restarted Kamailio and puts its state back. agent.ts creates one when `kamailio` is configured.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { KamailioConfig } from "../config/agent-config.js";
+import type { KamailioStatus } from "../contract/protocol.js";
+import type { Change } from "../contract/records.js";
+import type { Replica } from "../core/replica.js";
+import type { ReplicaStore } from "../core/store.js";
+import type { Logger } from "../ops/logger.js";
+import type { Metrics } from "../ops/metrics.js";
+import { createCoreRpc, sameInstance, type KamailioInstance } from "./core-rpc.js";
+import { createDgramClient } from "./dgram-client.js";
+import { createEvapiClient, type EvapiClient } from "./evapi-client.js";
+import { createFifoClient } from "./fifo-client.js";
+import { openInstallCursor } from "./install-cursor.js";
+import { openKamailioDb, type KamailioDb } from "./kamailio-db.js";
+import { createKamailioSink } from "./kamailio-sink.js";
+import { createKamailioWriter } from "./kamailio-writer.js";
+import type { KamailioRpc } from "./jsonrpcs-wire.js";
+import { planReconcile } from "./reconciler.js";
+import type { KamailioEvent } from "./register-event.js";
+import { draftsFromRegister } from "./registrar-input.js";
+import { createReloader, type ReloadStatus } from "./reload.js";
+import { createUsrlocRpc } from "./usrloc-rpc.js";
+
+
+export interface KamailioAttachment {
+  start(): Promise<void>;
+  status(): Promise<KamailioStatus>;
+  /** Pending writes as of the sink's last run (cheap). */
+  pendingWrites(): number;
+  /** Writes the whole live state into Kamailio now (locmesh resync --kamailio). */
+  reload(reason: string): Promise<ReloadStatus>;
+  /** One reconcile run now. */
+  reconcile(restored?: boolean): Promise<void>;
+  drained(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface KamailioAttachmentDeps {
+  config: KamailioConfig;
+  nodeId: string;
+  dataDir: string;
+  replica: Replica;
+  store: ReplicaStore;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Promise<KamailioAttachment> {
+  const { config, nodeId, replica, store, metrics } = deps;
+  const log = deps.log.child({ component: "kamailio" });
+  const fifo = createFifoClient({
+    fifoPath: config.fifo, replyDir: config.replyDir, timeoutMs: config.timeoutMs, log,
+    maxInFlight: Math.min(32, config.window), replyFifoMode: config.replyFifoMode,
+  });
+  let dgram: KamailioRpc | null = null;
+  if (config.dgram) {
+    const m = /^udp:\[?([^\]]+?)\]?:(\d+)$/.exec(config.dgram)!;
+    dgram = await createDgramClient({ host: m[1]!, port: Number(m[2]), timeoutMs: config.timeoutMs, log, maxInFlight: config.window });
+  }
+  const writes = failover(dgram, fifo);
+  const db: KamailioDb | null = config.db ? openKamailioDb({
+    url: config.db.url, timeZone: config.db.timeZone, aliasMode: config.aliases,
+    locationTable: config.locationTable, aliasTable: config.aliasTable,
+  }, { log }) : null;
+  const aliasTable = config.aliases === "usrloc" ? (config.aliasTable ?? "aliases") : null;
+  const plan = { nodeId, replicaId: store.replicaId, locationTable: config.locationTable };
+  const writer = createKamailioWriter({ usrloc: createUsrlocRpc({ rpc: writes }), db, aliasTable, log });
+  const dumper = createUsrlocRpc({ rpc: fifo, dumpTimeoutMs: Math.max(30_000, config.timeoutMs) });
+  const sink = createKamailioSink({
+    store, writer, plan, log, metrics, window: config.window,
+    cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")),
+  });
+  const reloader = createReloader({
+    store, writer, plan, log, metrics, window: config.window, rate: config.reloadRate,
+    preloadDb: db && (config.db!.dbMode === 1 || config.db!.dbMode === 2) ? db : null,
+  });
+  const core = createCoreRpc({ rpc: fifo });
+  let knownInstance: KamailioInstance | null = null;
+  let up = false;
+  let restarts = 0;
+  let lastReconcile: KamailioStatus["lastReconcile"] = null;
+  let evapi: EvapiClient | null = null;
+  const events = { received: 0, failed: 0 };
+  let reloadNeeded = false;
+  const aorQueues = new Map<string, Promise<void>>();
+  const unsubscribe: (() => void)[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  let closed = false;
+
+  function onEvent(ev: KamailioEvent): void {
+    events.received++;
+    if (ev.type !== "register") {
+      metrics.kamailioEvents.inc({ outcome: "expired" });
+      return; // the journal expires bindings by their own expiry time
+    }
+    // One AoR's events in order; different AoRs in parallel so group commit batches them.
+    const prev = aorQueues.get(ev.aor) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      const current = await store.listKey("loc", ev.aor);
+      const drafts = draftsFromRegister(ev, {
+        nodeId, current,
+        isPending: (c: Change) => sink.isPending(c),
+        writtenAt: (aor, contact) => sink.writtenAt(`loc\u0000${aor}\u0000${contact}`),
+      });
+      if (drafts.length > 0) {
+        await replica.commit(drafts);
+        metrics.kamailioLearned.inc({ source: "event" }, drafts.length);
+      }
+      metrics.kamailioEvents.inc({ outcome: "applied" });
+    }).catch((err: unknown) => {
+      events.failed++;
+      metrics.kamailioEvents.inc({ outcome: "failed" });
+      log.error({ err, aor: ev.aor }, "could not journal a registrar event; the next reconcile will pick it up");
+    }).finally(() => {
+      if (aorQueues.get(ev.aor) === next) aorQueues.delete(ev.aor);
+    });
+    aorQueues.set(ev.aor, next);
+  }
+
+  /**
+   * Which Kamailio is this? Compared with the instance seen last, kept on disk: the agent may
+   * have been down while Kamailio restarted, and without that memory every binding Kamailio lost
+   * would look de-registered. A new instance needs a reload before anything else.
+   */
+  async function observe(): Promise<void> {
+    const inst = await core.instance();
+    const known = knownInstance ?? readInstance();
+    knownInstance = inst;
+    if (known !== null && sameInstance(known, inst)) return;
+    saveInstance(inst);
+    reloadNeeded = true;
+    if (known === null) {
+      log.info({ now: inst }, "first contact with this Kamailio; writing the live state into it");
+      return;
+    }
+    restarts++;
+    metrics.kamailioRestarts.inc();
+    log.warn({ previous: known, now: inst }, "Kamailio restarted; putting its state back");
+  }
+
+  /** Reload, check and reconcile never overlap: each waits for the one before. */
+  let serial: Promise<unknown> = Promise.resolve();
+  function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = serial.then(fn, fn);
+    serial = run.catch(() => undefined);
+    return run;
+  }
+
+  async function reloadIfNeeded(): Promise<void> {
+    if (!reloadNeeded) return;
+    const res = await reloader.run("kamailio restarted");
+    if (res.state !== "done") return; // Kamailio went again; the next check retries
+    reloadNeeded = false;
+    await reconcileNow(true);
+  }
+
+  async function reconcileNow(restored: boolean): Promise<void> {
+    const dumpStartMs = Date.now();
+    const dump = await dumper.ulDump();
+    // A restart during the dump would make its emptiness look like removals.
+    await observe();
+    if (reloadNeeded) return;
+    const nowSec = Math.floor(Date.now() / 1000);
+    const p = await planReconcile(store, {
+      nodeId, dump, dumpStartMs, restored, nowSec, locationTable: config.locationTable, aliasTable,
+      isPending: (c) => sink.isPending(c), writtenAt: (k) => sink.writtenAt(k),
+    });
+    if (p.drafts.length > 0) await replica.commit(p.drafts);
+    let repaired = 0;
+    for (const op of p.repairs) {
+      await writer.write(op, nowSec);
+      repaired++;
+    }
+    metrics.kamailioLearned.inc({ source: "reconcile" }, p.drafts.length);
+    metrics.kamailioRepairs.inc({ source: "reconcile" }, repaired);
+    lastReconcile = { at: new Date().toISOString(), learned: p.drafts.length, repaired, contacts: dump.length };
+    if (p.drafts.length + repaired > 0) log.info(lastReconcile, "reconciled with Kamailio");
+  }
+
+  function reconcile(restored = false): Promise<void> {
+    return exclusive(async () => {
+      await observe();
+      if (reloadNeeded) return reloadIfNeeded();
+      return reconcileNow(restored);
+    });
+  }
+
+  /** The watch: notices restarts (and reloads), and reconciles when Kamailio comes back. */
+  function check(): Promise<void> {
+    return exclusive(async () => {
+      try {
+        await observe();
+      } catch (err) {
+        if (up) log.warn({ err: (err as Error).message }, "Kamailio does not answer over jsonrpcs");
+        up = false;
+        metrics.kamailioUp.set(0);
+        return;
+      }
+      const wasUp = up;
+      up = true;
+      metrics.kamailioUp.set(1);
+      if (reloadNeeded) await reloadIfNeeded();
+      else if (!wasUp) await reconcileNow(false);
+      sink.kick();
+    });
+  }
+
+  const instanceFile = join(deps.dataDir, "kamailio-instance.json");
+  function readInstance(): KamailioInstance | null {
+    try {
+      return existsSync(instanceFile) ? (JSON.parse(readFileSync(instanceFile, "utf8")) as KamailioInstance) : null;
+    } catch {
+      return null;
+    }
+  }
+  function saveInstance(i: KamailioInstance): void {
+    writeFileSync(`${instanceFile}.tmp`, JSON.stringify(i));
+    renameSync(`${instanceFile}.tmp`, instanceFile);
+  }
+
+  function every(ms: number, fn: () => Promise<void>): void {
+    let busy = false;
+    const t = setInterval(() => {
+      if (busy || closed) return;
+      busy = true;
+      void fn().catch((err: unknown) => log.warn({ err: (err as Error).message }, "kamailio background task failed")).finally(() => (busy = false));
+    }, ms);
+    t.unref();
+    timers.push(t);
+  }
+
+  return {
+    async start() {
+      unsubscribe.push(replica.onApplied(() => sink.kick()), replica.onCommitted(() => sink.kick()));
+      sink.start();
+      if (config.evapi) {
+        evapi = createEvapiClient({
+          host: config.evapi.host, port: config.evapi.port, log, onEvent, retry: { minMs: 100, maxMs: 2000 },
+          onConnect: () => void reconcile(false).catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile after evapi connect failed")),
+          onDisconnect: () => undefined,
+        });
+        evapi.start();
+      }
+      void check();
+      every(config.checkIntervalSec * 1000, check);
+      if (config.reconcileIntervalSec > 0) every(config.reconcileIntervalSec * 1000, () => (up ? reconcile(false) : Promise.resolve()));
+    },
+    async status() {
+      const pending = await sink.pending();
+      const s = sink.status();
+      return {
+        up,
+        writer: s.state === "waiting" ? "pending" : (s.lastRoute ?? "idle"),
+        pendingWrites: pending,
+        lastError: s.lastError,
+        lastErrorAt: s.lastErrorAt,
+        rejected: s.rejected,
+        events: evapi ? { connected: evapi.connected(), ...events } : null,
+        reload: reloader.status(),
+        lastReconcile,
+        restarts,
+      };
+    },
+    pendingWrites: () => sink.lastPending(),
+    reload: (reason) => reloader.run(reason),
+    reconcile,
+    drained: () => sink.drained(),
+    async close() {
+      closed = true;
+      for (const t of timers) clearInterval(t);
+      for (const u of unsubscribe) u();
+      await evapi?.close();
+      await Promise.allSettled([...aorQueues.values()]);
+      await sink.close();
+      await serial;
+      await dgram?.close();
+      await fifo.close();
+      await db?.close();
+    },
+  };
+}
+
+/** Writes go over the datagram socket when configured, and over the FIFO when that fails. */
+function failover(primary: KamailioRpc | null, secondary: KamailioRpc): KamailioRpc {
+  if (primary === null) return secondary;
+  return {
+    async call(method, params, opts) {
+      try {
+        return await primary.call(method, params, opts);
+      } catch (err) {
+        if ((err as { transient?: unknown }).transient !== true) throw err;
+        return secondary.call(method, params, opts);
+      }
+    },
+    close: async () => undefined,
+  };
+}

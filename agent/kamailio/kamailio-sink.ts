@@ -1,0 +1,244 @@
+/**
+ * Writes what the journal holds into the local Kamailio, in journal order, and remembers how far
+ * it got (install-cursor.ts). It reads the journal itself rather than a queue of notifications, so
+ * nothing is lost when the agent dies between a commit and a write: on restart the cursor says
+ * what is still to do, and that is also the exact `pendingWrites` figure.
+ *
+ * One batch at a time, each read fresh from the journal, so a key is never written out of order;
+ * inside a batch every key appears once, and the writes are pipelined up to `window` at a time.
+ * A write that must wait (Kamailio unreachable through jsonrpcs and its database) stops the run;
+ * it is retried with capped exponential back-off and reported in status and metrics. A write
+ * Kamailio refuses outright is logged, counted and skipped: retrying would not change the answer.
+ */
+import type { Change, VersionVector } from "../contract/records.js";
+import type { ReplicaStore } from "../core/store.js";
+import { isTransient } from "../core/transient.js";
+import type { Logger } from "../ops/logger.js";
+import type { Metrics } from "../ops/metrics.js";
+import type { InstallCursor } from "./install-cursor.js";
+import { opKey, planInstall, type InstallOp, type PlanContext } from "./install-plan.js";
+import { describe, type KamailioWriter, type WriteRoute } from "./kamailio-writer.js";
+
+export type SinkState = "idle" | "writing" | "waiting";
+
+export interface SinkStatus {
+  state: SinkState;
+  /** How the last successful write went in. */
+  lastRoute: WriteRoute | null;
+  lastError: string | null;
+  lastErrorAt: string | null;
+  /** Writes Kamailio refused outright since start (skipped). */
+  rejected: number;
+}
+
+export interface KamailioSink {
+  start(): void;
+  /** Something was committed or applied: look again. */
+  kick(): void;
+  status(): SinkStatus;
+  /** Journal changes not yet written into Kamailio. */
+  pending(): Promise<number>;
+  /** `pending()` as of the end of the last run (cheap; for status messages to peers). */
+  lastPending(): number;
+  /** True when this version has not been written into Kamailio yet. */
+  isPending(change: Pick<Change, "origin" | "seq">): boolean;
+  /** When a write of this key finished last (ms), if within the last minute. */
+  writtenAt(key: string): number | undefined;
+  /** Resolves when everything committed so far has been written (tests, shutdown). */
+  drained(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface KamailioSinkDeps {
+  store: ReplicaStore;
+  writer: KamailioWriter;
+  cursor: InstallCursor;
+  plan: Omit<PlanContext, "nowSec">;
+  log: Logger;
+  metrics: Metrics;
+  batchSize?: number;
+  window?: number;
+  retry?: { minMs: number; maxMs: number };
+  nowMs?: () => number;
+}
+
+const RECENT_MS = 60_000;
+
+export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
+  const { store, writer, cursor, log, metrics } = deps;
+  const batchSize = deps.batchSize ?? 500;
+  const window = deps.window ?? 32;
+  const retry = deps.retry ?? { minMs: 100, maxMs: 5000 };
+  const nowMs = deps.nowMs ?? Date.now;
+  const recent = new Map<string, number>();
+  let status: SinkStatus = { state: "idle", lastRoute: null, lastError: null, lastErrorAt: null, rejected: 0 };
+  let running: Promise<void> | null = null;
+  let again = false;
+  let closed = false;
+  let attempt = 0;
+  let retryTimer: NodeJS.Timeout | null = null;
+  let saveTimer: NodeJS.Timeout | null = null;
+  let waiters: (() => void)[] = [];
+
+  function kick(): void {
+    if (closed) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    if (retryTimer) return; // a retry is already scheduled
+    running = run().finally(() => {
+      running = null;
+      if (again && !retryTimer) {
+        again = false;
+        kick();
+      }
+    });
+  }
+
+  async function run(): Promise<void> {
+    try {
+      status.state = "writing";
+      for (;;) {
+        again = false;
+        const progressed = await pass();
+        if (!progressed) break;
+      }
+      status.state = "idle";
+      attempt = 0;
+      scheduleSave();
+      await updateGauge();
+      if (!again) for (const w of waiters.splice(0)) w();
+    } catch (err) {
+      if (!isTransient(err)) log.error({ err }, "kamailio sink failed unexpectedly; retrying");
+      status = { ...status, state: "waiting", lastError: (err as Error).message, lastErrorAt: new Date(nowMs()).toISOString() };
+      metrics.kamailioWriteFailures.inc({ reason: "unavailable" });
+      const delay = Math.min(retry.maxMs, retry.minMs * 2 ** attempt++);
+      if (attempt === 1 || attempt % 20 === 0) log.warn({ err: (err as Error).message, retryInMs: delay }, "kamailio writes are pending");
+      cursor.save();
+      await updateGauge().catch(() => undefined);
+      retryTimer = setTimeout(() => {
+        retryTimer = null;
+        kick();
+      }, delay);
+      retryTimer.unref();
+    }
+  }
+
+  /** One batch per origin that has news; false when there was nothing to do. */
+  async function pass(): Promise<boolean> {
+    const vv = await store.versionVector();
+    const done = cursor.get();
+    let progressed = false;
+    for (const [origin, have] of Object.entries(vv)) {
+      const from = done[origin] ?? 0;
+      if (have <= from) continue;
+      const changes = await store.readRange(origin, from, have, batchSize);
+      await writeAll(changes);
+      cursor.advance(origin, changes.length < batchSize ? have : changes[changes.length - 1]!.seq);
+      progressed = true;
+    }
+    forgetGoneOrigins(vv);
+    return progressed;
+  }
+
+  async function writeAll(changes: readonly Change[]): Promise<void> {
+    const nowSec = Math.floor(nowMs() / 1000);
+    const ctx: PlanContext = { ...deps.plan, nowSec };
+    const ops = changes.map((c) => planInstall(c, ctx)).filter((op): op is InstallOp => op !== null);
+    let next = 0;
+    let failure: unknown = null;
+    const worker = async () => {
+      while (failure === null && next < ops.length) {
+        const op = ops[next++]!;
+        try {
+          status.lastRoute = await writer.write(op, nowSec);
+          metrics.kamailioWrites.inc({ route: status.lastRoute });
+          recent.set(opKey(op), nowMs());
+        } catch (err) {
+          if (isTransient(err)) {
+            failure ??= err;
+            return;
+          }
+          status = { ...status, rejected: status.rejected + 1, lastError: (err as Error).message, lastErrorAt: new Date(nowMs()).toISOString() };
+          metrics.kamailioWriteFailures.inc({ reason: "rejected" });
+          log.error({ err: (err as Error).message }, `skipped ${describe(op)}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(window, ops.length) }, worker));
+    if (failure !== null) throw failure;
+    pruneRecent();
+  }
+
+  function forgetGoneOrigins(vv: VersionVector): void {
+    const done = cursor.get();
+    if (Object.keys(done).some((o) => !(o in vv))) {
+      const kept: VersionVector = {};
+      for (const [o, s] of Object.entries(done)) if (o in vv) kept[o] = s;
+      cursor.reset(kept);
+    }
+  }
+
+  function pruneRecent(): void {
+    if (recent.size < 10_000) return;
+    const cutoff = nowMs() - RECENT_MS;
+    for (const [k, t] of recent) if (t < cutoff) recent.delete(k);
+  }
+
+  function scheduleSave(): void {
+    if (saveTimer) return;
+    saveTimer = setTimeout(() => {
+      saveTimer = null;
+      try {
+        cursor.save();
+      } catch (err) {
+        log.error({ err }, "could not save the kamailio write cursor; writes may repeat after a restart");
+      }
+    }, 200);
+    saveTimer.unref();
+  }
+
+  async function pending(): Promise<number> {
+    const vv = await store.versionVector();
+    const done = cursor.get();
+    let n = 0;
+    for (const [origin, have] of Object.entries(vv)) {
+      const from = done[origin] ?? 0;
+      if (have > from) n += await store.countAfter(origin, from);
+    }
+    return n;
+  }
+
+  let lastPending = 0;
+  async function updateGauge(): Promise<void> {
+    lastPending = await pending();
+    metrics.pendingWrites.set(lastPending);
+  }
+
+  return {
+    start: kick,
+    kick,
+    status: () => ({ ...status }),
+    pending,
+    lastPending: () => lastPending,
+    isPending: (c) => c.seq > (cursor.get()[c.origin] ?? 0),
+    writtenAt(key) {
+      const t = recent.get(key);
+      return t !== undefined && nowMs() - t < RECENT_MS ? t : undefined;
+    },
+    drained: () => new Promise<void>((resolve) => {
+      waiters.push(resolve);
+      kick();
+    }),
+    async close() {
+      closed = true;
+      if (retryTimer) clearTimeout(retryTimer);
+      if (saveTimer) clearTimeout(saveTimer);
+      await running?.catch(() => undefined);
+      cursor.save();
+      for (const w of waiters.splice(0)) w();
+      waiters = [];
+    },
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * Carries out one InstallOp against the local Kamailio: through jsonrpcs first (the running
+ * Kamailio sees it at once), and when that transport is unavailable (FIFO missing, no reader,
+ * timeout: KamailioUnavailableError) straight into Kamailio's own tables, which a db_mode 1/2
+ * Kamailio loads at its next start and a db_mode 3 Kamailio reads at once (kamailio-5.6.md §3).
+ * When both fail the op throws a TransientError: the caller keeps it pending and retries.
+ *
+ * alias_db has no RPC at all (§5), so `dbaliases` aliases always go through the database.
+ */
+import { TransientError, isTransient } from "../core/transient.js";
+import type { Logger } from "../ops/logger.js";
+import type { InstallOp } from "./install-plan.js";
+import type { DbBinding, KamailioDb } from "./kamailio-db.js";
+import type { UsrlocRpc } from "./usrloc-rpc.js";
+
+/** Which way the last write went; "pending" means neither way worked. */
+export type WriteRoute = "rpc" | "database";
+
+export interface KamailioWriter {
+  /** Resolves with the way the op was written; rejects with TransientError when it must wait. */
+  write(op: InstallOp, nowSec: number): Promise<WriteRoute>;
+}
+
+export interface KamailioWriterDeps {
+  usrloc: UsrlocRpc;
+  /** Kamailio's database, when the operator configured the fallback. */
+  db: KamailioDb | null;
+  /** usrloc domain that holds SER-style aliases, or null when aliases live in dbaliases. */
+  aliasTable: string | null;
+  log: Logger;
+}
+
+/** A write that cannot succeed as given: retrying will not help (logged, counted, skipped). */
+export class KamailioWriteRejectedError extends Error {
+  override readonly name = "KamailioWriteRejectedError";
+}
+
+export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
+  const { usrloc, db, aliasTable } = deps;
+
+  async function viaRpc(op: InstallOp, nowSec: number): Promise<void> {
+    switch (op.op) {
+      case "add":
+        await usrloc.ulAdd(op.table, op.aor, op.binding, nowSec);
+        return;
+      case "rm-contact":
+        await usrloc.ulRmContact(op.table, op.aor, op.contact);
+        return;
+      case "alias-set":
+        // One target per alias: drop whatever target it had, then add the new one.
+        await usrloc.ulRm(aliasTable!, op.alias);
+        await usrloc.ulAdd(aliasTable!, op.alias, aliasBinding(op.target), nowSec);
+        return;
+      case "alias-rm":
+        await usrloc.ulRm(aliasTable!, op.alias);
+        return;
+    }
+  }
+
+  async function viaDb(op: InstallOp): Promise<void> {
+    if (db === null) throw new Error("no database configured");
+    switch (op.op) {
+      case "add":
+        await db.upsertLocation(op.aor, dbBinding(op));
+        return;
+      case "rm-contact":
+        await db.removeLocation(op.aor, op.contact);
+        return;
+      case "alias-set":
+        await db.setAlias(op.alias, op.target);
+        return;
+      case "alias-rm":
+        await db.removeAlias(op.alias);
+        return;
+    }
+  }
+
+  return {
+    async write(op, nowSec) {
+      const rpcPossible = !(op.op === "alias-set" || op.op === "alias-rm") || aliasTable !== null;
+      let rpcError: unknown = null;
+      if (rpcPossible) {
+        try {
+          await viaRpc(op, nowSec);
+          return "rpc";
+        } catch (err) {
+          if (!isTransient(err)) throw new KamailioWriteRejectedError(`Kamailio refused ${describe(op)}: ${(err as Error).message}`, { cause: err });
+          rpcError = err;
+        }
+      }
+      if (db === null) {
+        throw new TransientError(
+          `Kamailio is unreachable through jsonrpcs (${(rpcError as Error).message}) and no fallback database is configured (kamailio.db); ${describe(op)} stays pending`,
+          { cause: rpcError },
+        );
+      }
+      try {
+        await viaDb(op);
+        return "database";
+      } catch (err) {
+        if (!isTransient(err)) throw new KamailioWriteRejectedError(`Kamailio's database refused ${describe(op)}: ${(err as Error).message}`, { cause: err });
+        const via = rpcError === null ? "" : `jsonrpcs (${(rpcError as Error).message}) and `;
+        throw new TransientError(`Kamailio is unreachable through ${via}its database (${(err as Error).message}); ${describe(op)} stays pending`, { cause: err });
+      }
+    },
+  };
+}
+
+/** A SER-style alias: contact = target, permanent (kamailio-5.6.md §5, as `kamctl alias add`). */
+function aliasBinding(target: string) {
+  return { contact: target, expires: 0, q: 1, path: "", received: "", socket: "", flags: 0, cflags: 0, methods: 4294967295 };
+}
+
+function dbBinding(op: Extract<InstallOp, { op: "add" }>): DbBinding {
+  const { binding: b, full: v } = op;
+  return {
+    contact: b.contact, expires: b.expires, q: b.q, path: b.path, received: b.received, socket: b.socket,
+    flags: b.flags, cflags: b.cflags, methods: b.methods,
+    callid: v.callid, cseq: v.cseq, userAgent: v.userAgent, instance: v.instance, regId: v.regId, ruid: v.ruid,
+  };
+}
+
+export function describe(op: InstallOp): string {
+  switch (op.op) {
+    case "add":
+      return `binding ${op.aor} → ${op.binding.contact}`;
+    case "rm-contact":
+      return `removal of ${op.aor} → ${op.contact}`;
+    case "alias-set":
+      return `alias ${op.alias} → ${op.target}`;
+    case "alias-rm":
+      return `removal of alias ${op.alias}`;
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Brings the journal and the local Kamailio into agreement from a full `ul.dump`. evapi drops
+ * events while the agent is not connected (kamailio-5.6.md §6), and some removals raise no event
+ * at all (§8), so the agent runs this after it connects and then periodically.
+ *
+ * Per binding (AoR, contact):
+ * - Kamailio holds a real registration (a Call-ID other than ul.add's) the journal lacks, or one
+ *   Kamailio changed after the journal's version: learned, as this node's binding.
+ * - Kamailio holds a contact the agent installed (ul.add's Call-ID) that the journal no longer has
+ *   live: removed from Kamailio. One whose routing fields differ from the journal: rewritten.
+ * - The journal has a live binding Kamailio lacks: another node's is written back; this node's own
+ *   is gone from its registrar without an event (a missed de-registration), so it is removed from
+ *   the journal, except after a Kamailio restart (`restored`), when it is written back instead.
+ * Nothing that changed after the dump began is touched: versions newer than the dump, versions the
+ * sink has not written yet, and writes the sink finished after the dump began.
+ */
+import { hlcToMillis, type AliasValue, type BindingValue, type Change } from "../contract/records.js";
+import type { Draft, ReplicaStore } from "../core/store.js";
+import { planRestore, ulBinding, type InstallOp } from "./install-plan.js";
+import { UL_ADD_CALLID, bindingFromEvent } from "./registrar-input.js";
+import type { UsrlocContact } from "./usrloc-contact.js";
+
+export interface ReconcileInput {
+  nodeId: string;
+  dump: readonly UsrlocContact[];
+  /** When the dump was requested (ms): anything newer is left to the next run. */
+  dumpStartMs: number;
+  locationTable: string;
+  /** usrloc domain holding SER-style aliases, or null (aliases live in dbaliases). */
+  aliasTable: string | null;
+  /** The Kamailio restarted: this node's own bindings it lacks are written back, not removed. */
+  restored: boolean;
+  nowSec: number;
+  isPending(change: Change): boolean;
+  writtenAt(key: string): number | undefined;
+}
+
+export interface ReconcilePlan {
+  /** Journal edits: bindings learned from Kamailio, or own bindings it no longer holds. */
+  drafts: Draft[];
+  /** Writes that put Kamailio back in line with the journal. */
+  repairs: InstallOp[];
+}
+
+type Live = Map<string, Change>;
+
+/** Every live record of a kind, page by page (bounded memory per page). */
+export async function loadLive(store: ReplicaStore, kind: "loc" | "alias", nowSec: number): Promise<Live> {
+  const out: Live = new Map();
+  let after = "";
+  for (;;) {
+    const page = await store.page(kind, { search: "", after, limit: 5000, nowSec });
+    for (const c of page.items) out.set(`${c.key}\u0000${c.sub}`, c);
+    if (page.next === null) return out;
+    after = page.next;
+  }
+}
+
+const key = (aor: string, contact: string) => `${aor}\u0000${contact}`;
+
+function routingDiffers(k: UsrlocContact, want: ReturnType<typeof ulBinding>): boolean {
+  const expiresOff = want.expires === 0 ? k.expires !== 0 : Math.abs(k.expires - want.expires) > 2;
+  return expiresOff || k.path !== want.path || k.received !== want.received || Math.abs(k.q - want.q) > 0.001;
+}
+
+export async function planReconcile(store: ReplicaStore, input: ReconcileInput): Promise<ReconcilePlan> {
+  const { nodeId, nowSec, locationTable } = input;
+  const drafts: Draft[] = [];
+  const repairs: InstallOp[] = [];
+  const ctx = { nodeId, replicaId: store.replicaId, locationTable, nowSec };
+  const untouchable = (c: Change, k: string) =>
+    input.isPending(c) || hlcToMillis(c.hlc) >= input.dumpStartMs || (input.writtenAt(k) ?? 0) >= input.dumpStartMs;
+
+  const locs = await loadLive(store, "loc", nowSec);
+  const seen = new Set<string>();
+  for (const k of input.dump) {
+    if (k.table !== locationTable || k.status === "expired" || k.status === "deleted") continue;
+    const id = key(k.aor, k.contact);
+    seen.add(id);
+    const j = locs.get(id) ?? (await store.get("loc", k.aor, k.contact));
+    const jLive = j !== null && j !== undefined && j.value !== null && locs.has(id);
+    const opKey = `loc\u0000${id}`;
+    if (j && untouchable(j, opKey)) continue;
+    if (k.callid === UL_ADD_CALLID) {
+      if (!jLive) repairs.push({ op: "rm-contact", table: locationTable, aor: k.aor, contact: k.contact });
+      else {
+        const want = ulBinding(k.contact, j.value as BindingValue, nodeId);
+        if (routingDiffers(k, want)) repairs.push(planRestore(j, ctx)!);
+      }
+      continue;
+    }
+    // A real registration. Learn it unless the journal's version is at least as recent.
+    const kamailioMs = k.lastModified * 1000;
+    if (!j || (jLive && kamailioMs > hlcToMillis(j.hlc) + 1000 && changedByRegistrar(j, k))) {
+      drafts.push({ kind: "loc", key: k.aor, sub: k.contact, value: bindingFromEvent({ ...k }, nodeId) });
+    } else if (!jLive && hlcToMillis(j.hlc) > kamailioMs) {
+      repairs.push({ op: "rm-contact", table: locationTable, aor: k.aor, contact: k.contact });
+    } else if (!jLive) {
+      drafts.push({ kind: "loc", key: k.aor, sub: k.contact, value: bindingFromEvent({ ...k }, nodeId) });
+    } else if (routingDiffers(k, ulBinding(k.contact, j.value as BindingValue, nodeId)) && (j.value as BindingValue).owner !== nodeId) {
+      repairs.push(planRestore(j, ctx)!);
+    }
+  }
+
+  for (const [id, j] of locs) {
+    if (seen.has(id) || untouchable(j, `loc\u0000${id}`)) continue;
+    const v = j.value as BindingValue;
+    if (v.expires !== 0 && v.expires <= nowSec + 2) continue; // Kamailio may just have expired it
+    if (v.owner === nodeId && !input.restored) drafts.push({ kind: "loc", key: j.key, sub: j.sub, value: null });
+    else repairs.push(planRestore(j, ctx)!);
+  }
+
+  if (input.aliasTable !== null) repairs.push(...(await aliasRepairs(store, input)));
+  return { drafts, repairs };
+}
+
+/** Kamailio changed the binding itself (a REGISTER the agent did not hear about). */
+function changedByRegistrar(j: Change, k: UsrlocContact): boolean {
+  const v = j.value as BindingValue;
+  return v.callid !== k.callid || v.cseq !== k.cseq || Math.abs(v.expires - k.expires) > 2;
+}
+
+/** The aliases domain belongs to locmesh: it holds exactly the journal's live aliases. */
+async function aliasRepairs(store: ReplicaStore, input: ReconcileInput): Promise<InstallOp[]> {
+  const table = input.aliasTable!;
+  const inKamailio = new Map<string, string[]>();
+  for (const k of input.dump) if (k.table === table) inKamailio.set(k.aor, [...(inKamailio.get(k.aor) ?? []), k.contact]);
+  const repairs: InstallOp[] = [];
+  const live = await loadLive(store, "alias", input.nowSec);
+  for (const j of live.values()) {
+    if (input.isPending(j) || hlcToMillis(j.hlc) >= input.dumpStartMs) continue;
+    const target = (j.value as AliasValue).target;
+    const have = inKamailio.get(j.key);
+    if (!have || have.length !== 1 || have[0] !== target) repairs.push({ op: "alias-set", alias: j.key, target });
+  }
+  for (const alias of inKamailio.keys()) {
+    if (live.has(key(alias, ""))) continue;
+    const j = await store.get("alias", alias, "");
+    if (j && (input.isPending(j) || hlcToMillis(j.hlc) >= input.dumpStartMs)) continue;
+    repairs.push({ op: "alias-rm", alias });
+  }
+  return repairs;
+}

@@ -1,0 +1,87 @@
+/**
+ * Turns Kamailio's registrar events (register-event.ts) into journal edits.
+ *
+ * A register event carries the AoR's whole contact list after `save()`. Comparing that snapshot
+ * with the journal finds new and refreshed contacts and, as contacts that vanished, every kind of
+ * removal: de-registration (expires 0, `Contact: *`) and contacts that `save()` dropped to honour
+ * max_contacts or flag 0x04, which raise no event of their own (kamailio-5.6.md §8).
+ *
+ * Two rules keep the agent from fooling itself:
+ * - A contact the agent installed itself (`ul.add` stamps the fixed Call-ID below, §2.1) is not a
+ *   registration: it is never learned as new. A real REGISTER that refreshes it replaces that
+ *   Call-ID, and from then on it is this node's binding.
+ * - A contact missing from the snapshot is removed only if Kamailio really held it when the event
+ *   was made: this node's own bindings (registered here), the ones the request named, and other
+ *   nodes' bindings that the agent had finished writing before the event's timestamp. A binding
+ *   still waiting in the sink, or written after the snapshot was taken, is left alone.
+ * Versions newer than the event (a later REGISTER already seen) are never overwritten.
+ */
+import { hlcToMillis, type BindingValue, type Change } from "../contract/records.js";
+import type { Draft } from "../core/store.js";
+import type { EventContact, RegisterEvent } from "./register-event.js";
+
+/** The Call-ID `ul.add` gives every contact it creates (kamailio-5.6.md §2.1). */
+export const UL_ADD_CALLID = "dfjrewr12386fd6-343@kamailio.rpc";
+
+export interface RegistrarInputContext {
+  nodeId: string;
+  /** The AoR's current journal versions (tombstones included). */
+  current: readonly Change[];
+  /** True while the sink has not yet written this version into Kamailio. */
+  isPending(change: Change): boolean;
+  /** When the sink last finished writing this binding into Kamailio (ms), if recently. */
+  writtenAt(aor: string, contact: string): number | undefined;
+}
+
+export function bindingFromEvent(c: EventContact, nodeId: string): BindingValue {
+  return {
+    expires: c.expires, q: c.q, path: c.path, received: c.received, socket: c.socket,
+    callid: c.callid, cseq: c.cseq, userAgent: c.userAgent, flags: c.flags, cflags: c.cflags,
+    methods: c.methods, instance: c.instance, regId: c.regId, owner: nodeId, ruid: c.ruid,
+  };
+}
+
+/** Same registration as far as routing and refresh go; expiry may differ by rounding (±1 s). */
+export function sameBinding(a: BindingValue, b: BindingValue): boolean {
+  return (
+    Math.abs(a.expires - b.expires) <= 1 && (a.expires === 0) === (b.expires === 0) &&
+    a.q === b.q && a.path === b.path && a.received === b.received && a.socket === b.socket &&
+    a.callid === b.callid && a.cseq === b.cseq && a.userAgent === b.userAgent && a.flags === b.flags &&
+    a.cflags === b.cflags && a.methods === b.methods && a.instance === b.instance && a.regId === b.regId &&
+    a.owner === b.owner && a.ruid === b.ruid
+  );
+}
+
+function named(ev: RegisterEvent, contact: string): boolean {
+  if (ev.requestContacts === "*") return true;
+  return ev.requestContacts.some((c) => c.uri === contact && (c.expires ?? ev.requestExpires) === 0);
+}
+
+export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext): Draft[] {
+  const drafts: Draft[] = [];
+  const byContact = new Map(ctx.current.map((c) => [c.sub, c]));
+  const seen = new Set<string>();
+  const newerThanEvent = (c: Change | undefined) => c !== undefined && hlcToMillis(c.hlc) > ev.tsMs;
+
+  for (const c of ev.contacts) {
+    seen.add(c.contact);
+    if (c.callid === UL_ADD_CALLID) continue;
+    const cur = byContact.get(c.contact);
+    if (newerThanEvent(cur)) continue;
+    const value = bindingFromEvent(c, ctx.nodeId);
+    if (cur?.value && sameBinding(cur.value as BindingValue, value)) continue;
+    drafts.push({ kind: "loc", key: ev.aor, sub: c.contact, value });
+  }
+
+  const evSec = ev.tsMs / 1000;
+  for (const cur of ctx.current) {
+    if (cur.value === null || seen.has(cur.sub) || newerThanEvent(cur)) continue;
+    const v = cur.value as BindingValue;
+    if (v.expires !== 0 && v.expires <= evSec) continue; // expired anyway: nothing to tell the others
+    const heldByKamailio =
+      v.owner === ctx.nodeId || named(ev, cur.sub) ||
+      (!ctx.isPending(cur) && !((ctx.writtenAt(ev.aor, cur.sub) ?? 0) > ev.tsMs));
+    if (heldByKamailio) drafts.push({ kind: "loc", key: ev.aor, sub: cur.sub, value: null });
+  }
+  return drafts;
+}

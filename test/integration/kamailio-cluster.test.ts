@@ -1,0 +1,141 @@
+/**
+ * Issue 3, "How we will know": three real Kamailio 5.6 nodes, each with its agent, driven by sipp.
+ * Registrations, de-registrations and max_contacts replacements reach every node's Kamailio;
+ * aliases route calls; a call reaches a phone through a surviving node; a Kamailio that restarts
+ * empty gets its table back; an agent killed under REGISTER load misses nothing.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
+import { sleep, waitFor } from "../support/agent-process.js";
+import { TEST_DOMAIN, startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
+import { sippRegister } from "../support/sipp.js";
+import { sippCall, sippRegisterLoad, startPhone } from "../support/sipp-call.js";
+
+let dir: string;
+let cluster: KamailioCluster;
+let n1: ClusterNode;
+let n2: ClusterNode;
+let n3: ClusterNode;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "locmesh-kcluster-"));
+  // save("location", "0x04"): one contact per AoR, so a new phone replaces the old one.
+  cluster = await startKamailioCluster({ baseDir: dir, kamailio: { locmesh: { saveFlags: "0x04" } } });
+  [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.close();
+  if (!process.env["KEEP"]) rmSync(dir, { recursive: true, force: true });
+});
+
+const contactsOf = async (node: ClusterNode, aor: string) => (await node.lookup(aor)).map((c) => c.contact).sort();
+
+async function everywhere(aor: string, want: string[], nodes = cluster.nodes): Promise<void> {
+  for (const node of nodes) {
+    await waitFor(`${aor} on ${node.id} to be ${JSON.stringify(want)}`, async () => {
+      const have = await contactsOf(node, aor);
+      return JSON.stringify(have) === JSON.stringify([...want].sort());
+    }, 15_000, 100);
+  }
+}
+
+describe("three Kamailio nodes with agents", () => {
+  it("replicates a REGISTER, its de-REGISTER and a replacement under one-contact-per-AoR", async () => {
+    const aor = `alice@${TEST_DOMAIN}`;
+    const a = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "alice", domain: TEST_DOMAIN, expires: 300, userAgent: "PhoneA/1.0" });
+    await everywhere(aor, [a.contact]);
+    const onN2 = (await n2.lookup(aor))[0]!;
+    expect(onN2.callid).toBe(UL_ADD_CALLID); // installed by the agent, not a registration of its own
+    expect(onN2.expires).toBeGreaterThan(Date.now() / 1000 + 250);
+    // The owner node's journal says n1; the binding keeps the phone's own fields.
+    const shown = await n3.agent.call<{ bindings: { owner: string; userAgent: string }[] }>("location.lookup", { aor });
+    expect(JSON.stringify(shown)).toContain('"owner":"n1"');
+    expect(JSON.stringify(shown)).toContain("PhoneA/1.0");
+
+    // A second phone registers the same AoR at n2: 0x04 drops phone A there, and everywhere.
+    const b = await sippRegister({ dir, sipPort: n2.kamailio.sipPort, user: "alice", domain: TEST_DOMAIN, expires: 300 });
+    await everywhere(aor, [b.contact]);
+
+    // Phone B de-registers at n3 (where it is only an installed copy): gone everywhere.
+    await sippRegister({ dir, sipPort: n3.kamailio.sipPort, user: "alice", domain: TEST_DOMAIN, expires: 0, localPort: b.localPort });
+    await everywhere(aor, []);
+  });
+
+  it("routes a call to an alias set through the agent API, from any node", async () => {
+    const bob = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "bob", domain: TEST_DOMAIN, expires: 300 });
+    await everywhere(`bob@${TEST_DOMAIN}`, [bob.contact]);
+    await n2.agent.call("alias.set", { alias: `sip:bobby@${TEST_DOMAIN}`, target: `sip:bob@${TEST_DOMAIN}` });
+    for (const node of cluster.nodes) {
+      await waitFor(`alias on ${node.id}`, async () => (await node.lookup(`bobby@${TEST_DOMAIN}`, "aliases")).length === 1);
+    }
+    const phone = startPhone({ dir, port: bob.localPort, name: "bob" });
+    try {
+      for (const node of cluster.nodes) await sippCall({ dir, proxyPort: node.kamailio.sipPort, to: `sip:bobby@${TEST_DOMAIN}` });
+      expect(phone.answered()).toBe(3);
+    } finally {
+      await phone.stop();
+    }
+    await n3.agent.call("alias.remove", { alias: `sip:bobby@${TEST_DOMAIN}` });
+    for (const node of cluster.nodes) {
+      await waitFor(`alias gone on ${node.id}`, async () => (await node.lookup(`bobby@${TEST_DOMAIN}`, "aliases")).length === 0);
+    }
+  });
+
+  it("puts the whole table back into a Kamailio that restarted empty (db_mode 0)", async () => {
+    const load = await sippRegisterLoad({ dir, sipPort: n1.kamailio.sipPort, count: 300, rate: 300, domain: TEST_DOMAIN, prefix: "rst" });
+    expect(load.ok, load.output).toBe(true);
+    await waitFor("300 bindings on n3", async () => (await n3.dump()).filter((c) => c.aor.startsWith("rst")).length === 300, 20_000, 200);
+    await n3.kamailio.restart();
+    await waitFor("n3 whole again", async () => (await n3.dump()).filter((c) => c.aor.startsWith("rst")).length === 300, 20_000, 200);
+    // It came back because the agent noticed the restart and reloaded (db_mode 0 starts empty).
+    let last: unknown;
+    const status = await waitFor("reload done", async () => {
+      const s = await n3.agent.call<ClusterStatus>("cluster.status");
+      last = s.kamailio;
+      return s.kamailio?.restarts === 1 && s.kamailio.reload.state === "done" && s.kamailio.reload.total > 0 ? s : null;
+    });
+    expect(status.kamailio?.restarts, JSON.stringify(last)).toBe(1);
+    expect(status.kamailio?.reload.total).toBeGreaterThanOrEqual(300);
+    // n1 restarts too: its own registrations come back into it as well.
+    await n1.kamailio.restart();
+    await waitFor("n1 whole again", async () => (await n1.dump()).filter((c) => c.aor.startsWith("rst")).length === 300, 20_000, 200);
+  });
+
+  it("misses nothing when an agent is killed under REGISTER load and restarted", async () => {
+    const loading = sippRegisterLoad({ dir, sipPort: n1.kamailio.sipPort, count: 1500, rate: 500, domain: TEST_DOMAIN, prefix: "kill" });
+    await sleep(1000);
+    await n1.agent.kill9();
+    await sleep(1000);
+    await n1.agent.start();
+    const load = await loading;
+    expect(load.ok, load.output).toBe(true);
+    for (const node of cluster.nodes) {
+      await waitFor(`1500 kill* bindings in ${node.id}'s Kamailio`, async () => (await node.dump()).filter((c) => c.aor.startsWith("kill")).length === 1500, 30_000, 250);
+    }
+    const journal = await n2.agent.call<{ total: number }>("location.list", { search: "kill", limit: 1 });
+    expect(journal.total).toBe(1500);
+  });
+
+  it("reaches a phone through a surviving node when the node it registered at is dead", async () => {
+    const carol = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "carol", domain: TEST_DOMAIN, expires: 300 });
+    await everywhere(`carol@${TEST_DOMAIN}`, [carol.contact]);
+    await n1.agent.kill9();
+    await n1.kamailio.stop();
+    const phone = startPhone({ dir, port: carol.localPort, name: "carol" });
+    try {
+      await sippCall({ dir, proxyPort: n2.kamailio.sipPort, to: `sip:carol@${TEST_DOMAIN}` });
+      expect(phone.answered()).toBe(1);
+    } finally {
+      await phone.stop();
+    }
+    // The node comes back and catches up.
+    await n1.kamailio.restart();
+    await n1.agent.start();
+    await everywhere(`carol@${TEST_DOMAIN}`, [carol.contact], [n1]);
+  });
+});

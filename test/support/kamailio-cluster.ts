@@ -1,0 +1,114 @@
+/**
+ * A locmesh cluster as operators run it: N real Kamailio 5.6 processes, each with locmesh's cfg
+ * include (evapi events, Path relay), and N real agent processes attached to them (FIFO, optional
+ * jsonrpcs datagram socket, evapi), meshed with each other. Everything on 127.0.0.1.
+ */
+import { join } from "node:path";
+import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
+import { createUsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
+import type { UsrlocContact } from "../../agent/kamailio/usrloc-contact.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { AgentProcess, freePort } from "./agent-process.js";
+import { startKamailio, type KamailioOptions, type KamailioProcess } from "./kamailio-process.js";
+
+export interface ClusterNode {
+  id: string;
+  kamailio: KamailioProcess;
+  agent: AgentProcess;
+  /** ul.lookup on this node's Kamailio: the AoR's unexpired contacts. */
+  lookup(aor: string, table?: string): Promise<UsrlocContact[]>;
+  /** ul.dump on this node's Kamailio. */
+  dump(): Promise<UsrlocContact[]>;
+}
+
+export interface KamailioClusterOptions {
+  baseDir: string;
+  n?: number;
+  kamailio?: KamailioOptions;
+  /** Merged into each agent's `kamailio` config section. */
+  agentKamailio?: Record<string, unknown>;
+  /** Merged into each agent's config. */
+  agentConfig?: Record<string, unknown>;
+}
+
+export interface KamailioCluster {
+  nodes: ClusterNode[];
+  close(): Promise<void>;
+}
+
+/** The domain test phones register in; every test Kamailio serves it (alias=). */
+export const TEST_DOMAIN = "example.com";
+
+export async function startKamailioCluster(o: KamailioClusterOptions): Promise<KamailioCluster> {
+  const n = o.n ?? 3;
+  const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const kams: KamailioProcess[] = [];
+  const agents: AgentProcess[] = [];
+  const close = async () => {
+    await Promise.allSettled(agents.map((a) => a.stop()));
+    await Promise.allSettled(kams.map((k) => k.close()));
+  };
+  try {
+    for (let i = 0; i < n; i++) {
+      kams.push(
+        await startKamailio({
+          dgramWorkers: 2,
+          ...o.kamailio,
+          extraCfg: [`alias="${TEST_DOMAIN}"`, o.kamailio?.extraCfg ?? ""].join("\n"),
+          locmesh: { aliasMode: "usrloc", ...o.kamailio?.locmesh },
+        }),
+      );
+    }
+    const ports = await Promise.all(ids.map(async () => ({ mesh: await freePort(), api: await freePort() })));
+    ids.forEach((id, i) => {
+      const kam = kams[i]!;
+      agents.push(
+        new AgentProcess({
+          id,
+          meshPort: ports[i]!.mesh,
+          apiPort: ports[i]!.api,
+          dir: join(o.baseDir, id),
+          secret: "integration-cluster-secret-0123456789",
+          token: "integration-api-token-0123456789",
+          peers: ids.filter((p) => p !== id).map((p) => ({ id: p, url: `ws://127.0.0.1:${ports[ids.indexOf(p)]!.mesh}` })),
+          config: {
+            ...o.agentConfig,
+            kamailio: {
+              fifo: kam.fifoPath,
+              replyDir: kam.replyDir,
+              evapi: `127.0.0.1:${kam.evapiPort}`,
+              ...(kam.dgramPort ? { dgram: `udp:127.0.0.1:${kam.dgramPort}` } : {}),
+              timeoutMs: 2000,
+              checkIntervalSec: 1,
+              reconcileIntervalSec: 5,
+              ...o.agentKamailio,
+            },
+          },
+        }),
+      );
+    });
+    await Promise.all(agents.map((a) => a.start()));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const nodes = ids.map((id, i): ClusterNode => {
+    const kam = kams[i]!;
+    const usrloc = async <T>(fn: (u: ReturnType<typeof createUsrlocRpc>) => Promise<T>): Promise<T> => {
+      const rpc = createFifoClient({ fifoPath: kam.fifoPath, replyDir: kam.replyDir, timeoutMs: 5000, log: silentLogger(), maxInFlight: 1, autoResync: false });
+      try {
+        return await fn(createUsrlocRpc({ rpc }));
+      } finally {
+        await rpc.close();
+      }
+    };
+    return {
+      id,
+      kamailio: kam,
+      agent: agents[i]!,
+      lookup: (aor, table = "location") => usrloc((u) => u.ulLookup(table, aor)),
+      dump: () => usrloc((u) => u.ulDump()),
+    };
+  });
+  return { nodes, close };
+}
