@@ -10,6 +10,7 @@
 import { TransientError, isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
 import type { InstallOp } from "./install-plan.js";
+import { KamailioRpcError } from "./jsonrpcs-wire.js";
 import type { DbBinding, KamailioDb } from "./kamailio-db.js";
 import type { UsrlocRpc } from "./usrloc-rpc.js";
 
@@ -84,7 +85,7 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
           await viaRpc(op, nowSec);
           return "rpc";
         } catch (err) {
-          if (!isTransient(err)) throw new KamailioWriteRejectedError(`Kamailio refused ${describe(op)}: ${(err as Error).message}`, { cause: err });
+          if (!isTransient(err) && !isStorageFault(err)) throw new KamailioWriteRejectedError(`Kamailio refused ${describe(op)}: ${(err as Error).message}`, { cause: err });
           rpcError = err;
         }
       }
@@ -104,6 +105,15 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
       }
     },
   };
+}
+
+/**
+ * usrloc answers 500 "Can't insert contact" / "Can't update contact" when its own database write
+ * fails (db_mode 1 writes through, kamailio-5.6.md §3): Kamailio's storage is down, not the request
+ * wrong, so it is retried like an unreachable Kamailio.
+ */
+function isStorageFault(err: unknown): boolean {
+  return err instanceof KamailioRpcError && err.code === 500 && /^Can't (insert|update|delete) contact/i.test(err.kamailioMessage);
 }
 
 /** A SER-style alias: contact = target, permanent (kamailio-5.6.md §5, as `kamctl alias add`). */

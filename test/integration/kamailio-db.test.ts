@@ -5,6 +5,7 @@
  * we read. Surprises 8 (Julian days), 9 (local-time timestamps) and 10 (aliases version) of
  * kamailio-5.6.md are checked end to end.
  */
+import { FIX_ALIASES_VERSION, SCHEMA_FILES, createKamailioSqlite } from "../support/kamailio-schema.js";
 import { createSocket, type Socket } from "node:dgram";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -27,9 +28,6 @@ import { startPostgres, type PostgresProcess } from "../support/postgres-process
 
 const NY = "America/New_York";
 const nowSec = (): number => Math.floor(Date.now() / 1000);
-const SCHEMA_FILES = ["standard-create.sql", "usrloc-create.sql", "alias_db-create.sql", "registrar-create.sql"];
-/** The surprise 10 fix: usrloc needs version 9 for its "aliases" domain table, Debian ships 8. */
-const FIX_ALIASES_VERSION = "UPDATE version SET table_version = 9 WHERE table_name = 'aliases'";
 
 /**
  * What an unknown user gets from the test cfg: its `if (lookup("location") < 0)` is never true
@@ -58,12 +56,7 @@ afterAll(async () => {
 
 /** A SQLite file made from Debian's db_sqlite schema files, as `kamdbctl create` would. */
 function sqliteDb(name: string, opts: { fixAliases?: boolean; files?: string[] } = {}): string {
-  const path = join(work, `${name}.db`);
-  const db = new Database(path);
-  for (const f of opts.files ?? SCHEMA_FILES) db.exec(readFileSync(`/usr/share/kamailio/db_sqlite/${f}`, "utf8"));
-  if (opts.fixAliases ?? true) db.exec(FIX_ALIASES_VERSION);
-  db.close();
-  return path;
+  return createKamailioSqlite(join(work, `${name}.db`), opts);
 }
 
 function rawSqlite<T>(path: string, sql: string, ...params: unknown[]): T[] {

@@ -29,6 +29,8 @@ export interface KamailioClusterOptions {
   agentKamailio?: Record<string, unknown>;
   /** Merged into each agent's config. */
   agentConfig?: Record<string, unknown>;
+  /** Per-node additions (node index from 0) on top of the options above. */
+  node?: (index: number) => { kamailio?: KamailioOptions; agentKamailio?: Record<string, unknown> };
 }
 
 export interface KamailioCluster {
@@ -50,11 +52,13 @@ export async function startKamailioCluster(o: KamailioClusterOptions): Promise<K
   };
   try {
     for (let i = 0; i < n; i++) {
+      const own = o.node?.(i).kamailio;
       kams.push(
         await startKamailio({
           dgramWorkers: 2,
           ...o.kamailio,
-          extraCfg: [`alias="${TEST_DOMAIN}"`, o.kamailio?.extraCfg ?? ""].join("\n"),
+          ...own,
+          extraCfg: [`alias="${TEST_DOMAIN}"`, o.kamailio?.extraCfg ?? "", own?.extraCfg ?? ""].join("\n"),
           locmesh: { aliasMode: "usrloc", ...o.kamailio?.locmesh },
         }),
       );
@@ -82,6 +86,7 @@ export async function startKamailioCluster(o: KamailioClusterOptions): Promise<K
               checkIntervalSec: 1,
               reconcileIntervalSec: 5,
               ...o.agentKamailio,
+              ...o.node?.(i).agentKamailio,
             },
           },
         }),
