@@ -1,4 +1,5 @@
 /** A small SVG line chart for the cluster page: one series, a round y-axis maximum, no library. */
+import { formatDuration } from "../lib/format.js";
 import { linePath, niceMax } from "../lib/status-history.js";
 
 const W = 600;
@@ -18,7 +19,7 @@ export function LineChart(props: { title: string; unit: string; points: { x: num
         {[0.25, 0.5, 0.75].map((f) => <line class="grid" x1="0" x2={W} y1={H * f} y2={H * f} />)}
         {d && <path class="series" d={d} vector-effect="non-scaling-stroke" />}
       </svg>
-      <div class="axis muted"><span>{`max ${props.format(yMax)} ${props.unit}`}</span><span>now</span></div>
+      <div class="axis muted"><span>{`${formatDuration((props.xMax - props.xMin) / 1000)} ago`}</span><span>{`scale ${props.format(yMax)} ${props.unit}`}</span><span>now</span></div>
     </figure>
   );
 }

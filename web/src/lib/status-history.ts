@@ -51,7 +51,8 @@ export function ratePoints(history: readonly StatusSample[]): RatePoint[] {
 /** SVG path data for `values` spread over [0,width] × [height,0], scaled to `max`. */
 export function linePath(points: readonly { x: number; y: number }[], box: { width: number; height: number; xMin: number; xMax: number; yMax: number }): string {
   const sx = (x: number) => ((x - box.xMin) / Math.max(1, box.xMax - box.xMin)) * box.width;
-  const sy = (y: number) => box.height - (Math.min(y, box.yMax) / Math.max(box.yMax, Number.EPSILON)) * box.height;
+  // 2 units of margin top and bottom: a flat line at 0 or at the maximum stays visible.
+  const sy = (y: number) => box.height - 2 - (Math.min(y, box.yMax) / Math.max(box.yMax, Number.EPSILON)) * (box.height - 4);
   return points.map((p, i) => `${i === 0 ? "M" : "L"}${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(" ");
 }
 

@@ -37,7 +37,7 @@ export function AliasRow(props: { alias: Alias; onChanged(): void }) {
   return (
     <tr data-alias={alias}>
       <th scope="row" class="mono">{alias}</th>
-      <td class="mono">
+      <td class="mono" data-label="Forwards to">
         {mode === "edit" ? (
           <form class="inline-edit" onSubmit={save} noValidate>
             <label class="visually-hidden" for={inputId}>New target for {alias}</label>

@@ -16,7 +16,7 @@ export function AliasesPage() {
       <AliasForm onSaved={list.reload} />
       <ListCard list={list} label="Alias" empty="No aliases yet."
         searchField={{ id: "alias-search", label: "Search aliases", placeholder: "name, domain or target" }}>
-        <table>
+        <table class="stack">
           <caption class="visually-hidden">Aliases</caption>
           <thead><tr><th scope="col">Alias</th><th scope="col">Forwards to</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
           <tbody>

@@ -48,6 +48,7 @@ export function BindingPage(props: { aor: string; contact: string }) {
   return (
     <section aria-labelledby="page-title">
       <p><a href={routeHref({ page: "locations" })}>← All locations</a></p>
+      <p class="eyebrow">Binding of</p>
       <h1 id="page-title" class="mono break">{props.aor}</h1>
       {error && <p class="error" role="alert">{error}</p>}
       {binding === null && <p class="empty card">This contact is no longer registered for {props.aor}.</p>}

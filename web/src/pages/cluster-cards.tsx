@@ -56,20 +56,20 @@ export function PeerTable({ peers }: { peers: PeerStatus[] }) {
   if (peers.length === 0) return <p class="empty">This node has no peers configured.</p>;
   return (
     <div class="table-wrap">
-      <table>
+      <table class="stack">
         <caption class="visually-hidden">Peer links</caption>
         <thead>
-          <tr><th scope="col">Peer</th><th scope="col">Link</th><th scope="col" class="num">Behind (changes)</th><th scope="col" class="num">Behind (s)</th><th scope="col" class="wide-only">Connected since</th><th scope="col" class="wide-only">Last error</th></tr>
+          <tr><th scope="col">Peer</th><th scope="col">Link</th><th scope="col" class="num">Behind (changes)</th><th scope="col" class="num">Behind (s)</th><th scope="col">Connected since</th><th scope="col">Last error</th></tr>
         </thead>
         <tbody>
           {peers.map((p) => (
             <tr key={p.nodeId} data-peer={p.nodeId}>
               <th scope="row">{p.nodeId}<div class="muted mono small">{p.url ?? "inbound only"}</div></th>
-              <td><span class={`badge ${p.connected ? "ok" : "bad"}`}>{p.connected ? "connected" : "disconnected"}</span>{p.direction && <span class="muted small"> {p.direction}</span>}</td>
-              <td class="num">{formatCount(p.behindChanges)}</td>
-              <td class="num">{p.behindSeconds.toFixed(1)}</td>
-              <td class="wide-only">{formatTime(p.connectedSince)}</td>
-              <td class="wide-only clip">{p.lastError ?? "—"}</td>
+              <td data-label="Link"><span class={`badge ${p.connected ? "ok" : "bad"}`}>{p.connected ? "connected" : "disconnected"}</span>{p.direction && <span class="muted small"> {p.direction}</span>}</td>
+              <td class="num" data-label="Behind (changes)">{formatCount(p.behindChanges)}</td>
+              <td class="num" data-label="Behind (s)">{p.behindSeconds.toFixed(1)}</td>
+              <td data-label="Connected since">{formatTime(p.connectedSince)}</td>
+              <td class="clip" data-label="Last error">{p.lastError ?? "—"}</td>
             </tr>
           ))}
         </tbody>

@@ -51,7 +51,8 @@ export function ClusterPage() {
 
   const points = ratePoints(history);
   const now = history.at(-1)?.atMs ?? Date.now();
-  const xMin = now - WINDOW_MS;
+  // The x axis grows with the history until it spans the whole window.
+  const xMin = Math.max(now - WINDOW_MS, points[0]?.atMs ?? now);
   return (
     <section aria-labelledby="page-title">
       <h1 id="page-title">Cluster health</h1>

@@ -17,19 +17,19 @@ export function LocationsPage() {
       <p class="lead">Where each address of record is registered, across the cluster.</p>
       <ListCard list={list} label="Location" empty="No registered bindings."
         searchField={{ id: "location-search", label: "Search by AoR or contact", placeholder: "alice@example.com or 10.0.0.7" }}>
-        <table>
+        <table class="stack">
           <caption class="visually-hidden">Location bindings</caption>
           <thead>
-            <tr><th scope="col">AoR</th><th scope="col">Contact</th><th scope="col">Expires</th><th scope="col" class="wide-only">Owner</th><th scope="col" class="wide-only">User agent</th></tr>
+            <tr><th scope="col">AoR</th><th scope="col">Contact</th><th scope="col">Expires</th><th scope="col">Owner</th><th scope="col">User agent</th></tr>
           </thead>
           <tbody>
             {list.data?.items.map((b) => (
               <tr key={`${b.aor}\n${b.contact}`}>
                 <th scope="row" class="mono"><a href={routeHref({ page: "binding", aor: b.aor, contact: b.contact })}>{b.aor}</a></th>
-                <td class="mono clip">{b.contact}</td>
-                <td class="nowrap">{expiryText(b.expires, now)}</td>
-                <td class="wide-only">{b.owner}</td>
-                <td class="wide-only clip">{b.userAgent}</td>
+                <td class="mono clip" data-label="Contact">{b.contact}</td>
+                <td class="nowrap" data-label="Expires">{expiryText(b.expires, now)}</td>
+                <td data-label="Owner">{b.owner}</td>
+                <td class="clip" data-label="User agent">{b.userAgent}</td>
               </tr>
             ))}
           </tbody>
