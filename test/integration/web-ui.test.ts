@@ -1,7 +1,7 @@
 /**
  * The web UI in a real browser (Debian's chromium via playwright-core) against two real agent
  * processes: sign-in and refusal, an alias added on node 1's page appearing on node 2's page by
- * itself, validation messages, finding a binding and its detail, hostile SIP data shown as text,
+ * itself (and again after its agent restarts), validation messages, finding a binding and its detail, hostile SIP data shown as text,
  * cluster health, and phone width. Screenshots of each page go to test-artifacts/web/.
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -124,6 +124,15 @@ describe("the web UI in a browser", () => {
     await row1.getByRole("button", { name: "Remove bob@example.com" }).click();
     await row1.getByRole("button", { name: "Yes, remove" }).click();
     await expect.poll(() => row2.count(), { timeout: 10_000 }).toBe(0);
+  });
+
+  it("reconnects after the agent restarts and catches up on what it missed", async () => {
+    await node(1).stop();
+    await page2.getByRole("status", { name: "connection reconnecting…" }).waitFor();
+    await node(0).call("alias.set", { alias: "sip:while-away@example.com", target: "sip:voicemail@example.com" });
+    await node(1).start();
+    await page2.getByRole("status", { name: "connection live" }).waitFor({ timeout: 15_000 });
+    await page2.locator('tr[data-alias="while-away@example.com"]').waitFor({ timeout: 15_000 });
   });
 
   it("finds a binding by AoR and shows its detail, hostile user agent as text", async () => {
