@@ -20,6 +20,8 @@ let browser: Browser;
 let page1: Page;
 let page2: Page;
 const dialogs: string[] = [];
+/** Console errors and uncaught exceptions from every page (a CSP violation shows up here too). */
+const pageErrors: string[] = [];
 
 beforeAll(async () => {
   if (!existsSync(join(ROOT, "web", "dist", "index.html"))) throw new Error("web/dist is not built: run npm run build (or bash .ci/setup)");
@@ -28,6 +30,7 @@ beforeAll(async () => {
   await Promise.all(nodes.map((n) => n.start()));
   browser = await launchBrowser();
   browser.context.on("dialog", (d) => void (dialogs.push(d.message()), d.dismiss()));
+  browser.context.on("page", watchErrors);
   page1 = await browser.newPage();
   page2 = await browser.newPage();
 });
@@ -39,6 +42,14 @@ afterAll(async () => {
 });
 
 const node = (i: number) => nodes[i]!;
+
+function watchErrors(page: Page) {
+  page.on("pageerror", (err) => pageErrors.push(`uncaught: ${err.message}`));
+  page.on("console", (msg) => {
+    // The refused sign-in and the restart test make the browser log failed requests on purpose.
+    if (msg.type() === "error" && !/WebSocket connection to .* failed|ERR_CONNECTION_REFUSED/.test(msg.text())) pageErrors.push(msg.text());
+  });
+}
 
 async function signIn(page: Page, agent: AgentProcess, token = agent.spec.token) {
   await page.goto(agent.apiUrl + "/");
@@ -195,5 +206,9 @@ describe("the web UI in a browser", () => {
     } finally {
       await phone.close();
     }
+  });
+
+  it("logged no errors and no Content-Security-Policy violations", () => {
+    expect(pageErrors).toEqual([]);
   });
 });

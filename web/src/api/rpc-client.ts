@@ -185,6 +185,6 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
 }
 
 /** The WebSocket URL of the agent that served this page. */
-export function agentRpcUrl(location: Pick<Location, "protocol" | "host">): string {
+export function agentRpcUrl(location: { protocol: string; host: string }): string {
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/rpc`;
 }
