@@ -186,6 +186,34 @@ describe("the web UI in a browser", () => {
     await browser.screenshot(page1, "06-cluster");
   });
 
+  it("shows the Kamailio writer when cluster.status reports one", async () => {
+    // Agents report `kamailio` once the Kamailio attachment lands; until then the page is fed one by
+    // rewriting cluster.status answers on their way from the real agent to the page.
+    const page = await browser.newPage();
+    await page.routeWebSocket(/\/rpc$/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((frame) => {
+        const msg = JSON.parse(String(frame)) as { result?: { replicaId?: string; kamailio?: unknown } };
+        if (msg.result?.replicaId) {
+          msg.result.kamailio = { writer: "database", pendingWrites: 1234, lastError: "FIFO /run/kamailio/kamailio_fifo: ENXIO <b>no reader</b>", reload: { state: "running", done: 300, total: 1200 } };
+        }
+        ws.send(JSON.stringify(msg));
+      });
+    });
+    try {
+      await signIn(page, node(0));
+      await page.getByRole("link", { name: "Cluster" }).click();
+      const card = page.locator(".card", { has: page.getByRole("heading", { name: "Kamailio" }) });
+      await expect.poll(() => card.textContent(), { timeout: 10_000 }).toContain("database fallback");
+      expect(await card.textContent()).toContain("running (300 of 1,200)");
+      expect(await card.locator(".error").textContent()).toBe("FIFO /run/kamailio/kamailio_fifo: ENXIO <b>no reader</b>");
+      expect(await page.getByRole("progressbar", { name: "Kamailio reload progress" }).getAttribute("value")).toBe("0.25");
+      await browser.screenshot(page, "09-cluster-kamailio");
+    } finally {
+      await page.close();
+    }
+  });
+
   it("is readable at phone width", async () => {
     const phone = await browser.newPage({ width: 390, height: 844 });
     try {

@@ -19,7 +19,7 @@ export function LineChart(props: { title: string; unit: string; points: { x: num
         {[0.25, 0.5, 0.75].map((f) => <line class="grid" x1="0" x2={W} y1={H * f} y2={H * f} />)}
         {d && <path class="series" d={d} vector-effect="non-scaling-stroke" />}
       </svg>
-      <div class="axis muted"><span>{`${formatDuration((props.xMax - props.xMin) / 1000)} ago`}</span><span>{`scale ${props.format(yMax)} ${props.unit}`}</span><span>now</span></div>
+      <div class="axis muted"><span>{props.points.length === 0 ? "collecting samples…" : `${formatDuration((props.xMax - props.xMin) / 1000)} ago`}</span><span>{`scale ${props.format(yMax)} ${props.unit}`}</span><span>now</span></div>
     </figure>
   );
 }
