@@ -118,7 +118,7 @@ describe("the web UI in a browser", () => {
   it("an alias added on node 1's page appears on node 2's page without a reload", async () => {
     await page1.getByLabel("Alias (who is called)").fill("sip:Bob@Example.com");
     await page1.getByLabel("Forwards to").fill("sip:alice@example.com");
-    await page1.getByRole("button", { name: "Add alias" }).click();
+    await page1.getByLabel("Forwards to").press("Enter"); // keyboard only: Enter submits the form
     const row2 = page2.locator('tr[data-alias="bob@example.com"]');
     await expect.poll(() => row2.textContent(), { timeout: 10_000 }).toContain("sip:alice@example.com");
 
@@ -132,8 +132,11 @@ describe("the web UI in a browser", () => {
     await page2.locator('tr[data-alias="dave@example.com"]').waitFor();
     await browser.screenshot(page2, "03-aliases-node2");
 
-    await row1.getByRole("button", { name: "Remove bob@example.com" }).click();
-    await row1.getByRole("button", { name: "Yes, remove" }).click();
+    // Keyboard only: the confirmation takes the focus, so Enter twice removes.
+    await row1.getByRole("button", { name: "Remove bob@example.com" }).focus();
+    await page1.keyboard.press("Enter");
+    await row1.getByRole("button", { name: "Yes, remove" }).waitFor();
+    await page1.keyboard.press("Enter");
     await expect.poll(() => row2.count(), { timeout: 10_000 }).toBe(0);
   });
 
@@ -218,8 +221,10 @@ describe("the web UI in a browser", () => {
     const phone = await browser.newPage({ width: 390, height: 844 });
     try {
       await phone.goto(node(1).apiUrl + "/");
-      await phone.getByLabel("API token").fill(node(1).spec.token);
-      await phone.getByRole("button", { name: "Sign in" }).click();
+      // Keyboard only: the token field has the focus when the page opens.
+      await phone.getByLabel("API token").waitFor();
+      await phone.keyboard.type(node(1).spec.token);
+      await phone.keyboard.press("Enter");
       await phone.locator('tr[data-alias="dave@example.com"]').waitFor();
       // The root never scrolls sideways, and tables stack into one block per row.
       const overflow = () => phone.evaluate<number>("document.documentElement.scrollWidth - document.documentElement.clientWidth");

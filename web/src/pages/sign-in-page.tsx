@@ -1,5 +1,6 @@
 /** Sign-in with the agent's API token (api.token in its config). */
 import { useState } from "preact/hooks";
+import { focusOnMount } from "../components/focus.js";
 
 export function SignInPage(props: { error: string | null; busy: boolean; onSignIn(token: string): void }) {
   const [token, setToken] = useState("");
@@ -14,7 +15,7 @@ export function SignInPage(props: { error: string | null; busy: boolean; onSignI
         <p class="muted">Use the admin API token from this agent's config (<code>api.token</code> or <code>api.tokenFile</code>).</p>
         <div class="field">
           <label for="token">API token</label>
-          <input id="token" type="password" value={token} autoFocus autocomplete="current-password" required
+          <input id="token" type="password" ref={focusOnMount} value={token} autocomplete="current-password" required
             aria-invalid={props.error ? "true" : undefined} aria-describedby={props.error ? "sign-in-error" : undefined}
             onInput={(e) => setToken((e.target as HTMLInputElement).value)} />
         </div>
