@@ -198,7 +198,12 @@ describe("the web UI in a browser", () => {
       server.onMessage((frame) => {
         const msg = JSON.parse(String(frame)) as { result?: { replicaId?: string; kamailio?: unknown } };
         if (msg.result?.replicaId) {
-          msg.result.kamailio = { writer: "database", pendingWrites: 1234, lastError: "FIFO /run/kamailio/kamailio_fifo: ENXIO <b>no reader</b>", reload: { state: "running", done: 300, total: 1200 } };
+          msg.result.kamailio = {
+            up: false, writer: "database", pendingWrites: 1234, rejected: 0, restarts: 1,
+            lastError: "FIFO /run/kamailio/kamailio_fifo: ENXIO <b>no reader</b>", lastErrorAt: new Date().toISOString(),
+            events: { connected: true, received: 52, failed: 0 }, lastReconcile: null,
+            reload: { state: "running", reason: "restart", total: 1200, done: 300, unchanged: 0, startedAt: null, finishedAt: null, rate: 150, error: null },
+          };
         }
         ws.send(JSON.stringify(msg));
       });
@@ -209,6 +214,7 @@ describe("the web UI in a browser", () => {
       const card = page.locator(".card", { has: page.getByRole("heading", { name: "Kamailio" }) });
       await expect.poll(() => card.textContent(), { timeout: 10_000 }).toContain("database fallback");
       expect(await card.textContent()).toContain("running (300 of 1,200)");
+      expect(await card.textContent()).toContain("Answeringno");
       expect(await card.locator(".error").textContent()).toBe("FIFO /run/kamailio/kamailio_fifo: ENXIO <b>no reader</b>");
       expect(await page.getByRole("progressbar", { name: "Kamailio reload progress" }).getAttribute("value")).toBe("0.25");
       await browser.screenshot(page, "09-cluster-kamailio");

@@ -1,22 +1,32 @@
 /**
- * The cluster status as the page shows it. `kamailio` is optional: agents without a Kamailio writer
- * (and agents older than it) do not send it, so every field is read defensively.
+ * The cluster status as the page shows it. `kamailio` comes from agents attached to a Kamailio
+ * (null or absent otherwise, and absent from agents older than the attachment), so every field of
+ * it is optional here and read defensively: the page works against old and new agents alike.
  */
 import type { ClusterStatus } from "../../../agent/contract/protocol.js";
 
 export interface KamailioStatus {
-  writer?: "fifo" | "database" | "pending" | "off" | string;
+  /** Kamailio answered over jsonrpcs at the last check. */
+  up?: boolean;
+  writer?: string;
   pendingWrites?: number;
   lastError?: string | null;
-  reload?: { state?: string; done?: number; total?: number } | null;
+  lastErrorAt?: string | null;
+  rejected?: number;
+  events?: { connected: boolean; received: number; failed: number } | null;
+  reload?: { state?: string; done?: number; total?: number; rate?: number; error?: string | null } | null;
+  lastReconcile?: { at: string; learned: number; repaired: number; contacts: number } | null;
+  restarts?: number;
 }
 
-export type ClusterStatusView = ClusterStatus & { kamailio?: KamailioStatus | null };
+export type ClusterStatusView = Omit<ClusterStatus, "kamailio"> & { kamailio?: KamailioStatus | null };
 
 export const WRITER_TEXT: Record<string, string> = {
-  fifo: "FIFO (jsonrpcs)",
+  rpc: "Kamailio RPC (jsonrpcs)",
+  fifo: "Kamailio RPC (FIFO)",
   database: "database fallback",
-  pending: "waiting for Kamailio",
+  pending: "retrying: neither RPC nor database works",
+  idle: "idle",
   off: "off",
 };
 

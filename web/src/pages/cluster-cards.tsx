@@ -19,17 +19,24 @@ export function NodeCard({ s }: { s: ClusterStatusView }) {
 }
 
 export function KamailioCard({ k }: { k: KamailioStatus }) {
-  const p = progress(k.reload?.done, k.reload?.total);
+  const r = k.reload;
+  const p = r?.state === "running" ? progress(r.done, r.total) : null;
   return (
     <div class="card stat-card">
       <h2>Kamailio</h2>
       <dl class="stats">
+        {k.up !== undefined && <Stat k="Answering" v={k.up ? "yes" : "no"} />}
         <Stat k="Writing through" v={WRITER_TEXT[k.writer ?? ""] ?? k.writer ?? "unknown"} />
         <Stat k="Pending writes" v={formatCount(k.pendingWrites ?? 0)} />
-        {k.reload && <Stat k="Reload" v={`${k.reload.state ?? "unknown"}${k.reload.total ? ` (${formatCount(k.reload.done ?? 0)} of ${formatCount(k.reload.total)})` : ""}`} />}
+        {!!k.rejected && <Stat k="Writes refused" v={formatCount(k.rejected)} />}
+        {k.events && <Stat k="Registrar events" v={`${k.events.connected ? "connected" : "disconnected"}, ${formatCount(k.events.received)} in`} />}
+        {r && r.state !== "idle" && <Stat k="Reload" v={`${r.state ?? "unknown"}${r.total ? ` (${formatCount(r.done ?? 0)} of ${formatCount(r.total)})` : ""}`} />}
+        {k.lastReconcile && <Stat k="Last reconcile" v={`${formatTime(k.lastReconcile.at)}, ${formatCount(k.lastReconcile.repaired)} repaired`} />}
+        {!!k.restarts && <Stat k="Restarts seen" v={formatCount(k.restarts)} />}
       </dl>
       {p !== null && <Progress value={p} label="Kamailio reload" />}
       {k.lastError && <p class="error">{k.lastError}</p>}
+      {r?.error && <p class="error">{`Reload: ${r.error}`}</p>}
     </div>
   );
 }
