@@ -48,13 +48,16 @@ export interface PageQuery {
   limit: number;
 }
 
-/** Fetches one page; refetches when the query changes, on live changes of `kind`, or on `reload()`. */
-export function usePage<T>(kind: RecordKind, q: PageQuery) {
+/**
+ * Fetches one page; refetches when the query changes, on `reload()`, and at most once per
+ * `refreshMs` while changes of `kind` arrive.
+ */
+export function usePage<T>(kind: RecordKind, q: PageQuery, refreshMs = 300) {
   const client = useRpc();
   const [data, setData] = useState<ListResult<T> | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [tick, setTick] = useState(0);
-  useLiveChanges(kind, () => setTick((t) => t + 1));
+  useLiveChanges(kind, () => setTick((t) => t + 1), refreshMs);
   useEffect(() => {
     let stale = false;
     client

@@ -7,14 +7,14 @@ import { cursorOf, firstPage, nextPage, pageOffset, previousPage } from "../lib/
 import { Pager } from "./pager.js";
 import { SearchBox } from "./search-box.js";
 
-export function usePagedSearch<T>(kind: RecordKind, method: string, pageSize: number) {
+export function usePagedSearch<T>(kind: RecordKind, method: string, pageSize: number, refreshMs?: number) {
   const [search, setSearch] = useState("");
   const [pager, setPager] = useState(firstPage(pageSize));
   const onSearch = useCallback((v: string) => {
     setSearch(v);
     setPager(firstPage(pageSize));
   }, [pageSize]);
-  const page = usePage<T>(kind, { method, search, after: cursorOf(pager), limit: pageSize });
+  const page = usePage<T>(kind, { method, search, after: cursorOf(pager), limit: pageSize }, refreshMs);
   return { ...page, search, onSearch, pager, setPager };
 }
 

@@ -7,9 +7,11 @@ import { expiryText } from "../lib/format.js";
 import { routeHref } from "../lib/route.js";
 
 const PAGE_SIZE = 50;
+/** Registrations churn all the time on a busy cluster: refresh the page at most every 2 s. */
+const REFRESH_MS = 2000;
 
 export function LocationsPage() {
-  const list = usePagedSearch<Location>("loc", ApiMethod.LocationList, PAGE_SIZE);
+  const list = usePagedSearch<Location>("loc", ApiMethod.LocationList, PAGE_SIZE, REFRESH_MS);
   const now = useNowSec();
   return (
     <section aria-labelledby="page-title">
