@@ -196,8 +196,6 @@ function describe(root: string, nodes: readonly DemoNode[]): string {
     `  ${cli} resync ${at(1)}`,
     `  ${cli} status --config ${rel((nodes[0] as DemoNode).config)}    (URL and token taken from the config)`,
     "",
-    `Web UI: open ${nodes.map((n) => `${n.apiUrl}/`).join(" or ")} and sign in with ${DEMO_TOKEN}`,
-    "",
     "Press Ctrl-C to stop the demo.",
     "",
   ].join("\n");
