@@ -1,6 +1,7 @@
 /**
  * The agent's HTTP surface: JSON-RPC over POST /rpc and over WebSocket /rpc, Prometheus metrics at
- * /metrics and a liveness probe at /healthz. The API token is compared in constant time.
+ * /metrics, a liveness probe at /healthz and the web UI's static files at / (static-files.ts).
+ * The API token is compared in constant time.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -10,8 +11,10 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { ErrorCode } from "../contract/errors.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
+import { webDistDir } from "../ops/paths.js";
 import { parseErrorResponse, parseFrame } from "../rpc/server.js";
 import type { ApiContext } from "./local-api.js";
+import { createStaticFiles } from "./static-files.js";
 
 export interface HttpServerDeps {
   listen: { host: string; port: number };
@@ -21,6 +24,8 @@ export interface HttpServerDeps {
   metrics: Metrics;
   log: Logger;
   nodeId: string;
+  /** The built web UI served at /; defaults to the package's web/dist, null serves none. */
+  webRoot?: string | null;
 }
 
 export interface HttpApi {
@@ -41,6 +46,8 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const wsClients = new Set<WebSocket>();
   const subscribers = new Set<WebSocket>();
   let server: Server | null = null;
+  const webRoot = deps.webRoot === undefined ? webDistDir() : deps.webRoot;
+  const web = webRoot === null ? null : createStaticFiles({ root: webRoot });
 
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" }).end(JSON.stringify(body));
@@ -100,6 +107,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       return void res.end(await deps.metrics.registry.metrics());
     }
     if (path === "/healthz") return json(res, 200, { ok: true, nodeId: deps.nodeId });
+    if (web && (req.method === "GET" || req.method === "HEAD")) return web.serve(req, res, path);
     json(res, 404, { error: `no such endpoint: ${req.method} ${path}; the API is POST /rpc` });
   }
 

@@ -15,3 +15,8 @@ export function packageRoot(): string {
 export function migrationsDir(): string {
   return join(packageRoot(), "migrations");
 }
+
+/** Where `npm run build` puts the web UI (Vite's output for web/). */
+export function webDistDir(): string {
+  return join(packageRoot(), "web", "dist");
+}

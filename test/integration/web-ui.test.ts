@@ -1,0 +1,253 @@
+/**
+ * The web UI in a real browser (Debian's chromium via playwright-core) against two real agent
+ * processes: sign-in and refusal, an alias added on node 1's page appearing on node 2's page by
+ * itself (and again after its agent restarts), validation messages, finding a binding and its detail, hostile SIP data shown as text,
+ * cluster health, and phone width. Screenshots of each page go to test-artifacts/web/.
+ */
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentProcess, ROOT, makeCluster } from "../support/agent-process.js";
+import { launchBrowser, type Browser } from "../support/browser.js";
+
+const HOSTILE_UA = `<img src=x onerror="window.__pwned=1;alert(1)">Evil/1.0 <script>window.__pwned=2</script>`;
+let dir: string;
+let nodes: AgentProcess[];
+let browser: Browser;
+let page1: Page;
+let page2: Page;
+const dialogs: string[] = [];
+/** Console errors and uncaught exceptions from every page (a CSP violation shows up here too). */
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(join(ROOT, "web", "dist", "index.html"))) throw new Error("web/dist is not built: run npm run build (or bash .ci/setup)");
+  dir = mkdtempSync(join(tmpdir(), "locmesh-web-ui-"));
+  nodes = await makeCluster(dir, 2);
+  await Promise.all(nodes.map((n) => n.start()));
+  browser = await launchBrowser();
+  browser.context.on("dialog", (d) => void (dialogs.push(d.message()), d.dismiss()));
+  browser.context.on("page", watchErrors);
+  page1 = await browser.newPage();
+  page2 = await browser.newPage();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await Promise.all((nodes ?? []).map((n) => n.stop()));
+  if (dir && !process.env["LOCMESH_KEEP_TEST_DIRS"]) rmSync(dir, { recursive: true, force: true });
+});
+
+const node = (i: number) => nodes[i]!;
+
+function watchErrors(page: Page) {
+  page.on("pageerror", (err) => pageErrors.push(`uncaught: ${err.message}`));
+  page.on("console", (msg) => {
+    // The refused sign-in and the restart test make the browser log failed requests on purpose.
+    if (msg.type() === "error" && !/WebSocket connection to .* failed|ERR_CONNECTION_REFUSED/.test(msg.text())) pageErrors.push(msg.text());
+  });
+}
+
+async function signIn(page: Page, agent: AgentProcess, token = agent.spec.token) {
+  await page.goto(agent.apiUrl + "/");
+  await page.getByLabel("API token").fill(token);
+  await page.keyboard.press("Enter");
+}
+
+/** A GET with the path sent exactly as written (fetch would normalise away "..").*/
+function rawGet(agent: AgentProcess, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port: agent.spec.apiPort, path, method: "GET" }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (c: string) => (body += c)).on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on("error", reject).end();
+  });
+}
+
+describe("serving the UI", () => {
+  it("serves index.html at / with a CSP, hashed assets as immutable, and nothing outside web/dist", async () => {
+    const index = await rawGet(node(0), "/");
+    expect(index.status).toBe(200);
+    expect(index.headers["content-type"]).toBe("text/html; charset=utf-8");
+    expect(index.headers["content-security-policy"]).toMatch(/script-src 'self'/);
+    expect(index.headers["cache-control"]).toBe("no-cache");
+    const script = /src="\.\/(assets\/[^"]+\.js)"/.exec(index.body)?.[1];
+    expect(script).toBeDefined();
+    const asset = await rawGet(node(0), `/${script}`);
+    expect(asset.headers["content-type"]).toBe("text/javascript; charset=utf-8");
+    expect(asset.headers["cache-control"]).toMatch(/immutable/);
+    for (const path of ["/../package.json", "/%2e%2e/package.json", "/assets/..%2f..%2f..%2fpackage.json", "/..%5cpackage.json", "/nope.html", "/%00"]) {
+      const res = await rawGet(node(0), path);
+      expect(res.status, path).toBe(404);
+      expect(res.body, path).not.toContain('"name": "locmesh"');
+    }
+  });
+});
+
+describe("the web UI in a browser", () => {
+  it("refuses a wrong token with a clear message and shows nothing else", async () => {
+    await signIn(page1, node(0), "not-the-right-token");
+    await expect.poll(() => page1.getByRole("alert").textContent()).toMatch(/token was refused/);
+    expect(await page1.getByRole("navigation", { name: "Sections" }).count()).toBe(0);
+    expect(await page1.evaluate("sessionStorage.length")).toBe(0);
+    await browser.screenshot(page1, "01-sign-in-refused");
+  });
+
+  it("signs in with the API token on both nodes", async () => {
+    await signIn(page1, node(0));
+    await signIn(page2, node(1));
+    for (const p of [page1, page2]) await p.getByRole("heading", { name: "Call forwarding" }).waitFor();
+    await page1.getByRole("status", { name: "connection live" }).waitFor();
+  });
+
+  it("checks SIP URIs in the alias form before sending", async () => {
+    await page1.getByLabel("Alias (who is called)").fill("bob at example");
+    await page1.getByLabel("Forwards to").fill("alice@example.com");
+    await page1.getByRole("button", { name: "Add alias" }).click();
+    await expect.poll(() => page1.locator(".field-error").allTextContents()).toEqual([
+      expect.stringMatching(/alias must look like user@domain/),
+      expect.stringMatching(/target is not a sip:, sips: or tel: URI/),
+    ]);
+    await browser.screenshot(page1, "02-alias-validation");
+  });
+
+  it("an alias added on node 1's page appears on node 2's page without a reload", async () => {
+    await page1.getByLabel("Alias (who is called)").fill("sip:Bob@Example.com");
+    await page1.getByLabel("Forwards to").fill("sip:alice@example.com");
+    await page1.getByLabel("Forwards to").press("Enter"); // keyboard only: Enter submits the form
+    const row2 = page2.locator('tr[data-alias="bob@example.com"]');
+    await expect.poll(() => row2.textContent(), { timeout: 10_000 }).toContain("sip:alice@example.com");
+
+    // Edited on node 2, the new target shows on node 1; removed on node 1, it goes from node 2.
+    await row2.getByRole("button", { name: "Edit bob@example.com" }).click();
+    await page2.getByLabel("New target for bob@example.com").fill("sip:carol@example.com");
+    await page2.keyboard.press("Enter");
+    const row1 = page1.locator('tr[data-alias="bob@example.com"]');
+    await expect.poll(() => row1.textContent(), { timeout: 10_000 }).toContain("sip:carol@example.com");
+    await node(0).call("alias.set", { alias: "sip:dave@example.com", target: "sip:erin@example.org" });
+    await page2.locator('tr[data-alias="dave@example.com"]').waitFor();
+    await browser.screenshot(page2, "03-aliases-node2");
+
+    // Keyboard only: the confirmation takes the focus, so Enter twice removes.
+    await row1.getByRole("button", { name: "Remove bob@example.com" }).focus();
+    await page1.keyboard.press("Enter");
+    await row1.getByRole("button", { name: "Yes, remove" }).waitFor();
+    await page1.keyboard.press("Enter");
+    await expect.poll(() => row2.count(), { timeout: 10_000 }).toBe(0);
+  });
+
+  it("reconnects after the agent restarts and catches up on what it missed", async () => {
+    await node(1).stop();
+    await page2.getByRole("status", { name: "connection reconnecting…" }).waitFor();
+    await node(0).call("alias.set", { alias: "sip:while-away@example.com", target: "sip:voicemail@example.com" });
+    await node(1).start();
+    await page2.getByRole("status", { name: "connection live" }).waitFor({ timeout: 15_000 });
+    await page2.locator('tr[data-alias="while-away@example.com"]').waitFor({ timeout: 15_000 });
+  });
+
+  it("finds a binding by AoR and shows its detail, hostile user agent as text", async () => {
+    const expires = Math.floor(Date.now() / 1000) + 3600;
+    await node(1).call("location.publish", {
+      edits: [
+        { op: "upsert", binding: { aor: "sip:alice@example.com", contact: "sip:alice@10.0.0.7:5060;transport=udp", expires, userAgent: HOSTILE_UA, received: "sip:198.51.100.7:40123", path: "<sip:edge1.example.com;lr>" } },
+        ...Array.from({ length: 60 }, (_, i) => ({ op: "upsert" as const, binding: { aor: `user${i}@example.com`, contact: `sip:user${i}@10.0.1.${i}:5060`, expires, userAgent: "Linphone/5.2" } })),
+      ],
+    });
+    await page1.getByRole("link", { name: "Locations" }).click();
+    await expect.poll(() => page1.locator(".pager span").textContent(), { timeout: 10_000 }).toBe("1–50 of 61");
+    await browser.screenshot(page1, "04-locations");
+    await page1.getByLabel("Search by AoR or contact").fill("10.0.0.7");
+    await expect.poll(() => page1.locator(".pager span").textContent()).toBe("1–1 of 1");
+    await page1.getByRole("link", { name: "alice@example.com" }).click();
+    const ua = page1.locator('dd[data-field="User agent"]');
+    await expect.poll(() => ua.textContent()).toBe(HOSTILE_UA);
+    expect(await page1.locator('dd[data-field="Owner node"]').textContent()).toBe("n2");
+    expect(await page1.locator('dd[data-field="Path"]').textContent()).toBe("<sip:edge1.example.com;lr>");
+    expect(await page1.locator('dd[data-field="Expires"]').textContent()).toMatch(/^in (59m|1h)/);
+    expect(await page1.locator("main img, main script").count()).toBe(0);
+    expect(await page1.evaluate("window.__pwned")).toBeUndefined();
+    expect(dialogs).toEqual([]);
+    await browser.screenshot(page1, "05-binding-detail");
+  });
+
+  it("shows cluster health: the peer link, counts and the charts", async () => {
+    await page1.getByRole("link", { name: "Cluster" }).click();
+    const peer = page1.locator('tr[data-peer="n2"]');
+    await expect.poll(() => peer.textContent(), { timeout: 10_000 }).toContain("connected");
+    // Some traffic while the page polls, so the changes/s chart has something to draw.
+    for (let i = 0; i < 10; i++) {
+      await node(1).call("alias.set", { alias: `sip:load${i}@example.com`, target: "sip:desk@example.com" });
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    await expect.poll(() => page1.locator(".chart path.series").count(), { timeout: 10_000 }).toBe(2);
+    await expect.poll(() => page1.locator(".chart figcaption strong").first().textContent(), { timeout: 10_000 }).not.toMatch(/^(–|0\.0 )/);
+    expect(await page1.getByRole("heading", { name: "Node n1" }).count()).toBe(1);
+    await browser.screenshot(page1, "06-cluster");
+  });
+
+  it("shows the Kamailio writer when cluster.status reports one", async () => {
+    // Agents report `kamailio` once the Kamailio attachment lands; until then the page is fed one by
+    // rewriting cluster.status answers on their way from the real agent to the page.
+    const page = await browser.newPage();
+    await page.routeWebSocket(/\/rpc$/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((frame) => {
+        const msg = JSON.parse(String(frame)) as { result?: { replicaId?: string; kamailio?: unknown } };
+        if (msg.result?.replicaId) {
+          msg.result.kamailio = {
+            up: false, writer: "database", pendingWrites: 1234, rejected: 0, restarts: 1,
+            lastError: "FIFO /run/kamailio/kamailio_fifo: ENXIO <b>no reader</b>", lastErrorAt: new Date().toISOString(),
+            events: { connected: true, received: 52, failed: 0 }, lastReconcile: null,
+            reload: { state: "running", reason: "restart", total: 1200, done: 300, unchanged: 0, startedAt: null, finishedAt: null, rate: 150, error: null },
+          };
+        }
+        ws.send(JSON.stringify(msg));
+      });
+    });
+    try {
+      await signIn(page, node(0));
+      await page.getByRole("link", { name: "Cluster" }).click();
+      const card = page.locator(".card", { has: page.getByRole("heading", { name: "Kamailio" }) });
+      await expect.poll(() => card.textContent(), { timeout: 10_000 }).toContain("database fallback");
+      expect(await card.textContent()).toContain("running (300 of 1,200)");
+      expect(await card.textContent()).toContain("Answeringno");
+      expect(await card.locator(".error").textContent()).toBe("FIFO /run/kamailio/kamailio_fifo: ENXIO <b>no reader</b>");
+      expect(await page.getByRole("progressbar", { name: "Kamailio reload progress" }).getAttribute("value")).toBe("0.25");
+      await browser.screenshot(page, "09-cluster-kamailio");
+    } finally {
+      await page.close();
+    }
+  });
+
+  it("is readable at phone width", async () => {
+    const phone = await browser.newPage({ width: 390, height: 844 });
+    try {
+      await phone.goto(node(1).apiUrl + "/");
+      // Keyboard only: the token field has the focus when the page opens.
+      await phone.getByLabel("API token").waitFor();
+      await phone.keyboard.type(node(1).spec.token);
+      await phone.keyboard.press("Enter");
+      await phone.locator('tr[data-alias="dave@example.com"]').waitFor();
+      // The root never scrolls sideways, and tables stack into one block per row.
+      const overflow = () => phone.evaluate<number>("document.documentElement.scrollWidth - document.documentElement.clientWidth");
+      expect(await overflow()).toBeLessThanOrEqual(0);
+      const edit = await phone.getByRole("button", { name: "Edit dave@example.com" }).boundingBox();
+      expect(edit!.x + edit!.width).toBeLessThanOrEqual(390);
+      await browser.screenshot(phone, "07-phone-aliases");
+      await phone.getByRole("link", { name: "Cluster" }).click();
+      await phone.locator('tr[data-peer="n1"]').waitFor();
+      expect(await overflow()).toBeLessThanOrEqual(0);
+      await browser.screenshot(phone, "08-phone-cluster");
+    } finally {
+      await phone.close();
+    }
+  });
+
+  it("logged no errors and no Content-Security-Policy violations", () => {
+    expect(pageErrors).toEqual([]);
+  });
+});

@@ -1,0 +1,89 @@
+/** The web UI's pure logic: formatting, paging cursors, form checks, routes and the chart's numbers. */
+import { describe, expect, it } from "vitest";
+import { checkAliasForm, hasErrors } from "../../web/src/lib/alias-form.js";
+import { progress } from "../../web/src/lib/cluster-view.js";
+import { expiryText, formatDuration, formatQ, pageRange } from "../../web/src/lib/format.js";
+import { cursorOf, firstPage, nextPage, pageOffset, previousPage } from "../../web/src/lib/pager.js";
+import { parseRoute, routeHref } from "../../web/src/lib/route.js";
+import { appendSample, linePath, niceMax, ratePoints, sampleOf } from "../../web/src/lib/status-history.js";
+
+describe("format", () => {
+  it("writes durations, expiries, q and page ranges for people", () => {
+    expect([0, 59, 61, 3599, 3600, 90_000, 200_000].map(formatDuration)).toEqual(["0s", "59s", "1m 01s", "59m 59s", "1h 00m", "25h 00m", "2d 7h"]);
+    expect(expiryText(0, 100)).toBe("permanent");
+    expect(expiryText(100, 100)).toBe("expired");
+    expect(expiryText(225, 100)).toBe("in 2m 05s");
+    expect([-1, 0, 0.5, 1].map(formatQ)).toEqual(["not set", "0", "0.5", "1"]);
+    expect(pageRange(50, 50, 1234)).toBe("51–100 of 1,234");
+    expect(pageRange(0, 0, 0)).toBe("none");
+  });
+});
+
+describe("pager", () => {
+  it("walks forward with the server's cursors and back through the ones it saw", () => {
+    let p = firstPage(25);
+    expect(cursorOf(p)).toBe("");
+    p = nextPage(p, '["a","b"]');
+    p = nextPage(p, '["c","d"]');
+    expect([p.page, cursorOf(p), pageOffset(p)]).toEqual([2, '["c","d"]', 50]);
+    expect(nextPage(p, null)).toBe(p);
+    p = previousPage(p);
+    expect(cursorOf(p)).toBe('["a","b"]');
+    // Going forward again from an earlier page forgets the pages after it.
+    p = nextPage(p, '["x","y"]');
+    expect(p.cursors).toEqual(["", '["a","b"]', '["x","y"]']);
+    expect(previousPage(firstPage(10)).page).toBe(0);
+  });
+});
+
+describe("alias form", () => {
+  it("accepts what the agent accepts and normalises the alias the way usrloc keys it", () => {
+    const ok = checkAliasForm({ alias: " sip:Bob@Example.com ", target: " sip:alice@example.com;transport=tcp " });
+    expect(hasErrors(ok.errors)).toBe(false);
+    expect(ok).toMatchObject({ alias: "bob@example.com", target: "sip:alice@example.com;transport=tcp" });
+    expect(checkAliasForm({ alias: "tel-only@example.com", target: "tel:+15551234" }).errors).toEqual({});
+  });
+
+  it("says what is wrong with each field", () => {
+    expect(checkAliasForm({ alias: "", target: "" }).errors).toEqual({ alias: "The alias is empty.", target: "The target is empty." });
+    const bad = checkAliasForm({ alias: "bob@example.com;x=1", target: "<sip:alice@example.com>" }).errors;
+    expect(bad.alias).toMatch(/must look like user@domain/);
+    expect(bad.target).toMatch(/not a sip:, sips: or tel: URI.*e\.g\. sip:alice@example\.com/);
+  });
+});
+
+describe("routes", () => {
+  it("round-trips every page, and falls back to aliases", () => {
+    for (const r of [{ page: "aliases" }, { page: "locations" }, { page: "cluster" }, { page: "binding", aor: "a@b.c", contact: "sip:a@1.2.3.4;x=&y#z" }] as const) {
+      expect(parseRoute(routeHref(r))).toEqual(r);
+    }
+    expect(parseRoute("")).toEqual({ page: "aliases" });
+    expect(parseRoute("#/binding?aor=a@b.c")).toEqual({ page: "locations" });
+  });
+});
+
+describe("status history", () => {
+  const status = (total: number, lag: number) => ({ vv: { "n1~aaaaaaaa": total - 3, "n2~bbbbbbbb": 3 }, peers: [{ behindSeconds: lag, behindChanges: 7 }, { behindSeconds: 0, behindChanges: 0 }] });
+
+  it("keeps a window of samples and turns them into changes/s and worst lag", () => {
+    let h = appendSample([], sampleOf(status(10, 0), 0), 60_000);
+    h = appendSample(h, sampleOf(status(30, 1.5), 2000), 60_000);
+    h = appendSample(h, sampleOf(status(30, 0.5), 4000), 60_000);
+    expect(h[1]).toEqual({ atMs: 2000, changes: 30, lagSeconds: 1.5, lagChanges: 7 });
+    expect(ratePoints(h)).toEqual([
+      { atMs: 2000, changesPerSec: 10, lagSeconds: 1.5 },
+      { atMs: 4000, changesPerSec: 0, lagSeconds: 0.5 },
+    ]);
+    expect(appendSample(h, sampleOf(status(5, 0), 70_000), 60_000).map((s) => s.atMs)).toEqual([70_000]);
+    // A journal that starts again from empty is not a negative rate.
+    expect(ratePoints([{ atMs: 0, changes: 100, lagSeconds: 0, lagChanges: 0 }, { atMs: 1000, changes: 5, lagSeconds: 0, lagChanges: 0 }])[0]!.changesPerSec).toBe(0);
+    expect(sampleOf({ vv: {}, peers: [] }, 0)).toEqual({ atMs: 0, changes: 0, lagSeconds: 0, lagChanges: 0 });
+  });
+
+  it("draws within the box and picks round axis maxima", () => {
+    const d = linePath([{ x: 0, y: 0 }, { x: 5, y: 10 }, { x: 10, y: 20 }], { width: 100, height: 54, xMin: 0, xMax: 10, yMax: 10 });
+    expect(d).toBe("M0.0,52.0 L50.0,2.0 L100.0,2.0");
+    expect([0, 1, 1.2, 3, 7, 42, 100, 101].map(niceMax)).toEqual([1, 1, 2, 5, 10, 50, 100, 200]);
+    expect([progress(5, 10), progress(5, 0), progress(undefined, 3), progress(12, 10)]).toEqual([0.5, null, null, 1]);
+  });
+});

@@ -1,0 +1,45 @@
+/** Search + cursor paging + live refresh for a list page, and the card that holds its table. */
+import type { ComponentChildren } from "preact";
+import { useCallback, useState } from "preact/hooks";
+import type { RecordKind } from "../../../agent/contract/records.js";
+import { usePage } from "../api/use-rpc.js";
+import { cursorOf, firstPage, nextPage, pageOffset, previousPage } from "../lib/pager.js";
+import { Pager } from "./pager.js";
+import { SearchBox } from "./search-box.js";
+
+export function usePagedSearch<T>(kind: RecordKind, method: string, pageSize: number, refreshMs?: number) {
+  const [search, setSearch] = useState("");
+  const [pager, setPager] = useState(firstPage(pageSize));
+  const onSearch = useCallback((v: string) => {
+    setSearch(v);
+    setPager(firstPage(pageSize));
+  }, [pageSize]);
+  const page = usePage<T>(kind, { method, search, after: cursorOf(pager), limit: pageSize }, refreshMs);
+  return { ...page, search, onSearch, pager, setPager };
+}
+
+export type PagedSearch<T> = ReturnType<typeof usePagedSearch<T>>;
+
+/** The search field, any error, the table (children), then "1–25 of 300" and the pager. */
+export function ListCard<T>(props: {
+  list: PagedSearch<T>;
+  label: string;
+  empty: string;
+  searchField: { id: string; label: string; placeholder: string };
+  children: ComponentChildren;
+}) {
+  const { data, error, search, onSearch, pager, setPager } = props.list;
+  return (
+    <div class="card">
+      <div class="toolbar">
+        <SearchBox {...props.searchField} onSearch={onSearch} />
+      </div>
+      {error && <p class="error" role="alert">{error}</p>}
+      <div class="table-wrap">{props.children}</div>
+      {data && data.items.length === 0 && <p class="empty">{search ? `Nothing matches “${search}”.` : props.empty}</p>}
+      <Pager label={props.label} offset={pageOffset(pager)} shown={data?.items.length ?? 0} total={data?.total ?? 0}
+        hasPrev={pager.page > 0} hasNext={!!data?.next}
+        onPrev={() => setPager(previousPage)} onNext={() => data && setPager((p) => nextPage(p, data.next))} />
+    </div>
+  );
+}

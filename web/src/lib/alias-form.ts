@@ -1,0 +1,29 @@
+/**
+ * Checks the alias form with the same rules the agent applies (contract/sip-uri.ts), so the
+ * message appears beside the field before anything is sent.
+ */
+import { checkSipUri, normalizeAor } from "../../../agent/contract/sip-uri.js";
+
+export interface AliasFormErrors {
+  alias?: string;
+  target?: string;
+}
+
+export interface AliasFormResult {
+  errors: AliasFormErrors;
+  /** The alias as the agent keys it (user@domain, lower-case) when valid. */
+  alias: string;
+  target: string;
+}
+
+export function checkAliasForm(input: { alias: string; target: string }): AliasFormResult {
+  const errors: AliasFormErrors = {};
+  const a = normalizeAor(input.alias);
+  if ("error" in a) errors.alias = `The alias ${a.error}.`;
+  const target = input.target.trim();
+  const problem = checkSipUri(target);
+  if (problem) errors.target = `The target ${problem}${target === "" ? "" : " (e.g. sip:alice@example.com)"}.`;
+  return { errors, alias: "aor" in a ? a.aor : input.alias.trim(), target };
+}
+
+export const hasErrors = (e: AliasFormErrors) => e.alias !== undefined || e.target !== undefined;

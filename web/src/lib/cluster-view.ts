@@ -1,0 +1,37 @@
+/**
+ * The cluster status as the page shows it. `kamailio` comes from agents attached to a Kamailio
+ * (null or absent otherwise, and absent from agents older than the attachment), so every field of
+ * it is optional here and read defensively: the page works against old and new agents alike.
+ */
+import type { ClusterStatus } from "../../../agent/contract/protocol.js";
+
+export interface KamailioStatus {
+  /** Kamailio answered over jsonrpcs at the last check. */
+  up?: boolean;
+  writer?: string;
+  pendingWrites?: number;
+  lastError?: string | null;
+  lastErrorAt?: string | null;
+  rejected?: number;
+  events?: { connected: boolean; received: number; failed: number } | null;
+  reload?: { state?: string; done?: number; total?: number; rate?: number; error?: string | null } | null;
+  lastReconcile?: { at: string; learned: number; repaired: number; contacts: number } | null;
+  restarts?: number;
+}
+
+export type ClusterStatusView = Omit<ClusterStatus, "kamailio"> & { kamailio?: KamailioStatus | null };
+
+export const WRITER_TEXT: Record<string, string> = {
+  rpc: "Kamailio RPC (jsonrpcs)",
+  fifo: "Kamailio RPC (FIFO)",
+  database: "database fallback",
+  pending: "retrying: neither RPC nor database works",
+  idle: "idle",
+  off: "off",
+};
+
+/** 0..1 progress, or null when the total is unknown. */
+export function progress(done: number | undefined, total: number | undefined): number | null {
+  if (!total || total <= 0 || done === undefined) return null;
+  return Math.min(1, Math.max(0, done / total));
+}

@@ -1,0 +1,80 @@
+/** One alias in the table: view, edit its target in place, or remove it (asks once more). */
+import { useEffect, useRef, useState } from "preact/hooks";
+import type { RpcError } from "../../../agent/contract/errors.js";
+import { ApiMethod } from "../../../agent/contract/protocol.js";
+import type { Alias } from "../../../agent/contract/records.js";
+import { useRpc } from "../api/use-rpc.js";
+import { focusOnMount } from "../components/focus.js";
+import { checkAliasForm } from "../lib/alias-form.js";
+
+type Mode = "view" | "edit" | "confirm-remove";
+
+export function AliasRow(props: { alias: Alias; onChanged(): void }) {
+  const client = useRpc();
+  const { alias, target } = props.alias;
+  const [mode, setMode] = useState<Mode>("view");
+  const [draft, setDraft] = useState(target);
+  const [error, setError] = useState<string | null>(null);
+  const inputId = `edit-${alias}`;
+  // Back in view mode after Cancel or Keep, the focus returns to the button that left it.
+  const editButton = useRef<HTMLButtonElement>(null);
+  const removeButton = useRef<HTMLButtonElement>(null);
+  const previous = useRef<Mode>("view");
+  useEffect(() => {
+    if (mode === "view" && previous.current !== "view") (previous.current === "edit" ? editButton : removeButton).current?.focus();
+    previous.current = mode;
+  }, [mode]);
+
+  const run = async (call: () => Promise<unknown>) => {
+    setError(null);
+    try {
+      await call();
+      setMode("view");
+      props.onChanged();
+    } catch (err) {
+      setError((err as RpcError).message);
+    }
+  };
+
+  const save = (e: Event) => {
+    e.preventDefault();
+    const checked = checkAliasForm({ alias, target: draft });
+    if (checked.errors.target) return setError(checked.errors.target);
+    void run(() => client.call(ApiMethod.AliasSet, { alias, target: checked.target }));
+  };
+
+  return (
+    <tr data-alias={alias}>
+      <th scope="row" class="mono">{alias}</th>
+      <td class="mono" data-label="Forwards to">
+        {mode === "edit" ? (
+          <form class="inline-edit" onSubmit={save} noValidate>
+            <label class="visually-hidden" for={inputId}>New target for {alias}</label>
+            <input id={inputId} ref={focusOnMount} value={draft} spellcheck={false} aria-invalid={error ? "true" : undefined}
+              onInput={(e) => setDraft((e.target as HTMLInputElement).value)}
+              onKeyDown={(e) => e.key === "Escape" && (setMode("view"), setError(null))} />
+            <button type="submit" class="primary">Save</button>
+            <button type="button" onClick={() => (setMode("view"), setError(null))}>Cancel</button>
+          </form>
+        ) : (
+          target
+        )}
+        {error && <p class="field-error" role="alert">{error}</p>}
+      </td>
+      <td class="row-actions">
+        {mode === "view" && (
+          <>
+            <button type="button" ref={editButton} onClick={() => (setDraft(target), setMode("edit"))} aria-label={`Edit ${alias}`}>Edit</button>
+            <button type="button" ref={removeButton} class="danger" onClick={() => setMode("confirm-remove")} aria-label={`Remove ${alias}`}>Remove</button>
+          </>
+        )}
+        {mode === "confirm-remove" && (
+          <>
+            <button type="button" class="danger" ref={focusOnMount} onClick={() => void run(() => client.call(ApiMethod.AliasRemove, { alias }))}>Yes, remove</button>
+            <button type="button" onClick={() => setMode("view")}>Keep</button>
+          </>
+        )}
+      </td>
+    </tr>
+  );
+}

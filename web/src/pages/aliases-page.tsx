@@ -1,0 +1,29 @@
+/** Call-forward aliases: search, page, add, edit, remove; follows changes made anywhere in the cluster. */
+import { ApiMethod } from "../../../agent/contract/protocol.js";
+import type { Alias } from "../../../agent/contract/records.js";
+import { ListCard, usePagedSearch } from "../components/paged-list.js";
+import { AliasForm } from "./alias-form.js";
+import { AliasRow } from "./alias-row.js";
+
+const PAGE_SIZE = 25;
+
+export function AliasesPage() {
+  const list = usePagedSearch<Alias>("alias", ApiMethod.AliasList, PAGE_SIZE);
+  return (
+    <section aria-labelledby="page-title">
+      <h1 id="page-title">Call forwarding</h1>
+      <p class="lead">An alias forwards calls for one SIP address to another. Changes apply on every node.</p>
+      <AliasForm onSaved={list.reload} />
+      <ListCard list={list} label="Alias" empty="No aliases yet."
+        searchField={{ id: "alias-search", label: "Search aliases", placeholder: "name, domain or target" }}>
+        <table class="stack">
+          <caption class="visually-hidden">Aliases</caption>
+          <thead><tr><th scope="col">Alias</th><th scope="col">Forwards to</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
+          <tbody>
+            {list.data?.items.map((a) => <AliasRow key={`${a.alias}\n${a.target}`} alias={a} onChanged={list.reload} />)}
+          </tbody>
+        </table>
+      </ListCard>
+    </section>
+  );
+}

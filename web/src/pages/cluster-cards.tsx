@@ -1,0 +1,99 @@
+/** The cluster page's pieces: this node, its Kamailio writer, the last resync, the peer links. */
+import type { PeerStatus, ResyncStatus } from "../../../agent/contract/protocol.js";
+import { formatCount, formatDuration, formatTime } from "../lib/format.js";
+import { WRITER_TEXT, progress, type ClusterStatusView, type KamailioStatus } from "../lib/cluster-view.js";
+
+export function NodeCard({ s }: { s: ClusterStatusView }) {
+  return (
+    <div class="card stat-card">
+      <h2>Node {s.nodeId}</h2>
+      <dl class="stats">
+        <Stat k="Replica" v={s.replicaId} mono />
+        <Stat k="Up for" v={formatDuration(s.uptimeSeconds)} />
+        <Stat k="Locations" v={formatCount(s.counts.locations)} />
+        <Stat k="Aliases" v={formatCount(s.counts.aliases)} />
+        <Stat k="Pending Kamailio writes" v={formatCount(s.kamailio?.pendingWrites ?? s.pendingWrites)} />
+      </dl>
+    </div>
+  );
+}
+
+export function KamailioCard({ k }: { k: KamailioStatus }) {
+  const r = k.reload;
+  const p = r?.state === "running" ? progress(r.done, r.total) : null;
+  return (
+    <div class="card stat-card">
+      <h2>Kamailio</h2>
+      <dl class="stats">
+        {k.up !== undefined && <Stat k="Answering" v={k.up ? "yes" : "no"} />}
+        <Stat k="Writing through" v={WRITER_TEXT[k.writer ?? ""] ?? k.writer ?? "unknown"} />
+        <Stat k="Pending writes" v={formatCount(k.pendingWrites ?? 0)} />
+        {!!k.rejected && <Stat k="Writes refused" v={formatCount(k.rejected)} />}
+        {k.events && <Stat k="Registrar events" v={`${k.events.connected ? "connected" : "disconnected"}, ${formatCount(k.events.received)} in`} />}
+        {r && r.state !== "idle" && <Stat k="Reload" v={`${r.state ?? "unknown"}${r.total ? ` (${formatCount(r.done ?? 0)} of ${formatCount(r.total)})` : ""}`} />}
+        {k.lastReconcile && <Stat k="Last reconcile" v={`${formatTime(k.lastReconcile.at)}, ${formatCount(k.lastReconcile.repaired)} repaired`} />}
+        {!!k.restarts && <Stat k="Restarts seen" v={formatCount(k.restarts)} />}
+      </dl>
+      {p !== null && <Progress value={p} label="Kamailio reload" />}
+      {k.lastError && <p class="error">{k.lastError}</p>}
+      {r?.error && <p class="error">{`Reload: ${r.error}`}</p>}
+    </div>
+  );
+}
+
+export function ResyncCard({ r }: { r: ResyncStatus }) {
+  const p = progress(r.received, r.expected);
+  return (
+    <div class="card stat-card">
+      <h2>Last resync</h2>
+      <dl class="stats">
+        <Stat k="State" v={r.state === "idle" ? "none since start" : r.state} />
+        {r.peer && <Stat k="From peer" v={r.peer} />}
+        {r.state !== "idle" && <Stat k="Received" v={`${formatCount(r.received)}${r.expected ? ` of ~${formatCount(r.expected)}` : ""}`} />}
+        {r.startedAt && <Stat k="Started" v={formatTime(r.startedAt)} />}
+        {r.finishedAt && <Stat k="Finished" v={formatTime(r.finishedAt)} />}
+      </dl>
+      {r.state === "running" && p !== null && <Progress value={p} label="Resync" />}
+      {r.error && <p class="error">{r.error}</p>}
+    </div>
+  );
+}
+
+export function PeerTable({ peers }: { peers: PeerStatus[] }) {
+  if (peers.length === 0) return <p class="empty">This node has no peers configured.</p>;
+  return (
+    <div class="table-wrap">
+      <table class="stack">
+        <caption class="visually-hidden">Peer links</caption>
+        <thead>
+          <tr><th scope="col">Peer</th><th scope="col">Link</th><th scope="col" class="num">Behind (changes)</th><th scope="col" class="num">Behind (s)</th><th scope="col">Connected since</th><th scope="col">Last error</th></tr>
+        </thead>
+        <tbody>
+          {peers.map((p) => (
+            <tr key={p.nodeId} data-peer={p.nodeId}>
+              <th scope="row">{p.nodeId}<div class="muted mono small">{p.url ?? "inbound only"}</div></th>
+              <td data-label="Link"><span class={`badge ${p.connected ? "ok" : "bad"}`}>{p.connected ? "connected" : "disconnected"}</span>{p.direction && <span class="muted small"> {p.direction}</span>}</td>
+              <td class="num" data-label="Behind (changes)">{formatCount(p.behindChanges)}</td>
+              <td class="num" data-label="Behind (s)">{p.behindSeconds.toFixed(1)}</td>
+              <td data-label="Connected since">{formatTime(p.connectedSince)}</td>
+              <td class="clip" data-label="Last error">{p.lastError ?? "—"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function Stat(props: { k: string; v: string; mono?: boolean }) {
+  return (
+    <div class="stat">
+      <dt>{props.k}</dt>
+      <dd class={props.mono ? "mono break" : undefined}>{props.v}</dd>
+    </div>
+  );
+}
+
+function Progress(props: { value: number; label: string }) {
+  return <progress max={1} value={props.value} aria-label={`${props.label} progress`}>{`${Math.round(props.value * 100)}%`}</progress>;
+}

@@ -1,0 +1,83 @@
+/** Cluster health: polls cluster.status and keeps the last minutes of samples for the charts. */
+import { useEffect, useState } from "preact/hooks";
+import type { RpcError } from "../../../agent/contract/errors.js";
+import { ApiMethod } from "../../../agent/contract/protocol.js";
+import { useRpc } from "../api/use-rpc.js";
+import { LineChart } from "../components/line-chart.js";
+import type { ClusterStatusView } from "../lib/cluster-view.js";
+import { appendSample, ratePoints, sampleOf, type StatusSample } from "../lib/status-history.js";
+import { KamailioCard, NodeCard, PeerTable, ResyncCard } from "./cluster-cards.js";
+
+const POLL_MS = 2000;
+const WINDOW_MS = 5 * 60_000;
+
+export function ClusterPage() {
+  const client = useRpc();
+  const [status, setStatus] = useState<ClusterStatusView | null>(null);
+  const [history, setHistory] = useState<StatusSample[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const [resyncNote, setResyncNote] = useState<string | null>(null);
+
+  useEffect(() => {
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const poll = () =>
+      client
+        .call<ClusterStatusView>(ApiMethod.ClusterStatus, {})
+        .then((s) => {
+          if (stopped) return;
+          setStatus(s);
+          setError(null);
+          setHistory((h) => appendSample(h, sampleOf(s, Date.now()), WINDOW_MS));
+        })
+        .catch((e: RpcError) => !stopped && setError(e.message))
+        .finally(() => {
+          if (!stopped) timer = setTimeout(poll, POLL_MS);
+        });
+    void poll();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, [client]);
+
+  const resync = () => {
+    setResyncNote("Starting a resync…");
+    client.call(ApiMethod.ClusterResync, {}).then(
+      () => setResyncNote("Resync started; progress shows below."),
+      (e: RpcError) => setResyncNote(`Resync refused: ${e.message}`),
+    );
+  };
+
+  const points = ratePoints(history);
+  const now = history.at(-1)?.atMs ?? Date.now();
+  // The x axis grows with the history until it spans the whole window.
+  const xMin = Math.max(now - WINDOW_MS, points[0]?.atMs ?? now);
+  return (
+    <section aria-labelledby="page-title">
+      <h1 id="page-title">Cluster health</h1>
+      {error && <p class="error" role="alert">{error}</p>}
+      {status && (
+        <>
+          <div class="grid">
+            <NodeCard s={status} />
+            {status.kamailio && <KamailioCard k={status.kamailio} />}
+            <ResyncCard r={status.resync} />
+          </div>
+          <div class="card">
+            <h2>Peer links</h2>
+            <PeerTable peers={status.peers} />
+          </div>
+          <div class="grid charts">
+            <div class="card"><LineChart title="Changes applied" unit="/s" points={points.map((p) => ({ x: p.atMs, y: p.changesPerSec }))} xMin={xMin} xMax={now} format={(v) => v.toFixed(v < 10 ? 1 : 0)} /></div>
+            <div class="card"><LineChart title="Worst peer lag" unit="s" points={points.map((p) => ({ x: p.atMs, y: p.lagSeconds }))} xMin={xMin} xMax={now} format={(v) => v.toFixed(1)} /></div>
+          </div>
+          <div class="card toolbar">
+            <button type="button" onClick={resync}>Resync from a peer</button>
+            {resyncNote && <span class="muted" role="status">{resyncNote}</span>}
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
