@@ -3,7 +3,7 @@
  * signal handlers or exits). Starts three real agents on 127.0.0.1, runs the scenarios in order
  * against them, prints the table and writes bench-results/mesh.json.
  */
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { packageRoot } from "../../agent/ops/paths.js";
 import { startBenchCluster, type BenchCluster, type Synchronous } from "./bench-cluster.js";
@@ -13,6 +13,7 @@ import { runLatency } from "./scenarios/latency.js";
 import { runMemory } from "./scenarios/memory.js";
 import type { BenchSizes, Scenario } from "./scenarios/scenario.js";
 import { runThroughput } from "./scenarios/throughput.js";
+import { KAMAILIO_FULL, runKamailioBench } from "./kamailio-bench.js";
 
 const SCENARIOS: Record<string, Scenario> = {
   throughput: runThroughput,
@@ -52,6 +53,11 @@ run ${FULL.repeat} times each and report the median run; the notes under the tab
   latency     ${FULL.latencyRate}/s paced single-edit publishes for ${FULL.latencySeconds} s; n1 publish → n2/n3 notification (target p99 < 10 ms)
   catchup     kill -9 n3, ${FULL.catchupChanges.toLocaleString("en-US")} bindings into n1, restart n3 until it holds them (target < 2 s)
   memory      agent RSS with ${FULL.memoryBindings.toLocaleString("en-US")} bindings on every node (target < 300 MB)
+  kamailio    issue 3, against Kamailio's dmq_usrloc in the same run (3 real Kamailio nodes, -m 512), into
+              bench-results/kamailio.json; its parts can be picked alone as kamailio.registrar, .convergence, .reload:
+              registrar    REGISTER/s one node answers: plain save() vs locmesh hook + agent (target ≤ 5% cost) vs dmq
+              convergence  ${KAMAILIO_FULL.convergenceCount.toLocaleString("en-US")} REGISTERs at ${KAMAILIO_FULL.convergenceRate}/s: lost bindings and time until 3 nodes agree (target 0, ≤ 0.5 s)
+              reload       ${KAMAILIO_FULL.reloadCount.toLocaleString("en-US")} bindings back into a restarted Kamailio (target: no slower than dmq's sync)
 
 Options:
   --only <list>      comma-separated scenarios to run, e.g. --only throughput,latency
@@ -66,6 +72,8 @@ Options:
 
 interface Options {
   scenarios: string[];
+  /** Parts of the Kamailio group to run (kamailio-bench.ts); empty = none. */
+  kamailio: string[];
   modes: Synchronous[];
   quick: boolean;
   nodeArgs: string[];
@@ -98,13 +106,15 @@ function parseOptions(argv: string[]): Options | string | null {
     return null;
   }
   const wanted = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : Object.keys(SCENARIOS);
-  const unknown = wanted.filter((s) => !(s in SCENARIOS));
+  const kamailio = wanted.includes("kamailio") ? KAMAILIO_PARTS : KAMAILIO_PARTS.filter((p) => wanted.includes(`kamailio.${p}`));
+  const unknown = wanted.filter((s) => !(s in SCENARIOS) && s !== "kamailio" && !KAMAILIO_PARTS.some((p) => s === `kamailio.${p}`));
   if (unknown.length > 0) return `unknown scenario ${unknown.join(", ")}; choose from ${Object.keys(SCENARIOS).join(", ")}`;
   const modes: Record<string, Synchronous[]> = { full: ["full"], normal: ["normal"], both: ["full", "normal"] };
   if (!modes[values.sync]) return `--sync must be full, normal or both, not ${values.sync}`;
   return {
     // Always in the canonical order: later scenarios build on the data earlier ones left.
     scenarios: Object.keys(SCENARIOS).filter((s) => wanted.includes(s)),
+    kamailio,
     modes: modes[values.sync]!,
     quick: values.quick,
     nodeArgs: [...(values.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(values.profile)}`] : []), ...values["node-flag"]],
@@ -112,6 +122,8 @@ function parseOptions(argv: string[]): Options | string | null {
     keep: values.keep,
   };
 }
+
+const KAMAILIO_PARTS = ["registrar", "convergence", "reload"];
 
 const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${line}\n`);
 
@@ -164,6 +176,8 @@ async function main(): Promise<number> {
     log(`WARNING: the CPUs were ${Math.round(machine.cpuBusyBeforeStart * 100)}% busy before the bench started; other work skews the figures`);
   }
   const sizes = opts.quick ? QUICK : FULL;
+  if (opts.kamailio.length > 0 && !(await runKamailio(opts, started, machine))) failedKamailio = true;
+  if (opts.scenarios.length === 0) return failedKamailio ? 1 : 0;
   const modes: ModeReport[] = [];
   for (const synchronous of opts.modes) modes.push(await runMode(opts, synchronous, sizes));
 
@@ -184,7 +198,23 @@ async function main(): Promise<number> {
     runs: modes,
   });
   process.stdout.write(`\nresults written to ${opts.out}\n`);
-  return outcome.failed ? 1 : 0;
+  return outcome.failed || failedKamailio ? 1 : 0;
+}
+
+let failedKamailio = false;
+
+/** The Kamailio group (its own Kamailio nodes and agents); false when a part failed. */
+async function runKamailio(opts: Options, started: Date, machine: Record<string, unknown>): Promise<boolean> {
+  const out = opts.out.endsWith("mesh.json") ? join(dirname(opts.out), "kamailio.json") : opts.out.replace(/\.json$/, "") + ".kamailio.json";
+  const k = await runKamailioBench({ quick: opts.quick, keep: opts.keep, log, only: opts.kamailio });
+  process.stdout.write(`\nlocmesh vs Kamailio dmq_usrloc, same run — ${started.toISOString()}${opts.quick ? " — QUICK RUN (smaller sizes)" : ""}\n\n${k.text}`);
+  writeResults(out, {
+    date: started.toISOString(), durationSeconds: Math.round((Date.now() - started.getTime()) / 1000),
+    machine: { ...machine, cpuBusyAfter: Math.round((await cpuBusyFraction(1000)) * 100) / 100 },
+    quick: opts.quick, sizes: k.sizes, figures: k.figures, runs: k.scenarios,
+  });
+  process.stdout.write(`\nresults written to ${out}\n`);
+  return !k.failed;
 }
 
 /** Share of CPU time busy before the start above which the figures are flagged as skewed. */

@@ -19,6 +19,16 @@ export interface KamailioCfgParams {
   extra?: string;
   /** Wire in locmesh's include (agent/kamailio/cfg-include.ts) the way an operator would. */
   locmesh?: LocmeshCfg;
+  /** Kamailio's own replication instead (dmq + dmq_usrloc, kamailio-5.6.md §7), for the benchmarks' comparison. */
+  dmq?: DmqCfg;
+}
+
+/** dmq + dmq_usrloc as in /work/shared/docs/examples/kamailio-dmq-node.cfg.tpl; DMQ rides on the SIP port. */
+export interface DmqCfg {
+  /** SIP ports of the peers on 127.0.0.1 (notification_address, each one; multi_notify on). */
+  peerPorts: number[];
+  /** dmq_usrloc batch_msg_contacts (default 50). */
+  batchMsgContacts?: number;
 }
 
 export interface LocmeshCfg {
@@ -63,8 +73,9 @@ export function kamailioCfg(p: KamailioCfgParams): string {
     `modparam("usrloc", "preload", "aliases")`,
     `modparam("registrar", "xavp_rcd", "ulrcd")`,
     `modparam("registrar", "max_expires", 3600)`,
+    ...(p.dmq ? dmqLines(p.dmq, p.sipPort) : []),
     p.extra ?? "",
-    ...(p.locmesh ? locmeshLines(p.locmesh) : [ROUTES]),
+    ...(p.locmesh ? locmeshLines(p.locmesh) : [p.dmq ? ROUTES.replace("request_route {\n", `request_route {\n${DMQ_ROUTE}`) : ROUTES]),
     p.httpPort ? HTTP_ROUTE : "",
   ];
   return lines.join("\n") + "\n";
@@ -118,6 +129,28 @@ function locmeshLines(l: LocmeshCfg): string[] {
     `#!include_file "${l.includePath}"`,
     routes,
     ...(l.ownExpiredRoute ? ["event_route[usrloc:contact-expired] {\n\txlog(\"L_NOTICE\", \"operator's own expired route\\n\");\n\troute(LOCMESH_EXPIRED);\n}"] : []),
+  ];
+}
+
+const DMQ_ROUTE = `	if (is_method("KDMQ")) {
+		dmq_handle_message();
+		exit;
+	}
+`;
+
+function dmqLines(d: DmqCfg, sipPort: number): string[] {
+  return [
+    `loadmodule "dmq.so"`,
+    `loadmodule "dmq_usrloc.so"`,
+    `modparam("dmq", "server_address", "sip:127.0.0.1:${sipPort}")`,
+    ...d.peerPorts.map((port) => `modparam("dmq", "notification_address", "sip:127.0.0.1:${port}")`),
+    `modparam("dmq", "multi_notify", 1)`,
+    `modparam("dmq", "num_workers", 2)`,
+    `modparam("dmq", "ping_interval", 60)`,
+    `modparam("dmq_usrloc", "enable", 1)`,
+    `modparam("dmq_usrloc", "sync", 1)`,
+    `modparam("dmq_usrloc", "batch_msg_contacts", ${d.batchMsgContacts ?? 50})`,
+    `modparam("dmq_usrloc", "batch_msg_size", 60000)`,
   ];
 }
 

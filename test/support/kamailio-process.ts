@@ -14,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { kamailioInclude, type IncludeParams } from "../../agent/kamailio/cfg-include.js";
-import { kamailioCfg, type LocmeshCfg } from "./kamailio-cfg.js";
+import { kamailioCfg, type DmqCfg, type LocmeshCfg } from "./kamailio-cfg.js";
 
 export const KAMAILIO_BIN = "/usr/sbin/kamailio";
 export const KAMAILIO_INSTALL =
@@ -31,6 +31,10 @@ export interface KamailioOptions {
   extraCfg?: string;
   /** Shared memory in MB (-m); Kamailio's default is 64. */
   shmMb?: number;
+  /** SIP port on 127.0.0.1 (default: a free one), e.g. chosen up front so dmq peers can name each other. */
+  sipPort?: number;
+  /** Kamailio's own dmq + dmq_usrloc replication (kamailio-cfg.ts DmqCfg) instead of locmesh. */
+  dmq?: DmqCfg;
   /** locmesh's kamailio.cfg include, wired in as an operator would; evapi on a free 127.0.0.1 port. */
   locmesh?: Omit<LocmeshCfg, "includePath"> & Partial<Pick<IncludeParams, "agentAddress" | "aliasMode" | "meshPeers">>;
 }
@@ -92,13 +96,13 @@ async function freeTcpPort(): Promise<number> {
 export async function startKamailio(opts: KamailioOptions = {}): Promise<KamailioProcess> {
   const mods = modulesDir();
   const dir = mkdtempSync(join(tmpdir(), "locmesh-kam-"));
-  const sipPort = await freeUdpPort();
+  const sipPort = opts.sipPort ?? (await freeUdpPort());
   const dgramPort = opts.dgramWorkers ? await freeUdpPort() : undefined;
   const httpPort = opts.http ? await freeTcpPort() : undefined;
   const cfgPath = join(dir, "kamailio.cfg");
   const evapiPort = opts.locmesh ? await freeTcpPort() : undefined;
   const locmesh = opts.locmesh ? writeLocmeshInclude(dir, evapiPort as number, opts.locmesh) : undefined;
-  writeFileSync(cfgPath, kamailioCfg({ dir, modulesDir: mods, sipPort, dgramPort, dgramWorkers: opts.dgramWorkers, httpPort, extra: opts.extraCfg, locmesh }));
+  writeFileSync(cfgPath, kamailioCfg({ dir, modulesDir: mods, sipPort, dgramPort, dgramWorkers: opts.dgramWorkers, httpPort, extra: opts.extraCfg, locmesh, dmq: opts.dmq }));
   const fifoPath = join(dir, "kamailio_rpc.fifo");
   const log: string[] = [];
   let child: ChildProcess | null = null;

@@ -1,0 +1,236 @@
+/**
+ * The Kamailio side of the issue-3 benchmarks: three ways to run Kamailio 5.6 nodes on 127.0.0.1,
+ * all with the same base cfg (kamailio-cfg.ts), `-m 512` shared memory and `debug=0` (no per-REGISTER
+ * log line to pipe through node):
+ *   - plain: `save("location")` only, no replication;
+ *   - locmesh: the include (`route(LOCMESH_REGISTER)` → evapi) with an agent attached to each node
+ *     (test/support/kamailio-cluster.ts);
+ *   - dmq: Kamailio's own dmq + dmq_usrloc (`sync=1`, `batch_msg_contacts=50`, kamailio-5.6.md §7).
+ * Every node also serves jsonrpcs over UDP; the bench reads counts (`stats.fetch`, O(1)) and checks
+ * AoRs (`ul.lookup`, one datagram each) over it, never with the quadratic `ul.dump`.
+ */
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { createDgramClient } from "../../agent/kamailio/dgram-client.js";
+import type { KamailioRpc } from "../../agent/kamailio/jsonrpcs-wire.js";
+import { createUsrlocRpc, type UsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import type { AgentProcess } from "../support/agent-process.js";
+import { startKamailioCluster, TEST_DOMAIN } from "../support/kamailio-cluster.js";
+import { freeUdpPort, startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
+import { SIPP_BIN } from "../support/sipp.js";
+import { bindingEdit } from "./workload.js";
+
+const run = promisify(execFile);
+
+export type Flavour = "plain" | "locmesh" | "dmq";
+
+export interface BenchNode {
+  id: string;
+  kam: KamailioProcess;
+  /** jsonrpcs over UDP to this node. */
+  rpc: KamailioRpc;
+  usrloc: UsrlocRpc;
+  /** The attached agent (locmesh only). */
+  agent: AgentProcess | null;
+}
+
+export interface BenchNodes {
+  flavour: Flavour;
+  nodes: BenchNode[];
+  close(): Promise<void>;
+}
+
+export interface NodesOptions {
+  n: number;
+  baseDir: string;
+  shmMb: number;
+  /** Kamailio dgram_workers (the agent's writes go there). */
+  dgramWorkers: number;
+  /** Merged into each agent's kamailio config (locmesh only), e.g. { window: 64 }. */
+  agentKamailio?: Record<string, unknown>;
+}
+
+/** Same on every flavour: counts come from kex's stats, and nothing is logged per REGISTER. */
+const COMMON_CFG = ['loadmodule "kex.so"', "debug=0"].join("\n");
+
+async function attach(id: string, kam: KamailioProcess, agent: AgentProcess | null): Promise<BenchNode> {
+  const rpc = await createDgramClient({ host: "127.0.0.1", port: kam.dgramPort!, timeoutMs: 5000, log: silentLogger(), maxInFlight: 64 });
+  return { id, kam, rpc, usrloc: createUsrlocRpc({ rpc }), agent };
+}
+
+export async function startNodes(flavour: Flavour, o: NodesOptions): Promise<BenchNodes> {
+  const nodes: BenchNode[] = [];
+  const closeRpcs = () => Promise.allSettled(nodes.map((x) => x.rpc.close()));
+  if (flavour === "locmesh") {
+    const cluster = await startKamailioCluster({
+      baseDir: o.baseDir,
+      n: o.n,
+      kamailio: { shmMb: o.shmMb, dgramWorkers: o.dgramWorkers, extraCfg: COMMON_CFG },
+      // No periodic ul.dump (quadratic in the table): the bench measures replication, not reconciling.
+      agentKamailio: { reconcileIntervalSec: 0, timeoutMs: 5000, ...o.agentKamailio },
+      agentConfig: { log: { level: "warn" } },
+    });
+    for (const c of cluster.nodes) nodes.push(await attach(c.id, c.kamailio, c.agent));
+    return { flavour, nodes, close: async () => { await closeRpcs(); await cluster.close(); } };
+  }
+  const ports = await Promise.all(Array.from({ length: o.n }, () => freeUdpPort()));
+  const kams: KamailioProcess[] = [];
+  const close = async () => {
+    await closeRpcs();
+    await Promise.allSettled(kams.map((k) => k.close()));
+  };
+  try {
+    for (const [i, port] of ports.entries()) {
+      kams.push(await startKamailio({
+        sipPort: port, shmMb: o.shmMb, dgramWorkers: o.dgramWorkers,
+        extraCfg: [`alias="${TEST_DOMAIN}"`, COMMON_CFG].join("\n"),
+        ...(flavour === "dmq" ? { dmq: { peerPorts: ports.filter((_, j) => j !== i), batchMsgContacts: 50 } } : {}),
+      }));
+    }
+    for (const [i, kam] of kams.entries()) nodes.push(await attach(`n${i + 1}`, kam, null));
+    if (flavour === "dmq") await waitDmqMesh(nodes);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { flavour, nodes, close };
+}
+
+/** Until every dmq node lists all n nodes as active (notifications go both ways at startup). */
+export async function waitDmqMesh(nodes: readonly BenchNode[], timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lists = await Promise.all(nodes.map((x) => x.rpc.call<{ status: string }[]>("dmq.list_nodes")));
+    if (lists.every((l) => l.filter((e) => e.status === "active").length === nodes.length)) return;
+    if (Date.now() > deadline) throw new Error(`dmq nodes did not all see each other: ${JSON.stringify(lists)}`);
+    await sleep(100);
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Contacts in the node's `location` domain (usrloc's own counter, O(1)). */
+export async function contactCount(node: BenchNode): Promise<number> {
+  const s = await node.rpc.call<Record<string, string>>("stats.fetch", ["usrloc:"]);
+  return Number(s["usrloc.location_contacts"] ?? NaN);
+}
+
+/**
+ * Polls every node's count every `pollMs` until each reaches `want[i]`; returns performance.now()
+ * at the poll that saw the last one arrive, or null at the deadline, and the last counts.
+ */
+export async function waitCounts(nodes: readonly BenchNode[], want: readonly number[], timeoutMs: number, pollMs = 20): Promise<{ at: number | null; counts: number[] }> {
+  const deadline = performance.now() + timeoutMs;
+  let counts: number[] = [];
+  for (;;) {
+    counts = await Promise.all(nodes.map(contactCount));
+    const now = performance.now();
+    if (counts.every((c, i) => c >= want[i]!)) return { at: now, counts };
+    if (now > deadline) return { at: null, counts };
+    await sleep(pollMs);
+  }
+}
+
+/** Runs `fn(i)` for i in [0, count) with `window` calls in flight. */
+export async function pipelined(count: number, window: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(window, count) }, worker));
+}
+
+/** How many of the AoRs `<prefix><n>@domain` (n = 1..count) have no contact on the node (ul.lookup each). */
+export async function missingAors(node: BenchNode, prefix: string, count: number, domain = TEST_DOMAIN): Promise<number> {
+  let missing = 0;
+  await pipelined(count, 32, async (i) => {
+    if ((await node.usrloc.ulLookup("location", `${prefix}${i + 1}@${domain}`)).length === 0) missing++;
+  });
+  return missing;
+}
+
+/** The bench workload's bindings (workload.ts) as ul.add writes, `window` in flight, into one node. */
+export async function ulAddBulk(node: BenchNode, prefix: string, count: number, window: number): Promise<void> {
+  const nowSec = Math.floor(Date.now() / 1000);
+  await pipelined(count, window, async (i) => {
+    const edit = bindingEdit(prefix, i, nowSec);
+    if (edit.op !== "upsert") throw new Error("workload.ts makes upserts only");
+    const b = edit.binding;
+    await node.usrloc.ulAdd("location", b.aor.replace(/^sip:/, ""), {
+      contact: b.contact, expires: b.expires, q: b.q ?? -1, path: b.path ?? "", received: b.received ?? "", socket: b.socket ?? "",
+      flags: b.flags ?? 0, cflags: b.cflags ?? 0, methods: b.methods ?? 0,
+    }, nowSec);
+  });
+}
+
+export interface SippOutcome {
+  /** REGISTERs answered 200 OK, by sipp's own count. */
+  successful: number;
+  failed: number;
+  /** sipp's elapsed time from its first REGISTER to its end. */
+  seconds: number;
+  ok: boolean;
+  output: string;
+}
+
+/**
+ * `count` REGISTERs (`<prefix>1..count@example.com`, one contact each, from one local port) at
+ * `rate`/s with at most `limit` unanswered; no retransmission (a lost REGISTER counts as failed
+ * after `timeoutSec`). successful/seconds is the registrar's throughput when `rate` exceeds it.
+ */
+export async function sippRegisters(o: { dir: string; sipPort: number; count: number; rate: number; limit: number; prefix: string; timeoutSec?: number }): Promise<SippOutcome> {
+  const localPort = await freeUdpPort();
+  const scenario = join(o.dir, `register-${o.prefix}.xml`);
+  writeFileSync(scenario, registerScenario(o.prefix, TEST_DOMAIN));
+  const wall = Math.ceil(o.count / Math.min(o.rate, 2000)) + 30;
+  const args = [
+    "-sf", scenario, "-m", String(o.count), "-r", String(o.rate), "-l", String(o.limit),
+    "-i", "127.0.0.1", "-p", String(localPort), "-nostdin", "-timeout", `${wall}s`, "-recv_timeout", `${(o.timeoutSec ?? 2) * 1000}`,
+    `127.0.0.1:${o.sipPort}`,
+  ];
+  let output: string;
+  let ok = true;
+  try {
+    output = (await run(SIPP_BIN, args, { cwd: o.dir, timeout: (wall + 10) * 1000, maxBuffer: 64 << 20 })).stdout;
+  } catch (err) {
+    ok = false;
+    output = (err as { stdout?: string }).stdout ?? String(err);
+  }
+  const tail = output.slice(output.lastIndexOf("Statistics Screen"));
+  const cumulative = (name: string) => Number(new RegExp(`${name}\\s*\\|\\s*\\d+\\s*\\|\\s*(\\d+)`).exec(tail)?.[1] ?? NaN);
+  const time = (name: string) => Number(new RegExp(`${name}\\s*\\|[^|]*\\s(\\d+\\.\\d+)\\s*$`, "m").exec(tail)?.[1] ?? NaN);
+  return {
+    successful: cumulative("Successful call"),
+    failed: cumulative("Failed call"),
+    seconds: time("Current Time") - time("Start Time"),
+    ok,
+    output: tail.slice(0, 3000),
+  };
+}
+
+function registerScenario(prefix: string, domain: string): string {
+  return `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="locmesh bench register">
+  <send>
+    <![CDATA[
+REGISTER sip:${domain} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+Max-Forwards: 70
+From: <sip:${prefix}[call_number]@${domain}>;tag=[pid]SIPpTag[call_number]
+To: <sip:${prefix}[call_number]@${domain}>
+Call-ID: [call_id]
+CSeq: 1 REGISTER
+Contact: <sip:${prefix}[call_number]@[local_ip]:[local_port]>
+Expires: 3600
+User-Agent: sipp-bench
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+`;
+}

@@ -1,0 +1,76 @@
+/**
+ * Issue 3, benchmark 1: the most REGISTERs/s one Kamailio node answers with 200 OK, with plain
+ * `save("location")`, with locmesh's hook and its agent attached (alone, and in a 3-node mesh), and
+ * with dmq_usrloc replicating to 2 peers. sipp offers far more than the node can take (`-r` high)
+ * with at most `limit` REGISTERs unanswered, so successful/elapsed is the node's capacity.
+ */
+import { median, fmt } from "./scenario.js";
+import type { Figure, ScenarioReport } from "../report.js";
+import { contactCount, sippRegisters, startNodes, type Flavour } from "../kamailio-nodes.js";
+import type { KamailioBenchContext } from "../kamailio-bench.js";
+
+interface Variant {
+  name: string;
+  flavour: Flavour;
+  n: number;
+}
+
+const VARIANTS: Variant[] = [
+  { name: "plain", flavour: "plain", n: 1 },
+  { name: "locmesh-1", flavour: "locmesh", n: 1 },
+  { name: "locmesh-3", flavour: "locmesh", n: 3 },
+  { name: "dmq-3", flavour: "dmq", n: 3 },
+];
+
+export async function runKamailioRegistrar(ctx: KamailioBenchContext): Promise<ScenarioReport> {
+  const { sizes, log } = ctx;
+  const runs: Record<string, { perSecond: number; successful: number; failed: number; seconds: number; stored: number }[]> = {};
+  // Variants interleaved round by round, so a burst of other work on the box hits all of them alike.
+  for (let round = 0; round < sizes.registrarRounds; round++) {
+    for (const v of VARIANTS) {
+      const nodes = await startNodes(v.flavour, { n: v.n, baseDir: ctx.dir(`reg-${v.name}-${round}`), shmMb: sizes.shmMb, dgramWorkers: 2 });
+      try {
+        const n1 = nodes.nodes[0]!;
+        for (let r = 0; r < sizes.registrarRepeat; r++) {
+          const prefix = `t${round}r${r}u`;
+          const before = await contactCount(n1);
+          const out = await sippRegisters({ dir: ctx.dir(`reg-${v.name}-${round}`), sipPort: n1.kam.sipPort, count: sizes.registrarCount, rate: 50_000, limit: sizes.registrarLimit, prefix });
+          const stored = (await contactCount(n1)) - before;
+          const perSecond = out.successful / out.seconds;
+          (runs[v.name] ??= []).push({ perSecond, successful: out.successful, failed: out.failed, seconds: out.seconds, stored });
+          log(`registrar ${v.name} round ${round + 1} run ${r + 1}: ${fmt(out.successful)} 200 OK in ${fmt(out.seconds, 2)} s = ${fmt(perSecond)}/s (failed ${out.failed}, stored ${stored})`);
+          if (!Number.isFinite(perSecond)) log(`sipp said:\n${out.output}`);
+        }
+      } finally {
+        await nodes.close();
+      }
+    }
+  }
+  const med = (name: string) => median(runs[name]!.map((x) => x.perSecond));
+  const plain = med("plain");
+  const dmq = med("dmq-3");
+  const all = (name: string) => runs[name]!.map((x) => fmt(x.perSecond)).join(", ");
+  const figures: Figure[] = [
+    {
+      id: "kamailio.registrar.plain", metric: "REGISTER/s, one node, plain save()", value: plain, unit: "/s", target: null,
+      reference: { value: dmq, unit: "/s", source: "dmq_usrloc, same run" },
+      note: `runs: ${all("plain")}`,
+    },
+    {
+      id: "kamailio.registrar.locmesh", metric: "REGISTER/s, one node, locmesh hook + agent", value: med("locmesh-1"), unit: "/s",
+      target: { kind: "min", value: Math.round(plain * 0.95) },
+      reference: { value: dmq, unit: "/s", source: "dmq_usrloc, same run" },
+      note: `hook cost ${fmt((1 - med("locmesh-1") / plain) * 100, 1)}% of plain (target ≤ 5%); runs: ${all("locmesh-1")}`,
+    },
+    {
+      id: "kamailio.registrar.locmesh3", metric: "REGISTER/s, node 1 of 3, locmesh replicating", value: med("locmesh-3"), unit: "/s", target: null,
+      reference: { value: dmq, unit: "/s", source: "dmq_usrloc, same run" },
+      note: `${fmt((1 - med("locmesh-3") / plain) * 100, 1)}% below plain; all 3 Kamailios and 3 agents share the 2 CPUs with sipp; runs: ${all("locmesh-3")}`,
+    },
+    {
+      id: "kamailio.registrar.dmq", metric: "REGISTER/s, node 1 of 3, dmq_usrloc replicating", value: dmq, unit: "/s", target: null,
+      note: `${fmt((1 - dmq / plain) * 100, 1)}% below plain; runs: ${all("dmq-3")}`,
+    },
+  ];
+  return { name: "kamailio-registrar", figures, details: { runs, count: sizes.registrarCount, limit: sizes.registrarLimit } };
+}
