@@ -10,7 +10,7 @@
  * AoRs (`ul.lookup`, one datagram each) over it, never with the quadratic `ul.dump`.
  */
 import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { createDgramClient } from "../../agent/kamailio/dgram-client.js";
@@ -25,7 +25,8 @@ import { bindingEdit } from "./workload.js";
 
 const run = promisify(execFile);
 
-export type Flavour = "plain" | "locmesh" | "dmq";
+/** "hook": locmesh's include in the cfg but no agent attached (what the cfg route alone costs). */
+export type Flavour = "plain" | "hook" | "locmesh" | "dmq";
 
 export interface BenchNode {
   id: string;
@@ -87,6 +88,7 @@ export async function startNodes(flavour: Flavour, o: NodesOptions): Promise<Ben
       kams.push(await startKamailio({
         sipPort: port, shmMb: o.shmMb, dgramWorkers: o.dgramWorkers,
         extraCfg: [`alias="${TEST_DOMAIN}"`, COMMON_CFG].join("\n"),
+        ...(flavour === "hook" ? { locmesh: { aliasMode: "usrloc" as const } } : {}),
         ...(flavour === "dmq" ? { dmq: { peerPorts: ports.filter((_, j) => j !== i), batchMsgContacts: 50 } } : {}),
       }));
     }
@@ -107,6 +109,24 @@ export async function waitDmqMesh(nodes: readonly BenchNode[], timeoutMs = 20_00
     if (lists.every((l) => l.filter((e) => e.status === "active").length === nodes.length)) return;
     if (Date.now() > deadline) throw new Error(`dmq nodes did not all see each other: ${JSON.stringify(lists)}`);
     await sleep(100);
+  }
+}
+
+/** CPU seconds (user + system) used so far by a node's Kamailio processes and by its agent. */
+export async function cpuOf(node: BenchNode): Promise<{ kamailio: number; agent: number }> {
+  const pids = [node.kam.pid(), ...(await node.kam.processes()).map((p) => p.pid)];
+  const agentPid = node.agent?.child?.pid;
+  return { kamailio: pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0), agent: agentPid ? cpuSecondsOf(agentPid) : 0 };
+}
+
+function cpuSecondsOf(pid: number): number {
+  try {
+    // Fields after the ")" that ends the command name: utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
   }
 }
 

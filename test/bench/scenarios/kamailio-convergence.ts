@@ -21,7 +21,7 @@ interface Run {
 export async function runKamailioConvergence(ctx: KamailioBenchContext): Promise<ScenarioReport> {
   const { sizes, log } = ctx;
   const count = sizes.convergenceCount;
-  const runs: Record<Flavour, Run[]> = { plain: [], locmesh: [], dmq: [] };
+  const runs: Record<"locmesh" | "dmq", Run[]> = { locmesh: [], dmq: [] };
   const clusters: Partial<Record<Flavour, BenchNodes>> = {};
   try {
     for (const f of ["locmesh", "dmq"] as const) {
@@ -47,9 +47,9 @@ export async function runKamailioConvergence(ctx: KamailioBenchContext): Promise
   } finally {
     await Promise.allSettled(Object.values(clusters).map((c) => c.close()));
   }
-  const lag = (f: Flavour) => median(runs[f].map((x) => (Number.isNaN(x.lagSeconds) ? Infinity : x.lagSeconds)));
-  const lostMax = (f: Flavour) => Math.max(...runs[f].map((x) => Math.max(...x.lost)));
-  const list = (f: Flavour) => runs[f].map((x) => `${fmt(x.lagSeconds, 3)} s, lost ${x.lost.join("/")}, registrar failed ${x.failedAtRegistrar}`).join("; ");
+  const lag = (f: "locmesh" | "dmq") => median(runs[f].map((x) => (Number.isNaN(x.lagSeconds) ? Infinity : x.lagSeconds)));
+  const lostMax = (f: "locmesh" | "dmq") => Math.max(...runs[f].map((x) => Math.max(...x.lost)));
+  const list = (f: "locmesh" | "dmq") => runs[f].map((x) => `${fmt(x.lagSeconds, 3)} s, lost ${x.lost.join("/")}, registrar failed ${x.failedAtRegistrar}`).join("; ");
   const dmqLag = lag("dmq");
   const figures: Figure[] = [
     {
