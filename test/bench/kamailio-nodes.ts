@@ -14,7 +14,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { createDgramClient } from "../../agent/kamailio/dgram-client.js";
-import type { KamailioRpc } from "../../agent/kamailio/jsonrpcs-wire.js";
+import { KamailioRpcError, type KamailioRpc } from "../../agent/kamailio/jsonrpcs-wire.js";
 import { createUsrlocRpc, type UsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import type { AgentProcess } from "../support/agent-process.js";
@@ -172,9 +172,13 @@ export async function missingAors(node: BenchNode, prefix: string, count: number
   return missing;
 }
 
-/** The bench workload's bindings (workload.ts) as ul.add writes, `window` in flight, into one node. */
-export async function ulAddBulk(node: BenchNode, prefix: string, count: number, window: number): Promise<void> {
+/**
+ * The bench workload's bindings (workload.ts) as ul.add writes, `window` in flight, into one node;
+ * resolves with how many Kamailio refused (dmq_usrloc under a burst: "500 Can't insert contact").
+ */
+export async function ulAddBulk(node: BenchNode, prefix: string, count: number, window: number): Promise<number> {
   const nowSec = Math.floor(Date.now() / 1000);
+  let refused = 0;
   await pipelined(count, window, async (i) => {
     const edit = bindingEdit(prefix, i, nowSec);
     if (edit.op !== "upsert") throw new Error("workload.ts makes upserts only");
@@ -182,8 +186,13 @@ export async function ulAddBulk(node: BenchNode, prefix: string, count: number, 
     await node.usrloc.ulAdd("location", b.aor.replace(/^sip:/, ""), {
       contact: b.contact, expires: b.expires, q: b.q ?? -1, path: b.path ?? "", received: b.received ?? "", socket: b.socket ?? "",
       flags: b.flags ?? 0, cflags: b.cflags ?? 0, methods: b.methods ?? 0,
-    }, nowSec);
+    }, nowSec).catch((err: unknown) => {
+      if (!(err instanceof KamailioRpcError)) throw err;
+      refused++;
+      return "refused";
+    });
   });
+  return refused;
 }
 
 export interface SippOutcome {
