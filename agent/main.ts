@@ -6,7 +6,7 @@ import { Command } from "commander";
 import { startAgent } from "./agent.js";
 import { ConfigError, loadAgentConfig, redactConfig } from "./config/agent-config.js";
 import { registerClientCommands } from "./cli/client-commands.js";
-import { runDemo } from "./cli/demo.js";
+import { DemoAborted, runDemo } from "./cli/demo.js";
 import { registerKamailioCfgCommand } from "./cli/kamailio-cfg-command.js";
 import { createLogger } from "./ops/logger.js";
 import { packageRoot } from "./ops/paths.js";
@@ -72,17 +72,54 @@ program
 
 program
   .command("demo")
-  .description("start a local 3-node demo cluster on 127.0.0.1 with embedded defaults (Ctrl-C stops it)")
+  .description("start a local 3-node cluster on 127.0.0.1: a real Kamailio and a locmesh agent per node (Ctrl-C stops it)")
   .option("-n, --nodes <n>", "number of nodes", "3")
-  .action(async (opts: { nodes: string }) => {
+  .option("--dir <dir>", "folder for configs, journals, Kamailio runtime dirs and logs (default: .demo/ in the locmesh folder)")
+  .option("--base-port <port>", "agent ports: node i meshes on <port>+i and serves its API on <port>+80+i", "7100")
+  .option("--sip-base-port <port>", "Kamailio ports: node i takes SIP (udp, tcp) on <port>+i, jsonrpcs (udp) on <port>+100+i, evapi on <port>+200+i", "5070")
+  .option("--domain <domain>", "the SIP domain the Kamailio nodes serve", "example.com")
+  .option("--no-kamailio", "start the agents only, without Kamailio")
+  .action(async (opts: { nodes: string; dir?: string; basePort: string; sipBasePort: string; domain: string; kamailio: boolean }) => {
+    // Ctrl-C while starting stops what already runs (Kamailio included) before exiting.
+    const starting = new AbortController();
+    const abortStart = () => starting.abort();
+    process.on("SIGINT", abortStart);
+    process.on("SIGTERM", abortStart);
     let demo;
     try {
-      demo = await runDemo({ root: packageRoot(), nodes: Number(opts.nodes), stdout: process.stdout, env: process.env });
+      demo = await runDemo({
+        root: packageRoot(),
+        dir: opts.dir,
+        nodes: Number(opts.nodes),
+        basePort: Number(opts.basePort),
+        sipBasePort: Number(opts.sipBasePort),
+        domain: opts.domain,
+        kamailio: opts.kamailio,
+        stdout: process.stdout,
+        env: process.env,
+        signal: starting.signal,
+      });
     } catch (err) {
+      if (err instanceof DemoAborted) process.exit(130);
       process.stderr.write(`demo failed to start: ${(err as Error).message}\n`);
       process.exit(1);
     }
-    const stop = () => void demo.stop().then(() => process.exit(0));
+    process.off("SIGINT", abortStart);
+    process.off("SIGTERM", abortStart);
+    // A second Ctrl-C must not kill this process before Kamailio is down (that would orphan it).
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      process.stdout.write("locmesh demo: stopping...\n");
+      void demo.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          process.stderr.write(`demo did not stop cleanly: ${(err as Error).message}\n`);
+          process.exit(1);
+        },
+      );
+    };
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
   });
