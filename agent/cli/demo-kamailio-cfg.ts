@@ -38,7 +38,7 @@ export function demoKamailioCfg(p: DemoKamailioCfgParams): string {
     // A quote or backslash would end the cfg string early; Kamailio has no escape for them there.
     if (/["\\\n]/.test(v)) throw new Error(`the demo's ${what} ${JSON.stringify(v)} contains a quote, backslash or newline, which kamailio.cfg cannot hold; run the demo from another folder (--dir)`);
   }
-  if (!/^[A-Za-z0-9.-]+$/.test(p.domain)) throw new Error(`--domain must be a host name (letters, digits, '.', '-'), got ${JSON.stringify(p.domain)}`);
+  checkDemoDomain(p.domain);
   // The numbered steps are the operator instructions, checked against kamailioIncludeInstructions()
   // below so this file cannot drift from what operators are told.
   const cfg = `#!KAMAILIO
@@ -182,6 +182,10 @@ route[WITHINDLG] {
 `;
   assertFollowsInstructions(cfg, p.includePath);
   return cfg;
+}
+
+export function checkDemoDomain(domain: string): void {
+  if (!/^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(domain)) throw new Error(`--domain must be a host name (letters, digits, '.', '-'), got ${JSON.stringify(domain)}`);
 }
 
 /** Every statement of the operator instructions appears in the cfg (lookup() may sit inside an if). */

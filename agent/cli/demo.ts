@@ -10,6 +10,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { agentEnv, demoNodes, startAgentProcess, stopChild, waitUntilReady, writeAgentConfigs } from "./demo-agents.js";
 import { demoBanner } from "./demo-banner.js";
+import { checkDemoDomain } from "./demo-kamailio-cfg.js";
 import { findKamailio, startDemoKamailio, type DemoKamailio } from "./demo-kamailio.js";
 import { writeSippRegisterScenario } from "./demo-phone.js";
 import { assertPortsFree, checkBasePorts, demoPorts } from "./demo-ports.js";
@@ -57,6 +58,7 @@ export async function runDemo(opts: DemoOptions): Promise<Demo> {
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
   if (!Number.isInteger(count) || count < 1 || count > 20) throw new Error(`--nodes must be a whole number from 1 to 20, got ${count}`);
   checkBasePorts(count, basePort, sipBasePort, withKamailio);
+  if (withKamailio) checkDemoDomain(domain);
   // Before touching anything: no Kamailio means a clear error with the install command.
   const modulesDir = withKamailio ? findKamailio() : null;
   const ports = Array.from({ length: count }, (_, k) => demoPorts(k + 1, basePort, sipBasePort));
