@@ -32,6 +32,8 @@ export function demoBanner(p: BannerParams): string {
       "Cluster health and replication lag (URL and token from the command line, or from a node's config):",
       `  ${cli} status ${at(2)}`,
       `  ${cli} status --config ${rel(node(0).config)}`,
+      "",
+      `Web UI: open ${p.nodes.map((n) => `${n.apiUrl}/`).join(" or ")} and sign in with ${DEMO_TOKEN}`,
     ],
     footer: ["", "Data stays in the demo folder between runs, so a restart shows that it persisted.", ""],
   };
