@@ -7,8 +7,8 @@ import { createHttpApi, type HttpApi } from "./api/http-server.js";
 import { createLocalApi } from "./api/local-api.js";
 import type { AgentConfig } from "./config/agent-config.js";
 import { ApiNotification } from "./contract/protocol.js";
-import { HLC_UNITS_PER_MS } from "./contract/records.js";
 import { createHlc } from "./core/hlc.js";
+import { startPurgeTimer } from "./core/purge-timer.js";
 import { createReplica, type Replica } from "./core/replica.js";
 import { openSqliteStore } from "./journal/sqlite-store.js";
 import { createMesh, type Mesh, type PeerEntry } from "./mesh/mesh.js";
@@ -24,7 +24,10 @@ export interface Agent {
   close(): Promise<void>;
 }
 
-export async function startAgent(config: AgentConfig, deps: { log: Logger; metrics?: Metrics }): Promise<Agent> {
+export async function startAgent(
+  config: AgentConfig,
+  deps: { log: Logger; metrics?: Metrics; /** Changes not yet written into Kamailio (reported to peers and hubs). */ pendingWrites?: () => number },
+): Promise<Agent> {
   const log = deps.log;
   const metrics = deps.metrics ?? createMetrics();
   const startedAtMs = Date.now();
@@ -43,12 +46,12 @@ export async function startAgent(config: AgentConfig, deps: { log: Logger; metri
   log.info({ replica: replica.replicaId, vv: await replica.versionVector() }, "journal open");
 
   const mesh = createMesh({
-    options: { ...config.mesh, nodeId: config.nodeId, peers: config.mesh.peers },
+    options: { ...config.mesh, nodeId: config.nodeId, peers: config.mesh.peers, hubUrls: config.hub.urls, pendingWrites: deps.pendingWrites ?? (() => 0) },
     replica,
     log,
     metrics,
   });
-  const rpc = createLocalApi({ replica, mesh, log, metrics, startedAtMs });
+  const rpc = createLocalApi({ replica, mesh, log, metrics, startedAtMs, pendingWrites: deps.pendingWrites });
   const http = createHttpApi({
     listen: config.api.listen,
     token: config.api.token,
@@ -61,27 +64,15 @@ export async function startAgent(config: AgentConfig, deps: { log: Logger; metri
 
   replica.onApplied((changes) => http.broadcast(ApiNotification.ChangesApplied, { changes }));
 
-  // Tombstones and expired bindings go once they can no longer matter (see README "Retention").
-  const retentionMs = config.journal.retentionHours * 3600_000;
-  const purge = setInterval(() => {
-    const cutoffMs = Date.now() - retentionMs;
-    store
-      .purge(cutoffMs * HLC_UNITS_PER_MS, Math.floor(cutoffMs / 1000))
-      .then((n) => {
-        if (n > 0) {
-          metrics.purged.inc(n);
-          log.info({ purged: n }, "purged old tombstones and expired bindings");
-        }
-      })
-      .catch((err: unknown) => log.error({ err }, "purge failed"));
-  }, config.journal.purgeIntervalSec * 1000);
-  purge.unref();
+  const purge = startPurgeTimer({
+    store, retentionHours: config.journal.retentionHours, intervalSec: config.journal.purgeIntervalSec, log, metrics,
+  });
 
   try {
     await mesh.start();
     await http.start();
   } catch (err) {
-    clearInterval(purge);
+    purge.close();
     await mesh.close();
     await http.close();
     await replica.close();
@@ -95,7 +86,7 @@ export async function startAgent(config: AgentConfig, deps: { log: Logger; metri
     metrics,
     setPeers: (peers) => mesh.setPeers(peers),
     async close() {
-      clearInterval(purge);
+      purge.close();
       await http.close();
       await mesh.close();
       await replica.close();

@@ -61,6 +61,11 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
   }
   await loadOrigins();
   let maxHlc = (await q<{ m: number }>(SQL.MAX_HLC)).rows[0]!.m;
+  /** The origin's row id; an origin another hub created is looked up (never guessed as absent). */
+  async function originId(replica: string): Promise<number | undefined> {
+    if (!idOf.has(replica)) await loadOrigins();
+    return idOf.get(replica);
+  }
   const noteHave = (origin: string, have: number) => {
     if (have > (haves.get(origin) ?? 0)) haves.set(origin, have);
   };
@@ -74,6 +79,11 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
   async function tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await pgCall(() => pool.connect());
     let broken = false;
+    // A connection lost between two statements is reported as an 'error' event on the checked-out
+    // client (the pool only listens on idle ones); unheard, it would crash the hub. The next
+    // statement then fails and the transaction is retried by the agent.
+    const onError = () => (broken = true);
+    client.on("error", onError);
     try {
       await client.query("BEGIN");
       const out = await fn(client);
@@ -83,6 +93,7 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       await client.query("ROLLBACK").catch(() => (broken = true));
       throw classifyPgError(err);
     } finally {
+      client.removeListener("error", onError);
       client.release(broken);
     }
   }
@@ -177,15 +188,15 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       return { applied, have: out.have };
     },
     async readRange(origin, after, upTo, limit) {
-      const id = idOf.get(origin);
+      const id = await originId(origin);
       return id === undefined ? [] : toChanges((await q<Row>(SQL.SELECT_RANGE, [id, after, upTo, limit])).rows);
     },
     async countAfter(origin, after) {
-      const id = idOf.get(origin);
+      const id = await originId(origin);
       return id === undefined ? 0 : (await q<{ n: number }>(SQL.COUNT_AFTER, [id, after])).rows[0]!.n;
     },
     async firstHlcAfter(origin, after) {
-      const id = idOf.get(origin);
+      const id = await originId(origin);
       return id === undefined ? null : ((await q<{ hlc: number }>(SQL.FIRST_AFTER, [id, after])).rows[0]?.hlc ?? null);
     },
     async get(kind, key, sub) {

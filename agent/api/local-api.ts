@@ -32,6 +32,8 @@ export interface LocalApiDeps {
   nowMs?: () => number;
   startedAtMs: number;
   pendingWrites?: () => number;
+  /** Set on a hub: it relays other nodes' changes and makes none, so writes are refused with this reason. */
+  readOnly?: string;
 }
 
 type PublishInput = z.output<typeof publishParams>;
@@ -49,6 +51,12 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
       metrics.authFailures.inc({ reason: "api not signed in" });
       throw new RpcError(ErrorCode.Unauthorized, "sign in first: call auth.login with the agent's api token");
     }
+    return next(request, ctx);
+  });
+
+  const writes = new Set<string>([ApiMethod.LocationPublish, ApiMethod.AliasSet, ApiMethod.AliasRemove]);
+  rpc.server.applyMiddleware(async (next, request, ctx) => {
+    if (deps.readOnly && writes.has(request.method)) throw new RpcError(ErrorCode.InvalidRequest, deps.readOnly);
     return next(request, ctx);
   });
 

@@ -168,7 +168,11 @@ export interface PullResult {
   remaining: number;
 }
 
-export const statusParams = z.strictObject({ vv: versionVectorSchema });
+export const statusParams = z.strictObject({
+  vv: versionVectorSchema,
+  /** Changes the sender has not yet written into its Kamailio (shown by hubs for the whole cluster). */
+  pendingWrites: z.number().int().min(0).optional(),
+});
 export type StatusParams = z.infer<typeof statusParams>;
 
 // ---- local API -------------------------------------------------------------------------------
@@ -254,6 +258,8 @@ export interface PeerStatus {
   behindSeconds: number;
   lastError: string | null;
   connectedSince: string | null;
+  /** The peer's own pending Kamailio writes, as it last reported them (absent if it never did). */
+  pendingWrites?: number;
 }
 
 export interface ResyncStatus {

@@ -50,7 +50,13 @@ export interface SessionDeps {
   /** For a client: the node id it meant to reach. */
   expectedPeer?: string;
   isAllowed(nodeId: string): boolean;
+  /** This side is a hub: push every origin it holds, not only its own changes. */
+  relay?: boolean;
+  /** The peer is a hub (we dialed it as one): it pushes us every origin, so never pull from it. */
+  peerIsHub?: boolean;
   replica: Replica;
+  /** Our pending Kamailio writes, reported to the peer with every status. */
+  pendingWrites?: () => number;
   transport: Transport;
   log: Logger;
   metrics: Metrics;
@@ -69,9 +75,14 @@ export interface PeerSessionStatus {
 export interface PeerSession {
   readonly role: "client" | "server";
   readonly remote: string;
+  readonly peerIsHub: boolean;
+  /** Something was stored that the push pump may have to send (a hub learning of another hub's commit). */
+  wake(): void;
   peerNodeId(): string | null;
   peerReplicaId(): string | null;
   peerVector(): VersionVector;
+  /** What the peer last reported of its pending Kamailio writes. */
+  peerPendingWrites(): number | undefined;
   isReady(): boolean;
   /** Feed one text frame from the transport. */
   receive(text: string): void;
@@ -95,6 +106,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   let peerId: string | null = null;
   let peerReplica: string | null = null;
   let peerVV: VersionVector = {};
+  let peerPending: number | undefined;
   let ready = false;
   let ended = false;
   const serverNonce = newNonce();
@@ -119,9 +131,12 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   const session: PeerSession = {
     role: deps.role,
     remote: deps.transport.remote,
+    peerIsHub: deps.peerIsHub ?? false,
+    wake: () => pushPump?.wake(),
     peerNodeId: () => peerId,
     peerReplicaId: () => peerReplica,
     peerVector: () => peerVV,
+    peerPendingWrites: () => peerPending,
     isReady: () => ready,
     receive(text) {
       if (ended) return;
@@ -194,7 +209,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     log.info({ replica: replicaId, peerEmpty: isEmptyVector(vv), behind: changesAhead(mineAtHello, vv) }, "peer session ready");
     timers.push(setInterval(() => void sendStatus(), options.statusIntervalMs));
     pushPump = createPushPump({
-      replica, peerId: id, peerVector: peerVV, options, log, metrics, nowMs,
+      replica, peerId: id, peerVector: peerVV, options, log, metrics, nowMs, relay: deps.relay ?? false, peerReplica: replicaId,
       send: (batch) => request<BatchResult>(PeerMethod.Batch, batch),
       isOpen: () => ready && !ended,
       signal: abort.signal,
@@ -286,13 +301,15 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   rpc.method(PeerMethod.Status, statusParams, async (p) => {
     requireReady();
     for (const [o, n] of Object.entries(p.vv)) if (n > (peerVV[o] ?? 0)) peerVV[o] = n;
+    if (p.pendingWrites !== undefined) peerPending = p.pendingWrites;
     deps.onPeerVector(session);
   });
 
   async function sendStatus() {
     if (!ready) return;
     try {
-      link.notify(PeerMethod.Status, { vv: await replica.versionVector() });
+      const pendingWrites = deps.pendingWrites?.();
+      link.notify(PeerMethod.Status, { vv: await replica.versionVector(), ...(pendingWrites === undefined ? {} : { pendingWrites }) });
     } catch {
       // The transport is closing; the close handler cleans up.
     }

@@ -42,11 +42,11 @@ CREATE INDEX records_tombstones ON records (hlc) WHERE value IS NULL;
 
 -- What each hub last knew about the agents connected to it, so any hub can show the whole cluster.
 CREATE TABLE hub_agents (
-  node_id       text PRIMARY KEY,
-  replica_id    text NOT NULL,
-  hub_node      text NOT NULL,
-  vv            jsonb NOT NULL,
-  pending       integer,
-  connected     boolean NOT NULL,
-  seen_at       timestamptz NOT NULL DEFAULT now()
+  node_id        text PRIMARY KEY,
+  replica_id     text NOT NULL,
+  hub_node       text NOT NULL,
+  behind_changes bigint NOT NULL,
+  behind_seconds double precision NOT NULL,
+  pending_writes integer,
+  seen_at        timestamptz NOT NULL DEFAULT now()
 );
