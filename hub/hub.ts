@@ -45,9 +45,11 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
   if (applied.length > 0) log.info({ applied }, "migrated the hub database");
 
   const pool = new pg.Pool({ connectionString: config.postgres.url, max: config.postgres.poolSize, types: PG_TYPES });
+  // Writes are applied one at a time (core/replica.ts); two connections cover one in flight and a local commit.
+  const writePool = new pg.Pool({ connectionString: config.postgres.url, max: 2, types: PG_TYPES });
   // An idle pooled connection dies when PostgreSQL restarts; the pool replaces it on next use.
-  pool.on("error", (err) => log.warn({ err: err.message }, "idle PostgreSQL connection lost"));
-  const store = await openPgStore({ pool, nodeId: config.nodeId, channel: config.postgres.channel });
+  for (const p of [pool, writePool]) p.on("error", (err) => log.warn({ err: err.message }, "idle PostgreSQL connection lost"));
+  const store = await openPgStore({ pool, writePool, nodeId: config.nodeId, channel: config.postgres.channel });
   const hlc = createHlc({
     wallMillis: Date.now,
     initial: await store.maxHlc(),
@@ -83,6 +85,7 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
     await feed.close();
     await replica.close();
     await pool.end();
+    await writePool.end();
   };
   try {
     await feed.ready;

@@ -1,8 +1,9 @@
 /**
  * The hub's ReplicaStore on PostgreSQL (pg). It keeps the agent journal's contract (one contract
  * suite tests both), and adds what several hubs on one database need:
- * - applyRemote locks the origin's row (SELECT … FOR UPDATE), so two hubs applying batches of the
- *   same origin at once take turns, and `have` only moves forward;
+ * - applyRemote is one statement (pg-sql.ts APPLY_BATCH) that updates the origin's row, so two
+ *   hubs applying batches of the same origin at once take turns on its row lock, and `have` only
+ *   moves forward;
  * - every transaction that stores something NOTIFYs `channel` with "origin have"; each hub LISTENs
  *   (hub/change-feed.ts) and calls `noteHave`, so the version vector held in memory here follows
  *   what any hub committed;
@@ -17,9 +18,13 @@ import { InvalidBatchError, type ApplyOutcome, type Page, type ReplicaStore, typ
 import { KIND_CODE, expiresOf, rowToChange, type StoredRow as Row } from "../agent/core/stored-row.js";
 import { classifyPgError, pgCall } from "./pg-errors.js";
 import * as SQL from "./pg-sql.js";
+import { createRangeCache } from "./range-cache.js";
 
 export interface PgStoreOptions {
+  /** Connections for reads. */
   pool: pg.Pool;
+  /** Connections for write transactions (default: `pool`); apart, a burst of reads never delays an acknowledgement. */
+  writePool?: pg.Pool;
   nodeId: string;
   /** NOTIFY channel shared by every hub of the cluster. */
   channel?: string;
@@ -42,6 +47,8 @@ export const PG_TYPES = {
 
 export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
   const { pool } = opts;
+  const writePool = opts.writePool ?? pool;
+  const ranges = createRangeCache();
   const channel = opts.channel ?? "locmesh_changes";
   const q = <T extends pg.QueryResultRow>(text: string, values: unknown[] = []) => pgCall(() => pool.query<T>(text, values));
 
@@ -77,7 +84,7 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
 
   /** Runs `fn` in one transaction on one pooled connection; resolves after COMMIT. */
   async function tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await pgCall(() => pool.connect());
+    const client = await pgCall(() => writePool.connect());
     let broken = false;
     // A connection lost between two statements is reported as an 'error' event on the checked-out
     // client (the pool only listens on idle ones); unheard, it would crash the hub. The next
@@ -96,6 +103,15 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       client.removeListener("error", onError);
       client.release(broken);
     }
+  }
+
+  /** Creates the origin's row if no hub has yet; returns its id. */
+  async function ensureOrigin(replica: string): Promise<number> {
+    await q(SQL.ENSURE_ORIGIN, [replica]);
+    const id = (await q<{ id: number }>(SQL.ORIGIN_ID, [replica])).rows[0]!.id;
+    replicaOf.set(id, replica);
+    idOf.set(replica, id);
+    return id;
   }
 
   async function lockOrigin(c: pg.PoolClient, replica: string): Promise<{ id: number; have: number }> {
@@ -168,20 +184,15 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       // Sorted by identity so that concurrent batches touching the same records lock them in one order.
       const rows = [...newest.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, c]) => c);
       const top = rows.reduce((m, c) => Math.max(m, c.hlc), 0);
-      const out = await tx(async (c) => {
-        const o = await lockOrigin(c, batch.origin);
-        let won = new Set<string>();
-        if (rows.length > 0) {
-          const res = await c.query<{ kind: number; key: string; sub: string }>(SQL.APPLY_BATCH, [
-            o.id, rows.map((r) => KIND_CODE[r.kind]), rows.map((r) => r.key), rows.map((r) => r.sub), rows.map((r) => r.hlc),
-            rows.map((r) => r.seq), rows.map((r) => (r.value === null ? null : JSON.stringify(r.value))), rows.map(expiresOf), batch.origin,
-          ]);
-          won = new Set(res.rows.map((r) => identity(r.kind, r.key, r.sub)));
-        }
-        const have = batch.after <= o.have && batch.upTo > o.have ? batch.upTo : o.have;
-        if (have > o.have || won.size > 0) await finish(c, o, batch.origin, have, top);
-        return { won, have };
-      });
+      const id = idOf.get(batch.origin) ?? (await ensureOrigin(batch.origin));
+      const res = await pgCall(() =>
+        writePool.query<{ have: number; won: [number, string, string][] }>(SQL.APPLY_BATCH, [
+          id, rows.map((r) => KIND_CODE[r.kind]), rows.map((r) => r.key), rows.map((r) => r.sub), rows.map((r) => r.hlc),
+          rows.map((r) => r.seq), rows.map((r) => (r.value === null ? null : JSON.stringify(r.value))), rows.map(expiresOf),
+          batch.origin, batch.after, batch.upTo, top, channel,
+        ]),
+      );
+      const out = { have: res.rows[0]!.have, won: new Set(res.rows[0]!.won.map(([k, key, sub]) => identity(k, key, sub))) };
       noteHave(batch.origin, out.have);
       maxHlc = Math.max(maxHlc, top);
       const applied = batch.changes.filter((c) => newest.get(identity(KIND_CODE[c.kind], c.key, c.sub)) === c && out.won.has(identity(KIND_CODE[c.kind], c.key, c.sub)));
@@ -189,7 +200,8 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
     },
     async readRange(origin, after, upTo, limit) {
       const id = await originId(origin);
-      return id === undefined ? [] : toChanges((await q<Row>(SQL.SELECT_RANGE, [id, after, upTo, limit])).rows);
+      if (id === undefined) return [];
+      return ranges.read(origin, after, upTo, limit, async () => toChanges((await q<Row>(SQL.SELECT_RANGE, [id, after, upTo, limit])).rows));
     },
     async countAfter(origin, after) {
       const id = await originId(origin);

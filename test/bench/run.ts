@@ -1,18 +1,23 @@
 /**
- * `npm run bench`: the mesh benchmark's composition root (the only place that reads argv, installs
- * signal handlers or exits). Starts three real agents on 127.0.0.1, runs the scenarios in order
- * against them, prints the table and writes bench-results/mesh.json.
+ * `npm run bench`: the benchmarks' composition root (the only place that reads argv, installs
+ * signal handlers or exits). Starts three real agents on 127.0.0.1, runs the mesh scenarios in
+ * order against them, then the hub scenario (its own PostgreSQL, hubs and agents), prints the
+ * table and writes bench-results/mesh.json.
  */
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { packageRoot } from "../../agent/ops/paths.js";
-import { startBenchCluster, type BenchCluster, type Synchronous } from "./bench-cluster.js";
+import { startBenchCluster, type Synchronous } from "./bench-cluster.js";
 import { cpuBusyFraction, machineInfo, summarize, writeResults, type ModeReport } from "./report.js";
 import { runCatchUp } from "./scenarios/catch-up.js";
 import { runLatency } from "./scenarios/latency.js";
 import { runMemory } from "./scenarios/memory.js";
 import type { BenchSizes, Scenario } from "./scenarios/scenario.js";
 import { runThroughput } from "./scenarios/throughput.js";
+import { runHubBench } from "./scenarios/hub.js";
+
+/** Runs after the mesh scenarios, on its own cluster (PostgreSQL, hubs, 11 agents). */
+const HUB = "hub";
 
 const SCENARIOS: Record<string, Scenario> = {
   throughput: runThroughput,
@@ -29,6 +34,9 @@ const FULL: BenchSizes = {
   memoryBindings: 1_000_000,
   publishBatch: 500,
   publishInFlight: 4,
+  hubThroughputChanges: 50_000,
+  hubReceivers: 10,
+  hubLatencySeconds: 10,
   repeat: 3,
 };
 
@@ -38,12 +46,15 @@ const QUICK: BenchSizes = {
   latencySeconds: 4,
   catchupChanges: 20_000,
   memoryBindings: 100_000,
+  hubThroughputChanges: 10_000,
+  hubLatencySeconds: 4,
   repeat: 1,
 };
 
 const HELP = `Usage: node dist/test/bench/run.js [options]
 
-Benchmarks a 3-agent locmesh mesh on 127.0.0.1 (real agent processes, no Kamailio) and prints
+Benchmarks a 3-agent locmesh mesh and a PostgreSQL-backed hub cluster on 127.0.0.1 (real
+processes, no Kamailio) and prints
 | metric | locmesh | target | reference | ratio/verdict |. Results go to bench-results/mesh.json.
 
 Scenarios, in the order they run (all by default; they share one cluster). Throughput and catch-up
@@ -52,6 +63,9 @@ run ${FULL.repeat} times each and report the median run; the notes under the tab
   latency     ${FULL.latencyRate}/s paced single-edit publishes for ${FULL.latencySeconds} s; n1 publish → n2/n3 notification (target p99 < 10 ms)
   catchup     kill -9 n3, ${FULL.catchupChanges.toLocaleString("en-US")} bindings into n1, restart n3 until it holds them (target < 2 s)
   memory      agent RSS with ${FULL.memoryBindings.toLocaleString("en-US")} bindings on every node (target < 300 MB)
+  hub         a real PostgreSQL, 1 publishing agent → 1 hub → ${FULL.hubReceivers} agents, then the same through 2 hubs:
+              throughput of ${FULL.hubThroughputChanges.toLocaleString("en-US")} bindings (target ≥ 10,000/s; 2 hubs ≥ 90% of 1 hub),
+              latency at ${FULL.latencyRate}/s for ${FULL.hubLatencySeconds} s (target p99 < 20 ms)
 
 Options:
   --only <list>      comma-separated scenarios to run, e.g. --only throughput,latency
@@ -66,6 +80,7 @@ Options:
 
 interface Options {
   scenarios: string[];
+  hub: boolean;
   modes: Synchronous[];
   quick: boolean;
   nodeArgs: string[];
@@ -97,14 +112,16 @@ function parseOptions(argv: string[]): Options | string | null {
     process.stdout.write(HELP);
     return null;
   }
-  const wanted = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : Object.keys(SCENARIOS);
-  const unknown = wanted.filter((s) => !(s in SCENARIOS));
-  if (unknown.length > 0) return `unknown scenario ${unknown.join(", ")}; choose from ${Object.keys(SCENARIOS).join(", ")}`;
+  const known = [...Object.keys(SCENARIOS), HUB];
+  const wanted = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : known;
+  const unknown = wanted.filter((s) => !known.includes(s));
+  if (unknown.length > 0) return `unknown scenario ${unknown.join(", ")}; choose from ${known.join(", ")}`;
   const modes: Record<string, Synchronous[]> = { full: ["full"], normal: ["normal"], both: ["full", "normal"] };
   if (!modes[values.sync]) return `--sync must be full, normal or both, not ${values.sync}`;
   return {
     // Always in the canonical order: later scenarios build on the data earlier ones left.
     scenarios: Object.keys(SCENARIOS).filter((s) => wanted.includes(s)),
+    hub: wanted.includes(HUB),
     modes: modes[values.sync]!,
     quick: values.quick,
     nodeArgs: [...(values.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(values.profile)}`] : []), ...values["node-flag"]],
@@ -116,7 +133,7 @@ function parseOptions(argv: string[]): Options | string | null {
 const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${line}\n`);
 
 /** The cluster being measured, so that signals and a crashing bench can stop it. */
-let current: BenchCluster | null = null;
+let current: { close(): Promise<void>; killNow(): void } | null = null;
 
 /** One cluster per journal mode; every scenario runs even if an earlier one failed. */
 async function runMode(opts: Options, synchronous: Synchronous, sizes: BenchSizes): Promise<ModeReport> {
@@ -165,7 +182,20 @@ async function main(): Promise<number> {
   }
   const sizes = opts.quick ? QUICK : FULL;
   const modes: ModeReport[] = [];
-  for (const synchronous of opts.modes) modes.push(await runMode(opts, synchronous, sizes));
+  if (opts.scenarios.length > 0) for (const synchronous of opts.modes) modes.push(await runMode(opts, synchronous, sizes));
+  if (opts.hub) {
+    const synchronous = opts.modes[0]!;
+    log(`── hub (journal synchronous=${synchronous}) ──`);
+    const hub = await runHubBench({ sizes, synchronous, nodeArgs: opts.nodeArgs, keepDir: opts.keep, log, onCluster: (c) => (current = c) }).catch(
+      (err: unknown) => {
+        log(`hub FAILED: ${(err as Error).stack ?? String(err)}`);
+        return { name: HUB, figures: [], details: {}, error: (err as Error).message };
+      },
+    );
+    const mode = modes.find((m) => m.synchronous === synchronous);
+    if (mode) mode.scenarios.push(hub);
+    else modes.push({ synchronous, scenarios: [hub] });
+  }
 
   const outcome = summarize(modes);
   const busyNote = machine.cpuBusyBeforeStart > BUSY ? " (BUSY MACHINE: figures skewed)" : "";

@@ -1,8 +1,8 @@
 /**
  * Hub mode end to end against a real PostgreSQL 15: two hub processes on one database and four
  * agents that know only the hubs. Changes reach every agent; a hub killed with -9 and a PostgreSQL
- * killed under load lose nothing acknowledged and apply nothing twice; an agent that lost its
- * journal gets a snapshot from a hub; a wrong key is refused.
+ * killed under load lose nothing acknowledged and apply nothing twice; agents keep journaling while
+ * no hub is up; an agent that lost its journal gets a snapshot from a hub; a wrong key is refused.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -105,6 +105,20 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     for (const a of agents) expect(await aliasCount(a)).toBe(12_200);
   });
 
+  it("keeps journaling while no hub is reachable and sends everything when one is back", async () => {
+    const [a1, , , a4] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
+    const before = await Promise.all(agents.map(applied));
+    await Promise.all(hubs.map((h) => h.stop()));
+    await Promise.all([publishAliases(a1, 0, 500, "offline-a1-"), publishAliases(a4, 0, 500, "offline-a4-")]);
+    expect(await aliasCount(a1)).toBe(12_700);
+    await hubs[1]!.start();
+    await waitFor("13,200 aliases everywhere", () => allAgree(13_200), 30_000);
+    await hubs[0]!.start();
+    const after = await Promise.all(agents.map(applied));
+    expect(after.map((n, i) => n - before[i]!)).toEqual([500, 1000, 1000, 500]);
+    for (const a of agents) expect(await received(a)).toBe(await applied(a));
+  });
+
   it("gives an agent that lost its journal a full snapshot from a hub", async () => {
     const a4 = agents[3]!;
     await a4.stop();
@@ -113,7 +127,7 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     const expected = await dumpAliases(agents[0]!);
     await waitFor("snapshot complete", async () => (await aliasCount(a4)) === expected.length, 30_000);
     expect(await dumpAliases(a4)).toEqual(expected);
-    // Each record once (12,200 aliases and the binding; nothing was removed, so no tombstones).
+    // Each record once (13,200 aliases and the binding; nothing was removed, so no tombstones).
     expect(await received(a4)).toBe(expected.length + 1);
   });
 
