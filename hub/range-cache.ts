@@ -14,7 +14,8 @@ export interface RangeCache {
 
 export function createRangeCache(opts: { ttlMs?: number; maxEntries?: number; nowMs?: () => number } = {}): RangeCache {
   const ttl = opts.ttlMs ?? 250;
-  const max = opts.maxEntries ?? 256;
+  // Bounded: at most maxEntries × batchSize changes held (32 × 1000 × ~1 KB ≈ 32 MB at worst).
+  const max = opts.maxEntries ?? 32;
   const now = opts.nowMs ?? Date.now;
   const entries = new Map<string, { at: number; value: Promise<Change[]> }>();
   return {
