@@ -10,7 +10,7 @@ import { API_TOKEN, MESH_SECRET, gatherConfig, nodeFs } from "../agent/config/co
 
 export interface HubConfig {
   nodeId: string;
-  mesh: Omit<AgentConfig["mesh"], "peers"> & { agents: string[] };
+  mesh: Omit<AgentConfig["mesh"], "peers"> & { agents: string[]; relayLingerMs: number };
   api: AgentConfig["api"];
   journal: Pick<AgentConfig["journal"], "retentionHours" | "purgeIntervalSec">;
   postgres: { url: string; poolSize: number; channel: string };
@@ -23,6 +23,7 @@ function hubSchema(fs: LoadOptions["fs"] & object) {
     nodeId: base.shape.nodeId,
     mesh: base.shape.mesh.omit({ peers: true }).extend({
       agents: z.array(z.string().regex(NODE_ID_RE, "must be an agent's node id")).default([]),
+      relayLingerMs: z.number().int().min(0).max(1000).default(0),
     }),
     api: base.shape.api,
     journal: z.strictObject({

@@ -35,6 +35,8 @@ export interface SessionOptions {
   statusIntervalMs: number;
   retry: { minMs: number; maxMs: number };
   authTimeoutMs?: number;
+  /** Relay (hub) only: gather changes stored within this many ms into one batch per agent. */
+  relayLingerMs?: number;
 }
 
 export interface Transport {
@@ -132,7 +134,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     role: deps.role,
     remote: deps.transport.remote,
     peerIsHub: deps.peerIsHub ?? false,
-    wake: () => pushPump?.wake(),
+    wake: () => pushPump?.nudge(),
     peerNodeId: () => peerId,
     peerReplicaId: () => peerReplica,
     peerVector: () => peerVV,

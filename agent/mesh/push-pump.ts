@@ -32,7 +32,7 @@ export interface PushPumpDeps {
   signal: AbortSignal;
   /** The peer refused a batch for good (not a transient failure). */
   onRejected(reason: string): void;
-  options: { batchSize: number; window: number; retry: { minMs: number; maxMs: number } };
+  options: { batchSize: number; window: number; retry: { minMs: number; maxMs: number }; relayLingerMs?: number };
   log: Logger;
   metrics: Metrics;
   nowMs: () => number;
@@ -41,6 +41,8 @@ export interface PushPumpDeps {
 export interface PushPump {
   /** Send whatever the peer is missing; cheap to call on every commit. */
   wake(): void;
+  /** New changes were stored: a relay waits `relayLingerMs` to send them together, an agent sends at once. */
+  nudge(): void;
   close(): void;
 }
 
@@ -130,7 +132,26 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
     }
   }
 
+  // A relay gathers what arrives within `relayLingerMs` into one batch (as Kafka's linger.ms does):
+  // each batch costs the receiving agent a journal fsync, and a hub stores many small batches from
+  // many agents, so sending each on its own would cost every agent one fsync per batch the hub got.
+  const linger = deps.relay ? (options.relayLingerMs ?? 0) : 0;
+  let lingering: NodeJS.Timeout | null = null;
+  const nudge = () => {
+    if (linger <= 0) return wake();
+    lingering ??= setTimeout(() => {
+      lingering = null;
+      wake();
+    }, linger);
+  };
   // A relay forwards whatever it stores; an agent only what it made itself.
-  const unsubscribe = deps.relay ? replica.onApplied(() => wake()) : replica.onCommitted(() => wake());
-  return { wake, close: unsubscribe };
+  const unsubscribe = deps.relay ? replica.onApplied(nudge) : replica.onCommitted(nudge);
+  return {
+    wake,
+    nudge,
+    close() {
+      unsubscribe();
+      if (lingering) clearTimeout(lingering);
+    },
+  };
 }
