@@ -26,6 +26,8 @@ export async function startHubBenchCluster(o: {
   hubs: number;
   receivers: number;
   synchronous: "full" | "normal";
+  /** Merged into every hub's config (e.g. { mesh: { relayLingerMs: 5 } }). */
+  hubConfig?: Record<string, unknown>;
   nodeArgs?: readonly string[];
   keepDir?: boolean;
   log(line: string): void;
@@ -39,6 +41,7 @@ export async function startHubBenchCluster(o: {
     pgUrl,
     hubOrder: (a, n) => Array.from({ length: n }, (_, k) => ((a === 0 ? 0 : a - 1) + k) % n),
     agentConfig: { journal: { synchronous: o.synchronous } },
+    hubConfig: o.hubConfig,
     nodeArgs: o.nodeArgs,
   });
   const [publisher, ...receivers] = spec.agents as [AgentProcess, ...AgentProcess[]];

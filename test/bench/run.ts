@@ -73,6 +73,7 @@ Options:
   --sync <mode>      journal synchronous mode: full (default, production), normal, or both
   --profile <dir>    run the agents with --cpu-prof, writing .cpuprofile files into <dir>
   --node-flag <flag> pass a flag to the agents' node (repeatable), e.g. --node-flag=--trace-gc
+  --hub-linger <ms>  the hubs' mesh.relayLingerMs in the hub scenario (default 0)
   --out <file>       results file (default bench-results/mesh.json)
   --keep             keep the agents' temp folders (journals and logs) for inspection
   -h, --help         this text
@@ -81,6 +82,7 @@ Options:
 interface Options {
   scenarios: string[];
   hub: boolean;
+  hubLingerMs: number;
   modes: Synchronous[];
   quick: boolean;
   nodeArgs: string[];
@@ -101,6 +103,7 @@ function parseOptions(argv: string[]): Options | string | null {
         profile: { type: "string" },
         "node-flag": { type: "string", multiple: true, default: [] },
         out: { type: "string", default: join(packageRoot(), "bench-results", "mesh.json") },
+        "hub-linger": { type: "string", default: "0" },
         keep: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -117,11 +120,13 @@ function parseOptions(argv: string[]): Options | string | null {
   const unknown = wanted.filter((s) => !known.includes(s));
   if (unknown.length > 0) return `unknown scenario ${unknown.join(", ")}; choose from ${known.join(", ")}`;
   const modes: Record<string, Synchronous[]> = { full: ["full"], normal: ["normal"], both: ["full", "normal"] };
+  if (!/^\d+$/.test(values["hub-linger"])) return `--hub-linger must be a whole number of milliseconds, not ${values["hub-linger"]}`;
   if (!modes[values.sync]) return `--sync must be full, normal or both, not ${values.sync}`;
   return {
     // Always in the canonical order: later scenarios build on the data earlier ones left.
     scenarios: Object.keys(SCENARIOS).filter((s) => wanted.includes(s)),
     hub: wanted.includes(HUB),
+    hubLingerMs: Number(values["hub-linger"]),
     modes: modes[values.sync]!,
     quick: values.quick,
     nodeArgs: [...(values.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(values.profile)}`] : []), ...values["node-flag"]],
@@ -186,7 +191,7 @@ async function main(): Promise<number> {
   if (opts.hub) {
     const synchronous = opts.modes[0]!;
     log(`── hub (journal synchronous=${synchronous}) ──`);
-    const hub = await runHubBench({ sizes, synchronous, nodeArgs: opts.nodeArgs, keepDir: opts.keep, log, onCluster: (c) => (current = c) }).catch(
+    const hub = await runHubBench({ sizes, synchronous, relayLingerMs: opts.hubLingerMs, nodeArgs: opts.nodeArgs, keepDir: opts.keep, log, onCluster: (c) => (current = c) }).catch(
       (err: unknown) => {
         log(`hub FAILED: ${(err as Error).stack ?? String(err)}`);
         return { name: HUB, figures: [], details: {}, error: (err as Error).message };

@@ -18,6 +18,8 @@ export interface HubBenchOptions {
   synchronous: "full" | "normal";
   nodeArgs: readonly string[];
   keepDir: boolean;
+  /** Hub `mesh.relayLingerMs` (0: send at once). */
+  relayLingerMs: number;
   log(line: string): void;
   /** Set while a cluster runs, so the bench's signal handler can stop it. */
   onCluster(c: HubBenchCluster | null): void;
@@ -57,7 +59,9 @@ async function throughputOnce(c: HubBenchCluster, o: HubBenchOptions, prefix: st
 async function measureTopology(hubs: number, o: HubBenchOptions, pg: Awaited<ReturnType<typeof startPostgres>>): Promise<{ figures: Figure[]; details: Record<string, unknown> }> {
   const { sizes, log } = o;
   log(`hub: starting PostgreSQL-backed cluster with ${hubs} hub(s), 1 publisher and ${sizes.hubReceivers} receivers`);
-  const c = await startHubBenchCluster({ pg, hubs, receivers: sizes.hubReceivers, synchronous: o.synchronous, nodeArgs: o.nodeArgs, keepDir: o.keepDir, log });
+  const c = await startHubBenchCluster({ pg, hubs, receivers: sizes.hubReceivers, synchronous: o.synchronous, nodeArgs: o.nodeArgs, keepDir: o.keepDir, log,
+    hubConfig: { mesh: { relayLingerMs: o.relayLingerMs } },
+  });
   o.onCluster(c);
   try {
     const runs = [];
@@ -82,7 +86,7 @@ async function measureTopology(hubs: number, o: HubBenchOptions, pg: Awaited<Ret
       { id: `hub${hubs}.latency.p50`, metric: `Hub latency via ${label} p50`, value: lat.pooled.p50, unit: "ms", digits: 2, target: null },
       {
         id: `hub${hubs}.latency.p99`, metric: `Hub latency via ${label} p99`, value: lat.pooled.p99, unit: "ms", digits: 2, target: { kind: "max", value: 20 },
-        note: `${fmt(lat.total)} single-edit publishes at ${fmt(sizes.latencyRate)}/s (achieved ${fmt(lat.achieved)}/s), all ${sizes.hubReceivers} receivers pooled, max ${fmt(lat.pooled.max, 2)} ms, missing ${lat.missing}; CPU-s/s ${JSON.stringify(lat.cpuSecondsPerSecond)}`,
+        note: `relayLingerMs ${o.relayLingerMs}; ${fmt(lat.total)} single-edit publishes at ${fmt(sizes.latencyRate)}/s (achieved ${fmt(lat.achieved)}/s), all ${sizes.hubReceivers} receivers pooled, max ${fmt(lat.pooled.max, 2)} ms, missing ${lat.missing}; CPU-s/s ${JSON.stringify(lat.cpuSecondsPerSecond)}`,
       },
     ];
     return { figures, details: { runs, latency: lat } };
