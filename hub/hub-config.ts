@@ -53,6 +53,9 @@ export function loadHubConfig(opts: LoadOptions): HubConfig {
       else problems.push(`${formatPath(iss.path)}: ${iss.message}`);
     }
   }
+  if (result.success && result.data.mesh.agents.length === 0 && !result.data.mesh.acceptUnlisted) {
+    problems.push("mesh.agents: list the agents' node ids, or set mesh.acceptUnlisted: true (as it is, every agent would be refused)");
+  }
   if (!result.success || problems.length > 0) throw new ConfigError(problems, opts.file);
   return Object.freeze(result.data) as HubConfig;
 }

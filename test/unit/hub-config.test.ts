@@ -12,7 +12,7 @@ const memFs = (files: Record<string, string>): ConfigFs => ({
 });
 
 const FILE = "/etc/locmesh/hub.yaml";
-const minimal = "nodeId: hub1\nmesh:\n  secret: 0123456789abcdef-mesh\napi:\n  token: 0123456789abcdef-api\npostgres:\n  url: postgres://locmesh:pw@db/locmesh\n";
+const minimal = "nodeId: hub1\nmesh:\n  secret: 0123456789abcdef-mesh\n  agents: [sip1, sip2]\napi:\n  token: 0123456789abcdef-api\npostgres:\n  url: postgres://locmesh:pw@db/locmesh\n";
 const load = (text: string, env: Record<string, string | undefined> = {}) => loadHubConfig({ file: FILE, env, fs: memFs({ [FILE]: text }), cwd: "/srv" });
 
 function problemsOf(fn: () => unknown): string[] {
@@ -26,10 +26,11 @@ function problemsOf(fn: () => unknown): string[] {
 }
 
 describe("loadHubConfig", () => {
-  it("fills the defaults: no agents listed, the shared NOTIFY channel, a pool of 10", () => {
+  it("fills the defaults: the shared NOTIFY channel, a pool of 10, no linger", () => {
     const c = load(minimal);
     expect(c.nodeId).toBe("hub1");
-    expect(c.mesh.agents).toEqual([]);
+    expect(c.mesh.agents).toEqual(["sip1", "sip2"]);
+    expect(c.mesh.relayLingerMs).toBe(0);
     expect(c.mesh.acceptUnlisted).toBe(false);
     expect(c.mesh.listen).toEqual({ host: "0.0.0.0", port: 7100 });
     expect(c.postgres).toEqual({ url: "postgres://locmesh:pw@db/locmesh", poolSize: 10, channel: "locmesh_changes" });
@@ -41,6 +42,11 @@ describe("loadHubConfig", () => {
     const c = load(minimal, { LOCMESH_POSTGRES_URL: "postgres://u:secret@other/db" });
     expect(c.postgres.url).toBe("postgres://u:secret@other/db");
     expect(JSON.stringify(redactHubConfig(c))).not.toMatch(/secret@|0123456789abcdef/);
+  });
+
+  it("refuses a hub that would accept no agent at all", () => {
+    expect(problemsOf(() => load(minimal.replace("  agents: [sip1, sip2]\n", "")))).toEqual([expect.stringMatching(/^mesh\.agents: list the agents/)]);
+    expect(load(minimal.replace("  agents: [sip1, sip2]\n", "  acceptUnlisted: true\n")).mesh.acceptUnlisted).toBe(true);
   });
 
   it("reports every problem at once: missing database, bad agent ids, agent-only settings", () => {
