@@ -7,8 +7,8 @@ import { createHttpApi, type HttpApi } from "./api/http-server.js";
 import { createLocalApi } from "./api/local-api.js";
 import type { AgentConfig } from "./config/agent-config.js";
 import { ApiNotification } from "./contract/protocol.js";
-import { HLC_UNITS_PER_MS } from "./contract/records.js";
 import { createHlc } from "./core/hlc.js";
+import { startPurgeTimer } from "./core/purge-timer.js";
 import { createReplica, type Replica } from "./core/replica.js";
 import { openSqliteStore } from "./journal/sqlite-store.js";
 import { createKamailioAttachment, type KamailioAttachment } from "./kamailio/attachment.js";
@@ -27,7 +27,10 @@ export interface Agent {
   close(): Promise<void>;
 }
 
-export async function startAgent(config: AgentConfig, deps: { log: Logger; metrics?: Metrics }): Promise<Agent> {
+export async function startAgent(
+  config: AgentConfig,
+  deps: { log: Logger; metrics?: Metrics; /** Changes not yet written into Kamailio (reported to peers and hubs). */ pendingWrites?: () => number },
+): Promise<Agent> {
   const log = deps.log;
   const metrics = deps.metrics ?? createMetrics();
   const startedAtMs = Date.now();
@@ -47,11 +50,13 @@ export async function startAgent(config: AgentConfig, deps: { log: Logger; metri
 
   let kamailio: KamailioAttachment | null = null;
   const mesh = createMesh({
-    options: { ...config.mesh, nodeId: config.nodeId, peers: config.mesh.peers },
+    options: {
+      ...config.mesh, nodeId: config.nodeId, peers: config.mesh.peers, hubUrls: config.hub.urls,
+      pendingWrites: () => kamailio?.pendingWrites() ?? deps.pendingWrites?.() ?? 0,
+    },
     replica,
     log,
     metrics,
-    pendingWrites: () => kamailio?.pendingWrites() ?? 0,
   });
   kamailio = config.kamailio
     ? await createKamailioAttachment({ config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, store, log, metrics })
@@ -69,28 +74,16 @@ export async function startAgent(config: AgentConfig, deps: { log: Logger; metri
 
   replica.onApplied((changes) => http.broadcast(ApiNotification.ChangesApplied, { changes }));
 
-  // Tombstones and expired bindings go once they can no longer matter (see README "Retention").
-  const retentionMs = config.journal.retentionHours * 3600_000;
-  const purge = setInterval(() => {
-    const cutoffMs = Date.now() - retentionMs;
-    store
-      .purge(cutoffMs * HLC_UNITS_PER_MS, Math.floor(cutoffMs / 1000))
-      .then((n) => {
-        if (n > 0) {
-          metrics.purged.inc(n);
-          log.info({ purged: n }, "purged old tombstones and expired bindings");
-        }
-      })
-      .catch((err: unknown) => log.error({ err }, "purge failed"));
-  }, config.journal.purgeIntervalSec * 1000);
-  purge.unref();
+  const purge = startPurgeTimer({
+    store, retentionHours: config.journal.retentionHours, intervalSec: config.journal.purgeIntervalSec, log, metrics,
+  });
 
   try {
     await kamailio?.start();
     await mesh.start();
     await http.start();
   } catch (err) {
-    clearInterval(purge);
+    purge.close();
     await kamailio?.close();
     await mesh.close();
     await http.close();
@@ -106,7 +99,7 @@ export async function startAgent(config: AgentConfig, deps: { log: Logger; metri
     kamailio,
     setPeers: (peers) => mesh.setPeers(peers),
     async close() {
-      clearInterval(purge);
+      purge.close();
       await http.close();
       await mesh.close();
       await kamailio?.close();

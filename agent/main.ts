@@ -9,7 +9,9 @@ import { registerClientCommands } from "./cli/client-commands.js";
 import { DemoAborted, runDemo } from "./cli/demo.js";
 import { registerKamailioCfgCommand } from "./cli/kamailio-cfg-command.js";
 import { createLogger } from "./ops/logger.js";
+import { runUntilSignalled } from "./ops/daemon.js";
 import { packageRoot } from "./ops/paths.js";
+import { registerHubCommands } from "../hub/main.js";
 
 const program = new Command()
   .name("locmesh")
@@ -43,24 +45,7 @@ program
       process.stderr.write(`locmesh agent failed to start: ${(err as Error).message}\n`);
       process.exit(1);
     }
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal }, "stopping");
-      const force = setTimeout(() => process.exit(1), 10_000);
-      force.unref();
-      agent.close().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          log.error({ err }, "error while stopping");
-          process.exit(1);
-        },
-      );
-    };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
-    process.on("SIGHUP", () => {
+    runUntilSignalled(agent, log, () => {
       try {
         const next = load();
         agent.setPeers(next.mesh.peers);
@@ -124,6 +109,7 @@ program
     process.on("SIGTERM", stop);
   });
 
+registerHubCommands(program, { env: process.env });
 registerClientCommands(program, { env: process.env, stdout: process.stdout, stderr: process.stderr });
 registerKamailioCfgCommand(program, { env: process.env, stdout: process.stdout, stderr: process.stderr });
 

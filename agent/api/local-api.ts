@@ -34,6 +34,10 @@ export interface LocalApiDeps {
   startedAtMs: number;
   /** The local Kamailio side, when the agent is attached to one. */
   kamailio?: KamailioControl | null;
+  /** Pending Kamailio writes when there is no attachment to ask (a hub reports its agents' sum). */
+  pendingWrites?: () => number;
+  /** Set on a hub: it relays other nodes' changes and makes none, so writes are refused with this reason. */
+  readOnly?: string;
 }
 
 export interface KamailioControl {
@@ -56,6 +60,12 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
       metrics.authFailures.inc({ reason: "api not signed in" });
       throw new RpcError(ErrorCode.Unauthorized, "sign in first: call auth.login with the agent's api token");
     }
+    return next(request, ctx);
+  });
+
+  const writes = new Set<string>([ApiMethod.LocationPublish, ApiMethod.AliasSet, ApiMethod.AliasRemove]);
+  rpc.server.applyMiddleware(async (next, request, ctx) => {
+    if (deps.readOnly && writes.has(request.method)) throw new RpcError(ErrorCode.InvalidRequest, deps.readOnly);
     return next(request, ctx);
   });
 
@@ -123,7 +133,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
       vv: await replica.versionVector(),
       counts,
       peers: await mesh.status(),
-      pendingWrites: kamailio?.pendingWrites ?? 0,
+      pendingWrites: kamailio?.pendingWrites ?? deps.pendingWrites?.() ?? 0,
       resync: mesh.resyncStatus(),
       kamailio,
     };

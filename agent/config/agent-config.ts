@@ -34,6 +34,8 @@ export interface AgentConfig {
   };
   api: { listen: Listen; token: string; maxMessageBytes: number };
   journal: { synchronous: "full" | "normal"; cacheMiB: number; retentionHours: number; purgeIntervalSec: number };
+  /** Hubs to dial (one at a time, failing over in turn); empty outside hub mode. */
+  hub: { urls: string[] };
   log: { level: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent" };
   /** The local Kamailio; null when the agent is not attached to one. */
   kamailio: KamailioConfig | null;
@@ -112,10 +114,11 @@ export function redactConfig(c: AgentConfig): object {
     },
     api: { ...c.api, token: "[redacted]" },
     kamailio: c.kamailio && { ...c.kamailio, db: c.kamailio.db && { ...c.kamailio.db, url: redactUrl(c.kamailio.db.url) } },
+    hub: { urls: c.hub.urls.map(redactUrl) },
   };
 }
 
-function redactUrl(url: string): string {
+export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password === "") return url;

@@ -103,6 +103,10 @@ export function buildConfigSchema(fs: ConfigFs) {
       retentionHours: int(1, 24 * 365).default(24),
       purgeIntervalSec: int(1, 86_400).default(300),
     }),
+    // Hub mode (issue 4): dial one of these hubs, failing over in turn, instead of or besides peers.
+    hub: z
+      .strictObject({ urls: z.array(z.string().refine(isWsUrl, "must be a ws:// or wss:// URL")).default([]) })
+      .default({ urls: [] }),
     log: z.strictObject({ level: z.enum(LOG_LEVELS).default("info") }),
     kamailio: kamailioSchema.nullable().default(null),
   });

@@ -8,11 +8,12 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import { compareVersions, type Change, type RecordKind, type VersionVector } from "../contract/records.js";
+import { compareVersions, type Change, type VersionVector } from "../contract/records.js";
 import { InvalidBatchError, type ApplyOutcome, type Draft, type Page, type PageQuery, type RemoteBatch, type ReplicaStore, type StoreCounts } from "../core/store.js";
 
 export { InvalidBatchError };
 import { migrateSqlite } from "./migrate-sqlite.js";
+import { KIND_CODE, expiresOf, rowToChange, type StoredRow as Row } from "../core/stored-row.js";
 
 export interface SqliteStoreOptions {
   path: string;
@@ -25,19 +26,6 @@ export interface SqliteStoreOptions {
 
 export class JournalOwnerError extends Error {
   override readonly name = "JournalOwnerError";
-}
-
-const KIND_CODE: Record<RecordKind, number> = { loc: 0, alias: 1 };
-const KIND_NAME: RecordKind[] = ["loc", "alias"];
-
-interface Row {
-  kind: number;
-  key: string;
-  sub: string;
-  hlc: number;
-  origin: number;
-  seq: number;
-  value: string | null;
 }
 
 export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
@@ -166,19 +154,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
   };
   const saveHlc = () => metaSet.run("max_hlc", String(maxHlc));
 
-  const toChange = (r: Row): Change => ({
-    kind: KIND_NAME[r.kind]!,
-    key: r.key,
-    sub: r.sub,
-    value: r.value === null ? null : JSON.parse(r.value),
-    hlc: r.hlc,
-    origin: originById.get(r.origin)!,
-    seq: r.seq,
-  });
+  const toChange = (r: Row): Change => rowToChange(r, originById.get(r.origin)!);
 
   const write = (c: Change, originId: number) => {
-    const expires = c.value !== null && c.kind === "loc" ? (c.value as { expires: number }).expires : null;
-    upsert.run(KIND_CODE[c.kind], c.key, c.sub, c.hlc, originId, c.seq, c.value === null ? null : JSON.stringify(c.value), expires);
+    upsert.run(KIND_CODE[c.kind], c.key, c.sub, c.hlc, originId, c.seq, c.value === null ? null : JSON.stringify(c.value), expiresOf(c));
   };
 
   const commitLocal = guarded((drafts: readonly Draft[], stamp: () => number): (Change | null)[] => {

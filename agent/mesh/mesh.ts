@@ -2,17 +2,20 @@
  * The peer mesh: a WebSocket server for peers that dial us, a dialer per listed peer, and a
  * registry that keeps exactly one session per peer. When both nodes dial each other, the session
  * dialed by the lower node id wins on both sides, so they agree without talking about it.
+ *
+ * The hub runs the same mesh (`relay: true`, agents in `allow`, no peers to dial); an agent in hub
+ * mode has one more dialer that fails over across `hubUrls` and keeps one hub session at a time.
  */
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import pRetry from "p-retry";
 import { WebSocket, WebSocketServer } from "ws";
 import type { PeerStatus, ResyncStatus } from "../contract/protocol.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
+import { startDialer, type Dialer } from "./dialer.js";
 import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
 
@@ -27,6 +30,14 @@ export interface MeshOptions extends SessionOptions {
   listen: { host: string; port: number };
   peers: readonly PeerEntry[];
   acceptUnlisted: boolean;
+  /** Node ids accepted without being dialed (a hub's agents). */
+  allow?: readonly string[];
+  /** Hub URLs: keep one session with one of them, failing over in turn. */
+  hubUrls?: readonly string[];
+  /** This node is a hub: sessions push every origin held, not only our own changes. */
+  relay?: boolean;
+  /** Our pending Kamailio writes, reported to peers (a hub shows them for the whole cluster). */
+  pendingWrites?: () => number;
   tls: { cert: string; key: string; ca: string | null } | null;
   maxMessageBytes: number;
   relayDelayMs?: number;
@@ -41,18 +52,14 @@ export interface Mesh {
   setPeers(peers: readonly PeerEntry[]): void;
   resync(peerId?: string): Promise<void>;
   resyncStatus(): ResyncStatus;
+  /** Something was stored outside our own sessions (another hub's commit): let every pump look. */
+  wakePumps(): void;
   close(): Promise<void>;
 }
 
-interface Dialer {
-  entry: PeerEntry;
-  stop: AbortController;
-  lastError: string | null;
-  socket: WebSocket | null;
-  wake: () => void;
-}
+const HUB = "hub";
 
-export function createMesh(deps: { options: MeshOptions; replica: Replica; log: Logger; metrics: Metrics; pendingWrites?: () => number }): Mesh {
+export function createMesh(deps: { options: MeshOptions; replica: Replica; log: Logger; metrics: Metrics }): Mesh {
   const { options: o, replica, metrics } = deps;
   const log = deps.log.child({ component: "mesh" });
   const sessions = new Map<string, PeerSession>();
@@ -65,7 +72,8 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
   let closing = false;
   const ca = o.tls?.ca ? readFileSync(o.tls.ca) : undefined;
 
-  const isAllowed = (id: string) => o.acceptUnlisted || peers.some((p) => p.id === id);
+  const isAllowed = (id: string) => o.acceptUnlisted || peers.some((p) => p.id === id) || Boolean(o.allow?.includes(id));
+  const hubSession = () => [...sessions.values()].find((s) => s.peerIsHub && s.isReady());
   const dialerOf = (s: PeerSession) => (s.role === "client" ? o.nodeId : s.peerNodeId()!);
 
   const coordinator = createPullCoordinator({
@@ -74,7 +82,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
     readySince: (s) => readyAt.get(s) ?? 0,
   });
 
-  function attach(ws: WebSocket, role: "client" | "server", remote: string, expectedPeer?: string): PeerSession {
+  function attach(ws: WebSocket, role: "client" | "server", remote: string, expectedPeer?: string, peerIsHub = false): PeerSession {
     const transport: Transport = {
       remote,
       send: (text) => {
@@ -84,7 +92,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
     };
     const session = createPeerSession({
       role, nodeId: o.nodeId, secret: o.secret, expectedPeer, isAllowed, replica, transport, log, metrics, options: o,
-      pendingWrites: deps.pendingWrites,
+      relay: o.relay ?? false, peerIsHub, pendingWrites: o.pendingWrites,
       onReady(s) {
         pending.delete(s);
         const id = s.peerNodeId()!;
@@ -150,88 +158,43 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
 
   const peerUrl = (url: string) => (new URL(url).pathname === "/" ? new URL("/peer", url).toString() : url);
 
-  function connectOnce(d: Dialer): Promise<WebSocket | null> {
-    // The peer may have dialed us while we were backing off: keep its session rather than build
-    // a second one that the duplicate rule would then swap in mid-transfer.
-    if (sessions.get(d.entry.id)?.isReady()) return Promise.resolve(null);
+  function connect(url: string, expectedPeer: string | undefined, track: (ws: WebSocket) => void): Promise<WebSocket | null> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(peerUrl(d.entry.url), { maxPayload: o.maxMessageBytes, ca, handshakeTimeout: 5000 });
-      d.socket = ws;
+      const ws = new WebSocket(peerUrl(url), { maxPayload: o.maxMessageBytes, ca, handshakeTimeout: 5000 });
+      track(ws);
       // Attach in the open handler itself: the server's challenge may arrive in the same tick.
       ws.once("open", () => {
-        attach(ws, "client", d.entry.url, d.entry.id);
+        attach(ws, "client", url, expectedPeer, expectedPeer === undefined);
         resolve(ws);
       });
       ws.once("error", (err) => reject(Object.assign(err, { transient: true })));
       ws.once("unexpected-response", (_req, res) => {
-        reject(Object.assign(new Error(`HTTP ${res.statusCode} from ${d.entry.url}`), { transient: true }));
+        reject(Object.assign(new Error(`HTTP ${res.statusCode} from ${url}`), { transient: true }));
         ws.terminate();
       });
     });
   }
 
-  async function runDialer(d: Dialer): Promise<void> {
-    const plog = log.child({ peer: d.entry.id });
-    // Both ends of a pair may list each other. The lower id dials first; the higher id gives it a
-    // moment (its dialer backs off up to retry.maxMs) before dialing too, so the pair rarely
-    // builds two sessions whose pumps would send the same changes twice.
-    const deferMs = d.entry.id < o.nodeId ? o.retry.maxMs + 500 : 0;
-    // Except right after start: the peer that stayed up is somewhere in its reconnect back-off
-    // (up to retry.maxMs), and every millisecond of waiting here delays our catch-up.
-    let justStarted = true;
-    while (!d.stop.signal.aborted) {
-      if (sessions.get(d.entry.id)?.isReady()) {
-        await new Promise<void>((r) => (d.wake = r));
-        continue;
-      }
-      if (deferMs > 0 && !justStarted) {
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, deferMs);
-          d.wake = () => {
-            clearTimeout(t);
-            r();
-          };
-        });
-        if (sessions.get(d.entry.id)?.isReady() || d.stop.signal.aborted) continue;
-      }
-      justStarted = false;
-      try {
-        const ws = await pRetry(() => connectOnce(d), {
-          retries: Number.POSITIVE_INFINITY,
-          minTimeout: o.retry.minMs,
-          maxTimeout: o.retry.maxMs,
-          randomize: true,
-          signal: d.stop.signal,
-          onFailedAttempt: ({ error, attemptNumber }) => {
-            d.lastError = error.message;
-            metrics.peerRetries.inc({ peer: d.entry.id });
-            if (attemptNumber === 1 || attemptNumber % 20 === 0) plog.warn({ attempt: attemptNumber, err: error.message }, "cannot reach peer; retrying");
-          },
-        });
-        d.lastError = null;
-        if (!ws) continue;
-        const reason = await new Promise<string>((r) => {
-          if (ws.readyState === WebSocket.CLOSED) r("1006 closed");
-          else ws.once("close", (code, why) => r(`${code} ${why.toString()}`));
-        });
-        if (!reason.startsWith("4009")) d.lastError = `disconnected: ${reason}`;
-        if (!d.stop.signal.aborted) await new Promise((r) => setTimeout(r, o.retry.minMs));
-      } catch {
-        return; // aborted
-      }
-    }
+  function dial(entry: PeerEntry): Dialer {
+    return startDialer({
+      target: { id: entry.id, urls: [entry.url] }, label: entry.id, nodeId: o.nodeId, retry: o.retry, log, metrics,
+      connect: (url, track) => connect(url, entry.id, track),
+      isConnected: () => Boolean(sessions.get(entry.id)?.isReady()),
+    });
   }
 
-  function startDialer(entry: PeerEntry) {
-    const d: Dialer = { entry, stop: new AbortController(), lastError: null, socket: null, wake: () => undefined };
-    dialers.set(entry.id, d);
-    void runDialer(d);
+  function dialHubs(urls: readonly string[]): Dialer {
+    return startDialer({
+      target: { id: null, urls }, label: HUB, nodeId: o.nodeId, retry: o.retry, log, metrics,
+      connect: (url, track) => connect(url, undefined, track),
+      isConnected: () => hubSession() !== undefined,
+    });
   }
 
   // ---- status -------------------------------------------------------------------------------
 
   async function status(): Promise<PeerStatus[]> {
-    const ids = new Set([...peers.map((p) => p.id), ...sessions.keys()]);
+    const ids = new Set([...peers.map((p) => p.id), ...(o.allow ?? []), ...sessions.keys()]);
     const out: PeerStatus[] = [];
     for (const id of [...ids].sort()) {
       const s = sessions.get(id);
@@ -240,15 +203,22 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
       if (s) metrics.peerBehind.set({ peer: id }, lag.behindChanges);
       out.push({
         nodeId: id,
-        url: entry?.url ?? null,
+        url: entry?.url ?? (s?.peerIsHub ? s.remote : null),
         direction: s ? (s.role === "client" ? "outbound" : "inbound") : null,
         connected: Boolean(s?.isReady()),
         replicaId: s?.peerReplicaId() ?? null,
         behindChanges: lag.behindChanges,
         behindSeconds: Math.round(lag.behindSeconds * 1000) / 1000,
-        lastError: dialers.get(id)?.lastError ?? null,
+        lastError: (s?.peerIsHub ? dialers.get(HUB) : dialers.get(id))?.lastError() ?? null,
         connectedSince: s && readyAt.has(s) ? new Date(readyAt.get(s)!).toISOString() : null,
         pendingWrites: s?.peerPendingWrites() ?? null,
+      });
+    }
+    const hubDialer = dialers.get(HUB);
+    if (hubDialer && !hubSession()) {
+      out.push({
+        nodeId: HUB, url: hubDialer.url(), direction: null, connected: false, replicaId: null,
+        behindChanges: 0, behindSeconds: 0, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null,
       });
     }
     return out;
@@ -271,23 +241,23 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
         server!.listen(o.listen.port, o.listen.host, () => resolve());
       });
       log.info({ listen: `${o.listen.host}:${(server.address() as AddressInfo).port}`, tls: Boolean(tls), peers: peers.map((p) => p.id) }, "peer mesh listening");
-      for (const p of peers) startDialer(p);
+      for (const p of peers) dialers.set(p.id, dial(p));
+      if (o.hubUrls && o.hubUrls.length > 0) dialers.set(HUB, dialHubs(o.hubUrls));
     },
     port: () => (server?.address() as AddressInfo | null)?.port ?? 0,
     status,
     setPeers(next) {
       const nextIds = new Set(next.map((p) => p.id));
       for (const [id, d] of dialers) {
-        if (!nextIds.has(id) || next.find((p) => p.id === id)!.url !== d.entry.url) {
-          d.stop.abort();
-          d.wake();
-          d.socket?.close(1000, "peer removed from config");
+        if (id === HUB) continue;
+        if (!nextIds.has(id) || next.find((p) => p.id === id)!.url !== d.target.urls[0]) {
+          d.stop("peer removed from config");
           dialers.delete(id);
           if (!nextIds.has(id) && !o.acceptUnlisted) sessions.get(id)?.close(1000, "peer removed from config");
         }
       }
       peers = [...next];
-      for (const p of peers) if (!dialers.has(p.id)) startDialer(p);
+      for (const p of peers) if (!dialers.has(p.id)) dialers.set(p.id, dial(p));
       log.info({ peers: peers.map((p) => p.id) }, "peer list updated");
     },
     async resync(peerId) {
@@ -297,14 +267,13 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
       await coordinator.resync(s);
     },
     resyncStatus: () => coordinator.status(),
+    wakePumps() {
+      for (const s of sessions.values()) s.wake();
+    },
     async close() {
       closing = true;
       coordinator.close();
-      for (const d of dialers.values()) {
-        d.stop.abort();
-        d.wake();
-        d.socket?.close(1001, "shutting down");
-      }
+      for (const d of dialers.values()) d.stop("shutting down");
       for (const s of [...sessions.values(), ...pending]) s.close(1001, "shutting down");
       for (const c of wss?.clients ?? []) c.terminate();
       wss?.close();

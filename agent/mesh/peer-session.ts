@@ -35,6 +35,8 @@ export interface SessionOptions {
   statusIntervalMs: number;
   retry: { minMs: number; maxMs: number };
   authTimeoutMs?: number;
+  /** Relay (hub) only: gather changes stored within this many ms into one batch per agent. */
+  relayLingerMs?: number;
 }
 
 export interface Transport {
@@ -50,14 +52,18 @@ export interface SessionDeps {
   /** For a client: the node id it meant to reach. */
   expectedPeer?: string;
   isAllowed(nodeId: string): boolean;
+  /** This side is a hub: push every origin it holds, not only its own changes. */
+  relay?: boolean;
+  /** The peer is a hub (we dialed it as one): it pushes us every origin, so never pull from it. */
+  peerIsHub?: boolean;
   replica: Replica;
+  /** Our pending Kamailio writes, reported to the peer with every status. */
+  pendingWrites?: () => number;
   transport: Transport;
   log: Logger;
   metrics: Metrics;
   options: SessionOptions;
   nowMs?: () => number;
-  /** This node's pending Kamailio writes, told to peers with every status message. */
-  pendingWrites?: () => number;
   onReady(session: PeerSession): void;
   onPeerVector(session: PeerSession): void;
   onClosed(session: PeerSession, reason: string): void;
@@ -71,11 +77,14 @@ export interface PeerSessionStatus {
 export interface PeerSession {
   readonly role: "client" | "server";
   readonly remote: string;
+  readonly peerIsHub: boolean;
+  /** Something was stored that the push pump may have to send (a hub learning of another hub's commit). */
+  wake(): void;
   peerNodeId(): string | null;
   peerReplicaId(): string | null;
   peerVector(): VersionVector;
-  /** The peer's pending Kamailio writes as it last reported them. */
-  peerPendingWrites(): number | null;
+  /** What the peer last reported of its pending Kamailio writes. */
+  peerPendingWrites(): number | undefined;
   isReady(): boolean;
   /** Feed one text frame from the transport. */
   receive(text: string): void;
@@ -99,7 +108,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   let peerId: string | null = null;
   let peerReplica: string | null = null;
   let peerVV: VersionVector = {};
-  let peerPending: number | null = null;
+  let peerPending: number | undefined;
   let ready = false;
   let ended = false;
   const serverNonce = newNonce();
@@ -124,6 +133,8 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   const session: PeerSession = {
     role: deps.role,
     remote: deps.transport.remote,
+    peerIsHub: deps.peerIsHub ?? false,
+    wake: () => pushPump?.nudge(),
     peerNodeId: () => peerId,
     peerReplicaId: () => peerReplica,
     peerVector: () => peerVV,
@@ -200,7 +211,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     log.info({ replica: replicaId, peerEmpty: isEmptyVector(vv), behind: changesAhead(mineAtHello, vv) }, "peer session ready");
     timers.push(setInterval(() => void sendStatus(), options.statusIntervalMs));
     pushPump = createPushPump({
-      replica, peerId: id, peerVector: peerVV, options, log, metrics, nowMs,
+      replica, peerId: id, peerVector: peerVV, options, log, metrics, nowMs, relay: deps.relay ?? false, peerReplica: replicaId,
       send: (batch) => request<BatchResult>(PeerMethod.Batch, batch),
       isOpen: () => ready && !ended,
       signal: abort.signal,

@@ -51,6 +51,8 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
     let best: { session: PeerSession; ahead: number } | null = null;
     let wait = Infinity;
     for (const s of sessions) {
+      // A hub pushes us every origin it holds; pulling the same changes as well would double them.
+      if (s.peerIsHub) continue;
       const ahead = originsAhead(s.peerVector(), mine, liveOrigins);
       if (ahead.length === 0) continue;
       const readyFor = nowMs() - deps.readySince(s);

@@ -1,8 +1,11 @@
 /**
- * Streams this replica's own changes to one peer: up to `window` batches in flight, each
- * acknowledged only once the peer has it on disk, each retried with back-off (p-retry) while the
- * failure is transient. Where it starts and what it skips follow the peer's version vector, which
- * acknowledgements and the peer's status notifications keep current.
+ * Streams changes to one peer: up to `window` batches in flight, each acknowledged only once the
+ * peer has it on disk, each retried with back-off (p-retry) while the failure is transient. Where
+ * it starts and what it skips follow the peer's version vector, which acknowledgements and the
+ * peer's status notifications keep current.
+ *
+ * An agent pumps its own changes only (`relay: false`); a hub is a relay and pumps every origin it
+ * holds to each agent (`relay: true`), one batch per origin in turn so no origin starves.
  */
 import pRetry, { AbortError } from "p-retry";
 import type { BatchParams, BatchResult } from "../contract/protocol.js";
@@ -17,7 +20,11 @@ import { toRpcError } from "../rpc/server.js";
 export interface PushPumpDeps {
   replica: Replica;
   peerId: string;
-  /** The peer's version vector; the pump raises our own entry in it as acks arrive. */
+  /** Pump every origin held (a hub), not only this replica's own changes (an agent). */
+  relay: boolean;
+  /** The peer's own replica id: a relay never echoes the peer's changes back to it. */
+  peerReplica: string;
+  /** The peer's version vector; the pump raises its entries as acks arrive. */
   peerVector: VersionVector;
   send(batch: BatchParams): Promise<BatchResult>;
   /** False once the session is closing: the pump stops. */
@@ -25,7 +32,7 @@ export interface PushPumpDeps {
   signal: AbortSignal;
   /** The peer refused a batch for good (not a transient failure). */
   onRejected(reason: string): void;
-  options: { batchSize: number; window: number; retry: { minMs: number; maxMs: number } };
+  options: { batchSize: number; window: number; retry: { minMs: number; maxMs: number }; relayLingerMs?: number };
   log: Logger;
   metrics: Metrics;
   nowMs: () => number;
@@ -34,6 +41,8 @@ export interface PushPumpDeps {
 export interface PushPump {
   /** Send whatever the peer is missing; cheap to call on every commit. */
   wake(): void;
+  /** New changes were stored: a relay waits `relayLingerMs` to send them together, an agent sends at once. */
+  nudge(): void;
   close(): void;
 }
 
@@ -41,12 +50,13 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
   const { replica, peerVector, options, metrics, log } = deps;
   const self = replica.replicaId;
   const labels = { peer: deps.peerId };
-  let sentUpTo = -1;
+  /** Per origin: the last seq handed to the wire, and batches not yet acknowledged. */
+  const progress = new Map<string, { sentUpTo: number; inflight: number }>();
   let inflight = 0;
   let pumping = false;
   let again = false;
 
-  const acked = () => peerVector[self] ?? 0;
+  const origins = (vv: VersionVector) => (deps.relay ? Object.keys(vv).filter((o) => o !== deps.peerReplica).sort() : [self]);
 
   function wake(): void {
     if (!deps.isOpen()) return;
@@ -67,18 +77,30 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
   }
 
   async function fillWindow(): Promise<void> {
-    // With nothing in flight, anything sent but not acknowledged (a gap at the peer) goes again.
-    if (sentUpTo < 0 || (inflight === 0 && sentUpTo > acked())) sentUpTo = acked();
-    while (deps.isOpen() && inflight < options.window) {
-      const have = (await replica.versionVector())[self] ?? 0;
-      const batch = await nextBatch(replica.store, self, sentUpTo, have, options.batchSize);
-      if (!batch) return;
-      sentUpTo = batch.upTo;
-      inflight++;
-      void deliver(batch).finally(() => {
-        inflight--;
-        wake();
-      });
+    let sentAny = true;
+    while (sentAny && deps.isOpen() && inflight < options.window) {
+      sentAny = false;
+      const vv = await replica.versionVector();
+      for (const origin of origins(vv)) {
+        if (!deps.isOpen() || inflight >= options.window) return;
+        const p = progress.get(origin) ?? { sentUpTo: -1, inflight: 0 };
+        progress.set(origin, p);
+        const acked = peerVector[origin] ?? 0;
+        // With nothing in flight, restart from what the peer acknowledged: anything sent but not
+        // acknowledged (a gap at the peer) goes again, anything it got elsewhere is skipped.
+        if (p.sentUpTo < 0 || (p.inflight === 0 && p.sentUpTo !== acked)) p.sentUpTo = acked;
+        const batch = await nextBatch(replica.store, origin, p.sentUpTo, vv[origin] ?? 0, options.batchSize);
+        if (!batch) continue;
+        p.sentUpTo = batch.upTo;
+        p.inflight++;
+        inflight++;
+        sentAny = true;
+        void deliver(batch).finally(() => {
+          p.inflight--;
+          inflight--;
+          wake();
+        });
+      }
     }
   }
 
@@ -91,7 +113,8 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
         maxTimeout: options.retry.maxMs,
         randomize: true,
         signal: deps.signal,
-        shouldRetry: ({ error }) => isTransient(error),
+        // A peer's "temporary failure, retry later" arrives as a JSON-RPC error response, not an RpcError.
+        shouldRetry: ({ error }) => isTransient(error) || toRpcError(error).transient,
         onFailedAttempt: ({ error, attemptNumber }) => {
           if (!deps.isOpen()) return;
           metrics.peerRetries.inc(labels);
@@ -109,6 +132,26 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
     }
   }
 
-  const unsubscribe = replica.onCommitted(() => wake());
-  return { wake, close: unsubscribe };
+  // A relay gathers what arrives within `relayLingerMs` into one batch (as Kafka's linger.ms does):
+  // each batch costs the receiving agent a journal fsync, and a hub stores many small batches from
+  // many agents, so sending each on its own would cost every agent one fsync per batch the hub got.
+  const linger = deps.relay ? (options.relayLingerMs ?? 0) : 0;
+  let lingering: NodeJS.Timeout | null = null;
+  const nudge = () => {
+    if (linger <= 0) return wake();
+    lingering ??= setTimeout(() => {
+      lingering = null;
+      wake();
+    }, linger);
+  };
+  // A relay forwards whatever it stores; an agent only what it made itself.
+  const unsubscribe = deps.relay ? replica.onApplied(nudge) : replica.onCommitted(nudge);
+  return {
+    wake,
+    nudge,
+    close() {
+      unsubscribe();
+      if (lingering) clearTimeout(lingering);
+    },
+  };
 }

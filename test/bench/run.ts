@@ -1,12 +1,13 @@
 /**
- * `npm run bench`: the mesh benchmark's composition root (the only place that reads argv, installs
- * signal handlers or exits). Starts three real agents on 127.0.0.1, runs the scenarios in order
- * against them, prints the table and writes bench-results/mesh.json.
+ * `npm run bench`: the benchmarks' composition root (the only place that reads argv, installs
+ * signal handlers or exits). Starts three real agents on 127.0.0.1, runs the mesh scenarios in
+ * order against them, then the hub scenario (its own PostgreSQL, hubs and agents), prints the
+ * table and writes bench-results/mesh.json.
  */
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { packageRoot } from "../../agent/ops/paths.js";
-import { startBenchCluster, type BenchCluster, type Synchronous } from "./bench-cluster.js";
+import { startBenchCluster, type Synchronous } from "./bench-cluster.js";
 import { cpuBusyFraction, machineInfo, summarize, writeResults, type ModeReport } from "./report.js";
 import { runCatchUp } from "./scenarios/catch-up.js";
 import { runLatency } from "./scenarios/latency.js";
@@ -14,6 +15,10 @@ import { runMemory } from "./scenarios/memory.js";
 import type { BenchSizes, Scenario } from "./scenarios/scenario.js";
 import { runThroughput } from "./scenarios/throughput.js";
 import { KAMAILIO_FULL, runKamailioBench } from "./kamailio-bench.js";
+import { runHubBench } from "./scenarios/hub.js";
+
+/** Runs after the mesh scenarios, on its own cluster (PostgreSQL, hubs, 11 agents). */
+const HUB = "hub";
 
 const SCENARIOS: Record<string, Scenario> = {
   throughput: runThroughput,
@@ -30,6 +35,9 @@ const FULL: BenchSizes = {
   memoryBindings: 1_000_000,
   publishBatch: 500,
   publishInFlight: 4,
+  hubThroughputChanges: 50_000,
+  hubReceivers: 10,
+  hubLatencySeconds: 10,
   repeat: 3,
 };
 
@@ -39,12 +47,15 @@ const QUICK: BenchSizes = {
   latencySeconds: 4,
   catchupChanges: 20_000,
   memoryBindings: 100_000,
+  hubThroughputChanges: 10_000,
+  hubLatencySeconds: 4,
   repeat: 1,
 };
 
 const HELP = `Usage: node dist/test/bench/run.js [options]
 
-Benchmarks a 3-agent locmesh mesh on 127.0.0.1 (real agent processes, no Kamailio) and prints
+Benchmarks a 3-agent locmesh mesh and a PostgreSQL-backed hub cluster on 127.0.0.1 (real
+processes, no Kamailio) and prints
 | metric | locmesh | target | reference | ratio/verdict |. Results go to bench-results/mesh.json.
 
 Scenarios, in the order they run (all by default; they share one cluster). Throughput and catch-up
@@ -58,6 +69,9 @@ run ${FULL.repeat} times each and report the median run; the notes under the tab
               registrar    REGISTER/s one node answers: plain save() vs locmesh hook + agent (target ≤ 5% cost) vs dmq
               convergence  ${KAMAILIO_FULL.convergenceCount.toLocaleString("en-US")} REGISTERs at ${KAMAILIO_FULL.convergenceRate}/s: lost bindings and time until 3 nodes agree (target 0, ≤ 0.5 s)
               reload       ${KAMAILIO_FULL.reloadCount.toLocaleString("en-US")} bindings back into a restarted Kamailio (target: no slower than dmq's sync)
+  hub         a real PostgreSQL, 1 publishing agent → 1 hub → ${FULL.hubReceivers} agents, then the same through 2 hubs:
+              throughput of ${FULL.hubThroughputChanges.toLocaleString("en-US")} bindings (target ≥ 10,000/s; 2 hubs ≥ 90% of 1 hub),
+              latency at ${FULL.latencyRate}/s for ${FULL.hubLatencySeconds} s (target p99 < 20 ms)
 
 Options:
   --only <list>      comma-separated scenarios to run, e.g. --only throughput,latency
@@ -65,6 +79,7 @@ Options:
   --sync <mode>      journal synchronous mode: full (default, production), normal, or both
   --profile <dir>    run the agents with --cpu-prof, writing .cpuprofile files into <dir>
   --node-flag <flag> pass a flag to the agents' node (repeatable), e.g. --node-flag=--trace-gc
+  --hub-linger <ms>  the hubs' mesh.relayLingerMs in the hub scenario (default 0)
   --out <file>       results file (default bench-results/mesh.json)
   --keep             keep the agents' temp folders (journals and logs) for inspection
   -h, --help         this text
@@ -74,6 +89,8 @@ interface Options {
   scenarios: string[];
   /** Parts of the Kamailio group to run (kamailio-bench.ts); empty = none. */
   kamailio: string[];
+  hub: boolean;
+  hubLingerMs: number;
   modes: Synchronous[];
   quick: boolean;
   nodeArgs: string[];
@@ -94,6 +111,7 @@ function parseOptions(argv: string[]): Options | string | null {
         profile: { type: "string" },
         "node-flag": { type: "string", multiple: true, default: [] },
         out: { type: "string", default: join(packageRoot(), "bench-results", "mesh.json") },
+        "hub-linger": { type: "string", default: "0" },
         keep: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -105,16 +123,20 @@ function parseOptions(argv: string[]): Options | string | null {
     process.stdout.write(HELP);
     return null;
   }
-  const wanted = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : Object.keys(SCENARIOS);
+  const known = [...Object.keys(SCENARIOS), HUB];
+  const wanted = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : [...known, "kamailio"];
   const kamailio = wanted.includes("kamailio") ? KAMAILIO_PARTS : KAMAILIO_PARTS.filter((p) => wanted.includes(`kamailio.${p}`));
-  const unknown = wanted.filter((s) => !(s in SCENARIOS) && s !== "kamailio" && !KAMAILIO_PARTS.some((p) => s === `kamailio.${p}`));
-  if (unknown.length > 0) return `unknown scenario ${unknown.join(", ")}; choose from ${Object.keys(SCENARIOS).join(", ")}`;
+  const unknown = wanted.filter((s) => !known.includes(s) && s !== "kamailio" && !KAMAILIO_PARTS.some((p) => s === `kamailio.${p}`));
+  if (unknown.length > 0) return `unknown scenario ${unknown.join(", ")}; choose from ${[...known, "kamailio"].join(", ")}`;
   const modes: Record<string, Synchronous[]> = { full: ["full"], normal: ["normal"], both: ["full", "normal"] };
+  if (!/^\d+$/.test(values["hub-linger"])) return `--hub-linger must be a whole number of milliseconds, not ${values["hub-linger"]}`;
   if (!modes[values.sync]) return `--sync must be full, normal or both, not ${values.sync}`;
   return {
     // Always in the canonical order: later scenarios build on the data earlier ones left.
     scenarios: Object.keys(SCENARIOS).filter((s) => wanted.includes(s)),
     kamailio,
+    hub: wanted.includes(HUB),
+    hubLingerMs: Number(values["hub-linger"]),
     modes: modes[values.sync]!,
     quick: values.quick,
     nodeArgs: [...(values.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(values.profile)}`] : []), ...values["node-flag"]],
@@ -128,7 +150,7 @@ const KAMAILIO_PARTS = ["registrar", "convergence", "reload"];
 const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${line}\n`);
 
 /** The cluster being measured, so that signals and a crashing bench can stop it. */
-let current: BenchCluster | null = null;
+let current: { close(): Promise<void>; killNow(): void } | null = null;
 
 /** One cluster per journal mode; every scenario runs even if an earlier one failed. */
 async function runMode(opts: Options, synchronous: Synchronous, sizes: BenchSizes): Promise<ModeReport> {
@@ -177,9 +199,22 @@ async function main(): Promise<number> {
   }
   const sizes = opts.quick ? QUICK : FULL;
   if (opts.kamailio.length > 0 && !(await runKamailio(opts, started, machine))) failedKamailio = true;
-  if (opts.scenarios.length === 0) return failedKamailio ? 1 : 0;
+  if (opts.scenarios.length === 0 && !opts.hub) return failedKamailio ? 1 : 0;
   const modes: ModeReport[] = [];
-  for (const synchronous of opts.modes) modes.push(await runMode(opts, synchronous, sizes));
+  if (opts.scenarios.length > 0) for (const synchronous of opts.modes) modes.push(await runMode(opts, synchronous, sizes));
+  if (opts.hub) {
+    const synchronous = opts.modes[0]!;
+    log(`── hub (journal synchronous=${synchronous}) ──`);
+    const hub = await runHubBench({ sizes, synchronous, relayLingerMs: opts.hubLingerMs, nodeArgs: opts.nodeArgs, keepDir: opts.keep, log, onCluster: (c) => (current = c) }).catch(
+      (err: unknown) => {
+        log(`hub FAILED: ${(err as Error).stack ?? String(err)}`);
+        return { name: HUB, figures: [], details: {}, error: (err as Error).message };
+      },
+    );
+    const mode = modes.find((m) => m.synchronous === synchronous);
+    if (mode) mode.scenarios.push(hub);
+    else modes.push({ synchronous, scenarios: [hub] });
+  }
 
   const outcome = summarize(modes);
   const busyNote = machine.cpuBusyBeforeStart > BUSY ? " (BUSY MACHINE: figures skewed)" : "";

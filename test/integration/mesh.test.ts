@@ -6,36 +6,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterStatus, ListResult } from "../../agent/contract/protocol.js";
-import type { Alias, Location } from "../../agent/contract/records.js";
+import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { Location } from "../../agent/contract/records.js";
 import { AgentProcess, freePort, makeCluster, waitFor } from "../support/agent-process.js";
+import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
 
 let dir: string;
 let nodes: AgentProcess[];
-
-async function aliasCount(a: AgentProcess): Promise<number> {
-  return (await a.call<ListResult<Alias>>("alias.list", { limit: 1 })).total;
-}
-
-async function dumpAliases(a: AgentProcess): Promise<string[]> {
-  const out: string[] = [];
-  let after = "";
-  for (;;) {
-    const page = await a.call<ListResult<Alias>>("alias.list", { limit: 1000, after });
-    out.push(...page.items.map((i) => `${i.alias}=>${i.target}`));
-    if (!page.next) return out;
-    after = page.next;
-  }
-}
-
-async function publishAliases(a: AgentProcess, from: number, to: number, prefix: string): Promise<void> {
-  const batch: Promise<unknown>[] = [];
-  for (let i = from; i < to; i++) {
-    batch.push(a.call("alias.set", { alias: `${prefix}${i}@example.com`, target: `sip:target${i}@example.com` }));
-    if (batch.length === 200) await Promise.all(batch.splice(0));
-  }
-  await Promise.all(batch);
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "locmesh-mesh-"));

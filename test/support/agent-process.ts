@@ -44,6 +44,8 @@ export class RpcCallError extends Error {
 }
 
 export class AgentProcess {
+  /** The `locmesh` subcommand that runs this daemon. */
+  protected readonly command: string = "agent";
   child: ChildProcess | null = null;
   exited: Promise<number | null> = Promise.resolve(null);
   /** `nodeArgs` go to node before the script, e.g. --cpu-prof for the benchmarks. */
@@ -65,7 +67,11 @@ export class AgentProcess {
 
   writeConfig(): void {
     mkdirSync(this.spec.dir, { recursive: true });
-    const cfg = {
+    writeFileSync(this.configPath, JSON.stringify(deepMerge(this.baseConfig(), this.spec.config ?? {}), null, 2));
+  }
+
+  protected baseConfig(): Record<string, unknown> {
+    return {
       nodeId: this.spec.id,
       dataDir: join(this.spec.dir, "data"),
       mesh: {
@@ -80,7 +86,6 @@ export class AgentProcess {
       log: { level: "info" },
       ...this.spec.extra,
     };
-    writeFileSync(this.configPath, JSON.stringify(deepMerge(cfg, this.spec.config ?? {}), null, 2));
   }
 
   /** Rewrites the config with a new peer list and sends SIGHUP, as an operator would. */
@@ -93,8 +98,8 @@ export class AgentProcess {
 
   async start(): Promise<void> {
     this.writeConfig();
-    const log = createWriteStream(join(this.spec.dir, "agent.log"), { flags: "a" });
-    const child = spawn(process.execPath, [...this.nodeArgs, BIN, "agent", "--config", this.configPath], {
+    const log = createWriteStream(this.logPath, { flags: "a" });
+    const child = spawn(process.execPath, [...this.nodeArgs, BIN, this.command, "--config", this.configPath], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, LOCMESH_CONFIG: "" },
     });
@@ -105,11 +110,16 @@ export class AgentProcess {
     await this.waitReady();
   }
 
+  /** The log file the daemon writes into. */
+  get logPath(): string {
+    return join(this.spec.dir, `${this.command}.log`);
+  }
+
   async waitReady(timeoutMs = 15_000): Promise<void> {
     const until = Date.now() + timeoutMs;
     for (;;) {
       if (this.child?.exitCode !== null && this.child?.exitCode !== undefined) {
-        throw new Error(`agent ${this.spec.id} exited with ${this.child.exitCode}; see ${join(this.spec.dir, "agent.log")}`);
+        throw new Error(`${this.command} ${this.spec.id} exited with ${this.child.exitCode}; see ${this.logPath}`);
       }
       try {
         const res = await fetch(`${this.apiUrl}/healthz`);

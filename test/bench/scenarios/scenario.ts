@@ -15,6 +15,10 @@ export interface BenchSizes {
   /** Edits per location.publish request and requests in flight in bulk loads. */
   publishBatch: number;
   publishInFlight: number;
+  /** Hub scenario: bindings per throughput run, receiving agents, length of the paced latency run. */
+  hubThroughputChanges: number;
+  hubReceivers: number;
+  hubLatencySeconds: number;
   /** Runs of the throughput and catch-up scenarios; their median is reported (the box is noisy). */
   repeat: number;
 }

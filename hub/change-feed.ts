@@ -1,0 +1,84 @@
+/**
+ * How a hub learns what other hubs committed: one dedicated connection LISTENs on the channel that
+ * every store transaction NOTIFYs with "origin have" (PostgreSQL delivers it at COMMIT). Each
+ * notification raises the store's cached version vector and wakes the push pumps, which then read
+ * the changes from the database. Notifications sent while this connection was down are lost, so
+ * after every (re)connect, and every `reloadMs` as a safety net, the whole vector is re-read.
+ */
+import pg from "pg";
+import type { Logger } from "../agent/ops/logger.js";
+import type { PgStore } from "./pg-store.js";
+
+export interface ChangeFeedDeps {
+  url: string;
+  store: PgStore;
+  log: Logger;
+  /** Something new may be in the database. */
+  onChange(): void;
+  retryMs?: number;
+  reloadMs?: number;
+}
+
+export interface ChangeFeed {
+  /** Resolves once the first LISTEN is in place. */
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+export function startChangeFeed(deps: ChangeFeedDeps): ChangeFeed {
+  const log = deps.log.child({ component: "change-feed" });
+  const { store } = deps;
+  let client: pg.Client | null = null;
+  let closed = false;
+  let markReady: () => void = () => undefined;
+  const ready = new Promise<void>((r) => (markReady = r));
+
+  const reload = async () => {
+    await store.reloadVector();
+    deps.onChange();
+  };
+  const safety = setInterval(() => void reload().catch(() => undefined), deps.reloadMs ?? 5000);
+  safety.unref();
+
+  async function connect(): Promise<void> {
+    while (!closed) {
+      const c = new pg.Client({ connectionString: deps.url });
+      c.on("error", (err) => log.warn({ err: err.message }, "change feed connection failed"));
+      try {
+        await c.connect();
+        c.on("notification", (n) => {
+          const [origin, have] = (n.payload ?? "").split(" ");
+          if (origin && have) store.noteHave(origin, Number(have));
+          deps.onChange();
+        });
+        await c.query(`LISTEN ${store.channel}`);
+        c.once("end", () => {
+          if (client === c) client = null;
+          if (!closed) {
+            log.warn("change feed connection lost; reconnecting");
+            setTimeout(() => void connect(), deps.retryMs ?? 500);
+          }
+        });
+        client = c;
+        await reload();
+        log.info({ channel: store.channel }, "listening for changes committed by any hub");
+        markReady();
+        return;
+      } catch (err) {
+        await c.end().catch(() => undefined);
+        log.warn({ err: (err as Error).message }, "cannot LISTEN for changes yet; retrying");
+        await new Promise((r) => setTimeout(r, deps.retryMs ?? 500));
+      }
+    }
+  }
+  void connect();
+
+  return {
+    ready,
+    async close() {
+      closed = true;
+      clearInterval(safety);
+      await client?.end().catch(() => undefined);
+    },
+  };
+}

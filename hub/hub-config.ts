@@ -1,0 +1,65 @@
+/**
+ * The hub's config loader. A hub config is an agent config without a journal folder or peers to
+ * dial, plus the agents it accepts (`mesh.agents`, or `mesh.acceptUnlisted`) and its PostgreSQL.
+ * Same sources (file, LOCMESH_* variables, secret files), same one-error-with-every-problem rule.
+ */
+import { z } from "zod";
+import { ConfigError, redactUrl, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
+import { NODE_ID_RE, buildConfigSchema, configErrorMap, formatPath } from "../agent/config/config-schema.js";
+import { API_TOKEN, MESH_SECRET, gatherConfig, nodeFs } from "../agent/config/config-sources.js";
+
+export interface HubConfig {
+  nodeId: string;
+  mesh: Omit<AgentConfig["mesh"], "peers"> & { agents: string[]; relayLingerMs: number };
+  api: AgentConfig["api"];
+  journal: Pick<AgentConfig["journal"], "retentionHours" | "purgeIntervalSec">;
+  postgres: { url: string; poolSize: number; channel: string };
+  log: AgentConfig["log"];
+}
+
+function hubSchema(fs: LoadOptions["fs"] & object) {
+  const base = buildConfigSchema(fs);
+  return z.strictObject({
+    nodeId: base.shape.nodeId,
+    mesh: base.shape.mesh.omit({ peers: true }).extend({
+      agents: z.array(z.string().regex(NODE_ID_RE, "must be an agent's node id")).default([]),
+      relayLingerMs: z.number().int().min(0).max(1000).default(0),
+    }),
+    api: base.shape.api,
+    journal: z.strictObject({
+      retentionHours: z.number().int().min(1).max(24 * 365).default(24),
+      purgeIntervalSec: z.number().int().min(1).max(86_400).default(300),
+    }),
+    postgres: z.strictObject({
+      url: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// connection URL"),
+      poolSize: z.number().int().min(2).max(200).default(10),
+      channel: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case SQL identifier").default("locmesh_changes"),
+    }),
+    log: base.shape.log,
+  });
+}
+
+export function loadHubConfig(opts: LoadOptions): HubConfig {
+  const fs = opts.fs ?? nodeFs;
+  const g = gatherConfig({ file: opts.file, env: opts.env, fs, cwd: opts.cwd ?? process.cwd(), secrets: [MESH_SECRET, API_TOKEN] });
+  if (g.raw["postgres"] === undefined) g.raw["postgres"] = {};
+  const pgUrl = opts.env["LOCMESH_POSTGRES_URL"];
+  if (pgUrl) (g.raw["postgres"] as Record<string, unknown>)["url"] = pgUrl;
+  const result = hubSchema(fs).safeParse(g.raw, { error: configErrorMap });
+  const problems = [...g.problems];
+  if (!result.success) {
+    for (const iss of result.error.issues) {
+      if (iss.code === "unrecognized_keys") for (const k of iss.keys) problems.push(`${formatPath([...iss.path, k])}: unknown setting (check the spelling)`);
+      else problems.push(`${formatPath(iss.path)}: ${iss.message}`);
+    }
+  }
+  if (result.success && result.data.mesh.agents.length === 0 && !result.data.mesh.acceptUnlisted) {
+    problems.push("mesh.agents: list the agents' node ids, or set mesh.acceptUnlisted: true (as it is, every agent would be refused)");
+  }
+  if (!result.success || problems.length > 0) throw new ConfigError(problems, opts.file);
+  return Object.freeze(result.data) as HubConfig;
+}
+
+export function redactHubConfig(c: HubConfig): object {
+  return { ...c, mesh: { ...c.mesh, secret: "[redacted]" }, api: { ...c.api, token: "[redacted]" }, postgres: { ...c.postgres, url: redactUrl(c.postgres.url) } };
+}

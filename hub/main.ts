@@ -1,0 +1,65 @@
+/**
+ * The hub daemon's composition root: `locmesh hub` (run a hub) and `locmesh hub migrate` (apply the
+ * PostgreSQL migrations and exit). Registered on the one `locmesh` binary by agent/main.ts; this is
+ * the only hub module that reads the environment, installs signal handlers or exits.
+ */
+import type { Command } from "commander";
+import { ConfigError } from "../agent/config/agent-config.js";
+import { createLogger } from "../agent/ops/logger.js";
+import { runUntilSignalled } from "../agent/ops/daemon.js";
+import { migrateHubDatabase, startHub } from "./hub.js";
+import { loadHubConfig, redactHubConfig, type HubConfig } from "./hub-config.js";
+
+function loadOrExit(file: string | undefined, env: Record<string, string | undefined>): HubConfig {
+  try {
+    return loadHubConfig({ file, env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+export function registerHubCommands(program: Command, io: { env: Record<string, string | undefined> }): void {
+  const hub = program
+    .command("hub")
+    .description("run a locmesh hub: agents with hub.urls replicate through it; state lives in PostgreSQL");
+  const configOption = ["-c, --config <file>", "hub config file (YAML or JSON); LOCMESH_* variables override it", io.env["LOCMESH_CONFIG"]] as const;
+
+  hub
+    .command("run", { isDefault: true })
+    .description("run the hub daemon (migrates the database first)")
+    .option(...configOption)
+    .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully.")
+    .action(async (opts: { config?: string }) => {
+      const config = loadOrExit(opts.config, io.env);
+      const log = createLogger({ level: config.log.level, nodeId: config.nodeId });
+      log.info({ config: redactHubConfig(config) }, "starting locmesh hub");
+      let running;
+      try {
+        running = await startHub(config, { log });
+      } catch (err) {
+        log.fatal({ err }, "hub failed to start");
+        process.stderr.write(`locmesh hub failed to start: ${(err as Error).message}\n`);
+        process.exit(1);
+      }
+      runUntilSignalled(running, log);
+    });
+
+  hub
+    .command("migrate")
+    .description("apply pending PostgreSQL migrations and exit (refuses a database newer than this locmesh)")
+    .option(...configOption)
+    .action(async (opts: { config?: string }) => {
+      const config = loadOrExit(opts.config, io.env);
+      try {
+        const applied = await migrateHubDatabase(config.postgres.url);
+        process.stdout.write(applied.length > 0 ? `applied migrations ${applied.join(", ")}\n` : "the hub database is up to date\n");
+      } catch (err) {
+        process.stderr.write(`locmesh hub migrate failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      }
+    });
+}

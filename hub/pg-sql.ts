@@ -1,0 +1,65 @@
+/** The hub store's SQL, kept apart from the code that runs it. Parameters are numbered ($n). */
+
+export const ROW = "kind, key, sub, hlc, origin, seq, value";
+
+/**
+ * A peer's batch in one statement, so in one round trip and its own transaction: store each
+ * version that wins by last-writer-wins on (hlc, origin replica id) (the rule of contract/records.ts
+ * compareVersions), move the origin's `have` when the batch starts at or below it, and NOTIFY the
+ * other hubs. `have` is computed from the row being updated, not from a snapshot, so when two hubs
+ * apply the same origin at once the second waits for the first's row lock and sees its result.
+ * $1 origin id, $2-$8 the rows, $9 origin replica id, $10 after, $11 upTo, $12 newest hlc, $13 channel.
+ */
+export const APPLY_BATCH = `
+  WITH ins AS (
+    INSERT INTO records (kind, key, sub, hlc, origin, seq, value, expires)
+    SELECT k, ky, s, h, $1, sq, v, e
+    FROM unnest($2::smallint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[]) AS t (k, ky, s, h, sq, v, e)
+    ON CONFLICT (kind, key, sub) DO UPDATE SET hlc = excluded.hlc, origin = excluded.origin, seq = excluded.seq,
+      value = excluded.value, expires = excluded.expires
+    WHERE records.hlc < excluded.hlc
+       OR (records.hlc = excluded.hlc AND (SELECT replica FROM origins WHERE id = records.origin) < $9::text COLLATE "C")
+    RETURNING kind, key, sub
+  ), upd AS (
+    UPDATE origins SET have = CASE WHEN $10 <= have AND $11 > have THEN $11 ELSE have END, max_hlc = greatest(max_hlc, $12)
+    WHERE id = $1 RETURNING have
+  )
+  SELECT h.have, coalesce((SELECT json_agg(json_build_array(kind, key, sub)) FROM ins), '[]') AS won,
+    pg_notify($13, $9 || ' ' || h.have) AS notified
+  FROM (SELECT have FROM upd) AS h`;
+
+export const UPSERT_LOCAL = `
+  INSERT INTO records (kind, key, sub, hlc, origin, seq, value, expires) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+  ON CONFLICT (kind, key, sub) DO UPDATE SET hlc = excluded.hlc, origin = excluded.origin, seq = excluded.seq,
+    value = excluded.value, expires = excluded.expires`;
+
+export const ENSURE_ORIGIN = "INSERT INTO origins (replica) VALUES ($1) ON CONFLICT (replica) DO NOTHING";
+export const ORIGIN_ID = "SELECT id FROM origins WHERE replica = $1";
+export const LOCK_ORIGIN = "SELECT id, have FROM origins WHERE replica = $1 FOR UPDATE";
+export const SET_HAVE = "UPDATE origins SET have = $2, max_hlc = greatest(max_hlc, $3) WHERE id = $1";
+export const NOTIFY = "SELECT pg_notify($1, $2)";
+
+export const SELECT_ORIGINS = "SELECT id, replica, have FROM origins";
+export const MAX_HLC = "SELECT coalesce(max(max_hlc), 0) AS m FROM origins";
+export const SELECT_ONE = `SELECT ${ROW} FROM records WHERE kind = $1 AND key = $2 AND sub = $3`;
+export const SELECT_KEY = `SELECT ${ROW} FROM records WHERE kind = $1 AND key = $2 ORDER BY sub`;
+export const SELECT_RANGE = `SELECT ${ROW} FROM records WHERE origin = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`;
+export const COUNT_AFTER = "SELECT count(*)::int AS n FROM records WHERE origin = $1 AND seq > $2";
+export const FIRST_AFTER = "SELECT hlc FROM records WHERE origin = $1 AND seq > $2 ORDER BY seq LIMIT 1";
+
+const LIVE = "value IS NOT NULL AND (expires IS NULL OR expires = 0 OR expires > $2)";
+const MATCH = "($3 = '' OR strpos(lower(key), $3) > 0 OR strpos(lower(sub), $3) > 0)";
+export const SELECT_PAGE = `SELECT ${ROW} FROM records WHERE kind = $1 AND ${LIVE} AND ${MATCH}
+  AND ($4 = '' OR (key, sub) > ($4, $5)) ORDER BY key, sub LIMIT $6`;
+export const COUNT_PAGE = `SELECT count(*)::int AS n FROM records WHERE kind = $1 AND ${LIVE} AND ${MATCH}`;
+export const COUNT_LIVE = `SELECT
+  count(*) FILTER (WHERE kind = 0 AND ${LIVE.replace("$2", "$1")})::int AS locations,
+  count(*) FILTER (WHERE kind = 1 AND ${LIVE.replace("$2", "$1")})::int AS aliases,
+  count(*) FILTER (WHERE value IS NULL)::int AS tombstones
+  FROM records`;
+export const PURGE = `WITH t AS (DELETE FROM records WHERE value IS NULL AND hlc < $1 RETURNING 1),
+  e AS (DELETE FROM records WHERE expires > 0 AND expires < $2 RETURNING 1)
+  SELECT (SELECT count(*) FROM t)::int + (SELECT count(*) FROM e)::int AS n`;
+
+export const SELECT_REPLICA = "SELECT replica_id FROM replicas WHERE node_id = $1";
+export const INSERT_REPLICA = "INSERT INTO replicas (node_id, replica_id) VALUES ($1, $2) ON CONFLICT (node_id) DO NOTHING";

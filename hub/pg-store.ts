@@ -1,0 +1,244 @@
+/**
+ * The hub's ReplicaStore on PostgreSQL (pg). It keeps the agent journal's contract (one contract
+ * suite tests both), and adds what several hubs on one database need:
+ * - applyRemote is one statement (pg-sql.ts APPLY_BATCH) that updates the origin's row, so two
+ *   hubs applying batches of the same origin at once take turns on its row lock, and `have` only
+ *   moves forward;
+ * - every transaction that stores something NOTIFYs `channel` with "origin have"; each hub LISTENs
+ *   (hub/change-feed.ts) and calls `noteHave`, so the version vector held in memory here follows
+ *   what any hub committed;
+ * - a write resolves only after COMMIT returned, so an acknowledged change survives a crash of the
+ *   hub or of PostgreSQL (synchronous_commit stays on).
+ * Reads are by index and bounded by their `limit`, so snapshots stream in constant memory.
+ */
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { compareVersions, type Change, type VersionVector } from "../agent/contract/records.js";
+import { InvalidBatchError, type ApplyOutcome, type Page, type ReplicaStore, type StoreCounts } from "../agent/core/store.js";
+import { KIND_CODE, expiresOf, rowToChange, type StoredRow as Row } from "../agent/core/stored-row.js";
+import { classifyPgError, pgCall } from "./pg-errors.js";
+import * as SQL from "./pg-sql.js";
+import { createRangeCache } from "./range-cache.js";
+
+export interface PgStoreOptions {
+  /** Connections for reads. */
+  pool: pg.Pool;
+  /** Connections for write transactions (default: `pool`); apart, a burst of reads never delays an acknowledgement. */
+  writePool?: pg.Pool;
+  nodeId: string;
+  /** NOTIFY channel shared by every hub of the cluster. */
+  channel?: string;
+}
+
+export interface PgStore extends ReplicaStore {
+  /** Another hub committed `origin` up to `have` (from LISTEN); raises the cached vector. */
+  noteHave(origin: string, have: number): void;
+  /** Re-reads every origin's `have` (after the LISTEN connection was lost and notifications with it). */
+  reloadVector(): Promise<void>;
+  readonly channel: string;
+}
+
+const identity = (kind: number, key: string, sub: string) => `${kind}\u0000${key}\u0000${sub}`;
+/** bigint columns come back as numbers: every value we store (hlc, seq, expiry) is below 2^53. */
+export const PG_TYPES = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
+  const { pool } = opts;
+  const writePool = opts.writePool ?? pool;
+  const ranges = createRangeCache();
+  const channel = opts.channel ?? "locmesh_changes";
+  const q = <T extends pg.QueryResultRow>(text: string, values: unknown[] = []) => pgCall(() => pool.query<T>(text, values));
+
+  // A replica id per hub node id, kept in the database: the hub has no disk of its own.
+  await q(SQL.INSERT_REPLICA, [opts.nodeId, `${opts.nodeId}~${randomBytes(6).toString("hex")}`]);
+  const self = (await q<{ replica_id: string }>(SQL.SELECT_REPLICA, [opts.nodeId])).rows[0]!.replica_id;
+
+  const replicaOf = new Map<number, string>();
+  const idOf = new Map<string, number>();
+  const haves = new Map<string, number>();
+  async function loadOrigins(): Promise<void> {
+    for (const o of (await q<{ id: number; replica: string; have: number }>(SQL.SELECT_ORIGINS)).rows) {
+      replicaOf.set(o.id, o.replica);
+      idOf.set(o.replica, o.id);
+      if (o.have > (haves.get(o.replica) ?? 0)) haves.set(o.replica, o.have);
+    }
+  }
+  await loadOrigins();
+  let maxHlc = (await q<{ m: number }>(SQL.MAX_HLC)).rows[0]!.m;
+  /** The origin's row id; an origin another hub created is looked up (never guessed as absent). */
+  async function originId(replica: string): Promise<number | undefined> {
+    if (!idOf.has(replica)) await loadOrigins();
+    return idOf.get(replica);
+  }
+  const noteHave = (origin: string, have: number) => {
+    if (have > (haves.get(origin) ?? 0)) haves.set(origin, have);
+  };
+
+  async function toChanges(rows: Row[]): Promise<Change[]> {
+    if (rows.some((r) => !replicaOf.has(r.origin))) await loadOrigins();
+    return rows.map((r) => rowToChange(r, replicaOf.get(r.origin)!));
+  }
+
+  /** Runs `fn` in one transaction on one pooled connection; resolves after COMMIT. */
+  async function tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await pgCall(() => writePool.connect());
+    let broken = false;
+    // A connection lost between two statements is reported as an 'error' event on the checked-out
+    // client (the pool only listens on idle ones); unheard, it would crash the hub. The next
+    // statement then fails and the transaction is retried by the agent.
+    const onError = () => (broken = true);
+    client.on("error", onError);
+    try {
+      await client.query("BEGIN");
+      const out = await fn(client);
+      await client.query("COMMIT");
+      return out;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => (broken = true));
+      throw classifyPgError(err);
+    } finally {
+      client.removeListener("error", onError);
+      client.release(broken);
+    }
+  }
+
+  /** Creates the origin's row if no hub has yet; returns its id. */
+  async function ensureOrigin(replica: string): Promise<number> {
+    await q(SQL.ENSURE_ORIGIN, [replica]);
+    const id = (await q<{ id: number }>(SQL.ORIGIN_ID, [replica])).rows[0]!.id;
+    replicaOf.set(id, replica);
+    idOf.set(replica, id);
+    return id;
+  }
+
+  async function lockOrigin(c: pg.PoolClient, replica: string): Promise<{ id: number; have: number }> {
+    await c.query(SQL.ENSURE_ORIGIN, [replica]);
+    const o = (await c.query<{ id: number; have: number }>(SQL.LOCK_ORIGIN, [replica])).rows[0]!;
+    replicaOf.set(o.id, replica);
+    idOf.set(replica, o.id);
+    return o;
+  }
+
+  const finish = async (c: pg.PoolClient, o: { id: number }, replica: string, have: number, hlc: number) => {
+    await c.query(SQL.SET_HAVE, [o.id, have, hlc]);
+    await c.query(SQL.NOTIFY, [channel, `${replica} ${have}`]);
+  };
+
+  return {
+    nodeId: opts.nodeId,
+    replicaId: self,
+    channel,
+    noteHave,
+    reloadVector: loadOrigins,
+    async versionVector() {
+      const vv: VersionVector = {};
+      for (const [replica, have] of haves) if (have > 0) vv[replica] = have;
+      return vv;
+    },
+    async maxHlc() {
+      return maxHlc;
+    },
+    async commitLocal(drafts, stamp) {
+      const out = await tx(async (c) => {
+        const o = await lockOrigin(c, self);
+        const results: (Change | null)[] = [];
+        let have = o.have;
+        let top = 0;
+        for (const d of drafts) {
+          if (d.value === null) {
+            const existing = (await c.query<Row>(SQL.SELECT_ONE, [KIND_CODE[d.kind], d.key, d.sub])).rows[0];
+            if (!existing || existing.value === null) {
+              results.push(null);
+              continue;
+            }
+          }
+          const ch: Change = { ...d, hlc: stamp(), origin: self, seq: ++have };
+          top = Math.max(top, ch.hlc);
+          await c.query(SQL.UPSERT_LOCAL, [KIND_CODE[d.kind], d.key, d.sub, ch.hlc, o.id, ch.seq, d.value === null ? null : JSON.stringify(d.value), expiresOf(d)]);
+          results.push(ch);
+        }
+        if (have > o.have) await finish(c, o, self, have, top);
+        return { results, have, top };
+      });
+      noteHave(self, out.have);
+      maxHlc = Math.max(maxHlc, out.top);
+      return out.results;
+    },
+    async applyRemote(batch): Promise<ApplyOutcome> {
+      if (batch.origin === self) return { applied: [], have: haves.get(self) ?? 0 };
+      let last = batch.after;
+      // One version per record: the batch's newest (a statement may not update a row twice).
+      const newest = new Map<string, Change>();
+      for (const c of batch.changes) {
+        if (c.origin !== batch.origin || c.seq <= last || c.seq > batch.upTo) {
+          throw new InvalidBatchError(`batch for ${batch.origin} (${batch.after}, ${batch.upTo}] holds ${c.origin}#${c.seq} out of order or range`);
+        }
+        last = c.seq;
+        const id = identity(KIND_CODE[c.kind], c.key, c.sub);
+        const held = newest.get(id);
+        if (!held || compareVersions(c, held) > 0) newest.set(id, c);
+      }
+      // Sorted by identity so that concurrent batches touching the same records lock them in one order.
+      const rows = [...newest.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, c]) => c);
+      const top = rows.reduce((m, c) => Math.max(m, c.hlc), 0);
+      const id = idOf.get(batch.origin) ?? (await ensureOrigin(batch.origin));
+      const res = await pgCall(() =>
+        writePool.query<{ have: number; won: [number, string, string][] }>(SQL.APPLY_BATCH, [
+          id, rows.map((r) => KIND_CODE[r.kind]), rows.map((r) => r.key), rows.map((r) => r.sub), rows.map((r) => r.hlc),
+          rows.map((r) => r.seq), rows.map((r) => (r.value === null ? null : JSON.stringify(r.value))), rows.map(expiresOf),
+          batch.origin, batch.after, batch.upTo, top, channel,
+        ]),
+      );
+      const out = { have: res.rows[0]!.have, won: new Set(res.rows[0]!.won.map(([k, key, sub]) => identity(k, key, sub))) };
+      noteHave(batch.origin, out.have);
+      maxHlc = Math.max(maxHlc, top);
+      const applied = batch.changes.filter((c) => newest.get(identity(KIND_CODE[c.kind], c.key, c.sub)) === c && out.won.has(identity(KIND_CODE[c.kind], c.key, c.sub)));
+      return { applied, have: out.have };
+    },
+    async readRange(origin, after, upTo, limit) {
+      const id = await originId(origin);
+      if (id === undefined) return [];
+      return ranges.read(origin, after, upTo, limit, async () => toChanges((await q<Row>(SQL.SELECT_RANGE, [id, after, upTo, limit])).rows));
+    },
+    async countAfter(origin, after) {
+      const id = await originId(origin);
+      return id === undefined ? 0 : (await q<{ n: number }>(SQL.COUNT_AFTER, [id, after])).rows[0]!.n;
+    },
+    async firstHlcAfter(origin, after) {
+      const id = await originId(origin);
+      return id === undefined ? null : ((await q<{ hlc: number }>(SQL.FIRST_AFTER, [id, after])).rows[0]?.hlc ?? null);
+    },
+    async get(kind, key, sub) {
+      const [c] = await toChanges((await q<Row>(SQL.SELECT_ONE, [KIND_CODE[kind], key, sub])).rows);
+      return c ?? null;
+    },
+    async listKey(kind, key) {
+      return toChanges((await q<Row>(SQL.SELECT_KEY, [KIND_CODE[kind], key])).rows);
+    },
+    async page(kind, pq): Promise<Page> {
+      let [ak, as] = ["", ""];
+      if (pq.after !== "") {
+        const cursor = JSON.parse(pq.after) as unknown;
+        if (Array.isArray(cursor) && typeof cursor[0] === "string" && typeof cursor[1] === "string") [ak, as] = cursor as [string, string];
+      }
+      const search = pq.search.toLowerCase();
+      const rows = (await q<Row>(SQL.SELECT_PAGE, [KIND_CODE[kind], pq.nowSec, search, ak, as, pq.limit + 1])).rows;
+      const items = await toChanges(rows.slice(0, pq.limit));
+      const lastItem = items.at(-1);
+      const total = (await q<{ n: number }>(SQL.COUNT_PAGE, [KIND_CODE[kind], pq.nowSec, search])).rows[0]!.n;
+      return { items, next: rows.length > pq.limit && lastItem ? JSON.stringify([lastItem.key, lastItem.sub]) : null, total };
+    },
+    async counts(nowSec): Promise<StoreCounts> {
+      return (await q<{ locations: number; aliases: number; tombstones: number }>(SQL.COUNT_LIVE, [nowSec])).rows[0]!;
+    },
+    async purge(tombstoneBeforeHlc, expiredBeforeSec) {
+      return (await q<{ n: number }>(SQL.PURGE, [tombstoneBeforeHlc, expiredBeforeSec])).rows[0]!.n;
+    },
+    async close() {
+      // The pool belongs to the caller (several components share it).
+    },
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * Hub mode: one agent publishes, `hubReceivers` agents receive everything through one hub, then
+ * through two hubs on the same PostgreSQL. Throughput is timed from the first publish until every
+ * receiver holds every change (the median of `repeat` runs); latency is the paced single-edit run
+ * of latency-probe.ts with every receiver subscribed.
+ */
+import { appliedFromPeers, cpuMeter, pollUntil } from "../bench-cluster.js";
+import { startHubBenchCluster, type HubBenchCluster } from "../hub-cluster.js";
+import { measureLatency } from "../latency-probe.js";
+import { publishBulk, publishFrames } from "../publisher.js";
+import type { Figure, ScenarioReport } from "../report.js";
+import { connectWsRpc } from "../ws-client.js";
+import { startPostgres } from "../../support/postgres-process.js";
+import { fmt, median, type BenchSizes } from "./scenario.js";
+
+export interface HubBenchOptions {
+  sizes: BenchSizes;
+  synchronous: "full" | "normal";
+  nodeArgs: readonly string[];
+  keepDir: boolean;
+  /** Hub `mesh.relayLingerMs` (0: send at once). */
+  relayLingerMs: number;
+  log(line: string): void;
+  /** Set while a cluster runs, so the bench's signal handler can stop it. */
+  onCluster(c: HubBenchCluster | null): void;
+}
+
+async function throughputOnce(c: HubBenchCluster, o: HubBenchOptions, prefix: string) {
+  const n = o.sizes.hubThroughputChanges;
+  const before = await Promise.all(c.receivers.map(appliedFromPeers));
+  const hubBefore = await appliedFromPeers(c.hubs[0]!);
+  const frames = [...publishFrames({ prefix, count: n, batchSize: o.sizes.publishBatch, nowSec: Math.floor(Date.now() / 1000) })];
+  const client = await connectWsRpc(c.publisher.apiUrl, c.publisher.spec.token);
+  try {
+    const cpu = cpuMeter(c.all);
+    const t0 = performance.now();
+    const done = c.receivers.map((r, i) =>
+      pollUntil(`${r.spec.id} holds`, async () => (await appliedFromPeers(r)) - before[i]!, n, { timeoutMs: Math.max(120_000, n), intervalMs: 100, log: i === 0 ? o.log : undefined }),
+    );
+    // When the first hub had every change committed in PostgreSQL: the ingest side on its own.
+    const stored = pollUntil("hub1 stored", async () => (await appliedFromPeers(c.hubs[0]!)) - hubBefore, n, { timeoutMs: Math.max(120_000, n), intervalMs: 100 });
+    const published = await publishBulk(client, frames, { inFlight: o.sizes.publishInFlight });
+    const ends = await Promise.all(done);
+    const storedAt = await stored;
+    if (published.accepted !== n) throw new Error(`the publisher accepted ${published.accepted} of ${n} edits`);
+    const seconds = (Math.max(...ends) - t0) / 1000;
+    const run = {
+      changesPerSecond: n / seconds, ingestSeconds: (published.lastAnsweredAt - t0) / 1000, seconds,
+      hubStoredPerSecond: n / ((storedAt - t0) / 1000), cpuSecondsPerSecond: cpu(),
+    };
+    o.log(`  ${fmt(n)} changes on all ${c.receivers.length} receivers in ${fmt(seconds, 2)} s → ${fmt(run.changesPerSecond)}/s ` +
+      `(stored by hub1 at ${fmt(run.hubStoredPerSecond)}/s); CPU-s/s ${JSON.stringify(run.cpuSecondsPerSecond)}`);
+    return run;
+  } finally {
+    await client.close();
+  }
+}
+
+async function measureTopology(hubs: number, o: HubBenchOptions, pg: Awaited<ReturnType<typeof startPostgres>>): Promise<{ figures: Figure[]; details: Record<string, unknown> }> {
+  const { sizes, log } = o;
+  log(`hub: starting PostgreSQL-backed cluster with ${hubs} hub(s), 1 publisher and ${sizes.hubReceivers} receivers`);
+  const c = await startHubBenchCluster({ pg, hubs, receivers: sizes.hubReceivers, synchronous: o.synchronous, nodeArgs: o.nodeArgs, keepDir: o.keepDir, log,
+    hubConfig: { mesh: { relayLingerMs: o.relayLingerMs } },
+  });
+  o.onCluster(c);
+  try {
+    const runs = [];
+    for (let rep = 1; rep <= sizes.repeat; rep++) {
+      log(`hub (${hubs}): throughput run ${rep}/${sizes.repeat}`);
+      runs.push(await throughputOnce(c, o, `hub${hubs}r${rep}x`));
+    }
+    const rates = runs.map((r) => r.changesPerSecond);
+    const mid = runs[rates.indexOf(median(rates))]!;
+    const lat = await measureLatency({ publisher: c.publisher, receivers: c.receivers, meter: c.all, rate: sizes.latencyRate, seconds: sizes.hubLatencySeconds, log });
+    const label = `${hubs} hub${hubs > 1 ? "s" : ""}`;
+    const figures: Figure[] = [
+      {
+        id: `hub${hubs}.throughput`, metric: `Hub: 1 agent → ${label} → ${sizes.hubReceivers} agents`, value: mid.changesPerSecond, unit: "changes/s",
+        target: { kind: "min", value: 10_000 },
+        note: `median of ${runs.length} runs (${rates.map((r) => fmt(r)).join(", ")}/s), ${fmt(sizes.hubThroughputChanges)} bindings each, first publish → every receiver holds all; CPU-s/s ${JSON.stringify(mid.cpuSecondsPerSecond)}`,
+      },
+      {
+        id: `hub${hubs}.ingest`, metric: `  1 agent → hub1 → PostgreSQL (stored)`, value: mid.hubStoredPerSecond, unit: "changes/s", target: null,
+        note: "first publish until hub1 had committed every change; while it also served the receivers",
+      },
+      { id: `hub${hubs}.latency.p50`, metric: `Hub latency via ${label} p50`, value: lat.pooled.p50, unit: "ms", digits: 2, target: null },
+      {
+        id: `hub${hubs}.latency.p99`, metric: `Hub latency via ${label} p99`, value: lat.pooled.p99, unit: "ms", digits: 2, target: { kind: "max", value: 20 },
+        note: `relayLingerMs ${o.relayLingerMs}; ${fmt(lat.total)} single-edit publishes at ${fmt(sizes.latencyRate)}/s (achieved ${fmt(lat.achieved)}/s), all ${sizes.hubReceivers} receivers pooled, max ${fmt(lat.pooled.max, 2)} ms, missing ${lat.missing}; CPU-s/s ${JSON.stringify(lat.cpuSecondsPerSecond)}`,
+      },
+    ];
+    return { figures, details: { runs, latency: lat } };
+  } finally {
+    log(`hub (${hubs}): stopping the cluster`);
+    await c.close();
+    o.onCluster(null);
+  }
+}
+
+export async function runHubBench(o: HubBenchOptions): Promise<ScenarioReport> {
+  const pg = await startPostgres();
+  try {
+    const one = await measureTopology(1, o, pg);
+    const two = await measureTopology(2, o, pg);
+    const oneRate = one.figures[0]!.value;
+    // "A second hub does not lower throughput": judged against the one-hub figure, with 10% for noise.
+    two.figures[0]!.target = { kind: "min", value: Math.round(oneRate * 0.9) };
+    two.figures[0]!.note += `; target: at least 90% of the one-hub figure (${fmt(oneRate)}/s)`;
+    return { name: "hub", figures: [...one.figures, ...two.figures], details: { oneHub: one.details, twoHubs: two.details } };
+  } finally {
+    await pg.close();
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Hub mode end to end against a real PostgreSQL 15: two hub processes on one database and four
+ * agents that know only the hubs. Changes reach every agent; a hub killed with -9 and a PostgreSQL
+ * killed under load lose nothing acknowledged and apply nothing twice; agents keep journaling while
+ * no hub is up; an agent that lost its journal gets a snapshot from a hub; a wrong key is refused.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { Location } from "../../agent/contract/records.js";
+import { AgentProcess, ROOT, freePort, sleep, waitFor } from "../support/agent-process.js";
+import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
+import { makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
+
+let dir: string;
+let pgServer: PostgresProcess;
+let hubs: HubProcess[];
+let agents: AgentProcess[];
+
+const received = (a: AgentProcess) => a.metric("locmesh_changes_received_total");
+const applied = (a: AgentProcess) => a.metric("locmesh_changes_applied_total");
+const allAgree = async (expected: number) => (await Promise.all(agents.map(aliasCount))).every((n) => n === expected);
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "locmesh-hub-"));
+  pgServer = await startPostgres();
+  const pgUrl = await pgServer.createDatabase("locmesh");
+  // a1, a3 prefer hub1; a2, a4 prefer hub2.
+  ({ hubs, agents } = await makeHubCluster(dir, { hubs: 2, agents: 4, pgUrl }));
+  await Promise.all(hubs.map((h) => h.start()));
+  await Promise.all(agents.map((a) => a.start()));
+  await waitFor("every agent on a hub", async () => {
+    const st = await Promise.all(agents.map((a) => a.call<ClusterStatus>("cluster.status")));
+    return st.every((s) => s.peers.some((p) => p.connected));
+  });
+});
+
+afterAll(async () => {
+  await Promise.all([...(agents ?? []), ...(hubs ?? [])].map((p) => p.stop()));
+  await pgServer?.close();
+  if (dir && !process.env["LOCMESH_KEEP_TEST_DIRS"]) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("two hubs, four agents, one PostgreSQL", () => {
+  it("a change on any agent reaches every other agent, whichever hub each is on", async () => {
+    await Promise.all(agents.map((a, i) => publishAliases(a, 0, 50, `first-a${i + 1}-`)));
+    await waitFor("200 aliases everywhere", () => allAgree(200));
+    const [a1, a2, a3, a4] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
+    const binding = { aor: "sip:alice@example.com", contact: "sip:alice@192.0.2.10:5060", expires: Math.floor(Date.now() / 1000) + 3600, callid: "c1" };
+    await a2.call("location.publish", { edits: [{ op: "upsert", binding }] });
+    for (const a of [a1, a3, a4]) {
+      const got = await waitFor(`binding on ${a.spec.id}`, async () => (await a.call<{ bindings: Location[] }>("location.lookup", { aor: "alice@example.com" })).bindings[0]);
+      expect(got).toMatchObject({ contact: binding.contact, callid: "c1", owner: "a2" });
+    }
+    // Every change crossed once: each agent received exactly the other agents' changes.
+    for (const a of agents) {
+      expect(await received(a)).toBe(await applied(a));
+      expect(await applied(a)).toBe(a === a2 ? 150 : 151);
+    }
+  });
+
+  it("shows the whole cluster on any hub: every agent, its lag and pending writes", async () => {
+    const st = await waitFor("hub1 sees all agents", async () => {
+      const s = await hubs[0]!.call<ClusterStatus>("cluster.status");
+      const caughtUp = s.peers.filter((p) => p.connected && p.behindChanges === 0 && p.pendingWrites === 0);
+      return caughtUp.length === 4 ? s : null;
+    });
+    expect(st.peers.map((p) => p.nodeId)).toEqual(["a1", "a2", "a3", "a4"]);
+    expect(st.peers.filter((p) => p.url?.startsWith("via hub hub2")).map((p) => p.nodeId)).toEqual(["a2", "a4"]);
+    await expect(hubs[0]!.call("alias.set", { alias: "x@example.com", target: "sip:y@example.com" })).rejects.toThrow(/hub/);
+    const metrics = await (await fetch(`${hubs[0]!.apiUrl}/metrics`)).text();
+    expect(metrics).toContain("locmesh_peer_connected");
+  });
+
+  it("agents fail over when a hub is killed with -9: nothing lost, nothing applied twice", async () => {
+    const [a1, a2, a3, a4] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
+    const before = await Promise.all(agents.map(applied));
+    const publishing = Promise.all([publishAliases(a1, 0, 3000, "failover-a1-"), publishAliases(a2, 0, 3000, "failover-a2-")]);
+    await sleep(300);
+    await hubs[0]!.kill9();
+    await publishing;
+    await waitFor("6,200 aliases everywhere", () => allAgree(6200), 30_000);
+    const after = await Promise.all(agents.map(applied));
+    expect(after.map((n, i) => n - before[i]!)).toEqual([3000, 3000, 6000, 6000]);
+    for (const a of [a1, a2, a3, a4]) expect(await received(a)).toBe(await applied(a));
+    expect(await dumpAliases(a3)).toEqual(await dumpAliases(a1));
+    await hubs[0]!.start();
+  });
+
+  it("loses nothing acknowledged when PostgreSQL is killed and restarted under load", async () => {
+    const [a1, , a3] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
+    const publishing = Promise.all([publishAliases(a1, 0, 3000, "pgcrash-a1-"), publishAliases(a3, 0, 3000, "pgcrash-a3-")]);
+    await sleep(300);
+    await pgServer.kill();
+    await sleep(1000);
+    await pgServer.start();
+    await publishing;
+    await waitFor("12,200 aliases everywhere", () => allAgree(12_200), 45_000);
+    const rows = await pgServer.query<{ n: number }>("SELECT count(*)::int AS n FROM records WHERE kind = 1", [], "locmesh");
+    expect(rows[0]!.n).toBe(12_200);
+    for (const a of agents) expect(await aliasCount(a)).toBe(12_200);
+  });
+
+  it("keeps journaling while no hub is reachable and sends everything when one is back", async () => {
+    const [a1, , , a4] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
+    const before = await Promise.all(agents.map(applied));
+    await Promise.all(hubs.map((h) => h.stop()));
+    await Promise.all([publishAliases(a1, 0, 500, "offline-a1-"), publishAliases(a4, 0, 500, "offline-a4-")]);
+    expect(await aliasCount(a1)).toBe(12_700);
+    await hubs[1]!.start();
+    await waitFor("13,200 aliases everywhere", () => allAgree(13_200), 30_000);
+    await hubs[0]!.start();
+    const after = await Promise.all(agents.map(applied));
+    expect(after.map((n, i) => n - before[i]!)).toEqual([500, 1000, 1000, 500]);
+    for (const a of agents) expect(await received(a)).toBe(await applied(a));
+  });
+
+  it("gives an agent that lost its journal a full snapshot from a hub", async () => {
+    const a4 = agents[3]!;
+    await a4.stop();
+    rmSync(join(a4.spec.dir, "data"), { recursive: true, force: true });
+    await a4.start();
+    const expected = await dumpAliases(agents[0]!);
+    await waitFor("snapshot complete", async () => (await aliasCount(a4)) === expected.length, 30_000);
+    expect(await dumpAliases(a4)).toEqual(expected);
+    // Each record once (13,200 aliases and the binding; nothing was removed, so no tombstones).
+    expect(await received(a4)).toBe(expected.length + 1);
+  });
+
+  it("refuses an agent with the wrong key, and logs and counts it", async () => {
+    const hub2 = hubs[1]!;
+    const intruder = new AgentProcess({
+      id: "intruder", meshPort: await freePort(), apiPort: await freePort(), dir: join(dir, "intruder"),
+      secret: "not-the-cluster-secret-9876543210", token: "intruder-api-token-0123456789", peers: [],
+      config: { hub: { urls: [hub2.meshUrl] } },
+    });
+    const refusedBefore = await hub2.metric("locmesh_auth_failures_total", { reason: "wrong key" });
+    await intruder.start();
+    try {
+      await waitFor("refusal counted", async () => (await hub2.metric("locmesh_auth_failures_total", { reason: "wrong key" })) > refusedBefore);
+      const st = await intruder.call<ClusterStatus>("cluster.status");
+      expect(st.peers.some((p) => p.connected)).toBe(false);
+      expect(st.counts.aliases).toBe(0);
+    } finally {
+      await intruder.stop();
+    }
+  });
+
+  it("`locmesh hub migrate` finds the database up to date", () => {
+    const res = spawnSync(process.execPath, [join(ROOT, "bin", "locmesh.js"), "hub", "migrate", "--config", hubs[1]!.configPath], { encoding: "utf8" });
+    expect(res.stderr).toBe("");
+    expect(res.stdout).toContain("up to date");
+  });
+});

@@ -1,0 +1,59 @@
+import { EventEmitter } from "node:events";
+import { describe, expect, it } from "vitest";
+import type { WebSocket } from "ws";
+import { startDialer } from "../../agent/mesh/dialer.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { createMetrics } from "../../agent/ops/metrics.js";
+
+/** Enough of a WebSocket for the dialer: a ready state and a close event. */
+function fakeSocket() {
+  const ws = Object.assign(new EventEmitter(), {
+    readyState: 1,
+    close() {
+      ws.readyState = 3;
+      ws.emit("close", 1006, Buffer.from(""));
+    },
+  });
+  return ws;
+}
+
+const until = async (cond: () => boolean) => {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 2));
+  expect(cond()).toBe(true);
+};
+
+describe("dialer across hub URLs", () => {
+  it("tries the next URL after a failure, and moves on to the next hub when a session drops", async () => {
+    const tried: string[] = [];
+    const sockets: ReturnType<typeof fakeSocket>[] = [];
+    let connected = false;
+    const dialer = startDialer({
+      target: { id: null, urls: ["ws://a", "ws://b", "ws://c"] },
+      label: "hub", nodeId: "n1", retry: { minMs: 1, maxMs: 2 },
+      log: silentLogger(), metrics: createMetrics({ defaults: false }),
+      isConnected: () => connected,
+      async connect(url) {
+        tried.push(url);
+        if (url === "ws://a" && tried.length === 1) throw Object.assign(new Error("ECONNREFUSED"), { transient: true });
+        const ws = fakeSocket();
+        sockets.push(ws);
+        return ws as unknown as WebSocket;
+      },
+    });
+    try {
+      await until(() => sockets.length === 1);
+      expect(tried).toEqual(["ws://a", "ws://b"]);
+      sockets[0]!.close(); // hub b went away: the next attempt is c, not b again
+      await until(() => sockets.length === 2);
+      expect(tried).toEqual(["ws://a", "ws://b", "ws://c"]);
+      expect(dialer.url()).toBe("ws://c");
+      connected = true;
+      sockets[1]!.close();
+      await new Promise((r) => setTimeout(r, 20));
+      // A session (say, one the peer dialed) is up: the dialer waits instead of dialing.
+      expect(tried).toHaveLength(3);
+    } finally {
+      dialer.stop("test over");
+    }
+  });
+});

@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, type ConfigFs } from "../../agent/config/agent-config.js";
+import { loadHubConfig, redactHubConfig } from "../../hub/hub-config.js";
+
+const memFs = (files: Record<string, string>): ConfigFs => ({
+  readText(path) {
+    const text = files[path];
+    if (text === undefined) throw Object.assign(new Error(`ENOENT: ${path}`), { code: "ENOENT" });
+    return text;
+  },
+  isFile: (path) => path in files,
+});
+
+const FILE = "/etc/locmesh/hub.yaml";
+const minimal = "nodeId: hub1\nmesh:\n  secret: 0123456789abcdef-mesh\n  agents: [sip1, sip2]\napi:\n  token: 0123456789abcdef-api\npostgres:\n  url: postgres://locmesh:pw@db/locmesh\n";
+const load = (text: string, env: Record<string, string | undefined> = {}) => loadHubConfig({ file: FILE, env, fs: memFs({ [FILE]: text }), cwd: "/srv" });
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadHubConfig", () => {
+  it("fills the defaults: the shared NOTIFY channel, a pool of 10, no linger", () => {
+    const c = load(minimal);
+    expect(c.nodeId).toBe("hub1");
+    expect(c.mesh.agents).toEqual(["sip1", "sip2"]);
+    expect(c.mesh.relayLingerMs).toBe(0);
+    expect(c.mesh.acceptUnlisted).toBe(false);
+    expect(c.mesh.listen).toEqual({ host: "0.0.0.0", port: 7100 });
+    expect(c.postgres).toEqual({ url: "postgres://locmesh:pw@db/locmesh", poolSize: 10, channel: "locmesh_changes" });
+    expect(c.journal).toEqual({ retentionHours: 24, purgeIntervalSec: 300 });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it("takes the database URL from LOCMESH_POSTGRES_URL and keeps passwords out of the log", () => {
+    const c = load(minimal, { LOCMESH_POSTGRES_URL: "postgres://u:secret@other/db" });
+    expect(c.postgres.url).toBe("postgres://u:secret@other/db");
+    expect(JSON.stringify(redactHubConfig(c))).not.toMatch(/secret@|0123456789abcdef/);
+  });
+
+  it("refuses a hub that would accept no agent at all", () => {
+    expect(problemsOf(() => load(minimal.replace("  agents: [sip1, sip2]\n", "")))).toEqual([expect.stringMatching(/^mesh\.agents: list the agents/)]);
+    expect(load(minimal.replace("  agents: [sip1, sip2]\n", "  acceptUnlisted: true\n")).mesh.acceptUnlisted).toBe(true);
+  });
+
+  it("reports every problem at once: missing database, bad agent ids, agent-only settings", () => {
+    const problems = problemsOf(() =>
+      load("nodeId: hub1\nmesh:\n  secret: short\n  agents: ['bad id']\n  peers: []\napi:\n  token: 0123456789abcdef-api\n"),
+    );
+    expect(problems).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^mesh\.secret: must be at least 16/),
+      expect.stringMatching(/^mesh\.agents\[0\]: must be an agent's node id/),
+      "mesh.peers: unknown setting (check the spelling)",
+      expect.stringMatching(/^postgres\.url: /),
+    ]));
+  });
+});

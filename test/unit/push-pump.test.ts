@@ -1,0 +1,69 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { BatchParams } from "../../agent/contract/protocol.js";
+import { createHlc } from "../../agent/core/hlc.js";
+import { createReplica, type Replica } from "../../agent/core/replica.js";
+import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
+import { createPushPump, type PushPump } from "../../agent/mesh/push-pump.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { createMetrics } from "../../agent/ops/metrics.js";
+import { REPLICA_A, REPLICA_B, REPLICA_C, aliasDraft, batchOf, remoteChange } from "../support/fixtures.js";
+
+const open: { replica: Replica; pump: PushPump }[] = [];
+afterEach(async () => {
+  for (const o of open.splice(0)) {
+    o.pump.close();
+    await o.replica.close();
+  }
+});
+
+async function relayHolding(counts: Record<string, number>) {
+  const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "hub1" }), hlc: createHlc({ wallMillis: () => 1_800_000_000_000 }) });
+  for (const [origin, n] of Object.entries(counts)) {
+    const changes = Array.from({ length: n }, (_, i) => remoteChange(origin, i + 1, 100 + i, aliasDraft(`${origin}-${i}@x`, "sip:t@x")));
+    await replica.apply(batchOf(origin, 0, n, changes), "agent");
+  }
+  return replica;
+}
+
+function pumpTo(replica: Replica, peerReplica: string, peerVector: Record<string, number>) {
+  const sent: BatchParams[] = [];
+  const pump = createPushPump({
+    replica, peerId: "peer", relay: true, peerReplica, peerVector,
+    send: async (b) => {
+      sent.push(b);
+      return { have: b.upTo };
+    },
+    isOpen: () => true, signal: new AbortController().signal, onRejected: () => undefined,
+    options: { batchSize: 2, window: 4, retry: { minMs: 1, maxMs: 2 } },
+    log: silentLogger(), metrics: createMetrics({ defaults: false }), nowMs: Date.now,
+  });
+  open.push({ replica, pump });
+  return { pump, sent };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 30));
+
+describe("push pump in relay (hub) mode", () => {
+  it("sends every origin from where the peer stands, never the peer's own changes back", async () => {
+    const replica = await relayHolding({ [REPLICA_A]: 3, [REPLICA_B]: 2, [REPLICA_C]: 2 });
+    const peerVector = { [REPLICA_A]: 1 };
+    const { pump, sent } = pumpTo(replica, REPLICA_C, peerVector);
+    pump.wake();
+    await settle();
+    const ranges = sent.map((b) => `${b.origin.slice(0, 5)} (${b.after},${b.upTo}] ${b.changes.map((c) => c.seq).join(",")}`).sort();
+    expect(ranges).toEqual(["alpha (1,3] 2,3", "bravo (0,2] 1,2"]);
+    expect(peerVector).toEqual({ [REPLICA_A]: 3, [REPLICA_B]: 2 });
+  });
+
+  it("forwards what it stores later, and skips what the peer got elsewhere", async () => {
+    const replica = await relayHolding({ [REPLICA_A]: 1 });
+    const peerVector: Record<string, number> = {};
+    const { pump, sent } = pumpTo(replica, REPLICA_C, peerVector);
+    pump.wake();
+    await settle();
+    peerVector[REPLICA_B] = 2; // the peer reports B up to 2 (it got it from another hub)
+    await replica.apply(batchOf(REPLICA_B, 0, 3, [1, 2, 3].map((s) => remoteChange(REPLICA_B, s, 200 + s, aliasDraft(`b${s}@x`, "sip:t@x")))), "agent");
+    await settle();
+    expect(sent.map((b) => [b.origin, b.after, b.upTo])).toEqual([[REPLICA_A, 0, 1], [REPLICA_B, 2, 3]]);
+  });
+});
