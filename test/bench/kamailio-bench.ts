@@ -10,6 +10,7 @@ import { summarize, type ScenarioReport } from "./report.js";
 import { runKamailioConvergence } from "./scenarios/kamailio-convergence.js";
 import { runKamailioRegistrar } from "./scenarios/kamailio-registrar.js";
 import { runKamailioReload } from "./scenarios/kamailio-reload.js";
+import { killAllNow } from "./kamailio-nodes.js";
 
 export interface KamailioBenchSizes {
   shmMb: number;
@@ -79,6 +80,8 @@ export async function runKamailioBench(o: { quick: boolean; keep: boolean; log(l
     },
   };
   const scenarios: ScenarioReport[] = [];
+  // However the bench ends (Ctrl-C included: run.ts exits), no Kamailio or agent outlives it.
+  process.once("exit", killAllNow);
   try {
     for (const [name, fn] of SCENARIOS) {
       if (o.only && !o.only.includes(name)) continue;
@@ -91,6 +94,7 @@ export async function runKamailioBench(o: { quick: boolean; keep: boolean; log(l
       }
     }
   } finally {
+    process.off("exit", killAllNow);
     if (o.keep) o.log(`kept ${root}`);
     else rmSync(root, { recursive: true, force: true });
   }

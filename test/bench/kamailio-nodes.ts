@@ -62,7 +62,28 @@ async function attach(id: string, kam: KamailioProcess, agent: AgentProcess | nu
   return { id, kam, rpc, usrloc: createUsrlocRpc({ rpc }), agent };
 }
 
+/** Kamailios and agents started and not yet closed, for killAllNow(). */
+const live = new Set<{ kams: () => KamailioProcess[]; agents: () => AgentProcess[] }>();
+
+/**
+ * Last resort for an exiting bench (a signal, a crash): SIGTERM every Kamailio attendant still
+ * running (it takes its workers down) and SIGKILL every agent, synchronously.
+ */
+export function killAllNow(): void {
+  for (const l of live) {
+    for (const k of l.kams()) if (k.pid()) try { process.kill(k.pid(), "SIGTERM"); } catch { /* gone */ }
+    for (const a of l.agents()) if (a.child && a.child.exitCode === null && a.child.signalCode === null) a.child.kill("SIGKILL");
+  }
+}
+
 export async function startNodes(flavour: Flavour, o: NodesOptions): Promise<BenchNodes> {
+  const started = await startNodesUntracked(flavour, o);
+  const entry = { kams: () => started.nodes.map((x) => x.kam), agents: () => started.nodes.flatMap((x) => (x.agent ? [x.agent] : [])) };
+  live.add(entry);
+  return { ...started, close: () => started.close().finally(() => live.delete(entry)) };
+}
+
+async function startNodesUntracked(flavour: Flavour, o: NodesOptions): Promise<BenchNodes> {
   const nodes: BenchNode[] = [];
   const closeRpcs = () => Promise.allSettled(nodes.map((x) => x.rpc.close()));
   if (flavour === "locmesh") {

@@ -93,7 +93,7 @@ async function dmqRuns(ctx: KamailioBenchContext): Promise<Run[]> {
     if (filled.at === null) log(`dmq: live replication left the peers short (counts ${filled.counts.join("/")}); the restarted node must reach n2's ${fmt(donor)}`);
     for (let r = 0; r < sizes.repeat; r++) {
       const { spawnAt, readyAt } = await restart(n1);
-      const seen = await waitCounts([n1], [donor], 120_000, 10);
+      const seen = await waitCounts([n1], [donor], 20_000, 10);
       const doneAt = seen.at === null ? NaN : performance.timeOrigin + seen.at;
       const run: Run = { fromSpawn: (doneAt - spawnAt) / 1000, fromReady: (doneAt - readyAt) / 1000, held: seen.counts[0]! };
       runs.push(run);
