@@ -146,6 +146,8 @@ const kamailioSchema = z.strictObject({
   /** Writes in flight at once. */
   window: int(1, 1024).default(32),
   reconcileIntervalSec: int(0, 86_400).default(300),
+  /** Above this many live bindings the ul.dump reconciliation is skipped (its cost is quadratic). */
+  reconcileMaxContacts: int(0, 10_000_000).default(20_000),
   checkIntervalSec: int(1, 3600).default(2),
   /** Writes per second when putting a restarted Kamailio back; 0 = as fast as it takes them. */
   reloadRate: int(0, 1_000_000).default(0),

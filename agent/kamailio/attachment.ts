@@ -156,11 +156,21 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     if (!reloadNeeded) return;
     const res = await reloader.run("kamailio restarted");
     if (res.state !== "done") return; // Kamailio went again; the next check retries
+    // No ul.dump check afterwards: the reload wrote the whole live state, and a dump of a large
+    // table holds Kamailio's FIFO for tens of seconds (it grows with the square of the table).
     reloadNeeded = false;
-    await reconcileNow(true);
   }
 
+  let warnedTooBig = false;
   async function reconcileNow(restored: boolean): Promise<void> {
+    // ul.dump's cost grows with the square of the table (32,000 contacts: ~8 s, all of it in
+    // Kamailio's single FIFO process): past the limit, reconciling would hurt more than help.
+    const live = (await store.counts(Math.floor(Date.now() / 1000))).locations;
+    if (live > config.reconcileMaxContacts) {
+      if (!warnedTooBig) log.warn({ live, limit: config.reconcileMaxContacts }, "too many bindings to reconcile with ul.dump; skipping (kamailio.reconcileMaxContacts)");
+      warnedTooBig = true;
+      return;
+    }
     const dumpStartMs = Date.now();
     const dump = await dumper.ulDump();
     // A restart during the dump would make its emptiness look like removals.
