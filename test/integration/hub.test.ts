@@ -73,6 +73,11 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     expect(st.peers.filter((p) => p.url?.startsWith("via hub hub2")).map((p) => p.nodeId)).toEqual(["a2", "a4"]);
     await expect(hubs[0]!.call("alias.set", { alias: "x@example.com", target: "sip:y@example.com" })).rejects.toThrow(/hub/);
     const metrics = await (await fetch(`${hubs[0]!.apiUrl}/metrics`)).text();
+    // The hub serves the same web UI as agents.
+    const page = await fetch(`${hubs[0]!.apiUrl}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toBeTruthy();
+    expect(await page.text()).toContain("<title>");
     expect(metrics).toContain("locmesh_peer_connected");
   });
 
