@@ -4,24 +4,16 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { packageRoot } from "../../agent/ops/paths.js";
+import { freePort } from "./ports.js";
+
+export { freePort };
 
 // From the package root, whether this file runs from source (tests) or from dist/ (benchmarks).
 export const ROOT = packageRoot();
 const BIN = join(ROOT, "bin", "locmesh.js");
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface NodeSpec {
   id: string;

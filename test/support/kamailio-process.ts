@@ -4,17 +4,19 @@
  * on 127.0.0.1, so the Debian kamailio service, /run/kamailio and port 5060 are never involved.
  * When Kamailio is missing the test fails with the command that installs it (house style: never skip).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { createSocket } from "node:dgram";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { kamailioInclude, type IncludeParams } from "../../agent/kamailio/cfg-include.js";
+import { spawnLogged } from "./logged-child.js";
+import { freePort, freeUdpPort } from "./ports.js";
 import { kamailioCfg, type DmqCfg, type LocmeshCfg } from "./kamailio-cfg.js";
+
+export { freeUdpPort };
 
 export const KAMAILIO_BIN = "/usr/sbin/kamailio";
 export const KAMAILIO_INSTALL =
@@ -71,36 +73,16 @@ export function modulesDir(): string {
   return join(lib, arch, "kamailio", "modules");
 }
 
-export async function freeUdpPort(): Promise<number> {
-  const sock = createSocket("udp4");
-  await new Promise<void>((resolve, reject) => {
-    sock.once("error", reject);
-    sock.bind(0, "127.0.0.1", resolve);
-  });
-  const { port } = sock.address();
-  await new Promise<void>((resolve) => sock.close(resolve));
-  return port;
-}
 
-async function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startKamailio(opts: KamailioOptions = {}): Promise<KamailioProcess> {
   const mods = modulesDir();
   const dir = mkdtempSync(join(tmpdir(), "locmesh-kam-"));
   const sipPort = opts.sipPort ?? (await freeUdpPort());
   const dgramPort = opts.dgramWorkers ? await freeUdpPort() : undefined;
-  const httpPort = opts.http ? await freeTcpPort() : undefined;
+  const httpPort = opts.http ? await freePort() : undefined;
   const cfgPath = join(dir, "kamailio.cfg");
-  const evapiPort = opts.locmesh ? await freeTcpPort() : undefined;
+  const evapiPort = opts.locmesh ? await freePort() : undefined;
   const locmesh = opts.locmesh ? writeLocmeshInclude(dir, evapiPort as number, opts.locmesh) : undefined;
   writeFileSync(cfgPath, kamailioCfg({ dir, modulesDir: mods, sipPort, dgramPort, dgramWorkers: opts.dgramWorkers, httpPort, extra: opts.extraCfg, locmesh, dmq: opts.dmq }));
   const fifoPath = join(dir, "kamailio_rpc.fifo");
@@ -123,19 +105,14 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
 
   async function start(): Promise<void> {
     const args = ["-f", cfgPath, "-DD", "-E", "-Y", dir, "-P", join(dir, "kamailio.pid"), ...(opts.shmMb ? ["-m", String(opts.shmMb)] : [])];
-    const proc = spawn(KAMAILIO_BIN, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...opts.env } });
+    const started = spawnLogged(KAMAILIO_BIN, args, { env: { ...process.env, ...opts.env } }, log);
+    const proc = started.proc;
     child = proc;
-    let exitCode: number | null | undefined;
-    exited = new Promise((resolve) => proc.once("exit", (code, signal) => { exitCode = code ?? (signal ? -1 : null); resolve(); }));
-    proc.stderr?.setEncoding("utf8");
-    proc.stderr?.on("data", (s: string) => {
-      log.push(...s.split("\n").filter(Boolean));
-      if (log.length > 2000) log.splice(0, log.length - 1000);
-    });
+    exited = started.exited;
     // Ready when the FIFO answers core.version (the FIFO process is forked last, after mod init).
     const deadline = Date.now() + 15_000;
     for (;;) {
-      if (exitCode !== undefined) throw new Error(`kamailio exited (code ${exitCode}) during startup:\n${tail(40)}`);
+      if (started.exitCode() !== undefined) throw new Error(`kamailio exited (code ${started.exitCode()}) during startup:\n${tail(40)}`);
       const client = rpc(500);
       try {
         await client.call("core.version");

@@ -5,13 +5,14 @@
  * root; when the tests run as root the server runs as the `postgres` system user (runuser).
  * A missing PostgreSQL fails the test with the command that installs it (house style: never skip).
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
+import { spawnLogged } from "./logged-child.js";
+import { freePort } from "./ports.js";
 
 export const POSTGRES_INSTALL = "apt-get update && apt-get install -y postgresql-15   (or: bash .ci/setup)";
 
@@ -43,16 +44,6 @@ export function postgresBinDir(): string {
   return join(base, v, "bin");
 }
 
-async function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** PostgreSQL refuses to run as root: as root, its processes run as the postgres system user. */
 function postgresUser(): { uid: number; gid: number } | undefined {
@@ -78,7 +69,7 @@ export async function startPostgres(opts: { settings?: Record<string, string> } 
   });
   if (init.status !== 0) throw new Error(`initdb failed (${init.status}):\n${init.stdout}\n${init.stderr}`);
 
-  const port = await freeTcpPort();
+  const port = await freePort();
   const log: string[] = [];
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
@@ -106,18 +97,12 @@ export async function startPostgres(opts: { settings?: Record<string, string> } 
 
   async function start(): Promise<void> {
     const args = Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
-    const proc = spawn(join(bin, "postgres"), ["-D", dataDir, ...args], { stdio: ["ignore", "ignore", "pipe"], ...user });
-    child = proc;
-    let exitCode: number | null | undefined;
-    exited = new Promise((resolve) => proc.once("exit", (code, signal) => { exitCode = code ?? (signal ? -1 : null); resolve(); }));
-    proc.stderr?.setEncoding("utf8");
-    proc.stderr?.on("data", (s: string) => {
-      log.push(...s.split("\n").filter(Boolean));
-      if (log.length > 2000) log.splice(0, log.length - 1000);
-    });
+    const started = spawnLogged(join(bin, "postgres"), ["-D", dataDir, ...args], { ...user }, log);
+    child = started.proc;
+    exited = started.exited;
     const deadline = Date.now() + 30_000;
     for (;;) {
-      if (exitCode !== undefined) throw new Error(`postgres exited (code ${exitCode}) during startup:\n${tail(40)}`);
+      if (started.exitCode() !== undefined) throw new Error(`postgres exited (code ${started.exitCode()}) during startup:\n${tail(40)}`);
       try {
         await query("SELECT 1");
         return;

@@ -3,18 +3,11 @@
  * port it registered from, and a caller (UAC) that sends one INVITE to a given proxy and succeeds
  * only on a 200 OK. Together they prove that routing found the phone, not just a binding.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { KAMAILIO_INSTALL, freeUdpPort } from "./kamailio-process.js";
-import { SIPP_BIN } from "./sipp.js";
-
-const run = promisify(execFile);
-
-function needSipp(): void {
-  if (!existsSync(SIPP_BIN)) throw new Error(`sipp is not installed (no ${SIPP_BIN}). Install it with: ${KAMAILIO_INSTALL}`);
-}
+import { freeUdpPort } from "./ports.js";
+import { SIPP_BIN, needSipp, runSipp } from "./sipp.js";
 
 export interface Phone {
   stop(): Promise<void>;
@@ -52,12 +45,7 @@ export async function sippCall(o: { dir: string; proxyPort: number; to: string; 
   const scenario = join(o.dir, `call-${port}.xml`);
   writeFileSync(scenario, uac(o.to));
   const args = ["-sf", scenario, "-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", String(port), "-nostdin", "-timeout", `${o.timeoutSec ?? 10}s`, "-timeout_error", `127.0.0.1:${o.proxyPort}`];
-  try {
-    await run(SIPP_BIN, args, { cwd: o.dir, timeout: ((o.timeoutSec ?? 10) + 5) * 1000 });
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`sipp INVITE to ${o.to} via 127.0.0.1:${o.proxyPort} did not get a 200 OK: ${e.message}\n${e.stderr ?? ""}\n${(e.stdout ?? "").slice(-1500)}`);
-  }
+  await runSipp(args, { cwd: o.dir, timeoutMs: ((o.timeoutSec ?? 10) + 5) * 1000, what: `sipp INVITE to ${o.to} via 127.0.0.1:${o.proxyPort} (expecting a 200 OK)` });
 }
 
 const UAS = `<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -152,10 +140,9 @@ Content-Length: 0
 `);
   const args = ["-sf", scenario, "-m", String(o.count), "-r", String(o.rate), "-l", "1000", "-i", "127.0.0.1", "-p", String(localPort), "-nostdin", "-timeout", `${Math.ceil(o.count / o.rate) + 20}s`, `127.0.0.1:${o.sipPort}`];
   try {
-    const r = await run(SIPP_BIN, args, { cwd: o.dir, timeout: (Math.ceil(o.count / o.rate) + 30) * 1000, maxBuffer: 16 << 20 });
-    return { ok: true, output: r.stdout.slice(-2000), localPort };
+    const stdout = await runSipp(args, { cwd: o.dir, timeoutMs: (Math.ceil(o.count / o.rate) + 30) * 1000, what: "sipp REGISTER load" });
+    return { ok: true, output: stdout.slice(-2000), localPort };
   } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    return { ok: false, output: `${e.message}\n${e.stderr ?? ""}\n${(e.stdout ?? "").slice(-2000)}`, localPort };
+    return { ok: false, output: (err as Error).message, localPort };
   }
 }

@@ -11,6 +11,24 @@ import { freeUdpPort, KAMAILIO_INSTALL } from "./kamailio-process.js";
 const run = promisify(execFile);
 export const SIPP_BIN = "/usr/bin/sipp";
 
+/** Fails with the install command when sipp is missing (house style: never skip). */
+export function needSipp(): void {
+  if (!existsSync(SIPP_BIN)) throw new Error(`sipp is not installed (no ${SIPP_BIN}). Install it with: ${KAMAILIO_INSTALL}`);
+}
+
+/**
+ * Runs sipp to its end; resolves with its stdout, or throws `<what> failed: ...` with sipp's
+ * error output and the tail of its screen.
+ */
+export async function runSipp(args: readonly string[], o: { cwd: string; timeoutMs: number; what: string }): Promise<string> {
+  try {
+    return (await run(SIPP_BIN, [...args], { cwd: o.cwd, timeout: o.timeoutMs, maxBuffer: 16 << 20 })).stdout;
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`${o.what} failed: ${e.message}\n${e.stderr ?? ""}\n${(e.stdout ?? "").slice(-2000)}`);
+  }
+}
+
 export interface RegisterOptions {
   /** Where the scenario file (and any sipp logs) go. */
   dir: string;
@@ -36,7 +54,7 @@ export interface Registered {
 }
 
 export async function sippRegister(o: RegisterOptions): Promise<Registered> {
-  if (!existsSync(SIPP_BIN)) throw new Error(`sipp is not installed (no ${SIPP_BIN}). Install it with: ${KAMAILIO_INSTALL}`);
+  needSipp();
   const localPort = o.localPort ?? (await freeUdpPort());
   const expires = o.expires ?? 300;
   const contact = `sip:${o.user}@127.0.0.1:${localPort}`;
@@ -47,12 +65,7 @@ export async function sippRegister(o: RegisterOptions): Promise<Registered> {
   // (a literal Call-ID in the scenario makes sipp drop the 200 OK and time out).
   if (o.callId !== undefined) args.push("-cid_str", o.callId.replace(/%/g, "%%"));
   args.push(`127.0.0.1:${o.sipPort}`);
-  try {
-    await run(SIPP_BIN, args, { cwd: o.dir, timeout: 15_000 });
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`sipp REGISTER for ${o.user}@${o.domain} failed: ${e.message}\n${e.stderr ?? ""}\n${(e.stdout ?? "").slice(-2000)}`);
-  }
+  await runSipp(args, { cwd: o.dir, timeoutMs: 15_000, what: `sipp REGISTER for ${o.user}@${o.domain}` });
   return { contact, localPort };
 }
 
