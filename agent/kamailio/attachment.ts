@@ -17,6 +17,7 @@ import { createDgramClient } from "./dgram-client.js";
 import { createEvapiClient, type EvapiClient } from "./evapi-client.js";
 import { createFifoClient } from "./fifo-client.js";
 import { openInstallCursor } from "./install-cursor.js";
+import { bindingKey } from "./install-plan.js";
 import { openKamailioDb, type KamailioDb } from "./kamailio-db.js";
 import { createKamailioSink } from "./kamailio-sink.js";
 import { createKamailioWriter } from "./kamailio-writer.js";
@@ -36,7 +37,7 @@ export interface KamailioAttachment {
   /** Writes the whole live state into Kamailio now (locmesh resync --kamailio). */
   reload(reason: string): Promise<ReloadStatus>;
   /** One reconcile run now. */
-  reconcile(restored?: boolean): Promise<void>;
+  reconcile(): Promise<void>;
   drained(): Promise<void>;
   close(): Promise<void>;
 }
@@ -106,7 +107,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       const drafts = draftsFromRegister(ev, {
         nodeId, current,
         isPending: (c: Change) => sink.isPending(c),
-        writtenAt: (aor, contact) => sink.writtenAt(`loc\u0000${aor}\u0000${contact}`),
+        writtenAt: (aor, contact) => sink.writtenAt(bindingKey(aor, contact)),
       });
       if (drafts.length > 0) {
         await replica.commit(drafts);
@@ -162,7 +163,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   }
 
   let warnedTooBig = false;
-  async function reconcileNow(restored: boolean): Promise<void> {
+  async function reconcileNow(): Promise<void> {
     // ul.dump's cost grows with the square of the table (32,000 contacts: ~8 s, all of it in
     // Kamailio's single FIFO process): past the limit, reconciling would hurt more than help.
     const live = (await store.counts(Math.floor(Date.now() / 1000))).locations;
@@ -178,7 +179,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     if (reloadNeeded) return;
     const nowSec = Math.floor(Date.now() / 1000);
     const p = await planReconcile(store, {
-      nodeId, dump, dumpStartMs, restored, nowSec, locationTable: config.locationTable, aliasTable,
+      nodeId, dump, dumpStartMs, nowSec, locationTable: config.locationTable, aliasTable,
       isPending: (c) => sink.isPending(c), writtenAt: (k) => sink.writtenAt(k),
     });
     if (p.drafts.length > 0) await replica.commit(p.drafts);
@@ -193,11 +194,11 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     if (p.drafts.length + repaired > 0) log.info(lastReconcile, "reconciled with Kamailio");
   }
 
-  function reconcile(restored = false): Promise<void> {
+  function reconcile(): Promise<void> {
     return exclusive(async () => {
       await observe();
       if (reloadNeeded) return reloadIfNeeded();
-      return reconcileNow(restored);
+      return reconcileNow();
     });
   }
 
@@ -216,7 +217,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       up = true;
       metrics.kamailioUp.set(1);
       if (reloadNeeded) await reloadIfNeeded();
-      else if (!wasUp) await reconcileNow(false);
+      else if (!wasUp) await reconcileNow();
       sink.kick();
     });
   }
@@ -252,14 +253,14 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       if (config.evapi) {
         evapi = createEvapiClient({
           host: config.evapi.host, port: config.evapi.port, log, onEvent, retry: { minMs: 100, maxMs: 2000 },
-          onConnect: () => void reconcile(false).catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile after evapi connect failed")),
+          onConnect: () => void reconcile().catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile after evapi connect failed")),
           onDisconnect: () => undefined,
         });
         evapi.start();
       }
       void check();
       every(config.checkIntervalSec * 1000, check);
-      if (config.reconcileIntervalSec > 0) every(config.reconcileIntervalSec * 1000, () => (up ? reconcile(false) : Promise.resolve()));
+      if (config.reconcileIntervalSec > 0) every(config.reconcileIntervalSec * 1000, () => (up ? reconcile() : Promise.resolve()));
     },
     async status() {
       const pending = await sink.pending();

@@ -110,14 +110,23 @@ function planBinding(change: Change, ctx: PlanContext): InstallOp {
   return { op: "add", table: ctx.locationTable, aor: change.key, binding: ulBinding(change.sub, v, ctx.nodeId), full: v };
 }
 
+/** Identity of one Kamailio object (a binding or an alias), as a map key. */
+export const bindingKey = (aor: string, contact: string): string => `loc\u0000${aor}\u0000${contact}`;
+export const aliasKey = (alias: string): string => `alias\u0000${alias}`;
+
+/** The key of the Kamailio object a journal record stands for. */
+export function recordKey(c: Pick<Change, "kind" | "key" | "sub">): string {
+  return c.kind === "loc" ? bindingKey(c.key, c.sub) : aliasKey(c.key);
+}
+
 /** Key that identifies the Kamailio object an op touches; ops on one key must not overlap. */
 export function opKey(op: InstallOp): string {
   switch (op.op) {
     case "add":
-      return `loc\u0000${op.aor}\u0000${op.binding.contact}`;
+      return bindingKey(op.aor, op.binding.contact);
     case "rm-contact":
-      return `loc\u0000${op.aor}\u0000${op.contact}`;
+      return bindingKey(op.aor, op.contact);
     default:
-      return `alias\u0000${op.alias}`;
+      return aliasKey(op.alias);
   }
 }

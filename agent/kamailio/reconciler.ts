@@ -10,13 +10,13 @@
  *   live: removed from Kamailio. One whose routing fields differ from the journal: rewritten.
  * - The journal has a live binding Kamailio lacks: another node's is written back; this node's own
  *   is gone from its registrar without an event (a missed de-registration), so it is removed from
- *   the journal, except after a Kamailio restart (`restored`), when it is written back instead.
+ *   the journal. (A restarted Kamailio is never reconciled before the reload has refilled it.)
  * Nothing that changed after the dump began is touched: versions newer than the dump, versions the
  * sink has not written yet, and writes the sink finished after the dump began.
  */
 import { hlcToMillis, type AliasValue, type BindingValue, type Change } from "../contract/records.js";
 import type { Draft, ReplicaStore } from "../core/store.js";
-import { planRestore, ulBinding, type InstallOp } from "./install-plan.js";
+import { aliasKey, bindingKey, planRestore, recordKey, ulBinding, type InstallOp } from "./install-plan.js";
 import { UL_ADD_CALLID, bindingFromEvent } from "./registrar-input.js";
 import type { UsrlocContact } from "./usrloc-contact.js";
 
@@ -28,8 +28,6 @@ export interface ReconcileInput {
   locationTable: string;
   /** usrloc domain holding SER-style aliases, or null (aliases live in dbaliases). */
   aliasTable: string | null;
-  /** The Kamailio restarted: this node's own bindings it lacks are written back, not removed. */
-  restored: boolean;
   nowSec: number;
   isPending(change: Change): boolean;
   writtenAt(key: string): number | undefined;
@@ -50,13 +48,12 @@ export async function loadLive(store: ReplicaStore, kind: "loc" | "alias", nowSe
   let after = "";
   for (;;) {
     const page = await store.page(kind, { search: "", after, limit: 5000, nowSec });
-    for (const c of page.items) out.set(`${c.key}\u0000${c.sub}`, c);
+    for (const c of page.items) out.set(recordKey(c), c);
     if (page.next === null) return out;
     after = page.next;
   }
 }
 
-const key = (aor: string, contact: string) => `${aor}\u0000${contact}`;
 
 function routingDiffers(k: UsrlocContact, want: ReturnType<typeof ulBinding>): boolean {
   const expiresOff = want.expires === 0 ? k.expires !== 0 : Math.abs(k.expires - want.expires) > 2;
@@ -75,12 +72,11 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
   const seen = new Set<string>();
   for (const k of input.dump) {
     if (k.table !== locationTable || k.status === "expired" || k.status === "deleted") continue;
-    const id = key(k.aor, k.contact);
+    const id = bindingKey(k.aor, k.contact);
     seen.add(id);
     const j = locs.get(id) ?? (await store.get("loc", k.aor, k.contact));
     const jLive = j !== null && j !== undefined && j.value !== null && locs.has(id);
-    const opKey = `loc\u0000${id}`;
-    if (j && untouchable(j, opKey)) continue;
+    if (j && untouchable(j, id)) continue;
     if (k.callid === UL_ADD_CALLID) {
       if (!jLive) repairs.push({ op: "rm-contact", table: locationTable, aor: k.aor, contact: k.contact });
       else {
@@ -103,10 +99,10 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
   }
 
   for (const [id, j] of locs) {
-    if (seen.has(id) || untouchable(j, `loc\u0000${id}`)) continue;
+    if (seen.has(id) || untouchable(j, id)) continue;
     const v = j.value as BindingValue;
     if (v.expires !== 0 && v.expires <= nowSec + 2) continue; // Kamailio may just have expired it
-    if (v.owner === nodeId && !input.restored) drafts.push({ kind: "loc", key: j.key, sub: j.sub, value: null });
+    if (v.owner === nodeId) drafts.push({ kind: "loc", key: j.key, sub: j.sub, value: null });
     else repairs.push(planRestore(j, ctx)!);
   }
 
@@ -134,7 +130,7 @@ async function aliasRepairs(store: ReplicaStore, input: ReconcileInput): Promise
     if (!have || have.length !== 1 || have[0] !== target) repairs.push({ op: "alias-set", alias: j.key, target });
   }
   for (const alias of inKamailio.keys()) {
-    if (live.has(key(alias, ""))) continue;
+    if (live.has(aliasKey(alias))) continue;
     const j = await store.get("alias", alias, "");
     if (j && (input.isPending(j) || hlcToMillis(j.hlc) >= input.dumpStartMs)) continue;
     repairs.push({ op: "alias-rm", alias });

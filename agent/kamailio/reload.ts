@@ -15,7 +15,7 @@ import type { ReplicaStore } from "../core/store.js";
 import { isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
-import { planRestore, ulBinding, type InstallOp, type PlanContext } from "./install-plan.js";
+import { bindingKey, planRestore, recordKey, ulBinding, type InstallOp, type PlanContext } from "./install-plan.js";
 import type { KamailioDb } from "./kamailio-db.js";
 import { describe, type KamailioWriter } from "./kamailio-writer.js";
 
@@ -51,7 +51,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     const ops: InstallOp[] = [];
     let unchanged = 0;
     const rows = deps.preloadDb ? await deps.preloadDb.listLocations(nowSec) : null;
-    const inDb = new Map(rows?.map((r) => [`${r.aor}\u0000${r.contact}`, r]) ?? []);
+    const inDb = new Map(rows?.map((r) => [bindingKey(r.aor, r.contact), r]) ?? []);
     for (const kind of ["loc", "alias"] as const) {
       let after = "";
       for (;;) {
@@ -59,7 +59,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
         for (const c of page.items) {
           const op = planRestore(c, ctx);
           if (op === null) continue;
-          const id = `${c.key}\u0000${c.sub}`;
+          const id = recordKey(c);
           const row = inDb.get(id);
           inDb.delete(id);
           if (row && kind === "loc" && sameAsRow(c, row, deps.plan.nodeId)) unchanged++;
