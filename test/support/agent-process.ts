@@ -27,6 +27,8 @@ export interface NodeSpec {
   extra?: Record<string, unknown>;
   /** Settings merged key by key into the config (e.g. { mesh: { tls: {...}, acceptUnlisted: true } }). */
   config?: Record<string, unknown>;
+  /** Extra environment for the daemon, e.g. libfaketime's LD_PRELOAD and FAKETIME for clock-skew drills. */
+  env?: Record<string, string>;
 }
 
 export class RpcCallError extends Error {
@@ -93,7 +95,7 @@ export class AgentProcess {
     const log = createWriteStream(this.logPath, { flags: "a" });
     const child = spawn(process.execPath, [...this.nodeArgs, BIN, this.command, "--config", this.configPath], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, LOCMESH_CONFIG: "" },
+      env: { ...process.env, LOCMESH_CONFIG: "", ...this.spec.env },
     });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);

@@ -30,7 +30,19 @@ export interface KamailioClusterOptions {
   /** Merged into each agent's config. */
   agentConfig?: Record<string, unknown>;
   /** Per-node additions (node index from 0) on top of the options above. */
-  node?: (index: number) => { kamailio?: KamailioOptions; agentKamailio?: Record<string, unknown> };
+  node?: (index: number) => {
+    kamailio?: KamailioOptions;
+    agentKamailio?: Record<string, unknown>;
+    /** Merged into this agent's config after `agentConfig`. */
+    agentConfig?: Record<string, unknown>;
+    /** Extra environment for this agent's process. */
+    agentEnv?: Record<string, string>;
+  };
+  /**
+   * The URL agent `from` dials to reach peer `to` (default: `to`'s mesh port), e.g. a proxy the
+   * failure drills can cut to partition the mesh.
+   */
+  peerUrl?: (from: string, to: string, meshPort: number) => string | Promise<string>;
 }
 
 export interface KamailioCluster {
@@ -64,8 +76,21 @@ export async function startKamailioCluster(o: KamailioClusterOptions): Promise<K
       );
     }
     const ports = await Promise.all(ids.map(async () => ({ mesh: await freePort(), api: await freePort() })));
+    const peerUrls = await Promise.all(
+      ids.map(async (id) =>
+        Promise.all(
+          ids
+            .filter((p) => p !== id)
+            .map(async (p) => {
+              const port = ports[ids.indexOf(p)]!.mesh;
+              return { id: p, url: o.peerUrl ? await o.peerUrl(id, p, port) : `ws://127.0.0.1:${port}` };
+            }),
+        ),
+      ),
+    );
     ids.forEach((id, i) => {
       const kam = kams[i]!;
+      const own = o.node?.(i);
       agents.push(
         new AgentProcess({
           id,
@@ -74,9 +99,11 @@ export async function startKamailioCluster(o: KamailioClusterOptions): Promise<K
           dir: join(o.baseDir, id),
           secret: "integration-cluster-secret-0123456789",
           token: "integration-api-token-0123456789",
-          peers: ids.filter((p) => p !== id).map((p) => ({ id: p, url: `ws://127.0.0.1:${ports[ids.indexOf(p)]!.mesh}` })),
+          peers: peerUrls[i]!,
+          ...(own?.agentEnv ? { env: own.agentEnv } : {}),
           config: {
             ...o.agentConfig,
+            ...own?.agentConfig,
             kamailio: {
               fifo: kam.fifoPath,
               replyDir: kam.replyDir,
@@ -86,7 +113,7 @@ export async function startKamailioCluster(o: KamailioClusterOptions): Promise<K
               checkIntervalSec: 1,
               reconcileIntervalSec: 5,
               ...o.agentKamailio,
-              ...o.node?.(i).agentKamailio,
+              ...own?.agentKamailio,
             },
           },
         }),

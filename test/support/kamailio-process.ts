@@ -60,6 +60,10 @@ export interface KamailioProcess {
   stop(): Promise<void>;
   /** Stops and starts again with the same cfg, dir and ports. */
   restart(): Promise<void>;
+  /** SIGKILL to the attendant and every worker at once: a crash, no shutdown code runs. */
+  kill9(): Promise<void>;
+  /** Starts again after stop() or kill9(), with the same cfg, dir and ports. */
+  start(): Promise<void>;
   /** Stops and removes the runtime dir. */
   close(): Promise<void>;
 }
@@ -167,6 +171,23 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
     stop,
     async restart() {
       await stop();
+      await start();
+    },
+    async kill9() {
+      const proc = child;
+      child = null;
+      for (const pid of [proc?.pid ?? 0, ...workers]) {
+        try {
+          if (pid > 0) process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      workers = [];
+      if (proc && proc.exitCode === null && proc.signalCode === null) await exited;
+    },
+    async start() {
+      if (child) throw new Error("kamailio is already running");
       await start();
     },
     async close() {

@@ -1,0 +1,166 @@
+/**
+ * The drills' cluster: 3 real Kamailio 5.6 nodes with their agents (test/support's cluster), every
+ * mesh link through a cuttable relay, plus traffic (sipp REGISTERs and API alias churn) and the
+ * full-dump check against the ledger.
+ */
+import { mkdirSync } from "node:fs";
+import { startKamailioCluster, TEST_DOMAIN, type ClusterNode, type KamailioCluster, type KamailioClusterOptions } from "../support/kamailio-cluster.js";
+import { sleep } from "../support/agent-process.js";
+import { startAliasTraffic, type AliasTraffic } from "./alias-traffic.js";
+import { Ledger } from "./ledger.js";
+import { createLinkProxy, type LinkProxy } from "./link-proxy.js";
+import { startSipTraffic, type SipTraffic } from "./sip-traffic.js";
+import { verify, viewOf, type Verdict, type View } from "./verify.js";
+
+export { TEST_DOMAIN };
+
+export interface DrillCluster {
+  nodes: ClusterNode[];
+  node(id: string): ClusterNode;
+  links: LinkProxy;
+  ledger: Ledger;
+  /** Every node's journal and Kamailio, records with the drill's prefixes only. */
+  views(): Promise<View[]>;
+  /** Polls views() until they all match the ledger, or `timeoutMs` passes. */
+  converge(timeoutMs: number): Promise<{ verdict: Verdict; seconds: number }>;
+  close(): Promise<void>;
+}
+
+export type DrillClusterOptions = Omit<KamailioClusterOptions, "peerUrl" | "baseDir"> & { dir: string };
+
+/** Keys the drills write: sipp users "d<node>u…" and aliases "da…". */
+export const drillKey = (key: string): boolean => /^d/.test(key);
+
+export async function startDrillCluster(o: DrillClusterOptions): Promise<DrillCluster> {
+  mkdirSync(o.dir, { recursive: true });
+  const links = createLinkProxy();
+  let cluster: KamailioCluster;
+  try {
+    cluster = await startKamailioCluster({
+      ...o,
+      baseDir: o.dir,
+      agentKamailio: { reconcileIntervalSec: 5, ...o.agentKamailio },
+      peerUrl: (from, to, port) => links.urlFor(from, to, port),
+    });
+  } catch (err) {
+    await links.close();
+    throw err;
+  }
+  const ledger = new Ledger();
+  const views = async (): Promise<View[]> => {
+    const out: View[] = [];
+    for (const n of cluster.nodes) {
+      const [bindings, aliases] = await Promise.all([listAll<{ aor: string; contact: string }>(n, "location.list"), listAll<{ alias: string; target: string }>(n, "alias.list")]);
+      out.push(viewOf(`${n.id} journal`, bindings, aliases, drillKey));
+      const dump = (await n.dump()).filter((c) => c.status !== "expired" && c.status !== "deleted");
+      out.push(
+        viewOf(
+          `${n.id} kamailio`,
+          dump.filter((c) => c.table === "location"),
+          dump.filter((c) => c.table === "aliases").map((c) => ({ alias: c.aor, target: c.contact })),
+          drillKey,
+        ),
+      );
+    }
+    return out;
+  };
+  return {
+    nodes: cluster.nodes,
+    node(id) {
+      const n = cluster.nodes.find((x) => x.id === id);
+      if (!n) throw new Error(`no node ${id}`);
+      return n;
+    },
+    links,
+    ledger,
+    views,
+    async converge(timeoutMs) {
+      const start = Date.now();
+      let verdict: Verdict | null = null;
+      for (;;) {
+        try {
+          verdict = verify(ledger, await views());
+          if (verdict.ok) break;
+        } catch (err) {
+          // A node still restarting: try again until the deadline.
+          if (Date.now() - start > timeoutMs) throw err;
+        }
+        if (Date.now() - start > timeoutMs) break;
+        await sleep(1000);
+      }
+      return { verdict: verdict!, seconds: (Date.now() - start) / 1000 };
+    },
+    async close() {
+      await cluster.close();
+      await links.close();
+    },
+  };
+}
+
+async function listAll<T>(n: ClusterNode, method: string): Promise<T[]> {
+  const out: T[] = [];
+  let after = "";
+  for (;;) {
+    const page = await n.agent.call<{ items: T[]; next: string | null }>(method, { after, limit: 1000 });
+    out.push(...page.items);
+    if (page.next === null) return out;
+    after = page.next;
+  }
+}
+
+export interface TrafficOptions {
+  /** REGISTERs per second per node. */
+  registerRate: number;
+  seconds: number;
+  /** alias calls per second over all nodes (0: none). */
+  aliasRate: number;
+  /** Only these nodes get REGISTERs (default: all). */
+  registerNodes?: readonly string[];
+  tag?: string;
+}
+
+export interface Traffic {
+  /** Waits for sipp to finish, stops alias churn, and writes both into the ledger. */
+  finish(): Promise<TrafficFigures>;
+}
+
+export interface TrafficFigures {
+  registers: { sent: number; acked: number; doubt: number };
+  aliases: { calls: number; acked: number; failed: number; doubt: number };
+}
+
+export async function startTraffic(c: DrillCluster, dir: string, o: TrafficOptions): Promise<Traffic> {
+  const sipps: SipTraffic[] = [];
+  for (const n of c.nodes) {
+    if (o.registerNodes && !o.registerNodes.includes(n.id)) continue;
+    sipps.push(
+      await startSipTraffic({ dir, node: n.id, sipPort: n.kamailio.sipPort, domain: TEST_DOMAIN, count: Math.max(1, Math.round(o.registerRate * o.seconds)), rate: o.registerRate, ...(o.tag ? { tag: o.tag } : {}) }),
+    );
+  }
+  const aliases: AliasTraffic | null =
+    o.aliasRate > 0
+      ? startAliasTraffic(c.ledger, {
+          nodes: c.nodes.map((n) => ({ id: n.id, apiUrl: n.agent.apiUrl, token: n.agent.spec.token })),
+          domain: TEST_DOMAIN,
+          rate: o.aliasRate,
+          ...(o.tag ? { tag: `${o.tag}a` } : {}),
+        })
+      : null;
+  const aliasStop = (async () => {
+    await Promise.all(sipps.map((s) => s.done));
+    return aliases ? aliases.stop() : { calls: 0, acked: 0, failed: 0, doubt: 0 };
+  })();
+  return {
+    async finish() {
+      const a = await aliasStop;
+      const r = { sent: 0, acked: 0, doubt: 0 };
+      for (const s of sipps) {
+        const f = s.record(c.ledger);
+        r.sent += f.sent;
+        r.acked += f.acked;
+        r.doubt += f.doubt;
+      }
+      return { registers: r, aliases: a };
+    },
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * kill -9 drills: an agent in the middle of traffic, an agent in the middle of its catch-up, a
+ * Kamailio (db_mode 0: it comes back empty and its agent must refill it), and both at once.
+ */
+import { sleep, waitFor } from "../../support/agent-process.js";
+import type { DrillCluster } from "../drill-cluster.js";
+import { runTrafficDrill, type Drill, type FaultReport } from "../drill.js";
+import type { Ledger } from "../ledger.js";
+
+const traffic = (short: boolean) => ({ registerRate: short ? 40 : 100, seconds: short ? 12 : 40, aliasRate: short ? 10 : 20 });
+const lead = (short: boolean) => (short ? 3 : 10);
+
+/**
+ * The 200 OK leaves Kamailio inside save(), before the event reaches the agent. A db_mode 0
+ * Kamailio killed in between loses that REGISTER for good (as it would without locmesh): acked
+ * writes within this window before the kill are counted as unanswered, and reported.
+ */
+const KILL_WINDOW_MS = 250;
+
+function killWindow(node: string, killedAtMs: number): (ledger: Ledger) => number {
+  return (ledger) => ledger.doubtAckedBetween(node, "loc", killedAtMs - KILL_WINDOW_MS, killedAtMs + KILL_WINDOW_MS, `acked as ${node}'s Kamailio was killed`);
+}
+
+async function agentCaughtUp(c: DrillCluster, id: string): Promise<void> {
+  await waitFor(`${id} to be connected to every peer`, async () => {
+    const s = await c.node(id).agent.call<{ peers: { connected: boolean }[] }>("cluster.status");
+    return s.peers.every((p) => p.connected);
+  }, 30_000, 100);
+}
+
+export const KILL_DRILLS: readonly Drill[] = [
+  {
+    name: "kill-agent",
+    title: "kill -9 of an agent under traffic, restarted after a pause",
+    run: (ctx) =>
+      runTrafficDrill(ctx, {
+        traffic,
+        leadSec: lead,
+        async fault(c): Promise<FaultReport> {
+          const n2 = c.node("n2");
+          await n2.agent.kill9();
+          await sleep(ctx.short ? 2000 : 5000);
+          await n2.agent.start();
+          await agentCaughtUp(c, "n2");
+          return { did: [`kill -9 of n2's agent under traffic; restarted after ${ctx.short ? 2 : 5} s (its Kamailio kept taking REGISTERs)`] };
+        },
+      }),
+  },
+  {
+    name: "kill-agent-catchup",
+    title: "kill -9 of an agent in the middle of its catch-up",
+    run: (ctx) =>
+      runTrafficDrill(ctx, {
+        traffic,
+        leadSec: lead,
+        async fault(c): Promise<FaultReport> {
+          const n3 = c.node("n3");
+          await n3.agent.kill9();
+          await sleep(ctx.short ? 3000 : 8000);
+          await n3.agent.start();
+          // Killed again as soon as replication has begun flowing in, before it is done.
+          const before = await n3.agent.metric("locmesh_changes_received_total");
+          await sleep(100);
+          await n3.agent.kill9();
+          await sleep(1000);
+          await n3.agent.start();
+          await agentCaughtUp(c, "n3");
+          return {
+            did: [
+              `kill -9 of n3's agent under traffic; restarted after ${ctx.short ? 3 : 8} s`,
+              `kill -9 again 0.1 s into its catch-up (${before} changes received by then), restarted 1 s later`,
+            ],
+          };
+        },
+      }),
+  },
+  {
+    name: "kill-kamailio",
+    title: "kill -9 of a Kamailio (db_mode 0: restarts empty) under traffic",
+    run: (ctx) =>
+      runTrafficDrill(ctx, {
+        traffic,
+        leadSec: lead,
+        async fault(c): Promise<FaultReport> {
+          const n2 = c.node("n2");
+          const killedAt = Date.now();
+          await n2.kamailio.kill9();
+          await sleep(ctx.short ? 2000 : 5000);
+          await n2.kamailio.start();
+          const reload = await waitFor("n2's agent to reload its Kamailio", async () => {
+            const s = await n2.agent.call<{ kamailio: { reload: { state: string; total: number; rate: number } } | null }>("cluster.status");
+            return s.kamailio?.reload.state === "done" ? s.kamailio.reload : null;
+          }, 60_000, 200);
+          return {
+            did: [`kill -9 of n2's Kamailio under traffic; started again ${ctx.short ? 2 : 5} s later, empty`, `n2's agent put ${reload.total} records back at ${reload.rate}/s`],
+            atRisk: killWindow("n2", killedAt),
+          };
+        },
+      }),
+  },
+  {
+    name: "kill-both",
+    title: "kill -9 of a Kamailio and its agent at once, under traffic",
+    run: (ctx) =>
+      runTrafficDrill(ctx, {
+        traffic,
+        leadSec: lead,
+        async fault(c): Promise<FaultReport> {
+          const n1 = c.node("n1");
+          const killedAt = Date.now();
+          await Promise.all([n1.kamailio.kill9(), n1.agent.kill9()]);
+          await sleep(ctx.short ? 2000 : 5000);
+          await n1.kamailio.start();
+          await n1.agent.start();
+          await agentCaughtUp(c, "n1");
+          return {
+            did: [`kill -9 of n1's Kamailio and agent together under traffic; both started again ${ctx.short ? 2 : 5} s later`],
+            atRisk: killWindow("n1", killedAt),
+          };
+        },
+      }),
+  },
+];
