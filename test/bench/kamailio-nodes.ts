@@ -197,10 +197,20 @@ export async function missingAors(node: BenchNode, prefix: string, count: number
  * The bench workload's bindings (workload.ts) as ul.add writes, `window` in flight, into one node;
  * resolves with how many Kamailio refused (dmq_usrloc under a burst: "500 Can't insert contact").
  */
-export async function ulAddBulk(node: BenchNode, prefix: string, count: number, window: number): Promise<number> {
+/**
+ * ul.add of `count` bindings into one Kamailio, `window` in flight, at most `perSecond` started
+ * per second when given (dmq_usrloc replicates each insert live and refuses inserts with "Can't
+ * insert contact" when it falls behind). Returns how many Kamailio refused.
+ */
+export async function ulAddBulk(node: BenchNode, prefix: string, count: number, window: number, perSecond?: number): Promise<number> {
   const nowSec = Math.floor(Date.now() / 1000);
   let refused = 0;
+  const start = Date.now();
   await pipelined(count, window, async (i) => {
+    if (perSecond !== undefined) {
+      const wait = start + (i * 1000) / perSecond - Date.now();
+      if (wait > 0) await sleep(wait);
+    }
     const edit = bindingEdit(prefix, i, nowSec);
     if (edit.op !== "upsert") throw new Error("workload.ts makes upserts only");
     const b = edit.binding;
