@@ -12,6 +12,7 @@ import { SKEW_SEC, checkSkew, skewProbe } from "../skew-probe.js";
 
 type Vv = Record<string, number>;
 interface Status {
+  replicaId: string;
   vv: Vv;
   peers: { nodeId: string; connected: boolean }[];
   kamailio: { events: { received: number } | null; lastReconcile: { learned: number } | null } | null;
@@ -86,7 +87,7 @@ export const FREEZE_DRILLS: readonly Drill[] = [
               "n2 connected to its peers again after (s)": connectSec.toFixed(1),
               "n2 and its peers had exchanged what they missed after (s)": syncSec.toFixed(1),
               "registrar events n2 received from the freeze on": (after.kamailio?.events?.received ?? 0) - before.events,
-              "bindings n2's reconcile learned from ul.dump instead": (await metric(n2, "locmesh_kamailio_learned_total", { source: "reconcile" })) - before.learned,
+              "bindings n2's reconcile learned from ul.dump after waking (ahead of, or instead of, their events)": (await metric(n2, "locmesh_kamailio_learned_total", { source: "reconcile" })) - before.learned,
             },
           };
         },
@@ -101,7 +102,11 @@ export const FREEZE_DRILLS: readonly Drill[] = [
         leadSec,
         async fault(c): Promise<FaultReport> {
           const n3 = c.node("n3");
-          const made = () => metric(n3, "locmesh_changes_committed_total");
+          // n3's own sequence number: every change it journals (registrar events, API calls).
+          const made = async () => {
+            const s = await status(n3);
+            return s.vv[s.replicaId] ?? 0;
+          };
           const before = await made();
           c.links.cut(["n3"]);
           const cutAt = Date.now();
