@@ -59,7 +59,7 @@ export async function startAgent(
     metrics,
   });
   kamailio = config.kamailio
-    ? await createKamailioAttachment({ config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, store, log, metrics })
+    ? await createKamailioAttachment({ config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, hlc, store, log, metrics })
     : null;
   const rpc = createLocalApi({ replica, mesh, log, metrics, startedAtMs, kamailio });
   const http = createHttpApi({

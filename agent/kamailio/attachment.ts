@@ -7,7 +7,8 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { KamailioConfig } from "../config/agent-config.js";
 import type { KamailioStatus } from "../contract/protocol.js";
-import type { Change } from "../contract/records.js";
+import { hlcToMillis, type Change } from "../contract/records.js";
+import type { Hlc } from "../core/hlc.js";
 import type { Replica } from "../core/replica.js";
 import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
@@ -47,6 +48,8 @@ export interface KamailioAttachmentDeps {
   nodeId: string;
   dataDir: string;
   replica: Replica;
+  /** The replica's clock: Kamailio's times are compared with version stamps in its frame. */
+  hlc: Hlc;
   store: ReplicaStore;
   log: Logger;
   metrics: Metrics;
@@ -54,6 +57,11 @@ export interface KamailioAttachmentDeps {
 
 export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Promise<KamailioAttachment> {
   const { config, nodeId, replica, store, metrics } = deps;
+  /**
+   * How far the hybrid logical clock runs ahead of this host's clock (ms, never below 0). Stamps
+   * follow the fastest clock seen in the cluster; Kamailio, on this host, follows this one.
+   */
+  const clockLeadMs = (): number => Math.max(0, hlcToMillis(deps.hlc.last()) - Date.now());
   const log = deps.log.child({ component: "kamailio" });
   const fifo = createFifoClient({
     fifoPath: config.fifo, replyDir: config.replyDir, timeoutMs: config.timeoutMs, log,
@@ -100,12 +108,14 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       metrics.kamailioEvents.inc({ outcome: "expired" });
       return; // the journal expires bindings by their own expiry time
     }
+    // Taken on arrival: later commits on the queue must not move it.
+    const leadMs = clockLeadMs();
     // One AoR's events in order; different AoRs in parallel so group commit batches them.
     const prev = aorQueues.get(ev.aor) ?? Promise.resolve();
     const next = prev.then(async () => {
       const current = await store.listKey("loc", ev.aor);
       const drafts = draftsFromRegister(ev, {
-        nodeId, current,
+        nodeId, current, clockLeadMs: leadMs,
         isPending: (c: Change) => sink.isPending(c),
         writtenAt: (aor, contact) => sink.writtenAt(bindingKey(aor, contact)),
       });
@@ -173,13 +183,14 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       return;
     }
     const dumpStartMs = Date.now();
+    const leadMs = clockLeadMs();
     const dump = await dumper.ulDump();
     // A restart during the dump would make its emptiness look like removals.
     await observe();
     if (reloadNeeded) return;
     const nowSec = Math.floor(Date.now() / 1000);
     const p = await planReconcile(store, {
-      nodeId, dump, dumpStartMs, nowSec, locationTable: config.locationTable, aliasTable,
+      nodeId, dump, dumpStartMs, clockLeadMs: leadMs, nowSec, locationTable: config.locationTable, aliasTable,
       isPending: (c) => sink.isPending(c), writtenAt: (k) => sink.writtenAt(k),
     });
     if (p.drafts.length > 0) await replica.commit(p.drafts);

@@ -12,7 +12,9 @@
  *   is gone from its registrar without an event (a missed de-registration), so it is removed from
  *   the journal. (A restarted Kamailio is never reconciled before the reload has refilled it.)
  * Nothing that changed after the dump began is touched: versions newer than the dump, versions the
- * sink has not written yet, and writes the sink finished after the dump began.
+ * sink has not written yet, and writes the sink finished after the dump began. Times from this
+ * host's clock (the dump's start, Kamailio's Last-Modified) are moved into the hybrid logical
+ * clock's frame (`clockLeadMs`) before they are compared with version stamps.
  */
 import { hlcToMillis, type AliasValue, type BindingValue, type Change } from "../contract/records.js";
 import type { Draft, ReplicaStore } from "../core/store.js";
@@ -25,6 +27,11 @@ export interface ReconcileInput {
   dump: readonly UsrlocContact[];
   /** When the dump was requested (ms): anything newer is left to the next run. */
   dumpStartMs: number;
+  /**
+   * How far this node's hybrid logical clock ran ahead of its wall clock at dumpStartMs (ms, ≥ 0):
+   * stamps follow the fastest clock in the cluster, Kamailio's times this host's.
+   */
+  clockLeadMs: number;
   locationTable: string;
   /** usrloc domain holding SER-style aliases, or null (aliases live in dbaliases). */
   aliasTable: string | null;
@@ -65,8 +72,9 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
   const drafts: Draft[] = [];
   const repairs: InstallOp[] = [];
   const ctx = { nodeId, replicaId: store.replicaId, locationTable, nowSec };
+  const dumpStartHlcMs = input.dumpStartMs + input.clockLeadMs;
   const untouchable = (c: Change, k: string) =>
-    input.isPending(c) || hlcToMillis(c.hlc) >= input.dumpStartMs || (input.writtenAt(k) ?? 0) >= input.dumpStartMs;
+    input.isPending(c) || hlcToMillis(c.hlc) >= dumpStartHlcMs || (input.writtenAt(k) ?? 0) >= input.dumpStartMs;
 
   const locs = await loadLive(store, "loc", nowSec);
   const seen = new Set<string>();
@@ -86,7 +94,7 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
       continue;
     }
     // A real registration. Learn it unless the journal's version is at least as recent.
-    const kamailioMs = k.lastModified * 1000;
+    const kamailioMs = k.lastModified * 1000 + input.clockLeadMs;
     if (!j || (jLive && kamailioMs > hlcToMillis(j.hlc) + 1000 && changedByRegistrar(j, k))) {
       drafts.push({ kind: "loc", key: k.aor, sub: k.contact, value: bindingFromEvent({ ...k }, nodeId) });
     } else if (!jLive && hlcToMillis(j.hlc) > kamailioMs) {
@@ -122,9 +130,10 @@ async function aliasRepairs(store: ReplicaStore, input: ReconcileInput): Promise
   const inKamailio = new Map<string, string[]>();
   for (const k of input.dump) if (k.table === table) inKamailio.set(k.aor, [...(inKamailio.get(k.aor) ?? []), k.contact]);
   const repairs: InstallOp[] = [];
+  const dumpStartHlcMs = input.dumpStartMs + input.clockLeadMs;
   const live = await loadLive(store, "alias", input.nowSec);
   for (const j of live.values()) {
-    if (input.isPending(j) || hlcToMillis(j.hlc) >= input.dumpStartMs) continue;
+    if (input.isPending(j) || hlcToMillis(j.hlc) >= dumpStartHlcMs) continue;
     const target = (j.value as AliasValue).target;
     const have = inKamailio.get(j.key);
     if (!have || have.length !== 1 || have[0] !== target) repairs.push({ op: "alias-set", alias: j.key, target });
@@ -132,7 +141,7 @@ async function aliasRepairs(store: ReplicaStore, input: ReconcileInput): Promise
   for (const alias of inKamailio.keys()) {
     if (live.has(aliasKey(alias))) continue;
     const j = await store.get("alias", alias, "");
-    if (j && (input.isPending(j) || hlcToMillis(j.hlc) >= input.dumpStartMs)) continue;
+    if (j && (input.isPending(j) || hlcToMillis(j.hlc) >= dumpStartHlcMs)) continue;
     repairs.push({ op: "alias-rm", alias });
   }
   return repairs;

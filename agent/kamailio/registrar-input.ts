@@ -14,7 +14,12 @@
  *   was made: this node's own bindings (registered here), the ones the request named, and other
  *   nodes' bindings that the agent had finished writing before the event's timestamp. A binding
  *   still waiting in the sink, or written after the snapshot was taken, is left alone.
- * Versions newer than the event (a later REGISTER already seen) are never overwritten.
+ * Versions newer than the event (a later REGISTER already seen) are never overwritten. "Newer" is
+ * judged in the hybrid logical clock's frame: version stamps follow the fastest clock in the
+ * cluster, the event's time this host's, so the event's time is first moved by how far the clock
+ * runs ahead of this host (`clockLeadMs`). Without that, a node whose clock is behind another's
+ * takes every refresh or de-registration made within that gap for older than the version it
+ * replaces, and ignores it.
  */
 import { hlcToMillis, type BindingValue, type Change } from "../contract/records.js";
 import type { Draft } from "../core/store.js";
@@ -31,6 +36,8 @@ export interface RegistrarInputContext {
   isPending(change: Change): boolean;
   /** When the sink last finished writing this binding into Kamailio (ms), if recently. */
   writtenAt(aor: string, contact: string): number | undefined;
+  /** How far this node's hybrid logical clock ran ahead of its wall clock when the event came (ms, ≥ 0). */
+  clockLeadMs: number;
 }
 
 export function bindingFromEvent(c: EventContact, nodeId: string): BindingValue {
@@ -61,7 +68,8 @@ export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext
   const drafts: Draft[] = [];
   const byContact = new Map(ctx.current.map((c) => [c.sub, c]));
   const seen = new Set<string>();
-  const newerThanEvent = (c: Change | undefined) => c !== undefined && hlcToMillis(c.hlc) > ev.tsMs;
+  const eventHlcMs = ev.tsMs + ctx.clockLeadMs;
+  const newerThanEvent = (c: Change | undefined) => c !== undefined && hlcToMillis(c.hlc) > eventHlcMs;
 
   for (const c of ev.contacts) {
     seen.add(c.contact);

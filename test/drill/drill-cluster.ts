@@ -114,6 +114,8 @@ export interface TrafficOptions {
   seconds: number;
   /** alias calls per second over all nodes (0: none). */
   aliasRate: number;
+  /** Distinct aliases the calls pick from (default 200); a small pool makes edits collide. */
+  aliasPool?: number;
   /** Only these nodes get REGISTERs (default: all). */
   registerNodes?: readonly string[];
   tag?: string;
@@ -143,6 +145,7 @@ export async function startTraffic(c: DrillCluster, dir: string, o: TrafficOptio
           nodes: c.nodes.map((n) => ({ id: n.id, apiUrl: n.agent.apiUrl, token: n.agent.spec.token })),
           domain: TEST_DOMAIN,
           rate: o.aliasRate,
+          ...(o.aliasPool ? { pool: o.aliasPool } : {}),
           ...(o.tag ? { tag: `${o.tag}a` } : {}),
         })
       : null;

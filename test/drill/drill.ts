@@ -51,6 +51,11 @@ export interface TrafficDrillSpec {
   fault(c: DrillCluster, ctx: DrillContext): Promise<FaultReport>;
   /** Runs after the check (before the cluster closes), e.g. to restore the machine. */
   cleanup?(c: DrillCluster): Promise<void>;
+  /**
+   * Runs after the check on the settled cluster, with no traffic flowing (e.g. a probe that would
+   * disturb the ledger's traffic); its steps and figures join the result.
+   */
+  afterCheck?(c: DrillCluster, ctx: DrillContext): Promise<Omit<FaultReport, "atRisk">>;
   convergeTimeoutMs?: number;
 }
 
@@ -78,15 +83,19 @@ export async function runTrafficDrill(ctx: DrillContext, spec: TrafficDrillSpec)
     const atRisk = f.atRisk?.(c.ledger) ?? 0;
     ctx.log(`traffic done: ${figures.registers.acked}/${figures.registers.sent} REGISTERs acked, ${figures.aliases.acked}/${figures.aliases.calls} alias calls acked`);
     const { verdict, seconds } = await c.converge(spec.convergeTimeoutMs ?? 90_000);
+    const after = (await spec.afterCheck?.(c, ctx)) ?? { did: [] };
+    for (const line of after.did) ctx.log(line);
     await spec.cleanup?.(c);
+    const info = { ...f.info, ...after.info };
+    const zeroes = { ...f.zeroes, ...after.zeroes };
     return {
-      did: f.did,
+      did: [...f.did, ...after.did],
       traffic: figures,
       atRisk,
       verdict,
       convergeSec: seconds,
-      ...(f.info ? { info: f.info } : {}),
-      ...(f.zeroes ? { zeroes: f.zeroes } : {}),
+      ...(Object.keys(info).length > 0 ? { info } : {}),
+      ...(Object.keys(zeroes).length > 0 ? { zeroes } : {}),
     };
   } finally {
     await c.close();

@@ -83,7 +83,7 @@ function event(over: Partial<RegisterEvent> = {}): RegisterEvent {
   };
 }
 
-const noPending = { isPending: () => false, writtenAt: () => undefined };
+const noPending = { isPending: () => false, writtenAt: () => undefined, clockLeadMs: 0 };
 
 describe("registrar input", () => {
   it("learns a new registration as this node's binding", () => {
@@ -110,9 +110,9 @@ describe("registrar input", () => {
     const other = loc({ sub: "sip:alice@10.9.9.9", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: "n1", expires: NOW + 100 }) });
     const ev = event({ rc: 3, requestContacts: [{ uri: "sip:alice@10.9.9.9", expires: 0 }], contacts: [] });
     // Pretend the sink has not written it yet: a named de-registration still removes it.
-    const drafts = draftsFromRegister(ev, { nodeId: ME, current: [other], isPending: () => true, writtenAt: () => undefined });
+    const drafts = draftsFromRegister(ev, { nodeId: ME, current: [other], isPending: () => true, writtenAt: () => undefined, clockLeadMs: 0 });
     expect(drafts).toEqual([{ kind: "loc", key: "alice@example.com", sub: "sip:alice@10.9.9.9", value: null }]);
-    expect(draftsFromRegister(event({ rc: 3, requestContacts: "*", contacts: [] }), { nodeId: ME, current: [other], isPending: () => true, writtenAt: () => undefined })).toHaveLength(1);
+    expect(draftsFromRegister(event({ rc: 3, requestContacts: "*", contacts: [] }), { nodeId: ME, current: [other], isPending: () => true, writtenAt: () => undefined, clockLeadMs: 0 })).toHaveLength(1);
   });
 
   it("removes contacts save() dropped (max_contacts, 0x04) only if Kamailio held them when the event was made", () => {
@@ -120,14 +120,30 @@ describe("registrar input", () => {
     const ev = event({ contacts: [contact()] });
     expect(draftsFromRegister(ev, { nodeId: ME, current: [other], ...noPending })).toContainEqual({ kind: "loc", key: "alice@example.com", sub: "sip:alice@10.9.9.9", value: null });
     // Still waiting in the sink: Kamailio never had it, so its absence means nothing.
-    expect(draftsFromRegister(ev, { nodeId: ME, current: [other], isPending: () => true, writtenAt: () => undefined }).filter((d) => d.value === null)).toEqual([]);
+    expect(draftsFromRegister(ev, { nodeId: ME, current: [other], isPending: () => true, writtenAt: () => undefined, clockLeadMs: 0 }).filter((d) => d.value === null)).toEqual([]);
     // Written after the snapshot was taken: same.
-    expect(draftsFromRegister(ev, { nodeId: ME, current: [other], isPending: () => false, writtenAt: () => NOW * 1000 + 5 }).filter((d) => d.value === null)).toEqual([]);
+    expect(draftsFromRegister(ev, { nodeId: ME, current: [other], isPending: () => false, writtenAt: () => NOW * 1000 + 5, clockLeadMs: 0 }).filter((d) => d.value === null)).toEqual([]);
   });
 
   it("never overwrites a version newer than the event", () => {
     const newer = loc({ origin: OTHER, hlc: (NOW + 5) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: "n1", cseq: 99, expires: NOW + 100 }) });
     expect(draftsFromRegister(event(), { nodeId: ME, current: [newer], ...noPending })).toEqual([]);
     expect(draftsFromRegister(event({ contacts: [] }), { nodeId: ME, current: [newer], ...noPending })).toEqual([]);
+  });
+
+  it("judges 'newer' in the hybrid clock's frame when the clock runs ahead of this host's", () => {
+    // The cluster's clock runs 5 s ahead of this host's (a peer's clock is fast), so this node
+    // stamped its own registration at NOW + 5 s although Kamailio registered it at NOW.
+    const lead = 5000;
+    const registered = draftsFromRegister(event(), { nodeId: ME, current: [], ...noPending })[0]!;
+    const mine = loc({ origin: MY_REPLICA, hlc: (NOW + 5) * 1000 * HLC_UNITS_PER_MS, value: registered.value });
+    // De-registered 1.5 s later by this host's clock: behind the stamp, ahead of it once moved.
+    const dereg = event({ rc: 3, tsMs: NOW * 1000 + 1500, requestContacts: [{ uri: mine.sub, expires: 0 }], contacts: [] });
+    expect(draftsFromRegister(dereg, { nodeId: ME, current: [mine], ...noPending, clockLeadMs: lead })).toEqual([{ kind: "loc", key: mine.key, sub: mine.sub, value: null }]);
+    const refresh = event({ rc: 2, tsMs: NOW * 1000 + 1500, cseq: 8, contacts: [contact({ cseq: 8, expires: NOW + 600 })] });
+    expect(draftsFromRegister(refresh, { nodeId: ME, current: [mine], ...noPending, clockLeadMs: lead })[0]?.value).toMatchObject({ cseq: 8, expires: NOW + 600 });
+    // A version stamped after the event in that frame still wins.
+    const later = { ...mine, hlc: (NOW + 7) * 1000 * HLC_UNITS_PER_MS };
+    expect(draftsFromRegister(dereg, { nodeId: ME, current: [later], ...noPending, clockLeadMs: lead })).toEqual([]);
   });
 });

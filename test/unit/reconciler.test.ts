@@ -1,0 +1,81 @@
+/**
+ * The ul.dump reconciliation (agent/kamailio/reconciler.ts) when the cluster's hybrid logical
+ * clock runs ahead of this host's clock, as it does on every node behind the fastest one: the
+ * dump's start and Kamailio's Last-Modified must be compared with stamps in the clock's frame.
+ * Runs against a real SQLite journal in a temp folder, like the store's own unit tests.
+ */
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { HLC_UNITS_PER_MS } from "../../agent/contract/records.js";
+import type { ReplicaStore } from "../../agent/core/store.js";
+import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
+import { planReconcile, type ReconcileInput } from "../../agent/kamailio/reconciler.js";
+import type { UsrlocContact } from "../../agent/kamailio/usrloc-contact.js";
+import { binding, counterStamp, locDraft, makeTempDirs } from "../support/fixtures.js";
+
+const temp = makeTempDirs("locmesh-reconcile-");
+const open: ReplicaStore[] = [];
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close();
+  temp.cleanup();
+});
+
+const ME = "n2";
+const AOR = "bob@example.com";
+const NOW = 1_800_000_000;
+/** The cluster's clock runs 5 s ahead of this host's (a peer's clock is fast). */
+const LEAD_MS = 5000;
+
+function inKamailio(contact: string, over: Partial<UsrlocContact>): UsrlocContact {
+  return {
+    ...binding({ expires: NOW + 3600 }),
+    table: "location", aor: AOR, contact, status: "active", serverId: 0, tcpconnId: -1, lastModified: NOW, state: "CS_NEW",
+    ...over,
+  };
+}
+
+/**
+ * This node registered two contacts at NOW by its clock (stamped NOW + 5 s), then, 2 s later,
+ * Kamailio lost one (a de-registration whose event was missed) and refreshed the other.
+ */
+async function setUp(): Promise<{ store: ReplicaStore; input: Omit<ReconcileInput, "clockLeadMs"> }> {
+  const store = openSqliteStore({ path: join(temp.make(), "journal.sqlite"), nodeId: ME });
+  open.push(store);
+  const value = (callid: string) => binding({ owner: ME, expires: NOW + 3600, callid, cseq: 1 });
+  await store.commitLocal(
+    [locDraft(AOR, "sip:bob@gone", value("gone")), locDraft(AOR, "sip:bob@refreshed", value("refreshed"))],
+    counterStamp((NOW * 1000 + LEAD_MS) * HLC_UNITS_PER_MS),
+  );
+  const dump = [inKamailio("sip:bob@refreshed", { callid: "refreshed", cseq: 2, expires: NOW + 3602, lastModified: NOW + 2 })];
+  return {
+    store,
+    input: { nodeId: ME, dump, dumpStartMs: NOW * 1000 + 2500, locationTable: "location", aliasTable: null, nowSec: NOW + 3, isPending: () => false, writtenAt: () => undefined },
+  };
+}
+
+describe("reconcile with the cluster's clock ahead of this host's", () => {
+  it("learns a missed de-registration and refresh made after the journal's version by this host's clock", async () => {
+    const { store, input } = await setUp();
+    const plan = await planReconcile(store, { ...input, clockLeadMs: LEAD_MS });
+    expect(plan.repairs).toEqual([]);
+    expect(plan.drafts).toHaveLength(2);
+    expect(plan.drafts).toContainEqual({ kind: "loc", key: AOR, sub: "sip:bob@gone", value: null });
+    expect(plan.drafts.find((d) => d.sub === "sip:bob@refreshed")?.value).toMatchObject({ cseq: 2, expires: NOW + 3602, owner: ME });
+  });
+
+  it("compared by the host's clock alone, takes both versions for newer than the dump and learns nothing", async () => {
+    // What the reconciler did before the lead was applied: the journal kept the stale versions.
+    const { store, input } = await setUp();
+    expect((await planReconcile(store, { ...input, clockLeadMs: 0 })).drafts).toEqual([]);
+  });
+
+  it("still leaves alone a version stamped after the dump began, in the clock's frame", async () => {
+    const { store, input } = await setUp();
+    await store.commitLocal(
+      [locDraft(AOR, "sip:bob@new", binding({ owner: ME, expires: NOW + 3600, callid: "new" }))],
+      counterStamp((input.dumpStartMs + LEAD_MS + 10) * HLC_UNITS_PER_MS),
+    );
+    const plan = await planReconcile(store, { ...input, clockLeadMs: LEAD_MS });
+    expect(plan.drafts.map((d) => d.sub).sort()).toEqual(["sip:bob@gone", "sip:bob@refreshed"]);
+  });
+});
