@@ -13,6 +13,7 @@ import type { Replica } from "../core/replica.js";
 import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
+import { READY_SHV } from "./cfg-include.js";
 import { createCoreRpc, sameInstance, type KamailioInstance } from "./core-rpc.js";
 import { createDgramClient } from "./dgram-client.js";
 import { createEvapiClient, type EvapiClient } from "./evapi-client.js";
@@ -163,6 +164,27 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     return run;
   }
 
+  /**
+   * Opens the include's REGISTER gate (READY_SHV) once this Kamailio instance is whole: reloaded
+   * if it needed it, and with the agent listening to evapi so no registrar event is dropped.
+   * Set once per instance; an include without the variable (generated before it existed) only
+   * costs a warning.
+   */
+  let readyFor: KamailioInstance | null = null;
+  async function openGateIfWhole(): Promise<void> {
+    const inst = knownInstance;
+    if (reloadNeeded || inst === null || (evapi !== null && !evapi.connected())) return;
+    if (readyFor !== null && sameInstance(readyFor, inst)) return;
+    try {
+      await core.setReady(READY_SHV);
+      readyFor = inst;
+      log.info({ instance: inst }, "Kamailio is whole: REGISTERs are let through");
+    } catch (err) {
+      readyFor = inst;
+      log.warn({ err: (err as Error).message }, `could not set $shv(${READY_SHV}); regenerate the include (locmesh kamailio-cfg) so a restarted Kamailio waits for its reload`);
+    }
+  }
+
   async function reloadIfNeeded(): Promise<void> {
     if (!reloadNeeded) return;
     const res = await reloader.run("kamailio restarted");
@@ -208,8 +230,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   function reconcile(): Promise<void> {
     return exclusive(async () => {
       await observe();
-      if (reloadNeeded) return reloadIfNeeded();
-      return reconcileNow();
+      if (reloadNeeded) await reloadIfNeeded();
+      else await reconcileNow();
+      await openGateIfWhole();
     });
   }
 
@@ -229,6 +252,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       metrics.kamailioUp.set(1);
       if (reloadNeeded) await reloadIfNeeded();
       else if (!wasUp) await reconcileNow();
+      await openGateIfWhole();
       sink.kick();
     });
   }

@@ -48,6 +48,9 @@ export class CfgIncludeError extends Error {
 
 export const DEFAULT_INCLUDE_PATH = "/etc/kamailio/locmesh.cfg";
 
+/** The shared variable the agent sets to 1 when a started Kamailio is whole (READY_GATE). */
+export const READY_SHV = "locmesh_ready";
+
 /** Modules the include uses but leaves to the operator's config (their parameters are the operator's). */
 const REQUIRED_MODULES = ["tm", "sl", "rr", "usrloc", "registrar"] as const;
 /** Modules the include loads when the operator's config has not. */
@@ -75,6 +78,11 @@ export function kamailioInclude(p: IncludeParams): string {
     "# A Route URI's received= parameter (a phone behind NAT or on TCP) becomes $du in loose_route().",
     `modparam("path", "use_received", 1)`,
     ...(p.aliasMode === "usrloc" ? ["# locmesh writes call-forward aliases into usrloc's \"aliases\" domain.", `modparam("usrloc", "preload", "aliases")`] : []),
+    "# 1 once the agent has restored this Kamailio after its start (set over jsonrpcs by the agent).",
+    `modparam("pv", "shvset", "${READY_SHV}=i:0")`,
+    "#!ifndef LOCMESH_READY_GRACE",
+    "#!define LOCMESH_READY_GRACE 60",
+    "#!endif",
     "",
     registerRoute(domain),
     EXPIRED_ROUTES,
@@ -208,6 +216,20 @@ event_route[usrloc:contact-expired] {
 #!endif
 `;
 
+/**
+ * A Kamailio that (re)started holds nothing (db_mode 0) until the agent has put the cluster's
+ * state back, and evapi drops the events of REGISTERs taken before the agent has connected. A
+ * de-registration taken in that gap leaves no trace, and the reload would bring the binding back.
+ * So REGISTERs get 503 until the agent sets $shv(locmesh_ready) (pv.shvSet) once it listens to
+ * evapi and the reload is done; phones retry (RFC 3261 §21.5.4). LOCMESH_READY_GRACE bounds the
+ * wait: past it (the agent is down) Kamailio registers on its own, as it would without locmesh.
+ */
+const READY_GATE = `	if ($shv(locmesh_ready) == 0 && $rm == "REGISTER" && $TV(s) - $Tb < LOCMESH_READY_GRACE) {
+		sl_send_reply("503", "Restoring locations, retry shortly");
+		exit;
+	}
+`;
+
 function connectionRoute(agent: string): string {
   return `# evapi has no authentication: only the locmesh agent may stay connected.
 event_route[evapi:connection-new] {
@@ -230,8 +252,8 @@ event_route[evapi:connection-new] {
 function inboundRoute(peers: string[]): string {
   const trusted = peers.map((ip) => `$si == "${ip}"`).join(" || ");
   const body = peers.length === 0
-    ? "\t# No meshPeers were configured, so no request may be relayed on their behalf.\n\treturn;"
-    : `	if ($tt != $null || $hdr(Route) == $null) return;
+    ? `${READY_GATE}\t# No meshPeers were configured, so no request may be relayed on their behalf.\n\treturn;`
+    : `${READY_GATE}	if ($tt != $null || $hdr(Route) == $null) return;
 	if (!(${trusted})) return;
 	if ($rm == "ACK") return;
 	loose_route();
@@ -242,6 +264,7 @@ function inboundRoute(peers: string[]): string {
 	exit;`;
   return `# Call early in request_route, before any remove_hf("Route"). Only initial requests from other
 # locmesh nodes that carry a Route header are handled (and end here); all others return.
+# It also answers REGISTER with 503 while a freshly started Kamailio is not yet whole (below).
 route[LOCMESH_INBOUND] {
 ${body}
 }

@@ -25,6 +25,8 @@ export interface CoreRpc {
   /** `core.version`, e.g. "kamailio 5.6.3 (x86_64/linux)". */
   coreVersion(): Promise<string>;
   instance(): Promise<KamailioInstance>;
+  /** Sets the include's shared variable (READY_SHV) that lets REGISTERs through after a start. */
+  setReady(name: string): Promise<void>;
 }
 
 export function createCoreRpc(deps: { rpc: KamailioRpc }): CoreRpc {
@@ -41,6 +43,9 @@ export function createCoreRpc(deps: { rpc: KamailioRpc }): CoreRpc {
       const main = Array.isArray(ps) ? ps.find((p) => p.IDX === 0) : undefined;
       if (!main || typeof up?.up_since !== "string") throw new KamailioProtocolError("unexpected core.psx / core.uptime result");
       return { mainPid: main.PID, upSince: up.up_since, uptimeSec: Number(up.uptime) || 0 };
+    },
+    async setReady(name) {
+      await rpc.call("pv.shvSet", [name, "int", 1]);
     },
   };
 }

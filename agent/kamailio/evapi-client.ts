@@ -121,7 +121,8 @@ export function createEvapiClient(opts: EvapiClientOptions): EvapiClient {
         stats.disconnects++;
         const lived = Date.now() - upSince;
         if (lived >= stableMs) attempt = 0;
-        else if (failure === null) log.warn({ livedMs: lived }, "Kamailio closed the evapi connection at once: is this host's address the include's agentAddress?");
+        // The include's address filter closes within milliseconds; seconds mean Kamailio stopped.
+        else if (failure === null && lived < 1000) log.warn({ livedMs: lived }, "Kamailio closed the evapi connection at once: is this host's address the include's agentAddress?");
         log.warn({ err: failure, livedMs: lived }, "lost the Kamailio evapi connection; events are dropped until it is back");
         safely("onDisconnect", () => opts.onDisconnect?.(failure));
       } else {

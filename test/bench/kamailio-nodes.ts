@@ -13,6 +13,8 @@ import { execFile } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { READY_SHV } from "../../agent/kamailio/cfg-include.js";
+import { createCoreRpc } from "../../agent/kamailio/core-rpc.js";
 import { createDgramClient } from "../../agent/kamailio/dgram-client.js";
 import { KamailioRpcError, type KamailioRpc } from "../../agent/kamailio/jsonrpcs-wire.js";
 import { createUsrlocRpc, type UsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
@@ -115,6 +117,8 @@ async function startNodesUntracked(flavour: Flavour, o: NodesOptions): Promise<B
     }
     for (const [i, kam] of kams.entries()) nodes.push(await attach(`n${i + 1}`, kam, null));
     if (flavour === "dmq") await waitDmqMesh(nodes);
+    // No agent opens the include's REGISTER gate here: do what it would.
+    if (flavour === "hook") for (const node of nodes) await createCoreRpc({ rpc: node.rpc }).setReady(READY_SHV);
   } catch (err) {
     await close();
     throw err;

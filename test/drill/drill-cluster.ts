@@ -22,7 +22,7 @@ export interface DrillCluster {
   /** Every node's journal and Kamailio, records with the drill's prefixes only. */
   views(): Promise<View[]>;
   /** Polls views() until they all match the ledger, or `timeoutMs` passes. */
-  converge(timeoutMs: number): Promise<{ verdict: Verdict; seconds: number }>;
+  converge(timeoutMs: number): Promise<{ verdict: Verdict; seconds: number; views: View[] }>;
   close(): Promise<void>;
 }
 
@@ -77,9 +77,11 @@ export async function startDrillCluster(o: DrillClusterOptions): Promise<DrillCl
     async converge(timeoutMs) {
       const start = Date.now();
       let verdict: Verdict | null = null;
+      let last: View[] = [];
       for (;;) {
         try {
-          verdict = verify(ledger, await views());
+          last = await views();
+          verdict = verify(ledger, last);
           if (verdict.ok) break;
         } catch (err) {
           // A node still restarting: try again until the deadline.
@@ -88,7 +90,7 @@ export async function startDrillCluster(o: DrillClusterOptions): Promise<DrillCl
         if (Date.now() - start > timeoutMs) break;
         await sleep(1000);
       }
-      return { verdict: verdict!, seconds: (Date.now() - start) / 1000 };
+      return { verdict: verdict!, seconds: (Date.now() - start) / 1000, views: last };
     },
     async close() {
       await cluster.close();

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { sleep } from "../support/agent-process.js";
 import { startDrillCluster, startTraffic, type DrillCluster, type DrillClusterOptions, type TrafficFigures, type TrafficOptions } from "./drill-cluster.js";
-import type { Ledger } from "./ledger.js";
+import { recordId, type Ledger } from "./ledger.js";
 import type { Verdict } from "./verify.js";
 
 export interface DrillContext {
@@ -82,7 +82,13 @@ export async function runTrafficDrill(ctx: DrillContext, spec: TrafficDrillSpec)
     const figures = await traffic.finish();
     const atRisk = f.atRisk?.(c.ledger) ?? 0;
     ctx.log(`traffic done: ${figures.registers.acked}/${figures.registers.sent} REGISTERs acked, ${figures.aliases.acked}/${figures.aliases.calls} alias calls acked`);
-    const { verdict, seconds } = await c.converge(spec.convergeTimeoutMs ?? 90_000);
+    const { verdict, seconds, views } = await c.converge(spec.convergeTimeoutMs ?? 90_000);
+    if (atRisk > 0) {
+      // How many of the writes a fault could have lost are there all the same (in every view).
+      const kept = c.ledger.all.filter((o) => o.doubtReason !== undefined && views.every((v) => (v.records.get(recordId(o.kind, o.key, o.sub)) ?? null) === o.value)).length;
+      ctx.log(`${kept} of the ${atRisk} writes acknowledged in the fault's instant were kept`);
+      f.info = { ...f.info, "at-risk writes kept": `${kept} of ${atRisk}` };
+    }
     const after = (await spec.afterCheck?.(c, ctx)) ?? { did: [] };
     for (const line of after.did) ctx.log(line);
     await spec.cleanup?.(c);

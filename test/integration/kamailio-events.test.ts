@@ -14,7 +14,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kamailioInclude } from "../../agent/kamailio/cfg-include.js";
+import { kamailioInclude, READY_SHV } from "../../agent/kamailio/cfg-include.js";
+import { createCoreRpc } from "../../agent/kamailio/core-rpc.js";
+import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
 import { encodeNetstring } from "../../agent/kamailio/netstring.js";
 import { createEvapiClient, type EvapiClient } from "../../agent/kamailio/evapi-client.js";
 import type { ExpiredEvent, KamailioEvent, RegisterEvent } from "../../agent/kamailio/register-event.js";
@@ -44,7 +46,49 @@ async function startNode(locmesh: NonNullable<Parameters<typeof startKamailio>[0
     await sleep(20);
   }
   await sleep(100); // the connection-new event route runs after accept
+  await openGate(kam);
   return { kam, client, events };
+}
+
+/** What the agent does once a started Kamailio is whole: lets REGISTERs through (READY_SHV). */
+async function openGate(kam: KamailioProcess): Promise<void> {
+  const rpc = createFifoClient({ fifoPath: kam.fifoPath, replyDir: kam.replyDir, timeoutMs: 5000, log, maxInFlight: 1, autoResync: false });
+  try {
+    await createCoreRpc({ rpc }).setReady(READY_SHV);
+  } finally {
+    await rpc.close();
+  }
+}
+
+/** One REGISTER over UDP from a throwaway socket; resolves with the final response's status line. */
+function rawRegister(sipPort: number, user: string): Promise<string> {
+  const sock = createSocket("udp4");
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => sock.close(() => reject(new Error(`no answer to ${user}'s REGISTER`))), 3000);
+    sock.on("message", (m) => {
+      const status = m.toString().split("\r\n")[0]!;
+      if (/^SIP\/2\.0 1\d\d/.test(status)) return;
+      clearTimeout(t);
+      sock.close(() => resolve(status));
+    });
+    sock.bind(0, "127.0.0.1", () => {
+      const port = sock.address().port;
+      sock.send([
+        "REGISTER sip:example.com SIP/2.0",
+        `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK-${user}-${Date.now()}`,
+        "Max-Forwards: 70",
+        `From: <sip:${user}@example.com>;tag=g1`,
+        `To: <sip:${user}@example.com>`,
+        `Call-ID: gate-${user}-${Date.now()}`,
+        "CSeq: 1 REGISTER",
+        `Contact: <sip:${user}@127.0.0.1:${port}>`,
+        "Expires: 300",
+        "Content-Length: 0",
+        "",
+        "",
+      ].join("\r\n"), sipPort, "127.0.0.1");
+    });
+  });
 }
 
 async function waitFor<T extends KamailioEvent>(node: Node, pred: (ev: KamailioEvent) => ev is T, ms = 5000): Promise<T> {
@@ -148,8 +192,33 @@ describe("evapi access", () => {
     while (replacing.client.stats().connects < 2 && Date.now() < deadline) await sleep(50);
     expect(replacing.client.stats()).toMatchObject({ connects: 2, disconnects: 1 });
     await sleep(100);
+    await openGate(replacing.kam);
     await sippRegister({ dir: replacing.kam.dir, sipPort: replacing.kam.sipPort, user: "frank", domain: "example.com", callId: "frank-1" });
     expect((await waitFor(replacing, registerFor("frank@example.com"))).rc).toBe(1);
+  });
+});
+
+describe("REGISTER gate after a start", () => {
+  it("answers REGISTER with 503 until the agent says the node is whole, then registers", async () => {
+    const kam = await startKamailio({ locmesh: { agentAddress: AGENT } });
+    try {
+      expect(await rawRegister(kam.sipPort, "early")).toBe("SIP/2.0 503 Restoring locations, retry shortly");
+      expect(await kam.processes()).not.toHaveLength(0); // refused, not crashed
+      await openGate(kam);
+      expect(await rawRegister(kam.sipPort, "later")).toBe("SIP/2.0 200 OK");
+    } finally {
+      await kam.close();
+    }
+  });
+
+  it("lets REGISTERs through on its own after LOCMESH_READY_GRACE seconds (the agent is down)", async () => {
+    const kam = await startKamailio({ locmesh: { agentAddress: AGENT }, extraCfg: "#!define LOCMESH_READY_GRACE 1" });
+    try {
+      await sleep(1500);
+      expect(await rawRegister(kam.sipPort, "alone")).toBe("SIP/2.0 200 OK");
+    } finally {
+      await kam.close();
+    }
   });
 });
 
