@@ -8,31 +8,22 @@
 import { createSocket } from "node:dgram";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEvapiClient, type EvapiClient } from "../../agent/kamailio/evapi-client.js";
 import type { ExpiredEvent, KamailioEvent, RegisterEvent } from "../../agent/kamailio/register-event.js";
-import { silentLogger } from "../../agent/ops/logger.js";
+import { listenToEvapi, type EvapiListener } from "../support/evapi-listener.js";
 import { startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
 
 const AGENT = "127.0.0.2";
 
 let kam: KamailioProcess;
-let client: EvapiClient;
-const events: KamailioEvent[] = [];
+let listener: EvapiListener;
 
 beforeAll(async () => {
   kam = await startKamailio({ locmesh: { agentAddress: AGENT }, extraCfg: 'modparam("registrar", "min_expires", 1)\nmodparam("usrloc", "timer_interval", 1)' });
-  client = createEvapiClient({ host: "127.0.0.1", port: kam.evapiPort as number, localAddress: AGENT, log: silentLogger(), onEvent: (ev) => events.push(ev), retry: { minMs: 50, maxMs: 200 } });
-  client.start();
-  const deadline = Date.now() + 5000;
-  while (!client.connected()) {
-    if (Date.now() > deadline) throw new Error(`evapi client did not connect\n${kam.logTail(20)}`);
-    await sleep(20);
-  }
-  await sleep(100); // the connection-new event route runs after accept
+  listener = await listenToEvapi(kam, AGENT);
 });
 
 afterAll(async () => {
-  await client?.close();
+  await listener?.client.close();
   await kam?.close();
 });
 
@@ -67,23 +58,13 @@ async function register(r: RawRegister): Promise<{ status: string; port: number 
   }
 }
 
-async function next<T extends KamailioEvent>(pred: (ev: KamailioEvent) => ev is T, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const i = events.findIndex(pred);
-    if (i >= 0) return events.splice(i, 1)[0] as T;
-    if (Date.now() > deadline) throw new Error(`no matching event within ${ms} ms; have ${JSON.stringify(events)}\n${kam.logTail(20)}`);
-    await sleep(20);
-  }
-}
-
 const registerFor = (aor: string) => (ev: KamailioEvent): ev is RegisterEvent => ev.type === "register" && ev.aor === aor;
 
 /** Waits until the client has counted `n` malformed events, proving an event came and was refused. */
 async function malformedReaches(n: number): Promise<void> {
   const deadline = Date.now() + 5000;
-  while (client.stats().malformed < n) {
-    if (Date.now() > deadline) throw new Error(`malformed stayed at ${client.stats().malformed}, expected ${n}\n${kam.logTail(20)}`);
+  while (listener.client.stats().malformed < n) {
+    if (Date.now() > deadline) throw new Error(`malformed stayed at ${listener.client.stats().malformed}, expected ${n}\n${kam.logTail(20)}`);
     await sleep(20);
   }
 }
@@ -98,7 +79,7 @@ describe("event format 2 from a real Kamailio", () => {
       headers: [`User-Agent: ${ua}`, "Expires: 300"],
     });
     expect(reg.status).toBe("SIP/2.0 200 OK");
-    const ev = await next(registerFor("hostile@example.com"));
+    const ev = await listener.next(registerFor("hostile@example.com"));
     const uri = `sip:hostile@127.0.0.1:${reg.port};x={a}'\\;y=%22`;
     expect(ev).toMatchObject({ rc: 1, callid: callId, userAgent: ua, requestExpires: 300, requestContacts: [{ uri, expires: 120 }] });
     expect(ev.contacts).toHaveLength(1);
@@ -107,41 +88,41 @@ describe("event format 2 from a real Kamailio", () => {
 
   it("reads an absent User-Agent and Expires as empty and null, and bytes that are not UTF-8 as U+FFFD", async () => {
     await register({ user: "plain", callId: "plain-1" });
-    const ev = await next(registerFor("plain@example.com"));
+    const ev = await listener.next(registerFor("plain@example.com"));
     expect(ev).toMatchObject({ userAgent: "", requestExpires: null });
     expect(ev.contacts[0]?.userAgent).toBe("n/a"); // what registrar stores for a REGISTER without one
 
     await register({ user: "latin1", callId: "latin1-1", headers: [Buffer.concat([Buffer.from("User-Agent: Caf"), Buffer.from([0xe9])])] });
-    expect((await next(registerFor("latin1@example.com"))).userAgent).toBe("Caf\ufffd");
+    expect((await listener.next(registerFor("latin1@example.com"))).userAgent).toBe("Caf\ufffd");
   });
 
   it("refuses an event with a NUL in a value instead of cutting it short", async () => {
-    const before = client.stats().malformed;
+    const before = listener.client.stats().malformed;
     expect((await register({ user: "nul", callId: "nul-1", headers: [Buffer.concat([Buffer.from("User-Agent: a"), Buffer.from([0]), Buffer.from("b")])] })).status).toBe("SIP/2.0 200 OK");
     await malformedReaches(before + 1);
-    expect(events.some(registerFor("nul@example.com"))).toBe(false);
+    expect(listener.events.some(registerFor("nul@example.com"))).toBe(false);
   });
 
   it("sends an AoR far over the 8 KB pv buffer whole, and refuses one the include's loop cannot finish", async () => {
     const many = (from: number, n: number) => (p: number) => Array.from({ length: n }, (_, i) => `<sip:many@127.0.0.1:${p};n=${from + i}>`);
     await register({ user: "many", callId: "many-1", contacts: many(0, 60), headers: [`User-Agent: ${"u".repeat(200)}`] });
-    const ev = await next(registerFor("many@example.com"));
+    const ev = await listener.next(registerFor("many@example.com"));
     expect(ev.contacts).toHaveLength(60);
     expect(new Set(ev.contacts.map((c) => c.contact)).size).toBe(60);
 
     // 101 contacts: Kamailio's max_while_loops (100) stops the loop; the event says usrloc holds 101.
-    const before = client.stats().malformed;
+    const before = listener.client.stats().malformed;
     await register({ user: "many", callId: "many-2", contacts: many(60, 41) });
     await malformedReaches(before + 1);
-    expect(events.some(registerFor("many@example.com"))).toBe(false);
+    expect(listener.events.some(registerFor("many@example.com"))).toBe(false);
     expect(kam.logTail(50)).toMatch(/runaway while/);
   });
 
   it("sends the expired event in format 2 too", async () => {
     const callId = `exp"\\{}-1`;
     const reg = await register({ user: "brief", callId, headers: ["Expires: 1"] });
-    await next(registerFor("brief@example.com"));
-    const ev = await next((e): e is ExpiredEvent => e.type === "expired" && e.aor === "brief@example.com", 6000);
+    await listener.next(registerFor("brief@example.com"));
+    const ev = await listener.next((e): e is ExpiredEvent => e.type === "expired" && e.aor === "brief@example.com", 6000);
     expect(ev).toMatchObject({ contact: `sip:brief@127.0.0.1:${reg.port}`, callid: callId });
     expect(ev.ruid).toMatch(/^uloc-/);
   });

@@ -22,6 +22,7 @@ import { silentLogger } from "../../agent/ops/logger.js";
 import { kamailioCfg } from "../support/kamailio-cfg.js";
 import { freeUdpPort, KAMAILIO_BIN, modulesDir, startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
 import { sippRegister } from "../support/sipp.js";
+import { listenToEvapi, type EvapiListener } from "../support/evapi-listener.js";
 
 const run = promisify(execFile);
 const log = silentLogger();
@@ -31,30 +32,16 @@ interface Node {
   kam: KamailioProcess;
   client: EvapiClient;
   events: KamailioEvent[];
+  next: EvapiListener["next"];
 }
 
 async function startNode(locmesh: NonNullable<Parameters<typeof startKamailio>[0]>["locmesh"], extraCfg?: string): Promise<Node> {
   const kam = await startKamailio({ locmesh, extraCfg });
-  const events: KamailioEvent[] = [];
-  const client = createEvapiClient({ host: "127.0.0.1", port: kam.evapiPort as number, localAddress: AGENT, log, onEvent: (ev) => events.push(ev), retry: { minMs: 50, maxMs: 200 } });
-  client.start();
-  const deadline = Date.now() + 5000;
-  while (!client.connected()) {
-    if (Date.now() > deadline) throw new Error(`evapi client did not connect\n${kam.logTail(20)}`);
-    await sleep(20);
-  }
-  await sleep(100); // the connection-new event route runs after accept
-  return { kam, client, events };
+  return { kam, ...(await listenToEvapi(kam, AGENT)) };
 }
 
-async function waitFor<T extends KamailioEvent>(node: Node, pred: (ev: KamailioEvent) => ev is T, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const i = node.events.findIndex(pred);
-    if (i >= 0) return node.events.splice(i, 1)[0] as T;
-    if (Date.now() > deadline) throw new Error(`no matching event within ${ms} ms; have ${JSON.stringify(node.events)}\n${node.kam.logTail(20)}`);
-    await sleep(20);
-  }
+function waitFor<T extends KamailioEvent>(node: Node, pred: (ev: KamailioEvent) => ev is T, ms = 5000): Promise<T> {
+  return node.next(pred, ms);
 }
 
 const registerFor = (aor: string) => (ev: KamailioEvent): ev is RegisterEvent => ev.type === "register" && ev.aor === aor;

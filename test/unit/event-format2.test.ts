@@ -68,7 +68,7 @@ describe("event format 2", () => {
   });
 
   it("carries quotes, backslashes, control characters, separators and any Unicode through unchanged", () => {
-    const hostile = fc.string({ unit: "grapheme", maxLength: 60 }).map((s) => s.replace(/\u0000/g, ""));
+    const hostile = fc.string({ unit: "grapheme", maxLength: 60 }).map((s) => s.split("\u0000").join(""));
     fc.assert(fc.property(hostile, hostile, fc.constantFrom('"', "\\", '","', "}],", "\t\r\n", "\u2028", "😀", "<null>"), (ua, callid, sep) => {
       const ev = parseKamailioEvent(format2({ userAgent: ua + sep, callid: sep + callid, contacts: [{ ...CONTACT, user_agent: sep + ua, callid: callid + sep, instance: sep }] })) as RegisterEvent;
       expect([ev.userAgent, ev.callid]).toEqual([ua + sep, sep + callid]);
