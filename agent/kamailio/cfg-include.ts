@@ -18,6 +18,12 @@
  * - `modparam("usrloc","preload","aliases")` twice is accepted.
  * - evapi has no authentication (§6): event_route[evapi:connection-new] closes every client that
  *   is not the agent's address.
+ * - In a format string (evapi_relay's and pv_printf's parameter) a $null PV prints "<null>", but
+ *   one with a transformation that fails, as {s.encode.hexa} does on $null, prints nothing and
+ *   logs nothing. pv_printf's result must be under pv_buffer_size (8192 bytes by default): a longer
+ *   one fails and leaves the variable as it was. `+` and evapi_relay have no such limit (evapi's
+ *   buffer grows). A while loop stops after max_while_loops (default 100) iterations with
+ *   "runaway while" and the route goes on. (test/integration/kamailio-event-values.test.ts)
  */
 import { isIP } from "node:net";
 import { EVENT_FORMAT } from "./event-format2.js";
