@@ -35,7 +35,7 @@ export interface DemoKamailio extends DemoKamailioSpec {
   stop(): Promise<void>;
 }
 
-const MODULES = ["jsonrpcs", "usrloc", "registrar", "rr", "evapi", "jansson", "path"];
+const MODULES = ["jsonrpcs", "usrloc", "registrar", "rr", "evapi", "kex", "path"];
 
 /** The modules folder (/usr/lib/<arch>/kamailio/modules), or an error that says how to install. */
 export function findKamailio(): string {

@@ -8,8 +8,8 @@
  * test/integration/kamailio-events.test.ts):
  * - `loadmodule` of a module that is already loaded is a fatal cfg error ("attempting to load the
  *   same module twice"), but every loadmodule also defines `MOD_<name>` for the preprocessor. So the
- *   include loads jansson, evapi, path, pv and xlog only `#!ifndef MOD_<name>`, and must come after
- *   the operator's own loadmodule lines.
+ *   include loads pv, kex (pv_printf), xlog, evapi and path only `#!ifndef MOD_<name>`, and must
+ *   come after the operator's own loadmodule lines.
  * - A module the include needs but must not load itself (tm, sl, rr, usrloc, registrar: the
  *   operator's config owns their parameters) is checked the same way; when it is missing the
  *   include loads a module whose file name says what is wrong, so `kamailio -c` fails with it.
@@ -18,8 +18,15 @@
  * - `modparam("usrloc","preload","aliases")` twice is accepted.
  * - evapi has no authentication (§6): event_route[evapi:connection-new] closes every client that
  *   is not the agent's address.
+ * - In a format string (evapi_relay's and pv_printf's parameter) a $null PV prints "<null>", but
+ *   one with a transformation that fails, as {s.encode.hexa} does on $null, prints nothing and
+ *   logs nothing. pv_printf's result must be under pv_buffer_size (8192 bytes by default): a longer
+ *   one fails and leaves the variable as it was. `+` and evapi_relay have no such limit (evapi's
+ *   buffer grows). A while loop stops after max_while_loops (default 100) iterations with
+ *   "runaway while" and the route goes on. (test/integration/kamailio-event-values.test.ts)
  */
 import { isIP } from "node:net";
+import { EVENT_FORMAT } from "./event-format2.js";
 
 export interface IncludeParams {
   /** evapi's bind_addr: where the agent connects. */
@@ -54,7 +61,7 @@ export const READY_SHV = "locmesh_ready";
 /** Modules the include uses but leaves to the operator's config (their parameters are the operator's). */
 const REQUIRED_MODULES = ["tm", "sl", "rr", "usrloc", "registrar"] as const;
 /** Modules the include loads when the operator's config has not. */
-const OWN_MODULES = ["pv", "xlog", "jansson", "evapi", "path"] as const;
+const OWN_MODULES = ["pv", "kex", "xlog", "evapi", "path"] as const;
 
 export function kamailioInclude(p: IncludeParams): string {
   checkParams(p);
@@ -127,10 +134,31 @@ function checkParams(p: IncludeParams): void {
   if (problems.length > 0) throw new CfgIncludeError(`cannot generate the kamailio.cfg include: ${problems.join("; ")}`);
 }
 
-/** One event per REGISTER: the request, and the AoR's whole state after save() (kamailio-5.6.md §8). */
+/**
+ * One event per REGISTER: the request, and the AoR's whole state after save() (kamailio-5.6.md §8),
+ * in event format 2 (event-format2.ts). Each contact is printed with one pv_printf and appended with
+ * `+` (no size limit), and evapi_relay prints the event from its format string, whose buffer grows
+ * to fit. Measured with Kamailio 5.6.3 (issue 3): the route with evapi_relay adds about 10 µs of
+ * Kamailio CPU to a REGISTER with one contact, where format 1's ~25 jansson_set calls added about
+ * 105 µs; building each contact with a `+` chain instead of pv_printf took 2-5 times as long.
+ * pv_printf's result is limited by the core's pv_buffer_size (8 KB): a contact at the column limits
+ * is about 4.3 KB in hex. A contact that does not fit, or a loop cut short by max_while_loops
+ * (default 100 contacts), leaves the list shorter than "count", and the agent refuses the event.
+ */
 function registerRoute(domain: string): string {
-  const c = (f: string): string => `$(ulc(lmc=>${f})[$var(lm_i)])`;
-  const set = (type: string, key: string, value: string, target = "$var(lm_c)"): string => `jansson_set("${type}", "${key}", "${value}", "${target}");`;
+  const hex = (pv: string): string => `"$(${pv}{s.encode.hexa})"`;
+  const ulc = (f: string): string => `ulc(lmc=>${f})[$var(lm_i)]`;
+  const contact = jsonFormat([
+    ["addr", hex(ulc("addr"))], ["expires", `$(${ulc("expires")})`], ["q", `$(${ulc("q")})`], ["callid", hex(ulc("callid"))],
+    ["cseq", `$(${ulc("cseq")})`], ["path", hex(ulc("path"))], ["received", hex(ulc("received"))], ["user_agent", hex(ulc("user_agent"))],
+    ["ruid", hex(ulc("ruid"))], ["socket", hex(ulc("socket"))], ["instance", hex(ulc("instance"))], ["flags", `$(${ulc("flags")})`],
+    ["cflags", `$(${ulc("cflags")})`], ["methods", `$(${ulc("methods")})`], ["regid", `$(${ulc("regid")})`],
+  ]);
+  const event = jsonFormat([
+    ["v", String(EVENT_FORMAT)], ["event", '"register"'], ["rc", "$var(lm_rc)"], ["ts", '"$TV(Sn)"'], ["aor", hex("tu")],
+    ["req_contact", hex("hdr(Contact)[*]")], ["req_expires", '"$(hdr(Expires){s.int})"'], ["callid", hex("ci")], ["cseq", '"$(cs{s.int})"'],
+    ["user_agent", hex("ua")], ["source", '"$proto:$si:$sp"'], ["count", "$var(lm_n)"], ["contacts", "[$var(lm_cs)]"],
+  ]);
   return `# Call right after save("${domain}"...) with its return code in $var(locmesh_rc).
 # Sent for rc 1 (inserted), 2 (updated), 3 (deleted) and 4 (query only: a fresh snapshot costs
 # little and helps the agent reconcile); skipped for errors (rc < 0).
@@ -143,70 +171,40 @@ route[LOCMESH_REGISTER] {
 		return;
 	}
 	if ($var(lm_rc) < 0) return;
-	$var(lm_ev) = '{}';
-	${set("string", "event", "register", "$var(lm_ev)")}
-	${set("integer", "rc", "$var(lm_rc)", "$var(lm_ev)")}
-	${set("string", "ts", "$TV(Sn)", "$var(lm_ev)")}
-	${set("string", "aor", "$tu", "$var(lm_ev)")}
-	if ($hdr(Contact) != $null) {
-		${set("string", "req_contact", "$(hdr(Contact)[*])", "$var(lm_ev)")}
-	}
-	if ($hdr(Expires) != $null) {
-		${set("integer", "req_expires", "$(hdr(Expires){s.int})", "$var(lm_ev)")}
-	}
-	${set("string", "callid", "$ci", "$var(lm_ev)")}
-	${set("integer", "cseq", "$(cs{s.int})", "$var(lm_ev)")}
-	if ($ua != $null) {
-		${set("string", "user_agent", "$ua", "$var(lm_ev)")}
-	}
-	${set("string", "source", "$proto:$si:$sp", "$var(lm_ev)")}
-	${set("array", "contacts", "[]", "$var(lm_ev)")}
+	$var(lm_n) = 0;
+	$var(lm_cs) = "";
+	$var(lm_sep) = "";
 	if (reg_fetch_contacts("${domain}", "$tu", "lmc")) {
+		$var(lm_n) = $(ulc(lmc=>count));
 		$var(lm_i) = 0;
-		while ($var(lm_i) < $(ulc(lmc=>count))) {
-			$var(lm_c) = '{}';
-			${set("string", "addr", c("addr"))}
-			${set("integer", "expires", c("expires"))}
-			${set("integer", "q", c("q"))}
-			${set("string", "callid", c("callid"))}
-			${set("integer", "cseq", c("cseq"))}
-			${optional("path", c("path"))}
-			${optional("received", c("received"))}
-			${optional("user_agent", c("user_agent"))}
-			${optional("ruid", c("ruid"))}
-			${optional("socket", c("socket"))}
-			${optional("instance", c("instance"))}
-			${set("integer", "flags", c("flags"))}
-			${set("integer", "cflags", c("cflags"))}
-			${set("integer", "methods", c("methods"))}
-			${set("integer", "regid", c("regid"))}
-			jansson_append("obj", "contacts", "$var(lm_c)", "$var(lm_ev)");
+		while ($var(lm_i) < $var(lm_n)) {
+			if (pv_printf("$var(lm_c)", '${contact}')) {
+				$var(lm_cs) = $var(lm_cs) + $var(lm_sep) + $var(lm_c);
+				$var(lm_sep) = ",";
+			}
 			$var(lm_i) = $var(lm_i) + 1;
 		}
 		reg_free_contacts("lmc");
 	}
-	evapi_relay("$var(lm_ev)");
+	evapi_relay('${event}');
 }
 `;
 }
 
-/** An unset $ulc string is $null, which a format string would print as "<null>": leave it out instead. */
-function optional(key: string, pv: string): string {
-  return `if (${pv} != $null) { jansson_set("string", "${key}", "${pv}", "$var(lm_c)"); }`;
+/** A JSON object as a Kamailio format string: values are format text printing JSON (see above). */
+function jsonFormat(fields: [string, string][]): string {
+  return `{${fields.map(([k, v]) => `"${k}":${v}`).join(",")}}`;
 }
 
 // usrloc runs this in its timer process, up to timer_interval seconds after the expiry (§8).
+const EXPIRED_EVENT = jsonFormat([
+  ["v", String(EVENT_FORMAT)], ["event", '"expired"'], ["ts", '"$TV(Sn)"'], ["aor", '"$(ulc(exp=>aor){s.encode.hexa})"'],
+  ["addr", '"$(ulc(exp=>addr){s.encode.hexa})"'], ["ruid", '"$(ulc(exp=>ruid){s.encode.hexa})"'],
+  ["callid", '"$(ulc(exp=>callid){s.encode.hexa})"'], ["expires", "$ulc(exp=>expires)"],
+]);
 const EXPIRED_ROUTES = `# Call from event_route[usrloc:contact-expired] (the one below, or yours with LOCMESH_OWN_EXPIRED_ROUTE).
 route[LOCMESH_EXPIRED] {
-	$var(lm_ev) = '{}';
-	jansson_set("string", "event", "expired", "$var(lm_ev)");
-	jansson_set("string", "ts", "$TV(Sn)", "$var(lm_ev)");
-	jansson_set("string", "aor", "$ulc(exp=>aor)", "$var(lm_ev)");
-	jansson_set("string", "addr", "$ulc(exp=>addr)", "$var(lm_ev)");
-	if ($ulc(exp=>ruid) != $null) { jansson_set("string", "ruid", "$ulc(exp=>ruid)", "$var(lm_ev)"); }
-	if ($ulc(exp=>callid) != $null) { jansson_set("string", "callid", "$ulc(exp=>callid)", "$var(lm_ev)"); }
-	jansson_set("integer", "expires", "$ulc(exp=>expires)", "$var(lm_ev)");
-	evapi_relay("$var(lm_ev)");
+	evapi_relay('${EXPIRED_EVENT}');
 }
 
 #!ifndef LOCMESH_OWN_EXPIRED_ROUTE

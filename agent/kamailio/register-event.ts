@@ -4,17 +4,29 @@
  * held to the contract's column limits (contract/sip-uri.ts LIMITS), strings with NUL are refused,
  * and the only error that leaves this module is EventFormatError.
  *
- * Wire shapes (built with jansson in route[LOCMESH_REGISTER] / route[LOCMESH_EXPIRED]):
+ * Two wire formats, told apart by the "v" key:
+ * - Format 2 ({"v":2,...}, event-format2.ts) is what the include sends: the shapes below with the
+ *   SIP and usrloc strings hex-encoded, printed by Kamailio in one pass. It is decoded into the
+ *   format-1 shape and validated by the same code.
+ * - Format 1 (no "v") is the JSON that includes generated before format 2 built with jansson. It
+ *   is still read so an upgraded agent keeps working with a Kamailio that runs the old include
+ *   until that is regenerated; it can go once no such include is left. Its shapes
+ *   (route[LOCMESH_REGISTER] / route[LOCMESH_EXPIRED]):
  *   {"event":"register","rc":1,"ts":"1700000000.123456","aor":"sip:a@d","req_contact":"<sip:a@h>",
  *    "req_expires":300,"callid":"..","cseq":1,"user_agent":"..","source":"udp:1.2.3.4:5060",
  *    "contacts":[{"addr":"sip:a@h","expires":1700000300,"q":-1,"callid":"..","cseq":1,"path":"",
  *                 "received":"","user_agent":"..","ruid":"uloc-..","socket":"udp:..","flags":0,
  *                 "cflags":0,"methods":4294967295,"instance":"","regid":0}]}
  *   {"event":"expired","ts":"..","aor":"a@d","addr":"sip:a@h","ruid":"..","callid":"..","expires":N}
+ *   An unset string is left out (format 1) or "" (format 2); both read as "".
  * `contacts` is the AoR's whole state after save() (reg_fetch_contacts, kamailio-5.6.md §8), and
  * `q` there is usrloc's integer form, -1 or 0..1000.
  */
 import { LIMITS, checkSipUri, checkSocket, normalizeAor } from "../contract/sip-uri.js";
+import { EventFormatError } from "./event-format-error.js";
+import { EVENT_FORMAT, fromFormat2 } from "./event-format2.js";
+
+export { EventFormatError };
 
 export interface EventContact {
   contact: string;
@@ -72,12 +84,11 @@ export interface ExpiredEvent {
 
 export type KamailioEvent = RegisterEvent | ExpiredEvent;
 
-export class EventFormatError extends Error {
-  override readonly name = "EventFormatError";
-}
-
-/** Larger events are refused unread; a full AoR of MAX_CONTACTS long contacts stays far below it. */
-export const MAX_EVENT_BYTES = 4 * 1024 * 1024;
+/**
+ * Larger events are refused unread. A full AoR of MAX_CONTACTS contacts at their column limits is
+ * about 4.4 MB in format 2 (hex doubles every string); real ones are a few hundred bytes each.
+ */
+export const MAX_EVENT_BYTES = 8 * 1024 * 1024;
 export const MAX_CONTACTS = 1024;
 const RUID_MAX = 64; // location.ruid VARCHAR(64), kamailio-5.6.md §4.2
 const SOURCE_MAX = 80;
@@ -94,7 +105,12 @@ export function parseKamailioEvent(payload: string): KamailioEvent {
   } catch (err) {
     throw new EventFormatError(`event is not JSON: ${(err as Error).message}`);
   }
-  const o = asObject(json, "event");
+  const wire = asObject(json, "event");
+  const version = field(wire, "v");
+  if (version !== undefined && version !== EVENT_FORMAT) {
+    throw new EventFormatError(`event format ${JSON.stringify(version)?.slice(0, 40)} is not one this agent reads (${EVENT_FORMAT}, or 1 without "v"): upgrade the agent`);
+  }
+  const o = version === undefined ? wire : fromFormat2(wire);
   const kind = field(o, "event");
   if (kind === "register") return parseRegister(o);
   if (kind === "expired") return parseExpired(o);

@@ -14,9 +14,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kamailioInclude, READY_SHV } from "../../agent/kamailio/cfg-include.js";
-import { createCoreRpc } from "../../agent/kamailio/core-rpc.js";
-import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
+import { kamailioInclude } from "../../agent/kamailio/cfg-include.js";
 import { encodeNetstring } from "../../agent/kamailio/netstring.js";
 import { createEvapiClient, type EvapiClient } from "../../agent/kamailio/evapi-client.js";
 import type { ExpiredEvent, KamailioEvent, RegisterEvent } from "../../agent/kamailio/register-event.js";
@@ -24,6 +22,7 @@ import { silentLogger } from "../../agent/ops/logger.js";
 import { kamailioCfg } from "../support/kamailio-cfg.js";
 import { freeUdpPort, KAMAILIO_BIN, modulesDir, startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
 import { sippRegister } from "../support/sipp.js";
+import { listenToEvapi, openRegisterGate, type EvapiListener } from "../support/evapi-listener.js";
 
 const run = promisify(execFile);
 const log = silentLogger();
@@ -33,31 +32,12 @@ interface Node {
   kam: KamailioProcess;
   client: EvapiClient;
   events: KamailioEvent[];
+  next: EvapiListener["next"];
 }
 
 async function startNode(locmesh: NonNullable<Parameters<typeof startKamailio>[0]>["locmesh"], extraCfg?: string): Promise<Node> {
   const kam = await startKamailio({ locmesh, extraCfg });
-  const events: KamailioEvent[] = [];
-  const client = createEvapiClient({ host: "127.0.0.1", port: kam.evapiPort as number, localAddress: AGENT, log, onEvent: (ev) => events.push(ev), retry: { minMs: 50, maxMs: 200 } });
-  client.start();
-  const deadline = Date.now() + 5000;
-  while (!client.connected()) {
-    if (Date.now() > deadline) throw new Error(`evapi client did not connect\n${kam.logTail(20)}`);
-    await sleep(20);
-  }
-  await sleep(100); // the connection-new event route runs after accept
-  await openGate(kam);
-  return { kam, client, events };
-}
-
-/** What the agent does once a started Kamailio is whole: lets REGISTERs through (READY_SHV). */
-async function openGate(kam: KamailioProcess): Promise<void> {
-  const rpc = createFifoClient({ fifoPath: kam.fifoPath, replyDir: kam.replyDir, timeoutMs: 5000, log, maxInFlight: 1, autoResync: false });
-  try {
-    await createCoreRpc({ rpc }).setReady(READY_SHV);
-  } finally {
-    await rpc.close();
-  }
+  return { kam, ...(await listenToEvapi(kam, AGENT)) };
 }
 
 /** One REGISTER over UDP from a throwaway socket; resolves with the final response's status line. */
@@ -91,14 +71,8 @@ function rawRegister(sipPort: number, user: string): Promise<string> {
   });
 }
 
-async function waitFor<T extends KamailioEvent>(node: Node, pred: (ev: KamailioEvent) => ev is T, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const i = node.events.findIndex(pred);
-    if (i >= 0) return node.events.splice(i, 1)[0] as T;
-    if (Date.now() > deadline) throw new Error(`no matching event within ${ms} ms; have ${JSON.stringify(node.events)}\n${node.kam.logTail(20)}`);
-    await sleep(20);
-  }
+function waitFor<T extends KamailioEvent>(node: Node, pred: (ev: KamailioEvent) => ev is T, ms = 5000): Promise<T> {
+  return node.next(pred, ms);
 }
 
 const registerFor = (aor: string) => (ev: KamailioEvent): ev is RegisterEvent => ev.type === "register" && ev.aor === aor;
@@ -192,7 +166,7 @@ describe("evapi access", () => {
     while (replacing.client.stats().connects < 2 && Date.now() < deadline) await sleep(50);
     expect(replacing.client.stats()).toMatchObject({ connects: 2, disconnects: 1 });
     await sleep(100);
-    await openGate(replacing.kam);
+    await openRegisterGate(replacing.kam);
     await sippRegister({ dir: replacing.kam.dir, sipPort: replacing.kam.sipPort, user: "frank", domain: "example.com", callId: "frank-1" });
     expect((await waitFor(replacing, registerFor("frank@example.com"))).rc).toBe(1);
   });
@@ -204,7 +178,7 @@ describe("REGISTER gate after a start", () => {
     try {
       expect(await rawRegister(kam.sipPort, "early")).toBe("SIP/2.0 503 Restoring locations, retry shortly");
       expect(await kam.processes()).not.toHaveLength(0); // refused, not crashed
-      await openGate(kam);
+      await openRegisterGate(kam);
       expect(await rawRegister(kam.sipPort, "later")).toBe("SIP/2.0 200 OK");
     } finally {
       await kam.close();

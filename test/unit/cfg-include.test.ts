@@ -7,7 +7,8 @@ describe("kamailioInclude", () => {
   const text = kamailioInclude(params);
 
   it("loads its own modules only when the operator's cfg has not, and checks the ones it needs", () => {
-    for (const m of ["pv", "xlog", "jansson", "evapi", "path"]) expect(text).toContain(`#!ifndef MOD_${m}\nloadmodule "${m}.so"\n#!endif`);
+    for (const m of ["pv", "kex", "xlog", "evapi", "path"]) expect(text).toContain(`#!ifndef MOD_${m}\nloadmodule "${m}.so"\n#!endif`);
+    expect(text).not.toContain("jansson");
     for (const m of ["tm", "sl", "rr", "usrloc", "registrar"]) {
       expect(text).toContain(`#!ifndef MOD_${m}\nloadmodule "locmesh-needs-${m}.so-loaded-before-this-include"`);
       expect(text).not.toContain(`loadmodule "${m}.so"`);
@@ -31,9 +32,12 @@ describe("kamailioInclude", () => {
     expect(text).toContain("evapi_close();");
     expect(text).toContain('reg_fetch_contacts("location", "$tu", "lmc")');
     expect(text).toContain('$si == "10.0.0.2" || $si == "10.0.0.3"');
-    for (const f of ["addr", "expires", "q", "callid", "cseq", "path", "received", "user_agent", "ruid", "socket", "flags", "cflags", "methods", "instance", "regid"]) {
-      expect(text).toContain(`"${f}", "$(ulc(lmc=>${f})[$var(lm_i)])"`);
-    }
+    // Event format 2 (event-format2.ts): strings hex-encoded, usrloc's numbers bare.
+    for (const f of ["addr", "callid", "path", "received", "user_agent", "ruid", "socket", "instance"]) expect(text).toContain(`"${f}":"$(ulc(lmc=>${f})[$var(lm_i)]{s.encode.hexa})"`);
+    for (const f of ["expires", "q", "cseq", "flags", "cflags", "methods", "regid"]) expect(text).toContain(`"${f}":$(ulc(lmc=>${f})[$var(lm_i)])`);
+    expect(text).toContain(`evapi_relay('{"v":2,"event":"register","rc":$var(lm_rc),`);
+    expect(text).toContain('"count":$var(lm_n),"contacts":[$var(lm_cs)]}\');');
+    expect(text).toContain(`evapi_relay('{"v":2,"event":"expired",`);
   });
 
   it("disables LOCMESH_INBOUND without mesh peers", () => {

@@ -73,7 +73,7 @@ export async function runKamailioRegistrar(ctx: KamailioBenchContext): Promise<S
       id: "kamailio.registrar.hook", metric: "REGISTER/s, one node, locmesh hook, no agent attached", value: med("hook-only"), unit: "/s",
       target: { kind: "min", value: Math.round(plain * 0.95) },
       reference: { value: dmq, unit: "/s", source: "dmq_usrloc, same run" },
-      note: `the cfg route alone (jansson event + evapi_relay with no client) costs ${fmt((1 - med("hook-only") / plain) * 100, 1)}%; runs: ${all("hook-only")}`,
+      note: `the cfg route alone (the event route + evapi_relay with no client) costs ${fmt((1 - med("hook-only") / plain) * 100, 1)}%; runs: ${all("hook-only")}`,
     },
     {
       id: "kamailio.registrar.locmesh3", metric: "REGISTER/s, node 1 of 3, locmesh replicating", value: med("locmesh-3"), unit: "/s", target: null,

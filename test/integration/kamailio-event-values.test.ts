@@ -1,0 +1,129 @@
+/**
+ * The include's event format 2 (agent/kamailio/event-format2.ts) through a real Kamailio 5.6: the
+ * values a phone controls come through byte for byte however hostile they are, unset ones read as
+ * empty, an AoR whose event outgrows the 8 KB pv buffer still arrives whole, and one that the
+ * include's loop cannot finish (more contacts than max_while_loops) is refused instead of read as
+ * removals. REGISTERs are written by hand (raw UDP) so every byte is ours; sipp cannot send these.
+ */
+import { createSocket } from "node:dgram";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ExpiredEvent, KamailioEvent, RegisterEvent } from "../../agent/kamailio/register-event.js";
+import { listenToEvapi, type EvapiListener } from "../support/evapi-listener.js";
+import { startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
+
+const AGENT = "127.0.0.2";
+
+let kam: KamailioProcess;
+let listener: EvapiListener;
+
+beforeAll(async () => {
+  kam = await startKamailio({ locmesh: { agentAddress: AGENT }, extraCfg: 'modparam("registrar", "min_expires", 1)\nmodparam("usrloc", "timer_interval", 1)' });
+  listener = await listenToEvapi(kam, AGENT);
+});
+
+afterAll(async () => {
+  await listener?.client.close();
+  await kam?.close();
+});
+
+interface RawRegister {
+  user: string;
+  callId: string;
+  /** Contact header values, one header each; default one contact at the sender's port. */
+  contacts?: (port: number) => string[];
+  /** Header lines (without CRLF) such as "User-Agent: x" or "Expires: 300", as bytes or text. */
+  headers?: (string | Buffer)[];
+}
+
+/** Sends one REGISTER from a fresh UDP port and resolves with the reply's status line and the port. */
+async function register(r: RawRegister): Promise<{ status: string; port: number }> {
+  const sock = createSocket("udp4");
+  await new Promise<void>((resolve) => sock.bind(0, "127.0.0.1", resolve));
+  const port = sock.address().port;
+  try {
+    const contacts = (r.contacts ?? ((p) => [`<sip:${r.user}@127.0.0.1:${p}>`]))(port);
+    const head = [
+      "REGISTER sip:example.com SIP/2.0", `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK-${port}`, "Max-Forwards: 70",
+      `From: <sip:${r.user}@example.com>;tag=${port}`, `To: <sip:${r.user}@example.com>`, `Call-ID: ${r.callId}`, "CSeq: 1 REGISTER",
+      ...contacts.map((c) => `Contact: ${c}`),
+    ].join("\r\n");
+    const lines = [Buffer.from(head), ...(r.headers ?? []).map((h) => Buffer.from(h)), Buffer.from("Content-Length: 0\r\n")];
+    const reply = new Promise<string>((resolve) => sock.once("message", (m) => resolve(m.toString().split("\r\n")[0] ?? "")));
+    sock.send(Buffer.concat(lines.flatMap((l) => [l, Buffer.from("\r\n")])), kam.sipPort, "127.0.0.1");
+    const status = await Promise.race([reply, sleep(5000).then(() => `no reply\n${kam.logTail(20)}`)]);
+    return { status, port };
+  } finally {
+    sock.close();
+  }
+}
+
+const registerFor = (aor: string) => (ev: KamailioEvent): ev is RegisterEvent => ev.type === "register" && ev.aor === aor;
+
+/** Waits until the client has counted `n` malformed events, proving an event came and was refused. */
+async function malformedReaches(n: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (listener.client.stats().malformed < n) {
+    if (Date.now() > deadline) throw new Error(`malformed stayed at ${listener.client.stats().malformed}, expected ${n}\n${kam.logTail(20)}`);
+    await sleep(20);
+  }
+}
+
+describe("event format 2 from a real Kamailio", () => {
+  it("carries quotes, backslashes, control characters, JSON separators and Unicode byte for byte", async () => {
+    const ua = 'Phone "7" \\ tab\there ","}],{ <null> ü€😀 \u2028 end';
+    const callId = `a"b\\c{x}'y",}@h`;
+    const reg = await register({
+      user: "hostile", callId,
+      contacts: (p) => [`"Dis, \\"play\\"" <sip:hostile@127.0.0.1:${p};x={a}'\\;y=%22>;expires=120`],
+      headers: [`User-Agent: ${ua}`, "Expires: 300"],
+    });
+    expect(reg.status).toBe("SIP/2.0 200 OK");
+    const ev = await listener.next(registerFor("hostile@example.com"));
+    const uri = `sip:hostile@127.0.0.1:${reg.port};x={a}'\\;y=%22`;
+    expect(ev).toMatchObject({ rc: 1, callid: callId, userAgent: ua, requestExpires: 300, requestContacts: [{ uri, expires: 120 }] });
+    expect(ev.contacts).toHaveLength(1);
+    expect(ev.contacts[0]).toMatchObject({ contact: uri, callid: callId, userAgent: ua, path: "", received: "", instance: "", socket: `udp:127.0.0.1:${kam.sipPort}` });
+  });
+
+  it("reads an absent User-Agent and Expires as empty and null, and bytes that are not UTF-8 as U+FFFD", async () => {
+    await register({ user: "plain", callId: "plain-1" });
+    const ev = await listener.next(registerFor("plain@example.com"));
+    expect(ev).toMatchObject({ userAgent: "", requestExpires: null });
+    expect(ev.contacts[0]?.userAgent).toBe("n/a"); // what registrar stores for a REGISTER without one
+
+    await register({ user: "latin1", callId: "latin1-1", headers: [Buffer.concat([Buffer.from("User-Agent: Caf"), Buffer.from([0xe9])])] });
+    expect((await listener.next(registerFor("latin1@example.com"))).userAgent).toBe("Caf\ufffd");
+  });
+
+  it("refuses an event with a NUL in a value instead of cutting it short", async () => {
+    const before = listener.client.stats().malformed;
+    expect((await register({ user: "nul", callId: "nul-1", headers: [Buffer.concat([Buffer.from("User-Agent: a"), Buffer.from([0]), Buffer.from("b")])] })).status).toBe("SIP/2.0 200 OK");
+    await malformedReaches(before + 1);
+    expect(listener.events.some(registerFor("nul@example.com"))).toBe(false);
+  });
+
+  it("sends an AoR far over the 8 KB pv buffer whole, and refuses one the include's loop cannot finish", async () => {
+    const many = (from: number, n: number) => (p: number) => Array.from({ length: n }, (_, i) => `<sip:many@127.0.0.1:${p};n=${from + i}>`);
+    await register({ user: "many", callId: "many-1", contacts: many(0, 60), headers: [`User-Agent: ${"u".repeat(200)}`] });
+    const ev = await listener.next(registerFor("many@example.com"));
+    expect(ev.contacts).toHaveLength(60);
+    expect(new Set(ev.contacts.map((c) => c.contact)).size).toBe(60);
+
+    // 101 contacts: Kamailio's max_while_loops (100) stops the loop; the event says usrloc holds 101.
+    const before = listener.client.stats().malformed;
+    await register({ user: "many", callId: "many-2", contacts: many(60, 41) });
+    await malformedReaches(before + 1);
+    expect(listener.events.some(registerFor("many@example.com"))).toBe(false);
+    expect(kam.logTail(50)).toMatch(/runaway while/);
+  });
+
+  it("sends the expired event in format 2 too", async () => {
+    const callId = `exp"\\{}-1`;
+    const reg = await register({ user: "brief", callId, headers: ["Expires: 1"] });
+    await listener.next(registerFor("brief@example.com"));
+    const ev = await listener.next((e): e is ExpiredEvent => e.type === "expired" && e.aor === "brief@example.com", 6000);
+    expect(ev).toMatchObject({ contact: `sip:brief@127.0.0.1:${reg.port}`, callid: callId });
+    expect(ev.ruid).toMatch(/^uloc-/);
+  });
+});
