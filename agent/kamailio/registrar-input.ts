@@ -14,7 +14,8 @@
  *   was made: this node's own bindings (registered here), the ones the request named, and other
  *   nodes' bindings that the agent had finished writing before the event's timestamp. A binding
  *   still waiting in the sink, or written after the snapshot was taken, is left alone.
- * Versions newer than the event (a later REGISTER already seen) are never overwritten.
+ * Versions newer than the event (a later REGISTER already seen) are never overwritten. A version
+ * the agent learned from an earlier event is as old as that event, not as its (later) commit.
  */
 import { hlcToMillis, type BindingValue, type Change } from "../contract/records.js";
 import type { Draft } from "../core/store.js";
@@ -31,6 +32,11 @@ export interface RegistrarInputContext {
   isPending(change: Change): boolean;
   /** When the sink last finished writing this binding into Kamailio (ms), if recently. */
   writtenAt(aor: string, contact: string): number | undefined;
+  /**
+   * When a version happened (ms): Kamailio's time for versions learned from Kamailio
+   * (kamailio-times.ts), else its HLC. Default: the HLC.
+   */
+  versionMs?(change: Change): number;
 }
 
 export function bindingFromEvent(c: EventContact, nodeId: string): BindingValue {
@@ -61,7 +67,8 @@ export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext
   const drafts: Draft[] = [];
   const byContact = new Map(ctx.current.map((c) => [c.sub, c]));
   const seen = new Set<string>();
-  const newerThanEvent = (c: Change | undefined) => c !== undefined && hlcToMillis(c.hlc) > ev.tsMs;
+  const versionMs = ctx.versionMs ?? ((c: Change) => hlcToMillis(c.hlc));
+  const newerThanEvent = (c: Change | undefined) => c !== undefined && versionMs(c) > ev.tsMs;
 
   for (const c of ev.contacts) {
     seen.add(c.contact);

@@ -9,7 +9,7 @@ import { sleep } from "../support/agent-process.js";
 import { startAliasTraffic, type AliasTraffic } from "./alias-traffic.js";
 import { Ledger } from "./ledger.js";
 import { createLinkProxy, type LinkProxy } from "./link-proxy.js";
-import { startSipTraffic, type SipTraffic } from "./sip-traffic.js";
+import { startSipTraffic, type SipTraffic, type SipTrafficOptions } from "./sip-traffic.js";
 import { verify, viewOf, type Verdict, type View } from "./verify.js";
 
 export { TEST_DOMAIN };
@@ -117,6 +117,8 @@ export interface TrafficOptions {
   /** Only these nodes get REGISTERs (default: all). */
   registerNodes?: readonly string[];
   tag?: string;
+  /** sipp settings beyond rate and count (e.g. a storm's contact pool and outstanding limit). */
+  sipp?: Pick<SipTrafficOptions, "contacts" | "users" | "limit" | "recvTimeoutMs">;
 }
 
 export interface Traffic {
@@ -134,7 +136,7 @@ export async function startTraffic(c: DrillCluster, dir: string, o: TrafficOptio
   for (const n of c.nodes) {
     if (o.registerNodes && !o.registerNodes.includes(n.id)) continue;
     sipps.push(
-      await startSipTraffic({ dir, node: n.id, sipPort: n.kamailio.sipPort, domain: TEST_DOMAIN, count: Math.max(1, Math.round(o.registerRate * o.seconds)), rate: o.registerRate, ...(o.tag ? { tag: o.tag } : {}) }),
+      await startSipTraffic({ dir, node: n.id, sipPort: n.kamailio.sipPort, domain: TEST_DOMAIN, count: Math.max(1, Math.round(o.registerRate * o.seconds)), rate: o.registerRate, ...o.sipp, ...(o.tag ? { tag: o.tag } : {}) }),
     );
   }
   const aliases: AliasTraffic | null =
