@@ -1,6 +1,7 @@
 /** Every drill, in the order `npm run drill` runs them. */
 import type { Drill } from "../drill.js";
+import { HUB_DRILLS } from "./hub.js";
 import { KILL_DRILLS } from "./kill.js";
 import { STORM_DRILLS } from "./storm.js";
 
-export const DRILLS: readonly Drill[] = [...KILL_DRILLS, ...STORM_DRILLS];
+export const DRILLS: readonly Drill[] = [...KILL_DRILLS, ...STORM_DRILLS, ...HUB_DRILLS];
