@@ -145,6 +145,11 @@ const kamailioSchema = z.strictObject({
   db: kamailioDb.nullable().default(null),
   /** Writes in flight at once. */
   window: int(1, 1024).default(32),
+  /**
+   * Registrar events read and not yet journaled, at most. When full, the agent stops reading evapi
+   * (Kamailio waits) until half of them are journaled (kamailio/registrar-intake.ts).
+   */
+  eventQueue: int(16, 1_000_000).default(5000),
   reconcileIntervalSec: int(0, 86_400).default(300),
   /** Above this many live bindings the ul.dump reconciliation is skipped (its cost is quadratic). */
   reconcileMaxContacts: int(0, 10_000_000).default(20_000),

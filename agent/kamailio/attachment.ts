@@ -7,7 +7,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { KamailioConfig } from "../config/agent-config.js";
 import type { KamailioStatus } from "../contract/protocol.js";
-import { hlcToMillis, type Change } from "../contract/records.js";
+import { hlcToMillis } from "../contract/records.js";
 import type { Hlc } from "../core/hlc.js";
 import type { Replica } from "../core/replica.js";
 import type { ReplicaStore } from "../core/store.js";
@@ -19,14 +19,14 @@ import { createDgramClient } from "./dgram-client.js";
 import { createEvapiClient, type EvapiClient } from "./evapi-client.js";
 import { createFifoClient } from "./fifo-client.js";
 import { openInstallCursor } from "./install-cursor.js";
-import { bindingKey } from "./install-plan.js";
 import { openKamailioDb, type KamailioDb } from "./kamailio-db.js";
+import { createKamailioTimes } from "./kamailio-times.js";
 import { createKamailioSink } from "./kamailio-sink.js";
 import { createKamailioWriter } from "./kamailio-writer.js";
 import type { KamailioRpc } from "./jsonrpcs-wire.js";
 import { planReconcile } from "./reconciler.js";
 import type { KamailioEvent } from "./register-event.js";
-import { draftsFromRegister } from "./registrar-input.js";
+import { createRegistrarIntake } from "./registrar-intake.js";
 import { createReloader, type ReloadStatus } from "./reload.js";
 import { createUsrlocRpc } from "./usrloc-rpc.js";
 
@@ -96,43 +96,24 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   let restarts = 0;
   let lastReconcile: KamailioStatus["lastReconcile"] = null;
   let evapi: EvapiClient | null = null;
-  const events = { received: 0, failed: 0 };
+  let received = 0;
   let reloadNeeded = false;
-  const aorQueues = new Map<string, Promise<void>>();
+  const times = createKamailioTimes();
+  const intake = createRegistrarIntake({
+    nodeId, store, replica, sink, times, log, metrics, maxQueued: config.eventQueue, clockLeadMs,
+    flow: { pause: () => evapi?.pause(), resume: () => evapi?.resume() },
+  });
   const unsubscribe: (() => void)[] = [];
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
 
   function onEvent(ev: KamailioEvent): void {
-    events.received++;
+    received++;
     if (ev.type !== "register") {
       metrics.kamailioEvents.inc({ outcome: "expired" });
       return; // the journal expires bindings by their own expiry time
     }
-    // Taken on arrival: later commits on the queue must not move it.
-    const leadMs = clockLeadMs();
-    // One AoR's events in order; different AoRs in parallel so group commit batches them.
-    const prev = aorQueues.get(ev.aor) ?? Promise.resolve();
-    const next = prev.then(async () => {
-      const current = await store.listKey("loc", ev.aor);
-      const drafts = draftsFromRegister(ev, {
-        nodeId, current, clockLeadMs: leadMs,
-        isPending: (c: Change) => sink.isPending(c),
-        writtenAt: (aor, contact) => sink.writtenAt(bindingKey(aor, contact)),
-      });
-      if (drafts.length > 0) {
-        await replica.commit(drafts);
-        metrics.kamailioLearned.inc({ source: "event" }, drafts.length);
-      }
-      metrics.kamailioEvents.inc({ outcome: "applied" });
-    }).catch((err: unknown) => {
-      events.failed++;
-      metrics.kamailioEvents.inc({ outcome: "failed" });
-      log.error({ err, aor: ev.aor }, "could not journal a registrar event; the next reconcile will pick it up");
-    }).finally(() => {
-      if (aorQueues.get(ev.aor) === next) aorQueues.delete(ev.aor);
-    });
-    aorQueues.set(ev.aor, next);
+    intake.push(ev);
   }
 
   /**
@@ -207,15 +188,17 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     const dumpStartMs = Date.now();
     const leadMs = clockLeadMs();
     const dump = await dumper.ulDump();
+    const dumpEndMs = Date.now();
     // A restart during the dump would make its emptiness look like removals.
     await observe();
     if (reloadNeeded) return;
     const nowSec = Math.floor(Date.now() / 1000);
     const p = await planReconcile(store, {
-      nodeId, dump, dumpStartMs, clockLeadMs: leadMs, nowSec, locationTable: config.locationTable, aliasTable,
-      isPending: (c) => sink.isPending(c), writtenAt: (k) => sink.writtenAt(k),
+      nodeId, dump, dumpStartMs, dumpSec: (dumpEndMs - dumpStartMs) / 1000, clockLeadMs: leadMs, nowSec,
+      locationTable: config.locationTable, aliasTable,
+      isPending: (c) => sink.isPending(c), writtenAt: (k) => sink.writtenAt(k), kamailioTime: times.of,
     });
-    if (p.drafts.length > 0) await replica.commit(p.drafts);
+    if (p.drafts.length > 0) times.learned(await replica.commit(p.drafts), dumpStartMs);
     let repaired = 0;
     for (const op of p.repairs) {
       await writer.write(op, nowSec);
@@ -307,7 +290,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
         lastError: s.lastError,
         lastErrorAt: s.lastErrorAt,
         rejected: s.rejected,
-        events: evapi ? { connected: evapi.connected(), ...events } : null,
+        events: evapi ? { connected: evapi.connected(), received, failed: intake.stats().failed } : null,
         reload: reloader.status(),
         lastReconcile,
         restarts,
@@ -322,7 +305,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       for (const t of timers) clearInterval(t);
       for (const u of unsubscribe) u();
       await evapi?.close();
-      await Promise.allSettled([...aorQueues.values()]);
+      await intake.settled();
       await sink.close();
       await serial;
       await dgram?.close();

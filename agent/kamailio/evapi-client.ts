@@ -3,10 +3,11 @@
  * that locmesh's cfg include sends (register-event.ts) and hands them to `onEvent`.
  *
  * Rules evapi imposes:
- * - Read promptly, always. Kamailio's accepted evapi sockets are blocking and one dispatcher
- *   process writes to every client, so a client that stops reading stalls event delivery for all.
- *   The socket is never paused; every complete frame is parsed and passed to `onEvent`
- *   synchronously, and the consumer must queue rather than block.
+ * - Kamailio's accepted evapi sockets are blocking and one dispatcher process writes to every
+ *   client, so a client that stops reading stalls the dispatcher, and once the dispatcher's queue
+ *   (a socketpair) is full, the SIP workers waiting to hand it their events. Every complete frame
+ *   is parsed and passed to `onEvent` synchronously; the consumer stops reading only on purpose,
+ *   with `pause()` when it cannot keep up (registrar-intake.ts), and `resume()`s soon after.
  * - Delivery is at-most-once with no queue: events sent while we are disconnected are gone. After
  *   every (re)connect `onConnect` fires so the agent can reconcile from ul.dump.
  * - There is no authentication; the include closes clients from other addresses at once. A
@@ -54,6 +55,9 @@ export interface EvapiClientStats {
 
 export interface EvapiClient {
   start(): void;
+  /** Stops reading the socket (also a reconnected one) until resume(): TCP back-pressure to Kamailio. */
+  pause(): void;
+  resume(): void;
   close(): Promise<void>;
   connected(): boolean;
   stats(): EvapiClientStats;
@@ -79,6 +83,7 @@ export function createEvapiClient(opts: EvapiClientOptions): EvapiClient {
   let timer: NodeJS.Timeout | null = null;
   let lastMalformedLog = 0;
   let suppressedMalformed = 0;
+  let readPaused = false;
 
   function safely(what: string, fn: () => void): void {
     try {
@@ -102,6 +107,7 @@ export function createEvapiClient(opts: EvapiClientOptions): EvapiClient {
       sock.setTimeout(0);
       // A dead host behind a silent network would otherwise look connected for hours.
       sock.setKeepAlive(true, 15_000);
+      if (readPaused) sock.pause();
       isUp = true;
       upSince = Date.now();
       stats.connects++;
@@ -200,6 +206,14 @@ export function createEvapiClient(opts: EvapiClientOptions): EvapiClient {
           sock.destroy();
         });
       }
+    },
+    pause() {
+      readPaused = true;
+      socket?.pause();
+    },
+    resume() {
+      readPaused = false;
+      socket?.resume();
     },
     connected: () => isUp,
     stats: () => ({ ...stats }),

@@ -32,12 +32,19 @@ export interface ReconcileInput {
    * stamps follow the fastest clock in the cluster, Kamailio's times this host's.
    */
   clockLeadMs: number;
+  /**
+   * How long ul.dump took (s). Kamailio prints seconds remaining as it builds the reply, and the
+   * dump's absolute expiries count from when the reply arrived, so they may read up to this late.
+   */
+  dumpSec?: number;
   locationTable: string;
   /** usrloc domain holding SER-style aliases, or null (aliases live in dbaliases). */
   aliasTable: string | null;
   nowSec: number;
   isPending(change: Change): boolean;
   writtenAt(key: string): number | undefined;
+  /** Kamailio's time for a version the agent learned from this Kamailio (kamailio-times.ts). */
+  kamailioTime?(change: Change): number | undefined;
 }
 
 export interface ReconcilePlan {
@@ -62,13 +69,15 @@ export async function loadLive(store: ReplicaStore, kind: "loc" | "alias", nowSe
 }
 
 
-function routingDiffers(k: UsrlocContact, want: ReturnType<typeof ulBinding>): boolean {
-  const expiresOff = want.expires === 0 ? k.expires !== 0 : Math.abs(k.expires - want.expires) > 2;
+function routingDiffers(k: UsrlocContact, want: ReturnType<typeof ulBinding>, slackSec: number): boolean {
+  const expiresOff = want.expires === 0 ? k.expires !== 0 : Math.abs(k.expires - want.expires) > slackSec;
   return expiresOff || k.path !== want.path || k.received !== want.received || Math.abs(k.q - want.q) > 0.001;
 }
 
 export async function planReconcile(store: ReplicaStore, input: ReconcileInput): Promise<ReconcilePlan> {
   const { nodeId, nowSec, locationTable } = input;
+  // Both sides round to whole seconds; a slow dump adds its own duration (see dumpSec).
+  const slackSec = 2 + Math.ceil(input.dumpSec ?? 0);
   const drafts: Draft[] = [];
   const repairs: InstallOp[] = [];
   const ctx = { nodeId, replicaId: store.replicaId, locationTable, nowSec };
@@ -89,19 +98,26 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
       if (!jLive) repairs.push({ op: "rm-contact", table: locationTable, aor: k.aor, contact: k.contact });
       else {
         const want = ulBinding(k.contact, j.value as BindingValue, nodeId);
-        if (routingDiffers(k, want)) repairs.push(planRestore(j, ctx)!);
+        if (routingDiffers(k, want, slackSec)) repairs.push(planRestore(j, ctx)!);
       }
       continue;
     }
-    // A real registration. Learn it unless the journal's version is at least as recent.
-    const kamailioMs = k.lastModified * 1000 + input.clockLeadMs;
-    if (!j || (jLive && kamailioMs > hlcToMillis(j.hlc) + 1000 && changedByRegistrar(j, k))) {
+    // A real registration. Learn it unless the journal's version is at least as recent, judged on
+    // this host's clock: Kamailio's own time for a version learned from it, else the stamp moved
+    // back by the clock's lead. A removal the agent learned from this Kamailio is older than
+    // whatever Kamailio holds now: Kamailio dropped the contact then, so holding it again means it
+    // was registered again since (whose event may still be on its way; last_modified has whole
+    // seconds only).
+    const kamailioMs = k.lastModified * 1000;
+    const learnedHere = j ? input.kamailioTime?.(j) : undefined;
+    const journalMs = j ? (learnedHere ?? hlcToMillis(j.hlc) - input.clockLeadMs) : 0;
+    if (!j || (jLive && kamailioMs > journalMs + 1000 && changedByRegistrar(j, k, slackSec))) {
       drafts.push({ kind: "loc", key: k.aor, sub: k.contact, value: bindingFromEvent({ ...k }, nodeId) });
-    } else if (!jLive && hlcToMillis(j.hlc) > kamailioMs) {
+    } else if (!jLive && learnedHere === undefined && journalMs > kamailioMs) {
       repairs.push({ op: "rm-contact", table: locationTable, aor: k.aor, contact: k.contact });
     } else if (!jLive) {
       drafts.push({ kind: "loc", key: k.aor, sub: k.contact, value: bindingFromEvent({ ...k }, nodeId) });
-    } else if (routingDiffers(k, ulBinding(k.contact, j.value as BindingValue, nodeId)) && (j.value as BindingValue).owner !== nodeId) {
+    } else if (routingDiffers(k, ulBinding(k.contact, j.value as BindingValue, nodeId), slackSec) && (j.value as BindingValue).owner !== nodeId) {
       repairs.push(planRestore(j, ctx)!);
     }
   }
@@ -119,9 +135,9 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
 }
 
 /** Kamailio changed the binding itself (a REGISTER the agent did not hear about). */
-function changedByRegistrar(j: Change, k: UsrlocContact): boolean {
+function changedByRegistrar(j: Change, k: UsrlocContact, slackSec: number): boolean {
   const v = j.value as BindingValue;
-  return v.callid !== k.callid || v.cseq !== k.cseq || Math.abs(v.expires - k.expires) > 2;
+  return v.callid !== k.callid || v.cseq !== k.cseq || Math.abs(v.expires - k.expires) > slackSec;
 }
 
 /** The aliases domain belongs to locmesh: it holds exactly the journal's live aliases. */

@@ -15,11 +15,12 @@
  *   nodes' bindings that the agent had finished writing before the event's timestamp. A binding
  *   still waiting in the sink, or written after the snapshot was taken, is left alone.
  * Versions newer than the event (a later REGISTER already seen) are never overwritten. "Newer" is
- * judged in the hybrid logical clock's frame: version stamps follow the fastest clock in the
- * cluster, the event's time this host's, so the event's time is first moved by how far the clock
- * runs ahead of this host (`clockLeadMs`). Without that, a node whose clock is behind another's
- * takes every refresh or de-registration made within that gap for older than the version it
- * replaces, and ignores it.
+ * judged on this host's clock, the one Kamailio stamps events with: a version the agent learned
+ * from an earlier event is as old as that event, not as its (later) commit (kamailio-times.ts);
+ * any other version's stamp follows the fastest clock in the cluster, so it is first moved back
+ * by how far the hybrid logical clock runs ahead of this host (`clockLeadMs`). Without that, a
+ * node whose clock is behind another's takes every refresh or de-registration made within that
+ * gap for older than the version it replaces, and ignores it.
  */
 import { hlcToMillis, type BindingValue, type Change } from "../contract/records.js";
 import type { Draft } from "../core/store.js";
@@ -38,6 +39,8 @@ export interface RegistrarInputContext {
   writtenAt(aor: string, contact: string): number | undefined;
   /** How far this node's hybrid logical clock ran ahead of its wall clock when the event came (ms, ≥ 0). */
   clockLeadMs: number;
+  /** Kamailio's own time (ms) for a version the agent learned from Kamailio (kamailio-times.ts), if known. */
+  kamailioMs?(change: Change): number | undefined;
 }
 
 export function bindingFromEvent(c: EventContact, nodeId: string): BindingValue {
@@ -68,8 +71,8 @@ export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext
   const drafts: Draft[] = [];
   const byContact = new Map(ctx.current.map((c) => [c.sub, c]));
   const seen = new Set<string>();
-  const eventHlcMs = ev.tsMs + ctx.clockLeadMs;
-  const newerThanEvent = (c: Change | undefined) => c !== undefined && hlcToMillis(c.hlc) > eventHlcMs;
+  const hostMs = (c: Change): number => ctx.kamailioMs?.(c) ?? hlcToMillis(c.hlc) - ctx.clockLeadMs;
+  const newerThanEvent = (c: Change | undefined) => c !== undefined && hostMs(c) > ev.tsMs;
 
   for (const c of ev.contacts) {
     seen.add(c.contact);

@@ -33,6 +33,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       registers: r,
     }),
     kamailioEvents: new Counter({ name: "locmesh_kamailio_events_total", help: "Registrar events read from Kamailio, by outcome", labelNames: ["outcome"], registers: r }),
+    kamailioEventsQueued: new Gauge({ name: "locmesh_kamailio_events_queued", help: "Registrar events read from Kamailio and not yet journaled", registers: r }),
+    kamailioEventPauses: new Counter({
+      name: "locmesh_kamailio_event_pauses_total",
+      help: "Times the agent stopped reading registrar events because kamailio.eventQueue was full (Kamailio waits meanwhile)",
+      registers: r,
+    }),
     kamailioLearned: new Counter({ name: "locmesh_kamailio_learned_total", help: "Local changes learned from Kamailio, by source (event or reconcile)", labelNames: ["source"], registers: r }),
     kamailioRepairs: new Counter({ name: "locmesh_kamailio_repairs_total", help: "Writes that put Kamailio back in line with the journal (reconcile or reload)", labelNames: ["source"], registers: r }),
     kamailioRestarts: new Counter({ name: "locmesh_kamailio_restarts_total", help: "Restarts of the local Kamailio noticed", registers: r }),

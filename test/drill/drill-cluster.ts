@@ -1,15 +1,19 @@
 /**
  * The drills' cluster: 3 real Kamailio 5.6 nodes with their agents (test/support's cluster), every
  * mesh link through a cuttable relay, plus traffic (sipp REGISTERs and API alias churn) and the
- * full-dump check against the ledger.
+ * full-dump check against the ledger. In hub mode (`hubs`) the agents have no mesh peers and reach
+ * each other through hubs on one PostgreSQL (drill-hubs.ts), whose store is checked as well.
  */
 import { mkdirSync } from "node:fs";
 import { startKamailioCluster, TEST_DOMAIN, type ClusterNode, type KamailioCluster, type KamailioClusterOptions } from "../support/kamailio-cluster.js";
-import { sleep } from "../support/agent-process.js";
+import { sleep, type AgentProcess } from "../support/agent-process.js";
+import type { HubProcess } from "../support/hub-process.js";
+import type { PostgresProcess } from "../support/postgres-process.js";
 import { startAliasTraffic, type AliasTraffic } from "./alias-traffic.js";
 import { Ledger } from "./ledger.js";
+import { startDrillHubs, type DrillHubs } from "./drill-hubs.js";
 import { createLinkProxy, type LinkProxy } from "./link-proxy.js";
-import { startSipTraffic, type SipTraffic } from "./sip-traffic.js";
+import { startSipTraffic, type SipTraffic, type SipTrafficOptions } from "./sip-traffic.js";
 import { verify, viewOf, type Verdict, type View } from "./verify.js";
 
 export { TEST_DOMAIN };
@@ -18,15 +22,22 @@ export interface DrillCluster {
   nodes: ClusterNode[];
   node(id: string): ClusterNode;
   links: LinkProxy;
+  /** Hub mode only (else empty / null): the hubs, and the PostgreSQL they share. */
+  hubs: HubProcess[];
+  postgres: PostgresProcess | null;
   ledger: Ledger;
-  /** Every node's journal and Kamailio, records with the drill's prefixes only. */
+  /** Every node's journal and Kamailio (and in hub mode the hubs' store), the drill's records only. */
   views(): Promise<View[]>;
   /** Polls views() until they all match the ledger, or `timeoutMs` passes. */
   converge(timeoutMs: number): Promise<{ verdict: Verdict; seconds: number; views: View[] }>;
   close(): Promise<void>;
 }
 
-export type DrillClusterOptions = Omit<KamailioClusterOptions, "peerUrl" | "baseDir"> & { dir: string };
+export type DrillClusterOptions = Omit<KamailioClusterOptions, "peerUrl" | "baseDir"> & {
+  dir: string;
+  /** Hub mode: this many hubs on one PostgreSQL, and agents configured with `hub.urls` instead of peers. */
+  hubs?: number;
+};
 
 /** Keys the drills write: sipp users "d<node>u…" and aliases "da…". */
 export const drillKey = (key: string): boolean => /^d/.test(key);
@@ -34,15 +45,18 @@ export const drillKey = (key: string): boolean => /^d/.test(key);
 export async function startDrillCluster(o: DrillClusterOptions): Promise<DrillCluster> {
   mkdirSync(o.dir, { recursive: true });
   const links = createLinkProxy();
+  let hubs: DrillHubs | null = null;
   let cluster: KamailioCluster;
   try {
+    hubs = o.hubs ? await startDrillHubs(o.dir, o.hubs) : null;
     cluster = await startKamailioCluster({
       ...o,
       baseDir: o.dir,
       agentKamailio: { reconcileIntervalSec: 5, ...o.agentKamailio },
-      peerUrl: (from, to, port) => links.urlFor(from, to, port),
+      ...(hubs ? { node: hubNode(hubs, o.node) } : { peerUrl: (from: string, to: string, port: number) => links.urlFor(from, to, port) }),
     });
   } catch (err) {
+    await hubs?.close();
     await links.close();
     throw err;
   }
@@ -50,8 +64,7 @@ export async function startDrillCluster(o: DrillClusterOptions): Promise<DrillCl
   const views = async (): Promise<View[]> => {
     const out: View[] = [];
     for (const n of cluster.nodes) {
-      const [bindings, aliases] = await Promise.all([listAll<{ aor: string; contact: string }>(n, "location.list"), listAll<{ alias: string; target: string }>(n, "alias.list")]);
-      out.push(viewOf(`${n.id} journal`, bindings, aliases, drillKey));
+      out.push(await journalView(`${n.id} journal`, n.agent));
       const dump = (await n.dump()).filter((c) => c.status !== "expired" && c.status !== "deleted");
       out.push(
         viewOf(
@@ -62,6 +75,10 @@ export async function startDrillCluster(o: DrillClusterOptions): Promise<DrillCl
         ),
       );
     }
+    // The hubs share one database: one view of it, through the first hub that is up.
+    const hub = hubs?.hubs.find((h) => h.child !== null && h.child.exitCode === null && h.child.signalCode === null);
+    if (hubs && !hub) throw new Error("no hub is running to read PostgreSQL through");
+    if (hub) out.push(await journalView(`postgres (${hub.spec.id})`, hub));
     return out;
   };
   return {
@@ -72,6 +89,8 @@ export async function startDrillCluster(o: DrillClusterOptions): Promise<DrillCl
       return n;
     },
     links,
+    hubs: hubs?.hubs ?? [],
+    postgres: hubs?.postgres ?? null,
     ledger,
     views,
     async converge(timeoutMs) {
@@ -94,16 +113,31 @@ export async function startDrillCluster(o: DrillClusterOptions): Promise<DrillCl
     },
     async close() {
       await cluster.close();
+      await hubs?.close();
       await links.close();
     },
   };
 }
 
-async function listAll<T>(n: ClusterNode, method: string): Promise<T[]> {
+/** Agent `index`'s options with the hub section added and no mesh peers. */
+function hubNode(hubs: DrillHubs, own: KamailioClusterOptions["node"]): NonNullable<KamailioClusterOptions["node"]> {
+  return (i) => {
+    const mine = own?.(i);
+    const config = mine?.agentConfig ?? {};
+    return { ...mine, agentConfig: { ...config, ...hubs.agentConfig(i), mesh: { ...(config["mesh"] as object | undefined), peers: [] } } };
+  };
+}
+
+async function journalView(name: string, daemon: AgentProcess): Promise<View> {
+  const [bindings, aliases] = await Promise.all([listAll<{ aor: string; contact: string }>(daemon, "location.list"), listAll<{ alias: string; target: string }>(daemon, "alias.list")]);
+  return viewOf(name, bindings, aliases, drillKey);
+}
+
+async function listAll<T>(daemon: AgentProcess, method: string): Promise<T[]> {
   const out: T[] = [];
   let after = "";
   for (;;) {
-    const page = await n.agent.call<{ items: T[]; next: string | null }>(method, { after, limit: 1000 });
+    const page = await daemon.call<{ items: T[]; next: string | null }>(method, { after, limit: 1000 });
     out.push(...page.items);
     if (page.next === null) return out;
     after = page.next;
@@ -121,6 +155,8 @@ export interface TrafficOptions {
   /** Only these nodes get REGISTERs (default: all). */
   registerNodes?: readonly string[];
   tag?: string;
+  /** sipp settings beyond rate and count (e.g. a storm's contact pool and outstanding limit). */
+  sipp?: Pick<SipTrafficOptions, "contacts" | "users" | "limit" | "recvTimeoutMs">;
 }
 
 export interface Traffic {
@@ -138,7 +174,7 @@ export async function startTraffic(c: DrillCluster, dir: string, o: TrafficOptio
   for (const n of c.nodes) {
     if (o.registerNodes && !o.registerNodes.includes(n.id)) continue;
     sipps.push(
-      await startSipTraffic({ dir, node: n.id, sipPort: n.kamailio.sipPort, domain: TEST_DOMAIN, count: Math.max(1, Math.round(o.registerRate * o.seconds)), rate: o.registerRate, ...(o.tag ? { tag: o.tag } : {}) }),
+      await startSipTraffic({ dir, node: n.id, sipPort: n.kamailio.sipPort, domain: TEST_DOMAIN, count: Math.max(1, Math.round(o.registerRate * o.seconds)), rate: o.registerRate, ...o.sipp, ...(o.tag ? { tag: o.tag } : {}) }),
     );
   }
   const aliases: AliasTraffic | null =

@@ -28,6 +28,15 @@ export interface SipTrafficOptions {
   users?: number;
   /** A prefix for users and contacts, to keep several runs against one cluster apart. */
   tag?: string;
+  /**
+   * Distinct contacts (default: one per REGISTER). Fewer makes later REGISTERs refresh earlier
+   * contacts, as a re-registration storm does, and keeps Kamailio's table (and ul.dump) small.
+   */
+  contacts?: number;
+  /** sipp's -l: REGISTERs outstanding at most (default 2000). */
+  limit?: number;
+  /** How long sipp waits for the 200 OK before the REGISTER counts as unanswered (default 8000). */
+  recvTimeoutMs?: number;
 }
 
 interface Line {
@@ -54,6 +63,7 @@ export async function startSipTraffic(o: SipTrafficOptions): Promise<SipTraffic>
   const expires = o.expires ?? 3600;
   const users = o.users ?? Math.max(1, Math.floor(o.count / 3));
   const deregEvery = o.deregEvery ?? 5;
+  const contacts = o.contacts ?? o.count;
   // A removal targets the REGISTER sent ~1.5 s before it: long after that one's 200 OK on a
   // healthy node, so the ledger can order them. The gap is never a multiple of deregEvery, so a
   // removal never points at another removal.
@@ -62,8 +72,8 @@ export async function startSipTraffic(o: SipTrafficOptions): Promise<SipTraffic>
   const lines: Line[] = [];
   for (let i = 0; i < o.count; i++) {
     const isDereg = deregEvery > 0 && i % deregEvery === deregEvery - 1 && i >= gap;
-    const j = isDereg ? i - gap : i;
-    lines.push({ user: `${tag}u${j % users}`, contact: `${tag}c${j}`, expires: isDereg ? 0 : expires });
+    const slot = (isDereg ? i - gap : i) % contacts;
+    lines.push({ user: `${tag}u${slot % users}`, contact: `${tag}c${slot}`, expires: isDereg ? 0 : expires });
   }
   const csv = join(o.dir, `drill-${tag}.csv`);
   writeFileSync(csv, ["SEQUENTIAL", ...lines.map((l) => `${l.user};${l.contact};${l.expires};`)].join("\n") + "\n");
@@ -71,9 +81,9 @@ export async function startSipTraffic(o: SipTrafficOptions): Promise<SipTraffic>
   writeFileSync(scenario, scenarioXml(o.domain));
   const log = join(o.dir, `drill-${tag}-sipp.log`);
   const args = [
-    "-sf", scenario, "-inf", csv, "-m", String(o.count), "-r", String(o.rate), "-l", "2000",
+    "-sf", scenario, "-inf", csv, "-m", String(o.count), "-r", String(o.rate), "-l", String(o.limit ?? 2000),
     "-i", "127.0.0.1", "-p", String(localPort), "-nostdin", "-trace_logs", "-log_file", log,
-    "-timeout", `${Math.ceil(o.count / o.rate) + 120}s`, "-recv_timeout", "8000",
+    "-timeout", `${Math.ceil(o.count / o.rate) + 120}s`, "-recv_timeout", String(o.recvTimeoutMs ?? 8000),
     `127.0.0.1:${o.sipPort}`,
   ];
   const child: ChildProcess = spawn(SIPP_BIN, args, { cwd: o.dir, stdio: ["ignore", "ignore", "pipe"] });
@@ -106,7 +116,7 @@ export async function startSipTraffic(o: SipTrafficOptions): Promise<SipTraffic>
 function scenarioXml(domain: string): string {
   return `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="locmesh drill REGISTER">
-  <nop><action><gettimeofday assign_to="s0,u0"/><log message="S [field0] [field1] [field2] [$s0] [$u0]"/></action></nop>
+  <nop><action><gettimeofday assign_to="s0,u0"/><log message="S [call_number] [field0] [field1] [field2] [$s0] [$u0]"/></action></nop>
   <send retrans="500">
     <![CDATA[
 REGISTER sip:${domain} SIP/2.0
@@ -124,7 +134,7 @@ Content-Length: 0
     ]]>
   </send>
   <recv response="200"/>
-  <nop><action><gettimeofday assign_to="s1,u1"/><log message="A [field0] [field1] [field2] [$s1] [$u1]"/></action></nop>
+  <nop><action><gettimeofday assign_to="s1,u1"/><log message="A [call_number] [field0] [field1] [field2] [$s1] [$u1]"/></action></nop>
 </scenario>
 `;
 }
@@ -138,13 +148,13 @@ function recordLog(
 ): { sent: number; acked: number; doubt: number } {
   const sent = new Map<string, { user: string; contact: string; expires: number; sentMs: number; doneMs: number }>();
   for (const line of text.split("\n")) {
-    const m = /^([SA]) (\S+) (\S+) (\d+) (\S+) (\S+)\s*$/.exec(line.trim());
+    const m = /^([SA]) (\d+) (\S+) (\S+) (\d+) (\S+) (\S+)\s*$/.exec(line.trim());
     if (!m) continue;
-    const [, what, user, contact, exp, s, us] = m;
-    const id = `${contact}|${exp}`;
-    if (what === "S") sent.set(id, { user: user!, contact: contact!, expires: Number(exp), sentMs: ms(s!, us!), doneMs: Infinity });
+    // One sipp call per injection line: the call number tells REGISTERs of one contact apart.
+    const [, what, id, user, contact, exp, s, us] = m;
+    if (what === "S") sent.set(id!, { user: user!, contact: contact!, expires: Number(exp), sentMs: ms(s!, us!), doneMs: Infinity });
     else {
-      const op = sent.get(id);
+      const op = sent.get(id!);
       if (op) op.doneMs = ms(s!, us!);
     }
   }

@@ -307,4 +307,39 @@ describe("evapi client against a hostile server", () => {
     }
     expect(client.connected()).toBe(false);
   });
+
+  it("pause() stops reading, even across the connect, so the sender's writes back up; resume() reads everything", async () => {
+    // About 18 MB: more than the kernel buffers on both ends hold, so the sender must wait.
+    const count = 60_000;
+    const frame = (i: number) => encodeNetstring(JSON.stringify({ event: "expired", aor: `u${i}@b`, addr: `sip:u${i}@h`, callid: "c".repeat(250), expires: 5 }));
+    let conn: TcpSocket | null = null;
+    let written = 0;
+    const server = createServer((c) => {
+      conn = c;
+      const pump = () => {
+        while (written < count) if (!c.write(frame(written++))) return void c.once("drain", pump);
+      };
+      pump();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    let seen = 0;
+    const client = createEvapiClient({ host: "127.0.0.1", port: (server.address() as { port: number }).port, log, onEvent: () => void seen++ });
+    try {
+      client.pause();
+      client.start();
+      await sleep(1000);
+      expect(client.connected()).toBe(true);
+      expect(seen).toBe(0);
+      // The sender is blocked: it waits for "drain", or Node holds what the kernel would not take.
+      expect(written < count || conn!.writableLength > 0).toBe(true);
+      client.resume();
+      const deadline = Date.now() + 20_000;
+      while (seen < count && Date.now() < deadline) await sleep(20);
+      expect(seen).toBe(count);
+    } finally {
+      await client.close();
+      (conn as TcpSocket | null)?.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });

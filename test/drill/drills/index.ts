@@ -1,6 +1,8 @@
 /** Every drill, in the order `npm run drill` runs them. */
 import type { Drill } from "../drill.js";
 import { FREEZE_DRILLS } from "./freeze.js";
+import { HUB_DRILLS } from "./hub.js";
 import { KILL_DRILLS } from "./kill.js";
+import { STORM_DRILLS } from "./storm.js";
 
-export const DRILLS: readonly Drill[] = [...KILL_DRILLS, ...FREEZE_DRILLS];
+export const DRILLS: readonly Drill[] = [...KILL_DRILLS, ...FREEZE_DRILLS, ...STORM_DRILLS, ...HUB_DRILLS];

@@ -1,0 +1,120 @@
+/**
+ * Registrar events in: each event becomes journal edits (registrar-input.ts), one AoR's events in
+ * order and different AoRs side by side, so group commit batches them.
+ *
+ * Back-pressure: at most `maxQueued` events are read and not yet journaled. Past that the intake
+ * asks its source to stop reading (`flow.pause()`: the evapi socket is no longer read, TCP's window
+ * closes, Kamailio's evapi dispatcher waits in write() and then its SIP workers wait in
+ * evapi_relay, after their reply went out); reading resumes once half of them are journaled. A
+ * REGISTER storm thus costs the agent a bounded amount of memory, and Kamailio takes REGISTERs at
+ * the pace the agent journals them instead of the agent hoarding events it may lose on a crash.
+ * (Events Kamailio drops while no agent is connected are recovered by the ul.dump reconcile.)
+ */
+import type { Change } from "../contract/records.js";
+import type { Replica } from "../core/replica.js";
+import type { ReplicaStore } from "../core/store.js";
+import type { Logger } from "../ops/logger.js";
+import type { Metrics } from "../ops/metrics.js";
+import { bindingKey } from "./install-plan.js";
+import type { KamailioSink } from "./kamailio-sink.js";
+import type { KamailioTimes } from "./kamailio-times.js";
+import type { RegisterEvent } from "./register-event.js";
+import { draftsFromRegister } from "./registrar-input.js";
+
+export interface RegistrarIntakeDeps {
+  nodeId: string;
+  store: ReplicaStore;
+  replica: Replica;
+  sink: Pick<KamailioSink, "isPending" | "writtenAt">;
+  times: KamailioTimes;
+  log: Logger;
+  metrics: Metrics;
+  /** Events read but not yet journaled, at most. */
+  maxQueued: number;
+  /** Stops and restarts reading the event source. */
+  flow: { pause(): void; resume(): void };
+  /** How far the hybrid logical clock runs ahead of this host's clock now (ms, ≥ 0; registrar-input.ts). */
+  clockLeadMs(): number;
+}
+
+export interface RegistrarIntakeStats {
+  queued: number;
+  /** Most events queued at once since start. */
+  peak: number;
+  /** Times reading was paused because the queue was full. */
+  pauses: number;
+  failed: number;
+}
+
+export interface RegistrarIntake {
+  push(ev: RegisterEvent): void;
+  stats(): RegistrarIntakeStats;
+  /** Resolves once every event pushed so far is journaled (or failed). */
+  settled(): Promise<void>;
+}
+
+export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntake {
+  const { nodeId, store, replica, sink, times, log, metrics, maxQueued, flow } = deps;
+  const resumeAt = Math.floor(maxQueued / 2);
+  const aorQueues = new Map<string, Promise<void>>();
+  const stats: RegistrarIntakeStats = { queued: 0, peak: 0, pauses: 0, failed: 0 };
+  let paused = false;
+
+  async function journal(ev: RegisterEvent, clockLeadMs: number): Promise<void> {
+    times.advance(ev.tsMs);
+    const current = await store.listKey("loc", ev.aor);
+    const drafts = draftsFromRegister(ev, {
+      nodeId, current, clockLeadMs,
+      isPending: (c: Change) => sink.isPending(c),
+      writtenAt: (aor, contact) => sink.writtenAt(bindingKey(aor, contact)),
+      kamailioMs: times.of,
+    });
+    if (drafts.length > 0) {
+      times.learned(await replica.commit(drafts), ev.tsMs);
+      metrics.kamailioLearned.inc({ source: "event" }, drafts.length);
+    }
+    metrics.kamailioEvents.inc({ outcome: "applied" });
+  }
+
+  function done(): void {
+    stats.queued--;
+    metrics.kamailioEventsQueued.set(stats.queued);
+    if (paused && stats.queued <= resumeAt) {
+      paused = false;
+      flow.resume();
+    }
+  }
+
+  return {
+    push(ev) {
+      stats.queued++;
+      stats.peak = Math.max(stats.peak, stats.queued);
+      metrics.kamailioEventsQueued.set(stats.queued);
+      if (!paused && stats.queued >= maxQueued) {
+        paused = true;
+        stats.pauses++;
+        metrics.kamailioEventPauses.inc();
+        flow.pause();
+      }
+      // Taken on arrival: commits made while the event waits must not move it.
+      const leadMs = deps.clockLeadMs();
+      const prev = aorQueues.get(ev.aor) ?? Promise.resolve();
+      const next = prev
+        .then(() => journal(ev, leadMs))
+        .catch((err: unknown) => {
+          stats.failed++;
+          metrics.kamailioEvents.inc({ outcome: "failed" });
+          log.error({ err, aor: ev.aor }, "could not journal a registrar event; the next reconcile will pick it up");
+        })
+        .finally(() => {
+          done();
+          if (aorQueues.get(ev.aor) === next) aorQueues.delete(ev.aor);
+        });
+      aorQueues.set(ev.aor, next);
+    },
+    stats: () => ({ ...stats }),
+    async settled() {
+      await Promise.allSettled([...aorQueues.values()]);
+    },
+  };
+}

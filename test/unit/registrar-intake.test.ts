@@ -1,0 +1,55 @@
+/**
+ * The registrar event intake's bounded queue: it pauses its source when full, resumes it at half,
+ * and journals every event it took.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { createHlc } from "../../agent/core/hlc.js";
+import { createReplica, type Replica } from "../../agent/core/replica.js";
+import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
+import { createKamailioTimes } from "../../agent/kamailio/kamailio-times.js";
+import type { RegisterEvent } from "../../agent/kamailio/register-event.js";
+import { createRegistrarIntake } from "../../agent/kamailio/registrar-intake.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { createMetrics } from "../../agent/ops/metrics.js";
+
+const NOW_MS = 1_800_000_000_000;
+const replicas: Replica[] = [];
+afterEach(async () => {
+  for (const r of replicas.splice(0)) await r.close();
+});
+
+function registerEvent(i: number): RegisterEvent {
+  const contact = `sip:u${i}@192.0.2.1:5060`;
+  return {
+    type: "register", rc: 1, aor: `u${i}@example.com`, requestContacts: [{ uri: contact, expires: null }], requestExpires: 3600,
+    callid: `call-${i}`, cseq: 1, userAgent: "Phone/1.0", source: "udp:192.0.2.1:5060", tsMs: NOW_MS + i,
+    contacts: [{
+      contact, expires: NOW_MS / 1000 + 3600, q: -1, callid: `call-${i}`, cseq: 1, path: "", received: "", userAgent: "Phone/1.0",
+      ruid: `r${i}`, socket: "udp:127.0.0.1:5060", flags: 0, cflags: 0, methods: 4294967295, instance: "", regId: 0,
+    }],
+  };
+}
+
+describe("registrar intake", () => {
+  it("stops reading at maxQueued events, reads again at half, and journals them all", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => NOW_MS }) });
+    replicas.push(replica);
+    const metrics = createMetrics({ defaults: false });
+    const flow: string[] = [];
+    const intake = createRegistrarIntake({
+      nodeId: "n1", store, replica, times: createKamailioTimes(), log: silentLogger(), metrics, maxQueued: 16, clockLeadMs: () => 0,
+      sink: { isPending: () => false, writtenAt: () => undefined },
+      flow: { pause: () => flow.push(`pause at ${intake.stats().queued}`), resume: () => flow.push(`resume at ${intake.stats().queued}`) },
+    });
+    // One read from the socket can carry more events than the queue has room for: all are taken.
+    for (let i = 0; i < 40; i++) intake.push(registerEvent(i));
+    expect(flow).toEqual(["pause at 16"]);
+    expect(intake.stats()).toMatchObject({ queued: 40, peak: 40, pauses: 1 });
+    await intake.settled();
+    expect(flow).toEqual(["pause at 16", "resume at 8"]);
+    expect(intake.stats()).toMatchObject({ queued: 0, pauses: 1, failed: 0 });
+    expect((await store.counts(NOW_MS / 1000)).locations).toBe(40);
+    expect((await metrics.kamailioEventPauses.get()).values[0]?.value).toBe(1);
+  });
+});
