@@ -301,8 +301,12 @@ export interface KamailioStatus {
   lastErrorAt: string | null;
   /** Writes Kamailio refused outright (logged and skipped). */
   rejected: number;
-  /** The registrar event input (evapi); null when not configured. */
-  events: { connected: boolean; received: number; failed: number } | null;
+  /**
+   * The registrar event input (evapi); null when not configured. `received`: events read;
+   * `failed`: events that could not be journaled; `malformed`: well-framed payloads that were not
+   * valid events (skipped); `framingErrors`: broken netstring framing (the connection was dropped).
+   */
+  events: { connected: boolean; received: number; failed: number; malformed: number; framingErrors: number } | null;
   reload: KamailioReloadStatus;
   lastReconcile: { at: string; learned: number; repaired: number; contacts: number } | null;
   restarts: number;

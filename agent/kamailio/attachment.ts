@@ -272,7 +272,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
         lastError: s.lastError,
         lastErrorAt: s.lastErrorAt,
         rejected: s.rejected,
-        events: evapi ? { connected: evapi.connected(), ...events } : null,
+        events: evapi ? { connected: evapi.connected(), ...events, malformed: evapi.stats().malformed, framingErrors: evapi.stats().framingErrors } : null,
         reload: reloader.status(),
         lastReconcile,
         restarts,

@@ -97,7 +97,8 @@ export async function startDrillCluster(o: DrillClusterOptions): Promise<DrillCl
   };
 }
 
-async function listAll<T>(n: ClusterNode, method: string): Promise<T[]> {
+/** Every item of a paged list method (location.list, alias.list) on one node. */
+export async function listAll<T>(n: ClusterNode, method: string): Promise<T[]> {
   const out: T[] = [];
   let after = "";
   for (;;) {

@@ -1,0 +1,15 @@
+/**
+ * Hostile input: a seeded fuzzer against the peer port, the local API and the registrar-event
+ * input (hostile/fuzz-drill.ts), and SIP values full of quotes, NULs, unicode and SQL through the
+ * FIFO and both Kamailio databases (hostile/sip-values-drill.ts).
+ */
+import type { Drill } from "../drill.js";
+import { runFuzzDrill } from "../hostile/fuzz-drill.js";
+
+export const HOSTILE_DRILLS: readonly Drill[] = [
+  {
+    name: "fuzz",
+    title: "100,000 malformed messages at the peer port, the API and the registrar events; wrong credentials",
+    run: runFuzzDrill,
+  },
+];
