@@ -1,7 +1,7 @@
 /**
  * Parses and validates the events locmesh's kamailio.cfg include (cfg-include.ts) sends over evapi.
  * Pure: no I/O. Everything from Kamailio is untrusted input here: each field is type-checked and
- * held to the contract's column limits (contract/sip-uri.ts LIMITS), strings with NUL are refused,
+ * held to the contract's column limits (contract/sip-uri.ts LIMITS), strings with NUL or lone surrogates are refused,
  * and the only error that leaves this module is EventFormatError.
  *
  * Wire shapes (built with jansson in route[LOCMESH_REGISTER] / route[LOCMESH_EXPIRED]):
@@ -14,7 +14,7 @@
  * `contacts` is the AoR's whole state after save() (reg_fetch_contacts, kamailio-5.6.md §8), and
  * `q` there is usrloc's integer form, -1 or 0..1000.
  */
-import { LIMITS, checkSipUri, checkSocket, normalizeAor } from "../contract/sip-uri.js";
+import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable } from "../contract/sip-uri.js";
 
 export interface EventContact {
   contact: string;
@@ -314,8 +314,10 @@ function u32(o: Obj, key: string, where: string, dflt = 0): number {
   return int(o, key, where, -2147483648, U32) >>> 0;
 }
 
+/** NUL and lone surrogates: what Kamailio could not hold as it is (contract/sip-uri.ts unstorable). */
 function noNul(s: string, where: string): void {
-  if (s.includes("\u0000")) throw new EventFormatError(`${where} contains a NUL character`);
+  const problem = unstorable(s);
+  if (problem) throw new EventFormatError(`${where} ${problem}`);
 }
 
 function typeName(v: unknown): string {
