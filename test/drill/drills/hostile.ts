@@ -5,11 +5,17 @@
  */
 import type { Drill } from "../drill.js";
 import { runFuzzDrill } from "../hostile/fuzz-drill.js";
+import { runSipValuesDrill } from "../hostile/sip-values-drill.js";
 
 export const HOSTILE_DRILLS: readonly Drill[] = [
   {
     name: "fuzz",
     title: "100,000 malformed messages at the peer port, the API and the registrar events; wrong credentials",
     run: runFuzzDrill,
+  },
+  {
+    name: "sip-values",
+    title: "quotes, SQL, unicode and %00 in SIP values survive the FIFO, SQLite and PostgreSQL byte for byte; NUL is refused",
+    run: runSipValuesDrill,
   },
 ];

@@ -103,6 +103,8 @@ function payload(rng: Rng): Buffer {
   return bytes;
 }
 
+export const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 function write(s: Socket, data: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     if (s.write(data)) resolve();
@@ -153,6 +155,8 @@ export async function fuzzEvapi(server: EvapiFuzzServer, rng: Rng, o: EvapiFuzzO
     const data = Buffer.concat(batch.splice(0));
     fig.bytes += data.length;
     await write(sock, data);
+    // Let the rest of this process run (the drill's mesh relays live here too).
+    await yieldToEventLoop();
   };
   while (fig.sent < o.count) {
     const p = payload(rng);

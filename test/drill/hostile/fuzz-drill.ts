@@ -45,7 +45,9 @@ function alive(pid: number): boolean {
 }
 
 async function eventCounters(c: DrillCluster): Promise<EventCounters> {
-  const e = (await c.node("n3").agent.call<ClusterStatus>("cluster.status")).kamailio?.events;
+  // One retry: a keep-alive connection the agent closed while we were busy writing fails once.
+  const status = () => c.node("n3").agent.call<ClusterStatus>("cluster.status");
+  const e = (await status().catch(() => sleep(200).then(status))).kamailio?.events;
   if (!e) throw new Error("n3 reports no event input");
   return { received: e.received, malformed: e.malformed, framingErrors: e.framingErrors };
 }
