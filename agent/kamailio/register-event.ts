@@ -98,7 +98,7 @@ export function parseKamailioEvent(payload: string): KamailioEvent {
   const kind = field(o, "event");
   if (kind === "register") return parseRegister(o);
   if (kind === "expired") return parseExpired(o);
-  throw new EventFormatError(`event has unknown "event" ${JSON.stringify(kind)?.slice(0, 40)}; expected "register" or "expired"`);
+  throw new EventFormatError(`event has unknown "event" ${show(kind).slice(0, 40)}; expected "register" or "expired"`);
 }
 
 function parseRegister(o: Obj): RegisterEvent {
@@ -274,7 +274,7 @@ function source(s: string): string {
 
 /** $TV(Sn) is "seconds.microseconds". */
 function timestamp(v: unknown, where: string): number {
-  if (typeof v !== "string" || !/^\d{1,12}\.\d{6}$/.test(v)) throw new EventFormatError(`${where} must be a "seconds.microseconds" string, got ${clip(JSON.stringify(v) ?? "undefined")}`);
+  if (typeof v !== "string" || !/^\d{1,12}\.\d{6}$/.test(v)) throw new EventFormatError(`${where} must be a "seconds.microseconds" string, got ${clip(show(v))}`);
   const [sec, usec] = v.split(".") as [string, string];
   return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
 }
@@ -322,6 +322,19 @@ function noNul(s: string, where: string): void {
 
 function typeName(v: unknown): string {
   return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
+}
+
+/**
+ * A value for an error message. JSON.stringify throws a RangeError on deeply nested input (the
+ * fuzz drill sends 30,000 levels), which would break this module's promise to throw only
+ * EventFormatError.
+ */
+function show(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? "undefined";
+  } catch {
+    return `a deeply nested ${typeName(v)}`;
+  }
 }
 
 function clip(s: string): string {
