@@ -8,10 +8,15 @@ import type { Base } from "./rpc-fuzz.js";
 const DOMAIN = "example.com";
 const rpc = (method: string, params?: unknown) => (id: number) => ({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
 const notify = (method: string, params: unknown) => () => ({ jsonrpc: "2.0", method, params });
-const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;
+/**
+ * Fixed instants, so a seed gives the same bytes on every run: an expiry far ahead (2096) and a
+ * clock reading (2027) for stamps.
+ */
+const FAR_EXPIRY = 4_000_000_000;
+const NOW_MS = 1_800_000_000_000;
 
 const binding = () => ({
-  aor: `sip:dfzapi@${DOMAIN}`, contact: "sip:dfzapi@192.0.2.10:5060;transport=udp", expires: inAnHour(), q: 0.5,
+  aor: `sip:dfzapi@${DOMAIN}`, contact: "sip:dfzapi@192.0.2.10:5060;transport=udp", expires: FAR_EXPIRY, q: 0.5,
   path: "<sip:edge.example.net;lr>", received: "sip:198.51.100.7:34567", socket: "udp:127.0.0.1:5060", callid: "fuzz-call@h", cseq: 7,
   userAgent: "fuzz/1.0", flags: 0, cflags: 0, methods: 4294967295, instance: "<urn:uuid:1>", regId: 1, ruid: "r1",
 });
@@ -37,10 +42,10 @@ export function apiBases(token: string): Base[] {
 
 export const FUZZ_ORIGIN = "fuzz~0123abcd";
 
-const aliasChange = (seq: number) => ({ kind: "alias", key: `dfzpeer@${DOMAIN}`, sub: "", value: { target: `sip:dfzt@${DOMAIN}` }, hlc: Date.now() * 1024, origin: FUZZ_ORIGIN, seq });
+const aliasChange = (seq: number) => ({ kind: "alias", key: `dfzpeer@${DOMAIN}`, sub: "", value: { target: `sip:dfzt@${DOMAIN}` }, hlc: NOW_MS * 1024, origin: FUZZ_ORIGIN, seq });
 const locChange = (seq: number) => {
   const { aor: _aor, contact: _contact, ...rest } = binding();
-  return { kind: "loc", key: `dfzpeer@${DOMAIN}`, sub: "sip:dfzpeer@192.0.2.9", value: { ...rest, owner: "fuzz" }, hlc: Date.now() * 1024, origin: FUZZ_ORIGIN, seq };
+  return { kind: "loc", key: `dfzpeer@${DOMAIN}`, sub: "sip:dfzpeer@192.0.2.9", value: { ...rest, owner: "fuzz" }, hlc: NOW_MS * 1024, origin: FUZZ_ORIGIN, seq };
 };
 
 /** The peer protocol once authenticated as "fuzz"; `vv` is the target's own version vector. */
@@ -104,7 +109,7 @@ export function registerEvent(): Record<string, unknown> {
     callid: "fuzz-ev@h", cseq: 3, user_agent: "fuzz", source: "udp:192.0.2.20:5060",
     contacts: [
       {
-        addr: "sip:dfzev@192.0.2.20:5060", expires: inAnHour(), q: -1, callid: "fuzz-ev@h", cseq: 3, path: "", received: "", user_agent: "fuzz",
+        addr: "sip:dfzev@192.0.2.20:5060", expires: FAR_EXPIRY, q: -1, callid: "fuzz-ev@h", cseq: 3, path: "", received: "", user_agent: "fuzz",
         ruid: "uloc-fuzz-1", socket: "udp:127.0.0.1:5060", flags: 0, cflags: 0, methods: 4294967295, instance: "", regid: 0,
       },
     ],
@@ -112,7 +117,7 @@ export function registerEvent(): Record<string, unknown> {
 }
 
 export function expiredEvent(): Record<string, unknown> {
-  return { event: "expired", ts: tsNow(), aor: `dfzev@${DOMAIN}`, addr: "sip:dfzev@192.0.2.20:5060", ruid: "uloc-fuzz-1", callid: "fuzz-ev@h", expires: inAnHour() };
+  return { event: "expired", ts: tsNow(), aor: `dfzev@${DOMAIN}`, addr: "sip:dfzev@192.0.2.20:5060", ruid: "uloc-fuzz-1", callid: "fuzz-ev@h", expires: FAR_EXPIRY };
 }
 
 /** A valid event that changes nothing: a query-only REGISTER (rc 4) of an AoR with no contacts. */
@@ -121,6 +126,5 @@ export function probeEvent(): Record<string, unknown> {
 }
 
 function tsNow(): string {
-  const ms = Date.now();
-  return `${Math.floor(ms / 1000)}.${String((ms % 1000) * 1000).padStart(6, "0")}`;
+  return `${Math.floor(NOW_MS / 1000)}.123456`;
 }

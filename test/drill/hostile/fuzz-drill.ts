@@ -12,6 +12,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ClusterStatus } from "../../../agent/contract/protocol.js";
 import { freePort, sleep, waitFor } from "../../support/agent-process.js";
+import { isAlive } from "../../support/logged-child.js";
 import { startDrillCluster, startTraffic, TEST_DOMAIN, type DrillCluster } from "../drill-cluster.js";
 import type { DrillContext, DrillResult } from "../drill.js";
 import { attackCredentials } from "./credentials.js";
@@ -34,15 +35,6 @@ const rssMb = (pid: number | undefined): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Math.round(Number(m[1]) / 1024) : 0;
 };
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function eventCounters(c: DrillCluster): Promise<EventCounters> {
   // One retry: a keep-alive connection the agent closed while we were busy writing fails once.
@@ -133,7 +125,7 @@ async function fuzz(c: DrillCluster, evapi: Awaited<ReturnType<typeof startEvapi
 
   const crashed =
     c.nodes.filter((n, i) => n.agent.child?.exitCode !== null || n.agent.child?.pid !== agentPids[i]).length +
-    c.nodes.filter((n, i) => n.kamailio.pid() !== kamailioPids[i] || !alive(kamailioPids[i]!)).length;
+    c.nodes.filter((n, i) => n.kamailio.pid() !== kamailioPids[i] || !isAlive(kamailioPids[i]!)).length;
   for (const n of c.nodes) {
     if (n.agent.child?.exitCode === null) continue;
     say(`  ! ${n.id}'s agent died during the fuzz (exit ${n.agent.child?.exitCode}); restarted to finish the checks, see ${n.agent.logPath}`);

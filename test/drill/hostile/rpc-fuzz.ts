@@ -48,14 +48,13 @@ export interface Frame {
 /** A message builder: the same valid message, with the request id it is given. */
 export type Base = (id: number) => unknown;
 
-let nextId = 1_000_000;
-
 /**
  * `count` frames for `surface`: the hand-written ones first, then mutants of the bases. Mutants
  * the classifier says must not be sent are counted in `skipped` and replaced.
  */
 export function* fuzzFrames(rng: Rng, o: { bases: readonly Base[]; handWritten: readonly string[]; surface: Surface; count: number }, fig: RpcFuzzFigures): Generator<Frame> {
   let made = 0;
+  let nextId = 1_000_000;
   const frame = (raw: string): Frame | null => {
     // What the agent reads is the UTF-8 of what we send: lone surrogates arrive as U+FFFD.
     const text = Buffer.from(raw, "utf8").toString("utf8");
