@@ -134,6 +134,7 @@ async function drill(c: DrillCluster, tables: Record<string, Tables>, ctx: Drill
       "fallback nodes that did not write through the database": dbWrites.filter((n) => n === 0).length,
     },
     info: {
+      "writes acknowledged (bindings / aliases)": `${c.ledger.count("acked", "loc")} / ${c.ledger.count("acked", "alias")}`,
       "hostile strings": HOSTILE_TEXTS.length,
       "fields compared (journal / jsonrpcs / SQLite / PostgreSQL / read back)": `${journal.compared} / ${viaRpc.compared} / ${rows.n2.compared} / ${rows.n3.compared} / ${readBack.compared}`,
     },
