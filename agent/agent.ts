@@ -66,7 +66,7 @@ export async function startAgent(
     listen: config.api.listen,
     token: config.api.token,
     maxMessageBytes: config.api.maxMessageBytes,
-    rpc: rpc.server,
+    rpc,
     metrics,
     log,
     nodeId: config.nodeId,

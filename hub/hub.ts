@@ -73,7 +73,7 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
   });
   const http = createHttpApi({
     listen: config.api.listen, token: config.api.token, maxMessageBytes: config.api.maxMessageBytes,
-    rpc: rpc.server, metrics, log, nodeId: config.nodeId,
+    rpc, metrics, log, nodeId: config.nodeId,
   });
   const purge = startPurgeTimer({ store, retentionHours: config.journal.retentionHours, intervalSec: config.journal.purgeIntervalSec, log, metrics });
 

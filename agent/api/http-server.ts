@@ -6,13 +6,13 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createJSONRPCErrorResponse, type JSONRPCServer } from "json-rpc-2.0";
+import { createJSONRPCErrorResponse } from "json-rpc-2.0";
 import { WebSocketServer, type WebSocket } from "ws";
 import { ErrorCode } from "../contract/errors.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { webDistDir } from "../ops/paths.js";
-import { parseErrorResponse, parseFrame } from "../rpc/server.js";
+import { parseErrorResponse, parseFrame, type RpcServer } from "../rpc/server.js";
 import type { ApiContext } from "./local-api.js";
 import { createStaticFiles } from "./static-files.js";
 
@@ -20,7 +20,7 @@ export interface HttpServerDeps {
   listen: { host: string; port: number };
   token: string;
   maxMessageBytes: number;
-  rpc: JSONRPCServer<ApiContext>;
+  rpc: RpcServer<ApiContext>;
   metrics: Metrics;
   log: Logger;
   nodeId: string;
@@ -94,7 +94,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     const payload = parseFrame(body);
     if (payload === null) return json(res, 200, parseErrorResponse());
     const ctx: ApiContext = { authenticated: true, login: tokenOk };
-    const answer = await deps.rpc.receive(payload as never, ctx);
+    const answer = await deps.rpc.receive(payload, ctx);
     if (answer === null) return void res.writeHead(204).end();
     json(res, 200, answer);
   }
@@ -131,9 +131,9 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     ws.on("message", (data, isBinary) => {
       const payload = isBinary ? null : parseFrame(data.toString());
       if (payload === null) return ws.send(JSON.stringify(parseErrorResponse()));
-      void Promise.resolve(deps.rpc.receive(payload as never, ctx)).then((answer) => {
+      void deps.rpc.receive(payload, ctx).then((answer) => {
         if (answer !== null && ws.readyState === ws.OPEN) ws.send(JSON.stringify(answer));
-      });
+      }).catch((err: unknown) => log.error({ err }, "could not answer a WebSocket request"));
     });
   }
 

@@ -7,13 +7,13 @@
  */
 import { NODE_ID_RE, REPLICA_ID_RE } from "./ids.js";
 import type { Change } from "./records.js";
-import { LIMITS, checkSipUri, checkSocket, normalizeAor } from "./sip-uri.js";
+import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable } from "./sip-uri.js";
 
 const BINDING_KEYS = 15;
 
 const isInt = (v: unknown, min: number, max: number): boolean =>
   typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
-const isText = (v: unknown, max: number): boolean => typeof v === "string" && v.length <= max;
+const isText = (v: unknown, max: number): boolean => typeof v === "string" && v.length <= max && unstorable(v) === null;
 const isUint32 = (v: unknown) => isInt(v, 0, 4294967295);
 const plain = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { NODE_ID_RE, REPLICA_ID_RE } from "./ids.js";
-import { LIMITS, checkSipUri, checkSocket, normalizeAor } from "./sip-uri.js";
+import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable } from "./sip-uri.js";
 import type { Change, VersionVector } from "./records.js";
 
 /** Bumped on any incompatible change to the peer protocol. */
@@ -48,7 +48,12 @@ export const ApiNotification = {
 
 // ---- shared pieces ---------------------------------------------------------------------------
 
-const text = (max: number) => z.string().max(max);
+/** A stored text field: bounded, and only what Kamailio can hold as it is (sip-uri.ts unstorable). */
+const text = (max: number) =>
+  z.string().max(max).superRefine((v, ctx) => {
+    const problem = unstorable(v);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
 const uint32 = z.number().int().min(0).max(4294967295);
 const nodeId = z
   .string()
@@ -301,8 +306,12 @@ export interface KamailioStatus {
   lastErrorAt: string | null;
   /** Writes Kamailio refused outright (logged and skipped). */
   rejected: number;
-  /** The registrar event input (evapi); null when not configured. */
-  events: { connected: boolean; received: number; failed: number } | null;
+  /**
+   * The registrar event input (evapi); null when not configured. `received`: events read;
+   * `failed`: events that could not be journaled; `malformed`: well-framed payloads that were not
+   * valid events (skipped); `framingErrors`: broken netstring framing (the connection was dropped).
+   */
+  events: { connected: boolean; received: number; failed: number; malformed: number; framingErrors: number } | null;
   reload: KamailioReloadStatus;
   lastReconcile: { at: string; learned: number; repaired: number; contacts: number } | null;
   restarts: number;

@@ -20,10 +20,29 @@ const AOR = /^[^\s<>"@:;?]+@[^\s<>"@;?]+$/;
 // proto:host[:port]; an IPv6 host is bracketed, as Kamailio prints it (udp:[2001:db8::1]:5060).
 const SOCKET = /^(udp|tcp|tls|sctp|ws|wss):(\[[0-9a-f:.]+\]|[^\s:[\]]+)(?::(\d{1,5}))?$/i;
 
+// A high surrogate not followed by a low one, or a low one not preceded by a high one.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Why Kamailio cannot hold `s` exactly as it is, or null. Its jsonrpcs JSON parser drops `\u0000`
+ * and lone UTF-16 surrogates from strings (verified on 5.6.3: a path "a\u0000b" is stored as "ab"),
+ * C strings end at a NUL, PostgreSQL text refuses it, and a lone surrogate is not Unicode at all
+ * (the journal would store U+FFFD instead). Such a value is refused at the input rather than stored
+ * changed. Every other character (quotes, backslashes, control characters, any Unicode) is carried
+ * byte for byte (the sip-values drill checks the FIFO and both Kamailio databases).
+ */
+export function unstorable(s: string): string | null {
+  if (s.includes("\u0000")) return "contains a NUL character (\\u0000), which Kamailio cannot store";
+  if (LONE_SURROGATE.test(s)) return "contains a lone UTF-16 surrogate (not valid Unicode), which Kamailio cannot store";
+  return null;
+}
+
 /** Returns a message saying what is wrong with `uri` as a contact or target URI, or null. */
 export function checkSipUri(uri: string): string | null {
   if (uri.length === 0) return "is empty";
   if (uri.length > LIMITS.contact) return `is longer than ${LIMITS.contact} characters`;
+  const unfit = unstorable(uri);
+  if (unfit) return unfit;
   if (!URI.test(uri)) return "is not a sip:, sips: or tel: URI without spaces, quotes or angle brackets";
   const rest = uri.slice(uri.indexOf(":") + 1);
   if (rest.startsWith("@") || rest.length === 0) return "has no user or host part";
@@ -42,12 +61,16 @@ export function normalizeAor(input: string): { aor: string } | { error: string }
   if (s.length === 0) return { error: "is empty" };
   if (s.length > LIMITS.aor) return { error: `is longer than ${LIMITS.aor} characters` };
   if (!AOR.test(s)) return { error: "must look like user@domain (with or without sip:), without parameters" };
+  const unfit = unstorable(s);
+  if (unfit) return { error: unfit };
   return { aor: s };
 }
 
 export function checkSocket(socket: string): string | null {
   if (socket === "") return null;
   if (socket.length > LIMITS.socket) return `is longer than ${LIMITS.socket} characters`;
+  const unfit = unstorable(socket);
+  if (unfit) return unfit;
   const m = SOCKET.exec(socket);
   if (!m) return "must look like proto:address:port, e.g. udp:10.0.0.1:5060 or udp:[2001:db8::1]:5060";
   if (m[3] !== undefined && Number(m[3]) > 65535) return "has a port above 65535";

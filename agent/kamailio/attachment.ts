@@ -290,7 +290,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
         lastError: s.lastError,
         lastErrorAt: s.lastErrorAt,
         rejected: s.rejected,
-        events: evapi ? { connected: evapi.connected(), received, failed: intake.stats().failed } : null,
+        events: evapi
+          ? { connected: evapi.connected(), received, failed: intake.stats().failed, malformed: evapi.stats().malformed, framingErrors: evapi.stats().framingErrors }
+          : null,
         reload: reloader.status(),
         lastReconcile,
         restarts,

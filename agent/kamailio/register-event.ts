@@ -1,7 +1,7 @@
 /**
  * Parses and validates the events locmesh's kamailio.cfg include (cfg-include.ts) sends over evapi.
  * Pure: no I/O. Everything from Kamailio is untrusted input here: each field is type-checked and
- * held to the contract's column limits (contract/sip-uri.ts LIMITS), strings with NUL are refused,
+ * held to the contract's column limits (contract/sip-uri.ts LIMITS), strings with NUL or lone surrogates are refused,
  * and the only error that leaves this module is EventFormatError.
  *
  * Two wire formats, told apart by the "v" key:
@@ -22,7 +22,7 @@
  * `contacts` is the AoR's whole state after save() (reg_fetch_contacts, kamailio-5.6.md §8), and
  * `q` there is usrloc's integer form, -1 or 0..1000.
  */
-import { LIMITS, checkSipUri, checkSocket, normalizeAor } from "../contract/sip-uri.js";
+import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable } from "../contract/sip-uri.js";
 import { EventFormatError } from "./event-format-error.js";
 import { EVENT_FORMAT, fromFormat2 } from "./event-format2.js";
 
@@ -114,7 +114,7 @@ export function parseKamailioEvent(payload: string): KamailioEvent {
   const kind = field(o, "event");
   if (kind === "register") return parseRegister(o);
   if (kind === "expired") return parseExpired(o);
-  throw new EventFormatError(`event has unknown "event" ${JSON.stringify(kind)?.slice(0, 40)}; expected "register" or "expired"`);
+  throw new EventFormatError(`event has unknown "event" ${show(kind).slice(0, 40)}; expected "register" or "expired"`);
 }
 
 function parseRegister(o: Obj): RegisterEvent {
@@ -290,7 +290,7 @@ function source(s: string): string {
 
 /** $TV(Sn) is "seconds.microseconds". */
 function timestamp(v: unknown, where: string): number {
-  if (typeof v !== "string" || !/^\d{1,12}\.\d{6}$/.test(v)) throw new EventFormatError(`${where} must be a "seconds.microseconds" string, got ${clip(JSON.stringify(v) ?? "undefined")}`);
+  if (typeof v !== "string" || !/^\d{1,12}\.\d{6}$/.test(v)) throw new EventFormatError(`${where} must be a "seconds.microseconds" string, got ${clip(show(v))}`);
   const [sec, usec] = v.split(".") as [string, string];
   return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
 }
@@ -330,12 +330,27 @@ function u32(o: Obj, key: string, where: string, dflt = 0): number {
   return int(o, key, where, -2147483648, U32) >>> 0;
 }
 
+/** NUL and lone surrogates: what Kamailio could not hold as it is (contract/sip-uri.ts unstorable). */
 function noNul(s: string, where: string): void {
-  if (s.includes("\u0000")) throw new EventFormatError(`${where} contains a NUL character`);
+  const problem = unstorable(s);
+  if (problem) throw new EventFormatError(`${where} ${problem}`);
 }
 
 function typeName(v: unknown): string {
   return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
+}
+
+/**
+ * A value for an error message. JSON.stringify throws a RangeError on deeply nested input (the
+ * fuzz drill sends 30,000 levels), which would break this module's promise to throw only
+ * EventFormatError.
+ */
+function show(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? "undefined";
+  } catch {
+    return `a deeply nested ${typeName(v)}`;
+  }
 }
 
 function clip(s: string): string {

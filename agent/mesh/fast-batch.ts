@@ -2,7 +2,9 @@ import type { BatchParams } from "../contract/protocol.js";
 import { isWellFormedChange } from "../contract/change-check.js";
 import { REPLICA_ID_RE } from "../contract/ids.js";
 
-const isCount = (v: unknown) => typeof v === "number" && Number.isInteger(v) && v >= 0;
+// Safe integers only, as zod's .int() (a batch with upTo 2^53 passed here once, and raised the
+// origin's version vector past every sequence number it will ever send).
+const isCount = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 
 /** The batch as it is when every part passes the fast check, else null (parse with zod then). */
 export function fastBatch(raw: unknown): BatchParams | null {

@@ -9,7 +9,7 @@
  * Where the pump starts is decided by the peer's version vector from the handshake, so a peer that
  * was away gets exactly what it is missing, and an empty peer gets a snapshot.
  */
-import { JSONRPCClient, JSONRPCServerAndClient, createJSONRPCErrorResponse, type JSONRPCRequest } from "json-rpc-2.0";
+import { JSONRPCClient, createJSONRPCErrorResponse, isJSONRPCResponse, type JSONRPCRequest, type JSONRPCResponse } from "json-rpc-2.0";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import {
   PROTOCOL_VERSION, PeerMethod, batchParams, challengeParams, helloParams, pullParams, statusParams,
@@ -118,7 +118,6 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
 
   const rpc = createRpcServer<Ctx>({ log, onError: (code) => metrics.rpcErrors.inc({ surface: "peer", code: String(code) }) });
   const client = new JSONRPCClient((req) => deps.transport.send(JSON.stringify(req)));
-  const link = new JSONRPCServerAndClient<Ctx, void>(rpc.server, client, { errorListener: () => undefined });
   const request = <T>(method: string, params: unknown): Promise<T> =>
     client
       .timeout(options.requestTimeoutMs, (id) =>
@@ -147,12 +146,15 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
         deps.transport.send(JSON.stringify(parseErrorResponse()));
         return;
       }
-      const isResponse = typeof payload === "object" && payload !== null && !("method" in payload);
-      if (isResponse) {
-        void link.receiveAndSend(payload as never, { session }).catch(() => undefined);
+      if (isResponseFrame(payload)) {
+        client.receive(payload);
         return;
       }
-      inbound = inbound.then(() => link.receiveAndSend(payload as never, { session }).catch(() => undefined));
+      // Everything else is served as a request: junk gets an Invalid Request answer, not silence.
+      inbound = inbound.then(async () => {
+        const answer = await rpc.receive(payload, { session });
+        if (answer !== null && !ended) deps.transport.send(JSON.stringify(answer));
+      }).catch((err: unknown) => log.error({ err }, "could not answer a peer request"));
     },
     closed(reason) {
       if (ended) return;
@@ -161,7 +163,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       abort.abort(new Error(`session closed: ${reason}`));
       for (const t of timers) clearInterval(t);
       pushPump?.close();
-      link.rejectAllPendingRequests(`connection closed: ${reason}`);
+      client.rejectAllPendingRequests(`connection closed: ${reason}`);
       if (peerId) {
         metrics.peerConnected.set({ peer: peerId }, 0);
       }
@@ -311,7 +313,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     if (!ready) return;
     try {
       const pendingWrites = deps.pendingWrites?.();
-      link.notify(PeerMethod.Status, { vv: await replica.versionVector(), ...(pendingWrites === undefined ? {} : { pendingWrites }) });
+      client.notify(PeerMethod.Status, { vv: await replica.versionVector(), ...(pendingWrites === undefined ? {} : { pendingWrites }) });
     } catch {
       // The transport is closing; the close handler cleans up.
     }
@@ -320,7 +322,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   // ---- start -------------------------------------------------------------------------------
 
   if (deps.role === "server") {
-    link.notify(PeerMethod.Challenge, { protocol: PROTOCOL_VERSION, nodeId: deps.nodeId, nonce: serverNonce });
+    client.notify(PeerMethod.Challenge, { protocol: PROTOCOL_VERSION, nodeId: deps.nodeId, nonce: serverNonce });
     const t = setTimeout(() => {
       if (!ready && !ended) {
         metrics.authFailures.inc({ reason: "timeout" });
@@ -331,4 +333,11 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     t.unref();
   }
   return session;
+}
+
+const isResponse = (x: unknown): x is JSONRPCResponse => typeof x === "object" && x !== null && !Array.isArray(x) && isJSONRPCResponse(x);
+
+/** An answer to one of our requests (or a batch of them), as opposed to a request to serve. */
+function isResponseFrame(payload: unknown): payload is JSONRPCResponse | JSONRPCResponse[] {
+  return isResponse(payload) || (Array.isArray(payload) && payload.length > 0 && payload.every(isResponse));
 }

@@ -10,6 +10,8 @@ import {
   createJSONRPCErrorResponse,
   type JSONRPCErrorResponse,
   type JSONRPCID,
+  type JSONRPCRequest,
+  type JSONRPCResponse,
 } from "json-rpc-2.0";
 import { ZodError, type ZodType } from "zod";
 import { ErrorCode, RpcError } from "../contract/errors.js";
@@ -35,10 +37,30 @@ export function toRpcError(err: unknown): RpcError {
   return new RpcError(ErrorCode.InternalError, "internal error; see the agent's log");
 }
 
+/** Most requests one JSON-RPC batch may carry; they are served one after another. */
+export const MAX_BATCH = 100;
+
+export type RpcAnswer = JSONRPCResponse | JSONRPCResponse[] | null;
+
 export interface RpcServer<Ctx> {
   readonly server: JSONRPCServer<Ctx>;
   method<S extends ZodType, R>(name: string, schema: S, handler: (params: import("zod").output<S>, ctx: Ctx) => R | Promise<R>): void;
+  /**
+   * Serves one parsed frame: a request, a notification or a batch (JSON-RPC 2.0 §4-6), and
+   * resolves with the answer to send (null: none). Never rejects. Unlike json-rpc-2.0's own
+   * receive, anything that is not a request gets an Invalid Request error rather than a throw
+   * (`[null]` threw inside the library, which crashed the agent over WebSocket) or silence; an id
+   * that is not a string, number or null is refused, not echoed back; params must be an object or
+   * an array when present (§4.2); and a batch holds at most MAX_BATCH requests, served in turn,
+   * so one frame cannot start thousands of calls at once.
+   */
+  receive(payload: unknown, ctx: Ctx): Promise<RpcAnswer>;
 }
+
+const isId = (v: unknown): v is JSONRPCID => v === null || typeof v === "string" || typeof v === "number";
+
+const invalidRequest = (id: unknown, message: string): JSONRPCErrorResponse =>
+  createJSONRPCErrorResponse(isId(id) ? id : null, ErrorCode.InvalidRequest, `invalid request: ${message}`);
 
 export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: number, method: string) => void }): RpcServer<Ctx> {
   const server = new JSONRPCServer<Ctx>({ errorListener: () => undefined });
@@ -60,8 +82,41 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
     if (response && "error" in response && response.error) deps.onError?.(response.error.code, request.method);
     return response;
   });
+  async function receiveOne(x: unknown, ctx: Ctx): Promise<JSONRPCResponse | null> {
+    if (typeof x !== "object" || x === null || Array.isArray(x)) return invalidRequest(null, "a request is a JSON object");
+    const r = x as Record<string, unknown>;
+    if (r["id"] !== undefined && !isId(r["id"])) return invalidRequest(null, "id must be a string, a number or null");
+    if (r["jsonrpc"] !== "2.0" || typeof r["method"] !== "string" || r["result"] !== undefined || r["error"] !== undefined) {
+      return invalidRequest(r["id"], 'a JSON-RPC 2.0 request has "jsonrpc":"2.0" and a string "method"');
+    }
+    const params = r["params"];
+    if (params !== undefined && (typeof params !== "object" || params === null)) {
+      if (r["id"] === undefined) return null; // a notification is never answered (§4.1)
+      return createJSONRPCErrorResponse(r["id"] as JSONRPCID, ErrorCode.InvalidParams, "invalid params: params must be an object or an array");
+    }
+    return server.receive(r as unknown as JSONRPCRequest, ctx);
+  }
+
+  async function receive(payload: unknown, ctx: Ctx): Promise<RpcAnswer> {
+    try {
+      if (!Array.isArray(payload)) return await receiveOne(payload, ctx);
+      if (payload.length === 0) return invalidRequest(null, "an empty batch");
+      if (payload.length > MAX_BATCH) return invalidRequest(null, `a batch of ${payload.length} requests; send at most ${MAX_BATCH} per batch`);
+      const answers: JSONRPCResponse[] = [];
+      for (const x of payload) {
+        const a = await receiveOne(x, ctx);
+        if (a !== null) answers.push(a);
+      }
+      return answers.length > 0 ? answers : null;
+    } catch (err) {
+      deps.log.error({ err }, "request failed");
+      return createJSONRPCErrorResponse(null, ErrorCode.InternalError, "internal error; see the agent's log");
+    }
+  }
+
   return {
     server,
+    receive,
     method(name, schema, handler) {
       server.addMethod(name, async (params, ctx) => {
         const parsed = schema.parse(params ?? {});

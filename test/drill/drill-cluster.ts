@@ -133,7 +133,8 @@ async function journalView(name: string, daemon: AgentProcess): Promise<View> {
   return viewOf(name, bindings, aliases, drillKey);
 }
 
-async function listAll<T>(daemon: AgentProcess, method: string): Promise<T[]> {
+/** Every item of a paged list method (location.list, alias.list) of one agent or hub. */
+export async function listAll<T>(daemon: AgentProcess, method: string): Promise<T[]> {
   const out: T[] = [];
   let after = "";
   for (;;) {

@@ -5,13 +5,12 @@
  * we read. Surprises 8 (Julian days), 9 (local-time timestamps) and 10 (aliases version) of
  * kamailio-5.6.md are checked end to end.
  */
-import { FIX_ALIASES_VERSION, SCHEMA_FILES, createKamailioSqlite } from "../support/kamailio-schema.js";
+import { createKamailioPostgres, createKamailioSqlite } from "../support/kamailio-schema.js";
 import { createSocket, type Socket } from "node:dgram";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTransient } from "../../agent/core/transient.js";
@@ -255,12 +254,7 @@ describe("PostgreSQL 15 with Kamailio at TZ=America/New_York (surprise 9)", () =
   let url: string;
   beforeAll(async () => {
     pgp = track(await startPostgres());
-    url = await pgp.createDatabase("kamailio");
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    for (const f of SCHEMA_FILES) await client.query(readFileSync(`/usr/share/kamailio/postgres/${f}`, "utf8"));
-    await client.query(FIX_ALIASES_VERSION);
-    await client.end();
+    url = await createKamailioPostgres(await pgp.createDatabase("kamailio"));
   });
 
   it("expiries come out right both ways, and a stopped server is a transient, typed failure", async () => {

@@ -133,6 +133,41 @@ describe("validation and limits", () => {
   });
 });
 
+describe("frames that are not requests", () => {
+  it("answers them with Invalid Request over WebSocket, even before sign-in, and keeps running", async () => {
+    const pid = agent.child?.pid;
+    const anon = await RpcWire.open(wsUrl());
+    try {
+      // `[null]` once threw inside json-rpc-2.0 and, unhandled, killed the agent.
+      for (const frame of ["[null]", "5", "{}", "[]", '{"jsonrpc":"2.0","id":{"x":1},"method":"alias.set","params":{"alias":"sip:idobj@example.com","target":"sip:t@example.com"}}']) {
+        anon.sendText(frame);
+      }
+      await waitForAnswers(anon, 5);
+      for (const m of anon.messages.flatMap((x) => (Array.isArray(x) ? (x as WireMessage[]) : [x]))) {
+        expect(m.error?.code, JSON.stringify(m)).toBe(ErrorCode.InvalidRequest);
+        expect(m.id).toBeNull();
+      }
+    } finally {
+      await anon.close();
+    }
+    const res = await post("[null]");
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual([expect.objectContaining({ id: null, error: expect.objectContaining({ code: ErrorCode.InvalidRequest }) })]);
+    // An id that is not a string, number or null is refused before the method runs.
+    const objectId = await post('{"jsonrpc":"2.0","id":{"x":1},"method":"alias.set","params":{"alias":"sip:idobj@example.com","target":"sip:t@example.com"}}');
+    expect(objectId.body.error?.code).toBe(ErrorCode.InvalidRequest);
+    expect(await aliasNames()).not.toContain("idobj@example.com");
+    expect(agent.child?.exitCode).toBeNull();
+    expect(agent.child?.pid).toBe(pid);
+  });
+});
+
+async function waitForAnswers(wire: RpcWire, n: number): Promise<void> {
+  const until = Date.now() + 5000;
+  while (wire.messages.length < n && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  expect(wire.messages.length).toBe(n);
+}
+
 describe("locations and aliases", () => {
   it("publishes, looks up, lists page by page and removes a whole AoR", async () => {
     const edits = [

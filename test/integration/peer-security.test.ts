@@ -12,7 +12,7 @@ import type { ClusterStatus, HelloResult, ListResult } from "../../agent/contrac
 import type { Alias, Location } from "../../agent/contract/records.js";
 import { serverProof } from "../../agent/mesh/auth.js";
 import { AgentProcess, freePort, makeCluster, waitFor } from "../support/agent-process.js";
-import { RpcWire, authenticatedWire, makeHello } from "../support/rpc-wire.js";
+import { RpcWire, authenticatedWire, makeHello, type WireMessage } from "../support/rpc-wire.js";
 import { makeTestPki, type TestPki } from "../support/test-pki.js";
 
 const SECRET = "peer-security-secret-0123456789";
@@ -192,6 +192,28 @@ describe("raw clients on the peer port", () => {
       const ok = await wire.request("repl.batch", validBatch("welcome@example.com"));
       expect(ok.result).toEqual({ have: 1 });
       expect(await aliasNames(target)).toContain("welcome@example.com");
+    } finally {
+      await wire.close();
+    }
+  });
+
+  it("answers frames that are not requests with Invalid Request instead of dropping them", async () => {
+    const wire = await signIn();
+    try {
+      const before = await snapshot(target);
+      const junk = ["5", '"x"', "{}", '{"foo":1}', "[]", "[null]", '{"jsonrpc":"2.0","id":[1],"method":"repl.pull","params":{"vv":{},"limit":1}}'];
+      const seen = wire.messages.length;
+      for (const frame of junk) wire.sendText(frame);
+      const until = Date.now() + 5000;
+      const answers = () => wire.messages.slice(seen).filter((m) => m.method === undefined);
+      while (answers().length < junk.length && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      const got = answers().flatMap((m) => (Array.isArray(m) ? (m as WireMessage[]) : [m]));
+      expect(got).toHaveLength(junk.length);
+      for (const m of got) {
+        expect(m.error?.code, JSON.stringify(m)).toBe(ErrorCode.InvalidRequest);
+        expect(m.id).toBeNull();
+      }
+      expect(await snapshot(target)).toEqual(before);
     } finally {
       await wire.close();
     }

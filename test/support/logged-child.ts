@@ -28,3 +28,13 @@ export function spawnLogged(cmd: string, args: readonly string[], opts: SpawnOpt
   });
   return { proc, exited, exitCode: () => code };
 }
+
+/** The process exists (signal 0 checks without sending anything). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

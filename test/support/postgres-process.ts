@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
-import { spawnLogged } from "./logged-child.js";
+import { isAlive, spawnLogged } from "./logged-child.js";
 import { freePort } from "./ports.js";
 
 export const POSTGRES_INSTALL = "apt-get update && apt-get install -y postgresql-15   (or: bash .ci/setup)";
@@ -132,7 +132,7 @@ export async function startPostgres(opts: { settings?: Record<string, string> } 
     }
     // Backends outlive a SIGKILLed postmaster for a moment; the next start needs them gone.
     const deadline = Date.now() + 10_000;
-    while (kids.some(alive) && Date.now() < deadline) await sleep(50);
+    while (kids.some(isAlive) && Date.now() < deadline) await sleep(50);
   }
 
   await start().catch(async (err: unknown) => {
@@ -159,15 +159,6 @@ export async function startPostgres(opts: { settings?: Record<string, string> } 
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** SIGKILL a process and its direct children (the postmaster's backends); returns the children. */

@@ -111,10 +111,13 @@ export function makeHello(secret: string, nodeId: string, challenge: Challenge, 
   };
 }
 
-/** Opens a connection to a peer port and completes the handshake as `nodeId`; throws if refused. */
-export async function authenticatedWire(meshUrl: string, secret: string, nodeId: string, opts: ClientOptions = {}): Promise<RpcWire> {
+/**
+ * Opens a connection to a peer port and completes the handshake as `nodeId`; throws if refused.
+ * `vv` is the version vector we claim: the agent pushes us what it holds beyond it.
+ */
+export async function authenticatedWire(meshUrl: string, secret: string, nodeId: string, opts: ClientOptions = {}, vv: Record<string, number> = {}): Promise<RpcWire> {
   const wire = await RpcWire.open(`${meshUrl}/peer`, opts);
-  const res = await wire.request("auth.hello", makeHello(secret, nodeId, await wire.challenge()));
+  const res = await wire.request("auth.hello", makeHello(secret, nodeId, await wire.challenge(), vv));
   if (res.error) {
     await wire.close();
     throw new Error(`hello refused: ${res.error.message}`);

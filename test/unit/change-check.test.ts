@@ -31,6 +31,17 @@ describe("isWellFormedChange", () => {
     expect(isWellFormedChange({ ...valid(), kind: "alias", sub: "", value: { target: "not a uri" } })).toBe(false);
   });
 
+  it("refuses what Kamailio cannot store as it is: a NUL or a lone surrogate in any text field", () => {
+    for (const bad of ["a\u0000b", "x\ud800", "\udc00y"]) {
+      expect(isWellFormedChange({ ...valid(), value: { ...binding(), userAgent: bad } }), JSON.stringify(bad)).toBe(false);
+      expect(isWellFormedChange({ ...valid(), value: { ...binding(), path: bad } })).toBe(false);
+      expect(isWellFormedChange({ ...valid(), sub: `sip:a@h;p=${bad}` })).toBe(false);
+      expect(isWellFormedChange({ ...valid(), kind: "alias", sub: "", value: { target: `sip:b@x;p=${bad}` } })).toBe(false);
+      expect(changeSchema.safeParse({ ...valid(), value: { ...binding(), callid: bad } }).success).toBe(false);
+    }
+    expect(isWellFormedChange({ ...valid(), value: { ...binding(), userAgent: "o'brien \"😀\" \\ ;-- \u200f %00" } })).toBe(true);
+  });
+
   it("never accepts anything the zod schema refuses or would change (property)", () => {
     const field = fc.constantFrom("kind", "key", "sub", "value", "hlc", "origin", "seq", "q", "expires", "socket", "owner", "cseq", "path", "target");
     const junk = fc.oneof(
@@ -46,6 +57,8 @@ describe("isWellFormedChange", () => {
       fc.constant(2 ** 53),
       fc.constant(-1),
       fc.string({ minLength: 250, maxLength: 600 }),
+      fc.string({ unit: "binary" }),
+      fc.constantFrom("a\u0000b", "sip:a@b;x=\u0000", "\ud800", "sip:a@b;\udc00", "😀"),
     );
     fc.assert(
       fc.property(fc.array(fc.tuple(field, junk), { maxLength: 3 }), fc.boolean(), (mutations, alias) => {
@@ -75,5 +88,18 @@ describe("fastBatch", () => {
     expect(fastBatch(bad)).toBeNull();
     expect(() => batchParams.parse(bad)).toThrow(/seq/);
     expect(fastBatch({ ...good, extra: true })).toBeNull();
+  });
+
+  it("never accepts a batch envelope the zod schema refuses (property): e.g. upTo 2^53", () => {
+    const good = { origin: "n1~0123456789ab", after: 6, upTo: 7, changes: [valid()] };
+    expect(fastBatch({ ...good, upTo: 2 ** 53 })).toBeNull();
+    const count = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(2 ** 53, 2 ** 53 - 1, 2 ** 60, 1e300, -0, -1, 0), fc.string(), fc.constant(null));
+    fc.assert(
+      fc.property(count, count, (after, upTo) => {
+        const b = { ...good, after, upTo };
+        if (fastBatch(b) !== null) expect(batchParams.safeParse(b).success).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

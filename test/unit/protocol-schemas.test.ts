@@ -24,6 +24,16 @@ function problems(schema: z.ZodType, input: unknown): string {
 const locChange = { kind: "loc", key: "alice@example.com", sub: "sip:alice@10.0.0.1", value: binding(), hlc: 5, origin: REPLICA_A, seq: 1 };
 
 describe("bindingInput", () => {
+  it("refuses a NUL or a lone surrogate in any stored field, naming the field, and keeps every other character", () => {
+    const b = { aor: "sip:a@example.com", contact: "sip:a@10.0.0.1:5060", expires: 3600 };
+    expect(problems(bindingInput, { ...b, userAgent: "UA\u0000x" })).toMatch(/^userAgent: contains a NUL character/);
+    expect(problems(bindingInput, { ...b, callid: "c\ud800" })).toMatch(/^callid: contains a lone UTF-16 surrogate/);
+    expect(problems(bindingInput, { ...b, contact: "sip:a@h;x=\u0000" })).toMatch(/^contact: .*NUL/);
+    expect(problems(aliasSetParams, { alias: "sip:a@example.com", target: "sip:t@example.com;p=\u0000" })).toMatch(/^target: .*NUL/);
+    const odd = "'\"\\;-- ' OR 1=1 😀 \u200f %00 \u0001";
+    expect(bindingInput.parse({ ...b, userAgent: odd, path: odd, received: odd, callid: odd, instance: odd })).toMatchObject({ userAgent: odd, path: odd, callid: odd });
+  });
+
   it("fills Kamailio's defaults and normalises the AoR", () => {
     const b = bindingInput.parse({ aor: "sip:Alice@Example.com", contact: "sip:alice@10.0.0.1:5060", expires: 3600 });
     expect(b).toEqual({

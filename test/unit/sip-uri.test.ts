@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LIMITS, checkSipUri, checkSocket, normalizeAor } from "../../agent/contract/sip-uri.js";
+import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable } from "../../agent/contract/sip-uri.js";
 
 describe("checkSipUri", () => {
   it.each(["sip:alice@10.0.0.1:5060", "sips:alice@example.com;transport=tls", "tel:+15551234", "SIP:bob@host"])(
@@ -67,5 +67,26 @@ describe("checkSocket", () => {
   // inside the address, so a binding registered on an IPv6 socket cannot be published.
   it("accepts a Kamailio IPv6 socket", () => {
     expect(checkSocket("udp:[2001:db8::1]:5060")).toBeNull();
+  });
+});
+
+describe("unstorable: what Kamailio's jsonrpcs would store changed", () => {
+  it.each(["", "o'brien", '"quoted"', "back\\slash\\", "' OR 1=1 --", ";--", "%00", "😀", "\u200f\u202e", "é中文", "\u0001\n\r\t", "\ud83d\ude00"])(
+    "carries %j",
+    (s) => expect(unstorable(s)).toBeNull(),
+  );
+
+  it("refuses NUL and lone surrogates, saying which", () => {
+    expect(unstorable("a\u0000b")).toMatch(/NUL/);
+    for (const s of ["\ud800", "x\ud83dy", "\ude00", "a\udc00\ud800"]) expect(unstorable(s), JSON.stringify(s)).toMatch(/lone UTF-16 surrogate/);
+  });
+
+  it("applies to contacts, AoRs and sockets", () => {
+    expect(checkSipUri("sip:a@h;n=\u0000x")).toMatch(/NUL/);
+    expect(checkSipUri("sip:a@h;e=\ud83d")).toMatch(/surrogate/);
+    expect(checkSipUri("sip:a@h;p='x';q=\\;--;e=😀;r=\u200f;n=%00")).toBeNull();
+    expect(normalizeAor("nul\u0000x@example.com")).toEqual({ error: expect.stringMatching(/NUL/) });
+    expect(normalizeAor("o'brien@example.com")).toEqual({ aor: "o'brien@example.com" });
+    expect(checkSocket("udp:h\u0000:5060")).toMatch(/NUL/);
   });
 });

@@ -1,0 +1,95 @@
+/**
+ * The JSON-RPC dispatch shared by the peer protocol and the local API (agent/rpc/server.ts), fed
+ * the frames the hostile-input drill found: every non-request gets an error answer, never a
+ * throw or silence, and malformed envelopes never reach a handler.
+ */
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { ErrorCode } from "../../agent/contract/errors.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { MAX_BATCH, createRpcServer, type RpcAnswer } from "../../agent/rpc/server.js";
+
+function server() {
+  const calls: string[] = [];
+  let running = 0;
+  let maxRunning = 0;
+  const rpc = createRpcServer<object>({ log: silentLogger() });
+  rpc.method("status", z.strictObject({}), () => {
+    calls.push("status");
+    return { ok: true };
+  });
+  rpc.method("echo", z.strictObject({ x: z.number() }), async (p) => {
+    running++;
+    maxRunning = Math.max(maxRunning, running);
+    await new Promise((r) => setTimeout(r, 1));
+    running--;
+    calls.push(`echo ${p.x}`);
+    return p.x;
+  });
+  return { rpc, calls, maxRunning: () => maxRunning };
+}
+
+const req = (method: string, params?: unknown, id: unknown = 1) => ({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
+
+function errorOf(answer: RpcAnswer): { id: unknown; code: number } {
+  const one = Array.isArray(answer) ? answer[0] : answer;
+  if (!one || !("error" in one) || !one.error) throw new Error(`expected an error answer, got ${JSON.stringify(answer)}`);
+  return { id: one.id, code: one.error.code };
+}
+
+describe("createRpcServer().receive", () => {
+  it("answers a batch holding null with Invalid Request instead of throwing", async () => {
+    const { rpc } = server();
+    const answer = await rpc.receive([null], {});
+    expect(Array.isArray(answer)).toBe(true);
+    expect(errorOf(answer)).toEqual({ id: null, code: ErrorCode.InvalidRequest });
+  });
+
+  it.each([5, "x", true, {}, { foo: 1 }, { jsonrpc: "1.0", id: 3, method: "status" }, { jsonrpc: "2.0", id: 3, method: 7 }, []])(
+    "answers the non-request %j with Invalid Request",
+    async (frame) => {
+      const { rpc, calls } = server();
+      expect((await rpc.receive(frame, {}))).toMatchObject({ error: { code: ErrorCode.InvalidRequest } });
+      expect(calls).toEqual([]);
+    },
+  );
+
+  it.each([{}, [1], { deep: { er: 1 } }, true])("refuses the id %j without running the method or echoing it", async (id) => {
+    const { rpc, calls } = server();
+    expect(errorOf(await rpc.receive(req("status", {}, id), {}))).toEqual({ id: null, code: ErrorCode.InvalidRequest });
+    expect(calls).toEqual([]);
+  });
+
+  it("refuses params that are neither an object nor an array, and stays silent for such a notification", async () => {
+    const { rpc, calls } = server();
+    expect(errorOf(await rpc.receive(req("status", null), {}))).toEqual({ id: 1, code: ErrorCode.InvalidParams });
+    expect(errorOf(await rpc.receive(req("status", "x", "a"), {}))).toEqual({ id: "a", code: ErrorCode.InvalidParams });
+    expect(await rpc.receive({ jsonrpc: "2.0", method: "status", params: 5 }, {})).toBeNull();
+    expect(calls).toEqual([]);
+  });
+
+  it(`refuses a batch over ${MAX_BATCH} requests as a whole and serves smaller ones one at a time`, async () => {
+    const { rpc, calls, maxRunning } = server();
+    const big = Array.from({ length: MAX_BATCH + 1 }, (_, i) => req("echo", { x: i }, i));
+    expect(errorOf(await rpc.receive(big, {}))).toEqual({ id: null, code: ErrorCode.InvalidRequest });
+    expect(calls).toEqual([]);
+
+    const answer = await rpc.receive([req("echo", { x: 1 }, 1), { jsonrpc: "2.0", method: "echo", params: { x: 2 } }, null, req("echo", { x: 3 }, 3)], {});
+    expect(answer).toEqual([
+      { jsonrpc: "2.0", id: 1, result: 1 },
+      { jsonrpc: "2.0", id: null, error: expect.objectContaining({ code: ErrorCode.InvalidRequest }) },
+      { jsonrpc: "2.0", id: 3, result: 3 },
+    ]);
+    expect(calls).toEqual(["echo 1", "echo 2", "echo 3"]);
+    expect(maxRunning()).toBe(1);
+  });
+
+  it("still serves well-formed requests and notifications", async () => {
+    const { rpc, calls } = server();
+    expect(await rpc.receive(req("status", {}, "s"), {})).toEqual({ jsonrpc: "2.0", id: "s", result: { ok: true } });
+    expect(await rpc.receive(req("status", undefined, null), {})).toEqual({ jsonrpc: "2.0", id: null, result: { ok: true } });
+    expect(await rpc.receive({ jsonrpc: "2.0", method: "status" }, {})).toBeNull();
+    expect(errorOf(await rpc.receive(req("nope", {}), {}))).toEqual({ id: 1, code: ErrorCode.MethodNotFound });
+    expect(calls).toEqual(["status", "status", "status"]);
+  });
+});
