@@ -13,6 +13,7 @@ import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { createCoreRpc, sameInstance, type KamailioInstance } from "./core-rpc.js";
+import { dumpFromDb } from "./db-state.js";
 import { createDgramClient } from "./dgram-client.js";
 import { createEvapiClient, type EvapiClient } from "./evapi-client.js";
 import { createFifoClient } from "./fifo-client.js";
@@ -173,7 +174,10 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       return;
     }
     const dumpStartMs = Date.now();
-    const dump = await dumper.ulDump();
+    // db_mode 3 keeps no cache (ul.dump is always empty): the database is what Kamailio holds.
+    const dump = db !== null && config.db!.dbMode === 3
+      ? await dumpFromDb(db, { locationTable: config.locationTable, aliasTable, nowSec: Math.floor(dumpStartMs / 1000) })
+      : await dumper.ulDump();
     // A restart during the dump would make its emptiness look like removals.
     await observe();
     if (reloadNeeded) return;
