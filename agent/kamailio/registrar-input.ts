@@ -10,10 +10,11 @@
  * - A contact the agent installed itself (`ul.add` stamps the fixed Call-ID below, §2.1) is not a
  *   registration: it is never learned as new. A real REGISTER that refreshes it replaces that
  *   Call-ID, and from then on it is this node's binding.
- * - A contact missing from the snapshot is removed only if Kamailio really held it when the event
- *   was made: this node's own bindings (registered here), the ones the request named, and other
- *   nodes' bindings that the agent had finished writing before the event's timestamp. A binding
- *   still waiting in the sink, or written after the snapshot was taken, is left alone.
+ * - A contact missing from the snapshot is removed if the request named it. Otherwise only if the
+ *   request added a contact (so save() may have dropped others to make room) and Kamailio really
+ *   held it when the event was made: this node's own bindings (registered here), and other nodes'
+ *   bindings that the agent had finished writing before the event's timestamp. A binding still
+ *   waiting in the sink, or written after the snapshot was taken, is left alone.
  * Versions newer than the event (a later REGISTER already seen) are never overwritten.
  */
 import { hlcToMillis, type BindingValue, type Change } from "../contract/records.js";
@@ -57,6 +58,20 @@ function named(ev: RegisterEvent, contact: string): boolean {
   return ev.requestContacts.some((c) => c.uri === contact && (c.expires ?? ev.requestExpires) === 0);
 }
 
+/**
+ * The request registered or refreshed a contact that is in the snapshot. Only then can save() have
+ * dropped other contacts to make room (max_contacts, flag 0x04). A request that added nothing (a
+ * de-registration, a query) cannot have pushed contacts out: when its snapshot lacks some anyway,
+ * Kamailio could not read them, e.g. a db_mode 3 Kamailio whose database is down still answers a
+ * de-registration and reports an empty snapshot (found by the fifo-and-db drill). The periodic
+ * reconcile judges those instead.
+ */
+function addedByRequest(ev: RegisterEvent): boolean {
+  if (ev.requestContacts === "*") return false;
+  const inSnapshot = new Set(ev.contacts.map((c) => c.contact));
+  return ev.requestContacts.some((c) => (c.expires ?? ev.requestExpires) !== 0 && inSnapshot.has(c.uri));
+}
+
 export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext): Draft[] {
   const drafts: Draft[] = [];
   const byContact = new Map(ctx.current.map((c) => [c.sub, c]));
@@ -74,14 +89,17 @@ export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext
   }
 
   const evSec = ev.tsMs / 1000;
+  const mayHaveDropped = addedByRequest(ev);
   for (const cur of ctx.current) {
     if (cur.value === null || seen.has(cur.sub) || newerThanEvent(cur)) continue;
     const v = cur.value as BindingValue;
     if (v.expires !== 0 && v.expires <= evSec) continue; // expired anyway: nothing to tell the others
-    const heldByKamailio =
-      v.owner === ctx.nodeId || named(ev, cur.sub) ||
-      (!ctx.isPending(cur) && !((ctx.writtenAt(ev.aor, cur.sub) ?? 0) > ev.tsMs));
-    if (heldByKamailio) drafts.push({ kind: "loc", key: ev.aor, sub: cur.sub, value: null });
+    if (named(ev, cur.sub)) {
+      drafts.push({ kind: "loc", key: ev.aor, sub: cur.sub, value: null });
+      continue;
+    }
+    const heldByKamailio = v.owner === ctx.nodeId || (!ctx.isPending(cur) && !((ctx.writtenAt(ev.aor, cur.sub) ?? 0) > ev.tsMs));
+    if (mayHaveDropped && heldByKamailio) drafts.push({ kind: "loc", key: ev.aor, sub: cur.sub, value: null });
   }
   return drafts;
 }

@@ -125,6 +125,20 @@ describe("registrar input", () => {
     expect(draftsFromRegister(ev, { nodeId: ME, current: [other], isPending: () => false, writtenAt: () => NOW * 1000 + 5 }).filter((d) => d.value === null)).toEqual([]);
   });
 
+  it("removes only the named contact when a request that added nothing reports others gone (db_mode 3, database down)", () => {
+    const mine = loc({ origin: MY_REPLICA, sub: "sip:alice@10.1.1.1", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: ME, expires: NOW + 100 }) });
+    const other = loc({ sub: "sip:alice@10.9.9.9", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: "n1", expires: NOW + 100 }) });
+    const named = loc({ origin: MY_REPLICA, sub: "sip:alice@10.2.2.2", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: ME, expires: NOW + 100 }) });
+    const dereg = event({ rc: 1, requestContacts: [{ uri: "sip:alice@10.2.2.2", expires: null }], requestExpires: 0, contacts: [] });
+    expect(draftsFromRegister(dereg, { nodeId: ME, current: [mine, other, named], ...noPending })).toEqual([
+      { kind: "loc", key: "alice@example.com", sub: "sip:alice@10.2.2.2", value: null },
+    ]);
+    // A query (no Contact) says nothing about contacts that are missing either.
+    expect(draftsFromRegister(event({ rc: 4, requestContacts: [], contacts: [] }), { nodeId: ME, current: [mine, other], ...noPending })).toEqual([]);
+    // A registration the snapshot does not even show: Kamailio's view of the AoR was not read.
+    expect(draftsFromRegister(event({ contacts: [] }), { nodeId: ME, current: [mine, other], ...noPending })).toEqual([]);
+  });
+
   it("never overwrites a version newer than the event", () => {
     const newer = loc({ origin: OTHER, hlc: (NOW + 5) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: "n1", cseq: 99, expires: NOW + 100 }) });
     expect(draftsFromRegister(event(), { nodeId: ME, current: [newer], ...noPending })).toEqual([]);
