@@ -1,5 +1,6 @@
 /** Every drill, in the order `npm run drill` runs them. */
 import type { Drill } from "../drill.js";
 import { KILL_DRILLS } from "./kill.js";
+import { WRITER_DRILLS } from "./writer-faults.js";
 
-export const DRILLS: readonly Drill[] = [...KILL_DRILLS];
+export const DRILLS: readonly Drill[] = [...KILL_DRILLS, ...WRITER_DRILLS];
