@@ -89,6 +89,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   let lastReconcile: KamailioStatus["lastReconcile"] = null;
   let evapi: EvapiClient | null = null;
   const events = { received: 0, failed: 0 };
+  let failingEvents = 0;
   let reloadNeeded = false;
   const aorQueues = new Map<string, Promise<void>>();
   const unsubscribe: (() => void)[] = [];
@@ -115,10 +116,15 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
         metrics.kamailioLearned.inc({ source: "event" }, drafts.length);
       }
       metrics.kamailioEvents.inc({ outcome: "applied" });
+      if (failingEvents > 0) log.info({ failed: failingEvents }, "registrar events are journaled again");
+      failingEvents = 0;
     }).catch((err: unknown) => {
       events.failed++;
       metrics.kamailioEvents.inc({ outcome: "failed" });
-      log.error({ err, aor: ev.aor }, "could not journal a registrar event; the next reconcile will pick it up");
+      // One line per run of failures (and every 1000th), not one per REGISTER: a full disk fails them all.
+      if (failingEvents++ % 1000 === 0) {
+        log.error({ err: (err as Error).message, aor: ev.aor, failed: failingEvents }, "could not journal a registrar event; the next reconcile will pick it up");
+      }
     }).finally(() => {
       if (aorQueues.get(ev.aor) === next) aorQueues.delete(ev.aor);
     });
@@ -135,7 +141,12 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     const known = knownInstance ?? readInstance();
     knownInstance = inst;
     if (known !== null && sameInstance(known, inst)) return;
-    saveInstance(inst);
+    try {
+      saveInstance(inst);
+    } catch (err) {
+      // Only costs a full reload should the agent restart before it is saved (e.g. a full disk).
+      log.warn({ err: (err as Error).message }, "could not save which Kamailio instance this is");
+    }
     reloadNeeded = true;
     if (known === null) {
       log.info({ now: inst }, "first contact with this Kamailio; writing the live state into it");
