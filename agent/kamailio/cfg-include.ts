@@ -172,6 +172,7 @@ route[LOCMESH_REGISTER] {
 			${set("integer", "cflags", c("cflags"))}
 			${set("integer", "methods", c("methods"))}
 			${set("integer", "regid", c("regid"))}
+			${set("integer", "modified", c("modified"))}
 			jansson_append("obj", "contacts", "$var(lm_c)", "$var(lm_ev)");
 			$var(lm_i) = $var(lm_i) + 1;
 		}

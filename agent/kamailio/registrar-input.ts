@@ -6,7 +6,7 @@
  * removal: de-registration (expires 0, `Contact: *`) and contacts that `save()` dropped to honour
  * max_contacts or flag 0x04, which raise no event of their own (kamailio-5.6.md §8).
  *
- * Two rules keep the agent from fooling itself:
+ * These rules keep the agent from fooling itself:
  * - A contact the agent installed itself (`ul.add` stamps the fixed Call-ID below, §2.1) is not a
  *   registration: it is never learned as new. A real REGISTER that refreshes it replaces that
  *   Call-ID, and from then on it is this node's binding.
@@ -15,7 +15,8 @@
  *   held it when the event was made: this node's own bindings (registered here), and other nodes'
  *   bindings that the agent had finished writing before the event's timestamp. A binding still
  *   waiting in the sink, or written after the snapshot was taken, is left alone.
- * Versions newer than the event (a later REGISTER already seen) are never overwritten.
+ * Versions newer than the event (a later REGISTER already seen) are never overwritten, and a
+ * contact the journal removed after Kamailio last changed it is not learned back (staleCopy).
  */
 import { hlcToMillis, type BindingValue, type Change } from "../contract/records.js";
 import type { Draft } from "../core/store.js";
@@ -72,6 +73,17 @@ function addedByRequest(ev: RegisterEvent): boolean {
   return ev.requestContacts.some((c) => (c.expires ?? ev.requestExpires) !== 0 && inSnapshot.has(c.uri));
 }
 
+/**
+ * The journal removed this contact after Kamailio last changed it, so Kamailio's copy is stale:
+ * the removal is still on its way into Kamailio, or Kamailio acknowledged a de-registration it
+ * could not carry out (a db_mode 3 Kamailio whose database is down answers 200 and keeps the row;
+ * found by the fifo-and-db drill). Learning it back would undo an acknowledged removal; the sink
+ * or the reconcile takes it out of Kamailio instead. `modified` has whole seconds: one is allowed.
+ */
+function staleCopy(cur: Change | undefined, c: EventContact): boolean {
+  return cur !== undefined && cur.value === null && c.modified !== undefined && c.modified > 0 && hlcToMillis(cur.hlc) >= (c.modified + 1) * 1000;
+}
+
 export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext): Draft[] {
   const drafts: Draft[] = [];
   const byContact = new Map(ctx.current.map((c) => [c.sub, c]));
@@ -82,7 +94,7 @@ export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext
     seen.add(c.contact);
     if (c.callid === UL_ADD_CALLID) continue;
     const cur = byContact.get(c.contact);
-    if (newerThanEvent(cur)) continue;
+    if (newerThanEvent(cur) || staleCopy(cur, c)) continue;
     const value = bindingFromEvent(c, ctx.nodeId);
     if (cur?.value && sameBinding(cur.value as BindingValue, value)) continue;
     drafts.push({ kind: "loc", key: ev.aor, sub: c.contact, value });

@@ -31,7 +31,7 @@ describe("kamailioInclude", () => {
     expect(text).toContain("evapi_close();");
     expect(text).toContain('reg_fetch_contacts("location", "$tu", "lmc")');
     expect(text).toContain('$si == "10.0.0.2" || $si == "10.0.0.3"');
-    for (const f of ["addr", "expires", "q", "callid", "cseq", "path", "received", "user_agent", "ruid", "socket", "flags", "cflags", "methods", "instance", "regid"]) {
+    for (const f of ["addr", "expires", "q", "callid", "cseq", "path", "received", "user_agent", "ruid", "socket", "flags", "cflags", "methods", "instance", "regid", "modified"]) {
       expect(text).toContain(`"${f}", "$(ulc(lmc=>${f})[$var(lm_i)])"`);
     }
   });

@@ -139,6 +139,18 @@ describe("registrar input", () => {
     expect(draftsFromRegister(event({ contacts: [] }), { nodeId: ME, current: [mine, other], ...noPending })).toEqual([]);
   });
 
+  it("does not learn back a contact the journal removed after Kamailio last changed it", () => {
+    // Registered at NOW-60, de-registered (acknowledged) at NOW-30, yet still in the snapshot at NOW:
+    // a db_mode 3 Kamailio whose database was down acked the de-registration and kept the row.
+    const removed = loc({ origin: MY_REPLICA, sub: "sip:alice@10.1.1.1", hlc: (NOW - 30) * 1000 * HLC_UNITS_PER_MS, value: null });
+    const stale = contact({ contact: "sip:alice@10.1.1.1", modified: NOW - 60 });
+    const ev = event({ contacts: [contact(), stale] });
+    expect(draftsFromRegister(ev, { nodeId: ME, current: [removed], ...noPending }).map((d) => d.sub)).toEqual(["sip:alice@192.0.2.1:5060"]);
+    // Registered again after the removal (or within its second): learned.
+    const again = event({ contacts: [contact(), { ...stale, modified: NOW - 30 }] });
+    expect(draftsFromRegister(again, { nodeId: ME, current: [removed], ...noPending }).map((d) => d.sub)).toEqual(["sip:alice@192.0.2.1:5060", "sip:alice@10.1.1.1"]);
+  });
+
   it("never overwrites a version newer than the event", () => {
     const newer = loc({ origin: OTHER, hlc: (NOW + 5) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: "n1", cseq: 99, expires: NOW + 100 }) });
     expect(draftsFromRegister(event(), { nodeId: ME, current: [newer], ...noPending })).toEqual([]);
