@@ -20,10 +20,10 @@ import { TEST_DOMAIN, type DrillCluster } from "../drill-cluster.js";
 import { runTrafficDrill, type Drill, type DrillResult, type FaultReport } from "../drill.js";
 
 const NODE = "n2";
-const traffic = (short: boolean) => ({ registerRate: short ? 40 : 80, seconds: short ? 16 : 40, aliasRate: short ? 10 : 20 });
-const lead = (short: boolean) => (short ? 3 : 10);
+const traffic = (short: boolean) => ({ registerRate: short ? 40 : 80, seconds: short ? 16 : 30, aliasRate: short ? 10 : 20 });
+const lead = (short: boolean) => (short ? 3 : 8);
 /** How long the disk stays full once the agent has refused a write. */
-const holdMs = (short: boolean) => (short ? 4000 : 12_000);
+const holdMs = (short: boolean) => (short ? 4000 : 10_000);
 /** What the refusal must say: what happened, and what to do. */
 const CLEAR_REFUSAL = /disk.*full.*free/i;
 

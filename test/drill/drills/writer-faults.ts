@@ -19,9 +19,9 @@ import type { DrillCluster } from "../drill-cluster.js";
 import { runTrafficDrill, type Drill, type DrillContext, type DrillResult, type FaultReport } from "../drill.js";
 import { DB_NODE, startKamailioDbNode, watchWriter, type KamailioDbNode } from "../kamailio-db-node.js";
 
-const traffic = (short: boolean) => ({ registerRate: short ? 40 : 80, seconds: short ? 14 : 40, aliasRate: short ? 10 : 20 });
-const lead = (short: boolean) => (short ? 3 : 10);
-const faultMs = (short: boolean) => (short ? 6000 : 15_000);
+const traffic = (short: boolean) => ({ registerRate: short ? 40 : 80, seconds: short ? 14 : 30, aliasRate: short ? 10 : 20 });
+const lead = (short: boolean) => (short ? 3 : 8);
+const faultMs = (short: boolean) => (short ? 6000 : 12_000);
 
 const brief = (s: string | null): string => (s === null ? "none" : s.length > 200 ? `${s.slice(0, 200)}…` : s);
 const status = (c: DrillCluster, id: string) => c.node(id).agent.call<ClusterStatus>("cluster.status");
