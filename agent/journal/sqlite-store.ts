@@ -12,6 +12,7 @@ import { compareVersions, type Change, type VersionVector } from "../contract/re
 import { InvalidBatchError, type ApplyOutcome, type Draft, type Page, type PageQuery, type RemoteBatch, type ReplicaStore, type StoreCounts } from "../core/store.js";
 
 export { InvalidBatchError };
+import { journalFullOr } from "./journal-full.js";
 import { migrateSqlite } from "./migrate-sqlite.js";
 import { KIND_CODE, expiresOf, rowToChange, type StoredRow as Row } from "../core/stored-row.js";
 
@@ -136,7 +137,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
 
   const loadMaxHlc = () => Number(metaGet.get("max_hlc")?.value ?? 0);
   let maxHlc = loadMaxHlc();
-  /** Runs a write transaction; on failure, drops in-memory state the rollback undid. */
+  /** Runs a write transaction; on failure, drops in-memory state the rollback undid (a full disk says so). */
   const guarded = <A extends unknown[], R>(fn: (...args: A) => R) => {
     const tx = db.transaction(fn);
     return (...args: A): R => {
@@ -145,7 +146,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
       } catch (err) {
         loadOrigins();
         maxHlc = loadMaxHlc();
-        throw err;
+        throw journalFullOr(err, opts.path);
       }
     };
   };

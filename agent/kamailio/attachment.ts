@@ -15,6 +15,7 @@ import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { READY_SHV } from "./cfg-include.js";
 import { createCoreRpc, sameInstance, type KamailioInstance } from "./core-rpc.js";
+import { dumpFromDb } from "./db-state.js";
 import { createDgramClient } from "./dgram-client.js";
 import { createEvapiClient, type EvapiClient } from "./evapi-client.js";
 import { createFifoClient } from "./fifo-client.js";
@@ -126,7 +127,12 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     const known = knownInstance ?? readInstance();
     knownInstance = inst;
     if (known !== null && sameInstance(known, inst)) return;
-    saveInstance(inst);
+    try {
+      saveInstance(inst);
+    } catch (err) {
+      // Only costs a full reload should the agent restart before it is saved (e.g. a full disk).
+      log.warn({ err: (err as Error).message }, "could not save which Kamailio instance this is");
+    }
     reloadNeeded = true;
     if (known === null) {
       log.info({ now: inst }, "first contact with this Kamailio; writing the live state into it");
@@ -187,7 +193,10 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     }
     const dumpStartMs = Date.now();
     const leadMs = clockLeadMs();
-    const dump = await dumper.ulDump();
+    // db_mode 3 keeps no cache (ul.dump is always empty): the database is what Kamailio holds.
+    const dump = db !== null && config.db!.dbMode === 3
+      ? await dumpFromDb(db, { locationTable: config.locationTable, aliasTable, nowSec: Math.floor(dumpStartMs / 1000) })
+      : await dumper.ulDump();
     const dumpEndMs = Date.now();
     // A restart during the dump would make its emptiness look like removals.
     await observe();

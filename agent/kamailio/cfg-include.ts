@@ -153,6 +153,8 @@ function registerRoute(domain: string): string {
     ["cseq", `$(${ulc("cseq")})`], ["path", hex(ulc("path"))], ["received", hex(ulc("received"))], ["user_agent", hex(ulc("user_agent"))],
     ["ruid", hex(ulc("ruid"))], ["socket", hex(ulc("socket"))], ["instance", hex(ulc("instance"))], ["flags", `$(${ulc("flags")})`],
     ["cflags", `$(${ulc("cflags")})`], ["methods", `$(${ulc("methods")})`], ["regid", `$(${ulc("regid")})`],
+    // usrloc's last_modified: registrar-input.ts does not learn back a contact removed after it.
+    ["modified", `$(${ulc("modified")})`],
   ]);
   const event = jsonFormat([
     ["v", String(EVENT_FORMAT)], ["event", '"register"'], ["rc", "$var(lm_rc)"], ["ts", '"$TV(Sn)"'], ["aor", hex("tu")],

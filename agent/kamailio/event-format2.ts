@@ -9,7 +9,7 @@
  *    "req_expires":"300","callid":H,"cseq":"1","user_agent":H,"source":"udp:1.2.3.4:5060","count":1,
  *    "contacts":[{"addr":H,"expires":1700000300,"q":-1,"callid":H,"cseq":1,"path":H,"received":H,
  *                 "user_agent":H,"ruid":H,"socket":H,"instance":H,"flags":0,"cflags":0,
- *                 "methods":4294967295,"regid":0}]}
+ *                 "methods":4294967295,"regid":0,"modified":1700000000}]}
  *   {"v":2,"event":"expired","ts":"..","aor":H,"addr":H,"ruid":H,"callid":H,"expires":1700000300}
  *
  * Why it is safe to print strings into JSON this way (checked against Kamailio 5.6.3, see

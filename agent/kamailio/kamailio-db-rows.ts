@@ -40,7 +40,7 @@ export const INSERT_ONLY_VALUES = [0, -1, 0, 0] as const;
 
 const text = (v: unknown): string => (v === null || v === undefined ? "" : String(v));
 
-export function decodeBindingRow(driver: SqlDriver, r: Row): DbBinding & { aor: string } {
+export function decodeBindingRow(driver: SqlDriver, r: Row): DbBinding & { aor: string; lastModified: number } {
   return {
     aor: joinAor(text(r["username"]), r["domain"] as string | null),
     contact: text(r["contact"]),
@@ -58,5 +58,6 @@ export function decodeBindingRow(driver: SqlDriver, r: Row): DbBinding & { aor: 
     instance: text(r["instance"]),
     regId: Number(r["reg_id"] ?? 0),
     ruid: text(r["ruid"]),
+    lastModified: driver.decodeTime(r["last_modified"]),
   };
 }

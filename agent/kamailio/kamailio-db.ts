@@ -69,8 +69,8 @@ export interface KamailioDb {
   /** alias "user@domain" (a "sip:" prefix is accepted) → target "sip:user@domain". */
   setAlias(alias: string, target: string): Promise<void>;
   removeAlias(alias: string): Promise<void>;
-  /** Every live (unexpired or permanent) location row, decoded back to DbBinding + aor. */
-  listLocations(nowSec: number): Promise<Array<DbBinding & { aor: string }>>;
+  /** Every live (unexpired or permanent) location row, decoded back to DbBinding + aor and last_modified (Unix s). */
+  listLocations(nowSec: number): Promise<Array<DbBinding & { aor: string; lastModified: number }>>;
   listAliases(): Promise<Array<{ alias: string; target: string }>>;
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -115,7 +115,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
       metrics.kamailioWriteFailures.inc({ reason: "unavailable" });
       const delay = Math.min(retry.maxMs, retry.minMs * 2 ** attempt++);
       if (attempt === 1 || attempt % 20 === 0) log.warn({ err: (err as Error).message, retryInMs: delay }, "kamailio writes are pending");
-      cursor.save();
+      saveCursor();
       await updateGauge().catch(() => undefined);
       retryTimer = setTimeout(() => {
         retryTimer = null;
@@ -186,15 +186,28 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     for (const [k, t] of recent) if (t < cutoff) recent.delete(k);
   }
 
+  /**
+   * Saves the cursor; a failure (e.g. a full disk) only means writes repeat after a restart, so it
+   * is logged once per run of failures and never thrown: thrown from the retry path it would crash
+   * the agent (found by the disk-full drill).
+   */
+  let saveFailing = false;
+  function saveCursor(): void {
+    try {
+      cursor.save();
+      if (saveFailing) log.info("the kamailio write cursor is saved again");
+      saveFailing = false;
+    } catch (err) {
+      if (!saveFailing) log.error({ err: (err as Error).message }, "could not save the kamailio write cursor; writes may repeat after a restart");
+      saveFailing = true;
+    }
+  }
+
   function scheduleSave(): void {
     if (saveTimer) return;
     saveTimer = setTimeout(() => {
       saveTimer = null;
-      try {
-        cursor.save();
-      } catch (err) {
-        log.error({ err }, "could not save the kamailio write cursor; writes may repeat after a restart");
-      }
+      saveCursor();
     }, 200);
     saveTimer.unref();
   }
@@ -236,7 +249,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
       if (retryTimer) clearTimeout(retryTimer);
       if (saveTimer) clearTimeout(saveTimer);
       await running?.catch(() => undefined);
-      cursor.save();
+      saveCursor();
       for (const w of waiters.splice(0)) w();
       waiters = [];
     },

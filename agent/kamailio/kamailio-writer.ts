@@ -108,12 +108,16 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
 }
 
 /**
- * usrloc answers 500 "Can't insert contact" / "Can't update contact" when its own database write
- * fails (db_mode 1 writes through, kamailio-5.6.md §3): Kamailio's storage is down, not the request
- * wrong, so it is retried like an unreachable Kamailio.
+ * usrloc's faults when its own database write fails (db_mode 1 and 3 write through,
+ * kamailio-5.6.md §3): ul.add "Can't insert contact" / "Can't update contact", ul.rm_contact
+ * "Internal error (can't delete contact)", ul.rm "Failed to delete AOR" (ul_rpc.c). Kamailio's
+ * storage is down, not the request wrong, so they are retried like an unreachable Kamailio; skipped,
+ * the change would be missing from Kamailio until a reconcile (found by the db-stopped drill).
  */
-function isStorageFault(err: unknown): boolean {
-  return err instanceof KamailioRpcError && err.code === 500 && /^Can't (insert|update|delete) contact/i.test(err.kamailioMessage);
+const STORAGE_FAULT = /^(Can't (insert|update|delete) contact|Internal error \(can't delete contact\)|Failed to delete AOR)/i;
+
+export function isStorageFault(err: unknown): boolean {
+  return err instanceof KamailioRpcError && err.code === 500 && STORAGE_FAULT.test(err.kamailioMessage);
 }
 
 /** A SER-style alias: contact = target, permanent (kamailio-5.6.md §5, as `kamctl alias add`). */

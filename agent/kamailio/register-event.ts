@@ -16,7 +16,7 @@
  *    "req_expires":300,"callid":"..","cseq":1,"user_agent":"..","source":"udp:1.2.3.4:5060",
  *    "contacts":[{"addr":"sip:a@h","expires":1700000300,"q":-1,"callid":"..","cseq":1,"path":"",
  *                 "received":"","user_agent":"..","ruid":"uloc-..","socket":"udp:..","flags":0,
- *                 "cflags":0,"methods":4294967295,"instance":"","regid":0}]}
+ *                 "cflags":0,"methods":4294967295,"instance":"","regid":0,"modified":1700000000}]}
  *   {"event":"expired","ts":"..","aor":"a@d","addr":"sip:a@h","ruid":"..","callid":"..","expires":N}
  *   An unset string is left out (format 1) or "" (format 2); both read as "".
  * `contacts` is the AoR's whole state after save() (reg_fetch_contacts, kamailio-5.6.md §8), and
@@ -46,6 +46,8 @@ export interface EventContact {
   methods: number;
   instance: string;
   regId: number;
+  /** When Kamailio last changed the contact (Unix s, its last_modified); absent from older includes. */
+  modified?: number;
 }
 
 export interface RequestContact {
@@ -172,6 +174,7 @@ function parseContact(c: Obj, where: string): EventContact {
     methods: u32(c, "methods", where, U32),
     instance: optStr(c, "instance", where, LIMITS.instance),
     regId: field(c, "regid") === undefined ? 0 : int(c, "regid", where, 0, U32),
+    ...(field(c, "modified") === undefined ? {} : { modified: int(c, "modified", where, 0, U32) }),
   };
 }
 

@@ -6,21 +6,23 @@
  * removal: de-registration (expires 0, `Contact: *`) and contacts that `save()` dropped to honour
  * max_contacts or flag 0x04, which raise no event of their own (kamailio-5.6.md §8).
  *
- * Two rules keep the agent from fooling itself:
+ * These rules keep the agent from fooling itself:
  * - A contact the agent installed itself (`ul.add` stamps the fixed Call-ID below, §2.1) is not a
  *   registration: it is never learned as new. A real REGISTER that refreshes it replaces that
  *   Call-ID, and from then on it is this node's binding.
- * - A contact missing from the snapshot is removed only if Kamailio really held it when the event
- *   was made: this node's own bindings (registered here), the ones the request named, and other
- *   nodes' bindings that the agent had finished writing before the event's timestamp. A binding
- *   still waiting in the sink, or written after the snapshot was taken, is left alone.
- * Versions newer than the event (a later REGISTER already seen) are never overwritten. "Newer" is
- * judged on this host's clock, the one Kamailio stamps events with: a version the agent learned
- * from an earlier event is as old as that event, not as its (later) commit (kamailio-times.ts);
- * any other version's stamp follows the fastest clock in the cluster, so it is first moved back
- * by how far the hybrid logical clock runs ahead of this host (`clockLeadMs`). Without that, a
- * node whose clock is behind another's takes every refresh or de-registration made within that
- * gap for older than the version it replaces, and ignores it.
+ * - A contact missing from the snapshot is removed if the request named it. Otherwise only if the
+ *   request added a contact (so save() may have dropped others to make room) and Kamailio really
+ *   held it when the event was made: this node's own bindings (registered here), and other nodes'
+ *   bindings that the agent had finished writing before the event's timestamp. A binding still
+ *   waiting in the sink, or written after the snapshot was taken, is left alone.
+ * Versions newer than the event (a later REGISTER already seen) are never overwritten, and a
+ * contact the journal removed after Kamailio last changed it is not learned back (staleCopy).
+ * "Newer" and "after" are judged on this host's clock, the one Kamailio stamps events with: a
+ * version the agent learned from an earlier event is as old as that event, not as its (later)
+ * commit (kamailio-times.ts); any other version's stamp follows the fastest clock in the cluster,
+ * so it is first moved back by how far the hybrid logical clock runs ahead of this host
+ * (`clockLeadMs`). Without that, a node whose clock is behind another's takes every refresh or
+ * de-registration made within that gap for older than the version it replaces, and ignores it.
  */
 import { hlcToMillis, type BindingValue, type Change } from "../contract/records.js";
 import type { Draft } from "../core/store.js";
@@ -67,6 +69,31 @@ function named(ev: RegisterEvent, contact: string): boolean {
   return ev.requestContacts.some((c) => c.uri === contact && (c.expires ?? ev.requestExpires) === 0);
 }
 
+/**
+ * The request registered or refreshed a contact that is in the snapshot. Only then can save() have
+ * dropped other contacts to make room (max_contacts, flag 0x04). A request that added nothing (a
+ * de-registration, a query) cannot have pushed contacts out: when its snapshot lacks some anyway,
+ * Kamailio could not read them, e.g. a db_mode 3 Kamailio whose database is down still answers a
+ * de-registration and reports an empty snapshot (found by the fifo-and-db drill). The periodic
+ * reconcile judges those instead.
+ */
+function addedByRequest(ev: RegisterEvent): boolean {
+  if (ev.requestContacts === "*") return false;
+  const inSnapshot = new Set(ev.contacts.map((c) => c.contact));
+  return ev.requestContacts.some((c) => (c.expires ?? ev.requestExpires) !== 0 && inSnapshot.has(c.uri));
+}
+
+/**
+ * The journal removed this contact after Kamailio last changed it, so Kamailio's copy is stale:
+ * the removal is still on its way into Kamailio, or Kamailio acknowledged a de-registration it
+ * could not carry out (a db_mode 3 Kamailio whose database is down answers 200 and keeps the row;
+ * found by the fifo-and-db drill). Learning it back would undo an acknowledged removal; the sink
+ * or the reconcile takes it out of Kamailio instead. `modified` has whole seconds: one is allowed.
+ */
+function staleCopy(cur: Change | undefined, c: EventContact, hostMs: (c: Change) => number): boolean {
+  return cur !== undefined && cur.value === null && c.modified !== undefined && c.modified > 0 && hostMs(cur) >= (c.modified + 1) * 1000;
+}
+
 export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext): Draft[] {
   const drafts: Draft[] = [];
   const byContact = new Map(ctx.current.map((c) => [c.sub, c]));
@@ -78,21 +105,24 @@ export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext
     seen.add(c.contact);
     if (c.callid === UL_ADD_CALLID) continue;
     const cur = byContact.get(c.contact);
-    if (newerThanEvent(cur)) continue;
+    if (newerThanEvent(cur) || staleCopy(cur, c, hostMs)) continue;
     const value = bindingFromEvent(c, ctx.nodeId);
     if (cur?.value && sameBinding(cur.value as BindingValue, value)) continue;
     drafts.push({ kind: "loc", key: ev.aor, sub: c.contact, value });
   }
 
   const evSec = ev.tsMs / 1000;
+  const mayHaveDropped = addedByRequest(ev);
   for (const cur of ctx.current) {
     if (cur.value === null || seen.has(cur.sub) || newerThanEvent(cur)) continue;
     const v = cur.value as BindingValue;
     if (v.expires !== 0 && v.expires <= evSec) continue; // expired anyway: nothing to tell the others
-    const heldByKamailio =
-      v.owner === ctx.nodeId || named(ev, cur.sub) ||
-      (!ctx.isPending(cur) && !((ctx.writtenAt(ev.aor, cur.sub) ?? 0) > ev.tsMs));
-    if (heldByKamailio) drafts.push({ kind: "loc", key: ev.aor, sub: cur.sub, value: null });
+    if (named(ev, cur.sub)) {
+      drafts.push({ kind: "loc", key: ev.aor, sub: cur.sub, value: null });
+      continue;
+    }
+    const heldByKamailio = v.owner === ctx.nodeId || (!ctx.isPending(cur) && !((ctx.writtenAt(ev.aor, cur.sub) ?? 0) > ev.tsMs));
+    if (mayHaveDropped && heldByKamailio) drafts.push({ kind: "loc", key: ev.aor, sub: cur.sub, value: null });
   }
   return drafts;
 }

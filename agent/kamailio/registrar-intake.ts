@@ -59,6 +59,8 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
   const aorQueues = new Map<string, Promise<void>>();
   const stats: RegistrarIntakeStats = { queued: 0, peak: 0, pauses: 0, failed: 0 };
   let paused = false;
+  /** Events that failed in a row (disk full, journal gone). */
+  let failing = 0;
 
   async function journal(ev: RegisterEvent, clockLeadMs: number): Promise<void> {
     times.advance(ev.tsMs);
@@ -100,11 +102,18 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
       const leadMs = deps.clockLeadMs();
       const prev = aorQueues.get(ev.aor) ?? Promise.resolve();
       const next = prev
-        .then(() => journal(ev, leadMs))
+        .then(async () => {
+          await journal(ev, leadMs);
+          if (failing > 0) log.info({ failed: failing }, "registrar events are journaled again");
+          failing = 0;
+        })
         .catch((err: unknown) => {
           stats.failed++;
           metrics.kamailioEvents.inc({ outcome: "failed" });
-          log.error({ err, aor: ev.aor }, "could not journal a registrar event; the next reconcile will pick it up");
+          // One line per run of failures (and every 1000th), not one per REGISTER: a full disk fails them all.
+          if (failing++ % 1000 === 0) {
+            log.error({ err: (err as Error).message, aor: ev.aor, failed: failing }, "could not journal a registrar event; the next reconcile will pick it up");
+          }
         })
         .finally(() => {
           done();

@@ -108,6 +108,8 @@ describe("register events", () => {
     expect(ev1.contacts[0]).toMatchObject({ contact: first.contact, q: -1, callid: "alice-reg-1", cseq: 1, userAgent: "Phone/1.0", socket: `udp:127.0.0.1:${main.kam.sipPort}`, methods: 4294967295 });
     expect(ev1.contacts[0]?.ruid).toMatch(/^uloc-/);
     expect(Math.abs((ev1.contacts[0]?.expires ?? 0) - (Math.floor(t0 / 1000) + 300))).toBeLessThanOrEqual(2);
+    // usrloc's last_modified: when save() wrote the contact.
+    expect(Math.abs((ev1.contacts[0]?.modified ?? 0) - Math.floor(t0 / 1000))).toBeLessThanOrEqual(2);
 
     await sippRegister({ ...reg, localPort: first.localPort, expires: 300, cseq: 2 });
     const ev2 = await waitFor(main, registerFor("alice@example.com"));

@@ -4,6 +4,11 @@
  * that database (db_mode 1) routes calls with them. With the database gone too, the change stays
  * pending, shows in status and metrics and at the sending peer, and is written once the FIFO
  * comes back.
+ *
+ * Node 3's Kamailio keeps usrloc in SQLite with db_mode 3 (no cache: every lookup reads the
+ * database). Its `ul.dump` is always empty (kamailio-5.6.md surprise 7), so its agent must
+ * reconcile against the database: against the empty dump it took every binding registered on its
+ * node for de-registered and removed them cluster-wide (found by the fifo-removed drill).
  */
 import { mkdtempSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,14 +29,16 @@ let dbPath: string;
 let cluster: KamailioCluster;
 let n1: ClusterNode;
 let n2: ClusterNode;
+let n3: ClusterNode;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "locmesh-kfallback-"));
   dbPath = createKamailioSqlite(join(dir, "n2-kamailio.db"));
   const url = `sqlite://${dbPath}`;
+  const url3 = `sqlite://${createKamailioSqlite(join(dir, "n3-kamailio.db"))}`;
   cluster = await startKamailioCluster({
     baseDir: dir,
-    n: 2,
+    n: 3,
     node: (i) =>
       i === 1
         ? {
@@ -39,9 +46,11 @@ beforeAll(async () => {
             // FIFO only (no datagram socket), so removing the FIFO cuts jsonrpcs off.
             agentKamailio: { dgram: null, db: { url, dbMode: 1 }, timeoutMs: 1000 },
           }
-        : {},
+        : i === 2
+          ? { kamailio: { extraCfg: kamailioDbCfg({ url: url3, mode: 3 }) }, agentKamailio: { db: { url: url3, dbMode: 3 }, reconcileIntervalSec: 1 } }
+          : {},
   });
-  [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
+  [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
 }, 60_000);
 
 afterAll(async () => {
@@ -117,5 +126,28 @@ describe("Kamailio database fallback", () => {
       return s.pendingWrites === 0 && s.kamailio?.writer === "rpc";
     });
     expect((await status(n2)).kamailio?.rejected).toBe(0);
+  });
+});
+
+describe("Kamailio with usrloc db_mode 3", () => {
+  const journalHas = async (node: ClusterNode, aor: string) => (await node.agent.call<{ bindings: unknown[] }>("location.lookup", { aor })).bindings.length;
+
+  it("reconciles against the database: bindings registered there stay, others are not rewritten", async () => {
+    await sippRegister({ dir, sipPort: n3.kamailio.sipPort, user: "dave", domain: TEST_DOMAIN, expires: 300 });
+    await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "erin", domain: TEST_DOMAIN, expires: 300 });
+    await waitFor("dave on n1 and erin in n3's Kamailio", async () =>
+      (await journalHas(n1, `dave@${TEST_DOMAIN}`)) === 1 && (await n3.lookup(`erin@${TEST_DOMAIN}`)).length === 1);
+    const after = Date.now();
+    // Two whole reconcile runs on n3 that began after both bindings were in place.
+    const s = await waitFor("two reconciles on n3", async () => {
+      const st = await status(n3);
+      return st.kamailio?.lastReconcile && Date.parse(st.kamailio.lastReconcile.at) > after + 1500 ? st : null;
+    }, 20_000, 200);
+    // It read every live binding of the cluster from its database, and had nothing to change.
+    expect(s.kamailio?.lastReconcile).toMatchObject({ learned: 0, repaired: 0, contacts: s.counts.locations });
+    expect(s.counts.locations).toBeGreaterThanOrEqual(2);
+    expect(await journalHas(n3, `dave@${TEST_DOMAIN}`)).toBe(1);
+    expect(await journalHas(n1, `dave@${TEST_DOMAIN}`)).toBe(1);
+    expect((await n3.lookup(`dave@${TEST_DOMAIN}`)).length).toBe(1);
   });
 });

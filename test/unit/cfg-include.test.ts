@@ -34,7 +34,7 @@ describe("kamailioInclude", () => {
     expect(text).toContain('$si == "10.0.0.2" || $si == "10.0.0.3"');
     // Event format 2 (event-format2.ts): strings hex-encoded, usrloc's numbers bare.
     for (const f of ["addr", "callid", "path", "received", "user_agent", "ruid", "socket", "instance"]) expect(text).toContain(`"${f}":"$(ulc(lmc=>${f})[$var(lm_i)]{s.encode.hexa})"`);
-    for (const f of ["expires", "q", "cseq", "flags", "cflags", "methods", "regid"]) expect(text).toContain(`"${f}":$(ulc(lmc=>${f})[$var(lm_i)])`);
+    for (const f of ["expires", "q", "cseq", "flags", "cflags", "methods", "regid", "modified"]) expect(text).toContain(`"${f}":$(ulc(lmc=>${f})[$var(lm_i)])`);
     expect(text).toContain(`evapi_relay('{"v":2,"event":"register","rc":$var(lm_rc),`);
     expect(text).toContain('"count":$var(lm_n),"contacts":[$var(lm_cs)]}\');');
     expect(text).toContain(`evapi_relay('{"v":2,"event":"expired",`);

@@ -125,6 +125,32 @@ describe("registrar input", () => {
     expect(draftsFromRegister(ev, { nodeId: ME, current: [other], isPending: () => false, writtenAt: () => NOW * 1000 + 5, clockLeadMs: 0 }).filter((d) => d.value === null)).toEqual([]);
   });
 
+  it("removes only the named contact when a request that added nothing reports others gone (db_mode 3, database down)", () => {
+    const mine = loc({ origin: MY_REPLICA, sub: "sip:alice@10.1.1.1", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: ME, expires: NOW + 100 }) });
+    const other = loc({ sub: "sip:alice@10.9.9.9", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: "n1", expires: NOW + 100 }) });
+    const named = loc({ origin: MY_REPLICA, sub: "sip:alice@10.2.2.2", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: ME, expires: NOW + 100 }) });
+    const dereg = event({ rc: 1, requestContacts: [{ uri: "sip:alice@10.2.2.2", expires: null }], requestExpires: 0, contacts: [] });
+    expect(draftsFromRegister(dereg, { nodeId: ME, current: [mine, other, named], ...noPending })).toEqual([
+      { kind: "loc", key: "alice@example.com", sub: "sip:alice@10.2.2.2", value: null },
+    ]);
+    // A query (no Contact) says nothing about contacts that are missing either.
+    expect(draftsFromRegister(event({ rc: 4, requestContacts: [], contacts: [] }), { nodeId: ME, current: [mine, other], ...noPending })).toEqual([]);
+    // A registration the snapshot does not even show: Kamailio's view of the AoR was not read.
+    expect(draftsFromRegister(event({ contacts: [] }), { nodeId: ME, current: [mine, other], ...noPending })).toEqual([]);
+  });
+
+  it("does not learn back a contact the journal removed after Kamailio last changed it", () => {
+    // Registered at NOW-60, de-registered (acknowledged) at NOW-30, yet still in the snapshot at NOW:
+    // a db_mode 3 Kamailio whose database was down acked the de-registration and kept the row.
+    const removed = loc({ origin: MY_REPLICA, sub: "sip:alice@10.1.1.1", hlc: (NOW - 30) * 1000 * HLC_UNITS_PER_MS, value: null });
+    const stale = contact({ contact: "sip:alice@10.1.1.1", modified: NOW - 60 });
+    const ev = event({ contacts: [contact(), stale] });
+    expect(draftsFromRegister(ev, { nodeId: ME, current: [removed], ...noPending }).map((d) => d.sub)).toEqual(["sip:alice@192.0.2.1:5060"]);
+    // Registered again after the removal (or within its second): learned.
+    const again = event({ contacts: [contact(), { ...stale, modified: NOW - 30 }] });
+    expect(draftsFromRegister(again, { nodeId: ME, current: [removed], ...noPending }).map((d) => d.sub)).toEqual(["sip:alice@192.0.2.1:5060", "sip:alice@10.1.1.1"]);
+  });
+
   it("never overwrites a version newer than the event", () => {
     const newer = loc({ origin: OTHER, hlc: (NOW + 5) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: "n1", cseq: 99, expires: NOW + 100 }) });
     expect(draftsFromRegister(event(), { nodeId: ME, current: [newer], ...noPending })).toEqual([]);

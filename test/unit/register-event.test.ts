@@ -32,6 +32,9 @@ describe("parseKamailioEvent", () => {
       ruid: "uloc-6b024374-6a05-1", socket: "udp:127.0.0.1:44897", flags: 0, cflags: 0, methods: 4294967295, instance: "", regId: 0,
     });
     expect(ev.contacts[1]).toMatchObject({ q: 0.5, path: "<sip:edge.example.net;lr>", received: "sip:198.51.100.7:34567", instance: "<urn:uuid:1>" });
+    expect(ev.contacts[0]).not.toHaveProperty("modified");
+    expect((parseKamailioEvent(withContact({ modified: 1795310452 })) as RegisterEvent).contacts[0]?.modified).toBe(1795310452);
+    expect(() => parseKamailioEvent(withContact({ modified: "yesterday" }))).toThrow(EventFormatError);
   });
 
   it("parses the expired event", () => {

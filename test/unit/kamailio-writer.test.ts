@@ -1,0 +1,43 @@
+/**
+ * The Kamailio writer's retry decision: usrloc faults that mean "my database write failed" keep a
+ * change pending (TransientError), other faults are refusals the sink logs and skips.
+ */
+import { describe, expect, it } from "vitest";
+import { isTransient } from "../../agent/core/transient.js";
+import { KamailioRpcError } from "../../agent/kamailio/jsonrpcs-wire.js";
+import { KamailioWriteRejectedError, createKamailioWriter, isStorageFault } from "../../agent/kamailio/kamailio-writer.js";
+import type { UsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+
+/** A usrloc whose every call fails with the given fault. */
+function failingUsrloc(code: number, message: string, method: string): UsrlocRpc {
+  const fail = async (): Promise<never> => {
+    throw new KamailioRpcError(code, message, method);
+  };
+  return { ulAdd: fail, ulRmContact: fail, ulRm: fail, ulLookup: fail, ulDump: fail };
+}
+
+const writer = (usrloc: UsrlocRpc) => createKamailioWriter({ usrloc, db: null, aliasTable: "aliases", log: silentLogger() });
+const rmContact = { op: "rm-contact" as const, table: "location", aor: "alice@example.com", contact: "sip:alice@192.0.2.1" };
+const aliasSet = { op: "alias-set" as const, alias: "nick@example.com", target: "sip:alice@example.com" };
+
+describe("kamailio writer", () => {
+  it("keeps writes pending when usrloc's own database write failed (ul.add, ul.rm_contact, ul.rm)", async () => {
+    for (const [message, method, op] of [
+      ["Can't insert contact", "ul.add", aliasSet],
+      ["Internal error (can't delete contact)", "ul.rm_contact", rmContact],
+      ["Failed to delete AOR", "ul.rm", aliasSet],
+    ] as const) {
+      expect(isStorageFault(new KamailioRpcError(500, message, method))).toBe(true);
+      const err = await writer(failingUsrloc(500, message, method)).write(op, 0).catch((e: unknown) => e);
+      expect(isTransient(err), message).toBe(true);
+      expect((err as Error).message).toMatch(/stays pending/);
+    }
+  });
+
+  it("skips what Kamailio refuses for other reasons", async () => {
+    const err = await writer(failingUsrloc(500, "Domain table not found", "ul.rm_contact")).write(rmContact, 0).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KamailioWriteRejectedError);
+    expect(isTransient(err)).toBe(false);
+  });
+});
