@@ -8,7 +8,7 @@
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { encodeNetstring } from "../../../agent/kamailio/netstring.js";
-import { parseKamailioEvent } from "../../../agent/kamailio/register-event.js";
+import { MAX_EVENT_BYTES, parseKamailioEvent } from "../../../agent/kamailio/register-event.js";
 import { expiredEvent, probeEvent, registerEvent } from "./corpus.js";
 import { boundedMutant, type Rng } from "./mutate.js";
 
@@ -117,7 +117,9 @@ function write(s: Socket, data: Buffer): Promise<void> {
 
 /** Broken netstring framing, each case sent on its own connection. */
 export const FRAMING_CASES: readonly string[] = [
-  'abc{"event":"register"}', "01:x,", "5:hello!", "99999999999999:", "5000000:", ":x,", "-1:x,", "3:abc3:def,", '{"event":"register"}', "\u0000\u0000\u0000",
+  'abc{"event":"register"}', "01:x,", "5:hello!", "99999999999999:",
+  // Just over the agent's frame limit: it must drop the connection, not wait for the bytes.
+  `${MAX_EVENT_BYTES + 1}:`, ":x,", "-1:x,", "3:abc3:def,", '{"event":"register"}', "\u0000\u0000\u0000",
   "1:\u0000;", "4:😀X",
 ];
 
