@@ -91,7 +91,8 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     store, writer, plan, log, metrics, window: config.window, rate: config.reloadRate,
     preloadDb: db && (config.db!.dbMode === 1 || config.db!.dbMode === 2) ? db : null,
   });
-  const core = createCoreRpc({ rpc: fifo });
+  // Two small replies: a second and a half is plenty even on a loaded host.
+  const core = createCoreRpc({ rpc: fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) });
   let knownInstance: KamailioInstance | null = null;
   let up = false;
   let restarts = 0;

@@ -167,14 +167,23 @@ export async function contactCount(node: BenchNode): Promise<number> {
  * Polls every node's count every `pollMs` until each reaches `want[i]`; returns performance.now()
  * at the poll that saw the last one arrive, or null at the deadline, and the last counts.
  */
-export async function waitCounts(nodes: readonly BenchNode[], want: readonly number[], timeoutMs: number, pollMs = 20): Promise<{ at: number | null; counts: number[] }> {
+/**
+ * Polls until every node holds at least `want`; `at` is when (performance.now()), null on timeout.
+ * `lastChangeAt` is when the counts last moved: for a node that never gets there, when it stopped.
+ */
+export async function waitCounts(
+  nodes: readonly BenchNode[], want: readonly number[], timeoutMs: number, pollMs = 20,
+): Promise<{ at: number | null; counts: number[]; lastChangeAt: number }> {
   const deadline = performance.now() + timeoutMs;
   let counts: number[] = [];
+  let lastChangeAt = performance.now();
   for (;;) {
+    const prev = counts;
     counts = await Promise.all(nodes.map(contactCount));
     const now = performance.now();
-    if (counts.every((c, i) => c >= want[i]!)) return { at: now, counts };
-    if (now > deadline) return { at: null, counts };
+    if (counts.some((c, i) => c !== prev[i])) lastChangeAt = now;
+    if (counts.every((c, i) => c >= want[i]!)) return { at: now, counts, lastChangeAt };
+    if (now > deadline) return { at: null, counts, lastChangeAt };
     await sleep(pollMs);
   }
 }

@@ -21,6 +21,8 @@ interface Run {
   fromSpawn: number;
   fromReady: number;
   held: number;
+  /** dmq: the node reached the donor's count (false: it stopped short). */
+  whole?: boolean;
   /** locmesh: the agent's own figures for the reload. */
   detectSeconds?: number;
   agentRate?: number;
@@ -98,10 +100,11 @@ async function dmqRuns(ctx: KamailioBenchContext): Promise<Run[]> {
     for (let r = 0; r < sizes.repeat; r++) {
       const { spawnAt, readyAt } = await restart(n1);
       const seen = await waitCounts([n1], [donor], 20_000, 10);
-      const doneAt = seen.at === null ? NaN : performance.timeOrigin + seen.at;
-      const run: Run = { fromSpawn: (doneAt - spawnAt) / 1000, fromReady: (doneAt - readyAt) / 1000, held: seen.counts[0]! };
+      // Never whole: timed to when its count stopped moving, which flatters dmq (it stopped short).
+      const doneAt = performance.timeOrigin + (seen.at ?? seen.lastChangeAt);
+      const run: Run = { fromSpawn: (doneAt - spawnAt) / 1000, fromReady: (doneAt - readyAt) / 1000, held: seen.counts[0]!, whole: seen.at !== null };
       runs.push(run);
-      log(`reload dmq run ${r + 1}: n1 holds ${fmt(run.held)} of ${fmt(donor)} ${fmt(run.fromSpawn, 2)} s after spawn, ${fmt(run.fromReady, 2)} s after ready`);
+      log(`reload dmq run ${r + 1}: n1 holds ${fmt(run.held)} of ${fmt(donor)}${run.whole ? "" : " (never whole; time is to its last change)"} ${fmt(run.fromSpawn, 2)} s after spawn, ${fmt(run.fromReady, 2)} s after ready`);
     }
   } finally {
     await cluster.close();
@@ -137,7 +140,9 @@ export async function runKamailioReload(ctx: KamailioBenchContext): Promise<Scen
     },
     {
       id: "kamailio.reload.dmq", metric: `${fmt(n)} bindings back into a restarted Kamailio, from spawn (dmq_usrloc sync)`,
-      value: ms(dmqSpawn), unit: "ms", target: null, note: `median of ${dmq.length}: ${list(dmq)}; from ready ${fmt(med(dmq, "fromReady"), 2)} s`,
+      value: ms(dmqSpawn), unit: "ms", target: null,
+      note: `median of ${dmq.length}: ${list(dmq)}; from ready ${fmt(med(dmq, "fromReady"), 2)} s` +
+        (dmq.some((x) => x.whole === false) ? `; NEVER WHOLE in ${dmq.filter((x) => x.whole === false).length} run(s): timed to when its count stopped moving` : ""),
     },
   ];
   return { name: "kamailio-reload", figures, details: { dmq, locmesh: settings, best: bestName, count: n } };
