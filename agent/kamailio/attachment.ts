@@ -155,10 +155,10 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   /**
    * Opens the include's REGISTER gate (READY_SHV) once this Kamailio instance is whole: reloaded
    * if it needed it, and with the agent listening to evapi so no registrar event is dropped.
-   * Set once per instance; an include without the variable (generated before it existed) only
-   * costs a warning.
+   * Set once per instance; a failed set is retried at the next check.
    */
   let readyFor: KamailioInstance | null = null;
+  let gateWarnedFor: KamailioInstance | null = null;
   async function openGateIfWhole(): Promise<void> {
     const inst = knownInstance;
     if (reloadNeeded || inst === null || (evapi !== null && !evapi.connected())) return;
@@ -168,8 +168,11 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       readyFor = inst;
       log.info({ instance: inst }, "Kamailio is whole: REGISTERs are let through");
     } catch (err) {
-      readyFor = inst;
-      log.warn({ err: (err as Error).message }, `could not set $shv(${READY_SHV}); regenerate the include (locmesh kamailio-cfg) so a restarted Kamailio waits for its reload`);
+      // Retried at the next check; until then (at most LOCMESH_READY_GRACE) REGISTERs get 503.
+      if (gateWarnedFor === null || !sameInstance(gateWarnedFor, inst)) {
+        gateWarnedFor = inst;
+        log.warn({ err: (err as Error).message }, `could not set $shv(${READY_SHV}) in Kamailio; retrying at every check`);
+      }
     }
   }
 
