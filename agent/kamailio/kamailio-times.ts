@@ -15,7 +15,7 @@
  * fall back to the HLC (moved back by the clock's lead, registrar-input.ts), which is right once
  * the agent is no longer behind.
  */
-import type { Change } from "../contract/records.js";
+import { hlcToMillis, type Change } from "../contract/records.js";
 import { recordKey } from "./install-plan.js";
 
 export interface KamailioTimes {
@@ -61,4 +61,14 @@ export function createKamailioTimes(o: { horizonMs?: number } = {}): KamailioTim
     },
     size: () => entries.size,
   };
+}
+
+/**
+ * When a journal version happened on this host's clock, the one Kamailio stamps its events and
+ * last_modified with: Kamailio's own time when the agent learned the version from it (`learnedMs`,
+ * KamailioTimes.of), else its stamp moved back by how far the hybrid logical clock runs ahead of
+ * this host (stamps follow the fastest clock in the cluster).
+ */
+export function hostClockMs(change: Change, learnedMs: number | undefined, clockLeadMs: number): number {
+  return learnedMs ?? hlcToMillis(change.hlc) - clockLeadMs;
 }

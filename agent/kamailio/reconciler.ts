@@ -19,6 +19,7 @@
 import { hlcToMillis, type AliasValue, type BindingValue, type Change } from "../contract/records.js";
 import type { Draft, ReplicaStore } from "../core/store.js";
 import { aliasKey, bindingKey, planRestore, recordKey, ulBinding, type InstallOp } from "./install-plan.js";
+import { hostClockMs } from "./kamailio-times.js";
 import { UL_ADD_CALLID, bindingFromEvent } from "./registrar-input.js";
 import type { UsrlocContact } from "./usrloc-contact.js";
 
@@ -110,7 +111,7 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
     // seconds only).
     const kamailioMs = k.lastModified * 1000;
     const learnedHere = j ? input.kamailioTime?.(j) : undefined;
-    const journalMs = j ? (learnedHere ?? hlcToMillis(j.hlc) - input.clockLeadMs) : 0;
+    const journalMs = j ? hostClockMs(j, learnedHere, input.clockLeadMs) : 0;
     if (!j || (jLive && kamailioMs > journalMs + 1000 && changedByRegistrar(j, k, slackSec))) {
       drafts.push({ kind: "loc", key: k.aor, sub: k.contact, value: bindingFromEvent({ ...k }, nodeId) });
     } else if (!jLive && learnedHere === undefined && journalMs > kamailioMs) {

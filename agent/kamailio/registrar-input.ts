@@ -24,8 +24,9 @@
  * (`clockLeadMs`). Without that, a node whose clock is behind another's takes every refresh or
  * de-registration made within that gap for older than the version it replaces, and ignores it.
  */
-import { hlcToMillis, type BindingValue, type Change } from "../contract/records.js";
+import type { BindingValue, Change } from "../contract/records.js";
 import type { Draft } from "../core/store.js";
+import { hostClockMs } from "./kamailio-times.js";
 import type { EventContact, RegisterEvent } from "./register-event.js";
 
 /** The Call-ID `ul.add` gives every contact it creates (kamailio-5.6.md §2.1). */
@@ -98,7 +99,7 @@ export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext
   const drafts: Draft[] = [];
   const byContact = new Map(ctx.current.map((c) => [c.sub, c]));
   const seen = new Set<string>();
-  const hostMs = (c: Change): number => ctx.kamailioMs?.(c) ?? hlcToMillis(c.hlc) - ctx.clockLeadMs;
+  const hostMs = (c: Change): number => hostClockMs(c, ctx.kamailioMs?.(c), ctx.clockLeadMs);
   const newerThanEvent = (c: Change | undefined) => c !== undefined && hostMs(c) > ev.tsMs;
 
   for (const c of ev.contacts) {

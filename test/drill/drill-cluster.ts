@@ -7,7 +7,7 @@
 import { mkdirSync } from "node:fs";
 import type { UsrlocContact } from "../../agent/kamailio/usrloc-contact.js";
 import { startKamailioCluster, TEST_DOMAIN, type ClusterNode, type KamailioCluster, type KamailioClusterOptions } from "../support/kamailio-cluster.js";
-import { sleep, type AgentProcess } from "../support/agent-process.js";
+import { sleep, waitFor, type AgentProcess } from "../support/agent-process.js";
 import type { HubProcess } from "../support/hub-process.js";
 import type { PostgresProcess } from "../support/postgres-process.js";
 import { startAliasTraffic, type AliasTraffic } from "./alias-traffic.js";
@@ -137,6 +137,14 @@ function hubNode(hubs: DrillHubs, own: KamailioClusterOptions["node"]): NonNulla
 async function journalView(name: string, daemon: AgentProcess): Promise<View> {
   const [bindings, aliases] = await Promise.all([listAll<{ aor: string; contact: string }>(daemon, "location.list"), listAll<{ alias: string; target: string }>(daemon, "alias.list")]);
   return viewOf(name, bindings, aliases, drillKey);
+}
+
+/** Waits until each of `ids` (default: every node) reports a live session with every peer. */
+export async function waitConnected(c: DrillCluster, timeoutMs: number, ids: readonly string[] = c.nodes.map((n) => n.id)): Promise<void> {
+  await waitFor(`${ids.join(", ")} to be connected to every peer`, async () => {
+    const all = await Promise.all(ids.map((id) => c.node(id).agent.call<{ peers: { connected: boolean }[] }>("cluster.status")));
+    return all.every((s) => s.peers.every((p) => p.connected));
+  }, timeoutMs, 100);
 }
 
 /** Every item of a paged list method (location.list, alias.list) of one agent or hub. */

@@ -6,7 +6,7 @@
 import { sleep, waitFor } from "../../support/agent-process.js";
 import type { ClusterNode } from "../../support/kamailio-cluster.js";
 import { skewedClockEnv } from "../../support/faketime.js";
-import type { DrillCluster } from "../drill-cluster.js";
+import { waitConnected, type DrillCluster } from "../drill-cluster.js";
 import { runTrafficDrill, type Drill, type FaultReport } from "../drill.js";
 import { SKEW_SEC, checkSkew, skewProbe } from "../skew-probe.js";
 
@@ -38,10 +38,7 @@ async function secondsToSync(c: DrillCluster, id: string): Promise<number> {
 
 async function secondsToConnect(c: DrillCluster): Promise<number> {
   const t0 = Date.now();
-  await waitFor("every agent to be connected to every peer", async () => {
-    const all = await Promise.all(c.nodes.map(status));
-    return all.every((s) => s.peers.every((p) => p.connected));
-  }, 60_000, 100);
+  await waitConnected(c, 60_000);
   return (Date.now() - t0) / 1000;
 }
 
