@@ -127,7 +127,7 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
     await c.query(SQL.NOTIFY, [channel, `${replica} ${have}`]);
   };
 
-  return {
+  const store: PgStore = {
     nodeId: opts.nodeId,
     replicaId: self,
     channel,
@@ -198,6 +198,16 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       const applied = batch.changes.filter((c) => newest.get(identity(KIND_CODE[c.kind], c.key, c.sub)) === c && out.won.has(identity(KIND_CODE[c.kind], c.key, c.sub)));
       return { applied, have: out.have };
     },
+    async applyRemoteGroup(batches) {
+      // Each batch is one statement and its own transaction; PostgreSQL's WAL flush is shared by
+      // concurrent commits already, so a group gains nothing here but one outcome per batch.
+      const out: (ApplyOutcome | InvalidBatchError)[] = [];
+      for (const b of batches) out.push(await store.applyRemote(b).catch((err: unknown) => {
+        if (err instanceof InvalidBatchError) return err;
+        throw err;
+      }));
+      return out;
+    },
     async readRange(origin, after, upTo, limit) {
       const id = await originId(origin);
       if (id === undefined) return [];
@@ -241,4 +251,5 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       // The pool belongs to the caller (several components share it).
     },
   };
+  return store;
 }

@@ -150,6 +150,11 @@ const kamailioSchema = z.strictObject({
    * (Kamailio waits) until half of them are journaled (kamailio/registrar-intake.ts).
    */
   eventQueue: int(16, 1_000_000).default(5000),
+  /**
+   * How long a registrar event's edits may wait so that a busy registrar's events share one
+   * journal commit (ms; 0 = commit each at once). A commit's fsync costs more CPU than the edits.
+   */
+  eventLingerMs: int(0, 1000).default(5),
   reconcileIntervalSec: int(0, 86_400).default(300),
   /** Above this many live bindings the ul.dump reconciliation is skipped (its cost is quadratic). */
   reconcileMaxContacts: int(0, 10_000_000).default(20_000),

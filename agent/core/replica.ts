@@ -2,10 +2,22 @@
  * The replication core around a store: local edits are group-committed (many concurrent callers
  * share one durable transaction), remote batches are applied one at a time in arrival order, and
  * listeners hear about what changed. Shared by the agent and the hub.
+ *
+ * Remote batches are applied in arrival order; those that arrived while the store was busy are
+ * applied together (store.applyRemoteGroup: one transaction on the agent's journal), so an agent
+ * fed many small batches (a hub relaying single changes to it) pays one commit per group.
+ *
+ * A durable commit costs about 50 µs of CPU however little it holds (its fsync: alone, one row
+ * costs ~70 µs; in a commit of 100 rows, ~4 µs). A caller nobody waits on, such as a registrar
+ * event, may therefore let its edits linger a few milliseconds so that the events of a busy
+ * registrar share one commit (`lingerMs`). An edit someone waits on (an API call) is committed at
+ * the next turn of the event loop, and takes every lingering edit with it.
  */
 import type { Change, RecordKind, VersionVector } from "../contract/records.js";
 import type { Hlc } from "./hlc.js";
 import type { ApplyOutcome, Draft, RemoteBatch, ReplicaStore } from "./store.js";
+
+const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
 
 export type ChangeListener = (changes: readonly Change[], source: { peer: string | null }) => void;
 
@@ -13,8 +25,11 @@ export interface Replica {
   readonly store: ReplicaStore;
   readonly nodeId: string;
   readonly replicaId: string;
-  /** Journals local edits durably; resolves per draft with the written version, or null if nothing changed. */
-  commit(drafts: readonly Draft[]): Promise<(Change | null)[]>;
+  /**
+   * Journals local edits durably; resolves per draft with the written version, or null if nothing
+   * changed. `lingerMs`: how long these edits may wait for others to share their commit (default 0).
+   */
+  commit(drafts: readonly Draft[], opts?: { lingerMs?: number }): Promise<(Change | null)[]>;
   /** Applies a peer's batch durably; resolves once it is on disk. */
   apply(batch: RemoteBatch, fromPeer: string): Promise<ApplyOutcome>;
   versionVector(): Promise<VersionVector>;
@@ -38,12 +53,25 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+interface PendingApply {
+  batch: RemoteBatch;
+  fromPeer: string;
+  resolve: (r: ApplyOutcome) => void;
+  reject: (e: unknown) => void;
+}
+
 export function createReplica({ store, hlc }: ReplicaDeps): Replica {
   const committed = new Set<ChangeListener>();
   const appliedListeners = new Set<ChangeListener>();
   let queue: Pending[] = [];
-  let flushing = false;
+  /** A flush is due at the next turn of the event loop. */
+  let flushSoon = false;
+  /** A lingering flush, and when it is due (performance.now()). */
+  let lingering: NodeJS.Timeout | null = null;
+  let lingerDue = Infinity;
   let closed = false;
+  /** Remote batches waiting for the store, in arrival order; one drain is queued while non-empty. */
+  let applies: PendingApply[] = [];
   // Serialises every store write: local commits and remote batches never interleave.
   let tail: Promise<unknown> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -57,8 +85,25 @@ export function createReplica({ store, hlc }: ReplicaDeps): Replica {
     for (const l of set) l(changes, { peer });
   };
 
+  function schedule(lingerMs: number): void {
+    if (flushSoon) return;
+    if (lingerMs <= 0) {
+      flushSoon = true;
+      setImmediate(() => void flush());
+      return;
+    }
+    const due = performance.now() + lingerMs;
+    if (lingering !== null && lingerDue <= due) return;
+    if (lingering !== null) clearTimeout(lingering);
+    lingerDue = due;
+    lingering = setTimeout(() => void flush(), lingerMs);
+  }
+
   async function flush(): Promise<void> {
-    flushing = false;
+    flushSoon = false;
+    if (lingering !== null) clearTimeout(lingering);
+    lingering = null;
+    lingerDue = Infinity;
     const batch = queue;
     queue = [];
     if (batch.length === 0) return;
@@ -78,27 +123,41 @@ export function createReplica({ store, hlc }: ReplicaDeps): Replica {
     }
   }
 
+  async function drainApplies(): Promise<void> {
+    const group = applies;
+    applies = [];
+    for (const p of group) for (const c of p.batch.changes) hlc.observe(c.hlc);
+    let outcomes: (ApplyOutcome | Error)[];
+    try {
+      outcomes = group.length === 1 ? [await store.applyRemote(group[0]!.batch).catch((e: unknown) => asError(e))] : await store.applyRemoteGroup(group.map((p) => p.batch));
+    } catch (err) {
+      for (const p of group) p.reject(err);
+      return;
+    }
+    group.forEach((p, i) => {
+      const o = outcomes[i]!;
+      if (o instanceof Error) return p.reject(o);
+      emit(appliedListeners, o.applied, p.fromPeer);
+      p.resolve(o);
+    });
+  }
+
   return {
     store,
     nodeId: store.nodeId,
     replicaId: store.replicaId,
-    commit(drafts) {
+    commit(drafts, opts) {
       if (closed) return Promise.reject(new Error("the journal is closed"));
       if (drafts.length === 0) return Promise.resolve([]);
       return new Promise((resolve, reject) => {
         queue.push({ drafts, resolve, reject });
-        if (!flushing) {
-          flushing = true;
-          setImmediate(() => void flush());
-        }
+        schedule(opts?.lingerMs ?? 0);
       });
     },
     apply(batch, fromPeer) {
-      return serial(async () => {
-        for (const c of batch.changes) hlc.observe(c.hlc);
-        const outcome = await store.applyRemote(batch);
-        emit(appliedListeners, outcome.applied, fromPeer);
-        return outcome;
+      return new Promise((resolve, reject) => {
+        applies.push({ batch, fromPeer, resolve, reject });
+        if (applies.length === 1) void serial(drainApplies);
       });
     },
     versionVector: () => store.versionVector(),

@@ -66,6 +66,14 @@ export interface ReplicaStore {
   commitLocal(drafts: readonly Draft[], stamp: () => number): Promise<(Change | null)[]>;
   /** Applies a peer's batch by last-writer-wins in one durable transaction. */
   applyRemote(batch: RemoteBatch): Promise<ApplyOutcome>;
+  /**
+   * Applies several batches in order, each as applyRemote would, with one outcome per batch. A
+   * batch that breaks the protocol is refused alone (its InvalidBatchError in its place) and the
+   * others still apply; any other failure fails them all. The agent's journal makes them one
+   * durable transaction: a commit's fsync costs more CPU than its rows, so a busy agent keeps up
+   * by applying what queued up meanwhile in one go.
+   */
+  applyRemoteGroup(batches: readonly RemoteBatch[]): Promise<(ApplyOutcome | InvalidBatchError)[]>;
   /** `origin`'s changes with after < seq ≤ upTo, in seq order, at most `limit`. */
   readRange(origin: string, after: number, upTo: number, limit: number): Promise<Change[]>;
   /** Number of changes held for `origin` with seq > after (for progress estimates). */

@@ -213,6 +213,19 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
     return { applied, have: o.have };
   });
 
+  // The batches' transactions nest as savepoints: a refused batch rolls back alone (and `guarded`
+  // reloads the caches from inside the outer transaction), a full disk rolls back the whole group.
+  const applyRemoteGroup = guarded((batches: readonly RemoteBatch[]): (ApplyOutcome | InvalidBatchError)[] =>
+    batches.map((b) => {
+      try {
+        return applyRemote(b);
+      } catch (err) {
+        if (err instanceof InvalidBatchError) return err;
+        throw err;
+      }
+    }),
+  );
+
   return {
     nodeId: opts.nodeId,
     replicaId: self,
@@ -229,6 +242,9 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
     },
     async applyRemote(batch) {
       return applyRemote(batch);
+    },
+    async applyRemoteGroup(batches) {
+      return applyRemoteGroup(batches);
     },
     async readRange(originReplica, after, upTo, limit) {
       const o = originByReplica.get(originReplica);

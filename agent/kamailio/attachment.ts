@@ -102,7 +102,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   let reloadNeeded = false;
   const times = createKamailioTimes();
   const intake = createRegistrarIntake({
-    nodeId, store, replica, sink, times, log, metrics, maxQueued: config.eventQueue, clockLeadMs,
+    nodeId, store, replica, sink, times, log, metrics, maxQueued: config.eventQueue, lingerMs: config.eventLingerMs, clockLeadMs,
     flow: { pause: () => evapi?.pause(), resume: () => evapi?.resume() },
   });
   const unsubscribe: (() => void)[] = [];

@@ -31,6 +31,8 @@ export interface RegistrarIntakeDeps {
   metrics: Metrics;
   /** Events read but not yet journaled, at most. */
   maxQueued: number;
+  /** How long an event's edits may wait to share a journal commit with others (replica.ts). */
+  lingerMs: number;
   /** Stops and restarts reading the event source. */
   flow: { pause(): void; resume(): void };
   /** How far the hybrid logical clock runs ahead of this host's clock now (ms, ≥ 0; registrar-input.ts). */
@@ -72,7 +74,7 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
       kamailioMs: times.of,
     });
     if (drafts.length > 0) {
-      times.learned(await replica.commit(drafts), ev.tsMs);
+      times.learned(await replica.commit(drafts, { lingerMs: deps.lingerMs }), ev.tsMs);
       metrics.kamailioLearned.inc({ source: "event" }, drafts.length);
     }
     metrics.kamailioEvents.inc({ outcome: "applied" });

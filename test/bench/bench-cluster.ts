@@ -192,7 +192,13 @@ export async function pollUntil(
 export function cpuSecondsOf(node: AgentProcess): number {
   const pid = node.child?.pid;
   if (pid === undefined) return NaN;
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch (err) {
+    const c = node.child!;
+    throw new Error(`${node.spec.id} (pid ${pid}) is gone (exit code ${c.exitCode}, signal ${c.signalCode}); its log: ${node.logPath}`, { cause: err });
+  }
   // Fields after the command name, which is in parentheses and may contain spaces.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)

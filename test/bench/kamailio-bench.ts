@@ -60,6 +60,8 @@ export interface KamailioBenchContext {
   log(line: string): void;
   /** A scratch folder for one part of the run (sipp scenarios, agents' journals). */
   dir(name: string): string;
+  /** Flags for the agents' node (run.ts --profile, --node-flag). */
+  nodeArgs: readonly string[];
 }
 
 const SCENARIOS: [string, (ctx: KamailioBenchContext) => Promise<ScenarioReport>][] = [
@@ -68,11 +70,11 @@ const SCENARIOS: [string, (ctx: KamailioBenchContext) => Promise<ScenarioReport>
   ["reload", runKamailioReload],
 ];
 
-export async function runKamailioBench(o: { quick: boolean; keep: boolean; log(line: string): void; only?: string[] }): Promise<{ text: string; figures: Record<string, unknown>[]; failed: boolean; scenarios: ScenarioReport[]; sizes: KamailioBenchSizes }> {
+export async function runKamailioBench(o: { quick: boolean; keep: boolean; log(line: string): void; only?: string[]; nodeArgs?: readonly string[] }): Promise<{ text: string; figures: Record<string, unknown>[]; failed: boolean; scenarios: ScenarioReport[]; sizes: KamailioBenchSizes }> {
   const sizes = o.quick ? KAMAILIO_QUICK : KAMAILIO_FULL;
   const root = mkdtempSync(join(tmpdir(), "locmesh-kbench-"));
   const ctx: KamailioBenchContext = {
-    sizes, quick: o.quick, log: o.log,
+    sizes, quick: o.quick, log: o.log, nodeArgs: o.nodeArgs ?? [],
     dir(name) {
       const d = join(root, name);
       mkdirSync(d, { recursive: true });

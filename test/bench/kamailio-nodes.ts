@@ -54,6 +54,8 @@ export interface NodesOptions {
   dgramWorkers: number;
   /** Merged into each agent's kamailio config (locmesh only), e.g. { window: 64 }. */
   agentKamailio?: Record<string, unknown>;
+  /** Flags for the agents' node (locmesh only), e.g. --cpu-prof. */
+  nodeArgs?: readonly string[];
 }
 
 /** Same on every flavour: counts come from kex's stats, and nothing is logged per REGISTER. */
@@ -96,6 +98,7 @@ async function startNodesUntracked(flavour: Flavour, o: NodesOptions): Promise<B
       // No periodic ul.dump (quadratic in the table): the bench measures replication, not reconciling.
       agentKamailio: { reconcileIntervalSec: 0, timeoutMs: 5000, ...o.agentKamailio },
       agentConfig: { log: { level: "warn" } },
+      ...(o.nodeArgs ? { agentNodeArgs: o.nodeArgs } : {}),
     });
     for (const c of cluster.nodes) nodes.push(await attach(c.id, c.kamailio, c.agent));
     return { flavour, nodes, close: async () => { await closeRpcs(); await cluster.close(); } };

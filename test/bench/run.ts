@@ -241,7 +241,7 @@ let failedKamailio = false;
 /** The Kamailio group (its own Kamailio nodes and agents); false when a part failed. */
 async function runKamailio(opts: Options, started: Date, machine: Record<string, unknown>): Promise<boolean> {
   const out = opts.out.endsWith("mesh.json") ? join(dirname(opts.out), "kamailio.json") : opts.out.replace(/\.json$/, "") + ".kamailio.json";
-  const k = await runKamailioBench({ quick: opts.quick, keep: opts.keep, log, only: opts.kamailio });
+  const k = await runKamailioBench({ quick: opts.quick, keep: opts.keep, log, only: opts.kamailio, nodeArgs: opts.nodeArgs });
   process.stdout.write(`\nlocmesh vs Kamailio dmq_usrloc, same run — ${started.toISOString()}${opts.quick ? " — QUICK RUN (smaller sizes)" : ""}\n\n${k.text}`);
   writeResults(out, {
     date: started.toISOString(), durationSeconds: Math.round((Date.now() - started.getTime()) / 1000),

@@ -43,6 +43,8 @@ export interface KamailioClusterOptions {
    * failure drills can cut to partition the mesh.
    */
   peerUrl?: (from: string, to: string, meshPort: number) => string | Promise<string>;
+  /** Flags for the agents' node, before the script (e.g. --cpu-prof). */
+  agentNodeArgs?: readonly string[];
 }
 
 export interface KamailioCluster {
@@ -116,7 +118,7 @@ export async function startKamailioCluster(o: KamailioClusterOptions): Promise<K
               ...own?.agentKamailio,
             },
           },
-        }),
+        }, o.agentNodeArgs),
       );
     });
     await Promise.all(agents.map((a) => a.start()));

@@ -4,7 +4,7 @@
  * the stores it opened.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import type { ReplicaStore } from "../../agent/core/store.js";
+import { InvalidBatchError, type ReplicaStore } from "../../agent/core/store.js";
 import {
   REPLICA_A,
   REPLICA_B,
@@ -175,6 +175,28 @@ export function describeStoreContract(name: string, open: () => Promise<ReplicaS
         expect(await s.applyRemote(batchOf(REPLICA_A, 0, 3, [loc(REPLICA_A, 2, 20)]))).toEqual({ applied: [], have: 8 });
         expect(await have()).toBe(8);
         expect((await s.get("loc", AOR, C1))?.seq).toBe(7);
+      });
+
+      it("applies a group in order with one outcome per batch, a refused batch alone leaving no trace", async () => {
+        const s = await fresh();
+        const a1 = remoteChange(REPLICA_A, 1, 10, aliasDraft("a1@x", "sip:t@x"));
+        const a2 = remoteChange(REPLICA_A, 2, 20, aliasDraft("a1@x", "sip:u@x"));
+        // B's batch writes b1 before it reaches the change beyond its upTo: b1 must not stay.
+        const refused = batchOf(REPLICA_B, 0, 1, [remoteChange(REPLICA_B, 1, 30, aliasDraft("b1@x", "sip:t@x")), loc(REPLICA_B, 2, 31)]);
+        const c1 = remoteChange(REPLICA_C, 1, 40, aliasDraft("c1@x", "sip:t@x"));
+        const out = await s.applyRemoteGroup([batchOf(REPLICA_A, 0, 1, [a1]), refused, batchOf(REPLICA_A, 1, 2, [a2]), batchOf(REPLICA_C, 0, 1, [c1])]);
+        expect(out[0]).toEqual({ applied: [a1], have: 1 });
+        expect(out[1]).toBeInstanceOf(InvalidBatchError);
+        // The third batch sees what the first wrote: it continues A's range and replaces a1's version.
+        expect(out[2]).toEqual({ applied: [a2], have: 2 });
+        expect(out[3]).toEqual({ applied: [c1], have: 1 });
+        expect(await s.get("alias", "a1@x", "")).toEqual(a2);
+        expect(await s.get("alias", "b1@x", "")).toBeNull();
+        expect(await s.versionVector()).toEqual({ [REPLICA_A]: 2, [REPLICA_C]: 1 });
+        expect(await s.maxHlc()).toBe(40);
+        // B's refused batch left no origin behind that would break its next one.
+        const b1 = remoteChange(REPLICA_B, 1, 50, aliasDraft("b1@x", "sip:v@x"));
+        expect(await s.applyRemoteGroup([batchOf(REPLICA_B, 0, 1, [b1])])).toEqual([{ applied: [b1], have: 1 }]);
       });
 
       it("ignores batches of its own origin", async () => {

@@ -38,7 +38,7 @@ describe("registrar intake", () => {
     const metrics = createMetrics({ defaults: false });
     const flow: string[] = [];
     const intake = createRegistrarIntake({
-      nodeId: "n1", store, replica, times: createKamailioTimes(), log: silentLogger(), metrics, maxQueued: 16, clockLeadMs: () => 0,
+      nodeId: "n1", store, replica, times: createKamailioTimes(), log: silentLogger(), metrics, maxQueued: 16, lingerMs: 0, clockLeadMs: () => 0,
       sink: { isPending: () => false, writtenAt: () => undefined },
       flow: { pause: () => flow.push(`pause at ${intake.stats().queued}`), resume: () => flow.push(`resume at ${intake.stats().queued}`) },
     });

@@ -2,9 +2,9 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { HLC_UNITS_PER_MS, type Change } from "../../agent/contract/records.js";
 import { createHlc } from "../../agent/core/hlc.js";
 import { createReplica, type Replica } from "../../agent/core/replica.js";
-import type { ReplicaStore } from "../../agent/core/store.js";
+import { InvalidBatchError, type ReplicaStore } from "../../agent/core/store.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
-import { REPLICA_A, aliasDraft, batchOf, binding, locDraft, remoteChange } from "../support/fixtures.js";
+import { REPLICA_A, REPLICA_B, aliasDraft, batchOf, binding, locDraft, remoteChange } from "../support/fixtures.js";
 
 const WALL_MS = 1_700_000_000_000;
 const replicas: Replica[] = [];
@@ -97,8 +97,10 @@ describe("createReplica: serial writes", () => {
         }
       };
     const applyRemote = store.applyRemote.bind(store);
+    const applyRemoteGroup = store.applyRemoteGroup.bind(store);
     const commitLocal = store.commitLocal.bind(store);
     vi.spyOn(store, "applyRemote").mockImplementation(slow(async (b) => (seen.push(b.after), applyRemote(b))));
+    vi.spyOn(store, "applyRemoteGroup").mockImplementation(slow(async (bs) => (seen.push(...bs.map((b) => b.after)), applyRemoteGroup(bs))));
     vi.spyOn(store, "commitLocal").mockImplementation(slow(commitLocal));
     const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => WALL_MS }) });
     replicas.push(replica);
@@ -110,6 +112,85 @@ describe("createReplica: serial writes", () => {
     expect(maxRunning).toBe(1);
     expect(seen).toEqual([0, 1, 2]);
     expect(last).toMatchObject({ have: 3 });
+  });
+});
+
+describe("createReplica: grouped applies", () => {
+  const alias = (origin: string, seq: number, key: string) => batchOf(origin, seq - 1, seq, [remoteChange(origin, seq, seq * 10, aliasDraft(key, "sip:t@x"))]);
+
+  it("applies the batches that arrived before the store was free as one group, each caller getting its own outcome", async () => {
+    const { replica, store } = setup();
+    const group = vi.spyOn(store, "applyRemoteGroup");
+    const single = vi.spyOn(store, "applyRemote");
+    const heard: [string[], string | null][] = [];
+    replica.onApplied((changes, { peer }) => heard.push([changes.map((c) => c.key), peer]));
+    const first = replica.apply(alias(REPLICA_A, 1, "a1@x"), "pa");
+    // Batches that arrive before the store is free (here: in the same turn) go in together.
+    const rest = [replica.apply(alias(REPLICA_A, 2, "a2@x"), "pa"), replica.apply(alias(REPLICA_B, 1, "b1@x"), "pb"), replica.apply(alias(REPLICA_A, 3, "a3@x"), "pa")];
+    await first;
+    const outcomes = await Promise.all(rest);
+    expect(single).toHaveBeenCalledTimes(0);
+    expect(group).toHaveBeenCalledTimes(1);
+    expect(group.mock.calls[0]![0].map((b) => b.changes[0]!.key)).toEqual(["a1@x", "a2@x", "b1@x", "a3@x"]);
+    expect(outcomes.map((o) => o.have)).toEqual([2, 1, 3]);
+    expect(heard).toEqual([[["a1@x"], "pa"], [["a2@x"], "pa"], [["b1@x"], "pb"], [["a3@x"], "pa"]]);
+  });
+
+  it("applies a batch that arrives alone by itself, and a later one in a new group", async () => {
+    const { replica, store } = setup();
+    const single = vi.spyOn(store, "applyRemote");
+    await replica.apply(alias(REPLICA_A, 1, "a1@x"), "pa");
+    await replica.apply(alias(REPLICA_A, 2, "a2@x"), "pa");
+    expect(single).toHaveBeenCalledTimes(2);
+    expect(await store.versionVector()).toMatchObject({ [REPLICA_A]: 2 });
+  });
+
+  it("refuses a batch that breaks the protocol alone; the rest of its group is applied", async () => {
+    const { replica, store } = setup();
+    const bad = batchOf(REPLICA_B, 0, 1, [remoteChange(REPLICA_B, 5, 50, aliasDraft("bad@x", "sip:t@x"))]);
+    const results = await Promise.allSettled([replica.apply(alias(REPLICA_A, 1, "a1@x"), "pa"), replica.apply(bad, "pb"), replica.apply(alias(REPLICA_A, 2, "a2@x"), "pa")]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(InvalidBatchError);
+    expect(await store.get("alias", "bad@x", "")).toBeNull();
+    expect(await store.versionVector()).toEqual({ [REPLICA_A]: 2 });
+  });
+
+  it("rejects every batch of a group whose transaction fails, and takes the next ones", async () => {
+    const { replica, store } = setup();
+    vi.spyOn(store, "applyRemoteGroup").mockRejectedValueOnce(new Error("disk full"));
+    const results = await Promise.allSettled([replica.apply(alias(REPLICA_A, 1, "a1@x"), "pa"), replica.apply(alias(REPLICA_A, 2, "a2@x"), "pa")]);
+    expect(results.map((r) => r.status === "rejected" && (r.reason as Error).message)).toEqual(["disk full", "disk full"]);
+    expect((await replica.apply(alias(REPLICA_A, 1, "a1@x"), "pa")).have).toBe(1);
+  });
+});
+
+describe("createReplica: lingering commits", () => {
+  it("holds a lingering commit for its linger, then commits it", async () => {
+    const { replica, commitLocal } = setup();
+    const lingering = replica.commit([aliasDraft("a@x", "sip:t@x")], { lingerMs: 40 });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(commitLocal).not.toHaveBeenCalled();
+    expect((await lingering)[0]?.seq).toBe(1);
+    expect(commitLocal).toHaveBeenCalledTimes(1);
+  });
+
+  it("gathers lingering commits into one transaction", async () => {
+    const { replica, commitLocal } = setup();
+    const a = replica.commit([aliasDraft("a@x", "sip:t@x")], { lingerMs: 20 });
+    await new Promise((r) => setTimeout(r, 5));
+    const b = replica.commit([aliasDraft("b@x", "sip:t@x")], { lingerMs: 20 });
+    expect([(await a)[0]?.seq, (await b)[0]?.seq]).toEqual([1, 2]);
+    expect(commitLocal).toHaveBeenCalledTimes(1);
+  });
+
+  it("commits lingering edits at once when an edit someone waits on arrives", async () => {
+    const { replica, commitLocal } = setup();
+    const started = performance.now();
+    const lingering = replica.commit([aliasDraft("a@x", "sip:t@x")], { lingerMs: 10_000 });
+    const now = replica.commit([aliasDraft("b@x", "sip:t@x")]);
+    expect([(await lingering)[0]?.seq, (await now)[0]?.seq]).toEqual([1, 2]);
+    expect(commitLocal).toHaveBeenCalledTimes(1);
+    expect(performance.now() - started).toBeLessThan(5_000);
   });
 });
 

@@ -29,7 +29,7 @@ export async function runKamailioRegistrar(ctx: KamailioBenchContext): Promise<S
   // Variants interleaved round by round, so a burst of other work on the box hits all of them alike.
   for (let round = 0; round < sizes.registrarRounds; round++) {
     for (const v of VARIANTS) {
-      const nodes = await startNodes(v.flavour, { n: v.n, baseDir: ctx.dir(`reg-${v.name}-${round}`), shmMb: sizes.shmMb, dgramWorkers: 2 });
+      const nodes = await startNodes(v.flavour, { n: v.n, baseDir: ctx.dir(`reg-${v.name}-${round}`), shmMb: sizes.shmMb, dgramWorkers: 2, nodeArgs: ctx.nodeArgs });
       try {
         const n1 = nodes.nodes[0]!;
         for (let r = 0; r < sizes.registrarRepeat; r++) {

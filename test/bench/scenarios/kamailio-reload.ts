@@ -40,7 +40,7 @@ async function locmeshRuns(ctx: KamailioBenchContext, dgramWorkers: number, wind
   const { sizes, log } = ctx;
   const n = sizes.reloadCount;
   const cluster = await startNodes("locmesh", {
-    n: 3, baseDir: ctx.dir(`reload-locmesh-${dgramWorkers}x${window}`), shmMb: sizes.shmMb, dgramWorkers, agentKamailio: { window },
+    n: 3, baseDir: ctx.dir(`reload-locmesh-${dgramWorkers}x${window}`), shmMb: sizes.shmMb, dgramWorkers, agentKamailio: { window }, nodeArgs: ctx.nodeArgs,
   });
   const runs: Run[] = [];
   try {
