@@ -86,7 +86,7 @@ const num = (v: number, digits = 0) =>
 function targetText(f: Figure): string {
   if (!f.target) return "—";
   const op = { max: "<", atMost: "≤", min: "≥" }[f.target.kind];
-  return `${op} ${num(f.target.value)} ${f.unit}`;
+  return `${op} ${num(f.target.value, Number.isInteger(f.target.value) ? 0 : (f.digits ?? 2))} ${f.unit}`;
 }
 
 function verdictText(f: JudgedFigure): string {
@@ -102,7 +102,7 @@ export function renderTable(figures: readonly JudgedFigure[]): string {
     f.metric,
     `${num(f.value, f.digits ?? 0)} ${f.unit}`,
     targetText(f),
-    f.reference ? `${num(f.reference.value)} ${f.reference.unit} (${f.reference.source})` : "—",
+    f.reference ? `${num(f.reference.value, f.reference.unit === f.unit ? (f.digits ?? 0) : 0)} ${f.reference.unit} (${f.reference.source})` : "—",
     verdictText(f),
   ]);
   const head = ["metric", "locmesh", "target", "reference", "ratio/verdict"];
