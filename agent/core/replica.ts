@@ -1,10 +1,9 @@
 /**
  * The replication core around a store: local edits are group-committed (many concurrent callers
- * share one durable transaction), remote batches are applied one at a time in arrival order, and
- * listeners hear about what changed. Shared by the agent and the hub.
+ * share one durable transaction), remote batches are applied in arrival order, one store write at
+ * a time, and listeners hear about what changed. Shared by the agent and the hub.
  *
- * Remote batches are applied in arrival order; those that arrived while the store was busy are
- * applied together (store.applyRemoteGroup: one transaction on the agent's journal), so an agent
+ * Remote batches that arrived while the store was busy are applied together (store.applyRemoteGroup: one transaction on the agent's journal), so an agent
  * fed many small batches (a hub relaying single changes to it) pays one commit per group.
  *
  * A durable commit costs about 50 µs of CPU however little it holds (its fsync: alone, one row

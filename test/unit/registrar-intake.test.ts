@@ -2,7 +2,7 @@
  * The registrar event intake's bounded queue: it pauses its source when full, resumes it at half,
  * and journals every event it took.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createHlc } from "../../agent/core/hlc.js";
 import { createReplica, type Replica } from "../../agent/core/replica.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
@@ -51,5 +51,27 @@ describe("registrar intake", () => {
     expect(intake.stats()).toMatchObject({ queued: 0, pauses: 1, failed: 0 });
     expect((await store.counts(NOW_MS / 1000)).locations).toBe(40);
     expect((await metrics.kamailioEventPauses.get()).values[0]?.value).toBe(1);
+  });
+
+  it.each([
+    [200, 1],
+    [0, 2],
+  ])("with lingerMs %i, two events 5 ms apart take %i journal commit(s)", async (lingerMs, commits) => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const commitLocal = vi.spyOn(store, "commitLocal");
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => NOW_MS }) });
+    replicas.push(replica);
+    const intake = createRegistrarIntake({
+      nodeId: "n1", store, replica, times: createKamailioTimes(), log: silentLogger(), metrics: createMetrics({ defaults: false }),
+      maxQueued: 16, lingerMs, clockLeadMs: () => 0,
+      sink: { isPending: () => false, writtenAt: () => undefined },
+      flow: { pause: () => undefined, resume: () => undefined },
+    });
+    intake.push(registerEvent(0));
+    await new Promise((r) => setTimeout(r, 5));
+    intake.push(registerEvent(1));
+    await intake.settled();
+    expect(commitLocal).toHaveBeenCalledTimes(commits);
+    expect((await store.counts(NOW_MS / 1000)).locations).toBe(2);
   });
 });
