@@ -3,7 +3,7 @@
  * call. Method names and shapes are in contract/protocol.ts.
  */
 import {
-  ApiMethod, aliasRemoveParams, aliasSetParams, listParams, loginParams, lookupParams, publishParams, resyncParams,
+  API_PARAMS, ApiMethod, type publishParams,
   type ClusterStatus, type ListResult, type PublishResult,
   type KamailioStatus,
 } from "../contract/protocol.js";
@@ -69,7 +69,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     return next(request, ctx);
   });
 
-  rpc.method(ApiMethod.AuthLogin, loginParams, (p, ctx) => {
+  rpc.method(ApiMethod.AuthLogin, API_PARAMS[ApiMethod.AuthLogin], (p, ctx) => {
     if (!ctx.login(p.token)) {
       metrics.authFailures.inc({ reason: "api wrong token" });
       throw new RpcError(ErrorCode.Unauthorized, "wrong token; use the api.token from the agent's config");
@@ -77,13 +77,13 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     return { ok: true };
   });
 
-  rpc.method(ApiMethod.ChangesSubscribe, z.strictObject({}), (_p, ctx) => {
+  rpc.method(ApiMethod.ChangesSubscribe, API_PARAMS[ApiMethod.ChangesSubscribe], (_p, ctx) => {
     if (!ctx.subscribe) throw new RpcError(ErrorCode.InvalidRequest, "changes.subscribe needs the WebSocket API (ws://…/rpc)");
     ctx.subscribe();
     return { subscribed: true };
   });
 
-  rpc.method(ApiMethod.LocationPublish, publishParams, async (p): Promise<PublishResult> => {
+  rpc.method(ApiMethod.LocationPublish, API_PARAMS[ApiMethod.LocationPublish], async (p): Promise<PublishResult> => {
     const drafts = await toDrafts(p, replica);
     const results = await replica.commit(drafts);
     const accepted = results.filter((r) => r !== null).length;
@@ -91,36 +91,36 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     return { accepted };
   });
 
-  rpc.method(ApiMethod.LocationLookup, lookupParams, async (p) => {
+  rpc.method(ApiMethod.LocationLookup, API_PARAMS[ApiMethod.LocationLookup], async (p) => {
     const now = nowSec();
     const bindings = (await replica.store.listKey("loc", p.aor)).filter((c) => isLive(c, now)).map(toLocation);
     return { aor: p.aor, bindings };
   });
 
-  rpc.method(ApiMethod.LocationList, listParams, async (p): Promise<ListResult<Location>> => {
+  rpc.method(ApiMethod.LocationList, API_PARAMS[ApiMethod.LocationList], async (p): Promise<ListResult<Location>> => {
     const page = await replica.store.page("loc", { ...p, nowSec: nowSec() });
     return { items: page.items.map(toLocation), next: page.next, total: page.total };
   });
 
-  rpc.method(ApiMethod.AliasSet, aliasSetParams, async (p) => {
+  rpc.method(ApiMethod.AliasSet, API_PARAMS[ApiMethod.AliasSet], async (p) => {
     await replica.commit([{ kind: "alias", key: p.alias, sub: "", value: { target: p.target } }]);
     metrics.changesCommitted.inc();
     return { alias: p.alias, target: p.target };
   });
 
-  rpc.method(ApiMethod.AliasRemove, aliasRemoveParams, async (p) => {
+  rpc.method(ApiMethod.AliasRemove, API_PARAMS[ApiMethod.AliasRemove], async (p) => {
     const [written] = await replica.commit([{ kind: "alias", key: p.alias, sub: "", value: null }]);
     if (!written) throw new RpcError(ErrorCode.NotFound, `no alias ${p.alias}`);
     metrics.changesCommitted.inc();
     return { removed: p.alias };
   });
 
-  rpc.method(ApiMethod.AliasList, listParams, async (p): Promise<ListResult<Alias>> => {
+  rpc.method(ApiMethod.AliasList, API_PARAMS[ApiMethod.AliasList], async (p): Promise<ListResult<Alias>> => {
     const page = await replica.store.page("alias", { ...p, nowSec: nowSec() });
     return { items: page.items.map(toAlias), next: page.next, total: page.total };
   });
 
-  rpc.method(ApiMethod.ClusterStatus, z.strictObject({}), async (): Promise<ClusterStatus> => {
+  rpc.method(ApiMethod.ClusterStatus, API_PARAMS[ApiMethod.ClusterStatus], async (): Promise<ClusterStatus> => {
     const counts = await replica.store.counts(nowSec());
     const kamailio = deps.kamailio ? await deps.kamailio.status() : null;
     metrics.records.set({ kind: "loc" }, counts.locations);
@@ -139,7 +139,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     };
   });
 
-  rpc.method(ApiMethod.KamailioReload, z.strictObject({}), async () => {
+  rpc.method(ApiMethod.KamailioReload, API_PARAMS[ApiMethod.KamailioReload], async () => {
     if (!deps.kamailio) throw new RpcError(ErrorCode.NotFound, "this agent is not attached to a Kamailio (no `kamailio` section in its config)");
     const before = (await deps.kamailio.status()).reload;
     if (before.state === "running") return { started: false, running: true };
@@ -147,7 +147,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     return { started: true, running: true };
   });
 
-  rpc.method(ApiMethod.ClusterResync, resyncParams, async (p) => {
+  rpc.method(ApiMethod.ClusterResync, API_PARAMS[ApiMethod.ClusterResync], async (p) => {
     const run = mesh.resync(p.peer);
     // Answer at once; progress is in cluster.status. Surface an immediate refusal (no peer).
     const early = await Promise.race([run.then(() => null, (e: Error) => e), new Promise<null>((r) => setTimeout(() => r(null), 50))]);

@@ -252,6 +252,34 @@ export const aliasSetParams = z.strictObject({ alias: aor, target: sipUri });
 export const aliasRemoveParams = z.strictObject({ alias: aor });
 export const resyncParams = z.strictObject({ peer: nodeId.optional() });
 export const loginParams = z.strictObject({ token: z.string().max(4096) });
+const noParams = z.strictObject({});
+
+/**
+ * Each method's params schema: the servers validate with these (agent/api/local-api.ts,
+ * agent/mesh/peer-session.ts), and so does whatever else must know what a well-formed call is (the
+ * fuzz drill's judge).
+ */
+export const API_PARAMS = {
+  [ApiMethod.LocationPublish]: publishParams,
+  [ApiMethod.LocationLookup]: lookupParams,
+  [ApiMethod.LocationList]: listParams,
+  [ApiMethod.AliasSet]: aliasSetParams,
+  [ApiMethod.AliasRemove]: aliasRemoveParams,
+  [ApiMethod.AliasList]: listParams,
+  [ApiMethod.ClusterStatus]: noParams,
+  [ApiMethod.ClusterResync]: resyncParams,
+  [ApiMethod.KamailioReload]: noParams,
+  [ApiMethod.AuthLogin]: loginParams,
+  [ApiMethod.ChangesSubscribe]: noParams,
+} as const satisfies Record<(typeof ApiMethod)[keyof typeof ApiMethod], z.ZodType>;
+
+export const PEER_PARAMS = {
+  [PeerMethod.Challenge]: challengeParams,
+  [PeerMethod.Hello]: helloParams,
+  [PeerMethod.Batch]: batchParams,
+  [PeerMethod.Pull]: pullParams,
+  [PeerMethod.Status]: statusParams,
+} as const satisfies Record<(typeof PeerMethod)[keyof typeof PeerMethod], z.ZodType>;
 
 export interface PeerStatus {
   nodeId: string;

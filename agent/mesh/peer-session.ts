@@ -12,7 +12,7 @@
 import { JSONRPCClient, createJSONRPCErrorResponse, isJSONRPCResponse, type JSONRPCRequest, type JSONRPCResponse } from "json-rpc-2.0";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import {
-  PROTOCOL_VERSION, PeerMethod, batchParams, challengeParams, helloParams, pullParams, statusParams,
+  PEER_PARAMS, PROTOCOL_VERSION, PeerMethod,
   type BatchResult, type HelloResult, type PullParams, type PullResult,
 } from "../contract/protocol.js";
 import { hlcToMillis, type VersionVector } from "../contract/records.js";
@@ -223,7 +223,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     pushPump.wake();
   }
 
-  rpc.method(PeerMethod.Challenge, challengeParams, async (p) => {
+  rpc.method(PeerMethod.Challenge, PEER_PARAMS[PeerMethod.Challenge], async (p) => {
     if (deps.role !== "client" || peerId !== null) throw new RpcError(ErrorCode.InvalidRequest, "unexpected challenge");
     if (p.protocol !== PROTOCOL_VERSION) {
       log.error({ theirs: p.protocol, ours: PROTOCOL_VERSION }, "peer speaks another protocol version; upgrade the older node");
@@ -258,7 +258,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     }
   });
 
-  rpc.method(PeerMethod.Hello, helloParams, async (p) => {
+  rpc.method(PeerMethod.Hello, PEER_PARAMS[PeerMethod.Hello], async (p) => {
     if (deps.role !== "server" || ready) throw new RpcError(ErrorCode.InvalidRequest, "unexpected hello");
     if (p.protocol !== PROTOCOL_VERSION) {
       fail(4002, "protocol mismatch");
@@ -283,7 +283,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
 
   rpc.method(PeerMethod.Batch, z.unknown(), async (raw): Promise<BatchResult> => {
     requireReady();
-    const p = fastBatch(raw) ?? batchParams.parse(raw);
+    const p = fastBatch(raw) ?? PEER_PARAMS[PeerMethod.Batch].parse(raw);
     metrics.changesReceived.inc({ peer: peerId! }, p.changes.length);
     const outcome = await replica.apply(p, peerId!).catch((err: unknown) => {
       if (err instanceof InvalidBatchError) throw new RpcError(ErrorCode.InvalidParams, err.message);
@@ -295,14 +295,14 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     return { have: outcome.have };
   });
 
-  rpc.method(PeerMethod.Pull, pullParams, async (p): Promise<PullResult> => {
+  rpc.method(PeerMethod.Pull, PEER_PARAMS[PeerMethod.Pull], async (p): Promise<PullResult> => {
     requireReady();
     const res = await servePull(store, p);
     if (res.batch) metrics.changesSent.inc({ peer: peerId! }, res.batch.changes.length);
     return res;
   });
 
-  rpc.method(PeerMethod.Status, statusParams, async (p) => {
+  rpc.method(PeerMethod.Status, PEER_PARAMS[PeerMethod.Status], async (p) => {
     requireReady();
     for (const [o, n] of Object.entries(p.vv)) if (n > (peerVV[o] ?? 0)) peerVV[o] = n;
     if (p.pendingWrites !== undefined) peerPending = p.pendingWrites;

@@ -6,10 +6,7 @@
  * change of state during the fuzz is a bug).
  */
 import { z } from "zod";
-import {
-  ApiMethod, PeerMethod, aliasRemoveParams, aliasSetParams, batchParams, challengeParams, helloParams, listParams, loginParams,
-  lookupParams, publishParams, pullParams, resyncParams, statusParams,
-} from "../../../agent/contract/protocol.js";
+import { API_PARAMS, ApiMethod, PEER_PARAMS, PeerMethod } from "../../../agent/contract/protocol.js";
 import { MAX_BATCH } from "../../../agent/rpc/server.js";
 
 /** Where a frame goes: the peer port before or after authenticating, or the local API. */
@@ -30,29 +27,10 @@ export interface FrameVerdict {
   valid: boolean;
 }
 
-const empty = z.strictObject({});
-const API_SCHEMAS = new Map<string, z.ZodType>(Object.entries({
-  [ApiMethod.LocationPublish]: publishParams,
-  [ApiMethod.LocationLookup]: lookupParams,
-  [ApiMethod.LocationList]: listParams,
-  [ApiMethod.AliasSet]: aliasSetParams,
-  [ApiMethod.AliasRemove]: aliasRemoveParams,
-  [ApiMethod.AliasList]: listParams,
-  [ApiMethod.ClusterStatus]: empty,
-  [ApiMethod.ClusterResync]: resyncParams,
-  [ApiMethod.KamailioReload]: empty,
-  [ApiMethod.AuthLogin]: loginParams,
-  [ApiMethod.ChangesSubscribe]: empty,
-}));
+const API_SCHEMAS = new Map<string, z.ZodType>(Object.entries(API_PARAMS));
 const API_READS = new Set<string>([ApiMethod.LocationLookup, ApiMethod.LocationList, ApiMethod.AliasList, ApiMethod.ClusterStatus, ApiMethod.AuthLogin]);
 
-const PEER_SCHEMAS = new Map<string, z.ZodType>(Object.entries({
-  [PeerMethod.Challenge]: challengeParams,
-  [PeerMethod.Hello]: helloParams,
-  [PeerMethod.Batch]: batchParams,
-  [PeerMethod.Pull]: pullParams,
-  [PeerMethod.Status]: statusParams,
-}));
+const PEER_SCHEMAS = new Map<string, z.ZodType>(Object.entries(PEER_PARAMS));
 
 const isId = (v: unknown): v is Id => v === null || typeof v === "string" || typeof v === "number";
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
