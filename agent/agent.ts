@@ -12,6 +12,7 @@ import { startPurgeTimer } from "./core/purge-timer.js";
 import { createReplica, type Replica } from "./core/replica.js";
 import { openSqliteStore } from "./journal/sqlite-store.js";
 import { createKamailioAttachment, type KamailioAttachment } from "./kamailio/attachment.js";
+import { evapiBulkToken } from "./kamailio/evapi-bulk.js";
 import { createMesh, type Mesh, type PeerEntry } from "./mesh/mesh.js";
 import type { Logger } from "./ops/logger.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
@@ -59,7 +60,10 @@ export async function startAgent(
     metrics,
   });
   kamailio = config.kamailio
-    ? await createKamailioAttachment({ config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, hlc, store, log, metrics })
+    ? await createKamailioAttachment({
+      config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, hlc, store, log, metrics,
+      bulkToken: evapiBulkToken(config.mesh.secret, config.nodeId),
+    })
     : null;
   const rpc = createLocalApi({ replica, mesh, log, metrics, startedAtMs, kamailio });
   const http = createHttpApi({

@@ -238,7 +238,7 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       const rows = (await q<Row>(SQL.SELECT_PAGE, [KIND_CODE[kind], pq.nowSec, search, ak, as, pq.limit + 1])).rows;
       const items = await toChanges(rows.slice(0, pq.limit));
       const lastItem = items.at(-1);
-      const total = (await q<{ n: number }>(SQL.COUNT_PAGE, [KIND_CODE[kind], pq.nowSec, search])).rows[0]!.n;
+      const total = pq.countTotal === false ? null : (await q<{ n: number }>(SQL.COUNT_PAGE, [KIND_CODE[kind], pq.nowSec, search])).rows[0]!.n;
       return { items, next: rows.length > pq.limit && lastItem ? JSON.stringify([lastItem.key, lastItem.sub]) : null, total };
     },
     async counts(nowSec): Promise<StoreCounts> {

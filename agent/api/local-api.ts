@@ -99,7 +99,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
 
   rpc.method(ApiMethod.LocationList, API_PARAMS[ApiMethod.LocationList], async (p): Promise<ListResult<Location>> => {
     const page = await replica.store.page("loc", { ...p, nowSec: nowSec() });
-    return { items: page.items.map(toLocation), next: page.next, total: page.total };
+    return { items: page.items.map(toLocation), next: page.next, total: page.total! };
   });
 
   rpc.method(ApiMethod.AliasSet, API_PARAMS[ApiMethod.AliasSet], async (p) => {
@@ -117,7 +117,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
 
   rpc.method(ApiMethod.AliasList, API_PARAMS[ApiMethod.AliasList], async (p): Promise<ListResult<Alias>> => {
     const page = await replica.store.page("alias", { ...p, nowSec: nowSec() });
-    return { items: page.items.map(toAlias), next: page.next, total: page.total };
+    return { items: page.items.map(toAlias), next: page.next, total: page.total! };
   });
 
   rpc.method(ApiMethod.ClusterStatus, API_PARAMS[ApiMethod.ClusterStatus], async (): Promise<ClusterStatus> => {

@@ -21,8 +21,9 @@ export interface DemoKamailioCfgParams {
 }
 
 /** The locmesh include for a demo node: evapi on 127.0.0.1, every other node also on 127.0.0.1. */
-export function demoLocmeshInclude(evapiPort: number, includePath: string): string {
+export function demoLocmeshInclude(evapiPort: number, includePath: string, bulkToken: string): string {
   return kamailioInclude({
+    bulkToken,
     evapiListen: { host: "127.0.0.1", port: evapiPort },
     agentAddress: "127.0.0.1",
     aliasMode: "usrloc",

@@ -24,6 +24,8 @@ export interface DemoKamailioSpec {
   rpcPort: number;
   evapiPort: number;
   domain: string;
+  /** The agent's evapi bulk token (derived from the demo's cluster key). */
+  bulkToken: string;
 }
 
 export interface DemoKamailio extends DemoKamailioSpec {
@@ -66,7 +68,7 @@ export async function startDemoKamailio(spec: DemoKamailioSpec, modulesDir: stri
   // Everything in the runtime dir is written per run; stale FIFOs from a killed run must not stay.
   rmSync(spec.dir, { recursive: true, force: true });
   mkdirSync(spec.dir, { recursive: true });
-  writeFileSync(files.include, demoLocmeshInclude(spec.evapiPort, files.include));
+  writeFileSync(files.include, demoLocmeshInclude(spec.evapiPort, files.include, spec.bulkToken));
   writeFileSync(files.cfg, demoKamailioCfg({
     nodeId: spec.nodeId, dir: spec.dir, modulesDir, sipPort: spec.sipPort, rpcPort: spec.rpcPort, domain: spec.domain, includePath: files.include,
   }));

@@ -8,7 +8,8 @@
  */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { agentEnv, demoNodes, startAgentProcess, stopChild, waitUntilReady, writeAgentConfigs } from "./demo-agents.js";
+import { evapiBulkToken } from "../kamailio/evapi-bulk.js";
+import { DEMO_SECRET, agentEnv, demoNodes, startAgentProcess, stopChild, waitUntilReady, writeAgentConfigs } from "./demo-agents.js";
 import { demoBanner } from "./demo-banner.js";
 import { checkDemoDomain } from "./demo-kamailio-cfg.js";
 import { findKamailio, startDemoKamailio, type DemoKamailio } from "./demo-kamailio.js";
@@ -84,7 +85,7 @@ export async function runDemo(opts: DemoOptions): Promise<Demo> {
   try {
     if (modulesDir !== null) {
       kamailioStarts = nodes.map(async (n) => {
-        const spec = { nodeId: n.id, dir: n.kamailioDir as string, sipPort: n.ports.sip, rpcPort: n.ports.rpc, evapiPort: n.ports.evapi, domain };
+        const spec = { nodeId: n.id, dir: n.kamailioDir as string, sipPort: n.ports.sip, rpcPort: n.ports.rpc, evapiPort: n.ports.evapi, domain, bulkToken: evapiBulkToken(DEMO_SECRET, n.id) };
         kamailios.push(await startDemoKamailio(spec, modulesDir, readyTimeoutMs));
       });
       await abortable(Promise.all(kamailioStarts));

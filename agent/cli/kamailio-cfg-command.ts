@@ -7,6 +7,7 @@ import { isIP } from "node:net";
 import type { Command } from "commander";
 import { ConfigError, loadAgentConfig } from "../config/agent-config.js";
 import { DEFAULT_INCLUDE_PATH, kamailioInclude, kamailioIncludeInstructions } from "../kamailio/cfg-include.js";
+import { evapiBulkToken } from "../kamailio/evapi-bulk.js";
 
 interface Opts {
   config?: string;
@@ -55,6 +56,8 @@ function render(opts: Opts, env: NodeJS.ProcessEnv): string {
     aliasMode,
     meshPeers: peers,
     includePath: opts.includePath,
+    // The bulk channel's token derives from the cluster key, which only the agent config has.
+    ...(config ? { bulkToken: evapiBulkToken(config.mesh.secret, config.nodeId) } : {}),
   });
 }
 

@@ -161,6 +161,11 @@ const kamailioSchema = z.strictObject({
   checkIntervalSec: int(1, 3600).default(2),
   /** Writes per second when putting a restarted Kamailio back; 0 = as fast as it takes them. */
   reloadRate: int(0, 1_000_000).default(0),
+  /**
+   * Refill a restarted Kamailio through the evapi bulk channel (evapi-bulk.ts) when its include has
+   * the bulk route; false: over jsonrpcs only.
+   */
+  bulkReload: flag.default(true),
 });
 
 

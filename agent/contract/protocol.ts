@@ -320,6 +320,8 @@ export interface KamailioReloadStatus {
   finishedAt: string | null;
   /** Writes per second over the run. */
   rate: number;
+  /** How the writes went in: the evapi bulk channel, or jsonrpcs when the include has no bulk route. */
+  channel: "evapi" | "jsonrpcs" | null;
   error: string | null;
 }
 

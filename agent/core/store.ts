@@ -32,12 +32,15 @@ export interface PageQuery {
   after: string;
   limit: number;
   nowSec: number;
+  /** Count every match for `total` (default true); a full scan, which walking the whole table page by page need not repeat. */
+  countTotal?: boolean;
 }
 
 export interface Page {
   items: Change[];
   next: string | null;
-  total: number;
+  /** Every match; null when the query said countTotal: false. */
+  total: number | null;
 }
 
 export interface StoreCounts {

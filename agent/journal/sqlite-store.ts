@@ -277,7 +277,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
       const more = rows.length > q.limit;
       const items = rows.slice(0, q.limit).map(toChange);
       const lastItem = items.at(-1);
-      const total = countPage.get({ kind: KIND_CODE[kind], now: q.nowSec, search })!.n;
+      const total = q.countTotal === false ? null : countPage.get({ kind: KIND_CODE[kind], now: q.nowSec, search })!.n;
       return { items, next: more && lastItem ? JSON.stringify([lastItem.key, lastItem.sub]) : null, total };
     },
     async counts(nowSec): Promise<StoreCounts> {

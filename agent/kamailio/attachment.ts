@@ -17,6 +17,7 @@ import { READY_SHV } from "./cfg-include.js";
 import { createCoreRpc, sameInstance, type KamailioInstance } from "./core-rpc.js";
 import { dumpFromDb } from "./db-state.js";
 import { createDgramClient } from "./dgram-client.js";
+import { openEvapiBulk } from "./evapi-bulk.js";
 import { createEvapiClient, type EvapiClient } from "./evapi-client.js";
 import { createFifoClient } from "./fifo-client.js";
 import { openInstallCursor } from "./install-cursor.js";
@@ -28,9 +29,12 @@ import type { KamailioRpc } from "./jsonrpcs-wire.js";
 import { planReconcile } from "./reconciler.js";
 import type { KamailioEvent } from "./register-event.js";
 import { createRegistrarIntake } from "./registrar-intake.js";
-import { createReloader, type ReloadStatus } from "./reload.js";
+import { createReloader, type BulkSession, type ReloadStatus } from "./reload.js";
 import { createUsrlocRpc } from "./usrloc-rpc.js";
 
+
+/** Reload writes in flight through the bulk channel: enough to fill its chunks (it bounds the bytes on the wire itself). */
+const BULK_RELOAD_WINDOW = 512;
 
 export interface KamailioAttachment {
   start(): Promise<void>;
@@ -53,6 +57,8 @@ export interface KamailioAttachmentDeps {
   /** The replica's clock: Kamailio's times are compared with version stamps in its frame. */
   hlc: Hlc;
   store: ReplicaStore;
+  /** The evapi bulk channel's token (evapiBulkToken); null: reloads go over jsonrpcs only. */
+  bulkToken: string | null;
   log: Logger;
   metrics: Metrics;
 }
@@ -87,8 +93,18 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     store, writer, plan, log, metrics, window: config.window,
     cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")),
   });
+  const evapiConfig = config.evapi;
+  const bulkToken = deps.bulkToken;
+  const openBulk = evapiConfig && bulkToken !== null && config.bulkReload
+    ? async (): Promise<BulkSession> => {
+      const rpc = await openEvapiBulk({ host: evapiConfig.host, port: evapiConfig.port, token: bulkToken, log, ackTimeoutMs: config.timeoutMs });
+      // A write the channel could not vouch for goes the usual way (all of them are idempotent).
+      const bulkWriter = createKamailioWriter({ usrloc: createUsrlocRpc({ rpc: failover(rpc, writes) }), db, aliasTable, log });
+      return { writer: bulkWriter, window: BULK_RELOAD_WINDOW, close: () => rpc.close() };
+    }
+    : undefined;
   const reloader = createReloader({
-    store, writer, plan, log, metrics, window: config.window, rate: config.reloadRate,
+    store, writer, plan, log, metrics, window: config.window, rate: config.reloadRate, openBulk,
     preloadDb: db && (config.db!.dbMode === 1 || config.db!.dbMode === 2) ? db : null,
   });
   // Two small replies: a second and a half is plenty even on a loaded host.

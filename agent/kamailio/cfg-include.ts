@@ -10,7 +10,7 @@
  *   same module twice"), but every loadmodule also defines `MOD_<name>` for the preprocessor. So the
  *   include loads pv, kex (pv_printf), xlog, evapi and path only `#!ifndef MOD_<name>`, and must
  *   come after the operator's own loadmodule lines.
- * - A module the include needs but must not load itself (tm, sl, rr, usrloc, registrar: the
+ * - A module the include needs but must not load itself (tm, sl, rr, usrloc, registrar, jsonrpcs: the
  *   operator's config owns their parameters) is checked the same way; when it is missing the
  *   include loads a module whose file name says what is wrong, so `kamailio -c` fails with it.
  * - Two `event_route[usrloc:contact-expired]` blocks are a "duplicate route" error, hence the
@@ -26,6 +26,7 @@
  *   "runaway while" and the route goes on. (test/integration/kamailio-event-values.test.ts)
  */
 import { isIP } from "node:net";
+import { BULK_ACK, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-bulk.js";
 import { EVENT_FORMAT } from "./event-format2.js";
 
 export interface IncludeParams {
@@ -47,6 +48,12 @@ export interface IncludeParams {
   maxEvapiClients?: number;
   /** Where the include will be installed; only used in the instructions. */
   includePath?: string;
+  /**
+   * The agent's evapi bulk-channel token (evapiBulkToken: derived from the cluster key and node id).
+   * With it the include runs the agent's bulk writes (fast reload); without it, it ignores them
+   * and the agent reloads over jsonrpcs.
+   */
+  bulkToken?: string;
 }
 
 export class CfgIncludeError extends Error {
@@ -59,7 +66,7 @@ export const DEFAULT_INCLUDE_PATH = "/etc/kamailio/locmesh.cfg";
 export const READY_SHV = "locmesh_ready";
 
 /** Modules the include uses but leaves to the operator's config (their parameters are the operator's). */
-const REQUIRED_MODULES = ["tm", "sl", "rr", "usrloc", "registrar"] as const;
+const REQUIRED_MODULES = ["tm", "sl", "rr", "usrloc", "registrar", "jsonrpcs"] as const;
 /** Modules the include loads when the operator's config has not. */
 const OWN_MODULES = ["pv", "kex", "xlog", "evapi", "path"] as const;
 
@@ -94,6 +101,7 @@ export function kamailioInclude(p: IncludeParams): string {
     registerRoute(domain),
     EXPIRED_ROUTES,
     connectionRoute(p.agentAddress),
+    bulkRoute(p.bulkToken ?? null),
     inboundRoute(p.meshPeers ?? []),
   ].join("\n");
 }
@@ -129,6 +137,7 @@ function checkParams(p: IncludeParams): void {
   for (const peer of p.meshPeers ?? []) if (isIP(peer) === 0) problems.push(`meshPeers entry ${JSON.stringify(peer)} must be an IP address`);
   if ((p.usrlocDomain ?? "location") !== "location") problems.push(`usrlocDomain must be "location"`);
   if (p.aliasMode !== "usrloc" && p.aliasMode !== "dbaliases") problems.push(`aliasMode must be "usrloc" or "dbaliases"`);
+  if (p.bulkToken !== undefined && !/^[0-9a-f]{32}$/.test(p.bulkToken)) problems.push("bulkToken must be 32 hex digits (evapiBulkToken)");
   const max = p.maxEvapiClients ?? 4;
   if (!Number.isInteger(max) || max < 1 || max > 64) problems.push(`maxEvapiClients ${max} must be 1..64`);
   if (problems.length > 0) throw new CfgIncludeError(`cannot generate the kamailio.cfg include: ${problems.join("; ")}`);
@@ -239,6 +248,67 @@ event_route[evapi:connection-new] {
 		exit;
 	}
 	xlog("L_INFO", "locmesh: agent connected to evapi from $evapi(srcaddr):$evapi(srcport)\\n");
+	# A new connection in the slot of the bulk channel is not the bulk channel.
+	if ($var(lm_bulk) == $evapi(conidx) + 1) $var(lm_bulk) = 0;
+}
+
+event_route[evapi:connection-closed] {
+	if ($var(lm_bulk) == $evapi(conidx) + 1) $var(lm_bulk) = 0;
+}
+`;
+}
+
+/**
+ * The agent's bulk channel (evapi-bulk.ts): after a hello with the token, the connection's frames
+ * are usrloc writes run with jsonrpc_exec, each chunk followed by an ack frame that is echoed. evapi
+ * runs all client messages in its one dispatcher process (5.6.3: its "workers" idle), which is also
+ * where $var(lm_bulk), the bulk connection's index + 1, lives. Only ul.add, ul.rm and ul.rm_contact
+ * get through: the request must start with exactly those bytes, and Kamailio's JSON reader takes the
+ * first "method" key. Answers go to this connection alone (evapi_unicast by its tag).
+ */
+function bulkRoute(token: string | null): string {
+  const tag = '"locmesh-bulk-$evapi(conidx)"';
+  const allowed = BULK_METHODS.map((m) => {
+    const prefix = bulkRequestPrefix(m);
+    return `$(evapi(msg){s.substr,0,${prefix.length}}) == '${prefix}'`;
+  }).join(" || ");
+  const hello = token === null
+    ? `	# No bulk token was given when this include was generated: the agent reloads over jsonrpcs.
+	xlog("L_INFO", "locmesh: evapi message ignored (this include has no bulk token)\\n");`
+    : `	if ($var(lm_bulk) != $evapi(conidx) + 1) {
+		if ($(evapi(msg){s.substr,0,${BULK_HELLO.length}}) == "${BULK_HELLO}") {
+			evapi_set_tag(${tag});
+			if ($evapi(msg) == "${BULK_HELLO}${token}") {
+				$var(lm_bulk) = $evapi(conidx) + 1;
+				evapi_unicast('{"event":"locmesh-bulk-ready"}', ${tag});
+			} else {
+				xlog("L_WARN", "locmesh: evapi bulk hello with a wrong token from $evapi(srcaddr):$evapi(srcport)\\n");
+				evapi_unicast('{"event":"locmesh-bulk-refused"}', ${tag});
+			}
+			exit;
+		}
+		xlog("L_WARN", "locmesh: evapi message ignored: the connection has not said hello\\n");
+		exit;
+	}
+	if ($(evapi(msg){s.substr,0,${BULK_ACK.length}}) == "${BULK_ACK}") {
+		evapi_unicast('{"event":"locmesh-ack","seq":$(evapi(msg){s.substr,${BULK_ACK.length},0}{s.int})}', ${tag});
+		exit;
+	}
+	if (!(${allowed})) {
+		xlog("L_WARN", "locmesh: evapi bulk request refused (only ${BULK_METHODS.join(", ")})\\n");
+		evapi_unicast('{"event":"locmesh-bulk-error","reply":null}', ${tag});
+		exit;
+	}
+	if (!jsonrpc_exec("$evapi(msg)")) {
+		evapi_unicast('{"event":"locmesh-bulk-error","reply":null}', ${tag});
+		exit;
+	}
+	if ($jsonrpl(code) != 200) {
+		evapi_unicast('{"event":"locmesh-bulk-error","reply":$jsonrpl(body)}', ${tag});
+	}`;
+  return `# The agent's bulk writes (fast reload of a restarted Kamailio), run in evapi's dispatcher.
+event_route[evapi:message-received] {
+${hello}
 }
 `;
 }

@@ -47,10 +47,11 @@ export function parseSocket(socket: string): { proto: string; host: string; port
 
 /** Escapes a URI for a `received=` URI parameter value, as the path module's add_path_received does. */
 function escapeParam(v: string): string {
-  return v.replace(/[^A-Za-z0-9\-_.!~*'()[\]/:&+$]/g, (c) =>
-    Array.from(Buffer.from(c, "utf8"), (b) => `%${b.toString(16).toUpperCase().padStart(2, "0")}`).join(""),
-  );
+  return v.replace(/[^A-Za-z0-9\-_.!~*'()[\]/:&+$]/g, escapeChar);
 }
+
+const hexByte = (b: number): string => `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+const escapeChar = (c: string): string => (c.length === 1 && c.charCodeAt(0) < 0x80 ? hexByte(c.charCodeAt(0)) : Array.from(Buffer.from(c, "utf8"), hexByte).join(""));
 
 /**
  * The Path other nodes install for a binding that lives on the owner's connection, or null when

@@ -62,7 +62,7 @@ export async function loadLive(store: ReplicaStore, kind: "loc" | "alias", nowSe
   const out: Live = new Map();
   let after = "";
   for (;;) {
-    const page = await store.page(kind, { search: "", after, limit: 5000, nowSec });
+    const page = await store.page(kind, { search: "", after, limit: 5000, nowSec, countTotal: false });
     for (const c of page.items) out.set(recordKey(c), c);
     if (page.next === null) return out;
     after = page.next;

@@ -21,15 +21,31 @@ import { describe, type KamailioWriter } from "./kamailio-writer.js";
 
 export type ReloadStatus = KamailioReloadStatus;
 
+/**
+ * Records planned per turn of the event loop. Kamailio drains the bulk channel's 24 KB in flight
+ * in about 2 ms, so a long turn here leaves it idle; 1,000 records take about 5 ms.
+ */
+const RELOAD_PAGE = 1000;
+
 export interface Reloader {
   /** Runs one reload to its end; a second call while one runs joins it. */
   run(reason: string): Promise<ReloadStatus>;
   status(): ReloadStatus;
 }
 
+/** A faster way in for the length of one reload (the evapi bulk channel), with its own writer. */
+export interface BulkSession {
+  writer: KamailioWriter;
+  /** Writes in flight at once through it. */
+  window: number;
+  close(): Promise<void>;
+}
+
 export interface ReloaderDeps {
   store: ReplicaStore;
   writer: KamailioWriter;
+  /** Opens the bulk channel; null (or a throw) means the reload goes through `writer`. */
+  openBulk?: () => Promise<BulkSession | null>;
   plan: Omit<PlanContext, "nowSec">;
   /** Kamailio's database when it preloads from it (db_mode 1/2): reload by difference. */
   preloadDb: KamailioDb | null;
@@ -43,48 +59,77 @@ export interface ReloaderDeps {
 
 export function createReloader(deps: ReloaderDeps): Reloader {
   const nowMs = deps.nowMs ?? Date.now;
-  let status: ReloadStatus = { state: "idle", reason: null, total: 0, done: 0, unchanged: 0, startedAt: null, finishedAt: null, rate: 0, error: null };
+  let status: ReloadStatus = { state: "idle", reason: null, total: 0, done: 0, unchanged: 0, startedAt: null, finishedAt: null, rate: 0, channel: null, error: null };
   let running: Promise<ReloadStatus> | null = null;
 
-  async function collectOps(nowSec: number): Promise<{ ops: InstallOp[]; unchanged: number }> {
+  /**
+   * Plans the writes page by page into `into`, calling `more()` after each page, so that writing
+   * starts with the first page instead of after the last (20,000 bindings: ~140 ms sooner).
+   */
+  async function collectOps(nowSec: number, into: InstallOp[], more: () => void): Promise<void> {
     const ctx: PlanContext = { ...deps.plan, nowSec };
-    const ops: InstallOp[] = [];
-    let unchanged = 0;
     const rows = deps.preloadDb ? await deps.preloadDb.listLocations(nowSec) : null;
     const inDb = new Map(rows?.map((r) => [bindingKey(r.aor, r.contact), r]) ?? []);
     for (const kind of ["loc", "alias"] as const) {
       let after = "";
       for (;;) {
-        const page = await deps.store.page(kind, { search: "", after, limit: 5000, nowSec });
+        const page = await deps.store.page(kind, { search: "", after, limit: RELOAD_PAGE, nowSec, countTotal: false });
         for (const c of page.items) {
           const op = planRestore(c, ctx);
           if (op === null) continue;
           const id = recordKey(c);
           const row = inDb.get(id);
           inDb.delete(id);
-          if (row && kind === "loc" && sameAsRow(c, row, deps.plan.nodeId)) unchanged++;
-          else ops.push(op);
+          if (row && kind === "loc" && sameAsRow(c, row, deps.plan.nodeId)) status.unchanged++;
+          else into.push(op);
         }
+        more();
+        // better-sqlite3 answers synchronously: without a turn of the event loop here, the writes
+        // queued for this page would wait for the whole plan.
+        await new Promise((r) => setImmediate(r));
         if (page.next === null) break;
         after = page.next;
       }
     }
-    for (const r of inDb.values()) ops.push({ op: "rm-contact", table: deps.plan.locationTable, aor: r.aor, contact: r.contact });
-    return { ops, unchanged };
+    for (const r of inDb.values()) into.push({ op: "rm-contact", table: deps.plan.locationTable, aor: r.aor, contact: r.contact });
+    more();
+  }
+
+  async function openBulk(): Promise<BulkSession | null> {
+    if (!deps.openBulk) return null;
+    return deps.openBulk().catch((err: unknown) => {
+      deps.log.warn({ err: (err as Error).message }, "no evapi bulk channel; reloading over jsonrpcs");
+      return null;
+    });
   }
 
   async function reload(reason: string): Promise<ReloadStatus> {
     const started = nowMs();
-    status = { state: "running", reason, total: 0, done: 0, unchanged: 0, startedAt: new Date(started).toISOString(), finishedAt: null, rate: 0, error: null };
+    status = { state: "running", reason, total: 0, done: 0, unchanged: 0, startedAt: new Date(started).toISOString(), finishedAt: null, rate: 0, channel: null, error: null };
     deps.log.info({ reason, byDifference: deps.preloadDb !== null }, "putting the live state back into Kamailio");
+    const nowSec = Math.floor(started / 1000);
+    const ops: InstallOp[] = [];
+    let planned = false;
+    let failure: unknown = null;
+    // Workers that caught up with the planning wait here for its next page.
+    let waiting: (() => void)[] = [];
+    const wakeAll = (): void => {
+      const w = waiting;
+      waiting = [];
+      for (const f of w) f();
+    };
+    const bulk = await openBulk();
     try {
-      const nowSec = Math.floor(started / 1000);
-      const { ops, unchanged } = await collectOps(nowSec);
-      status = { ...status, total: ops.length, unchanged };
+      const writer = bulk?.writer ?? deps.writer;
+      status.channel = bulk ? "evapi" : "jsonrpcs";
       let next = 0;
-      let failure: unknown = null;
       const worker = async () => {
-        while (failure === null && next < ops.length) {
+        while (failure === null) {
+          if (next >= ops.length) {
+            if (planned) return;
+            await new Promise<void>((r) => waiting.push(r));
+            continue;
+          }
           const i = next++;
           if (deps.rate > 0) {
             const due = started + (i / deps.rate) * 1000;
@@ -93,11 +138,12 @@ export function createReloader(deps: ReloaderDeps): Reloader {
           }
           const op = ops[i]!;
           try {
-            await deps.writer.write(op, nowSec);
+            await writer.write(op, nowSec);
             deps.metrics.kamailioRepairs.inc({ source: "reload" });
           } catch (err) {
             if (isTransient(err)) {
               failure ??= err;
+              wakeAll();
               return;
             }
             deps.log.error({ err: (err as Error).message }, `reload skipped ${describe(op)}`);
@@ -105,14 +151,29 @@ export function createReloader(deps: ReloaderDeps): Reloader {
           status.done++;
         }
       };
-      await Promise.all(Array.from({ length: Math.min(deps.window, Math.max(1, ops.length)) }, worker));
+      const planning = collectOps(nowSec, ops, () => {
+        status.total = ops.length;
+        wakeAll();
+      }).then(
+        () => undefined,
+        (err: unknown) => {
+          failure ??= err;
+        },
+      ).finally(() => {
+        planned = true;
+        wakeAll();
+      });
+      const window = bulk?.window ?? deps.window;
+      await Promise.all([planning, ...Array.from({ length: window }, worker)]);
       if (failure !== null) throw failure;
       const secs = Math.max(0.001, (nowMs() - started) / 1000);
       status = { ...status, state: "done", finishedAt: new Date(nowMs()).toISOString(), rate: Math.round(status.done / secs) };
-      deps.log.info({ written: status.done, unchanged, seconds: secs, perSecond: status.rate }, "Kamailio is whole again");
+      deps.log.info({ written: status.done, unchanged: status.unchanged, seconds: secs, perSecond: status.rate, channel: status.channel }, "Kamailio is whole again");
     } catch (err) {
       status = { ...status, state: "failed", finishedAt: new Date(nowMs()).toISOString(), error: (err as Error).message };
       deps.log.warn({ err: (err as Error).message, done: status.done, total: status.total }, "putting the state back into Kamailio failed; it will be retried");
+    } finally {
+      await bulk?.close().catch(() => undefined);
     }
     return { ...status };
   }

@@ -101,6 +101,8 @@ describe("three Kamailio nodes with agents", () => {
     });
     expect(status.kamailio?.restarts, JSON.stringify(last)).toBe(1);
     expect(status.kamailio?.reload.total).toBeGreaterThanOrEqual(300);
+    // Through the include's evapi bulk channel, not one jsonrpcs datagram per binding.
+    expect(status.kamailio?.reload.channel).toBe("evapi");
     // n1 restarts too: its own registrations come back into it as well.
     await n1.kamailio.restart();
     await waitFor("n1 whole again", async () => (await n1.dump()).filter((c) => c.aor.startsWith("rst")).length === 300, 20_000, 200);

@@ -202,7 +202,7 @@ describe("the web UI in a browser", () => {
             up: false, writer: "database", pendingWrites: 1234, rejected: 0, restarts: 1,
             lastError: "FIFO /run/kamailio/kamailio_fifo: ENXIO <b>no reader</b>", lastErrorAt: new Date().toISOString(),
             events: { connected: true, received: 52, failed: 0 }, lastReconcile: null,
-            reload: { state: "running", reason: "restart", total: 1200, done: 300, unchanged: 0, startedAt: null, finishedAt: null, rate: 150, error: null },
+            reload: { state: "running", reason: "restart", total: 1200, done: 300, unchanged: 0, startedAt: null, finishedAt: null, rate: 150, channel: "evapi", error: null },
           };
         }
         ws.send(JSON.stringify(msg));

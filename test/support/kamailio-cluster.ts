@@ -4,12 +4,16 @@
  * jsonrpcs datagram socket, evapi), meshed with each other. Everything on 127.0.0.1.
  */
 import { join } from "node:path";
+import { evapiBulkToken } from "../../agent/kamailio/evapi-bulk.js";
 import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
 import { createUsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
 import type { UsrlocContact } from "../../agent/kamailio/usrloc-contact.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { AgentProcess, freePort } from "./agent-process.js";
 import { startKamailio, type KamailioOptions, type KamailioProcess } from "./kamailio-process.js";
+
+/** The cluster key of every test cluster's agents (the include's bulk token derives from it). */
+export const CLUSTER_SECRET = "integration-cluster-secret-0123456789";
 
 export interface ClusterNode {
   id: string;
@@ -73,7 +77,7 @@ export async function startKamailioCluster(o: KamailioClusterOptions): Promise<K
           ...o.kamailio,
           ...own,
           extraCfg: [`alias="${TEST_DOMAIN}"`, o.kamailio?.extraCfg ?? "", own?.extraCfg ?? ""].join("\n"),
-          locmesh: { aliasMode: "usrloc", ...o.kamailio?.locmesh },
+          locmesh: { aliasMode: "usrloc", bulkToken: evapiBulkToken(CLUSTER_SECRET, ids[i]!), ...o.kamailio?.locmesh },
         }),
       );
     }
@@ -99,7 +103,7 @@ export async function startKamailioCluster(o: KamailioClusterOptions): Promise<K
           meshPort: ports[i]!.mesh,
           apiPort: ports[i]!.api,
           dir: join(o.baseDir, id),
-          secret: "integration-cluster-secret-0123456789",
+          secret: CLUSTER_SECRET,
           token: "integration-api-token-0123456789",
           peers: peerUrls[i]!,
           ...(own?.agentEnv ? { env: own.agentEnv } : {}),

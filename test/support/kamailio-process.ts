@@ -38,7 +38,7 @@ export interface KamailioOptions {
   /** Kamailio's own dmq + dmq_usrloc replication (kamailio-cfg.ts DmqCfg) instead of locmesh. */
   dmq?: DmqCfg;
   /** locmesh's kamailio.cfg include, wired in as an operator would; evapi on a free 127.0.0.1 port. */
-  locmesh?: Omit<LocmeshCfg, "includePath"> & Partial<Pick<IncludeParams, "agentAddress" | "aliasMode" | "meshPeers">>;
+  locmesh?: Omit<LocmeshCfg, "includePath"> & Partial<Pick<IncludeParams, "agentAddress" | "aliasMode" | "meshPeers" | "bulkToken">>;
 }
 
 export interface KamailioProcess {
@@ -204,6 +204,7 @@ function writeLocmeshInclude(dir: string, evapiPort: number, l: NonNullable<Kama
     agentAddress: l.agentAddress ?? "127.0.0.1",
     aliasMode: l.aliasMode ?? "usrloc",
     meshPeers: l.meshPeers ?? ["127.0.0.1"],
+    ...(l.bulkToken !== undefined ? { bulkToken: l.bulkToken } : {}),
   }));
   return { includePath, saveFlags: l.saveFlags, maxContacts: l.maxContacts, ownExpiredRoute: l.ownExpiredRoute };
 }

@@ -299,6 +299,15 @@ export function describeStoreContract(name: string, open: () => Promise<ReplicaS
         expect(first.next).toBeNull();
       });
 
+      it("skips the count when asked (countTotal: false), with the same items and cursor", async () => {
+        const s = await many();
+        const counted = await s.page("loc", q({ limit: 4 }));
+        const uncounted = await s.page("loc", { ...q({ limit: 4 }), countTotal: false });
+        expect(uncounted.total).toBeNull();
+        expect(rows(uncounted)).toEqual(rows(counted));
+        expect(uncounted.next).toBe(counted.next);
+      });
+
       it("searches key and sub case-insensitively", async () => {
         const s = await many();
         expect(rows(await s.page("loc", q({ search: "BOB" })))).toEqual(["bob@y sip:bob@10.0.0.1", "bob@y sip:bob@10.0.0.2"]);

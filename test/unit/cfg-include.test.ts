@@ -9,7 +9,7 @@ describe("kamailioInclude", () => {
   it("loads its own modules only when the operator's cfg has not, and checks the ones it needs", () => {
     for (const m of ["pv", "kex", "xlog", "evapi", "path"]) expect(text).toContain(`#!ifndef MOD_${m}\nloadmodule "${m}.so"\n#!endif`);
     expect(text).not.toContain("jansson");
-    for (const m of ["tm", "sl", "rr", "usrloc", "registrar"]) {
+    for (const m of ["tm", "sl", "rr", "usrloc", "registrar", "jsonrpcs"]) {
       expect(text).toContain(`#!ifndef MOD_${m}\nloadmodule "locmesh-needs-${m}.so-loaded-before-this-include"`);
       expect(text).not.toContain(`loadmodule "${m}.so"`);
     }
@@ -38,6 +38,25 @@ describe("kamailioInclude", () => {
     expect(text).toContain(`evapi_relay('{"v":2,"event":"register","rc":$var(lm_rc),`);
     expect(text).toContain('"count":$var(lm_n),"contacts":[$var(lm_cs)]}\');');
     expect(text).toContain(`evapi_relay('{"v":2,"event":"expired",`);
+  });
+
+  it("runs the agent's bulk writes only after a hello with the token, and only the three usrloc writes", () => {
+    const token = "0123456789abcdef0123456789abcdef";
+    const bulk = kamailioInclude({ ...params, bulkToken: token }).split("event_route[evapi:message-received]")[1] ?? "";
+    expect(bulk).toContain(`if ($evapi(msg) == "locmesh-hello:${token}") {`);
+    expect(bulk).toContain('$var(lm_bulk) = $evapi(conidx) + 1;');
+    expect(bulk).toContain(`$(evapi(msg){s.substr,0,45}) == '{"jsonrpc":"2.0","method":"ul.add","params":['`);
+    expect(bulk).toContain(`$(evapi(msg){s.substr,0,44}) == '{"jsonrpc":"2.0","method":"ul.rm","params":['`);
+    expect(bulk).toContain(`$(evapi(msg){s.substr,0,52}) == '{"jsonrpc":"2.0","method":"ul.rm_contact","params":['`);
+    // The whitelist comes before jsonrpc_exec, and answers go to this connection only.
+    expect(bulk.indexOf("$(evapi(msg){s.substr,0,45})")).toBeLessThan(bulk.indexOf("jsonrpc_exec"));
+    expect(bulk).not.toContain("evapi_relay");
+    // The slot's flag is cleared when a connection closes or a new one takes the slot.
+    expect(kamailioInclude({ ...params, bulkToken: token })).toMatch(/event_route\[evapi:connection-closed\] \{\n\tif \(\$var\(lm_bulk\) == \$evapi\(conidx\) \+ 1\) \$var\(lm_bulk\) = 0;/);
+    // Without a token nothing a client sends is run.
+    const none = text.split("event_route[evapi:message-received]")[1] ?? "";
+    expect(none).not.toContain("jsonrpc_exec");
+    expect(() => kamailioInclude({ ...params, bulkToken: "short" })).toThrow(/bulkToken must be 32 hex digits/);
   });
 
   it("disables LOCMESH_INBOUND without mesh peers", () => {

@@ -1,0 +1,166 @@
+/**
+ * The evapi bulk channel (agent/kamailio/evapi-bulk.ts) against a real Kamailio 5.6 running the
+ * include's bulk route (cfg-include.ts): the token, writes in chunks, per-request errors, the
+ * method whitelist, and connections that did not say hello.
+ */
+import { Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EvapiBulkUnavailableError, evapiBulkToken, openEvapiBulk, type EvapiBulkRpc } from "../../agent/kamailio/evapi-bulk.js";
+import { createFifoClient, type FifoClient } from "../../agent/kamailio/fifo-client.js";
+import { KamailioRequestError, KamailioUnavailableError } from "../../agent/kamailio/jsonrpcs-wire.js";
+import { createNetstringDecoder, encodeNetstring } from "../../agent/kamailio/netstring.js";
+import { createUsrlocRpc, type UlAddBinding } from "../../agent/kamailio/usrloc-rpc.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
+
+const log = silentLogger();
+const TOKEN = evapiBulkToken("bulk-test-cluster-key-0123456789", "n1");
+const nowSec = (): number => Math.floor(Date.now() / 1000);
+const binding = (contact: string): UlAddBinding => ({
+  contact, expires: nowSec() + 600, q: 0.5, path: "", received: "", socket: "", flags: 0, cflags: 0, methods: 4294967295,
+});
+
+let kam: KamailioProcess;
+let fifo: FifoClient;
+
+beforeAll(async () => {
+  kam = await startKamailio({ locmesh: { aliasMode: "usrloc", bulkToken: TOKEN } });
+  fifo = createFifoClient({ fifoPath: kam.fifoPath, replyDir: kam.replyDir, timeoutMs: 5000, log });
+}, 30_000);
+
+afterAll(async () => {
+  await fifo?.close();
+  await kam?.close();
+});
+
+const open = (token = TOKEN): Promise<EvapiBulkRpc> => openEvapiBulk({ host: "127.0.0.1", port: kam.evapiPort!, token, log, ackTimeoutMs: 5000 });
+
+async function contactsHeld(): Promise<number> {
+  const r = await fifo.call<string[]>("stats.get_statistics", ["usrloc:"]);
+  const m = /location_contacts = (\d+)/.exec(r.join("\n"));
+  if (!m) throw new Error(`unexpected statistics reply ${JSON.stringify(r)}`);
+  return Number(m[1]);
+}
+
+/** A raw evapi connection: what anyone on the host could open. */
+async function rawConnection(): Promise<{ send(frame: string): void; answers: string[]; close(): void }> {
+  const sock = new Socket();
+  const answers: string[] = [];
+  const decoder = createNetstringDecoder({ maxFrameBytes: 1 << 20 });
+  sock.on("data", (c: Buffer) => answers.push(...decoder.push(c).map((f) => f.toString())));
+  await new Promise<void>((resolve, reject) => {
+    sock.once("error", reject);
+    sock.connect({ host: "127.0.0.1", port: kam.evapiPort! }, resolve);
+  });
+  return { send: (frame) => sock.write(encodeNetstring(frame)), answers, close: () => sock.destroy() };
+}
+
+describe("evapi bulk channel", () => {
+  it("refuses a wrong token, with a message that says how to fix it", async () => {
+    const err = await open(evapiBulkToken("another-cluster-key-0123456789", "n1")).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EvapiBulkUnavailableError);
+    expect((err as Error).message).toMatch(/refused .*token.*locmesh kamailio-cfg/);
+  });
+
+  it("writes thousands of bindings in chunks, and every one is in Kamailio when its call resolves", async () => {
+    const before = await contactsHeld();
+    const bulk = await open();
+    try {
+      const usrloc = createUsrlocRpc({ rpc: bulk });
+      const n = 3000;
+      const outcomes = await Promise.all(Array.from({ length: n }, (_, i) => usrloc.ulAdd("location", `bulk${i}@example.com`, binding(`sip:bulk${i}@192.0.2.${i % 250}:5060`), nowSec())));
+      expect(outcomes.every((o) => o === "added")).toBe(true);
+      expect(bulk.stats().chunks).toBeGreaterThan(10);
+      expect(bulk.stats().calls).toBe(n);
+      expect(await contactsHeld()).toBe(before + n);
+      const fifoUsrloc = createUsrlocRpc({ rpc: fifo });
+      const [c] = await fifoUsrloc.ulLookup("location", "bulk2999@example.com");
+      expect(c?.contact).toBe("sip:bulk2999@192.0.2.249:5060");
+      expect(c?.q).toBe(0.5);
+      // Removals go the same way.
+      await Promise.all(Array.from({ length: n }, (_, i) => usrloc.ulRm("location", `bulk${i}@example.com`)));
+      expect(await contactsHeld()).toBe(before);
+    } finally {
+      await bulk.close();
+    }
+  }, 30_000);
+
+  it("fails the one request Kamailio refuses and carries on with the rest of its chunk", async () => {
+    const bulk = await open();
+    try {
+      const usrloc = createUsrlocRpc({ rpc: bulk });
+      const [a, missing, b, noTable] = await Promise.allSettled([
+        usrloc.ulAdd("location", "err-a@example.com", binding("sip:a@192.0.2.1"), nowSec()),
+        usrloc.ulRmContact("location", "nobody@example.com", "sip:nobody@192.0.2.9"),
+        usrloc.ulAdd("location", "err-b@example.com", binding("sip:b@192.0.2.2"), nowSec()),
+        usrloc.ulAdd("no_such_table", "err-c@example.com", binding("sip:c@192.0.2.3"), nowSec()),
+      ]);
+      expect(a.status).toBe("fulfilled");
+      // 404 "AOR not found" came back as an error event with the request's id: "was not there".
+      expect(missing).toEqual({ status: "fulfilled", value: false });
+      expect(b.status).toBe("fulfilled");
+      expect(noTable.status).toBe("rejected");
+      expect(String((noTable as PromiseRejectedResult).reason)).toMatch(/Domain table not found/);
+      expect(bulk.usable()).toBe(true);
+      const fifoUsrloc = createUsrlocRpc({ rpc: fifo });
+      expect(await fifoUsrloc.ulLookup("location", "err-b@example.com")).toHaveLength(1);
+      await Promise.all(["err-a@example.com", "err-b@example.com"].map((aor) => usrloc.ulRm("location", aor)));
+    } finally {
+      await bulk.close();
+    }
+  });
+
+  it("takes only ul.add, ul.rm and ul.rm_contact, on the client and in the include", async () => {
+    const bulk = await open();
+    try {
+      await expect(bulk.call("ul.dump", [])).rejects.toBeInstanceOf(KamailioRequestError);
+    } finally {
+      await bulk.close();
+    }
+    // A hand-made client with the right token that asks for something else gets an error, not a dump.
+    const raw = await rawConnection();
+    try {
+      raw.send(`locmesh-hello:${TOKEN}`);
+      raw.send(JSON.stringify({ jsonrpc: "2.0", method: "ul.dump", params: [], id: 7 }));
+      raw.send("locmesh-ack:1");
+      await waitUntil(() => raw.answers.length >= 3);
+      expect(raw.answers.map((a) => JSON.parse(a) as unknown)).toEqual([
+        { event: "locmesh-bulk-ready" },
+        { event: "locmesh-bulk-error", reply: null },
+        { event: "locmesh-ack", seq: 1 },
+      ]);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it("ignores a connection that has not said hello: its writes never run", async () => {
+    const raw = await rawConnection();
+    try {
+      raw.send(JSON.stringify({ jsonrpc: "2.0", method: "ul.add", params: ["location", "intruder@example.com", "sip:x@192.0.2.66", 600, 1, ".", 0, 0, 4294967295, ".", "."], id: 1 }));
+      raw.send("locmesh-ack:1");
+      await sleep(300);
+      expect(raw.answers).toEqual([]);
+      expect(await createUsrlocRpc({ rpc: fifo }).ulLookup("location", "intruder@example.com")).toEqual([]);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it("fails every call at once after the channel is closed, as a transient error (the caller goes through jsonrpcs)", async () => {
+    const bulk = await open();
+    await bulk.close();
+    const err = await bulk.call("ul.rm", ["location", "x@example.com"]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KamailioUnavailableError);
+    expect(bulk.usable()).toBe(false);
+  });
+});
+
+async function waitUntil(ok: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await sleep(20);
+  }
+}

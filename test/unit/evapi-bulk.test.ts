@@ -1,0 +1,218 @@
+/**
+ * The evapi bulk channel's client (agent/kamailio/evapi-bulk.ts) against a scripted evapi peer on
+ * 127.0.0.1: chunking and the bound on unacked bytes, per-request errors, and every way the channel
+ * must give up (a lost ack, a silent Kamailio, an answer it cannot place, a closed socket), each
+ * failing the unacked calls with a transient error so that the caller repeats them over jsonrpcs.
+ * The real include runs against real Kamailio in test/integration/kamailio-bulk.test.ts.
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, describe, expect, it } from "vitest";
+import { isTransient } from "../../agent/core/transient.js";
+import { EvapiBulkUnavailableError, evapiBulkToken, openEvapiBulk, type EvapiBulkOptions } from "../../agent/kamailio/evapi-bulk.js";
+import { KamailioRpcError } from "../../agent/kamailio/jsonrpcs-wire.js";
+import { createNetstringDecoder, encodeNetstring } from "../../agent/kamailio/netstring.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+
+const TOKEN = evapiBulkToken("unit-test-cluster-key-0123456789", "n1");
+
+interface Peer {
+  port: number;
+  /** Request frames received, in order. */
+  requests: { id: number; method: string; params: unknown[] }[];
+  /** Largest number of request/ack bytes received while acks were held back. */
+  maxUnacked: number;
+  socket(): Socket;
+  send(obj: unknown): void;
+  /** Sends the acks held back so far. */
+  releaseAcks(): void;
+  close(): Promise<void>;
+}
+
+interface PeerScript {
+  hello?: "ready" | "refused" | "silent";
+  /** Ack at once (default), hold until releaseAcks(), or never. */
+  acks?: "echo" | "hold" | "never";
+  /** Answer for a request before its chunk's ack; undefined = none. */
+  errorFor?: (req: { id: number; method: string }) => unknown;
+  /** Send a registrar event before every ack (all evapi clients get them). */
+  registrarEvents?: boolean;
+}
+
+let peers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(peers.map((s) => new Promise((r) => s.close(r))));
+  peers = [];
+});
+
+async function startPeer(script: PeerScript = {}): Promise<Peer> {
+  let conn: Socket | null = null;
+  const requests: Peer["requests"] = [];
+  const held: string[] = [];
+  let unacked = 0;
+  let maxUnacked = 0;
+  const send = (obj: unknown) => conn?.write(encodeNetstring(typeof obj === "string" ? obj : JSON.stringify(obj)));
+  const server = createServer((sock) => {
+    conn = sock;
+    const dec = createNetstringDecoder({ maxFrameBytes: 1 << 20 });
+    sock.on("data", (chunk: Buffer) => {
+      for (const f of dec.push(chunk)) {
+        const text = f.toString();
+        unacked += f.length;
+        maxUnacked = Math.max(maxUnacked, unacked);
+        if (text.startsWith("locmesh-hello:")) {
+          unacked = 0;
+          const h = script.hello ?? "ready";
+          if (h !== "silent") send({ event: text === `locmesh-hello:${TOKEN}` && h === "ready" ? "locmesh-bulk-ready" : "locmesh-bulk-refused" });
+        } else if (text.startsWith("locmesh-ack:")) {
+          const ack = JSON.stringify({ event: "locmesh-ack", seq: Number(text.slice(12)) });
+          if (script.registrarEvents) send({ v: 2, event: "register", aor: "" });
+          if ((script.acks ?? "echo") === "echo") {
+            unacked = 0;
+            send(ack);
+          } else if (script.acks === "hold") held.push(ack);
+        } else {
+          const req = JSON.parse(text) as { id: number; method: string; params: unknown[] };
+          requests.push(req);
+          const err = script.errorFor?.(req);
+          if (err !== undefined) send({ event: "locmesh-bulk-error", reply: err });
+        }
+      }
+    });
+  });
+  peers.push(server);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as { port: number }).port,
+    requests,
+    get maxUnacked() {
+      return maxUnacked;
+    },
+    socket: () => conn!,
+    send,
+    releaseAcks() {
+      unacked = 0;
+      for (const a of held.splice(0)) send(a);
+    },
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+const open = (peer: Peer, over: Partial<EvapiBulkOptions> = {}) =>
+  openEvapiBulk({ host: "127.0.0.1", port: peer.port, token: TOKEN, log: silentLogger(), ackTimeoutMs: 2000, ...over });
+
+const add = (i: number) => ["location", `u${i}@example.com`, `sip:u${i}@192.0.2.1:5060`, 600, -1, ".", 0, 0, 4294967295, ".", "."];
+
+describe("evapi bulk channel client", () => {
+  it("sends calls in chunks, each closed by an ack frame, and resolves a chunk's calls at its ack", async () => {
+    const peer = await startPeer();
+    const bulk = await open(peer);
+    const results = await Promise.all(Array.from({ length: 500 }, (_, i) => bulk.call("ul.add", add(i))));
+    expect(results.every((r) => JSON.stringify(r) === "{}")).toBe(true);
+    expect(peer.requests.map((r) => r.params[1])).toEqual(Array.from({ length: 500 }, (_, i) => `u${i}@example.com`));
+    expect(peer.requests[0]).toMatchObject({ method: "ul.add" });
+    // ~150 bytes a request, 8 KB chunks: far fewer chunks than calls.
+    expect(bulk.stats().chunks).toBeLessThan(50);
+    expect(bulk.stats().chunks).toBeGreaterThan(3);
+    await bulk.close();
+  });
+
+  it("never has more than maxBytesInFlight unacked, so one evapi read always ends at a frame's end", async () => {
+    const peer = await startPeer({ acks: "hold" });
+    const bulk = await open(peer, { maxBytesInFlight: 4096, chunkBytes: 1024 });
+    const calls = Promise.all(Array.from({ length: 300 }, (_, i) => bulk.call("ul.add", add(i))));
+    for (let i = 0; i < 200 && peer.requests.length < 300; i++) {
+      await sleep(5);
+      peer.releaseAcks();
+    }
+    await calls;
+    expect(peer.requests).toHaveLength(300);
+    expect(peer.maxUnacked).toBeLessThanOrEqual(4096 + 1024);
+    expect(peer.maxUnacked).toBeGreaterThan(1024);
+    await bulk.close();
+  });
+
+  it("fails only the request Kamailio refused, with its code (404 from ul.rm_contact)", async () => {
+    const peer = await startPeer({ errorFor: (r) => (r.method === "ul.rm_contact" ? { jsonrpc: "2.0", error: { code: 404, message: "AOR not found" }, id: r.id } : undefined) });
+    const bulk = await open(peer);
+    const [a, b, c] = await Promise.allSettled([
+      bulk.call("ul.add", add(1)),
+      bulk.call("ul.rm_contact", ["location", "x@example.com", "sip:x@192.0.2.1"]),
+      bulk.call("ul.add", add(2)),
+    ]);
+    expect(a.status).toBe("fulfilled");
+    expect(c.status).toBe("fulfilled");
+    const err = (b as PromiseRejectedResult).reason as KamailioRpcError;
+    expect(err).toBeInstanceOf(KamailioRpcError);
+    expect([err.code, err.kamailioMessage, err.method]).toEqual([404, "AOR not found", "ul.rm_contact"]);
+    expect(bulk.usable()).toBe(true);
+    await bulk.close();
+  });
+
+  it("skips the registrar events evapi sends to every client", async () => {
+    const peer = await startPeer({ registrarEvents: true });
+    const bulk = await open(peer);
+    await Promise.all(Array.from({ length: 50 }, (_, i) => bulk.call("ul.add", add(i))));
+    expect(bulk.usable()).toBe(true);
+    await bulk.close();
+  });
+
+  it.each([
+    ["an ack out of order (a frame was lost)", (p: Peer) => p.send({ event: "locmesh-ack", seq: 99 }), /acked chunk 99 while chunk 1 was due/],
+    ["an error that names no request", (p: Peer) => p.send({ event: "locmesh-bulk-error", reply: null }), /could not run a request/],
+    ["an unknown answer", (p: Peer) => p.send({ event: "locmesh-what" }), /unknown answer/],
+    ["a closed socket", (p: Peer) => p.socket().destroy(), /closed the evapi bulk channel|evapi bulk channel failed/],
+  ])("gives up on %s: every unacked call fails transiently, and later calls at once", async (_what, breakIt, message) => {
+    const peer = await startPeer({ acks: "never" });
+    const bulk = await open(peer);
+    const calls = Array.from({ length: 20 }, (_, i) => bulk.call("ul.add", add(i)).catch((e: unknown) => e as Error));
+    while (peer.requests.length < 20) await sleep(5);
+    breakIt(peer);
+    const errors = await Promise.all(calls);
+    for (const e of errors) {
+      expect(isTransient(e)).toBe(true);
+      expect((e as Error).message).toMatch(message);
+    }
+    expect(bulk.usable()).toBe(false);
+    const later = await bulk.call("ul.rm", ["location", "x@example.com"]).catch((e: unknown) => e as Error);
+    expect(isTransient(later)).toBe(true);
+    await bulk.close();
+  });
+
+  it("gives up when an ack does not come in time", async () => {
+    const peer = await startPeer({ acks: "never" });
+    const bulk = await open(peer, { ackTimeoutMs: 100 });
+    const err = await bulk.call("ul.add", add(1)).then(() => null, (e: unknown) => e as Error);
+    expect(isTransient(err)).toBe(true);
+    expect(err?.message).toMatch(/did not ack chunk 1 .* within 100 ms/);
+    await bulk.close();
+  });
+
+  it("does not open when the include refuses the token or never answers, and says what to do", async () => {
+    const fails = (p: Promise<unknown>): Promise<Error> => p.then(() => new Error("it opened"), (e: unknown) => e as Error);
+    const refused = await fails(open(await startPeer({ hello: "refused" })));
+    expect(refused).toBeInstanceOf(EvapiBulkUnavailableError);
+    expect(refused.message).toMatch(/refused .* token.*locmesh kamailio-cfg/);
+    const silent = await fails(open(await startPeer({ hello: "silent" }), { helloTimeoutMs: 100 }));
+    expect(silent).toBeInstanceOf(EvapiBulkUnavailableError);
+    expect(silent.message).toMatch(/did not answer .* within 100 ms.*regenerate the include/);
+    const peer = await startPeer();
+    await peer.close();
+    const down = await fails(open(peer));
+    expect(down).toBeInstanceOf(EvapiBulkUnavailableError);
+    expect(down.message).toMatch(/cannot open the evapi bulk channel/);
+  });
+
+  it("refuses methods the include would refuse, and requests too large for one evapi read", async () => {
+    const peer = await startPeer();
+    const bulk = await open(peer);
+    await expect(bulk.call("ul.dump", [])).rejects.toThrow(/only ul.add, ul.rm, ul.rm_contact/);
+    await expect(bulk.call("ul.add", { table: "location" })).rejects.toThrow(/positional params/);
+    const huge = await bulk.call("ul.add", ["location", "big@example.com", `sip:${"x".repeat(20_000)}@192.0.2.1`]).catch((e: unknown) => e as Error);
+    // Transient: the caller sends it over jsonrpcs instead, whose datagrams take 64 KB.
+    expect(isTransient(huge)).toBe(true);
+    expect(peer.requests).toEqual([]);
+    expect(bulk.usable()).toBe(true);
+    await bulk.close();
+  });
+});

@@ -1,0 +1,105 @@
+/**
+ * The reload of a restarted Kamailio (agent/kamailio/reload.ts) with in-process writers: which way
+ * the writes go (the bulk session, or jsonrpcs when it cannot be opened), that writing starts with
+ * the first page of the plan, and that a transient failure ends the run and closes the session.
+ */
+import { describe, expect, it } from "vitest";
+import { TransientError } from "../../agent/core/transient.js";
+import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
+import type { InstallOp } from "../../agent/kamailio/install-plan.js";
+import type { KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
+import { createReloader, type BulkSession, type ReloaderDeps } from "../../agent/kamailio/reload.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { createMetrics } from "../../agent/ops/metrics.js";
+import { binding } from "../support/fixtures.js";
+
+const nowSec = () => Math.floor(Date.now() / 1000);
+
+async function storeWith(bindings: number, aliases = 0) {
+  const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+  const drafts = [
+    ...Array.from({ length: bindings }, (_, i) => ({ kind: "loc" as const, key: `u${i}@example.com`, sub: `sip:u${i}@192.0.2.1:5060`, value: binding({ expires: nowSec() + 600, owner: "n2" }) })),
+    ...Array.from({ length: aliases }, (_, i) => ({ kind: "alias" as const, key: `a${i}@example.com`, sub: "", value: { target: `sip:u${i}@example.com` } })),
+  ];
+  for (let i = 0; i < drafts.length; i += 1000) await store.commitLocal(drafts.slice(i, i + 1000), () => 1);
+  return store;
+}
+
+function recordingWriter(opts: { failAt?: number } = {}): KamailioWriter & { ops: InstallOp[] } {
+  const ops: InstallOp[] = [];
+  return {
+    ops,
+    async write(op) {
+      if (opts.failAt !== undefined && ops.length >= opts.failAt) throw new TransientError("Kamailio is unreachable");
+      // A write completes on a later turn of the event loop, as socket I/O does.
+      await new Promise((r) => setImmediate(r));
+      ops.push(op);
+      return "rpc";
+    },
+  };
+}
+
+function deps(over: Partial<ReloaderDeps> & Pick<ReloaderDeps, "store" | "writer">): ReloaderDeps {
+  return {
+    plan: { nodeId: "n1", replicaId: over.store.replicaId, locationTable: "location" },
+    preloadDb: null, log: silentLogger(), metrics: createMetrics({ defaults: false }), window: 4, rate: 0,
+    ...over,
+  };
+}
+
+describe("reload", () => {
+  it("writes every live record through the bulk session when one opens, and closes it", async () => {
+    const store = await storeWith(120, 5);
+    const jsonrpcs = recordingWriter();
+    const bulkWriter = recordingWriter();
+    let closed = 0;
+    const session: BulkSession = { writer: bulkWriter, window: 64, close: async () => void closed++ };
+    const r = createReloader(deps({ store, writer: jsonrpcs, openBulk: async () => session }));
+    const s = await r.run("test");
+    expect(s).toMatchObject({ state: "done", channel: "evapi", total: 125, done: 125 });
+    expect(bulkWriter.ops).toHaveLength(125);
+    expect(bulkWriter.ops.filter((o) => o.op === "add")).toHaveLength(120);
+    expect(bulkWriter.ops.filter((o) => o.op === "alias-set")).toHaveLength(5);
+    expect(jsonrpcs.ops).toEqual([]);
+    expect(closed).toBe(1);
+  });
+
+  it("goes through jsonrpcs when the bulk channel cannot be opened (an include without the route)", async () => {
+    const store = await storeWith(30);
+    const jsonrpcs = recordingWriter();
+    const r = createReloader(deps({ store, writer: jsonrpcs, openBulk: async () => Promise.reject(new Error("no answer to hello")) }));
+    expect(await r.run("test")).toMatchObject({ state: "done", channel: "jsonrpcs", total: 30, done: 30 });
+    expect(jsonrpcs.ops).toHaveLength(30);
+  });
+
+  it("starts writing with the first page of the plan, not after the last", async () => {
+    const store = await storeWith(12_000);
+    const writer = recordingWriter();
+    const events: string[] = [];
+    const page: typeof store.page = async (kind, q) => {
+      events.push(`page ${kind} after ${writer.ops.length} writes`);
+      return store.page(kind, q);
+    };
+    const r = createReloader(deps({ store: { ...store, page }, writer }));
+    const s = await r.run("test");
+    expect(s).toMatchObject({ state: "done", total: 12_000, done: 12_000 });
+    // Pages hold 5,000: the second and later pages are read while the first page's writes run.
+    expect(events[0]).toBe("page loc after 0 writes");
+    expect(events.slice(1).some((e) => !e.endsWith(" 0 writes"))).toBe(true);
+  });
+
+  it("ends as failed at the first transient failure, with the session closed, and runs again from the start", async () => {
+    const store = await storeWith(50);
+    let closed = 0;
+    const failing = recordingWriter({ failAt: 20 });
+    const r = createReloader(deps({ store, writer: recordingWriter(), openBulk: async () => ({ writer: failing, window: 8, close: async () => void closed++ }) }));
+    const s = await r.run("test");
+    expect(s.state).toBe("failed");
+    expect(s.error).toMatch(/unreachable/);
+    expect(s.done).toBeLessThan(50);
+    expect(closed).toBe(1);
+    const ok = recordingWriter();
+    const again = createReloader(deps({ store, writer: ok }));
+    expect(await again.run("retry")).toMatchObject({ state: "done", channel: "jsonrpcs", done: 50 });
+  });
+});
