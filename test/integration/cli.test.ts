@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { evapiBulkToken } from "../../agent/kamailio/evapi-bulk.js";
 import { AgentProcess, ROOT, freePort } from "../support/agent-process.js";
 
 const TOKEN = "cli-test-api-token-0123456789";
@@ -129,6 +130,18 @@ describe("locmesh CLI", () => {
     expect(show.stdout).toContain("Deskphone");
     expect(show.stdout).not.toContain("bob");
     expect(none).toMatchObject({ code: 0, stdout: "no bindings for nobody@example.com\n" });
+  });
+
+  it("kamailio-cfg puts the agent's bulk-channel token into the include only when given --config", async () => {
+    const withConfig = await cli(["kamailio-cfg", "--config", agent.configPath]);
+    expect(withConfig.stderr).toBe("");
+    expect(withConfig.code).toBe(0);
+    expect(withConfig.stdout).toContain(`if ($evapi(msg) == "locmesh-hello:${evapiBulkToken("cli-test-mesh-secret-0123456789", "cli1")}") {`);
+    expect(withConfig.stdout).toContain('jsonrpc_exec("$evapi(msg)")');
+    const bare = await cli(["kamailio-cfg", "--evapi", "127.0.0.1:8448"]);
+    expect(bare.code).toBe(0);
+    expect(bare.stdout).toContain("event_route[evapi:message-received]");
+    expect(bare.stdout).not.toContain("jsonrpc_exec");
   });
 
   it("a wrong token exits 1 and says which token to check", async () => {
