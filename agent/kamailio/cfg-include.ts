@@ -44,7 +44,10 @@ export interface IncludeParams {
    * make an open relay if anyone could use it. Empty disables the route.
    */
   meshPeers?: string[];
-  /** evapi max_clients (default 4): the agent plus room for a reconnect racing the old socket. */
+  /**
+   * evapi max_clients (default 6): the agent's event connection and its bulk channel (during a
+   * reload), plus room for reconnects racing the old sockets. At most 30.
+   */
   maxEvapiClients?: number;
   /** Where the include will be installed; only used in the instructions. */
   includePath?: string;
@@ -88,7 +91,7 @@ export function kamailioInclude(p: IncludeParams): string {
     "",
     `modparam("evapi", "bind_addr", "${evapiAddr}")`,
     `modparam("evapi", "netstring_format", 1)`,
-    `modparam("evapi", "max_clients", ${p.maxEvapiClients ?? 4})`,
+    `modparam("evapi", "max_clients", ${p.maxEvapiClients ?? 6})`,
     "# A Route URI's received= parameter (a phone behind NAT or on TCP) becomes $du in loose_route().",
     `modparam("path", "use_received", 1)`,
     ...(p.aliasMode === "usrloc" ? ["# locmesh writes call-forward aliases into usrloc's \"aliases\" domain.", `modparam("usrloc", "preload", "aliases")`] : []),
@@ -138,8 +141,9 @@ function checkParams(p: IncludeParams): void {
   if ((p.usrlocDomain ?? "location") !== "location") problems.push(`usrlocDomain must be "location"`);
   if (p.aliasMode !== "usrloc" && p.aliasMode !== "dbaliases") problems.push(`aliasMode must be "usrloc" or "dbaliases"`);
   if (p.bulkToken !== undefined && !/^[0-9a-f]{32}$/.test(p.bulkToken)) problems.push("bulkToken must be 32 hex digits (evapiBulkToken)");
-  const max = p.maxEvapiClients ?? 4;
-  if (!Number.isInteger(max) || max < 1 || max > 64) problems.push(`maxEvapiClients ${max} must be 1..64`);
+  const max = p.maxEvapiClients ?? 6;
+  // The include keeps one bit per connection index in a cfg int.
+  if (!Number.isInteger(max) || max < 1 || max > 30) problems.push(`maxEvapiClients ${max} must be 1..30`);
   if (problems.length > 0) throw new CfgIncludeError(`cannot generate the kamailio.cfg include: ${problems.join("; ")}`);
 }
 
@@ -248,12 +252,12 @@ event_route[evapi:connection-new] {
 		exit;
 	}
 	xlog("L_INFO", "locmesh: agent connected to evapi from $evapi(srcaddr):$evapi(srcport)\\n");
-	# A new connection in the slot of the bulk channel is not the bulk channel.
-	if ($var(lm_bulk) == $evapi(conidx) + 1) $var(lm_bulk) = 0;
+	# A new connection in the slot of a bulk channel is not a bulk channel.
+	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));
 }
 
 event_route[evapi:connection-closed] {
-	if ($var(lm_bulk) == $evapi(conidx) + 1) $var(lm_bulk) = 0;
+	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));
 }
 `;
 }
@@ -262,7 +266,8 @@ event_route[evapi:connection-closed] {
  * The agent's bulk channel (evapi-bulk.ts): after a hello with the token, the connection's frames
  * are usrloc writes run with jsonrpc_exec, each chunk followed by an ack frame that is echoed. evapi
  * runs all client messages in its one dispatcher process (5.6.3: its "workers" idle), which is also
- * where $var(lm_bulk), the bulk connection's index + 1, lives. Only ul.add, ul.rm and ul.rm_contact
+ * where $var(lm_bulk) lives: one bit per connection index that said hello with the token (a channel
+ * of an agent that restarted may still be open while the new one says hello). Only ul.add, ul.rm and ul.rm_contact
  * get through: the request must start with exactly those bytes, and Kamailio's JSON reader takes the
  * first "method" key. Answers go to this connection alone (evapi_unicast by its tag).
  */
@@ -275,11 +280,11 @@ function bulkRoute(token: string | null): string {
   const hello = token === null
     ? `	# No bulk token was given when this include was generated: the agent reloads over jsonrpcs.
 	xlog("L_INFO", "locmesh: evapi message ignored (this include has no bulk token)\\n");`
-    : `	if ($var(lm_bulk) != $evapi(conidx) + 1) {
+    : `	if (($var(lm_bulk) & (1 << $evapi(conidx))) == 0) {
 		if ($(evapi(msg){s.substr,0,${BULK_HELLO.length}}) == "${BULK_HELLO}") {
 			evapi_set_tag(${tag});
 			if ($evapi(msg) == "${BULK_HELLO}${token}") {
-				$var(lm_bulk) = $evapi(conidx) + 1;
+				$var(lm_bulk) = $var(lm_bulk) | (1 << $evapi(conidx));
 				evapi_unicast('{"event":"locmesh-bulk-ready"}', ${tag});
 			} else {
 				xlog("L_WARN", "locmesh: evapi bulk hello with a wrong token from $evapi(srcaddr):$evapi(srcport)\\n");

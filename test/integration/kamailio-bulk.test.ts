@@ -148,6 +148,30 @@ describe("evapi bulk channel", () => {
     }
   });
 
+  it("runs several channels at once (an old agent's may still be open), and forgets a channel once its connection is gone", async () => {
+    const before = await contactsHeld();
+    const channels = await Promise.all([open(), open(), open()]);
+    const on = (i: number) => createUsrlocRpc({ rpc: channels[i % 3]! });
+    await Promise.all(Array.from({ length: 900 }, (_, i) => on(i).ulAdd("location", `multi${i}@example.com`, binding(`sip:multi${i}@192.0.2.7:5060`), nowSec())));
+    expect(await contactsHeld()).toBe(before + 900);
+    await Promise.all(Array.from({ length: 900 }, (_, i) => on(i).ulRm("location", `multi${i}@example.com`)));
+    expect(await contactsHeld()).toBe(before);
+    await Promise.all(channels.map((c) => c.close()));
+    // New connections take the freed slots: without a hello, their writes must not run.
+    const raws = await Promise.all([rawConnection(), rawConnection(), rawConnection()]);
+    try {
+      for (const raw of raws) {
+        raw.send(JSON.stringify({ jsonrpc: "2.0", method: "ul.add", params: ["location", "slot@example.com", "sip:x@192.0.2.67", 600, 1, ".", 0, 0, 4294967295, ".", "."], id: 1 }));
+        raw.send("locmesh-ack:1");
+      }
+      await sleep(300);
+      expect(raws.flatMap((r) => r.answers)).toEqual([]);
+      expect(await createUsrlocRpc({ rpc: fifo }).ulLookup("location", "slot@example.com")).toEqual([]);
+    } finally {
+      for (const raw of raws) raw.close();
+    }
+  }, 30_000);
+
   it("fails every call at once after the channel is closed, as a transient error (the caller goes through jsonrpcs)", async () => {
     const bulk = await open();
     await bulk.close();

@@ -18,7 +18,7 @@ describe("kamailioInclude", () => {
   it("sets up evapi, path and the aliases domain", () => {
     expect(text).toContain('modparam("evapi", "bind_addr", "127.0.0.1:8491")');
     expect(text).toContain('modparam("evapi", "netstring_format", 1)');
-    expect(text).toContain('modparam("evapi", "max_clients", 4)');
+    expect(text).toContain('modparam("evapi", "max_clients", 6)');
     expect(text).toContain('modparam("path", "use_received", 1)');
     expect(text).toContain('modparam("usrloc", "preload", "aliases")');
     expect(kamailioInclude({ ...params, aliasMode: "dbaliases" })).not.toContain('"preload"');
@@ -44,7 +44,8 @@ describe("kamailioInclude", () => {
     const token = "0123456789abcdef0123456789abcdef";
     const bulk = kamailioInclude({ ...params, bulkToken: token }).split("event_route[evapi:message-received]")[1] ?? "";
     expect(bulk).toContain(`if ($evapi(msg) == "locmesh-hello:${token}") {`);
-    expect(bulk).toContain('$var(lm_bulk) = $evapi(conidx) + 1;');
+    expect(bulk).toContain("if (($var(lm_bulk) & (1 << $evapi(conidx))) == 0) {");
+    expect(bulk).toContain("$var(lm_bulk) = $var(lm_bulk) | (1 << $evapi(conidx));");
     expect(bulk).toContain(`$(evapi(msg){s.substr,0,45}) == '{"jsonrpc":"2.0","method":"ul.add","params":['`);
     expect(bulk).toContain(`$(evapi(msg){s.substr,0,44}) == '{"jsonrpc":"2.0","method":"ul.rm","params":['`);
     expect(bulk).toContain(`$(evapi(msg){s.substr,0,52}) == '{"jsonrpc":"2.0","method":"ul.rm_contact","params":['`);
@@ -52,7 +53,7 @@ describe("kamailioInclude", () => {
     expect(bulk.indexOf("$(evapi(msg){s.substr,0,45})")).toBeLessThan(bulk.indexOf("jsonrpc_exec"));
     expect(bulk).not.toContain("evapi_relay");
     // The slot's flag is cleared when a connection closes or a new one takes the slot.
-    expect(kamailioInclude({ ...params, bulkToken: token })).toMatch(/event_route\[evapi:connection-closed\] \{\n\tif \(\$var\(lm_bulk\) == \$evapi\(conidx\) \+ 1\) \$var\(lm_bulk\) = 0;/);
+    expect(kamailioInclude({ ...params, bulkToken: token })).toContain("event_route[evapi:connection-closed] {\n\t$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));");
     // Without a token nothing a client sends is run.
     const none = text.split("event_route[evapi:message-received]")[1] ?? "";
     expect(none).not.toContain("jsonrpc_exec");

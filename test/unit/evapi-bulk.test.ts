@@ -54,6 +54,8 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
   const send = (obj: unknown) => conn?.write(encodeNetstring(typeof obj === "string" ? obj : JSON.stringify(obj)));
   const server = createServer((sock) => {
     conn = sock;
+    // Answers go to the connection that asked.
+    const send = (obj: unknown) => sock.write(encodeNetstring(typeof obj === "string" ? obj : JSON.stringify(obj)));
     const dec = createNetstringDecoder({ maxFrameBytes: 1 << 20 });
     sock.on("data", (chunk: Buffer) => {
       for (const f of dec.push(chunk)) {

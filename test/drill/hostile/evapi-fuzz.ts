@@ -29,14 +29,24 @@ export async function startEvapiFuzzServer(): Promise<EvapiFuzzServer> {
   const server: Server = createServer((s) => {
     accepted++;
     sockets.add(s);
+    let bulk = false;
     s.on("error", () => undefined);
     s.on("close", () => {
       sockets.delete(s);
       if (current === s) current = null;
     });
-    s.on("data", () => undefined); // the agent sends nothing; drain whatever comes
-    current = s;
-    for (const w of waiters.splice(0)) w(s);
+    // The event connection sends nothing. A connection that says the bulk channel's hello (the
+    // agent reloading its "restarted" Kamailio) is not the one to fuzz: it gets no answer, as from
+    // an include without the bulk route, and the agent closes it and reloads over jsonrpcs.
+    s.on("data", (chunk: Buffer) => {
+      if (chunk.includes("locmesh-hello:")) bulk = true;
+    });
+    // The hello comes at once; a connection quiet for a moment is the event connection.
+    setTimeout(() => {
+      if (bulk || s.destroyed) return;
+      current = s;
+      for (const w of waiters.splice(0)) w(s);
+    }, 200);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
