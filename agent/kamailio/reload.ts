@@ -118,7 +118,22 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       waiting = [];
       for (const f of w) f();
     };
-    const bulk = await openBulk();
+    const planning = collectOps(nowSec, ops, () => {
+      status.total = ops.length;
+      wakeAll();
+    }).then(
+      () => undefined,
+      (err: unknown) => {
+        failure ??= err;
+      },
+    ).finally(() => {
+      planned = true;
+      wakeAll();
+    });
+    // The channel is opened only when there is something to write: an include without the bulk
+    // route keeps the agent waiting for its hello's answer, which an empty reload need not do.
+    while (ops.length === 0 && !planned) await new Promise<void>((r) => waiting.push(r));
+    const bulk = ops.length > 0 ? await openBulk() : null;
     try {
       const writer = bulk?.writer ?? deps.writer;
       status.channel = bulk ? "evapi" : "jsonrpcs";
@@ -151,18 +166,6 @@ export function createReloader(deps: ReloaderDeps): Reloader {
           status.done++;
         }
       };
-      const planning = collectOps(nowSec, ops, () => {
-        status.total = ops.length;
-        wakeAll();
-      }).then(
-        () => undefined,
-        (err: unknown) => {
-          failure ??= err;
-        },
-      ).finally(() => {
-        planned = true;
-        wakeAll();
-      });
       const window = bulk?.window ?? deps.window;
       await Promise.all([planning, ...Array.from({ length: window }, worker)]);
       if (failure !== null) throw failure;

@@ -72,6 +72,14 @@ describe("reload", () => {
     expect(jsonrpcs.ops).toHaveLength(30);
   });
 
+  it("does not open the bulk channel when there is nothing to write", async () => {
+    const store = await storeWith(0);
+    let opened = 0;
+    const r = createReloader(deps({ store, writer: recordingWriter(), openBulk: async () => { opened++; return null; } }));
+    expect(await r.run("test")).toMatchObject({ state: "done", total: 0, done: 0 });
+    expect(opened).toBe(0);
+  });
+
   it("starts writing with the first page of the plan, not after the last", async () => {
     const store = await storeWith(12_000);
     const writer = recordingWriter();
