@@ -122,7 +122,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
   );
   const LIVE = "value IS NOT NULL AND (expires IS NULL OR expires = 0 OR expires > @now)";
   const MATCH = "(@search = '' OR instr(lower(key), @search) > 0 OR instr(lower(sub), @search) > 0)";
-  const AFTER = "(@ak = '' OR key > @ak OR (key = @ak AND sub > @as))";
+  // A row value, so that SQLite seeks the identity index to the cursor: written as `key > @ak OR
+  // (key = @ak AND ...)` it walked the index from the start on every page (100,000 records in pages
+  // of 200: 1.9 s). The first page's cursor ('', '') is below every record: keys are never empty.
+  const AFTER = "(key, sub) > (@ak, @as)";
   const selectPage = db.prepare<{ kind: number; now: number; search: string; ak: string; as: string; n: number }, Row>(
     `SELECT kind, key, sub, hlc, origin, seq, value FROM records
      WHERE kind = @kind AND ${LIVE} AND ${MATCH} AND ${AFTER} ORDER BY key, sub LIMIT @n`,
