@@ -50,7 +50,7 @@ export const FIRST_AFTER = "SELECT hlc FROM records WHERE origin = $1 AND seq > 
 const LIVE = "value IS NOT NULL AND (expires IS NULL OR expires = 0 OR expires > $2)";
 const MATCH = "($3 = '' OR strpos(lower(key), $3) > 0 OR strpos(lower(sub), $3) > 0)";
 export const SELECT_PAGE = `SELECT ${ROW} FROM records WHERE kind = $1 AND ${LIVE} AND ${MATCH}
-  AND ($4 = '' OR (key, sub) > ($4, $5)) ORDER BY key, sub LIMIT $6`;
+  AND (key, sub) > ($4, $5) ORDER BY key, sub LIMIT $6`;
 export const COUNT_PAGE = `SELECT count(*)::int AS n FROM records WHERE kind = $1 AND ${LIVE} AND ${MATCH}`;
 export const COUNT_LIVE = `SELECT
   count(*) FILTER (WHERE kind = 0 AND ${LIVE.replace("$2", "$1")})::int AS locations,
