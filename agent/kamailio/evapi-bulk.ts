@@ -129,15 +129,20 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
     if (broken !== null) return;
     broken = err;
     if (opened) log.warn({ err: err.message, unacked: inFlight.reduce((n, c) => n + c.calls.length, 0), queued: queue.length }, "the evapi bulk channel broke; its writes go through jsonrpcs");
+    failPending(err);
+    sock.destroy();
+  }
+
+  /** Every call not yet acked fails with `err`: the sent ones, then the queued ones. */
+  function failPending(err: Error): void {
     for (const chunk of inFlight.splice(0)) {
       clearTimeout(chunk.timer);
       for (const call of chunk.calls) fail(call, err);
     }
     for (const call of queue.splice(0)) fail(call, err);
     queuedBytes = 0;
-    byId.clear();
     bytesInFlight = 0;
-    sock.destroy();
+    byId.clear();
   }
 
   function fail(call: PendingCall, err: Error): void {
@@ -321,12 +326,7 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
     async close() {
       if (broken === null) {
         broken = new KamailioUnavailableError("EPIPE", "the evapi bulk channel was closed");
-        for (const call of queue.splice(0)) fail(call, broken);
-        queuedBytes = 0;
-        for (const chunk of inFlight.splice(0)) {
-          clearTimeout(chunk.timer);
-          for (const call of chunk.calls) fail(call, broken);
-        }
+        failPending(broken);
       }
       if (!sock.destroyed) {
         await new Promise<void>((resolve) => {

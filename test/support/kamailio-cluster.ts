@@ -13,7 +13,7 @@ import { AgentProcess, freePort } from "./agent-process.js";
 import { startKamailio, type KamailioOptions, type KamailioProcess } from "./kamailio-process.js";
 
 /** The cluster key of every test cluster's agents (the include's bulk token derives from it). */
-export const CLUSTER_SECRET = "integration-cluster-secret-0123456789";
+const CLUSTER_SECRET = "integration-cluster-secret-0123456789";
 
 export interface ClusterNode {
   id: string;
