@@ -100,15 +100,30 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   }
 
   async function route(req: IncomingMessage, res: ServerResponse) {
-    const path = new URL(req.url ?? "/", "http://x").pathname;
+    const url = new URL(req.url ?? "/", "http://x");
+    const path = url.pathname;
     if (path === "/rpc" && req.method === "POST") return handleRpc(req, res);
     if (path === "/metrics" && req.method === "GET") {
       res.writeHead(200, { "content-type": deps.metrics.registry.contentType });
-      return void res.end(await deps.metrics.registry.metrics());
+      return void res.end(await scrape([...url.searchParams.getAll("name"), ...url.searchParams.getAll("name[]")]));
     }
     if (path === "/healthz") return json(res, 200, { ok: true, nodeId: deps.nodeId });
     if (web && (req.method === "GET" || req.method === "HEAD")) return web.serve(req, res, path);
     json(res, 404, { error: `no such endpoint: ${req.method} ${path}; the API is POST /rpc` });
+  }
+
+  /**
+   * The whole registry, or only the metrics named (`/metrics?name=a&name=b`, or `name[]=` as
+   * Prometheus's Python client spells it); names the agent does not have are left out. A scrape of
+   * everything collects process figures too and costs ~1 ms; a script polling one counter should
+   * not pay that on every poll.
+   */
+  async function scrape(names: string[]): Promise<string> {
+    const registry = deps.metrics.registry;
+    if (names.length === 0) return registry.metrics();
+    const parts: string[] = [];
+    for (const name of new Set(names)) if (registry.getSingleMetric(name)) parts.push(await registry.getSingleMetricAsString(name));
+    return parts.map((p) => `${p}\n`).join("");
   }
 
   function onSocket(ws: WebSocket, req: IncomingMessage) {

@@ -247,6 +247,14 @@ describe("operations endpoints", () => {
     expect(text).toMatch(/^locmesh_changes_committed_total [1-9]\d*$/m);
     expect(text).toMatch(/^locmesh_rpc_errors_total\{surface="api",code="-32602"\} [1-9]\d*$/m);
 
+    // Only the metrics named: a poller's cheap scrape. Unknown names are left out, not an error.
+    const one = await (await fetch(`${agent.apiUrl}/metrics?name=locmesh_changes_committed_total&name[]=locmesh_rpc_errors_total&name=nope`)).text();
+    expect(one).toMatch(/^locmesh_changes_committed_total [1-9]\d*$/m);
+    expect(one).toMatch(/^locmesh_rpc_errors_total\{surface="api",code="-32602"\} [1-9]\d*$/m);
+    expect(one).not.toContain("locmesh_auth_failures_total");
+    expect(one).not.toContain("process_cpu");
+    expect(one.split("\n").filter((l) => l.startsWith("# TYPE")).length).toBe(2);
+
     const health = await fetch(`${agent.apiUrl}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ ok: true, nodeId: "api1" });

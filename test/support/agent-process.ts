@@ -138,7 +138,7 @@ export class AgentProcess {
   }
 
   async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-    const text = await (await fetch(`${this.apiUrl}/metrics`)).text();
+    const text = await (await fetch(`${this.apiUrl}/metrics?name=${encodeURIComponent(name)}`)).text();
     let sum = 0;
     for (const line of text.split("\n")) {
       if (!line.startsWith(name)) continue;
