@@ -26,6 +26,7 @@ import { createRpcServer, parseErrorResponse, parseFrame, toRpcError } from "../
 import { clientProof, newNonce, proofMatches, serverProof } from "./auth.js";
 import { fastBatch } from "./fast-batch.js";
 import { createPushPump, type PushPump } from "./push-pump.js";
+import { requestText } from "./request-text.js";
 import { z } from "zod";
 
 export interface SessionOptions {
@@ -117,7 +118,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   let pushPump: PushPump | null = null;
 
   const rpc = createRpcServer<Ctx>({ log, onError: (code) => metrics.rpcErrors.inc({ surface: "peer", code: String(code) }) });
-  const client = new JSONRPCClient((req) => deps.transport.send(JSON.stringify(req)));
+  const client = new JSONRPCClient((req) => deps.transport.send(requestText(req)));
   const request = <T>(method: string, params: unknown): Promise<T> =>
     client
       .timeout(options.requestTimeoutMs, (id) =>
