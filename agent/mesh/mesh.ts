@@ -85,8 +85,8 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
   function attach(ws: WebSocket, role: "client" | "server", remote: string, expectedPeer?: string, peerIsHub = false): PeerSession {
     const transport: Transport = {
       remote,
-      send: (text) => {
-        if (ws.readyState === WebSocket.OPEN) ws.send(text);
+      send: (frame) => {
+        if (ws.readyState === WebSocket.OPEN) ws.send(frame, { binary: false });
       },
       close: (code, reason) => ws.close(code, reason),
     };

@@ -26,7 +26,7 @@ import { createRpcServer, parseErrorResponse, parseFrame, toRpcError } from "../
 import { clientProof, newNonce, proofMatches, serverProof } from "./auth.js";
 import { fastBatch } from "./fast-batch.js";
 import { createPushPump, type PushPump } from "./push-pump.js";
-import { requestText } from "./request-text.js";
+import { requestFrame } from "./request-frame.js";
 import { z } from "zod";
 
 export interface SessionOptions {
@@ -41,7 +41,8 @@ export interface SessionOptions {
 }
 
 export interface Transport {
-  send(text: string): void;
+  /** One text frame; a Buffer holds its UTF-8 bytes. */
+  send(frame: string | Buffer): void;
   close(code: number, reason: string): void;
   readonly remote: string;
 }
@@ -118,7 +119,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   let pushPump: PushPump | null = null;
 
   const rpc = createRpcServer<Ctx>({ log, onError: (code) => metrics.rpcErrors.inc({ surface: "peer", code: String(code) }) });
-  const client = new JSONRPCClient((req) => deps.transport.send(requestText(req)));
+  const client = new JSONRPCClient((req) => deps.transport.send(requestFrame(req)));
   const request = <T>(method: string, params: unknown): Promise<T> =>
     client
       .timeout(options.requestTimeoutMs, (id) =>

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { PeerMethod } from "../../agent/contract/protocol.js";
-import { requestText } from "../../agent/mesh/request-text.js";
+import { requestFrame } from "../../agent/mesh/request-frame.js";
+
+const requestText = (req: Parameters<typeof requestFrame>[0]) => requestFrame(req).toString();
 import { fastBatch } from "../../agent/mesh/fast-batch.js";
 import { REPLICA_A, binding, locDraft, remoteChange, aliasDraft } from "../support/fixtures.js";
 
@@ -9,9 +11,11 @@ const changes = [
   remoteChange(REPLICA_A, 2, 1001, aliasDraft("sales@x", null)),
 ];
 
-describe("requestText", () => {
+describe("requestFrame", () => {
   it("writes a batch request that parses to what JSON.stringify would give, and that the receiver's fast check accepts", () => {
     const req = { jsonrpc: "2.0" as const, method: PeerMethod.Batch, params: { origin: REPLICA_A, after: 0, upTo: 2, changes }, id: 7 };
+    // Bytes, so that the WebSocket neither measures nor encodes the text again for every agent.
+    expect(Buffer.isBuffer(requestFrame(req))).toBe(true);
     const text = requestText(req);
     expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(req)));
     expect(fastBatch(JSON.parse(text).params)).not.toBeNull();
