@@ -261,3 +261,16 @@ describe("operations endpoints", () => {
     expect((await fetch(`${agent.apiUrl}/nope`)).status).toBe(404);
   });
 });
+
+describe("an agent that cannot start", () => {
+  it("exits, and the error that says so carries the end of its log (the temp folder may be gone when anyone reads it)", async () => {
+    const second = new AgentProcess({
+      id: "api2", meshPort: await freePort(), apiPort: Number(new URL(agent.apiUrl).port), dir: join(dir, "api2"),
+      secret: "local-api-mesh-secret-0123456789", token: TOKEN, peers: [],
+    });
+    const err = await second.start().then(() => null, (e: unknown) => e as Error);
+    await second.stop();
+    expect(err?.message).toMatch(/^agent api2 exited with 1; the end of .*agent\.log:\n/);
+    expect(err?.message).toContain("EADDRINUSE");
+  });
+});

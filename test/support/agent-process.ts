@@ -3,7 +3,7 @@
  * from the built dist/, with its own config, journal folder and ports on 127.0.0.1.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../../agent/ops/paths.js";
 import { freePort } from "./ports.js";
@@ -42,6 +42,7 @@ export class AgentProcess {
   protected readonly command: string = "agent";
   child: ChildProcess | null = null;
   exited: Promise<number | null> = Promise.resolve(null);
+  private logFlushed: Promise<void> = Promise.resolve();
   /** `nodeArgs` go to node before the script, e.g. --cpu-prof for the benchmarks. */
   constructor(
     readonly spec: NodeSpec,
@@ -99,6 +100,7 @@ export class AgentProcess {
     });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
+    this.logFlushed = new Promise((r) => log.once("finish", () => r()));
     this.child = child;
     this.exited = new Promise((r) => child.once("exit", (code) => r(code)));
     await this.waitReady();
@@ -113,11 +115,17 @@ export class AgentProcess {
     const until = Date.now() + timeoutMs;
     for (;;) {
       if (this.child?.exitCode !== null && this.child?.exitCode !== undefined) {
-        throw new Error(`${this.command} ${this.spec.id} exited with ${this.child.exitCode}; see ${this.logPath}`);
+        // Both pipes end the log stream; its last lines are on disk once it finishes.
+        await Promise.race([this.logFlushed, sleep(1000)]);
+        // The log's end goes into the error: the temp folder holding the log is usually gone by
+        // the time anyone reads a CI or bench failure.
+        throw new Error(`${this.command} ${this.spec.id} exited with ${this.child.exitCode}; the end of ${this.logPath}:\n${logTail(this.logPath)}`);
       }
       try {
         const res = await fetch(`${this.apiUrl}/healthz`);
-        if (res.ok) return;
+        // Another daemon on the same port (a port taken between choosing and binding) must not
+        // pass for this one.
+        if (res.ok && ((await res.json()) as { nodeId?: unknown }).nodeId === this.spec.id) return;
       } catch {
         // not up yet
       }
@@ -214,4 +222,14 @@ export async function makeCluster(
         config: opts.config,
       }),
   );
+}
+
+/** The last lines of a log file (about 2 KB), or a note that it could not be read. */
+export function logTail(path: string, bytes = 2048): string {
+  try {
+    const text = readFileSync(path, "utf8");
+    return text.slice(-bytes).split("\n").slice(text.length > bytes ? 1 : 0).join("\n").trimEnd();
+  } catch (err) {
+    return `(cannot read it: ${(err as Error).message})`;
+  }
 }
