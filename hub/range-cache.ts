@@ -14,7 +14,8 @@ export interface RangeCache {
 
 export function createRangeCache(opts: { ttlMs?: number; maxEntries?: number; nowMs?: () => number } = {}): RangeCache {
   const ttl = opts.ttlMs ?? 250;
-  // Bounded: at most maxEntries × batchSize changes held (32 × 1000 × ~1 KB ≈ 32 MB at worst).
+  // Bounded: at most maxEntries × batchSize changes held (32 × 1000 × ~1 KB ≈ 32 MB at worst), plus
+  // the JSON of those sent (agent/mesh/request-frame.ts keeps it while the array lives), ~0.7 KB each.
   const max = opts.maxEntries ?? 32;
   const now = opts.nowMs ?? Date.now;
   const entries = new Map<string, { at: number; value: Promise<Change[]> }>();
