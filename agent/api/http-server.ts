@@ -15,6 +15,7 @@ import { webDistDir } from "../ops/paths.js";
 import { parseErrorResponse, parseFrame, type RpcServer } from "../rpc/server.js";
 import type { ApiContext } from "./local-api.js";
 import { createStaticFiles } from "./static-files.js";
+import { listenOn } from "../ops/listen.js";
 
 export interface HttpServerDeps {
   listen: { host: string; port: number };
@@ -162,10 +163,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       });
       const wss = new WebSocketServer({ server, path: "/rpc", maxPayload: deps.maxMessageBytes });
       wss.on("connection", onSocket);
-      await new Promise<void>((resolve, reject) => {
-        server!.once("error", reject);
-        server!.listen(deps.listen.port, deps.listen.host, () => resolve());
-      });
+      await listenOn(server, wss, deps.listen, "local API", "api.listen.port");
       log.info({ listen: `${deps.listen.host}:${(server.address() as AddressInfo).port}` }, "local API listening");
     },
     port: () => (server?.address() as AddressInfo | null)?.port ?? 0,

@@ -18,6 +18,7 @@ import type { Metrics } from "../ops/metrics.js";
 import { startDialer, type Dialer } from "./dialer.js";
 import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
+import { listenOn } from "../ops/listen.js";
 
 export interface PeerEntry {
   id: string;
@@ -236,10 +237,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
         if (closing) return ws.close(1001, "shutting down");
         attach(ws, "server", `${req.socket.remoteAddress}:${req.socket.remotePort}`);
       });
-      await new Promise<void>((resolve, reject) => {
-        server!.once("error", reject);
-        server!.listen(o.listen.port, o.listen.host, () => resolve());
-      });
+      await listenOn(server, wss, o.listen, "peer mesh", "mesh.listen.port");
       log.info({ listen: `${o.listen.host}:${(server.address() as AddressInfo).port}`, tls: Boolean(tls), peers: peers.map((p) => p.id) }, "peer mesh listening");
       for (const p of peers) dialers.set(p.id, dial(p));
       if (o.hubUrls && o.hubUrls.length > 0) dialers.set(HUB, dialHubs(o.hubUrls));

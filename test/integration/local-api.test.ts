@@ -263,7 +263,7 @@ describe("operations endpoints", () => {
 });
 
 describe("an agent that cannot start", () => {
-  it("exits, and the error that says so carries the end of its log (the temp folder may be gone when anyone reads it)", async () => {
+  it("exits when its port is taken, saying which and what to do; the test's error carries the end of its log", async () => {
     const second = new AgentProcess({
       id: "api2", meshPort: await freePort(), apiPort: Number(new URL(agent.apiUrl).port), dir: join(dir, "api2"),
       secret: "local-api-mesh-secret-0123456789", token: TOKEN, peers: [],
@@ -271,6 +271,9 @@ describe("an agent that cannot start", () => {
     const err = await second.start().then(() => null, (e: unknown) => e as Error);
     await second.stop();
     expect(err?.message).toMatch(/^agent api2 exited with 1; the end of .*agent\.log:\n/);
-    expect(err?.message).toContain("EADDRINUSE");
+    // What the operator reads: which port, and what to do; not an unhandled 'error' event's stack.
+    expect(err?.message).toContain(`the local API port ${new URL(agent.apiUrl).host} is already in use`);
+    expect(err?.message).toContain("set api.listen.port to a free port");
+    expect(err?.message).not.toContain("Unhandled 'error' event");
   });
 });

@@ -1,0 +1,47 @@
+/**
+ * Binding a daemon's listening port, with an error that says what to do when it cannot. A
+ * WebSocketServer built on the HTTP server re-emits the server's errors on itself, where nobody
+ * listened: a port in use used to end the process with a bare stack trace.
+ */
+import type { Server } from "node:http";
+import type { WebSocketServer } from "ws";
+
+export class ListenError extends Error {
+  override readonly name = "ListenError";
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * Listens on host:port. `what` names the port for the operator, `setting` the config key that
+ * moves it (e.g. "mesh.listen.port").
+ */
+export async function listenOn(server: Server, wss: WebSocketServer, where: { host: string; port: number }, what: string, setting: string): Promise<void> {
+  // The server's errors reach us through the promise below (before listening) or stay logged by
+  // the caller's own handlers (after); the WebSocketServer's copy of them must not crash the process.
+  wss.on("error", () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      const at = `${where.host}:${where.port}`;
+      if (err.code === "EADDRINUSE") {
+        reject(new ListenError(err.code, `the ${what} port ${at} is already in use (another locmesh, or another program, holds it): stop that, or set ${setting} to a free port`, { cause: err }));
+      } else if (err.code === "EADDRNOTAVAIL") {
+        reject(new ListenError(err.code, `cannot listen for the ${what} on ${at}: no interface of this host has that address; set ${setting.replace(/port$/, "host")} to one of its addresses`, { cause: err }));
+      } else if (err.code === "EACCES") {
+        reject(new ListenError(err.code, `not allowed to listen for the ${what} on ${at} (ports below 1024 need privileges): set ${setting} to a port above 1023`, { cause: err }));
+      } else {
+        reject(new ListenError(err.code ?? "EIO", `cannot listen for the ${what} on ${at}: ${err.message}`, { cause: err }));
+      }
+    };
+    server.once("error", onError);
+    server.listen(where.port, where.host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+}
