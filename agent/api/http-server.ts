@@ -163,7 +163,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       });
       const wss = new WebSocketServer({ server, path: "/rpc", maxPayload: deps.maxMessageBytes });
       wss.on("connection", onSocket);
-      await listenOn(server, wss, deps.listen, "local API", "api.listen.port");
+      await listenOn(server, wss, deps.listen, "local API", "api.listen.port", (err) => log.error({ err: err.message }, "local API server error"));
       log.info({ listen: `${deps.listen.host}:${(server.address() as AddressInfo).port}` }, "local API listening");
     },
     port: () => (server?.address() as AddressInfo | null)?.port ?? 0,

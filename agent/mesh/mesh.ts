@@ -237,7 +237,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
         if (closing) return ws.close(1001, "shutting down");
         attach(ws, "server", `${req.socket.remoteAddress}:${req.socket.remotePort}`);
       });
-      await listenOn(server, wss, o.listen, "peer mesh", "mesh.listen.port");
+      await listenOn(server, wss, o.listen, "peer mesh", "mesh.listen.port", (err) => log.error({ err: err.message }, "peer mesh server error"));
       log.info({ listen: `${o.listen.host}:${(server.address() as AddressInfo).port}`, tls: Boolean(tls), peers: peers.map((p) => p.id) }, "peer mesh listening");
       for (const p of peers) dialers.set(p.id, dial(p));
       if (o.hubUrls && o.hubUrls.length > 0) dialers.set(HUB, dialHubs(o.hubUrls));

@@ -21,10 +21,20 @@ export class ListenError extends Error {
  * Listens on host:port. `what` names the port for the operator, `setting` the config key that
  * moves it (e.g. "mesh.listen.port").
  */
-export async function listenOn(server: Server, wss: WebSocketServer, where: { host: string; port: number }, what: string, setting: string): Promise<void> {
-  // The server's errors reach us through the promise below (before listening) or stay logged by
-  // the caller's own handlers (after); the WebSocketServer's copy of them must not crash the process.
-  wss.on("error", () => undefined);
+export async function listenOn(
+  server: Server,
+  wss: WebSocketServer,
+  where: { host: string; port: number },
+  what: string,
+  setting: string,
+  onLaterError: (err: Error) => void,
+): Promise<void> {
+  // Before listening, the server's errors reject the promise below; after, they go to
+  // `onLaterError`. The WebSocketServer's copy of them must not crash the process either way.
+  let listening = false;
+  wss.on("error", (err) => {
+    if (listening) onLaterError(err);
+  });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       const at = `${where.host}:${where.port}`;
@@ -41,6 +51,7 @@ export async function listenOn(server: Server, wss: WebSocketServer, where: { ho
     server.once("error", onError);
     server.listen(where.port, where.host, () => {
       server.off("error", onError);
+      listening = true;
       resolve();
     });
   });
