@@ -3,8 +3,9 @@
  * share one durable transaction), remote batches are applied in arrival order, one store write at
  * a time, and listeners hear about what changed. Shared by the agent and the hub.
  *
- * Remote batches that arrived while the store was busy are applied together (store.applyRemoteGroup: one transaction on the agent's journal), so an agent
- * fed many small batches (a hub relaying single changes to it) pays one commit per group.
+ * Remote batches that arrived while the store was busy are applied together
+ * (store.applyRemoteGroup: one transaction on the agent's journal), so an agent fed many small
+ * batches (a hub relaying single changes to it) pays one commit per group.
  *
  * A durable commit costs about 50 µs of CPU however little it holds (its fsync: alone, one row
  * costs ~70 µs; in a commit of 100 rows, ~4 µs). A caller nobody waits on, such as a registrar

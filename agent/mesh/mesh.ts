@@ -14,11 +14,11 @@ import { WebSocket, WebSocketServer } from "ws";
 import type { PeerStatus, ResyncStatus } from "../contract/protocol.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
+import { listenOn } from "../ops/listen.js";
 import type { Metrics } from "../ops/metrics.js";
 import { startDialer, type Dialer } from "./dialer.js";
 import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
-import { listenOn } from "../ops/listen.js";
 
 export interface PeerEntry {
   id: string;
