@@ -58,6 +58,8 @@ export interface EvapiClient {
   /** Stops reading the socket (also a reconnected one) until resume(): TCP back-pressure to Kamailio. */
   pause(): void;
   resume(): void;
+  /** Waiting out a back-off after a failed connect? Then try again now (one attempt; back-off continues if it fails). */
+  retryNow(): void;
   close(): Promise<void>;
   connected(): boolean;
   stats(): EvapiClientStats;
@@ -191,6 +193,11 @@ export function createEvapiClient(opts: EvapiClientOptions): EvapiClient {
     start() {
       if (started || closed) return;
       started = true;
+      connect();
+    },
+    retryNow() {
+      if (!started || closed || timer === null) return;
+      clearTimeout(timer);
       connect();
     },
     async close() {

@@ -23,9 +23,16 @@ export type ReloadStatus = KamailioReloadStatus;
 
 /**
  * Records planned per turn of the event loop. Kamailio drains the bulk channel's 24 KB in flight
- * in about 2 ms, so a long turn here leaves it idle; 1,000 records take about 5 ms.
+ * in about 2 ms, and a turn spent planning cannot send it more: 1,000 records took about 5 ms (and
+ * garbage collection as much again), 250 take about 1.5 ms.
  */
-const RELOAD_PAGE = 1000;
+export const RELOAD_PAGE = 250;
+/**
+ * Planned writes not yet started, at most. Planning runs several times faster than Kamailio takes
+ * writes; unchecked, it held the event loop for the first ~0.9 s of a 100,000-record reload while
+ * only a few writes went out per page, and kept every planned write in memory.
+ */
+export const PLAN_AHEAD = 2000;
 
 export interface Reloader {
   /** Runs one reload to its end; a second call while one runs joins it. */
@@ -63,18 +70,22 @@ export function createReloader(deps: ReloaderDeps): Reloader {
   let running: Promise<ReloadStatus> | null = null;
 
   /**
-   * Plans the writes page by page into `into`, calling `more()` after each page, so that writing
-   * starts with the first page instead of after the last (20,000 bindings: ~140 ms sooner).
+   * Plans the writes page by page into `into`, calling `planned(examined)` after each page, so that
+   * writing starts with the first page instead of after the last. Before each page it waits for
+   * `room()`, which answers false when the run has failed and planning should stop.
    */
-  async function collectOps(nowSec: number, into: InstallOp[], more: () => void): Promise<void> {
+  async function collectOps(nowSec: number, into: InstallOp[], planned: (examined: number) => void, room: () => Promise<boolean>): Promise<void> {
     const ctx: PlanContext = { ...deps.plan, nowSec };
     const rows = deps.preloadDb ? await deps.preloadDb.listLocations(nowSec) : null;
     const inDb = new Map(rows?.map((r) => [bindingKey(r.aor, r.contact), r]) ?? []);
+    let examined = 0;
     for (const kind of ["loc", "alias"] as const) {
       let after = "";
       for (;;) {
+        if (!(await room())) return;
         const page = await deps.store.page(kind, { search: "", after, limit: RELOAD_PAGE, nowSec, countTotal: false });
         for (const c of page.items) {
+          examined++;
           const op = planRestore(c, ctx);
           if (op === null) continue;
           const id = recordKey(c);
@@ -83,16 +94,16 @@ export function createReloader(deps: ReloaderDeps): Reloader {
           if (row && kind === "loc" && sameAsRow(c, row, deps.plan.nodeId)) status.unchanged++;
           else into.push(op);
         }
-        more();
+        planned(examined);
         // better-sqlite3 answers synchronously: without a turn of the event loop here, the writes
-        // queued for this page would wait for the whole plan.
+        // queued for this page would wait for the next page too.
         await new Promise((r) => setImmediate(r));
         if (page.next === null) break;
         after = page.next;
       }
     }
     for (const r of inDb.values()) into.push({ op: "rm-contact", table: deps.plan.locationTable, aor: r.aor, contact: r.contact });
-    more();
+    planned(examined);
   }
 
   async function openBulk(): Promise<BulkSession | null> {
@@ -105,24 +116,44 @@ export function createReloader(deps: ReloaderDeps): Reloader {
 
   async function reload(reason: string): Promise<ReloadStatus> {
     const started = nowMs();
-    status = { state: "running", reason, total: 0, done: 0, unchanged: 0, startedAt: new Date(started).toISOString(), finishedAt: null, rate: 0, channel: null, error: null };
-    deps.log.info({ reason, byDifference: deps.preloadDb !== null }, "putting the live state back into Kamailio");
     const nowSec = Math.floor(started / 1000);
+    // Records to look at, counted first: until the plan is complete, `total` is the writes planned
+    // plus the records not yet looked at, so progress has a denominator from the start.
+    const counts = await deps.store.counts(nowSec).catch(() => ({ locations: 0, aliases: 0 }));
+    const toExamine = counts.locations + counts.aliases;
+    status = { state: "running", reason, total: toExamine, done: 0, unchanged: 0, startedAt: new Date(started).toISOString(), finishedAt: null, rate: 0, channel: null, error: null };
+    deps.log.info({ reason, byDifference: deps.preloadDb !== null }, "putting the live state back into Kamailio");
     const ops: InstallOp[] = [];
     let planned = false;
     let failure: unknown = null;
+    /** The next write to start: ops[next]. */
+    let next = 0;
     // Workers that caught up with the planning wait here for its next page.
     let waiting: (() => void)[] = [];
     const wakeAll = (): void => {
       const w = waiting;
       waiting = [];
       for (const f of w) f();
+      wakePlanner();
     };
-    const planning = collectOps(nowSec, ops, () => {
-      status.total = ops.length;
+    // The planner, when it is PLAN_AHEAD writes ahead, waits here for the workers.
+    let plannerWaits: (() => void) | null = null;
+    const wakePlanner = (): void => {
+      const w = plannerWaits;
+      plannerWaits = null;
+      w?.();
+    };
+    const room = async (): Promise<boolean> => {
+      while (failure === null && ops.length - next >= PLAN_AHEAD) await new Promise<void>((r) => (plannerWaits = r));
+      return failure === null;
+    };
+    const planning = collectOps(nowSec, ops, (examined) => {
+      status.total = ops.length + Math.max(0, toExamine - examined);
       wakeAll();
-    }).then(
-      () => undefined,
+    }, room).then(
+      () => {
+        status.total = ops.length;
+      },
       (err: unknown) => {
         failure ??= err;
       },
@@ -137,7 +168,6 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     try {
       const writer = bulk?.writer ?? deps.writer;
       status.channel = bulk ? "evapi" : "jsonrpcs";
-      let next = 0;
       const worker = async () => {
         while (failure === null) {
           if (next >= ops.length) {
@@ -146,12 +176,15 @@ export function createReloader(deps: ReloaderDeps): Reloader {
             continue;
           }
           const i = next++;
+          if (ops.length - next < PLAN_AHEAD / 2) wakePlanner();
           if (deps.rate > 0) {
             const due = started + (i / deps.rate) * 1000;
             const wait = due - nowMs();
             if (wait > 0) await new Promise((r) => setTimeout(r, wait));
           }
           const op = ops[i]!;
+          // Started writes need not stay in memory (a reload of millions).
+          (ops as (InstallOp | undefined)[])[i] = undefined;
           try {
             await writer.write(op, nowSec);
             deps.metrics.kamailioRepairs.inc({ source: "reload" });

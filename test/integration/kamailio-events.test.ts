@@ -310,6 +310,30 @@ describe("evapi client against a hostile server", () => {
     expect(client.connected()).toBe(false);
   });
 
+  it("retryNow() connects at once instead of waiting out the back-off", async () => {
+    // A port with nobody on it: the first connect fails, and the next waits 5-10 s of back-off.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const client = createEvapiClient({ host: "127.0.0.1", port, log, onEvent: () => undefined, retry: { minMs: 10_000, maxMs: 10_000 } });
+    const server = createServer(() => undefined);
+    try {
+      client.start();
+      await sleep(200);
+      expect(client.stats().connects).toBe(0);
+      await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+      client.retryNow();
+      const deadline = Date.now() + 3000;
+      while (!client.connected() && Date.now() < deadline) await sleep(20);
+      expect(client.connected()).toBe(true);
+      expect(client.stats().connects).toBe(1);
+    } finally {
+      await client.close();
+      server.close();
+    }
+  });
+
   it("pause() stops reading, even across the connect, so the sender's writes back up; resume() reads everything", async () => {
     // About 18 MB: more than the kernel buffers on both ends hold, so the sender must wait.
     const count = 60_000;

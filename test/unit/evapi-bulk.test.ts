@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { isTransient } from "../../agent/core/transient.js";
-import { EvapiBulkUnavailableError, evapiBulkToken, openEvapiBulk, type EvapiBulkOptions } from "../../agent/kamailio/evapi-bulk.js";
+import { EvapiBulkUnavailableError, evapiBulkToken, openEvapiBulk, openEvapiBulkChannels, type EvapiBulkOptions } from "../../agent/kamailio/evapi-bulk.js";
 import { KamailioRpcError } from "../../agent/kamailio/jsonrpcs-wire.js";
 import { createNetstringDecoder, encodeNetstring } from "../../agent/kamailio/netstring.js";
 import { silentLogger } from "../../agent/ops/logger.js";
@@ -20,6 +20,10 @@ interface Peer {
   port: number;
   /** Request frames received, in order. */
   requests: { id: number; method: string; params: unknown[] }[];
+  /** Requests received on each connection, in the order the connections came. */
+  perConnection: number[];
+  /** Every connection, in the order they came. */
+  connections: Socket[];
   /** Largest number of request/ack bytes received while acks were held back. */
   maxUnacked: number;
   socket(): Socket;
@@ -52,8 +56,12 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
   let unacked = 0;
   let maxUnacked = 0;
   const send = (obj: unknown) => conn?.write(encodeNetstring(typeof obj === "string" ? obj : JSON.stringify(obj)));
+  const perConnection: number[] = [];
+  const connections: Socket[] = [];
   const server = createServer((sock) => {
     conn = sock;
+    const index = connections.push(sock) - 1;
+    perConnection[index] = 0;
     // Answers go to the connection that asked.
     const send = (obj: unknown) => sock.write(encodeNetstring(typeof obj === "string" ? obj : JSON.stringify(obj)));
     const dec = createNetstringDecoder({ maxFrameBytes: 1 << 20 });
@@ -76,6 +84,7 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
         } else {
           const req = JSON.parse(text) as { id: number; method: string; params: unknown[] };
           requests.push(req);
+          perConnection[index]!++;
           const err = script.errorFor?.(req);
           if (err !== undefined) send({ event: "locmesh-bulk-error", reply: err });
         }
@@ -87,6 +96,8 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
   return {
     port: (server.address() as { port: number }).port,
     requests,
+    perConnection,
+    connections,
     get maxUnacked() {
       return maxUnacked;
     },
@@ -179,6 +190,33 @@ describe("evapi bulk channel client", () => {
     const later = await bulk.call("ul.rm", ["location", "x@example.com"]).catch((e: unknown) => e as Error);
     expect(isTransient(later)).toBe(true);
     await bulk.close();
+  });
+
+  it("spreads calls over several channels, and keeps going on the others when one breaks", async () => {
+    const peer = await startPeer();
+    const bulk = await openEvapiBulkChannels({ host: "127.0.0.1", port: peer.port, token: TOKEN, log: silentLogger(), ackTimeoutMs: 2000 }, 2);
+    await Promise.all(Array.from({ length: 400 }, (_, i) => bulk.call("ul.add", add(i))));
+    expect(peer.perConnection).toEqual([200, 200]);
+    expect(bulk.stats().calls).toBe(400);
+    // The first channel's socket closes: the client sees it break, and the calls go to the other.
+    peer.connections[0]!.destroy();
+    await sleep(50);
+    expect(bulk.usable()).toBe(true);
+    await Promise.all(Array.from({ length: 100 }, (_, i) => bulk.call("ul.add", add(1000 + i))));
+    expect(peer.perConnection).toEqual([200, 300]);
+    peer.connections[1]!.destroy();
+    await sleep(50);
+    expect(bulk.usable()).toBe(false);
+    const err = await bulk.call("ul.add", add(2000)).then(() => null, (e: unknown) => e as Error);
+    expect(isTransient(err)).toBe(true);
+    await bulk.close();
+  });
+
+  it("opens the channels it can, and fails as one channel would when none opens", async () => {
+    const refusing = await startPeer({ hello: "refused" });
+    const err = await openEvapiBulkChannels({ host: "127.0.0.1", port: refusing.port, token: TOKEN, log: silentLogger(), ackTimeoutMs: 2000 }, 2).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(EvapiBulkUnavailableError);
+    expect((err as Error).message).toMatch(/refused the evapi bulk channel's token/);
   });
 
   it("gives up when an ack does not come in time", async () => {

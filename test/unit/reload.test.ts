@@ -8,7 +8,7 @@ import { TransientError } from "../../agent/core/transient.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import type { InstallOp } from "../../agent/kamailio/install-plan.js";
 import type { KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
-import { createReloader, type BulkSession, type ReloaderDeps } from "../../agent/kamailio/reload.js";
+import { PLAN_AHEAD, RELOAD_PAGE, createReloader, type BulkSession, type ReloaderDeps } from "../../agent/kamailio/reload.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { binding } from "../support/fixtures.js";
@@ -91,9 +91,36 @@ describe("reload", () => {
     const r = createReloader(deps({ store: { ...store, page }, writer }));
     const s = await r.run("test");
     expect(s).toMatchObject({ state: "done", total: 12_000, done: 12_000 });
-    // Pages hold 5,000: the second and later pages are read while the first page's writes run.
+    // The second and later pages are read while the first page's writes run.
     expect(events[0]).toBe("page loc after 0 writes");
     expect(events.slice(1).some((e) => !e.endsWith(" 0 writes"))).toBe(true);
+  });
+
+  it("plans at most PLAN_AHEAD writes ahead of the writing, and shows the whole total from the start", async () => {
+    const n = 12_000;
+    const store = await storeWith(n);
+    let planned = 0;
+    let furthestAhead = 0;
+    const totals: number[] = [];
+    const writer = recordingWriter();
+    const page: typeof store.page = async (kind, q) => {
+      const p = await store.page(kind, q);
+      planned += p.items.length;
+      furthestAhead = Math.max(furthestAhead, planned - writer.ops.length);
+      return p;
+    };
+    const r = createReloader(deps({ store: { ...store, page }, writer, window: 64 }));
+    const run = r.run("test");
+    while (r.status().state !== "done") {
+      if (r.status().state === "running") totals.push(r.status().total);
+      await new Promise((res) => setImmediate(res));
+    }
+    expect(await run).toMatchObject({ state: "done", total: n, done: n });
+    // Ahead by the writes in flight (the window) plus the backlog the planner waits on, plus a page.
+    expect(furthestAhead).toBeLessThanOrEqual(PLAN_AHEAD + 64 + RELOAD_PAGE);
+    expect(furthestAhead).toBeGreaterThan(RELOAD_PAGE);
+    expect(totals.length).toBeGreaterThan(10);
+    expect(totals.every((t) => t === n)).toBe(true);
   });
 
   it("ends as failed at the first transient failure, with the session closed, and runs again from the start", async () => {
