@@ -45,8 +45,8 @@ export interface IncludeParams {
    */
   meshPeers?: string[];
   /**
-   * evapi max_clients (default 6): the agent's event connection and its bulk channel (during a
-   * reload), plus room for reconnects racing the old sockets. At most 30.
+   * evapi max_clients (default 6): the agent's event connection and its two bulk channels (during
+   * a reload), plus room for reconnects racing the old sockets. At most 30.
    */
   maxEvapiClients?: number;
   /** Where the include will be installed; only used in the instructions. */
