@@ -74,7 +74,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
    * writing starts with the first page instead of after the last. Before each page it waits for
    * `room()`, which answers false when the run has failed and planning should stop.
    */
-  async function collectOps(nowSec: number, into: InstallOp[], planned: (examined: number) => void, room: () => Promise<boolean>): Promise<void> {
+  async function collectOps(nowSec: number, into: Backlog, planned: (examined: number) => void, room: () => Promise<boolean>): Promise<void> {
     const ctx: PlanContext = { ...deps.plan, nowSec };
     const rows = deps.preloadDb ? await deps.preloadDb.listLocations(nowSec) : null;
     const inDb = new Map(rows?.map((r) => [bindingKey(r.aor, r.contact), r]) ?? []);
@@ -123,11 +123,11 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     const toExamine = counts.locations + counts.aliases;
     status = { state: "running", reason, total: toExamine, done: 0, unchanged: 0, startedAt: new Date(started).toISOString(), finishedAt: null, rate: 0, channel: null, error: null };
     deps.log.info({ reason, byDifference: deps.preloadDb !== null }, "putting the live state back into Kamailio");
-    const ops: InstallOp[] = [];
+    const ops = createBacklog();
     let planned = false;
     let failure: unknown = null;
-    /** The next write to start: ops[next]. */
-    let next = 0;
+    /** Writes started so far (for the rate limit). */
+    let startedWrites = 0;
     // Workers that caught up with the planning wait here for its next page.
     let waiting: (() => void)[] = [];
     const wakeAll = (): void => {
@@ -144,15 +144,15 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       w?.();
     };
     const room = async (): Promise<boolean> => {
-      while (failure === null && ops.length - next >= PLAN_AHEAD) await new Promise<void>((r) => (plannerWaits = r));
+      while (failure === null && ops.size() >= PLAN_AHEAD) await new Promise<void>((r) => (plannerWaits = r));
       return failure === null;
     };
     const planning = collectOps(nowSec, ops, (examined) => {
-      status.total = ops.length + Math.max(0, toExamine - examined);
+      status.total = ops.planned() + Math.max(0, toExamine - examined);
       wakeAll();
     }, room).then(
       () => {
-        status.total = ops.length;
+        status.total = ops.planned();
       },
       (err: unknown) => {
         failure ??= err;
@@ -163,28 +163,26 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     });
     // The channel is opened only when there is something to write: an include without the bulk
     // route keeps the agent waiting for its hello's answer, which an empty reload need not do.
-    while (ops.length === 0 && !planned) await new Promise<void>((r) => waiting.push(r));
-    const bulk = ops.length > 0 ? await openBulk() : null;
+    while (ops.planned() === 0 && !planned) await new Promise<void>((r) => waiting.push(r));
+    const bulk = ops.planned() > 0 ? await openBulk() : null;
     try {
       const writer = bulk?.writer ?? deps.writer;
       status.channel = bulk ? "evapi" : "jsonrpcs";
       const worker = async () => {
         while (failure === null) {
-          if (next >= ops.length) {
+          if (ops.size() === 0) {
             if (planned) return;
             await new Promise<void>((r) => waiting.push(r));
             continue;
           }
-          const i = next++;
-          if (ops.length - next < PLAN_AHEAD / 2) wakePlanner();
+          const i = startedWrites++;
+          const op = ops.take();
+          if (ops.size() < PLAN_AHEAD / 2) wakePlanner();
           if (deps.rate > 0) {
             const due = started + (i / deps.rate) * 1000;
             const wait = due - nowMs();
             if (wait > 0) await new Promise((r) => setTimeout(r, wait));
           }
-          const op = ops[i]!;
-          // Started writes need not stay in memory (a reload of millions).
-          (ops as (InstallOp | undefined)[])[i] = undefined;
           try {
             await writer.write(op, nowSec);
             deps.metrics.kamailioRepairs.inc({ source: "reload" });
@@ -230,4 +228,37 @@ function sameAsRow(c: Change, row: { expires: number; path: string; received: st
   const want = ulBinding(c.sub, c.value as BindingValue, nodeId);
   const expiresOk = want.expires === 0 ? row.expires === 0 : Math.abs(row.expires - want.expires) <= 2;
   return expiresOk && row.path === want.path && row.received === want.received && Math.abs(row.q - want.q) < 0.001;
+}
+
+/** Writes planned and not yet started, in order. Started ones leave memory (a reload of millions). */
+interface Backlog {
+  push(op: InstallOp): void;
+  /** Writes waiting to start. */
+  size(): number;
+  /** Writes planned so far, started or not. */
+  planned(): number;
+  /** The next write; only when size() > 0. */
+  take(): InstallOp;
+}
+
+function createBacklog(): Backlog {
+  let items: InstallOp[] = [];
+  let head = 0;
+  let planned = 0;
+  return {
+    push(op) {
+      items.push(op);
+      planned++;
+    },
+    size: () => items.length - head,
+    planned: () => planned,
+    take() {
+      const op = items[head++]!;
+      if (head >= 1024 && head * 2 >= items.length) {
+        items = items.slice(head);
+        head = 0;
+      }
+      return op;
+    },
+  };
 }

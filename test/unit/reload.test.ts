@@ -116,6 +116,10 @@ describe("reload", () => {
       await new Promise((res) => setImmediate(res));
     }
     expect(await run).toMatchObject({ state: "done", total: n, done: n });
+    // Each record written once, in the journal's order.
+    const aors = writer.ops.map((o) => (o.op === "add" ? o.aor : ""));
+    expect(new Set(aors).size).toBe(n);
+    expect(aors).toEqual([...aors].sort());
     // Ahead by the writes in flight (the window) plus the backlog the planner waits on, plus a page.
     expect(furthestAhead).toBeLessThanOrEqual(PLAN_AHEAD + 64 + RELOAD_PAGE);
     expect(furthestAhead).toBeGreaterThan(RELOAD_PAGE);
