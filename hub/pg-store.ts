@@ -9,13 +9,15 @@
  *   what any hub committed;
  * - a write resolves only after COMMIT returned, so an acknowledged change survives a crash of the
  *   hub or of PostgreSQL (synchronous_commit stays on).
- * Reads are by index and bounded by their `limit`, so snapshots stream in constant memory.
+ * Reads are by index and bounded by their `limit`, so snapshots stream in constant memory. The
+ * record counts (a table scan) are reused for a few seconds (counts-cache.ts).
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { compareVersions, type Change, type VersionVector } from "../agent/contract/records.js";
 import { InvalidBatchError, type ApplyOutcome, type Page, type ReplicaStore, type StoreCounts } from "../agent/core/store.js";
 import { KIND_CODE, expiresOf, rowToChange, type StoredRow as Row } from "../agent/core/stored-row.js";
+import { cachedCounts } from "./counts-cache.js";
 import { classifyPgError, pgCall } from "./pg-errors.js";
 import * as SQL from "./pg-sql.js";
 import { createRangeCache } from "./range-cache.js";
@@ -241,9 +243,7 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       const total = pq.countTotal === false ? null : (await q<{ n: number }>(SQL.COUNT_PAGE, [KIND_CODE[kind], pq.nowSec, search])).rows[0]!.n;
       return { items, next: rows.length > pq.limit && lastItem ? JSON.stringify([lastItem.key, lastItem.sub]) : null, total };
     },
-    async counts(nowSec): Promise<StoreCounts> {
-      return (await q<{ locations: number; aliases: number; tombstones: number }>(SQL.COUNT_LIVE, [nowSec])).rows[0]!;
-    },
+    counts: cachedCounts(async (nowSec) => (await q<StoreCounts>(SQL.COUNT_LIVE, [nowSec])).rows[0]!),
     async purge(tombstoneBeforeHlc, expiredBeforeSec) {
       return (await q<{ n: number }>(SQL.PURGE, [tombstoneBeforeHlc, expiredBeforeSec])).rows[0]!.n;
     },
