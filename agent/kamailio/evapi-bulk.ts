@@ -85,7 +85,9 @@ export interface EvapiBulkRpc extends KamailioRpc {
 interface PendingCall {
   id: number;
   method: string;
-  frame: Buffer;
+  /** The request as a netstring, and its length in bytes (frames are written as text, a chunk at a time). */
+  frame: string;
+  bytes: number;
   settled: boolean;
   resolve(v: unknown): void;
   reject(e: Error): void;
@@ -99,6 +101,13 @@ interface Chunk {
 }
 
 const DEFAULT_MAX_IN_FLIGHT = 24 * 1024;
+/** `body` as netstring text (the length prefix counts UTF-8 bytes), and the frame's length in bytes. */
+function netstringText(body: string): { frame: string; bytes: number } {
+  const bodyBytes = Buffer.byteLength(body, "utf8");
+  const frame = `${bodyBytes}:${body},`;
+  return { frame, bytes: bodyBytes + frame.length - body.length };
+}
+
 /** Room kept in a chunk for its ack frame (`<len>:locmesh-ack:<seq>,`). */
 const ACK_RESERVE = 32;
 const DEFAULT_CHUNK_BYTES = 8 * 1024;
@@ -225,27 +234,28 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
   function pump(): void {
     while (broken === null && queue.length > 0 && (inFlight.length === 0 || (queuedBytes >= chunkBytes && bytesInFlight + chunkBytes <= maxInFlight))) {
       const calls: PendingCall[] = [];
-      const parts: Buffer[] = [];
+      let text = "";
       let bytes = 0;
       while (queue.length > 0) {
         const next = queue[0]!;
         // The ack frame must fit too: chunks of exactly chunkBytes tile maxBytesInFlight.
-        if (calls.length > 0 && bytes + next.frame.length + ACK_RESERVE > chunkBytes) break;
+        if (calls.length > 0 && bytes + next.bytes + ACK_RESERVE > chunkBytes) break;
         queue.shift();
-        queuedBytes -= next.frame.length;
+        queuedBytes -= next.bytes;
         calls.push(next);
-        parts.push(next.frame);
-        bytes += next.frame.length;
+        text += next.frame;
+        bytes += next.bytes;
       }
       const seq = nextSeq++;
-      const ack = encodeNetstring(`${BULK_ACK}${seq}`);
-      parts.push(ack);
-      bytes += ack.length;
+      const ack = netstringText(`${BULK_ACK}${seq}`);
+      text += ack.frame;
+      bytes += ack.bytes;
       const timer = setTimeout(() => breakChannel(new KamailioUnavailableError("ETIMEDOUT", `Kamailio did not ack chunk ${seq} of the evapi bulk channel within ${opts.ackTimeoutMs} ms`)), opts.ackTimeoutMs);
       inFlight.push({ seq, calls, bytes, timer });
       bytesInFlight += bytes;
       stats.chunks++;
-      sock.write(Buffer.concat(parts, bytes));
+      // One encoding and one buffer per chunk, not per request.
+      sock.write(text, "utf8");
     }
   }
 
@@ -310,16 +320,16 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
       } catch (err) {
         return Promise.reject(new KamailioRequestError(`cannot encode ${method}: ${(err as Error).message}`));
       }
-      const frame = encodeNetstring(body);
-      if (frame.length > MAX_REQUEST_BYTES) {
-        return Promise.reject(new KamailioUnavailableError("E2BIG", `${method} is ${frame.length} bytes, too large for the evapi bulk channel`));
+      const { frame, bytes } = netstringText(body);
+      if (bytes > MAX_REQUEST_BYTES) {
+        return Promise.reject(new KamailioUnavailableError("E2BIG", `${method} is ${bytes} bytes, too large for the evapi bulk channel`));
       }
       stats.calls++;
       return new Promise<T>((resolve, reject) => {
-        const call: PendingCall = { id, method, frame, settled: false, resolve: resolve as (v: unknown) => void, reject };
+        const call: PendingCall = { id, method, frame, bytes, settled: false, resolve: resolve as (v: unknown) => void, reject };
         byId.set(id, call);
         queue.push(call);
-        queuedBytes += frame.length;
+        queuedBytes += bytes;
         schedule();
       });
     },

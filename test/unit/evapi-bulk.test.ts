@@ -130,6 +130,15 @@ describe("evapi bulk channel client", () => {
     await bulk.close();
   });
 
+  it("frames requests by their UTF-8 length, so non-ASCII values arrive whole", async () => {
+    const peer = await startPeer();
+    const bulk = await open(peer);
+    const aor = "jürgen-😀@example.com";
+    await Promise.all([bulk.call("ul.add", ["location", aor, "sip:x@192.0.2.1", 600, -1, ".", 0, 0, 4294967295, ".", "."]), bulk.call("ul.add", add(1))]);
+    expect(peer.requests.map((r) => r.params[1])).toEqual([aor, "u1@example.com"]);
+    await bulk.close();
+  });
+
   it("never has more than maxBytesInFlight unacked, so one evapi read always ends at a frame's end", async () => {
     const peer = await startPeer({ acks: "hold" });
     const bulk = await open(peer, { maxBytesInFlight: 4096, chunkBytes: 1024 });
