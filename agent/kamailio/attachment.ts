@@ -41,8 +41,15 @@ const BULK_RELOAD_WINDOW = 512;
  * one channel and 2.68 s over two (2.77 and 2.62 s without the stalls); three gave 2.67 s.
  */
 const BULK_CHANNELS = 2;
-/** After evapi drops, the watch leaves noticing a restart to evapi's reconnect for this long. */
+/**
+ * After evapi drops, the watch leaves noticing a restart to evapi's reconnect for this long, and
+ * the reconnect is tried every EVAPI_RESTART_POLL_MS (a refused connect to a local port is cheap):
+ * with its doubling back-off alone, a Kamailio back after 0.6 s was noticed up to 0.6 s late.
+ */
 const EVAPI_RECONNECT_GRACE_MS = 5000;
+const EVAPI_RESTART_POLL_MS = 50;
+/** An evapi connection that lived this long was Kamailio's: the include's address filter closes within milliseconds. */
+const EVAPI_STABLE_MS = 1000;
 
 export interface KamailioAttachment {
   start(): Promise<void>;
@@ -122,8 +129,10 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   let restarts = 0;
   let lastReconcile: KamailioStatus["lastReconcile"] = null;
   let evapi: EvapiClient | null = null;
-  /** When the evapi connection last dropped (0: never). */
+  /** When the evapi connection last came up, and last dropped after living a while (0: never), and the timer retrying it since. */
+  let evapiUpSince = 0;
   let evapiLostAt = 0;
+  let restartPoll: NodeJS.Timeout | null = null;
   let received = 0;
   let reloadNeeded = false;
   const times = createKamailioTimes();
@@ -319,13 +328,26 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       if (config.evapi) {
         evapi = createEvapiClient({
           host: config.evapi.host, port: config.evapi.port, log, onEvent, retry: { minMs: 100, maxMs: 1000 },
-          // A connection that lived a second was Kamailio's (the include's address filter closes
-          // within milliseconds): reconnect from the shortest back-off, so a Kamailio restarted
+          // The back-off starts over after a connection that was Kamailio's, so a Kamailio restarted
           // shortly after its last restart is noticed as soon as one that ran for hours.
-          stableMs: 1000,
-          onConnect: () => void reconcile().catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile after evapi connect failed")),
+          stableMs: EVAPI_STABLE_MS,
+          onConnect: () => {
+            evapiUpSince = Date.now();
+            void reconcile().catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile after evapi connect failed"));
+          },
           onDisconnect: () => {
+            // A connection closed within a second is the include's address filter (or worse), not
+            // a Kamailio going away: left to the client's back-off.
+            if (Date.now() - evapiUpSince < EVAPI_STABLE_MS) return;
             evapiLostAt = Date.now();
+            if (restartPoll !== null) clearInterval(restartPoll);
+            restartPoll = setInterval(() => {
+              if (closed || evapi === null || evapi.connected() || Date.now() - evapiLostAt >= EVAPI_RECONNECT_GRACE_MS) {
+                clearInterval(restartPoll!);
+                restartPoll = null;
+              } else evapi.retryNow();
+            }, EVAPI_RESTART_POLL_MS);
+            restartPoll.unref();
           },
         });
         evapi.start();
@@ -359,6 +381,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     async close() {
       closed = true;
       for (const t of timers) clearInterval(t);
+      if (restartPoll !== null) clearInterval(restartPoll);
       for (const u of unsubscribe) u();
       await evapi?.close();
       await intake.settled();
