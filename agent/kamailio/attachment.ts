@@ -129,9 +129,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   let restarts = 0;
   let lastReconcile: KamailioStatus["lastReconcile"] = null;
   let evapi: EvapiClient | null = null;
-  /** When the evapi connection last came up, and last dropped after living a while (0: never), and the timer retrying it since. */
+  /** When the evapi connection last came up. */
   let evapiUpSince = 0;
-  let evapiLostAt = 0;
+  /** Retries evapi after Kamailio's connection dropped, for EVAPI_RECONNECT_GRACE_MS or until it is back. */
   let restartPoll: NodeJS.Timeout | null = null;
   let received = 0;
   let reloadNeeded = false;
@@ -273,12 +273,8 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       // Kamailio just went away (evapi dropped): a probe now would likely go into the FIFO of a
       // Kamailio on its way out and wait out its timeout, and the reconnect's reconcile (which
       // notices the new instance at once) would queue behind it: 1.3-1.4 s later in 1 of 3
-      // restarts measured. Instead, evapi tries to connect now, cutting its back-off short (which
-      // grows across restarts less than 5 s apart); after the grace, probing resumes.
-      if (evapi !== null && !evapi.connected() && Date.now() - evapiLostAt < EVAPI_RECONNECT_GRACE_MS) {
-        evapi.retryNow();
-        return;
-      }
+      // restarts measured. While evapi's reconnect is retried (see onDisconnect), probing waits.
+      if (restartPoll !== null) return;
       try {
         await observe();
       } catch (err) {
@@ -339,10 +335,10 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
             // A connection closed within a second is the include's address filter (or worse), not
             // a Kamailio going away: left to the client's back-off.
             if (Date.now() - evapiUpSince < EVAPI_STABLE_MS) return;
-            evapiLostAt = Date.now();
+            const lostAt = Date.now();
             if (restartPoll !== null) clearInterval(restartPoll);
             restartPoll = setInterval(() => {
-              if (closed || evapi === null || evapi.connected() || Date.now() - evapiLostAt >= EVAPI_RECONNECT_GRACE_MS) {
+              if (closed || evapi === null || evapi.connected() || Date.now() - lostAt >= EVAPI_RECONNECT_GRACE_MS) {
                 clearInterval(restartPoll!);
                 restartPoll = null;
               } else evapi.retryNow();
