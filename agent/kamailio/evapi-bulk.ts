@@ -32,7 +32,7 @@ import { createHmac } from "node:crypto";
 import { Socket } from "node:net";
 import type { Logger } from "../ops/logger.js";
 import { KamailioProtocolError, KamailioRequestError, KamailioRpcError, KamailioUnavailableError, type KamailioRpc, type RpcParams } from "./jsonrpcs-wire.js";
-import { createNetstringDecoder, encodeNetstring } from "./netstring.js";
+import { createNetstringDecoder, encodeNetstring, netstringText } from "./netstring.js";
 import { MAX_EVENT_BYTES } from "./register-event.js";
 
 /** The methods the include lets through (their result is always `{}`). */
@@ -101,13 +101,6 @@ interface Chunk {
 }
 
 const DEFAULT_MAX_IN_FLIGHT = 24 * 1024;
-/** `body` as netstring text (the length prefix counts UTF-8 bytes), and the frame's length in bytes. */
-function netstringText(body: string): { frame: string; bytes: number } {
-  const bodyBytes = Buffer.byteLength(body, "utf8");
-  const frame = `${bodyBytes}:${body},`;
-  return { frame, bytes: bodyBytes + frame.length - body.length };
-}
-
 /** Room kept in a chunk for its ack frame (`<len>:locmesh-ack:<seq>,`). */
 const ACK_RESERVE = 32;
 const DEFAULT_CHUNK_BYTES = 8 * 1024;

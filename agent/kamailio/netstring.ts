@@ -24,6 +24,16 @@ const COMMA = 0x2c;
 const ZERO = 0x30;
 const NINE = 0x39;
 
+/**
+ * `body` as netstring text, for a writer that joins many frames before encoding them once; the
+ * length prefix counts UTF-8 bytes, and `bytes` is the whole frame's length in bytes.
+ */
+export function netstringText(body: string): { frame: string; bytes: number } {
+  const bodyBytes = Buffer.byteLength(body, "utf8");
+  const frame = `${bodyBytes}:${body},`;
+  return { frame, bytes: bodyBytes + frame.length - body.length };
+}
+
 export function encodeNetstring(payload: string | Uint8Array): Buffer {
   const body = typeof payload === "string" ? Buffer.from(payload, "utf8") : Buffer.from(payload);
   return Buffer.concat([Buffer.from(`${body.length}:`, "ascii"), body, Buffer.from(",", "ascii")]);
