@@ -23,6 +23,7 @@ import { kamailioCfg } from "../support/kamailio-cfg.js";
 import { freeUdpPort, KAMAILIO_BIN, modulesDir, startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
 import { sippRegister } from "../support/sipp.js";
 import { listenToEvapi, openRegisterGate, type EvapiListener } from "../support/evapi-listener.js";
+import { freePort } from "../support/ports.js";
 
 const run = promisify(execFile);
 const log = silentLogger();
@@ -312,10 +313,7 @@ describe("evapi client against a hostile server", () => {
 
   it("retryNow() connects at once instead of waiting out the back-off", async () => {
     // A port with nobody on it: the first connect fails, and the next waits 5-10 s of back-off.
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const port = await freePort();
     const client = createEvapiClient({ host: "127.0.0.1", port, log, onEvent: () => undefined, retry: { minMs: 10_000, maxMs: 10_000 } });
     const server = createServer(() => undefined);
     try {
