@@ -149,30 +149,35 @@ function checkParams(p: IncludeParams): void {
 
 /**
  * One event per REGISTER: the request, and the AoR's whole state after save() (kamailio-5.6.md §8),
- * in event format 2 (event-format2.ts). Each contact is printed with one pv_printf and appended with
- * `+` (no size limit), and evapi_relay prints the event from its format string, whose buffer grows
- * to fit. Measured with Kamailio 5.6.3 (issue 3): the route with evapi_relay adds about 10 µs of
- * Kamailio CPU to a REGISTER with one contact, where format 1's ~25 jansson_set calls added about
- * 105 µs; building each contact with a `+` chain instead of pv_printf took 2-5 times as long.
+ * in event format 2 (event-format2.ts). evapi_relay prints the event from its format string, whose
+ * buffer grows to fit. An AoR with one contact (the common case) is printed straight into that
+ * format. With several, each contact is printed with one pv_printf and appended with `+` (no size
+ * limit). Measured with Kamailio 5.6.3 (issue 3): format 1's ~25 jansson_set calls added about
+ * 105 µs of Kamailio CPU to a REGISTER; building each contact with a `+` chain instead of pv_printf
+ * took 2-5 times as long; and with Kamailio's default allocator (qm) the two `+` of the loop were
+ * the hook's largest cost (a fresh pkg string each, qm_malloc ~15% of Kamailio's samples under
+ * REGISTER load), which printing one contact straight into the event removed.
  * pv_printf's result is limited by the core's pv_buffer_size (8 KB): a contact at the column limits
  * is about 4.3 KB in hex. A contact that does not fit, or a loop cut short by max_while_loops
  * (default 100 contacts), leaves the list shorter than "count", and the agent refuses the event.
  */
 function registerRoute(domain: string): string {
   const hex = (pv: string): string => `"$(${pv}{s.encode.hexa})"`;
-  const ulc = (f: string): string => `ulc(lmc=>${f})[$var(lm_i)]`;
-  const contact = jsonFormat([
-    ["addr", hex(ulc("addr"))], ["expires", `$(${ulc("expires")})`], ["q", `$(${ulc("q")})`], ["callid", hex(ulc("callid"))],
-    ["cseq", `$(${ulc("cseq")})`], ["path", hex(ulc("path"))], ["received", hex(ulc("received"))], ["user_agent", hex(ulc("user_agent"))],
-    ["ruid", hex(ulc("ruid"))], ["socket", hex(ulc("socket"))], ["instance", hex(ulc("instance"))], ["flags", `$(${ulc("flags")})`],
-    ["cflags", `$(${ulc("cflags")})`], ["methods", `$(${ulc("methods")})`], ["regid", `$(${ulc("regid")})`],
-    // usrloc's last_modified: registrar-input.ts does not learn back a contact removed after it.
-    ["modified", `$(${ulc("modified")})`],
-  ]);
-  const event = jsonFormat([
+  const contact = (index: string): string => {
+    const ulc = (f: string): string => `ulc(lmc=>${f})[${index}]`;
+    return jsonFormat([
+      ["addr", hex(ulc("addr"))], ["expires", `$(${ulc("expires")})`], ["q", `$(${ulc("q")})`], ["callid", hex(ulc("callid"))],
+      ["cseq", `$(${ulc("cseq")})`], ["path", hex(ulc("path"))], ["received", hex(ulc("received"))], ["user_agent", hex(ulc("user_agent"))],
+      ["ruid", hex(ulc("ruid"))], ["socket", hex(ulc("socket"))], ["instance", hex(ulc("instance"))], ["flags", `$(${ulc("flags")})`],
+      ["cflags", `$(${ulc("cflags")})`], ["methods", `$(${ulc("methods")})`], ["regid", `$(${ulc("regid")})`],
+      // usrloc's last_modified: registrar-input.ts does not learn back a contact removed after it.
+      ["modified", `$(${ulc("modified")})`],
+    ]);
+  };
+  const event = (count: string, contacts: string): string => jsonFormat([
     ["v", String(EVENT_FORMAT)], ["event", '"register"'], ["rc", "$var(lm_rc)"], ["ts", '"$TV(Sn)"'], ["aor", hex("tu")],
     ["req_contact", hex("hdr(Contact)[*]")], ["req_expires", '"$(hdr(Expires){s.int})"'], ["callid", hex("ci")], ["cseq", '"$(cs{s.int})"'],
-    ["user_agent", hex("ua")], ["source", '"$proto:$si:$sp"'], ["count", "$var(lm_n)"], ["contacts", "[$var(lm_cs)]"],
+    ["user_agent", hex("ua")], ["source", '"$proto:$si:$sp"'], ["count", count], ["contacts", `[${contacts}]`],
   ]);
   return `# Call right after save("${domain}"...) with its return code in $var(locmesh_rc).
 # Sent for rc 1 (inserted), 2 (updated), 3 (deleted) and 4 (query only: a fresh snapshot costs
@@ -186,22 +191,29 @@ route[LOCMESH_REGISTER] {
 		return;
 	}
 	if ($var(lm_rc) < 0) return;
-	$var(lm_n) = 0;
+	if (!reg_fetch_contacts("${domain}", "$tu", "lmc")) {
+		evapi_relay('${event("0", "")}');
+		return;
+	}
+	$var(lm_n) = $(ulc(lmc=>count));
+	# One contact (the common case): printed straight into the event, with no string building.
+	if ($var(lm_n) == 1) {
+		evapi_relay('${event("1", contact("0"))}');
+		reg_free_contacts("lmc");
+		return;
+	}
 	$var(lm_cs) = "";
 	$var(lm_sep) = "";
-	if (reg_fetch_contacts("${domain}", "$tu", "lmc")) {
-		$var(lm_n) = $(ulc(lmc=>count));
-		$var(lm_i) = 0;
-		while ($var(lm_i) < $var(lm_n)) {
-			if (pv_printf("$var(lm_c)", '${contact}')) {
-				$var(lm_cs) = $var(lm_cs) + $var(lm_sep) + $var(lm_c);
-				$var(lm_sep) = ",";
-			}
-			$var(lm_i) = $var(lm_i) + 1;
+	$var(lm_i) = 0;
+	while ($var(lm_i) < $var(lm_n)) {
+		if (pv_printf("$var(lm_c)", '${contact("$var(lm_i)")}')) {
+			$var(lm_cs) = $var(lm_cs) + $var(lm_sep) + $var(lm_c);
+			$var(lm_sep) = ",";
 		}
-		reg_free_contacts("lmc");
+		$var(lm_i) = $var(lm_i) + 1;
 	}
-	evapi_relay('${event}');
+	reg_free_contacts("lmc");
+	evapi_relay('${event("$var(lm_n)", "$var(lm_cs)")}');
 }
 `;
 }

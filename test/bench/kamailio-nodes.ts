@@ -10,7 +10,7 @@
  * AoRs (`ul.lookup`, one datagram each) over it, never with the quadratic `ul.dump`.
  */
 import { execFile } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { READY_SHV } from "../../agent/kamailio/cfg-include.js";
@@ -246,8 +246,14 @@ export interface SippOutcome {
   /** REGISTERs answered 200 OK, by sipp's own count. */
   successful: number;
   failed: number;
-  /** sipp's elapsed time from its first REGISTER to its end. */
+  /** sipp's elapsed time from its first REGISTER to its end (including the wait for lost ones). */
   seconds: number;
+  /**
+   * From sipp's start to its last 200 OK (from its per-call response-time trace, 1 ms steps).
+   * successful/answeredSeconds is the rate the registrar answered at: a REGISTER lost on the way
+   * does not stretch it by the recv_timeout that sipp waits for it before it gives up.
+   */
+  answeredSeconds: number;
   ok: boolean;
   output: string;
 }
@@ -255,8 +261,11 @@ export interface SippOutcome {
 /**
  * `count` REGISTERs (`<prefix>1..count@example.com`, one contact each, from one local port) at
  * `rate`/s with at most `limit` unanswered; no retransmission (a lost REGISTER counts as failed
- * after `timeoutSec`). successful/seconds is the registrar's throughput when `rate` exceeds it.
+ * after `timeoutSec`). successful/answeredSeconds is the registrar's throughput when `rate`
+ * exceeds it.
  */
+const SIPP_SOCKET_BUFFER = 4 << 20;
+
 export async function sippRegisters(o: { dir: string; sipPort: number; count: number; rate: number; limit: number; prefix: string; timeoutSec?: number }): Promise<SippOutcome> {
   const localPort = await freeUdpPort();
   const scenario = join(o.dir, `register-${o.prefix}.xml`);
@@ -265,6 +274,13 @@ export async function sippRegisters(o: { dir: string; sipPort: number; count: nu
   const args = [
     "-sf", scenario, "-m", String(o.count), "-r", String(o.rate), "-l", String(o.limit),
     "-i", "127.0.0.1", "-p", String(localPort), "-nostdin", "-timeout", `${wall}s`, "-recv_timeout", `${(o.timeoutSec ?? 2) * 1000}`,
+    // sipp's socket buffers default to 64 KB: a burst of `limit` 200 OKs overflows it on loopback
+    // (RcvbufErrors in /proc/net/snmp), and each reply lost there became a "failed" REGISTER that
+    // held the run open for the whole recv_timeout, 2 s added to a 0.5 s run. The kernel caps it
+    // at net.core.rmem_max.
+    "-buff_size", String(SIPP_SOCKET_BUFFER),
+    // One line per answered REGISTER: "<ms since start>;<response time>;<rtd>" (answeredSeconds).
+    "-trace_rtt", "-rtt_freq", "1",
     `127.0.0.1:${o.sipPort}`,
   ];
   let output: string;
@@ -282,15 +298,29 @@ export async function sippRegisters(o: { dir: string; sipPort: number; count: nu
     successful: cumulative("Successful call"),
     failed: cumulative("Failed call"),
     seconds: time("Current Time") - time("Start Time"),
+    answeredSeconds: lastAnswerSeconds(o.dir, `register-${o.prefix}_`),
     ok,
     output: tail.slice(0, 3000),
   };
 }
 
+/** The latest "Date_ms" in sipp's -trace_rtt file(s) `<scenario>_<pid>_rtt.csv` in `dir`, in seconds. */
+function lastAnswerSeconds(dir: string, scenarioPrefix: string): number {
+  let lastMs = NaN;
+  for (const name of readdirSync(dir)) {
+    if (!name.startsWith(scenarioPrefix) || !name.endsWith("_rtt.csv")) continue;
+    for (const line of readFileSync(join(dir, name), "utf8").split("\n").slice(1)) {
+      const ms = Number.parseFloat(line.split(";")[0]!);
+      if (Number.isFinite(ms) && !(ms <= lastMs)) lastMs = ms;
+    }
+  }
+  return lastMs / 1000;
+}
+
 function registerScenario(prefix: string, domain: string): string {
   return `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="locmesh bench register">
-  <send>
+  <send start_rtd="1">
     <![CDATA[
 REGISTER sip:${domain} SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -306,7 +336,7 @@ Content-Length: 0
 
     ]]>
   </send>
-  <recv response="200"/>
+  <recv response="200" rtd="1"/>
 </scenario>
 `;
 }

@@ -33,10 +33,15 @@ describe("kamailioInclude", () => {
     expect(text).toContain('reg_fetch_contacts("location", "$tu", "lmc")');
     expect(text).toContain('$si == "10.0.0.2" || $si == "10.0.0.3"');
     // Event format 2 (event-format2.ts): strings hex-encoded, usrloc's numbers bare.
-    for (const f of ["addr", "callid", "path", "received", "user_agent", "ruid", "socket", "instance"]) expect(text).toContain(`"${f}":"$(ulc(lmc=>${f})[$var(lm_i)]{s.encode.hexa})"`);
-    for (const f of ["expires", "q", "cseq", "flags", "cflags", "methods", "regid", "modified"]) expect(text).toContain(`"${f}":$(ulc(lmc=>${f})[$var(lm_i)])`);
+    // Every contact field, in the loop (index $var(lm_i)) and in the one-contact event (index 0).
+    for (const index of ["$var(lm_i)", "0"]) {
+      for (const f of ["addr", "callid", "path", "received", "user_agent", "ruid", "socket", "instance"]) expect(text).toContain(`"${f}":"$(ulc(lmc=>${f})[${index}]{s.encode.hexa})"`);
+      for (const f of ["expires", "q", "cseq", "flags", "cflags", "methods", "regid", "modified"]) expect(text).toContain(`"${f}":$(ulc(lmc=>${f})[${index}])`);
+    }
     expect(text).toContain(`evapi_relay('{"v":2,"event":"register","rc":$var(lm_rc),`);
     expect(text).toContain('"count":$var(lm_n),"contacts":[$var(lm_cs)]}\');');
+    expect(text).toContain('"count":1,"contacts":[{"addr":"$(ulc(lmc=>addr)[0]{s.encode.hexa})"');
+    expect(text).toContain('"count":0,"contacts":[]}\');');
     expect(text).toContain(`evapi_relay('{"v":2,"event":"expired",`);
   });
 

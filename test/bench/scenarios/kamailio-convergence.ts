@@ -48,7 +48,7 @@ export async function runKamailioConvergence(ctx: KamailioBenchContext): Promise
         const missing = await Promise.all(nodes.map((x) => missingAors(x, prefix, count)));
         const lost = missing.map((m) => m - missing[0]!);
         runs[f].push({ accepted, failedAtRegistrar: count - accepted, lagSeconds, lost, kamailioCpuMsPer1k: per1k("kamailio"), agentCpuMsPer1k: per1k("agent") });
-        log(`convergence ${f} run ${r + 1}: ${fmt(out.successful)} 200 OK at ${fmt(out.successful / out.seconds)}/s; node 1 stored ${fmt(accepted)}; ` +
+        log(`convergence ${f} run ${r + 1}: ${fmt(out.successful)} 200 OK at ${fmt(out.successful / out.answeredSeconds)}/s; node 1 stored ${fmt(accepted)}; ` +
           `all nodes equal ${Number.isNaN(lagSeconds) ? `NEVER (counts ${seen.counts.map((c, i) => c - before[i]!).join("/")})` : `${fmt(lagSeconds, 3)} s`} after the load; lost per node ${lost.join("/")}; ` +
           `CPU per 1,000 REGISTERs: Kamailios ${fmt(per1k("kamailio"))} ms, agents ${fmt(per1k("agent"))} ms`);
       }
