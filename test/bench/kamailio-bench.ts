@@ -44,7 +44,7 @@ export const KAMAILIO_FULL: KamailioBenchSizes = {
   registrarCount: 30_000,
   registrarLimit: 200,
   registrarRepeat: 2,
-  registrarRounds: 2,
+  registrarRounds: 3,
   convergenceCount: 20_000,
   convergenceRate: 2000,
   convergenceTimeoutMs: 15_000,

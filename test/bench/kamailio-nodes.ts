@@ -10,6 +10,7 @@
  * AoRs (`ul.lookup`, one datagram each) over it, never with the quadratic `ul.dump`.
  */
 import { execFile } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -27,8 +28,12 @@ import { bindingEdit } from "./workload.js";
 
 const run = promisify(execFile);
 
-/** "hook": locmesh's include in the cfg but no agent attached (what the cfg route alone costs). */
-export type Flavour = "plain" | "hook" | "locmesh" | "dmq";
+/**
+ * "hook": locmesh's include in the cfg but no agent attached (what the cfg route alone costs).
+ * "floor": after save(), one UDP datagram holding the AoR (corex send_data) to a socket of the
+ * bench's: the least any per-REGISTER hook can do, whatever it sends and however.
+ */
+export type Flavour = "plain" | "hook" | "locmesh" | "dmq" | "floor";
 
 export interface BenchNode {
   id: string;
@@ -43,6 +48,8 @@ export interface BenchNode {
 export interface BenchNodes {
   flavour: Flavour;
   nodes: BenchNode[];
+  /** Datagrams the "floor" flavour's socket received so far (0 for the others). */
+  notified(): number;
   close(): Promise<void>;
 }
 
@@ -60,6 +67,9 @@ export interface NodesOptions {
 
 /** Same on every flavour: counts come from kex's stats, and nothing is logged per REGISTER. */
 const COMMON_CFG = ['loadmodule "kex.so"', "debug=0"].join("\n");
+
+/** Socket buffers of sipp and of the floor flavour's receiver (the kernel caps them at rmem_max). */
+const SIPP_SOCKET_BUFFER = 4 << 20;
 
 async function attach(id: string, kam: KamailioProcess, agent: AgentProcess | null): Promise<BenchNode> {
   const rpc = await createDgramClient({ host: "127.0.0.1", port: kam.dgramPort!, timeoutMs: 5000, log: silentLogger(), maxInFlight: 64 });
@@ -101,13 +111,15 @@ async function startNodesUntracked(flavour: Flavour, o: NodesOptions): Promise<B
       ...(o.nodeArgs ? { agentNodeArgs: o.nodeArgs } : {}),
     });
     for (const c of cluster.nodes) nodes.push(await attach(c.id, c.kamailio, c.agent));
-    return { flavour, nodes, close: async () => { await closeRpcs(); await cluster.close(); } };
+    return { flavour, nodes, notified: () => 0, close: async () => { await closeRpcs(); await cluster.close(); } };
   }
   const ports = await Promise.all(Array.from({ length: o.n }, () => freeUdpPort()));
   const kams: KamailioProcess[] = [];
+  const sink = flavour === "floor" ? await datagramCounter() : null;
   const close = async () => {
     await closeRpcs();
     await Promise.allSettled(kams.map((k) => k.close()));
+    sink?.close();
   };
   try {
     for (const [i, port] of ports.entries()) {
@@ -116,6 +128,7 @@ async function startNodesUntracked(flavour: Flavour, o: NodesOptions): Promise<B
         extraCfg: [`alias="${TEST_DOMAIN}"`, COMMON_CFG].join("\n"),
         ...(flavour === "hook" ? { locmesh: { aliasMode: "usrloc" as const } } : {}),
         ...(flavour === "dmq" ? { dmq: { peerPorts: ports.filter((_, j) => j !== i), batchMsgContacts: 50 } } : {}),
+        ...(sink ? { afterSave: { modules: ["corex"], lines: `send_data("sip:127.0.0.1:${sink.port}", "$tu");` } } : {}),
       }));
     }
     for (const [i, kam] of kams.entries()) nodes.push(await attach(`n${i + 1}`, kam, null));
@@ -126,7 +139,19 @@ async function startNodesUntracked(flavour: Flavour, o: NodesOptions): Promise<B
     await close();
     throw err;
   }
-  return { flavour, nodes, close };
+  return { flavour, nodes, notified: () => sink?.count() ?? 0, close };
+}
+
+/** A UDP socket on 127.0.0.1 that counts what it receives (the "floor" flavour's receiver). */
+async function datagramCounter(): Promise<{ port: number; count(): number; close(): void }> {
+  const socket = createSocket({ type: "udp4", recvBufferSize: SIPP_SOCKET_BUFFER });
+  let received = 0;
+  socket.on("message", () => received++);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind(0, "127.0.0.1", () => resolve());
+  });
+  return { port: socket.address().port, count: () => received, close: () => socket.close() };
 }
 
 /** Until every dmq node lists all n nodes as active (notifications go both ways at startup). */
@@ -264,8 +289,6 @@ export interface SippOutcome {
  * after `timeoutSec`). successful/answeredSeconds is the registrar's throughput when `rate`
  * exceeds it.
  */
-const SIPP_SOCKET_BUFFER = 4 << 20;
-
 export async function sippRegisters(o: { dir: string; sipPort: number; count: number; rate: number; limit: number; prefix: string; timeoutSec?: number }): Promise<SippOutcome> {
   const localPort = await freeUdpPort();
   const scenario = join(o.dir, `register-${o.prefix}.xml`);
@@ -276,8 +299,7 @@ export async function sippRegisters(o: { dir: string; sipPort: number; count: nu
     "-i", "127.0.0.1", "-p", String(localPort), "-nostdin", "-timeout", `${wall}s`, "-recv_timeout", `${(o.timeoutSec ?? 2) * 1000}`,
     // sipp's socket buffers default to 64 KB: a burst of `limit` 200 OKs overflows it on loopback
     // (RcvbufErrors in /proc/net/snmp), and each reply lost there became a "failed" REGISTER that
-    // held the run open for the whole recv_timeout, 2 s added to a 0.5 s run. The kernel caps it
-    // at net.core.rmem_max.
+    // held the run open for the whole recv_timeout, 2 s added to a 0.5 s run.
     "-buff_size", String(SIPP_SOCKET_BUFFER),
     // One line per answered REGISTER: "<ms since start>;<response time>;<rtd>" (answeredSeconds).
     "-trace_rtt", "-rtt_freq", "1",

@@ -21,6 +21,8 @@ export interface KamailioCfgParams {
   locmesh?: LocmeshCfg;
   /** Kamailio's own replication instead (dmq + dmq_usrloc, kamailio-5.6.md §7), for the benchmarks' comparison. */
   dmq?: DmqCfg;
+  /** Cfg lines run right after save() (no locmesh include), and the modules they need. */
+  afterSave?: { modules: string[]; lines: string };
 }
 
 /** dmq + dmq_usrloc as in /work/shared/docs/examples/kamailio-dmq-node.cfg.tpl; DMQ rides on the SIP port. */
@@ -58,6 +60,7 @@ export function kamailioCfg(p: KamailioCfgParams): string {
     `mpath="${p.modulesDir}/"`,
     ...["tm", "sl", "pv", "xlog", "maxfwd", "textops", "siputils", "jsonrpcs", "usrloc", "registrar"].map((m) => `loadmodule "${m}.so"`),
     ...(p.httpPort ? [`loadmodule "xhttp.so"`] : []),
+    ...(p.afterSave?.modules ?? []).map((m) => `loadmodule "${m}.so"`),
     `modparam("jsonrpcs", "transport", ${transport})`,
     `modparam("jsonrpcs", "pretty_format", 0)`,
     `modparam("jsonrpcs", "fifo_name", "${p.dir}/kamailio_rpc.fifo")`,
@@ -75,7 +78,7 @@ export function kamailioCfg(p: KamailioCfgParams): string {
     `modparam("registrar", "max_expires", 3600)`,
     ...(p.dmq ? dmqLines(p.dmq, p.sipPort) : []),
     p.extra ?? "",
-    ...(p.locmesh ? locmeshLines(p.locmesh) : [p.dmq ? ROUTES.replace("request_route {\n", `request_route {\n${DMQ_ROUTE}`) : ROUTES]),
+    ...(p.locmesh ? locmeshLines(p.locmesh) : [p.dmq ? ROUTES.replace("request_route {\n", `request_route {\n${DMQ_ROUTE}`) : p.afterSave ? afterSaveRoutes(p.afterSave.lines) : ROUTES]),
     p.httpPort ? HTTP_ROUTE : "",
   ];
   return lines.join("\n") + "\n";
@@ -112,6 +115,12 @@ route[REGISTRAR] {
 	xlog("L_NOTICE", "REG rc=$var(rc) aor=$tu ct=$ct ci=$ci cs=$cs ua=$ua src=$si:$sp\\n");
 }
 `;
+
+function afterSaveRoutes(lines: string): string {
+  const routes = ROUTES.replace('\tsave("location");\n\t$var(rc) = $rc;\n', (m) => `${m}\t${lines}\n`);
+  if (routes === ROUTES) throw new Error("kamailio-cfg.ts: the save() lines no longer fit ROUTES; update afterSaveRoutes()");
+  return routes;
+}
 
 /** The operator's side of kamailioIncludeInstructions(): rr loaded, the include, three route lines. */
 function locmeshLines(l: LocmeshCfg): string[] {

@@ -14,7 +14,7 @@ import { silentLogger } from "../../agent/ops/logger.js";
 import { kamailioInclude, type IncludeParams } from "../../agent/kamailio/cfg-include.js";
 import { spawnLogged } from "./logged-child.js";
 import { freePort, freeUdpPort } from "./ports.js";
-import { kamailioCfg, type DmqCfg, type LocmeshCfg } from "./kamailio-cfg.js";
+import { kamailioCfg, type DmqCfg, type KamailioCfgParams, type LocmeshCfg } from "./kamailio-cfg.js";
 
 export { freeUdpPort };
 
@@ -37,6 +37,8 @@ export interface KamailioOptions {
   sipPort?: number;
   /** Kamailio's own dmq + dmq_usrloc replication (kamailio-cfg.ts DmqCfg) instead of locmesh. */
   dmq?: DmqCfg;
+  /** Cfg lines right after save() instead of locmesh's include (kamailio-cfg.ts afterSave). */
+  afterSave?: KamailioCfgParams["afterSave"];
   /** locmesh's kamailio.cfg include, wired in as an operator would; evapi on a free 127.0.0.1 port. */
   locmesh?: Omit<LocmeshCfg, "includePath"> & Partial<Pick<IncludeParams, "agentAddress" | "aliasMode" | "meshPeers" | "bulkToken">>;
 }
@@ -88,7 +90,7 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
   const cfgPath = join(dir, "kamailio.cfg");
   const evapiPort = opts.locmesh ? await freePort() : undefined;
   const locmesh = opts.locmesh ? writeLocmeshInclude(dir, evapiPort as number, opts.locmesh) : undefined;
-  writeFileSync(cfgPath, kamailioCfg({ dir, modulesDir: mods, sipPort, dgramPort, dgramWorkers: opts.dgramWorkers, httpPort, extra: opts.extraCfg, locmesh, dmq: opts.dmq }));
+  writeFileSync(cfgPath, kamailioCfg({ dir, modulesDir: mods, sipPort, dgramPort, dgramWorkers: opts.dgramWorkers, httpPort, extra: opts.extraCfg, locmesh, dmq: opts.dmq, afterSave: opts.afterSave }));
   const fifoPath = join(dir, "kamailio_rpc.fifo");
   const log: string[] = [];
   let child: ChildProcess | null = null;
