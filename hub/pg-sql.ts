@@ -44,6 +44,7 @@ export const MAX_HLC = "SELECT coalesce(max(max_hlc), 0) AS m FROM origins";
 export const SELECT_ONE = `SELECT ${ROW} FROM records WHERE kind = $1 AND key = $2 AND sub = $3`;
 export const SELECT_KEY = `SELECT ${ROW} FROM records WHERE kind = $1 AND key = $2 ORDER BY sub`;
 export const SELECT_RANGE = `SELECT ${ROW} FROM records WHERE origin = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`;
+export const SELECT_KIND_RANGE = `SELECT ${ROW} FROM records WHERE origin = $1 AND seq > $2 AND seq <= $3 AND kind = $5 ORDER BY seq LIMIT $4`;
 export const COUNT_AFTER = "SELECT count(*)::int AS n FROM records WHERE origin = $1 AND seq > $2";
 export const FIRST_AFTER = "SELECT hlc FROM records WHERE origin = $1 AND seq > $2 ORDER BY seq LIMIT 1";
 

@@ -210,9 +210,11 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       }));
       return out;
     },
-    async readRange(origin, after, upTo, limit) {
+    async readRange(origin, after, upTo, limit, kind) {
       const id = await originId(origin);
       if (id === undefined) return [];
+      // The range cache holds whole ranges, as the hub's fan-out reads them; a kind's are read apart.
+      if (kind !== undefined) return toChanges((await q<Row>(SQL.SELECT_KIND_RANGE, [id, after, upTo, limit, KIND_CODE[kind]])).rows);
       return ranges.read(origin, after, upTo, limit, async () => toChanges((await q<Row>(SQL.SELECT_RANGE, [id, after, upTo, limit])).rows));
     },
     async countAfter(origin, after) {

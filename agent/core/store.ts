@@ -77,8 +77,11 @@ export interface ReplicaStore {
    * by applying what queued up meanwhile in one go.
    */
   applyRemoteGroup(batches: readonly RemoteBatch[]): Promise<(ApplyOutcome | InvalidBatchError)[]>;
-  /** `origin`'s changes with after < seq ≤ upTo, in seq order, at most `limit`. */
-  readRange(origin: string, after: number, upTo: number, limit: number): Promise<Change[]>;
+  /**
+   * `origin`'s changes with after < seq ≤ upTo, in seq order, at most `limit`; with `kind`, only
+   * that kind's (the others in the range are passed over, not counted against `limit`).
+   */
+  readRange(origin: string, after: number, upTo: number, limit: number, kind?: RecordKind): Promise<Change[]>;
   /** Number of changes held for `origin` with seq > after (for progress estimates). */
   countAfter(origin: string, after: number): Promise<number>;
   /** HLC of the first change held for `origin` with seq > after, or null. */

@@ -116,6 +116,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
     `SELECT kind, key, sub, hlc, origin, seq, value FROM records
      WHERE origin = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
   );
+  const selectKindRange = db.prepare<[number, number, number, number, number], Row>(
+    `SELECT kind, key, sub, hlc, origin, seq, value FROM records
+     WHERE origin = ? AND seq > ? AND seq <= ? AND kind = ? ORDER BY seq LIMIT ?`,
+  );
   const countAfter = db.prepare<[number, number], { n: number }>("SELECT count(*) AS n FROM records WHERE origin = ? AND seq > ?");
   const firstAfter = db.prepare<[number, number], { hlc: number }>(
     "SELECT hlc FROM records WHERE origin = ? AND seq > ? ORDER BY seq LIMIT 1",
@@ -286,9 +290,11 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
     async applyRemoteGroup(batches) {
       return applyRemoteGroup(batches);
     },
-    async readRange(originReplica, after, upTo, limit) {
+    async readRange(originReplica, after, upTo, limit, kind) {
       const o = originByReplica.get(originReplica);
-      return o ? selectRange.all(o.id, after, upTo, limit).map(toChange) : [];
+      if (!o) return [];
+      const rows = kind === undefined ? selectRange.all(o.id, after, upTo, limit) : selectKindRange.all(o.id, after, upTo, KIND_CODE[kind], limit);
+      return rows.map(toChange);
     },
     async countAfter(originReplica, after) {
       const o = originByReplica.get(originReplica);

@@ -14,7 +14,7 @@
  * path module (`modparam("path","use_received",1)`), which on the owner sets the destination to
  * the phone's connection (issue 3, "Calls reach phones on other nodes").
  */
-import type { AliasValue, BindingValue, Change } from "../contract/records.js";
+import type { AliasValue, BindingValue, Change, RecordKind } from "../contract/records.js";
 import type { UlAddBinding } from "./usrloc-rpc.js";
 
 export type AliasMode = "usrloc" | "dbaliases";
@@ -93,8 +93,16 @@ export function planInstall(change: Change, ctx: PlanContext): InstallOp | null 
     if (change.value === null) return { op: "alias-rm", alias: change.key };
     return { op: "alias-set", alias: change.key, target: (change.value as AliasValue).target };
   }
-  if (change.origin === ctx.replicaId) return null;
+  if (installedKind(change.origin, ctx) === "alias") return null;
   return planBinding(change, ctx);
+}
+
+/**
+ * The one kind of an origin's records that planInstall may write, or null for both: only aliases
+ * of this node's own, so the sink need not read back the bindings its Kamailio reported.
+ */
+export function installedKind(origin: string, ctx: Pick<PlanContext, "replicaId">): RecordKind | null {
+  return origin === ctx.replicaId ? "alias" : null;
 }
 
 /** Like planInstall but for every record, own bindings included (a Kamailio that lost its memory). */

@@ -16,7 +16,7 @@ import { isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { InstallCursor } from "./install-cursor.js";
-import { opKey, planInstall, type InstallOp, type PlanContext } from "./install-plan.js";
+import { installedKind, opKey, planInstall, type InstallOp, type PlanContext } from "./install-plan.js";
 import { describe, type KamailioWriter, type WriteRoute } from "./kamailio-writer.js";
 
 export type SinkState = "idle" | "writing" | "waiting";
@@ -133,7 +133,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     for (const [origin, have] of Object.entries(vv)) {
       const from = done[origin] ?? 0;
       if (have <= from) continue;
-      const changes = await store.readRange(origin, from, have, batchSize);
+      const changes = await store.readRange(origin, from, have, batchSize, installedKind(origin, deps.plan) ?? undefined);
       await writeAll(changes);
       cursor.advance(origin, changes.length < batchSize ? have : changes[changes.length - 1]!.seq);
       progressed = true;

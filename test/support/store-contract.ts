@@ -235,6 +235,15 @@ export function describeStoreContract(name: string, open: () => Promise<ReplicaS
         expect(await s.readRange(REPLICA_A, 0, 6, 100)).toEqual([]);
       });
 
+      it("reads one kind alone, passing over the others without counting them against the limit", async () => {
+        const s = await fresh();
+        await s.commitLocal([locDraft(AOR, "sip:a@1", binding()), aliasDraft("s@x", "sip:t@x"), locDraft(AOR, "sip:a@2", binding()), aliasDraft("u@x", "sip:t@x")], counterStamp(100));
+        expect(seqs(await s.readRange(s.replicaId, 0, 4, 100, "alias"))).toEqual([2, 4]);
+        expect(seqs(await s.readRange(s.replicaId, 0, 4, 1, "alias"))).toEqual([2]);
+        expect(seqs(await s.readRange(s.replicaId, 2, 4, 1, "loc"))).toEqual([3]);
+        expect(seqs(await s.readRange(s.replicaId, 2, 3, 100, "alias"))).toEqual([]);
+      });
+
 
       it("counts and dates what is held after a seq", async () => {
         const s = await seeded();

@@ -1,7 +1,6 @@
 /**
- * The Kamailio sink while the agent's disk is full: Kamailio unreachable and the write cursor
- * unsavable at once must leave the writes pending, not crash the agent (the retry path saved the
- * cursor unguarded; a throw there was an unhandled rejection). Found by the disk-full drill.
+ * The Kamailio sink on a real journal: what it reads of this node's own changes, and its behaviour
+ * while the agent's disk is full.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { TransientError } from "../../agent/core/transient.js";
@@ -11,8 +10,8 @@ import { createKamailioSink, type KamailioSink } from "../../agent/kamailio/kama
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 
-/** A cursor in memory whose save() fails as a full disk makes it fail. */
-function fullDiskCursor(): InstallCursor & { saves: number } {
+/** A cursor in memory whose save() fails as a full disk makes it fail (or not, with `fails` false). */
+function fullDiskCursor(fails = true): InstallCursor & { saves: number } {
   let vv: Record<string, number> = {};
   return {
     saves: 0,
@@ -25,6 +24,7 @@ function fullDiskCursor(): InstallCursor & { saves: number } {
     },
     save() {
       this.saves++;
+      if (!fails) return;
       throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
     },
   };
@@ -34,6 +34,36 @@ let sink: KamailioSink | null = null;
 afterEach(async () => {
   await sink?.close();
   sink = null;
+});
+
+describe("kamailio sink and this node's own changes", () => {
+  it("writes this node's aliases, reads past the bindings its Kamailio reported, and writes every change of a peer's", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    const binding = (contact: string, owner: string) => ({ kind: "loc" as const, key: "alice@example.com", sub: contact, value: { expires: 0, q: -1, path: "", received: "", socket: "", callid: "c", cseq: 1, userAgent: "", flags: 0, cflags: 0, methods: 4294967295, instance: "", regId: 0, owner, ruid: "r" } });
+    const alias = (key: string) => ({ kind: "alias" as const, key, sub: "", value: { target: "sip:alice@example.com" } });
+    // 7 of this node's changes: bindings (never written back) around two aliases.
+    await store.commitLocal([binding("sip:a@192.0.2.1", "n2"), binding("sip:b@192.0.2.1", "n2"), alias("one@example.com"), binding("sip:c@192.0.2.1", "n2"), alias("two@example.com"), binding("sip:d@192.0.2.1", "n2"), binding("sip:e@192.0.2.1", "n2")], () => 1);
+    const peer = "peer-replica";
+    await store.applyRemote({ origin: peer, after: 0, upTo: 2, changes: [{ ...binding("sip:p@192.0.2.9", "n1"), hlc: 2, origin: peer, seq: 1 }, { ...alias("three@example.com"), hlc: 3, origin: peer, seq: 2 }] });
+    const cursor = fullDiskCursor(false);
+    const written: string[] = [];
+    sink = createKamailioSink({
+      store, cursor, log: silentLogger(), metrics: createMetrics({ defaults: false }),
+      plan: { nodeId: "n2", replicaId: store.replicaId, locationTable: "location" },
+      writer: {
+        async write(op) {
+          written.push(op.op === "alias-set" ? `alias ${op.alias}` : op.op === "add" ? `add ${op.binding.contact}` : op.op);
+          return "rpc";
+        },
+      },
+      batchSize: 1,
+    });
+    sink.start();
+    await sink.drained();
+    expect(written.sort()).toEqual(["add sip:p@192.0.2.9", "alias one@example.com", "alias three@example.com", "alias two@example.com"]);
+    expect(cursor.get()).toEqual({ [store.replicaId]: 7, [peer]: 2 });
+    expect(await sink.pending()).toBe(0);
+  });
 });
 
 describe("kamailio sink on a full disk", () => {
