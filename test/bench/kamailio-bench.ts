@@ -29,6 +29,12 @@ export interface KamailioBenchSizes {
   registrarLimit: number;
   registrarRepeat: number;
   registrarRounds: number;
+  /**
+   * Kamailio's CPU per REGISTER at a fixed rate, well below capacity (one sipp run per variant
+   * and round, after the capacity runs): steadier than REGISTER/s at full load on a shared box.
+   */
+  registrarFixedRate: number;
+  registrarFixedCount: number;
   convergenceCount: number;
   convergenceRate: number;
   convergenceTimeoutMs: number;
@@ -45,6 +51,8 @@ export const KAMAILIO_FULL: KamailioBenchSizes = {
   registrarLimit: 200,
   registrarRepeat: 2,
   registrarRounds: 3,
+  registrarFixedRate: 5000,
+  registrarFixedCount: 20_000,
   convergenceCount: 20_000,
   convergenceRate: 2000,
   convergenceTimeoutMs: 15_000,
@@ -59,6 +67,7 @@ export const KAMAILIO_QUICK: KamailioBenchSizes = {
   registrarCount: 10_000,
   registrarRepeat: 1,
   registrarRounds: 1,
+  registrarFixedCount: 10_000,
   convergenceCount: 6000,
   reloadCount: 20_000,
   reloadSettings: [{ bulk: true, dgramWorkers: 4, window: 32 }],

@@ -17,6 +17,9 @@ interface Variant {
   n: number;
 }
 
+/** Variants also measured at the fixed rate (sizes.registrarFixedRate). */
+const FIXED_RATE = new Set(["plain", "floor", "hook-only", "locmesh-1"]);
+
 const VARIANTS: Variant[] = [
   { name: "plain", flavour: "plain", n: 1 },
   { name: "hook-only", flavour: "hook", n: 1 },
@@ -28,6 +31,7 @@ const VARIANTS: Variant[] = [
 
 export async function runKamailioRegistrar(ctx: KamailioBenchContext): Promise<ScenarioReport> {
   const { sizes, log } = ctx;
+  const fixed: Record<string, { kamailioUs: number; agentUs: number; failed: number }[]> = {};
   const runs: Record<string, { perSecond: number; successful: number; failed: number; seconds: number; stored: number; notified: number; kamailioCpuMsPer1k: number; agentCpuMsPer1k: number }[]> = {};
   // Variants interleaved round by round, so a burst of other work on the box hits all of them alike.
   for (let round = 0; round < sizes.registrarRounds; round++) {
@@ -50,6 +54,14 @@ export async function runKamailioRegistrar(ctx: KamailioBenchContext): Promise<S
           log(`registrar ${v.name} round ${round + 1} run ${r + 1}: ${fmt(out.successful)} 200 OK in ${fmt(out.answeredSeconds, 2)} s = ${fmt(perSecond)}/s (failed ${out.failed}, stored ${stored}); ` +
             `CPU per 1,000 REGISTERs: Kamailios ${fmt(run.kamailioCpuMsPer1k)} ms, agents ${fmt(run.agentCpuMsPer1k)} ms`);
           if (!Number.isFinite(perSecond)) log(`sipp said:\n${out.output}`);
+        }
+        if (FIXED_RATE.has(v.name)) {
+          const cpu0 = await cpuOf(n1);
+          const out = await sippRegisters({ dir: ctx.dir(`reg-${v.name}-${round}`), sipPort: n1.kam.sipPort, count: sizes.registrarFixedCount, rate: sizes.registrarFixedRate, limit: sizes.registrarLimit, prefix: `t${round}fu` });
+          const cpu1 = await cpuOf(n1);
+          const run = { kamailioUs: ((cpu1.kamailio - cpu0.kamailio) * 1e6) / out.successful, agentUs: ((cpu1.agent - cpu0.agent) * 1e6) / out.successful, failed: out.failed };
+          (fixed[v.name] ??= []).push(run);
+          log(`registrar ${v.name} round ${round + 1} at ${fmt(sizes.registrarFixedRate)}/s: ${fmt(out.successful)} 200 OK (failed ${out.failed}); CPU per REGISTER: Kamailio ${fmt(run.kamailioUs)} µs, agent ${fmt(run.agentUs)} µs`);
         }
       } finally {
         await nodes.close();
@@ -101,5 +113,18 @@ export async function runKamailioRegistrar(ctx: KamailioBenchContext): Promise<S
       note: "CPU time is steadier than REGISTER/s on a shared box: sipp and other work take the CPUs, the cost per REGISTER stays",
     })),
   ];
-  return { name: "kamailio-registrar", figures, details: { runs, count: sizes.registrarCount, limit: sizes.registrarLimit } };
+  const fixedMedian = (name: string, k: "kamailioUs" | "agentUs") => median(fixed[name]!.map((x) => x[k]));
+  const fixedPlain = fixedMedian("plain", "kamailioUs");
+  for (const name of FIXED_RATE) {
+    const kam = fixedMedian(name, "kamailioUs");
+    figures.push({
+      id: `kamailio.registrar.fixed.${name}`, metric: `Kamailio CPU µs per REGISTER at ${fmt(sizes.registrarFixedRate)}/s, one node (${name})`,
+      value: kam, unit: "µs", target: null,
+      reference: { value: fixedPlain, unit: "µs", source: "plain save(), same run" },
+      note: `${fmt((kam / fixedPlain - 1) * 100, 1)}% over plain; runs: ${fixed[name]!.map((x) => fmt(x.kamailioUs)).join(", ")} µs` +
+        (name === "locmesh-1" ? `; the agent besides: ${fmt(fixedMedian(name, "agentUs"))} µs` : "") +
+        `; lost ${fmt(fixed[name]!.reduce((s, x) => s + x.failed, 0))}`,
+    });
+  }
+  return { name: "kamailio-registrar", figures, details: { runs, fixed, count: sizes.registrarCount, limit: sizes.registrarLimit } };
 }
