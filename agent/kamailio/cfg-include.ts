@@ -8,8 +8,8 @@
  * test/integration/kamailio-events.test.ts):
  * - `loadmodule` of a module that is already loaded is a fatal cfg error ("attempting to load the
  *   same module twice"), but every loadmodule also defines `MOD_<name>` for the preprocessor. So the
- *   include loads pv, kex (pv_printf), xlog, evapi and path only `#!ifndef MOD_<name>`, and must
- *   come after the operator's own loadmodule lines.
+ *   include loads pv, kex (pv_printf), xlog, evapi, path, mqueue, rtimer and cfgutils only
+ *   `#!ifndef MOD_<name>`, and must come after the operator's own loadmodule lines.
  * - A module the include needs but must not load itself (tm, sl, rr, usrloc, registrar, jsonrpcs: the
  *   operator's config owns their parameters) is checked the same way; when it is missing the
  *   include loads a module whose file name says what is wrong, so `kamailio -c` fails with it.
@@ -71,7 +71,14 @@ export const READY_SHV = "locmesh_ready";
 /** Modules the include uses but leaves to the operator's config (their parameters are the operator's). */
 const REQUIRED_MODULES = ["tm", "sl", "rr", "usrloc", "registrar", "jsonrpcs"] as const;
 /** Modules the include loads when the operator's config has not. */
-const OWN_MODULES = ["pv", "kex", "xlog", "evapi", "path"] as const;
+const OWN_MODULES = ["pv", "kex", "xlog", "evapi", "path", "mqueue", "rtimer", "cfgutils"] as const;
+
+/** The shared-memory queue (mqueue) REGISTERs wait in for the drain process (registerRoute). */
+export const LOCMESH_QUEUE = "locmesh";
+const QUEUE = LOCMESH_QUEUE;
+/** Most entries the queue holds (mqueue drops its oldest past it), and where SIP workers start to wait. */
+const QUEUE_SIZE = 20_000;
+const QUEUE_HIGH = 5_000;
 
 export function kamailioInclude(p: IncludeParams): string {
   checkParams(p);
@@ -97,6 +104,10 @@ export function kamailioInclude(p: IncludeParams): string {
     ...(p.aliasMode === "usrloc" ? ["# locmesh writes call-forward aliases into usrloc's \"aliases\" domain.", `modparam("usrloc", "preload", "aliases")`] : []),
     "# 1 once the agent has restored this Kamailio after its start (set over jsonrpcs by the agent).",
     `modparam("pv", "shvset", "${READY_SHV}=i:0")`,
+    "# REGISTERs are handed over in shared memory and sent to the agent by one drain process.",
+    `modparam("mqueue", "mqueue", "name=${QUEUE};size=${QUEUE_SIZE}")`,
+    `modparam("rtimer", "timer", "name=${QUEUE};interval=5000u;mode=1;")`,
+    `modparam("rtimer", "exec", "timer=${QUEUE};route=LOCMESH_DRAIN")`,
     "#!ifndef LOCMESH_READY_GRACE",
     "#!define LOCMESH_READY_GRACE 60",
     "#!endif",
@@ -148,15 +159,30 @@ function checkParams(p: IncludeParams): void {
 }
 
 /**
- * One event per REGISTER: the request, and the AoR's whole state after save() (kamailio-5.6.md §8),
- * in event format 2 (event-format2.ts). evapi_relay prints the event from its format string, whose
- * buffer grows to fit. An AoR with one contact (the common case) is printed straight into that
- * format. With several, each contact is printed with one pv_printf and appended with `+` (no size
- * limit). Measured with Kamailio 5.6.3 (issue 3): format 1's ~25 jansson_set calls added about
- * 105 µs of Kamailio CPU to a REGISTER; building each contact with a `+` chain instead of pv_printf
- * took 2-5 times as long; and with Kamailio's default allocator (qm) the two `+` of the loop were
- * the hook's largest cost (a fresh pkg string each, qm_malloc ~15% of Kamailio's samples under
- * REGISTER load), which printing one contact straight into the event removed.
+ * One event per REGISTER: the request, and the AoR's whole state (kamailio-5.6.md §8), in event
+ * format 2 (event-format2.ts). It is built in two halves, so that the SIP worker does as little as
+ * it can after save():
+ *
+ * - The SIP worker prints the request's fields (a JSON fragment) and queues it in shared memory
+ *   (mqueue, keyed by the AoR). A request too big for pv_printf's buffer (8 KB) is sent whole from
+ *   the worker as before. While the agent is behind, evapi blocks the drain, the queue grows, and
+ *   past QUEUE_HIGH entries the SIP workers wait (10 ms at a time, 1 s at most) before they queue:
+ *   Kamailio takes REGISTERs at the pace the agent journals them, as when the worker itself waited
+ *   in evapi_relay.
+ * - One rtimer process drains the queue every 5 ms, in order: it reads the AoR's contacts back
+ *   (reg_fetch_contacts) and relays the whole event. An AoR with one contact (the common case) is
+ *   printed straight into evapi_relay's format; with several, each contact is printed with
+ *   pv_printf and appended with `+` (no size limit).
+ *
+ * The contact list is thus read up to the drain's interval after save(), and may already hold a
+ * later REGISTER's change to the AoR (as it already could with two SIP workers); each event says
+ * what usrloc held when it was read, and registrar-input.ts reads it that way.
+ *
+ * Measured with Kamailio 5.6.3 (issue 3, README "Kamailio benchmark"): format 1's ~25 jansson_set
+ * calls added about 105 µs of Kamailio CPU to a REGISTER; building each contact with a `+` chain
+ * instead of pv_printf took 2-5 times as long; the two `+` per contact in the SIP worker were the
+ * hook's largest cost under qm; and relaying from the SIP worker cost Kamailio ~10 µs more per
+ * REGISTER than queueing and relaying from the drain.
  * pv_printf's result is limited by the core's pv_buffer_size (8 KB): a contact at the column limits
  * is about 4.3 KB in hex. A contact that does not fit, or a loop cut short by max_while_loops
  * (default 100 contacts), leaves the list shorter than "count", and the agent refuses the event.
@@ -174,31 +200,22 @@ function registerRoute(domain: string): string {
       ["modified", `$(${ulc("modified")})`],
     ]);
   };
-  const event = (count: string, contacts: string): string => jsonFormat([
-    ["v", String(EVENT_FORMAT)], ["event", '"register"'], ["rc", "$var(lm_rc)"], ["ts", '"$TV(Sn)"'], ["aor", hex("tu")],
+  // The request's half, printed by the SIP worker: `{` and `}` are added by the drain.
+  const request = jsonFormat([
+    ["rc", "$var(lm_rc)"], ["ts", '"$TV(Sn)"'], ["aor", hex("tu")],
     ["req_contact", hex("hdr(Contact)[*]")], ["req_expires", '"$(hdr(Expires){s.int})"'], ["callid", hex("ci")], ["cseq", '"$(cs{s.int})"'],
-    ["user_agent", hex("ua")], ["source", '"$proto:$si:$sp"'], ["count", count], ["contacts", `[${contacts}]`],
-  ]);
-  return `# Call right after save("${domain}"...) with its return code in $var(locmesh_rc).
-# Sent for rc 1 (inserted), 2 (updated), 3 (deleted) and 4 (query only: a fresh snapshot costs
-# little and helps the agent reconcile); skipped for errors (rc < 0).
-route[LOCMESH_REGISTER] {
-	$var(lm_rc) = $var(locmesh_rc);
-	# $var persists in the worker between messages: reset it so a missing assignment shows.
-	$var(locmesh_rc) = 0;
-	if ($var(lm_rc) == 0) {
-		xlog("L_ERR", "locmesh: route(LOCMESH_REGISTER) called without setting var(locmesh_rc) to save()'s return code\\n");
-		return;
-	}
-	if ($var(lm_rc) < 0) return;
-	if (!reg_fetch_contacts("${domain}", "$tu", "lmc")) {
-		evapi_relay('${event("0", "")}');
+    ["user_agent", hex("ua")], ["source", '"$proto:$si:$sp"'],
+  ]).slice(1, -1);
+  const event = (req: string, count: string, contacts: string): string =>
+    `{"v":${EVENT_FORMAT},"event":"register",${req},"count":${count},"contacts":[${contacts}]}`;
+  const sendEvent = (req: string, aor: string): string => `	if (!reg_fetch_contacts("${domain}", "${aor}", "lmc")) {
+		evapi_relay('${event(req, "0", "")}');
 		return;
 	}
 	$var(lm_n) = $(ulc(lmc=>count));
 	# One contact (the common case): printed straight into the event, with no string building.
 	if ($var(lm_n) == 1) {
-		evapi_relay('${event("1", contact("0"))}');
+		evapi_relay('${event(req, "1", contact("0"))}');
 		reg_free_contacts("lmc");
 		return;
 	}
@@ -213,8 +230,46 @@ route[LOCMESH_REGISTER] {
 		$var(lm_i) = $var(lm_i) + 1;
 	}
 	reg_free_contacts("lmc");
-	evapi_relay('${event("$var(lm_n)", "$var(lm_cs)")}');
+	evapi_relay('${event(req, "$var(lm_n)", "$var(lm_cs)")}');
+`;
+  return `# Call right after save("${domain}"...) with its return code in $var(locmesh_rc).
+# Sent for rc 1 (inserted), 2 (updated), 3 (deleted) and 4 (query only: a fresh snapshot costs
+# little and helps the agent reconcile); skipped for errors (rc < 0).
+route[LOCMESH_REGISTER] {
+	$var(lm_rc) = $var(locmesh_rc);
+	# $var persists in the worker between messages: reset it so a missing assignment shows.
+	$var(locmesh_rc) = 0;
+	if ($var(lm_rc) == 0) {
+		xlog("L_ERR", "locmesh: route(LOCMESH_REGISTER) called without setting var(locmesh_rc) to save()'s return code\\n");
+		return;
+	}
+	if ($var(lm_rc) < 0) return;
+	# The agent is behind: wait for the drain before queueing more (back-pressure, 1 s at most).
+	$var(lm_w) = 0;
+	while ($mq_size(${QUEUE}) >= ${QUEUE_HIGH} && $var(lm_w) < 100) {
+		usleep("10000");
+		$var(lm_w) = $var(lm_w) + 1;
+	}
+	if (mq_add("${QUEUE}", "$tu", '${request}')) return;
+	# Too big for the queue's pv buffer: send it from here, whole.
+${sendEvent(request, "$tu")}}
+
+# The drain (rtimer, every 5 ms): every queued REGISTER, in order, with the AoR's contacts.
+route[LOCMESH_DRAIN] {
+	$var(lm_d) = 0;
+	while ($var(lm_d) < 100 && $mq_size(${QUEUE}) > 0) {
+		$var(lm_e) = 0;
+		while ($var(lm_e) < 100 && mq_fetch("${QUEUE}")) {
+			route(LOCMESH_EVENT);
+			$var(lm_e) = $var(lm_e) + 1;
+		}
+		$var(lm_d) = $var(lm_d) + 1;
+	}
 }
+
+# One drained REGISTER: $mqk is its AoR, $mqv the request's half of the event.
+route[LOCMESH_EVENT] {
+${sendEvent(`$mqv(${QUEUE})`, `$mqk(${QUEUE})`)}}
 `;
 }
 

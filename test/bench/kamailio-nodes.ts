@@ -14,7 +14,7 @@ import { createSocket } from "node:dgram";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { READY_SHV } from "../../agent/kamailio/cfg-include.js";
+import { LOCMESH_QUEUE, READY_SHV } from "../../agent/kamailio/cfg-include.js";
 import { createCoreRpc } from "../../agent/kamailio/core-rpc.js";
 import { createDgramClient } from "../../agent/kamailio/dgram-client.js";
 import { KamailioRpcError, type KamailioRpc } from "../../agent/kamailio/jsonrpcs-wire.js";
@@ -184,6 +184,29 @@ function cpuSecondsOf(pid: number): number {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits until the include's queue of REGISTERs (cfg-include.ts, mqueue "locmesh") is empty on
+ * every node, so that CPU read afterwards includes the drain's work for the REGISTERs just sent.
+ * Nodes without the include have no such queue and count as drained.
+ */
+export async function queuesDrained(nodes: readonly BenchNode[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const node of nodes) {
+    for (;;) {
+      let size: number;
+      try {
+        size = (await node.rpc.call<{ size: number }>("mqueue.get_size", [LOCMESH_QUEUE])).size;
+      } catch (err) {
+        if (err instanceof KamailioRpcError) break; // no mqueue module or no such queue: nothing to drain
+        throw err;
+      }
+      if (size === 0) break;
+      if (Date.now() > deadline) throw new Error(`${node.id}: the locmesh REGISTER queue still holds ${size} after ${timeoutMs} ms`);
+      await sleep(10);
+    }
+  }
+}
 
 /** Contacts in the node's `location` domain (usrloc's own counter, O(1)). */
 export async function contactCount(node: BenchNode): Promise<number> {

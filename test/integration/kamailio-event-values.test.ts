@@ -1,7 +1,8 @@
 /**
  * The include's event format 2 (agent/kamailio/event-format2.ts) through a real Kamailio 5.6: the
  * values a phone controls come through byte for byte however hostile they are, unset ones read as
- * empty, an AoR whose event outgrows the 8 KB pv buffer still arrives whole, and one that the
+ * empty, an AoR whose event outgrows the 8 KB pv buffer still arrives whole (so does a REGISTER
+ * too big for the queue the include hands REGISTERs over in), and one that the
  * include's loop cannot finish (more contacts than max_while_loops) is refused instead of read as
  * removals. REGISTERs are written by hand (raw UDP) so every byte is ours; sipp cannot send these.
  */
@@ -116,6 +117,21 @@ describe("event format 2 from a real Kamailio", () => {
     await malformedReaches(before + 1);
     expect(listener.events.some(registerFor("many@example.com"))).toBe(false);
     expect(kam.logTail(50)).toMatch(/runaway while/);
+  });
+
+  it("sends a REGISTER too big for the queue's pv buffer from the SIP worker, whole", async () => {
+    // 20 Contact headers of ~300 bytes: the request's half of the event is ~12 KB in hex, over the
+    // 8 KB mq_add can print, so the include sends this event from the SIP worker instead of the drain.
+    const long = (p: number) => Array.from({ length: 20 }, (_, i) => `<sip:big@127.0.0.1:${p};n=${i};x=${"y".repeat(280)}>`);
+    expect((await register({ user: "big", callId: "big-1", contacts: long })).status).toBe("SIP/2.0 200 OK");
+    const ev = await listener.next(registerFor("big@example.com"));
+    expect(ev.contacts).toHaveLength(20);
+    expect(ev.requestContacts).not.toBe("*");
+    expect((ev.requestContacts as unknown[]).length).toBe(20);
+    expect(ev.callid).toBe("big-1");
+    // A small REGISTER right after it still goes through the queue and arrives.
+    await register({ user: "small", callId: "small-1" });
+    expect((await listener.next(registerFor("small@example.com"))).callid).toBe("small-1");
   });
 
   it("sends the expired event in format 2 too", async () => {

@@ -7,7 +7,7 @@ describe("kamailioInclude", () => {
   const text = kamailioInclude(params);
 
   it("loads its own modules only when the operator's cfg has not, and checks the ones it needs", () => {
-    for (const m of ["pv", "kex", "xlog", "evapi", "path"]) expect(text).toContain(`#!ifndef MOD_${m}\nloadmodule "${m}.so"\n#!endif`);
+    for (const m of ["pv", "kex", "xlog", "evapi", "path", "mqueue", "rtimer", "cfgutils"]) expect(text).toContain(`#!ifndef MOD_${m}\nloadmodule "${m}.so"\n#!endif`);
     expect(text).not.toContain("jansson");
     for (const m of ["tm", "sl", "rr", "usrloc", "registrar", "jsonrpcs"]) {
       expect(text).toContain(`#!ifndef MOD_${m}\nloadmodule "locmesh-needs-${m}.so-loaded-before-this-include"`);
@@ -41,6 +41,13 @@ describe("kamailioInclude", () => {
     expect(text).toContain(`evapi_relay('{"v":2,"event":"register","rc":$var(lm_rc),`);
     expect(text).toContain('"count":$var(lm_n),"contacts":[$var(lm_cs)]}\');');
     expect(text).toContain('"count":1,"contacts":[{"addr":"$(ulc(lmc=>addr)[0]{s.encode.hexa})"');
+    // The SIP worker queues the request's half; the drain (rtimer) adds the contacts and relays it.
+    expect(text).toContain('modparam("mqueue", "mqueue", "name=locmesh;size=20000")');
+    expect(text).toContain('modparam("rtimer", "exec", "timer=locmesh;route=LOCMESH_DRAIN")');
+    expect(text).toContain(`if (mq_add("locmesh", "$tu", '"rc":$var(lm_rc),"ts":"$TV(Sn)","aor":"$(tu{s.encode.hexa})",`);
+    expect(text).toContain("while ($mq_size(locmesh) >= 5000 && $var(lm_w) < 100) {");
+    expect(text).toContain('reg_fetch_contacts("location", "$mqk(locmesh)", "lmc")');
+    expect(text).toContain(`evapi_relay('{"v":2,"event":"register",$mqv(locmesh),"count":1,"contacts":[{`);
     expect(text).toContain('"count":0,"contacts":[]}\');');
     expect(text).toContain(`evapi_relay('{"v":2,"event":"expired",`);
   });

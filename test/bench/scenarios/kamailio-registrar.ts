@@ -8,7 +8,7 @@
  */
 import { median, fmt } from "./scenario.js";
 import type { Figure, ScenarioReport } from "../report.js";
-import { contactCount, cpuOf, sippRegisters, startNodes, type Flavour } from "../kamailio-nodes.js";
+import { contactCount, cpuOf, queuesDrained, sippRegisters, startNodes, type Flavour } from "../kamailio-nodes.js";
 import type { KamailioBenchContext } from "../kamailio-bench.js";
 
 interface Variant {
@@ -45,6 +45,7 @@ export async function runKamailioRegistrar(ctx: KamailioBenchContext): Promise<S
           const cpu0 = await Promise.all(nodes.nodes.map(cpuOf));
           const notified0 = nodes.notified();
           const out = await sippRegisters({ dir: ctx.dir(`reg-${v.name}-${round}`), sipPort: n1.kam.sipPort, count: sizes.registrarCount, rate: 50_000, limit: sizes.registrarLimit, prefix });
+          await queuesDrained(nodes.nodes);
           const stored = (await contactCount(n1)) - before;
           const cpu1 = await Promise.all(nodes.nodes.map(cpuOf));
           const per1k = (k: "kamailio" | "agent") => (cpu1.reduce((s, c, i) => s + c[k] - cpu0[i]![k], 0) * 1e6) / out.successful;
@@ -58,6 +59,7 @@ export async function runKamailioRegistrar(ctx: KamailioBenchContext): Promise<S
         if (FIXED_RATE.has(v.name)) {
           const cpu0 = await cpuOf(n1);
           const out = await sippRegisters({ dir: ctx.dir(`reg-${v.name}-${round}`), sipPort: n1.kam.sipPort, count: sizes.registrarFixedCount, rate: sizes.registrarFixedRate, limit: sizes.registrarLimit, prefix: `t${round}fu` });
+          await queuesDrained(nodes.nodes);
           const cpu1 = await cpuOf(n1);
           const run = { kamailioUs: ((cpu1.kamailio - cpu0.kamailio) * 1e6) / out.successful, agentUs: ((cpu1.agent - cpu0.agent) * 1e6) / out.successful, failed: out.failed };
           (fixed[v.name] ??= []).push(run);
