@@ -5,7 +5,8 @@
  * Rules evapi imposes:
  * - Kamailio's accepted evapi sockets are blocking and one dispatcher process writes to every
  *   client, so a client that stops reading stalls the dispatcher, and once the dispatcher's queue
- *   (a socketpair) is full, the SIP workers waiting to hand it their events. Every complete frame
+ *   (a socketpair) is full, the include's drain process waiting to hand it events, and once the
+ *   include's queue holds 5,000 REGISTERs, the SIP workers (cfg-include.ts). Every complete frame
  *   is parsed and passed to `onEvent` synchronously; the consumer stops reading only on purpose,
  *   with `pause()` when it cannot keep up (registrar-intake.ts), and `resume()`s soon after.
  * - Delivery is at-most-once with no queue: events sent while we are disconnected are gone. After

@@ -4,8 +4,9 @@
  *
  * Back-pressure: at most `maxQueued` events are read and not yet journaled. Past that the intake
  * asks its source to stop reading (`flow.pause()`: the evapi socket is no longer read, TCP's window
- * closes, Kamailio's evapi dispatcher waits in write() and then its SIP workers wait in
- * evapi_relay, after their reply went out); reading resumes once half of them are journaled. A
+ * closes, Kamailio's evapi dispatcher waits in write(), the include's drain process in
+ * evapi_relay, and once 5,000 REGISTERs are queued the SIP workers wait before queueing theirs,
+ * after their reply went out); reading resumes once half of them are journaled. A
  * REGISTER storm thus costs the agent a bounded amount of memory, and Kamailio takes REGISTERs at
  * the pace the agent journals them instead of the agent hoarding events it may lose on a crash.
  * (Events Kamailio drops while no agent is connected are recovered by the ul.dump reconcile.)
