@@ -31,7 +31,7 @@ const run = promisify(execFile);
 /**
  * "hook": locmesh's include in the cfg but no agent attached (what the cfg route alone costs).
  * "floor": after save(), one UDP datagram holding the AoR (corex send_data) to a socket of the
- * bench's: the least any per-REGISTER hook can do, whatever it sends and however.
+ * bench's: the least a hook that sends each REGISTER from the SIP worker can do.
  */
 export type Flavour = "plain" | "hook" | "locmesh" | "dmq" | "floor";
 

@@ -1,8 +1,8 @@
 /**
  * Issue 3, benchmark 1: the most REGISTERs/s one Kamailio node answers with 200 OK, with plain
- * `save("location")`, with the least any hook can do after it (one UDP datagram per REGISTER), with
- * locmesh's hook and its agent attached (alone, and in a 3-node mesh), and with dmq_usrloc
- * replicating to 2 peers. sipp offers far more than the node can take (`-r` high)
+ * `save("location")`, with the least a hook that sends from the SIP worker can do (one UDP
+ * datagram per REGISTER), with locmesh's hook and its agent attached (alone, and in a 3-node
+ * mesh), and with dmq_usrloc replicating to 2 peers. sipp offers far more than the node can take (`-r` high)
  * with at most `limit` REGISTERs unanswered, so 200 OKs over the time to the last 200 OK is the
  * node's capacity. REGISTERs lost on the way are counted apart ("lost" in the notes).
  */
@@ -91,10 +91,10 @@ export async function runKamailioRegistrar(ctx: KamailioBenchContext): Promise<S
       id: "kamailio.registrar.hook", metric: "REGISTER/s, one node, locmesh hook, no agent attached", value: med("hook-only"), unit: "/s",
       target: { kind: "min", value: Math.round(plain * 0.95) },
       reference: { value: dmq, unit: "/s", source: "dmq_usrloc, same run" },
-      note: `the cfg route alone (the event route + evapi_relay with no client) costs ${fmt((1 - med("hook-only") / plain) * 100, 1)}%; runs: ${all("hook-only")}`,
+      note: `the cfg route alone (the queue, the drain and evapi_relay with no client) costs ${fmt((1 - med("hook-only") / plain) * 100, 1)}%; runs: ${all("hook-only")}`,
     },
     {
-      id: "kamailio.registrar.floor", metric: "REGISTER/s, one node, one UDP datagram per REGISTER (the least any hook can do)", value: med("floor"), unit: "/s",
+      id: "kamailio.registrar.floor", metric: "REGISTER/s, one node, one UDP datagram per REGISTER from the SIP worker (the least a hook sending from there can do)", value: med("floor"), unit: "/s",
       target: null,
       reference: { value: plain, unit: "/s", source: "plain save(), same run" },
       note: `costs ${fmt((1 - med("floor") / plain) * 100, 1)}% of plain: corex send_data of the AoR to a socket of the bench's (sharing the CPUs, as an agent would), which received ${fmt(runs["floor"]!.reduce((s, x) => s + x.notified, 0))} datagrams for ${fmt(runs["floor"]!.reduce((s, x) => s + x.successful, 0))} 200 OKs; runs: ${all("floor")}`,
