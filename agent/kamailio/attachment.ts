@@ -129,8 +129,6 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   let restarts = 0;
   let lastReconcile: KamailioStatus["lastReconcile"] = null;
   let evapi: EvapiClient | null = null;
-  /** When the evapi connection last came up. */
-  let evapiUpSince = 0;
   /** Retries evapi after Kamailio's connection dropped, for EVAPI_RECONNECT_GRACE_MS or until it is back. */
   let restartPoll: NodeJS.Timeout | null = null;
   let received = 0;
@@ -327,14 +325,11 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
           // The back-off starts over after a connection that was Kamailio's, so a Kamailio restarted
           // shortly after its last restart is noticed as soon as one that ran for hours.
           stableMs: EVAPI_STABLE_MS,
-          onConnect: () => {
-            evapiUpSince = Date.now();
-            void reconcile().catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile after evapi connect failed"));
-          },
-          onDisconnect: () => {
+          onConnect: () => void reconcile().catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile after evapi connect failed")),
+          onDisconnect: (_err, livedMs) => {
             // A connection closed within a second is the include's address filter (or worse), not
             // a Kamailio going away: left to the client's back-off.
-            if (Date.now() - evapiUpSince < EVAPI_STABLE_MS) return;
+            if (livedMs < EVAPI_STABLE_MS) return;
             const lostAt = Date.now();
             if (restartPoll !== null) clearInterval(restartPoll);
             restartPoll = setInterval(() => {

@@ -31,8 +31,11 @@ export interface EvapiClientOptions {
   log: Logger;
   onEvent(ev: KamailioEvent): void;
   onConnect?(): void;
-  /** The connection was lost (err is null when Kamailio closed it cleanly). Not called for close(). */
-  onDisconnect?(err: Error | null): void;
+  /**
+   * The connection was lost (err is null when Kamailio closed it cleanly), after `livedMs` connected.
+   * Not called for close().
+   */
+  onDisconnect?(err: Error | null, livedMs: number): void;
   maxFrameBytes?: number;
   retry?: { minMs?: number; maxMs?: number };
   connectTimeoutMs?: number;
@@ -133,7 +136,7 @@ export function createEvapiClient(opts: EvapiClientOptions): EvapiClient {
         // The include's address filter closes within milliseconds; seconds mean Kamailio stopped.
         else if (failure === null && lived < 1000) log.warn({ livedMs: lived }, "Kamailio closed the evapi connection at once: is this host's address the include's agentAddress?");
         log.warn({ err: failure, livedMs: lived }, "lost the Kamailio evapi connection; events are dropped until it is back");
-        safely("onDisconnect", () => opts.onDisconnect?.(failure));
+        safely("onDisconnect", () => opts.onDisconnect?.(failure, lived));
       } else {
         log.debug({ err: failure }, "could not connect to Kamailio evapi");
       }
