@@ -75,7 +75,6 @@ const OWN_MODULES = ["pv", "kex", "xlog", "evapi", "path", "mqueue", "rtimer", "
 
 /** The shared-memory queue (mqueue) REGISTERs wait in for the drain process (registerRoute). */
 export const LOCMESH_QUEUE = "locmesh";
-const QUEUE = LOCMESH_QUEUE;
 /** Most entries the queue holds (mqueue drops its oldest past it), and where SIP workers start to wait. */
 const QUEUE_SIZE = 20_000;
 const QUEUE_HIGH = 5_000;
@@ -105,9 +104,9 @@ export function kamailioInclude(p: IncludeParams): string {
     "# 1 once the agent has restored this Kamailio after its start (set over jsonrpcs by the agent).",
     `modparam("pv", "shvset", "${READY_SHV}=i:0")`,
     "# REGISTERs are handed over in shared memory and sent to the agent by one drain process.",
-    `modparam("mqueue", "mqueue", "name=${QUEUE};size=${QUEUE_SIZE}")`,
-    `modparam("rtimer", "timer", "name=${QUEUE};interval=5000u;mode=1;")`,
-    `modparam("rtimer", "exec", "timer=${QUEUE};route=LOCMESH_DRAIN")`,
+    `modparam("mqueue", "mqueue", "name=${LOCMESH_QUEUE};size=${QUEUE_SIZE}")`,
+    `modparam("rtimer", "timer", "name=${LOCMESH_QUEUE};interval=5000u;mode=1;")`,
+    `modparam("rtimer", "exec", "timer=${LOCMESH_QUEUE};route=LOCMESH_DRAIN")`,
     "#!ifndef LOCMESH_READY_GRACE",
     "#!define LOCMESH_READY_GRACE 60",
     "#!endif",
@@ -246,20 +245,20 @@ route[LOCMESH_REGISTER] {
 	if ($var(lm_rc) < 0) return;
 	# The agent is behind: wait for the drain before queueing more (back-pressure, 1 s at most).
 	$var(lm_w) = 0;
-	while ($mq_size(${QUEUE}) >= ${QUEUE_HIGH} && $var(lm_w) < 100) {
+	while ($mq_size(${LOCMESH_QUEUE}) >= ${QUEUE_HIGH} && $var(lm_w) < 100) {
 		usleep("10000");
 		$var(lm_w) = $var(lm_w) + 1;
 	}
-	if (mq_add("${QUEUE}", "$tu", '${request}')) return;
+	if (mq_add("${LOCMESH_QUEUE}", "$tu", '${request}')) return;
 	# Too big for the queue's pv buffer: send it from here, whole.
 ${sendEvent(request, "$tu")}}
 
 # The drain (rtimer, every 5 ms): every queued REGISTER, in order, with the AoR's contacts.
 route[LOCMESH_DRAIN] {
 	$var(lm_d) = 0;
-	while ($var(lm_d) < 100 && $mq_size(${QUEUE}) > 0) {
+	while ($var(lm_d) < 100 && $mq_size(${LOCMESH_QUEUE}) > 0) {
 		$var(lm_e) = 0;
-		while ($var(lm_e) < 100 && mq_fetch("${QUEUE}")) {
+		while ($var(lm_e) < 100 && mq_fetch("${LOCMESH_QUEUE}")) {
 			route(LOCMESH_EVENT);
 			$var(lm_e) = $var(lm_e) + 1;
 		}
@@ -269,7 +268,7 @@ route[LOCMESH_DRAIN] {
 
 # One drained REGISTER: $mqk is its AoR, $mqv the request's half of the event.
 route[LOCMESH_EVENT] {
-${sendEvent(`$mqv(${QUEUE})`, `$mqk(${QUEUE})`)}}
+${sendEvent(`$mqv(${LOCMESH_QUEUE})`, `$mqk(${LOCMESH_QUEUE})`)}}
 `;
 }
 
