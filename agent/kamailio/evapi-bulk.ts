@@ -2,7 +2,8 @@
  * The bulk channel into Kamailio: usrloc writes sent as netstring frames over an evapi connection
  * of its own (the agent opens two, see openEvapiBulkChannels below), which the include's
  * event_route[evapi:message-received] runs with jsonrpc_exec (cfg-include.ts, bulkRoute). Used
- * to put a restarted Kamailio back (reload.ts): one TCP write carries dozens of `ul.add`s, where jsonrpcs takes one datagram (or one FIFO round trip) each.
+ * to put a restarted Kamailio back (reload.ts): one TCP write carries dozens of `ul.add`s, where
+ * jsonrpcs takes one datagram (or one FIFO round trip) each.
  * Measured with Kamailio 5.6.3 on a 2-core VM: 100,000 `ul.add` inserts into an empty Kamailio in
  * 2.2-2.4 s (41,000-45,000/s) from one connection, where the agent's reload over datagrams (4
  * workers) wrote 14,000-17,000/s. Kamailio's side is then the limit (usrloc's hash chains, qm_malloc).
