@@ -192,13 +192,17 @@ export async function pollUntil(
 export function cpuSecondsOf(node: AgentProcess): number {
   const pid = node.child?.pid;
   if (pid === undefined) return NaN;
-  let stat: string;
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return cpuSecondsOfPid(pid);
   } catch (err) {
     const c = node.child!;
     throw new Error(`${node.spec.id} (pid ${pid}) is gone (exit code ${c.exitCode}, signal ${c.signalCode}); its log: ${node.logPath}`, { cause: err });
   }
+}
+
+/** The same for any process by pid; throws if it is gone. */
+function cpuSecondsOfPid(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   // Fields after the command name, which is in parentheses and may contain spaces.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
@@ -209,13 +213,14 @@ export function cpuSecondsOf(node: AgentProcess): number {
 const CLOCK_TICKS_PER_SECOND = 100;
 
 /**
- * CPU use over a phase, in CPU-seconds per wall second: each agent, the bench process itself, and
- * "other": everything else on the box (kernel I/O threads, and whatever else is running; on a
+ * CPU use over a phase, in CPU-seconds per wall second: each agent, each of `others` (processes
+ * known by pid, such as the hub bench's sink agents), the bench process itself, and "other": everything else on the box (kernel I/O threads, and whatever else is running; on a
  * shared machine that last part skews the figures, so it is reported).
  */
-export function cpuMeter(nodes: readonly AgentProcess[]): () => Record<string, number> {
+export function cpuMeter(nodes: readonly AgentProcess[], others: readonly { id: string; pid: number }[] = []): () => Record<string, number> {
   const t0 = performance.now();
   const before = nodes.map(cpuSecondsOf);
+  const othersBefore = others.map((o) => cpuSecondsOfPid(o.pid));
   const self0 = process.cpuUsage();
   const busy0 = busyCpuSeconds();
   return () => {
@@ -226,6 +231,11 @@ export function cpuMeter(nodes: readonly AgentProcess[]): () => Record<string, n
       const used = cpuSecondsOf(n) - before[i]!;
       ours += used;
       out[n.spec.id] = round2(used / wall);
+    });
+    others.forEach((o, i) => {
+      const used = cpuSecondsOfPid(o.pid) - othersBefore[i]!;
+      ours += used;
+      out[o.id] = round2(used / wall);
     });
     const self = process.cpuUsage(self0);
     ours += (self.user + self.system) / 1e6;

@@ -4,6 +4,9 @@
  * WebSocket subscriptions (`changes.subscribe`) on the receivers report when each change was
  * stored there. Latency = notification arrival at the bench − the moment its publish was sent;
  * both ends are timed by this process's clock. Used by the mesh and the hub latency scenarios.
+ *
+ * The receivers may instead be sink agents (sink-agents.ts), which note arrivals themselves, on
+ * the same wall clock (performance.timeOrigin + performance.now() in both processes).
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { ApiMethod, ApiNotification } from "../../agent/contract/protocol.js";
@@ -11,6 +14,7 @@ import type { Change } from "../../agent/contract/records.js";
 import type { AgentProcess } from "../support/agent-process.js";
 import { cpuMeter } from "./bench-cluster.js";
 import { percentile } from "./report.js";
+import type { SinkAgents } from "./sink-agents.js";
 import { bindingEdit } from "./workload.js";
 import { connectWsRpc, type WsRpcClient } from "./ws-client.js";
 import { fmt } from "./scenarios/scenario.js";
@@ -39,30 +43,21 @@ export interface LatencyOutcome {
   benchEventLoopDelayMs: Percentiles;
 }
 
-export async function measureLatency(o: {
-  publisher: AgentProcess;
-  receivers: readonly AgentProcess[];
-  /** Processes whose CPU use is reported (agents, hubs). */
-  meter: readonly AgentProcess[];
-  rate: number;
-  seconds: number;
-  log(line: string): void;
-}): Promise<LatencyOutcome> {
-  const total = Math.round(o.rate * o.seconds);
-  const nowSec = Math.floor(Date.now() / 1000);
-  const prefix = `lat${Date.now() % 100000}x`;
-  const keyOf = (i: number) => `${prefix}${String(i).padStart(7, "0")}@voice.example.com`;
-  const sentAt: number[] = new Array<number>(total);
-  const indexOfKey = new Map<string, number>();
-  const arrived = new Map(o.receivers.map((r) => [r.spec.id, new Array<number>(total).fill(NaN)]));
-  const acked = new Array<number>(total).fill(NaN);
-  let ackErrors = 0;
+/** Where the probe learns when each change reached each receiver. */
+interface ArrivalSource {
+  /** The fewest of the tracked changes that any receiver has. */
+  least(): Promise<number>;
+  /** Per receiver, when each tracked change arrived (this process's performance.now()), NaN if never. */
+  collect(): Promise<Map<string, number[]>>;
+  close(): Promise<void>;
+}
 
+/** Receivers that are agents: subscribe to each one's change notifications. */
+async function subscribe(receivers: readonly AgentProcess[], total: number, indexOfKey: Map<string, number>): Promise<ArrivalSource> {
+  const arrived = new Map(receivers.map((r) => [r.spec.id, new Array<number>(total).fill(NaN)]));
   const clients: WsRpcClient[] = [];
   try {
-    const pub = await connectWsRpc(o.publisher.apiUrl, o.publisher.spec.token);
-    clients.push(pub);
-    for (const node of o.receivers) {
+    for (const node of receivers) {
       const sub = await connectWsRpc(node.apiUrl, node.spec.token);
       clients.push(sub);
       const into = arrived.get(node.spec.id)!;
@@ -76,13 +71,61 @@ export async function measureLatency(o: {
       });
       await sub.call(ApiMethod.ChangesSubscribe, {});
     }
+  } catch (err) {
+    await Promise.all(clients.map((c) => c.close()));
+    throw err;
+  }
+  const got = (a: number[]) => a.reduce((s, v) => s + (Number.isNaN(v) ? 0 : 1), 0);
+  return {
+    least: () => Promise.resolve(Math.min(...[...arrived.values()].map(got))),
+    collect: () => Promise.resolve(arrived),
+    close: async () => {
+      await Promise.all(clients.map((c) => c.close()));
+    },
+  };
+}
+
+/** Receivers that are sink agents: they note arrivals themselves, on the wall clock. */
+async function fromSinks(sinks: SinkAgents, prefix: string, total: number): Promise<ArrivalSource> {
+  await sinks.track(prefix, total);
+  return {
+    least: async () => Math.min(...Object.values((await sinks.counts()).tracked)),
+    collect: async () => new Map(Object.entries(await sinks.arrivals()).map(([id, a]) => [id, a.map((v) => (v === null ? NaN : v - performance.timeOrigin))])),
+    close: () => Promise.resolve(),
+  };
+}
+
+export async function measureLatency(o: {
+  publisher: AgentProcess;
+  /** Agents to subscribe to, or sink agents. */
+  receivers: readonly AgentProcess[] | SinkAgents;
+  /** Processes whose CPU use is reported (agents, hubs), and others by pid (sink processes). */
+  meter: readonly AgentProcess[];
+  meterOthers?: readonly { id: string; pid: number }[];
+  rate: number;
+  seconds: number;
+  log(line: string): void;
+}): Promise<LatencyOutcome> {
+  const total = Math.round(o.rate * o.seconds);
+  const nowSec = Math.floor(Date.now() / 1000);
+  const prefix = `lat${Date.now() % 100000}x`;
+  const keyOf = (i: number) => `${prefix}${String(i).padStart(7, "0")}@voice.example.com`;
+  const sentAt: number[] = new Array<number>(total);
+  const indexOfKey = new Map<string, number>();
+  const acked = new Array<number>(total).fill(NaN);
+  let ackErrors = 0;
+
+  const receivers = Array.isArray(o.receivers) ? await subscribe(o.receivers as readonly AgentProcess[], total, indexOfKey) : await fromSinks(o.receivers as SinkAgents, prefix, total);
+  let pub: WsRpcClient | null = null;
+  try {
+    pub = await connectWsRpc(o.publisher.apiUrl, o.publisher.spec.token);
+    const publisher = pub;
 
     o.log(`latency: publishing ${fmt(total)} single-edit requests into ${o.publisher.spec.id} at ${fmt(o.rate)}/s for ${o.seconds} s`);
-    const cpu = cpuMeter(o.meter);
+    const cpu = cpuMeter(o.meter, o.meterOthers);
     // The bench stamps both ends, so its own event-loop stalls would show up as latency; record them.
     const benchLoop = monitorEventLoopDelay({ resolution: 1 });
     benchLoop.enable();
-    const got = (a: number[]) => a.reduce((s, v) => s + (Number.isNaN(v) ? 0 : 1), 0);
     let sent = 0;
     const t0 = performance.now();
     await new Promise<void>((resolve) => {
@@ -95,15 +138,15 @@ export async function measureLatency(o: {
           indexOfKey.set(keyOf(i), i);
           const params = JSON.stringify({ edits: [bindingEdit(prefix, i, nowSec)] });
           sentAt[i] = performance.now();
-          pub.sendJson(ApiMethod.LocationPublish, params, (err) => {
+          publisher.sendJson(ApiMethod.LocationPublish, params, (err) => {
             if (err) ackErrors++;
             acked[i] = performance.now();
           });
         }
         if (now - lastPrint >= 2000) {
           lastPrint = now;
-          const least = Math.min(...[...arrived.values()].map(got));
-          o.log(`  … sent ${fmt(sent)}, in flight ${pub.inFlight()}, the slowest receiver has ${fmt(least)}`);
+          const inFlight = publisher.inFlight();
+          void receivers.least().then((least) => o.log(`  … sent ${fmt(sent)}, in flight ${inFlight}, the slowest receiver has ${fmt(least)}`));
         }
         if (sent >= total) {
           clearInterval(timer);
@@ -118,8 +161,8 @@ export async function measureLatency(o: {
 
     // Let the tail arrive: every change should reach every receiver.
     const until = performance.now() + 20_000;
-    const complete = () => [...arrived.values()].every((a) => a.every((v) => !Number.isNaN(v)));
-    while (!complete() && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+    while ((await receivers.least()) < total && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+    const arrived = await receivers.collect();
     const missing = [...arrived.values()].reduce((n, a) => n + a.filter(Number.isNaN).length, 0);
 
     const warm = (i: number) => sentAt[i]! - t0 >= WARMUP_MS;
@@ -146,6 +189,7 @@ export async function measureLatency(o: {
     o.log(`latency: CPU-seconds per second: ${JSON.stringify(cpuUse)}; bench event-loop delay p99 ${fmt(benchLoopMs.p99, 2)} ms, max ${fmt(benchLoopMs.max, 2)} ms`);
     return outcome;
   } finally {
-    await Promise.all(clients.map((c) => c.close()));
+    await pub?.close();
+    await receivers.close();
   }
 }

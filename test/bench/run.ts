@@ -71,7 +71,8 @@ run ${FULL.repeat} times each and report the median run; the notes under the tab
               reload       ${KAMAILIO_FULL.reloadCount.toLocaleString("en-US")} bindings back into a restarted Kamailio (target: no slower than dmq's sync)
   hub         a real PostgreSQL, 1 publishing agent → 1 hub → ${FULL.hubReceivers} agents, then the same through 2 hubs:
               throughput of ${FULL.hubThroughputChanges.toLocaleString("en-US")} bindings (target ≥ 10,000/s; 2 hubs ≥ 90% of 1 hub),
-              latency at ${FULL.latencyRate}/s for ${FULL.hubLatencySeconds} s (target p99 < 20 ms)
+              latency at ${FULL.latencyRate}/s for ${FULL.hubLatencySeconds} s (target p99 < 20 ms); then the hub tier alone:
+              the same through 1 hub to ${FULL.hubReceivers} sink agents (the agent's mesh code, no journal), no target
 
 Options:
   --only <list>      comma-separated scenarios to run, e.g. --only throughput,latency

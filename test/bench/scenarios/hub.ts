@@ -3,13 +3,26 @@
  * through two hubs on the same PostgreSQL. Throughput is timed from the first publish until every
  * receiver holds every change (the median of `repeat` runs); latency is the paced single-edit run
  * of latency-probe.ts with every receiver subscribed.
+ *
+ * Then the hub tier on its own: the same publisher and one hub, with the receivers replaced by sink
+ * agents (sink-agents.ts: the agent's own mesh code, no journal) in two processes. On a 2-core
+ * machine the ten real receivers use about half the CPU; the sinks show what the hub and its
+ * PostgreSQL carry when the agents have machines of their own, as they do in production. Those
+ * figures are reported beside the targets, not against them.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ClusterStatus } from "../../../agent/contract/protocol.js";
 import { appliedFromPeers, cpuMeter, pollUntil } from "../bench-cluster.js";
 import { startHubBenchCluster, type HubBenchCluster } from "../hub-cluster.js";
 import { measureLatency } from "../latency-probe.js";
 import { publishBulk, publishFrames } from "../publisher.js";
 import type { Figure, ScenarioReport } from "../report.js";
+import { startSinkAgents, type SinkAgents } from "../sink-agents.js";
 import { connectWsRpc } from "../ws-client.js";
+import { waitFor } from "../../support/agent-process.js";
+import { makeHubCluster, SECRET } from "../../support/hub-process.js";
 import { startPostgres } from "../../support/postgres-process.js";
 import { fmt, median, type BenchSizes } from "./scenario.js";
 
@@ -97,6 +110,96 @@ async function measureTopology(hubs: number, o: HubBenchOptions, pg: Awaited<Ret
   }
 }
 
+/** Throughput into the sinks: first publish until every sink agent has taken all `n` changes. */
+async function sinkThroughputOnce(publisher: HubBenchCluster["publisher"], sinks: SinkAgents, meter: () => () => Record<string, number>, o: HubBenchOptions, prefix: string) {
+  const n = o.sizes.hubThroughputChanges;
+  const before = (await sinks.counts()).taken;
+  const frames = [...publishFrames({ prefix, count: n, batchSize: o.sizes.publishBatch, nowSec: Math.floor(Date.now() / 1000) })];
+  const client = await connectWsRpc(publisher.apiUrl, publisher.spec.token);
+  try {
+    const cpu = meter();
+    const t0 = performance.now();
+    const published = await publishBulk(client, frames, { inFlight: o.sizes.publishInFlight });
+    if (published.accepted !== n) throw new Error(`the publisher accepted ${published.accepted} of ${n} edits`);
+    const until = t0 + Math.max(120_000, n);
+    for (;;) {
+      const { taken } = await sinks.counts();
+      if (sinks.ids.every((id) => taken[id]! - before[id]! >= n)) break;
+      if (performance.now() > until) throw new Error(`the sink agents did not all take ${n} changes in time: ${JSON.stringify(taken)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const run = { changesPerSecond: n / seconds, seconds, cpuSecondsPerSecond: cpu() };
+    o.log(`  ${fmt(n)} changes on all ${sinks.ids.length} sink agents in ${fmt(seconds, 2)} s → ${fmt(run.changesPerSecond)}/s; CPU-s/s ${JSON.stringify(run.cpuSecondsPerSecond)}`);
+    return run;
+  } finally {
+    await client.close();
+  }
+}
+
+async function measureHubTier(o: HubBenchOptions, pg: Awaited<ReturnType<typeof startPostgres>>): Promise<{ figures: Figure[]; details: Record<string, unknown> }> {
+  const { sizes, log } = o;
+  log(`hub tier: 1 publisher → 1 hub → ${sizes.hubReceivers} sink agents (no journal) in 2 processes`);
+  const dir = mkdtempSync(join(tmpdir(), "locmesh-hub-tier-"));
+  const pgUrl = await pg.createDatabase(`bench_hubtier_${Date.now()}`);
+  const spec = await makeHubCluster(dir, {
+    hubs: 1, agents: 1, pgUrl, agentConfig: { journal: { synchronous: o.synchronous } }, hubConfig: { mesh: { relayLingerMs: o.relayLingerMs } }, nodeArgs: o.nodeArgs,
+  });
+  const hub = spec.hubs[0]!;
+  const publisher = spec.agents[0]!;
+  const cluster: HubBenchCluster = {
+    hubs: [hub], publisher, receivers: [], all: [hub, publisher],
+    async close() {
+      await Promise.allSettled([hub.stop(), publisher.stop()]);
+      if (!o.keepDir) rmSync(dir, { recursive: true, force: true });
+    },
+    killNow() {
+      for (const p of [hub, publisher]) if (p.child && p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+    },
+  };
+  o.onCluster(cluster);
+  let sinks: SinkAgents | null = null;
+  try {
+    await hub.start();
+    await publisher.start();
+    const ids = Array.from({ length: sizes.hubReceivers }, (_, i) => `s${i + 1}`);
+    sinks = await startSinkAgents({ secret: SECRET, agents: ids.map((id) => ({ id, hubUrls: [hub.meshUrl] })), processes: 2 });
+    await waitFor("the publisher and every sink agent on the hub", async () => {
+      const st = await hub.call<ClusterStatus>("cluster.status");
+      return st.peers.filter((p) => p.connected).length >= ids.length + 1;
+    }, 30_000);
+    const sinkSet = sinks;
+    const meter = () => cpuMeter(cluster.all, sinkSet.processes);
+    const runs = [];
+    for (let rep = 1; rep <= sizes.repeat; rep++) {
+      log(`hub tier: throughput run ${rep}/${sizes.repeat}`);
+      runs.push(await sinkThroughputOnce(publisher, sinkSet, meter, o, `tier${rep}x`));
+    }
+    const rates = runs.map((r) => r.changesPerSecond);
+    const mid = runs[rates.indexOf(median(rates))]!;
+    const lat = await measureLatency({ publisher, receivers: sinkSet, meter: cluster.all, meterOthers: sinkSet.processes, rate: sizes.latencyRate, seconds: sizes.hubLatencySeconds, log });
+    const figures: Figure[] = [
+      {
+        id: "hubtier.throughput", metric: `Hub tier: 1 agent → 1 hub → ${sizes.hubReceivers} sink agents`, value: mid.changesPerSecond, unit: "changes/s", target: null,
+        note: `median of ${runs.length} runs (${rates.map((r) => fmt(r)).join(", ")}/s); sink agents run the agent's mesh code without a journal, ` +
+          `so the hub and PostgreSQL are timed without ten journaling agents on the same 2 CPUs; CPU-s/s ${JSON.stringify(mid.cpuSecondsPerSecond)}`,
+      },
+      { id: "hubtier.latency.p50", metric: "Hub tier latency p50", value: lat.pooled.p50, unit: "ms", digits: 2, target: null },
+      {
+        id: "hubtier.latency.p99", metric: "Hub tier latency p99", value: lat.pooled.p99, unit: "ms", digits: 2, target: null,
+        note: `${fmt(lat.total)} single-edit publishes at ${fmt(sizes.latencyRate)}/s (achieved ${fmt(lat.achieved)}/s) into a journaling agent, ` +
+          `arrival noted by each sink agent; max ${fmt(lat.pooled.max, 2)} ms, missing ${lat.missing}; CPU-s/s ${JSON.stringify(lat.cpuSecondsPerSecond)}`,
+      },
+    ];
+    return { figures, details: { runs, latency: lat } };
+  } finally {
+    log("hub tier: stopping");
+    await sinks?.close();
+    await cluster.close();
+    o.onCluster(null);
+  }
+}
+
 export async function runHubBench(o: HubBenchOptions): Promise<ScenarioReport> {
   const pg = await startPostgres();
   try {
@@ -106,7 +209,12 @@ export async function runHubBench(o: HubBenchOptions): Promise<ScenarioReport> {
     // "A second hub does not lower throughput": judged against the one-hub figure, with 10% for noise.
     two.figures[0]!.target = { kind: "min", value: Math.round(oneRate * 0.9) };
     two.figures[0]!.note += `; target: at least 90% of the one-hub figure (${fmt(oneRate)}/s)`;
-    return { name: "hub", figures: [...one.figures, ...two.figures], details: { oneHub: one.details, twoHubs: two.details } };
+    const tier = await measureHubTier(o, pg);
+    return {
+      name: "hub",
+      figures: [...one.figures, ...two.figures, ...tier.figures],
+      details: { oneHub: one.details, twoHubs: two.details, hubTier: tier.details },
+    };
   } finally {
     await pg.close();
   }

@@ -1,0 +1,56 @@
+/**
+ * A process that runs several sink agents for the hub bench (see sink-store.ts): each is the
+ * agent's own mesh (hub dialer, authentication, session, batch checks, acknowledgements) over a
+ * store that only counts. Forked by sink-agents.ts, which talks to it over the IPC channel.
+ *
+ * argv[2]: JSON { secret, agents: [{ id, hubUrls }] }.
+ */
+import { createHlc } from "../../agent/core/hlc.js";
+import { createReplica } from "../../agent/core/replica.js";
+import { createMesh, type Mesh } from "../../agent/mesh/mesh.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { createMetrics } from "../../agent/ops/metrics.js";
+import { createSinkStore, type SinkStore } from "./sink-store.js";
+import type { SinkReply, SinkRequest, SinkSpec } from "./sink-agents.js";
+
+const spec = JSON.parse(process.argv[2] ?? "") as SinkSpec;
+const send = (m: SinkReply) => process.send!(m);
+
+const agents: { id: string; store: SinkStore; mesh: Mesh }[] = [];
+for (const a of spec.agents) {
+  const store = createSinkStore(a.id);
+  const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }) });
+  const mesh = createMesh({
+    // The agent's defaults (agent/config/config-schema.ts) with the bench agents' status interval and
+    // retry (test/support/agent-process.ts); it listens on a free port that nobody dials.
+    options: {
+      nodeId: a.id, secret: spec.secret, listen: { host: "127.0.0.1", port: 0 }, peers: [], acceptUnlisted: false, hubUrls: a.hubUrls,
+      tls: null, maxMessageBytes: 33_554_432, batchSize: 1000, window: 4, requestTimeoutMs: 15_000, statusIntervalMs: 250,
+      retry: { minMs: 50, maxMs: 1000 },
+    },
+    replica,
+    log: silentLogger(),
+    metrics: createMetrics({ defaults: false }),
+  });
+  await mesh.start();
+  agents.push({ id: a.id, store, mesh });
+}
+
+process.on("message", (m: SinkRequest) => {
+  switch (m.type) {
+    case "counts":
+      return send({
+        type: "counts",
+        taken: Object.fromEntries(agents.map((a) => [a.id, a.store.taken()])),
+        tracked: Object.fromEntries(agents.map((a) => [a.id, a.store.trackedSeen()])),
+      });
+    case "track":
+      for (const a of agents) a.store.track(m.prefix, m.total);
+      return send({ type: "tracking" });
+    case "arrivals":
+      return send({ type: "arrivals", arrivals: Object.fromEntries(agents.map((a) => [a.id, a.store.arrivals()])) });
+    case "close":
+      void Promise.all(agents.map((a) => a.mesh.close())).finally(() => process.exit(0));
+  }
+});
+send({ type: "ready" });
