@@ -53,6 +53,12 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
   const ranges = createRangeCache();
   const channel = opts.channel ?? "locmesh_changes";
   const q = <T extends pg.QueryResultRow>(text: string, values: unknown[] = []) => pgCall(() => pool.query<T>(text, values));
+  // The statements run for every batch are prepared once per connection (a named statement): sent
+  // unnamed, PostgreSQL parsed and planned the batch's CTE again each time. Measured at 2,000
+  // single-edit publishes/s through one hub (about 500 batches/s): PostgreSQL's CPU 0.36–0.37 →
+  // 0.29 CPU-s/s, p99 27–28 → 22 ms. pg re-prepares them on a new connection by itself.
+  const APPLY_BATCH = "locmesh_apply_batch";
+  const SELECT_RANGE = "locmesh_select_range";
 
   // A replica id per hub node id, kept in the database: the hub has no disk of its own.
   await q(SQL.INSERT_REPLICA, [opts.nodeId, `${opts.nodeId}~${randomBytes(6).toString("hex")}`]);
@@ -188,11 +194,11 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       const top = rows.reduce((m, c) => Math.max(m, c.hlc), 0);
       const id = idOf.get(batch.origin) ?? (await ensureOrigin(batch.origin));
       const res = await pgCall(() =>
-        writePool.query<{ have: number; won: [number, string, string][] }>(SQL.APPLY_BATCH, [
+        writePool.query<{ have: number; won: [number, string, string][] }>({ name: APPLY_BATCH, text: SQL.APPLY_BATCH, values: [
           id, rows.map((r) => KIND_CODE[r.kind]), rows.map((r) => r.key), rows.map((r) => r.sub), rows.map((r) => r.hlc),
           rows.map((r) => r.seq), rows.map((r) => (r.value === null ? null : JSON.stringify(r.value))), rows.map(expiresOf),
           batch.origin, batch.after, batch.upTo, top, channel,
-        ]),
+        ] }),
       );
       const out = { have: res.rows[0]!.have, won: new Set(res.rows[0]!.won.map(([k, key, sub]) => identity(k, key, sub))) };
       noteHave(batch.origin, out.have);
@@ -215,7 +221,8 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       if (id === undefined) return [];
       // The range cache holds whole ranges, as the hub's fan-out reads them; a kind's are read apart.
       if (kind !== undefined) return toChanges((await q<Row>(SQL.SELECT_KIND_RANGE, [id, after, upTo, limit, KIND_CODE[kind]])).rows);
-      return ranges.read(origin, after, upTo, limit, async () => toChanges((await q<Row>(SQL.SELECT_RANGE, [id, after, upTo, limit])).rows));
+      return ranges.read(origin, after, upTo, limit, async () =>
+        toChanges((await pgCall(() => pool.query<Row>({ name: SELECT_RANGE, text: SQL.SELECT_RANGE, values: [id, after, upTo, limit] }))).rows));
     },
     async countAfter(origin, after) {
       const id = await originId(origin);
