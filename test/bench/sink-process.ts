@@ -53,4 +53,6 @@ process.on("message", (m: SinkRequest) => {
       void Promise.all(agents.map((a) => a.mesh.close())).finally(() => process.exit(0));
   }
 });
+// The bench went away without closing us (it crashed or was killed): do not dial the hub forever.
+process.on("disconnect", () => process.exit(0));
 send({ type: "ready" });
