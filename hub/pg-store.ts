@@ -201,6 +201,13 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
         ] }),
       );
       const out = { have: res.rows[0]!.have, won: new Set(res.rows[0]!.won.map(([k, key, sub]) => identity(k, key, sub))) };
+      // When the batch holds every seq of its range and every change in it won, the origin's rows in
+      // that range are exactly these changes: a seq names one change, and each one is now stored as
+      // sent. Any other case (a resend of changes stored before, a version that lost, a seq the
+      // sender skipped) may leave rows the batch does not show, and the pumps read the range instead.
+      if (out.won.size === batch.changes.length && batch.upTo - batch.after === batch.changes.length && out.have >= batch.upTo) {
+        ranges.prime(batch.origin, batch.after, batch.upTo, batch.changes as Change[]);
+      }
       noteHave(batch.origin, out.have);
       maxHlc = Math.max(maxHlc, top);
       const applied = batch.changes.filter((c) => newest.get(identity(KIND_CODE[c.kind], c.key, c.sub)) === c && out.won.has(identity(KIND_CODE[c.kind], c.key, c.sub)));

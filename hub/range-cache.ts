@@ -5,11 +5,17 @@
  * every change of an origin up to its `have` is written before `have` moves, so a range below it
  * never gains rows later; at worst a reused answer carries a version that has since been
  * superseded, which the receiver's last-writer-wins ignores.
+ *
+ * A store may also `prime` a range it has just written whole (see pg-store.ts), so that the pumps
+ * need no query at all for a batch they relay as it came. A primed range answers any read of
+ * exactly that range whose limit it fits in.
  */
 import type { Change } from "../agent/contract/records.js";
 
 export interface RangeCache {
   read(origin: string, after: number, upTo: number, limit: number, load: () => Promise<Change[]>): Promise<Change[]>;
+  /** `changes` are every row `origin` has in (after, upTo], as a read at this moment would return them. */
+  prime(origin: string, after: number, upTo: number, changes: Change[]): void;
 }
 
 export function createRangeCache(opts: { ttlMs?: number; maxEntries?: number; nowMs?: () => number } = {}): RangeCache {
@@ -19,20 +25,31 @@ export function createRangeCache(opts: { ttlMs?: number; maxEntries?: number; no
   const max = opts.maxEntries ?? 32;
   const now = opts.nowMs ?? Date.now;
   const entries = new Map<string, { at: number; value: Promise<Change[]> }>();
+  const whole = new Map<string, { at: number; changes: Change[] }>();
+  const fresh = (at: number) => now() - at < ttl;
+  /** Maps iterate in insertion order: drop the oldest entries beyond the bound. */
+  const bound = (m: Map<string, unknown>) => {
+    for (const k of m.keys()) {
+      if (m.size <= max) break;
+      m.delete(k);
+    }
+  };
   return {
     read(origin, after, upTo, limit, load) {
+      const primed = whole.get(`${origin} ${after} ${upTo}`);
+      if (primed && fresh(primed.at) && primed.changes.length <= limit) return Promise.resolve(primed.changes);
       const key = `${origin} ${after} ${upTo} ${limit}`;
       const hit = entries.get(key);
-      if (hit && now() - hit.at < ttl) return hit.value;
+      if (hit && fresh(hit.at)) return hit.value;
       const value = load();
       entries.set(key, { at: now(), value });
       value.catch(() => entries.delete(key));
-      // Maps iterate in insertion order: drop the oldest entries beyond the bound.
-      for (const k of entries.keys()) {
-        if (entries.size <= max) break;
-        entries.delete(k);
-      }
+      bound(entries);
       return value;
+    },
+    prime(origin, after, upTo, changes) {
+      whole.set(`${origin} ${after} ${upTo}`, { at: now(), changes });
+      bound(whole);
     },
   };
 }

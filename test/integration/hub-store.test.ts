@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadMigrations } from "../../agent/journal/migrate-sqlite.js";
 import { migratePostgres, SchemaTooNewError } from "../../hub/migrate-postgres.js";
 import { openPgStore, PG_TYPES } from "../../hub/pg-store.js";
-import { REPLICA_A, aliasDraft, batchOf, remoteChange } from "../support/fixtures.js";
+import { REPLICA_A, REPLICA_B, aliasDraft, batchOf, remoteChange } from "../support/fixtures.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 import { describeStoreContract } from "../support/store-contract.js";
 
@@ -23,8 +23,12 @@ afterAll(async () => {
 });
 
 async function freshDatabase(): Promise<pg.Pool> {
-  const url = await server.createDatabase(`t${++dbs}`);
-  const pool = new pg.Pool({ connectionString: url, max: 4, types: PG_TYPES });
+  return poolOn(await server.createDatabase(`t${++dbs}`));
+}
+
+/** A pool on `url`, with the schema migrated. */
+async function poolOn(url: string, max = 4): Promise<pg.Pool> {
+  const pool = new pg.Pool({ connectionString: url, max, types: PG_TYPES });
   // pool.end() resolves once its clients are told to end, before their sockets have closed; the
   // server's shutdown in afterAll can reach one still closing, and a pool without a listener
   // rethrows that FATAL 57P01 as an unhandled error (CI failed on it once). The hub does the same.
@@ -98,6 +102,69 @@ describe("two hubs on one database", () => {
         "SELECT have, (SELECT count(*)::int FROM records) AS n FROM origins WHERE replica = $1", [REPLICA_A]);
       expect(rows[0]).toEqual({ have: 200, n: 200 });
     } finally {
+      await pool.end();
+    }
+  });
+});
+
+describe("range reads after a batch (the pumps' reads)", () => {
+  // What the origin's rows in (after, upTo] are in the database, as seq → alias target.
+  const rowsIn = async (pool: pg.Pool, after: number, upTo: number) =>
+    (await pool.query<{ seq: number; v: string | null }>(
+      `SELECT r.seq, r.value AS v FROM records r JOIN origins o ON o.id = r.origin
+       WHERE o.replica = $1 AND r.seq > $2 AND r.seq <= $3 ORDER BY r.seq`, [REPLICA_A, after, upTo])).rows;
+  const asRows = (changes: { seq: number; value: unknown }[]) => changes.map((c) => ({ seq: c.seq, v: c.value === null ? null : JSON.stringify(c.value) }));
+  const alias = (seq: number, name: string, hlc = 1000 + seq, origin = REPLICA_A) => remoteChange(origin, seq, hlc, aliasDraft(`${name}@x`, `sip:${name}-${seq}@x`));
+
+  it("serve a batch stored whole without a query, and read the database whenever the batch does not show every row", async () => {
+    const url = await server.createDatabase(`t${++dbs}`);
+    const pool = await poolOn(url);
+    // Writes go through their own pool, as in the hub, so that `reads` counts the pumps' queries.
+    const writePool = await poolOn(url, 2);
+    let reads = 0;
+    const query = pool.query.bind(pool) as typeof pool.query;
+    pool.query = ((...args: Parameters<typeof pool.query>) => {
+      reads++;
+      return query(...args);
+    }) as typeof pool.query;
+    try {
+      const store = await openPgStore({ pool, writePool, nodeId: "hub1" });
+      const check = async (after: number, upTo: number) => {
+        const before = reads;
+        const got = await store.readRange(REPLICA_A, after, upTo, 1000);
+        const queried = reads - before;
+        expect(asRows(got)).toEqual(await rowsIn(writePool, after, upTo));
+        return queried;
+      };
+
+      // Stored whole: every seq of (0, 3] present and every change won.
+      await store.applyRemote(batchOf(REPLICA_A, 0, 3, [alias(1, "a"), alias(2, "b"), alias(3, "c")]));
+      expect(await check(0, 3)).toBe(0);
+      // A limit the batch does not fit in is read from the database.
+      const before = reads;
+      expect((await store.readRange(REPLICA_A, 0, 3, 2)).map((c) => c.seq)).toEqual([1, 2]);
+      expect(reads - before).toBe(1);
+
+      // A batch beyond a gap is stored but does not move `have` (3); then the resend of the whole
+      // run: 6 and 7 are there already, so they do not come back as won, yet they are in the range.
+      await store.applyRemote(batchOf(REPLICA_A, 5, 7, [alias(6, "f"), alias(7, "g")]));
+      await store.applyRemote(batchOf(REPLICA_A, 3, 7, [alias(4, "d"), alias(5, "e"), alias(6, "f"), alias(7, "g")]));
+      expect(await check(3, 7)).toBe(1);
+
+      // The sender skipped seq 9 (superseded at the origin by a later seq), but the database holds
+      // seq 9 from an earlier batch: the range has a row the batch does not show.
+      await store.applyRemote(batchOf(REPLICA_A, 8, 9, [alias(9, "i")]));
+      await store.applyRemote(batchOf(REPLICA_A, 7, 10, [alias(8, "h"), alias(10, "j")]));
+      expect((await rowsIn(writePool, 7, 10)).map((r) => r.seq)).toEqual([8, 9, 10]);
+      expect(await check(7, 10)).toBe(1);
+
+      // A change that loses to a newer version from another origin is not in the range.
+      await store.applyRemote(batchOf(REPLICA_B, 0, 1, [alias(1, "k", 9_000_000, REPLICA_B)]));
+      await store.applyRemote(batchOf(REPLICA_A, 10, 12, [alias(11, "k"), alias(12, "l")]));
+      expect((await rowsIn(writePool, 10, 12)).map((r) => r.seq)).toEqual([12]);
+      expect(await check(10, 12)).toBe(1);
+    } finally {
+      await writePool.end();
       await pool.end();
     }
   });
