@@ -10,45 +10,44 @@ import { REPLICA_A, aliasDraft, remoteChange } from "../support/fixtures.js";
 const run = (from: number, to: number): Change[] =>
   Array.from({ length: to - from }, (_, i) => remoteChange(REPLICA_A, from + i + 1, 1000 + i, aliasDraft(`a${from + i}@x`, "sip:t@x")));
 
+/** A cache on a clock the test moves, and a load that counts its calls. */
+function setup() {
+  const clock = { now: 0, loads: 0 };
+  const cache = createRangeCache({ ttlMs: 250, nowMs: () => clock.now });
+  const load = () => {
+    clock.loads++;
+    return Promise.resolve(run(0, 3));
+  };
+  return { clock, cache, load };
+}
+
 describe("range cache", () => {
   it("shares one read among the pumps that ask for the same run, and reads again once it is stale", async () => {
-    let now = 0;
-    const cache = createRangeCache({ ttlMs: 250, nowMs: () => now });
-    let loads = 0;
-    const load = () => {
-      loads++;
-      return Promise.resolve(run(0, 3));
-    };
+    const { clock, cache, load } = setup();
     const answers = await Promise.all(Array.from({ length: 10 }, () => cache.read(REPLICA_A, 0, 3, 1000, load)));
-    expect(loads).toBe(1);
+    expect(clock.loads).toBe(1);
     expect(new Set(answers).size).toBe(1);
     await cache.read(REPLICA_A, 0, 3, 500, load);
-    expect(loads).toBe(2);
-    now = 250;
+    expect(clock.loads).toBe(2);
+    clock.now = 250;
     await cache.read(REPLICA_A, 0, 3, 1000, load);
-    expect(loads).toBe(3);
+    expect(clock.loads).toBe(3);
   });
 
   it("answers a primed range without reading, for any limit it fits in, until it is stale", async () => {
-    let now = 0;
-    const cache = createRangeCache({ ttlMs: 250, nowMs: () => now });
-    let loads = 0;
-    const load = () => {
-      loads++;
-      return Promise.resolve(run(0, 3));
-    };
+    const { clock, cache, load } = setup();
     const primed = run(0, 3);
     cache.prime(REPLICA_A, 0, 3, primed);
     expect(await cache.read(REPLICA_A, 0, 3, 1000, load)).toBe(primed);
     expect(await cache.read(REPLICA_A, 0, 3, 3, load)).toBe(primed);
-    expect(loads).toBe(0);
+    expect(clock.loads).toBe(0);
     // A limit the range does not fit in, or another range, is read.
     await cache.read(REPLICA_A, 0, 3, 2, load);
     await cache.read(REPLICA_A, 1, 3, 1000, load);
-    expect(loads).toBe(2);
-    now = 250;
+    expect(clock.loads).toBe(2);
+    clock.now = 250;
     expect(await cache.read(REPLICA_A, 0, 3, 1000, load)).not.toBe(primed);
-    expect(loads).toBe(3);
+    expect(clock.loads).toBe(3);
   });
 
   it("forgets a failed read, so the next pump tries again", async () => {
