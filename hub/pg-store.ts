@@ -205,7 +205,9 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       // that range are exactly these changes: a seq names one change, and each one is now stored as
       // sent. Any other case (a resend of changes stored before, a version that lost, a seq the
       // sender skipped) may leave rows the batch does not show, and the pumps read the range instead.
-      if (out.won.size === batch.changes.length && batch.upTo - batch.after === batch.changes.length && out.have >= batch.upTo) {
+      // Bulk batches (over the default batchSize of 1,000) are read: the read costs little per change.
+      const whole = out.won.size === batch.changes.length && batch.upTo - batch.after === batch.changes.length;
+      if (whole && out.have >= batch.upTo && batch.changes.length <= 1000) {
         ranges.prime(batch.origin, batch.after, batch.upTo, batch.changes as Change[]);
       }
       noteHave(batch.origin, out.have);

@@ -20,17 +20,18 @@ export interface RangeCache {
 
 export function createRangeCache(opts: { ttlMs?: number; maxEntries?: number; nowMs?: () => number } = {}): RangeCache {
   const ttl = opts.ttlMs ?? 250;
-  // Bounded: at most maxEntries × batchSize changes held (32 × 1000 × ~1 KB ≈ 32 MB at worst), plus
-  // the JSON of those sent (agent/mesh/request-frame.ts keeps it while the array lives), ~0.7 KB each.
+  // Bounded: at most maxEntries reads and maxEntries primed ranges of up to 1,000 changes each
+  // (2 × 32 × 1000 × ~1 KB ≈ 64 MB at worst), plus the JSON of those sent (agent/mesh/request-frame.ts
+  // keeps it while the array lives), ~0.7 KB each; stale entries go as new ones come.
   const max = opts.maxEntries ?? 32;
   const now = opts.nowMs ?? Date.now;
   const entries = new Map<string, { at: number; value: Promise<Change[]> }>();
   const whole = new Map<string, { at: number; changes: Change[] }>();
   const fresh = (at: number) => now() - at < ttl;
-  /** Maps iterate in insertion order: drop the oldest entries beyond the bound. */
-  const bound = (m: Map<string, unknown>) => {
-    for (const k of m.keys()) {
-      if (m.size <= max) break;
+  /** Maps iterate in insertion order: drop the oldest entries while stale or beyond the bound. */
+  const bound = (m: Map<string, { at: number }>) => {
+    for (const [k, e] of m) {
+      if (m.size <= max && fresh(e.at)) break;
       m.delete(k);
     }
   };
