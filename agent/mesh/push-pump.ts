@@ -98,7 +98,7 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
         void deliver(batch).finally(() => {
           p.inflight--;
           inflight--;
-          wake();
+          afterAck();
         });
       }
     }
@@ -135,6 +135,9 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
   // A relay gathers what arrives within `relayLingerMs` into one batch (as Kafka's linger.ms does):
   // each batch costs the receiving agent a journal fsync, and a hub stores many small batches from
   // many agents, so sending each on its own would cost every agent one fsync per batch the hub got.
+  // The linger holds after an acknowledgement too: only a full batch goes at once, so a relay with
+  // a linger sends each agent at most about one partial batch per `relayLingerMs`, however many
+  // small batches the hub stores meanwhile (with a wake on every ack it sent one per round trip).
   const linger = deps.relay ? (options.relayLingerMs ?? 0) : 0;
   let lingering: NodeJS.Timeout | null = null;
   const nudge = () => {
@@ -144,6 +147,14 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
       wake();
     }, linger);
   };
+  function afterAck(): void {
+    if (linger <= 0) return wake();
+    void replica.versionVector().then((vv) => {
+      const full = origins(vv).some((o) => (vv[o] ?? 0) - (progress.get(o)?.sentUpTo ?? peerVector[o] ?? 0) >= options.batchSize);
+      if (full) wake();
+      else nudge();
+    }, () => nudge());
+  }
   // A relay forwards whatever it stores; an agent only what it made itself.
   const unsubscribe = deps.relay ? replica.onApplied(nudge) : replica.onCommitted(nudge);
   return {

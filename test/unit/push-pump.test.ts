@@ -67,3 +67,45 @@ describe("push pump in relay (hub) mode", () => {
     expect(sent.map((b) => [b.origin, b.after, b.upTo])).toEqual([[REPLICA_A, 0, 1], [REPLICA_B, 2, 3]]);
   });
 });
+
+describe("push pump with relayLingerMs", () => {
+  const LINGER = 60;
+  const change = (seq: number) => remoteChange(REPLICA_A, seq, 100 + seq, aliasDraft(`l${seq}@x`, "sip:t@x"));
+
+  it("holds a partial batch for its linger even when an acknowledgement comes, and sends a full one at once", async () => {
+    const replica = await relayHolding({ [REPLICA_A]: 1 });
+    const sent: BatchParams[] = [];
+    const acks: (() => void)[] = [];
+    const pump = createPushPump({
+      replica, peerId: "peer", relay: true, peerReplica: REPLICA_C, peerVector: {},
+      send: (b) => {
+        sent.push(b);
+        return new Promise((resolve) => acks.push(() => resolve({ have: b.upTo })));
+      },
+      isOpen: () => true, signal: new AbortController().signal, onRejected: () => undefined,
+      options: { batchSize: 2, window: 4, retry: { minMs: 1, maxMs: 2 }, relayLingerMs: LINGER },
+      log: silentLogger(), metrics: createMetrics({ defaults: false }), nowMs: Date.now,
+    });
+    open.push({ replica, pump });
+    const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+    pump.wake();
+    await wait(5);
+    expect(sent.map((b) => b.upTo)).toEqual([1]);
+
+    // One more change, then the first batch's ack: one change waits, so it lingers.
+    await replica.apply(batchOf(REPLICA_A, 1, 2, [change(2)]), "agent");
+    acks.shift()!();
+    await wait(15);
+    expect(sent.map((b) => b.upTo)).toEqual([1]);
+    await wait(LINGER);
+    expect(sent.map((b) => b.upTo)).toEqual([1, 2]);
+
+    // Two more (a full batch) while the second is unacknowledged: its ack sends them at once.
+    await replica.apply(batchOf(REPLICA_A, 2, 4, [change(3), change(4)]), "agent");
+    acks.shift()!();
+    await wait(15);
+    expect(sent.map((b) => b.upTo)).toEqual([1, 2, 4]);
+    acks.shift()!();
+  });
+});
