@@ -52,7 +52,7 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
   const writePool = opts.writePool ?? pool;
   const ranges = createRangeCache();
   const channel = opts.channel ?? "locmesh_changes";
-  const q = <T extends pg.QueryResultRow>(text: string, values: unknown[] = []) => pgCall(() => pool.query<T>(text, values));
+  const q = <T extends pg.QueryResultRow>(text: string, values: unknown[] = [], name?: string) => pgCall(() => pool.query<T>({ name, text, values }));
   // The statements run for every batch are prepared once per connection (a named statement): sent
   // unnamed, PostgreSQL parsed and planned the batch's CTE again each time. Measured at 2,000
   // single-edit publishes/s through one hub (about 500 batches/s): PostgreSQL's CPU 0.36–0.37 →
@@ -230,8 +230,7 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       if (id === undefined) return [];
       // The range cache holds whole ranges, as the hub's fan-out reads them; a kind's are read apart.
       if (kind !== undefined) return toChanges((await q<Row>(SQL.SELECT_KIND_RANGE, [id, after, upTo, limit, KIND_CODE[kind]])).rows);
-      return ranges.read(origin, after, upTo, limit, async () =>
-        toChanges((await pgCall(() => pool.query<Row>({ name: SELECT_RANGE, text: SQL.SELECT_RANGE, values: [id, after, upTo, limit] }))).rows));
+      return ranges.read(origin, after, upTo, limit, async () => toChanges((await q<Row>(SQL.SELECT_RANGE, [id, after, upTo, limit], SELECT_RANGE)).rows));
     },
     async countAfter(origin, after) {
       const id = await originId(origin);

@@ -201,7 +201,7 @@ export function cpuSecondsOf(node: AgentProcess): number {
 }
 
 /** The same for any process by pid; throws if it is gone. */
-function cpuSecondsOfPid(pid: number): number {
+export function cpuSecondsOfPid(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   // Fields after the command name, which is in parentheses and may contain spaces.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");

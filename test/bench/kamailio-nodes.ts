@@ -24,6 +24,7 @@ import type { AgentProcess } from "../support/agent-process.js";
 import { startKamailioCluster, TEST_DOMAIN } from "../support/kamailio-cluster.js";
 import { freeUdpPort, startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
 import { SIPP_BIN } from "../support/sipp.js";
+import { cpuSecondsOfPid } from "./bench-cluster.js";
 import { bindingEdit } from "./workload.js";
 
 const run = promisify(execFile);
@@ -172,12 +173,10 @@ export async function cpuOf(node: BenchNode): Promise<{ kamailio: number; agent:
   return { kamailio: pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0), agent: agentPid ? cpuSecondsOf(agentPid) : 0 };
 }
 
+/** A process that is gone counts 0 (a Kamailio child may exit between listing and reading). */
 function cpuSecondsOf(pid: number): number {
   try {
-    // Fields after the ")" that ends the command name: utime and stime are the 12th and 13th.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
+    return cpuSecondsOfPid(pid);
   } catch {
     return 0;
   }

@@ -5,6 +5,8 @@
  *
  * argv[2]: JSON { secret, agents: [{ id, hubUrls }] }.
  */
+import { buildConfigSchema } from "../../agent/config/config-schema.js";
+import { nodeFs } from "../../agent/config/config-sources.js";
 import { createHlc } from "../../agent/core/hlc.js";
 import { createReplica } from "../../agent/core/replica.js";
 import { createMesh, type Mesh } from "../../agent/mesh/mesh.js";
@@ -18,16 +20,20 @@ const send = (m: SinkReply) => process.send!(m);
 
 const agents: { id: string; store: SinkStore; mesh: Mesh }[] = [];
 for (const a of spec.agents) {
+  // The agent's own config schema gives its mesh defaults; the status interval and retry are the
+  // bench agents' (test/support/agent-process.ts), and nobody dials the port it listens on.
+  const config = buildConfigSchema(nodeFs).parse({
+    nodeId: a.id,
+    mesh: { secret: spec.secret, listen: "127.0.0.1:0", statusIntervalMs: 250, retry: { minMs: 50, maxMs: 1000 } },
+    api: { token: "sink-agents-have-no-api" },
+    hub: { urls: a.hubUrls },
+    journal: {},
+    log: {},
+  });
   const store = createSinkStore(a.id);
   const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }) });
   const mesh = createMesh({
-    // The agent's defaults (agent/config/config-schema.ts) with the bench agents' status interval and
-    // retry (test/support/agent-process.ts); it listens on a free port that nobody dials.
-    options: {
-      nodeId: a.id, secret: spec.secret, listen: { host: "127.0.0.1", port: 0 }, peers: [], acceptUnlisted: false, hubUrls: a.hubUrls,
-      tls: null, maxMessageBytes: 33_554_432, batchSize: 1000, window: 4, requestTimeoutMs: 15_000, statusIntervalMs: 250,
-      retry: { minMs: 50, maxMs: 1000 },
-    },
+    options: { ...config.mesh, nodeId: a.id, hubUrls: config.hub.urls },
     replica,
     log: silentLogger(),
     metrics: createMetrics({ defaults: false }),

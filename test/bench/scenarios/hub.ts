@@ -10,9 +10,6 @@
  * PostgreSQL carry when the agents have machines of their own, as they do in production. Those
  * figures are reported beside the targets, not against them.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { ClusterStatus } from "../../../agent/contract/protocol.js";
 import { appliedFromPeers, cpuMeter, pollUntil } from "../bench-cluster.js";
 import { startHubBenchCluster, type HubBenchCluster } from "../hub-cluster.js";
@@ -22,7 +19,7 @@ import type { Figure, ScenarioReport } from "../report.js";
 import { startSinkAgents, type SinkAgents } from "../sink-agents.js";
 import { connectWsRpc } from "../ws-client.js";
 import { waitFor } from "../../support/agent-process.js";
-import { makeHubCluster, SECRET } from "../../support/hub-process.js";
+import { SECRET } from "../../support/hub-process.js";
 import { startPostgres } from "../../support/postgres-process.js";
 import { fmt, median, type BenchSizes } from "./scenario.js";
 
@@ -140,28 +137,15 @@ async function sinkThroughputOnce(publisher: HubBenchCluster["publisher"], sinks
 async function measureHubTier(o: HubBenchOptions, pg: Awaited<ReturnType<typeof startPostgres>>): Promise<{ figures: Figure[]; details: Record<string, unknown> }> {
   const { sizes, log } = o;
   log(`hub tier: 1 publisher → 1 hub → ${sizes.hubReceivers} sink agents (no journal) in 2 processes`);
-  const dir = mkdtempSync(join(tmpdir(), "locmesh-hub-tier-"));
-  const pgUrl = await pg.createDatabase(`bench_hubtier_${Date.now()}`);
-  const spec = await makeHubCluster(dir, {
-    hubs: 1, agents: 1, pgUrl, agentConfig: { journal: { synchronous: o.synchronous } }, hubConfig: { mesh: { relayLingerMs: o.relayLingerMs } }, nodeArgs: o.nodeArgs,
+  // The publisher and the hub alone (no receiving agents); the sink agents dial the hub below.
+  const cluster = await startHubBenchCluster({ pg, hubs: 1, receivers: 0, synchronous: o.synchronous, nodeArgs: o.nodeArgs, keepDir: o.keepDir, log,
+    hubConfig: { mesh: { relayLingerMs: o.relayLingerMs } },
   });
-  const hub = spec.hubs[0]!;
-  const publisher = spec.agents[0]!;
-  const cluster: HubBenchCluster = {
-    hubs: [hub], publisher, receivers: [], all: [hub, publisher],
-    async close() {
-      await Promise.allSettled([hub.stop(), publisher.stop()]);
-      if (!o.keepDir) rmSync(dir, { recursive: true, force: true });
-    },
-    killNow() {
-      for (const p of [hub, publisher]) if (p.child && p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
-    },
-  };
+  const hub = cluster.hubs[0]!;
+  const { publisher } = cluster;
   o.onCluster(cluster);
   let sinks: SinkAgents | null = null;
   try {
-    await hub.start();
-    await publisher.start();
     const ids = Array.from({ length: sizes.hubReceivers }, (_, i) => `s${i + 1}`);
     sinks = await startSinkAgents({ secret: SECRET, agents: ids.map((id) => ({ id, hubUrls: [hub.meshUrl] })), processes: 2 });
     await waitFor("the publisher and every sink agent on the hub", async () => {
