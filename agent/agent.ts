@@ -16,6 +16,8 @@ import { evapiBulkToken } from "./kamailio/evapi-bulk.js";
 import { createMesh, type Mesh, type PeerEntry } from "./mesh/mesh.js";
 import type { Logger } from "./ops/logger.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
+import { packageVersion } from "./ops/paths.js";
+import { observeReplicationDelay } from "./ops/replication-delay.js";
 
 export interface Agent {
   readonly replica: Replica;
@@ -65,7 +67,7 @@ export async function startAgent(
       bulkToken: evapiBulkToken(config.mesh.secret, config.nodeId),
     })
     : null;
-  const rpc = createLocalApi({ replica, mesh, log, metrics, startedAtMs, kamailio });
+  const rpc = createLocalApi({ replica, mesh, log, metrics, startedAtMs, version: packageVersion(), kamailio });
   const http = createHttpApi({
     listen: config.api.listen,
     token: config.api.token,
@@ -77,6 +79,7 @@ export async function startAgent(
   });
 
   replica.onApplied((changes) => http.broadcast(ApiNotification.ChangesApplied, { changes }));
+  observeReplicationDelay({ replica, metrics });
 
   const purge = startPurgeTimer({
     store, retentionHours: config.journal.retentionHours, intervalSec: config.journal.purgeIntervalSec, log, metrics,

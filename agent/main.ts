@@ -10,12 +10,13 @@ import { DemoAborted, runDemo } from "./cli/demo.js";
 import { registerKamailioCfgCommand } from "./cli/kamailio-cfg-command.js";
 import { createLogger } from "./ops/logger.js";
 import { runUntilSignalled } from "./ops/daemon.js";
-import { packageRoot } from "./ops/paths.js";
+import { packageRoot, packageVersion } from "./ops/paths.js";
 import { registerHubCommands } from "../hub/main.js";
 
 const program = new Command()
   .name("locmesh")
   .description("Keeps Kamailio SIP proxy clusters in agreement about where users are.")
+  .version(packageVersion(), "-V, --version", "print the locmesh version")
   .showHelpAfterError();
 
 program

@@ -12,6 +12,8 @@ import { createReplica, type Replica } from "../agent/core/replica.js";
 import { createMesh, type Mesh } from "../agent/mesh/mesh.js";
 import type { Logger } from "../agent/ops/logger.js";
 import { createMetrics, type Metrics } from "../agent/ops/metrics.js";
+import { packageVersion } from "../agent/ops/paths.js";
+import { observeReplicationDelay } from "../agent/ops/replication-delay.js";
 import { startAgentRegistry } from "./agent-registry.js";
 import { startChangeFeed } from "./change-feed.js";
 import type { HubConfig } from "./hub-config.js";
@@ -56,6 +58,8 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
     onDrift: (aheadMs) => log.warn({ aheadMs }, "an agent's clock is far ahead of ours; check NTP on every node"),
   });
   const replica = createReplica({ store, hlc });
+  // On a hub, "stored here" is the agent's batch committed in PostgreSQL.
+  observeReplicationDelay({ replica, metrics });
   log.info({ replica: replica.replicaId, origins: Object.keys(await replica.versionVector()).length }, "hub store open");
 
   const mesh = createMesh({
@@ -67,7 +71,7 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
   const feed = startChangeFeed({ url: config.postgres.url, store, log, onChange: () => mesh.wakePumps() });
   const registry = startAgentRegistry({ pool, hubNode: config.nodeId, mesh, intervalMs: config.mesh.statusIntervalMs, log });
   const rpc = createLocalApi({
-    replica, log, metrics, startedAtMs,
+    replica, log, metrics, startedAtMs, version: packageVersion(),
     mesh: { ...mesh, status: () => registry.clusterStatus() },
     readOnly: "this is a hub: it relays the agents' changes and makes none; publish on an agent",
   });

@@ -3,7 +3,7 @@
  * call. Method names and shapes are in contract/protocol.ts.
  */
 import {
-  API_PARAMS, ApiMethod, type publishParams,
+  API_PARAMS, ApiMethod, PROTOCOL_VERSION, type publishParams,
   type ClusterStatus, type ListResult, type PublishResult,
   type KamailioStatus,
 } from "../contract/protocol.js";
@@ -32,6 +32,8 @@ export interface LocalApiDeps {
   metrics: Metrics;
   nowMs?: () => number;
   startedAtMs: number;
+  /** The locmesh release, shown in cluster.status. */
+  version: string;
   /** The local Kamailio side, when the agent is attached to one. */
   kamailio?: KamailioControl | null;
   /** Pending Kamailio writes when there is no attachment to ask (a hub reports its agents' sum). */
@@ -51,6 +53,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   const { replica, mesh, metrics } = deps;
   const nowMs = deps.nowMs ?? Date.now;
   const nowSec = () => Math.floor(nowMs() / 1000);
+  metrics.buildInfo.set({ version: deps.version, protocol: String(PROTOCOL_VERSION) }, 1);
   const rpc = createRpcServer<ApiContext>({
     log: deps.log.child({ component: "api" }),
     onError: (code) => metrics.rpcErrors.inc({ surface: "api", code: String(code) }),
@@ -128,7 +131,8 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     return {
       nodeId: replica.nodeId,
       replicaId: replica.replicaId,
-      protocol: 1,
+      version: deps.version,
+      protocol: PROTOCOL_VERSION,
       uptimeSeconds: Math.round((nowMs() - deps.startedAtMs) / 1000),
       vv: await replica.versionVector(),
       counts,

@@ -8,7 +8,7 @@ import { cellText, formatPairs, formatTable } from "./table.js";
 
 export function formatStatus(s: ClusterStatus): string {
   const head = formatPairs([
-    ["node", `${s.nodeId} (replica ${s.replicaId}, protocol ${s.protocol}, up ${formatDuration(s.uptimeSeconds)})`],
+    ["node", `${s.nodeId} (replica ${s.replicaId}, locmesh ${s.version}, protocol ${s.protocol}, up ${formatDuration(s.uptimeSeconds)})`],
     ["records", `${s.counts.locations} locations, ${s.counts.aliases} aliases, ${s.counts.tombstones} tombstones`],
     ["kamailio", describeKamailio(s.kamailio)],
     ["pending writes", `${s.pendingWrites} (changes not yet written to the local Kamailio)`],

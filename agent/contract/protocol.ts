@@ -350,6 +350,8 @@ export interface KamailioStatus {
 export interface ClusterStatus {
   nodeId: string;
   replicaId: string;
+  /** The locmesh release this node runs (package.json). */
+  version: string;
   protocol: number;
   uptimeSeconds: number;
   vv: VersionVector;

@@ -7,6 +7,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
   const r = [registry];
   return {
     registry,
+    buildInfo: new Gauge({ name: "locmesh_build_info", help: "Always 1; the labels say which locmesh release and peer protocol this process runs", labelNames: ["version", "protocol"], registers: r }),
     changesCommitted: new Counter({ name: "locmesh_changes_committed_total", help: "Local changes written to the journal", registers: r }),
     changesSent: new Counter({ name: "locmesh_changes_sent_total", help: "Changes sent to a peer", labelNames: ["peer"], registers: r }),
     changesReceived: new Counter({ name: "locmesh_changes_received_total", help: "Changes received from a peer", labelNames: ["peer"], registers: r }),
@@ -16,6 +17,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       help: "Time from sending a batch to its acknowledgement",
       labelNames: ["peer"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers: r,
+    }),
+    replicationDelay: new Histogram({
+      name: "locmesh_replication_delay_seconds",
+      help: "Per change received from a peer or hub and stored here: this node's clock minus the time its origin stamped it (as good as NTP)",
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 300],
       registers: r,
     }),
     peerConnected: new Gauge({ name: "locmesh_peer_connected", help: "1 while a peer session is up", labelNames: ["peer"], registers: r }),

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -10,6 +10,12 @@ export function packageRoot(): string {
     dir = dirname(dir);
   }
   throw new Error("cannot find the locmesh package root (a folder with package.json and migrations/)");
+}
+
+/** This locmesh's version, from its package.json. */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version?: unknown };
+  return typeof pkg.version === "string" ? pkg.version : "unknown";
 }
 
 export function migrationsDir(): string {

@@ -4,7 +4,7 @@
  * token and with no agent listening.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +13,7 @@ import { AgentProcess, ROOT, freePort } from "../support/agent-process.js";
 
 const TOKEN = "cli-test-api-token-0123456789";
 const BIN = join(ROOT, "bin", "locmesh.js");
+const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
 let dir: string;
 let agent: AgentProcess;
 
@@ -58,17 +59,25 @@ describe("locmesh CLI", () => {
     expect(r.stderr).toBe("");
   });
 
+  it("--version prints package.json's version and exits 0", async () => {
+    const r = await cli(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(VERSION);
+  });
+
   it("status shows the node and its peers, taking address and token from --config", async () => {
     const r = await cli(["status", "--config", agent.configPath]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^node\s+cli1 \(replica cli1~[0-9a-f]+, protocol 1/m);
+    expect(r.stdout).toMatch(new RegExp(`^node\\s+cli1 \\(replica cli1~[0-9a-f]+, locmesh ${VERSION.replaceAll(".", "\\.")}, protocol 1,`, "m"));
     expect(r.stdout).toMatch(/^PEER\s+CONNECTED/m);
     expect(r.stdout).toMatch(/^far\s+(false|no)\b/m);
 
     const json = await cli(["status", "--json", ...target()]);
     expect(json.code).toBe(0);
-    expect(JSON.parse(json.stdout)).toMatchObject({ nodeId: "cli1", peers: [{ nodeId: "far", connected: false }] });
+    expect(JSON.parse(json.stdout)).toMatchObject({ nodeId: "cli1", version: VERSION, protocol: 1, peers: [{ nodeId: "far", connected: false }] });
+    const metrics = await (await fetch(`${agent.apiUrl}/metrics`)).text();
+    expect(metrics).toContain(`locmesh_build_info{version="${VERSION}",protocol="1"} 1`);
   });
 
   it("alias add, ls and rm change what the agent stores", async () => {

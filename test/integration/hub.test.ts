@@ -23,6 +23,12 @@ let agents: AgentProcess[];
 
 const received = (a: AgentProcess) => a.metric("locmesh_changes_received_total");
 const applied = (a: AgentProcess) => a.metric("locmesh_changes_applied_total");
+/** locmesh_replication_delay_seconds: how many changes it observed, and their summed delay. */
+async function delays(p: AgentProcess): Promise<{ count: number; sum: number }> {
+  const text = await (await fetch(`${p.apiUrl}/metrics?name=locmesh_replication_delay_seconds`)).text();
+  const value = (suffix: string) => Number(new RegExp(`^locmesh_replication_delay_seconds_${suffix} (\\S+)$`, "m").exec(text)?.[1]);
+  return { count: value("count"), sum: value("sum") };
+}
 const allAgree = async (expected: number) => (await Promise.all(agents.map(aliasCount))).every((n) => n === expected);
 
 beforeAll(async () => {
@@ -61,6 +67,12 @@ describe("two hubs, four agents, one PostgreSQL", () => {
       expect(await received(a)).toBe(await applied(a));
       expect(await applied(a)).toBe(a === a2 ? 150 : 151);
     }
+    // Each change's delay is observed once where it was stored: on the hub that took it into
+    // PostgreSQL, and on every agent that applied it.
+    for (const a of agents) expect((await delays(a)).count).toBe(await applied(a));
+    const atHubs = await Promise.all(hubs.map(delays));
+    expect(atHubs.reduce((n, d) => n + d.count, 0)).toBe(201);
+    for (const d of [...atHubs, ...(await Promise.all(agents.map(delays)))]) expect(d.sum / Math.max(1, d.count)).toBeLessThan(10);
   });
 
   it("shows the whole cluster on any hub: every agent, its lag and pending writes", async () => {

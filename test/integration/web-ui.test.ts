@@ -4,7 +4,7 @@
  * itself (and again after its agent restarts), validation messages, finding a binding and its detail, hostile SIP data shown as text,
  * cluster health, and phone width. Screenshots of each page go to test-artifacts/web/.
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -186,6 +186,8 @@ describe("the web UI in a browser", () => {
     await expect.poll(() => page1.locator(".chart path.series").count(), { timeout: 10_000 }).toBe(2);
     await expect.poll(() => page1.locator(".chart figcaption strong").first().textContent(), { timeout: 10_000 }).not.toMatch(/^(–|0\.0 )/);
     expect(await page1.getByRole("heading", { name: "Node n1" }).count()).toBe(1);
+    const version = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+    expect(await page1.locator(".stat-card").first().textContent()).toContain(`locmesh ${version}, protocol 1`);
     await browser.screenshot(page1, "06-cluster");
   });
 

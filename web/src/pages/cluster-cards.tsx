@@ -9,6 +9,7 @@ export function NodeCard({ s }: { s: ClusterStatusView }) {
       <h2>Node {s.nodeId}</h2>
       <dl class="stats">
         <Stat k="Replica" v={s.replicaId} mono />
+        <Stat k="Version" v={`locmesh ${s.version}, protocol ${s.protocol}`} />
         <Stat k="Up for" v={formatDuration(s.uptimeSeconds)} />
         <Stat k="Locations" v={formatCount(s.counts.locations)} />
         <Stat k="Aliases" v={formatCount(s.counts.aliases)} />
