@@ -10,6 +10,7 @@
  * PostgreSQL carry when the agents have machines of their own, as they do in production. Those
  * figures are reported beside the targets, not against them.
  */
+import { availableParallelism } from "node:os";
 import type { ClusterStatus } from "../../../agent/contract/protocol.js";
 import { appliedFromPeers, cpuMeter, pollUntil } from "../bench-cluster.js";
 import { startHubBenchCluster, type HubBenchCluster } from "../hub-cluster.js";
@@ -66,6 +67,29 @@ async function throughputOnce(c: HubBenchCluster, o: HubBenchOptions, prefix: st
   }
 }
 
+/**
+ * What the throughput target would take on this machine: the median run's CPU per change, by role,
+ * times 10,000 changes/s. It says, run by run, whether the missed target is the machine's limit.
+ */
+function cpuForTarget(c: HubBenchCluster, run: { changesPerSecond: number; cpuSecondsPerSecond: Record<string, number> }, target: number): Figure {
+  const cpu = run.cpuSecondsPerSecond;
+  const sumOf = (ids: readonly string[]) => ids.reduce((s, id) => s + (cpu[id] ?? 0), 0);
+  const roles = {
+    receivers: sumOf(c.receivers.map((r) => r.spec.id)),
+    hubs: sumOf(c.hubs.map((h) => h.spec.id)),
+    publisher: sumOf([c.publisher.spec.id]),
+    "PostgreSQL and the rest": sumOf(["other"]),
+    bench: sumOf(["bench"]),
+  };
+  const at = (v: number) => (v / run.changesPerSecond) * target;
+  const total = Object.values(roles).reduce((a, b) => a + b, 0);
+  return {
+    id: `hub${c.hubs.length}.cpuForTarget`, metric: `  CPU that ${fmt(target)} changes/s would take`, value: at(total), unit: "CPU-s/s", digits: 2, target: null,
+    note: `the median run's CPU per change × ${fmt(target)}/s: ${Object.entries(roles).map(([k, v]) => `${k} ${fmt(at(v), 2)}`).join(", ")}; ` +
+      `this machine has ${availableParallelism()} CPUs`,
+  };
+}
+
 async function measureTopology(hubs: number, o: HubBenchOptions, pg: Awaited<ReturnType<typeof startPostgres>>): Promise<{ figures: Figure[]; details: Record<string, unknown> }> {
   const { sizes, log } = o;
   log(`hub: starting PostgreSQL-backed cluster with ${hubs} hub(s), 1 publisher and ${sizes.hubReceivers} receivers`);
@@ -89,6 +113,7 @@ async function measureTopology(hubs: number, o: HubBenchOptions, pg: Awaited<Ret
         target: { kind: "min", value: 10_000 },
         note: `median of ${runs.length} runs (${rates.map((r) => fmt(r)).join(", ")}/s), ${fmt(sizes.hubThroughputChanges)} bindings each, first publish → every receiver holds all; CPU-s/s ${JSON.stringify(mid.cpuSecondsPerSecond)}`,
       },
+      cpuForTarget(c, mid, 10_000),
       {
         id: `hub${hubs}.ingest`, metric: `  1 agent → hub1 → PostgreSQL (stored)`, value: mid.hubStoredPerSecond, unit: "changes/s", target: null,
         note: "first publish until hub1 had committed every change; while it also served the receivers",
