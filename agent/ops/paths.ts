@@ -12,10 +12,14 @@ export function packageRoot(): string {
   throw new Error("cannot find the locmesh package root (a folder with package.json and migrations/)");
 }
 
-/** This locmesh's version, from its package.json. */
+/** This locmesh's version, from its package.json; "unknown" rather than failing every command. */
 export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version?: unknown };
-  return typeof pkg.version === "string" ? pkg.version : "unknown";
+  try {
+    const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version?: unknown };
+    return typeof pkg.version === "string" ? pkg.version : "unknown";
+  } catch {
+    return "unknown";
+  }
 }
 
 export function migrationsDir(): string {
