@@ -5,7 +5,14 @@
  * peer's status notifications keep current.
  *
  * An agent pumps its own changes only (`relay: false`); a hub is a relay and pumps every origin it
- * holds to each agent (`relay: true`), one batch per origin in turn so no origin starves.
+ * holds to each agent (`relay: true`), one batch per origin in turn so no origin starves: each pass
+ * starts after the origin that got the last batch.
+ *
+ * An acknowledgement below its batch's end means the peer lacked the batch's start (an earlier
+ * batch failed and is being retried): it could store the batch but not move its version vector.
+ * The pump then sends nothing more of that origin until its batches in flight are back, and starts
+ * again from what the peer has; pipelining on would keep the peer's vector stuck for as long as the
+ * origin stays busy.
  */
 import pRetry, { AbortError } from "p-retry";
 import type { BatchParams, BatchResult } from "../contract/protocol.js";
@@ -50,13 +57,19 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
   const { replica, peerVector, options, metrics, log } = deps;
   const self = replica.replicaId;
   const labels = { peer: deps.peerId };
-  /** Per origin: the last seq handed to the wire, and batches not yet acknowledged. */
-  const progress = new Map<string, { sentUpTo: number; inflight: number }>();
+  /** Per origin: the last seq handed to the wire, batches not yet acknowledged, and whether an ack showed a gap. */
+  const progress = new Map<string, { sentUpTo: number; inflight: number; gap: boolean }>();
+  /** The origin that got the last batch; the next pass starts after it. */
+  let lastSent = "";
   let inflight = 0;
   let pumping = false;
   let again = false;
 
   const origins = (vv: VersionVector) => (deps.relay ? Object.keys(vv).filter((o) => o !== deps.peerReplica).sort() : [self]);
+  const inTurn = (list: string[]) => {
+    const i = list.findIndex((o) => o > lastSent);
+    return i <= 0 ? list : [...list.slice(i), ...list.slice(0, i)];
+  };
 
   function wake(): void {
     if (!deps.isOpen()) return;
@@ -81,10 +94,14 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
     while (sentAny && deps.isOpen() && inflight < options.window) {
       sentAny = false;
       const vv = await replica.versionVector();
-      for (const origin of origins(vv)) {
+      for (const origin of inTurn(origins(vv))) {
         if (!deps.isOpen() || inflight >= options.window) return;
-        const p = progress.get(origin) ?? { sentUpTo: -1, inflight: 0 };
+        const p = progress.get(origin) ?? { sentUpTo: -1, inflight: 0, gap: false };
         progress.set(origin, p);
+        if (p.gap) {
+          if (p.inflight > 0) continue;
+          p.gap = false;
+        }
         const acked = peerVector[origin] ?? 0;
         // With nothing in flight, restart from what the peer acknowledged: anything sent but not
         // acknowledged (a gap at the peer) goes again, anything it got elsewhere is skipped.
@@ -95,6 +112,7 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
         p.inflight++;
         inflight++;
         sentAny = true;
+        lastSent = origin;
         void deliver(batch).finally(() => {
           p.inflight--;
           inflight--;
@@ -124,6 +142,10 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
       metrics.changesSent.inc(labels, batch.changes.length);
       metrics.batchSeconds.observe(labels, (deps.nowMs() - started) / 1000);
       if (res.have > (peerVector[batch.origin] ?? 0)) peerVector[batch.origin] = res.have;
+      if (res.have < batch.upTo) {
+        const p = progress.get(batch.origin);
+        if (p) p.gap = true;
+      }
     } catch (err) {
       if (!deps.isOpen() || err instanceof AbortError || deps.signal.aborted) return;
       const e = toRpcError(err);

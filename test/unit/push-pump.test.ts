@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { BatchParams } from "../../agent/contract/protocol.js";
 import { createHlc } from "../../agent/core/hlc.js";
+import { TransientError } from "../../agent/core/transient.js";
 import { createReplica, type Replica } from "../../agent/core/replica.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import { createPushPump, type PushPump } from "../../agent/mesh/push-pump.js";
@@ -107,5 +108,81 @@ describe("push pump with relayLingerMs", () => {
     await wait(15);
     expect(sent.map((b) => b.upTo)).toEqual([1, 2, 4]);
     acks.shift()!();
+  });
+});
+
+describe("push pump under sustained load", () => {
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it("starts again from the peer's position after an ack shows a gap, without waiting for the load to stop", async () => {
+    // An agent's pump to a hub: the third batch fails once (a PostgreSQL connection lost), the
+    // batches pipelined behind it arrive first and cannot move the hub's vector.
+    const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "x1" }), hlc: createHlc({ wallMillis: Date.now }) });
+    const receiver = openSqliteStore({ path: ":memory:", nodeId: "hub1" });
+    let sends = 0;
+    const pump = createPushPump({
+      replica, peerId: "hub", relay: false, peerReplica: "hub1~000000000001", peerVector: {},
+      send: async (b) => {
+        await wait(3);
+        if (++sends === 3) throw new TransientError("PostgreSQL connection lost");
+        return { have: (await receiver.applyRemote(b)).have };
+      },
+      isOpen: () => true, signal: new AbortController().signal, onRejected: () => undefined,
+      options: { batchSize: 100, window: 4, retry: { minMs: 20, maxMs: 40 } },
+      log: silentLogger(), metrics: createMetrics({ defaults: false }), nowMs: Date.now,
+    });
+    open.push({ replica, pump });
+    const self = replica.replicaId;
+    let i = 0;
+    const until = Date.now() + 500;
+    while (Date.now() < until) {
+      await replica.commit([aliasDraft(`k${i++ % 50}@x`, "sip:t@x")]);
+      if (i % 20 === 0) await wait(0);
+    }
+    // Still under load: the hub is close behind, not stuck where the failed batch left it.
+    const mine = (await replica.versionVector())[self]!;
+    const theirs = (await receiver.versionVector())[self] ?? 0;
+    expect(sends).toBeGreaterThan(10);
+    expect(mine).toBeGreaterThan(1000);
+    expect(theirs).toBeGreaterThan(mine - 1000);
+    await wait(100);
+    expect((await receiver.versionVector())[self]).toBe(mine);
+    await receiver.close();
+  });
+
+  it("gives a quiet origin its turn while busy ones fill the window", async () => {
+    const replica = await relayHolding({});
+    const sentBy = new Map<string, number>();
+    const pump = createPushPump({
+      replica, peerId: "peer", relay: true, peerReplica: "delta~00000000000d", peerVector: {},
+      send: (b) => {
+        sentBy.set(b.origin, (sentBy.get(b.origin) ?? 0) + 1);
+        return new Promise((resolve) => setTimeout(() => resolve({ have: b.upTo }), 3));
+      },
+      isOpen: () => true, signal: new AbortController().signal, onRejected: () => undefined,
+      options: { batchSize: 1000, window: 2, retry: { minMs: 1, maxMs: 2 } },
+      log: silentLogger(), metrics: createMetrics({ defaults: false }), nowMs: Date.now,
+    });
+    open.push({ replica, pump });
+    const seq: Record<string, number> = { [REPLICA_A]: 0, [REPLICA_B]: 0, [REPLICA_C]: 0 };
+    let hlc = 100;
+    const add = async (origin: string) => {
+      const s = ++seq[origin]!;
+      await replica.apply(batchOf(origin, s - 1, s, [remoteChange(origin, s, ++hlc, aliasDraft(`${origin.slice(0, 1)}${s}@x`, "sip:t@x"))]), "agent");
+    };
+    // alpha and bravo (first in order) have something new every round trip; charlie once.
+    const until = Date.now() + 400;
+    let charlieAdded = false;
+    while (Date.now() < until) {
+      await add(REPLICA_A);
+      await add(REPLICA_B);
+      if (!charlieAdded && Date.now() > until - 300) {
+        charlieAdded = true;
+        await add(REPLICA_C);
+      }
+      await wait(1);
+    }
+    expect(sentBy.get(REPLICA_C)).toBe(1);
+    expect(sentBy.get(REPLICA_A)).toBeGreaterThan(10);
   });
 });
