@@ -64,6 +64,7 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
   let inflight = 0;
   let pumping = false;
   let again = false;
+  let retryTimer: NodeJS.Timeout | null = null;
 
   const origins = (vv: VersionVector) => (deps.relay ? Object.keys(vv).filter((o) => o !== deps.peerReplica).sort() : [self]);
   const inTurn = (list: string[]) => {
@@ -79,7 +80,15 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
     }
     pumping = true;
     void fillWindow()
-      .catch((err: unknown) => log.error({ err }, "push pump failed"))
+      .catch((err: unknown) => {
+        // A failed read (the journal or PostgreSQL busy or gone): try again after the retry
+        // delay, rather than wait for the next commit or ack, which a quiet node may not have.
+        log.error({ err }, "push pump failed; trying again");
+        retryTimer ??= setTimeout(() => {
+          retryTimer = null;
+          wake();
+        }, options.retry.maxMs);
+      })
       .finally(() => {
         pumping = false;
         if (again) {
@@ -185,6 +194,7 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
     close() {
       unsubscribe();
       if (lingering) clearTimeout(lingering);
+      if (retryTimer) clearTimeout(retryTimer);
     },
   };
 }

@@ -186,3 +186,16 @@ describe("push pump under sustained load", () => {
     expect(sentBy.get(REPLICA_A)).toBeGreaterThan(10);
   });
 });
+
+describe("push pump after a failed read", () => {
+  it("tries again by itself, with no new commit or ack to wake it", async () => {
+    const replica = await relayHolding({ [REPLICA_A]: 2 });
+    const readRange = replica.store.readRange.bind(replica.store);
+    let failures = 1;
+    replica.store.readRange = (...args) => (failures-- > 0 ? Promise.reject(new Error("database is locked")) : readRange(...args));
+    const { pump, sent } = pumpTo(replica, REPLICA_C, {});
+    pump.wake();
+    await settle();
+    expect(sent.map((b) => [b.origin, b.after, b.upTo])).toEqual([[REPLICA_A, 0, 2]]);
+  });
+});
