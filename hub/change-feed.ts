@@ -40,10 +40,25 @@ export function startChangeFeed(deps: ChangeFeedDeps): ChangeFeed {
   const safety = setInterval(() => void reload().catch(() => undefined), deps.reloadMs ?? 5000);
   safety.unref();
 
+  // One loop at a time: a connection that ends while it is being set up is this loop's to retry;
+  // only one that was set up whole schedules a new loop when it ends.
   async function connect(): Promise<void> {
     while (!closed) {
       const c = new pg.Client({ connectionString: deps.url });
+      let live = false;
+      let endedEarly = false;
       c.on("error", (err) => log.warn({ err: err.message }, "change feed connection failed"));
+      c.once("end", () => {
+        if (!live) {
+          endedEarly = true;
+          return;
+        }
+        if (client === c) client = null;
+        if (!closed) {
+          log.warn("change feed connection lost; reconnecting");
+          setTimeout(() => void connect(), deps.retryMs ?? 500);
+        }
+      });
       try {
         await c.connect();
         c.on("notification", (n) => {
@@ -52,20 +67,21 @@ export function startChangeFeed(deps: ChangeFeedDeps): ChangeFeed {
           deps.onChange();
         });
         await c.query(`LISTEN ${store.channel}`);
-        c.once("end", () => {
-          if (client === c) client = null;
-          if (!closed) {
-            log.warn("change feed connection lost; reconnecting");
-            setTimeout(() => void connect(), deps.retryMs ?? 500);
-          }
-        });
-        client = c;
+        // Notifications from here on are heard; what was committed before is in the reload.
         await reload();
+        if (endedEarly) throw new Error("the LISTEN connection ended while it was being set up");
+        if (closed) {
+          await c.end().catch(() => undefined);
+          return;
+        }
+        live = true;
+        client = c;
         log.info({ channel: store.channel }, "listening for changes committed by any hub");
         markReady();
         return;
       } catch (err) {
         await c.end().catch(() => undefined);
+        if (closed) return;
         log.warn({ err: (err as Error).message }, "cannot LISTEN for changes yet; retrying");
         await new Promise((r) => setTimeout(r, deps.retryMs ?? 500));
       }

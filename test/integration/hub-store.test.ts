@@ -6,6 +6,8 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadMigrations } from "../../agent/journal/migrate-sqlite.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { startChangeFeed } from "../../hub/change-feed.js";
 import { migratePostgres, SchemaTooNewError } from "../../hub/migrate-postgres.js";
 import { openPgStore, PG_TYPES } from "../../hub/pg-store.js";
 import { REPLICA_A, REPLICA_B, aliasDraft, batchOf, remoteChange } from "../support/fixtures.js";
@@ -167,5 +169,37 @@ describe("range reads after a batch (the pumps' reads)", () => {
       await writePool.end();
       await pool.end();
     }
+  });
+});
+
+describe("the change feed (LISTEN)", () => {
+  const listeners = async (pool: pg.Pool, channel: string) =>
+    (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query = $1", [`LISTEN ${channel}`])).rows[0]!.n;
+
+  it("keeps one LISTEN connection when its first reload fails, and hears another hub's commits", async () => {
+    const url = await server.createDatabase(`feed${++dbs}`);
+    const pool = await poolOn(url);
+    const store = await openPgStore({ pool, nodeId: "hub1" });
+    const other = await openPgStore({ pool, nodeId: "hub2" });
+    // The first reload after LISTEN fails (PostgreSQL just restarted, too many clients, ...).
+    let failures = 1;
+    const reloadVector = store.reloadVector;
+    const flaky = { ...store, reloadVector: () => (failures-- > 0 ? Promise.reject(new Error("too many clients already")) : reloadVector()) };
+    let changes = 0;
+    const feed = startChangeFeed({ url, store: flaky, log: silentLogger(), onChange: () => changes++, retryMs: 20, reloadMs: 60_000 });
+    try {
+      await feed.ready;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await listeners(pool, store.channel)).toBe(1);
+
+      const before = changes;
+      await other.applyRemote(batchOf(REPLICA_A, 0, 1, [remoteChange(REPLICA_A, 1, 1000, aliasDraft("a@x", "sip:t@x"))]));
+      await expect.poll(() => changes, { timeout: 5000 }).toBeGreaterThan(before);
+      expect((await store.versionVector())[REPLICA_A]).toBe(1);
+    } finally {
+      await feed.close();
+    }
+    await expect.poll(() => listeners(pool, store.channel), { timeout: 5000 }).toBe(0);
+    await pool.end();
   });
 });
