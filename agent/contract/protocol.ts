@@ -133,12 +133,14 @@ export const helloParams = z.strictObject({
 });
 export type HelloParams = z.infer<typeof helloParams>;
 
-export interface HelloResult {
-  nodeId: string;
-  replicaId: string;
-  mac: string;
-  vv: VersionVector;
-}
+/** What a server answers to auth.hello; checked by the client like any other peer input. */
+export const helloResult = z.strictObject({
+  nodeId,
+  replicaId,
+  mac: z.string().regex(/^[0-9a-f]{64}$/),
+  vv: versionVectorSchema,
+});
+export type HelloResult = z.infer<typeof helloResult>;
 
 /**
  * A run of one origin's changes. `after`..`upTo` is the sequence range the sender covers: every
@@ -174,6 +176,12 @@ export interface PullResult {
   /** Changes still to come after this batch (an estimate for progress display). */
   remaining: number;
 }
+
+/** A pull's answer, checked by the puller as a pushed batch is checked by its receiver. */
+export const pullResult: z.ZodType<PullResult> = z.strictObject({
+  batch: batchParams.nullable(),
+  remaining: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
 
 export const statusParams = z.strictObject({
   vv: versionVectorSchema,

@@ -12,7 +12,7 @@
 import { JSONRPCClient, createJSONRPCErrorResponse, isJSONRPCResponse, type JSONRPCRequest, type JSONRPCResponse } from "json-rpc-2.0";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import {
-  PEER_PARAMS, PROTOCOL_VERSION, PeerMethod,
+  PEER_PARAMS, PROTOCOL_VERSION, PeerMethod, helloResult, pullResult,
   type BatchResult, type HelloResult, type PullParams, type PullResult,
 } from "../contract/protocol.js";
 import { hlcToMillis, type VersionVector } from "../contract/records.js";
@@ -120,6 +120,20 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
 
   const rpc = createRpcServer<Ctx>({ log, onError: (code) => metrics.rpcErrors.inc({ surface: "peer", code: String(code) }) });
   const client = new JSONRPCClient((req) => deps.transport.send(requestFrame(req)));
+  /**
+   * A peer's answer, checked as its requests are (the cluster key proves who sent it, not that it
+   * is well formed): `fast` returns it when it passes a cheap check, else the schema decides, and
+   * an answer that fails says what was wrong.
+   */
+  const checkedAnswer = <T>(what: string, raw: unknown, fast: (raw: unknown) => T | null, schema: z.ZodType<T>): T => {
+    const quick = fast(raw);
+    if (quick !== null) return quick;
+    const parsed = schema.safeParse(raw);
+    if (parsed.success) return parsed.data;
+    const issue = parsed.error.issues[0];
+    throw new RpcError(ErrorCode.InvalidParams, `${peerId ?? "the peer"} answered ${what} with a malformed result (${issue?.path.join(".") || "result"}: ${issue?.message ?? "invalid"})`);
+  };
+
   const request = <T>(method: string, params: unknown): Promise<T> =>
     client
       .timeout(options.requestTimeoutMs, (id) =>
@@ -172,7 +186,13 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       deps.onClosed(session, reason);
     },
     async pull(params) {
-      return request<PullResult>(PeerMethod.Pull, { ...params, count: params.count ?? false });
+      return checkedAnswer("pull", await request<unknown>(PeerMethod.Pull, { ...params, count: params.count ?? false }), (raw) => {
+        // The fast check first: a pull answer can hold thousands of changes.
+        const r = raw as { batch?: unknown; remaining?: unknown } | null;
+        if (typeof r !== "object" || r === null || Object.keys(r).length !== 2 || !Number.isSafeInteger(r.remaining) || (r.remaining as number) < 0) return null;
+        if (r.batch === null) return r as PullResult;
+        return fastBatch(r.batch) ? (r as PullResult) : null;
+      }, pullResult);
     },
     async lag() {
       const mine = await replica.versionVector();
@@ -241,10 +261,10 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     const ids = { clientId: deps.nodeId, serverId: p.nodeId, clientNonce, serverNonce: p.nonce };
     const mine = await replica.versionVector();
     try {
-      const res = await request<HelloResult>(PeerMethod.Hello, {
+      const res = checkedAnswer("auth.hello", await request<unknown>(PeerMethod.Hello, {
         protocol: PROTOCOL_VERSION, nodeId: deps.nodeId, replicaId: replica.replicaId, nonce: clientNonce,
         mac: clientProof(deps.secret, ids), vv: mine,
-      });
+      }), () => null, helloResult);
       if (res.nodeId !== p.nodeId || !proofMatches(serverProof(deps.secret, ids), res.mac)) {
         metrics.authFailures.inc({ reason: "server proof" });
         log.error({ peer: p.nodeId }, "the peer could not prove it holds the cluster key; check mesh.secret on both nodes");

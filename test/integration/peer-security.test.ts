@@ -219,6 +219,27 @@ describe("raw clients on the peer port", () => {
     }
   });
 
+  it("refuses a malformed pull answer from an authenticated peer: the resync fails, saying why, and stores nothing", async () => {
+    const wire = await signIn();
+    try {
+      const before = await snapshot(target);
+      await target.call("cluster.resync", { peer: RAW });
+      const pull = await wire.next((m) => m.method === "repl.pull", "the target's pull");
+      // A change with a field no change has: as a pushed batch it is refused (above); pulled, too.
+      const batch = { origin: ORIGIN, after: 1, upTo: 2, changes: [aliasChange("pulled@example.com", { seq: 2, sql: "drop table changes" })] };
+      wire.sendText(JSON.stringify({ jsonrpc: "2.0", id: pull.id, result: { batch, remaining: 0 } }));
+      const resync = await waitFor("the resync failed", async () => {
+        const r = (await target.call<ClusterStatus>("cluster.status")).resync;
+        return r.state === "failed" ? r : null;
+      });
+      expect(resync.error).toMatch(/^raw answered pull with a malformed result \(batch\.changes\.0/);
+      expect(await snapshot(target)).toEqual(before);
+      expect(await aliasNames(target)).not.toContain("pulled@example.com");
+    } finally {
+      await wire.close();
+    }
+  });
+
   it("closes a connection that sends a frame over mesh.maxMessageBytes and keeps serving its peers", async () => {
     const wire = await signIn();
     wire.sendText(JSON.stringify({ jsonrpc: "2.0", method: "repl.status", params: { vv: {}, pad: "x".repeat(70_000) } }));

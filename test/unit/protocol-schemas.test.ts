@@ -6,9 +6,11 @@ import {
   bindingInput,
   changeSchema,
   helloParams,
+  helloResult,
   listParams,
   locationEdit,
   pullParams,
+  pullResult,
   versionVectorSchema,
 } from "../../agent/contract/protocol.js";
 import { LIMITS } from "../../agent/contract/sip-uri.js";
@@ -140,6 +142,20 @@ describe("peer messages", () => {
     expect(problems(helloParams, { ...hello, mac: "short" })).toMatch(/^mac:/);
     expect(problems(helloParams, { ...hello, secret: "x" })).toContain("secret");
     expect(problems(helloParams, { ...hello, nodeId: "-bad" })).toContain("node ids are 1-63 letters");
+  });
+
+  it("a peer's answers are checked too: helloResult and pullResult", () => {
+    const answer = { nodeId: "n2", replicaId: REPLICA_A, mac: "c".repeat(64), vv: { [REPLICA_A]: 3 } };
+    expect(helloResult.parse(answer)).toEqual(answer);
+    expect(problems(helloResult, { ...answer, vv: { [REPLICA_A]: "3" } })).toMatch(/^vv\./);
+    expect(problems(helloResult, { ...answer, replicaId: "n2" })).toMatch(/^replicaId:/);
+
+    expect(pullResult.parse({ batch: null, remaining: 0 })).toEqual({ batch: null, remaining: 0 });
+    const batch = { origin: REPLICA_A, after: 0, upTo: 0, changes: [] };
+    expect(pullResult.parse({ batch, remaining: 5 })).toEqual({ batch, remaining: 5 });
+    expect(problems(pullResult, { batch: { ...batch, upTo: 2 ** 53 }, remaining: 0 })).toMatch(/^batch\.upTo:/);
+    expect(problems(pullResult, { batch, remaining: -1 })).toMatch(/^remaining:/);
+    expect(problems(pullResult, { batch, remaining: 0, more: true })).toContain("more");
   });
 });
 
