@@ -71,6 +71,16 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
   let server: Server | null = null;
   let wss: WebSocketServer | null = null;
   let closing = false;
+  /** Set once a peer held more of our own changes than our journal: no session replicates after. */
+  let behind = false;
+  const journalBehind = {
+    isSet: () => behind,
+    set() {
+      if (behind) return;
+      behind = true;
+      for (const s of [...sessions.values(), ...pending]) s.close(4010, "journal behind peer: restored or lost commits; see the agent log");
+    },
+  };
   const ca = o.tls?.ca ? readFileSync(o.tls.ca) : undefined;
 
   const isAllowed = (id: string) => o.acceptUnlisted || peers.some((p) => p.id === id) || Boolean(o.allow?.includes(id));
@@ -93,7 +103,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
     };
     const session = createPeerSession({
       role, nodeId: o.nodeId, secret: o.secret, expectedPeer, isAllowed, replica, transport, log, metrics, options: o,
-      relay: o.relay ?? false, peerIsHub, pendingWrites: o.pendingWrites,
+      relay: o.relay ?? false, peerIsHub, pendingWrites: o.pendingWrites, journalBehind,
       onReady(s) {
         pending.delete(s);
         const id = s.peerNodeId()!;

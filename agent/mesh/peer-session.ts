@@ -69,6 +69,11 @@ export interface SessionDeps {
   onReady(session: PeerSession): void;
   onPeerVector(session: PeerSession): void;
   onClosed(session: PeerSession, reason: string): void;
+  /**
+   * The journal was found behind what a peer holds of this node's own changes (see becomeReady):
+   * true from then on for every session of this process, so that none replicates.
+   */
+  journalBehind?: { isSet(): boolean; set(): void };
 }
 
 export interface PeerSessionStatus {
@@ -226,6 +231,28 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   };
 
   async function becomeReady(id: string, replicaId: string, vv: VersionVector, mineAtHello: VersionVector) {
+    // A peer holding more of this node's own changes than its journal does means the journal went
+    // back in time: restored from an older copy (a VM snapshot, a backup), or its last commits lost
+    // (journal.synchronous: normal and a power cut). New changes would then take sequence numbers
+    // the cluster already holds for other changes, and neither side would ever get the other's.
+    const self = replica.replicaId;
+    const have = (await replica.versionVector())[self] ?? 0;
+    if (deps.journalBehind?.isSet()) {
+      fail(4010, "journal behind peer: restored or lost commits; see the agent log");
+      return;
+    }
+    if ((vv[self] ?? 0) > have) {
+      metrics.journalBehind.set(1);
+      deps.journalBehind?.set();
+      log.error(
+        { peer: id, peerHolds: vv[self], journalHas: have, replica: self },
+        "this node's journal lacks changes of its own that the peer holds: it was restored from an older copy or lost its last commits; " +
+          "it replicates with no peer until it is started afresh: stop the agent, move dataDir/journal.sqlite* aside and start it " +
+          "(it gets a snapshot from its peers under a new epoch, and learns its Kamailio's registrations back)",
+      );
+      fail(4010, "journal behind peer: restored or lost commits; see the agent log");
+      return;
+    }
     peerId = id;
     peerReplica = replicaId;
     peerVV = { ...vv };

@@ -25,6 +25,11 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 300],
       registers: r,
     }),
+    journalBehind: new Gauge({
+      name: "locmesh_journal_behind",
+      help: "1 once a peer held more of this node's own changes than its journal (restored from an older copy, or lost commits): the node stops replicating until its journal is moved aside",
+      registers: r,
+    }),
     peerConnected: new Gauge({ name: "locmesh_peer_connected", help: "1 while a peer session is up", labelNames: ["peer"], registers: r }),
     peerBehind: new Gauge({ name: "locmesh_peer_behind_changes", help: "Changes a peer has not acknowledged", labelNames: ["peer"], registers: r }),
     peerRetries: new Counter({ name: "locmesh_peer_retries_total", help: "Connection or delivery attempts that failed and were retried", labelNames: ["peer"], registers: r }),

@@ -2,7 +2,7 @@
  * Three real agent processes on 127.0.0.1: live replication, kill -9 and incremental catch-up,
  * full snapshot after journal loss, and refusal of a peer with the wrong key.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -83,6 +83,48 @@ describe("three agents", () => {
     // And what n3 writes now reaches the others under its new epoch.
     await n3.call("alias.set", { alias: "after-loss@example.com", target: "sip:x@example.com" });
     await waitFor("new epoch replicates", async () => (await aliasCount(n1)) === expected.length + 1);
+  });
+
+  it("a node whose journal went back in time (restored from a copy) stops replicating and says why", async () => {
+    const [n1, n2, n3] = nodes as [AgentProcess, AgentProcess, AgentProcess];
+    const data = join(n3.spec.dir, "data");
+    const backup = join(dir, "n3-journal-backup");
+    const has = async (n: AgentProcess, alias: string) => (await dumpAliases(n)).some((a) => a.startsWith(`${alias}=>`));
+    await n3.call("alias.set", { alias: "before-copy@example.com", target: "sip:x@example.com" });
+    await waitFor("before-copy on n1", () => has(n1, "before-copy@example.com"));
+    await n3.stop();
+    cpSync(data, backup, { recursive: true });
+    await n3.start();
+    await n3.call("alias.set", { alias: "after-copy@example.com", target: "sip:x@example.com" });
+    await waitFor("after-copy on n1 and n2", async () => (await has(n1, "after-copy@example.com")) && (await has(n2, "after-copy@example.com")));
+
+    // The copy comes back: n1 and n2 hold one more of n3's changes than n3's journal does.
+    await n3.stop();
+    rmSync(data, { recursive: true, force: true });
+    cpSync(backup, data, { recursive: true });
+    await n3.start();
+    await n3.call("alias.set", { alias: "after-restore@example.com", target: "sip:x@example.com" });
+    await waitFor("n3 notices", async () => (await n3.metric("locmesh_journal_behind")) === 1);
+    expect(readFileSync(n3.logPath, "utf8")).toContain("journal lacks changes of its own that the peer holds");
+    await new Promise((r) => setTimeout(r, 1500));
+    const st = await n3.call<ClusterStatus>("cluster.status");
+    expect(st.peers.every((p) => !p.connected)).toBe(true);
+    expect(st.peers.some((p) => (p.lastError ?? "").includes("journal behind peer"))).toBe(true);
+    // Its new change took a sequence number the others hold for after-copy: it did not go out,
+    // and nothing of the two changes was mixed up on the others.
+    for (const n of [n1, n2]) {
+      expect(await has(n, "after-restore@example.com")).toBe(false);
+      expect(await has(n, "after-copy@example.com")).toBe(true);
+    }
+
+    // The remedy the log gives: start afresh; the snapshot brings after-copy back.
+    await n3.stop();
+    rmSync(data, { recursive: true, force: true });
+    await n3.start();
+    const expected = await dumpAliases(n1);
+    await waitFor("n3 whole again", async () => (await aliasCount(n3)) === expected.length, 30_000);
+    expect(await dumpAliases(n3)).toEqual(expected);
+    expect(await n3.metric("locmesh_journal_behind")).toBe(0);
   });
 
   it("refuses a peer with the wrong key, and logs and counts it", async () => {
