@@ -48,7 +48,7 @@ export async function startAgent(
     initial: await store.maxHlc(),
     onDrift: (aheadMs) => log.warn({ aheadMs }, "a peer's clock is far ahead of ours; check NTP on every node"),
   });
-  const replica = createReplica({ store, hlc });
+  const replica = createReplica({ store, hlc, log });
   log.info({ replica: replica.replicaId, vv: await replica.versionVector() }, "journal open");
 
   let kamailio: KamailioAttachment | null = null;

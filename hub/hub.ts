@@ -57,7 +57,7 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
     initial: await store.maxHlc(),
     onDrift: (aheadMs) => log.warn({ aheadMs }, "an agent's clock is far ahead of ours; check NTP on every node"),
   });
-  const replica = createReplica({ store, hlc });
+  const replica = createReplica({ store, hlc, log });
   // On a hub, "stored here" is the agent's batch committed in PostgreSQL.
   observeReplicationDelay({ replica, metrics });
   log.info({ replica: replica.replicaId, origins: Object.keys(await replica.versionVector()).length }, "hub store open");

@@ -43,8 +43,12 @@ export function createRangeCache(opts: { ttlMs?: number; maxEntries?: number; no
       const hit = entries.get(key);
       if (hit && fresh(hit.at)) return hit.value;
       const value = load();
-      entries.set(key, { at: now(), value });
-      value.catch(() => entries.delete(key));
+      const entry = { at: now(), value };
+      entries.set(key, entry);
+      // A failed read is not kept; a newer entry under the same key is left alone.
+      value.catch(() => {
+        if (entries.get(key) === entry) entries.delete(key);
+      });
       bound(entries);
       return value;
     },

@@ -14,6 +14,7 @@
  * the next turn of the event loop, and takes every lingering edit with it.
  */
 import type { Change, RecordKind, VersionVector } from "../contract/records.js";
+import type { Logger } from "../ops/logger.js";
 import type { Hlc } from "./hlc.js";
 import type { ApplyOutcome, Draft, RemoteBatch, ReplicaStore } from "./store.js";
 
@@ -45,6 +46,8 @@ export interface Replica {
 export interface ReplicaDeps {
   store: ReplicaStore;
   hlc: Hlc;
+  /** Where a listener's exception goes (default: stderr); it never stops the others or the callers. */
+  log?: Pick<Logger, "error">;
 }
 
 interface Pending {
@@ -60,7 +63,7 @@ interface PendingApply {
   reject: (e: unknown) => void;
 }
 
-export function createReplica({ store, hlc }: ReplicaDeps): Replica {
+export function createReplica({ store, hlc, log }: ReplicaDeps): Replica {
   const committed = new Set<ChangeListener>();
   const appliedListeners = new Set<ChangeListener>();
   let queue: Pending[] = [];
@@ -80,9 +83,18 @@ export function createReplica({ store, hlc }: ReplicaDeps): Replica {
     return run;
   };
 
+  // A listener that throws must not leave the callers' promises unsettled (the peer's session
+  // would wait for an answer forever) nor keep the change from the listeners after it.
   const emit = (set: Set<ChangeListener>, changes: readonly Change[], peer: string | null) => {
     if (changes.length === 0) return;
-    for (const l of set) l(changes, { peer });
+    for (const l of set) {
+      try {
+        l(changes, { peer });
+      } catch (err) {
+        if (log) log.error({ err, peer }, "a change listener failed; the change is stored and the other listeners heard of it");
+        else console.error("locmesh: a change listener failed:", err);
+      }
+    }
   };
 
   function schedule(lingerMs: number): void {
@@ -155,6 +167,7 @@ export function createReplica({ store, hlc }: ReplicaDeps): Replica {
       });
     },
     apply(batch, fromPeer) {
+      if (closed) return Promise.reject(new Error("the journal is closed"));
       return new Promise((resolve, reject) => {
         applies.push({ batch, fromPeer, resolve, reject });
         if (applies.length === 1) void serial(drainApplies);

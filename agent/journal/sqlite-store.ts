@@ -75,10 +75,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
   const originById = new Map<number, string>();
   const originByReplica = new Map<string, { id: number; have: number }>();
   const selectOrigins = db.prepare<[], { id: number; replica: string; have: number }>("SELECT id, replica, have FROM origins");
+  // Read first, then replace: a reload that fails leaves the caches as they were, not empty.
   const loadOrigins = () => {
+    const rows = selectOrigins.all();
     originById.clear();
     originByReplica.clear();
-    for (const o of selectOrigins.all()) {
+    for (const o of rows) {
       originById.set(o.id, o.replica);
       originByReplica.set(o.replica, { id: o.id, have: o.have });
     }

@@ -237,6 +237,8 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     // the cluster already holds for other changes, and neither side would ever get the other's.
     const self = replica.replicaId;
     const have = (await replica.versionVector())[self] ?? 0;
+    // The connection may have gone while we looked (the server side gets here a turn after hello).
+    if (ended) return;
     if (deps.journalBehind?.isSet()) {
       fail(4010, "journal behind peer: restored or lost commits; see the agent log");
       return;

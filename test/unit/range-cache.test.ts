@@ -55,4 +55,21 @@ describe("range cache", () => {
     await expect(cache.read(REPLICA_A, 0, 3, 1000, () => Promise.reject(new Error("database away")))).rejects.toThrow("database away");
     expect(await cache.read(REPLICA_A, 0, 3, 1000, () => Promise.resolve(run(0, 3)))).toHaveLength(3);
   });
+
+  it("drops a failed read, but not a newer read of the same run stored after it", async () => {
+    const { clock, cache } = setup();
+    let fail!: (e: Error) => void;
+    const failing = cache.read(REPLICA_A, 0, 3, 1000, () => new Promise<Change[]>((_, reject) => (fail = reject)));
+    clock.now = 300; // stale: the next read loads again and stores its own entry under the same key
+    let loads = 0;
+    const good = () => {
+      loads++;
+      return Promise.resolve(run(0, 3));
+    };
+    await cache.read(REPLICA_A, 0, 3, 1000, good);
+    fail(new Error("connection lost"));
+    await expect(failing).rejects.toThrow("connection lost");
+    await cache.read(REPLICA_A, 0, 3, 1000, good);
+    expect(loads).toBe(1);
+  });
 });

@@ -233,6 +233,31 @@ describe("createReplica: listeners", () => {
     await replica.commit([aliasDraft("b@x", "sip:t@x")]);
     expect(applied).toHaveBeenCalledTimes(1);
   });
+
+  it("settles every caller and tells the other listeners when one listener throws", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const errors: unknown[] = [];
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => WALL_MS }), log: { error: (o: unknown) => void errors.push(o) } as never });
+    replicas.push(replica);
+    const after = vi.fn();
+    replica.onApplied(() => {
+      throw new Error("listener bug");
+    });
+    replica.onApplied(after);
+    const remote = replica.apply(batchOf(REPLICA_A, 0, 1, [remoteChange(REPLICA_A, 1, 5, aliasDraft("r@x", "sip:t@x"))]), "peer-a");
+    const local = replica.commit([aliasDraft("l@x", "sip:t@x")]);
+    await expect(remote).resolves.toMatchObject({ have: 1 });
+    await expect(local).resolves.toHaveLength(1);
+    expect(after).toHaveBeenCalledTimes(2);
+    expect(errors).toHaveLength(2);
+  });
+
+  it("refuses a peer's batch after close, saying so", async () => {
+    const { replica } = setup();
+    replicas.splice(replicas.indexOf(replica), 1);
+    await replica.close();
+    await expect(replica.apply(batchOf(REPLICA_A, 0, 1, [remoteChange(REPLICA_A, 1, 5, aliasDraft("r@x", "sip:t@x"))]), "peer-a")).rejects.toThrow("the journal is closed");
+  });
 });
 
 describe("createReplica: clocks and keys", () => {
