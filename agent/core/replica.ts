@@ -46,8 +46,8 @@ export interface Replica {
 export interface ReplicaDeps {
   store: ReplicaStore;
   hlc: Hlc;
-  /** Where a listener's exception goes (default: stderr); it never stops the others or the callers. */
-  log?: Pick<Logger, "error">;
+  /** Where a listener's exception goes; it never stops the other listeners or the callers. */
+  log: Pick<Logger, "error">;
 }
 
 interface Pending {
@@ -91,8 +91,7 @@ export function createReplica({ store, hlc, log }: ReplicaDeps): Replica {
       try {
         l(changes, { peer });
       } catch (err) {
-        if (log) log.error({ err, peer }, "a change listener failed; the change is stored and the other listeners heard of it");
-        else console.error("locmesh: a change listener failed:", err);
+        log.error({ err, peer }, "a change listener failed; the change is stored and the other listeners heard of it");
       }
     }
   };

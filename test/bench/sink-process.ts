@@ -31,7 +31,7 @@ for (const a of spec.agents) {
     log: {},
   });
   const store = createSinkStore(a.id);
-  const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }) });
+  const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
   const mesh = createMesh({
     options: { ...config.mesh, nodeId: a.id, hubUrls: config.hub.urls },
     replica,

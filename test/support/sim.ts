@@ -4,6 +4,7 @@
  * computed exactly as the agent computes them (nextBatch for a push, servePull for a relay pull)
  * and handed to the test, which decides whether, when and how often they are delivered.
  */
+import { silentLogger } from "../../agent/ops/logger.js";
 import { compareVersions, isLive, type Change, type VersionVector } from "../../agent/contract/records.js";
 import { createHlc } from "../../agent/core/hlc.js";
 import { nextBatch, servePull } from "../../agent/core/outbound.js";
@@ -30,7 +31,7 @@ export function createSim(skewsMs: readonly number[]) {
   const nodes: SimNode[] = skewsMs.map((skew, i) => {
     const name = `node${i}`;
     const store = openSqliteStore({ path: ":memory:", nodeId: name });
-    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => clock.ms + skew }) });
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => clock.ms + skew }), log: silentLogger() });
     replica.onCommitted((changes) => history.push(...changes));
     return { name, replica };
   });

@@ -18,7 +18,7 @@ afterEach(async () => {
 });
 
 async function relayHolding(counts: Record<string, number>) {
-  const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "hub1" }), hlc: createHlc({ wallMillis: () => 1_800_000_000_000 }) });
+  const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "hub1" }), hlc: createHlc({ wallMillis: () => 1_800_000_000_000 }), log: silentLogger() });
   for (const [origin, n] of Object.entries(counts)) {
     const changes = Array.from({ length: n }, (_, i) => remoteChange(origin, i + 1, 100 + i, aliasDraft(`${origin}-${i}@x`, "sip:t@x")));
     await replica.apply(batchOf(origin, 0, n, changes), "agent");
@@ -117,7 +117,7 @@ describe("push pump under sustained load", () => {
   it("starts again from the peer's position after an ack shows a gap, without waiting for the load to stop", async () => {
     // An agent's pump to a hub: the third batch fails once (a PostgreSQL connection lost), the
     // batches pipelined behind it arrive first and cannot move the hub's vector.
-    const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "x1" }), hlc: createHlc({ wallMillis: Date.now }) });
+    const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "x1" }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
     const receiver = openSqliteStore({ path: ":memory:", nodeId: "hub1" });
     let sends = 0;
     const pump = createPushPump({

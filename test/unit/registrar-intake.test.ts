@@ -33,7 +33,7 @@ function registerEvent(i: number): RegisterEvent {
 describe("registrar intake", () => {
   it("stops reading at maxQueued events, reads again at half, and journals them all", async () => {
     const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
-    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => NOW_MS }) });
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => NOW_MS }), log: silentLogger() });
     replicas.push(replica);
     const metrics = createMetrics({ defaults: false });
     const flow: string[] = [];
@@ -59,7 +59,7 @@ describe("registrar intake", () => {
   ])("with lingerMs %i, two events 5 ms apart take %i journal commit(s)", async (lingerMs, commits) => {
     const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
     const commitLocal = vi.spyOn(store, "commitLocal");
-    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => NOW_MS }) });
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => NOW_MS }), log: silentLogger() });
     replicas.push(replica);
     const intake = createRegistrarIntake({
       nodeId: "n1", store, replica, times: createKamailioTimes(), log: silentLogger(), metrics: createMetrics({ defaults: false }),

@@ -1,3 +1,4 @@
+import { silentLogger } from "../../agent/ops/logger.js";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { HLC_UNITS_PER_MS, type Change } from "../../agent/contract/records.js";
 import { createHlc } from "../../agent/core/hlc.js";
@@ -17,7 +18,7 @@ function setup(wallMs = WALL_MS) {
   const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
   const commitLocal = vi.spyOn(store, "commitLocal");
   const hlc = createHlc({ wallMillis: () => wallMs });
-  const replica = createReplica({ store, hlc });
+  const replica = createReplica({ store, hlc, log: silentLogger() });
   replicas.push(replica);
   return { replica, store: store as ReplicaStore, commitLocal, hlc };
 }
@@ -102,7 +103,7 @@ describe("createReplica: serial writes", () => {
     vi.spyOn(store, "applyRemote").mockImplementation(slow(async (b) => (seen.push(b.after), applyRemote(b))));
     vi.spyOn(store, "applyRemoteGroup").mockImplementation(slow(async (bs) => (seen.push(...bs.map((b) => b.after)), applyRemoteGroup(bs))));
     vi.spyOn(store, "commitLocal").mockImplementation(slow(commitLocal));
-    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => WALL_MS }) });
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => WALL_MS }), log: silentLogger() });
     replicas.push(replica);
     const batches = [0, 1, 2].map((after) =>
       batchOf(REPLICA_A, after, after + 1, [remoteChange(REPLICA_A, after + 1, after + 1, aliasDraft(`r${after}@x`, "sip:t@x"))]),

@@ -1,3 +1,4 @@
+import { silentLogger } from "../../agent/ops/logger.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { HLC_UNITS_PER_MS } from "../../agent/contract/records.js";
 import { createHlc } from "../../agent/core/hlc.js";
@@ -14,7 +15,7 @@ afterEach(async () => {
 });
 
 function setup(nowMs: () => number) {
-  const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "n1" }), hlc: createHlc({ wallMillis: nowMs }) });
+  const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "n1" }), hlc: createHlc({ wallMillis: nowMs }), log: silentLogger() });
   replicas.push(replica);
   const metrics = createMetrics({ defaults: false });
   const stop = observeReplicationDelay({ replica, metrics, nowMs });
