@@ -131,6 +131,8 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
       } finally {
         running = false;
       }
+      // A relay catch-up asked for while the resync ran waited for it; run it now.
+      if (dirty) void loop();
       if (state.state === "failed") throw new Error(state.error ?? "resync failed");
     },
     status: () => ({ ...state }),

@@ -1,0 +1,70 @@
+/**
+ * The pull coordinator (agent/mesh/pull-coordinator.ts) over a real in-memory journal and a fake
+ * peer session that answers pulls from fixed runs of changes.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import type { PullParams, PullResult } from "../../agent/contract/protocol.js";
+import type { Change } from "../../agent/contract/records.js";
+import { createHlc } from "../../agent/core/hlc.js";
+import { createReplica, type Replica } from "../../agent/core/replica.js";
+import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
+import { createPullCoordinator } from "../../agent/mesh/pull-coordinator.js";
+import type { PeerSession } from "../../agent/mesh/peer-session.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { createMetrics } from "../../agent/ops/metrics.js";
+import { REPLICA_A, aliasDraft, remoteChange } from "../support/fixtures.js";
+
+const replicas: Replica[] = [];
+afterEach(async () => {
+  for (const r of replicas.splice(0)) await r.close();
+});
+
+/** A ready peer session of node `id` that holds `held`. */
+function fakePeer(id: string, held: Record<string, Change[]>, answerDelayMs: number) {
+  const pulls: PullParams["vv"][] = [];
+  const vv = Object.fromEntries(Object.entries(held).map(([o, cs]) => [o, cs.length]));
+  const session = {
+    role: "client", remote: "fake", peerIsHub: false,
+    peerNodeId: () => id, peerReplicaId: () => `${id}~00000000000f`, peerVector: () => vv, isReady: () => true,
+    async pull(p: { vv: Record<string, number>; limit: number; skip?: string[] }): Promise<PullResult> {
+      pulls.push(p.vv);
+      await new Promise((r) => setTimeout(r, answerDelayMs));
+      for (const [origin, changes] of Object.entries(held)) {
+        if ((p.skip ?? []).includes(origin)) continue;
+        const after = p.vv[origin] ?? 0;
+        if (after < changes.length) return { batch: { origin, after, upTo: changes.length, changes: changes.slice(after) }, remaining: 0 };
+      }
+      return { batch: null, remaining: 0 };
+    },
+  } as unknown as PeerSession;
+  return { session, pulls };
+}
+
+describe("pull coordinator", () => {
+  it("runs a relay catch-up asked for during a resync once the resync is done", async () => {
+    const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "n1" }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
+    replicas.push(replica);
+    // p1 holds nothing; p2 holds two changes of origin A (a node not connected to us).
+    const a = [1, 2].map((s) => remoteChange(REPLICA_A, s, 100 + s, aliasDraft(`a${s}@x`, "sip:t@x")));
+    const p1 = fakePeer("p1", {}, 50);
+    const p2 = fakePeer("p2", { [REPLICA_A]: a }, 0);
+    const sessions: PeerSession[] = [];
+    const coordinator = createPullCoordinator({
+      replica, log: silentLogger(), metrics: createMetrics({ defaults: false }), batchSize: 100, relayDelayMs: 0,
+      sessions: () => sessions, readySince: () => 0,
+    });
+    try {
+      const resync = coordinator.resync(p1.session);
+      await new Promise((r) => setTimeout(r, 10));
+      // While the resync runs, p2 connects and says it holds A: the catch-up has to wait.
+      sessions.push(p2.session);
+      coordinator.evaluate();
+      expect(p2.pulls).toEqual([]);
+      await resync;
+      await expect.poll(async () => (await replica.versionVector())[REPLICA_A] ?? 0, { timeout: 2000 }).toBe(2);
+      expect(p2.pulls[0]).toEqual({});
+    } finally {
+      coordinator.close();
+    }
+  });
+});
