@@ -3,7 +3,6 @@
  * (sink → writer → jsonrpcs or database), reconciliation with `ul.dump`, and a watch that notices
  * a restarted Kamailio and puts its state back. agent.ts creates one when `kamailio` is configured.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { KamailioConfig } from "../config/agent-config.js";
 import type { KamailioStatus } from "../contract/protocol.js";
@@ -15,6 +14,7 @@ import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { READY_SHV } from "./cfg-include.js";
 import { createCoreRpc, sameInstance, type KamailioInstance } from "./core-rpc.js";
+import { createInstanceMemory } from "./instance-memory.js";
 import { dumpFromDb } from "./db-state.js";
 import { createDgramClient } from "./dgram-client.js";
 import { openEvapiBulkChannels } from "./evapi-bulk.js";
@@ -124,7 +124,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   });
   // Two small replies: a second and a half is plenty even on a loaded host.
   const core = createCoreRpc({ rpc: fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) });
-  let knownInstance: KamailioInstance | null = null;
+  const instances = createInstanceMemory(join(deps.dataDir, "kamailio-instance.json"));
   let up = false;
   let restarts = 0;
   let lastReconcile: KamailioStatus["lastReconcile"] = null;
@@ -152,29 +152,25 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   }
 
   /**
-   * Which Kamailio is this? Compared with the instance seen last, kept on disk: the agent may
-   * have been down while Kamailio restarted, and without that memory every binding Kamailio lost
-   * would look de-registered. A new instance needs a reload before anything else.
+   * Which Kamailio is this? Compared with the instance last reloaded, kept on disk
+   * (instance-memory.ts): the agent may have been down while Kamailio restarted, or stopped in the
+   * middle of a reload, and without that memory every binding Kamailio lacks would look
+   * de-registered. An instance that is not known whole needs a reload before anything else.
    */
   async function observe(): Promise<void> {
     const inst = await core.instance();
-    const known = knownInstance ?? readInstance();
-    knownInstance = inst;
-    if (known !== null && sameInstance(known, inst)) return;
-    try {
-      saveInstance(inst);
-    } catch (err) {
-      // Only costs a full reload should the agent restart before it is saved (e.g. a full disk).
-      log.warn({ err: (err as Error).message }, "could not save which Kamailio instance this is");
-    }
+    const previous = instances.current();
+    const state = instances.observe(inst);
+    if (state === "whole") return;
     reloadNeeded = true;
-    if (known === null) {
+    if (previous !== null && sameInstance(previous, inst)) return; // noted already; the reload is due
+    if (state === "first contact") {
       log.info({ now: inst }, "first contact with this Kamailio; writing the live state into it");
       return;
     }
     restarts++;
     metrics.kamailioRestarts.inc();
-    log.warn({ previous: known, now: inst }, "Kamailio restarted; putting its state back");
+    log.warn({ previous, now: inst }, "Kamailio restarted (or a reload into it did not finish); putting its state back");
   }
 
   /** Reload, check and reconcile never overlap: each waits for the one before. */
@@ -193,7 +189,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   let readyFor: KamailioInstance | null = null;
   let gateWarnedFor: KamailioInstance | null = null;
   async function openGateIfWhole(): Promise<void> {
-    const inst = knownInstance;
+    const inst = instances.current();
     if (reloadNeeded || inst === null || (evapi !== null && !evapi.connected())) return;
     if (readyFor !== null && sameInstance(readyFor, inst)) return;
     try {
@@ -216,6 +212,12 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     // No ul.dump check afterwards: the reload wrote the whole live state, and a dump of a large
     // table holds Kamailio's FIFO for tens of seconds (it grows with the square of the table).
     reloadNeeded = false;
+    try {
+      instances.whole();
+    } catch (err) {
+      // Only costs another full reload should the agent restart (e.g. a full disk).
+      log.warn({ err: (err as Error).message }, "could not save which Kamailio instance this is");
+    }
   }
 
   let warnedTooBig = false;
@@ -291,18 +293,6 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     });
   }
 
-  const instanceFile = join(deps.dataDir, "kamailio-instance.json");
-  function readInstance(): KamailioInstance | null {
-    try {
-      return existsSync(instanceFile) ? (JSON.parse(readFileSync(instanceFile, "utf8")) as KamailioInstance) : null;
-    } catch {
-      return null;
-    }
-  }
-  function saveInstance(i: KamailioInstance): void {
-    writeFileSync(`${instanceFile}.tmp`, JSON.stringify(i));
-    renameSync(`${instanceFile}.tmp`, instanceFile);
-  }
 
   function every(ms: number, fn: () => Promise<void>): void {
     let busy = false;
