@@ -38,6 +38,11 @@ export interface HttpApi {
 }
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
+/** Answers a WebSocket client may leave unread before it is dropped: before and after sign-in. */
+const WS_BUFFER_LIMIT_SIGNED_OUT = 1 << 20;
+const WS_BUFFER_LIMIT = 64 << 20;
+/** A WebSocket that has not signed in by then is closed. */
+const WS_SIGN_IN_MS = 30_000;
 
 export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const log = deps.log.child({ component: "http" });
@@ -105,8 +110,9 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     const path = url.pathname;
     if (path === "/rpc" && req.method === "POST") return handleRpc(req, res);
     if (path === "/metrics" && req.method === "GET") {
+      const text = await scrape([...url.searchParams.getAll("name"), ...url.searchParams.getAll("name[]")]);
       res.writeHead(200, { "content-type": deps.metrics.registry.contentType });
-      return void res.end(await scrape([...url.searchParams.getAll("name"), ...url.searchParams.getAll("name[]")]));
+      return void res.end(text);
     }
     if (path === "/healthz") return json(res, 200, { ok: true, nodeId: deps.nodeId });
     if (web && (req.method === "GET" || req.method === "HEAD")) return web.serve(req, res, path);
@@ -122,8 +128,11 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   async function scrape(names: string[]): Promise<string> {
     const registry = deps.metrics.registry;
     if (names.length === 0) return registry.metrics();
+    // The registry's own names only: prom-client keeps metrics in a plain object, where
+    // "constructor" or "__proto__" would be found and then fail.
+    const known = new Set(registry.getMetricsAsArray().map((m) => m.name));
     const parts: string[] = [];
-    for (const name of new Set(names)) if (registry.getSingleMetric(name)) parts.push(await registry.getSingleMetricAsString(name));
+    for (const name of new Set(names)) if (known.has(name)) parts.push(await registry.getSingleMetricAsString(name));
     return parts.map((p) => `${p}\n`).join("");
   }
 
@@ -144,11 +153,27 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       subscribers.delete(ws);
     });
     ws.on("error", () => undefined);
+    // A client that sends requests and does not read the answers would make them pile up here:
+    // past the limit (small before sign-in, where anyone can connect) the connection is dropped.
+    const send = (text: string) => {
+      if (ws.readyState !== ws.OPEN) return;
+      ws.send(text);
+      const limit = ctx.authenticated ? WS_BUFFER_LIMIT : WS_BUFFER_LIMIT_SIGNED_OUT;
+      if (ws.bufferedAmount > limit) {
+        log.warn({ buffered: ws.bufferedAmount, authenticated: ctx.authenticated }, "a WebSocket client does not read its answers; dropping it");
+        ws.terminate();
+      }
+    };
+    const signIn = setTimeout(() => {
+      if (!ctx.authenticated) ws.close(4001, "sign in with auth.login within 30 s");
+    }, WS_SIGN_IN_MS);
+    signIn.unref();
+    ws.on("close", () => clearTimeout(signIn));
     ws.on("message", (data, isBinary) => {
       const payload = isBinary ? null : parseFrame(data.toString());
-      if (payload === null) return ws.send(JSON.stringify(parseErrorResponse()));
+      if (payload === null) return send(JSON.stringify(parseErrorResponse()));
       void deps.rpc.receive(payload, ctx).then((answer) => {
-        if (answer !== null && ws.readyState === ws.OPEN) ws.send(JSON.stringify(answer));
+        if (answer !== null) send(JSON.stringify(answer));
       }).catch((err: unknown) => log.error({ err }, "could not answer a WebSocket request"));
     });
   }
@@ -159,6 +184,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
         route(req, res).catch((err: unknown) => {
           log.error({ err }, "HTTP handler failed");
           if (!res.headersSent) json(res, 500, { error: "internal error; see the agent's log" });
+          else res.destroy(); // never leave a half-sent answer hanging
         });
       });
       const wss = new WebSocketServer({ server, path: "/rpc", maxPayload: deps.maxMessageBytes });

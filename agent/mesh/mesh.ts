@@ -59,6 +59,9 @@ export interface Mesh {
 }
 
 const HUB = "hub";
+/** Before authentication: the largest frame taken (a hello with a version vector of 10,000 origins fits), and answers left unread. */
+const PRE_AUTH_MAX_FRAME = 1 << 20;
+const PRE_AUTH_BUFFER_LIMIT = 1 << 20;
 
 export function createMesh(deps: { options: MeshOptions; replica: Replica; log: Logger; metrics: Metrics }): Mesh {
   const { options: o, replica, metrics } = deps;
@@ -94,10 +97,19 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
   });
 
   function attach(ws: WebSocket, role: "client" | "server", remote: string, expectedPeer?: string, peerIsHub = false): PeerSession {
+    let made: PeerSession | null = null;
     const transport: Transport = {
       remote,
       send: (frame) => {
-        if (ws.readyState === WebSocket.OPEN) ws.send(frame, { binary: false });
+        if (ws.readyState !== WebSocket.OPEN) return;
+        ws.send(frame, { binary: false });
+        // Before the handshake anyone can connect: one who sends requests and never reads the
+        // answers is dropped before they pile up.
+        // (The server's challenge goes out while the session is being made: not ready then either.)
+        if (!(made?.isReady() ?? false) && ws.bufferedAmount > PRE_AUTH_BUFFER_LIMIT) {
+          log.warn({ remote, buffered: ws.bufferedAmount }, "an unauthenticated peer connection does not read its answers; dropping it");
+          ws.terminate();
+        }
       },
       close: (code, reason) => ws.close(code, reason),
     };
@@ -137,6 +149,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
         }
       },
     });
+    made = session;
     pending.add(session);
     let alive = true;
     const ping = setInterval(() => {
@@ -153,6 +166,11 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
       alive = true;
       if (isBinary) {
         ws.close(1003, "text frames only");
+        return;
+      }
+      const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
+      if (!session.isReady() && size > PRE_AUTH_MAX_FRAME) {
+        ws.close(1009, "frame too large before authentication");
         return;
       }
       session.receive(data.toString());

@@ -3,7 +3,7 @@
  * validation, the body size limit, the location and alias round trip with paging, change
  * subscriptions, and the Prometheus and health endpoints.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -254,11 +254,36 @@ describe("operations endpoints", () => {
     expect(one).not.toContain("locmesh_auth_failures_total");
     expect(one).not.toContain("process_cpu");
     expect(one.split("\n").filter((l) => l.startsWith("# TYPE")).length).toBe(2);
+    // Names of the registry's object's own properties are no metrics either: answered, not hung.
+    for (const name of ["constructor", "__proto__", "toString"]) {
+      const res = await fetch(`${agent.apiUrl}/metrics?name=${name}`, { signal: AbortSignal.timeout(5000) });
+      expect(res.status, name).toBe(200);
+      expect(await res.text(), name).toBe("");
+    }
 
     const health = await fetch(`${agent.apiUrl}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ ok: true, nodeId: "api1" });
     expect((await fetch(`${agent.apiUrl}/nope`)).status).toBe(404);
+  });
+});
+
+describe("WebSocket clients that do not play along", () => {
+  it("drops a client that sends requests before sign-in and does not read the answers", async () => {
+    const wire = await RpcWire.open(`${agent.apiUrl.replace(/^http/, "ws")}/rpc`);
+    try {
+      // Stop reading: the answers (about 10 KB per 201-byte frame of a hundred bad requests) pile up.
+      (wire.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      const frame = JSON.stringify(Array.from({ length: 100 }, () => 1));
+      for (let i = 0; i < 3000 && wire.ws.readyState === wire.ws.OPEN; i++) {
+        wire.sendText(frame);
+        if (i % 100 === 99) await new Promise((r) => setTimeout(r, 5));
+      }
+      await expect.poll(() => readFileSync(agent.logPath, "utf8").includes("a WebSocket client does not read its answers; dropping it"), { timeout: 10_000 }).toBe(true);
+      expect(JSON.parse(await (await fetch(`${agent.apiUrl}/healthz`)).text())).toEqual({ ok: true, nodeId: "api1" });
+    } finally {
+      wire.ws.terminate();
+    }
   });
 });
 

@@ -240,6 +240,30 @@ describe("raw clients on the peer port", () => {
     }
   });
 
+  it("before authentication, takes no frame over 1 MiB and drops a connection that does not read its answers", async () => {
+    // friend runs with the default mesh.maxMessageBytes (32 MiB): the smaller limit is the pre-auth one.
+    const big = await RpcWire.open(`${friend.meshUrl}/peer`);
+    await big.challenge();
+    big.sendText(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "auth.hello", params: { pad: "x".repeat(2 << 20) } }));
+    expect(await big.closed).toBe(1009);
+
+    const flood = await RpcWire.open(`${friend.meshUrl}/peer`);
+    try {
+      await flood.challenge();
+      (flood.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      const frame = JSON.stringify(Array.from({ length: 100 }, () => 1));
+      for (let i = 0; i < 3000 && flood.ws.readyState === flood.ws.OPEN; i++) {
+        flood.sendText(frame);
+        if (i % 100 === 99) await new Promise((r) => setTimeout(r, 5));
+      }
+      await expect.poll(() => readFileSync(friend.logPath, "utf8").includes("an unauthenticated peer connection does not read its answers; dropping it"), { timeout: 10_000 }).toBe(true);
+    } finally {
+      flood.ws.terminate();
+    }
+    // friend still serves its real peer.
+    await waitFor("friend still connected to target", () => peerConnected(friend, "target"));
+  });
+
   it("closes a connection that sends a frame over mesh.maxMessageBytes and keeps serving its peers", async () => {
     const wire = await signIn();
     wire.sendText(JSON.stringify({ jsonrpc: "2.0", method: "repl.status", params: { vv: {}, pad: "x".repeat(70_000) } }));
