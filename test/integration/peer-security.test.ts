@@ -250,12 +250,7 @@ describe("raw clients on the peer port", () => {
     const flood = await RpcWire.open(`${friend.meshUrl}/peer`);
     try {
       await flood.challenge();
-      (flood.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-      const frame = JSON.stringify(Array.from({ length: 100 }, () => 1));
-      for (let i = 0; i < 3000 && flood.ws.readyState === flood.ws.OPEN; i++) {
-        flood.sendText(frame);
-        if (i % 100 === 99) await new Promise((r) => setTimeout(r, 5));
-      }
+      await flood.floodWithoutReading();
       await expect.poll(() => readFileSync(friend.logPath, "utf8").includes("an unauthenticated peer connection does not read its answers; dropping it"), { timeout: 10_000 }).toBe(true);
     } finally {
       flood.ws.terminate();

@@ -92,6 +92,19 @@ export class RpcWire {
     return this.next((m) => m.id === id && m.method === undefined, `answer to ${method}`);
   }
 
+  /**
+   * Stops reading from the socket and sends up to `frames` copies of a 201-byte frame of a hundred
+   * invalid requests (about 10 KB of answers each), so that the answers pile up at the other end.
+   */
+  async floodWithoutReading(frames = 3000): Promise<void> {
+    (this.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const frame = JSON.stringify(Array.from({ length: 100 }, () => 1));
+    for (let i = 0; i < frames && this.ws.readyState === WebSocket.OPEN; i++) {
+      this.ws.send(frame);
+      if (i % 100 === 99) await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
   close(): Promise<number> {
     if (this.ws.readyState !== WebSocket.CLOSED) this.ws.close(1000, "test done");
     return this.closed;
