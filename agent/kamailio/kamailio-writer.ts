@@ -13,6 +13,7 @@ import type { InstallOp } from "./install-plan.js";
 import { KamailioRpcError } from "./jsonrpcs-wire.js";
 import type { DbBinding, KamailioDb } from "./kamailio-db.js";
 import type { UsrlocRpc } from "./usrloc-rpc.js";
+import { UL_ADD_CALLID } from "./registrar-input.js";
 
 /** Which way the last write went; "pending" means neither way worked. */
 export type WriteRoute = "rpc" | "database";
@@ -125,12 +126,19 @@ function aliasBinding(target: string) {
   return { contact: target, expires: 0, q: 1, path: "", received: "", socket: "", flags: 0, cflags: 0, methods: 4294967295 };
 }
 
+/**
+ * The row for a binding another node owns. Its Call-ID is the one `ul.add` gives (UL_ADD_CALLID),
+ * as if the write had gone through the FIFO: that mark is how the reconcile and the registrar
+ * events tell what the agent installed from what a phone registered here. With the phone's own
+ * Call-ID, a Kamailio that read the row (db_mode 3 at once, 1/2 after a restart) would have it
+ * learned back as this node's registration, and the owner's binding rewritten from here.
+ */
 function dbBinding(op: Extract<InstallOp, { op: "add" }>): DbBinding {
   const { binding: b, full: v } = op;
   return {
     contact: b.contact, expires: b.expires, q: b.q, path: b.path, received: b.received, socket: b.socket,
     flags: b.flags, cflags: b.cflags, methods: b.methods,
-    callid: v.callid, cseq: v.cseq, userAgent: v.userAgent, instance: v.instance, regId: v.regId, ruid: v.ruid,
+    callid: UL_ADD_CALLID, cseq: v.cseq, userAgent: v.userAgent, instance: v.instance, regId: v.regId, ruid: v.ruid,
   };
 }
 

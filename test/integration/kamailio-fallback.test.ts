@@ -16,7 +16,9 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { Location } from "../../agent/contract/records.js";
 import { julianDayToUnix } from "../../agent/kamailio/kamailio-db-encoding.js";
+import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
 import { waitFor } from "../support/agent-process.js";
 import { kamailioDbCfg } from "../support/kamailio-cfg.js";
 import { TEST_DOMAIN, startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
@@ -81,6 +83,8 @@ describe("Kamailio database fallback", () => {
     const bob = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "bob", domain: TEST_DOMAIN, expires: 300 });
     const row = await waitFor("bob's row in n2's database", async () => locationRow("bob"));
     expect(row.contact).toBe(bob.contact);
+    // Marked as the agent's, as ul.add would: not a phone that registered at n2.
+    expect(row.callid).toBe(UL_ADD_CALLID);
     // db_sqlite's encoding: a Julian-day REAL, here about now + 300 s.
     expect(typeof row.expires).toBe("number");
     expect(Math.abs(julianDayToUnix(row.expires) - (Date.now() / 1000 + 300))).toBeLessThan(5);
@@ -90,7 +94,18 @@ describe("Kamailio database fallback", () => {
 
     // Kamailio restarts on that database (db_mode 1 loads it) and routes a call to bob's phone.
     await n2.kamailio.restart();
+    const restartedAt = new Date().toISOString();
     await waitFor("bob loaded by n2's Kamailio", async () => (await n2.lookup(`bob@${TEST_DOMAIN}`)).length === 1);
+    // n2 reconciles with the Kamailio that loaded the row, and does not take bob for its own.
+    await waitFor("n2 reconciled after the restart", async () => ((await status(n2)).kamailio?.lastReconcile?.at ?? "") > restartedAt, 20_000, 100);
+    // A second phone of bob's registers at n2: its event lists the row n2's Kamailio loaded, and
+    // n2 must not learn that one as a registration of its own (it is n1's phone).
+    const desk = await sippRegister({ dir, sipPort: n2.kamailio.sipPort, user: "bob", domain: TEST_DOMAIN, expires: 300 });
+    for (const node of [n1, n2]) {
+      const owned = async () => Object.fromEntries((await node.agent.call<{ bindings: Location[] }>("location.lookup", { aor: `bob@${TEST_DOMAIN}` })).bindings.map((b) => [b.contact, b.owner]));
+      await waitFor(`bob's desk phone on ${node.id}`, async () => (await owned())[desk.contact] === "n2");
+      expect(await owned(), node.id).toEqual({ [bob.contact]: "n1", [desk.contact]: "n2" });
+    }
     const phone = startPhone({ dir, port: bob.localPort, name: "bob" });
     try {
       await sippCall({ dir, proxyPort: n2.kamailio.sipPort, to: `sip:bob@${TEST_DOMAIN}` });
