@@ -7,8 +7,9 @@ import { resolve } from "node:path";
 import type { z } from "zod";
 import { buildConfigSchema, configErrorMap, crossFieldProblems, formatPath, listenSchema, type ConfigFs, type ParsedConfig } from "./config-schema.js";
 import { API_TOKEN, ConfigError, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "./config-sources.js";
+import { redactUrl } from "../ops/redact-url.js";
 
-export { ConfigError };
+export { ConfigError, redactUrl };
 export type { ConfigFs };
 
 export interface Listen {
@@ -118,16 +119,6 @@ export function redactConfig(c: AgentConfig): object {
   };
 }
 
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password === "") return url;
-    u.password = "redacted";
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
 
 function describeIssues(issues: readonly z.core.$ZodIssue[], g: Gathered, prefix: PropertyKey[] = []): string[] {
   const out: string[] = [];

@@ -47,7 +47,4 @@ export function describe(err: unknown): string {
   return String(err);
 }
 
-/** The URL without its password, for messages and logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z]+:\/\/[^:/@]*):[^@/]*@/i, "$1:***@");
-}
+export { redactUrl } from "../ops/redact-url.js";

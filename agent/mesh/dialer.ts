@@ -8,6 +8,7 @@ import pRetry from "p-retry";
 import { WebSocket } from "ws";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
+import { redactUrl } from "../ops/redact-url.js";
 
 export interface DialTarget {
   /** The node we expect to reach; null for a hub, whichever of `urls` answers. */
@@ -96,9 +97,9 @@ export function startDialer(deps: DialerDeps): Dialer {
           randomize: true,
           signal: stop.signal,
           onFailedAttempt: ({ error, attemptNumber }) => {
-            lastError = `${url}: ${error.message}`;
+            lastError = `${redactUrl(url!)}: ${error.message}`;
             deps.metrics.peerRetries.inc({ peer: deps.label });
-            if (attemptNumber === 1 || attemptNumber % 20 === 0) log.warn({ attempt: attemptNumber, url, err: error.message }, "cannot reach peer; retrying");
+            if (attemptNumber === 1 || attemptNumber % 20 === 0) log.warn({ attempt: attemptNumber, url: redactUrl(url!), err: error.message }, "cannot reach peer; retrying");
           },
         });
         lastError = null;
@@ -121,7 +122,7 @@ export function startDialer(deps: DialerDeps): Dialer {
   return {
     target,
     lastError: () => lastError,
-    url: () => url,
+    url: () => (url === null ? null : redactUrl(url)),
     wake: () => wake(),
     stop(reason) {
       stop.abort();

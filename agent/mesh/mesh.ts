@@ -16,6 +16,7 @@ import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
 import { listenOn } from "../ops/listen.js";
 import type { Metrics } from "../ops/metrics.js";
+import { redactUrl } from "../ops/redact-url.js";
 import { startDialer, type Dialer } from "./dialer.js";
 import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
@@ -193,7 +194,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
       track(ws);
       // Attach in the open handler itself: the server's challenge may arrive in the same tick.
       ws.once("open", () => {
-        attach(ws, "client", url, expectedPeer, expectedPeer === undefined);
+        attach(ws, "client", redactUrl(url), expectedPeer, expectedPeer === undefined);
         resolve(ws);
       });
       ws.once("error", (err) => reject(Object.assign(err, { transient: true })));
@@ -232,7 +233,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
       if (s) metrics.peerBehind.set({ peer: id }, lag.behindChanges);
       out.push({
         nodeId: id,
-        url: entry?.url ?? (s?.peerIsHub ? s.remote : null),
+        url: entry ? redactUrl(entry.url) : s?.peerIsHub ? redactUrl(s.remote) : null,
         direction: s ? (s.role === "client" ? "outbound" : "inbound") : null,
         connected: Boolean(s?.isReady()),
         replicaId: s?.peerReplicaId() ?? null,

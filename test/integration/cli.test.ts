@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { evapiBulkToken } from "../../agent/kamailio/evapi-bulk.js";
-import { AgentProcess, ROOT, freePort } from "../support/agent-process.js";
+import { AgentProcess, ROOT, freePort, waitFor } from "../support/agent-process.js";
 
 const TOKEN = "cli-test-api-token-0123456789";
 const BIN = join(ROOT, "bin", "locmesh.js");
@@ -40,7 +40,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "locmesh-cli-"));
   agent = new AgentProcess({
     id: "cli1", meshPort: await freePort(), apiPort: await freePort(), dir: join(dir, "cli1"),
-    secret: "cli-test-mesh-secret-0123456789", token: TOKEN, peers: [{ id: "far", url: `ws://127.0.0.1:${await freePort()}` }],
+    // The peer's URL carries a password, which must show nowhere.
+    secret: "cli-test-mesh-secret-0123456789", token: TOKEN, peers: [{ id: "far", url: `ws://far:pw-in-url@127.0.0.1:${await freePort()}` }],
   });
   await agent.start();
 });
@@ -76,6 +77,10 @@ describe("locmesh CLI", () => {
     const json = await cli(["status", "--json", ...target()]);
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toMatchObject({ nodeId: "cli1", version: VERSION, protocol: 1, peers: [{ nodeId: "far", connected: false }] });
+    expect(json.stdout).not.toContain("pw-in-url");
+    expect(json.stdout).toContain("far:redacted@127.0.0.1");
+    await waitFor("a dial attempt logged", () => readFileSync(agent.logPath, "utf8").includes("cannot reach peer"));
+    expect(readFileSync(agent.logPath, "utf8")).not.toContain("pw-in-url");
     const metrics = await (await fetch(`${agent.apiUrl}/metrics`)).text();
     expect(metrics).toContain(`locmesh_build_info{version="${VERSION}",protocol="1"} 1`);
   });

@@ -127,6 +127,11 @@ describe("URLs", () => {
   it("reads Kamailio's sqlite:/// URLs and hides passwords", () => {
     expect(sqlitePathFromUrl("sqlite:///var/lib/kamailio/kam.sqlite")).toBe("/var/lib/kamailio/kam.sqlite");
     expect(() => sqlitePathFromUrl("sqlite://relative.db")).toThrow(/sqlite:\/\/\/absolute/);
-    expect(redactUrl("postgres://kamailio:secret@db:5432/kamailio")).toBe("postgres://kamailio:***@db:5432/kamailio");
+    expect(redactUrl("postgres://kamailio:secret@db:5432/kamailio")).toBe("postgres://kamailio:redacted@db:5432/kamailio");
+    // libpq also takes the password as a parameter; and a URL that does not parse hides its user part.
+    expect(redactUrl("postgresql://locmesh@db/locmesh?password=s3cret&sslmode=require")).toBe("postgresql://locmesh@db/locmesh?password=redacted&sslmode=require");
+    expect(redactUrl("postgres://u:a/b@h/db")).toBe("postgres://redacted@h/db");
+    expect(redactUrl("postgres://u:a/b@h/db?sslpassword=x")).toBe("postgres://redacted@h/db?sslpassword=redacted");
+    expect(redactUrl("sqlite:///var/lib/kamailio/kamailio.db")).toBe("sqlite:///var/lib/kamailio/kamailio.db");
   });
 });
