@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { ConfigError, redactUrl, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
 import { NODE_ID_RE, buildConfigSchema, configErrorMap, formatPath } from "../agent/config/config-schema.js";
-import { API_TOKEN, MESH_SECRET, gatherConfig, nodeFs } from "../agent/config/config-sources.js";
+import { API_TOKEN, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs } from "../agent/config/config-sources.js";
 
 export interface HubConfig {
   nodeId: string;
@@ -16,6 +16,13 @@ export interface HubConfig {
   postgres: { url: string; poolSize: number; channel: string };
   log: AgentConfig["log"];
 }
+
+/**
+ * The LOCMESH_* variables a hub takes. An agent's own (LOCMESH_DATA_DIR, LOCMESH_MESH_PEERS,
+ * LOCMESH_JOURNAL_SYNCHRONOUS, LOCMESH_KAMAILIO_*) are not a hub's settings: an environment shared
+ * with agents (a compose file) leaves the hub alone rather than failing it with "unknown setting".
+ */
+const HUB_ENV_VARS = ENV_VARS.filter((v) => !["dataDir", "mesh.peers", "journal.synchronous"].includes(v.path.join(".")) && v.path[0] !== "kamailio");
 
 function hubSchema(fs: LoadOptions["fs"] & object) {
   const base = buildConfigSchema(fs);
@@ -41,7 +48,7 @@ function hubSchema(fs: LoadOptions["fs"] & object) {
 
 export function loadHubConfig(opts: LoadOptions): HubConfig {
   const fs = opts.fs ?? nodeFs;
-  const g = gatherConfig({ file: opts.file, env: opts.env, fs, cwd: opts.cwd ?? process.cwd(), secrets: [MESH_SECRET, API_TOKEN] });
+  const g = gatherConfig({ file: opts.file, env: opts.env, fs, cwd: opts.cwd ?? process.cwd(), secrets: [MESH_SECRET, API_TOKEN], envVars: HUB_ENV_VARS });
   if (g.raw["postgres"] === undefined) g.raw["postgres"] = {};
   const pgUrl = opts.env["LOCMESH_POSTGRES_URL"];
   if (pgUrl) (g.raw["postgres"] as Record<string, unknown>)["url"] = pgUrl;

@@ -87,6 +87,8 @@ export function gatherConfig(opts: {
   fs: ConfigFs;
   cwd: string;
   secrets: readonly SecretRef[];
+  /** The variables that apply (default: all of ENV_VARS); a hub takes only those of its settings. */
+  envVars?: typeof ENV_VARS;
 }): Gathered {
   const g: Gathered = { raw: {}, sources: new Map(), problems: [], reported: new Set() };
   if (opts.file !== undefined) {
@@ -97,7 +99,7 @@ export function gatherConfig(opts: {
   // Missing sections become empty so their required fields are reported by name ("mesh.secret:
   // required") rather than as one opaque "mesh: required".
   for (const s of ["mesh", "api", "journal", "log"]) if (g.raw[s] === undefined) g.raw[s] = {};
-  applyEnv(g, opts.env, opts.cwd);
+  applyEnv(g, opts.env, opts.cwd, opts.envVars ?? ENV_VARS);
   for (const ref of opts.secrets) readSecretFile(g, ref, opts.fs);
   return g;
 }
@@ -128,8 +130,8 @@ function resolveFilePaths(raw: Raw, baseDir: string): void {
   }
 }
 
-function applyEnv(g: Gathered, env: Record<string, string | undefined>, cwd: string): void {
-  for (const { name, path } of ENV_VARS) {
+function applyEnv(g: Gathered, env: Record<string, string | undefined>, cwd: string, vars: typeof ENV_VARS): void {
+  for (const { name, path } of vars) {
     const text = env[name];
     // An empty variable counts as unset: `LOCMESH_X= locmesh agent` should not blank a setting.
     if (text === undefined || text.trim() === "") continue;
@@ -141,8 +143,11 @@ function applyEnv(g: Gathered, env: Record<string, string | undefined>, cwd: str
     if (second === undefined) {
       g.raw[first] = value;
     } else {
+      // A variable for a section the file does not have starts that section (an env-only config,
+      // as in a container, attaches to Kamailio with LOCMESH_KAMAILIO_*). One the file turned off
+      // (`kamailio: null`) or that is not a mapping is left alone: the schema reports the latter.
+      if (g.raw[first] === undefined) g.raw[first] = {};
       const section = g.raw[first];
-      // A section that is not a mapping is already a problem the schema reports; leave it alone.
       if (!isRecord(section)) continue;
       section[second] = value;
       const ref = [MESH_SECRET, API_TOKEN].find((r) => r.section === first && r.key === second);

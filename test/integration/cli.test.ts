@@ -79,7 +79,7 @@ describe("locmesh CLI", () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ nodeId: "cli1", version: VERSION, protocol: 1, peers: [{ nodeId: "far", connected: false }] });
     expect(json.stdout).not.toContain("pw-in-url");
     expect(json.stdout).toContain("far:redacted@127.0.0.1");
-    await waitFor("a dial attempt logged", () => readFileSync(agent.logPath, "utf8").includes("cannot reach peer"));
+    await waitFor("a dial attempt logged", async () => readFileSync(agent.logPath, "utf8").includes("cannot reach peer"));
     expect(readFileSync(agent.logPath, "utf8")).not.toContain("pw-in-url");
     const metrics = await (await fetch(`${agent.apiUrl}/metrics`)).text();
     expect(metrics).toContain(`locmesh_build_info{version="${VERSION}",protocol="1"} 1`);

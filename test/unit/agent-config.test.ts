@@ -224,6 +224,15 @@ describe("kamailio section", () => {
     });
   });
 
+  it("is started by a LOCMESH_KAMAILIO_* variable when the file has none, and stays off when the file turned it off", () => {
+    const fromEnv = (env: Record<string, string>, kamailio?: unknown) =>
+      loadAgentConfig({ env, fs: memFs({ "/c.json": JSON.stringify(kamailio === undefined ? base : { ...base, kamailio }) }), file: "/c.json", cwd: "/" });
+    expect(fromEnv({ LOCMESH_KAMAILIO_EVAPI: "127.0.0.1:8448" }).kamailio).toMatchObject({ evapi: { host: "127.0.0.1", port: 8448 }, fifo: "/run/kamailio/kamailio_rpc.fifo" });
+    expect(fromEnv({ LOCMESH_KAMAILIO_FIFO: "/run/k/rpc.fifo" }).kamailio).toMatchObject({ fifo: "/run/k/rpc.fifo" });
+    expect(() => fromEnv({ LOCMESH_KAMAILIO_EVAPI: "garbage" })).toThrow(/kamailio\.evapi/);
+    expect(fromEnv({ LOCMESH_KAMAILIO_EVAPI: "127.0.0.1:8448" }, null).kamailio).toBeNull();
+  });
+
   it("reports every bad kamailio setting at once", () => {
     expect(() => load({ fifo: "relative.fifo", dgram: "unix:/run/x.sock", evapi: "nowhere", aliases: "ldap", db: { url: "mysql://x" } })).toThrow(
       /kamailio\.fifo[\s\S]*kamailio\.dgram[\s\S]*kamailio\.evapi[\s\S]*kamailio\.aliases[\s\S]*kamailio\.db\.url/,

@@ -44,6 +44,16 @@ describe("loadHubConfig", () => {
     expect(JSON.stringify(redactHubConfig(c))).not.toMatch(/secret@|0123456789abcdef/);
   });
 
+  it("leaves an agent's own variables alone when a hub shares the agents' environment", () => {
+    const c = load(minimal, {
+      LOCMESH_DATA_DIR: "/var/lib/locmesh", LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100", LOCMESH_JOURNAL_SYNCHRONOUS: "normal",
+      LOCMESH_KAMAILIO_EVAPI: "127.0.0.1:8448", LOCMESH_LOG_LEVEL: "debug",
+    });
+    expect(c.log.level).toBe("debug");
+    expect(c).not.toHaveProperty("kamailio");
+    expect(c).not.toHaveProperty("dataDir");
+  });
+
   it("refuses a hub that would accept no agent at all", () => {
     expect(problemsOf(() => load(minimal.replace("  agents: [sip1, sip2]\n", "")))).toEqual([expect.stringMatching(/^mesh\.agents: list the agents/)]);
     expect(load(minimal.replace("  agents: [sip1, sip2]\n", "  acceptUnlisted: true\n")).mesh.acceptUnlisted).toBe(true);
