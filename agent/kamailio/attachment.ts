@@ -136,6 +136,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const times = createKamailioTimes();
   const intake = createRegistrarIntake({
     nodeId, store, replica, sink, times, log, metrics, maxQueued: config.eventQueue, lingerMs: config.eventLingerMs, clockLeadMs,
+    kamailioWhole: () => !reloadNeeded,
     flow: { pause: () => evapi?.pause(), resume: () => evapi?.resume() },
   });
   const unsubscribe: (() => void)[] = [];

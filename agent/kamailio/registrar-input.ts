@@ -44,6 +44,12 @@ export interface RegistrarInputContext {
   clockLeadMs: number;
   /** Kamailio's own time (ms) for a version the agent learned from Kamailio (kamailio-times.ts), if known. */
   kamailioMs?(change: Change): number | undefined;
+  /**
+   * False while Kamailio does not hold the whole live state (it restarted and the reload into it
+   * has not finished): a binding missing from the event may just not be back in it yet, so none is
+   * taken as dropped by the request. Removals the request names still count. Default true.
+   */
+  kamailioWhole?: boolean;
 }
 
 export function bindingFromEvent(c: EventContact, nodeId: string): BindingValue {
@@ -122,6 +128,7 @@ export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext
       drafts.push({ kind: "loc", key: ev.aor, sub: cur.sub, value: null });
       continue;
     }
+    if (ctx.kamailioWhole === false) continue;
     const heldByKamailio = v.owner === ctx.nodeId || (!ctx.isPending(cur) && !((ctx.writtenAt(ev.aor, cur.sub) ?? 0) > ev.tsMs));
     if (mayHaveDropped && heldByKamailio) drafts.push({ kind: "loc", key: ev.aor, sub: cur.sub, value: null });
   }

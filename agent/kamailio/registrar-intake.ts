@@ -38,6 +38,8 @@ export interface RegistrarIntakeDeps {
   flow: { pause(): void; resume(): void };
   /** How far the hybrid logical clock runs ahead of this host's clock now (ms, ≥ 0; registrar-input.ts). */
   clockLeadMs(): number;
+  /** False while a reload into a restarted Kamailio is due or running (registrar-input.ts). */
+  kamailioWhole?(): boolean;
 }
 
 export interface RegistrarIntakeStats {
@@ -73,6 +75,7 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
       isPending: (c: Change) => sink.isPending(c),
       writtenAt: (aor, contact) => sink.writtenAt(bindingKey(aor, contact)),
       kamailioMs: times.of,
+      kamailioWhole: deps.kamailioWhole?.() ?? true,
     });
     if (drafts.length > 0) {
       times.learned(await replica.commit(drafts, { lingerMs: deps.lingerMs }), ev.tsMs);

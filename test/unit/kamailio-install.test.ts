@@ -125,6 +125,22 @@ describe("registrar input", () => {
     expect(draftsFromRegister(ev, { nodeId: ME, current: [other], isPending: () => false, writtenAt: () => NOW * 1000 + 5, clockLeadMs: 0 }).filter((d) => d.value === null)).toEqual([]);
   });
 
+  it("takes no contact as dropped while a reload into a restarted Kamailio is due or running; named removals still count", () => {
+    const mine = loc({ origin: MY_REPLICA, sub: "sip:alice@10.1.1.1", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: ME, expires: NOW + 100 }) });
+    const other = loc({ sub: "sip:alice@10.9.9.9", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: "n1", expires: NOW + 100 }) });
+    // Kamailio came back empty and the reload has not put these two back yet: the new phone's
+    // event lists only itself.
+    const ev = event({ contacts: [contact()] });
+    expect(draftsFromRegister(ev, { nodeId: ME, current: [mine, other], ...noPending }).filter((d) => d.value === null)).toHaveLength(2);
+    const drafts = draftsFromRegister(ev, { nodeId: ME, current: [mine, other], ...noPending, kamailioWhole: false });
+    expect(drafts.filter((d) => d.value === null)).toEqual([]);
+    expect(drafts.map((d) => d.sub)).toEqual([contact().contact]);
+    const dereg = event({ rc: 3, requestContacts: [{ uri: "sip:alice@10.9.9.9", expires: 0 }], contacts: [] });
+    expect(draftsFromRegister(dereg, { nodeId: ME, current: [mine, other], ...noPending, kamailioWhole: false })).toEqual([
+      { kind: "loc", key: "alice@example.com", sub: "sip:alice@10.9.9.9", value: null },
+    ]);
+  });
+
   it("removes only the named contact when a request that added nothing reports others gone (db_mode 3, database down)", () => {
     const mine = loc({ origin: MY_REPLICA, sub: "sip:alice@10.1.1.1", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: ME, expires: NOW + 100 }) });
     const other = loc({ sub: "sip:alice@10.9.9.9", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: "n1", expires: NOW + 100 }) });
