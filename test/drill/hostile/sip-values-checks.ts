@@ -4,6 +4,7 @@
  * and the raw rows of Kamailio's database, field by field.
  */
 import type { Alias, Location } from "../../../agent/contract/records.js";
+import { UL_ADD_CALLID } from "../../../agent/kamailio/registrar-input.js";
 import { sleep, waitFor } from "../../support/agent-process.js";
 import type { ClusterNode } from "../../support/kamailio-cluster.js";
 import { freeUdpPort } from "../../support/ports.js";
@@ -72,8 +73,9 @@ export async function checkJournal(n: ClusterNode, bindings: readonly PublishedB
 }
 
 /**
- * ul.lookup on the node's Kamailio. `full`: also the fields ul.add cannot set (Call-ID, user
- * agent, instance), for rows the fallback wrote.
+ * ul.lookup on the node's Kamailio. `full`: also the fields ul.add cannot set (user agent,
+ * instance), for rows the fallback wrote, and their Call-ID, which is ul.add's mark (UL_ADD_CALLID),
+ * not the phone's: that is how the agent knows a row it wrote from a phone that registered there.
  */
 export async function checkKamailio(n: ClusterNode, bindings: readonly PublishedBinding[], aliases: readonly PublishedAlias[], m: Mismatches, o: { full: boolean }): Promise<void> {
   for (const b of bindings) {
@@ -82,8 +84,9 @@ export async function checkKamailio(n: ClusterNode, bindings: readonly Published
       m.missing(`${n.id} kamailio`, `${b.aor} ${b.contact}`);
       continue;
     }
-    const fields = o.full ? (["path", "received", "callid", "userAgent", "instance"] as const) : (["path", "received"] as const);
+    const fields = o.full ? (["path", "received", "userAgent", "instance"] as const) : (["path", "received"] as const);
     for (const f of fields) m.check(`${n.id} kamailio ${b.aor}`, f, b[f], got[f]);
+    if (o.full) m.check(`${n.id} kamailio ${b.aor}`, "callid", UL_ADD_CALLID, got.callid);
   }
   for (const a of aliases) {
     const got = await n.lookup(a.alias, "aliases");
@@ -91,7 +94,7 @@ export async function checkKamailio(n: ClusterNode, bindings: readonly Published
   }
 }
 
-/** The raw rows. `full`: also Call-ID, user agent and instance (rows the agent's fallback wrote). */
+/** The raw rows. `full`: also user agent, instance and ul.add's Call-ID (rows the agent's fallback wrote). */
 export async function checkRows(where: string, t: Tables, bindings: readonly PublishedBinding[], aliases: readonly PublishedAlias[], m: Mismatches, o: { full: boolean }): Promise<void> {
   const locs = new Map((await t.rows("location")).map((r) => [`${aorOf(r)} ${text(r["contact"])}`, r]));
   for (const b of bindings) {
@@ -103,7 +106,7 @@ export async function checkRows(where: string, t: Tables, bindings: readonly Pub
     m.check(`${where} row ${b.aor}`, "path", b.path, text(r["path"]));
     m.check(`${where} row ${b.aor}`, "received", b.received, text(r["received"]));
     if (!o.full) continue;
-    m.check(`${where} row ${b.aor}`, "callid", b.callid, text(r["callid"]));
+    m.check(`${where} row ${b.aor}`, "callid", UL_ADD_CALLID, text(r["callid"]));
     m.check(`${where} row ${b.aor}`, "user_agent", b.userAgent, text(r["user_agent"]));
     m.check(`${where} row ${b.aor}`, "instance", b.instance, text(r["instance"]));
   }

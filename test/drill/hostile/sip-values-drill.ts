@@ -10,7 +10,9 @@
  * write the rows themselves, then the FIFOs come back and Kamailio reads those rows. Each value
  * is compared exactly in n2/n3's journals, in Kamailio (ul.lookup), and in the raw table rows.
  * ul.add cannot set a Call-ID or user agent (kamailio-5.6.md §2.1), so those are compared in the
- * journals and in the rows the fallback wrote, not in what phase A's ul.add left.
+ * journals, and the user agent in the rows the fallback wrote too, not in what phase A's ul.add
+ * left. The fallback's rows carry ul.add's Call-ID on purpose (the agent's mark on what it wrote),
+ * which is checked instead.
  * Values with a NUL or a lone surrogate, which jsonrpcs would store changed, must be refused.
  */
 import { renameSync } from "node:fs";
