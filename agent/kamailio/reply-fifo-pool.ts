@@ -93,10 +93,22 @@ export function createReplyFifoPool(opts: ReplyFifoPoolOptions): ReplyFifoPool {
       if (closed || !all.has(slot)) return;
       handOut(slot);
     },
+    // Called from a timed-out call's timer: it must not throw, or the agent would crash (say the
+    // reply directory was removed under it). A replacement that cannot be made fails the waiter
+    // it was for, with the reason.
     discard(slot) {
       if (!all.delete(slot)) return;
-      rmIfExists(slot.path);
-      if (!closed && waiters.length > 0) handOut(create());
+      try {
+        rmIfExists(slot.path);
+      } catch {
+        // The name is dropped from the pool either way; a FIFO left behind is removed as stale later.
+      }
+      if (closed || waiters.length === 0) return;
+      try {
+        handOut(create());
+      } catch (err) {
+        waiters.shift()!.reject(err as Error);
+      }
     },
     close() {
       closed = true;
