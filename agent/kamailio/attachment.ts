@@ -107,6 +107,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const sink = createKamailioSink({
     store, writer, plan, log, metrics, window: config.window,
     cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")),
+    databaseWritesUnseen: config.db !== null && (config.db.dbMode === 1 || config.db.dbMode === 2),
   });
   const evapiConfig = config.evapi;
   const bulkToken = deps.bulkToken;
@@ -213,6 +214,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     // No ul.dump check afterwards: the reload wrote the whole live state, and a dump of a large
     // table holds Kamailio's FIFO for tens of seconds (it grows with the square of the table).
     reloadNeeded = false;
+    sink.kamailioLoadedItsDatabase();
     try {
       instances.whole();
     } catch (err) {

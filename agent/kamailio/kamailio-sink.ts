@@ -44,6 +44,10 @@ export interface KamailioSink {
   isPending(change: Pick<Change, "origin" | "seq">): boolean;
   /** When a write of this key finished last (ms), if within the last minute. */
   writtenAt(key: string): number | undefined;
+  /** True when this key's last write went into a database the running Kamailio does not read. */
+  unseenByKamailio(key: string): boolean;
+  /** Kamailio restarted and read its database: what was written there is in it now. */
+  kamailioLoadedItsDatabase(): void;
   /** Resolves when everything committed so far has been written (tests, shutdown). */
   drained(): Promise<void>;
   close(): Promise<void>;
@@ -60,6 +64,11 @@ export interface KamailioSinkDeps {
   window?: number;
   retry?: { minMs: number; maxMs: number };
   nowMs?: () => number;
+  /**
+   * True when Kamailio reads its database only at start (db_mode 1 or 2): what the fallback writes
+   * there is not in the running Kamailio until it restarts or the write is repeated over jsonrpcs.
+   */
+  databaseWritesUnseen?: boolean;
 }
 
 const RECENT_MS = 60_000;
@@ -71,6 +80,8 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   const retry = deps.retry ?? { minMs: 100, maxMs: 5000 };
   const nowMs = deps.nowMs ?? Date.now;
   const recent = new Map<string, number>();
+  /** Bindings last written into a database the running Kamailio does not read (db_mode 1/2). */
+  const unseen = new Set<string>();
   let status: SinkStatus = { state: "idle", lastRoute: null, lastError: null, lastErrorAt: null, rejected: 0 };
   let running: Promise<void> | null = null;
   let again = false;
@@ -155,6 +166,8 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
           status.lastRoute = await writer.write(op, nowSec);
           metrics.kamailioWrites.inc({ route: status.lastRoute });
           recent.set(opKey(op), nowMs());
+          if (status.lastRoute === "database" && deps.databaseWritesUnseen) unseen.add(opKey(op));
+          else unseen.delete(opKey(op));
         } catch (err) {
           if (isTransient(err)) {
             failure ??= err;
@@ -240,6 +253,8 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
       const t = recent.get(key);
       return t !== undefined && nowMs() - t < RECENT_MS ? t : undefined;
     },
+    unseenByKamailio: (key) => unseen.has(key),
+    kamailioLoadedItsDatabase: () => unseen.clear(),
     drained: () => new Promise<void>((resolve) => {
       waiters.push(resolve);
       kick();

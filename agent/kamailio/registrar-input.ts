@@ -50,6 +50,8 @@ export interface RegistrarInputContext {
    * taken as dropped by the request. Removals the request names still count. Default true.
    */
   kamailioWhole?: boolean;
+  /** True when the binding was last written into a database the running Kamailio does not read (db_mode 1/2). */
+  unseenByKamailio?(aor: string, contact: string): boolean;
 }
 
 export function bindingFromEvent(c: EventContact, nodeId: string): BindingValue {
@@ -129,7 +131,8 @@ export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext
       continue;
     }
     if (ctx.kamailioWhole === false) continue;
-    const heldByKamailio = v.owner === ctx.nodeId || (!ctx.isPending(cur) && !((ctx.writtenAt(ev.aor, cur.sub) ?? 0) > ev.tsMs));
+    const heldByKamailio = v.owner === ctx.nodeId ||
+      (!ctx.isPending(cur) && !((ctx.writtenAt(ev.aor, cur.sub) ?? 0) > ev.tsMs) && !(ctx.unseenByKamailio?.(ev.aor, cur.sub) ?? false));
     if (mayHaveDropped && heldByKamailio) drafts.push({ kind: "loc", key: ev.aor, sub: cur.sub, value: null });
   }
   return drafts;

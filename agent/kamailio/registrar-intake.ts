@@ -26,7 +26,7 @@ export interface RegistrarIntakeDeps {
   nodeId: string;
   store: ReplicaStore;
   replica: Replica;
-  sink: Pick<KamailioSink, "isPending" | "writtenAt">;
+  sink: Pick<KamailioSink, "isPending" | "writtenAt" | "unseenByKamailio">;
   times: KamailioTimes;
   log: Logger;
   metrics: Metrics;
@@ -76,6 +76,7 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
       writtenAt: (aor, contact) => sink.writtenAt(bindingKey(aor, contact)),
       kamailioMs: times.of,
       kamailioWhole: deps.kamailioWhole?.() ?? true,
+      unseenByKamailio: (aor, contact) => sink.unseenByKamailio(bindingKey(aor, contact)),
     });
     if (drafts.length > 0) {
       times.learned(await replica.commit(drafts, { lingerMs: deps.lingerMs }), ev.tsMs);

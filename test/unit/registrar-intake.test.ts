@@ -39,7 +39,7 @@ describe("registrar intake", () => {
     const flow: string[] = [];
     const intake = createRegistrarIntake({
       nodeId: "n1", store, replica, times: createKamailioTimes(), log: silentLogger(), metrics, maxQueued: 16, lingerMs: 0, clockLeadMs: () => 0,
-      sink: { isPending: () => false, writtenAt: () => undefined },
+      sink: { isPending: () => false, writtenAt: () => undefined, unseenByKamailio: () => false },
       flow: { pause: () => flow.push(`pause at ${intake.stats().queued}`), resume: () => flow.push(`resume at ${intake.stats().queued}`) },
     });
     // One read from the socket can carry more events than the queue has room for: all are taken.
@@ -64,7 +64,7 @@ describe("registrar intake", () => {
     const intake = createRegistrarIntake({
       nodeId: "n1", store, replica, times: createKamailioTimes(), log: silentLogger(), metrics: createMetrics({ defaults: false }),
       maxQueued: 16, lingerMs, clockLeadMs: () => 0,
-      sink: { isPending: () => false, writtenAt: () => undefined },
+      sink: { isPending: () => false, writtenAt: () => undefined, unseenByKamailio: () => false },
       flow: { pause: () => undefined, resume: () => undefined },
     });
     intake.push(registerEvent(0));
