@@ -7,10 +7,11 @@
  * second when set, with progress in status. A Kamailio that preloads from its database
  * (db_mode 1/2) already holds what it had written there: then only the difference between the
  * journal and Kamailio's `location` table is written, plus the removal of rows the journal no
- * longer has live.
+ * longer has live (rows of phones that registered here and that the journal never heard of stay,
+ * for the reconcile to learn).
  */
 import type { KamailioReloadStatus } from "../contract/protocol.js";
-import type { BindingValue, Change } from "../contract/records.js";
+import { hlcToMillis, type BindingValue, type Change } from "../contract/records.js";
 import type { ReplicaStore } from "../core/store.js";
 import { isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
@@ -18,6 +19,7 @@ import type { Metrics } from "../ops/metrics.js";
 import { bindingKey, planRestore, recordKey, ulBinding, type InstallOp, type PlanContext } from "./install-plan.js";
 import type { KamailioDb } from "./kamailio-db.js";
 import { describe, type KamailioWriter } from "./kamailio-writer.js";
+import { UL_ADD_CALLID } from "./registrar-input.js";
 
 export type ReloadStatus = KamailioReloadStatus;
 
@@ -102,7 +104,17 @@ export function createReloader(deps: ReloaderDeps): Reloader {
         after = page.next;
       }
     }
-    for (const r of inDb.values()) into.push({ op: "rm-contact", table: deps.plan.locationTable, aor: r.aor, contact: r.contact });
+    // Rows the live journal does not have. One with ul.add's Call-ID was the agent's: it goes. One
+    // with a phone's own Call-ID registered here; it goes only if the journal removed it after
+    // Kamailio last changed it. A phone the journal never heard of (it registered while the agent
+    // was away, and Kamailio restarted before a reconcile) stays, for the reconcile to learn.
+    for (const r of inDb.values()) {
+      if (r.callid !== UL_ADD_CALLID) {
+        const known = await deps.store.get("loc", r.aor, r.contact);
+        if (known === null || hlcToMillis(known.hlc) < r.lastModified * 1000) continue;
+      }
+      into.push({ op: "rm-contact", table: deps.plan.locationTable, aor: r.aor, contact: r.contact });
+    }
     planned(examined);
   }
 

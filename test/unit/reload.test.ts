@@ -11,6 +11,7 @@ import type { KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
 import { PLAN_AHEAD, RELOAD_PAGE, createReloader, type BulkSession, type ReloaderDeps } from "../../agent/kamailio/reload.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
+import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
 import { binding } from "../support/fixtures.js";
 
 const nowSec = () => Math.floor(Date.now() / 1000);
@@ -140,5 +141,27 @@ describe("reload", () => {
     const ok = recordingWriter();
     const again = createReloader(deps({ store, writer: ok }));
     expect(await again.run("retry")).toMatchObject({ state: "done", channel: "jsonrpcs", done: 50 });
+  });
+
+  it("with a preloading Kamailio, removes the agent's stale rows and phones the journal removed, and keeps phones it never heard of", async () => {
+    const store = await storeWith(0);
+    const now = nowSec();
+    // The journal removed carol's phone at `now` (a tombstone); it never heard of dave's.
+    const [carol] = await store.commitLocal([{ kind: "loc", key: "carol@example.com", sub: "sip:carol@192.0.2.3", value: binding({ expires: now + 600 }) }], () => (now - 60) * 1000 * 1024);
+    await store.commitLocal([{ kind: "loc", key: "carol@example.com", sub: "sip:carol@192.0.2.3", value: null }], () => now * 1000 * 1024);
+    expect(carol).not.toBeNull();
+    const row = (aor: string, contact: string, callid: string, lastModified: number) => ({
+      aor, contact, callid, lastModified, expires: now + 300, q: -1, path: "", received: "", socket: "", flags: 0, cflags: 0, methods: 0, cseq: 1, userAgent: "", instance: "", regId: 0, ruid: `r-${aor}`,
+    });
+    const rows = [
+      row("erin@example.com", "sip:erin@192.0.2.5", UL_ADD_CALLID, now - 100), // installed by the agent, gone from the journal
+      row("carol@example.com", "sip:carol@192.0.2.3", "phone-carol", now - 60), // removed in the journal after Kamailio's last change
+      row("dave@example.com", "sip:dave@192.0.2.4", "phone-dave", now - 30), // registered while the agent was away
+    ];
+    const preloadDb = { listLocations: async () => rows } as unknown as ReloaderDeps["preloadDb"];
+    const writer = recordingWriter();
+    const s = await createReloader(deps({ store, writer, preloadDb })).run("test");
+    expect(s.state).toBe("done");
+    expect(writer.ops.map((o) => (o.op === "rm-contact" ? o.contact : o.op)).sort()).toEqual(["sip:carol@192.0.2.3", "sip:erin@192.0.2.5"]);
   });
 });
