@@ -18,12 +18,28 @@ export class JournalTooNewError extends Error {
   override readonly name = "JournalTooNewError";
 }
 
-export function loadMigrations(kind: "sqlite" | "postgres"): Migration[] {
-  const dir = join(migrationsDir(), kind);
-  return readdirSync(dir)
-    .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
-    .sort()
-    .map((f) => ({ version: Number(f.slice(0, 4)), name: f.slice(5, -4), sql: readFileSync(join(dir, f), "utf8") }));
+/**
+ * The migrations in `dir`, in order. Every `.sql` file must be named `NNNN_lower_case_name.sql`
+ * and the numbers must run 0001, 0002, ... without a gap or a repeat: a misnamed file would never
+ * be applied, and a number slipped in below one already shipped would be skipped by every
+ * database past it (only the highest applied version is compared). Either is refused here.
+ */
+export function loadMigrations(kind: "sqlite" | "postgres", dir = join(migrationsDir(), kind)): Migration[] {
+  const files = readdirSync(dir).filter((f) => f.endsWith(".sql")).sort();
+  const problems: string[] = [];
+  const migrations: Migration[] = [];
+  for (const f of files) {
+    if (!/^\d{4}_[a-z0-9_]+\.sql$/.test(f)) {
+      problems.push(`${f}: migration files are named NNNN_lower_case_name.sql`);
+      continue;
+    }
+    migrations.push({ version: Number(f.slice(0, 4)), name: f.slice(5, -4), sql: readFileSync(join(dir, f), "utf8") });
+  }
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) problems.push(`${String(m.version).padStart(4, "0")}_${m.name}.sql: expected number ${String(i + 1).padStart(4, "0")} (migrations run 0001, 0002, ... without gaps or repeats)`);
+  });
+  if (problems.length > 0) throw new Error(`bad ${kind} migrations in ${dir}:\n  ${problems.join("\n  ")}`);
+  return migrations;
 }
 
 /** Applies pending migrations; returns the versions applied. */

@@ -1,3 +1,5 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
@@ -89,5 +91,38 @@ describe("sqlite migrations", () => {
     db.close();
     expect(() => openSqliteStore({ path, nodeId: "n1" })).toThrow(JournalTooNewError);
     expect(() => openSqliteStore({ path, nodeId: "n1" })).toThrow(/schema version 9999/);
+  });
+});
+
+describe("migration files", () => {
+  const dirWith = (files: string[]) => {
+    const dir = mkdtempSync(join(tmpdir(), "lmmig-"));
+    for (const f of files) writeFileSync(join(dir, f), "SELECT 1;");
+    return dir;
+  };
+
+  it("loads NNNN_name.sql files in order, and refuses misnamed files, gaps and repeats", () => {
+    const ok = dirWith(["0002_more.sql", "0001_first.sql", "README.md"]);
+    try {
+      expect(loadMigrations("sqlite", ok).map((m) => [m.version, m.name])).toEqual([[1, "first"], [2, "more"]]);
+    } finally {
+      rmSync(ok, { recursive: true, force: true });
+    }
+    for (const [files, problem] of [
+      [["0001_first.sql", "0002-more.sql"], /0002-more\.sql: migration files are named NNNN_lower_case_name\.sql/],
+      [["0001_first.sql", "0002_More.sql"], /0002_More\.sql: migration files are named/],
+      [["0001_first.sql", "0003_third.sql"], /0003_third\.sql: expected number 0002/],
+      [["0001_first.sql", "0001_again.sql"], /expected number 0002/],
+    ] as const) {
+      const dir = dirWith([...files]);
+      try {
+        expect(() => loadMigrations("sqlite", dir), files.join(", ")).toThrow(problem);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    // The shipped ones pass.
+    expect(loadMigrations("sqlite").length).toBeGreaterThan(0);
+    expect(loadMigrations("postgres").length).toBeGreaterThan(0);
   });
 });
