@@ -4,7 +4,8 @@
  * Same sources (file, LOCMESH_* variables, secret files), same one-error-with-every-problem rule.
  */
 import { z } from "zod";
-import { ConfigError, redactUrl, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
+import { ConfigError, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
+import { redactUrl } from "../agent/ops/redact-url.js";
 import { NODE_ID_RE, buildConfigSchema, configErrorMap, formatPath } from "../agent/config/config-schema.js";
 import { API_TOKEN, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs } from "../agent/config/config-sources.js";
 

@@ -148,10 +148,6 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       subscribe: () => subscribers.add(ws),
     };
     wsClients.add(ws);
-    ws.on("close", () => {
-      wsClients.delete(ws);
-      subscribers.delete(ws);
-    });
     ws.on("error", () => undefined);
     // A client that sends requests and does not read the answers would make them pile up here:
     // past the limit (small before sign-in, where anyone can connect) the connection is dropped.
@@ -168,7 +164,11 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       if (!ctx.authenticated) ws.close(4001, "sign in with auth.login within 30 s");
     }, WS_SIGN_IN_MS);
     signIn.unref();
-    ws.on("close", () => clearTimeout(signIn));
+    ws.on("close", () => {
+      clearTimeout(signIn);
+      wsClients.delete(ws);
+      subscribers.delete(ws);
+    });
     ws.on("message", (data, isBinary) => {
       const payload = isBinary ? null : parseFrame(data.toString());
       if (payload === null) return send(JSON.stringify(parseErrorResponse()));

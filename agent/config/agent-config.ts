@@ -9,7 +9,7 @@ import { buildConfigSchema, configErrorMap, crossFieldProblems, formatPath, list
 import { API_TOKEN, ConfigError, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "./config-sources.js";
 import { redactUrl } from "../ops/redact-url.js";
 
-export { ConfigError, redactUrl };
+export { ConfigError };
 export type { ConfigFs };
 
 export interface Listen {

@@ -296,7 +296,6 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     });
   }
 
-
   function every(ms: number, fn: () => Promise<void>): void {
     let busy = false;
     const t = setInterval(() => {

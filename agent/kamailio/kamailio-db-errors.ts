@@ -46,5 +46,3 @@ export function describe(err: unknown): string {
   }
   return String(err);
 }
-
-export { redactUrl } from "../ops/redact-url.js";

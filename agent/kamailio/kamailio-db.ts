@@ -33,8 +33,9 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "../ops/logger.js";
 import { checkTimeZone, joinAor, processTimeZone, splitAor, splitSipUri } from "./kamailio-db-encoding.js";
 import {
-  describe, KamailioDbError, KamailioDbSchemaError, KamailioDbUnavailableError, redactUrl,
+  describe, KamailioDbError, KamailioDbSchemaError, KamailioDbUnavailableError,
 } from "./kamailio-db-errors.js";
+import { redactUrl } from "../ops/redact-url.js";
 import { createPostgresDriver } from "./kamailio-db-postgres.js";
 import {
   BINDING_COLUMNS, bindingValues, decodeBindingRow, INSERT_ONLY_COLUMNS, INSERT_ONLY_VALUES, type DbBinding,

@@ -8,7 +8,7 @@ import {
   ALL_METHODS, checkTimeZone, decodeMethods, decodeQ, encodeMethods, fromInt32, joinAor, julianDayToUnix,
   localTimestampToUnix, nullIfEmpty, splitAor, splitSipUri, toInt32, unixToJulianDay, unixToLocalTimestamp,
 } from "../../agent/kamailio/kamailio-db-encoding.js";
-import { redactUrl } from "../../agent/kamailio/kamailio-db-errors.js";
+import { redactUrl } from "../../agent/ops/redact-url.js";
 import { sqlitePathFromUrl } from "../../agent/kamailio/kamailio-db-sqlite.js";
 
 const NY = "America/New_York";
