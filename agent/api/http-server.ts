@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { createJSONRPCErrorResponse } from "json-rpc-2.0";
 import { WebSocketServer, type WebSocket } from "ws";
-import { ErrorCode } from "../contract/errors.js";
+import { ErrorCode, RpcError } from "../contract/errors.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { webDistDir } from "../ops/paths.js";
@@ -16,6 +16,7 @@ import { parseErrorResponse, parseFrame, type RpcServer } from "../rpc/server.js
 import type { ApiContext } from "./local-api.js";
 import { createStaticFiles } from "./static-files.js";
 import { listenOn } from "../ops/listen.js";
+import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
 
 export interface HttpServerDeps {
   listen: { host: string; port: number };
@@ -27,6 +28,8 @@ export interface HttpServerDeps {
   nodeId: string;
   /** The built web UI served at /; defaults to the package's web/dist, null serves none. */
   webRoot?: string | null;
+  /** Limits token guessing per address; defaults to 10 wrong tokens a minute, then 60 s refused. */
+  throttle?: AuthThrottle;
 }
 
 export interface HttpApi {
@@ -47,7 +50,28 @@ const WS_SIGN_IN_MS = 30_000;
 export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const log = deps.log.child({ component: "http" });
   const expected = digest(deps.token);
-  const tokenOk = (t: string) => timingSafeEqual(digest(t), expected);
+  const throttle = deps.throttle ?? createAuthThrottle();
+  /** Checks a token from `remote` and tells the throttle how it went. */
+  const tokenOk = (t: string, remote: string) => {
+    const ok = timingSafeEqual(digest(t), expected);
+    if (ok) throttle.succeeded(remote);
+    else if (throttle.failed(remote)) {
+      log.warn({ remote }, "too many wrong API tokens from this address; refusing its sign-ins for a while");
+    }
+    return ok;
+  };
+  /** The JSON-RPC error for an address the throttle refuses, or null when it may try. */
+  const lockedOut = (remote: string) => {
+    const ms = throttle.blockedFor(remote);
+    if (ms === 0) return null;
+    deps.metrics.authFailures.inc({ reason: "api locked out" });
+    const retryAfterSeconds = Math.ceil(ms / 1000);
+    return new RpcError(
+      ErrorCode.TooManyAttempts,
+      `too many wrong API tokens from ${remote}; try again in ${retryAfterSeconds} s with the api.token from the agent's config`,
+      { retryAfterSeconds },
+    );
+  };
   const bearer = (req: IncomingMessage) => /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim() ?? null;
   const wsClients = new Set<WebSocket>();
   const subscribers = new Set<WebSocket>();
@@ -87,8 +111,15 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   }
 
   async function handleRpc(req: IncomingMessage, res: ServerResponse) {
+    const remote = req.socket.remoteAddress ?? "unknown";
+    const locked = lockedOut(remote);
+    if (locked) {
+      const data = locked.data as { retryAfterSeconds: number };
+      res.writeHead(429, { "content-type": "application/json", "cache-control": "no-store", "retry-after": String(data.retryAfterSeconds) });
+      return void res.end(JSON.stringify(createJSONRPCErrorResponse(null, locked.code, locked.message, locked.data)));
+    }
     const token = bearer(req);
-    if (token === null || !tokenOk(token)) {
+    if (token === null || !tokenOk(token, remote)) {
       deps.metrics.authFailures.inc({ reason: token === null ? "api no token" : "api wrong token" });
       log.warn({ remote: req.socket.remoteAddress }, "API request with a missing or wrong token");
       return json(res, 401, createJSONRPCErrorResponse(null, ErrorCode.Unauthorized, "missing or wrong API token: send Authorization: Bearer <api.token>"));
@@ -99,7 +130,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     }
     const payload = parseFrame(body);
     if (payload === null) return json(res, 200, parseErrorResponse());
-    const ctx: ApiContext = { authenticated: true, login: tokenOk };
+    const ctx: ApiContext = { authenticated: true, login: (t) => tokenOk(t, remote), lockedOut: () => lockedOut(remote) };
     const answer = await deps.rpc.receive(payload, ctx);
     if (answer === null) return void res.writeHead(204).end();
     json(res, 200, answer);
@@ -137,14 +168,17 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   }
 
   function onSocket(ws: WebSocket, req: IncomingMessage) {
+    const remote = req.socket.remoteAddress ?? "unknown";
     const token = bearer(req);
     const ctx: ApiContext = {
-      authenticated: token !== null && tokenOk(token),
+      // A bearer token on the upgrade signs in at once, unless the address is refused for now.
+      authenticated: token !== null && throttle.blockedFor(remote) === 0 && tokenOk(token, remote),
       login(t) {
-        const ok = tokenOk(t);
+        const ok = tokenOk(t, remote);
         if (ok) ctx.authenticated = true;
         return ok;
       },
+      lockedOut: () => lockedOut(remote),
       subscribe: () => subscribers.add(ws),
     };
     wsClients.add(ws);

@@ -21,6 +21,8 @@ export interface ApiContext {
   /** False on a WebSocket until auth.login succeeds. */
   authenticated: boolean;
   login(token: string): boolean;
+  /** The error to answer while this connection's address is refused for too many wrong tokens. */
+  lockedOut?: () => RpcError | null;
   /** Present on WebSocket connections: start sending change notifications. */
   subscribe?: () => void;
 }
@@ -73,6 +75,8 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   });
 
   rpc.method(ApiMethod.AuthLogin, API_PARAMS[ApiMethod.AuthLogin], (p, ctx) => {
+    const locked = ctx.lockedOut?.();
+    if (locked) throw locked;
     if (!ctx.login(p.token)) {
       metrics.authFailures.inc({ reason: "api wrong token" });
       throw new RpcError(ErrorCode.Unauthorized, "wrong token; use the api.token from the agent's config");

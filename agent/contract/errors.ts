@@ -16,6 +16,8 @@ export const ErrorCode = {
   ProtocolMismatch: -32011,
   /** The method needs a completed hello/sign-in first. */
   NotReady: -32012,
+  /** Too many wrong credentials from this address: wait `data.retryAfterSeconds` before trying again. */
+  TooManyAttempts: -32013,
   /** The thing asked for does not exist. */
   NotFound: -32020,
   /** The message is larger than the configured limit. */

@@ -17,6 +17,7 @@ import type { Logger } from "../ops/logger.js";
 import { listenOn } from "../ops/listen.js";
 import type { Metrics } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
+import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
 import { startDialer, type Dialer } from "./dialer.js";
 import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
@@ -44,6 +45,8 @@ export interface MeshOptions extends SessionOptions {
   maxMessageBytes: number;
   relayDelayMs?: number;
   pingIntervalMs?: number;
+  /** Limits key guessing per address; defaults to 10 refused handshakes a minute, then 60 s refused. */
+  authThrottle?: AuthThrottle;
 }
 
 export interface Mesh {
@@ -97,7 +100,18 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
     readySince: (s) => readyAt.get(s) ?? 0,
   });
 
-  function attach(ws: WebSocket, role: "client" | "server", remote: string, expectedPeer?: string, peerIsHub = false): PeerSession {
+  const throttle = o.authThrottle ?? createAuthThrottle();
+  /** The connecting address of a server-side session, told how its handshake went. */
+  const handshakeOutcome = (address: string) => ({
+    onAuthFailed() {
+      if (throttle.failed(address)) {
+        log.warn({ remote: address }, "too many refused peer handshakes from this address; refusing its connections for a while");
+      }
+    },
+    onAuthenticated: () => throttle.succeeded(address),
+  });
+
+  function attach(ws: WebSocket, role: "client" | "server", remote: string, expectedPeer?: string, peerIsHub = false, address?: string): PeerSession {
     let made: PeerSession | null = null;
     const transport: Transport = {
       remote,
@@ -117,6 +131,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
     const session = createPeerSession({
       role, nodeId: o.nodeId, secret: o.secret, expectedPeer, isAllowed, replica, transport, log, metrics, options: o,
       relay: o.relay ?? false, peerIsHub, pendingWrites: o.pendingWrites, journalBehind,
+      ...(address === undefined ? {} : handshakeOutcome(address)),
       onReady(s) {
         pending.delete(s);
         const id = s.peerNodeId()!;
@@ -264,7 +279,13 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
       wss = new WebSocketServer({ server, path: "/peer", maxPayload: o.maxMessageBytes });
       wss.on("connection", (ws, req) => {
         if (closing) return ws.close(1001, "shutting down");
-        attach(ws, "server", `${req.socket.remoteAddress}:${req.socket.remotePort}`);
+        const address = req.socket.remoteAddress ?? "unknown";
+        const heldMs = throttle.blockedFor(address);
+        if (heldMs > 0) {
+          metrics.authFailures.inc({ reason: "peer locked out" });
+          return ws.close(4029, `too many refused handshakes from ${address}; retry in ${Math.ceil(heldMs / 1000)} s`);
+        }
+        attach(ws, "server", `${address}:${req.socket.remotePort}`, undefined, false, address);
       });
       await listenOn(server, wss, o.listen, "peer mesh", "mesh.listen.port", (err) => log.error({ err: err.message }, "peer mesh server error"));
       log.info({ listen: `${o.listen.host}:${(server.address() as AddressInfo).port}`, tls: Boolean(tls), peers: peers.map((p) => p.id) }, "peer mesh listening");

@@ -74,6 +74,10 @@ export interface SessionDeps {
    * true from then on for every session of this process, so that none replicates.
    */
   journalBehind?: { isSet(): boolean; set(): void };
+  /** A server-side handshake was refused (wrong key, unknown node id, …): counts toward the address's limit. */
+  onAuthFailed?(): void;
+  /** A server-side handshake succeeded. */
+  onAuthenticated?(): void;
 }
 
 export interface PeerSessionStatus {
@@ -226,6 +230,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   const unauthorized = (reason: string, nodeId: string | null): RpcError => {
     metrics.authFailures.inc({ reason });
     log.warn({ peer: nodeId, reason }, "refused peer authentication");
+    deps.onAuthFailed?.();
     setTimeout(() => fail(4001, `unauthorized: ${reason}`), 50).unref();
     return new RpcError(ErrorCode.Unauthorized, `unauthorized: ${reason}`);
   };
@@ -320,6 +325,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     if (!p.replicaId.startsWith(`${p.nodeId}~`)) throw unauthorized("replica id does not match node id", p.nodeId);
     const ids = { clientId: p.nodeId, serverId: deps.nodeId, clientNonce: p.nonce, serverNonce };
     if (!proofMatches(clientProof(deps.secret, ids), p.mac)) throw unauthorized("wrong key", p.nodeId);
+    deps.onAuthenticated?.();
     const mine = await replica.versionVector();
     // Ready only after the answer is on the wire: the client must hear it before our first batch.
     setImmediate(() => void becomeReady(p.nodeId, p.replicaId, p.vv, mine));

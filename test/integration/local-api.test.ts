@@ -4,6 +4,7 @@
  * subscriptions, and the Prometheus and health endpoints.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -92,6 +93,54 @@ describe("WebSocket authentication", () => {
     } finally {
       await Promise.all([good.close(), bad.close()]);
     }
+  });
+});
+
+/** A POST to /rpc sent from `localAddress` (another loopback address than the host's own 127.0.0.1). */
+function postFrom(localAddress: string, body: string, token: string) {
+  return new Promise<{ status: number; retryAfter: string | undefined; body: WireMessage }>((resolve, reject) => {
+    const req = request(`${agent.apiUrl}/rpc`, {
+      method: "POST", localAddress,
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    }, (res) => {
+      let text = "";
+      res.setEncoding("utf8").on("data", (d: string) => (text += d)).on("end", () => {
+        resolve({ status: res.statusCode!, retryAfter: res.headers["retry-after"], body: JSON.parse(text) as WireMessage });
+      });
+    });
+    req.once("error", reject).end(body);
+  });
+}
+
+describe("token guessing", () => {
+  it("holds off an address after 10 wrong tokens for a minute, right token or not; other addresses and the host's own are not held", async () => {
+    const guesser = "127.0.0.2";
+    const status = rpcBody("cluster.status", {});
+    const lockedBefore = await agent.metric("locmesh_auth_failures_total", { reason: "api locked out" });
+    for (let i = 0; i < 10; i++) {
+      expect((await postFrom(guesser, status, `guess-${i}-0123456789abcdef`)).status).toBe(401);
+    }
+    const held = await postFrom(guesser, status, TOKEN);
+    expect(held.status).toBe(429);
+    expect(Number(held.retryAfter)).toBeGreaterThan(50);
+    expect(held.body.error).toMatchObject({ code: ErrorCode.TooManyAttempts, data: { retryAfterSeconds: Number(held.retryAfter) } });
+    expect(held.body.error?.message).toMatch(/too many wrong API tokens from 127\.0\.0\.2; try again in \d+ s/);
+
+    // Over WebSocket the same address is held off too, by its Bearer header and by auth.login.
+    const ws = await RpcWire.open(wsUrl(), { localAddress: guesser, headers: { authorization: `Bearer ${TOKEN}` } });
+    try {
+      expect((await ws.request("cluster.status", {})).error?.code).toBe(ErrorCode.Unauthorized);
+      expect((await ws.request("auth.login", { token: TOKEN })).error?.code).toBe(ErrorCode.TooManyAttempts);
+    } finally {
+      await ws.close();
+    }
+    expect(await agent.metric("locmesh_auth_failures_total", { reason: "api locked out" })).toBe(lockedBefore + 2);
+
+    // Another address, and the host's own after as many wrong tokens, still get in.
+    expect((await postFrom("127.0.0.3", status, TOKEN)).status).toBe(200);
+    for (let i = 0; i < 12; i++) expect((await post(status, { authorization: `Bearer own-guess-${i}-0123456789` })).status).toBe(401);
+    expect((await post(status)).status).toBe(200);
+    expect(readFileSync(agent.logPath, "utf8")).toMatch(/too many wrong API tokens from this address/);
   });
 });
 

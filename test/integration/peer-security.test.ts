@@ -152,6 +152,27 @@ describe("raw clients on the peer port", () => {
     expect(await target.metric("locmesh_auth_failures_total", { reason: "wrong key" })).toBe(refusedBefore + 1);
   });
 
+  it("refuses connections from an address after 10 refused handshakes, right key or not; other addresses still get in", async () => {
+    const guesser = { localAddress: "127.0.0.2" };
+    const lockedBefore = await target.metric("locmesh_auth_failures_total", { reason: "peer locked out" });
+    for (let i = 0; i < 10; i++) {
+      const wire = await RpcWire.open(`${target.meshUrl}/peer`, guesser);
+      const answer = await wire.request("auth.hello", makeHello(`${SECRET}-guess-${i}`, RAW, await wire.challenge()));
+      expect(answer.error?.code).toBe(ErrorCode.Unauthorized);
+      await wire.close();
+    }
+    const held = await RpcWire.open(`${target.meshUrl}/peer`, guesser);
+    expect(await held.closed).toBe(4029);
+    // Closed before its challenge: no hello, with the right key or not, is looked at.
+    expect(held.notifications("auth.challenge")).toEqual([]);
+    expect(await target.metric("locmesh_auth_failures_total", { reason: "peer locked out" })).toBe(lockedBefore + 1);
+    expect(readFileSync(target.logPath, "utf8")).toMatch(/too many refused peer handshakes from this address/);
+
+    await waitFor("no raw session", async () => !(await peerConnected(target, RAW)));
+    const other = await authenticatedWire(target.meshUrl, SECRET, RAW, { localAddress: "127.0.0.3" });
+    await other.close();
+  });
+
   it("answers garbage with a parse error and refuses replication before authentication", async () => {
     const before = await snapshot(target);
     const wire = await RpcWire.open(`${target.meshUrl}/peer`);

@@ -1,0 +1,87 @@
+/**
+ * Slows down guessing of the API token: an address that sends `maxFailures` wrong tokens within
+ * `windowMs` is refused, without its token being looked at, for `lockMs`. A right token clears the
+ * address's count. Keyed by the TCP peer's address. The host's own clients (127.0.0.1, ::1: the
+ * CLI, scripts, a reverse proxy in front of the web UI) are not limited, as fail2ban leaves them:
+ * one local script with an old token must not lock the operator's CLI out. A proxy on the same
+ * host therefore has to limit sign-ins itself (the README shows nginx's limit_req).
+ *
+ * Memory is bounded: at most `maxTracked` addresses are remembered, the oldest forgotten first.
+ */
+export interface AuthThrottleOptions {
+  maxFailures?: number;
+  windowMs?: number;
+  lockMs?: number;
+  maxTracked?: number;
+  nowMs?: () => number;
+  /** Addresses never limited; defaults to the host's own (127.0.0.1, ::1). */
+  exempt?: (address: string) => boolean;
+}
+
+export interface AuthThrottle {
+  /** Milliseconds until `address` may try a token again; 0 when it may now. */
+  blockedFor(address: string): number;
+  /** A wrong token from `address`; true when that locked it out. */
+  failed(address: string): boolean;
+  /** A right token from `address`. */
+  succeeded(address: string): void;
+}
+
+interface Entry {
+  failures: number;
+  windowStart: number;
+  lockedUntil: number;
+}
+
+export const AUTH_THROTTLE_DEFAULTS = { maxFailures: 10, windowMs: 60_000, lockMs: 60_000, maxTracked: 10_000 } as const;
+
+const OWN_HOST = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
+export const isOwnHost = (address: string) => OWN_HOST.has(address);
+
+export function createAuthThrottle(opts: AuthThrottleOptions = {}): AuthThrottle {
+  const maxFailures = opts.maxFailures ?? AUTH_THROTTLE_DEFAULTS.maxFailures;
+  const windowMs = opts.windowMs ?? AUTH_THROTTLE_DEFAULTS.windowMs;
+  const lockMs = opts.lockMs ?? AUTH_THROTTLE_DEFAULTS.lockMs;
+  const maxTracked = opts.maxTracked ?? AUTH_THROTTLE_DEFAULTS.maxTracked;
+  const nowMs = opts.nowMs ?? Date.now;
+  const exempt = opts.exempt ?? isOwnHost;
+  const entries = new Map<string, Entry>();
+
+  const forgetStale = (now: number) => {
+    for (const [address, e] of entries) {
+      if (e.lockedUntil <= now && now - e.windowStart >= windowMs) entries.delete(address);
+    }
+    // Still full of live entries (many addresses guessing at once): the oldest go.
+    for (const address of entries.keys()) {
+      if (entries.size < maxTracked) break;
+      entries.delete(address);
+    }
+  };
+
+  return {
+    blockedFor(address) {
+      const e = entries.get(address);
+      return e ? Math.max(0, e.lockedUntil - nowMs()) : 0;
+    },
+    failed(address) {
+      if (exempt(address)) return false;
+      const now = nowMs();
+      let e = entries.get(address);
+      if (!e || now - e.windowStart >= windowMs) {
+        if (!e && entries.size >= maxTracked) forgetStale(now);
+        e = { failures: 0, windowStart: now, lockedUntil: e?.lockedUntil ?? 0 };
+        entries.delete(address);
+        entries.set(address, e);
+      }
+      e.failures++;
+      if (e.failures < maxFailures) return false;
+      e.lockedUntil = now + lockMs;
+      e.failures = 0;
+      e.windowStart = now;
+      return true;
+    },
+    succeeded(address) {
+      entries.delete(address);
+    },
+  };
+}

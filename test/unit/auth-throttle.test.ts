@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+import { createAuthThrottle } from "../../agent/ops/auth-throttle.js";
+
+function clock() {
+  let now = 1_000_000;
+  return { now: () => now, advance: (ms: number) => void (now += ms) };
+}
+
+describe("auth throttle", () => {
+  it("locks an address out after maxFailures wrong tokens within the window, for lockMs", () => {
+    const c = clock();
+    const t = createAuthThrottle({ maxFailures: 3, windowMs: 10_000, lockMs: 5_000, nowMs: c.now });
+    expect(t.failed("10.0.0.9")).toBe(false);
+    expect(t.failed("10.0.0.9")).toBe(false);
+    expect(t.blockedFor("10.0.0.9")).toBe(0);
+    expect(t.failed("10.0.0.9")).toBe(true);
+    expect(t.blockedFor("10.0.0.9")).toBe(5_000);
+    expect(t.blockedFor("10.0.0.10")).toBe(0);
+    c.advance(4_000);
+    expect(t.blockedFor("10.0.0.9")).toBe(1_000);
+    c.advance(1_000);
+    expect(t.blockedFor("10.0.0.9")).toBe(0);
+    // After the lock, the count starts again from zero.
+    expect(t.failed("10.0.0.9")).toBe(false);
+    expect(t.blockedFor("10.0.0.9")).toBe(0);
+  });
+
+  it("forgets failures older than the window", () => {
+    const c = clock();
+    const t = createAuthThrottle({ maxFailures: 3, windowMs: 10_000, lockMs: 5_000, nowMs: c.now });
+    t.failed("10.0.0.9");
+    t.failed("10.0.0.9");
+    c.advance(10_000);
+    expect(t.failed("10.0.0.9")).toBe(false);
+    expect(t.failed("10.0.0.9")).toBe(false);
+    expect(t.blockedFor("10.0.0.9")).toBe(0);
+    expect(t.failed("10.0.0.9")).toBe(true);
+  });
+
+  it("clears an address's count when it signs in", () => {
+    const c = clock();
+    const t = createAuthThrottle({ maxFailures: 3, windowMs: 10_000, lockMs: 5_000, nowMs: c.now });
+    t.failed("10.0.0.9");
+    t.failed("10.0.0.9");
+    t.succeeded("10.0.0.9");
+    expect(t.failed("10.0.0.9")).toBe(false);
+    expect(t.failed("10.0.0.9")).toBe(false);
+    expect(t.blockedFor("10.0.0.9")).toBe(0);
+  });
+
+  it("never limits the host's own clients", () => {
+    const t = createAuthThrottle({ maxFailures: 1 });
+    for (const own of ["127.0.0.1", "::1", "::ffff:127.0.0.1"]) {
+      for (let i = 0; i < 5; i++) expect(t.failed(own)).toBe(false);
+      expect(t.blockedFor(own)).toBe(0);
+    }
+    expect(t.failed("127.0.0.2")).toBe(true);
+  });
+
+  it("remembers at most maxTracked addresses, keeping those locked out over stale ones", () => {
+    const c = clock();
+    const t = createAuthThrottle({ maxFailures: 2, windowMs: 1_000, lockMs: 60_000, maxTracked: 3, nowMs: c.now });
+    t.failed("10.0.0.1");
+    t.failed("10.0.0.1"); // locked for 60 s
+    t.failed("10.0.0.2");
+    t.failed("10.0.0.3");
+    c.advance(2_000); // 10.0.0.2 and .3 are stale now
+    t.failed("10.0.0.4");
+    t.failed("10.0.0.5");
+    expect(t.blockedFor("10.0.0.1")).toBe(58_000);
+    // Past the cap with live entries only, the oldest goes.
+    t.failed("10.0.0.6");
+    t.failed("10.0.0.7");
+    expect(t.blockedFor("10.0.0.1")).toBe(0);
+  });
+});
