@@ -31,6 +31,11 @@ import { z } from "zod";
 
 export interface SessionOptions {
   batchSize: number;
+  /**
+   * The largest frame a peer takes (its mesh.maxMessageBytes; every node is expected to have the
+   * same): batches and pull answers are cut short to fit, whatever batchSize says.
+   */
+  maxMessageBytes?: number;
   window: number;
   requestTimeoutMs: number;
   statusIntervalMs: number;
@@ -354,7 +359,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
 
   rpc.method(PeerMethod.Pull, PEER_PARAMS[PeerMethod.Pull], async (p): Promise<PullResult> => {
     requireReady();
-    const res = await servePull(store, p);
+    const res = await servePull(store, p, options.maxMessageBytes);
     if (res.batch) metrics.changesSent.inc({ peer: peerId! }, res.batch.changes.length);
     return res;
   });

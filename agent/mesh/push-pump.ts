@@ -39,7 +39,7 @@ export interface PushPumpDeps {
   signal: AbortSignal;
   /** The peer refused a batch for good (not a transient failure). */
   onRejected(reason: string): void;
-  options: { batchSize: number; window: number; retry: { minMs: number; maxMs: number }; relayLingerMs?: number };
+  options: { batchSize: number; maxMessageBytes?: number; window: number; retry: { minMs: number; maxMs: number }; relayLingerMs?: number };
   log: Logger;
   metrics: Metrics;
   nowMs: () => number;
@@ -115,7 +115,7 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
         // With nothing in flight, restart from what the peer acknowledged: anything sent but not
         // acknowledged (a gap at the peer) goes again, anything it got elsewhere is skipped.
         if (p.sentUpTo < 0 || (p.inflight === 0 && p.sentUpTo !== acked)) p.sentUpTo = acked;
-        const batch = await nextBatch(replica.store, origin, p.sentUpTo, vv[origin] ?? 0, options.batchSize);
+        const batch = await nextBatch(replica.store, origin, p.sentUpTo, vv[origin] ?? 0, options.batchSize, options.maxMessageBytes);
         if (!batch) continue;
         p.sentUpTo = batch.upTo;
         p.inflight++;

@@ -150,3 +150,27 @@ describe("three agents", () => {
     }
   });
 });
+
+describe("a small mesh.maxMessageBytes", () => {
+  it("a node catching up with more than one frame can hold gets it in batches cut to fit", async () => {
+    const small = await makeCluster(join(dir, "small"), 2, { config: { mesh: { maxMessageBytes: 65_536, batchSize: 5000 } } });
+    const [a, b] = small as [AgentProcess, AgentProcess];
+    try {
+      await a.start();
+      const expires = Math.floor(Date.now() / 1000) + 3600;
+      // 3,000 bindings of ~500 bytes: about 1.5 MB, which a batch of 5,000 would put in one frame.
+      for (let chunk = 0; chunk < 3; chunk++) {
+        const edits = Array.from({ length: 1000 }, (_, i) => ({
+          op: "upsert",
+          binding: { aor: `sip:big${chunk}-${i}@example.com`, contact: `sip:big${chunk}-${i}@192.0.2.9:5060`, expires, userAgent: "U".repeat(250) },
+        }));
+        await a.call("location.publish", { edits });
+      }
+      await b.start();
+      await waitFor("b holds all 3,000", async () => (await b.call<ClusterStatus>("cluster.status")).counts.locations === 3000, 30_000);
+      expect(readFileSync(b.logPath, "utf8")).not.toMatch(/1009|too big|Max payload/i);
+    } finally {
+      await Promise.all(small.map((n) => n.stop()));
+    }
+  });
+});

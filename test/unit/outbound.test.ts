@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { nextBatch, servePull } from "../../agent/core/outbound.js";
+import { MAX_CHANGE_BYTES, fitting, nextBatch, servePull } from "../../agent/core/outbound.js";
+import { changeSchema } from "../../agent/contract/protocol.js";
+import { LIMITS } from "../../agent/contract/sip-uri.js";
 import type { ReplicaStore } from "../../agent/core/store.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import { REPLICA_A, aliasDraft, batchOf, binding, counterStamp, locDraft, remoteChange } from "../support/fixtures.js";
@@ -109,4 +111,53 @@ describe("servePull", () => {
     expect((await servePull(s, pull({}, { limit: 2 }))).remaining).toBe(0);
   });
 
+});
+
+describe("batches cut to the frame limit", () => {
+  it("MAX_CHANGE_BYTES bounds the largest change the protocol accepts", () => {
+    const ctl = (n: number) => "\u0001".repeat(n);
+    const c = {
+      kind: "loc" as const,
+      key: `${ctl(LIMITS.aor - 2)}@h`,
+      sub: `sip:${ctl(LIMITS.contact - 6)}@h`,
+      hlc: Number.MAX_SAFE_INTEGER, origin: `${"n".repeat(63)}~0123456789ab`, seq: Number.MAX_SAFE_INTEGER,
+      value: binding({
+        expires: 2 ** 40, q: -0.123456789012345, path: ctl(LIMITS.path), received: ctl(LIMITS.received),
+        socket: `udp:${"h".repeat(LIMITS.socket - 10)}:65535`, callid: ctl(LIMITS.callid), cseq: 4294967295,
+        userAgent: ctl(LIMITS.userAgent), flags: 4294967295, cflags: 4294967295, methods: 4294967295,
+        instance: ctl(LIMITS.instance), regId: 4294967295, owner: "o".repeat(63), ruid: ctl(64),
+      }),
+    };
+    expect(changeSchema.safeParse(c).success).toBe(true);
+    const bytes = Buffer.byteLength(JSON.stringify(c));
+    expect(bytes).toBeGreaterThan(10_000);
+    expect(bytes).toBeLessThanOrEqual(MAX_CHANGE_BYTES);
+  });
+
+  it("fitting() keeps the longest prefix whose JSON fits, at least one change, and is free when all would fit", () => {
+    const changes = Array.from({ length: 50 }, (_, i) =>
+      remoteChange(REPLICA_A, i + 1, 100 + i, { kind: "loc", key: `u${i}@x`, sub: `sip:u${i}@192.0.2.1`, value: binding({ userAgent: "x".repeat(200) }) }));
+    expect(fitting(changes, Infinity)).toBe(changes);
+    const limit = 8_000;
+    const kept = fitting(changes, limit);
+    expect(kept.length).toBeGreaterThan(1);
+    expect(kept.length).toBeLessThan(changes.length);
+    expect(kept).toEqual(changes.slice(0, kept.length));
+    expect(Buffer.byteLength(JSON.stringify(kept))).toBeLessThanOrEqual(limit - 1024);
+    expect(Buffer.byteLength(JSON.stringify(changes.slice(0, kept.length + 1)))).toBeGreaterThan(limit - 1024);
+    expect(fitting(changes, 1_100)).toHaveLength(1);
+  });
+
+  it("nextBatch and servePull end a cut batch at its last change, so the rest goes in the next one", async () => {
+    const s = memStore();
+    const stamp = counterStamp(100);
+    for (let i = 0; i < 40; i++) await s.commitLocal([locDraft(`u${i}@x`, `sip:u${i}@192.0.2.1`, binding({ userAgent: "y".repeat(250) }))], stamp);
+    const b = (await nextBatch(s, s.replicaId, 0, 40, 1000, 8_000))!;
+    expect(b.changes.length).toBeLessThan(40);
+    expect(b.upTo).toBe(b.changes.at(-1)!.seq);
+    const rest = (await nextBatch(s, s.replicaId, b.upTo, 40, 1000, 8_000))!;
+    expect(rest.changes[0]!.seq).toBe(b.upTo + 1);
+    const pulled = await servePull(s, { vv: {}, limit: 1000, skip: [], count: false }, 8_000);
+    expect(seqs(pulled.batch)).toEqual(seqs(b));
+  });
 });
