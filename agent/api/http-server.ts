@@ -46,6 +46,8 @@ const WS_BUFFER_LIMIT_SIGNED_OUT = 1 << 20;
 const WS_BUFFER_LIMIT = 64 << 20;
 /** A WebSocket that has not signed in by then is closed. */
 const WS_SIGN_IN_MS = 30_000;
+/** The largest frame read before sign-in: auth.login's token is at most 4,096 characters. */
+const WS_FRAME_LIMIT_SIGNED_OUT = 64 << 10;
 
 export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const log = deps.log.child({ component: "http" });
@@ -137,7 +139,12 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   }
 
   async function route(req: IncomingMessage, res: ServerResponse) {
-    const url = new URL(req.url ?? "/", "http://x");
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://x");
+    } catch {
+      return json(res, 400, { error: "the request path is not a valid URL path" });
+    }
     const path = url.pathname;
     if (path === "/rpc" && req.method === "POST") return handleRpc(req, res);
     if (path === "/metrics" && req.method === "GET") {
@@ -204,6 +211,9 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       subscribers.delete(ws);
     });
     ws.on("message", (data, isBinary) => {
+      // Anyone can connect: a large frame is not parsed (it would hold the event loop) before sign-in.
+      const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
+      if (!ctx.authenticated && size > WS_FRAME_LIMIT_SIGNED_OUT) return ws.close(1009, "frame too large before sign-in");
       const payload = isBinary ? null : parseFrame(data.toString());
       if (payload === null) return send(JSON.stringify(parseErrorResponse()));
       void deps.rpc.receive(payload, ctx).then((answer) => {

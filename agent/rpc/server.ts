@@ -82,6 +82,7 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
     if (response && "error" in response && response.error) deps.onError?.(response.error.code, request.method);
     return response;
   });
+  const methods = new Set<string>();
   async function receiveOne(x: unknown, ctx: Ctx): Promise<JSONRPCResponse | null> {
     if (typeof x !== "object" || x === null || Array.isArray(x)) return invalidRequest(null, "a request is a JSON object");
     const r = x as Record<string, unknown>;
@@ -93,6 +94,13 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
     if (params !== undefined && (typeof params !== "object" || params === null)) {
       if (r["id"] === undefined) return null; // a notification is never answered (§4.1)
       return createJSONRPCErrorResponse(r["id"] as JSONRPCID, ErrorCode.InvalidParams, "invalid params: params must be an object or an array");
+    }
+    const method = r["method"];
+    if (!methods.has(method)) {
+      deps.onError?.(ErrorCode.MethodNotFound, method);
+      if (r["id"] === undefined) return null;
+      return createJSONRPCErrorResponse(r["id"] as JSONRPCID, ErrorCode.MethodNotFound,
+        `no method ${JSON.stringify(method.slice(0, 64))}; the methods are ${[...methods].sort().join(", ")}`);
     }
     return server.receive(r as unknown as JSONRPCRequest, ctx);
   }
@@ -118,6 +126,7 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
     server,
     receive,
     method(name, schema, handler) {
+      methods.add(name);
       server.addMethod(name, async (params, ctx) => {
         const parsed = schema.parse(params ?? {});
         return handler(parsed, ctx);

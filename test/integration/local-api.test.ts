@@ -330,6 +330,48 @@ describe("WebSocket clients that do not play along", () => {
   });
 });
 
+describe("requests the API cannot take", () => {
+  it("closes a WebSocket that sends a frame over 64 KiB before sign-in, without parsing it; signed in, the same frame is served", async () => {
+    // This file's agent takes 16 KiB at most; one with the default 4 MiB shows the sign-in limit.
+    const roomy = new AgentProcess({
+      id: "api3", meshPort: await freePort(), apiPort: await freePort(), dir: join(dir, "api3"),
+      secret: "local-api-mesh-secret-0123456789", token: TOKEN, peers: [],
+    });
+    await roomy.start();
+    try {
+      const url = `ws://127.0.0.1:${roomy.spec.apiPort}/rpc`;
+      const big = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "alias.list", params: { search: "", pad: "x".repeat(100_000) } });
+      const anon = await RpcWire.open(url);
+      anon.sendText(big);
+      expect(await anon.closed).toBe(1009);
+      expect(anon.messages).toEqual([]);
+      const signedIn = await RpcWire.open(url, { headers: { authorization: `Bearer ${TOKEN}` } });
+      try {
+        signedIn.sendText(big);
+        await waitForAnswers(signedIn, 1);
+        expect(signedIn.messages[0]!.error?.code).toBe(ErrorCode.InvalidParams);
+      } finally {
+        await signedIn.close();
+      }
+    } finally {
+      await roomy.stop();
+    }
+  });
+
+  it("answers a path that is not a URL path with 400, and an unknown method by naming the methods", async () => {
+    const res = await new Promise<number>((resolve, reject) => {
+      request(`${agent.apiUrl}//`, { method: "GET" }, (r) => {
+        r.resume();
+        resolve(r.statusCode!);
+      }).once("error", reject).end();
+    });
+    expect(res).toBe(400);
+    expect(readFileSync(agent.logPath, "utf8")).not.toContain("HTTP handler failed");
+    const unknown = await callError("alias.frobnicate", {});
+    expect(unknown.message).toMatch(/^no method "alias\.frobnicate"; the methods are .*alias\.list.*alias\.set/);
+  });
+});
+
 describe("an agent that cannot start", () => {
   it("exits when its port is taken, saying which and what to do; the test's error carries the end of its log", async () => {
     const second = new AgentProcess({

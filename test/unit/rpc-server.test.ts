@@ -92,4 +92,11 @@ describe("createRpcServer().receive", () => {
     expect(errorOf(await rpc.receive(req("nope", {}), {}))).toEqual({ id: 1, code: ErrorCode.MethodNotFound });
     expect(calls).toEqual(["status", "status", "status"]);
   });
+
+  it("names the methods there are when one is unknown, and leaves an unknown notification unanswered", async () => {
+    const { rpc } = server();
+    const answer = (await rpc.receive(req("stauts", {}), {})) as { error: { message: string } };
+    expect(answer.error.message).toBe('no method "stauts"; the methods are echo, status');
+    expect(await rpc.receive({ jsonrpc: "2.0", method: "stauts" }, {})).toBeNull();
+  });
 });
