@@ -61,6 +61,10 @@ export async function startAgent(
     log,
     metrics,
   });
+  metrics.scrapeFrom({
+    peers: () => mesh.gauges(),
+    records: () => replica.store.counts(Math.floor(Date.now() / 1000)),
+  });
   kamailio = config.kamailio
     ? await createKamailioAttachment({
       config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, hlc, store, log, metrics,

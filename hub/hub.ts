@@ -68,6 +68,10 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
     log,
     metrics,
   });
+  metrics.scrapeFrom({
+    peers: () => mesh.gauges(),
+    records: () => replica.store.counts(Math.floor(Date.now() / 1000)),
+  });
   const feed = startChangeFeed({ url: config.postgres.url, store, log, onChange: () => mesh.wakePumps() });
   const registry = startAgentRegistry({ pool, hubNode: config.nodeId, mesh, intervalMs: config.mesh.statusIntervalMs, log });
   const rpc = createLocalApi({

@@ -130,8 +130,6 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   rpc.method(ApiMethod.ClusterStatus, API_PARAMS[ApiMethod.ClusterStatus], async (): Promise<ClusterStatus> => {
     const counts = await replica.store.counts(nowSec());
     const kamailio = deps.kamailio ? await deps.kamailio.status() : null;
-    metrics.records.set({ kind: "loc" }, counts.locations);
-    metrics.records.set({ kind: "alias" }, counts.aliases);
     return {
       nodeId: replica.nodeId,
       replicaId: replica.replicaId,

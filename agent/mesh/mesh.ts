@@ -15,12 +15,13 @@ import type { PeerStatus, ResyncStatus } from "../contract/protocol.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
 import { listenOn } from "../ops/listen.js";
-import type { Metrics } from "../ops/metrics.js";
+import type { Metrics, PeerGauge } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
 import { startDialer, type Dialer } from "./dialer.js";
 import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
+import { changesAhead } from "../core/version-vector.js";
 
 export interface PeerEntry {
   id: string;
@@ -53,6 +54,8 @@ export interface Mesh {
   start(): Promise<void>;
   port(): number;
   status(): Promise<PeerStatus[]>;
+  /** Each configured peer's link, and the hub link in hub mode, for the metrics (cheap: no journal reads past the vector). */
+  gauges(): Promise<PeerGauge[]>;
   /** Replace the peer list (config reload): new peers are dialed, removed ones disconnected. */
   setPeers(peers: readonly PeerEntry[]): void;
   resync(peerId?: string): Promise<void>;
@@ -238,6 +241,19 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
 
   // ---- status -------------------------------------------------------------------------------
 
+  async function gauges(): Promise<PeerGauge[]> {
+    const mine = await replica.versionVector();
+    const rows: PeerGauge[] = [];
+    for (const id of new Set([...peers.map((p) => p.id), ...(o.allow ?? []), ...sessions.keys()])) {
+      const s = sessions.get(id);
+      const up = Boolean(s?.isReady());
+      rows.push({ peer: id, connected: up, behindChanges: up ? changesAhead(mine, s!.peerVector()) : null });
+    }
+    // In hub mode the hub's node id is known only once connected; until then its link shows as "hub".
+    if ((o.hubUrls?.length ?? 0) > 0 && !hubSession()) rows.push({ peer: HUB, connected: false, behindChanges: null });
+    return rows;
+  }
+
   async function status(): Promise<PeerStatus[]> {
     const ids = new Set([...peers.map((p) => p.id), ...(o.allow ?? []), ...sessions.keys()]);
     const out: PeerStatus[] = [];
@@ -245,7 +261,6 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
       const s = sessions.get(id);
       const entry = peers.find((p) => p.id === id);
       const lag = s ? await s.lag() : { behindChanges: 0, behindSeconds: 0 };
-      if (s) metrics.peerBehind.set({ peer: id }, lag.behindChanges);
       out.push({
         nodeId: id,
         url: entry ? redactUrl(entry.url) : s?.peerIsHub ? redactUrl(s.remote) : null,
@@ -294,6 +309,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
     },
     port: () => (server?.address() as AddressInfo | null)?.port ?? 0,
     status,
+    gauges,
     setPeers(next) {
       const nextIds = new Set(next.map((p) => p.id));
       for (const [id, d] of dialers) {

@@ -194,9 +194,6 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       for (const t of timers) clearInterval(t);
       pushPump?.close();
       client.rejectAllPendingRequests(`connection closed: ${reason}`);
-      if (peerId) {
-        metrics.peerConnected.set({ peer: peerId }, 0);
-      }
       deps.onClosed(session, reason);
     },
     async pull(params) {
@@ -270,7 +267,6 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     peerVV = { ...vv };
     log = log.child({ peer: id });
     ready = true;
-    metrics.peerConnected.set({ peer: id }, 1);
     log.info({ replica: replicaId, peerEmpty: isEmptyVector(vv), behind: changesAhead(mineAtHello, vv) }, "peer session ready");
     timers.push(setInterval(() => void sendStatus(), options.statusIntervalMs));
     pushPump = createPushPump({

@@ -1,12 +1,52 @@
 /** Prometheus metrics for one agent or hub; a registry per instance, no global state. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
+/** One peer's (or, in hub mode, the hub link's) state, read at every scrape. */
+export interface PeerGauge {
+  peer: string;
+  connected: boolean;
+  /** Changes it has not acknowledged; null while it is not connected (then nobody knows). */
+  behindChanges: number | null;
+}
+
+/**
+ * Where the gauges that describe state come from, read when Prometheus scrapes, so that they are
+ * current without anyone polling `cluster.status`, a peer never reached has its series (at 0), and a
+ * peer taken out of the config loses it. Set by the composition root once the parts exist.
+ */
+export interface ScrapeSources {
+  peers?: () => Promise<PeerGauge[]>;
+  records?: () => Promise<{ locations: number; aliases: number }>;
+}
+
 export function createMetrics(opts: { defaults?: boolean } = {}) {
   const registry = new Registry();
+  const sources: ScrapeSources = {};
+  /**
+   * A gauge's collect(): reads its source at each scrape and refills the gauge from it. A source
+   * that fails (PostgreSQL away) leaves the gauge as it was; one not set yet leaves it empty.
+   */
+  const refill = <T>(source: () => (() => Promise<T>) | undefined, fill: (gauge: Gauge, value: T) => void) =>
+    async function collect(this: Gauge): Promise<void> {
+      const read = source();
+      if (!read) return;
+      let value: T;
+      try {
+        value = await read();
+      } catch {
+        return;
+      }
+      this.reset();
+      fill(this, value);
+    };
   if (opts.defaults !== false) collectDefaultMetrics({ register: registry, prefix: "locmesh_process_" });
   const r = [registry];
   return {
     registry,
+    /** Fill in once the mesh and the store exist (see ScrapeSources). */
+    scrapeFrom(next: ScrapeSources) {
+      Object.assign(sources, next);
+    },
     buildInfo: new Gauge({ name: "locmesh_build_info", help: "Always 1; the labels say which locmesh release and peer protocol this process runs", labelNames: ["version", "protocol"], registers: r }),
     changesCommitted: new Counter({ name: "locmesh_changes_committed_total", help: "Local changes written to the journal", registers: r }),
     changesSent: new Counter({ name: "locmesh_changes_sent_total", help: "Changes sent to a peer", labelNames: ["peer"], registers: r }),
@@ -30,12 +70,37 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       help: "1 once a peer held more of this node's own changes than its journal (restored from an older copy, or lost commits): the node stops replicating until its journal is moved aside",
       registers: r,
     }),
-    peerConnected: new Gauge({ name: "locmesh_peer_connected", help: "1 while a peer session is up", labelNames: ["peer"], registers: r }),
-    peerBehind: new Gauge({ name: "locmesh_peer_behind_changes", help: "Changes a peer has not acknowledged", labelNames: ["peer"], registers: r }),
+    peerConnected: new Gauge({
+      name: "locmesh_peer_connected",
+      help: "1 while the session with a configured peer (or, in hub mode, a hub) is up, 0 while it is not",
+      labelNames: ["peer"],
+      registers: r,
+      collect: refill(() => sources.peers, (g, rows) => {
+        for (const row of rows) g.set({ peer: row.peer }, row.connected ? 1 : 0);
+      }),
+    }),
+    peerBehind: new Gauge({
+      name: "locmesh_peer_behind_changes",
+      help: "Changes a connected peer has not acknowledged",
+      labelNames: ["peer"],
+      registers: r,
+      collect: refill(() => sources.peers, (g, rows) => {
+        for (const row of rows) if (row.behindChanges !== null) g.set({ peer: row.peer }, row.behindChanges);
+      }),
+    }),
     peerRetries: new Counter({ name: "locmesh_peer_retries_total", help: "Connection or delivery attempts that failed and were retried", labelNames: ["peer"], registers: r }),
     authFailures: new Counter({ name: "locmesh_auth_failures_total", help: "Refused peer or API authentications", labelNames: ["reason"], registers: r }),
     rpcErrors: new Counter({ name: "locmesh_rpc_errors_total", help: "JSON-RPC requests answered with an error", labelNames: ["surface", "code"], registers: r }),
-    records: new Gauge({ name: "locmesh_records", help: "Live records in the journal", labelNames: ["kind"], registers: r }),
+    records: new Gauge({
+      name: "locmesh_records",
+      help: "Live records in the journal",
+      labelNames: ["kind"],
+      registers: r,
+      collect: refill(() => sources.records, (g, counts) => {
+        g.set({ kind: "loc" }, counts.locations);
+        g.set({ kind: "alias" }, counts.aliases);
+      }),
+    }),
     pendingWrites: new Gauge({ name: "locmesh_pending_kamailio_writes", help: "Changes waiting to be written into the local Kamailio", registers: r }),
     kamailioWrites: new Counter({ name: "locmesh_kamailio_writes_total", help: "Writes into the local Kamailio, by route (rpc or database)", labelNames: ["route"], registers: r }),
     kamailioWriteFailures: new Counter({

@@ -125,7 +125,12 @@ describe("two hubs, four agents, one PostgreSQL", () => {
   it("keeps journaling while no hub is reachable and sends everything when one is back", async () => {
     const [a1, , , a4] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
     const before = await Promise.all(agents.map(applied));
+    const linkSeries = async () =>
+      (await (await fetch(`${a1.apiUrl}/metrics?name=locmesh_peer_connected`)).text()).split("\n").filter((l) => l.startsWith("locmesh_peer_connected{"));
+    expect(await linkSeries()).toEqual([expect.stringMatching(/^locmesh_peer_connected\{peer="hub[12]"\} 1$/)]);
     await Promise.all(hubs.map((h) => h.stop()));
+    // With no hub reachable, the link still has a series, at 0, for the alert to see.
+    await waitFor("a1's hub link shows down", async () => (await linkSeries()).join() === 'locmesh_peer_connected{peer="hub"} 0');
     await Promise.all([publishAliases(a1, 0, 500, "offline-a1-"), publishAliases(a4, 0, 500, "offline-a4-")]);
     expect(await aliasCount(a1)).toBe(12_700);
     await hubs[1]!.start();

@@ -174,3 +174,36 @@ describe("a small mesh.maxMessageBytes", () => {
     }
   });
 });
+
+describe("state gauges, read at every scrape", () => {
+  const series = async (a: AgentProcess, name: string) =>
+    (await (await fetch(`${a.apiUrl}/metrics?name=${name}`)).text()).split("\n").filter((l) => l.startsWith(`${name}{`)).sort();
+
+  it("a peer never reached shows connected 0, a removed one disappears, and records and behind counts are current without cluster.status", async () => {
+    const ghostPort = await freePort(); // nothing listens there
+    const [x, y] = await makeCluster(join(dir, "gauges"), 2) as [AgentProcess, AgentProcess];
+    x.spec.peers = [...x.spec.peers, { id: "ghost", url: `ws://127.0.0.1:${ghostPort}` }];
+    try {
+      await Promise.all([x.start(), y.start()]);
+      await waitFor("x connected to y", async () => (await x.metric("locmesh_peer_connected", { peer: "n2" })) === 1);
+      expect(await series(x, "locmesh_peer_connected")).toEqual(['locmesh_peer_connected{peer="ghost"} 0', 'locmesh_peer_connected{peer="n2"} 1']);
+      expect(await series(x, "locmesh_peer_behind_changes")).toEqual(['locmesh_peer_behind_changes{peer="n2"} 0']);
+
+      // No cluster.status call in between: the scrape counts the journal itself.
+      await publishAliases(x, 0, 3, "gauge");
+      expect(await x.metric("locmesh_records", { kind: "alias" })).toBe(3);
+      await waitFor("y counts them", async () => (await y.metric("locmesh_records", { kind: "alias" })) === 3);
+
+      await y.stop();
+      await publishAliases(x, 0, 2, "gauge-later");
+      await waitFor("y shows down", async () => (await x.metric("locmesh_peer_connected", { peer: "n2" })) === 0);
+      expect(await series(x, "locmesh_peer_behind_changes")).toEqual([]);
+
+      x.reloadPeers(x.spec.peers.filter((p) => p.id !== "ghost"));
+      await waitFor("ghost's series gone", async () => !(await series(x, "locmesh_peer_connected")).some((l) => l.includes("ghost")));
+      expect(await series(x, "locmesh_peer_connected")).toEqual(['locmesh_peer_connected{peer="n2"} 0']);
+    } finally {
+      await Promise.all([x.stop(), y.stop()]);
+    }
+  });
+});
