@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { ApiMethod, type ClusterStatus, type ListResult } from "../contract/protocol.js";
 import type { Alias, Location } from "../contract/records.js";
 import { ConfigError, listenToUrl, loadApiSettings } from "../config/agent-config.js";
+import { FETCH_BAD_PORTS } from "../config/config-schema.js";
 import { createApiClient, type ApiClient } from "./api-client.js";
 import { bindingsOf, formatAliases, formatBindings, formatLocations, formatStatus } from "./client-output.js";
 import { runKamailioReload, runResync } from "./resync-progress.js";
@@ -130,7 +131,7 @@ function withClientOptions(cmd: Command): Command {
   return cmd
     .option("--url <url>", `agent API URL (default: --config's api.listen, else LOCMESH_API_URL, else ${DEFAULT_URL})`)
     .option("--token <token>", "API token (default: LOCMESH_API_TOKEN, else --config's api.token or api.tokenFile)")
-    .option("--config <file>", "agent config file to take the API address and token from")
+    .option("-c, --config <file>", "agent config file to take the API address and token from (default: LOCMESH_CONFIG)")
     .option("--json", "print raw JSON instead of tables");
 }
 
@@ -149,11 +150,32 @@ function parseLimit(value: string): number {
 
 /** The API URL and token, in the precedence the option help describes. */
 export function resolveTarget(opts: ClientOpts, env: Record<string, string | undefined>): { url: string; token: string } {
-  const fromConfig = opts.config === undefined ? { listen: null, token: null } : loadApiSettings({ file: opts.config, env });
+  const file = opts.config ?? (env["LOCMESH_CONFIG"] || undefined);
+  const given = opts.token ?? (env["LOCMESH_API_TOKEN"] || undefined);
+  // With a token given, the config's token file is not read: it may be readable by the agent only.
+  const fromConfig = file === undefined ? { listen: null, token: null } : loadApiSettings({ file, env, readToken: given === undefined });
   const url = opts.url ?? (fromConfig.listen ? listenToUrl(fromConfig.listen) : undefined) ?? (env["LOCMESH_API_URL"] || DEFAULT_URL);
-  const token = opts.token ?? (env["LOCMESH_API_TOKEN"] || undefined) ?? fromConfig.token;
+  checkApiUrl(url, opts.url !== undefined ? "--url" : fromConfig.listen ? `${file}'s api.listen` : env["LOCMESH_API_URL"] ? "LOCMESH_API_URL" : "the default");
+  const token = given ?? fromConfig.token;
   if (!token) throw new Error("no API token: pass --token, set LOCMESH_API_TOKEN, or point --config at the agent's config");
   return { url, token };
+}
+
+/** An API URL the client can dial, or an error naming where it came from. */
+function checkApiUrl(url: string, from: string): void {
+  let parsed: URL | null = null;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = null;
+  }
+  if (parsed === null || (parsed.protocol !== "http:" && parsed.protocol !== "https:") || parsed.hostname === "") {
+    throw new Error(`the API URL ${JSON.stringify(url)} (from ${from}) is not an http:// or https:// URL; give the agent's API address, e.g. ${DEFAULT_URL}`);
+  }
+  const port = Number(parsed.port || (parsed.protocol === "https:" ? 443 : 80));
+  if (FETCH_BAD_PORTS.has(port)) {
+    throw new Error(`the API URL ${url} (from ${from}) uses port ${port}, which fetch and browsers refuse to dial; move api.listen to another port (the default is 7180)`);
+  }
 }
 
 /** One page, or with --all every page followed through `next` and returned as one list. */

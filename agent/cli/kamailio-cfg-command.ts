@@ -27,7 +27,7 @@ export function registerKamailioCfgCommand(program: Command, io: { env: NodeJS.P
     .option("--instructions", "print the lines to add to your own kamailio.cfg instead")
     .option("--evapi <host:port>", "evapi bind address (default: the config's kamailio.evapi, else 127.0.0.1:8448)")
     .option("--agent-address <ip>", "the only address allowed to connect to evapi (default: the evapi host)")
-    .option("--peers <ips>", "comma-separated SIP source IPs of the other Kamailio nodes (default: the hosts of mesh.peers)")
+    .option("--peers <ips>", "comma-separated SIP source IPs of the other Kamailio nodes, '' for none (default: the hosts of mesh.peers, which must then be IP addresses; needed in hub mode, or when Kamailio's SIP addresses differ from the agents')")
     .option("--aliases <mode>", "usrloc (SER-style aliases domain) or dbaliases (alias_db)")
     .option("--include-path <path>", "where you will install the include (used in --instructions)", DEFAULT_INCLUDE_PATH)
     .addHelpText("after", `\nExample:\n  locmesh kamailio-cfg -c /etc/locmesh/agent.yaml > ${DEFAULT_INCLUDE_PATH}\n  locmesh kamailio-cfg --instructions`)
@@ -49,7 +49,7 @@ function render(opts: Opts, env: NodeJS.ProcessEnv): string {
   const evapi = opts.evapi ? parseHostPort(opts.evapi) : (config?.kamailio?.evapi ?? { host: "127.0.0.1", port: 8448 });
   const peers = opts.peers !== undefined
     ? opts.peers.split(",").map((s) => s.trim()).filter(Boolean)
-    : (config?.mesh.peers ?? []).map((p) => new URL(p.url).hostname.replace(/^\[|\]$/g, "")).filter((h) => isIP(h) !== 0);
+    : config ? peersFromConfig(config) : [];
   return kamailioInclude({
     evapiListen: evapi,
     agentAddress: opts.agentAddress ?? evapi.host,
@@ -59,6 +59,24 @@ function render(opts: Opts, env: NodeJS.ProcessEnv): string {
     // The bulk channel's token derives from the cluster key, which only the agent config has.
     ...(config ? { bulkToken: evapiBulkToken(config.mesh.secret, config.nodeId) } : {}),
   });
+}
+
+/**
+ * The other nodes' SIP source addresses, taken from the agent's peer URLs. The include compares
+ * them with `$si`, so a host name cannot be used, and a hub-mode config names no other node: both
+ * are refused rather than left out, which would make the include relay nothing from them.
+ */
+function peersFromConfig(config: ReturnType<typeof loadConfig>): string[] {
+  const hint = "pass the other nodes' Kamailio SIP source IPs with --peers ip1,ip2 (or --peers '' for a single node)";
+  if (config.mesh.peers.length === 0 && config.hub.urls.length > 0) {
+    throw new Error(`the agent config is in hub mode and names no other node; ${hint}`);
+  }
+  const hosts = config.mesh.peers.map((p) => ({ id: p.id, host: new URL(p.url).hostname.replace(/^\[|\]$/g, "") }));
+  const named = hosts.filter((h) => isIP(h.host) === 0);
+  if (named.length > 0) {
+    throw new Error(`mesh.peers ${named.map((h) => `${h.id} (${h.host})`).join(", ")}: not an IP address, and Kamailio matches requests by source IP; ${hint}`);
+  }
+  return hosts.map((h) => h.host);
 }
 
 function loadConfig(file: string, env: NodeJS.ProcessEnv) {

@@ -74,11 +74,11 @@ export function loadAgentConfig(opts: LoadOptions): AgentConfig {
 }
 
 /** What the CLI needs from an agent config: where the API listens and its token, if any. */
-export function loadApiSettings(opts: LoadOptions): { listen: Listen | null; token: string | null } {
+export function loadApiSettings(opts: LoadOptions & { readToken?: boolean }): { listen: Listen | null; token: string | null } {
   const cwd = opts.cwd ?? process.cwd();
-  // Only the API token's file is read: the operator running the CLI may not be allowed to read
-  // the mesh secret, and does not need it.
-  const g = gatherConfig({ file: opts.file, env: opts.env, fs: opts.fs ?? nodeFs, cwd, secrets: [API_TOKEN] });
+  // Only the API token's file is read, and only when no token was given: the operator running the
+  // CLI may not be allowed to read the mesh secret (nor, then, the token file), and needs neither.
+  const g = gatherConfig({ file: opts.file, env: opts.env, fs: opts.fs ?? nodeFs, cwd, secrets: opts.readToken === false ? [] : [API_TOKEN] });
   const api = g.raw["api"] as Record<string, unknown> | undefined;
   const problems = [...g.problems];
   let listen: Listen | null = null;

@@ -37,6 +37,17 @@ export const listenSchema = z.preprocess(
   }),
 );
 
+/**
+ * Ports fetch() and browsers refuse to dial (the Fetch standard's "bad ports"): an API there could
+ * be reached neither by the CLI nor by the web UI.
+ */
+export const FETCH_BAD_PORTS: ReadonlySet<number> = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113,
+  115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556,
+  563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667,
+  6668, 6669, 6679, 6697, 10080,
+]);
+
 /** Environment variables only carry text; accept the usual spellings of a yes/no. */
 const flag = z.preprocess((v) => {
   if (typeof v !== "string") return v;
@@ -93,7 +104,9 @@ export function buildConfigSchema(fs: ConfigFs) {
       retry,
     }),
     api: z.strictObject({
-      listen: listenSchema.default({ host: "127.0.0.1", port: 7180 }),
+      listen: listenSchema
+        .refine((l) => !FETCH_BAD_PORTS.has(l.port), { error: (iss) => `port ${(iss.input as { port: number }).port} is one fetch and browsers refuse to dial (neither the CLI nor the web UI could reach it); pick another, e.g. 7180` })
+        .default({ host: "127.0.0.1", port: 7180 }),
       token: secret("API token"),
       maxMessageBytes: int(1024, 1 << 30).default(4_194_304),
     }),

@@ -123,7 +123,7 @@ export function kamailioInclude(p: IncludeParams): string {
 export function kamailioIncludeInstructions(p: Pick<IncludeParams, "includePath" | "aliasMode"> = { aliasMode: "usrloc" }): string {
   const path = p.includePath ?? DEFAULT_INCLUDE_PATH;
   return [
-    `# 1. After your loadmodule/modparam lines (tm, sl, rr, usrloc and registrar must be loaded above),`,
+    `# 1. After your loadmodule/modparam lines (tm, sl, rr, usrloc, registrar and jsonrpcs must be loaded above),`,
     `#    before request_route. If you already have an event_route[usrloc:contact-expired], first add`,
     `#    "#!define LOCMESH_OWN_EXPIRED_ROUTE" and call route(LOCMESH_EXPIRED); inside your own.`,
     `#!include_file "${path}"`,
@@ -144,10 +144,11 @@ export function kamailioIncludeInstructions(p: Pick<IncludeParams, "includePath"
 
 function checkParams(p: IncludeParams): void {
   const problems: string[] = [];
-  if (isIP(p.evapiListen.host) === 0) problems.push(`evapiListen.host ${JSON.stringify(p.evapiListen.host)} must be an IP address`);
-  if (!Number.isInteger(p.evapiListen.port) || p.evapiListen.port < 1 || p.evapiListen.port > 65535) problems.push(`evapiListen.port ${p.evapiListen.port} must be 1..65535`);
-  if (isIP(p.agentAddress) === 0) problems.push(`agentAddress ${JSON.stringify(p.agentAddress)} must be an IP address`);
-  for (const peer of p.meshPeers ?? []) if (isIP(peer) === 0) problems.push(`meshPeers entry ${JSON.stringify(peer)} must be an IP address`);
+  // Named after what the operator sets: `locmesh kamailio-cfg`'s flags and the agent config's keys.
+  if (isIP(p.evapiListen.host) === 0) problems.push(`the evapi host ${JSON.stringify(p.evapiListen.host)} (--evapi, kamailio.evapi) must be an IP address`);
+  if (!Number.isInteger(p.evapiListen.port) || p.evapiListen.port < 1 || p.evapiListen.port > 65535) problems.push(`the evapi port ${p.evapiListen.port} (--evapi, kamailio.evapi) must be 1..65535`);
+  if (isIP(p.agentAddress) === 0) problems.push(`the agent address ${JSON.stringify(p.agentAddress)} (--agent-address) must be an IP address`);
+  for (const peer of p.meshPeers ?? []) if (isIP(peer) === 0) problems.push(`the peer ${JSON.stringify(peer)} (--peers) must be an IP address`);
   if ((p.usrlocDomain ?? "location") !== "location") problems.push(`usrlocDomain must be "location"`);
   if (p.aliasMode !== "usrloc" && p.aliasMode !== "dbaliases") problems.push(`aliasMode must be "usrloc" or "dbaliases"`);
   if (p.bulkToken !== undefined && !/^[0-9a-f]{32}$/.test(p.bulkToken)) problems.push("bulkToken must be 32 hex digits (evapiBulkToken)");

@@ -4,7 +4,7 @@
  * token and with no agent listening.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -156,6 +156,70 @@ describe("locmesh CLI", () => {
     expect(bare.code).toBe(0);
     expect(bare.stdout).toContain("event_route[evapi:message-received]");
     expect(bare.stdout).not.toContain("jsonrpc_exec");
+  });
+
+  it("kamailio-cfg refuses peers it cannot turn into SIP source IPs instead of leaving them out", async () => {
+    const base = JSON.parse(readFileSync(agent.configPath, "utf8")) as { mesh: Record<string, unknown>; hub?: unknown };
+    const write = (name: string, patch: (c: typeof base) => void) => {
+      const c = structuredClone(base);
+      patch(c);
+      const file = join(dir, name);
+      writeFileSync(file, JSON.stringify(c));
+      return file;
+    };
+    const named = write("named-peers.json", (c) => {
+      c.mesh["peers"] = [{ id: "sip2", url: "ws://sip2.example.com:7100" }, { id: "sip3", url: "ws://10.0.0.3:7100" }];
+    });
+    const hubMode = write("hub-mode.json", (c) => {
+      c.mesh["peers"] = [];
+      c.hub = { urls: ["ws://10.0.0.9:7200"] };
+    });
+    const [n, h, given, ips] = await Promise.all([
+      cli(["kamailio-cfg", "--config", named]),
+      cli(["kamailio-cfg", "--config", hubMode]),
+      cli(["kamailio-cfg", "--config", hubMode, "--peers", "10.0.0.2,10.0.0.3"]),
+      cli(["kamailio-cfg", "--config", write("ip-peers.json", (c) => {
+        c.mesh["peers"] = [{ id: "sip3", url: "ws://10.0.0.3:7100" }, { id: "sip4", url: "ws://[2001:db8::4]:7100" }];
+      })]),
+    ]);
+    expect(n.code).toBe(2);
+    expect(n.stdout).toBe("");
+    expect(n.stderr).toContain("mesh.peers sip2 (sip2.example.com): not an IP address");
+    expect(n.stderr).toContain("--peers ip1,ip2");
+    expect(h.code).toBe(2);
+    expect(h.stderr).toContain("hub mode and names no other node");
+    expect(given.code).toBe(0);
+    expect(given.stdout).toContain('$si == "10.0.0.2"');
+    expect(given.stdout).toContain('$si == "10.0.0.3"');
+    expect(ips.code).toBe(0);
+    expect(ips.stdout).toContain('$si == "10.0.0.3"');
+    expect(ips.stdout).toContain('$si == "2001:db8::4"');
+  });
+
+  it("finds the agent through -c or LOCMESH_CONFIG; with --token it never reads the token file; a bad --url says so", async () => {
+    const base = JSON.parse(readFileSync(agent.configPath, "utf8")) as { api: Record<string, unknown> };
+    const withTokenFile = structuredClone(base);
+    delete withTokenFile.api["token"];
+    withTokenFile.api["tokenFile"] = join(dir, "no-such-token-file");
+    const file = join(dir, "token-file.json");
+    writeFileSync(file, JSON.stringify(withTokenFile));
+    const [short, fromEnv, tokenGiven, noToken, noScheme, junk] = await Promise.all([
+      cli(["status", "-c", agent.configPath, "--json"]),
+      cli(["status", "--json"], { LOCMESH_CONFIG: agent.configPath }),
+      cli(["status", "-c", file, "--token", TOKEN, "--json"]),
+      cli(["status", "-c", file]),
+      cli(["status", "--url", "127.0.0.1:7180", "--token", TOKEN]),
+      cli(["status", "--token", TOKEN], { LOCMESH_API_URL: "foo" }),
+    ]);
+    for (const r of [short, fromEnv, tokenGiven]) {
+      expect(r.stderr).toBe("");
+      expect((JSON.parse(r.stdout) as { nodeId: string }).nodeId).toBe("cli1");
+    }
+    expect(noToken.code).toBe(1);
+    expect(noToken.stderr).toMatch(/api\.tokenFile: cannot read/);
+    expect(noScheme.code).toBe(1);
+    expect(noScheme.stderr).toBe('locmesh: the API URL "127.0.0.1:7180" (from --url) is not an http:// or https:// URL; give the agent\'s API address, e.g. http://127.0.0.1:7180\n');
+    expect(junk.stderr).toMatch(/the API URL "foo" \(from LOCMESH_API_URL\) is not an http/);
   });
 
   it("a wrong token exits 1 and says which token to check", async () => {

@@ -211,6 +211,25 @@ describe("loadApiSettings", () => {
     });
     expect(s).toEqual({ listen: { host: "0.0.0.0", port: 7181 }, token: TOKEN });
   });
+
+  it("does not read the token file when told a token was given (the operator may not be allowed to)", () => {
+    const s = loadApiSettings({
+      file: "/etc/locmesh/agent.yaml",
+      env: {},
+      fs: memFs({ "/etc/locmesh/agent.yaml": "api:\n  listen: 127.0.0.1:7181\n  tokenFile: /root-only\n" }),
+      cwd: "/",
+      readToken: false,
+    });
+    expect(s).toEqual({ listen: { host: "127.0.0.1", port: 7181 }, token: null });
+  });
+});
+
+describe("api.listen", () => {
+  it("refuses a port fetch and browsers will not dial", () => {
+    const problems = problemsOf(() => load({ "/etc/locmesh/agent.yaml": `${minimal}  listen: 127.0.0.1:6000\n` }));
+    expect(problems).toEqual([expect.stringMatching(/^api\.listen: port 6000 is one fetch and browsers refuse to dial .*pick another, e\.g\. 7180/)]);
+    expect(load({ "/etc/locmesh/agent.yaml": `${minimal}  listen: 127.0.0.1:6001\n` }).api.listen.port).toBe(6001);
+  });
 });
 
 describe("kamailio section", () => {

@@ -87,7 +87,7 @@ describe("kamailioInclude", () => {
       return null;
     })();
     expect(err).toBeInstanceOf(CfgIncludeError);
-    expect(err?.message).toMatch(/evapiListen.host.*evapiListen.port.*agentAddress.*meshPeers/);
+    expect(err?.message).toMatch(/evapi host "localhost" \(--evapi, kamailio\.evapi\).*evapi port 0.*agent address .*\(--agent-address\).*peer .*\(--peers\) must be an IP address/);
   });
 });
 
