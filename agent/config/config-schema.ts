@@ -127,6 +127,29 @@ export function buildConfigSchema(fs: ConfigFs) {
 
 const absolutePath = z.string().regex(/^\//, "must be an absolute path");
 
+/**
+ * A file mode. YAML 1.2 and JSON have no `0622`: YAML reads it as the decimal 622, so a mode is
+ * taken as `0o622` in YAML, or as a string of octal digits ("0622", "622", "0o622") anywhere. What
+ * YAML made of the modes one writes for a FIFO Kamailio must write (0600, 0620, 0622, 0660, 0666)
+ * is over 0o777, and refused saying how to write it; a number up to 0o777 is the mode it is (0o622
+ * is 402), as is a JSON config's decimal.
+ */
+const fileMode = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const fix = (digits: string) => `write it as 0o${digits} (YAML) or "0${digits}" (a string)`;
+  if (typeof v === "string") {
+    const m = /^(?:0o?)?([0-7]{1,3})$/.exec(v.trim());
+    if (m) return parseInt(m[1]!, 8);
+    ctx.addIssue({ code: "custom", message: `must be an octal mode such as "0622", got ${JSON.stringify(v.slice(0, 20))}` });
+    return z.NEVER;
+  }
+  if (!Number.isInteger(v) || v < 0 || v > 0o777) {
+    const digits = String(v);
+    ctx.addIssue({ code: "custom", message: /^[0-7]{3}$/.test(digits) ? `${digits} is not a mode; ${fix(digits)}` : `must be a mode from 0o000 to 0o777, got ${v}` });
+    return z.NEVER;
+  }
+  return v;
+});
+
 /** `udp:HOST:PORT` as in jsonrpcs' dgram_socket (unix datagram sockets cannot be used from Node). */
 const udpRpc = z.string().regex(/^udp:(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'must be "udp:HOST:PORT", as in modparam("jsonrpcs","dgram_socket",...)');
 
@@ -146,7 +169,7 @@ const kamailioSchema = z.strictObject({
   /** Kamailio's fifo_reply_dir (with modparam's trailing slash or without). */
   replyDir: absolutePath.default("/tmp"),
   /** Octal mode of reply FIFOs; Kamailio must be able to write them (0622 when it runs as another user). */
-  replyFifoMode: int(0, 0o777).default(0o600),
+  replyFifoMode: fileMode.default(0o600),
   /** Optional second jsonrpcs transport for writes and reloads: faster than the FIFO alone. */
   dgram: udpRpc.nullable().default(null),
   timeoutMs: int(100, 120_000).default(5000),

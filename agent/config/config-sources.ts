@@ -7,6 +7,7 @@ import { readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import type { ConfigFs } from "./config-schema.js";
+import { redactUrl } from "../ops/redact-url.js";
 
 export const nodeFs: ConfigFs = {
   readText: (path) => readFileSync(path, "utf8"),
@@ -165,7 +166,8 @@ function parsePeerList(text: string, g: Gathered, name: string): { id: string; u
     if (s === "") return;
     const eq = s.indexOf("=");
     if (eq <= 0) {
-      g.problems.push(`mesh.peers[${i}]: ${JSON.stringify(s.slice(0, 80))} is not id=url (from ${name})`);
+      // The entry may be a URL with a password in it: never echoed as it is.
+      g.problems.push(`mesh.peers[${i}]: ${JSON.stringify(redactUrl(s).slice(0, 80))} is not id=url (from ${name})`);
       return;
     }
     peers.push({ id: s.slice(0, eq).trim(), url: s.slice(eq + 1).trim() });

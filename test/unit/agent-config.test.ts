@@ -109,6 +109,12 @@ describe("loadAgentConfig", () => {
     ]);
   });
 
+  it("does not echo a password when a LOCMESH_MESH_PEERS entry lacks its id", () => {
+    const problems = problemsOf(() => load({ "/etc/locmesh/agent.yaml": minimal }, { LOCMESH_MESH_PEERS: "ws://u:hunter2-secret@10.0.0.2:7100" }));
+    expect(problems.join()).toContain("is not id=url (from LOCMESH_MESH_PEERS)");
+    expect(problems.join()).not.toContain("hunter2");
+  });
+
   it("names the variable when an env value is wrong", () => {
     const problems = problemsOf(() => load({ "/etc/locmesh/agent.yaml": minimal }, { LOCMESH_MESH_PEERS: "n2=http://x:1,n3" }));
     expect(problems).toContain('mesh.peers[1]: "n3" is not id=url (from LOCMESH_MESH_PEERS)');
@@ -221,6 +227,24 @@ describe("loadApiSettings", () => {
       readToken: false,
     });
     expect(s).toEqual({ listen: { host: "127.0.0.1", port: 7181 }, token: null });
+  });
+});
+
+describe("kamailio.replyFifoMode", () => {
+  const base = { nodeId: "n1", mesh: { secret: "s".repeat(20) }, api: { token: "t".repeat(20) } };
+  const mode = (text: string) => loadAgentConfig({ env: {}, fs: memFs({ "/c.yaml": `${JSON.stringify(base)}`.replace(/}$/, `, "kamailio": {"replyFifoMode": ${text}}}`) }), file: "/c.yaml", cwd: "/" }).kamailio!.replyFifoMode;
+  const problem = (text: string) => problemsOf(() => mode(text)).join("; ");
+
+  it("takes YAML's 0o622 and octal strings, and refuses what YAML made of a leading zero", () => {
+    expect(loadAgentConfig({ env: {}, fs: memFs({ "/c.yaml": `nodeId: n1\nmesh: {secret: ${"s".repeat(20)}}\napi: {token: ${"t".repeat(20)}}\nkamailio:\n  replyFifoMode: 0o622\n` }), file: "/c.yaml", cwd: "/" }).kamailio!.replyFifoMode).toBe(0o622);
+    expect(mode('"0622"')).toBe(0o622);
+    expect(mode('"0o640"')).toBe(0o640);
+    expect(mode('"600"')).toBe(0o600);
+    expect(mode("384")).toBe(0o600);
+    // YAML reads 0622 as 622 and 0600 as 600: refused, saying how to write them.
+    expect(problem("622")).toMatch(/kamailio\.replyFifoMode: 622 is not a mode; write it as 0o622 \(YAML\) or "0622"/);
+    expect(problem("600")).toMatch(/600 is not a mode; write it as 0o600/);
+    expect(problem('"0999"')).toMatch(/must be an octal mode such as "0622"/);
   });
 });
 
