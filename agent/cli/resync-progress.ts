@@ -36,6 +36,7 @@ export async function runResync(client: ApiClient, opts: ResyncOptions): Promise
   for (;;) {
     const r = (await client.call<ClusterStatus>(ApiMethod.ClusterStatus)).resync;
     ours ||= r.state === "running" || r.startedAt !== before.startedAt;
+    if (ours && r.state === "idle") throw gone("resync", "locmesh resync");
     if (ours && (r.state === "done" || r.state === "failed")) {
       view.finish(r);
       return r;
@@ -68,6 +69,7 @@ export async function runKamailioReload(client: ApiClient, opts: Omit<ResyncOpti
   for (;;) {
     const r = await reloadOf();
     ours ||= r.state === "running" || r.startedAt !== before.startedAt;
+    if (ours && r.state === "idle") throw gone("reload", "locmesh resync --kamailio");
     const asResync: ResyncStatus = { state: r.state, peer: null, received: r.done, expected: r.total, startedAt: r.startedAt, finishedAt: r.finishedAt, error: r.error };
     if (ours && (r.state === "done" || r.state === "failed")) {
       view.finish(asResync);
@@ -78,6 +80,10 @@ export async function runKamailioReload(client: ApiClient, opts: Omit<ResyncOpti
     await sleep(pollMs);
   }
 }
+
+/** Once followed, a run never goes back to idle unless the agent restarted and forgot it. */
+const gone = (what: string, again: string) =>
+  new Error(`the agent no longer reports this ${what} (it restarted meanwhile?); what was already written stays: run \`${again}\` again`);
 
 function createView(opts: Pick<ResyncOptions, "json" | "stdout">, label: string, unit = "changes"): ProgressView {
   const tty = (opts.stdout as { isTTY?: boolean }).isTTY === true;

@@ -6,8 +6,14 @@
  * one local script with an old token must not lock the operator's CLI out. A proxy on the same
  * host therefore has to limit sign-ins itself (the README shows nginx's limit_req).
  *
- * Memory is bounded: at most `maxTracked` addresses are remembered, the oldest forgotten first.
+ * An IPv6 client is keyed by its /64: one host usually holds a whole /64, and keying by address
+ * would let it guess on from a fresh address each time.
+ *
+ * Memory is bounded: at most `maxTracked` addresses are remembered. Past that, those neither
+ * locked nor guessing within the window go first, then the oldest not locked, then the oldest.
  */
+import { isIP } from "node:net";
+
 export interface AuthThrottleOptions {
   maxFailures?: number;
   windowMs?: number;
@@ -48,23 +54,28 @@ export function createAuthThrottle(opts: AuthThrottleOptions = {}): AuthThrottle
   const entries = new Map<string, Entry>();
 
   const forgetStale = (now: number) => {
-    for (const [address, e] of entries) {
-      if (e.lockedUntil <= now && now - e.windowStart >= windowMs) entries.delete(address);
+    for (const [key, e] of entries) {
+      if (e.lockedUntil <= now && now - e.windowStart >= windowMs) entries.delete(key);
     }
-    // Still full of live entries (many addresses guessing at once): the oldest go.
-    for (const address of entries.keys()) {
-      if (entries.size < maxTracked) break;
-      entries.delete(address);
+    // Still full (many addresses guessing at once): those not locked go first, oldest first.
+    for (const [key, e] of entries) {
+      if (entries.size < maxTracked) return;
+      if (e.lockedUntil <= now) entries.delete(key);
+    }
+    for (const key of entries.keys()) {
+      if (entries.size < maxTracked) return;
+      entries.delete(key);
     }
   };
 
   return {
     blockedFor(address) {
-      const e = entries.get(address);
+      const e = entries.get(throttleKey(address));
       return e ? Math.max(0, e.lockedUntil - nowMs()) : 0;
     },
     failed(address) {
       if (exempt(address)) return false;
+      address = throttleKey(address);
       const now = nowMs();
       let e = entries.get(address);
       if (!e || now - e.windowStart >= windowMs) {
@@ -81,7 +92,19 @@ export function createAuthThrottle(opts: AuthThrottleOptions = {}): AuthThrottle
       return true;
     },
     succeeded(address) {
-      entries.delete(address);
+      entries.delete(throttleKey(address));
     },
   };
+}
+
+/** What the throttle counts by: an IPv4 address (also as `::ffff:a.b.c.d`), or an IPv6 /64. */
+export function throttleKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (isIP(address) !== 6) return address;
+  const [head = "", tail = ""] = address.toLowerCase().split("%")[0]!.split("::");
+  const left = head === "" ? [] : head.split(":");
+  const right = address.includes("::") ? (tail === "" ? [] : tail.split(":")) : [];
+  const groups = address.includes("::") ? [...left, ...Array<string>(8 - left.length - right.length).fill("0"), ...right] : left;
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
 }

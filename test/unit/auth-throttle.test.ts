@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createAuthThrottle } from "../../agent/ops/auth-throttle.js";
+import { createAuthThrottle, throttleKey } from "../../agent/ops/auth-throttle.js";
 
 function clock() {
   let now = 1_000_000;
@@ -57,7 +57,7 @@ describe("auth throttle", () => {
     expect(t.failed("127.0.0.2")).toBe(true);
   });
 
-  it("remembers at most maxTracked addresses, keeping those locked out over stale ones", () => {
+  it("remembers at most maxTracked addresses: stale ones go first, then those not locked out, then the oldest", () => {
     const c = clock();
     const t = createAuthThrottle({ maxFailures: 2, windowMs: 1_000, lockMs: 60_000, maxTracked: 3, nowMs: c.now });
     t.failed("10.0.0.1");
@@ -68,9 +68,33 @@ describe("auth throttle", () => {
     t.failed("10.0.0.4");
     t.failed("10.0.0.5");
     expect(t.blockedFor("10.0.0.1")).toBe(58_000);
-    // Past the cap with live entries only, the oldest goes.
+    // Full of live entries: the ones guessing but not locked go before a locked one.
     t.failed("10.0.0.6");
     t.failed("10.0.0.7");
+    expect(t.blockedFor("10.0.0.1")).toBe(58_000);
+    // Many addresses locked at once: only then does the oldest lock go.
+    for (const a of ["10.0.0.8", "10.0.0.9"]) {
+      t.failed(a);
+      t.failed(a);
+    }
+    expect(t.blockedFor("10.0.0.1")).toBe(58_000);
+    t.failed("10.0.0.10");
     expect(t.blockedFor("10.0.0.1")).toBe(0);
+    expect(t.blockedFor("10.0.0.8")).toBe(60_000);
+    expect(t.blockedFor("10.0.0.9")).toBe(60_000);
+  });
+
+  it("counts an IPv6 client by its /64, and an IPv4-mapped address as the IPv4 one", () => {
+    expect(throttleKey("2001:db8:1:2:aaaa::1")).toBe("2001:db8:1:2::/64");
+    expect(throttleKey("2001:0db8:0001:0002:0000:0000:0000:0009")).toBe("2001:db8:1:2::/64");
+    expect(throttleKey("2001:db8::5")).toBe("2001:db8:0:0::/64");
+    expect(throttleKey("::ffff:192.0.2.7")).toBe("192.0.2.7");
+    expect(throttleKey("192.0.2.7")).toBe("192.0.2.7");
+    const t = createAuthThrottle({ maxFailures: 3 });
+    t.failed("2001:db8:1:2::a");
+    t.failed("2001:db8:1:2::b");
+    expect(t.failed("2001:db8:1:2::c")).toBe(true);
+    expect(t.blockedFor("2001:db8:1:2:ffff::1")).toBeGreaterThan(0);
+    expect(t.blockedFor("2001:db8:1:3::a")).toBe(0);
   });
 });
