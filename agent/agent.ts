@@ -13,6 +13,7 @@ import { createReplica, type Replica } from "./core/replica.js";
 import { openSqliteStore } from "./journal/sqlite-store.js";
 import { createKamailioAttachment, type KamailioAttachment } from "./kamailio/attachment.js";
 import { evapiBulkToken } from "./kamailio/evapi-bulk.js";
+import { isEmptyVector } from "./core/version-vector.js";
 import { createMesh, type Mesh, type PeerEntry } from "./mesh/mesh.js";
 import type { Logger } from "./ops/logger.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
@@ -49,7 +50,12 @@ export async function startAgent(
     onDrift: (aheadMs) => log.warn({ aheadMs }, "a peer's clock is far ahead of ours; check NTP on every node"),
   });
   const replica = createReplica({ store, hlc, log });
-  log.info({ replica: replica.replicaId, vv: await replica.versionVector() }, "journal open");
+  const vv = await replica.versionVector();
+  const journalPath = join(config.dataDir, "journal.sqlite");
+  log.info({ replica: replica.replicaId, vv, path: journalPath }, "journal open");
+  // An empty journal on a node that had one means dataDir points elsewhere than before (a relative
+  // default resolved from another working directory): say where it is, once, at the start.
+  if (isEmptyVector(vv)) log.warn({ path: journalPath }, "the journal is empty (a new node, or dataDir points elsewhere than before): this node starts a new epoch and gets a snapshot from its peers");
 
   let kamailio: KamailioAttachment | null = null;
   const mesh = createMesh({

@@ -65,9 +65,14 @@ describe("three agents", () => {
     await n2.call("alias.remove", { alias: "missed0@example.com" }); // a tombstone the snapshot need not carry
     await waitFor("removal everywhere", async () => (await aliasCount(n3)) === (await aliasCount(n2)) && (await aliasCount(n1)) === (await aliasCount(n2)));
     const oldStatus = await n3.call<ClusterStatus>("cluster.status");
+    const emptyWarnings = () => readFileSync(n3.logPath, "utf8").split("\n").filter((l) => l.includes("the journal is empty")).length;
+    const warnedBefore = emptyWarnings();
     await n3.stop();
     rmSync(join(n3.spec.dir, "data"), { recursive: true, force: true });
     await n3.start();
+    // The operator is told where the (empty) journal is, as a dataDir pointing elsewhere looks the same.
+    expect(emptyWarnings()).toBe(warnedBefore + 1);
+    expect(readFileSync(n3.logPath, "utf8")).toContain(join(n3.spec.dir, "data", "journal.sqlite"));
     const expected = await dumpAliases(n1);
     await waitFor("snapshot complete", async () => (await aliasCount(n3)) === expected.length, 30_000);
     expect(await dumpAliases(n3)).toEqual(expected);
