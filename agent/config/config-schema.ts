@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { NODE_ID_RE } from "../contract/ids.js";
+import { isTimeZone } from "../kamailio/kamailio-db-encoding.js";
 
 export { NODE_ID_RE };
 const NODE_ID_RULE = "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit";
@@ -158,7 +159,7 @@ const kamailioDb = z.strictObject({
     .string()
     .regex(/^(sqlite:\/\/\/|postgres(ql)?:\/\/)/, "must be Kamailio's db_url for db_sqlite (sqlite:///path) or db_postgres (postgres://...)"),
   /** The IANA zone Kamailio runs in: db_postgres writes timestamps in its local time. */
-  timeZone: z.string().min(1).optional(),
+  timeZone: z.string().min(1).refine(isTimeZone, { error: (iss) => `${JSON.stringify(iss.input)} is not an IANA time zone (e.g. "UTC", "Europe/Berlin")` }).optional(),
   /** usrloc's db_mode on this Kamailio: 1/2 preload at start (a restart is repaired by difference). */
   dbMode: int(0, 4).default(0),
 });

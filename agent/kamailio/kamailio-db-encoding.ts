@@ -48,6 +48,15 @@ function formatter(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
+export function isTimeZone(timeZone: string): boolean {
+  try {
+    formatter(timeZone);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Throws a RangeError naming the zone when it is not a valid IANA zone. */
 export function checkTimeZone(timeZone: string): string {
   try {

@@ -276,6 +276,12 @@ describe("kamailio section", () => {
     expect(fromEnv({ LOCMESH_KAMAILIO_EVAPI: "127.0.0.1:8448" }, null).kamailio).toBeNull();
   });
 
+  it("refuses a db.timeZone that is not an IANA zone when the config loads, naming the key", () => {
+    const problems = problemsOf(() => load({ db: { url: "postgres://k@h/kamailio", timeZone: "Mars/Olympus" } }));
+    expect(problems).toEqual([expect.stringMatching(/^kamailio\.db\.timeZone: "Mars\/Olympus" is not an IANA time zone/)]);
+    expect(load({ db: { url: "postgres://k@h/kamailio", timeZone: "Europe/Berlin" } }).kamailio!.db!.timeZone).toBe("Europe/Berlin");
+  });
+
   it("reports every bad kamailio setting at once", () => {
     expect(() => load({ fifo: "relative.fifo", dgram: "unix:/run/x.sock", evapi: "nowhere", aliases: "ldap", db: { url: "mysql://x" } })).toThrow(
       /kamailio\.fifo[\s\S]*kamailio\.dgram[\s\S]*kamailio\.evapi[\s\S]*kamailio\.aliases[\s\S]*kamailio\.db\.url/,
