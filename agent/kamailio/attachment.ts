@@ -122,6 +122,14 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const reloader = createReloader({
     store, writer, plan, log, metrics, window: config.window, rate: config.reloadRate, openBulk,
     preloadDb: db && (config.db!.dbMode === 1 || config.db!.dbMode === 2) ? db : null,
+    onStored: (listener) => {
+      const offApplied = replica.onApplied(listener);
+      const offCommitted = replica.onCommitted(listener);
+      return () => {
+        offApplied();
+        offCommitted();
+      };
+    },
   });
   // Two small replies: a second and a half is plenty even on a loaded host.
   const core = createCoreRpc({ rpc: fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) });

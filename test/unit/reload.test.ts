@@ -13,6 +13,8 @@ import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
 import { binding } from "../support/fixtures.js";
+import { createHlc } from "../../agent/core/hlc.js";
+import { createReplica } from "../../agent/core/replica.js";
 
 const nowSec = () => Math.floor(Date.now() / 1000);
 
@@ -164,4 +166,79 @@ describe("reload", () => {
     expect(s.state).toBe("done");
     expect(writer.ops.map((o) => (o.op === "rm-contact" ? o.contact : o.op)).sort()).toEqual(["sip:carol@192.0.2.3", "sip:erin@192.0.2.5"]);
   });
+
+  describe("records that change while it runs", () => {
+    /** A replica over the store, and the reload's onStored wired to it as the attachment does. */
+    function withReplica(store: Awaited<ReturnType<typeof storeWith>>) {
+      const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
+      const onStored: ReloaderDeps["onStored"] = (listener) => {
+        const a = replica.onApplied(listener);
+        const b = replica.onCommitted(listener);
+        return () => {
+          a();
+          b();
+        };
+      };
+      return { replica, onStored };
+    }
+    const removal = (i: number) => ({ kind: "loc" as const, key: `u${i}@example.com`, sub: `sip:u${i}@192.0.2.1:5060`, value: null });
+    const lastFor = (ops: InstallOp[], aor: string) => ops.filter((o) => o.op !== "alias-set" && o.op !== "alias-rm" && o.aor === aor).at(-1);
+
+    it("does not write its planned version of a record removed meanwhile: that would bring the removed binding back", async () => {
+      const store = await storeWith(1000);
+      const { replica, onStored } = withReplica(store);
+      const writer = recordingWriter();
+      let removed = false;
+      const slow: KamailioWriter = {
+        async write(op, now) {
+          if (!removed && writer.ops.length === 10) {
+            removed = true;
+            await replica.commit([removal(900)]); // the sink writes this removal itself
+          }
+          return writer.write(op, now);
+        },
+      };
+      const s = await createReloader(deps({ store, writer: slow, onStored })).run("test");
+      expect(s).toMatchObject({ state: "done", done: 1000 });
+      expect(writer.ops.filter((o) => o.op === "add" && o.aor === "u900@example.com")).toEqual([]);
+      expect(writer.ops.filter((o) => o.op === "add")).toHaveLength(999);
+    });
+
+    it("writes the journal's version again when the record changed while its write was on the way", async () => {
+      const store = await storeWith(50);
+      const { replica, onStored } = withReplica(store);
+      const writer = recordingWriter();
+      const racing: KamailioWriter = {
+        async write(op, now) {
+          // The phone de-registers while its binding's write is in flight.
+          if (op.op === "add" && op.aor === "u5@example.com") await replica.commit([removal(5)]);
+          return writer.write(op, now);
+        },
+      };
+      const s = await createReloader(deps({ store, writer: racing, onStored })).run("test");
+      expect(s.state).toBe("done");
+      expect(lastFor(writer.ops, "u5@example.com")).toMatchObject({ op: "rm-contact", contact: "sip:u5@192.0.2.1:5060" });
+      expect(lastFor(writer.ops, "u6@example.com")).toMatchObject({ op: "add" });
+    });
+
+    it("gives each write the clock of its own moment, not the reload's start (ul.add's expires is relative)", async () => {
+      const store = await storeWith(30);
+      const t0 = Math.floor(Date.now() / 1000) * 1000;
+      let t = t0;
+      const seen: number[] = [];
+      const writer: KamailioWriter = {
+        async write(_op, now) {
+          seen.push(now);
+          t += 1000;
+          await new Promise((r) => setImmediate(r));
+          return "rpc";
+        },
+      };
+      const s = await createReloader(deps({ store, writer, window: 1, nowMs: () => t })).run("test");
+      expect(s.state).toBe("done");
+      expect(seen[0]).toBe(t0 / 1000);
+      expect(seen.at(-1)).toBe(t0 / 1000 + 29);
+    });
+  });
 });
+
