@@ -31,6 +31,9 @@ import type { KamailioEvent } from "./register-event.js";
 import { createRegistrarIntake } from "./registrar-intake.js";
 import { createReloader, type BulkSession, type ReloadStatus } from "./reload.js";
 import { createUsrlocRpc } from "./usrloc-rpc.js";
+import { opKey } from "./install-plan.js";
+import { watchChanges, writeCurrent, type ChangeWatch, type OnStored } from "./stale-writes.js";
+import type { UsrlocContact } from "./usrloc-contact.js";
 
 
 /** Reload writes in flight through the bulk channels: enough to fill their chunks (each bounds the bytes on the wire itself). */
@@ -119,17 +122,19 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       return { writer: bulkWriter, window: BULK_RELOAD_WINDOW, close: () => rpc.close() };
     }
     : undefined;
+  /** Every change stored, local or a peer's: planned writes older than one are not sent (stale-writes.ts). */
+  const onStored: OnStored = (listener) => {
+    const offApplied = replica.onApplied(listener);
+    const offCommitted = replica.onCommitted(listener);
+    return () => {
+      offApplied();
+      offCommitted();
+    };
+  };
   const reloader = createReloader({
     store, writer, plan, log, metrics, window: config.window, rate: config.reloadRate, openBulk,
     preloadDb: db && (config.db!.dbMode === 1 || config.db!.dbMode === 2) ? db : null,
-    onStored: (listener) => {
-      const offApplied = replica.onApplied(listener);
-      const offCommitted = replica.onCommitted(listener);
-      return () => {
-        offApplied();
-        offCommitted();
-      };
-    },
+    onStored,
   });
   // Two small replies: a second and a half is plenty even on a loaded host.
   const core = createCoreRpc({ rpc: fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) });
@@ -252,6 +257,17 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     await observe();
     if (reloadNeeded) return;
     const nowSec = Math.floor(Date.now() / 1000);
+    // Repairs go out one by one after the plan: one for a record changed meanwhile would be older
+    // than the journal (the sink writes the newer version), and is skipped or followed by it.
+    const watch = watchChanges(onStored);
+    try {
+      await reconcileWith(dump, dumpStartMs, dumpEndMs, leadMs, nowSec, watch);
+    } finally {
+      watch.close();
+    }
+  }
+
+  async function reconcileWith(dump: UsrlocContact[], dumpStartMs: number, dumpEndMs: number, leadMs: number, nowSec: number, watch: ChangeWatch): Promise<void> {
     const p = await planReconcile(store, {
       nodeId, dump, dumpStartMs, dumpSec: (dumpEndMs - dumpStartMs) / 1000, clockLeadMs: leadMs, nowSec,
       locationTable: config.locationTable, aliasTable,
@@ -260,7 +276,11 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     if (p.drafts.length > 0) times.learned(await replica.commit(p.drafts), dumpStartMs);
     let repaired = 0;
     for (const op of p.repairs) {
-      await writer.write(op, nowSec);
+      const key = opKey(op);
+      if (watch.changedAfter(key, 0)) continue;
+      const before = watch.now();
+      await writer.write(op, Math.floor(Date.now() / 1000));
+      if (watch.changedAfter(key, before)) await writeCurrent(store, writer, op, plan, Math.floor(Date.now() / 1000));
       repaired++;
     }
     metrics.kamailioLearned.inc({ source: "reconcile" }, p.drafts.length);

@@ -17,6 +17,7 @@ import { isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { bindingKey, opKey, planRestore, recordKey, ulBinding, type InstallOp, type PlanContext } from "./install-plan.js";
+import { watchChanges, writeCurrent, type OnStored } from "./stale-writes.js";
 import type { KamailioDb } from "./kamailio-db.js";
 import { describe, type KamailioWriter } from "./kamailio-writer.js";
 import { UL_ADD_CALLID } from "./registrar-input.js";
@@ -63,12 +64,8 @@ export interface ReloaderDeps {
   window: number;
   /** Writes per second; 0 = unlimited. */
   rate: number;
-  /**
-   * Tells of every change stored from now on (local commits and peers' changes); returns the
-   * unsubscribe. A record changed during the reload is the sink's to write: the reload's planned
-   * version of it is older, and written after the sink's it would undo a removal or a refresh.
-   */
-  onStored?: (listener: (changes: readonly Change[]) => void) => () => void;
+  /** Changes stored while the reload runs are the sink's to write (stale-writes.ts). */
+  onStored?: OnStored;
   nowMs?: () => number;
 }
 
@@ -141,13 +138,8 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     const toExamine = counts.locations + counts.aliases;
     status = { state: "running", reason, total: toExamine, done: 0, unchanged: 0, startedAt: new Date(started).toISOString(), finishedAt: null, rate: 0, channel: null, error: null };
     deps.log.info({ reason, byDifference: deps.preloadDb !== null }, "putting the live state back into Kamailio");
-    // Records changed since the reload started (before its first page is read), and since each
-    // write in flight started.
-    const changed = new Map<string, number>();
-    let changes = 0;
-    const unsubscribe = deps.onStored?.((stored) => {
-      for (const c of stored) changed.set(recordKey(c), ++changes);
-    });
+    // Records changed since the reload started (before its first page is read).
+    const watch = watchChanges(deps.onStored);
     const ops = createBacklog();
     let planned = false;
     let failure: unknown = null;
@@ -209,19 +201,19 @@ export function createReloader(deps: ReloaderDeps): Reloader {
             if (wait > 0) await new Promise((r) => setTimeout(r, wait));
           }
           const key = opKey(op);
-          if (changed.has(key)) {
+          if (watch.changedAfter(key, 0)) {
             // Changed since it was planned: the sink writes the newer version (or has).
             status.done++;
             continue;
           }
-          const before = changes;
+          const before = watch.now();
           try {
             // The clock of now, not of the start: ul.add takes expires relative to it.
             await writer.write(op, Math.floor(nowMs() / 1000));
             deps.metrics.kamailioRepairs.inc({ source: "reload" });
             // Changed while this write was on its way, perhaps written by the sink before it
             // landed: write what the journal holds now, so the older version does not stay.
-            if ((changed.get(key) ?? 0) > before) await rewriteCurrent(op, writer);
+            if (watch.changedAfter(key, before)) await writeCurrent(deps.store, writer, op, deps.plan, Math.floor(nowMs() / 1000));
           } catch (err) {
             if (isTransient(err)) {
               failure ??= err;
@@ -243,23 +235,10 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       status = { ...status, state: "failed", finishedAt: new Date(nowMs()).toISOString(), error: (err as Error).message };
       deps.log.warn({ err: (err as Error).message, done: status.done, total: status.total }, "putting the state back into Kamailio failed; it will be retried");
     } finally {
-      unsubscribe?.();
+      watch.close();
       await bulk?.close().catch(() => undefined);
     }
     return { ...status };
-  }
-
-  /** Writes the journal's current version of the record `op` wrote. */
-  async function rewriteCurrent(op: InstallOp, writer: KamailioWriter): Promise<void> {
-    const c = op.op === "add" ? await deps.store.get("loc", op.aor, op.binding.contact)
-      : op.op === "rm-contact" ? await deps.store.get("loc", op.aor, op.contact)
-      : await deps.store.get("alias", op.alias, "");
-    if (c === null) return;
-    const nowSec = Math.floor(nowMs() / 1000);
-    const current = c.kind === "loc" && c.value === null
-      ? { op: "rm-contact" as const, table: deps.plan.locationTable, aor: c.key, contact: c.sub }
-      : planRestore(c, { ...deps.plan, nowSec });
-    if (current !== null) await writer.write(current, nowSec);
   }
 
   return {

@@ -1,0 +1,48 @@
+/**
+ * Writes planned from the journal some time before they go out (a reload's backlog, a reconcile's
+ * repairs) may be older than the journal by then: a de-REGISTER or a refresh stored meanwhile is
+ * the sink's to write, and the planned write landing after the sink's would undo it until the next
+ * reconcile. A watch tells which records changed since it began, or since a given moment, so that
+ * such a write is skipped, or followed by the journal's current version when the record changed
+ * while the write was on its way.
+ */
+import type { Change } from "../contract/records.js";
+import type { ReplicaStore } from "../core/store.js";
+import { planRestore, recordKey, type InstallOp, type PlanContext } from "./install-plan.js";
+import type { KamailioWriter } from "./kamailio-writer.js";
+
+/** Tells of every change stored from now on (local commits and peers' changes); returns the unsubscribe. */
+export type OnStored = (listener: (changes: readonly Change[]) => void) => () => void;
+
+export interface ChangeWatch {
+  /** A mark to compare later changes with. */
+  now(): number;
+  /** The record (recordKey / opKey) changed after `mark` (0: since the watch began). */
+  changedAfter(key: string, mark: number): boolean;
+  close(): void;
+}
+
+export function watchChanges(onStored: OnStored | undefined): ChangeWatch {
+  const last = new Map<string, number>();
+  let count = 0;
+  const off = onStored?.((changes) => {
+    for (const c of changes) last.set(recordKey(c), ++count);
+  });
+  return {
+    now: () => count,
+    changedAfter: (key, mark) => (last.get(key) ?? 0) > mark,
+    close: () => off?.(),
+  };
+}
+
+/** Writes what the journal holds now for the record `op` wrote (a removal for a tombstone). */
+export async function writeCurrent(store: ReplicaStore, writer: KamailioWriter, op: InstallOp, plan: Omit<PlanContext, "nowSec">, nowSec: number): Promise<void> {
+  const c = op.op === "add" ? await store.get("loc", op.aor, op.binding.contact)
+    : op.op === "rm-contact" ? await store.get("loc", op.aor, op.contact)
+    : await store.get("alias", op.alias, "");
+  if (c === null) return;
+  const current = c.kind === "loc" && c.value === null
+    ? { op: "rm-contact" as const, table: plan.locationTable, aor: c.key, contact: c.sub }
+    : planRestore(c, { ...plan, nowSec });
+  if (current !== null) await writer.write(current, nowSec);
+}
