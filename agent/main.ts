@@ -17,7 +17,10 @@ const program = new Command()
   .name("locmesh")
   .description("Keeps Kamailio SIP proxy clusters in agreement about where users are.")
   .version(packageVersion(), "-V, --version", "print the locmesh version")
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // A wrong flag or argument is a usage error, 2 (commander's own is 1, which means "failed" here).
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
+  .addHelpText("after", "\nExit codes: 0 done; 1 the agent refused or the operation failed; 2 usage or config error;\n3 the agent is not reachable; 4 the API token was refused.");
 
 program
   .command("agent")

@@ -68,13 +68,18 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
 
 class TimeoutError extends Error {}
 
+/** The agent could not be reached, or did not answer in time (exit code 3). */
+export class AgentUnreachableError extends Error {
+  override readonly name = "AgentUnreachableError";
+}
+
 function transportError(err: unknown, signal: AbortSignal, url: string, method: string, timeoutMs: number): Error {
   if (signal.aborted && signal.reason instanceof TimeoutError) {
-    return new Error(`the locmesh agent at ${url} did not answer ${method} within ${timeoutMs} ms; it may be overloaded or stuck (see its log)`, { cause: err });
+    return new AgentUnreachableError(`the locmesh agent at ${url} did not answer ${method} within ${timeoutMs} ms; it may be overloaded or stuck (see its log)`, { cause: err });
   }
   if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
   const code = errorCode(err);
-  return new Error(
+  return new AgentUnreachableError(
     `the locmesh agent is not reachable at ${url}${code ? ` (${code})` : ""}: is \`locmesh agent\` running, and is --url (or LOCMESH_API_URL) its API address?`,
     { cause: err },
   );

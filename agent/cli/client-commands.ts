@@ -8,7 +8,8 @@ import { ApiMethod, type ClusterStatus, type ListResult } from "../contract/prot
 import type { Alias, Location } from "../contract/records.js";
 import { ConfigError, listenToUrl, loadApiSettings } from "../config/agent-config.js";
 import { FETCH_BAD_PORTS } from "../config/config-schema.js";
-import { createApiClient, type ApiClient } from "./api-client.js";
+import { AgentUnreachableError, createApiClient, type ApiClient } from "./api-client.js";
+import { ErrorCode, RpcError } from "../contract/errors.js";
 import { bindingsOf, formatAliases, formatBindings, formatLocations, formatStatus } from "./client-output.js";
 import { runKamailioReload, runResync } from "./resync-progress.js";
 import { cellText } from "./table.js";
@@ -51,7 +52,7 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
         await fn(client, opts, ...(args.slice(0, -2) as A));
       } catch (err) {
         io.stderr.write(`locmesh: ${describeError(err)}\n`);
-        process.exitCode = 1;
+        process.exitCode = exitCodeOf(err);
       } finally {
         client?.close();
       }
@@ -157,7 +158,7 @@ export function resolveTarget(opts: ClientOpts, env: Record<string, string | und
   const url = opts.url ?? (fromConfig.listen ? listenToUrl(fromConfig.listen) : undefined) ?? (env["LOCMESH_API_URL"] || DEFAULT_URL);
   checkApiUrl(url, opts.url !== undefined ? "--url" : fromConfig.listen ? `${file}'s api.listen` : env["LOCMESH_API_URL"] ? "LOCMESH_API_URL" : "the default");
   const token = given ?? fromConfig.token;
-  if (!token) throw new Error("no API token: pass --token, set LOCMESH_API_TOKEN, or point --config at the agent's config");
+  if (!token) throw new UsageError("no API token: pass --token, set LOCMESH_API_TOKEN, or point --config at the agent's config");
   return { url, token };
 }
 
@@ -170,11 +171,11 @@ function checkApiUrl(url: string, from: string): void {
     parsed = null;
   }
   if (parsed === null || (parsed.protocol !== "http:" && parsed.protocol !== "https:") || parsed.hostname === "") {
-    throw new Error(`the API URL ${JSON.stringify(url)} (from ${from}) is not an http:// or https:// URL; give the agent's API address, e.g. ${DEFAULT_URL}`);
+    throw new UsageError(`the API URL ${JSON.stringify(url)} (from ${from}) is not an http:// or https:// URL; give the agent's API address, e.g. ${DEFAULT_URL}`);
   }
   const port = Number(parsed.port || (parsed.protocol === "https:" ? 443 : 80));
   if (FETCH_BAD_PORTS.has(port)) {
-    throw new Error(`the API URL ${url} (from ${from}) uses port ${port}, which fetch and browsers refuse to dial; move api.listen to another port (the default is 7180)`);
+    throw new UsageError(`the API URL ${url} (from ${from}) uses port ${port}, which fetch and browsers refuse to dial; move api.listen to another port (the default is 7180)`);
   }
 }
 
@@ -194,6 +195,21 @@ async function listPages<T>(client: ApiClient, method: string, opts: ListOpts): 
 function pageFooter(page: ListResult<unknown>, what: string): string {
   if (page.next === null) return "";
   return `\n\nshowing ${page.items.length} of ${page.total} ${what}; use --all for every page or --limit for bigger pages`;
+}
+
+/** What a script can tell apart (the README's CLI section lists them). */
+export const EXIT = { failed: 1, usage: 2, unreachable: 3, refused: 4 } as const;
+
+/** A problem with how the command was called or configured: the flags, the config, the URL (exit 2). */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+function exitCodeOf(err: unknown): number {
+  if (err instanceof UsageError || err instanceof ConfigError) return EXIT.usage;
+  if (err instanceof AgentUnreachableError) return EXIT.unreachable;
+  if (err instanceof RpcError && (err.code === ErrorCode.Unauthorized || err.code === ErrorCode.TooManyAttempts)) return EXIT.refused;
+  return EXIT.failed;
 }
 
 function describeError(err: unknown): string {

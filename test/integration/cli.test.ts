@@ -136,7 +136,7 @@ describe("locmesh CLI", () => {
     expect(page.code).toBe(0);
     expect(page.stdout).toContain("showing 1 of 2 bindings; use --all");
     expect(JSON.parse(all.stdout)).toMatchObject({ total: 2, next: null, items: [{ aor: "alice@example.com" }, { aor: "bob@example.com" }] });
-    expect(badLimit.code).not.toBe(0);
+    expect(badLimit.code).toBe(2);
     expect(badLimit.stderr).toMatch(/must be a whole number from 1 to 1000/);
 
     expect(show.code).toBe(0);
@@ -215,29 +215,29 @@ describe("locmesh CLI", () => {
       expect(r.stderr).toBe("");
       expect((JSON.parse(r.stdout) as { nodeId: string }).nodeId).toBe("cli1");
     }
-    expect(noToken.code).toBe(1);
+    expect(noToken.code).toBe(2);
     expect(noToken.stderr).toMatch(/api\.tokenFile: cannot read/);
-    expect(noScheme.code).toBe(1);
+    expect(noScheme.code).toBe(2);
     expect(noScheme.stderr).toBe('locmesh: the API URL "127.0.0.1:7180" (from --url) is not an http:// or https:// URL; give the agent\'s API address, e.g. http://127.0.0.1:7180\n');
     expect(junk.stderr).toMatch(/the API URL "foo" \(from LOCMESH_API_URL\) is not an http/);
   });
 
-  it("a wrong token exits 1 and says which token to check", async () => {
+  it("a wrong token exits 4 and says which token to check; no token at all is a usage error, 2", async () => {
     const [r, missing] = await Promise.all([
       cli(["status", "--url", agent.apiUrl, "--token", "wrong-token-0123456789"]),
       cli(["status", "--url", agent.apiUrl]),
     ]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(4);
     expect(r.stdout).toBe("");
     expect(r.stderr).toMatch(/^locmesh: the agent at http:\/\/127\.0\.0\.1:\d+ refused the API token \(HTTP 401\); check --token, LOCMESH_API_TOKEN/);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/^locmesh: no API token: pass --token/);
   });
 
-  it("no agent listening exits 1 and says the agent is not reachable", async () => {
+  it("no agent listening exits 3 and says the agent is not reachable", async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const r = await cli(["alias", "ls", "--url", url, "--token", TOKEN]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(3);
     expect(r.stdout).toBe("");
     expect(r.stderr.trim()).toBe(
       `locmesh: the locmesh agent is not reachable at ${url} (ECONNREFUSED): is \`locmesh agent\` running, and is --url (or LOCMESH_API_URL) its API address?`,
