@@ -4,9 +4,9 @@
  * Same sources (file, LOCMESH_* variables, secret files), same one-error-with-every-problem rule.
  */
 import { z } from "zod";
-import { ConfigError, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
+import { ConfigError, describeIssues, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
 import { redactUrl } from "../agent/ops/redact-url.js";
-import { NODE_ID_RE, buildConfigSchema, configErrorMap, formatPath } from "../agent/config/config-schema.js";
+import { NODE_ID_RE, buildConfigSchema, configErrorMap } from "../agent/config/config-schema.js";
 import { API_TOKEN, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs } from "../agent/config/config-sources.js";
 
 export interface HubConfig {
@@ -47,20 +47,26 @@ function hubSchema(fs: LoadOptions["fs"] & object) {
   });
 }
 
+/** What a hub's operator should do where an agent's remedies do not apply. */
+const HUB_HINTS: Record<string, string> = {
+  "mesh.peers": "a hub dials no peer: list the agents it accepts in mesh.agents (their node ids), and give the agents the hub's URL in hub.urls",
+  "dataDir": "a hub keeps its state in PostgreSQL (postgres.url), not in a data directory",
+  "postgres.url": "; set postgres.url (postgres://user:password@host/db) in the config file or with LOCMESH_POSTGRES_URL",
+  "kamailio": "a hub is not attached to a Kamailio; that setting belongs in the agents' configs",
+};
+
 export function loadHubConfig(opts: LoadOptions): HubConfig {
   const fs = opts.fs ?? nodeFs;
   const g = gatherConfig({ file: opts.file, env: opts.env, fs, cwd: opts.cwd ?? process.cwd(), secrets: [MESH_SECRET, API_TOKEN], envVars: HUB_ENV_VARS });
   if (g.raw["postgres"] === undefined) g.raw["postgres"] = {};
   const pgUrl = opts.env["LOCMESH_POSTGRES_URL"];
-  if (pgUrl) (g.raw["postgres"] as Record<string, unknown>)["url"] = pgUrl;
-  const result = hubSchema(fs).safeParse(g.raw, { error: configErrorMap });
-  const problems = [...g.problems];
-  if (!result.success) {
-    for (const iss of result.error.issues) {
-      if (iss.code === "unrecognized_keys") for (const k of iss.keys) problems.push(`${formatPath([...iss.path, k])}: unknown setting (check the spelling)`);
-      else problems.push(`${formatPath(iss.path)}: ${iss.message}`);
-    }
+  const pg = g.raw["postgres"];
+  if (pgUrl && typeof pg === "object" && pg !== null && !Array.isArray(pg)) {
+    (pg as Record<string, unknown>)["url"] = pgUrl.trim();
+    g.sources.set("postgres.url", "from LOCMESH_POSTGRES_URL");
   }
+  const result = hubSchema(fs).safeParse(g.raw, { error: configErrorMap });
+  const problems = [...g.problems, ...(result.success ? [] : describeIssues(result.error.issues, g, [], HUB_HINTS))];
   if (result.success && result.data.mesh.agents.length === 0 && !result.data.mesh.acceptUnlisted) {
     problems.push("mesh.agents: list the agents' node ids, or set mesh.acceptUnlisted: true (as it is, every agent would be refused)");
   }

@@ -120,18 +120,26 @@ export function redactConfig(c: AgentConfig): object {
 }
 
 
-function describeIssues(issues: readonly z.core.$ZodIssue[], g: Gathered, prefix: PropertyKey[] = []): string[] {
+/**
+ * One line per problem: the setting's path, what is wrong, how to set a missing one, and where the
+ * value came from (a file, a LOCMESH_* variable). `hints` add to or replace a message per path (a
+ * hub names its own remedies).
+ */
+export function describeIssues(issues: readonly z.core.$ZodIssue[], g: Gathered, prefix: PropertyKey[] = [], hints: Record<string, string> = {}): string[] {
   const out: string[] = [];
   for (const iss of issues) {
     const path = [...prefix, ...iss.path];
     if (iss.code === "unrecognized_keys") {
-      for (const key of iss.keys) out.push(annotate(formatPath([...path, key]), "unknown setting (check the spelling)", g));
+      for (const key of iss.keys) {
+        const dotted = formatPath([...path, key]);
+        out.push(annotate(dotted, hints[dotted] ?? "unknown setting (check the spelling)", g));
+      }
       continue;
     }
     const dotted = formatPath(path);
     if (g.reported.has(dotted)) continue;
     let message = iss.message;
-    if (message === "required") message += requiredHint(dotted);
+    if (message === "required") message += hints[dotted] ?? requiredHint(dotted);
     out.push(annotate(dotted, message, g));
   }
   return out;

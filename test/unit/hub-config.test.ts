@@ -66,8 +66,21 @@ describe("loadHubConfig", () => {
     expect(problems).toEqual(expect.arrayContaining([
       expect.stringMatching(/^mesh\.secret: must be at least 16/),
       expect.stringMatching(/^mesh\.agents\[0\]: must be an agent's node id/),
-      "mesh.peers: unknown setting (check the spelling)",
-      expect.stringMatching(/^postgres\.url: /),
+      "mesh.peers: a hub dials no peer: list the agents it accepts in mesh.agents (their node ids), and give the agents the hub's URL in hub.urls",
+      "postgres.url: required; set postgres.url (postgres://user:password@host/db) in the config file or with LOCMESH_POSTGRES_URL",
     ]));
+  });
+
+  it("words its problems as an agent's loader does: the variable a value came from, one line per problem", () => {
+    expect(problemsOf(() => load(minimal, { LOCMESH_POSTGRES_URL: "mysql://x", LOCMESH_MESH_LISTEN: "bad" }))).toEqual([
+      expect.stringMatching(/^mesh\.listen: must be "host:port".* \(from LOCMESH_MESH_LISTEN\)$/),
+      "postgres.url: must be a postgres:// connection URL (from LOCMESH_POSTGRES_URL)",
+    ]);
+    const unreadable = problemsOf(() => loadHubConfig({
+      file: FILE, env: {}, cwd: "/srv",
+      fs: memFs({ [FILE]: minimal.replace("  secret: 0123456789abcdef-mesh\n", "  secretFile: /no/such/key\n") }),
+    }));
+    expect(unreadable).toHaveLength(1);
+    expect(unreadable[0]).toMatch(/^mesh\.secretFile: cannot read/);
   });
 });
