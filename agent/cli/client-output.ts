@@ -37,9 +37,9 @@ export function describeReload(r: KamailioStatus["reload"]): string {
     case "idle":
       return "idle";
     case "running":
-      return `running (${r.reason ?? ""}): ${r.done} of ${r.total} writes`;
+      return `running (${r.reason ?? ""}): ${r.done} of ${r.total} writes${r.channel ? ` over ${r.channel}` : ""}`;
     case "done":
-      return `done: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}, ${r.rate}/s, finished ${r.finishedAt ?? "?"}`;
+      return `done: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}, ${r.rate}/s${r.channel ? ` over ${r.channel}` : ""}, finished ${r.finishedAt ?? "?"}`;
     case "failed":
       return `failed after ${r.done} of ${r.total} writes: ${r.error ?? "no reason given"}`;
   }
