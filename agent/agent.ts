@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { createHttpApi, type HttpApi } from "./api/http-server.js";
 import { createLocalApi } from "./api/local-api.js";
 import type { AgentConfig } from "./config/agent-config.js";
-import { ApiNotification } from "./contract/protocol.js";
+import { ApiNotification, SUMMARY_INTERVAL_MS } from "./contract/protocol.js";
+import { createChangeSummary } from "./api/change-summary.js";
 import { createHlc } from "./core/hlc.js";
 import { startPurgeTimer } from "./core/purge-timer.js";
 import { createReplica, type Replica } from "./core/replica.js";
@@ -88,7 +89,15 @@ export async function startAgent(
     nodeId: config.nodeId,
   });
 
-  replica.onApplied((changes) => http.broadcast(ApiNotification.ChangesApplied, { changes }));
+  const summary = createChangeSummary({
+    intervalMs: SUMMARY_INTERVAL_MS,
+    wanted: () => http.hasSubscribers("summary"),
+    send: (params) => http.broadcast(ApiNotification.ChangesApplied, params, "summary"),
+  });
+  replica.onApplied((changes) => {
+    http.broadcast(ApiNotification.ChangesApplied, { changes });
+    summary.add(changes);
+  });
   observeReplicationDelay({ replica, metrics });
 
   const purge = startPurgeTimer({
@@ -101,6 +110,7 @@ export async function startAgent(
     await http.start();
   } catch (err) {
     purge.close();
+    summary.close();
     await kamailio?.close();
     await mesh.close();
     await http.close();
@@ -117,6 +127,7 @@ export async function startAgent(
     setPeers: (peers) => mesh.setPeers(peers),
     async close() {
       purge.close();
+      summary.close();
       await http.close();
       await mesh.close();
       await kamailio?.close();

@@ -35,8 +35,10 @@ export interface HttpServerDeps {
 export interface HttpApi {
   start(): Promise<void>;
   port(): number;
-  /** Sends a JSON-RPC notification to every WebSocket client that subscribed. */
-  broadcast(method: string, params: unknown): void;
+  /** Sends a JSON-RPC notification to every WebSocket client that subscribed to `mode`. */
+  broadcast(method: string, params: unknown, mode?: "changes" | "summary"): void;
+  /** Some client subscribed to `mode`. */
+  hasSubscribers(mode: "changes" | "summary"): boolean;
   close(): Promise<void>;
 }
 
@@ -76,7 +78,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   };
   const bearer = (req: IncomingMessage) => /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim() ?? null;
   const wsClients = new Set<WebSocket>();
-  const subscribers = new Set<WebSocket>();
+  const subscribers = new Map<WebSocket, "changes" | "summary">();
   let server: Server | null = null;
   const webRoot = deps.webRoot === undefined ? webDistDir() : deps.webRoot;
   const web = webRoot === null ? null : createStaticFiles({ root: webRoot });
@@ -186,7 +188,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
         return ok;
       },
       lockedOut: () => lockedOut(remote),
-      subscribe: () => subscribers.add(ws),
+      subscribe: (mode) => subscribers.set(ws, mode),
     };
     wsClients.add(ws);
     ws.on("error", () => undefined);
@@ -237,10 +239,12 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       log.info({ listen: `${deps.listen.host}:${(server.address() as AddressInfo).port}` }, "local API listening");
     },
     port: () => (server?.address() as AddressInfo | null)?.port ?? 0,
-    broadcast(method, params) {
-      if (subscribers.size === 0) return;
-      const text = JSON.stringify({ jsonrpc: "2.0", method, params });
-      for (const ws of subscribers) {
+    hasSubscribers: (mode) => [...subscribers.values()].includes(mode),
+    broadcast(method, params, mode = "changes") {
+      let text: string | null = null;
+      for (const [ws, wants] of subscribers) {
+        if (wants !== mode) continue;
+        text ??= JSON.stringify({ jsonrpc: "2.0", method, params });
         // A subscriber that stops reading is dropped rather than allowed to grow our memory.
         if (ws.bufferedAmount > deps.maxMessageBytes) {
           log.warn("dropping a WebSocket subscriber that does not keep up");

@@ -23,8 +23,8 @@ export interface ApiContext {
   login(token: string): boolean;
   /** The error to answer while this connection's address is refused for too many wrong tokens. */
   lockedOut?: () => RpcError | null;
-  /** Present on WebSocket connections: start sending change notifications. */
-  subscribe?: () => void;
+  /** Present on WebSocket connections: start sending change notifications, every change or a summary. */
+  subscribe?: (mode: "changes" | "summary") => void;
 }
 
 export interface LocalApiDeps {
@@ -84,9 +84,9 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     return { ok: true };
   });
 
-  rpc.method(ApiMethod.ChangesSubscribe, API_PARAMS[ApiMethod.ChangesSubscribe], (_p, ctx) => {
+  rpc.method(ApiMethod.ChangesSubscribe, API_PARAMS[ApiMethod.ChangesSubscribe], (p, ctx) => {
     if (!ctx.subscribe) throw new RpcError(ErrorCode.InvalidRequest, "changes.subscribe needs the WebSocket API (ws://…/rpc)");
-    ctx.subscribe();
+    ctx.subscribe(p.summary ? "summary" : "changes");
     return { subscribed: true };
   });
 

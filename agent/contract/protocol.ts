@@ -261,6 +261,13 @@ export const aliasRemoveParams = z.strictObject({ alias: aor });
 export const resyncParams = z.strictObject({ peer: nodeId.optional() });
 export const loginParams = z.strictObject({ token: z.string().max(4096) });
 const noParams = z.strictObject({});
+/**
+ * summary: instead of every change, `changes.applied` with `{ counts: { loc, alias } }` at most
+ * every SUMMARY_INTERVAL_MS: what a screen needs to know it should refresh, a few bytes however
+ * many changes a resync brings (the whole changes would pile up unread on a slow link).
+ */
+export const subscribeParams = z.strictObject({ summary: z.boolean().default(false) });
+export const SUMMARY_INTERVAL_MS = 250;
 
 /**
  * Each method's params schema: the servers validate with these (agent/api/local-api.ts,
@@ -278,7 +285,7 @@ export const API_PARAMS = {
   [ApiMethod.ClusterResync]: resyncParams,
   [ApiMethod.KamailioReload]: noParams,
   [ApiMethod.AuthLogin]: loginParams,
-  [ApiMethod.ChangesSubscribe]: noParams,
+  [ApiMethod.ChangesSubscribe]: subscribeParams,
 } as const satisfies Record<(typeof ApiMethod)[keyof typeof ApiMethod], z.ZodType>;
 
 export const PEER_PARAMS = {

@@ -284,6 +284,28 @@ describe("change subscriptions", () => {
     const overHttp = await callError("changes.subscribe", {});
     expect(overHttp.code).toBe(ErrorCode.InvalidRequest);
   });
+
+  it("sends a summary subscriber counts by kind, a few at most per second, never the changes", async () => {
+    const ws = await RpcWire.open(wsUrl(), { headers: { authorization: `Bearer ${TOKEN}` } });
+    try {
+      expect((await ws.request("changes.subscribe", { summary: true })).result).toEqual({ subscribed: true });
+      const expires = expiresIn(600);
+      await Promise.all([
+        ...Array.from({ length: 30 }, (_, i) => agent.call("alias.set", { alias: `sip:sum${i}@example.com`, target: "sip:t@example.com" })),
+        agent.call("location.publish", { edits: Array.from({ length: 20 }, (_, i) => ({ op: "upsert", binding: { aor: `sip:sum${i}@example.com`, contact: `sip:s${i}@192.0.2.9`, expires } })) }),
+      ]);
+      const total = { loc: 0, alias: 0 };
+      await expect.poll(() => {
+        const got = ws.notifications("changes.applied").map((m) => m.params as { counts: typeof total; changes?: unknown });
+        for (const p of got) expect(p.changes).toBeUndefined();
+        return got.reduce((t, p) => ({ loc: t.loc + p.counts.loc, alias: t.alias + p.counts.alias }), total);
+      }, { timeout: 5000 }).toEqual({ loc: 20, alias: 30 });
+      // 31 commits, coalesced: far fewer notifications than commits.
+      expect(ws.notifications("changes.applied").length).toBeLessThanOrEqual(5);
+    } finally {
+      await ws.close();
+    }
+  });
 });
 
 describe("operations endpoints", () => {
