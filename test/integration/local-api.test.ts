@@ -257,6 +257,10 @@ describe("locations and aliases", () => {
       alias: "sales@example.com", target: "sip:alice@example.com",
     });
     expect(await aliasNames()).toContain("sales@example.com");
+    // Searched by its target, or by its name written as a URI (names are stored without the scheme).
+    for (const search of ["ALICE@example", "sip:alice@", "sip:Sales@", "sips:sales"]) {
+      expect((await agent.call<ListResult<{ alias: string }>>("alias.list", { search })).items.map((a) => a.alias), search).toEqual(["sales@example.com"]);
+    }
     expect(await agent.call("alias.remove", { alias: "sales@example.com" })).toEqual({ removed: "sales@example.com" });
     expect(await aliasNames()).not.toContain("sales@example.com");
     expect((await callError("alias.remove", { alias: "sales@example.com" })).code).toBe(ErrorCode.NotFound);
