@@ -265,6 +265,18 @@ describe("locations and aliases", () => {
     expect(await aliasNames()).not.toContain("sales@example.com");
     expect((await callError("alias.remove", { alias: "sales@example.com" })).code).toBe(ErrorCode.NotFound);
   });
+
+  it("pages past a binding whose contact is mostly control characters (a long cursor)", async () => {
+    const contact = `sip:${"\u0001".repeat(400)}@192.0.2.50`;
+    const edits = [contact, "sip:ctl@192.0.2.51"].map((c) => ({ op: "upsert", binding: { aor: "sip:ctl@example.com", contact: c, expires: expiresIn(600) } }));
+    expect(await agent.call("location.publish", { edits })).toEqual({ accepted: 2 });
+    const first = await agent.call<ListResult<Location>>("location.list", { search: "ctl@", limit: 1 });
+    expect(first.items.map((l) => l.contact)).toEqual([contact]);
+    expect(first.next!.length).toBeGreaterThan(2400);
+    const second = await agent.call<ListResult<Location>>("location.list", { search: "ctl@", limit: 1, after: first.next });
+    expect(second.items.map((l) => l.contact)).toEqual(["sip:ctl@192.0.2.51"]);
+    expect(await agent.call("location.publish", { edits: [{ op: "remove-aor", aor: "ctl@example.com" }] })).toEqual({ accepted: 2 });
+  });
 });
 
 describe("change subscriptions", () => {
