@@ -273,7 +273,18 @@ export interface ListResult<T> {
   total: number;
 }
 
-export const aliasSetParams = z.strictObject({ alias: aor, target: sipUri });
+/**
+ * Without a precondition, alias.set creates or replaces. `ifAbsent`: only create; an alias that
+ * exists is refused with Conflict (an "add" must not overwrite what another admin made).
+ * `expectTarget`: only replace that target; an alias changed or removed meanwhile is refused with
+ * Conflict (an "edit" must not undo a change it never saw). Both are checked on this node, in the
+ * same write turn as the commit (agent/api/alias-preconditions.ts).
+ */
+export const aliasSetParams = z
+  .strictObject({ alias: aor, target: sipUri, ifAbsent: z.boolean().optional(), expectTarget: sipUri.optional() })
+  .refine((p) => !(p.ifAbsent === true && p.expectTarget !== undefined), {
+    message: "ifAbsent and expectTarget exclude each other: ifAbsent adds a new alias, expectTarget edits an existing one",
+  });
 export const aliasRemoveParams = z.strictObject({ alias: aor });
 export const resyncParams = z.strictObject({ peer: nodeId.optional() });
 export const loginParams = z.strictObject({ token: z.string().max(4096) });

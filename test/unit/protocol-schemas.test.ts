@@ -188,5 +188,8 @@ describe("local API params", () => {
   it("aliasSetParams validates both ends", () => {
     expect(aliasSetParams.parse({ alias: "sip:Sales@B", target: "sip:bob@b" })).toEqual({ alias: "sales@b", target: "sip:bob@b" });
     expect(problems(aliasSetParams, { alias: "sales@b", target: "bob" })).toContain('target: SIP URI "bob"');
+    expect(aliasSetParams.parse({ alias: "a@b", target: "sip:t@b", ifAbsent: true })).toEqual({ alias: "a@b", target: "sip:t@b", ifAbsent: true });
+    expect(problems(aliasSetParams, { alias: "a@b", target: "sip:t@b", expectTarget: "nope" })).toMatch(/^expectTarget: SIP URI "nope"/);
+    expect(problems(aliasSetParams, { alias: "a@b", target: "sip:t@b", ifAbsent: true, expectTarget: "sip:u@b" })).toMatch(/exclude each other/);
   });
 });
