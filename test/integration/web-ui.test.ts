@@ -57,6 +57,12 @@ async function signIn(page: Page, agent: AgentProcess, token = agent.spec.token)
   await page.keyboard.press("Enter");
 }
 
+/** The alias's target as `agent` holds it, or null. */
+async function aliasTarget(agent: AgentProcess, alias: string): Promise<string | null> {
+  const r = await agent.call<{ items: { alias: string; target: string }[] }>("alias.list", { search: alias });
+  return r.items.find((a) => a.alias === alias)?.target ?? null;
+}
+
 /** A GET with the path sent exactly as written (fetch would normalise away "..").*/
 function rawGet(agent: AgentProcess, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
@@ -140,13 +146,50 @@ describe("the web UI in a browser", () => {
     await expect.poll(() => row2.count(), { timeout: 10_000 }).toBe(0);
   });
 
+  it("Add refuses an alias that exists, saying where it forwards, and changes nothing", async () => {
+    await page1.getByLabel("Alias (who is called)").fill("sip:Dave@example.com");
+    await page1.getByLabel("Forwards to").fill("sip:mallory@example.com");
+    await page1.getByRole("button", { name: "Add alias" }).click();
+    await expect.poll(() => page1.locator("form.card [role=alert]").textContent())
+      .toBe("Not saved: alias dave@example.com already forwards to sip:erin@example.org; edit it instead");
+    expect(await aliasTarget(node(1), "dave@example.com")).toBe("sip:erin@example.org");
+    expect(await page1.getByLabel("Alias (who is called)").inputValue()).toBe("sip:Dave@example.com");
+  });
+
+  it("keeps an open edit when the alias changes elsewhere, and Save then says so instead of undoing it", async () => {
+    const row = page1.locator('tr[data-alias="dave@example.com"]');
+    await row.getByRole("button", { name: "Edit dave@example.com" }).click();
+    const input = page1.getByLabel("New target for dave@example.com");
+    await input.fill("sip:frank@example.com");
+    await node(1).call("alias.set", { alias: "sip:dave@example.com", target: "sip:grace@example.org" });
+    await expect.poll(() => row.getByRole("status").textContent(), { timeout: 10_000 }).toBe("Changed meanwhile: it now forwards to sip:grace@example.org.");
+    expect(await input.inputValue()).toBe("sip:frank@example.com");
+    await input.press("Enter");
+    await expect.poll(() => row.getByRole("alert").textContent()).toBe(
+      "alias dave@example.com was changed meanwhile: it now forwards to sip:grace@example.org, not sip:erin@example.org; edit it again if yours should still win",
+    );
+    expect(await aliasTarget(node(0), "dave@example.com")).toBe("sip:grace@example.org");
+    await row.getByRole("button", { name: "Cancel" }).click();
+    await node(0).call("alias.set", { alias: "sip:dave@example.com", target: "sip:erin@example.org" });
+    await expect.poll(() => row.textContent(), { timeout: 10_000 }).toContain("sip:erin@example.org");
+  });
+
   it("reconnects after the agent restarts and catches up on what it missed", async () => {
     await node(1).stop();
     await page2.getByRole("status", { name: "connection reconnecting…" }).waitFor();
+    // A save while disconnected fails at once, and is not sent once the connection is back.
+    const dave = page2.locator('tr[data-alias="dave@example.com"]');
+    await dave.getByRole("button", { name: "Edit dave@example.com" }).click();
+    await page2.getByLabel("New target for dave@example.com").fill("sip:late@example.com");
+    await page2.keyboard.press("Enter");
+    await expect.poll(() => dave.getByRole("alert").textContent()).toBe("not connected to the agent; try again when the badge shows live");
+    expect(await dave.getByRole("button", { name: "Save" }).isEnabled()).toBe(true);
     await node(0).call("alias.set", { alias: "sip:while-away@example.com", target: "sip:voicemail@example.com" });
     await node(1).start();
     await page2.getByRole("status", { name: "connection live" }).waitFor({ timeout: 15_000 });
     await page2.locator('tr[data-alias="while-away@example.com"]').waitFor({ timeout: 15_000 });
+    expect(await aliasTarget(node(1), "dave@example.com")).toBe("sip:erin@example.org");
+    await page2.getByLabel("New target for dave@example.com").press("Escape");
   });
 
   it("finds a binding by AoR and shows its detail, hostile user agent as text", async () => {
