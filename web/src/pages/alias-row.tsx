@@ -58,8 +58,8 @@ export function AliasRow(props: { alias: Alias; onChanged(): void }) {
 
   return (
     <tr data-alias={alias}>
-      <th scope="row" class="mono">{alias}</th>
-      <td class="mono" data-label="Forwards to">
+      <th scope="row" class="mono break">{alias}</th>
+      <td class="mono break" data-label="Forwards to">
         {mode === "edit" ? (
           <form class="inline-edit" onSubmit={save} noValidate aria-busy={busy}>
             <label class="visually-hidden" for={inputId}>New target for {alias}</label>
