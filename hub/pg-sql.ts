@@ -49,10 +49,28 @@ export const COUNT_AFTER = "SELECT count(*)::int AS n FROM records WHERE origin 
 export const FIRST_AFTER = "SELECT hlc FROM records WHERE origin = $1 AND seq > $2 ORDER BY seq LIMIT 1";
 
 const LIVE = "value IS NOT NULL AND (expires IS NULL OR expires = 0 OR expires > $2)";
-const MATCH = "($3 = '' OR strpos(lower(key), $3) > 0 OR strpos(lower(sub), $3) > 0)";
-export const SELECT_PAGE = `SELECT ${ROW} FROM records WHERE kind = $1 AND ${LIVE} AND ${MATCH}
-  AND (key, sub) > ($4, $5) ORDER BY key, sub LIMIT $6`;
-export const COUNT_PAGE = `SELECT count(*)::int AS n FROM records WHERE kind = $1 AND ${LIVE} AND ${MATCH}`;
+/**
+ * What a list search matches (agent/core/list-search.ts): $3 true for an empty search, $4 the name
+ * (stored lower-cased: compared as it is), $5 the ASCII-folded text. key and sub are COLLATE "C",
+ * where lower() folds ASCII only, as SQLite's does; the target read out of the JSON value has the
+ * database's collation, so it is put under "C" too (in an en_US.UTF-8 database lower() would fold
+ * "Ö" there, and the hub would answer otherwise than the agents' journals).
+ */
+const NAME = "($4 <> '' AND strpos(key, $4) > 0)";
+const MATCH = {
+  loc: `($3 OR ${NAME} OR strpos(lower(sub), $5) > 0)`,
+  alias: `($3 OR ${NAME} OR strpos(lower((value::json ->> 'target') COLLATE "C"), $5) > 0)`,
+} as const;
+const pageWhere = (kind: keyof typeof MATCH) => `kind = $1 AND ${LIVE} AND ${MATCH[kind]}`;
+/** $1 kind code, $2 now, $3-$5 the search, $6/$7 the cursor, $8 the limit. Seeks the primary key to the cursor. */
+export const SELECT_PAGE = {
+  loc: `SELECT ${ROW} FROM records WHERE ${pageWhere("loc")} AND (key, sub) > ($6, $7) ORDER BY key, sub LIMIT $8`,
+  alias: `SELECT ${ROW} FROM records WHERE ${pageWhere("alias")} AND (key, sub) > ($6, $7) ORDER BY key, sub LIMIT $8`,
+} as const;
+export const COUNT_PAGE = {
+  loc: `SELECT count(*)::int AS n FROM records WHERE ${pageWhere("loc")}`,
+  alias: `SELECT count(*)::int AS n FROM records WHERE ${pageWhere("alias")}`,
+} as const;
 export const COUNT_LIVE = `SELECT
   count(*) FILTER (WHERE kind = 0 AND ${LIVE.replace("$2", "$1")})::int AS locations,
   count(*) FILTER (WHERE kind = 1 AND ${LIVE.replace("$2", "$1")})::int AS aliases,

@@ -17,6 +17,7 @@ import pg from "pg";
 import { compareVersions, type Change, type VersionVector } from "../agent/contract/records.js";
 import { InvalidBatchError, type ApplyOutcome, type Page, type ReplicaStore, type StoreCounts } from "../agent/core/store.js";
 import { KIND_CODE, expiresOf, rowToChange, type StoredRow as Row } from "../agent/core/stored-row.js";
+import { listSearch } from "../agent/core/list-search.js";
 import { cachedCounts } from "./counts-cache.js";
 import { classifyPgError, pgCall } from "./pg-errors.js";
 import * as SQL from "./pg-sql.js";
@@ -253,11 +254,12 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
         const cursor = JSON.parse(pq.after) as unknown;
         if (Array.isArray(cursor) && typeof cursor[0] === "string" && typeof cursor[1] === "string") [ak, as] = cursor as [string, string];
       }
-      const search = pq.search.toLowerCase();
-      const rows = (await q<Row>(SQL.SELECT_PAGE, [KIND_CODE[kind], pq.nowSec, search, ak, as, pq.limit + 1])).rows;
+      const s = listSearch(pq.search);
+      const match = [KIND_CODE[kind], pq.nowSec, s.all, s.name, s.text];
+      const rows = (await q<Row>(SQL.SELECT_PAGE[kind], [...match, ak, as, pq.limit + 1])).rows;
       const items = await toChanges(rows.slice(0, pq.limit));
       const lastItem = items.at(-1);
-      const total = pq.countTotal === false ? null : (await q<{ n: number }>(SQL.COUNT_PAGE, [KIND_CODE[kind], pq.nowSec, search])).rows[0]!.n;
+      const total = pq.countTotal === false ? null : (await q<{ n: number }>(SQL.COUNT_PAGE[kind], match)).rows[0]!.n;
       return { items, next: rows.length > pq.limit && lastItem ? JSON.stringify([lastItem.key, lastItem.sub]) : null, total };
     },
     counts: cachedCounts(async (nowSec) => (await q<StoreCounts>(SQL.COUNT_LIVE, [nowSec])).rows[0]!),

@@ -15,6 +15,7 @@ import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { Mesh } from "../mesh/mesh.js";
 import { createRpcServer, type RpcServer } from "../rpc/server.js";
+import { setAlias } from "./alias-preconditions.js";
 import { z } from "zod";
 
 export interface ApiContext {
@@ -110,7 +111,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   });
 
   rpc.method(ApiMethod.AliasSet, API_PARAMS[ApiMethod.AliasSet], async (p) => {
-    await replica.commit([{ kind: "alias", key: p.alias, sub: "", value: { target: p.target } }]);
+    await setAlias(replica, p);
     metrics.changesCommitted.inc();
     return { alias: p.alias, target: p.target };
   });

@@ -67,10 +67,19 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
   );
 
   const alias = program.command("alias").description("manage call-forward aliases (replicated to every node)");
-  withClientOptions(alias.command("add").argument("<alias>", "alias URI, e.g. sip:bob@example.com").argument("<target>", "where calls go")).description("create or change an alias").action(
+  // `add` replaces an existing alias's target, as it always has (scripts rely on it being
+  // idempotent); --if-absent is the web UI's "Add": refused when the alias exists.
+  withClientOptions(
+    alias
+      .command("add")
+      .argument("<alias>", "alias URI, e.g. sip:bob@example.com")
+      .argument("<target>", "where calls go")
+      .option("--if-absent", "refuse if the alias exists (by default its target is replaced)"),
+  ).description("create or change an alias").action(
     run(async (client, opts, name: string, target: string) => {
+      const ifAbsent = (opts as ClientOpts & { ifAbsent?: boolean }).ifAbsent === true;
       // The agent answers with the normalized URIs; show those, since they are what is stored.
-      const r = await client.call<Partial<Alias> | null>(ApiMethod.AliasSet, { alias: name, target });
+      const r = await client.call<Partial<Alias> | null>(ApiMethod.AliasSet, { alias: name, target, ...(ifAbsent ? { ifAbsent } : {}) });
       if (opts.json) printJson(r);
       else print(`alias ${cellText(r?.alias ?? name)} -> ${cellText(r?.target ?? target)}`);
     }),

@@ -20,6 +20,11 @@ export const ErrorCode = {
   TooManyAttempts: -32013,
   /** The thing asked for does not exist. */
   NotFound: -32020,
+  /**
+   * The record is not as the call's precondition says (alias.set `ifAbsent` or `expectTarget`): it
+   * exists already, or changed meanwhile. `data` holds what it is now; read it again and decide.
+   */
+  Conflict: -32021,
   /** The message is larger than the configured limit. */
   TooLarge: -32030,
 } as const;

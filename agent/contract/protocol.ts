@@ -229,18 +229,35 @@ export interface PublishResult {
 }
 
 export const lookupParams = z.strictObject({ aor });
-/** A paging cursor is "" (first page) or the `next` value of the previous page. */
+/**
+ * The longest cursor text a real row can make: its AoR and contact with every character written as
+ * a 6-character JSON escape (JSON.stringify escapes control characters, which a contact may hold:
+ * sip-uri.ts), plus brackets, quotes, a comma and some room for whitespace.
+ */
+const CURSOR_MAX_TEXT = 6 * (LIMITS.aor + LIMITS.contact) + 16;
+
+/**
+ * A paging cursor is "" (first page) or the `next` value of the previous page: the JSON pair
+ * [key, sub] of the last row it showed. What is bounded is the pair (an AoR and a contact, as any
+ * stored row), not the JSON text: a cap of 1,100 characters on the text refused the cursor after a
+ * legal contact with control characters, so "Next" failed on such a row.
+ */
 const cursor = z
   .string()
-  .max(1100)
+  .max(CURSOR_MAX_TEXT)
   .refine((v) => {
     if (v === "") return true;
+    let c: unknown;
     try {
-      const c = JSON.parse(v) as unknown;
-      return Array.isArray(c) && c.length === 2 && c.every((x) => typeof x === "string");
+      c = JSON.parse(v);
     } catch {
       return false;
     }
+    return (
+      Array.isArray(c) && c.length === 2 &&
+      typeof c[0] === "string" && c[0].length <= LIMITS.aor &&
+      typeof c[1] === "string" && c[1].length <= LIMITS.contact
+    );
   }, "is not a cursor from a previous page's `next`");
 
 export const listParams = z.strictObject({
@@ -256,7 +273,18 @@ export interface ListResult<T> {
   total: number;
 }
 
-export const aliasSetParams = z.strictObject({ alias: aor, target: sipUri });
+/**
+ * Without a precondition, alias.set creates or replaces. `ifAbsent`: only create; an alias that
+ * exists is refused with Conflict (an "add" must not overwrite what another admin made).
+ * `expectTarget`: only replace that target; an alias changed or removed meanwhile is refused with
+ * Conflict (an "edit" must not undo a change it never saw). Both are checked on this node, in the
+ * same write turn as the commit (agent/api/alias-preconditions.ts).
+ */
+export const aliasSetParams = z
+  .strictObject({ alias: aor, target: sipUri, ifAbsent: z.boolean().optional(), expectTarget: sipUri.optional() })
+  .refine((p) => !(p.ifAbsent === true && p.expectTarget !== undefined), {
+    message: "ifAbsent and expectTarget exclude each other: ifAbsent adds a new alias, expectTarget edits an existing one",
+  });
 export const aliasRemoveParams = z.strictObject({ alias: aor });
 export const resyncParams = z.strictObject({ peer: nodeId.optional() });
 export const loginParams = z.strictObject({ token: z.string().max(4096) });

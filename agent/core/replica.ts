@@ -31,6 +31,13 @@ export interface Replica {
    * changed. `lingerMs`: how long these edits may wait for others to share their commit (default 0).
    */
   commit(drafts: readonly Draft[], opts?: { lingerMs?: number }): Promise<(Change | null)[]>;
+  /**
+   * Journals the drafts `prepare` returns after reading the store, with no other write of this
+   * replica (local commit or remote batch) between its reads and the commit: a precondition it
+   * checks still holds when the drafts land. It may throw to refuse; nothing is written then. Not
+   * group-committed: for the rare edit that needs it (an admin's conditional alias.set).
+   */
+  commitChecked(prepare: (store: ReplicaStore) => Promise<readonly Draft[]>): Promise<(Change | null)[]>;
   /** Applies a peer's batch durably; resolves once it is on disk. */
   apply(batch: RemoteBatch, fromPeer: string): Promise<ApplyOutcome>;
   versionVector(): Promise<VersionVector>;
@@ -164,6 +171,18 @@ export function createReplica({ store, hlc, log }: ReplicaDeps): Replica {
         queue.push({ drafts, resolve, reject });
         schedule(opts?.lingerMs ?? 0);
       });
+    },
+    async commitChecked(prepare) {
+      if (closed) throw new Error("the journal is closed");
+      // Inside `serial`, the store writes nothing else until this settles.
+      const results = await serial(async (): Promise<(Change | null)[]> => {
+        const drafts = await prepare(store);
+        return drafts.length === 0 ? [] : store.commitLocal(drafts, () => hlc.now());
+      });
+      const written = results.filter((c): c is Change => c !== null);
+      emit(committed, written, null);
+      emit(appliedListeners, written, null);
+      return results;
     },
     apply(batch, fromPeer) {
       if (closed) return Promise.reject(new Error("the journal is closed"));

@@ -89,7 +89,7 @@ export interface ReplicaStore {
   get(kind: RecordKind, key: string, sub: string): Promise<Change | null>;
   /** Every current version under one key (all contacts of an AoR), tombstones included. */
   listKey(kind: RecordKind, key: string): Promise<Change[]>;
-  /** Live records, ordered by (key, sub), filtered by a substring of key or sub. */
+  /** Live records, ordered by (key, sub), filtered by a search as core/list-search.ts defines it. */
   page(kind: RecordKind, q: PageQuery): Promise<Page>;
   counts(nowSec: number): Promise<StoreCounts>;
   /**

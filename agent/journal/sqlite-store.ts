@@ -14,7 +14,9 @@ import { InvalidBatchError, type ApplyOutcome, type Draft, type Page, type PageQ
 export { InvalidBatchError };
 import { journalFullOr } from "./journal-full.js";
 import { migrateSqlite } from "./migrate-sqlite.js";
+import { COUNT_SQL, PAGE_SQL, type CountParams, type PageParams } from "./sqlite-page-sql.js";
 import { KIND_CODE, expiresOf, rowToChange, type StoredRow as Row } from "../core/stored-row.js";
+import { listSearch } from "../core/list-search.js";
 
 export interface SqliteStoreOptions {
   path: string;
@@ -126,19 +128,14 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
   const firstAfter = db.prepare<[number, number], { hlc: number }>(
     "SELECT hlc FROM records WHERE origin = ? AND seq > ? ORDER BY seq LIMIT 1",
   );
-  const LIVE = "value IS NOT NULL AND (expires IS NULL OR expires = 0 OR expires > @now)";
-  const MATCH = "(@search = '' OR instr(lower(key), @search) > 0 OR instr(lower(sub), @search) > 0)";
-  // A row value, so that SQLite seeks the identity index to the cursor: written as `key > @ak OR
-  // (key = @ak AND ...)` it walked the index from the start on every page (100,000 records in pages
-  // of 200: 1.9 s). The first page's cursor ('', '') is below every record: keys are never empty.
-  const AFTER = "(key, sub) > (@ak, @as)";
-  const selectPage = db.prepare<{ kind: number; now: number; search: string; ak: string; as: string; n: number }, Row>(
-    `SELECT kind, key, sub, hlc, origin, seq, value FROM records
-     WHERE kind = @kind AND ${LIVE} AND ${MATCH} AND ${AFTER} ORDER BY key, sub LIMIT @n`,
-  );
-  const countPage = db.prepare<{ kind: number; now: number; search: string }, { n: number }>(
-    `SELECT count(*) AS n FROM records WHERE kind = @kind AND ${LIVE} AND ${MATCH}`,
-  );
+  const selectPage = {
+    loc: db.prepare<PageParams, Row>(PAGE_SQL.loc),
+    alias: db.prepare<PageParams, Row>(PAGE_SQL.alias),
+  };
+  const countPage = {
+    loc: db.prepare<CountParams, { n: number }>(COUNT_SQL.loc),
+    alias: db.prepare<CountParams, { n: number }>(COUNT_SQL.alias),
+  };
   // counts() answers from a tally kept up to date by every write, plus the bindings expired and not
   // yet purged (few: the purge removes them), found through records_expiring. cluster.status asks
   // for it whenever a status page, `locmesh status` or `locmesh resync` polls, and counting the
@@ -320,12 +317,13 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
         const cursor = JSON.parse(q.after) as unknown;
         if (Array.isArray(cursor) && typeof cursor[0] === "string" && typeof cursor[1] === "string") [ak, as] = cursor as [string, string];
       }
-      const search = q.search.toLowerCase();
-      const rows = selectPage.all({ kind: KIND_CODE[kind], now: q.nowSec, search, ak, as, n: q.limit + 1 });
+      const s = listSearch(q.search);
+      const match = { now: q.nowSec, all: s.all ? 1 : 0, name: s.name, text: s.text } as const;
+      const rows = selectPage[kind].all({ ...match, ak, as, n: q.limit + 1 });
       const more = rows.length > q.limit;
       const items = rows.slice(0, q.limit).map(toChange);
       const lastItem = items.at(-1);
-      const total = q.countTotal === false ? null : countPage.get({ kind: KIND_CODE[kind], now: q.nowSec, search })!.n;
+      const total = q.countTotal === false ? null : countPage[kind].get(match)!.n;
       return { items, next: more && lastItem ? JSON.stringify([lastItem.key, lastItem.sub]) : null, total };
     },
     async counts(nowSec): Promise<StoreCounts> {

@@ -90,6 +90,13 @@ describe("locmesh CLI", () => {
     expect(add).toMatchObject({ code: 0, stderr: "" });
     expect(add.stdout.trim()).toBe("alias sales@example.com -> sip:alice@example.com");
     expect(await agent.call("alias.list", {})).toMatchObject({ items: [{ alias: "sales@example.com", target: "sip:alice@example.com" }] });
+    // Replaces by default; with --if-absent an existing alias is left alone and the command fails.
+    const notNew = await cli(["alias", "add", "--if-absent", "sip:sales@example.com", "sip:bob@example.com", ...target()]);
+    expect([notNew.code, notNew.stderr.trim()]).toEqual([1, "locmesh: alias sales@example.com already forwards to sip:alice@example.com; edit it instead"]);
+    for (const to of ["sip:bob@example.com", "sip:alice@example.com"]) {
+      expect((await cli(["alias", "add", "sip:sales@example.com", to, ...target()])).code).toBe(0);
+      expect(await agent.call("alias.list", {})).toMatchObject({ items: [{ alias: "sales@example.com", target: to }] });
+    }
 
     const ls = await cli(["alias", "ls"], { LOCMESH_API_URL: agent.apiUrl, LOCMESH_API_TOKEN: TOKEN });
     expect(ls.code).toBe(0);

@@ -109,6 +109,27 @@ describe("two hubs on one database", () => {
   });
 });
 
+describe("list search in a database with a Unicode locale", () => {
+  // lower() folds "Ö" under C.UTF-8 (or en_US.UTF-8); the hub must still answer as the agents'
+  // SQLite journals do (agent/core/list-search.ts): only ASCII letters fold in contacts and targets.
+  it("folds only ASCII letters in alias targets, as the agents' journals do", async () => {
+    await server.query(`CREATE DATABASE unicode_locale TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'`);
+    expect(await server.query("SELECT lower('Ö') AS l", [], "unicode_locale")).toEqual([{ l: "ö" }]);
+    const pool = await poolOn(server.url("unicode_locale"));
+    try {
+      const store = await openPgStore({ pool, nodeId: "n1" });
+      await store.commitLocal([aliasDraft("müller@x", "sip:Jörg.ÖZ@pbx.example.com")], () => 1);
+      const keys = async (search: string) => (await store.page("alias", { search, after: "", limit: 10, nowSec: 0 })).items.map((c) => c.key);
+      expect(await keys("Jörg.ÖZ")).toEqual(["müller@x"]);
+      expect(await keys("JÖRG.ÖZ")).toEqual([]);
+      expect(await keys("jörg.öz")).toEqual([]);
+      expect(await keys("MÜLLER")).toEqual(["müller@x"]);
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
 describe("range reads after a batch (the pumps' reads)", () => {
   // What the origin's rows in (after, upTo] are in the database, as seq → alias target.
   const rowsIn = async (pool: pg.Pool, after: number, upTo: number) =>

@@ -257,9 +257,72 @@ describe("locations and aliases", () => {
       alias: "sales@example.com", target: "sip:alice@example.com",
     });
     expect(await aliasNames()).toContain("sales@example.com");
+    // Searched by its target, or by its name written as a URI (names are stored without the scheme).
+    for (const search of ["ALICE@example", "sip:alice@", "sip:Sales@", "sips:sales"]) {
+      expect((await agent.call<ListResult<{ alias: string }>>("alias.list", { search })).items.map((a) => a.alias), search).toEqual(["sales@example.com"]);
+    }
     expect(await agent.call("alias.remove", { alias: "sales@example.com" })).toEqual({ removed: "sales@example.com" });
     expect(await aliasNames()).not.toContain("sales@example.com");
     expect((await callError("alias.remove", { alias: "sales@example.com" })).code).toBe(ErrorCode.NotFound);
+  });
+
+  it("alias.set with ifAbsent only adds, and with expectTarget only replaces the target the caller saw", async () => {
+    const alias = "desk@example.com";
+    const target = async () => (await agent.call<ListResult<{ alias: string; target: string }>>("alias.list", { search: alias })).items.map((a) => a.target);
+    expect(await agent.call("alias.set", { alias: "sip:Desk@example.com", target: "sip:ann@example.com", ifAbsent: true })).toEqual({ alias, target: "sip:ann@example.com" });
+    const exists = await callError("alias.set", { alias: "sip:desk@example.com", target: "sip:bob@example.com", ifAbsent: true });
+    expect([exists.code, exists.message, exists.data]).toEqual([
+      ErrorCode.Conflict, "alias desk@example.com already forwards to sip:ann@example.com; edit it instead", { alias, target: "sip:ann@example.com" },
+    ]);
+    expect(await target()).toEqual(["sip:ann@example.com"]);
+
+    await agent.call("alias.set", { alias, target: "sip:carl@example.com", expectTarget: "sip:ann@example.com" });
+    const stale = await callError("alias.set", { alias, target: "sip:dan@example.com", expectTarget: "sip:ann@example.com" });
+    expect(stale.code).toBe(ErrorCode.Conflict);
+    expect(stale.message).toBe("alias desk@example.com was changed meanwhile: it now forwards to sip:carl@example.com, not sip:ann@example.com; edit it again if yours should still win");
+    expect(await target()).toEqual(["sip:carl@example.com"]);
+    await agent.call("alias.remove", { alias });
+    const gone = await callError("alias.set", { alias, target: "sip:dan@example.com", expectTarget: "sip:carl@example.com" });
+    expect([gone.code, gone.message]).toEqual([ErrorCode.Conflict, "alias desk@example.com was removed meanwhile; add it again if it is still wanted"]);
+    expect(await target()).toEqual([]);
+    const both = await callError("alias.set", { alias, target: "sip:dan@example.com", ifAbsent: true, expectTarget: "sip:carl@example.com" });
+    expect([both.code, both.message]).toEqual([ErrorCode.InvalidParams, expect.stringMatching(/ifAbsent and expectTarget exclude each other/)]);
+    // Unconditional, it still creates or replaces (the CLI's `alias add`, scripts).
+    await agent.call("alias.set", { alias, target: "sip:eve@example.com" });
+    await agent.call("alias.set", { alias, target: "sip:fay@example.com" });
+    expect(await target()).toEqual(["sip:fay@example.com"]);
+  });
+
+  it("of adds of one alias arriving together, one wins and the others are told what it forwards to", async () => {
+    // Pipelined on one WebSocket, the requests are served concurrently: each checks and commits in
+    // the journal's write turn, so none can pass its check before another's commit.
+    const ws = await RpcWire.open(wsUrl());
+    try {
+      await ws.request("auth.login", { token: TOKEN });
+      const answers = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+        ws.request("alias.set", { alias: "sip:race@example.com", target: `sip:r${i}@example.com`, ifAbsent: true })));
+      const won = answers.filter((a) => a.result !== undefined);
+      expect(won).toHaveLength(1);
+      const winner = (won[0]!.result as { target: string }).target;
+      for (const a of answers.filter((x) => x.error)) {
+        expect(a.error).toMatchObject({ code: ErrorCode.Conflict, message: `alias race@example.com already forwards to ${winner}; edit it instead` });
+      }
+      expect((await agent.call<ListResult<{ target: string }>>("alias.list", { search: "race@" })).items.map((a) => a.target)).toEqual([winner]);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  it("pages past a binding whose contact is mostly control characters (a long cursor)", async () => {
+    const contact = `sip:${"\u0001".repeat(400)}@192.0.2.50`;
+    const edits = [contact, "sip:ctl@192.0.2.51"].map((c) => ({ op: "upsert", binding: { aor: "sip:ctl@example.com", contact: c, expires: expiresIn(600) } }));
+    expect(await agent.call("location.publish", { edits })).toEqual({ accepted: 2 });
+    const first = await agent.call<ListResult<Location>>("location.list", { search: "ctl@", limit: 1 });
+    expect(first.items.map((l) => l.contact)).toEqual([contact]);
+    expect(first.next!.length).toBeGreaterThan(2400);
+    const second = await agent.call<ListResult<Location>>("location.list", { search: "ctl@", limit: 1, after: first.next });
+    expect(second.items.map((l) => l.contact)).toEqual(["sip:ctl@192.0.2.51"]);
+    expect(await agent.call("location.publish", { edits: [{ op: "remove-aor", aor: "ctl@example.com" }] })).toEqual({ accepted: 2 });
   });
 });
 

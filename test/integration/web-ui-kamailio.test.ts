@@ -1,12 +1,15 @@
 /**
  * The web UI on a real Kamailio cluster: a binding registered with sipp (hostile User-Agent and
- * all) is found on another node's page, and an alias added in the browser takes effect in
- * Kamailio routing: a call to it reaches the target's phone through the other node.
+ * all) is found on another node's page, an alias added in the browser takes effect in Kamailio
+ * routing (a call to it reaches the target's phone through the other node), and the Cluster page's
+ * Kamailio card shows what the agent's live cluster.status says, before and after Kamailio restarts.
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Locator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import { ROOT, waitFor } from "../support/agent-process.js";
 import { launchBrowser, type Browser } from "../support/browser.js";
 import { TEST_DOMAIN, startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
@@ -20,6 +23,7 @@ let cluster: KamailioCluster;
 let browser: Browser;
 let n1: ClusterNode;
 let n2: ClusterNode;
+let page: Page;
 
 beforeAll(async () => {
   if (!existsSync(join(ROOT, "web", "dist", "index.html"))) throw new Error("web/dist is not built: run npm run build (or bash .ci/setup)");
@@ -40,7 +44,7 @@ describe("web UI with Kamailio", () => {
     const phone = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "dave", domain: TEST_DOMAIN, expires: 600, userAgent: HOSTILE_UA });
     await waitFor("dave in n2's Kamailio", async () => (await n2.lookup(`dave@${TEST_DOMAIN}`)).length === 1);
 
-    const page = await browser.newPage();
+    page = await browser.newPage();
     await page.goto(`${n2.agent.apiUrl}/`);
     await page.getByLabel("API token").fill(n2.agent.spec.token);
     await page.keyboard.press("Enter");
@@ -69,4 +73,36 @@ describe("web UI with Kamailio", () => {
       await answering.stop();
     }
   });
+
+  it("shows the agent's live Kamailio state on the Cluster page, and the reload after Kamailio restarts", async () => {
+    const status = async () => (await n2.agent.call<ClusterStatus>("cluster.status")).kamailio!;
+    const before = await status();
+    expect(before).toMatchObject({ up: true, writer: "rpc", restarts: 0, events: { connected: true } });
+    await page.getByRole("link", { name: "Cluster" }).click();
+    const card = page.locator(".card", { has: page.getByRole("heading", { name: "Kamailio" }) });
+    await expect.poll(() => stat(card, "Answering"), { timeout: 10_000 }).toBe("yes");
+    expect(await stat(card, "Writing through")).toBe("Kamailio RPC (jsonrpcs)");
+    expect(await stat(card, "Registrar events")).toMatch(/^connected, \d+ in$/);
+    expect(await card.locator("dt", { hasText: "Reload" }).count()).toBe(before.reload.state === "idle" ? 0 : 1);
+
+    // Restarted empty (db_mode 0), Kamailio is refilled by the agent; the card follows cluster.status.
+    await n2.kamailio.restart();
+    const after = await waitFor("n2's reload after the restart", async () => {
+      const k = await status();
+      return k.restarts === 1 && k.reload.state === "done" && k.up ? k : null;
+    });
+    expect(after.reload.total).toBeGreaterThanOrEqual(2); // dave's binding and the dial-dave alias
+    const reload = `done (${after.reload.done.toLocaleString("en-US")} of ${after.reload.total.toLocaleString("en-US")})`;
+    await expect.poll(() => stat(card, "Reload"), { timeout: 10_000 }).toBe(reload);
+    expect(await stat(card, "Restarts seen")).toBe("1");
+    expect(await stat(card, "Answering")).toBe("yes");
+    expect(await stat(card, "Pending writes")).toBe(after.pendingWrites.toLocaleString("en-US"));
+    await browser.screenshot(page, "11-cluster-kamailio-live");
+  });
 });
+
+/** The value beside `name` in a stats card, or null when the card does not show it. */
+async function stat(card: Locator, name: string): Promise<string | null> {
+  const row = card.locator(".stat", { has: card.page().locator("dt", { hasText: new RegExp(`^${name}$`) }) });
+  return (await row.count()) === 0 ? null : row.locator("dd").textContent();
+}

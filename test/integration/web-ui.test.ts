@@ -1,8 +1,10 @@
 /**
  * The web UI in a real browser (Debian's chromium via playwright-core) against two real agent
  * processes: sign-in and refusal, an alias added on node 1's page appearing on node 2's page by
- * itself (and again after its agent restarts), validation messages, finding a binding and its detail, hostile SIP data shown as text,
- * cluster health, and phone width. Screenshots of each page go to test-artifacts/web/.
+ * itself (and again after its agent restarts), validation messages, Add refusing an alias that
+ * exists, an edit overtaken by another node's change, a save refused while reconnecting, paging
+ * back from an emptied page, very long aliases, finding a binding and its detail, hostile SIP data
+ * shown as text, cluster health, and phone width. Screenshots of each page go to test-artifacts/web/.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
@@ -13,6 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentProcess, ROOT, makeCluster } from "../support/agent-process.js";
 import { launchBrowser, type Browser } from "../support/browser.js";
 
+/** The longest alias there can be (128 characters without the scheme) and a 400-character target. */
+const LONG_ALIAS = `sip:${"x".repeat(116)}@example.com`;
+const LONG_TARGET = `sip:${"y".repeat(384)}@example.org`;
 const HOSTILE_UA = `<img src=x onerror="window.__pwned=1;alert(1)">Evil/1.0 <script>window.__pwned=2</script>`;
 let dir: string;
 let nodes: AgentProcess[];
@@ -56,6 +61,15 @@ async function signIn(page: Page, agent: AgentProcess, token = agent.spec.token)
   await page.getByLabel("API token").fill(token);
   await page.keyboard.press("Enter");
 }
+
+/** The alias's target as `agent` holds it, or null. */
+async function aliasTarget(agent: AgentProcess, alias: string): Promise<string | null> {
+  const r = await agent.call<{ items: { alias: string; target: string }[] }>("alias.list", { search: alias });
+  return r.items.find((a) => a.alias === alias)?.target ?? null;
+}
+
+/** How far the list's table sticks out of its card sideways (> 0: some of it needs scrolling to see). */
+const wrapOverflow = (page: Page) => page.locator(".table-wrap").evaluate((el) => el.scrollWidth - el.clientWidth);
 
 /** A GET with the path sent exactly as written (fetch would normalise away "..").*/
 function rawGet(agent: AgentProcess, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
@@ -140,13 +154,80 @@ describe("the web UI in a browser", () => {
     await expect.poll(() => row2.count(), { timeout: 10_000 }).toBe(0);
   });
 
+  it("Add refuses an alias that exists, saying where it forwards, and changes nothing", async () => {
+    await page1.getByLabel("Alias (who is called)").fill("sip:Dave@example.com");
+    await page1.getByLabel("Forwards to").fill("sip:mallory@example.com");
+    await page1.getByRole("button", { name: "Add alias" }).click();
+    await expect.poll(() => page1.locator("form.card [role=alert]").textContent())
+      .toBe("Not saved: alias dave@example.com already forwards to sip:erin@example.org; edit it instead");
+    expect(await aliasTarget(node(1), "dave@example.com")).toBe("sip:erin@example.org");
+    expect(await page1.getByLabel("Alias (who is called)").inputValue()).toBe("sip:Dave@example.com");
+  });
+
+  it("keeps an open edit when the alias changes elsewhere, and Save then says so instead of undoing it", async () => {
+    const row = page1.locator('tr[data-alias="dave@example.com"]');
+    await row.getByRole("button", { name: "Edit dave@example.com" }).click();
+    const input = page1.getByLabel("New target for dave@example.com");
+    await input.fill("sip:frank@example.com");
+    await node(1).call("alias.set", { alias: "sip:dave@example.com", target: "sip:grace@example.org" });
+    await expect.poll(() => row.getByRole("status").textContent(), { timeout: 10_000 }).toBe("Changed meanwhile: it now forwards to sip:grace@example.org.");
+    expect(await input.inputValue()).toBe("sip:frank@example.com");
+    await input.press("Enter");
+    await expect.poll(() => row.getByRole("alert").textContent()).toBe(
+      "alias dave@example.com was changed meanwhile: it now forwards to sip:grace@example.org, not sip:erin@example.org; edit it again if yours should still win",
+    );
+    expect(await aliasTarget(node(0), "dave@example.com")).toBe("sip:grace@example.org");
+    await row.getByRole("button", { name: "Cancel" }).click();
+    await node(0).call("alias.set", { alias: "sip:dave@example.com", target: "sip:erin@example.org" });
+    await expect.poll(() => row.textContent(), { timeout: 10_000 }).toContain("sip:erin@example.org");
+  });
+
   it("reconnects after the agent restarts and catches up on what it missed", async () => {
     await node(1).stop();
     await page2.getByRole("status", { name: "connection reconnecting…" }).waitFor();
+    // A save while disconnected fails at once, and is not sent once the connection is back.
+    const dave = page2.locator('tr[data-alias="dave@example.com"]');
+    await dave.getByRole("button", { name: "Edit dave@example.com" }).click();
+    await page2.getByLabel("New target for dave@example.com").fill("sip:late@example.com");
+    await page2.keyboard.press("Enter");
+    await expect.poll(() => dave.getByRole("alert").textContent()).toBe("not connected to the agent; try again when the badge shows live");
+    expect(await dave.getByRole("button", { name: "Save" }).isEnabled()).toBe(true);
     await node(0).call("alias.set", { alias: "sip:while-away@example.com", target: "sip:voicemail@example.com" });
     await node(1).start();
     await page2.getByRole("status", { name: "connection live" }).waitFor({ timeout: 15_000 });
     await page2.locator('tr[data-alias="while-away@example.com"]').waitFor({ timeout: 15_000 });
+    expect(await aliasTarget(node(1), "dave@example.com")).toBe("sip:erin@example.org");
+    await page2.getByLabel("New target for dave@example.com").press("Escape");
+  });
+
+  it("steps back a page when the last page's only alias is removed", async () => {
+    for (let i = 0; i < 26; i++) await node(0).call("alias.set", { alias: `sip:pg${String(i).padStart(2, "0")}@example.com`, target: "sip:desk@example.com" });
+    const pager = page1.locator(".pager span");
+    await page1.getByLabel("Search aliases").fill("pg");
+    await expect.poll(() => pager.textContent(), { timeout: 10_000 }).toBe("1–25 of 26");
+    await page1.getByRole("button", { name: "Next" }).click();
+    await expect.poll(() => pager.textContent()).toBe("26–26 of 26");
+    await page1.getByRole("button", { name: "Remove pg25@example.com" }).click();
+    await page1.getByRole("button", { name: "Yes, remove" }).click();
+    await expect.poll(() => pager.textContent(), { timeout: 10_000 }).toBe("1–25 of 25");
+    expect(await page1.locator(".empty").count()).toBe(0);
+    expect(await page1.getByRole("button", { name: "Previous" }).isDisabled()).toBe(true);
+    await page1.getByLabel("Search aliases").fill("");
+  });
+
+  it("keeps Edit and Remove in view for very long aliases and targets", async () => {
+    await node(0).call("alias.set", { alias: LONG_ALIAS, target: LONG_TARGET });
+    await page1.getByLabel("Search aliases").fill("xxxxxxxxxx");
+    const row = page1.locator(`tr[data-alias="${LONG_ALIAS.slice(4)}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    expect(await wrapOverflow(page1)).toBeLessThanOrEqual(0);
+    const wrap = (await page1.locator(".table-wrap").boundingBox())!;
+    for (const name of ["Edit", "Remove"]) {
+      const button = (await row.getByRole("button", { name: `${name} ${LONG_ALIAS.slice(4)}` }).boundingBox())!;
+      expect(button.x + button.width, name).toBeLessThanOrEqual(wrap.x + wrap.width);
+    }
+    await browser.screenshot(page1, "03b-long-alias");
+    await page1.getByLabel("Search aliases").fill("");
   });
 
   it("finds a binding by AoR and shows its detail, hostile user agent as text", async () => {
@@ -172,6 +253,15 @@ describe("the web UI in a browser", () => {
     expect(await page1.evaluate("window.__pwned")).toBeUndefined();
     expect(dialogs).toEqual([]);
     await browser.screenshot(page1, "05-binding-detail");
+
+    // Another binding in the same page: nothing of the last one stays, and a success clears an error.
+    const shown = await page1.evaluate<string>("location.hash");
+    await page1.evaluate(`location.hash = "#/binding?aor=not-an-aor&contact=sip:x@y"`);
+    await expect.poll(() => page1.getByRole("alert").textContent()).toMatch(/AoR "not-an-aor" must look like user@domain/);
+    expect(await page1.locator("dl.details").count()).toBe(0);
+    await page1.evaluate(`location.hash = ${JSON.stringify(shown)}`);
+    await expect.poll(() => ua.textContent()).toBe(HOSTILE_UA);
+    expect(await page1.getByRole("alert").count()).toBe(0);
   });
 
   it("shows cluster health: the peer link, counts and the charts", async () => {
@@ -239,6 +329,11 @@ describe("the web UI in a browser", () => {
       expect(await overflow()).toBeLessThanOrEqual(0);
       const edit = await phone.getByRole("button", { name: "Edit dave@example.com" }).boundingBox();
       expect(edit!.x + edit!.width).toBeLessThanOrEqual(390);
+      await phone.getByLabel("Search aliases").fill("xxxxxxxxxx");
+      const long = await phone.getByRole("button", { name: `Remove ${LONG_ALIAS.slice(4)}` }).boundingBox({ timeout: 10_000 });
+      expect(long!.x + long!.width).toBeLessThanOrEqual(390);
+      expect(await wrapOverflow(phone)).toBeLessThanOrEqual(0);
+      expect(await overflow()).toBeLessThanOrEqual(0);
       await browser.screenshot(phone, "07-phone-aliases");
       await phone.getByRole("link", { name: "Cluster" }).click();
       await phone.locator('tr[data-peer="n1"]').waitFor();

@@ -326,6 +326,36 @@ export function describeStoreContract(name: string, open: () => Promise<ReplicaS
         expect((await s.page("loc", q({ search: "nobody" }))).items).toEqual([]);
       });
 
+      // What a search matches is agent/core/list-search.ts; both stores must give the same answers.
+      it("matches alias targets and names given with their scheme, folding case as each field is stored", async () => {
+        const s = await fresh();
+        await s.commitLocal([
+          aliasDraft("sales@x", "sip:Alice@PBX.example.com"),
+          aliasDraft("müller@x", "sip:Jörg.ÖZ@pbx.example.com"),
+          aliasDraft("support@x", "sip:desk@y"),
+          locDraft("jörg@x", "sip:Jörg.ÖZ@10.0.0.9", binding()),
+          locDraft("ann@x", "sip:ann@10.0.0.8", binding()),
+        ], counterStamp());
+        const keys = async (kind: "loc" | "alias", search: string) => (await s.page(kind, q({ search }))).items.map((c) => c.key);
+        // An alias's target, ASCII letters in any case, with or without its scheme.
+        expect(await keys("alias", "alice")).toEqual(["sales@x"]);
+        expect(await keys("alias", "sip:ALICE@pbx")).toEqual(["sales@x"]);
+        expect((await s.page("alias", q({ search: "PBX.EXAMPLE" }))).total).toBe(2);
+        // A name given as a URI: names are stored without the scheme.
+        expect(await keys("alias", "sip:Sales@X")).toEqual(["sales@x"]);
+        expect(await keys("alias", "SIPS:support")).toEqual(["support@x"]);
+        expect(await keys("loc", "sip:ann@")).toEqual(["ann@x"]);
+        // Non-ASCII: names match in any case (stored lower-cased); contacts and targets as written.
+        expect(await keys("alias", "MÜLLER")).toEqual(["müller@x"]);
+        expect(await keys("alias", "Jörg.ÖZ")).toEqual(["müller@x"]);
+        expect(await keys("alias", "jörg.öz")).toEqual([]);
+        expect(await keys("loc", "ÖZ@10")).toEqual(["jörg@x"]);
+        expect(await keys("loc", "SIP:JÖRG@")).toEqual(["jörg@x"]);
+        // A bare scheme names nothing, but it is in every contact and target.
+        expect((await s.page("alias", q({ search: "sip:" }))).total).toBe(3);
+        expect((await s.page("loc", q({ search: "sips:" }))).total).toBe(0);
+      });
+
       it("counts live locations, aliases and tombstones", async () => {
         const s = await many();
         expect(await s.counts(NOW)).toEqual({ locations: 6, aliases: 1, tombstones: 1 });

@@ -13,7 +13,7 @@ import {
   pullResult,
   versionVectorSchema,
 } from "../../agent/contract/protocol.js";
-import { LIMITS } from "../../agent/contract/sip-uri.js";
+import { LIMITS, checkSipUri } from "../../agent/contract/sip-uri.js";
 import { REPLICA_A, aliasValue, binding } from "../support/fixtures.js";
 
 /** The messages of a failed parse, joined, so a test can look for the one it expects. */
@@ -171,8 +171,25 @@ describe("local API params", () => {
     expect(problems(listParams, { search: "s".repeat(257) })).toMatch(/^search:/);
   });
 
+  it("listParams takes the cursor after any storable row, and nothing bigger", () => {
+    // A legal contact of 512 characters, most of them control characters: 6 characters each in JSON.
+    const contact = `sip:${"\u0001".repeat(500)}@h`;
+    expect(checkSipUri(contact)).toBeNull();
+    const after = JSON.stringify([`${"a".repeat(120)}@example.com`.slice(0, LIMITS.aor), contact.padEnd(LIMITS.contact, "x")]);
+    expect(after.length).toBeGreaterThan(3000);
+    expect(listParams.parse({ after }).after).toBe(after);
+    expect(listParams.parse({ after: JSON.stringify(["a@b", ""]) }).after).toBe('["a@b",""]');
+    expect(problems(listParams, { after: JSON.stringify(["a".repeat(LIMITS.aor + 1), ""]) })).toMatch(/^after: is not a cursor/);
+    expect(problems(listParams, { after: JSON.stringify(["a@b", "x".repeat(LIMITS.contact + 1)]) })).toMatch(/^after: is not a cursor/);
+    expect(problems(listParams, { after: JSON.stringify(["a@b", "c", "d"]) })).toMatch(/^after: is not a cursor/);
+    expect(problems(listParams, { after: " ".repeat(5000) })).toMatch(/^after:/);
+  });
+
   it("aliasSetParams validates both ends", () => {
     expect(aliasSetParams.parse({ alias: "sip:Sales@B", target: "sip:bob@b" })).toEqual({ alias: "sales@b", target: "sip:bob@b" });
     expect(problems(aliasSetParams, { alias: "sales@b", target: "bob" })).toContain('target: SIP URI "bob"');
+    expect(aliasSetParams.parse({ alias: "a@b", target: "sip:t@b", ifAbsent: true })).toEqual({ alias: "a@b", target: "sip:t@b", ifAbsent: true });
+    expect(problems(aliasSetParams, { alias: "a@b", target: "sip:t@b", expectTarget: "nope" })).toMatch(/^expectTarget: SIP URI "nope"/);
+    expect(problems(aliasSetParams, { alias: "a@b", target: "sip:t@b", ifAbsent: true, expectTarget: "sip:u@b" })).toMatch(/exclude each other/);
   });
 });

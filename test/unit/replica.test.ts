@@ -116,6 +116,50 @@ describe("createReplica: serial writes", () => {
   });
 });
 
+describe("createReplica: checked commits", () => {
+  const addIfAbsent = (replica: Replica, target: string) =>
+    replica.commitChecked(async (store) => {
+      if ((await store.get("alias", "a@x", ""))?.value) throw new Error(`a@x exists; not adding ${target}`);
+      return [aliasDraft("a@x", target)];
+    });
+
+  it("checks in the write turn: of concurrent adds that each check absence, one lands", async () => {
+    const { replica, store } = setup();
+    const heard: string[] = [];
+    replica.onApplied((changes) => heard.push(...changes.map((c) => c.key)));
+    const outcomes = await Promise.allSettled([
+      addIfAbsent(replica, "sip:1@x"),
+      replica.commit([aliasDraft("b@x", "sip:b@x")]),
+      addIfAbsent(replica, "sip:2@x"),
+      addIfAbsent(replica, "sip:3@x"),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "rejected"]);
+    expect((await store.get("alias", "a@x", ""))?.value).toEqual({ target: "sip:1@x" });
+    // A refused check writes nothing and tells nobody.
+    expect(heard.sort()).toEqual(["a@x", "b@x"]);
+    expect(await store.versionVector()).toEqual({ [store.replicaId]: 2 });
+  });
+
+  it("lets no remote batch in between its check and its commit", async () => {
+    const { replica, store } = setup();
+    const order: string[] = [];
+    replica.onApplied((_c, source) => order.push(source.peer ?? "local"));
+    const checked = replica.commitChecked(async (s) => {
+      const before = await s.get("alias", "a@x", "");
+      await new Promise((r) => setTimeout(r, 20)); // a slow check: the batch arrives meanwhile
+      expect(await s.get("alias", "a@x", "")).toEqual(before);
+      return [aliasDraft("a@x", "sip:local@x")];
+    });
+    await new Promise((r) => setTimeout(r, 5));
+    const later = (WALL_MS + 60_000) * HLC_UNITS_PER_MS;
+    const remote = replica.apply(batchOf(REPLICA_A, 0, 1, [remoteChange(REPLICA_A, 1, later, aliasDraft("a@x", "sip:remote@x"))]), "p2");
+    await Promise.all([checked, remote]);
+    // The batch waited for the checked commit, then won by its newer stamp.
+    expect(order).toEqual(["local", "p2"]);
+    expect((await store.get("alias", "a@x", ""))?.value).toEqual({ target: "sip:remote@x" });
+  });
+});
+
 describe("createReplica: grouped applies", () => {
   const alias = (origin: string, seq: number, key: string) => batchOf(origin, seq - 1, seq, [remoteChange(origin, seq, seq * 10, aliasDraft(key, "sip:t@x"))]);
 

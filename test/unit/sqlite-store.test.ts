@@ -4,12 +4,14 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { JournalTooNewError, loadMigrations, migrateSqlite } from "../../agent/journal/migrate-sqlite.js";
+import { PAGE_SQL, type PageParams } from "../../agent/journal/sqlite-page-sql.js";
 import { JournalOwnerError, openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import type { ReplicaStore } from "../../agent/core/store.js";
 import { REPLICA_A, REPLICA_B, aliasDraft, batchOf, binding, counterStamp, locDraft, makeTempDirs, remoteChange } from "../support/fixtures.js";
 import { describeStoreContract } from "../support/store-contract.js";
 
 const temp = makeTempDirs("locmesh-sqlite-");
+const NOW_SEC = 1_800_000_000;
 const open: ReplicaStore[] = [];
 afterEach(async () => {
   for (const s of open.splice(0)) await s.close();
@@ -65,6 +67,23 @@ describe("sqlite journal on disk", () => {
     const s = openAt(":memory:");
     await s.applyRemote(batchOf(REPLICA_B, 0, 1, [remoteChange(REPLICA_B, 1, 1, aliasDraft("a@x", "sip:a@x"))]));
     expect(await s.versionVector()).toEqual({ [REPLICA_B]: 1 });
+  });
+});
+
+describe("sqlite list pages", () => {
+  // A page seeks the identity index to its cursor and reads in index order (no sort), searching or
+  // not: the search is a filter on the rows walked, never a reason to scan from the start.
+  it.each(["loc", "alias"] as const)("seek the identity index to the cursor for %s", (kind) => {
+    const db = new Database(":memory:");
+    try {
+      migrateSqlite(db);
+      const plan = db.prepare<PageParams, { detail: string }>(`EXPLAIN QUERY PLAN ${PAGE_SQL[kind]}`)
+        .all({ now: NOW_SEC, all: 0, name: "bob", text: "bob", ak: "alice@x", as: "", n: 26 })
+        .map((r) => r.detail);
+      expect(plan).toEqual(["SEARCH records USING INDEX records_identity (kind=? AND (key,sub)>(?,?))"]);
+    } finally {
+      db.close();
+    }
   });
 });
 

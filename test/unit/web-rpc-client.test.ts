@@ -1,6 +1,7 @@
 /**
  * The web UI's WebSocket JSON-RPC client against a scripted in-memory socket: sign-in, refusal,
- * notifications, and redialling after a drop (signing in again and telling listeners to refetch).
+ * notifications, redialling after a drop (signing in again and telling listeners to refetch),
+ * calls refused while not connected (never sent late), and sign-out during a redial.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ErrorCode, RpcError } from "../../agent/contract/errors.js";
@@ -8,27 +9,34 @@ import { connectRpc } from "../../web/src/api/rpc-client.js";
 
 interface Frame { id: number; method: string; params: { token?: string } }
 
-/** A fake agent: accepts `token`, answers every other call with its method name. */
-function fakeAgent(token: string) {
+/** A fake agent: accepts `token`, answers every other call with its method name after `replyMs`. */
+function fakeAgent(token: string, replyMs = 0) {
   const sockets: FakeSocket[] = [];
+  /** Every method the client sent, in order, on any socket. */
+  const sent: string[] = [];
   let up = true;
   class FakeSocket {
     onopen: (() => void) | null = null;
     onmessage: ((ev: { data: string }) => void) | null = null;
     onclose: (() => void) | null = null;
     onerror: (() => void) | null = null;
+    closed = false;
     constructor(readonly url: string) {
       sockets.push(this);
       setTimeout(() => (up ? this.onopen?.() : this.onclose?.()), 0);
     }
     send(text: string) {
       const f = JSON.parse(text) as Frame;
+      sent.push(f.method);
       const reply = f.method === "auth.login" && f.params.token !== token
         ? { jsonrpc: "2.0", id: f.id, error: { code: ErrorCode.Unauthorized, message: "wrong token" } }
         : { jsonrpc: "2.0", id: f.id, result: { echo: f.method } };
-      setTimeout(() => this.onmessage?.({ data: JSON.stringify(reply) }), 0);
+      setTimeout(() => !this.closed && this.onmessage?.({ data: JSON.stringify(reply) }), replyMs);
     }
     close() {
+      // As a browser's: closing a closed socket does nothing.
+      if (this.closed) return;
+      this.closed = true;
       setTimeout(() => this.onclose?.(), 0);
     }
     notify(method: string, params: unknown) {
@@ -38,6 +46,7 @@ function fakeAgent(token: string) {
   return {
     WebSocket: FakeSocket as unknown as typeof WebSocket,
     sockets,
+    sent,
     setUp: (v: boolean) => (up = v),
     changeToken: (t: string) => (token = t),
   };
@@ -75,12 +84,19 @@ describe("web rpc client", () => {
     agent.sockets[0]!.close();
     await vi.advanceTimersByTimeAsync(10);
     expect(client.state()).toBe("reconnecting");
-    const pending = client.call("alias.list", {});
+    // A call while reconnecting fails at once and is never sent: a write sent late would get a
+    // fresh stamp and override whatever changed meanwhile.
+    await expect(client.call("alias.set", { alias: "a@x", target: "sip:t@x" })).rejects.toMatchObject({
+      code: ErrorCode.TemporaryFailure, message: "not connected to the agent; try again when the badge shows live",
+    });
     await vi.advanceTimersByTimeAsync(600); // first redial fails: agent still down
     agent.setUp(true);
     await vi.advanceTimersByTimeAsync(1100); // second redial, after back-off
-    expect(await pending).toEqual({ echo: "alias.list" });
     expect(states).toEqual(["reconnecting", "open", "resumed"]);
+    expect(agent.sent).not.toContain("alias.set");
+    const listed = client.call("alias.list", {});
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await listed).toEqual({ echo: "alias.list" });
 
     agent.changeToken("rotated-token");
     agent.sockets.at(-1)!.close();
@@ -88,5 +104,30 @@ describe("web rpc client", () => {
     expect(client.state()).toBe("refused");
     await expect(client.call("alias.list", {})).rejects.toMatchObject({ code: ErrorCode.Unauthorized });
     client.close();
+  });
+
+  // Signed out while a redial was under way, the old client must stay closed: a redial that then
+  // signs in would hold a socket nobody uses, and one refused would report "refused", which the
+  // app takes as "sign out" (of whatever session it has by then).
+  it.each([
+    ["signs in", "good-token"],
+    ["is refused", "rotated-token"],
+  ])("stays closed, telling nobody, when signed out during a redial that then %s", async (_what, agentToken) => {
+    const agent = fakeAgent("good-token", 50);
+    const client = await connectRpc({ url: "ws://x/rpc", token: "good-token", WebSocket: agent.WebSocket });
+    const states: string[] = [];
+    client.onState((s) => states.push(s));
+    vi.useFakeTimers();
+    agent.changeToken(agentToken);
+    agent.sockets[0]!.close();
+    await vi.advanceTimersByTimeAsync(520); // the redial's socket is open, its auth.login unanswered
+    expect(agent.sockets).toHaveLength(2);
+    expect(agent.sent.at(-1)).toBe("auth.login");
+    client.close();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(states).toEqual(["reconnecting", "closed"]);
+    expect(client.state()).toBe("closed");
+    expect(agent.sockets.every((s) => s.closed)).toBe(true);
+    await expect(client.call("alias.list", {})).rejects.toMatchObject({ message: "this session is signed out; sign in again" });
   });
 });

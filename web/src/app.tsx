@@ -1,5 +1,5 @@
 /** The shell: sign-in gate, header with the node and connection state, navigation, and the page. */
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { ErrorCode, type RpcError } from "../../agent/contract/errors.js";
 import { connectRpc, type ConnectionState, type RpcClient } from "./api/rpc-client.js";
 import type { TokenStore } from "./api/token-store.js";
@@ -31,6 +31,8 @@ export function App(props: { rpcUrl: string; tokens: TokenStore }) {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [route, setRoute] = useState<Route>(parseRoute(location.hash));
+  /** Stops the signed-in client's state reports reaching the page (see signOut). */
+  const stopListening = useRef<(() => void) | null>(null);
 
   const signIn = (token: string) => {
     setBusy(true);
@@ -38,7 +40,7 @@ export function App(props: { rpcUrl: string; tokens: TokenStore }) {
     connectRpc({ url: props.rpcUrl, token }).then(
       (c) => {
         props.tokens.set(token);
-        c.onState((s) => s !== "resumed" && setConn(s));
+        stopListening.current = c.onState((s) => s !== "resumed" && setConn(s));
         setConn(c.state());
         setClient(c);
         setBusy(false);
@@ -51,7 +53,11 @@ export function App(props: { rpcUrl: string; tokens: TokenStore }) {
     );
   };
 
+  // The old client stops talking to the page first: a state it reported late ("refused" from a
+  // redial under way) would otherwise sign out the next session.
   const signOut = () => {
+    stopListening.current?.();
+    stopListening.current = null;
     client?.close();
     props.tokens.clear();
     setClient(null);

@@ -2,6 +2,9 @@
  * JSON-RPC 2.0 over the agent's WebSocket /rpc, the way the web UI uses it: sign in with
  * auth.login, subscribe to changes.applied, then make calls. A dropped connection is redialled with
  * back-off and signed in again; listeners hear "resumed" so pages can refetch what they show.
+ * A call made while the connection is not open fails at once and is never sent later: a write held
+ * back and sent after a reconnect would get a fresh clock stamp and silently override every change
+ * made meanwhile, cluster-wide. The person retries when the badge shows live, knowing what is there.
  * Transport-agnostic enough to test: the WebSocket constructor is passed in.
  */
 import { ErrorCode, RpcError } from "../../../agent/contract/errors.js";
@@ -36,7 +39,13 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
 }
 
-const lost = () => new RpcError(ErrorCode.TemporaryFailure, "lost the connection to the agent; reconnecting");
+const lost = () =>
+  new RpcError(
+    ErrorCode.TemporaryFailure,
+    "lost the connection to the agent before it answered, so a change may or may not have been made; check again when the badge shows live",
+  );
+const notConnected = () => new RpcError(ErrorCode.TemporaryFailure, "not connected to the agent; try again when the badge shows live");
+const signedOut = () => new RpcError(ErrorCode.TemporaryFailure, "this session is signed out; sign in again");
 
 /** Resolves once signed in; rejects with RpcError (Unauthorized for a wrong token) otherwise. */
 export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
@@ -48,11 +57,15 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
   let nextId = 1;
   let ws: WebSocket | null = null;
   let state: ConnectionState = "connecting";
-  let ready: Promise<void> = Promise.resolve();
   let retryMs = 500;
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The socket of a redial in progress, so that close() can end it too. */
+  let dialing: WebSocket | null = null;
 
+  // Once closed (signed out), nothing moves the state again: a redial that was under way must not
+  // report "open", nor "refused" (which would sign out whatever session the page has by then).
   const setState = (s: ConnectionState | "resumed") => {
+    if (state === "closed") return;
     if (s !== "resumed") state = s;
     for (const fn of stateListeners) fn(s);
   };
@@ -92,6 +105,7 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
   function dial(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const socket = new Ws(deps.url);
+      dialing = socket;
       let settled = false;
       socket.onmessage = onMessage;
       socket.onerror = () => undefined;
@@ -112,11 +126,17 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
           .then(() => send(socket, ApiMethod.ChangesSubscribe, {}))
           .then(() => {
             settled = true;
+            if (dialing === socket) dialing = null;
+            if (state === "closed") {
+              socket.close();
+              return reject(signedOut());
+            }
             ws = socket;
             resolve();
           })
           .catch((err: RpcError) => {
             settled = true;
+            if (dialing === socket) dialing = null;
             socket.close();
             reject(err);
           });
@@ -126,40 +146,32 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
 
   function scheduleRedial() {
     setState("reconnecting");
-    ready = new Promise<void>((resolve) => {
-      const attempt = () => {
-        retryTimer = setTimeout(() => {
-          if (state === "closed") return;
-          dial().then(
-            () => {
-              retryMs = 500;
-              setState("open");
-              setState("resumed");
-              resolve();
-            },
-            (err: RpcError) => {
-              if (err.code === ErrorCode.Unauthorized) {
-                setState("refused");
-                return resolve();
-              }
-              retryMs = Math.min(retryMs * 2, 10_000);
-              attempt();
-            },
-          );
-        }, retryMs);
-      };
-      attempt();
-    });
+    const attempt = () => {
+      retryTimer = setTimeout(() => {
+        if (state === "closed") return;
+        dial().then(
+          () => {
+            retryMs = 500;
+            setState("open");
+            setState("resumed");
+          },
+          (err: RpcError) => {
+            if (state === "closed") return;
+            if (err.code === ErrorCode.Unauthorized) return setState("refused");
+            retryMs = Math.min(retryMs * 2, 10_000);
+            attempt();
+          },
+        );
+      }, retryMs);
+    };
+    attempt();
   }
 
   const client: RpcClient = {
     async call<T>(method: string, params: unknown = {}) {
-      await ready;
-      if (state !== "open" || !ws) {
-        throw state === "refused"
-          ? new RpcError(ErrorCode.Unauthorized, "the agent no longer accepts this token; sign in again")
-          : lost();
-      }
+      if (state === "refused") throw new RpcError(ErrorCode.Unauthorized, "the agent no longer accepts this token; sign in again");
+      if (state === "closed") throw signedOut();
+      if (state !== "open" || !ws) throw notConnected();
       return send<T>(ws, method, params);
     },
     onNotification(fn) {
@@ -175,6 +187,7 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
       clearTimeout(retryTimer);
       setState("closed");
       ws?.close();
+      dialing?.close();
     },
   };
 

@@ -50,11 +50,13 @@ export interface PageQuery {
 
 /**
  * Fetches one page; refetches when the query changes, on `reload()`, and at most once per
- * `refreshMs` while changes of `kind` arrive.
+ * `refreshMs` while changes of `kind` arrive. `data` stays the last page received while the next
+ * loads; `current` says whether it answers the query as it is now.
  */
 export function usePage<T>(kind: RecordKind, q: PageQuery, refreshMs = 300) {
   const client = useRpc();
-  const [data, setData] = useState<ListResult<T> | null>(null);
+  const key = JSON.stringify([q.method, q.search, q.after, q.limit]);
+  const [answer, setAnswer] = useState<{ key: string; data: ListResult<T> } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [tick, setTick] = useState(0);
   useLiveChanges(kind, () => setTick((t) => t + 1), refreshMs);
@@ -62,11 +64,11 @@ export function usePage<T>(kind: RecordKind, q: PageQuery, refreshMs = 300) {
     let stale = false;
     client
       .call<ListResult<T>>(q.method, { search: q.search, after: q.after, limit: q.limit })
-      .then((r) => !stale && (setData(r), setError(null)))
+      .then((r) => !stale && (setAnswer({ key, data: r }), setError(null)))
       .catch((e: RpcError) => !stale && setError(e.message));
     return () => {
       stale = true;
     };
-  }, [client, q.method, q.search, q.after, q.limit, tick]);
-  return { data, error, reload: () => setTick((t) => t + 1) };
+  }, [client, key, tick]);
+  return { data: answer?.data ?? null, current: answer?.key === key, error, reload: () => setTick((t) => t + 1) };
 }

@@ -1,6 +1,6 @@
 /** Search + cursor paging + live refresh for a list page, and the card that holds its table. */
 import type { ComponentChildren } from "preact";
-import { useCallback, useState } from "preact/hooks";
+import { useCallback, useEffect, useState } from "preact/hooks";
 import type { RecordKind } from "../../../agent/contract/records.js";
 import { usePage } from "../api/use-rpc.js";
 import { cursorOf, firstPage, nextPage, pageOffset, previousPage } from "../lib/pager.js";
@@ -15,6 +15,12 @@ export function usePagedSearch<T>(kind: RecordKind, method: string, pageSize: nu
     setPager(firstPage(pageSize));
   }, [pageSize]);
   const page = usePage<T>(kind, { method, search, after: cursorOf(pager), limit: pageSize }, refreshMs);
+  // A page after the first that comes back empty lost its rows (its only alias removed, here or on
+  // another node): show the page before it rather than an empty list with Next disabled.
+  const emptyLaterPage = page.current && page.data?.items.length === 0 && pager.page > 0;
+  useEffect(() => {
+    if (emptyLaterPage) setPager(previousPage);
+  }, [emptyLaterPage]);
   return { ...page, search, onSearch, pager, setPager };
 }
 
@@ -36,7 +42,7 @@ export function ListCard<T>(props: {
       </div>
       {error && <p class="error" role="alert">{error}</p>}
       <div class="table-wrap">{props.children}</div>
-      {data && data.items.length === 0 && <p class="empty">{search ? `Nothing matches “${search}”.` : props.empty}</p>}
+      {data && data.total === 0 && <p class="empty">{search ? `Nothing matches “${search}”.` : props.empty}</p>}
       <Pager label={props.label} offset={pageOffset(pager)} shown={data?.items.length ?? 0} total={data?.total ?? 0}
         hasPrev={pager.page > 0} hasNext={!!data?.next}
         onPrev={() => setPager(previousPage)} onNext={() => data && setPager((p) => nextPage(p, data.next))} />

@@ -1,4 +1,8 @@
-/** Add or change an alias. Fields are checked with the contract's rules before anything is sent. */
+/**
+ * Add an alias. Fields are checked with the contract's rules before anything is sent. It only adds
+ * (`ifAbsent`): an alias that exists already is refused with what it forwards to, so that "Add"
+ * never silently replaces another admin's alias; changing one is the row's Edit.
+ */
 import { useState } from "preact/hooks";
 import type { RpcError } from "../../../agent/contract/errors.js";
 import { ApiMethod } from "../../../agent/contract/protocol.js";
@@ -24,7 +28,7 @@ export function AliasForm(props: { onSaved(alias: string): void }) {
     }
     setBusy(true);
     try {
-      await client.call(ApiMethod.AliasSet, { alias: checked.alias, target: checked.target });
+      await client.call(ApiMethod.AliasSet, { alias: checked.alias, target: checked.target, ifAbsent: true });
       setAlias("");
       setTarget("");
       props.onSaved(checked.alias);

@@ -1,4 +1,9 @@
-/** One alias in the table: view, edit its target in place, or remove it (asks once more). */
+/**
+ * One alias in the table: view, edit its target in place, or remove it (asks once more). Rows are
+ * keyed by alias, so a change made elsewhere while an edit is open updates the row without closing
+ * the edit; Save then sends the target the edit started from (`expectTarget`), and the agent
+ * refuses it if the alias changed meanwhile, rather than silently undoing that change.
+ */
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { RpcError } from "../../../agent/contract/errors.js";
 import { ApiMethod } from "../../../agent/contract/protocol.js";
@@ -14,7 +19,10 @@ export function AliasRow(props: { alias: Alias; onChanged(): void }) {
   const { alias, target } = props.alias;
   const [mode, setMode] = useState<Mode>("view");
   const [draft, setDraft] = useState(target);
+  /** The target when Edit was pressed: what Save expects the alias still forwards to. */
+  const [base, setBase] = useState(target);
   const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
   const inputId = `edit-${alias}`;
   // Back in view mode after Cancel or Keep, the focus returns to the button that left it.
   const editButton = useRef<HTMLButtonElement>(null);
@@ -27,51 +35,61 @@ export function AliasRow(props: { alias: Alias; onChanged(): void }) {
 
   const run = async (call: () => Promise<unknown>) => {
     setError(null);
+    setBusy(true);
     try {
       await call();
       setMode("view");
       props.onChanged();
     } catch (err) {
       setError((err as RpcError).message);
+    } finally {
+      setBusy(false);
     }
   };
 
   const save = (e: Event) => {
     e.preventDefault();
+    if (busy) return;
     const checked = checkAliasForm({ alias, target: draft });
     if (checked.errors.target) return setError(checked.errors.target);
-    void run(() => client.call(ApiMethod.AliasSet, { alias, target: checked.target }));
+    void run(() => client.call(ApiMethod.AliasSet, { alias, target: checked.target, expectTarget: base }));
   };
+  const cancel = () => (setMode("view"), setError(null));
 
   return (
     <tr data-alias={alias}>
-      <th scope="row" class="mono">{alias}</th>
-      <td class="mono" data-label="Forwards to">
+      <th scope="row" class="mono break">{alias}</th>
+      <td class="mono break" data-label="Forwards to">
         {mode === "edit" ? (
-          <form class="inline-edit" onSubmit={save} noValidate>
+          <form class="inline-edit" onSubmit={save} noValidate aria-busy={busy}>
             <label class="visually-hidden" for={inputId}>New target for {alias}</label>
             <input id={inputId} ref={focusOnMount} value={draft} spellcheck={false} aria-invalid={error ? "true" : undefined}
               onInput={(e) => setDraft((e.target as HTMLInputElement).value)}
-              onKeyDown={(e) => e.key === "Escape" && (setMode("view"), setError(null))} />
-            <button type="submit" class="primary">Save</button>
-            <button type="button" onClick={() => (setMode("view"), setError(null))}>Cancel</button>
+              onKeyDown={(e) => e.key === "Escape" && !busy && cancel()} />
+            <button type="submit" class="primary" disabled={busy}>{busy ? "Saving…" : "Save"}</button>
+            <button type="button" onClick={cancel} disabled={busy}>Cancel</button>
           </form>
         ) : (
           target
         )}
+        {mode === "edit" && target !== base && <p class="muted small" role="status">Changed meanwhile: it now forwards to {target}.</p>}
         {error && <p class="field-error" role="alert">{error}</p>}
       </td>
       <td class="row-actions">
         {mode === "view" && (
           <>
-            <button type="button" ref={editButton} onClick={() => (setDraft(target), setMode("edit"))} aria-label={`Edit ${alias}`}>Edit</button>
-            <button type="button" ref={removeButton} class="danger" onClick={() => setMode("confirm-remove")} aria-label={`Remove ${alias}`}>Remove</button>
+            <button type="button" ref={editButton} onClick={() => (setDraft(target), setBase(target), setError(null), setMode("edit"))} aria-label={`Edit ${alias}`}>Edit</button>
+            <button type="button" ref={removeButton} class="danger" onClick={() => (setError(null), setMode("confirm-remove"))} aria-label={`Remove ${alias}`}>Remove</button>
           </>
         )}
         {mode === "confirm-remove" && (
           <>
-            <button type="button" class="danger" ref={focusOnMount} onClick={() => void run(() => client.call(ApiMethod.AliasRemove, { alias }))}>Yes, remove</button>
-            <button type="button" onClick={() => setMode("view")}>Keep</button>
+            {/* aria-disabled rather than disabled: a disabled button drops the keyboard focus. */}
+            <button type="button" class="danger" ref={focusOnMount} aria-disabled={busy}
+              onClick={() => !busy && void run(() => client.call(ApiMethod.AliasRemove, { alias }))}>
+              {busy ? "Removing…" : "Yes, remove"}
+            </button>
+            <button type="button" onClick={() => setMode("view")} disabled={busy}>Keep</button>
           </>
         )}
       </td>

@@ -20,7 +20,8 @@ export function AliasesPage() {
           <caption class="visually-hidden">Aliases</caption>
           <thead><tr><th scope="col">Alias</th><th scope="col">Forwards to</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
           <tbody>
-            {list.data?.items.map((a) => <AliasRow key={`${a.alias}\n${a.target}`} alias={a} onChanged={list.reload} />)}
+            {/* Keyed by alias alone: a target changed elsewhere updates the row, keeping an open edit. */}
+            {list.data?.items.map((a) => <AliasRow key={a.alias} alias={a} onChanged={list.reload} />)}
           </tbody>
         </table>
       </ListCard>

@@ -16,11 +16,22 @@ export function BindingPage(props: { aor: string; contact: string }) {
   const [tick, setTick] = useState(0);
   useLiveChanges("loc", () => setTick((t) => t + 1), 1000);
 
+  // Another binding (a link or the address bar changed the route while this page stays mounted):
+  // nothing of the previous one may show while it loads, nor its error.
+  useEffect(() => {
+    setBinding(undefined);
+    setError(null);
+  }, [props.aor, props.contact]);
+
   useEffect(() => {
     let stale = false;
     client
       .call<{ bindings: Location[] }>(ApiMethod.LocationLookup, { aor: props.aor })
-      .then((r) => !stale && setBinding(r.bindings.find((b) => b.contact === props.contact) ?? null))
+      .then((r) => {
+        if (stale) return;
+        setBinding(r.bindings.find((b) => b.contact === props.contact) ?? null);
+        setError(null);
+      })
       .catch((e: RpcError) => !stale && setError(e.message));
     return () => {
       stale = true;

@@ -72,7 +72,7 @@ export function PeerTable({ peers }: { peers: PeerStatus[] }) {
         <tbody>
           {peers.map((p) => (
             <tr key={p.nodeId} data-peer={p.nodeId}>
-              <th scope="row">{p.nodeId}<div class="muted mono small">{p.url ?? "inbound only"}</div></th>
+              <th scope="row" class="break">{p.nodeId}<div class="muted mono small">{p.url ?? "inbound only"}</div></th>
               <td data-label="Link"><span class={`badge ${p.connected ? "ok" : "bad"}`}>{p.connected ? "connected" : "disconnected"}</span>{p.direction && <span class="muted small"> {p.direction}</span>}</td>
               <td class="num" data-label="Behind (changes)">{formatCount(p.behindChanges)}</td>
               <td class="num" data-label="Behind (s)">{p.behindSeconds.toFixed(1)}</td>

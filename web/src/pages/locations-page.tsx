@@ -27,7 +27,7 @@ export function LocationsPage() {
           <tbody>
             {list.data?.items.map((b) => (
               <tr key={`${b.aor}\n${b.contact}`}>
-                <th scope="row" class="mono"><a href={routeHref({ page: "binding", aor: b.aor, contact: b.contact })}>{b.aor}</a></th>
+                <th scope="row" class="mono break"><a href={routeHref({ page: "binding", aor: b.aor, contact: b.contact })}>{b.aor}</a></th>
                 <td class="mono clip" data-label="Contact">{b.contact}</td>
                 <td class="nowrap" data-label="Expires">{expiryText(b.expires, now)}</td>
                 <td data-label="Owner">{b.owner}</td>
