@@ -123,7 +123,8 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
       };
       socket.onopen = () => {
         send(socket, ApiMethod.AuthLogin, { token: deps.token })
-          .then(() => send(socket, ApiMethod.ChangesSubscribe, {}))
+          // Counts by kind are all a page needs to know to refresh (a resync's whole changes are not).
+          .then(() => send(socket, ApiMethod.ChangesSubscribe, { summary: true }))
           .then(() => {
             settled = true;
             if (dialing === socket) dialing = null;

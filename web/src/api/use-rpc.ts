@@ -29,8 +29,9 @@ export function useLiveChanges(kind: RecordKind, onChange: () => void, debounceM
     };
     const offN = client.onNotification((n) => {
       if (n.method !== ApiNotification.ChangesApplied) return;
-      const changes = (n.params as { changes?: Change[] } | null)?.changes ?? [];
-      if (changes.some((c) => c.kind === kind)) poke();
+      // The client subscribes to summaries (counts by kind); whole changes count the same.
+      const p = n.params as { counts?: Partial<Record<RecordKind, number>>; changes?: Change[] } | null;
+      if ((p?.counts?.[kind] ?? 0) > 0 || (p?.changes ?? []).some((c) => c.kind === kind)) poke();
     });
     const offS = client.onState((s) => s === "resumed" && poke());
     return () => {
