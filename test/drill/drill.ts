@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { sleep } from "../support/agent-process.js";
 import { startDrillCluster, startTraffic, type DrillCluster, type DrillClusterOptions, type TrafficFigures, type TrafficOptions } from "./drill-cluster.js";
+import { writeFloor } from "./floor.js";
 import { recordId, type Ledger } from "./ledger.js";
 import type { Verdict } from "./verify.js";
 
@@ -77,10 +78,14 @@ export async function runTrafficDrill(ctx: DrillContext, spec: TrafficDrillSpec)
     ctx.log(`traffic: ${t.registerRate} REGISTER/s per node for ${t.seconds} s, ${t.aliasRate} alias calls/s`);
     const traffic = await startTraffic(c, ctx.dir, t);
     await sleep(spec.leadSec(ctx.short) * 1000);
+    const fault = { fromMs: Date.now(), toMs: 0 };
     const f = await spec.fault(c, ctx);
+    fault.toMs = Date.now();
     for (const line of f.did) ctx.log(line);
     const figures = await traffic.finish();
     const atRisk = f.atRisk?.(c.ledger) ?? 0;
+    // Before the check: a drill whose writes were refused has nothing to check.
+    const floor = writeFloor(c.ledger.all, { fault });
     ctx.log(`traffic done: ${figures.registers.acked}/${figures.registers.sent} REGISTERs acked, ${figures.aliases.acked}/${figures.aliases.calls} alias calls acked`);
     const { verdict, seconds, views } = await c.converge(spec.convergeTimeoutMs ?? 90_000);
     if (atRisk > 0) {
@@ -92,8 +97,8 @@ export async function runTrafficDrill(ctx: DrillContext, spec: TrafficDrillSpec)
     const after = (await spec.afterCheck?.(c, ctx)) ?? { did: [] };
     for (const line of after.did) ctx.log(line);
     await spec.cleanup?.(c);
-    const info = { ...f.info, ...after.info };
-    const zeroes = { ...f.zeroes, ...after.zeroes };
+    const info = { ...f.info, ...after.info, ...floor.info };
+    const zeroes = { ...f.zeroes, ...after.zeroes, ...floor.zeroes };
     return {
       did: [...f.did, ...after.did],
       traffic: figures,

@@ -51,12 +51,15 @@ async function setProbe(n: ClusterNode, target: string): Promise<void> {
   await n.agent.call("alias.set", { alias: PROBE_ALIAS, target });
 }
 
+/** The probe alias's target in node n's journal (null: none). */
+async function probeOn(n: ClusterNode): Promise<string | null> {
+  return (await n.agent.call<{ items: { alias: string; target: string }[] }>("alias.list", { search: "skewprobe" })).items[0]?.target ?? null;
+}
+
 /** Waits until every node's journal holds one target for the probe alias, and returns it. */
 async function settledProbe(c: DrillCluster): Promise<string> {
   return waitFor("every node to agree on the probe alias", async () => {
-    const seen = await Promise.all(
-      c.nodes.map(async (n) => (await n.agent.call<{ items: { alias: string; target: string }[] }>("alias.list", { search: "skewprobe" })).items[0]?.target ?? null),
-    );
+    const seen = await Promise.all(c.nodes.map(probeOn));
     return seen.every((t) => t !== null && t === seen[0]) ? seen[0]! : null;
   }, 60_000, 200);
 }
@@ -64,8 +67,9 @@ async function settledProbe(c: DrillCluster): Promise<string> {
 /**
  * Two edits of one alias a second apart, first on n1 (+5 s), then on n3 (−5 s), once with n3
  * connected and once with n3 cut off. Connected, n3 has seen n1's stamp before it stamps its own
- * edit, so the later edit wins (the hybrid logical clock's promise; a zero figure). Cut off, n3
- * stamps by its own clock, 10 s behind n1's: the earlier edit wins (reported, and documented).
+ * edit (the probe waits until n3 holds n1's edit), so the later edit wins (the hybrid logical
+ * clock's promise; a zero figure). Cut off, n3 stamps by its own clock, 10 s behind n1's: the
+ * earlier edit wins (reported, and documented).
  * The probe alias is outside the drill's key space, so the ledger check does not see it.
  */
 export async function skewProbe(c: DrillCluster): Promise<{ did: string[]; info: Record<string, string>; zeroes: Record<string, number> }> {
@@ -75,8 +79,13 @@ export async function skewProbe(c: DrillCluster): Promise<{ did: string[]; info:
       c.links.cut(["n3"]);
       await waitFor("n3 to notice the cut", async () => (await n3.agent.call<{ peers: { connected: boolean }[] }>("cluster.status")).peers.every((p) => !p.connected), 30_000, 100);
     }
-    await setProbe(n1, `sip:${tag}-n1@${TEST_DOMAIN}`);
-    await sleep(1000);
+    const first = `sip:${tag}-n1@${TEST_DOMAIN}`;
+    const t0 = Date.now();
+    await setProbe(n1, first);
+    // Connected, n3 must have seen n1's edit (and so its stamp) before it makes its own; a fixed
+    // pause only assumed it. Either way the edits are at least a second apart.
+    if (!cut) await waitFor("n1's probe edit to reach n3", async () => (await probeOn(n3)) === first, 30_000, 50);
+    await sleep(Math.max(0, 1000 - (Date.now() - t0)));
     await setProbe(n3, `sip:${tag}-n3@${TEST_DOMAIN}`);
     if (cut) c.links.heal();
     return (await settledProbe(c)) === `sip:${tag}-n3@${TEST_DOMAIN}` ? "later" : "earlier";
@@ -85,7 +94,7 @@ export async function skewProbe(c: DrillCluster): Promise<{ did: string[]; info:
   const partitioned = await round("partitioned", true);
   const says = (w: string) => (w === "later" ? "the later edit (n3's)" : "the earlier edit (n1's)");
   return {
-    did: ["probe: alias.set on n1, then 1 s later on n3, with n3 connected and again with n3 cut off"],
+    did: ["probe: alias.set on n1, then at least 1 s later on n3 (connected: once n3 held n1's edit), with n3 connected and again with n3 cut off"],
     info: {
       "probe, n3 connected: every node kept": says(connected),
       "probe, n3 cut off (no stamp of n1's seen): every node kept": says(partitioned),

@@ -11,23 +11,44 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiClient } from "../../agent/cli/api-client.js";
+import { demoPorts } from "../../agent/cli/demo-ports.js";
 import type { Location } from "../../agent/contract/records.js";
 import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
 import { createUsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { ROOT, sleep, waitFor } from "../support/agent-process.js";
 import { modulesDir } from "../support/kamailio-process.js";
+import { tcpFree, udpFree } from "../support/ports.js";
 import { sippRegister, type Registered } from "../support/sipp.js";
 import { sippCall, startPhone } from "../support/sipp-call.js";
 
 const run = promisify(execFile);
 const TOKEN = "locmesh-demo-api-token";
 const DOMAIN = "example.com";
-// Derived ports: agents base+1..3 and base+81..83; Kamailio sip+1..3, sip+101..103, sip+201..203.
-// Both below Linux's ephemeral range (32768+), so no client socket takes one meanwhile.
-const BASE = 20_000 + Math.floor(Math.random() * 50) * 100;
-const SIP_BASE = BASE + 5000;
+// Derived ports (demoPorts): agents base+1..3 and base+81..83; Kamailio sip+1..3, sip+101..103,
+// sip+201..203. Both below Linux's ephemeral range (32768+), so no client socket takes one
+// meanwhile; chosen in beforeAll among bases whose every port is free.
+let BASE = 0;
+let SIP_BASE = 0;
 const apiUrl = (i: number) => `http://127.0.0.1:${BASE + 80 + i}`;
+
+/** Every port the demo binds for its 3 nodes is free now (TCP, and UDP for SIP and jsonrpcs). */
+async function demoPortsFree(base: number, sipBase: number): Promise<boolean> {
+  for (const p of [1, 2, 3].map((i) => demoPorts(i, base, sipBase))) {
+    for (const port of [p.mesh, p.api, p.sip, p.evapi]) if (!(await tcpFree(port))) return false;
+    for (const port of [p.sip, p.rpc]) if (!(await udpFree(port))) return false;
+  }
+  return true;
+}
+
+/** A random base whose ports are all free (a leftover demo or another test may hold some). */
+async function freeBases(): Promise<{ base: number; sipBase: number }> {
+  for (let tries = 0; tries < 20; tries++) {
+    const base = 20_000 + Math.floor(Math.random() * 50) * 100;
+    if (await demoPortsFree(base, base + 5000)) return { base, sipBase: base + 5000 };
+  }
+  throw new Error("no base port between 20000 and 24900 with all of the demo's ports free, in 20 tries");
+}
 
 let dir: string;
 let demo: ChildProcess;
@@ -52,6 +73,7 @@ function demoProcesses(): number[] {
 
 beforeAll(async () => {
   modulesDir(); // fails with the install command when Kamailio is missing
+  ({ base: BASE, sipBase: SIP_BASE } = await freeBases());
   dir = mkdtempSync(join(tmpdir(), "locmesh-demo-"));
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LOCMESH_")));
   demo = spawn(process.execPath, [join(ROOT, "bin", "locmesh.js"), "demo", "--dir", join(dir, ".demo"), "--base-port", String(BASE), "--sip-base-port", String(SIP_BASE)], {

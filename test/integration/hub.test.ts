@@ -31,6 +31,13 @@ async function delays(p: AgentProcess): Promise<{ count: number; sum: number }> 
 }
 const allAgree = async (expected: number) => (await Promise.all(agents.map(aliasCount))).every((n) => n === expected);
 
+/** A promise, and whether it has settled yet (a kill "under load" must land before the load ends). */
+function underWay<T>(promise: Promise<T>): { promise: Promise<T>; done(): boolean } {
+  let settled = false;
+  void promise.then(() => (settled = true), () => (settled = true));
+  return { promise, done: () => settled };
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "locmesh-hub-"));
   pgServer = await startPostgres();
@@ -96,10 +103,12 @@ describe("two hubs, four agents, one PostgreSQL", () => {
   it("agents fail over when a hub is killed with -9: nothing lost, nothing applied twice", async () => {
     const [a1, a2, a3, a4] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
     const before = await Promise.all(agents.map(applied));
-    const publishing = Promise.all([publishAliases(a1, 0, 3000, "failover-a1-"), publishAliases(a2, 0, 3000, "failover-a2-")]);
-    await sleep(300);
+    const publishing = underWay(Promise.all([publishAliases(a1, 0, 3000, "failover-a1-"), publishAliases(a2, 0, 3000, "failover-a2-")]));
+    // Under load: changes are crossing the hubs (a3 applies a1's through hub1) and more are coming.
+    await waitFor("changes crossing the hubs", async () => (await applied(a3)) > before[2]!, 10_000, 20);
+    expect(publishing.done(), "publishing finished before the kill").toBe(false);
     await hubs[0]!.kill9();
-    await publishing;
+    await publishing.promise;
     await waitFor("6,200 aliases everywhere", () => allAgree(6200), 30_000);
     const after = await Promise.all(agents.map(applied));
     expect(after.map((n, i) => n - before[i]!)).toEqual([3000, 3000, 6000, 6000]);
@@ -109,13 +118,17 @@ describe("two hubs, four agents, one PostgreSQL", () => {
   });
 
   it("loses nothing acknowledged when PostgreSQL is killed and restarted under load", async () => {
-    const [a1, , a3] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
-    const publishing = Promise.all([publishAliases(a1, 0, 3000, "pgcrash-a1-"), publishAliases(a3, 0, 3000, "pgcrash-a3-")]);
-    await sleep(300);
+    const [a1, a2, a3] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
+    const a2Before = await applied(a2);
+    const publishing = underWay(Promise.all([publishAliases(a1, 0, 3000, "pgcrash-a1-"), publishAliases(a3, 0, 3000, "pgcrash-a3-")]));
+    // Under load: changes are going through the hubs and PostgreSQL (a2 applies a1's and a3's)
+    // and more are coming.
+    await waitFor("changes crossing the hubs", async () => (await applied(a2)) > a2Before, 10_000, 20);
+    expect(publishing.done(), "publishing finished before the kill").toBe(false);
     await pgServer.kill();
     await sleep(1000);
     await pgServer.start();
-    await publishing;
+    await publishing.promise;
     await waitFor("12,200 aliases everywhere", () => allAgree(12_200), 45_000);
     const rows = await pgServer.query<{ n: number }>("SELECT count(*)::int AS n FROM records WHERE kind = 1", [], "locmesh");
     expect(rows[0]!.n).toBe(12_200);

@@ -189,10 +189,22 @@ describe("REGISTER gate after a start", () => {
   });
 
   it("lets REGISTERs through on its own after LOCMESH_READY_GRACE seconds (the agent is down)", async () => {
-    const kam = await startKamailio({ locmesh: { agentAddress: AGENT }, extraCfg: "#!define LOCMESH_READY_GRACE 1" });
+    // The gate compares whole seconds since Kamailio started ($TV(s) - $Tb): with a grace of 4 it
+    // opens between 3 and 4 s after the start, and Kamailio is up well before that.
+    const grace = 4;
+    const t0 = Date.now();
+    const kam = await startKamailio({ locmesh: { agentAddress: AGENT }, extraCfg: `#!define LOCMESH_READY_GRACE ${grace}` });
     try {
-      await sleep(1500);
-      expect(await rawRegister(kam.sipPort, "alone")).toBe("SIP/2.0 200 OK");
+      // Closed at first: nobody opened it, so a 200 later can only be the grace's doing.
+      expect(await rawRegister(kam.sipPort, "alone0")).toBe("SIP/2.0 503 Restoring locations, retry shortly");
+      let status = "";
+      for (let i = 1; Date.now() - t0 < (grace + 5) * 1000; i++) {
+        status = await rawRegister(kam.sipPort, `alone${i}`);
+        if (status !== "SIP/2.0 503 Restoring locations, retry shortly") break;
+        await sleep(200);
+      }
+      expect(status).toBe("SIP/2.0 200 OK");
+      expect(Date.now() - t0).toBeGreaterThanOrEqual((grace - 1) * 1000);
     } finally {
       await kam.close();
     }
@@ -212,11 +224,22 @@ describe("route(LOCMESH_INBOUND)", () => {
     await new Promise<void>((resolve) => phone.close(() => resolve()));
   });
 
-  function invite(from: string, callId: string): Promise<string> {
+  /**
+   * Sends an INVITE from `from`. Resolves with the replies it got once `done(replies)` holds or
+   * after 5 s, whichever comes first (the caller then checks what it waited for).
+   */
+  function invite(from: string, callId: string, done: (replies: string[]) => boolean): Promise<string> {
     const peer = createSocket("udp4");
     const replies: string[] = [];
-    peer.on("message", (m) => replies.push(m.toString()));
     return new Promise((resolve) => {
+      const finish = () => {
+        clearInterval(poll);
+        clearTimeout(giveUp);
+        peer.close(() => resolve(replies.join("\n")));
+      };
+      const poll = setInterval(() => done(replies) && finish(), 20);
+      const giveUp = setTimeout(finish, 5000);
+      peer.on("message", (m) => replies.push(m.toString()));
       peer.bind(0, from, () => {
         const port = peer.address().port;
         const msg = [
@@ -234,22 +257,23 @@ describe("route(LOCMESH_INBOUND)", () => {
           "",
         ].join("\r\n");
         peer.send(msg, main.kam.sipPort, "127.0.0.1");
-        setTimeout(() => peer.close(() => resolve(replies.join("\n"))), 700);
       });
     });
   }
 
   it("relays a peer's INVITE to the Route's received= address, keeping the contact as R-URI", async () => {
-    await invite("127.0.0.1", "inbound-1");
+    await invite("127.0.0.1", "inbound-1", () => received.some((m) => m.includes("Call-ID: inbound-1")));
     const got = received.find((m) => m.includes("Call-ID: inbound-1"));
     expect(got?.split("\r\n")[0]).toBe("INVITE sip:bob@203.0.113.9:5060 SIP/2.0");
     expect(got).toMatch(/^Record-Route: /m);
   });
 
   it("ignores the same INVITE from an address that is not a mesh peer", async () => {
-    const replies = await invite("127.0.0.2", "inbound-2");
-    expect(received.some((m) => m.includes("Call-ID: inbound-2"))).toBe(false);
+    // The 403 says Kamailio has decided; a relay it made all the same would be on its way by then.
+    const replies = await invite("127.0.0.2", "inbound-2", (r) => r.some((m) => /^SIP\/2\.0 403/.test(m)));
     expect(replies).toMatch(/^SIP\/2\.0 403/);
+    await sleep(500);
+    expect(received.some((m) => m.includes("Call-ID: inbound-2"))).toBe(false);
   });
 });
 

@@ -111,8 +111,11 @@ describe("three agents", () => {
     await n3.call("alias.set", { alias: "after-restore@example.com", target: "sip:x@example.com" });
     await waitFor("n3 notices", async () => (await n3.metric("locmesh_journal_behind")) === 1);
     expect(readFileSync(n3.logPath, "utf8")).toContain("journal lacks changes of its own that the peer holds");
-    await new Promise((r) => setTimeout(r, 1500));
-    const st = await n3.call<ClusterStatus>("cluster.status");
+    // Every session closes; polled, not assumed after a pause.
+    const st = await waitFor("n3 to close every session", async () => {
+      const s = await n3.call<ClusterStatus>("cluster.status");
+      return s.peers.every((p) => !p.connected) && s.peers.some((p) => (p.lastError ?? "").includes("journal behind peer")) ? s : null;
+    }, 10_000);
     expect(st.peers.every((p) => !p.connected)).toBe(true);
     expect(st.peers.some((p) => (p.lastError ?? "").includes("journal behind peer"))).toBe(true);
     // Its new change took a sequence number the others hold for after-copy: it did not go out,

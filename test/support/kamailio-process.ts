@@ -56,6 +56,10 @@ export interface KamailioProcess {
   pid(): number;
   /** The last lines Kamailio wrote to stderr. */
   logTail(lines?: number): string;
+  /** How many lines Kamailio has written to stderr so far: a mark for logSince(). */
+  logMark(): number;
+  /** The lines written after `mark` (as far as the kept tail reaches back). */
+  logSince(mark: number): string;
   /** Kamailio's processes as core.psx lists them, e.g. "JSONRPCS FIFO". */
   processes(): Promise<{ pid: number; description: string }[]>;
   /** SIGTERM, then SIGKILL after 5 s; the runtime dir stays. */
@@ -93,6 +97,8 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
   writeFileSync(cfgPath, kamailioCfg({ dir, modulesDir: mods, sipPort, dgramPort, dgramWorkers: opts.dgramWorkers, httpPort, extra: opts.extraCfg, locmesh, dmq: opts.dmq, afterSave: opts.afterSave }));
   const fifoPath = join(dir, "kamailio_rpc.fifo");
   const log: string[] = [];
+  /** Lines ever pushed onto `log` (it keeps only a tail): counted as spawnLogged splits them. */
+  let written = 0;
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
   let workers: number[] = [];
@@ -113,6 +119,7 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
     const args = ["-f", cfgPath, "-DD", "-E", "-Y", dir, "-P", join(dir, "kamailio.pid"), ...(opts.shmMb ? ["-m", String(opts.shmMb)] : [])];
     const started = spawnLogged(KAMAILIO_BIN, args, { env: { ...process.env, ...opts.env } }, log);
     const proc = started.proc;
+    proc.stderr?.on("data", (s: string) => (written += s.split("\n").filter(Boolean).length));
     child = proc;
     exited = started.exited;
     // Ready when the FIFO answers core.version (the FIFO process is forked last, after mod init).
@@ -169,6 +176,8 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
     dir, fifoPath, replyDir: dir, sipPort, dgramPort, httpPort, evapiPort,
     pid: () => child?.pid ?? 0,
     logTail: tail,
+    logMark: () => written,
+    logSince: (mark) => (written > mark ? log.slice(-(written - mark)).join("\n") : ""),
     processes: psx,
     stop,
     async restart() {

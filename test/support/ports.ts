@@ -23,14 +23,16 @@ function ephemeralLow(): number {
 }
 const CEILING = ephemeralLow();
 
-const tcpFree = (port: number) =>
+/** Whether a TCP listener could take `port` on 127.0.0.1 right now. */
+export const tcpFree = (port: number) =>
   new Promise<boolean>((resolve) => {
     const srv = createServer();
     srv.once("error", () => resolve(false));
     srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
   });
 
-const udpFree = (port: number) =>
+/** Whether a UDP socket could take `port` on 127.0.0.1 right now. */
+export const udpFree = (port: number) =>
   new Promise<boolean>((resolve) => {
     const sock = createSocket("udp4");
     sock.once("error", () => resolve(false));

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { BatchParams } from "../../agent/contract/protocol.js";
 import { createHlc } from "../../agent/core/hlc.js";
 import { TransientError } from "../../agent/core/transient.js";
@@ -69,9 +69,20 @@ describe("push pump in relay (hub) mode", () => {
   });
 });
 
+/**
+ * Lets every callback that is due run (the journal's and replica's work is promises and
+ * setImmediate, never a timer) without moving a fake clock.
+ */
+async function drain(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+}
+
 describe("push pump with relayLingerMs", () => {
   const LINGER = 60;
   const change = (seq: number) => remoteChange(REPLICA_A, seq, 100 + seq, aliasDraft(`l${seq}@x`, "sip:t@x"));
+  // The linger is a timer: a fake clock says exactly when it may fire, however busy the machine.
+  beforeEach(() => void vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] }));
+  afterEach(() => void vi.useRealTimers());
 
   it("holds a partial batch for its linger even when an acknowledgement comes, and sends a full one at once", async () => {
     const replica = await relayHolding({ [REPLICA_A]: 1 });
@@ -88,24 +99,29 @@ describe("push pump with relayLingerMs", () => {
       log: silentLogger(), metrics: createMetrics({ defaults: false }), nowMs: Date.now,
     });
     open.push({ replica, pump });
-    const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
     pump.wake();
-    await wait(5);
+    await drain();
     expect(sent.map((b) => b.upTo)).toEqual([1]);
 
-    // One more change, then the first batch's ack: one change waits, so it lingers.
+    // One more change, then the first batch's ack: one change waits, so it lingers, for exactly
+    // the linger from its arrival.
     await replica.apply(batchOf(REPLICA_A, 1, 2, [change(2)]), "agent");
     acks.shift()!();
-    await wait(15);
+    await drain();
     expect(sent.map((b) => b.upTo)).toEqual([1]);
-    await wait(LINGER);
+    await vi.advanceTimersByTimeAsync(LINGER - 1);
+    await drain();
+    expect(sent.map((b) => b.upTo)).toEqual([1]);
+    await vi.advanceTimersByTimeAsync(1);
+    await drain();
     expect(sent.map((b) => b.upTo)).toEqual([1, 2]);
 
-    // Two more (a full batch) while the second is unacknowledged: its ack sends them at once.
+    // Two more (a full batch) while the second is unacknowledged: its ack sends them at once,
+    // with no time passing at all.
     await replica.apply(batchOf(REPLICA_A, 2, 4, [change(3), change(4)]), "agent");
     acks.shift()!();
-    await wait(15);
+    await drain();
     expect(sent.map((b) => b.upTo)).toEqual([1, 2, 4]);
     acks.shift()!();
   });
@@ -119,44 +135,58 @@ describe("push pump under sustained load", () => {
     // batches pipelined behind it arrive first and cannot move the hub's vector.
     const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "x1" }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
     const receiver = openSqliteStore({ path: ":memory:", nodeId: "hub1" });
+    const BATCH = 100;
     let sends = 0;
+    /** The end of the batch that failed once. */
+    let failedUpTo: number | null = null;
     const pump = createPushPump({
       replica, peerId: "hub", relay: false, peerReplica: "hub1~000000000001", peerVector: {},
       send: async (b) => {
         await wait(3);
-        if (++sends === 3) throw new TransientError("PostgreSQL connection lost");
+        if (++sends === 3) {
+          failedUpTo = b.upTo;
+          throw new TransientError("PostgreSQL connection lost");
+        }
         return { have: (await receiver.applyRemote(b)).have };
       },
       isOpen: () => true, signal: new AbortController().signal, onRejected: () => undefined,
-      options: { batchSize: 100, window: 4, retry: { minMs: 20, maxMs: 40 } },
+      options: { batchSize: BATCH, window: 4, retry: { minMs: 20, maxMs: 40 } },
       log: silentLogger(), metrics: createMetrics({ defaults: false }), nowMs: Date.now,
     });
     open.push({ replica, pump });
     const self = replica.replicaId;
+    const theirs = async () => (await receiver.versionVector())[self] ?? 0;
+    // Commits go on until the hub holds well past the failed batch. Counted in commits, not in
+    // wall time: a slow machine slows both sides alike. This pump gets there in 400-600 commits;
+    // with the pump before the fix the hub was still at the failed batch after 5000.
+    const CAP = 5000;
     let i = 0;
-    const until = Date.now() + 500;
-    while (Date.now() < until) {
+    let caughtUp = false;
+    while (!caughtUp && i < CAP) {
       await replica.commit([aliasDraft(`k${i++ % 50}@x`, "sip:t@x")]);
-      if (i % 20 === 0) await wait(0);
+      if (i % 20 === 0) {
+        await wait(0);
+        caughtUp = failedUpTo !== null && (await theirs()) > failedUpTo + 2 * BATCH;
+      }
     }
-    // Still under load: the hub is close behind, not stuck where the failed batch left it.
+    expect(failedUpTo, "the third batch was sent, and failed once").not.toBeNull();
+    // Still under load when it got there: the commits had not stopped.
+    expect(caughtUp, `hub at ${await theirs()} after ${i} commits; the failed batch ended at ${failedUpTo}`).toBe(true);
     const mine = (await replica.versionVector())[self]!;
-    const theirs = (await receiver.versionVector())[self] ?? 0;
-    expect(sends).toBeGreaterThan(10);
-    expect(mine).toBeGreaterThan(1000);
-    expect(theirs).toBeGreaterThan(mine - 1000);
-    await wait(100);
-    expect((await receiver.versionVector())[self]).toBe(mine);
+    await vi.waitFor(async () => expect(await theirs()).toBe(mine), { timeout: 5000, interval: 20 });
     await receiver.close();
   });
 
   it("gives a quiet origin its turn while busy ones fill the window", async () => {
     const replica = await relayHolding({});
     const sentBy = new Map<string, number>();
+    /** Origins in the order their batches went out. */
+    const order: string[] = [];
     const pump = createPushPump({
       replica, peerId: "peer", relay: true, peerReplica: "delta~00000000000d", peerVector: {},
       send: (b) => {
         sentBy.set(b.origin, (sentBy.get(b.origin) ?? 0) + 1);
+        order.push(b.origin);
         return new Promise((resolve) => setTimeout(() => resolve({ have: b.upTo }), 3));
       },
       isOpen: () => true, signal: new AbortController().signal, onRejected: () => undefined,
@@ -170,20 +200,23 @@ describe("push pump under sustained load", () => {
       const s = ++seq[origin]!;
       await replica.apply(batchOf(origin, s - 1, s, [remoteChange(origin, s, ++hlc, aliasDraft(`${origin.slice(0, 1)}${s}@x`, "sip:t@x"))]), "agent");
     };
-    // alpha and bravo (first in order) have something new every round trip; charlie once.
-    const until = Date.now() + 400;
+    // alpha and bravo (first in order) have something new every round trip; charlie once, when
+    // they are busy. Counted in batches sent, not in wall time, so a slow machine changes nothing.
+    const sends = (o: string) => sentBy.get(o) ?? 0;
     let charlieAdded = false;
-    while (Date.now() < until) {
+    for (let round = 0; sends(REPLICA_A) < 30 && round < 5000; round++) {
       await add(REPLICA_A);
       await add(REPLICA_B);
-      if (!charlieAdded && Date.now() > until - 300) {
+      if (!charlieAdded && sends(REPLICA_A) >= 5) {
         charlieAdded = true;
         await add(REPLICA_C);
       }
       await wait(1);
     }
-    expect(sentBy.get(REPLICA_C)).toBe(1);
-    expect(sentBy.get(REPLICA_A)).toBeGreaterThan(10);
+    expect(sends(REPLICA_A)).toBeGreaterThanOrEqual(30);
+    expect(sends(REPLICA_C)).toBe(1);
+    // Its turn came while the busy origins still filled the window, not once the load ended.
+    expect(order.lastIndexOf(REPLICA_A)).toBeGreaterThan(order.indexOf(REPLICA_C));
   });
 });
 

@@ -2,7 +2,7 @@
  * The registrar event intake's bounded queue: it pauses its source when full, resumes it at half,
  * and journals every event it took.
  */
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import { createHlc } from "../../agent/core/hlc.js";
 import { createReplica, type Replica } from "../../agent/core/replica.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
@@ -13,6 +13,11 @@ import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 
 const NOW_MS = 1_800_000_000_000;
+
+/** Lets every callback that is due run (promises and setImmediate) without moving a fake clock. */
+async function drain(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+}
 const replicas: Replica[] = [];
 afterEach(async () => {
   for (const r of replicas.splice(0)) await r.close();
@@ -57,6 +62,10 @@ describe("registrar intake", () => {
     [200, 1],
     [0, 2],
   ])("with lingerMs %i, two events 5 ms apart take %i journal commit(s)", async (lingerMs, commits) => {
+    // The linger is a timer, on a fake clock here: "5 ms apart" and "within the linger" hold
+    // however busy the machine is. setImmediate stays real: a linger of 0 commits on it.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    onTestFinished(() => void vi.useRealTimers());
     const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
     const commitLocal = vi.spyOn(store, "commitLocal");
     const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => NOW_MS }), log: silentLogger() });
@@ -68,8 +77,18 @@ describe("registrar intake", () => {
       flow: { pause: () => undefined, resume: () => undefined },
     });
     intake.push(registerEvent(0));
-    await new Promise((r) => setTimeout(r, 5));
+    await drain();
+    // Without a linger the first event is in the journal before the second comes; with one it waits.
+    expect(commitLocal).toHaveBeenCalledTimes(lingerMs > 0 ? 0 : 1);
+    await vi.advanceTimersByTimeAsync(5);
     intake.push(registerEvent(1));
+    await drain();
+    expect(commitLocal).toHaveBeenCalledTimes(lingerMs > 0 ? 0 : 2);
+    // The linger runs from the first event: both go in one commit when it ends, not before.
+    await vi.advanceTimersByTimeAsync(Math.max(0, lingerMs - 5 - 1));
+    await drain();
+    expect(commitLocal).toHaveBeenCalledTimes(lingerMs > 0 ? 0 : 2);
+    await vi.advanceTimersByTimeAsync(1);
     await intake.settled();
     expect(commitLocal).toHaveBeenCalledTimes(commits);
     expect((await store.counts(NOW_MS / 1000)).locations).toBe(2);

@@ -114,10 +114,12 @@ describe("reload", () => {
     };
     const r = createReloader(deps({ store: { ...store, page }, writer, window: 64 }));
     const run = r.run("test");
-    while (r.status().state !== "done") {
+    // Until it ends either way: a reload that failed must fail the test, not spin to the timeout.
+    while (r.status().state !== "done" && r.status().state !== "failed") {
       if (r.status().state === "running") totals.push(r.status().total);
       await new Promise((res) => setImmediate(res));
     }
+    expect(r.status()).toMatchObject({ state: "done", error: null });
     expect(await run).toMatchObject({ state: "done", total: n, done: n });
     // Each record written once, in the journal's order.
     const aors = writer.ops.map((o) => (o.op === "add" ? o.aor : ""));

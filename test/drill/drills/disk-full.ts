@@ -219,7 +219,8 @@ export const DISK_FULL_DRILLS: readonly Drill[] = [
         });
         // The cluster is closed now: the journal is at rest.
         zeroes["journal integrity_check errors"] = integrityErrors(join(dataDir, "journal.sqlite"));
-        return { ...result, zeroes };
+        // The result's own figures too (the write floor is added there).
+        return { ...result, zeroes: { ...result.zeroes, ...zeroes } };
       } finally {
         unmount(dataDir);
       }

@@ -15,6 +15,7 @@ import { freePort, sleep, waitFor } from "../../support/agent-process.js";
 import { isAlive } from "../../support/logged-child.js";
 import { startDrillCluster, startTraffic, TEST_DOMAIN, type DrillCluster } from "../drill-cluster.js";
 import type { DrillContext, DrillResult } from "../drill.js";
+import { writeFloor } from "../floor.js";
 import { attackCredentials } from "./credentials.js";
 import { fuzzEvapi, startEvapiFuzzServer, type EventCounters } from "./evapi-fuzz.js";
 import { seededRng } from "./mutate.js";
@@ -83,6 +84,13 @@ async function fuzz(c: DrillCluster, evapi: Awaited<ReturnType<typeof startEvapi
   const traffic = await startTraffic(c, ctx.dir, t);
   const figures = await traffic.finish();
   const settled = await c.converge(60_000);
+  // The fuzz is judged against this state: one that was already wrong, or made of refused writes,
+  // would tell nothing about what the fuzz did.
+  const floor = writeFloor(c.ledger.all, { fault: null });
+  if (!settled.verdict.ok || Object.values(floor.zeroes).some((v) => v > 0)) {
+    say(`legitimate traffic first: ${figures.registers.acked} REGISTERs and ${figures.aliases.acked} alias calls acknowledged; ${settled.verdict.ok ? "too few acknowledged" : `not converged on the ledger within ${settled.seconds.toFixed(0)} s`}: no fuzz`);
+    return { did, traffic: figures, atRisk: 0, verdict: settled.verdict, convergeSec: settled.seconds, zeroes: { "cluster not sound before the fuzz": 1, ...floor.zeroes }, info: floor.info };
+  }
   say(`legitimate traffic first: ${figures.registers.acked} REGISTERs and ${figures.aliases.acked} alias calls acknowledged; converged in ${settled.seconds.toFixed(1)} s`);
 
   const agentPids = c.nodes.map((n) => n.agent.child?.pid);
@@ -161,8 +169,10 @@ async function fuzz(c: DrillCluster, evapi: Awaited<ReturnType<typeof startEvapi
       "wrong or replayed credentials accepted": creds.accepted,
       "inputs not serving after the fuzz": liveness.failures.length,
       "fuzz runs cut short": brokeOff.length,
+      ...floor.zeroes,
     },
     info: {
+      ...floor.info,
       "seed": SEED,
       "messages sent (all inputs)": sent,
       "peer port before auth: sent / errors answered": `${peer.preAuth.sent} / ${peer.preAuth.errors}`,

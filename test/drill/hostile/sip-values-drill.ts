@@ -19,6 +19,7 @@ import { renameSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { Alias, Location } from "../../../agent/contract/records.js";
+import { unstorable } from "../../../agent/contract/sip-uri.js";
 import { waitFor } from "../../support/agent-process.js";
 import { kamailioDbCfg } from "../../support/kamailio-cfg.js";
 import type { ClusterNode } from "../../support/kamailio-cluster.js";
@@ -27,7 +28,7 @@ import { startPostgres, type PostgresProcess } from "../../support/postgres-proc
 import { listAll, startDrillCluster, type DrillCluster } from "../drill-cluster.js";
 import type { DrillContext, DrillResult } from "../drill.js";
 import { checkJournal, checkKamailio, checkRows, convergeOnTables, publish, registerHostile, waitForJournal, type Row, type Tables } from "./sip-values-checks.js";
-import { DOMAIN, HOSTILE_TEXTS, Mismatches, UNSTORABLE_TEXTS, aliasesFor, bindingsFor } from "./sip-values.js";
+import { DOMAIN, HOSTILE_TEXTS, Mismatches, UNSTORABLE_TEXTS, aliasesFor, bindingsFor, uriSafe } from "./sip-values.js";
 
 const COLUMNS = "username, domain, contact, path, received, callid, user_agent, instance";
 
@@ -83,8 +84,8 @@ async function drill(c: DrillCluster, tables: Record<string, Tables>, ctx: Drill
   const readBack = new Mismatches();
 
   // ---- refused at the door ------------------------------------------------------------------
-  const refusal = await refuseUnstorable(n1);
-  say(`${refusal.tried} values with a NUL or a lone surrogate offered to n1's API: ${refusal.tried - refusal.accepted} refused with "${refusal.message}"`);
+  const refusal = await refuseUnstorable(c, n1);
+  say(`${refusal.tried} values with a NUL or a lone surrogate offered to n1's API, each after the same call with the value made storable (${refusal.tried - refusal.controlsRefused} of those taken): ${refusal.tried - refusal.accepted} refused, ${refusal.unclear} of them without naming the field and the reason; e.g. "${refusal.message}"`);
 
   // ---- phase A: through jsonrpcs ------------------------------------------------------------
   const a = { bindings: bindingsFor("a", copies), aliases: aliasesFor("a") };
@@ -133,6 +134,8 @@ async function drill(c: DrillCluster, tables: Record<string, Tables>, ctx: Drill
       "values changed in PostgreSQL rows (n3)": rows.n3.count,
       "values changed when Kamailio read the fallback's rows": readBack.count,
       "NUL / lone-surrogate values accepted": refusal.accepted,
+      "NUL / lone-surrogate refusals not naming the field and the reason": refusal.unclear,
+      "storable twins of those calls refused (the call was wrong, not the value)": refusal.controlsRefused,
       "fallback nodes that did not write through the database": dbWrites.filter((n) => n === 0).length,
     },
     info: {
@@ -143,29 +146,83 @@ async function drill(c: DrillCluster, tables: Record<string, Tables>, ctx: Drill
   };
 }
 
-async function refuseUnstorable(n1: ClusterNode): Promise<{ tried: number; accepted: number; message: string; examples: string[] }> {
-  let tried = 0;
-  let accepted = 0;
-  let message = "";
-  const examples: string[] = [];
-  const attempt = async (method: string, params: unknown, what: string) => {
-    tried++;
-    const err = await n1.agent.call(method, params).then(() => null, (e: Error) => e);
+/** `t` without what Kamailio cannot store (NUL, lone surrogates): the storable twin of a value. */
+const storable = (t: string): string => t.split("\u0000").join("").replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "");
+
+/** What a refusal of `t` must say (sip-uri.ts unstorable()). */
+const reason = (t: string): RegExp => (t.includes("\u0000") ? /contains a NUL character/ : /contains a lone UTF-16 surrogate/);
+
+interface Refusals {
+  tried: number;
+  accepted: number;
+  /** Refusals that did not name the field, or did not say it was the NUL or the surrogate. */
+  unclear: number;
+  /** The same calls with the value made storable that were refused: the call itself was wrong. */
+  controlsRefused: number;
+  message: string;
+  examples: string[];
+}
+
+/**
+ * Each unstorable value goes in one field of an otherwise good call, and the same call with the
+ * value made storable goes first: it must be taken (it is recorded in the ledger), so the refusal
+ * that follows can only be the value's doing, and the refusal must say so, naming the field. Any
+ * error at all counted as a refusal before, a call refused for something else included.
+ */
+async function refuseUnstorable(c: DrillCluster, n1: ClusterNode): Promise<Refusals> {
+  const r: Refusals = { tried: 0, accepted: 0, unclear: 0, controlsRefused: 0, message: "", examples: [] };
+  const note = (e: string) => {
+    if (r.examples.length < 6) r.examples.push(e);
+  };
+  const attempt = async (o: { method: string; field: string; what: string; t: string; params: (v: string) => unknown; record: (v: string, sentMs: number) => void }) => {
+    const clean = storable(o.t);
+    const sentMs = Date.now();
+    const control = await n1.agent.call(o.method, o.params(clean)).then(() => null, (e: Error) => e);
+    if (control === null) o.record(clean, sentMs);
+    else {
+      r.controlsRefused++;
+      note(`refused the storable ${o.what} ${JSON.stringify(clean)}: ${control.message}`);
+    }
+    r.tried++;
+    const err = await n1.agent.call(o.method, o.params(o.t)).then(() => null, (e: Error) => e);
     if (err === null) {
-      accepted++;
-      examples.push(`accepted ${what}`);
-    } else message ||= err.message;
+      r.accepted++;
+      note(`accepted ${o.what} ${JSON.stringify(o.t)}`);
+      return;
+    }
+    r.message ||= err.message;
+    if (!err.message.includes(`${o.field}: `) || !reason(o.t).test(err.message)) {
+      r.unclear++;
+      note(`refused ${o.what} ${JSON.stringify(o.t)} with ${JSON.stringify(err.message.slice(0, 200))}`);
+    }
   };
   for (const [i, t] of UNSTORABLE_TEXTS.entries()) {
-    const base = { aor: `sip:dsvnul${i}@${DOMAIN}`, contact: `sip:dsvnul${i}@192.0.2.99`, expires: 0 };
+    const aor = `dsvnul${i}@${DOMAIN}`;
+    const base = { aor: `sip:${aor}`, contact: `sip:dsvnul${i}@192.0.2.99`, expires: 0 };
+    const binding = (contact: string) => (_v: string, sentMs: number) =>
+      c.ledger.add({ kind: "loc", key: aor, sub: contact, value: "present", node: n1.id, sentMs, doneMs: Date.now(), outcome: "acked" });
+    const publish = (b: Record<string, unknown>) => ({ edits: [{ op: "upsert", binding: { ...base, ...b } }] });
     for (const field of ["userAgent", "callid", "path", "received", "instance"] as const) {
-      await attempt("location.publish", { edits: [{ op: "upsert", binding: { ...base, [field]: t } }] }, `${field} ${JSON.stringify(t)}`);
+      await attempt({ method: "location.publish", field, what: field, t, params: (v) => publish({ [field]: v }), record: binding(base.contact) });
     }
-    await attempt("location.publish", { edits: [{ op: "upsert", binding: { ...base, contact: `sip:dsvnul${i}@h;x=${t}` } }] }, `contact parameter ${JSON.stringify(t)}`);
-    await attempt("alias.set", { alias: `sip:dsvnul${i}@${DOMAIN}`, target: `sip:t@${DOMAIN};x=${t}` }, `alias target ${JSON.stringify(t)}`);
+    // URIs hold no spaces or quotes: those go, or the call would be refused for them.
+    const param = uriSafe(t);
+    await attempt({
+      method: "location.publish", field: "contact", what: "contact parameter", t: param,
+      params: (v) => publish({ contact: `sip:dsvnul${i}@h;x=ok${v}` }),
+      record: (v, sentMs) => binding(`sip:dsvnul${i}@h;x=ok${v}`)(v, sentMs),
+    });
+    await attempt({
+      method: "alias.set", field: "target", what: "alias target", t: param,
+      params: (v) => ({ alias: `sip:${aor}`, target: `sip:t@${DOMAIN};x=ok${v}` }),
+      record: (v, sentMs) => c.ledger.add({ kind: "alias", key: aor, sub: "", value: `sip:t@${DOMAIN};x=ok${v}`, node: n1.id, sentMs, doneMs: Date.now(), outcome: "acked" }),
+    });
   }
-  // Nothing of it may have been stored anywhere.
-  const stored = (await listAll<Location>(n1.agent, "location.list")).filter((l) => l.aor.startsWith("dsvnul")).length + (await listAll<Alias>(n1.agent, "alias.list")).filter((a) => a.alias.startsWith("dsvnul")).length;
-  accepted = Math.max(accepted, stored);
-  return { tried, accepted, message: message.slice(0, 140), examples };
+  // Nothing unstorable may have been stored anywhere (the storable twins are).
+  const locs = (await listAll<Location>(n1.agent, "location.list")).filter((l) => l.aor.startsWith("dsvnul"));
+  const aliases = (await listAll<Alias>(n1.agent, "alias.list")).filter((a) => a.alias.startsWith("dsvnul"));
+  const stored = locs.filter((l) => [l.contact, l.userAgent, l.callid, l.path, l.received, l.instance].some((v) => unstorable(v) !== null)).length + aliases.filter((a) => unstorable(a.target) !== null).length;
+  r.accepted = Math.max(r.accepted, stored);
+  r.message = r.message.slice(0, 140);
+  return r;
 }

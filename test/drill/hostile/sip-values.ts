@@ -16,7 +16,7 @@ export const HOSTILE_TEXTS: readonly string[] = [
 /** Values the agent must refuse: Kamailio's jsonrpcs drops NUL and lone surrogates (kamailio-5.6.md). */
 export const UNSTORABLE_TEXTS: readonly string[] = ["a\u0000b", "\u0000", "%00\u0000' OR 1=1", "lone\ud800", "\udc00low"];
 
-const uriSafe = (s: string): string => s.replace(/[\s<>"]/g, "") || "x";
+export const uriSafe = (s: string): string => s.replace(/[\s<>"]/g, "") || "x";
 
 export const DOMAIN = "example.com";
 
