@@ -17,6 +17,7 @@ import { startDrillCluster, startTraffic, TEST_DOMAIN, type DrillCluster } from 
 import type { DrillContext, DrillResult } from "../drill.js";
 import { writeFloor } from "../floor.js";
 import { attackCredentials } from "./credentials.js";
+import { sendKnownInvalid } from "./known-invalid.js";
 import { fuzzEvapi, startEvapiFuzzServer, type EventCounters } from "./evapi-fuzz.js";
 import { seededRng } from "./mutate.js";
 import { FUZZ_PEER, fuzzApi, fuzzPeerPort, sendLimitBreakers } from "./peer-api-fuzz.js";
@@ -119,17 +120,20 @@ async function fuzz(c: DrillCluster, evapi: Awaited<ReturnType<typeof startEvapi
     { meshUrl: n1.agent.meshUrl, secret: n1.agent.spec.secret, listedId: FUZZ_PEER, targetId: "n1", apiUrl: n2.agent.apiUrl, token: n2.agent.spec.token, listedGone },
     b.credentialRounds,
   ), { attempts: {}, accepted: 1, closed: 0, examples: [] });
+  // Judged by the contract's stated rules, not by the agent's schemas as the mutants are.
+  const invalid = await guard("known-invalid calls", () => sendKnownInvalid((method, params) => n2.agent.call(method, params)), { sent: 0, notRefused: 1, examples: [] });
   const fuzzSec = (Date.now() - t0) / 1000;
   for (const e of brokeOff) say(`  ! ${e}`);
   const rpc = newFigures();
   for (const f of [peer.preAuth, peer.authed, api.ws, api.http]) addFigures(rpc, f);
-  const sent = rpc.sent + ev.fig.sent + ev.fig.framingCases + ev.fig.truncated + limits.sent + Object.values(creds.attempts).reduce((s, n) => s + n, 0);
+  const sent = rpc.sent + ev.fig.sent + ev.fig.framingCases + ev.fig.truncated + limits.sent + invalid.sent + Object.values(creds.attempts).reduce((s, n) => s + n, 0);
   say(`fuzzed for ${fuzzSec.toFixed(0)} s (seed ${SEED}): ${sent} hostile messages in all`);
   say(`  n1 peer port: ${peer.preAuth.sent} frames before authenticating (${Math.ceil(b.preAuth / 100)} connections), ${peer.authed.sent} as the authenticated peer "${FUZZ_PEER}"`);
   say(`  n2 API: ${api.ws.sent} WebSocket frames (80% signed in), ${api.http.sent} HTTP POSTs`);
   say(`  n3 registrar events: ${ev.fig.sent} well-framed malformed events (${(ev.fig.bytes / 1e6).toFixed(1)} MB), ${ev.fig.framingCases} broken framings, ${ev.fig.truncated} truncated stream`);
   say(`  limits: ${limits.sent} oversized, invalid-UTF-8 or binary frames; credentials: ${Object.entries(creds.attempts).map(([k, v]) => `${v}× ${k}`).join(", ")}`);
-  for (const e of [...rpc.examples, ...limits.examples, ...creds.examples]) say(`  ! ${e}`);
+  say(`  n2 API: ${invalid.sent} hand-written calls the contract refuses (known-invalid.ts)`);
+  for (const e of [...rpc.examples, ...limits.examples, ...creds.examples, ...invalid.examples]) say(`  ! ${e}`);
 
   const crashed =
     c.nodes.filter((n, i) => n.agent.child?.exitCode !== null || n.agent.child?.pid !== agentPids[i]).length +
@@ -167,6 +171,7 @@ async function fuzz(c: DrillCluster, evapi: Awaited<ReturnType<typeof startEvapi
       "broken framings not dropped": ev.fig.framingCases - ev.fig.droppedByAgent,
       "limit breakers not refused": limits.mustClose - limits.closed + limits.mustRefuse - limits.refused,
       "wrong or replayed credentials accepted": creds.accepted,
+      "known-invalid API calls not refused as invalid params": invalid.notRefused,
       "inputs not serving after the fuzz": liveness.failures.length,
       "fuzz runs cut short": brokeOff.length,
       ...floor.zeroes,
