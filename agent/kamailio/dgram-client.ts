@@ -38,7 +38,7 @@ interface Pending {
 }
 
 export async function createDgramClient(opts: DgramClientOptions): Promise<KamailioRpc> {
-  const log = opts.log.child({ component: "kamailio-dgram" });
+  const log = opts.log.child({ part: "dgram" });
   const sock: Socket = createSocket(opts.host.includes(":") ? "udp6" : "udp4");
   // A connected UDP socket takes datagrams only from Kamailio's address, and an ICMP "port
   // unreachable" (Kamailio not running) surfaces as ECONNREFUSED instead of a silent timeout.

@@ -109,7 +109,7 @@ const DEFAULT_CHUNK_BYTES = 8 * 1024;
 const MAX_REQUEST_BYTES = 16 * 1024;
 
 export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRpc> {
-  const log = opts.log.child({ component: "kamailio-bulk" });
+  const log = opts.log.child({ part: "bulk" });
   const maxInFlight = opts.maxBytesInFlight ?? DEFAULT_MAX_IN_FLIGHT;
   const chunkBytes = Math.min(opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, maxInFlight);
   const sock = new Socket();

@@ -72,7 +72,7 @@ export interface EvapiClient {
 const MALFORMED_LOG_INTERVAL_MS = 10_000;
 
 export function createEvapiClient(opts: EvapiClientOptions): EvapiClient {
-  const log = opts.log.child({ component: "kamailio-evapi", evapi: `${opts.host}:${opts.port}` });
+  const log = opts.log.child({ part: "evapi", evapi: `${opts.host}:${opts.port}` });
   const minMs = opts.retry?.minMs ?? 200;
   const maxMs = opts.retry?.maxMs ?? 10_000;
   const stableMs = opts.stableMs ?? 5_000;

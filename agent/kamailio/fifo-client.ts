@@ -57,7 +57,7 @@ const DRAIN_GRACE_MS = 10_000;
 const RESYNC_MIN_INTERVAL_MS = 5_000;
 
 export function createFifoClient(opts: FifoClientOptions): FifoClient {
-  const log = opts.log.child({ component: "kamailio-fifo" });
+  const log = opts.log.child({ part: "fifo" });
   const nowMs = opts.nowMs ?? Date.now;
   const writer = createFifoWriter({ fifoPath: opts.fifoPath, nowMs });
   const pool = createReplyFifoPool({

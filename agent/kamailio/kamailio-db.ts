@@ -97,7 +97,7 @@ function createDriver(opts: KamailioDbOptions, log: Logger): SqlDriver {
 const aliasAor = (alias: string): string => alias.trim().replace(/^sips?:/i, "");
 
 export function openKamailioDb(opts: KamailioDbOptions, deps: { log: Logger; nowSec?: () => number }): KamailioDb {
-  const log = deps.log.child({ component: "kamailio-db" });
+  const log = deps.log.child({ part: "db" });
   const nowSec = deps.nowSec ?? (() => Math.floor(Date.now() / 1000));
   const loc = identifier(opts.locationTable ?? "location");
   const aliasTable = identifier(opts.aliasTable ?? (opts.aliasMode === "dbaliases" ? "dbaliases" : "aliases"));

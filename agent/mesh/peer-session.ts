@@ -120,7 +120,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   const { replica, options, metrics } = deps;
   const store = replica.store;
   const nowMs = deps.nowMs ?? Date.now;
-  let log = deps.log.child({ component: "peer", remote: deps.transport.remote });
+  let log = deps.log.child({ part: "peer", remote: deps.transport.remote });
   let peerId: string | null = null;
   let peerReplica: string | null = null;
   let peerVV: VersionVector = {};

@@ -33,7 +33,7 @@ export interface PullCoordinator {
 }
 
 export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinator {
-  const log = deps.log.child({ component: "pull" });
+  const log = deps.log.child({ part: "pull" });
   const nowMs = deps.nowMs ?? Date.now;
   let running = false;
   let dirty = false;

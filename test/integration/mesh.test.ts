@@ -159,6 +159,18 @@ describe("three agents", () => {
   });
 });
 
+describe("logs", () => {
+  it("every line is JSON with each key once (a sub-part's logger does not repeat its component)", () => {
+    const lines = readFileSync(nodes[0]!.logPath, "utf8").split("\n").filter((l) => l.startsWith("{"));
+    expect(lines.some((l) => l.includes('"part":"peer"'))).toBe(true);
+    for (const l of lines) {
+      const keys = [...l.matchAll(/[{,]"([A-Za-z_]+)":/g)].map((m) => m[1]);
+      const top = keys.filter((k) => k === "component" || k === "part" || k === "msg");
+      expect(new Set(top).size, l.slice(0, 200)).toBe(top.length);
+    }
+  });
+});
+
 describe("a small mesh.maxMessageBytes", () => {
   it("a node catching up with more than one frame can hold gets it in batches cut to fit", async () => {
     const small = await makeCluster(join(dir, "small"), 2, { config: { mesh: { maxMessageBytes: 65_536, batchSize: 5000 } } });
