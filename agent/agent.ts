@@ -2,6 +2,7 @@
  * Wires one agent together from its config: journal → replication core → peer mesh and local API.
  * No argv, env or signals here (that is main.ts); tests start agents in-process through this too.
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { createHttpApi, type HttpApi } from "./api/http-server.js";
 import { createLocalApi } from "./api/local-api.js";
@@ -14,7 +15,6 @@ import { createReplica, type Replica } from "./core/replica.js";
 import { openSqliteStore } from "./journal/sqlite-store.js";
 import { createKamailioAttachment, type KamailioAttachment } from "./kamailio/attachment.js";
 import { evapiBulkToken } from "./kamailio/evapi-bulk.js";
-import { isEmptyVector } from "./core/version-vector.js";
 import { createMesh, type Mesh, type PeerEntry } from "./mesh/mesh.js";
 import type { Logger } from "./ops/logger.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
@@ -39,8 +39,10 @@ export async function startAgent(
   const log = deps.log;
   const metrics = deps.metrics ?? createMetrics();
   const startedAtMs = Date.now();
+  const journalPath = join(config.dataDir, "journal.sqlite");
+  const journalExisted = existsSync(journalPath);
   const store = openSqliteStore({
-    path: join(config.dataDir, "journal.sqlite"),
+    path: journalPath,
     nodeId: config.nodeId,
     synchronous: config.journal.synchronous,
     cacheMiB: config.journal.cacheMiB,
@@ -51,12 +53,10 @@ export async function startAgent(
     onDrift: (aheadMs) => log.warn({ aheadMs }, "a peer's clock is far ahead of ours; check NTP on every node"),
   });
   const replica = createReplica({ store, hlc, log });
-  const vv = await replica.versionVector();
-  const journalPath = join(config.dataDir, "journal.sqlite");
-  log.info({ replica: replica.replicaId, vv, path: journalPath }, "journal open");
-  // An empty journal on a node that had one means dataDir points elsewhere than before (a relative
-  // default resolved from another working directory): say where it is, once, at the start.
-  if (isEmptyVector(vv)) log.warn({ path: journalPath }, "the journal is empty (a new node, or dataDir points elsewhere than before): this node starts a new epoch and gets a snapshot from its peers");
+  log.info({ replica: replica.replicaId, vv: await replica.versionVector(), path: journalPath }, "journal open");
+  // A new journal on a node that had one means dataDir points elsewhere than before (a relative
+  // default resolved from another working directory): say where it is, once, when it is made.
+  if (!journalExisted) log.warn({ path: journalPath }, "created a new journal (a new node, or dataDir points elsewhere than before): this node starts a new epoch and gets a snapshot from its peers");
 
   let kamailio: KamailioAttachment | null = null;
   const mesh = createMesh({

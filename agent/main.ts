@@ -4,7 +4,7 @@
  */
 import { Command } from "commander";
 import { startAgent } from "./agent.js";
-import { ConfigError, loadAgentConfig, redactConfig } from "./config/agent-config.js";
+import { ConfigError, loadAgentConfig, redactConfig, settingsNeedingRestart } from "./config/agent-config.js";
 import { registerClientCommands } from "./cli/client-commands.js";
 import { DemoAborted, runDemo } from "./cli/demo.js";
 import { registerKamailioCfgCommand } from "./cli/kamailio-cfg-command.js";
@@ -53,6 +53,8 @@ program
       try {
         const next = load();
         agent.setPeers(next.mesh.peers);
+        const later = settingsNeedingRestart(config, next);
+        if (later.length > 0) log.warn({ settings: later }, "SIGHUP applies only mesh.peers: these changed settings take effect when the agent restarts");
       } catch (err) {
         log.error({ err: (err as Error).message }, "config reload failed; keeping the running config");
       }

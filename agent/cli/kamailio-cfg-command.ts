@@ -33,7 +33,7 @@ export function registerKamailioCfgCommand(program: Command, io: { env: NodeJS.P
     .addHelpText("after", `\nExample:\n  locmesh kamailio-cfg -c /etc/locmesh/agent.yaml > ${DEFAULT_INCLUDE_PATH}\n  locmesh kamailio-cfg --instructions`)
     .action((opts: Opts) => {
       try {
-        io.stdout.write(render(opts, io.env));
+        io.stdout.write(render(opts, io.env, (warning) => io.stderr.write(`locmesh: ${warning}\n`)));
       } catch (err) {
         io.stderr.write(`${(err as Error).message}\n`);
         process.exitCode = 2;
@@ -41,8 +41,14 @@ export function registerKamailioCfgCommand(program: Command, io: { env: NodeJS.P
     });
 }
 
-function render(opts: Opts, env: NodeJS.ProcessEnv): string {
+function render(opts: Opts, env: NodeJS.ProcessEnv, warn: (text: string) => void): string {
   const config = opts.config ? loadConfig(opts.config, env) : null;
+  // The include must match the agent's kamailio section (evapi address, alias mode): generated from
+  // a config without one, it takes the defaults, and an agent configured later may disagree.
+  if (config && !config.kamailio && !opts.instructions && (opts.evapi === undefined || opts.aliases === undefined)) {
+    warn(`${opts.config} has no kamailio section: the include uses ${opts.evapi ?? "evapi 127.0.0.1:8448"} and ${opts.aliases ?? "usrloc"} aliases; ` +
+      "add the agent's kamailio section first (see \"Attach to your Kamailio\"), then generate the include again");
+  }
   const aliasMode = (opts.aliases ?? config?.kamailio?.aliases ?? "usrloc") as "usrloc" | "dbaliases";
   if (aliasMode !== "usrloc" && aliasMode !== "dbaliases") throw new Error(`--aliases must be usrloc or dbaliases, got ${JSON.stringify(opts.aliases)}`);
   if (opts.instructions) return kamailioIncludeInstructions({ includePath: opts.includePath, aliasMode });

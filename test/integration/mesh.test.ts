@@ -65,7 +65,7 @@ describe("three agents", () => {
     await n2.call("alias.remove", { alias: "missed0@example.com" }); // a tombstone the snapshot need not carry
     await waitFor("removal everywhere", async () => (await aliasCount(n3)) === (await aliasCount(n2)) && (await aliasCount(n1)) === (await aliasCount(n2)));
     const oldStatus = await n3.call<ClusterStatus>("cluster.status");
-    const emptyWarnings = () => readFileSync(n3.logPath, "utf8").split("\n").filter((l) => l.includes("the journal is empty")).length;
+    const emptyWarnings = () => readFileSync(n3.logPath, "utf8").split("\n").filter((l) => l.includes("created a new journal")).length;
     const warnedBefore = emptyWarnings();
     await n3.stop();
     rmSync(join(n3.spec.dir, "data"), { recursive: true, force: true });
@@ -219,8 +219,11 @@ describe("state gauges, read at every scrape", () => {
       await waitFor("y shows down", async () => (await x.metric("locmesh_peer_connected", { peer: "n2" })) === 0);
       expect(await series(x, "locmesh_peer_behind_changes")).toEqual([]);
 
+      // Another setting changed with it waits for a restart, and the log says which.
+      x.spec.config = { journal: { retentionHours: 48 } };
       x.reloadPeers(x.spec.peers.filter((p) => p.id !== "ghost"));
       await waitFor("ghost's series gone", async () => !(await series(x, "locmesh_peer_connected")).some((l) => l.includes("ghost")));
+      await waitFor("the restart warning", async () => /SIGHUP applies only mesh\.peers.*"settings":\["journal\.retentionHours"\]|"settings":\["journal\.retentionHours"\].*SIGHUP applies only mesh\.peers/.test(readFileSync(x.logPath, "utf8")));
       expect(await series(x, "locmesh_peer_connected")).toEqual(['locmesh_peer_connected{peer="n2"} 0']);
     } finally {
       await Promise.all([x.stop(), y.stop()]);

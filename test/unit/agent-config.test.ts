@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, apiUrlFromConfig, loadAgentConfig, loadApiSettings, redactConfig, type ConfigFs } from "../../agent/config/agent-config.js";
+import { ConfigError, apiUrlFromConfig, loadAgentConfig, loadApiSettings, redactConfig, settingsNeedingRestart, type ConfigFs } from "../../agent/config/agent-config.js";
 
 // The loader takes its file system as a dependency, so these tests stay off the disk.
 function memFs(files: Record<string, string>): ConfigFs {
@@ -245,6 +245,16 @@ describe("kamailio.replyFifoMode", () => {
     expect(problem("622")).toMatch(/kamailio\.replyFifoMode: 622 is not a mode; write it as 0o622 \(YAML\) or "0622"/);
     expect(problem("600")).toMatch(/600 is not a mode; write it as 0o600/);
     expect(problem('"0999"')).toMatch(/must be an octal mode such as "0622"/);
+  });
+});
+
+describe("settingsNeedingRestart", () => {
+  it("lists the changed settings other than mesh.peers, as paths without values", () => {
+    const file = "/etc/locmesh/agent.yaml";
+    const a = load({ [file]: minimal });
+    const b = load({ [file]: `${minimal.replace(`secret: ${SECRET}`, `secret: ${SECRET}-new`)}journal:\n  retentionHours: 48\n` }, { LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100" });
+    expect(settingsNeedingRestart(a, b)).toEqual(["journal.retentionHours", "mesh.secret"]);
+    expect(settingsNeedingRestart(a, load({ [file]: minimal }, { LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100" }))).toEqual([]);
   });
 });
 
