@@ -5,6 +5,7 @@
 import {
   API_PARAMS, ApiMethod, PROTOCOL_VERSION, type publishParams,
   type ClusterStatus, type ListResult, type PublishResult,
+  type KamailioContact,
   type KamailioStatus,
 } from "../contract/protocol.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
@@ -48,6 +49,7 @@ export interface LocalApiDeps {
 export interface KamailioControl {
   status(): Promise<KamailioStatus>;
   reload(reason: string): Promise<unknown>;
+  lookup(aor: string): Promise<KamailioContact[]>;
 }
 
 type PublishInput = z.output<typeof publishParams>;
@@ -152,6 +154,11 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     if (before.state === "running") return { started: false, running: true };
     deps.kamailio.reload("requested through the API").catch(() => undefined);
     return { started: true, running: true };
+  });
+
+  rpc.method(ApiMethod.KamailioLookup, API_PARAMS[ApiMethod.KamailioLookup], async (p) => {
+    if (!deps.kamailio) throw new RpcError(ErrorCode.NotFound, "this agent is not attached to a Kamailio (no `kamailio` section in its config)");
+    return { aor: p.aor, contacts: await deps.kamailio.lookup(p.aor) };
   });
 
   rpc.method(ApiMethod.ClusterResync, API_PARAMS[ApiMethod.ClusterResync], async (p) => {

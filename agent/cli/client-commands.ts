@@ -4,13 +4,13 @@
  * and sets process.exitCode, leaving the exit itself to the composition root.
  */
 import { Command, InvalidArgumentError } from "commander";
-import { ApiMethod, type ClusterStatus, type ListResult } from "../contract/protocol.js";
+import { ApiMethod, type ClusterStatus, type KamailioContact, type ListResult } from "../contract/protocol.js";
 import type { Alias, Location } from "../contract/records.js";
 import { ConfigError, listenToUrl, loadApiSettings } from "../config/agent-config.js";
 import { FETCH_BAD_PORTS } from "../config/config-schema.js";
 import { AgentUnreachableError, createApiClient, type ApiClient } from "./api-client.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
-import { bindingsOf, formatAliases, formatBindings, formatLocations, formatStatus } from "./client-output.js";
+import { bindingsOf, formatAliases, formatBindings, formatKamailioContacts, formatLocations, formatStatus } from "./client-output.js";
 import { runKamailioReload, runResync } from "./resync-progress.js";
 import { cellText } from "./table.js";
 
@@ -107,8 +107,17 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
       else print(formatLocations(page.items, nowSec()) + pageFooter(page, "bindings"));
     }),
   );
-  withClientOptions(location.command("show").argument("<aor>", "address of record, e.g. sip:alice@example.com")).description("show every binding of one AoR").action(
+  withClientOptions(
+    location.command("show").argument("<aor>", "address of record, e.g. sip:alice@example.com")
+      .option("--kamailio", "what this node's Kamailio itself holds for the AoR (ul.lookup), instead of the journal"),
+  ).description("show every binding of one AoR").action(
     run(async (client, opts, aor: string) => {
+      if ((opts as { kamailio?: boolean }).kamailio) {
+        const k = await client.call<{ aor: string; contacts: KamailioContact[] }>(ApiMethod.KamailioLookup, { aor });
+        if (opts.json) printJson(k);
+        else print(formatKamailioContacts(k.aor, k.contacts, nowSec()));
+        return;
+      }
       const r = await client.call<{ aor?: string } | null>(ApiMethod.LocationLookup, { aor });
       if (opts.json) printJson(r);
       else print(formatBindings(typeof r?.aor === "string" ? r.aor : aor, bindingsOf(r), nowSec()));

@@ -2,7 +2,7 @@
  * Turns API results into terminal text for the client commands. Pure functions of their input
  * (plus "now" for expiry), so they are easy to test and the commands stay about flow.
  */
-import type { ClusterStatus, KamailioStatus, ResyncStatus } from "../contract/protocol.js";
+import type { ClusterStatus, KamailioContact, KamailioStatus, ResyncStatus } from "../contract/protocol.js";
 import type { Alias, Location } from "../contract/records.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
 
@@ -90,6 +90,26 @@ export function formatBindings(aor: string, items: readonly Location[], nowSec: 
   );
   const n = items.length === 1 ? "1 binding" : `${items.length} bindings`;
   return `${cellText(aor)}: ${n}\n\n${blocks.join("\n\n")}`;
+}
+
+/** An AoR's contacts as the local Kamailio holds them (`location show --kamailio`). */
+export function formatKamailioContacts(aor: string, items: readonly KamailioContact[], nowSec: number): string {
+  if (items.length === 0) return `this node's Kamailio holds no contact for ${cellText(aor)}`;
+  const blocks = items.map((c) =>
+    formatPairs([
+      ["contact", c.contact],
+      ["expires", formatExpiry(c.expires, nowSec)],
+      ["q", formatQ(c.q)],
+      // ul.add cannot set the phone's Call-ID, CSeq or User-Agent: Kamailio shows its own there.
+      ["installed by", c.installedByAgent ? "the locmesh agent (replicated; Call-ID and user agent are ul.add's)" : "a REGISTER at this node"],
+      ["path", c.path],
+      ["received", c.received],
+      ["socket", c.socket],
+      ["user agent", c.userAgent],
+    ]),
+  );
+  const n = items.length === 1 ? "1 contact" : `${items.length} contacts`;
+  return `${cellText(aor)} in this node's Kamailio: ${n}\n\n${blocks.join("\n\n")}`;
 }
 
 /** `expires` is absolute Unix seconds, 0 meaning permanent (Kamailio's usrloc convention). */

@@ -35,6 +35,8 @@ export const ApiMethod = {
   ClusterResync: "cluster.resync",
   /** Write the whole live state into the local Kamailio again; progress in cluster.status. */
   KamailioReload: "kamailio.reload",
+  /** What the local Kamailio itself holds for an AoR (ul.lookup), beside the journal's view. */
+  KamailioLookup: "kamailio.lookup",
   AuthLogin: "auth.login",
   /** WebSocket only: from now on, receive `changes.applied` notifications. */
   ChangesSubscribe: "changes.subscribe",
@@ -312,6 +314,7 @@ export const API_PARAMS = {
   [ApiMethod.ClusterStatus]: noParams,
   [ApiMethod.ClusterResync]: resyncParams,
   [ApiMethod.KamailioReload]: noParams,
+  [ApiMethod.KamailioLookup]: lookupParams,
   [ApiMethod.AuthLogin]: loginParams,
   [ApiMethod.ChangesSubscribe]: subscribeParams,
 } as const satisfies Record<(typeof ApiMethod)[keyof typeof ApiMethod], z.ZodType>;
@@ -348,6 +351,23 @@ export interface ResyncStatus {
   startedAt: string | null;
   finishedAt: string | null;
   error: string | null;
+}
+
+/** One contact as the local Kamailio holds it (kamailio.lookup). */
+export interface KamailioContact {
+  contact: string;
+  /** Absolute expiry, Unix seconds; 0 = permanent. */
+  expires: number;
+  q: number;
+  path: string;
+  received: string;
+  socket: string;
+  callid: string;
+  cseq: number;
+  userAgent: string;
+  ruid: string;
+  /** Set by the agent (ul.add's fixed Call-ID) rather than by a phone's REGISTER here. */
+  installedByAgent: boolean;
 }
 
 /** Putting the live state back into a Kamailio that lost it (restart, or `locmesh resync --kamailio`). */

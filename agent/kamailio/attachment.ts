@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import type { KamailioConfig } from "../config/agent-config.js";
-import type { KamailioStatus } from "../contract/protocol.js";
+import type { KamailioContact, KamailioStatus } from "../contract/protocol.js";
 import { hlcToMillis } from "../contract/records.js";
 import type { Hlc } from "../core/hlc.js";
 import type { Replica } from "../core/replica.js";
@@ -31,6 +31,7 @@ import type { KamailioEvent } from "./register-event.js";
 import { createRegistrarIntake } from "./registrar-intake.js";
 import { createReloader, type BulkSession, type ReloadStatus } from "./reload.js";
 import { createUsrlocRpc } from "./usrloc-rpc.js";
+import { UL_ADD_CALLID } from "./registrar-input.js";
 import { opKey } from "./install-plan.js";
 import { watchChanges, writeCurrent, type ChangeWatch, type OnStored } from "./stale-writes.js";
 import type { UsrlocContact } from "./usrloc-contact.js";
@@ -63,6 +64,8 @@ export interface KamailioAttachment {
   reload(reason: string): Promise<ReloadStatus>;
   /** One reconcile run now. */
   reconcile(): Promise<void>;
+  /** The AoR's contacts as this Kamailio holds them (ul.lookup over jsonrpcs). */
+  lookup(aor: string): Promise<KamailioContact[]>;
   drained(): Promise<void>;
   close(): Promise<void>;
 }
@@ -107,6 +110,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const plan = { nodeId, replicaId: store.replicaId, locationTable: config.locationTable };
   const writer = createKamailioWriter({ usrloc: createUsrlocRpc({ rpc: writes }), db, aliasTable, log });
   const dumper = createUsrlocRpc({ rpc: fifo, dumpTimeoutMs: Math.max(30_000, config.timeoutMs) });
+  const lookups = createUsrlocRpc({ rpc: writes });
   const sink = createKamailioSink({
     store, writer, plan, log, metrics, window: config.window,
     cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")),
@@ -387,6 +391,13 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     },
     pendingWrites: () => sink.lastPending(),
     reload: (reason) => reloader.run(reason),
+    async lookup(aor) {
+      const contacts = await lookups.ulLookup(config.locationTable, aor);
+      return contacts.map((c) => ({
+        contact: c.contact, expires: c.expires, q: c.q, path: c.path, received: c.received, socket: c.socket,
+        callid: c.callid, cseq: c.cseq, userAgent: c.userAgent, ruid: c.ruid, installedByAgent: c.callid === UL_ADD_CALLID,
+      }));
+    },
     reconcile,
     drained: () => sink.drained(),
     async close() {

@@ -151,6 +151,10 @@ describe("locmesh CLI", () => {
     expect(show.stdout).toContain("Deskphone");
     expect(show.stdout).not.toContain("bob");
     expect(none).toMatchObject({ code: 0, stdout: "no bindings for nobody@example.com\n" });
+    // This agent has no Kamailio to ask.
+    const inKamailio = await cli(["location", "show", "--kamailio", "sip:alice@example.com", ...target()]);
+    expect(inKamailio).toMatchObject({ code: 1, stdout: "" });
+    expect(inKamailio.stderr).toMatch(/^locmesh: this agent is not attached to a Kamailio/);
   });
 
   it("kamailio-cfg puts the agent's bulk-channel token into the include only when given --config", async () => {

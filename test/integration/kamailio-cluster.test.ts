@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { ClusterStatus, KamailioContact } from "../../agent/contract/protocol.js";
 import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
 import { sleep, waitFor } from "../support/agent-process.js";
 import { TEST_DOMAIN, startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
@@ -56,6 +56,12 @@ describe("three Kamailio nodes with agents", () => {
     const shown = await n3.agent.call<{ bindings: { owner: string; userAgent: string }[] }>("location.lookup", { aor });
     expect(JSON.stringify(shown)).toContain('"owner":"n1"');
     expect(JSON.stringify(shown)).toContain("PhoneA/1.0");
+    // kamailio.lookup answers from Kamailio itself (ul.lookup through the agent), as the test's own FIFO read does.
+    const k2 = await n2.agent.call<{ aor: string; contacts: KamailioContact[] }>("kamailio.lookup", { aor: `sip:${aor}` });
+    expect(k2).toMatchObject({ aor, contacts: [{ contact: a.contact, installedByAgent: true, callid: UL_ADD_CALLID }] });
+    const k1 = await n1.agent.call<{ contacts: KamailioContact[] }>("kamailio.lookup", { aor });
+    expect(k1.contacts).toMatchObject([{ contact: a.contact, installedByAgent: false, userAgent: "PhoneA/1.0" }]);
+    expect((await n1.agent.call<{ contacts: unknown[] }>("kamailio.lookup", { aor: `nobody@${TEST_DOMAIN}` })).contacts).toEqual([]);
 
     // A second phone registers the same AoR at n2: 0x04 drops phone A there, and everywhere.
     const b = await sippRegister({ dir, sipPort: n2.kamailio.sipPort, user: "alice", domain: TEST_DOMAIN, expires: 300 });
