@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { NODE_ID_RE, REPLICA_ID_RE } from "./ids.js";
 import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable } from "./sip-uri.js";
-import type { Change, VersionVector } from "./records.js";
+import type { BindingValue, Change, VersionVector } from "./records.js";
 
 /** Bumped on any incompatible change to the peer protocol. */
 export const PROTOCOL_VERSION = 1;
@@ -353,19 +353,9 @@ export interface ResyncStatus {
   error: string | null;
 }
 
-/** One contact as the local Kamailio holds it (kamailio.lookup). */
-export interface KamailioContact {
+/** One contact as the local Kamailio holds it (kamailio.lookup); expires absolute, 0 = permanent. */
+export interface KamailioContact extends Pick<BindingValue, "expires" | "q" | "path" | "received" | "socket" | "callid" | "cseq" | "userAgent" | "ruid"> {
   contact: string;
-  /** Absolute expiry, Unix seconds; 0 = permanent. */
-  expires: number;
-  q: number;
-  path: string;
-  received: string;
-  socket: string;
-  callid: string;
-  cseq: number;
-  userAgent: string;
-  ruid: string;
   /** Set by the agent (ul.add's fixed Call-ID) rather than by a phone's REGISTER here. */
   installedByAgent: boolean;
 }
