@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { describeReload, formatKamailioContacts } from "../../agent/cli/client-output.js";
+import { describeKamailio, describeReload, formatKamailioContacts } from "../../agent/cli/client-output.js";
 import type { KamailioStatus } from "../../agent/contract/protocol.js";
 
 const base: KamailioStatus["reload"] = {
@@ -24,5 +24,13 @@ describe("formatKamailioContacts", () => {
     expect(text).toMatch(/installed by\s+a REGISTER at this node/);
     expect(text).toMatch(/expires\s+in 60 s/);
     expect(formatKamailioContacts("b@example.com", [], 0)).toBe("this node's Kamailio holds no contact for b@example.com");
+  });
+});
+
+describe("describeKamailio", () => {
+  it("gives the last error when Kamailio is down, not only when writes are pending", () => {
+    const k = { up: false, writer: "rpc", events: { connected: false, received: 3 }, restarts: 0, lastError: "Kamailio is unreachable over jsonrpcs (ENOENT)" } as unknown as Parameters<typeof describeKamailio>[0];
+    expect(describeKamailio(k)).toBe("DOWN, writing through jsonrpcs, events DISCONNECTED; last error: Kamailio is unreachable over jsonrpcs (ENOENT)");
+    expect(describeKamailio({ ...k!, up: true, events: { connected: true, received: 3 } } as typeof k)).toBe("up, writing through jsonrpcs, events connected (3 received)");
   });
 });
