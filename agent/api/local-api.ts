@@ -104,12 +104,13 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   rpc.method(ApiMethod.LocationLookup, API_PARAMS[ApiMethod.LocationLookup], async (p) => {
     const now = nowSec();
     const bindings = (await replica.store.listKey("loc", p.aor)).filter((c) => isLive(c, now)).map(toLocation);
-    return { aor: p.aor, bindings };
+    return { aor: p.aor, bindings, nowSec: now };
   });
 
   rpc.method(ApiMethod.LocationList, API_PARAMS[ApiMethod.LocationList], async (p): Promise<ListResult<Location>> => {
-    const page = await replica.store.page("loc", { ...p, nowSec: nowSec() });
-    return { items: page.items.map(toLocation), next: page.next, total: page.total! };
+    const now = nowSec();
+    const page = await replica.store.page("loc", { ...p, nowSec: now });
+    return { items: page.items.map(toLocation), next: page.next, total: page.total!, nowSec: now };
   });
 
   rpc.method(ApiMethod.AliasSet, API_PARAMS[ApiMethod.AliasSet], async (p) => {
@@ -126,8 +127,9 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   });
 
   rpc.method(ApiMethod.AliasList, API_PARAMS[ApiMethod.AliasList], async (p): Promise<ListResult<Alias>> => {
-    const page = await replica.store.page("alias", { ...p, nowSec: nowSec() });
-    return { items: page.items.map(toAlias), next: page.next, total: page.total! };
+    const now = nowSec();
+    const page = await replica.store.page("alias", { ...p, nowSec: now });
+    return { items: page.items.map(toAlias), next: page.next, total: page.total!, nowSec: now };
   });
 
   rpc.method(ApiMethod.ClusterStatus, API_PARAMS[ApiMethod.ClusterStatus], async (): Promise<ClusterStatus> => {

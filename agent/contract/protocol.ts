@@ -273,6 +273,11 @@ export interface ListResult<T> {
   /** Pass as `after` to get the next page; null on the last page. */
   next: string | null;
   total: number;
+  /**
+   * The agent's clock when it answered (Unix s). What is live was decided by it: a reader counting
+   * expiries down should use it rather than its own clock (a browser's may be minutes off).
+   */
+  nowSec?: number;
 }
 
 /**

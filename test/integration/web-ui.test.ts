@@ -264,6 +264,29 @@ describe("the web UI in a browser", () => {
     expect(await page1.getByRole("alert").count()).toBe(0);
   });
 
+  it("counts expiries down on the agent's clock, not a browser clock that is two hours fast", async () => {
+    const page = await browser.newPage();
+    try {
+      // This page's clock only (page.clock would move every page of the shared browser context).
+      await page.addInitScript(() => {
+        const real = Date.now.bind(Date);
+        Date.now = () => real() + 2 * 3600_000;
+      });
+      const expires = Math.floor(Date.now() / 1000) + 3600;
+      await node(0).call("location.publish", { edits: [{ op: "upsert", binding: { aor: "sip:clockwise@example.com", contact: "sip:clockwise@10.0.0.99:5060", expires } }] });
+      await signIn(page, node(0));
+      await page.getByRole("link", { name: "Locations" }).click();
+      await page.getByLabel("Search by AoR or contact").fill("clockwise");
+      await expect.poll(() => page.locator(".pager span").textContent(), { timeout: 10_000 }).toBe("1–1 of 1");
+      // The binding expires in an hour: by the browser's clock it has expired an hour ago.
+      await expect.poll(() => page.locator('td[data-label="Expires"]').first().textContent()).toMatch(/^in (59m|1h)/);
+      await page.getByRole("link", { name: "clockwise@example.com" }).click();
+      await expect.poll(() => page.locator('dd[data-field="Expires"]').textContent()).toMatch(/^in (59m|1h).*\(.*\b(UTC|GMT[+-]?\d*|[A-Z]{3,4})\)$/);
+    } finally {
+      await page.close();
+    }
+  });
+
   it("shows cluster health: the peer link, counts and the charts", async () => {
     await page1.getByRole("link", { name: "Cluster" }).click();
     const peer = page1.locator('tr[data-peer="n2"]');

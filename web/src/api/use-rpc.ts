@@ -5,6 +5,7 @@ import type { RpcError } from "../../../agent/contract/errors.js";
 import { ApiNotification, type ListResult } from "../../../agent/contract/protocol.js";
 import type { Change, RecordKind } from "../../../agent/contract/records.js";
 import type { RpcClient } from "./rpc-client.js";
+import { observeServerNow } from "../lib/server-clock.js";
 
 export const RpcContext = createContext<RpcClient | null>(null);
 
@@ -65,7 +66,12 @@ export function usePage<T>(kind: RecordKind, q: PageQuery, refreshMs = 300) {
     let stale = false;
     client
       .call<ListResult<T>>(q.method, { search: q.search, after: q.after, limit: q.limit })
-      .then((r) => !stale && (setAnswer({ key, data: r }), setError(null)))
+      .then((r) => {
+        observeServerNow(r.nowSec);
+        if (stale) return;
+        setAnswer({ key, data: r });
+        setError(null);
+      })
       .catch((e: RpcError) => !stale && setError(e.message));
     return () => {
       stale = true;

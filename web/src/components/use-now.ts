@@ -1,10 +1,11 @@
 import { useEffect, useState } from "preact/hooks";
+import { serverNowSec } from "../lib/server-clock.js";
 
-/** Unix seconds, refreshed every second while the component is shown (for expiry countdowns). */
+/** Unix seconds on the agent's clock, refreshed every second while shown (for expiry countdowns). */
 export function useNowSec(): number {
-  const [now, setNow] = useState(() => Math.floor(Date.now() / 1000));
+  const [now, setNow] = useState(serverNowSec);
   useEffect(() => {
-    const t = setInterval(() => setNow(Math.floor(Date.now() / 1000)), 1000);
+    const t = setInterval(() => setNow(serverNowSec()), 1000);
     return () => clearInterval(t);
   }, []);
   return now;

@@ -7,6 +7,7 @@ import { useLiveChanges, useRpc } from "../api/use-rpc.js";
 import { useNowSec } from "../components/use-now.js";
 import { expiryText, formatQ } from "../lib/format.js";
 import { routeHref } from "../lib/route.js";
+import { observeServerNow } from "../lib/server-clock.js";
 
 export function BindingPage(props: { aor: string; contact: string }) {
   const client = useRpc();
@@ -26,8 +27,9 @@ export function BindingPage(props: { aor: string; contact: string }) {
   useEffect(() => {
     let stale = false;
     client
-      .call<{ bindings: Location[] }>(ApiMethod.LocationLookup, { aor: props.aor })
+      .call<{ bindings: Location[]; nowSec?: number }>(ApiMethod.LocationLookup, { aor: props.aor })
       .then((r) => {
+        observeServerNow(r.nowSec);
         if (stale) return;
         setBinding(r.bindings.find((b) => b.contact === props.contact) ?? null);
         setError(null);
@@ -41,7 +43,7 @@ export function BindingPage(props: { aor: string; contact: string }) {
   const rows: [string, string][] = binding
     ? [
         ["Contact", binding.contact],
-        ["Expires", `${expiryText(binding.expires, now)}${binding.expires ? ` (${new Date(binding.expires * 1000).toLocaleString()})` : ""}`],
+        ["Expires", `${expiryText(binding.expires, now)}${binding.expires ? ` (${new Date(binding.expires * 1000).toLocaleString(undefined, { timeZoneName: "short" })})` : ""}`],
         ["Owner node", binding.owner],
         ["User agent", binding.userAgent || "—"],
         ["Path", binding.path || "—"],
