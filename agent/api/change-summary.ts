@@ -18,6 +18,7 @@ export function createChangeSummary(deps: {
 }): ChangeSummary {
   let counts: Record<RecordKind, number> = { loc: 0, alias: 0 };
   let timer: NodeJS.Timeout | null = null;
+  let closed = false;
   const flush = () => {
     timer = null;
     const sent = counts;
@@ -26,7 +27,7 @@ export function createChangeSummary(deps: {
   };
   return {
     add(changes) {
-      if (changes.length === 0 || !deps.wanted()) return;
+      if (closed || changes.length === 0 || !deps.wanted()) return;
       for (const c of changes) counts[c.kind]++;
       if (timer === null) {
         timer = setTimeout(flush, deps.intervalMs);
@@ -34,6 +35,7 @@ export function createChangeSummary(deps: {
       }
     },
     close() {
+      closed = true;
       if (timer) clearTimeout(timer);
       timer = null;
     },

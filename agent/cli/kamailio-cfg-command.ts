@@ -74,8 +74,9 @@ function render(opts: Opts, env: NodeJS.ProcessEnv, warn: (text: string) => void
  */
 function peersFromConfig(config: ReturnType<typeof loadConfig>): string[] {
   const hint = "pass the other nodes' Kamailio SIP source IPs with --peers ip1,ip2 (or --peers '' for a single node)";
-  if (config.mesh.peers.length === 0 && config.hub.urls.length > 0) {
-    throw new Error(`the agent config is in hub mode and names no other node; ${hint}`);
+  // Through a hub, nodes the config does not name send changes too (and their phones' calls).
+  if (config.hub.urls.length > 0) {
+    throw new Error(`the agent config uses a hub, through which nodes it does not name take part; ${hint}`);
   }
   const hosts = config.mesh.peers.map((p) => ({ id: p.id, host: new URL(p.url).hostname.replace(/^\[|\]$/g, "") }));
   const named = hosts.filter((h) => isIP(h.host) === 0);

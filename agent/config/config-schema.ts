@@ -129,11 +129,9 @@ export function buildConfigSchema(fs: ConfigFs) {
 const absolutePath = z.string().regex(/^\//, "must be an absolute path");
 
 /**
- * A file mode. YAML 1.2 and JSON have no `0622`: YAML reads it as the decimal 622, so a mode is
- * taken as `0o622` in YAML, or as a string of octal digits ("0622", "622", "0o622") anywhere. What
- * YAML made of the modes one writes for a FIFO Kamailio must write (0600, 0620, 0622, 0660, 0666)
- * is over 0o777, and refused saying how to write it; a number up to 0o777 is the mode it is (0o622
- * is 402), as is a JSON config's decimal.
+ * A file mode: a number (`0o622` in YAML; a YAML `0622` is read as octal by config-sources.ts,
+ * though YAML 1.2 says 622), or a string of octal digits ("0622", "622", "0o622"). A number over
+ * 0o777 (a JSON config's 622) is refused saying how to write it; one up to 0o777 is the mode it is.
  */
 const fileMode = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const fix = (digits: string) => `write it as 0o${digits} (YAML) or "0${digits}" (a string)`;

@@ -5,7 +5,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { parseDocument } from "yaml";
+import { isScalar, parseDocument } from "yaml";
 import type { ConfigFs } from "./config-schema.js";
 import { redactUrl } from "../ops/redact-url.js";
 
@@ -118,8 +118,19 @@ function readConfigFile(file: string, fs: ConfigFs): Raw {
   const value: unknown = doc.toJS();
   if (value === null || value === undefined) return {};
   if (!isRecord(value)) throw new ConfigError([`the file must hold a mapping of settings (key: value), not a list or a single value`], file);
+  // YAML 1.2 reads a file mode written `0640` as the decimal 640 (and `0420` as 420, a valid but
+  // other mode): a mode setting written with a leading zero is read as the octal it plainly is.
+  for (const path of FILE_MODE_PATHS) {
+    const node = doc.getIn(path, true);
+    const source = isScalar(node) ? node.source : undefined;
+    const parent = path.slice(0, -1).reduce<unknown>((o, k) => (isRecord(o) ? o[k] : undefined), value);
+    if (typeof source === "string" && /^0[0-7]+$/.test(source) && isRecord(parent)) parent[path[path.length - 1]!] = parseInt(source, 8);
+  }
   return value;
 }
+
+/** Settings that are file modes (see readConfigFile). */
+const FILE_MODE_PATHS: readonly (readonly string[])[] = [["kamailio", "replyFifoMode"]];
 
 function resolveFilePaths(raw: Raw, baseDir: string): void {
   for (const path of FILE_PATHS) {

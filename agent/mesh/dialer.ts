@@ -104,6 +104,7 @@ export function startDialer(deps: DialerDeps): Dialer {
         });
         lastError = null;
         if (!ws) continue;
+        const openedAt = Date.now();
         const reason = await new Promise<string>((r) => {
           if (ws.readyState === WebSocket.CLOSED) r("1006 closed");
           else ws.once("close", (code, why) => r(`${code} ${why.toString()}`));
@@ -111,11 +112,27 @@ export function startDialer(deps: DialerDeps): Dialer {
         if (!reason.startsWith("4009")) lastError = `disconnected: ${reason}`;
         // Stay with a peer that only closed a duplicate; otherwise try the next URL first.
         if (reason.startsWith("4009")) next--;
-        if (!stop.signal.aborted) await new Promise((r) => setTimeout(r, retry.minMs));
+        if (!stop.signal.aborted) await new Promise((r) => setTimeout(r, pauseAfter(reason, Date.now() - openedAt)));
       } catch {
         return; // aborted
       }
     }
+  }
+
+  /**
+   * How long to wait before dialing again after a connection ended with `reason`. A peer that
+   * refused us (a wrong key, an unlisted id, another protocol: 40xx within moments of connecting)
+   * will refuse again: back off as for an unreachable one, so a misconfigured node does not knock
+   * every 100 ms (and get its address held off by the peer's guessing limit). One holding us off
+   * (4029) says for how long.
+   */
+  let refusals = 0;
+  function pauseAfter(reason: string, livedMs: number): number {
+    const held = /^4029 .*retry in (\d+) s/.exec(reason);
+    if (held) return Number(held[1]) * 1000;
+    const refused = /^40(0[1-8]|1\d)\b/.test(reason) && livedMs < 5000;
+    refusals = refused ? refusals + 1 : 0;
+    return refused ? Math.min(retry.maxMs, retry.minMs * 2 ** refusals) : retry.minMs;
   }
 
   void run();

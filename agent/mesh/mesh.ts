@@ -103,7 +103,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
     readySince: (s) => readyAt.get(s) ?? 0,
   });
 
-  const throttle = o.authThrottle ?? createAuthThrottle();
+  const throttle = o.authThrottle ?? createAuthThrottle({ keyBy: "address" });
   /** The connecting address of a server-side session, told how its handshake went. */
   const handshakeOutcome = (address: string) => ({
     onAuthFailed() {

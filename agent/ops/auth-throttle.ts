@@ -22,6 +22,12 @@ export interface AuthThrottleOptions {
   nowMs?: () => number;
   /** Addresses never limited; defaults to the host's own (127.0.0.1, ::1). */
   exempt?: (address: string) => boolean;
+  /**
+   * What counts as one client: "prefix" (the default, an IPv6 client by its /64: one host usually
+   * holds a whole /64) for the API, "address" for the peer port, whose peers are fixed servers that
+   * may share a /64 (one misconfigured node must not hold off its healthy neighbours).
+   */
+  keyBy?: "prefix" | "address";
 }
 
 export interface AuthThrottle {
@@ -51,6 +57,7 @@ export function createAuthThrottle(opts: AuthThrottleOptions = {}): AuthThrottle
   const maxTracked = opts.maxTracked ?? AUTH_THROTTLE_DEFAULTS.maxTracked;
   const nowMs = opts.nowMs ?? Date.now;
   const exempt = opts.exempt ?? isOwnHost;
+  const keyOf = opts.keyBy === "address" ? (a: string) => throttleKey(a, "address") : (a: string) => throttleKey(a, "prefix");
   const entries = new Map<string, Entry>();
 
   const forgetStale = (now: number) => {
@@ -70,12 +77,13 @@ export function createAuthThrottle(opts: AuthThrottleOptions = {}): AuthThrottle
 
   return {
     blockedFor(address) {
-      const e = entries.get(throttleKey(address));
+      if (exempt(address)) return 0;
+      const e = entries.get(keyOf(address));
       return e ? Math.max(0, e.lockedUntil - nowMs()) : 0;
     },
     failed(address) {
       if (exempt(address)) return false;
-      address = throttleKey(address);
+      address = keyOf(address);
       const now = nowMs();
       let e = entries.get(address);
       if (!e || now - e.windowStart >= windowMs) {
@@ -92,16 +100,17 @@ export function createAuthThrottle(opts: AuthThrottleOptions = {}): AuthThrottle
       return true;
     },
     succeeded(address) {
-      entries.delete(throttleKey(address));
+      // Only a count kept for this very address goes: a /64's is left (its other hosts may guess).
+      if (keyOf(address) === throttleKey(address, "address")) entries.delete(keyOf(address));
     },
   };
 }
 
-/** What the throttle counts by: an IPv4 address (also as `::ffff:a.b.c.d`), or an IPv6 /64. */
-export function throttleKey(address: string): string {
+/** What the throttle counts by: an IPv4 address (also as `::ffff:a.b.c.d`), or an IPv6 /64 (or address). */
+export function throttleKey(address: string, by: "prefix" | "address" = "prefix"): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) return mapped[1]!;
-  if (isIP(address) !== 6) return address;
+  if (isIP(address) !== 6 || by === "address") return address;
   const [head = "", tail = ""] = address.toLowerCase().split("%")[0]!.split("::");
   const left = head === "" ? [] : head.split(":");
   const right = address.includes("::") ? (tail === "" ? [] : tail.split(":")) : [];

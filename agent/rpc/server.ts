@@ -95,14 +95,14 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
       if (r["id"] === undefined) return null; // a notification is never answered (§4.1)
       return createJSONRPCErrorResponse(r["id"] as JSONRPCID, ErrorCode.InvalidParams, "invalid params: params must be an object or an array");
     }
-    const method = r["method"];
-    if (!methods.has(method)) {
-      deps.onError?.(ErrorCode.MethodNotFound, method);
-      if (r["id"] === undefined) return null;
-      return createJSONRPCErrorResponse(r["id"] as JSONRPCID, ErrorCode.MethodNotFound,
-        `no method ${JSON.stringify(method.slice(0, 64))}; the methods are ${[...methods].sort().join(", ")}`);
+    const answer = await server.receive(r as unknown as JSONRPCRequest, ctx);
+    // Answered after the middleware (the API's sign-in check goes first): an unknown method's error
+    // names the methods there are.
+    if (answer && "error" in answer && answer.error?.code === ErrorCode.MethodNotFound) {
+      return createJSONRPCErrorResponse(answer.id, ErrorCode.MethodNotFound,
+        `no method ${JSON.stringify(String(r["method"]).slice(0, 64))}; the methods are ${[...methods].sort().join(", ")}`);
     }
-    return server.receive(r as unknown as JSONRPCRequest, ctx);
+    return answer;
   }
 
   async function receive(payload: unknown, ctx: Ctx): Promise<RpcAnswer> {

@@ -186,9 +186,14 @@ describe("locmesh CLI", () => {
       c.mesh["peers"] = [];
       c.hub = { urls: ["ws://10.0.0.9:7200"] };
     });
-    const [n, h, given, ips] = await Promise.all([
+    const both = write("peers-and-hub.json", (c) => {
+      c.mesh["peers"] = [{ id: "sip3", url: "ws://10.0.0.3:7100" }];
+      c.hub = { urls: ["ws://10.0.0.9:7200"] };
+    });
+    const [n, h, hb, given, ips] = await Promise.all([
       cli(["kamailio-cfg", "--config", named]),
       cli(["kamailio-cfg", "--config", hubMode]),
+      cli(["kamailio-cfg", "--config", both]),
       cli(["kamailio-cfg", "--config", hubMode, "--peers", "10.0.0.2,10.0.0.3"]),
       cli(["kamailio-cfg", "--config", write("ip-peers.json", (c) => {
         c.mesh["peers"] = [{ id: "sip3", url: "ws://10.0.0.3:7100" }, { id: "sip4", url: "ws://[2001:db8::4]:7100" }];
@@ -199,7 +204,9 @@ describe("locmesh CLI", () => {
     expect(n.stderr).toContain("mesh.peers sip2 (sip2.example.com): not an IP address");
     expect(n.stderr).toContain("--peers ip1,ip2");
     expect(h.code).toBe(2);
-    expect(h.stderr).toContain("hub mode and names no other node");
+    expect(h.stderr).toContain("uses a hub, through which nodes it does not name take part");
+    expect(hb.code).toBe(2);
+    expect(hb.stderr).toContain("--peers ip1,ip2");
     expect(given.code).toBe(0);
     expect(given.stdout).toContain('$si == "10.0.0.2"');
     expect(given.stdout).toContain('$si == "10.0.0.3"');

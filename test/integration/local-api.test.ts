@@ -74,6 +74,8 @@ describe("WebSocket authentication", () => {
     try {
       expect((await ws.request("alias.list", {})).error?.code).toBe(ErrorCode.Unauthorized);
       expect((await ws.request("alias.set", { alias: "sip:ws@example.com", target: "sip:x@example.com" })).error?.code).toBe(ErrorCode.Unauthorized);
+      // Signed out, an unknown method gets the sign-in error too, not the list of methods.
+      expect((await ws.request("alias.frobnicate", {})).error?.code).toBe(ErrorCode.Unauthorized);
       expect((await ws.request("auth.login", { token: "wrong-token-0123456789" })).error?.code).toBe(ErrorCode.Unauthorized);
       expect((await ws.request("alias.list", {})).error?.code).toBe(ErrorCode.Unauthorized);
       expect((await ws.request("auth.login", { token: TOKEN })).result).toEqual({ ok: true });

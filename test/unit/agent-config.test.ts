@@ -241,7 +241,12 @@ describe("kamailio.replyFifoMode", () => {
     expect(mode('"0o640"')).toBe(0o640);
     expect(mode('"600"')).toBe(0o600);
     expect(mode("384")).toBe(0o600);
-    // YAML reads 0622 as 622 and 0600 as 600: refused, saying how to write them.
+    // Written with a leading zero in a YAML file, a mode is read as octal (YAML 1.2 would say 622 and 420).
+    const yamlMode = (m: string) => loadAgentConfig({ env: {}, fs: memFs({ "/c.yaml": `nodeId: n1\nmesh: {secret: ${"s".repeat(20)}}\napi: {token: ${"t".repeat(20)}}\nkamailio:\n  replyFifoMode: ${m}\n` }), file: "/c.yaml", cwd: "/" }).kamailio!.replyFifoMode;
+    expect(yamlMode("0622")).toBe(0o622);
+    expect(yamlMode("0420")).toBe(0o420);
+    expect(yamlMode("384")).toBe(0o600);
+    // A decimal that cannot be a mode (JSON has no octal) is refused, saying how to write it.
     expect(problem("622")).toMatch(/kamailio\.replyFifoMode: 622 is not a mode; write it as 0o622 \(YAML\) or "0622"/);
     expect(problem("600")).toMatch(/600 is not a mode; write it as 0o600/);
     expect(problem('"0999"')).toMatch(/must be an octal mode such as "0622"/);

@@ -97,4 +97,25 @@ describe("auth throttle", () => {
     expect(t.blockedFor("2001:db8:1:2:ffff::1")).toBeGreaterThan(0);
     expect(t.blockedFor("2001:db8:1:3::a")).toBe(0);
   });
+
+  it("for the peer port, counts each IPv6 address alone: one misconfigured server does not hold off its /64 neighbours", () => {
+    const t = createAuthThrottle({ maxFailures: 2, keyBy: "address" });
+    t.failed("2001:db8:1:2::a");
+    expect(t.failed("2001:db8:1:2::a")).toBe(true);
+    expect(t.blockedFor("2001:db8:1:2::a")).toBeGreaterThan(0);
+    expect(t.blockedFor("2001:db8:1:2::b")).toBe(0);
+  });
+
+  it("a right token clears only a count kept for that very address, not a /64's", () => {
+    const t = createAuthThrottle({ maxFailures: 3 });
+    t.failed("2001:db8:1:2::a");
+    t.failed("2001:db8:1:2::a");
+    t.succeeded("2001:db8:1:2::b"); // a neighbour signing in does not wipe the guesser's count
+    expect(t.failed("2001:db8:1:2::a")).toBe(true);
+    t.failed("192.0.2.7");
+    t.failed("192.0.2.7");
+    t.succeeded("192.0.2.7");
+    expect(t.failed("192.0.2.7")).toBe(false);
+  });
 });
+

@@ -57,3 +57,45 @@ describe("dialer across hub URLs", () => {
     }
   });
 });
+
+describe("dialer after a refusal", () => {
+  it("backs off from a peer that refuses it at once, and waits as long as a peer holding it off says", async () => {
+    const dials: number[] = [];
+    const closeWith: [number, string][] = [
+      [4001, "handshake failed"], [4001, "handshake failed"], [4001, "handshake failed"], [4001, "handshake failed"],
+      [4029, "too many refused handshakes from 10.0.0.9; retry in 1 s"],
+    ];
+    const dialer = startDialer({
+      target: { id: "n2", urls: ["ws://n2"] },
+      label: "n2", nodeId: "n1", retry: { minMs: 20, maxMs: 10_000 },
+      log: silentLogger(), metrics: createMetrics({ defaults: false }),
+      isConnected: () => false,
+      async connect() {
+        dials.push(Date.now());
+        const ws = fakeSocket();
+        const closing = closeWith[dials.length - 1];
+        // The ones after the scripted refusals stay open.
+        if (closing) {
+          setImmediate(() => {
+            ws.readyState = 3;
+            ws.emit("close", closing[0], Buffer.from(closing[1]));
+          });
+        }
+        return ws as unknown as WebSocket;
+      },
+    });
+    try {
+      await until(() => dials.length === 5);
+      const gaps = dials.slice(1).map((t, i) => t - dials[i]!);
+      // 20 ms doubling: 40, 80, 160, 320 (timers may run late, never early).
+      expect(gaps[0]).toBeGreaterThanOrEqual(38);
+      expect(gaps[3]).toBeGreaterThanOrEqual(318);
+      expect(gaps[3]!).toBeGreaterThan(gaps[0]! * 4);
+      await new Promise((r) => setTimeout(r, 1300));
+      expect(dials.length).toBe(6);
+      expect(dials[5]! - dials[4]!).toBeGreaterThanOrEqual(995);
+    } finally {
+      dialer.stop("test over");
+    }
+  });
+});
