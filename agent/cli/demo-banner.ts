@@ -69,10 +69,6 @@ export function demoBanner(p: BannerParams): string {
       return [n.id, rel(k.cfg), rel(k.log), rel(n.log)];
     }),
   );
-  const n2dir = rel(node(1).kamailioDir as string);
-  const fifoLookup =
-    `(cd ${n2dir} && rm -f r && mkfifo r && { cat r & echo '{"jsonrpc":"2.0","method":"ul.lookup",` +
-    `"params":["location","alice@${d}"],"reply_name":"r","id":1}' > kamailio_rpc.fifo; wait; rm r; })`;
   return [
     `locmesh demo: ${p.nodes.length} Kamailio node${p.nodes.length === 1 ? "" : "s"} on 127.0.0.1, each with its locmesh agent (SIP domain ${d})`,
     "",
@@ -87,10 +83,10 @@ export function demoBanner(p: BannerParams): string {
     `Register alice at node 1 with sipp (or any SIP phone: user alice, domain ${d}, proxy 127.0.0.1:${node(0).ports.sip}, no password):`,
     `  ${sippRegisterCommand(rel(p.sippScenario), "alice", node(0).ports.sip)}`,
     "",
-    "See the binding on the other nodes: in their agents, and in node 2's Kamailio itself (jsonrpcs FIFO):",
+    "See the binding on the other nodes: in their agents, and in node 2's Kamailio itself (ul.lookup through its agent):",
     `  ${cli} location ls ${at(1)}`,
     `  ${cli} location show ${at(2)} sip:alice@${d}`,
-    `  ${fifoLookup}`,
+    `  ${cli} location show --kamailio ${at(1)} sip:alice@${d}`,
     "",
     `Forward bob to alice: calls to bob@${d} then reach alice's phone through any node:`,
     `  ${cli} alias add ${at(0)} sip:bob@${d} sip:alice@${d}`,

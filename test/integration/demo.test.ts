@@ -144,14 +144,15 @@ describe("locmesh demo with Kamailio", () => {
     }
   });
 
-  it("the banner's sipp and FIFO commands work as pasted", async () => {
+  it("the banner's sipp and Kamailio lookup commands work as pasted", async () => {
     const line = (re: RegExp) => (out.split("\n").find((l) => re.test(l)) ?? "").trim();
     const sipp = line(/^ {2}sipp -sf /).replace("-s alice", "-s carol");
     await run("sh", ["-c", sipp], { cwd: dir, timeout: 15_000 });
-    const fifo = line(/kamailio_rpc\.fifo/).replace("alice@", "carol@");
-    await waitFor("carol in node 2's Kamailio through the banner's FIFO command", async () => {
-      const r = await run("sh", ["-c", fifo], { cwd: dir, timeout: 5000 });
-      return r.stdout.includes('"Address":"sip:carol@127.0.0.1:');
+    const lookup = line(/location show --kamailio /).replace("alice@", "carol@");
+    expect(lookup).toContain(`--url ${apiUrl(2)}`);
+    await waitFor("carol in node 2's Kamailio through the banner's lookup command", async () => {
+      const r = await run("sh", ["-c", lookup], { cwd: dir, timeout: 5000 });
+      return /contact\s+sip:carol@127\.0\.0\.1:/.test(r.stdout) && r.stdout.includes("the locmesh agent (replicated");
     }, 10_000, 200);
   });
 
