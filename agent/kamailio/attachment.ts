@@ -32,9 +32,7 @@ import { createRegistrarIntake } from "./registrar-intake.js";
 import { createReloader, type BulkSession, type ReloadStatus } from "./reload.js";
 import { createUsrlocRpc } from "./usrloc-rpc.js";
 import { UL_ADD_CALLID } from "./registrar-input.js";
-import { opKey } from "./install-plan.js";
-import { watchChanges, writeCurrent, type ChangeWatch, type OnStored } from "./stale-writes.js";
-import type { UsrlocContact } from "./usrloc-contact.js";
+import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js";
 
 
 /** Reload writes in flight through the bulk channels: enough to fill their chunks (each bounds the bytes on the wire itself). */
@@ -127,14 +125,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     }
     : undefined;
   /** Every change stored, local or a peer's: planned writes older than one are not sent (stale-writes.ts). */
-  const onStored: OnStored = (listener) => {
-    const offApplied = replica.onApplied(listener);
-    const offCommitted = replica.onCommitted(listener);
-    return () => {
-      offApplied();
-      offCommitted();
-    };
-  };
+  const onStored: OnStored = (listener) => replica.onApplied(listener);
   const reloader = createReloader({
     store, writer, plan, log, metrics, window: config.window, rate: config.reloadRate, openBulk,
     preloadDb: db && (config.db!.dbMode === 1 || config.db!.dbMode === 2) ? db : null,
@@ -265,32 +256,22 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     // than the journal (the sink writes the newer version), and is skipped or followed by it.
     const watch = watchChanges(onStored);
     try {
-      await reconcileWith(dump, dumpStartMs, dumpEndMs, leadMs, nowSec, watch);
+      const p = await planReconcile(store, {
+        nodeId, dump, dumpStartMs, dumpSec: (dumpEndMs - dumpStartMs) / 1000, clockLeadMs: leadMs, nowSec,
+        locationTable: config.locationTable, aliasTable,
+        isPending: (c) => sink.isPending(c), writtenAt: (k) => sink.writtenAt(k), kamailioTime: times.of,
+      });
+      if (p.drafts.length > 0) times.learned(await replica.commit(p.drafts), dumpStartMs);
+      let repaired = 0;
+      const fresh = { watch, writer, store, plan, nowSec: () => Math.floor(Date.now() / 1000) };
+      for (const op of p.repairs) if (await writeUnlessStale(op, fresh)) repaired++;
+      metrics.kamailioLearned.inc({ source: "reconcile" }, p.drafts.length);
+      metrics.kamailioRepairs.inc({ source: "reconcile" }, repaired);
+      lastReconcile = { at: new Date().toISOString(), learned: p.drafts.length, repaired, contacts: dump.length };
+      if (p.drafts.length + repaired > 0) log.info(lastReconcile, "reconciled with Kamailio");
     } finally {
       watch.close();
     }
-  }
-
-  async function reconcileWith(dump: UsrlocContact[], dumpStartMs: number, dumpEndMs: number, leadMs: number, nowSec: number, watch: ChangeWatch): Promise<void> {
-    const p = await planReconcile(store, {
-      nodeId, dump, dumpStartMs, dumpSec: (dumpEndMs - dumpStartMs) / 1000, clockLeadMs: leadMs, nowSec,
-      locationTable: config.locationTable, aliasTable,
-      isPending: (c) => sink.isPending(c), writtenAt: (k) => sink.writtenAt(k), kamailioTime: times.of,
-    });
-    if (p.drafts.length > 0) times.learned(await replica.commit(p.drafts), dumpStartMs);
-    let repaired = 0;
-    for (const op of p.repairs) {
-      const key = opKey(op);
-      if (watch.changedAfter(key, 0)) continue;
-      const before = watch.now();
-      await writer.write(op, Math.floor(Date.now() / 1000));
-      if (watch.changedAfter(key, before)) await writeCurrent(store, writer, op, plan, Math.floor(Date.now() / 1000));
-      repaired++;
-    }
-    metrics.kamailioLearned.inc({ source: "reconcile" }, p.drafts.length);
-    metrics.kamailioRepairs.inc({ source: "reconcile" }, repaired);
-    lastReconcile = { at: new Date().toISOString(), learned: p.drafts.length, repaired, contacts: dump.length };
-    if (p.drafts.length + repaired > 0) log.info(lastReconcile, "reconciled with Kamailio");
   }
 
   function reconcile(): Promise<void> {

@@ -16,8 +16,8 @@ import type { ReplicaStore } from "../core/store.js";
 import { isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
-import { bindingKey, opKey, planRestore, recordKey, ulBinding, type InstallOp, type PlanContext } from "./install-plan.js";
-import { watchChanges, writeCurrent, type OnStored } from "./stale-writes.js";
+import { bindingKey, planRestore, recordKey, ulBinding, type InstallOp, type PlanContext } from "./install-plan.js";
+import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js";
 import type { KamailioDb } from "./kamailio-db.js";
 import { describe, type KamailioWriter } from "./kamailio-writer.js";
 import { UL_ADD_CALLID } from "./registrar-input.js";
@@ -184,6 +184,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     const bulk = ops.planned() > 0 ? await openBulk() : null;
     try {
       const writer = bulk?.writer ?? deps.writer;
+      const fresh = { watch, writer, store: deps.store, plan: deps.plan, nowSec: () => Math.floor(nowMs() / 1000) };
       status.channel = bulk ? "evapi" : "jsonrpcs";
       const worker = async () => {
         while (failure === null) {
@@ -200,20 +201,9 @@ export function createReloader(deps: ReloaderDeps): Reloader {
             const wait = due - nowMs();
             if (wait > 0) await new Promise((r) => setTimeout(r, wait));
           }
-          const key = opKey(op);
-          if (watch.changedAfter(key, 0)) {
-            // Changed since it was planned: the sink writes the newer version (or has).
-            status.done++;
-            continue;
-          }
-          const before = watch.now();
           try {
-            // The clock of now, not of the start: ul.add takes expires relative to it.
-            await writer.write(op, Math.floor(nowMs() / 1000));
-            deps.metrics.kamailioRepairs.inc({ source: "reload" });
-            // Changed while this write was on its way, perhaps written by the sink before it
-            // landed: write what the journal holds now, so the older version does not stay.
-            if (watch.changedAfter(key, before)) await writeCurrent(deps.store, writer, op, deps.plan, Math.floor(nowMs() / 1000));
+            // A record changed since it was planned is the sink's to write (stale-writes.ts).
+            if (await writeUnlessStale(op, fresh)) deps.metrics.kamailioRepairs.inc({ source: "reload" });
           } catch (err) {
             if (isTransient(err)) {
               failure ??= err;

@@ -8,7 +8,7 @@
  */
 import type { Change } from "../contract/records.js";
 import type { ReplicaStore } from "../core/store.js";
-import { planRestore, recordKey, type InstallOp, type PlanContext } from "./install-plan.js";
+import { opKey, planRestore, recordKey, type InstallOp, type PlanContext } from "./install-plan.js";
 import type { KamailioWriter } from "./kamailio-writer.js";
 
 /** Tells of every change stored from now on (local commits and peers' changes); returns the unsubscribe. */
@@ -45,4 +45,22 @@ export async function writeCurrent(store: ReplicaStore, writer: KamailioWriter, 
     ? { op: "rm-contact" as const, table: plan.locationTable, aor: c.key, contact: c.sub }
     : planRestore(c, { ...plan, nowSec });
   if (current !== null) await writer.write(current, nowSec);
+}
+
+/**
+ * Writes `op` unless its record changed since `watch` began (false: skipped, as the sink writes
+ * the newer version, or has). One that changes while its write is on the way, perhaps written by
+ * the sink before it landed, is followed by the journal's version, so the older one does not stay.
+ * Each write takes the clock of its moment: ul.add's expires is relative to it.
+ */
+export async function writeUnlessStale(
+  op: InstallOp,
+  d: { watch: ChangeWatch; writer: KamailioWriter; store: ReplicaStore; plan: Omit<PlanContext, "nowSec">; nowSec: () => number },
+): Promise<boolean> {
+  const key = opKey(op);
+  if (d.watch.changedAfter(key, 0)) return false;
+  const before = d.watch.now();
+  await d.writer.write(op, d.nowSec());
+  if (d.watch.changedAfter(key, before)) await writeCurrent(d.store, d.writer, op, d.plan, d.nowSec());
+  return true;
 }

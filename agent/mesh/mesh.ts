@@ -241,10 +241,13 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
 
   // ---- status -------------------------------------------------------------------------------
 
+  /** Configured peers, a hub's agents, and whoever has a session now. */
+  const knownPeerIds = () => new Set([...peers.map((p) => p.id), ...(o.allow ?? []), ...sessions.keys()]);
+
   async function gauges(): Promise<PeerGauge[]> {
     const mine = await replica.versionVector();
     const rows: PeerGauge[] = [];
-    for (const id of new Set([...peers.map((p) => p.id), ...(o.allow ?? []), ...sessions.keys()])) {
+    for (const id of knownPeerIds()) {
       const s = sessions.get(id);
       const up = Boolean(s?.isReady());
       rows.push({ peer: id, connected: up, behindChanges: up ? changesAhead(mine, s!.peerVector()) : null });
@@ -255,9 +258,8 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
   }
 
   async function status(): Promise<PeerStatus[]> {
-    const ids = new Set([...peers.map((p) => p.id), ...(o.allow ?? []), ...sessions.keys()]);
     const out: PeerStatus[] = [];
-    for (const id of [...ids].sort()) {
+    for (const id of [...knownPeerIds()].sort()) {
       const s = sessions.get(id);
       const entry = peers.find((p) => p.id === id);
       const lag = s ? await s.lag() : { behindChanges: 0, behindSeconds: 0 };

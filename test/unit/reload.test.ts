@@ -173,14 +173,7 @@ describe("reload", () => {
     /** A replica over the store, and the reload's onStored wired to it as the attachment does. */
     function withReplica(store: Awaited<ReturnType<typeof storeWith>>) {
       const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
-      const onStored: ReloaderDeps["onStored"] = (listener) => {
-        const a = replica.onApplied(listener);
-        const b = replica.onCommitted(listener);
-        return () => {
-          a();
-          b();
-        };
-      };
+      const onStored: ReloaderDeps["onStored"] = (listener) => replica.onApplied(listener);
       return { replica, onStored };
     }
     const removal = (i: number) => ({ kind: "loc" as const, key: `u${i}@example.com`, sub: `sip:u${i}@192.0.2.1:5060`, value: null });

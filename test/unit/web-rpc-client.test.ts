@@ -54,6 +54,15 @@ function fakeAgent(token: string, replyMs = 0) {
 
 afterEach(() => vi.useRealTimers());
 
+/** A client signed in to `agent` with the right token, recording its states; fake timers from here on. */
+async function signedIn(agent: ReturnType<typeof fakeAgent>) {
+  const client = await connectRpc({ url: "ws://x/rpc", token: "good-token", WebSocket: agent.WebSocket });
+  const states: string[] = [];
+  client.onState((s) => states.push(s));
+  vi.useFakeTimers();
+  return { agent, client, states };
+}
+
 describe("web rpc client", () => {
   it("signs in, subscribes, calls and hears notifications", async () => {
     const agent = fakeAgent("good-token");
@@ -75,11 +84,7 @@ describe("web rpc client", () => {
   });
 
   it("redials after a drop, signs in again and says it resumed; a token refused meanwhile signs out", async () => {
-    const agent = fakeAgent("good-token");
-    const client = await connectRpc({ url: "ws://x/rpc", token: "good-token", WebSocket: agent.WebSocket });
-    const states: string[] = [];
-    client.onState((s) => states.push(s));
-    vi.useFakeTimers();
+    const { agent, client, states } = await signedIn(fakeAgent("good-token"));
     agent.setUp(false);
     agent.sockets[0]!.close();
     await vi.advanceTimersByTimeAsync(10);
@@ -113,11 +118,7 @@ describe("web rpc client", () => {
     ["signs in", "good-token"],
     ["is refused", "rotated-token"],
   ])("stays closed, telling nobody, when signed out during a redial that then %s", async (_what, agentToken) => {
-    const agent = fakeAgent("good-token", 50);
-    const client = await connectRpc({ url: "ws://x/rpc", token: "good-token", WebSocket: agent.WebSocket });
-    const states: string[] = [];
-    client.onState((s) => states.push(s));
-    vi.useFakeTimers();
+    const { agent, client, states } = await signedIn(fakeAgent("good-token", 50));
     agent.changeToken(agentToken);
     agent.sockets[0]!.close();
     await vi.advanceTimersByTimeAsync(520); // the redial's socket is open, its auth.login unanswered
