@@ -1,6 +1,7 @@
 /**
- * alias.set's optional preconditions (contract/protocol.ts aliasSetParams): `ifAbsent` for an add
- * that must not overwrite, `expectTarget` for an edit that must not undo a change it never saw.
+ * The optional preconditions of alias.set and alias.remove (contract/protocol.ts aliasSetParams,
+ * aliasRemoveParams): `ifAbsent` for an add that must not overwrite, `expectTarget` for an edit or a
+ * removal that must not undo a change it never saw.
  */
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import type { AliasValue } from "../contract/records.js";
@@ -51,4 +52,36 @@ export async function setAlias(replica: Replica, p: AliasSetRequest): Promise<vo
     if (refused) throw refused;
     return [draft];
   });
+}
+
+export interface AliasRemoveRequest {
+  alias: string;
+  expectTarget?: string | undefined;
+}
+
+/**
+ * Removes the alias; false when there was none. With `expectTarget` the check runs in the replica's
+ * write turn, as setAlias's does: an alias changed meanwhile is refused with Conflict, and one
+ * already removed answers false (NotFound), as without the precondition.
+ */
+export async function removeAlias(replica: Replica, p: AliasRemoveRequest): Promise<boolean> {
+  const draft = { kind: "alias", key: p.alias, sub: "", value: null } as const;
+  if (p.expectTarget === undefined) {
+    const [written] = await replica.commit([draft]);
+    return Boolean(written);
+  }
+  const [written] = await replica.commitChecked(async (store) => {
+    const held = await store.get("alias", p.alias, "");
+    const current = held?.value ? (held.value as AliasValue).target : null;
+    if (current === null) return [];
+    if (current !== p.expectTarget) {
+      throw new RpcError(
+        ErrorCode.Conflict,
+        `alias ${p.alias} was changed meanwhile: it now forwards to ${current}, not ${p.expectTarget}; remove it again if it should still go`,
+        { alias: p.alias, target: current },
+      );
+    }
+    return [draft];
+  });
+  return Boolean(written);
 }

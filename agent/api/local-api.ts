@@ -16,7 +16,7 @@ import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { Mesh } from "../mesh/mesh.js";
 import { createRpcServer, type RpcServer } from "../rpc/server.js";
-import { setAlias } from "./alias-preconditions.js";
+import { removeAlias, setAlias } from "./alias-preconditions.js";
 import { z } from "zod";
 
 export interface ApiContext {
@@ -120,8 +120,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   });
 
   rpc.method(ApiMethod.AliasRemove, API_PARAMS[ApiMethod.AliasRemove], async (p) => {
-    const [written] = await replica.commit([{ kind: "alias", key: p.alias, sub: "", value: null }]);
-    if (!written) throw new RpcError(ErrorCode.NotFound, `no alias ${p.alias}`);
+    if (!(await removeAlias(replica, p))) throw new RpcError(ErrorCode.NotFound, `no alias ${p.alias}`);
     metrics.changesCommitted.inc();
     return { removed: p.alias };
   });

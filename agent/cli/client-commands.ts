@@ -84,9 +84,15 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
       else print(`alias ${cellText(r?.alias ?? name)} -> ${cellText(r?.target ?? target)}`);
     }),
   );
-  withClientOptions(alias.command("rm").argument("<alias>", "alias URI to remove")).description("remove an alias").action(
+  withClientOptions(
+    alias
+      .command("rm")
+      .argument("<alias>", "alias URI to remove")
+      .option("--expect-target <uri>", "remove only while the alias forwards to this target (refused if it was changed)"),
+  ).description("remove an alias").action(
     run(async (client, opts, name: string) => {
-      const r = await client.call<unknown>(ApiMethod.AliasRemove, { alias: name });
+      const expectTarget = (opts as ClientOpts & { expectTarget?: string }).expectTarget;
+      const r = await client.call<unknown>(ApiMethod.AliasRemove, { alias: name, ...(expectTarget !== undefined ? { expectTarget } : {}) });
       if (opts.json) printJson(r);
       else print(`removed alias ${cellText(name)}`);
     }),

@@ -292,7 +292,11 @@ export const aliasSetParams = z
   .refine((p) => !(p.ifAbsent === true && p.expectTarget !== undefined), {
     message: "ifAbsent and expectTarget exclude each other: ifAbsent adds a new alias, expectTarget edits an existing one",
   });
-export const aliasRemoveParams = z.strictObject({ alias: aor });
+/**
+ * `expectTarget`: only remove the alias while it forwards to that target; one changed meanwhile is
+ * refused with Conflict (a "remove" must not throw away a change it never saw).
+ */
+export const aliasRemoveParams = z.strictObject({ alias: aor, expectTarget: sipUri.optional() });
 export const resyncParams = z.strictObject({ peer: nodeId.optional() });
 export const loginParams = z.strictObject({ token: z.string().max(4096) });
 const noParams = z.strictObject({});

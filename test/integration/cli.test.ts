@@ -103,7 +103,11 @@ describe("locmesh CLI", () => {
     expect(ls.stdout).toMatch(/^ALIAS\s+TARGET$/m);
     expect(ls.stdout).toMatch(/^sales@example\.com\s+sip:alice@example\.com$/m);
 
-    const rm = await cli(["alias", "rm", "sip:sales@example.com", ...target()]);
+    const stale = await cli(["alias", "rm", "sip:sales@example.com", "--expect-target", "sip:bob@example.com", ...target()]);
+    expect([stale.code, stale.stderr.trim()]).toEqual([
+      1, "locmesh: alias sales@example.com was changed meanwhile: it now forwards to sip:alice@example.com, not sip:bob@example.com; remove it again if it should still go",
+    ]);
+    const rm = await cli(["alias", "rm", "sip:sales@example.com", "--expect-target", "sip:alice@example.com", ...target()]);
     expect(rm.code).toBe(0);
     expect(rm.stdout.trim()).toBe("removed alias sip:sales@example.com");
     expect((await cli(["alias", "ls", ...target()])).stdout.trim()).toBe("no aliases");

@@ -295,6 +295,25 @@ describe("locations and aliases", () => {
     expect(await target()).toEqual(["sip:fay@example.com"]);
   });
 
+  it("alias.remove with expectTarget only removes the target the caller saw", async () => {
+    const alias = "front@example.com";
+    const target = async () => (await agent.call<ListResult<{ alias: string; target: string }>>("alias.list", { search: alias })).items.map((a) => a.target);
+    await agent.call("alias.set", { alias, target: "sip:ann@example.com" });
+    await agent.call("alias.set", { alias, target: "sip:bob@example.com" });
+    const stale = await callError("alias.remove", { alias, expectTarget: "sip:ann@example.com" });
+    expect([stale.code, stale.message, stale.data]).toEqual([
+      ErrorCode.Conflict,
+      "alias front@example.com was changed meanwhile: it now forwards to sip:bob@example.com, not sip:ann@example.com; remove it again if it should still go",
+      { alias, target: "sip:bob@example.com" },
+    ]);
+    expect(await target()).toEqual(["sip:bob@example.com"]);
+    // The alias may be written as any form of its AoR; the target is compared as stored.
+    expect(await agent.call("alias.remove", { alias: "sip:Front@example.com", expectTarget: "sip:bob@example.com" })).toEqual({ removed: alias });
+    expect(await target()).toEqual([]);
+    expect((await callError("alias.remove", { alias, expectTarget: "sip:bob@example.com" })).code).toBe(ErrorCode.NotFound);
+    expect((await callError("alias.remove", { alias, expectTarget: "not a uri" })).code).toBe(ErrorCode.InvalidParams);
+  });
+
   it("of adds of one alias arriving together, one wins and the others are told what it forwards to", async () => {
     // Pipelined on one WebSocket, the requests are served concurrently: each checks and commits in
     // the journal's write turn, so none can pass its check before another's commit.

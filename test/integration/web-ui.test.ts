@@ -182,6 +182,46 @@ describe("the web UI in a browser", () => {
     await expect.poll(() => row.textContent(), { timeout: 10_000 }).toContain("sip:erin@example.org");
   });
 
+  it("Remove points out a change seen while confirming, and is refused for one the page has not heard of", async () => {
+    await node(0).call("alias.set", { alias: "sip:ivan@example.com", target: "sip:judy@example.org" });
+    const row = page1.locator('tr[data-alias="ivan@example.com"]');
+    await row.waitFor({ timeout: 10_000 });
+    await row.getByRole("button", { name: "Remove ivan@example.com" }).click();
+    await node(1).call("alias.set", { alias: "sip:ivan@example.com", target: "sip:kim@example.org" });
+    await expect.poll(() => row.getByRole("status").textContent(), { timeout: 10_000 }).toBe("Changed meanwhile: it now forwards to sip:kim@example.org.");
+    await row.getByRole("button", { name: "Yes, remove" }).click();
+    await expect.poll(() => aliasTarget(node(1), "ivan@example.com"), { timeout: 10_000 }).toBe(null);
+
+    // A page whose change notifications stop still shows the old target; the agent refuses to
+    // remove the alias it no longer forwards to that target.
+    await node(0).call("alias.set", { alias: "sip:ivan@example.com", target: "sip:judy@example.org" });
+    let deaf = false;
+    const page3 = await browser.newPage();
+    await page3.routeWebSocket(/./, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => server.send(m));
+      server.onMessage((m) => !(deaf && String(m).includes('"changes.applied"')) && ws.send(m));
+    });
+    try {
+      await signIn(page3, node(1));
+      const row3 = page3.locator('tr[data-alias="ivan@example.com"]');
+      await expect.poll(() => row3.textContent(), { timeout: 10_000 }).toContain("sip:judy@example.org");
+      deaf = true;
+      await node(0).call("alias.set", { alias: "sip:ivan@example.com", target: "sip:leo@example.org" });
+      await expect.poll(() => aliasTarget(node(1), "ivan@example.com"), { timeout: 10_000 }).toBe("sip:leo@example.org");
+      await row3.getByRole("button", { name: "Remove ivan@example.com" }).click();
+      await row3.getByRole("button", { name: "Yes, remove" }).click();
+      await expect.poll(() => row3.getByRole("alert").textContent()).toBe(
+        "alias ivan@example.com was changed meanwhile: it now forwards to sip:leo@example.org, not sip:judy@example.org; remove it again if it should still go",
+      );
+      expect(await aliasTarget(node(1), "ivan@example.com")).toBe("sip:leo@example.org");
+      expect(await row3.textContent()).toContain("sip:judy@example.org");
+    } finally {
+      await page3.close();
+      await node(0).call("alias.remove", { alias: "ivan@example.com" });
+    }
+  });
+
   it("reconnects after the agent restarts and catches up on what it missed", async () => {
     await node(1).stop();
     await page2.getByRole("status", { name: "connection reconnecting…" }).waitFor();

@@ -2,7 +2,9 @@
  * One alias in the table: view, edit its target in place, or remove it (asks once more). Rows are
  * keyed by alias, so a change made elsewhere while an edit is open updates the row without closing
  * the edit; Save then sends the target the edit started from (`expectTarget`), and the agent
- * refuses it if the alias changed meanwhile, rather than silently undoing that change.
+ * refuses it if the alias changed meanwhile, rather than silently undoing that change. "Yes,
+ * remove" sends the target the row shows (a change seen while confirming is pointed out), so a
+ * change the browser has not heard of yet is not thrown away unseen.
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { RpcError } from "../../../agent/contract/errors.js";
@@ -72,21 +74,21 @@ export function AliasRow(props: { alias: Alias; onChanged(): void }) {
         ) : (
           target
         )}
-        {mode === "edit" && target !== base && <p class="muted small" role="status">Changed meanwhile: it now forwards to {target}.</p>}
+        {mode !== "view" && target !== base && <p class="muted small" role="status">Changed meanwhile: it now forwards to {target}.</p>}
         {error && <p class="field-error" role="alert">{error}</p>}
       </td>
       <td class="row-actions">
         {mode === "view" && (
           <>
             <button type="button" ref={editButton} onClick={() => (setDraft(target), setBase(target), setError(null), setMode("edit"))} aria-label={`Edit ${alias}`}>Edit</button>
-            <button type="button" ref={removeButton} class="danger" onClick={() => (setError(null), setMode("confirm-remove"))} aria-label={`Remove ${alias}`}>Remove</button>
+            <button type="button" ref={removeButton} class="danger" onClick={() => (setBase(target), setError(null), setMode("confirm-remove"))} aria-label={`Remove ${alias}`}>Remove</button>
           </>
         )}
         {mode === "confirm-remove" && (
           <>
             {/* aria-disabled rather than disabled: a disabled button drops the keyboard focus. */}
             <button type="button" class="danger" ref={focusOnMount} aria-disabled={busy}
-              onClick={() => !busy && void run(() => client.call(ApiMethod.AliasRemove, { alias }))}>
+              onClick={() => !busy && void run(() => client.call(ApiMethod.AliasRemove, { alias, expectTarget: target }))}>
               {busy ? "Removing…" : "Yes, remove"}
             </button>
             <button type="button" onClick={() => setMode("view")} disabled={busy}>Keep</button>
