@@ -28,10 +28,11 @@ program
   .option("-c, --config <file>", "config file (YAML or JSON); LOCMESH_* variables override it", process.env["LOCMESH_CONFIG"])
   .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config and applies a changed peer list.")
   .action(async (opts: { config?: string }) => {
-    const load = () => loadAgentConfig({ file: opts.config, env: process.env });
+    const load = (onWarning?: (message: string) => void) => loadAgentConfig({ file: opts.config, env: process.env, ...(onWarning ? { onWarning } : {}) });
+    const warnings: string[] = [];
     let config;
     try {
-      config = load();
+      config = load((w) => warnings.push(w));
     } catch (err) {
       if (err instanceof ConfigError) {
         process.stderr.write(`${err.message}\n`);
@@ -41,6 +42,7 @@ program
     }
     const log = createLogger({ level: config.log.level, nodeId: config.nodeId });
     log.info({ config: redactConfig(config) }, "starting locmesh agent");
+    for (const w of warnings) log.warn(w);
     let agent;
     try {
       agent = await startAgent(config, { log });

@@ -4,7 +4,7 @@
  * Same sources (file, LOCMESH_* variables, secret files), same one-error-with-every-problem rule.
  */
 import { z } from "zod";
-import { ConfigError, describeIssues, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
+import { ConfigError, describeIssues, warnOpenSecrets, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
 import { redactUrl } from "../agent/ops/redact-url.js";
 import { NODE_ID_RE, buildConfigSchema, configErrorMap } from "../agent/config/config-schema.js";
 import { API_TOKEN, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs } from "../agent/config/config-sources.js";
@@ -71,6 +71,7 @@ export function loadHubConfig(opts: LoadOptions): HubConfig {
     problems.push("mesh.agents: list the agents' node ids, or set mesh.acceptUnlisted: true (as it is, every agent would be refused)");
   }
   if (!result.success || problems.length > 0) throw new ConfigError(problems, opts.file);
+  warnOpenSecrets(g, fs, opts.onWarning);
   return Object.freeze(result.data) as HubConfig;
 }
 

@@ -10,9 +10,9 @@ import { runUntilSignalled } from "../agent/ops/daemon.js";
 import { migrateHubDatabase, startHub } from "./hub.js";
 import { loadHubConfig, redactHubConfig, type HubConfig } from "./hub-config.js";
 
-function loadOrExit(file: string | undefined, env: Record<string, string | undefined>): HubConfig {
+function loadOrExit(file: string | undefined, env: Record<string, string | undefined>, onWarning?: (message: string) => void): HubConfig {
   try {
-    return loadHubConfig({ file, env });
+    return loadHubConfig({ file, env, ...(onWarning ? { onWarning } : {}) });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -34,9 +34,11 @@ export function registerHubCommands(program: Command, io: { env: Record<string, 
     .option(...configOption)
     .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully.")
     .action(async (opts: { config?: string }) => {
-      const config = loadOrExit(opts.config, io.env);
+      const warnings: string[] = [];
+      const config = loadOrExit(opts.config, io.env, (w) => warnings.push(w));
       const log = createLogger({ level: config.log.level, nodeId: config.nodeId });
       log.info({ config: redactHubConfig(config) }, "starting locmesh hub");
+      for (const w of warnings) log.warn(w);
       let running;
       try {
         running = await startHub(config, { log });

@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import type { z } from "zod";
 import { buildConfigSchema, configErrorMap, crossFieldProblems, formatPath, listenSchema, type ConfigFs, type ParsedConfig } from "./config-schema.js";
 import { API_TOKEN, ConfigError, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "./config-sources.js";
+import { secretFilesOpenToOthers } from "./secret-file-modes.js";
 import { redactUrl } from "../ops/redact-url.js";
 
 export { ConfigError };
@@ -51,6 +52,14 @@ export interface LoadOptions {
   fs?: ConfigFs;
   /** Base for relative paths given in env or defaults. Defaults to process.cwd(). */
   cwd?: string;
+  /** Told of what loads but deserves the operator's attention (a secret file every user can read). */
+  onWarning?: (message: string) => void;
+}
+
+/** Passes secretFilesOpenToOthers's lines to `onWarning`. */
+export function warnOpenSecrets(g: Gathered, fs: ConfigFs, onWarning: ((message: string) => void) | undefined): void {
+  if (!onWarning || !fs.mode) return;
+  for (const line of secretFilesOpenToOthers(g.secretFiles, (p) => fs.mode?.(p))) onWarning(line);
 }
 
 export function loadAgentConfig(opts: LoadOptions): AgentConfig {
@@ -64,6 +73,7 @@ export function loadAgentConfig(opts: LoadOptions): AgentConfig {
     ...crossFieldProblems(g.raw).map((p) => annotate(p.path, p.message, g)),
   ];
   if (!result.success || problems.length > 0) throw new ConfigError(problems, opts.file);
+  warnOpenSecrets(g, fs, opts.onWarning);
   const c = result.data;
   const config: AgentConfig = {
     ...c,

@@ -14,6 +14,8 @@ const NODE_ID_RULE = "must be 1-63 letters, digits, '.', '_' or '-', starting wi
 export interface ConfigFs {
   readText(path: string): string;
   isFile(path: string): boolean;
+  /** The file's mode bits (stat), for secretFilesOpenToOthers; undefined when unknown. */
+  mode?(path: string): number | undefined;
 }
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;

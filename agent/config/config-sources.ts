@@ -8,6 +8,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { isScalar, parseDocument } from "yaml";
 import type { ConfigFs } from "./config-schema.js";
 import { redactUrl } from "../ops/redact-url.js";
+import type { SecretFile } from "./secret-file-modes.js";
 
 export const nodeFs: ConfigFs = {
   readText: (path) => readFileSync(path, "utf8"),
@@ -16,6 +17,13 @@ export const nodeFs: ConfigFs = {
       return statSync(path).isFile();
     } catch {
       return false;
+    }
+  },
+  mode: (path) => {
+    try {
+      return statSync(path).mode;
+    } catch {
+      return undefined;
     }
   },
 };
@@ -65,6 +73,8 @@ export interface Gathered {
   problems: string[];
   /** Paths whose schema issues would only repeat a gathering problem (an unreadable secret file). */
   reported: Set<string>;
+  /** Files holding secrets, for secretFilesOpenToOthers. */
+  secretFiles: SecretFile[];
 }
 
 const isRecord = (v: unknown): v is Raw => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -91,17 +101,21 @@ export function gatherConfig(opts: {
   /** The variables that apply (default: all of ENV_VARS); a hub takes only those of its settings. */
   envVars?: typeof ENV_VARS;
 }): Gathered {
-  const g: Gathered = { raw: {}, sources: new Map(), problems: [], reported: new Set() };
+  const g: Gathered = { raw: {}, sources: new Map(), problems: [], reported: new Set(), secretFiles: [] };
   if (opts.file !== undefined) {
     const file = resolve(opts.cwd, opts.file);
     g.raw = readConfigFile(file, opts.fs);
     resolveFilePaths(g.raw, dirname(file));
+    const inline = opts.secrets.filter((r) => isRecord(g.raw[r.section]) && typeof (g.raw[r.section] as Raw)[r.key] === "string");
+    if (inline.length > 0) g.secretFiles.push({ setting: `the config file (it holds ${inline.map((r) => `${r.section}.${r.key}`).join(" and ")})`, path: file });
   }
   // Missing sections become empty so their required fields are reported by name ("mesh.secret:
   // required") rather than as one opaque "mesh: required".
   for (const s of ["mesh", "api", "journal", "log"]) if (g.raw[s] === undefined) g.raw[s] = {};
   applyEnv(g, opts.env, opts.cwd, opts.envVars ?? ENV_VARS);
   for (const ref of opts.secrets) readSecretFile(g, ref, opts.fs);
+  const tls = isRecord(g.raw["mesh"]) ? g.raw["mesh"]["tls"] : undefined;
+  if (isRecord(tls) && typeof tls["key"] === "string" && tls["key"] !== "") g.secretFiles.push({ setting: "mesh.tls.key", path: tls["key"] });
   return g;
 }
 
@@ -205,6 +219,7 @@ function readSecretFile(g: Gathered, ref: SecretRef, fs: ConfigFs): void {
   try {
     section[ref.key] = fs.readText(path).trim();
     g.sources.set(target, `read from ${path}`);
+    g.secretFiles.push({ setting: where, path });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     g.problems.push(`${where}: cannot read ${path} (${code})`);

@@ -3,7 +3,7 @@
  * validation, the body size limit, the location and alias round trip with paging, change
  * subscriptions, and the Prometheus and health endpoints.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -479,6 +479,26 @@ describe("requests the API cannot take", () => {
 });
 
 describe("an agent that cannot start", () => {
+  it("warns at start when its config file, which holds the secrets, can be read by every user", async () => {
+    const open = new AgentProcess({
+      id: "api3", meshPort: await freePort(), apiPort: await freePort(), dir: join(dir, "api3"),
+      secret: "local-api-mesh-secret-0123456789", token: TOKEN, peers: [],
+    });
+    open.writeConfig();
+    chmodSync(open.configPath, 0o644);
+    try {
+      await open.start();
+    } finally {
+      await open.stop();
+    }
+    const warnings = readFileSync(open.logPath, "utf8").split("\n").filter((l) => l.includes("can be read by every user"));
+    expect(warnings.map((l) => (JSON.parse(l) as { level: string; msg: string })).map((l) => [l.level, l.msg])).toEqual([
+      ["warn", `the config file (it holds mesh.secret and api.token): ${open.configPath} can be read by every user on this host (mode 0644); chmod 600 it, or 640 with the service's group`],
+    ]);
+    // The suite's agent, whose config is 0600, says nothing of the kind.
+    expect(readFileSync(agent.logPath, "utf8")).not.toContain("can be read by every user");
+  });
+
   it("exits when its port is taken, saying which and what to do; the test's error carries the end of its log", async () => {
     const second = new AgentProcess({
       id: "api2", meshPort: await freePort(), apiPort: Number(new URL(agent.apiUrl).port), dir: join(dir, "api2"),

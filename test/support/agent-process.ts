@@ -62,7 +62,8 @@ export class AgentProcess {
 
   writeConfig(): void {
     mkdirSync(this.spec.dir, { recursive: true });
-    writeFileSync(this.configPath, JSON.stringify(deepMerge(this.baseConfig(), this.spec.config ?? {}), null, 2));
+    // It holds the secrets: owner-only, as an operator's should be (the agent warns otherwise).
+    writeFileSync(this.configPath, JSON.stringify(deepMerge(this.baseConfig(), this.spec.config ?? {}), null, 2), { mode: 0o600 });
   }
 
   protected baseConfig(): Record<string, unknown> {

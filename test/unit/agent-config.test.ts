@@ -132,6 +132,34 @@ describe("loadAgentConfig", () => {
     expect(Object.keys(c.mesh)).not.toContain("secretFile");
   });
 
+  it("warns of each secret every user can read: secret files, the TLS key, and a config file holding a secret inline", () => {
+    const files = {
+      "/etc/locmesh/agent.yaml": "nodeId: n1\nmesh:\n  secretFile: mesh.key\n  tls: {cert: /etc/locmesh/c.pem, key: /etc/locmesh/k.pem}\napi:\n  token: " + TOKEN + "\n",
+      "/etc/locmesh/mesh.key": SECRET,
+      "/etc/locmesh/c.pem": "cert",
+      "/etc/locmesh/k.pem": "key",
+    };
+    const modes: Record<string, number> = { "/etc/locmesh/agent.yaml": 0o100644, "/etc/locmesh/mesh.key": 0o100646, "/etc/locmesh/c.pem": 0o100644, "/etc/locmesh/k.pem": 0o100640 };
+    const warnings: string[] = [];
+    const warn = (w: string) => void warnings.push(w);
+    loadAgentConfig({ file: "/etc/locmesh/agent.yaml", env: {}, fs: { ...memFs(files), mode: (p) => modes[p] }, cwd: "/srv", onWarning: warn });
+    expect(warnings).toEqual([
+      "the config file (it holds api.token): /etc/locmesh/agent.yaml can be read by every user on this host (mode 0644); chmod 600 it, or 640 with the service's group",
+      "mesh.secretFile: /etc/locmesh/mesh.key can be written by every user on this host (mode 0646); chmod 600 it, or 640 with the service's group",
+    ]);
+    // Group-readable (the service's group) and owner-only files are fine; so is a config file without secrets.
+    warnings.length = 0;
+    modes["/etc/locmesh/mesh.key"] = 0o100640;
+    files["/etc/locmesh/agent.yaml"] = files["/etc/locmesh/agent.yaml"].replace(`token: ${TOKEN}`, "tokenFile: api.token");
+    Object.assign(files, { "/etc/locmesh/api.token": TOKEN });
+    modes["/etc/locmesh/api.token"] = 0o100600;
+    loadAgentConfig({ file: "/etc/locmesh/agent.yaml", env: {}, fs: { ...memFs(files), mode: (p) => modes[p] }, cwd: "/srv", onWarning: warn });
+    expect(warnings).toEqual([]);
+    modes["/etc/locmesh/k.pem"] = 0o100604;
+    loadAgentConfig({ file: "/etc/locmesh/agent.yaml", env: {}, fs: { ...memFs(files), mode: (p) => modes[p] }, cwd: "/srv", onWarning: warn });
+    expect(warnings).toEqual(["mesh.tls.key: /etc/locmesh/k.pem can be read by every user on this host (mode 0604); chmod 600 it, or 640 with the service's group"]);
+  });
+
   it("reports an unreadable secret file once, without a second 'required'", () => {
     const problems = problemsOf(() => load({ "/etc/locmesh/agent.yaml": "nodeId: n1\nmesh:\n  secretFile: /nope\napi:\n  token: " + TOKEN }));
     expect(problems).toEqual(["mesh.secretFile: cannot read /nope (ENOENT)"]);

@@ -26,6 +26,17 @@ function problemsOf(fn: () => unknown): string[] {
 }
 
 describe("loadHubConfig", () => {
+  it("warns when the config file holding its secrets can be read by every user", () => {
+    const warnings: string[] = [];
+    const fs = (mode: number): ConfigFs => ({ ...memFs({ [FILE]: minimal }), mode: () => mode });
+    loadHubConfig({ file: FILE, env: {}, fs: fs(0o100644), cwd: "/srv", onWarning: (w) => warnings.push(w) });
+    expect(warnings).toEqual([
+      "the config file (it holds mesh.secret and api.token): /etc/locmesh/hub.yaml can be read by every user on this host (mode 0644); chmod 600 it, or 640 with the service's group",
+    ]);
+    loadHubConfig({ file: FILE, env: {}, fs: fs(0o100640), cwd: "/srv", onWarning: (w) => warnings.push(w) });
+    expect(warnings).toHaveLength(1);
+  });
+
   it("fills the defaults: the shared NOTIFY channel, a pool of 10, no linger", () => {
     const c = load(minimal);
     expect(c.nodeId).toBe("hub1");
