@@ -3,11 +3,12 @@
  * dial, plus the agents it accepts (`mesh.agents`, or `mesh.acceptUnlisted`) and its PostgreSQL.
  * Same sources (file, LOCMESH_* variables, secret files), same one-error-with-every-problem rule.
  */
+import { resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError, describeIssues, warnOpenSecrets, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
 import { redactUrl } from "../agent/ops/redact-url.js";
 import { NODE_ID_RE, buildConfigSchema, configErrorMap } from "../agent/config/config-schema.js";
-import { API_TOKEN, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs } from "../agent/config/config-sources.js";
+import { API_TOKEN, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "../agent/config/config-sources.js";
 
 export interface HubConfig {
   nodeId: string;
@@ -59,6 +60,7 @@ export function loadHubConfig(opts: LoadOptions): HubConfig {
   const fs = opts.fs ?? nodeFs;
   const g = gatherConfig({ file: opts.file, env: opts.env, fs, cwd: opts.cwd ?? process.cwd(), secrets: [MESH_SECRET, API_TOKEN], envVars: HUB_ENV_VARS });
   if (g.raw["postgres"] === undefined) g.raw["postgres"] = {};
+  if (opts.file !== undefined) noteInlinePassword(g, resolve(opts.cwd ?? process.cwd(), opts.file));
   const pgUrl = opts.env["LOCMESH_POSTGRES_URL"];
   const pg = g.raw["postgres"];
   if (pgUrl && typeof pg === "object" && pg !== null && !Array.isArray(pg)) {
@@ -73,6 +75,21 @@ export function loadHubConfig(opts: LoadOptions): HubConfig {
   if (!result.success || problems.length > 0) throw new ConfigError(problems, opts.file);
   warnOpenSecrets(g, fs, opts.onWarning);
   return Object.freeze(result.data) as HubConfig;
+}
+
+/** A database password written in the config file makes that file a secret too (secret-file-modes.ts). */
+function noteInlinePassword(g: Gathered, file: string): void {
+  const url = (g.raw["postgres"] as Record<string, unknown> | null)?.["url"];
+  let password = "";
+  try {
+    password = typeof url === "string" ? new URL(url).password : "";
+  } catch {
+    return; // the schema reports a malformed URL
+  }
+  if (password === "") return;
+  const listed = g.secretFiles.find((f) => f.path === file);
+  if (listed) listed.setting = listed.setting.replace(/\)$/, " and the postgres.url password)");
+  else g.secretFiles.push({ setting: "the config file (it holds the postgres.url password)", path: file });
 }
 
 export function redactHubConfig(c: HubConfig): object {
