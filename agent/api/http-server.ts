@@ -14,6 +14,7 @@ import type { Metrics } from "../ops/metrics.js";
 import { webDistDir } from "../ops/paths.js";
 import { parseErrorResponse, parseFrame, type RpcServer } from "../rpc/server.js";
 import type { ApiContext } from "./local-api.js";
+import { createSignedOutSockets, type SignedOutSockets } from "./signed-out-sockets.js";
 import { createStaticFiles } from "./static-files.js";
 import { listenOn } from "../ops/listen.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
@@ -30,6 +31,8 @@ export interface HttpServerDeps {
   webRoot?: string | null;
   /** Limits token guessing per address; defaults to 10 wrong tokens a minute, then 60 s refused. */
   throttle?: AuthThrottle;
+  /** Caps WebSockets waiting for sign-in; defaults to 16 per client and 512 in all. */
+  signedOut?: SignedOutSockets;
 }
 
 export interface HttpApi {
@@ -55,6 +58,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const log = deps.log.child({ component: "http" });
   const expected = digest(deps.token);
   const throttle = deps.throttle ?? createAuthThrottle();
+  const signedOut = deps.signedOut ?? createSignedOutSockets();
   /** Checks a token from `remote` and tells the throttle how it went. */
   const tokenOk = (t: string, remote: string) => {
     const ok = timingSafeEqual(digest(t), expected);
@@ -179,12 +183,26 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   function onSocket(ws: WebSocket, req: IncomingMessage) {
     const remote = req.socket.remoteAddress ?? "unknown";
     const token = bearer(req);
+    // A bearer token on the upgrade signs in at once, unless the address is refused for now.
+    const authenticated = token !== null && throttle.blockedFor(remote) === 0 && tokenOk(token, remote);
+    if (!authenticated && !signedOut.admit(remote)) {
+      log.warn({ remote }, "refused a WebSocket: too many from this client are waiting for sign-in");
+      ws.close(1013, "too many connections waiting for sign-in; try again later");
+      return;
+    }
+    let waiting = !authenticated;
+    const stopWaiting = () => {
+      if (waiting) signedOut.release(remote);
+      waiting = false;
+    };
     const ctx: ApiContext = {
-      // A bearer token on the upgrade signs in at once, unless the address is refused for now.
-      authenticated: token !== null && throttle.blockedFor(remote) === 0 && tokenOk(token, remote),
+      authenticated,
       login(t) {
         const ok = tokenOk(t, remote);
-        if (ok) ctx.authenticated = true;
+        if (ok) {
+          ctx.authenticated = true;
+          stopWaiting();
+        }
         return ok;
       },
       lockedOut: () => lockedOut(remote),
@@ -209,6 +227,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     signIn.unref();
     ws.on("close", () => {
       clearTimeout(signIn);
+      stopWaiting();
       wsClients.delete(ws);
       subscribers.delete(ws);
     });

@@ -146,6 +146,44 @@ describe("token guessing", () => {
   });
 });
 
+describe("WebSockets waiting for sign-in", () => {
+  it("takes 16 per client: the 17th is closed with 1013 until one signs in or goes; the host's own are not capped", async () => {
+    const client = "127.0.0.4";
+    const opened: RpcWire[] = [];
+    try {
+      for (let i = 0; i < 16; i++) opened.push(await RpcWire.open(wsUrl(), { localAddress: client }));
+      const refused = await RpcWire.open(wsUrl(), { localAddress: client });
+      expect(await refused.closed).toBe(1013);
+      // Another client, and the host itself, are not held by this one's sockets.
+      const other = await RpcWire.open(wsUrl(), { localAddress: "127.0.0.5" });
+      expect((await other.request("auth.login", { token: TOKEN })).result).toBeDefined();
+      await other.close();
+      const own: RpcWire[] = [];
+      for (let i = 0; i < 20; i++) own.push(await RpcWire.open(wsUrl()));
+      expect((await own[19]!.request("auth.login", { token: TOKEN })).result).toBeDefined();
+      await Promise.all(own.map((w) => w.close()));
+      // One signs in: its place is free for another signed-out socket; then it is full again.
+      expect((await opened[0]!.request("auth.login", { token: TOKEN })).result).toBeDefined();
+      const next = await RpcWire.open(wsUrl(), { localAddress: client });
+      expect((await next.request("auth.login", { token: TOKEN })).result).toBeDefined();
+      opened.push(next);
+      opened.push(await RpcWire.open(wsUrl(), { localAddress: client }));
+      expect(await (await RpcWire.open(wsUrl(), { localAddress: client })).closed).toBe(1013);
+      // One that goes away frees its place too.
+      await opened[1]!.close();
+      await expect.poll(async () => {
+        const w = await RpcWire.open(wsUrl(), { localAddress: client });
+        const code = await Promise.race([w.closed, new Promise<number>((r) => setTimeout(() => r(0), 300))]);
+        if (code === 0) opened.push(w);
+        return code;
+      }).toBe(0);
+      expect(readFileSync(agent.logPath, "utf8")).toMatch(/refused a WebSocket: too many from this client are waiting for sign-in/);
+    } finally {
+      await Promise.all(opened.map((w) => w.close()));
+    }
+  });
+});
+
 describe("validation and limits", () => {
   it("answers invalid params with -32602 and a message naming the field", async () => {
     const cases: [string, unknown, RegExp][] = [
@@ -481,7 +519,7 @@ describe("requests the API cannot take", () => {
 describe("an agent that cannot start", () => {
   it("warns at start when its config file, which holds the secrets, can be read by every user", async () => {
     const open = new AgentProcess({
-      id: "api3", meshPort: await freePort(), apiPort: await freePort(), dir: join(dir, "api3"),
+      id: "api4", meshPort: await freePort(), apiPort: await freePort(), dir: join(dir, "api4"),
       secret: "local-api-mesh-secret-0123456789", token: TOKEN, peers: [],
     });
     open.writeConfig();
