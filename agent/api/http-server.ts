@@ -59,6 +59,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const expected = digest(deps.token);
   const throttle = deps.throttle ?? createAuthThrottle();
   const signedOut = deps.signedOut ?? createSignedOutSockets();
+  let lastRefusalLogged = 0;
   /** Checks a token from `remote` and tells the throttle how it went. */
   const tokenOk = (t: string, remote: string) => {
     const ok = timingSafeEqual(digest(t), expected);
@@ -186,7 +187,11 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     // A bearer token on the upgrade signs in at once, unless the address is refused for now.
     const authenticated = token !== null && throttle.blockedFor(remote) === 0 && tokenOk(token, remote);
     if (!authenticated && !signedOut.admit(remote)) {
-      log.warn({ remote }, "refused a WebSocket: too many from this client are waiting for sign-in");
+      // Logged at most every 10 s: a flood of refused sockets must not become a flood of log lines.
+      if (Date.now() - lastRefusalLogged > 10_000) {
+        lastRefusalLogged = Date.now();
+        log.warn({ remote }, "refused a WebSocket: too many from this client are waiting for sign-in (logged at most every 10 s)");
+      }
       ws.close(1013, "too many connections waiting for sign-in; try again later");
       return;
     }
