@@ -7,7 +7,8 @@
  * One batch at a time, each read fresh from the journal, so a key is never written out of order;
  * inside a batch every key appears once, and the writes are pipelined up to `window` at a time.
  * A write that must wait (Kamailio unreachable through jsonrpcs and its database) stops the run;
- * it is retried with capped exponential back-off and reported in status and metrics. A write
+ * it is retried with capped exponential back-off and reported in status and metrics. One Kamailio
+ * answered it could not keep (memory full) lets the rest of its batch go on before that retry. A write
  * Kamailio refuses outright is logged, counted and skipped: retrying would not change the answer.
  */
 import type { Change, VersionVector } from "../contract/records.js";
@@ -17,7 +18,7 @@ import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { InstallCursor } from "./install-cursor.js";
 import { installedKind, opKey, planInstall, type InstallOp, type PlanContext } from "./install-plan.js";
-import { describe, type KamailioWriter, type WriteRoute } from "./kamailio-writer.js";
+import { KamailioCouldNotStoreError, describe, type KamailioWriter, type WriteRoute } from "./kamailio-writer.js";
 
 export type SinkState = "idle" | "writing" | "waiting";
 
@@ -159,8 +160,10 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     const ops = changes.map((c) => planInstall(c, ctx)).filter((op): op is InstallOp => op !== null);
     let next = 0;
     let failure: unknown = null;
+    /** Kamailio is not reachable: the other writes would only wait for their own time-outs. */
+    let stop = false;
     const worker = async () => {
-      while (failure === null && next < ops.length) {
+      while (!stop && next < ops.length) {
         const op = ops[next++]!;
         try {
           status.lastRoute = await writer.write(op, nowSec);
@@ -171,6 +174,11 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
         } catch (err) {
           if (isTransient(err)) {
             failure ??= err;
+            // Kamailio answered that it could not keep this one (say its memory is full): the
+            // batch's other keys still go in, a removal among them may make room, and the batch
+            // is retried as a whole. Every key appears once in a batch, so none is reordered.
+            if (err instanceof KamailioCouldNotStoreError) continue;
+            stop = true;
             return;
           }
           status = { ...status, rejected: status.rejected + 1, lastError: (err as Error).message, lastErrorAt: new Date(nowMs()).toISOString() };

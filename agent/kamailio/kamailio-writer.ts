@@ -32,6 +32,15 @@ export interface KamailioWriterDeps {
   log: Logger;
 }
 
+/**
+ * Kamailio answered but could not keep the change (its memory or its usrloc database): retried like
+ * an unreachable Kamailio, but the writes after it are still tried, since a removal may go in (and
+ * free room) where an add does not.
+ */
+export class KamailioCouldNotStoreError extends TransientError {
+  override readonly name = "KamailioCouldNotStoreError";
+}
+
 /** A write that cannot succeed as given: retrying will not help (logged, counted, skipped). */
 export class KamailioWriteRejectedError extends Error {
   override readonly name = "KamailioWriteRejectedError";
@@ -89,6 +98,16 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
           if (!isTransient(err) && !isStorageFault(err)) throw new KamailioWriteRejectedError(`Kamailio refused ${describe(op)}: ${(err as Error).message}`, { cause: err });
           rpcError = err;
         }
+      }
+      if (db === null && isStorageFault(rpcError)) {
+        // Kamailio answered: it is reachable, but could not keep the change.
+        throw new KamailioCouldNotStoreError(
+          `Kamailio could not store ${describe(op)}: usrloc answered "${(rpcError as KamailioRpcError).kamailioMessage}". ` +
+            "Without a usrloc database (db_mode 0) its shared memory is full: every node holds the whole cluster's bindings, " +
+            "so give Kamailio memory for all of them (-m, SHM_MEMORY in /etc/default/kamailio) and restart it; " +
+            "with one, usrloc's database write failed. The change stays pending and is retried",
+          { cause: rpcError },
+        );
       }
       if (db === null) {
         throw new TransientError(

@@ -7,6 +7,7 @@ import { TransientError } from "../../agent/core/transient.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import type { InstallCursor } from "../../agent/kamailio/install-cursor.js";
 import { createKamailioSink, type KamailioSink } from "../../agent/kamailio/kamailio-sink.js";
+import { KamailioCouldNotStoreError } from "../../agent/kamailio/kamailio-writer.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 
@@ -97,5 +98,64 @@ describe("kamailio sink on a full disk", () => {
     } finally {
       process.off("unhandledRejection", onUnhandled);
     }
+  });
+});
+
+describe("kamailio sink when Kamailio cannot keep a write", () => {
+  const alias = (key: string, target: string | null) => ({ kind: "alias" as const, key, sub: "", value: target === null ? null : { target } });
+
+  it("goes on with the rest of the batch past an add Kamailio could not store, and retries it until it goes in", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    await store.commitLocal([alias("a@example.com", "sip:t@example.com"), alias("b@example.com", "sip:t@example.com")], () => 1);
+    await store.commitLocal([alias("a@example.com", null), alias("c@example.com", "sip:t@example.com")], () => 2);
+    const cursor = fullDiskCursor(false);
+    const written: string[] = [];
+    let memoryFull = true;
+    sink = createKamailioSink({
+      store, cursor, log: silentLogger(), metrics: createMetrics({ defaults: false }),
+      plan: { nodeId: "n2", replicaId: store.replicaId, locationTable: "location" },
+      writer: {
+        async write(op) {
+          const what = op.op === "alias-set" ? `set ${op.alias}` : op.op === "alias-rm" ? `rm ${op.alias}` : op.op;
+          if (memoryFull && op.op === "alias-set" && op.alias === "b@example.com") throw new KamailioCouldNotStoreError("Kamailio could not store it");
+          written.push(what);
+          return "rpc";
+        },
+      },
+      window: 1, // one at a time: without going on, nothing after b's write would be tried
+      retry: { minMs: 300, maxMs: 300 },
+    });
+    sink.start();
+    await expect.poll(() => sink!.status().state).toBe("waiting");
+    // The batch in journal order: b (seq 2), a's removal (seq 3, its latest), c. b failed first; a and c went in.
+    expect(written).toEqual(["rm a@example.com", "set c@example.com"]);
+    expect(sink.status().lastError).toBe("Kamailio could not store it");
+    expect(cursor.get()).toEqual({});
+    expect(await sink.pending()).toBe(3);
+    memoryFull = false;
+    await sink.drained();
+    expect(written.slice(-3)).toEqual(["set b@example.com", "rm a@example.com", "set c@example.com"]);
+    expect(cursor.get()).toEqual({ [store.replicaId]: 4 });
+  });
+
+  it("stops the batch at once when Kamailio is unreachable", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    await store.commitLocal([alias("a@example.com", "sip:t@example.com"), alias("b@example.com", "sip:t@example.com")], () => 1);
+    let attempts = 0;
+    sink = createKamailioSink({
+      store, cursor: fullDiskCursor(false), log: silentLogger(), metrics: createMetrics({ defaults: false }),
+      plan: { nodeId: "n2", replicaId: store.replicaId, locationTable: "location" },
+      writer: {
+        async write() {
+          attempts++;
+          throw new TransientError("Kamailio is unreachable");
+        },
+      },
+      window: 1,
+      retry: { minMs: 60_000, maxMs: 60_000 },
+    });
+    sink.start();
+    await expect.poll(() => sink!.status().state).toBe("waiting");
+    expect(attempts).toBe(1);
   });
 });

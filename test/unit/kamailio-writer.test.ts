@@ -35,6 +35,20 @@ describe("kamailio writer", () => {
     }
   });
 
+  it("says a storage fault without a fallback database is Kamailio's memory or database, not an unreachable Kamailio", async () => {
+    const err = await writer(failingUsrloc(500, "Can't insert contact", "ul.add")).write(aliasSet, 0).catch((e: unknown) => e);
+    expect(isTransient(err)).toBe(true);
+    expect((err as Error).message).toBe(
+      'Kamailio could not store alias nick@example.com → sip:alice@example.com: usrloc answered "Can\'t insert contact". ' +
+        "Without a usrloc database (db_mode 0) its shared memory is full: every node holds the whole cluster's bindings, " +
+        "so give Kamailio memory for all of them (-m, SHM_MEMORY in /etc/default/kamailio) and restart it; " +
+        "with one, usrloc's database write failed. The change stays pending and is retried",
+    );
+    const down = await writer({ ...failingUsrloc(500, "x", "ul.add"), ulAdd: () => Promise.reject(Object.assign(new Error("connect ENOENT /run/kamailio/kamailio_rpc.fifo"), { code: "ENOENT" })) })
+      .write({ op: "add", table: "location", aor: "a@b", binding: {} as never, full: {} as never }, 0).catch((e: unknown) => e);
+    expect((down as Error).message).toMatch(/^Kamailio is unreachable through jsonrpcs/);
+  });
+
   it("skips what Kamailio refuses for other reasons", async () => {
     const err = await writer(failingUsrloc(500, "Domain table not found", "ul.rm_contact")).write(rmContact, 0).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KamailioWriteRejectedError);
