@@ -59,6 +59,18 @@ export async function startAgent(
   if (!journalExisted) log.warn({ path: journalPath }, "created a new journal (a new node, or dataDir points elsewhere than before): this node starts a new epoch and gets a snapshot from its peers");
 
   let kamailio: KamailioAttachment | null = null;
+  // A journal started empty knows nothing of the cluster until it has caught up with a peer or
+  // hub once. A node with neither configured is the cluster (or its first node): seeded as it is.
+  if (!store.seeded() && config.mesh.peers.length === 0 && config.hub.urls.length === 0) store.markSeeded();
+  const onCaughtUp = store.seeded() ? undefined : (peer: string) => {
+    try {
+      store.markSeeded();
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "could not note in the journal that it caught up; after a restart it waits for a peer again");
+    }
+    log.info({ peer }, "the new journal has caught up with the cluster");
+    kamailio?.journalSeeded();
+  };
   const mesh = createMesh({
     options: {
       ...config.mesh, nodeId: config.nodeId, peers: config.mesh.peers, hubUrls: config.hub.urls,
@@ -67,6 +79,7 @@ export async function startAgent(
     replica,
     log,
     metrics,
+    ...(onCaughtUp ? { onCaughtUp } : {}),
   });
   metrics.scrapeFrom({
     peers: () => mesh.gauges(),
@@ -74,7 +87,7 @@ export async function startAgent(
   });
   kamailio = config.kamailio
     ? await createKamailioAttachment({
-      config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, hlc, store, log, metrics,
+      config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, hlc, store, log, metrics, seeded: () => store.seeded(),
       bulkToken: evapiBulkToken(config.mesh.secret, config.nodeId),
     })
     : null;

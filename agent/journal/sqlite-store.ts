@@ -31,7 +31,18 @@ export class JournalOwnerError extends Error {
   override readonly name = "JournalOwnerError";
 }
 
-export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
+/** The agent's journal: the replica store, and whether it has caught up with the cluster once. */
+export interface SqliteStore extends ReplicaStore {
+  /**
+   * False for a journal this node started empty (a new node, a lost disk, a journal moved aside)
+   * until markSeeded: it does not yet know what the cluster holds, so nothing may be concluded
+   * from what it lacks (journal-seed in agent.ts). A journal from before this flag counts as seeded.
+   */
+  seeded(): boolean;
+  markSeeded(): void;
+}
+
+export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   if (opts.path !== ":memory:") mkdirSync(dirname(opts.path), { recursive: true });
   const db = new Database(opts.path);
   db.pragma("journal_mode = WAL");
@@ -68,6 +79,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
       metaSet.run("node_id", opts.nodeId);
       metaSet.run("replica_id", replicaId!);
       metaSet.run("created_at", new Date().toISOString());
+      metaSet.run("unseeded", "1");
     })();
   }
   const self = replicaId;
@@ -269,9 +281,20 @@ export function openSqliteStore(opts: SqliteStoreOptions): ReplicaStore {
     }),
   );
 
+  let seeded = metaGet.get("unseeded") === undefined;
+  const metaDelete = db.prepare<[string]>("DELETE FROM meta WHERE name = ?");
+
   return {
     nodeId: opts.nodeId,
     replicaId: self,
+    seeded: () => seeded,
+    markSeeded() {
+      if (seeded) return;
+      // Seeded for this run even if the row cannot be deleted (a full disk): after a restart the
+      // journal would only wait for another catch-up.
+      seeded = true;
+      metaDelete.run("unseeded");
+    },
     async versionVector() {
       const vv: VersionVector = {};
       for (const [replica, o] of originByReplica) if (o.have > 0) vv[replica] = o.have;

@@ -62,6 +62,8 @@ export interface KamailioAttachment {
   reload(reason: string): Promise<ReloadStatus>;
   /** One reconcile run now. */
   reconcile(): Promise<void>;
+  /** The journal, started empty, has caught up with a peer: what waited for it goes ahead (seeded). */
+  journalSeeded(): void;
   /** The AoR's contacts as this Kamailio holds them (ul.lookup over jsonrpcs). */
   lookup(aor: string): Promise<KamailioContact[]>;
   drained(): Promise<void>;
@@ -80,10 +82,18 @@ export interface KamailioAttachmentDeps {
   bulkToken: string | null;
   log: Logger;
   metrics: Metrics;
+  /**
+   * False while the journal, started empty, has not caught up with any peer or hub (agent.ts).
+   * Until then it lacks what the cluster holds: the reload into a restarted Kamailio, the
+   * reconcile (which would take every binding the journal lacks for gone) and the REGISTER gate
+   * wait, and journalSeeded() lets them go. Defaults to seeded.
+   */
+  seeded?: () => boolean;
 }
 
 export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Promise<KamailioAttachment> {
   const { config, nodeId, replica, store, metrics } = deps;
+  const seeded = deps.seeded ?? (() => true);
   /**
    * How far the hybrid logical clock runs ahead of this host's clock (ms, never below 0). Stamps
    * follow the fastest clock seen in the cluster; Kamailio, on this host, follows this one.
@@ -200,7 +210,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   let gateWarnedFor: KamailioInstance | null = null;
   async function openGateIfWhole(): Promise<void> {
     const inst = instances.current();
-    if (reloadNeeded || inst === null || (evapi !== null && !evapi.connected())) return;
+    if (reloadNeeded || !seeded() || inst === null || (evapi !== null && !evapi.connected())) return;
     if (readyFor !== null && sameInstance(readyFor, inst)) return;
     try {
       await core.setReady(READY_SHV);
@@ -216,7 +226,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   }
 
   async function reloadIfNeeded(): Promise<void> {
-    if (!reloadNeeded) return;
+    if (!reloadNeeded || !waitedForSeed()) return;
     const res = await reloader.run("kamailio restarted");
     if (res.state !== "done") return; // Kamailio went again; the next check retries
     // No ul.dump check afterwards: the reload wrote the whole live state, and a dump of a large
@@ -231,8 +241,21 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     }
   }
 
+  let waitingLogged = false;
+  /** True once the journal is seeded; logs once that Kamailio waits for it. */
+  function waitedForSeed(): boolean {
+    if (seeded()) return true;
+    if (!waitingLogged) {
+      waitingLogged = true;
+      log.warn("this node's journal started empty and has not caught up with a peer or hub yet: the reconcile with Kamailio, " +
+        "a reload into it and letting REGISTERs through wait until it has (check that the peers or hubs are reachable)");
+    }
+    return false;
+  }
+
   let warnedTooBig = false;
   async function reconcileNow(): Promise<void> {
+    if (!waitedForSeed()) return;
     // ul.dump's cost grows with the square of the table (32,000 contacts: ~8 s, all of it in
     // Kamailio's single FIFO process): past the limit, reconciling would hurt more than help.
     const live = (await store.counts(Math.floor(Date.now() / 1000))).locations;
@@ -380,6 +403,12 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       }));
     },
     reconcile,
+    journalSeeded() {
+      log.info("the journal has caught up with the cluster: reconciling with Kamailio");
+      // The snapshot's records go into Kamailio first, so the reconcile compares against them.
+      void sink.drained().then(() => (closed ? undefined : reconcile()))
+        .catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile after the first catch-up failed"));
+    },
     drained: () => sink.drained(),
     async close() {
       closed = true;

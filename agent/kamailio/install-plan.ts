@@ -94,8 +94,19 @@ export function planInstall(change: Change, ctx: PlanContext): InstallOp | null 
     return { op: "alias-set", alias: change.key, target: (change.value as AliasValue).target };
   }
   if (installedKind(change.origin, ctx) === "alias") return null;
+  // This node's own registrations from an earlier epoch of its journal (a lost disk, a journal
+  // moved aside) come back from its peers. Its Kamailio took those REGISTERs itself: it holds
+  // them, or the phone de-registered while the journal was away, and writing them would bring
+  // such a phone back (and relabel the rest as installed by the agent). The reconcile decides:
+  // it removes from the journal what Kamailio no longer holds. A Kamailio that restarted since
+  // gets them from the reload (planRestore).
+  if (isEarlierEpochOf(change.origin, ctx) && change.value !== null && (change.value as BindingValue).owner === ctx.nodeId) return null;
   return planBinding(change, ctx);
 }
+
+/** A replica id this node's journal had before its current one (replica ids are `<nodeId>~<random>`). */
+const isEarlierEpochOf = (origin: string, ctx: Pick<PlanContext, "nodeId" | "replicaId">): boolean =>
+  origin !== ctx.replicaId && origin.startsWith(`${ctx.nodeId}~`);
 
 /**
  * The one kind of an origin's records that planInstall may write, or null for both: only aliases

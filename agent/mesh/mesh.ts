@@ -20,6 +20,7 @@ import { redactUrl } from "../ops/redact-url.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
 import { startDialer, type Dialer } from "./dialer.js";
 import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
+import { createCatchUpWatch } from "./catch-up-watch.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
 import { changesAhead } from "../core/version-vector.js";
 
@@ -70,9 +71,20 @@ const HUB = "hub";
 const PRE_AUTH_MAX_FRAME = 1 << 20;
 const PRE_AUTH_BUFFER_LIMIT = 1 << 20;
 
-export function createMesh(deps: { options: MeshOptions; replica: Replica; log: Logger; metrics: Metrics }): Mesh {
+export function createMesh(deps: {
+  options: MeshOptions;
+  replica: Replica;
+  log: Logger;
+  metrics: Metrics;
+  /** Called once this node holds everything some peer or hub held when their session began (catch-up-watch.ts). */
+  onCaughtUp?: (peer: string) => void;
+}): Mesh {
   const { options: o, replica, metrics } = deps;
   const log = deps.log.child({ component: "mesh" });
+  const onCaughtUp = deps.onCaughtUp;
+  const catchUp = onCaughtUp
+    ? createCatchUpWatch({ replica, onCaughtUp, onError: (err) => log.warn({ err: (err as Error).message }, "could not compare the journal with a peer's") })
+    : null;
   const sessions = new Map<string, PeerSession>();
   const readyAt = new Map<PeerSession, number>();
   const pending = new Set<PeerSession>();
@@ -154,6 +166,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
         }
         sessions.set(id, s);
         readyAt.set(s, Date.now());
+        catchUp?.peerReady(id, s.peerVector());
         coordinator.evaluate();
       },
       onPeerVector: () => coordinator.evaluate(),
@@ -163,6 +176,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
         const id = s.peerNodeId();
         if (id && sessions.get(id) === s) {
           sessions.delete(id);
+          catchUp?.peerGone(id);
           log.info({ peer: id, reason }, "peer session closed");
           for (const d of dialers.values()) d.wake();
         }
@@ -338,6 +352,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
     },
     async close() {
       closing = true;
+      catchUp?.close();
       coordinator.close();
       for (const d of dialers.values()) d.stop("shutting down");
       for (const s of [...sessions.values(), ...pending]) s.close(1001, "shutting down");

@@ -4,7 +4,7 @@
  * aliases route calls; a call reaches a phone through a surviving node; a Kamailio that restarts
  * empty gets its table back; an agent killed under REGISTER load misses nothing.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -127,6 +127,39 @@ describe("three Kamailio nodes with agents", () => {
     }
     const journal = await n2.agent.call<{ total: number }>("location.list", { search: "kill", limit: 1 });
     expect(journal.total).toBe(1500);
+  });
+
+  it("a journal moved aside while the peers are down waits for them: the replicated state stays in Kamailio, and what was de-registered meanwhile stays gone", async () => {
+    const iso = await Promise.all(["iso1", "iso2"].map((user) => sippRegister({ dir, sipPort: n3.kamailio.sipPort, user, domain: TEST_DOMAIN, expires: 300 })));
+    const far = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "far1", domain: TEST_DOMAIN, expires: 300 });
+    await everywhere(`iso1@${TEST_DOMAIN}`, [iso[0]!.contact]);
+    await everywhere(`iso2@${TEST_DOMAIN}`, [iso[1]!.contact]);
+    await everywhere(`far1@${TEST_DOMAIN}`, [far.contact]);
+    await n3.agent.call("alias.set", { alias: `sip:isoalias@${TEST_DOMAIN}`, target: `sip:iso2@${TEST_DOMAIN}` });
+    await waitFor("the alias on n1", async () => (await n1.agent.call<{ total: number }>("alias.list", { search: "isoalias" })).total === 1);
+    await n1.agent.stop();
+    await n2.agent.stop();
+    // While n3 is cut off, iso1 de-registers there.
+    await sippRegister({ dir, sipPort: n3.kamailio.sipPort, user: "iso1", domain: TEST_DOMAIN, expires: 0, localPort: iso[0]!.localPort });
+    await everywhere(`iso1@${TEST_DOMAIN}`, [], [n3]);
+    // Then n3's journal is lost and it starts empty, its peers still down.
+    await n3.agent.stop();
+    for (const f of readdirSync(join(n3.agent.spec.dir, "data"))) if (f.startsWith("journal.sqlite")) rmSync(join(n3.agent.spec.dir, "data", f));
+    await n3.agent.start();
+    await waitFor("n3 to say it waits for a peer", async () => readFileSync(n3.agent.logPath, "utf8").includes("has not caught up with a peer or hub yet"), 15_000, 100);
+    await sleep(2000);
+    // The reconcile has not taken the journal's emptiness for removals: n1's phone and the alias stay in n3's Kamailio.
+    expect(await contactsOf(n3, `far1@${TEST_DOMAIN}`)).toEqual([far.contact]);
+    expect((await n3.lookup(`isoalias@${TEST_DOMAIN}`, "aliases")).map((c) => c.contact)).toEqual([`sip:iso2@${TEST_DOMAIN}`]);
+    await n1.agent.start();
+    await n2.agent.start();
+    await waitFor("n3 caught up", async () => readFileSync(n3.agent.logPath, "utf8").includes("the new journal has caught up with the cluster"), 20_000, 100);
+    // iso1, de-registered while n3 was cut off, is not brought back: it goes everywhere. iso2 stays.
+    await everywhere(`iso1@${TEST_DOMAIN}`, []);
+    await everywhere(`iso2@${TEST_DOMAIN}`, [iso[1]!.contact]);
+    await everywhere(`far1@${TEST_DOMAIN}`, [far.contact]);
+    // n3's own phone is still its own registration in its Kamailio, not relabelled as the agent's.
+    expect((await n3.lookup(`iso2@${TEST_DOMAIN}`)).map((c) => c.callid)).not.toContain(UL_ADD_CALLID);
   });
 
   it("reaches a phone through a surviving node when the node it registered at is dead", async () => {

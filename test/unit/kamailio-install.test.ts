@@ -60,6 +60,18 @@ describe("install plan", () => {
     expect(planRestore(loc({ value: null }), ctx)).toBeNull();
   });
 
+  it("leaves this node's own registrations from an earlier epoch of its journal to the reconcile", () => {
+    const EARLIER = "n2~00000000000000e1";
+    expect(planInstall(loc({ origin: EARLIER, value: binding({ owner: ME, expires: NOW + 60 }) }), ctx)).toBeNull();
+    // Its removals, another owner's binding from that epoch, and a binding published elsewhere with this node as owner are written.
+    expect(planInstall(loc({ origin: EARLIER, value: null }), ctx)?.op).toBe("rm-contact");
+    expect(planInstall(loc({ origin: EARLIER, value: binding({ owner: "n1", expires: NOW + 60 }) }), ctx)?.op).toBe("add");
+    expect(planInstall(loc({ origin: OTHER, value: binding({ owner: ME, expires: NOW + 60 }) }), ctx)?.op).toBe("add");
+    // A node whose id starts the same is another node.
+    expect(planInstall(loc({ origin: "n2x~00000000000000e1", value: binding({ owner: ME, expires: NOW + 60 }) }), ctx)?.op).toBe("add");
+    expect(planRestore(loc({ origin: EARLIER, value: binding({ owner: ME, expires: NOW + 60 }) }), ctx)?.op).toBe("add");
+  });
+
   it("writes aliases from any origin, this node's own included", () => {
     const alias: Change = { kind: "alias", key: "nick@example.com", sub: "", value: { target: "sip:alice@example.com" }, hlc: 1, origin: MY_REPLICA, seq: 1 };
     expect(planInstall(alias, ctx)).toEqual({ op: "alias-set", alias: "nick@example.com", target: "sip:alice@example.com" });

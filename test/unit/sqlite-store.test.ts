@@ -63,6 +63,28 @@ describe("sqlite journal on disk", () => {
     expect(a.replicaId).not.toBe(b.replicaId);
   });
 
+  it("notes that a fresh journal has not caught up with the cluster until told, across reopening; an older journal counts as seeded", async () => {
+    const path = join(temp.make(), "journal.db");
+    const fresh = openSqliteStore({ path, nodeId: "n1" });
+    expect(fresh.seeded()).toBe(false);
+    await fresh.close();
+    const reopened = openSqliteStore({ path, nodeId: "n1" });
+    expect(reopened.seeded()).toBe(false);
+    reopened.markSeeded();
+    expect(reopened.seeded()).toBe(true);
+    await reopened.close();
+    const seeded = openSqliteStore({ path, nodeId: "n1" });
+    expect(seeded.seeded()).toBe(true);
+    await seeded.close();
+    // A journal made before the flag existed has no row either way: seeded.
+    const legacy = new Database(path);
+    legacy.prepare("DELETE FROM meta WHERE name = 'unseeded'").run();
+    legacy.close();
+    const old = openSqliteStore({ path, nodeId: "n1" });
+    expect(old.seeded()).toBe(true);
+    await old.close();
+  });
+
   it("opens an in-memory journal for simulations", async () => {
     const s = openAt(":memory:");
     await s.applyRemote(batchOf(REPLICA_B, 0, 1, [remoteChange(REPLICA_B, 1, 1, aliasDraft("a@x", "sip:a@x"))]));
