@@ -136,10 +136,13 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     : undefined;
   /** Every change stored, local or a peer's: planned writes older than one are not sent (stale-writes.ts). */
   const onStored: OnStored = (listener) => replica.onApplied(listener);
+  /** When the Kamailio last probed started, on this host's clock (its uptime has whole seconds). */
+  let kamailioStartedMs: number | null = null;
   const reloader = createReloader({
     store, writer, plan, log, metrics, window: config.window, rate: config.reloadRate, openBulk,
     preloadDb: db && (config.db!.dbMode === 1 || config.db!.dbMode === 2) ? db : null,
     onStored,
+    kamailioStart: () => (kamailioStartedMs === null ? null : { startedMs: kamailioStartedMs, clockLeadMs: clockLeadMs() }),
   });
   // Two small replies: a second and a half is plenty even on a loaded host.
   const core = createCoreRpc({ rpc: fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) });
@@ -179,6 +182,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
    */
   async function observe(): Promise<void> {
     const inst = await core.instance();
+    kamailioStartedMs = Date.now() - inst.uptimeSec * 1000;
     const previous = instances.current();
     const state = instances.observe(inst);
     if (state === "whole") return;

@@ -67,7 +67,18 @@ export interface ReloaderDeps {
   /** Changes stored while the reload runs are the sink's to write (stale-writes.ts). */
   onStored?: OnStored;
   nowMs?: () => number;
+  /**
+   * When the running Kamailio started (this host's clock, ms), and how far version stamps run
+   * ahead of this host's clock. This node's own registrations stored after Kamailio started were
+   * taken by that Kamailio itself: it holds them, or the phone de-registered while the agent was
+   * away, so the reload leaves them to the reconcile (writing them would bring such a phone back
+   * and relabel the rest as the agent's). Unknown: everything is written.
+   */
+  kamailioStart?: () => { startedMs: number; clockLeadMs: number } | null;
 }
+
+/** Stamps within this of Kamailio's start (its uptime has whole seconds) are taken as before it. */
+const START_SLACK_MS = 2000;
 
 export function createReloader(deps: ReloaderDeps): Reloader {
   const nowMs = deps.nowMs ?? Date.now;
@@ -81,6 +92,11 @@ export function createReloader(deps: ReloaderDeps): Reloader {
    */
   async function collectOps(nowSec: number, into: Backlog, planned: (examined: number) => void, room: () => Promise<boolean>): Promise<void> {
     const ctx: PlanContext = { ...deps.plan, nowSec };
+    const start = deps.kamailioStart?.() ?? null;
+    /** Taken by the running Kamailio itself (see kamailioStart). */
+    const takenSinceStart = (c: Change): boolean =>
+      start !== null && c.kind === "loc" && c.value !== null && (c.value as BindingValue).owner === deps.plan.nodeId &&
+      hlcToMillis(c.hlc) - start.clockLeadMs > start.startedMs + START_SLACK_MS;
     const rows = deps.preloadDb ? await deps.preloadDb.listLocations(nowSec) : null;
     const inDb = new Map(rows?.map((r) => [bindingKey(r.aor, r.contact), r]) ?? []);
     let examined = 0;
@@ -91,7 +107,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
         const page = await deps.store.page(kind, { search: "", after, limit: RELOAD_PAGE, nowSec, countTotal: false });
         for (const c of page.items) {
           examined++;
-          const op = planRestore(c, ctx);
+          const op = takenSinceStart(c) ? null : planRestore(c, ctx);
           if (op === null) continue;
           const id = recordKey(c);
           const row = inDb.get(id);

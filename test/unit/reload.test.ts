@@ -13,6 +13,7 @@ import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
 import { binding } from "../support/fixtures.js";
+import { HLC_UNITS_PER_MS } from "../../agent/contract/records.js";
 import { createHlc } from "../../agent/core/hlc.js";
 import { createReplica } from "../../agent/core/replica.js";
 
@@ -51,6 +52,29 @@ function deps(over: Partial<ReloaderDeps> & Pick<ReloaderDeps, "store" | "writer
 }
 
 describe("reload", () => {
+  it("leaves this node's own registrations stored since Kamailio started to the reconcile, and writes the older ones and everyone else's", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const startedMs = 1_700_000_000_000;
+    const at = (ms: number) => () => ms * HLC_UNITS_PER_MS; // an HLC stamp at that wall time
+    const own = (user: string) => ({ kind: "loc" as const, key: `${user}@example.com`, sub: `sip:${user}@192.0.2.1:5060`, value: binding({ expires: nowSec() + 600, owner: "n1" }) });
+    await store.commitLocal([own("before")], at(startedMs - 60_000));
+    await store.commitLocal([own("atstart")], at(startedMs + 1000)); // within the uptime's whole seconds
+    await store.commitLocal([own("since")], at(startedMs + 30_000));
+    await store.commitLocal([{ ...own("peer"), value: binding({ expires: nowSec() + 600, owner: "n2" }) }], at(startedMs + 30_000));
+    const writer = recordingWriter();
+    const contacts = () => writer.ops.map((o) => (o.op === "add" ? o.aor : o.op)).sort();
+    await createReloader(deps({ store, writer, kamailioStart: () => ({ startedMs, clockLeadMs: 0 }) })).run("test");
+    expect(contacts()).toEqual(["atstart@example.com", "before@example.com", "peer@example.com"]);
+    // Stamps running ahead of this host's clock (a peer's fast clock) are moved back first.
+    writer.ops.length = 0;
+    await createReloader(deps({ store, writer, kamailioStart: () => ({ startedMs, clockLeadMs: 29_000 }) })).run("test");
+    expect(contacts()).toEqual(["atstart@example.com", "before@example.com", "peer@example.com", "since@example.com"]);
+    // Without a known start, everything.
+    writer.ops.length = 0;
+    await createReloader(deps({ store, writer })).run("test");
+    expect(contacts()).toHaveLength(4);
+  });
+
   it("writes every live record through the bulk session when one opens, and closes it", async () => {
     const store = await storeWith(120, 5);
     const jsonrpcs = recordingWriter();
