@@ -32,7 +32,7 @@ export function registerHubCommands(program: Command, io: { env: Record<string, 
     .command("run", { isDefault: true })
     .description("run the hub daemon (migrates the database first)")
     .option(...configOption)
-    .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully.")
+    .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP is logged and ignored (config changes need a restart).")
     .action(async (opts: { config?: string }) => {
       const warnings: string[] = [];
       const config = loadOrExit(opts.config, io.env, (w) => warnings.push(w));
@@ -47,7 +47,8 @@ export function registerHubCommands(program: Command, io: { env: Record<string, 
         process.stderr.write(`locmesh hub failed to start: ${(err as Error).message}\n`);
         process.exit(1);
       }
-      runUntilSignalled(running, log);
+      // Without a handler Node ends the process on SIGHUP (an init system's "reload" sends it).
+      runUntilSignalled(running, log, () => log.warn("SIGHUP: a hub reads its config only at start; restart it to apply changes (mesh.agents, postgres, ...)"));
     });
 
   hub

@@ -5,7 +5,7 @@
  * no hub is up; an agent that lost its journal gets a snapshot from a hub; a wrong key is refused.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -98,6 +98,10 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     expect(page.headers.get("content-security-policy")).toBeTruthy();
     expect(await page.text()).toContain("<title>");
     expect(metrics).toContain("locmesh_peer_connected");
+    // SIGHUP (an init system's "reload") leaves a hub running and says config changes need a restart.
+    hubs[0]!.child!.kill("SIGHUP");
+    await waitFor("the SIGHUP warning", async () => readFileSync(hubs[0]!.logPath, "utf8").includes("SIGHUP: a hub reads its config only at start"));
+    expect((await hubs[0]!.call<ClusterStatus>("cluster.status")).nodeId).toBe("hub1");
   });
 
   it("agents fail over when a hub is killed with -9: nothing lost, nothing applied twice", async () => {
