@@ -12,6 +12,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
 import type { PeerStatus, ResyncStatus } from "../contract/protocol.js";
+import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
 import { listenOn } from "../ops/listen.js";
@@ -70,7 +71,14 @@ const HUB = "hub";
 const PRE_AUTH_MAX_FRAME = 1 << 20;
 const PRE_AUTH_BUFFER_LIMIT = 1 << 20;
 
-export function createMesh(deps: { options: MeshOptions; replica: Replica; log: Logger; metrics: Metrics }): Mesh {
+export function createMesh(deps: {
+  options: MeshOptions;
+  replica: Replica;
+  log: Logger;
+  metrics: Metrics;
+  /** Shared with the local API and the Kamailio side (agent.ts); set by a session's handshake. */
+  journalBehind: JournalBehind;
+}): Mesh {
   const { options: o, replica, metrics } = deps;
   const log = deps.log.child({ component: "mesh" });
   const sessions = new Map<string, PeerSession>();
@@ -82,15 +90,10 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
   let wss: WebSocketServer | null = null;
   let closing = false;
   /** Set once a peer held more of our own changes than our journal: no session replicates after. */
-  let behind = false;
-  const journalBehind = {
-    isSet: () => behind,
-    set() {
-      if (behind) return;
-      behind = true;
-      for (const s of [...sessions.values(), ...pending]) s.close(4010, "journal behind peer: restored or lost commits; see the agent log");
-    },
-  };
+  const journalBehind = deps.journalBehind;
+  const stopOnJournalBehind = journalBehind.onSet(() => {
+    for (const s of [...sessions.values(), ...pending]) s.close(4010, "journal behind peer: restored or lost commits; see the agent log");
+  });
   const ca = o.tls?.ca ? readFileSync(o.tls.ca) : undefined;
 
   const isAllowed = (id: string) => o.acceptUnlisted || peers.some((p) => p.id === id) || Boolean(o.allow?.includes(id));
@@ -338,6 +341,7 @@ export function createMesh(deps: { options: MeshOptions; replica: Replica; log: 
     },
     async close() {
       closing = true;
+      stopOnJournalBehind();
       coordinator.close();
       for (const d of dialers.values()) d.stop("shutting down");
       for (const s of [...sessions.values(), ...pending]) s.close(1001, "shutting down");

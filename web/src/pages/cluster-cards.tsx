@@ -1,7 +1,22 @@
 /** The cluster page's pieces: this node, its Kamailio writer, the last resync, the peer links. */
-import type { PeerStatus, ResyncStatus } from "../../../agent/contract/protocol.js";
+import { JOURNAL_BEHIND_REMEDY, type JournalBehindInfo, type PeerStatus, type ResyncStatus } from "../../../agent/contract/protocol.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
 import { WRITER_TEXT, progress, type ClusterStatusView, type KamailioStatus } from "../lib/cluster-view.js";
+
+/** This node is out of service until the operator acts: said above everything else. */
+export function JournalBehindAlert({ b }: { b: JournalBehindInfo }) {
+  return (
+    <div class="card" role="alert">
+      <h2>Journal behind</h2>
+      <p class="error">
+        {`Peer ${b.peer} holds ${formatCount(b.peerHolds)} of this node's own changes, its journal only ${formatCount(b.journalHas)} ` +
+          `(since ${formatTime(b.at)}): the journal was restored from an older copy or lost its last commits. ` +
+          "This node replicates with no peer, refuses changes and writes nothing into its Kamailio. Make changes on another node."}
+      </p>
+      <p>{`To repair it: ${JOURNAL_BEHIND_REMEDY}.`}</p>
+    </div>
+  );
+}
 
 export function NodeCard({ s }: { s: ClusterStatusView }) {
   return (
