@@ -21,7 +21,8 @@ export function formatStatus(s: ClusterStatus): string {
   if (s.peers.length === 0) return `${top}${head}\n\nno peers configured`;
   const peers = formatTable(
     ["PEER", "CONNECTED", "DIRECTION", "BEHIND CHANGES", "BEHIND SECONDS", "ITS PENDING WRITES", "LAST ERROR"],
-    s.peers.map((p) => [p.nodeId, p.connected, p.direction, p.behindChanges, Math.round(p.behindSeconds), p.pendingWrites, p.lastError]),
+    // Unknown lag (no session) is null, which shows as "-".
+    s.peers.map((p) => [p.nodeId, p.connected, p.direction, p.behindChanges, p.behindSeconds === null ? null : Math.round(p.behindSeconds), p.pendingWrites, p.lastError]),
     { align: ["left", "left", "left", "right", "right", "right", "left"] },
   );
   return `${top}${head}\n\n${peers}`;

@@ -342,10 +342,10 @@ export interface PeerStatus {
   direction: "outbound" | "inbound" | null;
   connected: boolean;
   replicaId: string | null;
-  /** Changes this node holds that the peer has not acknowledged yet. */
-  behindChanges: number;
-  /** Age of the oldest change the peer has not acknowledged, in seconds. */
-  behindSeconds: number;
+  /** Changes this node holds that the peer has not acknowledged yet; null while not connected (unknown). */
+  behindChanges: number | null;
+  /** Age of the oldest change the peer has not acknowledged, in seconds; null while not connected (unknown). */
+  behindSeconds: number | null;
   lastError: string | null;
   connectedSince: string | null;
   /** Changes the peer reports it has not yet written into its Kamailio; null when unknown. */

@@ -265,15 +265,16 @@ export function createMesh(deps: {
     for (const id of [...knownPeerIds()].sort()) {
       const s = sessions.get(id);
       const entry = peers.find((p) => p.id === id);
-      const lag = s ? await s.lag() : { behindChanges: 0, behindSeconds: 0 };
+      // Without a session there is no peer vector to compare with: unknown, not 0 (nothing behind).
+      const lag = s?.isReady() ? await s.lag() : null;
       out.push({
         nodeId: id,
         url: entry ? redactUrl(entry.url) : s?.peerIsHub ? redactUrl(s.remote) : null,
         direction: s ? (s.role === "client" ? "outbound" : "inbound") : null,
         connected: Boolean(s?.isReady()),
         replicaId: s?.peerReplicaId() ?? null,
-        behindChanges: lag.behindChanges,
-        behindSeconds: Math.round(lag.behindSeconds * 1000) / 1000,
+        behindChanges: lag?.behindChanges ?? null,
+        behindSeconds: lag ? Math.round(lag.behindSeconds * 1000) / 1000 : null,
         lastError: (s?.peerIsHub ? dialers.get(HUB) : dialers.get(id))?.lastError() ?? null,
         connectedSince: s && readyAt.has(s) ? new Date(readyAt.get(s)!).toISOString() : null,
         pendingWrites: s?.peerPendingWrites() ?? null,
@@ -283,7 +284,7 @@ export function createMesh(deps: {
     if (hubDialer && !hubSession()) {
       out.push({
         nodeId: HUB, url: hubDialer.url(), direction: null, connected: false, replicaId: null,
-        behindChanges: 0, behindSeconds: 0, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null,
+        behindChanges: null, behindSeconds: null, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null,
       });
     }
     return out;

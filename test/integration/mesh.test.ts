@@ -284,6 +284,9 @@ describe("state gauges, read at every scrape", () => {
       await waitFor("x connected to y", async () => (await x.metric("locmesh_peer_connected", { peer: "n2" })) === 1);
       expect(await series(x, "locmesh_peer_connected")).toEqual(['locmesh_peer_connected{peer="ghost"} 0', 'locmesh_peer_connected{peer="n2"} 1']);
       expect(await series(x, "locmesh_peer_behind_changes")).toEqual(['locmesh_peer_behind_changes{peer="n2"} 0']);
+      // In cluster.status too, the lag of a peer never reached is unknown (null), not 0.
+      const lagOf = async () => Object.fromEntries((await x.call<ClusterStatus>("cluster.status")).peers.map((p) => [p.nodeId, [p.behindChanges, p.behindSeconds]]));
+      expect(await lagOf()).toEqual({ ghost: [null, null], n2: [0, 0] });
 
       // No cluster.status call in between: the scrape counts the journal itself.
       await publishAliases(x, 0, 3, "gauge");
@@ -294,6 +297,7 @@ describe("state gauges, read at every scrape", () => {
       await publishAliases(x, 0, 2, "gauge-later");
       await waitFor("y shows down", async () => (await x.metric("locmesh_peer_connected", { peer: "n2" })) === 0);
       expect(await series(x, "locmesh_peer_behind_changes")).toEqual([]);
+      expect(await lagOf()).toEqual({ ghost: [null, null], n2: [null, null] });
 
       // Another setting changed with it waits for a restart, and the log says which.
       x.spec.config = { journal: { retentionHours: 48 } };

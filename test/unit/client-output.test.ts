@@ -40,7 +40,7 @@ describe("formatStatus with the journal behind", () => {
     const s: ClusterStatus = {
       nodeId: "n3", replicaId: "n3~0123456789ab", version: "0.1.0", protocol: 1, uptimeSeconds: 5, vv: {},
       counts: { locations: 0, aliases: 1, tombstones: 0 },
-      peers: [{ nodeId: "n1", url: "ws://n1", direction: null, connected: false, replicaId: null, behindChanges: 0, behindSeconds: 0, lastError: "journal behind peer: restored or lost commits; see the agent log", connectedSince: null, pendingWrites: null }],
+      peers: [{ nodeId: "n1", url: "ws://n1", direction: null, connected: false, replicaId: null, behindChanges: null, behindSeconds: null, lastError: "journal behind peer: restored or lost commits; see the agent log", connectedSince: null, pendingWrites: null }],
       pendingWrites: 0,
       resync: { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null },
       kamailio: { up: true, writer: "held", pendingWrites: 2, lastError: null, lastErrorAt: null, rejected: 0, events: null, reload: { ...base, state: "idle" }, lastReconcile: null, restarts: 0 },
@@ -54,5 +54,26 @@ describe("formatStatus with the journal behind", () => {
     );
     expect(text).toMatch(/^kamailio\s+up, NOT WRITING: this node's journal is behind \(see above\), no event input$/m);
     expect(formatStatus({ ...s, journalBehind: null })).not.toContain("JOURNAL BEHIND");
+  });
+});
+
+describe("formatStatus peer lag", () => {
+  const status = (peers: ClusterStatus["peers"]): ClusterStatus => ({
+    nodeId: "n1", replicaId: "n1~0123456789ab", version: "0.1.0", protocol: 1, uptimeSeconds: 5, vv: {},
+    counts: { locations: 0, aliases: 0, tombstones: 0 }, peers, pendingWrites: 0,
+    resync: { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null },
+    kamailio: null, journalBehind: null,
+  });
+  const peer = { url: null, replicaId: null, lastError: null, connectedSince: null, pendingWrites: null };
+
+  it("shows an unknown lag (a peer without a session) as -, and a known one as its figure, 0 included", () => {
+    const text = formatStatus(status([
+      { ...peer, nodeId: "n2", direction: null, connected: false, behindChanges: null, behindSeconds: null, lastError: "ECONNREFUSED" },
+      { ...peer, nodeId: "n3", direction: "outbound", connected: true, behindChanges: 0, behindSeconds: 0, pendingWrites: 0 },
+      { ...peer, nodeId: "n4", direction: "inbound", connected: true, behindChanges: 12, behindSeconds: 3.4, pendingWrites: 1 },
+    ]));
+    expect(text).toMatch(/^n2\s+no\s+-\s+-\s+-\s+-\s+ECONNREFUSED$/m);
+    expect(text).toMatch(/^n3\s+yes\s+outbound\s+0\s+0\s+0\s+-$/m);
+    expect(text).toMatch(/^n4\s+yes\s+inbound\s+12\s+3\s+1\s+-$/m);
   });
 });

@@ -89,8 +89,8 @@ export function PeerTable({ peers }: { peers: PeerStatus[] }) {
             <tr key={p.nodeId} data-peer={p.nodeId}>
               <th scope="row" class="break">{p.nodeId}<div class="muted mono small">{p.url ?? "inbound only"}</div></th>
               <td data-label="Link"><span class={`badge ${p.connected ? "ok" : "bad"}`}>{p.connected ? "connected" : "disconnected"}</span>{p.direction && <span class="muted small"> {p.direction}</span>}</td>
-              <td class="num" data-label="Behind (changes)">{formatCount(p.behindChanges)}</td>
-              <td class="num" data-label="Behind (s)">{p.behindSeconds.toFixed(1)}</td>
+              <td class="num" data-label="Behind (changes)">{p.behindChanges === null ? "—" : formatCount(p.behindChanges)}</td>
+              <td class="num" data-label="Behind (s)">{p.behindSeconds === null ? "—" : p.behindSeconds.toFixed(1)}</td>
               <td data-label="Connected since">{formatTime(p.connectedSince)}</td>
               <td class="clip" data-label="Last error">{p.lastError ?? "—"}</td>
             </tr>
