@@ -10,6 +10,7 @@ import type { AgentConfig } from "./config/agent-config.js";
 import { ApiNotification, SUMMARY_INTERVAL_MS } from "./contract/protocol.js";
 import { createChangeSummary } from "./api/change-summary.js";
 import { createHlc } from "./core/hlc.js";
+import { createJournalBehind } from "./core/journal-behind.js";
 import { startPurgeTimer } from "./core/purge-timer.js";
 import { createReplica, type Replica } from "./core/replica.js";
 import { openSqliteStore } from "./journal/sqlite-store.js";
@@ -58,6 +59,8 @@ export async function startAgent(
   // default resolved from another working directory): say where it is, once, when it is made.
   if (!journalExisted) log.warn({ path: journalPath }, "created a new journal (a new node, or dataDir points elsewhere than before): this node starts a new epoch and gets a snapshot from its peers");
 
+  // Set by a peer session that finds this journal behind; read by the API and the Kamailio side.
+  const journalBehind = createJournalBehind();
   let kamailio: KamailioAttachment | null = null;
   // A journal started empty knows nothing of the cluster until it has caught up with a peer or
   // hub once. A node with neither configured is the cluster (or its first node): seeded as it is.
@@ -80,6 +83,7 @@ export async function startAgent(
     log,
     metrics,
     ...(onCaughtUp ? { onCaughtUp } : {}),
+    journalBehind,
   });
   metrics.scrapeFrom({
     peers: () => mesh.gauges(),
@@ -88,10 +92,10 @@ export async function startAgent(
   kamailio = config.kamailio
     ? await createKamailioAttachment({
       config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, hlc, store, log, metrics, seeded: () => store.seeded(),
-      bulkToken: evapiBulkToken(config.mesh.secret, config.nodeId),
+      bulkToken: evapiBulkToken(config.mesh.secret, config.nodeId), journalBehind,
     })
     : null;
-  const rpc = createLocalApi({ replica, mesh, log, metrics, startedAtMs, version: packageVersion(), kamailio });
+  const rpc = createLocalApi({ replica, mesh, log, metrics, startedAtMs, version: packageVersion(), kamailio, journalBehind });
   const http = createHttpApi({
     listen: config.api.listen,
     token: config.api.token,

@@ -14,6 +14,9 @@ export interface AgentRegistry {
   close(): void;
 }
 
+/** A session's status whose replica and lag are known. */
+type Known = PeerStatus & { replicaId: string; behindChanges: number; behindSeconds: number };
+
 interface AgentRow {
   node_id: string;
   replica_id: string;
@@ -41,7 +44,8 @@ export function startAgentRegistry(deps: { pool: pg.Pool; hubNode: string; mesh:
     if (writing) return;
     writing = true;
     try {
-      const mine = (await mesh.status()).filter((p) => p.connected && p.replicaId);
+      // Connected sessions only: their lag is known (null otherwise), and the row says "connected".
+      const mine = (await mesh.status()).filter((p): p is Known => p.connected && p.replicaId !== null && p.behindChanges !== null && p.behindSeconds !== null);
       if (mine.length === 0) return;
       await pool.query(UPSERT, [
         mine.map((p) => p.nodeId), mine.map((p) => p.replicaId), mine.map(() => deps.hubNode),

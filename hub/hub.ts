@@ -7,6 +7,7 @@ import pg from "pg";
 import { createHttpApi, type HttpApi } from "../agent/api/http-server.js";
 import { createLocalApi } from "../agent/api/local-api.js";
 import { createHlc } from "../agent/core/hlc.js";
+import { createJournalBehind } from "../agent/core/journal-behind.js";
 import { startPurgeTimer } from "../agent/core/purge-timer.js";
 import { createReplica, type Replica } from "../agent/core/replica.js";
 import { createMesh, type Mesh } from "../agent/mesh/mesh.js";
@@ -67,6 +68,8 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
     replica,
     log,
     metrics,
+    // The hub's sessions run the same check; its API is read-only anyway, so only the mesh reads it.
+    journalBehind: createJournalBehind(),
   });
   metrics.scrapeFrom({
     peers: () => mesh.gauges(),

@@ -3,13 +3,15 @@
  * call. Method names and shapes are in contract/protocol.ts.
  */
 import {
-  API_PARAMS, ApiMethod, PROTOCOL_VERSION, type publishParams,
+  API_PARAMS, ApiMethod, JOURNAL_BEHIND_REMEDY, PROTOCOL_VERSION, type publishParams,
+  type JournalBehindInfo,
   type ClusterStatus, type ListResult, type PublishResult,
   type KamailioContact,
   type KamailioStatus,
 } from "../contract/protocol.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import { isLive, toAlias, toLocation, type Alias, type BindingValue, type Location } from "../contract/records.js";
+import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Draft } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
@@ -44,6 +46,8 @@ export interface LocalApiDeps {
   pendingWrites?: () => number;
   /** Set on a hub: it relays other nodes' changes and makes none, so writes are refused with this reason. */
   readOnly?: string;
+  /** Set once this node's journal is found behind its peers: writes are refused from then on (agent.ts). */
+  journalBehind?: Pick<JournalBehind, "info">;
 }
 
 export interface KamailioControl {
@@ -72,8 +76,15 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   });
 
   const writes = new Set<string>([ApiMethod.LocationPublish, ApiMethod.AliasSet, ApiMethod.AliasRemove]);
+  /**
+   * Refused while the journal is behind, besides the writes: a resync (no peer takes a session
+   * then) and a Kamailio reload (it would write the stale journal into Kamailio).
+   */
+  const refusedWhileBehind = new Set<string>([...writes, ApiMethod.ClusterResync, ApiMethod.KamailioReload]);
   rpc.server.applyMiddleware(async (next, request, ctx) => {
     if (deps.readOnly && writes.has(request.method)) throw new RpcError(ErrorCode.InvalidRequest, deps.readOnly);
+    const behind = deps.journalBehind?.info() ?? null;
+    if (behind && refusedWhileBehind.has(request.method)) throw journalBehindError(behind);
     return next(request, ctx);
   });
 
@@ -146,6 +157,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
       pendingWrites: kamailio?.pendingWrites ?? deps.pendingWrites?.() ?? 0,
       resync: mesh.resyncStatus(),
       kamailio,
+      journalBehind: deps.journalBehind?.info() ?? null,
     };
   });
 
@@ -172,6 +184,20 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   });
 
   return rpc;
+}
+
+/**
+ * A change taken now would be thrown away with the journal when the operator follows the remedy,
+ * so it is refused, saying what happened, where to make it instead and how to repair the node.
+ */
+export function journalBehindError(b: JournalBehindInfo): RpcError {
+  return new RpcError(
+    ErrorCode.JournalBehind,
+    `this node's journal is behind: peer ${b.peer} holds ${b.peerHolds} of this node's own changes, its journal only ${b.journalHas} ` +
+      "(restored from an older copy, or it lost its last commits). It takes no changes until started afresh, as they would be lost then: " +
+      `make this change on another node, and repair this one: ${JOURNAL_BEHIND_REMEDY}`,
+    b,
+  );
 }
 
 async function toDrafts(p: PublishInput, replica: Replica): Promise<Draft[]> {

@@ -2,7 +2,7 @@
  * Turns API results into terminal text for the client commands. Pure functions of their input
  * (plus "now" for expiry), so they are easy to test and the commands stay about flow.
  */
-import type { ClusterStatus, KamailioContact, KamailioStatus, ResyncStatus } from "../contract/protocol.js";
+import { JOURNAL_BEHIND_REMEDY, type ClusterStatus, type JournalBehindInfo, type KamailioContact, type KamailioStatus, type ResyncStatus } from "../contract/protocol.js";
 import type { Alias, Location } from "../contract/records.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
 
@@ -15,18 +15,31 @@ export function formatStatus(s: ClusterStatus): string {
     ["resync", describeResync(s.resync)],
     ...(s.kamailio ? ([["kamailio reload", describeReload(s.kamailio.reload)]] as [string, string][]) : []),
   ]);
-  if (s.peers.length === 0) return `${head}\n\nno peers configured`;
+  // Above everything else: the node is out of service until the operator acts, and the peers'
+  // "journal behind peer" errors alone do not say what to do.
+  const top = s.journalBehind ? `${describeJournalBehind(s.journalBehind)}\n\n` : "";
+  if (s.peers.length === 0) return `${top}${head}\n\nno peers configured`;
   const peers = formatTable(
     ["PEER", "CONNECTED", "DIRECTION", "BEHIND CHANGES", "BEHIND SECONDS", "ITS PENDING WRITES", "LAST ERROR"],
-    s.peers.map((p) => [p.nodeId, p.connected, p.direction, p.behindChanges, Math.round(p.behindSeconds), p.pendingWrites, p.lastError]),
+    // Unknown lag (no session) is null, which shows as "-".
+    s.peers.map((p) => [p.nodeId, p.connected, p.direction, p.behindChanges, p.behindSeconds === null ? null : Math.round(p.behindSeconds), p.pendingWrites, p.lastError]),
     { align: ["left", "left", "left", "right", "right", "right", "left"] },
   );
-  return `${head}\n\n${peers}`;
+  return `${top}${head}\n\n${peers}`;
+}
+
+/** The journal went back in time: what happened, what the node does about it, and the fix. */
+export function describeJournalBehind(b: JournalBehindInfo): string {
+  return cellText(
+    `JOURNAL BEHIND since ${b.at}: peer ${b.peer} holds ${b.peerHolds} of this node's own changes, its journal only ${b.journalHas} ` +
+      "(restored from an older copy, or it lost its last commits). This node replicates with no peer, refuses changes and writes nothing into its Kamailio. " +
+      `To repair it: ${JOURNAL_BEHIND_REMEDY}.`,
+  );
 }
 
 export function describeKamailio(k: KamailioStatus | null): string {
   if (k === null) return "not attached";
-  const writer = { rpc: "writing through jsonrpcs", database: "writing into its database (jsonrpcs unavailable)", pending: "NOT WRITING: jsonrpcs and database unavailable, retrying", idle: "nothing written yet" }[k.writer];
+  const writer = { rpc: "writing through jsonrpcs", database: "writing into its database (jsonrpcs unavailable)", pending: "NOT WRITING: jsonrpcs and database unavailable, retrying", idle: "nothing written yet", held: "NOT WRITING: this node's journal is behind (see above)" }[k.writer];
   const events = k.events === null ? "no event input" : k.events.connected ? `events connected (${k.events.received} received)` : "events DISCONNECTED";
   const err = k.lastError && (k.writer === "pending" || !k.up) ? `; last error: ${k.lastError}` : "";
   return `${k.up ? "up" : "DOWN"}, ${writer}, ${events}${k.restarts > 0 ? `, ${k.restarts} restart(s) seen` : ""}${err}`;

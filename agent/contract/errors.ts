@@ -27,6 +27,13 @@ export const ErrorCode = {
   Conflict: -32021,
   /** The message is larger than the configured limit. */
   TooLarge: -32030,
+  /**
+   * This node's journal is behind what its peers hold of its own changes (restored from an older
+   * copy, or it lost its last commits): it takes no writes until started afresh with an empty
+   * journal, since a change made now would be thrown away then. `data` is the JournalBehindInfo.
+   * Make the change on another node.
+   */
+  JournalBehind: -32040,
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -342,10 +342,10 @@ export interface PeerStatus {
   direction: "outbound" | "inbound" | null;
   connected: boolean;
   replicaId: string | null;
-  /** Changes this node holds that the peer has not acknowledged yet. */
-  behindChanges: number;
-  /** Age of the oldest change the peer has not acknowledged, in seconds. */
-  behindSeconds: number;
+  /** Changes this node holds that the peer has not acknowledged yet; null while not connected (unknown). */
+  behindChanges: number | null;
+  /** Age of the oldest change the peer has not acknowledged, in seconds; null while not connected (unknown). */
+  behindSeconds: number | null;
   lastError: string | null;
   connectedSince: string | null;
   /** Changes the peer reports it has not yet written into its Kamailio; null when unknown. */
@@ -391,8 +391,11 @@ export interface KamailioReloadStatus {
 export interface KamailioStatus {
   /** Kamailio answered over jsonrpcs at the last check. */
   up: boolean;
-  /** Where writes go: "rpc", "database" (fallback), "pending" (neither works: retrying) or "idle". */
-  writer: "rpc" | "database" | "pending" | "idle";
+  /**
+   * Where writes go: "rpc", "database" (fallback), "pending" (neither works: retrying), "idle", or
+   * "held": nothing is written into Kamailio because this node's journal is behind (journalBehind).
+   */
+  writer: "rpc" | "database" | "pending" | "idle" | "held";
   pendingWrites: number;
   lastError: string | null;
   lastErrorAt: string | null;
@@ -409,6 +412,24 @@ export interface KamailioStatus {
   restarts: number;
 }
 
+/**
+ * A peer held more of this node's own changes than its journal does: the journal was restored from
+ * an older copy or lost its last commits. Until the agent is started afresh it replicates with no
+ * peer, refuses API writes and writes nothing into its Kamailio.
+ */
+export interface JournalBehindInfo {
+  /** The peer that showed it, and how far this node's own changes go there and here. */
+  peer: string;
+  peerHolds: number;
+  journalHas: number;
+  /** When it was found (ISO 8601). */
+  at: string;
+}
+
+/** What the operator does about a journal that is behind (logs, API errors, `locmesh status`, web UI). */
+export const JOURNAL_BEHIND_REMEDY =
+  "stop the agent, move dataDir/journal.sqlite* aside and start it (it gets a snapshot from its peers under a new epoch, and learns its Kamailio's registrations back)";
+
 export interface ClusterStatus {
   nodeId: string;
   replicaId: string;
@@ -424,4 +445,6 @@ export interface ClusterStatus {
   resync: ResyncStatus;
   /** Null when the agent is not attached to a Kamailio. */
   kamailio: KamailioStatus | null;
+  /** Set once a peer showed this node's journal is behind (see JournalBehindInfo); null otherwise, and on a hub. */
+  journalBehind: JournalBehindInfo | null;
 }

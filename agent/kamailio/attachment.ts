@@ -8,6 +8,7 @@ import type { KamailioConfig } from "../config/agent-config.js";
 import type { KamailioContact, KamailioStatus } from "../contract/protocol.js";
 import { hlcToMillis } from "../contract/records.js";
 import type { Hlc } from "../core/hlc.js";
+import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
@@ -80,6 +81,11 @@ export interface KamailioAttachmentDeps {
   store: ReplicaStore;
   /** The evapi bulk channel's token (evapiBulkToken); null: reloads go over jsonrpcs only. */
   bulkToken: string | null;
+  /**
+   * Set once this node's journal is found behind its peers (stale): from then on nothing is written
+   * into Kamailio (no sink writes, reload or reconcile) until the agent is started afresh.
+   */
+  journalBehind: Pick<JournalBehind, "isSet" | "onSet">;
   log: Logger;
   metrics: Metrics;
   /**
@@ -100,6 +106,8 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
    */
   const clockLeadMs = (): number => Math.max(0, hlcToMillis(deps.hlc.last()) - Date.now());
   const log = deps.log.child({ component: "kamailio" });
+  /** The journal is stale: writing it into Kamailio would put old targets and removed bindings back. */
+  const held = (): boolean => deps.journalBehind.isSet();
   const fifo = createFifoClient({
     fifoPath: config.fifo, replyDir: config.replyDir, timeoutMs: config.timeoutMs, log,
     maxInFlight: Math.min(32, config.window), replyFifoMode: config.replyFifoMode,
@@ -123,6 +131,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     store, writer, plan, log, metrics, window: config.window,
     cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")),
     databaseWritesUnseen: config.db !== null && (config.db.dbMode === 1 || config.db.dbMode === 2),
+    held,
   });
   const evapiConfig = config.evapi;
   const bulkToken = deps.bulkToken;
@@ -143,6 +152,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     preloadDb: db && (config.db!.dbMode === 1 || config.db!.dbMode === 2) ? db : null,
     onStored,
     kamailioStart: () => (kamailioStartedMs === null ? null : { startedMs: kamailioStartedMs, clockLeadMs: clockLeadMs() }),
+    held,
   });
   // Two small replies: a second and a half is plenty even on a loaded host.
   const core = createCoreRpc({ rpc: fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) });
@@ -165,6 +175,13 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
 
+  /**
+   * While the journal is behind, registrar events are still journaled, on purpose: the REGISTER
+   * already wrote Kamailio's own usrloc, and the sink never writes this node's bindings back, so
+   * nothing goes into Kamailio. Refusing them would gain nothing (the journal they go into is set
+   * aside by the remedy, and the fresh one learns these registrations from Kamailio's ul.dump)
+   * and would count failures and, with the intake's queue full, pause Kamailio's evapi for nothing.
+   */
   function onEvent(ev: KamailioEvent): void {
     received++;
     if (ev.type !== "register") {
@@ -230,7 +247,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   }
 
   async function reloadIfNeeded(): Promise<void> {
-    if (!reloadNeeded || !waitedForSeed()) return;
+    // While held the restarted Kamailio stays without the cluster's state, and its REGISTER gate
+    // closed (up to LOCMESH_READY_GRACE): a node that cannot be made whole should not look whole.
+    if (!reloadNeeded || held() || !waitedForSeed()) return;
     const res = await reloader.run("kamailio restarted");
     if (res.state !== "done") return; // Kamailio went again; the next check retries
     // No ul.dump check afterwards: the reload wrote the whole live state, and a dump of a large
@@ -260,6 +279,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   let warnedTooBig = false;
   async function reconcileNow(): Promise<void> {
     if (!waitedForSeed()) return;
+    // Against a stale journal the plan would "learn" removals of what Kamailio holds and "repair"
+    // aliases back to old targets (both seen on a restored node): nothing is reconciled while held.
+    if (held()) return;
     // ul.dump's cost grows with the square of the table (32,000 contacts: ~8 s, all of it in
     // Kamailio's single FIFO process): past the limit, reconciling would hurt more than help.
     const live = (await store.counts(Math.floor(Date.now() / 1000))).locations;
@@ -288,10 +310,12 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
         locationTable: config.locationTable, aliasTable,
         isPending: (c) => sink.isPending(c), writtenAt: (k) => sink.writtenAt(k), kamailioTime: times.of,
       });
+      // The dump takes seconds: the journal may have been found behind meanwhile.
+      if (held()) return;
       if (p.drafts.length > 0) times.learned(await replica.commit(p.drafts), dumpStartMs);
       let repaired = 0;
       const fresh = { watch, writer, store, plan, nowSec: () => Math.floor(Date.now() / 1000) };
-      for (const op of p.repairs) if (await writeUnlessStale(op, fresh)) repaired++;
+      for (const op of p.repairs) if (!held() && (await writeUnlessStale(op, fresh))) repaired++;
       metrics.kamailioLearned.inc({ source: "reconcile" }, p.drafts.length);
       metrics.kamailioRepairs.inc({ source: "reconcile" }, repaired);
       lastReconcile = { at: new Date().toISOString(), learned: p.drafts.length, repaired, contacts: dump.length };
@@ -350,6 +374,10 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   return {
     async start() {
       unsubscribe.push(replica.onApplied(() => sink.kick()), replica.onCommitted(() => sink.kick()));
+      unsubscribe.push(deps.journalBehind.onSet(() => {
+        log.error("this node's journal is behind its peers: nothing more is written into Kamailio (no writes, reloads or reconciles) until the agent is started afresh");
+        sink.kick(); // shows "held" at once
+      }));
       sink.start();
       if (config.evapi) {
         evapi = createEvapiClient({
@@ -384,7 +412,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       const s = sink.status();
       return {
         up,
-        writer: s.state === "waiting" ? "pending" : (s.lastRoute ?? "idle"),
+        writer: s.state === "held" ? "held" : s.state === "waiting" ? "pending" : (s.lastRoute ?? "idle"),
         pendingWrites: pending,
         lastError: s.lastError,
         lastErrorAt: s.lastErrorAt,

@@ -20,7 +20,8 @@ import type { InstallCursor } from "./install-cursor.js";
 import { installedKind, opKey, planInstall, type InstallOp, type PlanContext } from "./install-plan.js";
 import { KamailioCouldNotStoreError, describe, type KamailioWriter, type WriteRoute } from "./kamailio-writer.js";
 
-export type SinkState = "idle" | "writing" | "waiting";
+/** "held": told to write nothing (this node's journal is behind, see held in the deps). */
+export type SinkState = "idle" | "writing" | "waiting" | "held";
 
 export interface SinkStatus {
   state: SinkState;
@@ -49,7 +50,7 @@ export interface KamailioSink {
   unseenByKamailio(key: string): boolean;
   /** Kamailio restarted and read its database: what was written there is in it now. */
   kamailioLoadedItsDatabase(): void;
-  /** Resolves when everything committed so far has been written (tests, shutdown). */
+  /** Resolves when everything committed so far has been written (tests, shutdown); while held, only at close. */
   drained(): Promise<void>;
   close(): Promise<void>;
 }
@@ -70,7 +71,16 @@ export interface KamailioSinkDeps {
    * there is not in the running Kamailio until it restarts or the write is repeated over jsonrpcs.
    */
   databaseWritesUnseen?: boolean;
+  /**
+   * True while nothing may be written into Kamailio (this node's journal is behind its peers, so it
+   * is stale). Asked before every write; once true the sink stops and stays stopped, keeping its
+   * cursor where the last finished batch left it.
+   */
+  held?: () => boolean;
 }
+
+/** Thrown inside a run when writing must stop because the sink is held. */
+class SinkHeld extends Error {}
 
 const RECENT_MS = 60_000;
 
@@ -92,8 +102,14 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   let saveTimer: NodeJS.Timeout | null = null;
   let waiters: (() => void)[] = [];
 
+  const held = deps.held ?? (() => false);
+
   function kick(): void {
     if (closed) return;
+    if (held()) {
+      status.state = "held";
+      return;
+    }
     if (running) {
       again = true;
       return;
@@ -122,6 +138,12 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
       await updateGauge();
       if (!again) for (const w of waiters.splice(0)) w();
     } catch (err) {
+      if (err instanceof SinkHeld) {
+        status.state = "held";
+        saveCursor();
+        await updateGauge().catch(() => undefined);
+        return;
+      }
       if (!isTransient(err)) log.error({ err }, "kamailio sink failed unexpectedly; retrying");
       status = { ...status, state: "waiting", lastError: (err as Error).message, lastErrorAt: new Date(nowMs()).toISOString() };
       metrics.kamailioWriteFailures.inc({ reason: "unavailable" });
@@ -145,6 +167,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     for (const [origin, have] of Object.entries(vv)) {
       const from = done[origin] ?? 0;
       if (have <= from) continue;
+      if (held()) throw new SinkHeld();
       const changes = await store.readRange(origin, from, have, batchSize, installedKind(origin, deps.plan) ?? undefined);
       await writeAll(changes);
       cursor.advance(origin, changes.length < batchSize ? have : changes[changes.length - 1]!.seq);
@@ -164,6 +187,11 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     let stop = false;
     const worker = async () => {
       while (!stop && next < ops.length) {
+        if (held()) {
+          failure = new SinkHeld();
+          stop = true;
+          return;
+        }
         const op = ops[next++]!;
         try {
           status.lastRoute = await writer.write(op, nowSec);
@@ -253,7 +281,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   return {
     start: kick,
     kick,
-    status: () => ({ ...status }),
+    status: () => ({ ...status, ...(held() ? { state: "held" as const } : {}) }),
     pending,
     lastPending: () => lastPending,
     isPending: (c) => c.seq > (cursor.get()[c.origin] ?? 0),

@@ -66,6 +66,11 @@ export interface ReloaderDeps {
   rate: number;
   /** Changes stored while the reload runs are the sink's to write (stale-writes.ts). */
   onStored?: OnStored;
+  /**
+   * True while nothing may be written into Kamailio (this node's journal is behind its peers: what
+   * it holds is stale). A reload then does not start, and one running stops before its next write.
+   */
+  held?: () => boolean;
   nowMs?: () => number;
   /**
    * When the running Kamailio started (this host's clock, ms), and how far version stamps run
@@ -79,6 +84,9 @@ export interface ReloaderDeps {
 
 /** Stamps within this of Kamailio's start (its uptime has whole seconds) are taken as before it. */
 const START_SLACK_MS = 2000;
+
+/** Why a reload did not run or stopped while held. */
+export const RELOAD_HELD = "stopped: this node's journal is behind its peers, so nothing of it is written into Kamailio; start the agent afresh (see `locmesh status`)";
 
 export function createReloader(deps: ReloaderDeps): Reloader {
   const nowMs = deps.nowMs ?? Date.now;
@@ -145,8 +153,15 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     });
   }
 
+  const held = deps.held ?? (() => false);
+
   async function reload(reason: string): Promise<ReloadStatus> {
     const started = nowMs();
+    if (held()) {
+      const at = new Date(started).toISOString();
+      status = { state: "failed", reason, total: 0, done: 0, unchanged: 0, startedAt: at, finishedAt: at, rate: 0, channel: null, error: RELOAD_HELD };
+      return { ...status };
+    }
     const nowSec = Math.floor(started / 1000);
     // Records to look at, counted first: until the plan is complete, `total` is the writes planned
     // plus the records not yet looked at, so progress has a denominator from the start.
@@ -204,6 +219,11 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       status.channel = bulk ? "evapi" : "jsonrpcs";
       const worker = async () => {
         while (failure === null) {
+          if (held()) {
+            failure = new Error(RELOAD_HELD);
+            wakeAll();
+            return;
+          }
           if (ops.size() === 0) {
             if (planned) return;
             await new Promise<void>((r) => waiting.push(r));
@@ -239,7 +259,8 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       deps.log.info({ written: status.done, unchanged: status.unchanged, seconds: secs, perSecond: status.rate, channel: status.channel }, "Kamailio is whole again");
     } catch (err) {
       status = { ...status, state: "failed", finishedAt: new Date(nowMs()).toISOString(), error: (err as Error).message };
-      deps.log.warn({ err: (err as Error).message, done: status.done, total: status.total }, "putting the state back into Kamailio failed; it will be retried");
+      if (held()) deps.log.warn({ done: status.done, total: status.total }, "stopped putting the state back into Kamailio: this node's journal is behind its peers");
+      else deps.log.warn({ err: (err as Error).message, done: status.done, total: status.total }, "putting the state back into Kamailio failed; it will be retried");
     } finally {
       watch.close();
       await bulk?.close().catch(() => undefined);

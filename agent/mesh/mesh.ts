@@ -12,6 +12,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
 import type { PeerStatus, ResyncStatus } from "../contract/protocol.js";
+import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
 import { listenOn } from "../ops/listen.js";
@@ -78,6 +79,8 @@ export function createMesh(deps: {
   metrics: Metrics;
   /** Called once this node holds everything some peer or hub held when their session began (catch-up-watch.ts). */
   onCaughtUp?: (peer: string) => void;
+  /** Shared with the local API and the Kamailio side (agent.ts); set by a session's handshake. */
+  journalBehind: JournalBehind;
 }): Mesh {
   const { options: o, replica, metrics } = deps;
   const log = deps.log.child({ component: "mesh" });
@@ -94,15 +97,10 @@ export function createMesh(deps: {
   let wss: WebSocketServer | null = null;
   let closing = false;
   /** Set once a peer held more of our own changes than our journal: no session replicates after. */
-  let behind = false;
-  const journalBehind = {
-    isSet: () => behind,
-    set() {
-      if (behind) return;
-      behind = true;
-      for (const s of [...sessions.values(), ...pending]) s.close(4010, "journal behind peer: restored or lost commits; see the agent log");
-    },
-  };
+  const journalBehind = deps.journalBehind;
+  const stopOnJournalBehind = journalBehind.onSet(() => {
+    for (const s of [...sessions.values(), ...pending]) s.close(4010, "journal behind peer: restored or lost commits; see the agent log");
+  });
   const ca = o.tls?.ca ? readFileSync(o.tls.ca) : undefined;
 
   const isAllowed = (id: string) => o.acceptUnlisted || peers.some((p) => p.id === id) || Boolean(o.allow?.includes(id));
@@ -276,15 +274,16 @@ export function createMesh(deps: {
     for (const id of [...knownPeerIds()].sort()) {
       const s = sessions.get(id);
       const entry = peers.find((p) => p.id === id);
-      const lag = s ? await s.lag() : { behindChanges: 0, behindSeconds: 0 };
+      // Without a session there is no peer vector to compare with: unknown, not 0 (nothing behind).
+      const lag = s?.isReady() ? await s.lag() : null;
       out.push({
         nodeId: id,
         url: entry ? redactUrl(entry.url) : s?.peerIsHub ? redactUrl(s.remote) : null,
         direction: s ? (s.role === "client" ? "outbound" : "inbound") : null,
         connected: Boolean(s?.isReady()),
         replicaId: s?.peerReplicaId() ?? null,
-        behindChanges: lag.behindChanges,
-        behindSeconds: Math.round(lag.behindSeconds * 1000) / 1000,
+        behindChanges: lag?.behindChanges ?? null,
+        behindSeconds: lag ? Math.round(lag.behindSeconds * 1000) / 1000 : null,
         lastError: (s?.peerIsHub ? dialers.get(HUB) : dialers.get(id))?.lastError() ?? null,
         connectedSince: s && readyAt.has(s) ? new Date(readyAt.get(s)!).toISOString() : null,
         pendingWrites: s?.peerPendingWrites() ?? null,
@@ -294,7 +293,7 @@ export function createMesh(deps: {
     if (hubDialer && !hubSession()) {
       out.push({
         nodeId: HUB, url: hubDialer.url(), direction: null, connected: false, replicaId: null,
-        behindChanges: 0, behindSeconds: 0, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null,
+        behindChanges: null, behindSeconds: null, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null,
       });
     }
     return out;
@@ -353,6 +352,7 @@ export function createMesh(deps: {
     async close() {
       closing = true;
       catchUp?.close();
+      stopOnJournalBehind();
       coordinator.close();
       for (const d of dialers.values()) d.stop("shutting down");
       for (const s of [...sessions.values(), ...pending]) s.close(1001, "shutting down");

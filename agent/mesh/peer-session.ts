@@ -12,11 +12,12 @@
 import { JSONRPCClient, createJSONRPCErrorResponse, isJSONRPCResponse, type JSONRPCRequest, type JSONRPCResponse } from "json-rpc-2.0";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import {
-  PEER_PARAMS, PROTOCOL_VERSION, PeerMethod, helloResult, pullResult,
+  JOURNAL_BEHIND_REMEDY, PEER_PARAMS, PROTOCOL_VERSION, PeerMethod, helloResult, pullResult,
   type BatchResult, type HelloResult, type PullParams, type PullResult,
 } from "../contract/protocol.js";
 import { hlcToMillis, type VersionVector } from "../contract/records.js";
 import { servePull } from "../core/outbound.js";
+import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import { InvalidBatchError } from "../core/store.js";
 import { changesAhead, isEmptyVector } from "../core/version-vector.js";
@@ -78,7 +79,7 @@ export interface SessionDeps {
    * The journal was found behind what a peer holds of this node's own changes (see becomeReady):
    * true from then on for every session of this process, so that none replicates.
    */
-  journalBehind?: { isSet(): boolean; set(): void };
+  journalBehind?: Pick<JournalBehind, "isSet" | "set">;
   /** A server-side handshake was refused (wrong key, unknown node id, …): counts toward the address's limit. */
   onAuthFailed?(): void;
   /** A server-side handshake succeeded. */
@@ -252,13 +253,12 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     }
     if ((vv[self] ?? 0) > have) {
       metrics.journalBehind.set(1);
-      deps.journalBehind?.set();
       log.error(
         { peer: id, peerHolds: vv[self], journalHas: have, replica: self },
         "this node's journal lacks changes of its own that the peer holds: it was restored from an older copy or lost its last commits; " +
-          "it replicates with no peer until it is started afresh: stop the agent, move dataDir/journal.sqlite* aside and start it " +
-          "(it gets a snapshot from its peers under a new epoch, and learns its Kamailio's registrations back)",
+          `it replicates with no peer, takes no API writes and writes nothing into its Kamailio until it is started afresh: ${JOURNAL_BEHIND_REMEDY}`,
       );
+      deps.journalBehind?.set({ peer: id, peerHolds: vv[self] ?? 0, journalHas: have, at: new Date(nowMs()).toISOString() });
       fail(4010, "journal behind peer: restored or lost commits; see the agent log");
       return;
     }

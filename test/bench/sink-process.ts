@@ -8,6 +8,7 @@
 import { buildConfigSchema } from "../../agent/config/config-schema.js";
 import { nodeFs } from "../../agent/config/config-sources.js";
 import { createHlc } from "../../agent/core/hlc.js";
+import { createJournalBehind } from "../../agent/core/journal-behind.js";
 import { createReplica } from "../../agent/core/replica.js";
 import { createMesh, type Mesh } from "../../agent/mesh/mesh.js";
 import { silentLogger } from "../../agent/ops/logger.js";
@@ -37,6 +38,7 @@ for (const a of spec.agents) {
     replica,
     log: silentLogger(),
     metrics: createMetrics({ defaults: false }),
+    journalBehind: createJournalBehind(),
   });
   await mesh.start();
   agents.push({ id: a.id, store, mesh });

@@ -1,18 +1,36 @@
 /**
  * Three real agent processes on 127.0.0.1: live replication, kill -9 and incremental catch-up,
- * full snapshot after journal loss, and refusal of a peer with the wrong key.
+ * full snapshot after journal loss, a journal restored from an older copy (with a real Kamailio
+ * attached, to see that nothing stale is written into it), and refusal of a peer with the wrong key.
  */
+import { execFile } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import type { Location } from "../../agent/contract/records.js";
-import { AgentProcess, freePort, makeCluster, waitFor } from "../support/agent-process.js";
+import { ErrorCode } from "../../agent/contract/errors.js";
+import { evapiBulkToken } from "../../agent/kamailio/evapi-bulk.js";
+import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
+import { createUsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { AgentProcess, ROOT, freePort, makeCluster, sleep, waitFor, type RpcCallError } from "../support/agent-process.js";
 import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
+import { startKamailio } from "../support/kamailio-process.js";
 
 let dir: string;
 let nodes: AgentProcess[];
+
+/** Runs the `locmesh` CLI as an operator would (no LOCMESH_* from the caller's environment). */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LOCMESH_")));
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(ROOT, "bin", "locmesh.js"), ...args], { env: { ...env, NO_COLOR: "1" }, timeout: 20_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === "number" ? err.code : null) : 0, stdout, stderr });
+    });
+  });
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "locmesh-mesh-"));
@@ -90,7 +108,7 @@ describe("three agents", () => {
     await waitFor("new epoch replicates", async () => (await aliasCount(n1)) === expected.length + 1);
   });
 
-  it("a node whose journal went back in time (restored from a copy) stops replicating and says why", async () => {
+  it("a node whose journal went back in time (restored from a copy) stops replicating, refuses changes, writes nothing into its Kamailio and says why", async () => {
     const [n1, n2, n3] = nodes as [AgentProcess, AgentProcess, AgentProcess];
     const data = join(n3.spec.dir, "data");
     const backup = join(dir, "n3-journal-backup");
@@ -103,36 +121,94 @@ describe("three agents", () => {
     await n3.call("alias.set", { alias: "after-copy@example.com", target: "sip:x@example.com" });
     await waitFor("after-copy on n1 and n2", async () => (await has(n1, "after-copy@example.com")) && (await has(n2, "after-copy@example.com")));
 
-    // The copy comes back: n1 and n2 hold one more of n3's changes than n3's journal does.
+    // The copy comes back: n1 and n2 hold one more of n3's changes than n3's journal does. From
+    // here on n3 is attached to a real Kamailio, to see what the stale journal writes into it.
     await n3.stop();
     rmSync(data, { recursive: true, force: true });
     cpSync(backup, data, { recursive: true });
-    await n3.start();
-    await n3.call("alias.set", { alias: "after-restore@example.com", target: "sip:x@example.com" });
-    await waitFor("n3 notices", async () => (await n3.metric("locmesh_journal_behind")) === 1);
-    expect(readFileSync(n3.logPath, "utf8")).toContain("journal lacks changes of its own that the peer holds");
-    // Every session closes; polled, not assumed after a pause.
-    const st = await waitFor("n3 to close every session", async () => {
-      const s = await n3.call<ClusterStatus>("cluster.status");
-      return s.peers.every((p) => !p.connected) && s.peers.some((p) => (p.lastError ?? "").includes("journal behind peer")) ? s : null;
-    }, 10_000);
-    expect(st.peers.every((p) => !p.connected)).toBe(true);
-    expect(st.peers.some((p) => (p.lastError ?? "").includes("journal behind peer"))).toBe(true);
-    // Its new change took a sequence number the others hold for after-copy: it did not go out,
-    // and nothing of the two changes was mixed up on the others.
-    for (const n of [n1, n2]) {
-      expect(await has(n, "after-restore@example.com")).toBe(false);
-      expect(await has(n, "after-copy@example.com")).toBe(true);
-    }
+    const kam = await startKamailio({ locmesh: { aliasMode: "usrloc", bulkToken: evapiBulkToken(n3.spec.secret, "n3") } });
+    const inKamailio = async (alias: string) => {
+      const rpc = createFifoClient({ fifoPath: kam.fifoPath, replyDir: kam.replyDir, timeoutMs: 5000, log: silentLogger(), maxInFlight: 1, autoResync: false });
+      try {
+        return (await createUsrlocRpc({ rpc }).ulLookup("aliases", alias)).length > 0;
+      } finally {
+        await rpc.close();
+      }
+    };
+    n3.spec.config = {
+      kamailio: {
+        fifo: kam.fifoPath, replyDir: kam.replyDir, evapi: `127.0.0.1:${kam.evapiPort}`, timeoutMs: 2000, checkIntervalSec: 1, reconcileIntervalSec: 1,
+      },
+    };
+    try {
+      await n3.start();
+      // Made at once: taken if no peer has shown the journal behind yet (then it never goes out),
+      // refused if one has.
+      const early = await n3.call("alias.set", { alias: "after-restore@example.com", target: "sip:x@example.com" }).then(() => null, (e: RpcCallError) => e);
+      if (early !== null) expect(early.code).toBe(ErrorCode.JournalBehind);
+      await waitFor("n3 notices", async () => (await n3.metric("locmesh_journal_behind")) === 1);
+      expect(readFileSync(n3.logPath, "utf8")).toContain("journal lacks changes of its own that the peer holds");
+      // Every session closes; polled, not assumed after a pause.
+      const st = await waitFor("n3 to close every session", async () => {
+        const s = await n3.call<ClusterStatus>("cluster.status");
+        return s.peers.every((p) => !p.connected) && s.peers.some((p) => (p.lastError ?? "").includes("journal behind peer")) ? s : null;
+      }, 10_000);
+      expect(st.peers.every((p) => !p.connected)).toBe(true);
+      expect(st.peers.some((p) => (p.lastError ?? "").includes("journal behind peer"))).toBe(true);
+      expect(st.journalBehind).toMatchObject({ peerHolds: expect.any(Number) as number, journalHas: expect.any(Number) as number });
+      expect(st.journalBehind!.peerHolds).toBeGreaterThan(st.journalBehind!.journalHas);
+      // Its new change took a sequence number the others hold for after-copy: it did not go out,
+      // and nothing of the two changes was mixed up on the others.
+      for (const n of [n1, n2]) {
+        expect(await has(n, "after-restore@example.com")).toBe(false);
+        expect(await has(n, "after-copy@example.com")).toBe(true);
+      }
 
-    // The remedy the log gives: start afresh; the snapshot brings after-copy back.
-    await n3.stop();
-    rmSync(data, { recursive: true, force: true });
-    await n3.start();
-    const expected = await dumpAliases(n1);
-    await waitFor("n3 whole again", async () => (await aliasCount(n3)) === expected.length, 30_000);
-    expect(await dumpAliases(n3)).toEqual(expected);
-    expect(await n3.metric("locmesh_journal_behind")).toBe(0);
+      // Changes are refused now, saying why and what to do; reads go on.
+      const refused = await n3.call("alias.set", { alias: "while-behind@example.com", target: "sip:x@example.com" }).then(() => null, (e: RpcCallError) => e);
+      expect(refused?.code).toBe(ErrorCode.JournalBehind);
+      expect(refused?.message).toMatch(/^this node's journal is behind: peer n[12] holds \d+ of this node's own changes, its journal only \d+ .*make this change on another node, and repair this one: stop the agent, move dataDir\/journal\.sqlite\* aside and start it/);
+      expect(await has(n3, "before-copy@example.com")).toBe(true);
+      expect(await has(n3, "while-behind@example.com")).toBe(false);
+      // The CLI prints the refusal and exits 1; its status says it above everything else.
+      const add = await cli(["alias", "add", "sip:while-behind@example.com", "sip:x@example.com", "-c", n3.configPath]);
+      expect([add.code, add.stdout]).toEqual([1, ""]);
+      expect(add.stderr).toMatch(/^locmesh: this node's journal is behind: peer n[12] holds/);
+      const status = await cli(["status", "-c", n3.configPath]);
+      expect(status.code).toBe(0);
+      expect(status.stdout).toMatch(/^JOURNAL BEHIND since \S+: peer n[12] holds \d+ of this node's own changes, its journal only \d+ .* To repair it: stop the agent, move dataDir\/journal\.sqlite\* aside and start it/);
+      expect(status.stdout).toMatch(/^kamailio\s+up, NOT WRITING: this node's journal is behind \(see above\)/m);
+
+      // Nothing goes into Kamailio from the stale journal: no reconcile (one a second otherwise),
+      // and a restarted, empty Kamailio is noticed but not refilled with it.
+      const k = (await n3.call<ClusterStatus>("cluster.status")).kamailio!;
+      expect(k.writer).toBe("held");
+      await expect(n3.call("kamailio.reload")).rejects.toMatchObject({ code: ErrorCode.JournalBehind });
+      // (This journal never reloaded a Kamailio whole, so each new instance is a "first contact".)
+      const noticed = () => readFileSync(n3.logPath, "utf8").split("\n").filter((l) => /first contact with this Kamailio|Kamailio restarted/.test(l)).length;
+      const before = noticed();
+      await kam.restart();
+      await waitFor("n3 to notice the restarted Kamailio", async () => noticed() > before, 15_000);
+      await sleep(2500);
+      expect((await n3.call<ClusterStatus>("cluster.status")).kamailio!.lastReconcile).toEqual(k.lastReconcile);
+      expect(await inKamailio("before-copy@example.com")).toBe(false);
+
+      // The remedy `locmesh status` gives: start afresh; the snapshot brings after-copy back, also into Kamailio.
+      await n3.stop();
+      rmSync(data, { recursive: true, force: true });
+      await n3.start();
+      const expected = await dumpAliases(n1);
+      await waitFor("n3 whole again", async () => (await aliasCount(n3)) === expected.length, 30_000);
+      expect(await dumpAliases(n3)).toEqual(expected);
+      expect(await n3.metric("locmesh_journal_behind")).toBe(0);
+      await waitFor("after-copy in n3's Kamailio", () => inKamailio("after-copy@example.com"), 30_000);
+      expect((await n3.call("alias.set", { alias: "after-remedy@example.com", target: "sip:x@example.com" }))).toMatchObject({ alias: "after-remedy@example.com" });
+    } finally {
+      await n3.stop();
+      n3.spec.config = undefined;
+      await kam.close();
+      await n3.start();
+    }
   });
 
   it("refuses a peer with the wrong key, and logs and counts it", async () => {
@@ -208,6 +284,9 @@ describe("state gauges, read at every scrape", () => {
       await waitFor("x connected to y", async () => (await x.metric("locmesh_peer_connected", { peer: "n2" })) === 1);
       expect(await series(x, "locmesh_peer_connected")).toEqual(['locmesh_peer_connected{peer="ghost"} 0', 'locmesh_peer_connected{peer="n2"} 1']);
       expect(await series(x, "locmesh_peer_behind_changes")).toEqual(['locmesh_peer_behind_changes{peer="n2"} 0']);
+      // In cluster.status too, the lag of a peer never reached is unknown (null), not 0.
+      const lagOf = async () => Object.fromEntries((await x.call<ClusterStatus>("cluster.status")).peers.map((p) => [p.nodeId, [p.behindChanges, p.behindSeconds]]));
+      expect(await lagOf()).toEqual({ ghost: [null, null], n2: [0, 0] });
 
       // No cluster.status call in between: the scrape counts the journal itself.
       await publishAliases(x, 0, 3, "gauge");
@@ -218,6 +297,7 @@ describe("state gauges, read at every scrape", () => {
       await publishAliases(x, 0, 2, "gauge-later");
       await waitFor("y shows down", async () => (await x.metric("locmesh_peer_connected", { peer: "n2" })) === 0);
       expect(await series(x, "locmesh_peer_behind_changes")).toEqual([]);
+      expect(await lagOf()).toEqual({ ghost: [null, null], n2: [null, null] });
 
       // Another setting changed with it waits for a restart, and the log says which.
       x.spec.config = { journal: { retentionHours: 48 } };

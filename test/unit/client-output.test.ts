@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { describeKamailio, describeReload, formatKamailioContacts } from "../../agent/cli/client-output.js";
-import type { KamailioStatus } from "../../agent/contract/protocol.js";
+import { describeKamailio, describeReload, formatKamailioContacts, formatStatus } from "../../agent/cli/client-output.js";
+import type { ClusterStatus, KamailioStatus } from "../../agent/contract/protocol.js";
 
 const base: KamailioStatus["reload"] = {
   state: "done", reason: "kamailio restarted", total: 100, done: 100, unchanged: 3, startedAt: "2026-11-22T10:00:00.000Z",
@@ -32,5 +32,48 @@ describe("describeKamailio", () => {
     const k = { up: false, writer: "rpc", events: { connected: false, received: 3 }, restarts: 0, lastError: "Kamailio is unreachable over jsonrpcs (ENOENT)" } as unknown as Parameters<typeof describeKamailio>[0];
     expect(describeKamailio(k)).toBe("DOWN, writing through jsonrpcs, events DISCONNECTED; last error: Kamailio is unreachable over jsonrpcs (ENOENT)");
     expect(describeKamailio({ ...k!, up: true, events: { connected: true, received: 3 } } as typeof k)).toBe("up, writing through jsonrpcs, events connected (3 received)");
+  });
+});
+
+describe("formatStatus with the journal behind", () => {
+  it("puts what happened and the fix above everything else, and the Kamailio line says why nothing is written", () => {
+    const s: ClusterStatus = {
+      nodeId: "n3", replicaId: "n3~0123456789ab", version: "0.1.0", protocol: 1, uptimeSeconds: 5, vv: {},
+      counts: { locations: 0, aliases: 1, tombstones: 0 },
+      peers: [{ nodeId: "n1", url: "ws://n1", direction: null, connected: false, replicaId: null, behindChanges: null, behindSeconds: null, lastError: "journal behind peer: restored or lost commits; see the agent log", connectedSince: null, pendingWrites: null }],
+      pendingWrites: 0,
+      resync: { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null },
+      kamailio: { up: true, writer: "held", pendingWrites: 2, lastError: null, lastErrorAt: null, rejected: 0, events: null, reload: { ...base, state: "idle" }, lastReconcile: null, restarts: 0 },
+      journalBehind: { peer: "n1", peerHolds: 12, journalHas: 11, at: "2026-11-22T10:00:00.000Z" },
+    };
+    const text = formatStatus(s);
+    expect(text.split("\n")[0]).toBe(
+      "JOURNAL BEHIND since 2026-11-22T10:00:00.000Z: peer n1 holds 12 of this node's own changes, its journal only 11 (restored from an older copy, or it lost its last commits). " +
+        "This node replicates with no peer, refuses changes and writes nothing into its Kamailio. " +
+        "To repair it: stop the agent, move dataDir/journal.sqlite* aside and start it (it gets a snapshot from its peers under a new epoch, and learns its Kamailio's registrations back).",
+    );
+    expect(text).toMatch(/^kamailio\s+up, NOT WRITING: this node's journal is behind \(see above\), no event input$/m);
+    expect(formatStatus({ ...s, journalBehind: null })).not.toContain("JOURNAL BEHIND");
+  });
+});
+
+describe("formatStatus peer lag", () => {
+  const status = (peers: ClusterStatus["peers"]): ClusterStatus => ({
+    nodeId: "n1", replicaId: "n1~0123456789ab", version: "0.1.0", protocol: 1, uptimeSeconds: 5, vv: {},
+    counts: { locations: 0, aliases: 0, tombstones: 0 }, peers, pendingWrites: 0,
+    resync: { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null },
+    kamailio: null, journalBehind: null,
+  });
+  const peer = { url: null, replicaId: null, lastError: null, connectedSince: null, pendingWrites: null };
+
+  it("shows an unknown lag (a peer without a session) as -, and a known one as its figure, 0 included", () => {
+    const text = formatStatus(status([
+      { ...peer, nodeId: "n2", direction: null, connected: false, behindChanges: null, behindSeconds: null, lastError: "ECONNREFUSED" },
+      { ...peer, nodeId: "n3", direction: "outbound", connected: true, behindChanges: 0, behindSeconds: 0, pendingWrites: 0 },
+      { ...peer, nodeId: "n4", direction: "inbound", connected: true, behindChanges: 12, behindSeconds: 3.4, pendingWrites: 1 },
+    ]));
+    expect(text).toMatch(/^n2\s+no\s+-\s+-\s+-\s+-\s+ECONNREFUSED$/m);
+    expect(text).toMatch(/^n3\s+yes\s+outbound\s+0\s+0\s+0\s+-$/m);
+    expect(text).toMatch(/^n4\s+yes\s+inbound\s+12\s+3\s+1\s+-$/m);
   });
 });

@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { TransientError } from "../../agent/core/transient.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import type { InstallCursor } from "../../agent/kamailio/install-cursor.js";
-import { createKamailioSink, type KamailioSink } from "../../agent/kamailio/kamailio-sink.js";
+import type { ReplicaStore } from "../../agent/core/store.js";
+import { createKamailioSink, type KamailioSink, type KamailioSinkDeps } from "../../agent/kamailio/kamailio-sink.js";
 import { KamailioCouldNotStoreError } from "../../agent/kamailio/kamailio-writer.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
@@ -36,6 +37,16 @@ afterEach(async () => {
   await sink?.close();
   sink = null;
 });
+
+/** A sink of node n2 over `store`, with the rest of its deps given or defaulted; kept for afterEach. */
+function sinkOf(store: ReplicaStore, over: Partial<KamailioSinkDeps> & Pick<KamailioSinkDeps, "writer">): KamailioSink {
+  sink = createKamailioSink({
+    store, cursor: fullDiskCursor(false), log: silentLogger(), metrics: createMetrics({ defaults: false }),
+    plan: { nodeId: "n2", replicaId: store.replicaId, locationTable: "location" },
+    ...over,
+  });
+  return sink;
+}
 
 describe("kamailio sink and this node's own changes", () => {
   it("writes this node's aliases, reads past the bindings its Kamailio reported, and writes every change of a peer's", async () => {
@@ -101,9 +112,10 @@ describe("kamailio sink on a full disk", () => {
   });
 });
 
-describe("kamailio sink when Kamailio cannot keep a write", () => {
-  const alias = (key: string, target: string | null) => ({ kind: "alias" as const, key, sub: "", value: target === null ? null : { target } });
+/** An alias draft; a null target removes it. */
+const alias = (key: string, target: string | null = "sip:t@example.com") => ({ kind: "alias" as const, key, sub: "", value: target === null ? null : { target } });
 
+describe("kamailio sink when Kamailio cannot keep a write", () => {
   it("goes on with the rest of the batch past an add Kamailio could not store, and retries it until it goes in", async () => {
     const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
     await store.commitLocal([alias("a@example.com", "sip:t@example.com"), alias("b@example.com", "sip:t@example.com")], () => 1);
@@ -111,9 +123,8 @@ describe("kamailio sink when Kamailio cannot keep a write", () => {
     const cursor = fullDiskCursor(false);
     const written: string[] = [];
     let memoryFull = true;
-    sink = createKamailioSink({
-      store, cursor, log: silentLogger(), metrics: createMetrics({ defaults: false }),
-      plan: { nodeId: "n2", replicaId: store.replicaId, locationTable: "location" },
+    const s = sinkOf(store, {
+      cursor,
       writer: {
         async write(op) {
           const what = op.op === "alias-set" ? `set ${op.alias}` : op.op === "alias-rm" ? `rm ${op.alias}` : op.op;
@@ -125,15 +136,15 @@ describe("kamailio sink when Kamailio cannot keep a write", () => {
       window: 1, // one at a time: without going on, nothing after b's write would be tried
       retry: { minMs: 300, maxMs: 300 },
     });
-    sink.start();
-    await expect.poll(() => sink!.status().state).toBe("waiting");
+    s.start();
+    await expect.poll(() => s.status().state).toBe("waiting");
     // The batch in journal order: b (seq 2), a's removal (seq 3, its latest), c. b failed first; a and c went in.
     expect(written).toEqual(["rm a@example.com", "set c@example.com"]);
-    expect(sink.status().lastError).toBe("Kamailio could not store it");
+    expect(s.status().lastError).toBe("Kamailio could not store it");
     expect(cursor.get()).toEqual({});
-    expect(await sink.pending()).toBe(3);
+    expect(await s.pending()).toBe(3);
     memoryFull = false;
-    await sink.drained();
+    await s.drained();
     expect(written.slice(-3)).toEqual(["set b@example.com", "rm a@example.com", "set c@example.com"]);
     expect(cursor.get()).toEqual({ [store.replicaId]: 4 });
   });
@@ -157,5 +168,39 @@ describe("kamailio sink when Kamailio cannot keep a write", () => {
     sink.start();
     await expect.poll(() => sink!.status().state).toBe("waiting");
     expect(attempts).toBe(1);
+  });
+});
+
+describe("kamailio sink while this node's journal is behind its peers", () => {
+  it("writes nothing once held, stops a run in the middle of its batch, and says it is held", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    await store.commitLocal(Array.from({ length: 10 }, (_, i) => alias(`a${i}@example.com`)), () => 1);
+    const written: string[] = [];
+    let behind = false;
+    const cursor = fullDiskCursor(false);
+    const s = sinkOf(store, {
+      cursor,
+      writer: {
+        async write(op) {
+          written.push(op.op === "alias-set" ? op.alias : op.op);
+          // The journal is found behind while the third write is under way.
+          if (written.length === 3) behind = true;
+          return "rpc";
+        },
+      },
+      window: 1,
+      held: () => behind,
+    });
+    s.start();
+    await expect.poll(() => s.status().state).toBe("held");
+    expect(written).toHaveLength(3);
+    // The batch did not finish: the cursor stays, and the writes are still pending.
+    expect(cursor.get()).toEqual({});
+    expect(await s.pending()).toBe(10);
+    await store.commitLocal([alias("later@example.com")], () => 2);
+    s.kick();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(written).toHaveLength(3);
+    expect(s.status().state).toBe("held");
   });
 });

@@ -8,7 +8,7 @@ import { TransientError } from "../../agent/core/transient.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import type { InstallOp } from "../../agent/kamailio/install-plan.js";
 import type { KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
-import { PLAN_AHEAD, RELOAD_PAGE, createReloader, type BulkSession, type ReloaderDeps } from "../../agent/kamailio/reload.js";
+import { PLAN_AHEAD, RELOAD_HELD, RELOAD_PAGE, createReloader, type BulkSession, type ReloaderDeps } from "../../agent/kamailio/reload.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
@@ -261,3 +261,29 @@ describe("reload", () => {
   });
 });
 
+
+describe("reload while this node's journal is behind its peers", () => {
+  it("does not start, and one running stops before its next write, saying why", async () => {
+    const store = await storeWith(200);
+    const writer = recordingWriter();
+    let behind = true;
+    const r = createReloader(deps({ store, writer, held: () => behind }));
+    expect(await r.run("kamailio restarted")).toMatchObject({ state: "failed", done: 0, error: RELOAD_HELD });
+    expect(writer.ops).toEqual([]);
+
+    // The journal is found behind while the 20th write is under way.
+    behind = false;
+    const flagging: KamailioWriter = {
+      async write(op, now) {
+        if (writer.ops.length === 19) behind = true;
+        return writer.write(op, now);
+      },
+    };
+    const s = await createReloader(deps({ store, writer: flagging, held: () => behind })).run("kamailio restarted");
+    expect(s).toMatchObject({ state: "failed", error: RELOAD_HELD });
+    // The writes already under way (window 4) finish; none starts after.
+    expect(writer.ops.length).toBeGreaterThanOrEqual(20);
+    expect(writer.ops.length).toBeLessThanOrEqual(24);
+    expect(s.done).toBe(writer.ops.length);
+  });
+});

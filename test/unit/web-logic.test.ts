@@ -78,6 +78,8 @@ describe("status history", () => {
     // A journal that starts again from empty is not a negative rate.
     expect(ratePoints([{ atMs: 0, changes: 100, lagSeconds: 0, lagChanges: 0 }, { atMs: 1000, changes: 5, lagSeconds: 0, lagChanges: 0 }])[0]!.changesPerSec).toBe(0);
     expect(sampleOf({ vv: {}, peers: [] }, 0)).toEqual({ atMs: 0, changes: 0, lagSeconds: 0, lagChanges: 0 });
+    // A disconnected peer's lag is unknown (null): the chart takes the worst known one.
+    expect(sampleOf({ vv: {}, peers: [{ behindSeconds: null, behindChanges: null }, { behindSeconds: 2, behindChanges: 4 }] }, 0)).toMatchObject({ lagSeconds: 2, lagChanges: 4 });
   });
 
   it("draws within the box and picks round axis maxima", () => {

@@ -3,7 +3,7 @@
  * (null or absent otherwise, and absent from agents older than the attachment), so every field of
  * it is optional here and read defensively: the page works against old and new agents alike.
  */
-import type { ClusterStatus } from "../../../agent/contract/protocol.js";
+import type { ClusterStatus, JournalBehindInfo } from "../../../agent/contract/protocol.js";
 
 export interface KamailioStatus {
   /** Kamailio answered over jsonrpcs at the last check. */
@@ -19,13 +19,15 @@ export interface KamailioStatus {
   restarts?: number;
 }
 
-export type ClusterStatusView = Omit<ClusterStatus, "kamailio"> & { kamailio?: KamailioStatus | null };
+/** `journalBehind` is absent from agents older than it. */
+export type ClusterStatusView = Omit<ClusterStatus, "kamailio" | "journalBehind"> & { kamailio?: KamailioStatus | null; journalBehind?: JournalBehindInfo | null };
 
 export const WRITER_TEXT: Record<string, string> = {
   rpc: "Kamailio RPC (jsonrpcs)",
   fifo: "Kamailio RPC (FIFO)",
   database: "database fallback",
   pending: "retrying: neither RPC nor database works",
+  held: "nothing: this node's journal is behind",
   idle: "idle",
   off: "off",
 };

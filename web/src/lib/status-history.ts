@@ -22,7 +22,7 @@ export function appendSample(history: readonly StatusSample[], s: StatusSample, 
 }
 
 export function sampleOf(
-  status: { vv: Record<string, number>; peers: { behindSeconds: number; behindChanges: number }[] },
+  status: { vv: Record<string, number>; peers: { behindSeconds: number | null; behindChanges: number | null }[] },
   atMs: number,
 ): StatusSample {
   let changes = 0;
@@ -30,8 +30,9 @@ export function sampleOf(
   return {
     atMs,
     changes,
-    lagSeconds: Math.max(0, ...status.peers.map((p) => p.behindSeconds)),
-    lagChanges: Math.max(0, ...status.peers.map((p) => p.behindChanges)),
+    // A disconnected peer's lag is unknown (null): the worst known one is charted.
+    lagSeconds: Math.max(0, ...status.peers.map((p) => p.behindSeconds ?? 0)),
+    lagChanges: Math.max(0, ...status.peers.map((p) => p.behindChanges ?? 0)),
   };
 }
 

@@ -1,7 +1,22 @@
 /** The cluster page's pieces: this node, its Kamailio writer, the last resync, the peer links. */
-import type { PeerStatus, ResyncStatus } from "../../../agent/contract/protocol.js";
+import { JOURNAL_BEHIND_REMEDY, type JournalBehindInfo, type PeerStatus, type ResyncStatus } from "../../../agent/contract/protocol.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
 import { WRITER_TEXT, progress, type ClusterStatusView, type KamailioStatus } from "../lib/cluster-view.js";
+
+/** This node is out of service until the operator acts: said above everything else. */
+export function JournalBehindAlert({ b }: { b: JournalBehindInfo }) {
+  return (
+    <div class="card" role="alert">
+      <h2>Journal behind</h2>
+      <p class="error">
+        {`Peer ${b.peer} holds ${formatCount(b.peerHolds)} of this node's own changes, its journal only ${formatCount(b.journalHas)} ` +
+          `(since ${formatTime(b.at)}): the journal was restored from an older copy or lost its last commits. ` +
+          "This node replicates with no peer, refuses changes and writes nothing into its Kamailio. Make changes on another node."}
+      </p>
+      <p>{`To repair it: ${JOURNAL_BEHIND_REMEDY}.`}</p>
+    </div>
+  );
+}
 
 export function NodeCard({ s }: { s: ClusterStatusView }) {
   return (
@@ -74,8 +89,8 @@ export function PeerTable({ peers }: { peers: PeerStatus[] }) {
             <tr key={p.nodeId} data-peer={p.nodeId}>
               <th scope="row" class="break">{p.nodeId}<div class="muted mono small">{p.url ?? "inbound only"}</div></th>
               <td data-label="Link"><span class={`badge ${p.connected ? "ok" : "bad"}`}>{p.connected ? "connected" : "disconnected"}</span>{p.direction && <span class="muted small"> {p.direction}</span>}</td>
-              <td class="num" data-label="Behind (changes)">{formatCount(p.behindChanges)}</td>
-              <td class="num" data-label="Behind (s)">{p.behindSeconds.toFixed(1)}</td>
+              <td class="num" data-label="Behind (changes)">{p.behindChanges === null ? "—" : formatCount(p.behindChanges)}</td>
+              <td class="num" data-label="Behind (s)">{p.behindSeconds === null ? "—" : p.behindSeconds.toFixed(1)}</td>
               <td data-label="Connected since">{formatTime(p.connectedSince)}</td>
               <td class="clip" data-label="Last error">{p.lastError ?? "—"}</td>
             </tr>
