@@ -405,8 +405,29 @@ export interface KamailioStatus {
    */
   events: { connected: boolean; received: number; failed: number; malformed: number; framingErrors: number } | null;
   reload: KamailioReloadStatus;
-  lastReconcile: { at: string; learned: number; repaired: number; contacts: number } | null;
+  /** The last reconcile with Kamailio (`ul.dump`); null before the first. */
+  lastReconcile: KamailioReconcileStatus | null;
   restarts: number;
+}
+
+/** How the agent's last reconcile with its Kamailio went. */
+export interface KamailioReconcileStatus {
+  /** When it ended (ISO 8601). */
+  at: string;
+  /**
+   * "done": compared, and the differences learned or repaired; "skipped": more live bindings than
+   * kamailio.reconcileMaxContacts; "failed": the dump or a write failed. Absent (done) from agents
+   * before it was added.
+   */
+  outcome: "done" | "skipped" | "failed";
+  /** Bindings learned from Kamailio into the journal. */
+  learned: number;
+  /** Writes that put Kamailio back in line with the journal. */
+  repaired: number;
+  /** Contacts Kamailio listed (0 unless done). */
+  contacts: number;
+  /** Why it was skipped or failed, e.g. "34166 live bindings above kamailio.reconcileMaxContacts (20000)"; null when done. */
+  reason: string | null;
 }
 
 export interface ClusterStatus {

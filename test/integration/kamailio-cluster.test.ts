@@ -148,6 +148,12 @@ describe("three Kamailio nodes with agents", () => {
     const journal = await n1.agent.call<{ items: { owner: string }[]; total: number }>("location.list", { search: "away", limit: 100 });
     expect(journal.total).toBe(30);
     expect(new Set(journal.items.map((b) => b.owner))).toEqual(new Set(["n3"]));
+    // The skipped reconcile is in the status (the connect's run, or a periodic one).
+    const st = await waitFor("n3's skipped reconcile in cluster.status", async () => {
+      const s = await n3.agent.call<ClusterStatus>("cluster.status");
+      return s.kamailio?.lastReconcile?.outcome === "skipped" ? s : null;
+    }, 10_000, 100);
+    expect(st.kamailio?.lastReconcile?.reason).toMatch(/^\d+ live bindings above kamailio\.reconcileMaxContacts \(0\)$/);
   });
 
   it("reaches a phone through a surviving node when the node it registered at is dead", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { describeKamailio, describeReload, formatKamailioContacts } from "../../agent/cli/client-output.js";
-import type { KamailioStatus } from "../../agent/contract/protocol.js";
+import { describeKamailio, describeReload, formatKamailioContacts, formatStatus } from "../../agent/cli/client-output.js";
+import type { ClusterStatus, KamailioStatus } from "../../agent/contract/protocol.js";
 
 const base: KamailioStatus["reload"] = {
   state: "done", reason: "kamailio restarted", total: 100, done: 100, unchanged: 3, startedAt: "2026-11-22T10:00:00.000Z",
@@ -32,5 +32,35 @@ describe("describeKamailio", () => {
     const k = { up: false, writer: "rpc", events: { connected: false, received: 3 }, restarts: 0, lastError: "Kamailio is unreachable over jsonrpcs (ENOENT)" } as unknown as Parameters<typeof describeKamailio>[0];
     expect(describeKamailio(k)).toBe("DOWN, writing through jsonrpcs, events DISCONNECTED; last error: Kamailio is unreachable over jsonrpcs (ENOENT)");
     expect(describeKamailio({ ...k!, up: true, events: { connected: true, received: 3 } } as typeof k)).toBe("up, writing through jsonrpcs, events connected (3 received)");
+  });
+});
+
+describe("the reconcile line of locmesh status", () => {
+  const kamailio: KamailioStatus = {
+    up: true, writer: "rpc", pendingWrites: 0, lastError: null, lastErrorAt: null, rejected: 0,
+    events: { connected: true, received: 30, failed: 0, malformed: 0, framingErrors: 0 }, reload: { ...base, state: "idle" }, lastReconcile: null, restarts: 0,
+  };
+  const status = (lastReconcile: KamailioStatus["lastReconcile"]): ClusterStatus => ({
+    nodeId: "n3", replicaId: "n3~1", version: "0.1.0", protocol: 1, uptimeSeconds: 60, vv: {}, counts: { locations: 34_166, aliases: 0, tombstones: 0 },
+    peers: [], pendingWrites: 0, resync: { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null },
+    kamailio: { ...kamailio, lastReconcile },
+  });
+  const line = (s: ClusterStatus) => formatStatus(s).split("\n").find((l) => l.startsWith("kamailio reconcile"));
+
+  it("says when a reconcile was skipped, why, and what that costs", () => {
+    const skipped = { at: "2026-11-22T10:00:00.000Z", outcome: "skipped" as const, learned: 0, repaired: 0, contacts: 0, reason: "34166 live bindings above kamailio.reconcileMaxContacts (20000)" };
+    expect(line(status(skipped))).toMatch(
+      /^kamailio reconcile +SKIPPED at 2026-11-22T10:00:00\.000Z: 34166 live bindings above kamailio\.reconcileMaxContacts \(20000\); REGISTERs taken while the agent was away, beyond those Kamailio held, are learned only when the phones refresh$/,
+    );
+  });
+
+  it("gives a finished run's counts, a failure's reason, and none before the first", () => {
+    const done = { at: "2026-11-22T10:00:00.000Z", outcome: "done" as const, learned: 3, repaired: 1, contacts: 120, reason: null };
+    expect(line(status(done))).toMatch(/ done at 2026-11-22T10:00:00\.000Z: 3 learned, 1 repaired, 120 contacts compared$/);
+    expect(line(status({ ...done, outcome: "failed", learned: 0, repaired: 0, contacts: 0, reason: "ul.dump timed out" }))).toMatch(/ FAILED at 2026-11-22T10:00:00\.000Z: ul\.dump timed out$/);
+    expect(line(status(null))).toMatch(/ not run yet$/);
+    // An agent from before `outcome` reports completed runs only.
+    const old = { at: done.at, learned: 3, repaired: 1, contacts: 120 } as unknown as KamailioStatus["lastReconcile"];
+    expect(line(status(old))).toMatch(/ done at .*: 3 learned, 1 repaired, 120 contacts compared$/);
   });
 });
