@@ -13,7 +13,9 @@ export function formatStatus(s: ClusterStatus): string {
     ["kamailio", describeKamailio(s.kamailio)],
     ["pending writes", `${s.pendingWrites} (changes not yet written to the local Kamailio)`],
     ["resync", describeResync(s.resync)],
-    ...(s.kamailio ? ([["kamailio reload", describeReload(s.kamailio.reload)]] as [string, string][]) : []),
+    ...(s.kamailio
+      ? ([["kamailio reload", describeReload(s.kamailio.reload)], ["kamailio reconcile", describeReconcile(s.kamailio.lastReconcile)]] as [string, string][])
+      : []),
   ]);
   // Above everything else: the node is out of service until the operator acts, and the peers'
   // "journal behind peer" errors alone do not say what to do.
@@ -55,6 +57,21 @@ export function describeReload(r: KamailioStatus["reload"]): string {
       return `done: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}, ${r.rate}/s${r.channel ? ` over ${r.channel}` : ""}, finished ${r.finishedAt ?? "?"}`;
     case "failed":
       return `failed after ${r.done} of ${r.total} writes: ${r.error ?? "no reason given"}`;
+  }
+}
+
+/** The last reconcile with Kamailio (ul.dump): when, what it did, or why it did not run. */
+export function describeReconcile(r: KamailioStatus["lastReconcile"]): string {
+  if (r === null) return "not run yet";
+  switch (r.outcome) {
+    case "skipped":
+      // What the skip costs, said where the operator looks (README "Attach to your Kamailio").
+      return `SKIPPED at ${r.at}: ${r.reason ?? "no reason given"}; REGISTERs taken while the agent was away, beyond those Kamailio held, are learned only when the phones refresh`;
+    case "failed":
+      return `FAILED at ${r.at}: ${r.reason ?? "no reason given"}`;
+    default:
+      // Agents from before `outcome` existed report only completed runs.
+      return `done at ${r.at}: ${r.learned} learned, ${r.repaired} repaired, ${r.contacts} contacts compared`;
   }
 }
 

@@ -408,7 +408,8 @@ export interface KamailioStatus {
    */
   events: { connected: boolean; received: number; failed: number; malformed: number; framingErrors: number } | null;
   reload: KamailioReloadStatus;
-  lastReconcile: { at: string; learned: number; repaired: number; contacts: number } | null;
+  /** The last reconcile with Kamailio (`ul.dump`); null before the first. */
+  lastReconcile: KamailioReconcileStatus | null;
   restarts: number;
 }
 
@@ -429,6 +430,26 @@ export interface JournalBehindInfo {
 /** What the operator does about a journal that is behind (logs, API errors, `locmesh status`, web UI). */
 export const JOURNAL_BEHIND_REMEDY =
   "stop the agent, move dataDir/journal.sqlite* aside and start it (it gets a snapshot from its peers under a new epoch, and learns its Kamailio's registrations back)";
+
+/** How the agent's last reconcile with its Kamailio went. */
+export interface KamailioReconcileStatus {
+  /** When it ended (ISO 8601). */
+  at: string;
+  /**
+   * "done": compared, and the differences learned or repaired; "skipped": more live bindings than
+   * kamailio.reconcileMaxContacts; "failed": the dump or a write failed. Absent (done) from agents
+   * before it was added.
+   */
+  outcome: "done" | "skipped" | "failed";
+  /** Bindings learned from Kamailio into the journal. */
+  learned: number;
+  /** Writes that put Kamailio back in line with the journal. */
+  repaired: number;
+  /** Contacts Kamailio listed (0 unless done). */
+  contacts: number;
+  /** Why it was skipped or failed, e.g. "34166 live bindings above kamailio.reconcileMaxContacts (20000)"; null when done. */
+  reason: string | null;
+}
 
 export interface ClusterStatus {
   nodeId: string;

@@ -28,6 +28,7 @@ import { createKamailioSink } from "./kamailio-sink.js";
 import { createKamailioWriter } from "./kamailio-writer.js";
 import type { KamailioRpc } from "./jsonrpcs-wire.js";
 import { planReconcile } from "./reconciler.js";
+import { createReconcileReport } from "./reconcile-report.js";
 import type { KamailioEvent } from "./register-event.js";
 import { createRegistrarIntake } from "./registrar-intake.js";
 import { createReloader, type BulkSession, type ReloadStatus } from "./reload.js";
@@ -159,7 +160,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const instances = createInstanceMemory(join(deps.dataDir, "kamailio-instance.json"));
   let up = false;
   let restarts = 0;
-  let lastReconcile: KamailioStatus["lastReconcile"] = null;
+  const reconciles = createReconcileReport({ log });
   let evapi: EvapiClient | null = null;
   /** Retries evapi after Kamailio's connection dropped, for EVAPI_RECONNECT_GRACE_MS or until it is back. */
   let restartPoll: NodeJS.Timeout | null = null;
@@ -276,7 +277,6 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     return false;
   }
 
-  let warnedTooBig = false;
   async function reconcileNow(): Promise<void> {
     if (!waitedForSeed()) return;
     // Against a stale journal the plan would "learn" removals of what Kamailio holds and "repair"
@@ -286,10 +286,18 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     // Kamailio's single FIFO process): past the limit, reconciling would hurt more than help.
     const live = (await store.counts(Math.floor(Date.now() / 1000))).locations;
     if (live > config.reconcileMaxContacts) {
-      if (!warnedTooBig) log.warn({ live, limit: config.reconcileMaxContacts }, "too many bindings to reconcile with ul.dump; skipping (kamailio.reconcileMaxContacts)");
-      warnedTooBig = true;
+      reconciles.skipped(live, config.reconcileMaxContacts);
       return;
     }
+    try {
+      await compareAndRepair();
+    } catch (err) {
+      reconciles.failed(err as Error);
+      throw err;
+    }
+  }
+
+  async function compareAndRepair(): Promise<void> {
     const dumpStartMs = Date.now();
     const leadMs = clockLeadMs();
     // db_mode 3 keeps no cache (ul.dump is always empty): the database is what Kamailio holds.
@@ -318,8 +326,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       for (const op of p.repairs) if (!held() && (await writeUnlessStale(op, fresh))) repaired++;
       metrics.kamailioLearned.inc({ source: "reconcile" }, p.drafts.length);
       metrics.kamailioRepairs.inc({ source: "reconcile" }, repaired);
-      lastReconcile = { at: new Date().toISOString(), learned: p.drafts.length, repaired, contacts: dump.length };
-      if (p.drafts.length + repaired > 0) log.info(lastReconcile, "reconciled with Kamailio");
+      reconciles.done({ learned: p.drafts.length, repaired, contacts: dump.length });
     } finally {
       watch.close();
     }
@@ -421,7 +428,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
           ? { connected: evapi.connected(), received, failed: intake.stats().failed, malformed: evapi.stats().malformed, framingErrors: evapi.stats().framingErrors }
           : null,
         reload: reloader.status(),
-        lastReconcile,
+        lastReconcile: reconciles.last(),
         restarts,
       };
     },

@@ -67,6 +67,11 @@ export const DEFAULT_INCLUDE_PATH = "/etc/kamailio/locmesh.cfg";
 
 /** The shared variable the agent sets to 1 when a started Kamailio is whole (READY_GATE). */
 export const READY_SHV = "locmesh_ready";
+/**
+ * The shared variable with one bit per evapi connection index that is the agent's event
+ * connection (connectionRoute): the drain sends only while it is not 0.
+ */
+export const EVENTS_SHV = "locmesh_events";
 
 /** Modules the include uses but leaves to the operator's config (their parameters are the operator's). */
 const REQUIRED_MODULES = ["tm", "sl", "rr", "usrloc", "registrar", "jsonrpcs"] as const;
@@ -103,6 +108,8 @@ export function kamailioInclude(p: IncludeParams): string {
     ...(p.aliasMode === "usrloc" ? ["# locmesh writes call-forward aliases into usrloc's \"aliases\" domain.", `modparam("usrloc", "preload", "aliases")`] : []),
     "# 1 once the agent has restored this Kamailio after its start (set over jsonrpcs by the agent).",
     `modparam("pv", "shvset", "${READY_SHV}=i:0")`,
+    "# One bit per evapi connection of the agent that carries registrar events (see connection-new).",
+    `modparam("pv", "shvset", "${EVENTS_SHV}=i:0")`,
     "# REGISTERs are handed over in shared memory and sent to the agent by one drain process.",
     `modparam("mqueue", "mqueue", "name=${LOCMESH_QUEUE};size=${QUEUE_SIZE}")`,
     `modparam("rtimer", "timer", "name=${LOCMESH_QUEUE};interval=5000u;mode=1;")`,
@@ -168,11 +175,17 @@ function checkParams(p: IncludeParams): void {
  *   the worker as before. While the agent is behind, evapi blocks the drain, the queue grows, and
  *   past QUEUE_HIGH entries the SIP workers wait (10 ms at a time, 1 s at most) before they queue:
  *   Kamailio takes REGISTERs at the pace the agent journals them, as when the worker itself waited
- *   in evapi_relay.
+ *   in evapi_relay. They wait only while the agent's event connection is open ($shv(locmesh_events),
+ *   connectionRoute): with no agent the queue is held, not drained, and waiting for a drain that
+ *   does not come would cost every REGISTER the whole second.
  * - One rtimer process drains the queue every 5 ms, in order: it reads the AoR's contacts back
  *   (reg_fetch_contacts) and relays the whole event. An AoR with one contact (the common case) is
  *   printed straight into evapi_relay's format; with several, each contact is printed with
  *   pv_printf and appended with `+` (no size limit).
+ * - The drain fetches nothing while no event connection is open: evapi drops what it relays to no
+ *   client (kamailio-5.6.md §6), so the REGISTERs taken while the agent is away wait in the queue
+ *   (QUEUE_SIZE at most; mqueue then drops its oldest, silently) and reach the agent once it
+ *   connects, read back at that time. Only what went beyond the queue is left to the reconcile.
  *
  * The contact list is thus read up to the drain's interval after save(), and may already hold a
  * later REGISTER's change to the AoR (as it already could with two SIP workers); each event says
@@ -245,8 +258,9 @@ route[LOCMESH_REGISTER] {
 	}
 	if ($var(lm_rc) < 0) return;
 	# The agent is behind: wait for the drain before queueing more (back-pressure, 1 s at most).
+	# Not while no agent is connected: the queue is then held, and nothing would drain it.
 	$var(lm_w) = 0;
-	while ($mq_size(${LOCMESH_QUEUE}) >= ${QUEUE_HIGH} && $var(lm_w) < 100) {
+	while ($shv(${EVENTS_SHV}) != 0 && $mq_size(${LOCMESH_QUEUE}) >= ${QUEUE_HIGH} && $var(lm_w) < 100) {
 		usleep("10000");
 		$var(lm_w) = $var(lm_w) + 1;
 	}
@@ -255,11 +269,12 @@ route[LOCMESH_REGISTER] {
 ${sendEvent(request, "$tu")}}
 
 # The drain (rtimer, every 5 ms): every queued REGISTER, in order, with the AoR's contacts.
+# While the agent's event connection is not open the queue is held (evapi would drop the events).
 route[LOCMESH_DRAIN] {
 	$var(lm_d) = 0;
-	while ($var(lm_d) < 100 && $mq_size(${LOCMESH_QUEUE}) > 0) {
+	while ($var(lm_d) < 100 && $shv(${EVENTS_SHV}) != 0 && $mq_size(${LOCMESH_QUEUE}) > 0) {
 		$var(lm_e) = 0;
-		while ($var(lm_e) < 100 && mq_fetch("${LOCMESH_QUEUE}")) {
+		while ($var(lm_e) < 100 && $shv(${EVENTS_SHV}) != 0 && mq_fetch("${LOCMESH_QUEUE}")) {
 			route(LOCMESH_EVENT);
 			$var(lm_e) = $var(lm_e) + 1;
 		}
@@ -310,6 +325,22 @@ const READY_GATE = `	if ($shv(locmesh_ready) == 0 && $rm == "REGISTER" && $TV(s)
 	}
 `;
 
+/**
+ * Which evapi connections are the agent's event connection: $shv(locmesh_events), one bit per
+ * connection index, shared memory so the drain (rtimer process) and the SIP workers can read it.
+ * Only evapi's dispatcher process writes it (these routes and message-received all run there), so
+ * its read-modify-write steps never race.
+ *
+ * The drain waits for the event connection, not for any agent connection: events go to every
+ * client, but a bulk channel drops them (evapi-bulk.ts, "not for us"), so an agent whose bulk
+ * channels are open and whose event connection is not (it is reconnecting, or a reload started
+ * before it connected) would lose whatever the drain sent meanwhile. The include cannot tell the
+ * two kinds apart until a connection speaks: the event connection never sends anything, a bulk
+ * channel says its hello at once. So a connection counts from connect until it sends its first
+ * frame (bulkRoute clears its bit), and events drained in that moment, while the bulk channel
+ * is the only connection, are lost: the reconcile the agent runs when its event connection comes
+ * up covers them.
+ */
 function connectionRoute(agent: string): string {
   return `# evapi has no authentication: only the locmesh agent may stay connected.
 event_route[evapi:connection-new] {
@@ -321,10 +352,13 @@ event_route[evapi:connection-new] {
 	xlog("L_INFO", "locmesh: agent connected to evapi from $evapi(srcaddr):$evapi(srcport)\\n");
 	# A new connection in the slot of a bulk channel is not a bulk channel.
 	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));
+	# It carries events until it says something (bulkRoute): the drain may send.
+	$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) | (1 << $evapi(conidx));
 }
 
 event_route[evapi:connection-closed] {
 	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));
+	$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) & ~(1 << $evapi(conidx));
 }
 `;
 }
@@ -344,10 +378,14 @@ function bulkRoute(token: string | null): string {
     const prefix = bulkRequestPrefix(m);
     return `$(evapi(msg){s.substr,0,${prefix.length}}) == '${prefix}'`;
   }).join(" || ");
+  // The agent's event connection never sends anything: one that does is not it (connectionRoute).
+  const notEvents = `$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) & ~(1 << $evapi(conidx));`;
   const hello = token === null
     ? `	# No bulk token was given when this include was generated: the agent reloads over jsonrpcs.
+	${notEvents}
 	xlog("L_INFO", "locmesh: evapi message ignored (this include has no bulk token)\\n");`
     : `	if (($var(lm_bulk) & (1 << $evapi(conidx))) == 0) {
+		${notEvents}
 		if ($(evapi(msg){s.substr,0,${BULK_HELLO.length}}) == "${BULK_HELLO}") {
 			evapi_set_tag(${tag});
 			if ($evapi(msg) == "${BULK_HELLO}${token}") {

@@ -1,7 +1,8 @@
 /**
- * Brings the journal and the local Kamailio into agreement from a full `ul.dump`. evapi drops
- * events while the agent is not connected (kamailio-5.6.md §6), and some removals raise no event
- * at all (§8), so the agent runs this after it connects and then periodically.
+ * Brings the journal and the local Kamailio into agreement from a full `ul.dump`. The include
+ * holds at most 20,000 REGISTERs while the agent is not connected (cfg-include.ts; evapi itself
+ * drops events then, kamailio-5.6.md §6), a Kamailio that restarts loses those it held, and some
+ * removals raise no event at all (§8), so the agent runs this after it connects and then periodically.
  *
  * Per binding (AoR, contact):
  * - Kamailio holds a real registration (a Call-ID other than ul.add's) the journal lacks, or one

@@ -23,6 +23,13 @@
  * so it is first moved back by how far the hybrid logical clock runs ahead of this host
  * (`clockLeadMs`). Without that, a node whose clock is behind another's takes every refresh or
  * de-registration made within that gap for older than the version it replaces, and ignores it.
+ *
+ * The event's `ts` is when the REGISTER was taken, and the contact list is read later, when the
+ * include's drain sends the event: milliseconds later as a rule, but minutes or hours for the
+ * REGISTERs the include held while the agent was away (cfg-include.ts). Every comparison with `ts`
+ * above errs towards leaving a binding alone when the snapshot is younger than `ts`; the one that
+ * would not, "expired anyway", is judged at the later of `ts` and when the agent read the event
+ * (`nowMs`), so a binding that expired in between is not taken for one save() dropped.
  */
 import type { BindingValue, Change } from "../contract/records.js";
 import type { Draft } from "../core/store.js";
@@ -52,6 +59,8 @@ export interface RegistrarInputContext {
   kamailioWhole?: boolean;
   /** True when the binding was last written into a database the running Kamailio does not read (db_mode 1/2). */
   unseenByKamailio?(aor: string, contact: string): boolean;
+  /** When the agent read the event (ms, this host's clock): its snapshot is no younger. Default: the event's ts. */
+  nowMs?: number;
 }
 
 export function bindingFromEvent(c: EventContact, nodeId: string): BindingValue {
@@ -120,12 +129,14 @@ export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext
     drafts.push({ kind: "loc", key: ev.aor, sub: c.contact, value });
   }
 
-  const evSec = ev.tsMs / 1000;
+  // A held event's snapshot was read long after its ts (see the header): Kamailio may have expired
+  // a binding in between, and a removal stamped now would win over a refresh still on its way.
+  const readSec = Math.max(ev.tsMs, ctx.nowMs ?? 0) / 1000;
   const mayHaveDropped = addedByRequest(ev);
   for (const cur of ctx.current) {
     if (cur.value === null || seen.has(cur.sub) || newerThanEvent(cur)) continue;
     const v = cur.value as BindingValue;
-    if (v.expires !== 0 && v.expires <= evSec) continue; // expired anyway: nothing to tell the others
+    if (v.expires !== 0 && v.expires <= readSec) continue; // expired anyway: nothing to tell the others
     if (named(ev, cur.sub)) {
       drafts.push({ kind: "loc", key: ev.aor, sub: cur.sub, value: null });
       continue;

@@ -9,7 +9,10 @@
  * after their reply went out); reading resumes once half of them are journaled. A
  * REGISTER storm thus costs the agent a bounded amount of memory, and Kamailio takes REGISTERs at
  * the pace the agent journals them instead of the agent hoarding events it may lose on a crash.
- * (Events Kamailio drops while no agent is connected are recovered by the ul.dump reconcile.)
+ * While no agent is connected the include holds REGISTERs in Kamailio (cfg-include.ts), and they
+ * arrive in a burst right after the connect, each with its contacts read then and its REGISTER's
+ * older `ts` (registrar-input.ts reads it that way); the same back-pressure paces the burst. What
+ * Kamailio drops (past 20,000 held) is recovered by the ul.dump reconcile.
  */
 import type { Change } from "../contract/records.js";
 import type { Replica } from "../core/replica.js";
@@ -40,6 +43,8 @@ export interface RegistrarIntakeDeps {
   clockLeadMs(): number;
   /** False while a reload into a restarted Kamailio is due or running (registrar-input.ts). */
   kamailioWhole?(): boolean;
+  /** This host's clock (ms); default Date.now. */
+  nowMs?(): number;
 }
 
 export interface RegistrarIntakeStats {
@@ -67,7 +72,7 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
   /** Events that failed in a row (disk full, journal gone). */
   let failing = 0;
 
-  async function journal(ev: RegisterEvent, clockLeadMs: number): Promise<void> {
+  async function journal(ev: RegisterEvent, clockLeadMs: number, readMs: number): Promise<void> {
     times.advance(ev.tsMs);
     const current = await store.listKey("loc", ev.aor);
     const drafts = draftsFromRegister(ev, {
@@ -77,6 +82,7 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
       kamailioMs: times.of,
       kamailioWhole: deps.kamailioWhole?.() ?? true,
       unseenByKamailio: (aor, contact) => sink.unseenByKamailio(bindingKey(aor, contact)),
+      nowMs: readMs,
     });
     if (drafts.length > 0) {
       times.learned(await replica.commit(drafts, { lingerMs: deps.lingerMs }), ev.tsMs);
@@ -107,10 +113,11 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
       }
       // Taken on arrival: commits made while the event waits must not move it.
       const leadMs = deps.clockLeadMs();
+      const readMs = (deps.nowMs ?? Date.now)();
       const prev = aorQueues.get(ev.aor) ?? Promise.resolve();
       const next = prev
         .then(async () => {
-          await journal(ev, leadMs);
+          await journal(ev, leadMs, readMs);
           if (failing > 0) log.info({ failed: failing }, "registrar events are journaled again");
           failing = 0;
         })

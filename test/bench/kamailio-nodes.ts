@@ -11,6 +11,7 @@
  */
 import { execFile } from "node:child_process";
 import { createSocket } from "node:dgram";
+import { connect, type Socket } from "node:net";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -30,7 +31,9 @@ import { bindingEdit } from "./workload.js";
 const run = promisify(execFile);
 
 /**
- * "hook": locmesh's include in the cfg but no agent attached (what the cfg route alone costs).
+ * "hook": locmesh's include in the cfg but no agent attached (what the cfg route alone costs): a
+ * bare TCP reader that discards what evapi sends stands in for the agent, since the include holds
+ * its queue while no one is connected (cfg-include.ts) and the drain would not run.
  * "floor": after save(), one UDP datagram holding the AoR (corex send_data) to a socket of the
  * bench's: the least a hook that sends each REGISTER from the SIP worker can do.
  */
@@ -117,8 +120,10 @@ async function startNodesUntracked(flavour: Flavour, o: NodesOptions): Promise<B
   const ports = await Promise.all(Array.from({ length: o.n }, () => freeUdpPort()));
   const kams: KamailioProcess[] = [];
   const sink = flavour === "floor" ? await datagramCounter() : null;
+  const readers: Socket[] = [];
   const close = async () => {
     await closeRpcs();
+    for (const r of readers) r.destroy();
     await Promise.allSettled(kams.map((k) => k.close()));
     sink?.close();
   };
@@ -134,13 +139,31 @@ async function startNodesUntracked(flavour: Flavour, o: NodesOptions): Promise<B
     }
     for (const [i, kam] of kams.entries()) nodes.push(await attach(`n${i + 1}`, kam, null));
     if (flavour === "dmq") await waitDmqMesh(nodes);
-    // No agent opens the include's REGISTER gate here: do what it would.
-    if (flavour === "hook") for (const node of nodes) await createCoreRpc({ rpc: node.rpc }).setReady(READY_SHV);
+    // No agent opens the include's REGISTER gate or reads evapi here: do what it would.
+    if (flavour === "hook") {
+      for (const node of nodes) {
+        readers.push(await discardingReader(node.kam.evapiPort as number));
+        await createCoreRpc({ rpc: node.rpc }).setReady(READY_SHV);
+      }
+    }
   } catch (err) {
     await close();
     throw err;
   }
   return { flavour, nodes, notified: () => sink?.count() ?? 0, close };
+}
+
+/** A TCP connection to evapi from the include's agent address that reads and drops everything. */
+async function discardingReader(port: number): Promise<Socket> {
+  const sock = connect({ host: "127.0.0.1", port, localAddress: "127.0.0.1" });
+  sock.on("data", () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    sock.once("error", reject);
+    sock.once("connect", () => resolve());
+  });
+  sock.on("error", () => undefined); // closed with its Kamailio
+  await sleep(100); // evapi's connection-new route runs after accept
+  return sock;
 }
 
 /** A UDP socket on 127.0.0.1 that counts what it receives (the "floor" flavour's receiver). */

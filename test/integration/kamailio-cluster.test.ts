@@ -2,7 +2,8 @@
  * Issue 3, "How we will know": three real Kamailio 5.6 nodes, each with its agent, driven by sipp.
  * Registrations, de-registrations and max_contacts replacements reach every node's Kamailio;
  * aliases route calls; a call reaches a phone through a surviving node; a Kamailio that restarts
- * empty gets its table back; an agent killed under REGISTER load misses nothing.
+ * empty gets its table back; an agent killed under REGISTER load misses nothing; REGISTERs taken
+ * while an agent was down reach it from the include's held queue.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,8 +24,12 @@ let n3: ClusterNode;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "locmesh-kcluster-"));
-  // save("location", "0x04"): one contact per AoR, so a new phone replaces the old one.
-  cluster = await startKamailioCluster({ baseDir: dir, kamailio: { locmesh: { saveFlags: "0x04" } } });
+  // save("location", "0x04"): one contact per AoR, so a new phone replaces the old one. n3 never
+  // reconciles (as an agent past kamailio.reconcileMaxContacts): registrar events are all it hears.
+  cluster = await startKamailioCluster({
+    baseDir: dir, kamailio: { locmesh: { saveFlags: "0x04" } },
+    node: (i) => (i === 2 ? { agentKamailio: { reconcileMaxContacts: 0 } } : {}),
+  });
   [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
 }, 60_000);
 
@@ -160,6 +165,28 @@ describe("three Kamailio nodes with agents", () => {
     await everywhere(`far1@${TEST_DOMAIN}`, [far.contact]);
     // n3's own phone is still its own registration in its Kamailio, not relabelled as the agent's.
     expect((await n3.lookup(`iso2@${TEST_DOMAIN}`)).map((c) => c.callid)).not.toContain(UL_ADD_CALLID);
+  });
+
+  it("learns the REGISTERs its Kamailio took while the agent was down from the events Kamailio held, without a reconcile", async () => {
+    // A live binding, so that n3 is past its reconcileMaxContacts (0) whichever tests ran before.
+    const here = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "stayer", domain: TEST_DOMAIN, expires: 300 });
+    await everywhere(`stayer@${TEST_DOMAIN}`, [here.contact]);
+    await n3.agent.kill9();
+    const load = await sippRegisterLoad({ dir, sipPort: n3.kamailio.sipPort, count: 30, rate: 100, domain: TEST_DOMAIN, prefix: "away" });
+    expect(load.ok, load.output).toBe(true);
+    await n3.agent.start();
+    for (const node of cluster.nodes) {
+      await waitFor(`30 away* bindings in ${node.id}'s Kamailio`, async () => (await node.dump()).filter((c) => c.aor.startsWith("away")).length === 30, 20_000, 250);
+    }
+    const journal = await n1.agent.call<{ items: { owner: string }[]; total: number }>("location.list", { search: "away", limit: 100 });
+    expect(journal.total).toBe(30);
+    expect(new Set(journal.items.map((b) => b.owner))).toEqual(new Set(["n3"]));
+    // The skipped reconcile is in the status (the connect's run, or a periodic one).
+    const st = await waitFor("n3's skipped reconcile in cluster.status", async () => {
+      const s = await n3.agent.call<ClusterStatus>("cluster.status");
+      return s.kamailio?.lastReconcile?.outcome === "skipped" ? s : null;
+    }, 10_000, 100);
+    expect(st.kamailio?.lastReconcile?.reason).toMatch(/^\d+ live bindings above kamailio\.reconcileMaxContacts \(0\)$/);
   });
 
   it("reaches a phone through a surviving node when the node it registered at is dead", async () => {

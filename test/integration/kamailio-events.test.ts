@@ -14,7 +14,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kamailioInclude } from "../../agent/kamailio/cfg-include.js";
+import { kamailioInclude, LOCMESH_QUEUE } from "../../agent/kamailio/cfg-include.js";
+import { openEvapiBulk, type EvapiBulkRpc } from "../../agent/kamailio/evapi-bulk.js";
+import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
 import { encodeNetstring } from "../../agent/kamailio/netstring.js";
 import { createEvapiClient, type EvapiClient } from "../../agent/kamailio/evapi-client.js";
 import type { ExpiredEvent, KamailioEvent, RegisterEvent } from "../../agent/kamailio/register-event.js";
@@ -22,6 +24,7 @@ import { silentLogger } from "../../agent/ops/logger.js";
 import { kamailioCfg } from "../support/kamailio-cfg.js";
 import { freeUdpPort, KAMAILIO_BIN, modulesDir, startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
 import { sippRegister } from "../support/sipp.js";
+import { sippRegisterLoad } from "../support/sipp-call.js";
 import { listenToEvapi, openRegisterGate, type EvapiListener } from "../support/evapi-listener.js";
 import { freePort } from "../support/ports.js";
 
@@ -209,6 +212,85 @@ describe("REGISTER gate after a start", () => {
       await kam.close();
     }
   });
+});
+
+describe("while no agent is connected", () => {
+  /** REGISTERs waiting in the include's queue for the drain (mqueue's RPC). */
+  async function queued(kam: KamailioProcess): Promise<number> {
+    const rpc = createFifoClient({ fifoPath: kam.fifoPath, replyDir: kam.replyDir, timeoutMs: 5000, log, maxInFlight: 1, autoResync: false });
+    try {
+      return (await rpc.call<{ size: number }>("mqueue.get_size", [LOCMESH_QUEUE])).size;
+    } finally {
+      await rpc.close();
+    }
+  }
+
+  it("holds REGISTER events, also while only a bulk channel is open, and delivers them once the agent connects", async () => {
+    const token = "0123456789abcdef0123456789abcdef";
+    const kam = await startKamailio({ locmesh: { agentAddress: AGENT, bulkToken: token } });
+    let bulk: EvapiBulkRpc | null = null;
+    let agent: EvapiListener | null = null;
+    try {
+      await openRegisterGate(kam); // as an agent that went away after opening it
+      expect(await rawRegister(kam.sipPort, "held1")).toBe("SIP/2.0 200 OK");
+      // Bulk channels drop registrar events (evapi-bulk.ts): one open alone must not drain the queue.
+      bulk = await openEvapiBulk({ host: "127.0.0.1", port: kam.evapiPort as number, localAddress: AGENT, token, log, ackTimeoutMs: 5000 });
+      expect(await rawRegister(kam.sipPort, "held2")).toBe("SIP/2.0 200 OK");
+      await sleep(300); // 60 runs of the drain
+      expect(await queued(kam)).toBe(2);
+
+      agent = await listenToEvapi(kam, AGENT);
+      for (const user of ["held1", "held2"]) {
+        const ev = await agent.next(registerFor(`${user}@example.com`));
+        expect(ev.rc).toBe(1);
+        expect(ev.contacts.map((c) => c.contact.replace(/:\d+$/, ""))).toEqual([`sip:${user}@127.0.0.1`]);
+      }
+      expect(await queued(kam)).toBe(0);
+      // And the drain goes on as usual.
+      expect(await rawRegister(kam.sipPort, "held3")).toBe("SIP/2.0 200 OK");
+      expect((await agent.next(registerFor("held3@example.com"))).rc).toBe(1);
+    } finally {
+      await bulk?.close();
+      await agent?.client.close();
+      await kam.close();
+    }
+  });
+
+  it("answers REGISTERs at once with a full queue (no back-pressure without an agent), and keeps the newest 20,000", async () => {
+    const kam = await startKamailio({ locmesh: { agentAddress: AGENT }, shmMb: 256 });
+    let agent: EvapiListener | null = null;
+    try {
+      await openRegisterGate(kam);
+      // 20,500 REGISTERs at 2,000/s: past 5,000 queued a worker would wait up to 1 s per REGISTER
+      // for a drain that never comes, and sipp would time out.
+      const load = await sippRegisterLoad({ dir: kam.dir, sipPort: kam.sipPort, count: 20_500, rate: 2000, domain: "example.com", prefix: "full" });
+      expect(load.ok, load.output).toBe(true);
+      expect(await queued(kam)).toBe(20_000);
+      const took: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const t0 = performance.now();
+        expect(await rawRegister(kam.sipPort, `late${i}`)).toBe("SIP/2.0 200 OK");
+        took.push(performance.now() - t0);
+      }
+      expect(Math.max(...took), `REGISTER round trips ${took.map((t) => t.toFixed(1)).join(", ")} ms`).toBeLessThan(250);
+
+      agent = await listenToEvapi(kam, AGENT);
+      const registers = () => agent!.events.filter((e): e is RegisterEvent => e.type === "register");
+      const deadline = Date.now() + 60_000;
+      while (registers().length < 20_000 && Date.now() < deadline) await sleep(100);
+      await sleep(200);
+      const got = registers();
+      expect(got).toHaveLength(20_000);
+      const aors = new Set(got.map((e) => e.aor));
+      // mqueue dropped the oldest: the first REGISTERs are gone, the last ones are all there.
+      expect(aors.has("full1@example.com")).toBe(false);
+      for (let i = 0; i < 5; i++) expect(aors.has(`late${i}@example.com`)).toBe(true);
+      expect(aors.has("full20500@example.com")).toBe(true);
+    } finally {
+      await agent?.client.close();
+      await kam.close();
+    }
+  }, 90_000);
 });
 
 describe("route(LOCMESH_INBOUND)", () => {

@@ -45,11 +45,27 @@ describe("kamailioInclude", () => {
     expect(text).toContain('modparam("mqueue", "mqueue", "name=locmesh;size=20000")');
     expect(text).toContain('modparam("rtimer", "exec", "timer=locmesh;route=LOCMESH_DRAIN")');
     expect(text).toContain(`if (mq_add("locmesh", "$tu", '"rc":$var(lm_rc),"ts":"$TV(Sn)","aor":"$(tu{s.encode.hexa})",`);
-    expect(text).toContain("while ($mq_size(locmesh) >= 5000 && $var(lm_w) < 100) {");
+    // Back-pressure only while the agent's event connection is open: without one nothing drains.
+    expect(text).toContain("while ($shv(locmesh_events) != 0 && $mq_size(locmesh) >= 5000 && $var(lm_w) < 100) {");
     expect(text).toContain('reg_fetch_contacts("location", "$mqk(locmesh)", "lmc")');
     expect(text).toContain(`evapi_relay('{"v":2,"event":"register",$mqv(locmesh),"count":1,"contacts":[{`);
     expect(text).toContain('"count":0,"contacts":[]}\');');
     expect(text).toContain(`evapi_relay('{"v":2,"event":"expired",`);
+  });
+
+  it("holds the queue while no agent event connection is open", () => {
+    expect(text).toContain('modparam("pv", "shvset", "locmesh_events=i:0")');
+    const drain = text.split("route[LOCMESH_DRAIN] {")[1]?.split("\n}\n")[0] ?? "";
+    expect(drain).toContain("while ($var(lm_d) < 100 && $shv(locmesh_events) != 0 && $mq_size(locmesh) > 0) {");
+    expect(drain).toContain('while ($var(lm_e) < 100 && $shv(locmesh_events) != 0 && mq_fetch("locmesh")) {');
+    // Set after the address check, cleared on close and when the connection speaks (a bulk channel).
+    const connect = text.split("event_route[evapi:connection-new] {")[1]?.split("\n}\n")[0] ?? "";
+    expect(connect.indexOf("$shv(locmesh_events) = $shv(locmesh_events) | (1 << $evapi(conidx));")).toBeGreaterThan(connect.indexOf("evapi_close();"));
+    const clear = "$shv(locmesh_events) = $shv(locmesh_events) & ~(1 << $evapi(conidx));";
+    expect(text.split("event_route[evapi:connection-closed] {")[1]?.split("\n}\n")[0]).toContain(clear);
+    for (const t of [text, kamailioInclude({ ...params, bulkToken: "0123456789abcdef0123456789abcdef" })]) {
+      expect(t.split("event_route[evapi:message-received] {")[1]?.split("\n}\n")[0]).toContain(clear);
+    }
   });
 
   it("runs the agent's bulk writes only after a hello with the token, and only the three usrloc writes", () => {

@@ -77,3 +77,33 @@ describe("formatStatus peer lag", () => {
     expect(text).toMatch(/^n4\s+yes\s+inbound\s+12\s+3\s+1\s+-$/m);
   });
 });
+
+describe("the reconcile line of locmesh status", () => {
+  const kamailio: KamailioStatus = {
+    up: true, writer: "rpc", pendingWrites: 0, lastError: null, lastErrorAt: null, rejected: 0,
+    events: { connected: true, received: 30, failed: 0, malformed: 0, framingErrors: 0 }, reload: { ...base, state: "idle" }, lastReconcile: null, restarts: 0,
+  };
+  const status = (lastReconcile: KamailioStatus["lastReconcile"]): ClusterStatus => ({
+    nodeId: "n3", replicaId: "n3~1", version: "0.1.0", protocol: 1, uptimeSeconds: 60, vv: {}, counts: { locations: 34_166, aliases: 0, tombstones: 0 },
+    peers: [], pendingWrites: 0, resync: { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null },
+    kamailio: { ...kamailio, lastReconcile }, journalBehind: null,
+  });
+  const line = (s: ClusterStatus) => formatStatus(s).split("\n").find((l) => l.startsWith("kamailio reconcile"));
+
+  it("says when a reconcile was skipped, why, and what that costs", () => {
+    const skipped = { at: "2026-11-22T10:00:00.000Z", outcome: "skipped" as const, learned: 0, repaired: 0, contacts: 0, reason: "34166 live bindings above kamailio.reconcileMaxContacts (20000)" };
+    expect(line(status(skipped))).toMatch(
+      /^kamailio reconcile +SKIPPED at 2026-11-22T10:00:00\.000Z: 34166 live bindings above kamailio\.reconcileMaxContacts \(20000\); REGISTERs taken while the agent was away, beyond those Kamailio held, are learned only when the phones refresh$/,
+    );
+  });
+
+  it("gives a finished run's counts, a failure's reason, and none before the first", () => {
+    const done = { at: "2026-11-22T10:00:00.000Z", outcome: "done" as const, learned: 3, repaired: 1, contacts: 120, reason: null };
+    expect(line(status(done))).toMatch(/ done at 2026-11-22T10:00:00\.000Z: 3 learned, 1 repaired, 120 contacts compared$/);
+    expect(line(status({ ...done, outcome: "failed", learned: 0, repaired: 0, contacts: 0, reason: "ul.dump timed out" }))).toMatch(/ FAILED at 2026-11-22T10:00:00\.000Z: ul\.dump timed out$/);
+    expect(line(status(null))).toMatch(/ not run yet$/);
+    // An agent from before `outcome` reports completed runs only.
+    const old = { at: done.at, learned: 3, repaired: 1, contacts: 120 } as unknown as KamailioStatus["lastReconcile"];
+    expect(line(status(old))).toMatch(/ done at .*: 3 learned, 1 repaired, 120 contacts compared$/);
+  });
+});

@@ -137,6 +137,19 @@ describe("registrar input", () => {
     expect(draftsFromRegister(ev, { nodeId: ME, current: [other], isPending: () => false, writtenAt: () => NOW * 1000 + 5, clockLeadMs: 0 }).filter((d) => d.value === null)).toEqual([]);
   });
 
+  it("takes no binding that expired between a held REGISTER and the reading of its contacts for one save() dropped", () => {
+    // The include held the REGISTER (ts NOW) while the agent was away; its contacts were read when
+    // the agent came back, 200 s later. Another node's binding expired in between, so Kamailio
+    // no longer had it (a refresh of it may still be on its way from that node).
+    const other = loc({ sub: "sip:alice@10.9.9.9", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: "n1", expires: NOW + 100 }) });
+    const held = event({ contacts: [contact()] });
+    expect(draftsFromRegister(held, { nodeId: ME, current: [other], ...noPending, nowMs: (NOW + 200) * 1000 })).toEqual([
+      { kind: "loc", key: "alice@example.com", sub: contact().contact, value: expect.objectContaining({ owner: ME }) as unknown },
+    ]);
+    // Read at once, the same snapshot still says save() dropped it.
+    expect(draftsFromRegister(held, { nodeId: ME, current: [other], ...noPending, nowMs: NOW * 1000 + 5 }).filter((d) => d.value === null)).toHaveLength(1);
+  });
+
   it("takes no contact as dropped while a reload into a restarted Kamailio is due or running; named removals still count", () => {
     const mine = loc({ origin: MY_REPLICA, sub: "sip:alice@10.1.1.1", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: ME, expires: NOW + 100 }) });
     const other = loc({ sub: "sip:alice@10.9.9.9", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: "n1", expires: NOW + 100 }) });

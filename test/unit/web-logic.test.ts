@@ -1,7 +1,7 @@
 /** The web UI's pure logic: formatting, paging cursors, form checks, routes and the chart's numbers. */
 import { describe, expect, it } from "vitest";
 import { checkAliasForm, hasErrors } from "../../web/src/lib/alias-form.js";
-import { progress } from "../../web/src/lib/cluster-view.js";
+import { progress, reconcileText } from "../../web/src/lib/cluster-view.js";
 import { expiryText, formatDuration, formatQ, pageRange } from "../../web/src/lib/format.js";
 import { cursorOf, firstPage, nextPage, pageOffset, previousPage } from "../../web/src/lib/pager.js";
 import { parseRoute, routeHref } from "../../web/src/lib/route.js";
@@ -87,5 +87,9 @@ describe("status history", () => {
     expect(d).toBe("M0.0,52.0 L50.0,2.0 L100.0,2.0");
     expect([0, 1, 1.2, 3, 7, 42, 100, 101].map(niceMax)).toEqual([1, 1, 2, 5, 10, 50, 100, 200]);
     expect([progress(5, 10), progress(5, 0), progress(undefined, 3), progress(12, 10)]).toEqual([0.5, null, null, 1]);
+    const run = { at: "2026-11-22T10:00:00.000Z", learned: 1200, repaired: 3, contacts: 19_000 };
+    expect(reconcileText(run)).toBe("1,200 learned, 3 repaired"); // an agent before `outcome`
+    expect(reconcileText({ ...run, outcome: "skipped", learned: 0, repaired: 0, reason: "34166 live bindings above kamailio.reconcileMaxContacts (20000)" }))
+      .toBe("skipped: 34166 live bindings above kamailio.reconcileMaxContacts (20000)");
   });
 });

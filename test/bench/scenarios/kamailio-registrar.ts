@@ -91,7 +91,7 @@ export async function runKamailioRegistrar(ctx: KamailioBenchContext): Promise<S
       id: "kamailio.registrar.hook", metric: "REGISTER/s, one node, locmesh hook, no agent attached", value: med("hook-only"), unit: "/s",
       target: { kind: "min", value: Math.round(plain * 0.95) },
       reference: { value: dmq, unit: "/s", source: "dmq_usrloc, same run" },
-      note: `the cfg route alone (the queue, the drain and evapi_relay with no client) costs ${fmt((1 - med("hook-only") / plain) * 100, 1)}%; runs: ${all("hook-only")}`,
+      note: `the cfg route alone (the queue, the drain and evapi_relay to a client that discards) costs ${fmt((1 - med("hook-only") / plain) * 100, 1)}%; runs: ${all("hook-only")}`,
     },
     {
       id: "kamailio.registrar.floor", metric: "REGISTER/s, one node, one UDP datagram per REGISTER from the SIP worker (the least a hook sending from there can do)", value: med("floor"), unit: "/s",

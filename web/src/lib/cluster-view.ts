@@ -4,6 +4,7 @@
  * it is optional here and read defensively: the page works against old and new agents alike.
  */
 import type { ClusterStatus, JournalBehindInfo } from "../../../agent/contract/protocol.js";
+import { formatCount } from "./format.js";
 
 export interface KamailioStatus {
   /** Kamailio answered over jsonrpcs at the last check. */
@@ -15,7 +16,8 @@ export interface KamailioStatus {
   rejected?: number;
   events?: { connected: boolean; received: number; failed: number } | null;
   reload?: { state?: string; done?: number; total?: number; rate?: number; error?: string | null } | null;
-  lastReconcile?: { at: string; learned: number; repaired: number; contacts: number } | null;
+  /** `outcome` and `reason` are absent from agents before they were added (their runs were all "done"). */
+  lastReconcile?: { at: string; outcome?: string; learned: number; repaired: number; contacts: number; reason?: string | null } | null;
   restarts?: number;
 }
 
@@ -31,6 +33,12 @@ export const WRITER_TEXT: Record<string, string> = {
   idle: "idle",
   off: "off",
 };
+
+/** The last reconcile in a few words, after its time: counts when it ran, the reason when it did not. */
+export function reconcileText(r: NonNullable<KamailioStatus["lastReconcile"]>): string {
+  if (r.outcome === "skipped" || r.outcome === "failed") return `${r.outcome}: ${r.reason ?? "no reason given"}`;
+  return `${formatCount(r.learned)} learned, ${formatCount(r.repaired)} repaired`;
+}
 
 /** 0..1 progress, or null when the total is unknown. */
 export function progress(done: number | undefined, total: number | undefined): number | null {

@@ -1,0 +1,49 @@
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { createReconcileReport } from "../../agent/kamailio/reconcile-report.js";
+import type { Logger } from "../../agent/ops/logger.js";
+
+/** A real logger whose lines are kept in memory. */
+function capture(): { log: Logger; lines: { level: number; msg: string }[] } {
+  const lines: { level: number; msg: string }[] = [];
+  const log: Logger = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
+  return { log, lines };
+}
+
+describe("reconcile report", () => {
+  it("keeps the last outcome: skipped with its reason, done with its counts, failed with the error", () => {
+    let now = Date.parse("2026-11-22T10:00:00.000Z");
+    const r = createReconcileReport({ log: capture().log, nowMs: () => now });
+    expect(r.last()).toBeNull();
+    r.skipped(34_166, 20_000);
+    expect(r.last()).toEqual({
+      at: "2026-11-22T10:00:00.000Z", outcome: "skipped", learned: 0, repaired: 0, contacts: 0,
+      reason: "34166 live bindings above kamailio.reconcileMaxContacts (20000)",
+    });
+    now += 1000;
+    r.done({ learned: 2, repaired: 1, contacts: 19_000 });
+    expect(r.last()).toEqual({ at: "2026-11-22T10:00:01.000Z", outcome: "done", learned: 2, repaired: 1, contacts: 19_000, reason: null });
+    r.failed(new Error("ul.dump timed out"));
+    expect(r.last()).toMatchObject({ outcome: "failed", reason: "ul.dump timed out" });
+  });
+
+  it("warns of skipped reconciles again every hour while they stay skipped, not once per process", () => {
+    let now = 0;
+    const { log, lines } = capture();
+    const r = createReconcileReport({ log, nowMs: () => now });
+    const warnings = () => lines.filter((l) => l.level === 40 && /too many bindings to reconcile/.test(l.msg)).length;
+    r.skipped(34_166, 20_000);
+    expect(warnings()).toBe(1);
+    for (now = 300_000; now < 3_600_000; now += 300_000) r.skipped(34_166, 20_000); // every reconcileIntervalSec
+    expect(warnings()).toBe(1);
+    now = 3_600_000;
+    r.skipped(34_200, 20_000);
+    expect(warnings()).toBe(2);
+    expect(lines.at(-1)?.msg).toMatch(/learned only when those phones refresh/);
+    // A run that went through ends the spell: the next skip is news again.
+    now += 1000;
+    r.done({ learned: 0, repaired: 0, contacts: 19_000 });
+    r.skipped(20_001, 20_000);
+    expect(warnings()).toBe(3);
+  });
+});
