@@ -2,7 +2,6 @@
  * Wires one agent together from its config: journal → replication core → peer mesh and local API.
  * No argv, env or signals here (that is main.ts); tests start agents in-process through this too.
  */
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { createHttpApi, type HttpApi } from "./api/http-server.js";
 import { createLocalApi } from "./api/local-api.js";
@@ -41,7 +40,6 @@ export async function startAgent(
   const metrics = deps.metrics ?? createMetrics();
   const startedAtMs = Date.now();
   const journalPath = join(config.dataDir, "journal.sqlite");
-  const journalExisted = existsSync(journalPath);
   const store = openSqliteStore({
     path: journalPath,
     nodeId: config.nodeId,
@@ -57,7 +55,7 @@ export async function startAgent(
   log.info({ replica: replica.replicaId, vv: await replica.versionVector(), path: journalPath }, "journal open");
   // A new journal on a node that had one means dataDir points elsewhere than before (a relative
   // default resolved from another working directory): say where it is, once, when it is made.
-  if (!journalExisted) log.warn({ path: journalPath }, "created a new journal (a new node, or dataDir points elsewhere than before): this node starts a new epoch and gets a snapshot from its peers");
+  if (store.created) log.warn({ path: journalPath }, "created a new journal (a new node, or dataDir points elsewhere than before): this node starts a new epoch and gets a snapshot from its peers");
 
   // Set by a peer session that finds this journal behind; read by the API and the Kamailio side.
   const journalBehind = createJournalBehind();

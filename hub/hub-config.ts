@@ -3,7 +3,6 @@
  * dial, plus the agents it accepts (`mesh.agents`, or `mesh.acceptUnlisted`) and its PostgreSQL.
  * Same sources (file, LOCMESH_* variables, secret files), same one-error-with-every-problem rule.
  */
-import { resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError, describeIssues, warnOpenSecrets, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
 import { redactUrl } from "../agent/ops/redact-url.js";
@@ -60,7 +59,7 @@ export function loadHubConfig(opts: LoadOptions): HubConfig {
   const fs = opts.fs ?? nodeFs;
   const g = gatherConfig({ file: opts.file, env: opts.env, fs, cwd: opts.cwd ?? process.cwd(), secrets: [MESH_SECRET, API_TOKEN], envVars: HUB_ENV_VARS });
   if (g.raw["postgres"] === undefined) g.raw["postgres"] = {};
-  if (opts.file !== undefined) noteInlinePassword(g, resolve(opts.cwd ?? process.cwd(), opts.file));
+  noteInlinePassword(g);
   const pgUrl = opts.env["LOCMESH_POSTGRES_URL"];
   const pg = g.raw["postgres"];
   if (pgUrl && typeof pg === "object" && pg !== null && !Array.isArray(pg)) {
@@ -78,7 +77,7 @@ export function loadHubConfig(opts: LoadOptions): HubConfig {
 }
 
 /** A database password written in the config file makes that file a secret too (secret-file-modes.ts). */
-function noteInlinePassword(g: Gathered, file: string): void {
+function noteInlinePassword(g: Gathered): void {
   const url = (g.raw["postgres"] as Record<string, unknown> | null)?.["url"];
   let password = "";
   try {
@@ -86,10 +85,7 @@ function noteInlinePassword(g: Gathered, file: string): void {
   } catch {
     return; // the schema reports a malformed URL
   }
-  if (password === "") return;
-  const listed = g.secretFiles.find((f) => f.path === file);
-  if (listed) listed.setting = listed.setting.replace(/\)$/, " and the postgres.url password)");
-  else g.secretFiles.push({ setting: "the config file (it holds the postgres.url password)", path: file });
+  if (password !== "") g.secretFiles.find((f) => f.holds !== undefined)?.holds!.push("the postgres.url password");
 }
 
 export function redactHubConfig(c: HubConfig): object {

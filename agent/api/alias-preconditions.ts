@@ -15,7 +15,7 @@ export interface AliasSetRequest {
 }
 
 /** The Conflict to answer when the alias, now forwarding to `current` (null: none), fails the precondition. */
-export function aliasPreconditionError(p: AliasSetRequest, current: string | null): RpcError | null {
+function aliasPreconditionError(p: AliasSetRequest, current: string | null): RpcError | null {
   const data = { alias: p.alias, target: current };
   if (p.ifAbsent === true && current !== null) {
     return new RpcError(ErrorCode.Conflict, `alias ${p.alias} already forwards to ${current}; edit it instead`, data);

@@ -263,7 +263,11 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       log.info({ listen: `${deps.listen.host}:${(server.address() as AddressInfo).port}` }, "local API listening");
     },
     port: () => (server?.address() as AddressInfo | null)?.port ?? 0,
-    hasSubscribers: (mode) => [...subscribers.values()].includes(mode),
+    // Asked on every applied change (change-summary.ts): no array is made for it.
+    hasSubscribers(mode) {
+      for (const wants of subscribers.values()) if (wants === mode) return true;
+      return false;
+    },
     broadcast(method, params, mode = "changes") {
       let text: string | null = null;
       for (const [ws, wants] of subscribers) {

@@ -107,7 +107,7 @@ export function gatherConfig(opts: {
     g.raw = readConfigFile(file, opts.fs);
     resolveFilePaths(g.raw, dirname(file));
     const inline = opts.secrets.filter((r) => isRecord(g.raw[r.section]) && typeof (g.raw[r.section] as Raw)[r.key] === "string");
-    if (inline.length > 0) g.secretFiles.push({ setting: `the config file (it holds ${inline.map((r) => `${r.section}.${r.key}`).join(" and ")})`, path: file });
+    g.secretFiles.push({ setting: "the config file", path: file, holds: inline.map((r) => `${r.section}.${r.key}`) });
   }
   // Missing sections become empty so their required fields are reported by name ("mesh.secret:
   // required") rather than as one opaque "mesh: required".

@@ -33,6 +33,8 @@ export class JournalOwnerError extends Error {
 
 /** The agent's journal: the replica store, and whether it has caught up with the cluster once. */
 export interface SqliteStore extends ReplicaStore {
+  /** This open made the journal (it had no epoch yet): a new node, or dataDir points elsewhere. */
+  readonly created: boolean;
   /**
    * False for a journal this node started empty (a new node, a lost disk, a journal moved aside)
    * until markSeeded: it does not yet know what the cluster holds, so nothing may be concluded
@@ -71,6 +73,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     );
   }
   let replicaId = metaGet.get("replica_id")?.value;
+  const created = replicaId === undefined;
   if (replicaId === undefined) {
     // A new epoch per empty journal: a node that lost its disk must not reuse sequence numbers
     // that its peers have already seen under the old epoch.
@@ -287,6 +290,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   return {
     nodeId: opts.nodeId,
     replicaId: self,
+    created,
     seeded: () => seeded,
     markSeeded() {
       if (seeded) return;

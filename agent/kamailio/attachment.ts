@@ -380,10 +380,10 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
 
   return {
     async start() {
-      unsubscribe.push(replica.onApplied(() => sink.kick()), replica.onCommitted(() => sink.kick()));
+      // onApplied carries this node's own commits too (replica.ts).
+      unsubscribe.push(replica.onApplied(() => sink.kick()));
       unsubscribe.push(deps.journalBehind.onSet(() => {
         log.error("this node's journal is behind its peers: nothing more is written into Kamailio (no writes, reloads or reconciles) until the agent is started afresh");
-        sink.kick(); // shows "held" at once
       }));
       sink.start();
       if (config.evapi) {

@@ -106,10 +106,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
 
   function kick(): void {
     if (closed) return;
-    if (held()) {
-      status.state = "held";
-      return;
-    }
+    if (held()) return; // status() reports "held"
     if (running) {
       again = true;
       return;
@@ -139,7 +136,6 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
       if (!again) for (const w of waiters.splice(0)) w();
     } catch (err) {
       if (err instanceof SinkHeld) {
-        status.state = "held";
         saveCursor();
         await updateGauge().catch(() => undefined);
         return;
