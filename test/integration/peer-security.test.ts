@@ -33,8 +33,9 @@ const peerConnected = async (a: AgentProcess, id: string) =>
 
 /** Everything a hostile frame must not change. */
 async function snapshot(a: AgentProcess) {
-  const aliases = await a.call<ListResult<Alias>>("alias.list", { limit: 1000 });
-  const locations = await a.call<ListResult<Location>>("location.list", { limit: 1000 });
+  // nowSec is the agent's clock at the answer, not stored state: a second may tick between two snapshots.
+  const { nowSec: _aliasesAt, ...aliases } = await a.call<ListResult<Alias>>("alias.list", { limit: 1000 });
+  const { nowSec: _locationsAt, ...locations } = await a.call<ListResult<Location>>("location.list", { limit: 1000 });
   const { vv, counts } = await a.call<ClusterStatus>("cluster.status");
   return { aliases, locations, vv, counts };
 }
