@@ -258,6 +258,14 @@ describe("locmesh CLI", () => {
     expect(missing.stderr).toMatch(/^locmesh: no API token: pass --token/);
   });
 
+  it("resync --kamailio with --peer is a usage error, 2, saying the two exclude each other", async () => {
+    const r = await cli(["resync", "--kamailio", "--peer", "n1", ...target()]);
+    expect([r.code, r.stdout]).toEqual([2, ""]);
+    expect(r.stderr.trim()).toBe(
+      "locmesh: --kamailio and --peer exclude each other: --kamailio refills the local Kamailio from this node's journal, --peer picks the peer to resync the journal from; give one of them",
+    );
+  });
+
   it("no agent listening exits 3 and says the agent is not reachable", async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const r = await cli(["alias", "ls", "--url", url, "--token", TOKEN]);
