@@ -146,7 +146,7 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
       .option("--kamailio", "instead, write the whole live state into the local Kamailio again"),
   )
     .description("pull a full copy from a peer (or refill the local Kamailio) and follow its progress")
-    .addHelpText("after", "\nThe run belongs to the agent: Ctrl-C stops following it, not the run (follow it again in `locmesh status`).\nWith --json, one JSON line per progress update and one at the end.")
+    .addHelpText("after", "\nThe run belongs to the agent: Ctrl-C stops following it, not the run (follow it again in `locmesh status`).\nWith --json, one JSON line per progress update and one at the end: the resync's status as in\n`locmesh status --json` (resync), or with --kamailio the reload's (kamailio.reload: state, done, total, ...).")
     .action(
       run(async (client, opts) => {
         const o = opts as ResyncOpts;
