@@ -6,12 +6,17 @@ import { Command } from "commander";
 import { startAgent } from "./agent.js";
 import { ConfigError, loadAgentConfig, redactConfig, settingsNeedingRestart } from "./config/agent-config.js";
 import { registerClientCommands } from "./cli/client-commands.js";
+import { endQuietlyWhenOutputCloses } from "./cli/closed-output.js";
 import { DemoAborted, runDemo } from "./cli/demo.js";
 import { registerKamailioCfgCommand } from "./cli/kamailio-cfg-command.js";
 import { createLogger } from "./ops/logger.js";
 import { runUntilSignalled } from "./ops/daemon.js";
 import { packageRoot, packageVersion } from "./ops/paths.js";
 import { registerHubCommands } from "../hub/main.js";
+
+// Every command's output, for a reader that may go away early (`locmesh alias ls --all | head`).
+// The daemons' logs do not go through process.stdout (pino writes to fd 1 itself).
+endQuietlyWhenOutputCloses([process.stdout, process.stderr], (code) => process.exit(code));
 
 const program = new Command()
   .name("locmesh")
@@ -20,7 +25,7 @@ const program = new Command()
   .showHelpAfterError()
   // A wrong flag or argument is a usage error, 2 (commander's own is 1, which means "failed" here).
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
-  .addHelpText("after", "\nExit codes: 0 done; 1 the agent refused or the operation failed; 2 usage or config error;\n3 the agent is not reachable; 4 the API token was refused.");
+  .addHelpText("after", "\nExit codes: 0 done; 1 the agent refused or the operation failed; 2 usage or config error;\n3 the agent is not reachable; 4 the API token was refused; 141 the output's reader went away (as SIGPIPE).");
 
 program
   .command("agent")

@@ -27,6 +27,11 @@ interface ClientOpts {
   json?: boolean;
 }
 
+interface ResyncOpts extends ClientOpts {
+  peer?: string;
+  kamailio?: boolean;
+}
+
 interface ListOpts extends ClientOpts {
   search?: string;
   limit?: number;
@@ -41,13 +46,17 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
   const print = (text: string) => io.stdout.write(`${text}\n`);
   const printJson = (value: unknown) => print(JSON.stringify(value ?? null, null, 2));
 
-  /** Wraps an action: resolves the API target, opens a client, reports failures as one line. */
+  /**
+   * Wraps an action: checks the flags (`check`, before the API target is looked up), resolves the
+   * API target, opens a client, reports failures as one line.
+   */
   const run =
-    <A extends unknown[]>(fn: (client: ApiClient, opts: ClientOpts, ...args: A) => Promise<void>) =>
+    <A extends unknown[]>(fn: (client: ApiClient, opts: ClientOpts, ...args: A) => Promise<void>, check?: (opts: ClientOpts) => void) =>
     async (...args: [...A, ClientOpts, Command]): Promise<void> => {
       const opts = args[args.length - 2] as ClientOpts;
       let client: ApiClient | undefined;
       try {
+        check?.(opts);
         client = createApiClient(resolveTarget(opts, io.env));
         await fn(client, opts, ...(args.slice(0, -2) as A));
       } catch (err) {
@@ -137,10 +146,10 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
       .option("--kamailio", "instead, write the whole live state into the local Kamailio again"),
   )
     .description("pull a full copy from a peer (or refill the local Kamailio) and follow its progress")
-    .addHelpText("after", "\nThe run belongs to the agent: Ctrl-C stops following it, not the run (follow it again in `locmesh status`).\nWith --json, one JSON line per progress update and one at the end.")
+    .addHelpText("after", "\nThe run belongs to the agent: Ctrl-C stops following it, not the run (follow it again in `locmesh status`).\nWith --json, one JSON line per progress update and one at the end: the resync's status as in\n`locmesh status --json` (resync), or with --kamailio the reload's (kamailio.reload: state, done, total, ...).")
     .action(
       run(async (client, opts) => {
-        const o = opts as ClientOpts & { peer?: string; kamailio?: boolean };
+        const o = opts as ResyncOpts;
         if (o.kamailio) {
           const k = await runKamailioReload(client, { json: opts.json === true, stdout: io.stdout });
           if (k.state === "failed") throw new Error(`kamailio reload failed: ${k.error ?? "no reason given (see the agent's log)"}`);
@@ -149,6 +158,12 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
         const peer = o.peer;
         const r = await runResync(client, { peer, json: opts.json === true, stdout: io.stdout });
         if (r.state === "failed") throw new Error(`resync failed: ${r.error ?? "no reason given (see the agent's log)"}`);
+      }, (opts) => {
+        // A peer's journal and the local Kamailio are different targets: neither flag wins silently.
+        const o = opts as ResyncOpts;
+        if (o.kamailio && o.peer !== undefined) {
+          throw new UsageError("--kamailio and --peer exclude each other: --kamailio refills the local Kamailio from this node's journal, --peer picks the peer to resync the journal from; give one of them");
+        }
       }),
     );
 }

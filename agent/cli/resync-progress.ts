@@ -18,10 +18,25 @@ export interface ResyncOptions {
   startTimeoutMs?: number;
 }
 
-interface ProgressView {
-  update(r: ResyncStatus): void;
-  finish(r: ResyncStatus): void;
+/** What the bar and the plain lines show of a run, whichever kind it is. */
+interface Progress {
+  state: ResyncStatus["state"];
+  /** The peer a resync pulls from; null for a reload. */
+  peer: string | null;
+  done: number;
+  /** Expected total (a peer's estimate for a resync). */
+  expected: number;
+  error: string | null;
 }
+
+/** How a run of kind T is shown: `--json` prints T itself, one line per update. */
+interface ProgressView<T> {
+  update(r: T): void;
+  finish(r: T): void;
+}
+
+const resyncProgress = (r: ResyncStatus): Progress => ({ state: r.state, peer: r.peer, done: r.received, expected: r.expected, error: r.error });
+const reloadProgress = (r: KamailioReloadStatus): Progress => ({ state: r.state, peer: null, done: r.done, expected: r.total, error: r.error });
 
 /** Runs a resync to its end and returns the final status; the caller decides the exit code. */
 export async function runResync(client: ApiClient, opts: ResyncOptions): Promise<ResyncStatus> {
@@ -30,7 +45,7 @@ export async function runResync(client: ApiClient, opts: ResyncOptions): Promise
   // The status keeps the previous run's result; a new startedAt (or seeing it run) tells ours apart.
   const before = (await client.call<ClusterStatus>(ApiMethod.ClusterStatus)).resync;
   await client.call(ApiMethod.ClusterResync, opts.peer === undefined ? {} : { peer: opts.peer });
-  const view = createView(opts, "resync");
+  const view = createView(opts, "resync", "changes", resyncProgress);
   const since = Date.now();
   let ours = false;
   for (;;) {
@@ -63,19 +78,19 @@ export async function runKamailioReload(client: ApiClient, opts: Omit<ResyncOpti
   };
   const before = await reloadOf();
   await client.call(ApiMethod.KamailioReload, {});
-  const view = createView(opts, "kamailio reload", "writes");
+  // With --json, the reload's own fields (done, total, ...), not a resync's.
+  const view = createView(opts, "kamailio reload", "writes", reloadProgress);
   const since = Date.now();
   let ours = false;
   for (;;) {
     const r = await reloadOf();
     ours ||= r.state === "running" || r.startedAt !== before.startedAt;
     if (ours && r.state === "idle") throw gone("reload", "locmesh resync --kamailio");
-    const asResync: ResyncStatus = { state: r.state, peer: null, received: r.done, expected: r.total, startedAt: r.startedAt, finishedAt: r.finishedAt, error: r.error };
     if (ours && (r.state === "done" || r.state === "failed")) {
-      view.finish(asResync);
+      view.finish(r);
       return r;
     }
-    if (ours) view.update(asResync);
+    if (ours) view.update(r);
     else if (Date.now() - since > startTimeoutMs) throw new Error(`the agent accepted the reload but has not started it after ${startTimeoutMs / 1000} s; see the agent's log`);
     await sleep(pollMs);
   }
@@ -85,26 +100,26 @@ export async function runKamailioReload(client: ApiClient, opts: Omit<ResyncOpti
 const gone = (what: string, again: string) =>
   new Error(`the agent no longer reports this ${what} (it restarted meanwhile?); what was already written stays: run \`${again}\` again`);
 
-function createView(opts: Pick<ResyncOptions, "json" | "stdout">, label: string, unit = "changes"): ProgressView {
+function createView<T>(opts: Pick<ResyncOptions, "json" | "stdout">, label: string, unit: string, progressOf: (r: T) => Progress): ProgressView<T> {
   const tty = (opts.stdout as { isTTY?: boolean }).isTTY === true;
-  if (opts.json) return lineView(opts.stdout, (r) => JSON.stringify(r));
-  const line = (r: ResyncStatus) => plainLine(r, label, unit);
+  if (opts.json) return lineView(opts.stdout, (r: T) => JSON.stringify(r));
+  const line = (r: T) => plainLine(progressOf(r), label, unit);
   if (!tty) return lineView(opts.stdout, line);
-  return barView(opts.stdout, label, unit, line);
+  return barView(opts.stdout, label, unit, progressOf, line);
 }
 
-function plainLine(r: ResyncStatus, label: string, unit: string): string {
+function plainLine(r: Progress, label: string, unit: string): string {
   const from = r.peer ? ` from ${cellText(r.peer)}` : "";
-  if (r.state === "failed") return `${label}${from} failed after ${r.received} ${unit}: ${r.error ?? "see the agent's log"}`;
-  if (r.state === "done") return `${label}${from} done: ${r.received} ${unit}`;
-  return `${label}${from}: ${r.state}, ${r.received} of ~${r.expected} ${unit}`;
+  if (r.state === "failed") return `${label}${from} failed after ${r.done} ${unit}: ${r.error ?? "see the agent's log"}`;
+  if (r.state === "done") return `${label}${from} done: ${r.done} ${unit}`;
+  return `${label}${from}: ${r.state}, ${r.done} of ~${r.expected} ${unit}`;
 }
 
 /** One line per change of state or count, at most one a second while running, plus the last. */
-function lineView(out: NodeJS.WritableStream, render: (r: ResyncStatus) => string): ProgressView {
+function lineView<T>(out: NodeJS.WritableStream, render: (r: T) => string): ProgressView<T> {
   let last = "";
   let lastAt = 0;
-  const write = (r: ResyncStatus, force: boolean) => {
+  const write = (r: T, force: boolean) => {
     const line = render(r);
     if (line === last || (!force && Date.now() - lastAt < 1000)) return;
     out.write(`${line}\n`);
@@ -113,7 +128,7 @@ function lineView(out: NodeJS.WritableStream, render: (r: ResyncStatus) => strin
   return { update: (r) => write(r, false), finish: (r) => write(r, true) };
 }
 
-function barView(out: NodeJS.WritableStream, label: string, unit: string, line: (r: ResyncStatus) => string): ProgressView {
+function barView<T>(out: NodeJS.WritableStream, label: string, unit: string, progressOf: (r: T) => Progress, line: (r: T) => string): ProgressView<T> {
   const bar = new cliProgress.SingleBar(
     {
       stream: out,
@@ -125,17 +140,18 @@ function barView(out: NodeJS.WritableStream, label: string, unit: string, line: 
     cliProgress.Presets.shades_classic,
   );
   let started = false;
-  const show = (r: ResyncStatus) => {
+  const show = (run: T) => {
+    const r = progressOf(run);
     const from = r.peer ? ` from ${cellText(r.peer)}` : "";
     // `expected` is the peer's estimate and can fall behind what has already arrived.
-    const total = Math.max(r.expected, r.received);
+    const total = Math.max(r.expected, r.done);
     if (!started) {
-      bar.start(total, r.received, { from });
+      bar.start(total, r.done, { from });
       started = true;
       return;
     }
     bar.setTotal(total);
-    bar.update(r.received, { from });
+    bar.update(r.done, { from });
   };
   return {
     update: show,

@@ -397,6 +397,10 @@ export interface KamailioStatus {
    */
   writer: "rpc" | "database" | "pending" | "idle" | "held";
   pendingWrites: number;
+  /**
+   * While writes are pending, why the last one failed; else, while Kamailio is down (`up` false),
+   * why: the last probe's error or the evapi connection closing; else the last write error.
+   */
   lastError: string | null;
   lastErrorAt: string | null;
   /** Writes Kamailio refused outright (logged and skipped). */

@@ -24,6 +24,7 @@ import { createFifoClient } from "./fifo-client.js";
 import { openInstallCursor } from "./install-cursor.js";
 import { openKamailioDb, type KamailioDb } from "./kamailio-db.js";
 import { createKamailioTimes } from "./kamailio-times.js";
+import { createKamailioLiveness, lastErrorOf } from "./kamailio-liveness.js";
 import { createKamailioSink } from "./kamailio-sink.js";
 import { createKamailioWriter } from "./kamailio-writer.js";
 import type { KamailioRpc } from "./jsonrpcs-wire.js";
@@ -158,7 +159,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   // Two small replies: a second and a half is plenty even on a loaded host.
   const core = createCoreRpc({ rpc: fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) });
   const instances = createInstanceMemory(join(deps.dataDir, "kamailio-instance.json"));
-  let up = false;
+  const liveness = createKamailioLiveness({ sink, metrics });
   let restarts = 0;
   const reconciles = createReconcileReport({ log });
   let evapi: EvapiClient | null = null;
@@ -257,6 +258,8 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     // table holds Kamailio's FIFO for tens of seconds (it grows with the square of the table).
     reloadNeeded = false;
     sink.kamailioLoadedItsDatabase();
+    // Writes that failed while Kamailio was away wait for their retry timer otherwise.
+    sink.retryNow();
     try {
       instances.whole();
     } catch (err) {
@@ -332,9 +335,21 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     }
   }
 
+  /** observe(), telling the liveness how it went; true when Kamailio came back (it was down). */
+  async function probe(): Promise<boolean> {
+    try {
+      await observe();
+    } catch (err) {
+      if (liveness.isUp()) log.warn({ err: (err as Error).message }, "Kamailio does not answer over jsonrpcs");
+      liveness.down((err as Error).message);
+      throw err;
+    }
+    return liveness.up();
+  }
+
   function reconcile(): Promise<void> {
     return exclusive(async () => {
-      await observe();
+      await probe();
       if (reloadNeeded) await reloadIfNeeded();
       else await reconcileNow();
       await openGateIfWhole();
@@ -349,19 +364,14 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       // notices the new instance at once) would queue behind it: 1.3-1.4 s later in 1 of 3
       // restarts measured. While evapi's reconnect is retried (see onDisconnect), probing waits.
       if (restartPoll !== null) return;
+      let cameBack: boolean;
       try {
-        await observe();
-      } catch (err) {
-        if (up) log.warn({ err: (err as Error).message }, "Kamailio does not answer over jsonrpcs");
-        up = false;
-        metrics.kamailioUp.set(0);
+        cameBack = await probe();
+      } catch {
         return;
       }
-      const wasUp = up;
-      up = true;
-      metrics.kamailioUp.set(1);
       if (reloadNeeded) await reloadIfNeeded();
-      else if (!wasUp) await reconcileNow();
+      else if (cameBack) await reconcileNow();
       await openGateIfWhole();
       sink.kick();
     });
@@ -397,6 +407,8 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
             // A connection closed within a second is the include's address filter (or worse), not
             // a Kamailio going away: left to the client's back-off.
             if (livedMs < EVAPI_STABLE_MS) return;
+            // Down until a probe answers: status says why at once, not "up" until the next probe.
+            liveness.down("Kamailio closed the evapi connection: it stopped or restarted; waiting for it to come back");
             const lostAt = Date.now();
             if (restartPoll !== null) clearInterval(restartPoll);
             restartPoll = setInterval(() => {
@@ -412,17 +424,16 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       }
       void check();
       every(config.checkIntervalSec * 1000, check);
-      if (config.reconcileIntervalSec > 0) every(config.reconcileIntervalSec * 1000, () => (up ? reconcile() : Promise.resolve()));
+      if (config.reconcileIntervalSec > 0) every(config.reconcileIntervalSec * 1000, () => (liveness.isUp() ? reconcile() : Promise.resolve()));
     },
     async status() {
       const pending = await sink.pending();
       const s = sink.status();
       return {
-        up,
+        up: liveness.isUp(),
         writer: s.state === "held" ? "held" : s.state === "waiting" ? "pending" : (s.lastRoute ?? "idle"),
         pendingWrites: pending,
-        lastError: s.lastError,
-        lastErrorAt: s.lastErrorAt,
+        ...lastErrorOf(s, liveness.downReason()),
         rejected: s.rejected,
         events: evapi
           ? { connected: evapi.connected(), received, failed: intake.stats().failed, malformed: evapi.stats().malformed, framingErrors: evapi.stats().framingErrors }

@@ -37,6 +37,11 @@ export interface KamailioSink {
   start(): void;
   /** Something was committed or applied: look again. */
   kick(): void;
+  /**
+   * Kamailio is back (the attachment saw it answer, or a reload into it finished): retry pending
+   * writes now instead of when the retry timer fires, with the back-off started over.
+   */
+  retryNow(): void;
   status(): SinkStatus;
   /** Journal changes not yet written into Kamailio. */
   pending(): Promise<number>;
@@ -274,9 +279,20 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     metrics.pendingWrites.set(lastPending);
   }
 
+  function retryNow(): void {
+    if (closed) return;
+    attempt = 0;
+    if (retryTimer) {
+      clearTimeout(retryTimer);
+      retryTimer = null;
+    }
+    kick();
+  }
+
   return {
     start: kick,
     kick,
+    retryNow,
     status: () => ({ ...status, ...(held() ? { state: "held" as const } : {}) }),
     pending,
     lastPending: () => lastPending,

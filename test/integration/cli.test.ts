@@ -3,7 +3,7 @@
  * process against a real agent, checking what they print and how they exit, including with a wrong
  * token and with no agent listening.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -256,6 +256,35 @@ describe("locmesh CLI", () => {
     expect(r.stderr).toMatch(/^locmesh: the agent at http:\/\/127\.0\.0\.1:\d+ refused the API token \(HTTP 401\); check --token, LOCMESH_API_TOKEN/);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/^locmesh: no API token: pass --token/);
+  });
+
+  it("resync --kamailio with --peer is a usage error, 2, saying the two exclude each other", async () => {
+    const r = await cli(["resync", "--kamailio", "--peer", "n1", ...target()]);
+    expect([r.code, r.stdout]).toEqual([2, ""]);
+    expect(r.stderr.trim()).toBe(
+      "locmesh: --kamailio and --peer exclude each other: --kamailio refills the local Kamailio from this node's journal, --peer picks the peer to resync the journal from; give one of them",
+    );
+  });
+
+  it("ends quietly with 141, as POSIX tools do, when its reader goes away (`location ls --json --all | head -c 600`)", async () => {
+    const expires = Math.floor(Date.now() / 1000) + 3600;
+    for (let from = 0; from < 3000; from += 1000) {
+      const edits = Array.from({ length: 1000 }, (_, i) => ({ op: "upsert", binding: { aor: `sip:pipe${from + i}@example.com`, contact: `sip:pipe${from + i}@192.0.2.7:5060`, expires } }));
+      await agent.call("location.publish", { edits });
+    }
+    // About 800 KB of JSON: far more than a pipe holds, so the CLI is still writing when the reader goes.
+    const child = spawn(process.execPath, [BIN, "location", "ls", "--json", "--all", ...target()], { stdio: ["ignore", "pipe", "pipe"] });
+    let head = "";
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once("data", (d: Buffer) => {
+      head = d.toString().slice(0, 600);
+      child.stdout.destroy();
+    });
+    const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+    expect(head).toMatch(/^\{\n {2}"items": \[/);
+    expect(stderr).toBe("");
+    expect(code).toBe(141);
   });
 
   it("no agent listening exits 3 and says the agent is not reachable", async () => {

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus, KamailioContact } from "../../agent/contract/protocol.js";
+import { describeKamailio } from "../../agent/cli/client-output.js";
 import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
 import { sleep, waitFor } from "../support/agent-process.js";
 import { TEST_DOMAIN, startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
@@ -206,5 +207,40 @@ describe("three Kamailio nodes with agents", () => {
     await n1.kamailio.restart();
     await n1.agent.start();
     await everywhere(`carol@${TEST_DOMAIN}`, [carol.contact], [n1]);
+  });
+
+  it("shows a Kamailio killed with -9 as DOWN with the reason at once, and writes what waited as soon as it is back", async () => {
+    const status = () => n2.agent.call<ClusterStatus>("cluster.status");
+    await n2.kamailio.kill9();
+    // At once (its evapi connection dropped), not only once the watch probes again ~5 s later.
+    const down = await waitFor("n2's Kamailio shown down", async () => {
+      const k = (await status()).kamailio!;
+      return k.up ? null : k;
+    }, 1500, 50);
+    // Why: its evapi connection closed, or (a probe under way then) its FIFO lost its reader.
+    expect(describeKamailio(down)).toMatch(/^DOWN, .*; last error: (Kamailio closed the evapi connection: it stopped or restarted|Kamailio FIFO \S+ has no reader)/);
+
+    // Changes for it pile up meanwhile, and its sink backs off: after seven failed runs the next
+    // is 5 s away.
+    const failures = () => n2.agent.metric("locmesh_kamailio_write_failures_total", { reason: "unavailable" });
+    const failedBefore = await failures();
+    const load = await sippRegisterLoad({ dir, sipPort: n3.kamailio.sipPort, count: 50, rate: 100, domain: TEST_DOMAIN, prefix: "away" });
+    expect(load.ok, load.output).toBe(true);
+    await waitFor("n2's sink backing off", async () => (await failures()) >= failedBefore + 7, 40_000, 20);
+    const k = (await status()).kamailio!;
+    expect(describeKamailio(k)).toMatch(/^DOWN, NOT WRITING: .*; last error: Kamailio is unreachable through jsonrpcs/);
+    expect(k.pendingWrites).toBeGreaterThanOrEqual(50);
+
+    await n2.kamailio.start();
+    const back = Date.now();
+    const reloaded = await waitFor("n2's Kamailio reloaded", async () => {
+      const r = (await status()).kamailio!.reload;
+      return r.state === "done" && Date.parse(r.finishedAt!) >= back ? r : null;
+    }, 20_000, 50);
+    // The sink retried when Kamailio answered again, not when its timer ran out.
+    const drainedAt = await waitFor("nothing pending on n2", async () => ((await status()).pendingWrites === 0 ? Date.now() : null), 10_000, 50);
+    expect(drainedAt - Date.parse(reloaded.finishedAt!)).toBeLessThan(1500);
+    expect((await status()).kamailio).toMatchObject({ up: true, writer: "rpc" });
+    expect((await n2.dump()).filter((c) => c.aor.startsWith("away")).length).toBe(50);
   });
 });

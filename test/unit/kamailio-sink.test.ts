@@ -204,3 +204,35 @@ describe("kamailio sink while this node's journal is behind its peers", () => {
     expect(s.status().state).toBe("held");
   });
 });
+
+describe("kamailio sink told Kamailio is back", () => {
+  it("retryNow() retries at once with the back-off started over, instead of waiting out its timer", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    await store.commitLocal([alias("a@example.com")], () => 1);
+    const attempts: number[] = [];
+    let reachable = false;
+    const s = sinkOf(store, {
+      writer: {
+        async write() {
+          attempts.push(Date.now());
+          if (!reachable) throw new TransientError("Kamailio is unreachable");
+          return "rpc";
+        },
+      },
+      retry: { minMs: 20, maxMs: 60_000 },
+    });
+    s.start();
+    // 20, 40, 80, 160 and 320 ms apart: the next retry is 640 ms away.
+    await expect.poll(() => attempts.length, { timeout: 3000, interval: 5 }).toBe(6);
+    const told = Date.now();
+    s.retryNow();
+    await expect.poll(() => attempts.length, { timeout: 1000, interval: 5 }).toBeGreaterThanOrEqual(8);
+    expect(attempts[6]! - told).toBeLessThan(100);
+    // Started over: the retry after that came 20 ms later, not 1,280 ms.
+    expect(attempts[7]! - attempts[6]!).toBeLessThan(200);
+    reachable = true;
+    s.retryNow();
+    await expect.poll(() => s.pending(), { timeout: 200 }).toBe(0);
+    expect(s.status().state).toBe("idle");
+  });
+});

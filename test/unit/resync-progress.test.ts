@@ -1,8 +1,8 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import type { ResyncStatus } from "../../agent/contract/protocol.js";
+import type { KamailioReloadStatus, ResyncStatus } from "../../agent/contract/protocol.js";
 import type { ApiClient } from "../../agent/cli/api-client.js";
-import { runResync } from "../../agent/cli/resync-progress.js";
+import { runKamailioReload, runResync } from "../../agent/cli/resync-progress.js";
 
 const idle: ResyncStatus = { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null };
 const running = (received: number): ResyncStatus => ({ ...idle, state: "running", peer: "n2", received, expected: 100, startedAt: "2026-11-22T10:00:00.000Z" });
@@ -35,5 +35,47 @@ describe("runResync", () => {
   it("stops with an error when the agent forgets the run (it restarted), instead of following it forever", async () => {
     const r = runResync(scripted([idle, running(10), idle]), { json: true, stdout: new PassThrough(), pollMs: 1 });
     await expect(r).rejects.toThrow(/the agent no longer reports this resync \(it restarted meanwhile\?\); .*run `locmesh resync` again/);
+  });
+});
+
+describe("runKamailioReload", () => {
+  const idleReload: KamailioReloadStatus = { state: "idle", reason: null, total: 0, done: 0, unchanged: 0, startedAt: null, finishedAt: null, rate: 0, channel: null, error: null };
+  const reload = (done: number, state: KamailioReloadStatus["state"] = "running"): KamailioReloadStatus => ({
+    ...idleReload, state, reason: "requested through the API", total: 300, done, startedAt: "2026-11-22T10:00:00.000Z", channel: "evapi",
+    ...(state === "done" ? { finishedAt: "2026-11-22T10:00:02.000Z", rate: 150 } : {}),
+  });
+
+  /** An agent's answers, one cluster.status kamailio.reload after another; the last repeats. */
+  function scriptedReload(statuses: KamailioReloadStatus[]): ApiClient {
+    let i = 0;
+    return {
+      async call<T>(method: string): Promise<T> {
+        if (method !== "cluster.status") return {} as T;
+        return { kamailio: { reload: statuses[Math.min(i++, statuses.length - 1)]! } } as T;
+      },
+      close: () => undefined,
+    };
+  }
+
+  it("with --json prints the reload's own fields on each line, not a resync's", async () => {
+    const out = new PassThrough();
+    let printed = "";
+    out.on("data", (d: Buffer) => (printed += d.toString()));
+    const r = await runKamailioReload(scriptedReload([idleReload, reload(100), reload(300, "done")]), { json: true, stdout: out, pollMs: 1 });
+    expect(r.state).toBe("done");
+    const lines = printed.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.at(-1)).toEqual(reload(300, "done"));
+    for (const l of lines) {
+      expect(Object.keys(l)).toEqual(expect.arrayContaining(["state", "done", "total", "startedAt", "finishedAt", "error"]));
+      for (const resyncField of ["peer", "received", "expected"]) expect(l).not.toHaveProperty(resyncField);
+    }
+  });
+
+  it("without --json prints plain lines counting writes", async () => {
+    const out = new PassThrough();
+    let printed = "";
+    out.on("data", (d: Buffer) => (printed += d.toString()));
+    await runKamailioReload(scriptedReload([idleReload, reload(100), reload(300, "done")]), { json: false, stdout: out, pollMs: 1 });
+    expect(printed.trim().split("\n")).toEqual(["kamailio reload: running, 100 of ~300 writes", "kamailio reload done: 300 writes"]);
   });
 });
