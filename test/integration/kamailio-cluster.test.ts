@@ -3,7 +3,8 @@
  * Registrations, de-registrations and max_contacts replacements reach every node's Kamailio;
  * aliases route calls; a call reaches a phone through a surviving node; a Kamailio that restarts
  * empty gets its table back; an agent killed under REGISTER load misses nothing; REGISTERs taken
- * while an agent was down reach it from the include's held queue.
+ * while an agent was down reach it from the include's held queue, and a reload does not undo the
+ * de-registrations taken before a late agent came back.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,11 +26,12 @@ let n3: ClusterNode;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "locmesh-kcluster-"));
-  // save("location", "0x04"): one contact per AoR, so a new phone replaces the old one. n3 never
-  // reconciles (as an agent past kamailio.reconcileMaxContacts): registrar events are all it hears.
+  // save("location", "0x04"): one contact per AoR, so a new phone replaces the old one. n2's
+  // Kamailio opens its REGISTER gate by itself after 3 s; n3 never reconciles (as an agent past
+  // kamailio.reconcileMaxContacts): registrar events are all it hears.
   cluster = await startKamailioCluster({
     baseDir: dir, kamailio: { locmesh: { saveFlags: "0x04" } },
-    node: (i) => (i === 2 ? { agentKamailio: { reconcileMaxContacts: 0 } } : {}),
+    node: (i) => [{}, { kamailio: { extraCfg: "#!define LOCMESH_READY_GRACE 3" } }, { agentKamailio: { reconcileMaxContacts: 0 } }][i] ?? {},
   });
   [n1, n2, n3] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
 }, 60_000);
@@ -189,6 +191,27 @@ describe("three Kamailio nodes with agents", () => {
       return s.kamailio?.lastReconcile?.outcome === "skipped" ? s : null;
     }, 10_000, 100);
     expect(st.kamailio?.lastReconcile?.reason).toMatch(/^\d+ live bindings above kamailio\.reconcileMaxContacts \(0\)$/);
+  });
+
+  it("a de-registration taken after LOCMESH_READY_GRACE, before the agent came back, is not undone by the reload", async () => {
+    // n2's grace is 3 s. Its Kamailio restarts (empty) while its agent is stopped, registers on its
+    // own once the grace is over, and takes the de-registrations of 10 phones the journal still
+    // holds; then the agent starts and reloads the journal's state into it. The include held the
+    // de-registrations' events (cfg-include.ts) and the agent journals them; before it held them
+    // the reload put all 10 back on every node.
+    const phones = [];
+    for (let i = 0; i < 10; i++) phones.push(await sippRegister({ dir, sipPort: n2.kamailio.sipPort, user: `gone${i}`, domain: TEST_DOMAIN, expires: 300 }));
+    for (const [i, p] of phones.entries()) await everywhere(`gone${i}@${TEST_DOMAIN}`, [p.contact]);
+    await n2.agent.stop();
+    await n2.kamailio.restart();
+    await sleep(4000);
+    for (const [i, p] of phones.entries()) await sippRegister({ dir, sipPort: n2.kamailio.sipPort, user: `gone${i}`, domain: TEST_DOMAIN, expires: 0, localPort: p.localPort });
+    await n2.agent.start();
+    await waitFor("n2's reload", async () => (await n2.agent.call<ClusterStatus>("cluster.status")).kamailio?.reload.state === "done", 20_000, 100);
+    for (let i = 0; i < 10; i++) await everywhere(`gone${i}@${TEST_DOMAIN}`, []);
+    await sleep(2000); // the sinks and the next reconciles have had their turn
+    for (let i = 0; i < 10; i++) await everywhere(`gone${i}@${TEST_DOMAIN}`, []);
+    expect((await n1.agent.call<{ total: number }>("location.list", { search: "gone", limit: 1 })).total).toBe(0);
   });
 
   it("reaches a phone through a surviving node when the node it registered at is dead", async () => {
