@@ -3,10 +3,11 @@
  * call. Method names and shapes are in contract/protocol.ts.
  */
 import {
-  API_PARAMS, ApiMethod, JOURNAL_BEHIND_REMEDY, PROTOCOL_VERSION, type publishParams,
+  API_PARAMS, ApiMethod, JOURNAL_BEHIND_REMEDY, PROTOCOL_VERSION, type listParams, type publishParams,
   type JournalBehindInfo,
   type ClusterStatus, type ListResult, type PublishResult,
   type KamailioContact,
+  type KamailioListResult,
   type KamailioStatus,
 } from "../contract/protocol.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
@@ -54,6 +55,7 @@ export interface KamailioControl {
   status(): Promise<KamailioStatus>;
   reload(reason: string): Promise<unknown>;
   lookup(aor: string): Promise<KamailioContact[]>;
+  list(p: z.output<typeof listParams>): Promise<KamailioListResult>;
 }
 
 type PublishInput = z.output<typeof publishParams>;
@@ -161,18 +163,25 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     };
   });
 
-  rpc.method(ApiMethod.KamailioReload, API_PARAMS[ApiMethod.KamailioReload], async () => {
+  /** The Kamailio side, for the methods that need one. */
+  const attached = (): KamailioControl => {
     if (!deps.kamailio) throw new RpcError(ErrorCode.NotFound, "this agent is not attached to a Kamailio (no `kamailio` section in its config)");
-    const before = (await deps.kamailio.status()).reload;
+    return deps.kamailio;
+  };
+
+  rpc.method(ApiMethod.KamailioReload, API_PARAMS[ApiMethod.KamailioReload], async () => {
+    const kamailio = attached();
+    const before = (await kamailio.status()).reload;
     if (before.state === "running") return { started: false, running: true };
-    deps.kamailio.reload("requested through the API").catch(() => undefined);
+    kamailio.reload("requested through the API").catch(() => undefined);
     return { started: true, running: true };
   });
 
   rpc.method(ApiMethod.KamailioLookup, API_PARAMS[ApiMethod.KamailioLookup], async (p) => {
-    if (!deps.kamailio) throw new RpcError(ErrorCode.NotFound, "this agent is not attached to a Kamailio (no `kamailio` section in its config)");
-    return { aor: p.aor, contacts: await deps.kamailio.lookup(p.aor) };
+    return { aor: p.aor, contacts: await attached().lookup(p.aor) };
   });
+
+  rpc.method(ApiMethod.KamailioList, API_PARAMS[ApiMethod.KamailioList], (p) => attached().list(p));
 
   rpc.method(ApiMethod.ClusterResync, API_PARAMS[ApiMethod.ClusterResync], async (p) => {
     const run = mesh.resync(p.peer);

@@ -7,7 +7,8 @@ import { ErrorCode, RpcError } from "../contract/errors.js";
 import { cellText } from "./table.js";
 
 export interface ApiClient {
-  call<T>(method: string, params?: unknown): Promise<T>;
+  /** `timeoutMs` overrides the client's for this call (a method that waits for Kamailio's ul.dump). */
+  call<T>(method: string, params?: unknown, opts?: { timeoutMs?: number }): Promise<T>;
   /** Aborts requests still in flight; the client must not be used afterwards. */
   close(): void;
 }
@@ -22,13 +23,13 @@ const TOKEN_HINT = "check --token, LOCMESH_API_TOKEN or api.token in the agent's
 
 export function createApiClient(opts: ApiClientOptions): ApiClient {
   const base = opts.url.replace(/\/+$/, "");
-  const timeoutMs = opts.timeoutMs ?? 10_000;
   const inFlight = new Set<AbortController>();
   let nextId = 1;
   let closed = false;
 
-  async function call<T>(method: string, params?: unknown): Promise<T> {
+  async function call<T>(method: string, params?: unknown, callOpts?: { timeoutMs?: number }): Promise<T> {
     if (closed) throw new Error("the API client is closed");
+    const timeoutMs = callOpts?.timeoutMs ?? opts.timeoutMs ?? 10_000;
     const id = nextId++;
     const ctl = new AbortController();
     // One timer per request rather than AbortSignal.any, which Node 20.0-20.2 lack.

@@ -4,13 +4,15 @@
  * and sets process.exitCode, leaving the exit itself to the composition root.
  */
 import { Command, InvalidArgumentError } from "commander";
-import { ApiMethod, type ClusterStatus, type KamailioContact, type ListResult } from "../contract/protocol.js";
+import { ApiMethod, type ClusterStatus, type KamailioBinding, type KamailioContact, type KamailioListResult, type ListResult } from "../contract/protocol.js";
 import type { Alias, Location } from "../contract/records.js";
 import { ConfigError, listenToUrl, loadApiSettings } from "../config/agent-config.js";
 import { FETCH_BAD_PORTS } from "../config/config-schema.js";
 import { AgentUnreachableError, createApiClient, type ApiClient } from "./api-client.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
-import { bindingsOf, formatAliases, formatBindings, formatKamailioContacts, formatLocations, formatStatus } from "./client-output.js";
+import {
+  bindingsOf, describeKamailioTable, formatAliases, formatBindings, formatKamailioContacts, formatKamailioTable, formatLocations, formatStatus,
+} from "./client-output.js";
 import { runKamailioReload, runResync } from "./resync-progress.js";
 import { cellText } from "./table.js";
 
@@ -41,6 +43,8 @@ interface ListOpts extends ClientOpts {
 const DEFAULT_URL = "http://127.0.0.1:7180";
 /** The API's largest page (listParams in the contract); --all pages with it to save round trips. */
 const MAX_PAGE = 1000;
+/** kamailio.list may wait for a ul.dump (the agent allows it 30 s, usrloc-rpc.ts) and its comparison. */
+const KAMAILIO_DUMP_WAIT_MS = 45_000;
 
 export function registerClientCommands(program: Command, io: ClientIo): void {
   const print = (text: string) => io.stdout.write(`${text}\n`);
@@ -115,13 +119,23 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
   );
 
   const location = program.command("location").description("inspect replicated SIP location bindings");
-  withListOptions(location.command("ls")).description("list bindings").action(
-    run(async (client, opts) => {
-      const page = await listPages<Location>(client, ApiMethod.LocationList, opts);
-      if (opts.json) printJson(page);
-      else print(formatLocations(page.items, nowSec()) + pageFooter(page, "bindings"));
-    }),
-  );
+  withListOptions(location.command("ls"))
+    .option("--kamailio", "list this node's Kamailio's whole location table (ul.dump) instead, each binding compared with the journal")
+    .description("list bindings")
+    .addHelpText("after", "\nWith --kamailio the JOURNAL column says whether the journal holds the binding as Kamailio does (present), not at\nall (missing) or with other routing fields (differs), and a last line sums up the whole table. A table above\nkamailio.reconcileMaxContacts contacts is not listed (its ul.dump would hold Kamailio's FIFO for seconds).")
+    .action(
+      run(async (client, opts) => {
+        if ((opts as { kamailio?: boolean }).kamailio) {
+          const page = (await listPages<KamailioBinding>(client, ApiMethod.KamailioList, opts, { timeoutMs: KAMAILIO_DUMP_WAIT_MS })) as KamailioListResult;
+          if (opts.json) printJson(page);
+          else print(`${formatKamailioTable(page.items, nowSec())}${pageFooter(page, "bindings")}\n\n${describeKamailioTable(page.summary)}`);
+          return;
+        }
+        const page = await listPages<Location>(client, ApiMethod.LocationList, opts);
+        if (opts.json) printJson(page);
+        else print(formatLocations(page.items, nowSec()) + pageFooter(page, "bindings"));
+      }),
+    );
   withClientOptions(
     location.command("show").argument("<aor>", "address of record, e.g. sip:alice@example.com")
       .option("--kamailio", "what this node's Kamailio itself holds for the AoR (ul.lookup), instead of the journal"),
@@ -220,16 +234,17 @@ function checkApiUrl(url: string, from: string): void {
 }
 
 /** One page, or with --all every page followed through `next` and returned as one list. */
-async function listPages<T>(client: ApiClient, method: string, opts: ListOpts): Promise<ListResult<T>> {
+async function listPages<T>(client: ApiClient, method: string, opts: ListOpts, callOpts?: { timeoutMs?: number }): Promise<ListResult<T>> {
   const base = { search: opts.search ?? "", ...(opts.limit || opts.all ? { limit: opts.limit ?? MAX_PAGE } : {}) };
-  let page = await client.call<ListResult<T>>(method, base);
+  let page = await client.call<ListResult<T>>(method, base, callOpts);
   if (!opts.all) return page;
   const items = [...page.items];
   while (page.next !== null) {
-    page = await client.call<ListResult<T>>(method, { ...base, after: page.next });
+    page = await client.call<ListResult<T>>(method, { ...base, after: page.next }, callOpts);
     items.push(...page.items);
   }
-  return { items, next: null, total: page.total };
+  // The last page's other fields (kamailio.list's summary) come along.
+  return { ...page, items, next: null };
 }
 
 function pageFooter(page: ListResult<unknown>, what: string): string {

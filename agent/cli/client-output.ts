@@ -2,7 +2,10 @@
  * Turns API results into terminal text for the client commands. Pure functions of their input
  * (plus "now" for expiry), so they are easy to test and the commands stay about flow.
  */
-import { JOURNAL_BEHIND_REMEDY, type ClusterStatus, type JournalBehindInfo, type KamailioContact, type KamailioStatus, type ResyncStatus } from "../contract/protocol.js";
+import {
+  JOURNAL_BEHIND_REMEDY, type ClusterStatus, type JournalBehindInfo, type KamailioBinding, type KamailioContact, type KamailioStatus,
+  type KamailioTableSummary, type ResyncStatus,
+} from "../contract/protocol.js";
 import type { Alias, Location } from "../contract/records.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
 
@@ -140,6 +143,38 @@ export function formatKamailioContacts(aor: string, items: readonly KamailioCont
   );
   const n = items.length === 1 ? "1 contact" : `${items.length} contacts`;
   return `${cellText(aor)} in this node's Kamailio: ${n}\n\n${blocks.join("\n\n")}`;
+}
+
+/** Kamailio's location table (`location ls --kamailio`), with what the journal says of each binding. */
+export function formatKamailioTable(items: readonly KamailioBinding[], nowSec: number): string {
+  if (items.length === 0) return "this node's Kamailio holds no binding";
+  return formatTable(
+    ["AOR", "CONTACT", "EXPIRES", "Q", "INSTALLED BY", "JOURNAL"],
+    items.map((b) => [
+      b.aor, b.contact, formatExpiry(b.expires, nowSec), formatQ(b.q), b.installedByAgent ? "agent" : "REGISTER",
+      b.journal === "differs" ? `differs: ${b.differences.join(",")}` : b.journal,
+    ]),
+    { align: ["left", "left", "left", "right", "left", "left"] },
+  );
+}
+
+/**
+ * The whole table against the journal in one line, and what to do about a difference: what the
+ * on-call engineer reads to tell whether a reload or reconcile is complete.
+ */
+export function describeKamailioTable(s: KamailioTableSummary): string {
+  const other = s.differs + s.onlyInKamailio + s.onlyInJournal;
+  const counts = `Kamailio holds ${s.kamailio} bindings, the journal ${s.journal}: ` +
+    (other === 0 ? "none differ" : `${other} differ (${s.differs} with other routing fields, ${s.onlyInKamailio} only in Kamailio, ${s.onlyInJournal} only in the journal)`);
+  const pending = s.pendingWrites > 0 ? `; ${s.pendingWrites} changes not yet written into Kamailio` : "";
+  const head = `whole table, dumped ${s.takenAt}: ${counts}${pending}`;
+  if (other === 0) return head;
+  const fixes = [
+    ...(s.differs + s.onlyInJournal > 0 ? ["`locmesh resync --kamailio` writes what differs or is only in the journal"] : []),
+    ...(s.onlyInKamailio > 0 ? ["the reconcile learns or removes what is only in Kamailio (`locmesh status`, its `kamailio reconcile` line)"] : []),
+  ];
+  return `${head}
+A reload or reconcile is not complete, or changes are on their way (list again in a few seconds): ${fixes.join("; ")}.`;
 }
 
 /** `expires` is absolute Unix seconds, 0 meaning permanent (Kamailio's usrloc convention). */

@@ -37,6 +37,8 @@ export const ApiMethod = {
   KamailioReload: "kamailio.reload",
   /** What the local Kamailio itself holds for an AoR (ul.lookup), beside the journal's view. */
   KamailioLookup: "kamailio.lookup",
+  /** The local Kamailio's whole location table (ul.dump), paged, each binding compared with the journal. */
+  KamailioList: "kamailio.list",
   AuthLogin: "auth.login",
   /** WebSocket only: from now on, receive `changes.applied` notifications. */
   ChangesSubscribe: "changes.subscribe",
@@ -324,6 +326,7 @@ export const API_PARAMS = {
   [ApiMethod.ClusterResync]: resyncParams,
   [ApiMethod.KamailioReload]: noParams,
   [ApiMethod.KamailioLookup]: lookupParams,
+  [ApiMethod.KamailioList]: listParams,
   [ApiMethod.AuthLogin]: loginParams,
   [ApiMethod.ChangesSubscribe]: subscribeParams,
 } as const satisfies Record<(typeof ApiMethod)[keyof typeof ApiMethod], z.ZodType>;
@@ -367,6 +370,45 @@ export interface KamailioContact extends Pick<BindingValue, "expires" | "q" | "p
   contact: string;
   /** Set by the agent (ul.add's fixed Call-ID) rather than by a phone's REGISTER here. */
   installedByAgent: boolean;
+}
+
+/**
+ * One binding of the local Kamailio's location table (kamailio.list), and what the journal says of
+ * it: "present" (a live binding with the same routing fields), "missing" (no live binding: a
+ * REGISTER the agent has not learned, or a contact the journal no longer has) or "differs" (the
+ * routing fields in `differences` are not what the agent would write).
+ */
+export interface KamailioBinding extends KamailioContact {
+  aor: string;
+  journal: "present" | "missing" | "differs";
+  /** For "differs": which of expires, q, path and received disagree; else empty. */
+  differences: string[];
+}
+
+/**
+ * The whole table against the journal, whatever page or search was asked for. A reload or
+ * reconcile is complete when `differs`, `onlyInKamailio` and `onlyInJournal` are 0 (changes still
+ * on their way, `pendingWrites`, show here for a moment).
+ */
+export interface KamailioTableSummary {
+  /** When the ul.dump (or, in db_mode 3, the read of Kamailio's database) was taken (ISO 8601). */
+  takenAt: string;
+  /** Live contacts in Kamailio's location table. */
+  kamailio: number;
+  /** Live bindings in the journal. */
+  journal: number;
+  present: number;
+  differs: number;
+  /** In Kamailio, not live in the journal ("missing"). */
+  onlyInKamailio: number;
+  /** Live in the journal, not in Kamailio. */
+  onlyInJournal: number;
+  /** Changes not yet written into Kamailio when the dump was compared. */
+  pendingWrites: number;
+}
+
+export interface KamailioListResult extends ListResult<KamailioBinding> {
+  summary: KamailioTableSummary;
 }
 
 /** Putting the live state back into a Kamailio that lost it (restart, or `locmesh resync --kamailio`). */

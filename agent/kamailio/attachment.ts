@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import type { KamailioConfig } from "../config/agent-config.js";
-import type { KamailioContact, KamailioStatus } from "../contract/protocol.js";
+import type { KamailioContact, KamailioListResult, KamailioStatus, ListParams } from "../contract/protocol.js";
 import { hlcToMillis } from "../contract/records.js";
 import type { Hlc } from "../core/hlc.js";
 import type { JournalBehind } from "../core/journal-behind.js";
@@ -26,6 +26,7 @@ import { openKamailioDb, type KamailioDb } from "./kamailio-db.js";
 import { createKamailioTimes } from "./kamailio-times.js";
 import { createKamailioLiveness, lastErrorOf } from "./kamailio-liveness.js";
 import { createKamailioSink } from "./kamailio-sink.js";
+import { createKamailioTable, toKamailioContact } from "./kamailio-table.js";
 import { createKamailioWriter } from "./kamailio-writer.js";
 import type { KamailioRpc } from "./jsonrpcs-wire.js";
 import { planReconcile } from "./reconciler.js";
@@ -34,7 +35,7 @@ import type { KamailioEvent } from "./register-event.js";
 import { createRegistrarIntake } from "./registrar-intake.js";
 import { createReloader, type BulkSession, type ReloadStatus } from "./reload.js";
 import { createUsrlocRpc } from "./usrloc-rpc.js";
-import { UL_ADD_CALLID } from "./registrar-input.js";
+import type { UsrlocContact } from "./usrloc-contact.js";
 import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js";
 
 
@@ -69,6 +70,8 @@ export interface KamailioAttachment {
   journalSeeded(): void;
   /** The AoR's contacts as this Kamailio holds them (ul.lookup over jsonrpcs). */
   lookup(aor: string): Promise<KamailioContact[]>;
+  /** A page of this Kamailio's whole location table, compared with the journal (kamailio-table.ts). */
+  list(p: Required<ListParams>): Promise<KamailioListResult>;
   drained(): Promise<void>;
   close(): Promise<void>;
 }
@@ -129,6 +132,11 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const writer = createKamailioWriter({ usrloc: createUsrlocRpc({ rpc: writes }), db, aliasTable, log });
   const dumper = createUsrlocRpc({ rpc: fifo, dumpTimeoutMs: Math.max(30_000, config.timeoutMs) });
   const lookups = createUsrlocRpc({ rpc: writes });
+  // db_mode 3 keeps no cache (ul.dump is always empty): the database is what Kamailio holds.
+  const dbOnly = db !== null && config.db!.dbMode === 3;
+  const dumpKamailio = (maxReplyBytes?: number): Promise<UsrlocContact[]> => dbOnly
+    ? dumpFromDb(db!, { locationTable: config.locationTable, aliasTable, nowSec: Math.floor(Date.now() / 1000) })
+    : dumper.ulDump(maxReplyBytes === undefined ? undefined : { maxReplyBytes });
   const sink = createKamailioSink({
     store, writer, plan, log, metrics, window: config.window,
     cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")),
@@ -160,6 +168,13 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const core = createCoreRpc({ rpc: fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) });
   const instances = createInstanceMemory(join(deps.dataDir, "kamailio-instance.json"));
   const liveness = createKamailioLiveness({ sink, metrics });
+  const table = createKamailioTable({
+    store, nodeId, locationTable: config.locationTable, maxContacts: config.reconcileMaxContacts,
+    // In db_mode 3 usrloc's statistics count nothing: the journal's count stands in.
+    countContacts: () => (dbOnly ? Promise.resolve(null) : dumper.ulContactCount(config.locationTable)),
+    dump: dumpKamailio,
+    pendingWrites: () => sink.lastPending(),
+  });
   let restarts = 0;
   const reconciles = createReconcileReport({ log });
   let evapi: EvapiClient | null = null;
@@ -303,10 +318,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   async function compareAndRepair(): Promise<void> {
     const dumpStartMs = Date.now();
     const leadMs = clockLeadMs();
-    // db_mode 3 keeps no cache (ul.dump is always empty): the database is what Kamailio holds.
-    const dump = db !== null && config.db!.dbMode === 3
-      ? await dumpFromDb(db, { locationTable: config.locationTable, aliasTable, nowSec: Math.floor(dumpStartMs / 1000) })
-      : await dumper.ulDump();
+    const dump = await dumpKamailio();
     const dumpEndMs = Date.now();
     // A restart during the dump would make its emptiness look like removals.
     await observe();
@@ -446,12 +458,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     pendingWrites: () => sink.lastPending(),
     reload: (reason) => reloader.run(reason),
     async lookup(aor) {
-      const contacts = await lookups.ulLookup(config.locationTable, aor);
-      return contacts.map((c) => ({
-        contact: c.contact, expires: c.expires, q: c.q, path: c.path, received: c.received, socket: c.socket,
-        callid: c.callid, cseq: c.cseq, userAgent: c.userAgent, ruid: c.ruid, installedByAgent: c.callid === UL_ADD_CALLID,
-      }));
+      return (await lookups.ulLookup(config.locationTable, aor)).map(toKamailioContact);
     },
+    list: (p) => table.list(p),
     reconcile,
     journalSeeded() {
       log.info("the journal has caught up with the cluster: reconciling with Kamailio");
@@ -462,6 +471,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     drained: () => sink.drained(),
     async close() {
       closed = true;
+      table.close();
       for (const t of timers) clearInterval(t);
       if (restartPoll !== null) clearInterval(restartPoll);
       for (const u of unsubscribe) u();

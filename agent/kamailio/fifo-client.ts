@@ -22,7 +22,7 @@ import { Socket } from "node:net";
 import type { Logger } from "../ops/logger.js";
 import { createFifoWriter, RESYNC_SPACES } from "./fifo-writer.js";
 import {
-  encodeRequest, decodeReply, FIFO_MAX_REQUEST_BYTES, KamailioProtocolError, KamailioRpcError, KamailioUnavailableError,
+  encodeRequest, decodeReply, FIFO_MAX_REQUEST_BYTES, KamailioProtocolError, KamailioReplyTooLargeError, KamailioRpcError, KamailioUnavailableError,
   type CallOptions, type KamailioRpc, type RpcParams,
 } from "./jsonrpcs-wire.js";
 import { createReplyFifoPool, type ReplySlot } from "./reply-fifo-pool.js";
@@ -88,7 +88,7 @@ export function createFifoClient(opts: FifoClientOptions): FifoClient {
   }
 
   /** One request/reply exchange on one reply FIFO. `prefix` goes into the same write (resync). */
-  function exchange<T>(slot: ReplySlot, method: string, params: RpcParams | undefined, deadline: number, prefix?: Buffer): Promise<T> {
+  function exchange<T>(slot: ReplySlot, method: string, params: RpcParams | undefined, deadline: number, prefix?: Buffer, maxReplyBytes = Infinity): Promise<T> {
     const id = ++nextId;
     let request: Buffer;
     try {
@@ -127,7 +127,13 @@ export function createFifoClient(opts: FifoClientOptions): FifoClient {
         abort(new KamailioUnavailableError("ETIMEDOUT", `Kamailio ${method} got no reply in time on ${opts.fifoPath} (Kamailio busy, stopped, or FIFO framing lost)`));
         if (written && prefix === undefined) suspectFraming(`${method} timed out`);
       }, Math.max(0, deadline - nowMs()));
-      sock.on("data", (c: Buffer) => chunks.push(c));
+      let replyBytes = 0;
+      sock.on("data", (c: Buffer) => {
+        replyBytes += c.length;
+        // Kamailio writes the reply in blocking mode: drain() reads on to its end, so it is not held.
+        if (replyBytes > maxReplyBytes) abort(new KamailioReplyTooLargeError(method, maxReplyBytes));
+        else chunks.push(c);
+      });
       sock.on("error", (err) => abort(new KamailioUnavailableError((err as NodeJS.ErrnoException).code ?? "EIO", `reading reply FIFO ${slot.path} failed`, { cause: err })));
       sock.on("end", () => {
         sock.destroy();
@@ -174,7 +180,7 @@ export function createFifoClient(opts: FifoClientOptions): FifoClient {
     if (closed) throw new Error("Kamailio FIFO client is closed");
     const deadline = nowMs() + (callOpts?.timeoutMs ?? opts.timeoutMs);
     const slot = await acquireBy(deadline, method);
-    return exchange<T>(slot, method, params, deadline);
+    return exchange<T>(slot, method, params, deadline, undefined, callOpts?.maxReplyBytes);
   }
 
   function suspectFraming(reason: string): void {

@@ -11,6 +11,12 @@ export type RpcParams = readonly RpcParam[] | { readonly [key: string]: RpcParam
 export interface CallOptions {
   /** Overrides the client's default timeout, e.g. for a large `ul.dump`. */
   timeoutMs?: number;
+  /**
+   * The FIFO client stops reading (and drops the rest) once a reply is larger than this, failing
+   * the call with KamailioReplyTooLargeError: a `ul.dump` of a table that grew past what the caller
+   * planned for must not take the agent's memory with it. Unset: no limit.
+   */
+  maxReplyBytes?: number;
 }
 
 /** What the usrloc wrappers need from a transport; both clients implement it. */
@@ -62,6 +68,18 @@ export class KamailioUnavailableError extends Error {
     options?: { cause?: unknown },
   ) {
     super(message, options);
+  }
+}
+
+/** A reply was larger than the call's maxReplyBytes; it was read to its end and dropped. */
+export class KamailioReplyTooLargeError extends Error {
+  override readonly name = "KamailioReplyTooLargeError";
+  readonly transient = false;
+  constructor(
+    readonly method: string,
+    readonly maxBytes: number,
+  ) {
+    super(`Kamailio ${method} answered with more than ${maxBytes} bytes, more than this call takes; the reply was dropped`);
   }
 }
 

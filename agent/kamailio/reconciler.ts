@@ -71,10 +71,20 @@ export async function loadLive(store: ReplicaStore, kind: "loc" | "alias", nowSe
 }
 
 
-function routingDiffers(k: UsrlocContact, want: ReturnType<typeof ulBinding>, slackSec: number): boolean {
-  const expiresOff = want.expires === 0 ? k.expires !== 0 : Math.abs(k.expires - want.expires) > slackSec;
-  return expiresOff || k.path !== want.path || k.received !== want.received || Math.abs(k.q - want.q) > 0.001;
+/**
+ * The fields Kamailio routes by that are not as the agent would write them (ulBinding), in
+ * UsrlocContact's names; empty when they agree. Expiries within `slackSec` agree.
+ */
+export function routingDifferences(k: Pick<UsrlocContact, "expires" | "q" | "path" | "received">, want: ReturnType<typeof ulBinding>, slackSec: number): string[] {
+  const out: string[] = [];
+  if (want.expires === 0 ? k.expires !== 0 : Math.abs(k.expires - want.expires) > slackSec) out.push("expires");
+  if (Math.abs(k.q - want.q) > 0.001) out.push("q");
+  if (k.path !== want.path) out.push("path");
+  if (k.received !== want.received) out.push("received");
+  return out;
 }
+
+const routingDiffers = (k: UsrlocContact, want: ReturnType<typeof ulBinding>, slackSec: number): boolean => routingDifferences(k, want, slackSec).length > 0;
 
 export async function planReconcile(store: ReplicaStore, input: ReconcileInput): Promise<ReconcilePlan> {
   const { nodeId, nowSec, locationTable } = input;

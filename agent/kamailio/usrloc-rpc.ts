@@ -68,8 +68,14 @@ export interface UsrlocRpc {
   ulRm(table: string, aor: string): Promise<void>;
   /** The AoR's unexpired contacts; [] when the AoR is unknown or empty. */
   ulLookup(table: string, aor: string): Promise<UsrlocContact[]>;
-  /** Every contact of every usrloc domain. */
-  ulDump(): Promise<UsrlocContact[]>;
+  /** Every contact of every usrloc domain; `maxReplyBytes` as in CallOptions. */
+  ulDump(opts?: { maxReplyBytes?: number }): Promise<UsrlocContact[]>;
+  /**
+   * How many contacts the domain holds, from usrloc's `<table>_contacts` statistic (kex's
+   * stats.fetch, which the include loads): cheap, unlike ul.dump. Null when Kamailio cannot say
+   * (kex not loaded). In db_mode 3 usrloc keeps no cache and this says nothing useful.
+   */
+  ulContactCount(table: string): Promise<number | null>;
 }
 
 export interface UsrlocRpcDeps {
@@ -120,9 +126,21 @@ export function createUsrlocRpc(deps: UsrlocRpcDeps): UsrlocRpc {
         throw err;
       }
     },
-    async ulDump() {
-      const result = await rpc.call("ul.dump", undefined, { timeoutMs: deps.dumpTimeoutMs ?? 30_000 });
+    async ulDump(opts) {
+      const result = await rpc.call("ul.dump", undefined, { timeoutMs: deps.dumpTimeoutMs ?? 30_000, ...opts });
       return parseDump(result, nowSec());
+    },
+    async ulContactCount(table) {
+      const name = `usrloc.${table}_contacts`;
+      try {
+        const r = await rpc.call<Record<string, unknown>>("stats.fetch", [name]);
+        const n = Number(r?.[name]);
+        return Number.isInteger(n) && n >= 0 ? n : null;
+      } catch (err) {
+        // "Method Not Found" comes back as a 500 (surprise 14): any fault means "cannot say".
+        if (err instanceof KamailioRpcError) return null;
+        throw err;
+      }
     },
   };
 }

@@ -3,36 +3,19 @@
  * process against a real agent, checking what they print and how they exit, including with a wrong
  * token and with no agent listening.
  */
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { evapiBulkToken } from "../../agent/kamailio/evapi-bulk.js";
 import { AgentProcess, ROOT, freePort, waitFor } from "../support/agent-process.js";
+import { BIN, cli } from "../support/cli-run.js";
 
 const TOKEN = "cli-test-api-token-0123456789";
-const BIN = join(ROOT, "bin", "locmesh.js");
 const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
 let dir: string;
 let agent: AgentProcess;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI with only the environment the test gives it (no LOCMESH_* from the caller). */
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LOCMESH_")));
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...base, NO_COLOR: "1", ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === "number" ? err.code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 const target = () => ["--url", agent.apiUrl, "--token", TOKEN];
 

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCoreRpc, createRestartDetector } from "../../agent/kamailio/core-rpc.js";
 import { createDgramClient } from "../../agent/kamailio/dgram-client.js";
 import { createFifoClient, type FifoClient } from "../../agent/kamailio/fifo-client.js";
-import { KamailioRequestError, KamailioRpcError, KamailioUnavailableError } from "../../agent/kamailio/jsonrpcs-wire.js";
+import { KamailioReplyTooLargeError, KamailioRequestError, KamailioRpcError, KamailioUnavailableError } from "../../agent/kamailio/jsonrpcs-wire.js";
 import { createUsrlocRpc, type UlAddBinding } from "../../agent/kamailio/usrloc-rpc.js";
 import { isTransient } from "../../agent/core/transient.js";
 import { silentLogger } from "../../agent/ops/logger.js";
@@ -139,6 +139,22 @@ describe("FIFO client behaviour", () => {
     expect(results.every((r) => r === "added")).toBe(true);
     const dump = await ul.ulDump();
     expect(dump.filter((c) => c.aor.startsWith("burst")).length).toBe(2000);
+    // This cfg does not load kex (the include does): Kamailio cannot say how many contacts it holds.
+    expect(await ul.ulContactCount("location")).toBeNull();
+  });
+
+  it("drops a reply larger than the call's maxReplyBytes, and Kamailio keeps answering on the same reply FIFO pool", async () => {
+    const client = newFifoClient({ maxInFlight: 1 });
+    try {
+      // The 2,000 contacts above make a dump of about a megabyte.
+      const err = await createUsrlocRpc({ rpc: client }).ulDump({ maxReplyBytes: 100_000 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KamailioReplyTooLargeError);
+      expect(isTransient(err)).toBe(false);
+      expect(await client.call("core.version")).toMatch(/^kamailio/);
+      expect((await createUsrlocRpc({ rpc: client }).ulDump({ maxReplyBytes: 10_000_000 })).length).toBeGreaterThanOrEqual(2000);
+    } finally {
+      await client.close();
+    }
   });
 
   it("refuses an oversize request client-side, and Kamailio keeps answering", async () => {
