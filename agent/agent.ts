@@ -90,7 +90,7 @@ export async function startAgent(
   kamailio = config.kamailio
     ? await createKamailioAttachment({
       config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, hlc, store, log, metrics, seeded: () => store.seeded(),
-      bulkToken: evapiBulkToken(config.mesh.secret, config.nodeId), journalBehind,
+      bulkToken: evapiBulkToken(config.mesh.secret, config.nodeId), journalBehind, notes: store,
     })
     : null;
   const rpc = createLocalApi({ replica, mesh, log, metrics, startedAtMs, version: packageVersion(), kamailio, journalBehind });

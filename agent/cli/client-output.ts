@@ -3,7 +3,7 @@
  * (plus "now" for expiry), so they are easy to test and the commands stay about flow.
  */
 import {
-  JOURNAL_BEHIND_REMEDY, type ClusterStatus, type JournalBehindInfo, type KamailioBinding, type KamailioContact, type KamailioStatus,
+  JOURNAL_BEHIND_REMEDY, type ClusterStatus, type JournalBehindInfo, type KamailioBinding, type KamailioContact, type KamailioReloadInterrupted, type KamailioStatus,
   type KamailioTableSummary, type ResyncStatus,
 } from "../contract/protocol.js";
 import type { Alias, Location } from "../contract/records.js";
@@ -17,7 +17,11 @@ export function formatStatus(s: ClusterStatus): string {
     ["pending writes", `${s.pendingWrites} (changes not yet written to the local Kamailio)`],
     ["resync", describeResync(s.resync)],
     ...(s.kamailio
-      ? ([["kamailio reload", describeReload(s.kamailio.reload)], ["kamailio reconcile", describeReconcile(s.kamailio.lastReconcile)]] as [string, string][])
+      ? ([
+        ["kamailio reload", describeReload(s.kamailio.reload)],
+        ...(s.kamailio.reload.interrupted ? [["previous reload", describeInterrupted(s.kamailio.reload.interrupted)]] : []),
+        ["kamailio reconcile", describeReconcile(s.kamailio.lastReconcile)],
+      ] as [string, string][])
       : []),
   ]);
   // Above everything else: the node is out of service until the operator acts, and the peers'
@@ -61,6 +65,18 @@ export function describeReload(r: KamailioStatus["reload"]): string {
     case "failed":
       return `failed after ${r.done} of ${r.total} writes: ${r.error ?? "no reason given"}`;
   }
+}
+
+/**
+ * The reload the agent's previous run left unfinished, said in capitals like a skipped reconcile:
+ * Kamailio's state was unknown at this start, and the `kamailio reload` line shows the redo.
+ */
+export function describeInterrupted(i: KamailioReloadInterrupted): string {
+  const how = i.error === null
+    ? "CUT SHORT by the agent stopping (restart, kill or crash)"
+    : `FAILED (${i.error}) and not redone before the agent stopped`;
+  return `${how} after at least ${i.done} of ${i.total} writes; it started ${i.startedAt} (${i.reason ?? "no reason noted"}). ` +
+    "Which writes went in was unknown, so this start reloads Kamailio again (the line above)";
 }
 
 /** The last reconcile with Kamailio (ul.dump): when, what it did, or why it did not run. */

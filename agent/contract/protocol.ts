@@ -427,6 +427,24 @@ export interface KamailioReloadStatus {
   /** How the writes went in: the evapi bulk channel, or jsonrpcs when the include has no bulk route. */
   channel: "evapi" | "jsonrpcs" | null;
   error: string | null;
+  /**
+   * A reload the agent's previous run left unfinished: it was running when the agent stopped
+   * (restarted, killed, crashed), or it had failed and was not redone before. Which of its writes
+   * went in was unknown, so this run reloads Kamailio again (the fields above). Null when there was
+   * none; absent from agents before it was added.
+   */
+  interrupted?: KamailioReloadInterrupted | null;
+}
+
+/** The reload an earlier run of the agent left unfinished (kept in the journal's meta table). */
+export interface KamailioReloadInterrupted {
+  reason: string | null;
+  startedAt: string;
+  /** Writes done and to do as last saved (about once a second: a few more may have gone in). */
+  done: number;
+  total: number;
+  /** Why it failed, when it had failed (and not been redone) rather than being cut short. */
+  error: string | null;
 }
 
 /** The agent's view of its local Kamailio. */

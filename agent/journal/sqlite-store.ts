@@ -42,7 +42,17 @@ export interface SqliteStore extends ReplicaStore {
    */
   seeded(): boolean;
   markSeeded(): void;
+  /**
+   * Small values other parts of the agent keep with the journal (its meta table), durable when
+   * writeNote returns; null writes remove. Names are the caller's: NOTE_PREFIX keeps them apart
+   * from the journal's own (node_id, replica_id, max_hlc, ...).
+   */
+  readNote(name: string): string | null;
+  writeNote(name: string, value: string | null): void;
 }
+
+/** Notes live in the meta table under this prefix. */
+const NOTE_PREFIX = "note:";
 
 export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   if (opts.path !== ":memory:") mkdirSync(dirname(opts.path), { recursive: true });
@@ -292,6 +302,15 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     replicaId: self,
     created,
     seeded: () => seeded,
+    readNote: (name) => metaGet.get(NOTE_PREFIX + name)?.value ?? null,
+    writeNote(name, value) {
+      try {
+        if (value === null) metaDelete.run(NOTE_PREFIX + name);
+        else metaSet.run(NOTE_PREFIX + name, value);
+      } catch (err) {
+        throw journalFullOr(err, opts.path);
+      }
+    },
     markSeeded() {
       if (seeded) return;
       // Seeded for this run even if the row cannot be deleted (a full disk): after a restart the

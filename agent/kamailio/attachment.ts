@@ -34,6 +34,7 @@ import { createReconcileReport } from "./reconcile-report.js";
 import type { KamailioEvent } from "./register-event.js";
 import { createRegistrarIntake } from "./registrar-intake.js";
 import { createReloader, type BulkSession, type ReloadStatus } from "./reload.js";
+import { openReloadMark, type ReloadNotes, type UnfinishedReload } from "./reload-mark.js";
 import { createUsrlocRpc } from "./usrloc-rpc.js";
 import type { UsrlocContact } from "./usrloc-contact.js";
 import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js";
@@ -91,6 +92,8 @@ export interface KamailioAttachmentDeps {
    * into Kamailio (no sink writes, reload or reconcile) until the agent is started afresh.
    */
   journalBehind: Pick<JournalBehind, "isSet" | "onSet">;
+  /** The journal's notes: where a reload under way is kept (reload-mark.ts). */
+  notes: ReloadNotes;
   log: Logger;
   metrics: Metrics;
   /**
@@ -157,12 +160,14 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const onStored: OnStored = (listener) => replica.onApplied(listener);
   /** When the Kamailio last probed started, on this host's clock (its uptime has whole seconds). */
   let kamailioStartedMs: number | null = null;
+  const mark = openReloadMark({ notes: deps.notes, instance: () => instances.current(), log });
   const reloader = createReloader({
     store, writer, plan, log, metrics, window: config.window, rate: config.reloadRate, openBulk,
     preloadDb: db && (config.db!.dbMode === 1 || config.db!.dbMode === 2) ? db : null,
     onStored,
     kamailioStart: () => (kamailioStartedMs === null ? null : { startedMs: kamailioStartedMs, clockLeadMs: clockLeadMs() }),
     held,
+    onStatus: (s) => mark.track(s),
   });
   // Two small replies: a second and a half is plenty even on a loaded host.
   const core = createCoreRpc({ rpc: fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) });
@@ -182,6 +187,8 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   let restartPoll: NodeJS.Timeout | null = null;
   let received = 0;
   let reloadNeeded = false;
+  /** Why the due reload runs: a restart, or the agent's last run left one unfinished (start()). */
+  let reloadReason = "kamailio restarted";
   const times = createKamailioTimes();
   const intake = createRegistrarIntake({
     nodeId, store, replica, sink, times, log, metrics, maxQueued: config.eventQueue, lingerMs: config.eventLingerMs, clockLeadMs,
@@ -222,6 +229,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     if (state === "whole") return;
     reloadNeeded = true;
     if (previous !== null && sameInstance(previous, inst)) return; // noted already; the reload is due
+    // The instance the agent's last run was reloading when it stopped: not a restart (start() said so).
+    const unfinished = mark.previous?.instance;
+    if (previous === null && unfinished && sameInstance(unfinished, inst)) return;
     if (state === "first contact") {
       log.info({ now: inst }, "first contact with this Kamailio; writing the live state into it");
       return;
@@ -267,8 +277,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     // While held the restarted Kamailio stays without the cluster's state, and its REGISTER gate
     // closed (up to LOCMESH_READY_GRACE): a node that cannot be made whole should not look whole.
     if (!reloadNeeded || held() || !waitedForSeed()) return;
-    const res = await reloader.run("kamailio restarted");
+    const res = await reloader.run(reloadReason);
     if (res.state !== "done") return; // Kamailio went again; the next check retries
+    reloadReason = "kamailio restarted";
     // No ul.dump check afterwards: the reload wrote the whole live state, and a dump of a large
     // table holds Kamailio's FIFO for tens of seconds (it grows with the square of the table).
     reloadNeeded = false;
@@ -402,6 +413,12 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
 
   return {
     async start() {
+      if (mark.previous !== null) {
+        // Some of its writes went in, which ones is unknown: Kamailio is reloaded before anything else.
+        reloadNeeded = true;
+        reloadReason = "redo: the agent's last run left a reload unfinished";
+        log.warn({ unfinished: mark.previous }, `${describeUnfinished(mark.previous)}; reloading Kamailio again`);
+      }
       // onApplied carries this node's own commits too (replica.ts).
       unsubscribe.push(replica.onApplied(() => sink.kick()));
       unsubscribe.push(deps.journalBehind.onSet(() => {
@@ -450,7 +467,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
         events: evapi
           ? { connected: evapi.connected(), received, failed: intake.stats().failed, malformed: evapi.stats().malformed, framingErrors: evapi.stats().framingErrors }
           : null,
-        reload: reloader.status(),
+        reload: { ...reloader.status(), interrupted: unfinishedStatus(mark.previous) },
         lastReconcile: reconciles.last(),
         restarts,
       };
@@ -485,6 +502,15 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     },
   };
 }
+
+/** For the log: what the agent's last run left unfinished. */
+function describeUnfinished(u: UnfinishedReload): string {
+  const how = u.error === null ? "the agent stopped in the middle of it (restarted, killed or crashed)" : `it failed (${u.error}) and was not redone before the agent stopped`;
+  return `the last reload into Kamailio (started ${u.startedAt}, ${u.reason ?? "no reason noted"}) did not finish: ${how}, after at least ${u.done} of ${u.total} writes`;
+}
+
+const unfinishedStatus = (u: UnfinishedReload | null) =>
+  u === null ? null : { reason: u.reason, startedAt: u.startedAt, done: u.done, total: u.total, error: u.error };
 
 /** Writes go over the datagram socket when configured, and over the FIFO when that fails. */
 function failover(primary: KamailioRpc | null, secondary: KamailioRpc): KamailioRpc {

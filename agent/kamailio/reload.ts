@@ -80,6 +80,11 @@ export interface ReloaderDeps {
    * and relabel the rest as the agent's). Unknown: everything is written.
    */
   kamailioStart?: () => { startedMs: number; clockLeadMs: number } | null;
+  /**
+   * Told the status when a run starts (before its first write), after each write, and when it
+   * ends: reload-mark.ts keeps in the journal that a reload is under way.
+   */
+  onStatus?: (s: ReloadStatus) => void;
 }
 
 /** Stamps within this of Kamailio's start (its uptime has whole seconds) are taken as before it. */
@@ -154,6 +159,8 @@ export function createReloader(deps: ReloaderDeps): Reloader {
   }
 
   const held = deps.held ?? (() => false);
+  // The status itself, not a copy, on every write: the listener reads it at once and keeps nothing.
+  const onStatus = (s: ReloadStatus): void => deps.onStatus?.(s);
 
   async function reload(reason: string): Promise<ReloadStatus> {
     const started = nowMs();
@@ -168,6 +175,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     const counts = await deps.store.counts(nowSec).catch(() => ({ locations: 0, aliases: 0 }));
     const toExamine = counts.locations + counts.aliases;
     status = { state: "running", reason, total: toExamine, done: 0, unchanged: 0, startedAt: new Date(started).toISOString(), finishedAt: null, rate: 0, channel: null, error: null };
+    onStatus(status);
     deps.log.info({ reason, byDifference: deps.preloadDb !== null }, "putting the live state back into Kamailio");
     // Records changed since the reload started (before its first page is read).
     const watch = watchChanges(deps.onStored);
@@ -249,6 +257,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
             deps.log.error({ err: (err as Error).message }, `reload skipped ${describe(op)}`);
           }
           status.done++;
+          onStatus(status);
         }
       };
       const window = bulk?.window ?? deps.window;
@@ -265,6 +274,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       watch.close();
       await bulk?.close().catch(() => undefined);
     }
+    onStatus(status);
     return { ...status };
   }
 

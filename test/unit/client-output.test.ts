@@ -97,6 +97,24 @@ describe("the reconcile line of locmesh status", () => {
     );
   });
 
+  it("says, under the reload line, that the agent's previous run left a reload unfinished, and only then", () => {
+    const withReload = (interrupted: KamailioStatus["reload"]["interrupted"]): ClusterStatus => {
+      const s = status(null);
+      return { ...s, kamailio: { ...s.kamailio!, reload: { ...s.kamailio!.reload, interrupted } } };
+    };
+    const lines = (s: ClusterStatus) => formatStatus(s).split("\n");
+    const cut = { reason: "requested through the API", startedAt: "2026-11-22T10:00:00.000Z", done: 251, total: 1500, error: null };
+    const text = lines(withReload(cut));
+    expect(text[text.findIndex((l) => l.startsWith("kamailio reload")) + 1]).toBe(
+      "previous reload     CUT SHORT by the agent stopping (restart, kill or crash) after at least 251 of 1500 writes; it started 2026-11-22T10:00:00.000Z " +
+        "(requested through the API). Which writes went in was unknown, so this start reloads Kamailio again (the line above)",
+    );
+    expect(lines(withReload({ ...cut, error: "Kamailio is unreachable" })).find((l) => l.startsWith("previous reload"))).toMatch(
+      /^previous reload +FAILED \(Kamailio is unreachable\) and not redone before the agent stopped after at least 251 of 1500 writes;/,
+    );
+    for (const none of [null, undefined]) expect(lines(withReload(none)).some((l) => l.startsWith("previous reload"))).toBe(false);
+  });
+
   it("gives a finished run's counts, a failure's reason, and none before the first", () => {
     const done = { at: "2026-11-22T10:00:00.000Z", outcome: "done" as const, learned: 3, repaired: 1, contacts: 120, reason: null };
     expect(line(status(done))).toMatch(/ done at 2026-11-22T10:00:00\.000Z: 3 learned, 1 repaired, 120 contacts compared$/);

@@ -156,6 +156,19 @@ describe("reload", () => {
     expect(totals.every((t) => t === n)).toBe(true);
   });
 
+  it("tells its status when it starts, before the first write, after each write and when it ends (reload-mark.ts keeps it)", async () => {
+    const store = await storeWith(30);
+    const writer = recordingWriter();
+    const seen: { state: string; done: number; written: number }[] = [];
+    await createReloader(deps({ store, writer, onStatus: (s) => void seen.push({ state: s.state, done: s.done, written: writer.ops.length }) })).run("test");
+    expect(seen[0]).toEqual({ state: "running", done: 0, written: 0 });
+    expect(seen.filter((s) => s.state === "running").map((s) => s.done)).toEqual(Array.from({ length: 31 }, (_, i) => i));
+    expect(seen.at(-1)).toMatchObject({ state: "done", done: 30 });
+    const failed: string[] = [];
+    await createReloader(deps({ store, writer: recordingWriter({ failAt: 5 }), onStatus: (s) => void failed.push(s.state) })).run("test");
+    expect(failed.at(-1)).toBe("failed");
+  });
+
   it("ends as failed at the first transient failure, with the session closed, and runs again from the start", async () => {
     const store = await storeWith(50);
     let closed = 0;

@@ -1,7 +1,7 @@
 /** The web UI's pure logic: formatting, paging cursors, form checks, routes and the chart's numbers. */
 import { describe, expect, it } from "vitest";
 import { checkAliasForm, hasErrors } from "../../web/src/lib/alias-form.js";
-import { progress, reconcileText } from "../../web/src/lib/cluster-view.js";
+import { interruptedText, progress, reconcileText } from "../../web/src/lib/cluster-view.js";
 import { expiryText, formatDuration, formatQ, pageRange } from "../../web/src/lib/format.js";
 import { cursorOf, firstPage, nextPage, pageOffset, previousPage } from "../../web/src/lib/pager.js";
 import { parseRoute, routeHref } from "../../web/src/lib/route.js";
@@ -91,5 +91,8 @@ describe("status history", () => {
     expect(reconcileText(run)).toBe("1,200 learned, 3 repaired"); // an agent before `outcome`
     expect(reconcileText({ ...run, outcome: "skipped", learned: 0, repaired: 0, reason: "34166 live bindings above kamailio.reconcileMaxContacts (20000)" }))
       .toBe("skipped: 34166 live bindings above kamailio.reconcileMaxContacts (20000)");
+    const cut = { reason: "kamailio restarted", startedAt: "not a time", done: 1200, total: 34_000, error: null };
+    expect(interruptedText(cut)).toBe("cut short by an agent restart after at least 1,200 of 34,000 writes (started not a time); reloaded again at this start");
+    expect(interruptedText({ ...cut, error: "Kamailio is unreachable" })).toMatch(/^failed \(Kamailio is unreachable\), not redone before the agent stopped after at least 1,200/);
   });
 });

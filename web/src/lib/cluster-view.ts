@@ -3,8 +3,8 @@
  * (null or absent otherwise, and absent from agents older than the attachment), so every field of
  * it is optional here and read defensively: the page works against old and new agents alike.
  */
-import type { ClusterStatus, JournalBehindInfo } from "../../../agent/contract/protocol.js";
-import { formatCount } from "./format.js";
+import type { ClusterStatus, JournalBehindInfo, KamailioReloadInterrupted } from "../../../agent/contract/protocol.js";
+import { formatCount, formatTime } from "./format.js";
 
 export interface KamailioStatus {
   /** Kamailio answered over jsonrpcs at the last check. */
@@ -15,7 +15,7 @@ export interface KamailioStatus {
   lastErrorAt?: string | null;
   rejected?: number;
   events?: { connected: boolean; received: number; failed: number } | null;
-  reload?: { state?: string; done?: number; total?: number; rate?: number; error?: string | null } | null;
+  reload?: { state?: string; done?: number; total?: number; rate?: number; error?: string | null; interrupted?: KamailioReloadInterrupted | null } | null;
   /** `outcome` and `reason` are absent from agents before they were added (their runs were all "done"). */
   lastReconcile?: { at: string; outcome?: string; learned: number; repaired: number; contacts: number; reason?: string | null } | null;
   restarts?: number;
@@ -38,6 +38,12 @@ export const WRITER_TEXT: Record<string, string> = {
 export function reconcileText(r: NonNullable<KamailioStatus["lastReconcile"]>): string {
   if (r.outcome === "skipped" || r.outcome === "failed") return `${r.outcome}: ${r.reason ?? "no reason given"}`;
   return `${formatCount(r.learned)} learned, ${formatCount(r.repaired)} repaired`;
+}
+
+/** The reload the agent's previous run left unfinished: how it ended, and that this start redoes it. */
+export function interruptedText(i: KamailioReloadInterrupted): string {
+  const how = i.error === null ? "cut short by an agent restart" : `failed (${i.error}), not redone before the agent stopped`;
+  return `${how} after at least ${formatCount(i.done)} of ${formatCount(i.total)} writes (started ${formatTime(i.startedAt)}); reloaded again at this start`;
 }
 
 /** 0..1 progress, or null when the total is unknown. */

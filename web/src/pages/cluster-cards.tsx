@@ -1,7 +1,7 @@
 /** The cluster page's pieces: this node, its Kamailio writer, the last resync, the peer links. */
 import { JOURNAL_BEHIND_REMEDY, type JournalBehindInfo, type PeerStatus, type ResyncStatus } from "../../../agent/contract/protocol.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
-import { WRITER_TEXT, progress, reconcileText, type ClusterStatusView, type KamailioStatus } from "../lib/cluster-view.js";
+import { WRITER_TEXT, interruptedText, progress, reconcileText, type ClusterStatusView, type KamailioStatus } from "../lib/cluster-view.js";
 
 /** This node is out of service until the operator acts: said above everything else. */
 export function JournalBehindAlert({ b }: { b: JournalBehindInfo }) {
@@ -47,6 +47,7 @@ export function KamailioCard({ k }: { k: KamailioStatus }) {
         {!!k.rejected && <Stat k="Writes refused" v={formatCount(k.rejected)} />}
         {k.events && <Stat k="Registrar events" v={`${k.events.connected ? "connected" : "disconnected"}, ${formatCount(k.events.received)} in`} />}
         {r && r.state !== "idle" && <Stat k="Reload" v={`${r.state ?? "unknown"}${r.total ? ` (${formatCount(r.done ?? 0)} of ${formatCount(r.total)})` : ""}`} />}
+        {r?.interrupted && <Stat k="Previous reload" v={interruptedText(r.interrupted)} />}
         {k.lastReconcile && <Stat k="Last reconcile" v={`${formatTime(k.lastReconcile.at)}, ${reconcileText(k.lastReconcile)}`} />}
         {!!k.restarts && <Stat k="Restarts seen" v={formatCount(k.restarts)} />}
       </dl>
