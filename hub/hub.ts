@@ -19,6 +19,7 @@ import { startAgentRegistry } from "./agent-registry.js";
 import { startChangeFeed } from "./change-feed.js";
 import type { HubConfig } from "./hub-config.js";
 import { migratePostgres } from "./migrate-postgres.js";
+import { pgAddress, pgStartError } from "./pg-connection.js";
 import { openPgStore, PG_TYPES } from "./pg-store.js";
 
 export interface Hub {
@@ -32,7 +33,11 @@ export interface Hub {
 /** Applies pending migrations (also the `locmesh hub migrate` command); returns the versions applied. */
 export async function migrateHubDatabase(url: string): Promise<number[]> {
   const client = new pg.Client({ connectionString: url });
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (err) {
+    throw pgStartError(err, pgAddress(url));
+  }
   try {
     return await migratePostgres(client);
   } finally {
@@ -52,7 +57,11 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
   const writePool = new pg.Pool({ connectionString: config.postgres.url, max: 2, types: PG_TYPES });
   // An idle pooled connection dies when PostgreSQL restarts; the pool replaces it on next use.
   for (const p of [pool, writePool]) p.on("error", (err) => log.warn({ err: err.message }, "idle PostgreSQL connection lost"));
-  const store = await openPgStore({ pool, writePool, nodeId: config.nodeId, channel: config.postgres.channel });
+  const store = await openPgStore({ pool, writePool, nodeId: config.nodeId, channel: config.postgres.channel }).catch((err: unknown) => {
+    // Not awaited: ending a pool waits for its sockets to close, which a silent network never does.
+    for (const p of [pool, writePool]) p.end().catch(() => undefined);
+    throw pgStartError(err, pgAddress(config.postgres.url));
+  });
   const hlc = createHlc({
     wallMillis: Date.now,
     initial: await store.maxHlc(),
