@@ -19,7 +19,7 @@ import { startAgentRegistry } from "./agent-registry.js";
 import { startChangeFeed } from "./change-feed.js";
 import type { HubConfig } from "./hub-config.js";
 import { migratePostgres } from "./migrate-postgres.js";
-import { pgAddress, pgStartError } from "./pg-connection.js";
+import { pgClientConfig, pgStartError } from "./pg-connection.js";
 import { openPgStore, PG_TYPES } from "./pg-store.js";
 
 export interface Hub {
@@ -31,15 +31,18 @@ export interface Hub {
 }
 
 /** Applies pending migrations (also the `locmesh hub migrate` command); returns the versions applied. */
-export async function migrateHubDatabase(url: string): Promise<number[]> {
-  const client = new pg.Client({ connectionString: url });
+export async function migrateHubDatabase(settings: HubConfig["postgres"]): Promise<number[]> {
+  // The query timeout holds here too: it bounds each migration and the wait for another hub's.
+  const client = new pg.Client(pgClientConfig(settings));
   try {
     await client.connect();
   } catch (err) {
-    throw pgStartError(err, pgAddress(url));
+    throw pgStartError(err, settings, true);
   }
   try {
     return await migratePostgres(client);
+  } catch (err) {
+    throw pgStartError(err, settings);
   } finally {
     await client.end();
   }
@@ -49,18 +52,19 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
   const { log } = deps;
   const metrics = deps.metrics ?? createMetrics();
   const startedAtMs = Date.now();
-  const applied = await migrateHubDatabase(config.postgres.url);
+  const applied = await migrateHubDatabase(config.postgres);
   if (applied.length > 0) log.info({ applied }, "migrated the hub database");
 
-  const pool = new pg.Pool({ connectionString: config.postgres.url, max: config.postgres.poolSize, types: PG_TYPES });
+  const connection = pgClientConfig(config.postgres);
+  const pool = new pg.Pool({ ...connection, max: config.postgres.poolSize, types: PG_TYPES });
   // Writes are applied one at a time (core/replica.ts); two connections cover one in flight and a local commit.
-  const writePool = new pg.Pool({ connectionString: config.postgres.url, max: 2, types: PG_TYPES });
+  const writePool = new pg.Pool({ ...connection, max: 2, types: PG_TYPES });
   // An idle pooled connection dies when PostgreSQL restarts; the pool replaces it on next use.
   for (const p of [pool, writePool]) p.on("error", (err) => log.warn({ err: err.message }, "idle PostgreSQL connection lost"));
   const store = await openPgStore({ pool, writePool, nodeId: config.nodeId, channel: config.postgres.channel }).catch((err: unknown) => {
     // Not awaited: ending a pool waits for its sockets to close, which a silent network never does.
     for (const p of [pool, writePool]) p.end().catch(() => undefined);
-    throw pgStartError(err, pgAddress(config.postgres.url));
+    throw pgStartError(err, config.postgres);
   });
   const hlc = createHlc({
     wallMillis: Date.now,
@@ -84,7 +88,7 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
     peers: () => mesh.gauges(),
     records: () => replica.store.counts(Math.floor(Date.now() / 1000)),
   });
-  const feed = startChangeFeed({ url: config.postgres.url, store, log, onChange: () => mesh.wakePumps() });
+  const feed = startChangeFeed({ connection, store, log, onChange: () => mesh.wakePumps() });
   const registry = startAgentRegistry({ pool, hubNode: config.nodeId, mesh, intervalMs: config.mesh.statusIntervalMs, log });
   const rpc = createLocalApi({
     replica, log, metrics, startedAtMs, version: packageVersion(),

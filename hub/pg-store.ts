@@ -19,7 +19,7 @@ import { InvalidBatchError, type ApplyOutcome, type Page, type ReplicaStore, typ
 import { KIND_CODE, expiresOf, rowToChange, type StoredRow as Row } from "../agent/core/stored-row.js";
 import { listSearch } from "../agent/core/list-search.js";
 import { cachedCounts } from "./counts-cache.js";
-import { classifyPgError, pgCall } from "./pg-errors.js";
+import { classifyPgError, pgCall, sqlStateOf } from "./pg-errors.js";
 import * as SQL from "./pg-sql.js";
 import { createRangeCache } from "./range-cache.js";
 
@@ -106,7 +106,10 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       await client.query("COMMIT");
       return out;
     } catch (err) {
-      await client.query("ROLLBACK").catch(() => (broken = true));
+      // A connection that was lost or timed out gets no ROLLBACK (it would wait out its own
+      // timeout behind the unanswered statement): dropped, it takes the transaction with it.
+      if (sqlStateOf(err) === null) broken = true;
+      else await client.query("ROLLBACK").catch(() => (broken = true));
       throw classifyPgError(err);
     } finally {
       client.removeListener("error", onError);

@@ -1,6 +1,7 @@
 /**
  * A hub whose PostgreSQL fails it, against real processes: `locmesh hub` and `locmesh hub migrate`
- * with no PostgreSQL at the configured address.
+ * with no PostgreSQL at the configured address, or behind a path that takes TCP and never answers
+ * (test/support/freezable-proxy.ts, frozen).
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -8,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, freePort } from "../support/agent-process.js";
+import { startFreezableProxy } from "../support/freezable-proxy.js";
 import { SECRET, TOKEN } from "../support/hub-process.js";
 
 const BIN = join(ROOT, "bin", "locmesh.js");
@@ -71,6 +73,24 @@ describe("a hub without its PostgreSQL", () => {
       expect(r.output).toContain(`cannot reach PostgreSQL at 127.0.0.1:${pgPort}`);
       expect(r.output).toMatch(/Check that PostgreSQL is running/);
       expect(r.output).not.toContain(PASSWORD);
+    }
+  });
+
+  it("`hub migrate` and `hub` give up within postgres.connectTimeoutMs when PostgreSQL's address takes TCP and never answers", async () => {
+    const silent = await startFreezableProxy(await freePort());
+    silent.freeze();
+    try {
+      const config = await hubConfig("hub-silent", silent.port, { connectTimeoutMs: 1000 });
+      for (const args of [["migrate", "--config", config], ["--config", config]]) {
+        const r = await hubCommand(args);
+        expect(r.code, r.output).toBe(1);
+        // 1 s, and a generous margin for a busy machine: without the timeout this waits for ever.
+        expect(r.ms).toBeLessThan(15_000);
+        expect(r.output).toContain(`PostgreSQL at 127.0.0.1:${silent.port} did not answer within 1000 ms (postgres.connectTimeoutMs)`);
+        expect(r.output).not.toContain(PASSWORD);
+      }
+    } finally {
+      await silent.close();
     }
   });
 });
