@@ -24,6 +24,8 @@ export interface HubConfig {
     queryTimeoutMs: number;
     /** TCP keepalive probes start after a connection was idle this long. */
     keepAliveIdleMs: number;
+    /** No health check answered for this long: PostgreSQL counts as unreachable (pg-watch.ts). */
+    unreachableAfterMs: number;
   };
   log: AgentConfig["log"];
 }
@@ -55,6 +57,7 @@ function hubSchema(fs: LoadOptions["fs"] & object) {
       connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
       queryTimeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
       keepAliveIdleMs: z.number().int().min(1000).max(7_200_000).default(10_000),
+      unreachableAfterMs: z.number().int().min(300).max(600_000).default(15_000),
     }),
     log: base.shape.log,
   });

@@ -1,8 +1,10 @@
 /**
  * Wires one hub together from its config: PostgreSQL pool → migrations → PgStore → the agent's
- * replication core (replica, mesh in relay mode) → change feed (LISTEN) → cluster registry →
- * local API, /metrics and /healthz. No argv, env or signals here (that is hub/main.ts).
+ * replication core (replica, mesh in relay mode) → PostgreSQL watch (agents are sent elsewhere
+ * while it does not answer) → change feed (LISTEN) → cluster registry → local API, /metrics and
+ * /healthz. No argv, env or signals here (that is hub/main.ts).
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { createHttpApi, type HttpApi } from "../agent/api/http-server.js";
 import { createLocalApi } from "../agent/api/local-api.js";
@@ -19,8 +21,9 @@ import { startAgentRegistry } from "./agent-registry.js";
 import { startChangeFeed } from "./change-feed.js";
 import type { HubConfig } from "./hub-config.js";
 import { migratePostgres } from "./migrate-postgres.js";
-import { pgClientConfig, pgStartError } from "./pg-connection.js";
+import { pgAddress, pgClientConfig, pgStartError, type PgConnectionSettings } from "./pg-connection.js";
 import { openPgStore, PG_TYPES } from "./pg-store.js";
+import { startPgWatch } from "./pg-watch.js";
 
 export interface Hub {
   readonly replica: Replica;
@@ -31,7 +34,7 @@ export interface Hub {
 }
 
 /** Applies pending migrations (also the `locmesh hub migrate` command); returns the versions applied. */
-export async function migrateHubDatabase(settings: HubConfig["postgres"]): Promise<number[]> {
+export async function migrateHubDatabase(settings: PgConnectionSettings): Promise<number[]> {
   // The query timeout holds here too: it bounds each migration and the wait for another hub's.
   const client = new pg.Client(pgClientConfig(settings));
   try {
@@ -84,6 +87,16 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
     // The hub's sessions run the same check; its API is read-only anyway, so only the mesh reads it.
     journalBehind: createJournalBehind(),
   });
+  // A pool of one of its own: the check measures PostgreSQL, not how busy the hub's pools are.
+  const watchPool = new pg.Pool({ ...connection, query_timeout: config.postgres.unreachableAfterMs, max: 1 });
+  watchPool.on("error", () => undefined); // a lost idle connection fails the next check, which says why
+  const watch = startPgWatch({
+    check: async () => void (await watchPool.query("SELECT 1")),
+    address: pgAddress(config.postgres.url),
+    unreachableAfterMs: config.postgres.unreachableAfterMs,
+    log,
+    onChange: (s) => mesh.refuseSessions(s.reachable ? null : "this hub's PostgreSQL does not answer; use another hub"),
+  });
   metrics.scrapeFrom({
     peers: () => mesh.gauges(),
     records: () => replica.store.counts(Math.floor(Date.now() / 1000)),
@@ -102,14 +115,15 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
   const purge = startPurgeTimer({ store, retentionHours: config.journal.retentionHours, intervalSec: config.journal.purgeIntervalSec, log, metrics });
 
   const close = async () => {
+    watch.close();
     purge.close();
     registry.close();
     await http.close();
     await mesh.close();
     await feed.close();
     await replica.close();
-    await pool.end();
-    await writePool.end();
+    // Bounded: a pool ends once its sockets closed, and behind a partition they never do.
+    await Promise.race([Promise.all([pool, writePool, watchPool].map((p) => p.end())), sleep(config.postgres.connectTimeoutMs)]);
   };
   try {
     await feed.ready;

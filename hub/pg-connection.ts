@@ -9,6 +9,9 @@ import type { HubConfig } from "./hub-config.js";
 import { isTransient } from "../agent/core/transient.js";
 import { classifyPgError, isNoAnswer, sqlStateOf } from "./pg-errors.js";
 
+/** What a connection is made from. */
+export type PgConnectionSettings = Pick<HubConfig["postgres"], "url" | "connectTimeoutMs" | "queryTimeoutMs" | "keepAliveIdleMs">;
+
 /**
  * Settings for every connection to the hub's PostgreSQL. Without them a PostgreSQL behind a
  * partition (packets silently dropped, a VIP that moved) never answers and never fails: connects
@@ -18,7 +21,7 @@ import { classifyPgError, isNoAnswer, sqlStateOf } from "./pg-errors.js";
  * keepalive finds a dead idle connection: Node probes every second, 10 times, after
  * `keepAliveIdleMs` idle (libuv's uv_tcp_keepalive).
  */
-export function pgClientConfig(settings: HubConfig["postgres"]): pg.ClientConfig {
+export function pgClientConfig(settings: PgConnectionSettings): pg.ClientConfig {
   return {
     connectionString: settings.url,
     connectionTimeoutMillis: settings.connectTimeoutMs,
@@ -48,7 +51,7 @@ export class PostgresUnavailableError extends Error {
  * loss or silence. Other errors (a failed migration, a schema too new) already say what happened
  * and pass through unchanged.
  */
-export function pgStartError(err: unknown, settings: HubConfig["postgres"], connecting = false): unknown {
+export function pgStartError(err: unknown, settings: PgConnectionSettings, connecting = false): unknown {
   if (!(err instanceof Error) || err instanceof PostgresUnavailableError) return err;
   if (!connecting && !isTransient(classifyPgError(err))) return err;
   const state = sqlStateOf(err);

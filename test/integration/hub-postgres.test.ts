@@ -1,16 +1,20 @@
 /**
  * A hub whose PostgreSQL fails it, against real processes: `locmesh hub` and `locmesh hub migrate`
  * with no PostgreSQL at the configured address, or behind a path that takes TCP and never answers
- * (test/support/freezable-proxy.ts, frozen).
+ * (test/support/freezable-proxy.ts, frozen); and two hubs on one real PostgreSQL 15, one of them
+ * reaching it through a path that freezes as a partition does, with agents that know both hubs.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, freePort } from "../support/agent-process.js";
-import { startFreezableProxy } from "../support/freezable-proxy.js";
-import { SECRET, TOKEN } from "../support/hub-process.js";
+import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import { ROOT, freePort, waitFor, type AgentProcess } from "../support/agent-process.js";
+import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
+import { startFreezableProxy, type FreezableProxy } from "../support/freezable-proxy.js";
+import { SECRET, TOKEN, makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 const BIN = join(ROOT, "bin", "locmesh.js");
 /** Put in every postgres.url here: it must show in no output. */
@@ -93,4 +97,78 @@ describe("a hub without its PostgreSQL", () => {
       await silent.close();
     }
   });
+});
+
+describe("two hubs on one PostgreSQL, one of them reaching it through a path that freezes", () => {
+  /** Short, so the test runs in seconds; the defaults are in the README. */
+  const timeouts = { connectTimeoutMs: 1000, queryTimeoutMs: 2000, keepAliveIdleMs: 1000, unreachableAfterMs: 1500 };
+  let pgServer: PostgresProcess;
+  let path: FreezableProxy;
+  let hubs: HubProcess[];
+  let agents: AgentProcess[];
+  const received = (a: AgentProcess) => a.metric("locmesh_changes_received_total");
+  const applied = (a: AgentProcess) => a.metric("locmesh_changes_applied_total");
+  const allAgree = async (n: number) => (await Promise.all(agents.map(aliasCount))).every((c) => c === n);
+  const hubOf = async (a: AgentProcess) => (await a.call<ClusterStatus>("cluster.status")).peers.find((p) => p.connected)?.nodeId ?? null;
+  const storedAliases = async () => (await pgServer.query<{ n: number }>("SELECT count(*)::int AS n FROM records WHERE kind = 1", [], "locmesh"))[0]!.n;
+
+  beforeAll(async () => {
+    pgServer = await startPostgres();
+    const pgUrl = await pgServer.createDatabase("locmesh");
+    path = await startFreezableProxy(pgServer.port);
+    // a1, a3 prefer hub1 (behind the freezable path); a2, a4 prefer hub2.
+    ({ hubs, agents } = await makeHubCluster(join(dir, "cluster"), { hubs: 2, agents: 4, pgUrl, hubConfig: { postgres: timeouts } }));
+    // Trust auth ignores the password; it is there to be kept out of every log line.
+    hubs[0]!.spec.config = { postgres: { ...timeouts, url: `postgres://postgres:${PASSWORD}@127.0.0.1:${path.port}/locmesh` } };
+    await Promise.all(hubs.map((h) => h.start()));
+    await Promise.all(agents.map((a) => a.start()));
+    await waitFor("every agent on its first hub", async () => (await Promise.all(agents.map(hubOf))).join() === "hub1,hub2,hub1,hub2");
+  });
+
+  afterAll(async () => {
+    path?.thaw();
+    await Promise.all([...(agents ?? []), ...(hubs ?? [])].map((p) => p.stop()));
+    await path?.close();
+    await pgServer?.close();
+  });
+
+  it("a hub whose PostgreSQL stops answering lets its agents go to the other hub and refuses new ones: nothing lost, nothing applied twice; it serves again once PostgreSQL answers", async () => {
+    const [a1, a2, a3, a4] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
+    const hub1Log = () => readFileSync(hubs[0]!.logPath, "utf8");
+    await Promise.all(agents.map((a, i) => publishAliases(a, 0, 20, `before-a${i + 1}-`)));
+    await waitFor("80 aliases everywhere", () => allAgree(80));
+    const before = await Promise.all(agents.map(applied));
+
+    path.freeze();
+    const frozenAt = Date.now();
+    // Taken by a1's journal at once; its hub cannot store it now.
+    await publishAliases(a1, 0, 50, "frozen-a1-");
+    await waitFor("a1 and a3 on hub2", async () => (await hubOf(a1)) === "hub2" && (await hubOf(a3)) === "hub2", 30_000);
+    // unreachableAfterMs (1.5 s), a check interval and a reconnect; the bound is for a busy machine.
+    expect(Date.now() - frozenAt).toBeLessThan(20_000);
+    expect(hub1Log()).toContain(`PostgreSQL at 127.0.0.1:${path.port} has not answered for`);
+    await publishAliases(a3, 0, 50, "moved-a3-");
+    await waitFor("180 aliases everywhere", () => allAgree(180), 30_000);
+    // Its LISTEN connection only receives; the ping finds it dead (reloadMs 5 s + queryTimeoutMs).
+    await waitFor("hub1 remaking its LISTEN connection", async () => hub1Log().includes("the LISTEN connection does not answer"), 30_000);
+
+    // With hub2 gone too, hub1 still refuses agents while its PostgreSQL is silent; they journal on.
+    await hubs[1]!.stop();
+    const hubRow = async (a: AgentProcess) => (await a.call<ClusterStatus>("cluster.status")).peers.find((p) => p.nodeId === "hub");
+    await waitFor("a2 refused by hub1", async () => /^disconnected: 4013 this hub's PostgreSQL does not answer/.test((await hubRow(a2))?.lastError ?? ""), 30_000);
+    await publishAliases(a2, 0, 20, "alone-a2-");
+
+    path.thaw();
+    await waitFor("hub1 sees PostgreSQL again", async () => hub1Log().includes(`PostgreSQL at 127.0.0.1:${path.port} answers again`), 30_000);
+    await waitFor("every agent on hub1", async () => (await Promise.all(agents.map(hubOf))).every((h) => h === "hub1"), 30_000);
+    await waitFor("200 aliases everywhere", () => allAgree(200), 30_000);
+
+    // Each agent applied every other agent's changes once, and received nothing twice.
+    const after = await Promise.all(agents.map(applied));
+    expect(after.map((n, i) => n - before[i]!)).toEqual([70, 100, 70, 120]);
+    for (const a of agents) expect(await received(a)).toBe(await applied(a));
+    expect(await storedAliases()).toBe(200);
+    expect(await dumpAliases(a4)).toEqual(await dumpAliases(a1));
+    expect(hub1Log()).not.toContain(PASSWORD);
+  }, 120_000);
 });

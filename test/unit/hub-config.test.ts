@@ -56,7 +56,7 @@ describe("loadHubConfig", () => {
     expect(c.mesh.listen).toEqual({ host: "0.0.0.0", port: 7100 });
     expect(c.postgres).toEqual({
       url: "postgres://locmesh:pw@db/locmesh", poolSize: 10, channel: "locmesh_changes",
-      connectTimeoutMs: 10_000, queryTimeoutMs: 30_000, keepAliveIdleMs: 10_000,
+      connectTimeoutMs: 10_000, queryTimeoutMs: 30_000, keepAliveIdleMs: 10_000, unreachableAfterMs: 15_000,
     });
     expect(c.journal).toEqual({ retentionHours: 24, purgeIntervalSec: 300 });
     expect(Object.isFrozen(c)).toBe(true);

@@ -8,10 +8,7 @@ import { TransientError } from "../../agent/core/transient.js";
 import { PostgresUnavailableError, pgAddress, pgClientConfig, pgStartError } from "../../hub/pg-connection.js";
 
 const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
-const settings = {
-  url: "postgres://locmesh:secret@10.0.0.5:5432/locmesh", poolSize: 10, channel: "locmesh_changes",
-  connectTimeoutMs: 10_000, queryTimeoutMs: 30_000, keepAliveIdleMs: 10_000,
-};
+const settings = { url: "postgres://locmesh:secret@10.0.0.5:5432/locmesh", connectTimeoutMs: 10_000, queryTimeoutMs: 30_000, keepAliveIdleMs: 10_000 };
 const startError = (err: unknown, connecting = true) => pgStartError(err, settings, connecting) as Error;
 
 describe("hub PostgreSQL connections", () => {
