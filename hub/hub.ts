@@ -24,6 +24,7 @@ import { migratePostgres } from "./migrate-postgres.js";
 import { pgAddress, pgClientConfig, pgStartError, type PgConnectionSettings } from "./pg-connection.js";
 import { openPgStore, PG_TYPES } from "./pg-store.js";
 import { startPgWatch } from "./pg-watch.js";
+import { createPostgresStatus } from "./postgres-status.js";
 
 export interface Hub {
   readonly replica: Replica;
@@ -97,15 +98,24 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
     log,
     onChange: (s) => mesh.refuseSessions(s.reachable ? null : "this hub's PostgreSQL does not answer; use another hub"),
   });
+  // Counts for status and /metrics, which answer while PostgreSQL does not (the last counts then).
+  const pgStatus = createPostgresStatus({ store, watch, address: pgAddress(config.postgres.url) });
   metrics.scrapeFrom({
     peers: () => mesh.gauges(),
-    records: () => replica.store.counts(Math.floor(Date.now() / 1000)),
+    records: async () => {
+      const { counts, postgres } = await pgStatus(Math.floor(Date.now() / 1000));
+      if (postgres.countsAgeSeconds === null) throw new Error("not counted yet"); // the gauges stay as they were
+      return counts;
+    },
   });
   const feed = startChangeFeed({ connection, store, log, onChange: () => mesh.wakePumps() });
-  const registry = startAgentRegistry({ pool, hubNode: config.nodeId, mesh, intervalMs: config.mesh.statusIntervalMs, log });
+  const registry = startAgentRegistry({
+    pool, hubNode: config.nodeId, mesh, intervalMs: config.mesh.statusIntervalMs, log, pgReachable: () => watch.state().reachable,
+  });
   const rpc = createLocalApi({
     replica, log, metrics, startedAtMs, version: packageVersion(),
     mesh: { ...mesh, status: () => registry.clusterStatus() },
+    postgresStatus: pgStatus,
     readOnly: "this is a hub: it relays the agents' changes and makes none; publish on an agent",
   });
   const http = createHttpApi({

@@ -2,7 +2,8 @@
  * A hub whose PostgreSQL fails it, against real processes: `locmesh hub` and `locmesh hub migrate`
  * with no PostgreSQL at the configured address, or behind a path that takes TCP and never answers
  * (test/support/freezable-proxy.ts, frozen); and two hubs on one real PostgreSQL 15, one of them
- * reaching it through a path that freezes as a partition does, with agents that know both hubs.
+ * reaching it through a path that freezes as a partition does, with agents that know both hubs,
+ * and the frozen hub's status.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -10,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
-import { ROOT, freePort, waitFor, type AgentProcess } from "../support/agent-process.js";
+import { ROOT, freePort, sleep, waitFor, type AgentProcess } from "../support/agent-process.js";
 import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
 import { startFreezableProxy, type FreezableProxy } from "../support/freezable-proxy.js";
 import { SECRET, TOKEN, makeHubCluster, type HubProcess } from "../support/hub-process.js";
@@ -49,13 +50,13 @@ interface Exit {
 }
 
 /**
- * Runs `locmesh hub <args>` without blocking this process (a proxy in it may have to keep
- * answering); SIGKILLed after `limitMs`, which shows as code null.
+ * Runs `locmesh <args>` without blocking this process (a proxy in it may have to keep answering);
+ * SIGKILLed after `limitMs`, which shows as code null.
  */
-function hubCommand(args: string[], limitMs = 30_000): Promise<Exit> {
+function locmesh(args: string[], limitMs = 30_000): Promise<Exit> {
   const started = Date.now();
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LOCMESH_") && !k.startsWith("PG")));
-  const child = spawn(process.execPath, [BIN, "hub", ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   for (const s of [child.stdout, child.stderr]) s.on("data", (d: Buffer) => (output += d.toString()));
   const kill = setTimeout(() => child.kill("SIGKILL"), limitMs);
@@ -72,7 +73,7 @@ describe("a hub without its PostgreSQL", () => {
     const pgPort = await freePort();
     const config = await hubConfig("hub-refused", pgPort);
     for (const args of [["migrate", "--config", config], ["--config", config]]) {
-      const r = await hubCommand(args);
+      const r = await locmesh(["hub", ...args]);
       expect(r.code, r.output).toBe(1);
       expect(r.output).toContain(`cannot reach PostgreSQL at 127.0.0.1:${pgPort}`);
       expect(r.output).toMatch(/Check that PostgreSQL is running/);
@@ -86,7 +87,7 @@ describe("a hub without its PostgreSQL", () => {
     try {
       const config = await hubConfig("hub-silent", silent.port, { connectTimeoutMs: 1000 });
       for (const args of [["migrate", "--config", config], ["--config", config]]) {
-        const r = await hubCommand(args);
+        const r = await locmesh(["hub", ...args]);
         expect(r.code, r.output).toBe(1);
         // 1 s, and a generous margin for a busy machine: without the timeout this waits for ever.
         expect(r.ms).toBeLessThan(15_000);
@@ -138,6 +139,8 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
     await Promise.all(agents.map((a, i) => publishAliases(a, 0, 20, `before-a${i + 1}-`)));
     await waitFor("80 aliases everywhere", () => allAgree(80));
     const before = await Promise.all(agents.map(applied));
+    expect((await hubs[0]!.call<ClusterStatus>("cluster.status")).postgres).toMatchObject({ address: `127.0.0.1:${path.port}`, reachable: true, countsAgeSeconds: expect.any(Number) });
+    const countedAt = Date.now();
 
     path.freeze();
     const frozenAt = Date.now();
@@ -151,6 +154,17 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
     await waitFor("180 aliases everywhere", () => allAgree(180), 30_000);
     // Its LISTEN connection only receives; the ping finds it dead (reloadMs 5 s + queryTimeoutMs).
     await waitFor("hub1 remaking its LISTEN connection", async () => hub1Log().includes("the LISTEN connection does not answer"), 30_000);
+    // Its status still answers: PostgreSQL unreachable and why, the counts it last had and their
+    // age. (Past the 5 s a hub reuses counts for: the status cannot answer from that cache alone.)
+    await sleep(countedAt + 6000 - Date.now());
+    const st = await hubs[0]!.call<ClusterStatus>("cluster.status");
+    expect(st.postgres).toMatchObject({ address: `127.0.0.1:${path.port}`, reachable: false, error: expect.any(String) });
+    expect(st.postgres!.countsAgeSeconds).toBeGreaterThanOrEqual(6);
+    expect(st.counts.aliases).toBe(80);
+    const shown = await locmesh(["status", "--url", hubs[0]!.apiUrl, "--token", TOKEN]);
+    expect(shown.code, shown.output).toBe(0);
+    expect(shown.output).toMatch(new RegExp(`^postgresql +UNREACHABLE at 127\\.0\\.0\\.1:${path.port} since `, "m"));
+    expect(shown.output).toMatch(/^records +0 locations, 80 aliases, 0 tombstones \(STALE: counted \d+s ago; PostgreSQL does not answer\)$/m);
 
     // With hub2 gone too, hub1 still refuses agents while its PostgreSQL is silent; they journal on.
     await hubs[1]!.stop();
