@@ -7,6 +7,7 @@ import type pg from "pg";
 import type { PeerStatus } from "../agent/contract/protocol.js";
 import type { Mesh } from "../agent/mesh/mesh.js";
 import type { Logger } from "../agent/ops/logger.js";
+import { valueWithin } from "./value-within.js";
 
 export interface AgentRegistry {
   /** This hub's sessions, and every agent connected to another hub. */
@@ -34,14 +35,26 @@ const UPSERT = `INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_ch
     pending_writes = excluded.pending_writes, seen_at = excluded.seen_at`;
 const OTHERS = `SELECT * FROM hub_agents WHERE hub_node <> $1 AND seen_at > now() - make_interval(secs => $2)`;
 
-export function startAgentRegistry(deps: { pool: pg.Pool; hubNode: string; mesh: Mesh; intervalMs: number; log: Logger }): AgentRegistry {
+export interface AgentRegistryDeps {
+  pool: pg.Pool;
+  hubNode: string;
+  mesh: Mesh;
+  intervalMs: number;
+  log: Logger;
+  /** False while PostgreSQL does not answer (pg-watch.ts): the status then lists this hub's sessions only. */
+  pgReachable(): boolean;
+  /** How long a status waits for the other hubs' agents (ms). */
+  readWaitMs?: number;
+}
+
+export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
   const { pool, mesh } = deps;
   const log = deps.log.child({ component: "agent-registry" });
   const staleSec = Math.max(3, (deps.intervalMs * 3) / 1000);
   let writing = false;
 
   async function publish(): Promise<void> {
-    if (writing) return;
+    if (writing || !deps.pgReachable()) return;
     writing = true;
     try {
       // Connected sessions only: their lag is known (null otherwise), and the row says "connected".
@@ -63,12 +76,10 @@ export function startAgentRegistry(deps: { pool: pg.Pool; hubNode: string; mesh:
   return {
     async clusterStatus() {
       const local = await mesh.status();
-      let others: AgentRow[] = [];
-      try {
-        others = (await pool.query<AgentRow>(OTHERS, [deps.hubNode, staleSec])).rows;
-      } catch (err) {
-        log.debug({ err: (err as Error).message }, "cannot read other hubs' agents");
-      }
+      // A status answers while PostgreSQL does not: then it shows this hub's sessions alone.
+      const read = deps.pgReachable() ? pool.query<AgentRow>(OTHERS, [deps.hubNode, staleSec]) : null;
+      read?.catch((err: unknown) => log.debug({ err: (err as Error).message }, "cannot read other hubs' agents"));
+      const others = (read ? await valueWithin(read, deps.readWaitMs ?? 2000) : undefined)?.rows ?? [];
       const byId = new Map(local.map((p) => [p.nodeId, p]));
       for (const r of others) {
         if (byId.get(r.node_id)?.connected) continue;

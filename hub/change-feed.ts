@@ -4,13 +4,17 @@
  * notification raises the store's cached version vector and wakes the push pumps, which then read
  * the changes from the database. Notifications sent while this connection was down are lost, so
  * after every (re)connect, and every `reloadMs` as a safety net, the whole vector is re-read.
+ * A LISTEN connection only receives, so a silent network would leave it waiting for ever: every
+ * `reloadMs` it is also asked a `SELECT 1`, and one that gets no answer within the query timeout
+ * is dropped and made again.
  */
 import pg from "pg";
 import type { Logger } from "../agent/ops/logger.js";
 import type { PgStore } from "./pg-store.js";
 
 export interface ChangeFeedDeps {
-  url: string;
+  /** The connection string with the hub's timeouts and keepalive (pg-connection.ts). */
+  connection: pg.ClientConfig;
   store: PgStore;
   log: Logger;
   /** Something new may be in the database. */
@@ -37,14 +41,34 @@ export function startChangeFeed(deps: ChangeFeedDeps): ChangeFeed {
     await store.reloadVector();
     deps.onChange();
   };
-  const safety = setInterval(() => void reload().catch(() => undefined), deps.reloadMs ?? 5000);
+  // One of each at a time: against a PostgreSQL that does not answer, each waits out its timeout.
+  let reloading = false;
+  let pinging = false;
+  const safety = setInterval(() => {
+    if (!reloading) {
+      reloading = true;
+      void reload().catch(() => undefined).finally(() => (reloading = false));
+    }
+    const c = client;
+    if (c && !pinging) {
+      pinging = true;
+      c.query("SELECT 1")
+        .catch((err: unknown) => {
+          if (client !== c || closed) return;
+          log.warn({ err: (err as Error).message }, "the LISTEN connection does not answer; making it again");
+          // With the ping still unanswered, pg destroys the socket rather than wait for a goodbye.
+          void c.end().catch(() => undefined);
+        })
+        .finally(() => (pinging = false));
+    }
+  }, deps.reloadMs ?? 5000);
   safety.unref();
 
   // One loop at a time: a connection that ends while it is being set up is this loop's to retry;
   // only one that was set up whole schedules a new loop when it ends.
   async function connect(): Promise<void> {
     while (!closed) {
-      const c = new pg.Client({ connectionString: deps.url });
+      const c = new pg.Client(deps.connection);
       let live = false;
       let endedEarly = false;
       c.on("error", (err) => log.warn({ err: err.message }, "change feed connection failed"));

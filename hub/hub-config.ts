@@ -14,7 +14,19 @@ export interface HubConfig {
   mesh: Omit<AgentConfig["mesh"], "peers"> & { agents: string[]; relayLingerMs: number };
   api: AgentConfig["api"];
   journal: Pick<AgentConfig["journal"], "retentionHours" | "purgeIntervalSec">;
-  postgres: { url: string; poolSize: number; channel: string };
+  postgres: {
+    url: string;
+    poolSize: number;
+    channel: string;
+    /** TCP connect plus PostgreSQL's startup and login, on every connection. */
+    connectTimeoutMs: number;
+    /** Client-side: a query with no answer this long fails and its connection is dropped. */
+    queryTimeoutMs: number;
+    /** TCP keepalive probes start after a connection was idle this long. */
+    keepAliveIdleMs: number;
+    /** No health check answered for this long: PostgreSQL counts as unreachable (pg-watch.ts). */
+    unreachableAfterMs: number;
+  };
   log: AgentConfig["log"];
 }
 
@@ -42,6 +54,10 @@ function hubSchema(fs: LoadOptions["fs"] & object) {
       url: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// connection URL"),
       poolSize: z.number().int().min(2).max(200).default(10),
       channel: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case SQL identifier").default("locmesh_changes"),
+      connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+      queryTimeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
+      keepAliveIdleMs: z.number().int().min(1000).max(7_200_000).default(10_000),
+      unreachableAfterMs: z.number().int().min(300).max(600_000).default(15_000),
     }),
     log: base.shape.log,
   });

@@ -1,8 +1,10 @@
 /**
  * Wires one hub together from its config: PostgreSQL pool → migrations → PgStore → the agent's
- * replication core (replica, mesh in relay mode) → change feed (LISTEN) → cluster registry →
- * local API, /metrics and /healthz. No argv, env or signals here (that is hub/main.ts).
+ * replication core (replica, mesh in relay mode) → PostgreSQL watch (agents are sent elsewhere
+ * while it does not answer) → change feed (LISTEN) → cluster registry → local API, /metrics and
+ * /healthz. No argv, env or signals here (that is hub/main.ts).
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { createHttpApi, type HttpApi } from "../agent/api/http-server.js";
 import { createLocalApi } from "../agent/api/local-api.js";
@@ -19,7 +21,10 @@ import { startAgentRegistry } from "./agent-registry.js";
 import { startChangeFeed } from "./change-feed.js";
 import type { HubConfig } from "./hub-config.js";
 import { migratePostgres } from "./migrate-postgres.js";
+import { pgAddress, pgClientConfig, pgStartError, type PgConnectionSettings } from "./pg-connection.js";
 import { openPgStore, PG_TYPES } from "./pg-store.js";
+import { startPgWatch } from "./pg-watch.js";
+import { createPostgresStatus } from "./postgres-status.js";
 
 export interface Hub {
   readonly replica: Replica;
@@ -30,11 +35,18 @@ export interface Hub {
 }
 
 /** Applies pending migrations (also the `locmesh hub migrate` command); returns the versions applied. */
-export async function migrateHubDatabase(url: string): Promise<number[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
+export async function migrateHubDatabase(settings: PgConnectionSettings): Promise<number[]> {
+  // The query timeout holds here too: it bounds each migration and the wait for another hub's.
+  const client = new pg.Client(pgClientConfig(settings));
+  try {
+    await client.connect();
+  } catch (err) {
+    throw pgStartError(err, settings, true);
+  }
   try {
     return await migratePostgres(client);
+  } catch (err) {
+    throw pgStartError(err, settings);
   } finally {
     await client.end();
   }
@@ -44,15 +56,20 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
   const { log } = deps;
   const metrics = deps.metrics ?? createMetrics();
   const startedAtMs = Date.now();
-  const applied = await migrateHubDatabase(config.postgres.url);
+  const applied = await migrateHubDatabase(config.postgres);
   if (applied.length > 0) log.info({ applied }, "migrated the hub database");
 
-  const pool = new pg.Pool({ connectionString: config.postgres.url, max: config.postgres.poolSize, types: PG_TYPES });
+  const connection = pgClientConfig(config.postgres);
+  const pool = new pg.Pool({ ...connection, max: config.postgres.poolSize, types: PG_TYPES });
   // Writes are applied one at a time (core/replica.ts); two connections cover one in flight and a local commit.
-  const writePool = new pg.Pool({ connectionString: config.postgres.url, max: 2, types: PG_TYPES });
+  const writePool = new pg.Pool({ ...connection, max: 2, types: PG_TYPES });
   // An idle pooled connection dies when PostgreSQL restarts; the pool replaces it on next use.
   for (const p of [pool, writePool]) p.on("error", (err) => log.warn({ err: err.message }, "idle PostgreSQL connection lost"));
-  const store = await openPgStore({ pool, writePool, nodeId: config.nodeId, channel: config.postgres.channel });
+  const store = await openPgStore({ pool, writePool, nodeId: config.nodeId, channel: config.postgres.channel }).catch((err: unknown) => {
+    // Not awaited: ending a pool waits for its sockets to close, which a silent network never does.
+    for (const p of [pool, writePool]) p.end().catch(() => undefined);
+    throw pgStartError(err, config.postgres);
+  });
   const hlc = createHlc({
     wallMillis: Date.now,
     initial: await store.maxHlc(),
@@ -71,15 +88,34 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
     // The hub's sessions run the same check; its API is read-only anyway, so only the mesh reads it.
     journalBehind: createJournalBehind(),
   });
+  // A pool of one of its own: the check measures PostgreSQL, not how busy the hub's pools are.
+  const watchPool = new pg.Pool({ ...connection, query_timeout: config.postgres.unreachableAfterMs, max: 1 });
+  watchPool.on("error", () => undefined); // a lost idle connection fails the next check, which says why
+  const watch = startPgWatch({
+    check: async () => void (await watchPool.query("SELECT 1")),
+    address: pgAddress(config.postgres.url),
+    unreachableAfterMs: config.postgres.unreachableAfterMs,
+    log,
+    onChange: (s) => mesh.refuseSessions(s.reachable ? null : "this hub's PostgreSQL does not answer; use another hub"),
+  });
+  // Counts for status and /metrics, which answer while PostgreSQL does not (the last counts then).
+  const pgStatus = createPostgresStatus({ store, watch, address: pgAddress(config.postgres.url) });
   metrics.scrapeFrom({
     peers: () => mesh.gauges(),
-    records: () => replica.store.counts(Math.floor(Date.now() / 1000)),
+    records: async () => {
+      const { counts, postgres } = await pgStatus(Math.floor(Date.now() / 1000));
+      if (postgres.countsAgeSeconds === null) throw new Error("not counted yet"); // the gauges stay as they were
+      return counts;
+    },
   });
-  const feed = startChangeFeed({ url: config.postgres.url, store, log, onChange: () => mesh.wakePumps() });
-  const registry = startAgentRegistry({ pool, hubNode: config.nodeId, mesh, intervalMs: config.mesh.statusIntervalMs, log });
+  const feed = startChangeFeed({ connection, store, log, onChange: () => mesh.wakePumps() });
+  const registry = startAgentRegistry({
+    pool, hubNode: config.nodeId, mesh, intervalMs: config.mesh.statusIntervalMs, log, pgReachable: () => watch.state().reachable,
+  });
   const rpc = createLocalApi({
     replica, log, metrics, startedAtMs, version: packageVersion(),
     mesh: { ...mesh, status: () => registry.clusterStatus() },
+    postgresStatus: pgStatus,
     readOnly: "this is a hub: it relays the agents' changes and makes none; publish on an agent",
   });
   const http = createHttpApi({
@@ -89,14 +125,15 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
   const purge = startPurgeTimer({ store, retentionHours: config.journal.retentionHours, intervalSec: config.journal.purgeIntervalSec, log, metrics });
 
   const close = async () => {
+    watch.close();
     purge.close();
     registry.close();
     await http.close();
     await mesh.close();
     await feed.close();
     await replica.close();
-    await pool.end();
-    await writePool.end();
+    // Bounded: a pool ends once its sockets closed, and behind a partition they never do.
+    await Promise.race([Promise.all([pool, writePool, watchPool].map((p) => p.end())), sleep(config.postgres.connectTimeoutMs)]);
   };
   try {
     await feed.ready;

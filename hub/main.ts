@@ -58,7 +58,7 @@ export function registerHubCommands(program: Command, io: { env: Record<string, 
     .action(async (opts: { config?: string }) => {
       const config = loadOrExit(opts.config, io.env);
       try {
-        const applied = await migrateHubDatabase(config.postgres.url);
+        const applied = await migrateHubDatabase(config.postgres);
         process.stdout.write(applied.length > 0 ? `applied migrations ${applied.join(", ")}\n` : "the hub database is up to date\n");
       } catch (err) {
         process.stderr.write(`locmesh hub migrate failed: ${(err as Error).message}\n`);

@@ -18,8 +18,8 @@ import { compareVersions, type Change, type VersionVector } from "../agent/contr
 import { InvalidBatchError, type ApplyOutcome, type Page, type ReplicaStore, type StoreCounts } from "../agent/core/store.js";
 import { KIND_CODE, expiresOf, rowToChange, type StoredRow as Row } from "../agent/core/stored-row.js";
 import { listSearch } from "../agent/core/list-search.js";
-import { cachedCounts } from "./counts-cache.js";
-import { classifyPgError, pgCall } from "./pg-errors.js";
+import { createCountsCache, type CountedAt } from "./counts-cache.js";
+import { classifyPgError, pgCall, sqlStateOf } from "./pg-errors.js";
 import * as SQL from "./pg-sql.js";
 import { createRangeCache } from "./range-cache.js";
 
@@ -38,6 +38,8 @@ export interface PgStore extends ReplicaStore {
   noteHave(origin: string, have: number): void;
   /** Re-reads every origin's `have` (after the LISTEN connection was lost and notifications with it). */
   reloadVector(): Promise<void>;
+  /** The last record counts and when they were taken, without asking PostgreSQL; null before the first. */
+  lastCounts(): CountedAt | null;
   readonly channel: string;
 }
 
@@ -106,7 +108,10 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       await client.query("COMMIT");
       return out;
     } catch (err) {
-      await client.query("ROLLBACK").catch(() => (broken = true));
+      // A connection that was lost or timed out gets no ROLLBACK (it would wait out its own
+      // timeout behind the unanswered statement): dropped, it takes the transaction with it.
+      if (sqlStateOf(err) === null) broken = true;
+      else await client.query("ROLLBACK").catch(() => (broken = true));
       throw classifyPgError(err);
     } finally {
       client.removeListener("error", onError);
@@ -136,6 +141,7 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
     await c.query(SQL.NOTIFY, [channel, `${replica} ${have}`]);
   };
 
+  const counts = createCountsCache(async (nowSec) => (await q<StoreCounts>(SQL.COUNT_LIVE, [nowSec])).rows[0]!);
   const store: PgStore = {
     nodeId: opts.nodeId,
     replicaId: self,
@@ -262,7 +268,8 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       const total = pq.countTotal === false ? null : (await q<{ n: number }>(SQL.COUNT_PAGE[kind], match)).rows[0]!.n;
       return { items, next: rows.length > pq.limit && lastItem ? JSON.stringify([lastItem.key, lastItem.sub]) : null, total };
     },
-    counts: cachedCounts(async (nowSec) => (await q<StoreCounts>(SQL.COUNT_LIVE, [nowSec])).rows[0]!),
+    counts: (nowSec) => counts.get(nowSec),
+    lastCounts: () => counts.last(),
     async purge(tombstoneBeforeHlc, expiredBeforeSec) {
       return (await q<{ n: number }>(SQL.PURGE, [tombstoneBeforeHlc, expiredBeforeSec])).rows[0]!.n;
     },

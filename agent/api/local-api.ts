@@ -9,6 +9,7 @@ import {
   type KamailioContact,
   type KamailioListResult,
   type KamailioStatus,
+  type PostgresStatus,
 } from "../contract/protocol.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import { isLive, toAlias, toLocation, type Alias, type BindingValue, type Location } from "../contract/records.js";
@@ -49,6 +50,8 @@ export interface LocalApiDeps {
   readOnly?: string;
   /** Set once this node's journal is found behind its peers: writes are refused from then on (agent.ts). */
   journalBehind?: Pick<JournalBehind, "info">;
+  /** Set on a hub: its counts and PostgreSQL's state, answered while PostgreSQL does not (hub/postgres-status.ts). */
+  postgresStatus?: (nowSec: number) => Promise<{ counts: ClusterStatus["counts"]; postgres: PostgresStatus }>;
 }
 
 export interface KamailioControl {
@@ -145,7 +148,8 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   });
 
   rpc.method(ApiMethod.ClusterStatus, API_PARAMS[ApiMethod.ClusterStatus], async (): Promise<ClusterStatus> => {
-    const counts = await replica.store.counts(nowSec());
+    const hub = deps.postgresStatus ? await deps.postgresStatus(nowSec()) : null;
+    const counts = hub?.counts ?? (await replica.store.counts(nowSec()));
     const kamailio = deps.kamailio ? await deps.kamailio.status() : null;
     return {
       nodeId: replica.nodeId,
@@ -160,6 +164,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
       resync: mesh.resyncStatus(),
       kamailio,
       journalBehind: deps.journalBehind?.info() ?? null,
+      ...(hub ? { postgres: hub.postgres } : {}),
     };
   });
 

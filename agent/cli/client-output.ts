@@ -4,7 +4,7 @@
  */
 import {
   JOURNAL_BEHIND_REMEDY, type ClusterStatus, type JournalBehindInfo, type KamailioBinding, type KamailioContact, type KamailioReloadInterrupted, type KamailioStatus,
-  type KamailioTableSummary, type ResyncStatus,
+  type KamailioTableSummary, type PostgresStatus, type ResyncStatus,
 } from "../contract/protocol.js";
 import type { Alias, Location } from "../contract/records.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
@@ -12,7 +12,8 @@ import { cellText, formatPairs, formatTable } from "./table.js";
 export function formatStatus(s: ClusterStatus): string {
   const head = formatPairs([
     ["node", `${s.nodeId} (replica ${s.replicaId}, locmesh ${s.version}, protocol ${s.protocol}, up ${formatDuration(s.uptimeSeconds)})`],
-    ["records", `${s.counts.locations} locations, ${s.counts.aliases} aliases, ${s.counts.tombstones} tombstones`],
+    ["records", describeRecords(s)],
+    ...(s.postgres ? ([["postgresql", describePostgres(s.postgres)]] as [string, string][]) : []),
     ["kamailio", describeKamailio(s.kamailio)],
     ["pending writes", `${s.pendingWrites} (changes not yet written to the local Kamailio)`],
     ["resync", describeResync(s.resync)],
@@ -35,6 +36,21 @@ export function formatStatus(s: ClusterStatus): string {
     { align: ["left", "left", "left", "right", "right", "right", "left"] },
   );
   return `${top}${head}\n\n${peers}`;
+}
+
+/** On a hub the counts come from PostgreSQL: how old they are, or that there are none yet. */
+export function describeRecords(s: ClusterStatus): string {
+  const counts = `${s.counts.locations} locations, ${s.counts.aliases} aliases, ${s.counts.tombstones} tombstones`;
+  const pg = s.postgres;
+  if (!pg) return counts;
+  if (pg.countsAgeSeconds === null) return `unknown (not counted yet${pg.reachable ? ": counting takes a while" : "; PostgreSQL does not answer"})`;
+  const age = `counted ${formatDuration(pg.countsAgeSeconds)} ago`;
+  return pg.reachable ? `${counts} (${age})` : `${counts} (STALE: ${age}; PostgreSQL does not answer)`;
+}
+
+export function describePostgres(p: PostgresStatus): string {
+  if (p.reachable) return `answering at ${p.address}`;
+  return `UNREACHABLE at ${p.address} since ${p.since}: ${p.error ?? "no answer"}; this hub refuses agents (they fail over to another hub) until it answers`;
 }
 
 /** The journal went back in time: what happened, what the node does about it, and the fix. */

@@ -532,4 +532,22 @@ export interface ClusterStatus {
   kamailio: KamailioStatus | null;
   /** Set once a peer showed this node's journal is behind (see JournalBehindInfo); null otherwise, and on a hub. */
   journalBehind: JournalBehindInfo | null;
+  /** A hub's PostgreSQL, and how old `counts` are; absent on agents. */
+  postgres?: PostgresStatus;
+}
+
+/** A hub's PostgreSQL as its last checks found it (hub/pg-watch.ts). */
+export interface PostgresStatus {
+  /** host:port the hub connects to (never the password). */
+  address: string;
+  reachable: boolean;
+  /** Why it counts as unreachable (the last failed check); null while reachable. */
+  error: string | null;
+  /** Since when it has been reachable or unreachable (ISO 8601). */
+  since: string;
+  /**
+   * How old `counts` are, in seconds: a hub counts in PostgreSQL, and shows the last counts while
+   * it cannot count. Null when it has none yet (then `counts` are zeros that mean nothing).
+   */
+  countsAgeSeconds: number | null;
 }

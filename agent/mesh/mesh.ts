@@ -64,6 +64,12 @@ export interface Mesh {
   resyncStatus(): ResyncStatus;
   /** Something was stored outside our own sessions (another hub's commit): let every pump look. */
   wakePumps(): void;
+  /**
+   * A hub that cannot serve (its PostgreSQL does not answer, hub/pg-watch.ts): closes every session
+   * and refuses new connections with 4013 and `reason` until called with null. An agent dials its
+   * next hub when its session closes (dialer.ts).
+   */
+  refuseSessions(reason: string | null): void;
   close(): Promise<void>;
 }
 
@@ -96,6 +102,7 @@ export function createMesh(deps: {
   let server: Server | null = null;
   let wss: WebSocketServer | null = null;
   let closing = false;
+  let refusal: string | null = null;
   /** Set once a peer held more of our own changes than our journal: no session replicates after. */
   const journalBehind = deps.journalBehind;
   const stopOnJournalBehind = journalBehind.onSet(() => {
@@ -309,6 +316,7 @@ export function createMesh(deps: {
       wss = new WebSocketServer({ server, path: "/peer", maxPayload: o.maxMessageBytes });
       wss.on("connection", (ws, req) => {
         if (closing) return ws.close(1001, "shutting down");
+        if (refusal !== null) return ws.close(4013, refusal);
         const address = req.socket.remoteAddress ?? "unknown";
         const heldMs = throttle.blockedFor(address);
         if (heldMs > 0) {
@@ -348,6 +356,10 @@ export function createMesh(deps: {
     resyncStatus: () => coordinator.status(),
     wakePumps() {
       for (const s of sessions.values()) s.wake();
+    },
+    refuseSessions(reason) {
+      refusal = reason;
+      if (reason !== null) for (const s of [...sessions.values(), ...pending]) s.close(4013, reason);
     },
     async close() {
       closing = true;

@@ -207,7 +207,7 @@ describe("the change feed (LISTEN)", () => {
     const reloadVector = store.reloadVector;
     const flaky = { ...store, reloadVector: () => (failures-- > 0 ? Promise.reject(new Error("too many clients already")) : reloadVector()) };
     let changes = 0;
-    const feed = startChangeFeed({ url, store: flaky, log: silentLogger(), onChange: () => changes++, retryMs: 20, reloadMs: 60_000 });
+    const feed = startChangeFeed({ connection: { connectionString: url }, store: flaky, log: silentLogger(), onChange: () => changes++, retryMs: 20, reloadMs: 60_000 });
     try {
       await feed.ready;
       await new Promise((r) => setTimeout(r, 300));

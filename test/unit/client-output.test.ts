@@ -125,3 +125,30 @@ describe("the reconcile line of locmesh status", () => {
     expect(line(status(old))).toMatch(/ done at .*: 3 learned, 1 repaired, 120 contacts compared$/);
   });
 });
+
+describe("locmesh status against a hub", () => {
+  const hub = (postgres: ClusterStatus["postgres"]): ClusterStatus => ({
+    nodeId: "hub1", replicaId: "hub1~1", version: "0.1.0", protocol: 1, uptimeSeconds: 60, vv: {}, counts: { locations: 7, aliases: 2, tombstones: 0 },
+    peers: [], pendingWrites: 0, resync: { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null },
+    kamailio: null, journalBehind: null, ...(postgres ? { postgres } : {}),
+  });
+  const pg = { address: "db.example.com:5432", reachable: true, error: null, since: "2026-11-22T10:00:00.000Z", countsAgeSeconds: 3 };
+  const line = (s: ClusterStatus, key: string) => formatStatus(s).split("\n").find((l) => l.startsWith(key));
+
+  it("shows PostgreSQL and how old the counts are", () => {
+    expect(line(hub(pg), "records")).toMatch(/^records +7 locations, 2 aliases, 0 tombstones \(counted 3s ago\)$/);
+    expect(line(hub(pg), "postgresql")).toMatch(/^postgresql +answering at db\.example\.com:5432$/);
+  });
+
+  it("says PostgreSQL is unreachable, since when and why, the counts stale with their age, or unknown", () => {
+    const down = { ...pg, reachable: false, error: "Query read timeout", since: "2026-11-22T10:05:00.000Z", countsAgeSeconds: 95 };
+    expect(line(hub(down), "postgresql")).toMatch(/^postgresql +UNREACHABLE at db\.example\.com:5432 since 2026-11-22T10:05:00\.000Z: Query read timeout; this hub refuses agents/);
+    expect(line(hub(down), "records")).toMatch(/^records +7 locations, 2 aliases, 0 tombstones \(STALE: counted 1m35s ago; PostgreSQL does not answer\)$/);
+    expect(line(hub({ ...down, countsAgeSeconds: null }), "records")).toMatch(/^records +unknown \(not counted yet; PostgreSQL does not answer\)$/);
+  });
+
+  it("leaves an agent's lines as they were", () => {
+    expect(line(hub(undefined), "records")).toMatch(/^records +7 locations, 2 aliases, 0 tombstones$/);
+    expect(line(hub(undefined), "postgresql")).toBeUndefined();
+  });
+});

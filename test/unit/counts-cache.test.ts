@@ -1,17 +1,17 @@
 /**
  * The hub's reused record counts (hub/counts-cache.ts): how long an answer is reused, that it
- * scales with what the count cost, that callers share a running count, and that a failure is not
- * kept.
+ * scales with what the count cost up to a cap, that callers share a running count, that a failure
+ * is not kept, and that the last answer and its time can be had without waiting.
  */
 import { describe, expect, it } from "vitest";
-import { cachedCounts } from "../../hub/counts-cache.js";
+import { createCountsCache } from "../../hub/counts-cache.js";
 
 function harness(costMs = 10) {
   let now = 1_700_000_000_000;
   const calls: number[] = [];
   let fail = false;
   const release: (() => void)[] = [];
-  const counts = cachedCounts(
+  const counts = createCountsCache(
     (nowSec) => {
       calls.push(nowSec);
       return new Promise((resolve, reject) => {
@@ -22,14 +22,14 @@ function harness(costMs = 10) {
         });
       });
     },
-    { minTtlMs: 5000, costFactor: 20, nowMs: () => now },
+    { minTtlMs: 5000, maxTtlMs: 30_000, costFactor: 20, nowMs: () => now },
   );
   const ask = async (nowSec = Math.floor(now / 1000)) => {
-    const p = counts(nowSec);
+    const p = counts.get(nowSec);
     for (const r of release.splice(0)) r();
     return p;
   };
-  return { ask, calls, counts, release, advance: (ms: number) => (now += ms), setFail: (f: boolean) => (fail = f), nowSec: () => Math.floor(now / 1000) };
+  return { ask, calls, counts, release, advance: (ms: number) => (now += ms), setFail: (f: boolean) => (fail = f), now: () => now, nowSec: () => Math.floor(now / 1000) };
 }
 
 describe("hub record counts", () => {
@@ -55,10 +55,32 @@ describe("hub record counts", () => {
     expect(h.calls).toHaveLength(2);
   });
 
+  it("reuses a count that took long (PostgreSQL stalled for 3 s) for 30 s at most, not 20 times as long", async () => {
+    const h = harness(3000);
+    await h.ask();
+    h.advance(26_000);
+    await h.ask();
+    expect(h.calls).toHaveLength(1);
+    h.advance(1500);
+    await h.ask();
+    expect(h.calls).toHaveLength(2);
+  });
+
+  it("gives the last answer and when it was counted without waiting, and keeps it through a failed count", async () => {
+    const h = harness();
+    expect(h.counts.last()).toBeNull();
+    const countedAt = h.now();
+    await h.ask();
+    h.advance(6000);
+    h.setFail(true);
+    await expect(h.ask()).rejects.toThrow(/down/);
+    expect(h.counts.last()).toEqual({ counts: { locations: 1, aliases: 0, tombstones: 0 }, countedAtMs: countedAt });
+  });
+
   it("lets callers that ask during a count share it", async () => {
     const h = harness();
-    const a = h.counts(h.nowSec());
-    const b = h.counts(h.nowSec());
+    const a = h.counts.get(h.nowSec());
+    const b = h.counts.get(h.nowSec());
     for (const r of h.release.splice(0)) r();
     expect(await a).toEqual(await b);
     expect(h.calls).toHaveLength(1);

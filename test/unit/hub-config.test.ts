@@ -47,14 +47,17 @@ describe("loadHubConfig", () => {
     expect(warnings).toEqual([]);
   });
 
-  it("fills the defaults: the shared NOTIFY channel, a pool of 10, no linger", () => {
+  it("fills the defaults: the shared NOTIFY channel, a pool of 10, no linger, PostgreSQL timeouts and keepalive", () => {
     const c = load(minimal);
     expect(c.nodeId).toBe("hub1");
     expect(c.mesh.agents).toEqual(["sip1", "sip2"]);
     expect(c.mesh.relayLingerMs).toBe(0);
     expect(c.mesh.acceptUnlisted).toBe(false);
     expect(c.mesh.listen).toEqual({ host: "0.0.0.0", port: 7100 });
-    expect(c.postgres).toEqual({ url: "postgres://locmesh:pw@db/locmesh", poolSize: 10, channel: "locmesh_changes" });
+    expect(c.postgres).toEqual({
+      url: "postgres://locmesh:pw@db/locmesh", poolSize: 10, channel: "locmesh_changes",
+      connectTimeoutMs: 10_000, queryTimeoutMs: 30_000, keepAliveIdleMs: 10_000, unreachableAfterMs: 15_000,
+    });
     expect(c.journal).toEqual({ retentionHours: 24, purgeIntervalSec: 300 });
     expect(Object.isFrozen(c)).toBe(true);
   });
@@ -73,6 +76,15 @@ describe("loadHubConfig", () => {
     expect(c.log.level).toBe("debug");
     expect(c).not.toHaveProperty("kamailio");
     expect(c).not.toHaveProperty("dataDir");
+  });
+
+  it("takes the PostgreSQL timeouts from the file and refuses ones that would disable them", () => {
+    const c = load(`${minimal}  connectTimeoutMs: 2000\n  queryTimeoutMs: 5000\n  keepAliveIdleMs: 3000\n`);
+    expect(c.postgres).toMatchObject({ connectTimeoutMs: 2000, queryTimeoutMs: 5000, keepAliveIdleMs: 3000 });
+    expect(problemsOf(() => load(`${minimal}  connectTimeoutMs: 0\n  queryTimeoutMs: 0\n`))).toEqual([
+      expect.stringMatching(/^postgres\.connectTimeoutMs: /),
+      expect.stringMatching(/^postgres\.queryTimeoutMs: /),
+    ]);
   });
 
   it("refuses a hub that would accept no agent at all", () => {

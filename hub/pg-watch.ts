@@ -1,0 +1,93 @@
+/**
+ * Whether the hub's PostgreSQL answers. A hub that lost it can neither store its agents' batches
+ * nor read what to send them, yet its agents stay: their sessions are alive (the hub answers
+ * pings), their batches only time out and are resent to the same hub. So the hub watches, and
+ * hub.ts closes and refuses agent sessions while PostgreSQL does not answer, which is the agents'
+ * cue to dial another hub (agent/mesh/dialer.ts).
+ *
+ * A check (`SELECT 1` on a connection of its own, so a busy pool never passes for a lost
+ * PostgreSQL) runs every third of `unreachableAfterMs`, one at a time. Once none has succeeded for
+ * `unreachableAfterMs`, PostgreSQL counts as unreachable. The verdict does not wait for a check in
+ * flight: against a silent network a check ends only with its timeout. The first check that
+ * succeeds after that makes it reachable again.
+ */
+import type { Logger } from "../agent/ops/logger.js";
+
+export interface PgState {
+  reachable: boolean;
+  /** Why it counts as unreachable (the last check's failure); null while reachable. */
+  error: string | null;
+  /** When it became reachable or unreachable (ms since the epoch). */
+  sinceMs: number;
+}
+
+export interface PgWatchDeps {
+  /** One check: resolves once PostgreSQL answered; bounded by its own timeout. */
+  check(): Promise<void>;
+  /** host:port, for the log (pg-connection.ts pgAddress: never the password). */
+  address: string;
+  unreachableAfterMs: number;
+  log: Logger;
+  onChange(state: PgState): void;
+  nowMs?: () => number;
+}
+
+export interface PgWatch {
+  state(): PgState;
+  close(): void;
+}
+
+export function startPgWatch(deps: PgWatchDeps): PgWatch {
+  const nowMs = deps.nowMs ?? Date.now;
+  const log = deps.log.child({ component: "pg-watch", postgres: deps.address });
+  let lastOkMs = nowMs();
+  let lastError: string | null = null;
+  let state: PgState = { reachable: true, error: null, sinceMs: lastOkMs };
+  let checking = false;
+  let closed = false;
+
+  const become = (next: PgState) => {
+    state = next;
+    deps.onChange(next);
+  };
+
+  function check(): void {
+    checking = true;
+    deps.check().then(
+      () => {
+        lastOkMs = nowMs();
+        lastError = null;
+        if (closed || state.reachable) return;
+        log.info({ unreachableForSec: Math.round((lastOkMs - state.sinceMs) / 1000) }, `PostgreSQL at ${deps.address} answers again; this hub takes agents again`);
+        become({ reachable: true, error: null, sinceMs: lastOkMs });
+      },
+      (err: unknown) => {
+        lastError = err instanceof Error ? err.message : String(err);
+        if (!state.reachable) state = { ...state, error: lastError };
+      },
+    ).finally(() => (checking = false));
+  }
+
+  function tick(): void {
+    if (!checking) check();
+    const silentMs = nowMs() - lastOkMs;
+    if (!state.reachable || silentMs < deps.unreachableAfterMs) return;
+    const error = lastError ?? `no answer for ${Math.round(silentMs / 1000)} s`;
+    log.error(
+      { silentMs, err: error },
+      `PostgreSQL at ${deps.address} has not answered for ${Math.round(silentMs / 1000)} s (${error}): this hub closes its agents' sessions so ` +
+        "they fail over to another hub, and refuses new ones until PostgreSQL answers; check PostgreSQL and the network path to it",
+    );
+    become({ reachable: false, error, sinceMs: nowMs() });
+  }
+
+  const timer = setInterval(tick, Math.max(100, Math.floor(deps.unreachableAfterMs / 3)));
+  timer.unref();
+  return {
+    state: () => state,
+    close() {
+      closed = true;
+      clearInterval(timer);
+    },
+  };
+}
