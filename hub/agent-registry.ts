@@ -1,30 +1,35 @@
 /**
  * The whole cluster as any hub sees it. Each hub writes what it knows of its own agents (lag,
  * pending writes) into `hub_agents` every `intervalMs`; a hub's status then lists its own
- * sessions live and the agents of the other hubs from that table (fresh within `staleMs`).
+ * sessions live and the agents of the other hubs from that table (fresh within `staleMs`), and its
+ * link gauges leave out the agents that are on another hub (agent-placement.ts).
  */
 import type pg from "pg";
 import type { PeerStatus } from "../agent/contract/protocol.js";
 import type { Mesh } from "../agent/mesh/mesh.js";
 import type { Logger } from "../agent/ops/logger.js";
+import type { PeerGauge } from "../agent/ops/metrics.js";
+import { clusterPeers, hubLinkGauges, type AgentRow } from "./agent-placement.js";
 
 export interface AgentRegistry {
   /** This hub's sessions, and every agent connected to another hub. */
   clusterStatus(): Promise<PeerStatus[]>;
+  /** locmesh_peer_connected and _behind_changes on a hub: its own links, none for agents on another hub. */
+  gauges(): Promise<PeerGauge[]>;
   close(): void;
 }
 
 /** A session's status whose replica and lag are known. */
 type Known = PeerStatus & { replicaId: string; behindChanges: number; behindSeconds: number };
 
-interface AgentRow {
+interface AgentTableRow {
   node_id: string;
   replica_id: string;
   hub_node: string;
   behind_changes: number;
   behind_seconds: number;
   pending_writes: number | null;
-  seen_at: Date;
+  fresh: boolean;
 }
 
 const UPSERT = `INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_changes, behind_seconds, pending_writes, seen_at)
@@ -32,7 +37,8 @@ const UPSERT = `INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_ch
   ON CONFLICT (node_id) DO UPDATE SET replica_id = excluded.replica_id, hub_node = excluded.hub_node,
     behind_changes = excluded.behind_changes, behind_seconds = excluded.behind_seconds,
     pending_writes = excluded.pending_writes, seen_at = excluded.seen_at`;
-const OTHERS = `SELECT * FROM hub_agents WHERE hub_node <> $1 AND seen_at > now() - make_interval(secs => $2)`;
+const ROWS = `SELECT node_id, replica_id, hub_node, behind_changes, behind_seconds, pending_writes,
+  seen_at > now() - make_interval(secs => $1) AS fresh FROM hub_agents`;
 
 export function startAgentRegistry(deps: { pool: pg.Pool; hubNode: string; mesh: Mesh; intervalMs: number; log: Logger }): AgentRegistry {
   const { pool, mesh } = deps;
@@ -60,25 +66,32 @@ export function startAgentRegistry(deps: { pool: pg.Pool; hubNode: string; mesh:
   const timer = setInterval(() => void publish(), deps.intervalMs);
   timer.unref();
 
+  /**
+   * Every agent's row. While PostgreSQL is away, the last rows read: the other hubs cannot record
+   * anything new meanwhile either, and without them this hub would report their agents as down.
+   */
+  let lastRows: AgentRow[] = [];
+  async function agentRows(): Promise<AgentRow[]> {
+    try {
+      const { rows } = await pool.query<AgentTableRow>(ROWS, [staleSec]);
+      lastRows = rows.map((r) => ({
+        nodeId: r.node_id, replicaId: r.replica_id, hubNode: r.hub_node, behindChanges: r.behind_changes,
+        behindSeconds: r.behind_seconds, pendingWrites: r.pending_writes ?? null, fresh: r.fresh,
+      }));
+    } catch (err) {
+      log.debug({ err: (err as Error).message }, "cannot read which hub each agent is on; using the last rows read");
+    }
+    return lastRows;
+  }
+
   return {
     async clusterStatus() {
       const local = await mesh.status();
-      let others: AgentRow[] = [];
-      try {
-        others = (await pool.query<AgentRow>(OTHERS, [deps.hubNode, staleSec])).rows;
-      } catch (err) {
-        log.debug({ err: (err as Error).message }, "cannot read other hubs' agents");
-      }
-      const byId = new Map(local.map((p) => [p.nodeId, p]));
-      for (const r of others) {
-        if (byId.get(r.node_id)?.connected) continue;
-        byId.set(r.node_id, {
-          nodeId: r.node_id, url: `via hub ${r.hub_node}`, direction: "inbound", connected: true, replicaId: r.replica_id,
-          behindChanges: r.behind_changes, behindSeconds: r.behind_seconds, lastError: null, connectedSince: null,
-          pendingWrites: r.pending_writes ?? null,
-        });
-      }
-      return [...byId.values()].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+      return clusterPeers(local, await agentRows(), deps.hubNode);
+    },
+    async gauges() {
+      const local = await mesh.gauges();
+      return hubLinkGauges(local, await agentRows(), deps.hubNode);
     },
     close: () => clearInterval(timer),
   };

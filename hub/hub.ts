@@ -72,7 +72,9 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
     journalBehind: createJournalBehind(),
   });
   metrics.scrapeFrom({
-    peers: () => mesh.gauges(),
+    // Read at each scrape, once the registry below exists: this hub's links, without the agents
+    // on another hub (those are that hub's links; hub/agent-placement.ts).
+    peers: () => registry.gauges(),
     records: () => replica.store.counts(Math.floor(Date.now() / 1000)),
   });
   const feed = startChangeFeed({ url: config.postgres.url, store, log, onChange: () => mesh.wakePumps() });

@@ -1,0 +1,54 @@
+/**
+ * Which hub each agent is on, from this hub's own sessions and the rows every hub keeps in
+ * `hub_agents` (agent-registry.ts reads them). Pure, so the rules behind a hub's metrics and its
+ * cluster status are tested without PostgreSQL.
+ *
+ * `locmesh_peer_connected{peer}` on a hub is this hub's link to that agent:
+ * - 1 while the agent's session is on this hub;
+ * - no series while the agent is on another hub of the same database (that hub exports its 1): a
+ *   0 here made "a peer or hub link down" fire for every healthy agent of the other hub;
+ * - 0 while the agent is on no hub at all: every hub that knows it says so, so the alert fires.
+ */
+import type { PeerStatus } from "../agent/contract/protocol.js";
+import type { PeerGauge } from "../agent/ops/metrics.js";
+
+/** One agent as the hub it was last on recorded it. */
+export interface AgentRow {
+  nodeId: string;
+  replicaId: string;
+  hubNode: string;
+  behindChanges: number;
+  behindSeconds: number;
+  pendingWrites: number | null;
+  /** Recorded within the last few status intervals: the agent is on `hubNode` now. */
+  fresh: boolean;
+}
+
+/** The agent's row when it is on another hub now, else undefined. */
+function onOtherHub(rows: ReadonlyMap<string, AgentRow>, nodeId: string, hubNode: string): AgentRow | undefined {
+  const row = rows.get(nodeId);
+  return row && row.fresh && row.hubNode !== hubNode ? row : undefined;
+}
+
+const byNodeId = (rows: readonly AgentRow[]) => new Map(rows.map((r) => [r.nodeId, r]));
+
+/** This hub's link gauges (mesh.gauges()) without the agents that are on another hub. */
+export function hubLinkGauges(local: readonly PeerGauge[], rows: readonly AgentRow[], hubNode: string): PeerGauge[] {
+  const recorded = byNodeId(rows);
+  return local.filter((g) => g.connected || onOtherHub(recorded, g.peer, hubNode) === undefined);
+}
+
+/** This hub's sessions (mesh.status()), with each agent that is on another hub shown as connected there. */
+export function clusterPeers(local: readonly PeerStatus[], rows: readonly AgentRow[], hubNode: string): PeerStatus[] {
+  const recorded = byNodeId(rows);
+  const out = new Map(local.map((p) => [p.nodeId, p]));
+  for (const r of rows) {
+    if (out.get(r.nodeId)?.connected || onOtherHub(recorded, r.nodeId, hubNode) === undefined) continue;
+    out.set(r.nodeId, {
+      nodeId: r.nodeId, url: `via hub ${r.hubNode}`, direction: "inbound", connected: true, replicaId: r.replicaId,
+      behindChanges: r.behindChanges, behindSeconds: r.behindSeconds, lastError: null, connectedSince: null,
+      pendingWrites: r.pendingWrites,
+    });
+  }
+  return [...out.values()].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+}
