@@ -40,10 +40,18 @@ const UPSERT = `INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_ch
 const ROWS = `SELECT node_id, replica_id, hub_node, behind_changes, behind_seconds, pending_writes,
   seen_at > now() - make_interval(secs => $1) AS fresh FROM hub_agents`;
 
-export function startAgentRegistry(deps: { pool: pg.Pool; hubNode: string; mesh: Mesh; intervalMs: number; log: Logger }): AgentRegistry {
+/** A row not written for this long means its agent is no longer on that hub. */
+export const staleSeconds = (statusIntervalMs: number) => Math.max(3, (statusIntervalMs * 3) / 1000);
+
+export function startAgentRegistry(deps: {
+  pool: pg.Pool; hubNode: string; mesh: Mesh; intervalMs: number; log: Logger;
+  /** mesh.acceptUnlisted: every agent a hub recorded is known, not only mesh.agents (agent-placement.ts). */
+  includeRecorded: boolean;
+}): AgentRegistry {
   const { pool, mesh } = deps;
   const log = deps.log.child({ component: "agent-registry" });
-  const staleSec = Math.max(3, (deps.intervalMs * 3) / 1000);
+  const staleSec = staleSeconds(deps.intervalMs);
+  const placement = { hubNode: deps.hubNode, includeRecorded: deps.includeRecorded };
   let writing = false;
 
   async function publish(): Promise<void> {
@@ -87,11 +95,11 @@ export function startAgentRegistry(deps: { pool: pg.Pool; hubNode: string; mesh:
   return {
     async clusterStatus() {
       const local = await mesh.status();
-      return clusterPeers(local, await agentRows(), deps.hubNode);
+      return clusterPeers(local, await agentRows(), placement);
     },
     async gauges() {
       const local = await mesh.gauges();
-      return hubLinkGauges(local, await agentRows(), deps.hubNode);
+      return hubLinkGauges(local, await agentRows(), placement);
     },
     close: () => clearInterval(timer),
   };

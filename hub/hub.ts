@@ -19,6 +19,7 @@ import { startAgentRegistry } from "./agent-registry.js";
 import { startChangeFeed } from "./change-feed.js";
 import type { HubConfig } from "./hub-config.js";
 import { migratePostgres } from "./migrate-postgres.js";
+import { withPgClient } from "./pg-client.js";
 import { openPgStore, PG_TYPES } from "./pg-store.js";
 
 export interface Hub {
@@ -31,13 +32,7 @@ export interface Hub {
 
 /** Applies pending migrations (also the `locmesh hub migrate` command); returns the versions applied. */
 export async function migrateHubDatabase(url: string): Promise<number[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await migratePostgres(client);
-  } finally {
-    await client.end();
-  }
+  return withPgClient(url, migratePostgres);
 }
 
 export async function startHub(config: HubConfig, deps: { log: Logger; metrics?: Metrics }): Promise<Hub> {
@@ -78,7 +73,9 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
     records: () => replica.store.counts(Math.floor(Date.now() / 1000)),
   });
   const feed = startChangeFeed({ url: config.postgres.url, store, log, onChange: () => mesh.wakePumps() });
-  const registry = startAgentRegistry({ pool, hubNode: config.nodeId, mesh, intervalMs: config.mesh.statusIntervalMs, log });
+  const registry = startAgentRegistry({
+    pool, hubNode: config.nodeId, mesh, intervalMs: config.mesh.statusIntervalMs, log, includeRecorded: config.mesh.acceptUnlisted,
+  });
   const rpc = createLocalApi({
     replica, log, metrics, startedAtMs, version: packageVersion(),
     mesh: { ...mesh, status: () => registry.clusterStatus() },

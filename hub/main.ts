@@ -7,7 +7,10 @@ import type { Command } from "commander";
 import { ConfigError } from "../agent/config/agent-config.js";
 import { createLogger } from "../agent/ops/logger.js";
 import { runUntilSignalled } from "../agent/ops/daemon.js";
+import { staleSeconds } from "./agent-registry.js";
+import { describeForget, forgetAgents } from "./forget-agents.js";
 import { migrateHubDatabase, startHub } from "./hub.js";
+import { withPgClient } from "./pg-client.js";
 import { loadHubConfig, redactHubConfig, type HubConfig } from "./hub-config.js";
 
 function loadOrExit(file: string | undefined, env: Record<string, string | undefined>, onWarning?: (message: string) => void): HubConfig {
@@ -62,6 +65,23 @@ export function registerHubCommands(program: Command, io: { env: Record<string, 
         process.stdout.write(applied.length > 0 ? `applied migrations ${applied.join(", ")}\n` : "the hub database is up to date\n");
       } catch (err) {
         process.stderr.write(`locmesh hub migrate failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      }
+    });
+
+  hub
+    .command("forget")
+    .description("drop stopped agents from the hubs' record (with mesh.acceptUnlisted, hubs report every agent they recorded as down until it is forgotten)")
+    .argument("<nodeId...>", "the agents' node ids")
+    .option(...configOption)
+    .action(async (nodeIds: string[], opts: { config?: string }) => {
+      const config = loadOrExit(opts.config, io.env);
+      try {
+        const outcome = await withPgClient(config.postgres.url, (client) => forgetAgents(client, nodeIds, staleSeconds(config.mesh.statusIntervalMs)));
+        process.stdout.write(`${describeForget(outcome)}\n`);
+        if (outcome.connected.length > 0) process.exit(1);
+      } catch (err) {
+        process.stderr.write(`locmesh hub forget failed: ${(err as Error).message}\n`);
         process.exit(1);
       }
     });

@@ -3,12 +3,13 @@
  * alert rules read), `cluster.status` on hubs and agents, and the hub's refusals. Two hub processes
  * that list a1..a3, three agents (a1 and a3 prefer hub1, a2 prefers hub2).
  */
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
-import { type AgentProcess, waitFor } from "../support/agent-process.js";
+import { ROOT, type AgentProcess, waitFor } from "../support/agent-process.js";
 import { makeHubCluster, type HubProcess } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
@@ -22,8 +23,25 @@ async function links(p: AgentProcess): Promise<Record<string, number>> {
   const text = await (await fetch(`${p.apiUrl}/metrics`)).text();
   return Object.fromEntries([...text.matchAll(/^locmesh_peer_connected\{peer="([^"]+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
 }
+/** Every hub's locmesh_peer_connected values, by agent: { a1: [1], a3: [0, 0] } (hubs in order). */
+async function linksByAgent(): Promise<Record<string, number[]>> {
+  const out: Record<string, number[]> = {};
+  for (const h of hubs) for (const [peer, v] of Object.entries(await links(h))) (out[peer] ??= []).push(v);
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
 const status = (p: AgentProcess) => p.call<ClusterStatus>("cluster.status");
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+/** `locmesh hub <args>` against a hub's config. */
+const hubCommand = (hub: HubProcess, ...args: string[]) =>
+  spawnSync(process.execPath, [join(ROOT, "bin", "locmesh.js"), "hub", ...args, "--config", hub.configPath], { encoding: "utf8" });
+
+/** Restarts both hubs with these mesh settings instead of the listed agents. */
+async function restartHubs(mesh: Record<string, unknown>): Promise<void> {
+  await Promise.all(hubs.map((h) => h.stop()));
+  for (const h of hubs) h.spec.config = { mesh };
+  await Promise.all(hubs.map((h) => h.start()));
+  await waitFor("every agent back on a hub", async () => (await Promise.all(hubs.map(status))).every((s) => s.peers.length === 3 && s.peers.every((p) => p.connected)));
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "locmesh-hub-ops-"));
@@ -63,5 +81,27 @@ describe("two hubs: metrics and status", () => {
       await a3.start();
     }
     await waitFor("a3 back on hub1", async () => same(await links(hub1), { a1: 1, a3: 1 }) && same(await links(hub2), { a2: 1 }));
+  });
+
+  it("with mesh.acceptUnlisted, a stopped agent reads 0 on every hub until `locmesh hub forget` drops it", async () => {
+    const [hub1, hub2] = hubs as [HubProcess, HubProcess];
+    const a3 = agents[2]!;
+    await restartHubs({ acceptUnlisted: true, agents: [] });
+    try {
+      expect(await linksByAgent()).toEqual({ a1: [1], a2: [1], a3: [1] });
+      const running = hubCommand(hub1, "forget", "a3");
+      expect(running.status).toBe(1);
+      expect(running.stdout).toMatch(/^a3 is connected to hub hub[12] now: stop it/);
+      await a3.stop();
+      await waitFor("both hubs read the stopped a3 as down", async () => same(await linksByAgent(), { a1: [1], a2: [1], a3: [0, 0] }));
+      expect((await status(hub2)).peers.map((p) => [p.nodeId, p.connected])).toEqual([["a1", true], ["a2", true], ["a3", false]]);
+      const forgot = hubCommand(hub2, "forget", "a3", "gone");
+      expect([forgot.status, forgot.stdout]).toEqual([0, "forgot a3: no hub reports it any more\ngone: no hub has recorded it; nothing to forget\n"]);
+      expect(await linksByAgent()).toEqual({ a1: [1], a2: [1] });
+      expect((await status(hub1)).peers.map((p) => p.nodeId)).toEqual(["a1", "a2"]);
+    } finally {
+      await a3.start();
+      await restartHubs({ acceptUnlisted: false, agents: ["a1", "a2", "a3"] });
+    }
   });
 });
