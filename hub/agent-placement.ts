@@ -54,14 +54,17 @@ export function hubLinkGauges(local: readonly PeerGauge[], rows: readonly AgentR
   return [...out.values()].filter((g) => g.connected || onOtherHub(recorded, g.peer, o.hubNode) === undefined);
 }
 
-/** This hub's sessions (mesh.status()), with each agent that is on another hub shown as connected there. */
+/**
+ * This hub's sessions (mesh.status()), with each agent that is on another hub shown as connected
+ * there, and every agent's hub (`hub`: this one, another, or null for none).
+ */
 export function clusterPeers(local: readonly PeerStatus[], rows: readonly AgentRow[], o: PlacementOptions): PeerStatus[] {
   const recorded = byNodeId(rows);
-  const out = new Map(local.map((p) => [p.nodeId, p]));
+  const out = new Map(local.map((p) => [p.nodeId, { ...p, hub: p.connected ? o.hubNode : null }]));
   for (const r of recordedOnly(rows, out, o)) {
     out.set(r.nodeId, {
       nodeId: r.nodeId, url: null, direction: null, connected: false, replicaId: r.replicaId, behindChanges: null,
-      behindSeconds: null, lastError: null, connectedSince: null, pendingWrites: null,
+      behindSeconds: null, lastError: null, connectedSince: null, pendingWrites: null, hub: null,
     });
   }
   for (const r of rows) {
@@ -69,7 +72,7 @@ export function clusterPeers(local: readonly PeerStatus[], rows: readonly AgentR
     out.set(r.nodeId, {
       nodeId: r.nodeId, url: `via hub ${r.hubNode}`, direction: "inbound", connected: true, replicaId: r.replicaId,
       behindChanges: r.behindChanges, behindSeconds: r.behindSeconds, lastError: null, connectedSince: null,
-      pendingWrites: r.pendingWrites,
+      pendingWrites: r.pendingWrites, hub: r.hubNode,
     });
   }
   return [...out.values()].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));

@@ -287,13 +287,14 @@ export function createMesh(deps: {
         lastError: (s?.peerIsHub ? dialers.get(HUB) : dialers.get(id))?.lastError() ?? null,
         connectedSince: s && readyAt.has(s) ? new Date(readyAt.get(s)!).toISOString() : null,
         pendingWrites: s?.peerPendingWrites() ?? null,
+        ...(s?.peerIsHub ? { hub: id } : {}),
       });
     }
     const hubDialer = dialers.get(HUB);
     if (hubDialer && !hubSession()) {
       out.push({
         nodeId: HUB, url: hubDialer.url(), direction: null, connected: false, replicaId: null,
-        behindChanges: null, behindSeconds: null, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null,
+        behindChanges: null, behindSeconds: null, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null, hub: null,
       });
     }
     return out;

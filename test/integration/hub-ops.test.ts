@@ -83,6 +83,16 @@ describe("two hubs: metrics and status", () => {
     await waitFor("a3 back on hub1", async () => same(await links(hub1), { a1: 1, a3: 1 }) && same(await links(hub2), { a2: 1 }));
   });
 
+  it("cluster.status on either hub says which hub each agent is on, as the agents themselves do", async () => {
+    const own = await Promise.all(agents.map(async (a) => [a.spec.id, (await status(a)).peers[0]?.hub] as const));
+    expect(own.map(([, hub]) => hub).sort()).toEqual(["hub1", "hub1", "hub2"]);
+    for (const h of hubs) {
+      const peers = (await status(h)).peers;
+      expect(peers.map((p) => [p.nodeId, p.hub])).toEqual(own);
+      expect(peers.every((p) => p.connected)).toBe(true);
+    }
+  });
+
   it("with mesh.acceptUnlisted, a stopped agent reads 0 on every hub until `locmesh hub forget` drops it", async () => {
     const [hub1, hub2] = hubs as [HubProcess, HubProcess];
     const a3 = agents[2]!;
