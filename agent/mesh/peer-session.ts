@@ -103,6 +103,8 @@ export interface PeerSession {
   /** What the peer last reported of its pending Kamailio writes. */
   peerPendingWrites(): number | undefined;
   isReady(): boolean;
+  /** Why our last batch to the peer failed while it is retried (a hub without its PostgreSQL); null once one is acknowledged. */
+  deliveryError(): string | null;
   /** Feed one text frame from the transport. */
   receive(text: string): void;
   /** The transport closed (or failed). */
@@ -132,6 +134,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   const abort = new AbortController();
   const timers: NodeJS.Timeout[] = [];
   let pushPump: PushPump | null = null;
+  let deliveryError: string | null = null;
 
   const rpc = createRpcServer<Ctx>({ log, onError: (code) => metrics.rpcErrors.inc({ surface: "peer", code: String(code) }) });
   const client = new JSONRPCClient((req) => deps.transport.send(requestFrame(req)));
@@ -170,6 +173,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     peerVector: () => peerVV,
     peerPendingWrites: () => peerPending,
     isReady: () => ready,
+    deliveryError: () => deliveryError,
     receive(text) {
       if (ended) return;
       const payload = parseFrame(text);
@@ -275,6 +279,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       isOpen: () => ready && !ended,
       signal: abort.signal,
       onRejected: (reason) => fail(4004, reason),
+      onDeliveryError: (error) => (deliveryError = error),
     });
     deps.onReady(session);
     pushPump.wake();

@@ -93,6 +93,24 @@ describe("two hubs: metrics and status", () => {
     }
   });
 
+  it("an agent's status gives the hub's reason while the hub refuses its batches, and clears it once one is taken", async () => {
+    const [a1, a2] = agents as [AgentProcess, AgentProcess];
+    await pgServer.kill();
+    try {
+      await a1.call("alias.set", { alias: "while-pg-down@example.com", target: "sip:x@example.com" });
+      const hubLink = await waitFor("a1's hub link shows the refusal", async () => {
+        const link = (await status(a1)).peers[0];
+        return link?.lastError ? link : null;
+      });
+      expect(hubLink.connected).toBe(true);
+      expect(hubLink.lastError).toMatch(/^batch not acknowledged, retrying: temporary failure/);
+    } finally {
+      await pgServer.start();
+    }
+    await waitFor("the alias on a2", async () => (await a2.call<{ items: unknown[] }>("alias.list", { search: "while-pg-down" })).items.length === 1, 30_000);
+    await waitFor("a1's last error cleared", async () => (await status(a1)).peers[0]?.lastError === null);
+  });
+
   it("with mesh.acceptUnlisted, a stopped agent reads 0 on every hub until `locmesh hub forget` drops it", async () => {
     const [hub1, hub2] = hubs as [HubProcess, HubProcess];
     const a3 = agents[2]!;
