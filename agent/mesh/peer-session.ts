@@ -25,6 +25,7 @@ import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { createRpcServer, parseErrorResponse, parseFrame, toRpcError } from "../rpc/server.js";
 import { clientProof, newNonce, proofMatches, serverProof } from "./auth.js";
+import { closeReason } from "./close-reason.js";
 import { fastBatch } from "./fast-batch.js";
 import { createPushPump, type PushPump } from "./push-pump.js";
 import { requestFrame } from "./request-frame.js";
@@ -314,9 +315,11 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       await becomeReady(p.nodeId, res.replicaId, res.vv, mine);
     } catch (err) {
       const e = toRpcError(err);
+      const refused = e.code === ErrorCode.Unauthorized || e.code === ErrorCode.ProtocolMismatch;
       if (e.code === ErrorCode.Unauthorized) log.error({ peer: p.nodeId, reason: e.message }, "the peer refused us; check mesh.secret and that it lists this node");
       else log.warn({ peer: p.nodeId, err: e.message }, "handshake failed");
-      fail(4001, "handshake failed");
+      // The close reason is what the dialer keeps as the link's last error: say why, not only that.
+      fail(4001, closeReason(`${refused ? "refused by" : "handshake failed with"} ${p.nodeId}: ${e.message}`));
     }
   });
 

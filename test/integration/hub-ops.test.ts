@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
-import { ROOT, type AgentProcess, waitFor } from "../support/agent-process.js";
-import { makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { AgentProcess, ROOT, freePort, waitFor } from "../support/agent-process.js";
+import { SECRET, TOKEN, makeHubCluster, type HubProcess } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 let dir: string;
@@ -109,6 +109,22 @@ describe("two hubs: metrics and status", () => {
     }
     await waitFor("the alias on a2", async () => (await a2.call<{ items: unknown[] }>("alias.list", { search: "while-pg-down" })).items.length === 1, 30_000);
     await waitFor("a1's last error cleared", async () => (await status(a1)).peers[0]?.lastError === null);
+  });
+
+  it("an agent the hubs do not list says in its status why the hub refused it", async () => {
+    const hub1 = hubs[0]!;
+    const stranger = new AgentProcess({
+      id: "stranger", meshPort: await freePort(), apiPort: await freePort(), dir: join(dir, "stranger"),
+      secret: SECRET, token: TOKEN, peers: [], config: { hub: { urls: [hub1.meshUrl] } },
+    });
+    await stranger.start();
+    try {
+      const link = await waitFor("the refusal in stranger's status", async () => (await status(stranger)).peers.find((p) => p.lastError !== null));
+      expect(link).toMatchObject({ nodeId: "hub", connected: false, hub: null });
+      expect(link.lastError).toBe("disconnected: 4001 refused by hub1: unauthorized: unknown node id");
+    } finally {
+      await stranger.stop();
+    }
   });
 
   it("with mesh.acceptUnlisted, a stopped agent reads 0 on every hub until `locmesh hub forget` drops it", async () => {
