@@ -3,6 +3,7 @@
  * replication core (replica, mesh in relay mode) → change feed (LISTEN) → cluster registry →
  * local API, /metrics and /healthz. No argv, env or signals here (that is hub/main.ts).
  */
+import { hostname } from "node:os";
 import pg from "pg";
 import { createHttpApi, type HttpApi } from "../agent/api/http-server.js";
 import { createLocalApi } from "../agent/api/local-api.js";
@@ -19,6 +20,7 @@ import { startAgentRegistry } from "./agent-registry.js";
 import { startChangeFeed } from "./change-feed.js";
 import type { HubConfig } from "./hub-config.js";
 import { migratePostgres } from "./migrate-postgres.js";
+import { claimHubNode } from "./node-claim.js";
 import { withPgClient } from "./pg-client.js";
 import { openPgStore, PG_TYPES } from "./pg-store.js";
 
@@ -35,7 +37,10 @@ export async function migrateHubDatabase(url: string): Promise<number[]> {
   return withPgClient(url, migratePostgres);
 }
 
-export async function startHub(config: HubConfig, deps: { log: Logger; metrics?: Metrics }): Promise<Hub> {
+export async function startHub(
+  config: HubConfig,
+  deps: { log: Logger; metrics?: Metrics; /** The hub must stop: another process took its nodeId over (node-claim.ts). */ onFatal?: (err: Error) => void },
+): Promise<Hub> {
   const { log } = deps;
   const metrics = deps.metrics ?? createMetrics();
   const startedAtMs = Date.now();
@@ -57,6 +62,17 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
   // On a hub, "stored here" is the agent's batch committed in PostgreSQL.
   observeReplicationDelay({ replica, metrics });
   log.info({ replica: replica.replicaId, origins: Object.keys(await replica.versionVector()).length }, "hub store open");
+
+  // Before any agent is taken or recorded: one process per hub nodeId on this database.
+  const claim = await claimHubNode({
+    pool, nodeId: config.nodeId, intervalMs: config.mesh.statusIntervalMs, log,
+    holder: `${hostname()} pid ${process.pid}, peer port ${config.mesh.listen.host}:${config.mesh.listen.port}, API ${config.api.listen.host}:${config.api.listen.port}`,
+    onLost: (err) => deps.onFatal?.(err),
+  }).catch(async (err: unknown) => {
+    await replica.close();
+    await Promise.all([pool.end(), writePool.end()]);
+    throw err;
+  });
 
   const mesh = createMesh({
     options: { ...config.mesh, nodeId: config.nodeId, peers: [], allow: config.mesh.agents, relay: true },
@@ -93,6 +109,7 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
     await http.close();
     await mesh.close();
     await feed.close();
+    await claim.close();
     await replica.close();
     await pool.end();
     await writePool.end();

@@ -43,8 +43,14 @@ export function registerHubCommands(program: Command, io: { env: Record<string, 
       log.info({ config: redactHubConfig(config) }, "starting locmesh hub");
       for (const w of warnings) log.warn(w);
       let running;
+      const stopOnFatal = (err: Error) => {
+        log.fatal({ err: err.message }, "hub stopping");
+        process.stderr.write(`locmesh hub stopped: ${err.message}\n`);
+        void starting.then((hub) => hub.close(), () => undefined).finally(() => process.exit(1));
+      };
+      const starting = startHub(config, { log, onFatal: stopOnFatal });
       try {
-        running = await startHub(config, { log });
+        running = await starting;
       } catch (err) {
         log.fatal({ err }, "hub failed to start");
         process.stderr.write(`locmesh hub failed to start: ${(err as Error).message}\n`);

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import { AgentProcess, ROOT, freePort, waitFor } from "../support/agent-process.js";
-import { SECRET, TOKEN, makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { HubProcess, SECRET, TOKEN, makeHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 let dir: string;
@@ -31,6 +31,10 @@ async function linksByAgent(): Promise<Record<string, number[]>> {
 }
 const status = (p: AgentProcess) => p.call<ClusterStatus>("cluster.status");
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+/** Starts a process the test stopped (not one still running: that would start a second one). */
+async function ensureRunning(p: AgentProcess): Promise<void> {
+  if (!p.child || p.child.exitCode !== null || p.child.signalCode !== null) await p.start();
+}
 /** `locmesh hub <args>` against a hub's config. */
 const hubCommand = (hub: HubProcess, ...args: string[]) =>
   spawnSync(process.execPath, [join(ROOT, "bin", "locmesh.js"), "hub", ...args, "--config", hub.configPath], { encoding: "utf8" });
@@ -78,7 +82,7 @@ describe("two hubs: metrics and status", () => {
       await waitFor("both hubs read a3 as down", async () =>
         same(await links(hub1), { a1: 1, a3: 0 }) && same(await links(hub2), { a2: 1, a3: 0 }));
     } finally {
-      await a3.start();
+      await ensureRunning(a3);
     }
     await waitFor("a3 back on hub1", async () => same(await links(hub1), { a1: 1, a3: 1 }) && same(await links(hub2), { a2: 1 }));
   });
@@ -127,6 +131,19 @@ describe("two hubs: metrics and status", () => {
     }
   });
 
+  it("a second hub started with a running hub's nodeId exits 1, saying to give each hub its own nodeId", async () => {
+    const hub1 = hubs[0]!;
+    const twin = new HubProcess({ ...hub1.spec, meshPort: await freePort(), apiPort: await freePort(), dir: join(dir, "hub1-twin") }, hub1.pgUrl);
+    const started = twin.start();
+    try {
+      await expect(started).rejects.toThrow(/exited with 1/);
+      await expect(started).rejects.toThrow(/another hub process uses nodeId "hub1" on this PostgreSQL database \(.*pid \d+.*\). Give every hub its own nodeId/);
+    } finally {
+      await twin.stop();
+    }
+    expect((await status(hub1)).peers.map((p) => p.nodeId)).toEqual(["a1", "a2", "a3"]);
+  });
+
   it("with mesh.acceptUnlisted, a stopped agent reads 0 on every hub until `locmesh hub forget` drops it", async () => {
     const [hub1, hub2] = hubs as [HubProcess, HubProcess];
     const a3 = agents[2]!;
@@ -144,7 +161,7 @@ describe("two hubs: metrics and status", () => {
       expect(await linksByAgent()).toEqual({ a1: [1], a2: [1] });
       expect((await status(hub1)).peers.map((p) => p.nodeId)).toEqual(["a1", "a2"]);
     } finally {
-      await a3.start();
+      await ensureRunning(a3);
       await restartHubs({ acceptUnlisted: false, agents: ["a1", "a2", "a3"] });
     }
   });
