@@ -60,6 +60,22 @@ describe("locmesh CLI", () => {
     expect(r.stderr).toBe("");
   });
 
+  it("hub --help lists the hub's options, the config it needs, and its subcommands", async () => {
+    const r = await cli(["hub", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: locmesh hub \[options\] \[command\]/m);
+    expect(r.stdout).toMatch(/^\s+-c, --config <file>\s+hub config file/m);
+    for (const cmd of ["migrate", "forget"]) expect(r.stdout).toMatch(new RegExp(`^\\s+${cmd} \\[options\\]`, "m"));
+    for (const key of ["nodeId", "mesh.secret", "mesh.agents", "api.token", "postgres.url"]) expect(r.stdout).toMatch(new RegExp(`^\\s+${key}\\b`, "m"));
+    expect(r.stdout).toContain("Signals: SIGTERM/SIGINT stop gracefully");
+    // The config option reaches a subcommand given after it or before it.
+    const missing = join(dir, "no-such-hub.yaml");
+    for (const args of [["hub", "migrate", "--config", missing], ["hub", "--config", missing, "migrate"], ["hub", "--config", missing]]) {
+      const m = await cli(args);
+      expect([m.code, m.stderr]).toEqual([2, `the locmesh config (${missing}) has 1 problem:\n  - cannot read the file (ENOENT)\n`]);
+    }
+  });
+
   it("--version prints package.json's version and exits 0", async () => {
     const r = await cli(["--version"]);
     expect(r.code).toBe(0);
