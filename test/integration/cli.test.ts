@@ -303,13 +303,13 @@ describe("locmesh CLI", () => {
     expect(code).toBe(141);
   });
 
-  it("no agent listening exits 3 and says the agent is not reachable", async () => {
+  it("no agent listening exits 3 and says the agent or hub is not reachable", async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const r = await cli(["alias", "ls", "--url", url, "--token", TOKEN]);
     expect(r.code).toBe(3);
     expect(r.stdout).toBe("");
     expect(r.stderr.trim()).toBe(
-      `locmesh: the locmesh agent is not reachable at ${url} (ECONNREFUSED): is \`locmesh agent\` running, and is --url (or LOCMESH_API_URL) its API address?`,
+      `locmesh: the locmesh agent or hub is not reachable at ${url} (ECONNREFUSED): is \`locmesh agent\` (or \`locmesh hub\`) running, and is --url (or LOCMESH_API_URL) its API address?`,
     );
   });
 });
