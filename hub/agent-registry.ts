@@ -1,31 +1,36 @@
 /**
  * The whole cluster as any hub sees it. Each hub writes what it knows of its own agents (lag,
  * pending writes) into `hub_agents` every `intervalMs`; a hub's status then lists its own
- * sessions live and the agents of the other hubs from that table (fresh within `staleMs`).
+ * sessions live and the agents of the other hubs from that table (fresh within `staleMs`), and its
+ * link gauges leave out the agents that are on another hub (agent-placement.ts).
  */
 import type pg from "pg";
 import type { PeerStatus } from "../agent/contract/protocol.js";
 import type { Mesh } from "../agent/mesh/mesh.js";
 import type { Logger } from "../agent/ops/logger.js";
+import type { PeerGauge } from "../agent/ops/metrics.js";
+import { clusterPeers, hubLinkGauges, type AgentRow } from "./agent-placement.js";
 import { valueWithin } from "./value-within.js";
 
 export interface AgentRegistry {
   /** This hub's sessions, and every agent connected to another hub. */
   clusterStatus(): Promise<PeerStatus[]>;
+  /** locmesh_peer_connected and _behind_changes on a hub: its own links, none for agents on another hub. */
+  gauges(): Promise<PeerGauge[]>;
   close(): void;
 }
 
 /** A session's status whose replica and lag are known. */
 type Known = PeerStatus & { replicaId: string; behindChanges: number; behindSeconds: number };
 
-interface AgentRow {
+interface AgentTableRow {
   node_id: string;
   replica_id: string;
   hub_node: string;
   behind_changes: number;
   behind_seconds: number;
   pending_writes: number | null;
-  seen_at: Date;
+  fresh: boolean;
 }
 
 const UPSERT = `INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_changes, behind_seconds, pending_writes, seen_at)
@@ -33,7 +38,11 @@ const UPSERT = `INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_ch
   ON CONFLICT (node_id) DO UPDATE SET replica_id = excluded.replica_id, hub_node = excluded.hub_node,
     behind_changes = excluded.behind_changes, behind_seconds = excluded.behind_seconds,
     pending_writes = excluded.pending_writes, seen_at = excluded.seen_at`;
-const OTHERS = `SELECT * FROM hub_agents WHERE hub_node <> $1 AND seen_at > now() - make_interval(secs => $2)`;
+const ROWS = `SELECT node_id, replica_id, hub_node, behind_changes, behind_seconds, pending_writes,
+  seen_at > now() - make_interval(secs => $1) AS fresh FROM hub_agents`;
+
+/** A row not written for this long means its agent is no longer on that hub. */
+export const staleSeconds = (statusIntervalMs: number) => Math.max(3, (statusIntervalMs * 3) / 1000);
 
 export interface AgentRegistryDeps {
   pool: pg.Pool;
@@ -41,16 +50,19 @@ export interface AgentRegistryDeps {
   mesh: Mesh;
   intervalMs: number;
   log: Logger;
-  /** False while PostgreSQL does not answer (pg-watch.ts): the status then lists this hub's sessions only. */
+  /** mesh.acceptUnlisted: every agent a hub recorded is known, not only mesh.agents (agent-placement.ts). */
+  includeRecorded: boolean;
+  /** False while PostgreSQL does not answer (pg-watch.ts): the rows are not read then. */
   pgReachable(): boolean;
-  /** How long a status waits for the other hubs' agents (ms). */
+  /** How long a status or scrape waits for the rows (ms); past it, the last rows read. */
   readWaitMs?: number;
 }
 
 export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
   const { pool, mesh } = deps;
   const log = deps.log.child({ component: "agent-registry" });
-  const staleSec = Math.max(3, (deps.intervalMs * 3) / 1000);
+  const staleSec = staleSeconds(deps.intervalMs);
+  const placement = { hubNode: deps.hubNode, includeRecorded: deps.includeRecorded };
   let writing = false;
 
   async function publish(): Promise<void> {
@@ -73,23 +85,33 @@ export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
   const timer = setInterval(() => void publish(), deps.intervalMs);
   timer.unref();
 
+  /**
+   * Every agent's row. While PostgreSQL is away (or slower than readWaitMs), the last rows read:
+   * the other hubs cannot record anything new meanwhile either, and without them this hub would
+   * report their agents as down. A status or scrape never waits on a PostgreSQL that is away.
+   */
+  let lastRows: AgentRow[] = [];
+  async function agentRows(): Promise<AgentRow[]> {
+    if (!deps.pgReachable()) return lastRows;
+    const read = pool.query<AgentTableRow>(ROWS, [staleSec]).then(({ rows }) => {
+      lastRows = rows.map((r) => ({
+        nodeId: r.node_id, replicaId: r.replica_id, hubNode: r.hub_node, behindChanges: r.behind_changes,
+        behindSeconds: r.behind_seconds, pendingWrites: r.pending_writes ?? null, fresh: r.fresh,
+      }));
+    });
+    read.catch((err: unknown) => log.debug({ err: (err as Error).message }, "cannot read which hub each agent is on; using the last rows read"));
+    await valueWithin(read, deps.readWaitMs ?? 2000);
+    return lastRows;
+  }
+
   return {
     async clusterStatus() {
       const local = await mesh.status();
-      // A status answers while PostgreSQL does not: then it shows this hub's sessions alone.
-      const read = deps.pgReachable() ? pool.query<AgentRow>(OTHERS, [deps.hubNode, staleSec]) : null;
-      read?.catch((err: unknown) => log.debug({ err: (err as Error).message }, "cannot read other hubs' agents"));
-      const others = (read ? await valueWithin(read, deps.readWaitMs ?? 2000) : undefined)?.rows ?? [];
-      const byId = new Map(local.map((p) => [p.nodeId, p]));
-      for (const r of others) {
-        if (byId.get(r.node_id)?.connected) continue;
-        byId.set(r.node_id, {
-          nodeId: r.node_id, url: `via hub ${r.hub_node}`, direction: "inbound", connected: true, replicaId: r.replica_id,
-          behindChanges: r.behind_changes, behindSeconds: r.behind_seconds, lastError: null, connectedSince: null,
-          pendingWrites: r.pending_writes ?? null,
-        });
-      }
-      return [...byId.values()].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+      return clusterPeers(local, await agentRows(), placement);
+    },
+    async gauges() {
+      const local = await mesh.gauges();
+      return hubLinkGauges(local, await agentRows(), placement);
     },
     close: () => clearInterval(timer),
   };

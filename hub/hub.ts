@@ -4,6 +4,7 @@
  * while it does not answer) → change feed (LISTEN) → cluster registry → local API, /metrics and
  * /healthz. No argv, env or signals here (that is hub/main.ts).
  */
+import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { createHttpApi, type HttpApi } from "../agent/api/http-server.js";
@@ -21,7 +22,9 @@ import { startAgentRegistry } from "./agent-registry.js";
 import { startChangeFeed } from "./change-feed.js";
 import type { HubConfig } from "./hub-config.js";
 import { migratePostgres } from "./migrate-postgres.js";
+import { claimHubNode } from "./node-claim.js";
 import { pgAddress, pgClientConfig, pgStartError, type PgConnectionSettings } from "./pg-connection.js";
+import { withPgClient } from "./pg-client.js";
 import { openPgStore, PG_TYPES } from "./pg-store.js";
 import { startPgWatch } from "./pg-watch.js";
 import { createPostgresStatus } from "./postgres-status.js";
@@ -37,22 +40,13 @@ export interface Hub {
 /** Applies pending migrations (also the `locmesh hub migrate` command); returns the versions applied. */
 export async function migrateHubDatabase(settings: PgConnectionSettings): Promise<number[]> {
   // The query timeout holds here too: it bounds each migration and the wait for another hub's.
-  const client = new pg.Client(pgClientConfig(settings));
-  try {
-    await client.connect();
-  } catch (err) {
-    throw pgStartError(err, settings, true);
-  }
-  try {
-    return await migratePostgres(client);
-  } catch (err) {
-    throw pgStartError(err, settings);
-  } finally {
-    await client.end();
-  }
+  return withPgClient(settings, migratePostgres);
 }
 
-export async function startHub(config: HubConfig, deps: { log: Logger; metrics?: Metrics }): Promise<Hub> {
+export async function startHub(
+  config: HubConfig,
+  deps: { log: Logger; metrics?: Metrics; /** The hub must stop: another process took its nodeId over (node-claim.ts). */ onFatal?: (err: Error) => void },
+): Promise<Hub> {
   const { log } = deps;
   const metrics = deps.metrics ?? createMetrics();
   const startedAtMs = Date.now();
@@ -80,6 +74,18 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
   observeReplicationDelay({ replica, metrics });
   log.info({ replica: replica.replicaId, origins: Object.keys(await replica.versionVector()).length }, "hub store open");
 
+  // Before any agent is taken or recorded: one process per hub nodeId on this database.
+  const claim = await claimHubNode({
+    pool, nodeId: config.nodeId, intervalMs: config.mesh.statusIntervalMs, log,
+    holder: `${hostname()} pid ${process.pid}, peer port ${config.mesh.listen.host}:${config.mesh.listen.port}, API ${config.api.listen.host}:${config.api.listen.port}`,
+    onLost: (err) => deps.onFatal?.(err),
+  }).catch(async (err: unknown) => {
+    await replica.close();
+    // Not awaited, as above: behind a partition the pools' sockets never close.
+    for (const p of [pool, writePool]) p.end().catch(() => undefined);
+    throw err;
+  });
+
   const mesh = createMesh({
     options: { ...config.mesh, nodeId: config.nodeId, peers: [], allow: config.mesh.agents, relay: true },
     replica,
@@ -101,7 +107,9 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
   // Counts for status and /metrics, which answer while PostgreSQL does not (the last counts then).
   const pgStatus = createPostgresStatus({ store, watch, address: pgAddress(config.postgres.url) });
   metrics.scrapeFrom({
-    peers: () => mesh.gauges(),
+    // Read at each scrape, once the registry below exists: this hub's links, without the agents
+    // on another hub (those are that hub's links; hub/agent-placement.ts).
+    peers: () => registry.gauges(),
     records: async () => {
       const { counts, postgres } = await pgStatus(Math.floor(Date.now() / 1000));
       if (postgres.countsAgeSeconds === null) throw new Error("not counted yet"); // the gauges stay as they were
@@ -110,7 +118,8 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
   });
   const feed = startChangeFeed({ connection, store, log, onChange: () => mesh.wakePumps() });
   const registry = startAgentRegistry({
-    pool, hubNode: config.nodeId, mesh, intervalMs: config.mesh.statusIntervalMs, log, pgReachable: () => watch.state().reachable,
+    pool, hubNode: config.nodeId, mesh, intervalMs: config.mesh.statusIntervalMs, log, includeRecorded: config.mesh.acceptUnlisted,
+    pgReachable: () => watch.state().reachable,
   });
   const rpc = createLocalApi({
     replica, log, metrics, startedAtMs, version: packageVersion(),
@@ -131,6 +140,7 @@ export async function startHub(config: HubConfig, deps: { log: Logger; metrics?:
     await http.close();
     await mesh.close();
     await feed.close();
+    await claim.close();
     await replica.close();
     // Bounded: a pool ends once its sockets closed, and behind a partition they never do.
     await Promise.race([Promise.all([pool, writePool, watchPool].map((p) => p.end())), sleep(config.postgres.connectTimeoutMs)]);

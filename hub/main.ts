@@ -7,7 +7,10 @@ import type { Command } from "commander";
 import { ConfigError } from "../agent/config/agent-config.js";
 import { createLogger } from "../agent/ops/logger.js";
 import { runUntilSignalled } from "../agent/ops/daemon.js";
+import { staleSeconds } from "./agent-registry.js";
+import { describeForget, forgetAgents } from "./forget-agents.js";
 import { migrateHubDatabase, startHub } from "./hub.js";
+import { withPgClient } from "./pg-client.js";
 import { loadHubConfig, redactHubConfig, type HubConfig } from "./hub-config.js";
 
 function loadOrExit(file: string | undefined, env: Record<string, string | undefined>, onWarning?: (message: string) => void): HubConfig {
@@ -22,41 +25,40 @@ function loadOrExit(file: string | undefined, env: Record<string, string | undef
   }
 }
 
+/** What `locmesh hub --help` says after the options: the settings a hub needs (README "Running a hub"). */
+const HUB_HELP = `
+Config (YAML or JSON; README "Running a hub" and "Config reference"):
+  nodeId                     this hub's id: give every hub its own (required)
+  mesh.secret / secretFile   the agents' cluster key (required)
+  mesh.agents                the agents' node ids it accepts, or mesh.acceptUnlisted: true
+  mesh.listen                where agents connect (0.0.0.0:7100); they list it in hub.urls
+  api.listen                 local API, /metrics and web UI (127.0.0.1:7180)
+  api.token / tokenFile      API token (required)
+  postgres.url               postgres://user:password@host/db, shared by all hubs (required; or LOCMESH_POSTGRES_URL)
+  also: postgres.poolSize, postgres.channel, mesh.relayLingerMs, mesh.statusIntervalMs, journal.retentionHours, log.level
+
+Signals: SIGTERM/SIGINT stop gracefully; SIGHUP is logged and ignored (config changes need a restart).`;
+
 export function registerHubCommands(program: Command, io: { env: Record<string, string | undefined> }): void {
+  const configOption = ["-c, --config <file>", "hub config file (YAML or JSON); LOCMESH_* variables override it", io.env["LOCMESH_CONFIG"]] as const;
   const hub = program
     .command("hub")
-    .description("run a locmesh hub: agents with hub.urls replicate through it; state lives in PostgreSQL");
-  const configOption = ["-c, --config <file>", "hub config file (YAML or JSON); LOCMESH_* variables override it", io.env["LOCMESH_CONFIG"]] as const;
-
-  hub
-    .command("run", { isDefault: true })
-    .description("run the hub daemon (migrates the database first)")
+    .description("run a locmesh hub (migrates its database first): agents with hub.urls replicate through it; state lives in PostgreSQL")
     .option(...configOption)
-    .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP is logged and ignored (config changes need a restart).")
-    .action(async (opts: { config?: string }) => {
-      const warnings: string[] = [];
-      const config = loadOrExit(opts.config, io.env, (w) => warnings.push(w));
-      const log = createLogger({ level: config.log.level, nodeId: config.nodeId });
-      log.info({ config: redactHubConfig(config) }, "starting locmesh hub");
-      for (const w of warnings) log.warn(w);
-      let running;
-      try {
-        running = await startHub(config, { log });
-      } catch (err) {
-        log.fatal({ err }, "hub failed to start");
-        process.stderr.write(`locmesh hub failed to start: ${(err as Error).message}\n`);
-        process.exit(1);
-      }
-      // Without a handler Node ends the process on SIGHUP (an init system's "reload" sends it).
-      runUntilSignalled(running, log, () => log.warn("SIGHUP: a hub reads its config only at start; restart it to apply changes (mesh.agents, postgres, ...)"));
-    });
+    .addHelpText("after", HUB_HELP)
+    .action((opts: { config?: string }) => runHub(opts.config, io.env));
+  // The old spelling of `locmesh hub`, kept for scripts and units that use it.
+  hub
+    .command("run", { hidden: true })
+    .option(...configOption)
+    .action((_opts: unknown, cmd: Command) => runHub(configOf(cmd), io.env));
 
   hub
     .command("migrate")
     .description("apply pending PostgreSQL migrations and exit (refuses a database newer than this locmesh)")
     .option(...configOption)
-    .action(async (opts: { config?: string }) => {
-      const config = loadOrExit(opts.config, io.env);
+    .action(async (_opts: unknown, cmd: Command) => {
+      const config = loadOrExit(configOf(cmd), io.env);
       try {
         const applied = await migrateHubDatabase(config.postgres);
         process.stdout.write(applied.length > 0 ? `applied migrations ${applied.join(", ")}\n` : "the hub database is up to date\n");
@@ -65,4 +67,52 @@ export function registerHubCommands(program: Command, io: { env: Record<string, 
         process.exit(1);
       }
     });
+
+  hub
+    .command("forget")
+    .description("drop stopped agents from the hubs' record (with mesh.acceptUnlisted, hubs report every agent they recorded as down until it is forgotten)")
+    .argument("<nodeId...>", "the agents' node ids")
+    .option(...configOption)
+    .action(async (nodeIds: string[], _opts: unknown, cmd: Command) => {
+      const config = loadOrExit(configOf(cmd), io.env);
+      try {
+        const outcome = await withPgClient(config.postgres, (client) => forgetAgents(client, nodeIds, staleSeconds(config.mesh.statusIntervalMs)));
+        process.stdout.write(`${describeForget(outcome)}\n`);
+        if (outcome.connected.length > 0) process.exit(1);
+      } catch (err) {
+        process.stderr.write(`locmesh hub forget failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      }
+    });
+}
+
+/**
+ * A subcommand's --config. `hub` takes the option too, and commander gives an option after the
+ * subcommand (`hub migrate --config f`) to `hub`: it is read from wherever it landed.
+ */
+const configOf = (cmd: Command) => cmd.optsWithGlobals<{ config?: string }>().config;
+
+/** `locmesh hub`: runs the hub until a signal, or exits 1 when it cannot start or must stop. */
+async function runHub(file: string | undefined, env: Record<string, string | undefined>): Promise<void> {
+  const warnings: string[] = [];
+  const config = loadOrExit(file, env, (w) => warnings.push(w));
+  const log = createLogger({ level: config.log.level, nodeId: config.nodeId });
+  log.info({ config: redactHubConfig(config) }, "starting locmesh hub");
+  for (const w of warnings) log.warn(w);
+  let running;
+  const stopOnFatal = (err: Error) => {
+    log.fatal({ err: err.message }, "hub stopping");
+    process.stderr.write(`locmesh hub stopped: ${err.message}\n`);
+    void starting.then((hub) => hub.close(), () => undefined).finally(() => process.exit(1));
+  };
+  const starting = startHub(config, { log, onFatal: stopOnFatal });
+  try {
+    running = await starting;
+  } catch (err) {
+    log.fatal({ err }, "hub failed to start");
+    process.stderr.write(`locmesh hub failed to start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  // Without a handler Node ends the process on SIGHUP (an init system's "reload" sends it).
+  runUntilSignalled(running, log, () => log.warn("SIGHUP: a hub reads its config only at start; restart it to apply changes (mesh.agents, postgres, ...)"));
 }

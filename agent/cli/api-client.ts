@@ -19,7 +19,9 @@ export interface ApiClientOptions {
   timeoutMs?: number;
 }
 
-const TOKEN_HINT = "check --token, LOCMESH_API_TOKEN or api.token in the agent's config";
+const TOKEN_HINT = "check --token, LOCMESH_API_TOKEN or api.token in the agent's (or hub's) config";
+/** The client talks to agents and hubs alike (the same local API); nothing it gets before an answer says which. */
+const NODE = "the locmesh agent or hub";
 
 export function createApiClient(opts: ApiClientOptions): ApiClient {
   const base = opts.url.replace(/\/+$/, "");
@@ -76,12 +78,12 @@ export class AgentUnreachableError extends Error {
 
 function transportError(err: unknown, signal: AbortSignal, url: string, method: string, timeoutMs: number): Error {
   if (signal.aborted && signal.reason instanceof TimeoutError) {
-    return new AgentUnreachableError(`the locmesh agent at ${url} did not answer ${method} within ${timeoutMs} ms; it may be overloaded or stuck (see its log)`, { cause: err });
+    return new AgentUnreachableError(`${NODE} at ${url} did not answer ${method} within ${timeoutMs} ms; it may be overloaded or stuck (see its log)`, { cause: err });
   }
   if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
   const code = errorCode(err);
   return new AgentUnreachableError(
-    `the locmesh agent is not reachable at ${url}${code ? ` (${code})` : ""}: is \`locmesh agent\` running, and is --url (or LOCMESH_API_URL) its API address?`,
+    `${NODE} is not reachable at ${url}${code ? ` (${code})` : ""}: is \`locmesh agent\` (or \`locmesh hub\`) running, and is --url (or LOCMESH_API_URL) its API address?`,
     { cause: err },
   );
 }

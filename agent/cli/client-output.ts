@@ -29,11 +29,16 @@ export function formatStatus(s: ClusterStatus): string {
   // "journal behind peer" errors alone do not say what to do.
   const top = s.journalBehind ? `${describeJournalBehind(s.journalBehind)}\n\n` : "";
   if (s.peers.length === 0) return `${top}${head}\n\nno peers configured`;
+  // A hub, or an agent in hub mode, says which hub each link is on (PeerStatus.hub).
+  const hubMode = s.peers.some((p) => p.hub !== undefined);
   const peers = formatTable(
-    ["PEER", "CONNECTED", "DIRECTION", "BEHIND CHANGES", "BEHIND SECONDS", "ITS PENDING WRITES", "LAST ERROR"],
+    ["PEER", "CONNECTED", ...(hubMode ? ["HUB"] : []), "DIRECTION", "BEHIND CHANGES", "BEHIND SECONDS", "ITS PENDING WRITES", "LAST ERROR"],
     // Unknown lag (no session) is null, which shows as "-".
-    s.peers.map((p) => [p.nodeId, p.connected, p.direction, p.behindChanges, p.behindSeconds === null ? null : Math.round(p.behindSeconds), p.pendingWrites, p.lastError]),
-    { align: ["left", "left", "left", "right", "right", "right", "left"] },
+    s.peers.map((p) => [
+      p.nodeId, p.connected, ...(hubMode ? [describeHub(p, s.nodeId)] : []), p.direction, p.behindChanges,
+      p.behindSeconds === null ? null : Math.round(p.behindSeconds), p.pendingWrites, p.lastError,
+    ]),
+    { align: ["left", "left", ...(hubMode ? ["left" as const] : []), "left", "right", "right", "right", "left"] },
   );
   return `${top}${head}\n\n${peers}`;
 }
@@ -51,6 +56,13 @@ export function describeRecords(s: ClusterStatus): string {
 export function describePostgres(p: PostgresStatus): string {
   if (p.reachable) return `answering at ${p.address}`;
   return `UNREACHABLE at ${p.address} since ${p.since}: ${p.error ?? "no answer"}; this hub refuses agents (they fail over to another hub) until it answers`;
+}
+
+/** The HUB column: this hub, another one, or (on an agent) its hub and the URL it reached it at. */
+function describeHub(p: ClusterStatus["peers"][number], self: string): string | null {
+  if (p.hub === undefined || p.hub === null) return null;
+  if (p.hub === self) return `${p.hub} (this hub)`;
+  return p.url !== null && p.url.includes("://") ? `${p.hub} at ${p.url}` : p.hub;
 }
 
 /** The journal went back in time: what happened, what the node does about it, and the fix. */

@@ -353,6 +353,12 @@ export interface PeerStatus {
   connectedSince: string | null;
   /** Changes the peer reports it has not yet written into its Kamailio; null when unknown. */
   pendingWrites: number | null;
+  /**
+   * Hub mode only (absent for mesh peers). On a hub: the hub the agent is on now (this one, or
+   * another on the same database), null while it is on none. On an agent: its hub's node id, null
+   * while it has no hub session.
+   */
+  hub?: string | null;
 }
 
 export interface ResyncStatus {

@@ -291,16 +291,18 @@ export function createMesh(deps: {
         replicaId: s?.peerReplicaId() ?? null,
         behindChanges: lag?.behindChanges ?? null,
         behindSeconds: lag ? Math.round(lag.behindSeconds * 1000) / 1000 : null,
-        lastError: (s?.peerIsHub ? dialers.get(HUB) : dialers.get(id))?.lastError() ?? null,
+        // While the session is up, why its batches are not acknowledged; else why dialing fails.
+        lastError: s?.deliveryError() ?? (s?.peerIsHub ? dialers.get(HUB) : dialers.get(id))?.lastError() ?? null,
         connectedSince: s && readyAt.has(s) ? new Date(readyAt.get(s)!).toISOString() : null,
         pendingWrites: s?.peerPendingWrites() ?? null,
+        ...(s?.peerIsHub ? { hub: id } : {}),
       });
     }
     const hubDialer = dialers.get(HUB);
     if (hubDialer && !hubSession()) {
       out.push({
         nodeId: HUB, url: hubDialer.url(), direction: null, connected: false, replicaId: null,
-        behindChanges: null, behindSeconds: null, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null,
+        behindChanges: null, behindSeconds: null, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null, hub: null,
       });
     }
     return out;

@@ -25,6 +25,7 @@ import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { createRpcServer, parseErrorResponse, parseFrame, toRpcError } from "../rpc/server.js";
 import { clientProof, newNonce, proofMatches, serverProof } from "./auth.js";
+import { closeReason } from "./close-reason.js";
 import { fastBatch } from "./fast-batch.js";
 import { createPushPump, type PushPump } from "./push-pump.js";
 import { requestFrame } from "./request-frame.js";
@@ -103,6 +104,8 @@ export interface PeerSession {
   /** What the peer last reported of its pending Kamailio writes. */
   peerPendingWrites(): number | undefined;
   isReady(): boolean;
+  /** Why our last batch to the peer failed while it is retried (a hub without its PostgreSQL); null once one is acknowledged. */
+  deliveryError(): string | null;
   /** Feed one text frame from the transport. */
   receive(text: string): void;
   /** The transport closed (or failed). */
@@ -132,6 +135,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   const abort = new AbortController();
   const timers: NodeJS.Timeout[] = [];
   let pushPump: PushPump | null = null;
+  let deliveryError: string | null = null;
 
   const rpc = createRpcServer<Ctx>({ log, onError: (code) => metrics.rpcErrors.inc({ surface: "peer", code: String(code) }) });
   const client = new JSONRPCClient((req) => deps.transport.send(requestFrame(req)));
@@ -170,6 +174,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     peerVector: () => peerVV,
     peerPendingWrites: () => peerPending,
     isReady: () => ready,
+    deliveryError: () => deliveryError,
     receive(text) {
       if (ended) return;
       const payload = parseFrame(text);
@@ -275,6 +280,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       isOpen: () => ready && !ended,
       signal: abort.signal,
       onRejected: (reason) => fail(4004, reason),
+      onDeliveryError: (error) => (deliveryError = error),
     });
     deps.onReady(session);
     pushPump.wake();
@@ -309,9 +315,11 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       await becomeReady(p.nodeId, res.replicaId, res.vv, mine);
     } catch (err) {
       const e = toRpcError(err);
+      const refused = e.code === ErrorCode.Unauthorized || e.code === ErrorCode.ProtocolMismatch;
       if (e.code === ErrorCode.Unauthorized) log.error({ peer: p.nodeId, reason: e.message }, "the peer refused us; check mesh.secret and that it lists this node");
       else log.warn({ peer: p.nodeId, err: e.message }, "handshake failed");
-      fail(4001, "handshake failed");
+      // The close reason is what the dialer keeps as the link's last error: say why, not only that.
+      fail(4001, closeReason(`${refused ? "refused by" : "handshake failed with"} ${p.nodeId}: ${e.message}`));
     }
   });
 

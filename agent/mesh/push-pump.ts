@@ -39,6 +39,11 @@ export interface PushPumpDeps {
   signal: AbortSignal;
   /** The peer refused a batch for good (not a transient failure). */
   onRejected(reason: string): void;
+  /**
+   * Why the last delivery attempt failed (it is being retried), or null once a batch is
+   * acknowledged: what status shows as the link's last error while the session is up.
+   */
+  onDeliveryError?(error: string | null): void;
   options: { batchSize: number; maxMessageBytes?: number; window: number; retry: { minMs: number; maxMs: number }; relayLingerMs?: number };
   log: Logger;
   metrics: Metrics;
@@ -145,9 +150,11 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
         onFailedAttempt: ({ error, attemptNumber }) => {
           if (!deps.isOpen()) return;
           metrics.peerRetries.inc(labels);
+          deps.onDeliveryError?.(`batch not acknowledged, retrying: ${error.message}`);
           log.warn({ attempt: attemptNumber, err: error.message }, "batch not acknowledged; retrying");
         },
       });
+      deps.onDeliveryError?.(null);
       metrics.changesSent.inc(labels, batch.changes.length);
       metrics.batchSeconds.observe(labels, (deps.nowMs() - started) / 1000);
       if (res.have > (peerVector[batch.origin] ?? 0)) peerVector[batch.origin] = res.have;

@@ -19,6 +19,8 @@ export interface ScrapeSources {
   records?: () => Promise<{ locations: number; aliases: number }>;
 }
 
+const KAMAILIO_UP = "locmesh_kamailio_up";
+
 export function createMetrics(opts: { defaults?: boolean } = {}) {
   const registry = new Registry();
   const sources: ScrapeSources = {};
@@ -41,6 +43,9 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
     };
   if (opts.defaults !== false) collectDefaultMetrics({ register: registry, prefix: "locmesh_process_" });
   const r = [registry];
+  // Registered only once a Kamailio is attached (exportKamailioUp): a hub, or an agent without
+  // `kamailio`, has no Kamailio to be up, and a 0 there fired the "Kamailio not taking writes" alert.
+  const kamailioUp = new Gauge({ name: KAMAILIO_UP, help: "1 while the local Kamailio answers over jsonrpcs (only on agents attached to a Kamailio)", registers: [] });
   return {
     registry,
     /** Fill in once the mesh and the store exist (see ScrapeSources). */
@@ -119,7 +124,11 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
     kamailioLearned: new Counter({ name: "locmesh_kamailio_learned_total", help: "Local changes learned from Kamailio, by source (event or reconcile)", labelNames: ["source"], registers: r }),
     kamailioRepairs: new Counter({ name: "locmesh_kamailio_repairs_total", help: "Writes that put Kamailio back in line with the journal (reconcile or reload)", labelNames: ["source"], registers: r }),
     kamailioRestarts: new Counter({ name: "locmesh_kamailio_restarts_total", help: "Restarts of the local Kamailio noticed", registers: r }),
-    kamailioUp: new Gauge({ name: "locmesh_kamailio_up", help: "1 while the local Kamailio answers over jsonrpcs", registers: r }),
+    kamailioUp,
+    /** This node is attached to a Kamailio: export locmesh_kamailio_up from now on (idempotent). */
+    exportKamailioUp() {
+      if (registry.getSingleMetric(KAMAILIO_UP) === undefined) registry.registerMetric(kamailioUp);
+    },
     purged: new Counter({ name: "locmesh_purged_total", help: "Tombstones and expired bindings purged from the journal", registers: r }),
   };
 }

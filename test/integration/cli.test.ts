@@ -43,6 +43,22 @@ describe("locmesh CLI", () => {
     expect(r.stderr).toBe("");
   });
 
+  it("hub --help lists the hub's options, the config it needs, and its subcommands", async () => {
+    const r = await cli(["hub", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: locmesh hub \[options\] \[command\]/m);
+    expect(r.stdout).toMatch(/^\s+-c, --config <file>\s+hub config file/m);
+    for (const cmd of ["migrate", "forget"]) expect(r.stdout).toMatch(new RegExp(`^\\s+${cmd} \\[options\\]`, "m"));
+    for (const key of ["nodeId", "mesh.secret", "mesh.agents", "api.token", "postgres.url"]) expect(r.stdout).toMatch(new RegExp(`^\\s+${key}\\b`, "m"));
+    expect(r.stdout).toContain("Signals: SIGTERM/SIGINT stop gracefully");
+    // The config option reaches a subcommand given after it or before it.
+    const missing = join(dir, "no-such-hub.yaml");
+    for (const args of [["hub", "migrate", "--config", missing], ["hub", "--config", missing, "migrate"], ["hub", "--config", missing]]) {
+      const m = await cli(args);
+      expect([m.code, m.stderr]).toEqual([2, `the locmesh config (${missing}) has 1 problem:\n  - cannot read the file (ENOENT)\n`]);
+    }
+  });
+
   it("--version prints package.json's version and exits 0", async () => {
     const r = await cli(["--version"]);
     expect(r.code).toBe(0);
@@ -270,13 +286,13 @@ describe("locmesh CLI", () => {
     expect(code).toBe(141);
   });
 
-  it("no agent listening exits 3 and says the agent is not reachable", async () => {
+  it("no agent listening exits 3 and says the agent or hub is not reachable", async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const r = await cli(["alias", "ls", "--url", url, "--token", TOKEN]);
     expect(r.code).toBe(3);
     expect(r.stdout).toBe("");
     expect(r.stderr.trim()).toBe(
-      `locmesh: the locmesh agent is not reachable at ${url} (ECONNREFUSED): is \`locmesh agent\` running, and is --url (or LOCMESH_API_URL) its API address?`,
+      `locmesh: the locmesh agent or hub is not reachable at ${url} (ECONNREFUSED): is \`locmesh agent\` (or \`locmesh hub\`) running, and is --url (or LOCMESH_API_URL) its API address?`,
     );
   });
 });

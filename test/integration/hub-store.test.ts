@@ -60,7 +60,7 @@ describe("postgres migrations", () => {
       expect(await migratePostgres(client)).toEqual(all);
       expect(await migratePostgres(client)).toEqual([]);
       const tables = await client.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
-      expect(tables.rows.map((r) => r.t)).toEqual(["hub_agents", "origins", "records", "replicas", "schema_migrations"]);
+      expect(tables.rows.map((r) => r.t)).toEqual(["hub_agents", "hub_nodes", "origins", "records", "replicas", "schema_migrations"]);
       await client.query("INSERT INTO schema_migrations (version, name) VALUES (9999, 'from_the_future')");
       await expect(migratePostgres(client)).rejects.toThrow(SchemaTooNewError);
     } finally {

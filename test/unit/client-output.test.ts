@@ -78,6 +78,38 @@ describe("formatStatus peer lag", () => {
   });
 });
 
+describe("formatStatus in hub mode", () => {
+  const status = (nodeId: string, peers: ClusterStatus["peers"]): ClusterStatus => ({
+    nodeId, replicaId: `${nodeId}~0123456789ab`, version: "0.1.0", protocol: 1, uptimeSeconds: 5, vv: {},
+    counts: { locations: 0, aliases: 0, tombstones: 0 }, peers, pendingWrites: 0,
+    resync: { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null },
+    kamailio: null, journalBehind: null,
+  });
+  const up = { replicaId: null, lastError: null, connectedSince: null, pendingWrites: 0, connected: true, behindChanges: 0, behindSeconds: 0 };
+  const down = { ...up, url: null, direction: null, connected: false, behindChanges: null, behindSeconds: null, pendingWrites: null };
+
+  it("on a hub, says which hub each agent is on: this one, the other, or none", () => {
+    const text = formatStatus(status("hub1", [
+      { ...up, nodeId: "a1", url: null, direction: "inbound", hub: "hub1" },
+      { ...up, nodeId: "a2", url: "via hub hub2", direction: "inbound", hub: "hub2" },
+      { ...down, nodeId: "a3", hub: null },
+    ]));
+    expect(text).toMatch(/^PEER\s+CONNECTED\s+HUB\s+DIRECTION/m);
+    expect(text).toMatch(/^a1\s+yes\s+hub1 \(this hub\)\s+inbound\s+0/m);
+    expect(text).toMatch(/^a2\s+yes\s+hub2\s+inbound\s+0/m);
+    expect(text).toMatch(/^a3\s+no\s+-\s+-\s+-/m);
+  });
+
+  it("on an agent, names its hub and the URL it reached it at", () => {
+    const text = formatStatus(status("a1", [{ ...up, nodeId: "hub2", url: "ws://10.0.0.2:7200", direction: "outbound", pendingWrites: null, hub: "hub2" }]));
+    expect(text).toMatch(/^hub2\s+yes\s+hub2 at ws:\/\/10\.0\.0\.2:7200\s+outbound/m);
+  });
+
+  it("has no HUB column in a mesh", () => {
+    expect(formatStatus(status("n1", [{ ...down, nodeId: "n2" }]))).not.toContain("HUB");
+  });
+});
+
 describe("the reconcile line of locmesh status", () => {
   const kamailio: KamailioStatus = {
     up: true, writer: "rpc", pendingWrites: 0, lastError: null, lastErrorAt: null, rejected: 0,

@@ -13,6 +13,14 @@ function setup() {
 }
 
 describe("kamailio liveness", () => {
+  it("exports locmesh_kamailio_up only once a Kamailio is attached: a hub or a bare agent has none to be down", async () => {
+    const metrics = createMetrics({ defaults: false });
+    expect(await metrics.registry.metrics()).not.toContain("locmesh_kamailio_up");
+    createKamailioLiveness({ sink: { retryNow: () => undefined }, metrics });
+    createKamailioLiveness({ sink: { retryNow: () => undefined }, metrics });
+    expect(await metrics.registry.metrics()).toMatch(/^locmesh_kamailio_up 0$/m);
+  });
+
   it("is down with a reason until the first probe answers, then up and retries the sink once", async () => {
     const { liveness, retries, gauge } = setup();
     expect(liveness.isUp()).toBe(false);

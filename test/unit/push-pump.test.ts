@@ -69,6 +69,33 @@ describe("push pump in relay (hub) mode", () => {
   });
 });
 
+describe("push pump delivery errors", () => {
+  it("reports why a batch is being retried, and clears it once one is acknowledged", async () => {
+    const replica = await relayHolding({ [REPLICA_A]: 1 });
+    const reported: (string | null)[] = [];
+    let refusals = 2;
+    let acked = false;
+    const pump = createPushPump({
+      replica, peerId: "hub1", relay: true, peerReplica: REPLICA_C, peerVector: {},
+      send: async (b) => {
+        if (refusals-- > 0) throw new TransientError("the hub's PostgreSQL is unreachable");
+        acked = true;
+        return { have: b.upTo };
+      },
+      isOpen: () => true, signal: new AbortController().signal, onRejected: () => undefined,
+      onDeliveryError: (e) => void reported.push(e),
+      options: { batchSize: 2, window: 4, retry: { minMs: 1, maxMs: 2 } },
+      log: silentLogger(), metrics: createMetrics({ defaults: false }), nowMs: Date.now,
+    });
+    open.push({ replica, pump });
+    pump.wake();
+    for (let i = 0; i < 200 && !acked; i++) await new Promise((r) => setTimeout(r, 5));
+    await drain();
+    const refused = "batch not acknowledged, retrying: the hub's PostgreSQL is unreachable";
+    expect(reported).toEqual([refused, refused, null]);
+  });
+});
+
 /**
  * Lets every callback that is due run (the journal's and replica's work is promises and
  * setImmediate, never a timer) without moving a fake clock.

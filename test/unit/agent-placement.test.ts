@@ -1,0 +1,54 @@
+/** Which hub each agent is on, as a hub's link gauges and cluster status show it. */
+import { describe, expect, it } from "vitest";
+import type { PeerStatus } from "../../agent/contract/protocol.js";
+import { clusterPeers, hubLinkGauges, type AgentRow } from "../../hub/agent-placement.js";
+
+const row = (nodeId: string, hubNode: string, fresh: boolean): AgentRow => ({
+  nodeId, replicaId: `${nodeId}~1`, hubNode, behindChanges: 0, behindSeconds: 0, pendingWrites: 0, fresh,
+});
+const down = (nodeId: string): PeerStatus => ({
+  nodeId, url: null, direction: null, connected: false, replicaId: null, behindChanges: null, behindSeconds: null,
+  lastError: null, connectedSince: null, pendingWrites: null,
+});
+const listed = { hubNode: "hub1", includeRecorded: false };
+const unlisted = { hubNode: "hub1", includeRecorded: true };
+const up = (nodeId: string): PeerStatus => ({ ...down(nodeId), direction: "inbound", connected: true, replicaId: `${nodeId}~1`, behindChanges: 0, behindSeconds: 0 });
+
+describe("a hub's link gauges with two hubs on one database", () => {
+  // hub1 lists a1..a4: a1 is on hub1, a2 on hub2, a3 was on hub2 and is on no hub now, a4 never came.
+  const local = [
+    { peer: "a1", connected: true, behindChanges: 0 },
+    { peer: "a2", connected: false, behindChanges: null },
+    { peer: "a3", connected: false, behindChanges: null },
+    { peer: "a4", connected: false, behindChanges: null },
+  ];
+  const rows = [row("a1", "hub1", true), row("a2", "hub2", true), row("a3", "hub2", false)];
+
+  it("has 1 for agents on this hub, no series for agents on the other hub, 0 for agents on no hub", () => {
+    expect(hubLinkGauges(local, rows, listed).map((g) => [g.peer, g.connected])).toEqual([["a1", true], ["a3", false], ["a4", false]]);
+  });
+
+  it("reads an agent that just left this hub as down until another hub records it", () => {
+    expect(hubLinkGauges([{ peer: "a1", connected: false, behindChanges: null }], [row("a1", "hub1", true)], listed)).toEqual([{ peer: "a1", connected: false, behindChanges: null }]);
+  });
+
+  it("shows an agent on the other hub as connected there, and one on no hub as disconnected", () => {
+    const peers = clusterPeers([up("a1"), down("a2"), down("a3"), down("a4")], rows, listed);
+    expect(peers.map((p) => [p.nodeId, p.connected, p.url])).toEqual([["a1", true, null], ["a2", true, "via hub hub2"], ["a3", false, null], ["a4", false, null]]);
+  });
+});
+
+describe("a hub with mesh.acceptUnlisted", () => {
+  // Only a1's session is live here; a2 is on hub2, a3 was recorded once and is on no hub now.
+  const rows = [row("a1", "hub1", true), row("a2", "hub2", true), row("a3", "hub2", false)];
+
+  it("keeps a 0 for every agent a hub recorded that is on no hub now, until it is forgotten", () => {
+    const local = [{ peer: "a1", connected: true, behindChanges: 0 }];
+    expect(hubLinkGauges(local, rows, unlisted).map((g) => [g.peer, g.connected])).toEqual([["a1", true], ["a3", false]]);
+    expect(hubLinkGauges(local, rows.slice(0, 2), unlisted).map((g) => g.peer)).toEqual(["a1"]);
+  });
+
+  it("lists those agents as disconnected in its status", () => {
+    expect(clusterPeers([up("a1")], rows, unlisted).map((p) => [p.nodeId, p.connected])).toEqual([["a1", true], ["a2", true], ["a3", false]]);
+  });
+});
