@@ -28,6 +28,7 @@ import { withPgClient } from "./pg-client.js";
 import { openPgStore, PG_TYPES } from "./pg-store.js";
 import { startPgWatch } from "./pg-watch.js";
 import { createPostgresStatus } from "./postgres-status.js";
+import { valueWithin } from "./value-within.js";
 
 export interface Hub {
   readonly replica: Replica;
@@ -140,7 +141,8 @@ export async function startHub(
     await http.close();
     await mesh.close();
     await feed.close();
-    await claim.close();
+    // Giving the claim up only spares a restart the wait; behind a partition it would take queryTimeoutMs.
+    await valueWithin(claim.close(), 2000);
     await replica.close();
     // Bounded: a pool ends once its sockets closed, and behind a partition they never do.
     await Promise.race([Promise.all([pool, writePool, watchPool].map((p) => p.end())), sleep(config.postgres.connectTimeoutMs)]);
