@@ -21,6 +21,16 @@ export interface ScrapeSources {
 
 const KAMAILIO_UP = "locmesh_kamailio_up";
 
+/**
+ * Every reason a peer or API authentication is refused for, each exported at 0 from the start: a
+ * counter series that first appears already at 5 gives `increase()` nothing, so a first burst of
+ * wrong keys would never alert (README, "What to alert on").
+ */
+export const AUTH_FAILURE_REASONS = [
+  "wrong key", "unknown node id", "replica id does not match node id", "a node cannot peer with itself (duplicate nodeId?)",
+  "server proof", "timeout", "peer locked out", "api no token", "api wrong token", "api not signed in", "api locked out",
+] as const;
+
 export function createMetrics(opts: { defaults?: boolean } = {}) {
   const registry = new Registry();
   const sources: ScrapeSources = {};
@@ -94,7 +104,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       }),
     }),
     peerRetries: new Counter({ name: "locmesh_peer_retries_total", help: "Connection or delivery attempts that failed and were retried", labelNames: ["peer"], registers: r }),
-    authFailures: new Counter({ name: "locmesh_auth_failures_total", help: "Refused peer or API authentications", labelNames: ["reason"], registers: r }),
+    authFailures: zeroed(new Counter({ name: "locmesh_auth_failures_total", help: "Refused peer or API authentications", labelNames: ["reason"], registers: r }), AUTH_FAILURE_REASONS),
     rpcErrors: new Counter({ name: "locmesh_rpc_errors_total", help: "JSON-RPC requests answered with an error", labelNames: ["surface", "code"], registers: r }),
     records: new Gauge({
       name: "locmesh_records",
@@ -134,3 +144,9 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Starts a counter's series for each `reason` at 0 (see AUTH_FAILURE_REASONS). */
+function zeroed(counter: Counter<"reason">, reasons: readonly string[]): Counter<"reason"> {
+  for (const reason of reasons) counter.inc({ reason }, 0);
+  return counter;
+}
