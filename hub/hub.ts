@@ -116,6 +116,7 @@ export async function startHub(
       if (postgres.countsAgeSeconds === null) throw new Error("not counted yet"); // the gauges stay as they were
       return counts;
     },
+    postgresUp: () => watch.state().reachable,
   });
   const feed = startChangeFeed({ connection, store, log, onChange: () => mesh.wakePumps() });
   const registry = startAgentRegistry({

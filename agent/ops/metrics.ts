@@ -17,9 +17,12 @@ export interface PeerGauge {
 export interface ScrapeSources {
   peers?: () => Promise<PeerGauge[]>;
   records?: () => Promise<{ locations: number; aliases: number }>;
+  /** Hubs only: whether the hub's PostgreSQL answers (hub/pg-watch.ts); giving it exports locmesh_hub_postgres_up. */
+  postgresUp?: () => boolean;
 }
 
 const KAMAILIO_UP = "locmesh_kamailio_up";
+const HUB_POSTGRES_UP = "locmesh_hub_postgres_up";
 
 /**
  * Every reason a peer or API authentication is refused for, each exported at 0 from the start: a
@@ -56,11 +59,21 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
   // Registered only once a Kamailio is attached (exportKamailioUp): a hub, or an agent without
   // `kamailio`, has no Kamailio to be up, and a 0 there fired the "Kamailio not taking writes" alert.
   const kamailioUp = new Gauge({ name: KAMAILIO_UP, help: "1 while the local Kamailio answers over jsonrpcs (only on agents attached to a Kamailio)", registers: [] });
+  // Registered only once a hub gives its source (scrapeFrom): an agent has no PostgreSQL to be down.
+  const hubPostgresUp = new Gauge({
+    name: HUB_POSTGRES_UP,
+    help: "1 while this hub's PostgreSQL answers its health checks, 0 once none has for postgres.unreachableAfterMs (the hub then refuses agents, which fail over to another hub); only on hubs",
+    registers: [],
+    collect(this: Gauge) {
+      if (sources.postgresUp) this.set(sources.postgresUp() ? 1 : 0);
+    },
+  });
   return {
     registry,
     /** Fill in once the mesh and the store exist (see ScrapeSources). */
     scrapeFrom(next: ScrapeSources) {
       Object.assign(sources, next);
+      if (next.postgresUp && registry.getSingleMetric(HUB_POSTGRES_UP) === undefined) registry.registerMetric(hubPostgresUp);
     },
     buildInfo: new Gauge({ name: "locmesh_build_info", help: "Always 1; the labels say which locmesh release and peer protocol this process runs", labelNames: ["version", "protocol"], registers: r }),
     changesCommitted: new Counter({ name: "locmesh_changes_committed_total", help: "Local changes written to the journal", registers: r }),

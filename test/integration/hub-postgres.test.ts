@@ -3,7 +3,7 @@
  * with no PostgreSQL at the configured address, or behind a path that takes TCP and never answers
  * (test/support/freezable-proxy.ts, frozen); and two hubs on one real PostgreSQL 15, one of them
  * reaching it through a path that freezes as a partition does, with agents that know both hubs,
- * and the frozen hub's status.
+ * and the frozen hub's status and `locmesh_hub_postgres_up`.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -109,6 +109,11 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
   let agents: AgentProcess[];
   const received = (a: AgentProcess) => a.metric("locmesh_changes_received_total");
   const applied = (a: AgentProcess) => a.metric("locmesh_changes_applied_total");
+  /** The metric's own text, so that a missing series does not read as 0. */
+  const postgresUp = async (h: HubProcess) => {
+    const m = /^locmesh_hub_postgres_up (\d)$/m.exec(await (await fetch(`${h.apiUrl}/metrics?name=locmesh_hub_postgres_up`)).text());
+    return m ? Number(m[1]) : null;
+  };
   const allAgree = async (n: number) => (await Promise.all(agents.map(aliasCount))).every((c) => c === n);
   const hubOf = async (a: AgentProcess) => (await a.call<ClusterStatus>("cluster.status")).peers.find((p) => p.connected)?.nodeId ?? null;
   const storedAliases = async () => (await pgServer.query<{ n: number }>("SELECT count(*)::int AS n FROM records WHERE kind = 1", [], "locmesh"))[0]!.n;
@@ -141,6 +146,9 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
     const before = await Promise.all(agents.map(applied));
     expect((await hubs[0]!.call<ClusterStatus>("cluster.status")).postgres).toMatchObject({ address: `127.0.0.1:${path.port}`, reachable: true, countsAgeSeconds: expect.any(Number) });
     const countedAt = Date.now();
+    // Both hubs say their PostgreSQL is up; an agent has none and no such series.
+    expect(await Promise.all(hubs.map(postgresUp))).toEqual([1, 1]);
+    expect(await (await fetch(`${a1.apiUrl}/metrics`)).text()).not.toContain("locmesh_hub_postgres_up");
 
     path.freeze();
     const frozenAt = Date.now();
@@ -150,6 +158,8 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
     // unreachableAfterMs (1.5 s), a check interval and a reconnect; the bound is for a busy machine.
     expect(Date.now() - frozenAt).toBeLessThan(20_000);
     expect(hub1Log()).toContain(`PostgreSQL at 127.0.0.1:${path.port} has not answered for`);
+    // The alert's series: 0 on the hub whose PostgreSQL is silent (its scrape answers all the same).
+    expect(await Promise.all(hubs.map(postgresUp))).toEqual([0, 1]);
     await publishAliases(a3, 0, 50, "moved-a3-");
     await waitFor("180 aliases everywhere", () => allAgree(180), 30_000);
     // Its LISTEN connection only receives; the ping finds it dead (reloadMs 5 s + queryTimeoutMs).
@@ -174,6 +184,7 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
 
     path.thaw();
     await waitFor("hub1 sees PostgreSQL again", async () => hub1Log().includes(`PostgreSQL at 127.0.0.1:${path.port} answers again`), 30_000);
+    expect(await postgresUp(hubs[0]!)).toBe(1);
     await waitFor("every agent on hub1", async () => (await Promise.all(agents.map(hubOf))).every((h) => h === "hub1"), 30_000);
     await waitFor("200 aliases everywhere", () => allAgree(200), 30_000);
 

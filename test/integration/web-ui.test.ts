@@ -331,6 +331,8 @@ describe("the web UI in a browser", () => {
     await page1.getByRole("link", { name: "Cluster" }).click();
     const peer = page1.locator('tr[data-peer="n2"]');
     await expect.poll(() => peer.textContent(), { timeout: 10_000 }).toContain("connected");
+    // Mesh peers are on no hub: no Hub column (a hub's page has one: web-ui-hub.test.ts).
+    expect(await page1.locator('th[scope="col"]', { hasText: /^Hub$/ }).count()).toBe(0);
     // Some traffic while the page polls, so the changes/s chart has something to draw.
     for (let i = 0; i < 10; i++) {
       await node(1).call("alias.set", { alias: `sip:load${i}@example.com`, target: "sip:desk@example.com" });

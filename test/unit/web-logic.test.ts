@@ -1,7 +1,7 @@
 /** The web UI's pure logic: formatting, paging cursors, form checks, routes and the chart's numbers. */
 import { describe, expect, it } from "vitest";
 import { checkAliasForm, hasErrors } from "../../web/src/lib/alias-form.js";
-import { interruptedText, progress, reconcileText } from "../../web/src/lib/cluster-view.js";
+import { countText, countsView, hubText, interruptedText, postgresView, progress, reconcileText, showsHubs } from "../../web/src/lib/cluster-view.js";
 import { expiryText, formatDuration, formatQ, pageRange } from "../../web/src/lib/format.js";
 import { cursorOf, firstPage, nextPage, pageOffset, previousPage } from "../../web/src/lib/pager.js";
 import { parseRoute, routeHref } from "../../web/src/lib/route.js";
@@ -94,5 +94,35 @@ describe("status history", () => {
     const cut = { reason: "kamailio restarted", startedAt: "not a time", done: 1200, total: 34_000, error: null };
     expect(interruptedText(cut)).toBe("cut short by an agent restart after at least 1,200 of 34,000 writes (started not a time); reloaded again at this start");
     expect(interruptedText({ ...cut, error: "Kamailio is unreachable" })).toMatch(/^failed \(Kamailio is unreachable\), not redone before the agent stopped after at least 1,200/);
+  });
+});
+
+describe("hub status", () => {
+  it("says which hub each link is on, only where the node reports it", () => {
+    expect(showsHubs([{}, {}])).toBe(false); // mesh peers have no `hub`
+    expect(showsHubs([{}, { hub: null }])).toBe(true);
+    expect([hubText("hub1", "hub1"), hubText("hub2", "hub1"), hubText(null, "hub1"), hubText("hub1", "a1")]).toEqual(["hub1 (this hub)", "hub2", "—", "hub1"]);
+  });
+
+  it("says where PostgreSQL answers, or since when it does not, why, and what the hub does meanwhile", () => {
+    const up = { address: "db.example.com:5432", reachable: true, error: null, since: "2026-11-22T10:00:00.000Z", countsAgeSeconds: 3 };
+    expect(postgresView(up)).toEqual({ reachable: true, headline: "Answering at db.example.com:5432", error: null, consequence: null });
+    const down = postgresView({ ...up, reachable: false, error: "Query read timeout", since: "not a time" });
+    expect(down).toMatchObject({ reachable: false, headline: "UNREACHABLE at db.example.com:5432 since not a time", error: "Last check: Query read timeout" });
+    expect(down.consequence).toMatch(/refuses new ones until PostgreSQL answers, so they fail over to another hub/);
+    expect(postgresView({ ...up, reachable: false }).error).toBe("Last check: no answer");
+  });
+
+  it("marks a hub's counts with their age, stale while PostgreSQL does not answer, unknown before the first", () => {
+    const pg = { address: "db:5432", reachable: true, error: null, since: "2026-11-22T10:00:00.000Z", countsAgeSeconds: 65 };
+    expect(countsView(undefined)).toEqual({ known: true, stale: false, age: null }); // an agent's counts are live
+    expect(countsView(pg)).toEqual({ known: true, stale: false, age: "counted 1m 05s ago" });
+    const stale = countsView({ ...pg, reachable: false });
+    expect(stale).toEqual({ known: true, stale: true, age: "STALE: counted 1m 05s ago; PostgreSQL does not answer" });
+    expect([countText(1234, countsView(pg)), countText(1234, stale)]).toEqual(["1,234", "1,234 (stale)"]);
+    const none = countsView({ ...pg, reachable: false, countsAgeSeconds: null });
+    expect(none).toEqual({ known: false, stale: false, age: "not counted yet; PostgreSQL does not answer" });
+    expect(countText(0, none)).toBe("unknown");
+    expect(countsView({ ...pg, countsAgeSeconds: null }).age).toBe("not counted yet: counting takes a while");
   });
 });

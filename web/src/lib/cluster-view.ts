@@ -3,8 +3,8 @@
  * (null or absent otherwise, and absent from agents older than the attachment), so every field of
  * it is optional here and read defensively: the page works against old and new agents alike.
  */
-import type { ClusterStatus, JournalBehindInfo, KamailioReloadInterrupted } from "../../../agent/contract/protocol.js";
-import { formatCount, formatTime } from "./format.js";
+import type { ClusterStatus, JournalBehindInfo, KamailioReloadInterrupted, PeerStatus, PostgresStatus } from "../../../agent/contract/protocol.js";
+import { formatCount, formatDuration, formatTime } from "./format.js";
 
 export interface KamailioStatus {
   /** Kamailio answered over jsonrpcs at the last check. */
@@ -50,4 +50,63 @@ export function interruptedText(i: KamailioReloadInterrupted): string {
 export function progress(done: number | undefined, total: number | undefined): number | null {
   if (!total || total <= 0 || done === undefined) return null;
   return Math.min(1, Math.max(0, done / total));
+}
+
+/** A hub, or an agent in hub mode, says which hub each link is on (PeerStatus.hub); a mesh agent does not. */
+export function showsHubs(peers: readonly Pick<PeerStatus, "hub">[]): boolean {
+  return peers.some((p) => p.hub !== undefined);
+}
+
+/** The Hub column, as `locmesh status` has it: "hub1 (this hub)" on hub1 itself, another hub's id, or "—" for none. */
+export function hubText(hub: string | null | undefined, self: string): string {
+  if (hub === undefined || hub === null) return "—";
+  return hub === self ? `${hub} (this hub)` : hub;
+}
+
+export interface PostgresView {
+  reachable: boolean;
+  /** "Answering at host:port", or "UNREACHABLE at host:port since …". */
+  headline: string;
+  /** Why it counts as unreachable; null while it answers. */
+  error: string | null;
+  /** What the hub does about it meanwhile, and what the operator checks; null while it answers. */
+  consequence: string | null;
+}
+
+/** A hub's PostgreSQL as its health checks found it (hub/pg-watch.ts). */
+export function postgresView(p: PostgresStatus): PostgresView {
+  if (p.reachable) return { reachable: true, headline: `Answering at ${p.address}`, error: null, consequence: null };
+  return {
+    reachable: false,
+    headline: `UNREACHABLE at ${p.address} since ${formatTime(p.since)}`,
+    error: `Last check: ${p.error ?? "no answer"}`,
+    consequence:
+      "This hub can neither store its agents' changes nor read what to send them: it has closed their sessions and refuses new ones until PostgreSQL answers, " +
+      "so they fail over to another hub (an agent whose hubs all refuse keeps journaling; nothing is lost). Check PostgreSQL and the network path from this hub to it.",
+  };
+}
+
+export interface CountsView {
+  /** False before a hub's first count: the counts are zeros that mean nothing. */
+  known: boolean;
+  /** A hub's last counts, shown while PostgreSQL does not answer. */
+  stale: boolean;
+  /** How old a hub's counts are (they come from PostgreSQL); null on an agent, whose counts are live. */
+  age: string | null;
+}
+
+/** The record counts' standing: live on an agent; on a hub counted in PostgreSQL a while ago, STALE while it does not answer. */
+export function countsView(pg: PostgresStatus | undefined): CountsView {
+  if (!pg) return { known: true, stale: false, age: null };
+  if (pg.countsAgeSeconds === null) {
+    return { known: false, stale: false, age: `not counted yet${pg.reachable ? ": counting takes a while" : "; PostgreSQL does not answer"}` };
+  }
+  const age = `counted ${formatDuration(pg.countsAgeSeconds)} ago`;
+  return pg.reachable ? { known: true, stale: false, age } : { known: true, stale: true, age: `STALE: ${age}; PostgreSQL does not answer` };
+}
+
+/** One count as the node card shows it: "unknown" before a hub's first count, marked while stale. */
+export function countText(n: number, c: CountsView): string {
+  if (!c.known) return "unknown";
+  return c.stale ? `${formatCount(n)} (stale)` : formatCount(n);
 }

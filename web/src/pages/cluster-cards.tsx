@@ -1,7 +1,9 @@
-/** The cluster page's pieces: this node, its Kamailio writer, the last resync, the peer links. */
-import { JOURNAL_BEHIND_REMEDY, type JournalBehindInfo, type PeerStatus, type ResyncStatus } from "../../../agent/contract/protocol.js";
+/** The cluster page's pieces: this node, a hub's PostgreSQL, its Kamailio writer, the last resync, the peer links. */
+import { JOURNAL_BEHIND_REMEDY, type JournalBehindInfo, type PeerStatus, type PostgresStatus, type ResyncStatus } from "../../../agent/contract/protocol.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
-import { WRITER_TEXT, interruptedText, progress, reconcileText, type ClusterStatusView, type KamailioStatus } from "../lib/cluster-view.js";
+import {
+  WRITER_TEXT, countText, countsView, hubText, interruptedText, postgresView, progress, reconcileText, showsHubs, type ClusterStatusView, type KamailioStatus,
+} from "../lib/cluster-view.js";
 
 /** This node is out of service until the operator acts: said above everything else. */
 export function JournalBehindAlert({ b }: { b: JournalBehindInfo }) {
@@ -19,6 +21,7 @@ export function JournalBehindAlert({ b }: { b: JournalBehindInfo }) {
 }
 
 export function NodeCard({ s }: { s: ClusterStatusView }) {
+  const counts = countsView(s.postgres);
   return (
     <div class="card stat-card">
       <h2>Node {s.nodeId}</h2>
@@ -26,10 +29,24 @@ export function NodeCard({ s }: { s: ClusterStatusView }) {
         <Stat k="Replica" v={s.replicaId} mono />
         <Stat k="Version" v={`locmesh ${s.version}, protocol ${s.protocol}`} />
         <Stat k="Up for" v={formatDuration(s.uptimeSeconds)} />
-        <Stat k="Locations" v={formatCount(s.counts.locations)} />
-        <Stat k="Aliases" v={formatCount(s.counts.aliases)} />
+        <Stat k="Locations" v={countText(s.counts.locations, counts)} />
+        <Stat k="Aliases" v={countText(s.counts.aliases, counts)} />
+        {counts.age && <Stat k="Counts" v={counts.age} />}
         <Stat k="Pending Kamailio writes" v={formatCount(s.kamailio?.pendingWrites ?? s.pendingWrites)} />
       </dl>
+    </div>
+  );
+}
+
+/** A hub's PostgreSQL: answering, or not and why, and what the hub does meanwhile. */
+export function PostgresCard({ p }: { p: PostgresStatus }) {
+  const v = postgresView(p);
+  return (
+    <div class="card stat-card">
+      <h2>PostgreSQL</h2>
+      <p><span class={`badge ${v.reachable ? "ok" : "bad"}`}>{v.reachable ? "up" : "down"}</span> {v.headline}</p>
+      {v.error && <p class="error">{v.error}</p>}
+      {v.consequence && <p>{v.consequence}</p>}
     </div>
   );
 }
@@ -76,20 +93,23 @@ export function ResyncCard({ r }: { r: ResyncStatus }) {
   );
 }
 
-export function PeerTable({ peers }: { peers: PeerStatus[] }) {
+/** `self`: this node's id, so that the Hub column can say "this hub". */
+export function PeerTable({ peers, self }: { peers: PeerStatus[]; self: string }) {
   if (peers.length === 0) return <p class="empty">This node has no peers configured.</p>;
+  const hubs = showsHubs(peers);
   return (
     <div class="table-wrap">
       <table class="stack">
         <caption class="visually-hidden">Peer links</caption>
         <thead>
-          <tr><th scope="col">Peer</th><th scope="col">Link</th><th scope="col" class="num">Behind (changes)</th><th scope="col" class="num">Behind (s)</th><th scope="col">Connected since</th><th scope="col">Last error</th></tr>
+          <tr><th scope="col">Peer</th><th scope="col">Link</th>{hubs && <th scope="col">Hub</th>}<th scope="col" class="num">Behind (changes)</th><th scope="col" class="num">Behind (s)</th><th scope="col">Connected since</th><th scope="col">Last error</th></tr>
         </thead>
         <tbody>
           {peers.map((p) => (
             <tr key={p.nodeId} data-peer={p.nodeId}>
               <th scope="row" class="break">{p.nodeId}<div class="muted mono small">{p.url ?? "inbound only"}</div></th>
               <td data-label="Link"><span class={`badge ${p.connected ? "ok" : "bad"}`}>{p.connected ? "connected" : "disconnected"}</span>{p.direction && <span class="muted small"> {p.direction}</span>}</td>
+              {hubs && <td data-label="Hub">{hubText(p.hub, self)}</td>}
               <td class="num" data-label="Behind (changes)">{p.behindChanges === null ? "—" : formatCount(p.behindChanges)}</td>
               <td class="num" data-label="Behind (s)">{p.behindSeconds === null ? "—" : p.behindSeconds.toFixed(1)}</td>
               <td data-label="Connected since">{formatTime(p.connectedSince)}</td>

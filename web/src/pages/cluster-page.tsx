@@ -6,7 +6,7 @@ import { useRpc } from "../api/use-rpc.js";
 import { LineChart } from "../components/line-chart.js";
 import type { ClusterStatusView } from "../lib/cluster-view.js";
 import { appendSample, ratePoints, sampleOf, type StatusSample } from "../lib/status-history.js";
-import { JournalBehindAlert, KamailioCard, NodeCard, PeerTable, ResyncCard } from "./cluster-cards.js";
+import { JournalBehindAlert, KamailioCard, NodeCard, PeerTable, PostgresCard, ResyncCard } from "./cluster-cards.js";
 
 const POLL_MS = 2000;
 const WINDOW_MS = 5 * 60_000;
@@ -62,12 +62,13 @@ export function ClusterPage() {
         <>
           <div class="grid">
             <NodeCard s={status} />
+            {status.postgres && <PostgresCard p={status.postgres} />}
             {status.kamailio && <KamailioCard k={status.kamailio} />}
             <ResyncCard r={status.resync} />
           </div>
           <div class="card">
             <h2>Peer links</h2>
-            <PeerTable peers={status.peers} />
+            <PeerTable peers={status.peers} self={status.nodeId} />
           </div>
           <div class="grid charts">
             <div class="card"><LineChart title="Changes applied" unit="/s" points={points.map((p) => ({ x: p.atMs, y: p.changesPerSec }))} xMin={xMin} xMax={now} format={(v) => v.toFixed(v < 10 ? 1 : 0)} /></div>

@@ -1,0 +1,120 @@
+/**
+ * The web UI's Cluster page on a real hub and a real agent in hub mode: which hub each agent is on,
+ * and the hub's PostgreSQL card, while PostgreSQL answers and while the path to it is frozen (as a
+ * partition freezes it: test/support/freezable-proxy.ts). Two hubs on one PostgreSQL 15, hub1
+ * reaching it through the freezable path; a1 prefers hub1, a2 hub2.
+ */
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Locator, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROOT, type AgentProcess } from "../support/agent-process.js";
+import { publishAliases } from "../support/aliases.js";
+import { launchBrowser, type Browser } from "../support/browser.js";
+import { startFreezableProxy, type FreezableProxy } from "../support/freezable-proxy.js";
+import { makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
+
+/** Short, so that hub1 gives PostgreSQL up in seconds; the defaults are in the README. */
+const TIMEOUTS = { connectTimeoutMs: 1000, queryTimeoutMs: 2000, keepAliveIdleMs: 1000, unreachableAfterMs: 1500 };
+let dir: string;
+let pgServer: PostgresProcess;
+let path: FreezableProxy;
+let hubs: HubProcess[];
+let agents: AgentProcess[];
+let browser: Browser;
+let hubPage: Page;
+let agentPage: Page;
+
+beforeAll(async () => {
+  if (!existsSync(join(ROOT, "web", "dist", "index.html"))) throw new Error("web/dist is not built: run npm run build (or bash .ci/setup)");
+  dir = mkdtempSync(join(tmpdir(), "locmesh-web-hub-"));
+  pgServer = await startPostgres();
+  const pgUrl = await pgServer.createDatabase("locmesh");
+  path = await startFreezableProxy(pgServer.port);
+  ({ hubs, agents } = await makeHubCluster(dir, { hubs: 2, agents: 2, pgUrl, hubConfig: { postgres: TIMEOUTS } }));
+  hubs[0]!.spec.config = { postgres: { ...TIMEOUTS, url: pgUrl.replace(`:${pgServer.port}/`, `:${path.port}/`) } };
+  await Promise.all(hubs.map((h) => h.start()));
+  await Promise.all(agents.map((a) => a.start()));
+  await publishAliases(agents[0]!, 0, 5, "web-hub-");
+  browser = await launchBrowser();
+  hubPage = await browser.newPage();
+  agentPage = await browser.newPage();
+}, 60_000);
+
+afterAll(async () => {
+  path?.thaw();
+  await browser?.close();
+  await Promise.all([...(agents ?? []), ...(hubs ?? [])].map((p) => p.stop()));
+  await path?.close();
+  await pgServer?.close();
+  if (dir && !process.env["LOCMESH_KEEP_TEST_DIRS"]) rmSync(dir, { recursive: true, force: true });
+});
+
+async function openCluster(page: Page, node: AgentProcess): Promise<void> {
+  await page.goto(`${node.apiUrl}/`);
+  await page.getByLabel("API token").fill(node.spec.token);
+  await page.keyboard.press("Enter");
+  await page.getByRole("link", { name: "Cluster" }).click();
+  await page.getByRole("heading", { name: "Peer links" }).waitFor();
+}
+
+const card = (page: Page, title: string) => page.locator(".card", { has: page.getByRole("heading", { name: title }) });
+/** The element's text, or null while there is none (textContent() would wait for one). */
+const textOf = async (l: Locator) => ((await l.count()) === 0 ? null : l.textContent());
+/** The Hub cell of the peer link to `peer`, or null while there is no such row. */
+const hubCell = (page: Page, peer: string) => textOf(page.locator(`tr[data-peer="${peer}"] td[data-label="Hub"]`));
+/** The value beside `name` in a stats card, or null when the card does not show it. */
+async function stat(c: Locator, name: string): Promise<string | null> {
+  const row = c.locator(".stat", { has: c.page().locator("dt", { hasText: new RegExp(`^${name}$`) }) });
+  return (await row.count()) === 0 ? null : row.locator("dd").textContent();
+}
+/** Under the test's own limit (below), so that a wait that fails says what it waited for. */
+const poll = { timeout: 20_000 };
+
+describe("the Cluster page of a hub and of an agent in hub mode", () => {
+  it("says which hub each agent is on, that PostgreSQL answers at its address, and how old the hub's counts are", async () => {
+    await openCluster(hubPage, hubs[0]!);
+    await expect.poll(() => hubCell(hubPage, "a1"), poll).toBe("hub1 (this hub)");
+    await expect.poll(() => hubCell(hubPage, "a2"), poll).toBe("hub2");
+    const pg = card(hubPage, "PostgreSQL");
+    expect(await textOf(pg)).toContain(`Answering at 127.0.0.1:${path.port}`);
+    expect(await pg.locator(".error").count()).toBe(0);
+    const node = card(hubPage, "Node hub1");
+    await expect.poll(() => stat(node, "Aliases"), poll).toBe("5");
+    expect(await stat(node, "Counts")).toMatch(/^counted \d+s ago$/);
+    await browser.screenshot(hubPage, "12-hub-cluster");
+
+    // The agent's one link is to its hub; an agent has no PostgreSQL card.
+    await openCluster(agentPage, agents[0]!);
+    await expect.poll(() => hubCell(agentPage, "hub1"), poll).toBe("hub1");
+    expect(await card(agentPage, "PostgreSQL").count()).toBe(0);
+    expect(await stat(card(agentPage, "Node a1"), "Counts")).toBeNull();
+  }, 60_000);
+
+  it("says PostgreSQL is unreachable, since when, why and what the hub does about it, and marks the counts stale, while its path is frozen", async () => {
+    path.freeze();
+    const pg = card(hubPage, "PostgreSQL");
+    await expect.poll(() => textOf(pg), poll).toContain(`UNREACHABLE at 127.0.0.1:${path.port} since `);
+    expect(await pg.locator(".error").textContent()).toMatch(/^Last check: .+/);
+    expect(await textOf(pg)).toContain("it has closed their sessions and refuses new ones until PostgreSQL answers, so they fail over to another hub");
+    const node = card(hubPage, "Node hub1");
+    await expect.poll(() => stat(node, "Counts"), poll).toMatch(/^STALE: counted \d+s ago; PostgreSQL does not answer$/);
+    expect(await stat(node, "Aliases")).toBe("5 (stale)");
+    // Refused by hub1, a1 went to hub2; hub1 cannot read that from PostgreSQL, so it shows a1 on no hub.
+    await expect.poll(() => hubCell(agentPage, "hub2"), poll).toBe("hub2");
+    await expect.poll(() => hubCell(hubPage, "a1"), poll).toBe("—");
+    expect(await hubCell(hubPage, "a2")).toBe("hub2");
+    await browser.screenshot(hubPage, "13-hub-postgres-unreachable");
+  }, 60_000);
+
+  it("says PostgreSQL answers again once the path thaws, and where a1 is now", async () => {
+    path.thaw();
+    const pg = card(hubPage, "PostgreSQL");
+    await expect.poll(() => textOf(pg), poll).toContain(`Answering at 127.0.0.1:${path.port}`);
+    await expect.poll(() => stat(card(hubPage, "Node hub1"), "Counts"), poll).toMatch(/^counted \d+s ago$/);
+    // It reads which hub each agent is on from PostgreSQL again: a1 stayed on hub2.
+    await expect.poll(() => hubCell(hubPage, "a1"), poll).toBe("hub2");
+  }, 60_000);
+});
