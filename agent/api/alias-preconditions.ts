@@ -3,16 +3,14 @@
  * aliasRemoveParams): `ifAbsent` for an add that must not overwrite, `expectTarget` for an edit or a
  * removal that must not undo a change it never saw.
  */
+import type { z } from "zod";
 import { ErrorCode, RpcError } from "../contract/errors.js";
+import type { aliasRemoveParams, aliasSetParams } from "../contract/protocol.js";
 import type { AliasValue } from "../contract/records.js";
 import type { Replica } from "../core/replica.js";
 
-export interface AliasSetRequest {
-  alias: string;
-  target: string;
-  ifAbsent?: boolean | undefined;
-  expectTarget?: string | undefined;
-}
+export type AliasSetRequest = z.output<typeof aliasSetParams>;
+export type AliasRemoveRequest = z.output<typeof aliasRemoveParams>;
 
 /** The Conflict to answer when the alias, now forwarding to `current` (null: none), fails the precondition. */
 function aliasPreconditionError(p: AliasSetRequest, current: string | null): RpcError | null {
@@ -41,22 +39,12 @@ function aliasPreconditionError(p: AliasSetRequest, current: string | null): Rpc
  * nodes may each pass their check at the same moment, and last-writer-wins keeps one of the two.
  */
 export async function setAlias(replica: Replica, p: AliasSetRequest): Promise<void> {
-  const draft = { kind: "alias", key: p.alias, sub: "", value: { target: p.target } } as const;
-  if (p.ifAbsent !== true && p.expectTarget === undefined) {
-    await replica.commit([draft]);
-    return;
-  }
-  await replica.commitChecked(async (store) => {
-    const held = await store.get("alias", p.alias, "");
-    const refused = aliasPreconditionError(p, held?.value ? (held.value as AliasValue).target : null);
+  const precondition = p.ifAbsent === true || p.expectTarget !== undefined;
+  await commitAlias(replica, p.alias, { target: p.target }, precondition ? (current) => {
+    const refused = aliasPreconditionError(p, current);
     if (refused) throw refused;
-    return [draft];
-  });
-}
-
-export interface AliasRemoveRequest {
-  alias: string;
-  expectTarget?: string | undefined;
+    return true;
+  } : null);
 }
 
 /**
@@ -64,24 +52,40 @@ export interface AliasRemoveRequest {
  * write turn, as setAlias's does: an alias changed meanwhile is refused with Conflict, and one
  * already removed answers false (NotFound), as without the precondition.
  */
-export async function removeAlias(replica: Replica, p: AliasRemoveRequest): Promise<boolean> {
-  const draft = { kind: "alias", key: p.alias, sub: "", value: null } as const;
-  if (p.expectTarget === undefined) {
+export function removeAlias(replica: Replica, p: AliasRemoveRequest): Promise<boolean> {
+  const { expectTarget } = p;
+  return commitAlias(replica, p.alias, null, expectTarget === undefined ? null : (current) => {
+    if (current === null) return false;
+    if (current !== expectTarget) {
+      throw new RpcError(
+        ErrorCode.Conflict,
+        `alias ${p.alias} was changed meanwhile: it now forwards to ${current}, not ${expectTarget}; remove it again if it should still go`,
+        { alias: p.alias, target: current },
+      );
+    }
+    return true;
+  });
+}
+
+/**
+ * Commits the alias's new value (null: removed); true when it was written. With `check`, in the
+ * replica's write turn: it is given the target the alias forwards to now (null: none), and throws
+ * the Conflict to answer, or returns whether to write.
+ */
+async function commitAlias(
+  replica: Replica,
+  alias: string,
+  value: AliasValue | null,
+  check: ((current: string | null) => boolean) | null,
+): Promise<boolean> {
+  const draft = { kind: "alias", key: alias, sub: "", value } as const;
+  if (check === null) {
     const [written] = await replica.commit([draft]);
     return Boolean(written);
   }
   const [written] = await replica.commitChecked(async (store) => {
-    const held = await store.get("alias", p.alias, "");
-    const current = held?.value ? (held.value as AliasValue).target : null;
-    if (current === null) return [];
-    if (current !== p.expectTarget) {
-      throw new RpcError(
-        ErrorCode.Conflict,
-        `alias ${p.alias} was changed meanwhile: it now forwards to ${current}, not ${p.expectTarget}; remove it again if it should still go`,
-        { alias: p.alias, target: current },
-      );
-    }
-    return [draft];
+    const held = await store.get("alias", alias, "");
+    return check(held?.value ? (held.value as AliasValue).target : null) ? [draft] : [];
   });
   return Boolean(written);
 }

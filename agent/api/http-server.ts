@@ -1,14 +1,13 @@
 /**
  * The agent's HTTP surface: JSON-RPC over POST /rpc and over WebSocket /rpc, Prometheus metrics at
  * /metrics, a liveness probe at /healthz and the web UI's static files at / (static-files.ts).
- * The API token is compared in constant time.
+ * Tokens are checked by api-auth.ts.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createJSONRPCErrorResponse } from "json-rpc-2.0";
 import { WebSocketServer, type WebSocket } from "ws";
-import { ErrorCode, RpcError } from "../contract/errors.js";
+import { ErrorCode } from "../contract/errors.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { webDistDir } from "../ops/paths.js";
@@ -17,7 +16,8 @@ import type { ApiContext } from "./local-api.js";
 import { createSignedOutSockets, type SignedOutSockets } from "./signed-out-sockets.js";
 import { createStaticFiles } from "./static-files.js";
 import { listenOn } from "../ops/listen.js";
-import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
+import type { AuthThrottle } from "../ops/auth-throttle.js";
+import { createApiAuth } from "./api-auth.js";
 
 export interface HttpServerDeps {
   listen: { host: string; port: number };
@@ -45,7 +45,6 @@ export interface HttpApi {
   close(): Promise<void>;
 }
 
-const digest = (s: string) => createHash("sha256").update(s).digest();
 /** Answers a WebSocket client may leave unread before it is dropped: before and after sign-in. */
 const WS_BUFFER_LIMIT_SIGNED_OUT = 1 << 20;
 const WS_BUFFER_LIMIT = 64 << 20;
@@ -56,31 +55,9 @@ const WS_FRAME_LIMIT_SIGNED_OUT = 64 << 10;
 
 export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const log = deps.log.child({ component: "http" });
-  const expected = digest(deps.token);
-  const throttle = deps.throttle ?? createAuthThrottle();
+  const auth = createApiAuth({ token: deps.token, throttle: deps.throttle, metrics: deps.metrics, log });
   const signedOut = deps.signedOut ?? createSignedOutSockets();
   let lastRefusalLogged = 0;
-  /** Checks a token from `remote` and tells the throttle how it went. */
-  const tokenOk = (t: string, remote: string) => {
-    const ok = timingSafeEqual(digest(t), expected);
-    if (ok) throttle.succeeded(remote);
-    else if (throttle.failed(remote)) {
-      log.warn({ remote }, "too many wrong API tokens from this address; refusing its sign-ins for a while");
-    }
-    return ok;
-  };
-  /** The JSON-RPC error for an address the throttle refuses, or null when it may try. */
-  const lockedOut = (remote: string) => {
-    const ms = throttle.blockedFor(remote);
-    if (ms === 0) return null;
-    deps.metrics.authFailures.inc({ reason: "api locked out" });
-    const retryAfterSeconds = Math.ceil(ms / 1000);
-    return new RpcError(
-      ErrorCode.TooManyAttempts,
-      `too many wrong API tokens from ${remote}; try again in ${retryAfterSeconds} s with the api.token from the agent's config`,
-      { retryAfterSeconds },
-    );
-  };
   const bearer = (req: IncomingMessage) => /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim() ?? null;
   const wsClients = new Set<WebSocket>();
   const subscribers = new Map<WebSocket, "changes" | "summary">();
@@ -121,17 +98,15 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
 
   async function handleRpc(req: IncomingMessage, res: ServerResponse) {
     const remote = req.socket.remoteAddress ?? "unknown";
-    const locked = lockedOut(remote);
-    if (locked) {
-      const data = locked.data as { retryAfterSeconds: number };
+    const refused = auth.verify(bearer(req), remote, "bearer");
+    if (refused?.code === ErrorCode.TooManyAttempts) {
+      const data = refused.data as { retryAfterSeconds: number };
       res.writeHead(429, { "content-type": "application/json", "cache-control": "no-store", "retry-after": String(data.retryAfterSeconds) });
-      return void res.end(JSON.stringify(createJSONRPCErrorResponse(null, locked.code, locked.message, locked.data)));
+      return void res.end(JSON.stringify(createJSONRPCErrorResponse(null, refused.code, refused.message, refused.data)));
     }
-    const token = bearer(req);
-    if (token === null || !tokenOk(token, remote)) {
-      deps.metrics.authFailures.inc({ reason: token === null ? "api no token" : "api wrong token" });
+    if (refused) {
       log.warn({ remote: req.socket.remoteAddress }, "API request with a missing or wrong token");
-      return json(res, 401, createJSONRPCErrorResponse(null, ErrorCode.Unauthorized, "missing or wrong API token: send Authorization: Bearer <api.token>"));
+      return json(res, 401, createJSONRPCErrorResponse(null, refused.code, refused.message));
     }
     const body = await readBody(req);
     if (body === null) {
@@ -139,7 +114,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     }
     const payload = parseFrame(body);
     if (payload === null) return json(res, 200, parseErrorResponse());
-    const ctx: ApiContext = { authenticated: true, login: (t) => tokenOk(t, remote), lockedOut: () => lockedOut(remote) };
+    const ctx: ApiContext = { authenticated: true, signIn: (t) => auth.verify(t, remote, "login") };
     const answer = await deps.rpc.receive(payload, ctx);
     if (answer === null) return void res.writeHead(204).end();
     json(res, 200, answer);
@@ -183,9 +158,8 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
 
   function onSocket(ws: WebSocket, req: IncomingMessage) {
     const remote = req.socket.remoteAddress ?? "unknown";
-    const token = bearer(req);
     // A bearer token on the upgrade signs in at once, unless the address is refused for now.
-    const authenticated = token !== null && throttle.blockedFor(remote) === 0 && tokenOk(token, remote);
+    const authenticated = auth.accepts(bearer(req), remote);
     if (!authenticated && !signedOut.admit(remote)) {
       // Logged at most every 10 s: a flood of refused sockets must not become a flood of log lines.
       if (Date.now() - lastRefusalLogged > 10_000) {
@@ -202,15 +176,14 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     };
     const ctx: ApiContext = {
       authenticated,
-      login(t) {
-        const ok = tokenOk(t, remote);
-        if (ok) {
+      signIn(t) {
+        const refused = auth.verify(t, remote, "login");
+        if (refused === null) {
           ctx.authenticated = true;
           stopWaiting();
         }
-        return ok;
+        return refused;
       },
-      lockedOut: () => lockedOut(remote),
       subscribe: (mode) => subscribers.set(ws, mode),
     };
     wsClients.add(ws);

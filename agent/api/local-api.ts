@@ -26,9 +26,11 @@ import { z } from "zod";
 export interface ApiContext {
   /** False on a WebSocket until auth.login succeeds. */
   authenticated: boolean;
-  login(token: string): boolean;
-  /** The error to answer while this connection's address is refused for too many wrong tokens. */
-  lockedOut?: () => RpcError | null;
+  /**
+   * auth.login's token check (api-auth.ts): null when the token is right (a WebSocket is signed in
+   * then), else the error to answer: the address is held off for too many wrong tokens, or it is wrong.
+   */
+  signIn(token: string): RpcError | null;
   /** Present on WebSocket connections: start sending change notifications, every change or a summary. */
   subscribe?: (mode: "changes" | "summary") => void;
 }
@@ -94,12 +96,8 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   });
 
   rpc.method(ApiMethod.AuthLogin, API_PARAMS[ApiMethod.AuthLogin], (p, ctx) => {
-    const locked = ctx.lockedOut?.();
-    if (locked) throw locked;
-    if (!ctx.login(p.token)) {
-      metrics.authFailures.inc({ reason: "api wrong token" });
-      throw new RpcError(ErrorCode.Unauthorized, "wrong token; use the api.token from the agent's config");
-    }
+    const refused = ctx.signIn(p.token);
+    if (refused) throw refused;
     return { ok: true };
   });
 

@@ -253,7 +253,7 @@ function pageFooter(page: ListResult<unknown>, what: string): string {
 }
 
 /** What a script can tell apart (the README's CLI section lists them). */
-export const EXIT = { failed: 1, usage: 2, unreachable: 3, refused: 4 } as const;
+const EXIT = { failed: 1, usage: 2, unreachable: 3, refused: 4 } as const;
 
 /** A problem with how the command was called or configured: the flags, the config, the URL (exit 2). */
 export class UsageError extends Error {

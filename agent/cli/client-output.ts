@@ -153,40 +153,37 @@ export function formatLocations(items: readonly Location[], nowSec: number): str
 /** One block per binding, as `location show` prints them. */
 export function formatBindings(aor: string, items: readonly Location[], nowSec: number): string {
   if (items.length === 0) return `no bindings for ${cellText(aor)}`;
-  const blocks = items.map((b) =>
-    formatPairs([
-      ["contact", b.contact],
-      ["expires", formatExpiry(b.expires, nowSec)],
-      ["q", formatQ(b.q)],
-      ["owner", b.owner],
-      ["path", b.path],
-      ["received", b.received],
-      ["socket", b.socket],
-      ["user agent", b.userAgent],
-    ]),
-  );
   const n = items.length === 1 ? "1 binding" : `${items.length} bindings`;
-  return `${cellText(aor)}: ${n}\n\n${blocks.join("\n\n")}`;
+  return formatContactBlocks(`${cellText(aor)}: ${n}`, items, nowSec, (b) => ["owner", b.owner]);
 }
 
 /** An AoR's contacts as the local Kamailio holds them (`location show --kamailio`). */
 export function formatKamailioContacts(aor: string, items: readonly KamailioContact[], nowSec: number): string {
   if (items.length === 0) return `this node's Kamailio holds no contact for ${cellText(aor)}`;
+  const n = items.length === 1 ? "1 contact" : `${items.length} contacts`;
+  return formatContactBlocks(`${cellText(aor)} in this node's Kamailio: ${n}`, items, nowSec, (c) => [
+    // ul.add cannot set the phone's Call-ID, CSeq or User-Agent: Kamailio shows its own there.
+    "installed by", c.installedByAgent ? "the locmesh agent (replicated; Call-ID and user agent are ul.add's)" : "a REGISTER at this node",
+  ]);
+}
+
+type ContactFields = Pick<KamailioContact, "contact" | "expires" | "q" | "path" | "received" | "socket" | "userAgent">;
+
+/** `heading`, then one block per contact; `source` is the line after q that says whose it is. */
+function formatContactBlocks<C extends ContactFields>(heading: string, items: readonly C[], nowSec: number, source: (c: C) => readonly [string, string]): string {
   const blocks = items.map((c) =>
     formatPairs([
       ["contact", c.contact],
       ["expires", formatExpiry(c.expires, nowSec)],
       ["q", formatQ(c.q)],
-      // ul.add cannot set the phone's Call-ID, CSeq or User-Agent: Kamailio shows its own there.
-      ["installed by", c.installedByAgent ? "the locmesh agent (replicated; Call-ID and user agent are ul.add's)" : "a REGISTER at this node"],
+      source(c),
       ["path", c.path],
       ["received", c.received],
       ["socket", c.socket],
       ["user agent", c.userAgent],
     ]),
   );
-  const n = items.length === 1 ? "1 contact" : `${items.length} contacts`;
-  return `${cellText(aor)} in this node's Kamailio: ${n}\n\n${blocks.join("\n\n")}`;
+  return `${heading}\n\n${blocks.join("\n\n")}`;
 }
 
 /** Kamailio's location table (`location ls --kamailio`), with what the journal says of each binding. */

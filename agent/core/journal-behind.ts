@@ -3,7 +3,7 @@
  * its journal does (restored from an older copy, or its last commits lost). peer-session.ts
  * notices it at a handshake. From then on, for the life of the process, the node must neither
  * replicate (mesh.ts closes every session), take writes (local-api.ts refuses them: they would be
- * thrown away with the journal) nor write its stale journal into Kamailio (kamailio/attachment.ts
+ * thrown away with the journal) nor write its stale journal into Kamailio (kamailio/journal-gate.ts
  * holds the sink, the reload and the reconcile). The remedy is a restart with an empty journal
  * (JOURNAL_BEHIND_REMEDY), so there is no way to clear it.
  *

@@ -49,22 +49,23 @@ function formatter(timeZone: string): Intl.DateTimeFormat {
 }
 
 export function isTimeZone(timeZone: string): boolean {
-  try {
-    formatter(timeZone);
-    return true;
-  } catch {
-    return false;
-  }
+  return zoneError(timeZone) === null;
 }
 
 /** Throws a RangeError naming the zone when it is not a valid IANA zone. */
 export function checkTimeZone(timeZone: string): string {
+  const error = zoneError(timeZone);
+  if (error !== null) throw error;
+  return timeZone;
+}
+
+function zoneError(timeZone: string): RangeError | null {
   try {
     formatter(timeZone);
+    return null;
   } catch (cause) {
-    throw new RangeError(`"${timeZone}" is not an IANA time zone (e.g. "UTC", "Europe/Berlin")`, { cause });
+    return new RangeError(`"${timeZone}" is not an IANA time zone (e.g. "UTC", "Europe/Berlin")`, { cause });
   }
-  return timeZone;
 }
 
 interface Wall { y: number; mo: number; d: number; h: number; mi: number; s: number }

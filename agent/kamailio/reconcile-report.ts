@@ -11,7 +11,7 @@
 import type { KamailioReconcileStatus } from "../contract/protocol.js";
 import type { Logger } from "../ops/logger.js";
 
-export const SKIPPED_WARNING_EVERY_MS = 60 * 60 * 1000;
+const SKIPPED_WARNING_EVERY_MS = 60 * 60 * 1000;
 
 export interface ReconcileReport {
   done(r: { learned: number; repaired: number; contacts: number }): void;

@@ -45,7 +45,7 @@ interface Entry {
   lockedUntil: number;
 }
 
-export const AUTH_THROTTLE_DEFAULTS = { maxFailures: 10, windowMs: 60_000, lockMs: 60_000, maxTracked: 10_000 } as const;
+const AUTH_THROTTLE_DEFAULTS = { maxFailures: 10, windowMs: 60_000, lockMs: 60_000, maxTracked: 10_000 } as const;
 
 const OWN_HOST = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
 export const isOwnHost = (address: string) => OWN_HOST.has(address);

@@ -21,7 +21,7 @@ const mesh: Mesh = {
   start: async () => undefined, port: () => 0, status: async () => [], gauges: async () => [], setPeers: () => undefined,
   resync: async () => undefined, resyncStatus: () => idle, wakePumps: () => undefined, refuseSessions: () => undefined, close: async () => undefined,
 };
-const ctx: ApiContext = { authenticated: true, login: () => true };
+const ctx: ApiContext = { authenticated: true, signIn: () => null };
 const found = { peer: "n1", peerHolds: 12, journalHas: 11, at: "2026-11-22T10:00:00.000Z" };
 
 let replica: Replica | null = null;

@@ -1,0 +1,90 @@
+/**
+ * The reload into Kamailio (reload.ts), wired to what makes one due: a restarted or first-seen
+ * Kamailio (instance-watch.ts), or a reload the agent's last run left unfinished (reload-mark.ts,
+ * which this keeps up to date as the reload goes). Once one finishes, the sink goes on at once.
+ */
+import type { KamailioConfig } from "../config/agent-config.js";
+import type { KamailioReloadStatus } from "../contract/protocol.js";
+import type { ReplicaStore } from "../core/store.js";
+import type { Logger } from "../ops/logger.js";
+import type { Metrics } from "../ops/metrics.js";
+import type { PlanContext } from "./install-plan.js";
+import type { JournalGate } from "./journal-gate.js";
+import type { InstanceWatch } from "./instance-watch.js";
+import type { KamailioLinks } from "./kamailio-links.js";
+import type { KamailioSink } from "./kamailio-sink.js";
+import { createReloader, type ReloadStatus } from "./reload.js";
+import type { ReloadMark, UnfinishedReload } from "./reload-mark.js";
+import type { OnStored } from "./stale-writes.js";
+
+export interface DueReload {
+  /** The agent's last run left a reload unfinished: one is due before anything else (logged). */
+  redoUnfinished(): void;
+  /** Runs the reload when one is due and may run (not held, journal seeded). */
+  runIfDue(): Promise<void>;
+  /** Writes the whole live state into Kamailio now (locmesh resync --kamailio). */
+  run(reason: string): Promise<ReloadStatus>;
+  status(): KamailioReloadStatus;
+}
+
+export function createDueReload(deps: {
+  config: Pick<KamailioConfig, "window" | "reloadRate">;
+  store: ReplicaStore;
+  links: Pick<KamailioLinks, "writer" | "preloadDb" | "openBulk">;
+  plan: Omit<PlanContext, "nowSec">;
+  watch: InstanceWatch;
+  mark: ReloadMark;
+  sink: Pick<KamailioSink, "kamailioLoadedItsDatabase" | "retryNow">;
+  onStored: OnStored;
+  clockLeadMs: () => number;
+  journal: JournalGate;
+  log: Logger;
+  metrics: Metrics;
+}): DueReload {
+  const { watch, mark, sink, log } = deps;
+  const reloader = createReloader({
+    store: deps.store, writer: deps.links.writer, plan: deps.plan, log, metrics: deps.metrics,
+    window: deps.config.window, rate: deps.config.reloadRate, openBulk: deps.links.openBulk,
+    preloadDb: deps.links.preloadDb,
+    onStored: deps.onStored,
+    kamailioStart: () => {
+      const startedMs = watch.startedMs();
+      return startedMs === null ? null : { startedMs, clockLeadMs: deps.clockLeadMs() };
+    },
+    held: () => deps.journal.held(),
+    onStatus: (s) => mark.track(s),
+  });
+
+  return {
+    redoUnfinished() {
+      if (mark.previous === null) return;
+      // Some of its writes went in, which ones is unknown: Kamailio is reloaded before anything else.
+      watch.redo("redo: the agent's last run left a reload unfinished");
+      log.warn({ unfinished: mark.previous }, `${describeUnfinished(mark.previous)}; reloading Kamailio again`);
+    },
+    async runIfDue() {
+      // While held the restarted Kamailio stays without the cluster's state, and its REGISTER gate
+      // closed (up to LOCMESH_READY_GRACE): a node that cannot be made whole should not look whole.
+      if (!watch.reloadNeeded() || deps.journal.held() || !deps.journal.waitedForSeed()) return;
+      const res = await reloader.run(watch.reloadReason());
+      if (res.state !== "done") return; // Kamailio went again; the next check retries
+      // No ul.dump check afterwards: the reload wrote the whole live state, and a dump of a large
+      // table holds Kamailio's FIFO for tens of seconds (it grows with the square of the table).
+      watch.reloaded();
+      sink.kamailioLoadedItsDatabase();
+      // Writes that failed while Kamailio was away wait for their retry timer otherwise.
+      sink.retryNow();
+    },
+    run: (reason) => reloader.run(reason),
+    status: () => ({ ...reloader.status(), interrupted: unfinishedStatus(mark.previous) }),
+  };
+}
+
+/** For the log: what the agent's last run left unfinished. */
+function describeUnfinished(u: UnfinishedReload): string {
+  const how = u.error === null ? "the agent stopped in the middle of it (restarted, killed or crashed)" : `it failed (${u.error}) and was not redone before the agent stopped`;
+  return `the last reload into Kamailio (started ${u.startedAt}, ${u.reason ?? "no reason noted"}) did not finish: ${how}, after at least ${u.done} of ${u.total} writes`;
+}
+
+const unfinishedStatus = (u: UnfinishedReload | null) =>
+  u === null ? null : { reason: u.reason, startedAt: u.startedAt, done: u.done, total: u.total, error: u.error };
