@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../../agent/contract/errors.js";
 import type { ListResult } from "../../agent/contract/protocol.js";
 import type { Change, Location } from "../../agent/contract/records.js";
-import { AgentProcess, RpcCallError, freePort } from "../support/agent-process.js";
+import { AgentProcess, RpcCallError, freePort, waitFor } from "../support/agent-process.js";
 import { RpcWire, type WireMessage } from "../support/rpc-wire.js";
 
 const TOKEN = "local-api-token-0123456789abcdef";
@@ -142,7 +142,8 @@ describe("token guessing", () => {
     expect((await postFrom("127.0.0.3", status, TOKEN)).status).toBe(200);
     for (let i = 0; i < 12; i++) expect((await post(status, { authorization: `Bearer own-guess-${i}-0123456789` })).status).toBe(401);
     expect((await post(status)).status).toBe(200);
-    expect(readFileSync(agent.logPath, "utf8")).toMatch(/too many wrong API tokens from this address/);
+    // The agent writes its log without waiting, so the line may land a moment after the 429.
+    await waitFor("the lockout warning in the agent's log", async () => /too many wrong API tokens from this address/.test(readFileSync(agent.logPath, "utf8")), 5000);
   });
 });
 
@@ -177,7 +178,7 @@ describe("WebSockets waiting for sign-in", () => {
         if (code === 0) opened.push(w);
         return code;
       }).toBe(0);
-      expect(readFileSync(agent.logPath, "utf8")).toMatch(/refused a WebSocket: too many from this client are waiting for sign-in/);
+      await waitFor("the refusal in the agent's log", async () => /refused a WebSocket: too many from this client are waiting for sign-in/.test(readFileSync(agent.logPath, "utf8")), 5000);
     } finally {
       await Promise.all(opened.map((w) => w.close()));
     }

@@ -147,7 +147,7 @@ describe("three agents", () => {
       const early = await n3.call("alias.set", { alias: "after-restore@example.com", target: "sip:x@example.com" }).then(() => null, (e: RpcCallError) => e);
       if (early !== null) expect(early.code).toBe(ErrorCode.JournalBehind);
       await waitFor("n3 notices", async () => (await n3.metric("locmesh_journal_behind")) === 1);
-      expect(readFileSync(n3.logPath, "utf8")).toContain("journal lacks changes of its own that the peer holds");
+      await waitFor("the journal-behind error in n3's log", async () => readFileSync(n3.logPath, "utf8").includes("journal lacks changes of its own that the peer holds"), 5000);
       // Every session closes; polled, not assumed after a pause.
       const st = await waitFor("n3 to close every session", async () => {
         const s = await n3.call<ClusterStatus>("cluster.status");

@@ -167,7 +167,7 @@ describe("raw clients on the peer port", () => {
     // Closed before its challenge: no hello, with the right key or not, is looked at.
     expect(held.notifications("auth.challenge")).toEqual([]);
     expect(await target.metric("locmesh_auth_failures_total", { reason: "peer locked out" })).toBe(lockedBefore + 1);
-    expect(readFileSync(target.logPath, "utf8")).toMatch(/too many refused peer handshakes from this address/);
+    await waitFor("the lockout warning in the agent's log", async () => /too many refused peer handshakes from this address/.test(readFileSync(target.logPath, "utf8")), 5000);
 
     await waitFor("no raw session", async () => !(await peerConnected(target, RAW)));
     const other = await authenticatedWire(target.meshUrl, SECRET, RAW, { localAddress: "127.0.0.3" });
