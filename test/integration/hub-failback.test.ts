@@ -2,7 +2,9 @@
  * Hub failback against a real PostgreSQL 15: two hubs on one database; agents a1 and a3 list
  * [hub1, hub2], a2 lists [hub2, hub1]. When hub1 is killed, a1 and a3 fail over to hub2; when it
  * is back, a1 (hub.failbackAfterSec: 1) returns to hub1 on its own, and a3 (failback off) stays on
- * hub2 until SIGHUP. Changes made all along, across every move, reach every agent exactly once.
+ * hub2 until SIGHUP. While hub1 refuses sessions (its PostgreSQL, behind a path that freezes like
+ * a partition, does not answer), a1 checks it, finds it refusing and stays on hub2; it returns once
+ * hub1 serves again. Changes made all along, across every move, reach every agent exactly once.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,11 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import { type AgentProcess, waitFor } from "../support/agent-process.js";
 import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
+import { startFreezableProxy, type FreezableProxy } from "../support/freezable-proxy.js";
 import { makeHubCluster, type HubProcess } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 let dir: string;
 let pgServer: PostgresProcess;
+/** hub1's path to PostgreSQL. */
+let path: FreezableProxy;
 let hubs: HubProcess[];
 let agents: AgentProcess[];
 
@@ -49,11 +54,15 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "locmesh-failback-"));
   pgServer = await startPostgres();
   const pgUrl = await pgServer.createDatabase("locmesh");
-  ({ hubs, agents } = await makeHubCluster(dir, { hubs: 2, agents: 3, pgUrl, hubOrder: (a) => (a === 1 ? [1, 0] : [0, 1]) }));
+  path = await startFreezableProxy(pgServer.port);
+  // Short, so that hub1 refuses sessions within seconds of its PostgreSQL going silent.
+  const timeouts = { connectTimeoutMs: 1000, queryTimeoutMs: 2000, keepAliveIdleMs: 1000, unreachableAfterMs: 1500 };
+  ({ hubs, agents } = await makeHubCluster(dir, { hubs: 2, agents: 3, pgUrl, hubOrder: (a) => (a === 1 ? [1, 0] : [0, 1]), hubConfig: { postgres: timeouts } }));
+  hubs[0]!.spec.config = { postgres: { ...timeouts, url: pgUrl.replace(/:\d+\//, `:${path.port}/`) } };
   const failbackAfterSec = [1, 120, 0];
   for (const [i, a] of agents.entries()) {
     const hub = a.spec.config!["hub"] as { urls: string[] };
-    a.spec.config = { ...a.spec.config, hub: { ...hub, failbackAfterSec: failbackAfterSec[i] } };
+    a.spec.config = { ...a.spec.config, hub: { ...hub, failbackAfterSec: failbackAfterSec[i] }, ...(i === 0 ? { log: { level: "debug" } } : {}) };
   }
   await Promise.all(hubs.map((h) => h.start()));
   await Promise.all(agents.map((a) => a.start()));
@@ -61,7 +70,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  path?.thaw();
   await Promise.all([...(agents ?? []), ...(hubs ?? [])].map((p) => p.stop()));
+  await path?.close();
   await pgServer?.close();
   if (dir && !process.env["LOCMESH_KEEP_TEST_DIRS"]) rmSync(dir, { recursive: true, force: true });
 });
@@ -99,4 +110,31 @@ describe("failing back to the preferred hub", () => {
     await Promise.all(agents.map((_, i) => publish(i, 100, "sighup")));
     await expectEachChangeOnce();
   });
+
+  it("stays on the other hub while its preferred hub refuses sessions, checking it with backoff, and returns once it serves again", async () => {
+    const a1 = agents[0]!;
+    const a1Log = () => readFileSync(a1.logPath, "utf8");
+    const sessionsWithHub1 = () => a1Log().split("\n").filter((l) => l.includes('"peer":"hub1"') && l.includes('"msg":"peer session ready"')).length;
+    const refusedChecks = () => a1Log().split("\n").filter((l) => l.includes('"msg":"checked the preferred hub"') && l.includes("4013")).length;
+    path.freeze();
+    await waitFor("a1 and a3 on hub2", () => onHubs(["hub2", "hub2", "hub2"]), 30_000);
+    const sessionsBefore = sessionsWithHub1();
+    // a1 checks hub1, which takes the WebSocket and closes it at once (4013): it stays on hub2.
+    const checksBefore = refusedChecks();
+    for (let round = 0; refusedChecks() < checksBefore + 2; round++) {
+      await Promise.all(agents.map((_, i) => publish(i, 20, `refused${round}`)));
+    }
+    expect(sessionsWithHub1()).toBe(sessionsBefore);
+    expect(await onHubs(["hub2", "hub2", "hub2"])).toBe(true);
+
+    path.thaw();
+    const until = Date.now() + 60_000;
+    for (let round = 0; (await hubOf(a1)) !== "hub1"; round++) {
+      if (Date.now() > until) throw new Error("a1 did not move back to hub1 within 60 s of hub1's PostgreSQL answering");
+      await Promise.all(agents.map((_, i) => publish(i, 20, `thawed${round}`)));
+    }
+    expect(sessionsWithHub1()).toBe(sessionsBefore + 1);
+    await expectEachChangeOnce();
+    expect(await onHubs(["hub1", "hub2", "hub2"])).toBe(true);
+  }, 150_000);
 });
