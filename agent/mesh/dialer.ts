@@ -176,13 +176,18 @@ export function startDialer(deps: DialerDeps): Dialer {
     /** When the first of the checks in a row that found the preferred hub up ran. */
     let upSince: number | null = null;
     let wait = policy.nextCheckIn();
-    if (wait !== null) {
-      log.info({ hub: redactUrl(current), preferred: redactUrl(preferred), checkInSec: Math.round(wait / 1000) }, "on a hub other than its preferred one; moving back once that one takes sessions again for a while");
-    }
+    // Debug, not info: while every hub refuses sessions this runs on each attempt (the session's
+    // own "peer session ready" line says which hub the agent is on).
+    if (wait !== null) log.debug({ hub: redactUrl(current), preferred: redactUrl(preferred), checkInSec: Math.round(wait / 1000) }, "on a hub other than its preferred one; will check that one");
     try {
       while (!ended && !stop.signal.aborted) {
         const answer = await waitForCheck(wait);
         if (ended || stop.signal.aborted) return false;
+        if (!deps.isConnected()) {
+          // Still in the handshake (or refused and about to close): no session to leave yet.
+          answer?.("the hub session is not ready yet; try again in a moment");
+          continue;
+        }
         let hubId: string | null = null;
         let why = "";
         try {

@@ -103,7 +103,7 @@ describe("dialer after a refusal", () => {
 
 describe("dialer failing back to the first hub URL", () => {
   /** A dialer over hubs a and b whose first dial of a is refused, so it starts on b. */
-  function onSecondHub(o: { afterMs: number; probe(url: string): Promise<string> }) {
+  function onSecondHub(o: { afterMs: number; probe(url: string): Promise<string>; ready?: () => boolean }) {
     const tried: string[] = [];
     const sockets: { url: string; ws: ReturnType<typeof fakeSocket>; closedWith: string | null }[] = [];
     const probes: string[] = [];
@@ -111,7 +111,7 @@ describe("dialer failing back to the first hub URL", () => {
       target: { id: null, urls: ["ws://a", "ws://b"] },
       label: "hub", nodeId: "n1", retry: { minMs: 1, maxMs: 2 },
       log: silentLogger(), metrics: createMetrics({ defaults: false }),
-      isConnected: () => sockets.some((s) => s.closedWith === null),
+      isConnected: () => sockets.some((s) => s.closedWith === null) && (o.ready?.() ?? true),
       failback: {
         policy: createFailbackPolicy({ afterMs: o.afterMs, random: () => 0 }),
         probe: (url) => {
@@ -173,6 +173,23 @@ describe("dialer failing back to the first hub URL", () => {
       await until(() => d.sockets.length === 2);
       expect(d.sockets[1]!.url).toBe("ws://a");
       expect(await d.dialer.failBackNow()).toBe("already on the preferred hub");
+    } finally {
+      d.dialer.stop("test over");
+    }
+  });
+
+  it("neither checks nor moves while the session on the second hub is still in its handshake", async () => {
+    let ready = false;
+    const d = onSecondHub({ afterMs: 2, probe: async () => "hub-a", ready: () => ready });
+    try {
+      await until(() => d.sockets.length === 1);
+      await new Promise((r) => setTimeout(r, 40));
+      expect(d.probes).toEqual([]);
+      expect(await d.dialer.failBackNow()).toBe("the hub session is not ready yet; try again in a moment");
+      expect(d.sockets[0]!.closedWith).toBeNull();
+      ready = true;
+      await until(() => d.sockets.length === 2);
+      expect(d.sockets[1]!.url).toBe("ws://a");
     } finally {
       d.dialer.stop("test over");
     }
