@@ -123,9 +123,12 @@ export function startDialer(deps: DialerDeps): Dialer {
           if (ws.readyState === WebSocket.CLOSED) r("1006 closed");
           else ws.once("close", (code, why) => r(`${code} ${why.toString()}`));
         });
-        const watch = deps.failback && url !== target.urls[0] ? watchPreferred(ws, url!, closed) : null;
+        if (deps.failback && url !== target.urls[0]) void watchPreferred(ws, url!, closed);
         const reason = await closed;
-        const movedBack = (await watch) === true;
+        // Not waiting for the watch: it may be in a check of the preferred hub (up to 5 s), and a
+        // dropped session must fail over at once.
+        const movedBack = movingBack === ws;
+        movingBack = null;
         if (!reason.startsWith("4009") && !movedBack) lastError = `disconnected: ${reason}`;
         // Stay with a peer that only closed a duplicate; otherwise try the next URL first.
         if (reason.startsWith("4009")) next--;
@@ -155,16 +158,22 @@ export function startDialer(deps: DialerDeps): Dialer {
   /** Set while on another hub: ask the watch for a check now. */
   let checkNow: ((answer: (outcome: string) => void) => void) | null = null;
   let onOtherHub = false;
+  /** The session the watch closed to move back (so its close is no error). */
+  let movingBack: WebSocket | null = null;
+  /** The running watch; one that outlived its session (in a check) must not clear the next one's state. */
+  let watchToken: object | null = null;
 
   /**
    * While connected to `current`, a URL other than the first: check the first as the policy says,
-   * and close this session to dial it once the policy (or failBackNow) says to move. Resolves
-   * with whether it moved; the dialer's loop then dials the first URL, and falls over to the next
+   * and close this session to dial it once the policy (or failBackNow) says to move. The
+   * dialer's loop then dials the first URL, and falls over to the next
    * ones as after any drop if it no longer answers. The new hub learns by version vector what the
    * agent already holds, as after a failover: nothing is lost, nothing applied twice.
    */
-  async function watchPreferred(ws: WebSocket, current: string, closed: Promise<string>): Promise<boolean> {
+  async function watchPreferred(ws: WebSocket, current: string, closed: Promise<string>): Promise<void> {
     const { policy, probe } = deps.failback!;
+    const me = {};
+    watchToken = me;
     const preferred = target.urls[0]!;
     let ended = false;
     void closed.then(() => {
@@ -182,7 +191,7 @@ export function startDialer(deps: DialerDeps): Dialer {
     try {
       while (!ended && !stop.signal.aborted) {
         const answer = await waitForCheck(wait);
-        if (ended || stop.signal.aborted) return false;
+        if (ended || stop.signal.aborted) return;
         if (!deps.isConnected()) {
           // Still in the handshake (or refused and about to close): no session to leave yet.
           answer?.("the hub session is not ready yet; try again in a moment");
@@ -197,7 +206,7 @@ export function startDialer(deps: DialerDeps): Dialer {
         }
         if (ended || stop.signal.aborted) {
           answer?.("the hub session closed during the check; the agent dials as after any drop");
-          return false;
+          return;
         }
         upSince = hubId === null ? null : (upSince ?? Date.now());
         const move = policy.checked(hubId !== null) || (answer !== null && hubId !== null);
@@ -211,15 +220,18 @@ export function startDialer(deps: DialerDeps): Dialer {
         log.info({ from: redactUrl(current), to: redactUrl(preferred), hub: hubId }, `moving back to its preferred hub ${hubId}: ${because}`);
         policy.moving(Date.now());
         next = 0;
+        movingBack = ws;
         ws.close(1000, "moving back to the preferred hub");
         answer?.(`moving back to the preferred hub ${hubId} (${redactUrl(preferred)})`);
-        return true;
+        return;
       }
-      return false;
     } finally {
-      checkNow = null;
-      interruptWait = null;
-      onOtherHub = false;
+      if (watchToken === me) {
+        watchToken = null;
+        checkNow = null;
+        interruptWait = null;
+        onOtherHub = false;
+      }
     }
   }
 

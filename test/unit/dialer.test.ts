@@ -194,4 +194,18 @@ describe("dialer failing back to the first hub URL", () => {
       d.dialer.stop("test over");
     }
   });
+
+  it("fails over at once when the session drops during a check, without waiting for the check", async () => {
+    let answerCheck = (_hubId: string) => undefined as void;
+    const d = onSecondHub({ afterMs: 2, probe: () => new Promise((r) => (answerCheck = r)) });
+    try {
+      await until(() => d.probes.length === 1);
+      d.sockets[0]!.ws.close(); // hub b went away while the check of a hangs
+      await until(() => d.sockets.length === 2);
+      expect(d.sockets[1]!.url).toBe("ws://a");
+    } finally {
+      answerCheck("hub-a");
+      d.dialer.stop("test over");
+    }
+  });
 });
