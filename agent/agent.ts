@@ -74,7 +74,7 @@ export async function startAgent(
   };
   const mesh = createMesh({
     options: {
-      ...config.mesh, nodeId: config.nodeId, peers: config.mesh.peers, hubUrls: config.hub.urls,
+      ...config.mesh, nodeId: config.nodeId, peers: config.mesh.peers, hubUrls: config.hub.urls, hubFailbackAfterMs: config.hub.failbackAfterSec * 1000,
       pendingWrites: () => kamailio?.pendingWrites() ?? deps.pendingWrites?.() ?? 0,
     },
     replica,

@@ -31,7 +31,7 @@ program
   .command("agent")
   .description("run the locmesh agent for this node (journal, peer mesh, local API)")
   .option("-c, --config <file>", "config file (YAML or JSON); LOCMESH_* variables override it", process.env["LOCMESH_CONFIG"])
-  .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config and applies a changed peer list.")
+  .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config, applies a changed peer list, and moves an agent on another hub back to the first of its hub.urls if that one answers.")
   .action(async (opts: { config?: string }) => {
     const load = (onWarning?: (message: string) => void) => loadAgentConfig({ file: opts.config, env: process.env, ...(onWarning ? { onWarning } : {}) });
     const warnings: string[] = [];
@@ -60,6 +60,9 @@ program
       try {
         const next = load();
         agent.setPeers(next.mesh.peers);
+        // An operator rebalancing hubs by hand: an agent on another hub moves to its first one now
+        // if that one takes sessions (agent/mesh/failback.ts does it on its own, after a while).
+        if (config.hub.urls.length > 0) void agent.mesh.failBackToPreferredHub().then((outcome) => log.info({ outcome }, "SIGHUP: checked the preferred hub"));
         const later = settingsNeedingRestart(config, next);
         if (later.length > 0) log.warn({ settings: later }, "SIGHUP applies only mesh.peers: these changed settings take effect when the agent restarts");
       } catch (err) {

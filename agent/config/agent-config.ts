@@ -36,8 +36,11 @@ export interface AgentConfig {
   };
   api: { listen: Listen; token: string; maxMessageBytes: number };
   journal: { synchronous: "full" | "normal"; cacheMiB: number; retentionHours: number; purgeIntervalSec: number };
-  /** Hubs to dial (one at a time, failing over in turn); empty outside hub mode. */
-  hub: { urls: string[] };
+  /**
+   * Hubs to dial (one at a time, failing over in turn); empty outside hub mode. On another hub
+   * than the first, move back to the first once it has taken sessions for failbackAfterSec (0: never).
+   */
+  hub: { urls: string[]; failbackAfterSec: number };
   log: { level: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent" };
   /** The local Kamailio; null when the agent is not attached to one. */
   kamailio: KamailioConfig | null;
@@ -144,7 +147,7 @@ export function redactConfig(c: AgentConfig): object {
     },
     api: { ...c.api, token: "[redacted]" },
     kamailio: c.kamailio && { ...c.kamailio, db: c.kamailio.db && { ...c.kamailio.db, url: redactUrl(c.kamailio.db.url) } },
-    hub: { urls: c.hub.urls.map(redactUrl) },
+    hub: { ...c.hub, urls: c.hub.urls.map(redactUrl) },
   };
 }
 

@@ -120,9 +120,14 @@ export function buildConfigSchema(fs: ConfigFs) {
       purgeIntervalSec: int(1, 86_400).default(300),
     }),
     // Hub mode (issue 4): dial one of these hubs, failing over in turn, instead of or besides peers.
+    // failbackAfterSec: see agent/mesh/failback.ts; a few minutes, so that a hub restarted in a
+    // rolling restart gets its agents back soon, but not while it may be restarting in a loop.
     hub: z
-      .strictObject({ urls: z.array(z.string().refine(isWsUrl, "must be a ws:// or wss:// URL")).default([]) })
-      .default({ urls: [] }),
+      .strictObject({
+        urls: z.array(z.string().refine(isWsUrl, "must be a ws:// or wss:// URL")).default([]),
+        failbackAfterSec: int(0, 86_400).default(120),
+      })
+      .default({ urls: [], failbackAfterSec: 120 }),
     log: z.strictObject({ level: z.enum(LOG_LEVELS).default("info") }),
     kamailio: kamailioSchema.nullable().default(null),
   });

@@ -2,11 +2,14 @@
  * Keeps one outbound connection up: dials, backs off and retries (p-retry, `retry`), waits while a
  * session is up, and dials again when it drops. A target with several URLs (the hubs of a cluster)
  * fails over: each attempt tries the next URL, and a connection that drops moves on to the next
- * hub at once rather than waiting for the one that just went away.
+ * hub at once rather than waiting for the one that just went away. On a hub other than the first
+ * URL (the agent's preferred hub) it checks the first now and then and moves back to it once it
+ * has answered for a while (failback.ts), through the same path: close the session, dial.
  */
 import pRetry from "p-retry";
 import { WebSocket } from "ws";
 import type { Logger } from "../ops/logger.js";
+import type { FailbackPolicy } from "./failback.js";
 import type { Metrics } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
 
@@ -31,6 +34,12 @@ export interface DialerDeps {
   isConnected(): boolean;
   log: Logger;
   metrics: Metrics;
+  /**
+   * Hubs only: while the session is with any URL but the first, `probe` the first as `policy`
+   * says, and move back to it when the policy says so. `probe` resolves with the hub's node id
+   * once it would take a session, and rejects saying why not.
+   */
+  failback?: { policy: FailbackPolicy; probe(url: string): Promise<string> };
 }
 
 export interface Dialer {
@@ -40,6 +49,11 @@ export interface Dialer {
   url(): string | null;
   /** Re-check now (a session closed, or the wait should end). */
   wake(): void;
+  /**
+   * On a hub other than the first URL: check the first now and move to it if it takes sessions,
+   * whatever the failback policy says (an operator rebalancing). Resolves with what was done.
+   */
+  failBackNow(): Promise<string>;
   stop(reason: string): void;
 }
 
@@ -105,11 +119,17 @@ export function startDialer(deps: DialerDeps): Dialer {
         lastError = null;
         if (!ws) continue;
         const openedAt = Date.now();
-        const reason = await new Promise<string>((r) => {
+        const closed = new Promise<string>((r) => {
           if (ws.readyState === WebSocket.CLOSED) r("1006 closed");
           else ws.once("close", (code, why) => r(`${code} ${why.toString()}`));
         });
-        if (!reason.startsWith("4009")) lastError = `disconnected: ${reason}`;
+        if (deps.failback && url !== target.urls[0]) void watchPreferred(ws, url!, closed);
+        const reason = await closed;
+        // Not waiting for the watch: it may be in a check of the preferred hub (up to 5 s), and a
+        // dropped session must fail over at once.
+        const movedBack = movingBack === ws;
+        movingBack = null;
+        if (!reason.startsWith("4009") && !movedBack) lastError = `disconnected: ${reason}`;
         // Stay with a peer that only closed a duplicate; otherwise try the next URL first.
         if (reason.startsWith("4009")) next--;
         if (!stop.signal.aborted) await new Promise((r) => setTimeout(r, pauseAfter(reason, Date.now() - openedAt)));
@@ -135,12 +155,117 @@ export function startDialer(deps: DialerDeps): Dialer {
     return refused ? Math.min(retry.maxMs, retry.minMs * 2 ** refusals) : retry.minMs;
   }
 
+  /** Set while on another hub: ask the watch for a check now. */
+  let checkNow: ((answer: (outcome: string) => void) => void) | null = null;
+  let onOtherHub = false;
+  /** The session the watch closed to move back (so its close is no error). */
+  let movingBack: WebSocket | null = null;
+  /** The running watch; one that outlived its session (in a check) must not clear the next one's state. */
+  let watchToken: object | null = null;
+
+  /**
+   * While connected to `current`, a URL other than the first: check the first as the policy says,
+   * and close this session to dial it once the policy (or failBackNow) says to move. The
+   * dialer's loop then dials the first URL, and falls over to the next
+   * ones as after any drop if it no longer answers. The new hub learns by version vector what the
+   * agent already holds, as after a failover: nothing is lost, nothing applied twice.
+   */
+  async function watchPreferred(ws: WebSocket, current: string, closed: Promise<string>): Promise<void> {
+    const { policy, probe } = deps.failback!;
+    const me = {};
+    watchToken = me;
+    const preferred = target.urls[0]!;
+    let ended = false;
+    void closed.then(() => {
+      ended = true;
+      interruptWait?.();
+    });
+    policy.onOtherHub(Date.now());
+    onOtherHub = true;
+    /** When the first of the checks in a row that found the preferred hub up ran. */
+    let upSince: number | null = null;
+    let wait = policy.nextCheckIn();
+    // Debug, not info: while every hub refuses sessions this runs on each attempt (the session's
+    // own "peer session ready" line says which hub the agent is on).
+    if (wait !== null) log.debug({ hub: redactUrl(current), preferred: redactUrl(preferred), checkInSec: Math.round(wait / 1000) }, "on a hub other than its preferred one; will check that one");
+    try {
+      while (!ended && !stop.signal.aborted) {
+        const answer = await waitForCheck(wait);
+        if (ended || stop.signal.aborted) return;
+        if (!deps.isConnected()) {
+          // Still in the handshake (or refused and about to close): no session to leave yet.
+          answer?.("the hub session is not ready yet; try again in a moment");
+          continue;
+        }
+        let hubId: string | null = null;
+        let why = "";
+        try {
+          hubId = await probe(preferred);
+        } catch (err) {
+          why = (err as Error).message;
+        }
+        if (ended || stop.signal.aborted) {
+          answer?.("the hub session closed during the check; the agent dials as after any drop");
+          return;
+        }
+        upSince = hubId === null ? null : (upSince ?? Date.now());
+        const move = policy.checked(hubId !== null) || (answer !== null && hubId !== null);
+        wait = policy.nextCheckIn();
+        if (!move) {
+          log.debug({ preferred: redactUrl(preferred), up: hubId !== null, err: why || undefined }, "checked the preferred hub");
+          answer?.(`the preferred hub ${redactUrl(preferred)} does not take sessions (${why}); staying on ${redactUrl(current)}`);
+          continue;
+        }
+        const because = answer ? "asked to rebalance" : `it has taken sessions for ${Math.round((Date.now() - upSince!) / 1000)} s`;
+        log.info({ from: redactUrl(current), to: redactUrl(preferred), hub: hubId }, `moving back to its preferred hub ${hubId}: ${because}`);
+        policy.moving(Date.now());
+        next = 0;
+        movingBack = ws;
+        ws.close(1000, "moving back to the preferred hub");
+        answer?.(`moving back to the preferred hub ${hubId} (${redactUrl(preferred)})`);
+        return;
+      }
+    } finally {
+      if (watchToken === me) {
+        watchToken = null;
+        checkNow = null;
+        interruptWait = null;
+        onOtherHub = false;
+      }
+    }
+  }
+
+  /** Ends the current waitForCheck (the session closed). */
+  let interruptWait: (() => void) | null = null;
+
+  /** Sleeps `ms` (null: until asked), or until the session closes or failBackNow asks; resolves with the asker's callback. */
+  function waitForCheck(ms: number | null): Promise<((outcome: string) => void) | null> {
+    return new Promise((r) => {
+      const done = (answer: ((outcome: string) => void) | null) => {
+        if (t) clearTimeout(t);
+        checkNow = null;
+        interruptWait = null;
+        r(answer);
+      };
+      const t = ms === null ? null : setTimeout(() => done(null), ms);
+      checkNow = done;
+      interruptWait = () => done(null);
+    });
+  }
+
   void run();
   return {
     target,
     lastError: () => lastError,
     url: () => (url === null ? null : redactUrl(url)),
     wake: () => wake(),
+    failBackNow() {
+      if (!deps.failback) return Promise.resolve("not dialing hubs");
+      const ask = checkNow;
+      if (!ask && onOtherHub) return Promise.resolve("a check of the preferred hub is under way; try again in a moment");
+      if (!ask) return Promise.resolve(deps.isConnected() ? "already on the preferred hub" : "not connected to a hub; dialing the hubs in turn");
+      return new Promise((r) => ask(r));
+    },
     stop(reason) {
       stop.abort();
       wake();

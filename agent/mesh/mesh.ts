@@ -20,6 +20,8 @@ import type { Metrics, PeerGauge } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
 import { startDialer, type Dialer } from "./dialer.js";
+import { createFailbackPolicy } from "./failback.js";
+import { probeHub } from "./hub-probe.js";
 import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
 import { createCatchUpWatch } from "./catch-up-watch.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
@@ -40,6 +42,8 @@ export interface MeshOptions extends SessionOptions {
   allow?: readonly string[];
   /** Hub URLs: keep one session with one of them, failing over in turn. */
   hubUrls?: readonly string[];
+  /** On a hub other than the first URL, move back to the first once it has taken sessions this long (failback.ts); 0: never on its own. */
+  hubFailbackAfterMs?: number;
   /** This node is a hub: sessions push every origin held, not only our own changes. */
   relay?: boolean;
   /** Our pending Kamailio writes, reported to peers (a hub shows them for the whole cluster). */
@@ -70,6 +74,8 @@ export interface Mesh {
    * next hub when its session closes (dialer.ts).
    */
   refuseSessions(reason: string | null): void;
+  /** In hub mode on a hub other than the first URL: move to the first now if it takes sessions. Says what was done. */
+  failBackToPreferredHub(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -255,6 +261,10 @@ export function createMesh(deps: {
       target: { id: null, urls }, label: HUB, nodeId: o.nodeId, retry: o.retry, log, metrics,
       connect: (url, track) => connect(url, undefined, track),
       isConnected: () => hubSession() !== undefined,
+      failback: {
+        policy: createFailbackPolicy({ afterMs: o.hubFailbackAfterMs ?? 0 }),
+        probe: (url) => probeHub(peerUrl(url), { ca, timeoutMs: 5000, maxFrameBytes: PRE_AUTH_MAX_FRAME }),
+      },
     });
   }
 
@@ -363,6 +373,7 @@ export function createMesh(deps: {
       refusal = reason;
       if (reason !== null) for (const s of [...sessions.values(), ...pending]) s.close(4013, reason);
     },
+    failBackToPreferredHub: () => dialers.get(HUB)?.failBackNow() ?? Promise.resolve("not in hub mode (no hub.urls)"),
     async close() {
       closing = true;
       catchUp?.close();

@@ -52,7 +52,7 @@ describe("loadAgentConfig", () => {
       },
       api: { listen: { host: "127.0.0.1", port: 7180 }, token: TOKEN, maxMessageBytes: 4194304 },
       journal: { synchronous: "full", cacheMiB: 32, retentionHours: 24, purgeIntervalSec: 300 },
-      hub: { urls: [] },
+      hub: { urls: [], failbackAfterSec: 120 },
       log: { level: "info" },
       kamailio: null,
     });

@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
 import type { WebSocket } from "ws";
 import { startDialer } from "../../agent/mesh/dialer.js";
+import { createFailbackPolicy } from "../../agent/mesh/failback.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 
@@ -96,6 +97,115 @@ describe("dialer after a refusal", () => {
       expect(dials[5]! - dials[4]!).toBeGreaterThanOrEqual(995);
     } finally {
       dialer.stop("test over");
+    }
+  });
+});
+
+describe("dialer failing back to the first hub URL", () => {
+  /** A dialer over hubs a and b whose first dial of a is refused, so it starts on b. */
+  function onSecondHub(o: { afterMs: number; probe(url: string): Promise<string>; ready?: () => boolean }) {
+    const tried: string[] = [];
+    const sockets: { url: string; ws: ReturnType<typeof fakeSocket>; closedWith: string | null }[] = [];
+    const probes: string[] = [];
+    const dialer = startDialer({
+      target: { id: null, urls: ["ws://a", "ws://b"] },
+      label: "hub", nodeId: "n1", retry: { minMs: 1, maxMs: 2 },
+      log: silentLogger(), metrics: createMetrics({ defaults: false }),
+      isConnected: () => sockets.some((s) => s.closedWith === null) && (o.ready?.() ?? true),
+      failback: {
+        policy: createFailbackPolicy({ afterMs: o.afterMs, random: () => 0 }),
+        probe: (url) => {
+          probes.push(url);
+          return o.probe(url);
+        },
+      },
+      async connect(url) {
+        tried.push(url);
+        if (tried.length === 1) throw Object.assign(new Error("ECONNREFUSED"), { transient: true });
+        const ws = fakeSocket();
+        const entry = { url, ws, closedWith: null as string | null };
+        ws.close = (code?: number, reason?: string) => {
+          entry.closedWith = `${code} ${reason}`;
+          ws.readyState = 3;
+          ws.emit("close", code ?? 1005, Buffer.from(reason ?? ""));
+        };
+        sockets.push(entry);
+        return ws as unknown as WebSocket;
+      },
+    });
+    return { dialer, tried, sockets, probes };
+  }
+
+  it("stays on the second hub while the first fails checks, and moves back once two checks in a row found it up", async () => {
+    let up = false;
+    const d = onSecondHub({ afterMs: 5, probe: async () => (up ? "hub-a" : Promise.reject(new Error("ECONNREFUSED"))) });
+    try {
+      await until(() => d.probes.length >= 3);
+      expect(d.sockets.map((s) => s.url)).toEqual(["ws://b"]);
+      expect(d.sockets[0]!.closedWith).toBeNull();
+      expect(d.probes.every((u) => u === "ws://a")).toBe(true);
+      up = true;
+      await until(() => d.sockets.length === 2);
+      expect(d.sockets[0]!.closedWith).toBe("1000 moving back to the preferred hub");
+      expect(d.sockets[1]!.url).toBe("ws://a");
+      expect(d.tried).toEqual(["ws://a", "ws://b", "ws://a"]);
+      // On the first hub: no more checks.
+      const checks = d.probes.length;
+      await new Promise((r) => setTimeout(r, 60));
+      expect(d.probes.length).toBe(checks);
+      expect(d.dialer.lastError()).toBeNull();
+    } finally {
+      d.dialer.stop("test over");
+    }
+  });
+
+  it("never checks with failback off, and moves at once when asked (SIGHUP) if the first hub answers", async () => {
+    let up = false;
+    const d = onSecondHub({ afterMs: 0, probe: async () => (up ? "hub-a" : Promise.reject(new Error("closed: 4013 PostgreSQL unreachable"))) });
+    try {
+      await until(() => d.sockets.length === 1);
+      await new Promise((r) => setTimeout(r, 30));
+      expect(d.probes).toEqual([]);
+      expect(await d.dialer.failBackNow()).toMatch(/does not take sessions \(closed: 4013 PostgreSQL unreachable\); staying on ws:\/\/b/);
+      expect(d.sockets[0]!.closedWith).toBeNull();
+      up = true;
+      expect(await d.dialer.failBackNow()).toBe("moving back to the preferred hub hub-a (ws://a)");
+      await until(() => d.sockets.length === 2);
+      expect(d.sockets[1]!.url).toBe("ws://a");
+      expect(await d.dialer.failBackNow()).toBe("already on the preferred hub");
+    } finally {
+      d.dialer.stop("test over");
+    }
+  });
+
+  it("neither checks nor moves while the session on the second hub is still in its handshake", async () => {
+    let ready = false;
+    const d = onSecondHub({ afterMs: 2, probe: async () => "hub-a", ready: () => ready });
+    try {
+      await until(() => d.sockets.length === 1);
+      await new Promise((r) => setTimeout(r, 40));
+      expect(d.probes).toEqual([]);
+      expect(await d.dialer.failBackNow()).toBe("the hub session is not ready yet; try again in a moment");
+      expect(d.sockets[0]!.closedWith).toBeNull();
+      ready = true;
+      await until(() => d.sockets.length === 2);
+      expect(d.sockets[1]!.url).toBe("ws://a");
+    } finally {
+      d.dialer.stop("test over");
+    }
+  });
+
+  it("fails over at once when the session drops during a check, without waiting for the check", async () => {
+    let answerCheck = (_hubId: string) => undefined as void;
+    const d = onSecondHub({ afterMs: 2, probe: () => new Promise((r) => (answerCheck = r)) });
+    try {
+      await until(() => d.probes.length === 1);
+      d.sockets[0]!.ws.close(); // hub b went away while the check of a hangs
+      await until(() => d.sockets.length === 2);
+      expect(d.sockets[1]!.url).toBe("ws://a");
+    } finally {
+      answerCheck("hub-a");
+      d.dialer.stop("test over");
     }
   });
 });

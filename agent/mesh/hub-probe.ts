@@ -1,0 +1,45 @@
+/**
+ * Whether a hub would take a session now, without making one: it accepts the WebSocket and sends
+ * its challenge, the first frame of every handshake (peer-session.ts). A hub that refuses sessions
+ * (its PostgreSQL is away: 4013, or it holds our address off: 4029) closes before sending one.
+ * We close with 1000 before authenticating: the hub counts no refusal and logs nothing, and a
+ * second session with the same hub never exists (the duplicate rule would close one mid-transfer).
+ */
+import { WebSocket } from "ws";
+import { PeerMethod } from "../contract/protocol.js";
+
+/** Resolves with the hub's node id, as its challenge gives it; rejects saying why it would not take a session. */
+export function probeHub(url: string, o: { ca?: Buffer; timeoutMs: number; maxFrameBytes: number }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { ca: o.ca, handshakeTimeout: o.timeoutMs, maxPayload: o.maxFrameBytes });
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`no challenge within ${o.timeoutMs} ms`));
+    }, o.timeoutMs);
+    const settle = (err: Error | null, hubId?: string) => {
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(hubId!);
+    };
+    ws.once("message", (data: Buffer) => {
+      const hubId = challengeNodeId(data.toString());
+      ws.close(1000, "probe");
+      settle(hubId === null ? new Error("its first frame was not a challenge") : null, hubId ?? undefined);
+    });
+    ws.once("close", (code, why) => settle(new Error(`closed: ${code} ${why.toString()}`.trim())));
+    ws.on("error", (err) => settle(err));
+    ws.once("unexpected-response", (_req, res) => {
+      settle(new Error(`HTTP ${res.statusCode}`));
+      ws.terminate();
+    });
+  });
+}
+
+function challengeNodeId(text: string): string | null {
+  try {
+    const frame = JSON.parse(text) as { method?: unknown; params?: { nodeId?: unknown } };
+    return frame.method === PeerMethod.Challenge && typeof frame.params?.nodeId === "string" ? frame.params.nodeId : null;
+  } catch {
+    return null;
+  }
+}
