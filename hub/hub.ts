@@ -103,7 +103,7 @@ export async function startHub(
     address: pgAddress(config.postgres.url),
     unreachableAfterMs: config.postgres.unreachableAfterMs,
     log,
-    onChange: (s) => mesh.refuseSessions(s.reachable ? null : "this hub's PostgreSQL does not answer; use another hub"),
+    onChange: (s) => mesh.refuseSessions(s.reachable ? null : "this hub's PostgreSQL does not answer; try another hub, else journal locally until one answers"),
   });
   // Counts for status and /metrics, which answer while PostgreSQL does not (the last counts then).
   const pgStatus = createPostgresStatus({ store, watch, address: pgAddress(config.postgres.url) });

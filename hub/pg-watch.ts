@@ -3,7 +3,8 @@
  * nor read what to send them, yet its agents stay: their sessions are alive (the hub answers
  * pings), their batches only time out and are resent to the same hub. So the hub watches, and
  * hub.ts closes and refuses agent sessions while PostgreSQL does not answer, which is the agents'
- * cue to dial another hub (agent/mesh/dialer.ts).
+ * cue to dial another hub (agent/mesh/dialer.ts). When every hub shares that PostgreSQL, all of
+ * them refuse, and the agents journal locally until one answers.
  *
  * A check (`SELECT 1` on a connection of its own, so a busy pool never passes for a lost
  * PostgreSQL) runs every third of `unreachableAfterMs`, one at a time. Once none has succeeded for
@@ -12,6 +13,14 @@
  * succeeds after that makes it reachable again.
  */
 import type { Logger } from "../agent/ops/logger.js";
+
+/**
+ * What agents do while a hub's PostgreSQL is away. True whether or not another hub has a
+ * PostgreSQL that answers: hubs that share one database all lose it at once, and then there is
+ * no hub to go to (README "Running a hub": the hubs' PostgreSQL is down).
+ */
+export const AGENTS_MEANWHILE =
+  "Agents go to another hub whose PostgreSQL answers, if any; otherwise they keep journaling locally and send everything when one answers";
 
 export interface PgState {
   reachable: boolean;
@@ -75,8 +84,8 @@ export function startPgWatch(deps: PgWatchDeps): PgWatch {
     const error = lastError ?? `no answer for ${Math.round(silentMs / 1000)} s`;
     log.error(
       { silentMs, err: error },
-      `PostgreSQL at ${deps.address} has not answered for ${Math.round(silentMs / 1000)} s (${error}): this hub closes its agents' sessions so ` +
-        "they fail over to another hub, and refuses new ones until PostgreSQL answers; check PostgreSQL and the network path to it",
+      `PostgreSQL at ${deps.address} has not answered for ${Math.round(silentMs / 1000)} s (${error}): this hub closes its agents' sessions and ` +
+        `refuses new ones until PostgreSQL answers. ${AGENTS_MEANWHILE}. Check PostgreSQL and the network path to it`,
     );
     become({ reachable: false, error, sinceMs: nowMs() });
   }

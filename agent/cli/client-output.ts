@@ -55,7 +55,7 @@ export function describeRecords(s: ClusterStatus): string {
 
 export function describePostgres(p: PostgresStatus): string {
   if (p.reachable) return `answering at ${p.address}`;
-  return `UNREACHABLE at ${p.address} since ${p.since}: ${p.error ?? "no answer"}; this hub refuses agents (they fail over to another hub) until it answers`;
+  return `UNREACHABLE at ${p.address} since ${p.since}: ${p.error ?? "no answer"}; this hub refuses agents until it answers (they go to another hub whose PostgreSQL answers, if any; otherwise they journal locally and send everything when one answers)`;
 }
 
 /** The HUB column: this hub, another one, or (on an agent) its hub and the URL it reached it at. */

@@ -174,7 +174,7 @@ describe("locmesh status against a hub", () => {
 
   it("says PostgreSQL is unreachable, since when and why, the counts stale with their age, or unknown", () => {
     const down = { ...pg, reachable: false, error: "Query read timeout", since: "2026-11-22T10:05:00.000Z", countsAgeSeconds: 95 };
-    expect(line(hub(down), "postgresql")).toMatch(/^postgresql +UNREACHABLE at db\.example\.com:5432 since 2026-11-22T10:05:00\.000Z: Query read timeout; this hub refuses agents/);
+    expect(line(hub(down), "postgresql")).toMatch(/^postgresql +UNREACHABLE at db\.example\.com:5432 since 2026-11-22T10:05:00\.000Z: Query read timeout; this hub refuses agents until it answers \(they go to another hub whose PostgreSQL answers, if any; otherwise they journal locally and send everything when one answers\)$/);
     expect(line(hub(down), "records")).toMatch(/^records +7 locations, 2 aliases, 0 tombstones \(STALE: counted 1m35s ago; PostgreSQL does not answer\)$/);
     expect(line(hub({ ...down, countsAgeSeconds: null }), "records")).toMatch(/^records +unknown \(not counted yet; PostgreSQL does not answer\)$/);
   });
