@@ -16,6 +16,7 @@ export function formatStatus(s: ClusterStatus): string {
     ...(s.postgres ? ([["postgresql", describePostgres(s.postgres)]] as [string, string][]) : []),
     ["kamailio", describeKamailio(s.kamailio)],
     ["pending writes", `${s.pendingWrites} (changes not yet written to the local Kamailio)`],
+    ...(s.hubUnacknowledged === undefined ? [] : ([["unacknowledged by hub", describeHubUnacknowledged(s)]] as [string, string][])),
     ["resync", describeResync(s.resync)],
     ...(s.kamailio
       ? ([
@@ -56,6 +57,15 @@ export function describeRecords(s: ClusterStatus): string {
 export function describePostgres(p: PostgresStatus): string {
   if (p.reachable) return `answering at ${p.address}`;
   return `UNREACHABLE at ${p.address} since ${p.since}: ${p.error ?? "no answer"}; this hub refuses agents until it answers (they go to another hub whose PostgreSQL answers, if any; otherwise they journal locally and send everything when one answers)`;
+}
+
+/** An agent in hub mode: its own changes that wait in its journal for a hub. */
+function describeHubUnacknowledged(s: ClusterStatus): string {
+  const n = s.hubUnacknowledged;
+  if (n === null || n === undefined) return "unknown (no hub has answered since this agent started)";
+  const connected = s.peers.some((p) => p.hub !== undefined && p.hub !== null && p.connected);
+  if (n === 0) return "0 (every change of this node is on a hub)";
+  return connected ? `${n} changes of this node (being sent)` : `${n} changes of this node wait in the journal (no hub answers; they go when one does)`;
 }
 
 /** The HUB column: this hub, another one, or (on an agent) its hub and the URL it reached it at. */

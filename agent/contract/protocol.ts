@@ -540,6 +540,11 @@ export interface ClusterStatus {
   journalBehind: JournalBehindInfo | null;
   /** A hub's PostgreSQL, and how old `counts` are; absent on agents. */
   postgres?: PostgresStatus;
+  /**
+   * An agent in hub mode: how many of its own changes no hub has acknowledged yet (they wait in
+   * its journal); null before any hub answered since it started. Absent otherwise.
+   */
+  hubUnacknowledged?: number | null;
 }
 
 /** A hub's PostgreSQL as its last checks found it (hub/pg-watch.ts). */

@@ -31,6 +31,8 @@ export interface DialerDeps {
   isConnected(): boolean;
   log: Logger;
   metrics: Metrics;
+  /** An attempt failed or a session ended (not a duplicate closed): `reason` (no-hub-warning.ts). */
+  onUnanswered?(reason: string): void;
 }
 
 export interface Dialer {
@@ -98,6 +100,7 @@ export function startDialer(deps: DialerDeps): Dialer {
           signal: stop.signal,
           onFailedAttempt: ({ error, attemptNumber }) => {
             lastError = `${redactUrl(url!)}: ${error.message}`;
+            deps.onUnanswered?.(lastError);
             deps.metrics.peerRetries.inc({ peer: deps.label });
             if (attemptNumber === 1 || attemptNumber % 20 === 0) log.warn({ attempt: attemptNumber, url: redactUrl(url!), err: error.message }, "cannot reach peer; retrying");
           },
@@ -109,7 +112,10 @@ export function startDialer(deps: DialerDeps): Dialer {
           if (ws.readyState === WebSocket.CLOSED) r("1006 closed");
           else ws.once("close", (code, why) => r(`${code} ${why.toString()}`));
         });
-        if (!reason.startsWith("4009")) lastError = `disconnected: ${reason}`;
+        if (!reason.startsWith("4009")) {
+          lastError = `disconnected: ${reason}`;
+          deps.onUnanswered?.(`${redactUrl(url!)}: ${reason}`);
+        }
         // Stay with a peer that only closed a duplicate; otherwise try the next URL first.
         if (reason.startsWith("4009")) next--;
         if (!stop.signal.aborted) await new Promise((r) => setTimeout(r, pauseAfter(reason, Date.now() - openedAt)));

@@ -171,6 +171,15 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
     const hubRow = async (a: AgentProcess) => (await a.call<ClusterStatus>("cluster.status")).peers.find((p) => p.nodeId === "hub");
     await waitFor("a2 refused by hub1", async () => /^disconnected: 4013 this hub's PostgreSQL does not answer; try another hub, else journal locally until one answers$/.test((await hubRow(a2))?.lastError ?? ""), 30_000);
     await publishAliases(a2, 0, 20, "alone-a2-");
+    // No hub takes a2: it says so at warn, and counts what waits for a hub in its journal.
+    await waitFor("a2 warning that no hub answers", async () => readFileSync(a2.logPath, "utf8").includes("no hub answers"), 30_000);
+    const warned = readFileSync(a2.logPath, "utf8").split("\n").find((l) => l.includes("no hub answers"))!;
+    expect(JSON.parse(warned)).toMatchObject({ level: "warn", msg: expect.stringContaining("this node's changes wait in the journal") });
+    await waitFor("a2 counting its 20 changes no hub acknowledged", async () => (await a2.call<ClusterStatus>("cluster.status")).hubUnacknowledged === 20, 30_000);
+    expect((await hubRow(a2))?.behindChanges).toBe(20);
+    expect(await a2.metric("locmesh_peer_behind_changes", { peer: "hub" })).toBe(20);
+    const a2Shown = await locmesh(["status", "--url", a2.apiUrl, "--token", TOKEN]);
+    expect(a2Shown.output).toMatch(/^unacknowledged by hub +20 changes of this node wait in the journal \(no hub answers; they go when one does\)$/m);
 
     path.thaw();
     await waitFor("hub1 sees PostgreSQL again", async () => hub1Log().includes(`PostgreSQL at 127.0.0.1:${path.port} answers again`), 30_000);

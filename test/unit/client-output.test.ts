@@ -179,6 +179,17 @@ describe("locmesh status against a hub", () => {
     expect(line(hub({ ...down, countsAgeSeconds: null }), "records")).toMatch(/^records +unknown \(not counted yet; PostgreSQL does not answer\)$/);
   });
 
+  it("shows an agent in hub mode how many of its changes no hub acknowledged, and whether they wait", () => {
+    const agent = (hubUnacknowledged: number | null, connected: boolean): ClusterStatus => ({
+      ...hub(undefined), hubUnacknowledged,
+      peers: [{ nodeId: "hub", url: "ws://hub1:7200", direction: null, connected, replicaId: null, behindChanges: hubUnacknowledged, behindSeconds: null, lastError: null, connectedSince: null, pendingWrites: null, hub: connected ? "hub1" : null }],
+    });
+    expect(line(agent(20, false), "unacknowledged by hub")).toMatch(/^unacknowledged by hub +20 changes of this node wait in the journal \(no hub answers; they go when one does\)$/);
+    expect(line(agent(0, true), "unacknowledged by hub")).toMatch(/ 0 \(every change of this node is on a hub\)$/);
+    expect(line(agent(null, false), "unacknowledged by hub")).toMatch(/unknown \(no hub has answered since this agent started\)$/);
+    expect(line(hub(undefined), "unacknowledged by hub")).toBeUndefined();
+  });
+
   it("leaves an agent's lines as they were", () => {
     expect(line(hub(undefined), "records")).toMatch(/^records +7 locations, 2 aliases, 0 tombstones$/);
     expect(line(hub(undefined), "postgresql")).toBeUndefined();
