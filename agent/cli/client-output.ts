@@ -51,12 +51,19 @@ export function describeRecords(s: ClusterStatus): string {
   if (!pg) return counts;
   if (pg.countsAgeSeconds === null) return `unknown (not counted yet${pg.reachable ? ": counting takes a while" : "; PostgreSQL does not answer"})`;
   const age = `counted ${formatDuration(pg.countsAgeSeconds)} ago`;
-  return pg.reachable ? `${counts} (${age})` : `${counts} (STALE: ${age}; PostgreSQL does not answer)`;
+  // Hubs older than countsStale: stale exactly while unreachable.
+  const stale = pg.countsStale !== undefined ? pg.countsStale : pg.reachable ? null : "PostgreSQL does not answer";
+  return stale === null ? `${counts} (${age})` : `${counts} (STALE: ${age}; ${stale})`;
 }
 
 export function describePostgres(p: PostgresStatus): string {
-  if (p.reachable) return `answering at ${p.address}`;
-  return `UNREACHABLE at ${p.address} since ${p.since}: ${p.error ?? "no answer"}; this hub refuses agents until it answers (they go to another hub whose PostgreSQL answers, if any; otherwise they journal locally and send everything when one answers)`;
+  const answered = p.lastAnsweredAgeSeconds === undefined ? "" : ` (last answered ${formatDuration(p.lastAnsweredAgeSeconds)} ago)`;
+  if (p.reachable && (p.failingForSeconds ?? null) === null) return `answering at ${p.address}${answered}`;
+  if (p.reachable) {
+    const release = p.releaseAfterSeconds === undefined ? "" : `; agents are released after ${formatDuration(p.releaseAfterSeconds)}`;
+    return `NOT ANSWERING at ${p.address} for ${formatDuration(p.failingForSeconds!)}${answered}: ${p.error ?? "no answer"}${release}`;
+  }
+  return `UNREACHABLE at ${p.address} since ${p.since}${answered}: ${p.error ?? "no answer"}; this hub refuses agents until it answers (they go to another hub whose PostgreSQL answers, if any; otherwise they journal locally and send everything when one answers)`;
 }
 
 /** An agent in hub mode: its own changes that wait in its journal for a hub. */

@@ -561,4 +561,17 @@ export interface PostgresStatus {
    * it cannot count. Null when it has none yet (then `counts` are zeros that mean nothing).
    */
   countsAgeSeconds: number | null;
+  /* The fields below are absent from hubs older than them. */
+  /** When a check last succeeded (ISO 8601), and how long ago in seconds (by the hub's clock). */
+  lastAnswered?: string;
+  lastAnsweredAgeSeconds?: number;
+  /**
+   * While reachable: for how many seconds checks have failed or gone unanswered, not yet long
+   * enough to count as unreachable (`releaseAfterSeconds`, when the hub closes its agents'
+   * sessions); null while checks succeed.
+   */
+  failingForSeconds?: number | null;
+  releaseAfterSeconds?: number;
+  /** Why `counts` are stale (PostgreSQL does not answer, the recount failed, older than they may be reused); null when fresh. */
+  countsStale?: string | null;
 }

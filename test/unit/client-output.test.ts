@@ -170,6 +170,14 @@ describe("locmesh status against a hub", () => {
   it("shows PostgreSQL and how old the counts are", () => {
     expect(line(hub(pg), "records")).toMatch(/^records +7 locations, 2 aliases, 0 tombstones \(counted 3s ago\)$/);
     expect(line(hub(pg), "postgresql")).toMatch(/^postgresql +answering at db\.example\.com:5432$/);
+    expect(line(hub({ ...pg, lastAnsweredAgeSeconds: 2 }), "postgresql")).toMatch(/^postgresql +answering at db\.example\.com:5432 \(last answered 2s ago\)$/);
+  });
+
+  it("says PostgreSQL does not answer before it counts as unreachable, and marks counts stale past their bound", () => {
+    const failing = { ...pg, error: "connect ECONNREFUSED", lastAnsweredAgeSeconds: 9, failingForSeconds: 9, releaseAfterSeconds: 15, countsAgeSeconds: 92, countsStale: "PostgreSQL does not answer" };
+    expect(line(hub(failing), "postgresql")).toMatch(/^postgresql +NOT ANSWERING at db\.example\.com:5432 for 9s \(last answered 9s ago\): connect ECONNREFUSED; agents are released after 15s$/);
+    expect(line(hub(failing), "records")).toMatch(/\(STALE: counted 1m32s ago; PostgreSQL does not answer\)$/);
+    expect(line(hub({ ...pg, countsAgeSeconds: 92, countsStale: "the recount failed" }), "records")).toMatch(/\(STALE: counted 1m32s ago; the recount failed\)$/);
   });
 
   it("says PostgreSQL is unreachable, since when and why, the counts stale with their age, or unknown", () => {
