@@ -77,6 +77,8 @@ function describeHubUnacknowledged(s: ClusterStatus): string {
 
 /** The HUB column: this hub, another one, or (on an agent) its hub and the URL it reached it at. */
 function describeHub(p: ClusterStatus["peers"][number], self: string): string | null {
+  // Where the agent was when the hub last could read it (its PostgreSQL does not answer).
+  if (p.asOf !== undefined) return `${p.hub ?? "none"} as of ${p.asOf.slice(11, 19)} UTC (unknown now)`;
   if (p.hub === undefined || p.hub === null) return null;
   if (p.hub === self) return `${p.hub} (this hub)`;
   return p.url !== null && p.url.includes("://") ? `${p.hub} at ${p.url}` : p.hub;

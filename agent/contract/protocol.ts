@@ -343,7 +343,13 @@ export interface PeerStatus {
   nodeId: string;
   url: string | null;
   direction: "outbound" | "inbound" | null;
-  connected: boolean;
+  /**
+   * Null on a hub for an agent not connected to it while the hub cannot read where the agents
+   * are (its PostgreSQL does not answer): unknown since `asOf`.
+   */
+  connected: boolean | null;
+  /** Set with `connected` null: when the hub last read where the agents are (ISO 8601). */
+  asOf?: string;
   replicaId: string | null;
   /** Changes this node holds that the peer has not acknowledged yet; null while not connected (unknown). */
   behindChanges: number | null;

@@ -161,9 +161,14 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
     expect(st.postgres).toMatchObject({ address: `127.0.0.1:${path.port}`, reachable: false, error: expect.any(String) });
     expect(st.postgres!.countsAgeSeconds).toBeGreaterThanOrEqual(6);
     expect(st.counts.aliases).toBe(80);
+    // It cannot read where the agents are now: none shows as connected (on hub2, from rows read
+    // before the freeze) or down; each is unknown as of that read.
+    expect(st.peers.map((p) => p.nodeId)).toEqual(["a1", "a2", "a3", "a4"]);
+    for (const p of st.peers) expect(p).toMatchObject({ connected: null, asOf: expect.any(String), behindChanges: null });
     const shown = await locmesh(["status", "--url", hubs[0]!.apiUrl, "--token", TOKEN]);
     expect(shown.code, shown.output).toBe(0);
     expect(shown.output).toMatch(new RegExp(`^postgresql +UNREACHABLE at 127\\.0\\.0\\.1:${path.port} since `, "m"));
+    expect(shown.output).toMatch(/^a2 +- +hub2 as of \d\d:\d\d:\d\d UTC \(unknown now\) /m);
     expect(shown.output).toMatch(/^records +0 locations, 80 aliases, 0 tombstones \(STALE: counted \d+s ago; PostgreSQL does not answer\)$/m);
 
     // With hub2 gone too, hub1 still refuses agents while its PostgreSQL is silent; they journal on.

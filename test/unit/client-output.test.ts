@@ -198,6 +198,14 @@ describe("locmesh status against a hub", () => {
     expect(line(hub(undefined), "unacknowledged by hub")).toBeUndefined();
   });
 
+  it("shows agents whose hub is unknown now as of when the hub last read them, with no lag", () => {
+    const s: ClusterStatus = {
+      ...hub(pg),
+      peers: [{ nodeId: "sip1", url: "via hub hub1", direction: "inbound", connected: null, asOf: "2026-11-22T10:05:00.000Z", replicaId: null, behindChanges: null, behindSeconds: null, lastError: null, connectedSince: null, pendingWrites: null, hub: "hub1" }],
+    };
+    expect(line(s, "sip1")).toMatch(/^sip1 +- +hub1 as of 10:05:00 UTC \(unknown now\) +inbound +- +- +- +-$/);
+  });
+
   it("leaves an agent's lines as they were", () => {
     expect(line(hub(undefined), "records")).toMatch(/^records +7 locations, 2 aliases, 0 tombstones$/);
     expect(line(hub(undefined), "postgresql")).toBeUndefined();
