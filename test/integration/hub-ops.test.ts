@@ -165,4 +165,21 @@ describe("two hubs: metrics and status", () => {
       await restartHubs({ acceptUnlisted: false, agents: ["a1", "a2", "a3"] });
     }
   });
+
+  it("`locmesh hub forget` refuses, exit 1, an agent listed in mesh.agents: hubs keep reporting it whatever the record says", async () => {
+    const hub1 = hubs[0]!;
+    const a3 = agents[2]!;
+    await a3.stop();
+    try {
+      // Once a3's record is stale (it is on no hub), it is only its listing that keeps it reported.
+      const r = await waitFor("a3's record stale", async () => {
+        const run = hubCommand(hub1, "forget", "a3");
+        return /is connected to hub/.test(run.stdout) ? null : run;
+      }, 30_000);
+      expect([r.status, r.stdout]).toEqual([1, "a3 is still listed in mesh.agents: hubs keep reporting it (0 while it is down); remove it from mesh.agents on every hub and restart them\n"]);
+      await waitFor("both hubs still reporting a3, as down", async () => same((await linksByAgent())["a3"], [0, 0]));
+    } finally {
+      await ensureRunning(a3);
+    }
+  });
 });
