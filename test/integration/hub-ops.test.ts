@@ -4,12 +4,12 @@
  * that list a1..a3, three agents (a1 and a3 prefer hub1, a2 prefers hub2).
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
-import { AgentProcess, ROOT, freePort, waitFor } from "../support/agent-process.js";
+import { AgentProcess, ROOT, freePort, sleep, waitFor } from "../support/agent-process.js";
 import { HubProcess, SECRET, TOKEN, makeHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
@@ -99,7 +99,9 @@ describe("two hubs: metrics and status", () => {
 
   it("an agent's status gives the hub's reason while the hub refuses its batches, and clears it once one is taken", async () => {
     const [a1, a2] = agents as [AgentProcess, AgentProcess];
+    const logFrom = hubs.map((h) => readFileSync(h.logPath, "utf8").length);
     await pgServer.kill();
+    const killedAt = Date.now();
     try {
       await a1.call("alias.set", { alias: "while-pg-down@example.com", target: "sip:x@example.com" });
       const hubLink = await waitFor("a1's hub link shows the refusal", async () => {
@@ -108,6 +110,12 @@ describe("two hubs: metrics and status", () => {
       });
       expect(hubLink.connected).toBe(true);
       expect(hubLink.lastError).toMatch(/^batch not acknowledged, retrying: temporary failure/);
+      // Each hub's change feed retries its LISTEN meanwhile: it says so once, not every 500 ms.
+      await sleep(killedAt + 4000 - Date.now());
+      for (const [i, h] of hubs.entries()) {
+        const lines = readFileSync(h.logPath, "utf8").slice(logFrom[i]).split("\n").filter((l) => l.includes("LISTEN for changes"));
+        expect(lines.length, lines.join("\n")).toBeLessThanOrEqual(1);
+      }
     } finally {
       await pgServer.start();
     }
