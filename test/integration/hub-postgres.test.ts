@@ -100,6 +100,29 @@ describe("a hub without its PostgreSQL", () => {
   });
 });
 
+describe("a hub whose role does not own its database", () => {
+  it("`hub migrate` on PostgreSQL 15 says how to create a database the hub's role owns", async () => {
+    const server = await startPostgres();
+    try {
+      await server.query("CREATE ROLE notowner LOGIN");
+      await server.createDatabase("notowned");
+      const config = join(dir, "hub-notowner.json");
+      const url = server.url("notowned").replace("postgres://postgres@", `postgres://notowner:${PASSWORD}@`);
+      writeFileSync(config, JSON.stringify({
+        nodeId: "hub-notowner", mesh: { listen: "127.0.0.1:0", secret: SECRET, acceptUnlisted: true },
+        api: { listen: "127.0.0.1:0", token: TOKEN }, postgres: { url },
+      }), { mode: 0o600 });
+      const r = await locmesh(["hub", "migrate", "--config", config]);
+      expect(r.code, r.output).toBe(1);
+      expect(r.output).toMatch(/permission denied for schema public\. .*since PostgreSQL 15 only the database's owner may create tables in schema public/);
+      expect(r.output).toContain("CREATE DATABASE locmesh OWNER locmesh;");
+      expect(r.output).not.toContain(PASSWORD);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("two hubs on one PostgreSQL, one of them reaching it through a path that freezes", () => {
   /** Short, so the test runs in seconds; the defaults are in the README. */
   const timeouts = { connectTimeoutMs: 1000, queryTimeoutMs: 2000, keepAliveIdleMs: 1000, unreachableAfterMs: 1500 };
