@@ -11,6 +11,15 @@
  * The agents a hub knows: those in `mesh.agents`, and with `mesh.acceptUnlisted` every agent any
  * hub has recorded, until the operator runs `locmesh hub forget` (forget-agents.ts): a stopped agent
  * reads 0 rather than losing its series, which no alert can see.
+ *
+ * While the rows cannot be read (PostgreSQL does not answer), the last rows read are used. The
+ * status then shows every agent not connected to this hub as unknown "as of" that read (where it
+ * is now and its lag cannot be known), not as connected on another hub or down. The gauges keep
+ * following those rows: an agent last seen on another hub keeps no series here. Were it 0
+ * ("unknown" has no gauge value), every healthy agent of a hub that still reaches PostgreSQL would
+ * fire "a peer or hub link down" from a hub cut off from it. When the database is down for every
+ * hub, each hub's own former agents read 0 there (its sessions are closed), so that alert still
+ * fires once the outage passes its `for`, from the hub each agent was on.
  */
 import type { PeerStatus } from "../agent/contract/protocol.js";
 import type { PeerGauge } from "../agent/ops/metrics.js";
@@ -58,7 +67,7 @@ export function hubLinkGauges(local: readonly PeerGauge[], rows: readonly AgentR
  * This hub's sessions (mesh.status()), with each agent that is on another hub shown as connected
  * there, and every agent's hub (`hub`: this one, another, or null for none).
  */
-export function clusterPeers(local: readonly PeerStatus[], rows: readonly AgentRow[], o: PlacementOptions): PeerStatus[] {
+export function clusterPeers(local: readonly PeerStatus[], rows: readonly AgentRow[], o: PlacementOptions, asOf: string | null = null): PeerStatus[] {
   const recorded = byNodeId(rows);
   const out = new Map(local.map((p) => [p.nodeId, { ...p, hub: p.connected ? o.hubNode : null }]));
   for (const r of recordedOnly(rows, out, o)) {
@@ -75,5 +84,11 @@ export function clusterPeers(local: readonly PeerStatus[], rows: readonly AgentR
       pendingWrites: r.pendingWrites, hub: r.hubNode,
     });
   }
-  return [...out.values()].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  const peers = asOf === null ? [...out.values()] : [...out.values()].map((p) => (p.hub === o.hubNode ? p : unknownSince(p, asOf)));
+  return peers.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+}
+
+/** An agent not on this hub, from rows read at `asOf`: where it is and its lag are not known now. */
+function unknownSince(p: PeerStatus, asOf: string): PeerStatus {
+  return { ...p, connected: null, asOf, behindChanges: null, behindSeconds: null, pendingWrites: null };
 }

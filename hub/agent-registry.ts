@@ -70,7 +70,7 @@ export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
     writing = true;
     try {
       // Connected sessions only: their lag is known (null otherwise), and the row says "connected".
-      const mine = (await mesh.status()).filter((p): p is Known => p.connected && p.replicaId !== null && p.behindChanges !== null && p.behindSeconds !== null);
+      const mine = (await mesh.status()).filter((p): p is Known => p.connected === true && p.replicaId !== null && p.behindChanges !== null && p.behindSeconds !== null);
       if (mine.length === 0) return;
       await pool.query(UPSERT, [
         mine.map((p) => p.nodeId), mine.map((p) => p.replicaId), mine.map(() => deps.hubNode),
@@ -91,27 +91,32 @@ export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
    * report their agents as down. A status or scrape never waits on a PostgreSQL that is away.
    */
   let lastRows: AgentRow[] = [];
-  async function agentRows(): Promise<AgentRow[]> {
-    if (!deps.pgReachable()) return lastRows;
+  let lastReadAtMs = Date.now();
+  /** The rows, and null when read now, else when the rows used were read (ISO 8601). */
+  async function agentRows(): Promise<{ rows: AgentRow[]; asOf: string | null }> {
+    const stale = () => ({ rows: lastRows, asOf: new Date(lastReadAtMs).toISOString() });
+    if (!deps.pgReachable()) return stale();
     const read = pool.query<AgentTableRow>(ROWS, [staleSec]).then(({ rows }) => {
       lastRows = rows.map((r) => ({
         nodeId: r.node_id, replicaId: r.replica_id, hubNode: r.hub_node, behindChanges: r.behind_changes,
         behindSeconds: r.behind_seconds, pendingWrites: r.pending_writes ?? null, fresh: r.fresh,
       }));
+      lastReadAtMs = Date.now();
+      return true;
     });
     read.catch((err: unknown) => log.debug({ err: (err as Error).message }, "cannot read which hub each agent is on; using the last rows read"));
-    await valueWithin(read, deps.readWaitMs ?? 2000);
-    return lastRows;
+    return (await valueWithin(read, deps.readWaitMs ?? 2000)) ? { rows: lastRows, asOf: null } : stale();
   }
 
   return {
     async clusterStatus() {
       const local = await mesh.status();
-      return clusterPeers(local, await agentRows(), placement);
+      const { rows, asOf } = await agentRows();
+      return clusterPeers(local, rows, placement, asOf);
     },
     async gauges() {
       const local = await mesh.gauges();
-      return hubLinkGauges(local, await agentRows(), placement);
+      return hubLinkGauges(local, (await agentRows()).rows, placement);
     },
     close: () => clearInterval(timer),
   };

@@ -11,6 +11,7 @@
 import pg from "pg";
 import type { Logger } from "../agent/ops/logger.js";
 import type { PgStore } from "./pg-store.js";
+import { createRetryPacing } from "./retry-pacing.js";
 
 export interface ChangeFeedDeps {
   /** The connection string with the hub's timeouts and keepalive (pg-connection.ts). */
@@ -19,7 +20,9 @@ export interface ChangeFeedDeps {
   log: Logger;
   /** Something new may be in the database. */
   onChange(): void;
+  /** The first retry's wait; it doubles up to `retryMaxMs` while PostgreSQL refuses (retry-pacing.ts). */
   retryMs?: number;
+  retryMaxMs?: number;
   reloadMs?: number;
 }
 
@@ -35,6 +38,7 @@ export function startChangeFeed(deps: ChangeFeedDeps): ChangeFeed {
   let client: pg.Client | null = null;
   let closed = false;
   let markReady: () => void = () => undefined;
+  const pacing = createRetryPacing({ minMs: deps.retryMs ?? 500, maxMs: deps.retryMaxMs ?? 5000 });
   const ready = new Promise<void>((r) => (markReady = r));
 
   const reload = async () => {
@@ -100,14 +104,19 @@ export function startChangeFeed(deps: ChangeFeedDeps): ChangeFeed {
         }
         live = true;
         client = c;
-        log.info({ channel: store.channel }, "listening for changes committed by any hub");
+        const failedBefore = pacing.succeeded();
+        log.info({ channel: store.channel, ...(failedBefore > 0 ? { failedAttempts: failedBefore } : {}) }, "listening for changes committed by any hub");
         markReady();
         return;
       } catch (err) {
         await c.end().catch(() => undefined);
         if (closed) return;
-        log.warn({ err: (err as Error).message }, "cannot LISTEN for changes yet; retrying");
-        await new Promise((r) => setTimeout(r, deps.retryMs ?? 500));
+        const { delayMs, log: say } = pacing.failed();
+        if (say) {
+          const message = say.first ? "cannot LISTEN for changes yet; retrying with back-off (logged again at most once a minute)" : `still cannot LISTEN for changes: ${say.attempts} more attempts failed; retrying`;
+          log.warn({ err: (err as Error).message, attempts: say.attempts, retryInMs: delayMs }, message);
+        }
+        await new Promise((r) => setTimeout(r, delayMs));
       }
     }
   }

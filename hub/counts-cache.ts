@@ -38,9 +38,12 @@ export interface CountsCache {
   last(): CountedAt | null;
 }
 
+/** The longest an answer is reused by default: a status shows older counts as stale (postgres-status.ts). */
+export const COUNTS_MAX_REUSE_MS = 30_000;
+
 export function createCountsCache(count: (nowSec: number) => Promise<StoreCounts>, opts: CountsCacheOptions = {}): CountsCache {
   const minTtlMs = opts.minTtlMs ?? 5000;
-  const maxTtlMs = opts.maxTtlMs ?? 30_000;
+  const maxTtlMs = opts.maxTtlMs ?? COUNTS_MAX_REUSE_MS;
   const costFactor = opts.costFactor ?? 20;
   const nowMs = opts.nowMs ?? Date.now;
   let last: { nowSec: number; at: number; ttlMs: number; counts: StoreCounts } | null = null;

@@ -103,10 +103,10 @@ export async function startHub(
     address: pgAddress(config.postgres.url),
     unreachableAfterMs: config.postgres.unreachableAfterMs,
     log,
-    onChange: (s) => mesh.refuseSessions(s.reachable ? null : "this hub's PostgreSQL does not answer; use another hub"),
+    onChange: (s) => mesh.refuseSessions(s.reachable ? null : "this hub's PostgreSQL does not answer; try another hub, else journal locally until one answers"),
   });
   // Counts for status and /metrics, which answer while PostgreSQL does not (the last counts then).
-  const pgStatus = createPostgresStatus({ store, watch, address: pgAddress(config.postgres.url) });
+  const pgStatus = createPostgresStatus({ store, watch, address: pgAddress(config.postgres.url), unreachableAfterMs: config.postgres.unreachableAfterMs });
   metrics.scrapeFrom({
     // Read at each scrape, once the registry below exists: this hub's links, without the agents
     // on another hub (those are that hub's links; hub/agent-placement.ts).

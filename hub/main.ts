@@ -76,9 +76,9 @@ export function registerHubCommands(program: Command, io: { env: Record<string, 
     .action(async (nodeIds: string[], _opts: unknown, cmd: Command) => {
       const config = loadOrExit(configOf(cmd), io.env);
       try {
-        const outcome = await withPgClient(config.postgres, (client) => forgetAgents(client, nodeIds, staleSeconds(config.mesh.statusIntervalMs)));
+        const outcome = await withPgClient(config.postgres, (client) => forgetAgents(client, nodeIds, staleSeconds(config.mesh.statusIntervalMs), config.mesh.agents));
         process.stdout.write(`${describeForget(outcome)}\n`);
-        if (outcome.connected.length > 0) process.exit(1);
+        if (outcome.connected.length > 0 || outcome.listed.length > 0) process.exit(1);
       } catch (err) {
         process.stderr.write(`locmesh hub forget failed: ${(err as Error).message}\n`);
         process.exit(1);

@@ -41,6 +41,21 @@ export function pgAddress(url: string): string {
   return host.startsWith("/") ? `${host}/.s.PGSQL.${port}` : `${host}:${port}`;
 }
 
+/**
+ * SQLSTATE 42501 (insufficient_privilege) at start: most often "permission denied for schema
+ * public" from a migration, since PostgreSQL 15 lets only the database owner (and superusers)
+ * create tables in `public` (https://www.postgresql.org/docs/15/release-15.html, "Remove PUBLIC
+ * creation permission on the public schema"). The hub's role should own its database.
+ */
+function privilegeError(err: Error): Error {
+  return new Error(
+    `${err.message}. The hub's PostgreSQL role may not create or use its tables there: since PostgreSQL 15 only the database's ` +
+      "owner may create tables in schema public. Give the hub a database it owns: CREATE ROLE locmesh LOGIN PASSWORD '…'; " +
+      "CREATE DATABASE locmesh OWNER locmesh; (or, in an existing database: ALTER DATABASE locmesh OWNER TO locmesh; ALTER SCHEMA public OWNER TO locmesh;)",
+    { cause: err },
+  );
+}
+
 export class PostgresUnavailableError extends Error {
   override readonly name = "PostgresUnavailableError";
 }
@@ -53,6 +68,7 @@ export class PostgresUnavailableError extends Error {
  */
 export function pgStartError(err: unknown, settings: PgConnectionSettings, connecting = false): unknown {
   if (!(err instanceof Error) || err instanceof PostgresUnavailableError) return err;
+  if (sqlStateOf(err) === "42501" || sqlStateOf(err.cause) === "42501") return privilegeError(err);
   if (!connecting && !isTransient(classifyPgError(err))) return err;
   const state = sqlStateOf(err);
   const at = `PostgreSQL at ${pgAddress(settings.url)}`;

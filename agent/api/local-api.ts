@@ -149,6 +149,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     const hub = deps.postgresStatus ? await deps.postgresStatus(nowSec()) : null;
     const counts = hub?.counts ?? (await replica.store.counts(nowSec()));
     const kamailio = deps.kamailio ? await deps.kamailio.status() : null;
+    const hubUnacknowledged = await mesh.hubUnacknowledged();
     return {
       nodeId: replica.nodeId,
       replicaId: replica.replicaId,
@@ -163,6 +164,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
       kamailio,
       journalBehind: deps.journalBehind?.info() ?? null,
       ...(hub ? { postgres: hub.postgres } : {}),
+      ...(hubUnacknowledged === undefined ? {} : { hubUnacknowledged }),
     };
   });
 

@@ -16,6 +16,7 @@ export function formatStatus(s: ClusterStatus): string {
     ...(s.postgres ? ([["postgresql", describePostgres(s.postgres)]] as [string, string][]) : []),
     ["kamailio", describeKamailio(s.kamailio)],
     ["pending writes", `${s.pendingWrites} (changes not yet written to the local Kamailio)`],
+    ...(s.hubUnacknowledged === undefined ? [] : ([["unacknowledged by hub", describeHubUnacknowledged(s)]] as [string, string][])),
     ["resync", describeResync(s.resync)],
     ...(s.kamailio
       ? ([
@@ -50,16 +51,34 @@ export function describeRecords(s: ClusterStatus): string {
   if (!pg) return counts;
   if (pg.countsAgeSeconds === null) return `unknown (not counted yet${pg.reachable ? ": counting takes a while" : "; PostgreSQL does not answer"})`;
   const age = `counted ${formatDuration(pg.countsAgeSeconds)} ago`;
-  return pg.reachable ? `${counts} (${age})` : `${counts} (STALE: ${age}; PostgreSQL does not answer)`;
+  // Hubs older than countsStale: stale exactly while unreachable.
+  const stale = pg.countsStale !== undefined ? pg.countsStale : pg.reachable ? null : "PostgreSQL does not answer";
+  return stale === null ? `${counts} (${age})` : `${counts} (STALE: ${age}; ${stale})`;
 }
 
 export function describePostgres(p: PostgresStatus): string {
-  if (p.reachable) return `answering at ${p.address}`;
-  return `UNREACHABLE at ${p.address} since ${p.since}: ${p.error ?? "no answer"}; this hub refuses agents (they fail over to another hub) until it answers`;
+  const answered = p.lastAnsweredAgeSeconds === undefined ? "" : ` (last answered ${formatDuration(p.lastAnsweredAgeSeconds)} ago)`;
+  if (p.reachable && (p.failingForSeconds ?? null) === null) return `answering at ${p.address}${answered}`;
+  if (p.reachable) {
+    const release = p.releaseAfterSeconds === undefined ? "" : `; agents are released after ${formatDuration(p.releaseAfterSeconds)}`;
+    return `NOT ANSWERING at ${p.address} for ${formatDuration(p.failingForSeconds!)}${answered}: ${p.error ?? "no answer"}${release}`;
+  }
+  return `UNREACHABLE at ${p.address} since ${p.since}${answered}: ${p.error ?? "no answer"}; this hub refuses agents until it answers (they go to another hub whose PostgreSQL answers, if any; otherwise they journal locally and send everything when one answers)`;
+}
+
+/** An agent in hub mode: its own changes that wait in its journal for a hub. */
+function describeHubUnacknowledged(s: ClusterStatus): string {
+  const n = s.hubUnacknowledged;
+  if (n === null || n === undefined) return "unknown (no hub has answered since this agent started)";
+  const connected = s.peers.some((p) => p.hub !== undefined && p.hub !== null && p.connected);
+  if (n === 0) return "0 (every change of this node is on a hub)";
+  return connected ? `${n} changes of this node (being sent)` : `${n} changes of this node wait in the journal (no hub answers; they go when one does)`;
 }
 
 /** The HUB column: this hub, another one, or (on an agent) its hub and the URL it reached it at. */
 function describeHub(p: ClusterStatus["peers"][number], self: string): string | null {
+  // Where the agent was when the hub last could read it (its PostgreSQL does not answer).
+  if (p.asOf !== undefined) return `${p.hub ?? "none"} as of ${p.asOf.slice(11, 19)} UTC (unknown now)`;
   if (p.hub === undefined || p.hub === null) return null;
   if (p.hub === self) return `${p.hub} (this hub)`;
   return p.url !== null && p.url.includes("://") ? `${p.hub} at ${p.url}` : p.hub;

@@ -343,7 +343,13 @@ export interface PeerStatus {
   nodeId: string;
   url: string | null;
   direction: "outbound" | "inbound" | null;
-  connected: boolean;
+  /**
+   * Null on a hub for an agent not connected to it while the hub cannot read where the agents
+   * are (its PostgreSQL does not answer): unknown since `asOf`.
+   */
+  connected: boolean | null;
+  /** Set with `connected` null: when the hub last read where the agents are (ISO 8601). */
+  asOf?: string;
   replicaId: string | null;
   /** Changes this node holds that the peer has not acknowledged yet; null while not connected (unknown). */
   behindChanges: number | null;
@@ -540,6 +546,11 @@ export interface ClusterStatus {
   journalBehind: JournalBehindInfo | null;
   /** A hub's PostgreSQL, and how old `counts` are; absent on agents. */
   postgres?: PostgresStatus;
+  /**
+   * An agent in hub mode: how many of its own changes no hub has acknowledged yet (they wait in
+   * its journal); null before any hub answered since it started. Absent otherwise.
+   */
+  hubUnacknowledged?: number | null;
 }
 
 /** A hub's PostgreSQL as its last checks found it (hub/pg-watch.ts). */
@@ -556,4 +567,17 @@ export interface PostgresStatus {
    * it cannot count. Null when it has none yet (then `counts` are zeros that mean nothing).
    */
   countsAgeSeconds: number | null;
+  /* The fields below are absent from hubs older than them. */
+  /** When a check last succeeded (ISO 8601), and how long ago in seconds (by the hub's clock). */
+  lastAnswered?: string;
+  lastAnsweredAgeSeconds?: number;
+  /**
+   * While reachable: for how many seconds checks have failed or gone unanswered, not yet long
+   * enough to count as unreachable (`releaseAfterSeconds`, when the hub closes its agents'
+   * sessions); null while checks succeed.
+   */
+  failingForSeconds?: number | null;
+  releaseAfterSeconds?: number;
+  /** Why `counts` are stale (PostgreSQL does not answer, the recount failed, older than they may be reused); null when fresh. */
+  countsStale?: string | null;
 }

@@ -40,6 +40,8 @@ export interface DialerDeps {
    * once it would take a session, and rejects saying why not.
    */
   failback?: { policy: FailbackPolicy; probe(url: string): Promise<string> };
+  /** An attempt failed or a session ended (not a duplicate closed, nor a move back): `reason` (no-hub-warning.ts). */
+  onUnanswered?(reason: string): void;
 }
 
 export interface Dialer {
@@ -112,6 +114,7 @@ export function startDialer(deps: DialerDeps): Dialer {
           signal: stop.signal,
           onFailedAttempt: ({ error, attemptNumber }) => {
             lastError = `${redactUrl(url!)}: ${error.message}`;
+            deps.onUnanswered?.(lastError);
             deps.metrics.peerRetries.inc({ peer: deps.label });
             if (attemptNumber === 1 || attemptNumber % 20 === 0) log.warn({ attempt: attemptNumber, url: redactUrl(url!), err: error.message }, "cannot reach peer; retrying");
           },
@@ -129,7 +132,10 @@ export function startDialer(deps: DialerDeps): Dialer {
         // dropped session must fail over at once.
         const movedBack = movingBack === ws;
         movingBack = null;
-        if (!reason.startsWith("4009") && !movedBack) lastError = `disconnected: ${reason}`;
+        if (!reason.startsWith("4009") && !movedBack) {
+          lastError = `disconnected: ${reason}`;
+          deps.onUnanswered?.(`${redactUrl(url!)}: ${reason}`);
+        }
         // Stay with a peer that only closed a duplicate; otherwise try the next URL first.
         if (reason.startsWith("4009")) next--;
         if (!stop.signal.aborted) await new Promise((r) => setTimeout(r, pauseAfter(reason, Date.now() - openedAt)));

@@ -24,6 +24,7 @@ import { createFailbackPolicy } from "./failback.js";
 import { probeHub } from "./hub-probe.js";
 import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
 import { createCatchUpWatch } from "./catch-up-watch.js";
+import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
 import { changesAhead } from "../core/version-vector.js";
 
@@ -66,6 +67,12 @@ export interface Mesh {
   setPeers(peers: readonly PeerEntry[]): void;
   resync(peerId?: string): Promise<void>;
   resyncStatus(): ResyncStatus;
+  /**
+   * In hub mode: how many of this node's own changes no hub has acknowledged yet (our sequence
+   * number less what the current or last hub session said the hub held of our origin). Null
+   * before any hub session since start (unknown); undefined when not in hub mode.
+   */
+  hubUnacknowledged(): Promise<number | null | undefined>;
   /** Something was stored outside our own sessions (another hub's commit): let every pump look. */
   wakePumps(): void;
   /**
@@ -118,6 +125,9 @@ export function createMesh(deps: {
 
   const isAllowed = (id: string) => o.acceptUnlisted || peers.some((p) => p.id === id) || Boolean(o.allow?.includes(id));
   const hubSession = () => [...sessions.values()].find((s) => s.peerIsHub && s.isReady());
+  /** What the last hub session said the hub held, kept when it closes: a hub that is away gains nothing of ours. */
+  let lastHubVector: Readonly<Record<string, number>> | null = null;
+  let noHub: NoHubWarning | null = null;
   const dialerOf = (s: PeerSession) => (s.role === "client" ? o.nodeId : s.peerNodeId()!);
 
   const coordinator = createPullCoordinator({
@@ -177,6 +187,7 @@ export function createMesh(deps: {
         }
         sessions.set(id, s);
         readyAt.set(s, Date.now());
+        if (s.peerIsHub) noHub?.answered();
         catchUp?.peerReady(id, s.peerVector());
         coordinator.evaluate();
       },
@@ -186,6 +197,7 @@ export function createMesh(deps: {
         readyAt.delete(s);
         const id = s.peerNodeId();
         if (id && sessions.get(id) === s) {
+          if (s.peerIsHub) lastHubVector = { ...s.peerVector() };
           sessions.delete(id);
           catchUp?.peerGone(id);
           log.info({ peer: id, reason }, "peer session closed");
@@ -257,8 +269,9 @@ export function createMesh(deps: {
   }
 
   function dialHubs(urls: readonly string[]): Dialer {
+    noHub = createNoHubWarning({ urls, log });
     return startDialer({
-      target: { id: null, urls }, label: HUB, nodeId: o.nodeId, retry: o.retry, log, metrics,
+      target: { id: null, urls }, label: HUB, nodeId: o.nodeId, retry: o.retry, log, metrics, onUnanswered: noHub.failed,
       connect: (url, track) => connect(url, undefined, track),
       isConnected: () => hubSession() !== undefined,
       failback: {
@@ -273,6 +286,14 @@ export function createMesh(deps: {
   /** Configured peers, a hub's agents, and whoever has a session now. */
   const knownPeerIds = () => new Set([...peers.map((p) => p.id), ...(o.allow ?? []), ...sessions.keys()]);
 
+  async function hubUnacknowledged(): Promise<number | null | undefined> {
+    if ((o.hubUrls?.length ?? 0) === 0) return undefined;
+    const held = hubSession()?.peerVector() ?? lastHubVector;
+    if (held === null) return null;
+    const own = replica.replicaId;
+    return Math.max(0, ((await replica.versionVector())[own] ?? 0) - (held[own] ?? 0));
+  }
+
   async function gauges(): Promise<PeerGauge[]> {
     const mine = await replica.versionVector();
     const rows: PeerGauge[] = [];
@@ -281,8 +302,9 @@ export function createMesh(deps: {
       const up = Boolean(s?.isReady());
       rows.push({ peer: id, connected: up, behindChanges: up ? changesAhead(mine, s!.peerVector()) : null });
     }
-    // In hub mode the hub's node id is known only once connected; until then its link shows as "hub".
-    if ((o.hubUrls?.length ?? 0) > 0 && !hubSession()) rows.push({ peer: HUB, connected: false, behindChanges: null });
+    // In hub mode the hub's node id is known only once connected; until then its link shows as
+    // "hub", behind by what no hub acknowledged of ours (no series before any hub answered).
+    if ((o.hubUrls?.length ?? 0) > 0 && !hubSession()) rows.push({ peer: HUB, connected: false, behindChanges: (await hubUnacknowledged()) ?? null });
     return rows;
   }
 
@@ -312,7 +334,7 @@ export function createMesh(deps: {
     if (hubDialer && !hubSession()) {
       out.push({
         nodeId: HUB, url: hubDialer.url(), direction: null, connected: false, replicaId: null,
-        behindChanges: null, behindSeconds: null, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null, hub: null,
+        behindChanges: (await hubUnacknowledged()) ?? null, behindSeconds: null, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null, hub: null,
       });
     }
     return out;
@@ -345,6 +367,7 @@ export function createMesh(deps: {
     port: () => (server?.address() as AddressInfo | null)?.port ?? 0,
     status,
     gauges,
+    hubUnacknowledged,
     setPeers(next) {
       const nextIds = new Set(next.map((p) => p.id));
       for (const [id, d] of dialers) {

@@ -109,7 +109,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
     }),
     peerBehind: new Gauge({
       name: "locmesh_peer_behind_changes",
-      help: "Changes a connected peer has not acknowledged",
+      help: "Changes a connected peer has not acknowledged; in hub mode with no hub connected, peer=\"hub\": this node's changes no hub has acknowledged",
       labelNames: ["peer"],
       registers: r,
       collect: refill(() => sources.peers, (g, rows) => {

@@ -4,12 +4,12 @@
  * that list a1..a3, three agents (a1 and a3 prefer hub1, a2 prefers hub2).
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
-import { AgentProcess, ROOT, freePort, waitFor } from "../support/agent-process.js";
+import { AgentProcess, ROOT, freePort, sleep, waitFor } from "../support/agent-process.js";
 import { HubProcess, SECRET, TOKEN, makeHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
@@ -99,7 +99,9 @@ describe("two hubs: metrics and status", () => {
 
   it("an agent's status gives the hub's reason while the hub refuses its batches, and clears it once one is taken", async () => {
     const [a1, a2] = agents as [AgentProcess, AgentProcess];
+    const logFrom = hubs.map((h) => readFileSync(h.logPath, "utf8").length);
     await pgServer.kill();
+    const killedAt = Date.now();
     try {
       await a1.call("alias.set", { alias: "while-pg-down@example.com", target: "sip:x@example.com" });
       const hubLink = await waitFor("a1's hub link shows the refusal", async () => {
@@ -108,6 +110,12 @@ describe("two hubs: metrics and status", () => {
       });
       expect(hubLink.connected).toBe(true);
       expect(hubLink.lastError).toMatch(/^batch not acknowledged, retrying: temporary failure/);
+      // Each hub's change feed retries its LISTEN meanwhile: it says so once, not every 500 ms.
+      await sleep(killedAt + 4000 - Date.now());
+      for (const [i, h] of hubs.entries()) {
+        const lines = readFileSync(h.logPath, "utf8").slice(logFrom[i]).split("\n").filter((l) => l.includes("LISTEN for changes"));
+        expect(lines.length, lines.join("\n")).toBeLessThanOrEqual(1);
+      }
     } finally {
       await pgServer.start();
     }
@@ -163,6 +171,23 @@ describe("two hubs: metrics and status", () => {
     } finally {
       await ensureRunning(a3);
       await restartHubs({ acceptUnlisted: false, agents: ["a1", "a2", "a3"] });
+    }
+  });
+
+  it("`locmesh hub forget` refuses, exit 1, an agent listed in mesh.agents: hubs keep reporting it whatever the record says", async () => {
+    const hub1 = hubs[0]!;
+    const a3 = agents[2]!;
+    await a3.stop();
+    try {
+      // Once a3's record is stale (it is on no hub), it is only its listing that keeps it reported.
+      const r = await waitFor("a3's record stale", async () => {
+        const run = hubCommand(hub1, "forget", "a3");
+        return /is connected to hub/.test(run.stdout) ? null : run;
+      }, 30_000);
+      expect([r.status, r.stdout]).toEqual([1, "a3 is still listed in mesh.agents: hubs keep reporting it (0 while it is down); remove it from mesh.agents on every hub and restart them\n"]);
+      await waitFor("both hubs still reporting a3, as down", async () => same((await linksByAgent())["a3"], [0, 0]));
+    } finally {
+      await ensureRunning(a3);
     }
   });
 });

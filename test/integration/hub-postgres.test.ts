@@ -100,6 +100,29 @@ describe("a hub without its PostgreSQL", () => {
   });
 });
 
+describe("a hub whose role does not own its database", () => {
+  it("`hub migrate` on PostgreSQL 15 says how to create a database the hub's role owns", async () => {
+    const server = await startPostgres();
+    try {
+      await server.query("CREATE ROLE notowner LOGIN");
+      await server.createDatabase("notowned");
+      const config = join(dir, "hub-notowner.json");
+      const url = server.url("notowned").replace("postgres://postgres@", `postgres://notowner:${PASSWORD}@`);
+      writeFileSync(config, JSON.stringify({
+        nodeId: "hub-notowner", mesh: { listen: "127.0.0.1:0", secret: SECRET, acceptUnlisted: true },
+        api: { listen: "127.0.0.1:0", token: TOKEN }, postgres: { url },
+      }), { mode: 0o600 });
+      const r = await locmesh(["hub", "migrate", "--config", config]);
+      expect(r.code, r.output).toBe(1);
+      expect(r.output).toMatch(/permission denied for schema public\. .*since PostgreSQL 15 only the database's owner may create tables in schema public/);
+      expect(r.output).toContain("CREATE DATABASE locmesh OWNER locmesh;");
+      expect(r.output).not.toContain(PASSWORD);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("two hubs on one PostgreSQL, one of them reaching it through a path that freezes", () => {
   /** Short, so the test runs in seconds; the defaults are in the README. */
   const timeouts = { connectTimeoutMs: 1000, queryTimeoutMs: 2000, keepAliveIdleMs: 1000, unreachableAfterMs: 1500 };
@@ -171,16 +194,30 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
     expect(st.postgres).toMatchObject({ address: `127.0.0.1:${path.port}`, reachable: false, error: expect.any(String) });
     expect(st.postgres!.countsAgeSeconds).toBeGreaterThanOrEqual(6);
     expect(st.counts.aliases).toBe(80);
+    // It cannot read where the agents are now: none shows as connected (on hub2, from rows read
+    // before the freeze) or down; each is unknown as of that read.
+    expect(st.peers.map((p) => p.nodeId)).toEqual(["a1", "a2", "a3", "a4"]);
+    for (const p of st.peers) expect(p).toMatchObject({ connected: null, asOf: expect.any(String), behindChanges: null });
     const shown = await locmesh(["status", "--url", hubs[0]!.apiUrl, "--token", TOKEN]);
     expect(shown.code, shown.output).toBe(0);
     expect(shown.output).toMatch(new RegExp(`^postgresql +UNREACHABLE at 127\\.0\\.0\\.1:${path.port} since `, "m"));
+    expect(shown.output).toMatch(/^a2 +- +hub2 as of \d\d:\d\d:\d\d UTC \(unknown now\) /m);
     expect(shown.output).toMatch(/^records +0 locations, 80 aliases, 0 tombstones \(STALE: counted \d+s ago; PostgreSQL does not answer\)$/m);
 
     // With hub2 gone too, hub1 still refuses agents while its PostgreSQL is silent; they journal on.
     await hubs[1]!.stop();
     const hubRow = async (a: AgentProcess) => (await a.call<ClusterStatus>("cluster.status")).peers.find((p) => p.nodeId === "hub");
-    await waitFor("a2 refused by hub1", async () => /^disconnected: 4013 this hub's PostgreSQL does not answer/.test((await hubRow(a2))?.lastError ?? ""), 30_000);
+    await waitFor("a2 refused by hub1", async () => /^disconnected: 4013 this hub's PostgreSQL does not answer; try another hub, else journal locally until one answers$/.test((await hubRow(a2))?.lastError ?? ""), 30_000);
     await publishAliases(a2, 0, 20, "alone-a2-");
+    // No hub takes a2: it says so at warn, and counts what waits for a hub in its journal.
+    await waitFor("a2 warning that no hub answers", async () => readFileSync(a2.logPath, "utf8").includes("no hub answers"), 30_000);
+    const warned = readFileSync(a2.logPath, "utf8").split("\n").find((l) => l.includes("no hub answers"))!;
+    expect(JSON.parse(warned)).toMatchObject({ level: "warn", msg: expect.stringContaining("this node's changes wait in the journal") });
+    await waitFor("a2 counting its 20 changes no hub acknowledged", async () => (await a2.call<ClusterStatus>("cluster.status")).hubUnacknowledged === 20, 30_000);
+    expect((await hubRow(a2))?.behindChanges).toBe(20);
+    expect(await a2.metric("locmesh_peer_behind_changes", { peer: "hub" })).toBe(20);
+    const a2Shown = await locmesh(["status", "--url", a2.apiUrl, "--token", TOKEN]);
+    expect(a2Shown.output).toMatch(/^unacknowledged by hub +20 changes of this node wait in the journal \(no hub answers; they go when one does\)$/m);
 
     path.thaw();
     await waitFor("hub1 sees PostgreSQL again", async () => hub1Log().includes(`PostgreSQL at 127.0.0.1:${path.port} answers again`), 30_000);

@@ -98,7 +98,7 @@ describe("the Cluster page of a hub and of an agent in hub mode", () => {
     const pg = card(hubPage, "PostgreSQL");
     await expect.poll(() => textOf(pg), poll).toContain(`UNREACHABLE at 127.0.0.1:${path.port} since `);
     expect(await pg.locator(".error").textContent()).toMatch(/^Last check: .+/);
-    expect(await textOf(pg)).toContain("it has closed their sessions and refuses new ones until PostgreSQL answers, so they fail over to another hub");
+    expect(await textOf(pg)).toContain("it has closed their sessions and refuses new ones until PostgreSQL answers, so they go to another hub whose PostgreSQL answers, if any");
     const node = card(hubPage, "Node hub1");
     await expect.poll(() => stat(node, "Counts"), poll).toMatch(/^STALE: counted \d+s ago; PostgreSQL does not answer$/);
     expect(await stat(node, "Aliases")).toBe("5 (stale)");

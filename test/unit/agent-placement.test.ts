@@ -38,6 +38,24 @@ describe("a hub's link gauges with two hubs on one database", () => {
   });
 });
 
+describe("a hub that cannot read the rows now (its PostgreSQL does not answer)", () => {
+  // Rows read at 10:05:00, before PostgreSQL stopped answering: a2 was on hub2 then.
+  const rows = [row("a1", "hub1", true), row("a2", "hub2", true), row("a3", "hub2", false)];
+  const asOf = "2026-11-22T10:05:00.000Z";
+
+  it("shows every agent not on this hub as unknown as of the last read, not as connected on another hub or down", () => {
+    const peers = clusterPeers([up("a1"), down("a2"), down("a3"), down("a4")], rows, listed, asOf);
+    expect(peers.map((p) => [p.nodeId, p.connected, p.hub, p.asOf, p.behindChanges])).toEqual([
+      ["a1", true, "hub1", undefined, 0], ["a2", null, "hub2", asOf, null], ["a3", null, null, asOf, null], ["a4", null, null, asOf, null],
+    ]);
+  });
+
+  it("keeps the gauges as the rows say: no series for an agent last on another hub, so no false 'link down' for it", () => {
+    const local = [{ peer: "a1", connected: false, behindChanges: null }, { peer: "a2", connected: false, behindChanges: null }];
+    expect(hubLinkGauges(local, rows, listed).map((g) => [g.peer, g.connected])).toEqual([["a1", false]]);
+  });
+});
+
 describe("a hub with mesh.acceptUnlisted", () => {
   // Only a1's session is live here; a2 is on hub2, a3 was recorded once and is on no hub now.
   const rows = [row("a1", "hub1", true), row("a2", "hub2", true), row("a3", "hub2", false)];

@@ -170,13 +170,40 @@ describe("locmesh status against a hub", () => {
   it("shows PostgreSQL and how old the counts are", () => {
     expect(line(hub(pg), "records")).toMatch(/^records +7 locations, 2 aliases, 0 tombstones \(counted 3s ago\)$/);
     expect(line(hub(pg), "postgresql")).toMatch(/^postgresql +answering at db\.example\.com:5432$/);
+    expect(line(hub({ ...pg, lastAnsweredAgeSeconds: 2 }), "postgresql")).toMatch(/^postgresql +answering at db\.example\.com:5432 \(last answered 2s ago\)$/);
+  });
+
+  it("says PostgreSQL does not answer before it counts as unreachable, and marks counts stale past their bound", () => {
+    const failing = { ...pg, error: "connect ECONNREFUSED", lastAnsweredAgeSeconds: 9, failingForSeconds: 9, releaseAfterSeconds: 15, countsAgeSeconds: 92, countsStale: "PostgreSQL does not answer" };
+    expect(line(hub(failing), "postgresql")).toMatch(/^postgresql +NOT ANSWERING at db\.example\.com:5432 for 9s \(last answered 9s ago\): connect ECONNREFUSED; agents are released after 15s$/);
+    expect(line(hub(failing), "records")).toMatch(/\(STALE: counted 1m32s ago; PostgreSQL does not answer\)$/);
+    expect(line(hub({ ...pg, countsAgeSeconds: 92, countsStale: "the recount failed" }), "records")).toMatch(/\(STALE: counted 1m32s ago; the recount failed\)$/);
   });
 
   it("says PostgreSQL is unreachable, since when and why, the counts stale with their age, or unknown", () => {
     const down = { ...pg, reachable: false, error: "Query read timeout", since: "2026-11-22T10:05:00.000Z", countsAgeSeconds: 95 };
-    expect(line(hub(down), "postgresql")).toMatch(/^postgresql +UNREACHABLE at db\.example\.com:5432 since 2026-11-22T10:05:00\.000Z: Query read timeout; this hub refuses agents/);
+    expect(line(hub(down), "postgresql")).toMatch(/^postgresql +UNREACHABLE at db\.example\.com:5432 since 2026-11-22T10:05:00\.000Z: Query read timeout; this hub refuses agents until it answers \(they go to another hub whose PostgreSQL answers, if any; otherwise they journal locally and send everything when one answers\)$/);
     expect(line(hub(down), "records")).toMatch(/^records +7 locations, 2 aliases, 0 tombstones \(STALE: counted 1m35s ago; PostgreSQL does not answer\)$/);
     expect(line(hub({ ...down, countsAgeSeconds: null }), "records")).toMatch(/^records +unknown \(not counted yet; PostgreSQL does not answer\)$/);
+  });
+
+  it("shows an agent in hub mode how many of its changes no hub acknowledged, and whether they wait", () => {
+    const agent = (hubUnacknowledged: number | null, connected: boolean): ClusterStatus => ({
+      ...hub(undefined), hubUnacknowledged,
+      peers: [{ nodeId: "hub", url: "ws://hub1:7200", direction: null, connected, replicaId: null, behindChanges: hubUnacknowledged, behindSeconds: null, lastError: null, connectedSince: null, pendingWrites: null, hub: connected ? "hub1" : null }],
+    });
+    expect(line(agent(20, false), "unacknowledged by hub")).toMatch(/^unacknowledged by hub +20 changes of this node wait in the journal \(no hub answers; they go when one does\)$/);
+    expect(line(agent(0, true), "unacknowledged by hub")).toMatch(/ 0 \(every change of this node is on a hub\)$/);
+    expect(line(agent(null, false), "unacknowledged by hub")).toMatch(/unknown \(no hub has answered since this agent started\)$/);
+    expect(line(hub(undefined), "unacknowledged by hub")).toBeUndefined();
+  });
+
+  it("shows agents whose hub is unknown now as of when the hub last read them, with no lag", () => {
+    const s: ClusterStatus = {
+      ...hub(pg),
+      peers: [{ nodeId: "sip1", url: "via hub hub1", direction: "inbound", connected: null, asOf: "2026-11-22T10:05:00.000Z", replicaId: null, behindChanges: null, behindSeconds: null, lastError: null, connectedSince: null, pendingWrites: null, hub: "hub1" }],
+    };
+    expect(line(s, "sip1")).toMatch(/^sip1 +- +hub1 as of 10:05:00 UTC \(unknown now\) +inbound +- +- +- +-$/);
   });
 
   it("leaves an agent's lines as they were", () => {

@@ -47,9 +47,16 @@ describe("hub PostgreSQL connections", () => {
     expect(startError(withCode('database "locmesh" does not exist', "3D000")).message).toMatch(/Check the database name in postgres\.url/);
   });
 
-  it("leaves errors that are not about reaching PostgreSQL as they are: they say what failed", () => {
+  it("says how to give the hub a database it owns when PostgreSQL 15 denies it schema public (SQLSTATE 42501)", () => {
     const denied = withCode("permission denied for schema public", "42501");
-    expect(pgStartError(denied, settings, true)).toBe(denied);
+    const migration = new Error("migration 1_init failed: permission denied for schema public", { cause: denied });
+    for (const e of [startError(denied), startError(migration, false)]) {
+      expect(e.message).toMatch(/permission denied for schema public\. .*since PostgreSQL 15 only the database's owner may create tables in schema public/);
+      expect(e.message).toContain("CREATE ROLE locmesh LOGIN PASSWORD '…'; CREATE DATABASE locmesh OWNER locmesh;");
+    }
+  });
+
+  it("leaves errors that are not about reaching PostgreSQL as they are: they say what failed", () => {
     const migration = new Error("migration 3_x failed: syntax error");
     expect(pgStartError(migration, settings)).toBe(migration);
   });

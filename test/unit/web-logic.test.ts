@@ -1,7 +1,7 @@
 /** The web UI's pure logic: formatting, paging cursors, form checks, routes and the chart's numbers. */
 import { describe, expect, it } from "vitest";
 import { checkAliasForm, hasErrors } from "../../web/src/lib/alias-form.js";
-import { countText, countsView, hubText, interruptedText, postgresView, progress, reconcileText, showsHubs } from "../../web/src/lib/cluster-view.js";
+import { countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs } from "../../web/src/lib/cluster-view.js";
 import { expiryText, formatDuration, formatQ, pageRange } from "../../web/src/lib/format.js";
 import { cursorOf, firstPage, nextPage, pageOffset, previousPage } from "../../web/src/lib/pager.js";
 import { parseRoute, routeHref } from "../../web/src/lib/route.js";
@@ -102,6 +102,16 @@ describe("hub status", () => {
     expect(showsHubs([{}, {}])).toBe(false); // mesh peers have no `hub`
     expect(showsHubs([{}, { hub: null }])).toBe(true);
     expect([hubText("hub1", "hub1"), hubText("hub2", "hub1"), hubText(null, "hub1"), hubText("hub1", "a1")]).toEqual(["hub1 (this hub)", "hub2", "—", "hub1"]);
+    // A hub that cannot read hub_agents: where the agent was when last read, and that it is unknown now.
+    expect(hubText("hub2", "hub1", "2026-11-22T10:05:00.000Z")).toMatch(/^hub2 as of .+ \(unknown now\)$/);
+    expect(hubText(null, "hub1", "2026-11-22T10:05:00.000Z")).toMatch(/^none as of /);
+  });
+
+  it("shows a link whose state a hub cannot know as unknown, not as disconnected", () => {
+    expect(linkBadge({ connected: true })).toEqual({ cls: "ok", text: "connected" });
+    expect(linkBadge({ connected: false })).toEqual({ cls: "bad", text: "disconnected" });
+    expect(linkBadge({ connected: null })).toEqual({ cls: "warn", text: "unknown" });
+    expect(linkBadge({ connected: null, asOf: "2026-11-22T10:05:00.000Z" })).toMatchObject({ cls: "warn", text: expect.stringMatching(/^unknown since /) });
   });
 
   it("says where PostgreSQL answers, or since when it does not, why, and what the hub does meanwhile", () => {
@@ -109,7 +119,7 @@ describe("hub status", () => {
     expect(postgresView(up)).toEqual({ reachable: true, headline: "Answering at db.example.com:5432", error: null, consequence: null });
     const down = postgresView({ ...up, reachable: false, error: "Query read timeout", since: "not a time" });
     expect(down).toMatchObject({ reachable: false, headline: "UNREACHABLE at db.example.com:5432 since not a time", error: "Last check: Query read timeout" });
-    expect(down.consequence).toMatch(/refuses new ones until PostgreSQL answers, so they fail over to another hub/);
+    expect(down.consequence).toMatch(/refuses new ones until PostgreSQL answers, so they go to another hub whose PostgreSQL answers, if any; otherwise they keep journaling locally/);
     expect(postgresView({ ...up, reachable: false }).error).toBe("Last check: no answer");
   });
 

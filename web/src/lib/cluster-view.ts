@@ -58,9 +58,19 @@ export function showsHubs(peers: readonly Pick<PeerStatus, "hub">[]): boolean {
 }
 
 /** The Hub column, as `locmesh status` has it: "hub1 (this hub)" on hub1 itself, another hub's id, or "—" for none. */
-export function hubText(hub: string | null | undefined, self: string): string {
+export function hubText(hub: string | null | undefined, self: string, asOf?: string): string {
+  if (asOf !== undefined) return `${hub ?? "none"} as of ${formatTime(asOf)} (unknown now)`;
   if (hub === undefined || hub === null) return "—";
   return hub === self ? `${hub} (this hub)` : hub;
+}
+
+/**
+ * A link's badge. `connected` is null on a hub that cannot read which hub the agent is on now (its
+ * PostgreSQL does not answer): unknown since `asOf`, neither up nor down.
+ */
+export function linkBadge(p: { connected: boolean | null; asOf?: string }): { cls: "ok" | "bad" | "warn"; text: string } {
+  if (p.connected === null) return { cls: "warn", text: p.asOf === undefined ? "unknown" : `unknown since ${formatTime(p.asOf)}` };
+  return p.connected ? { cls: "ok", text: "connected" } : { cls: "bad", text: "disconnected" };
 }
 
 export interface PostgresView {
@@ -82,7 +92,7 @@ export function postgresView(p: PostgresStatus): PostgresView {
     error: `Last check: ${p.error ?? "no answer"}`,
     consequence:
       "This hub can neither store its agents' changes nor read what to send them: it has closed their sessions and refuses new ones until PostgreSQL answers, " +
-      "so they fail over to another hub (an agent whose hubs all refuse keeps journaling; nothing is lost). Check PostgreSQL and the network path from this hub to it.",
+      "so they go to another hub whose PostgreSQL answers, if any; otherwise they keep journaling locally until one answers (nothing is lost). Check PostgreSQL and the network path from this hub to it.",
   };
 }
 

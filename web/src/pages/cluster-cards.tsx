@@ -2,7 +2,7 @@
 import { JOURNAL_BEHIND_REMEDY, type JournalBehindInfo, type PeerStatus, type PostgresStatus, type ResyncStatus } from "../../../agent/contract/protocol.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
 import {
-  WRITER_TEXT, countText, countsView, hubText, interruptedText, postgresView, progress, reconcileText, showsHubs, type ClusterStatusView, type KamailioStatus,
+  WRITER_TEXT, countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs, type ClusterStatusView, type KamailioStatus,
 } from "../lib/cluster-view.js";
 
 /** This node is out of service until the operator acts: said above everything else. */
@@ -108,8 +108,8 @@ export function PeerTable({ peers, self }: { peers: PeerStatus[]; self: string }
           {peers.map((p) => (
             <tr key={p.nodeId} data-peer={p.nodeId}>
               <th scope="row" class="break">{p.nodeId}<div class="muted mono small">{p.url ?? "inbound only"}</div></th>
-              <td data-label="Link"><span class={`badge ${p.connected ? "ok" : "bad"}`}>{p.connected ? "connected" : "disconnected"}</span>{p.direction && <span class="muted small"> {p.direction}</span>}</td>
-              {hubs && <td data-label="Hub">{hubText(p.hub, self)}</td>}
+              <td data-label="Link"><LinkBadge peer={p} />{p.direction && <span class="muted small"> {p.direction}</span>}</td>
+              {hubs && <td data-label="Hub">{hubText(p.hub, self, p.asOf)}</td>}
               <td class="num" data-label="Behind (changes)">{p.behindChanges === null ? "—" : formatCount(p.behindChanges)}</td>
               <td class="num" data-label="Behind (s)">{p.behindSeconds === null ? "—" : p.behindSeconds.toFixed(1)}</td>
               <td data-label="Connected since">{formatTime(p.connectedSince)}</td>
@@ -120,6 +120,11 @@ export function PeerTable({ peers, self }: { peers: PeerStatus[]; self: string }
       </table>
     </div>
   );
+}
+
+function LinkBadge({ peer }: { peer: PeerStatus }) {
+  const b = linkBadge(peer);
+  return <span class={`badge ${b.cls}`}>{b.text}</span>;
 }
 
 function Stat(props: { k: string; v: string; mono?: boolean }) {
