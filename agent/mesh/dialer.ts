@@ -197,7 +197,10 @@ export function startDialer(deps: DialerDeps): Dialer {
     try {
       while (!ended && !stop.signal.aborted) {
         const answer = await waitForCheck(wait);
-        if (ended || stop.signal.aborted) return;
+        if (ended || stop.signal.aborted) {
+          answer?.("the hub session closed; the agent dials as after any drop");
+          return;
+        }
         if (!deps.isConnected()) {
           // Still in the handshake (or refused and about to close): no session to leave yet.
           answer?.("the hub session is not ready yet; try again in a moment");

@@ -54,8 +54,11 @@ export function createFailbackPolicy(o: { afterMs: number; random?: () => number
     onOtherHub(nowMs) {
       upInARow = 0;
       checkBackoff = 1;
-      const moveFailed = movedAt !== null && nowMs - movedAt < o.afterMs;
-      moveBackoff = moveFailed ? Math.min(MAX_BACKOFF, moveBackoff * 2) : 1;
+      // Only a move judges the move back-off: one that did not stick doubles it, one that stuck
+      // resets it. Sessions opened to another hub meanwhile (a reconnect, a session refused in its
+      // handshake) leave it as it is, or a hub that drops the agents it takes back would be tried
+      // again at the base interval after every reconnect.
+      if (movedAt !== null) moveBackoff = nowMs - movedAt < o.afterMs ? Math.min(MAX_BACKOFF, moveBackoff * 2) : 1;
       movedAt = null;
     },
     moving(nowMs) {

@@ -195,6 +195,18 @@ describe("dialer failing back to the first hub URL", () => {
     }
   });
 
+  it("answers a rebalance asked just as the session closes, instead of never", async () => {
+    const d = onSecondHub({ afterMs: 0, probe: async () => "hub-a" });
+    try {
+      await until(() => d.sockets.length === 1);
+      d.sockets[0]!.ws.close(); // the session ends, and SIGHUP asks before the dialer has seen it
+      const outcome = await Promise.race([d.dialer.failBackNow(), new Promise((r) => setTimeout(() => r("no answer"), 1000))]);
+      expect(outcome).toBe("the hub session closed; the agent dials as after any drop");
+    } finally {
+      d.dialer.stop("test over");
+    }
+  });
+
   it("fails over at once when the session drops during a check, without waiting for the check", async () => {
     let answerCheck = (_hubId: string) => undefined as void;
     const d = onSecondHub({ afterMs: 2, probe: () => new Promise((r) => (answerCheck = r)) });

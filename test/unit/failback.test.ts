@@ -71,6 +71,21 @@ describe("hub failback policy", () => {
     expect(p.nextCheckIn()).toBe(AFTER);
   });
 
+  it("keeps a failed move's back-off when the agent only reconnects to the other hub", () => {
+    const p = createFailbackPolicy({ afterMs: AFTER, random: () => 0 });
+    p.onOtherHub(0);
+    p.checked(true);
+    p.checked(true);
+    p.moving(0);
+    p.onOtherHub(1000); // the move did not stick
+    expect(p.nextCheckIn()).toBe(2 * AFTER);
+    // Its session to the other hub drops and it reconnects there (or a session is refused in its
+    // handshake): no move was tried, so nothing says the preferred hub now keeps sessions.
+    p.onOtherHub(5000);
+    p.onOtherHub(9000);
+    expect(p.nextCheckIn()).toBe(2 * AFTER);
+  });
+
   it("a new failover starts the run of checks afresh", () => {
     const p = createFailbackPolicy({ afterMs: AFTER, random: () => 0 });
     p.onOtherHub(0);
