@@ -92,20 +92,30 @@ export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
    */
   let lastRows: AgentRow[] = [];
   let lastReadAtMs = Date.now();
+  /**
+   * The read under way: statuses and scrapes share it. Against a PostgreSQL slow to answer (before
+   * the watch calls it unreachable) a read per poll would pile up on the pool the push pumps use.
+   */
+  let reading: Promise<boolean> | null = null;
   /** The rows, and null when read now, else when the rows used were read (ISO 8601). */
   async function agentRows(): Promise<{ rows: AgentRow[]; asOf: string | null }> {
     const stale = () => ({ rows: lastRows, asOf: new Date(lastReadAtMs).toISOString() });
     if (!deps.pgReachable()) return stale();
-    const read = pool.query<AgentTableRow>(ROWS, [staleSec]).then(({ rows }) => {
-      lastRows = rows.map((r) => ({
-        nodeId: r.node_id, replicaId: r.replica_id, hubNode: r.hub_node, behindChanges: r.behind_changes,
-        behindSeconds: r.behind_seconds, pendingWrites: r.pending_writes ?? null, fresh: r.fresh,
-      }));
-      lastReadAtMs = Date.now();
-      return true;
-    });
-    read.catch((err: unknown) => log.debug({ err: (err as Error).message }, "cannot read which hub each agent is on; using the last rows read"));
-    return (await valueWithin(read, deps.readWaitMs ?? 2000)) ? { rows: lastRows, asOf: null } : stale();
+    reading ??= pool.query<AgentTableRow>(ROWS, [staleSec])
+      .then(({ rows }) => {
+        lastRows = rows.map((r) => ({
+          nodeId: r.node_id, replicaId: r.replica_id, hubNode: r.hub_node, behindChanges: r.behind_changes,
+          behindSeconds: r.behind_seconds, pendingWrites: r.pending_writes ?? null, fresh: r.fresh,
+        }));
+        lastReadAtMs = Date.now();
+        return true;
+      })
+      .catch((err: unknown) => {
+        log.debug({ err: (err as Error).message }, "cannot read which hub each agent is on; using the last rows read");
+        return false;
+      })
+      .finally(() => (reading = null));
+    return (await valueWithin(reading, deps.readWaitMs ?? 2000)) ? { rows: lastRows, asOf: null } : stale();
   }
 
   return {

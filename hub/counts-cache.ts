@@ -47,18 +47,21 @@ export function createCountsCache(count: (nowSec: number) => Promise<StoreCounts
   const costFactor = opts.costFactor ?? 20;
   const nowMs = opts.nowMs ?? Date.now;
   let last: { nowSec: number; at: number; ttlMs: number; counts: StoreCounts } | null = null;
-  let running: { nowSec: number; promise: Promise<StoreCounts> } | null = null;
+  let running: { promise: Promise<StoreCounts> } | null = null;
 
   return {
     get(nowSec) {
       if (last !== null && nowMs() - last.at < last.ttlMs && Math.abs(nowSec - last.nowSec) * 1000 < last.ttlMs) return Promise.resolve({ ...last.counts });
-      if (running === null || running.nowSec !== nowSec) {
+      // One count at a time, whatever clock reading it was for (they differ by the seconds it
+      // runs): against a slow PostgreSQL, a count per second of polling would pile up on the pool
+      // the push pumps read from, each waiting out the query timeout.
+      if (running === null) {
         const started = nowMs();
         const promise = count(nowSec).then((counts) => {
           last = { nowSec, at: started, ttlMs: Math.min(maxTtlMs, Math.max(minTtlMs, (nowMs() - started) * costFactor)), counts };
           return counts;
         });
-        const mine = { nowSec, promise };
+        const mine = { promise };
         running = mine;
         const done = (): void => {
           if (running === mine) running = null;

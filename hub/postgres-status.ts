@@ -1,8 +1,8 @@
 /**
  * What a hub's `cluster.status` says of its PostgreSQL: whether it answers (pg-watch.ts), since
  * when it fails and why, when it last answered, and the record counts, which come from
- * PostgreSQL. The status answers either way: while PostgreSQL counts as unreachable it is not
- * asked, and otherwise a count gets `waitMs`; the status then shows the last counts with their
+ * PostgreSQL. The status answers either way: while PostgreSQL counts as unreachable, or its
+ * checks fail, it is not asked, and otherwise a count gets `waitMs`; the status then shows the last counts with their
  * age (counts-cache.ts), or none yet, and marks them stale when PostgreSQL fails, the recount
  * failed, or they are older than counts are ever reused for (the README's bound).
  */
@@ -38,10 +38,11 @@ export function createPostgresStatus(deps: PostgresStatusDeps): PostgresStatusSo
   return async (nowSec) => {
     const state = deps.watch.state();
     // false: the recount failed; undefined: it did not end within waitMs (the last counts then).
-    const recounted = state.reachable ? await valueWithin(deps.store.counts(nowSec).then(() => true, () => false), waitMs) : undefined;
+    // Not asked while its checks fail either: a count would only wait out the query timeout.
+    const failing = !state.reachable || state.failingSinceMs !== null;
+    const recounted = failing ? undefined : await valueWithin(deps.store.counts(nowSec).then(() => true, () => false), waitMs);
     const last = deps.store.lastCounts();
     const ageMs = last === null ? null : nowMs() - last.countedAtMs;
-    const failing = !state.reachable || state.failingSinceMs !== null;
     const countsStale =
       ageMs === null ? null
       : failing ? "PostgreSQL does not answer"

@@ -86,6 +86,17 @@ describe("hub record counts", () => {
     expect(h.calls).toHaveLength(1);
   });
 
+  it("runs one count at a time: callers at later clock readings share the running one", async () => {
+    const h = harness();
+    const a = h.counts.get(h.nowSec());
+    const b = h.counts.get(h.nowSec() + 1);
+    const c = h.counts.get(h.nowSec() + 2);
+    for (const r of h.release.splice(0)) r();
+    expect(await a).toEqual(await b);
+    expect(await c).toEqual(await a);
+    expect(h.calls).toHaveLength(1);
+  });
+
   it("counts again for a clock reading further away than the answer's lifetime (expiries move)", async () => {
     const h = harness();
     await h.ask(h.nowSec());

@@ -69,8 +69,11 @@ describe("a hub's PostgreSQL status", () => {
   });
 
   it("before PostgreSQL counts as unreachable: how long checks have failed, when it last answered, and the counts stale", async () => {
-    const r = await source({ state: failing, last: counted, count: () => Promise.reject(new Error("connect ECONNREFUSED")) }).status(NOW / 1000);
+    const s = source({ state: failing, last: counted, count: () => Promise.reject(new Error("connect ECONNREFUSED")) });
+    const r = await s.status(NOW / 1000);
     expect(r.postgres).toMatchObject({ reachable: true, error: "connect ECONNREFUSED 10.0.0.5:5432", failingForSeconds: 9, lastAnsweredAgeSeconds: 11, countsStale: "PostgreSQL does not answer" });
+    // Nor is it asked for counts then: each would wait out the query timeout on the hub's pool.
+    expect(s.asked()).toBe(0);
   });
 
   it("marks counts stale when the recount failed, or when older than counts are ever reused for, though PostgreSQL answers", async () => {
