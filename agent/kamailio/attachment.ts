@@ -107,8 +107,15 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const table = createKamailioTable({
     store, nodeId, locationTable: config.locationTable, maxContacts: config.reconcileMaxContacts,
     countContacts: links.countContacts,
-    dump: links.dump,
+    // Not beside a reload or reconcile: Kamailio has one FIFO process, and each of them dumps too.
+    dump: (maxReplyBytes) => exclusive(() => links.dump(maxReplyBytes)),
     pendingWrites: () => sink.lastPending(),
+    busy() {
+      const r = reload.status();
+      if (r.state !== "running") return null;
+      return `a reload into this node's Kamailio is running (${r.done} of ${r.total} examined): its table is half written, and a dump ` +
+        "would hold its only FIFO process meanwhile. Follow the reload with `locmesh status`, and list the table once it is done";
+    },
   });
   const times = createKamailioTimes();
   const reconciles = createReconcileRun({

@@ -52,6 +52,8 @@ export interface KamailioTableDeps {
   dump(maxReplyBytes: number): Promise<UsrlocContact[]>;
   /** Changes not yet written into Kamailio. */
   pendingWrites(): number;
+  /** Why Kamailio's table must not be dumped now (a reload is writing it), or null. */
+  busy?(): string | null;
   nowMs?: () => number;
 }
 
@@ -93,6 +95,8 @@ export function createKamailioTable(deps: KamailioTableDeps): KamailioTable {
   }
 
   async function take(): Promise<Snapshot> {
+    const busy = deps.busy?.() ?? null;
+    if (busy !== null) throw new RpcError(ErrorCode.TemporaryFailure, busy);
     const nowSec = Math.floor(nowMs() / 1000);
     const journalLive = (await deps.store.counts(nowSec)).locations;
     const counted = await deps.countContacts();
@@ -163,7 +167,7 @@ export function createKamailioTable(deps: KamailioTableDeps): KamailioTable {
       const snap = p.after === "" || last === null || nowMs() - last.takenMs > SNAPSHOT_TTL_MS ? await fresh() : last;
       const s = listSearch(p.search);
       const matching = s.all ? snap.rows : snap.rows.filter((r) => (s.name !== "" && r.aor.includes(s.name)) || foldAscii(r.contact).includes(s.text));
-      const [ak, as] = p.after === "" ? ["", ""] : (JSON.parse(p.after) as [string, string]);
+      const [ak, as] = p.after === "" ? ["", ""] : cursor(p.after);
       const start = p.after === "" ? 0 : matching.findIndex((r) => (cmp(r.aor, ak) || cmp(r.contact, as)) > 0);
       const items = start < 0 ? [] : matching.slice(start, start + p.limit);
       const lastItem = items.at(-1);
@@ -184,3 +188,15 @@ export function createKamailioTable(deps: KamailioTableDeps): KamailioTable {
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** A page's `after`, as the `next` of the page before gives it: [aor, contact]. */
+function cursor(after: string): [string, string] {
+  let v: unknown;
+  try {
+    v = JSON.parse(after);
+  } catch {
+    v = null;
+  }
+  if (Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string") return [v[0], v[1]];
+  throw new RpcError(ErrorCode.InvalidParams, "after must be the next of an earlier kamailio.list page, or empty for the first page");
+}

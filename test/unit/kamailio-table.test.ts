@@ -132,4 +132,29 @@ describe("Kamailio's table against the journal", () => {
       await grown.close();
     }
   });
+
+  it("does not dump while a reload is writing Kamailio's table, and says why and what to do", async () => {
+    const dump = [inKamailio("u0@example.com", "sip:u0@192.0.2.1")];
+    let reloading: string | null = "a reload into this node's Kamailio is running (10 of 300 examined)";
+    const t = await tableOf(1, dump, { busy: () => reloading });
+    try {
+      await expect(t.table.list(page())).rejects.toMatchObject({ code: ErrorCode.TemporaryFailure, message: expect.stringMatching(/^a reload into this node's Kamailio is running/) });
+      expect(t.dumps).toEqual([]);
+      reloading = null;
+      expect((await t.table.list(page())).summary.present).toBe(1);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("answers a page cursor that no earlier page gave with invalid params", async () => {
+    const t = await tableOf(1, [inKamailio("u0@example.com", "sip:u0@192.0.2.1")]);
+    try {
+      for (const after of ["not json", "[1,2]", "{}", '["only one"]']) {
+        await expect(t.table.list(page({ after }))).rejects.toMatchObject({ code: ErrorCode.InvalidParams, message: expect.stringMatching(/^after must be the next of an earlier kamailio\.list page/) });
+      }
+    } finally {
+      await t.close();
+    }
+  });
 });
