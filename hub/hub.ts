@@ -5,7 +5,6 @@
  * /healthz. No argv, env or signals here (that is hub/main.ts).
  */
 import { hostname } from "node:os";
-import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { createHttpApi, type HttpApi } from "../agent/api/http-server.js";
 import { createLocalApi } from "../agent/api/local-api.js";
@@ -135,7 +134,10 @@ export async function startHub(
   });
   const purge = startPurgeTimer({ store, retentionHours: config.journal.retentionHours, intervalSec: config.journal.purgeIntervalSec, log, metrics });
 
-  const close = async () => {
+  // Once: a fatal stop (a nodeId taken over) and a signal may both ask.
+  let closing: Promise<void> | null = null;
+  const close = () => (closing ??= closeOnce());
+  const closeOnce = async () => {
     watch.close();
     purge.close();
     registry.close();
@@ -146,7 +148,7 @@ export async function startHub(
     await valueWithin(claim.close(), 2000);
     await replica.close();
     // Bounded: a pool ends once its sockets closed, and behind a partition they never do.
-    await Promise.race([Promise.all([pool, writePool, watchPool].map((p) => p.end())), sleep(config.postgres.connectTimeoutMs)]);
+    await valueWithin(Promise.all([pool, writePool, watchPool].map((p) => p.end())), config.postgres.connectTimeoutMs);
   };
   try {
     await feed.ready;

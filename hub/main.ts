@@ -103,6 +103,8 @@ async function runHub(file: string | undefined, env: Record<string, string | und
   const stopOnFatal = (err: Error) => {
     log.fatal({ err: err.message }, "hub stopping");
     process.stderr.write(`locmesh hub stopped: ${err.message}\n`);
+    // Bounded as a signal's stop is (agent/ops/daemon.ts); hub.close() runs once however many ask.
+    setTimeout(() => process.exit(1), 10_000).unref();
     void starting.then((hub) => hub.close(), () => undefined).finally(() => process.exit(1));
   };
   const starting = startHub(config, { log, onFatal: stopOnFatal });
