@@ -17,6 +17,7 @@
  * when PostgreSQL last answered, so a status in those first seconds does not read "answering"; an
  * outage is dated from its first failed check, not from the verdict.
  */
+import { AGENTS_GO_ELSEWHERE } from "../agent/contract/postgres-standing.js";
 import type { Logger } from "../agent/ops/logger.js";
 
 /**
@@ -25,7 +26,7 @@ import type { Logger } from "../agent/ops/logger.js";
  * no hub to go to (README "Running a hub": the hubs' PostgreSQL is down).
  */
 export const AGENTS_MEANWHILE =
-  "Agents go to another hub whose PostgreSQL answers, if any; otherwise they keep journaling locally and send everything when one answers";
+  `Agents ${AGENTS_GO_ELSEWHERE}; otherwise they keep journaling locally and send everything when one answers`;
 
 export interface PgState {
   reachable: boolean;

@@ -6,6 +6,7 @@ import {
   JOURNAL_BEHIND_REMEDY, type ClusterStatus, type JournalBehindInfo, type KamailioBinding, type KamailioContact, type KamailioReloadInterrupted, type KamailioStatus,
   type KamailioTableSummary, type PostgresStatus, type ResyncStatus,
 } from "../contract/protocol.js";
+import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../contract/postgres-standing.js";
 import type { Alias, Location } from "../contract/records.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
 
@@ -47,23 +48,24 @@ export function formatStatus(s: ClusterStatus): string {
 /** On a hub the counts come from PostgreSQL: how old they are, or that there are none yet. */
 export function describeRecords(s: ClusterStatus): string {
   const counts = `${s.counts.locations} locations, ${s.counts.aliases} aliases, ${s.counts.tombstones} tombstones`;
-  const pg = s.postgres;
-  if (!pg) return counts;
-  if (pg.countsAgeSeconds === null) return `unknown (not counted yet${pg.reachable ? ": counting takes a while" : "; PostgreSQL does not answer"})`;
-  const age = `counted ${formatDuration(pg.countsAgeSeconds)} ago`;
-  // Hubs older than countsStale: stale exactly while unreachable.
-  const stale = pg.countsStale !== undefined ? pg.countsStale : pg.reachable ? null : "PostgreSQL does not answer";
-  return stale === null ? `${counts} (${age})` : `${counts} (STALE: ${age}; ${stale})`;
+  if (!s.postgres) return counts;
+  const c = countsStanding(s.postgres, formatDuration);
+  return c.counted ? `${counts} (${c.text})` : `unknown (${c.text})`;
 }
 
 export function describePostgres(p: PostgresStatus): string {
-  const answered = p.lastAnsweredAgeSeconds === undefined ? "" : ` (last answered ${formatDuration(p.lastAnsweredAgeSeconds)} ago)`;
-  if (p.reachable && (p.failingForSeconds ?? null) === null) return `answering at ${p.address}${answered}`;
-  if (p.reachable) {
-    const release = p.releaseAfterSeconds === undefined ? "" : `; agents are released after ${formatDuration(p.releaseAfterSeconds)}`;
-    return `NOT ANSWERING at ${p.address} for ${formatDuration(p.failingForSeconds!)}${answered}: ${p.error ?? "no answer"}${release}`;
+  const s = postgresStanding(p);
+  const answered = lastAnsweredText(s, formatDuration);
+  switch (s.state) {
+    case "answering":
+      return `answering at ${p.address}${answered}`;
+    case "failing": {
+      const release = releaseText(s, formatDuration);
+      return `NOT ANSWERING at ${p.address} for ${formatDuration(s.failingForSeconds)}${answered}: ${s.error}${release === null ? "" : `; ${release}`}`;
+    }
+    case "unreachable":
+      return `UNREACHABLE at ${p.address} since ${s.since}${answered}: ${s.error}; this hub refuses agents until it answers (they ${AGENTS_GO_ELSEWHERE}; otherwise they journal locally and send everything when one answers)`;
   }
-  return `UNREACHABLE at ${p.address} since ${p.since}${answered}: ${p.error ?? "no answer"}; this hub refuses agents until it answers (they go to another hub whose PostgreSQL answers, if any; otherwise they journal locally and send everything when one answers)`;
 }
 
 /** An agent in hub mode: its own changes that wait in its journal for a hub. */

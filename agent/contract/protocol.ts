@@ -558,7 +558,10 @@ export interface PostgresStatus {
   /** host:port the hub connects to (never the password). */
   address: string;
   reachable: boolean;
-  /** Why it counts as unreachable (the last failed check); null while reachable. */
+  /**
+   * Why checks fail (the last failed check, or "no answer for N s"): while unreachable, and while
+   * reachable but failing (`failingForSeconds`); null while checks succeed.
+   */
   error: string | null;
   /** Since when it has been reachable or unreachable (ISO 8601). */
   since: string;

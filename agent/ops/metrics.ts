@@ -1,5 +1,6 @@
 /** Prometheus metrics for one agent or hub; a registry per instance, no global state. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { AGENTS_GO_ELSEWHERE } from "../contract/postgres-standing.js";
 
 /** One peer's (or, in hub mode, the hub link's) state, read at every scrape. */
 export interface PeerGauge {
@@ -62,7 +63,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
   // Registered only once a hub gives its source (scrapeFrom): an agent has no PostgreSQL to be down.
   const hubPostgresUp = new Gauge({
     name: HUB_POSTGRES_UP,
-    help: "1 while this hub's PostgreSQL answers its health checks, 0 once none has for postgres.unreachableAfterMs (the hub then refuses agents, which fail over to another hub); only on hubs",
+    help: `1 while this hub's PostgreSQL answers its health checks, 0 once none has for postgres.unreachableAfterMs (the hub then refuses agents: they ${AGENTS_GO_ELSEWHERE}; otherwise they keep journaling locally); only on hubs`,
     registers: [],
     collect(this: Gauge) {
       if (sources.postgresUp) this.set(sources.postgresUp() ? 1 : 0);

@@ -79,7 +79,8 @@ describe("the Cluster page of a hub and of an agent in hub mode", () => {
     await expect.poll(() => hubCell(hubPage, "a1"), poll).toBe("hub1 (this hub)");
     await expect.poll(() => hubCell(hubPage, "a2"), poll).toBe("hub2");
     const pg = card(hubPage, "PostgreSQL");
-    expect(await textOf(pg)).toContain(`Answering at 127.0.0.1:${path.port}`);
+    expect(await textOf(pg)).toContain(`Answering at 127.0.0.1:${path.port} (last answered `);
+    expect(await pg.locator(".badge").textContent()).toBe("up");
     expect(await pg.locator(".error").count()).toBe(0);
     const node = card(hubPage, "Node hub1");
     await expect.poll(() => stat(node, "Aliases"), poll).toBe("5");
@@ -97,6 +98,8 @@ describe("the Cluster page of a hub and of an agent in hub mode", () => {
     path.freeze();
     const pg = card(hubPage, "PostgreSQL");
     await expect.poll(() => textOf(pg), poll).toContain(`UNREACHABLE at 127.0.0.1:${path.port} since `);
+    expect(await textOf(pg)).toMatch(/ \(last answered \d+s ago\)/);
+    expect(await pg.locator(".badge").textContent()).toBe("down");
     expect(await pg.locator(".error").textContent()).toMatch(/^Last check: .+/);
     expect(await textOf(pg)).toContain("it has closed their sessions and refuses new ones until PostgreSQL answers, so they go to another hub whose PostgreSQL answers, if any");
     const node = card(hubPage, "Node hub1");

@@ -116,11 +116,34 @@ describe("hub status", () => {
 
   it("says where PostgreSQL answers, or since when it does not, why, and what the hub does meanwhile", () => {
     const up = { address: "db.example.com:5432", reachable: true, error: null, since: "2026-11-22T10:00:00.000Z", countsAgeSeconds: 3 };
-    expect(postgresView(up)).toEqual({ reachable: true, headline: "Answering at db.example.com:5432", error: null, consequence: null });
+    expect(postgresView(up)).toEqual({ badge: { cls: "ok", text: "up" }, headline: "Answering at db.example.com:5432", error: null, consequence: null });
     const down = postgresView({ ...up, reachable: false, error: "Query read timeout", since: "not a time" });
-    expect(down).toMatchObject({ reachable: false, headline: "UNREACHABLE at db.example.com:5432 since not a time", error: "Last check: Query read timeout" });
+    expect(down).toMatchObject({ badge: { cls: "bad", text: "down" }, headline: "UNREACHABLE at db.example.com:5432 since not a time", error: "Last check: Query read timeout" });
     expect(down.consequence).toMatch(/refuses new ones until PostgreSQL answers, so they go to another hub whose PostgreSQL answers, if any; otherwise they keep journaling locally/);
     expect(postgresView({ ...up, reachable: false }).error).toBe("Last check: no answer");
+  });
+
+  // A hub with the newer fields (hub/postgres-status.ts), as `locmesh status` shows them (client-output.test.ts).
+  const now = {
+    address: "db.example.com:5432", reachable: true, error: null, since: "2026-11-22T10:00:00.000Z", countsAgeSeconds: 3,
+    lastAnswered: "2026-11-22T10:04:58.000Z", lastAnsweredAgeSeconds: 2, failingForSeconds: null, releaseAfterSeconds: 15, countsStale: null,
+  };
+
+  it("says when PostgreSQL last answered while it answers", () => {
+    expect(postgresView(now)).toEqual({ badge: { cls: "ok", text: "up" }, headline: "Answering at db.example.com:5432 (last answered 2s ago)", error: null, consequence: null });
+  });
+
+  it("says PostgreSQL is not answering before the hub counts it unreachable: for how long, the last answer, why, and when agents are released", () => {
+    const failing = postgresView({ ...now, failingForSeconds: 9, lastAnsweredAgeSeconds: 9, error: "connect ECONNREFUSED" });
+    expect(failing.badge).toEqual({ cls: "warn", text: "failing" });
+    expect(failing.headline).toBe("NOT ANSWERING at db.example.com:5432 for 9s (last answered 9s ago)");
+    expect(failing.error).toBe("Last check: connect ECONNREFUSED");
+    expect(failing.consequence).toMatch(/^This hub still holds its agents' sessions: .+ If it goes on, agents are released after 15s \(in 6s unless it answers\): it closes their sessions, and they go to another hub whose PostgreSQL answers, if any; otherwise they keep journaling locally/);
+    // No reason given yet (a check still waiting), and past the release time (the verdict is due).
+    const late = postgresView({ ...now, failingForSeconds: 20 });
+    expect([late.error, late.consequence]).toEqual(["Last check: no answer", expect.stringContaining("agents are released after 15s (in 0s unless it answers)")]);
+    // An unreachable PostgreSQL's headline says when it last answered too.
+    expect(postgresView({ ...now, reachable: false, lastAnsweredAgeSeconds: 40 }).headline).toMatch(/^UNREACHABLE at db\.example\.com:5432 since .+ \(last answered 40s ago\)$/);
   });
 
   it("marks a hub's counts with their age, stale while PostgreSQL does not answer, unknown before the first", () => {
@@ -134,5 +157,16 @@ describe("hub status", () => {
     expect(none).toEqual({ known: false, stale: false, age: "not counted yet; PostgreSQL does not answer" });
     expect(countText(0, none)).toBe("unknown");
     expect(countsView({ ...pg, countsAgeSeconds: null }).age).toBe("not counted yet: counting takes a while");
+  });
+
+  it("marks a hub's counts stale whenever the hub says they are (countsStale), with its reason, and fresh when it says so", () => {
+    const pg = { ...now, countsAgeSeconds: 92 };
+    expect(countsView({ ...pg, countsStale: "the recount failed" })).toEqual({ known: true, stale: true, age: "STALE: counted 1m 32s ago; the recount failed" });
+    const old = countsView({ ...pg, countsStale: "older than the 30 s counts are reused for; the recount is slow" });
+    expect(old.age).toBe("STALE: counted 1m 32s ago; older than the 30 s counts are reused for; the recount is slow");
+    expect(countText(5, old)).toBe("5 (stale)");
+    // Failing before the verdict: the hub marks them stale though PostgreSQL still counts as reachable.
+    expect(countsView({ ...pg, failingForSeconds: 4, countsStale: "PostgreSQL does not answer" })).toMatchObject({ stale: true, age: "STALE: counted 1m 32s ago; PostgreSQL does not answer" });
+    expect(countsView(pg)).toEqual({ known: true, stale: false, age: "counted 1m 32s ago" });
   });
 });

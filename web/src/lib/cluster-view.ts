@@ -4,6 +4,7 @@
  * it is optional here and read defensively: the page works against old and new agents alike.
  */
 import type { ClusterStatus, JournalBehindInfo, KamailioReloadInterrupted, PeerStatus, PostgresStatus } from "../../../agent/contract/protocol.js";
+import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../../../agent/contract/postgres-standing.js";
 import { formatCount, formatDuration, formatTime } from "./format.js";
 
 export interface KamailioStatus {
@@ -74,45 +75,63 @@ export function linkBadge(p: { connected: boolean | null; asOf?: string }): { cl
 }
 
 export interface PostgresView {
-  reachable: boolean;
-  /** "Answering at host:port", or "UNREACHABLE at host:port since …". */
+  /** "up" while it answers, "failing" while checks fail but the hub still holds its agents, "down" once it released them. */
+  badge: { cls: "ok" | "warn" | "bad"; text: "up" | "failing" | "down" };
+  /** "Answering at host:port (last answered …)", "NOT ANSWERING at host:port for …", or "UNREACHABLE at host:port since …". */
   headline: string;
-  /** Why it counts as unreachable; null while it answers. */
+  /** Why it fails (the last check); null while it answers. */
   error: string | null;
-  /** What the hub does about it meanwhile, and what the operator checks; null while it answers. */
+  /** What the hub does about it meanwhile, or soon, and what the operator checks; null while it answers. */
   consequence: string | null;
 }
 
-/** A hub's PostgreSQL as its health checks found it (hub/pg-watch.ts). */
+/** A hub's PostgreSQL as its health checks found it (hub/pg-watch.ts), as `locmesh status` says it (agent/contract/postgres-standing.ts). */
 export function postgresView(p: PostgresStatus): PostgresView {
-  if (p.reachable) return { reachable: true, headline: `Answering at ${p.address}`, error: null, consequence: null };
-  return {
-    reachable: false,
-    headline: `UNREACHABLE at ${p.address} since ${formatTime(p.since)}`,
-    error: `Last check: ${p.error ?? "no answer"}`,
-    consequence:
-      "This hub can neither store its agents' changes nor read what to send them: it has closed their sessions and refuses new ones until PostgreSQL answers, " +
-      "so they go to another hub whose PostgreSQL answers, if any; otherwise they keep journaling locally until one answers (nothing is lost). Check PostgreSQL and the network path from this hub to it.",
-  };
+  const s = postgresStanding(p);
+  const answered = lastAnsweredText(s, formatDuration);
+  switch (s.state) {
+    case "answering":
+      return { badge: { cls: "ok", text: "up" }, headline: `Answering at ${p.address}${answered}`, error: null, consequence: null };
+    case "failing": {
+      const release = releaseText(s, formatDuration);
+      const when = release === null || s.releaseAfterSeconds === null
+        ? "If it goes on, this hub releases its agents"
+        : `If it goes on, ${release} (in ${formatDuration(Math.max(0, s.releaseAfterSeconds - s.failingForSeconds))} unless it answers)`;
+      return {
+        badge: { cls: "warn", text: "failing" },
+        headline: `NOT ANSWERING at ${p.address} for ${formatDuration(s.failingForSeconds)}${answered}`,
+        error: `Last check: ${s.error}`,
+        consequence:
+          `This hub still holds its agents' sessions: it has not counted PostgreSQL as unreachable yet. ${when}: ` +
+          `it closes their sessions, and they ${AGENTS_GO_ELSEWHERE}; otherwise they keep journaling locally until one answers (nothing is lost).`,
+      };
+    }
+    case "unreachable":
+      return {
+        badge: { cls: "bad", text: "down" },
+        headline: `UNREACHABLE at ${p.address} since ${formatTime(s.since)}${answered}`,
+        error: `Last check: ${s.error}`,
+        consequence:
+          "This hub can neither store its agents' changes nor read what to send them: it has closed their sessions and refuses new ones until PostgreSQL answers, " +
+          `so they ${AGENTS_GO_ELSEWHERE}; otherwise they keep journaling locally until one answers (nothing is lost). Check PostgreSQL and the network path from this hub to it.`,
+      };
+  }
 }
 
 export interface CountsView {
   /** False before a hub's first count: the counts are zeros that mean nothing. */
   known: boolean;
-  /** A hub's last counts, shown while PostgreSQL does not answer. */
+  /** A hub's last counts, stale while PostgreSQL fails, after a failed recount, or past the age counts are reused for. */
   stale: boolean;
-  /** How old a hub's counts are (they come from PostgreSQL); null on an agent, whose counts are live. */
+  /** How old a hub's counts are (they come from PostgreSQL), and why stale; null on an agent, whose counts are live. */
   age: string | null;
 }
 
-/** The record counts' standing: live on an agent; on a hub counted in PostgreSQL a while ago, STALE while it does not answer. */
+/** The record counts' standing: live on an agent; on a hub counted in PostgreSQL a while ago, STALE when the hub says so (countsStale). */
 export function countsView(pg: PostgresStatus | undefined): CountsView {
   if (!pg) return { known: true, stale: false, age: null };
-  if (pg.countsAgeSeconds === null) {
-    return { known: false, stale: false, age: `not counted yet${pg.reachable ? ": counting takes a while" : "; PostgreSQL does not answer"}` };
-  }
-  const age = `counted ${formatDuration(pg.countsAgeSeconds)} ago`;
-  return pg.reachable ? { known: true, stale: false, age } : { known: true, stale: true, age: `STALE: ${age}; PostgreSQL does not answer` };
+  const c = countsStanding(pg, formatDuration);
+  return { known: c.counted, stale: c.counted && c.stale !== null, age: c.text };
 }
 
 /** One count as the node card shows it: "unknown" before a hub's first count, marked while stale. */

@@ -38,13 +38,13 @@ export function NodeCard({ s }: { s: ClusterStatusView }) {
   );
 }
 
-/** A hub's PostgreSQL: answering, or not and why, and what the hub does meanwhile. */
+/** A hub's PostgreSQL: answering, failing or unreachable and why, and what the hub does meanwhile. */
 export function PostgresCard({ p }: { p: PostgresStatus }) {
   const v = postgresView(p);
   return (
     <div class="card stat-card">
       <h2>PostgreSQL</h2>
-      <p><span class={`badge ${v.reachable ? "ok" : "bad"}`}>{v.reachable ? "up" : "down"}</span> {v.headline}</p>
+      <p><span class={`badge ${v.badge.cls}`}>{v.badge.text}</span> {v.headline}</p>
       {v.error && <p class="error">{v.error}</p>}
       {v.consequence && <p>{v.consequence}</p>}
     </div>
