@@ -16,6 +16,7 @@ import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
 import { listenOn } from "../ops/listen.js";
+import { closeReason } from "./close-reason.js";
 import type { Metrics, PeerGauge } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
@@ -350,7 +351,7 @@ export function createMesh(deps: {
       wss = new WebSocketServer({ server, path: "/peer", maxPayload: o.maxMessageBytes });
       wss.on("connection", (ws, req) => {
         if (closing) return ws.close(1001, "shutting down");
-        if (refusal !== null) return ws.close(4013, refusal);
+        if (refusal !== null) return ws.close(4013, closeReason(refusal));
         const address = req.socket.remoteAddress ?? "unknown";
         const heldMs = throttle.blockedFor(address);
         if (heldMs > 0) {
@@ -394,7 +395,7 @@ export function createMesh(deps: {
     },
     refuseSessions(reason) {
       refusal = reason;
-      if (reason !== null) for (const s of [...sessions.values(), ...pending]) s.close(4013, reason);
+      if (reason !== null) for (const s of [...sessions.values(), ...pending]) s.close(4013, closeReason(reason));
     },
     failBackToPreferredHub: () => dialers.get(HUB)?.failBackNow() ?? Promise.resolve("not in hub mode (no hub.urls)"),
     async close() {

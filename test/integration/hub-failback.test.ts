@@ -96,7 +96,7 @@ describe("failing back to the preferred hub", () => {
       await Promise.all(agents.map((_, i) => publish(i, 50, `back${round}`)));
     }
     await Promise.all(agents.map((_, i) => publish(i, 50, "after")));
-    expect(readFileSync(a1.logPath, "utf8")).toMatch(/"msg":"moving back to its preferred hub hub1: it has taken sessions for \d+ s"/);
+    await waitFor("a1's move in its log", async () => /"msg":"moving back to its preferred hub hub1: it has taken sessions for \d+ s"/.test(readFileSync(a1.logPath, "utf8")), 5000);
     await expectEachChangeOnce();
     // a3 has failback off: it stays where the failover took it.
     expect(await onHubs(["hub1", "hub2", "hub2"])).toBe(true);
@@ -106,7 +106,7 @@ describe("failing back to the preferred hub", () => {
     const a3 = agents[2]!;
     a3.child!.kill("SIGHUP");
     await waitFor("a3 back on hub1", () => onHubs(["hub1", "hub2", "hub1"]));
-    expect(readFileSync(a3.logPath, "utf8")).toContain('"msg":"moving back to its preferred hub hub1: asked to rebalance"');
+    await waitFor("a3's move in its log", async () => readFileSync(a3.logPath, "utf8").includes('"msg":"moving back to its preferred hub hub1: asked to rebalance"'), 5000);
     await Promise.all(agents.map((_, i) => publish(i, 100, "sighup")));
     await expectEachChangeOnce();
   });
@@ -133,6 +133,8 @@ describe("failing back to the preferred hub", () => {
       if (Date.now() > until) throw new Error("a1 did not move back to hub1 within 60 s of hub1's PostgreSQL answering");
       await Promise.all(agents.map((_, i) => publish(i, 20, `thawed${round}`)));
     }
+    // The log line may land a moment after the status shows the session.
+    await waitFor("a1's session with hub1 in its log", async () => sessionsWithHub1() > sessionsBefore, 5000);
     expect(sessionsWithHub1()).toBe(sessionsBefore + 1);
     await expectEachChangeOnce();
     expect(await onHubs(["hub1", "hub2", "hub2"])).toBe(true);

@@ -65,8 +65,8 @@ async function expectRedone(reason: string): Promise<void> {
   expect(interrupted.done).toBeLessThan(N);
   // Not a Kamailio restart: the same Kamailio, half written.
   expect(status.kamailio!.restarts).toBe(0);
-  const log = readFileSync(node.agent.logPath, "utf8");
-  expect(log).toMatch(new RegExp(`the last reload into Kamailio \\(started ${interrupted.startedAt}, ${reason}\\) did not finish: the agent stopped in the middle of it`));
+  const said = new RegExp(`the last reload into Kamailio \\(started ${interrupted.startedAt}, ${reason}\\) did not finish: the agent stopped in the middle of it`);
+  await waitFor("the cut-short reload in the agent's log", async () => said.test(readFileSync(node.agent.logPath, "utf8")), 5000);
 
   const shown = await cli(["status", "--url", node.agent.apiUrl, "--token", node.agent.spec.token]);
   expect(shown.stdout).toMatch(/^previous reload\s+CUT SHORT by the agent stopping \(restart, kill or crash\) after at least \d+ of \d+ writes; it started /m);
