@@ -22,7 +22,7 @@ import type { Replica } from "../core/replica.js";
 import { InvalidBatchError } from "../core/store.js";
 import { changesAhead, isEmptyVector } from "../core/version-vector.js";
 import type { Logger } from "../ops/logger.js";
-import type { Metrics } from "../ops/metrics.js";
+import type { AuthFailureReason, Metrics } from "../ops/metrics.js";
 import { createRpcServer, parseErrorResponse, parseFrame, toRpcError } from "../rpc/server.js";
 import { clientProof, newNonce, proofMatches, serverProof } from "./auth.js";
 import { closeReason } from "./close-reason.js";
@@ -235,7 +235,8 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
 
   // ---- handshake ---------------------------------------------------------------------------
 
-  const unauthorized = (reason: string, nodeId: string | null): RpcError => {
+  // A reason from the list whose series start at 0 (metrics.ts), so the compiler keeps them in step.
+  const unauthorized = (reason: AuthFailureReason, nodeId: string | null): RpcError => {
     metrics.authFailures.inc({ reason });
     log.warn({ peer: nodeId, reason }, "refused peer authentication");
     deps.onAuthFailed?.();

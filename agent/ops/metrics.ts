@@ -34,6 +34,7 @@ export const AUTH_FAILURE_REASONS = [
   "wrong key", "unknown node id", "replica id does not match node id", "a node cannot peer with itself (duplicate nodeId?)",
   "server proof", "timeout", "peer locked out", "api no token", "api wrong token", "api not signed in", "api locked out",
 ] as const;
+export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 
 export function createMetrics(opts: { defaults?: boolean } = {}) {
   const registry = new Registry();
