@@ -42,7 +42,7 @@ const ROWS = `SELECT node_id, replica_id, hub_node, behind_changes, behind_secon
   seen_at > now() - make_interval(secs => $1) AS fresh FROM hub_agents`;
 
 /** A row not written for this long means its agent is no longer on that hub. */
-export const staleSeconds = (statusIntervalMs: number) => Math.max(3, (statusIntervalMs * 3) / 1000);
+export const agentRowStaleSeconds = (statusIntervalMs: number) => Math.max(3, (statusIntervalMs * 3) / 1000);
 
 export interface AgentRegistryDeps {
   pool: pg.Pool;
@@ -61,7 +61,7 @@ export interface AgentRegistryDeps {
 export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
   const { pool, mesh } = deps;
   const log = deps.log.child({ component: "agent-registry" });
-  const staleSec = staleSeconds(deps.intervalMs);
+  const staleSec = agentRowStaleSeconds(deps.intervalMs);
   const placement = { hubNode: deps.hubNode, includeRecorded: deps.includeRecorded };
   let writing = false;
 

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { ConfigError } from "../agent/config/agent-config.js";
 import { createLogger } from "../agent/ops/logger.js";
 import { runUntilSignalled } from "../agent/ops/daemon.js";
-import { staleSeconds } from "./agent-registry.js";
+import { agentRowStaleSeconds } from "./agent-registry.js";
 import { describeForget, forgetAgents } from "./forget-agents.js";
 import { migrateHubDatabase, startHub } from "./hub.js";
 import { withPgClient } from "./pg-client.js";
@@ -76,7 +76,7 @@ export function registerHubCommands(program: Command, io: { env: Record<string, 
     .action(async (nodeIds: string[], _opts: unknown, cmd: Command) => {
       const config = loadOrExit(configOf(cmd), io.env);
       try {
-        const outcome = await withPgClient(config.postgres, (client) => forgetAgents(client, nodeIds, staleSeconds(config.mesh.statusIntervalMs), config.mesh.agents));
+        const outcome = await withPgClient(config.postgres, (client) => forgetAgents(client, nodeIds, agentRowStaleSeconds(config.mesh.statusIntervalMs), config.mesh.agents));
         process.stdout.write(`${describeForget(outcome)}\n`);
         if (outcome.connected.length > 0 || outcome.listed.length > 0) process.exit(1);
       } catch (err) {

@@ -3,7 +3,7 @@
  * and refreshes the claim every `intervalMs`; a second process with the same nodeId is refused with
  * an error that says what to change. A claim whose process is gone (kill -9, a lost host) is taken
  * over: at once when that process ran on this host and its pid no longer runs (a crashed hub
- * restarted by its init system), else once the claim has not been refreshed for `staleSeconds`
+ * restarted by its init system), else once the claim has not been refreshed for `claimStaleSeconds`
  * (a new process waits that long, watching), so a crashed hub's restart is delayed, never refused.
  *
  * At runtime a hub whose claim was taken over (it was cut off from PostgreSQL for longer than that,
@@ -41,7 +41,7 @@ export interface NodeClaimDeps {
 }
 
 /** A claim not refreshed for this long is a dead hub's. Generous: a busy hub must not look dead. */
-export const staleSeconds = (intervalMs: number) => Math.max(10, (intervalMs * 5) / 1000);
+export const claimStaleSeconds = (intervalMs: number) => Math.max(10, (intervalMs * 5) / 1000);
 
 /** Takes the claim when nobody holds it, its holder is stale, or its holder is `$7` (known gone). */
 const TAKE = `INSERT INTO hub_nodes (node_id, instance, holder, host, pid) VALUES ($1, $2, $3, $4, $5)
@@ -87,7 +87,7 @@ export async function claimHubNode(deps: NodeClaimDeps): Promise<NodeClaim> {
   const host = deps.host ?? hostname();
   const pid = deps.pid ?? process.pid;
   const isRunning = deps.isRunning ?? processRuns;
-  const stale = staleSeconds(deps.intervalMs);
+  const stale = claimStaleSeconds(deps.intervalMs);
   const c: Claimant = {
     pool, nodeId, instance, stale, log: deps.log.child({ component: "node-claim" }),
     take: async (gone = "") => (await pool.query(TAKE, [nodeId, instance, deps.holder, host, pid, stale, gone])).rowCount === 1,
