@@ -15,8 +15,13 @@ export function formatStatus(s: ClusterStatus): string {
     ["node", `${s.nodeId} (replica ${s.replicaId}, locmesh ${s.version}, protocol ${s.protocol}, up ${formatDuration(s.uptimeSeconds)})`],
     ["records", describeRecords(s)],
     ...(s.postgres ? ([["postgresql", describePostgres(s.postgres)]] as [string, string][]) : []),
-    ["kamailio", describeKamailio(s.kamailio)],
-    ["pending writes", `${s.pendingWrites} (changes not yet written to the local Kamailio)`],
+    // A hub (it reports its PostgreSQL) has no Kamailio: two lines of "not attached" and 0 say nothing.
+    ...(s.postgres
+      ? []
+      : ([
+        ["kamailio", describeKamailio(s.kamailio)],
+        ["pending writes", `${s.pendingWrites} (changes not yet written to the local Kamailio)`],
+      ] as [string, string][])),
     ...(s.hubUnacknowledged === undefined ? [] : ([["unacknowledged by hub", describeHubUnacknowledged(s)]] as [string, string][])),
     ["resync", describeResync(s.resync)],
     ...(s.kamailio

@@ -167,6 +167,13 @@ describe("locmesh status against a hub", () => {
   const pg = { address: "db.example.com:5432", reachable: true, error: null, since: "2026-11-22T10:00:00.000Z", countsAgeSeconds: 3 };
   const line = (s: ClusterStatus, key: string) => formatStatus(s).split("\n").find((l) => l.startsWith(key));
 
+  it("leaves out the Kamailio lines a hub has nothing to say in; an agent keeps them", () => {
+    expect(line(hub(pg), "kamailio")).toBeUndefined();
+    expect(line(hub(pg), "pending writes")).toBeUndefined();
+    expect(line(hub(undefined), "kamailio")).toMatch(/^kamailio +not attached/);
+    expect(line(hub(undefined), "pending writes")).toMatch(/^pending writes +0 /);
+  });
+
   it("shows PostgreSQL and how old the counts are", () => {
     expect(line(hub(pg), "records")).toMatch(/^records +7 locations, 2 aliases, 0 tombstones \(counted 3s ago\)$/);
     expect(line(hub(pg), "postgresql")).toMatch(/^postgresql +answering at db\.example\.com:5432$/);
