@@ -128,7 +128,7 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
         if ((opts as { kamailio?: boolean }).kamailio) {
           const page = (await listPages<KamailioBinding>(client, ApiMethod.KamailioList, opts, { timeoutMs: KAMAILIO_DUMP_WAIT_MS })) as KamailioListResult;
           if (opts.json) printJson(page);
-          else print(`${formatKamailioTable(page.items, nowSec())}${pageFooter(page, "bindings")}\n\n${describeKamailioTable(page.summary)}`);
+          else print(`${formatKamailioTable(page.items, nowSec(), (opts as ListOpts).search ?? "")}${pageFooter(page, "bindings")}\n\n${describeKamailioTable(page.summary)}`);
           return;
         }
         const page = await listPages<Location>(client, ApiMethod.LocationList, opts);

@@ -115,7 +115,7 @@ export function describeReload(r: KamailioStatus["reload"]): string {
     case "running":
       return `running (${r.reason ?? ""}): ${r.done} of ${r.total} writes${r.channel ? ` over ${r.channel}` : ""}`;
     case "done":
-      return `done: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}, ${r.rate}/s${r.channel ? ` over ${r.channel}` : ""}, finished ${r.finishedAt ?? "?"}`;
+      return `done${r.reason ? ` (${r.reason})` : ""}: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}, ${r.rate}/s${r.channel ? ` over ${r.channel}` : ""}, finished ${r.finishedAt ?? "?"}`;
     case "failed":
       return `failed after ${r.done} of ${r.total} writes: ${r.error ?? "no reason given"}`;
   }
@@ -213,8 +213,9 @@ function formatContactBlocks<C extends ContactFields>(heading: string, items: re
 }
 
 /** Kamailio's location table (`location ls --kamailio`), with what the journal says of each binding. */
-export function formatKamailioTable(items: readonly KamailioBinding[], nowSec: number): string {
-  if (items.length === 0) return "this node's Kamailio holds no binding";
+export function formatKamailioTable(items: readonly KamailioBinding[], nowSec: number, search = ""): string {
+  // With a search, an empty page says nothing of the table (the summary line below counts all of it).
+  if (items.length === 0) return search === "" ? "this node's Kamailio holds no binding" : `no binding in this node's Kamailio matches ${JSON.stringify(search)}`;
   return formatTable(
     ["AOR", "CONTACT", "EXPIRES", "Q", "INSTALLED BY", "JOURNAL"],
     items.map((b) => [

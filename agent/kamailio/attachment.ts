@@ -113,7 +113,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     busy() {
       const r = reload.status();
       if (r.state !== "running") return null;
-      return `a reload into this node's Kamailio is running (${r.done} of ${r.total} examined): its table is half written, and a dump ` +
+      return `a reload into this node's Kamailio is running (${r.done} of ${r.total} writes, as \`locmesh status\` counts them): its table is half written, and a dump ` +
         "would hold its only FIFO process meanwhile. Follow the reload with `locmesh status`, and list the table once it is done";
     },
   });

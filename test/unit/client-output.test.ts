@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { describeKamailio, describeReload, formatKamailioContacts, formatStatus } from "../../agent/cli/client-output.js";
+import { describeKamailio, describeReload, formatKamailioContacts, formatKamailioTable, formatStatus } from "../../agent/cli/client-output.js";
 import type { ClusterStatus, KamailioStatus } from "../../agent/contract/protocol.js";
 
 const base: KamailioStatus["reload"] = {
@@ -9,9 +9,17 @@ const base: KamailioStatus["reload"] = {
 
 describe("describeReload", () => {
   it("says which way the reload went (the README's status section promises it)", () => {
-    expect(describeReload(base)).toBe("done: 100 writes, 3 already right, 33/s over evapi, finished 2026-11-22T10:00:03.000Z");
+    expect(describeReload(base)).toBe("done (kamailio restarted): 100 writes, 3 already right, 33/s over evapi, finished 2026-11-22T10:00:03.000Z");
+    expect(describeReload({ ...base, reason: null })).toBe("done: 100 writes, 3 already right, 33/s over evapi, finished 2026-11-22T10:00:03.000Z");
     expect(describeReload({ ...base, state: "running", done: 40, channel: "jsonrpcs" })).toBe("running (kamailio restarted): 40 of 100 writes over jsonrpcs");
     expect(describeReload({ ...base, state: "failed", done: 40, error: "Kamailio is unreachable" })).toBe("failed after 40 of 100 writes: Kamailio is unreachable");
+  });
+});
+
+describe("formatKamailioTable", () => {
+  it("says an empty page of a search matched nothing, not that Kamailio holds nothing (its summary line counts the whole table)", () => {
+    expect(formatKamailioTable([], 0)).toBe("this node's Kamailio holds no binding");
+    expect(formatKamailioTable([], 0, "nobody")).toBe('no binding in this node\'s Kamailio matches "nobody"');
   });
 });
 

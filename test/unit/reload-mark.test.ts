@@ -58,6 +58,16 @@ describe("reload mark", () => {
     expect(openReloadMark({ notes: journal(path), instance: () => null, log: silentLogger() }).previous).toBeNull();
   });
 
+  it("saves the progress of a fast reload every 5,000 writes too, not only once a second", async () => {
+    const path = join(temp.make(), "journal.sqlite");
+    const mark = openReloadMark({ notes: journal(path), instance: () => INSTANCE, log: silentLogger(), nowMs: () => 0 });
+    const fast = { ...running, total: 18_000 };
+    mark.track(fast);
+    for (let done = 1; done <= 12_000; done++) mark.track({ ...fast, done }); // all within the first second
+    await open.pop()!.close();
+    expect(openReloadMark({ notes: journal(path), instance: () => INSTANCE, log: silentLogger() }).previous).toMatchObject({ done: 10_000, total: 18_000 });
+  });
+
   it("keeps a failed reload with its error, and a note it cannot read as a reload that did not finish", () => {
     const notes = new Map<string, string>();
     const store: ReloadNotes = { readNote: (n) => notes.get(n) ?? null, writeNote: (n, v) => (v === null ? notes.delete(n) : notes.set(n, v)) };
