@@ -135,7 +135,8 @@ export function describeInterrupted(i: KamailioReloadInterrupted): string {
 
 /** The last reconcile with Kamailio (ul.dump): when, what it did, or why it did not run. */
 export function describeReconcile(r: KamailioStatus["lastReconcile"]): string {
-  if (r === null) return "not run yet";
+  // At start a reload stands in for it when Kamailio needs one (restarted, or a new journal).
+  if (r === null) return "not run yet (when a reload made Kamailio whole at start, the first runs within kamailio.reconcileIntervalSec)";
   switch (r.outcome) {
     case "skipped":
       // What the skip costs, said where the operator looks (README "Attach to your Kamailio").

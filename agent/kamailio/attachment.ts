@@ -232,7 +232,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     list: (p) => table.list(p),
     reconcile,
     journalSeeded() {
-      log.info("the journal has caught up with the cluster: reconciling with Kamailio");
+      log.info("the journal has caught up with the cluster: bringing Kamailio in line (a reload if it needs one, else a reconcile)");
       // The snapshot's records go into Kamailio first, so the reconcile compares against them.
       void sink.drained().then(() => (closed ? undefined : reconcile()))
         .catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile after the first catch-up failed"));
