@@ -59,9 +59,12 @@ export async function startHub(
   const writePool = new pg.Pool({ ...connection, max: 2, types: PG_TYPES });
   // An idle pooled connection dies when PostgreSQL restarts; the pool replaces it on next use.
   for (const p of [pool, writePool]) p.on("error", (err) => log.warn({ err: err.message }, "idle PostgreSQL connection lost"));
-  const store = await openPgStore({ pool, writePool, nodeId: config.nodeId, channel: config.postgres.channel }).catch((err: unknown) => {
-    // Not awaited: ending a pool waits for its sockets to close, which a silent network never does.
+  // On a failed start. Not awaited: ending a pool waits for its sockets to close, which a silent network never does.
+  const dropPools = () => {
     for (const p of [pool, writePool]) p.end().catch(() => undefined);
+  };
+  const store = await openPgStore({ pool, writePool, nodeId: config.nodeId, channel: config.postgres.channel }).catch((err: unknown) => {
+    dropPools();
     throw pgStartError(err, config.postgres);
   });
   const hlc = createHlc({
@@ -81,8 +84,7 @@ export async function startHub(
     onLost: (err) => deps.onFatal?.(err),
   }).catch(async (err: unknown) => {
     await replica.close();
-    // Not awaited, as above: behind a partition the pools' sockets never close.
-    for (const p of [pool, writePool]) p.end().catch(() => undefined);
+    dropPools();
     throw err;
   });
 

@@ -10,11 +10,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import { type AgentProcess, waitFor } from "../support/agent-process.js";
 import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
 import { startFreezableProxy, type FreezableProxy } from "../support/freezable-proxy.js";
-import { makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { changesApplied, changesReceived, hubOf, makeHubCluster, type HubProcess } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 let dir: string;
@@ -24,10 +23,6 @@ let path: FreezableProxy;
 let hubs: HubProcess[];
 let agents: AgentProcess[];
 
-const received = (a: AgentProcess) => a.metric("locmesh_changes_received_total");
-const applied = (a: AgentProcess) => a.metric("locmesh_changes_applied_total");
-/** The node id of the hub the agent has a session with now; null while it has none. */
-const hubOf = async (a: AgentProcess) => (await a.call<ClusterStatus>("cluster.status")).peers.find((p) => p.connected)?.nodeId ?? null;
 const onHubs = async (want: (string | null)[]) => (await Promise.all(agents.map(hubOf))).every((h, i) => want[i] === undefined || h === want[i]);
 
 /** Aliases each agent has set, by index; every agent must end up holding all of them. */
@@ -43,8 +38,8 @@ const allAgree = async (n: number) => (await Promise.all(agents.map(aliasCount))
 async function expectEachChangeOnce(): Promise<void> {
   await waitFor(`${total()} aliases everywhere`, () => allAgree(total()), 45_000);
   for (const [i, a] of agents.entries()) {
-    expect(await applied(a)).toBe(total() - published[i]!);
-    expect(await received(a)).toBe(await applied(a));
+    expect(await changesApplied(a)).toBe(total() - published[i]!);
+    expect(await changesReceived(a)).toBe(await changesApplied(a));
   }
   const reference = await dumpAliases(agents[0]!);
   for (const a of agents.slice(1)) expect(await dumpAliases(a)).toEqual(reference);
@@ -80,9 +75,9 @@ afterAll(async () => {
 describe("failing back to the preferred hub", () => {
   it("an agent returns to its preferred hub once it is back, on its own; nothing lost, nothing applied twice", async () => {
     const [a1, a2] = agents as [AgentProcess, AgentProcess, AgentProcess];
-    const a2Before = await applied(a2);
+    const a2Before = await changesApplied(a2);
     const load = Promise.all([publish(0, 2000, "kill"), publish(1, 2000, "kill")]);
-    await waitFor("a1's changes crossing the hubs", async () => (await applied(a2)) > a2Before, 20_000, 20);
+    await waitFor("a1's changes crossing the hubs", async () => (await changesApplied(a2)) > a2Before, 20_000, 20);
     await hubs[0]!.kill9();
     await load;
     await waitFor("a1 and a3 failed over to hub2", () => onHubs(["hub2", "hub2", "hub2"]));

@@ -14,7 +14,7 @@ import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import { ROOT, freePort, sleep, waitFor, type AgentProcess } from "../support/agent-process.js";
 import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
 import { startFreezableProxy, type FreezableProxy } from "../support/freezable-proxy.js";
-import { SECRET, TOKEN, makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { SECRET, TOKEN, changesApplied, changesReceived, hubOf, makeHubCluster, type HubProcess } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 const BIN = join(ROOT, "bin", "locmesh.js");
@@ -130,15 +130,12 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
   let path: FreezableProxy;
   let hubs: HubProcess[];
   let agents: AgentProcess[];
-  const received = (a: AgentProcess) => a.metric("locmesh_changes_received_total");
-  const applied = (a: AgentProcess) => a.metric("locmesh_changes_applied_total");
   /** The metric's own text, so that a missing series does not read as 0. */
   const postgresUp = async (h: HubProcess) => {
     const m = /^locmesh_hub_postgres_up (\d)$/m.exec(await (await fetch(`${h.apiUrl}/metrics?name=locmesh_hub_postgres_up`)).text());
     return m ? Number(m[1]) : null;
   };
   const allAgree = async (n: number) => (await Promise.all(agents.map(aliasCount))).every((c) => c === n);
-  const hubOf = async (a: AgentProcess) => (await a.call<ClusterStatus>("cluster.status")).peers.find((p) => p.connected)?.nodeId ?? null;
   const storedAliases = async () => (await pgServer.query<{ n: number }>("SELECT count(*)::int AS n FROM records WHERE kind = 1", [], "locmesh"))[0]!.n;
 
   beforeAll(async () => {
@@ -166,7 +163,7 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
     const hub1Log = () => readFileSync(hubs[0]!.logPath, "utf8");
     await Promise.all(agents.map((a, i) => publishAliases(a, 0, 20, `before-a${i + 1}-`)));
     await waitFor("80 aliases everywhere", () => allAgree(80));
-    const before = await Promise.all(agents.map(applied));
+    const before = await Promise.all(agents.map(changesApplied));
     expect((await hubs[0]!.call<ClusterStatus>("cluster.status")).postgres).toMatchObject({ address: `127.0.0.1:${path.port}`, reachable: true, countsAgeSeconds: expect.any(Number) });
     const countedAt = Date.now();
     // Both hubs say their PostgreSQL is up; an agent has none and no such series.
@@ -226,9 +223,9 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
     await waitFor("200 aliases everywhere", () => allAgree(200), 30_000);
 
     // Each agent applied every other agent's changes once, and received nothing twice.
-    const after = await Promise.all(agents.map(applied));
+    const after = await Promise.all(agents.map(changesApplied));
     expect(after.map((n, i) => n - before[i]!)).toEqual([70, 100, 70, 120]);
-    for (const a of agents) expect(await received(a)).toBe(await applied(a));
+    for (const a of agents) expect(await changesReceived(a)).toBe(await changesApplied(a));
     expect(await storedAliases()).toBe(200);
     expect(await dumpAliases(a4)).toEqual(await dumpAliases(a1));
     expect(hub1Log()).not.toContain(PASSWORD);

@@ -13,7 +13,7 @@ import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import type { Location } from "../../agent/contract/records.js";
 import { AgentProcess, ROOT, freePort, sleep, waitFor } from "../support/agent-process.js";
 import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
-import { makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { changesApplied, changesReceived, makeHubCluster, type HubProcess } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 let dir: string;
@@ -21,8 +21,6 @@ let pgServer: PostgresProcess;
 let hubs: HubProcess[];
 let agents: AgentProcess[];
 
-const received = (a: AgentProcess) => a.metric("locmesh_changes_received_total");
-const applied = (a: AgentProcess) => a.metric("locmesh_changes_applied_total");
 /** locmesh_replication_delay_seconds: how many changes it observed, and their summed delay. */
 async function delays(p: AgentProcess): Promise<{ count: number; sum: number }> {
   const text = await (await fetch(`${p.apiUrl}/metrics?name=locmesh_replication_delay_seconds`)).text();
@@ -71,12 +69,12 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     }
     // Every change crossed once: each agent received exactly the other agents' changes.
     for (const a of agents) {
-      expect(await received(a)).toBe(await applied(a));
-      expect(await applied(a)).toBe(a === a2 ? 150 : 151);
+      expect(await changesReceived(a)).toBe(await changesApplied(a));
+      expect(await changesApplied(a)).toBe(a === a2 ? 150 : 151);
     }
     // Each change's delay is observed once where it was stored: on the hub that took it into
     // PostgreSQL, and on every agent that applied it.
-    for (const a of agents) expect((await delays(a)).count).toBe(await applied(a));
+    for (const a of agents) expect((await delays(a)).count).toBe(await changesApplied(a));
     const atHubs = await Promise.all(hubs.map(delays));
     expect(atHubs.reduce((n, d) => n + d.count, 0)).toBe(201);
     for (const d of [...atHubs, ...(await Promise.all(agents.map(delays)))]) expect(d.sum / Math.max(1, d.count)).toBeLessThan(10);
@@ -106,28 +104,28 @@ describe("two hubs, four agents, one PostgreSQL", () => {
 
   it("agents fail over when a hub is killed with -9: nothing lost, nothing applied twice", async () => {
     const [a1, a2, a3, a4] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
-    const before = await Promise.all(agents.map(applied));
+    const before = await Promise.all(agents.map(changesApplied));
     const publishing = underWay(Promise.all([publishAliases(a1, 0, 3000, "failover-a1-"), publishAliases(a2, 0, 3000, "failover-a2-")]));
     // Under load: changes are crossing the hubs (a3 applies a1's through hub1) and more are coming.
-    await waitFor("changes crossing the hubs", async () => (await applied(a3)) > before[2]!, 10_000, 20);
+    await waitFor("changes crossing the hubs", async () => (await changesApplied(a3)) > before[2]!, 10_000, 20);
     expect(publishing.done(), "publishing finished before the kill").toBe(false);
     await hubs[0]!.kill9();
     await publishing.promise;
     await waitFor("6,200 aliases everywhere", () => allAgree(6200), 30_000);
-    const after = await Promise.all(agents.map(applied));
+    const after = await Promise.all(agents.map(changesApplied));
     expect(after.map((n, i) => n - before[i]!)).toEqual([3000, 3000, 6000, 6000]);
-    for (const a of [a1, a2, a3, a4]) expect(await received(a)).toBe(await applied(a));
+    for (const a of [a1, a2, a3, a4]) expect(await changesReceived(a)).toBe(await changesApplied(a));
     expect(await dumpAliases(a3)).toEqual(await dumpAliases(a1));
     await hubs[0]!.start();
   });
 
   it("loses nothing acknowledged when PostgreSQL is killed and restarted under load", async () => {
     const [a1, a2, a3] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
-    const a2Before = await applied(a2);
+    const a2Before = await changesApplied(a2);
     const publishing = underWay(Promise.all([publishAliases(a1, 0, 3000, "pgcrash-a1-"), publishAliases(a3, 0, 3000, "pgcrash-a3-")]));
     // Under load: changes are going through the hubs and PostgreSQL (a2 applies a1's and a3's)
     // and more are coming.
-    await waitFor("changes crossing the hubs", async () => (await applied(a2)) > a2Before, 10_000, 20);
+    await waitFor("changes crossing the hubs", async () => (await changesApplied(a2)) > a2Before, 10_000, 20);
     expect(publishing.done(), "publishing finished before the kill").toBe(false);
     await pgServer.kill();
     await sleep(1000);
@@ -141,7 +139,7 @@ describe("two hubs, four agents, one PostgreSQL", () => {
 
   it("keeps journaling while no hub is reachable and sends everything when one is back", async () => {
     const [a1, , , a4] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
-    const before = await Promise.all(agents.map(applied));
+    const before = await Promise.all(agents.map(changesApplied));
     const linkSeries = async () =>
       (await (await fetch(`${a1.apiUrl}/metrics?name=locmesh_peer_connected`)).text()).split("\n").filter((l) => l.startsWith("locmesh_peer_connected{"));
     expect(await linkSeries()).toEqual([expect.stringMatching(/^locmesh_peer_connected\{peer="hub[12]"\} 1$/)]);
@@ -153,9 +151,9 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     await hubs[1]!.start();
     await waitFor("13,200 aliases everywhere", () => allAgree(13_200), 30_000);
     await hubs[0]!.start();
-    const after = await Promise.all(agents.map(applied));
+    const after = await Promise.all(agents.map(changesApplied));
     expect(after.map((n, i) => n - before[i]!)).toEqual([500, 1000, 1000, 500]);
-    for (const a of agents) expect(await received(a)).toBe(await applied(a));
+    for (const a of agents) expect(await changesReceived(a)).toBe(await changesApplied(a));
   });
 
   it("gives an agent that lost its journal a full snapshot from a hub", async () => {
@@ -167,7 +165,7 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     await waitFor("snapshot complete", async () => (await aliasCount(a4)) === expected.length, 30_000);
     expect(await dumpAliases(a4)).toEqual(expected);
     // Each record once (13,200 aliases and the binding; nothing was removed, so no tombstones).
-    expect(await received(a4)).toBe(expected.length + 1);
+    expect(await changesReceived(a4)).toBe(expected.length + 1);
   });
 
   it("refuses an agent with the wrong key, and logs and counts it", async () => {

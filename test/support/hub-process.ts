@@ -3,10 +3,17 @@
  * builds a cluster of hubs on one PostgreSQL database with agents in hub mode.
  */
 import { join } from "node:path";
+import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import { AgentProcess, freePort, type NodeSpec } from "./agent-process.js";
 
 export const SECRET = "integration-cluster-secret-0123456789";
 export const TOKEN = "integration-api-token-0123456789";
+
+/** Changes an agent received from its hub, and those it applied: equal when none came twice. */
+export const changesReceived = (a: AgentProcess) => a.metric("locmesh_changes_received_total");
+export const changesApplied = (a: AgentProcess) => a.metric("locmesh_changes_applied_total");
+/** The node id of the hub the agent has a session with now; null while it has none. */
+export const hubOf = async (a: AgentProcess) => (await a.call<ClusterStatus>("cluster.status")).peers.find((p) => p.connected)?.nodeId ?? null;
 
 export class HubProcess extends AgentProcess {
   protected override readonly command = "hub";
