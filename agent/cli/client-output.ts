@@ -155,9 +155,9 @@ export function describeResync(r: ResyncStatus): string {
     case "idle":
       return "idle";
     case "running":
-      return `running${from}: ${r.received} of ~${r.expected} changes received`;
+      return `running${from}: ${r.received} of ~${r.expected} changes pulled`;
     case "done":
-      return `done${from}: ${r.received} changes received${r.finishedAt ? `, finished ${r.finishedAt}` : ""}`;
+      return `done${from}: ${r.received} changes pulled${r.finishedAt ? `, finished ${r.finishedAt}` : ""}`;
     case "failed":
       return `failed${from}: ${r.error ?? "no reason given"}`;
   }

@@ -324,8 +324,9 @@ export function createMesh(deps: {
         replicaId: s?.peerReplicaId() ?? null,
         behindChanges: lag?.behindChanges ?? null,
         behindSeconds: lag ? Math.round(lag.behindSeconds * 1000) / 1000 : null,
-        // While the session is up, why its batches are not acknowledged; else why dialing fails.
-        lastError: s?.deliveryError() ?? (s?.peerIsHub ? dialers.get(HUB) : dialers.get(id))?.lastError() ?? null,
+        // While the session is up, why its batches are not acknowledged (a dial that failed before
+        // the peer dialed us is history then); else why dialing fails.
+        lastError: s?.isReady() ? s.deliveryError() : (s?.peerIsHub ? dialers.get(HUB) : dialers.get(id))?.lastError() ?? null,
         connectedSince: s && readyAt.has(s) ? new Date(readyAt.get(s)!).toISOString() : null,
         pendingWrites: s?.peerPendingWrites() ?? null,
         ...(s?.peerIsHub ? { hub: id } : {}),

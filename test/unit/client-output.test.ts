@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { describeKamailio, describeReload, formatKamailioContacts, formatKamailioTable, formatStatus } from "../../agent/cli/client-output.js";
+import { describeKamailio, describeReload, describeResync, formatKamailioContacts, formatKamailioTable, formatStatus } from "../../agent/cli/client-output.js";
 import type { ClusterStatus, KamailioStatus } from "../../agent/contract/protocol.js";
 
 const base: KamailioStatus["reload"] = {
@@ -13,6 +13,15 @@ describe("describeReload", () => {
     expect(describeReload({ ...base, reason: null })).toBe("done: 100 writes, 3 already right, 33/s over evapi, finished 2026-11-22T10:00:03.000Z");
     expect(describeReload({ ...base, state: "running", done: 40, channel: "jsonrpcs" })).toBe("running (kamailio restarted): 40 of 100 writes over jsonrpcs");
     expect(describeReload({ ...base, state: "failed", done: 40, error: "Kamailio is unreachable" })).toBe("failed after 40 of 100 writes: Kamailio is unreachable");
+  });
+});
+
+describe("describeResync", () => {
+  // A peer's own changes come from it directly; the resync line counts only what was pulled from one peer.
+  it("says the changes were pulled, not that they were all the node received", () => {
+    const base = { peer: "n1", expected: 3, startedAt: "2026-11-23T01:00:00.000Z", error: null };
+    expect(describeResync({ ...base, state: "done", received: 3, finishedAt: "2026-11-23T01:00:01.000Z" })).toBe("done from n1: 3 changes pulled, finished 2026-11-23T01:00:01.000Z");
+    expect(describeResync({ ...base, state: "running", received: 1, finishedAt: null })).toBe("running from n1: 1 of ~3 changes pulled");
   });
 });
 
