@@ -38,6 +38,7 @@ export async function startAgent(
 ): Promise<Agent> {
   const log = deps.log;
   const metrics = deps.metrics ?? createMetrics();
+  metrics.exportAgentSeries();
   const startedAtMs = Date.now();
   const journalPath = join(config.dataDir, "journal.sqlite");
   const store = openSqliteStore({
