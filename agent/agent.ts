@@ -15,6 +15,7 @@ import { createReplica, type Replica } from "./core/replica.js";
 import { openSqliteStore } from "./journal/sqlite-store.js";
 import { createKamailioAttachment, type KamailioAttachment } from "./kamailio/attachment.js";
 import { evapiBulkToken } from "./kamailio/evapi-bulk.js";
+import { openHubAcknowledged } from "./mesh/hub-acknowledged.js";
 import { createMesh, type Mesh, type PeerEntry } from "./mesh/mesh.js";
 import type { Logger } from "./ops/logger.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
@@ -38,6 +39,7 @@ export async function startAgent(
 ): Promise<Agent> {
   const log = deps.log;
   const metrics = deps.metrics ?? createMetrics();
+  metrics.exportAgentSeries();
   const startedAtMs = Date.now();
   const journalPath = join(config.dataDir, "journal.sqlite");
   const store = openSqliteStore({
@@ -82,6 +84,7 @@ export async function startAgent(
     metrics,
     ...(onCaughtUp ? { onCaughtUp } : {}),
     journalBehind,
+    hubAcknowledged: openHubAcknowledged({ notes: store, replicaId: store.replicaId, log }),
   });
   metrics.scrapeFrom({
     peers: () => mesh.gauges(),

@@ -548,7 +548,8 @@ export interface ClusterStatus {
   postgres?: PostgresStatus;
   /**
    * An agent in hub mode: how many of its own changes no hub has acknowledged yet (they wait in
-   * its journal); null before any hub answered since it started. Absent otherwise.
+   * its journal), from what a hub last said, kept across restarts; null while no hub has answered
+   * since its journal was made. Absent otherwise.
    */
   hubUnacknowledged?: number | null;
 }

@@ -31,8 +31,18 @@ export class JournalOwnerError extends Error {
   override readonly name = "JournalOwnerError";
 }
 
-/** The agent's journal: the replica store, and whether it has caught up with the cluster once. */
-export interface SqliteStore extends ReplicaStore {
+/**
+ * Small values other parts of the agent keep with the journal (its meta table), durable when
+ * writeNote returns; null writes remove. Names are the caller's: NOTE_PREFIX keeps them apart
+ * from the journal's own (node_id, replica_id, max_hlc, ...).
+ */
+export interface JournalNotes {
+  readNote(name: string): string | null;
+  writeNote(name: string, value: string | null): void;
+}
+
+/** The agent's journal: the replica store, its notes, and whether it has caught up with the cluster once. */
+export interface SqliteStore extends ReplicaStore, JournalNotes {
   /** This open made the journal (it had no epoch yet): a new node, or dataDir points elsewhere. */
   readonly created: boolean;
   /**
@@ -42,13 +52,6 @@ export interface SqliteStore extends ReplicaStore {
    */
   seeded(): boolean;
   markSeeded(): void;
-  /**
-   * Small values other parts of the agent keep with the journal (its meta table), durable when
-   * writeNote returns; null writes remove. Names are the caller's: NOTE_PREFIX keeps them apart
-   * from the journal's own (node_id, replica_id, max_hlc, ...).
-   */
-  readNote(name: string): string | null;
-  writeNote(name: string, value: string | null): void;
 }
 
 /** Notes live in the meta table under this prefix. */

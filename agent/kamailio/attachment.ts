@@ -80,6 +80,8 @@ export interface KamailioAttachmentDeps {
 
 export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Promise<KamailioAttachment> {
   const { config, nodeId, replica, store, metrics } = deps;
+  // Only now: a hub, or an agent without `kamailio`, has no Kamailio for these series to describe.
+  metrics.exportKamailioSeries();
   const seeded = deps.seeded ?? (() => true);
   /**
    * How far the hybrid logical clock runs ahead of this host's clock (ms, never below 0). Stamps

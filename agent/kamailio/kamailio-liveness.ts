@@ -41,7 +41,6 @@ export const NOT_CHECKED_YET = "not reached yet: the first check is under way";
 export function createKamailioLiveness(deps: { sink: Pick<KamailioSink, "retryNow">; metrics: Metrics; nowMs?: () => number }): KamailioLiveness {
   const nowMs = deps.nowMs ?? Date.now;
   let reason: KamailioDown | null = { error: NOT_CHECKED_YET, at: new Date(nowMs()).toISOString() };
-  deps.metrics.exportKamailioUp();
   deps.metrics.kamailioUp.set(0);
   return {
     isUp: () => reason === null,

@@ -11,14 +11,12 @@
  * with its error when it fails, and removed when it finishes.
  */
 import type { KamailioReloadInterrupted, KamailioReloadStatus } from "../contract/protocol.js";
+import type { JournalNotes } from "../journal/sqlite-store.js";
 import type { Logger } from "../ops/logger.js";
 import type { KamailioInstance } from "./core-rpc.js";
 
 /** Where the mark is kept: the journal's notes (sqlite-store.ts). */
-export interface ReloadNotes {
-  readNote(name: string): string | null;
-  writeNote(name: string, value: string | null): void;
-}
+export type ReloadNotes = JournalNotes;
 
 /** An unfinished reload as kept: what the status shows, and the Kamailio instance it wrote into. */
 export interface UnfinishedReload extends KamailioReloadInterrupted {

@@ -25,6 +25,7 @@ import { createFailbackPolicy } from "./failback.js";
 import { probeHub } from "./hub-probe.js";
 import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
 import { createCatchUpWatch } from "./catch-up-watch.js";
+import { openHubAcknowledged, type HubAcknowledged } from "./hub-acknowledged.js";
 import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
 import { changesAhead } from "../core/version-vector.js";
@@ -70,8 +71,9 @@ export interface Mesh {
   resyncStatus(): ResyncStatus;
   /**
    * In hub mode: how many of this node's own changes no hub has acknowledged yet (our sequence
-   * number less what the current or last hub session said the hub held of our origin). Null
-   * before any hub session since start (unknown); undefined when not in hub mode.
+   * number less what the current or last hub session said the hub held of our origin, the last
+   * kept in the journal across restarts: hub-acknowledged.ts). Null while no hub has answered
+   * since this journal was made (unknown); undefined when not in hub mode.
    */
   hubUnacknowledged(): Promise<number | null | undefined>;
   /** Something was stored outside our own sessions (another hub's commit): let every pump look. */
@@ -101,6 +103,8 @@ export function createMesh(deps: {
   onCaughtUp?: (peer: string) => void;
   /** Shared with the local API and the Kamailio side (agent.ts); set by a session's handshake. */
   journalBehind: JournalBehind;
+  /** In hub mode: what the hub last said it held of our changes, kept in the journal (agent.ts); default: kept for this run only. */
+  hubAcknowledged?: HubAcknowledged;
 }): Mesh {
   const { options: o, replica, metrics } = deps;
   const log = deps.log.child({ component: "mesh" });
@@ -126,8 +130,11 @@ export function createMesh(deps: {
 
   const isAllowed = (id: string) => o.acceptUnlisted || peers.some((p) => p.id === id) || Boolean(o.allow?.includes(id));
   const hubSession = () => [...sessions.values()].find((s) => s.peerIsHub && s.isReady());
-  /** What the last hub session said the hub held, kept when it closes: a hub that is away gains nothing of ours. */
-  let lastHubVector: Readonly<Record<string, number>> | null = null;
+  /** What the last hub session said the hub held of our changes: a hub that is away gains nothing of ours. */
+  const hubAcknowledged = deps.hubAcknowledged ?? openHubAcknowledged({ notes: null, replicaId: replica.replicaId, log });
+  const noteHubHolds = (s: PeerSession) => {
+    if (s.peerIsHub) hubAcknowledged.record(s.peerVector()[replica.replicaId] ?? 0);
+  };
   let noHub: NoHubWarning | null = null;
   const dialerOf = (s: PeerSession) => (s.role === "client" ? o.nodeId : s.peerNodeId()!);
 
@@ -188,17 +195,22 @@ export function createMesh(deps: {
         }
         sessions.set(id, s);
         readyAt.set(s, Date.now());
+        // At once: a hub that lost data (a PostgreSQL failover) holds less than it said before.
+        noteHubHolds(s);
         if (s.peerIsHub) noHub?.answered();
         catchUp?.peerReady(id, s.peerVector());
         coordinator.evaluate();
       },
-      onPeerVector: () => coordinator.evaluate(),
+      onPeerVector(s) {
+        if (sessions.get(s.peerNodeId() ?? "") === s) noteHubHolds(s);
+        coordinator.evaluate();
+      },
       onClosed(s, reason) {
         pending.delete(s);
         readyAt.delete(s);
         const id = s.peerNodeId();
         if (id && sessions.get(id) === s) {
-          if (s.peerIsHub) lastHubVector = { ...s.peerVector() };
+          noteHubHolds(s);
           sessions.delete(id);
           catchUp?.peerGone(id);
           log.info({ peer: id, reason }, "peer session closed");
@@ -289,10 +301,11 @@ export function createMesh(deps: {
 
   async function hubUnacknowledged(): Promise<number | null | undefined> {
     if ((o.hubUrls?.length ?? 0) === 0) return undefined;
-    const held = hubSession()?.peerVector() ?? lastHubVector;
-    if (held === null) return null;
     const own = replica.replicaId;
-    return Math.max(0, ((await replica.versionVector())[own] ?? 0) - (held[own] ?? 0));
+    const session = hubSession();
+    const held = session ? (session.peerVector()[own] ?? 0) : hubAcknowledged.held();
+    if (held === null) return null;
+    return Math.max(0, ((await replica.versionVector())[own] ?? 0) - held);
   }
 
   async function gauges(): Promise<PeerGauge[]> {
@@ -304,7 +317,8 @@ export function createMesh(deps: {
       rows.push({ peer: id, connected: up, behindChanges: up ? changesAhead(mine, s!.peerVector()) : null });
     }
     // In hub mode the hub's node id is known only once connected; until then its link shows as
-    // "hub", behind by what no hub acknowledged of ours (no series before any hub answered).
+    // "hub", behind by what no hub acknowledged of ours (no series while no hub has answered
+    // since this journal was made).
     if ((o.hubUrls?.length ?? 0) > 0 && !hubSession()) rows.push({ peer: HUB, connected: false, behindChanges: (await hubUnacknowledged()) ?? null });
     return rows;
   }

@@ -1,5 +1,5 @@
 /** Prometheus metrics for one agent or hub; a registry per instance, no global state. */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from "prom-client";
 import { AGENTS_GO_ELSEWHERE } from "../contract/postgres-standing.js";
 
 /** One peer's (or, in hub mode, the hub link's) state, read at every scrape. */
@@ -22,7 +22,6 @@ export interface ScrapeSources {
   postgresUp?: () => boolean;
 }
 
-const KAMAILIO_UP = "locmesh_kamailio_up";
 const HUB_POSTGRES_UP = "locmesh_hub_postgres_up";
 
 /**
@@ -58,9 +57,27 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
     };
   if (opts.defaults !== false) collectDefaultMetrics({ register: registry, prefix: "locmesh_process_" });
   const r = [registry];
-  // Registered only once a Kamailio is attached (exportKamailioUp): a hub, or an agent without
-  // `kamailio`, has no Kamailio to be up, and a 0 there fired the "Kamailio not taking writes" alert.
-  const kamailioUp = new Gauge({ name: KAMAILIO_UP, help: "1 while the local Kamailio answers over jsonrpcs (only on agents attached to a Kamailio)", registers: [] });
+  // Series only some nodes have, registered once the node says it has what they describe (README,
+  // "Operations"). A hub exported the Kamailio series at 0, as if it had a Kamailio that was in line
+  // and never restarted: a 0 for something a node does not have reads as a fact on dashboards and
+  // in alert rules. Each group is registered once, however often it is asked for.
+  const group = () => {
+    const members: Metric[] = [];
+    let registered = false;
+    return {
+      /** A series of this group: made unregistered, exported once the group is. */
+      add: <M extends Metric>(metric: M): M => (members.push(metric), metric),
+      register() {
+        if (registered) return;
+        registered = true;
+        for (const m of members) registry.registerMetric(m);
+      },
+    };
+  };
+  /** Agents only: a hub makes no changes of its own, so it has none to commit and no journal of them to go back in time. */
+  const agentOnly = group();
+  /** Only on agents attached to a Kamailio: a hub, or an agent without `kamailio`, has no Kamailio to write into or be down. */
+  const kamailioOnly = group();
   // Registered only once a hub gives its source (scrapeFrom): an agent has no PostgreSQL to be down.
   const hubPostgresUp = new Gauge({
     name: HUB_POSTGRES_UP,
@@ -78,7 +95,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       if (next.postgresUp && registry.getSingleMetric(HUB_POSTGRES_UP) === undefined) registry.registerMetric(hubPostgresUp);
     },
     buildInfo: new Gauge({ name: "locmesh_build_info", help: "Always 1; the labels say which locmesh release and peer protocol this process runs", labelNames: ["version", "protocol"], registers: r }),
-    changesCommitted: new Counter({ name: "locmesh_changes_committed_total", help: "Local changes written to the journal", registers: r }),
+    changesCommitted: agentOnly.add(new Counter({ name: "locmesh_changes_committed_total", help: "Local changes written to the journal (only on agents)", registers: [] })),
     changesSent: new Counter({ name: "locmesh_changes_sent_total", help: "Changes sent to a peer", labelNames: ["peer"], registers: r }),
     changesReceived: new Counter({ name: "locmesh_changes_received_total", help: "Changes received from a peer", labelNames: ["peer"], registers: r }),
     changesApplied: new Counter({ name: "locmesh_changes_applied_total", help: "Received changes that won and were stored", labelNames: ["peer"], registers: r }),
@@ -95,11 +112,11 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 300],
       registers: r,
     }),
-    journalBehind: new Gauge({
+    journalBehind: agentOnly.add(new Gauge({
       name: "locmesh_journal_behind",
-      help: "1 once a peer held more of this node's own changes than its journal (restored from an older copy, or lost commits): the node stops replicating until its journal is moved aside",
-      registers: r,
-    }),
+      help: "1 once a peer held more of this node's own changes than its journal (restored from an older copy, or lost commits): the node stops replicating until its journal is moved aside (only on agents)",
+      registers: [],
+    })),
     peerConnected: new Gauge({
       name: "locmesh_peer_connected",
       help: "1 while the session with a configured peer (or, in hub mode, a hub) is up, 0 while it is not",
@@ -131,29 +148,29 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
         g.set({ kind: "alias" }, counts.aliases);
       }),
     }),
-    pendingWrites: new Gauge({ name: "locmesh_pending_kamailio_writes", help: "Changes waiting to be written into the local Kamailio", registers: r }),
-    kamailioWrites: new Counter({ name: "locmesh_kamailio_writes_total", help: "Writes into the local Kamailio, by route (rpc or database)", labelNames: ["route"], registers: r }),
-    kamailioWriteFailures: new Counter({
+    pendingWrites: kamailioOnly.add(new Gauge({ name: "locmesh_pending_kamailio_writes", help: "Changes waiting to be written into the local Kamailio", registers: [] })),
+    kamailioWrites: kamailioOnly.add(new Counter({ name: "locmesh_kamailio_writes_total", help: "Writes into the local Kamailio, by route (rpc or database)", labelNames: ["route"], registers: [] })),
+    kamailioWriteFailures: kamailioOnly.add(new Counter({
       name: "locmesh_kamailio_write_failures_total",
       help: "Kamailio writes that had to wait (unavailable) or were refused (rejected)",
       labelNames: ["reason"],
-      registers: r,
-    }),
-    kamailioEvents: new Counter({ name: "locmesh_kamailio_events_total", help: "Registrar events read from Kamailio, by outcome", labelNames: ["outcome"], registers: r }),
-    kamailioEventsQueued: new Gauge({ name: "locmesh_kamailio_events_queued", help: "Registrar events read from Kamailio and not yet journaled", registers: r }),
-    kamailioEventPauses: new Counter({
+      registers: [],
+    })),
+    kamailioEvents: kamailioOnly.add(new Counter({ name: "locmesh_kamailio_events_total", help: "Registrar events read from Kamailio, by outcome", labelNames: ["outcome"], registers: [] })),
+    kamailioEventsQueued: kamailioOnly.add(new Gauge({ name: "locmesh_kamailio_events_queued", help: "Registrar events read from Kamailio and not yet journaled", registers: [] })),
+    kamailioEventPauses: kamailioOnly.add(new Counter({
       name: "locmesh_kamailio_event_pauses_total",
       help: "Times the agent stopped reading registrar events because kamailio.eventQueue was full (Kamailio waits meanwhile)",
-      registers: r,
-    }),
-    kamailioLearned: new Counter({ name: "locmesh_kamailio_learned_total", help: "Local changes learned from Kamailio, by source (event or reconcile)", labelNames: ["source"], registers: r }),
-    kamailioRepairs: new Counter({ name: "locmesh_kamailio_repairs_total", help: "Writes that put Kamailio back in line with the journal (reconcile or reload)", labelNames: ["source"], registers: r }),
-    kamailioRestarts: new Counter({ name: "locmesh_kamailio_restarts_total", help: "Restarts of the local Kamailio noticed", registers: r }),
-    kamailioUp,
-    /** This node is attached to a Kamailio: export locmesh_kamailio_up from now on (idempotent). */
-    exportKamailioUp() {
-      if (registry.getSingleMetric(KAMAILIO_UP) === undefined) registry.registerMetric(kamailioUp);
-    },
+      registers: [],
+    })),
+    kamailioLearned: kamailioOnly.add(new Counter({ name: "locmesh_kamailio_learned_total", help: "Local changes learned from Kamailio, by source (event or reconcile)", labelNames: ["source"], registers: [] })),
+    kamailioRepairs: kamailioOnly.add(new Counter({ name: "locmesh_kamailio_repairs_total", help: "Writes that put Kamailio back in line with the journal (reconcile or reload)", labelNames: ["source"], registers: [] })),
+    kamailioRestarts: kamailioOnly.add(new Counter({ name: "locmesh_kamailio_restarts_total", help: "Restarts of the local Kamailio noticed", registers: [] })),
+    kamailioUp: kamailioOnly.add(new Gauge({ name: "locmesh_kamailio_up", help: "1 while the local Kamailio answers over jsonrpcs (only on agents attached to a Kamailio)", registers: [] })),
+    /** This node is an agent: export the series of its own changes and journal from now on (idempotent). */
+    exportAgentSeries: agentOnly.register,
+    /** This node is attached to a Kamailio: export locmesh_kamailio_up and the other Kamailio series from now on (idempotent). */
+    exportKamailioSeries: kamailioOnly.register,
     purged: new Counter({ name: "locmesh_purged_total", help: "Tombstones and expired bindings purged from the journal", registers: r }),
   };
 }

@@ -13,6 +13,7 @@ import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import type { Location } from "../../agent/contract/records.js";
 import { AgentProcess, ROOT, freePort, sleep, waitFor } from "../support/agent-process.js";
 import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
+import { cli } from "../support/cli-run.js";
 import { changesApplied, changesReceived, makeHubCluster, type HubProcess } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
@@ -137,7 +138,7 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     for (const a of agents) expect(await aliasCount(a)).toBe(12_200);
   });
 
-  it("keeps journaling while no hub is reachable and sends everything when one is back", async () => {
+  it("keeps journaling while no hub is reachable, counts what waits for one across a restart, and sends everything when one is back", async () => {
     const [a1, , , a4] = agents as [AgentProcess, AgentProcess, AgentProcess, AgentProcess];
     const before = await Promise.all(agents.map(changesApplied));
     const linkSeries = async () =>
@@ -148,8 +149,18 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     await waitFor("a1's hub link shows down", async () => (await linkSeries()).join() === 'locmesh_peer_connected{peer="hub"} 0');
     await Promise.all([publishAliases(a1, 0, 500, "offline-a1-"), publishAliases(a4, 0, 500, "offline-a4-")]);
     expect(await aliasCount(a1)).toBe(12_700);
+    // Restarted (kill -9) while no hub answers, a1 still counts the 500 changes no hub has, at once:
+    // the journal keeps what a hub last said it held of a1's.
+    await a1.kill9();
+    await a1.start();
+    before[0] = 0; // its counters start again
+    expect((await a1.call<ClusterStatus>("cluster.status")).hubUnacknowledged).toBe(500);
+    expect(await a1.metric("locmesh_peer_behind_changes", { peer: "hub" })).toBe(500);
+    const shown = await cli(["status", "--url", a1.apiUrl, "--token", a1.spec.token]);
+    expect(shown.stdout).toMatch(/^unacknowledged by hub +500 changes of this node wait in the journal \(no hub answers; they go when one does\)$/m);
     await hubs[1]!.start();
     await waitFor("13,200 aliases everywhere", () => allAgree(13_200), 30_000);
+    await waitFor("a1's changes all on a hub", async () => (await a1.call<ClusterStatus>("cluster.status")).hubUnacknowledged === 0);
     await hubs[0]!.start();
     const after = await Promise.all(agents.map(changesApplied));
     expect(after.map((n, i) => n - before[i]!)).toEqual([500, 1000, 1000, 500]);
@@ -182,6 +193,10 @@ describe("two hubs, four agents, one PostgreSQL", () => {
       const st = await intruder.call<ClusterStatus>("cluster.status");
       expect(st.peers.some((p) => p.connected)).toBe(false);
       expect(st.counts.aliases).toBe(0);
+      // No hub has ever answered its journal: how many of its changes wait is unknown, and said so.
+      expect(st.hubUnacknowledged).toBeNull();
+      const shown = await cli(["status", "--url", intruder.apiUrl, "--token", intruder.spec.token]);
+      expect(shown.stdout).toMatch(/^unacknowledged by hub +unknown \(no hub has answered since this node's journal was made\)$/m);
     } finally {
       await intruder.stop();
     }

@@ -219,7 +219,9 @@ describe("locmesh status against a hub", () => {
     });
     expect(line(agent(20, false), "unacknowledged by hub")).toMatch(/^unacknowledged by hub +20 changes of this node wait in the journal \(no hub answers; they go when one does\)$/);
     expect(line(agent(0, true), "unacknowledged by hub")).toMatch(/ 0 \(every change of this node is on a hub\)$/);
-    expect(line(agent(null, false), "unacknowledged by hub")).toMatch(/unknown \(no hub has answered since this agent started\)$/);
+    expect(line(agent(null, false), "unacknowledged by hub")).toMatch(/ unknown \(no hub has answered since this node's journal was made\)$/);
+    const made = { ...agent(null, false), replicaId: "sip1~0a1b2c", vv: { "sip1~0a1b2c": 12, "sip2~3d4e5f": 40 } };
+    expect(line(made, "unacknowledged by hub")).toMatch(/ unknown \(no hub has answered since this node's journal was made; up to 12 changes of this node wait\)$/);
     expect(line(hub(undefined), "unacknowledged by hub")).toBeUndefined();
   });
 

@@ -1,0 +1,31 @@
+/** Which series a node exports: agent-only and Kamailio series appear only once the node says it has them. */
+import { describe, expect, it } from "vitest";
+import { createMetrics } from "../../agent/ops/metrics.js";
+import { AGENT_ONLY_SERIES, KAMAILIO_ONLY_SERIES } from "../support/series-groups.js";
+
+const names = (m: ReturnType<typeof createMetrics>) => m.registry.getMetricsAsArray().map((x) => x.name).sort();
+
+describe("series only some nodes have", () => {
+  it("are not exported until the node says it is an agent, or attached to a Kamailio", () => {
+    const metrics = createMetrics({ defaults: false });
+    const shared = names(metrics);
+    for (const name of [...AGENT_ONLY_SERIES, ...KAMAILIO_ONLY_SERIES]) expect(shared).not.toContain(name);
+    metrics.exportAgentSeries();
+    expect(names(metrics)).toEqual([...shared, ...AGENT_ONLY_SERIES].sort());
+    metrics.exportKamailioSeries();
+    expect(names(metrics)).toEqual([...shared, ...AGENT_ONLY_SERIES, ...KAMAILIO_ONLY_SERIES].sort());
+  });
+
+  it("keep what was counted before they were exported, and may be asked for again", async () => {
+    const metrics = createMetrics({ defaults: false });
+    metrics.kamailioRestarts.inc();
+    metrics.changesCommitted.inc(3);
+    for (let i = 0; i < 2; i++) {
+      metrics.exportAgentSeries();
+      metrics.exportKamailioSeries();
+    }
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/^locmesh_kamailio_restarts_total 1$/m);
+    expect(text).toMatch(/^locmesh_changes_committed_total 3$/m);
+  });
+});
