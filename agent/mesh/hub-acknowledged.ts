@@ -19,7 +19,6 @@
 import type { JournalNotes } from "../journal/sqlite-store.js";
 import type { Logger } from "../ops/logger.js";
 
-
 export interface HubAcknowledged {
   /** Of this replica's own changes, how many the last hub session said the hub held; null when no hub has answered this journal. */
   held(): number | null;
