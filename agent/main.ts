@@ -31,7 +31,8 @@ program
   .command("agent")
   .description("run the locmesh agent for this node (journal, peer mesh, local API)")
   .option("-c, --config <file>", "config file (YAML or JSON); LOCMESH_* variables override it", process.env["LOCMESH_CONFIG"])
-  .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config, applies a changed peer list, and moves an agent on another hub back to the first of its hub.urls if that one answers.")
+  .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config, applies a changed peer list, and moves an agent on another hub back to the first of its hub.urls if that one answers.\n" +
+    "An agent in hub mode with no mesh.peers and mesh.acceptUnlisted off does not open its peer port (mesh.listen).")
   .action(async (opts: { config?: string }) => {
     const load = (onWarning?: (message: string) => void) => loadAgentConfig({ file: opts.config, env: process.env, ...(onWarning ? { onWarning } : {}) });
     const warnings: string[] = [];

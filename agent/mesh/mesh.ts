@@ -5,17 +5,14 @@
  *
  * The hub runs the same mesh (`relay: true`, agents in `allow`, no peers to dial); an agent in hub
  * mode has one more dialer that fails over across `hubUrls` and keeps one hub session at a time.
+ * Such an agent opens its peer port only while some node could use it (the listener's `wanted`).
  */
 import { readFileSync } from "node:fs";
-import { createServer as createHttpServer, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
-import { WebSocket, WebSocketServer } from "ws";
+import { WebSocket } from "ws";
 import type { PeerStatus, ResyncStatus } from "../contract/protocol.js";
 import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
-import { listenOn } from "../ops/listen.js";
 import { closeReason } from "./close-reason.js";
 import type { Metrics, PeerGauge } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
@@ -26,6 +23,7 @@ import { probeHub } from "./hub-probe.js";
 import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
 import { createCatchUpWatch } from "./catch-up-watch.js";
 import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
+import { createPeerListener } from "./peer-listener.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
 import { changesAhead } from "../core/version-vector.js";
 
@@ -64,7 +62,10 @@ export interface Mesh {
   status(): Promise<PeerStatus[]>;
   /** Each configured peer's link, and the hub link in hub mode, for the metrics (cheap: no journal reads past the vector). */
   gauges(): Promise<PeerGauge[]>;
-  /** Replace the peer list (config reload): new peers are dialed, removed ones disconnected. */
+  /**
+   * Replace the peer list (config reload): new peers are dialed, removed ones disconnected. In hub
+   * mode this also opens or closes the peer port as the list stops or starts being empty.
+   */
   setPeers(peers: readonly PeerEntry[]): void;
   resync(peerId?: string): Promise<void>;
   resyncStatus(): ResyncStatus;
@@ -113,8 +114,8 @@ export function createMesh(deps: {
   const pending = new Set<PeerSession>();
   const dialers = new Map<string, Dialer>();
   let peers = [...o.peers];
-  let server: Server | null = null;
-  let wss: WebSocketServer | null = null;
+  const hubMode = (o.hubUrls?.length ?? 0) > 0;
+  const hubUrls = [...(o.hubUrls ?? [])];
   let closing = false;
   let refusal: string | null = null;
   /** Set once a peer held more of our own changes than our journal: no session replicates after. */
@@ -288,7 +289,7 @@ export function createMesh(deps: {
   const knownPeerIds = () => new Set([...peers.map((p) => p.id), ...(o.allow ?? []), ...sessions.keys()]);
 
   async function hubUnacknowledged(): Promise<number | null | undefined> {
-    if ((o.hubUrls?.length ?? 0) === 0) return undefined;
+    if (!hubMode) return undefined;
     const held = hubSession()?.peerVector() ?? lastHubVector;
     if (held === null) return null;
     const own = replica.replicaId;
@@ -305,7 +306,7 @@ export function createMesh(deps: {
     }
     // In hub mode the hub's node id is known only once connected; until then its link shows as
     // "hub", behind by what no hub acknowledged of ours (no series before any hub answered).
-    if ((o.hubUrls?.length ?? 0) > 0 && !hubSession()) rows.push({ peer: HUB, connected: false, behindChanges: (await hubUnacknowledged()) ?? null });
+    if (hubMode && !hubSession()) rows.push({ peer: HUB, connected: false, behindChanges: (await hubUnacknowledged()) ?? null });
     return rows;
   }
 
@@ -341,31 +342,36 @@ export function createMesh(deps: {
     return out;
   }
 
+  // ---- the peer port -------------------------------------------------------------------------
+
+  const listener = createPeerListener({
+    listen: o.listen, tls: o.tls, maxMessageBytes: o.maxMessageBytes, log,
+    // Outside hub mode the other nodes dial this one (or will, once they list it). In hub mode with
+    // no mesh.peers and mesh.acceptUnlisted off, isAllowed refuses every node that dials it at the
+    // handshake: an open port would only be one more to firewall.
+    wanted: () => !hubMode || peers.length > 0 || o.acceptUnlisted,
+    unwantedBecause: "in hub mode with no mesh.peers and mesh.acceptUnlisted off, no node could hold a session there (the agent dials its hubs); a SIGHUP that adds mesh.peers opens it",
+    logFields: () => ({ peers: peers.map((p) => p.id), ...(hubMode ? { hubs: hubUrls.map(redactUrl) } : {}) }),
+    onConnection(ws, req) {
+      if (closing) return ws.close(1001, "shutting down");
+      if (refusal !== null) return ws.close(4013, closeReason(refusal));
+      const address = req.socket.remoteAddress ?? "unknown";
+      const heldMs = throttle.blockedFor(address);
+      if (heldMs > 0) {
+        metrics.authFailures.inc({ reason: "peer locked out" });
+        return ws.close(4029, `too many refused handshakes from ${address}; retry in ${Math.ceil(heldMs / 1000)} s`);
+      }
+      attach(ws, "server", `${address}:${req.socket.remotePort}`, undefined, false, address);
+    },
+  });
+
   return {
     async start() {
-      const tls = o.tls ? { cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) } : null;
-      server = tls ? createHttpsServer(tls) : createHttpServer();
-      server.on("request", (_req, res) => {
-        res.writeHead(426, { "content-type": "text/plain" }).end("locmesh peer port: WebSocket only\n");
-      });
-      wss = new WebSocketServer({ server, path: "/peer", maxPayload: o.maxMessageBytes });
-      wss.on("connection", (ws, req) => {
-        if (closing) return ws.close(1001, "shutting down");
-        if (refusal !== null) return ws.close(4013, closeReason(refusal));
-        const address = req.socket.remoteAddress ?? "unknown";
-        const heldMs = throttle.blockedFor(address);
-        if (heldMs > 0) {
-          metrics.authFailures.inc({ reason: "peer locked out" });
-          return ws.close(4029, `too many refused handshakes from ${address}; retry in ${Math.ceil(heldMs / 1000)} s`);
-        }
-        attach(ws, "server", `${address}:${req.socket.remotePort}`, undefined, false, address);
-      });
-      await listenOn(server, wss, o.listen, "peer mesh", "mesh.listen.port", (err) => log.error({ err: err.message }, "peer mesh server error"));
-      log.info({ listen: `${o.listen.host}:${(server.address() as AddressInfo).port}`, tls: Boolean(tls), peers: peers.map((p) => p.id) }, "peer mesh listening");
+      await listener.sync();
       for (const p of peers) dialers.set(p.id, dial(p));
-      if (o.hubUrls && o.hubUrls.length > 0) dialers.set(HUB, dialHubs(o.hubUrls));
+      if (hubMode) dialers.set(HUB, dialHubs(hubUrls));
     },
-    port: () => (server?.address() as AddressInfo | null)?.port ?? 0,
+    port: () => listener.port(),
     status,
     gauges,
     hubUnacknowledged,
@@ -382,6 +388,8 @@ export function createMesh(deps: {
       peers = [...next];
       for (const p of peers) if (!dialers.has(p.id)) dialers.set(p.id, dial(p));
       log.info({ peers: peers.map((p) => p.id) }, "peer list updated");
+      // The new peers dial this node too; without the port they would only be dialed.
+      listener.sync().catch((err: unknown) => log.error({ err: (err as Error).message }, "could not open the peer port for the new mesh.peers: they cannot dial this node (it still dials them); fix it and send SIGHUP again"));
     },
     async resync(peerId) {
       const candidates = [...sessions.values()].filter((s) => s.isReady() && (!peerId || s.peerNodeId() === peerId));
@@ -405,10 +413,7 @@ export function createMesh(deps: {
       coordinator.close();
       for (const d of dialers.values()) d.stop("shutting down");
       for (const s of [...sessions.values(), ...pending]) s.close(1001, "shutting down");
-      for (const c of wss?.clients ?? []) c.terminate();
-      wss?.close();
-      server?.closeAllConnections();
-      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      await listener.close();
     },
   };
 }
