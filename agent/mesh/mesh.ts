@@ -67,6 +67,13 @@ export interface Mesh {
    * mode this also opens or closes the peer port as the list stops or starts being empty.
    */
   setPeers(peers: readonly PeerEntry[]): void;
+  /**
+   * In hub mode, replace the hub list (config reload). The session stays up while its hub is still
+   * listed (failback then follows the new first URL); one with a hub no longer listed is closed and
+   * the new list is dialed from its start. Says what was done. Throws outside hub mode, and for an
+   * empty list: switching between hub mode and the mesh alone needs a restart.
+   */
+  setHubUrls(urls: readonly string[]): string;
   resync(peerId?: string): Promise<void>;
   resyncStatus(): ResyncStatus;
   /**
@@ -115,7 +122,7 @@ export function createMesh(deps: {
   const dialers = new Map<string, Dialer>();
   let peers = [...o.peers];
   const hubMode = (o.hubUrls?.length ?? 0) > 0;
-  const hubUrls = [...(o.hubUrls ?? [])];
+  let hubUrls = [...(o.hubUrls ?? [])];
   let closing = false;
   let refusal: string | null = null;
   /** Set once a peer held more of our own changes than our journal: no session replicates after. */
@@ -271,13 +278,13 @@ export function createMesh(deps: {
   }
 
   function dialHubs(urls: readonly string[]): Dialer {
-    noHub = createNoHubWarning({ urls, log });
+    noHub = createNoHubWarning({ urls: () => hubUrls, log });
     return startDialer({
       target: { id: null, urls }, label: HUB, nodeId: o.nodeId, retry: o.retry, log, metrics, onUnanswered: noHub.failed,
       connect: (url, track) => connect(url, undefined, track),
       isConnected: () => hubSession() !== undefined,
       failback: {
-        policy: createFailbackPolicy({ afterMs: o.hubFailbackAfterMs ?? 0 }),
+        newPolicy: () => createFailbackPolicy({ afterMs: o.hubFailbackAfterMs ?? 0 }),
         probe: (url) => probeHub(peerUrl(url), { ca, timeoutMs: 5000, maxFrameBytes: PRE_AUTH_MAX_FRAME }),
       },
     });
@@ -390,6 +397,14 @@ export function createMesh(deps: {
       log.info({ peers: peers.map((p) => p.id) }, "peer list updated");
       // The new peers dial this node too; without the port they would only be dialed.
       listener.sync().catch((err: unknown) => log.error({ err: (err as Error).message }, "could not open the peer port for the new mesh.peers: they cannot dial this node (it still dials them); fix it and send SIGHUP again"));
+    },
+    setHubUrls(urls) {
+      const d = dialers.get(HUB);
+      if (!d || urls.length === 0) throw new Error("switching between hub mode and the mesh alone needs a restart");
+      hubUrls = [...urls];
+      const outcome = d.setUrls(urls);
+      log.info({ hubs: urls.map(redactUrl), outcome }, "hub list updated");
+      return outcome;
     },
     async resync(peerId) {
       const candidates = [...sessions.values()].filter((s) => s.isReady() && (!peerId || s.peerNodeId() === peerId));
