@@ -30,6 +30,8 @@ export interface Agent {
   /** Null when the config has no `kamailio` section. */
   readonly kamailio: KamailioAttachment | null;
   setPeers(peers: readonly PeerEntry[]): void;
+  /** In hub mode: replace the hub list (Mesh.setHubUrls). Says what was done. */
+  setHubUrls(urls: readonly string[]): string;
   close(): Promise<void>;
 }
 
@@ -143,6 +145,7 @@ export async function startAgent(
     metrics,
     kamailio,
     setPeers: (peers) => mesh.setPeers(peers),
+    setHubUrls: (urls) => mesh.setHubUrls(urls),
     async close() {
       purge.close();
       summary.close();

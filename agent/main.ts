@@ -4,7 +4,8 @@
  */
 import { Command } from "commander";
 import { startAgent } from "./agent.js";
-import { ConfigError, loadAgentConfig, redactConfig, settingsNeedingRestart } from "./config/agent-config.js";
+import { ConfigError, loadAgentConfig, redactConfig } from "./config/agent-config.js";
+import { planReload } from "./config/reload-plan.js";
 import { registerClientCommands } from "./cli/client-commands.js";
 import { endQuietlyWhenOutputCloses } from "./cli/closed-output.js";
 import { DemoAborted, runDemo } from "./cli/demo.js";
@@ -12,6 +13,7 @@ import { registerKamailioCfgCommand } from "./cli/kamailio-cfg-command.js";
 import { createLogger } from "./ops/logger.js";
 import { runUntilSignalled } from "./ops/daemon.js";
 import { packageRoot, packageVersion } from "./ops/paths.js";
+import { redactUrl } from "./ops/redact-url.js";
 import { registerHubCommands } from "../hub/main.js";
 
 // Every command's output, for a reader that may go away early (`locmesh alias ls --all | head`).
@@ -31,7 +33,11 @@ program
   .command("agent")
   .description("run the locmesh agent for this node (journal, peer mesh, local API)")
   .option("-c, --config <file>", "config file (YAML or JSON); LOCMESH_* variables override it", process.env["LOCMESH_CONFIG"])
-  .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config, applies a changed peer list, and moves an agent on another hub back to the first of its hub.urls if that one answers.")
+  .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config and applies a changed mesh.peers and hub.urls\n" +
+    "(an agent stays on its hub while it is still listed, and leaves one no longer listed for the first that answers),\n" +
+    "then moves an agent on another hub to the first of its hub.urls if that one answers. Other changed settings, and\n" +
+    "switching into or out of hub mode (hub.urls set or emptied), take effect at the next restart; the log names them.\n" +
+    "An agent in hub mode with no mesh.peers and mesh.acceptUnlisted off does not open its peer port (mesh.listen).")
   .action(async (opts: { config?: string }) => {
     const load = (onWarning?: (message: string) => void) => loadAgentConfig({ file: opts.config, env: process.env, ...(onWarning ? { onWarning } : {}) });
     const warnings: string[] = [];
@@ -56,15 +62,19 @@ program
       process.stderr.write(`locmesh agent failed to start: ${(err as Error).message}\n`);
       process.exit(1);
     }
+    let running = config;
     runUntilSignalled(agent, log, () => {
       try {
         const next = load();
-        agent.setPeers(next.mesh.peers);
+        const plan = planReload(running, next);
+        agent.setPeers(plan.peers);
+        if (plan.hubUrls) agent.setHubUrls(plan.hubUrls);
+        if (plan.hubUrlsRefused) log.warn({ running: running.hub.urls.map(redactUrl), configured: next.hub.urls.map(redactUrl) }, plan.hubUrlsRefused);
+        running = plan.running;
         // An operator rebalancing hubs by hand: an agent on another hub moves to its first one now
         // if that one takes sessions (agent/mesh/failback.ts does it on its own, after a while).
-        if (config.hub.urls.length > 0) void agent.mesh.failBackToPreferredHub().then((outcome) => log.info({ outcome }, "SIGHUP: checked the preferred hub"));
-        const later = settingsNeedingRestart(config, next);
-        if (later.length > 0) log.warn({ settings: later }, "SIGHUP applies only mesh.peers: these changed settings take effect when the agent restarts");
+        if (running.hub.urls.length > 0) void agent.mesh.failBackToPreferredHub().then((outcome) => log.info({ outcome }, "SIGHUP: checked the preferred hub"));
+        if (plan.restartNeeded.length > 0) log.warn({ settings: plan.restartNeeded }, "SIGHUP applies only mesh.peers and hub.urls: these changed settings take effect when the agent restarts");
       } catch (err) {
         log.error({ err: (err as Error).message }, "config reload failed; keeping the running config");
       }

@@ -86,25 +86,6 @@ export function loadAgentConfig(opts: LoadOptions): AgentConfig {
   return deepFreeze(config);
 }
 
-/**
- * The settings (dotted paths) where `next` differs from the running config, `mesh.peers` aside:
- * SIGHUP applies only a changed peer list, and the rest waits for a restart, which the operator
- * should be told rather than find out. Paths only, never values (secrets).
- */
-export function settingsNeedingRestart(running: AgentConfig, next: AgentConfig): string[] {
-  const out: string[] = [];
-  const walk = (a: unknown, b: unknown, path: string) => {
-    if (path === "mesh.peers") return;
-    const objects = (x: unknown) => typeof x === "object" && x !== null && !Array.isArray(x);
-    if (objects(a) && objects(b)) {
-      const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
-      for (const k of [...keys].sort()) walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path === "" ? k : `${path}.${k}`);
-    } else if (JSON.stringify(a) !== JSON.stringify(b)) out.push(path);
-  };
-  walk(running, next, "");
-  return out;
-}
-
 /** What the CLI needs from an agent config: where the API listens and its token, if any. */
 export function loadApiSettings(opts: LoadOptions & { readToken?: boolean }): { listen: Listen | null; token: string | null } {
   const cwd = opts.cwd ?? process.cwd();

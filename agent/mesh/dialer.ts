@@ -4,7 +4,8 @@
  * fails over: each attempt tries the next URL, and a connection that drops moves on to the next
  * hub at once rather than waiting for the one that just went away. On a hub other than the first
  * URL (the agent's preferred hub) it checks the first now and then and moves back to it once it
- * has answered for a while (failback.ts), through the same path: close the session, dial.
+ * has answered for a while (failback.ts), through the same path: close the session, dial. The
+ * hub list can be replaced while it runs (SIGHUP, setUrls).
  */
 import pRetry from "p-retry";
 import { WebSocket } from "ws";
@@ -37,9 +38,10 @@ export interface DialerDeps {
   /**
    * Hubs only: while the session is with any URL but the first, `probe` the first as `policy`
    * says, and move back to it when the policy says so. `probe` resolves with the hub's node id
-   * once it would take a session, and rejects saying why not.
+   * once it would take a session, and rejects saying why not. A new policy is made for each first
+   * URL: what the checks of one hub learned says nothing about another.
    */
-  failback?: { policy: FailbackPolicy; probe(url: string): Promise<string> };
+  failback?: { newPolicy(): FailbackPolicy; probe(url: string): Promise<string> };
   /** An attempt failed or a session ended (not a duplicate closed, nor a move back): `reason` (no-hub-warning.ts). */
   onUnanswered?(reason: string): void;
 }
@@ -56,11 +58,25 @@ export interface Dialer {
    * whatever the failback policy says (an operator rebalancing). Resolves with what was done.
    */
   failBackNow(): Promise<string>;
+  /**
+   * Replace the URLs (a hub list changed by SIGHUP). A session with a URL still listed stays up (the
+   * next failover starts after it in the new order, and failback follows the new first URL); one
+   * with a URL no longer listed is closed and the new list dialed from its start. Says what was done.
+   */
+  setUrls(urls: readonly string[]): string;
   stop(reason: string): void;
 }
 
 export function startDialer(deps: DialerDeps): Dialer {
-  const { target, retry } = deps;
+  const { retry } = deps;
+  let urls = deps.target.urls;
+  const target: DialTarget = {
+    id: deps.target.id,
+    get urls() {
+      return urls;
+    },
+  };
+  let policy = deps.failback?.newPolicy() ?? null;
   const log = deps.log.child({ peer: deps.label });
   const stop = new AbortController();
   let lastError: string | null = null;
@@ -82,7 +98,7 @@ export function startDialer(deps: DialerDeps): Dialer {
     // The peer may have dialed us while we were backing off: keep its session rather than build
     // a second one that the duplicate rule would then swap in mid-transfer.
     if (deps.isConnected()) return Promise.resolve(null);
-    url = target.urls[next % target.urls.length]!;
+    url = urls[next % urls.length]!;
     next++;
     return deps.connect(url, (ws) => (socket = ws));
   }
@@ -126,13 +142,17 @@ export function startDialer(deps: DialerDeps): Dialer {
           if (ws.readyState === WebSocket.CLOSED) r("1006 closed");
           else ws.once("close", (code, why) => r(`${code} ${why.toString()}`));
         });
-        if (deps.failback && url !== target.urls[0]) void watchPreferred(ws, url!, closed);
+        live = { ws, url: url!, closed };
+        // The list may have changed while this one was being dialed.
+        if (!urls.includes(url!)) leave(ws, REMOVED);
+        else if (deps.failback && url !== urls[0]) void watchPreferred(ws, url!, closed);
         const reason = await closed;
+        live = null;
         // Not waiting for the watch: it may be in a check of the preferred hub (up to 5 s), and a
         // dropped session must fail over at once.
-        const movedBack = movingBack === ws;
-        movingBack = null;
-        if (!reason.startsWith("4009") && !movedBack) {
+        const left = leaving === ws;
+        leaving = null;
+        if (!reason.startsWith("4009") && !left) {
           lastError = `disconnected: ${reason}`;
           deps.onUnanswered?.(`${redactUrl(url!)}: ${reason}`);
         }
@@ -164,8 +184,26 @@ export function startDialer(deps: DialerDeps): Dialer {
   /** Set while on another hub: ask the watch for a check now. */
   let checkNow: ((answer: (outcome: string) => void) => void) | null = null;
   let onOtherHub = false;
-  /** The session the watch closed to move back (so its close is no error). */
-  let movingBack: WebSocket | null = null;
+  /** The open connection, from when it opened until it closed. */
+  let live: { ws: WebSocket; url: string; closed: Promise<string> } | null = null;
+  /** The session closed on purpose, to move back or because its URL was dropped (its close is no error). */
+  let leaving: WebSocket | null = null;
+  const REMOVED = "hub no longer in hub.urls";
+
+  function leave(ws: WebSocket, reason: string): void {
+    leaving = ws;
+    ws.close(1000, reason);
+  }
+
+  /** Ends the running watch at once (its session stays); one in a check drops what it finds. */
+  function endWatch(): void {
+    const interrupt = interruptWait;
+    watchToken = null;
+    checkNow = null;
+    interruptWait = null;
+    onOtherHub = false;
+    interrupt?.();
+  }
   /** The running watch; one that outlived its session (in a check) must not clear the next one's state. */
   let watchToken: object | null = null;
 
@@ -177,27 +215,29 @@ export function startDialer(deps: DialerDeps): Dialer {
    * agent already holds, as after a failover: nothing is lost, nothing applied twice.
    */
   async function watchPreferred(ws: WebSocket, current: string, closed: Promise<string>): Promise<void> {
-    const { policy, probe } = deps.failback!;
+    const { probe } = deps.failback!;
+    // The policy of this watch's first URL: a new first URL brings a new policy and a new watch.
+    const rules = policy!;
     const me = {};
     watchToken = me;
-    const preferred = target.urls[0]!;
+    const preferred = urls[0]!;
     let ended = false;
     void closed.then(() => {
       ended = true;
       interruptWait?.();
     });
-    policy.onOtherHub(Date.now());
+    rules.onOtherHub(Date.now());
     onOtherHub = true;
     /** When the first of the checks in a row that found the preferred hub up ran. */
     let upSince: number | null = null;
-    let wait = policy.nextCheckIn();
+    let wait = rules.nextCheckIn();
     // Debug, not info: while every hub refuses sessions this runs on each attempt (the session's
     // own "peer session ready" line says which hub the agent is on).
     if (wait !== null) log.debug({ hub: redactUrl(current), preferred: redactUrl(preferred), checkInSec: Math.round(wait / 1000) }, "on a hub other than its preferred one; will check that one");
     try {
-      while (!ended && !stop.signal.aborted) {
+      while (!ended && !stop.signal.aborted && watchToken === me) {
         const answer = await waitForCheck(wait);
-        if (ended || stop.signal.aborted) {
+        if (ended || stop.signal.aborted || watchToken !== me) {
           answer?.("the hub session closed; the agent dials as after any drop");
           return;
         }
@@ -217,9 +257,13 @@ export function startDialer(deps: DialerDeps): Dialer {
           answer?.("the hub session closed during the check; the agent dials as after any drop");
           return;
         }
+        if (watchToken !== me) {
+          answer?.("hub.urls changed during the check; send SIGHUP again to check the new first hub");
+          return;
+        }
         upSince = hubId === null ? null : (upSince ?? Date.now());
-        const move = policy.checked(hubId !== null) || (answer !== null && hubId !== null);
-        wait = policy.nextCheckIn();
+        const move = rules.checked(hubId !== null) || (answer !== null && hubId !== null);
+        wait = rules.nextCheckIn();
         if (!move) {
           log.debug({ preferred: redactUrl(preferred), up: hubId !== null, err: why || undefined }, "checked the preferred hub");
           answer?.(`the preferred hub ${redactUrl(preferred)} does not take sessions (${why}); staying on ${redactUrl(current)}`);
@@ -227,10 +271,9 @@ export function startDialer(deps: DialerDeps): Dialer {
         }
         const because = answer ? "asked to rebalance" : `it has taken sessions for ${Math.round((Date.now() - upSince!) / 1000)} s`;
         log.info({ from: redactUrl(current), to: redactUrl(preferred), hub: hubId }, `moving back to its preferred hub ${hubId}: ${because}`);
-        policy.moving(Date.now());
+        rules.moving(Date.now());
         next = 0;
-        movingBack = ws;
-        ws.close(1000, "moving back to the preferred hub");
+        leave(ws, "moving back to the preferred hub");
         answer?.(`moving back to the preferred hub ${hubId} (${redactUrl(preferred)})`);
         return;
       }
@@ -270,10 +313,39 @@ export function startDialer(deps: DialerDeps): Dialer {
     wake: () => wake(),
     failBackNow() {
       if (!deps.failback) return Promise.resolve("not dialing hubs");
+      if (leaving !== null) return Promise.resolve("the hub session is closing; the agent dials the first of hub.urls that answers");
       const ask = checkNow;
       if (!ask && onOtherHub) return Promise.resolve("a check of the preferred hub is under way; try again in a moment");
       if (!ask) return Promise.resolve(deps.isConnected() ? "already on the preferred hub" : "not connected to a hub; dialing the hubs in turn");
       return new Promise((r) => ask(r));
+    },
+    setUrls(list) {
+      if (list.length === 0) throw new Error("a dialer needs at least one URL");
+      const firstChanged = list[0] !== urls[0];
+      urls = [...list];
+      if (firstChanged && deps.failback) policy = deps.failback.newPolicy();
+      const on = live;
+      if (on === null || leaving === on.ws) {
+        next = 0;
+        return `${on === null ? "not connected to a hub" : "the hub session is closing"}; dialing ${redactUrl(urls[0]!)} first`;
+      }
+      if (!urls.includes(on.url)) {
+        endWatch();
+        next = 0;
+        leave(on.ws, REMOVED);
+        return `closing the session with ${redactUrl(on.url)} (no longer listed); dialing ${redactUrl(urls[0]!)} first`;
+      }
+      // A later drop fails over to the URL after this one, in the new order.
+      next = urls.indexOf(on.url) + 1;
+      if (on.url === urls[0]) {
+        endWatch();
+        return `staying on ${redactUrl(on.url)}, the first of hub.urls`;
+      }
+      if (firstChanged || watchToken === null) {
+        endWatch();
+        if (deps.failback) void watchPreferred(on.ws, on.url, on.closed);
+      }
+      return `staying on ${redactUrl(on.url)} (still listed); the first of hub.urls is ${redactUrl(urls[0]!)}, checked as failback says`;
     },
     stop(reason) {
       stop.abort();

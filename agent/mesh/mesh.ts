@@ -5,17 +5,14 @@
  *
  * The hub runs the same mesh (`relay: true`, agents in `allow`, no peers to dial); an agent in hub
  * mode has one more dialer that fails over across `hubUrls` and keeps one hub session at a time.
+ * Such an agent opens its peer port only while some node could use it (the listener's `wanted`).
  */
 import { readFileSync } from "node:fs";
-import { createServer as createHttpServer, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
-import { WebSocket, WebSocketServer } from "ws";
+import { WebSocket } from "ws";
 import type { PeerStatus, ResyncStatus } from "../contract/protocol.js";
 import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
-import { listenOn } from "../ops/listen.js";
 import { closeReason } from "./close-reason.js";
 import type { Metrics, PeerGauge } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
@@ -27,6 +24,7 @@ import { createPeerSession, type PeerSession, type SessionOptions, type Transpor
 import { createCatchUpWatch } from "./catch-up-watch.js";
 import { openHubAcknowledged, type HubAcknowledged } from "./hub-acknowledged.js";
 import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
+import { createPeerListener } from "./peer-listener.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
 import { changesAhead } from "../core/version-vector.js";
 
@@ -65,8 +63,18 @@ export interface Mesh {
   status(): Promise<PeerStatus[]>;
   /** Each configured peer's link, and the hub link in hub mode, for the metrics (cheap: no journal reads past the vector). */
   gauges(): Promise<PeerGauge[]>;
-  /** Replace the peer list (config reload): new peers are dialed, removed ones disconnected. */
+  /**
+   * Replace the peer list (config reload): new peers are dialed, removed ones disconnected. In hub
+   * mode this also opens or closes the peer port as the list stops or starts being empty.
+   */
   setPeers(peers: readonly PeerEntry[]): void;
+  /**
+   * In hub mode, replace the hub list (config reload). The session stays up while its hub is still
+   * listed (failback then follows the new first URL); one with a hub no longer listed is closed and
+   * the new list is dialed from its start. Says what was done. Throws outside hub mode, and for an
+   * empty list: switching between hub mode and the mesh alone needs a restart.
+   */
+  setHubUrls(urls: readonly string[]): string;
   resync(peerId?: string): Promise<void>;
   resyncStatus(): ResyncStatus;
   /**
@@ -117,8 +125,8 @@ export function createMesh(deps: {
   const pending = new Set<PeerSession>();
   const dialers = new Map<string, Dialer>();
   let peers = [...o.peers];
-  let server: Server | null = null;
-  let wss: WebSocketServer | null = null;
+  const hubMode = (o.hubUrls?.length ?? 0) > 0;
+  let hubUrls = [...(o.hubUrls ?? [])];
   let closing = false;
   let refusal: string | null = null;
   /** Set once a peer held more of our own changes than our journal: no session replicates after. */
@@ -282,13 +290,13 @@ export function createMesh(deps: {
   }
 
   function dialHubs(urls: readonly string[]): Dialer {
-    noHub = createNoHubWarning({ urls, log });
+    noHub = createNoHubWarning({ urls: () => hubUrls, log });
     return startDialer({
       target: { id: null, urls }, label: HUB, nodeId: o.nodeId, retry: o.retry, log, metrics, onUnanswered: noHub.failed,
       connect: (url, track) => connect(url, undefined, track),
       isConnected: () => hubSession() !== undefined,
       failback: {
-        policy: createFailbackPolicy({ afterMs: o.hubFailbackAfterMs ?? 0 }),
+        newPolicy: () => createFailbackPolicy({ afterMs: o.hubFailbackAfterMs ?? 0 }),
         probe: (url) => probeHub(peerUrl(url), { ca, timeoutMs: 5000, maxFrameBytes: PRE_AUTH_MAX_FRAME }),
       },
     });
@@ -300,7 +308,7 @@ export function createMesh(deps: {
   const knownPeerIds = () => new Set([...peers.map((p) => p.id), ...(o.allow ?? []), ...sessions.keys()]);
 
   async function hubUnacknowledged(): Promise<number | null | undefined> {
-    if ((o.hubUrls?.length ?? 0) === 0) return undefined;
+    if (!hubMode) return undefined;
     const own = replica.replicaId;
     const session = hubSession();
     const held = session ? (session.peerVector()[own] ?? 0) : hubAcknowledged.held();
@@ -319,7 +327,7 @@ export function createMesh(deps: {
     // In hub mode the hub's node id is known only once connected; until then its link shows as
     // "hub", behind by what no hub acknowledged of ours (no series while no hub has answered
     // since this journal was made).
-    if ((o.hubUrls?.length ?? 0) > 0 && !hubSession()) rows.push({ peer: HUB, connected: false, behindChanges: (await hubUnacknowledged()) ?? null });
+    if (hubMode && !hubSession()) rows.push({ peer: HUB, connected: false, behindChanges: (await hubUnacknowledged()) ?? null });
     return rows;
   }
 
@@ -356,31 +364,36 @@ export function createMesh(deps: {
     return out;
   }
 
+  // ---- the peer port -------------------------------------------------------------------------
+
+  const listener = createPeerListener({
+    listen: o.listen, tls: o.tls, maxMessageBytes: o.maxMessageBytes, log,
+    // Outside hub mode the other nodes dial this one (or will, once they list it). In hub mode with
+    // no mesh.peers and mesh.acceptUnlisted off, isAllowed refuses every node that dials it at the
+    // handshake: an open port would only be one more to firewall.
+    wanted: () => !hubMode || peers.length > 0 || o.acceptUnlisted,
+    unwantedBecause: "in hub mode with no mesh.peers and mesh.acceptUnlisted off, no node could hold a session there (the agent dials its hubs); a SIGHUP that adds mesh.peers opens it",
+    logFields: () => ({ peers: peers.map((p) => p.id), ...(hubMode ? { hubs: hubUrls.map(redactUrl) } : {}) }),
+    onConnection(ws, req) {
+      if (closing) return ws.close(1001, "shutting down");
+      if (refusal !== null) return ws.close(4013, closeReason(refusal));
+      const address = req.socket.remoteAddress ?? "unknown";
+      const heldMs = throttle.blockedFor(address);
+      if (heldMs > 0) {
+        metrics.authFailures.inc({ reason: "peer locked out" });
+        return ws.close(4029, `too many refused handshakes from ${address}; retry in ${Math.ceil(heldMs / 1000)} s`);
+      }
+      attach(ws, "server", `${address}:${req.socket.remotePort}`, undefined, false, address);
+    },
+  });
+
   return {
     async start() {
-      const tls = o.tls ? { cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) } : null;
-      server = tls ? createHttpsServer(tls) : createHttpServer();
-      server.on("request", (_req, res) => {
-        res.writeHead(426, { "content-type": "text/plain" }).end("locmesh peer port: WebSocket only\n");
-      });
-      wss = new WebSocketServer({ server, path: "/peer", maxPayload: o.maxMessageBytes });
-      wss.on("connection", (ws, req) => {
-        if (closing) return ws.close(1001, "shutting down");
-        if (refusal !== null) return ws.close(4013, closeReason(refusal));
-        const address = req.socket.remoteAddress ?? "unknown";
-        const heldMs = throttle.blockedFor(address);
-        if (heldMs > 0) {
-          metrics.authFailures.inc({ reason: "peer locked out" });
-          return ws.close(4029, `too many refused handshakes from ${address}; retry in ${Math.ceil(heldMs / 1000)} s`);
-        }
-        attach(ws, "server", `${address}:${req.socket.remotePort}`, undefined, false, address);
-      });
-      await listenOn(server, wss, o.listen, "peer mesh", "mesh.listen.port", (err) => log.error({ err: err.message }, "peer mesh server error"));
-      log.info({ listen: `${o.listen.host}:${(server.address() as AddressInfo).port}`, tls: Boolean(tls), peers: peers.map((p) => p.id) }, "peer mesh listening");
+      await listener.sync();
       for (const p of peers) dialers.set(p.id, dial(p));
-      if (o.hubUrls && o.hubUrls.length > 0) dialers.set(HUB, dialHubs(o.hubUrls));
+      if (hubMode) dialers.set(HUB, dialHubs(hubUrls));
     },
-    port: () => (server?.address() as AddressInfo | null)?.port ?? 0,
+    port: () => listener.port(),
     status,
     gauges,
     hubUnacknowledged,
@@ -397,6 +410,16 @@ export function createMesh(deps: {
       peers = [...next];
       for (const p of peers) if (!dialers.has(p.id)) dialers.set(p.id, dial(p));
       log.info({ peers: peers.map((p) => p.id) }, "peer list updated");
+      // The new peers dial this node too; without the port they would only be dialed.
+      listener.sync().catch((err: unknown) => log.error({ err: (err as Error).message }, "could not open the peer port for the new mesh.peers: they cannot dial this node (it still dials them); fix it and send SIGHUP again"));
+    },
+    setHubUrls(urls) {
+      const d = dialers.get(HUB);
+      if (!d || urls.length === 0) throw new Error("switching between hub mode and the mesh alone needs a restart");
+      hubUrls = [...urls];
+      const outcome = d.setUrls(urls);
+      log.info({ hubs: urls.map(redactUrl), outcome }, "hub list updated");
+      return outcome;
     },
     async resync(peerId) {
       const candidates = [...sessions.values()].filter((s) => s.isReady() && (!peerId || s.peerNodeId() === peerId));
@@ -420,10 +443,7 @@ export function createMesh(deps: {
       coordinator.close();
       for (const d of dialers.values()) d.stop("shutting down");
       for (const s of [...sessions.values(), ...pending]) s.close(1001, "shutting down");
-      for (const c of wss?.clients ?? []) c.terminate();
-      wss?.close();
-      server?.closeAllConnections();
-      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      await listener.close();
     },
   };
 }

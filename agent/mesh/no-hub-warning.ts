@@ -14,7 +14,8 @@ export interface NoHubWarning {
   answered(): void;
 }
 
-export function createNoHubWarning(deps: { urls: readonly string[]; log: Logger; everyMs?: number; nowMs?: () => number }): NoHubWarning {
+/** `urls`: the hub URLs now (SIGHUP may change them). */
+export function createNoHubWarning(deps: { urls: () => readonly string[]; log: Logger; everyMs?: number; nowMs?: () => number }): NoHubWarning {
   const everyMs = deps.everyMs ?? 60_000;
   const nowMs = deps.nowMs ?? Date.now;
   let failures = 0;
@@ -26,10 +27,11 @@ export function createNoHubWarning(deps: { urls: readonly string[]; log: Logger;
       if (failures === 0) firstFailedAt = nowMs();
       failures++;
       sinceWarned++;
-      if (failures < deps.urls.length || (warnedAt !== null && nowMs() - warnedAt < everyMs)) return;
+      const urls = deps.urls().length;
+      if (failures < urls || (warnedAt !== null && nowMs() - warnedAt < everyMs)) return;
       deps.log.warn(
-        { attempts: sinceWarned, urls: deps.urls.length, forSec: Math.round((nowMs() - firstFailedAt) / 1000), lastError: reason },
-        `no hub answers: ${failures} attempts on ${deps.urls.length} hub URL(s) failed or were refused (last: ${reason}); ` +
+        { attempts: sinceWarned, urls, forSec: Math.round((nowMs() - firstFailedAt) / 1000), lastError: reason },
+        `no hub answers: ${failures} attempts on ${urls} hub URL(s) failed or were refused (last: ${reason}); ` +
           "this node's changes wait in the journal and go to the first hub that answers (`locmesh status`: unacknowledged by hub)",
       );
       warnedAt = nowMs();

@@ -22,7 +22,8 @@ const send = (m: SinkReply) => process.send!(m);
 const agents: { id: string; store: SinkStore; mesh: Mesh }[] = [];
 for (const a of spec.agents) {
   // The agent's own config schema gives its mesh defaults; the status interval and retry are the
-  // bench agents' (test/support/agent-process.ts), and nobody dials the port it listens on.
+  // bench agents' (test/support/agent-process.ts). In hub mode with no peers the mesh opens no
+  // peer port (agent/mesh/peer-listener.ts); the listen address is only there to satisfy the schema.
   const config = buildConfigSchema(nodeFs).parse({
     nodeId: a.id,
     mesh: { secret: spec.secret, listen: "127.0.0.1:0", statusIntervalMs: 250, retry: { minMs: 50, maxMs: 1000 } },

@@ -11,9 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentProcess, waitFor } from "../support/agent-process.js";
-import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
 import { startFreezableProxy, type FreezableProxy } from "../support/freezable-proxy.js";
-import { changesApplied, changesReceived, hubOf, makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { aliasLedger } from "../support/alias-ledger.js";
+import { changesApplied, hubOf, makeHubCluster, type HubProcess } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 let dir: string;
@@ -25,25 +25,8 @@ let agents: AgentProcess[];
 
 const onHubs = async (want: (string | null)[]) => (await Promise.all(agents.map(hubOf))).every((h, i) => want[i] === undefined || h === want[i]);
 
-/** Aliases each agent has set, by index; every agent must end up holding all of them. */
-const published = [0, 0, 0];
-async function publish(i: number, n: number, tag: string): Promise<void> {
-  await publishAliases(agents[i]!, 0, n, `${tag}-a${i + 1}-`);
-  published[i] = (published[i] ?? 0) + n;
-}
-const total = () => published.reduce((a, b) => a + b, 0);
-const allAgree = async (n: number) => (await Promise.all(agents.map(aliasCount))).every((c) => c === n);
-
-/** Nothing lost, nothing applied twice: each agent applied every other agent's changes once. */
-async function expectEachChangeOnce(): Promise<void> {
-  await waitFor(`${total()} aliases everywhere`, () => allAgree(total()), 45_000);
-  for (const [i, a] of agents.entries()) {
-    expect(await changesApplied(a)).toBe(total() - published[i]!);
-    expect(await changesReceived(a)).toBe(await changesApplied(a));
-  }
-  const reference = await dumpAliases(agents[0]!);
-  for (const a of agents.slice(1)) expect(await dumpAliases(a)).toEqual(reference);
-}
+/** Aliases each agent has set; every agent must end up holding all of them, each applied once. */
+const { publish, expectEachChangeOnce } = aliasLedger(() => agents);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "locmesh-failback-"));

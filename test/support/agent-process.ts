@@ -87,6 +87,18 @@ export class AgentProcess {
   /** Rewrites the config with a new peer list and sends SIGHUP, as an operator would. */
   reloadPeers(peers: { id: string; url: string }[]): void {
     this.spec.peers = peers;
+    this.reload();
+  }
+
+  /** Rewrites the config with a new hub.urls and sends SIGHUP, as an operator would. */
+  reloadHubs(urls: string[]): void {
+    const hub = this.spec.config?.["hub"] as Record<string, unknown> | undefined;
+    this.spec.config = { ...this.spec.config, hub: { ...hub, urls } };
+    this.reload();
+  }
+
+  /** Rewrites the config from the spec and sends SIGHUP. */
+  reload(): void {
     this.writeConfig();
     if (!this.child || this.child.exitCode !== null) throw new Error(`agent ${this.spec.id} is not running`);
     this.child.kill("SIGHUP");

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, apiUrlFromConfig, loadAgentConfig, loadApiSettings, redactConfig, settingsNeedingRestart, type ConfigFs } from "../../agent/config/agent-config.js";
+import { ConfigError, apiUrlFromConfig, loadAgentConfig, loadApiSettings, redactConfig, type ConfigFs } from "../../agent/config/agent-config.js";
+import { ENTERING_HUB_MODE, LEAVING_HUB_MODE, planReload, settingsNeedingRestart } from "../../agent/config/reload-plan.js";
 
 // The loader takes its file system as a dependency, so these tests stay off the disk.
 function memFs(files: Record<string, string>): ConfigFs {
@@ -282,12 +283,41 @@ describe("kamailio.replyFifoMode", () => {
 });
 
 describe("settingsNeedingRestart", () => {
-  it("lists the changed settings other than mesh.peers, as paths without values", () => {
+  it("lists the changed settings other than mesh.peers and hub.urls, as paths without values", () => {
     const file = "/etc/locmesh/agent.yaml";
     const a = load({ [file]: minimal });
     const b = load({ [file]: `${minimal.replace(`secret: ${SECRET}`, `secret: ${SECRET}-new`)}journal:\n  retentionHours: 48\n` }, { LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100" });
     expect(settingsNeedingRestart(a, b)).toEqual(["journal.retentionHours", "mesh.secret"]);
     expect(settingsNeedingRestart(a, load({ [file]: minimal }, { LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100" }))).toEqual([]);
+    expect(settingsNeedingRestart(a, load({ [file]: `${minimal}hub:\n  urls: [ws://h1:7200]\n  failbackAfterSec: 30\n` }))).toEqual(["hub.failbackAfterSec"]);
+  });
+});
+
+describe("planReload (SIGHUP)", () => {
+  const file = "/etc/locmesh/agent.yaml";
+  const withHubs = (...urls: string[]) => load({ [file]: `${minimal}${urls.length > 0 ? `hub:\n  urls: [${urls.join(", ")}]\n` : ""}` });
+
+  it("applies a changed hub.urls within hub mode, and the next reload compares with what runs", () => {
+    const plan = planReload(withHubs("ws://h1:7200"), withHubs("ws://h2:7200", "ws://h1:7200"));
+    expect(plan).toMatchObject({ hubUrls: ["ws://h2:7200", "ws://h1:7200"], hubUrlsRefused: null, restartNeeded: [] });
+    expect(plan.running.hub.urls).toEqual(["ws://h2:7200", "ws://h1:7200"]);
+    expect(planReload(plan.running, withHubs("ws://h2:7200", "ws://h1:7200")).hubUrls).toBeNull();
+  });
+
+  it("refuses to switch into or out of hub mode, keeping the running list", () => {
+    const out = planReload(withHubs("ws://h1:7200"), withHubs());
+    expect(out).toMatchObject({ hubUrls: null, hubUrlsRefused: LEAVING_HUB_MODE, restartNeeded: [] });
+    expect(out.running.hub.urls).toEqual(["ws://h1:7200"]);
+    expect(LEAVING_HUB_MODE).toMatch(/needs a restart/);
+    const into = planReload(withHubs(), withHubs("ws://h1:7200"));
+    expect(into).toMatchObject({ hubUrls: null, hubUrlsRefused: ENTERING_HUB_MODE });
+    expect(into.running.hub.urls).toEqual([]);
+  });
+
+  it("applies mesh.peers whatever the mode", () => {
+    const plan = planReload(withHubs(), load({ [file]: minimal }, { LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100" }));
+    expect(plan.peers).toEqual([{ id: "n2", url: "ws://10.0.0.2:7100" }]);
+    expect(plan.running.mesh.peers).toEqual(plan.peers);
   });
 });
 

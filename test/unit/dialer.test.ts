@@ -101,40 +101,46 @@ describe("dialer after a refusal", () => {
   });
 });
 
+/**
+ * A hub dialer over `urls` (a and b) whose sockets record how they were closed. By default its first
+ * dial is refused, so it starts on the second URL; `opened` lets a test hold a connect open.
+ */
+function hubDialer(o: { afterMs: number; probe(url: string): Promise<string>; ready?: () => boolean; urls?: string[]; refuseFirst?: boolean; opened?: (url: string) => Promise<void> }) {
+  const tried: string[] = [];
+  const sockets: { url: string; ws: ReturnType<typeof fakeSocket>; closedWith: string | null }[] = [];
+  const probes: string[] = [];
+  const dialer = startDialer({
+    target: { id: null, urls: o.urls ?? ["ws://a", "ws://b"] },
+    label: "hub", nodeId: "n1", retry: { minMs: 1, maxMs: 2 },
+    log: silentLogger(), metrics: createMetrics({ defaults: false }),
+    isConnected: () => sockets.some((s) => s.closedWith === null) && (o.ready?.() ?? true),
+    failback: {
+      newPolicy: () => createFailbackPolicy({ afterMs: o.afterMs, random: () => 0 }),
+      probe: (url) => {
+        probes.push(url);
+        return o.probe(url);
+      },
+    },
+    async connect(url) {
+      tried.push(url);
+      if (tried.length === 1 && (o.refuseFirst ?? true)) throw Object.assign(new Error("ECONNREFUSED"), { transient: true });
+      await o.opened?.(url);
+      const ws = fakeSocket();
+      const entry = { url, ws, closedWith: null as string | null };
+      ws.close = (code?: number, reason?: string) => {
+        entry.closedWith = `${code} ${reason}`;
+        ws.readyState = 3;
+        ws.emit("close", code ?? 1005, Buffer.from(reason ?? ""));
+      };
+      sockets.push(entry);
+      return ws as unknown as WebSocket;
+    },
+  });
+  return { dialer, tried, sockets, probes };
+}
+
 describe("dialer failing back to the first hub URL", () => {
-  /** A dialer over hubs a and b whose first dial of a is refused, so it starts on b. */
-  function onSecondHub(o: { afterMs: number; probe(url: string): Promise<string>; ready?: () => boolean }) {
-    const tried: string[] = [];
-    const sockets: { url: string; ws: ReturnType<typeof fakeSocket>; closedWith: string | null }[] = [];
-    const probes: string[] = [];
-    const dialer = startDialer({
-      target: { id: null, urls: ["ws://a", "ws://b"] },
-      label: "hub", nodeId: "n1", retry: { minMs: 1, maxMs: 2 },
-      log: silentLogger(), metrics: createMetrics({ defaults: false }),
-      isConnected: () => sockets.some((s) => s.closedWith === null) && (o.ready?.() ?? true),
-      failback: {
-        policy: createFailbackPolicy({ afterMs: o.afterMs, random: () => 0 }),
-        probe: (url) => {
-          probes.push(url);
-          return o.probe(url);
-        },
-      },
-      async connect(url) {
-        tried.push(url);
-        if (tried.length === 1) throw Object.assign(new Error("ECONNREFUSED"), { transient: true });
-        const ws = fakeSocket();
-        const entry = { url, ws, closedWith: null as string | null };
-        ws.close = (code?: number, reason?: string) => {
-          entry.closedWith = `${code} ${reason}`;
-          ws.readyState = 3;
-          ws.emit("close", code ?? 1005, Buffer.from(reason ?? ""));
-        };
-        sockets.push(entry);
-        return ws as unknown as WebSocket;
-      },
-    });
-    return { dialer, tried, sockets, probes };
-  }
+  const onSecondHub = hubDialer;
 
   it("stays on the second hub while the first fails checks, and moves back once two checks in a row found it up", async () => {
     let up = false;
@@ -217,6 +223,69 @@ describe("dialer failing back to the first hub URL", () => {
       expect(d.sockets[1]!.url).toBe("ws://a");
     } finally {
       answerCheck("hub-a");
+      d.dialer.stop("test over");
+    }
+  });
+});
+
+describe("dialer given new hub URLs (SIGHUP)", () => {
+  it("keeps a session whose hub is still listed, and then fails over to the one after it in the new order", async () => {
+    const d = hubDialer({ afterMs: 0, probe: async () => "hub-x", urls: ["ws://a", "ws://b"], refuseFirst: false });
+    try {
+      await until(() => d.sockets.length === 1);
+      expect(d.dialer.setUrls(["ws://c", "ws://a", "ws://d"])).toBe("staying on ws://a (still listed); the first of hub.urls is ws://c, checked as failback says");
+      expect(d.sockets[0]!.closedWith).toBeNull();
+      expect(d.dialer.target.urls).toEqual(["ws://c", "ws://a", "ws://d"]);
+      d.sockets[0]!.ws.close(); // hub a went away: next is d, after a in the new list
+      await until(() => d.sockets.length === 2);
+      expect(d.tried).toEqual(["ws://a", "ws://d"]);
+    } finally {
+      d.dialer.stop("test over");
+    }
+  });
+
+  it("closes the session with a hub no longer listed and dials the new list from its start, with no error", async () => {
+    const d = hubDialer({ afterMs: 0, probe: async () => "hub-x" });
+    try {
+      await until(() => d.sockets.length === 1);
+      expect(d.dialer.setUrls(["ws://c", "ws://a"])).toBe("closing the session with ws://b (no longer listed); dialing ws://c first");
+      expect(d.sockets[0]!.closedWith).toBe("1000 hub no longer in hub.urls");
+      await until(() => d.sockets.length === 2);
+      expect(d.sockets[1]!.url).toBe("ws://c");
+      expect(d.dialer.lastError()).toBeNull();
+      expect(await d.dialer.failBackNow()).toBe("already on the preferred hub");
+    } finally {
+      d.dialer.stop("test over");
+    }
+  });
+
+  it("moves at once, when asked, to a new first hub that answers, and stops checking once its hub is first", async () => {
+    const d = hubDialer({ afterMs: 0, probe: async (url) => `hub-${url.slice(5)}` });
+    try {
+      await until(() => d.sockets.length === 1); // on b, the second of [a, b]
+      d.dialer.setUrls(["ws://b", "ws://a"]);
+      expect(await d.dialer.failBackNow()).toBe("already on the preferred hub");
+      d.dialer.setUrls(["ws://c", "ws://b"]);
+      expect(await d.dialer.failBackNow()).toBe("moving back to the preferred hub hub-c (ws://c)");
+      await until(() => d.sockets.length === 2);
+      expect(d.sockets[1]!.url).toBe("ws://c");
+      expect(d.probes).toEqual(["ws://c"]);
+    } finally {
+      d.dialer.stop("test over");
+    }
+  });
+
+  it("closes a connection that opens to a hub dropped while it was being dialed", async () => {
+    let open = () => undefined as void;
+    const d = hubDialer({ afterMs: 0, probe: async () => "hub-x", refuseFirst: false, opened: (url) => (url === "ws://a" ? new Promise<void>((r) => (open = r)) : Promise.resolve()) });
+    try {
+      await until(() => d.tried.length === 1);
+      expect(d.dialer.setUrls(["ws://b"])).toBe("not connected to a hub; dialing ws://b first");
+      open();
+      await until(() => d.sockets.length === 2);
+      expect(d.sockets[0]).toMatchObject({ url: "ws://a", closedWith: "1000 hub no longer in hub.urls" });
+      expect(d.sockets[1]).toMatchObject({ url: "ws://b", closedWith: null });
+    } finally {
       d.dialer.stop("test over");
     }
   });

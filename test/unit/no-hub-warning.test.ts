@@ -11,7 +11,7 @@ function harness() {
   let now = 1_000_000;
   const lines: { level: number; msg: string; attempts?: number }[] = [];
   const log = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as (typeof lines)[number]) });
-  const w = createNoHubWarning({ urls: ["ws://hub1:7200", "ws://hub2:7200"], log, nowMs: () => now });
+  const w = createNoHubWarning({ urls: () => ["ws://hub1:7200", "ws://hub2:7200"], log, nowMs: () => now });
   return { w, lines, advance: (ms: number) => (now += ms) };
 }
 

@@ -1,0 +1,58 @@
+/**
+ * What SIGHUP does with a re-read config (main.ts applies it): `mesh.peers` and, within hub mode,
+ * `hub.urls` take effect now; every other changed setting waits for a restart, which the operator
+ * is told rather than left to find out. No I/O here.
+ */
+import type { AgentConfig } from "./agent-config.js";
+
+export interface ReloadPlan {
+  peers: AgentConfig["mesh"]["peers"];
+  /** The hub list to apply now; null when it did not change or cannot change without a restart. */
+  hubUrls: string[] | null;
+  /** Why a changed `hub.urls` is not applied (it would switch the agent into or out of hub mode). */
+  hubUrlsRefused: string | null;
+  /** Other changed settings (dotted paths, never values: secrets), applied at the next restart. */
+  restartNeeded: string[];
+  /** The config as it runs once the plan is applied: what the next SIGHUP compares with. */
+  running: AgentConfig;
+}
+
+/** The settings SIGHUP applies. */
+const APPLIED = new Set(["mesh.peers", "hub.urls"]);
+
+export const LEAVING_HUB_MODE =
+  "SIGHUP: hub.urls is now empty, but taking this agent out of hub mode (to the mesh alone) needs a restart; it keeps dialing the hubs of its running hub.urls until restarted";
+export const ENTERING_HUB_MODE =
+  "SIGHUP: hub.urls now lists hubs, but putting this agent in hub mode needs a restart; it keeps replicating over mesh.peers alone until restarted";
+
+export function planReload(running: AgentConfig, next: AgentConfig): ReloadPlan {
+  const was = running.hub.urls;
+  const now = next.hub.urls;
+  const changed = JSON.stringify(was) !== JSON.stringify(now);
+  // Hub mode decides what the agent's mesh is (a hub dialer, its peer port, its status rows):
+  // switching it is a restart, not a reload.
+  const switchesMode = changed && (was.length === 0) !== (now.length === 0);
+  const hubUrls = changed && !switchesMode ? [...now] : null;
+  return {
+    peers: next.mesh.peers,
+    hubUrls,
+    hubUrlsRefused: switchesMode ? (now.length === 0 ? LEAVING_HUB_MODE : ENTERING_HUB_MODE) : null,
+    restartNeeded: settingsNeedingRestart(running, next),
+    running: { ...running, mesh: { ...running.mesh, peers: next.mesh.peers }, hub: { ...running.hub, urls: hubUrls ?? was } },
+  };
+}
+
+/** The settings (dotted paths) where `next` differs from `running`, those SIGHUP applies aside. */
+export function settingsNeedingRestart(running: AgentConfig, next: AgentConfig): string[] {
+  const out: string[] = [];
+  const walk = (a: unknown, b: unknown, path: string) => {
+    if (APPLIED.has(path)) return;
+    const objects = (x: unknown) => typeof x === "object" && x !== null && !Array.isArray(x);
+    if (objects(a) && objects(b)) {
+      const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
+      for (const k of [...keys].sort()) walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path === "" ? k : `${path}.${k}`);
+    } else if (JSON.stringify(a) !== JSON.stringify(b)) out.push(path);
+  };
+  walk(running, next, "");
+  return out;
+}

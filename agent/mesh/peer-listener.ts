@@ -1,0 +1,102 @@
+/**
+ * The peer port (`mesh.listen`): an HTTP(S) server that takes WebSocket upgrades on /peer and
+ * hands each connection to the mesh. It listens only while `wanted()` says some node could use it
+ * (an agent in hub mode with nobody to take sessions from does not: mesh.ts), and `sync()` opens
+ * or closes it when that changes (a SIGHUP that adds or removes `mesh.peers`).
+ */
+import { readFileSync } from "node:fs";
+import { createServer as createHttpServer, type IncomingMessage, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { WebSocketServer, type WebSocket } from "ws";
+import { listenOn } from "../ops/listen.js";
+import type { Logger } from "../ops/logger.js";
+
+export interface PeerListener {
+  /**
+   * Opens or closes the port as `wanted()` says, one change at a time, and logs it. Rejects with a
+   * ListenError (ops/listen.ts) that says what to do when the port cannot be opened.
+   */
+  sync(): Promise<void>;
+  /** Stops listening for good and drops every connection it took (sessions on them end). */
+  close(): Promise<void>;
+  /** The bound port; 0 while not listening. */
+  port(): number;
+}
+
+export function createPeerListener(deps: {
+  listen: { host: string; port: number };
+  /** PEM file paths; read at each open. */
+  tls: { cert: string; key: string } | null;
+  maxMessageBytes: number;
+  log: Logger;
+  /** Whether some node could hold a session over the port. */
+  wanted(): boolean;
+  /** Why not, when wanted() is false: for the log. */
+  unwantedBecause: string;
+  /** Fields for the log lines (peers, hubs). */
+  logFields(): object;
+  onConnection(ws: WebSocket, req: IncomingMessage): void;
+}): PeerListener {
+  const { log } = deps;
+  const at = `${deps.listen.host}:${deps.listen.port}`;
+  let server: Server | null = null;
+  let wss: WebSocketServer | null = null;
+  let closed = false;
+  let synced = false;
+  /** The last open or close; the next one waits for it. */
+  let change: Promise<void> = Promise.resolve();
+
+  async function open(): Promise<void> {
+    const tls = deps.tls ? { cert: readFileSync(deps.tls.cert), key: readFileSync(deps.tls.key) } : null;
+    const s = tls ? createHttpsServer(tls) : createHttpServer();
+    s.on("request", (_req, res) => {
+      res.writeHead(426, { "content-type": "text/plain" }).end("locmesh peer port: WebSocket only\n");
+    });
+    const w = new WebSocketServer({ server: s, path: "/peer", maxPayload: deps.maxMessageBytes });
+    w.on("connection", deps.onConnection);
+    await listenOn(s, w, deps.listen, "peer mesh", "mesh.listen.port", (err) => log.error({ err: err.message }, "peer mesh server error"));
+    server = s;
+    wss = w;
+  }
+
+  async function shut(): Promise<void> {
+    const s = server;
+    if (!s) return;
+    for (const c of wss?.clients ?? []) c.terminate();
+    wss?.close();
+    server = null;
+    wss = null;
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+
+  const port = () => (server?.address() as AddressInfo | null)?.port ?? 0;
+
+  return {
+    sync() {
+      const run = async () => {
+        if (closed) return;
+        const first = !synced;
+        synced = true;
+        if (deps.wanted() && !server) {
+          await open();
+          log.info({ listen: `${deps.listen.host}:${port()}`, tls: Boolean(deps.tls), ...deps.logFields() }, "peer mesh listening");
+        } else if (!deps.wanted() && server) {
+          await shut();
+          log.info({ listen: null, ...deps.logFields() }, `peer mesh closed its port ${at}: ${deps.unwantedBecause}`);
+        } else if (!deps.wanted() && first) {
+          log.info({ listen: null, ...deps.logFields() }, `peer mesh not listening on ${at}: ${deps.unwantedBecause}`);
+        }
+      };
+      change = change.then(run, run);
+      return change;
+    },
+    async close() {
+      closed = true;
+      await change.catch(() => undefined);
+      await shut();
+    },
+    port,
+  };
+}
