@@ -14,7 +14,7 @@ import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
 import { closeReason } from "./close-reason.js";
-import type { Metrics, PeerGauge } from "../ops/metrics.js";
+import { forgetPeerSeries, type Metrics, type PeerGauge } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
 import { startDialer, type Dialer } from "./dialer.js";
@@ -404,7 +404,10 @@ export function createMesh(deps: {
         if (!nextIds.has(id) || next.find((p) => p.id === id)!.url !== d.target.urls[0]) {
           d.stop("peer removed from config");
           dialers.delete(id);
-          if (!nextIds.has(id) && !o.acceptUnlisted) sessions.get(id)?.close(1000, "peer removed from config");
+          if (!nextIds.has(id) && !o.acceptUnlisted) {
+            sessions.get(id)?.close(1000, "peer removed from config");
+            forgetPeerSeries(metrics, id);
+          }
         }
       }
       peers = [...next];

@@ -177,6 +177,14 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/**
+ * A peer taken out of the config (SIGHUP): drop its counters and round-trip histogram, as its link
+ * gauges go, so no series of a decommissioned node is left until the next restart.
+ */
+export function forgetPeerSeries(m: Metrics, peer: string): void {
+  for (const metric of [m.changesSent, m.changesReceived, m.changesApplied, m.batchSeconds, m.peerRetries]) metric.remove({ peer });
+}
+
 /** Starts a counter's series for each `reason` at 0 (see AUTH_FAILURE_REASONS). */
 function zeroed(counter: Counter<"reason">, reasons: readonly string[]): Counter<"reason"> {
   for (const reason of reasons) counter.inc({ reason }, 0);

@@ -299,12 +299,24 @@ describe("state gauges, read at every scrape", () => {
       expect(await series(x, "locmesh_peer_behind_changes")).toEqual([]);
       expect(await lagOf()).toEqual({ ghost: [null, null], n2: [null, null] });
 
+      // The ghost was retried and n2 was sent changes: both have their series until taken out.
+      expect((await series(x, "locmesh_peer_retries_total")).some((l) => l.includes('peer="ghost"'))).toBe(true);
+      expect((await series(x, "locmesh_changes_sent_total")).some((l) => l.includes('peer="n2"'))).toBe(true);
+      expect(await (await fetch(`${x.apiUrl}/metrics?name=locmesh_batch_round_trip_seconds`)).text()).toContain('peer="n2"');
       // Another setting changed with it waits for a restart, and the log says which.
       x.spec.config = { journal: { retentionHours: 48 } };
       x.reloadPeers(x.spec.peers.filter((p) => p.id !== "ghost"));
       await waitFor("ghost's series gone", async () => !(await series(x, "locmesh_peer_connected")).some((l) => l.includes("ghost")));
       await waitFor("the restart warning", async () => /SIGHUP applies only mesh\.peers.*"settings":\["journal\.retentionHours"\]|"settings":\["journal\.retentionHours"\].*SIGHUP applies only mesh\.peers/.test(readFileSync(x.logPath, "utf8")));
       expect(await series(x, "locmesh_peer_connected")).toEqual(['locmesh_peer_connected{peer="n2"} 0']);
+      expect((await series(x, "locmesh_peer_retries_total")).filter((l) => l.includes('peer="ghost"'))).toEqual([]);
+      // A node decommissioned: none of its series is left behind until the next restart.
+      x.reloadPeers([]);
+      await waitFor("n2's link series gone", async () => (await series(x, "locmesh_peer_connected")).length === 0);
+      for (const name of ["locmesh_changes_sent_total", "locmesh_peer_retries_total"]) {
+        expect((await series(x, name)).filter((l) => l.includes('peer="n2"'))).toEqual([]);
+      }
+      expect(await (await fetch(`${x.apiUrl}/metrics?name=locmesh_batch_round_trip_seconds`)).text()).not.toContain('peer="n2"');
     } finally {
       await Promise.all([x.stop(), y.stop()]);
     }
