@@ -9,6 +9,7 @@ import { registerClientCommands } from "./cli/client-commands.js";
 import { endQuietlyWhenOutputCloses } from "./cli/closed-output.js";
 import { DemoAborted, runDemo } from "./cli/demo.js";
 import { registerKamailioCfgCommand } from "./cli/kamailio-cfg-command.js";
+import { applyCredentials } from "./ops/key-ring.js";
 import { createLogger } from "./ops/logger.js";
 import { runUntilSignalled } from "./ops/daemon.js";
 import { packageRoot, packageVersion } from "./ops/paths.js";
@@ -31,7 +32,12 @@ program
   .command("agent")
   .description("run the locmesh agent for this node (journal, peer mesh, local API)")
   .option("-c, --config <file>", "config file (YAML or JSON); LOCMESH_* variables override it", process.env["LOCMESH_CONFIG"])
-  .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config, applies a changed peer list, and moves an agent on another hub back to the first of its hub.urls if that one answers.")
+  .addHelpText(
+    "after",
+    "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config file and the secret files (not the environment), applies a changed peer list, " +
+      "the cluster keys (mesh.secret, mesh.acceptedSecrets) and the API tokens (api.token, api.acceptedTokens), keeping the sessions already up, " +
+      "and moves an agent on another hub back to the first of its hub.urls if that one answers. Key rotation: README \"Rotating the cluster key and API token\".",
+  )
   .action(async (opts: { config?: string }) => {
     const load = (onWarning?: (message: string) => void) => loadAgentConfig({ file: opts.config, env: process.env, ...(onWarning ? { onWarning } : {}) });
     const warnings: string[] = [];
@@ -58,13 +64,14 @@ program
     }
     runUntilSignalled(agent, log, () => {
       try {
-        const next = load();
+        const next = load((w) => log.warn(w));
         agent.setPeers(next.mesh.peers);
+        applyCredentials(agent.credentials, next, log);
         // An operator rebalancing hubs by hand: an agent on another hub moves to its first one now
         // if that one takes sessions (agent/mesh/failback.ts does it on its own, after a while).
         if (config.hub.urls.length > 0) void agent.mesh.failBackToPreferredHub().then((outcome) => log.info({ outcome }, "SIGHUP: checked the preferred hub"));
         const later = settingsNeedingRestart(config, next);
-        if (later.length > 0) log.warn({ settings: later }, "SIGHUP applies only mesh.peers: these changed settings take effect when the agent restarts");
+        if (later.length > 0) log.warn({ settings: later }, "SIGHUP applies only mesh.peers, the cluster keys and the API tokens: these changed settings take effect when the agent restarts");
       } catch (err) {
         log.error({ err: (err as Error).message }, "config reload failed; keeping the running config");
       }

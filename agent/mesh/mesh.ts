@@ -25,6 +25,8 @@ import { createFailbackPolicy } from "./failback.js";
 import { probeHub } from "./hub-probe.js";
 import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
 import { createCatchUpWatch } from "./catch-up-watch.js";
+import type { KeyRing } from "../ops/key-ring.js";
+import { createPeerKeyNotes } from "./peer-keys.js";
 import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
 import { changesAhead } from "../core/version-vector.js";
@@ -36,7 +38,6 @@ export interface PeerEntry {
 
 export interface MeshOptions extends SessionOptions {
   nodeId: string;
-  secret: string;
   listen: { host: string; port: number };
   peers: readonly PeerEntry[];
   acceptUnlisted: boolean;
@@ -101,6 +102,8 @@ export function createMesh(deps: {
   onCaughtUp?: (peer: string) => void;
   /** Shared with the local API and the Kamailio side (agent.ts); set by a session's handshake. */
   journalBehind: JournalBehind;
+  /** The cluster keys (mesh.secret and mesh.acceptedSecrets), which SIGHUP may replace; read at each handshake. */
+  keys: KeyRing;
 }): Mesh {
   const { options: o, replica, metrics } = deps;
   const log = deps.log.child({ component: "mesh" });
@@ -138,6 +141,7 @@ export function createMesh(deps: {
   });
 
   const throttle = o.authThrottle ?? createAuthThrottle({ keyBy: "address" });
+  const onPeerKey = createPeerKeyNotes({ keys: deps.keys, metrics, log });
   /** The connecting address of a server-side session, told how its handshake went. */
   const handshakeOutcome = (address: string) => ({
     onAuthFailed() {
@@ -166,7 +170,7 @@ export function createMesh(deps: {
       close: (code, reason) => ws.close(code, reason),
     };
     const session = createPeerSession({
-      role, nodeId: o.nodeId, secret: o.secret, expectedPeer, isAllowed, replica, transport, log, metrics, options: o,
+      role, nodeId: o.nodeId, keys: deps.keys, onPeerKey, expectedPeer, isAllowed, replica, transport, log, metrics, options: o,
       relay: o.relay ?? false, peerIsHub, pendingWrites: o.pendingWrites, journalBehind,
       ...(address === undefined ? {} : handshakeOutcome(address)),
       onReady(s) {

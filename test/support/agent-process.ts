@@ -87,8 +87,13 @@ export class AgentProcess {
   /** Rewrites the config with a new peer list and sends SIGHUP, as an operator would. */
   reloadPeers(peers: { id: string; url: string }[]): void {
     this.spec.peers = peers;
+    this.reload();
+  }
+
+  /** Rewrites the config from `spec` (changed by the caller) and sends SIGHUP, as an operator would. */
+  reload(): void {
     this.writeConfig();
-    if (!this.child || this.child.exitCode !== null) throw new Error(`agent ${this.spec.id} is not running`);
+    if (!this.child || this.child.exitCode !== null) throw new Error(`${this.command} ${this.spec.id} is not running`);
     this.child.kill("SIGHUP");
   }
 
