@@ -14,10 +14,11 @@ import { startPurgeTimer } from "./core/purge-timer.js";
 import { createReplica, type Replica } from "./core/replica.js";
 import { openSqliteStore } from "./journal/sqlite-store.js";
 import { createKamailioAttachment, type KamailioAttachment } from "./kamailio/attachment.js";
-import { evapiBulkToken } from "./kamailio/evapi-bulk.js";
+import { bulkTokens } from "./kamailio/bulk-tokens.js";
 import { openHubAcknowledged } from "./mesh/hub-acknowledged.js";
 import { createMesh, type Mesh, type PeerEntry } from "./mesh/mesh.js";
 import type { Logger } from "./ops/logger.js";
+import { createCredentials, credentialsStatus, type Credentials } from "./ops/key-ring.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { packageVersion } from "./ops/paths.js";
 import { observeReplicationDelay } from "./ops/replication-delay.js";
@@ -29,6 +30,8 @@ export interface Agent {
   readonly metrics: Metrics;
   /** Null when the config has no `kamailio` section. */
   readonly kamailio: KamailioAttachment | null;
+  /** The cluster keys and API tokens in use, which SIGHUP replaces (applyCredentials). */
+  readonly credentials: Credentials;
   setPeers(peers: readonly PeerEntry[]): void;
   /** In hub mode: replace the hub list (Mesh.setHubUrls). Says what was done. */
   setHubUrls(urls: readonly string[]): string;
@@ -76,7 +79,9 @@ export async function startAgent(
     log.info({ peer }, "the new journal has caught up with the cluster");
     kamailio?.journalSeeded();
   };
+  const credentials = createCredentials(config);
   const mesh = createMesh({
+    keys: credentials.clusterKeys,
     options: {
       ...config.mesh, nodeId: config.nodeId, peers: config.mesh.peers, hubUrls: config.hub.urls, hubFailbackAfterMs: config.hub.failbackAfterSec * 1000,
       pendingWrites: () => kamailio?.pendingWrites() ?? deps.pendingWrites?.() ?? 0,
@@ -95,13 +100,15 @@ export async function startAgent(
   kamailio = config.kamailio
     ? await createKamailioAttachment({
       config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, hlc, store, log, metrics, seeded: () => store.seeded(),
-      bulkToken: evapiBulkToken(config.mesh.secret, config.nodeId), journalBehind, notes: store,
+      bulkTokens: () => bulkTokens(credentials.clusterKeys, config.nodeId), journalBehind, notes: store,
     })
     : null;
-  const rpc = createLocalApi({ replica, mesh, log, metrics, startedAtMs, version: packageVersion(), kamailio, journalBehind });
+  const rpc = createLocalApi({
+    replica, mesh, log, metrics, startedAtMs, version: packageVersion(), kamailio, journalBehind, credentials: () => credentialsStatus(credentials),
+  });
   const http = createHttpApi({
     listen: config.api.listen,
-    token: config.api.token,
+    tokens: credentials.apiTokens,
     maxMessageBytes: config.api.maxMessageBytes,
     rpc,
     metrics,
@@ -144,6 +151,7 @@ export async function startAgent(
     http,
     metrics,
     kamailio,
+    credentials,
     setPeers: (peers) => mesh.setPeers(peers),
     setHubUrls: (urls) => mesh.setHubUrls(urls),
     async close() {

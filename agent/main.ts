@@ -10,6 +10,7 @@ import { registerClientCommands } from "./cli/client-commands.js";
 import { endQuietlyWhenOutputCloses } from "./cli/closed-output.js";
 import { DemoAborted, runDemo } from "./cli/demo.js";
 import { registerKamailioCfgCommand } from "./cli/kamailio-cfg-command.js";
+import { applyCredentials } from "./ops/key-ring.js";
 import { createLogger } from "./ops/logger.js";
 import { runUntilSignalled } from "./ops/daemon.js";
 import { packageRoot, packageVersion } from "./ops/paths.js";
@@ -33,11 +34,15 @@ program
   .command("agent")
   .description("run the locmesh agent for this node (journal, peer mesh, local API)")
   .option("-c, --config <file>", "config file (YAML or JSON); LOCMESH_* variables override it", process.env["LOCMESH_CONFIG"])
-  .addHelpText("after", "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config and applies a changed mesh.peers and hub.urls\n" +
-    "(an agent stays on its hub while it is still listed, and leaves one no longer listed for the first that answers),\n" +
-    "then moves an agent on another hub to the first of its hub.urls if that one answers. Other changed settings, and\n" +
-    "switching into or out of hub mode (hub.urls set or emptied), take effect at the next restart; the log names them.\n" +
-    "An agent in hub mode with no mesh.peers and mesh.acceptUnlisted off does not open its peer port (mesh.listen).")
+  .addHelpText(
+    "after",
+    "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config file and the secret files (not the environment) and applies, keeping the sessions already up:\n" +
+      "- a changed mesh.peers and hub.urls (an agent stays on its hub while it is still listed, and leaves one no longer listed for the first that answers),\n" +
+      "  then moves an agent on another hub to the first of its hub.urls if that one answers;\n" +
+      "- the cluster keys (mesh.secret, mesh.acceptedSecrets) and the API tokens (api.token, api.acceptedTokens): README \"Rotating the cluster key and API token\".\n" +
+      "Other changed settings, and switching into or out of hub mode (hub.urls set or emptied), take effect at the next restart; the log names them.\n" +
+      "An agent in hub mode with no mesh.peers and mesh.acceptUnlisted off does not open its peer port (mesh.listen).",
+  )
   .action(async (opts: { config?: string }) => {
     const load = (onWarning?: (message: string) => void) => loadAgentConfig({ file: opts.config, env: process.env, ...(onWarning ? { onWarning } : {}) });
     const warnings: string[] = [];
@@ -65,16 +70,17 @@ program
     let running = config;
     runUntilSignalled(agent, log, () => {
       try {
-        const next = load();
+        const next = load((w) => log.warn(w));
         const plan = planReload(running, next);
         agent.setPeers(plan.peers);
         if (plan.hubUrls) agent.setHubUrls(plan.hubUrls);
         if (plan.hubUrlsRefused) log.warn({ running: running.hub.urls.map(redactUrl), configured: next.hub.urls.map(redactUrl) }, plan.hubUrlsRefused);
+        applyCredentials(agent.credentials, next, log);
         running = plan.running;
         // An operator rebalancing hubs by hand: an agent on another hub moves to its first one now
         // if that one takes sessions (agent/mesh/failback.ts does it on its own, after a while).
         if (running.hub.urls.length > 0) void agent.mesh.failBackToPreferredHub().then((outcome) => log.info({ outcome }, "SIGHUP: checked the preferred hub"));
-        if (plan.restartNeeded.length > 0) log.warn({ settings: plan.restartNeeded }, "SIGHUP applies only mesh.peers and hub.urls: these changed settings take effect when the agent restarts");
+        if (plan.restartNeeded.length > 0) log.warn({ settings: plan.restartNeeded }, "SIGHUP applies only mesh.peers, hub.urls, the cluster keys and the API tokens: these changed settings take effect when the agent restarts");
       } catch (err) {
         log.error({ err: (err as Error).message }, "config reload failed; keeping the running config");
       }

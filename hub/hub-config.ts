@@ -4,10 +4,10 @@
  * Same sources (file, LOCMESH_* variables, secret files), same one-error-with-every-problem rule.
  */
 import { z } from "zod";
-import { ConfigError, describeIssues, warnOpenSecrets, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
+import { ConfigError, describeIssues, redactKeys, redactTokens, warnOpenSecrets, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
 import { redactUrl } from "../agent/ops/redact-url.js";
 import { NODE_ID_RE, buildConfigSchema, configErrorMap } from "../agent/config/config-schema.js";
-import { API_TOKEN, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "../agent/config/config-sources.js";
+import { ACCEPTED_SECRETS, ACCEPTED_TOKENS, API_TOKEN, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "../agent/config/config-sources.js";
 
 export interface HubConfig {
   nodeId: string;
@@ -73,7 +73,7 @@ const HUB_HINTS: Record<string, string> = {
 
 export function loadHubConfig(opts: LoadOptions): HubConfig {
   const fs = opts.fs ?? nodeFs;
-  const g = gatherConfig({ file: opts.file, env: opts.env, fs, cwd: opts.cwd ?? process.cwd(), secrets: [MESH_SECRET, API_TOKEN], envVars: HUB_ENV_VARS });
+  const g = gatherConfig({ file: opts.file, env: opts.env, fs, cwd: opts.cwd ?? process.cwd(), secrets: [MESH_SECRET, API_TOKEN], secretLists: [ACCEPTED_SECRETS, ACCEPTED_TOKENS], envVars: HUB_ENV_VARS });
   if (g.raw["postgres"] === undefined) g.raw["postgres"] = {};
   noteInlinePassword(g);
   const pgUrl = opts.env["LOCMESH_POSTGRES_URL"];
@@ -105,5 +105,5 @@ function noteInlinePassword(g: Gathered): void {
 }
 
 export function redactHubConfig(c: HubConfig): object {
-  return { ...c, mesh: { ...c.mesh, secret: "[redacted]" }, api: { ...c.api, token: "[redacted]" }, postgres: { ...c.postgres, url: redactUrl(c.postgres.url) } };
+  return { ...c, mesh: { ...c.mesh, ...redactKeys(c.mesh) }, api: { ...c.api, ...redactTokens(c.api) }, postgres: { ...c.postgres, url: redactUrl(c.postgres.url) } };
 }

@@ -14,6 +14,7 @@ import { startPurgeTimer } from "../agent/core/purge-timer.js";
 import { createReplica, type Replica } from "../agent/core/replica.js";
 import { createMesh, type Mesh } from "../agent/mesh/mesh.js";
 import type { Logger } from "../agent/ops/logger.js";
+import { createCredentials, credentialsStatus, type Credentials } from "../agent/ops/key-ring.js";
 import { createMetrics, type Metrics } from "../agent/ops/metrics.js";
 import { packageVersion } from "../agent/ops/paths.js";
 import { observeReplicationDelay } from "../agent/ops/replication-delay.js";
@@ -34,6 +35,8 @@ export interface Hub {
   readonly mesh: Mesh;
   readonly http: HttpApi;
   readonly metrics: Metrics;
+  /** The cluster keys and API tokens in use, which SIGHUP replaces (applyCredentials). */
+  readonly credentials: Credentials;
   close(): Promise<void>;
 }
 
@@ -88,7 +91,10 @@ export async function startHub(
     throw err;
   });
 
+  // The agents prove themselves with the same keys as to each other; SIGHUP replaces them (hub/main.ts).
+  const credentials = createCredentials(config);
   const mesh = createMesh({
+    keys: credentials.clusterKeys,
     options: { ...config.mesh, nodeId: config.nodeId, peers: [], allow: config.mesh.agents, relay: true },
     replica,
     log,
@@ -129,9 +135,10 @@ export async function startHub(
     mesh: { ...mesh, status: () => registry.clusterStatus() },
     postgresStatus: pgStatus,
     readOnly: "this is a hub: it relays the agents' changes and makes none; publish on an agent",
+    credentials: () => credentialsStatus(credentials),
   });
   const http = createHttpApi({
-    listen: config.api.listen, token: config.api.token, maxMessageBytes: config.api.maxMessageBytes,
+    listen: config.api.listen, tokens: credentials.apiTokens, maxMessageBytes: config.api.maxMessageBytes,
     rpc, metrics, log, nodeId: config.nodeId,
   });
   const purge = startPurgeTimer({ store, retentionHours: config.journal.retentionHours, intervalSec: config.journal.purgeIntervalSec, log, metrics });
@@ -161,7 +168,7 @@ export async function startHub(
     throw err;
   }
   return {
-    replica, mesh, http, metrics,
+    replica, mesh, http, metrics, credentials,
     async close() {
       await close();
       log.info("hub stopped");

@@ -4,7 +4,8 @@
  * the only hub module that reads the environment, installs signal handlers or exits.
  */
 import type { Command } from "commander";
-import { ConfigError } from "../agent/config/agent-config.js";
+import { CREDENTIAL_SETTINGS, ConfigError, settingsNeedingRestart } from "../agent/config/agent-config.js";
+import { applyCredentials } from "../agent/ops/key-ring.js";
 import { createLogger } from "../agent/ops/logger.js";
 import { runUntilSignalled } from "../agent/ops/daemon.js";
 import { agentRowStaleSeconds } from "./agent-registry.js";
@@ -30,14 +31,20 @@ const HUB_HELP = `
 Config (YAML or JSON; README "Running a hub" and "Config reference"):
   nodeId                     this hub's id: give every hub its own (required)
   mesh.secret / secretFile   the agents' cluster key (required)
+  mesh.acceptedSecrets       further cluster keys it takes while the key is rotated
+                             (or mesh.acceptedSecretFiles, a list of files)
   mesh.agents                the agents' node ids it accepts, or mesh.acceptUnlisted: true
   mesh.listen                where agents connect (0.0.0.0:7100); they list it in hub.urls
   api.listen                 local API, /metrics and web UI (127.0.0.1:7180)
   api.token / tokenFile      API token (required)
+  api.acceptedTokens         further API tokens it takes while the token is rotated
+                             (or api.acceptedTokenFiles)
   postgres.url               postgres://user:password@host/db, shared by all hubs (required; or LOCMESH_POSTGRES_URL)
   also: postgres.poolSize, postgres.channel, mesh.relayLingerMs, mesh.statusIntervalMs, journal.retentionHours, log.level
 
-Signals: SIGTERM/SIGINT stop gracefully; SIGHUP is logged and ignored (config changes need a restart).`;
+Signals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config file and the secret files (not the
+environment) and applies the cluster keys and API tokens, keeping the sessions already up; other changed
+settings are logged and need a restart. Key rotation: README "Rotating the cluster key and API token".`;
 
 export function registerHubCommands(program: Command, io: { env: Record<string, string | undefined> }): void {
   const configOption = ["-c, --config <file>", "hub config file (YAML or JSON); LOCMESH_* variables override it", io.env["LOCMESH_CONFIG"]] as const;
@@ -115,6 +122,17 @@ async function runHub(file: string | undefined, env: Record<string, string | und
     process.stderr.write(`locmesh hub failed to start: ${(err as Error).message}\n`);
     process.exit(1);
   }
-  // Without a handler Node ends the process on SIGHUP (an init system's "reload" sends it).
-  runUntilSignalled(running, log, () => log.warn("SIGHUP: a hub reads its config only at start; restart it to apply changes (mesh.agents, postgres, ...)"));
+  // Without a handler Node would end the process on SIGHUP (an init system's "reload" sends it).
+  const hub = running;
+  runUntilSignalled(hub, log, () => {
+    try {
+      const next = loadHubConfig({ file, env, onWarning: (w) => log.warn(w) });
+      const applied = applyCredentials(hub.credentials, next, log);
+      const later = settingsNeedingRestart(config, next, CREDENTIAL_SETTINGS);
+      if (later.length > 0) log.warn({ settings: later }, "SIGHUP applies only the cluster keys and the API tokens on a hub: these changed settings take effect when the hub restarts");
+      else if (!applied) log.info("SIGHUP: read the config again; nothing in it changed");
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "config reload failed; keeping the running config");
+    }
+  });
 }

@@ -1,11 +1,13 @@
 /**
  * The local API's token check, with the guessing limit in front of it (ops/auth-throttle.ts): an
- * address held off is refused without its token being looked at. The token is compared in
- * constant time. http-server.ts checks a Bearer header with it, and auth.login (local-api.ts)
- * through ApiContext.signIn.
+ * address held off is refused without its token being looked at. A token is compared with
+ * api.token and each of api.acceptedTokens (ops/key-ring.ts), every one in constant time, so that
+ * scripts and the web UI keep working with either while the token is rotated. http-server.ts checks
+ * a Bearer header with it, and auth.login (local-api.ts) through ApiContext.signIn.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { ErrorCode, RpcError } from "../contract/errors.js";
+import { keyId, type KeyRing } from "../ops/key-ring.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
@@ -32,21 +34,55 @@ export interface ApiAuth {
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
+/** An accepted (not api.token) token's use is logged at most this often, per token. */
+const ACCEPTED_USE_LOG_MS = 60_000;
+
 export function createApiAuth(deps: {
-  token: string;
+  /** api.token and api.acceptedTokens, which SIGHUP may replace. */
+  tokens: KeyRing;
   /** Limits token guessing per address; defaults to 10 wrong tokens a minute, then 60 s refused. */
   throttle?: AuthThrottle;
   metrics: Metrics;
   log: Logger;
+  nowMs?: () => number;
 }): ApiAuth {
-  const expected = digest(deps.token);
   const throttle = deps.throttle ?? createAuthThrottle();
+  const nowMs = deps.nowMs ?? Date.now;
+  /** The digests of the tokens SIGHUP last set, made again only when it sets others. */
+  let digests: { of: readonly string[]; each: Buffer[] } = { of: [], each: [] };
+  const lastLogged = new Map<string, number>();
+
+  /** Which token `t` is; every one is compared, so the time taken does not tell which. */
+  function tokenOf(t: string): string | null {
+    const all = deps.tokens.all();
+    if (digests.of !== all) digests = { of: all, each: all.map(digest) };
+    const given = digest(t);
+    let found: string | null = null;
+    for (let i = 0; i < all.length; i++) if (timingSafeEqual(given, digests.each[i]!) && found === null) found = all[i]!;
+    return found;
+  }
+
+  function noteUse(token: string, remote: string): void {
+    deps.tokens.noteUse(token, remote);
+    const role = deps.tokens.roleOf(token)!;
+    deps.metrics.apiAuthentications.inc({ token: role });
+    if (role === "own" || nowMs() - (lastLogged.get(token) ?? -Infinity) < ACCEPTED_USE_LOG_MS) return;
+    lastLogged.set(token, nowMs());
+    deps.log.info(
+      { remote, token: keyId(token), own: keyId(deps.tokens.current().own) },
+      `an API client at ${remote} used accepted token ${keyId(token)}, not api.token: a token rotation is under way; ` +
+        "drop the token from api.acceptedTokens once nothing uses it (locmesh status: api tokens; logged at most once a minute per token)",
+    );
+  }
 
   /** Checks a token from `remote` and tells the throttle how it went. */
   function tokenOk(t: string, remote: string): boolean {
-    const ok = timingSafeEqual(digest(t), expected);
-    if (ok) throttle.succeeded(remote);
-    else if (throttle.failed(remote)) {
+    const token = tokenOf(t);
+    const ok = token !== null;
+    if (ok) {
+      throttle.succeeded(remote);
+      noteUse(token, remote);
+    } else if (throttle.failed(remote)) {
       deps.log.warn({ remote }, "too many wrong API tokens from this address; refusing its sign-ins for a while");
     }
     return ok;

@@ -18,10 +18,12 @@ import { createStaticFiles } from "./static-files.js";
 import { listenOn } from "../ops/listen.js";
 import type { AuthThrottle } from "../ops/auth-throttle.js";
 import { createApiAuth } from "./api-auth.js";
+import type { KeyRing } from "../ops/key-ring.js";
 
 export interface HttpServerDeps {
   listen: { host: string; port: number };
-  token: string;
+  /** api.token and api.acceptedTokens (api-auth.ts), which SIGHUP may replace. */
+  tokens: KeyRing;
   maxMessageBytes: number;
   rpc: RpcServer<ApiContext>;
   metrics: Metrics;
@@ -55,7 +57,7 @@ const WS_FRAME_LIMIT_SIGNED_OUT = 64 << 10;
 
 export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const log = deps.log.child({ component: "http" });
-  const auth = createApiAuth({ token: deps.token, throttle: deps.throttle, metrics: deps.metrics, log });
+  const auth = createApiAuth({ tokens: deps.tokens, throttle: deps.throttle, metrics: deps.metrics, log });
   const signedOut = deps.signedOut ?? createSignedOutSockets();
   let lastRefusalLogged = 0;
   const bearer = (req: IncomingMessage) => /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim() ?? null;

@@ -10,6 +10,7 @@ import {
   type KamailioListResult,
   type KamailioStatus,
   type PostgresStatus,
+  type CredentialsStatus,
 } from "../contract/protocol.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import { isLive, toAlias, toLocation, type Alias, type BindingValue, type Location } from "../contract/records.js";
@@ -54,6 +55,8 @@ export interface LocalApiDeps {
   journalBehind?: Pick<JournalBehind, "info">;
   /** Set on a hub: its counts and PostgreSQL's state, answered while PostgreSQL does not (hub/postgres-status.ts). */
   postgresStatus?: (nowSec: number) => Promise<{ counts: ClusterStatus["counts"]; postgres: PostgresStatus }>;
+  /** The cluster keys and API tokens, by id, with when each accepted one was last used (ops/key-ring.ts). */
+  credentials?: () => CredentialsStatus;
 }
 
 export interface KamailioControl {
@@ -165,6 +168,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
       journalBehind: deps.journalBehind?.info() ?? null,
       ...(hub ? { postgres: hub.postgres } : {}),
       ...(hubUnacknowledged === undefined ? {} : { hubUnacknowledged }),
+      ...(deps.credentials ? { credentials: deps.credentials() } : {}),
     };
   });
 

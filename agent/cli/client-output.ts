@@ -4,7 +4,7 @@
  */
 import {
   JOURNAL_BEHIND_REMEDY, type ClusterStatus, type JournalBehindInfo, type KamailioBinding, type KamailioContact, type KamailioReloadInterrupted, type KamailioStatus,
-  type KamailioTableSummary, type PostgresStatus, type ResyncStatus,
+  type KamailioTableSummary, type KeysStatus, type PostgresStatus, type ResyncStatus,
 } from "../contract/protocol.js";
 import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../contract/postgres-standing.js";
 import type { Alias, Location } from "../contract/records.js";
@@ -31,6 +31,12 @@ export function formatStatus(s: ClusterStatus): string {
         ["kamailio reconcile", describeReconcile(s.kamailio.lastReconcile)],
       ] as [string, string][])
       : []),
+    ...(s.credentials
+      ? ([
+        ["cluster keys", describeKeys(s.credentials.clusterKeys, "mesh.secret")],
+        ["api tokens", describeKeys(s.credentials.apiTokens, "api.token")],
+      ] as [string, string][])
+      : []),
   ]);
   // Above everything else: the node is out of service until the operator acts, and the peers'
   // "journal behind peer" errors alone do not say what to do.
@@ -48,6 +54,19 @@ export function formatStatus(s: ClusterStatus): string {
     { align: ["left", "left", ...(hubMode ? ["left" as const] : []), "left", "right", "right", "right", "left"] },
   );
   return `${top}${head}\n\n${peers}`;
+}
+
+/**
+ * A node's keys of one kind by id: its own, and each further one it accepts with when it was last
+ * used, which says during a rotation whether an old one may be dropped yet.
+ */
+export function describeKeys(k: KeysStatus, ownSetting: string): string {
+  const own = `${k.own} (${ownSetting})`;
+  if (k.accepted.length === 0) return `${own}; accepts no other`;
+  const others = k.accepted.map((a) =>
+    a.lastUsedBy === null ? `${a.id} (not used since this node started)` : `${a.id} (last used by ${a.lastUsedBy} ${formatDuration(a.lastUsedAgeSeconds ?? 0)} ago, at ${a.lastUsedAt})`,
+  );
+  return `${own}; also accepts ${others.join(", ")}`;
 }
 
 /** On a hub the counts come from PostgreSQL: how old they are, or that there are none yet. */

@@ -6,7 +6,7 @@
 import { resolve } from "node:path";
 import type { z } from "zod";
 import { buildConfigSchema, configErrorMap, crossFieldProblems, formatPath, listenSchema, type ConfigFs, type ParsedConfig } from "./config-schema.js";
-import { API_TOKEN, ConfigError, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "./config-sources.js";
+import { ACCEPTED_SECRETS, ACCEPTED_TOKENS, API_TOKEN, ConfigError, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "./config-sources.js";
 import { secretFilesOpenToOthers } from "./secret-file-modes.js";
 import { redactUrl } from "../ops/redact-url.js";
 
@@ -23,7 +23,10 @@ export interface AgentConfig {
   dataDir: string;
   mesh: {
     listen: Listen;
+    /** The cluster key this node proves itself with. */
     secret: string;
+    /** Further cluster keys it accepts from peers while one is rotated. */
+    acceptedSecrets: string[];
     peers: { id: string; url: string }[];
     acceptUnlisted: boolean;
     tls: { cert: string; key: string; ca: string | null } | null;
@@ -34,7 +37,8 @@ export interface AgentConfig {
     maxMessageBytes: number;
     retry: { minMs: number; maxMs: number };
   };
-  api: { listen: Listen; token: string; maxMessageBytes: number };
+  /** `acceptedTokens`: further API tokens taken besides `token` while it is rotated. */
+  api: { listen: Listen; token: string; acceptedTokens: string[]; maxMessageBytes: number };
   journal: { synchronous: "full" | "normal"; cacheMiB: number; retentionHours: number; purgeIntervalSec: number };
   /**
    * Hubs to dial (one at a time, failing over in turn); empty outside hub mode. On another hub
@@ -68,7 +72,7 @@ export function warnOpenSecrets(g: Gathered, fs: ConfigFs, onWarning: ((message:
 export function loadAgentConfig(opts: LoadOptions): AgentConfig {
   const cwd = opts.cwd ?? process.cwd();
   const fs = opts.fs ?? nodeFs;
-  const g = gatherConfig({ file: opts.file, env: opts.env, fs, cwd, secrets: [MESH_SECRET, API_TOKEN] });
+  const g = gatherConfig({ file: opts.file, env: opts.env, fs, cwd, secrets: [MESH_SECRET, API_TOKEN], secretLists: [ACCEPTED_SECRETS, ACCEPTED_TOKENS] });
   const result = buildConfigSchema(fs).safeParse(g.raw, { error: configErrorMap });
   const problems = [
     ...g.problems,
@@ -84,6 +88,30 @@ export function loadAgentConfig(opts: LoadOptions): AgentConfig {
     dataDir: c.dataDir ?? resolve(cwd, "data", c.nodeId),
   };
   return deepFreeze(config);
+}
+
+/** The keys and tokens, which SIGHUP applies on agents and hubs alike (ops/key-ring.ts). */
+export const CREDENTIAL_SETTINGS = ["mesh.secret", "mesh.acceptedSecrets", "api.token", "api.acceptedTokens"] as const;
+/** What SIGHUP applies on an agent. */
+export const AGENT_RELOADED_SETTINGS: readonly string[] = ["mesh.peers", "hub.urls", ...CREDENTIAL_SETTINGS];
+
+/**
+ * The settings (dotted paths) where `next` differs from the running config, those SIGHUP applies
+ * (`applied`) aside: the rest waits for a restart, which the operator should be told rather than
+ * find out. Paths only, never values (secrets).
+ */
+export function settingsNeedingRestart(running: object, next: object, applied: readonly string[] = AGENT_RELOADED_SETTINGS): string[] {
+  const out: string[] = [];
+  const walk = (a: unknown, b: unknown, path: string) => {
+    if (applied.includes(path)) return;
+    const objects = (x: unknown) => typeof x === "object" && x !== null && !Array.isArray(x);
+    if (objects(a) && objects(b)) {
+      const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
+      for (const k of [...keys].sort()) walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path === "" ? k : `${path}.${k}`);
+    } else if (JSON.stringify(a) !== JSON.stringify(b)) out.push(path);
+  };
+  walk(running, next, "");
+  return out;
 }
 
 /** What the CLI needs from an agent config: where the API listens and its token, if any. */
@@ -123,15 +151,18 @@ export function redactConfig(c: AgentConfig): object {
     ...c,
     mesh: {
       ...c.mesh,
-      secret: "[redacted]",
+      ...redactKeys(c.mesh),
       peers: c.mesh.peers.map((p) => ({ id: p.id, url: redactUrl(p.url) })),
     },
-    api: { ...c.api, token: "[redacted]" },
+    api: { ...c.api, ...redactTokens(c.api) },
     kamailio: c.kamailio && { ...c.kamailio, db: c.kamailio.db && { ...c.kamailio.db, url: redactUrl(c.kamailio.db.url) } },
     hub: { ...c.hub, urls: c.hub.urls.map(redactUrl) },
   };
 }
 
+/** The cluster keys as a log shows them: how many, not what. Shared with the hub's config. */
+export const redactKeys = (m: { acceptedSecrets: readonly string[] }) => ({ secret: "[redacted]", acceptedSecrets: m.acceptedSecrets.map(() => "[redacted]") });
+export const redactTokens = (a: { acceptedTokens: readonly string[] }) => ({ token: "[redacted]", acceptedTokens: a.acceptedTokens.map(() => "[redacted]") });
 
 /**
  * One line per problem: the setting's path, what is wrong, how to set a missing one, and where the

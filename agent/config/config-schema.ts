@@ -70,6 +70,11 @@ function isWsUrl(v: string): boolean {
 }
 
 const secret = (what: string) => z.string().min(16, `must be at least 16 characters (a ${what} shorter than that is guessable)`);
+/**
+ * Further secrets a node accepts besides its own, while one is rotated (README, "Rotating the
+ * cluster key and API token"): a few at most, the old and the next one.
+ */
+const acceptedSecrets = (what: string) => z.array(secret(what)).max(8).default([]);
 
 /** Built per load because the TLS file checks need the injected file system. */
 export function buildConfigSchema(fs: ConfigFs) {
@@ -94,6 +99,7 @@ export function buildConfigSchema(fs: ConfigFs) {
     mesh: z.strictObject({
       listen: listenSchema.default({ host: "0.0.0.0", port: 7100 }),
       secret: secret("cluster key"),
+      acceptedSecrets: acceptedSecrets("cluster key"),
       peers: z
         .array(z.strictObject({ id: nodeId, url: z.string().refine(isWsUrl, "must be a ws:// or wss:// URL") }))
         .default([]),
@@ -111,6 +117,7 @@ export function buildConfigSchema(fs: ConfigFs) {
         .refine((l) => !FETCH_BAD_PORTS.has(l.port), { error: (iss) => `port ${(iss.input as { port: number }).port} is one fetch and browsers refuse to dial (neither the CLI nor the web UI could reach it); pick another, e.g. 7180` })
         .default({ host: "127.0.0.1", port: 7180 }),
       token: secret("API token"),
+      acceptedTokens: acceptedSecrets("API token"),
       maxMessageBytes: int(1024, 1 << 30).default(4_194_304),
     }),
     journal: z.strictObject({

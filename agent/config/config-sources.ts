@@ -55,11 +55,28 @@ export interface SecretRef {
 export const MESH_SECRET: SecretRef = { section: "mesh", key: "secret", fileKey: "secretFile" };
 export const API_TOKEN: SecretRef = { section: "api", key: "token", fileKey: "tokenFile" };
 
+/**
+ * Further secrets a node accepts while one is rotated: a list given inline, or a list of paths of
+ * files holding one each (README, "Rotating the cluster key and API token"). No environment
+ * variable sets them: SIGHUP re-reads the files, never the environment, which is fixed at start.
+ */
+export interface SecretListRef {
+  section: "mesh" | "api";
+  key: "acceptedSecrets" | "acceptedTokens";
+  fileKey: "acceptedSecretFiles" | "acceptedTokenFiles";
+  /** What each file holds, for messages. */
+  what: string;
+}
+export const ACCEPTED_SECRETS: SecretListRef = { section: "mesh", key: "acceptedSecrets", fileKey: "acceptedSecretFiles", what: "cluster key" };
+export const ACCEPTED_TOKENS: SecretListRef = { section: "api", key: "acceptedTokens", fileKey: "acceptedTokenFiles", what: "API token" };
+
 /** Settings holding file paths; relative ones in the file are relative to the file's folder. */
 const FILE_PATHS: readonly (readonly string[])[] = [
   ["dataDir"],
   ["mesh", "secretFile"],
   ["api", "tokenFile"],
+  ["mesh", "acceptedSecretFiles"],
+  ["api", "acceptedTokenFiles"],
   ["mesh", "tls", "cert"],
   ["mesh", "tls", "key"],
   ["mesh", "tls", "ca"],
@@ -98,6 +115,8 @@ export function gatherConfig(opts: {
   fs: ConfigFs;
   cwd: string;
   secrets: readonly SecretRef[];
+  /** Lists of further accepted secrets to read from their files (ACCEPTED_SECRETS, ACCEPTED_TOKENS). */
+  secretLists?: readonly SecretListRef[];
   /** The variables that apply (default: all of ENV_VARS); a hub takes only those of its settings. */
   envVars?: typeof ENV_VARS;
 }): Gathered {
@@ -106,7 +125,7 @@ export function gatherConfig(opts: {
     const file = resolve(opts.cwd, opts.file);
     g.raw = readConfigFile(file, opts.fs);
     resolveFilePaths(g.raw, dirname(file));
-    const inline = opts.secrets.filter((r) => isRecord(g.raw[r.section]) && typeof (g.raw[r.section] as Raw)[r.key] === "string");
+    const inline = [...opts.secrets, ...(opts.secretLists ?? [])].filter((r) => holdsInline(g.raw[r.section], r.key));
     g.secretFiles.push({ setting: "the config file", path: file, holds: inline.map((r) => `${r.section}.${r.key}`) });
   }
   // Missing sections become empty so their required fields are reported by name ("mesh.secret:
@@ -114,6 +133,7 @@ export function gatherConfig(opts: {
   for (const s of ["mesh", "api", "journal", "log"]) if (g.raw[s] === undefined) g.raw[s] = {};
   applyEnv(g, opts.env, opts.cwd, opts.envVars ?? ENV_VARS);
   for (const ref of opts.secrets) readSecretFile(g, ref, opts.fs);
+  for (const ref of opts.secretLists ?? []) readSecretFiles(g, ref, opts.fs);
   const tls = isRecord(g.raw["mesh"]) ? g.raw["mesh"]["tls"] : undefined;
   if (isRecord(tls) && typeof tls["key"] === "string" && tls["key"] !== "") g.secretFiles.push({ setting: "mesh.tls.key", path: tls["key"] });
   return g;
@@ -146,13 +166,20 @@ function readConfigFile(file: string, fs: ConfigFs): Raw {
 /** Settings that are file modes (see readConfigFile). */
 const FILE_MODE_PATHS: readonly (readonly string[])[] = [["kamailio", "replyFifoMode"]];
 
+/** A section holds the secret `key` inline: a string, or a list with something in it. */
+function holdsInline(section: unknown, key: string): boolean {
+  const v = isRecord(section) ? section[key] : undefined;
+  return typeof v === "string" || (Array.isArray(v) && v.length > 0);
+}
+
 function resolveFilePaths(raw: Raw, baseDir: string): void {
+  const resolved = (p: unknown) => (typeof p === "string" && p !== "" && !isAbsolute(p) ? resolve(baseDir, p) : p);
   for (const path of FILE_PATHS) {
     const parent = path.slice(0, -1).reduce<unknown>((o, k) => (isRecord(o) ? o[k] : undefined), raw);
     const key = path[path.length - 1] as string;
-    if (isRecord(parent) && typeof parent[key] === "string" && parent[key] !== "" && !isAbsolute(parent[key])) {
-      parent[key] = resolve(baseDir, parent[key]);
-    }
+    if (!isRecord(parent) || !(key in parent)) continue;
+    const v = parent[key];
+    parent[key] = Array.isArray(v) ? v.map(resolved) : resolved(v);
   }
 }
 
@@ -201,28 +228,61 @@ function parsePeerList(text: string, g: Gathered, name: string): { id: string; u
 }
 
 function readSecretFile(g: Gathered, ref: SecretRef, fs: ConfigFs): void {
-  const section = g.raw[ref.section];
-  if (!isRecord(section) || !(ref.fileKey in section)) return;
-  const where = `${ref.section}.${ref.fileKey}`;
-  const target = `${ref.section}.${ref.key}`;
-  const path = section[ref.fileKey];
-  delete section[ref.fileKey];
-  if (section[ref.key] !== undefined) {
-    g.problems.push(`${where}: set either ${target} or ${where}, not both`);
-    return;
-  }
+  const taken = takeFileSetting(g, ref);
+  if (taken === null) return;
+  const { section, where, target, value: path } = taken;
   if (typeof path !== "string" || path === "") {
     g.problems.push(`${where}: must be the path of a file holding the ${ref.key}`);
     g.reported.add(target);
     return;
   }
+  const text = readOneSecret(g, fs, path, where, target);
+  if (text !== undefined) section[ref.key] = text;
+}
+
+/** Like readSecretFile, for a list of files each holding one secret (ACCEPTED_SECRETS, ACCEPTED_TOKENS). */
+function readSecretFiles(g: Gathered, ref: SecretListRef, fs: ConfigFs): void {
+  const taken = takeFileSetting(g, ref);
+  if (taken === null) return;
+  const { section, where, target, value: paths } = taken;
+  if (!Array.isArray(paths) || !paths.every((p) => typeof p === "string" && p !== "")) {
+    g.problems.push(`${where}: must be a list of paths of files, each holding one ${ref.what} (e.g. [/etc/locmesh/next.key])`);
+    g.reported.add(target);
+    return;
+  }
+  // A file that cannot be read leaves "" in its place, whose schema issue is not repeated (reported).
+  section[ref.key] = (paths as string[]).map((path, i) => readOneSecret(g, fs, path, `${where}[${i}]`, `${target}[${i}]`) ?? "");
+}
+
+/**
+ * Takes a secret's file setting out of its section, to be replaced by what the file holds. Null
+ * when it is not set, or when the secret is given inline as well (a problem).
+ */
+function takeFileSetting(g: Gathered, ref: SecretRef | SecretListRef): { section: Raw; where: string; target: string; value: unknown } | null {
+  const section = g.raw[ref.section];
+  if (!isRecord(section) || !(ref.fileKey in section)) return null;
+  const where = `${ref.section}.${ref.fileKey}`;
+  const target = `${ref.section}.${ref.key}`;
+  const value = section[ref.fileKey];
+  delete section[ref.fileKey];
+  if (section[ref.key] !== undefined) {
+    g.problems.push(`${where}: set either ${target} or ${where}, not both`);
+    return null;
+  }
+  return { section, where, target, value };
+}
+
+/** The secret in the file at `path`, trimmed; undefined (and a problem under `where`) when it cannot be read. */
+function readOneSecret(g: Gathered, fs: ConfigFs, path: string, where: string, target: string): string | undefined {
   try {
-    section[ref.key] = fs.readText(path).trim();
+    const text = fs.readText(path).trim();
     g.sources.set(target, `read from ${path}`);
     g.secretFiles.push({ setting: where, path });
+    return text;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     g.problems.push(`${where}: cannot read ${path} (${code})`);
     g.reported.add(target);
+    return undefined;
   }
 }

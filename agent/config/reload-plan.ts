@@ -1,9 +1,9 @@
 /**
- * What SIGHUP does with a re-read config (main.ts applies it): `mesh.peers` and, within hub mode,
- * `hub.urls` take effect now; every other changed setting waits for a restart, which the operator
- * is told rather than left to find out. No I/O here.
+ * What SIGHUP does with a re-read config (main.ts applies it): `mesh.peers`, within hub mode
+ * `hub.urls`, and the keys and tokens (ops/key-ring.ts) take effect now; every other changed setting
+ * waits for a restart, which the operator is told rather than left to find out. No I/O here.
  */
-import type { AgentConfig } from "./agent-config.js";
+import { settingsNeedingRestart, type AgentConfig } from "./agent-config.js";
 
 export interface ReloadPlan {
   peers: AgentConfig["mesh"]["peers"];
@@ -16,9 +16,6 @@ export interface ReloadPlan {
   /** The config as it runs once the plan is applied: what the next SIGHUP compares with. */
   running: AgentConfig;
 }
-
-/** The settings SIGHUP applies. */
-const APPLIED = new Set(["mesh.peers", "hub.urls"]);
 
 export const LEAVING_HUB_MODE =
   "SIGHUP: hub.urls is now empty, but taking this agent out of hub mode (to the mesh alone) needs a restart; it keeps dialing the hubs of its running hub.urls until restarted";
@@ -40,19 +37,4 @@ export function planReload(running: AgentConfig, next: AgentConfig): ReloadPlan 
     restartNeeded: settingsNeedingRestart(running, next),
     running: { ...running, mesh: { ...running.mesh, peers: next.mesh.peers }, hub: { ...running.hub, urls: hubUrls ?? was } },
   };
-}
-
-/** The settings (dotted paths) where `next` differs from `running`, those SIGHUP applies aside. */
-export function settingsNeedingRestart(running: AgentConfig, next: AgentConfig): string[] {
-  const out: string[] = [];
-  const walk = (a: unknown, b: unknown, path: string) => {
-    if (APPLIED.has(path)) return;
-    const objects = (x: unknown) => typeof x === "object" && x !== null && !Array.isArray(x);
-    if (objects(a) && objects(b)) {
-      const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
-      for (const k of [...keys].sort()) walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path === "" ? k : `${path}.${k}`);
-    } else if (JSON.stringify(a) !== JSON.stringify(b)) out.push(path);
-  };
-  walk(running, next, "");
-  return out;
 }

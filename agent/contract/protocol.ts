@@ -552,6 +552,37 @@ export interface ClusterStatus {
    * since its journal was made. Absent otherwise.
    */
   hubUnacknowledged?: number | null;
+  /** The cluster keys and API tokens this node takes (absent from nodes older than it). */
+  credentials?: CredentialsStatus;
+}
+
+/**
+ * A node's keys of one kind, for rotating them (README, "Rotating the cluster key and API token").
+ * Each is named by its id: a fingerprint that names the same key alike on every node and says
+ * nothing of the key itself.
+ */
+export interface KeysStatus {
+  /** The id of this node's own: mesh.secret (the key it proves itself with), or api.token. */
+  own: string;
+  /** The further ones it accepts (mesh.acceptedSecrets, api.acceptedTokens), in the config's order. */
+  accepted: AcceptedKeyStatus[];
+}
+
+export interface AcceptedKeyStatus {
+  id: string;
+  /**
+   * When a peer last proved itself with it here (an API client last used it), since the node
+   * started (ISO 8601), by the node's clock, and how long ago in seconds; null: not since then.
+   */
+  lastUsedAt: string | null;
+  lastUsedAgeSeconds: number | null;
+  /** Who: the peer's node id, or the API client's address; null with lastUsedAt. */
+  lastUsedBy: string | null;
+}
+
+export interface CredentialsStatus {
+  clusterKeys: KeysStatus;
+  apiTokens: KeysStatus;
 }
 
 /** A hub's PostgreSQL as its last checks found it (hub/pg-watch.ts). */

@@ -20,6 +20,7 @@ import { createEvapiEvents } from "./evapi-events.js";
 import { openInstallCursor } from "./install-cursor.js";
 import { createInstanceWatch } from "./instance-watch.js";
 import { createJournalGate } from "./journal-gate.js";
+import type { BulkToken } from "./bulk-tokens.js";
 import { openKamailioLinks } from "./kamailio-links.js";
 import { createKamailioLiveness, lastErrorOf } from "./kamailio-liveness.js";
 import { createKamailioSink } from "./kamailio-sink.js";
@@ -58,8 +59,8 @@ export interface KamailioAttachmentDeps {
   /** The replica's clock: Kamailio's times are compared with version stamps in its frame. */
   hlc: Hlc;
   store: ReplicaStore;
-  /** The evapi bulk channel's token (evapiBulkToken); null: reloads go over jsonrpcs only. */
-  bulkToken: string | null;
+  /** The evapi bulk channel's tokens, one per cluster key (bulk-tokens.ts); null: reloads go over jsonrpcs only. */
+  bulkTokens: (() => readonly BulkToken[]) | null;
   /**
    * Set once this node's journal is found behind its peers (stale): from then on nothing is written
    * into Kamailio (no sink writes, reload or reconcile) until the agent is started afresh.
@@ -90,7 +91,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const clockLeadMs = (): number => Math.max(0, hlcToMillis(deps.hlc.last()) - Date.now());
   const log = deps.log.child({ component: "kamailio" });
   const journal = createJournalGate({ journalBehind: deps.journalBehind, seeded, log });
-  const links = await openKamailioLinks({ config, bulkToken: deps.bulkToken, log });
+  const links = await openKamailioLinks({ config, bulkTokens: deps.bulkTokens, log });
   const plan = { nodeId, replicaId: store.replicaId, locationTable: config.locationTable };
   const sink = createKamailioSink({
     store, writer: links.writer, plan, log, metrics, window: config.window,

@@ -57,8 +57,13 @@ export function evapiBulkToken(clusterKey: string, nodeId: string): string {
 
 /** The channel cannot be opened: no bulk route in the include, a wrong token, Kamailio down. */
 export class EvapiBulkUnavailableError extends Error {
-  override readonly name = "EvapiBulkUnavailableError";
+  override readonly name: string = "EvapiBulkUnavailableError";
   readonly transient = true;
+}
+
+/** The include answered the hello: not with this token (bulk-tokens.ts then tries the agent's other keys'). */
+export class EvapiBulkTokenRefusedError extends EvapiBulkUnavailableError {
+  override readonly name = "EvapiBulkTokenRefusedError";
 }
 
 export interface EvapiBulkOptions {
@@ -296,7 +301,7 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
     onHello = null;
     if (answer !== "locmesh-bulk-ready") {
       sock.destroy();
-      throw new EvapiBulkUnavailableError("Kamailio refused the evapi bulk channel's token: the include was generated for another node or cluster key; regenerate it with `locmesh kamailio-cfg`");
+      throw new EvapiBulkTokenRefusedError("Kamailio refused the evapi bulk channel's token: the include was generated for another node or cluster key; regenerate it with `locmesh kamailio-cfg`");
     }
     opened = true;
   }

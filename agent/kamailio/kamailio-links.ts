@@ -9,7 +9,7 @@ import type { Logger } from "../ops/logger.js";
 import { createCoreRpc, type CoreRpc } from "./core-rpc.js";
 import { dumpFromDb } from "./db-state.js";
 import { createDgramClient } from "./dgram-client.js";
-import { openEvapiBulkChannels } from "./evapi-bulk.js";
+import { createBulkOpener, type BulkToken } from "./bulk-tokens.js";
 import { createFifoClient } from "./fifo-client.js";
 import type { KamailioRpc } from "./jsonrpcs-wire.js";
 import { openKamailioDb, type KamailioDb } from "./kamailio-db.js";
@@ -50,8 +50,8 @@ export interface KamailioLinks {
 
 export async function openKamailioLinks(deps: {
   config: KamailioConfig;
-  /** The evapi bulk channel's token (evapiBulkToken); null: reloads go over jsonrpcs only. */
-  bulkToken: string | null;
+  /** The evapi bulk channel's tokens, one per cluster key (bulk-tokens.ts); null: reloads go over jsonrpcs only. */
+  bulkTokens: (() => readonly BulkToken[]) | null;
   log: Logger;
 }): Promise<KamailioLinks> {
   const { config, log } = deps;
@@ -75,7 +75,9 @@ export async function openKamailioLinks(deps: {
   // db_mode 3 keeps no cache (ul.dump is always empty): the database is what Kamailio holds.
   const dbOnly = db !== null && config.db!.dbMode === 3;
   const evapiConfig = config.evapi;
-  const bulkToken = deps.bulkToken;
+  const openBulkChannels = evapiConfig && deps.bulkTokens !== null && config.bulkReload
+    ? createBulkOpener({ tokens: deps.bulkTokens, options: { host: evapiConfig.host, port: evapiConfig.port, log, ackTimeoutMs: config.timeoutMs }, count: BULK_CHANNELS, log })
+    : null;
   return {
     // Two small replies: a second and a half is plenty even on a loaded host.
     core: createCoreRpc({ rpc: fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) }),
@@ -89,9 +91,9 @@ export async function openKamailioLinks(deps: {
       : dumper.ulDump(maxReplyBytes === undefined ? undefined : { maxReplyBytes }),
     // In db_mode 3 usrloc's statistics count nothing: the journal's count stands in.
     countContacts: () => (dbOnly ? Promise.resolve(null) : dumper.ulContactCount(config.locationTable)),
-    openBulk: evapiConfig && bulkToken !== null && config.bulkReload
+    openBulk: openBulkChannels
       ? async (): Promise<BulkSession> => {
-        const rpc = await openEvapiBulkChannels({ host: evapiConfig.host, port: evapiConfig.port, token: bulkToken, log, ackTimeoutMs: config.timeoutMs }, BULK_CHANNELS);
+        const rpc = await openBulkChannels();
         // A write the channel could not vouch for goes the usual way (all of them are idempotent).
         const bulkWriter = createKamailioWriter({ usrloc: createUsrlocRpc({ rpc: failover(rpc, writes) }), db, aliasTable, log });
         return { writer: bulkWriter, window: BULK_RELOAD_WINDOW, close: () => rpc.close() };

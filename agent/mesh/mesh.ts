@@ -23,6 +23,8 @@ import { probeHub } from "./hub-probe.js";
 import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
 import { createCatchUpWatch } from "./catch-up-watch.js";
 import { openHubAcknowledged, type HubAcknowledged } from "./hub-acknowledged.js";
+import type { KeyRing } from "../ops/key-ring.js";
+import { createPeerKeyNotes } from "./peer-keys.js";
 import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
 import { createPeerListener } from "./peer-listener.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
@@ -35,7 +37,6 @@ export interface PeerEntry {
 
 export interface MeshOptions extends SessionOptions {
   nodeId: string;
-  secret: string;
   listen: { host: string; port: number };
   peers: readonly PeerEntry[];
   acceptUnlisted: boolean;
@@ -113,6 +114,8 @@ export function createMesh(deps: {
   journalBehind: JournalBehind;
   /** In hub mode: what the hub last said it held of our changes, kept in the journal (agent.ts); default: kept for this run only. */
   hubAcknowledged?: HubAcknowledged;
+  /** The cluster keys (mesh.secret and mesh.acceptedSecrets), which SIGHUP may replace; read at each handshake. */
+  keys: KeyRing;
 }): Mesh {
   const { options: o, replica, metrics } = deps;
   const log = deps.log.child({ component: "mesh" });
@@ -153,6 +156,7 @@ export function createMesh(deps: {
   });
 
   const throttle = o.authThrottle ?? createAuthThrottle({ keyBy: "address" });
+  const onPeerKey = createPeerKeyNotes({ keys: deps.keys, metrics, log });
   /** The connecting address of a server-side session, told how its handshake went. */
   const handshakeOutcome = (address: string) => ({
     onAuthFailed() {
@@ -181,7 +185,7 @@ export function createMesh(deps: {
       close: (code, reason) => ws.close(code, reason),
     };
     const session = createPeerSession({
-      role, nodeId: o.nodeId, secret: o.secret, expectedPeer, isAllowed, replica, transport, log, metrics, options: o,
+      role, nodeId: o.nodeId, keys: deps.keys, onPeerKey, expectedPeer, isAllowed, replica, transport, log, metrics, options: o,
       relay: o.relay ?? false, peerIsHub, pendingWrites: o.pendingWrites, journalBehind,
       ...(address === undefined ? {} : handshakeOutcome(address)),
       onReady(s) {

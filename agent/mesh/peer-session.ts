@@ -22,9 +22,10 @@ import type { Replica } from "../core/replica.js";
 import { InvalidBatchError } from "../core/store.js";
 import { changesAhead, isEmptyVector } from "../core/version-vector.js";
 import type { Logger } from "../ops/logger.js";
+import type { KeyRing } from "../ops/key-ring.js";
 import type { AuthFailureReason, Metrics } from "../ops/metrics.js";
 import { createRpcServer, parseErrorResponse, parseFrame, toRpcError } from "../rpc/server.js";
-import { clientProof, newNonce, proofMatches, serverProof } from "./auth.js";
+import { clientProof, keyOfClientProof, newNonce, proofMatches, serverProof } from "./auth.js";
 import { closeReason } from "./close-reason.js";
 import { fastBatch } from "./fast-batch.js";
 import { createPushPump, type PushPump } from "./push-pump.js";
@@ -57,7 +58,8 @@ export interface Transport {
 export interface SessionDeps {
   role: "client" | "server";
   nodeId: string;
-  secret: string;
+  /** The cluster keys, read at each handshake: a client proves itself with `own`, a server takes a proof made with any of them. */
+  keys: Pick<KeyRing, "current" | "all">;
   /** For a client: the node id it meant to reach. */
   expectedPeer?: string;
   isAllowed(nodeId: string): boolean;
@@ -85,6 +87,8 @@ export interface SessionDeps {
   onAuthFailed?(): void;
   /** A server-side handshake succeeded. */
   onAuthenticated?(): void;
+  /** A server-side handshake succeeded with `key`, one of `keys` (peer-keys.ts counts and logs it). */
+  onPeerKey?(peer: string, key: string): void;
 }
 
 export interface PeerSessionStatus {
@@ -301,15 +305,17 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     }
     const clientNonce = newNonce();
     const ids = { clientId: deps.nodeId, serverId: p.nodeId, clientNonce, serverNonce: p.nonce };
+    // The server answers with the key we prove ourselves with (auth.ts), whatever SIGHUP does meanwhile.
+    const key = deps.keys.current().own;
     const mine = await replica.versionVector();
     try {
       const res = checkedAnswer("auth.hello", await request<unknown>(PeerMethod.Hello, {
         protocol: PROTOCOL_VERSION, nodeId: deps.nodeId, replicaId: replica.replicaId, nonce: clientNonce,
-        mac: clientProof(deps.secret, ids), vv: mine,
+        mac: clientProof(key, ids), vv: mine,
       }), () => null, helloResult);
-      if (res.nodeId !== p.nodeId || !proofMatches(serverProof(deps.secret, ids), res.mac)) {
+      if (res.nodeId !== p.nodeId || !proofMatches(serverProof(key, ids), res.mac)) {
         metrics.authFailures.inc({ reason: "server proof" });
-        log.error({ peer: p.nodeId }, "the peer could not prove it holds the cluster key; check mesh.secret on both nodes");
+        log.error({ peer: p.nodeId }, "the peer could not prove it holds this node's cluster key; check mesh.secret on both nodes (the peer must hold this node's as its mesh.secret or in mesh.acceptedSecrets)");
         fail(4001, "server proof failed");
         return;
       }
@@ -317,7 +323,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     } catch (err) {
       const e = toRpcError(err);
       const refused = e.code === ErrorCode.Unauthorized || e.code === ErrorCode.ProtocolMismatch;
-      if (e.code === ErrorCode.Unauthorized) log.error({ peer: p.nodeId, reason: e.message }, "the peer refused us; check mesh.secret and that it lists this node");
+      if (e.code === ErrorCode.Unauthorized) log.error({ peer: p.nodeId, reason: e.message }, "the peer refused us; check that it accepts this node's mesh.secret (as its own mesh.secret or in mesh.acceptedSecrets) and that it lists this node");
       else log.warn({ peer: p.nodeId, err: e.message }, "handshake failed");
       // The close reason is what the dialer keeps as the link's last error: say why, not only that.
       fail(4001, closeReason(`${refused ? "refused by" : "handshake failed with"} ${p.nodeId}: ${e.message}`));
@@ -334,12 +340,14 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     if (!deps.isAllowed(p.nodeId)) throw unauthorized("unknown node id", p.nodeId);
     if (!p.replicaId.startsWith(`${p.nodeId}~`)) throw unauthorized("replica id does not match node id", p.nodeId);
     const ids = { clientId: p.nodeId, serverId: deps.nodeId, clientNonce: p.nonce, serverNonce };
-    if (!proofMatches(clientProof(deps.secret, ids), p.mac)) throw unauthorized("wrong key", p.nodeId);
+    const key = keyOfClientProof(deps.keys.all(), ids, p.mac);
+    if (key === null) throw unauthorized("wrong key", p.nodeId);
     deps.onAuthenticated?.();
+    deps.onPeerKey?.(p.nodeId, key);
     const mine = await replica.versionVector();
     // Ready only after the answer is on the wire: the client must hear it before our first batch.
     setImmediate(() => void becomeReady(p.nodeId, p.replicaId, p.vv, mine));
-    return { nodeId: deps.nodeId, replicaId: replica.replicaId, mac: serverProof(deps.secret, ids), vv: mine } satisfies HelloResult;
+    return { nodeId: deps.nodeId, replicaId: replica.replicaId, mac: serverProof(key, ids), vv: mine } satisfies HelloResult;
   });
 
   const requireReady = () => {

@@ -10,7 +10,10 @@ export function createLogger(opts: { level: string; nodeId: string; destination?
       base: { node: opts.nodeId },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      redact: { paths: ["secret", "token", "*.secret", "*.token", "config.mesh.secret", "config.api.token"], censor: "[redacted]" },
+      redact: {
+        paths: ["secret", "token", "*.secret", "*.token", "config.mesh.secret", "config.api.token", "config.mesh.acceptedSecrets[*]", "config.api.acceptedTokens[*]"],
+        censor: "[redacted]",
+      },
     },
     opts.destination ?? pino.destination({ fd: 1, sync: false }),
   );

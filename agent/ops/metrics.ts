@@ -1,6 +1,7 @@
 /** Prometheus metrics for one agent or hub; a registry per instance, no global state. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from "prom-client";
 import { AGENTS_GO_ELSEWHERE } from "../contract/postgres-standing.js";
+import type { KeyRole } from "./key-ring.js";
 
 /** One peer's (or, in hub mode, the hub link's) state, read at every scrape. */
 export interface PeerGauge {
@@ -34,6 +35,9 @@ export const AUTH_FAILURE_REASONS = [
   "server proof", "timeout", "peer locked out", "api no token", "api wrong token", "api not signed in", "api locked out",
 ] as const;
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
+
+/** Which of its keys a peer or API client used (ops/key-ring.ts), each series at 0 from the start too. */
+const KEY_ROLES: readonly KeyRole[] = ["own", "accepted"];
 
 export function createMetrics(opts: { defaults?: boolean } = {}) {
   const registry = new Registry();
@@ -137,6 +141,18 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
     }),
     peerRetries: new Counter({ name: "locmesh_peer_retries_total", help: "Connection or delivery attempts that failed and were retried", labelNames: ["peer"], registers: r }),
     authFailures: zeroed(new Counter({ name: "locmesh_auth_failures_total", help: "Refused peer or API authentications", labelNames: ["reason"], registers: r }), AUTH_FAILURE_REASONS),
+    peerHandshakes: zeroed(new Counter({
+      name: "locmesh_peer_handshakes_total",
+      help: "Peer handshakes this node accepted, by the key the peer proved itself with: key=\"own\" this node's mesh.secret, key=\"accepted\" one of its mesh.acceptedSecrets (a key rotation is under way)",
+      labelNames: ["key"],
+      registers: r,
+    }), KEY_ROLES, "key"),
+    apiAuthentications: zeroed(new Counter({
+      name: "locmesh_api_authentications_total",
+      help: "API requests and sign-ins whose token was taken, by which: token=\"own\" api.token, token=\"accepted\" one of api.acceptedTokens (a token rotation is under way)",
+      labelNames: ["token"],
+      registers: r,
+    }), KEY_ROLES, "token"),
     rpcErrors: new Counter({ name: "locmesh_rpc_errors_total", help: "JSON-RPC requests answered with an error", labelNames: ["surface", "code"], registers: r }),
     records: new Gauge({
       name: "locmesh_records",
@@ -185,8 +201,8 @@ export function forgetPeerSeries(m: Metrics, peer: string): void {
   for (const metric of [m.changesSent, m.changesReceived, m.changesApplied, m.batchSeconds, m.peerRetries]) metric.remove({ peer });
 }
 
-/** Starts a counter's series for each `reason` at 0 (see AUTH_FAILURE_REASONS). */
-function zeroed(counter: Counter<"reason">, reasons: readonly string[]): Counter<"reason"> {
-  for (const reason of reasons) counter.inc({ reason }, 0);
+/** Starts a counter's series for each value of its one label at 0 (see AUTH_FAILURE_REASONS). */
+function zeroed<L extends string>(counter: Counter<L>, values: readonly string[], label = "reason" as L): Counter<L> {
+  for (const value of values) counter.inc({ [label]: value } as Partial<Record<L, string>>, 0);
   return counter;
 }

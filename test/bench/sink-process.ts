@@ -11,6 +11,7 @@ import { createHlc } from "../../agent/core/hlc.js";
 import { createJournalBehind } from "../../agent/core/journal-behind.js";
 import { createReplica } from "../../agent/core/replica.js";
 import { createMesh, type Mesh } from "../../agent/mesh/mesh.js";
+import { createKeyRing } from "../../agent/ops/key-ring.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { createSinkStore, type SinkStore } from "./sink-store.js";
@@ -35,6 +36,7 @@ for (const a of spec.agents) {
   const store = createSinkStore(a.id);
   const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
   const mesh = createMesh({
+    keys: createKeyRing({ own: config.mesh.secret, accepted: [] }),
     options: { ...config.mesh, nodeId: a.id, hubUrls: config.hub.urls },
     replica,
     log: silentLogger(),

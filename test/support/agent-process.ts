@@ -97,10 +97,10 @@ export class AgentProcess {
     this.reload();
   }
 
-  /** Rewrites the config from the spec and sends SIGHUP. */
+  /** Rewrites the config from `spec` (changed by the caller) and sends SIGHUP, as an operator would. */
   reload(): void {
     this.writeConfig();
-    if (!this.child || this.child.exitCode !== null) throw new Error(`agent ${this.spec.id} is not running`);
+    if (!this.child || this.child.exitCode !== null) throw new Error(`${this.command} ${this.spec.id} is not running`);
     this.child.kill("SIGHUP");
   }
 

@@ -1,9 +1,10 @@
 /**
- * A TCP proxy in front of a real server (a test's PostgreSQL) that can be frozen the way a network
- * partition freezes a path: every socket stays open, no byte moves either way and nobody is told.
- * Connections made while frozen are accepted and held the same way (an address that takes TCP and
- * never answers). Thawing moves what was held, in order, and passes on the closes that happened
- * meanwhile, as TCP does once the path is back.
+ * A TCP proxy in front of a real server (a test's PostgreSQL, an agent's peer port) that can be
+ * frozen the way a network partition freezes a path: every socket stays open, no byte moves either
+ * way and nobody is told. Connections made while frozen are accepted and held the same way (an
+ * address that takes TCP and never answers). Thawing moves what was held, in order, and passes on
+ * the closes that happened meanwhile, as TCP does once the path is back. Or reset: every
+ * connection ends at once, so that both ends connect again.
  */
 import { connect, createServer, type Socket } from "node:net";
 
@@ -12,6 +13,8 @@ export interface FreezableProxy {
   readonly port: number;
   freeze(): void;
   thaw(): void;
+  /** Ends every connection through it at once, both ways (a firewall that lost its state); new ones pass as before. */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -64,6 +67,9 @@ export async function startFreezableProxy(targetPort: number, targetHost = "127.
       held = [];
       // After the bytes that were held: resume() hands them on in a later tick.
       setImmediate(() => pending.forEach((fn) => fn()));
+    },
+    reset() {
+      for (const s of sockets) s.destroy();
     },
     async close() {
       held = [];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, apiUrlFromConfig, loadAgentConfig, loadApiSettings, redactConfig, type ConfigFs } from "../../agent/config/agent-config.js";
-import { ENTERING_HUB_MODE, LEAVING_HUB_MODE, planReload, settingsNeedingRestart } from "../../agent/config/reload-plan.js";
+import { CREDENTIAL_SETTINGS, ConfigError, apiUrlFromConfig, loadAgentConfig, loadApiSettings, redactConfig, settingsNeedingRestart, type ConfigFs } from "../../agent/config/agent-config.js";
+import { ENTERING_HUB_MODE, LEAVING_HUB_MODE, planReload } from "../../agent/config/reload-plan.js";
 
 // The loader takes its file system as a dependency, so these tests stay off the disk.
 function memFs(files: Record<string, string>): ConfigFs {
@@ -41,6 +41,7 @@ describe("loadAgentConfig", () => {
       mesh: {
         listen: { host: "0.0.0.0", port: 7100 },
         secret: SECRET,
+        acceptedSecrets: [],
         peers: [],
         acceptUnlisted: false,
         tls: null,
@@ -51,7 +52,7 @@ describe("loadAgentConfig", () => {
         maxMessageBytes: 33554432,
         retry: { minMs: 100, maxMs: 5000 },
       },
-      api: { listen: { host: "127.0.0.1", port: 7180 }, token: TOKEN, maxMessageBytes: 4194304 },
+      api: { listen: { host: "127.0.0.1", port: 7180 }, token: TOKEN, acceptedTokens: [], maxMessageBytes: 4194304 },
       journal: { synchronous: "full", cacheMiB: 32, retentionHours: 24, purgeIntervalSec: 300 },
       hub: { urls: [], failbackAfterSec: 120 },
       log: { level: "info" },
@@ -283,13 +284,18 @@ describe("kamailio.replyFifoMode", () => {
 });
 
 describe("settingsNeedingRestart", () => {
-  it("lists the changed settings other than mesh.peers and hub.urls, as paths without values", () => {
+  it("lists the changed settings other than mesh.peers, hub.urls and the keys and tokens (SIGHUP applies those), as paths without values", () => {
     const file = "/etc/locmesh/agent.yaml";
     const a = load({ [file]: minimal });
-    const b = load({ [file]: `${minimal.replace(`secret: ${SECRET}`, `secret: ${SECRET}-new`)}journal:\n  retentionHours: 48\n` }, { LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100" });
-    expect(settingsNeedingRestart(a, b)).toEqual(["journal.retentionHours", "mesh.secret"]);
+    const rotated = minimal
+      .replace(`secret: ${SECRET}`, `secret: ${SECRET}-new\n  acceptedSecrets: [${SECRET}]`)
+      .replace(`token: ${TOKEN}`, `token: ${TOKEN}-new\n  acceptedTokens: [${TOKEN}]`);
+    const b = load({ [file]: `${rotated}journal:\n  retentionHours: 48\n` }, { LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100" });
+    expect(settingsNeedingRestart(a, b)).toEqual(["journal.retentionHours"]);
     expect(settingsNeedingRestart(a, load({ [file]: minimal }, { LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100" }))).toEqual([]);
     expect(settingsNeedingRestart(a, load({ [file]: `${minimal}hub:\n  urls: [ws://h1:7200]\n  failbackAfterSec: 30\n` }))).toEqual(["hub.failbackAfterSec"]);
+    // A hub applies only the keys and tokens.
+    expect(settingsNeedingRestart(a, b, CREDENTIAL_SETTINGS)).toEqual(["journal.retentionHours", "mesh.peers"]);
   });
 });
 
@@ -318,6 +324,59 @@ describe("planReload (SIGHUP)", () => {
     const plan = planReload(withHubs(), load({ [file]: minimal }, { LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100" }));
     expect(plan.peers).toEqual([{ id: "n2", url: "ws://10.0.0.2:7100" }]);
     expect(plan.running.mesh.peers).toEqual(plan.peers);
+  });
+});
+
+describe("accepted cluster keys and API tokens (rotation)", () => {
+  const NEXT = "next-key-0123456789abcdef";
+  const file = "/etc/locmesh/agent.yaml";
+
+  it("are taken inline, and default to none", () => {
+    const c = load({ [file]: minimal.replace(`secret: ${SECRET}`, `secret: ${SECRET}\n  acceptedSecrets: [${NEXT}]`).replace(`token: ${TOKEN}`, `token: ${TOKEN}\n  acceptedTokens: [${NEXT}]`) });
+    expect([c.mesh.acceptedSecrets, c.api.acceptedTokens]).toEqual([[NEXT], [NEXT]]);
+    expect([load({ [file]: minimal }).mesh.acceptedSecrets, load({ [file]: minimal }).api.acceptedTokens]).toEqual([[], []]);
+  });
+
+  it("are read from files, one key each, relative to the config file's folder", () => {
+    const yaml = minimal.replace(`secret: ${SECRET}`, `secretFile: keys/new.key\n  acceptedSecretFiles: [keys/old.key, /etc/other.key]`).replace(`token: ${TOKEN}`, `token: ${TOKEN}\n  acceptedTokenFiles: [old.token]`);
+    const c = load({ [file]: yaml, "/etc/locmesh/keys/new.key": `${NEXT}\n`, "/etc/locmesh/keys/old.key": `${SECRET}\n`, "/etc/other.key": "third-key-0123456789abc", "/etc/locmesh/old.token": `${TOKEN}-old\n` });
+    expect(c.mesh.secret).toBe(NEXT);
+    expect(c.mesh.acceptedSecrets).toEqual([SECRET, "third-key-0123456789abc"]);
+    expect(c.api.acceptedTokens).toEqual([`${TOKEN}-old`]);
+  });
+
+  it("names the file of each problem: unreadable, too short, both forms, not a list", () => {
+    const yaml = minimal.replace(`secret: ${SECRET}`, `secret: ${SECRET}\n  acceptedSecretFiles: [/gone.key, /short.key]`).replace(`token: ${TOKEN}`, `token: ${TOKEN}\n  acceptedTokens: [${NEXT}]\n  acceptedTokenFiles: [/t]`);
+    expect(problemsOf(() => load({ [file]: yaml, "/short.key": "short" }))).toEqual([
+      "mesh.acceptedSecretFiles[0]: cannot read /gone.key (ENOENT)",
+      "api.acceptedTokenFiles: set either api.acceptedTokens or api.acceptedTokenFiles, not both",
+      "mesh.acceptedSecrets[1]: must be at least 16 characters (a cluster key shorter than that is guessable) (read from /short.key)",
+    ]);
+    expect(problemsOf(() => load({ [file]: minimal.replace(`secret: ${SECRET}`, `secret: ${SECRET}\n  acceptedSecretFiles: /one.key`) }))).toEqual([
+      "mesh.acceptedSecretFiles: must be a list of paths of files, each holding one cluster key (e.g. [/etc/locmesh/next.key])",
+    ]);
+  });
+
+  it("warn of files every user can read, and of a config file holding them inline", () => {
+    const warnings: string[] = [];
+    const files = {
+      [file]: minimal.replace(`secret: ${SECRET}`, `secret: ${SECRET}\n  acceptedSecretFiles: [/etc/locmesh/next.key]`).replace(`token: ${TOKEN}`, "tokenFile: api.token\n  acceptedTokens: [" + NEXT + "]"),
+      "/etc/locmesh/next.key": NEXT,
+      "/etc/locmesh/api.token": TOKEN,
+    };
+    const modes: Record<string, number> = { [file]: 0o100644, "/etc/locmesh/next.key": 0o100644, "/etc/locmesh/api.token": 0o100600 };
+    loadAgentConfig({ file, env: {}, fs: { ...memFs(files), mode: (p) => modes[p] }, cwd: "/srv", onWarning: (w) => warnings.push(w) });
+    expect(warnings).toEqual([
+      "the config file (it holds mesh.secret and api.acceptedTokens): /etc/locmesh/agent.yaml can be read by every user on this host (mode 0644); chmod 600 it, or 640 with the service's group",
+      "mesh.acceptedSecretFiles[0]: /etc/locmesh/next.key can be read by every user on this host (mode 0644); chmod 600 it, or 640 with the service's group",
+    ]);
+  });
+
+  it("are redacted for logging, showing how many there are", () => {
+    const c = load({ [file]: minimal.replace(`secret: ${SECRET}`, `secret: ${SECRET}\n  acceptedSecrets: [${NEXT}]`).replace(`token: ${TOKEN}`, `token: ${TOKEN}\n  acceptedTokens: [${NEXT}-t]`) });
+    const r = redactConfig(c) as { mesh: { acceptedSecrets: unknown }; api: { acceptedTokens: unknown } };
+    expect(JSON.stringify(r)).not.toContain(NEXT);
+    expect([r.mesh.acceptedSecrets, r.api.acceptedTokens]).toEqual([["[redacted]"], ["[redacted]"]]);
   });
 });
 

@@ -13,6 +13,9 @@ import { EvapiBulkUnavailableError, evapiBulkToken, openEvapiBulk, openEvapiBulk
 import { KamailioRpcError } from "../../agent/kamailio/jsonrpcs-wire.js";
 import { createNetstringDecoder, encodeNetstring } from "../../agent/kamailio/netstring.js";
 import { silentLogger } from "../../agent/ops/logger.js";
+import { bulkTokens, createBulkOpener } from "../../agent/kamailio/bulk-tokens.js";
+import { createKeyRing, keyId } from "../../agent/ops/key-ring.js";
+import { capturedLog } from "../support/captured-log.js";
 
 const TOKEN = evapiBulkToken("unit-test-cluster-key-0123456789", "n1");
 
@@ -263,5 +266,55 @@ describe("evapi bulk channel client", () => {
     expect(peer.requests).toEqual([]);
     expect(bulk.usable()).toBe(true);
     await bulk.close();
+  });
+});
+
+describe("evapi bulk channel while the cluster key is rotated", () => {
+  // The scripted include takes TOKEN only: it was generated with this key.
+  const INCLUDE_KEY = "unit-test-cluster-key-0123456789";
+  const NEW_KEY = "unit-test-next-cluster-key-012345";
+  function opener(peer: Peer, own: string, accepted: string[]) {
+    const { log, lines } = capturedLog();
+    const ring = createKeyRing({ own, accepted });
+    const open = createBulkOpener({ tokens: () => bulkTokens(ring, "n1"), options: { host: "127.0.0.1", port: peer.port, log, ackTimeoutMs: 2000 }, count: 2, log });
+    return { open, lines, ring };
+  }
+
+  it("opens with the token of an accepted key when Kamailio's include holds that one, says which, and tries it first next time", async () => {
+    const peer = await startPeer();
+    const { open, lines } = opener(peer, NEW_KEY, [INCLUDE_KEY]);
+    const bulk = await open();
+    // A refused hello with the own key's token, then two channels with the accepted key's.
+    expect(peer.connections).toHaveLength(3);
+    await Promise.all(Array.from({ length: 40 }, (_, i) => bulk.call("ul.add", add(i))));
+    expect(peer.requests).toHaveLength(40);
+    await bulk.close();
+    expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual([
+      `Kamailio took the evapi bulk channel's token of accepted cluster key ${keyId(INCLUDE_KEY)}, not that of this node's own (mesh.secret, ${keyId(NEW_KEY)}): ` +
+        "its include was generated with that key. Regenerate the include (locmesh kamailio-cfg --config …) and load it at the next convenient Kamailio restart, " +
+        "before that key leaves mesh.acceptedSecrets (after that a restarted Kamailio is refilled over jsonrpcs, more slowly)",
+    ]);
+    await (await open()).close();
+    expect(peer.connections).toHaveLength(5);
+  });
+
+  it("with the own key's token taken, opens as before and says nothing", async () => {
+    const peer = await startPeer();
+    const { open, lines } = opener(peer, INCLUDE_KEY, [NEW_KEY]);
+    await (await open()).close();
+    expect(peer.connections).toHaveLength(2);
+    expect(lines).toEqual([]);
+  });
+
+  it("once the include's key was dropped, fails naming the keys it tried (the reload goes over jsonrpcs)", async () => {
+    const peer = await startPeer();
+    const { open, ring } = opener(peer, NEW_KEY, [INCLUDE_KEY]);
+    await (await open()).close();
+    ring.set({ own: NEW_KEY, accepted: [] });
+    const err = await open().then(() => null, (e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(EvapiBulkUnavailableError);
+    expect(err?.message).toBe(`Kamailio refused the evapi bulk channel's token of this node's cluster key (${keyId(NEW_KEY)}): the include was generated for another node or cluster key; regenerate it with \`locmesh kamailio-cfg\``);
+    const other = opener(await startPeer(), "unit-test-another-key-0123456789", [NEW_KEY]);
+    expect((await other.open().then(() => null, (e: unknown) => e as Error))?.message).toMatch(/token of each of the 2 cluster keys this node holds \(\w{8}, \w{8}\)/);
   });
 });

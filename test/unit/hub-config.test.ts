@@ -68,6 +68,14 @@ describe("loadHubConfig", () => {
     expect(JSON.stringify(redactHubConfig(c))).not.toMatch(/secret@|0123456789abcdef/);
   });
 
+  it("takes further cluster keys and API tokens to accept while they are rotated, from files too, and keeps them out of the log", () => {
+    const text = minimal.replace("  agents:", "  acceptedSecretFiles: [/etc/locmesh/old.key]\n  agents:").replace("  token: 0123456789abcdef-api\n", "  token: 0123456789abcdef-api\n  acceptedTokens: [fedcba9876543210-api]\n");
+    const c = loadHubConfig({ file: FILE, env: {}, fs: memFs({ [FILE]: text, "/etc/locmesh/old.key": "fedcba9876543210-mesh\n" }), cwd: "/srv" });
+    expect([c.mesh.acceptedSecrets, c.api.acceptedTokens]).toEqual([["fedcba9876543210-mesh"], ["fedcba9876543210-api"]]);
+    expect(JSON.stringify(redactHubConfig(c))).not.toMatch(/fedcba9876543210|0123456789abcdef/);
+    expect(load(minimal).mesh.acceptedSecrets).toEqual([]);
+  });
+
   it("leaves an agent's own variables alone when a hub shares the agents' environment", () => {
     const c = load(minimal, {
       LOCMESH_DATA_DIR: "/var/lib/locmesh", LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100", LOCMESH_JOURNAL_SYNCHRONOUS: "normal",

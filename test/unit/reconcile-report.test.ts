@@ -1,14 +1,6 @@
-import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { createReconcileReport } from "../../agent/kamailio/reconcile-report.js";
-import type { Logger } from "../../agent/ops/logger.js";
-
-/** A real logger whose lines are kept in memory. */
-function capture(): { log: Logger; lines: { level: number; msg: string }[] } {
-  const lines: { level: number; msg: string }[] = [];
-  const log: Logger = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
-  return { log, lines };
-}
+import { capturedLog as capture } from "../support/captured-log.js";
 
 describe("reconcile report", () => {
   it("keeps the last outcome: skipped with its reason, done with its counts, failed with the error", () => {
