@@ -129,6 +129,8 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   let waiters: (() => void)[] = [];
   /** Changes passed over because a reload writes them, since the last run that finished. */
   let passedOver = 0;
+  /** retryNow() calls so far: Kamailio answered again, or a reload into it finished. */
+  let comebacks = 0;
 
   const held = deps.held ?? (() => false);
 
@@ -150,6 +152,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   }
 
   async function run(): Promise<void> {
+    const comebacksBefore = comebacks;
     try {
       status.state = "writing";
       for (;;) {
@@ -171,8 +174,16 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
         return;
       }
       if (!isTransient(err)) log.error({ err }, "kamailio sink failed unexpectedly; retrying");
-      status = { ...status, state: "waiting", lastError: (err as Error).message, lastErrorAt: new Date(nowMs()).toISOString() };
       metrics.kamailioWriteFailures.inc({ reason: "unavailable" });
+      if (isTransient(err) && comebacks !== comebacksBefore) {
+        // Kamailio came back while this run's writes failed (one may have waited out its time-out):
+        // the failure is from before, and reported now it said that Kamailio died or did not run
+        // seconds after it was back and reloaded. retryNow() asked for the run again: it comes at once.
+        saveCursor();
+        await updateGauge().catch(() => undefined);
+        return;
+      }
+      status = { ...status, state: "waiting", lastError: (err as Error).message, lastErrorAt: new Date(nowMs()).toISOString() };
       const delay = Math.min(retry.maxMs, retry.minMs * 2 ** attempt++);
       if (attempt === 1 || attempt % 20 === 0) log.warn({ err: (err as Error).message, retryInMs: delay }, "kamailio writes are pending");
       saveCursor();
@@ -323,6 +334,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
 
   function retryNow(): void {
     if (closed) return;
+    comebacks++;
     attempt = 0;
     if (retryTimer) {
       clearTimeout(retryTimer);

@@ -10,7 +10,7 @@ import type { ReplicaStore } from "../../agent/core/store.js";
 import { createKamailioSink, type KamailioSink, type KamailioSinkDeps } from "../../agent/kamailio/kamailio-sink.js";
 import type { InstallOp } from "../../agent/kamailio/install-plan.js";
 import { KamailioCouldNotStoreError } from "../../agent/kamailio/kamailio-writer.js";
-import { silentLogger } from "../../agent/ops/logger.js";
+import { createLogger, silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { aliasDraft, batchOf, binding, remoteChange } from "../support/fixtures.js";
 
@@ -318,5 +318,35 @@ describe("kamailio sink beside a reload", () => {
     await s.drained();
     expect(events.slice(0, 3)).toEqual(["failed write", "probe", "write"]);
     expect(await s.pending()).toBe(0);
+  });
+});
+
+describe("kamailio sink when Kamailio comes back while a run's writes fail", () => {
+  it("does not report that run's failure, which is from before, and retries at once", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    await store.commitLocal([alias("a@example.com")], () => 1);
+    const lines: string[] = [];
+    const log = createLogger({ level: "info", nodeId: "n2", destination: { write: (line: string) => void lines.push(line) } });
+    let fail: (err: Error) => void = () => undefined;
+    let calls = 0;
+    const s = sinkOf(store, {
+      log,
+      writer: {
+        write() {
+          // The first write waits out its time-out (a datagram to a Kamailio that was down).
+          if (++calls === 1) return new Promise((_, reject) => (fail = reject));
+          return Promise.resolve("rpc");
+        },
+      },
+      retry: { minMs: 60_000, maxMs: 60_000 }, // a back-off retry would not come within the test
+    });
+    s.start();
+    await expect.poll(() => calls).toBe(1);
+    s.retryNow(); // the agent saw Kamailio answer again
+    fail(new TransientError("Kamailio is unreachable through jsonrpcs (Kamailio FIFO /run/kamailio/kamailio_rpc.fifo has no reader)"));
+    await expect.poll(() => s.pending()).toBe(0);
+    expect(calls).toBe(2);
+    expect(s.status()).toMatchObject({ state: "idle", lastError: null });
+    expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).not.toContain("kamailio writes are pending");
   });
 });
