@@ -98,6 +98,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")),
     databaseWritesUnseen: links.preloadDb !== null,
     held: () => journal.held(),
+    // Asked from sink.start() on, when `reload` is there.
+    leftToReload: () => reload.leftToReload(),
+    beforeRetry: () => probe().then(() => undefined, () => undefined),
   });
   /** Every change stored, local or a peer's: planned writes older than one are not sent (stale-writes.ts). */
   const onStored: OnStored = (listener) => replica.onApplied(listener);
@@ -105,7 +108,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const watch = createInstanceWatch({
     core: links.core, file: join(deps.dataDir, "kamailio-instance.json"), unfinished: mark.previous?.instance ?? null, log, metrics,
   });
-  const reload = createDueReload({ config, store, links, plan, watch, mark, sink, onStored, clockLeadMs, journal, log, metrics });
+  const reload = createDueReload({
+    config, store, links, plan, watch, mark, sink, onStored, clockLeadMs, journal, kamailioUp: () => liveness.isUp(), log, metrics,
+  });
   const liveness = createKamailioLiveness({ sink, metrics });
   const table = createKamailioTable({
     store, nodeId, locationTable: config.locationTable, maxContacts: config.reconcileMaxContacts,

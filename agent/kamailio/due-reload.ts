@@ -2,6 +2,9 @@
  * The reload into Kamailio (reload.ts), wired to what makes one due: a restarted or first-seen
  * Kamailio (instance-watch.ts), or a reload the agent's last run left unfinished (reload-mark.ts,
  * which this keeps up to date as the reload goes). Once one finishes, the sink goes on at once.
+ *
+ * It also tells the sink which changes a reload writes, so that those are not written twice: above
+ * all the ones that waited while Kamailio was away, which the reload after its restart writes.
  */
 import type { KamailioConfig } from "../config/agent-config.js";
 import type { KamailioReloadStatus } from "../contract/protocol.js";
@@ -12,7 +15,7 @@ import type { PlanContext } from "./install-plan.js";
 import type { JournalGate } from "./journal-gate.js";
 import type { InstanceWatch } from "./instance-watch.js";
 import type { KamailioLinks } from "./kamailio-links.js";
-import type { KamailioSink } from "./kamailio-sink.js";
+import type { KamailioSink, LeftToReload } from "./kamailio-sink.js";
 import { createReloader, type ReloadStatus } from "./reload.js";
 import type { ReloadMark, UnfinishedReload } from "./reload-mark.js";
 import type { OnStored } from "./stale-writes.js";
@@ -25,6 +28,8 @@ export interface DueReload {
   /** Writes the whole live state into Kamailio now (locmesh resync --kamailio). */
   run(reason: string): Promise<ReloadStatus>;
   status(): KamailioReloadStatus;
+  /** The live records a reload writes, which the sink passes over (KamailioSinkDeps.leftToReload). */
+  leftToReload(): LeftToReload;
 }
 
 export function createDueReload(deps: {
@@ -38,6 +43,8 @@ export function createDueReload(deps: {
   onStored: OnStored;
   clockLeadMs: () => number;
   journal: JournalGate;
+  /** Kamailio answered its last probe. */
+  kamailioUp: () => boolean;
   log: Logger;
   metrics: Metrics;
 }): DueReload {
@@ -54,6 +61,8 @@ export function createDueReload(deps: {
     held: () => deps.journal.held(),
     onStatus: (s) => mark.track(s),
   });
+  /** runIfDue's reload is under way, until it has told the watch that Kamailio is whole. */
+  let dueRunning = false;
 
   return {
     redoUnfinished() {
@@ -66,17 +75,37 @@ export function createDueReload(deps: {
       // While held the restarted Kamailio stays without the cluster's state, and its REGISTER gate
       // closed (up to LOCMESH_READY_GRACE): a node that cannot be made whole should not look whole.
       if (!watch.reloadNeeded() || deps.journal.held() || !deps.journal.waitedForSeed()) return;
-      const res = await reloader.run(watch.reloadReason());
-      if (res.state !== "done") return; // Kamailio went again; the next check retries
-      // No ul.dump check afterwards: the reload wrote the whole live state, and a dump of a large
-      // table holds Kamailio's FIFO for tens of seconds (it grows with the square of the table).
-      watch.reloaded();
+      dueRunning = true;
+      try {
+        const res = await reloader.run(watch.reloadReason());
+        if (res.state !== "done") return; // Kamailio went again; the next check retries
+        // No ul.dump check afterwards: the reload wrote the whole live state, and a dump of a large
+        // table holds Kamailio's FIFO for tens of seconds (it grows with the square of the table).
+        watch.reloaded();
+      } finally {
+        dueRunning = false;
+      }
       sink.kamailioLoadedItsDatabase();
       // Writes that failed while Kamailio was away wait for their retry timer otherwise.
       sink.retryNow();
     },
     run: (reason) => reloader.run(reason),
     status: () => ({ ...reloader.status(), interrupted: unfinishedStatus(mark.previous) }),
+    leftToReload() {
+      const { last, done } = reloader.reach();
+      // A reload that can run into a Kamailio that answers is due: it writes every live record
+      // stored by the time it reads its position, and, should it fail, stays due for the next one.
+      // While Kamailio is down the sink goes on as before (its database fallback, pending writes).
+      const due = watch.reloadNeeded() && deps.kamailioUp() && !deps.journal.held() && deps.journal.seeded();
+      // Else: what the last one that finished wrote. A reload that runs but is not due (locmesh resync
+      // --kamailio) is not redone should it fail: the sink writes on as before meanwhile.
+      if (!due) return done;
+      // Its position once read; until then (or after a failed one) all that is stored so far. One
+      // done still tells its own until the watch is told that Kamailio is whole, as changes stored
+      // since it began are the sink's.
+      if (!dueRunning || last === null || last.state === "failed") return "everything";
+      return last.upTo ?? "everything";
+    },
   };
 }
 

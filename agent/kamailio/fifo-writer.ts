@@ -38,7 +38,9 @@ export function createFifoWriter(deps: { fifoPath: string; nowMs?: () => number 
       const code = (err as NodeJS.ErrnoException).code ?? "EIO";
       const why =
         code === "ENOENT" ? "does not exist (Kamailio is not running, or fifo_name points elsewhere)"
-        : code === "ENXIO" ? "has no reader (Kamailio died and left it behind; restart Kamailio)"
+        // A Kamailio killed leaves its FIFO behind; one starting makes (or keeps) it some
+        // milliseconds before its FIFO process opens it.
+        : code === "ENXIO" ? "has no reader (Kamailio is not running: it was killed or crashed and left the FIFO behind; or it is starting and has not opened it yet)"
         : `cannot be opened (${code})`;
       throw new KamailioUnavailableError(code, `Kamailio FIFO ${deps.fifoPath} ${why}`, { cause: err });
     }

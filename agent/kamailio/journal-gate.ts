@@ -12,6 +12,8 @@ export interface JournalGate {
   held(): boolean;
   /** True once the journal is seeded; logs once that Kamailio waits for it. */
   waitedForSeed(): boolean;
+  /** True once the journal is seeded (logs nothing). */
+  seeded(): boolean;
 }
 
 export function createJournalGate(deps: { journalBehind: Pick<JournalBehind, "isSet">; seeded: () => boolean; log: Logger }): JournalGate {
@@ -27,5 +29,6 @@ export function createJournalGate(deps: { journalBehind: Pick<JournalBehind, "is
       }
       return false;
     },
+    seeded: () => deps.seeded(),
   };
 }

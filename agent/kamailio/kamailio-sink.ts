@@ -10,6 +10,10 @@
  * it is retried with capped exponential back-off and reported in status and metrics. One Kamailio
  * answered it could not keep (memory full) lets the rest of its batch go on before that retry. A write
  * Kamailio refuses outright is logged, counted and skipped: retrying would not change the answer.
+ *
+ * A reload into Kamailio writes every live record itself (reload.ts). The changes it covers, the
+ * ones that waited while Kamailio restarted among them, are passed over here rather than written a
+ * second time (leftToReload in the deps); removals and expiries still go in from here.
  */
 import type { Change, VersionVector } from "../contract/records.js";
 import type { ReplicaStore } from "../core/store.js";
@@ -82,7 +86,24 @@ export interface KamailioSinkDeps {
    * cursor where the last finished batch left it.
    */
   held?: () => boolean;
+  /**
+   * The live records a reload into Kamailio writes (due-reload.ts), which the sink passes over: those
+   * stored up to the version vector returned, or up to where the journal stands now ("everything":
+   * a reload into a restarted Kamailio is due and has not read its position yet). Removals and
+   * expiries stay the sink's: a reload writes only live records. Null: none.
+   */
+  leftToReload?: () => LeftToReload;
+  /**
+   * Awaited before each retry after failed writes: the agent asks Kamailio which instance runs, so
+   * that one restarted meanwhile is noticed, and the reload into it takes over what waits, before
+   * anything is written into it (without it, in 3 of 5 runs of kamailio-restart.test.ts as first
+   * written, the sink's retry came first and wrote the 40 waiting changes before the reload did).
+   */
+  beforeRetry?: () => Promise<void>;
 }
+
+/** What a reload writes itself, as KamailioSinkDeps.leftToReload says. */
+export type LeftToReload = VersionVector | "everything" | null;
 
 /** Thrown inside a run when writing must stop because the sink is held. */
 class SinkHeld extends Error {}
@@ -106,6 +127,10 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   let retryTimer: NodeJS.Timeout | null = null;
   let saveTimer: NodeJS.Timeout | null = null;
   let waiters: (() => void)[] = [];
+  /** Changes passed over because a reload writes them, since the last run that finished. */
+  let passedOver = 0;
+  /** retryNow() calls so far: Kamailio answered again, or a reload into it finished. */
+  let comebacks = 0;
 
   const held = deps.held ?? (() => false);
 
@@ -127,6 +152,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   }
 
   async function run(): Promise<void> {
+    const comebacksBefore = comebacks;
     try {
       status.state = "writing";
       for (;;) {
@@ -134,6 +160,8 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
         const progressed = await pass();
         if (!progressed) break;
       }
+      if (passedOver > 0) log.info({ changes: passedOver }, "waiting changes left to the reload into Kamailio, which writes every live record: not written twice");
+      passedOver = 0;
       status.state = "idle";
       attempt = 0;
       scheduleSave();
@@ -146,15 +174,26 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
         return;
       }
       if (!isTransient(err)) log.error({ err }, "kamailio sink failed unexpectedly; retrying");
-      status = { ...status, state: "waiting", lastError: (err as Error).message, lastErrorAt: new Date(nowMs()).toISOString() };
       metrics.kamailioWriteFailures.inc({ reason: "unavailable" });
+      if (isTransient(err) && comebacks !== comebacksBefore) {
+        // Kamailio came back while this run's writes failed (one may have waited out its time-out):
+        // the failure is from before, and reported now it said that Kamailio died or did not run
+        // seconds after it was back and reloaded. retryNow() asked for the run again: it comes at once.
+        saveCursor();
+        await updateGauge().catch(() => undefined);
+        return;
+      }
+      status = { ...status, state: "waiting", lastError: (err as Error).message, lastErrorAt: new Date(nowMs()).toISOString() };
       const delay = Math.min(retry.maxMs, retry.minMs * 2 ** attempt++);
       if (attempt === 1 || attempt % 20 === 0) log.warn({ err: (err as Error).message, retryInMs: delay }, "kamailio writes are pending");
       saveCursor();
       await updateGauge().catch(() => undefined);
       retryTimer = setTimeout(() => {
-        retryTimer = null;
-        kick();
+        // Still set while it waits, so that new changes do not start a run before it.
+        void (deps.beforeRetry?.() ?? Promise.resolve()).catch(() => undefined).then(() => {
+          retryTimer = null;
+          kick();
+        });
       }, delay);
       retryTimer.unref();
     }
@@ -164,13 +203,15 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   async function pass(): Promise<boolean> {
     const vv = await store.versionVector();
     const done = cursor.get();
+    const left = deps.leftToReload?.() ?? null;
+    const reloadWrites = left === "everything" ? vv : left;
     let progressed = false;
     for (const [origin, have] of Object.entries(vv)) {
       const from = done[origin] ?? 0;
       if (have <= from) continue;
       if (held()) throw new SinkHeld();
       const changes = await store.readRange(origin, from, have, batchSize, installedKind(origin, deps.plan) ?? undefined);
-      await writeAll(changes);
+      passedOver += await writeAll(changes, reloadWrites?.[origin] ?? 0);
       cursor.advance(origin, changes.length < batchSize ? have : changes[changes.length - 1]!.seq);
       progressed = true;
     }
@@ -178,10 +219,21 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     return progressed;
   }
 
-  async function writeAll(changes: readonly Change[]): Promise<void> {
+  /**
+   * Writes the changes' ops, but for the live records a reload writes (stored up to
+   * `reloadWritesUpTo`); resolves with how many it passed over for that.
+   */
+  async function writeAll(changes: readonly Change[], reloadWritesUpTo: number): Promise<number> {
     const nowSec = Math.floor(nowMs() / 1000);
     const ctx: PlanContext = { ...deps.plan, nowSec };
-    const ops = changes.map((c) => planInstall(c, ctx)).filter((op): op is InstallOp => op !== null);
+    const ops: InstallOp[] = [];
+    let left = 0;
+    for (const c of changes) {
+      const op = planInstall(c, ctx);
+      if (op === null) continue;
+      if (c.seq <= reloadWritesUpTo && (op.op === "add" || op.op === "alias-set")) left++;
+      else ops.push(op);
+    }
     let next = 0;
     let failure: unknown = null;
     /** Kamailio is not reachable: the other writes would only wait for their own time-outs. */
@@ -219,6 +271,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     await Promise.all(Array.from({ length: Math.min(window, ops.length) }, worker));
     if (failure !== null) throw failure;
     pruneRecent();
+    return left;
   }
 
   function forgetGoneOrigins(vv: VersionVector): void {
@@ -281,6 +334,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
 
   function retryNow(): void {
     if (closed) return;
+    comebacks++;
     attempt = 0;
     if (retryTimer) {
       clearTimeout(retryTimer);

@@ -11,13 +11,13 @@
  * for the reconcile to learn).
  */
 import type { KamailioReloadStatus } from "../contract/protocol.js";
-import { hlcToMillis, type BindingValue, type Change } from "../contract/records.js";
+import { hlcToMillis, type BindingValue, type Change, type VersionVector } from "../contract/records.js";
 import type { ReplicaStore } from "../core/store.js";
 import { isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { bindingKey, planRestore, recordKey, ulBinding, type InstallOp, type PlanContext } from "./install-plan.js";
-import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js";
+import { watchChangesAfter, writeUnlessStale, type ChangeWatch, type OnStored } from "./stale-writes.js";
 import type { KamailioDb } from "./kamailio-db.js";
 import { describe, type KamailioWriter } from "./kamailio-writer.js";
 import { UL_ADD_CALLID } from "./registrar-input.js";
@@ -41,6 +41,17 @@ export interface Reloader {
   /** Runs one reload to its end; a second call while one runs joins it. */
   run(reason: string): Promise<ReloadStatus>;
   status(): ReloadStatus;
+  /**
+   * Where the journal stood when reloads began: each writes every live record stored up to there
+   * (or leaves it to the sink, should it change later), and the sink need not write those again.
+   * `last`: the reload begun last (its `upTo` null until read); `done`: the last one that finished.
+   */
+  reach(): { last: ReloadReach | null; done: VersionVector | null };
+}
+
+export interface ReloadReach {
+  upTo: VersionVector | null;
+  state: "running" | "done" | "failed";
 }
 
 /** A faster way in for the length of one reload (the evapi bulk channel), with its own writer. */
@@ -97,6 +108,8 @@ export function createReloader(deps: ReloaderDeps): Reloader {
   const nowMs = deps.nowMs ?? Date.now;
   let status: ReloadStatus = { state: "idle", reason: null, total: 0, done: 0, unchanged: 0, startedAt: null, finishedAt: null, rate: 0, channel: null, error: null };
   let running: Promise<ReloadStatus> | null = null;
+  let last: ReloadReach | null = null;
+  let doneUpTo: VersionVector | null = null;
 
   /**
    * Plans the writes page by page into `into`, calling `planned(examined)` after each page, so that
@@ -164,7 +177,10 @@ export function createReloader(deps: ReloaderDeps): Reloader {
 
   async function reload(reason: string): Promise<ReloadStatus> {
     const started = nowMs();
+    const reach: ReloadReach = { upTo: null, state: "running" };
+    last = reach;
     if (held()) {
+      reach.state = "failed";
       const at = new Date(started).toISOString();
       status = { state: "failed", reason, total: 0, done: 0, unchanged: 0, startedAt: at, finishedAt: at, rate: 0, channel: null, error: RELOAD_HELD };
       return { ...status };
@@ -177,8 +193,15 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     status = { state: "running", reason, total: toExamine, done: 0, unchanged: 0, startedAt: new Date(started).toISOString(), finishedAt: null, rate: 0, channel: null, error: null };
     onStatus(status);
     deps.log.info({ reason, byDifference: deps.preloadDb !== null }, "putting the live state back into Kamailio");
-    // Records changed since the reload started (before its first page is read).
-    const watch = watchChanges(deps.onStored);
+    // Records changed since the journal position the reload starts from (read before its first page).
+    let watch: ChangeWatch;
+    try {
+      ({ watch, upTo: reach.upTo } = await watchChangesAfter(deps.onStored, () => deps.store.versionVector()));
+    } catch (err) {
+      fail(reach, err);
+      onStatus(status);
+      return { ...status };
+    }
     const ops = createBacklog();
     let planned = false;
     let failure: unknown = null;
@@ -265,17 +288,24 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       if (failure !== null) throw failure;
       const secs = Math.max(0.001, (nowMs() - started) / 1000);
       status = { ...status, state: "done", finishedAt: new Date(nowMs()).toISOString(), rate: Math.round(status.done / secs) };
+      reach.state = "done";
+      doneUpTo = reach.upTo;
       deps.log.info({ written: status.done, unchanged: status.unchanged, seconds: secs, perSecond: status.rate, channel: status.channel }, "Kamailio is whole again");
     } catch (err) {
-      status = { ...status, state: "failed", finishedAt: new Date(nowMs()).toISOString(), error: (err as Error).message };
-      if (held()) deps.log.warn({ done: status.done, total: status.total }, "stopped putting the state back into Kamailio: this node's journal is behind its peers");
-      else deps.log.warn({ err: (err as Error).message, done: status.done, total: status.total }, "putting the state back into Kamailio failed; it will be retried");
+      fail(reach, err);
     } finally {
       watch.close();
       await bulk?.close().catch(() => undefined);
     }
     onStatus(status);
     return { ...status };
+  }
+
+  function fail(reach: ReloadReach, err: unknown): void {
+    reach.state = "failed";
+    status = { ...status, state: "failed", finishedAt: new Date(nowMs()).toISOString(), error: (err as Error).message };
+    if (held()) deps.log.warn({ done: status.done, total: status.total }, "stopped putting the state back into Kamailio: this node's journal is behind its peers");
+    else deps.log.warn({ err: (err as Error).message, done: status.done, total: status.total }, "putting the state back into Kamailio failed; it will be retried");
   }
 
   return {
@@ -286,6 +316,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       return running;
     },
     status: () => ({ ...status }),
+    reach: () => ({ last: last === null ? null : { ...last }, done: doneUpTo }),
   };
 }
 

@@ -6,7 +6,7 @@
  * such a write is skipped, or followed by the journal's current version when the record changed
  * while the write was on its way.
  */
-import type { Change } from "../contract/records.js";
+import type { Change, VersionVector } from "../contract/records.js";
 import type { ReplicaStore } from "../core/store.js";
 import { opKey, planRestore, recordKey, type InstallOp, type PlanContext } from "./install-plan.js";
 import type { KamailioWriter } from "./kamailio-writer.js";
@@ -23,16 +23,49 @@ export interface ChangeWatch {
 }
 
 export function watchChanges(onStored: OnStored | undefined): ChangeWatch {
+  return createWatch(onStored, () => true).watch;
+}
+
+/**
+ * A watch that counts only the changes stored after the journal position it returns, read once it
+ * listens. A reload writes every live record stored up to that position itself and leaves the later
+ * changes to the sink, which then need not write the earlier ones again (due-reload.ts): the two
+ * must split the journal at the same point. A journal commit and its notice are two steps, so a
+ * change stored just before the position may be heard just after the watch began; counted as
+ * "changed", the reload would skip it while the sink leaves it to the reload.
+ */
+export async function watchChangesAfter(onStored: OnStored | undefined, position: () => Promise<VersionVector>): Promise<{ watch: ChangeWatch; upTo: VersionVector }> {
+  let upTo: VersionVector | null = null;
+  const early: Change[] = [];
+  const after = (c: Change): boolean => c.seq > (upTo![c.origin] ?? 0);
+  const w = createWatch(onStored, (c) => {
+    if (upTo !== null) return after(c);
+    early.push(c);
+    return false;
+  });
+  try {
+    upTo = await position();
+  } catch (err) {
+    w.watch.close();
+    throw err;
+  }
+  w.note(early.filter(after));
+  return { watch: w.watch, upTo };
+}
+
+function createWatch(onStored: OnStored | undefined, counts: (c: Change) => boolean) {
   const last = new Map<string, number>();
   let count = 0;
-  const off = onStored?.((changes) => {
+  const note = (changes: readonly Change[]): void => {
     for (const c of changes) last.set(recordKey(c), ++count);
-  });
-  return {
+  };
+  const off = onStored?.((changes) => note(changes.filter(counts)));
+  const watch: ChangeWatch = {
     now: () => count,
     changedAfter: (key, mark) => (last.get(key) ?? 0) > mark,
     close: () => off?.(),
   };
+  return { watch, note };
 }
 
 /** Writes what the journal holds now for the record `op` wrote (a removal for a tombstone). */

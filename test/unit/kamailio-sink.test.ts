@@ -1,6 +1,6 @@
 /**
- * The Kamailio sink on a real journal: what it reads of this node's own changes, and its behaviour
- * while the agent's disk is full.
+ * The Kamailio sink on a real journal: what it reads of this node's own changes, its behaviour
+ * while the agent's disk is full, and what it leaves to a reload into Kamailio.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { TransientError } from "../../agent/core/transient.js";
@@ -8,9 +8,11 @@ import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import type { InstallCursor } from "../../agent/kamailio/install-cursor.js";
 import type { ReplicaStore } from "../../agent/core/store.js";
 import { createKamailioSink, type KamailioSink, type KamailioSinkDeps } from "../../agent/kamailio/kamailio-sink.js";
+import type { InstallOp } from "../../agent/kamailio/install-plan.js";
 import { KamailioCouldNotStoreError } from "../../agent/kamailio/kamailio-writer.js";
-import { silentLogger } from "../../agent/ops/logger.js";
+import { createLogger, silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
+import { aliasDraft, batchOf, binding, remoteChange } from "../support/fixtures.js";
 
 /** A cursor in memory whose save() fails as a full disk makes it fail (or not, with `fails` false). */
 function fullDiskCursor(fails = true): InstallCursor & { saves: number } {
@@ -234,5 +236,117 @@ describe("kamailio sink told Kamailio is back", () => {
     s.retryNow();
     await expect.poll(() => s.pending(), { timeout: 200 }).toBe(0);
     expect(s.status().state).toBe("idle");
+  });
+});
+
+describe("kamailio sink beside a reload", () => {
+  const peer = "peer~000000000001";
+  /** A peer's 5 changes: bindings a, b (removed at 3), c, and alias x at 5. */
+  async function peerStore() {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    const loc = (user: string, live = true) => ({ kind: "loc" as const, key: `${user}@example.com`, sub: `sip:${user}@192.0.2.1`, value: live ? binding({ owner: "n1" }) : null });
+    await store.applyRemote(batchOf(peer, 0, 5, [
+      remoteChange(peer, 1, 1, loc("a")), remoteChange(peer, 2, 2, loc("b")), remoteChange(peer, 3, 3, loc("b", false)),
+      remoteChange(peer, 4, 4, loc("c")), remoteChange(peer, 5, 5, aliasDraft("x@example.com", "sip:c@example.com")),
+    ]));
+    return store;
+  }
+  function recording() {
+    const written: string[] = [];
+    const writer = {
+      async write(op: InstallOp) {
+        written.push(op.op === "add" ? `add ${op.aor}` : op.op === "rm-contact" ? `rm ${op.aor}` : `${op.op} ${op.alias}`);
+        return "rpc" as const;
+      },
+    };
+    return { written, writer };
+  }
+
+  it("passes over the live records a reload writes, up to where it reaches, and writes removals and what came after", async () => {
+    const store = await peerStore();
+    const { written, writer } = recording();
+    const cursor = fullDiskCursor(false);
+    const s = sinkOf(store, { cursor, writer, leftToReload: () => ({ [peer]: 4 }) });
+    s.start();
+    await s.drained();
+    // a (1) and c (4) are the reload's; b's removal (3) is not: a reload writes only live records.
+    expect(written.sort()).toEqual(["alias-set x@example.com", "rm b@example.com"]);
+    expect(cursor.get()).toEqual({ [peer]: 5 });
+    expect(await s.pending()).toBe(0);
+  });
+
+  it("passes over every live record while a reload is due and has not read its position, and writes all without one", async () => {
+    for (const [left, want] of [["everything", ["rm b@example.com"]], [null, ["add a@example.com", "add c@example.com", "alias-set x@example.com", "rm b@example.com"]]] as const) {
+      const { written, writer } = recording();
+      const s = sinkOf(await peerStore(), { writer, leftToReload: () => left });
+      s.start();
+      await s.drained();
+      expect(written.sort()).toEqual(want);
+      await s.close();
+    }
+  });
+
+  it("lets the agent probe Kamailio before each retry after failed writes, and starts none while it does", async () => {
+    const store = await peerStore();
+    const events: string[] = [];
+    let reachable = false;
+    let probing: (() => void) | null = null;
+    const s = sinkOf(store, {
+      writer: {
+        async write() {
+          events.push(reachable ? "write" : "failed write");
+          if (!reachable) throw new TransientError("Kamailio is unreachable");
+          return "rpc";
+        },
+      },
+      window: 1,
+      retry: { minMs: 10, maxMs: 10 },
+      beforeRetry: () => new Promise<void>((resolve) => {
+        events.push("probe");
+        probing = resolve;
+      }),
+    });
+    s.start();
+    await expect.poll(() => probing !== null).toBe(true);
+    // New changes while the probe runs wait for it.
+    await store.applyRemote(batchOf(peer, 5, 6, [remoteChange(peer, 6, 6, aliasDraft("y@example.com", "sip:a@example.com"))]));
+    s.kick();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(events).toEqual(["failed write", "probe"]);
+    reachable = true;
+    probing!();
+    await s.drained();
+    expect(events.slice(0, 3)).toEqual(["failed write", "probe", "write"]);
+    expect(await s.pending()).toBe(0);
+  });
+});
+
+describe("kamailio sink when Kamailio comes back while a run's writes fail", () => {
+  it("does not report that run's failure, which is from before, and retries at once", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    await store.commitLocal([alias("a@example.com")], () => 1);
+    const lines: string[] = [];
+    const log = createLogger({ level: "info", nodeId: "n2", destination: { write: (line: string) => void lines.push(line) } });
+    let fail: (err: Error) => void = () => undefined;
+    let calls = 0;
+    const s = sinkOf(store, {
+      log,
+      writer: {
+        write() {
+          // The first write waits out its time-out (a datagram to a Kamailio that was down).
+          if (++calls === 1) return new Promise((_, reject) => (fail = reject));
+          return Promise.resolve("rpc");
+        },
+      },
+      retry: { minMs: 60_000, maxMs: 60_000 }, // a back-off retry would not come within the test
+    });
+    s.start();
+    await expect.poll(() => calls).toBe(1);
+    s.retryNow(); // the agent saw Kamailio answer again
+    fail(new TransientError("Kamailio is unreachable through jsonrpcs (Kamailio FIFO /run/kamailio/kamailio_rpc.fifo has no reader)"));
+    await expect.poll(() => s.pending()).toBe(0);
+    expect(calls).toBe(2);
+    expect(s.status()).toMatchObject({ state: "idle", lastError: null });
+    expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).not.toContain("kamailio writes are pending");
   });
 });

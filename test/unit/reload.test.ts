@@ -13,7 +13,7 @@ import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
 import { binding } from "../support/fixtures.js";
-import { HLC_UNITS_PER_MS } from "../../agent/contract/records.js";
+import { HLC_UNITS_PER_MS, type Change } from "../../agent/contract/records.js";
 import { createHlc } from "../../agent/core/hlc.js";
 import { createReplica } from "../../agent/core/replica.js";
 
@@ -234,6 +234,27 @@ describe("reload", () => {
       expect(s).toMatchObject({ state: "done", done: 1000 });
       expect(writer.ops.filter((o) => o.op === "add" && o.aor === "u900@example.com")).toEqual([]);
       expect(writer.ops.filter((o) => o.op === "add")).toHaveLength(999);
+    });
+
+    it("writes a record stored before the position it starts from though its notice comes after (the sink leaves it to the reload)", async () => {
+      const store = await storeWith(10);
+      const u3 = (await store.get("loc", "u3@example.com", "sip:u3@192.0.2.1:5060"))!;
+      let notify: (changes: readonly Change[]) => void = () => undefined;
+      const onStored: ReloaderDeps["onStored"] = (listener) => {
+        notify = listener;
+        return () => undefined;
+      };
+      // The journal commits, then tells its listeners: here u3's notice comes as the position is read.
+      const versionVector = async () => {
+        const vv = await store.versionVector();
+        notify([u3]);
+        return vv;
+      };
+      const writer = recordingWriter();
+      const r = createReloader(deps({ store: { ...store, versionVector }, writer, onStored }));
+      expect(await r.run("test")).toMatchObject({ state: "done", done: 10 });
+      expect(writer.ops.filter((o) => o.op === "add")).toHaveLength(10);
+      expect(r.reach()).toEqual({ last: { upTo: { [store.replicaId]: 10 }, state: "done" }, done: { [store.replicaId]: 10 } });
     });
 
     it("writes the journal's version again when the record changed while its write was on the way", async () => {

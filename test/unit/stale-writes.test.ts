@@ -3,7 +3,7 @@ import type { Change } from "../../agent/contract/records.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import { bindingKey, aliasKey, type InstallOp } from "../../agent/kamailio/install-plan.js";
 import type { KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
-import { watchChanges, writeCurrent, type OnStored } from "../../agent/kamailio/stale-writes.js";
+import { watchChanges, watchChangesAfter, writeCurrent, type OnStored } from "../../agent/kamailio/stale-writes.js";
 import { binding, counterStamp } from "../support/fixtures.js";
 
 function feed() {
@@ -30,6 +30,38 @@ describe("watchChanges", () => {
     expect(w.changedAfter(aliasKey("b@x"), mark)).toBe(true);
     expect(w.changedAfter(bindingKey("c@x", "sip:c@1"), 0)).toBe(false);
     w.close();
+    expect(f.listening()).toBe(0);
+  });
+});
+
+describe("watchChangesAfter", () => {
+  const loc = (user: string, origin: string, seq: number): Partial<Change> => ({ kind: "loc", key: `${user}@x`, sub: `sip:${user}@1`, origin, seq });
+
+  it("counts only what was stored after the position it read once listening, also what it heard before it had read it", async () => {
+    const f = feed();
+    let read: (vv: Record<string, number>) => void = () => undefined;
+    const begun = watchChangesAfter(f.onStored, () => new Promise((r) => (read = r)));
+    expect(f.listening()).toBe(1);
+    // Heard while the position is read: a (stored before it, seq 3) and b (after it, seq 4). A
+    // commit and its notice are two steps, so a change stored before the position can come after.
+    f.store([loc("a", "p", 3), loc("b", "p", 4)]);
+    read({ p: 3 });
+    const { watch, upTo } = await begun;
+    expect(upTo).toEqual({ p: 3 });
+    f.store([loc("c", "p", 2), loc("d", "p", 5), loc("e", "q", 1)]);
+    const changed = (user: string) => watch.changedAfter(bindingKey(`${user}@x`, `sip:${user}@1`), 0);
+    expect(["a", "b", "c", "d", "e"].filter(changed)).toEqual(["b", "d", "e"]);
+    const mark = watch.now();
+    f.store([loc("a", "p", 6)]);
+    expect(watch.changedAfter(bindingKey("a@x", "sip:a@1"), mark)).toBe(true);
+    expect(watch.changedAfter(bindingKey("d@x", "sip:d@1"), mark)).toBe(false);
+    watch.close();
+    expect(f.listening()).toBe(0);
+  });
+
+  it("stops listening when the position cannot be read", async () => {
+    const f = feed();
+    await expect(watchChangesAfter(f.onStored, () => Promise.reject(new Error("disk I/O error")))).rejects.toThrow("disk I/O error");
     expect(f.listening()).toBe(0);
   });
 });
