@@ -35,7 +35,7 @@ export async function forgetAgents(client: pg.ClientBase, nodeIds: readonly stri
 export function describeForget(o: ForgetOutcome): string {
   return [
     ...o.forgotten.map((id) => `forgot ${id}: no hub reports it any more`),
-    ...o.listed.map((id) => `${id} is still listed in mesh.agents: hubs keep reporting it (0 while it is down); remove it from mesh.agents on every hub and restart them`),
+    ...o.listed.map((id) => `${id} is still listed in mesh.agents: hubs keep reporting it (0 while it is down); remove it from mesh.agents on every hub and send them SIGHUP (systemctl reload)`),
     ...o.connected.map((c) => `${c.nodeId} is connected to hub ${c.hubNode} now: stop it (or take it out of service) first, then forget it`),
     ...o.unknown.map((id) => `${id}: no hub has recorded it; nothing to forget`),
   ].join("\n");

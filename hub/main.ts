@@ -14,6 +14,9 @@ import { migrateHubDatabase, startHub } from "./hub.js";
 import { withPgClient } from "./pg-client.js";
 import { loadHubConfig, redactHubConfig, type HubConfig } from "./hub-config.js";
 
+/** What SIGHUP applies on a hub. */
+const HUB_RELOADED_SETTINGS: readonly string[] = ["mesh.agents", ...CREDENTIAL_SETTINGS];
+
 function loadOrExit(file: string | undefined, env: Record<string, string | undefined>, onWarning?: (message: string) => void): HubConfig {
   try {
     return loadHubConfig({ file, env, ...(onWarning ? { onWarning } : {}) });
@@ -43,8 +46,8 @@ Config (YAML or JSON; README "Running a hub" and "Config reference"):
   also: postgres.poolSize, postgres.channel, mesh.relayLingerMs, mesh.statusIntervalMs, journal.retentionHours, log.level
 
 Signals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config file and the secret files (not the
-environment) and applies the cluster keys and API tokens, keeping the sessions already up; other changed
-settings are logged and need a restart. Key rotation: README "Rotating the cluster key and API token".`;
+environment) and applies mesh.agents (an agent taken out has its session closed) and the cluster keys and
+API tokens, keeping the other sessions up; other changed settings are logged and need a restart. Key rotation: README "Rotating the cluster key and API token".`;
 
 export function registerHubCommands(program: Command, io: { env: Record<string, string | undefined> }): void {
   const configOption = ["-c, --config <file>", "hub config file (YAML or JSON); LOCMESH_* variables override it", io.env["LOCMESH_CONFIG"]] as const;
@@ -124,13 +127,19 @@ async function runHub(file: string | undefined, env: Record<string, string | und
   }
   // Without a handler Node would end the process on SIGHUP (an init system's "reload" sends it).
   const hub = running;
+  let agents = config.mesh.agents;
   runUntilSignalled(hub, log, () => {
     try {
       const next = loadHubConfig({ file, env, onWarning: (w) => log.warn(w) });
+      const agentsChanged = JSON.stringify(next.mesh.agents) !== JSON.stringify(agents);
+      if (agentsChanged) {
+        hub.mesh.setAllowed(next.mesh.agents);
+        agents = next.mesh.agents;
+      }
       const applied = applyCredentials(hub.credentials, next, log);
-      const later = settingsNeedingRestart(config, next, CREDENTIAL_SETTINGS);
-      if (later.length > 0) log.warn({ settings: later }, "SIGHUP applies only the cluster keys and the API tokens on a hub: these changed settings take effect when the hub restarts");
-      else if (!applied) log.info("SIGHUP: read the config again; nothing in it changed");
+      const later = settingsNeedingRestart(config, next, HUB_RELOADED_SETTINGS);
+      if (later.length > 0) log.warn({ settings: later }, "SIGHUP applies only mesh.agents, the cluster keys and the API tokens on a hub: these changed settings take effect when the hub restarts");
+      else if (!applied && !agentsChanged) log.info("SIGHUP: read the config again; nothing in it changed");
     } catch (err) {
       log.error({ err: (err as Error).message }, "config reload failed; keeping the running config");
     }

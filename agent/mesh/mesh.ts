@@ -76,6 +76,11 @@ export interface Mesh {
    * empty list: switching between hub mode and the mesh alone needs a restart.
    */
   setHubUrls(urls: readonly string[]): string;
+  /**
+   * On a hub: replace the agents it accepts (mesh.agents, config reload). An agent no longer listed
+   * has its session closed and its series dropped, unless `acceptUnlisted` takes it anyway.
+   */
+  setAllowed(ids: readonly string[]): void;
   resync(peerId?: string): Promise<void>;
   resyncStatus(): ResyncStatus;
   /**
@@ -139,7 +144,9 @@ export function createMesh(deps: {
   });
   const ca = o.tls?.ca ? readFileSync(o.tls.ca) : undefined;
 
-  const isAllowed = (id: string) => o.acceptUnlisted || peers.some((p) => p.id === id) || Boolean(o.allow?.includes(id));
+  /** A hub's agents (mesh.agents), which SIGHUP may replace (setAllowed). */
+  let allowed: readonly string[] = o.allow ?? [];
+  const isAllowed = (id: string) => o.acceptUnlisted || peers.some((p) => p.id === id) || allowed.includes(id);
   const hubSession = () => [...sessions.values()].find((s) => s.peerIsHub && s.isReady());
   /** What the last hub session said the hub held of our changes: a hub that is away gains nothing of ours. */
   const hubAcknowledged = deps.hubAcknowledged ?? openHubAcknowledged({ notes: null, replicaId: replica.replicaId, log });
@@ -309,7 +316,7 @@ export function createMesh(deps: {
   // ---- status -------------------------------------------------------------------------------
 
   /** Configured peers, a hub's agents, and whoever has a session now. */
-  const knownPeerIds = () => new Set([...peers.map((p) => p.id), ...(o.allow ?? []), ...sessions.keys()]);
+  const knownPeerIds = () => new Set([...peers.map((p) => p.id), ...allowed, ...sessions.keys()]);
 
   async function hubUnacknowledged(): Promise<number | null | undefined> {
     if (!hubMode) return undefined;
@@ -419,6 +426,16 @@ export function createMesh(deps: {
       log.info({ peers: peers.map((p) => p.id) }, "peer list updated");
       // The new peers dial this node too; without the port they would only be dialed.
       listener.sync().catch((err: unknown) => log.error({ err: (err as Error).message }, "could not open the peer port for the new mesh.peers: they cannot dial this node (it still dials them); fix it and send SIGHUP again"));
+    },
+    setAllowed(ids) {
+      const next = new Set(ids);
+      for (const id of allowed) {
+        if (next.has(id) || o.acceptUnlisted || peers.some((p) => p.id === id)) continue;
+        sessions.get(id)?.close(1000, "agent removed from mesh.agents");
+        forgetPeerSeries(metrics, id);
+      }
+      allowed = [...ids];
+      log.info({ agents: allowed }, "agent list updated");
     },
     setHubUrls(urls) {
       const d = dialers.get(HUB);

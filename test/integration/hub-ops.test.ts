@@ -184,10 +184,40 @@ describe("two hubs: metrics and status", () => {
         const run = hubCommand(hub1, "forget", "a3");
         return /is connected to hub/.test(run.stdout) ? null : run;
       }, 30_000);
-      expect([r.status, r.stdout]).toEqual([1, "a3 is still listed in mesh.agents: hubs keep reporting it (0 while it is down); remove it from mesh.agents on every hub and restart them\n"]);
+      expect([r.status, r.stdout]).toEqual([1, "a3 is still listed in mesh.agents: hubs keep reporting it (0 while it is down); remove it from mesh.agents on every hub and send them SIGHUP (systemctl reload)\n"]);
       await waitFor("both hubs still reporting a3, as down", async () => same((await linksByAgent())["a3"], [0, 0]));
     } finally {
       await ensureRunning(a3);
     }
   });
+
+  it("SIGHUP applies mesh.agents: an agent taken out is closed and refused, `hub forget` then drops it, and put back it is taken again, with no hub restart", async () => {
+    const a3 = agents[2]!;
+    const pids = hubs.map((h) => h.child?.pid);
+    const listAgents = (ids: string[]) => {
+      for (const h of hubs) {
+        h.spec.config = { mesh: { acceptUnlisted: false, agents: ids } };
+        h.reload();
+      }
+    };
+    await waitFor("a3 on a hub", async () => (await status(a3)).peers.some((p) => p.hub !== undefined && p.hub !== null && p.connected));
+    listAgents(["a1", "a2"]);
+    try {
+      // Its session is closed and its redials refused; the hubs keep no series of it.
+      await waitFor("a3 refused by the hubs", async () => /unknown node id/.test((await status(a3)).peers.find((p) => p.nodeId === "hub")?.lastError ?? ""), 30_000);
+      await waitFor("no hub reporting a3", async () => (await linksByAgent())["a3"] === undefined);
+      for (const h of hubs) expect(readFileSync(h.logPath, "utf8")).toContain("agent list updated");
+      await a3.stop();
+      const r = await waitFor("a3 forgotten", async () => {
+        const run = hubCommand(hubs[0]!, "forget", "a3");
+        return run.status === 0 ? run : null;
+      }, 30_000);
+      expect(r.stdout).toBe("forgot a3: no hub reports it any more\n");
+    } finally {
+      listAgents(["a1", "a2", "a3"]);
+      await ensureRunning(a3);
+    }
+    await waitFor("a3 on a hub again", async () => (await status(a3)).peers.some((p) => p.hub !== undefined && p.hub !== null && p.connected), 30_000);
+    expect(hubs.map((h) => h.child?.pid)).toEqual(pids);
+  }, 90_000);
 });
