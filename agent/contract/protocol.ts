@@ -109,9 +109,19 @@ const changeBase = {
   seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
 };
 
-export const changeSchema: z.ZodType<Change> = z.union([
-  z.strictObject({ kind: z.literal("loc"), key: aor, sub: sipUri, value: bindingValueSchema.nullable(), ...changeBase }),
-  z.strictObject({ kind: z.literal("alias"), key: aor, sub: z.literal(""), value: aliasValueSchema.nullable(), ...changeBase }),
+const locRecord = { kind: z.literal("loc"), key: aor, sub: sipUri, value: bindingValueSchema.nullable() };
+const aliasRecord = { kind: z.literal("alias"), key: aor, sub: z.literal(""), value: aliasValueSchema.nullable() };
+
+/**
+ * A change without its version (kind, key, sub, value): what a peer checks of a record. Told apart
+ * by `kind`, so a refusal names the field and value at fault ("key: AoR "alice" must look like
+ * user@domain…") rather than a plain union's "Invalid input".
+ */
+export const recordSchema = z.discriminatedUnion("kind", [z.strictObject(locRecord), z.strictObject(aliasRecord)]);
+
+export const changeSchema: z.ZodType<Change> = z.discriminatedUnion("kind", [
+  z.strictObject({ ...locRecord, ...changeBase }),
+  z.strictObject({ ...aliasRecord, ...changeBase }),
 ]) as z.ZodType<Change>;
 
 export const versionVectorSchema: z.ZodType<VersionVector> = z

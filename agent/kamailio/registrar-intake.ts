@@ -85,8 +85,9 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
       nowMs: readMs,
     });
     if (drafts.length > 0) {
-      times.learned(await replica.commit(drafts, { lingerMs: deps.lingerMs }), ev.tsMs);
-      metrics.kamailioLearned.inc({ source: "event" }, drafts.length);
+      const written = await replica.commit(drafts, { lingerMs: deps.lingerMs, source: "event" });
+      times.learned(written, ev.tsMs);
+      metrics.kamailioLearned.inc({ source: "event" }, written.filter((c) => c !== null).length);
     }
     metrics.kamailioEvents.inc({ outcome: "applied" });
   }

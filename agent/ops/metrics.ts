@@ -36,6 +36,10 @@ export const AUTH_FAILURE_REASONS = [
 ] as const;
 export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 
+/** Where a local change comes from: a registrar event, the reconcile with Kamailio, or the API. Each refused one is counted by it (series at 0 from the start). */
+export const CHANGE_SOURCES = ["event", "reconcile", "api"] as const;
+export type ChangeSource = (typeof CHANGE_SOURCES)[number];
+
 export function createMetrics(opts: { defaults?: boolean } = {}) {
   const registry = new Registry();
   const sources: ScrapeSources = {};
@@ -79,6 +83,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
     },
     buildInfo: new Gauge({ name: "locmesh_build_info", help: "Always 1; the labels say which locmesh release and peer protocol this process runs", labelNames: ["version", "protocol"], registers: r }),
     changesCommitted: new Counter({ name: "locmesh_changes_committed_total", help: "Local changes written to the journal", registers: r }),
+    changesRefused: zeroed(new Counter({
+      name: "locmesh_changes_refused_total",
+      help: "Local changes not journaled because the peers would refuse them (each logged with what to fix), by source: event, reconcile or api",
+      labelNames: ["source"],
+      registers: r,
+    }), "source", CHANGE_SOURCES),
     changesSent: new Counter({ name: "locmesh_changes_sent_total", help: "Changes sent to a peer", labelNames: ["peer"], registers: r }),
     changesReceived: new Counter({ name: "locmesh_changes_received_total", help: "Changes received from a peer", labelNames: ["peer"], registers: r }),
     changesApplied: new Counter({ name: "locmesh_changes_applied_total", help: "Received changes that won and were stored", labelNames: ["peer"], registers: r }),
@@ -119,7 +129,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       }),
     }),
     peerRetries: new Counter({ name: "locmesh_peer_retries_total", help: "Connection or delivery attempts that failed and were retried", labelNames: ["peer"], registers: r }),
-    authFailures: zeroed(new Counter({ name: "locmesh_auth_failures_total", help: "Refused peer or API authentications", labelNames: ["reason"], registers: r }), AUTH_FAILURE_REASONS),
+    authFailures: zeroed(new Counter({ name: "locmesh_auth_failures_total", help: "Refused peer or API authentications", labelNames: ["reason"], registers: r }), "reason", AUTH_FAILURE_REASONS),
     rpcErrors: new Counter({ name: "locmesh_rpc_errors_total", help: "JSON-RPC requests answered with an error", labelNames: ["surface", "code"], registers: r }),
     records: new Gauge({
       name: "locmesh_records",
@@ -160,8 +170,8 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
-/** Starts a counter's series for each `reason` at 0 (see AUTH_FAILURE_REASONS). */
-function zeroed(counter: Counter<"reason">, reasons: readonly string[]): Counter<"reason"> {
-  for (const reason of reasons) counter.inc({ reason }, 0);
+/** Starts a counter's series for each value of its one label at 0 (see AUTH_FAILURE_REASONS). */
+function zeroed<L extends string>(counter: Counter<L>, label: L, values: readonly string[]): Counter<L> {
+  for (const value of values) counter.inc({ [label]: value } as Partial<Record<L, string>>, 0);
   return counter;
 }
