@@ -102,9 +102,13 @@ export function describeJournalBehind(b: JournalBehindInfo): string {
 
 export function describeKamailio(k: KamailioStatus | null): string {
   if (k === null) return "not attached";
-  const writer = { rpc: "writing through jsonrpcs", database: "writing into its database (jsonrpcs unavailable)", pending: "NOT WRITING: jsonrpcs and database unavailable, retrying", idle: "nothing written yet", held: "NOT WRITING: this node's journal is behind (see above)" }[k.writer];
+  const writer = {
+    rpc: "writing through jsonrpcs", database: "writing into its database (jsonrpcs unavailable)", pending: "NOT WRITING: jsonrpcs and database unavailable, retrying",
+    idle: "nothing written yet", held: "NOT WRITING: this node's journal is behind (see above)",
+    refused: "NOT ATTACHED: nothing written into it, learned from it or reconciled with it",
+  }[k.writer];
   const events = k.events === null ? "no event input" : k.events.connected ? `events connected (${k.events.received} received)` : "events DISCONNECTED";
-  const err = k.lastError && (k.writer === "pending" || !k.up) ? `; last error: ${k.lastError}` : "";
+  const err = !k.lastError ? "" : k.writer === "refused" ? `; why: ${k.lastError}` : k.writer === "pending" || !k.up ? `; last error: ${k.lastError}` : "";
   return `${k.up ? "up" : "DOWN"}, ${writer}, ${events}${k.restarts > 0 ? `, ${k.restarts} restart(s) seen` : ""}${err}`;
 }
 

@@ -474,14 +474,18 @@ export interface KamailioStatus {
   /** Kamailio answered over jsonrpcs at the last check. */
   up: boolean;
   /**
-   * Where writes go: "rpc", "database" (fallback), "pending" (neither works: retrying), "idle", or
-   * "held": nothing is written into Kamailio because this node's journal is behind (journalBehind).
+   * Where writes go: "rpc", "database" (fallback), "pending" (neither works: retrying), "idle",
+   * "held": nothing is written into Kamailio because this node's journal is behind (journalBehind),
+   * or "refused": the agent does not attach to this Kamailio (its usrloc keys AoRs without their
+   * domain, use_domain 0; `lastError` says what to set). Nothing is written into it, learned from
+   * it or reconciled with it then; the agent replicates everything else.
    */
-  writer: "rpc" | "database" | "pending" | "idle" | "held";
+  writer: "rpc" | "database" | "pending" | "idle" | "held" | "refused";
   pendingWrites: number;
   /**
-   * While writes are pending, why the last one failed; else, while Kamailio is down (`up` false),
-   * why: the last probe's error or the evapi connection closing; else the last write error.
+   * While the agent refuses to attach ("refused"), why and what to set; else, while writes are
+   * pending, why the last one failed; else, while Kamailio is down (`up` false), why: the last
+   * probe's error or the evapi connection closing; else the last write error.
    */
   lastError: string | null;
   lastErrorAt: string | null;

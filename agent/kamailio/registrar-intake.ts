@@ -45,6 +45,8 @@ export interface RegistrarIntakeDeps {
   kamailioWhole?(): boolean;
   /** This host's clock (ms); default Date.now. */
   nowMs?(): number;
+  /** False: the event is not journaled (Kamailio keys AoRs without their domain, usrloc-keys.ts). Default: every event is. */
+  admit?(): Promise<boolean>;
 }
 
 export interface RegistrarIntakeStats {
@@ -73,6 +75,10 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
   let failing = 0;
 
   async function journal(ev: RegisterEvent, clockLeadMs: number, readMs: number): Promise<void> {
+    if (deps.admit && !(await deps.admit())) {
+      metrics.kamailioEvents.inc({ outcome: "refused" });
+      return;
+    }
     times.advance(ev.tsMs);
     const current = await store.listKey("loc", ev.aor);
     const drafts = draftsFromRegister(ev, {
