@@ -163,6 +163,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
       resync: mesh.resyncStatus(),
       kamailio,
       journalBehind: deps.journalBehind?.info() ?? null,
+      batchesRefused: mesh.batchRefusals(),
       ...(hub ? { postgres: hub.postgres } : {}),
       ...(hubUnacknowledged === undefined ? {} : { hubUnacknowledged }),
     };

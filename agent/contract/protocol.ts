@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { NODE_ID_RE, REPLICA_ID_RE } from "./ids.js";
 import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable } from "./sip-uri.js";
-import type { BindingValue, Change, VersionVector } from "./records.js";
+import type { BindingValue, Change, RecordKind, VersionVector } from "./records.js";
 
 /** Bumped on any incompatible change to the peer protocol. */
 export const PROTOCOL_VERSION = 1;
@@ -517,6 +517,32 @@ export interface JournalBehindInfo {
   at: string;
 }
 
+/**
+ * A peer (or hub) refused a batch of changes from this node for good, not as a passing failure:
+ * every later change of that origin waits behind the refused one, retried at each reconnect. The
+ * record stays until the peer acknowledges a batch of that origin again.
+ */
+export interface BatchRefusal {
+  /** The peer or hub that refused. */
+  peer: string;
+  /** Whose changes: this node's replica (a hub: any origin it relays). */
+  origin: string;
+  /** When it last refused (ISO 8601). */
+  at: string;
+  /** What it said, e.g. 'invalid params: changes.0.key: AoR "alice" must look like user@domain…'. */
+  reason: string;
+  /** The change it named ("changes.N…" in the reason), when it named one. */
+  change: { seq: number; kind: RecordKind; key: string; sub: string } | null;
+}
+
+/** What the operator does about a journal holding a change its peers refuse (logs, `locmesh status`, web UI). */
+export const BATCH_REFUSED_REMEDY =
+  "the journal holds a change the peers refuse, journaled before the agent checked its own changes (an AoR without @domain learned from a " +
+  "Kamailio with usrloc use_domain 0). Fix its cause first (modparam(\"usrloc\", \"use_domain\", 1), then restart Kamailio). List what only this " +
+  "node holds: `locmesh alias ls --all` here and on another node (an alias set here since the refusal reached no node). Then stop the agent, move " +
+  "dataDir/journal.sqlite* aside and start it (it gets a snapshot from its peers under a new epoch, and learns its Kamailio's registrations " +
+  "back), and set again, on any node, the aliases the other node lacked";
+
 /** What the operator does about a journal that is behind (logs, API errors, `locmesh status`, web UI). */
 export const JOURNAL_BEHIND_REMEDY =
   "stop the agent, move dataDir/journal.sqlite* aside and start it (it gets a snapshot from its peers under a new epoch, and learns its Kamailio's registrations back)";
@@ -558,6 +584,8 @@ export interface ClusterStatus {
   kamailio: KamailioStatus | null;
   /** Set once a peer showed this node's journal is behind (see JournalBehindInfo); null otherwise, and on a hub. */
   journalBehind: JournalBehindInfo | null;
+  /** Peers that refuse batches of this node's changes (see BatchRefusal); empty when none. Absent from older nodes. */
+  batchesRefused?: BatchRefusal[];
   /** A hub's PostgreSQL, and how old `counts` are; absent on agents. */
   postgres?: PostgresStatus;
   /**

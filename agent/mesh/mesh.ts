@@ -11,7 +11,7 @@ import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
-import type { PeerStatus, ResyncStatus } from "../contract/protocol.js";
+import type { BatchRefusal, PeerStatus, ResyncStatus } from "../contract/protocol.js";
 import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
@@ -20,6 +20,7 @@ import { closeReason } from "./close-reason.js";
 import type { Metrics, PeerGauge } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
+import { createBatchRefusals } from "./batch-refusals.js";
 import { startDialer, type Dialer } from "./dialer.js";
 import { createFailbackPolicy } from "./failback.js";
 import { probeHub } from "./hub-probe.js";
@@ -62,6 +63,8 @@ export interface Mesh {
   start(): Promise<void>;
   port(): number;
   status(): Promise<PeerStatus[]>;
+  /** Peers that refuse batches of this node's changes for good, until they take one again (batch-refusals.ts). */
+  batchRefusals(): BatchRefusal[];
   /** Each configured peer's link, and the hub link in hub mode, for the metrics (cheap: no journal reads past the vector). */
   gauges(): Promise<PeerGauge[]>;
   /** Replace the peer list (config reload): new peers are dialed, removed ones disconnected. */
@@ -138,6 +141,7 @@ export function createMesh(deps: {
   });
 
   const throttle = o.authThrottle ?? createAuthThrottle({ keyBy: "address" });
+  const refusals = createBatchRefusals({ log });
   /** The connecting address of a server-side session, told how its handshake went. */
   const handshakeOutcome = (address: string) => ({
     onAuthFailed() {
@@ -168,6 +172,8 @@ export function createMesh(deps: {
     const session = createPeerSession({
       role, nodeId: o.nodeId, secret: o.secret, expectedPeer, isAllowed, replica, transport, log, metrics, options: o,
       relay: o.relay ?? false, peerIsHub, pendingWrites: o.pendingWrites, journalBehind,
+      onBatchRefused: (peer, origin, reason, changes) => refusals.refused(peer, origin, reason, changes),
+      onBatchAcknowledged: (peer, origin) => refusals.acknowledged(peer, origin),
       ...(address === undefined ? {} : handshakeOutcome(address)),
       onReady(s) {
         pending.delete(s);
@@ -367,6 +373,7 @@ export function createMesh(deps: {
     },
     port: () => (server?.address() as AddressInfo | null)?.port ?? 0,
     status,
+    batchRefusals: () => refusals.list(),
     gauges,
     hubUnacknowledged,
     setPeers(next) {
@@ -376,6 +383,7 @@ export function createMesh(deps: {
         if (!nextIds.has(id) || next.find((p) => p.id === id)!.url !== d.target.urls[0]) {
           d.stop("peer removed from config");
           dialers.delete(id);
+          if (!nextIds.has(id)) refusals.forget(id);
           if (!nextIds.has(id) && !o.acceptUnlisted) sessions.get(id)?.close(1000, "peer removed from config");
         }
       }
