@@ -58,7 +58,7 @@ export async function startAgent(
     initial: await store.maxHlc(),
     onDrift: (aheadMs) => log.warn({ aheadMs }, "a peer's clock is far ahead of ours; check NTP on every node"),
   });
-  const replica = createReplica({ store, hlc, log });
+  const replica = createReplica({ store, hlc, log, metrics });
   log.info({ replica: replica.replicaId, vv: await replica.versionVector(), path: journalPath }, "journal open");
   // A new journal on a node that had one means dataDir points elsewhere than before (a relative
   // default resolved from another working directory): say where it is, once, when it is made.

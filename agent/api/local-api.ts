@@ -166,6 +166,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
       resync: mesh.resyncStatus(),
       kamailio,
       journalBehind: deps.journalBehind?.info() ?? null,
+      batchesRefused: mesh.batchRefusals(),
       ...(hub ? { postgres: hub.postgres } : {}),
       ...(hubUnacknowledged === undefined ? {} : { hubUnacknowledged }),
       ...(deps.credentials ? { credentials: deps.credentials() } : {}),
@@ -180,7 +181,10 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
 
   rpc.method(ApiMethod.KamailioReload, API_PARAMS[ApiMethod.KamailioReload], async () => {
     const kamailio = attached();
-    const before = (await kamailio.status()).reload;
+    const status = await kamailio.status();
+    // A Kamailio keyed without domains would take every binding under its user part alone (usrloc-keys.ts).
+    if (status.writer === "refused") throw new RpcError(ErrorCode.InvalidRequest, `not reloading this node's Kamailio: ${status.lastError ?? "the agent does not attach to it"}`);
+    const before = status.reload;
     if (before.state === "running") return { started: false, running: true };
     kamailio.reload("requested through the API").catch(() => undefined);
     return { started: true, running: true };

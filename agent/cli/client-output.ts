@@ -3,7 +3,7 @@
  * (plus "now" for expiry), so they are easy to test and the commands stay about flow.
  */
 import {
-  JOURNAL_BEHIND_REMEDY, type ClusterStatus, type JournalBehindInfo, type KamailioBinding, type KamailioContact, type KamailioReloadInterrupted, type KamailioStatus,
+  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type ClusterStatus, type JournalBehindInfo, type KamailioBinding, type KamailioContact, type KamailioReloadInterrupted, type KamailioStatus,
   type KamailioTableSummary, type KeysStatus, type PostgresStatus, type ResyncStatus,
 } from "../contract/protocol.js";
 import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../contract/postgres-standing.js";
@@ -39,8 +39,11 @@ export function formatStatus(s: ClusterStatus): string {
       : []),
   ]);
   // Above everything else: the node is out of service until the operator acts, and the peers'
-  // "journal behind peer" errors alone do not say what to do.
-  const top = s.journalBehind ? `${describeJournalBehind(s.journalBehind)}\n\n` : "";
+  // "journal behind peer" (or "4004 batch rejected") errors alone do not say what to do.
+  const top = [
+    ...(s.journalBehind ? [describeJournalBehind(s.journalBehind)] : []),
+    ...(s.batchesRefused && s.batchesRefused.length > 0 ? [describeBatchesRefused(s.batchesRefused)] : []),
+  ].map((t) => `${t}\n\n`).join("");
   if (s.peers.length === 0) return `${top}${head}\n\nno peers configured`;
   // A hub, or an agent in hub mode, says which hub each link is on (PeerStatus.hub).
   const hubMode = s.peers.some((p) => p.hub !== undefined);
@@ -123,11 +126,29 @@ export function describeJournalBehind(b: JournalBehindInfo): string {
   );
 }
 
+/** Peers refuse this node's batches: who, what they said of which change, what it holds back, and the fix. */
+export function describeBatchesRefused(list: readonly BatchRefusal[]): string {
+  const each = list.map((r) => {
+    const change = r.change === null ? "" : ` (the change: ${r.origin} #${r.change.seq}, ${r.change.kind} ${JSON.stringify(r.change.key)}${r.change.sub ? ` ${r.change.sub}` : ""})`;
+    return `${r.peer} refuses ${r.origin}'s changes since ${r.at}: ${r.reason}${change}.`;
+  });
+  const named = list.some((r) => r.change !== null);
+  return cellText(
+    `PEERS REFUSE THIS NODE'S CHANGES: ${each.join(" ")} Every later change of that origin waits behind the refused one and reaches no node ` +
+      "(an alias set here too), retried at each reconnect. " +
+      (named ? `To repair it: ${BATCH_REFUSED_REMEDY}.` : "The refusing node's log says why."),
+  );
+}
+
 export function describeKamailio(k: KamailioStatus | null): string {
   if (k === null) return "not attached";
-  const writer = { rpc: "writing through jsonrpcs", database: "writing into its database (jsonrpcs unavailable)", pending: "NOT WRITING: jsonrpcs and database unavailable, retrying", idle: "nothing written yet", held: "NOT WRITING: this node's journal is behind (see above)" }[k.writer];
+  const writer = {
+    rpc: "writing through jsonrpcs", database: "writing into its database (jsonrpcs unavailable)", pending: "NOT WRITING: jsonrpcs and database unavailable, retrying",
+    idle: "nothing written yet", held: "NOT WRITING: this node's journal is behind (see above)",
+    refused: "NOT ATTACHED: nothing written into it, learned from it or reconciled with it",
+  }[k.writer];
   const events = k.events === null ? "no event input" : k.events.connected ? `events connected (${k.events.received} received)` : "events DISCONNECTED";
-  const err = k.lastError && (k.writer === "pending" || !k.up) ? `; last error: ${k.lastError}` : "";
+  const err = !k.lastError ? "" : k.writer === "refused" ? `; why: ${k.lastError}` : k.writer === "pending" || !k.up ? `; last error: ${k.lastError}` : "";
   return `${k.up ? "up" : "DOWN"}, ${writer}, ${events}${k.restarts > 0 ? `, ${k.restarts} restart(s) seen` : ""}${err}`;
 }
 

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { NODE_ID_RE, REPLICA_ID_RE } from "./ids.js";
 import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable } from "./sip-uri.js";
-import type { BindingValue, Change, VersionVector } from "./records.js";
+import type { BindingValue, Change, RecordKind, VersionVector } from "./records.js";
 
 /** Bumped on any incompatible change to the peer protocol. */
 export const PROTOCOL_VERSION = 1;
@@ -109,9 +109,19 @@ const changeBase = {
   seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
 };
 
-export const changeSchema: z.ZodType<Change> = z.union([
-  z.strictObject({ kind: z.literal("loc"), key: aor, sub: sipUri, value: bindingValueSchema.nullable(), ...changeBase }),
-  z.strictObject({ kind: z.literal("alias"), key: aor, sub: z.literal(""), value: aliasValueSchema.nullable(), ...changeBase }),
+const locRecord = { kind: z.literal("loc"), key: aor, sub: sipUri, value: bindingValueSchema.nullable() };
+const aliasRecord = { kind: z.literal("alias"), key: aor, sub: z.literal(""), value: aliasValueSchema.nullable() };
+
+/**
+ * A change without its version (kind, key, sub, value): what a peer checks of a record. Told apart
+ * by `kind`, so a refusal names the field and value at fault ("key: AoR "alice" must look like
+ * user@domain…") rather than a plain union's "Invalid input".
+ */
+export const recordSchema = z.discriminatedUnion("kind", [z.strictObject(locRecord), z.strictObject(aliasRecord)]);
+
+export const changeSchema: z.ZodType<Change> = z.discriminatedUnion("kind", [
+  z.strictObject({ ...locRecord, ...changeBase }),
+  z.strictObject({ ...aliasRecord, ...changeBase }),
 ]) as z.ZodType<Change>;
 
 export const versionVectorSchema: z.ZodType<VersionVector> = z
@@ -464,14 +474,18 @@ export interface KamailioStatus {
   /** Kamailio answered over jsonrpcs at the last check. */
   up: boolean;
   /**
-   * Where writes go: "rpc", "database" (fallback), "pending" (neither works: retrying), "idle", or
-   * "held": nothing is written into Kamailio because this node's journal is behind (journalBehind).
+   * Where writes go: "rpc", "database" (fallback), "pending" (neither works: retrying), "idle",
+   * "held": nothing is written into Kamailio because this node's journal is behind (journalBehind),
+   * or "refused": the agent does not attach to this Kamailio (its usrloc keys AoRs without their
+   * domain, use_domain 0; `lastError` says what to set). Nothing is written into it, learned from
+   * it or reconciled with it then; the agent replicates everything else.
    */
-  writer: "rpc" | "database" | "pending" | "idle" | "held";
+  writer: "rpc" | "database" | "pending" | "idle" | "held" | "refused";
   pendingWrites: number;
   /**
-   * While writes are pending, why the last one failed; else, while Kamailio is down (`up` false),
-   * why: the last probe's error or the evapi connection closing; else the last write error.
+   * While the agent refuses to attach ("refused"), why and what to set; else, while writes are
+   * pending, why the last one failed; else, while Kamailio is down (`up` false), why: the last
+   * probe's error or the evapi connection closing; else the last write error.
    */
   lastError: string | null;
   lastErrorAt: string | null;
@@ -502,6 +516,32 @@ export interface JournalBehindInfo {
   /** When it was found (ISO 8601). */
   at: string;
 }
+
+/**
+ * A peer (or hub) refused a batch of changes from this node for good, not as a passing failure:
+ * every later change of that origin waits behind the refused one, retried at each reconnect. The
+ * record stays until the peer acknowledges a batch of that origin again.
+ */
+export interface BatchRefusal {
+  /** The peer or hub that refused. */
+  peer: string;
+  /** Whose changes: this node's replica (a hub: any origin it relays). */
+  origin: string;
+  /** When it last refused (ISO 8601). */
+  at: string;
+  /** What it said, e.g. 'invalid params: changes.0.key: AoR "alice" must look like user@domain…'. */
+  reason: string;
+  /** The change it named ("changes.N…" in the reason), when it named one. */
+  change: { seq: number; kind: RecordKind; key: string; sub: string } | null;
+}
+
+/** What the operator does about a journal holding a change its peers refuse (logs, `locmesh status`, web UI). */
+export const BATCH_REFUSED_REMEDY =
+  "the journal holds a change the peers refuse, journaled before the agent checked its own changes (an AoR without @domain learned from a " +
+  "Kamailio with usrloc use_domain 0). Fix its cause first (modparam(\"usrloc\", \"use_domain\", 1), then restart Kamailio). List what only this " +
+  "node holds: `locmesh alias ls --all` here and on another node (an alias set here since the refusal reached no node). Then stop the agent, move " +
+  "dataDir/journal.sqlite* aside and start it (it gets a snapshot from its peers under a new epoch, and learns its Kamailio's registrations " +
+  "back), and set again, on any node, the aliases the other node lacked";
 
 /** What the operator does about a journal that is behind (logs, API errors, `locmesh status`, web UI). */
 export const JOURNAL_BEHIND_REMEDY =
@@ -544,6 +584,8 @@ export interface ClusterStatus {
   kamailio: KamailioStatus | null;
   /** Set once a peer showed this node's journal is behind (see JournalBehindInfo); null otherwise, and on a hub. */
   journalBehind: JournalBehindInfo | null;
+  /** Peers that refuse batches of this node's changes (see BatchRefusal); empty when none. Absent from older nodes. */
+  batchesRefused?: BatchRefusal[];
   /** A hub's PostgreSQL, and how old `counts` are; absent on agents. */
   postgres?: PostgresStatus;
   /**

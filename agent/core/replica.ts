@@ -15,7 +15,9 @@
  */
 import type { Change, RecordKind, VersionVector } from "../contract/records.js";
 import type { Logger } from "../ops/logger.js";
+import type { ChangeSource, Metrics } from "../ops/metrics.js";
 import type { Hlc } from "./hlc.js";
+import { createLocalCheck, spread } from "./local-check.js";
 import type { ApplyOutcome, Draft, RemoteBatch, ReplicaStore } from "./store.js";
 
 const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
@@ -28,16 +30,19 @@ export interface Replica {
   readonly replicaId: string;
   /**
    * Journals local edits durably; resolves per draft with the written version, or null if nothing
-   * changed. `lingerMs`: how long these edits may wait for others to share their commit (default 0).
+   * changed or the peers would refuse the draft (local-check.ts: not journaled, logged and counted
+   * as from `source`, default "api"). `lingerMs`: how long these edits may wait for others to share
+   * their commit (default 0).
    */
-  commit(drafts: readonly Draft[], opts?: { lingerMs?: number }): Promise<(Change | null)[]>;
+  commit(drafts: readonly Draft[], opts?: { lingerMs?: number; source?: ChangeSource }): Promise<(Change | null)[]>;
   /**
    * Journals the drafts `prepare` returns after reading the store, with no other write of this
    * replica (local commit or remote batch) between its reads and the commit: a precondition it
    * checks still holds when the drafts land. It may throw to refuse; nothing is written then. Not
-   * group-committed: for the rare edit that needs it (an admin's conditional alias.set).
+   * group-committed: for the rare edit that needs it (an admin's conditional alias.set). Drafts the
+   * peers would refuse are left out as commit() leaves them out.
    */
-  commitChecked(prepare: (store: ReplicaStore) => Promise<readonly Draft[]>): Promise<(Change | null)[]>;
+  commitChecked(prepare: (store: ReplicaStore) => Promise<readonly Draft[]>, opts?: { source?: ChangeSource }): Promise<(Change | null)[]>;
   /** Applies a peer's batch durably; resolves once it is on disk. */
   apply(batch: RemoteBatch, fromPeer: string): Promise<ApplyOutcome>;
   versionVector(): Promise<VersionVector>;
@@ -53,8 +58,10 @@ export interface Replica {
 export interface ReplicaDeps {
   store: ReplicaStore;
   hlc: Hlc;
-  /** Where a listener's exception goes; it never stops the other listeners or the callers. */
+  /** Where a listener's exception goes (it never stops the other listeners or the callers), and local changes the peers would refuse. */
   log: Pick<Logger, "error">;
+  /** Counts local changes the peers would refuse (locmesh_changes_refused_total). */
+  metrics?: Pick<Metrics, "changesRefused">;
 }
 
 interface Pending {
@@ -70,7 +77,8 @@ interface PendingApply {
   reject: (e: unknown) => void;
 }
 
-export function createReplica({ store, hlc, log }: ReplicaDeps): Replica {
+export function createReplica({ store, hlc, log, metrics }: ReplicaDeps): Replica {
+  const check = createLocalCheck({ log, ...(metrics ? { metrics } : {}) });
   const committed = new Set<ChangeListener>();
   const appliedListeners = new Set<ChangeListener>();
   let queue: Pending[] = [];
@@ -167,17 +175,20 @@ export function createReplica({ store, hlc, log }: ReplicaDeps): Replica {
     commit(drafts, opts) {
       if (closed) return Promise.reject(new Error("the journal is closed"));
       if (drafts.length === 0) return Promise.resolve([]);
-      return new Promise((resolve, reject) => {
-        queue.push({ drafts, resolve, reject });
+      const { fit, at } = check.screen(drafts, opts?.source ?? "api");
+      if (fit.length === 0) return Promise.resolve(drafts.map(() => null));
+      return new Promise<(Change | null)[]>((resolve, reject) => {
+        queue.push({ drafts: fit, resolve, reject });
         schedule(opts?.lingerMs ?? 0);
-      });
+      }).then((results) => (fit.length === drafts.length ? results : spread(results, at, drafts.length)));
     },
-    async commitChecked(prepare) {
+    async commitChecked(prepare, opts) {
       if (closed) throw new Error("the journal is closed");
       // Inside `serial`, the store writes nothing else until this settles.
       const results = await serial(async (): Promise<(Change | null)[]> => {
         const drafts = await prepare(store);
-        return drafts.length === 0 ? [] : store.commitLocal(drafts, () => hlc.now());
+        const { fit, at } = check.screen(drafts, opts?.source ?? "api");
+        return fit.length === 0 ? drafts.map(() => null) : spread(await store.commitLocal(fit, () => hlc.now()), at, drafts.length);
       });
       const written = results.filter((c): c is Change => c !== null);
       emit(committed, written, null);

@@ -3,6 +3,8 @@
  * changes out (sink → writer → jsonrpcs or database, kamailio-links.ts), reconciliation with
  * `ul.dump` (reconcile-run.ts), and a watch that notices a restarted Kamailio (instance-watch.ts)
  * and puts its state back (due-reload.ts) before it lets REGISTERs through (register-gate.ts).
+ * None of it runs against a Kamailio whose usrloc keys AoRs without their domain (usrloc-keys.ts):
+ * the agent then refuses to attach, says why in status and the log, and replicates the rest.
  * agent.ts creates one when `kamailio` is configured.
  */
 import { join } from "node:path";
@@ -31,6 +33,7 @@ import { createRegisterGate } from "./register-gate.js";
 import type { ReloadStatus } from "./reload.js";
 import { openReloadMark, type ReloadNotes } from "./reload-mark.js";
 import type { OnStored } from "./stale-writes.js";
+import { createUsrlocKeys } from "./usrloc-keys.js";
 
 export interface KamailioAttachment {
   start(): Promise<void>;
@@ -92,12 +95,15 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const log = deps.log.child({ component: "kamailio" });
   const journal = createJournalGate({ journalBehind: deps.journalBehind, seeded, log });
   const links = await openKamailioLinks({ config, bulkTokens: deps.bulkTokens, log });
+  const keys = createUsrlocKeys({ usrloc: links.usrloc, table: config.locationTable, log });
+  /** Kamailio keys AoRs without their domain: nothing is written into it, learned from it or reconciled with it. */
+  const refused = (): boolean => keys.refusal() !== null;
   const plan = { nodeId, replicaId: store.replicaId, locationTable: config.locationTable };
   const sink = createKamailioSink({
     store, writer: links.writer, plan, log, metrics, window: config.window,
     cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")),
     databaseWritesUnseen: links.preloadDb !== null,
-    held: () => journal.held(),
+    held: () => journal.held() || refused(),
     // Asked from sink.start() on, when `reload` is there.
     leftToReload: () => reload.leftToReload(),
     beforeRetry: () => probe().then(() => undefined, () => undefined),
@@ -132,7 +138,12 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const events = createEvapiEvents({
     config, nodeId, store, replica, sink, times, liveness, clockLeadMs, log, metrics,
     kamailioWhole: () => !watch.reloadNeeded(),
-    onConnect: () => void reconcile().catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile after evapi connect failed")),
+    admit: () => keys.admit(),
+    onConnect: () => {
+      // Maybe another Kamailio: its events wait for the answer (keys.admit()).
+      keys.forget();
+      void reconcile().catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile after evapi connect failed"));
+    },
   });
   const gate = createRegisterGate({
     core: links.core, instance: () => watch.current(), log,
@@ -150,7 +161,10 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     return run;
   }
 
-  /** watch.observe(), telling the liveness how it went; true when Kamailio came back (it was down). */
+  /**
+   * watch.observe(), telling the liveness how it went, and, once per instance, how Kamailio keys
+   * AoRs; true when Kamailio came back (it was down).
+   */
   async function probe(): Promise<boolean> {
     try {
       await watch.observe();
@@ -159,12 +173,14 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       liveness.down((err as Error).message);
       throw err;
     }
+    await keys.check(watch.current());
     return liveness.up();
   }
 
   function reconcile(): Promise<void> {
     return exclusive(async () => {
       await probe();
+      if (refused()) return;
       if (watch.reloadNeeded()) await reload.runIfDue();
       else await reconciles.run();
       await gate.openIfWhole();
@@ -185,6 +201,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       } catch {
         return;
       }
+      if (refused()) return;
       if (watch.reloadNeeded()) await reload.runIfDue();
       else if (cameBack) await reconciles.run();
       await gate.openIfWhole();
@@ -220,11 +237,12 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     async status() {
       const pending = await sink.pending();
       const s = sink.status();
+      const refusal = keys.refusal();
       return {
         up: liveness.isUp(),
-        writer: s.state === "held" ? "held" : s.state === "waiting" ? "pending" : (s.lastRoute ?? "idle"),
+        writer: refusal ? "refused" : s.state === "held" ? "held" : s.state === "waiting" ? "pending" : (s.lastRoute ?? "idle"),
         pendingWrites: pending,
-        ...lastErrorOf(s, liveness.downReason()),
+        ...(refusal ? { lastError: refusal.reason, lastErrorAt: refusal.at } : lastErrorOf(s, liveness.downReason())),
         rejected: s.rejected,
         events: events.status(),
         reload: reload.status(),

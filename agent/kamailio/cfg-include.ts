@@ -24,10 +24,15 @@
  *   one fails and leaves the variable as it was. `+` and evapi_relay have no such limit (evapi's
  *   buffer grows). A while loop stops after max_while_loops (default 100) iterations with
  *   "runaway while" and the route goes on. (test/integration/kamailio-event-values.test.ts)
+ * - `drop` in event_route[core:worker-one-init] (run once by the first SIP worker after its module
+ *   init, before any SIP traffic) stops Kamailio: "exit due to 'drop' in event route", and the main
+ *   process ends every other process. `jsonrpc_exec` works there, and `kamailio -c` does not run
+ *   it. (test/integration/kamailio-use-domain.test.ts)
  */
 import { isIP } from "node:net";
 import { BULK_ACK, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-bulk.js";
 import { EVENT_FORMAT } from "./event-format2.js";
+import { USE_DOMAIN_FIX } from "./usrloc-keys.js";
 
 export interface IncludeParams {
   /** evapi's bind_addr: where the agent connects. */
@@ -118,6 +123,7 @@ export function kamailioInclude(p: IncludeParams): string {
     "#!define LOCMESH_READY_GRACE 60",
     "#!endif",
     "",
+    useDomainCheck(domain),
     registerRoute(domain),
     EXPIRED_ROUTES,
     connectionRoute(p.agentAddress),
@@ -130,9 +136,12 @@ export function kamailioInclude(p: IncludeParams): string {
 export function kamailioIncludeInstructions(p: Pick<IncludeParams, "includePath" | "aliasMode"> = { aliasMode: "usrloc" }): string {
   const path = p.includePath ?? DEFAULT_INCLUDE_PATH;
   return [
-    `# 1. After your loadmodule/modparam lines (tm, sl, rr, usrloc, registrar and jsonrpcs must be loaded above),`,
-    `#    before request_route. If you already have an event_route[usrloc:contact-expired], first add`,
-    `#    "#!define LOCMESH_OWN_EXPIRED_ROUTE" and call route(LOCMESH_EXPIRED); inside your own.`,
+    `# 1. After your loadmodule/modparam lines (tm, sl, rr, usrloc, registrar and jsonrpcs must be loaded above,`,
+    `#    with modparam("usrloc", "use_domain", 1): locmesh keys bindings user@domain, and Kamailio with the`,
+    `#    include stops at its start without it), before request_route. If you already have an`,
+    `#    event_route[usrloc:contact-expired], first add "#!define LOCMESH_OWN_EXPIRED_ROUTE" and call`,
+    `#    route(LOCMESH_EXPIRED); inside your own; the same for event_route[core:worker-one-init] with`,
+    `#    "#!define LOCMESH_OWN_WORKER_INIT_ROUTE" and route(LOCMESH_CHECK_USRLOC);.`,
     `#!include_file "${path}"`,
     ``,
     `# 2. Early in request_route, after the max-forwards check and BEFORE any remove_hf("Route")`,
@@ -163,6 +172,36 @@ function checkParams(p: IncludeParams): void {
   // The include keeps one bit per connection index in a cfg int.
   if (!Number.isInteger(max) || max < 1 || max > 30) problems.push(`maxEvapiClients ${max} must be 1..30`);
   if (problems.length > 0) throw new CfgIncludeError(`cannot generate the kamailio.cfg include: ${problems.join("; ")}`);
+}
+
+/**
+ * Stops a Kamailio whose usrloc keys AoRs without their domain (use_domain 0, Kamailio's default)
+ * as it starts, saying what to set: locmesh keys every binding user@domain, and against such a
+ * Kamailio nothing matches (usrloc-keys.ts, where the agent refuses to attach to one it finds
+ * running). The test is the agent's own: only use_domain 1 refuses a lookup of an AoR without '@'
+ * ("Domain missing in AOR"); with 0 it is looked up ("AOR not found", or found). Any other answer
+ * (the domain not registered) lets Kamailio start. An operator with their own
+ * event_route[core:worker-one-init] defines LOCMESH_OWN_WORKER_INIT_ROUTE and calls the route
+ * from theirs (two such routes are a "duplicate route" error, as for the expired route).
+ */
+function useDomainCheck(domain: string): string {
+  const probe = JSON.stringify({ jsonrpc: "2.0", method: "ul.lookup", params: [domain, "locmesh-use-domain-probe"], id: 1 });
+  return `# locmesh keys bindings user@domain, and usrloc must too: modparam("usrloc", "use_domain", 1).
+# Checked as Kamailio starts (event_route[core:worker-one-init] below): with 0, Kamailio stops.
+route[LOCMESH_CHECK_USRLOC] {
+	jsonrpc_exec('${probe}');
+	if ($jsonrpl(code) == 200 || $jsonrpl(body) =~ "AOR not found" || $jsonrpl(body) =~ "AOR has no contacts") {
+		xlog("L_CRIT", "locmesh: Kamailio's usrloc keys AoRs without their domain (use_domain is 0, Kamailio's default) and locmesh keys them user@domain: ${USE_DOMAIN_FIX.replace(/"/g, '\\"')}. Kamailio stops now.\\n");
+		drop;
+	}
+}
+
+#!ifndef LOCMESH_OWN_WORKER_INIT_ROUTE
+event_route[core:worker-one-init] {
+	route(LOCMESH_CHECK_USRLOC);
+}
+#!endif
+`;
 }
 
 /**

@@ -50,6 +50,8 @@ export function createEvapiEvents(deps: {
   clockLeadMs: () => number;
   /** False while a reload into a restarted Kamailio is due or running (registrar-input.ts). */
   kamailioWhole: () => boolean;
+  /** False: an event is not journaled (Kamailio keys AoRs without their domain, usrloc-keys.ts). */
+  admit?: () => Promise<boolean>;
   /** A connection to evapi is up. */
   onConnect: () => void;
   log: Logger;
@@ -65,6 +67,7 @@ export function createEvapiEvents(deps: {
     nodeId: deps.nodeId, store: deps.store, replica: deps.replica, sink: deps.sink, times: deps.times, log, metrics,
     maxQueued: config.eventQueue, lingerMs: config.eventLingerMs, clockLeadMs: deps.clockLeadMs,
     kamailioWhole: deps.kamailioWhole,
+    ...(deps.admit ? { admit: deps.admit } : {}),
     flow: { pause: () => evapi?.pause(), resume: () => evapi?.resume() },
   });
 

@@ -67,13 +67,15 @@ export function createReconcileRun(deps: {
       });
       // The dump takes seconds: the journal may have been found behind meanwhile.
       if (held()) return;
-      if (p.drafts.length > 0) times.learned(await replica.commit(p.drafts), dumpStartMs);
+      const written = p.drafts.length > 0 ? await replica.commit(p.drafts, { source: "reconcile" }) : [];
+      times.learned(written, dumpStartMs);
+      const learned = written.filter((c) => c !== null).length;
       let repaired = 0;
       const fresh = { watch: changes, writer: links.writer, store, plan, nowSec: () => Math.floor(Date.now() / 1000) };
       for (const op of p.repairs) if (!held() && (await writeUnlessStale(op, fresh))) repaired++;
-      metrics.kamailioLearned.inc({ source: "reconcile" }, p.drafts.length);
+      metrics.kamailioLearned.inc({ source: "reconcile" }, learned);
       metrics.kamailioRepairs.inc({ source: "reconcile" }, repaired);
-      reconciles.done({ learned: p.drafts.length, repaired, contacts: dump.length });
+      reconciles.done({ learned, repaired, contacts: dump.length });
     } finally {
       changes.close();
     }

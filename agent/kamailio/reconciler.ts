@@ -13,16 +13,23 @@
  *   is gone from its registrar without an event (a missed de-registration), so it is removed from
  *   the journal. (A restarted Kamailio is never reconciled before the reload has refilled it.)
  * Nothing that changed after the dump began is touched: versions newer than the dump, versions the
- * sink has not written yet, and writes the sink finished after the dump began. Times from this
+ * sink has not written yet, and writes the sink finished after the dump began. Nor is anything
+ * decided on an AoR that is not as the journal keys it: a table with AoRs without '@' (usrloc
+ * use_domain 0, usrloc-keys.ts) is refused whole, since then none of the journal's bindings would
+ * be found in it; any other such AoR (upper case with the registrar's case_sensitive, a user part
+ * the journal cannot hold) is left alone, and a journal binding it stands for is not taken for gone.
+ * Times from this
  * host's clock (the dump's start, Kamailio's Last-Modified) are moved into the hybrid logical
  * clock's frame (`clockLeadMs`) before they are compared with version stamps.
  */
 import { hlcToMillis, type AliasValue, type BindingValue, type Change } from "../contract/records.js";
+import { normalizeAor } from "../contract/sip-uri.js";
 import type { Draft, ReplicaStore } from "../core/store.js";
 import { aliasKey, bindingKey, planRestore, recordKey, ulBinding, type InstallOp } from "./install-plan.js";
 import { hostClockMs } from "./kamailio-times.js";
 import { UL_ADD_CALLID, bindingFromEvent } from "./registrar-input.js";
 import type { UsrlocContact } from "./usrloc-contact.js";
+import { UsrlocKeysError, domainlessAor, useDomainProblem } from "./usrloc-keys.js";
 
 export interface ReconcileInput {
   nodeId: string;
@@ -97,10 +104,17 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
   const untouchable = (c: Change, k: string) =>
     input.isPending(c) || hlcToMillis(c.hlc) >= dumpStartHlcMs || (input.writtenAt(k) ?? 0) >= input.dumpStartMs;
 
+  const domainless = domainlessAor(input.dump, [locationTable, input.aliasTable]);
+  if (domainless !== null) throw new UsrlocKeysError(useDomainProblem(domainless));
   const locs = await loadLive(store, "loc", nowSec);
   const seen = new Set<string>();
   for (const k of input.dump) {
     if (k.table !== locationTable || k.status === "expired" || k.status === "deleted") continue;
+    const keyed = normalizeAor(k.aor);
+    if (!("aor" in keyed) || keyed.aor !== k.aor) {
+      if ("aor" in keyed) seen.add(bindingKey(keyed.aor, k.contact));
+      continue;
+    }
     const id = bindingKey(k.aor, k.contact);
     seen.add(id);
     const j = locs.get(id) ?? (await store.get("loc", k.aor, k.contact));

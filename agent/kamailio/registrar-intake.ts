@@ -45,6 +45,8 @@ export interface RegistrarIntakeDeps {
   kamailioWhole?(): boolean;
   /** This host's clock (ms); default Date.now. */
   nowMs?(): number;
+  /** False: the event is not journaled (Kamailio keys AoRs without their domain, usrloc-keys.ts). Default: every event is. */
+  admit?(): Promise<boolean>;
 }
 
 export interface RegistrarIntakeStats {
@@ -73,6 +75,10 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
   let failing = 0;
 
   async function journal(ev: RegisterEvent, clockLeadMs: number, readMs: number): Promise<void> {
+    if (deps.admit && !(await deps.admit())) {
+      metrics.kamailioEvents.inc({ outcome: "refused" });
+      return;
+    }
     times.advance(ev.tsMs);
     const current = await store.listKey("loc", ev.aor);
     const drafts = draftsFromRegister(ev, {
@@ -85,8 +91,9 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
       nowMs: readMs,
     });
     if (drafts.length > 0) {
-      times.learned(await replica.commit(drafts, { lingerMs: deps.lingerMs }), ev.tsMs);
-      metrics.kamailioLearned.inc({ source: "event" }, drafts.length);
+      const written = await replica.commit(drafts, { lingerMs: deps.lingerMs, source: "event" });
+      times.learned(written, ev.tsMs);
+      metrics.kamailioLearned.inc({ source: "event" }, written.filter((c) => c !== null).length);
     }
     metrics.kamailioEvents.inc({ outcome: "applied" });
   }

@@ -29,6 +29,9 @@ export type UlAddOutcome = "added" | "already-expired";
 
 const UINT32_MAX = 4294967295;
 
+/** The AoR keysWithDomain looks up: no '@', and no phone's (a hit would answer the same). */
+const USE_DOMAIN_PROBE = "locmesh-use-domain-probe";
+
 /** ul.add's optional string params: a single "." means "not set" (ul_rpc_is_param_set). */
 const orUnset = (s: string): string => (s === "" ? "." : s);
 
@@ -70,6 +73,12 @@ export interface UsrlocRpc {
   ulLookup(table: string, aor: string): Promise<UsrlocContact[]>;
   /** Every contact of every usrloc domain; `maxReplyBytes` as in CallOptions. */
   ulDump(opts?: { maxReplyBytes?: number }): Promise<UsrlocContact[]>;
+  /**
+   * Whether usrloc keys the domain's AoRs as user@domain (use_domain 1, usrloc-keys.ts): only then
+   * does it refuse an AoR without '@' ("Domain missing in AOR"); with 0 it looks the AoR up. Null
+   * when Kamailio's answer says neither (e.g. the domain is not registered). Changes nothing.
+   */
+  keysWithDomain(table: string): Promise<boolean | null>;
   /**
    * How many contacts the domain holds, from usrloc's `<table>_contacts` statistic (kex's
    * stats.fetch, which the include loads): cheap, unlike ul.dump. Null when Kamailio cannot say
@@ -129,6 +138,18 @@ export function createUsrlocRpc(deps: UsrlocRpcDeps): UsrlocRpc {
     async ulDump(opts) {
       const result = await rpc.call("ul.dump", undefined, { timeoutMs: deps.dumpTimeoutMs ?? 30_000, ...opts });
       return parseDump(result, nowSec());
+    },
+    async keysWithDomain(table) {
+      try {
+        await rpc.call("ul.lookup", [table, USE_DOMAIN_PROBE]);
+        return false;
+      } catch (err) {
+        if (!(err instanceof KamailioRpcError)) throw err;
+        // rpc_fix_aor runs before the lookup (kamailio-5.6.md §2); all of these come back as 500.
+        if (/^Domain missing in AOR/.test(err.kamailioMessage)) return true;
+        if (/^AOR (not found|has no contacts)/.test(err.kamailioMessage)) return false;
+        return null;
+      }
     },
     async ulContactCount(table) {
       const name = `usrloc.${table}_contacts`;

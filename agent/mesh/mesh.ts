@@ -9,7 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { WebSocket } from "ws";
-import type { PeerStatus, ResyncStatus } from "../contract/protocol.js";
+import type { BatchRefusal, PeerStatus, ResyncStatus } from "../contract/protocol.js";
 import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
@@ -17,6 +17,7 @@ import { closeReason } from "./close-reason.js";
 import { forgetPeerSeries, type Metrics, type PeerGauge } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
+import { createBatchRefusals } from "./batch-refusals.js";
 import { startDialer, type Dialer } from "./dialer.js";
 import { createFailbackPolicy } from "./failback.js";
 import { probeHub } from "./hub-probe.js";
@@ -62,6 +63,8 @@ export interface Mesh {
   start(): Promise<void>;
   port(): number;
   status(): Promise<PeerStatus[]>;
+  /** Peers that refuse batches of this node's changes for good, until they take one again (batch-refusals.ts). */
+  batchRefusals(): BatchRefusal[];
   /** Each configured peer's link, and the hub link in hub mode, for the metrics (cheap: no journal reads past the vector). */
   gauges(): Promise<PeerGauge[]>;
   /**
@@ -164,6 +167,7 @@ export function createMesh(deps: {
 
   const throttle = o.authThrottle ?? createAuthThrottle({ keyBy: "address" });
   const onPeerKey = createPeerKeyNotes({ keys: deps.keys, metrics, log });
+  const refusals = createBatchRefusals({ log });
   /** The connecting address of a server-side session, told how its handshake went. */
   const handshakeOutcome = (address: string) => ({
     onAuthFailed() {
@@ -194,6 +198,8 @@ export function createMesh(deps: {
     const session = createPeerSession({
       role, nodeId: o.nodeId, keys: deps.keys, onPeerKey, expectedPeer, isAllowed, replica, transport, log, metrics, options: o,
       relay: o.relay ?? false, peerIsHub, pendingWrites: o.pendingWrites, journalBehind,
+      onBatchRefused: (peer, origin, reason, changes) => refusals.refused(peer, origin, reason, changes),
+      onBatchAcknowledged: (peer, origin) => refusals.acknowledged(peer, origin),
       ...(address === undefined ? {} : handshakeOutcome(address)),
       onReady(s) {
         pending.delete(s);
@@ -406,6 +412,7 @@ export function createMesh(deps: {
     },
     port: () => listener.port(),
     status,
+    batchRefusals: () => refusals.list(),
     gauges,
     hubUnacknowledged,
     setPeers(next) {
@@ -415,6 +422,7 @@ export function createMesh(deps: {
         if (!nextIds.has(id) || next.find((p) => p.id === id)!.url !== d.target.urls[0]) {
           d.stop("peer removed from config");
           dialers.delete(id);
+          if (!nextIds.has(id)) refusals.forget(id);
           if (!nextIds.has(id) && !o.acceptUnlisted) {
             sessions.get(id)?.close(1000, "peer removed from config");
             forgetPeerSeries(metrics, id);

@@ -15,7 +15,7 @@ import {
   JOURNAL_BEHIND_REMEDY, PEER_PARAMS, PROTOCOL_VERSION, PeerMethod, helloResult, pullResult,
   type BatchResult, type HelloResult, type PullParams, type PullResult,
 } from "../contract/protocol.js";
-import { hlcToMillis, type VersionVector } from "../contract/records.js";
+import { hlcToMillis, type Change, type VersionVector } from "../contract/records.js";
 import { servePull } from "../core/outbound.js";
 import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
@@ -89,6 +89,10 @@ export interface SessionDeps {
   onAuthenticated?(): void;
   /** A server-side handshake succeeded with `key`, one of `keys` (peer-keys.ts counts and logs it). */
   onPeerKey?(peer: string, key: string): void;
+  /** The peer refused a batch of `origin`'s changes for good (batch-refusals.ts); the session then closes (4004). */
+  onBatchRefused?(peer: string, origin: string, reason: string, changes: readonly Change[]): void;
+  /** The peer acknowledged a batch of `origin`'s changes. */
+  onBatchAcknowledged?(peer: string, origin: string): void;
 }
 
 export interface PeerSessionStatus {
@@ -284,7 +288,12 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       send: (batch) => request<BatchResult>(PeerMethod.Batch, batch),
       isOpen: () => ready && !ended,
       signal: abort.signal,
-      onRejected: (reason) => fail(4004, reason),
+      onRejected: (reason, batch) => {
+        deps.onBatchRefused?.(id, batch.origin, reason, batch.changes);
+        // The close reason is the link's last error in status (dialer.ts): what the peer said.
+        fail(4004, closeReason(`batch rejected: ${reason}`));
+      },
+      onAcknowledged: (origin) => deps.onBatchAcknowledged?.(id, origin),
       onDeliveryError: (error) => (deliveryError = error),
     });
     deps.onReady(session);

@@ -37,8 +37,10 @@ export interface PushPumpDeps {
   /** False once the session is closing: the pump stops. */
   isOpen(): boolean;
   signal: AbortSignal;
-  /** The peer refused a batch for good (not a transient failure). */
-  onRejected(reason: string): void;
+  /** The peer refused a batch for good (not a transient failure): what it said, and the batch. */
+  onRejected(reason: string, batch: BatchParams): void;
+  /** The peer acknowledged a batch of `origin`'s changes. */
+  onAcknowledged?(origin: string): void;
   /**
    * Why the last delivery attempt failed (it is being retried), or null once a batch is
    * acknowledged: what status shows as the link's last error while the session is up.
@@ -155,6 +157,7 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
         },
       });
       deps.onDeliveryError?.(null);
+      deps.onAcknowledged?.(batch.origin);
       metrics.changesSent.inc(labels, batch.changes.length);
       metrics.batchSeconds.observe(labels, (deps.nowMs() - started) / 1000);
       if (res.have > (peerVector[batch.origin] ?? 0)) peerVector[batch.origin] = res.have;
@@ -165,8 +168,9 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
     } catch (err) {
       if (!deps.isOpen() || err instanceof AbortError || deps.signal.aborted) return;
       const e = toRpcError(err);
-      log.error({ err: e.message, code: e.code }, "peer rejected a batch; reconnecting");
-      deps.onRejected("batch rejected");
+      // Logged with what to do where the refusal is kept (batch-refusals.ts).
+      log.debug({ err: e.message, code: e.code }, "peer rejected a batch; reconnecting");
+      deps.onRejected(e.message, batch);
     }
   }
 

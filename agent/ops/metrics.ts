@@ -38,6 +38,9 @@ export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 
 /** Which of its keys a peer or API client used (ops/key-ring.ts), each series at 0 from the start too. */
 const KEY_ROLES: readonly KeyRole[] = ["own", "accepted"];
+/** Where a local change comes from: a registrar event, the reconcile with Kamailio, or the API. Each refused one is counted by it (series at 0 from the start). */
+export const CHANGE_SOURCES = ["event", "reconcile", "api"] as const;
+export type ChangeSource = (typeof CHANGE_SOURCES)[number];
 
 export function createMetrics(opts: { defaults?: boolean } = {}) {
   const registry = new Registry();
@@ -100,6 +103,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
     },
     buildInfo: new Gauge({ name: "locmesh_build_info", help: "Always 1; the labels say which locmesh release and peer protocol this process runs", labelNames: ["version", "protocol"], registers: r }),
     changesCommitted: agentOnly.add(new Counter({ name: "locmesh_changes_committed_total", help: "Local changes written to the journal (only on agents)", registers: [] })),
+    changesRefused: agentOnly.add(zeroed(new Counter({
+      name: "locmesh_changes_refused_total",
+      help: "Local changes not journaled because the peers would refuse them (each logged with what to fix), by source: event, reconcile or api (only on agents)",
+      labelNames: ["source"],
+      registers: [],
+    }), CHANGE_SOURCES, "source")),
     changesSent: new Counter({ name: "locmesh_changes_sent_total", help: "Changes sent to a peer", labelNames: ["peer"], registers: r }),
     changesReceived: new Counter({ name: "locmesh_changes_received_total", help: "Changes received from a peer", labelNames: ["peer"], registers: r }),
     changesApplied: new Counter({ name: "locmesh_changes_applied_total", help: "Received changes that won and were stored", labelNames: ["peer"], registers: r }),

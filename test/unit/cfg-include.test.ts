@@ -53,6 +53,14 @@ describe("kamailioInclude", () => {
     expect(text).toContain(`evapi_relay('{"v":2,"event":"expired",`);
   });
 
+  it("stops a Kamailio whose usrloc keys AoRs without their domain as it starts, from a route an operator can call from their own", () => {
+    expect(text).toMatch(/#!ifndef LOCMESH_OWN_WORKER_INIT_ROUTE\nevent_route\[core:worker-one-init\] \{\n\troute\(LOCMESH_CHECK_USRLOC\);\n\}\n#!endif/);
+    const check = text.split("route[LOCMESH_CHECK_USRLOC] {")[1]?.split("\n}\n")[0] ?? "";
+    expect(check).toContain(`jsonrpc_exec('{"jsonrpc":"2.0","method":"ul.lookup","params":["location","locmesh-use-domain-probe"],"id":1}');`);
+    expect(check).toContain('if ($jsonrpl(code) == 200 || $jsonrpl(body) =~ "AOR not found" || $jsonrpl(body) =~ "AOR has no contacts") {');
+    expect(check).toContain('set modparam(\\"usrloc\\", \\"use_domain\\", 1) in kamailio.cfg and restart Kamailio. Kamailio stops now.\\n");\n\t\tdrop;');
+  });
+
   it("holds the queue while no agent event connection is open", () => {
     expect(text).toContain('modparam("pv", "shvset", "locmesh_events=i:0")');
     const drain = text.split("route[LOCMESH_DRAIN] {")[1]?.split("\n}\n")[0] ?? "";
@@ -115,6 +123,8 @@ describe("kamailioIncludeInstructions", () => {
     expect(text).toContain("$var(locmesh_rc) = $rc;\nroute(LOCMESH_REGISTER);");
     expect(text).toContain('lookup("aliases");');
     expect(text).toContain("#!define LOCMESH_OWN_EXPIRED_ROUTE");
+    expect(text).toContain('with modparam("usrloc", "use_domain", 1)');
+    expect(text).toContain('"#!define LOCMESH_OWN_WORKER_INIT_ROUTE" and route(LOCMESH_CHECK_USRLOC);');
     expect(kamailioIncludeInstructions({ aliasMode: "dbaliases" })).toContain('alias_db_lookup("dbaliases");');
   });
 });

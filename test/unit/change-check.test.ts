@@ -1,8 +1,9 @@
 /** The fast batch check must never accept what the zod schema would refuse or change. */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isWellFormedChange } from "../../agent/contract/change-check.js";
-import { batchParams, changeSchema } from "../../agent/contract/protocol.js";
+import { isWellFormedChange, recordProblem } from "../../agent/contract/change-check.js";
+import { batchParams, changeSchema, recordSchema } from "../../agent/contract/protocol.js";
+import type { Draft } from "../../agent/core/store.js";
 import { fastBatch } from "../../agent/mesh/fast-batch.js";
 import { binding } from "../support/fixtures.js";
 
@@ -43,8 +44,37 @@ describe("isWellFormedChange", () => {
   });
 
   it("never accepts anything the zod schema refuses or would change (property)", () => {
-    const field = fc.constantFrom("kind", "key", "sub", "value", "hlc", "origin", "seq", "q", "expires", "socket", "owner", "cseq", "path", "target");
-    const junk = fc.oneof(
+    fc.assert(
+      fc.property(fc.array(fc.tuple(field, junk), { maxLength: 3 }), fc.boolean(), (mutations, alias) => {
+        const c = mutated(mutations, alias);
+        if (isWellFormedChange(c)) {
+          const parsed = changeSchema.safeParse(c);
+          expect(parsed.success).toBe(true);
+          expect(parsed.data).toEqual(c);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+describe("recordProblem (local changes, agent/core/local-check.ts)", () => {
+  it("finds a problem exactly when a peer would refuse the record or keep it under another key (property)", () => {
+    const recordField = fc.constantFrom("kind", "key", "sub", "value", "q", "expires", "socket", "owner", "cseq", "path", "target");
+    fc.assert(
+      fc.property(fc.array(fc.tuple(recordField, junk), { maxLength: 3 }), fc.boolean(), (mutations, alias) => {
+        const c = mutated(mutations, alias);
+        const record = { kind: c["kind"], key: c["key"], sub: c["sub"], value: c["value"] } as Draft;
+        const parsed = recordSchema.safeParse(record);
+        expect(recordProblem(record) === null).toBe(parsed.success && parsed.data.key === record.key);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+const field = fc.constantFrom("kind", "key", "sub", "value", "hlc", "origin", "seq", "q", "expires", "socket", "owner", "cseq", "path", "target");
+const junk = fc.oneof(
       fc.string(),
       fc.integer(),
       fc.double(),
@@ -58,26 +88,19 @@ describe("isWellFormedChange", () => {
       fc.constant(-1),
       fc.string({ minLength: 250, maxLength: 600 }),
       fc.string({ unit: "binary" }),
-      fc.constantFrom("a\u0000b", "sip:a@b;x=\u0000", "\ud800", "sip:a@b;\udc00", "😀"),
-    );
-    fc.assert(
-      fc.property(fc.array(fc.tuple(field, junk), { maxLength: 3 }), fc.boolean(), (mutations, alias) => {
-        const c: Record<string, unknown> = alias ? { ...valid(), kind: "alias", sub: "", value: { target: "sip:b@x" } } : valid();
-        for (const [f, v] of mutations) {
-          if (["q", "expires", "socket", "owner", "cseq", "path", "target"].includes(f) && c["value"]) {
-            c["value"] = { ...(c["value"] as object), [f]: v };
-          } else c[f] = v;
-        }
-        if (isWellFormedChange(c)) {
-          const parsed = changeSchema.safeParse(c);
-          expect(parsed.success).toBe(true);
-          expect(parsed.data).toEqual(c);
-        }
-      }),
-      { numRuns: 3000 },
-    );
-  });
-});
+      fc.constantFrom("a\u0000b", "sip:a@b;x=\u0000", "\ud800", "sip:a@b;\udc00", "😀", "alice", "Alice@x"),
+);
+
+/** A valid location (or alias) change with up to three fields replaced by junk. */
+function mutated(mutations: [string, unknown][], alias: boolean): Record<string, unknown> {
+  const c: Record<string, unknown> = alias ? { ...valid(), kind: "alias", sub: "", value: { target: "sip:b@x" } } : valid();
+  for (const [f, v] of mutations) {
+    if (["q", "expires", "socket", "owner", "cseq", "path", "target"].includes(f) && c["value"]) {
+      c["value"] = { ...(c["value"] as object), [f]: v };
+    } else c[f] = v;
+  }
+  return c;
+}
 
 describe("fastBatch", () => {
   it("passes a good batch through untouched and leaves a bad one to zod", () => {

@@ -50,6 +50,12 @@ describe("describeKamailio", () => {
     expect(describeKamailio(k)).toBe("DOWN, writing through jsonrpcs, events DISCONNECTED; last error: Kamailio is unreachable over jsonrpcs (ENOENT)");
     expect(describeKamailio({ ...k!, up: true, events: { connected: true, received: 3 } } as typeof k)).toBe("up, writing through jsonrpcs, events connected (3 received)");
   });
+
+  it("says the agent does not attach, and why, while Kamailio keys AoRs without their domain", () => {
+    const why = 'Kamailio\'s usrloc keys AoRs without their domain: …; set modparam("usrloc", "use_domain", 1) in kamailio.cfg and restart Kamailio';
+    const k = { up: true, writer: "refused", events: { connected: true, received: 2 }, restarts: 0, lastError: why } as unknown as Parameters<typeof describeKamailio>[0];
+    expect(describeKamailio(k)).toBe(`up, NOT ATTACHED: nothing written into it, learned from it or reconciled with it, events connected (2 received); why: ${why}`);
+  });
 });
 
 describe("formatStatus with the journal behind", () => {

@@ -14,7 +14,7 @@ function failingUsrloc(code: number, message: string, method: string): UsrlocRpc
   const fail = async (): Promise<never> => {
     throw new KamailioRpcError(code, message, method);
   };
-  return { ulAdd: fail, ulRmContact: fail, ulRm: fail, ulLookup: fail, ulDump: fail, ulContactCount: fail };
+  return { ulAdd: fail, ulRmContact: fail, ulRm: fail, ulLookup: fail, ulDump: fail, ulContactCount: fail, keysWithDomain: fail };
 }
 
 const writer = (usrloc: UsrlocRpc) => createKamailioWriter({ usrloc, db: null, aliasTable: "aliases", log: silentLogger() });

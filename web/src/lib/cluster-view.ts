@@ -31,6 +31,7 @@ export const WRITER_TEXT: Record<string, string> = {
   database: "database fallback",
   pending: "retrying: neither RPC nor database works",
   held: "nothing: this node's journal is behind",
+  refused: "nothing: not attached (see below)",
   idle: "idle",
   off: "off",
 };

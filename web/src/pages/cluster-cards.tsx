@@ -1,5 +1,7 @@
 /** The cluster page's pieces: this node, a hub's PostgreSQL, its Kamailio writer, the last resync, the peer links. */
-import { JOURNAL_BEHIND_REMEDY, type JournalBehindInfo, type PeerStatus, type PostgresStatus, type ResyncStatus } from "../../../agent/contract/protocol.js";
+import {
+  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type JournalBehindInfo, type PeerStatus, type PostgresStatus, type ResyncStatus,
+} from "../../../agent/contract/protocol.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
 import {
   WRITER_TEXT, countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs, type ClusterStatusView, type KamailioStatus,
@@ -16,6 +18,23 @@ export function JournalBehindAlert({ b }: { b: JournalBehindInfo }) {
           "This node replicates with no peer, refuses changes and writes nothing into its Kamailio. Make changes on another node."}
       </p>
       <p>{`To repair it: ${JOURNAL_BEHIND_REMEDY}.`}</p>
+    </div>
+  );
+}
+
+/** Peers refuse this node's changes: what they said, and what the operator does (as `locmesh status` says it). */
+export function BatchesRefusedAlert({ list }: { list: readonly BatchRefusal[] }) {
+  return (
+    <div class="card" role="alert">
+      <h2>Peers refuse this node's changes</h2>
+      {list.map((r) => (
+        <p class="error" key={`${r.peer} ${r.origin}`}>
+          {`${r.peer} refuses ${r.origin}'s changes since ${formatTime(r.at)}: ${r.reason}` +
+            (r.change ? ` (the change: #${r.change.seq}, ${r.change.kind} ${r.change.key} ${r.change.sub})` : "") +
+            ". Every later change of it waits behind the refused one and reaches no node."}
+        </p>
+      ))}
+      <p>{list.some((r) => r.change !== null) ? `To repair it: ${BATCH_REFUSED_REMEDY}.` : "The refusing node's log says why."}</p>
     </div>
   );
 }
