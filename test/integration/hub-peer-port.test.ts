@@ -78,6 +78,8 @@ describe("the peer port of an agent in hub mode", () => {
     await waitFor("a1 and a2 connected directly", async () => (await linked(a1, "a2")) && (await linked(a2, "a1")), 20_000);
     for (const a of [a1, a2]) {
       expect(await tcpProbe(a.spec.meshPort)).toBe("open");
+      // The agent writes its log without waiting: the line may come a moment after the port opens.
+      await waitFor(`${a.spec.id} logging that it listens`, async () => linesOf(a, "peer mesh listening").length > 0);
       expect(linesOf(a, "peer mesh listening")).toHaveLength(1);
     }
 
@@ -85,7 +87,11 @@ describe("the peer port of an agent in hub mode", () => {
     a2.reloadPeers([]);
     await waitFor("a1 and a2 closed their peer ports", async () => (await tcpProbe(a1.spec.meshPort)) === "ECONNREFUSED" && (await tcpProbe(a2.spec.meshPort)) === "ECONNREFUSED", 10_000);
     await waitFor("the direct session gone", async () => !(await linked(a1, "a2")) && !(await linked(a2, "a1")), 10_000);
-    for (const a of [a1, a2]) expect(linesOf(a, `peer mesh closed its port 127.0.0.1:${a.spec.meshPort}: in hub mode with no mesh.peers`)).toHaveLength(1);
+    for (const a of [a1, a2]) {
+      const closedLine = `peer mesh closed its port 127.0.0.1:${a.spec.meshPort}: in hub mode with no mesh.peers`;
+      await waitFor(`${a.spec.id} logging that it closed its port`, async () => linesOf(a, closedLine).length > 0);
+      expect(linesOf(a, closedLine)).toHaveLength(1);
+    }
     // Their hub sessions went on all along.
     for (const a of [a1, a2]) expect(linesOf(a, "peer session ready").filter((l) => l.includes('"peer":"hub1"'))).toHaveLength(1);
   }, 60_000);

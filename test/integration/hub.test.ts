@@ -97,11 +97,11 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     expect(page.headers.get("content-security-policy")).toBeTruthy();
     expect(await page.text()).toContain("<title>");
     expect(metrics).toContain("locmesh_peer_connected");
-    // SIGHUP (an init system's "reload") leaves a hub running; it applies only keys and tokens, and says which other changed settings need a restart.
+    // SIGHUP (an init system's "reload") leaves a hub running; it applies only mesh.agents, keys and tokens, and says which other changed settings need a restart.
     hubs[0]!.spec.config = { ...hubs[0]!.spec.config, journal: { retentionHours: 48 } };
     hubs[0]!.reload();
     await waitFor("the SIGHUP warning", async () =>
-      /"settings":\["journal\.retentionHours"\].*SIGHUP applies only the cluster keys and the API tokens on a hub: these changed settings take effect when the hub restarts/.test(readFileSync(hubs[0]!.logPath, "utf8")));
+      /"settings":\["journal\.retentionHours"\].*SIGHUP applies only mesh\.agents, the cluster keys and the API tokens on a hub: these changed settings take effect when the hub restarts/.test(readFileSync(hubs[0]!.logPath, "utf8")));
     expect((await hubs[0]!.call<ClusterStatus>("cluster.status")).nodeId).toBe("hub1");
   });
 
