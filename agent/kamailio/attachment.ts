@@ -98,12 +98,16 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const keys = createUsrlocKeys({ usrloc: links.usrloc, table: config.locationTable, log });
   /** Kamailio keys AoRs without their domain: nothing is written into it, learned from it or reconciled with it. */
   const refused = (): boolean => keys.refusal() !== null;
+  /** The first probe at start() has answered or failed. */
+  let probed = false;
   const plan = { nodeId, replicaId: store.replicaId, locationTable: config.locationTable };
   const sink = createKamailioSink({
     store, writer: links.writer, plan, log, metrics, window: config.window,
     cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")),
     databaseWritesUnseen: links.preloadDb !== null,
-    held: () => journal.held() || refused(),
+    // Also until the first probe has answered: whether this Kamailio keys AoRs with their domain,
+    // and whether a reload into a restarted one takes over what waits, are known only then.
+    held: () => journal.held() || refused() || !probed,
     // Asked from sink.start() on, when `reload` is there.
     leftToReload: () => reload.leftToReload(),
     beforeRetry: () => probe().then(() => undefined, () => undefined),
@@ -165,7 +169,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
    * watch.observe(), telling the liveness how it went, and, once per instance, how Kamailio keys
    * AoRs; true when Kamailio came back (it was down).
    */
-  async function probe(): Promise<boolean> {
+  async function probe(): Promise<void> {
     try {
       await watch.observe();
     } catch (err) {
@@ -174,13 +178,21 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       throw err;
     }
     await keys.check(watch.current());
-    return liveness.up();
+    if (liveness.up()) cameBackUnseen = true;
+  }
+  /** Kamailio came back since check() or reconcile() last looked, whoever probed it (the sink's retries probe too). */
+  let cameBackUnseen = false;
+  function takeCameBack(): boolean {
+    const back = cameBackUnseen;
+    cameBackUnseen = false;
+    return back;
   }
 
   function reconcile(): Promise<void> {
     return exclusive(async () => {
       await probe();
       if (refused()) return;
+      takeCameBack(); // the reconcile (or reload) below is the come-back's too
       if (watch.reloadNeeded()) await reload.runIfDue();
       else await reconciles.run();
       await gate.openIfWhole();
@@ -195,13 +207,13 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       // notices the new instance at once) would queue behind it: 1.3-1.4 s later in 1 of 3
       // restarts measured. While evapi's reconnect is retried (evapi-events.ts), probing waits.
       if (events.reconnecting()) return;
-      let cameBack: boolean;
       try {
-        cameBack = await probe();
+        await probe();
       } catch {
         return;
       }
       if (refused()) return;
+      const cameBack = takeCameBack();
       if (watch.reloadNeeded()) await reload.runIfDue();
       else if (cameBack) await reconciles.run();
       await gate.openIfWhole();
@@ -228,9 +240,13 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       unsubscribe.push(deps.journalBehind.onSet(() => {
         log.error("this node's journal is behind its peers: nothing more is written into Kamailio (no writes, reloads or reconciles) until the agent is started afresh");
       }));
-      sink.start();
       events.start();
-      void check();
+      // The sink is held until this first probe has answered (or failed: Kamailio down, the sink
+      // then goes to its database fallback as before).
+      void check().finally(() => {
+        probed = true;
+        sink.start();
+      });
       every(config.checkIntervalSec * 1000, check);
       if (config.reconcileIntervalSec > 0) every(config.reconcileIntervalSec * 1000, () => (liveness.isUp() ? reconcile() : Promise.resolve()));
     },

@@ -77,6 +77,10 @@ export function createDueReload(deps: {
       if (!watch.reloadNeeded() || deps.journal.held() || !deps.journal.waitedForSeed()) return;
       dueRunning = true;
       try {
+        // A reload already under way (locmesh resync --kamailio) began before this one was due,
+        // perhaps into the Kamailio before the restart, and from an older journal position than the
+        // sink was told: joining it could leave changes to neither. Let it end, then run our own.
+        await reloader.settled();
         const res = await reloader.run(watch.reloadReason());
         if (res.state !== "done") return; // Kamailio went again; the next check retries
         // No ul.dump check afterwards: the reload wrote the whole live state, and a dump of a large

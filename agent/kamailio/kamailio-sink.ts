@@ -178,7 +178,9 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
       if (isTransient(err) && comebacks !== comebacksBefore) {
         // Kamailio came back while this run's writes failed (one may have waited out its time-out):
         // the failure is from before, and reported now it said that Kamailio died or did not run
-        // seconds after it was back and reloaded. retryNow() asked for the run again: it comes at once.
+        // seconds after it was back and reloaded. retryNow() asked for the run again: it comes at once
+        // (`again` too, as a retryNow() during an earlier pass of this run was reset by the next).
+        again = true;
         saveCursor();
         await updateGauge().catch(() => undefined);
         return;

@@ -40,6 +40,8 @@ export const PLAN_AHEAD = 2000;
 export interface Reloader {
   /** Runs one reload to its end; a second call while one runs joins it. */
   run(reason: string): Promise<ReloadStatus>;
+  /** Resolves once no reload runs (at once when none does), however the one running ends. */
+  settled(): Promise<void>;
   status(): ReloadStatus;
   /**
    * Where the journal stood when reloads began: each writes every live record stored up to there
@@ -315,6 +317,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       });
       return running;
     },
+    settled: () => (running === null ? Promise.resolve() : running.then(() => undefined, () => undefined)),
     status: () => ({ ...status }),
     reach: () => ({ last: last === null ? null : { ...last }, done: doneUpTo }),
   };

@@ -441,6 +441,7 @@ export function createMesh(deps: {
         if (next.has(id) || o.acceptUnlisted || peers.some((p) => p.id === id)) continue;
         sessions.get(id)?.close(1000, "agent removed from mesh.agents");
         forgetPeerSeries(metrics, id);
+        refusals.forget(id);
       }
       allowed = [...ids];
       log.info({ agents: allowed }, "agent list updated");

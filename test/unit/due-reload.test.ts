@@ -106,4 +106,19 @@ describe("due reload: what the sink leaves to it", () => {
     expect(await run).toMatchObject({ state: "failed" });
     expect(due.leftToReload()).toBeNull();
   });
+
+  it("one that comes due while a not-due one runs lets it end, then runs its own from where the journal stands", async () => {
+    const { store, own, state, due, hold, atWhole } = await setup();
+    const release = hold();
+    const manual = due.run("resync"); // read its position: 2 changes
+    await expect.poll(() => due.status().state).toBe("running");
+    await store.commitLocal([aliasDraft("c@example.com", "sip:t@example.com")], () => 1);
+    state.due = true; // Kamailio restarted meanwhile
+    const dueRun = due.runIfDue();
+    release();
+    await manual;
+    await dueRun;
+    // Joining the manual run would have told the sink it covered only the first 2: the third to neither.
+    expect(atWhole).toEqual([{ [own]: 3 }]);
+  });
 });

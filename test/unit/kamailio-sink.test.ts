@@ -349,4 +349,30 @@ describe("kamailio sink when Kamailio comes back while a run's writes fail", () 
     expect(s.status()).toMatchObject({ state: "idle", lastError: null });
     expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).not.toContain("kamailio writes are pending");
   });
+
+  it("retries at once too when Kamailio came back during an earlier, successful pass of that run", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    await store.commitLocal([alias("a@example.com")], () => 1);
+    let calls = 0;
+    let finishFirst: () => void = () => undefined;
+    const s = sinkOf(store, {
+      writer: {
+        write() {
+          calls++;
+          if (calls === 1) return new Promise((resolve) => (finishFirst = () => resolve("rpc")));
+          // The next pass's write is a failure from before the comeback (it waited out its time-out).
+          if (calls === 2) return Promise.reject(new TransientError("Kamailio is unreachable through jsonrpcs (Kamailio FIFO has no reader)"));
+          return Promise.resolve("rpc");
+        },
+      },
+      retry: { minMs: 60_000, maxMs: 60_000 }, // a back-off retry would not come within the test
+    });
+    s.start();
+    await expect.poll(() => calls).toBe(1);
+    await store.commitLocal([alias("b@example.com")], () => 1); // for the run's next pass
+    s.retryNow(); // the agent saw Kamailio answer again, while the first pass writes
+    finishFirst();
+    await expect.poll(() => s.pending()).toBe(0);
+    expect(calls).toBe(3);
+  });
 });
