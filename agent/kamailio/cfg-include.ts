@@ -26,8 +26,10 @@
  *   "runaway while" and the route goes on. (test/integration/kamailio-event-values.test.ts)
  * - `drop` in event_route[core:worker-one-init] (run once by the first SIP worker after its module
  *   init, before any SIP traffic) stops Kamailio: "exit due to 'drop' in event route", and the main
- *   process ends every other process. `jsonrpc_exec` works there, and `kamailio -c` does not run
- *   it. (test/integration/kamailio-use-domain.test.ts)
+ *   process ends the others, the SIP workers at once; processes still starting may miss its
+ *   SIGTERM, and then the main process exits after its shutdown timeout (60 s, measured), killing
+ *   them. `jsonrpc_exec` works there, and `kamailio -c` does not run it.
+ *   (test/integration/kamailio-use-domain.test.ts)
  */
 import { isIP } from "node:net";
 import { BULK_ACK, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-bulk.js";

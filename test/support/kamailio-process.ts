@@ -5,7 +5,7 @@
  * When Kamailio is missing the test fails with the command that installs it (house style: never skip).
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -155,8 +155,11 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
         await exited;
       }
     }
-    // The attendant normally takes its children down; make sure no worker outlives it.
-    for (const pid of workers) {
+    // The attendant normally takes its children down; make sure no worker outlives it: those
+    // core.psx listed at the start, and any other of this cfg's (a Kamailio that stopped itself
+    // during its start, as the include's use_domain check makes it, left processes forked after
+    // that list, or before any list was made, running; seen in kamailio-use-domain.test.ts).
+    for (const pid of new Set([...workers, ...processesOf(cfgPath)])) {
       try {
         process.kill(pid, "SIGKILL");
       } catch {
@@ -206,6 +209,22 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** PIDs of the Kamailio processes running `cfgPath` (its own temp folder's, so no other test's). */
+function processesOf(cfgPath: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(join("/proc", entry, "cmdline"), "utf8").split("\0");
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (argv[0] === KAMAILIO_BIN && argv[argv.indexOf("-f") + 1] === cfgPath) out.push(Number(entry));
+  }
+  return out;
 }
 
 function writeLocmeshInclude(dir: string, evapiPort: number, l: NonNullable<KamailioOptions["locmesh"]>): LocmeshCfg {
