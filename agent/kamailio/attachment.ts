@@ -138,6 +138,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const times = createKamailioTimes();
   const reconciles = createReconcileRun({
     config, nodeId, store, replica, links, plan, watch, sink, times, onStored, clockLeadMs, journal, log, metrics,
+    onDomainless: (reason) => keys.refuse(reason),
   });
   const events = createEvapiEvents({
     config, nodeId, store, replica, sink, times, liveness, clockLeadMs, log, metrics,

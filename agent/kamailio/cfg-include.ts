@@ -35,6 +35,7 @@ import { isIP } from "node:net";
 import { BULK_ACK, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-bulk.js";
 import { EVENT_FORMAT } from "./event-format2.js";
 import { USE_DOMAIN_FIX } from "./usrloc-keys.js";
+import { USE_DOMAIN_PROBE } from "./usrloc-rpc.js";
 
 export interface IncludeParams {
   /** evapi's bind_addr: where the agent connects. */
@@ -187,7 +188,7 @@ function checkParams(p: IncludeParams): void {
  * from theirs (two such routes are a "duplicate route" error, as for the expired route).
  */
 function useDomainCheck(domain: string): string {
-  const probe = JSON.stringify({ jsonrpc: "2.0", method: "ul.lookup", params: [domain, "locmesh-use-domain-probe"], id: 1 });
+  const probe = JSON.stringify({ jsonrpc: "2.0", method: "ul.lookup", params: [domain, USE_DOMAIN_PROBE], id: 1 });
   return `# locmesh keys bindings user@domain, and usrloc must too: modparam("usrloc", "use_domain", 1).
 # Checked as Kamailio starts (event_route[core:worker-one-init] below): with 0, Kamailio stops.
 route[LOCMESH_CHECK_USRLOC] {

@@ -19,6 +19,7 @@ import type { KamailioTimes } from "./kamailio-times.js";
 import { planReconcile } from "./reconciler.js";
 import { createReconcileReport } from "./reconcile-report.js";
 import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js";
+import { UsrlocKeysError } from "./usrloc-keys.js";
 
 export interface ReconcileRun {
   /** Reconciles now, unless it must wait or be skipped; throws when it failed (reported too). */
@@ -42,6 +43,8 @@ export function createReconcileRun(deps: {
   journal: JournalGate;
   log: Logger;
   metrics: Metrics;
+  /** The dump showed that Kamailio keys AoRs without their domain (usrloc-keys.ts refuse()). */
+  onDomainless?: (reason: string) => void;
 }): ReconcileRun {
   const { config, nodeId, store, replica, links, plan, watch, sink, times, metrics } = deps;
   const held = (): boolean => deps.journal.held();
@@ -98,6 +101,7 @@ export function createReconcileRun(deps: {
         await compareAndRepair();
       } catch (err) {
         reconciles.failed(err as Error);
+        if (err instanceof UsrlocKeysError) deps.onDomainless?.(err.message);
         throw err;
       }
     },

@@ -58,6 +58,11 @@ export interface UsrlocKeys {
   admit(): Promise<boolean>;
   /** Why the agent does not attach to this Kamailio, and since when; null while it may. */
   refusal(): { reason: string; at: string } | null;
+  /**
+   * Kamailio's table showed an AoR without its domain (a reconcile's ul.dump) although its lookup
+   * answered neither way: refuse it as if it had said no, until an instance says yes.
+   */
+  refuse(reason: string): void;
 }
 
 export function createUsrlocKeys(deps: { usrloc: Pick<UsrlocRpc, "keysWithDomain">; table: string; log: Pick<Logger, "error" | "info" | "warn"> }): UsrlocKeys {
@@ -68,6 +73,12 @@ export function createUsrlocKeys(deps: { usrloc: Pick<UsrlocRpc, "keysWithDomain
   let asking: Promise<void> | null = null;
   /** The "could not tell" warning was logged since the last real answer. */
   let saidUnknown = false;
+
+  function refuseWith(reason: string): void {
+    if (refusal !== null) return;
+    refusal = { reason, at: new Date().toISOString() };
+    deps.log.error(refusal.reason);
+  }
 
   async function ask(): Promise<void> {
     let now: boolean | null;
@@ -81,10 +92,8 @@ export function createUsrlocKeys(deps: { usrloc: Pick<UsrlocRpc, "keysWithDomain
       return;
     }
     answer = now;
-    if (now === false && refusal === null) {
-      refusal = { reason: useDomainProblem(null), at: new Date().toISOString() };
-      deps.log.error(refusal.reason);
-    } else if (now === true && refusal !== null) {
+    if (now === false) refuseWith(useDomainProblem(null));
+    else if (now === true && refusal !== null) {
       refusal = null;
       deps.log.info("Kamailio's usrloc keys AoRs user@domain now (use_domain 1): attaching to it");
     }
@@ -115,5 +124,9 @@ export function createUsrlocKeys(deps: { usrloc: Pick<UsrlocRpc, "keysWithDomain
       return answer === true || (answer === null && refusal === null);
     },
     refusal: () => refusal,
+    refuse(reason) {
+      answer = false;
+      refuseWith(reason);
+    },
   };
 }

@@ -29,8 +29,8 @@ export type UlAddOutcome = "added" | "already-expired";
 
 const UINT32_MAX = 4294967295;
 
-/** The AoR keysWithDomain looks up: no '@', and no phone's (a hit would answer the same). */
-const USE_DOMAIN_PROBE = "locmesh-use-domain-probe";
+/** The AoR keysWithDomain (and the include's start check) looks up: no '@', and no phone's (a hit would answer the same). */
+export const USE_DOMAIN_PROBE = "locmesh-use-domain-probe";
 
 /** ul.add's optional string params: a single "." means "not set" (ul_rpc_is_param_set). */
 const orUnset = (s: string): string => (s === "" ? "." : s);

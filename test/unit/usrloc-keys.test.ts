@@ -87,6 +87,22 @@ describe("usrloc keys", () => {
   });
 });
 
+describe("a reconcile's dump that shows AoRs without their domain", () => {
+  it("refuses the Kamailio whose lookup answered neither way, until an instance says it keys user@domain", async () => {
+    const k = kamailio([null, true]);
+    await k.keys.check(A);
+    expect(await k.keys.admit()).toBe(true); // could not tell: attached as if it did
+    k.keys.refuse("Kamailio's usrloc keys AoRs without their domain (its table holds \"alice\")");
+    expect(k.keys.refusal()).toMatchObject({ reason: expect.stringContaining('its table holds "alice"') });
+    expect(await k.keys.admit()).toBe(false);
+    await k.keys.check(A); // the same instance is not asked again
+    expect(k.keys.refusal()).not.toBeNull();
+    await k.keys.check(B); // a restarted one that says yes
+    expect(k.keys.refusal()).toBeNull();
+    expect(await k.keys.admit()).toBe(true);
+  });
+});
+
 describe("registrar intake with admit()", () => {
   it("journals no event while admit() says no, and counts them refused", async () => {
     const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
