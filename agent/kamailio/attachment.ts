@@ -100,6 +100,12 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const refused = (): boolean => keys.refusal() !== null;
   /** The first probe at start() has answered or failed. */
   let probed = false;
+  /** After the first probe, not after the whole first check: its reconcile or reload may take seconds. */
+  const sinkMayStart = (): void => {
+    if (probed) return;
+    probed = true;
+    sink.start();
+  };
   const plan = { nodeId, replicaId: store.replicaId, locationTable: config.locationTable };
   const sink = createKamailioSink({
     store, writer: links.writer, plan, log, metrics, window: config.window,
@@ -211,8 +217,10 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       try {
         await probe();
       } catch {
+        sinkMayStart();
         return;
       }
+      sinkMayStart();
       if (refused()) return;
       const cameBack = takeCameBack();
       if (watch.reloadNeeded()) await reload.runIfDue();
@@ -242,12 +250,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
         log.error("this node's journal is behind its peers: nothing more is written into Kamailio (no writes, reloads or reconciles) until the agent is started afresh");
       }));
       events.start();
-      // The sink is held until this first probe has answered (or failed: Kamailio down, the sink
-      // then goes to its database fallback as before).
-      void check().finally(() => {
-        probed = true;
-        sink.start();
-      });
+      // The sink is held until this first check's probe has answered (or failed: Kamailio down,
+      // the sink then goes to its database fallback as before).
+      void check().finally(sinkMayStart);
       every(config.checkIntervalSec * 1000, check);
       if (config.reconcileIntervalSec > 0) every(config.reconcileIntervalSec * 1000, () => (liveness.isUp() ? reconcile() : Promise.resolve()));
     },
