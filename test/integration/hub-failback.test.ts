@@ -6,14 +6,14 @@
  * a partition, does not answer), a1 checks it, finds it refusing and stays on hub2; it returns once
  * hub1 serves again. Changes made all along, across every move, reach every agent exactly once.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentProcess, waitFor } from "../support/agent-process.js";
 import { startFreezableProxy, type FreezableProxy } from "../support/freezable-proxy.js";
 import { aliasLedger } from "../support/alias-ledger.js";
-import { changesApplied, hubOf, makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { changesApplied, hubOf, makeHubCluster, type HubProcess, stopHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 let dir: string;
@@ -49,10 +49,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   path?.thaw();
-  await Promise.all([...(agents ?? []), ...(hubs ?? [])].map((p) => p.stop()));
-  await path?.close();
-  await pgServer?.close();
-  if (dir && !process.env["LOCMESH_KEEP_TEST_DIRS"]) rmSync(dir, { recursive: true, force: true });
+  await stopHubCluster({ agents, hubs, closers: [path, pgServer], dir });
 });
 
 describe("failing back to the preferred hub", () => {

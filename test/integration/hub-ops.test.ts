@@ -4,13 +4,13 @@
  * that list a1..a3, three agents (a1 and a3 prefer hub1, a2 prefers hub2).
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import { AgentProcess, ROOT, freePort, sleep, waitFor } from "../support/agent-process.js";
-import { HubProcess, SECRET, TOKEN, makeHubCluster } from "../support/hub-process.js";
+import { HubProcess, SECRET, TOKEN, makeHubCluster, stopHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 let dir: string;
@@ -63,9 +63,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([...(agents ?? []), ...(hubs ?? [])].map((p) => p.stop()));
-  await pgServer?.close();
-  if (dir && !process.env["LOCMESH_KEEP_TEST_DIRS"]) rmSync(dir, { recursive: true, force: true });
+  await stopHubCluster({ agents, hubs, closers: [pgServer], dir });
 });
 
 describe("two hubs: metrics and status", () => {

@@ -5,14 +5,14 @@
  * says so at start. With mesh.acceptUnlisted, or once a SIGHUP gives it mesh.peers (migrating to or
  * from the mesh), it listens; a SIGHUP that takes the peers away closes it again.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import { type AgentProcess, waitFor } from "../support/agent-process.js";
-import { hubOf, makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { hubOf, makeHubCluster, type HubProcess, stopHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 let dir: string;
@@ -48,9 +48,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([...(agents ?? []), ...(hubs ?? [])].map((p) => p.stop()));
-  await pgServer?.close();
-  if (dir && !process.env["LOCMESH_KEEP_TEST_DIRS"]) rmSync(dir, { recursive: true, force: true });
+  await stopHubCluster({ agents, hubs, closers: [pgServer], dir });
 });
 
 describe("the peer port of an agent in hub mode", () => {

@@ -14,7 +14,7 @@ import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import { ROOT, freePort, sleep, waitFor, type AgentProcess } from "../support/agent-process.js";
 import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
 import { startFreezableProxy, type FreezableProxy } from "../support/freezable-proxy.js";
-import { SECRET, TOKEN, changesApplied, changesReceived, hubOf, makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { SECRET, TOKEN, changesApplied, changesReceived, hubOf, makeHubCluster, type HubProcess, stopHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 const BIN = join(ROOT, "bin", "locmesh.js");
@@ -153,9 +153,7 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
 
   afterAll(async () => {
     path?.thaw();
-    await Promise.all([...(agents ?? []), ...(hubs ?? [])].map((p) => p.stop()));
-    await path?.close();
-    await pgServer?.close();
+    await stopHubCluster({ agents, hubs, closers: [path, pgServer] });
   });
 
   it("a hub whose PostgreSQL stops answering lets its agents go to the other hub and refuses new ones: nothing lost, nothing applied twice; it serves again once PostgreSQL answers", async () => {

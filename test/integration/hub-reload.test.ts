@@ -5,14 +5,14 @@
  * first hub at once; an emptied list is refused (leaving hub mode needs a restart). Changes made
  * before, during and after every move reach every agent exactly once.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import { type AgentProcess, waitFor } from "../support/agent-process.js";
 import { aliasLedger } from "../support/alias-ledger.js";
-import { changesApplied, hubOf, makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { changesApplied, hubOf, makeHubCluster, type HubProcess, stopHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 let dir: string;
@@ -56,9 +56,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([...(agents ?? []), ...(hubs ?? [])].map((p) => p.stop()));
-  await pgServer?.close();
-  if (dir && !process.env["LOCMESH_KEEP_TEST_DIRS"]) rmSync(dir, { recursive: true, force: true });
+  await stopHubCluster({ agents, hubs, closers: [pgServer], dir });
 });
 
 describe("SIGHUP with a changed hub.urls", () => {

@@ -14,7 +14,7 @@ import type { Location } from "../../agent/contract/records.js";
 import { AgentProcess, ROOT, freePort, sleep, waitFor } from "../support/agent-process.js";
 import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
 import { cli } from "../support/cli-run.js";
-import { changesApplied, changesReceived, makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { changesApplied, changesReceived, makeHubCluster, type HubProcess, stopHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 let dir: string;
@@ -52,9 +52,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([...(agents ?? []), ...(hubs ?? [])].map((p) => p.stop()));
-  await pgServer?.close();
-  if (dir && !process.env["LOCMESH_KEEP_TEST_DIRS"]) rmSync(dir, { recursive: true, force: true });
+  await stopHubCluster({ agents, hubs, closers: [pgServer], dir });
 });
 
 describe("two hubs, four agents, one PostgreSQL", () => {

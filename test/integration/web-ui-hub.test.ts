@@ -4,7 +4,7 @@
  * partition freezes it: test/support/freezable-proxy.ts). Two hubs on one PostgreSQL 15, hub1
  * reaching it through the freezable path; a1 prefers hub1, a2 hub2.
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Locator, Page } from "playwright-core";
@@ -13,7 +13,7 @@ import { ROOT, type AgentProcess } from "../support/agent-process.js";
 import { publishAliases } from "../support/aliases.js";
 import { launchBrowser, type Browser } from "../support/browser.js";
 import { startFreezableProxy, type FreezableProxy } from "../support/freezable-proxy.js";
-import { makeHubCluster, type HubProcess } from "../support/hub-process.js";
+import { makeHubCluster, type HubProcess, stopHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
 /** Short, so that hub1 gives PostgreSQL up in seconds; the defaults are in the README. */
@@ -46,10 +46,7 @@ beforeAll(async () => {
 afterAll(async () => {
   path?.thaw();
   await browser?.close();
-  await Promise.all([...(agents ?? []), ...(hubs ?? [])].map((p) => p.stop()));
-  await path?.close();
-  await pgServer?.close();
-  if (dir && !process.env["LOCMESH_KEEP_TEST_DIRS"]) rmSync(dir, { recursive: true, force: true });
+  await stopHubCluster({ agents, hubs, closers: [path, pgServer], dir });
 });
 
 async function openCluster(page: Page, node: AgentProcess): Promise<void> {

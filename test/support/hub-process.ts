@@ -2,6 +2,7 @@
  * Real hub processes (`locmesh hub`) for integration tests and benchmarks, and a helper that
  * builds a cluster of hubs on one PostgreSQL database with agents in hub mode.
  */
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { ClusterStatus } from "../../agent/contract/protocol.js";
 import { AgentProcess, freePort, type NodeSpec } from "./agent-process.js";
@@ -75,4 +76,19 @@ export async function makeHubCluster(baseDir: string, o: HubClusterOptions): Pro
     ));
   }
   return { hubs, agents };
+}
+
+/**
+ * A hub test's afterAll: stops every agent and hub, then closes what they stood on (a freezable
+ * path, PostgreSQL) in that order, and removes the test's folder unless LOCMESH_KEEP_TEST_DIRS is set.
+ */
+export async function stopHubCluster(c: {
+  agents: readonly AgentProcess[] | undefined;
+  hubs: readonly HubProcess[] | undefined;
+  closers?: readonly ({ close(): Promise<unknown> } | undefined)[];
+  dir?: string | undefined;
+}): Promise<void> {
+  await Promise.all([...(c.agents ?? []), ...(c.hubs ?? [])].map((p) => p.stop()));
+  for (const x of c.closers ?? []) await x?.close();
+  if (c.dir && !process.env["LOCMESH_KEEP_TEST_DIRS"]) rmSync(c.dir, { recursive: true, force: true });
 }
