@@ -32,8 +32,9 @@
  *   (test/integration/kamailio-use-domain.test.ts)
  */
 import { isIP } from "node:net";
-import { BULK_ACK, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-bulk.js";
-import { EVENT_FORMAT } from "./event-format2.js";
+import { EVENTS_SHV, LOCMESH_QUEUE, QUEUE_SIZE, READY_SHV } from "./cfg-include-names.js";
+import { bulkRoute, connectionRoute } from "./cfg-include-evapi.js";
+import { EXPIRED_ROUTES, registerRoute } from "./cfg-include-register.js";
 import { USE_DOMAIN_FIX } from "./usrloc-keys.js";
 import { USE_DOMAIN_PROBE } from "./usrloc-rpc.js";
 
@@ -73,24 +74,10 @@ export class CfgIncludeError extends Error {
 
 export const DEFAULT_INCLUDE_PATH = "/etc/kamailio/locmesh.cfg";
 
-/** The shared variable the agent sets to 1 when a started Kamailio is whole (READY_GATE). */
-export const READY_SHV = "locmesh_ready";
-/**
- * The shared variable with one bit per evapi connection index that is the agent's event
- * connection (connectionRoute): the drain sends only while it is not 0.
- */
-export const EVENTS_SHV = "locmesh_events";
-
 /** Modules the include uses but leaves to the operator's config (their parameters are the operator's). */
 const REQUIRED_MODULES = ["tm", "sl", "rr", "usrloc", "registrar", "jsonrpcs"] as const;
 /** Modules the include loads when the operator's config has not. */
 const OWN_MODULES = ["pv", "kex", "xlog", "evapi", "path", "mqueue", "rtimer", "cfgutils"] as const;
-
-/** The shared-memory queue (mqueue) REGISTERs wait in for the drain process (registerRoute). */
-export const LOCMESH_QUEUE = "locmesh";
-/** Most entries the queue holds (mqueue drops its oldest past it), and where SIP workers start to wait. */
-const QUEUE_SIZE = 20_000;
-const QUEUE_HIGH = 5_000;
 
 export function kamailioInclude(p: IncludeParams): string {
   checkParams(p);
@@ -208,152 +195,6 @@ event_route[core:worker-one-init] {
 }
 
 /**
- * One event per REGISTER: the request, and the AoR's whole state (kamailio-5.6.md §8), in event
- * format 2 (event-format2.ts). It is built in two halves, so that the SIP worker does as little as
- * it can after save():
- *
- * - The SIP worker prints the request's fields (a JSON fragment) and queues it in shared memory
- *   (mqueue, keyed by the AoR). A request too big for pv_printf's buffer (8 KB) is sent whole from
- *   the worker as before. While the agent is behind, evapi blocks the drain, the queue grows, and
- *   past QUEUE_HIGH entries the SIP workers wait (10 ms at a time, 1 s at most) before they queue:
- *   Kamailio takes REGISTERs at the pace the agent journals them, as when the worker itself waited
- *   in evapi_relay. They wait only while the agent's event connection is open ($shv(locmesh_events),
- *   connectionRoute): with no agent the queue is held, not drained, and waiting for a drain that
- *   does not come would cost every REGISTER the whole second.
- * - One rtimer process drains the queue every 5 ms, in order: it reads the AoR's contacts back
- *   (reg_fetch_contacts) and relays the whole event. An AoR with one contact (the common case) is
- *   printed straight into evapi_relay's format; with several, each contact is printed with
- *   pv_printf and appended with `+` (no size limit).
- * - The drain fetches nothing while no event connection is open: evapi drops what it relays to no
- *   client (kamailio-5.6.md §6), so the REGISTERs taken while the agent is away wait in the queue
- *   (QUEUE_SIZE at most; mqueue then drops its oldest, silently) and reach the agent once it
- *   connects, read back at that time. Only what went beyond the queue is left to the reconcile.
- *
- * The contact list is thus read up to the drain's interval after save(), and may already hold a
- * later REGISTER's change to the AoR (as it already could with two SIP workers); each event says
- * what usrloc held when it was read, and registrar-input.ts reads it that way.
- *
- * Measured with Kamailio 5.6.3 (issue 3, README "Kamailio benchmark"): format 1's ~25 jansson_set
- * calls added about 105 µs of Kamailio CPU to a REGISTER; building each contact with a `+` chain
- * instead of pv_printf took 2-5 times as long; the two `+` per contact in the SIP worker were the
- * hook's largest cost under qm; and relaying from the SIP worker cost Kamailio ~10 µs more per
- * REGISTER than queueing and relaying from the drain.
- * pv_printf's result is limited by the core's pv_buffer_size (8 KB): a contact at the column limits
- * is about 4.3 KB in hex. A contact that does not fit, or a loop cut short by max_while_loops
- * (default 100 contacts), leaves the list shorter than "count", and the agent refuses the event.
- */
-function registerRoute(domain: string): string {
-  const hex = (pv: string): string => `"$(${pv}{s.encode.hexa})"`;
-  const contact = (index: string): string => {
-    const ulc = (f: string): string => `ulc(lmc=>${f})[${index}]`;
-    return jsonFormat([
-      ["addr", hex(ulc("addr"))], ["expires", `$(${ulc("expires")})`], ["q", `$(${ulc("q")})`], ["callid", hex(ulc("callid"))],
-      ["cseq", `$(${ulc("cseq")})`], ["path", hex(ulc("path"))], ["received", hex(ulc("received"))], ["user_agent", hex(ulc("user_agent"))],
-      ["ruid", hex(ulc("ruid"))], ["socket", hex(ulc("socket"))], ["instance", hex(ulc("instance"))], ["flags", `$(${ulc("flags")})`],
-      ["cflags", `$(${ulc("cflags")})`], ["methods", `$(${ulc("methods")})`], ["regid", `$(${ulc("regid")})`],
-      // usrloc's last_modified: registrar-input.ts does not learn back a contact removed after it.
-      ["modified", `$(${ulc("modified")})`],
-    ]);
-  };
-  // The request's half, printed by the SIP worker: `{` and `}` are added by the drain.
-  const request = jsonFormat([
-    ["rc", "$var(lm_rc)"], ["ts", '"$TV(Sn)"'], ["aor", hex("tu")],
-    ["req_contact", hex("hdr(Contact)[*]")], ["req_expires", '"$(hdr(Expires){s.int})"'], ["callid", hex("ci")], ["cseq", '"$(cs{s.int})"'],
-    ["user_agent", hex("ua")], ["source", '"$proto:$si:$sp"'],
-  ]).slice(1, -1);
-  const event = (req: string, count: string, contacts: string): string =>
-    `{"v":${EVENT_FORMAT},"event":"register",${req},"count":${count},"contacts":[${contacts}]}`;
-  const sendEvent = (req: string, aor: string): string => `	if (!reg_fetch_contacts("${domain}", "${aor}", "lmc")) {
-		evapi_relay('${event(req, "0", "")}');
-		return;
-	}
-	$var(lm_n) = $(ulc(lmc=>count));
-	# One contact (the common case): printed straight into the event, with no string building.
-	if ($var(lm_n) == 1) {
-		evapi_relay('${event(req, "1", contact("0"))}');
-		reg_free_contacts("lmc");
-		return;
-	}
-	$var(lm_cs) = "";
-	$var(lm_sep) = "";
-	$var(lm_i) = 0;
-	while ($var(lm_i) < $var(lm_n)) {
-		if (pv_printf("$var(lm_c)", '${contact("$var(lm_i)")}')) {
-			$var(lm_cs) = $var(lm_cs) + $var(lm_sep) + $var(lm_c);
-			$var(lm_sep) = ",";
-		}
-		$var(lm_i) = $var(lm_i) + 1;
-	}
-	reg_free_contacts("lmc");
-	evapi_relay('${event(req, "$var(lm_n)", "$var(lm_cs)")}');
-`;
-  return `# Call right after save("${domain}"...) with its return code in $var(locmesh_rc).
-# Sent for rc 1 (inserted), 2 (updated), 3 (deleted) and 4 (query only: a fresh snapshot costs
-# little and helps the agent reconcile); skipped for errors (rc < 0).
-route[LOCMESH_REGISTER] {
-	$var(lm_rc) = $var(locmesh_rc);
-	# $var persists in the worker between messages: reset it so a missing assignment shows.
-	$var(locmesh_rc) = 0;
-	if ($var(lm_rc) == 0) {
-		xlog("L_ERR", "locmesh: route(LOCMESH_REGISTER) called without setting var(locmesh_rc) to save()'s return code\\n");
-		return;
-	}
-	if ($var(lm_rc) < 0) return;
-	# The agent is behind: wait for the drain before queueing more (back-pressure, 1 s at most).
-	# Not while no agent is connected: the queue is then held, and nothing would drain it.
-	$var(lm_w) = 0;
-	while ($shv(${EVENTS_SHV}) != 0 && $mq_size(${LOCMESH_QUEUE}) >= ${QUEUE_HIGH} && $var(lm_w) < 100) {
-		usleep("10000");
-		$var(lm_w) = $var(lm_w) + 1;
-	}
-	if (mq_add("${LOCMESH_QUEUE}", "$tu", '${request}')) return;
-	# Too big for the queue's pv buffer: send it from here, whole.
-${sendEvent(request, "$tu")}}
-
-# The drain (rtimer, every 5 ms): every queued REGISTER, in order, with the AoR's contacts.
-# While the agent's event connection is not open the queue is held (evapi would drop the events).
-route[LOCMESH_DRAIN] {
-	$var(lm_d) = 0;
-	while ($var(lm_d) < 100 && $shv(${EVENTS_SHV}) != 0 && $mq_size(${LOCMESH_QUEUE}) > 0) {
-		$var(lm_e) = 0;
-		while ($var(lm_e) < 100 && $shv(${EVENTS_SHV}) != 0 && mq_fetch("${LOCMESH_QUEUE}")) {
-			route(LOCMESH_EVENT);
-			$var(lm_e) = $var(lm_e) + 1;
-		}
-		$var(lm_d) = $var(lm_d) + 1;
-	}
-}
-
-# One drained REGISTER: $mqk is its AoR, $mqv the request's half of the event.
-route[LOCMESH_EVENT] {
-${sendEvent(`$mqv(${LOCMESH_QUEUE})`, `$mqk(${LOCMESH_QUEUE})`)}}
-`;
-}
-
-/** A JSON object as a Kamailio format string: values are format text printing JSON (see above). */
-function jsonFormat(fields: [string, string][]): string {
-  return `{${fields.map(([k, v]) => `"${k}":${v}`).join(",")}}`;
-}
-
-// usrloc runs this in its timer process, up to timer_interval seconds after the expiry (§8).
-const EXPIRED_EVENT = jsonFormat([
-  ["v", String(EVENT_FORMAT)], ["event", '"expired"'], ["ts", '"$TV(Sn)"'], ["aor", '"$(ulc(exp=>aor){s.encode.hexa})"'],
-  ["addr", '"$(ulc(exp=>addr){s.encode.hexa})"'], ["ruid", '"$(ulc(exp=>ruid){s.encode.hexa})"'],
-  ["callid", '"$(ulc(exp=>callid){s.encode.hexa})"'], ["expires", "$ulc(exp=>expires)"],
-]);
-const EXPIRED_ROUTES = `# Call from event_route[usrloc:contact-expired] (the one below, or yours with LOCMESH_OWN_EXPIRED_ROUTE).
-route[LOCMESH_EXPIRED] {
-	evapi_relay('${EXPIRED_EVENT}');
-}
-
-#!ifndef LOCMESH_OWN_EXPIRED_ROUTE
-event_route[usrloc:contact-expired] {
-	route(LOCMESH_EXPIRED);
-}
-#!endif
-`;
-
-/**
  * A Kamailio that (re)started holds nothing (db_mode 0) until the agent has put the cluster's
  * state back, and evapi drops the events of REGISTERs taken before the agent has connected. A
  * de-registration taken in that gap leaves no trace, and the reload would bring the binding back.
@@ -366,104 +207,6 @@ const READY_GATE = `	if ($shv(locmesh_ready) == 0 && $rm == "REGISTER" && $TV(s)
 		exit;
 	}
 `;
-
-/**
- * Which evapi connections are the agent's event connection: $shv(locmesh_events), one bit per
- * connection index, shared memory so the drain (rtimer process) and the SIP workers can read it.
- * Only evapi's dispatcher process writes it (these routes and message-received all run there), so
- * its read-modify-write steps never race.
- *
- * The drain waits for the event connection, not for any agent connection: events go to every
- * client, but a bulk channel drops them (evapi-bulk.ts, "not for us"), so an agent whose bulk
- * channels are open and whose event connection is not (it is reconnecting, or a reload started
- * before it connected) would lose whatever the drain sent meanwhile. The include cannot tell the
- * two kinds apart until a connection speaks: the event connection never sends anything, a bulk
- * channel says its hello at once. So a connection counts from connect until it sends its first
- * frame (bulkRoute clears its bit), and events drained in that moment, while the bulk channel
- * is the only connection, are lost: the reconcile the agent runs when its event connection comes
- * up covers them.
- */
-function connectionRoute(agent: string): string {
-  return `# evapi has no authentication: only the locmesh agent may stay connected.
-event_route[evapi:connection-new] {
-	if ($evapi(srcaddr) != "${agent}") {
-		xlog("L_WARN", "locmesh: closing evapi connection from $evapi(srcaddr):$evapi(srcport); only ${agent} may connect\\n");
-		evapi_close();
-		exit;
-	}
-	xlog("L_INFO", "locmesh: agent connected to evapi from $evapi(srcaddr):$evapi(srcport)\\n");
-	# A new connection in the slot of a bulk channel is not a bulk channel.
-	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));
-	# It carries events until it says something (bulkRoute): the drain may send.
-	$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) | (1 << $evapi(conidx));
-}
-
-event_route[evapi:connection-closed] {
-	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));
-	$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) & ~(1 << $evapi(conidx));
-}
-`;
-}
-
-/**
- * The agent's bulk channel (evapi-bulk.ts): after a hello with the token, the connection's frames
- * are usrloc writes run with jsonrpc_exec, each chunk followed by an ack frame that is echoed. evapi
- * runs all client messages in its one dispatcher process (5.6.3: its "workers" idle), which is also
- * where $var(lm_bulk) lives: one bit per connection index that said hello with the token (a channel
- * of an agent that restarted may still be open while the new one says hello). Only ul.add, ul.rm and ul.rm_contact
- * get through: the request must start with exactly those bytes, and Kamailio's JSON reader takes the
- * first "method" key. Answers go to this connection alone (evapi_unicast by its tag).
- */
-function bulkRoute(token: string | null): string {
-  const tag = '"locmesh-bulk-$evapi(conidx)"';
-  const allowed = BULK_METHODS.map((m) => {
-    const prefix = bulkRequestPrefix(m);
-    return `$(evapi(msg){s.substr,0,${prefix.length}}) == '${prefix}'`;
-  }).join(" || ");
-  // The agent's event connection never sends anything: one that does is not it (connectionRoute).
-  const notEvents = `$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) & ~(1 << $evapi(conidx));`;
-  const hello = token === null
-    ? `	# No bulk token was given when this include was generated: the agent reloads over jsonrpcs.
-	${notEvents}
-	xlog("L_INFO", "locmesh: evapi message ignored (this include has no bulk token)\\n");`
-    : `	if (($var(lm_bulk) & (1 << $evapi(conidx))) == 0) {
-		${notEvents}
-		if ($(evapi(msg){s.substr,0,${BULK_HELLO.length}}) == "${BULK_HELLO}") {
-			evapi_set_tag(${tag});
-			if ($evapi(msg) == "${BULK_HELLO}${token}") {
-				$var(lm_bulk) = $var(lm_bulk) | (1 << $evapi(conidx));
-				evapi_unicast('{"event":"locmesh-bulk-ready"}', ${tag});
-			} else {
-				xlog("L_WARN", "locmesh: evapi bulk hello with a wrong token from $evapi(srcaddr):$evapi(srcport)\\n");
-				evapi_unicast('{"event":"locmesh-bulk-refused"}', ${tag});
-			}
-			exit;
-		}
-		xlog("L_WARN", "locmesh: evapi message ignored: the connection has not said hello\\n");
-		exit;
-	}
-	if ($(evapi(msg){s.substr,0,${BULK_ACK.length}}) == "${BULK_ACK}") {
-		evapi_unicast('{"event":"locmesh-ack","seq":$(evapi(msg){s.substr,${BULK_ACK.length},0}{s.int})}', ${tag});
-		exit;
-	}
-	if (!(${allowed})) {
-		xlog("L_WARN", "locmesh: evapi bulk request refused (only ${BULK_METHODS.join(", ")})\\n");
-		evapi_unicast('{"event":"locmesh-bulk-error","reply":null}', ${tag});
-		exit;
-	}
-	if (!jsonrpc_exec("$evapi(msg)")) {
-		evapi_unicast('{"event":"locmesh-bulk-error","reply":null}', ${tag});
-		exit;
-	}
-	if ($jsonrpl(code) != 200) {
-		evapi_unicast('{"event":"locmesh-bulk-error","reply":$jsonrpl(body)}', ${tag});
-	}`;
-  return `# The agent's bulk writes (fast reload of a restarted Kamailio), run in evapi's dispatcher.
-event_route[evapi:message-received] {
-${hello}
-}
-`;
-}
 
 /**
  * Another node found a phone registered here and sent the initial request with a Route to this

@@ -4,7 +4,7 @@
  * dropped. Set once per instance; a failed set is retried at the next check.
  */
 import type { Logger } from "../ops/logger.js";
-import { READY_SHV } from "./cfg-include.js";
+import { READY_SHV } from "./cfg-include-names.js";
 import { sameInstance, type CoreRpc, type KamailioInstance } from "./core-rpc.js";
 
 export interface RegisterGate {

@@ -15,7 +15,7 @@ import { connect, type Socket } from "node:net";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { LOCMESH_QUEUE, READY_SHV } from "../../agent/kamailio/cfg-include.js";
+import { LOCMESH_QUEUE, READY_SHV } from "../../agent/kamailio/cfg-include-names.js";
 import { createCoreRpc } from "../../agent/kamailio/core-rpc.js";
 import { createDgramClient } from "../../agent/kamailio/dgram-client.js";
 import { KamailioRpcError, type KamailioRpc } from "../../agent/kamailio/jsonrpcs-wire.js";

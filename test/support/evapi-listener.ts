@@ -3,7 +3,7 @@
  * parses: what an agent would receive. Connects from `localAddress` (the include's agentAddress).
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { READY_SHV } from "../../agent/kamailio/cfg-include.js";
+import { READY_SHV } from "../../agent/kamailio/cfg-include-names.js";
 import { createCoreRpc } from "../../agent/kamailio/core-rpc.js";
 import { createEvapiClient, type EvapiClient } from "../../agent/kamailio/evapi-client.js";
 import { createFifoClient } from "../../agent/kamailio/fifo-client.js";

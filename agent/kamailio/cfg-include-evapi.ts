@@ -1,0 +1,104 @@
+/**
+ * The include's evapi half (cfg-include.ts): which connection is the agent's event connection, and
+ * the bulk channel through which the agent refills a restarted Kamailio (evapi-bulk.ts).
+ */
+import { EVENTS_SHV } from "./cfg-include-names.js";
+import { BULK_ACK, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-bulk.js";
+
+/**
+ * Which evapi connections are the agent's event connection: $shv(locmesh_events), one bit per
+ * connection index, shared memory so the drain (rtimer process) and the SIP workers can read it.
+ * Only evapi's dispatcher process writes it (these routes and message-received all run there), so
+ * its read-modify-write steps never race.
+ *
+ * The drain waits for the event connection, not for any agent connection: events go to every
+ * client, but a bulk channel drops them (evapi-bulk.ts, "not for us"), so an agent whose bulk
+ * channels are open and whose event connection is not (it is reconnecting, or a reload started
+ * before it connected) would lose whatever the drain sent meanwhile. The include cannot tell the
+ * two kinds apart until a connection speaks: the event connection never sends anything, a bulk
+ * channel says its hello at once. So a connection counts from connect until it sends its first
+ * frame (bulkRoute clears its bit), and events drained in that moment, while the bulk channel
+ * is the only connection, are lost: the reconcile the agent runs when its event connection comes
+ * up covers them.
+ */
+export function connectionRoute(agent: string): string {
+  return `# evapi has no authentication: only the locmesh agent may stay connected.
+event_route[evapi:connection-new] {
+	if ($evapi(srcaddr) != "${agent}") {
+		xlog("L_WARN", "locmesh: closing evapi connection from $evapi(srcaddr):$evapi(srcport); only ${agent} may connect\\n");
+		evapi_close();
+		exit;
+	}
+	xlog("L_INFO", "locmesh: agent connected to evapi from $evapi(srcaddr):$evapi(srcport)\\n");
+	# A new connection in the slot of a bulk channel is not a bulk channel.
+	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));
+	# It carries events until it says something (bulkRoute): the drain may send.
+	$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) | (1 << $evapi(conidx));
+}
+
+event_route[evapi:connection-closed] {
+	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));
+	$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) & ~(1 << $evapi(conidx));
+}
+`;
+}
+
+/**
+ * The agent's bulk channel (evapi-bulk.ts): after a hello with the token, the connection's frames
+ * are usrloc writes run with jsonrpc_exec, each chunk followed by an ack frame that is echoed. evapi
+ * runs all client messages in its one dispatcher process (5.6.3: its "workers" idle), which is also
+ * where $var(lm_bulk) lives: one bit per connection index that said hello with the token (a channel
+ * of an agent that restarted may still be open while the new one says hello). Only ul.add, ul.rm and ul.rm_contact
+ * get through: the request must start with exactly those bytes, and Kamailio's JSON reader takes the
+ * first "method" key. Answers go to this connection alone (evapi_unicast by its tag).
+ */
+export function bulkRoute(token: string | null): string {
+  const tag = '"locmesh-bulk-$evapi(conidx)"';
+  const allowed = BULK_METHODS.map((m) => {
+    const prefix = bulkRequestPrefix(m);
+    return `$(evapi(msg){s.substr,0,${prefix.length}}) == '${prefix}'`;
+  }).join(" || ");
+  // The agent's event connection never sends anything: one that does is not it (connectionRoute).
+  const notEvents = `$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) & ~(1 << $evapi(conidx));`;
+  const hello = token === null
+    ? `	# No bulk token was given when this include was generated: the agent reloads over jsonrpcs.
+	${notEvents}
+	xlog("L_INFO", "locmesh: evapi message ignored (this include has no bulk token)\\n");`
+    : `	if (($var(lm_bulk) & (1 << $evapi(conidx))) == 0) {
+		${notEvents}
+		if ($(evapi(msg){s.substr,0,${BULK_HELLO.length}}) == "${BULK_HELLO}") {
+			evapi_set_tag(${tag});
+			if ($evapi(msg) == "${BULK_HELLO}${token}") {
+				$var(lm_bulk) = $var(lm_bulk) | (1 << $evapi(conidx));
+				evapi_unicast('{"event":"locmesh-bulk-ready"}', ${tag});
+			} else {
+				xlog("L_WARN", "locmesh: evapi bulk hello with a wrong token from $evapi(srcaddr):$evapi(srcport)\\n");
+				evapi_unicast('{"event":"locmesh-bulk-refused"}', ${tag});
+			}
+			exit;
+		}
+		xlog("L_WARN", "locmesh: evapi message ignored: the connection has not said hello\\n");
+		exit;
+	}
+	if ($(evapi(msg){s.substr,0,${BULK_ACK.length}}) == "${BULK_ACK}") {
+		evapi_unicast('{"event":"locmesh-ack","seq":$(evapi(msg){s.substr,${BULK_ACK.length},0}{s.int})}', ${tag});
+		exit;
+	}
+	if (!(${allowed})) {
+		xlog("L_WARN", "locmesh: evapi bulk request refused (only ${BULK_METHODS.join(", ")})\\n");
+		evapi_unicast('{"event":"locmesh-bulk-error","reply":null}', ${tag});
+		exit;
+	}
+	if (!jsonrpc_exec("$evapi(msg)")) {
+		evapi_unicast('{"event":"locmesh-bulk-error","reply":null}', ${tag});
+		exit;
+	}
+	if ($jsonrpl(code) != 200) {
+		evapi_unicast('{"event":"locmesh-bulk-error","reply":$jsonrpl(body)}', ${tag});
+	}`;
+  return `# The agent's bulk writes (fast reload of a restarted Kamailio), run in evapi's dispatcher.
+event_route[evapi:message-received] {
+${hello}
+}
+`;
+}

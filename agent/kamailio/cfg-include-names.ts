@@ -1,0 +1,18 @@
+/**
+ * The names the kamailio.cfg include (cfg-include.ts) shares with Kamailio and with the agent: its
+ * shared variables ($shv), set or read over jsonrpcs, and its REGISTER queue.
+ */
+
+/** The shared variable the agent sets to 1 when a started Kamailio is whole (READY_GATE). */
+export const READY_SHV = "locmesh_ready";
+/**
+ * The shared variable with one bit per evapi connection index that is the agent's event
+ * connection (connectionRoute): the drain sends only while it is not 0.
+ */
+export const EVENTS_SHV = "locmesh_events";
+
+/** The shared-memory queue (mqueue) REGISTERs wait in for the drain process (registerRoute). */
+export const LOCMESH_QUEUE = "locmesh";
+/** Most entries the queue holds (mqueue drops its oldest past it), and where SIP workers start to wait. */
+export const QUEUE_SIZE = 20_000;
+export const QUEUE_HIGH = 5_000;

@@ -1,0 +1,153 @@
+/**
+ * The include's registrar half (cfg-include.ts): route(LOCMESH_REGISTER) after save(), the queue and
+ * its drain that send each REGISTER to the agent over evapi with the AoR's contacts, and the
+ * expired-contact event.
+ */
+import { EVENTS_SHV, LOCMESH_QUEUE, QUEUE_HIGH } from "./cfg-include-names.js";
+import { EVENT_FORMAT } from "./event-format2.js";
+
+/**
+ * One event per REGISTER: the request, and the AoR's whole state (kamailio-5.6.md §8), in event
+ * format 2 (event-format2.ts). It is built in two halves, so that the SIP worker does as little as
+ * it can after save():
+ *
+ * - The SIP worker prints the request's fields (a JSON fragment) and queues it in shared memory
+ *   (mqueue, keyed by the AoR). A request too big for pv_printf's buffer (8 KB) is sent whole from
+ *   the worker as before. While the agent is behind, evapi blocks the drain, the queue grows, and
+ *   past QUEUE_HIGH entries the SIP workers wait (10 ms at a time, 1 s at most) before they queue:
+ *   Kamailio takes REGISTERs at the pace the agent journals them, as when the worker itself waited
+ *   in evapi_relay. They wait only while the agent's event connection is open ($shv(locmesh_events),
+ *   connectionRoute): with no agent the queue is held, not drained, and waiting for a drain that
+ *   does not come would cost every REGISTER the whole second.
+ * - One rtimer process drains the queue every 5 ms, in order: it reads the AoR's contacts back
+ *   (reg_fetch_contacts) and relays the whole event. An AoR with one contact (the common case) is
+ *   printed straight into evapi_relay's format; with several, each contact is printed with
+ *   pv_printf and appended with `+` (no size limit).
+ * - The drain fetches nothing while no event connection is open: evapi drops what it relays to no
+ *   client (kamailio-5.6.md §6), so the REGISTERs taken while the agent is away wait in the queue
+ *   (QUEUE_SIZE at most; mqueue then drops its oldest, silently) and reach the agent once it
+ *   connects, read back at that time. Only what went beyond the queue is left to the reconcile.
+ *
+ * The contact list is thus read up to the drain's interval after save(), and may already hold a
+ * later REGISTER's change to the AoR (as it already could with two SIP workers); each event says
+ * what usrloc held when it was read, and registrar-input.ts reads it that way.
+ *
+ * Measured with Kamailio 5.6.3 (issue 3, README "Kamailio benchmark"): format 1's ~25 jansson_set
+ * calls added about 105 µs of Kamailio CPU to a REGISTER; building each contact with a `+` chain
+ * instead of pv_printf took 2-5 times as long; the two `+` per contact in the SIP worker were the
+ * hook's largest cost under qm; and relaying from the SIP worker cost Kamailio ~10 µs more per
+ * REGISTER than queueing and relaying from the drain.
+ * pv_printf's result is limited by the core's pv_buffer_size (8 KB): a contact at the column limits
+ * is about 4.3 KB in hex. A contact that does not fit, or a loop cut short by max_while_loops
+ * (default 100 contacts), leaves the list shorter than "count", and the agent refuses the event.
+ */
+export function registerRoute(domain: string): string {
+  const hex = (pv: string): string => `"$(${pv}{s.encode.hexa})"`;
+  const contact = (index: string): string => {
+    const ulc = (f: string): string => `ulc(lmc=>${f})[${index}]`;
+    return jsonFormat([
+      ["addr", hex(ulc("addr"))], ["expires", `$(${ulc("expires")})`], ["q", `$(${ulc("q")})`], ["callid", hex(ulc("callid"))],
+      ["cseq", `$(${ulc("cseq")})`], ["path", hex(ulc("path"))], ["received", hex(ulc("received"))], ["user_agent", hex(ulc("user_agent"))],
+      ["ruid", hex(ulc("ruid"))], ["socket", hex(ulc("socket"))], ["instance", hex(ulc("instance"))], ["flags", `$(${ulc("flags")})`],
+      ["cflags", `$(${ulc("cflags")})`], ["methods", `$(${ulc("methods")})`], ["regid", `$(${ulc("regid")})`],
+      // usrloc's last_modified: registrar-input.ts does not learn back a contact removed after it.
+      ["modified", `$(${ulc("modified")})`],
+    ]);
+  };
+  // The request's half, printed by the SIP worker: `{` and `}` are added by the drain.
+  const request = jsonFormat([
+    ["rc", "$var(lm_rc)"], ["ts", '"$TV(Sn)"'], ["aor", hex("tu")],
+    ["req_contact", hex("hdr(Contact)[*]")], ["req_expires", '"$(hdr(Expires){s.int})"'], ["callid", hex("ci")], ["cseq", '"$(cs{s.int})"'],
+    ["user_agent", hex("ua")], ["source", '"$proto:$si:$sp"'],
+  ]).slice(1, -1);
+  const event = (req: string, count: string, contacts: string): string =>
+    `{"v":${EVENT_FORMAT},"event":"register",${req},"count":${count},"contacts":[${contacts}]}`;
+  const sendEvent = (req: string, aor: string): string => `	if (!reg_fetch_contacts("${domain}", "${aor}", "lmc")) {
+		evapi_relay('${event(req, "0", "")}');
+		return;
+	}
+	$var(lm_n) = $(ulc(lmc=>count));
+	# One contact (the common case): printed straight into the event, with no string building.
+	if ($var(lm_n) == 1) {
+		evapi_relay('${event(req, "1", contact("0"))}');
+		reg_free_contacts("lmc");
+		return;
+	}
+	$var(lm_cs) = "";
+	$var(lm_sep) = "";
+	$var(lm_i) = 0;
+	while ($var(lm_i) < $var(lm_n)) {
+		if (pv_printf("$var(lm_c)", '${contact("$var(lm_i)")}')) {
+			$var(lm_cs) = $var(lm_cs) + $var(lm_sep) + $var(lm_c);
+			$var(lm_sep) = ",";
+		}
+		$var(lm_i) = $var(lm_i) + 1;
+	}
+	reg_free_contacts("lmc");
+	evapi_relay('${event(req, "$var(lm_n)", "$var(lm_cs)")}');
+`;
+  return `# Call right after save("${domain}"...) with its return code in $var(locmesh_rc).
+# Sent for rc 1 (inserted), 2 (updated), 3 (deleted) and 4 (query only: a fresh snapshot costs
+# little and helps the agent reconcile); skipped for errors (rc < 0).
+route[LOCMESH_REGISTER] {
+	$var(lm_rc) = $var(locmesh_rc);
+	# $var persists in the worker between messages: reset it so a missing assignment shows.
+	$var(locmesh_rc) = 0;
+	if ($var(lm_rc) == 0) {
+		xlog("L_ERR", "locmesh: route(LOCMESH_REGISTER) called without setting var(locmesh_rc) to save()'s return code\\n");
+		return;
+	}
+	if ($var(lm_rc) < 0) return;
+	# The agent is behind: wait for the drain before queueing more (back-pressure, 1 s at most).
+	# Not while no agent is connected: the queue is then held, and nothing would drain it.
+	$var(lm_w) = 0;
+	while ($shv(${EVENTS_SHV}) != 0 && $mq_size(${LOCMESH_QUEUE}) >= ${QUEUE_HIGH} && $var(lm_w) < 100) {
+		usleep("10000");
+		$var(lm_w) = $var(lm_w) + 1;
+	}
+	if (mq_add("${LOCMESH_QUEUE}", "$tu", '${request}')) return;
+	# Too big for the queue's pv buffer: send it from here, whole.
+${sendEvent(request, "$tu")}}
+
+# The drain (rtimer, every 5 ms): every queued REGISTER, in order, with the AoR's contacts.
+# While the agent's event connection is not open the queue is held (evapi would drop the events).
+route[LOCMESH_DRAIN] {
+	$var(lm_d) = 0;
+	while ($var(lm_d) < 100 && $shv(${EVENTS_SHV}) != 0 && $mq_size(${LOCMESH_QUEUE}) > 0) {
+		$var(lm_e) = 0;
+		while ($var(lm_e) < 100 && $shv(${EVENTS_SHV}) != 0 && mq_fetch("${LOCMESH_QUEUE}")) {
+			route(LOCMESH_EVENT);
+			$var(lm_e) = $var(lm_e) + 1;
+		}
+		$var(lm_d) = $var(lm_d) + 1;
+	}
+}
+
+# One drained REGISTER: $mqk is its AoR, $mqv the request's half of the event.
+route[LOCMESH_EVENT] {
+${sendEvent(`$mqv(${LOCMESH_QUEUE})`, `$mqk(${LOCMESH_QUEUE})`)}}
+`;
+}
+
+/** A JSON object as a Kamailio format string: values are format text printing JSON (see above). */
+function jsonFormat(fields: [string, string][]): string {
+  return `{${fields.map(([k, v]) => `"${k}":${v}`).join(",")}}`;
+}
+
+// usrloc runs this in its timer process, up to timer_interval seconds after the expiry (§8).
+const EXPIRED_EVENT = jsonFormat([
+  ["v", String(EVENT_FORMAT)], ["event", '"expired"'], ["ts", '"$TV(Sn)"'], ["aor", '"$(ulc(exp=>aor){s.encode.hexa})"'],
+  ["addr", '"$(ulc(exp=>addr){s.encode.hexa})"'], ["ruid", '"$(ulc(exp=>ruid){s.encode.hexa})"'],
+  ["callid", '"$(ulc(exp=>callid){s.encode.hexa})"'], ["expires", "$ulc(exp=>expires)"],
+]);
+export const EXPIRED_ROUTES = `# Call from event_route[usrloc:contact-expired] (the one below, or yours with LOCMESH_OWN_EXPIRED_ROUTE).
+route[LOCMESH_EXPIRED] {
+	evapi_relay('${EXPIRED_EVENT}');
+}
+
+#!ifndef LOCMESH_OWN_EXPIRED_ROUTE
+event_route[usrloc:contact-expired] {
+	route(LOCMESH_EXPIRED);
+}
+#!endif
+`;
