@@ -14,6 +14,7 @@ import { startPurgeTimer } from "./core/purge-timer.js";
 import { createReplica, type Replica } from "./core/replica.js";
 import { openSqliteStore } from "./journal/sqlite-store.js";
 import { createKamailioAttachment, type KamailioAttachment } from "./kamailio/attachment.js";
+import { sipPeersOf, type SipPeers } from "./kamailio/sip-peers.js";
 import { bulkTokens } from "./kamailio/bulk-tokens.js";
 import { openHubAcknowledged } from "./mesh/hub-acknowledged.js";
 import { createMesh, type Mesh, type PeerEntry } from "./mesh/mesh.js";
@@ -35,6 +36,8 @@ export interface Agent {
   setPeers(peers: readonly PeerEntry[]): void;
   /** In hub mode: replace the hub list (Mesh.setHubUrls). Says what was done. */
   setHubUrls(urls: readonly string[]): string;
+  /** The other Kamailio nodes' SIP source IPs changed (SIGHUP): set in Kamailio now. No-op without `kamailio`. */
+  setSipPeers(peers: SipPeers): void;
   close(): Promise<void>;
 }
 
@@ -100,7 +103,7 @@ export async function startAgent(
   kamailio = config.kamailio
     ? await createKamailioAttachment({
       config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, hlc, store, log, metrics, seeded: () => store.seeded(),
-      bulkTokens: () => bulkTokens(credentials.clusterKeys, config.nodeId), journalBehind, notes: store,
+      bulkTokens: () => bulkTokens(credentials.clusterKeys, config.nodeId), journalBehind, notes: store, sipPeers: sipPeersOf(config),
     })
     : null;
   const rpc = createLocalApi({
@@ -154,6 +157,7 @@ export async function startAgent(
     credentials,
     setPeers: (peers) => mesh.setPeers(peers),
     setHubUrls: (urls) => mesh.setHubUrls(urls),
+    setSipPeers: (peers) => kamailio?.setSipPeers(peers),
     async close() {
       purge.close();
       summary.close();

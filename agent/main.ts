@@ -74,13 +74,14 @@ program
         const plan = planReload(running, next);
         agent.setPeers(plan.peers);
         if (plan.hubUrls) agent.setHubUrls(plan.hubUrls);
+        agent.setSipPeers(plan.sipPeers);
         if (plan.hubUrlsRefused) log.warn({ running: running.hub.urls.map(redactUrl), configured: next.hub.urls.map(redactUrl) }, plan.hubUrlsRefused);
         applyCredentials(agent.credentials, next, log);
         running = plan.running;
         // An operator rebalancing hubs by hand: an agent on another hub moves to its first one now
         // if that one takes sessions (agent/mesh/failback.ts does it on its own, after a while).
         if (running.hub.urls.length > 0) void agent.mesh.failBackToPreferredHub().then((outcome) => log.info({ outcome }, "SIGHUP: checked the preferred hub"));
-        if (plan.restartNeeded.length > 0) log.warn({ settings: plan.restartNeeded }, "SIGHUP applies only mesh.peers, hub.urls, the cluster keys and the API tokens: these changed settings take effect when the agent restarts");
+        if (plan.restartNeeded.length > 0) log.warn({ settings: plan.restartNeeded }, "SIGHUP applies only mesh.peers, hub.urls, kamailio.sipPeers, the cluster keys and the API tokens: these changed settings take effect when the agent restarts");
       } catch (err) {
         log.error({ err: (err as Error).message }, "config reload failed; keeping the running config");
       }

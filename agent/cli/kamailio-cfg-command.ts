@@ -3,11 +3,11 @@
  * cfg-include.ts) with the values from its agent config, or, with --instructions, the few lines an
  * operator adds to their own kamailio.cfg. Flags override what the config says.
  */
-import { isIP } from "node:net";
 import type { Command } from "commander";
 import { ConfigError, loadAgentConfig } from "../config/agent-config.js";
 import { DEFAULT_INCLUDE_PATH, kamailioInclude, kamailioIncludeInstructions } from "../kamailio/cfg-include.js";
 import { evapiBulkToken } from "../kamailio/evapi-bulk.js";
+import { sameSipPeers, sipPeersOf } from "../kamailio/sip-peers.js";
 
 interface Opts {
   config?: string;
@@ -27,7 +27,7 @@ export function registerKamailioCfgCommand(program: Command, io: { env: NodeJS.P
     .option("--instructions", "print the lines to add to your own kamailio.cfg instead")
     .option("--evapi <host:port>", "evapi bind address (default: the config's kamailio.evapi, else 127.0.0.1:8448)")
     .option("--agent-address <ip>", "the only address allowed to connect to evapi (default: the evapi host)")
-    .option("--peers <ips>", "comma-separated SIP source IPs of the other Kamailio nodes, '' for none (default: the hosts of mesh.peers, which must then be IP addresses; needed in hub mode, or when Kamailio's SIP addresses differ from the agents')")
+    .option("--peers <ips>", "comma-separated SIP source IPs of the other Kamailio nodes, '' for none, fixed in the include (default: the config's kamailio.sipPeers, else the hosts of mesh.peers, which the agent keeps current in Kamailio)")
     .option("--aliases <mode>", "usrloc (SER-style aliases domain) or dbaliases (alias_db)")
     .option("--include-path <path>", "where you will install the include (used in --instructions)", DEFAULT_INCLUDE_PATH)
     .addHelpText("after", `\nExample:\n  locmesh kamailio-cfg -c /etc/locmesh/agent.yaml > ${DEFAULT_INCLUDE_PATH}\n  locmesh kamailio-cfg --instructions`)
@@ -53,14 +53,13 @@ function render(opts: Opts, env: NodeJS.ProcessEnv, warn: (text: string) => void
   if (aliasMode !== "usrloc" && aliasMode !== "dbaliases") throw new Error(`--aliases must be usrloc or dbaliases, got ${JSON.stringify(opts.aliases)}`);
   if (opts.instructions) return kamailioIncludeInstructions({ includePath: opts.includePath, aliasMode });
   const evapi = opts.evapi ? parseHostPort(opts.evapi) : (config?.kamailio?.evapi ?? { host: "127.0.0.1", port: 8448 });
-  const peers = opts.peers !== undefined
-    ? opts.peers.split(",").map((s) => s.trim()).filter(Boolean)
-    : config ? peersFromConfig(config) : [];
+  const { peers, fixed } = peerList(opts, config, warn);
   return kamailioInclude({
     evapiListen: evapi,
     agentAddress: opts.agentAddress ?? evapi.host,
     aliasMode,
     meshPeers: peers,
+    peersFixed: fixed,
     includePath: opts.includePath,
     // The bulk channel's token derives from the cluster key, which only the agent config has.
     ...(config ? { bulkToken: evapiBulkToken(config.mesh.secret, config.nodeId) } : {}),
@@ -68,22 +67,30 @@ function render(opts: Opts, env: NodeJS.ProcessEnv, warn: (text: string) => void
 }
 
 /**
- * The other nodes' SIP source addresses, taken from the agent's peer URLs. The include compares
- * them with `$si`, so a host name cannot be used, and a hub-mode config names no other node: both
- * are refused rather than left out, which would make the include relay nothing from them.
+ * The other nodes' SIP source addresses (sip-peers.ts): --peers, else what the agent config says.
+ * A list given with --peers that the config would not give is marked fixed in the include, so the
+ * agent leaves it be; one that contradicts kamailio.sipPeers is refused, since the agent would
+ * replace it as soon as it attaches.
  */
-function peersFromConfig(config: ReturnType<typeof loadConfig>): string[] {
+function peerList(opts: Opts, config: ReturnType<typeof loadConfig> | null, warn: (text: string) => void): { peers: string[]; fixed: boolean } {
   const hint = "pass the other nodes' Kamailio SIP source IPs with --peers ip1,ip2 (or --peers '' for a single node)";
-  // Through a hub, nodes the config does not name send changes too (and their phones' calls).
-  if (config.hub.urls.length > 0) {
-    throw new Error(`the agent config uses a hub, through which nodes it does not name take part; ${hint}`);
+  const fromConfig = config ? sipPeersOf(config) : null;
+  if (opts.peers === undefined) {
+    if (fromConfig === null) return { peers: [], fixed: false };
+    if (fromConfig.peers === null) throw new Error(`${fromConfig.why}, or ${hint}`);
+    return { peers: fromConfig.peers, fixed: false };
   }
-  const hosts = config.mesh.peers.map((p) => ({ id: p.id, host: new URL(p.url).hostname.replace(/^\[|\]$/g, "") }));
-  const named = hosts.filter((h) => isIP(h.host) === 0);
-  if (named.length > 0) {
-    throw new Error(`mesh.peers ${named.map((h) => `${h.id} (${h.host})`).join(", ")}: not an IP address, and Kamailio matches requests by source IP; ${hint}`);
+  const peers = [...new Set(opts.peers.split(",").map((s) => s.trim()).filter(Boolean))];
+  if (fromConfig?.peers && sameSipPeers(peers, fromConfig.peers)) return { peers, fixed: false };
+  if (fromConfig?.peers && fromConfig.from === "kamailio.sipPeers") {
+    throw new Error(`--peers ${peers.join(",") || "''"} differs from kamailio.sipPeers (${fromConfig.peers.join(", ") || "none"}) in ${opts.config}, ` +
+      "which the agent sets in Kamailio as it attaches: change kamailio.sipPeers instead, and leave out --peers");
   }
-  return hosts.map((h) => h.host);
+  if (config) {
+    warn("with --peers the include's list of nodes is fixed: the agent leaves it as it is, and a node added later needs a new include and a Kamailio restart; " +
+      "set kamailio.sipPeers in the agent config instead to have SIGHUP change it");
+  }
+  return { peers, fixed: true };
 }
 
 function loadConfig(file: string, env: NodeJS.ProcessEnv) {

@@ -93,7 +93,7 @@ export function loadAgentConfig(opts: LoadOptions): AgentConfig {
 /** The keys and tokens, which SIGHUP applies on agents and hubs alike (ops/key-ring.ts). */
 export const CREDENTIAL_SETTINGS = ["mesh.secret", "mesh.acceptedSecrets", "api.token", "api.acceptedTokens"] as const;
 /** What SIGHUP applies on an agent. */
-export const AGENT_RELOADED_SETTINGS: readonly string[] = ["mesh.peers", "hub.urls", ...CREDENTIAL_SETTINGS];
+export const AGENT_RELOADED_SETTINGS: readonly string[] = ["mesh.peers", "hub.urls", "kamailio.sipPeers", ...CREDENTIAL_SETTINGS];
 
 /**
  * The settings (dotted paths) where `next` differs from the running config, those SIGHUP applies

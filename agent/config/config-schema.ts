@@ -3,6 +3,7 @@
  * loader reads as "gather the raw values, validate, freeze", and so the messages an operator sees
  * are written in one place.
  */
+import { isIP } from "node:net";
 import { z } from "zod";
 import { NODE_ID_RE } from "../contract/ids.js";
 import { isTimeZone } from "../kamailio/kamailio-db-encoding.js";
@@ -210,6 +211,13 @@ const kamailioSchema = z.strictObject({
   checkIntervalSec: int(1, 3600).default(2),
   /** Writes per second when putting a restarted Kamailio back; 0 = as fast as it takes them. */
   reloadRate: int(0, 1_000_000).default(0),
+  /**
+   * The other Kamailio nodes' SIP source IPs, which may relay calls through this one to its phones
+   * (route LOCMESH_INBOUND). Null: the hosts of mesh.peers when they are IP addresses. The agent
+   * sets the list in Kamailio at every start of it and on SIGHUP (kamailio/sip-peer-list.ts).
+   */
+  sipPeers: z.array(z.string().refine((s) => isIP(s) !== 0, { error: (iss) => `${JSON.stringify(iss.input)} is not an IP address (Kamailio compares the request's source IP)` }))
+    .max(10_000).nullable().default(null),
   /**
    * Refill a restarted Kamailio through the evapi bulk channel (evapi-bulk.ts) when its include has
    * the bulk route; false: over jsonrpcs only.

@@ -1,8 +1,10 @@
 /**
  * What SIGHUP does with a re-read config (main.ts applies it): `mesh.peers`, within hub mode
- * `hub.urls`, and the keys and tokens (ops/key-ring.ts) take effect now; every other changed setting
+ * `hub.urls`, the other Kamailio nodes' SIP source IPs (kamailio/sip-peers.ts: `kamailio.sipPeers`,
+ * or mesh.peers' hosts), and the keys and tokens (ops/key-ring.ts) take effect now; every other changed setting
  * waits for a restart, which the operator is told rather than left to find out. No I/O here.
  */
+import { sipPeersOf, type SipPeers } from "../kamailio/sip-peers.js";
 import { settingsNeedingRestart, type AgentConfig } from "./agent-config.js";
 
 export interface ReloadPlan {
@@ -11,6 +13,8 @@ export interface ReloadPlan {
   hubUrls: string[] | null;
   /** Why a changed `hub.urls` is not applied (it would switch the agent into or out of hub mode). */
   hubUrlsRefused: string | null;
+  /** The nodes that may relay calls through this node's Kamailio, as the config now gives them. */
+  sipPeers: SipPeers;
   /** Other changed settings (dotted paths, never values: secrets), applied at the next restart. */
   restartNeeded: string[];
   /** The config as it runs once the plan is applied: what the next SIGHUP compares with. */
@@ -30,11 +34,14 @@ export function planReload(running: AgentConfig, next: AgentConfig): ReloadPlan 
   // switching it is a restart, not a reload.
   const switchesMode = changed && (was.length === 0) !== (now.length === 0);
   const hubUrls = changed && !switchesMode ? [...now] : null;
+  const kamailio = running.kamailio && next.kamailio ? { ...running.kamailio, sipPeers: next.kamailio.sipPeers } : running.kamailio;
+  const applied: AgentConfig = { ...running, mesh: { ...running.mesh, peers: next.mesh.peers }, hub: { ...running.hub, urls: hubUrls ?? was }, kamailio };
   return {
     peers: next.mesh.peers,
     hubUrls,
     hubUrlsRefused: switchesMode ? (now.length === 0 ? LEAVING_HUB_MODE : ENTERING_HUB_MODE) : null,
+    sipPeers: sipPeersOf(applied),
     restartNeeded: settingsNeedingRestart(running, next),
-    running: { ...running, mesh: { ...running.mesh, peers: next.mesh.peers }, hub: { ...running.hub, urls: hubUrls ?? was } },
+    running: applied,
   };
 }

@@ -33,6 +33,8 @@ import { createRegisterGate } from "./register-gate.js";
 import type { ReloadStatus } from "./reload.js";
 import { openReloadMark, type ReloadNotes } from "./reload-mark.js";
 import type { OnStored } from "./stale-writes.js";
+import { createSipPeerList } from "./sip-peer-list.js";
+import type { SipPeers } from "./sip-peers.js";
 import { createUsrlocKeys } from "./usrloc-keys.js";
 
 export interface KamailioAttachment {
@@ -46,6 +48,8 @@ export interface KamailioAttachment {
   reconcile(): Promise<void>;
   /** The journal, started empty, has caught up with a peer: what waited for it goes ahead (seeded). */
   journalSeeded(): void;
+  /** The config's list of nodes that may relay calls through Kamailio changed (SIGHUP): sets it now. */
+  setSipPeers(next: SipPeers): void;
   /** The AoR's contacts as this Kamailio holds them (ul.lookup over jsonrpcs). */
   lookup(aor: string): Promise<KamailioContact[]>;
   /** A page of this Kamailio's whole location table, compared with the journal (kamailio-table.ts). */
@@ -69,6 +73,8 @@ export interface KamailioAttachmentDeps {
    * into Kamailio (no sink writes, reload or reconcile) until the agent is started afresh.
    */
   journalBehind: Pick<JournalBehind, "isSet" | "onSet">;
+  /** The other nodes' SIP source IPs as the config gives them (sip-peers.ts), kept in Kamailio (sip-peer-list.ts). */
+  sipPeers: SipPeers;
   /** The journal's notes: where a reload under way is kept (reload-mark.ts). */
   notes: ReloadNotes;
   log: Logger;
@@ -160,6 +166,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     core: links.core, instance: () => watch.current(), log,
     whole: () => !watch.reloadNeeded() && seeded() && events.listening(),
   });
+  const peerList = createSipPeerList({ core: links.core, instance: () => watch.current(), initial: deps.sipPeers, log });
   const unsubscribe: (() => void)[] = [];
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
@@ -186,6 +193,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     }
     await keys.check(watch.current());
     if (liveness.up()) cameBackUnseen = true;
+    await peerList.sync();
   }
   /** Kamailio came back since check() or reconcile() last looked, whoever probed it (the sink's retries probe too). */
   let cameBackUnseen = false;
@@ -274,6 +282,10 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     },
     pendingWrites: () => sink.lastPending(),
     reload: (reason) => reload.run(reason),
+    setSipPeers(next) {
+      peerList.want(next);
+      void peerList.sync();
+    },
     async lookup(aor) {
       return (await links.usrloc.ulLookup(config.locationTable, aor)).map(toKamailioContact);
     },

@@ -16,3 +16,11 @@ export const LOCMESH_QUEUE = "locmesh";
 /** Most entries the queue holds (mqueue drops its oldest past it), and where SIP workers start to wait. */
 export const QUEUE_SIZE = 20_000;
 export const QUEUE_HIGH = 5_000;
+/**
+ * The SIP source IPs of the other Kamailio nodes, comma-separated: only requests from them may use
+ * route(LOCMESH_INBOUND). The include sets it at Kamailio's start; the agent keeps it current
+ * (sip-peer-list.ts), so a node added to the cluster needs no Kamailio restart.
+ */
+export const PEERS_SHV = "locmesh_peers";
+/** 1 when the include's list was given by hand (`kamailio-cfg --peers`): the agent then leaves it be. */
+export const PEERS_FIXED_SHV = "locmesh_peers_fixed";

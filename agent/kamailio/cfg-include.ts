@@ -8,8 +8,8 @@
  * test/integration/kamailio-events.test.ts):
  * - `loadmodule` of a module that is already loaded is a fatal cfg error ("attempting to load the
  *   same module twice"), but every loadmodule also defines `MOD_<name>` for the preprocessor. So the
- *   include loads pv, kex (pv_printf), xlog, evapi, path, mqueue, rtimer and cfgutils only
- *   `#!ifndef MOD_<name>`, and must come after the operator's own loadmodule lines.
+ *   include loads pv, kex (pv_printf), xlog, textops (in_list), evapi, path, mqueue, rtimer and
+ *   cfgutils only `#!ifndef MOD_<name>`, and must come after the operator's own loadmodule lines.
  * - A module the include needs but must not load itself (tm, sl, rr, usrloc, registrar, jsonrpcs: the
  *   operator's config owns their parameters) is checked the same way; when it is missing the
  *   include loads a module whose file name says what is wrong, so `kamailio -c` fails with it.
@@ -32,7 +32,7 @@
  *   (test/integration/kamailio-use-domain.test.ts)
  */
 import { isIP } from "node:net";
-import { EVENTS_SHV, LOCMESH_QUEUE, QUEUE_SIZE, READY_SHV } from "./cfg-include-names.js";
+import { EVENTS_SHV, LOCMESH_QUEUE, PEERS_FIXED_SHV, PEERS_SHV, QUEUE_SIZE, READY_SHV } from "./cfg-include-names.js";
 import { bulkRoute, connectionRoute } from "./cfg-include-evapi.js";
 import { EXPIRED_ROUTES, registerRoute } from "./cfg-include-register.js";
 import { USE_DOMAIN_FIX } from "./usrloc-keys.js";
@@ -50,9 +50,15 @@ export interface IncludeParams {
   /**
    * SIP source IPs of the other Kamailio nodes. Only requests from them may use
    * route(LOCMESH_INBOUND): it relays to whatever `received` the Route header names, which would
-   * make an open relay if anyone could use it. Empty disables the route.
+   * make an open relay if anyone could use it. This is the list Kamailio starts with; the agent
+   * replaces it over jsonrpcs with the one its config gives (sip-peer-list.ts). Empty: no node.
    */
   meshPeers?: string[];
+  /**
+   * The list was given by hand (`locmesh kamailio-cfg --peers`), not taken from the agent config:
+   * an agent whose config does not set kamailio.sipPeers then leaves it as it is.
+   */
+  peersFixed?: boolean;
   /**
    * evapi max_clients (default 6): the agent's event connection and its two bulk channels (during
    * a reload), plus room for reconnects racing the old sockets. At most 30.
@@ -77,7 +83,7 @@ export const DEFAULT_INCLUDE_PATH = "/etc/kamailio/locmesh.cfg";
 /** Modules the include uses but leaves to the operator's config (their parameters are the operator's). */
 const REQUIRED_MODULES = ["tm", "sl", "rr", "usrloc", "registrar", "jsonrpcs"] as const;
 /** Modules the include loads when the operator's config has not. */
-const OWN_MODULES = ["pv", "kex", "xlog", "evapi", "path", "mqueue", "rtimer", "cfgutils"] as const;
+const OWN_MODULES = ["pv", "kex", "xlog", "textops", "evapi", "path", "mqueue", "rtimer", "cfgutils"] as const;
 
 export function kamailioInclude(p: IncludeParams): string {
   checkParams(p);
@@ -105,6 +111,9 @@ export function kamailioInclude(p: IncludeParams): string {
     `modparam("pv", "shvset", "${READY_SHV}=i:0")`,
     "# One bit per evapi connection of the agent that carries registrar events (see connection-new).",
     `modparam("pv", "shvset", "${EVENTS_SHV}=i:0")`,
+    "# The other nodes' SIP source IPs (route LOCMESH_INBOUND); the agent keeps the list current over jsonrpcs.",
+    `modparam("pv", "shvset", "${PEERS_SHV}=s:${(p.meshPeers ?? []).join(",")}")`,
+    `modparam("pv", "shvset", "${PEERS_FIXED_SHV}=i:${p.peersFixed ? 1 : 0}")`,
     "# REGISTERs are handed over in shared memory and sent to the agent by one drain process.",
     `modparam("mqueue", "mqueue", "name=${LOCMESH_QUEUE};size=${QUEUE_SIZE}")`,
     `modparam("rtimer", "timer", "name=${LOCMESH_QUEUE};interval=5000u;mode=1;")`,
@@ -118,7 +127,7 @@ export function kamailioInclude(p: IncludeParams): string {
     EXPIRED_ROUTES,
     connectionRoute(p.agentAddress),
     bulkRoute(p.bulkToken ?? null),
-    inboundRoute(p.meshPeers ?? []),
+    INBOUND_ROUTE,
   ].join("\n");
 }
 
@@ -212,26 +221,22 @@ const READY_GATE = `	if ($shv(locmesh_ready) == 0 && $rm == "REGISTER" && $TV(s)
  * Another node found a phone registered here and sent the initial request with a Route to this
  * node, whose received= parameter (added by the agent from the phone's source) names the phone's
  * NAT binding or TCP connection. loose_route() consumes that Route and the path module turns
- * received= into $du; t_relay() then reuses the phone's connection.
+ * received= into $du; t_relay() then reuses the phone's connection. Only the nodes in
+ * $shv(locmesh_peers) may (textops' in_list compares whole items: 127.0.0.1 is not 127.0.0.10).
  */
-function inboundRoute(peers: string[]): string {
-  const trusted = peers.map((ip) => `$si == "${ip}"`).join(" || ");
-  const body = peers.length === 0
-    ? `${READY_GATE}\t# No meshPeers were configured, so no request may be relayed on their behalf.\n\treturn;`
-    : `${READY_GATE}	if ($tt != $null || $hdr(Route) == $null) return;
-	if (!(${trusted})) return;
+const INBOUND_ROUTE = `# Call early in request_route, before any remove_hf("Route"). Only initial requests from other
+# locmesh nodes (the IPs in $shv(${PEERS_SHV})) that carry a Route header are handled (and end
+# here); all others return. It also answers REGISTER with 503 while a freshly started Kamailio is
+# not yet whole (below).
+route[LOCMESH_INBOUND] {
+${READY_GATE}	if ($tt != $null || $hdr(Route) == $null) return;
+	if (!in_list("$si", "$shv(${PEERS_SHV})", ",")) return;
 	if ($rm == "ACK") return;
 	loose_route();
 	if ($rm == "INVITE" || $rm == "SUBSCRIBE") record_route();
 	if (!t_relay()) {
 		sl_reply_error();
 	}
-	exit;`;
-  return `# Call early in request_route, before any remove_hf("Route"). Only initial requests from other
-# locmesh nodes that carry a Route header are handled (and end here); all others return.
-# It also answers REGISTER with 503 while a freshly started Kamailio is not yet whole (below).
-route[LOCMESH_INBOUND] {
-${body}
+	exit;
 }
 `;
-}

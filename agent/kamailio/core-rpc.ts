@@ -27,6 +27,10 @@ export interface CoreRpc {
   instance(): Promise<KamailioInstance>;
   /** Sets the include's shared variable (READY_SHV) that lets REGISTERs through after a start. */
   setReady(name: string): Promise<void>;
+  /** `pv.shvGet`: a shared variable's value. KamailioRpcError 404 when the cfg defines no such variable. */
+  getShv(name: string): Promise<string | number>;
+  /** `pv.shvSet` of a string shared variable. KamailioRpcError 404 when the cfg defines no such variable. */
+  setShvString(name: string, value: string): Promise<void>;
 }
 
 /**
@@ -52,6 +56,14 @@ export function createCoreRpc(deps: { rpc: KamailioRpc; probeTimeoutMs?: number 
     },
     async setReady(name) {
       await rpc.call("pv.shvSet", [name, "int", 1]);
+    },
+    async getShv(name) {
+      const r = await rpc.call<{ value?: unknown }>("pv.shvGet", [name]);
+      if (typeof r?.value !== "string" && typeof r?.value !== "number") throw new KamailioProtocolError(`unexpected pv.shvGet result for ${name}`);
+      return r.value;
+    },
+    async setShvString(name, value) {
+      await rpc.call("pv.shvSet", [name, "str", value]);
     },
   };
 }

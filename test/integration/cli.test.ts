@@ -175,8 +175,8 @@ describe("locmesh CLI", () => {
     expect(bare.stdout).not.toContain('jsonrpc_exec("$evapi(msg)")');
   });
 
-  it("kamailio-cfg refuses peers it cannot turn into SIP source IPs instead of leaving them out", async () => {
-    const base = JSON.parse(readFileSync(agent.configPath, "utf8")) as { mesh: Record<string, unknown>; hub?: unknown };
+  it("kamailio-cfg takes the nodes' SIP source IPs from the config, refuses what it cannot turn into them, and marks a --peers list fixed", async () => {
+    const base = JSON.parse(readFileSync(agent.configPath, "utf8")) as { mesh: Record<string, unknown>; hub?: unknown; kamailio?: unknown };
     const write = (name: string, patch: (c: typeof base) => void) => {
       const c = structuredClone(base);
       patch(c);
@@ -195,29 +195,53 @@ describe("locmesh CLI", () => {
       c.mesh["peers"] = [{ id: "sip3", url: "ws://10.0.0.3:7100" }];
       c.hub = { urls: ["ws://10.0.0.9:7200"] };
     });
-    const [n, h, hb, given, ips] = await Promise.all([
+    const sipPeers = write("sip-peers.json", (c) => {
+      c.mesh["peers"] = [];
+      c.hub = { urls: ["ws://10.0.0.9:7200"] };
+      c.kamailio = { evapi: "127.0.0.1:8448", sipPeers: ["10.0.0.5", "10.0.0.6"] };
+    });
+    const ipPeers = write("ip-peers.json", (c) => {
+      c.mesh["peers"] = [{ id: "sip3", url: "ws://10.0.0.3:7100" }, { id: "sip4", url: "ws://[2001:db8::4]:7100" }];
+    });
+    const [n, h, hb, given, ips, sp, contradicts, sameAsConfig] = await Promise.all([
       cli(["kamailio-cfg", "--config", named]),
       cli(["kamailio-cfg", "--config", hubMode]),
       cli(["kamailio-cfg", "--config", both]),
       cli(["kamailio-cfg", "--config", hubMode, "--peers", "10.0.0.2,10.0.0.3"]),
-      cli(["kamailio-cfg", "--config", write("ip-peers.json", (c) => {
-        c.mesh["peers"] = [{ id: "sip3", url: "ws://10.0.0.3:7100" }, { id: "sip4", url: "ws://[2001:db8::4]:7100" }];
-      })]),
+      cli(["kamailio-cfg", "--config", ipPeers]),
+      cli(["kamailio-cfg", "--config", sipPeers]),
+      cli(["kamailio-cfg", "--config", sipPeers, "--peers", "10.0.0.5"]),
+      cli(["kamailio-cfg", "--config", ipPeers, "--peers", "10.0.0.3,2001:db8::4"]),
     ]);
+    const list = (out: string) => /modparam\("pv", "shvset", "locmesh_peers=s:([^"]*)"\)/.exec(out)?.[1];
+    const fixed = (out: string) => /modparam\("pv", "shvset", "locmesh_peers_fixed=i:(\d)"\)/.exec(out)?.[1];
     expect(n.code).toBe(2);
     expect(n.stdout).toBe("");
     expect(n.stderr).toContain("mesh.peers sip2 (sip2.example.com): not an IP address");
+    expect(n.stderr).toContain("set kamailio.sipPeers");
     expect(n.stderr).toContain("--peers ip1,ip2");
     expect(h.code).toBe(2);
     expect(h.stderr).toContain("uses a hub, through which nodes it does not name take part");
     expect(hb.code).toBe(2);
     expect(hb.stderr).toContain("--peers ip1,ip2");
+    // Given by hand where the config gives no list: fixed, and the operator is told what that means.
     expect(given.code).toBe(0);
-    expect(given.stdout).toContain('$si == "10.0.0.2"');
-    expect(given.stdout).toContain('$si == "10.0.0.3"');
+    expect(list(given.stdout)).toBe("10.0.0.2,10.0.0.3");
+    expect(fixed(given.stdout)).toBe("1");
+    expect(given.stderr).toContain("with --peers the include's list of nodes is fixed");
     expect(ips.code).toBe(0);
-    expect(ips.stdout).toContain('$si == "10.0.0.3"');
-    expect(ips.stdout).toContain('$si == "2001:db8::4"');
+    expect(list(ips.stdout)).toBe("10.0.0.3,2001:db8::4");
+    expect(fixed(ips.stdout)).toBe("0");
+    // kamailio.sipPeers wins over hub mode and mesh.peers; --peers may not contradict it.
+    expect(sp.code).toBe(0);
+    expect(list(sp.stdout)).toBe("10.0.0.5,10.0.0.6");
+    expect(fixed(sp.stdout)).toBe("0");
+    expect(contradicts.code).toBe(2);
+    expect(contradicts.stderr).toContain("differs from kamailio.sipPeers (10.0.0.5, 10.0.0.6)");
+    // --peers that says what the config says is not fixed: the agent keeps it current.
+    expect(sameAsConfig.code).toBe(0);
+    expect(fixed(sameAsConfig.stdout)).toBe("0");
+    expect(sameAsConfig.stderr).not.toContain("fixed");
   });
 
   it("finds the agent through -c or LOCMESH_CONFIG; with --token it never reads the token file; a bad --url says so", async () => {

@@ -28,6 +28,7 @@ import { sippRegister } from "../support/sipp.js";
 import { sippRegisterLoad } from "../support/sipp-call.js";
 import { listenToEvapi, openRegisterGate, type EvapiListener } from "../support/evapi-listener.js";
 import { freePort } from "../support/ports.js";
+import { relayInvite } from "../support/relay-invite.js";
 
 const run = promisify(execFile);
 const log = silentLogger();
@@ -307,42 +308,8 @@ describe("route(LOCMESH_INBOUND)", () => {
     await new Promise<void>((resolve) => phone.close(() => resolve()));
   });
 
-  /**
-   * Sends an INVITE from `from`. Resolves with the replies it got once `done(replies)` holds or
-   * after 5 s, whichever comes first (the caller then checks what it waited for).
-   */
-  function invite(from: string, callId: string, done: (replies: string[]) => boolean): Promise<string> {
-    const peer = createSocket("udp4");
-    const replies: string[] = [];
-    return new Promise((resolve) => {
-      const finish = () => {
-        clearInterval(poll);
-        clearTimeout(giveUp);
-        peer.close(() => resolve(replies.join("\n")));
-      };
-      const poll = setInterval(() => done(replies) && finish(), 20);
-      const giveUp = setTimeout(finish, 5000);
-      peer.on("message", (m) => replies.push(m.toString()));
-      peer.bind(0, from, () => {
-        const port = peer.address().port;
-        const msg = [
-          "INVITE sip:bob@203.0.113.9:5060 SIP/2.0",
-          `Via: SIP/2.0/UDP ${from}:${port};branch=z9hG4bK-${callId}`,
-          `Route: <sip:127.0.0.1:${main.kam.sipPort};lr;received=sip:127.0.0.1:${phone.address().port}>`,
-          "Max-Forwards: 70",
-          "From: <sip:carol@example.com>;tag=c1",
-          "To: <sip:bob@example.com>",
-          `Call-ID: ${callId}`,
-          "CSeq: 1 INVITE",
-          `Contact: <sip:carol@${from}:${port}>`,
-          "Content-Length: 0",
-          "",
-          "",
-        ].join("\r\n");
-        peer.send(msg, main.kam.sipPort, "127.0.0.1");
-      });
-    });
-  }
+  const invite = (from: string, callId: string, done: (replies: string[]) => boolean) =>
+    relayInvite({ from, callId, done, sipPort: main.kam.sipPort, phonePort: phone.address().port });
 
   it("relays a peer's INVITE to the Route's received= address, keeping the contact as R-URI", async () => {
     await invite("127.0.0.1", "inbound-1", () => received.some((m) => m.includes("Call-ID: inbound-1")));

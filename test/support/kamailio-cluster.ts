@@ -77,7 +77,7 @@ export async function startKamailioCluster(o: KamailioClusterOptions): Promise<K
           ...o.kamailio,
           ...own,
           extraCfg: [`alias="${TEST_DOMAIN}"`, o.kamailio?.extraCfg ?? "", own?.extraCfg ?? ""].join("\n"),
-          locmesh: { aliasMode: "usrloc", bulkToken: evapiBulkToken(CLUSTER_SECRET, ids[i]!), ...o.kamailio?.locmesh },
+          locmesh: { aliasMode: "usrloc", bulkToken: evapiBulkToken(CLUSTER_SECRET, ids[i]!), ...o.kamailio?.locmesh, ...own?.locmesh },
         }),
       );
     }

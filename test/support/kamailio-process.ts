@@ -40,7 +40,7 @@ export interface KamailioOptions {
   /** Cfg lines right after save() instead of locmesh's include (kamailio-cfg.ts afterSave). */
   afterSave?: KamailioCfgParams["afterSave"];
   /** locmesh's kamailio.cfg include, wired in as an operator would; evapi on a free 127.0.0.1 port. */
-  locmesh?: Omit<LocmeshCfg, "includePath"> & Partial<Pick<IncludeParams, "agentAddress" | "aliasMode" | "meshPeers" | "bulkToken">>;
+  locmesh?: Omit<LocmeshCfg, "includePath"> & Partial<Pick<IncludeParams, "agentAddress" | "aliasMode" | "meshPeers" | "peersFixed" | "bulkToken">>;
 }
 
 export interface KamailioProcess {
@@ -234,6 +234,7 @@ function writeLocmeshInclude(dir: string, evapiPort: number, l: NonNullable<Kama
     agentAddress: l.agentAddress ?? "127.0.0.1",
     aliasMode: l.aliasMode ?? "usrloc",
     meshPeers: l.meshPeers ?? ["127.0.0.1"],
+    peersFixed: l.peersFixed ?? false,
     ...(l.bulkToken !== undefined ? { bulkToken: l.bulkToken } : {}),
   }));
   return { includePath, saveFlags: l.saveFlags, maxContacts: l.maxContacts, ownExpiredRoute: l.ownExpiredRoute };

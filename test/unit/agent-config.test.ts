@@ -325,6 +325,23 @@ describe("planReload (SIGHUP)", () => {
     expect(plan.peers).toEqual([{ id: "n2", url: "ws://10.0.0.2:7100" }]);
     expect(plan.running.mesh.peers).toEqual(plan.peers);
   });
+
+  it("gives the Kamailio nodes' SIP IPs as the new config says: kamailio.sipPeers, else mesh.peers' hosts, never a restart", () => {
+    const kamailio = (sipPeers?: string) => `kamailio:\n  evapi: 127.0.0.1:8448\n${sipPeers ? `  sipPeers: [${sipPeers}]\n` : ""}`;
+    const running = load({ [file]: `${minimal}${kamailio()}` });
+    const peers = { LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100,n3=ws://10.0.0.3:7100" };
+    const fromMesh = planReload(running, load({ [file]: `${minimal}${kamailio()}` }, peers));
+    expect(fromMesh.sipPeers).toEqual({ peers: ["10.0.0.2", "10.0.0.3"], from: "mesh.peers" });
+    const set = planReload(running, load({ [file]: `${minimal}${kamailio("10.1.0.2, 10.1.0.3")}` }, peers));
+    expect(set).toMatchObject({ sipPeers: { peers: ["10.1.0.2", "10.1.0.3"], from: "kamailio.sipPeers" }, restartNeeded: [] });
+    expect(set.running.kamailio?.sipPeers).toEqual(["10.1.0.2", "10.1.0.3"]);
+    expect(settingsNeedingRestart(set.running, load({ [file]: `${minimal}${kamailio("10.1.0.2, 10.1.0.3")}` }, peers))).toEqual([]);
+  });
+
+  it("refuses a kamailio.sipPeers entry that is not an IP address", () => {
+    expect(() => load({ [file]: `${minimal}kamailio:\n  sipPeers: [10.0.0.2, sip3.example.com]\n` }))
+      .toThrow(/kamailio\.sipPeers\[1\]: "sip3\.example\.com" is not an IP address/);
+  });
 });
 
 describe("accepted cluster keys and API tokens (rotation)", () => {

@@ -31,7 +31,8 @@ describe("kamailioInclude", () => {
     expect(text).toContain('if ($evapi(srcaddr) != "127.0.0.1") {');
     expect(text).toContain("evapi_close();");
     expect(text).toContain('reg_fetch_contacts("location", "$tu", "lmc")');
-    expect(text).toContain('$si == "10.0.0.2" || $si == "10.0.0.3"');
+    expect(text).toContain('modparam("pv", "shvset", "locmesh_peers=s:10.0.0.2,10.0.0.3")');
+    expect(text).toContain('if (!in_list("$si", "$shv(locmesh_peers)", ",")) return;');
     // Event format 2 (event-format2.ts): strings hex-encoded, usrloc's numbers bare.
     // Every contact field, in the loop (index $var(lm_i)) and in the one-contact event (index 0).
     for (const index of ["$var(lm_i)", "0"]) {
@@ -96,9 +97,13 @@ describe("kamailioInclude", () => {
     expect(() => kamailioInclude({ ...params, bulkToken: "short" })).toThrow(/bulkToken must be 32 hex digits/);
   });
 
-  it("disables LOCMESH_INBOUND without mesh peers", () => {
-    const inbound = kamailioInclude({ ...params, meshPeers: [] }).split("route[LOCMESH_INBOUND]")[1] ?? "";
-    expect(inbound).not.toContain("t_relay");
+  it("starts Kamailio with the list given, empty without mesh peers, marked fixed only when asked", () => {
+    const none = kamailioInclude({ ...params, meshPeers: [] });
+    expect(none).toContain('modparam("pv", "shvset", "locmesh_peers=s:")');
+    expect(none).toContain('modparam("pv", "shvset", "locmesh_peers_fixed=i:0")');
+    expect(kamailioInclude({ ...params, peersFixed: true })).toContain('modparam("pv", "shvset", "locmesh_peers_fixed=i:1")');
+    // in_list comes from textops, which the include loads unless the operator's cfg has.
+    expect(none).toMatch(/#!ifndef MOD_textops\nloadmodule "textops\.so"\n#!endif/);
   });
 
   it("refuses bad parameters, listing every problem", () => {
