@@ -39,6 +39,7 @@ export function createSipPeerList(deps: {
   let settled: { instance: KamailioInstance; peers: readonly string[] | null } | null = null;
   let warnedFor: KamailioInstance | null = null;
   let unmanagedSaid = false;
+  let queue: Promise<void> = Promise.resolve();
 
   const holds = (inst: KamailioInstance, peers: readonly string[] | null): boolean =>
     settled !== null && sameInstance(settled.instance, inst) &&
@@ -59,35 +60,41 @@ export function createSipPeerList(deps: {
       // The next sync compares against what was set; a list left be is looked at again.
       if (settled?.peers === null) settled = null;
     },
-    async sync() {
-      const inst = deps.instance();
-      if (inst === null) return;
-      if (wanted.peers === null) {
-        if (!unmanagedSaid) log.info(`the agent leaves Kamailio's list of nodes that may relay calls to its phones as the include set it: ${wanted.why}`);
-        unmanagedSaid = true;
-        return;
-      }
-      if (holds(inst, wanted.peers)) return;
-      const peers = wanted.peers;
-      try {
-        if (await leftByHand(inst)) {
-          settled = { instance: inst, peers: null };
-          return;
-        }
-        await core.setShvString(PEERS_SHV, peers.join(","));
-        settled = { instance: inst, peers };
-        log.info({ peers, from: wanted.from }, `Kamailio lets these nodes relay calls to its phones: ${peers.join(", ") || "none"}`);
-      } catch (err) {
-        if (err instanceof KamailioRpcError && err.code === 404) {
-          settled = { instance: inst, peers: null };
-          log.warn(OLD_INCLUDE);
-          return;
-        }
-        if (warnedFor === null || !sameInstance(warnedFor, inst)) {
-          warnedFor = inst;
-          log.warn({ err: (err as Error).message }, `could not set $shv(${PEERS_SHV}) in Kamailio; retrying at every check`);
-        }
-      }
+    sync() {
+      // One at a time: a SIGHUP's set must not be overtaken by an older one still in flight.
+      queue = queue.then(syncNow, syncNow);
+      return queue;
     },
   };
+
+  async function syncNow(): Promise<void> {
+    const inst = deps.instance();
+    if (inst === null) return;
+    if (wanted.peers === null) {
+      if (!unmanagedSaid) log.info(`the agent leaves Kamailio's list of nodes that may relay calls to its phones as the include set it: ${wanted.why}`);
+      unmanagedSaid = true;
+      return;
+    }
+    if (holds(inst, wanted.peers)) return;
+    const peers = wanted.peers;
+    try {
+      if (await leftByHand(inst)) {
+        settled = { instance: inst, peers: null };
+        return;
+      }
+      await core.setShvString(PEERS_SHV, peers.join(","));
+      settled = { instance: inst, peers };
+      log.info({ peers, from: wanted.from }, `Kamailio lets these nodes relay calls to its phones: ${peers.join(", ") || "none"}`);
+    } catch (err) {
+      if (err instanceof KamailioRpcError && err.code === 404) {
+        settled = { instance: inst, peers: null };
+        log.warn(OLD_INCLUDE);
+        return;
+      }
+      if (warnedFor === null || !sameInstance(warnedFor, inst)) {
+        warnedFor = inst;
+        log.warn({ err: (err as Error).message }, `could not set $shv(${PEERS_SHV}) in Kamailio; retrying at every check`);
+      }
+    }
+  }
 }

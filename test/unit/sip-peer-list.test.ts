@@ -77,6 +77,20 @@ describe("the list of nodes kept in Kamailio", () => {
     expect(t.kam.sets).toEqual(["10.0.0.3"]);
   });
 
+  it("does not let a set still in flight overtake a SIGHUP's (the datagram transport may answer out of order)", async () => {
+    const t = setup(fromMesh("10.0.0.2"));
+    const delays = [50, 0];
+    const set = t.kam.core.setShvString;
+    t.kam.core.setShvString = async (name, value) => {
+      await new Promise((r) => setTimeout(r, delays.shift() ?? 0));
+      await set(name, value);
+    };
+    const first = t.list.sync();
+    t.list.want(fromMesh("10.0.0.2", "10.0.0.4"));
+    await Promise.all([first, t.list.sync()]);
+    expect(t.kam.vars["locmesh_peers"]).toBe("10.0.0.2,10.0.0.4");
+  });
+
   it("leaves a list fixed with --peers alone unless the config sets kamailio.sipPeers", async () => {
     const t = setup(fromMesh("10.0.0.3"), { locmesh_peers: "192.0.2.7", locmesh_peers_fixed: 1 });
     await t.list.sync();
