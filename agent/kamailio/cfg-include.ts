@@ -33,8 +33,7 @@
  * - `modparam("pv", "shvset", "name=s:")` (an empty string) is accepted, and commas in the value
  *   are kept. textops' `in_list("$si", "$shv(name)", ",")` compares whole items (127.0.0.10 does not
  *   match 127.0.0.1) and is false for an empty list. `pv.shvSet`/`pv.shvGet` of a name the cfg
- *   does not define answer 404 "Variable not found". (test/integration/kamailio-sip-peers.test.ts;
- *   the 404 and the 127.0.0.10 case checked by hand on 2026-11-23)
+ *   does not define answer 404 "Variable not found". (test/integration/kamailio-sip-peers.test.ts)
  */
 import { isIP } from "node:net";
 import { EVENTS_SHV, LOCMESH_QUEUE, PEERS_FIXED_SHV, PEERS_SHV, QUEUE_SIZE, READY_SHV, SETTLE_SHV } from "./cfg-include-names.js";

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCoreRpc } from "../../agent/kamailio/core-rpc.js";
 import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
+import { KamailioRpcError } from "../../agent/kamailio/jsonrpcs-wire.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { waitFor } from "../support/agent-process.js";
 import { startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
@@ -46,14 +47,15 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function peersShv(n: ClusterNode): Promise<string | number> {
+async function withCore<T>(n: ClusterNode, fn: (core: ReturnType<typeof createCoreRpc>) => Promise<T>): Promise<T> {
   const rpc = createFifoClient({ fifoPath: n.kamailio.fifoPath, replyDir: n.kamailio.replyDir, timeoutMs: 2000, log: silentLogger(), maxInFlight: 1, autoResync: false });
   try {
-    return await createCoreRpc({ rpc }).getShv("locmesh_peers");
+    return await fn(createCoreRpc({ rpc }));
   } finally {
     await rpc.close();
   }
 }
+const peersShv = (n: ClusterNode) => withCore(n, (core) => core.getShv("locmesh_peers"));
 
 /** Whether n's Kamailio relayed an INVITE from `from` to the phone (else it answered 403, the test cfg's answer to anything else). */
 async function relays(n: ClusterNode, from: string, callId: string): Promise<boolean> {
@@ -104,4 +106,13 @@ describe("the nodes that may relay calls through Kamailio", () => {
     await waitFor("n2's list from kamailio.sipPeers", async () => (await peersShv(n2)) === "127.0.0.1");
     expect(await relays(n2, "127.0.0.1", "sp-unfixed")).toBe(true);
   }, 60_000);
+
+  it("compares whole addresses, and a variable the include lacks answers 404 (what the agent takes for an old include)", async () => {
+    await withCore(n2, (core) => core.setShvString("locmesh_peers", "127.0.0.10,127.0.0.100"));
+    expect(await relays(n2, "127.0.0.1", "sp-prefix")).toBe(false);
+    await withCore(n2, (core) => core.setShvString("locmesh_peers", "127.0.0.1"));
+    const missing = await withCore(n2, (core) => core.getShv("locmesh_no_such_variable")).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(KamailioRpcError);
+    expect(missing).toMatchObject({ code: 404 });
+  }, 30_000);
 });
