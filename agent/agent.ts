@@ -35,6 +35,8 @@ export interface Agent {
   setPeers(peers: readonly PeerEntry[]): void;
   /** In hub mode: replace the hub list (Mesh.setHubUrls). Says what was done. */
   setHubUrls(urls: readonly string[]): string;
+  /** In hub mode: a new hub.failbackAfterSec (Mesh.setHubFailback). Says what was done. */
+  setHubFailback(afterSec: number): string;
   close(): Promise<void>;
 }
 
@@ -154,6 +156,7 @@ export async function startAgent(
     credentials,
     setPeers: (peers) => mesh.setPeers(peers),
     setHubUrls: (urls) => mesh.setHubUrls(urls),
+    setHubFailback: (afterSec) => mesh.setHubFailback(afterSec * 1000),
     async close() {
       purge.close();
       summary.close();

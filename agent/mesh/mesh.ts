@@ -79,6 +79,8 @@ export interface Mesh {
    * empty list: switching between hub mode and the mesh alone needs a restart.
    */
   setHubUrls(urls: readonly string[]): string;
+  /** In hub mode, a new hub.failbackAfterSec (config reload, Dialer.renewFailback). Says what was done; throws outside hub mode. */
+  setHubFailback(afterMs: number): string;
   /**
    * On a hub: replace the agents it accepts (mesh.agents, config reload). An agent no longer listed
    * has its session closed and its series dropped, unless `acceptUnlisted` takes it anyway.
@@ -138,6 +140,7 @@ export function createMesh(deps: {
   let peers = [...o.peers];
   const hubMode = (o.hubUrls?.length ?? 0) > 0;
   let hubUrls = [...(o.hubUrls ?? [])];
+  let hubFailbackAfterMs = o.hubFailbackAfterMs ?? 0;
   let closing = false;
   let refusal: string | null = null;
   /** Set once a peer held more of our own changes than our journal: no session replicates after. */
@@ -313,7 +316,7 @@ export function createMesh(deps: {
       connect: (url, track) => connect(url, undefined, track),
       isConnected: () => hubSession() !== undefined,
       failback: {
-        newPolicy: () => createFailbackPolicy({ afterMs: o.hubFailbackAfterMs ?? 0 }),
+        newPolicy: () => createFailbackPolicy({ afterMs: hubFailbackAfterMs }),
         probe: (url) => probeHub(peerUrl(url), { ca, timeoutMs: 5000, maxFrameBytes: PRE_AUTH_MAX_FRAME }),
       },
     });
@@ -453,6 +456,12 @@ export function createMesh(deps: {
       const outcome = d.setUrls(urls);
       log.info({ hubs: urls.map(redactUrl), outcome }, "hub list updated");
       return outcome;
+    },
+    setHubFailback(afterMs) {
+      const d = dialers.get(HUB);
+      if (!d) throw new Error("not in hub mode");
+      hubFailbackAfterMs = afterMs;
+      return d.renewFailback();
     },
     async resync(peerId) {
       const candidates = [...sessions.values()].filter((s) => s.isReady() && (!peerId || s.peerNodeId() === peerId));

@@ -127,6 +127,21 @@ describe("SIGHUP with a changed hub.urls", () => {
     expect((await hubLink(a3))?.connectedSince).toBe(link!.connectedSince);
   }, 60_000);
 
+  it("applies a changed hub.failbackAfterSec without a restart", async () => {
+    const a3 = agents[2]!;
+    const hub2 = hubs[1]!;
+    const restartLines = () => linesOf(a3, "SIGHUP applies only").length;
+    const before = restartLines();
+    await sighup(a3, () => {
+      a3.spec.config = { ...a3.spec.config, hub: { ...(a3.spec.config?.["hub"] as object), failbackAfterSec: 30 } };
+      a3.reload();
+    });
+    const applied = linesOf(a3, "SIGHUP: hub.failbackAfterSec applied");
+    expect(applied).toHaveLength(1);
+    expect(applied[0]).toContain(`"was":120,"failbackAfterSec":30,"outcome":"on ${hub2.meshUrl}, the first of hub.urls; failback applies after the next failover"`);
+    expect(restartLines()).toBe(before);
+  }, 30_000);
+
   it("refuses a config that lists one hub twice, as any config that does not load, and keeps the running list", async () => {
     const a3 = agents[2]!;
     const [hub1, hub2] = hubs as [HubProcess, HubProcess];

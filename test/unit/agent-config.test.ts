@@ -345,6 +345,22 @@ describe("planReload (SIGHUP)", () => {
     expect(into.running.hub.urls).toEqual([]);
   });
 
+  it("applies a changed hub.failbackAfterSec within hub mode; outside it, or leaving it, the change waits for the restart", () => {
+    const hubs = (failback: number, ...urls: string[]) => load({ [file]: `${minimal}hub:\n  urls: [${urls.join(", ")}]\n  failbackAfterSec: ${failback}\n` });
+    const plan = planReload(hubs(120, "ws://h1:7200", "ws://h2:7200"), hubs(30, "ws://h1:7200", "ws://h2:7200"));
+    expect(plan).toMatchObject({ hubFailbackAfterSec: 30, hubUrls: null, restartNeeded: [] });
+    expect(plan.running.hub).toEqual({ urls: ["ws://h1:7200", "ws://h2:7200"], failbackAfterSec: 30 });
+    // The next reload compares with what runs: the same value again is no change.
+    expect(planReload(plan.running, hubs(30, "ws://h1:7200", "ws://h2:7200")).hubFailbackAfterSec).toBeNull();
+    // Together with a new list, and turned off (0).
+    expect(planReload(plan.running, hubs(0, "ws://h2:7200"))).toMatchObject({ hubFailbackAfterSec: 0, hubUrls: ["ws://h2:7200"], restartNeeded: [] });
+    // Leaving hub mode is refused, and the failback waits with it; without hubs there is nothing to apply it to.
+    const leaving = planReload(hubs(120, "ws://h1:7200"), load({ [file]: `${minimal}hub:\n  failbackAfterSec: 30\n` }));
+    expect(leaving).toMatchObject({ hubFailbackAfterSec: null, hubUrlsRefused: LEAVING_HUB_MODE, restartNeeded: ["hub.failbackAfterSec"] });
+    expect(leaving.running.hub.failbackAfterSec).toBe(120);
+    expect(planReload(load({ [file]: minimal }), load({ [file]: `${minimal}hub:\n  failbackAfterSec: 30\n` }))).toMatchObject({ hubFailbackAfterSec: null, restartNeeded: ["hub.failbackAfterSec"] });
+  });
+
   it("applies mesh.peers whatever the mode", () => {
     const plan = planReload(withHubs(), load({ [file]: minimal }, { LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100" }));
     expect(plan.peers).toEqual([{ id: "n2", url: "ws://10.0.0.2:7100" }]);
