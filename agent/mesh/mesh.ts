@@ -14,7 +14,7 @@ import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
 import { closeReason } from "./close-reason.js";
-import { forgetPeerSeries, type Metrics, type PeerGauge } from "../ops/metrics.js";
+import { forgetPeerSeries, type AuthFailureReason, type Metrics, type PeerGauge } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
 import { createBatchRefusals } from "./batch-refusals.js";
@@ -25,7 +25,7 @@ import { createPeerSession, type PeerSession, type SessionOptions, type Transpor
 import { createCatchUpWatch } from "./catch-up-watch.js";
 import { openHubAcknowledged, type HubAcknowledged } from "./hub-acknowledged.js";
 import type { KeyRing } from "../ops/key-ring.js";
-import { createPeerKeyNotes } from "./peer-keys.js";
+import { createPeerKeyNotes, createPeerRefusalLog } from "./peer-keys.js";
 import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
 import { createPeerListener } from "./peer-listener.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
@@ -170,11 +170,13 @@ export function createMesh(deps: {
 
   const throttle = o.authThrottle ?? createAuthThrottle({ keyBy: "address" });
   const onPeerKey = createPeerKeyNotes({ keys: deps.keys, metrics, log });
+  const logRefusal = createPeerRefusalLog({ log });
   const refusals = createBatchRefusals({ log });
-  /** The connecting address of a server-side session, told how its handshake went. */
+  /** The connecting address of a server-side session, told how its handshake went; one that did not try in time does not count toward its limit. */
   const handshakeOutcome = (address: string) => ({
-    onAuthFailed() {
-      if (throttle.failed(address)) {
+    onAuthFailed(reason: AuthFailureReason, nodeId: string | null) {
+      logRefusal(address, reason, nodeId);
+      if (reason !== "timeout" && throttle.failed(address)) {
         log.warn({ remote: address }, "too many refused peer handshakes from this address; refusing its connections for a while");
       }
     },
