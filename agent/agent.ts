@@ -38,6 +38,8 @@ export interface Agent {
   setHubUrls(urls: readonly string[]): string;
   /** The other Kamailio nodes' SIP source IPs changed (SIGHUP): set in Kamailio now. No-op without `kamailio`. */
   setSipPeers(peers: SipPeers): void;
+  /** In hub mode: a new hub.failbackAfterSec (Mesh.setHubFailback). Says what was done. */
+  setHubFailback(afterSec: number): string;
   close(): Promise<void>;
 }
 
@@ -158,6 +160,7 @@ export async function startAgent(
     setPeers: (peers) => mesh.setPeers(peers),
     setHubUrls: (urls) => mesh.setHubUrls(urls),
     setSipPeers: (peers) => kamailio?.setSipPeers(peers),
+    setHubFailback: (afterSec) => mesh.setHubFailback(afterSec * 1000),
     async close() {
       purge.close();
       summary.close();

@@ -39,6 +39,7 @@ program
     "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config file and the secret files (not the environment) and applies, keeping the sessions already up:\n" +
       "- a changed mesh.peers and hub.urls (an agent stays on its hub while it is still listed, and leaves one no longer listed for the first that answers),\n" +
       "  then moves an agent on another hub to the first of its hub.urls if that one answers;\n" +
+      "- in hub mode, a changed hub.failbackAfterSec (the checks of the first hub start over with it);\n" +
       "- the cluster keys (mesh.secret, mesh.acceptedSecrets) and the API tokens (api.token, api.acceptedTokens): README \"Rotating the cluster key and API token\".\n" +
       "Other changed settings, and switching into or out of hub mode (hub.urls set or emptied), take effect at the next restart; the log names them.\n" +
       "An agent in hub mode with no mesh.peers and mesh.acceptUnlisted off does not open its peer port (mesh.listen).",
@@ -76,12 +77,16 @@ program
         if (plan.hubUrls) agent.setHubUrls(plan.hubUrls);
         agent.setSipPeers(plan.sipPeers);
         if (plan.hubUrlsRefused) log.warn({ running: running.hub.urls.map(redactUrl), configured: next.hub.urls.map(redactUrl) }, plan.hubUrlsRefused);
+        if (plan.hubFailbackAfterSec !== null) {
+          const outcome = agent.setHubFailback(plan.hubFailbackAfterSec);
+          log.info({ was: running.hub.failbackAfterSec, failbackAfterSec: plan.hubFailbackAfterSec, outcome }, "SIGHUP: hub.failbackAfterSec applied");
+        }
         applyCredentials(agent.credentials, next, log);
         running = plan.running;
         // An operator rebalancing hubs by hand: an agent on another hub moves to its first one now
         // if that one takes sessions (agent/mesh/failback.ts does it on its own, after a while).
         if (running.hub.urls.length > 0) void agent.mesh.failBackToPreferredHub().then((outcome) => log.info({ outcome }, "SIGHUP: checked the preferred hub"));
-        if (plan.restartNeeded.length > 0) log.warn({ settings: plan.restartNeeded }, "SIGHUP applies only mesh.peers, hub.urls, kamailio.sipPeers, the cluster keys and the API tokens: these changed settings take effect when the agent restarts");
+        if (plan.restartNeeded.length > 0) log.warn({ settings: plan.restartNeeded }, "SIGHUP applies only mesh.peers, hub.urls, hub.failbackAfterSec, kamailio.sipPeers, the cluster keys and the API tokens: these changed settings take effect when the agent restarts");
       } catch (err) {
         log.error({ err: (err as Error).message }, "config reload failed; keeping the running config");
       }

@@ -11,6 +11,7 @@ import { keyId, type KeyRing } from "../ops/key-ring.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
+import { createLogPacing } from "../ops/log-pacing.js";
 
 /** How a token came: in the Authorization header of a POST /rpc, or in auth.login's params. */
 export type TokenVia = "bearer" | "login";
@@ -34,9 +35,6 @@ export interface ApiAuth {
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
-/** An accepted (not api.token) token's use is logged at most this often, per token. */
-const ACCEPTED_USE_LOG_MS = 60_000;
-
 export function createApiAuth(deps: {
   /** api.token and api.acceptedTokens, which SIGHUP may replace. */
   tokens: KeyRing;
@@ -47,10 +45,10 @@ export function createApiAuth(deps: {
   nowMs?: () => number;
 }): ApiAuth {
   const throttle = deps.throttle ?? createAuthThrottle();
-  const nowMs = deps.nowMs ?? Date.now;
   /** The digests of the tokens SIGHUP last set, made again only when it sets others. */
   let digests: { of: readonly string[]; each: Buffer[] } = { of: [], each: [] };
-  const lastLogged = new Map<string, number>();
+  /** The accepted-token line: at most once a minute per token. */
+  const acceptedUseLines = createLogPacing({ nowMs: deps.nowMs });
 
   /** Which token `t` is; every one is compared, so the time taken does not tell which. */
   function tokenOf(t: string): string | null {
@@ -66,8 +64,7 @@ export function createApiAuth(deps: {
     deps.tokens.noteUse(token, remote);
     const role = deps.tokens.roleOf(token)!;
     deps.metrics.apiAuthentications.inc({ token: role });
-    if (role === "own" || nowMs() - (lastLogged.get(token) ?? -Infinity) < ACCEPTED_USE_LOG_MS) return;
-    lastLogged.set(token, nowMs());
+    if (role === "own" || acceptedUseLines.note(keyId(token)) === null) return;
     deps.log.info(
       { remote, token: keyId(token), own: keyId(deps.tokens.current().own) },
       `an API client at ${remote} used accepted token ${keyId(token)}, not api.token: a token rotation is under way; ` +

@@ -6,6 +6,7 @@ import {
   BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type ClusterStatus, type JournalBehindInfo, type KamailioBinding, type KamailioContact, type KamailioReloadInterrupted, type KamailioStatus,
   type KamailioTableSummary, type KeysStatus, type PostgresStatus, type ResyncStatus,
 } from "../contract/protocol.js";
+import { keysText } from "../contract/keys-text.js";
 import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../contract/postgres-standing.js";
 import type { Alias, Location } from "../contract/records.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
@@ -59,18 +60,8 @@ export function formatStatus(s: ClusterStatus): string {
   return `${top}${head}\n\n${peers}`;
 }
 
-/**
- * A node's keys of one kind by id: its own, and each further one it accepts with when it was last
- * used, which says during a rotation whether an old one may be dropped yet.
- */
-export function describeKeys(k: KeysStatus, ownSetting: string): string {
-  const own = `${k.own} (${ownSetting})`;
-  if (k.accepted.length === 0) return `${own}; accepts no other`;
-  const others = k.accepted.map((a) =>
-    a.lastUsedBy === null ? `${a.id} (not used since this node started)` : `${a.id} (last used by ${a.lastUsedBy} ${formatDuration(a.lastUsedAgeSeconds ?? 0)} ago, at ${a.lastUsedAt})`,
-  );
-  return `${own}; also accepts ${others.join(", ")}`;
-}
+/** A node's keys of one kind by id, with durations as the terminal writes them (contract/keys-text.ts). */
+export const describeKeys = (k: KeysStatus, ownSetting: string): string => keysText(k, ownSetting, formatDuration);
 
 /** On a hub the counts come from PostgreSQL: how old they are, or that there are none yet. */
 export function describeRecords(s: ClusterStatus): string {

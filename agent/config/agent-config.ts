@@ -5,7 +5,8 @@
  */
 import { resolve } from "node:path";
 import type { z } from "zod";
-import { buildConfigSchema, configErrorMap, crossFieldProblems, formatPath, listenSchema, type ConfigFs, type ParsedConfig } from "./config-schema.js";
+import { buildConfigSchema, configErrorMap, formatPath, listenSchema, type ConfigFs, type ParsedConfig } from "./config-schema.js";
+import { crossFieldProblems } from "./cross-field.js";
 import { ACCEPTED_SECRETS, ACCEPTED_TOKENS, API_TOKEN, ConfigError, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "./config-sources.js";
 import { secretFilesOpenToOthers } from "./secret-file-modes.js";
 import { redactUrl } from "../ops/redact-url.js";

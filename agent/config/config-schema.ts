@@ -228,28 +228,6 @@ const kamailioSchema = z.strictObject({
 
 export type ParsedConfig = z.output<ReturnType<typeof buildConfigSchema>>;
 
-/**
- * Problems that span fields. They are checked on the raw input, not in a zod refine, because zod
- * skips an object's refinements once any of its fields failed, and the point is to report
- * everything in one go.
- */
-export function crossFieldProblems(raw: Record<string, unknown>): { path: string; message: string }[] {
-  const mesh = raw["mesh"];
-  const peers = mesh && typeof mesh === "object" ? (mesh as Record<string, unknown>)["peers"] : undefined;
-  if (!Array.isArray(peers)) return [];
-  const out: { path: string; message: string }[] = [];
-  const seen = new Map<string, number>();
-  peers.forEach((p: unknown, i) => {
-    const id = p && typeof p === "object" ? (p as Record<string, unknown>)["id"] : undefined;
-    if (typeof id !== "string") return;
-    if (id === raw["nodeId"]) out.push({ path: `mesh.peers[${i}].id`, message: `is this node's own id (${id}); a node does not peer with itself` });
-    const first = seen.get(id);
-    if (first !== undefined) out.push({ path: `mesh.peers[${i}].id`, message: `duplicates mesh.peers[${first}].id (${id})` });
-    else seen.set(id, i);
-  });
-  return out;
-}
-
 /** ["mesh", "peers", 1, "url"] → "mesh.peers[1].url" */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = "";

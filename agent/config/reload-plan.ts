@@ -1,11 +1,12 @@
 /**
  * What SIGHUP does with a re-read config (main.ts applies it): `mesh.peers`, within hub mode
- * `hub.urls`, the other Kamailio nodes' SIP source IPs (kamailio/sip-peers.ts: `kamailio.sipPeers`,
- * or mesh.peers' hosts), and the keys and tokens (ops/key-ring.ts) take effect now; every other changed setting
- * waits for a restart, which the operator is told rather than left to find out. No I/O here.
+ * `hub.urls` and `hub.failbackAfterSec`, the other Kamailio nodes' SIP source IPs
+ * (kamailio/sip-peers.ts: `kamailio.sipPeers`, or mesh.peers' hosts), and the keys and tokens
+ * (ops/key-ring.ts) take effect now; every other changed setting waits for a restart, which the
+ * operator is told rather than left to find out. No I/O here.
  */
 import { sipPeersOf, type SipPeers } from "../kamailio/sip-peers.js";
-import { settingsNeedingRestart, type AgentConfig } from "./agent-config.js";
+import { AGENT_RELOADED_SETTINGS, settingsNeedingRestart, type AgentConfig } from "./agent-config.js";
 
 export interface ReloadPlan {
   peers: AgentConfig["mesh"]["peers"];
@@ -15,6 +16,11 @@ export interface ReloadPlan {
   hubUrlsRefused: string | null;
   /** The nodes that may relay calls through this node's Kamailio, as the config now gives them. */
   sipPeers: SipPeers;
+  /**
+   * The hub.failbackAfterSec to apply now; null when it did not change, or when the agent is not in
+   * hub mode or leaves it (then it waits for the restart with the rest, in `restartNeeded`).
+   */
+  hubFailbackAfterSec: number | null;
   /** Other changed settings (dotted paths, never values: secrets), applied at the next restart. */
   restartNeeded: string[];
   /** The config as it runs once the plan is applied: what the next SIGHUP compares with. */
@@ -34,14 +40,26 @@ export function planReload(running: AgentConfig, next: AgentConfig): ReloadPlan 
   // switching it is a restart, not a reload.
   const switchesMode = changed && (was.length === 0) !== (now.length === 0);
   const hubUrls = changed && !switchesMode ? [...now] : null;
+  // The hub dialer's failback policy is replaced (dialer.ts renewFailback): only an agent that
+  // dials hubs and goes on doing so has one.
+  const staysOnHubs = was.length > 0 && now.length > 0;
+  const failback = next.hub.failbackAfterSec;
+  const hubFailbackAfterSec = staysOnHubs && failback !== running.hub.failbackAfterSec ? failback : null;
+  const reloaded = staysOnHubs ? [...AGENT_RELOADED_SETTINGS, "hub.failbackAfterSec"] : AGENT_RELOADED_SETTINGS;
   const kamailio = running.kamailio && next.kamailio ? { ...running.kamailio, sipPeers: next.kamailio.sipPeers } : running.kamailio;
-  const applied: AgentConfig = { ...running, mesh: { ...running.mesh, peers: next.mesh.peers }, hub: { ...running.hub, urls: hubUrls ?? was }, kamailio };
+  const applied: AgentConfig = {
+    ...running,
+    mesh: { ...running.mesh, peers: next.mesh.peers },
+    hub: { ...running.hub, urls: hubUrls ?? was, failbackAfterSec: hubFailbackAfterSec ?? running.hub.failbackAfterSec },
+    kamailio,
+  };
   return {
     peers: next.mesh.peers,
     hubUrls,
     hubUrlsRefused: switchesMode ? (now.length === 0 ? LEAVING_HUB_MODE : ENTERING_HUB_MODE) : null,
+    hubFailbackAfterSec,
     sipPeers: sipPeersOf(applied),
-    restartNeeded: settingsNeedingRestart(running, next),
+    restartNeeded: settingsNeedingRestart(running, next, reloaded),
     running: applied,
   };
 }

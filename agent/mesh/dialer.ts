@@ -4,13 +4,15 @@
  * fails over: each attempt tries the next URL, and a connection that drops moves on to the next
  * hub at once rather than waiting for the one that just went away. On a hub other than the first
  * URL (the agent's preferred hub) it checks the first now and then and moves back to it once it
- * has answered for a while (failback.ts), through the same path: close the session, dial. The
- * hub list can be replaced while it runs (SIGHUP, setUrls).
+ * has answered for a while (failback.ts, watched by failback-watch.ts), through the same path:
+ * close the session, dial. The hub list and the failback interval can be replaced while it runs
+ * (SIGHUP: setUrls, renewFailback).
  */
 import pRetry from "p-retry";
 import { WebSocket } from "ws";
 import type { Logger } from "../ops/logger.js";
 import type { FailbackPolicy } from "./failback.js";
+import { createFailbackWatch } from "./failback-watch.js";
 import type { Metrics } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
 
@@ -39,7 +41,8 @@ export interface DialerDeps {
    * Hubs only: while the session is with any URL but the first, `probe` the first as `policy`
    * says, and move back to it when the policy says so. `probe` resolves with the hub's node id
    * once it would take a session, and rejects saying why not. A new policy is made for each first
-   * URL: what the checks of one hub learned says nothing about another.
+   * URL, and for each failback interval (renewFailback): what the checks of one hub learned says
+   * nothing about another.
    */
   failback?: { newPolicy(): FailbackPolicy; probe(url: string): Promise<string> };
   /** An attempt failed or a session ended (not a duplicate closed, nor a move back): `reason` (no-hub-warning.ts). */
@@ -64,6 +67,11 @@ export interface Dialer {
    * with a URL no longer listed is closed and the new list dialed from its start. Says what was done.
    */
   setUrls(urls: readonly string[]): string;
+  /**
+   * The failback interval changed (SIGHUP): take a new policy from `failback.newPolicy`. On a hub
+   * other than the first URL the checks of the first start over with it. Says what was done.
+   */
+  renewFailback(): string;
   stop(reason: string): void;
 }
 
@@ -76,7 +84,6 @@ export function startDialer(deps: DialerDeps): Dialer {
       return urls;
     },
   };
-  let policy = deps.failback?.newPolicy() ?? null;
   const log = deps.log.child({ peer: deps.label });
   const stop = new AbortController();
   let lastError: string | null = null;
@@ -145,7 +152,7 @@ export function startDialer(deps: DialerDeps): Dialer {
         live = { ws, url: url!, closed };
         // The list may have changed while this one was being dialed.
         if (!urls.includes(url!)) leave(ws, REMOVED);
-        else if (deps.failback && url !== urls[0]) void watchPreferred(ws, url!, closed);
+        else if (url !== urls[0]) watch?.watch(ws, url!, closed);
         const reason = await closed;
         live = null;
         // Not waiting for the watch: it may be in a check of the preferred hub (up to 5 s), and a
@@ -181,9 +188,6 @@ export function startDialer(deps: DialerDeps): Dialer {
     return refused ? Math.min(retry.maxMs, retry.minMs * 2 ** refusals) : retry.minMs;
   }
 
-  /** Set while on another hub: ask the watch for a check now. */
-  let checkNow: ((answer: (outcome: string) => void) => void) | null = null;
-  let onOtherHub = false;
   /** The open connection, from when it opened until it closed. */
   let live: { ws: WebSocket; url: string; closed: Promise<string> } | null = null;
   /** The session closed on purpose, to move back or because its URL was dropped (its close is no error). */
@@ -195,115 +199,17 @@ export function startDialer(deps: DialerDeps): Dialer {
     ws.close(1000, reason);
   }
 
-  /** Ends the running watch at once (its session stays); one in a check drops what it finds. */
-  function endWatch(): void {
-    const interrupt = interruptWait;
-    watchToken = null;
-    checkNow = null;
-    interruptWait = null;
-    onOtherHub = false;
-    interrupt?.();
-  }
-  /** The running watch; one that outlived its session (in a check) must not clear the next one's state. */
-  let watchToken: object | null = null;
-
-  /**
-   * While connected to `current`, a URL other than the first: check the first as the policy says,
-   * and close this session to dial it once the policy (or failBackNow) says to move. The
-   * dialer's loop then dials the first URL, and falls over to the next
-   * ones as after any drop if it no longer answers. The new hub learns by version vector what the
-   * agent already holds, as after a failover: nothing is lost, nothing applied twice.
-   */
-  async function watchPreferred(ws: WebSocket, current: string, closed: Promise<string>): Promise<void> {
-    const { probe } = deps.failback!;
-    // The policy of this watch's first URL: a new first URL brings a new policy and a new watch.
-    const rules = policy!;
-    const me = {};
-    watchToken = me;
-    const preferred = urls[0]!;
-    let ended = false;
-    void closed.then(() => {
-      ended = true;
-      interruptWait?.();
-    });
-    rules.onOtherHub(Date.now());
-    onOtherHub = true;
-    /** When the first of the checks in a row that found the preferred hub up ran. */
-    let upSince: number | null = null;
-    let wait = rules.nextCheckIn();
-    // Debug, not info: while every hub refuses sessions this runs on each attempt (the session's
-    // own "peer session ready" line says which hub the agent is on).
-    if (wait !== null) log.debug({ hub: redactUrl(current), preferred: redactUrl(preferred), checkInSec: Math.round(wait / 1000) }, "on a hub other than its preferred one; will check that one");
-    try {
-      while (!ended && !stop.signal.aborted && watchToken === me) {
-        const answer = await waitForCheck(wait);
-        if (ended || stop.signal.aborted || watchToken !== me) {
-          answer?.("the hub session closed; the agent dials as after any drop");
-          return;
-        }
-        if (!deps.isConnected()) {
-          // Still in the handshake (or refused and about to close): no session to leave yet.
-          answer?.("the hub session is not ready yet; try again in a moment");
-          continue;
-        }
-        let hubId: string | null = null;
-        let why = "";
-        try {
-          hubId = await probe(preferred);
-        } catch (err) {
-          why = (err as Error).message;
-        }
-        if (ended || stop.signal.aborted) {
-          answer?.("the hub session closed during the check; the agent dials as after any drop");
-          return;
-        }
-        if (watchToken !== me) {
-          answer?.("hub.urls changed during the check; send SIGHUP again to check the new first hub");
-          return;
-        }
-        upSince = hubId === null ? null : (upSince ?? Date.now());
-        const move = rules.checked(hubId !== null) || (answer !== null && hubId !== null);
-        wait = rules.nextCheckIn();
-        if (!move) {
-          log.debug({ preferred: redactUrl(preferred), up: hubId !== null, err: why || undefined }, "checked the preferred hub");
-          answer?.(`the preferred hub ${redactUrl(preferred)} does not take sessions (${why}); staying on ${redactUrl(current)}`);
-          continue;
-        }
-        const because = answer ? "asked to rebalance" : `it has taken sessions for ${Math.round((Date.now() - upSince!) / 1000)} s`;
-        log.info({ from: redactUrl(current), to: redactUrl(preferred), hub: hubId }, `moving back to its preferred hub ${hubId}: ${because}`);
-        rules.moving(Date.now());
+  const watch = deps.failback
+    ? createFailbackWatch({
+      log, ...deps.failback, isConnected: deps.isConnected,
+      preferred: () => urls[0]!,
+      stopped: () => stop.signal.aborted,
+      moveBack(ws) {
         next = 0;
         leave(ws, "moving back to the preferred hub");
-        answer?.(`moving back to the preferred hub ${hubId} (${redactUrl(preferred)})`);
-        return;
-      }
-    } finally {
-      if (watchToken === me) {
-        watchToken = null;
-        checkNow = null;
-        interruptWait = null;
-        onOtherHub = false;
-      }
-    }
-  }
-
-  /** Ends the current waitForCheck (the session closed). */
-  let interruptWait: (() => void) | null = null;
-
-  /** Sleeps `ms` (null: until asked), or until the session closes or failBackNow asks; resolves with the asker's callback. */
-  function waitForCheck(ms: number | null): Promise<((outcome: string) => void) | null> {
-    return new Promise((r) => {
-      const done = (answer: ((outcome: string) => void) | null) => {
-        if (t) clearTimeout(t);
-        checkNow = null;
-        interruptWait = null;
-        r(answer);
-      };
-      const t = ms === null ? null : setTimeout(() => done(null), ms);
-      checkNow = done;
-      interruptWait = () => done(null);
-    });
-  }
+      },
+    })
+    : null;
 
   void run();
   return {
@@ -312,25 +218,22 @@ export function startDialer(deps: DialerDeps): Dialer {
     url: () => (url === null ? null : redactUrl(url)),
     wake: () => wake(),
     failBackNow() {
-      if (!deps.failback) return Promise.resolve("not dialing hubs");
+      if (!watch) return Promise.resolve("not dialing hubs");
       if (leaving !== null) return Promise.resolve("the hub session is closing; the agent dials the first of hub.urls that answers");
-      const ask = checkNow;
-      if (!ask && onOtherHub) return Promise.resolve("a check of the preferred hub is under way; try again in a moment");
-      if (!ask) return Promise.resolve(deps.isConnected() ? "already on the preferred hub" : "not connected to a hub; dialing the hubs in turn");
-      return new Promise((r) => ask(r));
+      return watch.checkNow() ?? Promise.resolve(deps.isConnected() ? "already on the preferred hub" : "not connected to a hub; dialing the hubs in turn");
     },
     setUrls(list) {
       if (list.length === 0) throw new Error("a dialer needs at least one URL");
       const firstChanged = list[0] !== urls[0];
       urls = [...list];
-      if (firstChanged && deps.failback) policy = deps.failback.newPolicy();
+      if (firstChanged) watch?.renew();
       const on = live;
       if (on === null || leaving === on.ws) {
         next = 0;
         return `${on === null ? "not connected to a hub" : "the hub session is closing"}; dialing ${redactUrl(urls[0]!)} first`;
       }
       if (!urls.includes(on.url)) {
-        endWatch();
+        watch?.end();
         next = 0;
         leave(on.ws, REMOVED);
         return `closing the session with ${redactUrl(on.url)} (no longer listed); dialing ${redactUrl(urls[0]!)} first`;
@@ -338,14 +241,20 @@ export function startDialer(deps: DialerDeps): Dialer {
       // A later drop fails over to the URL after this one, in the new order.
       next = urls.indexOf(on.url) + 1;
       if (on.url === urls[0]) {
-        endWatch();
+        watch?.end();
         return `staying on ${redactUrl(on.url)}, the first of hub.urls`;
       }
-      if (firstChanged || watchToken === null) {
-        endWatch();
-        if (deps.failback) void watchPreferred(on.ws, on.url, on.closed);
-      }
+      if (firstChanged || !watch?.running()) watch?.watch(on.ws, on.url, on.closed);
       return `staying on ${redactUrl(on.url)} (still listed); the first of hub.urls is ${redactUrl(urls[0]!)}, checked as failback says`;
+    },
+    renewFailback() {
+      if (!watch) return "not dialing hubs";
+      watch.renew();
+      const on = live;
+      if (on === null || leaving === on.ws) return "not on a hub now; the next session on a hub other than the first of hub.urls is checked as failback says";
+      if (on.url === urls[0]) return `on ${redactUrl(on.url)}, the first of hub.urls; failback applies after the next failover`;
+      watch.watch(on.ws, on.url, on.closed);
+      return `on ${redactUrl(on.url)}, not the first of hub.urls: the checks of ${redactUrl(urls[0]!)} start over as failback now says`;
     },
     stop(reason) {
       stop.abort();

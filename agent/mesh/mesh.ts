@@ -14,7 +14,7 @@ import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
 import { closeReason } from "./close-reason.js";
-import { forgetPeerSeries, type Metrics, type PeerGauge } from "../ops/metrics.js";
+import { forgetPeerSeries, type AuthFailureReason, type Metrics, type PeerGauge } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
 import { createBatchRefusals } from "./batch-refusals.js";
@@ -25,7 +25,7 @@ import { createPeerSession, type PeerSession, type SessionOptions, type Transpor
 import { createCatchUpWatch } from "./catch-up-watch.js";
 import { openHubAcknowledged, type HubAcknowledged } from "./hub-acknowledged.js";
 import type { KeyRing } from "../ops/key-ring.js";
-import { createPeerKeyNotes } from "./peer-keys.js";
+import { createPeerKeyNotes, createPeerRefusalLog } from "./peer-keys.js";
 import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
 import { createPeerListener } from "./peer-listener.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
@@ -79,6 +79,8 @@ export interface Mesh {
    * empty list: switching between hub mode and the mesh alone needs a restart.
    */
   setHubUrls(urls: readonly string[]): string;
+  /** In hub mode, a new hub.failbackAfterSec (config reload, Dialer.renewFailback). Says what was done; throws outside hub mode. */
+  setHubFailback(afterMs: number): string;
   /**
    * On a hub: replace the agents it accepts (mesh.agents, config reload). An agent no longer listed
    * has its session closed and its series dropped, unless `acceptUnlisted` takes it anyway.
@@ -138,6 +140,7 @@ export function createMesh(deps: {
   let peers = [...o.peers];
   const hubMode = (o.hubUrls?.length ?? 0) > 0;
   let hubUrls = [...(o.hubUrls ?? [])];
+  let hubFailbackAfterMs = o.hubFailbackAfterMs ?? 0;
   let closing = false;
   let refusal: string | null = null;
   /** Set once a peer held more of our own changes than our journal: no session replicates after. */
@@ -167,11 +170,13 @@ export function createMesh(deps: {
 
   const throttle = o.authThrottle ?? createAuthThrottle({ keyBy: "address" });
   const onPeerKey = createPeerKeyNotes({ keys: deps.keys, metrics, log });
+  const logRefusal = createPeerRefusalLog({ log });
   const refusals = createBatchRefusals({ log });
-  /** The connecting address of a server-side session, told how its handshake went. */
+  /** The connecting address of a server-side session, told how its handshake went; one that did not try in time does not count toward its limit. */
   const handshakeOutcome = (address: string) => ({
-    onAuthFailed() {
-      if (throttle.failed(address)) {
+    onAuthFailed(reason: AuthFailureReason, nodeId: string | null) {
+      logRefusal(address, reason, nodeId);
+      if (reason !== "timeout" && throttle.failed(address)) {
         log.warn({ remote: address }, "too many refused peer handshakes from this address; refusing its connections for a while");
       }
     },
@@ -313,7 +318,7 @@ export function createMesh(deps: {
       connect: (url, track) => connect(url, undefined, track),
       isConnected: () => hubSession() !== undefined,
       failback: {
-        newPolicy: () => createFailbackPolicy({ afterMs: o.hubFailbackAfterMs ?? 0 }),
+        newPolicy: () => createFailbackPolicy({ afterMs: hubFailbackAfterMs }),
         probe: (url) => probeHub(peerUrl(url), { ca, timeoutMs: 5000, maxFrameBytes: PRE_AUTH_MAX_FRAME }),
       },
     });
@@ -453,6 +458,12 @@ export function createMesh(deps: {
       const outcome = d.setUrls(urls);
       log.info({ hubs: urls.map(redactUrl), outcome }, "hub list updated");
       return outcome;
+    },
+    setHubFailback(afterMs) {
+      const d = dialers.get(HUB);
+      if (!d) throw new Error("not in hub mode");
+      hubFailbackAfterMs = afterMs;
+      return d.renewFailback();
     },
     async resync(peerId) {
       const candidates = [...sessions.values()].filter((s) => s.isReady() && (!peerId || s.peerNodeId() === peerId));

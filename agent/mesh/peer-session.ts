@@ -83,8 +83,8 @@ export interface SessionDeps {
    * true from then on for every session of this process, so that none replicates.
    */
   journalBehind?: Pick<JournalBehind, "isSet" | "set">;
-  /** A server-side handshake was refused (wrong key, unknown node id, …): counts toward the address's limit. */
-  onAuthFailed?(): void;
+  /** A server-side handshake was refused (wrong key, unknown node id, …, none in time), claiming `nodeId`: logged by the mesh (peer-keys.ts). */
+  onAuthFailed?(reason: AuthFailureReason, nodeId: string | null): void;
   /** A server-side handshake succeeded. */
   onAuthenticated?(): void;
   /** A server-side handshake succeeded with `key`, one of `keys` (peer-keys.ts counts and logs it). */
@@ -246,8 +246,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   // A reason from the list whose series start at 0 (metrics.ts), so the compiler keeps them in step.
   const unauthorized = (reason: AuthFailureReason, nodeId: string | null): RpcError => {
     metrics.authFailures.inc({ reason });
-    log.warn({ peer: nodeId, reason }, "refused peer authentication");
-    deps.onAuthFailed?.();
+    deps.onAuthFailed?.(reason, nodeId);
     setTimeout(() => fail(4001, `unauthorized: ${reason}`), 50).unref();
     return new RpcError(ErrorCode.Unauthorized, `unauthorized: ${reason}`);
   };
@@ -410,7 +409,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     const t = setTimeout(() => {
       if (!ready && !ended) {
         metrics.authFailures.inc({ reason: "timeout" });
-        log.warn("peer did not authenticate in time");
+        deps.onAuthFailed?.("timeout", null);
         fail(4001, "authentication timeout");
       }
     }, options.authTimeoutMs ?? 10_000);

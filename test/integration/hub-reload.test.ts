@@ -126,4 +126,36 @@ describe("SIGHUP with a changed hub.urls", () => {
     expect(linesOf(a3, "hub list updated")).toHaveLength(updates);
     expect((await hubLink(a3))?.connectedSince).toBe(link!.connectedSince);
   }, 60_000);
+
+  it("applies a changed hub.failbackAfterSec without a restart", async () => {
+    const a3 = agents[2]!;
+    const hub2 = hubs[1]!;
+    const restartLines = () => linesOf(a3, "SIGHUP applies only").length;
+    const before = restartLines();
+    await sighup(a3, () => {
+      a3.spec.config = { ...a3.spec.config, hub: { ...(a3.spec.config?.["hub"] as object), failbackAfterSec: 30 } };
+      a3.reload();
+    });
+    const applied = linesOf(a3, "SIGHUP: hub.failbackAfterSec applied");
+    expect(applied).toHaveLength(1);
+    expect(applied[0]).toContain(`"was":120,"failbackAfterSec":30,"outcome":"on ${hub2.meshUrl}, the first of hub.urls; failback applies after the next failover"`);
+    expect(restartLines()).toBe(before);
+  }, 30_000);
+
+  it("refuses a config that lists one hub twice, as any config that does not load, and keeps the running list", async () => {
+    const a3 = agents[2]!;
+    const [hub1, hub2] = hubs as [HubProcess, HubProcess];
+    const link = await hubLink(a3);
+    const updates = linesOf(a3, "hub list updated").length;
+    const failed = linesOf(a3, "config reload failed").length;
+    // hub2 again, with a trailing slash: the same hub written differently.
+    a3.reloadHubs([hub2.meshUrl, hub1.meshUrl, `${hub2.meshUrl}/`]);
+    const line = await waitFor("the reload refused", async () => linesOf(a3, "config reload failed; keeping the running config")[failed], 10_000);
+    expect(line).toContain(`hub.urls[2]: reaches the same address as hub.urls[0] (${hub2.meshUrl.slice("ws://".length)}, written \\"${hub2.meshUrl}\\" there); list each hub once`);
+    expect(linesOf(a3, "hub list updated")).toHaveLength(updates);
+    // What runs is what ran before: the running list again is no change, and the session stayed up.
+    await sighup(a3, () => a3.reloadHubs([hub2.meshUrl, hub1.meshUrl]));
+    expect(linesOf(a3, "hub list updated")).toHaveLength(updates);
+    expect((await hubLink(a3))?.connectedSince).toBe(link!.connectedSince);
+  }, 60_000);
 });

@@ -12,6 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import { keyId } from "../../agent/ops/key-ring.js";
 import { AgentProcess, ROOT, makeCluster } from "../support/agent-process.js";
 import { launchBrowser, type Browser } from "../support/browser.js";
 
@@ -19,6 +21,8 @@ import { launchBrowser, type Browser } from "../support/browser.js";
 const LONG_ALIAS = `sip:${"x".repeat(116)}@example.com`;
 const LONG_TARGET = `sip:${"y".repeat(384)}@example.org`;
 const HOSTILE_UA = `<img src=x onerror="window.__pwned=1;alert(1)">Evil/1.0 <script>window.__pwned=2</script>`;
+const NEXT_KEY = "next-cluster-key-0123456789abcdef";
+const NEXT_TOKEN = "next-api-token-0123456789abcdef";
 let dir: string;
 let nodes: AgentProcess[];
 let browser: Browser;
@@ -32,6 +36,13 @@ beforeAll(async () => {
   if (!existsSync(join(ROOT, "web", "dist", "index.html"))) throw new Error("web/dist is not built: run npm run build (or bash .ci/setup)");
   dir = mkdtempSync(join(tmpdir(), "locmesh-web-ui-"));
   nodes = await makeCluster(dir, 2);
+  // Mid-way through a key rotation: n1 proves itself with the next cluster key, n2 with the
+  // current one, and each accepts the other's, so whichever dials, the handshake is taken with an
+  // accepted key and the Cluster page has key use to show. n2 also accepts a next API token.
+  const current = node(0).spec.secret;
+  node(0).spec.secret = NEXT_KEY;
+  node(0).spec.config = { mesh: { acceptedSecrets: [current] } };
+  node(1).spec.config = { mesh: { acceptedSecrets: [NEXT_KEY] }, api: { acceptedTokens: [NEXT_TOKEN] } };
   await Promise.all(nodes.map((n) => n.start()));
   browser = await launchBrowser();
   browser.context.on("dialog", (d) => void (dialogs.push(d.message()), d.dismiss()));
@@ -344,6 +355,32 @@ describe("the web UI in a browser", () => {
     const version = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
     expect(await page1.locator(".stat-card").first().textContent()).toContain(`locmesh ${version}, protocol 1`);
     await browser.screenshot(page1, "06-cluster");
+  });
+
+  it("shows the cluster key and API token ids, and which peer last used each accepted key, as locmesh status does", async () => {
+    // A request with n2's accepted token, so that its API tokens line has a last use to show.
+    await node(1).call("cluster.status", {}, NEXT_TOKEN);
+    await page2.getByRole("link", { name: "Cluster" }).click();
+    const keys = (page: Page, name: string) => page.locator(".stats.keys .stat", { has: page.locator("dt", { hasText: new RegExp(`^${name}$`) }) }).locator("dd");
+    const n1Key = keyId(NEXT_KEY);
+    const n2Key = keyId(node(1).spec.secret);
+    await expect.poll(() => keys(page2, "API tokens").textContent(), { timeout: 10_000 })
+      .toMatch(new RegExp(`^${keyId(node(1).spec.token)} \\(api\\.token\\); also accepts ${keyId(NEXT_TOKEN)} \\(last used by 127\\.0\\.0\\.1 \\d+s ago, at \\d{4}-`));
+    expect(await keys(page2, "Cluster keys").textContent()).toMatch(new RegExp(`^${n2Key} \\(mesh\\.secret\\); also accepts ${n1Key} \\((last used by n1 .* ago, at .*|not used since this node started)\\)$`));
+    expect(await keys(page1, "Cluster keys").textContent()).toMatch(new RegExp(`^${n1Key} \\(mesh\\.secret\\); also accepts ${n2Key} \\(`));
+    // The peer rows name the accepted key each peer was the last to prove itself with, as each
+    // node's cluster.status says it; whichever node dialed, one of the two took its key.
+    let marked = 0;
+    for (const [page, n, peer, key] of [[page1, node(0), "n2", n2Key], [page2, node(1), "n1", n1Key]] as const) {
+      const used = (await n.call<ClusterStatus>("cluster.status")).credentials!.clusterKeys.accepted.some((a) => a.lastUsedBy === peer);
+      const mark = page.locator(`tr[data-peer="${peer}"] .peer-key`);
+      await expect.poll(() => mark.count(), { timeout: 5000 }).toBe(used ? 1 : 0);
+      if (used) expect(await mark.textContent()).toMatch(new RegExp(`^last to prove itself with accepted cluster key ${key}, \\d+s ago$`));
+      marked += used ? 1 : 0;
+    }
+    expect(marked).toBeGreaterThan(0);
+    await browser.screenshot(page2, "06b-cluster-keys-n2");
+    await browser.screenshot(page1, "06c-cluster-keys-n1");
   });
 
   it("shows the Kamailio writer when cluster.status reports one", async () => {

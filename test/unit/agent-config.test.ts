@@ -205,6 +205,31 @@ describe("loadAgentConfig", () => {
     ]);
   });
 
+  it("rejects a hub listed twice in hub.urls, written alike or not (trailing slash, default port, /peer, case), naming both entries", () => {
+    const hubs = (...urls: string[]) => `${minimal}hub:\n  urls: [${urls.map((u) => JSON.stringify(u)).join(", ")}]\n`;
+    const problems = problemsOf(() => load({ "/etc/locmesh/agent.yaml": hubs("ws://h1:7200", "ws://h2:7200", "ws://H1:7200/", "wss://hub3", "wss://hub3:443/peer", "ws://h2:7200") }));
+    expect(problems).toEqual([
+      expect.stringMatching(/^hub\.urls\[2\]: reaches the same address as hub\.urls\[0\] \(h1:7200, written "ws:\/\/h1:7200" there\); list each hub once: /),
+      expect.stringMatching(/^hub\.urls\[4\]: reaches the same address as hub\.urls\[3\] \(hub3:443, written "wss:\/\/hub3" there\); list each hub once/),
+      expect.stringMatching(/^hub\.urls\[5\]: reaches the same address as hub\.urls\[1\] \(h2:7200\); list each hub once/),
+    ]);
+    // Another port, host or path (two hubs behind one proxy) is another hub; a password is not echoed.
+    expect(load({ "/etc/locmesh/agent.yaml": hubs("ws://h1:7200", "ws://h1:7201", "ws://h1.example:7200", "wss://proxy/hub1", "wss://proxy/hub2") }).hub.urls).toHaveLength(5);
+    expect(problemsOf(() => load({ "/etc/locmesh/agent.yaml": hubs("ws://u:hunter2-secret@h1:80", "ws://h1") })).join()).not.toContain("hunter2");
+  });
+
+  it("rejects two peers at the same address, however written, from the file or LOCMESH_MESH_PEERS", () => {
+    const problems = problemsOf(() => load({ "/etc/locmesh/agent.yaml": minimal }, { LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100,n3=ws://10.0.0.2:7100/" }));
+    expect(problems).toEqual([
+      expect.stringMatching(/^mesh\.peers\[1\]\.url: reaches the same address as mesh\.peers\[0\]\.url \(10\.0\.0\.2:7100, written "ws:\/\/10\.0\.0\.2:7100" there\); each peer is another node .* \(from LOCMESH_MESH_PEERS\)$/),
+    ]);
+    // An invalid URL is the schema's to report, once.
+    expect(problemsOf(() => load({ "/etc/locmesh/agent.yaml": minimal }, { LOCMESH_MESH_PEERS: "n2=http://x:1,n3=http://x:1" }))).toEqual([
+      "mesh.peers[0].url: must be a ws:// or wss:// URL (from LOCMESH_MESH_PEERS)",
+      "mesh.peers[1].url: must be a ws:// or wss:// URL (from LOCMESH_MESH_PEERS)",
+    ]);
+  });
+
   it("flags unknown settings, bad enums and missing TLS files", () => {
     const yaml = `${minimal}journal:\n  synchronus: full\nlog:\n  level: loud\n`.replace(
       `secret: ${SECRET}`,
@@ -318,6 +343,22 @@ describe("planReload (SIGHUP)", () => {
     const into = planReload(withHubs(), withHubs("ws://h1:7200"));
     expect(into).toMatchObject({ hubUrls: null, hubUrlsRefused: ENTERING_HUB_MODE });
     expect(into.running.hub.urls).toEqual([]);
+  });
+
+  it("applies a changed hub.failbackAfterSec within hub mode; outside it, or leaving it, the change waits for the restart", () => {
+    const hubs = (failback: number, ...urls: string[]) => load({ [file]: `${minimal}hub:\n  urls: [${urls.join(", ")}]\n  failbackAfterSec: ${failback}\n` });
+    const plan = planReload(hubs(120, "ws://h1:7200", "ws://h2:7200"), hubs(30, "ws://h1:7200", "ws://h2:7200"));
+    expect(plan).toMatchObject({ hubFailbackAfterSec: 30, hubUrls: null, restartNeeded: [] });
+    expect(plan.running.hub).toEqual({ urls: ["ws://h1:7200", "ws://h2:7200"], failbackAfterSec: 30 });
+    // The next reload compares with what runs: the same value again is no change.
+    expect(planReload(plan.running, hubs(30, "ws://h1:7200", "ws://h2:7200")).hubFailbackAfterSec).toBeNull();
+    // Together with a new list, and turned off (0).
+    expect(planReload(plan.running, hubs(0, "ws://h2:7200"))).toMatchObject({ hubFailbackAfterSec: 0, hubUrls: ["ws://h2:7200"], restartNeeded: [] });
+    // Leaving hub mode is refused, and the failback waits with it; without hubs there is nothing to apply it to.
+    const leaving = planReload(hubs(120, "ws://h1:7200"), load({ [file]: `${minimal}hub:\n  failbackAfterSec: 30\n` }));
+    expect(leaving).toMatchObject({ hubFailbackAfterSec: null, hubUrlsRefused: LEAVING_HUB_MODE, restartNeeded: ["hub.failbackAfterSec"] });
+    expect(leaving.running.hub.failbackAfterSec).toBe(120);
+    expect(planReload(load({ [file]: minimal }), load({ [file]: `${minimal}hub:\n  failbackAfterSec: 30\n` }))).toMatchObject({ hubFailbackAfterSec: null, restartNeeded: ["hub.failbackAfterSec"] });
   });
 
   it("applies mesh.peers whatever the mode", () => {

@@ -105,7 +105,7 @@ describe("dialer after a refusal", () => {
  * A hub dialer over `urls` (a and b) whose sockets record how they were closed. By default its first
  * dial is refused, so it starts on the second URL; `opened` lets a test hold a connect open.
  */
-function hubDialer(o: { afterMs: number; probe(url: string): Promise<string>; ready?: () => boolean; urls?: string[]; refuseFirst?: boolean; opened?: (url: string) => Promise<void> }) {
+function hubDialer(o: { afterMs: number | (() => number); probe(url: string): Promise<string>; ready?: () => boolean; urls?: string[]; refuseFirst?: boolean; opened?: (url: string) => Promise<void> }) {
   const tried: string[] = [];
   const sockets: { url: string; ws: ReturnType<typeof fakeSocket>; closedWith: string | null }[] = [];
   const probes: string[] = [];
@@ -115,7 +115,7 @@ function hubDialer(o: { afterMs: number; probe(url: string): Promise<string>; re
     log: silentLogger(), metrics: createMetrics({ defaults: false }),
     isConnected: () => sockets.some((s) => s.closedWith === null) && (o.ready?.() ?? true),
     failback: {
-      newPolicy: () => createFailbackPolicy({ afterMs: o.afterMs, random: () => 0 }),
+      newPolicy: () => createFailbackPolicy({ afterMs: typeof o.afterMs === "number" ? o.afterMs : o.afterMs(), random: () => 0 }),
       probe: (url) => {
         probes.push(url);
         return o.probe(url);
@@ -285,6 +285,57 @@ describe("dialer given new hub URLs (SIGHUP)", () => {
       await until(() => d.sockets.length === 2);
       expect(d.sockets[0]).toMatchObject({ url: "ws://a", closedWith: "1000 hub no longer in hub.urls" });
       expect(d.sockets[1]).toMatchObject({ url: "ws://b", closedWith: null });
+    } finally {
+      d.dialer.stop("test over");
+    }
+  });
+});
+
+describe("dialer given a new failback interval (SIGHUP)", () => {
+  it("starts checking the first hub when failback is turned on, and moves back once it answers", async () => {
+    let afterMs = 0;
+    const d = hubDialer({ afterMs: () => afterMs, probe: async () => "hub-a" });
+    try {
+      await until(() => d.sockets.length === 1); // on b, the second of [a, b]
+      await new Promise((r) => setTimeout(r, 30));
+      expect(d.probes).toEqual([]);
+      afterMs = 5;
+      expect(d.dialer.renewFailback()).toBe("on ws://b, not the first of hub.urls: the checks of ws://a start over as failback now says");
+      await until(() => d.sockets.length === 2);
+      expect(d.sockets[0]!.closedWith).toBe("1000 moving back to the preferred hub");
+      expect(d.sockets[1]!.url).toBe("ws://a");
+      expect(d.probes.length).toBeGreaterThanOrEqual(2);
+      expect(d.dialer.renewFailback()).toBe("on ws://a, the first of hub.urls; failback applies after the next failover");
+    } finally {
+      d.dialer.stop("test over");
+    }
+  });
+
+  it("does not wait out the old interval: a shorter one applies from now", async () => {
+    let afterMs = 60_000;
+    const d = hubDialer({ afterMs: () => afterMs, probe: async () => "hub-a" });
+    try {
+      await until(() => d.sockets.length === 1);
+      afterMs = 5;
+      d.dialer.renewFailback();
+      await until(() => d.sockets.length === 2);
+      expect(d.sockets[1]!.url).toBe("ws://a");
+    } finally {
+      d.dialer.stop("test over");
+    }
+  });
+
+  it("stops checking when failback is turned off", async () => {
+    let afterMs = 5;
+    const d = hubDialer({ afterMs: () => afterMs, probe: async () => Promise.reject(new Error("ECONNREFUSED")) });
+    try {
+      await until(() => d.probes.length >= 1);
+      afterMs = 0;
+      d.dialer.renewFailback();
+      const checks = d.probes.length;
+      await new Promise((r) => setTimeout(r, 60));
+      expect(d.probes.length).toBeLessThanOrEqual(checks + 1); // at most the one already under way
+      expect(d.sockets.map((s) => s.closedWith)).toEqual([null]);
     } finally {
       d.dialer.stop("test over");
     }

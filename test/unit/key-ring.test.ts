@@ -7,6 +7,8 @@ import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../../agent/contract/errors.js";
 import { createApiAuth } from "../../agent/api/api-auth.js";
 import { describeKeys } from "../../agent/cli/client-output.js";
+import { acceptedKeysLastUsedBy, keysText } from "../../agent/contract/keys-text.js";
+import { formatDuration as formatWebDuration } from "../../web/src/lib/format.js";
 import { createAuthThrottle } from "../../agent/ops/auth-throttle.js";
 import { applyCredentials, createCredentials, createKeyRing, describeKeyChange, keyId, keySet } from "../../agent/ops/key-ring.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
@@ -81,6 +83,10 @@ describe("key ring", () => {
         { id: "0c1d2e3f", lastUsedAt: null, lastUsedAgeSeconds: null, lastUsedBy: null },
       ],
     }, "mesh.secret")).toBe("77aa01fe (mesh.secret); also accepts 3f2a9c1b (last used by n2 1m15s ago, at 2026-11-22T10:00:00.000Z), 0c1d2e3f (not used since this node started)");
+    // The web UI writes the same with its own durations, and marks the peer row of each key's last user.
+    const keys = { own: "77aa01fe", accepted: [{ id: "3f2a9c1b", lastUsedAt: "2026-11-22T10:00:00.000Z", lastUsedAgeSeconds: 75, lastUsedBy: "n2" }] };
+    expect(keysText(keys, "mesh.secret", formatWebDuration)).toBe("77aa01fe (mesh.secret); also accepts 3f2a9c1b (last used by n2 1m 15s ago, at 2026-11-22T10:00:00.000Z)");
+    expect([acceptedKeysLastUsedBy(keys, "n2").map((a) => a.id), acceptedKeysLastUsedBy(keys, "n3"), acceptedKeysLastUsedBy(undefined, "n2")]).toEqual([["3f2a9c1b"], [], []]);
   });
 });
 

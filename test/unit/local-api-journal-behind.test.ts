@@ -18,7 +18,7 @@ import { createMetrics } from "../../agent/ops/metrics.js";
 
 const idle: ResyncStatus = { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null };
 const mesh: Mesh = {
-  start: async () => undefined, port: () => 0, status: async () => [], gauges: async () => [], setPeers: () => undefined, setHubUrls: () => "",
+  start: async () => undefined, port: () => 0, status: async () => [], gauges: async () => [], setPeers: () => undefined, setHubUrls: () => "", setHubFailback: () => "",
   setAllowed: () => undefined,
   resync: async () => undefined, resyncStatus: () => idle, hubUnacknowledged: async () => undefined, batchRefusals: () => [], wakePumps: () => undefined, refuseSessions: () => undefined,
   failBackToPreferredHub: async () => "", close: async () => undefined,

@@ -5,16 +5,17 @@
  * with the same key, so nodes holding different own keys still authenticate each other as long
  * as each accepts the other's. A proof made with a key the node does not accept is refused.
  */
+import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { createHlc } from "../../agent/core/hlc.js";
 import { createReplica, type Replica } from "../../agent/core/replica.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import { clientProof, keyOfClientProof, newNonce, proofMatches, serverProof, type HandshakeIds } from "../../agent/mesh/auth.js";
-import { createPeerKeyNotes } from "../../agent/mesh/peer-keys.js";
-import { createPeerSession, type PeerSession, type Transport } from "../../agent/mesh/peer-session.js";
+import { createPeerKeyNotes, createPeerRefusalLog } from "../../agent/mesh/peer-keys.js";
+import { createPeerSession, type PeerSession, type SessionDeps, type Transport } from "../../agent/mesh/peer-session.js";
 import { createKeyRing, keyId, type KeyRing } from "../../agent/ops/key-ring.js";
-import { silentLogger } from "../../agent/ops/logger.js";
-import { createMetrics, type Metrics } from "../../agent/ops/metrics.js";
+import { silentLogger, type Logger } from "../../agent/ops/logger.js";
+import { createMetrics, type AuthFailureReason, type Metrics } from "../../agent/ops/metrics.js";
 
 const OLD = "old-cluster-key-0123456789abcdef";
 const NEW = "new-cluster-key-0123456789abcdef";
@@ -79,8 +80,11 @@ interface Outcome {
   serverSawKey: string | null;
 }
 
-/** n1 dials n2: one handshake over a transport in memory; resolves once both are ready or one closed. */
-async function handshake(client: Node, server: Node): Promise<Outcome> {
+/**
+ * n1 dials n2: one handshake over a transport in memory; resolves once both are ready or one closed.
+ * `serverSide`: the server session's logger and refusal hook (the mesh's, in the daemons).
+ */
+async function handshake(client: Node, server: Node, serverSide: Pick<SessionDeps, "onAuthFailed"> & { log?: Logger } = {}): Promise<Outcome> {
   const out: Outcome = { ready: false, clientClosed: null, serverClosed: null, serverSawKey: null };
   let c: PeerSession | null = null;
   let s: PeerSession | null = null;
@@ -112,7 +116,7 @@ async function handshake(client: Node, server: Node): Promise<Outcome> {
   });
   const notes = createPeerKeyNotes({ keys: server.keys, metrics: server.metrics, log: silentLogger() });
   s = createPeerSession({
-    ...common(server), role: "server", nodeId: "n2", transport: wire(() => c, "n1"),
+    ...common(server), ...serverSide, role: "server", nodeId: "n2", transport: wire(() => c, "n1"),
     onPeerKey: (peer, key) => {
       out.serverSawKey = keyId(key);
       notes(peer, key);
@@ -188,5 +192,66 @@ describe("the server's answer", () => {
     expect(proofMatches(serverProof(NEW, h), serverProof(key, h))).toBe(true);
     // An answer made with the server's own key instead would not pass.
     expect(proofMatches(serverProof(NEW, h), serverProof(OLD, h))).toBe(false);
+  });
+});
+
+/** A logger whose lines the test reads, and a clock it moves. */
+function capture() {
+  const lines: { level: number; msg: string; remote?: string; peer?: string | null; reason?: string; refused?: number }[] = [];
+  const log = pino({ level: "info" }, { write: (text: string) => void lines.push(JSON.parse(text) as (typeof lines)[number]) });
+  let now = 1_000_000;
+  return { lines, log, nowMs: () => now, advance: (ms: number) => (now += ms) };
+}
+
+describe("refused handshakes in the log", () => {
+  it("a node redialling with a wrong key: every refusal counted, the first logged, then one line a minute with how many", async () => {
+    const server = node("n2", NEW);
+    const c = capture();
+    const logRefusal = createPeerRefusalLog({ log: c.log, nowMs: c.nowMs });
+    const serverSide = { log: c.log, onAuthFailed: (reason: AuthFailureReason, peer: string | null) => logRefusal("10.0.0.9", reason, peer) };
+    const refused = () => c.lines.filter((l) => l.msg.startsWith("refused peer authentication"));
+    for (let i = 0; i < 5; i++) {
+      expect((await handshake(node("n1", OLD), server, serverSide)).ready).toBe(false);
+      c.advance(50);
+    }
+    expect(await server.metrics.registry.getSingleMetricAsString("locmesh_auth_failures_total")).toContain('reason="wrong key"} 5');
+    expect(refused()).toHaveLength(1);
+    expect(refused()[0]).toMatchObject({ level: 40, remote: "10.0.0.9", peer: "n1", reason: "wrong key" });
+    expect(refused()[0]!.msg).toMatch(/^refused peer authentication \(wrong key\): it proved itself with a key this node neither holds nor accepts .*logged at most once a minute$/);
+    c.advance(60_000);
+    await handshake(node("n1", OLD), server, serverSide);
+    expect(refused()).toHaveLength(2);
+    expect(refused()[1]).toMatchObject({ refused: 5, reason: "wrong key" });
+    expect(refused()[1]!.msg).toMatch(/^refused peer authentication \(wrong key\) 5 more time\(s\) from 10\.0\.0\.9 in the last 60 s \(last as n1\)/);
+    expect(await server.metrics.registry.getSingleMetricAsString("locmesh_auth_failures_total")).toContain('reason="wrong key"} 6');
+  });
+
+  it("paces each address and reason alone", () => {
+    const c = capture();
+    const logRefusal = createPeerRefusalLog({ log: c.log, nowMs: c.nowMs });
+    for (let i = 0; i < 100; i++) {
+      logRefusal("10.0.0.9", "wrong key", "n1");
+      logRefusal("10.0.0.9", "unknown node id", "x");
+      logRefusal("192.0.2.7", "wrong key", "n1");
+      c.advance(50);
+    }
+    expect(c.lines.map((l) => `${l.remote} ${l.reason}`)).toEqual(["10.0.0.9 wrong key", "10.0.0.9 unknown node id", "192.0.2.7 wrong key"]);
+  });
+});
+
+describe("accepted-key handshakes in the log", () => {
+  it("are logged at most once a minute per peer and key, and each one counted", async () => {
+    const c = capture();
+    const server = node("n2", OLD, [NEW]);
+    const notes = createPeerKeyNotes({ keys: server.keys, metrics: server.metrics, log: c.log, nowMs: c.nowMs });
+    for (let i = 0; i < 70; i++) {
+      notes("n1", NEW);
+      notes("n3", NEW);
+      c.advance(1000);
+    }
+    expect(c.lines.map((l) => l.peer)).toEqual(["n1", "n3", "n1", "n3"]);
+    expect(c.lines[0]!.msg).toMatch(/^n1 proved itself with accepted cluster key .* logged at most once a minute per peer and key\)$/);
+    expect(server.keys.status().accepted[0]!.lastUsedBy).toBe("n3");
+    expect(await handshakes(server)).toBe('locmesh_peer_handshakes_total{key="own"} 0\nlocmesh_peer_handshakes_total{key="accepted"} 140');
   });
 });

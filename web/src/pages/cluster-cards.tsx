@@ -1,6 +1,7 @@
 /** The cluster page's pieces: this node, a hub's PostgreSQL, its Kamailio writer, the last resync, the peer links. */
+import { acceptedKeysLastUsedBy, keysText } from "../../../agent/contract/keys-text.js";
 import {
-  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type JournalBehindInfo, type PeerStatus, type PostgresStatus, type ResyncStatus,
+  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type CredentialsStatus, type JournalBehindInfo, type KeysStatus, type PeerStatus, type PostgresStatus, type ResyncStatus,
 } from "../../../agent/contract/protocol.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
 import {
@@ -112,8 +113,11 @@ export function ResyncCard({ r }: { r: ResyncStatus }) {
   );
 }
 
-/** `self`: this node's id, so that the Hub column can say "this hub". */
-export function PeerTable({ peers, self }: { peers: PeerStatus[]; self: string }) {
+/**
+ * `self`: this node's id, so that the Hub column can say "this hub". `clusterKeys`: this node's
+ * keys, so that a peer's row says which accepted key it was the last to prove itself with.
+ */
+export function PeerTable({ peers, self, clusterKeys }: { peers: PeerStatus[]; self: string; clusterKeys?: KeysStatus }) {
   if (peers.length === 0) return <p class="empty">This node has no peers configured.</p>;
   const hubs = showsHubs(peers);
   return (
@@ -126,7 +130,12 @@ export function PeerTable({ peers, self }: { peers: PeerStatus[]; self: string }
         <tbody>
           {peers.map((p) => (
             <tr key={p.nodeId} data-peer={p.nodeId}>
-              <th scope="row" class="break">{p.nodeId}<div class="muted mono small">{p.url ?? "inbound only"}</div></th>
+              <th scope="row" class="break">
+                {p.nodeId}<div class="muted mono small">{p.url ?? "inbound only"}</div>
+                {acceptedKeysLastUsedBy(clusterKeys, p.nodeId).map((a) => (
+                  <div class="muted small peer-key" key={a.id}>{`last to prove itself with accepted cluster key ${a.id}, ${formatDuration(a.lastUsedAgeSeconds ?? 0)} ago`}</div>
+                ))}
+              </th>
               <td data-label="Link"><LinkBadge peer={p} />{p.direction && <span class="muted small"> {p.direction}</span>}</td>
               {hubs && <td data-label="Hub">{hubText(p.hub, self, p.asOf)}</td>}
               <td class="num" data-label="Behind (changes)">{p.behindChanges === null ? "—" : formatCount(p.behindChanges)}</td>
@@ -138,6 +147,16 @@ export function PeerTable({ peers, self }: { peers: PeerStatus[]; self: string }
         </tbody>
       </table>
     </div>
+  );
+}
+
+/** This node's cluster keys and API tokens by id, and who last used each accepted one, as `locmesh status` says them. */
+export function KeysStats({ c }: { c: CredentialsStatus }) {
+  return (
+    <dl class="stats keys" aria-label="Keys and tokens">
+      <Stat k="Cluster keys" v={keysText(c.clusterKeys, "mesh.secret", formatDuration)} />
+      <Stat k="API tokens" v={keysText(c.apiTokens, "api.token", formatDuration)} />
+    </dl>
   );
 }
 

@@ -6,7 +6,7 @@ import { useRpc } from "../api/use-rpc.js";
 import { LineChart } from "../components/line-chart.js";
 import type { ClusterStatusView } from "../lib/cluster-view.js";
 import { appendSample, ratePoints, sampleOf, type StatusSample } from "../lib/status-history.js";
-import { BatchesRefusedAlert, JournalBehindAlert, KamailioCard, NodeCard, PeerTable, PostgresCard, ResyncCard } from "./cluster-cards.js";
+import { BatchesRefusedAlert, JournalBehindAlert, KamailioCard, KeysStats, NodeCard, PeerTable, PostgresCard, ResyncCard } from "./cluster-cards.js";
 
 const POLL_MS = 2000;
 const WINDOW_MS = 5 * 60_000;
@@ -69,7 +69,8 @@ export function ClusterPage() {
           </div>
           <div class="card">
             <h2>Peer links</h2>
-            <PeerTable peers={status.peers} self={status.nodeId} />
+            <PeerTable peers={status.peers} self={status.nodeId} clusterKeys={status.credentials?.clusterKeys} />
+            {status.credentials && <KeysStats c={status.credentials} />}
           </div>
           <div class="grid charts">
             <div class="card"><LineChart title="Changes applied" unit="/s" points={points.map((p) => ({ x: p.atMs, y: p.changesPerSec }))} xMin={xMin} xMax={now} format={(v) => v.toFixed(v < 10 ? 1 : 0)} /></div>

@@ -1,0 +1,88 @@
+/**
+ * Problems that span fields of the agent config: a peer listed twice or with this node's own id,
+ * and one address listed twice in `mesh.peers` or `hub.urls`. They are checked on the raw input,
+ * not in a zod refine, because zod skips an object's refinements once any of its fields failed,
+ * and the point is to report everything in one go. Values the schema refuses (not a string, not a
+ * ws:// URL) are left to the schema's own message.
+ */
+import { redactUrl } from "../ops/redact-url.js";
+
+export interface FieldProblem {
+  path: string;
+  message: string;
+}
+
+type Raw = Record<string, unknown>;
+
+const recordOf = (v: unknown): Raw | undefined => (v && typeof v === "object" && !Array.isArray(v) ? (v as Raw) : undefined);
+
+export function crossFieldProblems(raw: Raw): FieldProblem[] {
+  const mesh = recordOf(raw["mesh"]);
+  const hub = recordOf(raw["hub"]);
+  const peers = Array.isArray(mesh?.["peers"]) ? (mesh["peers"] as unknown[]) : [];
+  const hubUrls = Array.isArray(hub?.["urls"]) ? (hub["urls"] as unknown[]) : [];
+  return [
+    ...peerIdProblems(peers, raw["nodeId"]),
+    ...sameAddress(
+      peers.map((p) => recordOf(p)?.["url"]),
+      (i) => `mesh.peers[${i}].url`,
+      "each peer is another node with its own address: correct the URL of the one that is wrong (a dial that reaches another node than the id it names is refused)",
+    ),
+    ...sameAddress(
+      hubUrls,
+      (i) => `hub.urls[${i}]`,
+      "list each hub once: a hub listed twice is dialed twice in every failover round, and an agent on its later entry keeps leaving it to fail back to the first",
+    ),
+  ];
+}
+
+function peerIdProblems(peers: readonly unknown[], nodeId: unknown): FieldProblem[] {
+  const out: FieldProblem[] = [];
+  const seen = new Map<string, number>();
+  peers.forEach((p, i) => {
+    const id = recordOf(p)?.["id"];
+    if (typeof id !== "string") return;
+    if (id === nodeId) out.push({ path: `mesh.peers[${i}].id`, message: `is this node's own id (${id}); a node does not peer with itself` });
+    const first = seen.get(id);
+    if (first !== undefined) out.push({ path: `mesh.peers[${i}].id`, message: `duplicates mesh.peers[${first}].id (${id})` });
+    else seen.set(id, i);
+  });
+  return out;
+}
+
+/** A problem for each URL that reaches the same address as an earlier one (addressOf). */
+function sameAddress(urls: readonly unknown[], pathOf: (i: number) => string, remedy: string): FieldProblem[] {
+  const out: FieldProblem[] = [];
+  const seen = new Map<string, number>();
+  urls.forEach((url, i) => {
+    const address = typeof url === "string" ? addressOf(url) : null;
+    if (address === null) return;
+    const first = seen.get(address);
+    if (first === undefined) {
+      seen.set(address, i);
+      return;
+    }
+    const written = url === urls[first] ? "" : `, written ${JSON.stringify(redactUrl(urls[first] as string))} there`;
+    out.push({ path: pathOf(i), message: `reaches the same address as ${pathOf(first)} (${address}${written}); ${remedy}` });
+  });
+  return out;
+}
+
+/**
+ * Where a ws:// or wss:// URL leads, as "host:port" with the scheme's default port filled in,
+ * plus its path when it is not the peer endpoint the mesh dials for "/" (mesh.ts, peerUrl): two
+ * nodes behind one reverse proxy may differ by path alone. The scheme does not count: one
+ * host:port serves either ws or wss, not both. Null for what is not such a URL (the schema says so).
+ */
+export function addressOf(url: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return null;
+  }
+  if ((u.protocol !== "ws:" && u.protocol !== "wss:") || u.hostname === "") return null;
+  const port = u.port || (u.protocol === "wss:" ? "443" : "80");
+  const path = u.pathname.replace(/\/+$/, "");
+  return `${u.hostname}:${port}${path === "" || path === "/peer" ? "" : path}`;
+}
