@@ -10,9 +10,10 @@ import { ConfigError, listenToUrl, loadApiSettings } from "../config/agent-confi
 import { FETCH_BAD_PORTS } from "../config/config-schema.js";
 import { AgentUnreachableError, createApiClient, type ApiClient } from "./api-client.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
+import { formatStatus } from "./client-output.js";
 import {
-  bindingsOf, describeKamailioTable, formatAliases, formatBindings, formatKamailioContacts, formatKamailioTable, formatLocations, formatStatus,
-} from "./client-output.js";
+  bindingsOf, describeKamailioTable, formatAliases, formatBindings, formatKamailioContacts, formatKamailioTable, formatLocations,
+} from "./listing-output.js";
 import { runKamailioReload, runResync } from "./resync-progress.js";
 import { cellText } from "./table.js";
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { describeKamailio, describeReload, describeResync, formatKamailioContacts, formatKamailioTable, formatStatus } from "../../agent/cli/client-output.js";
+import { describeKamailio, describeReload, describeResync, formatStatus } from "../../agent/cli/client-output.js";
+import { formatKamailioContacts, formatKamailioTable } from "../../agent/cli/listing-output.js";
 import type { ClusterStatus, KamailioStatus } from "../../agent/contract/protocol.js";
 
 const base: KamailioStatus["reload"] = {
