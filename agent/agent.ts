@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { createHttpApi, type HttpApi } from "./api/http-server.js";
 import { createLocalApi } from "./api/local-api.js";
 import type { AgentConfig } from "./config/agent-config.js";
-import { ApiNotification, SUMMARY_INTERVAL_MS } from "./contract/protocol.js";
+import { ApiNotification, SUMMARY_INTERVAL_MS } from "./contract/api-protocol.js";
 import { createChangeSummary } from "./api/change-summary.js";
 import { createHlc } from "./core/hlc.js";
 import { createJournalBehind } from "./core/journal-behind.js";

@@ -4,7 +4,9 @@
  * and sets process.exitCode, leaving the exit itself to the composition root.
  */
 import { Command, InvalidArgumentError } from "commander";
-import { ApiMethod, type ClusterStatus, type KamailioBinding, type KamailioContact, type KamailioListResult, type ListResult } from "../contract/protocol.js";
+import { ApiMethod, type ListResult } from "../contract/api-protocol.js";
+import type { ClusterStatus } from "../contract/cluster-status.js";
+import type { KamailioBinding, KamailioContact, KamailioListResult } from "../contract/kamailio-status.js";
 import type { Alias, Location } from "../contract/records.js";
 import { ConfigError, listenToUrl, loadApiSettings } from "../config/agent-config.js";
 import { FETCH_BAD_PORTS } from "../config/config-schema.js";

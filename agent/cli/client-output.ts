@@ -4,9 +4,10 @@
  * input, so they are easy to test and the commands stay about flow.
  */
 import {
-  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type ClusterStatus, type JournalBehindInfo, type KamailioReloadInterrupted, type KamailioStatus,
+  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type ClusterStatus, type JournalBehindInfo,
   type KeysStatus, type PostgresStatus, type ResyncStatus,
-} from "../contract/protocol.js";
+} from "../contract/cluster-status.js";
+import type { KamailioReloadInterrupted, KamailioStatus } from "../contract/kamailio-status.js";
 import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../contract/postgres-standing.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
 

@@ -3,7 +3,7 @@
  * `location ls --kamailio`): the journal's aliases and bindings, and the local Kamailio's contacts
  * and location table beside the journal. Pure functions of their input (plus "now" for expiry).
  */
-import type { KamailioBinding, KamailioContact, KamailioTableSummary } from "../contract/protocol.js";
+import type { KamailioBinding, KamailioContact, KamailioTableSummary } from "../contract/kamailio-status.js";
 import type { Alias, Location } from "../contract/records.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
 

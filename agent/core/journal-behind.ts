@@ -10,7 +10,7 @@
  * agent.ts makes one and hands it to each of them: the flag is shared state, and passing it in
  * keeps who reads and who sets it visible in the composition root.
  */
-import type { JournalBehindInfo } from "../contract/protocol.js";
+import type { JournalBehindInfo } from "../contract/cluster-status.js";
 
 export interface JournalBehind {
   isSet(): boolean;

@@ -7,7 +7,7 @@
  * all the ones that waited while Kamailio was away, which the reload after its restart writes.
  */
 import type { KamailioConfig } from "../config/agent-config.js";
-import type { KamailioReloadStatus } from "../contract/protocol.js";
+import type { KamailioReloadStatus } from "../contract/kamailio-status.js";
 import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";

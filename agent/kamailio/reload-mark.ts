@@ -10,7 +10,7 @@
  * starts, with its progress every SAVE_INTERVAL_MS or SAVE_EVERY_WRITES as it goes (each save is a commit),
  * with its error when it fails, and removed when it finishes.
  */
-import type { KamailioReloadInterrupted, KamailioReloadStatus } from "../contract/protocol.js";
+import type { KamailioReloadInterrupted, KamailioReloadStatus } from "../contract/kamailio-status.js";
 import type { JournalNotes } from "../journal/sqlite-meta.js";
 import type { Logger } from "../ops/logger.js";
 import type { KamailioInstance } from "./core-rpc.js";

@@ -10,7 +10,7 @@
  * longer has live (rows of phones that registered here and that the journal never heard of stay,
  * for the reconcile to learn). What to write is planned in reload-plan.ts, while this writes it.
  */
-import type { KamailioReloadStatus } from "../contract/protocol.js";
+import type { KamailioReloadStatus } from "../contract/kamailio-status.js";
 import type { VersionVector } from "../contract/records.js";
 import { isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";

@@ -3,7 +3,7 @@
  * cluster.status, the metrics' gauges, and how many of this node's changes no hub has acknowledged.
  * Reads the mesh's sessions, dialers and lists; changes nothing.
  */
-import type { PeerStatus } from "../contract/protocol.js";
+import type { PeerStatus } from "../contract/cluster-status.js";
 import type { Replica } from "../core/replica.js";
 import { changesAhead } from "../core/version-vector.js";
 import type { PeerGauge } from "../ops/metrics.js";

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from "node:fs";
 import { WebSocket } from "ws";
-import type { BatchRefusal, ResyncStatus } from "../contract/protocol.js";
+import type { BatchRefusal, ResyncStatus } from "../contract/cluster-status.js";
 import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";

@@ -7,7 +7,8 @@
  * then makes the session ready (peer-session.ts).
  */
 import { ErrorCode, RpcError } from "../contract/errors.js";
-import { JOURNAL_BEHIND_REMEDY, PEER_PARAMS, PROTOCOL_VERSION, PeerMethod, helloResult, type HelloResult } from "../contract/protocol.js";
+import { PEER_PARAMS, PROTOCOL_VERSION, PeerMethod, helloResult, type HelloResult } from "../contract/protocol.js";
+import { JOURNAL_BEHIND_REMEDY } from "../contract/cluster-status.js";
 import type { VersionVector } from "../contract/records.js";
 import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";

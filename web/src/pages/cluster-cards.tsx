@@ -1,7 +1,8 @@
 /** The cluster page's pieces: this node, a hub's PostgreSQL, its Kamailio writer, the last resync, the peer links. */
 import {
-  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type JournalBehindInfo, type PeerStatus, type PostgresStatus, type ResyncStatus,
-} from "../../../agent/contract/protocol.js";
+  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type JournalBehindInfo, type PeerStatus,
+  type PostgresStatus, type ResyncStatus,
+} from "../../../agent/contract/cluster-status.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
 import {
   WRITER_TEXT, countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs, type ClusterStatusView, type KamailioStatus,
