@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { createHttpApi, type HttpApi } from "./api/http-server.js";
 import { createLocalApi } from "./api/local-api.js";
 import type { AgentConfig } from "./config/agent-config.js";
-import { ApiNotification, SUMMARY_INTERVAL_MS } from "./contract/protocol.js";
+import { ApiNotification, SUMMARY_INTERVAL_MS } from "./contract/api-protocol.js";
 import { createChangeSummary } from "./api/change-summary.js";
 import { createHlc } from "./core/hlc.js";
 import { createJournalBehind } from "./core/journal-behind.js";
@@ -17,7 +17,8 @@ import { createKamailioAttachment, type KamailioAttachment } from "./kamailio/at
 import { sipPeersOf, type SipPeers } from "./kamailio/sip-peers.js";
 import { bulkTokens } from "./kamailio/bulk-tokens.js";
 import { openHubAcknowledged } from "./mesh/hub-acknowledged.js";
-import { createMesh, type Mesh, type PeerEntry } from "./mesh/mesh.js";
+import { createMesh, type Mesh } from "./mesh/mesh.js";
+import type { PeerEntry } from "./mesh/mesh-reload.js";
 import type { Logger } from "./ops/logger.js";
 import { createCredentials, credentialsStatus, type Credentials } from "./ops/key-ring.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";

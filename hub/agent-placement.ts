@@ -21,7 +21,7 @@
  * hub, each hub's own former agents read 0 there (its sessions are closed), so that alert still
  * fires once the outage passes its `for`, from the hub each agent was on.
  */
-import type { PeerStatus } from "../agent/contract/protocol.js";
+import type { PeerStatus } from "../agent/contract/cluster-status.js";
 import type { PeerGauge } from "../agent/ops/metrics.js";
 
 /** One agent as the hub it was last on recorded it. */

@@ -5,7 +5,7 @@
  * link gauges leave out the agents that are on another hub (agent-placement.ts).
  */
 import type pg from "pg";
-import type { PeerStatus } from "../agent/contract/protocol.js";
+import type { PeerStatus } from "../agent/contract/cluster-status.js";
 import type { Mesh } from "../agent/mesh/mesh.js";
 import type { Logger } from "../agent/ops/logger.js";
 import type { PeerGauge } from "../agent/ops/metrics.js";

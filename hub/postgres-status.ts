@@ -6,7 +6,7 @@
  * age (counts-cache.ts), or none yet, and marks them stale when PostgreSQL fails, the recount
  * failed, or they are older than counts are ever reused for (the README's bound).
  */
-import type { PostgresStatus } from "../agent/contract/protocol.js";
+import type { PostgresStatus } from "../agent/contract/cluster-status.js";
 import type { StoreCounts } from "../agent/core/store.js";
 import { COUNTS_MAX_REUSE_MS } from "./counts-cache.js";
 import type { PgStore } from "./pg-store.js";

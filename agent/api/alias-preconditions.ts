@@ -1,11 +1,11 @@
 /**
- * The optional preconditions of alias.set and alias.remove (contract/protocol.ts aliasSetParams,
+ * The optional preconditions of alias.set and alias.remove (contract/api-protocol.ts aliasSetParams,
  * aliasRemoveParams): `ifAbsent` for an add that must not overwrite, `expectTarget` for an edit or a
  * removal that must not undo a change it never saw.
  */
 import type { z } from "zod";
 import { ErrorCode, RpcError } from "../contract/errors.js";
-import type { aliasRemoveParams, aliasSetParams } from "../contract/protocol.js";
+import type { aliasRemoveParams, aliasSetParams } from "../contract/api-protocol.js";
 import type { AliasValue } from "../contract/records.js";
 import type { Replica } from "../core/replica.js";
 

@@ -1,17 +1,11 @@
 /**
  * The agent's local JSON-RPC API: what registrar integrations, scripts, the CLI and the web UI
- * call. Method names and shapes are in contract/protocol.ts.
+ * call. Method names and shapes are in contract/api-protocol.ts (cluster.status: cluster-status.ts).
  */
-import {
-  API_PARAMS, ApiMethod, JOURNAL_BEHIND_REMEDY, PROTOCOL_VERSION, type listParams, type publishParams,
-  type JournalBehindInfo,
-  type ClusterStatus, type ListResult, type PublishResult,
-  type KamailioContact,
-  type KamailioListResult,
-  type KamailioStatus,
-  type PostgresStatus,
-  type CredentialsStatus,
-} from "../contract/protocol.js";
+import { PROTOCOL_VERSION } from "../contract/protocol.js";
+import { API_PARAMS, ApiMethod, type listParams, type publishParams, type ListResult, type PublishResult } from "../contract/api-protocol.js";
+import { JOURNAL_BEHIND_REMEDY, type JournalBehindInfo, type ClusterStatus, type PostgresStatus, type CredentialsStatus } from "../contract/cluster-status.js";
+import type { KamailioContact, KamailioListResult, KamailioStatus } from "../contract/kamailio-status.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import { isLive, toAlias, toLocation, type Alias, type BindingValue, type Location } from "../contract/records.js";
 import type { JournalBehind } from "../core/journal-behind.js";

@@ -4,15 +4,18 @@
  * and sets process.exitCode, leaving the exit itself to the composition root.
  */
 import { Command, InvalidArgumentError } from "commander";
-import { ApiMethod, type ClusterStatus, type KamailioBinding, type KamailioContact, type KamailioListResult, type ListResult } from "../contract/protocol.js";
+import { ApiMethod, type ListResult } from "../contract/api-protocol.js";
+import type { ClusterStatus } from "../contract/cluster-status.js";
+import type { KamailioBinding, KamailioContact, KamailioListResult } from "../contract/kamailio-status.js";
 import type { Alias, Location } from "../contract/records.js";
 import { ConfigError, listenToUrl, loadApiSettings } from "../config/agent-config.js";
 import { FETCH_BAD_PORTS } from "../config/config-schema.js";
 import { AgentUnreachableError, createApiClient, type ApiClient } from "./api-client.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
+import { formatStatus } from "./client-output.js";
 import {
-  bindingsOf, describeKamailioTable, formatAliases, formatBindings, formatKamailioContacts, formatKamailioTable, formatLocations, formatStatus,
-} from "./client-output.js";
+  bindingsOf, describeKamailioTable, formatAliases, formatBindings, formatKamailioContacts, formatKamailioTable, formatLocations,
+} from "./listing-output.js";
 import { runKamailioReload, runResync } from "./resync-progress.js";
 import { cellText } from "./table.js";
 

@@ -8,7 +8,8 @@ import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:f
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
-import { ApiMethod, type ClusterStatus } from "../contract/protocol.js";
+import { ApiMethod } from "../contract/api-protocol.js";
+import type { ClusterStatus } from "../contract/cluster-status.js";
 import { createApiClient } from "./api-client.js";
 import type { DemoPorts } from "./demo-ports.js";
 import { kamailioFiles, logTail } from "./demo-kamailio.js";

@@ -5,7 +5,9 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import cliProgress from "cli-progress";
-import { ApiMethod, type ClusterStatus, type KamailioReloadStatus, type ResyncStatus } from "../contract/protocol.js";
+import { ApiMethod } from "../contract/api-protocol.js";
+import type { ClusterStatus, ResyncStatus } from "../contract/cluster-status.js";
+import type { KamailioReloadStatus } from "../contract/kamailio-status.js";
 import type { ApiClient } from "./api-client.js";
 import { cellText } from "./table.js";
 

@@ -8,7 +8,7 @@
  * agent/core/local-check.ts): what a peer would refuse never enters the journal.
  */
 import { NODE_ID_RE, REPLICA_ID_RE } from "./ids.js";
-import { recordSchema } from "./protocol.js";
+import { recordSchema } from "./record-schemas.js";
 import type { Change } from "./records.js";
 import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable } from "./sip-uri.js";
 

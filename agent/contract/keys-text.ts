@@ -6,7 +6,7 @@
  * written by the caller, as each surface writes them.
  */
 import type { DurationText } from "./postgres-standing.js";
-import type { AcceptedKeyStatus, KeysStatus } from "./protocol.js";
+import type { AcceptedKeyStatus, KeysStatus } from "./cluster-status.js";
 
 /**
  * A node's keys of one kind by id: its own, and each further one it accepts with when it was last

@@ -5,7 +5,7 @@
  * that they cannot drift apart. Pure, and free of Node: the web build imports it. Durations are
  * written by the caller, as each surface writes them ("1m32s" in the terminal, "1m 32s" on the page).
  */
-import type { PostgresStatus } from "./protocol.js";
+import type { PostgresStatus } from "./cluster-status.js";
 
 /** Seconds as text. */
 export type DurationText = (seconds: number) => string;

@@ -1,6 +1,6 @@
 /**
  * Whether this node's journal went back in time: a peer holds more of this node's own changes than
- * its journal does (restored from an older copy, or its last commits lost). peer-session.ts
+ * its journal does (restored from an older copy, or its last commits lost). peer-handshake.ts
  * notices it at a handshake. From then on, for the life of the process, the node must neither
  * replicate (mesh.ts closes every session), take writes (local-api.ts refuses them: they would be
  * thrown away with the journal) nor write its stale journal into Kamailio (kamailio/journal-gate.ts
@@ -10,7 +10,7 @@
  * agent.ts makes one and hands it to each of them: the flag is shared state, and passing it in
  * keeps who reads and who sets it visible in the composition root.
  */
-import type { JournalBehindInfo } from "../contract/protocol.js";
+import type { JournalBehindInfo } from "../contract/cluster-status.js";
 
 export interface JournalBehind {
   isSet(): boolean;

@@ -9,7 +9,8 @@
  */
 import { join } from "node:path";
 import type { KamailioConfig } from "../config/agent-config.js";
-import type { KamailioContact, KamailioListResult, KamailioStatus, ListParams } from "../contract/protocol.js";
+import type { ListParams } from "../contract/api-protocol.js";
+import type { KamailioContact, KamailioListResult, KamailioStatus } from "../contract/kamailio-status.js";
 import { hlcToMillis } from "../contract/records.js";
 import type { Hlc } from "../core/hlc.js";
 import type { JournalBehind } from "../core/journal-behind.js";

@@ -10,9 +10,9 @@
 import type { Logger } from "../ops/logger.js";
 import { keyId, type KeyRing } from "../ops/key-ring.js";
 import {
-  EvapiBulkTokenRefusedError, EvapiBulkUnavailableError, evapiBulkToken, openEvapiBulk, openEvapiBulkChannels, spreadBulk,
-  type EvapiBulkOptions, type EvapiBulkRpc,
+  EvapiBulkTokenRefusedError, EvapiBulkUnavailableError, evapiBulkToken, openEvapiBulk, type EvapiBulkOptions, type EvapiBulkRpc,
 } from "./evapi-bulk.js";
+import { openEvapiBulkChannels, spreadBulk } from "./evapi-bulk-channels.js";
 
 export interface BulkToken {
   token: string;

@@ -7,7 +7,7 @@
  * all the ones that waited while Kamailio was away, which the reload after its restart writes.
  */
 import type { KamailioConfig } from "../config/agent-config.js";
-import type { KamailioReloadStatus } from "../contract/protocol.js";
+import type { KamailioReloadStatus } from "../contract/kamailio-status.js";
 import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
@@ -15,7 +15,8 @@ import type { PlanContext } from "./install-plan.js";
 import type { JournalGate } from "./journal-gate.js";
 import type { InstanceWatch } from "./instance-watch.js";
 import type { KamailioLinks } from "./kamailio-links.js";
-import type { KamailioSink, LeftToReload } from "./kamailio-sink.js";
+import type { KamailioSink } from "./kamailio-sink.js";
+import type { LeftToReload } from "./sink-pass.js";
 import { createReloader, type ReloadStatus } from "./reload.js";
 import type { ReloadMark, UnfinishedReload } from "./reload-mark.js";
 import type { OnStored } from "./stale-writes.js";

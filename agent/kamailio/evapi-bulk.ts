@@ -1,6 +1,6 @@
 /**
  * The bulk channel into Kamailio: usrloc writes sent as netstring frames over an evapi connection
- * of its own (the agent opens two, see openEvapiBulkChannels below), which the include's
+ * of its own (the agent opens two as one: evapi-bulk-channels.ts), which the include's
  * event_route[evapi:message-received] runs with jsonrpc_exec (cfg-include.ts, bulkRoute). Used
  * to put a restarted Kamailio back (reload.ts): one TCP write carries dozens of `ul.add`s, where
  * jsonrpcs takes one datagram (or one FIFO round trip) each.
@@ -21,10 +21,11 @@
  * evapi 5.6.3's reader has a flaw this client works around: a frame whose closing comma arrives in
  * the next read() is dropped together with the rest of that read (evapi_dispatch.c: the size check
  * is one byte short). Reads end at a chunk boundary as long as everything not yet acked fits in one
- * read (32,767 bytes), so at most `maxBytesInFlight` (24 KB) is written ahead of the acks. Should a
- * frame be lost anyway, an ack goes missing: an out-of-order ack, a silent timeout, an error that
- * names no request, or a closed socket break the channel, and every call not yet acked fails with
- * a transient error. The caller then repeats it through jsonrpcs; all three methods are idempotent.
+ * read (32,767 bytes), so at most `maxBytesInFlight` (24 KB) is written ahead of the acks (the
+ * chunks and acks are evapi-bulk-window.ts). Should a frame be lost anyway, an ack goes missing: an
+ * out-of-order ack, a silent timeout, an error that names no request, or a closed socket break the
+ * channel, and every call not yet acked fails with a transient error. The caller then repeats it
+ * through jsonrpcs; all three methods are idempotent.
  *
  * The token authenticates the agent (evapi has no authentication and anyone on the host may
  * connect): HMAC of the cluster key and the node id, so `locmesh kamailio-cfg` derives the same one.
@@ -35,6 +36,7 @@ import type { Logger } from "../ops/logger.js";
 import { KamailioProtocolError, KamailioRequestError, KamailioRpcError, KamailioUnavailableError, type KamailioRpc, type RpcParams } from "./jsonrpcs-wire.js";
 import { createNetstringDecoder, encodeNetstring, netstringText } from "./netstring.js";
 import { MAX_EVENT_BYTES } from "./register-event.js";
+import { createBulkWindow, failCall, type PendingCall } from "./evapi-bulk-window.js";
 
 /** The methods the include lets through (their result is always `{}`). */
 export const BULK_METHODS = ["ul.add", "ul.rm", "ul.rm_contact"] as const;
@@ -88,27 +90,7 @@ export interface EvapiBulkRpc extends KamailioRpc {
   stats(): { calls: number; chunks: number; errors: number };
 }
 
-interface PendingCall {
-  id: number;
-  method: string;
-  /** The request as a netstring, and its length in bytes (frames are written as text, a chunk at a time). */
-  frame: string;
-  bytes: number;
-  settled: boolean;
-  resolve(v: unknown): void;
-  reject(e: Error): void;
-}
-
-interface Chunk {
-  seq: number;
-  calls: PendingCall[];
-  bytes: number;
-  timer: NodeJS.Timeout;
-}
-
 const DEFAULT_MAX_IN_FLIGHT = 24 * 1024;
-/** Room kept in a chunk for its ack frame (`<len>:locmesh-ack:<seq>,`). */
-const ACK_RESERVE = 32;
 const DEFAULT_CHUNK_BYTES = 8 * 1024;
 /** A request larger than this goes through jsonrpcs instead (its datagram takes 64 KB). */
 const MAX_REQUEST_BYTES = 16 * 1024;
@@ -119,44 +101,26 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
   const chunkBytes = Math.min(opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, maxInFlight);
   const sock = new Socket();
   const decoder = createNetstringDecoder({ maxFrameBytes: MAX_EVENT_BYTES });
-  const queue: PendingCall[] = [];
-  const inFlight: Chunk[] = [];
-  const byId = new Map<number, PendingCall>();
-  let bytesInFlight = 0;
-  /** Bytes of the calls queued and not yet sent. */
-  let queuedBytes = 0;
   let nextId = 1;
-  let nextSeq = 1;
   let broken: Error | null = null;
-  let flushQueued = false;
   let onHello: ((answer: string) => void) | null = null;
   let opened = false;
   const stats = { calls: 0, chunks: 0, errors: 0 };
+  const flow = createBulkWindow({
+    maxInFlight, chunkBytes, ackTimeoutMs: opts.ackTimeoutMs,
+    ackFrame: (seq) => netstringText(`${BULK_ACK}${seq}`),
+    write: (text) => sock.write(text, "utf8"),
+    broken: () => broken,
+    breakChannel,
+    onChunk: () => stats.chunks++,
+  });
 
   function breakChannel(err: Error): void {
     if (broken !== null) return;
     broken = err;
-    if (opened) log.warn({ err: err.message, unacked: inFlight.reduce((n, c) => n + c.calls.length, 0), queued: queue.length }, "the evapi bulk channel broke; its writes go through jsonrpcs");
-    failPending(err);
+    if (opened) log.warn({ err: err.message, unacked: flow.unacked(), queued: flow.queued() }, "the evapi bulk channel broke; its writes go through jsonrpcs");
+    flow.failPending(err);
     sock.destroy();
-  }
-
-  /** Every call not yet acked fails with `err`: the sent ones, then the queued ones. */
-  function failPending(err: Error): void {
-    for (const chunk of inFlight.splice(0)) {
-      clearTimeout(chunk.timer);
-      for (const call of chunk.calls) fail(call, err);
-    }
-    for (const call of queue.splice(0)) fail(call, err);
-    queuedBytes = 0;
-    bytesInFlight = 0;
-    byId.clear();
-  }
-
-  function fail(call: PendingCall, err: Error): void {
-    if (call.settled) return;
-    call.settled = true;
-    call.reject(err);
   }
 
   function onAnswer(text: string): void {
@@ -173,7 +137,7 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
         onHello?.(msg.event);
         return;
       case "locmesh-ack":
-        return onAck(msg.seq);
+        return flow.acked(msg.seq);
       case "locmesh-bulk-error":
         return onError(msg.reply);
       default:
@@ -181,30 +145,9 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
     }
   }
 
-  function onAck(seq: unknown): void {
-    const oldest = inFlight[0];
-    if (oldest === undefined || seq !== oldest.seq) {
-      // A frame went missing (see the header): nothing from here back can be trusted to have run.
-      breakChannel(new KamailioProtocolError(`the evapi bulk channel acked chunk ${String(seq)} while chunk ${oldest?.seq ?? "none"} was due`));
-      return;
-    }
-    inFlight.shift();
-    clearTimeout(oldest.timer);
-    bytesInFlight -= oldest.bytes;
-    for (const call of oldest.calls) {
-      byId.delete(call.id);
-      if (!call.settled) {
-        call.settled = true;
-        call.resolve({});
-      }
-    }
-    // Not at once: the callers' next calls (their continuations run after this) join the chunk.
-    schedule();
-  }
-
   function onError(reply: unknown): void {
     const r = reply as { id?: unknown; error?: { code?: unknown; message?: unknown } } | null;
-    const call = r !== null && typeof r === "object" && typeof r.id === "number" ? byId.get(r.id) : undefined;
+    const call = r !== null && typeof r === "object" && typeof r.id === "number" ? flow.call(r.id) : undefined;
     if (call === undefined) {
       breakChannel(new KamailioProtocolError(`Kamailio could not run a request of the evapi bulk channel: ${JSON.stringify(reply)?.slice(0, 200)}`));
       return;
@@ -212,50 +155,7 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
     stats.errors++;
     const code = typeof r!.error?.code === "number" ? r!.error.code : 500;
     const message = typeof r!.error?.message === "string" ? r!.error.message : JSON.stringify(r!.error);
-    fail(call, new KamailioRpcError(code, message, call.method));
-  }
-
-  function schedule(): void {
-    if (flushQueued) return;
-    flushQueued = true;
-    // Calls made in one turn of the event loop share chunks.
-    setImmediate(() => {
-      flushQueued = false;
-      pump();
-    });
-  }
-
-  /**
-   * Sends full chunks while one more fits under `maxBytesInFlight`. A chunk smaller than
-   * `chunkBytes` goes only when nothing is in flight (as Nagle's algorithm does): otherwise the
-   * next ack sends it, fuller. Every chunk costs an ack route and a write on both sides.
-   */
-  function pump(): void {
-    while (broken === null && queue.length > 0 && (inFlight.length === 0 || (queuedBytes >= chunkBytes && bytesInFlight + chunkBytes <= maxInFlight))) {
-      const calls: PendingCall[] = [];
-      let text = "";
-      let bytes = 0;
-      while (queue.length > 0) {
-        const next = queue[0]!;
-        // The ack frame must fit too: chunks of exactly chunkBytes tile maxBytesInFlight.
-        if (calls.length > 0 && bytes + next.bytes + ACK_RESERVE > chunkBytes) break;
-        queue.shift();
-        queuedBytes -= next.bytes;
-        calls.push(next);
-        text += next.frame;
-        bytes += next.bytes;
-      }
-      const seq = nextSeq++;
-      const ack = netstringText(`${BULK_ACK}${seq}`);
-      text += ack.frame;
-      bytes += ack.bytes;
-      const timer = setTimeout(() => breakChannel(new KamailioUnavailableError("ETIMEDOUT", `Kamailio did not ack chunk ${seq} of the evapi bulk channel within ${opts.ackTimeoutMs} ms`)), opts.ackTimeoutMs);
-      inFlight.push({ seq, calls, bytes, timer });
-      bytesInFlight += bytes;
-      stats.chunks++;
-      // One encoding and one buffer per chunk, not per request.
-      sock.write(text, "utf8");
-    }
+    failCall(call, new KamailioRpcError(code, message, call.method));
   }
 
   sock.on("data", (chunk: Buffer) => {
@@ -326,16 +226,13 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
       stats.calls++;
       return new Promise<T>((resolve, reject) => {
         const call: PendingCall = { id, method, frame, bytes, settled: false, resolve: resolve as (v: unknown) => void, reject };
-        byId.set(id, call);
-        queue.push(call);
-        queuedBytes += bytes;
-        schedule();
+        flow.push(call);
       });
     },
     async close() {
       if (broken === null) {
         broken = new KamailioUnavailableError("EPIPE", "the evapi bulk channel was closed");
-        failPending(broken);
+        flow.failPending(broken);
       }
       if (!sock.destroyed) {
         await new Promise<void>((resolve) => {
@@ -349,46 +246,3 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
     stats: () => ({ ...stats }),
   };
 }
-
-/**
- * Several bulk channels as one, each call on the next usable channel in turn. evapi runs every
- * connection's frames in its one dispatcher process, so this does not add Kamailio workers: it
- * lets Kamailio hold `count` times the bytes one channel may have in flight (24 KB, see the
- * header), so that it still has work queued while the agent spends a longer turn of its event loop
- * elsewhere (planning the next page of a reload, a garbage collection). Channels that cannot be
- * opened are left out with a warning; none opened throws the first one's error.
- */
-export async function openEvapiBulkChannels(opts: EvapiBulkOptions, count: number): Promise<EvapiBulkRpc> {
-  const opened = await Promise.allSettled(Array.from({ length: count }, () => openEvapiBulk(opts)));
-  const channels = opened.flatMap((o) => (o.status === "fulfilled" ? [o.value] : []));
-  const failed = opened.flatMap((o) => (o.status === "rejected" ? [o.reason as Error] : []));
-  if (channels.length === 0) throw failed[0]!;
-  if (failed.length > 0) opts.log.warn({ err: failed[0]!.message, opened: channels.length, wanted: count }, "some evapi bulk channels did not open; reloading through the others");
-  return spreadBulk(channels);
-}
-
-/** One EvapiBulkRpc over several: calls go round-robin to the channels still usable. */
-export function spreadBulk(channels: readonly EvapiBulkRpc[]): EvapiBulkRpc {
-  if (channels.length === 1) return channels[0]!;
-  let turn = 0;
-  return {
-    call<T>(method: string, params?: RpcParams): Promise<T> {
-      for (let tried = 0; tried < channels.length; tried++) {
-        const ch = channels[turn++ % channels.length]!;
-        if (ch.usable()) return ch.call<T>(method, params);
-      }
-      // None is usable: the first says why (a transient error, so the caller goes through jsonrpcs).
-      return channels[0]!.call<T>(method, params);
-    },
-    async close() {
-      await Promise.all(channels.map((c) => c.close()));
-    },
-    usable: () => channels.some((c) => c.usable()),
-    stats: () => {
-      const all = channels.map((c) => c.stats());
-      return { calls: sum(all, "calls"), chunks: sum(all, "chunks"), errors: sum(all, "errors") };
-    },
-  };
-}
-
-const sum = <K extends string>(xs: Record<K, number>[], k: K): number => xs.reduce((n, x) => n + x[k], 0);

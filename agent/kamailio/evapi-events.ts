@@ -5,7 +5,7 @@
  * retried quickly for a while so that the restarted one is noticed (and reconciled) soon.
  */
 import type { KamailioConfig } from "../config/agent-config.js";
-import type { KamailioStatus } from "../contract/protocol.js";
+import type { KamailioStatus } from "../contract/kamailio-status.js";
 import type { Replica } from "../core/replica.js";
 import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";

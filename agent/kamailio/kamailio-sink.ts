@@ -5,7 +5,8 @@
  * what is still to do, and that is also the exact `pendingWrites` figure.
  *
  * One batch at a time, each read fresh from the journal, so a key is never written out of order;
- * inside a batch every key appears once, and the writes are pipelined up to `window` at a time.
+ * inside a batch every key appears once, and the writes are pipelined up to `window` at a time
+ * (sink-pass.ts; this module decides when a pass runs, and retries).
  * A write that must wait (Kamailio unreachable through jsonrpcs and its database) stops the run;
  * it is retried with capped exponential back-off and reported in status and metrics. One Kamailio
  * answered it could not keep (memory full) lets the rest of its batch go on before that retry. A write
@@ -15,14 +16,10 @@
  * ones that waited while Kamailio restarted among them, are passed over here rather than written a
  * second time (leftToReload in the deps); removals and expiries still go in from here.
  */
-import type { Change, VersionVector } from "../contract/records.js";
-import type { ReplicaStore } from "../core/store.js";
+import type { Change } from "../contract/records.js";
 import { isTransient } from "../core/transient.js";
-import type { Logger } from "../ops/logger.js";
-import type { Metrics } from "../ops/metrics.js";
-import type { InstallCursor } from "./install-cursor.js";
-import { installedKind, opKey, planInstall, type InstallOp, type PlanContext } from "./install-plan.js";
-import { KamailioCouldNotStoreError, describe, type KamailioWriter, type WriteRoute } from "./kamailio-writer.js";
+import type { WriteRoute } from "./kamailio-writer.js";
+import { SinkHeld, createSinkPass, type SinkPass, type SinkPassDeps } from "./sink-pass.js";
 
 /** "held": told to write nothing (this node's journal is behind, see held in the deps). */
 export type SinkState = "idle" | "writing" | "waiting" | "held";
@@ -37,7 +34,8 @@ export interface SinkStatus {
   rejected: number;
 }
 
-export interface KamailioSink {
+/** writtenAt, unseenByKamailio and kamailioLoadedItsDatabase are the passes' (sink-pass.ts). */
+export interface KamailioSink extends Pick<SinkPass, "writtenAt" | "unseenByKamailio" | "kamailioLoadedItsDatabase"> {
   start(): void;
   /** Something was committed or applied: look again. */
   kick(): void;
@@ -53,46 +51,23 @@ export interface KamailioSink {
   lastPending(): number;
   /** True when this version has not been written into Kamailio yet. */
   isPending(change: Pick<Change, "origin" | "seq">): boolean;
-  /** When a write of this key finished last (ms), if within the last minute. */
-  writtenAt(key: string): number | undefined;
-  /** True when this key's last write went into a database the running Kamailio does not read. */
-  unseenByKamailio(key: string): boolean;
-  /** Kamailio restarted and read its database: what was written there is in it now. */
-  kamailioLoadedItsDatabase(): void;
   /** Resolves when everything committed so far has been written (tests, shutdown); while held, only at close. */
   drained(): Promise<void>;
   close(): Promise<void>;
 }
 
-export interface KamailioSinkDeps {
-  store: ReplicaStore;
-  writer: KamailioWriter;
-  cursor: InstallCursor;
-  plan: Omit<PlanContext, "nowSec">;
-  log: Logger;
-  metrics: Metrics;
+/** The store, writer, cursor and what a reload writes itself are the passes' (sink-pass.ts). */
+export interface KamailioSinkDeps extends SinkPassDeps {
   batchSize?: number;
   window?: number;
   retry?: { minMs: number; maxMs: number };
   nowMs?: () => number;
-  /**
-   * True when Kamailio reads its database only at start (db_mode 1 or 2): what the fallback writes
-   * there is not in the running Kamailio until it restarts or the write is repeated over jsonrpcs.
-   */
-  databaseWritesUnseen?: boolean;
   /**
    * True while nothing may be written into Kamailio (this node's journal is behind its peers, so it
    * is stale). Asked before every write; once true the sink stops and stays stopped, keeping its
    * cursor where the last finished batch left it.
    */
   held?: () => boolean;
-  /**
-   * The live records a reload into Kamailio writes (due-reload.ts), which the sink passes over: those
-   * stored up to the version vector returned, or up to where the journal stands now ("everything":
-   * a reload into a restarted Kamailio is due and has not read its position yet). Removals and
-   * expiries stay the sink's: a reload writes only live records. Null: none.
-   */
-  leftToReload?: () => LeftToReload;
   /**
    * Awaited before each retry after failed writes: the agent asks Kamailio which instance runs, so
    * that one restarted meanwhile is noticed, and the reload into it takes over what waits, before
@@ -102,23 +77,12 @@ export interface KamailioSinkDeps {
   beforeRetry?: () => Promise<void>;
 }
 
-/** What a reload writes itself, as KamailioSinkDeps.leftToReload says. */
-export type LeftToReload = VersionVector | "everything" | null;
-
-/** Thrown inside a run when writing must stop because the sink is held. */
-class SinkHeld extends Error {}
-
-const RECENT_MS = 60_000;
-
 export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   const { store, writer, cursor, log, metrics } = deps;
   const batchSize = deps.batchSize ?? 500;
   const window = deps.window ?? 32;
   const retry = deps.retry ?? { minMs: 100, maxMs: 5000 };
   const nowMs = deps.nowMs ?? Date.now;
-  const recent = new Map<string, number>();
-  /** Bindings last written into a database the running Kamailio does not read (db_mode 1/2). */
-  const unseen = new Set<string>();
   let status: SinkStatus = { state: "idle", lastRoute: null, lastError: null, lastErrorAt: null, rejected: 0 };
   let running: Promise<void> | null = null;
   let again = false;
@@ -133,6 +97,15 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   let comebacks = 0;
 
   const held = deps.held ?? (() => false);
+  const passes = createSinkPass({
+    store, writer, cursor, plan: deps.plan, log, metrics, batchSize, window, nowMs, held,
+    databaseWritesUnseen: deps.databaseWritesUnseen, leftToReload: deps.leftToReload,
+    onWritten: (route) => (status.lastRoute = route),
+    onRejected: (message) => {
+      status = { ...status, rejected: status.rejected + 1, lastError: message, lastErrorAt: new Date(nowMs()).toISOString() };
+    },
+    onPassedOver: (changes) => (passedOver += changes),
+  });
 
   function kick(): void {
     if (closed) return;
@@ -157,7 +130,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
       status.state = "writing";
       for (;;) {
         again = false;
-        const progressed = await pass();
+        const progressed = await passes.run();
         if (!progressed) break;
       }
       if (passedOver > 0) log.info({ changes: passedOver }, "waiting changes left to the reload into Kamailio, which writes every live record: not written twice");
@@ -199,96 +172,6 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
       }, delay);
       retryTimer.unref();
     }
-  }
-
-  /** One batch per origin that has news; false when there was nothing to do. */
-  async function pass(): Promise<boolean> {
-    const vv = await store.versionVector();
-    const done = cursor.get();
-    const left = deps.leftToReload?.() ?? null;
-    const reloadWrites = left === "everything" ? vv : left;
-    let progressed = false;
-    for (const [origin, have] of Object.entries(vv)) {
-      const from = done[origin] ?? 0;
-      if (have <= from) continue;
-      if (held()) throw new SinkHeld();
-      const changes = await store.readRange(origin, from, have, batchSize, installedKind(origin, deps.plan) ?? undefined);
-      passedOver += await writeAll(changes, reloadWrites?.[origin] ?? 0);
-      cursor.advance(origin, changes.length < batchSize ? have : changes[changes.length - 1]!.seq);
-      progressed = true;
-    }
-    forgetGoneOrigins(vv);
-    return progressed;
-  }
-
-  /**
-   * Writes the changes' ops, but for the live records a reload writes (stored up to
-   * `reloadWritesUpTo`); resolves with how many it passed over for that.
-   */
-  async function writeAll(changes: readonly Change[], reloadWritesUpTo: number): Promise<number> {
-    const nowSec = Math.floor(nowMs() / 1000);
-    const ctx: PlanContext = { ...deps.plan, nowSec };
-    const ops: InstallOp[] = [];
-    let left = 0;
-    for (const c of changes) {
-      const op = planInstall(c, ctx);
-      if (op === null) continue;
-      if (c.seq <= reloadWritesUpTo && (op.op === "add" || op.op === "alias-set")) left++;
-      else ops.push(op);
-    }
-    let next = 0;
-    let failure: unknown = null;
-    /** Kamailio is not reachable: the other writes would only wait for their own time-outs. */
-    let stop = false;
-    const worker = async () => {
-      while (!stop && next < ops.length) {
-        if (held()) {
-          failure = new SinkHeld();
-          stop = true;
-          return;
-        }
-        const op = ops[next++]!;
-        try {
-          status.lastRoute = await writer.write(op, nowSec);
-          metrics.kamailioWrites.inc({ route: status.lastRoute });
-          recent.set(opKey(op), nowMs());
-          if (status.lastRoute === "database" && deps.databaseWritesUnseen) unseen.add(opKey(op));
-          else unseen.delete(opKey(op));
-        } catch (err) {
-          if (isTransient(err)) {
-            failure ??= err;
-            // Kamailio answered that it could not keep this one (say its memory is full): the
-            // batch's other keys still go in, a removal among them may make room, and the batch
-            // is retried as a whole. Every key appears once in a batch, so none is reordered.
-            if (err instanceof KamailioCouldNotStoreError) continue;
-            stop = true;
-            return;
-          }
-          status = { ...status, rejected: status.rejected + 1, lastError: (err as Error).message, lastErrorAt: new Date(nowMs()).toISOString() };
-          metrics.kamailioWriteFailures.inc({ reason: "rejected" });
-          log.error({ err: (err as Error).message }, `skipped ${describe(op)}`);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(window, ops.length) }, worker));
-    if (failure !== null) throw failure;
-    pruneRecent();
-    return left;
-  }
-
-  function forgetGoneOrigins(vv: VersionVector): void {
-    const done = cursor.get();
-    if (Object.keys(done).some((o) => !(o in vv))) {
-      const kept: VersionVector = {};
-      for (const [o, s] of Object.entries(done)) if (o in vv) kept[o] = s;
-      cursor.reset(kept);
-    }
-  }
-
-  function pruneRecent(): void {
-    if (recent.size < 10_000) return;
-    const cutoff = nowMs() - RECENT_MS;
-    for (const [k, t] of recent) if (t < cutoff) recent.delete(k);
   }
 
   /**
@@ -353,12 +236,9 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     pending,
     lastPending: () => lastPending,
     isPending: (c) => c.seq > (cursor.get()[c.origin] ?? 0),
-    writtenAt(key) {
-      const t = recent.get(key);
-      return t !== undefined && nowMs() - t < RECENT_MS ? t : undefined;
-    },
-    unseenByKamailio: (key) => unseen.has(key),
-    kamailioLoadedItsDatabase: () => unseen.clear(),
+    writtenAt: passes.writtenAt,
+    unseenByKamailio: passes.unseenByKamailio,
+    kamailioLoadedItsDatabase: passes.kamailioLoadedItsDatabase,
     drained: () => new Promise<void>((resolve) => {
       waiters.push(resolve);
       kick();

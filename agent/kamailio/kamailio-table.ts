@@ -13,7 +13,8 @@
  * (for SNAPSHOT_TTL_MS), so `--all` costs one dump, not one per page.
  */
 import { ErrorCode, RpcError } from "../contract/errors.js";
-import type { KamailioBinding, KamailioContact, KamailioListResult, KamailioTableSummary, ListParams } from "../contract/protocol.js";
+import type { ListParams } from "../contract/api-protocol.js";
+import type { KamailioBinding, KamailioContact, KamailioListResult, KamailioTableSummary } from "../contract/kamailio-status.js";
 import { isLive, type BindingValue } from "../contract/records.js";
 import { foldAscii, listSearch } from "../core/list-search.js";
 import type { ReplicaStore } from "../core/store.js";

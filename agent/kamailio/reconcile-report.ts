@@ -8,7 +8,7 @@
  * an agent that runs for months, and logging every run (every reconcileIntervalSec) floods the
  * log, so the warning repeats hourly while the reconciles stay skipped.
  */
-import type { KamailioReconcileStatus } from "../contract/protocol.js";
+import type { KamailioReconcileStatus } from "../contract/kamailio-status.js";
 import type { Logger } from "../ops/logger.js";
 
 const SKIPPED_WARNING_EVERY_MS = 60 * 60 * 1000;

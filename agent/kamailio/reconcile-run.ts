@@ -5,7 +5,7 @@
  * and past reconcileMaxContacts.
  */
 import type { KamailioConfig } from "../config/agent-config.js";
-import type { KamailioReconcileStatus } from "../contract/protocol.js";
+import type { KamailioReconcileStatus } from "../contract/kamailio-status.js";
 import type { Replica } from "../core/replica.js";
 import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";

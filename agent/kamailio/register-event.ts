@@ -1,8 +1,9 @@
 /**
  * Parses and validates the events locmesh's kamailio.cfg include (cfg-include.ts) sends over evapi.
  * Pure: no I/O. Everything from Kamailio is untrusted input here: each field is type-checked and
- * held to the contract's column limits (contract/sip-uri.ts LIMITS), strings with NUL or lone surrogates are refused,
- * and the only error that leaves this module is EventFormatError.
+ * held to the contract's column limits (contract/sip-uri.ts LIMITS), strings with NUL or lone surrogates are refused
+ * (event-fields.ts; the request's Contact header: contact-header.ts), and the only error that
+ * leaves this module is EventFormatError.
  *
  * Two wire formats, told apart by the "v" key:
  * - Format 2 ({"v":2,...}, event-format2.ts) is what the include sends: the shapes below with the
@@ -22,8 +23,10 @@
  * `contacts` is the AoR's whole state after save() (reg_fetch_contacts, kamailio-5.6.md §8), and
  * `q` there is usrloc's integer form, -1 or 0..1000.
  */
-import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable } from "../contract/sip-uri.js";
+import { LIMITS, checkSipUri, checkSocket, normalizeAor } from "../contract/sip-uri.js";
+import { parseContactHeader, type RequestContact } from "./contact-header.js";
 import { EventFormatError } from "./event-format-error.js";
+import { U32, asObject, clip, field, int, optStr, show, str, typeName, u32, type Obj } from "./event-fields.js";
 import { EVENT_FORMAT, fromFormat2 } from "./event-format2.js";
 
 export { EventFormatError };
@@ -48,12 +51,6 @@ export interface EventContact {
   regId: number;
   /** When Kamailio last changed the contact (Unix s, its last_modified); absent from older includes. */
   modified?: number;
-}
-
-export interface RequestContact {
-  uri: string;
-  /** The contact's own `expires=` parameter, when it has one. */
-  expires: number | null;
 }
 
 export interface RegisterEvent {
@@ -94,9 +91,6 @@ export const MAX_EVENT_BYTES = 8 * 1024 * 1024;
 export const MAX_CONTACTS = 1024;
 const RUID_MAX = 64; // location.ruid VARCHAR(64), kamailio-5.6.md §4.2
 const SOURCE_MAX = 80;
-const U32 = 4294967295;
-
-type Obj = Record<string, unknown>;
 
 export function parseKamailioEvent(payload: string): KamailioEvent {
   if (typeof payload !== "string") throw new EventFormatError("event payload is not a string");
@@ -178,94 +172,6 @@ function parseContact(c: Obj, where: string): EventContact {
   };
 }
 
-/**
- * Parses a Contact header value (RFC 3261 §20.10, §25.1): "*", or comma-separated name-addr /
- * addr-spec entries with parameters. Commas inside <...> or quoted display names do not split.
- * Without <...>, everything after the first ';' is a header parameter (§20.10).
- */
-export function parseContactHeader(value: string): RequestContact[] | "*" {
-  if (typeof value !== "string") throw new EventFormatError("Contact header is not a string");
-  noNul(value, "Contact header");
-  if (value.trim() === "*") return "*";
-  const parts = splitTopLevel(value, ",").map((p) => p.trim());
-  if (parts.some((p) => p === "*")) throw new EventFormatError(`Contact "*" mixed with other contacts: ${clip(value)}`);
-  return parts.filter((p) => p !== "").map(parseOneContact);
-}
-
-function parseOneContact(entry: string): RequestContact {
-  let uri: string;
-  let params: string;
-  const lt = indexOfAngle(entry);
-  if (lt >= 0) {
-    const gt = entry.indexOf(">", lt);
-    if (gt < 0) throw new EventFormatError(`Contact ${clip(entry)} has '<' without '>'`);
-    uri = entry.slice(lt + 1, gt).trim();
-    params = entry.slice(gt + 1);
-  } else {
-    const semi = entry.indexOf(";");
-    uri = (semi < 0 ? entry : entry.slice(0, semi)).trim();
-    params = semi < 0 ? "" : entry.slice(semi);
-  }
-  const problem = checkSipUri(uri);
-  if (problem) throw new EventFormatError(`Contact URI ${clip(uri)} ${problem}`);
-  let expires: number | null = null;
-  for (const p of splitTopLevel(params, ";").slice(1)) {
-    const eq = p.indexOf("=");
-    if (eq < 0 || p.slice(0, eq).trim().toLowerCase() !== "expires") continue;
-    const v = p.slice(eq + 1).trim();
-    if (!/^\d{1,10}$/.test(v) || Number(v) > U32) throw new EventFormatError(`Contact ${clip(uri)} has a bad expires=${clip(v)}`);
-    expires = Number(v);
-  }
-  return { uri, expires };
-}
-
-/** Splits on `sep` outside "quoted strings" (with \-escapes) and <...>. */
-function splitTopLevel(s: string, sep: string): string[] {
-  const out: string[] = [];
-  let start = 0;
-  scanTopLevel(s, (ch, i) => {
-    if (ch === sep) {
-      out.push(s.slice(start, i));
-      start = i + 1;
-    }
-  });
-  out.push(s.slice(start));
-  return out;
-}
-
-/** Index of the first '<' outside a quoted display name, or -1. */
-function indexOfAngle(s: string): number {
-  let quoted = false;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s[i];
-    if (quoted) {
-      if (ch === "\\") i++;
-      else if (ch === '"') quoted = false;
-    } else if (ch === '"') quoted = true;
-    else if (ch === "<") return i;
-  }
-  return -1;
-}
-
-/** Calls `visit` for each character outside quotes and angle brackets. */
-function scanTopLevel(s: string, visit: (ch: string, i: number) => void): void {
-  let quoted = false;
-  let angle = false;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s[i] as string;
-    if (quoted) {
-      if (ch === "\\") i++;
-      else if (ch === '"') quoted = false;
-    } else if (angle) {
-      if (ch === ">") angle = false;
-    } else if (ch === '"') quoted = true;
-    else if (ch === "<") angle = true;
-    else visit(ch, i);
-  }
-  if (quoted) throw new EventFormatError(`Contact header has an unterminated quoted string: ${clip(s)}`);
-  if (angle) throw new EventFormatError(`Contact header has '<' without '>': ${clip(s)}`);
-}
-
 /** $tu → usrloc's AoR: scheme, URI parameters, headers and port dropped (registrar extract_aor). */
 function aorFromUri(uri: string, where: string): string {
   let s = uri.replace(/^sips?:/i, "");
@@ -296,66 +202,4 @@ function timestamp(v: unknown, where: string): number {
   if (typeof v !== "string" || !/^\d{1,12}\.\d{6}$/.test(v)) throw new EventFormatError(`${where} must be a "seconds.microseconds" string, got ${clip(show(v))}`);
   const [sec, usec] = v.split(".") as [string, string];
   return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-}
-
-function asObject(v: unknown, where: string): Obj {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new EventFormatError(`${where} must be a JSON object, got ${typeName(v)}`);
-  return v as Obj;
-}
-
-function field(o: Obj, key: string): unknown {
-  return Object.hasOwn(o, key) ? o[key] : undefined;
-}
-
-function str(o: Obj, key: string, where: string, max: number): string {
-  const v = field(o, key);
-  if (typeof v !== "string") throw new EventFormatError(`${where}.${key} must be a string, got ${typeName(v)}`);
-  if (v.length > max) throw new EventFormatError(`${where}.${key} is longer than ${max} characters`);
-  noNul(v, `${where}.${key}`);
-  return v;
-}
-
-/** A string that Kamailio may leave out when unset; missing means "". */
-function optStr(o: Obj, key: string, where: string, max: number): string {
-  return field(o, key) === undefined ? "" : str(o, key, where, max);
-}
-
-function int(o: Obj, key: string, where: string, min: number, max: number): number {
-  const v = field(o, key);
-  if (typeof v !== "number" || !Number.isInteger(v)) throw new EventFormatError(`${where}.${key} must be an integer, got ${typeName(v)}`);
-  if (v < min || v > max) throw new EventFormatError(`${where}.${key} ${v} is outside ${min}..${max}`);
-  return v;
-}
-
-/** An unsigned 32-bit field. Kamailio prints some as signed ints (all-methods 0xFFFFFFFF as -1). */
-function u32(o: Obj, key: string, where: string, dflt = 0): number {
-  if (field(o, key) === undefined) return dflt;
-  return int(o, key, where, -2147483648, U32) >>> 0;
-}
-
-/** NUL and lone surrogates: what Kamailio could not hold as it is (contract/sip-uri.ts unstorable). */
-function noNul(s: string, where: string): void {
-  const problem = unstorable(s);
-  if (problem) throw new EventFormatError(`${where} ${problem}`);
-}
-
-function typeName(v: unknown): string {
-  return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
-}
-
-/**
- * A value for an error message. JSON.stringify throws a RangeError on deeply nested input (the
- * fuzz drill sends 30,000 levels), which would break this module's promise to throw only
- * EventFormatError.
- */
-function show(v: unknown): string {
-  try {
-    return JSON.stringify(v) ?? "undefined";
-  } catch {
-    return `a deeply nested ${typeName(v)}`;
-  }
-}
-
-function clip(s: string): string {
-  return JSON.stringify(s.length > 60 ? s.slice(0, 60) + "…" : s);
 }

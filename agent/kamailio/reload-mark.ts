@@ -6,16 +6,16 @@
  * again. Without it a `locmesh resync --kamailio` cut short left Kamailio half written with nothing
  * saying so, and a cut-short reload of a restarted Kamailio was redone but reported as a restart.
  *
- * The mark lives in the journal's meta table (sqlite-store.ts notes): written when a reload
+ * The mark lives in the journal's meta table (sqlite-meta.ts notes): written when a reload
  * starts, with its progress every SAVE_INTERVAL_MS or SAVE_EVERY_WRITES as it goes (each save is a commit),
  * with its error when it fails, and removed when it finishes.
  */
-import type { KamailioReloadInterrupted, KamailioReloadStatus } from "../contract/protocol.js";
-import type { JournalNotes } from "../journal/sqlite-store.js";
+import type { KamailioReloadInterrupted, KamailioReloadStatus } from "../contract/kamailio-status.js";
+import type { JournalNotes } from "../journal/sqlite-meta.js";
 import type { Logger } from "../ops/logger.js";
 import type { KamailioInstance } from "./core-rpc.js";
 
-/** Where the mark is kept: the journal's notes (sqlite-store.ts). */
+/** Where the mark is kept: the journal's notes (sqlite-meta.ts). */
 export type ReloadNotes = JournalNotes;
 
 /** An unfinished reload as kept: what the status shows, and the Kamailio instance it wrote into. */

@@ -8,28 +8,19 @@
  * (db_mode 1/2) already holds what it had written there: then only the difference between the
  * journal and Kamailio's `location` table is written, plus the removal of rows the journal no
  * longer has live (rows of phones that registered here and that the journal never heard of stay,
- * for the reconcile to learn).
+ * for the reconcile to learn). What to write is planned in reload-plan.ts, while this writes it.
  */
-import type { KamailioReloadStatus } from "../contract/protocol.js";
-import { hlcToMillis, type BindingValue, type Change, type VersionVector } from "../contract/records.js";
-import type { ReplicaStore } from "../core/store.js";
+import type { KamailioReloadStatus } from "../contract/kamailio-status.js";
+import type { VersionVector } from "../contract/records.js";
 import { isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
-import { bindingKey, planRestore, recordKey, ulBinding, type InstallOp, type PlanContext } from "./install-plan.js";
 import { watchChangesAfter, writeUnlessStale, type ChangeWatch, type OnStored } from "./stale-writes.js";
-import type { KamailioDb } from "./kamailio-db.js";
 import { describe, type KamailioWriter } from "./kamailio-writer.js";
-import { UL_ADD_CALLID } from "./registrar-input.js";
+import { collectOps, createBacklog, type ReloadPlanDeps } from "./reload-plan.js";
 
 export type ReloadStatus = KamailioReloadStatus;
 
-/**
- * Records planned per turn of the event loop. Kamailio drains the bulk channel's 24 KB in flight
- * in about 2 ms, and a turn spent planning cannot send it more: 1,000 records took about 5 ms (and
- * garbage collection as much again), 250 take about 1.5 ms.
- */
-export const RELOAD_PAGE = 250;
 /**
  * Planned writes not yet started, at most. Planning runs several times faster than Kamailio takes
  * writes; unchecked, it held the event loop for the first ~0.9 s of a 100,000-record reload while
@@ -64,14 +55,11 @@ export interface BulkSession {
   close(): Promise<void>;
 }
 
-export interface ReloaderDeps {
-  store: ReplicaStore;
+/** The store, plan context, preload database and Kamailio's start are the planning's (reload-plan.ts). */
+export interface ReloaderDeps extends ReloadPlanDeps {
   writer: KamailioWriter;
   /** Opens the bulk channel; null (or a throw) means the reload goes through `writer`. */
   openBulk?: () => Promise<BulkSession | null>;
-  plan: Omit<PlanContext, "nowSec">;
-  /** Kamailio's database when it preloads from it (db_mode 1/2): reload by difference. */
-  preloadDb: KamailioDb | null;
   log: Logger;
   metrics: Metrics;
   window: number;
@@ -86,22 +74,11 @@ export interface ReloaderDeps {
   held?: () => boolean;
   nowMs?: () => number;
   /**
-   * When the running Kamailio started (this host's clock, ms), and how far version stamps run
-   * ahead of this host's clock. This node's own registrations stored after Kamailio started were
-   * taken by that Kamailio itself: it holds them, or the phone de-registered while the agent was
-   * away, so the reload leaves them to the reconcile (writing them would bring such a phone back
-   * and relabel the rest as the agent's). Unknown: everything is written.
-   */
-  kamailioStart?: () => { startedMs: number; clockLeadMs: number } | null;
-  /**
    * Told the status when a run starts (before its first write), after each write, and when it
    * ends: reload-mark.ts keeps in the journal that a reload is under way.
    */
   onStatus?: (s: ReloadStatus) => void;
 }
-
-/** Stamps within this of Kamailio's start (its uptime has whole seconds) are taken as before it. */
-const START_SLACK_MS = 2000;
 
 /** Why a reload did not run or stopped while held. */
 export const RELOAD_HELD = "stopped: this node's journal is behind its peers, so nothing of it is written into Kamailio; start the agent afresh (see `locmesh status`)";
@@ -112,58 +89,6 @@ export function createReloader(deps: ReloaderDeps): Reloader {
   let running: Promise<ReloadStatus> | null = null;
   let last: ReloadReach | null = null;
   let doneUpTo: VersionVector | null = null;
-
-  /**
-   * Plans the writes page by page into `into`, calling `planned(examined)` after each page, so that
-   * writing starts with the first page instead of after the last. Before each page it waits for
-   * `room()`, which answers false when the run has failed and planning should stop.
-   */
-  async function collectOps(nowSec: number, into: Backlog, planned: (examined: number) => void, room: () => Promise<boolean>): Promise<void> {
-    const ctx: PlanContext = { ...deps.plan, nowSec };
-    const start = deps.kamailioStart?.() ?? null;
-    /** Taken by the running Kamailio itself (see kamailioStart). */
-    const takenSinceStart = (c: Change): boolean =>
-      start !== null && c.kind === "loc" && c.value !== null && (c.value as BindingValue).owner === deps.plan.nodeId &&
-      hlcToMillis(c.hlc) - start.clockLeadMs > start.startedMs + START_SLACK_MS;
-    const rows = deps.preloadDb ? await deps.preloadDb.listLocations(nowSec) : null;
-    const inDb = new Map(rows?.map((r) => [bindingKey(r.aor, r.contact), r]) ?? []);
-    let examined = 0;
-    for (const kind of ["loc", "alias"] as const) {
-      let after = "";
-      for (;;) {
-        if (!(await room())) return;
-        const page = await deps.store.page(kind, { search: "", after, limit: RELOAD_PAGE, nowSec, countTotal: false });
-        for (const c of page.items) {
-          examined++;
-          const op = takenSinceStart(c) ? null : planRestore(c, ctx);
-          if (op === null) continue;
-          const id = recordKey(c);
-          const row = inDb.get(id);
-          inDb.delete(id);
-          if (row && kind === "loc" && sameAsRow(c, row, deps.plan.nodeId)) status.unchanged++;
-          else into.push(op);
-        }
-        planned(examined);
-        // better-sqlite3 answers synchronously: without a turn of the event loop here, the writes
-        // queued for this page would wait for the next page too.
-        await new Promise((r) => setImmediate(r));
-        if (page.next === null) break;
-        after = page.next;
-      }
-    }
-    // Rows the live journal does not have. One with ul.add's Call-ID was the agent's: it goes. One
-    // with a phone's own Call-ID registered here; it goes only if the journal removed it after
-    // Kamailio last changed it. A phone the journal never heard of (it registered while the agent
-    // was away, and Kamailio restarted before a reconcile) stays, for the reconcile to learn.
-    for (const r of inDb.values()) {
-      if (r.callid !== UL_ADD_CALLID) {
-        const known = await deps.store.get("loc", r.aor, r.contact);
-        if (known === null || hlcToMillis(known.hlc) < r.lastModified * 1000) continue;
-      }
-      into.push({ op: "rm-contact", table: deps.plan.locationTable, aor: r.aor, contact: r.contact });
-    }
-    planned(examined);
-  }
 
   async function openBulk(): Promise<BulkSession | null> {
     if (!deps.openBulk) return null;
@@ -228,10 +153,10 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       while (failure === null && ops.size() >= PLAN_AHEAD) await new Promise<void>((r) => (plannerWaits = r));
       return failure === null;
     };
-    const planning = collectOps(nowSec, ops, (examined) => {
+    const planning = collectOps(deps, nowSec, ops, (examined) => {
       status.total = ops.planned() + Math.max(0, toExamine - examined);
       wakeAll();
-    }, room).then(
+    }, room, () => status.unchanged++).then(
       () => {
         status.total = ops.planned();
       },
@@ -320,45 +245,5 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     settled: () => (running === null ? Promise.resolve() : running.then(() => undefined, () => undefined)),
     status: () => ({ ...status }),
     reach: () => ({ last: last === null ? null : { ...last }, done: doneUpTo }),
-  };
-}
-
-/** The database row already says what the journal says (as far as Kamailio routes by it). */
-function sameAsRow(c: Change, row: { expires: number; path: string; received: string; q: number }, nodeId: string): boolean {
-  const want = ulBinding(c.sub, c.value as BindingValue, nodeId);
-  const expiresOk = want.expires === 0 ? row.expires === 0 : Math.abs(row.expires - want.expires) <= 2;
-  return expiresOk && row.path === want.path && row.received === want.received && Math.abs(row.q - want.q) < 0.001;
-}
-
-/** Writes planned and not yet started, in order. Started ones leave memory (a reload of millions). */
-interface Backlog {
-  push(op: InstallOp): void;
-  /** Writes waiting to start. */
-  size(): number;
-  /** Writes planned so far, started or not. */
-  planned(): number;
-  /** The next write; only when size() > 0. */
-  take(): InstallOp;
-}
-
-function createBacklog(): Backlog {
-  let items: InstallOp[] = [];
-  let head = 0;
-  let planned = 0;
-  return {
-    push(op) {
-      items.push(op);
-      planned++;
-    },
-    size: () => items.length - head,
-    planned: () => planned,
-    take() {
-      const op = items[head++]!;
-      if (head >= 1024 && head * 2 >= items.length) {
-        items = items.slice(head);
-        head = 0;
-      }
-      return op;
-    },
   };
 }

@@ -8,7 +8,7 @@
  * (cluster.status `batchesRefused`), until the peer acknowledges a batch of that origin again; and
  * logged as an error when it is new or changed, then at most every REPEAT_LOG_MS while it lasts.
  */
-import { BATCH_REFUSED_REMEDY, type BatchRefusal } from "../contract/protocol.js";
+import { BATCH_REFUSED_REMEDY, type BatchRefusal } from "../contract/cluster-status.js";
 import type { Change } from "../contract/records.js";
 import type { Logger } from "../ops/logger.js";
 

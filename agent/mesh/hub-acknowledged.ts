@@ -1,6 +1,6 @@
 /**
  * In hub mode: how many of this node's own changes a hub last said it held, kept in the journal
- * (sqlite-store.ts notes) so that an agent restarted while no hub answers still says how many of
+ * (sqlite-meta.ts notes) so that an agent restarted while no hub answers still says how many of
  * its changes wait for one (`locmesh status`: unacknowledged by hub; `locmesh_peer_behind_changes
  * {peer="hub"}`). Before it was kept, a restart during a hub outage made that count unknown, just
  * when the operator needed it.
@@ -16,7 +16,7 @@
  * - a journal restored from an older copy brings back its own older figure with it, at most what
  *   it held then.
  */
-import type { JournalNotes } from "../journal/sqlite-store.js";
+import type { JournalNotes } from "../journal/sqlite-meta.js";
 import type { Logger } from "../ops/logger.js";
 
 export interface HubAcknowledged {
@@ -28,7 +28,7 @@ export interface HubAcknowledged {
 
 export const HUB_HELD_NOTE = "hub_held";
 
-/** `notes`: the journal's (sqlite-store.ts); null keeps the figure for this run only (a hub, which has no such journal). */
+/** `notes`: the journal's (sqlite-meta.ts); null keeps the figure for this run only (a hub, which has no such journal). */
 export function openHubAcknowledged(deps: { notes: JournalNotes | null; replicaId: string; log: Logger }): HubAcknowledged {
   let held = deps.notes === null ? null : parse(deps.notes.readNote(HUB_HELD_NOTE), deps.replicaId);
   let warned = false;

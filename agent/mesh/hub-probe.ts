@@ -1,6 +1,6 @@
 /**
  * Whether a hub would take a session now, without making one: it accepts the WebSocket and sends
- * its challenge, the first frame of every handshake (peer-session.ts). A hub that refuses sessions
+ * its challenge, the first frame of every handshake (peer-handshake.ts). A hub that refuses sessions
  * (its PostgreSQL is away: 4013, or it holds our address off: 4029) closes before sending one.
  * We close with 1000 before authenticating: the hub counts no refusal and logs nothing, and a
  * second session with the same hub never exists (the duplicate rule would close one mid-transfer).

@@ -6,22 +6,25 @@
  * The hub runs the same mesh (`relay: true`, agents in `allow`, no peers to dial); an agent in hub
  * mode has one more dialer that fails over across `hubUrls` and keeps one hub session at a time.
  * Such an agent opens its peer port only while some node could use it (the listener's `wanted`).
+ *
+ * Beside it: each session's WebSocket (peer-socket.ts), what the links report (mesh-status.ts) and
+ * the replacement of the peer, agent and hub lists on a config reload (mesh-reload.ts).
  */
 import { readFileSync } from "node:fs";
 import { WebSocket } from "ws";
-import type { BatchRefusal, PeerStatus, ResyncStatus } from "../contract/protocol.js";
+import type { BatchRefusal, ResyncStatus } from "../contract/cluster-status.js";
 import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
 import { closeReason } from "./close-reason.js";
-import { forgetPeerSeries, type AuthFailureReason, type Metrics, type PeerGauge } from "../ops/metrics.js";
+import type { AuthFailureReason, Metrics } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
 import { createBatchRefusals } from "./batch-refusals.js";
 import { startDialer, type Dialer } from "./dialer.js";
 import { createFailbackPolicy } from "./failback.js";
 import { probeHub } from "./hub-probe.js";
-import { createPeerSession, type PeerSession, type SessionOptions, type Transport } from "./peer-session.js";
+import { createPeerSession, type PeerSession, type SessionOptions } from "./peer-session.js";
 import { createCatchUpWatch } from "./catch-up-watch.js";
 import { openHubAcknowledged, type HubAcknowledged } from "./hub-acknowledged.js";
 import type { KeyRing } from "../ops/key-ring.js";
@@ -29,12 +32,9 @@ import { createPeerKeyNotes, createPeerRefusalLog } from "./peer-keys.js";
 import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
 import { createPeerListener } from "./peer-listener.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
-import { changesAhead } from "../core/version-vector.js";
-
-export interface PeerEntry {
-  id: string;
-  url: string;
-}
+import { HUB, createMeshReload, type MeshLists, type MeshReload, type PeerEntry } from "./mesh-reload.js";
+import { createMeshStatus, type MeshStatus } from "./mesh-status.js";
+import { PRE_AUTH_MAX_FRAME, feedSession, socketTransport } from "./peer-socket.js";
 
 export interface MeshOptions extends SessionOptions {
   nodeId: string;
@@ -59,42 +59,14 @@ export interface MeshOptions extends SessionOptions {
   authThrottle?: AuthThrottle;
 }
 
-export interface Mesh {
+/** The peer list, agent list and hub list setters are in mesh-reload.ts, status and gauges in mesh-status.ts. */
+export interface Mesh extends MeshReload, MeshStatus {
   start(): Promise<void>;
   port(): number;
-  status(): Promise<PeerStatus[]>;
   /** Peers that refuse batches of this node's changes for good, until they take one again (batch-refusals.ts). */
   batchRefusals(): BatchRefusal[];
-  /** Each configured peer's link, and the hub link in hub mode, for the metrics (cheap: no journal reads past the vector). */
-  gauges(): Promise<PeerGauge[]>;
-  /**
-   * Replace the peer list (config reload): new peers are dialed, removed ones disconnected. In hub
-   * mode this also opens or closes the peer port as the list stops or starts being empty.
-   */
-  setPeers(peers: readonly PeerEntry[]): void;
-  /**
-   * In hub mode, replace the hub list (config reload). The session stays up while its hub is still
-   * listed (failback then follows the new first URL); one with a hub no longer listed is closed and
-   * the new list is dialed from its start. Says what was done. Throws outside hub mode, and for an
-   * empty list: switching between hub mode and the mesh alone needs a restart.
-   */
-  setHubUrls(urls: readonly string[]): string;
-  /** In hub mode, a new hub.failbackAfterSec (config reload, Dialer.renewFailback). Says what was done; throws outside hub mode. */
-  setHubFailback(afterMs: number): string;
-  /**
-   * On a hub: replace the agents it accepts (mesh.agents, config reload). An agent no longer listed
-   * has its session closed and its series dropped, unless `acceptUnlisted` takes it anyway.
-   */
-  setAllowed(ids: readonly string[]): void;
   resync(peerId?: string): Promise<void>;
   resyncStatus(): ResyncStatus;
-  /**
-   * In hub mode: how many of this node's own changes no hub has acknowledged yet (our sequence
-   * number less what the current or last hub session said the hub held of our origin, the last
-   * kept in the journal across restarts: hub-acknowledged.ts). Null while no hub has answered
-   * since this journal was made (unknown); undefined when not in hub mode.
-   */
-  hubUnacknowledged(): Promise<number | null | undefined>;
   /** Something was stored outside our own sessions (another hub's commit): let every pump look. */
   wakePumps(): void;
   /**
@@ -107,11 +79,6 @@ export interface Mesh {
   failBackToPreferredHub(): Promise<string>;
   close(): Promise<void>;
 }
-
-const HUB = "hub";
-/** Before authentication: the largest frame taken (a hello with a version vector of 10,000 origins fits), and answers left unread. */
-const PRE_AUTH_MAX_FRAME = 1 << 20;
-const PRE_AUTH_BUFFER_LIMIT = 1 << 20;
 
 export function createMesh(deps: {
   options: MeshOptions;
@@ -137,10 +104,9 @@ export function createMesh(deps: {
   const readyAt = new Map<PeerSession, number>();
   const pending = new Set<PeerSession>();
   const dialers = new Map<string, Dialer>();
-  let peers = [...o.peers];
-  const hubMode = (o.hubUrls?.length ?? 0) > 0;
-  let hubUrls = [...(o.hubUrls ?? [])];
-  let hubFailbackAfterMs = o.hubFailbackAfterMs ?? 0;
+  /** The peers, a hub's agents (mesh.agents) and the hubs, which SIGHUP may replace (mesh-reload.ts). */
+  const lists: MeshLists = { peers: [...o.peers], allowed: o.allow ?? [], hubUrls: [...(o.hubUrls ?? [])], hubFailbackAfterMs: o.hubFailbackAfterMs ?? 0 };
+  const hubMode = lists.hubUrls.length > 0;
   let closing = false;
   let refusal: string | null = null;
   /** Set once a peer held more of our own changes than our journal: no session replicates after. */
@@ -150,9 +116,7 @@ export function createMesh(deps: {
   });
   const ca = o.tls?.ca ? readFileSync(o.tls.ca) : undefined;
 
-  /** A hub's agents (mesh.agents), which SIGHUP may replace (setAllowed). */
-  let allowed: readonly string[] = o.allow ?? [];
-  const isAllowed = (id: string) => o.acceptUnlisted || peers.some((p) => p.id === id) || allowed.includes(id);
+  const isAllowed = (id: string) => o.acceptUnlisted || lists.peers.some((p) => p.id === id) || lists.allowed.includes(id);
   const hubSession = () => [...sessions.values()].find((s) => s.peerIsHub && s.isReady());
   /** What the last hub session said the hub held of our changes: a hub that is away gains nothing of ours. */
   const hubAcknowledged = deps.hubAcknowledged ?? openHubAcknowledged({ notes: null, replicaId: replica.replicaId, log });
@@ -185,21 +149,7 @@ export function createMesh(deps: {
 
   function attach(ws: WebSocket, role: "client" | "server", remote: string, expectedPeer?: string, peerIsHub = false, address?: string): PeerSession {
     let made: PeerSession | null = null;
-    const transport: Transport = {
-      remote,
-      send: (frame) => {
-        if (ws.readyState !== WebSocket.OPEN) return;
-        ws.send(frame, { binary: false });
-        // Before the handshake anyone can connect: one who sends requests and never reads the
-        // answers is dropped before they pile up.
-        // (The server's challenge goes out while the session is being made: not ready then either.)
-        if (!(made?.isReady() ?? false) && ws.bufferedAmount > PRE_AUTH_BUFFER_LIMIT) {
-          log.warn({ remote, buffered: ws.bufferedAmount }, "an unauthenticated peer connection does not read its answers; dropping it");
-          ws.terminate();
-        }
-      },
-      close: (code, reason) => ws.close(code, reason),
-    };
+    const transport = socketTransport(ws, remote, log, () => made?.isReady() ?? false);
     const session = createPeerSession({
       role, nodeId: o.nodeId, keys: deps.keys, onPeerKey, expectedPeer, isAllowed, replica, transport, log, metrics, options: o,
       relay: o.relay ?? false, peerIsHub, pendingWrites: o.pendingWrites, journalBehind,
@@ -250,35 +200,7 @@ export function createMesh(deps: {
     });
     made = session;
     pending.add(session);
-    let alive = true;
-    const ping = setInterval(() => {
-      if (!alive) {
-        log.warn({ remote }, "peer stopped answering pings; dropping the connection");
-        ws.terminate();
-        return;
-      }
-      alive = false;
-      ws.ping();
-    }, o.pingIntervalMs ?? 5000);
-    ws.on("pong", () => (alive = true));
-    ws.on("message", (data, isBinary) => {
-      alive = true;
-      if (isBinary) {
-        ws.close(1003, "text frames only");
-        return;
-      }
-      const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
-      if (!session.isReady() && size > PRE_AUTH_MAX_FRAME) {
-        ws.close(1009, "frame too large before authentication");
-        return;
-      }
-      session.receive(data.toString());
-    });
-    ws.on("close", (code, reason) => {
-      clearInterval(ping);
-      session.closed(`${code} ${reason.toString() || "closed"}`);
-    });
-    ws.on("error", (err) => log.debug({ remote, err: err.message }, "peer socket error"));
+    feedSession(ws, session, { remote, log, pingIntervalMs: o.pingIntervalMs ?? 5000 });
     return session;
   }
 
@@ -312,78 +234,16 @@ export function createMesh(deps: {
   }
 
   function dialHubs(urls: readonly string[]): Dialer {
-    noHub = createNoHubWarning({ urls: () => hubUrls, log });
+    noHub = createNoHubWarning({ urls: () => lists.hubUrls, log });
     return startDialer({
       target: { id: null, urls }, label: HUB, nodeId: o.nodeId, retry: o.retry, log, metrics, onUnanswered: noHub.failed,
       connect: (url, track) => connect(url, undefined, track),
       isConnected: () => hubSession() !== undefined,
       failback: {
-        newPolicy: () => createFailbackPolicy({ afterMs: hubFailbackAfterMs }),
+        newPolicy: () => createFailbackPolicy({ afterMs: lists.hubFailbackAfterMs }),
         probe: (url) => probeHub(peerUrl(url), { ca, timeoutMs: 5000, maxFrameBytes: PRE_AUTH_MAX_FRAME }),
       },
     });
-  }
-
-  // ---- status -------------------------------------------------------------------------------
-
-  /** Configured peers, a hub's agents, and whoever has a session now. */
-  const knownPeerIds = () => new Set([...peers.map((p) => p.id), ...allowed, ...sessions.keys()]);
-
-  async function hubUnacknowledged(): Promise<number | null | undefined> {
-    if (!hubMode) return undefined;
-    const own = replica.replicaId;
-    const session = hubSession();
-    const held = session ? (session.peerVector()[own] ?? 0) : hubAcknowledged.held();
-    if (held === null) return null;
-    return Math.max(0, ((await replica.versionVector())[own] ?? 0) - held);
-  }
-
-  async function gauges(): Promise<PeerGauge[]> {
-    const mine = await replica.versionVector();
-    const rows: PeerGauge[] = [];
-    for (const id of knownPeerIds()) {
-      const s = sessions.get(id);
-      const up = Boolean(s?.isReady());
-      rows.push({ peer: id, connected: up, behindChanges: up ? changesAhead(mine, s!.peerVector()) : null });
-    }
-    // In hub mode the hub's node id is known only once connected; until then its link shows as
-    // "hub", behind by what no hub acknowledged of ours (no series while no hub has answered
-    // since this journal was made).
-    if (hubMode && !hubSession()) rows.push({ peer: HUB, connected: false, behindChanges: (await hubUnacknowledged()) ?? null });
-    return rows;
-  }
-
-  async function status(): Promise<PeerStatus[]> {
-    const out: PeerStatus[] = [];
-    for (const id of [...knownPeerIds()].sort()) {
-      const s = sessions.get(id);
-      const entry = peers.find((p) => p.id === id);
-      // Without a session there is no peer vector to compare with: unknown, not 0 (nothing behind).
-      const lag = s?.isReady() ? await s.lag() : null;
-      out.push({
-        nodeId: id,
-        url: entry ? redactUrl(entry.url) : s?.peerIsHub ? redactUrl(s.remote) : null,
-        direction: s ? (s.role === "client" ? "outbound" : "inbound") : null,
-        connected: Boolean(s?.isReady()),
-        replicaId: s?.peerReplicaId() ?? null,
-        behindChanges: lag?.behindChanges ?? null,
-        behindSeconds: lag ? Math.round(lag.behindSeconds * 1000) / 1000 : null,
-        // While the session is up, why its batches are not acknowledged (a dial that failed before
-        // the peer dialed us is history then); else why dialing fails.
-        lastError: s?.isReady() ? s.deliveryError() : (s?.peerIsHub ? dialers.get(HUB) : dialers.get(id))?.lastError() ?? null,
-        connectedSince: s && readyAt.has(s) ? new Date(readyAt.get(s)!).toISOString() : null,
-        pendingWrites: s?.peerPendingWrites() ?? null,
-        ...(s?.peerIsHub ? { hub: id } : {}),
-      });
-    }
-    const hubDialer = dialers.get(HUB);
-    if (hubDialer && !hubSession()) {
-      out.push({
-        nodeId: HUB, url: hubDialer.url(), direction: null, connected: false, replicaId: null,
-        behindChanges: (await hubUnacknowledged()) ?? null, behindSeconds: null, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null, hub: null,
-      });
-    }
-    return out;
   }
 
   // ---- the peer port -------------------------------------------------------------------------
@@ -393,9 +253,9 @@ export function createMesh(deps: {
     // Outside hub mode the other nodes dial this one (or will, once they list it). In hub mode with
     // no mesh.peers and mesh.acceptUnlisted off, isAllowed refuses every node that dials it at the
     // handshake: an open port would only be one more to firewall.
-    wanted: () => !hubMode || peers.length > 0 || o.acceptUnlisted,
+    wanted: () => !hubMode || lists.peers.length > 0 || o.acceptUnlisted,
     unwantedBecause: "in hub mode with no mesh.peers and mesh.acceptUnlisted off, no node could hold a session there (the agent dials its hubs); a SIGHUP that adds mesh.peers opens it",
-    logFields: () => ({ peers: peers.map((p) => p.id), ...(hubMode ? { hubs: hubUrls.map(redactUrl) } : {}) }),
+    logFields: () => ({ peers: lists.peers.map((p) => p.id), ...(hubMode ? { hubs: lists.hubUrls.map(redactUrl) } : {}) }),
     onConnection(ws, req) {
       if (closing) return ws.close(1001, "shutting down");
       if (refusal !== null) return ws.close(4013, closeReason(refusal));
@@ -409,62 +269,20 @@ export function createMesh(deps: {
     },
   });
 
+  // What the links report (mesh-status.ts), and the lists' replacement on SIGHUP (mesh-reload.ts).
+  const report = createMeshStatus({ replica, lists, hubMode, sessions, readyAt, dialers, hubSession, hubAcknowledged });
+  const reload = createMeshReload({ lists, acceptUnlisted: o.acceptUnlisted, dialers, sessions, dial, refusals, listener, metrics, log });
+
   return {
     async start() {
       await listener.sync();
-      for (const p of peers) dialers.set(p.id, dial(p));
-      if (hubMode) dialers.set(HUB, dialHubs(hubUrls));
+      for (const p of lists.peers) dialers.set(p.id, dial(p));
+      if (hubMode) dialers.set(HUB, dialHubs(lists.hubUrls));
     },
     port: () => listener.port(),
-    status,
+    ...report,
+    ...reload,
     batchRefusals: () => refusals.list(),
-    gauges,
-    hubUnacknowledged,
-    setPeers(next) {
-      const nextIds = new Set(next.map((p) => p.id));
-      for (const [id, d] of dialers) {
-        if (id === HUB) continue;
-        if (!nextIds.has(id) || next.find((p) => p.id === id)!.url !== d.target.urls[0]) {
-          d.stop("peer removed from config");
-          dialers.delete(id);
-          if (!nextIds.has(id)) refusals.forget(id);
-          if (!nextIds.has(id) && !o.acceptUnlisted) {
-            sessions.get(id)?.close(1000, "peer removed from config");
-            forgetPeerSeries(metrics, id);
-          }
-        }
-      }
-      peers = [...next];
-      for (const p of peers) if (!dialers.has(p.id)) dialers.set(p.id, dial(p));
-      log.info({ peers: peers.map((p) => p.id) }, "peer list updated");
-      // The new peers dial this node too; without the port they would only be dialed.
-      listener.sync().catch((err: unknown) => log.error({ err: (err as Error).message }, "could not open the peer port for the new mesh.peers: they cannot dial this node (it still dials them); fix it and send SIGHUP again"));
-    },
-    setAllowed(ids) {
-      const next = new Set(ids);
-      for (const id of allowed) {
-        if (next.has(id) || o.acceptUnlisted || peers.some((p) => p.id === id)) continue;
-        sessions.get(id)?.close(1000, "agent removed from mesh.agents");
-        forgetPeerSeries(metrics, id);
-        refusals.forget(id);
-      }
-      allowed = [...ids];
-      log.info({ agents: allowed }, "agent list updated");
-    },
-    setHubUrls(urls) {
-      const d = dialers.get(HUB);
-      if (!d || urls.length === 0) throw new Error("switching between hub mode and the mesh alone needs a restart");
-      hubUrls = [...urls];
-      const outcome = d.setUrls(urls);
-      log.info({ hubs: urls.map(redactUrl), outcome }, "hub list updated");
-      return outcome;
-    },
-    setHubFailback(afterMs) {
-      const d = dialers.get(HUB);
-      if (!d) throw new Error("not in hub mode");
-      hubFailbackAfterMs = afterMs;
-      return d.renewFailback();
-    },
     async resync(peerId) {
       const candidates = [...sessions.values()].filter((s) => s.isReady() && (!peerId || s.peerNodeId() === peerId));
       const s = candidates[0];

@@ -6,28 +6,23 @@
  * - the peer's batches are applied in arrival order; pulls are served from the journal;
  * - both sides send their version vector every `statusIntervalMs`, which drives lag figures and
  *   relay pulls (see pull-coordinator.ts).
- * Where the pump starts is decided by the peer's version vector from the handshake, so a peer that
- * was away gets exactly what it is missing, and an empty peer gets a snapshot.
+ * Where the pump starts is decided by the peer's version vector from the handshake (peer-handshake.ts),
+ * so a peer that was away gets exactly what it is missing, and an empty peer gets a snapshot.
  */
 import { JSONRPCClient, createJSONRPCErrorResponse, isJSONRPCResponse, type JSONRPCRequest, type JSONRPCResponse } from "json-rpc-2.0";
 import { ErrorCode, RpcError } from "../contract/errors.js";
-import {
-  JOURNAL_BEHIND_REMEDY, PEER_PARAMS, PROTOCOL_VERSION, PeerMethod, helloResult, pullResult,
-  type BatchResult, type HelloResult, type PullParams, type PullResult,
-} from "../contract/protocol.js";
+import { PEER_PARAMS, PeerMethod, pullResult, type BatchResult, type PullParams, type PullResult } from "../contract/protocol.js";
 import { hlcToMillis, type Change, type VersionVector } from "../contract/records.js";
 import { servePull } from "../core/outbound.js";
-import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import { InvalidBatchError } from "../core/store.js";
 import { changesAhead, isEmptyVector } from "../core/version-vector.js";
 import type { Logger } from "../ops/logger.js";
-import type { KeyRing } from "../ops/key-ring.js";
-import type { AuthFailureReason, Metrics } from "../ops/metrics.js";
-import { createRpcServer, parseErrorResponse, parseFrame, toRpcError } from "../rpc/server.js";
-import { clientProof, keyOfClientProof, newNonce, proofMatches, serverProof } from "./auth.js";
+import type { Metrics } from "../ops/metrics.js";
+import { createRpcServer, parseErrorResponse, parseFrame } from "../rpc/server.js";
 import { closeReason } from "./close-reason.js";
 import { fastBatch } from "./fast-batch.js";
+import { createHandshake, type HandshakeDeps } from "./peer-handshake.js";
 import { createPushPump, type PushPump } from "./push-pump.js";
 import { requestFrame } from "./request-frame.js";
 import { z } from "zod";
@@ -55,14 +50,8 @@ export interface Transport {
   readonly remote: string;
 }
 
-export interface SessionDeps {
-  role: "client" | "server";
-  nodeId: string;
-  /** The cluster keys, read at each handshake: a client proves itself with `own`, a server takes a proof made with any of them. */
-  keys: Pick<KeyRing, "current" | "all">;
-  /** For a client: the node id it meant to reach. */
-  expectedPeer?: string;
-  isAllowed(nodeId: string): boolean;
+/** The handshake's (who may peer, with which keys, what to tell of it) are in peer-handshake.ts. */
+export interface SessionDeps extends HandshakeDeps {
   /** This side is a hub: push every origin it holds, not only its own changes. */
   relay?: boolean;
   /** The peer is a hub (we dialed it as one): it pushes us every origin, so never pull from it. */
@@ -78,17 +67,6 @@ export interface SessionDeps {
   onReady(session: PeerSession): void;
   onPeerVector(session: PeerSession): void;
   onClosed(session: PeerSession, reason: string): void;
-  /**
-   * The journal was found behind what a peer holds of this node's own changes (see becomeReady):
-   * true from then on for every session of this process, so that none replicates.
-   */
-  journalBehind?: Pick<JournalBehind, "isSet" | "set">;
-  /** A server-side handshake was refused (wrong key, unknown node id, …, none in time), claiming `nodeId`: logged by the mesh (peer-keys.ts). */
-  onAuthFailed?(reason: AuthFailureReason, nodeId: string | null): void;
-  /** A server-side handshake succeeded. */
-  onAuthenticated?(): void;
-  /** A server-side handshake succeeded with `key`, one of `keys` (peer-keys.ts counts and logs it). */
-  onPeerKey?(peer: string, key: string): void;
   /** The peer refused a batch of `origin`'s changes for good (batch-refusals.ts); the session then closes (4004). */
   onBatchRefused?(peer: string, origin: string, reason: string, changes: readonly Change[]): void;
   /** The peer acknowledged a batch of `origin`'s changes. */
@@ -139,7 +117,6 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   let peerPending: number | undefined;
   let ready = false;
   let ended = false;
-  const serverNonce = newNonce();
   const abort = new AbortController();
   const timers: NodeJS.Timeout[] = [];
   let pushPump: PushPump | null = null;
@@ -241,40 +218,19 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     session.close(code, reason);
   };
 
-  // ---- handshake ---------------------------------------------------------------------------
+  // ---- handshake (peer-handshake.ts) -------------------------------------------------------
 
-  // A reason from the list whose series start at 0 (metrics.ts), so the compiler keeps them in step.
-  const unauthorized = (reason: AuthFailureReason, nodeId: string | null): RpcError => {
-    metrics.authFailures.inc({ reason });
-    deps.onAuthFailed?.(reason, nodeId);
-    setTimeout(() => fail(4001, `unauthorized: ${reason}`), 50).unref();
-    return new RpcError(ErrorCode.Unauthorized, `unauthorized: ${reason}`);
-  };
+  const handshake = createHandshake({
+    ...deps, rpc, replica, metrics, nowMs, authTimeoutMs: options.authTimeoutMs ?? 10_000, log: () => log,
+    session: {
+      peerId: () => peerId, isReady: () => ready, isEnded: () => ended, fail, request, checkedAnswer,
+      notify: (method, params) => client.notify(method, params as JSONRPCRequest["params"]),
+    },
+    admitted: becomeReady,
+  });
 
-  async function becomeReady(id: string, replicaId: string, vv: VersionVector, mineAtHello: VersionVector) {
-    // A peer holding more of this node's own changes than its journal does means the journal went
-    // back in time: restored from an older copy (a VM snapshot, a backup), or its last commits lost
-    // (journal.synchronous: normal and a power cut). New changes would then take sequence numbers
-    // the cluster already holds for other changes, and neither side would ever get the other's.
-    const self = replica.replicaId;
-    const have = (await replica.versionVector())[self] ?? 0;
-    // The connection may have gone while we looked (the server side gets here a turn after hello).
-    if (ended) return;
-    if (deps.journalBehind?.isSet()) {
-      fail(4010, "journal behind peer: restored or lost commits; see the agent log");
-      return;
-    }
-    if ((vv[self] ?? 0) > have) {
-      metrics.journalBehind.set(1);
-      log.error(
-        { peer: id, peerHolds: vv[self], journalHas: have, replica: self },
-        "this node's journal lacks changes of its own that the peer holds: it was restored from an older copy or lost its last commits; " +
-          `it replicates with no peer, takes no API writes and writes nothing into its Kamailio until it is started afresh: ${JOURNAL_BEHIND_REMEDY}`,
-      );
-      deps.journalBehind?.set({ peer: id, peerHolds: vv[self] ?? 0, journalHas: have, at: new Date(nowMs()).toISOString() });
-      fail(4010, "journal behind peer: restored or lost commits; see the agent log");
-      return;
-    }
+  /** Admitted by the handshake: the session is ready, and the push pump starts from what the peer holds. */
+  function becomeReady(id: string, replicaId: string, vv: VersionVector, mineAtHello: VersionVector) {
     peerId = id;
     peerReplica = replicaId;
     peerVV = { ...vv };
@@ -298,65 +254,6 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     deps.onReady(session);
     pushPump.wake();
   }
-
-  rpc.method(PeerMethod.Challenge, PEER_PARAMS[PeerMethod.Challenge], async (p) => {
-    if (deps.role !== "client" || peerId !== null) throw new RpcError(ErrorCode.InvalidRequest, "unexpected challenge");
-    if (p.protocol !== PROTOCOL_VERSION) {
-      log.error({ theirs: p.protocol, ours: PROTOCOL_VERSION }, "peer speaks another protocol version; upgrade the older node");
-      fail(4002, "protocol mismatch");
-      return;
-    }
-    if (deps.expectedPeer && p.nodeId !== deps.expectedPeer) {
-      log.error({ expected: deps.expectedPeer, reached: p.nodeId }, "dialed one node but reached another; check the peer URL");
-      fail(4003, "wrong peer");
-      return;
-    }
-    const clientNonce = newNonce();
-    const ids = { clientId: deps.nodeId, serverId: p.nodeId, clientNonce, serverNonce: p.nonce };
-    // The server answers with the key we prove ourselves with (auth.ts), whatever SIGHUP does meanwhile.
-    const key = deps.keys.current().own;
-    const mine = await replica.versionVector();
-    try {
-      const res = checkedAnswer("auth.hello", await request<unknown>(PeerMethod.Hello, {
-        protocol: PROTOCOL_VERSION, nodeId: deps.nodeId, replicaId: replica.replicaId, nonce: clientNonce,
-        mac: clientProof(key, ids), vv: mine,
-      }), () => null, helloResult);
-      if (res.nodeId !== p.nodeId || !proofMatches(serverProof(key, ids), res.mac)) {
-        metrics.authFailures.inc({ reason: "server proof" });
-        log.error({ peer: p.nodeId }, "the peer could not prove it holds this node's cluster key; check mesh.secret on both nodes (the peer must hold this node's as its mesh.secret or in mesh.acceptedSecrets)");
-        fail(4001, "server proof failed");
-        return;
-      }
-      await becomeReady(p.nodeId, res.replicaId, res.vv, mine);
-    } catch (err) {
-      const e = toRpcError(err);
-      const refused = e.code === ErrorCode.Unauthorized || e.code === ErrorCode.ProtocolMismatch;
-      if (e.code === ErrorCode.Unauthorized) log.error({ peer: p.nodeId, reason: e.message }, "the peer refused us; check that it accepts this node's mesh.secret (as its own mesh.secret or in mesh.acceptedSecrets) and that it lists this node");
-      else log.warn({ peer: p.nodeId, err: e.message }, "handshake failed");
-      // The close reason is what the dialer keeps as the link's last error: say why, not only that.
-      fail(4001, closeReason(`${refused ? "refused by" : "handshake failed with"} ${p.nodeId}: ${e.message}`));
-    }
-  });
-
-  rpc.method(PeerMethod.Hello, PEER_PARAMS[PeerMethod.Hello], async (p) => {
-    if (deps.role !== "server" || ready) throw new RpcError(ErrorCode.InvalidRequest, "unexpected hello");
-    if (p.protocol !== PROTOCOL_VERSION) {
-      fail(4002, "protocol mismatch");
-      throw new RpcError(ErrorCode.ProtocolMismatch, `this node speaks protocol ${PROTOCOL_VERSION}, you speak ${p.protocol}; upgrade the older node`);
-    }
-    if (p.nodeId === deps.nodeId) throw unauthorized("a node cannot peer with itself (duplicate nodeId?)", p.nodeId);
-    if (!deps.isAllowed(p.nodeId)) throw unauthorized("unknown node id", p.nodeId);
-    if (!p.replicaId.startsWith(`${p.nodeId}~`)) throw unauthorized("replica id does not match node id", p.nodeId);
-    const ids = { clientId: p.nodeId, serverId: deps.nodeId, clientNonce: p.nonce, serverNonce };
-    const key = keyOfClientProof(deps.keys.all(), ids, p.mac);
-    if (key === null) throw unauthorized("wrong key", p.nodeId);
-    deps.onAuthenticated?.();
-    deps.onPeerKey?.(p.nodeId, key);
-    const mine = await replica.versionVector();
-    // Ready only after the answer is on the wire: the client must hear it before our first batch.
-    setImmediate(() => void becomeReady(p.nodeId, p.replicaId, p.vv, mine));
-    return { nodeId: deps.nodeId, replicaId: replica.replicaId, mac: serverProof(key, ids), vv: mine } satisfies HelloResult;
-  });
 
   const requireReady = () => {
     if (!ready) throw new RpcError(ErrorCode.NotReady, "authenticate with auth.hello first");
@@ -404,17 +301,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
 
   // ---- start -------------------------------------------------------------------------------
 
-  if (deps.role === "server") {
-    client.notify(PeerMethod.Challenge, { protocol: PROTOCOL_VERSION, nodeId: deps.nodeId, nonce: serverNonce });
-    const t = setTimeout(() => {
-      if (!ready && !ended) {
-        metrics.authFailures.inc({ reason: "timeout" });
-        deps.onAuthFailed?.("timeout", null);
-        fail(4001, "authentication timeout");
-      }
-    }, options.authTimeoutMs ?? 10_000);
-    t.unref();
-  }
+  if (deps.role === "server") handshake.challenge();
   return session;
 }
 

@@ -4,7 +4,7 @@
  * away, or is an old epoch of a node that lost its disk) it pulls from a peer that has it. Pull
  * runs never overlap, so two peers never send the same relayed changes at once.
  */
-import type { ResyncStatus } from "../contract/protocol.js";
+import type { ResyncStatus } from "../contract/cluster-status.js";
 import type { Replica } from "../core/replica.js";
 import { originsAhead } from "../core/version-vector.js";
 import type { Logger } from "../ops/logger.js";

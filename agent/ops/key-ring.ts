@@ -8,7 +8,7 @@
  * used each key, so the operator can see when an old one is no longer used.
  */
 import { createHmac } from "node:crypto";
-import type { CredentialsStatus, KeysStatus } from "../contract/protocol.js";
+import type { CredentialsStatus, KeysStatus } from "../contract/cluster-status.js";
 import type { Logger } from "./logger.js";
 
 export interface KeySet {

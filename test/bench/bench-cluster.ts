@@ -6,7 +6,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { AgentProcess, makeCluster, sleep, waitFor } from "../support/agent-process.js";
 
 export type Synchronous = "full" | "normal";

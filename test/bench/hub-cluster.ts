@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { waitFor, type AgentProcess } from "../support/agent-process.js";
 import { makeHubCluster, type HubProcess } from "../support/hub-process.js";
 import type { PostgresProcess } from "../support/postgres-process.js";

@@ -9,7 +9,7 @@
  * the same wall clock (performance.timeOrigin + performance.now() in both processes).
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { ApiMethod, ApiNotification } from "../../agent/contract/protocol.js";
+import { ApiMethod, ApiNotification } from "../../agent/contract/api-protocol.js";
 import type { Change } from "../../agent/contract/records.js";
 import type { AgentProcess } from "../support/agent-process.js";
 import { cpuMeter } from "./bench-cluster.js";

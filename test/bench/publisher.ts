@@ -3,7 +3,7 @@
  * most `inFlight` of them unanswered at any time on one WebSocket (how a registrar integration
  * with a send queue would drive it).
  */
-import { ApiMethod, type PublishResult } from "../../agent/contract/protocol.js";
+import { ApiMethod, type PublishResult } from "../../agent/contract/api-protocol.js";
 import { bindingEdit } from "./workload.js";
 import type { WsRpcClient } from "./ws-client.js";
 

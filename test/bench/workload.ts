@@ -4,7 +4,7 @@
  * +sip.instance and a ruid. Sizes follow what Kamailio's `location` table holds for typical
  * desk phones and softphones (about 580 bytes of JSON per edit).
  */
-import type { LocationEdit } from "../../agent/contract/protocol.js";
+import type { LocationEdit } from "../../agent/contract/api-protocol.js";
 
 const AGENTS = [
   "Yealink SIP-T46S 66.86.0.15",

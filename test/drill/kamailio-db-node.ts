@@ -8,7 +8,7 @@
  * (kamailio-5.6.md surprise 7), so the drill asks `ul.lookup`, which reads the database as SIP
  * routing does, for every AoR the ledger or the tables name.
  */
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
 import { createUsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
 import type { UsrlocContact } from "../../agent/kamailio/usrloc-contact.js";

@@ -10,7 +10,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { type AgentProcess, waitFor } from "../support/agent-process.js";
 import { hubOf, makeHubCluster, type HubProcess, stopHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { ROOT, freePort, sleep, waitFor, type AgentProcess } from "../support/agent-process.js";
 import { aliasCount, dumpAliases, publishAliases } from "../support/aliases.js";
 import { startFreezableProxy, type FreezableProxy } from "../support/freezable-proxy.js";

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { type AgentProcess, waitFor } from "../support/agent-process.js";
 import { aliasLedger } from "../support/alias-ledger.js";
 import { changesApplied, hubOf, makeHubCluster, type HubProcess, stopHubCluster } from "../support/hub-process.js";

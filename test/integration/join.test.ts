@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterStatus, ListResult } from "../../agent/contract/protocol.js";
+import type { ListResult } from "../../agent/contract/api-protocol.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import type { Alias, Location } from "../../agent/contract/records.js";
 import { AgentProcess, freePort, waitFor } from "../support/agent-process.js";
 

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import type { Location } from "../../agent/contract/records.js";
 import { julianDayToUnix } from "../../agent/kamailio/kamailio-db-encoding.js";
 import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";

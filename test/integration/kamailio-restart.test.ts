@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { sleep, waitFor } from "../support/agent-process.js";
 import { TEST_DOMAIN, startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
 import { sippRegister } from "../support/sipp.js";

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { KamailioListResult } from "../../agent/contract/protocol.js";
+import type { KamailioListResult } from "../../agent/contract/kamailio-status.js";
 import { createFifoClient, type FifoClient } from "../../agent/kamailio/fifo-client.js";
 import { createUsrlocRpc, type UsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
 import { silentLogger } from "../../agent/ops/logger.js";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../../agent/contract/errors.js";
-import type { ListResult } from "../../agent/contract/protocol.js";
+import type { ListResult } from "../../agent/contract/api-protocol.js";
 import type { Change, Location } from "../../agent/contract/records.js";
 import { AgentProcess, RpcCallError, freePort, waitFor } from "../support/agent-process.js";
 import { RpcWire, type WireMessage } from "../support/rpc-wire.js";

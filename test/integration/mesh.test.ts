@@ -8,7 +8,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import type { Location } from "../../agent/contract/records.js";
 import { ErrorCode } from "../../agent/contract/errors.js";
 import { evapiBulkToken } from "../../agent/kamailio/evapi-bulk.js";

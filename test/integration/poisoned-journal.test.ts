@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatStatus } from "../../agent/cli/client-output.js";
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import { AgentProcess, makeCluster, sleep, waitFor } from "../support/agent-process.js";
 import { aliasDraft, binding, counterStamp, locDraft } from "../support/fixtures.js";

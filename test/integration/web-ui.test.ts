@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { keyId } from "../../agent/ops/key-ring.js";
 import { AgentProcess, ROOT, makeCluster } from "../support/agent-process.js";
 import { launchBrowser, type Browser } from "../support/browser.js";

@@ -1,5 +1,5 @@
 /** Alias helpers for integration tests: count, dump and publish aliases through an agent's API. */
-import type { ListResult } from "../../agent/contract/protocol.js";
+import type { ListResult } from "../../agent/contract/api-protocol.js";
 import type { Alias } from "../../agent/contract/records.js";
 import type { AgentProcess } from "./agent-process.js";
 

@@ -4,7 +4,7 @@
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import type { ClusterStatus } from "../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { AgentProcess, freePort, type NodeSpec } from "./agent-process.js";
 
 export const SECRET = "integration-cluster-secret-0123456789";

@@ -1,6 +1,6 @@
 /** Which hub each agent is on, as a hub's link gauges and cluster status show it. */
 import { describe, expect, it } from "vitest";
-import type { PeerStatus } from "../../agent/contract/protocol.js";
+import type { PeerStatus } from "../../agent/contract/cluster-status.js";
 import { clusterPeers, hubLinkGauges, type AgentRow } from "../../hub/agent-placement.js";
 
 const row = (nodeId: string, hubNode: string, fresh: boolean): AgentRow => ({

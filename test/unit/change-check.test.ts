@@ -2,7 +2,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isWellFormedChange, recordProblem } from "../../agent/contract/change-check.js";
-import { batchParams, changeSchema, recordSchema } from "../../agent/contract/protocol.js";
+import { batchParams } from "../../agent/contract/protocol.js";
+import { changeSchema, recordSchema } from "../../agent/contract/record-schemas.js";
 import type { Draft } from "../../agent/core/store.js";
 import { fastBatch } from "../../agent/mesh/fast-batch.js";
 import { binding } from "../support/fixtures.js";

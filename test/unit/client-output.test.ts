@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { describeKamailio, describeReload, describeResync, formatKamailioContacts, formatKamailioTable, formatStatus } from "../../agent/cli/client-output.js";
-import type { ClusterStatus, KamailioStatus } from "../../agent/contract/protocol.js";
+import { describeKamailio, describeReload, describeResync, formatStatus } from "../../agent/cli/client-output.js";
+import { formatKamailioContacts, formatKamailioTable } from "../../agent/cli/listing-output.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
+import type { KamailioStatus } from "../../agent/contract/kamailio-status.js";
 
 const base: KamailioStatus["reload"] = {
   state: "done", reason: "kamailio restarted", total: 100, done: 100, unchanged: 3, startedAt: "2026-11-22T10:00:00.000Z",

@@ -10,7 +10,7 @@ import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import { createDueReload } from "../../agent/kamailio/due-reload.js";
 import type { InstanceWatch } from "../../agent/kamailio/instance-watch.js";
 import type { KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
-import type { LeftToReload } from "../../agent/kamailio/kamailio-sink.js";
+import type { LeftToReload } from "../../agent/kamailio/sink-pass.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { aliasDraft } from "../support/fixtures.js";

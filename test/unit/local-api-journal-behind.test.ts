@@ -7,7 +7,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createLocalApi, type ApiContext } from "../../agent/api/local-api.js";
 import { ErrorCode } from "../../agent/contract/errors.js";
-import { ApiMethod, type ClusterStatus, type ResyncStatus } from "../../agent/contract/protocol.js";
+import { ApiMethod } from "../../agent/contract/api-protocol.js";
+import type { ClusterStatus, ResyncStatus } from "../../agent/contract/cluster-status.js";
 import { createHlc } from "../../agent/core/hlc.js";
 import { createJournalBehind } from "../../agent/core/journal-behind.js";
 import { createReplica, type Replica } from "../../agent/core/replica.js";

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { MAX_CHANGE_BYTES, fitting, nextBatch, servePull } from "../../agent/core/outbound.js";
-import { changeSchema } from "../../agent/contract/protocol.js";
+import { changeSchema } from "../../agent/contract/record-schemas.js";
 import { LIMITS } from "../../agent/contract/sip-uri.js";
 import type { ReplicaStore } from "../../agent/core/store.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";

@@ -1,18 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { z } from "zod";
-import {
-  aliasSetParams,
-  batchParams,
-  bindingInput,
-  changeSchema,
-  helloParams,
-  helloResult,
-  listParams,
-  locationEdit,
-  pullParams,
-  pullResult,
-  versionVectorSchema,
-} from "../../agent/contract/protocol.js";
+import { batchParams, helloParams, helloResult, pullParams, pullResult } from "../../agent/contract/protocol.js";
+import { changeSchema, versionVectorSchema } from "../../agent/contract/record-schemas.js";
+import { aliasSetParams, bindingInput, listParams, locationEdit } from "../../agent/contract/api-protocol.js";
 import { LIMITS, checkSipUri } from "../../agent/contract/sip-uri.js";
 import { REPLICA_A, aliasValue, binding } from "../support/fixtures.js";
 

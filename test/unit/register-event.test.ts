@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { EventFormatError, parseContactHeader, parseKamailioEvent, type RegisterEvent } from "../../agent/kamailio/register-event.js";
+import { parseContactHeader } from "../../agent/kamailio/contact-header.js";
+import { EventFormatError, parseKamailioEvent, type RegisterEvent } from "../../agent/kamailio/register-event.js";
 
 // Captured from Kamailio 5.6.3 running the generated include (test/integration/kamailio-events.test.ts).
 const REAL_REGISTER =

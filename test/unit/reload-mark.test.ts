@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { KamailioReloadStatus } from "../../agent/contract/protocol.js";
+import type { KamailioReloadStatus } from "../../agent/contract/kamailio-status.js";
 import { openSqliteStore, type SqliteStore } from "../../agent/journal/sqlite-store.js";
 import { RELOAD_NOTE, openReloadMark, type ReloadNotes } from "../../agent/kamailio/reload-mark.js";
 import { createLogger, silentLogger } from "../../agent/ops/logger.js";

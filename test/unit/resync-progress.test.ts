@@ -1,6 +1,7 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import type { KamailioReloadStatus, ResyncStatus } from "../../agent/contract/protocol.js";
+import type { ResyncStatus } from "../../agent/contract/cluster-status.js";
+import type { KamailioReloadStatus } from "../../agent/contract/kamailio-status.js";
 import type { ApiClient } from "../../agent/cli/api-client.js";
 import { runKamailioReload, runResync } from "../../agent/cli/resync-progress.js";
 

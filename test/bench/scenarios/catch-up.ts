@@ -7,7 +7,7 @@
  * Reference: Kamailio dmq_usrloc's full sync put about 57,000 contacts into a restarted node within
  * 1.3 s of its start on this class of 2-core machine, ≈ 45,000 contacts/s.
  */
-import type { ClusterStatus } from "../../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../../agent/contract/cluster-status.js";
 import { cpuMeter, logLinesSince, logSize, pollUntil, vvEntry, waitConverged, type LogLine } from "../bench-cluster.js";
 import { publishBulk, publishFrames } from "../publisher.js";
 import type { ScenarioReport } from "../report.js";

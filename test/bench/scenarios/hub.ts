@@ -11,7 +11,7 @@
  * figures are reported beside the targets, not against them.
  */
 import { availableParallelism } from "node:os";
-import type { ClusterStatus } from "../../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../../agent/contract/cluster-status.js";
 import { appliedFromPeers, cpuMeter, pollUntil } from "../bench-cluster.js";
 import { startHubBenchCluster, type HubBenchCluster } from "../hub-cluster.js";
 import { measureLatency } from "../latency-probe.js";

@@ -10,7 +10,7 @@
  * Times run from the restarted Kamailio's spawn (the common point) and, separately, from the
  * moment its FIFO answers ("ready"); the count in Kamailio is checked in every run.
  */
-import type { ClusterStatus } from "../../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../../agent/contract/cluster-status.js";
 import { fmt, median } from "./scenario.js";
 import type { Figure, ScenarioReport } from "../report.js";
 import { contactCount, sleep, startNodes, ulAddBulk, waitCounts, type BenchNode } from "../kamailio-nodes.js";

@@ -3,7 +3,7 @@
  * n2 and n3), waits until every node holds them all, lets the agents idle briefly and reads each
  * agent's resident set size (VmRSS) and peak (VmHWM) from /proc.
  */
-import type { ClusterStatus } from "../../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../../agent/contract/cluster-status.js";
 import { journalBytes, memoryOf, waitConverged } from "../bench-cluster.js";
 import { publishBulk, publishFrames } from "../publisher.js";
 import type { ScenarioReport } from "../report.js";

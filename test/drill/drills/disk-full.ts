@@ -13,7 +13,7 @@ import { execFileSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import type { ClusterStatus } from "../../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../../agent/contract/cluster-status.js";
 import { RpcCallError, sleep } from "../../support/agent-process.js";
 import type { ClusterNode } from "../../support/kamailio-cluster.js";
 import { TEST_DOMAIN, type DrillCluster } from "../drill-cluster.js";

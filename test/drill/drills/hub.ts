@@ -5,7 +5,7 @@
  * seconds and started again. Every journal, every Kamailio and the hubs' database must then hold
  * exactly what was acknowledged.
  */
-import type { ClusterStatus } from "../../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../../agent/contract/cluster-status.js";
 import { sleep, waitFor } from "../../support/agent-process.js";
 import type { DrillCluster } from "../drill-cluster.js";
 import { runTrafficDrill, type Drill, type DrillContext, type FaultReport } from "../drill.js";

@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import type { ClusterStatus } from "../../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../../agent/contract/cluster-status.js";
 import type { VersionVector } from "../../../agent/contract/records.js";
 import { sleep, waitFor } from "../../support/agent-process.js";
 import type { ClusterNode } from "../../support/kamailio-cluster.js";

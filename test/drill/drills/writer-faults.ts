@@ -18,7 +18,7 @@
  * (insert_contacts → delete_urecord) once the database answers again.
  */
 import { renameSync } from "node:fs";
-import type { ClusterStatus } from "../../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../../agent/contract/cluster-status.js";
 import { sleep, waitFor } from "../../support/agent-process.js";
 import type { DrillCluster } from "../drill-cluster.js";
 import { runTrafficDrill, type Drill, type DrillContext, type DrillResult, type FaultReport } from "../drill.js";

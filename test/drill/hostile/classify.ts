@@ -1,12 +1,13 @@
 /**
  * What the agent must do with a fuzzed frame, decided before it is sent, from the wire contract
- * (agent/contract/protocol.ts schemas and JSON-RPC 2.0 itself), not from the agent's code:
+ * (agent/contract/protocol.ts and api-protocol.ts schemas, and JSON-RPC 2.0 itself), not from the agent's code:
  * how many answers it owes, which answers may be results (a well-formed read), and whether the
  * frame would legitimately change state (a well-formed write: such mutants are not sent, so any
  * change of state during the fuzz is a bug).
  */
 import { z } from "zod";
-import { API_PARAMS, ApiMethod, PEER_PARAMS, PeerMethod } from "../../../agent/contract/protocol.js";
+import { PEER_PARAMS, PeerMethod } from "../../../agent/contract/protocol.js";
+import { API_PARAMS, ApiMethod } from "../../../agent/contract/api-protocol.js";
 import { MAX_BATCH } from "../../../agent/rpc/server.js";
 
 /** Where a frame goes: the peer port before or after authenticating, or the local API. */

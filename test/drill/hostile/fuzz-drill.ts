@@ -10,7 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ClusterStatus } from "../../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../../agent/contract/cluster-status.js";
 import { freePort, sleep, waitFor } from "../../support/agent-process.js";
 import { isAlive } from "../../support/logged-child.js";
 import { startDrillCluster, startTraffic, TEST_DOMAIN, type DrillCluster } from "../drill-cluster.js";

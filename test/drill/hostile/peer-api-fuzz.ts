@@ -4,7 +4,7 @@
  * API (WebSocket signed in, WebSocket not signed in, HTTP POST), plus the frames that must end a
  * connection: larger than the limit, invalid UTF-8, binary.
  */
-import type { ClusterStatus } from "../../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../../agent/contract/cluster-status.js";
 import type { ClusterNode } from "../../support/kamailio-cluster.js";
 import { RpcWire, authenticatedWire, type WireMessage } from "../../support/rpc-wire.js";
 import { apiBases, handWritten, peerBases, preAuthBases } from "./corpus.js";

@@ -4,7 +4,7 @@
  * (contacts with parameters, alias targets) get them without the characters a URI cannot hold
  * (whitespace, quotes, angle brackets: the contract refuses those, contract/sip-uri.ts).
  */
-import type { BindingInput } from "../../../agent/contract/protocol.js";
+import type { BindingInput } from "../../../agent/contract/api-protocol.js";
 
 /** Strings that have broken SQL quoting, JSON escaping, C strings and SIP parsers elsewhere. */
 export const HOSTILE_TEXTS: readonly string[] = [

@@ -4,7 +4,7 @@
  * counts, and Kamailio's whole usrloc (ul.dump, every field). Nothing is counted: each record is
  * compared whole.
  */
-import type { ClusterStatus } from "../../../agent/contract/protocol.js";
+import type { ClusterStatus } from "../../../agent/contract/cluster-status.js";
 import type { Alias, Location } from "../../../agent/contract/records.js";
 import type { UsrlocContact } from "../../../agent/kamailio/usrloc-contact.js";
 import type { ClusterNode } from "../../support/kamailio-cluster.js";

@@ -8,7 +8,7 @@
  * Transport-agnostic enough to test: the WebSocket constructor is passed in.
  */
 import { ErrorCode, RpcError } from "../../../agent/contract/errors.js";
-import { ApiMethod } from "../../../agent/contract/protocol.js";
+import { ApiMethod } from "../../../agent/contract/api-protocol.js";
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "refused" | "closed";
 

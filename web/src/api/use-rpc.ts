@@ -2,7 +2,7 @@
 import { createContext } from "preact";
 import { useContext, useEffect, useRef, useState } from "preact/hooks";
 import type { RpcError } from "../../../agent/contract/errors.js";
-import { ApiNotification, type ListResult } from "../../../agent/contract/protocol.js";
+import { ApiNotification, type ListResult } from "../../../agent/contract/api-protocol.js";
 import type { Change, RecordKind } from "../../../agent/contract/records.js";
 import type { RpcClient } from "./rpc-client.js";
 import { observeServerNow } from "../lib/server-clock.js";

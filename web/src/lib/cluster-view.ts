@@ -3,7 +3,8 @@
  * (null or absent otherwise, and absent from agents older than the attachment), so every field of
  * it is optional here and read defensively: the page works against old and new agents alike.
  */
-import type { ClusterStatus, JournalBehindInfo, KamailioReloadInterrupted, PeerStatus, PostgresStatus } from "../../../agent/contract/protocol.js";
+import type { ClusterStatus, JournalBehindInfo, PeerStatus, PostgresStatus } from "../../../agent/contract/cluster-status.js";
+import type { KamailioReloadInterrupted } from "../../../agent/contract/kamailio-status.js";
 import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../../../agent/contract/postgres-standing.js";
 import { formatCount, formatDuration, formatTime } from "./format.js";
 

@@ -5,7 +5,7 @@
  */
 import { useState } from "preact/hooks";
 import type { RpcError } from "../../../agent/contract/errors.js";
-import { ApiMethod } from "../../../agent/contract/protocol.js";
+import { ApiMethod } from "../../../agent/contract/api-protocol.js";
 import { useRpc } from "../api/use-rpc.js";
 import { checkAliasForm, hasErrors, type AliasFormErrors } from "../lib/alias-form.js";
 

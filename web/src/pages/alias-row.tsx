@@ -8,7 +8,7 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { RpcError } from "../../../agent/contract/errors.js";
-import { ApiMethod } from "../../../agent/contract/protocol.js";
+import { ApiMethod } from "../../../agent/contract/api-protocol.js";
 import type { Alias } from "../../../agent/contract/records.js";
 import { useRpc } from "../api/use-rpc.js";
 import { focusOnMount } from "../components/focus.js";

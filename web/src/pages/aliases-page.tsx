@@ -1,5 +1,5 @@
 /** Call-forward aliases: search, page, add, edit, remove; follows changes made anywhere in the cluster. */
-import { ApiMethod } from "../../../agent/contract/protocol.js";
+import { ApiMethod } from "../../../agent/contract/api-protocol.js";
 import type { Alias } from "../../../agent/contract/records.js";
 import { ListCard, usePagedSearch } from "../components/paged-list.js";
 import { AliasForm } from "./alias-form.js";

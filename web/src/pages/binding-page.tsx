@@ -1,7 +1,7 @@
 /** One binding in full, with a live expiry countdown. Every value is SIP data: rendered as text only. */
 import { useEffect, useState } from "preact/hooks";
 import type { RpcError } from "../../../agent/contract/errors.js";
-import { ApiMethod } from "../../../agent/contract/protocol.js";
+import { ApiMethod } from "../../../agent/contract/api-protocol.js";
 import type { Location } from "../../../agent/contract/records.js";
 import { useLiveChanges, useRpc } from "../api/use-rpc.js";
 import { useNowSec } from "../components/use-now.js";

@@ -1,8 +1,9 @@
 /** The cluster page's pieces: this node, a hub's PostgreSQL, its Kamailio writer, the last resync, the peer links. */
 import { acceptedKeysLastUsedBy, keysText } from "../../../agent/contract/keys-text.js";
 import {
-  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type CredentialsStatus, type JournalBehindInfo, type KeysStatus, type PeerStatus, type PostgresStatus, type ResyncStatus,
-} from "../../../agent/contract/protocol.js";
+  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type CredentialsStatus, type JournalBehindInfo, type KeysStatus, type PeerStatus,
+  type PostgresStatus, type ResyncStatus,
+} from "../../../agent/contract/cluster-status.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
 import {
   WRITER_TEXT, countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs, type ClusterStatusView, type KamailioStatus,

@@ -1,7 +1,7 @@
 /** Cluster health: polls cluster.status and keeps the last minutes of samples for the charts. */
 import { useEffect, useState } from "preact/hooks";
 import type { RpcError } from "../../../agent/contract/errors.js";
-import { ApiMethod } from "../../../agent/contract/protocol.js";
+import { ApiMethod } from "../../../agent/contract/api-protocol.js";
 import { useRpc } from "../api/use-rpc.js";
 import { LineChart } from "../components/line-chart.js";
 import type { ClusterStatusView } from "../lib/cluster-view.js";

@@ -1,5 +1,5 @@
 /** Registered locations: search by AoR or contact, paged on the server (fine with 100,000+ bindings). */
-import { ApiMethod } from "../../../agent/contract/protocol.js";
+import { ApiMethod } from "../../../agent/contract/api-protocol.js";
 import type { Location } from "../../../agent/contract/records.js";
 import { ListCard, usePagedSearch } from "../components/paged-list.js";
 import { useNowSec } from "../components/use-now.js";

@@ -1,0 +1,103 @@
+/**
+ * What the mesh reports of its links: each peer's (and in hub mode the hub's) state for
+ * cluster.status, the metrics' gauges, and how many of this node's changes no hub has acknowledged.
+ * Reads the mesh's sessions, dialers and lists; changes nothing.
+ */
+import type { PeerStatus } from "../contract/cluster-status.js";
+import type { Replica } from "../core/replica.js";
+import { changesAhead } from "../core/version-vector.js";
+import type { PeerGauge } from "../ops/metrics.js";
+import { redactUrl } from "../ops/redact-url.js";
+import type { Dialer } from "./dialer.js";
+import type { HubAcknowledged } from "./hub-acknowledged.js";
+import { HUB, type MeshLists } from "./mesh-reload.js";
+import type { PeerSession } from "./peer-session.js";
+
+export interface MeshStatus {
+  status(): Promise<PeerStatus[]>;
+  /** Each configured peer's link, and the hub link in hub mode, for the metrics (cheap: no journal reads past the vector). */
+  gauges(): Promise<PeerGauge[]>;
+  /**
+   * In hub mode: how many of this node's own changes no hub has acknowledged yet (our sequence
+   * number less what the current or last hub session said the hub held of our origin, the last
+   * kept in the journal across restarts: hub-acknowledged.ts). Null while no hub has answered
+   * since this journal was made (unknown); undefined when not in hub mode.
+   */
+  hubUnacknowledged(): Promise<number | null | undefined>;
+}
+
+export function createMeshStatus(deps: {
+  replica: Replica;
+  lists: Readonly<Pick<MeshLists, "peers" | "allowed">>;
+  hubMode: boolean;
+  /** Ready sessions by node id, when each became ready (ms), and the dialers by peer id (HUB for the hub's). */
+  sessions: ReadonlyMap<string, PeerSession>;
+  readyAt: ReadonlyMap<PeerSession, number>;
+  dialers: ReadonlyMap<string, Dialer>;
+  hubSession(): PeerSession | undefined;
+  hubAcknowledged: Pick<HubAcknowledged, "held">;
+}): MeshStatus {
+  const { replica, lists, hubMode, sessions, readyAt, dialers, hubSession } = deps;
+
+  /** Configured peers, a hub's agents, and whoever has a session now. */
+  const knownPeerIds = () => new Set([...lists.peers.map((p) => p.id), ...lists.allowed, ...sessions.keys()]);
+
+  async function hubUnacknowledged(): Promise<number | null | undefined> {
+    if (!hubMode) return undefined;
+    const own = replica.replicaId;
+    const session = hubSession();
+    const held = session ? (session.peerVector()[own] ?? 0) : deps.hubAcknowledged.held();
+    if (held === null) return null;
+    return Math.max(0, ((await replica.versionVector())[own] ?? 0) - held);
+  }
+
+  async function gauges(): Promise<PeerGauge[]> {
+    const mine = await replica.versionVector();
+    const rows: PeerGauge[] = [];
+    for (const id of knownPeerIds()) {
+      const s = sessions.get(id);
+      const up = Boolean(s?.isReady());
+      rows.push({ peer: id, connected: up, behindChanges: up ? changesAhead(mine, s!.peerVector()) : null });
+    }
+    // In hub mode the hub's node id is known only once connected; until then its link shows as
+    // "hub", behind by what no hub acknowledged of ours (no series while no hub has answered
+    // since this journal was made).
+    if (hubMode && !hubSession()) rows.push({ peer: HUB, connected: false, behindChanges: (await hubUnacknowledged()) ?? null });
+    return rows;
+  }
+
+  async function status(): Promise<PeerStatus[]> {
+    const out: PeerStatus[] = [];
+    for (const id of [...knownPeerIds()].sort()) {
+      const s = sessions.get(id);
+      const entry = lists.peers.find((p) => p.id === id);
+      // Without a session there is no peer vector to compare with: unknown, not 0 (nothing behind).
+      const lag = s?.isReady() ? await s.lag() : null;
+      out.push({
+        nodeId: id,
+        url: entry ? redactUrl(entry.url) : s?.peerIsHub ? redactUrl(s.remote) : null,
+        direction: s ? (s.role === "client" ? "outbound" : "inbound") : null,
+        connected: Boolean(s?.isReady()),
+        replicaId: s?.peerReplicaId() ?? null,
+        behindChanges: lag?.behindChanges ?? null,
+        behindSeconds: lag ? Math.round(lag.behindSeconds * 1000) / 1000 : null,
+        // While the session is up, why its batches are not acknowledged (a dial that failed before
+        // the peer dialed us is history then); else why dialing fails.
+        lastError: s?.isReady() ? s.deliveryError() : (s?.peerIsHub ? dialers.get(HUB) : dialers.get(id))?.lastError() ?? null,
+        connectedSince: s && readyAt.has(s) ? new Date(readyAt.get(s)!).toISOString() : null,
+        pendingWrites: s?.peerPendingWrites() ?? null,
+        ...(s?.peerIsHub ? { hub: id } : {}),
+      });
+    }
+    const hubDialer = dialers.get(HUB);
+    if (hubDialer && !hubSession()) {
+      out.push({
+        nodeId: HUB, url: hubDialer.url(), direction: null, connected: false, replicaId: null,
+        behindChanges: (await hubUnacknowledged()) ?? null, behindSeconds: null, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null, hub: null,
+      });
+    }
+    return out;
+  }
+
+  return { status, gauges, hubUnacknowledged };
+}
