@@ -121,6 +121,22 @@ export interface KamailioStatus {
   /** The last reconcile with Kamailio (`ul.dump`); null before the first. */
   lastReconcile: KamailioReconcileStatus | null;
   restarts: number;
+  /** Which nodes may relay calls through this Kamailio to its phones (sip-peer-list.ts). Absent from agents before it. */
+  sipPeers?: SipPeersStatus;
+}
+
+/**
+ * The include's list of nodes that may relay calls ($shv(locmesh_peers)) as the agent keeps it:
+ * "set": this Kamailio holds `peers`, set by the agent; "pending": not set yet in this Kamailio
+ * (down, or the set failed: `note`); "fixed": the include's list was given with --peers, and the
+ * agent leaves it; "old include": the include has no such list (`note` says to regenerate it);
+ * "not managed": the config gives no list (`note` says why and what to set).
+ */
+export interface SipPeersStatus {
+  state: "set" | "pending" | "fixed" | "old include" | "not managed";
+  /** The list the agent sets (state "set" or "pending"); null otherwise. */
+  peers: string[] | null;
+  note: string | null;
 }
 
 /** How the agent's last reconcile with its Kamailio went. */

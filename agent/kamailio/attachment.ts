@@ -279,6 +279,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
         reload: reload.status(),
         lastReconcile: reconciles.last(),
         restarts: watch.restarts(),
+        sipPeers: peerList.status(),
       };
     },
     pendingWrites: () => sink.lastPending(),

@@ -9,6 +9,7 @@
  * sets kamailio.sipPeers. An include generated before this list existed has no such variable
  * (pv.shvSet answers 404): the agent says to regenerate it, once per instance.
  */
+import type { SipPeersStatus } from "../contract/kamailio-status.js";
 import type { Logger } from "../ops/logger.js";
 import { PEERS_FIXED_SHV, PEERS_SHV } from "./cfg-include-names.js";
 import { sameInstance, type CoreRpc, type KamailioInstance } from "./core-rpc.js";
@@ -20,6 +21,8 @@ export interface SipPeerList {
   want(next: SipPeers): void;
   /** Sets the list in the current instance unless it holds it already; errors are logged, and retried at the next sync. */
   sync(): Promise<void>;
+  /** What the current instance holds, as far as the agent knows (`locmesh status`). */
+  status(): SipPeersStatus;
 }
 
 export const OLD_INCLUDE =
@@ -35,8 +38,9 @@ export function createSipPeerList(deps: {
 }): SipPeerList {
   const { core, log } = deps;
   let wanted = deps.initial;
-  /** What this agent last settled for an instance: the list set, or that it is left be. */
-  let settled: { instance: KamailioInstance; peers: readonly string[] | null } | null = null;
+  /** What this agent last settled for an instance: the list set, or that it is left be (and why). */
+  let settled: { instance: KamailioInstance; peers: readonly string[] | null; left?: "fixed" | "old include" } | null = null;
+  let lastError: string | null = null;
   let warnedFor: KamailioInstance | null = null;
   let unmanagedSaid = false;
   let queue: Promise<void> = Promise.resolve();
@@ -60,6 +64,15 @@ export function createSipPeerList(deps: {
       // The next sync compares against what was set; a list left be is looked at again.
       if (settled?.peers === null) settled = null;
     },
+    status() {
+      if (wanted.peers === null) return { state: "not managed", peers: null, note: wanted.why };
+      const inst = deps.instance();
+      const current = inst !== null && settled !== null && sameInstance(settled.instance, inst) ? settled : null;
+      if (current?.left === "fixed") return { state: "fixed", peers: null, note: "given with `locmesh kamailio-cfg --peers`; set kamailio.sipPeers to have SIGHUP change it" };
+      if (current?.left === "old include") return { state: "old include", peers: null, note: OLD_INCLUDE };
+      if (current?.peers && sameSipPeers(current.peers, wanted.peers)) return { state: "set", peers: [...wanted.peers], note: null };
+      return { state: "pending", peers: [...wanted.peers], note: lastError };
+    },
     sync() {
       // One at a time: a SIGHUP's set must not be overtaken by an older one still in flight.
       queue = queue.then(syncNow, syncNow);
@@ -79,18 +92,20 @@ export function createSipPeerList(deps: {
     const peers = wanted.peers;
     try {
       if (await leftByHand(inst)) {
-        settled = { instance: inst, peers: null };
+        settled = { instance: inst, peers: null, left: "fixed" };
         return;
       }
       await core.setShvString(PEERS_SHV, peers.join(","));
       settled = { instance: inst, peers };
+      lastError = null;
       log.info({ peers, from: wanted.from }, `Kamailio lets these nodes relay calls to its phones: ${peers.join(", ") || "none"}`);
     } catch (err) {
       if (err instanceof KamailioRpcError && err.code === 404) {
-        settled = { instance: inst, peers: null };
+        settled = { instance: inst, peers: null, left: "old include" };
         log.warn(OLD_INCLUDE);
         return;
       }
+      lastError = (err as Error).message;
       if (warnedFor === null || !sameInstance(warnedFor, inst)) {
         warnedFor = inst;
         log.warn({ err: (err as Error).message }, `could not set $shv(${PEERS_SHV}) in Kamailio; retrying at every check`);

@@ -9,6 +9,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
+import type { SipPeersStatus } from "../../agent/contract/kamailio-status.js";
 import { createCoreRpc } from "../../agent/kamailio/core-rpc.js";
 import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
 import { KamailioRpcError } from "../../agent/kamailio/jsonrpcs-wire.js";
@@ -68,6 +70,10 @@ async function relays(n: ClusterNode, from: string, callId: string): Promise<boo
   return relayed;
 }
 
+async function sipPeersStatus(n: ClusterNode): Promise<SipPeersStatus | undefined> {
+  return (await n.agent.call<ClusterStatus>("cluster.status")).kamailio?.sipPeers;
+}
+
 function setSipPeers(n: ClusterNode, sipPeers: string[]): void {
   const config = n.agent.spec.config ?? {};
   n.agent.spec.config = { ...config, kamailio: { ...(config["kamailio"] as object), sipPeers } };
@@ -84,6 +90,7 @@ describe("the nodes that may relay calls through Kamailio", () => {
     await waitFor("the new list in n1's Kamailio", async () => (await peersShv(n1)) === "127.0.0.1,127.0.0.2");
     expect(await relays(n1, "127.0.0.2", "sp-added")).toBe(true);
     expect(readFileSync(n1.agent.logPath, "utf8")).toContain("Kamailio lets these nodes relay calls to its phones: 127.0.0.1, 127.0.0.2");
+    expect((await sipPeersStatus(n1))).toEqual({ state: "set", peers: ["127.0.0.1", "127.0.0.2"], note: null });
 
     // Kamailio restarts with the include's list (127.0.0.1); the agent puts its own back.
     await n1.kamailio.kill9();
@@ -101,6 +108,7 @@ describe("the nodes that may relay calls through Kamailio", () => {
     await waitFor("n2's agent saying it leaves the fixed list", async () => readFileSync(n2.agent.logPath, "utf8").includes("fixed with `locmesh kamailio-cfg --peers`"));
     // Its mesh.peers' host (127.0.0.1) did not replace the include's list.
     expect(await peersShv(n2)).toBe("127.0.0.3");
+    expect(await sipPeersStatus(n2)).toMatchObject({ state: "fixed", peers: null });
     expect(await relays(n2, "127.0.0.1", "sp-fixed")).toBe(false);
     setSipPeers(n2, ["127.0.0.1"]);
     await waitFor("n2's list from kamailio.sipPeers", async () => (await peersShv(n2)) === "127.0.0.1");

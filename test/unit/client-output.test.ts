@@ -172,6 +172,19 @@ describe("the reconcile line of locmesh status", () => {
     for (const none of [null, undefined]) expect(lines(withReload(none)).some((l) => l.startsWith("previous reload"))).toBe(false);
   });
 
+  it("says which nodes may relay calls through Kamailio, and why the agent leaves the list when it does", () => {
+    const sip = (sipPeers: KamailioStatus["sipPeers"]) => {
+      const s = status(null);
+      return formatStatus({ ...s, kamailio: { ...s.kamailio!, sipPeers } }).split("\n").find((l) => l.startsWith("kamailio sip peers"));
+    };
+    expect(sip({ state: "set", peers: ["10.0.0.2", "10.0.0.3"], note: null })).toMatch(/^kamailio sip peers +10\.0\.0\.2, 10\.0\.0\.3 \(may relay calls to this node's phones; kept current by the agent\)$/);
+    expect(sip({ state: "pending", peers: [], note: "no reader" })).toMatch(/ none: not set in Kamailio yet \(no reader\); retried at every check$/);
+    expect(sip({ state: "fixed", peers: null, note: "given with `locmesh kamailio-cfg --peers`; set kamailio.sipPeers to have SIGHUP change it" }))
+      .toMatch(/ left as the include has it: given with `locmesh kamailio-cfg --peers`; set kamailio\.sipPeers/);
+    // An agent from before the list: no line.
+    expect(sip(undefined)).toBeUndefined();
+  });
+
   it("gives a finished run's counts, a failure's reason, and none before the first", () => {
     const done = { at: "2026-11-22T10:00:00.000Z", outcome: "done" as const, learned: 3, repaired: 1, contacts: 120, reason: null };
     expect(line(status(done))).toMatch(/ done at 2026-11-22T10:00:00\.000Z: 3 learned, 1 repaired, 120 contacts compared$/);

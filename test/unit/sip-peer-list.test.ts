@@ -48,8 +48,11 @@ describe("the list of nodes kept in Kamailio", () => {
     await t.list.sync();
     await t.list.sync();
     expect(t.kam.sets).toEqual(["10.0.0.2,10.0.0.3"]);
+    expect(t.list.status()).toEqual({ state: "set", peers: ["10.0.0.2", "10.0.0.3"], note: null });
     expect(t.lines.some((l) => l.msg === "Kamailio lets these nodes relay calls to its phones: 10.0.0.2, 10.0.0.3")).toBe(true);
     t.restart(second);
+    // A new instance starts with the include's list: not yet ours.
+    expect(t.list.status().state).toBe("pending");
     await t.list.sync();
     expect(t.kam.sets).toEqual(["10.0.0.2,10.0.0.3", "10.0.0.2,10.0.0.3"]);
     t.list.want(fromMesh("10.0.0.2", "10.0.0.3", "10.0.0.4"));
@@ -72,6 +75,7 @@ describe("the list of nodes kept in Kamailio", () => {
     await t.list.sync();
     await t.list.sync();
     expect(t.lines.filter((l) => l.level === 40 && /could not set \$shv\(locmesh_peers\)/.test(l.msg))).toHaveLength(1);
+    expect(t.list.status()).toEqual({ state: "pending", peers: ["10.0.0.3"], note: "no reader" });
     t.kam.setDown(false);
     await t.list.sync();
     expect(t.kam.sets).toEqual(["10.0.0.3"]);
@@ -97,6 +101,7 @@ describe("the list of nodes kept in Kamailio", () => {
     await t.list.sync();
     expect(t.kam.sets).toEqual([]);
     expect(t.lines.filter((l) => /fixed with `locmesh kamailio-cfg --peers`/.test(l.msg))).toHaveLength(1);
+    expect(t.list.status()).toMatchObject({ state: "fixed", peers: null });
     t.list.want(fromConfig("10.0.0.3", "10.0.0.4"));
     await t.list.sync();
     expect(t.kam.vars["locmesh_peers"]).toBe("10.0.0.3,10.0.0.4");
@@ -107,6 +112,7 @@ describe("the list of nodes kept in Kamailio", () => {
     await t.list.sync();
     await t.list.sync();
     expect(t.lines.filter((l) => l.msg === OLD_INCLUDE)).toHaveLength(1);
+    expect(t.list.status()).toEqual({ state: "old include", peers: null, note: OLD_INCLUDE });
     t.restart(second);
     await t.list.sync();
     expect(t.lines.filter((l) => l.msg === OLD_INCLUDE)).toHaveLength(2);
@@ -119,5 +125,6 @@ describe("the list of nodes kept in Kamailio", () => {
     await t.list.sync();
     expect(t.kam.sets).toEqual([]);
     expect(t.lines.filter((l) => /as the include set it: the agent config uses a hub/.test(l.msg))).toHaveLength(1);
+    expect(t.list.status()).toEqual({ state: "not managed", peers: null, note: "the agent config uses a hub" });
   });
 });
