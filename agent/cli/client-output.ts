@@ -7,7 +7,8 @@ import {
   BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type ClusterStatus, type JournalBehindInfo,
   type KeysStatus, type PostgresStatus, type ResyncStatus,
 } from "../contract/cluster-status.js";
-import type { KamailioReloadInterrupted, KamailioStatus, SipPeersStatus } from "../contract/kamailio-status.js";
+import type { KamailioReloadInterrupted, KamailioStatus } from "../contract/kamailio-status.js";
+import { sipPeersText } from "../contract/sip-peers-text.js";
 import { keysText } from "../contract/keys-text.js";
 import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../contract/postgres-standing.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
@@ -31,7 +32,7 @@ export function formatStatus(s: ClusterStatus): string {
         ["kamailio reload", describeReload(s.kamailio.reload)],
         ...(s.kamailio.reload.interrupted ? [["previous reload", describeInterrupted(s.kamailio.reload.interrupted)]] : []),
         ["kamailio reconcile", describeReconcile(s.kamailio.lastReconcile)],
-        ...(s.kamailio.sipPeers ? [["kamailio sip peers", describeSipPeers(s.kamailio.sipPeers)]] : []),
+        ...(s.kamailio.sipPeers ? [["kamailio sip peers", sipPeersText(s.kamailio.sipPeers)]] : []),
       ] as [string, string][])
       : []),
     ...(s.credentials
@@ -209,19 +210,4 @@ export function formatDuration(seconds: number): string {
   if (h > 0) return `${h}h${String(m).padStart(2, "0")}m`;
   if (m > 0) return `${m}m${String(s % 60).padStart(2, "0")}s`;
   return `${s}s`;
-}
-
-/** Which nodes may relay calls through this node's Kamailio (the include's $shv(locmesh_peers)). */
-function describeSipPeers(p: SipPeersStatus): string {
-  const list = (p.peers ?? []).join(", ") || "none";
-  switch (p.state) {
-    case "set":
-      return `${list} (may relay calls to this node's phones; kept current by the agent)`;
-    case "pending":
-      return `${list}: not set in Kamailio yet${p.note ? ` (${p.note})` : ""}; retried at every check`;
-    case "fixed":
-    case "old include":
-    case "not managed":
-      return `left as the include has it: ${p.note ?? ""}`;
-  }
 }

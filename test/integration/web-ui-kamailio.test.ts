@@ -83,6 +83,8 @@ describe("web UI with Kamailio", () => {
     await expect.poll(() => stat(card, "Answering"), { timeout: 10_000 }).toBe("yes");
     expect(await stat(card, "Writing through")).toBe("Kamailio RPC (jsonrpcs)");
     expect(await stat(card, "Registrar events")).toMatch(/^connected, \d+ in$/);
+    // Its agent keeps the list of nodes that may relay calls (mesh.peers' host, 127.0.0.1).
+    await expect.poll(() => stat(card, "Nodes that may relay calls"), { timeout: 10_000 }).toBe("127.0.0.1 (may relay calls to this node's phones; kept current by the agent)");
     expect(await card.locator("dt", { hasText: "Reload" }).count()).toBe(before.reload.state === "idle" ? 0 : 1);
 
     // Restarted empty (db_mode 0), Kamailio is refilled by the agent; the card follows cluster.status.

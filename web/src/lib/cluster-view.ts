@@ -4,7 +4,7 @@
  * it is optional here and read defensively: the page works against old and new agents alike.
  */
 import type { ClusterStatus, JournalBehindInfo, PeerStatus, PostgresStatus } from "../../../agent/contract/cluster-status.js";
-import type { KamailioReloadInterrupted } from "../../../agent/contract/kamailio-status.js";
+import type { KamailioReloadInterrupted, SipPeersStatus } from "../../../agent/contract/kamailio-status.js";
 import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../../../agent/contract/postgres-standing.js";
 import { formatCount, formatDuration, formatTime } from "./format.js";
 
@@ -21,6 +21,8 @@ export interface KamailioStatus {
   /** `outcome` and `reason` are absent from agents before they were added (their runs were all "done"). */
   lastReconcile?: { at: string; outcome?: string; learned: number; repaired: number; contacts: number; reason?: string | null } | null;
   restarts?: number;
+  /** Absent from agents before it. */
+  sipPeers?: SipPeersStatus;
 }
 
 /** `journalBehind` is absent from agents older than it. */

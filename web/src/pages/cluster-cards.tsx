@@ -1,5 +1,6 @@
 /** The cluster page's pieces: this node, a hub's PostgreSQL, its Kamailio writer, the last resync, the peer links. */
 import { acceptedKeysLastUsedBy, keysText } from "../../../agent/contract/keys-text.js";
+import { sipPeersText } from "../../../agent/contract/sip-peers-text.js";
 import {
   BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type CredentialsStatus, type JournalBehindInfo, type KeysStatus, type PeerStatus,
   type PostgresStatus, type ResyncStatus,
@@ -88,6 +89,7 @@ export function KamailioCard({ k }: { k: KamailioStatus }) {
         {r?.interrupted && <Stat k="Previous reload" v={interruptedText(r.interrupted)} />}
         {k.lastReconcile && <Stat k="Last reconcile" v={`${formatTime(k.lastReconcile.at)}, ${reconcileText(k.lastReconcile)}`} />}
         {!!k.restarts && <Stat k="Restarts seen" v={formatCount(k.restarts)} />}
+        {k.sipPeers && <Stat k="Nodes that may relay calls" v={sipPeersText(k.sipPeers)} />}
       </dl>
       {p !== null && <Progress value={p} label="Kamailio reload" />}
       {k.lastError && <p class="error">{k.lastError}</p>}
