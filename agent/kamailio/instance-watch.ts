@@ -11,6 +11,8 @@ import { sameInstance, type CoreRpc, type KamailioInstance } from "./core-rpc.js
 import { createInstanceMemory } from "./instance-memory.js";
 
 const RESTARTED = "kamailio restarted";
+/** No record of an earlier instance (a new agent, or its data dir lost): not known to be a restart. */
+export const FIRST_CONTACT = "first contact with this Kamailio";
 
 export interface InstanceWatch {
   /** Asks Kamailio which instance runs and notes whether it needs a reload; throws when Kamailio does not answer. */
@@ -60,6 +62,7 @@ export function createInstanceWatch(deps: {
       const unfinished = deps.unfinished;
       if (previous === null && unfinished && sameInstance(unfinished, inst)) return;
       if (state === "first contact") {
+        reloadReason = FIRST_CONTACT;
         log.info({ now: inst }, "first contact with this Kamailio; writing the live state into it");
         return;
       }

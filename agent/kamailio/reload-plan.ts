@@ -61,11 +61,12 @@ export async function collectOps(
       const page = await deps.store.page(kind, { search: "", after, limit: RELOAD_PAGE, nowSec, countTotal: false });
       for (const c of page.items) {
         examined++;
-        const op = takenSinceStart(c) ? null : planRestore(c, ctx);
-        if (op === null) continue;
+        // Live in the journal: its row is never one to remove below, whether it is written or not.
         const id = recordKey(c);
         const row = inDb.get(id);
         inDb.delete(id);
+        const op = takenSinceStart(c) ? null : planRestore(c, ctx);
+        if (op === null) continue;
         if (row && kind === "loc" && sameAsRow(c, row, deps.plan.nodeId)) unchanged();
         else into.push(op);
       }
@@ -77,18 +78,24 @@ export async function collectOps(
       after = page.next;
     }
   }
-  // Rows the live journal does not have. One with ul.add's Call-ID was the agent's: it goes. One
+  // Rows the live journal does not have (never one it holds live: a node's own phone registered
+  // since Kamailio started is left out of the writes above, and its row was removed with it before,
+  // 2026-11-23's operator dry run). One with ul.add's Call-ID was the agent's: it goes. One
   // with a phone's own Call-ID registered here; it goes only if the journal removed it after
   // Kamailio last changed it. A phone the journal never heard of (it registered while the agent
   // was away, and Kamailio restarted before a reconcile) stays, for the reconcile to learn.
   for (const r of inDb.values()) {
-    if (r.callid !== UL_ADD_CALLID) {
-      const known = await deps.store.get("loc", r.aor, r.contact);
-      if (known === null || hlcToMillis(known.hlc) < r.lastModified * 1000) continue;
-    }
+    const known = await deps.store.get("loc", r.aor, r.contact);
+    // Stored live after the pages above were read (a REGISTER meanwhile): not the journal's to remove.
+    if (known !== null && known.value !== null && liveAt(known.value as BindingValue, nowSec)) continue;
+    if (r.callid !== UL_ADD_CALLID && (known === null || hlcToMillis(known.hlc) < r.lastModified * 1000)) continue;
     into.push({ op: "rm-contact", table: deps.plan.locationTable, aor: r.aor, contact: r.contact });
   }
   planned(examined);
+}
+
+function liveAt(b: BindingValue, nowSec: number): boolean {
+  return b.expires === 0 || b.expires > nowSec;
 }
 
 /** The database row already says what the journal says (as far as Kamailio routes by it). */

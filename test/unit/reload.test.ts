@@ -207,6 +207,26 @@ describe("reload", () => {
     expect(writer.ops.map((o) => (o.op === "rm-contact" ? o.contact : o.op)).sort()).toEqual(["sip:carol@192.0.2.3", "sip:erin@192.0.2.5"]);
   });
 
+  it("with a preloading Kamailio, never removes a phone the journal holds live, one registered here since Kamailio started included", async () => {
+    // The dry run's lost disk on a db_mode 2 node: the journal, new and caught up from the peers,
+    // holds alice (registered here after Kamailio started) live; Kamailio's table has her row,
+    // written in the same second. The reload leaves her to Kamailio, and must not remove her.
+    const store = await storeWith(0);
+    const now = nowSec();
+    const startedMs = (now - 600) * 1000;
+    const registeredMs = (now - 60) * 1000 + 700;
+    await store.commitLocal([{ kind: "loc", key: "alice@example.com", sub: "sip:alice@192.0.2.1", value: binding({ expires: now + 600, owner: "n1" }) }], () => registeredMs * HLC_UNITS_PER_MS);
+    const rows = [{
+      aor: "alice@example.com", contact: "sip:alice@192.0.2.1", callid: "phone-alice", lastModified: Math.floor(registeredMs / 1000), expires: now + 600,
+      q: -1, path: "", received: "", socket: "", flags: 0, cflags: 0, methods: 0, cseq: 1, userAgent: "", instance: "", regId: 0, ruid: "r-alice",
+    }];
+    const preloadDb = { listLocations: async () => rows } as unknown as ReloaderDeps["preloadDb"];
+    const writer = recordingWriter();
+    const s = await createReloader(deps({ store, writer, preloadDb, kamailioStart: () => ({ startedMs, clockLeadMs: 0 }) })).run("test");
+    expect(s.state).toBe("done");
+    expect(writer.ops).toEqual([]);
+  });
+
   describe("records that change while it runs", () => {
     /** A replica over the store, and the reload's onStored wired to it as the attachment does. */
     function withReplica(store: Awaited<ReturnType<typeof storeWith>>) {
