@@ -13,7 +13,7 @@ import type { InstallOp } from "./install-plan.js";
 import { KamailioRpcError } from "./jsonrpcs-wire.js";
 import type { DbBinding, KamailioDb } from "./kamailio-db.js";
 import type { UsrlocRpc } from "./usrloc-rpc.js";
-import { UL_ADD_CALLID } from "./registrar-input.js";
+import { UL_ADD_CALLID, UL_ADD_CSEQ } from "./registrar-input.js";
 
 /** Which way the last write went; "pending" means neither way worked. */
 export type WriteRoute = "rpc" | "database";
@@ -150,14 +150,17 @@ function aliasBinding(target: string) {
  * as if the write had gone through the FIFO: that mark is how the reconcile and the registrar
  * events tell what the agent installed from what a phone registered here. With the phone's own
  * Call-ID, a Kamailio that read the row (db_mode 3 at once, 1/2 after a restart) would have it
- * learned back as this node's registration, and the owner's binding rewritten from here.
+ * learned back as this node's registration, and the owner's binding rewritten from here. Its
+ * CSeq is ul.add's too (1): usrloc matches a contact by Call-ID and CSeq, and with the phone's
+ * CSeq (above 1) on a row with ul.add's Call-ID, every later ul.add of that contact into the
+ * Kamailio that loaded it failed "500 Can't get record" (the 2026-11-23 operator dry run).
  */
 function dbBinding(op: Extract<InstallOp, { op: "add" }>): DbBinding {
   const { binding: b, full: v } = op;
   return {
     contact: b.contact, expires: b.expires, q: b.q, path: b.path, received: b.received, socket: b.socket,
     flags: b.flags, cflags: b.cflags, methods: b.methods,
-    callid: UL_ADD_CALLID, cseq: v.cseq, userAgent: v.userAgent, instance: v.instance, regId: v.regId, ruid: v.ruid,
+    callid: UL_ADD_CALLID, cseq: UL_ADD_CSEQ, userAgent: v.userAgent, instance: v.instance, regId: v.regId, ruid: v.ruid,
   };
 }
 

@@ -38,6 +38,8 @@ import type { EventContact, RegisterEvent } from "./register-event.js";
 
 /** The Call-ID `ul.add` gives every contact it creates (kamailio-5.6.md §2.1). */
 export const UL_ADD_CALLID = "dfjrewr12386fd6-343@kamailio.rpc";
+/** The CSeq `ul.add` gives every contact it writes (kamailio-5.6.md §2.1). */
+export const UL_ADD_CSEQ = 1;
 
 export interface RegistrarInputContext {
   nodeId: string;

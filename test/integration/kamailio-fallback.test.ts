@@ -80,7 +80,8 @@ describe("Kamailio database fallback", () => {
     expect((await status(n2)).kamailio?.writer).toBe("rpc");
 
     renameSync(n2.kamailio.fifoPath, `${n2.kamailio.fifoPath}.away`);
-    const bob = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "bob", domain: TEST_DOMAIN, expires: 300 });
+    // A phone some REGISTERs into its Call-ID (CSeq 5), where ul.add's own CSeq is 1.
+    const bob = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "bob", domain: TEST_DOMAIN, expires: 300, callId: "bob-phone", cseq: 5 });
     const row = await waitFor("bob's row in n2's database", async () => locationRow("bob"));
     expect(row.contact).toBe(bob.contact);
     // Marked as the agent's, as ul.add would: not a phone that registered at n2.
@@ -124,6 +125,14 @@ describe("Kamailio database fallback", () => {
       await phone.stop();
     }
     expect((await n2.lookup(`alice@${TEST_DOMAIN}`)).map((c) => c.contact)).toEqual([alice.contact]);
+
+    // The row the fallback wrote takes later writes: bob's phone refreshes at n1 (CSeq 6, 900 s),
+    // and n2's Kamailio holds the new expiry. (With the phone's CSeq on the row, every ul.add of
+    // that contact failed "500 Can't get record", and Kamailio dropped bob at the old expiry.)
+    await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "bob", domain: TEST_DOMAIN, expires: 900, callId: "bob-phone", cseq: 6, localPort: bob.localPort });
+    await waitFor("bob's refresh in n2's Kamailio", async () =>
+      (await n2.lookup(`bob@${TEST_DOMAIN}`)).some((c) => c.contact === bob.contact && Math.abs(c.expires - (Date.now() / 1000 + 900)) < 10));
+    expect((await status(n2)).kamailio?.rejected).toBe(0);
   });
 
   it("keeps a change pending and reports it while FIFO and database are both gone, then applies it", async () => {
