@@ -2,7 +2,7 @@
  * The include's evapi half (cfg-include.ts): which connection is the agent's event connection, and
  * the bulk channel through which the agent refills a restarted Kamailio (evapi-bulk.ts).
  */
-import { EVENTS_SHV, SETTLE_RUNS, SETTLE_SHV } from "./cfg-include-names.js";
+import { EVENTS_SHV } from "./cfg-include-names.js";
 import { BULK_ACK, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-bulk.js";
 
 /**
@@ -17,11 +17,9 @@ import { BULK_ACK, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-b
  * before it connected) would lose whatever the drain sent meanwhile. The include cannot tell the
  * two kinds apart until a connection speaks: the event connection never sends anything, a bulk
  * channel says its hello at once. So a connection counts from connect until it sends its first
- * frame (bulkRoute clears its bit). So that nothing is drained into a bulk channel in that moment
- * (it drops events, and while it is the only connection they would be lost), the drain waits
- * SETTLE_RUNS runs (about 200 ms) after every new connection; a hello that comes later than that
- * still loses what was drained, and the reconcile the agent runs when its event connection comes
- * up covers it.
+ * frame (bulkRoute clears its bit), and events drained in that moment, while the bulk channel
+ * is the only connection, are lost: the reconcile the agent runs when its event connection comes
+ * up covers them.
  */
 export function connectionRoute(agent: string): string {
   return `# evapi has no authentication: only the locmesh agent may stay connected.
@@ -34,10 +32,8 @@ event_route[evapi:connection-new] {
 	xlog("L_INFO", "locmesh: agent connected to evapi from $evapi(srcaddr):$evapi(srcport)\\n");
 	# A new connection in the slot of a bulk channel is not a bulk channel.
 	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));
-	# It carries events until it says something (bulkRoute): the drain may send, once a bulk
-	# channel has had the time to say its hello (LOCMESH_DRAIN skips its next runs).
+	# It carries events until it says something (bulkRoute): the drain may send.
 	$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) | (1 << $evapi(conidx));
-	$shv(${SETTLE_SHV}) = ${SETTLE_RUNS};
 }
 
 event_route[evapi:connection-closed] {

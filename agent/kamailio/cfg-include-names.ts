@@ -11,14 +11,6 @@ export const READY_SHV = "locmesh_ready";
  */
 export const EVENTS_SHV = "locmesh_events";
 
-/**
- * Drain runs (5 ms each) to skip after an agent connection opens (connectionRoute): a bulk channel
- * counts as an event connection until its hello is read, and what the drain sent it meanwhile
- * would be lost. 40 runs are about 200 ms.
- */
-export const SETTLE_SHV = "locmesh_settle";
-export const SETTLE_RUNS = 40;
-
 /** The shared-memory queue (mqueue) REGISTERs wait in for the drain process (registerRoute). */
 export const LOCMESH_QUEUE = "locmesh";
 /** Most entries the queue holds (mqueue drops its oldest past it), and where SIP workers start to wait. */

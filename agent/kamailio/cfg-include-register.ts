@@ -3,7 +3,7 @@
  * its drain that send each REGISTER to the agent over evapi with the AoR's contacts, and the
  * expired-contact event.
  */
-import { EVENTS_SHV, LOCMESH_QUEUE, QUEUE_HIGH, SETTLE_SHV } from "./cfg-include-names.js";
+import { EVENTS_SHV, LOCMESH_QUEUE, QUEUE_HIGH } from "./cfg-include-names.js";
 import { EVENT_FORMAT } from "./event-format2.js";
 
 /**
@@ -112,11 +112,6 @@ ${sendEvent(request, "$tu")}}
 # The drain (rtimer, every 5 ms): every queued REGISTER, in order, with the AoR's contacts.
 # While the agent's event connection is not open the queue is held (evapi would drop the events).
 route[LOCMESH_DRAIN] {
-	# An agent connection just opened: it may be a bulk channel that has not said its hello yet.
-	if ($shv(${SETTLE_SHV}) > 0) {
-		$shv(${SETTLE_SHV}) = $shv(${SETTLE_SHV}) - 1;
-		return;
-	}
 	$var(lm_d) = 0;
 	while ($var(lm_d) < 100 && $shv(${EVENTS_SHV}) != 0 && $mq_size(${LOCMESH_QUEUE}) > 0) {
 		$var(lm_e) = 0;

@@ -36,7 +36,7 @@
  *   does not define answer 404 "Variable not found". (test/integration/kamailio-sip-peers.test.ts)
  */
 import { isIP } from "node:net";
-import { EVENTS_SHV, LOCMESH_QUEUE, PEERS_FIXED_SHV, PEERS_SHV, QUEUE_SIZE, READY_SHV, SETTLE_SHV } from "./cfg-include-names.js";
+import { EVENTS_SHV, LOCMESH_QUEUE, PEERS_FIXED_SHV, PEERS_SHV, QUEUE_SIZE, READY_SHV } from "./cfg-include-names.js";
 import { bulkRoute, connectionRoute } from "./cfg-include-evapi.js";
 import { EXPIRED_ROUTES, registerRoute } from "./cfg-include-register.js";
 import { USE_DOMAIN_FIX } from "./usrloc-keys.js";
@@ -115,7 +115,6 @@ export function kamailioInclude(p: IncludeParams): string {
     `modparam("pv", "shvset", "${READY_SHV}=i:0")`,
     "# One bit per evapi connection of the agent that carries registrar events (see connection-new).",
     `modparam("pv", "shvset", "${EVENTS_SHV}=i:0")`,
-    `modparam("pv", "shvset", "${SETTLE_SHV}=i:0")`,
     "# The other nodes' SIP source IPs (route LOCMESH_INBOUND); the agent keeps the list current over jsonrpcs.",
     `modparam("pv", "shvset", "${PEERS_SHV}=s:${(p.meshPeers ?? []).join(",")}")`,
     `modparam("pv", "shvset", "${PEERS_FIXED_SHV}=i:${p.peersFixed ? 1 : 0}")`,
