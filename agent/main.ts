@@ -40,6 +40,7 @@ program
       "- a changed mesh.peers and hub.urls (an agent stays on its hub while it is still listed, and leaves one no longer listed for the first that answers),\n" +
       "  then moves an agent on another hub to the first of its hub.urls if that one answers;\n" +
       "- in hub mode, a changed hub.failbackAfterSec (the checks of the first hub start over with it);\n" +
+      "- the other Kamailio nodes' SIP IPs (kamailio.sipPeers, else mesh.peers' hosts), set at once in Kamailio's list of nodes that may relay calls;\n" +
       "- the cluster keys (mesh.secret, mesh.acceptedSecrets) and the API tokens (api.token, api.acceptedTokens): README \"Rotating the cluster key and API token\".\n" +
       "Other changed settings, and switching into or out of hub mode (hub.urls set or emptied), take effect at the next restart; the log names them.\n" +
       "An agent in hub mode with no mesh.peers and mesh.acceptUnlisted off does not open its peer port (mesh.listen).",

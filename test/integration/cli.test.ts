@@ -43,6 +43,13 @@ describe("locmesh CLI", () => {
     expect(r.stderr).toBe("");
   });
 
+  it("agent --help names every setting SIGHUP applies", async () => {
+    const r = await cli(["agent", "--help"]);
+    expect(r.code).toBe(0);
+    const signals = r.stdout.slice(r.stdout.indexOf("Signals:"));
+    for (const key of ["mesh.peers", "hub.urls", "hub.failbackAfterSec", "kamailio.sipPeers", "mesh.secret", "api.token"]) expect(signals).toContain(key);
+  });
+
   it("hub --help lists the hub's options, the config it needs, and its subcommands", async () => {
     const r = await cli(["hub", "--help"]);
     expect(r.code).toBe(0);
