@@ -137,7 +137,7 @@ export function describeBatchesRefused(list: readonly BatchRefusal[]): string {
 export function describeKamailio(k: KamailioStatus | null): string {
   if (k === null) return "not attached";
   const writer = {
-    rpc: "writing through jsonrpcs", database: "writing into its database (jsonrpcs unavailable)", pending: "NOT WRITING: jsonrpcs and database unavailable, retrying",
+    rpc: "writing through jsonrpcs", database: "writing into its database (jsonrpcs unavailable)", pending: "NOT WRITING: a write failed (the last error says how), retrying",
     idle: "nothing written yet", held: "NOT WRITING: this node's journal is behind (see above)",
     refused: "NOT ATTACHED: nothing written into it, learned from it or reconciled with it",
   }[k.writer];

@@ -219,6 +219,9 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
 
   function retryNow(): void {
     if (closed) return;
+    // Kamailio answers again: the next write goes through jsonrpcs. A last write that went into
+    // its database must not keep status saying "jsonrpcs unavailable" until then.
+    if (status.lastRoute === "database") status.lastRoute = "rpc";
     comebacks++;
     attempt = 0;
     if (retryTimer) {

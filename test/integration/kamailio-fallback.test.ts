@@ -109,6 +109,8 @@ describe("Kamailio database fallback", () => {
     await waitFor("bob's phone loaded by n2's Kamailio", async () => (await n2.lookup(`bob@${TEST_DOMAIN}`)).some((c) => c.contact === bob.contact));
     // n2 reconciles with the Kamailio that loaded the row, and does not take bob for its own.
     await waitFor("n2 reconciled after the restart", async () => ((await status(n2)).kamailio?.lastReconcile?.at ?? "") > restartedAt, 20_000, 100);
+    // Kamailio answers again: writes go through jsonrpcs, whatever way the last one went.
+    expect((await status(n2)).kamailio?.writer).toBe("rpc");
     // A second phone of bob's registers at n2: its event lists the row n2's Kamailio loaded, and
     // n2 must not learn that one as a registration of its own (it is n1's phone).
     const desk = await sippRegister({ dir, sipPort: n2.kamailio.sipPort, user: "bob", domain: TEST_DOMAIN, expires: 300 });

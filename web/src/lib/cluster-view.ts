@@ -32,7 +32,7 @@ export const WRITER_TEXT: Record<string, string> = {
   rpc: "Kamailio RPC (jsonrpcs)",
   fifo: "Kamailio RPC (FIFO)",
   database: "database fallback",
-  pending: "retrying: neither RPC nor database works",
+  pending: "retrying: a write failed (see the error below)",
   held: "nothing: this node's journal is behind",
   refused: "nothing: not attached (see below)",
   idle: "idle",
