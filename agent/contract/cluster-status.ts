@@ -87,7 +87,7 @@ export const BATCH_REFUSED_REMEDY =
 
 /** What the operator does about a journal that is behind (logs, API errors, `locmesh status`, web UI). */
 export const JOURNAL_BEHIND_REMEDY =
-  "stop the agent, move dataDir/journal.sqlite* aside and start it (it gets a snapshot from its peers under a new epoch, and learns its Kamailio's registrations back)";
+  "stop the agent, move everything in its dataDir aside (the journal.sqlite* files and the two kamailio-*.json, which describe a Kamailio written from the stale journal) and start it (it gets a snapshot from its peers under a new epoch, reloads its Kamailio, and learns its Kamailio's registrations back)";
 
 export interface ClusterStatus {
   nodeId: string;

@@ -75,7 +75,7 @@ describe("formatStatus with the journal behind", () => {
     expect(text.split("\n")[0]).toBe(
       "JOURNAL BEHIND since 2026-11-22T10:00:00.000Z: peer n1 holds 12 of this node's own changes, its journal only 11 (restored from an older copy, or it lost its last commits). " +
         "This node replicates with no peer, refuses changes and writes nothing into its Kamailio. " +
-        "To repair it: stop the agent, move dataDir/journal.sqlite* aside and start it (it gets a snapshot from its peers under a new epoch, and learns its Kamailio's registrations back).",
+        "To repair it: stop the agent, move everything in its dataDir aside (the journal.sqlite* files and the two kamailio-*.json, which describe a Kamailio written from the stale journal) and start it (it gets a snapshot from its peers under a new epoch, reloads its Kamailio, and learns its Kamailio's registrations back).",
     );
     expect(text).toMatch(/^kamailio\s+up, NOT WRITING: this node's journal is behind \(see above\), no event input$/m);
     expect(formatStatus({ ...s, journalBehind: null })).not.toContain("JOURNAL BEHIND");

@@ -66,7 +66,7 @@ describe("local API while the journal is behind", () => {
       expect(answer.error?.message).toBe(
         "this node's journal is behind: peer n1 holds 12 of this node's own changes, its journal only 11 (restored from an older copy, or it lost its last commits). " +
           "It takes no changes until started afresh, as they would be lost then: make this change on another node, and repair this one: " +
-          "stop the agent, move dataDir/journal.sqlite* aside and start it (it gets a snapshot from its peers under a new epoch, and learns its Kamailio's registrations back)",
+          "stop the agent, move everything in its dataDir aside (the journal.sqlite* files and the two kamailio-*.json, which describe a Kamailio written from the stale journal) and start it (it gets a snapshot from its peers under a new epoch, reloads its Kamailio, and learns its Kamailio's registrations back)",
       );
     }
     // Nothing was committed, and reading still works.
