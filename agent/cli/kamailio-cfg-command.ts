@@ -3,11 +3,12 @@
  * cfg-include.ts) with the values from its agent config, or, with --instructions, the few lines an
  * operator adds to their own kamailio.cfg. Flags override what the config says.
  */
+import { isIP } from "node:net";
 import type { Command } from "commander";
 import { ConfigError, loadAgentConfig } from "../config/agent-config.js";
 import { DEFAULT_INCLUDE_PATH, kamailioInclude, kamailioIncludeInstructions } from "../kamailio/cfg-include.js";
 import { evapiBulkToken } from "../kamailio/evapi-bulk.js";
-import { sameSipPeers, sipPeersOf } from "../kamailio/sip-peers.js";
+import { canonicalSipPeers, sameSipPeers, sipPeersOf } from "../kamailio/sip-peers.js";
 
 interface Opts {
   config?: string;
@@ -80,7 +81,9 @@ function peerList(opts: Opts, config: ReturnType<typeof loadConfig> | null, warn
     if (fromConfig.peers === null) throw new Error(`${fromConfig.why}, or ${hint}`);
     return { peers: fromConfig.peers, fixed: false };
   }
-  const peers = [...new Set(opts.peers.split(",").map((s) => s.trim()).filter(Boolean))];
+  const given = opts.peers.split(",").map((s) => s.trim()).filter(Boolean);
+  // Not IP addresses: left as given, for the include's own check to refuse with its message.
+  const peers = given.every((ip) => isIP(ip) !== 0) ? canonicalSipPeers(given) : [...new Set(given)];
   if (fromConfig?.peers && sameSipPeers(peers, fromConfig.peers)) return { peers, fixed: false };
   if (fromConfig?.peers && fromConfig.from === "kamailio.sipPeers") {
     throw new Error(`--peers ${peers.join(",") || "''"} differs from kamailio.sipPeers (${fromConfig.peers.join(", ") || "none"}) in ${opts.config}, ` +

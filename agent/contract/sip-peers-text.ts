@@ -14,6 +14,6 @@ export function sipPeersText(p: SipPeersStatus): string {
     case "pending":
       return `${list}: not set in Kamailio yet${p.note ? ` (${p.note})` : ""}; retried at every check`;
     default:
-      return `left as the include has it: ${p.note ?? ""}`;
+      return `left as it is in Kamailio (the include's list, or the last one this agent set): ${p.note ?? ""}`;
   }
 }

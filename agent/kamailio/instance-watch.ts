@@ -66,6 +66,7 @@ export function createInstanceWatch(deps: {
         log.info({ now: inst }, "first contact with this Kamailio; writing the live state into it");
         return;
       }
+      reloadReason = RESTARTED;
       restarts++;
       metrics.kamailioRestarts.inc();
       log.warn({ previous, now: inst }, "Kamailio restarted (or a reload into it did not finish); putting its state back");

@@ -84,7 +84,10 @@ export async function collectOps(
   // with a phone's own Call-ID registered here; it goes only if the journal removed it after
   // Kamailio last changed it. A phone the journal never heard of (it registered while the agent
   // was away, and Kamailio restarted before a reconcile) stays, for the reconcile to learn.
+  let looked = 0;
   for (const r of inDb.values()) {
+    // A turn of the event loop now and then, as between pages above (evapi, the bulk channel).
+    if (++looked % RELOAD_PAGE === 0) await new Promise((res) => setImmediate(res));
     const known = await deps.store.get("loc", r.aor, r.contact);
     // Stored live after the pages above were read (a REGISTER meanwhile): not the journal's to remove.
     if (known !== null && known.value !== null && liveAt(known.value as BindingValue, nowSec)) continue;

@@ -84,7 +84,7 @@ export function createSipPeerList(deps: {
     const inst = deps.instance();
     if (inst === null) return;
     if (wanted.peers === null) {
-      if (!unmanagedSaid) log.info(`the agent leaves Kamailio's list of nodes that may relay calls to its phones as the include set it: ${wanted.why}`);
+      if (!unmanagedSaid) log.info(`the agent leaves Kamailio's list of nodes that may relay calls to its phones as it is (the include's, or the last one this agent set): ${wanted.why}`);
       unmanagedSaid = true;
       return;
     }

@@ -15,7 +15,7 @@ export type SipPeers =
 export const SIP_PEERS_HINT = "set kamailio.sipPeers to the other nodes' Kamailio SIP source IPs";
 
 export function sipPeersOf(c: Pick<AgentConfig, "mesh" | "hub" | "kamailio">): SipPeers {
-  if (c.kamailio?.sipPeers) return { peers: unique(c.kamailio.sipPeers), from: "kamailio.sipPeers" };
+  if (c.kamailio?.sipPeers) return { peers: canonicalSipPeers(c.kamailio.sipPeers), from: "kamailio.sipPeers" };
   // Through a hub, nodes the config does not name send changes too (and their phones' calls).
   if (c.hub.urls.length > 0) {
     return { peers: null, why: `the agent config uses a hub, through which nodes it does not name take part; ${SIP_PEERS_HINT}` };
@@ -29,8 +29,18 @@ export function sipPeersOf(c: Pick<AgentConfig, "mesh" | "hub" | "kamailio">): S
   return { peers: unique(hosts.map((h) => h.host)), from: "mesh.peers" };
 }
 
+/** The same addresses, in any order. */
 export function sameSipPeers(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((ip, i) => ip === b[i]);
+  const sorted = (l: readonly string[]) => [...l].sort().join(",");
+  return sorted(a) === sorted(b);
+}
+
+/**
+ * Each address once, IPv6 in the compact lower-case form Kamailio prints `$si` in (its default
+ * ipv6_hex_style "c"): the include compares strings, and `2001:DB8:0::3` would never match.
+ */
+export function canonicalSipPeers(ips: readonly string[]): string[] {
+  return unique(ips.map((ip) => (isIP(ip) === 6 ? new URL(`http://[${ip}]`).hostname.slice(1, -1) : ip)));
 }
 
 function unique(ips: readonly string[]): string[] {

@@ -180,7 +180,7 @@ describe("the reconcile line of locmesh status", () => {
     expect(sip({ state: "set", peers: ["10.0.0.2", "10.0.0.3"], note: null })).toMatch(/^kamailio sip peers +10\.0\.0\.2, 10\.0\.0\.3 \(may relay calls to this node's phones; kept current by the agent\)$/);
     expect(sip({ state: "pending", peers: [], note: "no reader" })).toMatch(/ none: not set in Kamailio yet \(no reader\); retried at every check$/);
     expect(sip({ state: "fixed", peers: null, note: "given with `locmesh kamailio-cfg --peers`; set kamailio.sipPeers to have SIGHUP change it" }))
-      .toMatch(/ left as the include has it: given with `locmesh kamailio-cfg --peers`; set kamailio\.sipPeers/);
+      .toMatch(/ left as it is in Kamailio \(the include's list, or the last one this agent set\): given with `locmesh kamailio-cfg --peers`; set kamailio\.sipPeers/);
     // An agent from before the list: no line.
     expect(sip(undefined)).toBeUndefined();
   });

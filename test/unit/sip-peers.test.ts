@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { sipPeersOf } from "../../agent/kamailio/sip-peers.js";
+import { sameSipPeers, sipPeersOf } from "../../agent/kamailio/sip-peers.js";
 
 const peer = (id: string, url: string) => ({ id, url });
 const config = (o: { peers?: { id: string; url: string }[]; hubs?: string[]; sipPeers?: string[] | null } = {}) =>
@@ -25,5 +25,12 @@ describe("sipPeersOf", () => {
     expect(hub).toMatchObject({ why: expect.stringMatching(/uses a hub.*set kamailio\.sipPeers/) });
     const named = sipPeersOf(config({ peers: [peer("a", "ws://10.0.0.2:7100"), peer("b", "ws://sip3.example.com:7100")] }));
     expect(named).toMatchObject({ peers: null, why: expect.stringMatching(/^mesh\.peers b \(sip3\.example\.com\): not an IP address.*set kamailio\.sipPeers/) });
+  });
+
+  it("writes IPv6 entries as Kamailio prints $si (compact, lower case), and compares lists in any order", () => {
+    expect(sipPeersOf(config({ sipPeers: ["2001:DB8:0:0:0:0:0:3", "10.0.0.2", "2001:db8::3"] })))
+      .toEqual({ peers: ["2001:db8::3", "10.0.0.2"], from: "kamailio.sipPeers" });
+    expect(sameSipPeers(["10.0.0.3", "10.0.0.2"], ["10.0.0.2", "10.0.0.3"])).toBe(true);
+    expect(sameSipPeers(["10.0.0.2"], ["10.0.0.2", "10.0.0.3"])).toBe(false);
   });
 });
