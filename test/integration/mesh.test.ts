@@ -167,7 +167,7 @@ describe("three agents", () => {
       // Changes are refused now, saying why and what to do; reads go on.
       const refused = await n3.call("alias.set", { alias: "while-behind@example.com", target: "sip:x@example.com" }).then(() => null, (e: RpcCallError) => e);
       expect(refused?.code).toBe(ErrorCode.JournalBehind);
-      expect(refused?.message).toMatch(/^this node's journal is behind: peer n[12] holds \d+ of this node's own changes, its journal only \d+ .*make this change on another node, and repair this one: stop the agent, move dataDir\/journal\.sqlite\* aside and start it/);
+      expect(refused?.message).toMatch(/^this node's journal is behind: peer n[12] holds \d+ of this node's own changes, its journal only \d+ .*make this change on another node, and repair this one: stop the agent, move everything in its dataDir aside \(the journal\.sqlite\* files and the two kamailio-\*\.json, .*\) and start it/);
       expect(await has(n3, "before-copy@example.com")).toBe(true);
       expect(await has(n3, "while-behind@example.com")).toBe(false);
       // The CLI prints the refusal and exits 1; its status says it above everything else.
@@ -176,7 +176,7 @@ describe("three agents", () => {
       expect(add.stderr).toMatch(/^locmesh: this node's journal is behind: peer n[12] holds/);
       const status = await cli(["status", "-c", n3.configPath]);
       expect(status.code).toBe(0);
-      expect(status.stdout).toMatch(/^JOURNAL BEHIND since \S+: peer n[12] holds \d+ of this node's own changes, its journal only \d+ .* To repair it: stop the agent, move dataDir\/journal\.sqlite\* aside and start it/);
+      expect(status.stdout).toMatch(/^JOURNAL BEHIND since \S+: peer n[12] holds \d+ of this node's own changes, its journal only \d+ .* To repair it: stop the agent, move everything in its dataDir aside \(the journal\.sqlite\* files and the two kamailio-\*\.json, .*\) and start it/);
       expect(status.stdout).toMatch(/^kamailio\s+up, NOT WRITING: this node's journal is behind \(see above\)/m);
 
       // Nothing goes into Kamailio from the stale journal: no reconcile (one a second otherwise),
