@@ -162,12 +162,12 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
     await Promise.all(agents.map((a, i) => publishAliases(a, 0, 20, `before-a${i + 1}-`)));
     await waitFor("80 aliases everywhere", () => allAgree(80));
     const before = await Promise.all(agents.map(changesApplied));
-    // hub1 records its agents every statusIntervalMs; once hub2 reads a1 and a3 there, the status
-    // read below takes rows that hold all four (the rows hub1 falls back on while frozen).
-    await waitFor("hub1's agents recorded in PostgreSQL", async () => {
-      const seen = (await hubs[1]!.call<ClusterStatus>("cluster.status")).peers.filter((p) => p.hub === "hub1").map((p) => p.nodeId);
-      return seen.join() === "a1,a3";
-    });
+    // Each hub records its agents every statusIntervalMs and reads the others' rows when asked.
+    // Once hub2 reads a1 and a3 on hub1 and hub1 reads a2 and a4 on hub2 (a read completed, not
+    // the last rows of a slower one), the rows hub1 falls back on while frozen hold all four.
+    const onHub = async (reader: HubProcess, hub: string) =>
+      (await reader.call<ClusterStatus>("cluster.status")).peers.filter((p) => p.hub === hub && p.asOf === undefined).map((p) => p.nodeId).join();
+    await waitFor("every agent recorded in PostgreSQL and read by both hubs", async () => (await onHub(hubs[1]!, "hub1")) === "a1,a3" && (await onHub(hubs[0]!, "hub2")) === "a2,a4");
     expect((await hubs[0]!.call<ClusterStatus>("cluster.status")).postgres).toMatchObject({ address: `127.0.0.1:${path.port}`, reachable: true, countsAgeSeconds: expect.any(Number) });
     const countedAt = Date.now();
     // Both hubs say their PostgreSQL is up; an agent has none and no such series.
