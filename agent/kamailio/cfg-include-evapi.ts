@@ -17,9 +17,9 @@ import { BULK_ACK, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-b
  * before it connected) would lose whatever the drain sent meanwhile. The include cannot tell the
  * two kinds apart until a connection speaks: the event connection never sends anything, a bulk
  * channel says its hello at once. So a connection counts from connect until it sends its first
- * frame (bulkRoute clears its bit), and events drained in that moment, while the bulk channel
- * is the only connection, are lost: the reconcile the agent runs when its event connection comes
- * up covers them.
+ * frame (bulkRoute clears its bit). Events drained in that moment go to every connection; were
+ * the bulk channel the only one, they would be lost, so the agent opens its bulk channels only
+ * while its event connection is open (bulk-after-events.ts).
  */
 export function connectionRoute(agent: string): string {
   return `# evapi has no authentication: only the locmesh agent may stay connected.

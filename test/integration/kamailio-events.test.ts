@@ -236,8 +236,8 @@ describe("while no agent is connected", () => {
       await openRegisterGate(kam); // as an agent that went away after opening it
       // Bulk channels drop registrar events (evapi-bulk.ts): one open alone must not drain the queue.
       // It is opened first: an event drained between a bulk channel's connect and its hello goes to
-      // it and is lost (cfg-include-evapi.ts; the reconcile covers it), which made this test flaky
-      // on a loaded machine when held1 was queued before the connect.
+      // it alone here and is lost (cfg-include-evapi.ts; the agent opens its channels only beside its
+      // event connection, bulk-after-events.ts), which made this test flaky when held1 came first.
       bulk = await openEvapiBulk({ host: "127.0.0.1", port: kam.evapiPort as number, localAddress: AGENT, token, log, ackTimeoutMs: 5000 });
       expect(await rawRegister(kam.sipPort, "held1")).toBe("SIP/2.0 200 OK");
       expect(await rawRegister(kam.sipPort, "held2")).toBe("SIP/2.0 200 OK");
