@@ -143,7 +143,9 @@ export function describeKamailio(k: KamailioStatus | null): string {
   }[k.writer];
   const events = k.events === null ? "no event input" : k.events.connected ? `events connected (${k.events.received} received)` : "events DISCONNECTED";
   const err = !k.lastError ? "" : k.writer === "refused" ? `; why: ${k.lastError}` : k.writer === "pending" || !k.up ? `; last error: ${k.lastError}` : "";
-  return `${k.up ? "up" : "DOWN"}, ${writer}, ${events}${k.restarts > 0 ? `, ${k.restarts} restart(s) seen` : ""}${err}`;
+  // A write Kamailio refused outright is skipped, not retried: that binding or alias is missing there.
+  const rejected = k.rejected > 0 ? `, ${k.rejected} write(s) REFUSED by Kamailio and skipped (the log's "skipped" lines name them)` : "";
+  return `${k.up ? "up" : "DOWN"}, ${writer}, ${events}${k.restarts > 0 ? `, ${k.restarts} restart(s) seen` : ""}${rejected}${err}`;
 }
 
 export function describeReload(r: KamailioStatus["reload"]): string {

@@ -41,6 +41,8 @@ const KEY_ROLES: readonly KeyRole[] = ["own", "accepted"];
 /** Where a local change comes from: a registrar event, the reconcile with Kamailio, or the API. Each refused one is counted by it (series at 0 from the start). */
 export const CHANGE_SOURCES = ["event", "reconcile", "api"] as const;
 export type ChangeSource = (typeof CHANGE_SOURCES)[number];
+/** Why a write into Kamailio failed: it waits and is retried (unavailable), or it was skipped (rejected). */
+const KAMAILIO_WRITE_FAILURES = ["unavailable", "rejected"] as const;
 
 export function createMetrics(opts: { defaults?: boolean } = {}) {
   const registry = new Registry();
@@ -175,12 +177,13 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
     }),
     pendingWrites: kamailioOnly.add(new Gauge({ name: "locmesh_pending_kamailio_writes", help: "Changes waiting to be written into the local Kamailio", registers: [] })),
     kamailioWrites: kamailioOnly.add(new Counter({ name: "locmesh_kamailio_writes_total", help: "Writes into the local Kamailio, by route (rpc or database)", labelNames: ["route"], registers: [] })),
-    kamailioWriteFailures: kamailioOnly.add(new Counter({
+    // Both series at 0 from the start: the first write Kamailio refuses must alert too.
+    kamailioWriteFailures: kamailioOnly.add(zeroed(new Counter({
       name: "locmesh_kamailio_write_failures_total",
       help: "Kamailio writes that had to wait (unavailable) or were refused (rejected)",
       labelNames: ["reason"],
       registers: [],
-    })),
+    }), KAMAILIO_WRITE_FAILURES)),
     kamailioEvents: kamailioOnly.add(new Counter({ name: "locmesh_kamailio_events_total", help: "Registrar events read from Kamailio, by outcome", labelNames: ["outcome"], registers: [] })),
     kamailioEventsQueued: kamailioOnly.add(new Gauge({ name: "locmesh_kamailio_events_queued", help: "Registrar events read from Kamailio and not yet journaled", registers: [] })),
     kamailioEventPauses: kamailioOnly.add(new Counter({

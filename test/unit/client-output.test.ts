@@ -58,6 +58,12 @@ describe("describeKamailio", () => {
     const k = { up: true, writer: "refused", events: { connected: true, received: 2 }, restarts: 0, lastError: why } as unknown as Parameters<typeof describeKamailio>[0];
     expect(describeKamailio(k)).toBe(`up, NOT ATTACHED: nothing written into it, learned from it or reconciled with it, events connected (2 received); why: ${why}`);
   });
+
+  it("says how many writes Kamailio refused and the agent skipped: those bindings or aliases are missing there", () => {
+    const k = { up: true, writer: "rpc", events: { connected: true, received: 5 }, restarts: 0, rejected: 2, lastError: "Kamailio refused ul.add: 500 …" } as unknown as Parameters<typeof describeKamailio>[0];
+    expect(describeKamailio(k)).toBe('up, writing through jsonrpcs, events connected (5 received), 2 write(s) REFUSED by Kamailio and skipped (the log\'s "skipped" lines name them)');
+    expect(describeKamailio({ ...k!, rejected: 0 } as typeof k)).toBe("up, writing through jsonrpcs, events connected (5 received)");
+  });
 });
 
 describe("formatStatus with the journal behind", () => {

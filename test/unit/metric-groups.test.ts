@@ -28,4 +28,12 @@ describe("series only some nodes have", () => {
     expect(text).toMatch(/^locmesh_kamailio_restarts_total 1$/m);
     expect(text).toMatch(/^locmesh_changes_committed_total 3$/m);
   });
+
+  it("start Kamailio's write failures at 0 for each reason, so the first refused write alerts (increase())", async () => {
+    const metrics = createMetrics({ defaults: false });
+    metrics.exportKamailioSeries();
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/^locmesh_kamailio_write_failures_total\{reason="rejected"\} 0$/m);
+    expect(text).toMatch(/^locmesh_kamailio_write_failures_total\{reason="unavailable"\} 0$/m);
+  });
 });
