@@ -29,11 +29,13 @@ describe("series only some nodes have", () => {
     expect(text).toMatch(/^locmesh_changes_committed_total 3$/m);
   });
 
-  it("start Kamailio's write failures at 0 for each reason, so the first refused write alerts (increase())", async () => {
+  it("start Kamailio's write failures, learned changes and repairs at 0 for each label, so the first one alerts (increase())", async () => {
     const metrics = createMetrics({ defaults: false });
     metrics.exportKamailioSeries();
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/^locmesh_kamailio_write_failures_total\{reason="rejected"\} 0$/m);
     expect(text).toMatch(/^locmesh_kamailio_write_failures_total\{reason="unavailable"\} 0$/m);
+    for (const source of ["event", "reconcile"]) expect(text).toMatch(new RegExp(`^locmesh_kamailio_learned_total\\{source="${source}"\\} 0$`, "m"));
+    for (const source of ["reconcile", "reload"]) expect(text).toMatch(new RegExp(`^locmesh_kamailio_repairs_total\\{source="${source}"\\} 0$`, "m"));
   });
 });
