@@ -1,6 +1,7 @@
 /**
  * Problems that span fields of the agent config: a peer listed twice or with this node's own id,
- * and one address listed twice in `mesh.peers` or `hub.urls`. They are checked on the raw input,
+ * one address listed twice in `mesh.peers` or `hub.urls`, and aliases in alias_db's table with no
+ * database to write them into. They are checked on the raw input,
  * not in a zod refine, because zod skips an object's refinements once any of its fields failed,
  * and the point is to report everything in one go. Values the schema refuses (not a string, not a
  * ws:// URL) are left to the schema's own message.
@@ -22,6 +23,7 @@ export function crossFieldProblems(raw: Raw): FieldProblem[] {
   const peers = Array.isArray(mesh?.["peers"]) ? (mesh["peers"] as unknown[]) : [];
   const hubUrls = Array.isArray(hub?.["urls"]) ? (hub["urls"] as unknown[]) : [];
   return [
+    ...aliasDbProblems(recordOf(raw["kamailio"])),
     ...peerIdProblems(peers, raw["nodeId"]),
     ...sameAddress(
       peers.map((p) => recordOf(p)?.["url"]),
@@ -34,6 +36,19 @@ export function crossFieldProblems(raw: Raw): FieldProblem[] {
       "list each hub once: a hub listed twice is dialed twice in every failover round, and an agent on its later entry keeps leaving it to fail back to the first",
     ),
   ];
+}
+
+/**
+ * alias_db has no RPC (kamailio-5.6.md §5): the agent writes `dbaliases` rows straight into
+ * Kamailio's database. Without one every alias write would be refused and skipped.
+ */
+function aliasDbProblems(kamailio: Raw | undefined): FieldProblem[] {
+  if (kamailio?.["aliases"] !== "dbaliases" || (kamailio["db"] !== undefined && kamailio["db"] !== null)) return [];
+  return [{
+    path: "kamailio.aliases",
+    message: "is dbaliases, which needs kamailio.db: alias_db has no RPC, so the agent writes its table in Kamailio's database. " +
+      "Set kamailio.db.url to alias_db's db_url, or use aliases: usrloc (a usrloc \"aliases\" domain, written over jsonrpcs)",
+  }];
 }
 
 function peerIdProblems(peers: readonly unknown[], nodeId: unknown): FieldProblem[] {

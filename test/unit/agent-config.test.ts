@@ -466,6 +466,12 @@ describe("kamailio section", () => {
     expect(fromEnv({ LOCMESH_KAMAILIO_EVAPI: "127.0.0.1:8448" }, null).kamailio).toBeNull();
   });
 
+  it("refuses aliases in dbaliases without kamailio.db (alias_db has no RPC: every alias write would be skipped)", () => {
+    expect(problemsOf(() => load({ aliases: "dbaliases" }))).toEqual([expect.stringMatching(/^kamailio\.aliases: is dbaliases, which needs kamailio\.db: .*Set kamailio\.db\.url to alias_db's db_url, or use aliases: usrloc/)]);
+    expect(load({ aliases: "dbaliases", db: { url: "sqlite:///var/lib/kamailio/kamailio.db" } }).kamailio).toMatchObject({ aliases: "dbaliases" });
+    expect(load({ aliases: "usrloc" }).kamailio).toMatchObject({ aliases: "usrloc", db: null });
+  });
+
   it("refuses a db.timeZone that is not an IANA zone when the config loads, naming the key", () => {
     const problems = problemsOf(() => load({ db: { url: "postgres://k@h/kamailio", timeZone: "Mars/Olympus" } }));
     expect(problems).toEqual([expect.stringMatching(/^kamailio\.db\.timeZone: "Mars\/Olympus" is not an IANA time zone/)]);
