@@ -5,7 +5,7 @@
 import { PROTOCOL_VERSION } from "../contract/protocol.js";
 import { API_PARAMS, ApiMethod, type listParams, type publishParams, type ListResult, type PublishResult } from "../contract/api-protocol.js";
 import { JOURNAL_BEHIND_REMEDY, type JournalBehindInfo, type ClusterStatus, type PostgresStatus, type CredentialsStatus } from "../contract/cluster-status.js";
-import type { KamailioContact, KamailioListResult, KamailioStatus } from "../contract/kamailio-status.js";
+import type { KamailioAliasResult, KamailioContact, KamailioListResult, KamailioStatus } from "../contract/kamailio-status.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import { isLive, toAlias, toLocation, type Alias, type BindingValue, type Location } from "../contract/records.js";
 import type { JournalBehind } from "../core/journal-behind.js";
@@ -14,6 +14,7 @@ import type { Draft } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { Mesh } from "../mesh/mesh.js";
+import { aliasAgreement, type KamailioAliasView } from "../kamailio/kamailio-alias.js";
 import { createRpcServer, type RpcServer } from "../rpc/server.js";
 import { removeAlias, setAlias } from "./alias-preconditions.js";
 import { z } from "zod";
@@ -57,6 +58,8 @@ export interface KamailioControl {
   status(): Promise<KamailioStatus>;
   reload(reason: string): Promise<unknown>;
   lookup(aor: string): Promise<KamailioContact[]>;
+  alias(alias: string): Promise<KamailioAliasView>;
+  pendingWrites(): number;
   list(p: z.output<typeof listParams>): Promise<KamailioListResult>;
 }
 
@@ -112,6 +115,13 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     return { accepted };
   });
 
+  /** The alias's live target in the journal, or null. */
+  async function aliasTarget(alias: string): Promise<string | null> {
+    const now = nowSec();
+    const live = (await replica.store.listKey("alias", alias)).find((c) => isLive(c, now));
+    return live ? toAlias(live).target : null;
+  }
+
   rpc.method(ApiMethod.LocationLookup, API_PARAMS[ApiMethod.LocationLookup], async (p) => {
     const now = nowSec();
     const bindings = (await replica.store.listKey("loc", p.aor)).filter((c) => isLive(c, now)).map(toLocation);
@@ -141,6 +151,8 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     const page = await replica.store.page("alias", { ...p, nowSec: now });
     return { items: page.items.map(toAlias), next: page.next, total: page.total!, nowSec: now };
   });
+
+  rpc.method(ApiMethod.AliasLookup, API_PARAMS[ApiMethod.AliasLookup], async (p) => ({ alias: p.alias, target: await aliasTarget(p.alias) }));
 
   rpc.method(ApiMethod.ClusterStatus, API_PARAMS[ApiMethod.ClusterStatus], async (): Promise<ClusterStatus> => {
     const hub = deps.postgresStatus ? await deps.postgresStatus(nowSec()) : null;
@@ -189,6 +201,13 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   });
 
   rpc.method(ApiMethod.KamailioList, API_PARAMS[ApiMethod.KamailioList], (p) => attached().list(p));
+
+  rpc.method(ApiMethod.KamailioAlias, API_PARAMS[ApiMethod.KamailioAlias], async (p): Promise<KamailioAliasResult> => {
+    const kamailio = attached();
+    const view = await kamailio.alias(p.alias);
+    const journal = await aliasTarget(p.alias);
+    return { alias: p.alias, ...view, journal, agreement: aliasAgreement(view.store, journal, view.kamailio), pendingWrites: kamailio.pendingWrites() };
+  });
 
   rpc.method(ApiMethod.ClusterResync, API_PARAMS[ApiMethod.ClusterResync], async (p) => {
     const run = mesh.resync(p.peer);

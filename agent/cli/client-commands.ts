@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { ApiMethod, type ListResult } from "../contract/api-protocol.js";
 import type { ClusterStatus } from "../contract/cluster-status.js";
-import type { KamailioBinding, KamailioContact, KamailioListResult } from "../contract/kamailio-status.js";
+import type { KamailioAliasResult, KamailioBinding, KamailioContact, KamailioListResult } from "../contract/kamailio-status.js";
 import type { Alias, Location } from "../contract/records.js";
 import { ConfigError, listenToUrl, loadApiSettings } from "../config/agent-config.js";
 import { FETCH_BAD_PORTS } from "../config/config-schema.js";
@@ -14,7 +14,7 @@ import { AgentUnreachableError, createApiClient, type ApiClient } from "./api-cl
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import { formatStatus } from "./client-output.js";
 import {
-  bindingsOf, describeKamailioTable, formatAliases, formatBindings, formatKamailioContacts, formatKamailioTable, formatLocations,
+  bindingsOf, describeKamailioTable, formatAlias, formatAliases, formatKamailioAlias, formatBindings, formatKamailioContacts, formatKamailioTable, formatLocations,
 } from "./listing-output.js";
 import { runKamailioReload, runResync } from "./resync-progress.js";
 import { cellText } from "./table.js";
@@ -52,6 +52,8 @@ const KAMAILIO_DUMP_WAIT_MS = 45_000;
 export function registerClientCommands(program: Command, io: ClientIo): void {
   const print = (text: string) => io.stdout.write(`${text}\n`);
   const printJson = (value: unknown) => print(JSON.stringify(value ?? null, null, 2));
+  /** An answer as JSON with --json, else as `text` makes it. */
+  const answer = <T>(opts: ClientOpts, value: T, text: (v: T) => string) => (opts.json ? printJson(value) : print(text(value)));
 
   /**
    * Wraps an action: checks the flags (`check`, before the API target is looked up), resolves the
@@ -111,6 +113,17 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
       const r = await client.call<unknown>(ApiMethod.AliasRemove, { alias: name, ...(expectTarget !== undefined ? { expectTarget } : {}) });
       if (opts.json) printJson(r);
       else print(`removed alias ${cellText(name)}`);
+    }),
+  );
+  withClientOptions(
+    alias
+      .command("show")
+      .argument("<alias>", "alias URI, e.g. sip:bob@example.com")
+      .option("--kamailio", "also what this node's Kamailio itself holds for it (usrloc's aliases domain, or alias_db's table), compared with the journal"),
+  ).description("show one alias's target").action(
+    run(async (client, opts, name: string) => {
+      if ((opts as { kamailio?: boolean }).kamailio) answer(opts, await client.call<KamailioAliasResult>(ApiMethod.KamailioAlias, { alias: name }), formatKamailioAlias);
+      else answer(opts, await client.call<{ alias: string; target: string | null }>(ApiMethod.AliasLookup, { alias: name }), (r) => formatAlias(r.alias, r.target));
     }),
   );
   withListOptions(alias.command("ls")).description("list aliases").action(

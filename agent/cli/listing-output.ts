@@ -3,13 +3,39 @@
  * `location ls --kamailio`): the journal's aliases and bindings, and the local Kamailio's contacts
  * and location table beside the journal. Pure functions of their input (plus "now" for expiry).
  */
-import type { KamailioBinding, KamailioContact, KamailioTableSummary } from "../contract/kamailio-status.js";
+import type { KamailioAliasResult, KamailioBinding, KamailioContact, KamailioTableSummary } from "../contract/kamailio-status.js";
 import type { Alias, Location } from "../contract/records.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
 
 export function formatAliases(items: readonly Alias[]): string {
   if (items.length === 0) return "no aliases";
   return formatTable(["ALIAS", "TARGET"], items.map((a) => [a.alias, a.target]));
+}
+
+/** `alias show`: the journal's target for one alias. */
+export function formatAlias(alias: string, target: string | null): string {
+  return target === null ? `no alias ${cellText(alias)}` : `alias ${cellText(alias)} -> ${cellText(target)}`;
+}
+
+/** `alias show --kamailio`: what the local Kamailio holds for the alias, beside the journal. */
+export function formatKamailioAlias(r: KamailioAliasResult): string {
+  const where = r.store === "usrloc" ? `usrloc domain ${r.table}` : `alias_db table ${r.table}`;
+  const verdict = {
+    present: "in line: Kamailio holds what the agent writes for the journal's target",
+    missing: "MISSING from Kamailio: the journal has a target, Kamailio none",
+    differs: "DIFFERS: Kamailio holds another target than the agent writes for the journal's",
+    extra: "EXTRA in Kamailio: the journal has no such alias (removed, and the removal not written yet?)",
+    absent: "neither the journal nor Kamailio has this alias",
+  }[r.agreement];
+  const pending = r.pendingWrites > 0 && r.agreement !== "present" && r.agreement !== "absent"
+    ? ` (${r.pendingWrites} write(s) into Kamailio are still waiting: look again in a moment, or see \`locmesh status\`)`
+    : "";
+  return formatPairs([
+    ["alias", r.alias],
+    ["journal", r.journal ?? "-"],
+    ["kamailio", `${r.kamailio.length === 0 ? "-" : r.kamailio.join(", ")} (${where})`],
+    ["state", `${verdict}${pending}`],
+  ]);
 }
 
 export function formatLocations(items: readonly Location[], nowSec: number): string {

@@ -15,6 +15,8 @@ export const ApiMethod = {
   AliasSet: "alias.set",
   AliasRemove: "alias.remove",
   AliasList: "alias.list",
+  /** One alias's target in the journal (null: none). */
+  AliasLookup: "alias.lookup",
   ClusterStatus: "cluster.status",
   ClusterResync: "cluster.resync",
   /** Write the whole live state into the local Kamailio again; progress in cluster.status. */
@@ -23,6 +25,8 @@ export const ApiMethod = {
   KamailioLookup: "kamailio.lookup",
   /** The local Kamailio's whole location table (ul.dump), paged, each binding compared with the journal. */
   KamailioList: "kamailio.list",
+  /** What the local Kamailio itself holds for an alias (usrloc's aliases domain, or alias_db's table), beside the journal. */
+  KamailioAlias: "kamailio.alias",
   AuthLogin: "auth.login",
   /** WebSocket only: from now on, receive `changes.applied` notifications. */
   ChangesSubscribe: "changes.subscribe",
@@ -137,6 +141,7 @@ export const aliasSetParams = z
  * refused with Conflict (a "remove" must not throw away a change it never saw).
  */
 export const aliasRemoveParams = z.strictObject({ alias: aor, expectTarget: sipUri.optional() });
+export const aliasLookupParams = z.strictObject({ alias: aor });
 export const resyncParams = z.strictObject({ peer: nodeId.optional() });
 export const loginParams = z.strictObject({ token: z.string().max(4096) });
 const noParams = z.strictObject({});
@@ -159,11 +164,13 @@ export const API_PARAMS = {
   [ApiMethod.AliasSet]: aliasSetParams,
   [ApiMethod.AliasRemove]: aliasRemoveParams,
   [ApiMethod.AliasList]: listParams,
+  [ApiMethod.AliasLookup]: aliasLookupParams,
   [ApiMethod.ClusterStatus]: noParams,
   [ApiMethod.ClusterResync]: resyncParams,
   [ApiMethod.KamailioReload]: noParams,
   [ApiMethod.KamailioLookup]: lookupParams,
   [ApiMethod.KamailioList]: listParams,
+  [ApiMethod.KamailioAlias]: aliasLookupParams,
   [ApiMethod.AuthLogin]: loginParams,
   [ApiMethod.ChangesSubscribe]: subscribeParams,
 } as const satisfies Record<(typeof ApiMethod)[keyof typeof ApiMethod], z.ZodType>;

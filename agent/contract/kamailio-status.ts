@@ -1,7 +1,7 @@
 /**
  * What the agent says of its local Kamailio: its state in cluster.status (writes, events, reload,
- * reconcile), and its contacts and location table beside the journal (kamailio.lookup,
- * kamailio.list).
+ * reconcile), and its contacts, location table and aliases beside the journal (kamailio.lookup,
+ * kamailio.list, kamailio.alias).
  * No Node imports here: the web UI imports this file.
  */
 import type { ListResult } from "./api-protocol.js";
@@ -12,6 +12,27 @@ export interface KamailioContact extends Pick<BindingValue, "expires" | "q" | "p
   contact: string;
   /** Set by the agent (ul.add's fixed Call-ID) rather than by a phone's REGISTER here. */
   installedByAgent: boolean;
+}
+
+/**
+ * What the local Kamailio holds for one alias (kamailio.alias), beside the journal. `agreement`:
+ * "present" (Kamailio holds just what the agent writes for the journal's target), "missing" (the
+ * journal has a target, Kamailio none), "differs" (Kamailio holds another target, or several),
+ * "extra" (Kamailio holds a target, the journal none), "absent" (neither has the alias).
+ */
+export interface KamailioAliasResult {
+  alias: string;
+  /** Where this node's aliases live: usrloc's SER-style domain (`aliases: usrloc`) or alias_db's table. */
+  store: "usrloc" | "dbaliases";
+  /** That domain's or table's name. */
+  table: string;
+  /** The targets Kamailio holds, as it holds them (alias_db: sip:username@domain, no parameters). */
+  kamailio: string[];
+  /** The journal's live target; null: none. */
+  journal: string | null;
+  agreement: "present" | "missing" | "differs" | "extra" | "absent";
+  /** Writes into this Kamailio still waiting (an alias set a moment ago may be among them). */
+  pendingWrites: number;
 }
 
 /**

@@ -26,6 +26,7 @@ import { createInstanceWatch } from "./instance-watch.js";
 import { createJournalGate } from "./journal-gate.js";
 import type { BulkToken } from "./bulk-tokens.js";
 import { openKamailioLinks } from "./kamailio-links.js";
+import { readKamailioAlias, type KamailioAliasView } from "./kamailio-alias.js";
 import { createKamailioLiveness, lastErrorOf } from "./kamailio-liveness.js";
 import { createKamailioSink } from "./kamailio-sink.js";
 import { createKamailioTable, toKamailioContact } from "./kamailio-table.js";
@@ -54,6 +55,8 @@ export interface KamailioAttachment {
   setSipPeers(next: SipPeers): void;
   /** The AoR's contacts as this Kamailio holds them (ul.lookup over jsonrpcs). */
   lookup(aor: string): Promise<KamailioContact[]>;
+  /** What this Kamailio holds for an alias (usrloc's aliases domain or alias_db's table, kamailio-alias.ts). */
+  alias(alias: string): Promise<KamailioAliasView>;
   /** A page of this Kamailio's whole location table, compared with the journal (kamailio-table.ts). */
   list(p: Required<ListParams>): Promise<KamailioListResult>;
   drained(): Promise<void>;
@@ -294,6 +297,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     async lookup(aor) {
       return (await links.usrloc.ulLookup(config.locationTable, aor)).map(toKamailioContact);
     },
+    alias: (alias) => readKamailioAlias(links, alias),
     list: (p) => table.list(p),
     reconcile,
     journalSeeded() {

@@ -73,6 +73,10 @@ export interface KamailioDb {
   /** Every live (unexpired or permanent) location row, decoded back to DbBinding + aor and last_modified (Unix s). */
   listLocations(nowSec: number): Promise<Array<DbBinding & { aor: string; lastModified: number }>>;
   listAliases(): Promise<Array<{ alias: string; target: string }>>;
+  /** The targets the alias table holds for one alias (a "sip:" prefix is accepted), as listAliases gives them. */
+  lookupAlias(alias: string): Promise<string[]>;
+  /** The alias table's name. */
+  readonly aliasTable: string;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -213,6 +217,19 @@ export function openKamailioDb(opts: KamailioDbOptions, deps: { log: Logger; now
           target: `sip:${joinAor(String(r["username"]), r["domain"] as string)}`,
         }));
       }),
+    lookupAlias: (alias) =>
+      run(`look up alias ${alias} in ${aliasTable}`, async () => {
+        if (opts.aliasMode === "usrloc") {
+          const { username, domain } = splitAor(aliasAor(alias));
+          const now = driver.encodeTime(nowSec());
+          const rows = await driver.query(`SELECT contact FROM ${aliasTable} WHERE ${accountKey} AND (expires > ? OR expires = ?) ORDER BY id`, [username, domain, now, driver.encodeTime(0)]);
+          return rows.map((r) => String(r["contact"]));
+        }
+        const a = dbAlias(alias);
+        const rows = await driver.query(`SELECT username, domain FROM ${aliasTable} WHERE alias_username = ? AND alias_domain = ? ORDER BY id`, [a.alias_username, a.alias_domain]);
+        return rows.map((r) => `sip:${joinAor(String(r["username"]), r["domain"] as string)}`);
+      }),
+    aliasTable,
     ping: () => run("ping", async () => void (await driver.query("SELECT 1 AS ok"))),
     async close() {
       if (closed) return;

@@ -16,6 +16,7 @@ import { describeKamailio } from "../../agent/cli/client-output.js";
 import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
 import { sleep, waitFor } from "../support/agent-process.js";
 import { TEST_DOMAIN, startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
+import { cli } from "../support/cli-run.js";
 import { sippRegister } from "../support/sipp.js";
 import { sippCall, sippRegisterLoad, startPhone } from "../support/sipp-call.js";
 
@@ -88,6 +89,14 @@ describe("three Kamailio nodes with agents", () => {
     for (const node of cluster.nodes) {
       await waitFor(`alias on ${node.id}`, async () => (await node.lookup(`bobby@${TEST_DOMAIN}`, "aliases")).length === 1);
     }
+    // `alias show --kamailio` reads n3's Kamailio (ul.lookup of its aliases domain) beside the journal.
+    const shown = await cli(["alias", "show", `sip:bobby@${TEST_DOMAIN}`, "--kamailio", "--url", n3.agent.apiUrl, "--token", n3.agent.spec.token]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(new RegExp(`^journal +sip:bob@${TEST_DOMAIN}$`, "m"));
+    expect(shown.stdout).toMatch(new RegExp(`^kamailio +sip:bob@${TEST_DOMAIN} \\(usrloc domain aliases\\)$`, "m"));
+    expect(shown.stdout).toMatch(/^state +in line: /m);
+    const plain = await cli(["alias", "show", `bobby@${TEST_DOMAIN}`, "--url", n3.agent.apiUrl, "--token", n3.agent.spec.token]);
+    expect(plain.stdout.trim(), plain.stderr).toBe(`alias bobby@${TEST_DOMAIN} -> sip:bob@${TEST_DOMAIN}`);
     const phone = startPhone({ dir, port: bob.localPort, name: "bob" });
     try {
       for (const node of cluster.nodes) await sippCall({ dir, proxyPort: node.kamailio.sipPort, to: `sip:bobby@${TEST_DOMAIN}` });
@@ -99,6 +108,7 @@ describe("three Kamailio nodes with agents", () => {
     for (const node of cluster.nodes) {
       await waitFor(`alias gone on ${node.id}`, async () => (await node.lookup(`bobby@${TEST_DOMAIN}`, "aliases")).length === 0);
     }
+    expect(await n1.agent.call("kamailio.alias", { alias: `bobby@${TEST_DOMAIN}` })).toMatchObject({ journal: null, kamailio: [], agreement: "absent" });
   });
 
   it("puts the whole table back into a Kamailio that restarted empty (db_mode 0)", async () => {

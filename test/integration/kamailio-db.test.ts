@@ -214,8 +214,11 @@ describe("SQLite, db_mode 3 with alias_db: Kamailio sees our rows at once", () =
     expect(rawSqlite(path, "SELECT contact FROM location ORDER BY id")).toEqual([{ contact }, { contact: "sip:dave@192.0.2.50" }]);
 
     expect(await ph.send(kam.sipPort, "sip:nick@example.com")).toMatch(NOT_ROUTED);
-    await db.setAlias("nick@example.com", "sip:dave@example.com");
+    await db.setAlias("nick@example.com", "sip:dave@example.com;transport=tcp");
     expect(await db.listAliases()).toEqual([{ alias: "nick@example.com", target: "sip:dave@example.com" }]);
+    // As alias_db holds it (no parameters), whether asked with sip: or without.
+    expect(await db.lookupAlias("sip:nick@example.com")).toEqual(["sip:dave@example.com"]);
+    expect(await db.lookupAlias("nobody@example.com")).toEqual([]);
     expect(await ph.send(kam.sipPort, "sip:nick@example.com")).toBe(`relayed to ${contact}`);
     await db.removeAlias("nick@example.com");
     expect(await ph.send(kam.sipPort, "sip:nick@example.com")).toMatch(NOT_ROUTED);
@@ -242,6 +245,7 @@ describe("SQLite, usrloc-mode aliases (lookup(\"aliases\"), db_mode 1)", () => {
     await db.setAlias("nick@example.com", "sip:old@example.com");
     await db.setAlias("nick@example.com", "sip:erin@example.com");
     expect(await db.listAliases()).toEqual([{ alias: "nick@example.com", target: "sip:erin@example.com" }]);
+    expect(await db.lookupAlias("nick@example.com")).toEqual(["sip:erin@example.com"]);
     const { kam, ul } = await kamailio({ url, mode: 1 });
     expect(await lookupLoaded(ul, "nick@example.com", 1, "aliases")).toMatchObject([{ contact: "sip:erin@example.com", status: "permanent" }]);
     expect(await lookupLoaded(ul, "erin@example.com", 1)).toHaveLength(1);
