@@ -131,7 +131,18 @@ async function runHub(file: string | undefined, env: Record<string, string | und
   runUntilSignalled(hub, log, () => {
     try {
       const next = loadHubConfig({ file, env, onWarning: (w) => log.warn(w) });
-      const agentsChanged = JSON.stringify(next.mesh.agents) !== JSON.stringify(agents);
+      let agentsChanged = JSON.stringify(next.mesh.agents) !== JSON.stringify(agents);
+      // mesh.acceptUnlisted takes effect at a restart only: until then the hub takes mesh.agents
+      // alone, and a list emptied for acceptUnlisted would refuse every agent it drops.
+      const dropped = agents.filter((id) => !next.mesh.agents.includes(id));
+      if (agentsChanged && next.mesh.acceptUnlisted && !config.mesh.acceptUnlisted && dropped.length > 0) {
+        log.error(
+          { dropped },
+          "SIGHUP: not applying mesh.agents, which drops agents, because mesh.acceptUnlisted was turned on in the same change: acceptUnlisted takes effect only " +
+            "when the hub restarts, and until then this hub would refuse the agents dropped from the list. Restart the hub (systemctl restart) to take every agent",
+        );
+        agentsChanged = false;
+      }
       if (agentsChanged) {
         hub.mesh.setAllowed(next.mesh.agents);
         agents = next.mesh.agents;

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { AgentProcess, ROOT, freePort, sleep, waitFor } from "../support/agent-process.js";
+import { publishAliases } from "../support/aliases.js";
 import { HubProcess, SECRET, TOKEN, makeHubCluster, stopHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
@@ -217,5 +218,30 @@ describe("two hubs: metrics and status", () => {
     }
     await waitFor("a3 on a hub again", async () => (await status(a3)).peers.some((p) => p.hub !== undefined && p.hub !== null && p.connected), 30_000);
     expect(hubs.map((h) => h.child?.pid)).toEqual(pids);
+  }, 90_000);
+
+  it("SIGHUP that turns on mesh.acceptUnlisted and empties mesh.agents keeps the list until the restart acceptUnlisted needs: no agent is refused meanwhile", async () => {
+    const pids = hubs.map((h) => h.child?.pid);
+    const logged = hubs.map((h) => readFileSync(h.logPath, "utf8").length);
+    try {
+      for (const h of hubs) {
+        h.spec.config = { mesh: { acceptUnlisted: true, agents: [] } };
+        h.reload();
+      }
+      for (const [i, h] of hubs.entries()) {
+        await waitFor(`${h.spec.id} saying why it keeps mesh.agents`, async () => readFileSync(h.logPath, "utf8").slice(logged[i]).includes("not applying mesh.agents, which drops agents, because mesh.acceptUnlisted was turned on"));
+        expect(readFileSync(h.logPath, "utf8").slice(logged[i])).not.toContain("agent list updated");
+      }
+      // Every agent keeps its hub, and a change still reaches all of them.
+      await publishAliases(agents[0]!, 0, 1, "accept-unlisted-");
+      await waitFor("the alias on every agent", async () => (await Promise.all(agents.map((a) => a.call<{ total: number }>("alias.list", { search: "accept-unlisted-" })))).every((r) => r.total === 1), 30_000);
+      for (const a of agents) expect((await status(a)).peers.find((p) => p.nodeId === "hub")?.lastError ?? "").not.toMatch(/unknown node id/);
+      expect(hubs.map((h) => h.child?.pid)).toEqual(pids);
+    } finally {
+      for (const h of hubs) {
+        h.spec.config = { mesh: { acceptUnlisted: false, agents: ["a1", "a2", "a3"] } };
+        h.reload();
+      }
+    }
   }, 90_000);
 });
