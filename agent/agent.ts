@@ -151,6 +151,20 @@ export async function startAgent(
     throw err;
   }
 
+  /**
+   * In hub mode, this node's changes that no hub has acknowledged are in its journal alone while it
+   * is stopped: said at warn, so that nobody deletes its dataDir (removing the node) before they go.
+   */
+  async function warnUnacknowledged(): Promise<void> {
+    const unacknowledged = await mesh.hubUnacknowledged().catch(() => null);
+    if (typeof unacknowledged !== "number" || unacknowledged === 0) return;
+    log.warn(
+      { changes: unacknowledged },
+      `stopping with ${unacknowledged} change(s) of this node that no hub has acknowledged: they are only in this node's journal, and go to a hub when ` +
+        "the agent runs again. Keep its dataDir; before removing the node for good, start it until `locmesh status` shows `unacknowledged by hub` at 0",
+    );
+  }
+
   return {
     replica,
     mesh,
@@ -166,6 +180,7 @@ export async function startAgent(
       purge.close();
       summary.close();
       await http.close();
+      await warnUnacknowledged();
       await mesh.close();
       await kamailio?.close();
       await replica.close();

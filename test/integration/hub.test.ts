@@ -158,6 +158,11 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     expect(await a1.metric("locmesh_peer_behind_changes", { peer: "hub" })).toBe(500);
     const shown = await cli(["status", "--url", a1.apiUrl, "--token", a1.spec.token]);
     expect(shown.stdout).toMatch(/^unacknowledged by hub +500 changes of this node wait in the journal \(no hub answers; they go when one does\)$/m);
+    // Stopped now, it says at warn that they are in its journal alone: removing the node must wait.
+    await a1.stop();
+    const stopLine = readFileSync(a1.logPath, "utf8").split("\n").find((l) => l.includes("no hub has acknowledged"));
+    expect(JSON.parse(stopLine ?? "null")).toMatchObject({ level: "warn", changes: 500, msg: expect.stringContaining("Keep its dataDir") });
+    await a1.start();
     await hubs[1]!.start();
     await waitFor("13,200 aliases everywhere", () => allAgree(13_200), 30_000);
     await waitFor("a1's changes all on a hub", async () => (await a1.call<ClusterStatus>("cluster.status")).hubUnacknowledged === 0);
