@@ -73,6 +73,14 @@ export function pgStartError(err: unknown, settings: PgConnectionSettings, conne
   const state = sqlStateOf(err);
   const at = `PostgreSQL at ${pgAddress(settings.url)}`;
   const url = "postgres.url (or LOCMESH_POSTGRES_URL)";
+  // pg's own words when the server asks for a password and none was given (not a SQLSTATE).
+  if (/client password must be a string|password authentication .*no password/i.test(err.message)) {
+    return new PostgresUnavailableError(
+      `${at} asked for a password and none was given: put it in ${url} (postgres://user:password@host/db; percent-encode @ : / in it) ` +
+        "or give it through PGPASSWORD or ~/.pgpass of the user the hub runs as",
+      { cause: err },
+    );
+  }
   if (state?.startsWith("28")) {
     return new PostgresUnavailableError(`${at} refused the login: ${err.message}. Check the user and password in ${url} and PostgreSQL's pg_hba.conf`, { cause: err });
   }

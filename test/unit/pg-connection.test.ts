@@ -32,6 +32,12 @@ describe("hub PostgreSQL connections", () => {
     expect(e.message).not.toContain("secret");
   });
 
+  it("says a password is missing, not that PostgreSQL cannot be reached, when the server asks for one", () => {
+    const e = startError(new Error("SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string"));
+    expect(e).toBeInstanceOf(PostgresUnavailableError);
+    expect(e.message).toMatch(/^PostgreSQL at 10\.0\.0\.5:5432 asked for a password and none was given: put it in postgres\.url .* or give it through PGPASSWORD or ~\/\.pgpass/);
+  });
+
   it("says which timeout ran out when PostgreSQL did not answer", () => {
     expect(startError(new Error("Connection terminated due to connection timeout")).message).toMatch(
       /^PostgreSQL at 10\.0\.0\.5:5432 did not answer within 10000 ms \(postgres\.connectTimeoutMs\): .*network path/,
