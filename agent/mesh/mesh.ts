@@ -20,6 +20,7 @@ import { closeReason } from "./close-reason.js";
 import type { AuthFailureReason, Metrics } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
 import { createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
+import { createDuplicateSessions } from "./duplicate-sessions.js";
 import { createBatchRefusals } from "./batch-refusals.js";
 import { startDialer, type Dialer } from "./dialer.js";
 import { createFailbackPolicy } from "./failback.js";
@@ -133,6 +134,8 @@ export function createMesh(deps: {
   });
 
   const throttle = o.authThrottle ?? createAuthThrottle({ keyBy: "address" });
+  /** A peer that keeps opening second sessions: two nodes with one nodeId, most likely. */
+  const duplicates = createDuplicateSessions();
   const onPeerKey = createPeerKeyNotes({ keys: deps.keys, metrics, log });
   const logRefusal = createPeerRefusalLog({ log });
   const refusals = createBatchRefusals({ log });
@@ -166,6 +169,8 @@ export function createMesh(deps: {
           const keepNew = dialerOf(s) <= dialerOf(existing);
           const loser = keepNew ? existing : s;
           log.info({ peer: id, keep: keepNew ? "new" : "existing" }, "two sessions with the same peer; closing one");
+          const flapping = duplicates.note(id, [s.remote, existing.remote]);
+          if (flapping) log.warn({ peer: id }, flapping);
           if (!keepNew) {
             loser.close(4009, "duplicate session");
             return;

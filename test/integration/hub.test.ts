@@ -207,6 +207,25 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     }
   });
 
+  it("warns when two agents run with one nodeId and keep pushing each other's session off the hub", async () => {
+    const a2 = agents[1]!;
+    const logged = hubs.map((h) => readFileSync(h.logPath, "utf8").length);
+    // A copy of a2's node (a cloned VM): same nodeId, key and hubs, its own journal.
+    const twin = new AgentProcess({
+      id: a2.spec.id, meshPort: await freePort(), apiPort: await freePort(), dir: join(dir, "twin"),
+      secret: a2.spec.secret, token: "twin-api-token-0123456789abcdef", peers: [],
+      config: { hub: a2.spec.config?.["hub"] },
+    });
+    await twin.start();
+    try {
+      const warned = () => hubs.flatMap((h, i) => readFileSync(h.logPath, "utf8").slice(logged[i]).split("\n")).find((l) => l.includes(`two nodes may run with nodeId ${a2.spec.id}`));
+      const line = await waitFor("a hub warning of two nodes with one nodeId", async () => warned(), 30_000);
+      expect(JSON.parse(line)).toMatchObject({ level: "warn", peer: a2.spec.id, msg: expect.stringMatching(/opened a second session \d+ times in 10 s \(from .*\)/) });
+    } finally {
+      await twin.stop();
+    }
+  });
+
   it("`locmesh hub migrate` finds the database up to date", () => {
     const res = spawnSync(process.execPath, [join(ROOT, "bin", "locmesh.js"), "hub", "migrate", "--config", hubs[1]!.configPath], { encoding: "utf8" });
     expect(res.stderr).toBe("");

@@ -1,0 +1,36 @@
+/**
+ * A peer that keeps opening a second session. One duplicate is normal: a peer that reconnected
+ * while its old connection was still half-open here (mesh.ts closes one of the two). Many within
+ * seconds mean two nodes run with the same nodeId (a cloned config or VM), each dialling and
+ * pushing the other off: an endless flap that replicates nothing reliably and that info-level
+ * lines alone hid (the hub dry run, F32). Said at warn, at most once a minute per peer, with the
+ * addresses the sessions came from.
+ */
+export interface DuplicateSessions {
+  /** A second session with `peer` from `remotes`; the line to warn with, or null. */
+  note(peer: string, remotes: readonly string[]): string | null;
+}
+
+export function createDuplicateSessions(o: { nowMs?: () => number; windowMs?: number; threshold?: number; everyMs?: number } = {}): DuplicateSessions {
+  const nowMs = o.nowMs ?? Date.now;
+  const windowMs = o.windowMs ?? 10_000;
+  const threshold = o.threshold ?? 5;
+  const everyMs = o.everyMs ?? 60_000;
+  const seen = new Map<string, { at: number[]; remotes: Set<string>; warnedAt: number | null }>();
+  return {
+    note(peer, remotes) {
+      const now = nowMs();
+      const entry = seen.get(peer) ?? { at: [], remotes: new Set<string>(), warnedAt: null };
+      seen.set(peer, entry);
+      entry.at = entry.at.filter((t) => now - t < windowMs);
+      if (entry.at.length === 0) entry.remotes.clear();
+      entry.at.push(now);
+      for (const r of remotes) entry.remotes.add(r);
+      if (entry.at.length < threshold || (entry.warnedAt !== null && now - entry.warnedAt < everyMs)) return null;
+      entry.warnedAt = now;
+      return `${peer} opened a second session ${entry.at.length} times in ${Math.round(windowMs / 1000)} s (from ${[...entry.remotes].sort().join(", ")}): ` +
+        `two nodes may run with nodeId ${peer} (a copied config or VM), each pushing the other off. Give every node its own nodeId; ` +
+        "until then neither replicates reliably";
+    },
+  };
+}
