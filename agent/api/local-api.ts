@@ -16,6 +16,7 @@ import type { Metrics } from "../ops/metrics.js";
 import type { Mesh } from "../mesh/mesh.js";
 import { aliasAgreement, type KamailioAliasView } from "../kamailio/kamailio-alias.js";
 import { createRpcServer, type RpcServer } from "../rpc/server.js";
+import { aliasNotes } from "./alias-notes.js";
 import { removeAlias, setAlias } from "./alias-preconditions.js";
 import { z } from "zod";
 
@@ -137,7 +138,8 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   rpc.method(ApiMethod.AliasSet, API_PARAMS[ApiMethod.AliasSet], async (p) => {
     await setAlias(replica, p);
     metrics.changesCommitted.inc();
-    return { alias: p.alias, target: p.target };
+    const notes = await aliasNotes(p.alias, p.target, aliasTarget);
+    return { alias: p.alias, target: p.target, ...(notes.length > 0 ? { notes } : {}) };
   });
 
   rpc.method(ApiMethod.AliasRemove, API_PARAMS[ApiMethod.AliasRemove], async (p) => {

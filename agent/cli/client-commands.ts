@@ -97,9 +97,11 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
     run(async (client, opts, name: string, target: string) => {
       const ifAbsent = (opts as ClientOpts & { ifAbsent?: boolean }).ifAbsent === true;
       // The agent answers with the normalized URIs; show those, since they are what is stored.
-      const r = await client.call<Partial<Alias> | null>(ApiMethod.AliasSet, { alias: name, target, ...(ifAbsent ? { ifAbsent } : {}) });
+      const r = await client.call<(Partial<Alias> & { notes?: string[] }) | null>(ApiMethod.AliasSet, { alias: name, target, ...(ifAbsent ? { ifAbsent } : {}) });
       if (opts.json) printJson(r);
       else print(`alias ${cellText(r?.alias ?? name)} -> ${cellText(r?.target ?? target)}`);
+      // Set all the same: what Kamailio will make of it (agent/api/alias-notes.ts).
+      for (const note of r?.notes ?? []) io.stderr.write(`locmesh: note: ${note}\n`);
     }),
   );
   withClientOptions(

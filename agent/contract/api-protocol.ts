@@ -5,7 +5,7 @@
  * No Node imports here: the web UI imports this file.
  */
 import { z } from "zod";
-import { LIMITS } from "./sip-uri.js";
+import { LIMITS, uriAor } from "./sip-uri.js";
 import { aor, nodeId, sipUri, socketText, text, uint32 } from "./record-schemas.js";
 
 export const ApiMethod = {
@@ -135,7 +135,8 @@ export const aliasSetParams = z
   .strictObject({ alias: aor, target: sipUri, ifAbsent: z.boolean().optional(), expectTarget: sipUri.optional() })
   .refine((p) => !(p.ifAbsent === true && p.expectTarget !== undefined), {
     message: "ifAbsent and expectTarget exclude each other: ifAbsent adds a new alias, expectTarget edits an existing one",
-  });
+  })
+  .refine((p) => uriAor(p.target) !== p.alias, { message: "an alias cannot forward to itself: give another target", path: ["target"] });
 /**
  * `expectTarget`: only remove the alias while it forwards to that target; one changed meanwhile is
  * refused with Conflict (a "remove" must not throw away a change it never saw).

@@ -66,6 +66,18 @@ export function normalizeAor(input: string): { aor: string } | { error: string }
   return { aor: s };
 }
 
+/**
+ * The AoR a sip: or sips: URI names, as usrloc keys it (`user@host[:port]`, lower-cased, without
+ * parameters or headers): what Kamailio looks up when a request is sent there. Null for a tel:
+ * URI or one without a user part.
+ */
+export function uriAor(uri: string): string | null {
+  const m = /^sips?:([^;?]*)/i.exec(uri.trim());
+  if (!m) return null;
+  const at = m[1]!.lastIndexOf("@");
+  return at <= 0 || at === m[1]!.length - 1 ? null : m[1]!.toLowerCase();
+}
+
 export function checkSocket(socket: string): string | null {
   if (socket === "") return null;
   if (socket.length > LIMITS.socket) return `is longer than ${LIMITS.socket} characters`;

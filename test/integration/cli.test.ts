@@ -129,6 +129,28 @@ describe("locmesh CLI", () => {
     expect(bad.stderr).toMatch(/^locmesh: invalid params: target: SIP URI "not a uri"/);
   });
 
+  it("alias add refuses an alias to itself, and notes what Kamailio will not follow: a chain, a tel: target, a part too long", async () => {
+    const self = await cli(["alias", "add", "sip:desk@example.com", "sip:Desk@example.com;transport=tcp", ...target()]);
+    expect([self.code, self.stderr.trim()]).toEqual([1, "locmesh: invalid params: target: an alias cannot forward to itself: give another target"]);
+
+    expect((await cli(["alias", "add", "sip:bob@example.com", "sip:alice@example.com", ...target()])).code).toBe(0);
+    const chain = await cli(["alias", "add", "sip:frank@example.com", "sip:bob@example.com", ...target()]);
+    expect(chain.code).toBe(0);
+    expect(chain.stdout.trim()).toBe("alias frank@example.com -> sip:bob@example.com");
+    expect(chain.stderr.trim()).toBe(
+      "locmesh: note: the target bob@example.com is itself an alias (to sip:alice@example.com): Kamailio resolves aliases one step, so calls to frank@example.com ring bob@example.com's own phones, not sip:alice@example.com's; point frank@example.com at sip:alice@example.com to forward there",
+    );
+    const tel = await cli(["alias", "add", "sip:fax@example.com", "tel:+15551234", "--json", ...target()]);
+    expect(JSON.parse(tel.stdout)).toMatchObject({ alias: "fax@example.com", target: "tel:+15551234", notes: [expect.stringMatching(/^the target tel:\+15551234 is not a sip: URI with a user: .*\(a gateway route for tel:\)/)] });
+    const long = await cli(["alias", "add", `sip:${"b".repeat(65)}@example.com`, "sip:alice@example.com", ...target()]);
+    expect(long.stderr).toMatch(/^locmesh: note: the alias's user or host part is longer than 64 characters: .*max_username_len/m);
+    // Each was set all the same; one without a note says nothing more.
+    expect((await agent.call<{ total: number }>("alias.list", {})).total).toBe(4);
+    const plain = await cli(["alias", "add", "sip:sales2@example.com", "sip:alice@example.com", ...target()]);
+    expect(plain.stderr).toBe("");
+    for (const a of ["bob", "frank", "fax", "b".repeat(65), "sales2"]) await agent.call("alias.remove", { alias: `${a}@example.com` });
+  });
+
   it("location ls pages and location show prints one AoR's bindings", async () => {
     const expires = Math.floor(Date.now() / 1000) + 3600;
     await agent.call("location.publish", {

@@ -165,6 +165,24 @@ describe("the web UI in a browser", () => {
     await expect.poll(() => row2.count(), { timeout: 10_000 }).toBe(0);
   });
 
+  it("Add says what the agent noted about an alias it added (a chain Kamailio resolves one step)", async () => {
+    await node(0).call("alias.set", { alias: "sip:hop@example.com", target: "sip:alice@example.com" });
+    await page1.getByLabel("Alias (who is called)").fill("sip:chain@example.com");
+    await page1.getByLabel("Forwards to").fill("sip:hop@example.com");
+    await page1.getByRole("button", { name: "Add alias" }).click();
+    await expect.poll(() => page1.locator("form.card p.note").allTextContents()).toEqual([
+      expect.stringMatching(/^Added, but note: the target hop@example\.com is itself an alias \(to sip:alice@example\.com\): Kamailio resolves aliases one step/),
+    ]);
+    await browser.screenshot(page1, "03b-alias-note");
+    for (const a of ["chain", "hop"]) await node(0).call("alias.remove", { alias: `sip:${a}@example.com` });
+    // The next add starts without the note.
+    await page1.getByLabel("Alias (who is called)").fill("bad alias");
+    await page1.getByRole("button", { name: "Add alias" }).click();
+    await expect.poll(() => page1.locator("form.card p.note").count()).toBe(0);
+    await page1.getByLabel("Alias (who is called)").fill("");
+    await page1.getByLabel("Forwards to").fill("");
+  });
+
   it("Add refuses an alias that exists, saying where it forwards, and changes nothing", async () => {
     await page1.getByLabel("Alias (who is called)").fill("sip:Dave@example.com");
     await page1.getByLabel("Forwards to").fill("sip:mallory@example.com");

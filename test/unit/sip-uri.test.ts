@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable } from "../../agent/contract/sip-uri.js";
+import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable, uriAor } from "../../agent/contract/sip-uri.js";
 
 describe("checkSipUri", () => {
   it.each(["sip:alice@10.0.0.1:5060", "sips:alice@example.com;transport=tls", "tel:+15551234", "SIP:bob@host"])(
@@ -88,5 +88,15 @@ describe("unstorable: what Kamailio's jsonrpcs would store changed", () => {
     expect(normalizeAor("nul\u0000x@example.com")).toEqual({ error: expect.stringMatching(/NUL/) });
     expect(normalizeAor("o'brien@example.com")).toEqual({ aor: "o'brien@example.com" });
     expect(checkSocket("udp:h\u0000:5060")).toMatch(/NUL/);
+  });
+});
+
+describe("uriAor", () => {
+  it("gives the AoR Kamailio looks up for a sip: or sips: URI, and null for tel: or no user", () => {
+    expect(uriAor("sip:Bob@Example.com:5080;transport=tcp?subject=x")).toBe("bob@example.com:5080");
+    expect(uriAor(" SIPS:alice@example.com ")).toBe("alice@example.com");
+    expect(uriAor("tel:+15551234")).toBeNull();
+    expect(uriAor("sip:example.com")).toBeNull();
+    expect(uriAor("sip:bob@")).toBeNull();
   });
 });

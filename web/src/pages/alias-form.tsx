@@ -15,6 +15,8 @@ export function AliasForm(props: { onSaved(alias: string): void }) {
   const [target, setTarget] = useState("");
   const [errors, setErrors] = useState<AliasFormErrors>({});
   const [failure, setFailure] = useState<string | null>(null);
+  /** What the agent noted about the alias just added (alias.set's `notes`: Kamailio will not follow it as one may expect). */
+  const [notes, setNotes] = useState<string[]>([]);
   const [busy, setBusy] = useState(false);
 
   async function submit(e: Event) {
@@ -22,13 +24,15 @@ export function AliasForm(props: { onSaved(alias: string): void }) {
     const checked = checkAliasForm({ alias, target });
     setErrors(checked.errors);
     setFailure(null);
+    setNotes([]);
     if (hasErrors(checked.errors)) {
       document.getElementById(checked.errors.alias ? "new-alias" : "new-target")?.focus();
       return;
     }
     setBusy(true);
     try {
-      await client.call(ApiMethod.AliasSet, { alias: checked.alias, target: checked.target, ifAbsent: true });
+      const saved = await client.call<{ notes?: string[] } | null>(ApiMethod.AliasSet, { alias: checked.alias, target: checked.target, ifAbsent: true });
+      setNotes(saved?.notes ?? []);
       setAlias("");
       setTarget("");
       props.onSaved(checked.alias);
@@ -49,6 +53,7 @@ export function AliasForm(props: { onSaved(alias: string): void }) {
         <button type="submit" class="primary" disabled={busy}>{busy ? "Saving…" : "Add alias"}</button>
       </div>
       {failure && <p class="error" role="alert">{failure}</p>}
+      {notes.map((n) => <p class="note" role="status">Added, but note: {n}</p>)}
     </form>
   );
 }
