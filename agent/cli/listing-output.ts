@@ -24,7 +24,7 @@ export function formatKamailioAlias(r: KamailioAliasResult): string {
     present: "in line: Kamailio holds what the agent writes for the journal's target",
     missing: "MISSING from Kamailio: the journal has a target, Kamailio none",
     differs: "DIFFERS: Kamailio holds another target than the agent writes for the journal's",
-    extra: "EXTRA in Kamailio: the journal has no such alias (removed, and the removal not written yet?)",
+    extra: "EXTRA in Kamailio: the journal has no such alias (its removal not written there yet, or it was put there by hand)",
     absent: "neither the journal nor Kamailio has this alias",
   }[r.agreement];
   const pending = r.pendingWrites > 0 && r.agreement !== "present" && r.agreement !== "absent"

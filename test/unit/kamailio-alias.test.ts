@@ -45,6 +45,8 @@ describe("alias show output", () => {
     const inLine = formatKamailioAlias({ ...r, store: "usrloc", table: "aliases", kamailio: ["sip:bob@example.com"], agreement: "present", pendingWrites: 3 });
     expect(inLine).toMatch(/^kamailio +sip:bob@example\.com \(usrloc domain aliases\)$/m);
     expect(inLine).toMatch(/^state +in line: Kamailio holds what the agent writes for the journal's target$/m);
+    const extra = formatKamailioAlias({ ...r, journal: null, kamailio: ["sip:bob@example.com"], agreement: "extra", pendingWrites: 1 });
+    expect(extra).toMatch(/^state +EXTRA in Kamailio: the journal has no such alias \(its removal not written there yet, or it was put there by hand\) \(1 write\(s\) into Kamailio are still waiting/m);
   });
 
   it("shows the journal's alias, or says there is none", () => {
