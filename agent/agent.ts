@@ -111,6 +111,7 @@ export async function startAgent(
     : null;
   const rpc = createLocalApi({
     replica, mesh, log, metrics, startedAtMs, version: packageVersion(), kamailio, journalBehind, credentials: () => credentialsStatus(credentials),
+    journalSeeded: () => store.seeded(),
   });
   const http = createHttpApi({
     listen: config.api.listen,

@@ -49,6 +49,8 @@ export interface LocalApiDeps {
   readOnly?: string;
   /** Set once this node's journal is found behind its peers: writes are refused from then on (agent.ts). */
   journalBehind?: Pick<JournalBehind, "info">;
+  /** An agent: false while its journal, made empty, has not yet caught up with a peer or hub (agent.ts). */
+  journalSeeded?: () => boolean;
   /** Set on a hub: its counts and PostgreSQL's state, answered while PostgreSQL does not (hub/postgres-status.ts). */
   postgresStatus?: (nowSec: number) => Promise<{ counts: ClusterStatus["counts"]; postgres: PostgresStatus }>;
   /** The cluster keys and API tokens, by id, with when each accepted one was last used (ops/key-ring.ts). */
@@ -174,6 +176,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
       resync: mesh.resyncStatus(),
       kamailio,
       journalBehind: deps.journalBehind?.info() ?? null,
+      ...(deps.journalSeeded ? { journalSeeded: deps.journalSeeded() } : {}),
       batchesRefused: mesh.batchRefusals(),
       ...(hub ? { postgres: hub.postgres } : {}),
       ...(hubUnacknowledged === undefined ? {} : { hubUnacknowledged }),

@@ -4,7 +4,7 @@
  * input, so they are easy to test and the commands stay about flow.
  */
 import {
-  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type ClusterStatus, type JournalBehindInfo,
+  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, JOURNAL_NOT_SEEDED, type BatchRefusal, type ClusterStatus, type JournalBehindInfo,
   type KeysStatus, type PostgresStatus, type ResyncStatus,
 } from "../contract/cluster-status.js";
 import type { KamailioReloadInterrupted, KamailioStatus } from "../contract/kamailio-status.js";
@@ -46,6 +46,7 @@ export function formatStatus(s: ClusterStatus): string {
   // "journal behind peer" (or "4004 batch rejected") errors alone do not say what to do.
   const top = [
     ...(s.journalBehind ? [describeJournalBehind(s.journalBehind)] : []),
+    ...(s.journalSeeded === false ? [`NEW JOURNAL, NOT CAUGHT UP YET: ${JOURNAL_NOT_SEEDED}.`] : []),
     ...(s.batchesRefused && s.batchesRefused.length > 0 ? [describeBatchesRefused(s.batchesRefused)] : []),
   ].map((t) => `${t}\n\n`).join("");
   if (s.peers.length === 0) return `${top}${head}\n\nno peers configured`;

@@ -106,6 +106,12 @@ export interface ClusterStatus {
   kamailio: KamailioStatus | null;
   /** Set once a peer showed this node's journal is behind (see JournalBehindInfo); null otherwise, and on a hub. */
   journalBehind: JournalBehindInfo | null;
+  /**
+   * An agent: false while its journal, made empty (a new node, a lost disk, a journal moved aside),
+   * has not yet caught up with a peer or hub once: what it lists may be a fraction of the cluster's.
+   * Absent on hubs and older agents.
+   */
+  journalSeeded?: boolean;
   /** Peers that refuse batches of this node's changes (see BatchRefusal); empty when none. Absent from older nodes. */
   batchesRefused?: BatchRefusal[];
   /** A hub's PostgreSQL, and how old `counts` are; absent on agents. */
@@ -125,6 +131,12 @@ export interface ClusterStatus {
  * Each is named by its id: a fingerprint that names the same key alike on every node and says
  * nothing of the key itself.
  */
+/** What `locmesh status` and the web UI say while an agent's new journal has not caught up (ClusterStatus.journalSeeded). */
+export const JOURNAL_NOT_SEEDED =
+  "this node's journal was made empty (a new node, a lost disk or a journal moved aside) and has not yet caught up with a peer or hub: " +
+  "what it lists may be a fraction of the cluster's. " +
+  "It catches up by itself once one answers (the log then says \"the new journal has caught up with the cluster\")";
+
 export interface KeysStatus {
   /** The id of this node's own: mesh.secret (the key it proves itself with), or api.token. */
   own: string;

@@ -73,12 +73,16 @@ describe("a node joining a running cluster", () => {
     await waitFor("n3 refused as an unknown node", async () => (await n1.metric("locmesh_auth_failures_total", { reason: "unknown node id" })) > 0
       && (await n2.metric("locmesh_auth_failures_total", { reason: "unknown node id" })) > 0);
     expect(await dump(n3)).toEqual([]);
+    // Its status says its new journal has not caught up: the empty lists are not the cluster's.
+    expect((await n3.call<ClusterStatus>("cluster.status")).journalSeeded).toBe(false);
+    for (const n of [n1, n2]) expect((await n.call<ClusterStatus>("cluster.status")).journalSeeded).toBe(true);
 
     const pids = [n1.child?.pid, n2.child?.pid];
     n1.reloadPeers([...n1.spec.peers, { id: "n3", url: n3.meshUrl }]);
     n2.reloadPeers([...n2.spec.peers, { id: "n3", url: n3.meshUrl }]);
 
     await waitFor("n3 holds the full state", async () => JSON.stringify(await dump(n3)) === JSON.stringify(expected));
+    await waitFor("n3's journal caught up", async () => (await n3.call<ClusterStatus>("cluster.status")).journalSeeded === true);
     await waitFor("n3 connected to both", async () => (await connected(n3, "n1")) && (await connected(n3, "n2")));
     expect(await connected(n1, "n3")).toBe(true);
     expect(await connected(n2, "n3")).toBe(true);

@@ -401,15 +401,16 @@ describe("the web UI in a browser", () => {
     await browser.screenshot(page1, "06c-cluster-keys-n1");
   });
 
-  it("shows the Kamailio writer when cluster.status reports one", async () => {
+  it("shows the Kamailio writer when cluster.status reports one, and a new journal that has not caught up", async () => {
     // Agents report `kamailio` once the Kamailio attachment lands; until then the page is fed one by
     // rewriting cluster.status answers on their way from the real agent to the page.
     const page = await browser.newPage();
     await page.routeWebSocket(/\/rpc$/, (ws) => {
       const server = ws.connectToServer();
       server.onMessage((frame) => {
-        const msg = JSON.parse(String(frame)) as { result?: { replicaId?: string; kamailio?: unknown } };
+        const msg = JSON.parse(String(frame)) as { result?: { replicaId?: string; kamailio?: unknown; journalSeeded?: boolean } };
         if (msg.result?.replicaId) {
+          msg.result.journalSeeded = false;
           msg.result.kamailio = {
             up: false, writer: "database", pendingWrites: 1234, rejected: 0, restarts: 1,
             lastError: "FIFO /run/kamailio/kamailio_fifo: ENXIO <b>no reader</b>", lastErrorAt: new Date().toISOString(),
@@ -429,6 +430,8 @@ describe("the web UI in a browser", () => {
       expect(await card.textContent()).toContain("Answeringno");
       expect(await card.locator(".error").textContent()).toBe("FIFO /run/kamailio/kamailio_fifo: ENXIO <b>no reader</b>");
       expect(await page.getByRole("progressbar", { name: "Kamailio reload progress" }).getAttribute("value")).toBe("0.25");
+      const seed = page.getByRole("alert").filter({ has: page.getByRole("heading", { name: "New journal, not caught up yet" }) });
+      expect(await seed.textContent()).toMatch(/This node's journal was made empty .* what it lists may be a fraction of the cluster's\. It catches up by itself/);
       await browser.screenshot(page, "09-cluster-kamailio");
     } finally {
       await page.close();

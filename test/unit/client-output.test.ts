@@ -66,6 +66,15 @@ describe("describeKamailio", () => {
   });
 });
 
+function statusBase(): ClusterStatus {
+  return {
+    nodeId: "n3", replicaId: "n3~0123456789ab", version: "0.1.0", protocol: 1, uptimeSeconds: 5, vv: {},
+    counts: { locations: 0, aliases: 1, tombstones: 0 }, peers: [], pendingWrites: 0,
+    resync: { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null },
+    kamailio: null, journalBehind: null,
+  };
+}
+
 describe("formatStatus with the journal behind", () => {
   it("puts what happened and the fix above everything else, and the Kamailio line says why nothing is written", () => {
     const s: ClusterStatus = {
@@ -85,6 +94,14 @@ describe("formatStatus with the journal behind", () => {
     );
     expect(text).toMatch(/^kamailio\s+up, NOT WRITING: this node's journal is behind \(see above\), no event input$/m);
     expect(formatStatus({ ...s, journalBehind: null })).not.toContain("JOURNAL BEHIND");
+  });
+
+  it("says at the top when a new journal has not caught up yet, and nothing once it has (or from a node that does not say)", () => {
+    const s = { ...statusBase(), journalBehind: null, journalSeeded: false };
+    expect(formatStatus(s).split("\n")[0]).toMatch(/^NEW JOURNAL, NOT CAUGHT UP YET: this node's journal was made empty \(a new node, a lost disk or a journal moved aside\) and has not yet caught up with a peer or hub: what it lists may be a fraction of the cluster's\. It catches up by itself/);
+    expect(formatStatus({ ...s, journalSeeded: true })).not.toContain("NOT CAUGHT UP");
+    const { journalSeeded: _omitted, ...older } = s;
+    expect(formatStatus(older)).not.toContain("NOT CAUGHT UP");
   });
 });
 

@@ -2,7 +2,7 @@
 import { acceptedKeysLastUsedBy, keysText } from "../../../agent/contract/keys-text.js";
 import { sipPeersText } from "../../../agent/contract/sip-peers-text.js";
 import {
-  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, type BatchRefusal, type CredentialsStatus, type JournalBehindInfo, type KeysStatus, type PeerStatus,
+  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, JOURNAL_NOT_SEEDED, type BatchRefusal, type CredentialsStatus, type JournalBehindInfo, type KeysStatus, type PeerStatus,
   type PostgresStatus, type ResyncStatus,
 } from "../../../agent/contract/cluster-status.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
@@ -21,6 +21,16 @@ export function JournalBehindAlert({ b }: { b: JournalBehindInfo }) {
           "This node replicates with no peer, refuses changes and writes nothing into its Kamailio. Make changes on another node."}
       </p>
       <p>{`To repair it: ${JOURNAL_BEHIND_REMEDY}.`}</p>
+    </div>
+  );
+}
+
+/** A new journal that has not caught up yet: its lists may be a fraction of the cluster's (as `locmesh status` says it). */
+export function JournalNotSeededAlert() {
+  return (
+    <div class="card" role="alert">
+      <h2>New journal, not caught up yet</h2>
+      <p class="error">{`This node's ${JOURNAL_NOT_SEEDED.replace(/^this node's /, "")}.`}</p>
     </div>
   );
 }

@@ -6,7 +6,7 @@ import { useRpc } from "../api/use-rpc.js";
 import { LineChart } from "../components/line-chart.js";
 import type { ClusterStatusView } from "../lib/cluster-view.js";
 import { appendSample, ratePoints, sampleOf, type StatusSample } from "../lib/status-history.js";
-import { BatchesRefusedAlert, JournalBehindAlert, KamailioCard, KeysStats, NodeCard, PeerTable, PostgresCard, ResyncCard } from "./cluster-cards.js";
+import { BatchesRefusedAlert, JournalBehindAlert, JournalNotSeededAlert, KamailioCard, KeysStats, NodeCard, PeerTable, PostgresCard, ResyncCard } from "./cluster-cards.js";
 
 const POLL_MS = 2000;
 const WINDOW_MS = 5 * 60_000;
@@ -58,6 +58,7 @@ export function ClusterPage() {
       <h1 id="page-title">Cluster health</h1>
       {error && <p class="error" role="alert">{error}</p>}
       {status?.journalBehind && <JournalBehindAlert b={status.journalBehind} />}
+      {status?.journalSeeded === false && <JournalNotSeededAlert />}
       {status?.batchesRefused && status.batchesRefused.length > 0 && <BatchesRefusedAlert list={status.batchesRefused} />}
       {status && (
         <>
