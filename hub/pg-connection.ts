@@ -47,13 +47,22 @@ export function pgAddress(url: string): string {
  * create tables in `public` (https://www.postgresql.org/docs/15/release-15.html, "Remove PUBLIC
  * creation permission on the public schema"). The hub's role should own its database.
  */
-function privilegeError(err: Error): Error {
+function privilegeError(err: Error, url: string): Error {
+  // The role and database of postgres.url, as pg reads it (PGUSER/PGDATABASE count), so the hint can be pasted as it is.
+  const { user, database } = new pg.Client({ connectionString: url });
+  const role = sqlName(user ?? "locmesh");
+  const db = sqlName(database ?? role);
   return new Error(
     `${err.message}. The hub's PostgreSQL role may not create or use its tables there: since PostgreSQL 15 only the database's ` +
-      "owner may create tables in schema public. Give the hub a database it owns: CREATE ROLE locmesh LOGIN PASSWORD '…'; " +
-      "CREATE DATABASE locmesh OWNER locmesh; (or, in an existing database: ALTER DATABASE locmesh OWNER TO locmesh; ALTER SCHEMA public OWNER TO locmesh;)",
+      `owner may create tables in schema public. Give the hub a database it owns: CREATE ROLE ${role} LOGIN PASSWORD '…'; ` +
+      `CREATE DATABASE ${db} OWNER ${role}; (or, in the existing database: ALTER DATABASE ${db} OWNER TO ${role}; ALTER SCHEMA public OWNER TO ${role};)`,
     { cause: err },
   );
+}
+
+/** An SQL identifier as written in a statement: bare when it may be, else double-quoted. */
+function sqlName(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
 }
 
 export class PostgresUnavailableError extends Error {
@@ -68,7 +77,7 @@ export class PostgresUnavailableError extends Error {
  */
 export function pgStartError(err: unknown, settings: PgConnectionSettings, connecting = false): unknown {
   if (!(err instanceof Error) || err instanceof PostgresUnavailableError) return err;
-  if (sqlStateOf(err) === "42501" || sqlStateOf(err.cause) === "42501") return privilegeError(err);
+  if (sqlStateOf(err) === "42501" || sqlStateOf(err.cause) === "42501") return privilegeError(err, settings.url);
   if (!connecting && !isTransient(classifyPgError(err))) return err;
   const state = sqlStateOf(err);
   const at = `PostgreSQL at ${pgAddress(settings.url)}`;

@@ -60,6 +60,11 @@ describe("hub PostgreSQL connections", () => {
       expect(e.message).toMatch(/permission denied for schema public\. .*since PostgreSQL 15 only the database's owner may create tables in schema public/);
       expect(e.message).toContain("CREATE ROLE locmesh LOGIN PASSWORD '…'; CREATE DATABASE locmesh OWNER locmesh;");
     }
+    // Named after postgres.url's role and database (quoted where SQL needs it), never its password.
+    const other = pgStartError(denied, { ...settings, url: "postgres://hub_role:pw@db/Staging-DB" }) as Error;
+    expect(other.message).toContain(`CREATE ROLE hub_role LOGIN PASSWORD '…'; CREATE DATABASE "Staging-DB" OWNER hub_role;`);
+    expect(other.message).toContain(`ALTER DATABASE "Staging-DB" OWNER TO hub_role;`);
+    expect(other.message).not.toContain("pw@");
   });
 
   it("leaves errors that are not about reaching PostgreSQL as they are: they say what failed", () => {
