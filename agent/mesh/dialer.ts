@@ -245,7 +245,7 @@ export function startDialer(deps: DialerDeps): Dialer {
         return `staying on ${redactUrl(on.url)}, the first of hub.urls`;
       }
       if (firstChanged || !watch?.running()) watch?.watch(on.ws, on.url, on.closed);
-      return `staying on ${redactUrl(on.url)} (still listed); the first of hub.urls is ${redactUrl(urls[0]!)}, checked as failback says`;
+      return `on ${redactUrl(on.url)} for now (still listed); the first of hub.urls is ${redactUrl(urls[0]!)}: the agent moves there once a check finds it taking sessions (a SIGHUP checks at once, then failback's checks go on)`;
     },
     renewFailback() {
       if (!watch) return "not dialing hubs";

@@ -126,7 +126,7 @@ export function createFailbackWatch(deps: FailbackWatchDeps): FailbackWatch {
         log.info({ from: redactUrl(current), to: redactUrl(preferred), hub: hubId }, `moving back to its preferred hub ${hubId}: ${because}`);
         rules.moving(Date.now());
         deps.moveBack(ws);
-        answer?.(`moving back to the preferred hub ${hubId} (${redactUrl(preferred)})`);
+        answer?.(`moving to the preferred hub ${hubId} (${redactUrl(preferred)})`);
         return;
       }
     } finally {

@@ -104,7 +104,7 @@ describe("SIGHUP with a changed hub.urls", () => {
     const load = publish(1, 2000, "reorder");
     // failbackAfterSec is 120 (the default): only SIGHUP's immediate check moves it within the wait.
     const line = await sighup(a2, () => a2.reloadHubs([hub2.meshUrl, hub1.meshUrl]));
-    expect(line).toContain(`"outcome":"moving back to the preferred hub hub2 (${hub2.meshUrl})"`);
+    expect(line).toContain(`"outcome":"moving to the preferred hub hub2 (${hub2.meshUrl})"`);
     await publishUntil("a2 on hub2", async () => (await hubOf(a2)) === "hub2", 15_000);
     await load;
     await Promise.all(agents.map((_, i) => publish(i, 100, "reordered")));

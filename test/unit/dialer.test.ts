@@ -175,7 +175,7 @@ describe("dialer failing back to the first hub URL", () => {
       expect(await d.dialer.failBackNow()).toMatch(/does not take sessions \(closed: 4013 PostgreSQL unreachable\); staying on ws:\/\/b/);
       expect(d.sockets[0]!.closedWith).toBeNull();
       up = true;
-      expect(await d.dialer.failBackNow()).toBe("moving back to the preferred hub hub-a (ws://a)");
+      expect(await d.dialer.failBackNow()).toBe("moving to the preferred hub hub-a (ws://a)");
       await until(() => d.sockets.length === 2);
       expect(d.sockets[1]!.url).toBe("ws://a");
       expect(await d.dialer.failBackNow()).toBe("already on the preferred hub");
@@ -233,7 +233,9 @@ describe("dialer given new hub URLs (SIGHUP)", () => {
     const d = hubDialer({ afterMs: 0, probe: async () => "hub-x", urls: ["ws://a", "ws://b"], refuseFirst: false });
     try {
       await until(() => d.sockets.length === 1);
-      expect(d.dialer.setUrls(["ws://c", "ws://a", "ws://d"])).toBe("staying on ws://a (still listed); the first of hub.urls is ws://c, checked as failback says");
+      expect(d.dialer.setUrls(["ws://c", "ws://a", "ws://d"])).toBe(
+        "on ws://a for now (still listed); the first of hub.urls is ws://c: the agent moves there once a check finds it taking sessions (a SIGHUP checks at once, then failback's checks go on)",
+      );
       expect(d.sockets[0]!.closedWith).toBeNull();
       expect(d.dialer.target.urls).toEqual(["ws://c", "ws://a", "ws://d"]);
       d.sockets[0]!.ws.close(); // hub a went away: next is d, after a in the new list
@@ -266,7 +268,7 @@ describe("dialer given new hub URLs (SIGHUP)", () => {
       d.dialer.setUrls(["ws://b", "ws://a"]);
       expect(await d.dialer.failBackNow()).toBe("already on the preferred hub");
       d.dialer.setUrls(["ws://c", "ws://b"]);
-      expect(await d.dialer.failBackNow()).toBe("moving back to the preferred hub hub-c (ws://c)");
+      expect(await d.dialer.failBackNow()).toBe("moving to the preferred hub hub-c (ws://c)");
       await until(() => d.sockets.length === 2);
       expect(d.sockets[1]!.url).toBe("ws://c");
       expect(d.probes).toEqual(["ws://c"]);
