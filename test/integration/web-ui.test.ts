@@ -408,9 +408,11 @@ describe("the web UI in a browser", () => {
     await page.routeWebSocket(/\/rpc$/, (ws) => {
       const server = ws.connectToServer();
       server.onMessage((frame) => {
-        const msg = JSON.parse(String(frame)) as { result?: { replicaId?: string; kamailio?: unknown; journalSeeded?: boolean } };
+        const msg = JSON.parse(String(frame)) as { result?: { replicaId?: string; kamailio?: unknown; journalSeeded?: boolean; peers?: { connectedSince: string | null }[] } };
         if (msg.result?.replicaId) {
           msg.result.journalSeeded = false;
+          // As a hub shows an agent that is on another hub: connected there, since a time only that hub knows.
+          for (const p of msg.result.peers ?? []) p.connectedSince = null;
           msg.result.kamailio = {
             up: false, writer: "database", pendingWrites: 1234, rejected: 0, restarts: 1,
             lastError: "FIFO /run/kamailio/kamailio_fifo: ENXIO <b>no reader</b>", lastErrorAt: new Date().toISOString(),
@@ -430,6 +432,7 @@ describe("the web UI in a browser", () => {
       expect(await card.textContent()).toContain("Answeringno");
       expect(await card.locator(".error").textContent()).toBe("FIFO /run/kamailio/kamailio_fifo: ENXIO <b>no reader</b>");
       expect(await page.getByRole("progressbar", { name: "Kamailio reload progress" }).getAttribute("value")).toBe("0.25");
+      expect(await page.locator('td[data-label="Connected since"]').allTextContents()).toEqual(["—"]);
       const seed = page.getByRole("alert").filter({ has: page.getByRole("heading", { name: "New journal, not caught up yet" }) });
       expect(await seed.textContent()).toMatch(/This node's journal was made empty .* what it lists may be a fraction of the cluster's\. It catches up by itself/);
       await browser.screenshot(page, "09-cluster-kamailio");

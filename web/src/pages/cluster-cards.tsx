@@ -153,7 +153,8 @@ export function PeerTable({ peers, self, clusterKeys }: { peers: PeerStatus[]; s
               {hubs && <td data-label="Hub">{hubText(p.hub, self, p.asOf)}</td>}
               <td class="num" data-label="Behind (changes)">{p.behindChanges === null ? "—" : formatCount(p.behindChanges)}</td>
               <td class="num" data-label="Behind (s)">{p.behindSeconds === null ? "—" : p.behindSeconds.toFixed(1)}</td>
-              <td data-label="Connected since">{formatTime(p.connectedSince)}</td>
+              {/* No time while the link is down, or while the agent is on another hub (only that hub knows it). */}
+              <td data-label="Connected since">{p.connectedSince ? formatTime(p.connectedSince) : "—"}</td>
               <td class="clip" data-label="Last error">{p.lastError ?? "—"}</td>
             </tr>
           ))}
