@@ -64,7 +64,8 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       this.reset();
       fill(this, value);
     };
-  if (opts.defaults !== false) collectDefaultMetrics({ register: registry, prefix: "locmesh_process_" });
+  // Under the names every Node exporter uses (process_*, nodejs_*), as dashboards expect them.
+  if (opts.defaults !== false) collectDefaultMetrics({ register: registry });
   const r = [registry];
   // Series only some nodes have, registered once the node says it has what they describe (README,
   // "Operations"). A hub exported the Kamailio series at 0, as if it had a Kamailio that was in line

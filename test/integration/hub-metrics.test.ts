@@ -23,7 +23,7 @@ let kamailio: KamailioCluster;
 /** The locmesh_* metric families a node's /metrics names (a family with no series yet still has its # TYPE line), without process metrics. */
 async function families(p: AgentProcess): Promise<string[]> {
   const text = await (await fetch(`${p.apiUrl}/metrics`)).text();
-  return [...text.matchAll(/^# TYPE (locmesh_\w+) /gm)].map((m) => m[1]!).filter((n) => !n.startsWith("locmesh_process_")).sort();
+  return [...text.matchAll(/^# TYPE (locmesh_\w+) /gm)].map((m) => m[1]!).sort();
 }
 const without = (list: string[], ...drop: string[][]) => list.filter((n) => !drop.flat().includes(n));
 

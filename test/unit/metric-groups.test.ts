@@ -38,4 +38,10 @@ describe("series only some nodes have", () => {
     for (const source of ["event", "reconcile"]) expect(text).toMatch(new RegExp(`^locmesh_kamailio_learned_total\\{source="${source}"\\} 0$`, "m"));
     for (const source of ["reconcile", "reload"]) expect(text).toMatch(new RegExp(`^locmesh_kamailio_repairs_total\\{source="${source}"\\} 0$`, "m"));
   });
+
+  it("export the process and Node.js metrics under the names every Node exporter uses", async () => {
+    const text = await createMetrics().registry.metrics();
+    for (const name of ["process_cpu_user_seconds_total", "process_resident_memory_bytes", "nodejs_heap_size_used_bytes"]) expect(text).toMatch(new RegExp(`^${name}(\\{| )`, "m"));
+    expect(text).not.toContain("locmesh_process_");
+  });
 });

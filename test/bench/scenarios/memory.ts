@@ -49,11 +49,16 @@ export async function runMemory(ctx: ScenarioContext): Promise<ScenarioReport> {
   const mem = { n1: memoryOf(n1), n2: memoryOf(n2), n3: memoryOf(n3) };
   // Where the resident memory sits: the V8 heap (JavaScript objects) versus everything else
   // (SQLite's page cache, code, buffers), from the agents' default Prometheus metrics.
-  const heapOf = async (n: typeof n1) => ({
-    heapUsedMiB: (await n.metric("locmesh_process_nodejs_heap_size_used_bytes")) / 2 ** 20,
-    heapTotalMiB: (await n.metric("locmesh_process_nodejs_heap_size_total_bytes")) / 2 ** 20,
-    externalMiB: (await n.metric("locmesh_process_nodejs_external_memory_bytes")) / 2 ** 20,
-  });
+  // prom-client reads all three in nodejs_heap_size_total_bytes's collect: a `?name=` scrape of
+  // the other two alone returns what the last scrape of it set, so that one is asked first.
+  const heapOf = async (n: typeof n1) => {
+    const heapTotalMiB = (await n.metric("nodejs_heap_size_total_bytes")) / 2 ** 20;
+    return {
+      heapUsedMiB: (await n.metric("nodejs_heap_size_used_bytes")) / 2 ** 20,
+      heapTotalMiB,
+      externalMiB: (await n.metric("nodejs_external_memory_bytes")) / 2 ** 20,
+    };
+  };
   const heaps = { n1: await heapOf(n1), n2: await heapOf(n2), n3: await heapOf(n3) };
   const journals = { n1: journalBytes(n1), n2: journalBytes(n2), n3: journalBytes(n3) };
   for (const [id, m] of Object.entries(mem)) {
