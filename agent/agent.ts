@@ -157,12 +157,16 @@ export async function startAgent(
    * is stopped: said at warn, so that nobody deletes its dataDir (removing the node) before they go.
    */
   async function warnUnacknowledged(): Promise<void> {
-    const unacknowledged = await mesh.hubUnacknowledged().catch(() => null);
-    if (typeof unacknowledged !== "number" || unacknowledged === 0) return;
+    const known = await mesh.hubUnacknowledged().catch(() => undefined);
+    if (known === undefined) return; // not in hub mode
+    // Null: no hub has answered this journal yet, so none of its own changes is acknowledged.
+    const unacknowledged = known ?? ((await replica.versionVector())[replica.replicaId] ?? 0);
+    if (unacknowledged === 0) return;
     log.warn(
       { changes: unacknowledged },
-      `stopping with ${unacknowledged} change(s) of this node that no hub has acknowledged: they are only in this node's journal, and go to a hub when ` +
-        "the agent runs again. Keep its dataDir; before removing the node for good, start it until `locmesh status` shows `unacknowledged by hub` at 0",
+      `stopping with ${unacknowledged} change(s) of this node that no hub has acknowledged${known === null ? " (no hub has answered this journal yet)" : ""}: ` +
+        "they are only in this node's journal, and go to a hub when the agent runs again. Keep its dataDir; before removing the node for good, " +
+        "start it until `locmesh status` shows `unacknowledged by hub` at 0",
     );
   }
 

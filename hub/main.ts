@@ -131,21 +131,23 @@ async function runHub(file: string | undefined, env: Record<string, string | und
   runUntilSignalled(hub, log, () => {
     try {
       const next = loadHubConfig({ file, env, onWarning: (w) => log.warn(w) });
-      let agentsChanged = JSON.stringify(next.mesh.agents) !== JSON.stringify(agents);
+      let wanted = next.mesh.agents;
       // mesh.acceptUnlisted takes effect at a restart only: until then the hub takes mesh.agents
-      // alone, and a list emptied for acceptUnlisted would refuse every agent it drops.
-      const dropped = agents.filter((id) => !next.mesh.agents.includes(id));
-      if (agentsChanged && next.mesh.acceptUnlisted && !config.mesh.acceptUnlisted && dropped.length > 0) {
+      // alone, and a list emptied for acceptUnlisted would refuse every agent it drops. Agents
+      // added in the same change are taken; the dropped ones are kept until the restart.
+      const dropped = agents.filter((id) => !wanted.includes(id));
+      if (next.mesh.acceptUnlisted && !config.mesh.acceptUnlisted && dropped.length > 0) {
         log.error(
-          { dropped },
-          "SIGHUP: not applying mesh.agents, which drops agents, because mesh.acceptUnlisted was turned on in the same change: acceptUnlisted takes effect only " +
-            "when the hub restarts, and until then this hub would refuse the agents dropped from the list. Restart the hub (systemctl restart) to take every agent",
+          { kept: dropped },
+          "SIGHUP: keeping the agents this change drops from mesh.agents, because mesh.acceptUnlisted was turned on in the same change: acceptUnlisted takes " +
+            "effect only when the hub restarts, and until then this hub would refuse them. Agents the change adds are taken. Restart the hub (systemctl restart) to take every agent",
         );
-        agentsChanged = false;
+        wanted = [...agents, ...wanted.filter((id) => !agents.includes(id))];
       }
+      const agentsChanged = JSON.stringify(wanted) !== JSON.stringify(agents);
       if (agentsChanged) {
-        hub.mesh.setAllowed(next.mesh.agents);
-        agents = next.mesh.agents;
+        hub.mesh.setAllowed(wanted);
+        agents = wanted;
       }
       const applied = applyCredentials(hub.credentials, next, log);
       const later = settingsNeedingRestart(config, next, HUB_RELOADED_SETTINGS);

@@ -100,8 +100,8 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
       const r = await client.call<(Partial<Alias> & { notes?: string[] }) | null>(ApiMethod.AliasSet, { alias: name, target, ...(ifAbsent ? { ifAbsent } : {}) });
       if (opts.json) printJson(r);
       else print(`alias ${cellText(r?.alias ?? name)} -> ${cellText(r?.target ?? target)}`);
-      // Set all the same: what Kamailio will make of it (agent/api/alias-notes.ts).
-      for (const note of r?.notes ?? []) io.stderr.write(`locmesh: note: ${note}\n`);
+      // Set all the same: what Kamailio will make of it (agent/api/alias-notes.ts); --json has them in `notes`.
+      if (!opts.json) for (const note of r?.notes ?? []) io.stderr.write(`locmesh: note: ${note}\n`);
     }),
   );
   withClientOptions(

@@ -126,17 +126,17 @@ export interface ClusterStatus {
   credentials?: CredentialsStatus;
 }
 
-/**
- * A node's keys of one kind, for rotating them (README, "Rotating the cluster key and API token").
- * Each is named by its id: a fingerprint that names the same key alike on every node and says
- * nothing of the key itself.
- */
 /** What `locmesh status` and the web UI say while an agent's new journal has not caught up (ClusterStatus.journalSeeded). */
 export const JOURNAL_NOT_SEEDED =
   "this node's journal was made empty (a new node, a lost disk or a journal moved aside) and has not yet caught up with a peer or hub: " +
   "what it lists may be a fraction of the cluster's. " +
   "It catches up by itself once one answers (the log then says \"the new journal has caught up with the cluster\")";
 
+/**
+ * A node's keys of one kind, for rotating them (README, "Rotating the cluster key and API token").
+ * Each is named by its id: a fingerprint that names the same key alike on every node and says
+ * nothing of the key itself.
+ */
 export interface KeysStatus {
   /** The id of this node's own: mesh.secret (the key it proves itself with), or api.token. */
   own: string;

@@ -62,20 +62,17 @@ function parse(text: string | null, replicaId: string): number | null {
 }
 
 /**
- * A hub session that starts holding far fewer of this node's changes than a hub acknowledged
- * before: its PostgreSQL lost them (restored from an older backup), or, when it holds none, most
- * likely it uses another database than the hubs before it: a typo in its postgres.url splits the
- * cluster in two, each half replicating through its own database (the hub dry run, F35). Either
- * way the agent sends them again, so nothing is lost here, but the operator must hear of it.
- * Small deficits are left alone: a hub learns other hubs' commits through NOTIFY, a moment late.
- * Returns the warning, or null.
+ * A hub session that starts with the hub holding none of this node's changes, where a hub had
+ * acknowledged some: most likely it uses another database than the hubs before it (a typo in its
+ * postgres.url splits the cluster in two, each half replicating through its own database: the hub
+ * dry run, F35), or that database was recreated empty. The agent sends them again, so nothing is
+ * lost here, but the operator must hear of it. A hub holding fewer but some is left alone: it
+ * learns other hubs' commits through NOTIFY, a moment (or, while its LISTEN connection is remade,
+ * seconds) late, so a partial deficit at session start is no evidence. Returns the warning, or null.
  */
-export function hubHoldsLess(hub: string, before: number | null, now: number, batchSize: number): string | null {
-  if (before === null || before === 0 || now >= before) return null;
-  if (now > 0 && before - now <= 10 * batchSize) return null;
-  const why = now === 0
-    ? "its PostgreSQL holds none of them: check that every hub's postgres.url names the same database (a hub on another one splits the cluster, each half replicating only within its own), or whether that database was recreated empty"
-    : "its PostgreSQL lost some (restored from an older backup, or a failover that lost commits), or it is another database than the other hubs use: check every hub's postgres.url";
-  return `hub ${hub} holds ${now} of this node's changes, where a hub had acknowledged ${before}: ${why}. This node sends them again`;
+export function hubHoldsNone(hub: string, before: number | null, now: number): string | null {
+  if (before === null || before === 0 || now > 0) return null;
+  return `hub ${hub} holds none of this node's changes, where a hub had acknowledged ${before}: check that every hub's postgres.url names the same database ` +
+    "(a hub on another one splits the cluster, each half replicating only within its own), or whether that database was recreated empty. " +
+    "This node sends them again";
 }
-

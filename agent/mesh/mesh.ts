@@ -27,7 +27,7 @@ import { createFailbackPolicy } from "./failback.js";
 import { probeHub } from "./hub-probe.js";
 import { createPeerSession, type PeerSession, type SessionOptions } from "./peer-session.js";
 import { createCatchUpWatch } from "./catch-up-watch.js";
-import { hubHoldsLess, openHubAcknowledged, type HubAcknowledged } from "./hub-acknowledged.js";
+import { hubHoldsNone, openHubAcknowledged, type HubAcknowledged } from "./hub-acknowledged.js";
 import type { KeyRing } from "../ops/key-ring.js";
 import { createPeerKeyNotes, createPeerRefusalLog } from "./peer-keys.js";
 import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
@@ -182,7 +182,7 @@ export function createMesh(deps: {
         readyAt.set(s, Date.now());
         // At once: a hub that lost data (a PostgreSQL failover) holds less than it said before.
         if (s.peerIsHub) {
-          const warning = hubHoldsLess(id, hubAcknowledged.held(), s.peerVector()[replica.replicaId] ?? 0, o.batchSize);
+          const warning = hubHoldsNone(id, hubAcknowledged.held(), s.peerVector()[replica.replicaId] ?? 0);
           if (warning) log.warn({ hub: id }, warning);
         }
         noteHubHolds(s);

@@ -143,7 +143,12 @@ describe("locmesh CLI", () => {
     const tel = await cli(["alias", "add", "sip:fax@example.com", "tel:+15551234", "--json", ...target()]);
     expect(JSON.parse(tel.stdout)).toMatchObject({ alias: "fax@example.com", target: "tel:+15551234", notes: [expect.stringMatching(/^the target tel:\+15551234 is not a sip: URI with a user: .*\(a gateway route for tel:\)/)] });
     const long = await cli(["alias", "add", `sip:${"b".repeat(65)}@example.com`, "sip:alice@example.com", ...target()]);
-    expect(long.stderr).toMatch(/^locmesh: note: the alias's user or host part is longer than 64 characters: .*max_username_len/m);
+    expect(long.stderr).toMatch(/^locmesh: note: the alias's user or host part is longer than 64 characters: .*USERNAME_MAX_SIZE and DOMAIN_MAX_SIZE/m);
+    // Two aliases to each other: a loop, said as such (not "point it at itself").
+    const loop = await cli(["alias", "add", "sip:bob@example.com", "sip:frank@example.com", ...target()]);
+    expect(loop.stderr.trim()).toBe(
+      "locmesh: note: frank@example.com is an alias back to bob@example.com: the two forward to each other, and Kamailio resolves one step, so calls to bob@example.com ring frank@example.com's own phones (and calls to frank@example.com ring bob@example.com's)",
+    );
     // Each was set all the same; one without a note says nothing more.
     expect((await agent.call<{ total: number }>("alias.list", {})).total).toBe(4);
     const plain = await cli(["alias", "add", "sip:sales2@example.com", "sip:alice@example.com", ...target()]);

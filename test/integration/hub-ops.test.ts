@@ -229,7 +229,7 @@ describe("two hubs: metrics and status", () => {
         h.reload();
       }
       for (const [i, h] of hubs.entries()) {
-        await waitFor(`${h.spec.id} saying why it keeps mesh.agents`, async () => readFileSync(h.logPath, "utf8").slice(logged[i]).includes("not applying mesh.agents, which drops agents, because mesh.acceptUnlisted was turned on"));
+        await waitFor(`${h.spec.id} saying why it keeps mesh.agents`, async () => readFileSync(h.logPath, "utf8").slice(logged[i]).includes("keeping the agents this change drops from mesh.agents, because mesh.acceptUnlisted was turned on"));
         expect(readFileSync(h.logPath, "utf8").slice(logged[i])).not.toContain("agent list updated");
       }
       // Every agent keeps its hub, and a change still reaches all of them.

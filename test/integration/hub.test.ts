@@ -202,6 +202,11 @@ describe("two hubs, four agents, one PostgreSQL", () => {
       expect(st.hubUnacknowledged).toBeNull();
       const shown = await cli(["status", "--url", intruder.apiUrl, "--token", intruder.spec.token]);
       expect(shown.stdout).toMatch(/^unacknowledged by hub +unknown \(no hub has answered since this node's journal was made\)$/m);
+      // A change made now is in its journal alone; stopping, it says so (no hub has answered at all).
+      await intruder.call("alias.set", { alias: "sip:lonely@example.com", target: "sip:desk@example.com" });
+      await intruder.stop();
+      const stopLine = readFileSync(intruder.logPath, "utf8").split("\n").find((l) => l.includes("no hub has acknowledged"));
+      expect(JSON.parse(stopLine ?? "null")).toMatchObject({ level: "warn", changes: 1, msg: expect.stringContaining("(no hub has answered this journal yet)") });
     } finally {
       await intruder.stop();
     }

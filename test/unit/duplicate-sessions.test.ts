@@ -25,7 +25,7 @@ describe("duplicate sessions", () => {
       now += 100;
     }
     expect(lines.slice(0, 4)).toEqual([null, null, null, null]);
-    expect(lines[4]).toMatch(/^sip1 opened a second session 5 times in 10 s \(from 10\.0\.0\.1:1, 10\.0\.0\.9:2\): two nodes may run with nodeId sip1 .*Give every node its own nodeId/);
+    expect(lines[4]).toMatch(/^sip1 opened a second session 5 times in 10 s \(from 10\.0\.0\.1, 10\.0\.0\.9\): two nodes may run with nodeId sip1 .*Give every node its own nodeId/);
     for (let i = 0; i < 50; i++) {
       now += 500;
       expect(d.note("sip1", ["10.0.0.1:1"])).toBeNull();
@@ -36,4 +36,16 @@ describe("duplicate sessions", () => {
     // Another peer has its own count.
     expect(d.note("sip2", ["10.0.0.2:1"])).toBeNull();
   });
+
+  it("names the hosts of the window only, however long the flap lasts and whatever ports each redial takes", () => {
+    let now = 0;
+    const d = createDuplicateSessions({ nowMs: () => now });
+    let last: string | null = null;
+    for (let i = 0; i < 3000; i++) { // 5 minutes of redials every 100 ms, each from a new port
+      last = d.note("sip1", [`10.0.0.${i < 1500 ? 7 : 8}:${40000 + i}`, `[2001:db8::1]:${50000 + i}`]) ?? last;
+      now += 100;
+    }
+    expect(last).toMatch(/^sip1 opened a second session 100 times in 10 s \(from 10\.0\.0\.8, \[2001:db8::1\]\): /);
+  });
 });
+

@@ -53,7 +53,7 @@ export function AliasForm(props: { onSaved(alias: string): void }) {
         <button type="submit" class="primary" disabled={busy}>{busy ? "Saving…" : "Add alias"}</button>
       </div>
       {failure && <p class="error" role="alert">{failure}</p>}
-      {notes.map((n) => <p class="note" role="status">Added, but note: {n}</p>)}
+      {notes.map((n) => <p class="note" role="status" key={n}>Added, but note: {n}</p>)}
     </form>
   );
 }
