@@ -14,6 +14,8 @@ export interface ForgetOutcome {
   listed: string[];
   /** Still on a hub (recorded within the staleness window): stop the agent first. */
   connected: { nodeId: string; hubNode: string }[];
+  /** The staleness window (s): an agent stopped less than this ago still reads as connected. */
+  staleSec: number;
   /** No hub ever recorded them (or they were forgotten already). */
   unknown: string[];
 }
@@ -28,7 +30,7 @@ export async function forgetAgents(client: pg.ClientBase, nodeIds: readonly stri
   const forgotten = (await client.query<{ node_id: string }>(FORGET, [ids, staleSec])).rows.map((r) => r.node_id);
   const connected = (await client.query<{ node_id: string; hub_node: string }>(REMAINING, [ids])).rows.map((r) => ({ nodeId: r.node_id, hubNode: r.hub_node }));
   const seen = new Set([...forgotten, ...connected.map((c) => c.nodeId)]);
-  return { forgotten: ids.filter((id) => forgotten.includes(id)), listed, connected, unknown: ids.filter((id) => !seen.has(id)) };
+  return { forgotten: ids.filter((id) => forgotten.includes(id)), listed, connected, unknown: ids.filter((id) => !seen.has(id)), staleSec };
 }
 
 /** What the command prints: one line per agent, saying what to do about those it left. */
@@ -36,7 +38,9 @@ export function describeForget(o: ForgetOutcome): string {
   return [
     ...o.forgotten.map((id) => `forgot ${id}: no hub reports it any more`),
     ...o.listed.map((id) => `${id} is still listed in mesh.agents: hubs keep reporting it (0 while it is down); remove it from mesh.agents on every hub and send them SIGHUP (systemctl reload)`),
-    ...o.connected.map((c) => `${c.nodeId} is connected to hub ${c.hubNode} now: stop it (or take it out of service) first, then forget it`),
+    ...o.connected.map((c) =>
+      `${c.nodeId} is connected to hub ${c.hubNode} now (recorded within the last ${o.staleSec} s): stop it (or take it out of service) first, then forget it; ` +
+      `if it has just stopped, run this again in ${o.staleSec} s`),
     ...o.unknown.map((id) => `${id}: no hub has recorded it; nothing to forget`),
   ].join("\n");
 }
