@@ -59,7 +59,8 @@ export function removeAlias(replica: Replica, p: AliasRemoveRequest): Promise<bo
     if (current !== expectTarget) {
       throw new RpcError(
         ErrorCode.Conflict,
-        `alias ${p.alias} was changed meanwhile: it now forwards to ${current}, not ${expectTarget}; remove it again if it should still go`,
+        // The expected target may be the caller's typo (`alias rm --expect-target`), not an older read.
+        `alias ${p.alias} forwards to ${current}, not ${expectTarget}: it was changed meanwhile, or that was never its target; remove it again if it should still go`,
         { alias: p.alias, target: current },
       );
     }

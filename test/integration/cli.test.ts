@@ -112,7 +112,7 @@ describe("locmesh CLI", () => {
 
     const stale = await cli(["alias", "rm", "sip:sales@example.com", "--expect-target", "sip:bob@example.com", ...target()]);
     expect([stale.code, stale.stderr.trim()]).toEqual([
-      1, "locmesh: alias sales@example.com was changed meanwhile: it now forwards to sip:alice@example.com, not sip:bob@example.com; remove it again if it should still go",
+      1, "locmesh: alias sales@example.com forwards to sip:alice@example.com, not sip:bob@example.com: it was changed meanwhile, or that was never its target; remove it again if it should still go",
     ]);
     const rm = await cli(["alias", "rm", "sip:sales@example.com", "--expect-target", "sip:alice@example.com", ...target()]);
     expect(rm.code).toBe(0);

@@ -342,7 +342,7 @@ describe("locations and aliases", () => {
     const stale = await callError("alias.remove", { alias, expectTarget: "sip:ann@example.com" });
     expect([stale.code, stale.message, stale.data]).toEqual([
       ErrorCode.Conflict,
-      "alias front@example.com was changed meanwhile: it now forwards to sip:bob@example.com, not sip:ann@example.com; remove it again if it should still go",
+      "alias front@example.com forwards to sip:bob@example.com, not sip:ann@example.com: it was changed meanwhile, or that was never its target; remove it again if it should still go",
       { alias, target: "sip:bob@example.com" },
     ]);
     expect(await target()).toEqual(["sip:bob@example.com"]);

@@ -241,7 +241,7 @@ describe("the web UI in a browser", () => {
       await row3.getByRole("button", { name: "Remove ivan@example.com" }).click();
       await row3.getByRole("button", { name: "Yes, remove" }).click();
       await expect.poll(() => row3.getByRole("alert").textContent()).toBe(
-        "alias ivan@example.com was changed meanwhile: it now forwards to sip:leo@example.org, not sip:judy@example.org; remove it again if it should still go",
+        "alias ivan@example.com forwards to sip:leo@example.org, not sip:judy@example.org: it was changed meanwhile, or that was never its target; remove it again if it should still go",
       );
       expect(await aliasTarget(node(1), "ivan@example.com")).toBe("sip:leo@example.org");
       expect(await row3.textContent()).toContain("sip:judy@example.org");
