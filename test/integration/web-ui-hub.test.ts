@@ -91,6 +91,26 @@ describe("the Cluster page of a hub and of an agent in hub mode", () => {
     expect(await stat(card(agentPage, "Node a1"), "Counts")).toBeNull();
   }, 60_000);
 
+  it("lists the aliases on a hub without the Add form, Edit or Remove (a hub makes no changes), and says where to make them; an agent's page has them", async () => {
+    await hubPage.getByRole("link", { name: "Aliases" }).click();
+    await expect.poll(() => hubPage.locator("tr[data-alias]").count(), poll).toBe(5);
+    await expect.poll(() => textOf(hubPage.getByRole("note")), poll).toMatch(/^This is a hub: it relays the agents' changes and makes none\. Add, edit and remove aliases on an agent's web UI/);
+    expect(await hubPage.getByRole("button", { name: "Add alias" }).count()).toBe(0);
+    expect(await hubPage.getByRole("button", { name: /^(Edit|Remove) / }).count()).toBe(0);
+    await browser.screenshot(hubPage, "12b-hub-aliases");
+
+    await agentPage.getByRole("link", { name: "Aliases" }).click();
+    await expect.poll(() => agentPage.locator("tr[data-alias]").count(), poll).toBe(5);
+    expect(await agentPage.getByRole("button", { name: "Add alias" }).count()).toBe(1);
+    expect(await agentPage.getByRole("button", { name: /^Edit / }).count()).toBe(5);
+    expect(await agentPage.getByRole("note").count()).toBe(0);
+    // Back to the Cluster pages the tests below read.
+    for (const page of [hubPage, agentPage]) {
+      await page.getByRole("link", { name: "Cluster" }).click();
+      await page.getByRole("heading", { name: "Peer links" }).waitFor();
+    }
+  }, 60_000);
+
   it("says PostgreSQL is unreachable, since when, why and what the hub does about it, and marks the counts stale, while its path is frozen", async () => {
     path.freeze();
     const pg = card(hubPage, "PostgreSQL");

@@ -16,7 +16,8 @@ import { checkAliasForm } from "../lib/alias-form.js";
 
 type Mode = "view" | "edit" | "confirm-remove";
 
-export function AliasRow(props: { alias: Alias; onChanged(): void }) {
+/** `readOnly`: a hub's page, which lists the aliases but cannot change them (its API refuses writes). */
+export function AliasRow(props: { alias: Alias; onChanged(): void; readOnly?: boolean }) {
   const client = useRpc();
   const { alias, target } = props.alias;
   const [mode, setMode] = useState<Mode>("view");
@@ -78,7 +79,7 @@ export function AliasRow(props: { alias: Alias; onChanged(): void }) {
         {error && <p class="field-error" role="alert">{error}</p>}
       </td>
       <td class="row-actions">
-        {mode === "view" && (
+        {mode === "view" && !props.readOnly && (
           <>
             <button type="button" ref={editButton} onClick={() => (setDraft(target), setBase(target), setError(null), setMode("edit"))} aria-label={`Edit ${alias}`}>Edit</button>
             <button type="button" ref={removeButton} class="danger" onClick={() => (setBase(target), setError(null), setMode("confirm-remove"))} aria-label={`Remove ${alias}`}>Remove</button>
