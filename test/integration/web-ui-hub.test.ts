@@ -82,6 +82,9 @@ describe("the Cluster page of a hub and of an agent in hub mode", () => {
     const node = card(hubPage, "Node hub1");
     await expect.poll(() => stat(node, "Aliases"), poll).toBe("5");
     expect(await stat(node, "Counts")).toMatch(/^counted \d+s ago$/);
+    // A hub has no Kamailio of its own: the figure is its agents' sum, and says so.
+    expect(await stat(node, "Agents' pending Kamailio writes")).toBe("0");
+    expect(await stat(node, "Pending Kamailio writes")).toBeNull();
     await browser.screenshot(hubPage, "12-hub-cluster");
 
     // The agent's one link is to its hub; an agent has no PostgreSQL card.
@@ -89,6 +92,7 @@ describe("the Cluster page of a hub and of an agent in hub mode", () => {
     await expect.poll(() => hubCell(agentPage, "hub1"), poll).toBe("hub1");
     expect(await card(agentPage, "PostgreSQL").count()).toBe(0);
     expect(await stat(card(agentPage, "Node a1"), "Counts")).toBeNull();
+    expect(await stat(card(agentPage, "Node a1"), "Pending Kamailio writes")).toBe("0");
   }, 60_000);
 
   it("lists the aliases on a hub without the Add form, Edit or Remove (a hub makes no changes), and says where to make them; an agent's page has them", async () => {

@@ -64,7 +64,8 @@ export function NodeCard({ s }: { s: ClusterStatusView }) {
         <Stat k="Locations" v={countText(s.counts.locations, counts)} />
         <Stat k="Aliases" v={countText(s.counts.aliases, counts)} />
         {counts.age && <Stat k="Counts" v={counts.age} />}
-        <Stat k="Pending Kamailio writes" v={formatCount(s.kamailio?.pendingWrites ?? s.pendingWrites)} />
+        {/* A hub (it reports its PostgreSQL) has no Kamailio: its figure is the sum its agents report. */}
+        <Stat k={s.postgres ? "Agents' pending Kamailio writes" : "Pending Kamailio writes"} v={formatCount(s.kamailio?.pendingWrites ?? s.pendingWrites)} />
       </dl>
     </div>
   );
