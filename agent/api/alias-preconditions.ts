@@ -8,6 +8,7 @@ import { ErrorCode, RpcError } from "../contract/errors.js";
 import type { aliasRemoveParams, aliasSetParams } from "../contract/api-protocol.js";
 import type { AliasValue } from "../contract/records.js";
 import type { Replica } from "../core/replica.js";
+import type { ReplicaStore } from "../core/store.js";
 
 export type AliasSetRequest = z.output<typeof aliasSetParams>;
 export type AliasRemoveRequest = z.output<typeof aliasRemoveParams>;
@@ -84,9 +85,12 @@ async function commitAlias(
     const [written] = await replica.commit([draft]);
     return Boolean(written);
   }
-  const [written] = await replica.commitChecked(async (store) => {
-    const held = await store.get("alias", alias, "");
-    return check(held?.value ? (held.value as AliasValue).target : null) ? [draft] : [];
-  });
+  const [written] = await replica.commitChecked(async (store) => (check(await aliasTargetIn(store, alias)) ? [draft] : []));
   return Boolean(written);
+}
+
+/** The target the alias forwards to in the journal now; null when there is none (never set, or removed). */
+export async function aliasTargetIn(store: Pick<ReplicaStore, "get">, alias: string): Promise<string | null> {
+  const held = await store.get("alias", alias, "");
+  return held?.value ? (held.value as AliasValue).target : null;
 }

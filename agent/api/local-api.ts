@@ -17,7 +17,7 @@ import type { Mesh } from "../mesh/mesh.js";
 import { aliasAgreement, type KamailioAliasView } from "../kamailio/kamailio-alias.js";
 import { createRpcServer, type RpcServer } from "../rpc/server.js";
 import { aliasNotes } from "./alias-notes.js";
-import { removeAlias, setAlias } from "./alias-preconditions.js";
+import { aliasTargetIn, removeAlias, setAlias } from "./alias-preconditions.js";
 import { z } from "zod";
 
 export interface ApiContext {
@@ -118,12 +118,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     return { accepted };
   });
 
-  /** The alias's live target in the journal, or null. */
-  async function aliasTarget(alias: string): Promise<string | null> {
-    const now = nowSec();
-    const live = (await replica.store.listKey("alias", alias)).find((c) => isLive(c, now));
-    return live ? toAlias(live).target : null;
-  }
+  const aliasTarget = (alias: string) => aliasTargetIn(replica.store, alias);
 
   rpc.method(ApiMethod.LocationLookup, API_PARAMS[ApiMethod.LocationLookup], async (p) => {
     const now = nowSec();

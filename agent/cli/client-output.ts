@@ -4,7 +4,7 @@
  * input, so they are easy to test and the commands stay about flow.
  */
 import {
-  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, JOURNAL_NOT_SEEDED, type BatchRefusal, type ClusterStatus, type JournalBehindInfo,
+  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, JOURNAL_NOT_SEEDED, isHubStatus, type BatchRefusal, type ClusterStatus, type JournalBehindInfo,
   type KeysStatus, type PostgresStatus, type ResyncStatus,
 } from "../contract/cluster-status.js";
 import type { KamailioReloadInterrupted, KamailioStatus } from "../contract/kamailio-status.js";
@@ -19,7 +19,7 @@ export function formatStatus(s: ClusterStatus): string {
     ["records", describeRecords(s)],
     ...(s.postgres ? ([["postgresql", describePostgres(s.postgres)]] as [string, string][]) : []),
     // A hub (it reports its PostgreSQL) has no Kamailio: two lines of "not attached" and 0 say nothing.
-    ...(s.postgres
+    ...(isHubStatus(s)
       ? []
       : ([
         ["kamailio", describeKamailio(s.kamailio)],

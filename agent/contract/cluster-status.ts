@@ -126,6 +126,9 @@ export interface ClusterStatus {
   credentials?: CredentialsStatus;
 }
 
+/** A hub's status: it reports its PostgreSQL, which no agent has (a hub has no Kamailio and makes no changes). */
+export const isHubStatus = (s: Pick<ClusterStatus, "postgres">): boolean => s.postgres !== undefined;
+
 /** What `locmesh status` and the web UI say while an agent's new journal has not caught up (ClusterStatus.journalSeeded). */
 export const JOURNAL_NOT_SEEDED =
   "this node's journal was made empty (a new node, a lost disk or a journal moved aside) and has not yet caught up with a peer or hub: " +

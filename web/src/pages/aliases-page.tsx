@@ -5,7 +5,7 @@
  */
 import { useEffect, useState } from "preact/hooks";
 import { ApiMethod } from "../../../agent/contract/api-protocol.js";
-import type { ClusterStatus } from "../../../agent/contract/cluster-status.js";
+import { isHubStatus, type ClusterStatus } from "../../../agent/contract/cluster-status.js";
 import type { Alias } from "../../../agent/contract/records.js";
 import { ListCard, usePagedSearch } from "../components/paged-list.js";
 import { AliasForm } from "./alias-form.js";
@@ -20,7 +20,7 @@ export function AliasesPage() {
   const [hub, setHub] = useState(false);
   useEffect(() => {
     // Until it answers the page offers the form: an agent's page must not wait for this.
-    client.call<Pick<ClusterStatus, "postgres">>(ApiMethod.ClusterStatus, {}).then((s) => setHub(s.postgres !== undefined), () => undefined);
+    client.call<Pick<ClusterStatus, "postgres">>(ApiMethod.ClusterStatus, {}).then((s) => setHub(isHubStatus(s)), () => undefined);
   }, [client]);
   return (
     <section aria-labelledby="page-title">

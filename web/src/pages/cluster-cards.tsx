@@ -2,7 +2,7 @@
 import { acceptedKeysLastUsedBy, keysText } from "../../../agent/contract/keys-text.js";
 import { sipPeersText } from "../../../agent/contract/sip-peers-text.js";
 import {
-  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, JOURNAL_NOT_SEEDED, type BatchRefusal, type CredentialsStatus, type JournalBehindInfo, type KeysStatus, type PeerStatus,
+  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, JOURNAL_NOT_SEEDED, isHubStatus, type BatchRefusal, type CredentialsStatus, type JournalBehindInfo, type KeysStatus, type PeerStatus,
   type PostgresStatus, type ResyncStatus,
 } from "../../../agent/contract/cluster-status.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
@@ -65,7 +65,7 @@ export function NodeCard({ s }: { s: ClusterStatusView }) {
         <Stat k="Aliases" v={countText(s.counts.aliases, counts)} />
         {counts.age && <Stat k="Counts" v={counts.age} />}
         {/* A hub (it reports its PostgreSQL) has no Kamailio: its figure is the sum its agents report. */}
-        <Stat k={s.postgres ? "Agents' pending Kamailio writes" : "Pending Kamailio writes"} v={formatCount(s.kamailio?.pendingWrites ?? s.pendingWrites)} />
+        <Stat k={isHubStatus(s) ? "Agents' pending Kamailio writes" : "Pending Kamailio writes"} v={formatCount(s.kamailio?.pendingWrites ?? s.pendingWrites)} />
       </dl>
     </div>
   );
