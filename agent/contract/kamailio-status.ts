@@ -87,7 +87,7 @@ export interface KamailioReloadStatus {
   finishedAt: string | null;
   /** Writes per second over the run. */
   rate: number;
-  /** How the writes went in: the evapi bulk channel, or jsonrpcs when the include has no bulk route. */
+  /** How the writes went in: the evapi bulk channel, or jsonrpcs (an include without the bulk route, or no event connection open). */
   channel: "evapi" | "jsonrpcs" | null;
   error: string | null;
   /**

@@ -18,7 +18,6 @@ import type { Replica } from "../core/replica.js";
 import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
-import { bulkAfterEvents } from "./bulk-after-events.js";
 import { createDueReload } from "./due-reload.js";
 import { createEvapiEvents } from "./evapi-events.js";
 import { openInstallCursor } from "./install-cursor.js";
@@ -135,10 +134,10 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const watch = createInstanceWatch({
     core: links.core, file: join(deps.dataDir, "kamailio-instance.json"), unfinished: mark.previous?.instance ?? null, log, metrics,
   });
-  // Bulk channels only beside an open event connection (bulk-after-events.ts): `events` below.
-  const reloadLinks = { ...links, openBulk: links.openBulk && bulkAfterEvents(links.openBulk, () => events.listening()) };
   const reload = createDueReload({
-    config, store, links: reloadLinks, plan, watch, mark, sink, onStored, clockLeadMs, journal, kamailioUp: () => liveness.isUp(), log, metrics,
+    config, store, links, plan, watch, mark, sink, onStored, clockLeadMs, journal, kamailioUp: () => liveness.isUp(), log, metrics,
+    // Bulk channels only beside an open event connection (bulk-after-events.ts): `events` below.
+    eventsOpen: () => events.listening(),
   });
   const liveness = createKamailioLiveness({ sink, metrics });
   const table = createKamailioTable({

@@ -5,6 +5,9 @@
  *
  * It also tells the sink which changes a reload writes, so that those are not written twice: above
  * all the ones that waited while Kamailio was away, which the reload after its restart writes.
+ *
+ * Its evapi bulk channels open only while the agent's event connection is open
+ * (bulk-after-events.ts); without it a reload writes over jsonrpcs.
  */
 import type { KamailioConfig } from "../config/agent-config.js";
 import type { KamailioReloadStatus } from "../contract/kamailio-status.js";
@@ -20,6 +23,7 @@ import type { LeftToReload } from "./sink-pass.js";
 import { createReloader, type ReloadStatus } from "./reload.js";
 import type { ReloadMark, UnfinishedReload } from "./reload-mark.js";
 import type { OnStored } from "./stale-writes.js";
+import { bulkAfterEvents } from "./bulk-after-events.js";
 
 export interface DueReload {
   /** The agent's last run left a reload unfinished: one is due before anything else (logged). */
@@ -46,13 +50,18 @@ export function createDueReload(deps: {
   journal: JournalGate;
   /** Kamailio answered its last probe. */
   kamailioUp: () => boolean;
+  /** The agent's evapi event connection is open: bulk channels may open (bulk-after-events.ts). */
+  eventsOpen: () => boolean;
+  /** How long a reload waits for the event connection before it goes over jsonrpcs (tests shorten it). */
+  eventsWaitMs?: number;
   log: Logger;
   metrics: Metrics;
 }): DueReload {
   const { watch, mark, sink, log } = deps;
   const reloader = createReloader({
     store: deps.store, writer: deps.links.writer, plan: deps.plan, log, metrics: deps.metrics,
-    window: deps.config.window, rate: deps.config.reloadRate, openBulk: deps.links.openBulk,
+    window: deps.config.window, rate: deps.config.reloadRate,
+    openBulk: deps.links.openBulk && bulkAfterEvents(deps.links.openBulk, deps.eventsOpen, { waitMs: deps.eventsWaitMs }),
     preloadDb: deps.links.preloadDb,
     onStored: deps.onStored,
     kamailioStart: () => {

@@ -10,16 +10,17 @@ import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import { createDueReload } from "../../agent/kamailio/due-reload.js";
 import type { InstanceWatch } from "../../agent/kamailio/instance-watch.js";
 import type { KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
+import type { BulkSession } from "../../agent/kamailio/reload.js";
 import type { LeftToReload } from "../../agent/kamailio/sink-pass.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { aliasDraft } from "../support/fixtures.js";
 
-async function setup() {
+async function setup(o: { openBulk?: () => Promise<BulkSession> } = {}) {
   const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
   await store.commitLocal([aliasDraft("a@example.com", "sip:t@example.com"), aliasDraft("b@example.com", "sip:t@example.com")], () => 1);
   const own = store.replicaId;
-  const state = { due: false, up: true, held: false, seeded: true, failing: false };
+  const state = { due: false, up: true, held: false, seeded: true, failing: false, eventsOpen: true };
   /** Writes wait here while set. */
   let gate: Promise<void> | null = null;
   const writer: KamailioWriter = {
@@ -40,13 +41,14 @@ async function setup() {
     },
   };
   const due = createDueReload({
-    config: { window: 1, reloadRate: 0 }, store, links: { writer, preloadDb: null, openBulk: undefined },
+    config: { window: 1, reloadRate: 0 }, store, links: { writer, preloadDb: null, openBulk: o.openBulk },
     plan: { nodeId: "n1", replicaId: own, locationTable: "location" }, watch,
     mark: { previous: null, track: () => undefined },
     sink: { kamailioLoadedItsDatabase: () => undefined, retryNow: () => undefined },
     onStored: () => () => undefined, clockLeadMs: () => 0,
     journal: { held: () => state.held, waitedForSeed: () => state.seeded, seeded: () => state.seeded },
-    kamailioUp: () => state.up, log: silentLogger(), metrics: createMetrics({ defaults: false }),
+    kamailioUp: () => state.up, eventsOpen: () => state.eventsOpen, eventsWaitMs: 300,
+    log: silentLogger(), metrics: createMetrics({ defaults: false }),
   });
   const hold = () => {
     let release = () => undefined as void;
@@ -120,5 +122,38 @@ describe("due reload: what the sink leaves to it", () => {
     await dueRun;
     // Joining the manual run would have told the sink it covered only the first 2: the third to neither.
     expect(atWhole).toEqual([{ [own]: 3 }]);
+  });
+
+  /** A bulk session that counts how often it was opened and what it wrote. */
+  function bulk() {
+    const counts = { opened: 0, writes: 0 };
+    const session: BulkSession = { writer: { async write() { counts.writes++; return "rpc"; } }, window: 4, close: async () => undefined };
+    return { counts, open: async () => (counts.opened++, session) };
+  }
+
+  it("opens its evapi bulk channels only while the agent's event connection is open, and else writes over jsonrpcs", async () => {
+    // Until a channel's hello the include sends it registrar events, which it drops (bulk-after-events.ts).
+    const b = bulk();
+    const { state, due } = await setup({ openBulk: b.open });
+    state.eventsOpen = false;
+    state.due = true;
+    await due.runIfDue();
+    expect(due.status()).toMatchObject({ state: "done", channel: "jsonrpcs", done: 2 });
+    expect(b.counts.opened).toBe(0);
+
+    // The event connection comes back while the reload waits for it: the channels open then.
+    state.due = true;
+    const run = due.runIfDue();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(b.counts.opened).toBe(0);
+    state.eventsOpen = true;
+    await run;
+    expect(due.status()).toMatchObject({ state: "done", channel: "evapi", done: 2 });
+    expect(b.counts).toEqual({ opened: 1, writes: 2 });
+
+    // locmesh resync --kamailio goes through the same gate.
+    state.eventsOpen = false;
+    expect(await due.run("resync")).toMatchObject({ state: "done", channel: "jsonrpcs" });
+    expect(b.counts.opened).toBe(1);
   });
 });
