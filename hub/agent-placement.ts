@@ -34,6 +34,8 @@ export interface AgentRow {
   pendingWrites: number | null;
   /** Recorded within the last few status intervals: the agent is on `hubNode` now. */
   fresh: boolean;
+  /** When a hub last recorded it connected (ISO 8601). */
+  seenAt: string;
 }
 
 /** The agent's row when it is on another hub now, else undefined. */
@@ -84,11 +86,27 @@ export function clusterPeers(local: readonly PeerStatus[], rows: readonly AgentR
       pendingWrites: r.pendingWrites, hub: r.hubNode,
     });
   }
-  const peers = asOf === null ? [...out.values()] : [...out.values()].map((p) => (p.hub === o.hubNode ? p : unknownSince(p, asOf)));
+  // An agent on no hub: when a hub last had it, this one (its session closed) or any (the rows).
+  for (const p of out.values()) {
+    if (p.connected) continue;
+    const seen = latest(p.lastSeen, recorded.get(p.nodeId)?.seenAt);
+    if (seen !== undefined) p.lastSeen = seen;
+  }
+  const peers = asOf === null ? [...out.values()] : [...out.values()].map((p) => (p.hub === o.hubNode ? p : unknownSince(p, asOf, recorded.get(p.nodeId))));
   return peers.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
 }
 
-/** An agent not on this hub, from rows read at `asOf`: where it is and its lag are not known now. */
-function unknownSince(p: PeerStatus, asOf: string): PeerStatus {
-  return { ...p, connected: null, asOf, behindChanges: null, behindSeconds: null, pendingWrites: null };
+/** The later of two ISO 8601 times (either may be missing). */
+function latest(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  return Date.parse(a) >= Date.parse(b) ? a : b;
+}
+
+/**
+ * An agent not on this hub, from rows read at `asOf`: where it is and its lag are not known now.
+ * Its hub is the one those rows had it on then (this one, for an agent this hub has just released).
+ */
+function unknownSince(p: PeerStatus, asOf: string, row: AgentRow | undefined): PeerStatus {
+  const hub = row?.fresh ? row.hubNode : p.hub ?? null;
+  return { ...p, connected: null, asOf, hub, behindChanges: null, behindSeconds: null, pendingWrites: null };
 }

@@ -31,6 +31,7 @@ interface AgentTableRow {
   behind_seconds: number;
   pending_writes: number | null;
   fresh: boolean;
+  seen_at: Date;
 }
 
 const UPSERT = `INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_changes, behind_seconds, pending_writes, seen_at)
@@ -39,7 +40,7 @@ const UPSERT = `INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_ch
     behind_changes = excluded.behind_changes, behind_seconds = excluded.behind_seconds,
     pending_writes = excluded.pending_writes, seen_at = excluded.seen_at`;
 const ROWS = `SELECT node_id, replica_id, hub_node, behind_changes, behind_seconds, pending_writes,
-  seen_at > now() - make_interval(secs => $1) AS fresh FROM hub_agents`;
+  seen_at > now() - make_interval(secs => $1) AS fresh, seen_at FROM hub_agents`;
 
 /** A row not written for this long means its agent is no longer on that hub. */
 export const agentRowStaleSeconds = (statusIntervalMs: number) => Math.max(3, (statusIntervalMs * 3) / 1000);
@@ -106,6 +107,7 @@ export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
         lastRows = rows.map((r) => ({
           nodeId: r.node_id, replicaId: r.replica_id, hubNode: r.hub_node, behindChanges: r.behind_changes,
           behindSeconds: r.behind_seconds, pendingWrites: r.pending_writes ?? null, fresh: r.fresh,
+          seenAt: new Date(r.seen_at).toISOString(),
         }));
         lastReadAtMs = Date.now();
         return true;

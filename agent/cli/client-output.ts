@@ -13,7 +13,7 @@ import { keysText } from "../contract/keys-text.js";
 import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../contract/postgres-standing.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
 
-export function formatStatus(s: ClusterStatus): string {
+export function formatStatus(s: ClusterStatus, nowMs = Date.now()): string {
   const head = formatPairs([
     ["node", `${s.nodeId} (replica ${s.replicaId}, locmesh ${s.version}, protocol ${s.protocol}, up ${formatDuration(s.uptimeSeconds)})`],
     ["records", describeRecords(s)],
@@ -56,7 +56,7 @@ export function formatStatus(s: ClusterStatus): string {
     ["PEER", "CONNECTED", ...(hubMode ? ["HUB"] : []), "DIRECTION", "BEHIND CHANGES", "BEHIND SECONDS", "ITS PENDING WRITES", "LAST ERROR"],
     // Unknown lag (no session) is null, which shows as "-".
     s.peers.map((p) => [
-      p.nodeId, p.connected, ...(hubMode ? [describeHub(p, s.nodeId)] : []), p.direction, p.behindChanges,
+      p.nodeId, describeConnected(p, nowMs), ...(hubMode ? [describeHub(p, s.nodeId)] : []), p.direction, p.behindChanges,
       p.behindSeconds === null ? null : Math.round(p.behindSeconds), p.pendingWrites, p.lastError,
     ]),
     { align: ["left", "left", ...(hubMode ? ["left" as const] : []), "left", "right", "right", "right", "left"] },
@@ -101,6 +101,12 @@ function describeHubUnacknowledged(s: ClusterStatus): string {
   const connected = s.peers.some((p) => p.hub !== undefined && p.hub !== null && p.connected);
   if (n === 0) return "0 (every change of this node is on a hub)";
   return connected ? `${n} changes of this node (being sent)` : `${n} changes of this node wait in the journal (no hub answers; they go when one does)`;
+}
+
+/** The CONNECTED column: yes, or no and since when, when known (PeerStatus.lastSeen). */
+function describeConnected(p: ClusterStatus["peers"][number], nowMs: number): boolean | null | string {
+  if (p.connected !== false || p.lastSeen === undefined) return p.connected;
+  return `no, last up ${formatDuration((nowMs - Date.parse(p.lastSeen)) / 1000)} ago`;
 }
 
 /** The HUB column: this hub, another one, or (on an agent) its hub and the URL it reached it at. */

@@ -25,6 +25,11 @@ export interface PeerStatus {
   behindSeconds: number | null;
   lastError: string | null;
   connectedSince: string | null;
+  /**
+   * Set while not connected, when known: when the link to it was last up (ISO 8601). On an agent,
+   * since its start; on a hub, on this hub or (from the rows every hub keeps) on any hub.
+   */
+  lastSeen?: string;
   /** Changes the peer reports it has not yet written into its Kamailio; null when unknown. */
   pendingWrites: number | null;
   /**

@@ -33,6 +33,8 @@ export function createMeshStatus(deps: {
   /** Ready sessions by node id, when each became ready (ms), and the dialers by peer id (HUB for the hub's). */
   sessions: ReadonlyMap<string, PeerSession>;
   readyAt: ReadonlyMap<PeerSession, number>;
+  /** When each peer's last ready session closed (ms), by node id; HUB for the hub link's. */
+  closedAt: ReadonlyMap<string, number>;
   dialers: ReadonlyMap<string, Dialer>;
   hubSession(): PeerSession | undefined;
   hubAcknowledged: Pick<HubAcknowledged, "held">;
@@ -50,6 +52,11 @@ export function createMeshStatus(deps: {
     if (held === null) return null;
     return Math.max(0, ((await replica.versionVector())[own] ?? 0) - held);
   }
+
+  const lastSeen = (id: string): { lastSeen?: string } => {
+    const at = deps.closedAt.get(id);
+    return at === undefined ? {} : { lastSeen: new Date(at).toISOString() };
+  };
 
   async function gauges(): Promise<PeerGauge[]> {
     const mine = await replica.versionVector();
@@ -86,6 +93,7 @@ export function createMeshStatus(deps: {
         lastError: s?.isReady() ? s.deliveryError() : (s?.peerIsHub ? dialers.get(HUB) : dialers.get(id))?.lastError() ?? null,
         connectedSince: s && readyAt.has(s) ? new Date(readyAt.get(s)!).toISOString() : null,
         pendingWrites: s?.peerPendingWrites() ?? null,
+        ...(s?.isReady() ? {} : lastSeen(id)),
         ...(s?.peerIsHub ? { hub: id } : {}),
       });
     }
@@ -93,7 +101,8 @@ export function createMeshStatus(deps: {
     if (hubDialer && !hubSession()) {
       out.push({
         nodeId: HUB, url: hubDialer.url(), direction: null, connected: false, replicaId: null,
-        behindChanges: (await hubUnacknowledged()) ?? null, behindSeconds: null, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null, hub: null,
+        behindChanges: (await hubUnacknowledged()) ?? null, behindSeconds: null, lastError: hubDialer.lastError(), connectedSince: null, pendingWrites: null,
+        ...lastSeen(HUB), hub: null,
       });
     }
     return out;

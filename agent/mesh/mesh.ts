@@ -103,6 +103,8 @@ export function createMesh(deps: {
     : null;
   const sessions = new Map<string, PeerSession>();
   const readyAt = new Map<PeerSession, number>();
+  /** When each peer's last ready session closed, for the status (HUB: the last hub session's). */
+  const closedAt = new Map<string, number>();
   const pending = new Set<PeerSession>();
   const dialers = new Map<string, Dialer>();
   /** The peers, a hub's agents (mesh.agents) and the hubs, which SIGHUP may replace (mesh-reload.ts). */
@@ -201,6 +203,8 @@ export function createMesh(deps: {
         if (id && sessions.get(id) === s) {
           noteHubHolds(s);
           sessions.delete(id);
+          closedAt.set(id, Date.now());
+          if (s.peerIsHub) closedAt.set(HUB, Date.now());
           catchUp?.peerGone(id);
           log.info({ peer: id, reason }, "peer session closed");
           for (const d of dialers.values()) d.wake();
@@ -279,7 +283,7 @@ export function createMesh(deps: {
   });
 
   // What the links report (mesh-status.ts), and the lists' replacement on SIGHUP (mesh-reload.ts).
-  const report = createMeshStatus({ replica, lists, hubMode, sessions, readyAt, dialers, hubSession, hubAcknowledged });
+  const report = createMeshStatus({ replica, lists, hubMode, sessions, readyAt, closedAt, dialers, hubSession, hubAcknowledged });
   const reload = createMeshReload({ lists, acceptUnlisted: o.acceptUnlisted, dialers, sessions, dial, refusals, listener, metrics, log });
 
   return {

@@ -174,7 +174,16 @@ describe("two hubs, four agents, one PostgreSQL", () => {
 
   it("gives an agent that lost its journal a full snapshot from a hub", async () => {
     const a4 = agents[3]!;
+    const stoppingAt = Date.now();
     await a4.stop();
+    // Both hubs show it down with when it was last up: the one it was on from its session closing,
+    // the other from the row that hub kept (once that row is stale).
+    for (const h of hubs) {
+      const shown = await waitFor(`a4 down on ${h.spec.id}, with when it was last up`, async () =>
+        (await h.call<ClusterStatus>("cluster.status")).peers.find((p) => p.nodeId === a4.spec.id && p.connected === false && p.lastSeen !== undefined));
+      expect(Date.parse(shown.lastSeen!)).toBeGreaterThan(stoppingAt - 10_000); // rows are written every few seconds
+      expect(Date.parse(shown.lastSeen!)).toBeLessThanOrEqual(Date.now());
+    }
     rmSync(join(a4.spec.dir, "data"), { recursive: true, force: true });
     await a4.start();
     const expected = await dumpAliases(agents[0]!);

@@ -293,11 +293,18 @@ describe("state gauges, read at every scrape", () => {
       expect(await x.metric("locmesh_records", { kind: "alias" })).toBe(3);
       await waitFor("y counts them", async () => (await y.metric("locmesh_records", { kind: "alias" })) === 3);
 
+      const stoppingAt = Date.now();
       await y.stop();
       await publishAliases(x, 0, 2, "gauge-later");
       await waitFor("y shows down", async () => (await x.metric("locmesh_peer_connected", { peer: "n2" })) === 0);
       expect(await series(x, "locmesh_peer_behind_changes")).toEqual([]);
       expect(await lagOf()).toEqual({ ghost: [null, null], n2: [null, null] });
+      // When each link was last up: n2's as it closed, the ghost's never.
+      const peers = (await x.call<ClusterStatus>("cluster.status")).peers;
+      const lastSeen = Date.parse(peers.find((p) => p.nodeId === "n2")?.lastSeen ?? "");
+      expect(lastSeen).toBeGreaterThanOrEqual(stoppingAt);
+      expect(lastSeen).toBeLessThanOrEqual(Date.now());
+      expect(peers.find((p) => p.nodeId === "ghost")?.lastSeen).toBeUndefined();
 
       // The ghost was retried and n2 was sent changes: both have their series until taken out.
       expect((await series(x, "locmesh_peer_retries_total")).some((l) => l.includes('peer="ghost"'))).toBe(true);

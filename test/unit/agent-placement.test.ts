@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import type { PeerStatus } from "../../agent/contract/cluster-status.js";
 import { clusterPeers, hubLinkGauges, type AgentRow } from "../../hub/agent-placement.js";
 
-const row = (nodeId: string, hubNode: string, fresh: boolean): AgentRow => ({
-  nodeId, replicaId: `${nodeId}~1`, hubNode, behindChanges: 0, behindSeconds: 0, pendingWrites: 0, fresh,
+const row = (nodeId: string, hubNode: string, fresh: boolean, seenAt = "2026-11-22T10:00:00.000Z"): AgentRow => ({
+  nodeId, replicaId: `${nodeId}~1`, hubNode, behindChanges: 0, behindSeconds: 0, pendingWrites: 0, fresh, seenAt,
 });
 const down = (nodeId: string): PeerStatus => ({
   nodeId, url: null, direction: null, connected: false, replicaId: null, behindChanges: null, behindSeconds: null,
@@ -50,6 +50,11 @@ describe("a hub that cannot read the rows now (its PostgreSQL does not answer)",
     ]);
   });
 
+  it("shows an agent this hub has just released (its row still says this hub) on this hub as of the last read, not on none", () => {
+    const peers = clusterPeers([down("a1")], [row("a1", "hub1", true)], listed, asOf);
+    expect(peers.map((p) => [p.nodeId, p.connected, p.hub, p.asOf])).toEqual([["a1", null, "hub1", asOf]]);
+  });
+
   it("keeps the gauges as the rows say: no series for an agent last on another hub, so no false 'link down' for it", () => {
     const local = [{ peer: "a1", connected: false, behindChanges: null }, { peer: "a2", connected: false, behindChanges: null }];
     expect(hubLinkGauges(local, rows, listed).map((g) => [g.peer, g.connected])).toEqual([["a1", false]]);
@@ -68,5 +73,26 @@ describe("a hub with mesh.acceptUnlisted", () => {
 
   it("lists those agents as disconnected in its status", () => {
     expect(clusterPeers([up("a1")], rows, unlisted).map((p) => [p.nodeId, p.connected])).toEqual([["a1", true], ["a2", true], ["a3", false]]);
+  });
+});
+
+describe("when an agent on no hub was last up", () => {
+  it("is the later of this hub's own session closing and the last time any hub recorded it", () => {
+    const rows = [row("a1", "hub2", false, "2026-11-22T10:00:00.000Z"), row("a2", "hub1", false, "2026-11-22T10:00:00.000Z"), row("a3", "hub2", true)];
+    const a2 = { ...down("a2"), lastSeen: "2026-11-22T10:00:07.500Z" }; // its session here closed after the last row
+    const peers = clusterPeers([down("a1"), a2, down("a3"), down("a4")], rows, listed);
+    expect(peers.map((p) => [p.nodeId, p.connected, p.lastSeen])).toEqual([
+      ["a1", false, "2026-11-22T10:00:00.000Z"], // only hub2 ever had it
+      ["a2", false, "2026-11-22T10:00:07.500Z"],
+      ["a3", true, undefined], // on hub2 now
+      ["a4", false, undefined], // never seen
+    ]);
+    // An older local close than the row: the row's time.
+    const older = clusterPeers([{ ...down("a1"), lastSeen: "2026-11-22T09:00:00.000Z" }], rows.slice(0, 1), listed);
+    expect(older[0]!.lastSeen).toBe("2026-11-22T10:00:00.000Z");
+  });
+
+  it("is given for recorded agents too (mesh.acceptUnlisted)", () => {
+    expect(clusterPeers([], [row("a5", "hub2", false, "2026-11-22T08:00:00.000Z")], unlisted)[0]).toMatchObject({ nodeId: "a5", connected: false, lastSeen: "2026-11-22T08:00:00.000Z" });
   });
 });

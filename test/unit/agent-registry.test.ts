@@ -20,13 +20,13 @@ describe("hub agent registry", () => {
       // Each gives up waiting after readWaitMs and answers from the last rows (none yet).
       for (let i = 0; i < 5; i++) await Promise.all([registry.clusterStatus(), registry.gauges()]);
       expect(answers).toHaveLength(1);
-      answers[0]!([{ node_id: "a2", replica_id: "a2~1", hub_node: "hub2", behind_changes: 0, behind_seconds: 0, pending_writes: null, fresh: true }]);
+      answers[0]!([{ node_id: "a2", replica_id: "a2~1", hub_node: "hub2", behind_changes: 0, behind_seconds: 0, pending_writes: null, fresh: true, seen_at: new Date("2026-11-22T10:00:00Z") }]);
       await new Promise((r) => setTimeout(r, 0));
       // The read answered: the next status reads again, and shows what it read.
       const next = registry.clusterStatus();
       await new Promise((r) => setTimeout(r, 0));
       expect(answers).toHaveLength(2);
-      answers[1]!([{ node_id: "a2", replica_id: "a2~1", hub_node: "hub2", behind_changes: 0, behind_seconds: 0, pending_writes: null, fresh: true }]);
+      answers[1]!([{ node_id: "a2", replica_id: "a2~1", hub_node: "hub2", behind_changes: 0, behind_seconds: 0, pending_writes: null, fresh: true, seen_at: new Date("2026-11-22T10:00:00Z") }]);
       expect((await next).map((p) => [p.nodeId, p.hub])).toEqual([["a2", "hub2"]]);
     } finally {
       registry.close();

@@ -124,6 +124,14 @@ describe("formatStatus peer lag", () => {
     expect(text).toMatch(/^n3\s+yes\s+outbound\s+0\s+0\s+0\s+-$/m);
     expect(text).toMatch(/^n4\s+yes\s+inbound\s+12\s+3\s+1\s+-$/m);
   });
+
+  it("says how long ago a peer that is down was last up, when known", () => {
+    const now = Date.parse("2026-11-23T03:10:00Z");
+    const text = formatStatus(status([
+      { ...peer, nodeId: "n2", direction: null, connected: false, behindChanges: null, behindSeconds: null, lastSeen: "2026-11-23T03:04:55Z" },
+    ]), now);
+    expect(text).toMatch(/^n2\s+no, last up 5m05s ago\s+-\s+-/m);
+  });
 });
 
 describe("formatStatus in hub mode", () => {

@@ -1,7 +1,7 @@
 /** The web UI's pure logic: formatting, paging cursors, form checks, routes and the chart's numbers. */
 import { describe, expect, it } from "vitest";
 import { checkAliasForm, hasErrors } from "../../web/src/lib/alias-form.js";
-import { countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs } from "../../web/src/lib/cluster-view.js";
+import { connectedSinceText, countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs } from "../../web/src/lib/cluster-view.js";
 import { expiryText, formatDuration, formatQ, pageRange } from "../../web/src/lib/format.js";
 import { cursorOf, firstPage, nextPage, pageOffset, previousPage } from "../../web/src/lib/pager.js";
 import { parseRoute, routeHref } from "../../web/src/lib/route.js";
@@ -112,6 +112,15 @@ describe("hub status", () => {
     expect(linkBadge({ connected: false })).toEqual({ cls: "bad", text: "disconnected" });
     expect(linkBadge({ connected: null })).toEqual({ cls: "warn", text: "unknown" });
     expect(linkBadge({ connected: null, asOf: "2026-11-22T10:05:00.000Z" })).toMatchObject({ cls: "warn", text: expect.stringMatching(/^unknown since /) });
+  });
+
+  it("says since when a link is up, or, down, when it was last up if known", () => {
+    const t = "2026-11-22T10:05:00.000Z";
+    expect(connectedSinceText({ connected: true, connectedSince: t })).toBe(new Date(t).toLocaleString());
+    expect(connectedSinceText({ connected: false, connectedSince: null, lastSeen: t })).toBe(`— (last up ${new Date(t).toLocaleString()})`);
+    expect(connectedSinceText({ connected: false, connectedSince: null })).toBe("—");
+    // On another hub: connected, but only that hub knows since when.
+    expect(connectedSinceText({ connected: true, connectedSince: null })).toBe("—");
   });
 
   it("says where PostgreSQL answers, or since when it does not, why, and what the hub does meanwhile", () => {

@@ -69,6 +69,13 @@ export function hubText(hub: string | null | undefined, self: string, asOf?: str
   return hub === self ? `${hub} (this hub)` : hub;
 }
 
+/** The "Connected since" cell: since when it is up; or, down, when it was last up if known (PeerStatus.lastSeen). */
+export function connectedSinceText(p: Pick<PeerStatus, "connected" | "connectedSince" | "lastSeen">): string {
+  if (p.connectedSince) return formatTime(p.connectedSince);
+  if (p.connected === false && p.lastSeen !== undefined) return `— (last up ${formatTime(p.lastSeen)})`;
+  return "—";
+}
+
 /**
  * A link's badge. `connected` is null on a hub that cannot read which hub the agent is on now (its
  * PostgreSQL does not answer): unknown since `asOf`, neither up nor down.

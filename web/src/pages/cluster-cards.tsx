@@ -7,7 +7,7 @@ import {
 } from "../../../agent/contract/cluster-status.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
 import {
-  WRITER_TEXT, countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs, type ClusterStatusView, type KamailioStatus,
+  WRITER_TEXT, connectedSinceText, countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs, type ClusterStatusView, type KamailioStatus,
 } from "../lib/cluster-view.js";
 
 /** This node is out of service until the operator acts: said above everything else. */
@@ -154,8 +154,8 @@ export function PeerTable({ peers, self, clusterKeys }: { peers: PeerStatus[]; s
               {hubs && <td data-label="Hub">{hubText(p.hub, self, p.asOf)}</td>}
               <td class="num" data-label="Behind (changes)">{p.behindChanges === null ? "—" : formatCount(p.behindChanges)}</td>
               <td class="num" data-label="Behind (s)">{p.behindSeconds === null ? "—" : p.behindSeconds.toFixed(1)}</td>
-              {/* No time while the link is down, or while the agent is on another hub (only that hub knows it). */}
-              <td data-label="Connected since">{p.connectedSince ? formatTime(p.connectedSince) : "—"}</td>
+              {/* While the link is down, when it was last up (if known); none while the agent is on another hub (only that hub knows it). */}
+              <td data-label="Connected since">{connectedSinceText(p)}</td>
               <td class="clip" data-label="Last error">{p.lastError ?? "—"}</td>
             </tr>
           ))}
