@@ -9,6 +9,7 @@ import {
 } from "../contract/cluster-status.js";
 import type { KamailioReloadInterrupted, KamailioStatus } from "../contract/kamailio-status.js";
 import { sipPeersText } from "../contract/sip-peers-text.js";
+import { hubUnacknowledgedText } from "../contract/hub-unacknowledged-text.js";
 import { keysText } from "../contract/keys-text.js";
 import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../contract/postgres-standing.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
@@ -25,7 +26,7 @@ export function formatStatus(s: ClusterStatus, nowMs = Date.now()): string {
         ["kamailio", describeKamailio(s.kamailio)],
         ["pending writes", `${s.pendingWrites} (changes not yet written to the local Kamailio)`],
       ] as [string, string][])),
-    ...(s.hubUnacknowledged === undefined ? [] : ([["unacknowledged by hub", describeHubUnacknowledged(s)]] as [string, string][])),
+    ...(s.hubUnacknowledged === undefined ? [] : ([["unacknowledged by hub", hubUnacknowledgedText(s)]] as [string, string][])),
     ["resync", describeResync(s.resync)],
     ...(s.kamailio
       ? ([
@@ -88,19 +89,6 @@ export function describePostgres(p: PostgresStatus): string {
     case "unreachable":
       return `UNREACHABLE at ${p.address} since ${s.since}${answered}: ${s.error}; this hub refuses agents until it answers (they ${AGENTS_GO_ELSEWHERE}; otherwise they journal locally and send everything when one answers)`;
   }
-}
-
-/** An agent in hub mode: its own changes that wait in its journal for a hub. */
-function describeHubUnacknowledged(s: ClusterStatus): string {
-  const n = s.hubUnacknowledged;
-  if (n === null || n === undefined) {
-    // A new journal (a new node, one started afresh) has had no hub yet: all of its changes may wait.
-    const own = s.vv[s.replicaId] ?? 0;
-    return `unknown (no hub has answered since this node's journal was made${own > 0 ? `; up to ${own} changes of this node wait` : ""})`;
-  }
-  const connected = s.peers.some((p) => p.hub !== undefined && p.hub !== null && p.connected);
-  if (n === 0) return "0 (every change of this node is on a hub)";
-  return connected ? `${n} changes of this node (being sent)` : `${n} changes of this node wait in the journal (no hub answers; they go when one does)`;
 }
 
 /** The CONNECTED column: yes, or no and since when, when known (PeerStatus.lastSeen). */

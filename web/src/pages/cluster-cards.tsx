@@ -1,4 +1,5 @@
 /** The cluster page's pieces: this node, a hub's PostgreSQL, its Kamailio writer, the last resync, the peer links. */
+import { hubUnacknowledgedText } from "../../../agent/contract/hub-unacknowledged-text.js";
 import { acceptedKeysLastUsedBy, keysText } from "../../../agent/contract/keys-text.js";
 import { sipPeersText } from "../../../agent/contract/sip-peers-text.js";
 import {
@@ -66,6 +67,8 @@ export function NodeCard({ s }: { s: ClusterStatusView }) {
         {counts.age && <Stat k="Counts" v={counts.age} />}
         {/* A hub (it reports its PostgreSQL) has no Kamailio: its figure is the sum its agents report. */}
         <Stat k={isHubStatus(s) ? "Agents' pending Kamailio writes" : "Pending Kamailio writes"} v={formatCount(s.kamailio?.pendingWrites ?? s.pendingWrites)} />
+        {/* An agent in hub mode: its changes no hub holds yet, as `locmesh status` says them. */}
+        {s.hubUnacknowledged !== undefined && <Stat k="Unacknowledged by hub" v={hubUnacknowledgedText(s)} />}
       </dl>
     </div>
   );
