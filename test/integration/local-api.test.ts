@@ -223,6 +223,34 @@ describe("validation and limits", () => {
   });
 });
 
+describe("notifications and batches", () => {
+  it("carries out a notification (no id) and answers 204 with no body, its error included; answers a batch with an array", async () => {
+    const notify = (method: string, params: unknown) =>
+      fetch(`${agent.apiUrl}/rpc`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ jsonrpc: "2.0", method, params }) });
+    const ok = await notify("alias.set", { alias: "sip:notified@example.com", target: "sip:x@example.com" });
+    expect(ok.status).toBe(204);
+    expect(await ok.text()).toBe("");
+    expect(await aliasNames()).toContain("notified@example.com");
+    const failed = await notify("alias.set", { alias: "sip:self@example.com", target: "sip:self@example.com" });
+    expect(failed.status).toBe(204);
+    expect(await failed.text()).toBe("");
+    expect(await aliasNames()).not.toContain("self@example.com");
+
+    const batch = await fetch(`${agent.apiUrl}/rpc`, {
+      method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify([
+        { jsonrpc: "2.0", id: 1, method: "alias.set", params: { alias: "sip:batched@example.com", target: "sip:y@example.com" } },
+        { jsonrpc: "2.0", id: 2, method: "alias.lookup", params: { alias: "sip:nobody@example.com" } },
+        { jsonrpc: "2.0", id: 3, method: "alias.set", params: { alias: "sip:b2@example.com" } },
+      ]),
+    });
+    expect(batch.status).toBe(200);
+    const answers = (await batch.json()) as WireMessage[];
+    expect(answers.map((a) => [a.id, a.error?.code ?? null])).toEqual([[1, null], [2, null], [3, ErrorCode.InvalidParams]]);
+    expect(await aliasNames()).toContain("batched@example.com");
+  });
+});
+
 describe("frames that are not requests", () => {
   it("answers them with Invalid Request over WebSocket, even before sign-in, and keeps running", async () => {
     const pid = agent.child?.pid;
