@@ -64,6 +64,8 @@ export interface KamailioControl {
   alias(alias: string): Promise<KamailioAliasView>;
   pendingWrites(): number;
   list(p: z.output<typeof listParams>): Promise<KamailioListResult>;
+  /** This node's own bindings of these AoRs changed here: bring Kamailio in line for them now (attachment.ts). */
+  applyApiEdits(aors: readonly string[]): Promise<string | null>;
 }
 
 type PublishInput = z.output<typeof publishParams>;
@@ -115,7 +117,12 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     const results = await replica.commit(drafts);
     const accepted = results.filter((r) => r !== null).length;
     metrics.changesCommitted.inc(accepted);
-    return { accepted };
+    if (!deps.kamailio || accepted === 0) return { accepted };
+    // The sink writes no change of this node's own bindings into its Kamailio (they come from its
+    // registrar): these go in now, or the notes say when they will.
+    const aors = [...new Set(results.flatMap((c) => (c === null ? [] : [c.key])))];
+    const notes = await applyInKamailio(deps.kamailio, aors, deps.log);
+    return notes.length > 0 ? { accepted, notes } : { accepted };
   });
 
   const aliasTarget = (alias: string) => aliasTargetIn(replica.store, alias);
@@ -237,6 +244,30 @@ export function journalBehindError(b: JournalBehindInfo): RpcError {
       `make this change on another node, and repair this one: ${JOURNAL_BEHIND_REMEDY}`,
     b,
   );
+}
+
+/** How long location.publish waits for its AoRs to be brought in line in the local Kamailio. */
+const KAMAILIO_APPLY_WAIT_MS = 5000;
+
+/** Brings the local Kamailio in line for AoRs just changed here; what did not happen now, as notes. */
+async function applyInKamailio(kamailio: KamailioControl, aors: readonly string[], log: Logger): Promise<string[]> {
+  const later = "the next reconcile (kamailio.reconcileIntervalSec) or reload writes it";
+  const run = kamailio.applyApiEdits(aors);
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<"busy">((r) => (timer = setTimeout(() => r("busy"), KAMAILIO_APPLY_WAIT_MS)));
+  try {
+    const outcome = await Promise.race([run, waited]);
+    if (outcome === "busy") {
+      run.catch((err: unknown) => log.warn({ err: (err as Error).message, aors: aors.length }, `could not write a local API edit into this node's Kamailio: ${later}`));
+      return [`this node's Kamailio is not updated yet (a reload or reconcile is under way, or it answers slowly): it is when that ends, else ${later}`];
+    }
+    return outcome === null ? [] : [`this node's Kamailio is not updated now: ${outcome}`];
+  } catch (err) {
+    log.warn({ err: (err as Error).message, aors: aors.length }, "could not write a local API edit into this node's Kamailio");
+    return [`this node's Kamailio could not be updated now (${(err as Error).message}): ${later}`];
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function toDrafts(p: PublishInput, replica: Replica): Promise<Draft[]> {

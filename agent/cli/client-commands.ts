@@ -4,7 +4,7 @@
  * and sets process.exitCode, leaving the exit itself to the composition root.
  */
 import { Command, InvalidArgumentError } from "commander";
-import { ApiMethod, type ListResult } from "../contract/api-protocol.js";
+import { ApiMethod, type ListResult, type PublishResult } from "../contract/api-protocol.js";
 import type { ClusterStatus } from "../contract/cluster-status.js";
 import type { KamailioAliasResult, KamailioBinding, KamailioContact, KamailioListResult } from "../contract/kamailio-status.js";
 import type { Alias, Location } from "../contract/records.js";
@@ -136,7 +136,7 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
     }),
   );
 
-  const location = program.command("location").description("inspect replicated SIP location bindings");
+  const location = program.command("location").description("inspect, add and remove replicated SIP location bindings");
   withListOptions(location.command("ls"))
     .option("--kamailio", "list this node's Kamailio's whole location table (ul.dump) instead, each binding compared with the journal")
     .description("list bindings")
@@ -170,6 +170,44 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
       else print(formatBindings(typeof r?.aor === "string" ? r.aor : aor, bindingsOf(r), nowSec()));
     }),
   );
+
+  withClientOptions(
+    location.command("add").argument("<aor>", "address of record, e.g. sip:alice@example.com").argument("<contact>", "where it is reached, e.g. sip:alice@192.0.2.10:5060")
+      .option("--expires <seconds>", "seconds from now until it expires (default: permanent, as kamctl ul add)", parsePositive)
+      .option("--q <q>", "q value from 0 to 1 (default: none)", parseQ)
+      .option("--path <path>", "Path header value, e.g. <sip:edge.example.net;lr>")
+      .option("--received <uri>", "the source it is reached at behind NAT, e.g. sip:198.51.100.7:5060")
+      .option("--socket <socket>", "this node's Kamailio socket to send from, e.g. udp:192.0.2.1:5060"),
+  ).description("add or change a binding on every node (a static contact; replaces kamctl ul add, which the agent undoes)")
+    .action(
+      run(async (client, opts, aor: string, contact: string) => {
+        const o = opts as ClientOpts & { expires?: number; q?: number; path?: string; received?: string; socket?: string };
+        const expires = o.expires === undefined ? 0 : nowSec() + o.expires;
+        const binding = {
+          aor, contact, expires, ...(o.q === undefined ? {} : { q: o.q }), ...(o.path === undefined ? {} : { path: o.path }),
+          ...(o.received === undefined ? {} : { received: o.received }), ...(o.socket === undefined ? {} : { socket: o.socket }),
+        };
+        const r = await client.call<PublishResult>(ApiMethod.LocationPublish, { edits: [{ op: "upsert", binding }] });
+        if (opts.json) printJson(r);
+        else print(`binding ${cellText(aor)} -> ${cellText(contact)} (${o.expires === undefined ? "permanent" : `expires in ${o.expires} s`})`);
+        if (!opts.json) for (const note of r.notes ?? []) io.stderr.write(`locmesh: note: ${note}\n`);
+      }),
+    );
+  withClientOptions(
+    location.command("rm").argument("<aor>", "address of record").argument("[contact]", "the one contact to remove (default: every binding of the AoR)"),
+  ).description("remove a binding, or every binding of an AoR, on every node (a phone still registered comes back at its next REGISTER)")
+    .action(
+      run(async (client, opts, aor: string, contact: string | undefined) => {
+        const edit = contact === undefined ? { op: "remove-aor", aor } : { op: "remove", aor, contact };
+        const r = await client.call<PublishResult>(ApiMethod.LocationPublish, { edits: [edit] });
+        if (r.accepted === 0) {
+          throw new RpcError(ErrorCode.NotFound, `${contact === undefined ? `${aor} has no binding` : `${aor} has no binding ${contact}`} in this node's journal: nothing removed (\`locmesh location show ${aor}\` lists what it has)`);
+        }
+        if (opts.json) printJson(r);
+        else print(`removed ${r.accepted} binding${r.accepted === 1 ? "" : "s"} of ${cellText(aor)}`);
+        if (!opts.json) for (const note of r.notes ?? []) io.stderr.write(`locmesh: note: ${note}\n`);
+      }),
+    );
 
   withClientOptions(
     program
@@ -213,6 +251,18 @@ function withListOptions(cmd: Command): Command {
     .option("--search <text>", "only entries containing this text")
     .option("--limit <n>", `entries per page (1-${MAX_PAGE})`, parseLimit)
     .option("--all", "fetch every page");
+}
+
+function parsePositive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 2 ** 31) throw new InvalidArgumentError("must be a whole number of seconds, 1 or more");
+  return n;
+}
+
+function parseQ(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError("must be a number from 0 to 1");
+  return n;
 }
 
 function parseLimit(value: string): number {

@@ -72,6 +72,8 @@ export const publishParams = z.strictObject({ edits: z.array(locationEdit).min(1
 export interface PublishResult {
   /** Changes written to the journal (a remove of an unknown binding writes nothing). */
   accepted: number;
+  /** On an agent attached to a Kamailio: what did not go into it at once, and when it will. */
+  notes?: string[];
 }
 
 export const lookupParams = z.strictObject({ aor });

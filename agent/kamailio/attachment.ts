@@ -54,6 +54,13 @@ export interface KamailioAttachment {
   setSipPeers(next: SipPeers): void;
   /** The AoR's contacts as this Kamailio holds them (ul.lookup over jsonrpcs). */
   lookup(aor: string): Promise<KamailioContact[]>;
+  /**
+   * This node's own bindings of these AoRs changed through the local API (location.publish): the
+   * sink never writes this node's own bindings, so Kamailio is brought in line for them now, as a
+   * reconcile would (reconcile-run.ts runFor). Null when done, else why it cannot happen now (not
+   * attached, journal held or not seeded, a reload due): the next reconcile or reload does it.
+   */
+  applyApiEdits(aors: readonly string[]): Promise<string | null>;
   /** What this Kamailio holds for an alias (usrloc's aliases domain or alias_db's table, kamailio-alias.ts). */
   alias(alias: string): Promise<KamailioAliasView>;
   /** A page of this Kamailio's whole location table, compared with the journal (kamailio-table.ts). */
@@ -295,6 +302,15 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     },
     async lookup(aor) {
       return (await links.usrloc.ulLookup(config.locationTable, aor)).map(toKamailioContact);
+    },
+    applyApiEdits(aors) {
+      if (aors.length === 0) return Promise.resolve(null);
+      // Beside no reload or reconcile: each writes too, and Kamailio has one FIFO process.
+      return exclusive(async () => {
+        await probe(); // which Kamailio runs, and how it keys AoRs
+        if (refused()) return "the agent does not attach to this Kamailio (locmesh status says why): nothing is written into it";
+        return reconciles.runFor(aors);
+      });
     },
     alias: (alias) => readKamailioAlias(links, alias),
     list: (p) => table.list(p),

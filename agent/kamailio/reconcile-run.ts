@@ -21,9 +21,18 @@ import { createReconcileReport } from "./reconcile-report.js";
 import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js";
 import { UsrlocKeysError } from "./usrloc-keys.js";
 
+const LOOKUPS_AT_ONCE = 16;
+
 export interface ReconcileRun {
   /** Reconciles now, unless it must wait or be skipped; throws when it failed (reported too). */
   run(): Promise<void>;
+  /**
+   * Reconciles only these AoRs, read with ul.lookup: what the local API just changed of this node's
+   * own bindings, which the sink never writes (install-plan.ts). Null when done, else why it may not
+   * run now (the journal not seeded or held, or Kamailio due a reload); throws when Kamailio cannot
+   * be read or written. Not reported as a reconcile.
+   */
+  runFor(aors: readonly string[]): Promise<string | null>;
   /** The last reconcile; null before the first. */
   last(): KamailioReconcileStatus | null;
 }
@@ -33,7 +42,7 @@ export function createReconcileRun(deps: {
   nodeId: string;
   store: ReplicaStore;
   replica: Replica;
-  links: Pick<KamailioLinks, "writer" | "dump" | "aliasTable">;
+  links: Pick<KamailioLinks, "writer" | "dump" | "aliasTable" | "usrloc">;
   plan: Omit<PlanContext, "nowSec">;
   watch: Pick<InstanceWatch, "observe" | "reloadNeeded">;
   sink: Pick<KamailioSink, "isPending" | "writtenAt">;
@@ -50,14 +59,25 @@ export function createReconcileRun(deps: {
   const held = (): boolean => deps.journal.held();
   const reconciles = createReconcileReport({ log: deps.log });
 
-  async function compareAndRepair(): Promise<void> {
+  /** ul.lookup of each AoR, a few at a time (a location.publish may name thousands). */
+  async function lookupAll(aors: readonly string[]) {
+    const out = [];
+    for (let i = 0; i < aors.length; i += LOOKUPS_AT_ONCE) {
+      const page = await Promise.all(aors.slice(i, i + LOOKUPS_AT_ONCE).map((aor) => links.usrloc.ulLookup(config.locationTable, aor)));
+      out.push(...page.flat());
+    }
+    return out;
+  }
+
+  /** Compares and repairs; `aors`: only those, read with ul.lookup instead of ul.dump. Null when Kamailio is due a reload. */
+  async function compareAndRepair(aors?: readonly string[]): Promise<{ learned: number; repaired: number; contacts: number } | null> {
     const dumpStartMs = Date.now();
     const leadMs = deps.clockLeadMs();
-    const dump = await links.dump();
+    const dump = aors === undefined ? await links.dump() : await lookupAll(aors);
     const dumpEndMs = Date.now();
     // A restart during the dump would make its emptiness look like removals.
     await watch.observe();
-    if (watch.reloadNeeded()) return;
+    if (watch.reloadNeeded()) return null;
     const nowSec = Math.floor(Date.now() / 1000);
     // Repairs go out one by one after the plan: one for a record changed meanwhile would be older
     // than the journal (the sink writes the newer version), and is skipped or followed by it.
@@ -66,19 +86,23 @@ export function createReconcileRun(deps: {
       const p = await planReconcile(store, {
         nodeId, dump, dumpStartMs, dumpSec: (dumpEndMs - dumpStartMs) / 1000, clockLeadMs: leadMs, nowSec,
         locationTable: config.locationTable, aliasTable: links.aliasTable,
-        isPending: (c) => sink.isPending(c), writtenAt: (k) => sink.writtenAt(k), kamailioTime: times.of,
+        // The sink never writes this node's own bindings: the API's edits of them are not waiting for it.
+        isPending: aors === undefined ? (c) => sink.isPending(c) : (c) => !(c.kind === "loc" && c.origin === store.replicaId) && sink.isPending(c),
+        writtenAt: (k) => sink.writtenAt(k), kamailioTime: times.of,
+        ...(aors === undefined ? {} : { aors }),
       });
       // The dump takes seconds: the journal may have been found behind meanwhile.
-      if (held()) return;
+      if (held()) return null;
       const written = p.drafts.length > 0 ? await replica.commit(p.drafts, { source: "reconcile" }) : [];
       times.learned(written, dumpStartMs);
       const learned = written.filter((c) => c !== null).length;
       let repaired = 0;
       const fresh = { watch: changes, writer: links.writer, store, plan, nowSec: () => Math.floor(Date.now() / 1000) };
       for (const op of p.repairs) if (!held() && (await writeUnlessStale(op, fresh))) repaired++;
-      metrics.kamailioLearned.inc({ source: "reconcile" }, learned);
-      metrics.kamailioRepairs.inc({ source: "reconcile" }, repaired);
-      reconciles.done({ learned, repaired, contacts: dump.length });
+      const source = aors === undefined ? "reconcile" : "api";
+      metrics.kamailioLearned.inc({ source }, learned);
+      metrics.kamailioRepairs.inc({ source }, repaired);
+      return { learned, repaired, contacts: dump.length };
     } finally {
       changes.close();
     }
@@ -98,12 +122,21 @@ export function createReconcileRun(deps: {
         return;
       }
       try {
-        await compareAndRepair();
+        const done = await compareAndRepair();
+        if (done !== null) reconciles.done(done);
       } catch (err) {
         reconciles.failed(err as Error);
         if (err instanceof UsrlocKeysError) deps.onDomainless?.(err.message);
         throw err;
       }
+    },
+    async runFor(aors) {
+      if (held()) return "this node's journal is held (locmesh status says why): nothing is written into Kamailio until it is repaired";
+      if (!deps.journal.waitedForSeed()) return "this node's journal has not caught up with the cluster yet: the reconcile or reload after it writes it";
+      // Versions from the lookup's millisecond on are taken for changes made during it, and left
+      // alone: the edits just committed must be older.
+      await new Promise((r) => setTimeout(r, 2));
+      return (await compareAndRepair(aors)) === null ? "a reload into it is due (Kamailio restarted): the reload writes it" : null;
     },
     last: () => reconciles.last(),
   };

@@ -10,8 +10,10 @@
  * - Kamailio holds a contact the agent installed (ul.add's Call-ID) that the journal no longer has
  *   live: removed from Kamailio. One whose routing fields differ from the journal: rewritten.
  * - The journal has a live binding Kamailio lacks: another node's is written back; this node's own
- *   is gone from its registrar without an event (a missed de-registration), so it is removed from
- *   the journal. (A restarted Kamailio is never reconciled before the reload has refilled it.)
+ *   from a REGISTER is gone from its registrar without an event (a missed de-registration), so it
+ *   is removed from the journal; this node's own published through the local API (no REGISTER's
+ *   Call-ID: madeByRegistrar) is written back. (A restarted Kamailio is never reconciled before
+ *   the reload has refilled it.)
  * Nothing that changed after the dump began is touched: versions newer than the dump, versions the
  * sink has not written yet, and writes the sink finished after the dump began. Nor is anything
  * decided on an AoR that is not as the journal keys it: a table with AoRs without '@' (usrloc
@@ -22,7 +24,7 @@
  * host's clock (the dump's start, Kamailio's Last-Modified) are moved into the hybrid logical
  * clock's frame (`clockLeadMs`) before they are compared with version stamps.
  */
-import { hlcToMillis, type AliasValue, type BindingValue, type Change } from "../contract/records.js";
+import { hlcToMillis, isLive, type AliasValue, type BindingValue, type Change } from "../contract/records.js";
 import { normalizeAor } from "../contract/sip-uri.js";
 import type { Draft, ReplicaStore } from "../core/store.js";
 import { aliasKey, bindingKey, planRestore, recordKey, ulBinding, type InstallOp } from "./install-plan.js";
@@ -54,6 +56,11 @@ export interface ReconcileInput {
   writtenAt(key: string): number | undefined;
   /** Kamailio's time for a version the agent learned from this Kamailio (kamailio-times.ts). */
   kamailioTime?(change: Change): number | undefined;
+  /**
+   * Only these AoRs, whose contacts `dump` holds (ul.lookup of each): what the local API just
+   * changed. The journal's bindings of other AoRs, and the aliases, are left alone.
+   */
+  aors?: readonly string[];
 }
 
 export interface ReconcilePlan {
@@ -106,7 +113,7 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
 
   const domainless = domainlessAor(input.dump, [locationTable, input.aliasTable]);
   if (domainless !== null) throw new UsrlocKeysError(useDomainProblem(domainless));
-  const locs = await loadLive(store, "loc", nowSec);
+  const locs = input.aors === undefined ? await loadLive(store, "loc", nowSec) : await loadLiveOf(store, input.aors, nowSec);
   const seen = new Set<string>();
   for (const k of input.dump) {
     if (k.table !== locationTable || k.status === "expired" || k.status === "deleted") continue;
@@ -152,12 +159,27 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
     if (seen.has(id) || untouchable(j, id)) continue;
     const v = j.value as BindingValue;
     if (v.expires !== 0 && v.expires <= nowSec + 2) continue; // Kamailio may just have expired it
-    if (v.owner === nodeId) drafts.push({ kind: "loc", key: j.key, sub: j.sub, value: null });
+    if (v.owner === nodeId && madeByRegistrar(v)) drafts.push({ kind: "loc", key: j.key, sub: j.sub, value: null });
     else repairs.push(planRestore(j, ctx)!);
   }
 
-  if (input.aliasTable !== null) repairs.push(...(await aliasRepairs(store, input)));
+  if (input.aliasTable !== null && input.aors === undefined) repairs.push(...(await aliasRepairs(store, input)));
   return { drafts, repairs };
+}
+
+/**
+ * The binding came from a REGISTER (every SIP request has a Call-ID), not from the local API: one
+ * published there has none, or ul.add's, which is what Kamailio gives it when it is written in.
+ */
+export const madeByRegistrar = (v: Pick<BindingValue, "callid">): boolean => v.callid !== "" && v.callid !== UL_ADD_CALLID;
+
+/** The live bindings of some AoRs, as loadLive keys them. */
+async function loadLiveOf(store: ReplicaStore, aors: readonly string[], nowSec: number): Promise<Live> {
+  const out: Live = new Map();
+  for (const aor of aors) {
+    for (const c of await store.listKey("loc", aor)) if (isLive(c, nowSec)) out.set(recordKey(c), c);
+  }
+  return out;
 }
 
 /** Kamailio changed the binding itself (a REGISTER the agent did not hear about). */

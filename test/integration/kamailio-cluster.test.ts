@@ -111,6 +111,46 @@ describe("three Kamailio nodes with agents", () => {
     expect(await n1.agent.call("kamailio.alias", { alias: `bobby@${TEST_DOMAIN}` })).toMatchObject({ journal: null, kamailio: [], agreement: "absent" });
   });
 
+  it("`location add` puts a static binding into every Kamailio, its own node's at once, and reconciles keep it; `location rm` takes a registered phone out of every Kamailio", async () => {
+    const api = (node: ClusterNode) => ["--url", node.agent.apiUrl, "--token", node.agent.spec.token];
+    const trunk = `trunk@${TEST_DOMAIN}`;
+    const contact = "sip:trunk@192.0.2.50:5060";
+    const added = await cli(["location", "add", `sip:${trunk}`, contact, ...api(n1)]);
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.stdout.trim()).toBe(`binding sip:${trunk} -> ${contact} (permanent)`);
+    expect(added.stderr).toBe(""); // no note: n1's Kamailio has it already
+    // The sink writes no change of n1's own bindings into n1's Kamailio: the API did, before answering.
+    expect(await n1.lookup(trunk)).toMatchObject([{ contact, expires: 0, callid: UL_ADD_CALLID }]);
+    await everywhere(trunk, [contact]);
+    // n1's reconciles (every 5 s here) keep it: it is not a phone's registration gone without an event.
+    const addedAt = Date.now();
+    const reconciledSince = async (t: number) => {
+      const at = (await n1.agent.call<ClusterStatus>("cluster.status")).kamailio?.lastReconcile?.at;
+      return at !== undefined && Date.parse(at) > t;
+    };
+    await waitFor("a reconcile on n1 after the add", () => reconciledSince(addedAt), 20_000, 200);
+    const firstAt = Date.now();
+    await waitFor("another one", () => reconciledSince(firstAt), 20_000, 200);
+    await everywhere(trunk, [contact]);
+    expect((await n2.agent.call<{ bindings: unknown[] }>("location.lookup", { aor: trunk })).bindings).toHaveLength(1);
+
+    // A phone registered at n1, removed there through the API: out of n1's Kamailio at once too.
+    const carol = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "carol", domain: TEST_DOMAIN, expires: 300 });
+    await everywhere(`carol@${TEST_DOMAIN}`, [carol.contact]);
+    const removed = await cli(["location", "rm", `sip:carol@${TEST_DOMAIN}`, ...api(n1)]);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout.trim()).toBe(`removed 1 binding of sip:carol@${TEST_DOMAIN}`);
+    expect(await n1.lookup(`carol@${TEST_DOMAIN}`)).toEqual([]);
+    await everywhere(`carol@${TEST_DOMAIN}`, []);
+    const again = await cli(["location", "rm", `sip:carol@${TEST_DOMAIN}`, ...api(n1)]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/has no binding in this node's journal: nothing removed/);
+
+    // The static one removed from another node: gone from n1's Kamailio as well (a peer's change).
+    expect((await cli(["location", "rm", `sip:${trunk}`, contact, ...api(n2)])).code).toBe(0);
+    await everywhere(trunk, []);
+  }, 90_000);
+
   it("puts the whole table back into a Kamailio that restarted empty (db_mode 0)", async () => {
     const load = await sippRegisterLoad({ dir, sipPort: n1.kamailio.sipPort, count: 300, rate: 300, domain: TEST_DOMAIN, prefix: "rst" });
     expect(load.ok, load.output).toBe(true);

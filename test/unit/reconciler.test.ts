@@ -79,3 +79,35 @@ describe("reconcile with the cluster's clock ahead of this host's", () => {
     expect(plan.drafts.map((d) => d.sub).sort()).toEqual(["sip:bob@gone", "sip:bob@refreshed"]);
   });
 });
+
+describe("reconcile of this node's bindings published through the local API", () => {
+  /** Journal: a phone's registration gone from Kamailio (gone), a static one published here with no Call-ID (static), one of another AoR. */
+  async function withStatic() {
+    const { store, input } = await setUp();
+    await store.commitLocal(
+      [
+        locDraft(AOR, "sip:bob@static", binding({ owner: ME, expires: 0, callid: "" })),
+        locDraft("carol@example.com", "sip:carol@static", binding({ owner: ME, expires: 0, callid: "" })),
+        locDraft("dave@example.com", "sip:dave@gone", binding({ owner: ME, expires: NOW + 3600, callid: "dave-call" })),
+      ],
+      counterStamp((NOW * 1000 + LEAD_MS) * HLC_UNITS_PER_MS),
+    );
+    return { store, input: { ...input, clockLeadMs: LEAD_MS } };
+  }
+
+  it("writes one Kamailio lacks back instead of taking it for a missed de-registration (which it does for a phone's)", async () => {
+    const { store, input } = await withStatic();
+    const plan = await planReconcile(store, input);
+    expect(plan.repairs.map((r) => (r.op === "add" ? `${r.aor} ${r.binding.contact}` : r.op)).sort()).toEqual([
+      "bob@example.com sip:bob@static", "carol@example.com sip:carol@static",
+    ]);
+    expect(plan.drafts.filter((d) => d.value === null).map((d) => d.sub).sort()).toEqual(["sip:bob@gone", "sip:dave@gone"]);
+  });
+
+  it("limited to some AoRs (after a local API edit), decides only for those", async () => {
+    const { store, input } = await withStatic();
+    const plan = await planReconcile(store, { ...input, dump: input.dump.filter((c) => c.aor === "carol@example.com"), aors: ["carol@example.com"] });
+    expect(plan.repairs).toMatchObject([{ op: "add", aor: "carol@example.com", binding: { contact: "sip:carol@static", expires: 0 } }]);
+    expect(plan.drafts).toEqual([]);
+  });
+});
