@@ -270,17 +270,25 @@ async function applyInKamailio(kamailio: KamailioControl, aors: readonly string[
   }
 }
 
+/** The edits in order: a remove-aor also removes the contacts upserted before it in the same call. */
 async function toDrafts(p: PublishInput, replica: Replica): Promise<Draft[]> {
   const drafts: Draft[] = [];
+  /** Contacts upserted so far in this call, by AoR. */
+  const upserted = new Map<string, Set<string>>();
   for (const e of p.edits) {
     if (e.op === "upsert") {
       const { aor, contact, owner, ...rest } = e.binding;
       const value: BindingValue = { ...rest, owner: owner ?? replica.nodeId };
       drafts.push({ kind: "loc", key: aor, sub: contact, value });
+      upserted.set(aor, (upserted.get(aor) ?? new Set()).add(contact));
     } else if (e.op === "remove") {
       drafts.push({ kind: "loc", key: e.aor, sub: e.contact, value: null });
+      upserted.get(e.aor)?.delete(e.contact);
     } else {
-      drafts.push(...(await replica.draftsForKeyRemoval("loc", e.aor)));
+      const stored = await replica.draftsForKeyRemoval("loc", e.aor);
+      const fresh = [...(upserted.get(e.aor) ?? [])].filter((c) => !stored.some((d) => d.sub === c));
+      drafts.push(...stored, ...fresh.map((sub): Draft => ({ kind: "loc", key: e.aor, sub, value: null })));
+      upserted.delete(e.aor);
     }
   }
   return drafts;

@@ -5,7 +5,7 @@
  * No Node imports here: the web UI imports this file.
  */
 import { z } from "zod";
-import { LIMITS, uriAor } from "./sip-uri.js";
+import { LIMITS, checkPath, checkQ, checkReceived, checkSipTarget, uriAor } from "./sip-uri.js";
 import { aor, nodeId, sipUri, socketText, text, uint32 } from "./record-schemas.js";
 
 export const ApiMethod = {
@@ -38,14 +38,27 @@ export const ApiNotification = {
   ChangesApplied: "changes.applied",
 } as const;
 
+/** A check of sip-uri.ts as a refinement, its message after `what` and the value. */
+const checked = <T extends z.ZodTypeAny>(schema: T, what: string, check: (v: z.output<T>) => string | null) =>
+  schema.superRefine((v, ctx) => {
+    const problem = check(v);
+    if (problem) ctx.addIssue({ code: "custom", message: `${what} ${JSON.stringify(v).slice(0, 82)} ${problem}` });
+  });
+
+/**
+ * A URI the local API takes as a contact or an alias's target: stricter than a peer's change
+ * (checkSipTarget says why). Removals and preconditions take any URI a journal may hold.
+ */
+const sipTarget = checked(sipUri, "SIP URI", checkSipTarget);
+
 /** A binding as a registrar integration publishes it. Missing optional fields take Kamailio's defaults. */
 export const bindingInput = z.strictObject({
   aor,
-  contact: sipUri,
+  contact: sipTarget,
   expires: z.number().int().min(0).max(2 ** 40),
-  q: z.number().min(-1).max(1).default(-1),
-  path: text(LIMITS.path).default(""),
-  received: text(LIMITS.received).default(""),
+  q: checked(z.number(), "q", checkQ).default(-1),
+  path: checked(text(LIMITS.path), "path", checkPath).default(""),
+  received: checked(text(LIMITS.received), "received", checkReceived).default(""),
   socket: socketText.default(""),
   callid: text(LIMITS.callid).default(""),
   cseq: uint32.default(0),
@@ -134,7 +147,7 @@ export interface ListResult<T> {
  * same write turn as the commit (agent/api/alias-preconditions.ts).
  */
 export const aliasSetParams = z
-  .strictObject({ alias: aor, target: sipUri, ifAbsent: z.boolean().optional(), expectTarget: sipUri.optional() })
+  .strictObject({ alias: aor, target: sipTarget, ifAbsent: z.boolean().optional(), expectTarget: sipUri.optional() })
   .refine((p) => !(p.ifAbsent === true && p.expectTarget !== undefined), {
     message: "ifAbsent and expectTarget exclude each other: ifAbsent adds a new alias, expectTarget edits an existing one",
   })

@@ -88,3 +88,60 @@ export function checkSocket(socket: string): string | null {
   if (m[3] !== undefined && Number(m[3]) > 65535) return "has a port above 65535";
   return null;
 }
+
+// user@ is optional; host is a name, an IPv4 address or a bracketed IPv6 one; then :port, ;params, ?headers.
+const SIP_HOSTPORT = /^sips?:(?:([^@]*)@)?(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?)(?::(\d{1,5}))?(?:[;?][^\s<>"]*)?$/i;
+
+/**
+ * For what the local API takes in (a contact, an alias's target, a `received`): checkSipUri, and,
+ * for a sip: or sips: URI, a host Kamailio can send to and a port it can use. Kamailio stores a
+ * URI whose host it cannot resolve (`sip:a@[::1`, `sip:x@`, port 99999) and then fails every
+ * lookup that forks to it. Peers' changes are checked with checkSipUri alone: a batch refused for
+ * a value an older node let in would hold back every later change of its origin.
+ */
+export function checkSipTarget(uri: string): string | null {
+  const base = checkSipUri(uri);
+  if (base !== null || /^tel:/i.test(uri)) return base;
+  const m = SIP_HOSTPORT.exec(uri);
+  if (!m) return "has no host Kamailio can send to (a name, an IPv4 address or a bracketed IPv6 one, after the user@ if any)";
+  if (m[1] !== undefined && m[1] === "") return "has an empty user part before the @";
+  if (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535)) return `has port ${m[3]}, outside 1-65535`;
+  return null;
+}
+
+/**
+ * A Path as usrloc keeps it: one or more `<sip:…>` (or `<sips:…>`) entries separated by commas, each
+ * with a host checkSipTarget accepts. Anything else makes Kamailio's lookup of the whole AoR fail
+ * ("failed to parse Path body"), real registrations included. Empty is no Path.
+ */
+export function checkPath(path: string): string | null {
+  if (path === "") return null;
+  const unfit = unstorable(path);
+  if (unfit) return unfit;
+  // Entries as Kamailio's parse_rr reads them: `<`, the URI (a comma there is the URI's), `>`, then a comma or the end.
+  const entry = /\s*<([^<>]*)>\s*(,|$)/y;
+  for (let at = 0; at < path.length;) {
+    entry.lastIndex = at;
+    const m = entry.exec(path);
+    if (!m) return `must be <sip:…> entries separated by commas, as a Path header holds them (${JSON.stringify(path.slice(at).trim().slice(0, 60))} is not)`;
+    const problem = checkSipTarget(m[1]!);
+    if (problem) return `has an entry whose URI ${JSON.stringify(m[1]!.slice(0, 60))} ${problem}`;
+    if (m[2] === "") return null;
+    at = entry.lastIndex;
+    if (at >= path.length) return "ends in a comma";
+  }
+  return null;
+}
+
+/** `received` (the source a phone is reached at behind NAT): empty, or a sip: URI checkSipTarget accepts. */
+export function checkReceived(received: string): string | null {
+  if (received === "") return null;
+  if (!/^sips?:/i.test(received)) return "must be empty or a sip: URI of the address the phone is reached at, e.g. sip:198.51.100.7:5060";
+  return checkSipTarget(received);
+}
+
+/** q as usrloc takes it: -1 (none given) or 0 to 1. */
+export function checkQ(q: number): string | null {
+  return q === -1 || (q >= 0 && q <= 1) ? null : "must be -1 (none given) or from 0 to 1";
+}
+

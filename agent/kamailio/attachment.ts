@@ -273,7 +273,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       events.start();
       // The sink is held until this first check's probe has answered (or failed: Kamailio down,
       // the sink then goes to its database fallback as before).
-      void check().finally(sinkMayStart);
+      void check().catch((err: unknown) => log.warn({ err: (err as Error).message }, "first check of Kamailio failed")).finally(sinkMayStart);
       every(config.checkIntervalSec * 1000, check);
       if (config.reconcileIntervalSec > 0) every(config.reconcileIntervalSec * 1000, () => (liveness.isUp() ? reconcile() : Promise.resolve()));
     },

@@ -16,6 +16,7 @@ import type { InstanceWatch } from "./instance-watch.js";
 import type { KamailioLinks } from "./kamailio-links.js";
 import type { KamailioSink } from "./kamailio-sink.js";
 import type { KamailioTimes } from "./kamailio-times.js";
+import { isTransient } from "../core/transient.js";
 import { planReconcile } from "./reconciler.js";
 import { createReconcileReport } from "./reconcile-report.js";
 import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js";
@@ -98,7 +99,17 @@ export function createReconcileRun(deps: {
       const learned = written.filter((c) => c !== null).length;
       let repaired = 0;
       const fresh = { watch: changes, writer: links.writer, store, plan, nowSec: () => Math.floor(Date.now() / 1000) };
-      for (const op of p.repairs) if (!held() && (await writeUnlessStale(op, fresh))) repaired++;
+      for (const op of p.repairs) {
+        if (held()) break;
+        try {
+          if (await writeUnlessStale(op, fresh)) repaired++;
+        } catch (err) {
+          // Refused outright (a value Kamailio cannot take): skipped, as the sink does; the rest goes on.
+          if (isTransient(err)) throw err;
+          metrics.kamailioWriteFailures.inc({ reason: "rejected" });
+          deps.log.error({ err: (err as Error).message }, "skipped a repair Kamailio refused");
+        }
+      }
       const source = aors === undefined ? "reconcile" : "api";
       metrics.kamailioLearned.inc({ source }, learned);
       metrics.kamailioRepairs.inc({ source }, repaired);

@@ -58,7 +58,8 @@ export interface ReconcileInput {
   kamailioTime?(change: Change): number | undefined;
   /**
    * Only these AoRs, whose contacts `dump` holds (ul.lookup of each): what the local API just
-   * changed. The journal's bindings of other AoRs, and the aliases, are left alone.
+   * changed. The journal's bindings of other AoRs, and the aliases, are left alone, and this node's
+   * own bindings Kamailio lacks are written in whatever their Call-ID (the API was given them).
    */
   aors?: readonly string[];
 }
@@ -159,7 +160,8 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
     if (seen.has(id) || untouchable(j, id)) continue;
     const v = j.value as BindingValue;
     if (v.expires !== 0 && v.expires <= nowSec + 2) continue; // Kamailio may just have expired it
-    if (v.owner === nodeId && madeByRegistrar(v)) drafts.push({ kind: "loc", key: j.key, sub: j.sub, value: null });
+    // Limited to AoRs the local API just changed, every binding is what the API was given: written in.
+    if (v.owner === nodeId && madeByRegistrar(v) && input.aors === undefined) drafts.push({ kind: "loc", key: j.key, sub: j.sub, value: null });
     else repairs.push(planRestore(j, ctx)!);
   }
 

@@ -196,6 +196,17 @@ describe("validation and limits", () => {
       ["location.list", { limit: 5000 }, /limit/],
       ["alias.list", { after: "not a cursor" }, /after/],
       ["alias.list", { bogus: 1 }, /bogus/],
+      // Values Kamailio would store and then fail on (the hostile-input dry run): nothing of them is journaled.
+      ...([
+        [{ q: -0.5 }, /edits\.0\.binding\.q: q -0\.5 must be -1 \(none given\) or from 0 to 1/],
+        [{ path: "<sip:127.0.0.1:18065;lr>\r\nX-Evil: 1" }, /edits\.0\.binding\.path: path .* must be <sip:…> entries separated by commas/],
+        [{ received: "not a uri" }, /edits\.0\.binding\.received: received "not a uri" must be empty or a sip: URI/],
+        [{ contact: "sip:a@[::1" }, /edits\.0\.binding\.contact: SIP URI "sip:a@\[::1" has no host Kamailio can send to/],
+        [{ contact: "sip:x@h:99999" }, /has port 99999, outside 1-65535/],
+      ] as const).map(([over, field]): [string, unknown, RegExp] => [
+        "location.publish", { edits: [{ op: "upsert", binding: { aor: "sip:hostile@example.com", contact: "sip:hostile@192.0.2.1", expires: 0, ...over } }] }, field,
+      ]),
+      ["alias.set", { alias: "sip:nohost@example.com", target: "sip:x@" }, /target: SIP URI "sip:x@" has no host/],
     ];
     for (const [method, params, field] of cases) {
       const err = await callError(method, params);
@@ -204,6 +215,18 @@ describe("validation and limits", () => {
     }
     expect((await callError("alias.frobnicate", {})).code).toBe(ErrorCode.MethodNotFound);
     expect((await agent.call<ListResult<unknown>>("alias.list", { search: "bob" })).total).toBe(0);
+    expect((await agent.call<{ bindings: unknown[] }>("location.lookup", { aor: "hostile@example.com" })).bindings).toEqual([]);
+    expect((await agent.call<ListResult<unknown>>("alias.list", { search: "nohost" })).total).toBe(0);
+  });
+
+  it("applies one call's edits in order: a remove-aor also removes what the same call upserted before it", async () => {
+    const aor = "ordered@example.com";
+    const up = (contact: string) => ({ op: "upsert", binding: { aor, contact, expires: 0 } });
+    await agent.call("location.publish", { edits: [up("sip:e1@192.0.2.1")] });
+    await agent.call("location.publish", { edits: [up("sip:e2@192.0.2.2"), { op: "remove-aor", aor }, up("sip:e3@192.0.2.3")] });
+    const held = await agent.call<{ bindings: { contact: string }[] }>("location.lookup", { aor });
+    expect(held.bindings.map((b) => b.contact)).toEqual(["sip:e3@192.0.2.3"]);
+    await agent.call("location.publish", { edits: [{ op: "remove-aor", aor }] }); // the tests below count the live bindings
   });
 
   it("answers invalid JSON with a parse error and an oversize body with 413", async () => {

@@ -35,8 +35,8 @@ describe("series only some nodes have", () => {
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/^locmesh_kamailio_write_failures_total\{reason="rejected"\} 0$/m);
     expect(text).toMatch(/^locmesh_kamailio_write_failures_total\{reason="unavailable"\} 0$/m);
-    for (const source of ["event", "reconcile"]) expect(text).toMatch(new RegExp(`^locmesh_kamailio_learned_total\\{source="${source}"\\} 0$`, "m"));
-    for (const source of ["reconcile", "reload"]) expect(text).toMatch(new RegExp(`^locmesh_kamailio_repairs_total\\{source="${source}"\\} 0$`, "m"));
+    for (const source of ["event", "reconcile", "api"]) expect(text).toMatch(new RegExp(`^locmesh_kamailio_learned_total\\{source="${source}"\\} 0$`, "m"));
+    for (const source of ["reconcile", "reload", "api"]) expect(text).toMatch(new RegExp(`^locmesh_kamailio_repairs_total\\{source="${source}"\\} 0$`, "m"));
   });
 
   it("export the process and Node.js metrics under the names every Node exporter uses", async () => {

@@ -23,7 +23,12 @@ describe("bindingInput", () => {
     expect(problems(bindingInput, { ...b, contact: "sip:a@h;x=\u0000" })).toMatch(/^contact: .*NUL/);
     expect(problems(aliasSetParams, { alias: "sip:a@example.com", target: "sip:t@example.com;p=\u0000" })).toMatch(/^target: .*NUL/);
     const odd = "'\"\\;-- ' OR 1=1 😀 \u200f %00 \u0001";
-    expect(bindingInput.parse({ ...b, userAgent: odd, path: odd, received: odd, callid: odd, instance: odd })).toMatchObject({ userAgent: odd, path: odd, callid: odd });
+    // A Path and a received hold URIs (checkPath, checkReceived), where the odd characters go into a parameter.
+    const inUri = "';--%00😀\u200f\\";
+    const path = `<sip:edge.example.net;lr;x=${inUri}>`;
+    const received = `sip:198.51.100.7:5060;x=${inUri}`;
+    expect(bindingInput.parse({ ...b, userAgent: odd, path, received, callid: odd, instance: odd })).toMatchObject({ userAgent: odd, path, received, callid: odd });
+    expect(problems(bindingInput, { ...b, path: odd })).toMatch(/^path: path .* must be <sip:…> entries/);
   });
 
   it("fills Kamailio's defaults and normalises the AoR", () => {

@@ -109,5 +109,9 @@ describe("reconcile of this node's bindings published through the local API", ()
     const plan = await planReconcile(store, { ...input, dump: input.dump.filter((c) => c.aor === "carol@example.com"), aors: ["carol@example.com"] });
     expect(plan.repairs).toMatchObject([{ op: "add", aor: "carol@example.com", binding: { contact: "sip:carol@static", expires: 0 } }]);
     expect(plan.drafts).toEqual([]);
+    // The API may be given a Call-ID too: limited to the AoRs it just changed, such a binding is written in, not dropped.
+    const dave = await planReconcile(store, { ...input, dump: [], aors: ["dave@example.com"] });
+    expect(dave.repairs).toMatchObject([{ op: "add", aor: "dave@example.com", binding: { contact: "sip:dave@gone" } }]);
+    expect(dave.drafts).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable, uriAor } from "../../agent/contract/sip-uri.js";
+import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable, uriAor, checkPath, checkQ, checkReceived, checkSipTarget } from "../../agent/contract/sip-uri.js";
 
 describe("checkSipUri", () => {
   it.each(["sip:alice@10.0.0.1:5060", "sips:alice@example.com;transport=tls", "tel:+15551234", "SIP:bob@host"])(
@@ -98,5 +98,44 @@ describe("uriAor", () => {
     expect(uriAor("tel:+15551234")).toBeNull();
     expect(uriAor("sip:example.com")).toBeNull();
     expect(uriAor("sip:bob@")).toBeNull();
+  });
+});
+
+describe("what the local API takes in: checkSipTarget, checkPath, checkReceived, checkQ", () => {
+  it("takes contacts and targets Kamailio can send to", () => {
+    for (const ok of [
+      "sip:alice@192.0.2.10:5060", "sip:192.0.2.1:5060", "sips:bob@example.com", "sip:a@[2001:db8::1]:5060;transport=tcp",
+      "sip:dsv-t'1@example.com;v=x;e=😀", "sip:trunk@gw_1.example.net", "sip:a@h;x=ok?H=v", "tel:+15551234",
+    ]) expect(checkSipTarget(ok), ok).toBeNull();
+  });
+
+  it("refuses a host Kamailio cannot resolve, an empty user, a port out of range (the hostile dry run's F3, F4)", () => {
+    expect(checkSipTarget("sip:a@[::1")).toMatch(/no host Kamailio can send to/);
+    expect(checkSipTarget("sip:x@")).toMatch(/no host Kamailio can send to/);
+    expect(checkSipTarget("sip:@example.com")).toMatch(/no user or host part/);
+    expect(checkSipTarget("sip:x@example.com:99999")).toBe("has port 99999, outside 1-65535");
+    expect(checkSipTarget("sip:x@example.com:0")).toBe("has port 0, outside 1-65535");
+    expect(checkSipTarget("sip:x@-bad-.com")).toMatch(/no host/);
+  });
+
+  it("takes a Path of <sip:…> entries only (F2: anything else makes Kamailio's lookup of the whole AoR fail)", () => {
+    expect(checkPath("")).toBeNull();
+    expect(checkPath("<sip:edge1.example.net;lr>")).toBeNull();
+    expect(checkPath("<sip:edge1.example.net;lr>, <sip:10.0.0.1:5060;lr;received=sip:198.51.100.7%3A5060>")).toBeNull();
+    expect(checkPath("<sip:127.0.0.1:18065;lr>\r\nX-Evil: 1")).toMatch(/must be <sip:…> entries separated by commas/);
+    expect(checkPath("garbage")).toMatch(/must be <sip:…> entries/);
+    expect(checkPath("<sip:x@>")).toMatch(/has an entry whose URI "sip:x@" has no host/);
+    // A comma inside <> is the URI's, as Kamailio's parser reads it.
+    expect(checkPath('<sip:edge.example.net;lr;x={json:[1,x]}>,<sip:b.example.net;lr>')).toBeNull();
+    expect(checkPath("<sip:a.example.net;lr>,")).toBe("ends in a comma");
+    expect(checkPath("<sip:a.example.net;lr> x")).toMatch(/must be <sip:…> entries/);
+  });
+
+  it("takes a received that is empty or a sip: URI, and q of -1 or 0 to 1 (F1)", () => {
+    expect(checkReceived("")).toBeNull();
+    expect(checkReceived("sip:198.51.100.7:5060;transport=tcp")).toBeNull();
+    expect(checkReceived("not a uri")).toMatch(/must be empty or a sip: URI/);
+    expect([-1, 0, 0.5, 1].map(checkQ)).toEqual([null, null, null, null]);
+    for (const bad of [-0.5, -0.001, 1.01, -2]) expect(checkQ(bad), String(bad)).toMatch(/-1 \(none given\) or from 0 to 1/);
   });
 });

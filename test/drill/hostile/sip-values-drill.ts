@@ -202,8 +202,13 @@ async function refuseUnstorable(c: DrillCluster, n1: ClusterNode): Promise<Refus
     const binding = (contact: string) => (_v: string, sentMs: number) =>
       c.ledger.add({ kind: "loc", key: aor, sub: contact, value: "present", node: n1.id, sentMs, doneMs: Date.now(), outcome: "acked" });
     const publish = (b: Record<string, unknown>) => ({ edits: [{ op: "upsert", binding: { ...base, ...b } }] });
+    // A Path or received must hold a URI (sip-uri.ts checkPath, checkReceived): the value goes into one.
+    const within: Record<string, (v: string) => string> = {
+      path: (v) => `<sip:edge.example.net;lr;x=${uriSafe(v)}>`, received: (v) => `sip:198.51.100.7:5060;x=${uriSafe(v)}`,
+    };
     for (const field of ["userAgent", "callid", "path", "received", "instance"] as const) {
-      await attempt({ method: "location.publish", field, what: field, t, params: (v) => publish({ [field]: v }), record: binding(base.contact) });
+      const value = within[field] ?? ((v: string) => v);
+      await attempt({ method: "location.publish", field, what: field, t, params: (v) => publish({ [field]: value(v) }), record: binding(base.contact) });
     }
     // URIs hold no spaces or quotes: those go, or the call would be refused for them.
     const param = uriSafe(t);

@@ -48,8 +48,10 @@ export function bindingsFor(tag: string, copies: number): PublishedBinding[] {
         contact: `sip:dsv${n}@192.0.2.${(i % 250) + 1}:5060;p=${uriSafe(t)};q='x';b=\\;--;e=😀;r=\u200f;n=%00`,
         userAgent: `UA ${n} ${t}`,
         callid: `${t}${n}@h`,
-        path: `<sip:edge.example.net;lr;x=${uriSafe(t)}>${t}`,
-        received: `sip:198.51.100.7:5060;${n}=${t}`,
+        // Inside the URI: the API refuses a Path that is not <sip:…> entries, or a received that is
+        // not a URI, as Kamailio's lookup fails on them (sip-uri.ts checkPath, checkReceived).
+        path: `<sip:edge.example.net;lr;x=${uriSafe(t)}>`,
+        received: `sip:198.51.100.7:5060;${n}=${uriSafe(t)}`,
         instance: `<urn:uuid:${n}>${t}`,
       });
     });
