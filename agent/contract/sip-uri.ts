@@ -50,14 +50,24 @@ export function checkSipUri(uri: string): string | null {
 }
 
 /**
+ * A–Z to a–z, every other character as it is: what Kamailio's registrar does to an AoR with
+ * `case_sensitive` 0 (C's tolower() on each byte), and what SQLite's and PostgreSQL's (COLLATE "C")
+ * lower() do. "ÜNI" becomes "Üni", as Kamailio keys it.
+ */
+export function foldAscii(s: string): string {
+  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
+/**
  * Normalises an address-of-record the way Kamailio's usrloc keys it: `user@domain`, scheme removed,
- * lower-cased (registrar `case_sensitive` 0, the default). Returns the AoR or a message.
+ * ASCII letters lower-cased (registrar `case_sensitive` 0, the default; foldAscii). Returns the AoR
+ * or a message.
  */
 export function normalizeAor(input: string): { aor: string } | { error: string } {
   let s = input.trim();
   const m = /^(sips?):/i.exec(s);
   if (m) s = s.slice(m[0].length);
-  s = s.toLowerCase();
+  s = foldAscii(s);
   if (s.length === 0) return { error: "is empty" };
   if (s.length > LIMITS.aor) return { error: `is longer than ${LIMITS.aor} characters` };
   if (!AOR.test(s)) return { error: "must look like user@domain (with or without sip:), without parameters" };
@@ -67,7 +77,7 @@ export function normalizeAor(input: string): { aor: string } | { error: string }
 }
 
 /**
- * The AoR a sip: or sips: URI names, as usrloc keys it (`user@host[:port]`, lower-cased, without
+ * The AoR a sip: or sips: URI names, as usrloc keys it (`user@host[:port]`, ASCII lower-cased, without
  * parameters or headers): what Kamailio looks up when a request is sent there. Null for a tel:
  * URI or one without a user part.
  */
@@ -75,7 +85,7 @@ export function uriAor(uri: string): string | null {
   const m = /^sips?:([^;?]*)/i.exec(uri.trim());
   if (!m) return null;
   const at = m[1]!.lastIndexOf("@");
-  return at <= 0 || at === m[1]!.length - 1 ? null : m[1]!.toLowerCase();
+  return at <= 0 || at === m[1]!.length - 1 ? null : foldAscii(m[1]!);
 }
 
 export function checkSocket(socket: string): string | null {

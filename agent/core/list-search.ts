@@ -4,16 +4,18 @@
  *
  * The rule: a search matches a record when it occurs in its name (AoR or alias), or in its contact
  * (a binding) or target (an alias), ignoring case as each field is stored:
- * - Names are stored lower-cased by normalizeAor (contract/sip-uri.ts, JavaScript's toLowerCase,
- *   all of Unicode) and without their sip:/sips: scheme, on every way in (API, peers, registrar
- *   events). So the search is made a name the same way, and compared with the stored name as it is:
- *   "SIP:Jürgen" finds "jürgen@example.com".
+ * - Names are stored with their ASCII letters lower-cased by normalizeAor (contract/sip-uri.ts, as
+ *   Kamailio's registrar keys them) and without their sip:/sips: scheme, on every way in (API,
+ *   peers, registrar events). So the search is made a name the same way, and compared with the
+ *   stored name as it is: "SIP:JÜRGEN" finds "jÜrgen@example.com", not "jürgen@example.com".
  * - Contacts and targets keep their case. Both databases fold only ASCII letters (SQLite's lower()
  *   without ICU; PostgreSQL's lower() under COLLATE "C"), so the search is folded the same way:
  *   "sip:ALICE" finds "sip:Alice@…", and non-ASCII letters match as written ("Ö" finds "sip:Ö@…",
  *   "ö" does not). Folding Unicode on the database side would need ICU in SQLite and a
  *   locale-dependent lower() in PostgreSQL, so the two stores could disagree.
  */
+import { foldAscii } from "../contract/sip-uri.js";
+
 export interface ListSearch {
   /** True for an empty search: everything matches. */
   all: boolean;
@@ -28,12 +30,9 @@ const SCHEME = /^sips?:/i;
 export function listSearch(search: string): ListSearch {
   return {
     all: search === "",
-    name: search.replace(SCHEME, "").toLowerCase(),
+    name: foldAscii(search.replace(SCHEME, "")),
     text: foldAscii(search),
   };
 }
 
-/** A–Z to a–z, every other character as it is: what SQLite's and PostgreSQL's (COLLATE "C") lower() do. */
-export function foldAscii(s: string): string {
-  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
-}
+export { foldAscii };

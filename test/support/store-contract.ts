@@ -345,12 +345,13 @@ export function describeStoreContract(name: string, open: () => Promise<ReplicaS
         expect(await keys("alias", "sip:Sales@X")).toEqual(["sales@x"]);
         expect(await keys("alias", "SIPS:support")).toEqual(["support@x"]);
         expect(await keys("loc", "sip:ann@")).toEqual(["ann@x"]);
-        // Non-ASCII: names match in any case (stored lower-cased); contacts and targets as written.
-        expect(await keys("alias", "MÜLLER")).toEqual(["müller@x"]);
+        // Non-ASCII letters match as written everywhere (names fold ASCII only, as Kamailio keys them).
+        expect(await keys("alias", "MüLLER")).toEqual(["müller@x"]);
+        expect(await keys("alias", "MÜLLER")).toEqual([]);
         expect(await keys("alias", "Jörg.ÖZ")).toEqual(["müller@x"]);
         expect(await keys("alias", "jörg.öz")).toEqual([]);
         expect(await keys("loc", "ÖZ@10")).toEqual(["jörg@x"]);
-        expect(await keys("loc", "SIP:JÖRG@")).toEqual(["jörg@x"]);
+        expect(await keys("loc", "SIP:JöRG@")).toEqual(["jörg@x"]);
         // A bare scheme names nothing, but it is in every contact and target.
         expect((await s.page("alias", q({ search: "sip:" }))).total).toBe(3);
         expect((await s.page("loc", q({ search: "sips:" }))).total).toBe(0);

@@ -26,6 +26,12 @@ describe("checkSipUri", () => {
 });
 
 describe("normalizeAor", () => {
+  it("lower-cases ASCII letters only, as Kamailio's registrar keys an AoR (the hostile dry run's F13)", () => {
+    expect(normalizeAor("sip:ÜNI@Example.com")).toEqual({ aor: "Üni@example.com" });
+    expect(normalizeAor("jürgen@EXAMPLE.com")).toEqual({ aor: "jürgen@example.com" });
+    expect(uriAor("sip:ÖZ@PBX.example.com;x=1")).toBe("Öz@pbx.example.com");
+  });
+
   it("strips the scheme, trims and lower-cases", () => {
     expect(normalizeAor("  SIP:Alice@Example.COM ")).toEqual({ aor: "alice@example.com" });
     expect(normalizeAor("sips:bob@example.com")).toEqual({ aor: "bob@example.com" });
