@@ -32,6 +32,19 @@ export function optStr(o: Obj, key: string, where: string, max: number): string 
   return field(o, key) === undefined ? "" : str(o, key, where, max);
 }
 
+/**
+ * A string kept for information only (a user agent), cut to `max` characters: a phone's longer
+ * one still registers (Kamailio answers 200), so the event must not be dropped for it.
+ */
+export function optStrCut(o: Obj, key: string, where: string, max: number): string {
+  const v = optStr(o, key, where, 64 * 1024);
+  if (v.length <= max) return v;
+  let cut = v.slice(0, max);
+  // Not half a surrogate pair at the cut.
+  if (/[\ud800-\udbff]$/.test(cut)) cut = cut.slice(0, -1);
+  return cut;
+}
+
 export function int(o: Obj, key: string, where: string, min: number, max: number): number {
   const v = field(o, key);
   if (typeof v !== "number" || !Number.isInteger(v)) throw new EventFormatError(`${where}.${key} must be an integer, got ${typeName(v)}`);

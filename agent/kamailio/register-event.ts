@@ -26,7 +26,7 @@
 import { LIMITS, checkSipUri, checkSocket, normalizeAor } from "../contract/sip-uri.js";
 import { parseContactHeader, type RequestContact } from "./contact-header.js";
 import { EventFormatError } from "./event-format-error.js";
-import { U32, asObject, clip, field, int, optStr, show, str, typeName, u32, type Obj } from "./event-fields.js";
+import { U32, asObject, clip, field, int, optStr, optStrCut, show, str, typeName, u32, type Obj } from "./event-fields.js";
 import { EVENT_FORMAT, fromFormat2 } from "./event-format2.js";
 
 export { EventFormatError };
@@ -127,7 +127,7 @@ function parseRegister(o: Obj): RegisterEvent {
     requestExpires: field(o, "req_expires") === undefined ? null : int(o, "req_expires", "register", 0, U32),
     callid: str(o, "callid", "register", LIMITS.callid),
     cseq: int(o, "cseq", "register", 0, U32),
-    userAgent: optStr(o, "user_agent", "register", LIMITS.userAgent),
+    userAgent: optStrCut(o, "user_agent", "register", LIMITS.userAgent),
     source: source(str(o, "source", "register", SOURCE_MAX)),
     tsMs: timestamp(field(o, "ts"), "register.ts"),
     contacts: rawContacts.map((c, i) => parseContact(asObject(c, `register.contacts[${i}]`), `register.contacts[${i}]`)),
@@ -160,7 +160,7 @@ function parseContact(c: Obj, where: string): EventContact {
     cseq: int(c, "cseq", where, 0, U32),
     path: optStr(c, "path", where, LIMITS.path),
     received: optStr(c, "received", where, LIMITS.received),
-    userAgent: optStr(c, "user_agent", where, LIMITS.userAgent),
+    userAgent: optStrCut(c, "user_agent", where, LIMITS.userAgent),
     ruid: optStr(c, "ruid", where, RUID_MAX),
     socket,
     flags: u32(c, "flags", where),

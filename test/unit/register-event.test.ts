@@ -56,6 +56,16 @@ describe("parseKamailioEvent", () => {
     expect(parseKamailioEvent(register({ rc: 3, req_contact: "*", req_expires: 0, contacts: [] }))).toMatchObject({ rc: 3, requestContacts: "*" });
   });
 
+  it("cuts a user agent over 255 characters instead of dropping the REGISTER (Kamailio answered it 200; the hostile dry run's F10)", () => {
+    const long = `Phone/1.0 ${"x".repeat(300)}`;
+    const ev = parseKamailioEvent(JSON.stringify({ ...JSON.parse(withContact({ user_agent: long })), user_agent: long })) as RegisterEvent;
+    expect(ev.userAgent).toBe(long.slice(0, 255));
+    expect(ev.contacts[0]?.userAgent).toBe(long.slice(0, 255));
+    // Never half a surrogate pair at the cut.
+    const emoji = `${"y".repeat(254)}😀tail`;
+    expect((parseKamailioEvent(register({ user_agent: emoji })) as RegisterEvent).userAgent).toBe("y".repeat(254));
+  });
+
   it("reads a signed all-methods mask as unsigned", () => {
     expect((parseKamailioEvent(withContact({ methods: -1 })) as RegisterEvent).contacts[0]?.methods).toBe(4294967295);
   });
@@ -70,7 +80,7 @@ describe("parseKamailioEvent", () => {
     ["contacts as an object", register({ contacts: {} }), /contacts must be an array/],
     ["a bad AoR", register({ aor: "sip:nodomain" }), /register.aor/],
     ["a NUL in the call-id", register({ callid: "a\u0000b" }), /NUL/],
-    ["an oversized user agent", register({ user_agent: "x".repeat(256) }), /longer than 255/],
+    ["an oversized Call-ID", register({ callid: "x".repeat(256) }), /callid is longer than 255/],
     ["a bad timestamp", register({ ts: 1795310453 }), /seconds.microseconds/],
     ["a deeply nested timestamp", register({ ts: "\u0001deep" }).replace('"\\u0001deep"', "[".repeat(30_000) + "]".repeat(30_000)), /seconds.microseconds.*deeply nested array/],
     ["a deeply nested event kind", `{"event":${"[".repeat(30_000)}${"]".repeat(30_000)}}`, /unknown "event" a deeply nested/],
