@@ -11,7 +11,7 @@ import { ErrorCode } from "../contract/errors.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { webDistDir } from "../ops/paths.js";
-import { parseErrorResponse, parseFrame, type RpcServer } from "../rpc/server.js";
+import { parseFrame, type RpcServer } from "../rpc/server.js";
 import type { ApiContext } from "./local-api.js";
 import { createSignedOutSockets, type SignedOutSockets } from "./signed-out-sockets.js";
 import { createStaticFiles } from "./static-files.js";
@@ -115,7 +115,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       return json(res, 413, createJSONRPCErrorResponse(null, ErrorCode.TooLarge, `request larger than ${deps.maxMessageBytes} bytes; split it`));
     }
     const payload = parseFrame(body);
-    if (payload === null) return json(res, 200, parseErrorResponse());
+    if (payload === null) return json(res, 200, deps.rpc.parseError());
     const ctx: ApiContext = { authenticated: true, signIn: (t) => auth.verify(t, remote, "login") };
     const answer = await deps.rpc.receive(payload, ctx);
     if (answer === null) return void res.writeHead(204).end();
@@ -216,7 +216,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
       if (!ctx.authenticated && size > WS_FRAME_LIMIT_SIGNED_OUT) return ws.close(1009, "frame too large before sign-in");
       const payload = isBinary ? null : parseFrame(data.toString());
-      if (payload === null) return send(JSON.stringify(parseErrorResponse()));
+      if (payload === null) return send(JSON.stringify(deps.rpc.parseError()));
       void deps.rpc.receive(payload, ctx).then((answer) => {
         if (answer !== null) send(JSON.stringify(answer));
       }).catch((err: unknown) => log.error({ err }, "could not answer a WebSocket request"));

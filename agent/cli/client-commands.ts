@@ -125,7 +125,12 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
   ).description("show one alias's target").action(
     run(async (client, opts, name: string) => {
       if ((opts as { kamailio?: boolean }).kamailio) answer(opts, await client.call<KamailioAliasResult>(ApiMethod.KamailioAlias, { alias: name }), formatKamailioAlias);
-      else answer(opts, await client.call<{ alias: string; target: string | null }>(ApiMethod.AliasLookup, { alias: name }), (r) => formatAlias(r.alias, r.target));
+      else {
+        const r = await client.call<{ alias: string; target: string | null }>(ApiMethod.AliasLookup, { alias: name });
+        answer(opts, r, () => formatAlias(r.alias, r.target));
+        // An unknown alias is a failed lookup for scripts (exit 1), as `alias rm` of one is.
+        if (r.target === null) process.exitCode = EXIT.failed;
+      }
     }),
   );
   withListOptions(alias.command("ls")).description("list aliases").action(

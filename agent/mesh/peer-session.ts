@@ -19,7 +19,7 @@ import { InvalidBatchError } from "../core/store.js";
 import { changesAhead, isEmptyVector } from "../core/version-vector.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
-import { createRpcServer, parseErrorResponse, parseFrame } from "../rpc/server.js";
+import { createRpcServer, parseFrame } from "../rpc/server.js";
 import { closeReason } from "./close-reason.js";
 import { fastBatch } from "./fast-batch.js";
 import { createHandshake, type HandshakeDeps } from "./peer-handshake.js";
@@ -164,7 +164,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       if (ended) return;
       const payload = parseFrame(text);
       if (payload === null) {
-        deps.transport.send(JSON.stringify(parseErrorResponse()));
+        deps.transport.send(JSON.stringify(rpc.parseError()));
         return;
       }
       if (isResponseFrame(payload)) {

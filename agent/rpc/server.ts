@@ -55,6 +55,8 @@ export interface RpcServer<Ctx> {
    * so one frame cannot start thousands of calls at once.
    */
   receive(payload: unknown, ctx: Ctx): Promise<RpcAnswer>;
+  /** The answer to a frame that is not JSON, counted with the other errors (onError). */
+  parseError(): JSONRPCErrorResponse;
 }
 
 const isId = (v: unknown): v is JSONRPCID => v === null || typeof v === "string" || typeof v === "number";
@@ -82,18 +84,23 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
     if (response && "error" in response && response.error) deps.onError?.(response.error.code, request.method);
     return response;
   });
+  /** An error answered before any method runs (the middleware above counts the rest). */
+  const counted = (r: JSONRPCErrorResponse): JSONRPCErrorResponse => {
+    deps.onError?.(r.error.code, "");
+    return r;
+  };
   const methods = new Set<string>();
   async function receiveOne(x: unknown, ctx: Ctx): Promise<JSONRPCResponse | null> {
-    if (typeof x !== "object" || x === null || Array.isArray(x)) return invalidRequest(null, "a request is a JSON object");
+    if (typeof x !== "object" || x === null || Array.isArray(x)) return counted(invalidRequest(null, "a request is a JSON object"));
     const r = x as Record<string, unknown>;
-    if (r["id"] !== undefined && !isId(r["id"])) return invalidRequest(null, "id must be a string, a number or null");
+    if (r["id"] !== undefined && !isId(r["id"])) return counted(invalidRequest(null, "id must be a string, a number or null"));
     if (r["jsonrpc"] !== "2.0" || typeof r["method"] !== "string" || r["result"] !== undefined || r["error"] !== undefined) {
-      return invalidRequest(r["id"], 'a JSON-RPC 2.0 request has "jsonrpc":"2.0" and a string "method"');
+      return counted(invalidRequest(r["id"], 'a JSON-RPC 2.0 request has "jsonrpc":"2.0" and a string "method"'));
     }
     const params = r["params"];
     if (params !== undefined && (typeof params !== "object" || params === null)) {
       if (r["id"] === undefined) return null; // a notification is never answered (§4.1)
-      return createJSONRPCErrorResponse(r["id"] as JSONRPCID, ErrorCode.InvalidParams, "invalid params: params must be an object or an array");
+      return counted(createJSONRPCErrorResponse(r["id"] as JSONRPCID, ErrorCode.InvalidParams, "invalid params: params must be an object or an array"));
     }
     const answer = await server.receive(r as unknown as JSONRPCRequest, ctx);
     // Answered after the middleware (the API's sign-in check goes first): an unknown method's error
@@ -108,8 +115,8 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
   async function receive(payload: unknown, ctx: Ctx): Promise<RpcAnswer> {
     try {
       if (!Array.isArray(payload)) return await receiveOne(payload, ctx);
-      if (payload.length === 0) return invalidRequest(null, "an empty batch");
-      if (payload.length > MAX_BATCH) return invalidRequest(null, `a batch of ${payload.length} requests; send at most ${MAX_BATCH} per batch`);
+      if (payload.length === 0) return counted(invalidRequest(null, "an empty batch"));
+      if (payload.length > MAX_BATCH) return counted(invalidRequest(null, `a batch of ${payload.length} requests; send at most ${MAX_BATCH} per batch`));
       const answers: JSONRPCResponse[] = [];
       for (const x of payload) {
         const a = await receiveOne(x, ctx);
@@ -125,6 +132,7 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
   return {
     server,
     receive,
+    parseError: () => counted(parseErrorResponse()),
     method(name, schema, handler) {
       methods.add(name);
       server.addMethod(name, async (params, ctx) => {

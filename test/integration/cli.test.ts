@@ -123,6 +123,9 @@ describe("locmesh CLI", () => {
     expect(again.code).toBe(1);
     expect(again.stderr.trim()).toBe("locmesh: no alias sales@example.com");
     expect(again.stdout).toBe("");
+    // A lookup of an unknown alias says so and exits 1, for scripts.
+    const unknown = await cli(["alias", "show", "sip:sales@example.com", ...target()]);
+    expect([unknown.code, unknown.stdout.trim()]).toEqual([1, "no alias sales@example.com"]);
 
     const bad = await cli(["alias", "add", "sip:x@example.com", "not a uri", ...target()]);
     expect(bad.code).toBe(1);

@@ -100,3 +100,20 @@ describe("createRpcServer().receive", () => {
     expect(await rpc.receive({ jsonrpc: "2.0", method: "stauts" }, {})).toBeNull();
   });
 });
+
+describe("counting error answers (locmesh_rpc_errors_total)", () => {
+  it("counts every error answer: parse errors, invalid requests and batches, invalid params, unknown methods (the hostile dry run's F5)", async () => {
+    const codes: number[] = [];
+    const rpc = createRpcServer<object>({ log: silentLogger(), onError: (code) => codes.push(code) });
+    rpc.method("status", z.strictObject({}), () => ({ ok: true }));
+    expect(rpc.parseError().error.code).toBe(ErrorCode.ParseError);
+    for (const frame of [{ jsonrpc: "1.0", id: 1, method: "status" }, [], [1, 2], "x", { jsonrpc: "2.0", id: 2, method: "status", params: 5 }, { jsonrpc: "2.0", id: 3, method: "nope" }, { jsonrpc: "2.0", id: 4, method: "status", params: { x: 1 } }]) {
+      await rpc.receive(frame, {});
+    }
+    await rpc.receive({ jsonrpc: "2.0", id: 5, method: "status" }, {}); // no error: not counted
+    expect(codes).toEqual([
+      ErrorCode.ParseError, ErrorCode.InvalidRequest, ErrorCode.InvalidRequest, ErrorCode.InvalidRequest, ErrorCode.InvalidRequest, ErrorCode.InvalidRequest,
+      ErrorCode.InvalidParams, ErrorCode.MethodNotFound, ErrorCode.InvalidParams,
+    ]);
+  });
+});
