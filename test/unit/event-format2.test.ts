@@ -101,11 +101,15 @@ describe("event format 2", () => {
     ["a bare usrloc number that did not print", withContact({ expires: "" }), /expires must be an integer/],
     ["a contact address that is not a SIP URI", format2({ contacts: [{ ...CONTACT, addr: "sip:a b@h" }] }), /addr/],
     ["an AoR without a domain", format2({ aor: "sip:nodomain" }), /register.aor/],
-    ["an over-long user agent", format2({ userAgent: "é".repeat(256) }), /longer than 255/],
+    ["an over-long Call-ID", format2({ callid: "é".repeat(256) }), /callid is longer than 255/],
     ["an expired event with a bad address", EXPIRED({ addr: "zz" }), /expired.addr must be a hex string/],
   ])("rejects %s", (_name, payload, message) => {
     expect(() => parseKamailioEvent(payload)).toThrow(EventFormatError);
     expect(() => parseKamailioEvent(payload)).toThrow(message);
+  });
+
+  it("cuts an over-long user agent to 255 characters (the REGISTER was answered 200: it must not be dropped)", () => {
+    expect((parseKamailioEvent(format2({ userAgent: "é".repeat(256) })) as RegisterEvent).userAgent).toBe("é".repeat(255));
   });
 
   it("throws nothing but EventFormatError on arbitrary format-2 input", () => {

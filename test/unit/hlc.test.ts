@@ -70,7 +70,7 @@ describe("createHlc", () => {
     expect(onDrift).not.toHaveBeenCalled();
     hlc.observe((10_000 + 5_000) * U);
     expect(onDrift).toHaveBeenCalledOnce();
-    expect(onDrift).toHaveBeenCalledWith(5_000);
+    expect(onDrift).toHaveBeenCalledWith(5_000, true);
     // The stamp is still merged: causality beats the wall clock.
     expect(hlc.now()).toBeGreaterThan(15_000 * U);
   });
@@ -81,7 +81,7 @@ describe("createHlc", () => {
     hlc.observe(59_000 * U);
     expect(onDrift).not.toHaveBeenCalled();
     hlc.observe(61_000 * U);
-    expect(onDrift).toHaveBeenCalledWith(61_000);
+    expect(onDrift).toHaveBeenCalledWith(61_000, true);
   });
 
   it("restarts after `initial` when the wall clock is behind it", () => {
@@ -94,5 +94,30 @@ describe("createHlc", () => {
   it("uses the wall clock after a restart when it is ahead of `initial`", () => {
     const hlc = createHlc({ wallMillis: () => 60_000, initial: 50_000 * U });
     expect(hlc.now()).toBe(60_000 * U);
+  });
+});
+
+describe("a stamp far ahead of this node's clock (the hostile dry run's F12)", () => {
+  const YEAR_MS = 365 * 24 * 3600_000;
+  const NOW = 1_800_000_000_000;
+
+  it("is not followed past a year ahead, so later stamps stay far below 2^53; within it, it is followed", () => {
+    const clock = manualClock(NOW);
+    const drift: [number, boolean][] = [];
+    const hlc = createHlc({ wallMillis: clock.wallMillis, onDrift: (ms, followed) => drift.push([ms, followed]) });
+    hlc.observe(2 ** 53 - 4);
+    expect(hlc.now()).toBe(NOW * U); // not 2^53 - 3
+    expect(drift).toEqual([[Math.round((2 ** 53 - 4 - NOW * U) / U), false]]);
+    const nearFuture = (NOW + 3_600_000) * U;
+    hlc.observe(nearFuture);
+    expect(hlc.now()).toBe(nearFuture + 1);
+    expect(drift[1]).toEqual([3_600_000, true]);
+    expect(hlc.now()).toBeLessThan((NOW + YEAR_MS) * U);
+  });
+
+  it("does not start from one either, when the journal's newest stamp is such a peer's", () => {
+    const clock = manualClock(NOW);
+    expect(createHlc({ wallMillis: clock.wallMillis, initial: 2 ** 53 - 4 }).now()).toBe(NOW * U);
+    expect(createHlc({ wallMillis: clock.wallMillis, initial: (NOW + 5_000) * U }).now()).toBe((NOW + 5_000) * U + 1);
   });
 });
