@@ -10,7 +10,7 @@
  * nearly full, and then the rest must follow before anything else, or Kamailio's reader loses the
  * framing (kamailio-5.6.md §1.3).
  */
-import { closeSync, constants, openSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, writeSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KamailioUnavailableError } from "./jsonrpcs-wire.js";
 
@@ -32,8 +32,9 @@ export function createFifoWriter(deps: { fifoPath: string; nowMs?: () => number 
   let tailPending = false;
 
   function openRequestFifo(): number {
+    let fd: number;
     try {
-      return openSync(deps.fifoPath, constants.O_WRONLY | constants.O_NONBLOCK);
+      fd = openSync(deps.fifoPath, constants.O_WRONLY | constants.O_NONBLOCK);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? "EIO";
       const why =
@@ -44,6 +45,12 @@ export function createFifoWriter(deps: { fifoPath: string; nowMs?: () => number 
         : `cannot be opened (${code})`;
       throw new KamailioUnavailableError(code, `Kamailio FIFO ${deps.fifoPath} ${why}`, { cause: err });
     }
+    // A regular file in its place (a FIFO replaced, a wrong fifo_name) would take every request and never answer.
+    if (!fstatSync(fd).isFIFO()) {
+      closeSync(fd);
+      throw new KamailioUnavailableError("ENOTFIFO", `${deps.fifoPath} is not a FIFO (a regular file or something else is there): check jsonrpcs' fifo_name and kamailio.fifo, and remove what is in its place so that Kamailio makes its FIFO again at start`);
+    }
+    return fd;
   }
 
   /** Writes what the pipe takes now; returns the number of bytes written. */

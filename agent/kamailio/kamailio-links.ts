@@ -11,7 +11,7 @@ import { dumpFromDb } from "./db-state.js";
 import { createDgramClient } from "./dgram-client.js";
 import { createBulkOpener, type BulkToken } from "./bulk-tokens.js";
 import { createFifoClient } from "./fifo-client.js";
-import type { KamailioRpc } from "./jsonrpcs-wire.js";
+import type { CallOptions, KamailioRpc, RpcParams } from "./jsonrpcs-wire.js";
 import { openKamailioDb, type KamailioDb } from "./kamailio-db.js";
 import { createKamailioWriter, type KamailioWriter } from "./kamailio-writer.js";
 import type { BulkSession } from "./reload.js";
@@ -79,8 +79,10 @@ export async function openKamailioLinks(deps: {
     ? createBulkOpener({ tokens: deps.bulkTokens, options: { host: evapiConfig.host, port: evapiConfig.port, log, ackTimeoutMs: config.timeoutMs }, count: BULK_CHANNELS, log })
     : null;
   return {
-    // Two small replies: a second and a half is plenty even on a loaded host.
-    core: createCoreRpc({ rpc: fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) }),
+    // Two small replies: a second and a half is plenty even on a loaded host. Over the FIFO, and
+    // the datagram socket when that fails: a Kamailio whose FIFO file was removed still runs and
+    // takes writes there, and is not DOWN (its reconcile, which needs the FIFO, says what fails).
+    core: createCoreRpc({ rpc: dgram ? failover(fifo, dgram, "primary") : fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) }),
     usrloc,
     writer: createKamailioWriter({ usrloc, db, aliasTable, log }),
     db,
@@ -107,16 +109,25 @@ export async function openKamailioLinks(deps: {
   };
 }
 
-/** Writes go over the datagram socket when configured, and over the FIFO when that fails. */
-function failover(primary: KamailioRpc | null, secondary: KamailioRpc): KamailioRpc {
+/**
+ * Calls go to `primary` (when there is one), and to `secondary` when it fails transiently. When
+ * both fail, the error is the secondary's, or with `report` "primary" the primary's (the FIFO's
+ * says best why Kamailio is down).
+ */
+function failover(primary: KamailioRpc | null, secondary: KamailioRpc, report: "primary" | "secondary" = "secondary"): KamailioRpc {
   if (primary === null) return secondary;
   return {
-    async call(method, params, opts) {
+    async call<T>(method: string, params?: RpcParams, opts?: CallOptions): Promise<T> {
       try {
-        return await primary.call(method, params, opts);
+        return await primary.call<T>(method, params, opts);
       } catch (err) {
         if ((err as { transient?: unknown }).transient !== true) throw err;
-        return secondary.call(method, params, opts);
+        if (report === "secondary") return secondary.call<T>(method, params, opts);
+        try {
+          return await secondary.call<T>(method, params, opts);
+        } catch {
+          throw err;
+        }
       }
     },
     close: async () => undefined,

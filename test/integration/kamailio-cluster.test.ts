@@ -6,7 +6,7 @@
  * while an agent was down reach it from the include's held queue, and a reload does not undo the
  * de-registrations taken before a late agent came back.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -150,6 +150,27 @@ describe("three Kamailio nodes with agents", () => {
     expect((await cli(["location", "rm", `sip:${trunk}`, contact, ...api(n2)])).code).toBe(0);
     await everywhere(trunk, []);
   }, 90_000);
+
+  it("keeps a Kamailio whose FIFO file was removed up, and writes into it through the datagram socket meanwhile", async () => {
+    // n3 never reconciles here (reconcileMaxContacts 0): its ul.dump would need the FIFO.
+    const fifo = n3.kamailio.fifoPath;
+    renameSync(fifo, `${fifo}.moved`);
+    try {
+      const alias = `nofifo@${TEST_DOMAIN}`;
+      await n1.agent.call("alias.set", { alias: `sip:${alias}`, target: `sip:carol@${TEST_DOMAIN}` });
+      await waitFor("the alias in n3's Kamailio, written over the datagram socket", async () =>
+        (await n3.agent.call<{ agreement: string }>("kamailio.alias", { alias })).agreement === "present", 15_000, 100);
+      await sleep(2500); // two of its checks (checkIntervalSec 1): each probes the FIFO first
+      const k = (await n3.agent.call<ClusterStatus>("cluster.status")).kamailio!;
+      expect(k.up, describeKamailio(k)).toBe(true);
+      expect(k.writer).toBe("rpc");
+      await n1.agent.call("alias.remove", { alias: `sip:${alias}` });
+      await waitFor("the alias gone from n3's Kamailio", async () =>
+        (await n3.agent.call<{ agreement: string }>("kamailio.alias", { alias })).agreement === "absent", 15_000, 100);
+    } finally {
+      renameSync(`${fifo}.moved`, fifo);
+    }
+  });
 
   it("puts the whole table back into a Kamailio that restarted empty (db_mode 0)", async () => {
     const load = await sippRegisterLoad({ dir, sipPort: n1.kamailio.sipPort, count: 300, rate: 300, domain: TEST_DOMAIN, prefix: "rst" });

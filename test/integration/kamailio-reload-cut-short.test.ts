@@ -6,9 +6,10 @@
  * (kamailio.reload) into a Kamailio the agent had made whole, and the automatic one after Kamailio
  * restarted.
  *
- * The bindings are another node's (owner "far") in a node with no peers: only a reload writes them
- * into Kamailio (the sink leaves this node's own commits to its registrar), and the reconcile,
- * which would write them back too, is off (kamailio.reconcileMaxContacts 0).
+ * The bindings are another node's (owner "far") in a node with no peers, published through the
+ * API, which writes them into Kamailio at once; the test then takes them out of Kamailio with
+ * ul.rm, so that only a reload writes them back (the sink leaves this node's own commits alone),
+ * and the reconcile, which would write them back too, is off (kamailio.reconcileMaxContacts 0).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,6 +17,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import type { KamailioReloadStatus } from "../../agent/contract/kamailio-status.js";
+import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
+import { silentLogger } from "../../agent/ops/logger.js";
 import { waitFor } from "../support/agent-process.js";
 import { cli } from "../support/cli-run.js";
 import { TEST_DOMAIN, startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
@@ -36,6 +39,12 @@ beforeAll(async () => {
   await node.agent.call("location.publish", {
     edits: Array.from({ length: N }, (_, i) => ({ op: "upsert", binding: { aor: `sip:cut${i}@${TEST_DOMAIN}`, contact: `sip:cut${i}@192.0.2.20:5060`, expires, owner: "far" } })),
   });
+  const fifo = createFifoClient({ fifoPath: node.kamailio.fifoPath, replyDir: node.kamailio.replyDir, timeoutMs: 2000, log: silentLogger(), maxInFlight: 1, autoResync: false });
+  try {
+    for (let i = 0; i < N; i++) await fifo.call("ul.rm", ["location", `cut${i}@${TEST_DOMAIN}`]);
+  } finally {
+    await fifo.close();
+  }
 }, 60_000);
 
 afterAll(async () => {

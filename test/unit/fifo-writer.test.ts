@@ -1,0 +1,34 @@
+/**
+ * The request side of the jsonrpcs FIFO (agent/kamailio/fifo-writer.ts) when something other than
+ * Kamailio's FIFO is at its path: a transient error that says so, and nothing written there. Before,
+ * a regular file in its place took every request (the hostile-input dry run's F11).
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { createFifoWriter } from "../../agent/kamailio/fifo-writer.js";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe("the FIFO request writer", () => {
+  it("refuses a regular file in the FIFO's place, transiently, and writes nothing into it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "locmesh-fifo-"));
+    dirs.push(dir);
+    const path = join(dir, "kamailio_rpc.fifo");
+    writeFileSync(path, "");
+    const err = await createFifoWriter({ fifoPath: path }).write(Buffer.from('{"jsonrpc":"2.0","method":"core.uptime","id":1}\n'), Date.now() + 1000).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/is not a FIFO \(a regular file or something else is there\): check jsonrpcs' fifo_name/);
+    expect((err as { transient?: boolean }).transient).toBe(true);
+    expect(readFileSync(path, "utf8")).toBe("");
+  });
+
+  it("says when the FIFO does not exist", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "locmesh-fifo-"));
+    dirs.push(dir);
+    await expect(createFifoWriter({ fifoPath: join(dir, "none.fifo") }).write(Buffer.from("x"), Date.now() + 1000)).rejects.toThrow(/does not exist/);
+  });
+});
