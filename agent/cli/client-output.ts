@@ -7,7 +7,7 @@ import {
   BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, JOURNAL_NOT_SEEDED, isHubStatus, type BatchRefusal, type ClusterStatus, type JournalBehindInfo,
   type KeysStatus, type PostgresStatus, type ResyncStatus,
 } from "../contract/cluster-status.js";
-import type { KamailioReloadInterrupted, KamailioStatus } from "../contract/kamailio-status.js";
+import type { KamailioReloadInterrupted, KamailioReloadStatus, KamailioStatus } from "../contract/kamailio-status.js";
 import { sipPeersText } from "../contract/sip-peers-text.js";
 import { hubUnacknowledgedText } from "../contract/hub-unacknowledged-text.js";
 import { keysText } from "../contract/keys-text.js";
@@ -150,11 +150,15 @@ export function describeReload(r: KamailioStatus["reload"]): string {
     case "running":
       return `running (${r.reason ?? ""}): ${r.done} of ${r.total} writes${r.channel ? ` over ${r.channel}` : ""}`;
     case "done":
-      return `done${r.reason ? ` (${r.reason})` : ""}: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}, ${r.rate}/s${r.channel ? ` over ${r.channel}` : ""}, finished ${r.finishedAt ?? "?"}`;
+      return `done${r.reason ? ` (${r.reason})` : ""}: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}${refusedText(r)}, ${r.rate}/s${r.channel ? ` over ${r.channel}` : ""}, finished ${r.finishedAt ?? "?"}`;
     case "failed":
       return `failed after ${r.done} of ${r.total} writes: ${r.error ?? "no reason given"}`;
   }
 }
+
+/** Writes of a reload Kamailio refused (counted among its writes done). */
+export const refusedText = (r: Pick<KamailioReloadStatus, "refused">): string =>
+  r.refused ? `, ${r.refused} of them REFUSED by Kamailio and skipped (the log's "reload skipped" lines name them)` : "";
 
 /**
  * The reload the agent's previous run left unfinished, said in capitals like a skipped reconcile:

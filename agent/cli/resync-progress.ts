@@ -9,6 +9,7 @@ import { ApiMethod } from "../contract/api-protocol.js";
 import type { ClusterStatus, ResyncStatus } from "../contract/cluster-status.js";
 import type { KamailioReloadStatus } from "../contract/kamailio-status.js";
 import type { ApiClient } from "./api-client.js";
+import { refusedText } from "./client-output.js";
 import { cellText } from "./table.js";
 
 export interface ResyncOptions {
@@ -23,6 +24,8 @@ export interface ResyncOptions {
 /** What the bar and the plain lines show of a run, whichever kind it is. */
 interface Progress {
   state: ResyncStatus["state"];
+  /** Said after "done: N writes" (a reload's writes Kamailio refused). */
+  note?: string;
   /** The peer a resync pulls from; null for a reload. */
   peer: string | null;
   done: number;
@@ -38,7 +41,7 @@ interface ProgressView<T> {
 }
 
 const resyncProgress = (r: ResyncStatus): Progress => ({ state: r.state, peer: r.peer, done: r.received, expected: r.expected, error: r.error });
-const reloadProgress = (r: KamailioReloadStatus): Progress => ({ state: r.state, peer: null, done: r.done, expected: r.total, error: r.error });
+const reloadProgress = (r: KamailioReloadStatus): Progress => ({ state: r.state, peer: null, done: r.done, expected: r.total, error: r.error, note: refusedText(r) });
 
 /** Runs a resync to its end and returns the final status; the caller decides the exit code. */
 export async function runResync(client: ApiClient, opts: ResyncOptions): Promise<ResyncStatus> {
@@ -113,7 +116,7 @@ function createView<T>(opts: Pick<ResyncOptions, "json" | "stdout">, label: stri
 function plainLine(r: Progress, label: string, unit: string): string {
   const from = r.peer ? ` from ${cellText(r.peer)}` : "";
   if (r.state === "failed") return `${label}${from} failed after ${r.done} ${unit}: ${r.error ?? "see the agent's log"}`;
-  if (r.state === "done") return `${label}${from} done: ${r.done} ${unit}`;
+  if (r.state === "done") return `${label}${from} done: ${r.done} ${unit}${r.note ?? ""}`;
   return `${label}${from}: ${r.state}, ${r.done} of ~${r.expected} ${unit}`;
 }
 

@@ -83,6 +83,8 @@ export interface KamailioReloadStatus {
   done: number;
   /** Records found already right in Kamailio's database. */
   unchanged: number;
+  /** Writes Kamailio refused outright, skipped (the log's "reload skipped" lines name them); absent from agents before it. */
+  refused?: number;
   startedAt: string | null;
   finishedAt: string | null;
   /** Writes per second over the run. */

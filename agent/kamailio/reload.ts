@@ -117,7 +117,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     // plus the records not yet looked at, so progress has a denominator from the start.
     const counts = await deps.store.counts(nowSec).catch(() => ({ locations: 0, aliases: 0 }));
     const toExamine = counts.locations + counts.aliases;
-    status = { state: "running", reason, total: toExamine, done: 0, unchanged: 0, startedAt: new Date(started).toISOString(), finishedAt: null, rate: 0, channel: null, error: null };
+    status = { state: "running", reason, total: toExamine, done: 0, unchanged: 0, refused: 0, startedAt: new Date(started).toISOString(), finishedAt: null, rate: 0, channel: null, error: null };
     onStatus(status);
     deps.log.info({ reason, byDifference: deps.preloadDb !== null }, "putting the live state back into Kamailio");
     // Records changed since the journal position the reload starts from (read before its first page).
@@ -205,6 +205,8 @@ export function createReloader(deps: ReloaderDeps): Reloader {
               return;
             }
             deps.log.error({ err: (err as Error).message }, `reload skipped ${describe(op)}`);
+            deps.metrics.kamailioWriteFailures.inc({ reason: "rejected" });
+            status.refused = (status.refused ?? 0) + 1;
           }
           status.done++;
           onStatus(status);
@@ -217,7 +219,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       status = { ...status, state: "done", finishedAt: new Date(nowMs()).toISOString(), rate: Math.round(status.done / secs) };
       reach.state = "done";
       doneUpTo = reach.upTo;
-      deps.log.info({ written: status.done, unchanged: status.unchanged, seconds: secs, perSecond: status.rate, channel: status.channel }, "Kamailio is whole again");
+      deps.log.info({ written: status.done, unchanged: status.unchanged, refused: status.refused, seconds: secs, perSecond: status.rate, channel: status.channel }, "Kamailio is whole again");
     } catch (err) {
       fail(reach, err);
     } finally {

@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { TransientError } from "../../agent/core/transient.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import type { InstallOp } from "../../agent/kamailio/install-plan.js";
-import type { KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
+import { KamailioWriteRejectedError, type KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
+import { describeReload } from "../../agent/cli/client-output.js";
 import { PLAN_AHEAD, RELOAD_HELD, createReloader, type BulkSession, type ReloaderDeps } from "../../agent/kamailio/reload.js";
 import { RELOAD_PAGE } from "../../agent/kamailio/reload-plan.js";
 import { silentLogger } from "../../agent/ops/logger.js";
@@ -98,6 +99,22 @@ describe("reload", () => {
     const r = createReloader(deps({ store, writer: jsonrpcs, openBulk: async () => Promise.reject(new Error("no answer to hello")) }));
     expect(await r.run("test")).toMatchObject({ state: "done", channel: "jsonrpcs", total: 30, done: 30 });
     expect(jsonrpcs.ops).toHaveLength(30);
+  });
+
+  it("skips a write Kamailio refuses outright, goes on with the rest, and counts it in the status", async () => {
+    const store = await storeWith(10);
+    const written: InstallOp[] = [];
+    const writer: KamailioWriter = {
+      async write(op) {
+        if (op.op === "add" && op.aor === "u3@example.com") throw new KamailioWriteRejectedError("Kamailio refused binding u3@example.com: ul.add q must be -1 or 0..1");
+        written.push(op);
+        return "rpc";
+      },
+    };
+    const r = createReloader(deps({ store, writer }));
+    expect(await r.run("test")).toMatchObject({ state: "done", total: 10, done: 10, refused: 1 });
+    expect(written).toHaveLength(9);
+    expect(describeReload(r.status())).toMatch(/^done \(test\): 10 writes, 1 of them REFUSED by Kamailio and skipped/);
   });
 
   it("does not open the bulk channel when there is nothing to write", async () => {

@@ -17,7 +17,7 @@ export interface KamailioStatus {
   lastErrorAt?: string | null;
   rejected?: number;
   events?: { connected: boolean; received: number; failed: number } | null;
-  reload?: { state?: string; done?: number; total?: number; rate?: number; error?: string | null; interrupted?: KamailioReloadInterrupted | null } | null;
+  reload?: { state?: string; done?: number; total?: number; rate?: number; error?: string | null; refused?: number; interrupted?: KamailioReloadInterrupted | null } | null;
   /** `outcome` and `reason` are absent from agents before they were added (their runs were all "done"). */
   lastReconcile?: { at: string; outcome?: string; learned: number; repaired: number; contacts: number; reason?: string | null } | null;
   restarts?: number;

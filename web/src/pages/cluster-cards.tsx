@@ -100,6 +100,7 @@ export function KamailioCard({ k }: { k: KamailioStatus }) {
         {!!k.rejected && <Stat k="Writes refused" v={formatCount(k.rejected)} />}
         {k.events && <Stat k="Registrar events" v={`${k.events.connected ? "connected" : "disconnected"}, ${formatCount(k.events.received)} in`} />}
         {r && r.state !== "idle" && <Stat k="Reload" v={`${r.state ?? "unknown"}${r.total ? ` (${formatCount(r.done ?? 0)} of ${formatCount(r.total)})` : ""}`} />}
+        {!!r?.refused && <Stat k="Reload writes refused" v={`${formatCount(r.refused)}, skipped (the agent's log names them)`} />}
         {r?.interrupted && <Stat k="Previous reload" v={interruptedText(r.interrupted)} />}
         {k.lastReconcile && <Stat k="Last reconcile" v={`${formatTime(k.lastReconcile.at)}, ${reconcileText(k.lastReconcile)}`} />}
         {!!k.restarts && <Stat k="Restarts seen" v={formatCount(k.restarts)} />}
