@@ -55,7 +55,7 @@ async function locmeshRuns(ctx: KamailioBenchContext, setting: ReloadSetting): P
     } finally {
       await client.close();
     }
-    // n2's agent installs what it was given into its peers' Kamailios (n2's own would have come from its registrar).
+    // The peers' agents install what n2's was given into their Kamailios (n2's own gets it from the API call).
     const others = cluster.nodes.filter((x) => x !== n2);
     const filled = await waitCounts(others, others.map(() => n), 180_000, 200);
     if (filled.at === null) throw new Error(`locmesh: the peers' Kamailios never held ${n} (counts ${filled.counts.join("/")})`);
