@@ -123,7 +123,9 @@ describe("list search in a database with a Unicode locale", () => {
       expect(await keys("Jörg.ÖZ")).toEqual(["müller@x"]);
       expect(await keys("JÖRG.ÖZ")).toEqual([]);
       expect(await keys("jörg.öz")).toEqual([]);
-      expect(await keys("MÜLLER")).toEqual(["müller@x"]);
+      // Names fold ASCII letters only, as Kamailio keys AoRs: "MüLLER" finds it, "MÜLLER" does not.
+      expect(await keys("MüLLER")).toEqual(["müller@x"]);
+      expect(await keys("MÜLLER")).toEqual([]);
     } finally {
       await pool.end();
     }
