@@ -62,9 +62,7 @@ export async function startAgent(
   const hlc = createHlc({
     wallMillis: Date.now,
     initial: await store.maxHlc(),
-    onDrift: (aheadMs, followed) => followed
-      ? log.warn({ aheadMs }, "a peer's clock is far ahead of ours; check NTP on every node")
-      : log.error({ aheadMs }, "a change stamped more than a year ahead of this node's clock was stored but its stamp is not followed (it would push every later stamp toward 2^53, where peers refuse them); find the node whose clock is wrong (check NTP on every node)"),
+    onDrift: (aheadMs) => log.warn({ aheadMs }, "a peer's clock is far ahead of ours; check NTP on every node"),
   });
   const replica = createReplica({ store, hlc, log, metrics });
   log.info({ replica: replica.replicaId, vv: await replica.versionVector(), path: journalPath }, "journal open");

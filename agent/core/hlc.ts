@@ -4,12 +4,9 @@
  * millisecond part, which keeps the stamp monotonic and still within 2^53 until the year 2249.
  *
  * Every local change takes a stamp greater than any stamp this node has made or seen, so a change
- * made after seeing another always wins over it, whatever the wall clocks say. Except a stamp more
- * than `maxFollowMs` (a year) ahead of this node's clock: it is stored, but not followed. A peer
- * whose clock reads centuries ahead (or a stamp near 2^53 from a faulty one) would otherwise push
- * every later stamp of every node past 2^53, where peers refuse them and replication stops.
+ * made after seeing another always wins over it, whatever the wall clocks say.
  */
-import { HLC_UNITS_PER_MS } from "../contract/records.js";
+import { HLC_UNITS_PER_MS, hlcToMillis, type Change } from "../contract/records.js";
 
 export interface Hlc {
   /** A fresh stamp for a local change. */
@@ -24,19 +21,14 @@ export interface HlcDeps {
   wallMillis: () => number;
   /** Start after this stamp, e.g. the newest in the journal after a restart. */
   initial?: number;
-  /** Called when a peer's stamp is ahead of our wall clock by more than `maxDriftMs`; `followed` false past `maxFollowMs`. */
-  onDrift?: (aheadMs: number, followed: boolean) => void;
+  /** Called when a peer's stamp is ahead of our wall clock by more than `maxDriftMs`. */
+  onDrift?: (aheadMs: number) => void;
   maxDriftMs?: number;
-  /** Stamps further ahead of the wall clock than this are not followed (default a year: far beyond any real clock skew, far below 2^53). */
-  maxFollowMs?: number;
 }
 
 export function createHlc(deps: HlcDeps): Hlc {
+  let last = deps.initial ?? 0;
   const maxDrift = (deps.maxDriftMs ?? 60_000) * HLC_UNITS_PER_MS;
-  const maxFollow = (deps.maxFollowMs ?? 365 * 24 * 3600_000) * HLC_UNITS_PER_MS;
-  const tooFar = (stamp: number): boolean => stamp - deps.wallMillis() * HLC_UNITS_PER_MS > maxFollow;
-  // The journal's newest stamp may be such a peer's, stored before.
-  let last = deps.initial !== undefined && !tooFar(deps.initial) ? deps.initial : 0;
   return {
     now() {
       const wall = deps.wallMillis() * HLC_UNITS_PER_MS;
@@ -46,10 +38,27 @@ export function createHlc(deps: HlcDeps): Hlc {
     observe(remote) {
       if (remote <= last) return;
       const wall = deps.wallMillis() * HLC_UNITS_PER_MS;
-      const far = remote - wall > maxFollow;
-      if (remote - wall > maxDrift) deps.onDrift?.(Math.round((remote - wall) / HLC_UNITS_PER_MS), !far);
-      if (!far) last = remote;
+      if (remote - wall > maxDrift) deps.onDrift?.(Math.round((remote - wall) / HLC_UNITS_PER_MS));
+      last = remote;
     },
     last: () => last,
   };
 }
+
+/** Further ahead of this node's clock than any real skew, and still far below 2^53. */
+export const MAX_STAMP_AHEAD_MS = 365 * 24 * 3600_000;
+
+/**
+ * A change stamped more than a year ahead of this node's clock, said as a refusal, or null. Taken,
+ * its stamp would become every node's clock (stamps are max(own clock, newest seen)): one near 2^53,
+ * from a broken clock or a forged change, pushed every later stamp past 2^53, which peers refuse,
+ * and replication stopped everywhere (the hostile-input dry run). Refused, it holds back only its
+ * origin's later changes, and the refusal says why in that node's status.
+ */
+export function farAhead(changes: readonly Pick<Change, "hlc" | "origin" | "seq">[], nowMs: number): string | null {
+  const i = changes.findIndex((c) => hlcToMillis(c.hlc) > nowMs + MAX_STAMP_AHEAD_MS);
+  if (i < 0) return null;
+  const c = changes[i]!;
+  return `changes.${i}.hlc: ${c.origin}#${c.seq} is stamped ${new Date(Math.min(hlcToMillis(c.hlc), 8.64e15)).toISOString()}, more than a year ahead of this node's clock: the clock of the node that made it is wrong (check NTP there), or the change is forged`;
+}
+

@@ -206,6 +206,7 @@ describe("raw clients on the peer port", () => {
         const answer = await wire.request("repl.batch", params);
         expect(answer.error?.code, what).toBe(ErrorCode.InvalidParams);
         expect(answer.result, what).toBeUndefined();
+        if (what.startsWith("hlc more than a year ahead")) expect(answer.error?.message).toMatch(/changes\.0\.hlc: .* is stamped .*, more than a year ahead of this node's clock/);
       }
       expect(await invalidParams()).toBe(countedBefore + hostile.length);
       wire.sendText(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "repl.batch", params: validBatch("x@example.com") }).slice(0, 60));
@@ -335,6 +336,8 @@ function hostileBatches(): [string, unknown][] {
     ["seq 0", batchOf(aliasChange("h@example.com", { seq: 0 }))],
     ["negative hlc", batchOf(aliasChange("h@example.com", { hlc: -1 }))],
     ["hlc beyond 2^53", batchOf(aliasChange("h@example.com", { hlc: 2 ** 60 }))],
+    // Taken, its stamp would become every node's clock: near 2^53, every later stamp would pass it.
+    ["hlc more than a year ahead (near 2^53)", batchOf(aliasChange("h@example.com", { hlc: 2 ** 53 - 4 }))],
     ["fractional seq", batchOf(aliasChange("h@example.com", { seq: 1.5 }))],
     ["q out of range", batchOf(locChange({ q: 5 }))],
     ["cseq beyond uint32", batchOf(locChange({ cseq: 2 ** 32 }))],

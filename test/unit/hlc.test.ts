@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import { HLC_UNITS_PER_MS, hlcToMillis } from "../../agent/contract/records.js";
-import { createHlc } from "../../agent/core/hlc.js";
+import { MAX_STAMP_AHEAD_MS, createHlc, farAhead } from "../../agent/core/hlc.js";
 
 const U = HLC_UNITS_PER_MS;
 
@@ -70,7 +70,7 @@ describe("createHlc", () => {
     expect(onDrift).not.toHaveBeenCalled();
     hlc.observe((10_000 + 5_000) * U);
     expect(onDrift).toHaveBeenCalledOnce();
-    expect(onDrift).toHaveBeenCalledWith(5_000, true);
+    expect(onDrift).toHaveBeenCalledWith(5_000);
     // The stamp is still merged: causality beats the wall clock.
     expect(hlc.now()).toBeGreaterThan(15_000 * U);
   });
@@ -81,7 +81,7 @@ describe("createHlc", () => {
     hlc.observe(59_000 * U);
     expect(onDrift).not.toHaveBeenCalled();
     hlc.observe(61_000 * U);
-    expect(onDrift).toHaveBeenCalledWith(61_000, true);
+    expect(onDrift).toHaveBeenCalledWith(61_000);
   });
 
   it("restarts after `initial` when the wall clock is behind it", () => {
@@ -97,27 +97,13 @@ describe("createHlc", () => {
   });
 });
 
-describe("a stamp far ahead of this node's clock (the hostile dry run's F12)", () => {
-  const YEAR_MS = 365 * 24 * 3600_000;
-  const NOW = 1_800_000_000_000;
-
-  it("is not followed past a year ahead, so later stamps stay far below 2^53; within it, it is followed", () => {
-    const clock = manualClock(NOW);
-    const drift: [number, boolean][] = [];
-    const hlc = createHlc({ wallMillis: clock.wallMillis, onDrift: (ms, followed) => drift.push([ms, followed]) });
-    hlc.observe(2 ** 53 - 4);
-    expect(hlc.now()).toBe(NOW * U); // not 2^53 - 3
-    expect(drift).toEqual([[Math.round((2 ** 53 - 4 - NOW * U) / U), false]]);
-    const nearFuture = (NOW + 3_600_000) * U;
-    hlc.observe(nearFuture);
-    expect(hlc.now()).toBe(nearFuture + 1);
-    expect(drift[1]).toEqual([3_600_000, true]);
-    expect(hlc.now()).toBeLessThan((NOW + YEAR_MS) * U);
-  });
-
-  it("does not start from one either, when the journal's newest stamp is such a peer's", () => {
-    const clock = manualClock(NOW);
-    expect(createHlc({ wallMillis: clock.wallMillis, initial: 2 ** 53 - 4 }).now()).toBe(NOW * U);
-    expect(createHlc({ wallMillis: clock.wallMillis, initial: (NOW + 5_000) * U }).now()).toBe((NOW + 5_000) * U + 1);
+describe("a peer's change stamped far ahead (the hostile dry run's F12)", () => {
+  it("is refused past a year ahead of this node's clock, naming it; within a year it is taken", () => {
+    const now = 1_800_000_000_000;
+    const change = (ms: number) => ({ hlc: ms * U, origin: "n2~0123456789ab", seq: 7 });
+    expect(farAhead([change(now + 3_600_000)], now)).toBeNull();
+    expect(farAhead([change(now), { hlc: 2 ** 53 - 4, origin: "n2~0123456789ab", seq: 8 }], now))
+      .toMatch(/^changes\.1\.hlc: n2~0123456789ab#8 is stamped 2\d{3}-.*, more than a year ahead of this node's clock: the clock of the node that made it is wrong/);
+    expect(farAhead([change(now + MAX_STAMP_AHEAD_MS + 1)], now)).toMatch(/^changes\.0\.hlc/);
   });
 });
