@@ -7,7 +7,7 @@ import { API_PARAMS, ApiMethod, type listParams, type publishParams, type ListRe
 import { JOURNAL_BEHIND_REMEDY, type JournalBehindInfo, type ClusterStatus, type PostgresStatus, type CredentialsStatus } from "../contract/cluster-status.js";
 import type { KamailioAliasResult, KamailioContact, KamailioListResult, KamailioStatus } from "../contract/kamailio-status.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
-import { isLive, toAlias, toLocation, type Alias, type BindingValue, type Location } from "../contract/records.js";
+import { isLive, toAlias, toLocation, type Alias, type BindingValue, type Change, type Location } from "../contract/records.js";
 import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Draft } from "../core/store.js";
@@ -64,8 +64,8 @@ export interface KamailioControl {
   alias(alias: string): Promise<KamailioAliasView>;
   pendingWrites(): number;
   list(p: z.output<typeof listParams>): Promise<KamailioListResult>;
-  /** This node's own bindings of these AoRs changed here: bring Kamailio in line for them now (attachment.ts). */
-  applyApiEdits(aors: readonly string[]): Promise<string | null>;
+  /** These bindings of this node changed here, the newest stamped upToHlc: bring Kamailio in line for them now (attachment.ts). */
+  applyApiEdits(edits: readonly { aor: string; contact: string }[], upToHlc: number): Promise<string | null>;
 }
 
 type PublishInput = z.output<typeof publishParams>;
@@ -120,8 +120,8 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     if (!deps.kamailio || accepted === 0) return { accepted };
     // The sink writes no change of this node's own bindings into its Kamailio (they come from its
     // registrar): these go in now, or the notes say when they will.
-    const aors = [...new Set(results.flatMap((c) => (c === null ? [] : [c.key])))];
-    const notes = await applyInKamailio(deps.kamailio, aors, deps.log);
+    const edited = results.filter((c): c is NonNullable<typeof c> => c !== null);
+    const notes = await applyInKamailio(deps.kamailio, edited, deps.log);
     return notes.length > 0 ? { accepted, notes } : { accepted };
   });
 
@@ -246,24 +246,32 @@ export function journalBehindError(b: JournalBehindInfo): RpcError {
   );
 }
 
+/**
+ * When what location.publish changed goes into the local Kamailio if not at once. A binding given a
+ * Call-ID is taken for a phone's registration by the reconcile, which drops it from the journal
+ * if this Kamailio lacks it then (a missed de-registration).
+ */
+const LATER = "the next reconcile (kamailio.reconcileIntervalSec) or reload writes it, unless it was given a Call-ID (a phone's registration: the reconcile then takes it for gone)";
+
 /** How long location.publish waits for its AoRs to be brought in line in the local Kamailio. */
 const KAMAILIO_APPLY_WAIT_MS = 5000;
 
 /** Brings the local Kamailio in line for AoRs just changed here; what did not happen now, as notes. */
-async function applyInKamailio(kamailio: KamailioControl, aors: readonly string[], log: Logger): Promise<string[]> {
-  const later = "the next reconcile (kamailio.reconcileIntervalSec) or reload writes it";
-  const run = kamailio.applyApiEdits(aors);
+async function applyInKamailio(kamailio: KamailioControl, edited: readonly Change[], log: Logger): Promise<string[]> {
+  const later = LATER;
+  const aors = new Set(edited.map((c) => c.key));
+  const run = kamailio.applyApiEdits(edited.map((c) => ({ aor: c.key, contact: c.sub })), Math.max(...edited.map((c) => c.hlc)));
   let timer: NodeJS.Timeout | undefined;
   const waited = new Promise<"busy">((r) => (timer = setTimeout(() => r("busy"), KAMAILIO_APPLY_WAIT_MS)));
   try {
     const outcome = await Promise.race([run, waited]);
     if (outcome === "busy") {
-      run.catch((err: unknown) => log.warn({ err: (err as Error).message, aors: aors.length }, `could not write a local API edit into this node's Kamailio: ${later}`));
+      run.catch((err: unknown) => log.warn({ err: (err as Error).message, aors: aors.size }, `could not write a local API edit into this node's Kamailio: ${later}`));
       return [`this node's Kamailio is not updated yet (a reload or reconcile is under way, or it answers slowly): it is when that ends, else ${later}`];
     }
     return outcome === null ? [] : [`this node's Kamailio is not updated now: ${outcome}`];
   } catch (err) {
-    log.warn({ err: (err as Error).message, aors: aors.length }, "could not write a local API edit into this node's Kamailio");
+    log.warn({ err: (err as Error).message, aors: aors.size }, "could not write a local API edit into this node's Kamailio");
     return [`this node's Kamailio could not be updated now (${(err as Error).message}): ${later}`];
   } finally {
     clearTimeout(timer);

@@ -21,6 +21,7 @@ import type { Metrics } from "../ops/metrics.js";
 import { createDueReload } from "./due-reload.js";
 import { createEvapiEvents } from "./evapi-events.js";
 import { openInstallCursor } from "./install-cursor.js";
+import { bindingKey } from "./install-plan.js";
 import { createInstanceWatch } from "./instance-watch.js";
 import { createJournalGate } from "./journal-gate.js";
 import type { BulkToken } from "./bulk-tokens.js";
@@ -55,12 +56,12 @@ export interface KamailioAttachment {
   /** The AoR's contacts as this Kamailio holds them (ul.lookup over jsonrpcs). */
   lookup(aor: string): Promise<KamailioContact[]>;
   /**
-   * This node's own bindings of these AoRs changed through the local API (location.publish): the
-   * sink never writes this node's own bindings, so Kamailio is brought in line for them now, as a
-   * reconcile would (reconcile-run.ts runFor). Null when done, else why it cannot happen now (not
-   * attached, journal held or not seeded, a reload due): the next reconcile or reload does it.
+   * These bindings of this node changed through the local API (location.publish), the newest
+   * stamped `upToHlc`: the sink never writes this node's own bindings, so Kamailio is brought in
+   * line for them now, as a reconcile would (reconcile-run.ts runFor). Edits arriving meanwhile
+   * join one batch, one at a time. Null when done, else why it did not happen now.
    */
-  applyApiEdits(aors: readonly string[]): Promise<string | null>;
+  applyApiEdits(edits: readonly { aor: string; contact: string }[], upToHlc: number): Promise<string | null>;
   /** What this Kamailio holds for an alias (usrloc's aliases domain or alias_db's table, kamailio-alias.ts). */
   alias(alias: string): Promise<KamailioAliasView>;
   /** A page of this Kamailio's whole location table, compared with the journal (kamailio-table.ts). */
@@ -68,6 +69,16 @@ export interface KamailioAttachment {
   drained(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** Edits of the local API waiting for Kamailio: bindingKey → AoR, the newest stamp, and the run that takes them. */
+interface ApiBatch {
+  keys: Map<string, string>;
+  upToHlc: number;
+  done: Promise<string | null>;
+}
+
+/** Past this many waiting edits, more are left to the next reconcile or reload. */
+const API_BATCH_MAX = 20_000;
 
 export interface KamailioAttachmentDeps {
   config: KamailioConfig;
@@ -183,6 +194,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const unsubscribe: (() => void)[] = [];
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
+
+  /** The local API's edits that wait for their turn (applyApiEdits): at most one batch waits. */
+  let apiBatch: ApiBatch | null = null;
 
   /** Reload, check and reconcile never overlap: each waits for the one before. */
   let serial: Promise<unknown> = Promise.resolve();
@@ -303,14 +317,26 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     async lookup(aor) {
       return (await links.usrloc.ulLookup(config.locationTable, aor)).map(toKamailioContact);
     },
-    applyApiEdits(aors) {
-      if (aors.length === 0) return Promise.resolve(null);
-      // Beside no reload or reconcile: each writes too, and Kamailio has one FIFO process.
-      return exclusive(async () => {
-        await probe(); // which Kamailio runs, and how it keys AoRs
-        if (refused()) return "the agent does not attach to this Kamailio (locmesh status says why): nothing is written into it";
-        return reconciles.runFor(aors);
-      });
+    applyApiEdits(edits, upToHlc) {
+      if (edits.length === 0) return Promise.resolve(null);
+      if (apiBatch !== null && apiBatch.keys.size >= API_BATCH_MAX) {
+        return Promise.resolve(`${apiBatch.keys.size} edits wait for this node's Kamailio already: the next reconcile or reload writes these`);
+      }
+      let batch = apiBatch;
+      if (batch === null) {
+        const b: ApiBatch = { keys: new Map(), upToHlc: 0, done: Promise.resolve(null) };
+        // Beside no reload or reconcile run by the watch: each writes too, and Kamailio has one FIFO process.
+        b.done = exclusive(async () => {
+          if (apiBatch === b) apiBatch = null; // edits from now on make the next batch
+          await probe(); // which Kamailio runs, and how it keys AoRs
+          if (refused()) return "the agent does not attach to this Kamailio (locmesh status says why): nothing is written into it";
+          return reconciles.runFor({ keys: b.keys, upToHlc: b.upToHlc });
+        });
+        apiBatch = batch = b;
+      }
+      for (const e of edits) batch.keys.set(bindingKey(e.aor, e.contact), e.aor);
+      batch.upToHlc = Math.max(batch.upToHlc, upToHlc);
+      return batch.done;
     },
     alias: (alias) => readKamailioAlias(links, alias),
     list: (p) => table.list(p),

@@ -17,7 +17,7 @@ import type { KamailioLinks } from "./kamailio-links.js";
 import type { KamailioSink } from "./kamailio-sink.js";
 import type { KamailioTimes } from "./kamailio-times.js";
 import { isTransient } from "../core/transient.js";
-import { planReconcile } from "./reconciler.js";
+import { planReconcile, type ApiEdits } from "./reconciler.js";
 import { createReconcileReport } from "./reconcile-report.js";
 import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js";
 import { UsrlocKeysError } from "./usrloc-keys.js";
@@ -28,12 +28,12 @@ export interface ReconcileRun {
   /** Reconciles now, unless it must wait or be skipped; throws when it failed (reported too). */
   run(): Promise<void>;
   /**
-   * Reconciles only these AoRs, read with ul.lookup: what the local API just changed of this node's
-   * own bindings, which the sink never writes (install-plan.ts). Null when done, else why it may not
+   * Reconciles only these bindings, their AoRs read with ul.lookup: what the local API just changed
+   * of this node's own bindings, which the sink never writes (install-plan.ts). Null when done, else why it may not
    * run now (the journal not seeded or held, or Kamailio due a reload); throws when Kamailio cannot
    * be read or written. Not reported as a reconcile.
    */
-  runFor(aors: readonly string[]): Promise<string | null>;
+  runFor(edits: ApiEdits): Promise<string | null>;
   /** The last reconcile; null before the first. */
   last(): KamailioReconcileStatus | null;
 }
@@ -70,11 +70,11 @@ export function createReconcileRun(deps: {
     return out;
   }
 
-  /** Compares and repairs; `aors`: only those, read with ul.lookup instead of ul.dump. Null when Kamailio is due a reload. */
-  async function compareAndRepair(aors?: readonly string[]): Promise<{ learned: number; repaired: number; contacts: number } | null> {
+  /** Compares and repairs; `only`: those bindings, their AoRs read with ul.lookup instead of ul.dump. Null when Kamailio is due a reload. */
+  async function compareAndRepair(only?: ApiEdits): Promise<{ learned: number; repaired: number; contacts: number } | null> {
     const dumpStartMs = Date.now();
     const leadMs = deps.clockLeadMs();
-    const dump = aors === undefined ? await links.dump() : await lookupAll(aors);
+    const dump = only === undefined ? await links.dump() : await lookupAll([...new Set(only.keys.values())]);
     const dumpEndMs = Date.now();
     // A restart during the dump would make its emptiness look like removals.
     await watch.observe();
@@ -88,9 +88,9 @@ export function createReconcileRun(deps: {
         nodeId, dump, dumpStartMs, dumpSec: (dumpEndMs - dumpStartMs) / 1000, clockLeadMs: leadMs, nowSec,
         locationTable: config.locationTable, aliasTable: links.aliasTable,
         // The sink never writes this node's own bindings: the API's edits of them are not waiting for it.
-        isPending: aors === undefined ? (c) => sink.isPending(c) : (c) => !(c.kind === "loc" && c.origin === store.replicaId) && sink.isPending(c),
+        isPending: only === undefined ? (c) => sink.isPending(c) : (c) => !(c.kind === "loc" && c.origin === store.replicaId) && sink.isPending(c),
         writtenAt: (k) => sink.writtenAt(k), kamailioTime: times.of,
-        ...(aors === undefined ? {} : { aors }),
+        ...(only === undefined ? {} : { only }),
       });
       // The dump takes seconds: the journal may have been found behind meanwhile.
       if (held()) return null;
@@ -110,7 +110,7 @@ export function createReconcileRun(deps: {
           deps.log.error({ err: (err as Error).message }, "skipped a repair Kamailio refused");
         }
       }
-      const source = aors === undefined ? "reconcile" : "api";
+      const source = only === undefined ? "reconcile" : "api";
       metrics.kamailioLearned.inc({ source }, learned);
       metrics.kamailioRepairs.inc({ source }, repaired);
       return { learned, repaired, contacts: dump.length };
@@ -141,13 +141,10 @@ export function createReconcileRun(deps: {
         throw err;
       }
     },
-    async runFor(aors) {
+    async runFor(edits) {
       if (held()) return "this node's journal is held (locmesh status says why): nothing is written into Kamailio until it is repaired";
       if (!deps.journal.waitedForSeed()) return "this node's journal has not caught up with the cluster yet: the reconcile or reload after it writes it";
-      // Versions from the lookup's millisecond on are taken for changes made during it, and left
-      // alone: the edits just committed must be older.
-      await new Promise((r) => setTimeout(r, 2));
-      return (await compareAndRepair(aors)) === null ? "a reload into it is due (Kamailio restarted): the reload writes it" : null;
+      return (await compareAndRepair(edits)) === null ? "a reload into it is due (Kamailio restarted): the reload writes it" : null;
     },
     last: () => reconciles.last(),
   };

@@ -57,11 +57,20 @@ export interface ReconcileInput {
   /** Kamailio's time for a version the agent learned from this Kamailio (kamailio-times.ts). */
   kamailioTime?(change: Change): number | undefined;
   /**
-   * Only these AoRs, whose contacts `dump` holds (ul.lookup of each): what the local API just
-   * changed. The journal's bindings of other AoRs, and the aliases, are left alone, and this node's
-   * own bindings Kamailio lacks are written in whatever their Call-ID (the API was given them).
+   * Only these bindings (AoR and contact), which the local API just changed: `dump` holds their
+   * AoRs' contacts (ul.lookup of each). Nothing else is decided: other bindings of those AoRs are
+   * the full reconcile's, and this node's own edited bindings Kamailio lacks are written in,
+   * whatever their Call-ID (the API was given them).
    */
-  aors?: readonly string[];
+  only?: ApiEdits;
+}
+
+/** What the local API just committed: the bindings, and the newest stamp among them. */
+export interface ApiEdits {
+  /** bindingKey(aor, contact) → aor. */
+  keys: ReadonlyMap<string, string>;
+  /** A version stamped after this came after the edit (a REGISTER meanwhile): left to the reconcile. */
+  upToHlc: number;
 }
 
 export interface ReconcilePlan {
@@ -109,12 +118,16 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
   const repairs: InstallOp[] = [];
   const ctx = { nodeId, replicaId: store.replicaId, locationTable, nowSec };
   const dumpStartHlcMs = input.dumpStartMs + input.clockLeadMs;
+  const only = input.only;
+  // Limited to what the API committed: its own stamps tell what came after, not the clock (whose
+  // lead would put them in the lookup's own millisecond).
+  const newer = (c: Change) => (only ? c.hlc > only.upToHlc : hlcToMillis(c.hlc) >= dumpStartHlcMs);
   const untouchable = (c: Change, k: string) =>
-    input.isPending(c) || hlcToMillis(c.hlc) >= dumpStartHlcMs || (input.writtenAt(k) ?? 0) >= input.dumpStartMs;
+    input.isPending(c) || newer(c) || (input.writtenAt(k) ?? 0) >= input.dumpStartMs;
 
   const domainless = domainlessAor(input.dump, [locationTable, input.aliasTable]);
   if (domainless !== null) throw new UsrlocKeysError(useDomainProblem(domainless));
-  const locs = input.aors === undefined ? await loadLive(store, "loc", nowSec) : await loadLiveOf(store, input.aors, nowSec);
+  const locs = only === undefined ? await loadLive(store, "loc", nowSec) : await loadLiveOf(store, only, nowSec);
   const seen = new Set<string>();
   for (const k of input.dump) {
     if (k.table !== locationTable || k.status === "expired" || k.status === "deleted") continue;
@@ -124,6 +137,7 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
       continue;
     }
     const id = bindingKey(k.aor, k.contact);
+    if (only && !only.keys.has(id)) continue;
     seen.add(id);
     const j = locs.get(id) ?? (await store.get("loc", k.aor, k.contact));
     const jLive = j !== null && j !== undefined && j.value !== null && locs.has(id);
@@ -160,12 +174,12 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
     if (seen.has(id) || untouchable(j, id)) continue;
     const v = j.value as BindingValue;
     if (v.expires !== 0 && v.expires <= nowSec + 2) continue; // Kamailio may just have expired it
-    // Limited to AoRs the local API just changed, every binding is what the API was given: written in.
-    if (v.owner === nodeId && madeByRegistrar(v) && input.aors === undefined) drafts.push({ kind: "loc", key: j.key, sub: j.sub, value: null });
+    // Limited to what the local API just changed, each binding is what it was given: written in.
+    if (v.owner === nodeId && madeByRegistrar(v) && only === undefined) drafts.push({ kind: "loc", key: j.key, sub: j.sub, value: null });
     else repairs.push(planRestore(j, ctx)!);
   }
 
-  if (input.aliasTable !== null && input.aors === undefined) repairs.push(...(await aliasRepairs(store, input)));
+  if (input.aliasTable !== null && only === undefined) repairs.push(...(await aliasRepairs(store, input)));
   return { drafts, repairs };
 }
 
@@ -175,11 +189,11 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
  */
 export const madeByRegistrar = (v: Pick<BindingValue, "callid">): boolean => v.callid !== "" && v.callid !== UL_ADD_CALLID;
 
-/** The live bindings of some AoRs, as loadLive keys them. */
-async function loadLiveOf(store: ReplicaStore, aors: readonly string[], nowSec: number): Promise<Live> {
+/** The live versions of the edited bindings, as loadLive keys them. */
+async function loadLiveOf(store: ReplicaStore, only: ApiEdits, nowSec: number): Promise<Live> {
   const out: Live = new Map();
-  for (const aor of aors) {
-    for (const c of await store.listKey("loc", aor)) if (isLive(c, nowSec)) out.set(recordKey(c), c);
+  for (const aor of new Set(only.keys.values())) {
+    for (const c of await store.listKey("loc", aor)) if (isLive(c, nowSec) && only.keys.has(recordKey(c))) out.set(recordKey(c), c);
   }
   return out;
 }

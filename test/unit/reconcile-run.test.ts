@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import type { Replica } from "../../agent/core/replica.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
-import type { InstallOp } from "../../agent/kamailio/install-plan.js";
+import { bindingKey, type InstallOp } from "../../agent/kamailio/install-plan.js";
 import { createKamailioTimes } from "../../agent/kamailio/kamailio-times.js";
 import { KamailioWriteRejectedError, type KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
 import { createReconcileRun } from "../../agent/kamailio/reconcile-run.js";
@@ -48,6 +48,46 @@ describe("a reconcile whose repairs Kamailio refuses in part", () => {
     expect(written).toEqual(["good@example.com"]);
     expect(run.last()).toMatchObject({ outcome: "done", repaired: 1 });
     expect(await metrics.registry.metrics()).toMatch(/^locmesh_kamailio_write_failures_total\{reason="rejected"\} 1$/m);
+    await store.close();
+  });
+});
+
+describe("a reconcile of what the local API just changed (runFor)", () => {
+  it("looks up only the edited bindings' AoRs, writes only those, and says why when it may not run", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const expires = Math.floor(Date.now() / 1000) + 3600;
+    const [edited] = await store.commitLocal([
+      locDraft("trunk@example.com", "sip:trunk@192.0.2.50", binding({ owner: "n1", expires: 0, callid: "" })),
+      locDraft("phone@example.com", "sip:phone@192.0.2.9", binding({ owner: "n1", expires, callid: "reg-1" })),
+    ], () => Date.now() * 1024);
+    const looked: string[] = [];
+    const written: string[] = [];
+    const writer: KamailioWriter = { async write(op: InstallOp) { written.push(op.op === "add" ? op.binding.contact : op.op); return "rpc"; } };
+    const links = {
+      writer, dump: async () => { throw new Error("no ul.dump for API edits"); }, aliasTable: null,
+      usrloc: { ulLookup: async (_t: string, aor: string) => (looked.push(aor), []) },
+    } as unknown as KamailioLinks;
+    const state = { held: false, due: false };
+    const run = createReconcileRun({
+      config: { locationTable: "location", reconcileMaxContacts: 0 }, nodeId: "n1", store,
+      replica: { commit: async () => [] } as unknown as Replica, links,
+      plan: { nodeId: "n1", replicaId: store.replicaId, locationTable: "location" },
+      watch: { observe: async () => undefined, reloadNeeded: () => state.due },
+      // The sink's cursor has not passed the API's own commits: not pending for this (it never writes them).
+      sink: { isPending: () => true, writtenAt: () => undefined }, times: createKamailioTimes(), onStored: () => () => undefined,
+      clockLeadMs: () => 5000, journal: { held: () => state.held, waitedForSeed: () => true, seeded: () => true }, log: silentLogger(),
+      metrics: createMetrics({ defaults: false }),
+    });
+    const edits = { keys: new Map([[bindingKey("trunk@example.com", "sip:trunk@192.0.2.50"), "trunk@example.com"]]), upToHlc: edited!.hlc };
+    // Past reconcileMaxContacts (0) too: it reads a few AoRs, not the table.
+    expect(await run.runFor(edits)).toBeNull();
+    expect(looked).toEqual(["trunk@example.com"]);
+    expect(written).toEqual(["sip:trunk@192.0.2.50"]); // the phone's binding, also missing, is the full reconcile's
+    expect(run.last()).toBeNull(); // not reported as a reconcile
+    state.due = true;
+    expect(await run.runFor(edits)).toMatch(/a reload into it is due/);
+    state.held = true;
+    expect(await run.runFor(edits)).toMatch(/journal is held/);
     await store.close();
   });
 });

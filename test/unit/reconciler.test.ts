@@ -6,9 +6,10 @@
  */
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { HLC_UNITS_PER_MS } from "../../agent/contract/records.js";
+import { HLC_UNITS_PER_MS, hlcToMillis } from "../../agent/contract/records.js";
 import type { ReplicaStore } from "../../agent/core/store.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
+import { bindingKey } from "../../agent/kamailio/install-plan.js";
 import { planReconcile, type ReconcileInput } from "../../agent/kamailio/reconciler.js";
 import type { UsrlocContact } from "../../agent/kamailio/usrloc-contact.js";
 import { binding, counterStamp, locDraft, makeTempDirs } from "../support/fixtures.js";
@@ -104,13 +105,21 @@ describe("reconcile of this node's bindings published through the local API", ()
     expect(plan.drafts.filter((d) => d.value === null).map((d) => d.sub).sort()).toEqual(["sip:bob@gone", "sip:dave@gone"]);
   });
 
-  it("limited to some AoRs (after a local API edit), decides only for those", async () => {
+  it("limited to the bindings a local API edit changed, decides only for those, by the edit's stamps whatever the clock's lead", async () => {
     const { store, input } = await withStatic();
-    const plan = await planReconcile(store, { ...input, dump: input.dump.filter((c) => c.aor === "carol@example.com"), aors: ["carol@example.com"] });
-    expect(plan.repairs).toMatchObject([{ op: "add", aor: "carol@example.com", binding: { contact: "sip:carol@static", expires: 0 } }]);
+    const edited = (await store.get("loc", AOR, "sip:bob@static"))!;
+    const only = (keys: [string, string][], upToHlc = edited.hlc) => ({ keys: new Map(keys.map(([aor, c]) => [bindingKey(aor, c), aor])), upToHlc });
+    // The lookup began in the edit's own millisecond by the clock (its lead): the edit is still decided.
+    const sameMs = { ...input, dumpStartMs: hlcToMillis(edited.hlc) - LEAD_MS };
+    const plan = await planReconcile(store, { ...sameMs, only: only([[AOR, "sip:bob@static"]]) });
+    expect(plan.repairs).toMatchObject([{ op: "add", aor: AOR, binding: { contact: "sip:bob@static", expires: 0 } }]);
+    // The AoR's phone bindings (one gone from Kamailio, one refreshed there) are the full reconcile's.
     expect(plan.drafts).toEqual([]);
-    // The API may be given a Call-ID too: limited to the AoRs it just changed, such a binding is written in, not dropped.
-    const dave = await planReconcile(store, { ...input, dump: [], aors: ["dave@example.com"] });
+    // A version stamped after the edit (a REGISTER meanwhile) is left alone.
+    expect((await planReconcile(store, { ...sameMs, only: only([[AOR, "sip:bob@static"]], edited.hlc - 1) })).repairs).toEqual([]);
+    // The API may be given a Call-ID too: edited, such a binding is written in, not dropped.
+    const daveStamp = (await store.get("loc", "dave@example.com", "sip:dave@gone"))!.hlc;
+    const dave = await planReconcile(store, { ...input, dump: [], only: only([["dave@example.com", "sip:dave@gone"]], daveStamp) });
     expect(dave.repairs).toMatchObject([{ op: "add", aor: "dave@example.com", binding: { contact: "sip:dave@gone" } }]);
     expect(dave.drafts).toEqual([]);
   });
