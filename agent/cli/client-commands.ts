@@ -16,7 +16,7 @@ import { formatStatus } from "./client-output.js";
 import {
   bindingsOf, describeKamailioTable, formatAlias, formatAliases, formatKamailioAlias, formatBindings, formatKamailioContacts, formatKamailioTable, formatLocations,
 } from "./listing-output.js";
-import { runKamailioReload, runResync } from "./resync-progress.js";
+import { reloadFailure, runKamailioReload, runResync } from "./resync-progress.js";
 import { cellText } from "./table.js";
 
 export interface ClientIo {
@@ -226,8 +226,8 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
       run(async (client, opts) => {
         const o = opts as ResyncOpts;
         if (o.kamailio) {
-          const k = await runKamailioReload(client, { json: opts.json === true, stdout: io.stdout });
-          if (k.state === "failed") throw new Error(`kamailio reload failed: ${k.error ?? "no reason given (see the agent's log)"}`);
+          const failed = reloadFailure(await runKamailioReload(client, { json: opts.json === true, stdout: io.stdout }));
+          if (failed) throw failed;
           return;
         }
         const peer = o.peer;

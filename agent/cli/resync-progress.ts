@@ -101,6 +101,16 @@ export async function runKamailioReload(client: ApiClient, opts: Omit<ResyncOpti
   }
 }
 
+/**
+ * Why `locmesh resync --kamailio` exits 1 after following the reload, or null: it failed, or it
+ * finished with writes Kamailio refused (those bindings or aliases are missing there).
+ */
+export function reloadFailure(k: KamailioReloadStatus): Error | null {
+  if (k.state === "failed") return new Error(`kamailio reload failed: ${k.error ?? "no reason given (see the agent's log)"}`);
+  if (k.refused) return new Error(`kamailio reload done, but Kamailio refused ${k.refused} write(s), which were skipped: the agent's log names them ("reload skipped")`);
+  return null;
+}
+
 /** Once followed, a run never goes back to idle unless the agent restarted and forgot it. */
 const gone = (what: string, again: string) =>
   new Error(`the agent no longer reports this ${what} (it restarted meanwhile?); what was already written stays: run \`${again}\` again`);

@@ -49,12 +49,14 @@ const checked = <T extends z.ZodTypeAny>(schema: T, what: string, check: (v: z.o
  * A URI the local API takes as a contact or an alias's target: stricter than a peer's change
  * (checkSipTarget says why). Removals and preconditions take any URI a journal may hold.
  */
-const sipTarget = checked(sipUri, "SIP URI", checkSipTarget);
+const sipTarget = checked(sipUri, "SIP URI", (v) => checkSipTarget(v));
+/** A binding's contact: the same, and a sip: or sips: URI (Kamailio cannot send to a tel: one). */
+const sipContact = checked(sipUri, "SIP URI", (v) => checkSipTarget(v, { tel: false }));
 
 /** A binding as a registrar integration publishes it. Missing optional fields take Kamailio's defaults. */
 export const bindingInput = z.strictObject({
   aor,
-  contact: sipTarget,
+  contact: sipContact,
   expires: z.number().int().min(0).max(2 ** 40),
   q: checked(z.number(), "q", checkQ).default(-1),
   path: checked(text(LIMITS.path), "path", checkPath).default(""),

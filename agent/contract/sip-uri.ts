@@ -99,8 +99,11 @@ export function checkSocket(socket: string): string | null {
   return null;
 }
 
-// user@ is optional; host is a name, an IPv4 address or a bracketed IPv6 one; then :port, ;params, ?headers.
-const SIP_HOSTPORT = /^sips?:(?:([^@]*)@)?(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?)(?::(\d{1,5}))?(?:[;?][^\s<>"]*)?$/i;
+// user@ is optional; host is a name (labels of letters, digits, - and _, an optional final dot), an
+// IPv4 address or a bracketed IPv6 one; then :port, ;params, ?headers.
+const LABEL = "[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?";
+const SIP_HOSTPORT = new RegExp(`^sips?:(?:([^@]*)@)?(\\[[0-9a-f:.]+\\]|${LABEL}(?:\\.${LABEL})*\\.?)(?::(\\d{1,5}))?(?:[;?][^\\s<>"]*)?$`, "i");
+const IPV4_LIKE = /^[0-9.]+$/;
 
 /**
  * For what the local API takes in (a contact, an alias's target, a `received`): checkSipUri, and,
@@ -109,32 +112,40 @@ const SIP_HOSTPORT = /^sips?:(?:([^@]*)@)?(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9._-
  * lookup that forks to it. Peers' changes are checked with checkSipUri alone: a batch refused for
  * a value an older node let in would hold back every later change of its origin.
  */
-export function checkSipTarget(uri: string): string | null {
+export function checkSipTarget(uri: string, o: { tel?: boolean } = {}): string | null {
   const base = checkSipUri(uri);
-  if (base !== null || /^tel:/i.test(uri)) return base;
+  if (base !== null) return base;
+  if (/^tel:/i.test(uri)) return o.tel === false ? "is a tel: URI, which Kamailio cannot send to: give a sip: URI" : null;
   const m = SIP_HOSTPORT.exec(uri);
   if (!m) return "has no host Kamailio can send to (a name, an IPv4 address or a bracketed IPv6 one, after the user@ if any)";
   if (m[1] !== undefined && m[1] === "") return "has an empty user part before the @";
+  if (IPV4_LIKE.test(m[2]!) && !isIpv4(m[2]!)) return `has host ${m[2]}, which is not an IPv4 address`;
   if (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535)) return `has port ${m[3]}, outside 1-65535`;
   return null;
 }
 
+const isIpv4 = (h: string): boolean => {
+  const parts = h.split(".");
+  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
+};
+
 /**
- * A Path as usrloc keeps it: one or more `<sip:…>` (or `<sips:…>`) entries separated by commas, each
- * with a host checkSipTarget accepts. Anything else makes Kamailio's lookup of the whole AoR fail
- * ("failed to parse Path body"), real registrations included. Empty is no Path.
+ * A Path as usrloc keeps it (RFC 3327: name-addr *(;rr-param), comma-separated): entries of an
+ * optional display name, `<sip:…>` (or `<sips:…>`) with a host checkSipTarget accepts, and optional
+ * parameters after the `>`. Anything else makes Kamailio's lookup of the whole AoR fail ("failed to
+ * parse Path body"), real registrations included. Empty is no Path.
  */
 export function checkPath(path: string): string | null {
   if (path === "") return null;
   const unfit = unstorable(path);
   if (unfit) return unfit;
   // Entries as Kamailio's parse_rr reads them: `<`, the URI (a comma there is the URI's), `>`, then a comma or the end.
-  const entry = /\s*<([^<>]*)>\s*(,|$)/y;
+  const entry = /\s*(?:"(?:[^"\\]|\\.)*"\s*|[\w.!%*+`'~-]+(?:\s+[\w.!%*+`'~-]+)*\s*)?<([^<>]*)>(?:\s*;[^,<>"\s]*)*\s*(,|$)/y;
   for (let at = 0; at < path.length;) {
     entry.lastIndex = at;
     const m = entry.exec(path);
     if (!m) return `must be <sip:…> entries separated by commas, as a Path header holds them (${JSON.stringify(path.slice(at).trim().slice(0, 60))} is not)`;
-    const problem = checkSipTarget(m[1]!);
+    const problem = checkSipTarget(m[1]!, { tel: false });
     if (problem) return `has an entry whose URI ${JSON.stringify(m[1]!.slice(0, 60))} ${problem}`;
     if (m[2] === "") return null;
     at = entry.lastIndex;

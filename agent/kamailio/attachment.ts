@@ -325,7 +325,8 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       let batch = apiBatch;
       if (batch === null) {
         const b: ApiBatch = { keys: new Map(), upToHlc: 0, done: Promise.resolve(null) };
-        // Beside no reload or reconcile run by the watch: each writes too, and Kamailio has one FIFO process.
+        // Beside no due reload, check or reconcile (a reload on demand, locmesh resync --kamailio, runs
+        // on its own; both writes are idempotent): each writes too, and Kamailio has one FIFO process.
         b.done = exclusive(async () => {
           if (apiBatch === b) apiBatch = null; // edits from now on make the next batch
           await probe(); // which Kamailio runs, and how it keys AoRs

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { ResyncStatus } from "../../agent/contract/cluster-status.js";
 import type { KamailioReloadStatus } from "../../agent/contract/kamailio-status.js";
 import type { ApiClient } from "../../agent/cli/api-client.js";
-import { runKamailioReload, runResync } from "../../agent/cli/resync-progress.js";
+import { reloadFailure, runKamailioReload, runResync } from "../../agent/cli/resync-progress.js";
 
 const idle: ResyncStatus = { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null };
 const running = (received: number): ResyncStatus => ({ ...idle, state: "running", peer: "n2", received, expected: 100, startedAt: "2026-11-22T10:00:00.000Z" });
@@ -78,5 +78,17 @@ describe("runKamailioReload", () => {
     out.on("data", (d: Buffer) => (printed += d.toString()));
     await runKamailioReload(scriptedReload([idleReload, reload(100), reload(300, "done")]), { json: false, stdout: out, pollMs: 1 });
     expect(printed.trim().split("\n")).toEqual(["kamailio reload: running, 100 of ~300 writes", "kamailio reload done: 300 writes"]);
+  });
+
+  it("says which writes Kamailio refused, and makes the command fail for them (exit 1)", async () => {
+    const out = new PassThrough();
+    let printed = "";
+    out.on("data", (d: Buffer) => (printed += d.toString()));
+    const refused = { ...reload(300, "done"), refused: 2 };
+    const r = await runKamailioReload(scriptedReload([idleReload, refused]), { json: false, stdout: out, pollMs: 1 });
+    expect(printed.trim()).toBe('kamailio reload done: 300 writes, 2 of them REFUSED by Kamailio and skipped (the log\'s "reload skipped" lines name them)');
+    expect(reloadFailure(r)?.message).toMatch(/^kamailio reload done, but Kamailio refused 2 write\(s\)/);
+    expect(reloadFailure(reload(300, "done"))).toBeNull();
+    expect(reloadFailure({ ...reload(10, "failed"), error: "Kamailio went away" })?.message).toBe("kamailio reload failed: Kamailio went away");
   });
 });

@@ -122,6 +122,12 @@ describe("what the local API takes in: checkSipTarget, checkPath, checkReceived,
     expect(checkSipTarget("sip:x@example.com:99999")).toBe("has port 99999, outside 1-65535");
     expect(checkSipTarget("sip:x@example.com:0")).toBe("has port 0, outside 1-65535");
     expect(checkSipTarget("sip:x@-bad-.com")).toMatch(/no host/);
+    expect(checkSipTarget("sip:x@a..b")).toMatch(/no host/);
+    expect(checkSipTarget("sip:x@999.1.1.1")).toBe("has host 999.1.1.1, which is not an IPv4 address");
+    expect(checkSipTarget("sip:x@host.example.com.")).toBeNull(); // a fully qualified name
+    // A binding's contact must be a sip: URI; an alias may forward to tel: (alias.set notes it).
+    expect(checkSipTarget("tel:+15551234", { tel: false })).toMatch(/tel: URI, which Kamailio cannot send to/);
+    expect(checkSipTarget("tel:+15551234")).toBeNull();
   });
 
   it("takes a Path of <sip:…> entries only (F2: anything else makes Kamailio's lookup of the whole AoR fail)", () => {
@@ -135,6 +141,9 @@ describe("what the local API takes in: checkSipTarget, checkPath, checkReceived,
     expect(checkPath('<sip:edge.example.net;lr;x={json:[1,x]}>,<sip:b.example.net;lr>')).toBeNull();
     expect(checkPath("<sip:a.example.net;lr>,")).toBe("ends in a comma");
     expect(checkPath("<sip:a.example.net;lr> x")).toMatch(/must be <sip:…> entries/);
+    // RFC 3327: a display name, and parameters after the >.
+    expect(checkPath('"Edge" <sip:edge.example.net;lr>;ob, Core <sip:core.example.net;lr>')).toBeNull();
+    expect(checkPath("<tel:+15551234>")).toMatch(/tel: URI/);
   });
 
   it("takes a received that is empty or a sip: URI, and q of -1 or 0 to 1 (F1)", () => {
