@@ -68,3 +68,24 @@ describe("pull coordinator", () => {
     }
   });
 });
+
+describe("a pulled change stamped far ahead (the hostile dry run's F12)", () => {
+  it("is refused as a pushed one is: nothing of the answer is applied, and the resync says why", async () => {
+    const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "n1" }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
+    replicas.push(replica);
+    const now = Date.now() * 1024;
+    const changes = [remoteChange(REPLICA_A, 1, now, aliasDraft("ok@x", "sip:t@x")), remoteChange(REPLICA_A, 2, 2 ** 53 - 4, aliasDraft("far@x", "sip:t@x"))];
+    const p = fakePeer("p1", { [REPLICA_A]: changes }, 0);
+    const coordinator = createPullCoordinator({
+      replica, log: silentLogger(), metrics: createMetrics({ defaults: false }), batchSize: 100, relayDelayMs: 0,
+      sessions: () => [p.session], readySince: () => 0,
+    });
+    try {
+      await coordinator.resync(p.session).catch(() => undefined);
+      expect(coordinator.status()).toMatchObject({ state: "failed", error: expect.stringMatching(/^p1's answer holds a change this node refuses: changes\.1\.hlc: .* more than a year ahead/) });
+      expect(await replica.versionVector()).toEqual({});
+    } finally {
+      coordinator.close();
+    }
+  });
+});
