@@ -64,8 +64,8 @@ export interface KamailioControl {
   alias(alias: string): Promise<KamailioAliasView>;
   pendingWrites(): number;
   list(p: z.output<typeof listParams>): Promise<KamailioListResult>;
-  /** These bindings of this node changed here, the newest stamped upToHlc: bring Kamailio in line for them now (attachment.ts). */
-  applyApiEdits(edits: readonly { aor: string; contact: string }[], upToHlc: number): Promise<string | null>;
+  /** These bindings of this node changed here, each with its edit's stamp: bring Kamailio in line for them now (attachment.ts). */
+  applyApiEdits(edits: readonly { aor: string; contact: string; hlc: number }[]): Promise<string | null>;
 }
 
 type PublishInput = z.output<typeof publishParams>;
@@ -251,7 +251,7 @@ export function journalBehindError(b: JournalBehindInfo): RpcError {
  * Call-ID is taken for a phone's registration by the reconcile, which drops it from the journal
  * if this Kamailio lacks it then (a missed de-registration).
  */
-const LATER = "the next reconcile (kamailio.reconcileIntervalSec) or reload writes it, unless it was given a Call-ID (a phone's registration: the reconcile then takes it for gone)";
+const LATER = "`locmesh resync --kamailio` writes it, as will the next reconcile (every kamailio.reconcileIntervalSec, below kamailio.reconcileMaxContacts live bindings) or reload, unless it was given a Call-ID (a phone's registration: the reconcile then takes it for gone)";
 
 /** How long location.publish waits for its AoRs to be brought in line in the local Kamailio. */
 const KAMAILIO_APPLY_WAIT_MS = 5000;
@@ -260,7 +260,7 @@ const KAMAILIO_APPLY_WAIT_MS = 5000;
 async function applyInKamailio(kamailio: KamailioControl, edited: readonly Change[], log: Logger): Promise<string[]> {
   const later = LATER;
   const aors = new Set(edited.map((c) => c.key));
-  const run = kamailio.applyApiEdits(edited.map((c) => ({ aor: c.key, contact: c.sub })), Math.max(...edited.map((c) => c.hlc)));
+  const run = kamailio.applyApiEdits(edited.map((c) => ({ aor: c.key, contact: c.sub, hlc: c.hlc })));
   let timer: NodeJS.Timeout | undefined;
   const waited = new Promise<"busy">((r) => (timer = setTimeout(() => r("busy"), KAMAILIO_APPLY_WAIT_MS)));
   try {

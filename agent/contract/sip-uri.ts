@@ -140,7 +140,8 @@ export function checkPath(path: string): string | null {
   const unfit = unstorable(path);
   if (unfit) return unfit;
   // Entries as Kamailio's parse_rr reads them: `<`, the URI (a comma there is the URI's), `>`, then a comma or the end.
-  const entry = /\s*(?:"(?:[^"\\]|\\.)*"\s*|[\w.!%*+`'~-]+(?:\s+[\w.!%*+`'~-]+)*\s*)?<([^<>]*)>(?:\s*;[^,<>"\s]*)*\s*(,|$)/y;
+  // Each part matches one way only (a parameter holds no ';'), so a long bad entry fails in linear time.
+  const entry = /\s*(?:"(?:[^"\\]|\\.)*"\s*|[\w.!%*+`'~-]+(?:\s+[\w.!%*+`'~-]+)*\s*)?<([^<>]*)>(?:\s*;[^;,<>"\s]*)*\s*(,|$)/y;
   for (let at = 0; at < path.length;) {
     entry.lastIndex = at;
     const m = entry.exec(path);

@@ -13,12 +13,12 @@
  * registrar share one commit (`lingerMs`). An edit someone waits on (an API call) is committed at
  * the next turn of the event loop, and takes every lingering edit with it.
  */
-import type { Change, RecordKind, VersionVector } from "../contract/records.js";
+import { hlcToMillis, type Change, type RecordKind, type VersionVector } from "../contract/records.js";
 import type { Logger } from "../ops/logger.js";
 import type { ChangeSource, Metrics } from "../ops/metrics.js";
-import type { Hlc } from "./hlc.js";
+import { farAhead, type Hlc } from "./hlc.js";
 import { createLocalCheck, spread } from "./local-check.js";
-import type { ApplyOutcome, Draft, RemoteBatch, ReplicaStore } from "./store.js";
+import { InvalidBatchError, type ApplyOutcome, type Draft, type RemoteBatch, type ReplicaStore } from "./store.js";
 
 const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
 
@@ -150,7 +150,15 @@ export function createReplica({ store, hlc, log, metrics }: ReplicaDeps): Replic
   }
 
   async function drainApplies(): Promise<void> {
-    const group = applies;
+    // A change stamped far ahead would become this node's clock (hlc.ts farAhead): its batch is
+    // refused, pushed or pulled, on an agent or a hub. Ahead of the newest stamp seen too, so that a
+    // node whose own clock is behind (booted before NTP) does not refuse the cluster's changes.
+    const ref = Math.max(Date.now(), hlcToMillis(hlc.last()));
+    const group = applies.filter((p) => {
+      const far = farAhead(p.batch.changes, ref);
+      if (far) p.reject(new InvalidBatchError(far));
+      return !far;
+    });
     applies = [];
     for (const p of group) for (const c of p.batch.changes) hlc.observe(c.hlc);
     let outcomes: (ApplyOutcome | Error)[];

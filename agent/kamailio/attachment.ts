@@ -56,12 +56,12 @@ export interface KamailioAttachment {
   /** The AoR's contacts as this Kamailio holds them (ul.lookup over jsonrpcs). */
   lookup(aor: string): Promise<KamailioContact[]>;
   /**
-   * These bindings of this node changed through the local API (location.publish), the newest
-   * stamped `upToHlc`: the sink never writes this node's own bindings, so Kamailio is brought in
+   * These bindings of this node changed through the local API (location.publish), each with the
+   * stamp of that edit: the sink never writes this node's own bindings, so Kamailio is brought in
    * line for them now, as a reconcile would (reconcile-run.ts runFor). Edits arriving meanwhile
    * join one batch, one at a time. Null when done, else why it did not happen now.
    */
-  applyApiEdits(edits: readonly { aor: string; contact: string }[], upToHlc: number): Promise<string | null>;
+  applyApiEdits(edits: readonly { aor: string; contact: string; hlc: number }[]): Promise<string | null>;
   /** What this Kamailio holds for an alias (usrloc's aliases domain or alias_db's table, kamailio-alias.ts). */
   alias(alias: string): Promise<KamailioAliasView>;
   /** A page of this Kamailio's whole location table, compared with the journal (kamailio-table.ts). */
@@ -70,10 +70,9 @@ export interface KamailioAttachment {
   close(): Promise<void>;
 }
 
-/** Edits of the local API waiting for Kamailio: bindingKey → AoR, the newest stamp, and the run that takes them. */
+/** Edits of the local API waiting for Kamailio (bindingKey → AoR and the edit's stamp), and the run that takes them. */
 interface ApiBatch {
-  keys: Map<string, string>;
-  upToHlc: number;
+  keys: Map<string, { aor: string; hlc: number }>;
   done: Promise<string | null>;
 }
 
@@ -317,26 +316,26 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     async lookup(aor) {
       return (await links.usrloc.ulLookup(config.locationTable, aor)).map(toKamailioContact);
     },
-    applyApiEdits(edits, upToHlc) {
+    applyApiEdits(edits) {
       if (edits.length === 0) return Promise.resolve(null);
       if (apiBatch !== null && apiBatch.keys.size >= API_BATCH_MAX) {
-        return Promise.resolve(`${apiBatch.keys.size} edits wait for this node's Kamailio already: the next reconcile or reload writes these`);
+        return Promise.resolve(`${apiBatch.keys.size} edits wait for this node's Kamailio already: \`locmesh resync --kamailio\` writes these, as will the next reconcile (below kamailio.reconcileMaxContacts live bindings) or reload`);
       }
       let batch = apiBatch;
       if (batch === null) {
-        const b: ApiBatch = { keys: new Map(), upToHlc: 0, done: Promise.resolve(null) };
+        const b: ApiBatch = { keys: new Map(), done: Promise.resolve(null) };
         // Beside no due reload, check or reconcile (a reload on demand, locmesh resync --kamailio, runs
         // on its own; both writes are idempotent): each writes too, and Kamailio has one FIFO process.
         b.done = exclusive(async () => {
           if (apiBatch === b) apiBatch = null; // edits from now on make the next batch
           await probe(); // which Kamailio runs, and how it keys AoRs
           if (refused()) return "the agent does not attach to this Kamailio (locmesh status says why): nothing is written into it";
-          return reconciles.runFor({ keys: b.keys, upToHlc: b.upToHlc });
+          return reconciles.runFor({ keys: b.keys });
         });
         apiBatch = batch = b;
       }
-      for (const e of edits) batch.keys.set(bindingKey(e.aor, e.contact), e.aor);
-      batch.upToHlc = Math.max(batch.upToHlc, upToHlc);
+      // A later edit of the same binding replaces the earlier one, with its newer stamp.
+      for (const e of edits) batch.keys.set(bindingKey(e.aor, e.contact), { aor: e.aor, hlc: e.hlc });
       return batch.done;
     },
     alias: (alias) => readKamailioAlias(links, alias),

@@ -74,7 +74,7 @@ export function createReconcileRun(deps: {
   async function compareAndRepair(only?: ApiEdits): Promise<{ learned: number; repaired: number; contacts: number } | null> {
     const dumpStartMs = Date.now();
     const leadMs = deps.clockLeadMs();
-    const dump = only === undefined ? await links.dump() : await lookupAll([...new Set(only.keys.values())]);
+    const dump = only === undefined ? await links.dump() : await lookupAll([...new Set([...only.keys.values()].map((k) => k.aor))]);
     const dumpEndMs = Date.now();
     // A restart during the dump would make its emptiness look like removals.
     await watch.observe();

@@ -65,12 +65,13 @@ export interface ReconcileInput {
   only?: ApiEdits;
 }
 
-/** What the local API just committed: the bindings, and the newest stamp among them. */
+/** What the local API just committed: each binding's key, its AoR and the stamp the API gave it. */
 export interface ApiEdits {
-  /** bindingKey(aor, contact) → aor. */
-  keys: ReadonlyMap<string, string>;
-  /** A version stamped after this came after the edit (a REGISTER meanwhile): left to the reconcile. */
-  upToHlc: number;
+  /**
+   * bindingKey(aor, contact) → its AoR and the stamp of the API's edit of it: a version stamped
+   * after that came after the edit (a REGISTER meanwhile), and is left to the reconcile.
+   */
+  keys: ReadonlyMap<string, { aor: string; hlc: number }>;
 }
 
 export interface ReconcilePlan {
@@ -121,7 +122,7 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
   const only = input.only;
   // Limited to what the API committed: its own stamps tell what came after, not the clock (whose
   // lead would put them in the lookup's own millisecond).
-  const newer = (c: Change) => (only ? c.hlc > only.upToHlc : hlcToMillis(c.hlc) >= dumpStartHlcMs);
+  const newer = (c: Change) => (only ? c.hlc > (only.keys.get(recordKey(c))?.hlc ?? -1) : hlcToMillis(c.hlc) >= dumpStartHlcMs);
   const untouchable = (c: Change, k: string) =>
     input.isPending(c) || newer(c) || (input.writtenAt(k) ?? 0) >= input.dumpStartMs;
 
@@ -192,7 +193,7 @@ export const madeByRegistrar = (v: Pick<BindingValue, "callid">): boolean => v.c
 /** The live versions of the edited bindings, as loadLive keys them. */
 async function loadLiveOf(store: ReplicaStore, only: ApiEdits, nowSec: number): Promise<Live> {
   const out: Live = new Map();
-  for (const aor of new Set(only.keys.values())) {
+  for (const aor of new Set([...only.keys.values()].map((k) => k.aor))) {
     for (const c of await store.listKey("loc", aor)) if (isLive(c, nowSec) && only.keys.has(recordKey(c))) out.set(recordKey(c), c);
   }
   return out;

@@ -15,7 +15,6 @@ import { PEER_PARAMS, PeerMethod, pullResult, type BatchResult, type PullParams,
 import { hlcToMillis, type Change, type VersionVector } from "../contract/records.js";
 import { servePull } from "../core/outbound.js";
 import type { Replica } from "../core/replica.js";
-import { farAhead } from "../core/hlc.js";
 import { InvalidBatchError } from "../core/store.js";
 import { changesAhead, isEmptyVector } from "../core/version-vector.js";
 import type { Logger } from "../ops/logger.js";
@@ -265,8 +264,6 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   rpc.method(PeerMethod.Batch, z.unknown(), async (raw): Promise<BatchResult> => {
     requireReady();
     const p = fastBatch(raw) ?? PEER_PARAMS[PeerMethod.Batch].parse(raw);
-    const far = farAhead(p.changes, nowMs());
-    if (far) throw new RpcError(ErrorCode.InvalidParams, `invalid params: ${far}`);
     metrics.changesReceived.inc({ peer: peerId! }, p.changes.length);
     const outcome = await replica.apply(p, peerId!).catch((err: unknown) => {
       if (err instanceof InvalidBatchError) throw new RpcError(ErrorCode.InvalidParams, err.message);

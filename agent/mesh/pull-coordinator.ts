@@ -6,7 +6,7 @@
  */
 import type { ResyncStatus } from "../contract/cluster-status.js";
 import type { Replica } from "../core/replica.js";
-import { farAhead } from "../core/hlc.js";
+import { InvalidBatchError } from "../core/store.js";
 import { originsAhead } from "../core/version-vector.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
@@ -80,9 +80,6 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
         first = false;
         if (!res.batch) break;
         deps.metrics.changesReceived.inc({ peer: peer! }, res.batch.changes.length);
-        // Refused as a pushed batch with it is (peer-session.ts): pulled, it would set every clock.
-        const far = farAhead(res.batch.changes, nowMs());
-        if (far) throw new FarAheadPullError(`${peer}'s answer holds a change this node refuses: ${far}`);
         const outcome = await deps.replica.apply(res.batch, peer!);
         deps.metrics.changesApplied.inc({ peer: peer! }, outcome.applied.length);
         state.received += res.batch.changes.length;
@@ -95,8 +92,8 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
     } catch (err) {
       state = { ...state, state: "failed", finishedAt: new Date(nowMs()).toISOString(), error: (err as Error).message };
       log.warn({ peer, err: (err as Error).message }, "pull failed; will try again");
-      // A refused change stays refused: not every second.
-      schedule(err instanceof FarAheadPullError ? 60_000 : 1000);
+      // A refused batch (a change stamped far ahead, a gap) stays refused: not every second.
+      schedule(err instanceof InvalidBatchError ? 60_000 : 1000);
     }
   }
 
@@ -146,9 +143,4 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
       if (timer) clearTimeout(timer);
     },
   };
-}
-
-/** A pull answer held a change stamped too far ahead (hlc.ts farAhead). */
-class FarAheadPullError extends Error {
-  override readonly name = "FarAheadPullError";
 }

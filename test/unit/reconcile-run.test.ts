@@ -78,7 +78,7 @@ describe("a reconcile of what the local API just changed (runFor)", () => {
       clockLeadMs: () => 5000, journal: { held: () => state.held, waitedForSeed: () => true, seeded: () => true }, log: silentLogger(),
       metrics: createMetrics({ defaults: false }),
     });
-    const edits = { keys: new Map([[bindingKey("trunk@example.com", "sip:trunk@192.0.2.50"), "trunk@example.com"]]), upToHlc: edited!.hlc };
+    const edits = { keys: new Map([[bindingKey("trunk@example.com", "sip:trunk@192.0.2.50"), { aor: "trunk@example.com", hlc: edited!.hlc }]]) };
     // Past reconcileMaxContacts (0) too: it reads a few AoRs, not the table.
     expect(await run.runFor(edits)).toBeNull();
     expect(looked).toEqual(["trunk@example.com"]);

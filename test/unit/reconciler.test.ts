@@ -108,7 +108,7 @@ describe("reconcile of this node's bindings published through the local API", ()
   it("limited to the bindings a local API edit changed, decides only for those, by the edit's stamps whatever the clock's lead", async () => {
     const { store, input } = await withStatic();
     const edited = (await store.get("loc", AOR, "sip:bob@static"))!;
-    const only = (keys: [string, string][], upToHlc = edited.hlc) => ({ keys: new Map(keys.map(([aor, c]) => [bindingKey(aor, c), aor])), upToHlc });
+    const only = (keys: [string, string][], hlc = edited.hlc) => ({ keys: new Map(keys.map(([aor, c]) => [bindingKey(aor, c), { aor, hlc }])) });
     // The lookup began in the edit's own millisecond by the clock (its lead): the edit is still decided.
     const sameMs = { ...input, dumpStartMs: hlcToMillis(edited.hlc) - LEAD_MS };
     const plan = await planReconcile(store, { ...sameMs, only: only([[AOR, "sip:bob@static"]]) });

@@ -144,6 +144,8 @@ describe("what the local API takes in: checkSipTarget, checkPath, checkReceived,
     // RFC 3327: a display name, and parameters after the >.
     expect(checkPath('"Edge" <sip:edge.example.net;lr>;ob, Core <sip:core.example.net;lr>')).toBeNull();
     expect(checkPath("<tel:+15551234>")).toMatch(/tel: URI/);
+    // A long run of parameters before a bad ending is refused at once (an earlier pattern tried 2^n splits of it and hung the agent).
+    expect(checkPath(`<sip:p.example.net;lr>${";x".repeat(200)} y`)).toMatch(/must be <sip:…> entries/);
   });
 
   it("takes a received that is empty or a sip: URI, and q of -1 or 0 to 1 (F1)", () => {
