@@ -258,7 +258,6 @@ const KAMAILIO_APPLY_WAIT_MS = 5000;
 
 /** Brings the local Kamailio in line for AoRs just changed here; what did not happen now, as notes. */
 async function applyInKamailio(kamailio: KamailioControl, edited: readonly Change[], log: Logger): Promise<string[]> {
-  const later = LATER;
   const aors = new Set(edited.map((c) => c.key));
   const run = kamailio.applyApiEdits(edited.map((c) => ({ aor: c.key, contact: c.sub, hlc: c.hlc })));
   let timer: NodeJS.Timeout | undefined;
@@ -266,13 +265,13 @@ async function applyInKamailio(kamailio: KamailioControl, edited: readonly Chang
   try {
     const outcome = await Promise.race([run, waited]);
     if (outcome === "busy") {
-      run.catch((err: unknown) => log.warn({ err: (err as Error).message, aors: aors.size }, `could not write a local API edit into this node's Kamailio: ${later}`));
-      return [`this node's Kamailio is not updated yet (a reload or reconcile is under way, or it answers slowly): it is when that ends, else ${later}`];
+      run.catch((err: unknown) => log.warn({ err: (err as Error).message, aors: aors.size }, `could not write a local API edit into this node's Kamailio: ${LATER}`));
+      return [`this node's Kamailio is not updated yet (a reload or reconcile is under way, or it answers slowly): it is when that ends, else ${LATER}`];
     }
     return outcome === null ? [] : [`this node's Kamailio is not updated now: ${outcome}`];
   } catch (err) {
     log.warn({ err: (err as Error).message, aors: aors.size }, "could not write a local API edit into this node's Kamailio");
-    return [`this node's Kamailio could not be updated now (${(err as Error).message}): ${later}`];
+    return [`this node's Kamailio could not be updated now (${(err as Error).message}): ${LATER}`];
   } finally {
     clearTimeout(timer);
   }

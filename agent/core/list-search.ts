@@ -35,4 +35,3 @@ export function listSearch(search: string): ListSearch {
   };
 }
 
-export { foldAscii };
