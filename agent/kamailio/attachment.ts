@@ -21,7 +21,7 @@ import type { Metrics } from "../ops/metrics.js";
 import { createDueReload } from "./due-reload.js";
 import { createEvapiEvents } from "./evapi-events.js";
 import { openInstallCursor } from "./install-cursor.js";
-import { bindingKey } from "./install-plan.js";
+import { createApiEditBatches } from "./api-edit-batches.js";
 import { createInstanceWatch } from "./instance-watch.js";
 import { createJournalGate } from "./journal-gate.js";
 import type { BulkToken } from "./bulk-tokens.js";
@@ -70,13 +70,7 @@ export interface KamailioAttachment {
   close(): Promise<void>;
 }
 
-/** Edits of the local API waiting for Kamailio (bindingKey → AoR and the edit's stamp), and the run that takes them. */
-interface ApiBatch {
-  keys: Map<string, { aor: string; hlc: number }>;
-  done: Promise<string | null>;
-}
-
-/** Past this many waiting edits, more are left to the next reconcile or reload. */
+/** Past this many waiting edits of the local API, more are left to the next reconcile or reload. */
 const API_BATCH_MAX = 20_000;
 
 export interface KamailioAttachmentDeps {
@@ -194,9 +188,6 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
 
-  /** The local API's edits that wait for their turn (applyApiEdits): at most one batch waits. */
-  let apiBatch: ApiBatch | null = null;
-
   /** Reload, check and reconcile never overlap: each waits for the one before. */
   let serial: Promise<unknown> = Promise.resolve();
   function exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -264,6 +255,21 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     });
   }
 
+  /**
+   * The local API's edits of this node's bindings (location.publish), a batch at a time beside no due
+   * reload, check or reconcile (a reload on demand, locmesh resync --kamailio, runs on its own; both
+   * writes are idempotent): each writes too, and Kamailio has one FIFO process.
+   */
+  const apiEdits = createApiEditBatches({
+    exclusive,
+    max: API_BATCH_MAX,
+    async run(edits) {
+      await probe(); // which Kamailio runs, and how it keys AoRs
+      if (refused()) return "the agent does not attach to this Kamailio (locmesh status says why): nothing is written into it";
+      return reconciles.runFor(edits);
+    },
+  });
+
   function every(ms: number, fn: () => Promise<void>): void {
     let busy = false;
     const t = setInterval(() => {
@@ -316,28 +322,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     async lookup(aor) {
       return (await links.usrloc.ulLookup(config.locationTable, aor)).map(toKamailioContact);
     },
-    applyApiEdits(edits) {
-      if (edits.length === 0) return Promise.resolve(null);
-      if (apiBatch !== null && apiBatch.keys.size >= API_BATCH_MAX) {
-        return Promise.resolve(`${apiBatch.keys.size} edits wait for this node's Kamailio already: \`locmesh resync --kamailio\` writes these, as will the next reconcile (below kamailio.reconcileMaxContacts live bindings) or reload`);
-      }
-      let batch = apiBatch;
-      if (batch === null) {
-        const b: ApiBatch = { keys: new Map(), done: Promise.resolve(null) };
-        // Beside no due reload, check or reconcile (a reload on demand, locmesh resync --kamailio, runs
-        // on its own; both writes are idempotent): each writes too, and Kamailio has one FIFO process.
-        b.done = exclusive(async () => {
-          if (apiBatch === b) apiBatch = null; // edits from now on make the next batch
-          await probe(); // which Kamailio runs, and how it keys AoRs
-          if (refused()) return "the agent does not attach to this Kamailio (locmesh status says why): nothing is written into it";
-          return reconciles.runFor({ keys: b.keys });
-        });
-        apiBatch = batch = b;
-      }
-      // A later edit of the same binding replaces the earlier one, with its newer stamp.
-      for (const e of edits) batch.keys.set(bindingKey(e.aor, e.contact), { aor: e.aor, hlc: e.hlc });
-      return batch.done;
-    },
+    applyApiEdits: (edits) => apiEdits.add(edits),
     alias: (alias) => readKamailioAlias(links, alias),
     list: (p) => table.list(p),
     reconcile,
