@@ -126,7 +126,7 @@ export function kamailioInclude(p: IncludeParams): string {
     "#!define LOCMESH_READY_GRACE 60",
     "#!endif",
     "",
-    useDomainCheck(domain),
+    startCheck(domain),
     registerRoute(domain),
     EXPIRED_ROUTES,
     connectionRoute(p.agentAddress),
@@ -140,9 +140,9 @@ export function kamailioIncludeInstructions(p: Pick<IncludeParams, "includePath"
   const path = p.includePath ?? DEFAULT_INCLUDE_PATH;
   return [
     `# 1. After your loadmodule/modparam lines (tm, sl, rr, usrloc, registrar and jsonrpcs must be loaded above,`,
-    `#    with modparam("usrloc", "use_domain", 1): locmesh keys bindings user@domain, and Kamailio with the`,
-    `#    include stops at its start without it), before request_route. If you already have an`,
-    `#    event_route[usrloc:contact-expired], first add "#!define LOCMESH_OWN_EXPIRED_ROUTE" and call`,
+    `#    with modparam("usrloc", "use_domain", 1) and the registrar's case_sensitive at 0, its default: locmesh`,
+    `#    keys bindings user@domain, lower-cased, and Kamailio with the include stops at its start otherwise),`,
+    `#    before request_route. If you already have an event_route[usrloc:contact-expired], first add "#!define LOCMESH_OWN_EXPIRED_ROUTE" and call`,
     `#    route(LOCMESH_EXPIRED); inside your own; the same for event_route[core:worker-one-init] with`,
     `#    "#!define LOCMESH_OWN_WORKER_INIT_ROUTE" and route(LOCMESH_CHECK_USRLOC);.`,
     `#!include_file "${path}"`,
@@ -178,23 +178,37 @@ function checkParams(p: IncludeParams): void {
 }
 
 /**
- * Stops a Kamailio whose usrloc keys AoRs without their domain (use_domain 0, Kamailio's default)
- * as it starts, saying what to set: locmesh keys every binding user@domain, and against such a
- * Kamailio nothing matches (usrloc-keys.ts, where the agent refuses to attach to one it finds
- * running). The test is the agent's own: only use_domain 1 refuses a lookup of an AoR without '@'
+ * Why a Kamailio whose registrar keeps AoRs' case (case_sensitive 1) is stopped: locmesh folds AoRs
+ * as Kamailio does with 0, so two users this Kamailio keeps apart are one to the cluster.
+ * `$sel(cfg_get.registrar.case_sensitive)` reads the registrar's setting (0 or 1; verified on 5.6.3).
+ */
+export const CASE_SENSITIVE_PROBLEM = 'the registrar\'s case_sensitive is 1, and locmesh lower-cases AoRs as Kamailio does with 0: ' +
+  "Alice@example.com and alice@example.com would be two users here and one to every other node, so a call for one could reach the other's phone there; " +
+  'set modparam("registrar", "case_sensitive", 0) (the default) in kamailio.cfg and restart Kamailio';
+
+/**
+ * Stops a Kamailio whose usrloc keys AoRs without their domain (use_domain 0, Kamailio's default),
+ * or whose registrar keeps their case (CASE_SENSITIVE_PROBLEM), as it starts, saying what to set.
+ * locmesh keys every binding user@domain, and against a Kamailio with use_domain 0 nothing matches
+ * (usrloc-keys.ts, where the agent refuses to attach to one it finds running). Its test is the agent's own: only use_domain 1 refuses a lookup of an AoR without '@'
  * ("Domain missing in AOR"); with 0 it is looked up ("AOR not found", or found). Any other answer
  * (the domain not registered) lets Kamailio start. An operator with their own
  * event_route[core:worker-one-init] defines LOCMESH_OWN_WORKER_INIT_ROUTE and calls the route
  * from theirs (two such routes are a "duplicate route" error, as for the expired route).
  */
-function useDomainCheck(domain: string): string {
+function startCheck(domain: string): string {
   const probe = JSON.stringify({ jsonrpc: "2.0", method: "ul.lookup", params: [domain, USE_DOMAIN_PROBE], id: 1 });
   return `# locmesh keys bindings user@domain, and usrloc must too: modparam("usrloc", "use_domain", 1).
-# Checked as Kamailio starts (event_route[core:worker-one-init] below): with 0, Kamailio stops.
+# The registrar must lower-case AoRs as locmesh does: modparam("registrar", "case_sensitive", 0), the default.
+# Both checked as Kamailio starts (event_route[core:worker-one-init] below): otherwise Kamailio stops.
 route[LOCMESH_CHECK_USRLOC] {
 	jsonrpc_exec('${probe}');
 	if ($jsonrpl(code) == 200 || $jsonrpl(body) =~ "AOR not found" || $jsonrpl(body) =~ "AOR has no contacts") {
 		xlog("L_CRIT", "locmesh: Kamailio's usrloc keys AoRs without their domain (use_domain is 0, Kamailio's default) and locmesh keys them user@domain: ${USE_DOMAIN_FIX.replace(/"/g, '\\"')}. Kamailio stops now.\\n");
+		drop;
+	}
+	if ($sel(cfg_get.registrar.case_sensitive) != 0) {
+		xlog("L_CRIT", "locmesh: ${CASE_SENSITIVE_PROBLEM.replace(/"/g, '\\"')}. Kamailio stops now.\\n");
 		drop;
 	}
 }

@@ -5,7 +5,8 @@
  * and both peers refused every later batch of that node (4004), an alias set there included.
  * Now the agent refuses to attach to it (usrloc-keys.ts), says why and what to set, journals
  * nothing of it, keeps replicating the rest, and attaches once Kamailio runs with use_domain 1.
- * An include generated now stops such a Kamailio as it starts (cfg-include.ts useDomainCheck).
+ * An include generated now stops such a Kamailio as it starts (cfg-include.ts startCheck), and one
+ * whose registrar keeps AoRs' case (case_sensitive 1).
  */
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -171,5 +172,13 @@ event_route[core:worker-one-init] {
     expect(log).toContain(FIX);
     expect(await stopsAtStart("", 3000)).toBeNull();
     expect(await stopsAtStart(own, 3000)).toBeNull();
+  }, 60_000);
+
+  it("stops a Kamailio whose registrar keeps AoRs' case (case_sensitive 1) as it starts, saying what to set", async () => {
+    const log = await stopsAtStart('modparam("registrar", "case_sensitive", 1)');
+    expect(log).toContain("locmesh: the registrar's case_sensitive is 1, and locmesh lower-cases AoRs as Kamailio does with 0");
+    expect(log).toContain('set modparam("registrar", "case_sensitive", 0) (the default) in kamailio.cfg and restart Kamailio. Kamailio stops now.');
+    expect(log).toContain("exit due to 'drop' in event route");
+    expect(await stopsAtStart('modparam("registrar", "case_sensitive", 0)', 3000)).toBeNull();
   }, 60_000);
 });

@@ -62,6 +62,12 @@ describe("kamailioInclude", () => {
     expect(check).toContain('set modparam(\\"usrloc\\", \\"use_domain\\", 1) in kamailio.cfg and restart Kamailio. Kamailio stops now.\\n");\n\t\tdrop;');
   });
 
+  it("stops a Kamailio whose registrar keeps AoRs' case (case_sensitive 1) as it starts, in the same route", () => {
+    const check = text.split("route[LOCMESH_CHECK_USRLOC] {")[1]?.split("\n}\n")[0] ?? "";
+    expect(check).toContain("\tif ($sel(cfg_get.registrar.case_sensitive) != 0) {\n\t\txlog(\"L_CRIT\", \"locmesh: the registrar's case_sensitive is 1, and locmesh lower-cases AoRs");
+    expect(check).toContain('set modparam(\\"registrar\\", \\"case_sensitive\\", 0) (the default) in kamailio.cfg and restart Kamailio. Kamailio stops now.\\n");\n\t\tdrop;');
+  });
+
   it("holds the queue while no agent event connection is open", () => {
     expect(text).toContain('modparam("pv", "shvset", "locmesh_events=i:0")');
     const drain = text.split("route[LOCMESH_DRAIN] {")[1]?.split("\n}\n")[0] ?? "";
