@@ -136,6 +136,7 @@ export async function startAgent(
 
   const purge = startPurgeTimer({
     store, retentionHours: config.journal.retentionHours, intervalSec: config.journal.purgeIntervalSec, log, metrics,
+    ownAcknowledged: () => mesh.ownAcknowledged(),
   });
 
   try {

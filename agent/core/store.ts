@@ -94,8 +94,11 @@ export interface ReplicaStore {
   counts(nowSec: number): Promise<StoreCounts>;
   /**
    * Deletes tombstones older than `tombstoneBeforeHlc` and bindings that expired before
-   * `expiredBeforeSec`. Returns how many rows went.
+   * `expiredBeforeSec`. Returns how many rows went. This node's own tombstones with a seq above
+   * `keepOwnAfterSeq` stay, however old: a peer or hub has not acknowledged them yet, and without
+   * them it would never hear of the removal (null keeps all of them; a hub, which makes no
+   * changes of its own, leaves it out).
    */
-  purge(tombstoneBeforeHlc: number, expiredBeforeSec: number): Promise<number>;
+  purge(tombstoneBeforeHlc: number, expiredBeforeSec: number, keepOwnAfterSeq?: number | null): Promise<number>;
   close(): Promise<void>;
 }

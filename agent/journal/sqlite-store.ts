@@ -95,6 +95,9 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   // counts() answers from a tally kept up to date by every write (sqlite-tally.ts).
   const tally = createRecordTally(db);
   const purgeTombstones = db.prepare<[number]>("DELETE FROM records WHERE value IS NULL AND hlc < ?");
+  const purgeTombstonesKeepingOwn = db.prepare<[number, number, number]>(
+    "DELETE FROM records WHERE value IS NULL AND hlc < ? AND NOT (origin = ? AND seq > ?)",
+  );
   const purgeExpired = db.prepare<[number]>("DELETE FROM records WHERE expires > 0 AND expires < ?");
 
   const loadMaxHlc = () => Number(meta.get("max_hlc") ?? 0);
@@ -259,9 +262,11 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     async counts(nowSec): Promise<StoreCounts> {
       return tally.counts(nowSec);
     },
-    async purge(tombstoneBeforeHlc, expiredBeforeSec) {
+    async purge(tombstoneBeforeHlc, expiredBeforeSec, keepOwnAfterSeq) {
       return guarded(() => {
-        const tombstones = purgeTombstones.run(tombstoneBeforeHlc).changes;
+        const tombstones = keepOwnAfterSeq === undefined
+          ? purgeTombstones.run(tombstoneBeforeHlc).changes
+          : purgeTombstonesKeepingOwn.run(tombstoneBeforeHlc, origin(self).id, keepOwnAfterSeq ?? -1).changes;
         // Rows with an expiry are live bindings.
         const expired = purgeExpired.run(expiredBeforeSec).changes;
         tally.purged(tombstones, expired);

@@ -24,6 +24,13 @@ export interface MeshStatus {
    * since this journal was made (unknown); undefined when not in hub mode.
    */
   hubUnacknowledged(): Promise<number | null | undefined>;
+  /**
+   * The highest seq of this node's own changes that every peer it knows (configured, listed or
+   * connected now) holds, by what each last said this run; in hub mode what the hub holds (kept
+   * across restarts). Null while one of them has not said since this agent started, or no hub has
+   * answered this journal. The purge keeps this node's later tombstones (purge-timer.ts).
+   */
+  ownAcknowledged(): number | null;
 }
 
 export function createMeshStatus(deps: {
@@ -38,6 +45,8 @@ export function createMeshStatus(deps: {
   dialers: ReadonlyMap<string, Dialer>;
   hubSession(): PeerSession | undefined;
   hubAcknowledged: Pick<HubAcknowledged, "held">;
+  /** What each peer (not a hub) last said it held of our changes, this run, by node id. */
+  peerHeld: ReadonlyMap<string, number>;
 }): MeshStatus {
   const { replica, lists, hubMode, sessions, readyAt, dialers, hubSession } = deps;
 
@@ -51,6 +60,22 @@ export function createMeshStatus(deps: {
     const held = session ? (session.peerVector()[own] ?? 0) : deps.hubAcknowledged.held();
     if (held === null) return null;
     return Math.max(0, ((await replica.versionVector())[own] ?? 0) - held);
+  }
+
+  function ownAcknowledged(): number | null {
+    const own = replica.replicaId;
+    if (hubMode) {
+      const session = hubSession();
+      return session ? (session.peerVector()[own] ?? 0) : deps.hubAcknowledged.held();
+    }
+    let least = Number.MAX_SAFE_INTEGER; // no peer: nobody to wait for
+    for (const id of knownPeerIds()) {
+      const s = sessions.get(id);
+      const held = s?.isReady() ? (s.peerVector()[own] ?? 0) : deps.peerHeld.get(id);
+      if (held === undefined) return null;
+      least = Math.min(least, held);
+    }
+    return least;
   }
 
   const lastSeen = (id: string): { lastSeen?: string } => {
@@ -108,5 +133,5 @@ export function createMeshStatus(deps: {
     return out;
   }
 
-  return { status, gauges, hubUnacknowledged };
+  return { status, gauges, hubUnacknowledged, ownAcknowledged };
 }

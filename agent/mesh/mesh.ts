@@ -123,8 +123,12 @@ export function createMesh(deps: {
   const hubSession = () => [...sessions.values()].find((s) => s.peerIsHub && s.isReady());
   /** What the last hub session said the hub held of our changes: a hub that is away gains nothing of ours. */
   const hubAcknowledged = deps.hubAcknowledged ?? openHubAcknowledged({ notes: null, replicaId: replica.replicaId, log });
-  const noteHubHolds = (s: PeerSession) => {
-    if (s.peerIsHub) hubAcknowledged.record(s.peerVector()[replica.replicaId] ?? 0);
+  /** What each peer last said it held of our changes, this run (mesh-status.ts ownAcknowledged). */
+  const peerHeld = new Map<string, number>();
+  const notePeerHolds = (s: PeerSession) => {
+    const held = s.peerVector()[replica.replicaId] ?? 0;
+    if (s.peerIsHub) hubAcknowledged.record(held);
+    else if (s.peerNodeId() !== null) peerHeld.set(s.peerNodeId()!, held);
   };
   let noHub: NoHubWarning | null = null;
   const dialerOf = (s: PeerSession) => (s.role === "client" ? o.nodeId : s.peerNodeId()!);
@@ -187,13 +191,13 @@ export function createMesh(deps: {
           const warning = hubHoldsNone(id, hubAcknowledged.held(), s.peerVector()[replica.replicaId] ?? 0);
           if (warning) log.warn({ hub: id }, warning);
         }
-        noteHubHolds(s);
+        notePeerHolds(s);
         if (s.peerIsHub) noHub?.answered();
         catchUp?.peerReady(id, s.peerVector());
         coordinator.evaluate();
       },
       onPeerVector(s) {
-        if (sessions.get(s.peerNodeId() ?? "") === s) noteHubHolds(s);
+        if (sessions.get(s.peerNodeId() ?? "") === s) notePeerHolds(s);
         coordinator.evaluate();
       },
       onClosed(s, reason) {
@@ -201,7 +205,7 @@ export function createMesh(deps: {
         readyAt.delete(s);
         const id = s.peerNodeId();
         if (id && sessions.get(id) === s) {
-          noteHubHolds(s);
+          notePeerHolds(s);
           sessions.delete(id);
           closedAt.set(id, Date.now());
           if (s.peerIsHub) closedAt.set(HUB, Date.now());
@@ -283,7 +287,7 @@ export function createMesh(deps: {
   });
 
   // What the links report (mesh-status.ts), and the lists' replacement on SIGHUP (mesh-reload.ts).
-  const report = createMeshStatus({ replica, lists, hubMode, sessions, readyAt, closedAt, dialers, hubSession, hubAcknowledged });
+  const report = createMeshStatus({ replica, lists, hubMode, sessions, readyAt, closedAt, dialers, hubSession, hubAcknowledged, peerHeld });
   const reload = createMeshReload({ lists, acceptUnlisted: o.acceptUnlisted, dialers, sessions, dial, refusals, listener, metrics, log });
 
   return {

@@ -168,3 +168,42 @@ describe("migration files", () => {
     expect(loadMigrations("postgres").length).toBeGreaterThan(0);
   });
 });
+
+describe("sqlite purge of this node's own removals", () => {
+  /** Own removals #2, #4 and #6 (of aliases made at #1, #3, #5), and a peer's removal, all old. */
+  async function journal(): Promise<ReplicaStore> {
+    const s = openAt(join(temp.make(), "journal.db"));
+    const stamp = counterStamp(100);
+    for (const a of ["a@x", "b@x", "c@x"]) {
+      await s.commitLocal([aliasDraft(a, "sip:t@x")], stamp);
+      await s.commitLocal([aliasDraft(a, null)], stamp);
+    }
+    await s.applyRemote(batchOf(REPLICA_A, 0, 1, [remoteChange(REPLICA_A, 1, 150, aliasDraft("p@x", null))]));
+    return s;
+  }
+  const tombstones = async (s: ReplicaStore) => (await s.counts(NOW_SEC)).tombstones;
+
+  it("keeps its own tombstones that peers have not acknowledged, however old, and purges the rest", async () => {
+    const s = await journal();
+    expect(await tombstones(s)).toBe(4);
+    // Peers hold our changes up to #4: #6 stays; #2, #4 and the peer's go.
+    expect(await s.purge(1_000_000, 0, 4)).toBe(3);
+    expect(await s.get("alias", "c@x", "")).toMatchObject({ seq: 6, value: null });
+    expect(await s.get("alias", "b@x", "")).toBeNull();
+    expect(await s.get("alias", "p@x", "")).toBeNull();
+    // Once they hold #6 it goes too.
+    expect(await s.purge(1_000_000, 0, 6)).toBe(1);
+    expect(await tombstones(s)).toBe(0);
+  });
+
+  it("keeps all its own tombstones while a peer has not said what it holds (null)", async () => {
+    const s = await journal();
+    expect(await s.purge(1_000_000, 0, null)).toBe(1); // the peer's only
+    expect(await tombstones(s)).toBe(3);
+  });
+
+  it("purges by age alone when the caller has no own changes to keep (a hub)", async () => {
+    const s = await journal();
+    expect(await s.purge(1_000_000, 0)).toBe(4);
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * What the purge may drop of this node's own removals (mesh-status.ts ownAcknowledged): only what
+ * every peer, or the hub, has said it holds. Before, an agent purged its own tombstones by age
+ * alone, so a removal made during an outage longer than journal.retentionHours never reached the
+ * cluster: the record stayed live everywhere else, and removing it again changed nothing.
+ */
+import { describe, expect, it } from "vitest";
+import type { Replica } from "../../agent/core/replica.js";
+import type { Dialer } from "../../agent/mesh/dialer.js";
+import { createMeshStatus } from "../../agent/mesh/mesh-status.js";
+import type { PeerSession } from "../../agent/mesh/peer-session.js";
+
+const OWN = "n1~000000000001";
+
+function session(held: number | undefined, ready = true, peerIsHub = false): PeerSession {
+  return { isReady: () => ready, peerVector: () => (held === undefined ? {} : { [OWN]: held }), peerIsHub } as unknown as PeerSession;
+}
+
+function status(o: {
+  peers?: string[];
+  sessions?: [string, PeerSession][];
+  peerHeld?: [string, number][];
+  hubMode?: boolean;
+  hubHeld?: number | null;
+}) {
+  const sessions = new Map(o.sessions ?? []);
+  return createMeshStatus({
+    replica: { replicaId: OWN } as unknown as Replica,
+    lists: { peers: (o.peers ?? []).map((id) => ({ id, url: `ws://${id}` })), allowed: [] },
+    hubMode: o.hubMode ?? false,
+    sessions,
+    readyAt: new Map(),
+    closedAt: new Map(),
+    dialers: new Map<string, Dialer>(),
+    hubSession: () => [...sessions.values()].find((s) => s.peerIsHub && s.isReady()),
+    hubAcknowledged: { held: () => o.hubHeld ?? null },
+    peerHeld: new Map(o.peerHeld ?? []),
+  });
+}
+
+describe("this node's own changes every peer holds (what the purge may drop of its removals)", () => {
+  it("is the least any configured peer holds, from live sessions and from what a peer said before it went away", () => {
+    const s = status({ peers: ["n2", "n3"], sessions: [["n2", session(40)]], peerHeld: [["n3", 25], ["n2", 10]] });
+    expect(s.ownAcknowledged()).toBe(25); // n2 live at 40 (not its older 10), n3 away at 25
+  });
+
+  it("is unknown while a configured peer has not said since this agent started", () => {
+    expect(status({ peers: ["n2", "n3"], sessions: [["n2", session(40)]] }).ownAcknowledged()).toBeNull();
+    // A session that is not ready yet has said nothing either.
+    expect(status({ peers: ["n2"], sessions: [["n2", session(40, false)]] }).ownAcknowledged()).toBeNull();
+  });
+
+  it("counts a peer connected now that is not configured, and a peer holding none of ours as 0", () => {
+    expect(status({ peers: ["n2"], sessions: [["n2", session(40)], ["n9", session(undefined)]] }).ownAcknowledged()).toBe(0);
+  });
+
+  it("waits for nobody on a node without peers", () => {
+    expect(status({}).ownAcknowledged()).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  it("in hub mode is what the hub holds: the live session's, else the figure kept in the journal, else unknown", () => {
+    expect(status({ hubMode: true, sessions: [["hub1", session(70, true, true)]], hubHeld: 50 }).ownAcknowledged()).toBe(70);
+    expect(status({ hubMode: true, hubHeld: 50 }).ownAcknowledged()).toBe(50);
+    expect(status({ hubMode: true }).ownAcknowledged()).toBeNull();
+  });
+});
