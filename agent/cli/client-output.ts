@@ -9,6 +9,7 @@ import {
 } from "../contract/cluster-status.js";
 import type { KamailioReloadInterrupted, KamailioReloadStatus, KamailioStatus } from "../contract/kamailio-status.js";
 import { sipPeersText } from "../contract/sip-peers-text.js";
+import { peerErrorText } from "../contract/batches-not-stored-text.js";
 import { hubUnacknowledgedText } from "../contract/hub-unacknowledged-text.js";
 import { keysText } from "../contract/keys-text.js";
 import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../contract/postgres-standing.js";
@@ -58,7 +59,7 @@ export function formatStatus(s: ClusterStatus, nowMs = Date.now()): string {
     // Unknown lag (no session) is null, which shows as "-".
     s.peers.map((p) => [
       p.nodeId, describeConnected(p, nowMs), ...(hubMode ? [describeHub(p, s.nodeId)] : []), p.direction, p.behindChanges,
-      p.behindSeconds === null ? null : Math.round(p.behindSeconds), p.pendingWrites, p.lastError,
+      p.behindSeconds === null ? null : Math.round(p.behindSeconds), p.pendingWrites, peerErrorText(p, utcTime),
     ]),
     { align: ["left", "left", ...(hubMode ? ["left" as const] : []), "left", "right", "right", "right", "left"] },
   );
@@ -97,10 +98,13 @@ function describeConnected(p: ClusterStatus["peers"][number], nowMs: number): bo
   return `no, last up ${formatDuration((nowMs - Date.parse(p.lastSeen)) / 1000)} ago`;
 }
 
+/** A time in a table cell: the time of day, UTC (e.g. "05:57:20 UTC"). */
+const utcTime = (iso: string) => `${iso.slice(11, 19)} UTC`;
+
 /** The HUB column: this hub, another one, or (on an agent) its hub and the URL it reached it at. */
 function describeHub(p: ClusterStatus["peers"][number], self: string): string | null {
   // Where the agent was when the hub last could read it (its PostgreSQL does not answer).
-  if (p.asOf !== undefined) return `${p.hub ?? "none"} as of ${p.asOf.slice(11, 19)} UTC (unknown now)`;
+  if (p.asOf !== undefined) return `${p.hub ?? "none"} as of ${utcTime(p.asOf)} (unknown now)`;
   if (p.hub === undefined || p.hub === null) return null;
   if (p.hub === self) return `${p.hub} (this hub)`;
   return p.url !== null && p.url.includes("://") ? `${p.hub} at ${p.url}` : p.hub;

@@ -2,6 +2,7 @@
 import { hubUnacknowledgedText } from "../../../agent/contract/hub-unacknowledged-text.js";
 import { acceptedKeysLastUsedBy, keysText } from "../../../agent/contract/keys-text.js";
 import { sipPeersText } from "../../../agent/contract/sip-peers-text.js";
+import { peerErrorText } from "../../../agent/contract/batches-not-stored-text.js";
 import {
   BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, JOURNAL_NOT_SEEDED, isHubStatus, type BatchRefusal, type CredentialsStatus, type JournalBehindInfo, type KeysStatus, type PeerStatus,
   type PostgresStatus, type ResyncStatus,
@@ -160,7 +161,8 @@ export function PeerTable({ peers, self, clusterKeys }: { peers: PeerStatus[]; s
               <td class="num" data-label="Behind (s)">{p.behindSeconds === null ? "—" : p.behindSeconds.toFixed(1)}</td>
               {/* While the link is down, when it was last up (if known); none while the agent is on another hub (only that hub knows it). */}
               <td data-label="Connected since">{connectedSinceText(p)}</td>
-              <td class="clip" data-label="Last error">{p.lastError ?? "—"}</td>
+              {/* The peer's batches this node fails to store (a hub whose PostgreSQL fails), then the link's own error. */}
+              <td class={p.batchesNotStored ? "clip error" : "clip"} data-label="Last error">{peerErrorText(p, formatTime) ?? "—"}</td>
             </tr>
           ))}
         </tbody>
