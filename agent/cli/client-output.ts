@@ -11,7 +11,7 @@ import type { KamailioReloadInterrupted, KamailioReloadStatus, KamailioStatus } 
 import { sipPeersText } from "../contract/sip-peers-text.js";
 import { peerErrorText } from "../contract/batches-not-stored-text.js";
 import { hubUnacknowledgedText } from "../contract/hub-unacknowledged-text.js";
-import { keysText } from "../contract/keys-text.js";
+import { keysText, type KeyKind } from "../contract/keys-text.js";
 import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../contract/postgres-standing.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
 
@@ -39,8 +39,8 @@ export function formatStatus(s: ClusterStatus, nowMs = Date.now()): string {
       : []),
     ...(s.credentials
       ? ([
-        ["cluster keys", describeKeys(s.credentials.clusterKeys, "mesh.secret")],
-        ["api tokens", describeKeys(s.credentials.apiTokens, "api.token")],
+        ["cluster keys", describeKeys(s.credentials.clusterKeys, "clusterKeys")],
+        ["api tokens", describeKeys(s.credentials.apiTokens, "apiTokens")],
       ] as [string, string][])
       : []),
   ]);
@@ -67,7 +67,7 @@ export function formatStatus(s: ClusterStatus, nowMs = Date.now()): string {
 }
 
 /** A node's keys of one kind by id, with durations as the terminal writes them (contract/keys-text.ts). */
-export const describeKeys = (k: KeysStatus, ownSetting: string): string => keysText(k, ownSetting, formatDuration);
+export const describeKeys = (k: KeysStatus, kind: KeyKind): string => keysText(k, kind, formatDuration);
 
 /** On a hub the counts come from PostgreSQL: how old they are, or that there are none yet. */
 export function describeRecords(s: ClusterStatus): string {

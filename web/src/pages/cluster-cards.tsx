@@ -134,7 +134,8 @@ export function ResyncCard({ r }: { r: ResyncStatus }) {
 
 /**
  * `self`: this node's id, so that the Hub column can say "this hub". `clusterKeys`: this node's
- * keys, so that a peer's row says which accepted key it was the last to prove itself with.
+ * keys, so that a peer's row says which key, accepted now, it was the last to prove itself with
+ * (in whichever role the key had here then: contract/keys-text.ts).
  */
 export function PeerTable({ peers, self, clusterKeys }: { peers: PeerStatus[]; self: string; clusterKeys?: KeysStatus }) {
   if (peers.length === 0) return <p class="empty">This node has no peers configured.</p>;
@@ -152,7 +153,7 @@ export function PeerTable({ peers, self, clusterKeys }: { peers: PeerStatus[]; s
               <th scope="row" class="break">
                 {p.nodeId}<div class="muted mono small">{p.url ?? "inbound only"}</div>
                 {acceptedKeysLastUsedBy(clusterKeys, p.nodeId).map((a) => (
-                  <div class="muted small peer-key" key={a.id}>{`last to prove itself with accepted cluster key ${a.id}, ${formatDuration(a.lastUsedAgeSeconds ?? 0)} ago`}</div>
+                  <div class="muted small peer-key" key={a.id}>{`last to prove itself here with cluster key ${a.id} (one this node accepts now), ${formatDuration(a.lastUsedAgeSeconds ?? 0)} ago`}</div>
                 ))}
               </th>
               <td data-label="Link"><LinkBadge peer={p} />{p.direction && <span class="muted small"> {p.direction}</span>}</td>
@@ -175,8 +176,8 @@ export function PeerTable({ peers, self, clusterKeys }: { peers: PeerStatus[]; s
 export function KeysStats({ c }: { c: CredentialsStatus }) {
   return (
     <dl class="stats keys" aria-label="Keys and tokens">
-      <Stat k="Cluster keys" v={keysText(c.clusterKeys, "mesh.secret", formatDuration)} />
-      <Stat k="API tokens" v={keysText(c.apiTokens, "api.token", formatDuration)} />
+      <Stat k="Cluster keys" v={keysText(c.clusterKeys, "clusterKeys", formatDuration)} />
+      <Stat k="API tokens" v={keysText(c.apiTokens, "apiTokens", formatDuration)} />
     </dl>
   );
 }
