@@ -327,6 +327,15 @@ describe("locmesh CLI", () => {
     );
   });
 
+  it("resync --peer with an id that is no peer of this node names its peers; a listed peer that is down is said to be not connected", async () => {
+    const unknown = await cli(["resync", "--peer", "n9", ...target()]);
+    expect([unknown.code, unknown.stdout]).toEqual([1, ""]);
+    expect(unknown.stderr.trim()).toBe("locmesh: n9 is not a peer of this node (its peers: far)");
+    const down = await cli(["resync", "--peer", "far", ...target()]);
+    expect(down.code).toBe(1);
+    expect(down.stderr.trim()).toBe("locmesh: peer far is not connected: locmesh status says why its link is down; resync once it is");
+  });
+
   it("ends quietly with 141, as POSIX tools do, when its reader goes away (`location ls --json --all | head -c 600`)", async () => {
     const expires = Math.floor(Date.now() / 1000) + 3600;
     for (let from = 0; from < 3000; from += 1000) {
