@@ -14,7 +14,7 @@ import { AgentUnreachableError, createApiClient, type ApiClient } from "./api-cl
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import { formatStatus } from "./client-output.js";
 import {
-  bindingsOf, describeKamailioTable, formatAlias, formatAliases, formatKamailioAlias, formatBindings, formatKamailioContacts, formatKamailioTable, formatLocations,
+  bindingsOf, describeKamailioTable, formatAlias, formatAliasRemoved, formatAliasSet, formatAliases, formatKamailioAlias, formatBindings, formatKamailioContacts, formatKamailioTable, formatLocations,
 } from "./listing-output.js";
 import { reloadFailure, runKamailioReload, runResync } from "./resync-progress.js";
 import { cellText } from "./table.js";
@@ -99,7 +99,7 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
       // The agent answers with the normalized URIs; show those, since they are what is stored.
       const r = await client.call<(Partial<Alias> & { notes?: string[] }) | null>(ApiMethod.AliasSet, { alias: name, target, ...(ifAbsent ? { ifAbsent } : {}) });
       if (opts.json) printJson(r);
-      else print(`alias ${cellText(r?.alias ?? name)} -> ${cellText(r?.target ?? target)}`);
+      else print(formatAliasSet(r, { alias: name, target }));
       // Set all the same: what Kamailio will make of it (agent/api/alias-notes.ts); --json has them in `notes`.
       if (!opts.json) for (const note of r?.notes ?? []) io.stderr.write(`locmesh: note: ${note}\n`);
     }),
@@ -112,9 +112,9 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
   ).description("remove an alias").action(
     run(async (client, opts, name: string) => {
       const expectTarget = (opts as ClientOpts & { expectTarget?: string }).expectTarget;
-      const r = await client.call<unknown>(ApiMethod.AliasRemove, { alias: name, ...(expectTarget !== undefined ? { expectTarget } : {}) });
+      const r = await client.call<{ removed?: unknown } | null>(ApiMethod.AliasRemove, { alias: name, ...(expectTarget !== undefined ? { expectTarget } : {}) });
       if (opts.json) printJson(r);
-      else print(`removed alias ${cellText(name)}`);
+      else print(formatAliasRemoved(r, name));
     }),
   );
   withClientOptions(

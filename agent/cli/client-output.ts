@@ -9,8 +9,9 @@ import {
 } from "../contract/cluster-status.js";
 import type { KamailioReloadInterrupted, KamailioReloadStatus, KamailioStatus } from "../contract/kamailio-status.js";
 import { sipPeersText } from "../contract/sip-peers-text.js";
+import { peerErrorText } from "../contract/batches-not-stored-text.js";
 import { hubUnacknowledgedText } from "../contract/hub-unacknowledged-text.js";
-import { keysText } from "../contract/keys-text.js";
+import { keysText, type KeyKind } from "../contract/keys-text.js";
 import { AGENTS_GO_ELSEWHERE, countsStanding, lastAnsweredText, postgresStanding, releaseText } from "../contract/postgres-standing.js";
 import { cellText, formatPairs, formatTable } from "./table.js";
 
@@ -38,8 +39,8 @@ export function formatStatus(s: ClusterStatus, nowMs = Date.now()): string {
       : []),
     ...(s.credentials
       ? ([
-        ["cluster keys", describeKeys(s.credentials.clusterKeys, "mesh.secret")],
-        ["api tokens", describeKeys(s.credentials.apiTokens, "api.token")],
+        ["cluster keys", describeKeys(s.credentials.clusterKeys, "clusterKeys")],
+        ["api tokens", describeKeys(s.credentials.apiTokens, "apiTokens")],
       ] as [string, string][])
       : []),
   ]);
@@ -58,7 +59,7 @@ export function formatStatus(s: ClusterStatus, nowMs = Date.now()): string {
     // Unknown lag (no session) is null, which shows as "-".
     s.peers.map((p) => [
       p.nodeId, describeConnected(p, nowMs), ...(hubMode ? [describeHub(p, s.nodeId)] : []), p.direction, p.behindChanges,
-      p.behindSeconds === null ? null : Math.round(p.behindSeconds), p.pendingWrites, p.lastError,
+      p.behindSeconds === null ? null : Math.round(p.behindSeconds), p.pendingWrites, peerErrorText(p, utcTime),
     ]),
     { align: ["left", "left", ...(hubMode ? ["left" as const] : []), "left", "right", "right", "right", "left"] },
   );
@@ -66,7 +67,7 @@ export function formatStatus(s: ClusterStatus, nowMs = Date.now()): string {
 }
 
 /** A node's keys of one kind by id, with durations as the terminal writes them (contract/keys-text.ts). */
-export const describeKeys = (k: KeysStatus, ownSetting: string): string => keysText(k, ownSetting, formatDuration);
+export const describeKeys = (k: KeysStatus, kind: KeyKind): string => keysText(k, kind, formatDuration);
 
 /** On a hub the counts come from PostgreSQL: how old they are, or that there are none yet. */
 export function describeRecords(s: ClusterStatus): string {
@@ -97,10 +98,13 @@ function describeConnected(p: ClusterStatus["peers"][number], nowMs: number): bo
   return `no, last up ${formatDuration((nowMs - Date.parse(p.lastSeen)) / 1000)} ago`;
 }
 
+/** A time in a table cell: the time of day, UTC (e.g. "05:57:20 UTC"). */
+const utcTime = (iso: string) => `${iso.slice(11, 19)} UTC`;
+
 /** The HUB column: this hub, another one, or (on an agent) its hub and the URL it reached it at. */
 function describeHub(p: ClusterStatus["peers"][number], self: string): string | null {
   // Where the agent was when the hub last could read it (its PostgreSQL does not answer).
-  if (p.asOf !== undefined) return `${p.hub ?? "none"} as of ${p.asOf.slice(11, 19)} UTC (unknown now)`;
+  if (p.asOf !== undefined) return `${p.hub ?? "none"} as of ${utcTime(p.asOf)} (unknown now)`;
   if (p.hub === undefined || p.hub === null) return null;
   if (p.hub === self) return `${p.hub} (this hub)`;
   return p.url !== null && p.url.includes("://") ? `${p.hub} at ${p.url}` : p.hub;

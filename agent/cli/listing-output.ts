@@ -17,6 +17,19 @@ export function formatAlias(alias: string, target: string | null): string {
   return target === null ? `no alias ${cellText(alias)}` : `alias ${cellText(alias)} -> ${cellText(target)}`;
 }
 
+/**
+ * `alias add` and `alias rm` print the alias as it is stored (the agent's answer: no scheme, ASCII
+ * letters in lower case), as `alias ls` and `alias show` do, not as it was typed; the typed form
+ * only if an answer lacks it.
+ */
+export function formatAliasSet(answer: Partial<Alias> | null, typed: { alias: string; target: string }): string {
+  return formatAlias(answer?.alias ?? typed.alias, answer?.target ?? typed.target);
+}
+
+export function formatAliasRemoved(answer: { removed?: unknown } | null, typed: string): string {
+  return `removed alias ${cellText(typeof answer?.removed === "string" ? answer.removed : typed)}`;
+}
+
 /** `alias show --kamailio`: what the local Kamailio holds for the alias, beside the journal. */
 export function formatKamailioAlias(r: KamailioAliasResult): string {
   const where = r.store === "usrloc" ? `usrloc domain ${r.table}` : `alias_db table ${r.table}`;

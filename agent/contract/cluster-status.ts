@@ -38,6 +38,21 @@ export interface PeerStatus {
    * while it has no hub session.
    */
   hub?: string | null;
+  /**
+   * The peer's batches this node fails to store (a hub whose PostgreSQL fails: the agent resends
+   * them), since the last one it stored, in the current session; null while none failed. Absent
+   * where unknown: an agent on another hub, and nodes older than the field.
+   */
+  batchesNotStored?: BatchesNotStored | null;
+}
+
+export interface BatchesNotStored {
+  /** Batches of the peer's that failed to be stored (each resend counts) since the last one stored. */
+  count: number;
+  /** When the first of them failed (ISO 8601). */
+  since: string;
+  /** Why the last one failed, e.g. "PostgreSQL connection lost: Connection terminated unexpectedly". */
+  reason: string;
 }
 
 export interface ResyncStatus {

@@ -120,6 +120,8 @@ export function createMeshStatus(deps: {
         pendingWrites: s?.peerPendingWrites() ?? null,
         ...(s?.isReady() ? {} : lastSeen(id)),
         ...(s?.peerIsHub ? { hub: id } : {}),
+        // Only a session up can fail to store the peer's batches; it resends them meanwhile.
+        batchesNotStored: s?.isReady() ? s.batchesNotStored() : null,
       });
     }
     const hubDialer = dialers.get(HUB);

@@ -35,6 +35,7 @@ import { createPeerListener } from "./peer-listener.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
 import { HUB, createMeshReload, type MeshLists, type MeshReload, type PeerEntry } from "./mesh-reload.js";
 import { createMeshStatus, type MeshStatus } from "./mesh-status.js";
+import { resyncSource } from "./resync-source.js";
 import { PRE_AUTH_MAX_FRAME, feedSession, socketTransport } from "./peer-socket.js";
 
 export interface MeshOptions extends SessionOptions {
@@ -105,6 +106,8 @@ export function createMesh(deps: {
   const readyAt = new Map<PeerSession, number>();
   /** When each peer's last ready session closed, for the status (HUB: the last hub session's). */
   const closedAt = new Map<string, number>();
+  /** The hubs this node has had a session with, by node id: a resync names them (resync-source.ts). */
+  const hubIds = new Set<string>();
   const pending = new Set<PeerSession>();
   const dialers = new Map<string, Dialer>();
   /** The peers, a hub's agents (mesh.agents) and the hubs, which SIGHUP may replace (mesh-reload.ts). */
@@ -186,6 +189,7 @@ export function createMesh(deps: {
         }
         sessions.set(id, s);
         readyAt.set(s, Date.now());
+        if (s.peerIsHub) hubIds.add(id);
         // At once: a hub that lost data (a PostgreSQL failover) holds less than it said before.
         if (s.peerIsHub) {
           const warning = hubHoldsNone(id, hubAcknowledged.held(), s.peerVector()[replica.replicaId] ?? 0);
@@ -301,10 +305,14 @@ export function createMesh(deps: {
     ...reload,
     batchRefusals: () => refusals.list(),
     async resync(peerId) {
-      const candidates = [...sessions.values()].filter((s) => s.isReady() && (!peerId || s.peerNodeId() === peerId));
-      const s = candidates[0];
-      if (!s) throw new Error(peerId ? `peer ${peerId} is not connected` : "no peer is connected");
-      await coordinator.resync(s);
+      const ready = [...sessions.values()].filter((s) => s.isReady());
+      const id = resyncSource(peerId, {
+        ready: ready.map((s) => ({ nodeId: s.peerNodeId()!, isHub: s.peerIsHub })),
+        peers: [...new Set([...lists.peers.map((p) => p.id), ...lists.allowed, ...[...sessions].filter(([, s]) => !s.peerIsHub).map(([id]) => id)])],
+        hubs: [...hubIds],
+        hubMode,
+      });
+      await coordinator.resync(ready.find((s) => s.peerNodeId() === id)!);
     },
     resyncStatus: () => coordinator.status(),
     wakePumps() {

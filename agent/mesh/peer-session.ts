@@ -10,6 +10,7 @@
  * so a peer that was away gets exactly what it is missing, and an empty peer gets a snapshot.
  */
 import { JSONRPCClient, createJSONRPCErrorResponse, isJSONRPCResponse, type JSONRPCRequest, type JSONRPCResponse } from "json-rpc-2.0";
+import type { BatchesNotStored } from "../contract/cluster-status.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import { PEER_PARAMS, PeerMethod, pullResult, type BatchResult, type PullParams, type PullResult } from "../contract/protocol.js";
 import { hlcToMillis, type Change, type VersionVector } from "../contract/records.js";
@@ -20,6 +21,7 @@ import { changesAhead, isEmptyVector } from "../core/version-vector.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { createRpcServer, parseFrame } from "../rpc/server.js";
+import { createBatchesNotStored } from "./batches-not-stored.js";
 import { closeReason } from "./close-reason.js";
 import { fastBatch } from "./fast-batch.js";
 import { createHandshake, type HandshakeDeps } from "./peer-handshake.js";
@@ -92,6 +94,8 @@ export interface PeerSession {
   isReady(): boolean;
   /** Why our last batch to the peer failed while it is retried (a hub without its PostgreSQL); null once one is acknowledged. */
   deliveryError(): string | null;
+  /** The peer's batches this side failed to store since it last stored one (batches-not-stored.ts); null while none failed. */
+  batchesNotStored(): BatchesNotStored | null;
   /** Feed one text frame from the transport. */
   receive(text: string): void;
   /** The transport closed (or failed). */
@@ -121,6 +125,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   const timers: NodeJS.Timeout[] = [];
   let pushPump: PushPump | null = null;
   let deliveryError: string | null = null;
+  const notStored = createBatchesNotStored({ nowMs });
 
   const rpc = createRpcServer<Ctx>({ log, onError: (code) => metrics.rpcErrors.inc({ surface: "peer", code: String(code) }) });
   const client = new JSONRPCClient((req) => deps.transport.send(requestFrame(req)));
@@ -160,6 +165,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     peerPendingWrites: () => peerPending,
     isReady: () => ready,
     deliveryError: () => deliveryError,
+    batchesNotStored: () => notStored.current(),
     receive(text) {
       if (ended) return;
       const payload = parseFrame(text);
@@ -266,9 +272,11 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     const p = fastBatch(raw) ?? PEER_PARAMS[PeerMethod.Batch].parse(raw);
     metrics.changesReceived.inc({ peer: peerId! }, p.changes.length);
     const outcome = await replica.apply(p, peerId!).catch((err: unknown) => {
+      notStored.failed(err);
       if (err instanceof InvalidBatchError) throw new RpcError(ErrorCode.InvalidParams, err.message);
       throw err;
     });
+    notStored.stored();
     metrics.changesApplied.inc({ peer: peerId! }, outcome.applied.length);
     // The sender only serves ranges it holds without gaps, so it has at least `upTo`.
     if (p.upTo > (peerVV[p.origin] ?? 0)) peerVV[p.origin] = p.upTo;

@@ -114,9 +114,10 @@ describe("locmesh CLI", () => {
     expect([stale.code, stale.stderr.trim()]).toEqual([
       1, "locmesh: alias sales@example.com forwards to sip:alice@example.com, not sip:bob@example.com: it was changed meanwhile, or that was never its target; remove it again if it should still go",
     ]);
-    const rm = await cli(["alias", "rm", "sip:sales@example.com", "--expect-target", "sip:alice@example.com", ...target()]);
+    // Printed as stored, as `alias add` and `alias ls` print it, not as typed.
+    const rm = await cli(["alias", "rm", "sip:Sales@Example.COM", "--expect-target", "sip:alice@example.com", ...target()]);
     expect(rm.code).toBe(0);
-    expect(rm.stdout.trim()).toBe("removed alias sip:sales@example.com");
+    expect(rm.stdout.trim()).toBe("removed alias sales@example.com");
     expect((await cli(["alias", "ls", ...target()])).stdout.trim()).toBe("no aliases");
 
     const again = await cli(["alias", "rm", "sip:sales@example.com", ...target()]);
@@ -325,6 +326,15 @@ describe("locmesh CLI", () => {
     expect(r.stderr.trim()).toBe(
       "locmesh: --kamailio and --peer exclude each other: --kamailio refills the local Kamailio from this node's journal, --peer picks the peer to resync the journal from; give one of them",
     );
+  });
+
+  it("resync --peer with an id that is no peer of this node names its peers; a listed peer that is down is said to be not connected", async () => {
+    const unknown = await cli(["resync", "--peer", "n9", ...target()]);
+    expect([unknown.code, unknown.stdout]).toEqual([1, ""]);
+    expect(unknown.stderr.trim()).toBe("locmesh: n9 is not a peer of this node (its peers: far)");
+    const down = await cli(["resync", "--peer", "far", ...target()]);
+    expect(down.code).toBe(1);
+    expect(down.stderr.trim()).toBe("locmesh: peer far is not connected: locmesh status says why its link is down; resync once it is");
   });
 
   it("ends quietly with 141, as POSIX tools do, when its reader goes away (`location ls --json --all | head -c 600`)", async () => {

@@ -3,7 +3,8 @@
  * with no PostgreSQL at the configured address, or behind a path that takes TCP and never answers
  * (test/support/freezable-proxy.ts, frozen); and two hubs on one real PostgreSQL 15, one of them
  * reaching it through a path that freezes as a partition does, with agents that know both hubs,
- * and the frozen hub's status and `locmesh_hub_postgres_up`.
+ * and the frozen hub's status and `locmesh_hub_postgres_up`; and a hub whose PostgreSQL stopped,
+ * whose status says, before it releases its agent, that it fails to store that agent's batches.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -235,4 +236,61 @@ describe("two hubs on one PostgreSQL, one of them reaching it through a path tha
     expect(await dumpAliases(a4)).toEqual(await dumpAliases(a1));
     expect(hub1Log()).not.toContain(PASSWORD);
   }, 120_000);
+});
+
+describe("a hub whose PostgreSQL stopped, before it counts it as unreachable", () => {
+  /**
+   * The hub checks PostgreSQL every 10 s and releases its agents after 30 s without an answer: the
+   * test looks in between, the NOT ANSWERING phase, while the hub still holds its agent's session.
+   */
+  const timeouts = { connectTimeoutMs: 1000, queryTimeoutMs: 2000, unreachableAfterMs: 30_000 };
+  let pgServer: PostgresProcess;
+  let hubs: HubProcess[];
+  let agents: AgentProcess[];
+  const a1Row = async () => (await hubs[0]!.call<ClusterStatus>("cluster.status")).peers.find((p) => p.nodeId === "a1");
+  const storedAliases = async () => (await pgServer.query<{ n: number }>("SELECT count(*)::int AS n FROM records WHERE kind = 1", [], "locmesh"))[0]!.n;
+
+  beforeAll(async () => {
+    pgServer = await startPostgres();
+    const pgUrl = await pgServer.createDatabase("locmesh");
+    ({ hubs, agents } = await makeHubCluster(join(dir, "stopped"), { hubs: 1, agents: 1, pgUrl, hubConfig: { postgres: timeouts } }));
+    await hubs[0]!.start();
+    await agents[0]!.start();
+    await waitFor("a1 on hub1", async () => (await hubOf(agents[0]!)) === "hub1");
+  });
+
+  afterAll(async () => {
+    await stopHubCluster({ agents, hubs, closers: [pgServer] });
+  });
+
+  it("shows, in cluster.status and `locmesh status`, that it fails to store its agent's batches: how many, since when and why; cleared once one is stored", async () => {
+    const a1 = agents[0]!;
+    await publishAliases(a1, 0, 5, "before-");
+    await waitFor("5 aliases in PostgreSQL", async () => (await storedAliases()) === 5);
+    expect((await a1Row())?.batchesNotStored).toBeNull();
+
+    await pgServer.stop();
+    const stoppedAt = Date.now();
+    await publishAliases(a1, 0, 5, "stopped-");
+    // The agent resends the batch (retry.maxMs 1 s); each failure counts.
+    await waitFor("hub1 counting a1's batches it fails to store", async () => ((await a1Row())?.batchesNotStored?.count ?? 0) >= 2, 15_000);
+    await waitFor("hub1's check finding PostgreSQL silent", async () => (await hubs[0]!.call<ClusterStatus>("cluster.status")).postgres?.error != null, 15_000);
+    const st = await hubs[0]!.call<ClusterStatus>("cluster.status");
+    // The NOT ANSWERING phase: the hub holds a1, which shows connected and behind by nothing.
+    expect(Date.now() - stoppedAt).toBeLessThan(timeouts.unreachableAfterMs);
+    expect(st.postgres).toMatchObject({ reachable: true, failingForSeconds: expect.any(Number) });
+    const row = st.peers.find((p) => p.nodeId === "a1")!;
+    expect(row).toMatchObject({ connected: true, behindChanges: 0, batchesNotStored: { reason: expect.stringMatching(/PostgreSQL/) } });
+    expect(Date.parse(row.batchesNotStored!.since)).toBeGreaterThanOrEqual(stoppedAt - 1000);
+    const shown = await locmesh(["status", "--url", hubs[0]!.apiUrl, "--token", TOKEN]);
+    expect(shown.code, shown.output).toBe(0);
+    expect(shown.output).toMatch(/^postgresql +NOT ANSWERING at /m);
+    expect(shown.output).toMatch(
+      new RegExp(`^a1 +yes +hub1 \\(this hub\\) +inbound +0 .*NOT STORING ITS BATCHES: \\d+ failed since ${row.batchesNotStored!.since.slice(11, 19)} UTC \\(the last: .*PostgreSQL.*\\); it resends them until one is stored`, "m"),
+    );
+
+    await pgServer.start();
+    await waitFor("a1's batches stored again", async () => (await storedAliases()) === 10, 30_000);
+    await waitFor("hub1 no longer saying it fails to store them", async () => (await a1Row())?.batchesNotStored === null, 10_000);
+  }, 90_000);
 });

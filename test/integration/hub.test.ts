@@ -2,7 +2,8 @@
  * Hub mode end to end against a real PostgreSQL 15: two hub processes on one database and four
  * agents that know only the hubs. Changes reach every agent; a hub killed with -9 and a PostgreSQL
  * killed under load lose nothing acknowledged and apply nothing twice; agents keep journaling while
- * no hub is up; an agent that lost its journal gets a snapshot from a hub; a wrong key is refused.
+ * no hub is up; an agent that lost its journal gets a snapshot from a hub; a wrong key is refused;
+ * `locmesh resync --peer` on an agent names the hub to resync from, not another agent.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -101,6 +102,22 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     await waitFor("the SIGHUP warning", async () =>
       /"settings":\["journal\.retentionHours"\].*SIGHUP applies only mesh\.agents, the cluster keys and the API tokens on a hub: these changed settings take effect when the hub restarts/.test(readFileSync(hubs[0]!.logPath, "utf8")));
     expect((await hubs[0]!.call<ClusterStatus>("cluster.status")).nodeId).toBe("hub1");
+  });
+
+  it("`locmesh resync --peer` on an agent says another agent is no peer of it (agents replicate through their hub) and to resync from the hub", async () => {
+    const a1 = agents[0]!;
+    const hub = (await a1.call<ClusterStatus>("cluster.status")).peers.find((p) => p.connected)!.nodeId;
+    const target = ["--url", a1.apiUrl, "--token", a1.spec.token];
+    for (const peer of ["a3", "n9"]) {
+      const r = await cli(["resync", "--peer", peer, ...target]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain(
+        `${peer} is not a peer of this node (its peers: hub ${hub}): in hub mode agents replicate through their hub and never connect to each other. ` +
+          `Resync from the hub: locmesh resync without --peer, or with --peer ${hub}`,
+      );
+    }
+    // Refused before any pull: the later tests count every change each agent received.
+    expect((await a1.call<ClusterStatus>("cluster.status")).resync.state).toBe("idle");
   });
 
   it("agents fail over when a hub is killed with -9: nothing lost, nothing applied twice", async () => {

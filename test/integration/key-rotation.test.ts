@@ -216,7 +216,7 @@ describe("rotating the cluster key and the API token of a 3-node mesh with SIGHU
     // What the operator reads: `locmesh status` names the keys by id.
     const status = await cli(["status", "-c", nodes[1]!.configPath]);
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(new RegExp(`^cluster keys\\s+${keyId(NEW)} \\(mesh\\.secret\\); also accepts ${keyId(OLD)} \\((last used by \\S+ .* ago|not used since this node started)`, "m"));
+    expect(status.stdout).toMatch(new RegExp(`^cluster keys\\s+${keyId(NEW)} \\(mesh\\.secret\\); also accepts ${keyId(OLD)} \\((last used by \\S+ .* ago|not used since this node began holding it)`, "m"));
   }, 60_000);
 
   it("step 3: the old key is dropped everywhere; sessions come back with the new one, and the old one is refused", async () => {

@@ -1,6 +1,6 @@
 /**
  * The web UI's Cluster page on a real hub and a real agent in hub mode: which hub each agent is on,
- * and the hub's PostgreSQL card, while PostgreSQL answers and while the path to it is frozen (as a
+ * that only the agent offers a resync, and the hub's PostgreSQL card, while PostgreSQL answers and while the path to it is frozen (as a
  * partition freezes it: test/support/freezable-proxy.ts). Two hubs on one PostgreSQL 15, hub1
  * reaching it through the freezable path; a1 prefers hub1, a2 hub2.
  */
@@ -96,6 +96,16 @@ describe("the Cluster page of a hub and of an agent in hub mode", () => {
     // What of its own changes no hub holds yet, as `locmesh status` says it; a hub has no such line.
     await expect.poll(() => stat(card(agentPage, "Node a1"), "Unacknowledged by hub"), poll).toBe("0 (every change of this node is on a hub)");
     expect(await stat(node, "Unacknowledged by hub")).toBeNull();
+  }, 60_000);
+
+  it("offers no resync on a hub (it has no peer to resync from) and says how a hub fills; an agent's page offers it", async () => {
+    const resyncButton = (page: Page) => page.getByRole("button", { name: "Resync from a peer" });
+    expect(await resyncButton(hubPage).count()).toBe(0);
+    expect(await textOf(hubPage.getByRole("note"))).toMatch(
+      /^This is a hub: it has no peer to resync from, and needs no resync\. Each agent sends it its own changes .* To resync an agent, use that agent's web UI/,
+    );
+    expect(await resyncButton(agentPage).count()).toBe(1);
+    expect(await agentPage.getByRole("note").count()).toBe(0);
   }, 60_000);
 
   it("lists the aliases on a hub without the Add form, Edit or Remove (a hub makes no changes), and says where to make them; an agent's page has them", async () => {

@@ -383,8 +383,8 @@ describe("the web UI in a browser", () => {
     const n1Key = keyId(NEXT_KEY);
     const n2Key = keyId(node(1).spec.secret);
     await expect.poll(() => keys(page2, "API tokens").textContent(), { timeout: 10_000 })
-      .toMatch(new RegExp(`^${keyId(node(1).spec.token)} \\(api\\.token\\); also accepts ${keyId(NEXT_TOKEN)} \\(last used by 127\\.0\\.0\\.1 \\d+s ago, at \\d{4}-`));
-    expect(await keys(page2, "Cluster keys").textContent()).toMatch(new RegExp(`^${n2Key} \\(mesh\\.secret\\); also accepts ${n1Key} \\((last used by n1 .* ago, at .*|not used since this node started)\\)$`));
+      .toMatch(new RegExp(`^${keyId(node(1).spec.token)} \\(api\\.token\\); also accepts ${keyId(NEXT_TOKEN)} \\(last used by 127\\.0\\.0\\.1 \\d+s ago, at \\d{4}-.*\\)\\. A use: an API request or sign-in with it, `));
+    expect(await keys(page2, "Cluster keys").textContent()).toMatch(new RegExp(`^${n2Key} \\(mesh\\.secret\\); also accepts ${n1Key} \\((last used by n1 .* ago, at .*|not used since this node began holding it)\\)\\. A use: a peer's handshake with it when dialing this node, `));
     expect(await keys(page1, "Cluster keys").textContent()).toMatch(new RegExp(`^${n1Key} \\(mesh\\.secret\\); also accepts ${n2Key} \\(`));
     // The peer rows name the accepted key each peer was the last to prove itself with, as each
     // node's cluster.status says it; whichever node dialed, one of the two took its key.
@@ -393,7 +393,7 @@ describe("the web UI in a browser", () => {
       const used = (await n.call<ClusterStatus>("cluster.status")).credentials!.clusterKeys.accepted.some((a) => a.lastUsedBy === peer);
       const mark = page.locator(`tr[data-peer="${peer}"] .peer-key`);
       await expect.poll(() => mark.count(), { timeout: 5000 }).toBe(used ? 1 : 0);
-      if (used) expect(await mark.textContent()).toMatch(new RegExp(`^last to prove itself with accepted cluster key ${key}, \\d+s ago$`));
+      if (used) expect(await mark.textContent()).toMatch(new RegExp(`^last to prove itself here with cluster key ${key} \\(one this node accepts now\\), \\d+s ago$`));
       marked += used ? 1 : 0;
     }
     expect(marked).toBeGreaterThan(0);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { describeKamailio, describeReload, describeResync, formatStatus } from "../../agent/cli/client-output.js";
-import { formatKamailioContacts, formatKamailioTable } from "../../agent/cli/listing-output.js";
+import { formatAliasRemoved, formatAliasSet, formatKamailioContacts, formatKamailioTable } from "../../agent/cli/listing-output.js";
 import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import type { KamailioStatus } from "../../agent/contract/kamailio-status.js";
 
@@ -24,6 +24,17 @@ describe("describeResync", () => {
     const base = { peer: "n1", expected: 3, startedAt: "2026-11-23T01:00:00.000Z", error: null };
     expect(describeResync({ ...base, state: "done", received: 3, finishedAt: "2026-11-23T01:00:01.000Z" })).toBe("done from n1: 3 changes pulled, finished 2026-11-23T01:00:01.000Z");
     expect(describeResync({ ...base, state: "running", received: 1, finishedAt: null })).toBe("running from n1: 1 of ~3 changes pulled");
+  });
+});
+
+describe("alias add and alias rm output", () => {
+  it("names the alias as stored (the agent's answer), in both, not as typed", () => {
+    expect(formatAliasSet({ alias: "bob@example.com", target: "sip:alice@example.com" }, { alias: "sip:Bob@Example.com", target: "sip:alice@example.com" }))
+      .toBe("alias bob@example.com -> sip:alice@example.com");
+    expect(formatAliasRemoved({ removed: "bob@example.com" }, "sip:Bob@Example.com")).toBe("removed alias bob@example.com");
+    // An answer without the stored form (none came): what was typed.
+    expect(formatAliasRemoved(null, "sip:bob@example.com")).toBe("removed alias sip:bob@example.com");
+    expect(formatAliasSet(null, { alias: "sip:bob@example.com", target: "sip:alice@example.com" })).toBe("alias sip:bob@example.com -> sip:alice@example.com");
   });
 });
 

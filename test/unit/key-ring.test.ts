@@ -74,19 +74,61 @@ describe("key ring", () => {
     expect(JSON.stringify(lines)).not.toContain(NEW);
   });
 
-  it("status shows the own key and each accepted one with its last use", () => {
-    expect(describeKeys({ own: "77aa01fe", accepted: [] }, "mesh.secret")).toBe("77aa01fe (mesh.secret); accepts no other");
+  it("status shows the own key and each accepted one with its last use, and says what counts as a use", () => {
+    expect(describeKeys({ own: "77aa01fe", accepted: [] }, "clusterKeys")).toBe("77aa01fe (mesh.secret); accepts no other");
+    const handshake = "A use: a peer's handshake with it when dialing this node, while it was mesh.secret or accepted here (a session counts once, at its handshake)";
     expect(describeKeys({
       own: "77aa01fe",
       accepted: [
         { id: "3f2a9c1b", lastUsedAt: "2026-11-22T10:00:00.000Z", lastUsedAgeSeconds: 75, lastUsedBy: "n2" },
         { id: "0c1d2e3f", lastUsedAt: null, lastUsedAgeSeconds: null, lastUsedBy: null },
       ],
-    }, "mesh.secret")).toBe("77aa01fe (mesh.secret); also accepts 3f2a9c1b (last used by n2 1m15s ago, at 2026-11-22T10:00:00.000Z), 0c1d2e3f (not used since this node started)");
+    }, "clusterKeys")).toBe(
+      "77aa01fe (mesh.secret); also accepts 3f2a9c1b (last used by n2 1m15s ago, at 2026-11-22T10:00:00.000Z), 0c1d2e3f (not used since this node began holding it). " +
+        handshake,
+    );
     // The web UI writes the same with its own durations, and marks the peer row of each key's last user.
     const keys = { own: "77aa01fe", accepted: [{ id: "3f2a9c1b", lastUsedAt: "2026-11-22T10:00:00.000Z", lastUsedAgeSeconds: 75, lastUsedBy: "n2" }] };
-    expect(keysText(keys, "mesh.secret", formatWebDuration)).toBe("77aa01fe (mesh.secret); also accepts 3f2a9c1b (last used by n2 1m 15s ago, at 2026-11-22T10:00:00.000Z)");
+    expect(keysText(keys, "clusterKeys", formatWebDuration)).toBe(`77aa01fe (mesh.secret); also accepts 3f2a9c1b (last used by n2 1m 15s ago, at 2026-11-22T10:00:00.000Z). ${handshake}`);
     expect([acceptedKeysLastUsedBy(keys, "n2").map((a) => a.id), acceptedKeysLastUsedBy(keys, "n3"), acceptedKeysLastUsedBy(undefined, "n2")]).toEqual([["3f2a9c1b"], [], []]);
+    // API tokens: the same "last used", what one use of a token is.
+    expect(describeKeys({ own: "99e2eb2a", accepted: [{ id: "d138936f", lastUsedAt: null, lastUsedAgeSeconds: null, lastUsedBy: null }] }, "apiTokens")).toBe(
+      "99e2eb2a (api.token); also accepts d138936f (not used since this node began holding it). " +
+        "A use: an API request or sign-in with it, while it was api.token or accepted here (a signed-in web UI tab counts once, at its sign-in)",
+    );
+  });
+});
+
+describe("last used: the same tally for cluster keys and API tokens", () => {
+  it("an old key used while it was this node's own shows that use once it is only accepted (the switch), for cluster keys and tokens alike", () => {
+    let now = Date.parse("2026-11-22T10:00:00.000Z");
+    const c = createCredentials({ mesh: { secret: OLD, acceptedSecrets: [] }, api: { token: OLD, acceptedTokens: [] } }, { nowMs: () => now });
+    // A peer's handshake with the cluster key, and an API request with the token, while each was this node's own.
+    c.clusterKeys.noteUse(OLD, "n2");
+    const api = createApiAuth({ tokens: c.apiTokens, metrics: createMetrics({ defaults: false }), log: capture().log, nowMs: () => now });
+    expect(api.verify(OLD, "10.0.0.7", "bearer")).toBeNull();
+    now += 60_000;
+    // Rotation steps 1 and 2, each a SIGHUP.
+    const { log } = capture();
+    applyCredentials(c, { mesh: { secret: OLD, acceptedSecrets: [NEW] }, api: { token: OLD, acceptedTokens: [NEW] } }, log);
+    applyCredentials(c, { mesh: { secret: NEW, acceptedSecrets: [OLD] }, api: { token: NEW, acceptedTokens: [OLD] } }, log);
+    const used = { id: keyId(OLD), lastUsedAt: "2026-11-22T10:00:00.000Z", lastUsedAgeSeconds: 60 };
+    expect(c.clusterKeys.status().accepted).toEqual([{ ...used, lastUsedBy: "n2" }]);
+    expect(c.apiTokens.status().accepted).toEqual([{ ...used, lastUsedBy: "10.0.0.7" }]);
+    expect(describeKeys(c.clusterKeys.status(), "clusterKeys")).toContain(`also accepts ${keyId(OLD)} (last used by n2 1m00s ago, at 2026-11-22T10:00:00.000Z). A use: `);
+    expect(describeKeys(c.apiTokens.status(), "apiTokens")).toContain(`also accepts ${keyId(OLD)} (last used by 10.0.0.7 1m00s ago, at 2026-11-22T10:00:00.000Z). A use: `);
+  });
+
+  it("forgets a key's uses when a SIGHUP drops it, alike for both kinds: the text then says since when it counts", () => {
+    const c = createCredentials({ mesh: { secret: OLD, acceptedSecrets: [] }, api: { token: OLD, acceptedTokens: [] } });
+    c.clusterKeys.noteUse(OLD, "n2");
+    c.apiTokens.noteUse(OLD, "10.0.0.7");
+    // A step 2 done in two reloads: the new key first, the old one accepted only in the next.
+    const { log } = capture();
+    applyCredentials(c, { mesh: { secret: NEW, acceptedSecrets: [] }, api: { token: NEW, acceptedTokens: [] } }, log);
+    applyCredentials(c, { mesh: { secret: NEW, acceptedSecrets: [OLD] }, api: { token: NEW, acceptedTokens: [OLD] } }, log);
+    expect(describeKeys(c.clusterKeys.status(), "clusterKeys")).toContain(`also accepts ${keyId(OLD)} (not used since this node began holding it)`);
+    expect(describeKeys(c.apiTokens.status(), "apiTokens")).toContain(`also accepts ${keyId(OLD)} (not used since this node began holding it)`);
   });
 });
 

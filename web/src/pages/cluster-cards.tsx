@@ -2,6 +2,7 @@
 import { hubUnacknowledgedText } from "../../../agent/contract/hub-unacknowledged-text.js";
 import { acceptedKeysLastUsedBy, keysText } from "../../../agent/contract/keys-text.js";
 import { sipPeersText } from "../../../agent/contract/sip-peers-text.js";
+import { peerErrorText } from "../../../agent/contract/batches-not-stored-text.js";
 import {
   BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, JOURNAL_NOT_SEEDED, isHubStatus, type BatchRefusal, type CredentialsStatus, type JournalBehindInfo, type KeysStatus, type PeerStatus,
   type PostgresStatus, type ResyncStatus,
@@ -133,7 +134,8 @@ export function ResyncCard({ r }: { r: ResyncStatus }) {
 
 /**
  * `self`: this node's id, so that the Hub column can say "this hub". `clusterKeys`: this node's
- * keys, so that a peer's row says which accepted key it was the last to prove itself with.
+ * keys, so that a peer's row says which key, accepted now, it was the last to prove itself with
+ * (in whichever role the key had here then: contract/keys-text.ts).
  */
 export function PeerTable({ peers, self, clusterKeys }: { peers: PeerStatus[]; self: string; clusterKeys?: KeysStatus }) {
   if (peers.length === 0) return <p class="empty">This node has no peers configured.</p>;
@@ -151,7 +153,7 @@ export function PeerTable({ peers, self, clusterKeys }: { peers: PeerStatus[]; s
               <th scope="row" class="break">
                 {p.nodeId}<div class="muted mono small">{p.url ?? "inbound only"}</div>
                 {acceptedKeysLastUsedBy(clusterKeys, p.nodeId).map((a) => (
-                  <div class="muted small peer-key" key={a.id}>{`last to prove itself with accepted cluster key ${a.id}, ${formatDuration(a.lastUsedAgeSeconds ?? 0)} ago`}</div>
+                  <div class="muted small peer-key" key={a.id}>{`last to prove itself here with cluster key ${a.id} (one this node accepts now), ${formatDuration(a.lastUsedAgeSeconds ?? 0)} ago`}</div>
                 ))}
               </th>
               <td data-label="Link"><LinkBadge peer={p} />{p.direction && <span class="muted small"> {p.direction}</span>}</td>
@@ -160,7 +162,8 @@ export function PeerTable({ peers, self, clusterKeys }: { peers: PeerStatus[]; s
               <td class="num" data-label="Behind (s)">{p.behindSeconds === null ? "—" : p.behindSeconds.toFixed(1)}</td>
               {/* While the link is down, when it was last up (if known); none while the agent is on another hub (only that hub knows it). */}
               <td data-label="Connected since">{connectedSinceText(p)}</td>
-              <td class="clip" data-label="Last error">{p.lastError ?? "—"}</td>
+              {/* The peer's batches this node fails to store (a hub whose PostgreSQL fails), then the link's own error. */}
+              <td class={p.batchesNotStored ? "clip error" : "clip"} data-label="Last error">{peerErrorText(p, formatTime) ?? "—"}</td>
             </tr>
           ))}
         </tbody>
@@ -173,8 +176,8 @@ export function PeerTable({ peers, self, clusterKeys }: { peers: PeerStatus[]; s
 export function KeysStats({ c }: { c: CredentialsStatus }) {
   return (
     <dl class="stats keys" aria-label="Keys and tokens">
-      <Stat k="Cluster keys" v={keysText(c.clusterKeys, "mesh.secret", formatDuration)} />
-      <Stat k="API tokens" v={keysText(c.apiTokens, "api.token", formatDuration)} />
+      <Stat k="Cluster keys" v={keysText(c.clusterKeys, "clusterKeys", formatDuration)} />
+      <Stat k="API tokens" v={keysText(c.apiTokens, "apiTokens", formatDuration)} />
     </dl>
   );
 }

@@ -2,6 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import type { RpcError } from "../../../agent/contract/errors.js";
 import { ApiMethod } from "../../../agent/contract/api-protocol.js";
+import { isHubStatus } from "../../../agent/contract/cluster-status.js";
 import { useRpc } from "../api/use-rpc.js";
 import { LineChart } from "../components/line-chart.js";
 import type { ClusterStatusView } from "../lib/cluster-view.js";
@@ -77,10 +78,19 @@ export function ClusterPage() {
             <div class="card"><LineChart title="Changes applied" unit="/s" points={points.map((p) => ({ x: p.atMs, y: p.changesPerSec }))} xMin={xMin} xMax={now} format={(v) => v.toFixed(v < 10 ? 1 : 0)} /></div>
             <div class="card"><LineChart title="Worst peer lag" unit="s" points={points.map((p) => ({ x: p.atMs, y: p.lagSeconds }))} xMin={xMin} xMax={now} format={(v) => v.toFixed(1)} /></div>
           </div>
-          <div class="card toolbar">
-            <button type="button" onClick={resync}>Resync from a peer</button>
-            {resyncNote && <span class="muted" role="status">{resyncNote}</span>}
-          </div>
+          {/*
+            * A hub dials no peer: cluster.resync there pulls everything from whichever agent's
+            * session came first, which nothing calls for (agent/mesh/mesh.ts resync), so the page
+            * says how a hub fills instead of offering it.
+            */}
+          {isHubStatus(status)
+            ? <p class="card" role="note">This is a hub: it has no peer to resync from, and needs no resync. Each agent sends it its own changes from where the hub's version vector stands, and the hub pulls from its agents, by itself, the changes of nodes that are not connected, so it refills PostgreSQL unasked (after a restore too). To resync an agent, use that agent's web UI (or <code>locmesh resync</code> against the agent).</p>
+            : (
+              <div class="card toolbar">
+                <button type="button" onClick={resync}>Resync from a peer</button>
+                {resyncNote && <span class="muted" role="status">{resyncNote}</span>}
+              </div>
+            )}
         </>
       )}
     </section>
