@@ -3,14 +3,15 @@
  * every store transaction NOTIFYs with "origin have" (PostgreSQL delivers it at COMMIT). Each
  * notification raises the store's cached version vector and wakes the push pumps, which then read
  * the changes from the database. Notifications sent while this connection was down are lost, so
- * after every (re)connect, and every `reloadMs` as a safety net, the whole vector is re-read.
+ * after every (re)connect, and every `reloadMs` as a safety net, the whole vector is re-read; a
+ * database that now holds less than was seen (it lost commits) is told to `onLoss`.
  * A LISTEN connection only receives, so a silent network would leave it waiting for ever: every
  * `reloadMs` it is also asked a `SELECT 1`, and one that gets no answer within the query timeout
  * is dropped and made again.
  */
 import pg from "pg";
 import type { Logger } from "../agent/ops/logger.js";
-import type { PgStore } from "./pg-store.js";
+import type { PgStore, VectorLoss } from "./pg-store.js";
 import { createRetryPacing } from "./retry-pacing.js";
 
 export interface ChangeFeedDeps {
@@ -20,6 +21,8 @@ export interface ChangeFeedDeps {
   log: Logger;
   /** Something new may be in the database. */
   onChange(): void;
+  /** The database holds fewer changes of these origins than this hub had seen (pg-store.ts reloadVector). */
+  onLoss?(lost: VectorLoss[]): void;
   /** The first retry's wait; it doubles up to `retryMaxMs` while PostgreSQL refuses (retry-pacing.ts). */
   retryMs?: number;
   retryMaxMs?: number;
@@ -42,7 +45,8 @@ export function startChangeFeed(deps: ChangeFeedDeps): ChangeFeed {
   const ready = new Promise<void>((r) => (markReady = r));
 
   const reload = async () => {
-    await store.reloadVector();
+    const lost = await store.reloadVector();
+    if (lost.length > 0) deps.onLoss?.(lost);
     deps.onChange();
   };
   // One of each at a time: against a PostgreSQL that does not answer, each waits out its timeout.

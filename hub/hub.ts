@@ -25,7 +25,7 @@ import { migratePostgres } from "./migrate-postgres.js";
 import { claimHubNode } from "./node-claim.js";
 import { pgAddress, pgClientConfig, pgStartError, type PgConnectionSettings } from "./pg-connection.js";
 import { withPgClient } from "./pg-client.js";
-import { openPgStore, PG_TYPES } from "./pg-store.js";
+import { describeLoss, openPgStore, PG_TYPES } from "./pg-store.js";
 import { startPgWatch } from "./pg-watch.js";
 import { createPostgresStatus } from "./postgres-status.js";
 import { valueWithin } from "./value-within.js";
@@ -125,7 +125,15 @@ export async function startHub(
     },
     postgresUp: () => watch.state().reachable,
   });
-  const feed = startChangeFeed({ connection, store, log, onChange: () => mesh.wakePumps() });
+  const feed = startChangeFeed({
+    connection, store, log, onChange: () => mesh.wakePumps(),
+    onLoss: (lost) => {
+      log.error({ lost }, `the hubs' PostgreSQL holds fewer changes than this hub had seen committed (${describeLoss(lost)}): ` +
+        "it lost commits, most likely a failover to a replica that was behind or a restore from a backup. Every agent's session is " +
+        "closed so that each handshakes again and sends what the database lost; nothing is needed from you if the agents come back");
+      mesh.restartSessions("the hubs' database lost commits; handshake again");
+    },
+  });
   const registry = startAgentRegistry({
     pool, hubNode: config.nodeId, mesh, intervalMs: config.mesh.statusIntervalMs, log, includeRecorded: config.mesh.acceptUnlisted,
     pgReachable: () => watch.state().reachable,

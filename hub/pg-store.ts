@@ -36,11 +36,31 @@ export interface PgStoreOptions {
 export interface PgStore extends ReplicaStore {
   /** Another hub committed `origin` up to `have` (from LISTEN); raises the cached vector. */
   noteHave(origin: string, have: number): void;
-  /** Re-reads every origin's `have` (after the LISTEN connection was lost and notifications with it). */
-  reloadVector(): Promise<void>;
+  /**
+   * Re-reads every origin's `have` (after the LISTEN connection was lost and notifications with
+   * it, and every few seconds). Returns the origins the database now holds fewer changes of than
+   * this hub had seen before the read (it lost commits: a failover to a replica that was behind, a
+   * restore from a backup); the vector then follows the database down.
+   */
+  reloadVector(): Promise<VectorLoss[]>;
   /** The last record counts and when they were taken, without asking PostgreSQL; null before the first. */
   lastCounts(): CountedAt | null;
   readonly channel: string;
+}
+
+/** An origin the hubs' database holds fewer changes of than this hub had seen. */
+export interface VectorLoss {
+  origin: string;
+  /** What this hub had seen committed. */
+  had: number;
+  /** What the database holds now (0: the origin's row is gone). */
+  has: number;
+}
+
+/** "n1~ab12: had 100, holds 90; …", the first five. */
+export function describeLoss(lost: readonly VectorLoss[]): string {
+  const shown = lost.slice(0, 5).map((l) => `${l.origin}: had ${l.had}, holds ${l.has}`).join("; ");
+  return lost.length > 5 ? `${shown}; and ${lost.length - 5} more origins` : shown;
 }
 
 const identity = (kind: number, key: string, sub: string) => `${kind}\u0000${key}\u0000${sub}`;
@@ -70,8 +90,34 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
   const replicaOf = new Map<number, string>();
   const idOf = new Map<string, number>();
   const haves = new Map<string, number>();
+  /**
+   * Reads the origins: their row ids and how much the database holds of each. The cached `have`
+   * only rises while the database is the one it was (another hub's NOTIFY may be newer than this
+   * read); one the database holds less of than was seen before the read began can only be lost
+   * commits, since every commit seen then is visible to the read. Then the ids are read afresh too
+   * (a row may have come back under another id) and the range cache is dropped.
+   */
+  /** Losses found by a read that was not reloadVector's (an unknown origin's lookup): told at its next call. */
+  const unreported: VectorLoss[] = [];
   async function loadOrigins(): Promise<void> {
-    for (const o of (await q<{ id: number; replica: string; have: number }>(SQL.SELECT_ORIGINS)).rows) {
+    const before = new Map(haves);
+    const rows = (await q<{ id: number; replica: string; have: number }>(SQL.SELECT_ORIGINS)).rows;
+    const lost: VectorLoss[] = [];
+    const present = new Set<string>();
+    for (const o of rows) {
+      present.add(o.replica);
+      const had = before.get(o.replica) ?? 0;
+      if (o.have < had) lost.push({ origin: o.replica, had, has: o.have });
+    }
+    for (const [replica, had] of before) if (!present.has(replica) && had > 0) lost.push({ origin: replica, had, has: 0 });
+    if (lost.length > 0) {
+      unreported.push(...lost);
+      replicaOf.clear();
+      idOf.clear();
+      for (const l of lost) haves.set(l.origin, l.has);
+      ranges.clear();
+    }
+    for (const o of rows) {
       replicaOf.set(o.id, o.replica);
       idOf.set(o.replica, o.id);
       if (o.have > (haves.get(o.replica) ?? 0)) haves.set(o.replica, o.have);
@@ -147,7 +193,10 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
     replicaId: self,
     channel,
     noteHave,
-    reloadVector: loadOrigins,
+    async reloadVector() {
+      await loadOrigins();
+      return unreported.splice(0);
+    },
     async versionVector() {
       const vv: VersionVector = {};
       for (const [replica, have] of haves) if (have > 0) vv[replica] = have;

@@ -16,6 +16,8 @@ export interface RangeCache {
   read(origin: string, after: number, upTo: number, limit: number, load: () => Promise<Change[]>): Promise<Change[]>;
   /** `changes` are every row `origin` has in (after, upTo], as a read at this moment would return them. */
   prime(origin: string, after: number, upTo: number, changes: Change[]): void;
+  /** Forgets everything (the database lost commits: what was read or primed may be gone). */
+  clear(): void;
 }
 
 export function createRangeCache(opts: { ttlMs?: number; maxEntries?: number; nowMs?: () => number } = {}): RangeCache {
@@ -55,6 +57,10 @@ export function createRangeCache(opts: { ttlMs?: number; maxEntries?: number; no
     prime(origin, after, upTo, changes) {
       whole.set(`${origin} ${after} ${upTo}`, { at: now(), changes });
       bound(whole);
+    },
+    clear() {
+      entries.clear();
+      whole.clear();
     },
   };
 }

@@ -77,6 +77,11 @@ export interface Mesh extends MeshReload, MeshStatus {
    * next hub when its session closes (dialer.ts).
    */
   refuseSessions(reason: string | null): void;
+  /**
+   * A hub whose database lost commits: closes every session (1012) so that each agent handshakes
+   * again from what the database now holds and sends what it lost; new sessions are taken at once.
+   */
+  restartSessions(reason: string): void;
   /** In hub mode on a hub other than the first URL: move to the first now if it takes sessions. Says what was done. */
   failBackToPreferredHub(): Promise<string>;
   close(): Promise<void>;
@@ -321,6 +326,9 @@ export function createMesh(deps: {
     refuseSessions(reason) {
       refusal = reason;
       if (reason !== null) for (const s of [...sessions.values(), ...pending]) s.close(4013, closeReason(reason));
+    },
+    restartSessions(reason) {
+      for (const s of [...sessions.values(), ...pending]) s.close(1012, closeReason(reason));
     },
     failBackToPreferredHub: () => dialers.get(HUB)?.failBackNow() ?? Promise.resolve("not in hub mode (no hub.urls)"),
     async close() {

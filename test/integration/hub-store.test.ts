@@ -195,6 +195,55 @@ describe("range reads after a batch (the pumps' reads)", () => {
   });
 });
 
+describe("a hubs' database that lost commits (a failover to a replica that was behind, a restore)", () => {
+  const alias = (seq: number) => remoteChange(REPLICA_A, seq, 1000 + seq, aliasDraft(`a${seq}@x`, "sip:t@x"));
+  /** What a replica 5 commits behind holds: the last five of A's changes and its origin row's `have` gone back. */
+  const loseCommits = (pool: pg.Pool) => pool.query(
+    `WITH a AS (SELECT id FROM origins WHERE replica = $1)
+     , gone AS (DELETE FROM records WHERE origin = (SELECT id FROM a) AND seq > 5)
+     UPDATE origins SET have = 5 WHERE id = (SELECT id FROM a)`, [REPLICA_A]);
+
+  it("follows the database down, says so once, and serves no range it no longer holds", async () => {
+    const pool = await freshDatabase();
+    try {
+      const store = await openPgStore({ pool, nodeId: "hub1" });
+      await store.applyRemote(batchOf(REPLICA_A, 0, 10, Array.from({ length: 10 }, (_, i) => alias(i + 1))));
+      expect((await store.versionVector())[REPLICA_A]).toBe(10);
+      expect(await store.reloadVector()).toEqual([]);
+
+      await loseCommits(pool);
+      expect(await store.reloadVector()).toEqual([{ origin: REPLICA_A, had: 10, has: 5 }]);
+      // Before, the vector stayed at 10: agents were told the hub held A's #6-#10, an agent at 5
+      // was served an empty (5, 10] and skipped them for good, and A never sent them again.
+      expect((await store.versionVector())[REPLICA_A]).toBe(5);
+      expect(await store.reloadVector()).toEqual([]); // told once
+      // A sends them again from there, and they are stored and served.
+      await store.applyRemote(batchOf(REPLICA_A, 5, 10, [6, 7, 8, 9, 10].map(alias)));
+      expect((await store.versionVector())[REPLICA_A]).toBe(10);
+      expect((await store.readRange(REPLICA_A, 5, 10, 100)).map((c) => c.seq)).toEqual([6, 7, 8, 9, 10]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("is told to the change feed's onLoss, which the hub answers by closing its agents' sessions", async () => {
+    const url = await server.createDatabase(`loss${++dbs}`);
+    const pool = await poolOn(url);
+    const store = await openPgStore({ pool, nodeId: "hub1" });
+    const losses: unknown[] = [];
+    const feed = startChangeFeed({ connection: { connectionString: url }, store, log: silentLogger(), onChange: () => undefined, onLoss: (l) => losses.push(...l), retryMs: 20, reloadMs: 100 });
+    try {
+      await feed.ready;
+      await store.applyRemote(batchOf(REPLICA_A, 0, 10, Array.from({ length: 10 }, (_, i) => alias(i + 1))));
+      await loseCommits(pool);
+      await expect.poll(() => losses, { timeout: 5000 }).toEqual([{ origin: REPLICA_A, had: 10, has: 5 }]);
+    } finally {
+      await feed.close();
+      await pool.end();
+    }
+  });
+});
+
 describe("the change feed (LISTEN)", () => {
   const listeners = async (pool: pg.Pool, channel: string) =>
     (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query = $1", [`LISTEN ${channel}`])).rows[0]!.n;

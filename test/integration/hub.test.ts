@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import type { Location } from "../../agent/contract/records.js";
@@ -20,6 +21,7 @@ import { startPostgres, type PostgresProcess } from "../support/postgres-process
 
 let dir: string;
 let pgServer: PostgresProcess;
+let pgUrl: string;
 let hubs: HubProcess[];
 let agents: AgentProcess[];
 
@@ -41,7 +43,7 @@ function underWay<T>(promise: Promise<T>): { promise: Promise<T>; done(): boolea
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "locmesh-hub-"));
   pgServer = await startPostgres();
-  const pgUrl = await pgServer.createDatabase("locmesh");
+  pgUrl = await pgServer.createDatabase("locmesh");
   // a1, a3 prefer hub1; a2, a4 prefer hub2.
   ({ hubs, agents } = await makeHubCluster(dir, { hubs: 2, agents: 4, pgUrl }));
   await Promise.all(hubs.map((h) => h.start()));
@@ -256,6 +258,35 @@ describe("two hubs, four agents, one PostgreSQL", () => {
       await twin.stop();
     }
   });
+
+  it("gets back from the agents what the hubs' database lost (a failover to a replica that was behind), and says so", async () => {
+    const a1 = agents[0]!;
+    await publishAliases(a1, 0, 20, "lost-");
+    const total = await aliasCount(a1);
+    await waitFor("the new aliases everywhere", () => allAgree(total));
+    const db = new pg.Client({ connectionString: pgUrl });
+    await db.connect();
+    try {
+      const origin = async () => (await db.query<{ id: number; have: string }>(
+        "SELECT id, have FROM origins WHERE replica LIKE 'a1~%' ORDER BY have DESC LIMIT 1")).rows[0]!;
+      const { id, have } = await origin();
+      const held = Number(have);
+      // What a replica 10 commits behind would hold.
+      await db.query("DELETE FROM records WHERE origin = $1 AND seq > $2", [id, held - 10]);
+      await db.query("UPDATE origins SET have = $2 WHERE id = $1", [id, held - 10]);
+      const logged = hubs.map((h) => readFileSync(h.logPath, "utf8").length);
+      // Before, the hubs kept saying they held all of a1's changes: a1 never sent the ten again,
+      // and an agent that stood below them would have been told it had them.
+      await waitFor("a1's changes back in PostgreSQL", async () => Number((await origin()).have) >= held, 30_000);
+      const rows = await db.query<{ n: string }>("SELECT count(*) AS n FROM records WHERE origin = $1 AND seq > $2", [id, held - 10]);
+      expect(Number(rows.rows[0]!.n)).toBeGreaterThan(0);
+      const said = hubs.flatMap((h, i) => readFileSync(h.logPath, "utf8").slice(logged[i]).split("\n")).find((l) => l.includes("holds fewer changes than this hub had seen committed"));
+      expect(said).toContain(`had ${held}, holds ${held - 10}`);
+      await waitFor("every agent agrees", () => allAgree(total));
+    } finally {
+      await db.end();
+    }
+  }, 60_000);
 
   it("`locmesh hub migrate` finds the database up to date", () => {
     const res = spawnSync(process.execPath, [join(ROOT, "bin", "locmesh.js"), "hub", "migrate", "--config", hubs[1]!.configPath], { encoding: "utf8" });
