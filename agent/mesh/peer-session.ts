@@ -21,6 +21,7 @@ import { changesAhead, isEmptyVector } from "../core/version-vector.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { createRpcServer, parseFrame } from "../rpc/server.js";
+import { createBatchesInFlight } from "./batches-in-flight.js";
 import { createBatchesNotStored } from "./batches-not-stored.js";
 import { closeReason } from "./close-reason.js";
 import { fastBatch } from "./fast-batch.js";
@@ -153,6 +154,7 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   // Requests are handled strictly one after another, in arrival order: batches must be applied
   // in the order the peer sent them for its version-vector bookkeeping to hold.
   let inbound: Promise<void> = Promise.resolve();
+  const inFlight = createBatchesInFlight();
 
   const session: PeerSession = {
     role: deps.role,
@@ -177,10 +179,21 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
         client.receive(payload);
         return;
       }
+      // A resend of a batch still queued or being applied gets the first one's answer (batches-in-flight.ts).
+      const range = inFlight.rangeOf(payload);
+      const first = range === null ? undefined : inFlight.pending(range);
+      if (first !== undefined) {
+        void first.then((answer) => {
+          // A single request's answer is one response (the range comes from one request, not a JSON-RPC batch).
+          if (answer !== null && !Array.isArray(answer) && !ended) deps.transport.send(JSON.stringify({ ...answer, id: (payload as { id: JSONRPCResponse["id"] }).id }));
+        });
+        return;
+      }
       // Everything else is served as a request: junk gets an Invalid Request answer, not silence.
-      inbound = inbound.then(async () => {
-        const answer = await rpc.receive(payload, { session });
-        if (answer !== null && !ended) deps.transport.send(JSON.stringify(answer));
+      const answer = inbound.then(() => rpc.receive(payload, { session }));
+      if (range !== null) inFlight.track(range, answer);
+      inbound = answer.then((a) => {
+        if (a !== null && !ended) deps.transport.send(JSON.stringify(a));
       }).catch((err: unknown) => log.error({ err }, "could not answer a peer request"));
     },
     closed(reason) {

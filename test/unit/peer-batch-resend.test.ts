@@ -1,0 +1,74 @@
+/**
+ * A batch resent after its request timed out, while the first is still queued or being applied at
+ * the receiver (a slow store: a hub's PostgreSQL stalling under a lock), gets the first one's
+ * answer instead of being applied once more behind it (batches-in-flight.ts). Two real sessions
+ * (agent/mesh/peer-session.ts) over in-memory journals and a transport in memory.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import type { RemoteBatch } from "../../agent/contract/protocol.js";
+import { createHlc } from "../../agent/core/hlc.js";
+import { createReplica, type Replica } from "../../agent/core/replica.js";
+import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
+import { createPeerSession, type PeerSession, type Transport } from "../../agent/mesh/peer-session.js";
+import { createKeyRing } from "../../agent/ops/key-ring.js";
+import { silentLogger } from "../../agent/ops/logger.js";
+import { createMetrics } from "../../agent/ops/metrics.js";
+import { aliasDraft, counterStamp } from "../support/fixtures.js";
+
+const KEY = "cluster-key-0123456789abcdef0123";
+const replicas: Replica[] = [];
+const sessions: PeerSession[] = [];
+afterEach(async () => {
+  for (const s of sessions.splice(0)) s.close(1000, "test done");
+  for (const r of replicas.splice(0)) await r.close();
+});
+
+function replica(name: string): Replica {
+  const r = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: name }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
+  replicas.push(r);
+  return r;
+}
+
+describe("a batch resent while the first is still being applied", () => {
+  it("is answered with the first one's answer, not applied again behind it", async () => {
+    const sender = replica("n1");
+    await sender.store.commitLocal([aliasDraft("a@x", "sip:t@x"), aliasDraft("b@x", "sip:t@x")], counterStamp());
+    const received = replica("n2");
+    const applies: string[] = [];
+    let requests = 0;
+    // The receiver's store takes 600 ms per batch: the sender's 100 ms timeout fires several times.
+    const slow: Replica = {
+      ...received,
+      apply: async (batch: RemoteBatch, from: string) => {
+        applies.push(`${batch.origin} ${batch.after} ${batch.upTo}`);
+        await new Promise((r) => setTimeout(r, 600));
+        return received.apply(batch, from);
+      },
+    };
+    let client: PeerSession | null = null;
+    let server: PeerSession | null = null;
+    const wire = (other: () => PeerSession | null, remote: string, count = false): Transport => ({
+      remote,
+      send: (frame) => {
+        if (count && frame.toString().includes('"method":"repl.batch"')) requests++;
+        setImmediate(() => other()?.receive(frame.toString()));
+      },
+      close: (code, reason) => setImmediate(() => other()?.closed(`${code} ${reason}`)),
+    });
+    const common = {
+      keys: createKeyRing({ own: KEY, accepted: [] }), metrics: createMetrics({ defaults: false }), log: silentLogger(), isAllowed: () => true,
+      options: { batchSize: 100, window: 1, requestTimeoutMs: 100, statusIntervalMs: 60_000, retry: { minMs: 10, maxMs: 20 }, authTimeoutMs: 2000 },
+      onPeerVector: () => undefined, onReady: () => undefined, onClosed: () => undefined,
+    };
+    client = createPeerSession({ ...common, replica: sender, role: "client", nodeId: "n1", expectedPeer: "n2", transport: wire(() => server, "n2", true) });
+    server = createPeerSession({ ...common, metrics: createMetrics({ defaults: false }), replica: slow, role: "server", nodeId: "n2", transport: wire(() => client, "n1") });
+    sessions.push(client, server);
+
+    const own = sender.replicaId;
+    await expect.poll(async () => (await received.versionVector())[own], { timeout: 5000 }).toBe(2);
+    await new Promise((r) => setTimeout(r, 300)); // any resend still on its way
+    expect(requests).toBeGreaterThan(1); // the sender did resend (its request timed out)
+    expect(applies).toEqual([`${own} 0 2`]); // and the receiver applied the range once
+    expect(client.peerVector()[own]).toBe(2);
+  });
+});
