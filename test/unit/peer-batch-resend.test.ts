@@ -5,7 +5,7 @@
  * (agent/mesh/peer-session.ts) over in-memory journals and a transport in memory.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import type { RemoteBatch } from "../../agent/contract/protocol.js";
+import type { RemoteBatch } from "../../agent/core/store.js";
 import { createHlc } from "../../agent/core/hlc.js";
 import { createReplica, type Replica } from "../../agent/core/replica.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
