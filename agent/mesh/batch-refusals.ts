@@ -1,9 +1,10 @@
 /**
  * Peers that refuse this node's batches for good. A peer takes a batch whole or not at all, and its
  * version vector cannot pass a change it did not take, so one change it refuses holds back every
- * later change of that origin: the session closes (4004), reconnects and is refused again, for as
- * long as the change is in the journal. Found by an operator's dry run, where the only signs were a
- * peer row's "disconnected: 4004 batch rejected" and an alias that "was set" and reached no node.
+ * later change of that origin: the push pump holds that origin back and tries it again every
+ * minute (push-pump.ts), for as long as the change is in the journal. Found by an operator's dry
+ * run, where the only signs were a peer row's "disconnected: 4004 batch rejected" (the session then
+ * closed at each refusal) and an alias that "was set" and reached no node.
  * So each refusal is kept, with what the peer said and the change it named, for `locmesh status`
  * (cluster.status `batchesRefused`), until the peer acknowledges a batch of that origin again; and
  * logged as an error when it is new or changed, then at most every REPEAT_LOG_MS while it lasts.
@@ -46,7 +47,7 @@ export function createBatchRefusals(deps: { log: Pick<Logger, "error" | "info">;
       deps.log.error(
         { peer, origin, reason, change: refusal.change },
         `${peer} refuses a batch of ${origin}'s changes: every later change of it waits behind the refused one and reaches no node, ` +
-          `retried at each reconnect (repeated here every ${REPEAT_LOG_MS / 60_000} minutes while it lasts). ` +
+          `tried again every minute (repeated here every ${REPEAT_LOG_MS / 60_000} minutes while it lasts). ` +
           (refusal.change === null ? "See that node's log for why" : `What to do: ${BATCH_REFUSED_REMEDY}`),
       );
     },

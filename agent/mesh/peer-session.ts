@@ -26,7 +26,7 @@ import { createBatchesNotStored } from "./batches-not-stored.js";
 import { closeReason } from "./close-reason.js";
 import { fastBatch } from "./fast-batch.js";
 import { createHandshake, type HandshakeDeps } from "./peer-handshake.js";
-import { createPushPump, type PushPump } from "./push-pump.js";
+import { REFUSED_RETRY_MS, createPushPump, type PushPump } from "./push-pump.js";
 import { requestFrame } from "./request-frame.js";
 import { z } from "zod";
 
@@ -70,7 +70,7 @@ export interface SessionDeps extends HandshakeDeps {
   onReady(session: PeerSession): void;
   onPeerVector(session: PeerSession): void;
   onClosed(session: PeerSession, reason: string): void;
-  /** The peer refused a batch of `origin`'s changes for good (batch-refusals.ts); the session then closes (4004). */
+  /** The peer refused a batch of `origin`'s changes for good (batch-refusals.ts); the pump holds that origin back, the session stays up. */
   onBatchRefused?(peer: string, origin: string, reason: string, changes: readonly Change[]): void;
   /** The peer acknowledged a batch of `origin`'s changes. */
   onBatchAcknowledged?(peer: string, origin: string): void;
@@ -264,8 +264,9 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       signal: abort.signal,
       onRejected: (reason, batch) => {
         deps.onBatchRefused?.(id, batch.origin, reason, batch.changes);
-        // The close reason is the link's last error in status (dialer.ts): what the peer said.
-        fail(4004, closeReason(`batch rejected: ${reason}`));
+        // The link's last error in status while the session stays up: what the peer said. The
+        // pump holds back that origin only; the link goes on carrying the rest, both ways.
+        deliveryError = `batch rejected: ${reason} (${batch.origin}'s later changes wait; tried again every ${REFUSED_RETRY_MS / 1000} s)`;
       },
       onAcknowledged: (origin) => deps.onBatchAcknowledged?.(id, origin),
       onDeliveryError: (error) => (deliveryError = error),

@@ -13,6 +13,12 @@
  * The pump then sends nothing more of that origin until its batches in flight are back, and starts
  * again from what the peer has; pipelining on would keep the peer's vector stuck for as long as the
  * origin stays busy.
+ *
+ * A batch the peer refuses for good (not a temporary failure) holds back that origin only: the
+ * pump sends nothing more of it for REFUSED_RETRY_MS, then tries again from what the peer has, and
+ * goes on with every other origin meanwhile. The session used to close (4004) instead, so one
+ * refused change stopped everything the link carried, both ways, at every reconnect: for a hub,
+ * every origin it relays to that agent (found by the replication-core audit).
  */
 import pRetry, { AbortError } from "p-retry";
 import type { BatchParams, BatchResult } from "../contract/protocol.js";
@@ -37,7 +43,7 @@ export interface PushPumpDeps {
   /** False once the session is closing: the pump stops. */
   isOpen(): boolean;
   signal: AbortSignal;
-  /** The peer refused a batch for good (not a transient failure): what it said, and the batch. */
+  /** The peer refused a batch for good (not a transient failure): what it said, and the batch. Its origin is held back (REFUSED_RETRY_MS). */
   onRejected(reason: string, batch: BatchParams): void;
   /** The peer acknowledged a batch of `origin`'s changes. */
   onAcknowledged?(origin: string): void;
@@ -52,6 +58,9 @@ export interface PushPumpDeps {
   nowMs: () => number;
 }
 
+/** How long the pump holds back an origin whose batch the peer refused, before it tries again. */
+export const REFUSED_RETRY_MS = 60_000;
+
 export interface PushPump {
   /** Send whatever the peer is missing; cheap to call on every commit. */
   wake(): void;
@@ -64,14 +73,18 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
   const { replica, peerVector, options, metrics, log } = deps;
   const self = replica.replicaId;
   const labels = { peer: deps.peerId };
-  /** Per origin: the last seq handed to the wire, batches not yet acknowledged, and whether an ack showed a gap. */
-  const progress = new Map<string, { sentUpTo: number; inflight: number; gap: boolean }>();
+  /**
+   * Per origin: the last seq handed to the wire, batches not yet acknowledged, whether an ack
+   * showed a gap, and until when (ms) nothing of it is sent because the peer refused a batch.
+   */
+  const progress = new Map<string, { sentUpTo: number; inflight: number; gap: boolean; refusedUntil: number }>();
   /** The origin that got the last batch; the next pass starts after it. */
   let lastSent = "";
   let inflight = 0;
   let pumping = false;
   let again = false;
   let retryTimer: NodeJS.Timeout | null = null;
+  let refusedRetry: NodeJS.Timeout | null = null;
 
   const origins = (vv: VersionVector) => (deps.relay ? Object.keys(vv).filter((o) => o !== deps.peerReplica).sort() : [self]);
   const inTurn = (list: string[]) => {
@@ -112,8 +125,9 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
       const vv = await replica.versionVector();
       for (const origin of inTurn(origins(vv))) {
         if (!deps.isOpen() || inflight >= options.window) return;
-        const p = progress.get(origin) ?? { sentUpTo: -1, inflight: 0, gap: false };
+        const p = progress.get(origin) ?? { sentUpTo: -1, inflight: 0, gap: false, refusedUntil: 0 };
         progress.set(origin, p);
+        if (p.refusedUntil > deps.nowMs()) continue;
         if (p.gap) {
           if (p.inflight > 0) continue;
           p.gap = false;
@@ -169,9 +183,26 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
       if (!deps.isOpen() || err instanceof AbortError || deps.signal.aborted) return;
       const e = toRpcError(err);
       // Logged with what to do where the refusal is kept (batch-refusals.ts).
-      log.debug({ err: e.message, code: e.code }, "peer rejected a batch; reconnecting");
+      log.debug({ err: e.message, code: e.code }, "peer rejected a batch; holding back its origin");
+      const p = progress.get(batch.origin);
+      if (p) p.refusedUntil = deps.nowMs() + REFUSED_RETRY_MS;
+      armRefusedRetry();
       deps.onRejected(e.message, batch);
     }
+  }
+
+  /** Wakes the pump when the first origin held back after a refusal may be tried again. */
+  function armRefusedRetry(): void {
+    if (refusedRetry !== null) return;
+    const now = deps.nowMs();
+    const next = Math.min(...[...progress.values()].map((p) => p.refusedUntil).filter((t) => t > now));
+    if (!Number.isFinite(next)) return;
+    refusedRetry = setTimeout(() => {
+      refusedRetry = null;
+      wake();
+      armRefusedRetry();
+    }, next - now);
+    refusedRetry.unref?.();
   }
 
   // A relay gathers what arrives within `relayLingerMs` into one batch (as Kafka's linger.ms does):
@@ -206,6 +237,7 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
       unsubscribe();
       if (lingering) clearTimeout(lingering);
       if (retryTimer) clearTimeout(retryTimer);
+      if (refusedRetry) clearTimeout(refusedRetry);
     },
   };
 }

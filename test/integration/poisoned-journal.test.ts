@@ -3,7 +3,8 @@
  * could write one: the operator's dry run journaled AoRs without @domain from a Kamailio with usrloc
  * use_domain 0, and both peers refused every later batch of that node with nothing but
  * "disconnected: 4004 batch rejected" to show for it. Now the refusal names the field and value,
- * and the refused node's status says which change, what it holds back and what to do.
+ * and the refused node's status says which change, what it holds back and what to do; the link
+ * stays up and carries everything else.
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -58,13 +59,21 @@ describe("a journal holding a change its peers refuse", () => {
     expect(text.split("\n")[0]).toMatch(/^PEERS REFUSE THIS NODE'S CHANGES: n2 refuses n1~\w+'s changes since .*: invalid params: changes\.0\.key: AoR "alice" must look like user@domain/);
     expect(text).toContain(`(the change: ${status.replicaId} #1, loc "alice" sip:alice@192.0.2.1:5060)`);
     expect(text).toContain("move dataDir/journal.sqlite* aside");
-    // The link's last error says it too, once n1's own dialer has seen the session closed.
-    await waitFor("n1's link to n2 showing the refusal", async () => {
-      const s = await n1.call<ClusterStatus>("cluster.status");
-      return s.peers[0]?.lastError?.includes('batch rejected: invalid params: changes.0.key: AoR "alice"') ?? false;
+    // The link's last error says it too, and the link stays up: it closed at each refusal before,
+    // so what n2 sends n1 stopped as well.
+    const link = await waitFor("n1's link to n2 showing the refusal", async () => {
+      const p = (await n1.call<ClusterStatus>("cluster.status")).peers[0];
+      return p?.lastError?.includes('batch rejected: invalid params: changes.0.key: AoR "alice"') ? p : null;
     }, 15_000, 100);
-    // n1's alias set after it never reached n2.
+    expect(link.connected).toBe(true);
+    expect(link.lastError).toContain("'s later changes wait; tried again every 60 s)");
+    await n2.call("alias.set", { alias: "from-n2@example.com", target: "sip:carol@example.com" });
+    await waitFor("n2's alias on n1", async () => (await n1.call<{ items: { alias: string }[] }>("alias.list", {})).items.some((i) => i.alias === "from-n2@example.com"), 10_000, 100);
+    const since = link.connectedSince;
+    // n1's alias set after it never reached n2, and the session was never closed meanwhile.
     await sleep(1000);
-    expect((await n2.call<{ items: unknown[] }>("alias.list", {})).items).toEqual([]);
+    expect((await n2.call<{ items: { alias: string }[] }>("alias.list", {})).items.map((i) => i.alias)).toEqual(["from-n2@example.com"]);
+    const after = (await n1.call<ClusterStatus>("cluster.status")).peers[0]!;
+    expect([after.connected, after.connectedSince]).toEqual([true, since]);
   }, 60_000);
 });

@@ -4,7 +4,8 @@ import { createHlc } from "../../agent/core/hlc.js";
 import { TransientError } from "../../agent/core/transient.js";
 import { createReplica, type Replica } from "../../agent/core/replica.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
-import { createPushPump, type PushPump } from "../../agent/mesh/push-pump.js";
+import { ErrorCode, RpcError } from "../../agent/contract/errors.js";
+import { REFUSED_RETRY_MS, createPushPump, type PushPump } from "../../agent/mesh/push-pump.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { REPLICA_A, REPLICA_B, REPLICA_C, aliasDraft, batchOf, remoteChange } from "../support/fixtures.js";
@@ -257,5 +258,47 @@ describe("push pump after a failed read", () => {
     pump.wake();
     await settle();
     expect(sent.map((b) => [b.origin, b.after, b.upTo])).toEqual([[REPLICA_A, 0, 2]]);
+  });
+});
+
+describe("push pump when the peer refuses a batch for good", () => {
+  beforeEach(() => void vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] }));
+  afterEach(() => void vi.useRealTimers());
+
+  it("holds back that origin only, goes on with the others, and tries it again a minute later", async () => {
+    const replica = await relayHolding({ [REPLICA_A]: 2, [REPLICA_B]: 2 });
+    const peerVector: Record<string, number> = {};
+    const sent: string[] = [];
+    const refused: string[] = [];
+    let refuseA = true;
+    const pump = createPushPump({
+      replica, peerId: "agent3", relay: true, peerReplica: REPLICA_C, peerVector,
+      send: async (b) => {
+        sent.push(`${b.origin} (${b.after},${b.upTo}]`);
+        if (b.origin === REPLICA_A && refuseA) throw new RpcError(ErrorCode.InvalidParams, "invalid params: changes.0.key: a value this agent's version refuses");
+        return { have: b.upTo };
+      },
+      isOpen: () => true, signal: new AbortController().signal,
+      onRejected: (reason, b) => void refused.push(`${b.origin}: ${reason}`),
+      options: { batchSize: 2, window: 4, retry: { minMs: 1, maxMs: 2 } },
+      log: silentLogger(), metrics: createMetrics({ defaults: false }), nowMs: Date.now,
+    });
+    open.push({ replica, pump });
+    pump.wake();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(refused).toEqual([`${REPLICA_A}: invalid params: changes.0.key: a value this agent's version refuses`]);
+    expect(peerVector).toEqual({ [REPLICA_B]: 2 }); // B went on
+
+    // More of B keeps flowing; A is not sent again meanwhile, however often the pump wakes.
+    await replica.apply(batchOf(REPLICA_B, 2, 3, [remoteChange(REPLICA_B, 3, 300, aliasDraft("b3@x", "sip:t@x"))]), "agent");
+    await vi.advanceTimersByTimeAsync(REFUSED_RETRY_MS - 1000);
+    expect(peerVector[REPLICA_B]).toBe(3);
+    expect(sent.filter((s) => s.startsWith(REPLICA_A))).toHaveLength(1);
+
+    // A minute on, A is tried again from what the peer has, and taken this time.
+    refuseA = false;
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(sent.filter((s) => s.startsWith(REPLICA_A))).toEqual([`${REPLICA_A} (0,2]`, `${REPLICA_A} (0,2]`]);
+    expect(peerVector).toEqual({ [REPLICA_A]: 2, [REPLICA_B]: 3 });
   });
 });
