@@ -55,6 +55,8 @@ const WS_BUFFER_LIMIT_SIGNED_OUT = 1 << 20;
 const WS_BUFFER_LIMIT = 64 << 20;
 /** A WebSocket that has not signed in by then is closed. */
 const WS_SIGN_IN_MS = 30_000;
+/** What a binary frame is answered with. */
+const BINARY_FRAME = "a binary WebSocket frame; send each JSON-RPC request or batch as a text frame (UTF-8)";
 /** The largest frame read before sign-in: auth.login's token is at most 4,096 characters. */
 const WS_FRAME_LIMIT_SIGNED_OUT = 64 << 10;
 
@@ -121,10 +123,10 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     if (body === null) {
       return refuse(req, res, 413, createJSONRPCErrorResponse(null, ErrorCode.TooLarge, `request larger than ${deps.maxMessageBytes} bytes; split it`));
     }
-    const payload = parseFrame(body);
-    if (payload === null) return json(res, 200, deps.rpc.parseError());
+    const frame = parseFrame(body);
+    if (frame === null) return json(res, 200, deps.rpc.parseError());
     const ctx: ApiContext = { authenticated: true, signIn: (t) => auth.verify(t, remote, "login") };
-    const answer = await deps.rpc.receive(payload, ctx);
+    const answer = await deps.rpc.receive(frame.json, ctx);
     if (answer === null) return void res.writeHead(204).end();
     json(res, 200, answer);
   }
@@ -222,9 +224,13 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       // Anyone can connect: a large frame is not parsed (it would hold the event loop) before sign-in.
       const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
       if (!ctx.authenticated && size > WS_FRAME_LIMIT_SIGNED_OUT) return ws.close(1009, "frame too large before sign-in");
-      const payload = isBinary ? null : parseFrame(data.toString());
-      if (payload === null) return send(JSON.stringify(deps.rpc.parseError()));
-      void deps.rpc.receive(payload, ctx).then((answer) => {
+      // Text frames only, as on the peer port: a binary frame is answered (the socket stays open)
+      // rather than decoded, since a text frame's UTF-8 is checked by the WebSocket layer and a
+      // binary frame's is not.
+      if (isBinary) return send(JSON.stringify(deps.rpc.invalidRequest(BINARY_FRAME)));
+      const frame = parseFrame(data.toString());
+      if (frame === null) return send(JSON.stringify(deps.rpc.parseError()));
+      void deps.rpc.receive(frame.json, ctx).then((answer) => {
         if (answer !== null) send(JSON.stringify(answer));
       }).catch((err: unknown) => log.error({ err }, "could not answer a WebSocket request"));
     });

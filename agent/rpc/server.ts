@@ -57,6 +57,8 @@ export interface RpcServer<Ctx> {
   receive(payload: unknown, ctx: Ctx): Promise<RpcAnswer>;
   /** The answer to a frame that is not JSON, counted with the other errors (onError). */
   parseError(): JSONRPCErrorResponse;
+  /** An Invalid Request answer saying `message` (a frame the transport cannot serve), counted too. */
+  invalidRequest(message: string): JSONRPCErrorResponse;
 }
 
 const isId = (v: unknown): v is JSONRPCID => v === null || typeof v === "string" || typeof v === "number";
@@ -133,6 +135,7 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
     server,
     receive,
     parseError: () => counted(parseErrorResponse()),
+    invalidRequest: (message) => counted(invalidRequest(null, message)),
     method(name, schema, handler) {
       methods.add(name);
       server.addMethod(name, async (params, ctx) => {
@@ -143,10 +146,14 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
   };
 }
 
-/** Parses one incoming text frame; null means it was not JSON (answer with a parse error). */
-export function parseFrame(text: string): unknown | null {
+/**
+ * Parses one incoming text frame: `{ json }`, or null when it was not JSON (answer with a parse
+ * error). A frame that is JSON but no request (`null`, `5`) is JSON all the same: receive() answers
+ * it with Invalid Request.
+ */
+export function parseFrame(text: string): { json: unknown } | null {
   try {
-    return JSON.parse(text) as unknown;
+    return { json: JSON.parse(text) as unknown };
   } catch {
     return null;
   }

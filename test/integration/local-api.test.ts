@@ -301,6 +301,35 @@ describe("frames that are not requests", () => {
     expect(agent.child?.exitCode).toBeNull();
     expect(agent.child?.pid).toBe(pid);
   });
+
+  it("answers JSON that is no request (null, a number) with Invalid Request, not a parse error, over HTTP and WebSocket", async () => {
+    for (const body of ["null", " null ", "5", '"x"']) {
+      const res = await post(body);
+      expect(res.status, body).toBe(200);
+      expect(res.body.error, body).toEqual({ code: ErrorCode.InvalidRequest, message: "invalid request: a request is a JSON object" });
+    }
+    const ws = await RpcWire.open(wsUrl());
+    try {
+      ws.sendText("null");
+      await waitForAnswers(ws, 1);
+      expect(ws.messages[0]?.error?.code).toBe(ErrorCode.InvalidRequest);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  it("answers a binary WebSocket frame, even one holding a valid request, by saying to send text frames, and keeps the socket", async () => {
+    const ws = await RpcWire.open(wsUrl(), { headers: { authorization: `Bearer ${TOKEN}` } });
+    try {
+      ws.ws.send(Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "cluster.status", params: {} })), { binary: true });
+      await waitForAnswers(ws, 1);
+      expect(ws.messages[0]).toMatchObject({ id: null, error: { code: ErrorCode.InvalidRequest } });
+      expect(ws.messages[0]?.error?.message).toMatch(/binary WebSocket frame; send each JSON-RPC request or batch as a text frame/);
+      expect((await ws.request("cluster.status", {})).error).toBeUndefined();
+    } finally {
+      await ws.close();
+    }
+  });
 });
 
 async function waitForAnswers(wire: RpcWire, n: number): Promise<void> {

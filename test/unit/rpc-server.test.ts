@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ErrorCode } from "../../agent/contract/errors.js";
 import { silentLogger } from "../../agent/ops/logger.js";
-import { MAX_BATCH, createRpcServer, type RpcAnswer } from "../../agent/rpc/server.js";
+import { MAX_BATCH, createRpcServer, parseFrame, type RpcAnswer } from "../../agent/rpc/server.js";
 
 function server() {
   const calls: string[] = [];
@@ -98,6 +98,17 @@ describe("createRpcServer().receive", () => {
     const answer = (await rpc.receive(req("stauts", {}), {})) as { error: { message: string } };
     expect(answer.error.message).toBe('no method "stauts"; the methods are echo, status');
     expect(await rpc.receive({ jsonrpc: "2.0", method: "stauts" }, {})).toBeNull();
+  });
+});
+
+describe("parseFrame", () => {
+  it("tells JSON that is no request (null, a number) from text that is not JSON at all", async () => {
+    expect(parseFrame("null")).toEqual({ json: null });
+    expect(parseFrame(" 5 ")).toEqual({ json: 5 });
+    expect(parseFrame("{ nope")).toBeNull();
+    expect(parseFrame("")).toBeNull();
+    const { rpc } = server();
+    expect(errorOf(await rpc.receive(parseFrame("null")!.json, {}))).toEqual({ id: null, code: ErrorCode.InvalidRequest });
   });
 });
 
