@@ -140,6 +140,12 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     }
     const path = url.pathname;
     if (path === "/rpc" && req.method === "POST") return handleRpc(req, res);
+    if (path === "/rpc") {
+      // A WebSocket upgrade never gets here (onSocket): a browser opening the URL, or a script with the wrong method, does.
+      const how = req.method === "GET" ? "GET /rpc without a WebSocket upgrade" : `${req.method} /rpc`;
+      res.setHeader("allow", "POST");
+      return json(res, 405, { error: `${how}: the API is JSON-RPC 2.0 by POST /rpc (Authorization: Bearer <api.token>), or over a WebSocket at /rpc (a GET with Upgrade: websocket)` });
+    }
     if (path === "/metrics" && req.method === "GET") {
       const text = await scrape([...url.searchParams.getAll("name"), ...url.searchParams.getAll("name[]")]);
       res.writeHead(200, { "content-type": deps.metrics.registry.contentType });

@@ -246,6 +246,23 @@ describe("validation and limits", () => {
   });
 });
 
+describe("other methods on /rpc", () => {
+  it("answers GET without a WebSocket upgrade, and PUT, with 405, Allow: POST and what to send instead", async () => {
+    for (const method of ["GET", "PUT", "DELETE"]) {
+      const res = await fetch(`${agent.apiUrl}/rpc`, { method, headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(res.status, method).toBe(405);
+      expect(res.headers.get("allow")).toBe("POST");
+      const { error } = (await res.json()) as { error: string };
+      expect(error).toMatch(/the API is JSON-RPC 2\.0 by POST \/rpc .*, or over a WebSocket at \/rpc/);
+      if (method === "GET") expect(error).toMatch(/^GET \/rpc without a WebSocket upgrade: /);
+    }
+    // Other paths are still not found, and the WebSocket at /rpc still opens.
+    expect((await fetch(`${agent.apiUrl}/nope`, { method: "PUT" })).status).toBe(404);
+    const ws = await RpcWire.open(wsUrl());
+    await ws.close();
+  });
+});
+
 describe("notifications and batches", () => {
   it("carries out a notification (no id) and answers 204 with no body, its error included; answers a batch with an array", async () => {
     const notify = (method: string, params: unknown) =>
