@@ -450,6 +450,19 @@ describe("locations and aliases", () => {
     expect((await callError("alias.remove", { alias, expectTarget: "not a uri" })).code).toBe(ErrorCode.InvalidParams);
   });
 
+  it("expectTarget compares hosts and schemes without regard to case and users exactly (RFC 3261 §19.1.4)", async () => {
+    const alias = "carolfwd@example.com";
+    await agent.call("alias.set", { alias, target: "sip:Carol@Example.COM" });
+    // The user part differs in case: another target, refused.
+    expect((await callError("alias.remove", { alias, expectTarget: "sip:carol@example.com" })).code).toBe(ErrorCode.Conflict);
+    expect((await callError("alias.set", { alias, target: "sip:dave@example.com", expectTarget: "sip:carol@Example.COM" })).code).toBe(ErrorCode.Conflict);
+    // Only the host (and scheme) differ in case: the same target.
+    expect(await agent.call("alias.set", { alias, target: "sip:Carol@example.com;transport=tcp", expectTarget: "SIP:Carol@example.com" })).toMatchObject({ target: "sip:Carol@example.com;transport=tcp" });
+    // A parameter that differs, in case too, is a difference.
+    expect((await callError("alias.remove", { alias, expectTarget: "sip:Carol@example.com;transport=TCP" })).code).toBe(ErrorCode.Conflict);
+    expect(await agent.call("alias.remove", { alias, expectTarget: "sip:Carol@EXAMPLE.com;transport=tcp" })).toEqual({ removed: alias });
+  });
+
   it("of adds of one alias arriving together, one wins and the others are told what it forwards to", async () => {
     // Pipelined on one WebSocket, the requests are served concurrently: each checks and commits in
     // the journal's write turn, so none can pass its check before another's commit.
