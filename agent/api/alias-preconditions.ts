@@ -1,12 +1,14 @@
 /**
  * The optional preconditions of alias.set and alias.remove (contract/api-protocol.ts aliasSetParams,
  * aliasRemoveParams): `ifAbsent` for an add that must not overwrite, `expectTarget` for an edit or a
- * removal that must not undo a change it never saw.
+ * removal that must not undo a change it never saw. A target is compared with `expectTarget` as
+ * RFC 3261 compares URIs, simplified (sip-uri.ts sameSipUri): a host in another case is the same.
  */
 import type { z } from "zod";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import type { aliasRemoveParams, aliasSetParams } from "../contract/api-protocol.js";
 import type { AliasValue } from "../contract/records.js";
+import { sameSipUri } from "../contract/sip-uri.js";
 import type { Replica } from "../core/replica.js";
 import type { ReplicaStore } from "../core/store.js";
 
@@ -22,7 +24,7 @@ function aliasPreconditionError(p: AliasSetRequest, current: string | null): Rpc
   if (p.expectTarget !== undefined && current === null) {
     return new RpcError(ErrorCode.Conflict, `alias ${p.alias} was removed meanwhile; add it again if it is still wanted`, data);
   }
-  if (p.expectTarget !== undefined && current !== p.expectTarget) {
+  if (p.expectTarget !== undefined && current !== null && !sameSipUri(current, p.expectTarget)) {
     return new RpcError(
       ErrorCode.Conflict,
       `alias ${p.alias} was changed meanwhile: it now forwards to ${current}, not ${p.expectTarget}; edit it again if yours should still win`,
@@ -57,7 +59,7 @@ export function removeAlias(replica: Replica, p: AliasRemoveRequest): Promise<bo
   const { expectTarget } = p;
   return commitAlias(replica, p.alias, null, expectTarget === undefined ? null : (current) => {
     if (current === null) return false;
-    if (current !== expectTarget) {
+    if (!sameSipUri(current, expectTarget)) {
       throw new RpcError(
         ErrorCode.Conflict,
         // The expected target may be the caller's typo (`alias rm --expect-target`), not an older read.

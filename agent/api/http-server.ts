@@ -13,7 +13,8 @@ import type { Metrics } from "../ops/metrics.js";
 import { webDistDir } from "../ops/paths.js";
 import { parseFrame, type RpcServer } from "../rpc/server.js";
 import type { ApiContext } from "./local-api.js";
-import { createSignedOutSockets, type SignedOutSockets } from "./signed-out-sockets.js";
+import { SIGNED_OUT_LIMITS, createClientSlots, type ClientSlots } from "./client-slots.js";
+import { HTTP_LIMITS, answerAndClose, capConnections, httpServerOptions, type HttpLimits } from "./http-limits.js";
 import { createStaticFiles } from "./static-files.js";
 import { listenOn } from "../ops/listen.js";
 import type { AuthThrottle } from "../ops/auth-throttle.js";
@@ -34,7 +35,9 @@ export interface HttpServerDeps {
   /** Limits token guessing per address; defaults to 10 wrong tokens a minute, then 60 s refused. */
   throttle?: AuthThrottle;
   /** Caps WebSockets waiting for sign-in; defaults to 16 per client and 512 in all. */
-  signedOut?: SignedOutSockets;
+  signedOut?: ClientSlots;
+  /** How long a request may take to arrive, and how many HTTP connections a client may hold (http-limits.ts). */
+  limits?: HttpLimits;
 }
 
 export interface HttpApi {
@@ -52,14 +55,18 @@ const WS_BUFFER_LIMIT_SIGNED_OUT = 1 << 20;
 const WS_BUFFER_LIMIT = 64 << 20;
 /** A WebSocket that has not signed in by then is closed. */
 const WS_SIGN_IN_MS = 30_000;
+/** What a binary frame is answered with. */
+const BINARY_FRAME = "a binary WebSocket frame; send each JSON-RPC request or batch as a text frame (UTF-8)";
 /** The largest frame read before sign-in: auth.login's token is at most 4,096 characters. */
 const WS_FRAME_LIMIT_SIGNED_OUT = 64 << 10;
 
 export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const log = deps.log.child({ component: "http" });
   const auth = createApiAuth({ tokens: deps.tokens, throttle: deps.throttle, metrics: deps.metrics, log });
-  const signedOut = deps.signedOut ?? createSignedOutSockets();
+  const signedOut = deps.signedOut ?? createClientSlots(SIGNED_OUT_LIMITS);
+  const limits = deps.limits ?? HTTP_LIMITS;
   let lastRefusalLogged = 0;
+  let lastConnectionRefusalLogged = 0;
   const bearer = (req: IncomingMessage) => /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim() ?? null;
   const wsClients = new Set<WebSocket>();
   const subscribers = new Map<WebSocket, "changes" | "summary">();
@@ -67,34 +74,36 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const webRoot = deps.webRoot === undefined ? webDistDir() : deps.webRoot;
   const web = webRoot === null ? null : createStaticFiles({ root: webRoot });
 
+  const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };
   const json = (res: ServerResponse, status: number, body: unknown) => {
-    res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" }).end(JSON.stringify(body));
+    res.writeHead(status, JSON_HEADERS).end(JSON.stringify(body));
   };
+  /**
+   * A refusal (401, 413, 429) closes the connection once it is sent instead of reading the rest of
+   * the body: a client refused at its headers could otherwise hold the connection for as long as
+   * it trickles one (http-limits.ts, answerAndClose).
+   */
+  const refuse = (req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
+    answerAndClose(req, res, status, { ...JSON_HEADERS, ...headers }, JSON.stringify(body), limits.lingerMs);
 
   /**
-   * The body as text, or null once it passes the limit. The rest of an oversize body is read and
-   * dropped for a moment rather than left unread: closing a socket with unread data makes the
-   * kernel reset the connection, and the client would see ECONNRESET instead of our 413. A client
-   * still sending after that gets cut off.
+   * The body as text; null once it passes the limit (the caller refuses it, which closes the
+   * connection; the rest is dropped meanwhile); "gone" when the connection closed first: the
+   * client went away, or sent too slowly and Node answered 408 (limits.requestTimeoutMs).
    */
-  function readBody(req: IncomingMessage): Promise<string | null> {
-    return new Promise((resolve, reject) => {
+  function readBody(req: IncomingMessage): Promise<string | null | "gone"> {
+    return new Promise((resolve) => {
       const chunks: Buffer[] = [];
       let size = 0;
-      let cutOff: NodeJS.Timeout | undefined;
       req.on("data", (chunk: Buffer) => {
         size += chunk.length;
         if (size <= deps.maxMessageBytes) return void chunks.push(chunk);
-        if (cutOff) return;
         chunks.length = 0;
-        cutOff = setTimeout(() => req.socket.destroy(), 2000).unref();
         resolve(null);
       });
-      req.once("end", () => {
-        clearTimeout(cutOff);
-        resolve(size > deps.maxMessageBytes ? null : Buffer.concat(chunks).toString("utf8"));
-      });
-      req.once("error", reject);
+      req.once("end", () => resolve(size > deps.maxMessageBytes ? null : Buffer.concat(chunks).toString("utf8")));
+      req.once("error", () => resolve("gone"));
+      req.once("close", () => resolve("gone")); // after "end" this changes nothing: a promise settles once
     });
   }
 
@@ -103,21 +112,21 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     const refused = auth.verify(bearer(req), remote, "bearer");
     if (refused?.code === ErrorCode.TooManyAttempts) {
       const data = refused.data as { retryAfterSeconds: number };
-      res.writeHead(429, { "content-type": "application/json", "cache-control": "no-store", "retry-after": String(data.retryAfterSeconds) });
-      return void res.end(JSON.stringify(createJSONRPCErrorResponse(null, refused.code, refused.message, refused.data)));
+      return refuse(req, res, 429, createJSONRPCErrorResponse(null, refused.code, refused.message, refused.data), { "retry-after": String(data.retryAfterSeconds) });
     }
     if (refused) {
       log.warn({ remote: req.socket.remoteAddress }, "API request with a missing or wrong token");
-      return json(res, 401, createJSONRPCErrorResponse(null, refused.code, refused.message));
+      return refuse(req, res, 401, createJSONRPCErrorResponse(null, refused.code, refused.message));
     }
     const body = await readBody(req);
+    if (body === "gone") return;
     if (body === null) {
-      return json(res, 413, createJSONRPCErrorResponse(null, ErrorCode.TooLarge, `request larger than ${deps.maxMessageBytes} bytes; split it`));
+      return refuse(req, res, 413, createJSONRPCErrorResponse(null, ErrorCode.TooLarge, `request larger than ${deps.maxMessageBytes} bytes; split it`));
     }
-    const payload = parseFrame(body);
-    if (payload === null) return json(res, 200, deps.rpc.parseError());
+    const frame = parseFrame(body);
+    if (frame === null) return json(res, 200, deps.rpc.parseError());
     const ctx: ApiContext = { authenticated: true, signIn: (t) => auth.verify(t, remote, "login") };
-    const answer = await deps.rpc.receive(payload, ctx);
+    const answer = await deps.rpc.receive(frame.json, ctx);
     if (answer === null) return void res.writeHead(204).end();
     json(res, 200, answer);
   }
@@ -131,6 +140,12 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     }
     const path = url.pathname;
     if (path === "/rpc" && req.method === "POST") return handleRpc(req, res);
+    if (path === "/rpc") {
+      // A WebSocket upgrade never gets here (onSocket): a browser opening the URL, or a script with the wrong method, does.
+      const how = req.method === "GET" ? "GET /rpc without a WebSocket upgrade" : `${req.method} /rpc`;
+      res.setHeader("allow", "POST");
+      return json(res, 405, { error: `${how}: the API is JSON-RPC 2.0 by POST /rpc (Authorization: Bearer <api.token>), or over a WebSocket at /rpc (a GET with Upgrade: websocket)` });
+    }
     if (path === "/metrics" && req.method === "GET") {
       const text = await scrape([...url.searchParams.getAll("name"), ...url.searchParams.getAll("name[]")]);
       res.writeHead(200, { "content-type": deps.metrics.registry.contentType });
@@ -215,9 +230,13 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       // Anyone can connect: a large frame is not parsed (it would hold the event loop) before sign-in.
       const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
       if (!ctx.authenticated && size > WS_FRAME_LIMIT_SIGNED_OUT) return ws.close(1009, "frame too large before sign-in");
-      const payload = isBinary ? null : parseFrame(data.toString());
-      if (payload === null) return send(JSON.stringify(deps.rpc.parseError()));
-      void deps.rpc.receive(payload, ctx).then((answer) => {
+      // Text frames only, as on the peer port: a binary frame is answered (the socket stays open)
+      // rather than decoded, since a text frame's UTF-8 is checked by the WebSocket layer and a
+      // binary frame's is not.
+      if (isBinary) return send(JSON.stringify(deps.rpc.invalidRequest(BINARY_FRAME)));
+      const frame = parseFrame(data.toString());
+      if (frame === null) return send(JSON.stringify(deps.rpc.parseError()));
+      void deps.rpc.receive(frame.json, ctx).then((answer) => {
         if (answer !== null) send(JSON.stringify(answer));
       }).catch((err: unknown) => log.error({ err }, "could not answer a WebSocket request"));
     });
@@ -225,12 +244,21 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
 
   return {
     async start() {
-      server = createServer((req, res) => {
+      server = createServer(httpServerOptions(limits), (req, res) => {
         route(req, res).catch((err: unknown) => {
           log.error({ err }, "HTTP handler failed");
           if (!res.headersSent) json(res, 500, { error: "internal error; see the agent's log" });
           else res.destroy(); // never leave a half-sent answer hanging
         });
+      });
+      capConnections(server, limits, (remote) => {
+        // Logged at most every 10 s, as the WebSockets refused below.
+        if (Date.now() - lastConnectionRefusalLogged <= 10_000) return;
+        lastConnectionRefusalLogged = Date.now();
+        log.warn(
+          { remote, perClient: limits.connections.perClient, total: limits.connections.total },
+          "refused an HTTP connection: this client holds as many as it may, or the API as many as it takes in all; closed it at once (logged at most every 10 s)",
+        );
       });
       const wss = new WebSocketServer({ server, path: "/rpc", maxPayload: deps.maxMessageBytes });
       wss.on("connection", onSocket);

@@ -9,7 +9,7 @@ import type { ClusterStatus } from "../contract/cluster-status.js";
 import type { KamailioAliasResult, KamailioBinding, KamailioContact, KamailioListResult } from "../contract/kamailio-status.js";
 import type { Alias, Location } from "../contract/records.js";
 import { ConfigError, listenToUrl, loadApiSettings } from "../config/agent-config.js";
-import { FETCH_BAD_PORTS } from "../config/config-schema.js";
+import { DEFAULT_API_URL, apiUrlFault } from "./api-url.js";
 import { AgentUnreachableError, createApiClient, type ApiClient } from "./api-client.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import { formatStatus } from "./client-output.js";
@@ -43,7 +43,6 @@ interface ListOpts extends ClientOpts {
   all?: boolean;
 }
 
-const DEFAULT_URL = "http://127.0.0.1:7180";
 /** The API's largest page (listParams in the contract); --all pages with it to save round trips. */
 const MAX_PAGE = 1000;
 /** kamailio.list may wait for a ul.dump (the agent allows it 30 s, usrloc-rpc.ts) and its comparison. */
@@ -245,7 +244,7 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
 
 function withClientOptions(cmd: Command): Command {
   return cmd
-    .option("--url <url>", `agent API URL (default: --config's api.listen, else LOCMESH_API_URL, else ${DEFAULT_URL})`)
+    .option("--url <url>", `agent API URL (default: --config's api.listen, else LOCMESH_API_URL, else ${DEFAULT_API_URL})`)
     .option("--token <token>", "API token (default: LOCMESH_API_TOKEN, else --config's api.token or api.tokenFile)")
     .option("-c, --config <file>", "agent config file to take the API address and token from (default: LOCMESH_CONFIG)")
     .option("--json", "print raw JSON instead of tables");
@@ -282,28 +281,17 @@ export function resolveTarget(opts: ClientOpts, env: Record<string, string | und
   const given = opts.token ?? (env["LOCMESH_API_TOKEN"] || undefined);
   // With a token given, the config's token file is not read: it may be readable by the agent only.
   const fromConfig = file === undefined ? { listen: null, token: null } : loadApiSettings({ file, env, readToken: given === undefined });
-  const url = opts.url ?? (fromConfig.listen ? listenToUrl(fromConfig.listen) : undefined) ?? (env["LOCMESH_API_URL"] || DEFAULT_URL);
+  const url = opts.url ?? (fromConfig.listen ? listenToUrl(fromConfig.listen) : undefined) ?? (env["LOCMESH_API_URL"] || DEFAULT_API_URL);
   checkApiUrl(url, opts.url !== undefined ? "--url" : fromConfig.listen ? `${file}'s api.listen` : env["LOCMESH_API_URL"] ? "LOCMESH_API_URL" : "the default");
   const token = given ?? fromConfig.token;
   if (!token) throw new UsageError("no API token: pass --token, set LOCMESH_API_TOKEN, or point --config at the agent's config");
   return { url, token };
 }
 
-/** An API URL the client can dial, or an error naming where it came from. */
+/** An API URL the client can dial, or an error naming what is wrong and where it came from (api-url.ts). */
 function checkApiUrl(url: string, from: string): void {
-  let parsed: URL | null = null;
-  try {
-    parsed = new URL(url);
-  } catch {
-    parsed = null;
-  }
-  if (parsed === null || (parsed.protocol !== "http:" && parsed.protocol !== "https:") || parsed.hostname === "") {
-    throw new UsageError(`the API URL ${JSON.stringify(url)} (from ${from}) is not an http:// or https:// URL; give the agent's API address, e.g. ${DEFAULT_URL}`);
-  }
-  const port = Number(parsed.port || (parsed.protocol === "https:" ? 443 : 80));
-  if (FETCH_BAD_PORTS.has(port)) {
-    throw new UsageError(`the API URL ${url} (from ${from}) uses port ${port}, which fetch and browsers refuse to dial; move api.listen to another port (the default is 7180)`);
-  }
+  const fault = apiUrlFault(url);
+  if (fault !== null) throw new UsageError(`the API URL ${JSON.stringify(url)} (from ${from}) ${fault}`);
 }
 
 /** One page, or with --all every page followed through `next` and returned as one list. */

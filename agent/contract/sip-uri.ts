@@ -88,6 +88,37 @@ export function uriAor(uri: string): string | null {
   return at <= 0 || at === m[1]!.length - 1 ? null : foldAscii(m[1]!);
 }
 
+/**
+ * Whether `a` and `b` name the same target, compared as RFC 3261 §19.1.4 compares SIP URIs, kept
+ * simple: the scheme and the host without regard to ASCII case (`sip:Carol@Example.COM` is
+ * `sip:Carol@example.com`), the user and password exactly (`sip:carol@…` is another user), and
+ * everything after the host (port, parameters, headers) exactly as written: a parameter missing,
+ * added, reordered or in another case is a difference here, where RFC 3261 would look closer. A
+ * tel: URI folds its scheme only. What alias.set's and alias.remove's `expectTarget` are checked with.
+ */
+export function sameSipUri(a: string, b: string): boolean {
+  if (a === b) return true;
+  const x = uriParts(a);
+  const y = uriParts(b);
+  return x !== null && y !== null && x.scheme === y.scheme && x.user === y.user && foldAscii(x.host) === foldAscii(y.host) && x.rest === y.rest;
+}
+
+/** A URI's scheme (lower case), user part with its `@` ("" for none), host and the rest after it; null when it has no scheme. */
+function uriParts(uri: string): { scheme: string; user: string; host: string; rest: string } | null {
+  const colon = uri.indexOf(":");
+  if (colon <= 0) return null;
+  const scheme = foldAscii(uri.slice(0, colon));
+  const after = uri.slice(colon + 1);
+  if (scheme === "tel") return { scheme, user: "", host: "", rest: after };
+  // The user part ends at the first @ (one in a user or password is escaped, %40); the host at
+  // its port, parameters or headers, or after the ] of an IPv6 reference.
+  const at = after.indexOf("@");
+  const user = after.slice(0, at + 1);
+  const hostAndRest = after.slice(at + 1);
+  const end = hostAndRest.startsWith("[") ? hostAndRest.indexOf("]") + 1 || hostAndRest.length : hostAndRest.search(/[:;?]|$/);
+  return { scheme, user, host: hostAndRest.slice(0, end), rest: hostAndRest.slice(end) };
+}
+
 export function checkSocket(socket: string): string | null {
   if (socket === "") return null;
   if (socket.length > LIMITS.socket) return `is longer than ${LIMITS.socket} characters`;

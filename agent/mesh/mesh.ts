@@ -32,6 +32,7 @@ import type { KeyRing } from "../ops/key-ring.js";
 import { createPeerKeyNotes, createPeerRefusalLog } from "./peer-keys.js";
 import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
 import { createPeerListener } from "./peer-listener.js";
+import type { ClaimedId } from "./peer-handshake.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
 import { HUB, createMeshReload, type MeshLists, type MeshReload, type PeerEntry } from "./mesh-reload.js";
 import { createMeshStatus, type MeshStatus } from "./mesh-status.js";
@@ -155,8 +156,8 @@ export function createMesh(deps: {
   const refusals = createBatchRefusals({ log });
   /** The connecting address of a server-side session, told how its handshake went; one that did not try in time does not count toward its limit. */
   const handshakeOutcome = (address: string) => ({
-    onAuthFailed(reason: AuthFailureReason, nodeId: string | null) {
-      logRefusal(address, reason, nodeId);
+    onAuthFailed(reason: AuthFailureReason, nodeId: string | null, claim?: ClaimedId) {
+      logRefusal(address, reason, nodeId, claim);
       if (reason !== "timeout" && throttle.failed(address)) {
         log.warn({ remote: address }, "too many refused peer handshakes from this address; refusing its connections for a while");
       }

@@ -20,6 +20,16 @@ import { clientProof, keyOfClientProof, newNonce, proofMatches, serverProof } fr
 import { closeReason } from "./close-reason.js";
 import type { z } from "zod";
 
+/**
+ * What a caller whose proof matched none of this node's keys is told, whatever else was wrong: a
+ * key-less scanner cannot tell a listed node id from an unlisted one by it. The node's own log
+ * says which (peer-keys.ts).
+ */
+export const unprovenRefusal = (nodeId: string): string => `wrong key or unknown node id; ${nodeId}'s log says which`;
+
+/** What the node id an unproven caller claimed is to this node: one it takes, one it does not list, or its own. */
+export type ClaimedId = "listed" | "unlisted" | "own id";
+
 /** What a session's handshake is told by whoever makes the session (mesh.ts). */
 export interface HandshakeDeps {
   role: "client" | "server";
@@ -34,8 +44,12 @@ export interface HandshakeDeps {
    * true from then on for every session of this process, so that none replicates.
    */
   journalBehind?: Pick<JournalBehind, "isSet" | "set">;
-  /** A server-side handshake was refused (wrong key, unknown node id, …, none in time), claiming `nodeId`: logged by the mesh (peer-keys.ts). */
-  onAuthFailed?(reason: AuthFailureReason, nodeId: string | null): void;
+  /**
+   * A server-side handshake was refused (wrong key, unknown node id, …, none in time), claiming
+   * `nodeId`: logged by the mesh (peer-keys.ts). For a wrong key, `claim` says what that node id
+   * is to this node: the caller was not told, the operator is.
+   */
+  onAuthFailed?(reason: AuthFailureReason, nodeId: string | null, claim?: ClaimedId): void;
   /** A server-side handshake succeeded. */
   onAuthenticated?(): void;
   /** A server-side handshake succeeded with `key`, one of `keys` (peer-keys.ts counts and logs it). */
@@ -73,11 +87,13 @@ export function createHandshake<Ctx>(deps: HandshakeDeps & {
   const serverNonce = newNonce();
 
   // A reason from the list whose series start at 0 (metrics.ts), so the compiler keeps them in step.
-  const unauthorized = (reason: AuthFailureReason, nodeId: string | null): RpcError => {
+  // `told` is what the caller hears, in the answer and the close frame: the reason itself, unless
+  // the caller has not proved it holds a cluster key (see the hello handler).
+  const unauthorized = (reason: AuthFailureReason, nodeId: string | null, told: string = reason, claim?: ClaimedId): RpcError => {
     metrics.authFailures.inc({ reason });
-    deps.onAuthFailed?.(reason, nodeId);
-    setTimeout(() => fail(4001, `unauthorized: ${reason}`), 50).unref();
-    return new RpcError(ErrorCode.Unauthorized, `unauthorized: ${reason}`);
+    deps.onAuthFailed?.(reason, nodeId, claim);
+    setTimeout(() => fail(4001, closeReason(`unauthorized: ${told}`)), 50).unref();
+    return new RpcError(ErrorCode.Unauthorized, `unauthorized: ${told}`);
   };
 
   async function admit(id: string, replicaId: string, vv: VersionVector, mineAtHello: VersionVector) {
@@ -153,12 +169,19 @@ export function createHandshake<Ctx>(deps: HandshakeDeps & {
       fail(4002, "protocol mismatch");
       throw new RpcError(ErrorCode.ProtocolMismatch, `this node speaks protocol ${PROTOCOL_VERSION}, you speak ${p.protocol}; upgrade the older node`);
     }
+    // The proof first: until the caller has shown it holds a key this node takes, it is told one
+    // text whatever was wrong, so that anyone who can reach the port cannot learn which node ids
+    // this node lists, nor make it report a duplicate of itself. The log and the metric keep the
+    // reason (README, Security).
+    const ids = { clientId: p.nodeId, serverId: deps.nodeId, clientNonce: p.nonce, serverNonce };
+    const key = keyOfClientProof(deps.keys.all(), ids, p.mac);
+    if (key === null) {
+      const claim: ClaimedId = p.nodeId === deps.nodeId ? "own id" : deps.isAllowed(p.nodeId) ? "listed" : "unlisted";
+      throw unauthorized("wrong key", p.nodeId, unprovenRefusal(deps.nodeId), claim);
+    }
     if (p.nodeId === deps.nodeId) throw unauthorized("a node cannot peer with itself (duplicate nodeId?)", p.nodeId);
     if (!deps.isAllowed(p.nodeId)) throw unauthorized("unknown node id", p.nodeId);
     if (!p.replicaId.startsWith(`${p.nodeId}~`)) throw unauthorized("replica id does not match node id", p.nodeId);
-    const ids = { clientId: p.nodeId, serverId: deps.nodeId, clientNonce: p.nonce, serverNonce };
-    const key = keyOfClientProof(deps.keys.all(), ids, p.mac);
-    if (key === null) throw unauthorized("wrong key", p.nodeId);
     deps.onAuthenticated?.();
     deps.onPeerKey?.(p.nodeId, key);
     const mine = await replica.versionVector();

@@ -16,6 +16,7 @@ import type { Logger } from "../ops/logger.js";
 import { createLogPacing } from "../ops/log-pacing.js";
 import { keyId, type KeyRing } from "../ops/key-ring.js";
 import type { AuthFailureReason, Metrics } from "../ops/metrics.js";
+import type { ClaimedId } from "./peer-handshake.js";
 
 export function createPeerKeyNotes(deps: { keys: KeyRing; metrics: Metrics; log: Logger; nowMs?: () => number }): (peer: string, key: string) => void {
   const lines = createLogPacing({ nowMs: deps.nowMs });
@@ -35,8 +36,11 @@ export function createPeerKeyNotes(deps: { keys: KeyRing; metrics: Metrics; log:
   };
 }
 
-/** `address` (the connecting IP) refused for `reason`; `peer`: the node id it claimed, if it got that far. */
-export type PeerRefusalLog = (address: string, reason: AuthFailureReason, peer: string | null) => void;
+/**
+ * `address` (the connecting IP) refused for `reason`; `peer`: the node id it claimed, if it got that
+ * far; `claim`, for a wrong key: what that id is to this node (peer-handshake.ts).
+ */
+export type PeerRefusalLog = (address: string, reason: AuthFailureReason, peer: string | null, claim?: ClaimedId) => void;
 
 /** What to check, per reason (the dialing node logs its own side: "the peer refused us; …"). */
 const REFUSAL_HINTS: Partial<Record<AuthFailureReason, string>> = {
@@ -46,15 +50,25 @@ const REFUSAL_HINTS: Partial<Record<AuthFailureReason, string>> = {
   timeout: "it connected but did not authenticate in time (not a locmesh node, or one that stalled)",
 };
 
+/**
+ * What the node id claimed with a wrong key adds to the hint. The caller was told only "wrong key
+ * or unknown node id" (it proved no key): the operator is told both.
+ */
+const CLAIM_HINTS: Record<ClaimedId, string> = {
+  listed: "; the node id it claimed is one this node lists: that node holds a key this node does not take (a key rotation done out of order?), or someone else uses its id",
+  unlisted: "; the node id it claimed is not listed here either: a probe, or a node not added yet that holds another key",
+  "own id": "; it claimed this node's own id: a probe, or a second node with this nodeId and another key",
+};
+
 export function createPeerRefusalLog(deps: { log: Logger; nowMs?: () => number }): PeerRefusalLog {
   const lines = createLogPacing({ nowMs: deps.nowMs });
-  return (address, reason, peer) => {
+  return (address, reason, peer, claim) => {
     const line = lines.note(`${address} ${reason}`);
     if (line === null) return;
     if (line.first) {
-      const hint = REFUSAL_HINTS[reason];
+      const hint = `${REFUSAL_HINTS[reason] ?? ""}${claim ? CLAIM_HINTS[claim] : ""}`;
       deps.log.warn(
-        { remote: address, peer, reason },
+        { remote: address, peer, reason, ...(claim ? { claim } : {}) },
         `refused peer authentication (${reason})${hint ? `: ${hint}` : ""}; more refusals from ${address} for this reason are logged at most once a minute`,
       );
       return;

@@ -37,6 +37,8 @@ export function createPeerListener(deps: {
   /** Fields for the log lines (peers, hubs). */
   logFields(): object;
   onConnection(ws: WebSocket, req: IncomingMessage): void;
+  /** How long a request (the WebSocket upgrade, headers only) may take to arrive; 10 s unless a test says otherwise. */
+  requestTimeoutMs?: number;
 }): PeerListener {
   const { log } = deps;
   const at = `${deps.listen.host}:${deps.listen.port}`;
@@ -49,9 +51,15 @@ export function createPeerListener(deps: {
 
   async function open(): Promise<void> {
     const tls = deps.tls ? { cert: readFileSync(deps.tls.cert), key: readFileSync(deps.tls.key) } : null;
-    const s = tls ? createHttpsServer(tls) : createHttpServer();
+    // The only request this port serves is a WebSocket upgrade, headers alone: one that takes
+    // longer than this is answered 408 and closed (Node's defaults held a trickling client for up
+    // to 300 s), checked every second rather than Node's 30 s.
+    const timeout = deps.requestTimeoutMs ?? 10_000;
+    const options = { headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(timeout / 4))) };
+    const s = tls ? createHttpsServer({ ...tls, ...options }) : createHttpServer(options);
     s.on("request", (_req, res) => {
-      res.writeHead(426, { "content-type": "text/plain" }).end("locmesh peer port: WebSocket only\n");
+      // Closed once answered, not kept while the client trickles a body nobody reads.
+      res.writeHead(426, { "content-type": "text/plain", connection: "close" }).end("locmesh peer port: WebSocket only\n");
     });
     const w = new WebSocketServer({ server: s, path: "/peer", maxPayload: deps.maxMessageBytes });
     w.on("connection", deps.onConnection);

@@ -170,11 +170,12 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     batchesNotStored: () => notStored.current(),
     receive(text) {
       if (ended) return;
-      const payload = parseFrame(text);
-      if (payload === null) {
+      const frame = parseFrame(text);
+      if (frame === null) {
         deps.transport.send(JSON.stringify(rpc.parseError()));
         return;
       }
+      const payload = frame.json;
       if (isResponseFrame(payload)) {
         client.receive(payload);
         return;

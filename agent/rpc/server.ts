@@ -18,12 +18,32 @@ import { ErrorCode, RpcError } from "../contract/errors.js";
 import { isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
 
+/**
+ * zod's issues as one text per field, "path: what is wrong", at most 10 fields. zod reports some
+ * faults twice for one field: an int beyond a field's own bound is also beyond every int's
+ * safe-integer range (`.int()` checks that by itself), so `expires: 1e300` came out as "Too big:
+ * expected int to be <=9007199254740991" and "Too big: expected number to be <=1099511627776". The
+ * field's own bound is what to tell; the same text twice is told once.
+ */
 export function describeZodError(err: ZodError): string {
-  return err.issues
+  const byField = new Map<string, ZodError["issues"]>();
+  for (const i of err.issues) {
+    const field = i.path.join(".");
+    byField.set(field, [...(byField.get(field) ?? []), i]);
+  }
+  return [...byField]
     .slice(0, 10)
-    .map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message))
+    .map(([field, issues]) => {
+      const own = issues.filter((i) => !(isSafeIntBound(i) && issues.some((o) => o !== i && o.code === i.code)));
+      const text = [...new Set(own.map((i) => i.message))].join(", and ");
+      return field === "" ? text : `${field}: ${text}`;
+    })
     .join("; ");
 }
+
+/** zod's own bound on every `.int()`, the safe-integer range (its `origin` is "int"). */
+const isSafeIntBound = (i: ZodError["issues"][number]): boolean =>
+  (i.code === "too_big" || i.code === "too_small") && i.origin === "int";
 
 /** Maps any thrown value to the RpcError the caller will see. */
 export function toRpcError(err: unknown): RpcError {
@@ -57,6 +77,8 @@ export interface RpcServer<Ctx> {
   receive(payload: unknown, ctx: Ctx): Promise<RpcAnswer>;
   /** The answer to a frame that is not JSON, counted with the other errors (onError). */
   parseError(): JSONRPCErrorResponse;
+  /** An Invalid Request answer saying `message` (a frame the transport cannot serve), counted too. */
+  invalidRequest(message: string): JSONRPCErrorResponse;
 }
 
 const isId = (v: unknown): v is JSONRPCID => v === null || typeof v === "string" || typeof v === "number";
@@ -133,6 +155,7 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
     server,
     receive,
     parseError: () => counted(parseErrorResponse()),
+    invalidRequest: (message) => counted(invalidRequest(null, message)),
     method(name, schema, handler) {
       methods.add(name);
       server.addMethod(name, async (params, ctx) => {
@@ -143,10 +166,14 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
   };
 }
 
-/** Parses one incoming text frame; null means it was not JSON (answer with a parse error). */
-export function parseFrame(text: string): unknown | null {
+/**
+ * Parses one incoming text frame: `{ json }`, or null when it was not JSON (answer with a parse
+ * error). A frame that is JSON but no request (`null`, `5`) is JSON all the same: receive() answers
+ * it with Invalid Request.
+ */
+export function parseFrame(text: string): { json: unknown } | null {
   try {
-    return JSON.parse(text) as unknown;
+    return { json: JSON.parse(text) as unknown };
   } catch {
     return null;
   }

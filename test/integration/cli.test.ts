@@ -289,13 +289,14 @@ describe("locmesh CLI", () => {
     withTokenFile.api["tokenFile"] = join(dir, "no-such-token-file");
     const file = join(dir, "token-file.json");
     writeFileSync(file, JSON.stringify(withTokenFile));
-    const [short, fromEnv, tokenGiven, noToken, noScheme, junk] = await Promise.all([
+    const [short, fromEnv, tokenGiven, noToken, noScheme, junk, badPort] = await Promise.all([
       cli(["status", "-c", agent.configPath, "--json"]),
       cli(["status", "--json"], { LOCMESH_CONFIG: agent.configPath }),
       cli(["status", "-c", file, "--token", TOKEN, "--json"]),
       cli(["status", "-c", file]),
       cli(["status", "--url", "127.0.0.1:7180", "--token", TOKEN]),
       cli(["status", "--token", TOKEN], { LOCMESH_API_URL: "foo" }),
+      cli(["status", "--token", TOKEN], { LOCMESH_API_URL: "http://127.0.0.1:notaport" }),
     ]);
     for (const r of [short, fromEnv, tokenGiven]) {
       expect(r.stderr).toBe("");
@@ -306,6 +307,9 @@ describe("locmesh CLI", () => {
     expect(noScheme.code).toBe(2);
     expect(noScheme.stderr).toBe('locmesh: the API URL "127.0.0.1:7180" (from --url) is not an http:// or https:// URL; give the agent\'s API address, e.g. http://127.0.0.1:7180\n');
     expect(junk.stderr).toMatch(/the API URL "foo" \(from LOCMESH_API_URL\) is not an http/);
+    // An http:// URL whose port is wrong is told so, not that it is no http:// URL.
+    expect(badPort.code).toBe(2);
+    expect(badPort.stderr).toBe('locmesh: the API URL "http://127.0.0.1:notaport" (from LOCMESH_API_URL) has port "notaport", which is not a number from 1 to 65535; give the agent\'s API address, e.g. http://127.0.0.1:7180\n');
   });
 
   it("a wrong token exits 4 and says which token to check; no token at all is a usage error, 2", async () => {

@@ -246,6 +246,23 @@ describe("validation and limits", () => {
   });
 });
 
+describe("other methods on /rpc", () => {
+  it("answers GET without a WebSocket upgrade, and PUT, with 405, Allow: POST and what to send instead", async () => {
+    for (const method of ["GET", "PUT", "DELETE"]) {
+      const res = await fetch(`${agent.apiUrl}/rpc`, { method, headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(res.status, method).toBe(405);
+      expect(res.headers.get("allow")).toBe("POST");
+      const { error } = (await res.json()) as { error: string };
+      expect(error).toMatch(/the API is JSON-RPC 2\.0 by POST \/rpc .*, or over a WebSocket at \/rpc/);
+      if (method === "GET") expect(error).toMatch(/^GET \/rpc without a WebSocket upgrade: /);
+    }
+    // Other paths are still not found, and the WebSocket at /rpc still opens.
+    expect((await fetch(`${agent.apiUrl}/nope`, { method: "PUT" })).status).toBe(404);
+    const ws = await RpcWire.open(wsUrl());
+    await ws.close();
+  });
+});
+
 describe("notifications and batches", () => {
   it("carries out a notification (no id) and answers 204 with no body, its error included; answers a batch with an array", async () => {
     const notify = (method: string, params: unknown) =>
@@ -300,6 +317,35 @@ describe("frames that are not requests", () => {
     expect(await aliasNames()).not.toContain("idobj@example.com");
     expect(agent.child?.exitCode).toBeNull();
     expect(agent.child?.pid).toBe(pid);
+  });
+
+  it("answers JSON that is no request (null, a number) with Invalid Request, not a parse error, over HTTP and WebSocket", async () => {
+    for (const body of ["null", " null ", "5", '"x"']) {
+      const res = await post(body);
+      expect(res.status, body).toBe(200);
+      expect(res.body.error, body).toEqual({ code: ErrorCode.InvalidRequest, message: "invalid request: a request is a JSON object" });
+    }
+    const ws = await RpcWire.open(wsUrl());
+    try {
+      ws.sendText("null");
+      await waitForAnswers(ws, 1);
+      expect(ws.messages[0]?.error?.code).toBe(ErrorCode.InvalidRequest);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  it("answers a binary WebSocket frame, even one holding a valid request, by saying to send text frames, and keeps the socket", async () => {
+    const ws = await RpcWire.open(wsUrl(), { headers: { authorization: `Bearer ${TOKEN}` } });
+    try {
+      ws.ws.send(Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "cluster.status", params: {} })), { binary: true });
+      await waitForAnswers(ws, 1);
+      expect(ws.messages[0]).toMatchObject({ id: null, error: { code: ErrorCode.InvalidRequest } });
+      expect(ws.messages[0]?.error?.message).toMatch(/binary WebSocket frame; send each JSON-RPC request or batch as a text frame/);
+      expect((await ws.request("cluster.status", {})).error).toBeUndefined();
+    } finally {
+      await ws.close();
+    }
   });
 });
 
@@ -402,6 +448,19 @@ describe("locations and aliases", () => {
     expect(await target()).toEqual([]);
     expect((await callError("alias.remove", { alias, expectTarget: "sip:bob@example.com" })).code).toBe(ErrorCode.NotFound);
     expect((await callError("alias.remove", { alias, expectTarget: "not a uri" })).code).toBe(ErrorCode.InvalidParams);
+  });
+
+  it("expectTarget compares hosts and schemes without regard to case and users exactly (RFC 3261 §19.1.4)", async () => {
+    const alias = "carolfwd@example.com";
+    await agent.call("alias.set", { alias, target: "sip:Carol@Example.COM" });
+    // The user part differs in case: another target, refused.
+    expect((await callError("alias.remove", { alias, expectTarget: "sip:carol@example.com" })).code).toBe(ErrorCode.Conflict);
+    expect((await callError("alias.set", { alias, target: "sip:dave@example.com", expectTarget: "sip:carol@Example.COM" })).code).toBe(ErrorCode.Conflict);
+    // Only the host (and scheme) differ in case: the same target.
+    expect(await agent.call("alias.set", { alias, target: "sip:Carol@example.com;transport=tcp", expectTarget: "SIP:Carol@example.com" })).toMatchObject({ target: "sip:Carol@example.com;transport=tcp" });
+    // A parameter that differs, in case too, is a difference.
+    expect((await callError("alias.remove", { alias, expectTarget: "sip:Carol@example.com;transport=TCP" })).code).toBe(ErrorCode.Conflict);
+    expect(await agent.call("alias.remove", { alias, expectTarget: "sip:Carol@EXAMPLE.com;transport=tcp" })).toEqual({ removed: alias });
   });
 
   it("of adds of one alias arriving together, one wins and the others are told what it forwards to", async () => {

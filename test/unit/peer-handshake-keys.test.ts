@@ -5,6 +5,7 @@
  * with the same key, so nodes holding different own keys still authenticate each other as long
  * as each accepts the other's. A proof made with a key the node does not accept is refused.
  */
+import { createHmac } from "node:crypto";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { createHlc } from "../../agent/core/hlc.js";
@@ -180,6 +181,16 @@ describe("the peer handshake with several cluster keys", () => {
     expect((await handshake(node("n1", OLD), server)).ready).toBe(false);
     server.keys.set({ own: NEW, accepted: [OTHER] });
     expect(await handshake(node("n1", OTHER), server)).toMatchObject({ ready: true, serverSawKey: keyId(OTHER) });
+  });
+});
+
+describe("the MACs as README's \"Peer protocol\" spells them out", () => {
+  it("are HMAC-SHA256 in lower-case hex over the listed lines joined with \\n, keyed with the key's text", () => {
+    const h = { clientId: "n1", serverId: "n2", clientNonce: "a".repeat(32), serverNonce: "b".repeat(32) };
+    const hmac = (lines: string[]) => createHmac("sha256", OLD).update(lines.join("\n")).digest("hex");
+    expect(clientProof(OLD, h)).toBe(hmac(["locmesh-peer-auth-v1", "client", "n1", "n2", h.serverNonce, h.clientNonce]));
+    expect(serverProof(OLD, h)).toBe(hmac(["locmesh-peer-auth-v1", "server", "n2", "n1", h.clientNonce, h.serverNonce]));
+    expect(clientProof(OLD, h)).toMatch(/^[0-9a-f]{64}$/);
   });
 });
 

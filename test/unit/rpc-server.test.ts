@@ -7,7 +7,9 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ErrorCode } from "../../agent/contract/errors.js";
 import { silentLogger } from "../../agent/ops/logger.js";
-import { MAX_BATCH, createRpcServer, type RpcAnswer } from "../../agent/rpc/server.js";
+import { publishParams } from "../../agent/contract/api-protocol.js";
+import { PEER_PARAMS, PeerMethod } from "../../agent/contract/protocol.js";
+import { MAX_BATCH, createRpcServer, describeZodError, parseFrame, toRpcError, type RpcAnswer } from "../../agent/rpc/server.js";
 
 function server() {
   const calls: string[] = [];
@@ -98,6 +100,46 @@ describe("createRpcServer().receive", () => {
     const answer = (await rpc.receive(req("stauts", {}), {})) as { error: { message: string } };
     expect(answer.error.message).toBe('no method "stauts"; the methods are echo, status');
     expect(await rpc.receive({ jsonrpc: "2.0", method: "stauts" }, {})).toBeNull();
+  });
+});
+
+describe("parseFrame", () => {
+  it("tells JSON that is no request (null, a number) from text that is not JSON at all", async () => {
+    expect(parseFrame("null")).toEqual({ json: null });
+    expect(parseFrame(" 5 ")).toEqual({ json: 5 });
+    expect(parseFrame("{ nope")).toBeNull();
+    expect(parseFrame("")).toBeNull();
+    const { rpc } = server();
+    expect(errorOf(await rpc.receive(parseFrame("null")!.json, {}))).toEqual({ id: null, code: ErrorCode.InvalidRequest });
+  });
+});
+
+describe("describeZodError: one text per field", () => {
+  const fail = (schema: z.ZodType, value: unknown) => {
+    const r = schema.safeParse(value);
+    if (r.success) throw new Error("expected the value to be refused");
+    return r.error;
+  };
+
+  it("tells a field's own bound, not also zod's safe-integer range for every int (the hostile dry run's F14f)", () => {
+    const binding = { aor: "sip:a@example.com", contact: "sip:a@192.0.2.1", expires: 1e300 };
+    const err = fail(publishParams, { edits: [{ op: "upsert", binding }] });
+    expect(describeZodError(err)).toBe("edits.0.binding.expires: Too big: expected number to be <=1099511627776");
+    expect(toRpcError(err).message).toBe("invalid params: edits.0.binding.expires: Too big: expected number to be <=1099511627776");
+  });
+
+  it("names a field once even when two of zod's checks refuse it, and every other field at fault", () => {
+    const change = { kind: "alias", key: "a@example.com", sub: "", value: null, hlc: 1e300, origin: "n1~0123abcd", seq: 0 };
+    const text = describeZodError(fail(PEER_PARAMS[PeerMethod.Batch], { origin: "n1~0123abcd", upTo: 1, changes: [change] }));
+    expect(text.match(/changes\.0\.hlc/g)).toHaveLength(1);
+    expect(text).toContain("changes.0.hlc: Too big: expected number to be <=9007199254740991");
+    expect(text).toContain("changes.0.seq: Too small: expected number to be >=1");
+  });
+
+  it("keeps an int's safe-range bound when it is the only one, and joins a field's different faults", () => {
+    expect(describeZodError(fail(z.object({ n: z.number().int() }), { n: 1e300 }))).toBe("n: Too big: expected int to be <=9007199254740991");
+    const two = z.object({ s: z.string().min(5).regex(/^x/, "must start with x") });
+    expect(describeZodError(fail(two, { s: "ab" }))).toBe("s: Too small: expected string to have >=5 characters, and must start with x");
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable, uriAor, checkPath, checkQ, checkReceived, checkSipTarget } from "../../agent/contract/sip-uri.js";
+import { LIMITS, checkSipUri, checkSocket, normalizeAor, unstorable, uriAor, checkPath, checkQ, checkReceived, checkSipTarget, sameSipUri } from "../../agent/contract/sip-uri.js";
 
 describe("checkSipUri", () => {
   it.each(["sip:alice@10.0.0.1:5060", "sips:alice@example.com;transport=tls", "tel:+15551234", "SIP:bob@host"])(
@@ -154,5 +154,34 @@ describe("what the local API takes in: checkSipTarget, checkPath, checkReceived,
     expect(checkReceived("not a uri")).toMatch(/must be empty or a sip: URI/);
     expect([-1, 0, 0.5, 1].map(checkQ)).toEqual([null, null, null, null]);
     for (const bad of [-0.5, -0.001, 1.01, -2]) expect(checkQ(bad), String(bad)).toMatch(/-1 \(none given\) or from 0 to 1/);
+  });
+});
+
+describe("sameSipUri: expectTarget's comparison (RFC 3261 §19.1.4, simplified)", () => {
+  const same: [string, string][] = [
+    ["sip:Carol@Example.COM", "sip:Carol@example.com"],
+    ["SIP:Carol@example.com:5060;transport=tcp", "sip:Carol@EXAMPLE.com:5060;transport=tcp"],
+    ["sip:[2001:DB8::1]:5060", "sip:[2001:db8::1]:5060"],
+    ["sip:Example.COM", "sip:example.com"],
+    ["sips:bob:Secret@Host.example", "sips:bob:Secret@host.example"],
+    ["TEL:+1-201-555-0123", "tel:+1-201-555-0123"], // a tel: URI folds its scheme only
+  ];
+  const different: [string, string][] = [
+    ["sip:Carol@Example.COM", "sip:carol@example.com"], // the user's case
+    ["sips:bob:Secret@host.example", "sips:bob:secret@host.example"], // the password's
+    ["sip:carol@example.com", "sips:carol@example.com"],
+    ["sip:carol@example.com", "sip:carol@example.com:5060"],
+    ["sip:carol@example.com;transport=tcp", "sip:carol@example.com"],
+    ["sip:carol@example.com;transport=TCP", "sip:carol@example.com;transport=tcp"], // a parameter's case
+    ["sip:carol@a.example", "sip:carol@b.example"],
+    ["tel:+1-201-555-0123;ext=AB", "tel:+1-201-555-0123;ext=ab"],
+  ];
+
+  it("takes a scheme or host in another ASCII case as the same URI", () => {
+    for (const [a, b] of same) expect(sameSipUri(a, b), `${a} ~ ${b}`).toBe(true);
+  });
+
+  it("takes a user or password in another case, another scheme, host, port or parameter as another URI", () => {
+    for (const [a, b] of different) expect(sameSipUri(a, b), `${a} ≁ ${b}`).toBe(false);
   });
 });

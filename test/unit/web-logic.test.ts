@@ -1,6 +1,6 @@
 /** The web UI's pure logic: formatting, paging cursors, form checks, routes and the chart's numbers. */
 import { describe, expect, it } from "vitest";
-import { checkAliasForm, hasErrors } from "../../web/src/lib/alias-form.js";
+import { changedMeanwhile, checkAliasForm, hasErrors } from "../../web/src/lib/alias-form.js";
 import { connectedSinceText, countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs } from "../../web/src/lib/cluster-view.js";
 import { expiryText, formatDuration, formatQ, pageRange } from "../../web/src/lib/format.js";
 import { cursorOf, firstPage, nextPage, pageOffset, previousPage } from "../../web/src/lib/pager.js";
@@ -49,6 +49,14 @@ describe("alias form", () => {
     const bad = checkAliasForm({ alias: "bob@example.com;x=1", target: "<sip:alice@example.com>" }).errors;
     expect(bad.alias).toMatch(/must look like user@domain/);
     expect(bad.target).toMatch(/not a sip:, sips: or tel: URI.*e\.g\. sip:alice@example\.com/);
+  });
+});
+
+describe("an alias row's open edit", () => {
+  it("says the target changed meanwhile as the agent's expectTarget check decides it: not for a host in another case", () => {
+    expect(changedMeanwhile("sip:Carol@Example.COM", "sip:Carol@example.com")).toBe(false);
+    expect(changedMeanwhile("sip:Carol@example.com", "sip:carol@example.com")).toBe(true);
+    expect(changedMeanwhile("sip:carol@example.com", "sip:dave@example.com")).toBe(true);
   });
 });
 

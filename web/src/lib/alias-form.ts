@@ -2,7 +2,7 @@
  * Checks the alias form with the same rules the agent applies (contract/sip-uri.ts), so the
  * message appears beside the field before anything is sent.
  */
-import { checkSipUri, normalizeAor } from "../../../agent/contract/sip-uri.js";
+import { checkSipUri, normalizeAor, sameSipUri } from "../../../agent/contract/sip-uri.js";
 
 export interface AliasFormErrors {
   alias?: string;
@@ -27,3 +27,10 @@ export function checkAliasForm(input: { alias: string; target: string }): AliasF
 }
 
 export const hasErrors = (e: AliasFormErrors) => e.alias !== undefined || e.target !== undefined;
+
+/**
+ * Whether an alias's target changed from `base` (what an open edit started from) to `now`, as the
+ * agent decides it for expectTarget (sameSipUri): a host written in another case is no change, so
+ * the row does not say "changed meanwhile" for an edit the agent will take.
+ */
+export const changedMeanwhile = (base: string, now: string): boolean => !sameSipUri(base, now);

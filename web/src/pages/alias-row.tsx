@@ -12,7 +12,7 @@ import { ApiMethod } from "../../../agent/contract/api-protocol.js";
 import type { Alias } from "../../../agent/contract/records.js";
 import { useRpc } from "../api/use-rpc.js";
 import { focusOnMount } from "../components/focus.js";
-import { checkAliasForm } from "../lib/alias-form.js";
+import { changedMeanwhile, checkAliasForm } from "../lib/alias-form.js";
 
 type Mode = "view" | "edit" | "confirm-remove";
 
@@ -75,7 +75,7 @@ export function AliasRow(props: { alias: Alias; onChanged(): void; readOnly?: bo
         ) : (
           target
         )}
-        {mode !== "view" && target !== base && <p class="muted small" role="status">Changed meanwhile: it now forwards to {target}.</p>}
+        {mode !== "view" && changedMeanwhile(base, target) && <p class="muted small" role="status">Changed meanwhile: it now forwards to {target}.</p>}
         {error && <p class="field-error" role="alert">{error}</p>}
       </td>
       <td class="row-actions">

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { createSignedOutSockets } from "../../agent/api/signed-out-sockets.js";
+import { createClientSlots } from "../../agent/api/client-slots.js";
 
-describe("createSignedOutSockets", () => {
+describe("createClientSlots", () => {
   it("admits perClient per client (an IPv6 /64 is one client) and total in all", () => {
-    const s = createSignedOutSockets({ perClient: 2, total: 5 });
+    const s = createClientSlots({ perClient: 2, total: 5 });
     expect([s.admit("10.0.0.1"), s.admit("10.0.0.1"), s.admit("10.0.0.1")]).toEqual([true, true, false]);
     expect([s.admit("2001:db8::1"), s.admit("2001:db8::2"), s.admit("2001:db8::3")]).toEqual([true, true, false]);
     expect(s.admit("10.0.0.2")).toBe(true);
@@ -15,7 +15,7 @@ describe("createSignedOutSockets", () => {
   });
 
   it("counts the host's own addresses toward the total only", () => {
-    const s = createSignedOutSockets({ perClient: 1, total: 3 });
+    const s = createClientSlots({ perClient: 1, total: 3 });
     expect([s.admit("127.0.0.1"), s.admit("::1"), s.admit("127.0.0.1"), s.admit("127.0.0.1")]).toEqual([true, true, true, false]);
     s.release("127.0.0.1");
     expect(s.admit("10.0.0.1")).toBe(true);
@@ -23,7 +23,7 @@ describe("createSignedOutSockets", () => {
   });
 
   it("frees a client's place when its socket is released", () => {
-    const s = createSignedOutSockets({ perClient: 1, total: 10 });
+    const s = createClientSlots({ perClient: 1, total: 10 });
     expect(s.admit("::ffff:10.0.0.9")).toBe(true);
     expect(s.admit("10.0.0.9")).toBe(false); // the same IPv4 client, written as a mapped address
     s.release("10.0.0.9");
