@@ -36,12 +36,12 @@ describe("a batch resent while the first is still being applied", () => {
     const received = replica("n2");
     const applies: string[] = [];
     let requests = 0;
-    // The receiver's store takes 600 ms per batch: the sender's 100 ms timeout fires several times.
+    // The receiver's store takes 1 s per batch: the sender's 100 ms timeout fires several times.
     const slow: Replica = {
       ...received,
       apply: async (batch: RemoteBatch, from: string) => {
         applies.push(`${batch.origin} ${batch.after} ${batch.upTo}`);
-        await new Promise((r) => setTimeout(r, 600));
+        await new Promise((r) => setTimeout(r, 1000));
         return received.apply(batch, from);
       },
     };
@@ -67,8 +67,12 @@ describe("a batch resent while the first is still being applied", () => {
     const own = sender.replicaId;
     await expect.poll(async () => (await received.versionVector())[own], { timeout: 5000 }).toBe(2);
     await new Promise((r) => setTimeout(r, 300)); // any resend still on its way
-    expect(requests).toBeGreaterThan(1); // the sender did resend (its request timed out)
-    expect(applies).toEqual([`${own} 0 2`]); // and the receiver applied the range once
+    expect(requests).toBeGreaterThanOrEqual(4); // the sender did resend (its request timed out), about every 120 ms
+    // The receiver applied the range once while the resends came in (before, once per request).
+    // A resend already on its way as the first answer went out finds nothing in flight and is
+    // applied again (idempotent): at most one such.
+    expect(applies.length).toBeLessThanOrEqual(2);
+    expect(new Set(applies)).toEqual(new Set([`${own} 0 2`]));
     expect(client.peerVector()[own]).toBe(2);
   });
 });
