@@ -23,7 +23,6 @@ import type { Metrics } from "../ops/metrics.js";
 import { createRpcServer, parseFrame } from "../rpc/server.js";
 import { createBatchesInFlight } from "./batches-in-flight.js";
 import { createBatchesNotStored } from "./batches-not-stored.js";
-import { closeReason } from "./close-reason.js";
 import { fastBatch } from "./fast-batch.js";
 import { createHandshake, type HandshakeDeps } from "./peer-handshake.js";
 import { REFUSED_RETRY_MS, createPushPump, type PushPump } from "./push-pump.js";
