@@ -16,7 +16,7 @@ export const APPLY_BATCH = `
     SELECT k, ky, s, h, $1, sq, v, e
     FROM unnest($2::smallint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[]) AS t (k, ky, s, h, sq, v, e)
     ON CONFLICT (kind, key, sub) DO UPDATE SET hlc = excluded.hlc, origin = excluded.origin, seq = excluded.seq,
-      value = excluded.value, expires = excluded.expires
+      value = excluded.value, expires = excluded.expires, stored_at = now()
     WHERE records.hlc < excluded.hlc
        OR (records.hlc = excluded.hlc AND (SELECT replica FROM origins WHERE id = records.origin) < $9::text COLLATE "C")
     RETURNING kind, key, sub
@@ -31,7 +31,7 @@ export const APPLY_BATCH = `
 export const UPSERT_LOCAL = `
   INSERT INTO records (kind, key, sub, hlc, origin, seq, value, expires) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
   ON CONFLICT (kind, key, sub) DO UPDATE SET hlc = excluded.hlc, origin = excluded.origin, seq = excluded.seq,
-    value = excluded.value, expires = excluded.expires`;
+    value = excluded.value, expires = excluded.expires, stored_at = now()`;
 
 export const ENSURE_ORIGIN = "INSERT INTO origins (replica) VALUES ($1) ON CONFLICT (replica) DO NOTHING";
 export const ORIGIN_ID = "SELECT id FROM origins WHERE replica = $1";
@@ -76,7 +76,11 @@ export const COUNT_LIVE = `SELECT
   count(*) FILTER (WHERE kind = 1 AND ${LIVE.replace("$2", "$1")})::int AS aliases,
   count(*) FILTER (WHERE value IS NULL)::int AS tombstones
   FROM records`;
-export const PURGE = `WITH t AS (DELETE FROM records WHERE value IS NULL AND hlc < $1 RETURNING 1),
+/**
+ * $1 tombstones stamped before this hlc, $2 bindings expired before this second, $3 and stored here
+ * before this many ms since the epoch (migrations/postgres/0003_stored_at.sql).
+ */
+export const PURGE = `WITH t AS (DELETE FROM records WHERE value IS NULL AND hlc < $1 AND stored_at < to_timestamp($3::double precision / 1000) RETURNING 1),
   e AS (DELETE FROM records WHERE expires > 0 AND expires < $2 RETURNING 1)
   SELECT (SELECT count(*) FROM t)::int + (SELECT count(*) FROM e)::int AS n`;
 

@@ -14,7 +14,7 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { compareVersions, type Change, type VersionVector } from "../agent/contract/records.js";
+import { compareVersions, hlcToMillis, type Change, type VersionVector } from "../agent/contract/records.js";
 import { InvalidBatchError, type ApplyOutcome, type Page, type ReplicaStore, type StoreCounts } from "../agent/core/store.js";
 import { KIND_CODE, expiresOf, rowToChange, type StoredRow as Row } from "../agent/core/stored-row.js";
 import { listSearch } from "../agent/core/list-search.js";
@@ -99,7 +99,14 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
    */
   /** Losses found by a read that was not reloadVector's (an unknown origin's lookup): told at its next call. */
   const unreported: VectorLoss[] = [];
-  async function loadOrigins(): Promise<void> {
+  let loading: Promise<void> = Promise.resolve();
+  /** One read at a time: a read begun before a loss, ending after the one that found it, would raise the vector again. */
+  function loadOrigins(): Promise<void> {
+    const run = loading.then(readOrigins, readOrigins);
+    loading = run.catch(() => undefined);
+    return run;
+  }
+  async function readOrigins(): Promise<void> {
     const before = new Map(haves);
     const rows = (await q<{ id: number; replica: string; have: number }>(SQL.SELECT_ORIGINS)).rows;
     const lost: VectorLoss[] = [];
@@ -320,7 +327,10 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
     counts: (nowSec) => counts.get(nowSec),
     lastCounts: () => counts.last(),
     async purge(tombstoneBeforeHlc, expiredBeforeSec) {
-      return (await q<{ n: number }>(SQL.PURGE, [tombstoneBeforeHlc, expiredBeforeSec])).rows[0]!.n;
+      // A tombstone goes once it is as old by the time it was stored here as by its stamp: one an
+      // agent held back through a long outage is relayed for a whole retention after it came.
+      const storedBeforeMs = hlcToMillis(tombstoneBeforeHlc);
+      return (await q<{ n: number }>(SQL.PURGE, [tombstoneBeforeHlc, expiredBeforeSec, storedBeforeMs])).rows[0]!.n;
     },
     async close() {
       // The pool belongs to the caller (several components share it).

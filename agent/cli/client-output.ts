@@ -128,7 +128,7 @@ export function describeBatchesRefused(list: readonly BatchRefusal[]): string {
   const named = list.some((r) => r.change !== null);
   return cellText(
     `PEERS REFUSE THIS NODE'S CHANGES: ${each.join(" ")} Every later change of that origin waits behind the refused one and reaches no node ` +
-      "(an alias set here too), retried at each reconnect. " +
+      "(an alias set here too), tried again every minute. " +
       (named ? `To repair it: ${BATCH_REFUSED_REMEDY}.` : "The refusing node's log says why."),
   );
 }

@@ -81,7 +81,7 @@ export interface JournalBehindInfo {
 
 /**
  * A peer (or hub) refused a batch of changes from this node for good, not as a passing failure:
- * every later change of that origin waits behind the refused one, retried at each reconnect. The
+ * every later change of that origin waits behind the refused one, tried again every minute. The
  * record stays until the peer acknowledges a batch of that origin again.
  */
 export interface BatchRefusal {

@@ -163,8 +163,9 @@ export function startDialer(deps: DialerDeps): Dialer {
           lastError = `disconnected: ${reason}`;
           deps.onUnanswered?.(`${redactUrl(url!)}: ${reason}`);
         }
-        // Stay with a peer that only closed a duplicate; otherwise try the next URL first.
-        if (reason.startsWith("4009")) next--;
+        // Stay with a peer that only closed a duplicate, or a hub that asks for a new handshake
+        // (1012: its database lost commits); otherwise try the next URL first.
+        if (reason.startsWith("4009") || reason.startsWith("1012")) next--;
         if (!stop.signal.aborted) await new Promise((r) => setTimeout(r, pauseAfter(reason, Date.now() - openedAt)));
       } catch {
         return; // aborted

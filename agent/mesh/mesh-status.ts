@@ -25,8 +25,8 @@ export interface MeshStatus {
    */
   hubUnacknowledged(): Promise<number | null | undefined>;
   /**
-   * The highest seq of this node's own changes that every peer it knows (configured, listed or
-   * connected now) holds, by what each last said this run; in hub mode what the hub holds (kept
+   * The highest seq of this node's own changes that every peer it knows (configured, listed,
+   * connected now or seen this run) holds, by what each last said this run; in hub mode what the hub holds (kept
    * across restarts). Null while one of them has not said since this agent started, or no hub has
    * answered this journal. The purge keeps this node's later tombstones (purge-timer.ts).
    */
@@ -69,7 +69,8 @@ export function createMeshStatus(deps: {
       return session ? (session.peerVector()[own] ?? 0) : deps.hubAcknowledged.held();
     }
     let least = Number.MAX_SAFE_INTEGER; // no peer: nobody to wait for
-    for (const id of knownPeerIds()) {
+    // Also every peer seen this run (one admitted by mesh.acceptUnlisted that went away).
+    for (const id of new Set([...knownPeerIds(), ...deps.peerHeld.keys()])) {
       const s = sessions.get(id);
       const held = s?.isReady() ? (s.peerVector()[own] ?? 0) : deps.peerHeld.get(id);
       if (held === undefined) return null;

@@ -170,8 +170,12 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
           log.warn({ attempt: attemptNumber, err: error.message }, "batch not acknowledged; retrying");
         },
       });
-      deps.onDeliveryError?.(null);
-      deps.onAcknowledged?.(batch.origin);
+      // An origin held back after a refusal keeps the link's last error until it is taken; and only
+      // an acknowledgement that moved the peer's vector past the batch says the origin is taken (a
+      // later batch of a refused origin is stored beyond the gap, acknowledged below its end).
+      const now = deps.nowMs();
+      if (![...progress.values()].some((p) => p.refusedUntil > now)) deps.onDeliveryError?.(null);
+      if (res.have >= batch.upTo) deps.onAcknowledged?.(batch.origin);
       metrics.changesSent.inc(labels, batch.changes.length);
       metrics.batchSeconds.observe(labels, (deps.nowMs() - started) / 1000);
       if (res.have > (peerVector[batch.origin] ?? 0)) peerVector[batch.origin] = res.have;

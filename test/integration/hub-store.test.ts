@@ -47,7 +47,53 @@ async function poolOn(url: string, max = 4): Promise<pg.Pool> {
 describeStoreContract("postgres", async () => {
   const pool = await freshDatabase();
   const store = await openPgStore({ pool, nodeId: "n1" });
-  return { ...store, close: () => pool.end() };
+  // The contract's stamps are synthetic (a tombstone at hlc 500): its rows are dated back as if
+  // stored long ago, so that the stamp decides, as for any row stored a retention ago. How recently
+  // stored rows are kept has its own test ("purge" below).
+  const purge: typeof store.purge = async (...args) => {
+    await pool.query("UPDATE records SET stored_at = '-infinity'");
+    return store.purge(...args);
+  };
+  return { ...store, purge, close: () => pool.end() };
+});
+
+describe("postgres purge", () => {
+  it("keeps a tombstone a retention after it was stored here, however old its stamp (an agent held it back through an outage)", async () => {
+    const pool = await freshDatabase();
+    try {
+      const store = await openPgStore({ pool, nodeId: "hub1" });
+      const made = 1_700_000_000_000 * 1024; // stamped long ago
+      await store.applyRemote(batchOf(REPLICA_A, 0, 2, [
+        remoteChange(REPLICA_A, 1, made, aliasDraft("a@x", null)),
+        remoteChange(REPLICA_A, 2, made + 1, aliasDraft("b@x", null)),
+      ]));
+      // b's removal was stored two days ago, a's just now: a cutoff a day back takes b's only.
+      await pool.query("UPDATE records SET stored_at = now() - interval '2 days' WHERE key = 'b@x'");
+      const dayAgoHlc = (Date.now() - 86_400_000) * 1024;
+      expect(await store.purge(dayAgoHlc, 0)).toBe(1);
+      expect(await store.get("alias", "a@x", "")).toMatchObject({ value: null, seq: 1 });
+      expect(await store.get("alias", "b@x", "")).toBeNull();
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("migrates a database with rows (0002) forward: they count as stored at the migration", async () => {
+    const url = await server.createDatabase(`upgrade${++dbs}`);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const all = loadMigrations("postgres");
+      expect(await migratePostgres(client, all.slice(0, 2))).toEqual([1, 2]);
+      await client.query("INSERT INTO origins (replica, have) VALUES ('a~00000001', 1)");
+      await client.query("INSERT INTO records (kind, key, sub, hlc, origin, seq, value, expires) SELECT 1, 'gone@x', '', 5, id, 1, NULL, NULL FROM origins");
+      expect(await migratePostgres(client, all)).toEqual(all.slice(2).map((m) => m.version));
+      const row = await client.query<{ fresh: boolean }>("SELECT stored_at > now() - interval '1 minute' AS fresh FROM records WHERE key = 'gone@x'");
+      expect(row.rows).toEqual([{ fresh: true }]);
+    } finally {
+      await client.end();
+    }
+  });
 });
 
 describe("postgres migrations", () => {

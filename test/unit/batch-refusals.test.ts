@@ -57,11 +57,11 @@ describe("batch refusals", () => {
         "^PEERS REFUSE THIS NODE'S CHANGES: n2 refuses n1~0123456789ab's changes since 2026-11-23T02:00:00.000Z: invalid params: changes.1.key: " +
           'AoR "alice" must look like user@domain \\(with or without sip:\\), without parameters \\(the change: n1~0123456789ab #8, loc "alice" ' +
           "sip:alice@192.0.2.1\\)\\. Every later change of that origin waits behind the refused one and reaches no node \\(an alias set here too\\), " +
-          "retried at each reconnect\\. To repair it: the journal holds a change the peers refuse, .*move dataDir/journal.sqlite\\* aside",
+          "tried again every minute\\. To repair it: the journal holds a change the peers refuse, .*move dataDir/journal.sqlite\\* aside",
       ),
     );
     const other = createBatchRefusals({ log: { error: () => undefined, info: () => undefined } as never });
     other.refused("n2", ORIGIN, "batch out of order", batch);
-    expect(describeBatchesRefused(other.list())).toMatch(/retried at each reconnect\. The refusing node's log says why\.$/);
+    expect(describeBatchesRefused(other.list())).toMatch(/tried again every minute\. The refusing node's log says why\.$/);
   });
 });

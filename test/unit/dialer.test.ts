@@ -59,6 +59,36 @@ describe("dialer across hub URLs", () => {
   });
 });
 
+describe("dialer when a hub asks for a new handshake", () => {
+  it("dials the same hub again after a 1012 close (its database lost commits), as after a duplicate session", async () => {
+    const tried: string[] = [];
+    const sockets: ReturnType<typeof fakeSocket>[] = [];
+    const dialer = startDialer({
+      target: { id: null, urls: ["ws://a", "ws://b"] },
+      label: "hub", nodeId: "n1", retry: { minMs: 1, maxMs: 2 },
+      log: silentLogger(), metrics: createMetrics({ defaults: false }),
+      isConnected: () => false,
+      async connect(url) {
+        tried.push(url);
+        const ws = fakeSocket();
+        sockets.push(ws);
+        return ws as unknown as WebSocket;
+      },
+    });
+    try {
+      await until(() => sockets.length === 1);
+      await new Promise((r) => setTimeout(r, 10)); // the dialer is waiting for the close
+      const ws = sockets[0]!;
+      ws.emit("close", 1012, Buffer.from("the hubs' database lost commits; handshake again"));
+      ws.readyState = 3;
+      await until(() => sockets.length === 2);
+      expect(tried).toEqual(["ws://a", "ws://a"]);
+    } finally {
+      dialer.stop("test over");
+    }
+  });
+});
+
 describe("dialer after a refusal", () => {
   it("backs off from a peer that refuses it at once, and waits as long as a peer holding it off says", async () => {
     const dials: number[] = [];

@@ -54,6 +54,10 @@ describe("this node's own changes every peer holds (what the purge may drop of i
     expect(status({ peers: ["n2"], sessions: [["n2", session(40)], ["n9", session(undefined)]] }).ownAcknowledged()).toBe(0);
   });
 
+  it("counts a peer seen this run that is neither configured nor connected now (admitted by mesh.acceptUnlisted)", () => {
+    expect(status({ peers: ["n2"], sessions: [["n2", session(40)]], peerHeld: [["n9", 12]] }).ownAcknowledged()).toBe(12);
+  });
+
   it("waits for nobody on a node without peers", () => {
     expect(status({}).ownAcknowledged()).toBe(Number.MAX_SAFE_INTEGER);
   });

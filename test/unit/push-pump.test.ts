@@ -301,4 +301,31 @@ describe("push pump when the peer refuses a batch for good", () => {
     expect(sent.filter((s) => s.startsWith(REPLICA_A))).toEqual([`${REPLICA_A} (0,2]`, `${REPLICA_A} (0,2]`]);
     expect(peerVector).toEqual({ [REPLICA_A]: 2, [REPLICA_B]: 3 });
   });
+
+  it("keeps the refusal reported while its origin is held back: not cleared by the gap acknowledgements of that origin's later batches, nor by other origins' acknowledgements", async () => {
+    const replica = await relayHolding({ [REPLICA_A]: 4, [REPLICA_B]: 4 });
+    const peerVector: Record<string, number> = {};
+    const acknowledged: string[] = [];
+    const errors: (string | null)[] = [];
+    const pump = createPushPump({
+      replica, peerId: "agent3", relay: true, peerReplica: REPLICA_C, peerVector,
+      send: async (b) => {
+        if (b.origin === REPLICA_A && b.after === 0) throw new RpcError(ErrorCode.InvalidParams, "invalid params: changes.0.key: refused");
+        // The peer stores A's later batches beyond the gap, without moving its vector.
+        return { have: b.origin === REPLICA_A ? (peerVector[REPLICA_A] ?? 0) : b.upTo };
+      },
+      isOpen: () => true, signal: new AbortController().signal,
+      onRejected: () => void errors.push("refused"),
+      onAcknowledged: (origin) => void acknowledged.push(origin),
+      onDeliveryError: (e) => void errors.push(e),
+      options: { batchSize: 1, window: 4, retry: { minMs: 1, maxMs: 2 } },
+      log: silentLogger(), metrics: createMetrics({ defaults: false }), nowMs: Date.now,
+    });
+    open.push({ replica, pump });
+    pump.wake();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(peerVector[REPLICA_B]).toBe(4); // B went on
+    expect(acknowledged.filter((o) => o === REPLICA_A)).toEqual([]); // A's gap acks do not count as taken
+    expect(errors.slice(errors.indexOf("refused"))).not.toContain(null); // nothing cleared the refusal since
+  });
 });
