@@ -70,6 +70,8 @@ export async function openKamailioLinks(deps: {
     locationTable: config.locationTable, aliasTable: config.aliasTable,
   }, { log }) : null;
   const aliasTable = config.aliases === "usrloc" ? (config.aliasTable ?? "aliases") : null;
+  // usrloc db_mode 0 reads no location table: the database is alias_db's only (kamailio-writer.ts).
+  const locationsInDb = db !== null && config.db!.dbMode !== 0;
   const usrloc = createUsrlocRpc({ rpc: writes });
   const dumper = createUsrlocRpc({ rpc: fifo, dumpTimeoutMs: Math.max(30_000, config.timeoutMs) });
   // db_mode 3 keeps no cache (ul.dump is always empty): the database is what Kamailio holds.
@@ -84,7 +86,7 @@ export async function openKamailioLinks(deps: {
     // takes writes there, and is not DOWN (its reconcile, which needs the FIFO, says what fails).
     core: createCoreRpc({ rpc: dgram ? failover(fifo, dgram, "primary") : fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) }),
     usrloc,
-    writer: createKamailioWriter({ usrloc, db, aliasTable, log }),
+    writer: createKamailioWriter({ usrloc, db, aliasTable, locationsInDb, log }),
     db,
     preloadDb: db && (config.db!.dbMode === 1 || config.db!.dbMode === 2) ? db : null,
     aliasTable,
@@ -97,7 +99,7 @@ export async function openKamailioLinks(deps: {
       ? async (): Promise<BulkSession> => {
         const rpc = await openBulkChannels();
         // A write the channel could not vouch for goes the usual way (all of them are idempotent).
-        const bulkWriter = createKamailioWriter({ usrloc: createUsrlocRpc({ rpc: failover(rpc, writes) }), db, aliasTable, log });
+        const bulkWriter = createKamailioWriter({ usrloc: createUsrlocRpc({ rpc: failover(rpc, writes) }), db, aliasTable, locationsInDb, log });
         return { writer: bulkWriter, window: BULK_RELOAD_WINDOW, close: () => rpc.close() };
       }
       : undefined,

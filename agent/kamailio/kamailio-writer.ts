@@ -29,6 +29,13 @@ export interface KamailioWriterDeps {
   db: KamailioDb | null;
   /** usrloc domain that holds SER-style aliases, or null when aliases live in dbaliases. */
   aliasTable: string | null;
+  /**
+   * Whether Kamailio ever reads its `location` table (usrloc db_mode 1-4). With db_mode 0 the
+   * database is there for alias_db's `dbaliases` only: a binding written into it would reach no
+   * Kamailio, yet count as written (the cursor past it, the binding taken for installed), so
+   * location ops then wait for jsonrpcs like ops without a database. Default true.
+   */
+  locationsInDb?: boolean;
   log: Logger;
 }
 
@@ -47,7 +54,7 @@ export class KamailioWriteRejectedError extends Error {
 }
 
 export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
-  const { usrloc, db, aliasTable } = deps;
+  const { usrloc, aliasTable } = deps;
 
   async function viaRpc(op: InstallOp, nowSec: number): Promise<void> {
     switch (op.op) {
@@ -69,6 +76,7 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
   }
 
   async function viaDb(op: InstallOp): Promise<void> {
+    const db = deps.db;
     if (db === null) throw new Error("no database configured");
     switch (op.op) {
       case "add":
@@ -88,7 +96,10 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
 
   return {
     async write(op, nowSec) {
-      const rpcPossible = !(op.op === "alias-set" || op.op === "alias-rm") || aliasTable !== null;
+      const aliasOp = op.op === "alias-set" || op.op === "alias-rm";
+      const rpcPossible = !aliasOp || aliasTable !== null;
+      // The database this op may fall back to (viaDb is only called with one).
+      const db = aliasOp || deps.locationsInDb !== false ? deps.db : null;
       let rpcError: unknown = null;
       if (rpcPossible) {
         try {
@@ -110,8 +121,9 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
         );
       }
       if (db === null) {
+        const why = deps.db === null ? "no fallback database is configured (kamailio.db)" : "usrloc keeps no database (kamailio.db.dbMode 0) to write it into";
         throw new TransientError(
-          `Kamailio is unreachable through jsonrpcs (${(rpcError as Error).message}) and no fallback database is configured (kamailio.db); ${describe(op)} stays pending`,
+          `Kamailio is unreachable through jsonrpcs (${(rpcError as Error).message}) and ${why}; ${describe(op)} stays pending`,
           { cause: rpcError },
         );
       }

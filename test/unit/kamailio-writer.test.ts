@@ -3,7 +3,8 @@
  * change pending (TransientError), other faults are refusals the sink logs and skips.
  */
 import { describe, expect, it } from "vitest";
-import { isTransient } from "../../agent/core/transient.js";
+import { TransientError, isTransient } from "../../agent/core/transient.js";
+import type { KamailioDb } from "../../agent/kamailio/kamailio-db.js";
 import { KamailioRpcError } from "../../agent/kamailio/jsonrpcs-wire.js";
 import { KamailioWriteRejectedError, createKamailioWriter, isStorageFault } from "../../agent/kamailio/kamailio-writer.js";
 import type { UsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
@@ -47,6 +48,30 @@ describe("kamailio writer", () => {
     const down = await writer({ ...failingUsrloc(500, "x", "ul.add"), ulAdd: () => Promise.reject(Object.assign(new Error("connect ENOENT /run/kamailio/kamailio_rpc.fifo"), { code: "ENOENT" })) })
       .write({ op: "add", table: "location", aor: "a@b", binding: {} as never, full: {} as never }, 0).catch((e: unknown) => e);
     expect((down as Error).message).toMatch(/^Kamailio is unreachable through jsonrpcs/);
+  });
+
+  it("writes no binding into a database Kamailio never reads (usrloc db_mode 0 beside alias_db's dbaliases): it stays pending; aliases still go in", async () => {
+    const wrote: string[] = [];
+    const db = {
+      upsertLocation: async (aor: string) => void wrote.push(`location ${aor}`),
+      removeLocation: async (aor: string) => void wrote.push(`rm location ${aor}`),
+      setAlias: async (alias: string) => void wrote.push(`alias ${alias}`),
+      removeAlias: async (alias: string) => void wrote.push(`rm alias ${alias}`),
+    } as unknown as KamailioDb;
+    const fifoGone = { ...failingUsrloc(500, "x", "ul.add"), ulAdd: () => Promise.reject(new TransientError("the FIFO has no reader")), ulRmContact: () => Promise.reject(new TransientError("the FIFO has no reader")) };
+    const dbMode0 = createKamailioWriter({ usrloc: fifoGone, db, aliasTable: null, locationsInDb: false, log: silentLogger() });
+    const add = { op: "add" as const, table: "location", aor: "bob@example.com", binding: {} as never, full: {} as never };
+    for (const op of [add, rmContact]) {
+      const err = await dbMode0.write(op, 0).catch((e: unknown) => e);
+      expect(isTransient(err)).toBe(true);
+      expect((err as Error).message).toContain("usrloc keeps no database (kamailio.db.dbMode 0) to write it into");
+    }
+    expect(await dbMode0.write(aliasSet, 0)).toBe("database");
+    expect(wrote).toEqual(["alias nick@example.com"]);
+    // With a usrloc database (db_mode 1-4) a binding falls back to it, as before.
+    const dbMode1 = createKamailioWriter({ usrloc: fifoGone, db, aliasTable: null, log: silentLogger() });
+    expect(await dbMode1.write(add, 0)).toBe("database");
+    expect(wrote).toEqual(["alias nick@example.com", "location bob@example.com"]);
   });
 
   it("skips what Kamailio refuses for other reasons", async () => {
