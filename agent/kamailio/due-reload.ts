@@ -44,7 +44,7 @@ export function createDueReload(deps: {
   plan: Omit<PlanContext, "nowSec">;
   watch: InstanceWatch;
   mark: ReloadMark;
-  sink: Pick<KamailioSink, "kamailioLoadedItsDatabase" | "retryNow">;
+  sink: Pick<KamailioSink, "kamailioLoadedItsDatabase" | "retryNow" | "unseenByKamailio">;
   onStored: OnStored;
   clockLeadMs: () => number;
   journal: JournalGate;
@@ -63,6 +63,7 @@ export function createDueReload(deps: {
     window: deps.config.window, rate: deps.config.reloadRate,
     openBulk: deps.links.openBulk && bulkAfterEvents(deps.links.openBulk, deps.eventsOpen, { waitMs: deps.eventsWaitMs }),
     preloadDb: deps.links.preloadDb,
+    unseen: (key) => sink.unseenByKamailio(key),
     onStored: deps.onStored,
     kamailioStart: () => {
       const startedMs = watch.startedMs();
@@ -103,7 +104,9 @@ export function createDueReload(deps: {
       // Writes that failed while Kamailio was away wait for their retry timer otherwise.
       sink.retryNow();
     },
-    run: (reason) => reloader.run(reason),
+    // On demand (locmesh resync --kamailio) everything is written: this Kamailio may not have
+    // restarted, and lack what its database holds (a fallback write while jsonrpcs failed).
+    run: (reason) => reloader.run(reason, { whole: true }),
     status: () => ({ ...reloader.status(), interrupted: unfinishedStatus(mark.previous) }),
     leftToReload() {
       const { last, done } = reloader.reach();

@@ -88,7 +88,8 @@ export async function openKamailioLinks(deps: {
     usrloc,
     writer: createKamailioWriter({ usrloc, db, aliasTable, locationsInDb, log }),
     db,
-    preloadDb: db && (config.db!.dbMode === 1 || config.db!.dbMode === 2) ? db : null,
+    // db_mode 4 (DB_READONLY) loads at start too, and never writes: like 1/2 for what it sees.
+    preloadDb: db && [1, 2, 4].includes(config.db!.dbMode) ? db : null,
     aliasTable,
     dump: (maxReplyBytes) => dbOnly
       ? dumpFromDb(db!, { locationTable: config.locationTable, aliasTable, nowSec: Math.floor(Date.now() / 1000) })

@@ -24,8 +24,13 @@ const START_SLACK_MS = 2000;
 export interface ReloadPlanDeps {
   store: ReplicaStore;
   plan: Omit<PlanContext, "nowSec">;
-  /** Kamailio's database when it preloads from it (db_mode 1/2): reload by difference. */
+  /** Kamailio's database when it preloads from it (db_mode 1/2/4): reload by difference. */
   preloadDb: KamailioDb | null;
+  /**
+   * A binding this agent wrote into that database while jsonrpcs failed, which the running
+   * Kamailio has not loaded (sink-pass.ts): written even when its row matches.
+   */
+  unseen?: (key: string) => boolean;
   /**
    * When the running Kamailio started (this host's clock, ms), and how far version stamps run
    * ahead of this host's clock. This node's own registrations stored after Kamailio started were
@@ -67,7 +72,7 @@ export async function collectOps(
         inDb.delete(id);
         const op = takenSinceStart(c) ? null : planRestore(c, ctx);
         if (op === null) continue;
-        if (row && kind === "loc" && sameAsRow(c, row, deps.plan.nodeId)) unchanged();
+        if (row && kind === "loc" && deps.unseen?.(id) !== true && sameAsRow(c, row, deps.plan.nodeId)) unchanged();
         else into.push(op);
       }
       planned(examined);

@@ -29,8 +29,12 @@ export type ReloadStatus = KamailioReloadStatus;
 export const PLAN_AHEAD = 2000;
 
 export interface Reloader {
-  /** Runs one reload to its end; a second call while one runs joins it. */
-  run(reason: string): Promise<ReloadStatus>;
+  /**
+   * Runs one reload to its end; a second call while one runs joins it. `whole`: write every live
+   * record, not only the difference with a preloading Kamailio's database (an operator's `locmesh
+   * resync --kamailio`: that Kamailio may lack what its database has, when it did not restart).
+   */
+  run(reason: string, opts?: { whole?: boolean }): Promise<ReloadStatus>;
   /** Resolves once no reload runs (at once when none does), however the one running ends. */
   settled(): Promise<void>;
   status(): ReloadStatus;
@@ -102,7 +106,8 @@ export function createReloader(deps: ReloaderDeps): Reloader {
   // The status itself, not a copy, on every write: the listener reads it at once and keeps nothing.
   const onStatus = (s: ReloadStatus): void => deps.onStatus?.(s);
 
-  async function reload(reason: string): Promise<ReloadStatus> {
+  async function reload(reason: string, whole: boolean): Promise<ReloadStatus> {
+    const plan: ReloadPlanDeps = whole ? { ...deps, preloadDb: null } : deps;
     const started = nowMs();
     const reach: ReloadReach = { upTo: null, state: "running" };
     last = reach;
@@ -119,7 +124,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     const toExamine = counts.locations + counts.aliases;
     status = { state: "running", reason, total: toExamine, done: 0, unchanged: 0, refused: 0, startedAt: new Date(started).toISOString(), finishedAt: null, rate: 0, channel: null, error: null };
     onStatus(status);
-    deps.log.info({ reason, byDifference: deps.preloadDb !== null }, "putting the live state back into Kamailio");
+    deps.log.info({ reason, byDifference: plan.preloadDb !== null }, "putting the live state back into Kamailio");
     // Records changed since the journal position the reload starts from (read before its first page).
     let watch: ChangeWatch;
     try {
@@ -153,7 +158,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       while (failure === null && ops.size() >= PLAN_AHEAD) await new Promise<void>((r) => (plannerWaits = r));
       return failure === null;
     };
-    const planning = collectOps(deps, nowSec, ops, (examined) => {
+    const planning = collectOps(plan, nowSec, ops, (examined) => {
       status.total = ops.planned() + Math.max(0, toExamine - examined);
       wakeAll();
     }, room, () => status.unchanged++).then(
@@ -238,8 +243,8 @@ export function createReloader(deps: ReloaderDeps): Reloader {
   }
 
   return {
-    run(reason) {
-      running ??= reload(reason).finally(() => {
+    run(reason, opts) {
+      running ??= reload(reason, opts?.whole === true).finally(() => {
         running = null;
       });
       return running;

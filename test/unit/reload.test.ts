@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { TransientError } from "../../agent/core/transient.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
-import type { InstallOp } from "../../agent/kamailio/install-plan.js";
+import { bindingKey, ulBinding, type InstallOp } from "../../agent/kamailio/install-plan.js";
 import { KamailioWriteRejectedError, type KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
 import { describeReload } from "../../agent/cli/client-output.js";
 import { PLAN_AHEAD, RELOAD_HELD, createReloader, type BulkSession, type ReloaderDeps } from "../../agent/kamailio/reload.js";
@@ -15,7 +15,7 @@ import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
 import { binding } from "../support/fixtures.js";
-import { HLC_UNITS_PER_MS, type Change } from "../../agent/contract/records.js";
+import { HLC_UNITS_PER_MS, type BindingValue, type Change } from "../../agent/contract/records.js";
 import { createHlc } from "../../agent/core/hlc.js";
 import { createReplica } from "../../agent/core/replica.js";
 
@@ -242,6 +242,34 @@ describe("reload", () => {
     const s = await createReloader(deps({ store, writer, preloadDb, kamailioStart: () => ({ startedMs, clockLeadMs: 0 }) })).run("test");
     expect(s.state).toBe("done");
     expect(writer.ops).toEqual([]);
+  });
+
+  it("with a preloading Kamailio, writes a binding whose row matches when this agent wrote that row while jsonrpcs failed (unseen), and writes everything when asked for the whole", async () => {
+    const store = await storeWith(2);
+    const now = nowSec();
+    // Both of n2's bindings have a matching row in Kamailio's database.
+    const rows = await Promise.all([0, 1].map(async (i) => {
+      const c = (await store.get("loc", `u${i}@example.com`, `sip:u${i}@192.0.2.1:5060`))!;
+      const want = ulBinding(c.sub, c.value as BindingValue, "n1");
+      return { aor: c.key, contact: c.sub, callid: UL_ADD_CALLID, lastModified: now - 10, expires: want.expires, q: want.q, path: want.path, received: want.received,
+        socket: "", flags: 0, cflags: 0, methods: 0, cseq: 1, userAgent: "", instance: "", regId: 0, ruid: `r-${i}` };
+    }));
+    const preloadDb = { listLocations: async () => rows } as unknown as ReloaderDeps["preloadDb"];
+    const added = (w: ReturnType<typeof recordingWriter>) => w.ops.map((o) => (o.op === "add" ? o.aor : o.op)).sort();
+
+    const byDifference = recordingWriter();
+    expect(await createReloader(deps({ store, writer: byDifference, preloadDb })).run("restart")).toMatchObject({ state: "done", unchanged: 2 });
+    expect(added(byDifference)).toEqual([]);
+
+    // u1's row was the fallback's: the running Kamailio never loaded it.
+    const unseenKey = bindingKey("u1@example.com", "sip:u1@192.0.2.1:5060");
+    const withUnseen = recordingWriter();
+    expect(await createReloader(deps({ store, writer: withUnseen, preloadDb, unseen: (k) => k === unseenKey })).run("first contact")).toMatchObject({ state: "done", unchanged: 1 });
+    expect(added(withUnseen)).toEqual(["u1@example.com"]);
+
+    const whole = recordingWriter();
+    expect(await createReloader(deps({ store, writer: whole, preloadDb })).run("requested", { whole: true })).toMatchObject({ state: "done", unchanged: 0 });
+    expect(added(whole)).toEqual(["u0@example.com", "u1@example.com"]);
   });
 
   describe("records that change while it runs", () => {
