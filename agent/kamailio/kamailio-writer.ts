@@ -40,9 +40,10 @@ export interface KamailioWriterDeps {
 }
 
 /**
- * Kamailio answered but could not keep the change (its memory or its usrloc database): retried like
- * an unreachable Kamailio, but the writes after it are still tried, since a removal may go in (and
- * free room) where an add does not.
+ * Kamailio answered but could not keep the change (its memory or its usrloc database), or an alias
+ * could not go into alias_db's database while Kamailio itself may be fine: retried like an
+ * unreachable Kamailio, but the writes after it are still tried (a removal may go in and free
+ * room where an add does not; bindings go over jsonrpcs), and other origins' batches too.
  */
 export class KamailioCouldNotStoreError extends TransientError {
   override readonly name = "KamailioCouldNotStoreError";
@@ -132,6 +133,9 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
         return "database";
       } catch (err) {
         if (!isTransient(err)) throw new KamailioWriteRejectedError(`Kamailio's database refused ${describe(op)}: ${(err as Error).message}`, { cause: err });
+        // A dbaliases alias has no other way in: the database being away says nothing of jsonrpcs,
+        // and the bindings beside it must not wait for it.
+        if (!rpcPossible) throw new KamailioCouldNotStoreError(`alias_db's database is unreachable (${(err as Error).message}); ${describe(op)} stays pending, bindings go on`, { cause: err });
         const via = rpcError === null ? "" : `jsonrpcs (${(rpcError as Error).message}) and `;
         throw new TransientError(`Kamailio is unreachable through ${via}its database (${(err as Error).message}); ${describe(op)} stays pending`, { cause: err });
       }

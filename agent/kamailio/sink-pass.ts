@@ -81,16 +81,28 @@ export function createSinkPass(deps: SinkPassDeps & {
     const left = deps.leftToReload?.() ?? null;
     const reloadWrites = left === "everything" ? vv : left;
     let progressed = false;
+    // A write Kamailio (or alias_db's database) could not store holds back its origin's batch, not
+    // the other origins: they go on, and the pass fails with it at the end, to be retried.
+    let stalled: KamailioCouldNotStoreError | null = null;
     for (const [origin, have] of Object.entries(vv)) {
       const from = done[origin] ?? 0;
       if (have <= from) continue;
       if (held()) throw new SinkHeld();
       const changes = await store.readRange(origin, from, have, batchSize, installedKind(origin, deps.plan) ?? undefined);
-      deps.onPassedOver(await writeAll(changes, reloadWrites?.[origin] ?? 0));
+      let passedOver: number;
+      try {
+        passedOver = await writeAll(changes, reloadWrites?.[origin] ?? 0);
+      } catch (err) {
+        if (!(err instanceof KamailioCouldNotStoreError)) throw err;
+        stalled ??= err;
+        continue;
+      }
+      deps.onPassedOver(passedOver);
       cursor.advance(origin, changes.length < batchSize ? have : changes[changes.length - 1]!.seq);
       progressed = true;
     }
     forgetGoneOrigins(vv);
+    if (stalled !== null) throw stalled;
     return progressed;
   }
 

@@ -34,6 +34,20 @@ function fullDiskCursor(fails = true): InstallCursor & { saves: number } {
   };
 }
 
+/** A writer that cannot store aliases (alias_db's database away) until heal(); what it wrote. */
+function aliasesCannotBeStored() {
+  const written: string[] = [];
+  let down = true;
+  const writer: KamailioSinkDeps["writer"] = {
+    write: async (op) => {
+      if (down && op.op === "alias-set") throw new KamailioCouldNotStoreError("alias_db's database is unreachable");
+      written.push(op.op === "add" ? `add ${op.aor}` : op.op);
+      return "rpc";
+    },
+  };
+  return { writer, written, heal: () => void (down = false) };
+}
+
 let sink: KamailioSink | null = null;
 afterEach(async () => {
   await sink?.close();
@@ -149,6 +163,26 @@ describe("kamailio sink when Kamailio cannot keep a write", () => {
     await s.drained();
     expect(written.slice(-3)).toEqual(["set b@example.com", "rm a@example.com", "set c@example.com"]);
     expect(cursor.get()).toEqual({ [store.replicaId]: 4 });
+  });
+
+  it("goes on with other origins past a batch that holds a write that could not be stored (alias_db's database away), and retries it", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    const A = "a~00000000000a";
+    const B = "b~00000000000b";
+    await store.applyRemote(batchOf(A, 0, 1, [remoteChange(A, 1, 10, alias("x@example.com", "sip:t@example.com"))]));
+    await store.applyRemote(batchOf(B, 0, 1, [remoteChange(B, 1, 11, { kind: "loc", key: "bob@example.com", sub: "sip:bob@192.0.2.2", value: binding({ owner: "b", expires: Math.floor(Date.now() / 1000) + 600 }) })]));
+    const w = aliasesCannotBeStored();
+    const cursor = fullDiskCursor(false);
+    const s = sinkOf(store, { cursor, writer: w.writer, retry: { minMs: 300, maxMs: 300 } });
+    const written = w.written;
+    s.start();
+    await expect.poll(() => s.status().state).toBe("waiting");
+    // B's binding went in although A's alias, read first, could not.
+    expect(written).toEqual(["add bob@example.com"]);
+    expect(cursor.get()).toEqual({ [B]: 1 });
+    w.heal();
+    await s.drained();
+    expect(cursor.get()).toEqual({ [A]: 1, [B]: 1 });
   });
 
   it("stops the batch at once when Kamailio is unreachable", async () => {

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { TransientError, isTransient } from "../../agent/core/transient.js";
 import type { KamailioDb } from "../../agent/kamailio/kamailio-db.js";
 import { KamailioRpcError } from "../../agent/kamailio/jsonrpcs-wire.js";
-import { KamailioWriteRejectedError, createKamailioWriter, isStorageFault } from "../../agent/kamailio/kamailio-writer.js";
+import { KamailioCouldNotStoreError, KamailioWriteRejectedError, createKamailioWriter, isStorageFault } from "../../agent/kamailio/kamailio-writer.js";
 import type { UsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 
@@ -72,6 +72,14 @@ describe("kamailio writer", () => {
     const dbMode1 = createKamailioWriter({ usrloc: fifoGone, db, aliasTable: null, log: silentLogger() });
     expect(await dbMode1.write(add, 0)).toBe("database");
     expect(wrote).toEqual(["alias nick@example.com", "location bob@example.com"]);
+  });
+
+  it("says an alias alias_db's database could not take stays pending while bindings go on (KamailioCouldNotStoreError)", async () => {
+    const db = { setAlias: () => Promise.reject(new TransientError("connect ECONNREFUSED 127.0.0.1:5432")) } as unknown as KamailioDb;
+    const dbaliases = createKamailioWriter({ usrloc: failingUsrloc(500, "x", "ul.add"), db, aliasTable: null, log: silentLogger() });
+    const err = await dbaliases.write(aliasSet, 0).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KamailioCouldNotStoreError);
+    expect((err as Error).message).toBe("alias_db's database is unreachable (connect ECONNREFUSED 127.0.0.1:5432); alias nick@example.com → sip:alice@example.com stays pending, bindings go on");
   });
 
   it("skips what Kamailio refuses for other reasons", async () => {
