@@ -10,7 +10,7 @@ import type { Replica } from "../core/replica.js";
 import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
-import type { PlanContext } from "./install-plan.js";
+import { recordKey, type PlanContext } from "./install-plan.js";
 import type { JournalGate } from "./journal-gate.js";
 import type { InstanceWatch } from "./instance-watch.js";
 import type { KamailioLinks } from "./kamailio-links.js";
@@ -94,7 +94,12 @@ export function createReconcileRun(deps: {
       });
       // The dump takes seconds: the journal may have been found behind meanwhile.
       if (held()) return null;
-      const written = p.drafts.length > 0 ? await replica.commit(p.drafts, { source: "reconcile" }) : [];
+      // Each edit only if its record has not changed since the plan began: a registrar event that
+      // lingered in the journal's group commit (eventLingerMs) is newer than the dump, and appended
+      // behind it in one flush the reconcile's removal (or learning) would win over it.
+      const written = p.drafts.length > 0
+        ? await replica.commitChecked(async () => p.drafts.filter((d) => !changes.changedAfter(recordKey(d), 0)), { source: "reconcile" })
+        : [];
       times.learned(written, dumpStartMs);
       const learned = written.filter((c) => c !== null).length;
       let repaired = 0;

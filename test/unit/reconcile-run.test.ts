@@ -5,7 +5,8 @@
  * and the first one after an agent's start crashed it (the hostile-input dry run).
  */
 import { describe, expect, it } from "vitest";
-import type { Replica } from "../../agent/core/replica.js";
+import { createHlc } from "../../agent/core/hlc.js";
+import { createReplica, type Replica } from "../../agent/core/replica.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import { bindingKey, type InstallOp } from "../../agent/kamailio/install-plan.js";
 import { createKamailioTimes } from "../../agent/kamailio/kamailio-times.js";
@@ -38,7 +39,7 @@ describe("a reconcile whose repairs Kamailio refuses in part", () => {
     const links = { writer, dump: async () => [], aliasTable: null, usrloc: { ulLookup: async () => [] } } as unknown as KamailioLinks;
     const run = createReconcileRun({
       config: { locationTable: "location", reconcileMaxContacts: 20_000 }, nodeId: "n1", store,
-      replica: { commit: async () => [] } as unknown as Replica, links,
+      replica: { commit: async () => [], commitChecked: async () => [] } as unknown as Replica, links,
       plan: { nodeId: "n1", replicaId: store.replicaId, locationTable: "location" },
       watch: { observe: async () => undefined, reloadNeeded: () => false },
       sink: { isPending: () => false, writtenAt: () => undefined }, times: createKamailioTimes(), onStored: () => () => undefined,
@@ -70,7 +71,7 @@ describe("a reconcile of what the local API just changed (runFor)", () => {
     const state = { held: false, due: false };
     const run = createReconcileRun({
       config: { locationTable: "location", reconcileMaxContacts: 0 }, nodeId: "n1", store,
-      replica: { commit: async () => [] } as unknown as Replica, links,
+      replica: { commit: async () => [], commitChecked: async () => [] } as unknown as Replica, links,
       plan: { nodeId: "n1", replicaId: store.replicaId, locationTable: "location" },
       watch: { observe: async () => undefined, reloadNeeded: () => state.due },
       // The sink's cursor has not passed the API's own commits: not pending for this (it never writes them).
@@ -89,5 +90,39 @@ describe("a reconcile of what the local API just changed (runFor)", () => {
     state.held = true;
     expect(await run.runFor(edits)).toMatch(/journal is held/);
     await store.close();
+  });
+});
+
+describe("a reconcile while a registrar event lingers in the journal's group commit", () => {
+  it("does not overwrite it: a phone that re-registered as the dump was taken stays registered", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
+    const expires = Math.floor(Date.now() / 1000) + 3600;
+    const phone = (callid: string) => locDraft("carol@example.com", "sip:carol@192.0.2.7", binding({ owner: "n1", expires, callid }));
+    // Registered long ago; its de-REGISTER never reached the agent, so Kamailio's dump lacks it.
+    await store.commitLocal([phone("reg-1")], () => (Date.now() - 120_000) * 1024);
+    let lingering: Promise<unknown> = Promise.resolve();
+    const links = {
+      writer: { write: async () => "rpc" },
+      // As the dump is taken the phone registers again: its event's edit waits out eventLingerMs.
+      dump: async () => {
+        lingering = replica.commit([phone("reg-2")], { lingerMs: 50, source: "event" });
+        return [];
+      },
+      aliasTable: null, usrloc: { ulLookup: async () => [] },
+    } as unknown as KamailioLinks;
+    const run = createReconcileRun({
+      config: { locationTable: "location", reconcileMaxContacts: 20_000 }, nodeId: "n1", store, replica, links,
+      plan: { nodeId: "n1", replicaId: store.replicaId, locationTable: "location" },
+      watch: { observe: async () => undefined, reloadNeeded: () => false },
+      sink: { isPending: () => false, writtenAt: () => undefined }, times: createKamailioTimes(),
+      onStored: (listener) => replica.onApplied(listener),
+      clockLeadMs: () => 0, journal: { held: () => false, waitedForSeed: () => true, seeded: () => true }, log: silentLogger(),
+      metrics: createMetrics({ defaults: false }),
+    });
+    await run.run();
+    await lingering;
+    expect(await store.get("loc", "carol@example.com", "sip:carol@192.0.2.7")).toMatchObject({ value: { callid: "reg-2" } });
+    await replica.close();
   });
 });
