@@ -251,7 +251,9 @@ export function journalBehindError(b: JournalBehindInfo): RpcError {
  * Call-ID is taken for a phone's registration by the reconcile, which drops it from the journal
  * if this Kamailio lacks it then (a missed de-registration).
  */
-const LATER = "`locmesh resync --kamailio` writes it, as will the next reconcile (every kamailio.reconcileIntervalSec, below kamailio.reconcileMaxContacts live bindings) or reload, unless it was given a Call-ID (a phone's registration: the reconcile then takes it for gone)";
+const LATER = "the next reconcile brings it in line (every kamailio.reconcileIntervalSec and when Kamailio answers again, below kamailio.reconcileMaxContacts live bindings); " +
+  "an addition also goes in with `locmesh resync --kamailio` or a reload, a removal does not (they write live bindings only); " +
+  "a binding given a Call-ID is taken for a phone's registration, and for gone if this Kamailio lacks it then";
 
 /** How long location.publish waits for its AoRs to be brought in line in the local Kamailio. */
 const KAMAILIO_APPLY_WAIT_MS = 5000;
