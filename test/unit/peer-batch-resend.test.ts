@@ -4,30 +4,18 @@
  * answer instead of being applied once more behind it (batches-in-flight.ts). Two real sessions
  * (agent/mesh/peer-session.ts) over in-memory journals and a transport in memory.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RemoteBatch } from "../../agent/core/store.js";
-import { createHlc } from "../../agent/core/hlc.js";
-import { createReplica, type Replica } from "../../agent/core/replica.js";
-import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
+import type { Replica } from "../../agent/core/replica.js";
 import { createPeerSession, type PeerSession, type Transport } from "../../agent/mesh/peer-session.js";
 import { createKeyRing } from "../../agent/ops/key-ring.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { aliasDraft, counterStamp } from "../support/fixtures.js";
+import { memoryPeers } from "../support/memory-peers.js";
 
 const KEY = "cluster-key-0123456789abcdef0123";
-const replicas: Replica[] = [];
-const sessions: PeerSession[] = [];
-afterEach(async () => {
-  for (const s of sessions.splice(0)) s.close(1000, "test done");
-  for (const r of replicas.splice(0)) await r.close();
-});
-
-function replica(name: string): Replica {
-  const r = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: name }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
-  replicas.push(r);
-  return r;
-}
+const { replica, keep } = memoryPeers();
 
 describe("a batch resent while the first is still being applied", () => {
   it("is answered with the first one's answer, not applied again behind it", async () => {
@@ -62,7 +50,7 @@ describe("a batch resent while the first is still being applied", () => {
     };
     client = createPeerSession({ ...common, replica: sender, role: "client", nodeId: "n1", expectedPeer: "n2", transport: wire(() => server, "n2", true) });
     server = createPeerSession({ ...common, metrics: createMetrics({ defaults: false }), replica: slow, role: "server", nodeId: "n2", transport: wire(() => client, "n1") });
-    sessions.push(client, server);
+    keep(client, server);
 
     const own = sender.replicaId;
     // The sender hears its batch taken: about 1 s (2 s if one resend was on its way as the first

@@ -7,11 +7,8 @@
  * key is told precisely.
  */
 import { pino } from "pino";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { PROTOCOL_VERSION } from "../../agent/contract/protocol.js";
-import { createHlc } from "../../agent/core/hlc.js";
-import { createReplica, type Replica } from "../../agent/core/replica.js";
-import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import { clientProof, newNonce } from "../../agent/mesh/auth.js";
 import type { ClaimedId } from "../../agent/mesh/peer-handshake.js";
 import { createPeerRefusalLog } from "../../agent/mesh/peer-keys.js";
@@ -19,6 +16,7 @@ import { createPeerSession, type PeerSession } from "../../agent/mesh/peer-sessi
 import { createKeyRing } from "../../agent/ops/key-ring.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics, type AuthFailureReason, type Metrics } from "../../agent/ops/metrics.js";
+import { memoryPeers } from "../support/memory-peers.js";
 
 const KEY = "the-cluster-key-0123456789abcdef";
 const GUESS = "a-guessed-key-0123456789abcdef01";
@@ -26,12 +24,7 @@ const GUESS = "a-guessed-key-0123456789abcdef01";
 const SELF = "n2";
 const LISTED = "n1";
 
-const replicas: Replica[] = [];
-const sessions: PeerSession[] = [];
-afterEach(async () => {
-  for (const s of sessions.splice(0)) s.close(1000, "test done");
-  for (const r of replicas.splice(0)) await r.close();
-});
+const peers = memoryPeers();
 
 interface Attempt {
   /** The JSON-RPC error the hello was answered with (null: it was taken). */
@@ -45,8 +38,7 @@ interface Attempt {
 
 /** Dials a fresh server session of SELF as `nodeId`, proving with `key`; resolves once the node answered and closed (or took it). */
 async function hello(nodeId: string, key: string, replicaId = `${nodeId}~0123abcd`): Promise<Attempt> {
-  const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: SELF }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
-  replicas.push(replica);
+  const replica = peers.replica(SELF);
   const metrics = createMetrics({ defaults: false });
   const out: Attempt = { error: null, closed: null, refusal: null, metrics };
   let challenge: { nonce: string } | null = null;
@@ -78,7 +70,7 @@ async function hello(nodeId: string, key: string, replicaId = `${nodeId}~0123abc
       },
     },
   });
-  sessions.push(session);
+  peers.keep(session);
   expect(challenge).not.toBeNull();
   const clientNonce = newNonce();
   const mac = clientProof(key, { clientId: nodeId, serverId: SELF, clientNonce, serverNonce: challenge!.nonce });
