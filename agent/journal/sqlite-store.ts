@@ -18,6 +18,7 @@ import { KIND_CODE, expiresOf, rowToChange, type StoredRow as Row } from "../cor
 import { listSearch } from "../core/list-search.js";
 import { openJournalMeta, type JournalMeta, type JournalNotes } from "./sqlite-meta.js";
 import { createOriginCache } from "./sqlite-origins.js";
+import { openSqliteKeySet, type KeySet } from "./sqlite-key-set.js";
 import { createRecordTally, type RowState } from "./sqlite-tally.js";
 
 export interface SqliteStoreOptions {
@@ -29,8 +30,14 @@ export interface SqliteStoreOptions {
   cacheMiB?: number;
 }
 
-/** The agent's journal: the replica store, its notes, and whether it has caught up with the cluster once (sqlite-meta.ts). */
-export interface SqliteStore extends ReplicaStore, Pick<JournalMeta, "created" | "seeded" | "markSeeded">, JournalNotes {}
+/**
+ * The agent's journal: the replica store, its notes, whether it has caught up with the cluster once
+ * (sqlite-meta.ts), and the bindings written only into a database the running Kamailio does not read
+ * (sqlite-key-set.ts, kept for the Kamailio sink).
+ */
+export interface SqliteStore extends ReplicaStore, Pick<JournalMeta, "created" | "seeded" | "markSeeded">, JournalNotes {
+  readonly kamailioUnseen: KeySet;
+}
 
 export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   if (opts.path !== ":memory:") mkdirSync(dirname(opts.path), { recursive: true });
@@ -205,6 +212,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     created: meta.created,
     seeded: meta.seeded,
     readNote: meta.readNote,
+    kamailioUnseen: openSqliteKeySet(db, "kamailio_unseen", opts.path),
     writeNote: meta.writeNote,
     markSeeded: meta.markSeeded,
     async versionVector() {

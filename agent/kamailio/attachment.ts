@@ -16,11 +16,13 @@ import type { Hlc } from "../core/hlc.js";
 import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { ReplicaStore } from "../core/store.js";
+import type { KeySet } from "../journal/sqlite-key-set.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { createDueReload } from "./due-reload.js";
 import { createEvapiEvents } from "./evapi-events.js";
 import { openInstallCursor } from "./install-cursor.js";
+import type { InstallOp } from "./install-plan.js";
 import { createApiEditBatches } from "./api-edit-batches.js";
 import { createInstanceWatch } from "./instance-watch.js";
 import { createJournalGate } from "./journal-gate.js";
@@ -29,6 +31,7 @@ import { openKamailioLinks } from "./kamailio-links.js";
 import { readKamailioAlias, type KamailioAliasView } from "./kamailio-alias.js";
 import { createKamailioLiveness, lastErrorOf } from "./kamailio-liveness.js";
 import { createKamailioSink } from "./kamailio-sink.js";
+import { missedByRunningKamailio } from "./kamailio-writer.js";
 import { createKamailioTable, toKamailioContact } from "./kamailio-table.js";
 import { createKamailioTimes } from "./kamailio-times.js";
 import { createReconcileRun } from "./reconcile-run.js";
@@ -92,6 +95,8 @@ export interface KamailioAttachmentDeps {
   sipPeers: SipPeers;
   /** The journal's notes: where a reload under way is kept (reload-mark.ts). */
   notes: ReloadNotes;
+  /** The journal's kamailio_unseen set: writes that went into a database the running Kamailio does not read (sink-pass.ts). */
+  unseen: KeySet;
   log: Logger;
   metrics: Metrics;
   /**
@@ -131,7 +136,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const sink = createKamailioSink({
     store, writer: links.writer, plan, log, metrics, window: config.window,
     cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")),
-    databaseWritesUnseen: links.preloadDb !== null,
+    ...(links.preloadDb !== null
+      ? { databaseWritesUnseen: (op: InstallOp) => missedByRunningKamailio(op, links.aliasTable), unseen: deps.unseen }
+      : {}),
     // Also until the first probe has answered: whether this Kamailio keys AoRs with their domain,
     // and whether a reload into a restarted one takes over what waits, are known only then.
     held: () => journal.held() || refused() || !probed,

@@ -99,7 +99,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   const held = deps.held ?? (() => false);
   const passes = createSinkPass({
     store, writer, cursor, plan: deps.plan, log, metrics, batchSize, window, nowMs, held,
-    databaseWritesUnseen: deps.databaseWritesUnseen, leftToReload: deps.leftToReload,
+    databaseWritesUnseen: deps.databaseWritesUnseen, unseen: deps.unseen, leftToReload: deps.leftToReload,
     onWritten: (route) => (status.lastRoute = route),
     onRejected: (message) => {
       status = { ...status, rejected: status.rejected + 1, lastError: message, lastErrorAt: new Date(nowMs()).toISOString() };
@@ -222,6 +222,8 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     // Kamailio answers again: the next write goes through jsonrpcs. A last write that went into
     // its database must not keep status saying "jsonrpcs unavailable" until then.
     if (status.lastRoute === "database") status.lastRoute = "rpc";
+    // ...and what went into its database only is written again, that way.
+    passes.resendUnseen();
     comebacks++;
     attempt = 0;
     if (retryTimer) {

@@ -180,6 +180,16 @@ function dbBinding(op: Extract<InstallOp, { op: "add" }>): DbBinding {
   };
 }
 
+/**
+ * Whether `op`, written by the fallback into the database of a Kamailio that reads it only at start
+ * (usrloc db_mode 1/2), is missing from that running Kamailio: bindings are, and so are aliases in
+ * a usrloc domain (`aliasTable`); alias_db reads `dbaliases` at every lookup, and has no jsonrpcs
+ * way in to repeat the write by.
+ */
+export function missedByRunningKamailio(op: InstallOp, aliasTable: string | null): boolean {
+  return op.op === "add" || op.op === "rm-contact" || aliasTable !== null;
+}
+
 export function describe(op: InstallOp): string {
   switch (op.op) {
     case "add":

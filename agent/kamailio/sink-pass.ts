@@ -2,12 +2,16 @@
  * One pass of the Kamailio sink (kamailio-sink.ts): for each origin with news, one batch read from
  * the journal after the install cursor, its ops written into Kamailio `window` at a time, and the
  * cursor advanced. It keeps what the writes tell: when each key was last written, and which keys
- * went into a database the running Kamailio does not read. When a pass runs, and what its failure
- * means (retry, back-off, held), is the sink's.
+ * went into a database the running Kamailio does not read (`unseen`, durable in the journal).
+ * Those it writes again over jsonrpcs once Kamailio answers there (resendUnseen): without that a
+ * Kamailio that reads its database only at start (db_mode 1/2) lacked them until it restarted,
+ * or until a reconcile (which large tables skip) found them missing. When a pass runs, and what
+ * its failure means (retry, back-off, held), is the sink's.
  */
-import type { Change, VersionVector } from "../contract/records.js";
+import type { Change, RecordKind, VersionVector } from "../contract/records.js";
 import type { ReplicaStore } from "../core/store.js";
 import { isTransient } from "../core/transient.js";
+import type { KeySet } from "../journal/sqlite-key-set.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { InstallCursor } from "./install-cursor.js";
@@ -31,6 +35,11 @@ export interface SinkPass {
   unseenByKamailio(key: string): boolean;
   /** Kamailio restarted and read its database: what was written there is in it now. */
   kamailioLoadedItsDatabase(): void;
+  /**
+   * Kamailio answers over jsonrpcs again: the next run first writes again, that way, what went
+   * into its database only.
+   */
+  resendUnseen(): void;
 }
 
 /** What a reload writes itself, as SinkPassDeps.leftToReload says. */
@@ -45,10 +54,17 @@ export interface SinkPassDeps {
   log: Logger;
   metrics: Metrics;
   /**
-   * True when Kamailio reads its database only at start (db_mode 1 or 2): what the fallback writes
-   * there is not in the running Kamailio until it restarts or the write is repeated over jsonrpcs.
+   * Given when Kamailio reads its database only at start (db_mode 1 or 2): true for an op that,
+   * written by the fallback into that database, is not in the running Kamailio until it restarts
+   * or the write is repeated over jsonrpcs (bindings, and aliases in usrloc; not alias_db's
+   * `dbaliases`, which alias_db reads at every lookup and which has no jsonrpcs way in).
    */
-  databaseWritesUnseen?: boolean;
+  databaseWritesUnseen?: (op: InstallOp) => boolean;
+  /**
+   * Where the keys of such writes are kept (the journal's kamailio_unseen table), so that an agent
+   * restarted before Kamailio answered again still repeats them. Needed with databaseWritesUnseen.
+   */
+  unseen?: KeySet;
   /**
    * The live records a reload into Kamailio writes (due-reload.ts), which the sink passes over: those
    * stored up to the version vector returned, or up to where the journal stands now ("everything":
@@ -72,18 +88,29 @@ export function createSinkPass(deps: SinkPassDeps & {
 }): SinkPass {
   const { store, writer, cursor, log, metrics, batchSize, window, nowMs, held } = deps;
   const recent = new Map<string, number>();
-  /** Bindings last written into a database the running Kamailio does not read (db_mode 1/2). */
-  const unseen = new Set<string>();
+  /** Keys last written into a database the running Kamailio does not read (db_mode 1/2). */
+  const unseen = deps.databaseWritesUnseen ? deps.unseen : undefined;
+  if (deps.databaseWritesUnseen && !unseen) throw new Error("databaseWritesUnseen needs unseen, where those keys are kept");
+  /** Some are left from before this agent started: repeat them once Kamailio answers. */
+  let resendDue = (unseen?.size() ?? 0) > 0;
 
   async function pass(): Promise<boolean> {
+    // A write Kamailio (or alias_db's database) could not store holds back its origin's batch (or
+    // the resend), not the other origins: they go on, and the pass fails with it at the end, to be retried.
+    let stalled: KamailioCouldNotStoreError | null = null;
+    if (resendDue) {
+      try {
+        await resend();
+      } catch (err) {
+        if (!(err instanceof KamailioCouldNotStoreError)) throw err;
+        stalled = err;
+      }
+    }
     const vv = await store.versionVector();
     const done = cursor.get();
     const left = deps.leftToReload?.() ?? null;
     const reloadWrites = left === "everything" ? vv : left;
     let progressed = false;
-    // A write Kamailio (or alias_db's database) could not store holds back its origin's batch, not
-    // the other origins: they go on, and the pass fails with it at the end, to be retried.
-    let stalled: KamailioCouldNotStoreError | null = null;
     for (const [origin, have] of Object.entries(vv)) {
       const from = done[origin] ?? 0;
       if (have <= from) continue;
@@ -103,7 +130,57 @@ export function createSinkPass(deps: SinkPassDeps & {
     }
     forgetGoneOrigins(vv);
     if (stalled !== null) throw stalled;
-    return progressed;
+    // A write of this pass went over jsonrpcs while some wait in the database only: one more pass.
+    return progressed || resendDue;
+  }
+
+  /**
+   * Writes again what went into Kamailio's database only, each key as the journal holds it now, a
+   * batch at a time. Stops, and waits for the next resendUnseen(), at the first write that went into
+   * the database again (jsonrpcs is away again); a failed write fails the pass as any other does,
+   * with the resend still due.
+   */
+  async function resend(): Promise<void> {
+    const set = unseen!;
+    let after = "";
+    let resent = 0;
+    for (;;) {
+      if (held()) throw new SinkHeld();
+      const keys = set.list(after, batchSize);
+      if (keys.length === 0) break;
+      after = keys[keys.length - 1]!;
+      const nowSec = Math.floor(nowMs() / 1000);
+      const ctx: PlanContext = { ...deps.plan, nowSec };
+      const ops: InstallOp[] = [];
+      for (const key of keys) {
+        const op = await currentOp(key, ctx);
+        if (op === null) set.delete(key);
+        else ops.push(op);
+      }
+      const routes = await writeOps(ops, nowSec);
+      resent += routes.rpc;
+      if (routes.database > 0) {
+        resendDue = false;
+        log.info({ resent, left: set.size() }, "writes that went into Kamailio's database only: jsonrpcs failed again while they were repeated; the rest waits until it answers");
+        return;
+      }
+    }
+    resendDue = false;
+    set.flush();
+    if (resent > 0) log.info({ resent }, "wrote again over jsonrpcs what had gone into Kamailio's database only, which the running Kamailio does not read");
+  }
+
+  /**
+   * The write that makes Kamailio hold what the journal holds now under `key`, or null when there is
+   * none to make: the record is this node's own binding, which its Kamailio took itself. A record
+   * gone from the journal (purged) is removed.
+   */
+  async function currentOp(key: string, ctx: PlanContext): Promise<InstallOp | null> {
+    const [kindName, k, sub = ""] = key.split("\u0000") as [string, string, string?];
+    const kind: RecordKind = kindName === "alias" ? "alias" : "loc";
+    const rec = await store.get(kind, k, sub);
+    if (rec !== null) return planInstall(rec, ctx);
+    return kind === "alias" ? { op: "alias-rm", alias: k } : { op: "rm-contact", table: ctx.locationTable, aor: k, contact: sub };
   }
 
   /**
@@ -121,6 +198,18 @@ export function createSinkPass(deps: SinkPassDeps & {
       if (c.seq <= reloadWritesUpTo && (op.op === "add" || op.op === "alias-set")) left++;
       else ops.push(op);
     }
+    const routes = await writeOps(ops, nowSec);
+    // jsonrpcs answered while some writes wait in the database only: repeat them at the next pass.
+    if (routes.rpc > 0 && unseen !== undefined && unseen.size() > 0) resendDue = true;
+    return left;
+  }
+
+  /**
+   * Writes `ops` (one per key), `window` at a time; resolves with how many went each way, and
+   * keeps `unseen` up to date (durable before it resolves or throws, so before the cursor moves).
+   */
+  async function writeOps(ops: readonly InstallOp[], nowSec: number): Promise<Record<WriteRoute, number>> {
+    const routes: Record<WriteRoute, number> = { rpc: 0, database: 0 };
     let next = 0;
     let failure: unknown = null;
     /** Kamailio is not reachable: the other writes would only wait for their own time-outs. */
@@ -137,9 +226,10 @@ export function createSinkPass(deps: SinkPassDeps & {
           const route = await writer.write(op, nowSec);
           deps.onWritten(route);
           metrics.kamailioWrites.inc({ route });
+          routes[route]++;
           recent.set(opKey(op), nowMs());
-          if (route === "database" && deps.databaseWritesUnseen) unseen.add(opKey(op));
-          else unseen.delete(opKey(op));
+          if (route === "database" && deps.databaseWritesUnseen?.(op)) unseen!.add(opKey(op));
+          else unseen?.delete(opKey(op));
         } catch (err) {
           if (isTransient(err)) {
             failure ??= err;
@@ -157,9 +247,26 @@ export function createSinkPass(deps: SinkPassDeps & {
       }
     };
     await Promise.all(Array.from({ length: Math.min(window, ops.length) }, worker));
+    saveUnseen();
     if (failure !== null) throw failure;
     pruneRecent();
-    return left;
+    return routes;
+  }
+
+  /**
+   * Writes down which keys are unseen. Failing (a full disk), the notes stay in memory for the next
+   * try; only a crash before then forgets them, and the reconcile (below reconcileMaxContacts) or
+   * Kamailio's next restart repairs what they named.
+   */
+  let unseenSaveFailing = false;
+  function saveUnseen(): void {
+    try {
+      unseen?.flush();
+      unseenSaveFailing = false;
+    } catch (err) {
+      if (!unseenSaveFailing) log.error({ err: (err as Error).message }, "could not note in the journal which writes went into Kamailio's database only; retried after the next writes");
+      unseenSaveFailing = true;
+    }
   }
 
   function forgetGoneOrigins(vv: VersionVector): void {
@@ -183,7 +290,19 @@ export function createSinkPass(deps: SinkPassDeps & {
       const t = recent.get(key);
       return t !== undefined && nowMs() - t < RECENT_MS ? t : undefined;
     },
-    unseenByKamailio: (key) => unseen.has(key),
-    kamailioLoadedItsDatabase: () => unseen.clear(),
+    unseenByKamailio: (key) => unseen?.has(key) ?? false,
+    kamailioLoadedItsDatabase: () => {
+      resendDue = false;
+      try {
+        unseen?.clear();
+      } catch (err) {
+        // They are repeated over jsonrpcs then, which does no harm.
+        log.error({ err: (err as Error).message }, "could not forget, in the journal, the writes Kamailio has now loaded from its database");
+        resendDue = true;
+      }
+    },
+    resendUnseen: () => {
+      if ((unseen?.size() ?? 0) > 0) resendDue = true;
+    },
   };
 }

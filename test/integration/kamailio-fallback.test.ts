@@ -10,7 +10,7 @@
  * reconcile against the database: against the empty dump it took every binding registered on its
  * node for de-registered and removed them cluster-wide (found by the fifo-removed drill).
  */
-import { mkdtempSync, renameSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -167,6 +167,28 @@ describe("Kamailio database fallback", () => {
       throw new Error(`${(err as Error).message}; n2's last status: ${JSON.stringify({ pendingWrites: last?.pendingWrites, kamailio: last?.kamailio })}`);
     });
     expect((await status(n2)).kamailio?.rejected).toBe(0);
+  });
+
+  it("writes again over the FIFO, once it is back, what went into the database only, also across an agent restart and with the reconcile skipped", async () => {
+    // Above reconcileMaxContacts (0 here) the reconcile does not look, so only the agent's own note
+    // of what went into the database can bring it into the running db_mode 1 Kamailio.
+    const agentKamailio = n2.agent.spec.config!["kamailio"] as Record<string, unknown>;
+    n2.agent.spec.config!["kamailio"] = { ...agentKamailio, reconcileMaxContacts: 0 };
+    renameSync(n2.kamailio.fifoPath, `${n2.kamailio.fifoPath}.away`);
+    const grace = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "grace", domain: TEST_DOMAIN, expires: 300 });
+    await waitFor("grace's row in n2's database", async () => locationRow("grace")?.contact === grace.contact);
+    await waitFor("n2's writer on the database", async () => (await status(n2)).kamailio?.writer === "database");
+
+    // The agent restarts before Kamailio answers again: the note is in its journal.
+    await n2.agent.stop();
+    await n2.agent.start();
+    renameSync(`${n2.kamailio.fifoPath}.away`, n2.kamailio.fifoPath);
+    await waitFor("grace in n2's running Kamailio", async () => (await n2.lookup(`grace@${TEST_DOMAIN}`)).map((c) => c.contact).join() === grace.contact, 20_000, 100);
+    const s = await status(n2);
+    expect(s.kamailio?.lastReconcile?.outcome).toBe("skipped");
+    expect(s.kamailio?.writer).toBe("rpc");
+    expect(readFileSync(n2.agent.logPath, "utf8")).toMatch(/wrote again over jsonrpcs what had gone into Kamailio's database only/);
+    n2.agent.spec.config!["kamailio"] = agentKamailio;
   });
 });
 

@@ -2,6 +2,8 @@
  * The Kamailio sink on a real journal: what it reads of this node's own changes, its behaviour
  * while the agent's disk is full, and what it leaves to a reload into Kamailio.
  */
+import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { TransientError } from "../../agent/core/transient.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
@@ -9,10 +11,10 @@ import type { InstallCursor } from "../../agent/kamailio/install-cursor.js";
 import type { ReplicaStore } from "../../agent/core/store.js";
 import { createKamailioSink, type KamailioSink, type KamailioSinkDeps } from "../../agent/kamailio/kamailio-sink.js";
 import type { InstallOp } from "../../agent/kamailio/install-plan.js";
-import { KamailioCouldNotStoreError } from "../../agent/kamailio/kamailio-writer.js";
+import { KamailioCouldNotStoreError, missedByRunningKamailio } from "../../agent/kamailio/kamailio-writer.js";
 import { createLogger, silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
-import { aliasDraft, batchOf, binding, remoteChange } from "../support/fixtures.js";
+import { aliasDraft, batchOf, binding, makeTempDirs, remoteChange } from "../support/fixtures.js";
 
 /** A cursor in memory whose save() fails as a full disk makes it fail (or not, with `fails` false). */
 function fullDiskCursor(fails = true): InstallCursor & { saves: number } {
@@ -49,9 +51,11 @@ function aliasesCannotBeStored() {
 }
 
 let sink: KamailioSink | null = null;
+const tmpDirs = makeTempDirs("locmesh-sink-");
 afterEach(async () => {
   await sink?.close();
   sink = null;
+  tmpDirs.cleanup();
 });
 
 /** A sink of node n2 over `store`, with the rest of its deps given or defaulted; kept for afterEach. */
@@ -408,5 +412,138 @@ describe("kamailio sink when Kamailio comes back while a run's writes fail", () 
     finishFirst();
     await expect.poll(() => s.pending()).toBe(0);
     expect(calls).toBe(3);
+  });
+});
+
+describe("kamailio sink and writes a db_mode 1/2 Kamailio does not see", () => {
+  const peer = "peer~000000000001";
+  const loc = (user: string, live = true) => ({ kind: "loc" as const, key: `${user}@example.com`, sub: `sip:${user}@192.0.2.1`, value: live ? binding({ owner: "n1" }) : null });
+  /**
+   * A writer whose jsonrpcs is away until `fifoBack` (writes go into the database then), and what
+   * it wrote each way.
+   */
+  function fallingBack() {
+    const log: string[] = [];
+    const state = { fifo: false };
+    const writer: KamailioSinkDeps["writer"] = {
+      async write(op) {
+        const route = state.fifo ? "rpc" : "database";
+        log.push(`${route} ${op.op === "add" ? `add ${op.aor}` : op.op === "rm-contact" ? `rm ${op.aor}` : `${op.op} ${op.alias}`}`);
+        return route;
+      },
+    };
+    return { writer, log, state };
+  }
+  const unseenOf = (store: ReturnType<typeof openSqliteStore>) => ({
+    databaseWritesUnseen: (op: InstallOp) => missedByRunningKamailio(op, null), unseen: store.kamailioUnseen,
+  });
+
+  it("writes again over jsonrpcs what went into the database only, once Kamailio answers there", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    await store.applyRemote(batchOf(peer, 0, 3, [remoteChange(peer, 1, 1, loc("a")), remoteChange(peer, 2, 2, loc("b")), remoteChange(peer, 3, 3, aliasDraft("x@example.com", "sip:a@example.com"))]));
+    const w = fallingBack();
+    const s = sinkOf(store, { writer: w.writer, ...unseenOf(store) });
+    await s.drained();
+    expect(w.log.sort()).toEqual(["database add a@example.com", "database add b@example.com", "database alias-set x@example.com"]);
+    // The bindings are noted; the dbaliases alias is not (alias_db reads its table at every lookup).
+    expect(s.unseenByKamailio("loc\u0000a@example.com\u0000sip:a@192.0.2.1")).toBe(true);
+    expect(store.kamailioUnseen.size()).toBe(2);
+
+    // b is removed meanwhile (the removal goes into the database too), then jsonrpcs answers again.
+    await store.applyRemote(batchOf(peer, 3, 4, [remoteChange(peer, 4, 4, loc("b", false))]));
+    await s.drained();
+    w.log.length = 0;
+    w.state.fifo = true;
+    s.retryNow();
+    await s.drained();
+    // Each key as the journal holds it now: a added, b removed; nothing else written.
+    expect(w.log.sort()).toEqual(["rpc add a@example.com", "rpc rm b@example.com"]);
+    expect(store.kamailioUnseen.size()).toBe(0);
+    expect(s.unseenByKamailio("loc\u0000a@example.com\u0000sip:a@192.0.2.1")).toBe(false);
+  });
+
+  it("repeats them after an agent restart, removes what the journal no longer holds, and leaves this node's own registrations", async () => {
+    const path = join(tmpDirs.make(), "journal.db");
+    const store = openSqliteStore({ path, nodeId: "n2" });
+    await store.applyRemote(batchOf(peer, 0, 3, [remoteChange(peer, 1, 1, loc("a")), remoteChange(peer, 2, 2, loc("b")), remoteChange(peer, 3, 3, loc("c"))]));
+    const w = fallingBack();
+    // The install cursor outlives the agent, as its file does.
+    const cursor = fullDiskCursor(false);
+    const s = sinkOf(store, { writer: w.writer, cursor, ...unseenOf(store) });
+    await s.drained();
+    expect(store.kamailioUnseen.size()).toBe(3);
+    await s.close();
+    sink = null;
+    // While the agent is down, b goes from the journal altogether (as a purge takes it); after the
+    // restart, c's phone registers at this node (its own binding now, which its Kamailio holds).
+    await store.close();
+    const raw = new Database(path);
+    raw.prepare("DELETE FROM records WHERE key = 'b@example.com'").run();
+    raw.close();
+    const again = openSqliteStore({ path, nodeId: "n2" });
+    await again.commitLocal([{ ...loc("c"), value: binding({ owner: "n2" }) }], () => 10);
+
+    w.log.length = 0;
+    w.state.fifo = true;
+    const s2 = sinkOf(again, { writer: w.writer, cursor, ...unseenOf(again) });
+    await s2.drained();
+    expect(w.log.sort()).toEqual(["rpc add a@example.com", "rpc rm b@example.com"]);
+    expect(again.kamailioUnseen.size()).toBe(0);
+    await s2.close();
+    sink = null;
+    await again.close();
+  });
+
+  it("stops repeating when a write goes into the database again, and goes on at the next sign of Kamailio", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    await store.applyRemote(batchOf(peer, 0, 2, [remoteChange(peer, 1, 1, loc("a")), remoteChange(peer, 2, 2, loc("b"))]));
+    const w = fallingBack();
+    const s = sinkOf(store, { writer: w.writer, ...unseenOf(store), batchSize: 1 });
+    await s.drained();
+    expect(store.kamailioUnseen.size()).toBe(2);
+    w.log.length = 0;
+    // Kamailio is back for the first write of the resend and gone for the second.
+    const write = w.writer.write.bind(w.writer);
+    let calls = 0;
+    w.writer.write = async (op, now) => {
+      w.state.fifo = calls++ === 0;
+      return write(op, now);
+    };
+    s.retryNow();
+    await s.drained();
+    expect(w.log).toEqual(["rpc add a@example.com", "database add b@example.com"]);
+    expect([...store.kamailioUnseen.list("", 10)]).toEqual(["loc\u0000b@example.com\u0000sip:b@192.0.2.1"]);
+    // Nothing more until Kamailio is seen again.
+    w.writer.write = write;
+    w.state.fifo = true;
+    s.kick();
+    await s.drained();
+    expect(w.log.length).toBe(2);
+    s.retryNow();
+    await s.drained();
+    expect(w.log.slice(2)).toEqual(["rpc add b@example.com"]);
+    expect(store.kamailioUnseen.size()).toBe(0);
+  });
+
+  it("forgets them when Kamailio restarted and loaded its database", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    await store.applyRemote(batchOf(peer, 0, 1, [remoteChange(peer, 1, 1, loc("a"))]));
+    const w = fallingBack();
+    const s = sinkOf(store, { writer: w.writer, ...unseenOf(store) });
+    await s.drained();
+    s.kamailioLoadedItsDatabase();
+    w.log.length = 0;
+    w.state.fifo = true;
+    s.retryNow();
+    await s.drained();
+    expect(w.log).toEqual([]);
+    expect(store.kamailioUnseen.size()).toBe(0);
+  });
+
+  it("counts usrloc aliases as missed and alias_db's as seen", () => {
+    const alias = { op: "alias-set" as const, alias: "x@example.com", target: "sip:a@example.com" };
+    expect(missedByRunningKamailio(alias, "aliases")).toBe(true);
+    expect(missedByRunningKamailio(alias, null)).toBe(false);
+    expect(missedByRunningKamailio({ op: "rm-contact", table: "location", aor: "a@example.com", contact: "sip:a@192.0.2.1" }, null)).toBe(true);
   });
 });

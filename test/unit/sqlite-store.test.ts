@@ -125,6 +125,22 @@ describe("sqlite migrations", () => {
     }
   });
 
+  it("brings a journal of the first schema forward with its records, and adds kamailio_unseen", async () => {
+    const path = join(temp.make(), "journal.db");
+    const first = new Database(path);
+    expect(migrateSqlite(first, loadMigrations("sqlite").slice(0, 1))).toEqual([1]);
+    first.prepare("INSERT INTO origins (id, replica, have) VALUES (1, ?, 1)").run(REPLICA_A);
+    first.prepare("INSERT INTO records (kind, key, sub, hlc, origin, seq, value, expires) VALUES (0, 'alice@example.com', 'sip:alice@192.0.2.1', 5, 1, 1, ?, 0)").run(JSON.stringify(binding()));
+    first.close();
+
+    const store = openSqliteStore({ path, nodeId: "n1" });
+    expect((await store.listKey("loc", "alice@example.com")).map((c) => c.sub)).toEqual(["sip:alice@192.0.2.1"]);
+    store.kamailioUnseen.add("loc\u0000alice@example.com\u0000sip:alice@192.0.2.1");
+    store.kamailioUnseen.flush();
+    expect(store.kamailioUnseen.size()).toBe(1);
+    await store.close();
+  });
+
   it("refuses a journal written by newer code", () => {
     const path = join(temp.make(), "journal.db");
     const db = new Database(path);
