@@ -251,8 +251,8 @@ export function journalBehindError(b: JournalBehindInfo): RpcError {
  * Call-ID is taken for a phone's registration by the reconcile, which drops it from the journal
  * if this Kamailio lacks it then (a missed de-registration).
  */
-const LATER = "the next reconcile brings it in line (every kamailio.reconcileIntervalSec and when Kamailio answers again, below kamailio.reconcileMaxContacts live bindings); " +
-  "an addition also goes in with `locmesh resync --kamailio` or a reload, a removal does not (they write live bindings only); " +
+const LATER = "the agent keeps the edit in its journal and tries it again at each check of Kamailio (every kamailio.checkIntervalSec) while Kamailio answers, until it is in, " +
+  "also after an agent restart; " +
   "a binding given a Call-ID is taken for a phone's registration, and for gone if this Kamailio lacks it then";
 
 /** How long location.publish waits for its AoRs to be brought in line in the local Kamailio. */

@@ -32,11 +32,13 @@ export interface SqliteStoreOptions {
 
 /**
  * The agent's journal: the replica store, its notes, whether it has caught up with the cluster once
- * (sqlite-meta.ts), and the bindings written only into a database the running Kamailio does not read
- * (sqlite-key-set.ts, kept for the Kamailio sink).
+ * (sqlite-meta.ts), and two sets kept for the Kamailio attachment (sqlite-key-set.ts): the bindings
+ * written only into a database the running Kamailio does not read, and the local API's edits that
+ * wait to go into Kamailio.
  */
 export interface SqliteStore extends ReplicaStore, Pick<JournalMeta, "created" | "seeded" | "markSeeded">, JournalNotes {
   readonly kamailioUnseen: KeySet;
+  readonly kamailioApiWaiting: KeySet;
 }
 
 export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
@@ -213,6 +215,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     seeded: meta.seeded,
     readNote: meta.readNote,
     kamailioUnseen: openSqliteKeySet(db, "kamailio_unseen", opts.path),
+    kamailioApiWaiting: openSqliteKeySet(db, "kamailio_api_waiting", opts.path),
     writeNote: meta.writeNote,
     markSeeded: meta.markSeeded,
     async versionVector() {

@@ -35,7 +35,7 @@ export function createApiEditBatches(deps: ApiEditBatchesDeps): ApiEditBatches {
     add(edits) {
       if (edits.length === 0) return Promise.resolve(null);
       if (waiting !== null && waiting.keys.size >= deps.max) {
-        return Promise.resolve(`${waiting.keys.size} edits wait for this node's Kamailio already: \`locmesh resync --kamailio\` writes these, as will the next reconcile (below kamailio.reconcileMaxContacts live bindings) or reload`);
+        return Promise.resolve(`${waiting.keys.size} edits wait for this node's Kamailio already: these are kept in the journal and tried again at its next checks`);
       }
       let batch = waiting;
       if (batch === null) {

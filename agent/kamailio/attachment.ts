@@ -24,6 +24,7 @@ import { createEvapiEvents } from "./evapi-events.js";
 import { openInstallCursor } from "./install-cursor.js";
 import type { InstallOp } from "./install-plan.js";
 import { createApiEditBatches } from "./api-edit-batches.js";
+import { createWaitingApiEdits } from "./api-edits-waiting.js";
 import { createInstanceWatch } from "./instance-watch.js";
 import { createJournalGate } from "./journal-gate.js";
 import type { BulkToken } from "./bulk-tokens.js";
@@ -97,6 +98,8 @@ export interface KamailioAttachmentDeps {
   notes: ReloadNotes;
   /** The journal's kamailio_unseen set: writes that went into a database the running Kamailio does not read (sink-pass.ts). */
   unseen: KeySet;
+  /** The journal's kamailio_api_waiting set: the local API's edits that wait to go into Kamailio (api-edits-waiting.ts). */
+  apiWaiting: KeySet;
   log: Logger;
   metrics: Metrics;
   /**
@@ -276,6 +279,13 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       return reconciles.runFor(edits);
     },
   });
+  const waitingApiEdits = createWaitingApiEdits({ set: deps.apiWaiting, store, log, max: API_BATCH_MAX });
+  /** After a check: the API's edits that wait for Kamailio, tried again while it answers. */
+  function retryApiEdits(): Promise<void> {
+    if (closed || waitingApiEdits.size() === 0 || !liveness.isUp() || refused()) return Promise.resolve();
+    return waitingApiEdits.retry((edits) => apiEdits.add(edits)).then(() => undefined);
+  }
+  const checkThenRetry = (): Promise<void> => check().finally(() => retryApiEdits());
 
   function every(ms: number, fn: () => Promise<void>): void {
     let busy = false;
@@ -299,8 +309,11 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       events.start();
       // The sink is held until this first check's probe has answered (or failed: Kamailio down,
       // the sink then goes to its database fallback as before).
-      void check().catch((err: unknown) => log.warn({ err: (err as Error).message }, "first check of Kamailio failed")).finally(sinkMayStart);
-      every(config.checkIntervalSec * 1000, check);
+      void check().catch((err: unknown) => log.warn({ err: (err as Error).message }, "first check of Kamailio failed")).finally(() => {
+        sinkMayStart();
+        void retryApiEdits();
+      });
+      every(config.checkIntervalSec * 1000, checkThenRetry);
       if (config.reconcileIntervalSec > 0) every(config.reconcileIntervalSec * 1000, () => (liveness.isUp() ? reconcile() : Promise.resolve()));
     },
     async status() {
@@ -329,7 +342,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     async lookup(aor) {
       return (await links.usrloc.ulLookup(config.locationTable, aor)).map(toKamailioContact);
     },
-    applyApiEdits: (edits) => apiEdits.add(edits),
+    applyApiEdits: (edits) => waitingApiEdits.track(edits, () => apiEdits.add(edits)),
     alias: (alias) => readKamailioAlias(links, alias),
     list: (p) => table.list(p),
     reconcile,

@@ -44,7 +44,7 @@ export function createDueReload(deps: {
   plan: Omit<PlanContext, "nowSec">;
   watch: InstanceWatch;
   mark: ReloadMark;
-  sink: Pick<KamailioSink, "kamailioLoadedItsDatabase" | "retryNow" | "unseenByKamailio">;
+  sink: Pick<KamailioSink, "retryNow" | "unseenByKamailio">;
   onStored: OnStored;
   clockLeadMs: () => number;
   journal: JournalGate;
@@ -100,8 +100,8 @@ export function createDueReload(deps: {
       } finally {
         dueRunning = false;
       }
-      sink.kamailioLoadedItsDatabase();
-      // Writes that failed while Kamailio was away wait for their retry timer otherwise.
+      // Writes that failed while Kamailio was away wait for their retry timer otherwise, and what
+      // went into its database only is repeated now (the sink waited for the reload).
       sink.retryNow();
     },
     // On demand (locmesh resync --kamailio) everything is written: this Kamailio may not have

@@ -34,8 +34,8 @@ export interface SinkStatus {
   rejected: number;
 }
 
-/** writtenAt, unseenByKamailio and kamailioLoadedItsDatabase are the passes' (sink-pass.ts). */
-export interface KamailioSink extends Pick<SinkPass, "writtenAt" | "unseenByKamailio" | "kamailioLoadedItsDatabase"> {
+/** writtenAt and unseenByKamailio are the passes' (sink-pass.ts). */
+export interface KamailioSink extends Pick<SinkPass, "writtenAt" | "unseenByKamailio"> {
   start(): void;
   /** Something was committed or applied: look again. */
   kick(): void;
@@ -243,7 +243,6 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     isPending: (c) => c.seq > (cursor.get()[c.origin] ?? 0),
     writtenAt: passes.writtenAt,
     unseenByKamailio: passes.unseenByKamailio,
-    kamailioLoadedItsDatabase: passes.kamailioLoadedItsDatabase,
     drained: () => new Promise<void>((resolve) => {
       waiters.push(resolve);
       kick();

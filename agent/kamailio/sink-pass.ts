@@ -5,7 +5,9 @@
  * went into a database the running Kamailio does not read (`unseen`, durable in the journal).
  * Those it writes again over jsonrpcs once Kamailio answers there (resendUnseen): without that a
  * Kamailio that reads its database only at start (db_mode 1/2) lacked them until it restarted,
- * or until a reconcile (which large tables skip) found them missing. When a pass runs, and what
+ * or until a reconcile (which large tables skip) found them missing. They are repeated after a
+ * reload too (not forgotten): a reload writes live records only, and the Kamailio it went into
+ * (first contact, a redo) may have started before a removal went into its database. When a pass runs, and what
  * its failure means (retry, back-off, held), is the sink's.
  */
 import type { Change, RecordKind, VersionVector } from "../contract/records.js";
@@ -33,8 +35,6 @@ export interface SinkPass {
   writtenAt(key: string): number | undefined;
   /** True when this key's last write went into a database the running Kamailio does not read. */
   unseenByKamailio(key: string): boolean;
-  /** Kamailio restarted and read its database: what was written there is in it now. */
-  kamailioLoadedItsDatabase(): void;
   /**
    * Kamailio answers over jsonrpcs again: the next run first writes again, that way, what went
    * into its database only.
@@ -98,7 +98,9 @@ export function createSinkPass(deps: SinkPassDeps & {
     // A write Kamailio (or alias_db's database) could not store holds back its origin's batch (or
     // the resend), not the other origins: they go on, and the pass fails with it at the end, to be retried.
     let stalled: KamailioCouldNotStoreError | null = null;
-    if (resendDue) {
+    // A reload due into a restarted Kamailio writes first; it is told to go on when that ends (retryNow).
+    const resendNow = (): boolean => resendDue && deps.leftToReload?.() !== "everything";
+    if (resendNow()) {
       try {
         await resend();
       } catch (err) {
@@ -131,7 +133,7 @@ export function createSinkPass(deps: SinkPassDeps & {
     forgetGoneOrigins(vv);
     if (stalled !== null) throw stalled;
     // A write of this pass went over jsonrpcs while some wait in the database only: one more pass.
-    return progressed || resendDue;
+    return progressed || resendNow();
   }
 
   /**
@@ -146,7 +148,16 @@ export function createSinkPass(deps: SinkPassDeps & {
     let resent = 0;
     for (;;) {
       if (held()) throw new SinkHeld();
-      const keys = set.list(after, batchSize);
+      let keys: string[];
+      try {
+        keys = set.list(after, batchSize);
+      } catch (err) {
+        // The notes could not be written first (the journal's disk is full): they stay noted, and
+        // the resend waits for the next sign of Kamailio rather than stop the other writes.
+        resendDue = false;
+        log.error({ err: (err as Error).message }, "could not read the writes that went into Kamailio's database only; they are repeated at its next sign of life");
+        return;
+      }
       if (keys.length === 0) break;
       after = keys[keys.length - 1]!;
       const nowSec = Math.floor(nowMs() / 1000);
@@ -206,7 +217,8 @@ export function createSinkPass(deps: SinkPassDeps & {
 
   /**
    * Writes `ops` (one per key), `window` at a time; resolves with how many went each way, and
-   * keeps `unseen` up to date (durable before it resolves or throws, so before the cursor moves).
+   * keeps `unseen` up to date, written to the journal before it resolves or throws, so before the
+   * cursor moves (but on a full disk: see saveUnseen).
    */
   async function writeOps(ops: readonly InstallOp[], nowSec: number): Promise<Record<WriteRoute, number>> {
     const routes: Record<WriteRoute, number> = { rpc: 0, database: 0 };
@@ -242,6 +254,8 @@ export function createSinkPass(deps: SinkPassDeps & {
           }
           deps.onRejected((err as Error).message);
           metrics.kamailioWriteFailures.inc({ reason: "rejected" });
+          // Repeating it would get the same answer.
+          unseen?.delete(opKey(op));
           log.error({ err: (err as Error).message }, `skipped ${describe(op)}`);
         }
       }
@@ -291,16 +305,6 @@ export function createSinkPass(deps: SinkPassDeps & {
       return t !== undefined && nowMs() - t < RECENT_MS ? t : undefined;
     },
     unseenByKamailio: (key) => unseen?.has(key) ?? false,
-    kamailioLoadedItsDatabase: () => {
-      resendDue = false;
-      try {
-        unseen?.clear();
-      } catch (err) {
-        // They are repeated over jsonrpcs then, which does no harm.
-        log.error({ err: (err as Error).message }, "could not forget, in the journal, the writes Kamailio has now loaded from its database");
-        resendDue = true;
-      }
-    },
     resendUnseen: () => {
       if ((unseen?.size() ?? 0) > 0) resendDue = true;
     },

@@ -174,21 +174,53 @@ describe("Kamailio database fallback", () => {
     // of what went into the database can bring it into the running db_mode 1 Kamailio.
     const agentKamailio = n2.agent.spec.config!["kamailio"] as Record<string, unknown>;
     n2.agent.spec.config!["kamailio"] = { ...agentKamailio, reconcileMaxContacts: 0 };
-    renameSync(n2.kamailio.fifoPath, `${n2.kamailio.fifoPath}.away`);
-    const grace = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "grace", domain: TEST_DOMAIN, expires: 300 });
-    await waitFor("grace's row in n2's database", async () => locationRow("grace")?.contact === grace.contact);
-    await waitFor("n2's writer on the database", async () => (await status(n2)).kamailio?.writer === "database");
+    try {
+      renameSync(n2.kamailio.fifoPath, `${n2.kamailio.fifoPath}.away`);
+      const grace = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "grace", domain: TEST_DOMAIN, expires: 300 });
+      await waitFor("grace's row in n2's database", async () => locationRow("grace")?.contact === grace.contact);
+      await waitFor("n2's writer on the database", async () => (await status(n2)).kamailio?.writer === "database");
 
-    // The agent restarts before Kamailio answers again: the note is in its journal.
-    await n2.agent.stop();
-    await n2.agent.start();
-    renameSync(`${n2.kamailio.fifoPath}.away`, n2.kamailio.fifoPath);
-    await waitFor("grace in n2's running Kamailio", async () => (await n2.lookup(`grace@${TEST_DOMAIN}`)).map((c) => c.contact).join() === grace.contact, 20_000, 100);
-    const s = await status(n2);
-    expect(s.kamailio?.lastReconcile?.outcome).toBe("skipped");
-    expect(s.kamailio?.writer).toBe("rpc");
-    expect(readFileSync(n2.agent.logPath, "utf8")).toMatch(/wrote again over jsonrpcs what had gone into Kamailio's database only/);
-    n2.agent.spec.config!["kamailio"] = agentKamailio;
+      // The agent restarts before Kamailio answers again: the note is in its journal.
+      await n2.agent.stop();
+      await n2.agent.start();
+      renameSync(`${n2.kamailio.fifoPath}.away`, n2.kamailio.fifoPath);
+      await waitFor("grace in n2's running Kamailio", async () => (await n2.lookup(`grace@${TEST_DOMAIN}`)).map((c) => c.contact).join() === grace.contact, 20_000, 100);
+      const s = await status(n2);
+      expect(s.kamailio?.lastReconcile?.outcome).toBe("skipped");
+      expect(s.kamailio?.writer).toBe("rpc");
+      expect(readFileSync(n2.agent.logPath, "utf8")).toMatch(/wrote again over jsonrpcs what had gone into Kamailio's database only/);
+    } finally {
+      n2.agent.spec.config!["kamailio"] = agentKamailio;
+    }
+  });
+
+  it("brings an API removal made while Kamailio did not answer into it once it does, also across an agent restart and with the reconcile skipped", async () => {
+    const agentKamailio = n2.agent.spec.config!["kamailio"] as Record<string, unknown>;
+    n2.agent.spec.config!["kamailio"] = { ...agentKamailio, reconcileMaxContacts: 0 };
+    try {
+      await n2.agent.stop();
+      await n2.agent.start();
+      const aor = `static@${TEST_DOMAIN}`;
+      const contact = "sip:static@192.0.2.77:5060";
+      // A second contact stays: with a live binding in the journal, reconcileMaxContacts 0 skips every reconcile.
+      const added = await n2.agent.call<{ notes?: string[] }>("location.publish", {
+        edits: [{ op: "upsert", binding: { aor, contact, expires: 0 } }, { op: "upsert", binding: { aor, contact: "sip:stays@192.0.2.78:5060", expires: 0 } }],
+      });
+      expect(added.notes ?? []).toEqual([]);
+      expect((await n2.lookup(aor)).map((c) => c.contact).sort()).toEqual([contact, "sip:stays@192.0.2.78:5060"].sort());
+
+      renameSync(n2.kamailio.fifoPath, `${n2.kamailio.fifoPath}.away`);
+      const removed = await n2.agent.call<{ notes?: string[] }>("location.publish", { edits: [{ op: "remove", aor, contact }] });
+      expect(removed.notes?.join(" ")).toMatch(/not (be )?updated now.*keeps the edit in its journal/);
+      await n2.agent.stop();
+      await n2.agent.start();
+      renameSync(`${n2.kamailio.fifoPath}.away`, n2.kamailio.fifoPath);
+      await waitFor("the removal in n2's running Kamailio", async () => (await n2.lookup(aor)).map((c) => c.contact).join() === "sip:stays@192.0.2.78:5060", 20_000, 100);
+      expect((await status(n2)).kamailio?.lastReconcile?.outcome).toBe("skipped");
+      expect(readFileSync(n2.agent.logPath, "utf8")).toMatch(/API edits that had waited for this node's Kamailio are in it now/);
+    } finally {
+      n2.agent.spec.config!["kamailio"] = agentKamailio;
+    }
   });
 });
 

@@ -91,7 +91,7 @@ describe("API edit batches (location.publish into this node's Kamailio)", () => 
     const release = lock.hold();
     const taken = batches.add([edit("alice", 1), edit("bob", 2)]);
     const refused = await batches.add([edit("carol", 3)]);
-    expect(refused).toMatch(/^2 edits wait for this node's Kamailio already: `locmesh resync --kamailio` writes these/);
+    expect(refused).toMatch(/^2 edits wait for this node's Kamailio already: these are kept in the journal and tried again/);
     release();
     expect(await taken).toBeNull();
     expect(runs.map((r) => r.size)).toEqual([2]); // carol was not added behind the refusal

@@ -11,7 +11,7 @@ import type { InstallCursor } from "../../agent/kamailio/install-cursor.js";
 import type { ReplicaStore } from "../../agent/core/store.js";
 import { createKamailioSink, type KamailioSink, type KamailioSinkDeps } from "../../agent/kamailio/kamailio-sink.js";
 import type { InstallOp } from "../../agent/kamailio/install-plan.js";
-import { KamailioCouldNotStoreError, missedByRunningKamailio } from "../../agent/kamailio/kamailio-writer.js";
+import { KamailioCouldNotStoreError, KamailioWriteRejectedError, missedByRunningKamailio } from "../../agent/kamailio/kamailio-writer.js";
 import { createLogger, silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { aliasDraft, batchOf, binding, makeTempDirs, remoteChange } from "../support/fixtures.js";
@@ -496,13 +496,13 @@ describe("kamailio sink and writes a db_mode 1/2 Kamailio does not see", () => {
 
   it("stops repeating when a write goes into the database again, and goes on at the next sign of Kamailio", async () => {
     const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
-    await store.applyRemote(batchOf(peer, 0, 2, [remoteChange(peer, 1, 1, loc("a")), remoteChange(peer, 2, 2, loc("b"))]));
+    await store.applyRemote(batchOf(peer, 0, 3, [remoteChange(peer, 1, 1, loc("a")), remoteChange(peer, 2, 2, loc("b")), remoteChange(peer, 3, 3, loc("c"))]));
     const w = fallingBack();
     const s = sinkOf(store, { writer: w.writer, ...unseenOf(store), batchSize: 1 });
     await s.drained();
-    expect(store.kamailioUnseen.size()).toBe(2);
+    expect(store.kamailioUnseen.size()).toBe(3);
     w.log.length = 0;
-    // Kamailio is back for the first write of the resend and gone for the second.
+    // Kamailio is back for the first write of the resend and gone for the second: c is not tried.
     const write = w.writer.write.bind(w.writer);
     let calls = 0;
     w.writer.write = async (op, now) => {
@@ -512,7 +512,7 @@ describe("kamailio sink and writes a db_mode 1/2 Kamailio does not see", () => {
     s.retryNow();
     await s.drained();
     expect(w.log).toEqual(["rpc add a@example.com", "database add b@example.com"]);
-    expect([...store.kamailioUnseen.list("", 10)]).toEqual(["loc\u0000b@example.com\u0000sip:b@192.0.2.1"]);
+    expect(store.kamailioUnseen.list("", 10)).toEqual(["loc\u0000b@example.com\u0000sip:b@192.0.2.1", "loc\u0000c@example.com\u0000sip:c@192.0.2.1"]);
     // Nothing more until Kamailio is seen again.
     w.writer.write = write;
     w.state.fifo = true;
@@ -521,22 +521,63 @@ describe("kamailio sink and writes a db_mode 1/2 Kamailio does not see", () => {
     expect(w.log.length).toBe(2);
     s.retryNow();
     await s.drained();
-    expect(w.log.slice(2)).toEqual(["rpc add b@example.com"]);
+    expect(w.log.slice(2)).toEqual(["rpc add b@example.com", "rpc add c@example.com"]);
     expect(store.kamailioUnseen.size()).toBe(0);
   });
 
-  it("forgets them when Kamailio restarted and loaded its database", async () => {
+  it("starts repeating them when a later change goes in over jsonrpcs, without being told", async () => {
     const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
     await store.applyRemote(batchOf(peer, 0, 1, [remoteChange(peer, 1, 1, loc("a"))]));
     const w = fallingBack();
     const s = sinkOf(store, { writer: w.writer, ...unseenOf(store) });
     await s.drained();
-    s.kamailioLoadedItsDatabase();
     w.log.length = 0;
     w.state.fifo = true;
+    await store.applyRemote(batchOf(peer, 1, 2, [remoteChange(peer, 2, 2, loc("b"))]));
+    s.kick();
+    await expect.poll(() => store.kamailioUnseen.size(), { timeout: 1000 }).toBe(0);
+    expect(w.log).toEqual(["rpc add b@example.com", "rpc add a@example.com"]);
+  });
+
+  it("does not repeat a write Kamailio refuses outright", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    await store.applyRemote(batchOf(peer, 0, 1, [remoteChange(peer, 1, 1, loc("a"))]));
+    const w = fallingBack();
+    const s = sinkOf(store, { writer: w.writer, ...unseenOf(store) });
+    await s.drained();
+    let refusals = 0;
+    w.writer.write = async () => {
+      refusals++;
+      throw new KamailioWriteRejectedError("Kamailio refused it");
+    };
+    s.retryNow();
+    await s.drained();
+    expect([refusals, store.kamailioUnseen.size()]).toEqual([1, 0]);
+    s.retryNow();
+    await s.drained();
+    expect(refusals).toBe(1);
+  });
+
+  it("waits while a reload into a restarted Kamailio is due, and repeats them once it has run", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    await store.applyRemote(batchOf(peer, 0, 2, [remoteChange(peer, 1, 1, loc("a")), remoteChange(peer, 2, 2, loc("b"))]));
+    const w = fallingBack();
+    let reloadDue = false;
+    const s = sinkOf(store, { writer: w.writer, ...unseenOf(store), leftToReload: () => (reloadDue ? "everything" : null) });
+    await s.drained();
+    // b is removed while Kamailio is away: a reload (live records only) would not write that.
+    await store.applyRemote(batchOf(peer, 2, 3, [remoteChange(peer, 3, 3, loc("b", false))]));
+    await s.drained();
+    w.log.length = 0;
+    w.state.fifo = true;
+    reloadDue = true;
     s.retryNow();
     await s.drained();
     expect(w.log).toEqual([]);
+    reloadDue = false;
+    s.retryNow(); // as the reload does when it ends
+    await s.drained();
+    expect(w.log.sort()).toEqual(["rpc add a@example.com", "rpc rm b@example.com"]);
     expect(store.kamailioUnseen.size()).toBe(0);
   });
 

@@ -125,7 +125,7 @@ describe("sqlite migrations", () => {
     }
   });
 
-  it("brings a journal of the first schema forward with its records, and adds kamailio_unseen", async () => {
+  it("brings a journal of the first schema forward with its records, and adds kamailio_unseen and kamailio_api_waiting", async () => {
     const path = join(temp.make(), "journal.db");
     const first = new Database(path);
     expect(migrateSqlite(first, loadMigrations("sqlite").slice(0, 1))).toEqual([1]);
@@ -138,7 +138,12 @@ describe("sqlite migrations", () => {
     store.kamailioUnseen.add("loc\u0000alice@example.com\u0000sip:alice@192.0.2.1");
     store.kamailioUnseen.flush();
     expect(store.kamailioUnseen.size()).toBe(1);
+    store.kamailioApiWaiting.add("loc\u0000alice@example.com\u0000sip:alice@192.0.2.1");
+    store.kamailioApiWaiting.flush();
     await store.close();
+    const reopened = openSqliteStore({ path, nodeId: "n1" });
+    expect([reopened.kamailioUnseen.size(), reopened.kamailioApiWaiting.size()]).toEqual([1, 1]);
+    await reopened.close();
   });
 
   it("refuses a journal written by newer code", () => {
