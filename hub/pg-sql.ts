@@ -8,6 +8,9 @@ export const ROW = "kind, key, sub, hlc, origin, seq, value";
  * compareVersions), move the origin's `have` when the batch starts at or below it, and NOTIFY the
  * other hubs. `have` is computed from the row being updated, not from a snapshot, so when two hubs
  * apply the same origin at once the second waits for the first's row lock and sees its result.
+ * The tie-break reads the stored version's replica id through a VOLATILE function (migration 0004),
+ * which sees an origin committed after this statement began: a subquery would not, and the
+ * comparison came out NULL.
  * $1 origin id, $2-$8 the rows, $9 origin replica id, $10 after, $11 upTo, $12 newest hlc, $13 channel.
  */
 export const APPLY_BATCH = `
@@ -18,7 +21,7 @@ export const APPLY_BATCH = `
     ON CONFLICT (kind, key, sub) DO UPDATE SET hlc = excluded.hlc, origin = excluded.origin, seq = excluded.seq,
       value = excluded.value, expires = excluded.expires, stored_at = now()
     WHERE records.hlc < excluded.hlc
-       OR (records.hlc = excluded.hlc AND (SELECT replica FROM origins WHERE id = records.origin) < $9::text COLLATE "C")
+       OR (records.hlc = excluded.hlc AND locmesh_origin_replica(records.origin) COLLATE "C" < $9::text COLLATE "C")
     RETURNING kind, key, sub
   ), upd AS (
     UPDATE origins SET have = CASE WHEN $10 <= have AND $11 > have THEN $11 ELSE have END, max_hlc = greatest(max_hlc, $12)

@@ -46,8 +46,12 @@ export function createApiEditBatches(deps: ApiEditBatchesDeps): ApiEditBatches {
         });
         waiting = batch = b;
       }
-      // A later edit of the same binding replaces the earlier one, with its newer stamp.
-      for (const e of edits) batch.keys.set(bindingKey(e.aor, e.contact), { aor: e.aor, hlc: e.hlc });
+      // A later edit of the same binding replaces the earlier one, with its newer stamp (a retry of
+      // a waiting edit may bring an older stamp after it: the newer stays).
+      for (const e of edits) {
+        const key = bindingKey(e.aor, e.contact);
+        if ((batch.keys.get(key)?.hlc ?? -1) <= e.hlc) batch.keys.set(key, { aor: e.aor, hlc: e.hlc });
+      }
       return batch.done;
     },
   };

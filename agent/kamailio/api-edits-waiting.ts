@@ -55,18 +55,21 @@ export function createWaitingApiEdits(deps: WaitingApiEditsDeps): WaitingApiEdit
   }
 
   async function track(edits: readonly ApiEdit[], apply: () => Promise<string | null>): Promise<string | null> {
-    const keys = edits.map((e) => bindingKey(e.aor, e.contact));
     let why: string | null;
     try {
       why = await apply();
     } catch (err) {
-      for (const k of keys) set.add(k);
+      for (const e of edits) set.add(bindingKey(e.aor, e.contact));
       save();
       throw err;
     }
-    for (const k of keys) {
-      if (why === null) set.delete(k);
-      else set.add(k);
+    for (const e of edits) {
+      const key = bindingKey(e.aor, e.contact);
+      if (why !== null) set.add(key);
+      // Forgotten only when no newer version came meanwhile: the run passes over one newer than the
+      // edit (left to whoever made it), and a newer API edit of it may have waited for nothing else.
+      else if (((await store.get("loc", e.aor, e.contact))?.hlc ?? 0) <= e.hlc) set.delete(key);
+      else set.add(key);
     }
     save();
     return why;
@@ -80,7 +83,15 @@ export function createWaitingApiEdits(deps: WaitingApiEditsDeps): WaitingApiEdit
       retrying = true;
       try {
         const edits: ApiEdit[] = [];
-        for (const key of set.list("", deps.max)) {
+        let keys: string[];
+        try {
+          keys = set.list("", deps.max);
+        } catch (err) {
+          // The notes could not be written first (a full disk): they stay noted for the next round.
+          log.error({ err: (err as Error).message }, "could not read the API edits that wait for this node's Kamailio");
+          return false;
+        }
+        for (const key of keys) {
           const [, aor, contact] = key.split("\u0000") as [string, string, string];
           // The journal's version now; one purged since (0) is compared with Kamailio as absent.
           edits.push({ aor, contact, hlc: (await store.get("loc", aor, contact))?.hlc ?? 0 });

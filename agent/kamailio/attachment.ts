@@ -282,7 +282,10 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const waitingApiEdits = createWaitingApiEdits({ set: deps.apiWaiting, store, log, max: API_BATCH_MAX });
   /** After a check: the API's edits that wait for Kamailio, tried again while it answers. */
   function retryApiEdits(): Promise<void> {
+    // Not while its answer is known to be "not now" (held, not seeded, a reload due): each round
+    // would look up every waiting AoR in Kamailio's one FIFO process for nothing.
     if (closed || waitingApiEdits.size() === 0 || !liveness.isUp() || refused()) return Promise.resolve();
+    if (journal.held() || !journal.seeded() || watch.reloadNeeded()) return Promise.resolve();
     return waitingApiEdits.retry((edits) => apiEdits.add(edits)).then(() => undefined);
   }
   const checkThenRetry = (): Promise<void> => check().finally(() => retryApiEdits());
@@ -311,7 +314,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       // the sink then goes to its database fallback as before).
       void check().catch((err: unknown) => log.warn({ err: (err as Error).message }, "first check of Kamailio failed")).finally(() => {
         sinkMayStart();
-        void retryApiEdits();
+        void retryApiEdits().catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not try the waiting API edits again"));
       });
       every(config.checkIntervalSec * 1000, checkThenRetry);
       if (config.reconcileIntervalSec > 0) every(config.reconcileIntervalSec * 1000, () => (liveness.isUp() ? reconcile() : Promise.resolve()));

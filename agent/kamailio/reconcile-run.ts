@@ -149,7 +149,10 @@ export function createReconcileRun(deps: {
     async runFor(edits) {
       if (held()) return "this node's journal is held (locmesh status says why): nothing is written into Kamailio until it is repaired";
       if (!deps.journal.waitedForSeed()) return "this node's journal has not caught up with the cluster yet: the reconcile or reload after it writes it";
-      return (await compareAndRepair(edits)) === null ? "a reload into it is due (Kamailio restarted): the reload writes it" : null;
+      const done = await compareAndRepair(edits);
+      // Found behind meanwhile: the repairs stopped where they were.
+      if (held()) return "this node's journal is held (locmesh status says why): nothing is written into Kamailio until it is repaired";
+      return done === null ? "a reload into it is due (Kamailio restarted): the edit is tried again after it" : null;
     },
     last: () => reconciles.last(),
   };

@@ -155,6 +155,31 @@ describe("two hubs on one database", () => {
   });
 });
 
+describe("postgres last-writer-wins on equal stamps", () => {
+  it("breaks the tie by replica id when the stored version's origin is newer than the applying statement", async () => {
+    const pool = await freshDatabase();
+    const other = await pool.connect();
+    try {
+      const hub = await openPgStore({ pool, nodeId: "hub1" });
+      // Another hub stores alpha's version of k@x under alpha's brand-new origin, in one transaction
+      // not committed yet. bravo's version has the same stamp: it wins (the greater replica id), as
+      // in every agent's journal (contract/records.ts compareVersions).
+      await other.query("BEGIN");
+      const { rows } = await other.query<{ id: number }>("INSERT INTO origins (replica) VALUES ($1) RETURNING id", [REPLICA_A]);
+      await other.query("INSERT INTO records (kind, key, sub, hlc, origin, seq, value) VALUES (1, 'k@x', '', 5000, $1, 1, '{\"target\":\"sip:a@x\"}')", [rows[0]!.id]);
+      // bravo's batch: its statement begins now, before alpha's origin is committed, and waits on the row.
+      const applying = hub.applyRemote(batchOf(REPLICA_B, 0, 1, [remoteChange(REPLICA_B, 1, 5000, aliasDraft("k@x", "sip:b@x"))]));
+      await new Promise((r) => setTimeout(r, 300));
+      await other.query("COMMIT");
+      expect((await applying).applied.map((c) => c.origin)).toEqual([REPLICA_B]);
+      expect((await hub.get("alias", "k@x", ""))?.origin).toBe(REPLICA_B);
+    } finally {
+      other.release();
+      await pool.end();
+    }
+  });
+});
+
 describe("list search in a database with a Unicode locale", () => {
   // lower() folds "Ö" under C.UTF-8 (or en_US.UTF-8); the hub must still answer as the agents'
   // SQLite journals do (agent/core/list-search.ts): only ASCII letters fold in contacts and targets.

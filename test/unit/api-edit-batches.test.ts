@@ -53,6 +53,16 @@ describe("API edit batches (location.publish into this node's Kamailio)", () => 
     );
   });
 
+  it("keeps the newer stamp when an older one (a retry of a waiting edit) joins after it", async () => {
+    const { lock, runs, batches } = setup();
+    const release = lock.hold();
+    const api = batches.add([edit("alice", 20)]);
+    const retry = batches.add([edit("alice", 10)]);
+    release();
+    expect(await Promise.all([api, retry])).toEqual([null, null]);
+    expect(runs[0]!.get(bindingKey("alice@example.com", "sip:alice@10.0.0.1"))?.hlc).toBe(20);
+  });
+
   it("keeps a binding's later edit, with its newer stamp, when one batch takes both", async () => {
     const { lock, runs, batches } = setup();
     const release = lock.hold();

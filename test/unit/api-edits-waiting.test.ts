@@ -4,6 +4,7 @@
  * version of each binding, and kept through a reopen of the journal.
  */
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import type { ApiEdit } from "../../agent/kamailio/api-edit-batches.js";
@@ -62,6 +63,47 @@ describe("API edits waiting for Kamailio", () => {
     expect(await retried.retry(apply)).toBe(true);
     expect(tried.length).toBe(3);
     await again.close();
+  });
+
+  it("keeps an edit noted when a newer version of its binding came while it ran", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const waiting = createWaitingApiEdits({ set: store.kamailioApiWaiting, store, log: capturingLog().log, max: 100 });
+    const [v1] = await store.commitLocal([locDraft("a@example.com", "sip:a@192.0.2.1", binding({ owner: "n1" }))], counterStamp(100));
+    // The run went in for v1's stamp, but another API call changed the binding meanwhile: that one's
+    // own run may have been passed over for it, so the key is tried again rather than forgotten.
+    expect(await waiting.track([{ aor: "a@example.com", contact: "sip:a@192.0.2.1", hlc: v1!.hlc }], async () => {
+      await store.commitLocal([locDraft("a@example.com", "sip:a@192.0.2.1", null)], counterStamp(200));
+      return null;
+    })).toBeNull();
+    expect(waiting.size()).toBe(1);
+    // Tried again with the journal's stamp, it is forgotten.
+    expect(await waiting.retry(async () => null)).toBe(true);
+    expect(waiting.size()).toBe(0);
+  });
+
+  it("waits for the next round when its notes cannot be read (a full disk), without failing", async () => {
+    const path = join(tmp.make(), "journal.db");
+    const store = openSqliteStore({ path, nodeId: "n1" });
+    const { log, lines } = capturingLog();
+    const waiting = createWaitingApiEdits({ set: store.kamailioApiWaiting, store, log, max: 100 });
+    const side = new Database(path);
+    side.exec("CREATE TRIGGER full BEFORE INSERT ON kamailio_api_waiting BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+    await waiting.track([{ aor: "a@example.com", contact: "sip:a@192.0.2.1", hlc: 1 }], async () => "Kamailio does not answer");
+    let applied = 0;
+    expect(await waiting.retry(async () => {
+      applied++;
+      return null;
+    })).toBe(false);
+    expect([applied, waiting.size()]).toEqual([0, 1]);
+    expect(lines.filter((l) => l.level === "error").length).toBeGreaterThan(0);
+    side.exec("DROP TRIGGER full");
+    side.close();
+    expect(await waiting.retry(async () => {
+      applied++;
+      return null;
+    })).toBe(true);
+    expect([applied, waiting.size()]).toEqual([1, 0]);
+    await store.close();
   });
 
   it("runs one retry at a time", async () => {

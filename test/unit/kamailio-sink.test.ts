@@ -581,6 +581,40 @@ describe("kamailio sink and writes a db_mode 1/2 Kamailio does not see", () => {
     expect(store.kamailioUnseen.size()).toBe(0);
   });
 
+  it("goes on writing when its notes cannot be written (the journal's disk is full), and repeats them once they can", async () => {
+    const path = join(tmpDirs.make(), "journal.db");
+    const store = openSqliteStore({ path, nodeId: "n2" });
+    await store.applyRemote(batchOf(peer, 0, 1, [remoteChange(peer, 1, 1, loc("a"))]));
+    const w = fallingBack();
+    const s = sinkOf(store, { writer: w.writer, ...unseenOf(store) });
+    await s.drained();
+    // The disk fills: b's note cannot be written, and stays in memory.
+    const side = new Database(path);
+    side.exec("CREATE TRIGGER full BEFORE INSERT ON kamailio_unseen BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+    await store.applyRemote(batchOf(peer, 1, 2, [remoteChange(peer, 2, 2, loc("b"))]));
+    await s.drained();
+    expect(s.unseenByKamailio("loc\u0000b@example.com\u0000sip:b@192.0.2.1")).toBe(true);
+    // Kamailio answers again and c arrives: c goes in, whatever the notes.
+    w.log.length = 0;
+    w.state.fifo = true;
+    s.retryNow();
+    await store.applyRemote(batchOf(peer, 2, 3, [remoteChange(peer, 3, 3, loc("c"))]));
+    s.kick();
+    await s.drained();
+    expect(w.log).toEqual(["rpc add c@example.com"]);
+    expect(s.status().state).toBe("idle");
+    // Space again: the next sign of Kamailio repeats a and b.
+    side.exec("DROP TRIGGER full");
+    side.close();
+    s.retryNow();
+    await s.drained();
+    expect(w.log.slice(1).sort()).toEqual(["rpc add a@example.com", "rpc add b@example.com"]);
+    expect(store.kamailioUnseen.size()).toBe(0);
+    await s.close();
+    sink = null;
+    await store.close();
+  });
+
   it("counts usrloc aliases as missed and alias_db's as seen", () => {
     const alias = { op: "alias-set" as const, alias: "x@example.com", target: "sip:a@example.com" };
     expect(missedByRunningKamailio(alias, "aliases")).toBe(true);
