@@ -7,8 +7,8 @@
  * Kamailio that reads its database only at start (db_mode 1/2) lacked them until it restarted,
  * or until a reconcile (which large tables skip) found them missing. They are repeated after a
  * reload too (not forgotten): a reload writes live records only, and the Kamailio it went into
- * (first contact, a redo) may have started before a removal went into its database. When a pass runs, and what
- * its failure means (retry, back-off, held), is the sink's.
+ * (first contact, a redo) may have started before a removal went into its database.
+ * When a pass runs, and what its failure means (retry, back-off, held), is the sink's.
  */
 import type { Change, RecordKind, VersionVector } from "../contract/records.js";
 import type { ReplicaStore } from "../core/store.js";
@@ -177,7 +177,6 @@ export function createSinkPass(deps: SinkPassDeps & {
       }
     }
     resendDue = false;
-    set.flush();
     if (resent > 0) log.info({ resent }, "wrote again over jsonrpcs what had gone into Kamailio's database only, which the running Kamailio does not read");
   }
 
