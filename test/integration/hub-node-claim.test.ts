@@ -21,6 +21,10 @@ beforeAll(async () => {
   const url = await server.createDatabase("claims");
   await migrateHubDatabase({ url, connectTimeoutMs: 10_000, queryTimeoutMs: 30_000, keepAliveIdleMs: 10_000 });
   pool = new pg.Pool({ connectionString: url, max: 4 });
+  // pool.end() resolves before its clients' sockets have closed; the server's shutdown in afterAll
+  // can reach one still closing, and a pool without a listener rethrows that FATAL 57P01 as an
+  // uncaught error (CI failed on it on 2026-11-23, as hub-store.test.ts once did).
+  pool.on("error", () => undefined);
 });
 afterAll(async () => {
   for (const c of claims.splice(0)) await c.close();
