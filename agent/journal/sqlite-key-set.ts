@@ -3,9 +3,9 @@
  * delete only note the change in memory, and flush() writes what was noted in one transaction, so
  * a batch of a thousand changes costs one commit. Reads see the noted changes at once.
  *
- * Kept for sets that are empty nearly always (kamailio_unseen, kamailio_api_waiting: migrations/sqlite/0002, 0003): while the
- * table and the notes are empty, has() and delete() touch no SQL at all, and the set holds nothing
- * in memory however large it grows.
+ * Kept for sets that are empty nearly always (kamailio_unseen, kamailio_api_waiting: migrations
+ * sqlite/0002, 0003): while the table and the notes are empty, has() and delete() touch no SQL at
+ * all, and the set holds nothing in memory however large it grows.
  */
 import type Database from "better-sqlite3";
 import { journalFullOr } from "./journal-full.js";
@@ -20,8 +20,6 @@ export interface KeySet {
   list(after: string, limit: number): string[];
   /** Writes the noted changes in one transaction; throws (JournalFullError on a full disk) and keeps them noted when it cannot. */
   flush(): void;
-  /** Empties the set, at once. */
-  clear(): void;
 }
 
 /** The tables a key set may live in: each comes from a migration. */
@@ -32,7 +30,6 @@ export function openSqliteKeySet(db: Database.Database, table: KeySetTable, path
   const insert = db.prepare<[string]>(`INSERT INTO ${table} (key) VALUES (?) ON CONFLICT (key) DO NOTHING`);
   const remove = db.prepare<[string]>(`DELETE FROM ${table} WHERE key = ?`);
   const selectAfter = db.prepare<[string, number], { key: string }>(`SELECT key FROM ${table} WHERE key > ? ORDER BY key LIMIT ?`);
-  const removeAll = db.prepare(`DELETE FROM ${table}`);
   const count = () => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
 
   /** Rows in the table. */
@@ -80,12 +77,6 @@ export function openSqliteKeySet(db: Database.Database, table: KeySetTable, path
       } catch (err) {
         throw journalFullOr(err, path);
       }
-      noted.clear();
-      delta = 0;
-    },
-    clear() {
-      removeAll.run();
-      stored = 0;
       noted.clear();
       delta = 0;
     },

@@ -14,7 +14,7 @@ import type { KeySet } from "../journal/sqlite-key-set.js";
 import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
 import type { ApiEdit } from "./api-edit-batches.js";
-import { bindingKey } from "./install-plan.js";
+import { bindingKey, parseRecordKey } from "./install-plan.js";
 
 export interface WaitingApiEditsDeps {
   set: KeySet;
@@ -92,7 +92,7 @@ export function createWaitingApiEdits(deps: WaitingApiEditsDeps): WaitingApiEdit
           return false;
         }
         for (const key of keys) {
-          const [, aor, contact] = key.split("\u0000") as [string, string, string];
+          const { key: aor, sub: contact } = parseRecordKey(key);
           // The journal's version now; one purged since (0) is compared with Kamailio as absent.
           edits.push({ aor, contact, hlc: (await store.get("loc", aor, contact))?.hlc ?? 0 });
         }

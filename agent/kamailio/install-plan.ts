@@ -139,6 +139,12 @@ export function recordKey(c: Pick<Change, "kind" | "key" | "sub">): string {
   return c.kind === "loc" ? bindingKey(c.key, c.sub) : aliasKey(c.key);
 }
 
+/** The record a key from recordKey (bindingKey, aliasKey) names. */
+export function parseRecordKey(key: string): { kind: RecordKind; key: string; sub: string } {
+  const [kind, k = "", sub = ""] = key.split("\u0000");
+  return kind === "alias" ? { kind: "alias", key: k, sub: "" } : { kind: "loc", key: k, sub };
+}
+
 /** Key that identifies the Kamailio object an op touches; ops on one key must not overlap. */
 export function opKey(op: InstallOp): string {
   switch (op.op) {

@@ -10,14 +10,14 @@
  * (first contact, a redo) may have started before a removal went into its database.
  * When a pass runs, and what its failure means (retry, back-off, held), is the sink's.
  */
-import type { Change, RecordKind, VersionVector } from "../contract/records.js";
+import type { Change, VersionVector } from "../contract/records.js";
 import type { ReplicaStore } from "../core/store.js";
 import { isTransient } from "../core/transient.js";
 import type { KeySet } from "../journal/sqlite-key-set.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { InstallCursor } from "./install-cursor.js";
-import { installedKind, opKey, planInstall, type InstallOp, type PlanContext } from "./install-plan.js";
+import { installedKind, opKey, parseRecordKey, planInstall, type InstallOp, type PlanContext } from "./install-plan.js";
 import { KamailioCouldNotStoreError, describe, type KamailioWriter, type WriteRoute } from "./kamailio-writer.js";
 
 /** Thrown inside a run when writing must stop because the sink is held. */
@@ -186,8 +186,7 @@ export function createSinkPass(deps: SinkPassDeps & {
    * gone from the journal (purged) is removed.
    */
   async function currentOp(key: string, ctx: PlanContext): Promise<InstallOp | null> {
-    const [kindName, k, sub = ""] = key.split("\u0000") as [string, string, string?];
-    const kind: RecordKind = kindName === "alias" ? "alias" : "loc";
+    const { kind, key: k, sub } = parseRecordKey(key);
     const rec = await store.get(kind, k, sub);
     if (rec !== null) return planInstall(rec, ctx);
     return kind === "alias" ? { op: "alias-rm", alias: k } : { op: "rm-contact", table: ctx.locationTable, aor: k, contact: sub };
