@@ -106,7 +106,7 @@ export async function startAgent(
   kamailio = config.kamailio
     ? await createKamailioAttachment({
       config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, hlc, store, log, metrics, seeded: () => store.seeded(),
-      bulkTokens: () => bulkTokens(credentials.clusterKeys, config.nodeId), journalBehind, notes: store, unseen: store.kamailioUnseen, apiWaiting: store.kamailioApiWaiting, sipPeers: sipPeersOf(config),
+      bulkTokens: () => bulkTokens(credentials.clusterKeys, config.nodeId), journalBehind, notes: store, unseen: store.kamailioUnseen, apiWaiting: store.kamailioApiWaiting, aliasesWaiting: store.kamailioAliasesWaiting, sipPeers: sipPeersOf(config),
     })
     : null;
   const rpc = createLocalApi({

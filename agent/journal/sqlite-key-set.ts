@@ -3,9 +3,10 @@
  * delete only note the change in memory, and flush() writes what was noted in one transaction, so
  * a batch of a thousand changes costs one commit. Reads see the noted changes at once.
  *
- * Kept for sets that are empty nearly always (kamailio_unseen, kamailio_api_waiting: migrations
- * sqlite/0002, 0003): while the table and the notes are empty, has() and delete() touch no SQL at
- * all, and the set holds nothing in memory however large it grows.
+ * Kept for sets that are empty nearly always (kamailio_unseen, kamailio_api_waiting,
+ * kamailio_aliases_waiting: migrations sqlite/0002, 0003, 0004): while the table and the notes are
+ * empty, has() and delete() touch no SQL at all, and the set holds nothing in memory however large
+ * it grows.
  */
 import type Database from "better-sqlite3";
 import { journalFullOr } from "./journal-full.js";
@@ -23,7 +24,7 @@ export interface KeySet {
 }
 
 /** The tables a key set may live in: each comes from a migration. */
-export type KeySetTable = "kamailio_unseen" | "kamailio_api_waiting";
+export type KeySetTable = "kamailio_unseen" | "kamailio_api_waiting" | "kamailio_aliases_waiting";
 
 export function openSqliteKeySet(db: Database.Database, table: KeySetTable, path: string): KeySet {
   const selectOne = db.prepare<[string], { key: string }>(`SELECT key FROM ${table} WHERE key = ?`);

@@ -32,13 +32,14 @@ export interface SqliteStoreOptions {
 
 /**
  * The agent's journal: the replica store, its notes, whether it has caught up with the cluster once
- * (sqlite-meta.ts), and two sets kept for the Kamailio attachment (sqlite-key-set.ts): the bindings
- * written only into a database the running Kamailio does not read, and the local API's edits that
- * wait to go into Kamailio.
+ * (sqlite-meta.ts), and three sets kept for the Kamailio attachment (sqlite-key-set.ts): the bindings
+ * written only into a database the running Kamailio does not read, the local API's edits that wait
+ * to go into Kamailio, and the aliases that wait for alias_db's database.
  */
 export interface SqliteStore extends ReplicaStore, Pick<JournalMeta, "created" | "seeded" | "markSeeded">, JournalNotes {
   readonly kamailioUnseen: KeySet;
   readonly kamailioApiWaiting: KeySet;
+  readonly kamailioAliasesWaiting: KeySet;
 }
 
 export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
@@ -216,6 +217,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     readNote: meta.readNote,
     kamailioUnseen: openSqliteKeySet(db, "kamailio_unseen", opts.path),
     kamailioApiWaiting: openSqliteKeySet(db, "kamailio_api_waiting", opts.path),
+    kamailioAliasesWaiting: openSqliteKeySet(db, "kamailio_aliases_waiting", opts.path),
     writeNote: meta.writeNote,
     markSeeded: meta.markSeeded,
     async versionVector() {

@@ -100,6 +100,8 @@ export interface KamailioAttachmentDeps {
   unseen: KeySet;
   /** The journal's kamailio_api_waiting set: the local API's edits that wait to go into Kamailio (api-edits-waiting.ts). */
   apiWaiting: KeySet;
+  /** The journal's kamailio_aliases_waiting set: aliases that wait for alias_db's database (sink-pass.ts). */
+  aliasesWaiting: KeySet;
   log: Logger;
   metrics: Metrics;
   /**
@@ -138,7 +140,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const plan = { nodeId, replicaId: store.replicaId, locationTable: config.locationTable };
   const sink = createKamailioSink({
     store, writer: links.writer, plan, log, metrics, window: config.window,
-    cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")),
+    cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")), aliasesWaiting: deps.aliasesWaiting,
     ...(links.preloadDb !== null
       ? { databaseWritesUnseen: (op: InstallOp) => missedByRunningKamailio(op, links.aliasTable), unseen: deps.unseen }
       : {}),

@@ -11,6 +11,8 @@
  * it is retried with capped exponential back-off and reported in status and metrics. One Kamailio
  * answered it could not keep (memory full) lets the rest of its batch go on before that retry. A write
  * Kamailio refuses outright is logged, counted and skipped: retrying would not change the answer.
+ * An alias alias_db's database could not take is noted in the journal and passed (sink-pass.ts), and
+ * tried again on its own back-off: the sink reports it waiting meanwhile, and writes on.
  *
  * A reload into Kamailio writes every live record itself (reload.ts). The changes it covers, the
  * ones that waited while Kamailio restarted among them, are passed over here rather than written a
@@ -19,7 +21,7 @@
 import type { Change } from "../contract/records.js";
 import { isTransient } from "../core/transient.js";
 import type { WriteRoute } from "./kamailio-writer.js";
-import { SinkHeld, createSinkPass, type SinkPass, type SinkPassDeps } from "./sink-pass.js";
+import { SinkHeld, createSinkPass, type AliasesWaiting, type SinkPass, type SinkPassDeps } from "./sink-pass.js";
 
 /** "held": told to write nothing (this node's journal is behind, see held in the deps). */
 export type SinkState = "idle" | "writing" | "waiting" | "held";
@@ -45,11 +47,15 @@ export interface KamailioSink extends Pick<SinkPass, "writtenAt" | "unseenByKama
    */
   retryNow(): void;
   status(): SinkStatus;
-  /** Journal changes not yet written into Kamailio. */
+  /** Journal changes not yet written into Kamailio, the aliases that wait for alias_db's database among them. */
   pending(): Promise<number>;
   /** `pending()` as of the end of the last run (cheap; for status messages to peers). */
   lastPending(): number;
-  /** True when this version has not been written into Kamailio yet. */
+  /**
+   * True when this version has not been written into Kamailio yet (the cursor is not past it; an
+   * alias waiting for alias_db's database is passed, and not asked about: only the reconcile and
+   * the registrar events ask, of bindings and usrloc's aliases).
+   */
   isPending(change: Pick<Change, "origin" | "seq">): boolean;
   /** Resolves when everything committed so far has been written (tests, shutdown); while held, only at close. */
   drained(): Promise<void>;
@@ -89,6 +95,9 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   let closed = false;
   let attempt = 0;
   let retryTimer: NodeJS.Timeout | null = null;
+  /** The next try of the aliases that wait for alias_db's database, and how many tries failed. */
+  let aliasTimer: NodeJS.Timeout | null = null;
+  let aliasAttempt = 0;
   let saveTimer: NodeJS.Timeout | null = null;
   let waiters: (() => void)[] = [];
   /** Changes passed over because a reload writes them, since the last run that finished. */
@@ -99,7 +108,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   const held = deps.held ?? (() => false);
   const passes = createSinkPass({
     store, writer, cursor, plan: deps.plan, log, metrics, batchSize, window, nowMs, held,
-    databaseWritesUnseen: deps.databaseWritesUnseen, unseen: deps.unseen, leftToReload: deps.leftToReload,
+    databaseWritesUnseen: deps.databaseWritesUnseen, unseen: deps.unseen, aliasesWaiting: deps.aliasesWaiting, leftToReload: deps.leftToReload,
     onWritten: (route) => (status.lastRoute = route),
     onRejected: (message) => {
       status = { ...status, rejected: status.rejected + 1, lastError: message, lastErrorAt: new Date(nowMs()).toISOString() };
@@ -135,11 +144,17 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
       }
       if (passedOver > 0) log.info({ changes: passedOver }, "waiting changes left to the reload into Kamailio, which writes every live record: not written twice");
       passedOver = 0;
-      status.state = "idle";
       attempt = 0;
+      const aliases = passes.aliasesWaiting();
+      if (aliases === null) {
+        status.state = "idle";
+        aliasAttempt = 0;
+      } else {
+        aliasesWait(aliases);
+      }
       scheduleSave();
       await updateGauge();
-      if (!again) for (const w of waiters.splice(0)) w();
+      if (!again && aliases === null) for (const w of waiters.splice(0)) w();
     } catch (err) {
       if (err instanceof SinkHeld) {
         saveCursor();
@@ -175,6 +190,32 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   }
 
   /**
+   * Aliases wait for alias_db's database: said in status (the writes of bindings go on meanwhile),
+   * and tried again on their own back-off.
+   */
+  function aliasesWait(aliases: AliasesWaiting): void {
+    const why = aliases.error ?? "noted before this agent started";
+    status = {
+      ...status,
+      state: "waiting",
+      lastError: `${aliases.count} alias${aliases.count === 1 ? "" : "es"} wait${aliases.count === 1 ? "s" : ""} for alias_db's database: ${why}`,
+      lastErrorAt: new Date(aliases.at ?? nowMs()).toISOString(),
+    };
+    if (aliasTimer || closed) return;
+    const delay = Math.min(retry.maxMs, retry.minMs * 2 ** aliasAttempt++);
+    if (aliases.error !== null) {
+      metrics.kamailioWriteFailures.inc({ reason: "unavailable" });
+      if (aliasAttempt === 1 || aliasAttempt % 20 === 0) log.warn({ err: aliases.error, aliases: aliases.count, retryInMs: delay }, "aliases wait for alias_db's database; bindings are written meanwhile");
+    }
+    aliasTimer = setTimeout(() => {
+      aliasTimer = null;
+      passes.retryAliases();
+      kick();
+    }, delay);
+    aliasTimer.unref();
+  }
+
+  /**
    * Saves the cursor; a failure (e.g. a full disk) only means writes repeat after a restart, so it
    * is logged once per run of failures and never thrown: thrown from the retry path it would crash
    * the agent (found by the disk-full drill).
@@ -203,7 +244,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   async function pending(): Promise<number> {
     const vv = await store.versionVector();
     const done = cursor.get();
-    let n = 0;
+    let n = passes.aliasesWaiting()?.count ?? 0;
     for (const [origin, have] of Object.entries(vv)) {
       const from = done[origin] ?? 0;
       if (have > from) n += await store.countAfter(origin, from);
@@ -222,8 +263,10 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     // Kamailio answers again: the next write goes through jsonrpcs. A last write that went into
     // its database must not keep status saying "jsonrpcs unavailable" until then.
     if (status.lastRoute === "database") status.lastRoute = "rpc";
-    // ...and what went into its database only is written again, that way.
+    // ...and what went into its database only is written again, that way (and the aliases that wait
+    // for alias_db's database are tried: it is often the database Kamailio's usrloc uses too).
     passes.resendUnseen();
+    passes.retryAliases();
     comebacks++;
     attempt = 0;
     if (retryTimer) {
@@ -250,6 +293,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     async close() {
       closed = true;
       if (retryTimer) clearTimeout(retryTimer);
+      if (aliasTimer) clearTimeout(aliasTimer);
       if (saveTimer) clearTimeout(saveTimer);
       await running?.catch(() => undefined);
       saveCursor();

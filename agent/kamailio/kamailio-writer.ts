@@ -46,7 +46,16 @@ export interface KamailioWriterDeps {
  * room where an add does not; bindings go over jsonrpcs), and other origins' batches too.
  */
 export class KamailioCouldNotStoreError extends TransientError {
-  override readonly name = "KamailioCouldNotStoreError";
+  override readonly name: string = "KamailioCouldNotStoreError";
+}
+
+/**
+ * An alias could not go into alias_db's `dbaliases` table: its database is away, and it has no other
+ * way in (alias_db has no RPC). Kamailio itself may be fine, so the sink notes the alias and goes on
+ * past it (sink-pass.ts): the bindings of the same origin must not wait for alias_db's database.
+ */
+export class AliasDbUnreachableError extends KamailioCouldNotStoreError {
+  override readonly name = "AliasDbUnreachableError";
 }
 
 /** A write that cannot succeed as given: retrying will not help (logged, counted, skipped). */
@@ -135,7 +144,7 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
         if (!isTransient(err)) throw new KamailioWriteRejectedError(`Kamailio's database refused ${describe(op)}: ${(err as Error).message}`, { cause: err });
         // A dbaliases alias has no other way in: the database being away says nothing of jsonrpcs,
         // and the bindings beside it must not wait for it.
-        if (!rpcPossible) throw new KamailioCouldNotStoreError(`alias_db's database is unreachable (${(err as Error).message}); ${describe(op)} stays pending, bindings go on`, { cause: err });
+        if (!rpcPossible) throw new AliasDbUnreachableError(`alias_db's database is unreachable (${(err as Error).message}); ${describe(op)} stays pending, bindings go on`, { cause: err });
         const via = rpcError === null ? "" : `jsonrpcs (${(rpcError as Error).message}) and `;
         throw new TransientError(`Kamailio is unreachable through ${via}its database (${(err as Error).message}); ${describe(op)} stays pending`, { cause: err });
       }

@@ -8,6 +8,9 @@
  * or until a reconcile (which large tables skip) found them missing. They are repeated after a
  * reload too (not forgotten): a reload writes live records only, and the Kamailio it went into
  * (first contact, a redo) may have started before a removal went into its database.
+ * An alias alias_db's database could not take (`dbaliases`, no other way in) is noted the same way
+ * (`aliasesWaiting`) and passed, so that its origin's bindings do not wait for that database: the
+ * sink asks for it to be tried again (retryAliases) with back-off until it goes in.
  * When a pass runs, and what its failure means (retry, back-off, held), is the sink's.
  */
 import type { Change, VersionVector } from "../contract/records.js";
@@ -18,10 +21,13 @@ import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { InstallCursor } from "./install-cursor.js";
 import { installedKind, opKey, parseRecordKey, planInstall, type InstallOp, type PlanContext } from "./install-plan.js";
-import { KamailioCouldNotStoreError, describe, type KamailioWriter, type WriteRoute } from "./kamailio-writer.js";
+import { AliasDbUnreachableError, KamailioCouldNotStoreError, describe, type KamailioWriter, type WriteRoute } from "./kamailio-writer.js";
 
 /** Thrown inside a run when writing must stop because the sink is held. */
 export class SinkHeld extends Error {}
+
+/** A set of noted keys could not be read (its notes could not be written first: a full disk). */
+class NotesUnreadable extends Error {}
 
 const RECENT_MS = 60_000;
 
@@ -40,6 +46,18 @@ export interface SinkPass {
    * into its database only.
    */
   resendUnseen(): void;
+  /** Aliases waiting for alias_db's database, and the last reason; null when none waits. */
+  aliasesWaiting(): AliasesWaiting | null;
+  /** The next run first tries the waiting aliases again. */
+  retryAliases(): void;
+}
+
+export interface AliasesWaiting {
+  count: number;
+  /** Why the last try failed (null when none failed since this agent started: noted before it). */
+  error: string | null;
+  /** When (ms). */
+  at: number | null;
 }
 
 /** What a reload writes itself, as SinkPassDeps.leftToReload says. */
@@ -65,6 +83,12 @@ export interface SinkPassDeps {
    * restarted before Kamailio answered again still repeats them. Needed with databaseWritesUnseen.
    */
   unseen?: KeySet;
+  /**
+   * Where the aliases alias_db's database could not take are kept (the journal's
+   * kamailio_aliases_waiting table): the cursor moves past them. Without it such an alias holds back
+   * its batch, and so its origin's later changes, until it goes in.
+   */
+  aliasesWaiting?: KeySet;
   /**
    * The live records a reload into Kamailio writes (due-reload.ts), which the sink passes over: those
    * stored up to the version vector returned, or up to where the journal stands now ("everything":
@@ -93,10 +117,15 @@ export function createSinkPass(deps: SinkPassDeps & {
   if (deps.databaseWritesUnseen && !unseen) throw new Error("databaseWritesUnseen needs unseen, where those keys are kept");
   /** Some are left from before this agent started: repeat them once Kamailio answers. */
   let resendDue = (unseen?.size() ?? 0) > 0;
+  const waitingAliases = deps.aliasesWaiting;
+  /** Try the waiting aliases at the next pass (some may be left from before this agent started). */
+  let aliasRetryDue = (waitingAliases?.size() ?? 0) > 0;
+  let aliasFailure: { error: string; at: number } | null = null;
 
   async function pass(): Promise<boolean> {
-    // A write Kamailio (or alias_db's database) could not store holds back its origin's batch (or
-    // the resend), not the other origins: they go on, and the pass fails with it at the end, to be retried.
+    // A write Kamailio could not store (or an alias alias_db's database could not, when there is no
+    // aliasesWaiting to note it in) holds back its origin's batch (or the resend), not the other
+    // origins: they go on, and the pass fails with it at the end, to be retried.
     let stalled: KamailioCouldNotStoreError | null = null;
     // A reload due into a restarted Kamailio writes first; it is told to go on when that ends (retryNow).
     const resendNow = (): boolean => resendDue && deps.leftToReload?.() !== "everything";
@@ -107,6 +136,10 @@ export function createSinkPass(deps: SinkPassDeps & {
         if (!(err instanceof KamailioCouldNotStoreError)) throw err;
         stalled = err;
       }
+    }
+    if (aliasRetryDue) {
+      await retryWaitingAliases();
+      aliasRetryDue = false;
     }
     const vv = await store.versionVector();
     const done = cursor.get();
@@ -144,21 +177,69 @@ export function createSinkPass(deps: SinkPassDeps & {
    */
   async function resend(): Promise<void> {
     const set = unseen!;
-    let after = "";
     let resent = 0;
+    let whole: boolean;
+    try {
+      whole = await rewriteNoted(set, (routes) => {
+        resent += routes.rpc;
+        return routes.database === 0;
+      });
+    } catch (err) {
+      if (!(err instanceof NotesUnreadable)) throw err;
+      // The notes could not be written first (the journal's disk is full): they stay noted, and
+      // the resend waits for the next sign of Kamailio rather than stop the other writes.
+      resendDue = false;
+      log.error({ err: err.message }, "could not read the writes that went into Kamailio's database only; they are repeated at its next sign of life");
+      return;
+    }
+    resendDue = false;
+    if (!whole) log.info({ resent, left: set.size() }, "writes that went into Kamailio's database only: jsonrpcs failed again while they were repeated; the rest waits until it answers");
+    else if (resent > 0) log.info({ resent }, "wrote again over jsonrpcs what had gone into Kamailio's database only, which the running Kamailio does not read");
+  }
+
+  /**
+   * Writes the waiting aliases again, each as the journal holds it now, a batch at a time; stops at
+   * the first batch in which alias_db's database failed again (the rest keep waiting). A write that
+   * went in is forgotten by writeOps, as is one the database refused outright.
+   */
+  async function retryWaitingAliases(): Promise<void> {
+    const set = waitingAliases!;
+    let written = 0;
+    const failedBefore = aliasFailure !== null;
+    try {
+      await rewriteNoted(set, (routes, failedNow) => {
+        written += routes.rpc + routes.database;
+        return !failedNow;
+      });
+    } catch (err) {
+      if (!(err instanceof NotesUnreadable)) throw err;
+      log.error({ err: err.message }, "could not read the aliases waiting for alias_db's database; tried again later");
+      aliasFailure = { error: `could not read the aliases waiting for alias_db's database: ${err.message}`, at: nowMs() };
+      return;
+    }
+    if (set.size() === 0) {
+      if (written > 0 || failedBefore) log.info({ written }, "the aliases that waited for alias_db's database went in");
+      aliasFailure = null;
+    }
+  }
+
+  /**
+   * Writes the keys noted in `set` again, each as the journal holds it now (one with nothing to
+   * write is forgotten), a batch at a time. After each batch `goOn` is told how its writes went,
+   * and whether an alias failed to go in again; resolves false when it said stop, true once all
+   * were written. Throws NotesUnreadable when the set cannot be read.
+   */
+  async function rewriteNoted(set: KeySet, goOn: (routes: Record<WriteRoute, number>, aliasFailed: boolean) => boolean): Promise<boolean> {
+    let after = "";
     for (;;) {
       if (held()) throw new SinkHeld();
       let keys: string[];
       try {
         keys = set.list(after, batchSize);
       } catch (err) {
-        // The notes could not be written first (the journal's disk is full): they stay noted, and
-        // the resend waits for the next sign of Kamailio rather than stop the other writes.
-        resendDue = false;
-        log.error({ err: (err as Error).message }, "could not read the writes that went into Kamailio's database only; they are repeated at its next sign of life");
-        return;
+        throw new NotesUnreadable((err as Error).message, { cause: err });
       }
-      if (keys.length === 0) break;
+      if (keys.length === 0) return true;
       after = keys[keys.length - 1]!;
       const nowSec = Math.floor(nowMs() / 1000);
       const ctx: PlanContext = { ...deps.plan, nowSec };
@@ -168,16 +249,10 @@ export function createSinkPass(deps: SinkPassDeps & {
         if (op === null) set.delete(key);
         else ops.push(op);
       }
+      const before = aliasFailure;
       const routes = await writeOps(ops, nowSec);
-      resent += routes.rpc;
-      if (routes.database > 0) {
-        resendDue = false;
-        log.info({ resent, left: set.size() }, "writes that went into Kamailio's database only: jsonrpcs failed again while they were repeated; the rest waits until it answers");
-        return;
-      }
+      if (!goOn(routes, aliasFailure !== before)) return false;
     }
-    resendDue = false;
-    if (resent > 0) log.info({ resent }, "wrote again over jsonrpcs what had gone into Kamailio's database only, which the running Kamailio does not read");
   }
 
   /**
@@ -215,8 +290,9 @@ export function createSinkPass(deps: SinkPassDeps & {
 
   /**
    * Writes `ops` (one per key), `window` at a time; resolves with how many went each way, and
-   * keeps `unseen` up to date, written to the journal before it resolves or throws, so before the
-   * cursor moves (but on a full disk: see saveUnseen).
+   * keeps `unseen` and `aliasesWaiting` up to date, written to the journal before it resolves or
+   * throws, so before the cursor moves (but `unseen` on a full disk: see saveUnseen). An alias
+   * alias_db's database could not take is noted there instead of failing the writes.
    */
   async function writeOps(ops: readonly InstallOp[], nowSec: number): Promise<Record<WriteRoute, number>> {
     const routes: Record<WriteRoute, number> = { rpc: 0, database: 0 };
@@ -240,7 +316,14 @@ export function createSinkPass(deps: SinkPassDeps & {
           recent.set(opKey(op), nowMs());
           if (route === "database" && deps.databaseWritesUnseen?.(op)) unseen!.add(opKey(op));
           else unseen?.delete(opKey(op));
+          waitingAliases?.delete(opKey(op));
         } catch (err) {
+          if (err instanceof AliasDbUnreachableError && waitingAliases !== undefined) {
+            // Noted, and passed: the cursor may move on, the bindings of this origin with it.
+            waitingAliases.add(opKey(op));
+            aliasFailure = { error: err.message, at: nowMs() };
+            continue;
+          }
           if (isTransient(err)) {
             failure ??= err;
             // Kamailio answered that it could not keep this one (say its memory is full): the
@@ -254,12 +337,20 @@ export function createSinkPass(deps: SinkPassDeps & {
           metrics.kamailioWriteFailures.inc({ reason: "rejected" });
           // Repeating it would get the same answer.
           unseen?.delete(opKey(op));
+          waitingAliases?.delete(opKey(op));
           log.error({ err: (err as Error).message }, `skipped ${describe(op)}`);
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(window, ops.length) }, worker));
     saveUnseen();
+    // Unlike the unseen notes, these are the only trace of the write once the cursor has moved past
+    // it: not written down, the batch fails and is written again, the cursor where it was.
+    try {
+      waitingAliases?.flush();
+    } catch (err) {
+      failure ??= err;
+    }
     if (failure !== null) throw failure;
     pruneRecent();
     return routes;
@@ -305,6 +396,13 @@ export function createSinkPass(deps: SinkPassDeps & {
     unseenByKamailio: (key) => unseen?.has(key) ?? false,
     resendUnseen: () => {
       if ((unseen?.size() ?? 0) > 0) resendDue = true;
+    },
+    aliasesWaiting() {
+      const count = waitingAliases?.size() ?? 0;
+      return count === 0 ? null : { count, error: aliasFailure?.error ?? null, at: aliasFailure?.at ?? null };
+    },
+    retryAliases: () => {
+      if ((waitingAliases?.size() ?? 0) > 0) aliasRetryDue = true;
     },
   };
 }

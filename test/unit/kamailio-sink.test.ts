@@ -10,8 +10,8 @@ import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import type { InstallCursor } from "../../agent/kamailio/install-cursor.js";
 import type { ReplicaStore } from "../../agent/core/store.js";
 import { createKamailioSink, type KamailioSink, type KamailioSinkDeps } from "../../agent/kamailio/kamailio-sink.js";
-import type { InstallOp } from "../../agent/kamailio/install-plan.js";
-import { KamailioCouldNotStoreError, KamailioWriteRejectedError, missedByRunningKamailio } from "../../agent/kamailio/kamailio-writer.js";
+import { aliasKey, type InstallOp } from "../../agent/kamailio/install-plan.js";
+import { AliasDbUnreachableError, KamailioCouldNotStoreError, KamailioWriteRejectedError, missedByRunningKamailio } from "../../agent/kamailio/kamailio-writer.js";
 import { createLogger, silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { aliasDraft, batchOf, binding, makeTempDirs, remoteChange } from "../support/fixtures.js";
@@ -42,12 +42,13 @@ function aliasesCannotBeStored() {
   let down = true;
   const writer: KamailioSinkDeps["writer"] = {
     write: async (op) => {
-      if (down && op.op === "alias-set") throw new KamailioCouldNotStoreError("alias_db's database is unreachable");
-      written.push(op.op === "add" ? `add ${op.aor}` : op.op);
-      return "rpc";
+      const aliasOp = op.op === "alias-set" || op.op === "alias-rm";
+      if (down && aliasOp) throw new AliasDbUnreachableError("alias_db's database is unreachable");
+      written.push(op.op === "add" ? `add ${op.aor}` : op.op === "alias-set" ? `alias-set ${op.alias} ${op.target}` : op.op === "alias-rm" ? `alias-rm ${op.alias}` : op.op);
+      return "database";
     },
   };
-  return { writer, written, heal: () => void (down = false) };
+  return { writer, written, heal: () => void (down = false), fail: () => void (down = true) };
 }
 
 let sink: KamailioSink | null = null;
@@ -183,10 +184,92 @@ describe("kamailio sink when Kamailio cannot keep a write", () => {
     await expect.poll(() => s.status().state).toBe("waiting");
     // B's binding went in although A's alias, read first, could not.
     expect(written).toEqual(["add bob@example.com"]);
+    expect(await s.pending()).toBe(1);
     expect(cursor.get()).toEqual({ [B]: 1 });
     w.heal();
     await s.drained();
     expect(cursor.get()).toEqual({ [A]: 1, [B]: 1 });
+  });
+
+  it("passes an alias alias_db's database cannot take, noted in the journal, so that its origin's later bindings go in; writes it as the journal holds it once the database is back, also after a restart", async () => {
+    const path = join(tmpDirs.make(), "journal.db");
+    let store = openSqliteStore({ path, nodeId: "n2" });
+    const A = "a~00000000000a";
+    const expires = Math.floor(Date.now() / 1000) + 600;
+    const bob = (i: number) => ({ kind: "loc" as const, key: `bob${i}@example.com`, sub: "sip:bob@192.0.2.2", value: binding({ owner: "a", expires }) });
+    // The alias first, then five bindings of the same origin: three batches of two.
+    await store.applyRemote(batchOf(A, 0, 6, [remoteChange(A, 1, 10, alias("x@example.com", "sip:t1@example.com")), ...[1, 2, 3, 4, 5].map((i) => remoteChange(A, i + 1, 10 + i, bob(i)))]));
+    const w = aliasesCannotBeStored();
+    const cursor = fullDiskCursor(false);
+    let s = sinkOf(store, { cursor, writer: w.writer, batchSize: 2, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 60_000, maxMs: 60_000 } });
+    s.start();
+    await expect.poll(() => w.written.length).toBe(5);
+    expect(w.written).toEqual([1, 2, 3, 4, 5].map((i) => `add bob${i}@example.com`));
+    expect(cursor.get()).toEqual({ [A]: 6 });
+    await expect.poll(() => s.status().state).toBe("waiting");
+    expect(s.status().lastError).toBe("1 alias waits for alias_db's database: alias_db's database is unreachable");
+    expect(await s.pending()).toBe(1);
+    // While it waits the alias changes again, and that write cannot go in either.
+    await store.applyRemote(batchOf(A, 6, 7, [remoteChange(A, 7, 20, alias("x@example.com", "sip:t2@example.com"))]));
+    s.kick();
+    await expect.poll(() => cursor.get()[A]).toBe(7);
+    expect(await s.pending()).toBe(1);
+    expect(w.written).toHaveLength(5);
+
+    // The agent restarts: the note was in the journal, not only in memory.
+    await s.close();
+    sink = null;
+    await store.close();
+    store = openSqliteStore({ path, nodeId: "n2" });
+    expect(store.kamailioAliasesWaiting.size()).toBe(1);
+    await store.applyRemote(batchOf(A, 7, 8, [remoteChange(A, 8, 21, bob(6))]));
+    w.heal();
+    s = sinkOf(store, { cursor, writer: w.writer, batchSize: 2, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 60_000, maxMs: 60_000 } });
+    await s.drained();
+    // The alias as the journal holds it now, once; then the binding that came meanwhile.
+    expect(w.written.slice(5)).toEqual(["alias-set x@example.com sip:t2@example.com", "add bob6@example.com"]);
+    expect(await s.pending()).toBe(0);
+    expect(store.kamailioAliasesWaiting.size()).toBe(0);
+    expect(s.status().state).toBe("idle");
+  });
+
+  it("tries waiting aliases again on its own back-off while bindings go on, and a removal made meanwhile goes in as the removal", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    const A = "a~00000000000a";
+    await store.applyRemote(batchOf(A, 0, 1, [remoteChange(A, 1, 10, alias("x@example.com"))]));
+    const w = aliasesCannotBeStored();
+    const s = sinkOf(store, { cursor: fullDiskCursor(false), writer: w.writer, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 100, maxMs: 100 } });
+    s.start();
+    await expect.poll(() => s.status().state).toBe("waiting");
+    await store.applyRemote(batchOf(A, 1, 2, [remoteChange(A, 2, 11, alias("x@example.com", null))]));
+    s.kick();
+    await expect.poll(() => store.kamailioAliasesWaiting.size()).toBe(1);
+    w.heal();
+    // No kick: the sink's own retry finds the database back.
+    await expect.poll(() => s.status().state).toBe("idle");
+    expect(w.written).toEqual(["alias-rm x@example.com"]);
+    expect(await s.pending()).toBe(0);
+  });
+
+  it("keeps its cursor before an alias it could not note (the journal refuses the note), and notes it once it can", async () => {
+    const path = join(tmpDirs.make(), "journal.db");
+    const store = openSqliteStore({ path, nodeId: "n2" });
+    const A = "a~00000000000a";
+    await store.applyRemote(batchOf(A, 0, 2, [remoteChange(A, 1, 10, alias("x@example.com")), remoteChange(A, 2, 11, { kind: "loc", key: "bob@example.com", sub: "sip:bob@192.0.2.2", value: binding({ owner: "a", expires: Math.floor(Date.now() / 1000) + 600 }) })]));
+    const side = new Database(path);
+    side.exec("CREATE TRIGGER full BEFORE INSERT ON kamailio_aliases_waiting BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+    const w = aliasesCannotBeStored();
+    const cursor = fullDiskCursor(false);
+    const s = sinkOf(store, { cursor, writer: w.writer, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 200, maxMs: 200 } });
+    s.start();
+    await expect.poll(() => s.status().lastError).toMatch(/database or disk is full/);
+    // The binding went in, but the cursor stays before the alias: nothing else says it waits.
+    expect(w.written).toContain("add bob@example.com");
+    expect(cursor.get()).toEqual({});
+    side.exec("DROP TRIGGER full");
+    side.close();
+    await expect.poll(() => cursor.get()[A]).toBe(2);
+    expect(store.kamailioAliasesWaiting.list("", 10)).toEqual([aliasKey("x@example.com")]);
   });
 
   it("stops the batch at once when Kamailio is unreachable", async () => {

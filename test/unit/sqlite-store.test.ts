@@ -125,7 +125,7 @@ describe("sqlite migrations", () => {
     }
   });
 
-  it("brings a journal of the first schema forward with its records, and adds kamailio_unseen and kamailio_api_waiting", async () => {
+  it("brings a journal of the first schema forward with its records, and adds kamailio_unseen, kamailio_api_waiting and kamailio_aliases_waiting", async () => {
     const path = join(temp.make(), "journal.db");
     const first = new Database(path);
     expect(migrateSqlite(first, loadMigrations("sqlite").slice(0, 1))).toEqual([1]);
@@ -140,9 +140,11 @@ describe("sqlite migrations", () => {
     expect(store.kamailioUnseen.size()).toBe(1);
     store.kamailioApiWaiting.add("loc\u0000alice@example.com\u0000sip:alice@192.0.2.1");
     store.kamailioApiWaiting.flush();
+    store.kamailioAliasesWaiting.add("alias\u0000x@example.com");
+    store.kamailioAliasesWaiting.flush();
     await store.close();
     const reopened = openSqliteStore({ path, nodeId: "n1" });
-    expect([reopened.kamailioUnseen.size(), reopened.kamailioApiWaiting.size()]).toEqual([1, 1]);
+    expect([reopened.kamailioUnseen.size(), reopened.kamailioApiWaiting.size(), reopened.kamailioAliasesWaiting.size()]).toEqual([1, 1, 1]);
     await reopened.close();
   });
 
