@@ -128,7 +128,8 @@ export interface KamailioStatus {
   /**
    * While the agent refuses to attach ("refused"), why and what to set; else, while writes are
    * pending, why the last one failed; else, while Kamailio is down (`up` false), why: the last
-   * probe's error or the evapi connection closing; else the last write error.
+   * probe's error or the evapi connection closing; else, while aliases wait for alias_db's database
+   * (counted in pendingWrites, the other writes going on), how many and why; else the last write error.
    */
   lastError: string | null;
   lastErrorAt: string | null;

@@ -159,6 +159,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   });
   const reload = createDueReload({
     config, store, links, plan, watch, mark, sink, onStored, clockLeadMs, journal, kamailioUp: () => liveness.isUp(), log, metrics,
+    aliasesWaiting: deps.aliasesWaiting,
     // Bulk channels only beside an open event connection (bulk-after-events.ts): `events` below.
     eventsOpen: () => events.listening(),
   });

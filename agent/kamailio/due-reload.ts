@@ -20,7 +20,7 @@ import type { InstanceWatch } from "./instance-watch.js";
 import type { KamailioLinks } from "./kamailio-links.js";
 import type { KamailioSink } from "./kamailio-sink.js";
 import type { LeftToReload } from "./sink-pass.js";
-import { createReloader, type ReloadStatus } from "./reload.js";
+import { createReloader, type ReloaderDeps, type ReloadStatus } from "./reload.js";
 import type { ReloadMark, UnfinishedReload } from "./reload-mark.js";
 import type { OnStored } from "./stale-writes.js";
 import { bulkAfterEvents } from "./bulk-after-events.js";
@@ -44,7 +44,7 @@ export function createDueReload(deps: {
   plan: Omit<PlanContext, "nowSec">;
   watch: InstanceWatch;
   mark: ReloadMark;
-  sink: Pick<KamailioSink, "retryNow" | "unseenByKamailio">;
+  sink: Pick<KamailioSink, "retryNow" | "retryAliases" | "unseenByKamailio">;
   onStored: OnStored;
   clockLeadMs: () => number;
   journal: JournalGate;
@@ -54,6 +54,8 @@ export function createDueReload(deps: {
   eventsOpen: () => boolean;
   /** How long a reload waits for the event connection before it goes over jsonrpcs (tests shorten it). */
   eventsWaitMs?: number;
+  /** Where the reload notes aliases alias_db's database cannot take, for the sink (reload.ts). */
+  aliasesWaiting?: ReloaderDeps["aliasesWaiting"];
   log: Logger;
   metrics: Metrics;
 }): DueReload {
@@ -71,6 +73,7 @@ export function createDueReload(deps: {
     },
     held: () => deps.journal.held(),
     onStatus: (s) => mark.track(s),
+    ...(deps.aliasesWaiting ? { aliasesWaiting: deps.aliasesWaiting } : {}),
   });
   /** runIfDue's reload is under way, until it has told the watch that Kamailio is whole. */
   let dueRunning = false;
@@ -106,7 +109,14 @@ export function createDueReload(deps: {
     },
     // On demand (locmesh resync --kamailio) everything is written: this Kamailio may not have
     // restarted, and lack what its database holds (a fallback write while jsonrpcs failed).
-    run: (reason) => reloader.run(reason, { whole: true }),
+    async run(reason) {
+      try {
+        return await reloader.run(reason, { whole: true });
+      } finally {
+        // Aliases it noted for alias_db's database (reload.ts) are the sink's now.
+        sink.retryAliases();
+      }
+    },
     status: () => ({ ...reloader.status(), interrupted: unfinishedStatus(mark.previous) }),
     leftToReload() {
       const { last, done } = reloader.reach();

@@ -7,7 +7,7 @@
  * seconds after Kamailio had taken a whole reload.
  */
 import type { Metrics } from "../ops/metrics.js";
-import type { KamailioSink, SinkStatus } from "./kamailio-sink.js";
+import { aliasesWaitingText, type KamailioSink, type SinkStatus } from "./kamailio-sink.js";
 
 export interface KamailioDown {
   error: string;
@@ -28,11 +28,14 @@ export interface KamailioLiveness {
 /**
  * The error status shows. While writes are pending, why the last one failed (it names both ways
  * in); else, while Kamailio is down, why (the last probe or connection error), so DOWN never comes
- * without a reason; else the sink's last error.
+ * without a reason; else, while aliases wait for alias_db's database, that; else the sink's last error.
  */
-export function lastErrorOf(sink: Pick<SinkStatus, "state" | "lastError" | "lastErrorAt">, down: KamailioDown | null): { lastError: string | null; lastErrorAt: string | null } {
-  if (sink.state === "waiting" || down === null) return { lastError: sink.lastError, lastErrorAt: sink.lastErrorAt };
-  return { lastError: down.error, lastErrorAt: down.at };
+export function lastErrorOf(sink: Pick<SinkStatus, "state" | "lastError" | "lastErrorAt" | "aliasesWaiting">, down: KamailioDown | null): { lastError: string | null; lastErrorAt: string | null } {
+  if (sink.state === "waiting") return { lastError: sink.lastError, lastErrorAt: sink.lastErrorAt };
+  if (down !== null) return { lastError: down.error, lastErrorAt: down.at };
+  const aliases = sink.aliasesWaiting;
+  if (aliases !== null) return { lastError: aliasesWaitingText(aliases), lastErrorAt: aliases.at === null ? sink.lastErrorAt : new Date(aliases.at).toISOString() };
+  return { lastError: sink.lastError, lastErrorAt: sink.lastErrorAt };
 }
 
 /** Before the first probe has answered. */

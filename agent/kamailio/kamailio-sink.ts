@@ -34,6 +34,17 @@ export interface SinkStatus {
   lastErrorAt: string | null;
   /** Writes Kamailio refused outright since start (skipped). */
   rejected: number;
+  /**
+   * Aliases that wait for alias_db's database (`aliases: dbaliases`), tried again on their own
+   * back-off while the other writes go on: not a "waiting" state; null when none waits.
+   */
+  aliasesWaiting: AliasesWaiting | null;
+}
+
+/** What status says of aliases that wait for alias_db's database. */
+export function aliasesWaitingText(a: AliasesWaiting): string {
+  const n = a.count === 1 ? "1 alias waits" : `${a.count} aliases wait`;
+  return `${n} for alias_db's database: ${a.error ?? "not tried yet"}`;
 }
 
 /** writtenAt and unseenByKamailio are the passes' (sink-pass.ts). */
@@ -46,6 +57,8 @@ export interface KamailioSink extends Pick<SinkPass, "writtenAt" | "unseenByKama
    * writes now instead of when the retry timer fires, with the back-off started over.
    */
   retryNow(): void;
+  /** Aliases were noted outside the sink (a reload, reload.ts): try them soon, as the waiting ones. */
+  retryAliases(): void;
   status(): SinkStatus;
   /** Journal changes not yet written into Kamailio, the aliases that wait for alias_db's database among them. */
   pending(): Promise<number>;
@@ -57,7 +70,10 @@ export interface KamailioSink extends Pick<SinkPass, "writtenAt" | "unseenByKama
    * the registrar events ask, of bindings and usrloc's aliases).
    */
   isPending(change: Pick<Change, "origin" | "seq">): boolean;
-  /** Resolves when everything committed so far has been written (tests, shutdown); while held, only at close. */
+  /**
+   * Resolves when everything committed so far has been written (tests, shutdown), but for aliases
+   * that wait for alias_db's database (status.aliasesWaiting); while held, only at close.
+   */
   drained(): Promise<void>;
   close(): Promise<void>;
 }
@@ -89,7 +105,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   const window = deps.window ?? 32;
   const retry = deps.retry ?? { minMs: 100, maxMs: 5000 };
   const nowMs = deps.nowMs ?? Date.now;
-  let status: SinkStatus = { state: "idle", lastRoute: null, lastError: null, lastErrorAt: null, rejected: 0 };
+  let status: Omit<SinkStatus, "aliasesWaiting"> = { state: "idle", lastRoute: null, lastError: null, lastErrorAt: null, rejected: 0 };
   let running: Promise<void> | null = null;
   let again = false;
   let closed = false;
@@ -145,16 +161,13 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
       if (passedOver > 0) log.info({ changes: passedOver }, "waiting changes left to the reload into Kamailio, which writes every live record: not written twice");
       passedOver = 0;
       attempt = 0;
+      status.state = "idle";
       const aliases = passes.aliasesWaiting();
-      if (aliases === null) {
-        status.state = "idle";
-        aliasAttempt = 0;
-      } else {
-        aliasesWait(aliases);
-      }
+      if (aliases === null) aliasAttempt = 0;
+      else aliasesWait(aliases);
       scheduleSave();
       await updateGauge();
-      if (!again && aliases === null) for (const w of waiters.splice(0)) w();
+      if (!again) for (const w of waiters.splice(0)) w();
     } catch (err) {
       if (err instanceof SinkHeld) {
         saveCursor();
@@ -190,17 +203,10 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   }
 
   /**
-   * Aliases wait for alias_db's database: said in status (the writes of bindings go on meanwhile),
-   * and tried again on their own back-off.
+   * Aliases wait for alias_db's database (status says so, from the passes): they are tried again on
+   * their own back-off, and the other writes go on meanwhile.
    */
   function aliasesWait(aliases: AliasesWaiting): void {
-    const why = aliases.error ?? "noted before this agent started";
-    status = {
-      ...status,
-      state: "waiting",
-      lastError: `${aliases.count} alias${aliases.count === 1 ? "" : "es"} wait${aliases.count === 1 ? "s" : ""} for alias_db's database: ${why}`,
-      lastErrorAt: new Date(aliases.at ?? nowMs()).toISOString(),
-    };
     if (aliasTimer || closed) return;
     const delay = Math.min(retry.maxMs, retry.minMs * 2 ** aliasAttempt++);
     if (aliases.error !== null) {
@@ -280,7 +286,11 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     start: kick,
     kick,
     retryNow,
-    status: () => ({ ...status, ...(held() ? { state: "held" as const } : {}) }),
+    retryAliases() {
+      passes.retryAliases();
+      kick();
+    },
+    status: () => ({ ...status, aliasesWaiting: passes.aliasesWaiting(), ...(held() ? { state: "held" as const } : {}) }),
     pending,
     lastPending: () => lastPending,
     isPending: (c) => c.seq > (cursor.get()[c.origin] ?? 0),

@@ -16,7 +16,9 @@ import { isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { watchChangesAfter, writeUnlessStale, type ChangeWatch, type OnStored } from "./stale-writes.js";
-import { describe, type KamailioWriter } from "./kamailio-writer.js";
+import type { KeySet } from "../journal/sqlite-key-set.js";
+import { opKey, type InstallOp } from "./install-plan.js";
+import { AliasDbUnreachableError, describe, type KamailioWriter } from "./kamailio-writer.js";
 import { collectOps, createBacklog, type ReloadPlanDeps } from "./reload-plan.js";
 
 export type ReloadStatus = KamailioReloadStatus;
@@ -82,6 +84,11 @@ export interface ReloaderDeps extends ReloadPlanDeps {
    * ends: reload-mark.ts keeps in the journal that a reload is under way.
    */
   onStatus?: (s: ReloadStatus) => void;
+  /**
+   * Where an alias that alias_db's database cannot take is noted for the sink to write once it can
+   * (sink-pass.ts): the reload goes on without it. Without it such an alias fails the reload.
+   */
+  aliasesWaiting?: Pick<KeySet, "add" | "flush">;
 }
 
 /** Why a reload did not run or stopped while held. */
@@ -180,6 +187,13 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       const writer = bulk?.writer ?? deps.writer;
       const fresh = { watch, writer, store: deps.store, plan: deps.plan, nowSec: () => Math.floor(nowMs() / 1000) };
       status.channel = bulk ? "evapi" : "jsonrpcs";
+      /** Aliases noted for the sink because alias_db's database did not answer; once it failed, the rest are noted untried. */
+      let aliasesNoted = 0;
+      let aliasDbDown = false;
+      const noteAlias = (op: InstallOp): void => {
+        deps.aliasesWaiting!.add(opKey(op));
+        aliasesNoted++;
+      };
       const worker = async () => {
         while (failure === null) {
           if (held()) {
@@ -201,17 +215,22 @@ export function createReloader(deps: ReloaderDeps): Reloader {
             if (wait > 0) await new Promise((r) => setTimeout(r, wait));
           }
           try {
+            if (aliasDbDown && deps.aliasesWaiting && (op.op === "alias-set" || op.op === "alias-rm")) noteAlias(op);
             // A record changed since it was planned is the sink's to write (stale-writes.ts).
-            if (await writeUnlessStale(op, fresh)) deps.metrics.kamailioRepairs.inc({ source: "reload" });
+            else if (await writeUnlessStale(op, fresh)) deps.metrics.kamailioRepairs.inc({ source: "reload" });
           } catch (err) {
-            if (isTransient(err)) {
+            if (err instanceof AliasDbUnreachableError && deps.aliasesWaiting) {
+              aliasDbDown = true;
+              noteAlias(op);
+            } else if (isTransient(err)) {
               failure ??= err;
               wakeAll();
               return;
+            } else {
+              deps.log.error({ err: (err as Error).message }, `reload skipped ${describe(op)}`);
+              deps.metrics.kamailioWriteFailures.inc({ reason: "rejected" });
+              status.refused = (status.refused ?? 0) + 1;
             }
-            deps.log.error({ err: (err as Error).message }, `reload skipped ${describe(op)}`);
-            deps.metrics.kamailioWriteFailures.inc({ reason: "rejected" });
-            status.refused = (status.refused ?? 0) + 1;
           }
           status.done++;
           onStatus(status);
@@ -220,6 +239,11 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       const window = bulk?.window ?? deps.window;
       await Promise.all([planning, ...Array.from({ length: window }, worker)]);
       if (failure !== null) throw failure;
+      if (aliasesNoted > 0) {
+        // Written down before the reload counts as done: nothing else would write them.
+        deps.aliasesWaiting!.flush();
+        deps.log.warn({ aliases: aliasesNoted }, "aliases wait for alias_db's database: the reload went on without them, and they are written once it answers");
+      }
       const secs = Math.max(0.001, (nowMs() - started) / 1000);
       status = { ...status, state: "done", finishedAt: new Date(nowMs()).toISOString(), rate: Math.round(status.done / secs) };
       reach.state = "done";

@@ -26,6 +26,8 @@ import { AliasDbUnreachableError, KamailioCouldNotStoreError, describe, type Kam
 /** Thrown inside a run when writing must stop because the sink is held. */
 export class SinkHeld extends Error {}
 
+const isAliasOp = (op: InstallOp): boolean => op.op === "alias-set" || op.op === "alias-rm";
+
 /** A set of noted keys could not be read (its notes could not be written first: a full disk). */
 class NotesUnreadable extends Error {}
 
@@ -121,6 +123,12 @@ export function createSinkPass(deps: SinkPassDeps & {
   /** Try the waiting aliases at the next pass (some may be left from before this agent started). */
   let aliasRetryDue = (waitingAliases?.size() ?? 0) > 0;
   let aliasFailure: { error: string; at: number } | null = null;
+  /**
+   * alias_db's database failed the last alias write: the aliases of later batches are noted without
+   * being tried (each try may wait out a connect time-out, and the bindings beside them would wait
+   * with it), until a retry finds it back. Only ever set with `aliases: dbaliases`.
+   */
+  let aliasDbDown = false;
 
   async function pass(): Promise<boolean> {
     // A write Kamailio could not store (or an alias alias_db's database could not, when there is no
@@ -180,7 +188,7 @@ export function createSinkPass(deps: SinkPassDeps & {
     let resent = 0;
     let whole: boolean;
     try {
-      whole = await rewriteNoted(set, (routes) => {
+      whole = await rewriteNoted(set, batchSize, (routes) => {
         resent += routes.rpc;
         return routes.database === 0;
       });
@@ -206,8 +214,10 @@ export function createSinkPass(deps: SinkPassDeps & {
     const set = waitingAliases!;
     let written = 0;
     const failedBefore = aliasFailure !== null;
+    // One alias first: while the database is away, a retry costs one time-out, not a window of them.
+    aliasDbDown = false;
     try {
-      await rewriteNoted(set, (routes, failedNow) => {
+      await rewriteNoted(set, 1, (routes, failedNow) => {
         written += routes.rpc + routes.database;
         return !failedNow;
       });
@@ -225,17 +235,17 @@ export function createSinkPass(deps: SinkPassDeps & {
 
   /**
    * Writes the keys noted in `set` again, each as the journal holds it now (one with nothing to
-   * write is forgotten), a batch at a time. After each batch `goOn` is told how its writes went,
-   * and whether an alias failed to go in again; resolves false when it said stop, true once all
-   * were written. Throws NotesUnreadable when the set cannot be read.
+   * write is forgotten), a batch at a time, the first of `first` keys. After each batch `goOn` is
+   * told how its writes went, and whether an alias failed to go in again; resolves false when it
+   * said stop, true once all were written. Throws NotesUnreadable when the set cannot be read.
    */
-  async function rewriteNoted(set: KeySet, goOn: (routes: Record<WriteRoute, number>, aliasFailed: boolean) => boolean): Promise<boolean> {
+  async function rewriteNoted(set: KeySet, first: number, goOn: (routes: Record<WriteRoute, number>, aliasFailed: boolean) => boolean): Promise<boolean> {
     let after = "";
-    for (;;) {
+    for (let limit = first; ; limit = batchSize) {
       if (held()) throw new SinkHeld();
       let keys: string[];
       try {
-        keys = set.list(after, batchSize);
+        keys = set.list(after, limit);
       } catch (err) {
         throw new NotesUnreadable((err as Error).message, { cause: err });
       }
@@ -308,6 +318,10 @@ export function createSinkPass(deps: SinkPassDeps & {
           return;
         }
         const op = ops[next++]!;
+        if (aliasDbDown && waitingAliases !== undefined && isAliasOp(op)) {
+          waitingAliases.add(opKey(op));
+          continue;
+        }
         try {
           const route = await writer.write(op, nowSec);
           deps.onWritten(route);
@@ -317,11 +331,13 @@ export function createSinkPass(deps: SinkPassDeps & {
           if (route === "database" && deps.databaseWritesUnseen?.(op)) unseen!.add(opKey(op));
           else unseen?.delete(opKey(op));
           waitingAliases?.delete(opKey(op));
+          if (isAliasOp(op)) aliasDbDown = false;
         } catch (err) {
           if (err instanceof AliasDbUnreachableError && waitingAliases !== undefined) {
             // Noted, and passed: the cursor may move on, the bindings of this origin with it.
             waitingAliases.add(opKey(op));
             aliasFailure = { error: err.message, at: nowMs() };
+            aliasDbDown = true;
             continue;
           }
           if (isTransient(err)) {

@@ -44,7 +44,7 @@ async function setup(o: { openBulk?: () => Promise<BulkSession> } = {}) {
     config: { window: 1, reloadRate: 0 }, store, links: { writer, preloadDb: null, openBulk: o.openBulk },
     plan: { nodeId: "n1", replicaId: own, locationTable: "location" }, watch,
     mark: { previous: null, track: () => undefined },
-    sink: { retryNow: () => undefined, unseenByKamailio: () => false },
+    sink: { retryNow: () => undefined, retryAliases: () => undefined, unseenByKamailio: () => false },
     onStored: () => () => undefined, clockLeadMs: () => 0,
     journal: { held: () => state.held, waitedForSeed: () => state.seeded, seeded: () => state.seeded },
     kamailioUp: () => state.up, eventsOpen: () => state.eventsOpen, eventsWaitMs: 300,

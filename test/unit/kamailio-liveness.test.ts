@@ -43,13 +43,28 @@ describe("the error status shows for Kamailio", () => {
   const down = { error: "Kamailio closed the evapi connection: it stopped or restarted; waiting for it to come back", at: "2026-11-22T10:00:05.000Z" };
   const old = { lastError: "Kamailio is unreachable through jsonrpcs (timed out)", lastErrorAt: "2026-11-22T09:00:00.000Z" };
 
+  const none = { aliasesWaiting: null };
   it("is why Kamailio is down while no write waits, even when the sink's last error is older or none", () => {
-    expect(lastErrorOf({ state: "idle", lastError: null, lastErrorAt: null }, down)).toEqual({ lastError: down.error, lastErrorAt: down.at });
-    expect(lastErrorOf({ state: "idle", ...old }, down)).toEqual({ lastError: down.error, lastErrorAt: down.at });
+    expect(lastErrorOf({ state: "idle", lastError: null, lastErrorAt: null, ...none }, down)).toEqual({ lastError: down.error, lastErrorAt: down.at });
+    expect(lastErrorOf({ state: "idle", ...old, ...none }, down)).toEqual({ lastError: down.error, lastErrorAt: down.at });
   });
 
   it("is the failed write's while writes wait, and the sink's while Kamailio is up", () => {
-    expect(lastErrorOf({ state: "waiting", ...old }, down)).toEqual(old);
-    expect(lastErrorOf({ state: "idle", ...old }, null)).toEqual(old);
+    expect(lastErrorOf({ state: "waiting", ...old, ...none }, down)).toEqual(old);
+    expect(lastErrorOf({ state: "idle", ...old, ...none }, null)).toEqual(old);
+  });
+
+  it("says aliases wait for alias_db's database while Kamailio is up and no other write waits, and yields to both", () => {
+    const aliasesWaiting = { count: 2, error: "alias_db's database is unreachable (connect ECONNREFUSED 127.0.0.1:5432)", at: Date.parse("2026-11-22T10:00:07.000Z") };
+    expect(lastErrorOf({ state: "idle", ...old, aliasesWaiting }, null)).toEqual({
+      lastError: "2 aliases wait for alias_db's database: alias_db's database is unreachable (connect ECONNREFUSED 127.0.0.1:5432)",
+      lastErrorAt: "2026-11-22T10:00:07.000Z",
+    });
+    expect(lastErrorOf({ state: "idle", ...old, aliasesWaiting: { count: 1, error: null, at: null } }, null)).toEqual({
+      lastError: "1 alias waits for alias_db's database: not tried yet",
+      lastErrorAt: old.lastErrorAt,
+    });
+    expect(lastErrorOf({ state: "idle", ...old, aliasesWaiting }, down)).toEqual({ lastError: down.error, lastErrorAt: down.at });
+    expect(lastErrorOf({ state: "waiting", ...old, aliasesWaiting }, down)).toEqual(old);
   });
 });

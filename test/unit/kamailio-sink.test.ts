@@ -36,19 +36,27 @@ function fullDiskCursor(fails = true): InstallCursor & { saves: number } {
   };
 }
 
-/** A writer that cannot store aliases (alias_db's database away) until heal(); what it wrote. */
-function aliasesCannotBeStored() {
+/**
+ * A writer that cannot store aliases (alias_db's database away) until heal(), each failure after
+ * `failAfterMs` (a connect time-out); what it wrote, and how many alias writes it was asked for.
+ */
+function aliasesCannotBeStored(failAfterMs = 0) {
   const written: string[] = [];
+  const tries = { aliases: 0 };
   let down = true;
   const writer: KamailioSinkDeps["writer"] = {
     write: async (op) => {
       const aliasOp = op.op === "alias-set" || op.op === "alias-rm";
-      if (down && aliasOp) throw new AliasDbUnreachableError("alias_db's database is unreachable");
+      if (aliasOp) tries.aliases++;
+      if (down && aliasOp) {
+        if (failAfterMs > 0) await new Promise((r) => setTimeout(r, failAfterMs));
+        throw new AliasDbUnreachableError("alias_db's database is unreachable");
+      }
       written.push(op.op === "add" ? `add ${op.aor}` : op.op === "alias-set" ? `alias-set ${op.alias} ${op.target}` : op.op === "alias-rm" ? `alias-rm ${op.alias}` : op.op);
       return "database";
     },
   };
-  return { writer, written, heal: () => void (down = false), fail: () => void (down = true) };
+  return { writer, written, tries, heal: () => void (down = false) };
 }
 
 let sink: KamailioSink | null = null;
@@ -206,8 +214,9 @@ describe("kamailio sink when Kamailio cannot keep a write", () => {
     await expect.poll(() => w.written.length).toBe(5);
     expect(w.written).toEqual([1, 2, 3, 4, 5].map((i) => `add bob${i}@example.com`));
     expect(cursor.get()).toEqual({ [A]: 6 });
-    await expect.poll(() => s.status().state).toBe("waiting");
-    expect(s.status().lastError).toBe("1 alias waits for alias_db's database: alias_db's database is unreachable");
+    // Not a waiting sink: its other writes go on; the aliases that wait are said apart.
+    await expect.poll(() => s.status().aliasesWaiting?.count).toBe(1);
+    expect(s.status()).toMatchObject({ state: "idle", lastError: null, aliasesWaiting: { count: 1, error: "alias_db's database is unreachable" } });
     expect(await s.pending()).toBe(1);
     // While it waits the alias changes again, and that write cannot go in either.
     await store.applyRemote(batchOf(A, 6, 7, [remoteChange(A, 7, 20, alias("x@example.com", "sip:t2@example.com"))]));
@@ -238,17 +247,49 @@ describe("kamailio sink when Kamailio cannot keep a write", () => {
     const A = "a~00000000000a";
     await store.applyRemote(batchOf(A, 0, 1, [remoteChange(A, 1, 10, alias("x@example.com"))]));
     const w = aliasesCannotBeStored();
-    const s = sinkOf(store, { cursor: fullDiskCursor(false), writer: w.writer, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 100, maxMs: 100 } });
+    const cursor = fullDiskCursor(false);
+    const s = sinkOf(store, { cursor, writer: w.writer, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 100, maxMs: 100 } });
     s.start();
-    await expect.poll(() => s.status().state).toBe("waiting");
+    await expect.poll(() => s.status().aliasesWaiting?.count).toBe(1);
     await store.applyRemote(batchOf(A, 1, 2, [remoteChange(A, 2, 11, alias("x@example.com", null))]));
     s.kick();
-    await expect.poll(() => store.kamailioAliasesWaiting.size()).toBe(1);
+    // The removal is passed too (noted under the same key), before the database comes back.
+    await expect.poll(() => cursor.get()[A]).toBe(2);
+    expect(store.kamailioAliasesWaiting.size()).toBe(1);
     w.heal();
     // No kick: the sink's own retry finds the database back.
-    await expect.poll(() => s.status().state).toBe("idle");
+    await expect.poll(() => s.status().aliasesWaiting).toBe(null);
     expect(w.written).toEqual(["alias-rm x@example.com"]);
     expect(await s.pending()).toBe(0);
+  });
+
+  it("tries one waiting alias at a time while alias_db's database stays away, and passes new aliases untried until one goes in", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    const A = "a~00000000000a";
+    await store.applyRemote(batchOf(A, 0, 5, [1, 2, 3, 4, 5].map((i) => remoteChange(A, i, 10 + i, alias(`x${i}@example.com`)))));
+    // Each failure takes 20 ms, so the window's writes are all in flight before the first fails.
+    const w = aliasesCannotBeStored(20);
+    const cursor = fullDiskCursor(false);
+    const s = sinkOf(store, { cursor, writer: w.writer, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 60_000, maxMs: 60_000 } });
+    s.start();
+    await expect.poll(() => s.status().aliasesWaiting?.count).toBe(5);
+    expect(w.tries.aliases).toBe(5);
+    // A later alias is passed untried: the database failed the last try.
+    await store.applyRemote(batchOf(A, 5, 6, [remoteChange(A, 6, 20, alias("x6@example.com"))]));
+    s.kick();
+    await expect.poll(() => cursor.get()[A]).toBe(6);
+    expect([w.tries.aliases, s.status().aliasesWaiting?.count]).toEqual([5, 6]);
+    // Each retry tries one of the six, and stops when it fails.
+    for (const expected of [6, 7]) {
+      s.retryAliases();
+      await s.drained();
+      expect(w.tries.aliases).toBe(expected);
+    }
+    w.heal();
+    s.retryAliases();
+    await s.drained();
+    expect(s.status().aliasesWaiting).toBe(null);
+    expect(w.written.sort()).toEqual([1, 2, 3, 4, 5, 6].map((i) => `alias-set x${i}@example.com sip:t@example.com`));
   });
 
   it("keeps its cursor before an alias it could not note (the journal refuses the note), and notes it once it can", async () => {

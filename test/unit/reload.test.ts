@@ -6,8 +6,8 @@
 import { describe, expect, it } from "vitest";
 import { TransientError } from "../../agent/core/transient.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
-import { bindingKey, ulBinding, type InstallOp } from "../../agent/kamailio/install-plan.js";
-import { KamailioWriteRejectedError, type KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
+import { aliasKey, bindingKey, ulBinding, type InstallOp } from "../../agent/kamailio/install-plan.js";
+import { AliasDbUnreachableError, KamailioWriteRejectedError, type KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
 import { describeReload } from "../../agent/cli/client-output.js";
 import { PLAN_AHEAD, RELOAD_HELD, createReloader, type BulkSession, type ReloaderDeps } from "../../agent/kamailio/reload.js";
 import { RELOAD_PAGE } from "../../agent/kamailio/reload-plan.js";
@@ -115,6 +115,30 @@ describe("reload", () => {
     expect(await r.run("test")).toMatchObject({ state: "done", total: 10, done: 10, refused: 1 });
     expect(written).toHaveLength(9);
     expect(describeReload(r.status())).toMatch(/^done \(test\): 10 writes, 1 of them REFUSED by Kamailio and skipped/);
+  });
+
+  it("notes the aliases alias_db's database cannot take for the sink, trying only the first, and finishes with the bindings", async () => {
+    const store = await storeWith(10, 6);
+    const written: InstallOp[] = [];
+    let aliasTries = 0;
+    const writer: KamailioWriter = {
+      async write(op) {
+        if (op.op === "alias-set") {
+          aliasTries++;
+          throw new AliasDbUnreachableError("alias_db's database is unreachable");
+        }
+        written.push(op);
+        return "rpc";
+      },
+    };
+    const r = createReloader(deps({ store, writer, window: 1, aliasesWaiting: store.kamailioAliasesWaiting }));
+    expect(await r.run("test")).toMatchObject({ state: "done", total: 16, done: 16 });
+    expect(written).toHaveLength(10);
+    expect(aliasTries).toBe(1);
+    expect(store.kamailioAliasesWaiting.list("", 10)).toEqual([0, 1, 2, 3, 4, 5].map((i) => aliasKey(`a${i}@example.com`)));
+    // Without the set to note them in, such an alias fails the reload, as any write that must wait.
+    const other = await storeWith(2, 1);
+    expect(await createReloader(deps({ store: other, writer })).run("test")).toMatchObject({ state: "failed", error: "alias_db's database is unreachable" });
   });
 
   it("does not open the bulk channel when there is nothing to write", async () => {
