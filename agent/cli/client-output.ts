@@ -154,11 +154,15 @@ export function describeReload(r: KamailioStatus["reload"]): string {
     case "running":
       return `running (${r.reason ?? ""}): ${r.done} of ${r.total} writes${r.channel ? ` over ${r.channel}` : ""}`;
     case "done":
-      return `done${r.reason ? ` (${r.reason})` : ""}: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}${refusedText(r)}, ${r.rate}/s${r.channel ? ` over ${r.channel}` : ""}, finished ${r.finishedAt ?? "?"}`;
+      return `done${r.reason ? ` (${r.reason})` : ""}: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}${refusedText(r)}${aliasesWaitingText(r)}, ${r.rate}/s${r.channel ? ` over ${r.channel}` : ""}, finished ${r.finishedAt ?? "?"}`;
     case "failed":
       return `failed after ${r.done} of ${r.total} writes: ${r.error ?? "no reason given"}`;
   }
 }
+
+/** Aliases a reload left to the sink, alias_db's database away (counted among its writes done). */
+const aliasesWaitingText = (r: Pick<KamailioReloadStatus, "aliasesWaiting">): string =>
+  r.aliasesWaiting ? `, ${r.aliasesWaiting} of them aliases NOT WRITTEN: alias_db's database did not answer; they are written once it does` : "";
 
 /** Writes of a reload Kamailio refused (counted among its writes done). */
 export const refusedText = (r: Pick<KamailioReloadStatus, "refused">): string =>

@@ -85,6 +85,11 @@ export interface KamailioReloadStatus {
   unchanged: number;
   /** Writes Kamailio refused outright, skipped (the log's "reload skipped" lines name them); absent from agents before it. */
   refused?: number;
+  /**
+   * Aliases alias_db's database did not take (counted among the writes done): left to the sink,
+   * which writes them once it answers (`kamailio.lastError` says how many still wait). Absent when none.
+   */
+  aliasesWaiting?: number;
   startedAt: string | null;
   finishedAt: string | null;
   /** Writes per second over the run. */

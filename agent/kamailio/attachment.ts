@@ -140,7 +140,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const plan = { nodeId, replicaId: store.replicaId, locationTable: config.locationTable };
   const sink = createKamailioSink({
     store, writer: links.writer, plan, log, metrics, window: config.window,
-    cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")), aliasesWaiting: deps.aliasesWaiting,
+    cursor: openInstallCursor(join(deps.dataDir, "kamailio-cursor.json")), aliasesWaiting: deps.aliasesWaiting, aliasesInDatabaseOnly: links.aliasTable === null,
     ...(links.preloadDb !== null
       ? { databaseWritesUnseen: (op: InstallOp) => missedByRunningKamailio(op, links.aliasTable), unseen: deps.unseen }
       : {}),

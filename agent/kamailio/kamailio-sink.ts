@@ -44,7 +44,7 @@ export interface SinkStatus {
 /** What status says of aliases that wait for alias_db's database. */
 export function aliasesWaitingText(a: AliasesWaiting): string {
   const n = a.count === 1 ? "1 alias waits" : `${a.count} aliases wait`;
-  return `${n} for alias_db's database: ${a.error ?? "not tried yet"}`;
+  return `${n} for alias_db's database: ${a.error ?? "tried again shortly"}`;
 }
 
 /** writtenAt and unseenByKamailio are the passes' (sink-pass.ts). */
@@ -97,6 +97,13 @@ export interface KamailioSinkDeps extends SinkPassDeps {
    * written, the sink's retry came first and wrote the 40 waiting changes before the reload did).
    */
   beforeRetry?: () => Promise<void>;
+  /** Back-off of the tries of aliases that wait for alias_db's database; default 1 s doubling to 60 s. */
+  aliasRetry?: { minMs: number; maxMs: number };
+  /**
+   * Aliases go into alias_db's table (`kamailio.aliases: dbaliases`), through the database only:
+   * their writes say nothing of jsonrpcs, so they leave the writer's route in status as it was.
+   */
+  aliasesInDatabaseOnly?: boolean;
 }
 
 export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
@@ -104,6 +111,9 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   const batchSize = deps.batchSize ?? 500;
   const window = deps.window ?? 32;
   const retry = deps.retry ?? { minMs: 100, maxMs: 5000 };
+  // Longer than the writes' own: a try against a database host that does not answer waits out
+  // its connect time-out, and the sink's other writes wait behind it.
+  const aliasRetry = deps.aliasRetry ?? { minMs: 1000, maxMs: 60_000 };
   const nowMs = deps.nowMs ?? Date.now;
   let status: Omit<SinkStatus, "aliasesWaiting"> = { state: "idle", lastRoute: null, lastError: null, lastErrorAt: null, rejected: 0 };
   let running: Promise<void> | null = null;
@@ -125,7 +135,9 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
   const passes = createSinkPass({
     store, writer, cursor, plan: deps.plan, log, metrics, batchSize, window, nowMs, held,
     databaseWritesUnseen: deps.databaseWritesUnseen, unseen: deps.unseen, aliasesWaiting: deps.aliasesWaiting, leftToReload: deps.leftToReload,
-    onWritten: (route) => (status.lastRoute = route),
+    onWritten: (route, op) => {
+      if (!(deps.aliasesInDatabaseOnly && (op.op === "alias-set" || op.op === "alias-rm"))) status.lastRoute = route;
+    },
     onRejected: (message) => {
       status = { ...status, rejected: status.rejected + 1, lastError: message, lastErrorAt: new Date(nowMs()).toISOString() };
     },
@@ -208,7 +220,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
    */
   function aliasesWait(aliases: AliasesWaiting): void {
     if (aliasTimer || closed) return;
-    const delay = Math.min(retry.maxMs, retry.minMs * 2 ** aliasAttempt++);
+    const delay = Math.min(aliasRetry.maxMs, aliasRetry.minMs * 2 ** aliasAttempt++);
     if (aliases.error !== null) {
       metrics.kamailioWriteFailures.inc({ reason: "unavailable" });
       if (aliasAttempt === 1 || aliasAttempt % 20 === 0) log.warn({ err: aliases.error, aliases: aliases.count, retryInMs: delay }, "aliases wait for alias_db's database; bindings are written meanwhile");

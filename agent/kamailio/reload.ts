@@ -242,13 +242,14 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       if (aliasesNoted > 0) {
         // Written down before the reload counts as done: nothing else would write them.
         deps.aliasesWaiting!.flush();
+        status.aliasesWaiting = aliasesNoted;
         deps.log.warn({ aliases: aliasesNoted }, "aliases wait for alias_db's database: the reload went on without them, and they are written once it answers");
       }
       const secs = Math.max(0.001, (nowMs() - started) / 1000);
       status = { ...status, state: "done", finishedAt: new Date(nowMs()).toISOString(), rate: Math.round(status.done / secs) };
       reach.state = "done";
       doneUpTo = reach.upTo;
-      deps.log.info({ written: status.done, unchanged: status.unchanged, refused: status.refused, seconds: secs, perSecond: status.rate, channel: status.channel }, "Kamailio is whole again");
+      deps.log.info({ written: status.done, unchanged: status.unchanged, refused: status.refused, aliasesWaiting: status.aliasesWaiting, seconds: secs, perSecond: status.rate, channel: status.channel }, "Kamailio is whole again");
     } catch (err) {
       fail(reach, err);
     } finally {

@@ -106,7 +106,7 @@ export function createSinkPass(deps: SinkPassDeps & {
   nowMs: () => number;
   held: () => boolean;
   /** A write went in, this way. */
-  onWritten(route: WriteRoute): void;
+  onWritten(route: WriteRoute, op: InstallOp): void;
   /** Kamailio refused a write outright (it is logged and skipped). */
   onRejected(message: string): void;
   /** Changes passed over because a reload writes them. */
@@ -145,10 +145,6 @@ export function createSinkPass(deps: SinkPassDeps & {
         stalled = err;
       }
     }
-    if (aliasRetryDue) {
-      await retryWaitingAliases();
-      aliasRetryDue = false;
-    }
     const vv = await store.versionVector();
     const done = cursor.get();
     const left = deps.leftToReload?.() ?? null;
@@ -172,6 +168,17 @@ export function createSinkPass(deps: SinkPassDeps & {
       progressed = true;
     }
     forgetGoneOrigins(vv);
+    // After the batches, which a retry against a database that does not answer would hold up for
+    // its time-out; not while a reload is due, which writes aliases itself (as the resend waits).
+    if (aliasRetryDue && deps.leftToReload?.() !== "everything") {
+      aliasRetryDue = false;
+      try {
+        await retryWaitingAliases();
+      } catch (err) {
+        aliasRetryDue = true;
+        throw err;
+      }
+    }
     if (stalled !== null) throw stalled;
     // A write of this pass went over jsonrpcs while some wait in the database only: one more pass.
     return progressed || resendNow();
@@ -220,7 +227,7 @@ export function createSinkPass(deps: SinkPassDeps & {
       await rewriteNoted(set, 1, (routes, failedNow) => {
         written += routes.rpc + routes.database;
         return !failedNow;
-      });
+      }, { recheck: true });
     } catch (err) {
       if (!(err instanceof NotesUnreadable)) throw err;
       log.error({ err: err.message }, "could not read the aliases waiting for alias_db's database; tried again later");
@@ -238,8 +245,11 @@ export function createSinkPass(deps: SinkPassDeps & {
    * write is forgotten), a batch at a time, the first of `first` keys. After each batch `goOn` is
    * told how its writes went, and whether an alias failed to go in again; resolves false when it
    * said stop, true once all were written. Throws NotesUnreadable when the set cannot be read.
+   * With `recheck`, a key whose record changed while its write was on the way is noted again, to be
+   * written as it is now: a reload may have written the newer version meanwhile, which this one
+   * would otherwise overwrite for good (nothing reconciles alias_db's table).
    */
-  async function rewriteNoted(set: KeySet, first: number, goOn: (routes: Record<WriteRoute, number>, aliasFailed: boolean) => boolean): Promise<boolean> {
+  async function rewriteNoted(set: KeySet, first: number, goOn: (routes: Record<WriteRoute, number>, aliasFailed: boolean) => boolean, o: { recheck?: boolean } = {}): Promise<boolean> {
     let after = "";
     for (let limit = first; ; limit = batchSize) {
       if (held()) throw new SinkHeld();
@@ -254,15 +264,27 @@ export function createSinkPass(deps: SinkPassDeps & {
       const nowSec = Math.floor(nowMs() / 1000);
       const ctx: PlanContext = { ...deps.plan, nowSec };
       const ops: InstallOp[] = [];
+      const planned = new Map<string, number | null>();
       for (const key of keys) {
+        if (o.recheck) planned.set(key, await stampOf(key));
         const op = await currentOp(key, ctx);
         if (op === null) set.delete(key);
         else ops.push(op);
       }
       const before = aliasFailure;
       const routes = await writeOps(ops, nowSec);
+      if (o.recheck) {
+        for (const [key, hlc] of planned) if (!set.has(key) && (await stampOf(key)) !== hlc) set.add(key);
+        set.flush();
+      }
       if (!goOn(routes, aliasFailure !== before)) return false;
     }
+  }
+
+  /** The stamp of the journal's version under `key`; null when it holds none. */
+  async function stampOf(key: string): Promise<number | null> {
+    const { kind, key: k, sub } = parseRecordKey(key);
+    return (await store.get(kind, k, sub))?.hlc ?? null;
   }
 
   /**
@@ -324,7 +346,7 @@ export function createSinkPass(deps: SinkPassDeps & {
         }
         try {
           const route = await writer.write(op, nowSec);
-          deps.onWritten(route);
+          deps.onWritten(route, op);
           metrics.kamailioWrites.inc({ route });
           routes[route]++;
           recent.set(opKey(op), nowMs());
@@ -415,7 +437,12 @@ export function createSinkPass(deps: SinkPassDeps & {
     },
     aliasesWaiting() {
       const count = waitingAliases?.size() ?? 0;
-      return count === 0 ? null : { count, error: aliasFailure?.error ?? null, at: aliasFailure?.at ?? null };
+      if (count === 0) {
+        // Gone another way (each written by a later change): the next one starts without a reason.
+        aliasFailure = null;
+        return null;
+      }
+      return { count, error: aliasFailure?.error ?? null, at: aliasFailure?.at ?? null };
     },
     retryAliases: () => {
       if ((waitingAliases?.size() ?? 0) > 0) aliasRetryDue = true;

@@ -21,6 +21,8 @@ async function setup(o: { openBulk?: () => Promise<BulkSession> } = {}) {
   await store.commitLocal([aliasDraft("a@example.com", "sip:t@example.com"), aliasDraft("b@example.com", "sip:t@example.com")], () => 1);
   const own = store.replicaId;
   const state = { due: false, up: true, held: false, seeded: true, failing: false, eventsOpen: true };
+  /** What the sink was told after reloads: retryNow (a due one), retryAliases (one on demand). */
+  const told: string[] = [];
   /** Writes wait here while set. */
   let gate: Promise<void> | null = null;
   const writer: KamailioWriter = {
@@ -44,7 +46,7 @@ async function setup(o: { openBulk?: () => Promise<BulkSession> } = {}) {
     config: { window: 1, reloadRate: 0 }, store, links: { writer, preloadDb: null, openBulk: o.openBulk },
     plan: { nodeId: "n1", replicaId: own, locationTable: "location" }, watch,
     mark: { previous: null, track: () => undefined },
-    sink: { retryNow: () => undefined, retryAliases: () => undefined, unseenByKamailio: () => false },
+    sink: { retryNow: () => void told.push("retryNow"), retryAliases: () => void told.push("retryAliases"), unseenByKamailio: () => false },
     onStored: () => () => undefined, clockLeadMs: () => 0,
     journal: { held: () => state.held, waitedForSeed: () => state.seeded, seeded: () => state.seeded },
     kamailioUp: () => state.up, eventsOpen: () => state.eventsOpen, eventsWaitMs: 300,
@@ -58,7 +60,7 @@ async function setup(o: { openBulk?: () => Promise<BulkSession> } = {}) {
       release();
     };
   };
-  return { store, own, state, due, hold, atWhole };
+  return { store, own, state, due, hold, atWhole, told };
 }
 
 describe("due reload: what the sink leaves to it", () => {
@@ -107,6 +109,15 @@ describe("due reload: what the sink leaves to it", () => {
     release();
     expect(await run).toMatchObject({ state: "failed" });
     expect(due.leftToReload()).toBeNull();
+  });
+
+  it("tells the sink to go on after each reload: a due one with retryNow, one on demand with retryAliases (aliases it may have noted)", async () => {
+    const { state, due, told } = await setup();
+    expect(await due.run("resync")).toMatchObject({ state: "done" });
+    expect(told).toEqual(["retryAliases"]);
+    state.due = true;
+    await due.runIfDue();
+    expect(told).toEqual(["retryAliases", "retryNow"]);
   });
 
   it("one that comes due while a not-due one runs lets it end, then runs its own from where the journal stands", async () => {

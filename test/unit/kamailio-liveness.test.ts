@@ -61,7 +61,7 @@ describe("the error status shows for Kamailio", () => {
       lastErrorAt: "2026-11-22T10:00:07.000Z",
     });
     expect(lastErrorOf({ state: "idle", ...old, aliasesWaiting: { count: 1, error: null, at: null } }, null)).toEqual({
-      lastError: "1 alias waits for alias_db's database: not tried yet",
+      lastError: "1 alias waits for alias_db's database: tried again shortly",
       lastErrorAt: old.lastErrorAt,
     });
     expect(lastErrorOf({ state: "idle", ...old, aliasesWaiting }, down)).toEqual({ lastError: down.error, lastErrorAt: down.at });

@@ -209,7 +209,7 @@ describe("kamailio sink when Kamailio cannot keep a write", () => {
     await store.applyRemote(batchOf(A, 0, 6, [remoteChange(A, 1, 10, alias("x@example.com", "sip:t1@example.com")), ...[1, 2, 3, 4, 5].map((i) => remoteChange(A, i + 1, 10 + i, bob(i)))]));
     const w = aliasesCannotBeStored();
     const cursor = fullDiskCursor(false);
-    let s = sinkOf(store, { cursor, writer: w.writer, batchSize: 2, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 60_000, maxMs: 60_000 } });
+    let s = sinkOf(store, { cursor, writer: w.writer, batchSize: 2, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 60_000, maxMs: 60_000 }, aliasRetry: { minMs: 60_000, maxMs: 60_000 } });
     s.start();
     await expect.poll(() => w.written.length).toBe(5);
     expect(w.written).toEqual([1, 2, 3, 4, 5].map((i) => `add bob${i}@example.com`));
@@ -233,10 +233,10 @@ describe("kamailio sink when Kamailio cannot keep a write", () => {
     expect(store.kamailioAliasesWaiting.size()).toBe(1);
     await store.applyRemote(batchOf(A, 7, 8, [remoteChange(A, 8, 21, bob(6))]));
     w.heal();
-    s = sinkOf(store, { cursor, writer: w.writer, batchSize: 2, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 60_000, maxMs: 60_000 } });
+    s = sinkOf(store, { cursor, writer: w.writer, batchSize: 2, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 60_000, maxMs: 60_000 }, aliasRetry: { minMs: 60_000, maxMs: 60_000 } });
     await s.drained();
-    // The alias as the journal holds it now, once; then the binding that came meanwhile.
-    expect(w.written.slice(5)).toEqual(["alias-set x@example.com sip:t2@example.com", "add bob6@example.com"]);
+    // The binding that came meanwhile (the batches go first), then the alias as the journal holds it now, once.
+    expect(w.written.slice(5)).toEqual(["add bob6@example.com", "alias-set x@example.com sip:t2@example.com"]);
     expect(await s.pending()).toBe(0);
     expect(store.kamailioAliasesWaiting.size()).toBe(0);
     expect(s.status().state).toBe("idle");
@@ -248,7 +248,7 @@ describe("kamailio sink when Kamailio cannot keep a write", () => {
     await store.applyRemote(batchOf(A, 0, 1, [remoteChange(A, 1, 10, alias("x@example.com"))]));
     const w = aliasesCannotBeStored();
     const cursor = fullDiskCursor(false);
-    const s = sinkOf(store, { cursor, writer: w.writer, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 100, maxMs: 100 } });
+    const s = sinkOf(store, { cursor, writer: w.writer, aliasesWaiting: store.kamailioAliasesWaiting, aliasRetry: { minMs: 100, maxMs: 100 } });
     s.start();
     await expect.poll(() => s.status().aliasesWaiting?.count).toBe(1);
     await store.applyRemote(batchOf(A, 1, 2, [remoteChange(A, 2, 11, alias("x@example.com", null))]));
@@ -270,7 +270,7 @@ describe("kamailio sink when Kamailio cannot keep a write", () => {
     // Each failure takes 20 ms, so the window's writes are all in flight before the first fails.
     const w = aliasesCannotBeStored(20);
     const cursor = fullDiskCursor(false);
-    const s = sinkOf(store, { cursor, writer: w.writer, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 60_000, maxMs: 60_000 } });
+    const s = sinkOf(store, { cursor, writer: w.writer, aliasesWaiting: store.kamailioAliasesWaiting, aliasRetry: { minMs: 60_000, maxMs: 60_000 } });
     s.start();
     await expect.poll(() => s.status().aliasesWaiting?.count).toBe(5);
     expect(w.tries.aliases).toBe(5);
@@ -290,6 +290,68 @@ describe("kamailio sink when Kamailio cannot keep a write", () => {
     await s.drained();
     expect(s.status().aliasesWaiting).toBe(null);
     expect(w.written.sort()).toEqual([1, 2, 3, 4, 5, 6].map((i) => `alias-set x${i}@example.com sip:t@example.com`));
+  });
+
+  it("notes again an alias whose record changed while its retry was on the way (a reload wrote the new one meanwhile), and writes it as it is now", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    const A = "a~00000000000a";
+    await store.applyRemote(batchOf(A, 0, 1, [remoteChange(A, 1, 10, alias("x@example.com", "sip:t1@example.com"))]));
+    const written: string[] = [];
+    let down = true;
+    let changeDuringWrite = false;
+    let left: Record<string, number> | null = null;
+    const writer: KamailioSinkDeps["writer"] = {
+      async write(op) {
+        if (op.op !== "alias-set") return "rpc";
+        if (down) throw new AliasDbUnreachableError("alias_db's database is unreachable");
+        if (changeDuringWrite) {
+          // A newer version is stored while this write is on its way, and a reload writes it: the
+          // sink passes it over, and this older write lands after the reload's.
+          changeDuringWrite = false;
+          await store.applyRemote(batchOf(A, 1, 2, [remoteChange(A, 2, 20, alias("x@example.com", "sip:t2@example.com"))]));
+          left = { [A]: 2 };
+        }
+        written.push(`${op.alias} ${op.target}`);
+        return "database";
+      },
+    };
+    const s = sinkOf(store, { cursor: fullDiskCursor(false), writer, aliasesWaiting: store.kamailioAliasesWaiting, window: 1, leftToReload: () => left, aliasRetry: { minMs: 60_000, maxMs: 60_000 } });
+    s.start();
+    await expect.poll(() => s.status().aliasesWaiting?.count).toBe(1);
+    [down, changeDuringWrite] = [false, true];
+    s.retryAliases();
+    await s.drained();
+    expect(written).toEqual(["x@example.com sip:t1@example.com"]);
+    expect(s.status().aliasesWaiting?.count).toBe(1);
+    s.retryAliases();
+    await s.drained();
+    expect(written.slice(1)).toEqual(["x@example.com sip:t2@example.com"]);
+    expect(s.status().aliasesWaiting).toBe(null);
+  });
+
+  it("does not try waiting aliases while a reload into a restarted Kamailio is due, and leaves the writer's route alone with aliases in alias_db's table", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    const A = "a~00000000000a";
+    await store.applyRemote(batchOf(A, 0, 1, [remoteChange(A, 1, 10, alias("x@example.com"))]));
+    const w = aliasesCannotBeStored();
+    let left: "everything" | null = null;
+    const s = sinkOf(store, {
+      cursor: fullDiskCursor(false), writer: w.writer, aliasesWaiting: store.kamailioAliasesWaiting, aliasesInDatabaseOnly: true,
+      leftToReload: () => left, aliasRetry: { minMs: 60_000, maxMs: 60_000 },
+    });
+    s.start();
+    await expect.poll(() => s.status().aliasesWaiting?.count).toBe(1);
+    w.heal();
+    left = "everything";
+    s.retryAliases();
+    await s.drained();
+    expect([w.tries.aliases, s.status().aliasesWaiting?.count]).toEqual([1, 1]);
+    left = null;
+    s.retryAliases();
+    await s.drained();
+    expect([w.tries.aliases, s.status().aliasesWaiting]).toEqual([2, null]);
+    // The alias went in through the database, its only way: no word on jsonrpcs.
+    expect(s.status().lastRoute).toBe(null);
   });
 
   it("keeps its cursor before an alias it could not note (the journal refuses the note), and notes it once it can", async () => {
