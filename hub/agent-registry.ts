@@ -1,6 +1,6 @@
 /**
  * The whole cluster as any hub sees it. Each hub writes what it knows of its own agents (lag,
- * pending writes) into `hub_agents` every `intervalMs`; a hub's status then lists its own
+ * pending writes, what each holds: the purge reads that) into `hub_agents` every `intervalMs`; a hub's status then lists its own
  * sessions live and the agents of the other hubs from that table (fresh within `staleMs`), and its
  * link gauges leave out the agents that are on another hub (agent-placement.ts).
  */
@@ -34,11 +34,11 @@ interface AgentTableRow {
   seen_at: Date;
 }
 
-const UPSERT = `INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_changes, behind_seconds, pending_writes, seen_at)
-  SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::float8[], $6::int[])
+const UPSERT = `INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_changes, behind_seconds, pending_writes, vv, seen_at)
+  SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::float8[], $6::int[], $7::jsonb[])
   ON CONFLICT (node_id) DO UPDATE SET replica_id = excluded.replica_id, hub_node = excluded.hub_node,
     behind_changes = excluded.behind_changes, behind_seconds = excluded.behind_seconds,
-    pending_writes = excluded.pending_writes, seen_at = excluded.seen_at`;
+    pending_writes = excluded.pending_writes, vv = excluded.vv, seen_at = excluded.seen_at`;
 const ROWS = `SELECT node_id, replica_id, hub_node, behind_changes, behind_seconds, pending_writes,
   seen_at > now() - make_interval(secs => $1) AS fresh, seen_at FROM hub_agents`;
 
@@ -73,9 +73,12 @@ export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
       // Connected sessions only: their lag is known (null otherwise), and the row says "connected".
       const mine = (await mesh.status()).filter((p): p is Known => p.connected === true && p.replicaId !== null && p.behindChanges !== null && p.behindSeconds !== null);
       if (mine.length === 0) return;
+      // What each holds: the purge keeps a tombstone until every agent seen lately has it.
+      const vectors = mesh.peerVectors();
       await pool.query(UPSERT, [
         mine.map((p) => p.nodeId), mine.map((p) => p.replicaId), mine.map(() => deps.hubNode),
         mine.map((p) => p.behindChanges), mine.map((p) => p.behindSeconds), mine.map((p) => p.pendingWrites ?? null),
+        mine.map((p) => { const vv = vectors.get(p.nodeId); return vv === undefined ? null : JSON.stringify(vv); }),
       ]);
     } catch (err) {
       log.debug({ err: (err as Error).message }, "cannot record agent status (PostgreSQL away?)");

@@ -2,7 +2,8 @@
  * `locmesh hub forget <nodeId...>`: drop agents from `hub_agents`, the record of which hub each
  * agent was last on. With `mesh.acceptUnlisted` that record is how hubs know an agent that is down
  * (agent-placement.ts): a decommissioned agent keeps reading 0, and firing "a peer or hub link
- * down", until it is forgotten. An agent on a hub now is left alone: its hub would record it again
+ * down", until it is forgotten; and the purge keeps the tombstones it lacks (for
+ * journal.holdForAgentsDays after it was last seen). An agent on a hub now is left alone: its hub would record it again
  * within a second. Nor is an agent listed in `mesh.agents`: hubs report every listed agent (0
  * while it is down) whatever the record says, so forgetting it would change nothing.
  */

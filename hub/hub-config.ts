@@ -13,7 +13,14 @@ export interface HubConfig {
   nodeId: string;
   mesh: Omit<AgentConfig["mesh"], "peers"> & { agents: string[]; relayLingerMs: number };
   api: AgentConfig["api"];
-  journal: Pick<AgentConfig["journal"], "retentionHours" | "purgeIntervalSec">;
+  journal: Pick<AgentConfig["journal"], "retentionHours" | "purgeIntervalSec"> & {
+    /**
+     * A tombstone also stays until every agent a hub has seen within this many days holds it, so
+     * that an agent down for longer than the retention still gets the removals made meanwhile. 0:
+     * by the retention alone.
+     */
+    holdForAgentsDays: number;
+  };
   postgres: {
     url: string;
     poolSize: number;
@@ -49,6 +56,7 @@ function hubSchema(fs: LoadOptions["fs"] & object) {
     journal: z.strictObject({
       retentionHours: z.number().int().min(1).max(24 * 365).default(24),
       purgeIntervalSec: z.number().int().min(1).max(86_400).default(300),
+      holdForAgentsDays: z.number().min(0).max(365).default(14),
     }),
     postgres: z.strictObject({
       url: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// connection URL"),

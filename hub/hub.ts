@@ -66,7 +66,7 @@ export async function startHub(
   const dropPools = () => {
     for (const p of [pool, writePool]) p.end().catch(() => undefined);
   };
-  const store = await openPgStore({ pool, writePool, nodeId: config.nodeId, channel: config.postgres.channel }).catch((err: unknown) => {
+  const store = await openPgStore({ pool, writePool, nodeId: config.nodeId, channel: config.postgres.channel, holdForAgentsSec: config.journal.holdForAgentsDays * 86_400 }).catch((err: unknown) => {
     dropPools();
     throw pgStartError(err, config.postgres);
   });

@@ -81,9 +81,17 @@ export const COUNT_LIVE = `SELECT
   FROM records`;
 /**
  * $1 tombstones stamped before this hlc, $2 bindings expired before this second, $3 and stored here
- * before this many ms since the epoch (migrations/postgres/0003_stored_at.sql).
+ * before this many ms since the epoch (migrations/postgres/0003_stored_at.sql), $4 and held by every
+ * agent a hub recorded within this many seconds (0: by none; migrations/postgres/0005_hub_agents_vv.sql).
+ * `held`: per origin, the highest seq all those agents hold (an agent whose vector is not recorded
+ * holds none, nor one whose vector lacks the origin); with no such agent it has no rows: no limit.
  */
-export const PURGE = `WITH t AS (DELETE FROM records WHERE value IS NULL AND hlc < $1 AND stored_at < to_timestamp($3::double precision / 1000) RETURNING 1),
+export const PURGE = `WITH held AS (
+    SELECT o.id, min(CASE WHEN a.vv IS NULL THEN 0 ELSE coalesce((a.vv ->> o.replica)::bigint, 0) END) AS upto
+    FROM origins o JOIN hub_agents a ON $4::double precision > 0 AND a.seen_at > now() - make_interval(secs => $4::double precision)
+    GROUP BY o.id),
+  t AS (DELETE FROM records r WHERE r.value IS NULL AND r.hlc < $1 AND r.stored_at < to_timestamp($3::double precision / 1000)
+    AND r.seq <= coalesce((SELECT upto FROM held WHERE held.id = r.origin), 9223372036854775807) RETURNING 1),
   e AS (DELETE FROM records WHERE expires > 0 AND expires < $2 RETURNING 1)
   SELECT (SELECT count(*) FROM t)::int + (SELECT count(*) FROM e)::int AS n`;
 

@@ -31,6 +31,11 @@ export interface PgStoreOptions {
   nodeId: string;
   /** NOTIFY channel shared by every hub of the cluster. */
   channel?: string;
+  /**
+   * The purge keeps a tombstone until every agent a hub recorded (hub_agents) within this many
+   * seconds holds it, however old it is (journal.holdForAgentsDays). Default 0: by its age alone.
+   */
+  holdForAgentsSec?: number;
 }
 
 export interface PgStore extends ReplicaStore {
@@ -328,9 +333,10 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
     lastCounts: () => counts.last(),
     async purge(tombstoneBeforeHlc, expiredBeforeSec) {
       // A tombstone goes once it is as old by the time it was stored here as by its stamp: one an
-      // agent held back through a long outage is relayed for a whole retention after it came.
+      // agent held back through a long outage is relayed for a whole retention after it came. And
+      // once every agent seen lately holds it: one down for longer than the retention gets it too.
       const storedBeforeMs = hlcToMillis(tombstoneBeforeHlc);
-      return (await q<{ n: number }>(SQL.PURGE, [tombstoneBeforeHlc, expiredBeforeSec, storedBeforeMs])).rows[0]!.n;
+      return (await q<{ n: number }>(SQL.PURGE, [tombstoneBeforeHlc, expiredBeforeSec, storedBeforeMs, opts.holdForAgentsSec ?? 0])).rows[0]!.n;
     },
     async close() {
       // The pool belongs to the caller (several components share it).

@@ -4,6 +4,7 @@
  * Reads the mesh's sessions, dialers and lists; changes nothing.
  */
 import type { PeerStatus } from "../contract/cluster-status.js";
+import type { VersionVector } from "../contract/records.js";
 import type { Replica } from "../core/replica.js";
 import { changesAhead } from "../core/version-vector.js";
 import type { PeerGauge } from "../ops/metrics.js";
@@ -31,6 +32,12 @@ export interface MeshStatus {
    * answered this journal. The purge keeps this node's later tombstones (purge-timer.ts).
    */
   ownAcknowledged(): number | null;
+  /**
+   * What each peer with a ready session last said it holds (its version vector), by node id. A hub
+   * records its agents' in PostgreSQL, and keeps a tombstone until every agent it has seen lately
+   * holds it (hub/agent-registry.ts, the purge in hub/pg-sql.ts).
+   */
+  peerVectors(): Map<string, VersionVector>;
 }
 
 export function createMeshStatus(deps: {
@@ -136,5 +143,11 @@ export function createMeshStatus(deps: {
     return out;
   }
 
-  return { status, gauges, hubUnacknowledged, ownAcknowledged };
+  function peerVectors(): Map<string, VersionVector> {
+    const out = new Map<string, VersionVector>();
+    for (const [id, s] of sessions) if (s.isReady()) out.set(id, { ...s.peerVector() });
+    return out;
+  }
+
+  return { status, gauges, hubUnacknowledged, ownAcknowledged, peerVectors };
 }

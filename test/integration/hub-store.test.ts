@@ -78,6 +78,52 @@ describe("postgres purge", () => {
     }
   });
 
+  it("keeps a tombstone past the retention until every agent recorded lately holds it (holdForAgentsSec)", async () => {
+    const pool = await freshDatabase();
+    try {
+      const store = await openPgStore({ pool, nodeId: "hub1", holdForAgentsSec: 86_400 });
+      const made = 1_700_000_000_000 * 1024; // stamped long ago
+      await store.applyRemote(batchOf(REPLICA_A, 0, 2, [
+        remoteChange(REPLICA_A, 1, made, aliasDraft("a@x", null)),
+        remoteChange(REPLICA_A, 2, made + 1, aliasDraft("b@x", null)),
+      ]));
+      await store.applyRemote(batchOf(REPLICA_B, 0, 1, [remoteChange(REPLICA_B, 1, made + 2, aliasDraft("c@x", null))]));
+      await pool.query("UPDATE records SET stored_at = now() - interval '2 days'");
+      const agent = (nodeId: string, vv: Record<string, number> | null, seenDaysAgo: number) =>
+        pool.query("INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_changes, behind_seconds, vv, seen_at) VALUES ($1, $2, 'hub1', 0, 0, $3, now() - make_interval(days => $4)) ON CONFLICT (node_id) DO UPDATE SET vv = excluded.vv, seen_at = excluded.seen_at",
+          [nodeId, `${nodeId}~000000000001`, vv === null ? null : JSON.stringify(vv), seenDaysAgo]);
+      const dayAgoHlc = (Date.now() - 86_400_000) * 1024;
+      const left = async () => (await pool.query<{ key: string }>("SELECT key FROM records ORDER BY key")).rows.map((r) => r.key);
+      // n1 holds A's first removal and none of B's; n2, down for three days, is past the hold and not waited for.
+      await agent("n1", { [REPLICA_A]: 1 }, 0);
+      await agent("n2", {}, 3);
+      expect(await store.purge(dayAgoHlc, 0)).toBe(1);
+      expect(await left()).toEqual(["b@x", "c@x"]);
+      // An agent whose vector no hub recorded yet (a row from an older hub) holds them all.
+      await agent("n3", null, 0);
+      await agent("n1", { [REPLICA_A]: 2, [REPLICA_B]: 1 }, 0);
+      expect(await store.purge(dayAgoHlc, 0)).toBe(0);
+      await agent("n3", { [REPLICA_A]: 2, [REPLICA_B]: 1 }, 0);
+      expect(await store.purge(dayAgoHlc, 0)).toBe(2);
+      expect(await left()).toEqual([]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("purges by age alone without the hold, whatever the agents hold", async () => {
+    const pool = await freshDatabase();
+    try {
+      const store = await openPgStore({ pool, nodeId: "hub1" });
+      await store.applyRemote(batchOf(REPLICA_A, 0, 1, [remoteChange(REPLICA_A, 1, 1_700_000_000_000 * 1024, aliasDraft("a@x", null))]));
+      await pool.query("UPDATE records SET stored_at = now() - interval '2 days'");
+      await pool.query("INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_changes, behind_seconds, vv) VALUES ('n1', 'n1~000000000001', 'hub1', 0, 0, '{}')");
+      expect(await store.purge((Date.now() - 86_400_000) * 1024, 0)).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it("migrates a database with rows (0002) forward: they count as stored at the migration", async () => {
     const url = await server.createDatabase(`upgrade${++dbs}`);
     const client = new pg.Client({ connectionString: url });

@@ -58,7 +58,7 @@ describe("loadHubConfig", () => {
       url: "postgres://locmesh:pw@db/locmesh", poolSize: 10, channel: "locmesh_changes",
       connectTimeoutMs: 10_000, queryTimeoutMs: 30_000, keepAliveIdleMs: 10_000, unreachableAfterMs: 15_000,
     });
-    expect(c.journal).toEqual({ retentionHours: 24, purgeIntervalSec: 300 });
+    expect(c.journal).toEqual({ retentionHours: 24, purgeIntervalSec: 300, holdForAgentsDays: 14 });
     expect(Object.isFrozen(c)).toBe(true);
   });
 
