@@ -38,7 +38,7 @@ const UPSERT = `INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_ch
   SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::float8[], $6::int[], $7::jsonb[])
   ON CONFLICT (node_id) DO UPDATE SET replica_id = excluded.replica_id, hub_node = excluded.hub_node,
     behind_changes = excluded.behind_changes, behind_seconds = excluded.behind_seconds,
-    pending_writes = excluded.pending_writes, vv = excluded.vv, seen_at = excluded.seen_at`;
+    pending_writes = excluded.pending_writes, vv = coalesce(excluded.vv, hub_agents.vv), seen_at = excluded.seen_at`;
 const ROWS = `SELECT node_id, replica_id, hub_node, behind_changes, behind_seconds, pending_writes,
   seen_at > now() - make_interval(secs => $1) AS fresh, seen_at FROM hub_agents`;
 
@@ -65,6 +65,11 @@ export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
   const staleSec = agentRowStaleSeconds(deps.intervalMs);
   const placement = { hubNode: deps.hubNode, includeRecorded: deps.includeRecorded };
   let writing = false;
+  /**
+   * The vector last written for each agent: an unchanged one is sent as NULL (kept as it is).
+   * Rewritten every interval, a vector of many replica ids (every agent epoch) bloated the table.
+   */
+  const written = new Map<string, string>();
 
   async function publish(): Promise<void> {
     if (writing || !deps.pgReachable()) return;
@@ -75,11 +80,19 @@ export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
       if (mine.length === 0) return;
       // What each holds: the purge keeps a tombstone until every agent seen lately has it.
       const vectors = mesh.peerVectors();
+      const json = mine.map((p) => {
+        const vv = vectors.get(p.nodeId);
+        return vv === undefined ? null : JSON.stringify(vv);
+      });
       await pool.query(UPSERT, [
         mine.map((p) => p.nodeId), mine.map((p) => p.replicaId), mine.map(() => deps.hubNode),
         mine.map((p) => p.behindChanges), mine.map((p) => p.behindSeconds), mine.map((p) => p.pendingWrites ?? null),
-        mine.map((p) => { const vv = vectors.get(p.nodeId); return vv === undefined ? null : JSON.stringify(vv); }),
+        json.map((v, i) => (v !== null && written.get(mine[i]!.nodeId) === v ? null : v)),
       ]);
+      // Only once written: after a failed write the next one sends them whole again.
+      json.forEach((v, i) => {
+        if (v !== null) written.set(mine[i]!.nodeId, v);
+      });
     } catch (err) {
       log.debug({ err: (err as Error).message }, "cannot record agent status (PostgreSQL away?)");
     } finally {

@@ -84,14 +84,17 @@ export const COUNT_LIVE = `SELECT
  * before this many ms since the epoch (migrations/postgres/0003_stored_at.sql), $4 and held by every
  * agent a hub recorded within this many seconds (0: by none; migrations/postgres/0005_hub_agents_vv.sql).
  * `held`: per origin, the highest seq all those agents hold (an agent whose vector is not recorded
- * holds none, nor one whose vector lacks the origin); with no such agent it has no rows: no limit.
+ * holds none, nor one whose vector lacks the origin; no such agent: no limit). Worked out once,
+ * MATERIALIZED, and joined: as a subquery per row it read every agent's vector for each tombstone
+ * past the retention, held ones included, which pile up while an agent is away.
  */
-export const PURGE = `WITH held AS (
-    SELECT o.id, min(CASE WHEN a.vv IS NULL THEN 0 ELSE coalesce((a.vv ->> o.replica)::bigint, 0) END) AS upto
-    FROM origins o JOIN hub_agents a ON $4::double precision > 0 AND a.seen_at > now() - make_interval(secs => $4::double precision)
+export const PURGE = `WITH held AS MATERIALIZED (
+    SELECT o.id, coalesce(min(CASE WHEN a.node_id IS NULL THEN NULL WHEN a.vv IS NULL THEN 0 ELSE coalesce((a.vv ->> o.replica)::bigint, 0) END),
+      9223372036854775807) AS upto
+    FROM origins o LEFT JOIN hub_agents a ON $4::double precision > 0 AND a.seen_at > now() - make_interval(secs => $4::double precision)
     GROUP BY o.id),
-  t AS (DELETE FROM records r WHERE r.value IS NULL AND r.hlc < $1 AND r.stored_at < to_timestamp($3::double precision / 1000)
-    AND r.seq <= coalesce((SELECT upto FROM held WHERE held.id = r.origin), 9223372036854775807) RETURNING 1),
+  t AS (DELETE FROM records r USING held h WHERE r.origin = h.id AND r.seq <= h.upto
+    AND r.value IS NULL AND r.hlc < $1 AND r.stored_at < to_timestamp($3::double precision / 1000) RETURNING 1),
   e AS (DELETE FROM records WHERE expires > 0 AND expires < $2 RETURNING 1)
   SELECT (SELECT count(*) FROM t)::int + (SELECT count(*) FROM e)::int AS n`;
 
