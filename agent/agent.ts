@@ -117,6 +117,7 @@ export async function startAgent(
     listen: config.api.listen,
     tokens: credentials.apiTokens,
     maxMessageBytes: config.api.maxMessageBytes,
+    trustedProxies: config.api.trustedProxies,
     rpc,
     metrics,
     log,

@@ -5,7 +5,7 @@
  * arrives, up to the request timeout: http-limits.ts). Without a cap one client could hold
  * thousands. Per client (throttleKey: an IPv4 address, an IPv6 /64) at most `perClient`, and
  * `total` in all. The host's own addresses count only toward the total: behind a reverse proxy on
- * the same host every browser arrives from 127.0.0.1.
+ * the same host every browser arrives from 127.0.0.1. So do the proxies in `api.trustedProxies`.
  */
 import { isOwnHost, throttleKey } from "../ops/auth-throttle.js";
 
@@ -23,10 +23,11 @@ export const SIGNED_OUT_LIMITS = { perClient: 16, total: 512 } as const;
 /** HTTP connections (not WebSockets: an upgraded connection no longer counts here). */
 export const HTTP_CONNECTION_LIMITS = { perClient: 32, total: 1024 } as const;
 
-export function createClientSlots(limits: { perClient: number; total: number }): ClientSlots {
+/** `exempt`: clients that count toward the total only (default the host's own; apiExempt). */
+export function createClientSlots(limits: { perClient: number; total: number }, exempt: (remote: string) => boolean = isOwnHost): ClientSlots {
   const byClient = new Map<string, number>();
   let total = 0;
-  const keyOf = (remote: string) => (isOwnHost(remote) ? null : throttleKey(remote));
+  const keyOf = (remote: string) => (exempt(remote) ? null : throttleKey(remote));
   return {
     admit(remote) {
       const key = keyOf(remote);

@@ -44,8 +44,8 @@ export function httpServerOptions(l: HttpLimits): ServerOptions {
  * Counts each connection `server` takes against `l.connections`; one over the limit is destroyed
  * before a byte is read, and `onRefused` told (for a log line). An upgraded connection is released.
  */
-export function capConnections(server: Server, l: HttpLimits, onRefused: (remote: string) => void): void {
-  const slots = createClientSlots(l.connections);
+export function capConnections(server: Server, l: HttpLimits, onRefused: (remote: string) => void, exempt?: (remote: string) => boolean): void {
+  const slots = createClientSlots(l.connections, exempt);
   const releases = new WeakMap<Duplex, () => void>();
   server.on("connection", (socket: Duplex & { remoteAddress?: string }) => {
     const remote = socket.remoteAddress ?? "unknown";

@@ -17,7 +17,7 @@ import { SIGNED_OUT_LIMITS, createClientSlots, type ClientSlots } from "./client
 import { HTTP_LIMITS, answerAndClose, capConnections, httpServerOptions, type HttpLimits } from "./http-limits.js";
 import { createStaticFiles } from "./static-files.js";
 import { listenOn } from "../ops/listen.js";
-import type { AuthThrottle } from "../ops/auth-throttle.js";
+import { apiExempt, createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
 import { createApiAuth } from "./api-auth.js";
 import type { KeyRing } from "../ops/key-ring.js";
 
@@ -34,6 +34,8 @@ export interface HttpServerDeps {
   webRoot?: string | null;
   /** Limits token guessing per address; defaults to 10 wrong tokens a minute, then 60 s refused. */
   throttle?: AuthThrottle;
+  /** api.trustedProxies: reverse proxies not limited one by one, as the host's own clients (apiExempt). */
+  trustedProxies?: readonly string[];
   /** Caps WebSockets waiting for sign-in; defaults to 16 per client and 512 in all. */
   signedOut?: ClientSlots;
   /** How long a request may take to arrive, and how many HTTP connections a client may hold (http-limits.ts). */
@@ -62,8 +64,9 @@ const WS_FRAME_LIMIT_SIGNED_OUT = 64 << 10;
 
 export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const log = deps.log.child({ component: "http" });
-  const auth = createApiAuth({ tokens: deps.tokens, throttle: deps.throttle, metrics: deps.metrics, log });
-  const signedOut = deps.signedOut ?? createClientSlots(SIGNED_OUT_LIMITS);
+  const exempt = apiExempt(deps.trustedProxies ?? []);
+  const auth = createApiAuth({ tokens: deps.tokens, throttle: deps.throttle ?? createAuthThrottle({ exempt }), metrics: deps.metrics, log });
+  const signedOut = deps.signedOut ?? createClientSlots(SIGNED_OUT_LIMITS, exempt);
   const limits = deps.limits ?? HTTP_LIMITS;
   let lastRefusalLogged = 0;
   let lastConnectionRefusalLogged = 0;
@@ -257,9 +260,9 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
         lastConnectionRefusalLogged = Date.now();
         log.warn(
           { remote, perClient: limits.connections.perClient, total: limits.connections.total },
-          "refused an HTTP connection: this client holds as many as it may, or the API as many as it takes in all; closed it at once (logged at most every 10 s)",
+          "refused an HTTP connection: this client holds as many as it may, or the API as many as it takes in all; closed it at once (logged at most every 10 s). A reverse proxy on another host: list it in api.trustedProxies",
         );
-      });
+      }, exempt);
       const wss = new WebSocketServer({ server, path: "/rpc", maxPayload: deps.maxMessageBytes });
       wss.on("connection", onSocket);
       await listenOn(server, wss, deps.listen, "local API", "api.listen.port", (err) => log.error({ err: err.message }, "local API server error"));

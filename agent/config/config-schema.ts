@@ -120,6 +120,12 @@ export function buildConfigSchema(fs: ConfigFs) {
       token: secret("API token"),
       acceptedTokens: acceptedSecrets("API token"),
       maxMessageBytes: int(1024, 1 << 30).default(4_194_304),
+      /**
+       * Reverse proxies on other hosts in front of the API (the web UI): every browser arrives from
+       * their address, so they are not limited one by one (sign-in guessing, connections per
+       * client), as the host's own clients are not; they limit sign-ins themselves.
+       */
+      trustedProxies: z.array(z.string().refine((v) => isIP(v) !== 0, "must be an IP address (the proxy's, as the agent sees it connect)")).max(64).default([]),
     }),
     journal: z.strictObject({
       synchronous: z.enum(["full", "normal"]).default("full"),

@@ -4,7 +4,8 @@
  * address's count. Keyed by the TCP peer's address. The host's own clients (127.0.0.1, ::1: the
  * CLI, scripts, a reverse proxy in front of the web UI) are not limited, as fail2ban leaves them:
  * one local script with an old token must not lock the operator's CLI out. A proxy on the same
- * host therefore has to limit sign-ins itself (the README shows nginx's limit_req).
+ * host therefore has to limit sign-ins itself (the README shows nginx's limit_req), as does one on
+ * another host that the config trusts (`api.trustedProxies`, apiExempt).
  *
  * An IPv6 client is keyed by its /64: one host usually holds a whole /64, and keying by address
  * would let it guess on from a fresh address each time.
@@ -49,6 +50,26 @@ const AUTH_THROTTLE_DEFAULTS = { maxFailures: 10, windowMs: 60_000, lockMs: 60_0
 
 const OWN_HOST = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
 export const isOwnHost = (address: string) => OWN_HOST.has(address);
+
+/**
+ * An address as one form: an IPv4-mapped IPv6 address (how a dual-stack socket shows an IPv4
+ * client) as IPv4, IPv6 compact and lower-case; anything else as given.
+ */
+export function canonicalAddress(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  return isIP(address) === 6 ? new URL(`http://[${address}]`).hostname.slice(1, -1) : address;
+}
+
+/**
+ * The API's clients that are not limited one by one: the host's own, and the reverse proxies the
+ * config trusts (`api.trustedProxies`), in front of which every browser arrives from one address.
+ * They count toward the totals only, and limit sign-ins themselves (the README shows nginx's).
+ */
+export function apiExempt(trustedProxies: readonly string[]): (address: string) => boolean {
+  const trusted = new Set(trustedProxies.map(canonicalAddress));
+  return (address) => isOwnHost(address) || (trusted.size > 0 && trusted.has(canonicalAddress(address)));
+}
 
 export function createAuthThrottle(opts: AuthThrottleOptions = {}): AuthThrottle {
   const maxFailures = opts.maxFailures ?? AUTH_THROTTLE_DEFAULTS.maxFailures;

@@ -32,13 +32,14 @@ afterAll(async () => {
   await Promise.all([...apis.map((a) => a.close()), ...listeners.map((l) => l.close())]);
 });
 
-async function api(limits: HttpLimits, throttle?: AuthThrottle): Promise<number> {
+async function api(limits: HttpLimits, throttle?: AuthThrottle, trustedProxies?: string[]): Promise<number> {
   const log = silentLogger();
   const rpc = createRpcServer<ApiContext>({ log });
   rpc.method("ping", z.object({}), () => "pong");
   const a = createHttpApi({
     listen: { host: "127.0.0.1", port: 0 }, tokens: createKeyRing({ own: TOKEN, accepted: [] }), maxMessageBytes: MAX_BODY,
     rpc, metrics: createMetrics({ defaults: false }), log, nodeId: "t1", webRoot: null, limits, ...(throttle ? { throttle } : {}),
+    ...(trustedProxies ? { trustedProxies } : {}),
   });
   apis.push(a);
   await a.start();
@@ -213,6 +214,38 @@ describe("HTTP connections per client", () => {
     const local = [await open(port), await open(port)];
     for (const l of local) expect(await l.closedWithin(300)).toBeNull();
     expect(await (await open(port)).closedWithin(1000), "past the total").not.toBeNull();
+  });
+
+  it("a reverse proxy in api.trustedProxies counts toward the total only, and is never held off for its browsers' wrong tokens", async () => {
+    const port = await api(limits, undefined, ["::ffff:127.0.0.2"]);
+    // Past perClient (3), up to the total (6).
+    const held = [];
+    for (let i = 0; i < 6; i++) held.push(await open(port, "127.0.0.2"));
+    for (const h of held) expect(await h.closedWithin(0)).toBeNull();
+    expect(await (await open(port, "127.0.0.2")).closedWithin(1000), "past the total").not.toBeNull();
+    for (const h of held) h.socket.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    // Twelve wrong tokens (the throttle locks an address out after ten), then a right one.
+    const ask = async (token: string): Promise<string> => {
+      const c = await open(port, "127.0.0.2");
+      const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping", params: {} });
+      c.socket.write(head({ Authorization: `Bearer ${token}`, Connection: "close" }, body.length) + body);
+      await c.closedWithin(2000);
+      return c.received();
+    };
+    for (let i = 0; i < 12; i++) expect(await ask("wrong")).toMatch(/^HTTP\/1\.1 401 /);
+    expect(await ask(TOKEN)).toMatch(/"result":"pong"/);
+    // Another address is held off after ten, as before.
+    const untrusted = await api(limits);
+    for (let i = 0; i < 10; i++) {
+      const c = await open(untrusted, "127.0.0.3");
+      c.socket.write(head({ Authorization: "Bearer wrong", Connection: "close" }, 2) + "{}");
+      await c.closedWithin(2000);
+    }
+    const c = await open(untrusted, "127.0.0.3");
+    c.socket.write(head({ Authorization: `Bearer ${TOKEN}`, Connection: "close" }, 2) + "{}");
+    await c.closedWithin(2000);
+    expect(c.received()).toMatch(/^HTTP\/1\.1 429 /);
   });
 
   it("a WebSocket does not count once upgraded: a client holds more signed-in WebSockets than HTTP connections", async () => {

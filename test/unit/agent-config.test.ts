@@ -52,7 +52,7 @@ describe("loadAgentConfig", () => {
         maxMessageBytes: 33554432,
         retry: { minMs: 100, maxMs: 5000 },
       },
-      api: { listen: { host: "127.0.0.1", port: 7180 }, token: TOKEN, acceptedTokens: [], maxMessageBytes: 4194304 },
+      api: { listen: { host: "127.0.0.1", port: 7180 }, token: TOKEN, acceptedTokens: [], maxMessageBytes: 4194304, trustedProxies: [] },
       journal: { synchronous: "full", cacheMiB: 32, retentionHours: 24, purgeIntervalSec: 300 },
       hub: { urls: [], failbackAfterSec: 120 },
       log: { level: "info" },
@@ -184,6 +184,14 @@ describe("loadAgentConfig", () => {
     expect(err.problems.some((p) => p.startsWith('api.listen: must be "host:port"'))).toBe(true);
     expect(err.message).toContain("/etc/locmesh/agent.yaml");
     expect(err.message).toContain("3 problems");
+  });
+
+  it("takes api.trustedProxies as IP addresses and names a host name as the problem", () => {
+    const withProxies = (list: string[]) => ["nodeId: n1", "mesh:", `  secret: ${"s".repeat(20)}`, "api:", `  token: ${TOKEN}`, `  trustedProxies: ${JSON.stringify(list)}`].join("\n");
+    expect(load({ "/etc/locmesh/agent.yaml": withProxies(["10.0.0.5", "2001:db8::7"]) }).api.trustedProxies).toEqual(["10.0.0.5", "2001:db8::7"]);
+    expect(problemsOf(() => load({ "/etc/locmesh/agent.yaml": withProxies(["10.0.0.5", "proxy.example.com"]) }))).toEqual([
+      "api.trustedProxies[1]: must be an IP address (the proxy's, as the agent sees it connect)",
+    ]);
   });
 
   it("says how to supply missing required settings", () => {
