@@ -148,7 +148,7 @@ export function createReconcileRun(deps: {
     },
     async runFor(edits) {
       if (held()) return "this node's journal is held (locmesh status says why): nothing is written into Kamailio until it is repaired";
-      if (!deps.journal.waitedForSeed()) return "this node's journal has not caught up with the cluster yet: the reconcile or reload after it writes it";
+      if (!deps.journal.waitedForSeed()) return "this node's journal has not caught up with the cluster yet: the edit is tried again once it has";
       const done = await compareAndRepair(edits);
       // Found behind meanwhile: the repairs stopped where they were.
       if (held()) return "this node's journal is held (locmesh status says why): nothing is written into Kamailio until it is repaired";

@@ -68,7 +68,7 @@ describe("a reconcile of what the local API just changed (runFor)", () => {
       writer, dump: async () => { throw new Error("no ul.dump for API edits"); }, aliasTable: null,
       usrloc: { ulLookup: async (_t: string, aor: string) => (looked.push(aor), []) },
     } as unknown as KamailioLinks;
-    const state = { held: false, due: false };
+    const state = { held: false, due: false, seeded: true };
     const run = createReconcileRun({
       config: { locationTable: "location", reconcileMaxContacts: 0 }, nodeId: "n1", store,
       replica: { commit: async () => [], commitChecked: async () => [] } as unknown as Replica, links,
@@ -76,7 +76,7 @@ describe("a reconcile of what the local API just changed (runFor)", () => {
       watch: { observe: async () => undefined, reloadNeeded: () => state.due },
       // The sink's cursor has not passed the API's own commits: not pending for this (it never writes them).
       sink: { isPending: () => true, writtenAt: () => undefined }, times: createKamailioTimes(), onStored: () => () => undefined,
-      clockLeadMs: () => 5000, journal: { held: () => state.held, waitedForSeed: () => true, seeded: () => true }, log: silentLogger(),
+      clockLeadMs: () => 5000, journal: { held: () => state.held, waitedForSeed: () => state.seeded, seeded: () => state.seeded }, log: silentLogger(),
       metrics: createMetrics({ defaults: false }),
     });
     const edits = { keys: new Map([[bindingKey("trunk@example.com", "sip:trunk@192.0.2.50"), { aor: "trunk@example.com", hlc: edited!.hlc }]]) };
@@ -87,6 +87,9 @@ describe("a reconcile of what the local API just changed (runFor)", () => {
     expect(run.last()).toBeNull(); // not reported as a reconcile
     state.due = true;
     expect(await run.runFor(edits)).toMatch(/a reload into it is due/);
+    state.seeded = false;
+    // The edit waits in the journal (api-edits-waiting.ts) and is tried again once it has caught up.
+    expect(await run.runFor(edits)).toBe("this node's journal has not caught up with the cluster yet: the edit is tried again once it has");
     state.held = true;
     expect(await run.runFor(edits)).toMatch(/journal is held/);
     await store.close();
