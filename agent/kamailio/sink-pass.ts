@@ -50,13 +50,13 @@ export interface SinkPass {
   resendUnseen(): void;
   /** Aliases waiting for alias_db's database, and the last reason; null when none waits. */
   aliasesWaiting(): AliasesWaiting | null;
-  /** The next run first tries the waiting aliases again. */
+  /** The next pass tries the waiting aliases again, after its batches (not while a reload is due). */
   retryAliases(): void;
 }
 
 export interface AliasesWaiting {
   count: number;
-  /** Why the last try failed (null when none failed since this agent started: noted before it). */
+  /** Why the last try failed (null when none failed since this agent started: noted before it, or by a reload). */
   error: string | null;
   /** When (ms). */
   at: number | null;
