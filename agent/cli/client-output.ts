@@ -141,7 +141,9 @@ export function describeKamailio(k: KamailioStatus | null): string {
     refused: "NOT ATTACHED: nothing written into it, learned from it or reconciled with it",
   }[k.writer];
   const events = k.events === null ? "no event input" : k.events.connected ? `events connected (${k.events.received} received)` : "events DISCONNECTED";
-  const err = !k.lastError ? "" : k.writer === "refused" ? `; why: ${k.lastError}` : k.writer === "pending" || !k.up ? `; last error: ${k.lastError}` : "";
+  // Aliases that wait for alias_db's database do not stop the writer: lastError says so then.
+  const shown = k.writer === "pending" || !k.up || (k.aliasesWaiting ?? 0) > 0;
+  const err = !k.lastError ? "" : k.writer === "refused" ? `; why: ${k.lastError}` : shown ? `; last error: ${k.lastError}` : "";
   // A write Kamailio refused outright is skipped, not retried: that binding or alias is missing there.
   const rejected = k.rejected > 0 ? `, ${k.rejected} write(s) REFUSED by Kamailio and skipped (the log's "skipped" lines name them)` : "";
   return `${k.up ? "up" : "DOWN"}, ${writer}, ${events}${k.restarts > 0 ? `, ${k.restarts} restart(s) seen` : ""}${rejected}${err}`;

@@ -131,6 +131,12 @@ export interface KamailioStatus {
   writer: "rpc" | "database" | "pending" | "idle" | "held" | "refused";
   pendingWrites: number;
   /**
+   * Of those, aliases that wait for alias_db's database (`kamailio.aliases: dbaliases`), while the
+   * other writes go on; `lastError` says why while Kamailio is up and no other write waits. Absent
+   * when none waits, and from agents before it.
+   */
+  aliasesWaiting?: number;
+  /**
    * While the agent refuses to attach ("refused"), why and what to set; else, while writes are
    * pending, why the last one failed; else, while Kamailio is down (`up` false), why: the last
    * probe's error or the evapi connection closing; else, while aliases wait for alias_db's database

@@ -330,6 +330,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
         up: liveness.isUp(),
         writer: refusal ? "refused" : s.state === "held" ? "held" : s.state === "waiting" ? "pending" : (s.lastRoute ?? "idle"),
         pendingWrites: pending,
+        ...(s.aliasesWaiting ? { aliasesWaiting: s.aliasesWaiting.count } : {}),
         ...(refusal ? { lastError: refusal.reason, lastErrorAt: refusal.at } : lastErrorOf(s, liveness.downReason())),
         rejected: s.rejected,
         events: events.status(),

@@ -73,6 +73,7 @@ describe("aliases in alias_db's table while its database is down", () => {
     });
     // The writer itself works (the bindings go over jsonrpcs); status says what waits, and why.
     expect(waiting.kamailio?.writer).toBe("rpc");
+    expect(waiting.kamailio?.aliasesWaiting).toBe(1);
     expect(waiting.kamailio?.lastError).toMatch(/^1 alias waits for alias_db's database: alias_db's database is unreachable .*alias nick@example\.com → sip:carol@example\.com stays pending, bindings go on$/);
 
     await pg.start();
@@ -80,7 +81,7 @@ describe("aliases in alias_db's table while its database is down", () => {
     expect(await aliasRows()).toEqual([{ alias_username: "nick", username: "carol" }]);
     await waitFor("n2's writes done", async () => {
       const s = await status(n2);
-      return s.pendingWrites === 0 && !/alias waits/.test(s.kamailio?.lastError ?? "");
+      return s.pendingWrites === 0 && s.kamailio?.aliasesWaiting === undefined && !/alias waits/.test(s.kamailio?.lastError ?? "");
     });
 
     const phone = startPhone({ dir, port: carol.localPort, name: "carol" });

@@ -70,6 +70,12 @@ describe("describeKamailio", () => {
     expect(describeKamailio(k)).toBe(`up, NOT ATTACHED: nothing written into it, learned from it or reconciled with it, events connected (2 received); why: ${why}`);
   });
 
+  it("gives the last error while aliases wait for alias_db's database, the writer going on", () => {
+    const waits = "2 aliases wait for alias_db's database: alias_db's database is unreachable (connect ECONNREFUSED 127.0.0.1:5432); alias a@example.com → sip:b@example.com stays pending, bindings go on";
+    const k = { up: true, writer: "rpc", events: { connected: true, received: 5 }, restarts: 0, aliasesWaiting: 2, lastError: waits } as unknown as Parameters<typeof describeKamailio>[0];
+    expect(describeKamailio(k)).toBe(`up, writing through jsonrpcs, events connected (5 received); last error: ${waits}`);
+  });
+
   it("says how many writes Kamailio refused and the agent skipped: those bindings or aliases are missing there", () => {
     const k = { up: true, writer: "rpc", events: { connected: true, received: 5 }, restarts: 0, rejected: 2, lastError: "Kamailio refused ul.add: 500 …" } as unknown as Parameters<typeof describeKamailio>[0];
     expect(describeKamailio(k)).toBe('up, writing through jsonrpcs, events connected (5 received), 2 write(s) REFUSED by Kamailio and skipped (the log\'s "skipped" lines name them)');
