@@ -67,6 +67,11 @@ export interface KamailioDb {
   /** Insert or update the row for (aor user, domain, contact); keeps an existing row's ruid, else uses b.ruid or a fresh "lmdb-<hex>". */
   upsertLocation(aor: string, b: DbBinding): Promise<void>;
   removeLocation(aor: string, contact: string): Promise<void>;
+  /**
+   * Deletes the rows of (aor, contact) in the location table, or in the usrloc "aliases" table
+   * (`table` "aliases"), but those whose ruid is one of `keepRuids`; resolves with how many went.
+   */
+  dropOtherRows(table: "location" | "aliases", aor: string, contact: string, keepRuids: readonly string[]): Promise<number>;
   /** alias "user@domain" (a "sip:" prefix is accepted) → target "sip:user@domain". */
   setAlias(alias: string, target: string): Promise<void>;
   removeAlias(alias: string): Promise<void>;
@@ -167,6 +172,18 @@ export function openKamailioDb(opts: KamailioDbOptions, deps: { log: Logger; now
         const { username, domain } = splitAor(aor);
         await driver.query(`DELETE FROM ${loc} WHERE ${accountKey} AND contact = ?`, [username, domain, contact]);
       }),
+    dropOtherRows: (which, aor, contact, keepRuids) => {
+      const table = which === "location" ? loc : aliasTable;
+      return run(`drop rows of ${aor} ${contact} from ${table} but ruid ${keepRuids.join(", ")}`, async () => {
+        if (keepRuids.length === 0) throw new KamailioDbError("dropOtherRows needs the ruid of at least one row to keep");
+        const { username, domain } = splitAor(which === "aliases" ? aliasAor(aor) : aor);
+        const gone = await driver.query(
+          `DELETE FROM ${table} WHERE ${accountKey} AND contact = ? AND ruid NOT IN (${keepRuids.map(() => "?").join(", ")}) RETURNING id`,
+          [username, domain, contact, ...keepRuids],
+        );
+        return gone.length;
+      });
+    },
     setAlias: (alias, targetUri) =>
       run(`set alias ${alias} in ${aliasTable}`, async () => {
         const aor = aliasAor(alias);

@@ -21,6 +21,16 @@ export type WriteRoute = "rpc" | "database";
 export interface KamailioWriter {
   /** Resolves with the way the op was written; rejects with TransientError when it must wait. */
   write(op: InstallOp, nowSec: number): Promise<WriteRoute>;
+  /**
+   * After `op` went in over jsonrpcs although an earlier write of its key went into Kamailio's
+   * database only (usrloc db_mode 1/2): drops the database's other rows of that binding (or usrloc
+   * alias), keeping the one Kamailio holds. Kamailio took the write as a contact it did not have,
+   * under a ruid of its own, and writes its own row (db_mode 1 at once, 2 at its next flush): the
+   * agent's row beside it made Kamailio load the contact twice at its next start, and a later
+   * removal took out only one of them. Resolves with the rows dropped (0 when Kamailio holds the
+   * agent's row itself, loaded at a restart, or holds none). Absent: nothing to do.
+   */
+  settleDatabase?(op: InstallOp): Promise<number>;
 }
 
 export interface KamailioWriterDeps {
@@ -104,7 +114,23 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
     }
   }
 
+  /** The rows to keep: the ruids under which Kamailio holds `contact` of `aor` in `table`. */
+  async function heldRuids(table: string, aor: string, contact: string): Promise<string[]> {
+    return (await usrloc.ulLookup(table, aor)).filter((c) => c.contact === contact && c.ruid !== "").map((c) => c.ruid);
+  }
+
   return {
+    async settleDatabase(op) {
+      const db = deps.db;
+      if (db === null) return 0;
+      const [which, table, aor, contact] =
+        op.op === "add" ? (["location", op.table, op.aor, op.binding.contact] as const)
+        : op.op === "alias-set" && aliasTable !== null ? (["aliases", aliasTable, op.alias, op.target] as const)
+        : [null, "", "", ""];
+      if (which === null) return 0;
+      const keep = await heldRuids(table, aor, contact);
+      return keep.length === 0 ? 0 : db.dropOtherRows(which, aor, contact, keep);
+    },
     async write(op, nowSec) {
       const aliasOp = op.op === "alias-set" || op.op === "alias-rm";
       const rpcPossible = !aliasOp || aliasTable !== null;

@@ -345,11 +345,14 @@ export function createSinkPass(deps: SinkPassDeps & {
           continue;
         }
         try {
+          const inDatabaseOnly = unseen?.has(opKey(op)) ?? false;
           const route = await writer.write(op, nowSec);
           deps.onWritten(route, op);
           metrics.kamailioWrites.inc({ route });
           routes[route]++;
           recent.set(opKey(op), nowMs());
+          // Over jsonrpcs after the database: Kamailio wrote a row of its own beside the agent's.
+          if (route === "rpc" && inDatabaseOnly && !(await settled(op))) continue;
           if (route === "database" && deps.databaseWritesUnseen?.(op)) unseen!.add(opKey(op));
           else unseen?.delete(opKey(op));
           waitingAliases?.delete(opKey(op));
@@ -392,6 +395,22 @@ export function createSinkPass(deps: SinkPassDeps & {
     if (failure !== null) throw failure;
     pruneRecent();
     return routes;
+  }
+
+  /**
+   * Drops the agent's own database row of a key Kamailio now holds under its own (writer.ts
+   * settleDatabase). False when that failed: the key stays noted, so that the resend tries again.
+   */
+  async function settled(op: InstallOp): Promise<boolean> {
+    if (!writer.settleDatabase) return true;
+    try {
+      const dropped = await writer.settleDatabase(op);
+      if (dropped > 0) log.info({ key: describe(op), rows: dropped }, "dropped the agent's own database row of a write Kamailio now holds under its own: it would load the contact twice at its next start");
+      return true;
+    } catch (err) {
+      log.warn({ err: (err as Error).message, key: describe(op) }, "could not drop the agent's own database row of a write Kamailio now holds; tried again with the next resend");
+      return false;
+    }
   }
 
   /**

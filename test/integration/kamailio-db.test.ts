@@ -261,6 +261,33 @@ describe("PostgreSQL 15 with Kamailio at TZ=America/New_York (surprise 9)", () =
     url = await createKamailioPostgres(await pgp.createDatabase("kamailio"));
   });
 
+  it("drops the other rows of a binding or usrloc alias but the ones named (dropOtherRows), on PostgreSQL and SQLite", async () => {
+    // As after a write that went into the database while jsonrpcs failed, then in over jsonrpcs:
+    // Kamailio (db_mode 1) took it as a new contact and wrote a row of its own beside the agent's.
+    const twoRows = async (db: KamailioDb, insert: (table: string, ruid: string, user: string, contact: string) => Promise<void>) => {
+      await db.upsertLocation("hank@example.com", binding("sip:hank@192.0.2.70", { ruid: "uloc-agent-1" }));
+      await db.upsertLocation("hank@example.com", binding("sip:hank@192.0.2.71", { ruid: "uloc-other-1" }));
+      await insert("location", "ulcx-kamailio-1", "hank", "sip:hank@192.0.2.70");
+      await db.setAlias("sip:hal@example.com", "sip:hank@example.com");
+      await insert("aliases", "ulcx-kamailio-2", "hal", "sip:hank@example.com");
+      expect(await db.dropOtherRows("location", "hank@example.com", "sip:hank@192.0.2.70", ["ulcx-kamailio-1"])).toBe(1);
+      expect(await db.dropOtherRows("aliases", "sip:hal@example.com", "sip:hank@example.com", ["ulcx-kamailio-2"])).toBe(1);
+      // Nothing else of the AoR is touched, and a second call finds nothing to drop.
+      expect(await db.dropOtherRows("location", "hank@example.com", "sip:hank@192.0.2.70", ["ulcx-kamailio-1"])).toBe(0);
+      return (await db.listLocations(nowSec())).filter((l) => l.aor === "hank@example.com").map((l) => [l.contact, l.ruid]).sort();
+    };
+    const pg = openDb(url, { aliasMode: "usrloc" });
+    expect(await twoRows(pg, async (table, ruid, user, contact) => {
+      await pgp.query(`INSERT INTO ${table} (ruid, username, domain, contact, expires) VALUES ($1, $2, 'example.com', $3, now() + interval '1 hour')`, [ruid, user, contact], "kamailio");
+    })).toEqual([["sip:hank@192.0.2.70", "ulcx-kamailio-1"], ["sip:hank@192.0.2.71", "uloc-other-1"]]);
+    expect(await pgp.query("SELECT ruid FROM aliases WHERE username = 'hal'", [], "kamailio")).toEqual([{ ruid: "ulcx-kamailio-2" }]);
+    const path = sqliteDb("drop-other-rows");
+    const lite = openDb(`sqlite://${path}`, { aliasMode: "usrloc" });
+    expect(await twoRows(lite, async (table, ruid, user, contact) => {
+      rawSqliteWrite(path, `INSERT INTO ${table} (ruid, username, domain, contact, expires) VALUES ('${ruid}', '${user}', 'example.com', '${contact}', ${unixToJulianDay(nowSec() + 3600)})`);
+    })).toEqual([["sip:hank@192.0.2.70", "ulcx-kamailio-1"], ["sip:hank@192.0.2.71", "uloc-other-1"]]);
+  });
+
   it("expiries come out right both ways, and a stopped server is a transient, typed failure", async () => {
     const db = openDb(url, { timeZone: NY });
     const exp = nowSec() + 900;

@@ -62,6 +62,16 @@ afterAll(async () => {
 
 const status = (node: ClusterNode) => node.agent.call<ClusterStatus>("cluster.status");
 
+/** Every row of `user` in node 2's location table. */
+function locationRows(user: string): { ruid: string; contact: string }[] {
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare("SELECT ruid, contact FROM location WHERE username = ? AND domain = ? ORDER BY id").all(user, TEST_DOMAIN) as { ruid: string; contact: string }[];
+  } finally {
+    db.close();
+  }
+}
+
 function locationRow(user: string): { expires: number; contact: string; callid: string } | undefined {
   const db = new Database(dbPath, { readonly: true, fileMustExist: true });
   try {
@@ -189,6 +199,14 @@ describe("Kamailio database fallback", () => {
       expect(s.kamailio?.lastReconcile?.outcome).toBe("skipped");
       expect(s.kamailio?.writer).toBe("rpc");
       expect(readFileSync(n2.agent.logPath, "utf8")).toMatch(/wrote again over jsonrpcs what had gone into Kamailio's database only/);
+      // Kamailio (db_mode 1) took the write as a contact it did not hold and wrote its own row: the
+      // agent's row beside it is dropped, else Kamailio loads grace twice at its next start.
+      const held = (await n2.lookup(`grace@${TEST_DOMAIN}`))[0]!.ruid;
+      await waitFor("one row for grace in n2's database", async () => locationRows("grace").length === 1);
+      expect(locationRows("grace")).toMatchObject([{ ruid: held, contact: grace.contact }]);
+      await n2.kamailio.restart();
+      await waitFor("grace back in n2's Kamailio", async () => (await n2.lookup(`grace@${TEST_DOMAIN}`)).length > 0, 20_000, 100);
+      expect((await n2.lookup(`grace@${TEST_DOMAIN}`)).map((c) => c.contact)).toEqual([grace.contact]);
     } finally {
       n2.agent.spec.config!["kamailio"] = agentKamailio;
     }

@@ -648,6 +648,40 @@ describe("kamailio sink and writes a db_mode 1/2 Kamailio does not see", () => {
     expect(s.unseenByKamailio("loc\u0000a@example.com\u0000sip:a@192.0.2.1")).toBe(false);
   });
 
+  it("has the database's other rows of a key dropped once it went in over jsonrpcs after the database, and keeps the note while that fails", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    await store.applyRemote(batchOf(peer, 0, 2, [remoteChange(peer, 1, 1, loc("a")), remoteChange(peer, 2, 2, loc("b"))]));
+    const w = fallingBack();
+    const settled: string[] = [];
+    let dbDown = true;
+    const writer: KamailioSinkDeps["writer"] = {
+      write: w.writer.write,
+      async settleDatabase(op) {
+        if (dbDown) throw new TransientError("Kamailio's database is unreachable");
+        settled.push(op.op === "add" ? op.aor : op.op);
+        return 1;
+      },
+    };
+    const s = sinkOf(store, { writer, ...unseenOf(store) });
+    await s.drained();
+    expect([settled, store.kamailioUnseen.size()]).toEqual([[], 2]);
+    w.state.fifo = true;
+    s.retryNow();
+    await s.drained();
+    // Written over jsonrpcs, but the agent's row could not be dropped: still noted, tried again.
+    expect(w.log.filter((l) => l.startsWith("rpc")).sort()).toEqual(["rpc add a@example.com", "rpc add b@example.com"]);
+    expect(store.kamailioUnseen.size()).toBe(2);
+    dbDown = false;
+    s.retryNow();
+    await s.drained();
+    expect(settled.sort()).toEqual(["a@example.com", "b@example.com"]);
+    expect(store.kamailioUnseen.size()).toBe(0);
+    // A later write over jsonrpcs of a key not noted asks for nothing.
+    await store.applyRemote(batchOf(peer, 2, 3, [remoteChange(peer, 3, 3, loc("c"))]));
+    await s.drained();
+    expect(settled).toHaveLength(2);
+  });
+
   it("repeats them after an agent restart, removes what the journal no longer holds, and leaves this node's own registrations", async () => {
     const path = join(tmpDirs.make(), "journal.db");
     const store = openSqliteStore({ path, nodeId: "n2" });

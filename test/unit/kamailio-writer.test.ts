@@ -88,3 +88,30 @@ describe("kamailio writer", () => {
     expect(isTransient(err)).toBe(false);
   });
 });
+
+describe("kamailio writer: settling the database after a write over jsonrpcs", () => {
+  it("drops the other rows of the binding or usrloc alias but the ones Kamailio holds, and does nothing it cannot tell", async () => {
+    const dropped: unknown[] = [];
+    const db = { dropOtherRows: async (...args: unknown[]) => (dropped.push(args), 1) } as unknown as KamailioDb;
+    const held: Record<string, { contact: string; ruid: string }[]> = {
+      "location alice@example.com": [{ contact: "sip:alice@192.0.2.1", ruid: "ulcx-1" }, { contact: "sip:alice@192.0.2.2", ruid: "uloc-2" }],
+      "aliases nick@example.com": [{ contact: "sip:alice@example.com", ruid: "ulcx-3" }],
+    };
+    const usrloc = { ulLookup: async (table: string, aor: string) => held[`${table} ${aor}`] ?? [] } as unknown as UsrlocRpc;
+    const w = createKamailioWriter({ usrloc, db, aliasTable: "aliases", log: silentLogger() });
+    const add = (contact: string) => ({ op: "add" as const, table: "location", aor: "alice@example.com", binding: { contact }, full: {} }) as unknown as Parameters<typeof w.write>[0];
+    expect(await w.settleDatabase!(add("sip:alice@192.0.2.1"))).toBe(1);
+    expect(await w.settleDatabase!(aliasSet)).toBe(1);
+    expect(dropped).toEqual([
+      ["location", "alice@example.com", "sip:alice@192.0.2.1", ["ulcx-1"]],
+      ["aliases", "nick@example.com", "sip:alice@example.com", ["ulcx-3"]],
+    ]);
+    // Kamailio does not hold it (removed meanwhile): no row is known to keep, so none is dropped.
+    expect(await w.settleDatabase!(add("sip:alice@192.0.2.9"))).toBe(0);
+    expect(await w.settleDatabase!(rmContact)).toBe(0);
+    // Aliases in alias_db's table have no usrloc copy; no fallback database, nothing to settle.
+    expect(await createKamailioWriter({ usrloc, db, aliasTable: null, log: silentLogger() }).settleDatabase!(aliasSet)).toBe(0);
+    expect(await createKamailioWriter({ usrloc, db: null, aliasTable: "aliases", log: silentLogger() }).settleDatabase!(add("sip:alice@192.0.2.1"))).toBe(0);
+    expect(dropped).toHaveLength(2);
+  });
+});
