@@ -69,9 +69,10 @@ export interface KamailioDb {
   removeLocation(aor: string, contact: string): Promise<void>;
   /**
    * Deletes the rows of (aor, contact) in the location table, or in the usrloc "aliases" table
-   * (`table` "aliases"), but those whose ruid is one of `keepRuids`; resolves with how many went.
+   * (`table` "aliases"), but those whose ruid is one of `keepRuids`; a null contact: every row of
+   * the AoR. Resolves with how many went.
    */
-  dropOtherRows(table: "location" | "aliases", aor: string, contact: string, keepRuids: readonly string[]): Promise<number>;
+  dropOtherRows(table: "location" | "aliases", aor: string, contact: string | null, keepRuids: readonly string[]): Promise<number>;
   /** alias "user@domain" (a "sip:" prefix is accepted) → target "sip:user@domain". */
   setAlias(alias: string, target: string): Promise<void>;
   removeAlias(alias: string): Promise<void>;
@@ -174,12 +175,12 @@ export function openKamailioDb(opts: KamailioDbOptions, deps: { log: Logger; now
       }),
     dropOtherRows: (which, aor, contact, keepRuids) => {
       const table = which === "location" ? loc : aliasTable;
-      return run(`drop rows of ${aor} ${contact} from ${table} but ruid ${keepRuids.join(", ")}`, async () => {
+      return run(`drop rows of ${aor} ${contact ?? "(every contact)"} from ${table} but ruid ${keepRuids.join(", ")}`, async () => {
         if (keepRuids.length === 0) throw new KamailioDbError("dropOtherRows needs the ruid of at least one row to keep");
         const { username, domain } = splitAor(which === "aliases" ? aliasAor(aor) : aor);
         const gone = await driver.query(
-          `DELETE FROM ${table} WHERE ${accountKey} AND contact = ? AND ruid NOT IN (${keepRuids.map(() => "?").join(", ")}) RETURNING id`,
-          [username, domain, contact, ...keepRuids],
+          `DELETE FROM ${table} WHERE ${accountKey}${contact === null ? "" : " AND contact = ?"} AND ruid NOT IN (${keepRuids.map(() => "?").join(", ")}) RETURNING id`,
+          [username, domain, ...(contact === null ? [] : [contact]), ...keepRuids],
         );
         return gone.length;
       });

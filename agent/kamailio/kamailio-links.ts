@@ -72,6 +72,8 @@ export async function openKamailioLinks(deps: {
   const aliasTable = config.aliases === "usrloc" ? (config.aliasTable ?? "aliases") : null;
   // usrloc db_mode 0 reads no location table: the database is alias_db's only (kamailio-writer.ts).
   const locationsInDb = db !== null && config.db!.dbMode !== 0;
+  // db_mode 1 and 2 write usrloc's contacts into the database (kamailio-writer.ts settleDatabase).
+  const usrlocWritesRows = db !== null && [1, 2].includes(config.db!.dbMode);
   const usrloc = createUsrlocRpc({ rpc: writes });
   const dumper = createUsrlocRpc({ rpc: fifo, dumpTimeoutMs: Math.max(30_000, config.timeoutMs) });
   // db_mode 3 keeps no cache (ul.dump is always empty): the database is what Kamailio holds.
@@ -86,7 +88,7 @@ export async function openKamailioLinks(deps: {
     // takes writes there, and is not DOWN (its reconcile, which needs the FIFO, says what fails).
     core: createCoreRpc({ rpc: dgram ? failover(fifo, dgram, "primary") : fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) }),
     usrloc,
-    writer: createKamailioWriter({ usrloc, db, aliasTable, locationsInDb, log }),
+    writer: createKamailioWriter({ usrloc, db, aliasTable, locationsInDb, usrlocWritesRows, log }),
     db,
     // db_mode 4 (DB_READONLY) loads at start too, and never writes: like 1/2 for what it sees.
     preloadDb: db && [1, 2, 4].includes(config.db!.dbMode) ? db : null,
@@ -100,7 +102,7 @@ export async function openKamailioLinks(deps: {
       ? async (): Promise<BulkSession> => {
         const rpc = await openBulkChannels();
         // A write the channel could not vouch for goes the usual way (all of them are idempotent).
-        const bulkWriter = createKamailioWriter({ usrloc: createUsrlocRpc({ rpc: failover(rpc, writes) }), db, aliasTable, locationsInDb, log });
+        const bulkWriter = createKamailioWriter({ usrloc: createUsrlocRpc({ rpc: failover(rpc, writes) }), db, aliasTable, locationsInDb, usrlocWritesRows, log });
         return { writer: bulkWriter, window: BULK_RELOAD_WINDOW, close: () => rpc.close() };
       }
       : undefined,

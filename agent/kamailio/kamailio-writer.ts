@@ -23,12 +23,14 @@ export interface KamailioWriter {
   write(op: InstallOp, nowSec: number): Promise<WriteRoute>;
   /**
    * After `op` went in over jsonrpcs although an earlier write of its key went into Kamailio's
-   * database only (usrloc db_mode 1/2): drops the database's other rows of that binding (or usrloc
-   * alias), keeping the one Kamailio holds. Kamailio took the write as a contact it did not have,
-   * under a ruid of its own, and writes its own row (db_mode 1 at once, 2 at its next flush): the
-   * agent's row beside it made Kamailio load the contact twice at its next start, and a later
-   * removal took out only one of them. Resolves with the rows dropped (0 when Kamailio holds the
-   * agent's row itself, loaded at a restart, or holds none). Absent: nothing to do.
+   * database only (usrloc db_mode 1/2): brings the database's rows of that key in line with what
+   * Kamailio holds. An add: Kamailio took it as a contact it did not have, under a ruid of its own,
+   * and writes its own row (db_mode 1 at once, 2 at its next flush); the agent's row beside it made
+   * Kamailio load the contact twice at its next start, and a later removal took out only one. So
+   * the key's other rows go, the ones under the ruids Kamailio holds stay (for an alias: every row
+   * of the alias but those, whatever its target was). A removal: Kamailio removed only what it
+   * held in memory, so the agent's row goes too. Resolves with the rows dropped (0 when Kamailio
+   * holds the agent's row itself, loaded at a restart, or an add it does not hold). Absent: nothing to do.
    */
   settleDatabase?(op: InstallOp): Promise<number>;
 }
@@ -46,6 +48,12 @@ export interface KamailioWriterDeps {
    * location ops then wait for jsonrpcs like ops without a database. Default true.
    */
   locationsInDb?: boolean;
+  /**
+   * usrloc writes its contacts into the database (db_mode 1 at once, 2 at its flush): a contact
+   * ul.add creates gets a row of Kamailio's own (settleDatabase). Not db_mode 3 (no cache: ul.add
+   * finds the agent's row) nor 4 (read-only: the agent's row is the only one). Default false.
+   */
+  usrlocWritesRows?: boolean;
   log: Logger;
 }
 
@@ -114,22 +122,30 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
     }
   }
 
-  /** The rows to keep: the ruids under which Kamailio holds `contact` of `aor` in `table`. */
-  async function heldRuids(table: string, aor: string, contact: string): Promise<string[]> {
-    return (await usrloc.ulLookup(table, aor)).filter((c) => c.contact === contact && c.ruid !== "").map((c) => c.ruid);
+  /** The rows to keep: the ruids under which Kamailio holds `aor` in `table` (`contact` of it, or any). */
+  async function heldRuids(table: string, aor: string, contact: string | null): Promise<string[]> {
+    return (await usrloc.ulLookup(table, aor)).filter((c) => (contact === null || c.contact === contact) && c.ruid !== "").map((c) => c.ruid);
   }
 
   return {
     async settleDatabase(op) {
       const db = deps.db;
-      if (db === null) return 0;
-      const [which, table, aor, contact] =
-        op.op === "add" ? (["location", op.table, op.aor, op.binding.contact] as const)
-        : op.op === "alias-set" && aliasTable !== null ? (["aliases", aliasTable, op.alias, op.target] as const)
-        : [null, "", "", ""];
-      if (which === null) return 0;
-      const keep = await heldRuids(table, aor, contact);
-      return keep.length === 0 ? 0 : db.dropOtherRows(which, aor, contact, keep);
+      if (db === null || deps.usrlocWritesRows !== true) return 0;
+      switch (op.op) {
+        case "add": {
+          const keep = await heldRuids(op.table, op.aor, op.binding.contact);
+          return keep.length === 0 ? 0 : db.dropOtherRows("location", op.aor, op.binding.contact, keep);
+        }
+        case "rm-contact":
+          return db.removeLocation(op.aor, op.contact).then(() => 0);
+        case "alias-set": {
+          if (aliasTable === null) return 0;
+          const keep = await heldRuids(aliasTable, op.alias, null);
+          return keep.length === 0 ? 0 : db.dropOtherRows("aliases", op.alias, null, keep);
+        }
+        case "alias-rm":
+          return aliasTable === null ? 0 : db.removeAlias(op.alias).then(() => 0);
+      }
     },
     async write(op, nowSec) {
       const aliasOp = op.op === "alias-set" || op.op === "alias-rm";

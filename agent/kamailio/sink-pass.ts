@@ -32,6 +32,8 @@ const isAliasOp = (op: InstallOp): boolean => op.op === "alias-set" || op.op ===
 class NotesUnreadable extends Error {}
 
 const RECENT_MS = 60_000;
+/** After a settle of the database failed (it is away), none is tried, nor a resend asked for, for this long. */
+const SETTLE_PAUSE_MS = 30_000;
 
 export interface SinkPass {
   /**
@@ -129,6 +131,8 @@ export function createSinkPass(deps: SinkPassDeps & {
    * with it), until a retry finds it back. Only ever set with `aliases: dbaliases`.
    */
   let aliasDbDown = false;
+  /** No settle before this (ms): the last one failed, and each try may wait out a connect time-out. */
+  let settlePausedUntil = 0;
 
   async function pass(): Promise<boolean> {
     // A write Kamailio could not store (or an alias alias_db's database could not, when there is no
@@ -315,8 +319,9 @@ export function createSinkPass(deps: SinkPassDeps & {
       else ops.push(op);
     }
     const routes = await writeOps(ops, nowSec);
-    // jsonrpcs answered while some writes wait in the database only: repeat them at the next pass.
-    if (routes.rpc > 0 && unseen !== undefined && unseen.size() > 0) resendDue = true;
+    // jsonrpcs answered while some writes wait in the database only: repeat them at the next pass
+    // (not while settling is paused: the keys written already would only be written again).
+    if (routes.rpc > 0 && unseen !== undefined && unseen.size() > 0 && nowMs() >= settlePausedUntil) resendDue = true;
     return left;
   }
 
@@ -398,17 +403,20 @@ export function createSinkPass(deps: SinkPassDeps & {
   }
 
   /**
-   * Drops the agent's own database row of a key Kamailio now holds under its own (writer.ts
-   * settleDatabase). False when that failed: the key stays noted, so that the resend tries again.
+   * Brings Kamailio's database rows of a key it now holds in line (writer.ts settleDatabase): the
+   * agent's own row of a contact Kamailio wrote under its own ruid goes. False when that failed, or
+   * waits after a failure: the key stays noted, and a later resend tries again.
    */
   async function settled(op: InstallOp): Promise<boolean> {
     if (!writer.settleDatabase) return true;
+    if (nowMs() < settlePausedUntil) return false;
     try {
       const dropped = await writer.settleDatabase(op);
-      if (dropped > 0) log.info({ key: describe(op), rows: dropped }, "dropped the agent's own database row of a write Kamailio now holds under its own: it would load the contact twice at its next start");
+      if (dropped > 0) log.info({ key: describe(op), rows: dropped }, "dropped the database's other rows of a write Kamailio now holds under its own ruid: it would load the contact twice at its next start");
       return true;
     } catch (err) {
-      log.warn({ err: (err as Error).message, key: describe(op) }, "could not drop the agent's own database row of a write Kamailio now holds; tried again with the next resend");
+      settlePausedUntil = nowMs() + SETTLE_PAUSE_MS;
+      log.warn({ err: (err as Error).message, key: describe(op), retryInMs: SETTLE_PAUSE_MS }, "could not bring Kamailio's database rows of a write it now holds in line; tried again with a later resend");
       return false;
     }
   }

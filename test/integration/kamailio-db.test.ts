@@ -269,9 +269,10 @@ describe("PostgreSQL 15 with Kamailio at TZ=America/New_York (surprise 9)", () =
       await db.upsertLocation("hank@example.com", binding("sip:hank@192.0.2.71", { ruid: "uloc-other-1" }));
       await insert("location", "ulcx-kamailio-1", "hank", "sip:hank@192.0.2.70");
       await db.setAlias("sip:hal@example.com", "sip:hank@example.com");
-      await insert("aliases", "ulcx-kamailio-2", "hal", "sip:hank@example.com");
+      // The alias's target changed meanwhile: Kamailio holds the new one, the agent's row the old.
+      await insert("aliases", "ulcx-kamailio-2", "hal", "sip:hank2@example.com");
       expect(await db.dropOtherRows("location", "hank@example.com", "sip:hank@192.0.2.70", ["ulcx-kamailio-1"])).toBe(1);
-      expect(await db.dropOtherRows("aliases", "sip:hal@example.com", "sip:hank@example.com", ["ulcx-kamailio-2"])).toBe(1);
+      expect(await db.dropOtherRows("aliases", "sip:hal@example.com", null, ["ulcx-kamailio-2"])).toBe(1);
       // Nothing else of the AoR is touched, and a second call finds nothing to drop.
       expect(await db.dropOtherRows("location", "hank@example.com", "sip:hank@192.0.2.70", ["ulcx-kamailio-1"])).toBe(0);
       return (await db.listLocations(nowSec())).filter((l) => l.aor === "hank@example.com").map((l) => [l.contact, l.ruid]).sort();

@@ -90,28 +90,39 @@ describe("kamailio writer", () => {
 });
 
 describe("kamailio writer: settling the database after a write over jsonrpcs", () => {
-  it("drops the other rows of the binding or usrloc alias but the ones Kamailio holds, and does nothing it cannot tell", async () => {
+  it("drops the other rows of the binding or usrloc alias but the ones Kamailio holds, the rows of a removal, and does nothing it cannot tell", async () => {
     const dropped: unknown[] = [];
-    const db = { dropOtherRows: async (...args: unknown[]) => (dropped.push(args), 1) } as unknown as KamailioDb;
+    const db = {
+      dropOtherRows: async (...args: unknown[]) => (dropped.push(args), 1),
+      removeLocation: async (...args: unknown[]) => void dropped.push(["removeLocation", ...args]),
+      removeAlias: async (...args: unknown[]) => void dropped.push(["removeAlias", ...args]),
+    } as unknown as KamailioDb;
     const held: Record<string, { contact: string; ruid: string }[]> = {
       "location alice@example.com": [{ contact: "sip:alice@192.0.2.1", ruid: "ulcx-1" }, { contact: "sip:alice@192.0.2.2", ruid: "uloc-2" }],
       "aliases nick@example.com": [{ contact: "sip:alice@example.com", ruid: "ulcx-3" }],
     };
     const usrloc = { ulLookup: async (table: string, aor: string) => held[`${table} ${aor}`] ?? [] } as unknown as UsrlocRpc;
-    const w = createKamailioWriter({ usrloc, db, aliasTable: "aliases", log: silentLogger() });
+    const w = createKamailioWriter({ usrloc, db, aliasTable: "aliases", usrlocWritesRows: true, log: silentLogger() });
     const add = (contact: string) => ({ op: "add" as const, table: "location", aor: "alice@example.com", binding: { contact }, full: {} }) as unknown as Parameters<typeof w.write>[0];
     expect(await w.settleDatabase!(add("sip:alice@192.0.2.1"))).toBe(1);
     expect(await w.settleDatabase!(aliasSet)).toBe(1);
+    // A removal: Kamailio removed only what it held in memory; the agent's row goes too.
+    expect(await w.settleDatabase!(rmContact)).toBe(0);
+    expect(await w.settleDatabase!({ op: "alias-rm", alias: "nick@example.com" })).toBe(0);
     expect(dropped).toEqual([
       ["location", "alice@example.com", "sip:alice@192.0.2.1", ["ulcx-1"]],
-      ["aliases", "nick@example.com", "sip:alice@example.com", ["ulcx-3"]],
+      // An alias: every row of it but Kamailio's, whatever target an older row had.
+      ["aliases", "nick@example.com", null, ["ulcx-3"]],
+      ["removeLocation", "alice@example.com", "sip:alice@192.0.2.1"],
+      ["removeAlias", "nick@example.com"],
     ]);
     // Kamailio does not hold it (removed meanwhile): no row is known to keep, so none is dropped.
     expect(await w.settleDatabase!(add("sip:alice@192.0.2.9"))).toBe(0);
-    expect(await w.settleDatabase!(rmContact)).toBe(0);
-    // Aliases in alias_db's table have no usrloc copy; no fallback database, nothing to settle.
-    expect(await createKamailioWriter({ usrloc, db, aliasTable: null, log: silentLogger() }).settleDatabase!(aliasSet)).toBe(0);
-    expect(await createKamailioWriter({ usrloc, db: null, aliasTable: "aliases", log: silentLogger() }).settleDatabase!(add("sip:alice@192.0.2.1"))).toBe(0);
-    expect(dropped).toHaveLength(2);
+    // Aliases in alias_db's table have no usrloc copy; no fallback database, nothing to settle;
+    // usrloc writing no rows (db_mode 3, or 4, where the agent's row is the only one): nothing either.
+    expect(await createKamailioWriter({ usrloc, db, aliasTable: null, usrlocWritesRows: true, log: silentLogger() }).settleDatabase!(aliasSet)).toBe(0);
+    expect(await createKamailioWriter({ usrloc, db: null, aliasTable: "aliases", usrlocWritesRows: true, log: silentLogger() }).settleDatabase!(add("sip:alice@192.0.2.1"))).toBe(0);
+    expect(await createKamailioWriter({ usrloc, db, aliasTable: "aliases", log: silentLogger() }).settleDatabase!(add("sip:alice@192.0.2.1"))).toBe(0);
+    expect(dropped).toHaveLength(4);
   });
 });
