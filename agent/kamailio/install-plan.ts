@@ -146,6 +146,9 @@ export function parseRecordKey(key: string): { kind: RecordKind; key: string; su
 }
 
 /** Key that identifies the Kamailio object an op touches; ops on one key must not overlap. */
+/** An alias write (set or removal), as opposed to a binding's. */
+export const isAliasOp = (op: InstallOp): boolean => op.op === "alias-set" || op.op === "alias-rm";
+
 export function opKey(op: InstallOp): string {
   switch (op.op) {
     case "add":

@@ -20,6 +20,7 @@
  */
 import type { Change } from "../contract/records.js";
 import { isTransient } from "../core/transient.js";
+import { isAliasOp } from "./install-plan.js";
 import type { WriteRoute } from "./kamailio-writer.js";
 import { SinkHeld, createSinkPass, type AliasesWaiting, type SinkPass, type SinkPassDeps } from "./sink-pass.js";
 
@@ -136,7 +137,7 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     store, writer, cursor, plan: deps.plan, log, metrics, batchSize, window, nowMs, held,
     databaseWritesUnseen: deps.databaseWritesUnseen, unseen: deps.unseen, aliasesWaiting: deps.aliasesWaiting, leftToReload: deps.leftToReload,
     onWritten: (route, op) => {
-      if (!(deps.aliasesInDatabaseOnly && (op.op === "alias-set" || op.op === "alias-rm"))) status.lastRoute = route;
+      if (!(deps.aliasesInDatabaseOnly && isAliasOp(op))) status.lastRoute = route;
     },
     onRejected: (message) => {
       status = { ...status, rejected: status.rejected + 1, lastError: message, lastErrorAt: new Date(nowMs()).toISOString() };

@@ -9,7 +9,7 @@
  */
 import { TransientError, isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
-import type { InstallOp } from "./install-plan.js";
+import { isAliasOp, type InstallOp } from "./install-plan.js";
 import { KamailioRpcError } from "./jsonrpcs-wire.js";
 import type { DbBinding, KamailioDb } from "./kamailio-db.js";
 import type { UsrlocRpc } from "./usrloc-rpc.js";
@@ -148,7 +148,7 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
       }
     },
     async write(op, nowSec) {
-      const aliasOp = op.op === "alias-set" || op.op === "alias-rm";
+      const aliasOp = isAliasOp(op);
       const rpcPossible = !aliasOp || aliasTable !== null;
       // The database this op may fall back to (viaDb is only called with one).
       const db = aliasOp || deps.locationsInDb !== false ? deps.db : null;

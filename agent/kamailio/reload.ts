@@ -17,7 +17,7 @@ import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { watchChangesAfter, writeUnlessStale, type ChangeWatch, type OnStored } from "./stale-writes.js";
 import type { KeySet } from "../journal/sqlite-key-set.js";
-import { opKey, type InstallOp } from "./install-plan.js";
+import { isAliasOp, opKey, type InstallOp } from "./install-plan.js";
 import { AliasDbUnreachableError, describe, type KamailioWriter } from "./kamailio-writer.js";
 import { collectOps, createBacklog, type ReloadPlanDeps } from "./reload-plan.js";
 
@@ -215,7 +215,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
             if (wait > 0) await new Promise((r) => setTimeout(r, wait));
           }
           try {
-            if (aliasDbDown && deps.aliasesWaiting && (op.op === "alias-set" || op.op === "alias-rm")) noteAlias(op);
+            if (aliasDbDown && deps.aliasesWaiting && isAliasOp(op)) noteAlias(op);
             // A record changed since it was planned is the sink's to write (stale-writes.ts).
             else if (await writeUnlessStale(op, fresh)) deps.metrics.kamailioRepairs.inc({ source: "reload" });
           } catch (err) {

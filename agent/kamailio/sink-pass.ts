@@ -20,13 +20,11 @@ import type { KeySet } from "../journal/sqlite-key-set.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { InstallCursor } from "./install-cursor.js";
-import { installedKind, opKey, parseRecordKey, planInstall, type InstallOp, type PlanContext } from "./install-plan.js";
+import { installedKind, isAliasOp, opKey, parseRecordKey, planInstall, type InstallOp, type PlanContext } from "./install-plan.js";
 import { AliasDbUnreachableError, KamailioCouldNotStoreError, describe, type KamailioWriter, type WriteRoute } from "./kamailio-writer.js";
 
 /** Thrown inside a run when writing must stop because the sink is held. */
 export class SinkHeld extends Error {}
-
-const isAliasOp = (op: InstallOp): boolean => op.op === "alias-set" || op.op === "alias-rm";
 
 /** A set of noted keys could not be read (its notes could not be written first: a full disk). */
 class NotesUnreadable extends Error {}
@@ -345,27 +343,28 @@ export function createSinkPass(deps: SinkPassDeps & {
           return;
         }
         const op = ops[next++]!;
+        const key = opKey(op);
         if (aliasDbDown && waitingAliases !== undefined && isAliasOp(op)) {
-          waitingAliases.add(opKey(op));
+          waitingAliases.add(key);
           continue;
         }
         try {
-          const inDatabaseOnly = unseen?.has(opKey(op)) ?? false;
+          const inDatabaseOnly = unseen?.has(key) ?? false;
           const route = await writer.write(op, nowSec);
           deps.onWritten(route, op);
           metrics.kamailioWrites.inc({ route });
           routes[route]++;
-          recent.set(opKey(op), nowMs());
+          recent.set(key, nowMs());
           // Over jsonrpcs after the database: Kamailio wrote a row of its own beside the agent's.
           if (route === "rpc" && inDatabaseOnly && !(await settled(op))) continue;
-          if (route === "database" && deps.databaseWritesUnseen?.(op)) unseen!.add(opKey(op));
-          else unseen?.delete(opKey(op));
-          waitingAliases?.delete(opKey(op));
+          if (route === "database" && deps.databaseWritesUnseen?.(op)) unseen!.add(key);
+          else unseen?.delete(key);
+          waitingAliases?.delete(key);
           if (isAliasOp(op)) aliasDbDown = false;
         } catch (err) {
           if (err instanceof AliasDbUnreachableError && waitingAliases !== undefined) {
             // Noted, and passed: the cursor may move on, the bindings of this origin with it.
-            waitingAliases.add(opKey(op));
+            waitingAliases.add(key);
             aliasFailure = { error: err.message, at: nowMs() };
             aliasDbDown = true;
             continue;
@@ -382,8 +381,8 @@ export function createSinkPass(deps: SinkPassDeps & {
           deps.onRejected((err as Error).message);
           metrics.kamailioWriteFailures.inc({ reason: "rejected" });
           // Repeating it would get the same answer.
-          unseen?.delete(opKey(op));
-          waitingAliases?.delete(opKey(op));
+          unseen?.delete(key);
+          waitingAliases?.delete(key);
           log.error({ err: (err as Error).message }, `skipped ${describe(op)}`);
         }
       }

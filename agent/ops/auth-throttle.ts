@@ -51,12 +51,15 @@ const AUTH_THROTTLE_DEFAULTS = { maxFailures: 10, windowMs: 60_000, lockMs: 60_0
 const OWN_HOST = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
 export const isOwnHost = (address: string) => OWN_HOST.has(address);
 
+/** An IPv4 address as a dual-stack socket shows it (`::ffff:a.b.c.d`). */
+const IPV4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
+
 /**
  * An address as one form: an IPv4-mapped IPv6 address (how a dual-stack socket shows an IPv4
  * client) as IPv4, IPv6 compact and lower-case; anything else as given.
  */
 export function canonicalAddress(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  const mapped = IPV4_MAPPED.exec(address);
   if (mapped) return mapped[1]!;
   return isIP(address) === 6 ? new URL(`http://[${address}]`).hostname.slice(1, -1) : address;
 }
@@ -129,7 +132,7 @@ export function createAuthThrottle(opts: AuthThrottleOptions = {}): AuthThrottle
 
 /** What the throttle counts by: an IPv4 address (also as `::ffff:a.b.c.d`), or an IPv6 /64 (or address). */
 export function throttleKey(address: string, by: "prefix" | "address" = "prefix"): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  const mapped = IPV4_MAPPED.exec(address);
   if (mapped) return mapped[1]!;
   if (isIP(address) !== 6 || by === "address") return address;
   const [head = "", tail = ""] = address.toLowerCase().split("%")[0]!.split("::");

@@ -18,9 +18,10 @@ import { skewedClockEnv } from "../support/faketime.js";
 import { makeHubCluster, stopHubCluster, type HubProcess } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 
+/** The hubs' database. */
+const DB = "locmesh";
 let dir: string;
 let pgServer: PostgresProcess;
-let db: string;
 let hub: HubProcess;
 let a1: AgentProcess;
 let a2: AgentProcess;
@@ -28,8 +29,7 @@ let a2: AgentProcess;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "locmesh-hub-hold-"));
   pgServer = await startPostgres();
-  const url = await pgServer.createDatabase("locmesh");
-  db = "locmesh";
+  const url = await pgServer.createDatabase(DB);
   const c = await makeHubCluster(dir, { hubs: 1, agents: 2, pgUrl: url, hubConfig: { journal: { retentionHours: 1, purgeIntervalSec: 1, holdForAgentsDays: 1 } } });
   hub = c.hubs[0]!;
   hub.spec.env = skewedClockEnv(2 * 3600);
@@ -44,7 +44,7 @@ afterAll(async () => {
 
 /** The hub's row for an alias: its target, null for a tombstone, undefined once purged. */
 async function hubRow(alias: string): Promise<string | null | undefined> {
-  const rows = await pgServer.query<{ value: string | null }>("SELECT value FROM records WHERE kind = 1 AND key = $1", [alias], db);
+  const rows = await pgServer.query<{ value: string | null }>("SELECT value FROM records WHERE kind = 1 AND key = $1", [alias], DB);
   return rows.length === 0 ? undefined : rows[0]!.value;
 }
 
@@ -68,7 +68,7 @@ describe("hub: tombstones and agents that are away", () => {
     await waitFor("the removal on a2", async () => (await dumpAliases(a2)).length === 0, 20_000, 200);
     // Now that every agent has it, it goes.
     await waitFor("gone@ purged at the hub", async () => (await hubRow("gone@example.com")) === undefined, 20_000, 200);
-    const recorded = await pgServer.query<{ node_id: string; vv: Record<string, number> | null }>("SELECT node_id, vv FROM hub_agents ORDER BY node_id", [], db);
+    const recorded = await pgServer.query<{ node_id: string; vv: Record<string, number> | null }>("SELECT node_id, vv FROM hub_agents ORDER BY node_id", [], DB);
     expect(recorded.map((r) => r.node_id)).toEqual(["a1", "a2"]);
     for (const r of recorded) expect(Object.keys(r.vv ?? {}).length).toBeGreaterThan(0);
   });
