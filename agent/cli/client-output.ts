@@ -178,8 +178,8 @@ export function describeInterrupted(i: KamailioReloadInterrupted): string {
   const how = i.error === null
     ? "CUT SHORT by the agent stopping (restart, kill or crash)"
     : `FAILED (${i.error}) and not redone before the agent stopped`;
-  return `${how} after at least ${i.done} of ${i.total} writes; it started ${i.startedAt} (${i.reason ?? "no reason noted"}). ` +
-    "Which writes went in was unknown, so this start reloads Kamailio again (the line above)";
+  return `${how} after at least ${i.done} of ${i.total} writes; it started ${i.startedAt} (${i.reason ?? "no reason noted"}${i.whole ? ", every live record" : ""}). ` +
+    `Which writes went in was unknown, so this start reloads Kamailio again${i.whole ? ", every live record as well," : ""} (the line above)`;
 }
 
 /** The last reconcile with Kamailio (ul.dump): when, what it did, or why it did not run. */

@@ -31,7 +31,8 @@ export function registerKamailioCfgCommand(program: Command, io: { env: NodeJS.P
     .option("--peers <ips>", "comma-separated SIP source IPs of the other Kamailio nodes, '' for none, fixed in the include (default: the config's kamailio.sipPeers, else the hosts of mesh.peers, which the agent keeps current in Kamailio)")
     .option("--aliases <mode>", "usrloc (SER-style aliases domain) or dbaliases (alias_db)")
     .option("--include-path <path>", "where you will install the include (used in --instructions)", DEFAULT_INCLUDE_PATH)
-    .addHelpText("after", `\nExample:\n  locmesh kamailio-cfg -c /etc/locmesh/agent.yaml > ${DEFAULT_INCLUDE_PATH}\n  locmesh kamailio-cfg --instructions`)
+    // Through a new file: `> include` empties it first, and a failed run would leave it empty.
+    .addHelpText("after", `\nExample:\n  locmesh kamailio-cfg -c /etc/locmesh/agent.yaml > ${DEFAULT_INCLUDE_PATH}.new && mv ${DEFAULT_INCLUDE_PATH}.new ${DEFAULT_INCLUDE_PATH}\n  locmesh kamailio-cfg --instructions`)
     .action((opts: Opts) => {
       try {
         io.stdout.write(render(opts, io.env, (warning) => io.stderr.write(`locmesh: ${warning}\n`)));

@@ -78,8 +78,13 @@ export interface KamailioListResult extends ListResult<KamailioBinding> {
 export interface KamailioReloadStatus {
   state: "idle" | "running" | "done" | "failed";
   reason: string | null;
-  /** Writes to do and done (for a Kamailio that preloads from its database: only the difference). */
+  /** Writes to do and done (for a Kamailio that preloads from its database: only the difference, unless `whole`). */
   total: number;
+  /**
+   * Every live record was written, not only the difference with a preloading Kamailio's database
+   * (`locmesh resync --kamailio`, or the redo of one cut short). Absent from agents before it.
+   */
+  whole?: boolean;
   done: number;
   /** Records found already right in Kamailio's database. */
   unchanged: number;
@@ -115,6 +120,8 @@ export interface KamailioReloadInterrupted {
   total: number;
   /** Why it failed, when it had failed (and not been redone) rather than being cut short. */
   error: string | null;
+  /** It wrote every live record (`locmesh resync --kamailio`): so does its redo. Absent from agents before it. */
+  whole?: boolean;
 }
 
 /** The agent's view of its local Kamailio. */

@@ -77,11 +77,18 @@ export function createDueReload(deps: {
   });
   /** runIfDue's reload is under way, until it has told the watch that Kamailio is whole. */
   let dueRunning = false;
+  /**
+   * The unfinished reload being redone wrote every live record (`locmesh resync --kamailio`): so
+   * does the redo, until one is done. By difference, a preloading Kamailio that lacked what its
+   * database holds (the reason for a whole one) would stay without it.
+   */
+  let redoWhole = false;
 
   return {
     redoUnfinished() {
       if (mark.previous === null) return;
       // Some of its writes went in, which ones is unknown: Kamailio is reloaded before anything else.
+      redoWhole = mark.previous.whole === true;
       watch.redo("redo: the agent's last run left a reload unfinished");
       log.warn({ unfinished: mark.previous }, `${describeUnfinished(mark.previous)}; reloading Kamailio again`);
     },
@@ -95,8 +102,9 @@ export function createDueReload(deps: {
         // perhaps into the Kamailio before the restart, and from an older journal position than the
         // sink was told: joining it could leave changes to neither. Let it end, then run our own.
         await reloader.settled();
-        const res = await reloader.run(watch.reloadReason());
+        const res = await reloader.run(watch.reloadReason(), { whole: redoWhole });
         if (res.state !== "done") return; // Kamailio went again; the next check retries
+        redoWhole = false;
         // No ul.dump check afterwards: the reload wrote the whole live state, and a dump of a large
         // table holds Kamailio's FIFO for tens of seconds (it grows with the square of the table).
         watch.reloaded();
@@ -143,4 +151,4 @@ function describeUnfinished(u: UnfinishedReload): string {
 }
 
 const unfinishedStatus = (u: UnfinishedReload | null) =>
-  u === null ? null : { reason: u.reason, startedAt: u.startedAt, done: u.done, total: u.total, error: u.error };
+  u === null ? null : { reason: u.reason, startedAt: u.startedAt, done: u.done, total: u.total, error: u.error, whole: u.whole === true };

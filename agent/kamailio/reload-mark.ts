@@ -80,7 +80,7 @@ export function openReloadMark(deps: {
       savedDone = s.done;
       const kept: UnfinishedReload = {
         reason: s.reason, startedAt: run ?? new Date(savedAt).toISOString(), done: s.done, total: s.total,
-        error: s.state === "failed" ? (s.error ?? "no reason given") : null, instance: deps.instance(),
+        error: s.state === "failed" ? (s.error ?? "no reason given") : null, whole: s.whole === true, instance: deps.instance(),
       };
       write(JSON.stringify(kept), run);
     },
@@ -100,6 +100,7 @@ function parse(text: string | null): UnfinishedReload | null {
       done: typeof v.done === "number" ? v.done : 0,
       total: typeof v.total === "number" ? v.total : 0,
       error: typeof v.error === "string" ? v.error : null,
+      whole: v.whole === true,
       instance: v.instance && typeof v.instance === "object" ? v.instance : null,
     };
   } catch {

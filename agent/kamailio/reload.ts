@@ -129,7 +129,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     // plus the records not yet looked at, so progress has a denominator from the start.
     const counts = await deps.store.counts(nowSec).catch(() => ({ locations: 0, aliases: 0 }));
     const toExamine = counts.locations + counts.aliases;
-    status = { state: "running", reason, total: toExamine, done: 0, unchanged: 0, refused: 0, startedAt: new Date(started).toISOString(), finishedAt: null, rate: 0, channel: null, error: null };
+    status = { state: "running", reason, total: toExamine, whole, done: 0, unchanged: 0, refused: 0, startedAt: new Date(started).toISOString(), finishedAt: null, rate: 0, channel: null, error: null };
     onStatus(status);
     deps.log.info({ reason, byDifference: plan.preloadDb !== null }, "putting the live state back into Kamailio");
     // Records changed since the journal position the reload starts from (read before its first page).

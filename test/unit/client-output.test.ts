@@ -217,6 +217,9 @@ describe("the reconcile line of locmesh status", () => {
     expect(lines(withReload({ ...cut, error: "Kamailio is unreachable" })).find((l) => l.startsWith("previous reload"))).toMatch(
       /^previous reload +FAILED \(Kamailio is unreachable\) and not redone before the agent stopped after at least 251 of 1500 writes;/,
     );
+    expect(lines(withReload({ ...cut, whole: true })).find((l) => l.startsWith("previous reload"))).toMatch(
+      /\(requested through the API, every live record\)\. Which writes went in was unknown, so this start reloads Kamailio again, every live record as well, \(the line above\)$/,
+    );
     for (const none of [null, undefined]) expect(lines(withReload(none)).some((l) => l.startsWith("previous reload"))).toBe(false);
   });
 

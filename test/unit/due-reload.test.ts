@@ -14,9 +14,14 @@ import type { BulkSession } from "../../agent/kamailio/reload.js";
 import type { LeftToReload } from "../../agent/kamailio/sink-pass.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
-import { aliasDraft } from "../support/fixtures.js";
+import type { BindingValue } from "../../agent/contract/records.js";
+import { ulBinding } from "../../agent/kamailio/install-plan.js";
+import type { UnfinishedReload } from "../../agent/kamailio/reload-mark.js";
+import type { ReloaderDeps } from "../../agent/kamailio/reload.js";
+import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
+import { aliasDraft, binding, locDraft } from "../support/fixtures.js";
 
-async function setup(o: { openBulk?: () => Promise<BulkSession> } = {}) {
+async function setup(o: { openBulk?: () => Promise<BulkSession>; preloadDb?: ReloaderDeps["preloadDb"]; previous?: UnfinishedReload } = {}) {
   const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
   await store.commitLocal([aliasDraft("a@example.com", "sip:t@example.com"), aliasDraft("b@example.com", "sip:t@example.com")], () => 1);
   const own = store.replicaId;
@@ -25,8 +30,11 @@ async function setup(o: { openBulk?: () => Promise<BulkSession> } = {}) {
   const told: string[] = [];
   /** Writes wait here while set. */
   let gate: Promise<void> | null = null;
+  /** The AoR or alias of each write, in order. */
+  const wrote: string[] = [];
   const writer: KamailioWriter = {
-    async write() {
+    async write(op) {
+      wrote.push(op.op === "add" ? op.aor : op.op === "alias-set" ? op.alias : op.op);
       await gate;
       if (state.failing) throw new TransientError("Kamailio is unreachable");
       return "rpc";
@@ -36,16 +44,19 @@ async function setup(o: { openBulk?: () => Promise<BulkSession> } = {}) {
   const atWhole: LeftToReload[] = [];
   const watch: InstanceWatch = {
     observe: async () => undefined, current: () => null, startedMs: () => null, restarts: () => 0,
-    reloadNeeded: () => state.due, reloadReason: () => "kamailio restarted", redo: () => undefined,
+    reloadNeeded: () => state.due, reloadReason: () => "kamailio restarted",
+    redo() {
+      state.due = true;
+    },
     reloaded() {
       atWhole.push(due.leftToReload());
       state.due = false;
     },
   };
   const due = createDueReload({
-    config: { window: 1, reloadRate: 0 }, store, links: { writer, preloadDb: null, openBulk: o.openBulk },
+    config: { window: 1, reloadRate: 0 }, store, links: { writer, preloadDb: o.preloadDb ?? null, openBulk: o.openBulk },
     plan: { nodeId: "n1", replicaId: own, locationTable: "location" }, watch,
-    mark: { previous: null, track: () => undefined },
+    mark: { previous: o.previous ?? null, track: () => undefined },
     sink: { retryNow: () => void told.push("retryNow"), retryAliases: () => void told.push("retryAliases"), unseenByKamailio: () => false },
     onStored: () => () => undefined, clockLeadMs: () => 0,
     journal: { held: () => state.held, waitedForSeed: () => state.seeded, seeded: () => state.seeded },
@@ -60,7 +71,7 @@ async function setup(o: { openBulk?: () => Promise<BulkSession> } = {}) {
       release();
     };
   };
-  return { store, own, state, due, hold, atWhole, told };
+  return { store, own, state, due, hold, atWhole, told, wrote };
 }
 
 describe("due reload: what the sink leaves to it", () => {
@@ -133,6 +144,40 @@ describe("due reload: what the sink leaves to it", () => {
     await dueRun;
     // Joining the manual run would have told the sink it covered only the first 2: the third to neither.
     expect(atWhole).toEqual([{ [own]: 3 }]);
+  });
+
+  it("redoes an unfinished reload as it ran: by difference with a preloading Kamailio's database, or, cut short from locmesh resync --kamailio, every live record", async () => {
+    // The bindings are in Kamailio's database as the agent would write them (db_mode 1/2).
+    const locStore = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    await locStore.commitLocal([locDraft("u@example.com", "sip:u@192.0.2.1:5060", binding({ expires: Math.floor(Date.now() / 1000) + 600, owner: "n2" }))], () => 1);
+    const c = (await locStore.get("loc", "u@example.com", "sip:u@192.0.2.1:5060"))!;
+    const want = ulBinding(c.sub, c.value as BindingValue, "n1");
+    const row = { aor: c.key, contact: c.sub, callid: UL_ADD_CALLID, lastModified: 0, expires: want.expires, q: want.q, path: want.path, received: want.received,
+      socket: "", flags: 0, cflags: 0, methods: 0, cseq: 1, userAgent: "", instance: "", regId: 0, ruid: "r-1" };
+    await locStore.close();
+    const preloadDb = { listLocations: async () => [row] } as unknown as ReloaderDeps["preloadDb"];
+    const previous = (whole: boolean): UnfinishedReload => ({ reason: "requested through the API", startedAt: "2026-11-23T03:00:00.000Z", done: 10, total: 50, error: null, whole, instance: null });
+    const redo = async (whole: boolean) => {
+      const t = await setup({ preloadDb, previous: previous(whole) });
+      await t.store.commitLocal([c], () => 2);
+      t.due.redoUnfinished();
+      await t.due.runIfDue();
+      return t;
+    };
+
+    const cut = await redo(true);
+    expect(cut.due.status()).toMatchObject({ state: "done", whole: true, unchanged: 0, interrupted: { whole: true } });
+    expect(cut.wrote).toContain("u@example.com");
+    // Once done, the next one (Kamailio restarting) goes by difference again.
+    cut.state.due = true;
+    cut.wrote.length = 0;
+    await cut.due.runIfDue();
+    expect(cut.due.status()).toMatchObject({ state: "done", whole: false, unchanged: 1 });
+    expect(cut.wrote).not.toContain("u@example.com");
+
+    const byDifference = await redo(false);
+    expect(byDifference.due.status()).toMatchObject({ state: "done", whole: false, unchanged: 1 });
+    expect(byDifference.wrote).not.toContain("u@example.com");
   });
 
   /** A bulk session that counts how often it was opened and what it wrote. */

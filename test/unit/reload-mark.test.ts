@@ -46,7 +46,7 @@ describe("reload mark", () => {
     await open.pop()!.close(); // as kill -9 leaves it: nothing more is written
 
     const second = openReloadMark({ notes: journal(path), instance: () => INSTANCE, log: silentLogger() });
-    expect(second.previous).toEqual({ reason: "requested through the API", startedAt: running.startedAt, done: 301, total: 1500, error: null, instance: INSTANCE });
+    expect(second.previous).toEqual({ reason: "requested through the API", startedAt: running.startedAt, done: 301, total: 1500, error: null, whole: false, instance: INSTANCE });
     // The redo runs, and finishes.
     const redo = { ...running, reason: "redo", startedAt: "2026-11-22T10:01:00.000Z" };
     second.track(redo);
@@ -66,6 +66,15 @@ describe("reload mark", () => {
     for (let done = 1; done <= 12_000; done++) mark.track({ ...fast, done }); // all within the first second
     await open.pop()!.close();
     expect(openReloadMark({ notes: journal(path), instance: () => INSTANCE, log: silentLogger() }).previous).toMatchObject({ done: 10_000, total: 18_000 });
+  });
+
+  it("keeps that the reload wrote every live record (locmesh resync --kamailio), so that its redo does too", async () => {
+    const path = join(temp.make(), "journal.sqlite");
+    const mark = openReloadMark({ notes: journal(path), instance: () => INSTANCE, log: silentLogger() });
+    mark.track({ ...running, whole: true });
+    mark.track({ ...running, whole: true, done: 700 });
+    await open.pop()!.close();
+    expect(openReloadMark({ notes: journal(path), instance: () => INSTANCE, log: silentLogger() }).previous).toMatchObject({ done: 0, whole: true });
   });
 
   it("keeps a failed reload with its error, and a note it cannot read as a reload that did not finish", () => {
