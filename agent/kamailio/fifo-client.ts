@@ -64,6 +64,8 @@ export function createFifoClient(opts: FifoClientOptions): FifoClient {
     dir: opts.replyDir, max: opts.maxInFlight ?? 16, prefix: opts.replyNamePrefix, mode: opts.replyFifoMode,
   });
   const autoResync = opts.autoResync ?? true;
+  /** Kamailio appends the reply FIFO's name to fifo_reply_dir as it is: without the slash, replies go astray. */
+  const replyDirAsKamailioNeedsIt = JSON.stringify(opts.replyDir.endsWith("/") ? opts.replyDir : `${opts.replyDir}/`);
   const aborters = new Set<(err: Error) => void>();
   const draining = new Set<Socket>();
   let nextId = 0;
@@ -124,7 +126,8 @@ export function createFifoClient(opts: FifoClientOptions): FifoClient {
       };
       aborters.add(abort);
       const timer = setTimeout(() => {
-        abort(new KamailioUnavailableError("ETIMEDOUT", `Kamailio ${method} got no reply in time on ${opts.fifoPath} (Kamailio busy, stopped, or FIFO framing lost)`));
+        abort(new KamailioUnavailableError("ETIMEDOUT", `Kamailio ${method} got no reply in time on ${opts.fifoPath} (Kamailio busy, stopped, or FIFO framing lost; ` +
+          `or jsonrpcs' fifo_reply_dir is not ${replyDirAsKamailioNeedsIt} with its trailing slash, and Kamailio writes its replies elsewhere)`));
         if (written && prefix === undefined) suspectFraming(`${method} timed out`);
       }, Math.max(0, deadline - nowMs()));
       let replyBytes = 0;

@@ -23,6 +23,23 @@ import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js
 import { UsrlocKeysError } from "./usrloc-keys.js";
 
 const LOOKUPS_AT_ONCE = 16;
+/** AoRs of the removals a full reconcile plans that are looked up first (dumpIncomplete). */
+const REMOVALS_CHECKED = 3;
+
+/**
+ * ul.dump did not list a contact Kamailio holds: the reconcile would have taken it for a
+ * de-registration and removed it from the cluster. Nothing is removed; the run fails saying so.
+ */
+export class KamailioDumpIncompleteError extends Error {
+  override readonly name = "KamailioDumpIncompleteError";
+}
+
+/** What the error says: the contact, and the likely cause (usrloc db_mode 3 without kamailio.db). */
+export function dumpIncompleteMessage(aor: string, contact: string): string {
+  return `ul.dump did not list ${aor}'s contact ${contact}, which Kamailio holds (ul.lookup finds it): the reconcile would have removed it ` +
+    "from the cluster as de-registered, so it removed nothing. ul.dump lists usrloc's memory only, which is empty when usrloc runs " +
+    "db_mode 3 (database only): then give the agent kamailio.db (its url, and dbMode: 3) so that it reads the location table";
+}
 
 export interface ReconcileRun {
   /** Reconciles now, unless it must wait or be skipped; throws when it failed (reported too). */
@@ -94,6 +111,7 @@ export function createReconcileRun(deps: {
       });
       // The dump takes seconds: the journal may have been found behind meanwhile.
       if (held()) return null;
+      if (only === undefined) await checkRemovals(p.drafts, dumpStartMs);
       // Each edit only if its record has not changed since the plan began: a registrar event that
       // lingered in the journal's group commit (eventLingerMs) is newer than the dump, and appended
       // behind it in one flush the reconcile's removal (or learning) would win over it.
@@ -121,6 +139,24 @@ export function createReconcileRun(deps: {
       return { learned, repaired, contacts: dump.length };
     } finally {
       changes.close();
+    }
+  }
+
+  /**
+   * Before the reconcile removes this node's own bindings that the dump lacked (de-registrations
+   * whose event never came), ul.lookup of a few of their AoRs: a contact that is still there, and
+   * was there before the dump began, means the dump is not Kamailio's table (usrloc db_mode 3, whose
+   * ul.dump is always empty, with no kamailio.db to read instead). Kamailio's Last-Modified has
+   * whole seconds: a phone that registered again since the dump began is not taken for that.
+   */
+  async function checkRemovals(drafts: readonly { kind: string; key: string; sub: string; value: unknown }[], dumpStartMs: number): Promise<void> {
+    const removed = drafts.filter((d) => d.kind === "loc" && d.value === null);
+    const aors = [...new Set(removed.map((d) => d.key))].slice(0, REMOVALS_CHECKED);
+    for (const aor of aors) {
+      const held = await links.usrloc.ulLookup(config.locationTable, aor);
+      const gone = new Set(removed.filter((d) => d.key === aor).map((d) => d.sub));
+      const still = held.find((k) => gone.has(k.contact) && k.lastModified * 1000 < dumpStartMs - 1000);
+      if (still) throw new KamailioDumpIncompleteError(dumpIncompleteMessage(aor, still.contact));
     }
   }
 

@@ -73,6 +73,11 @@ export interface RegisterEvent {
 
 export interface ExpiredEvent {
   type: "expired";
+  /**
+   * As Kamailio gave it, normalized when it is a full AoR. usrloc in db_mode 3 gives the user part
+   * alone in Kamailio 5.6.3 (`$ulc(exp=>aor)`, fixed in 5.6.4): taken as it is, not as a malformed
+   * event, since the agent does not use it (the journal expires bindings by their own expiry).
+   */
   aor: string;
   contact: string;
   ruid: string;
@@ -138,7 +143,7 @@ function parseExpired(o: Obj): ExpiredEvent {
   const ts = field(o, "ts");
   return {
     type: "expired",
-    aor: bareAor(str(o, "aor", "expired", LIMITS.aor), "expired.aor"),
+    aor: expiredAor(str(o, "aor", "expired", LIMITS.aor)),
     contact: sipUri(str(o, "addr", "expired", LIMITS.contact), "expired.addr"),
     ruid: optStr(o, "ruid", "expired", RUID_MAX),
     callid: optStr(o, "callid", "expired", LIMITS.callid),
@@ -184,6 +189,12 @@ function bareAor(s: string, where: string): string {
   const r = normalizeAor(s);
   if ("error" in r) throw new EventFormatError(`${where} ${clip(s)} ${r.error}`);
   return r.aor;
+}
+
+/** The expired event's AoR: a full one normalized, or the user part alone (see ExpiredEvent.aor). */
+function expiredAor(s: string): string {
+  if (s !== "" && !s.includes("@") && !s.includes(":")) return s;
+  return bareAor(s, "expired.aor");
 }
 
 function sipUri(s: string, where: string): string {

@@ -3,8 +3,9 @@
  *
  * A register event carries the AoR's whole contact list after `save()`. Comparing that snapshot
  * with the journal finds new and refreshed contacts and, as contacts that vanished, every kind of
- * removal: de-registration (expires 0, `Contact: *`) and contacts that `save()` dropped to honour
- * max_contacts or flag 0x04, which raise no event of their own (kamailio-5.6.md §8).
+ * removal: de-registration (expires 0, `Contact: *`) and contacts that `save()` replaced under
+ * flag 0x04, which raise no event of their own (kamailio-5.6.md §8; max_contacts in 5.6 refuses
+ * the REGISTER instead, registrar save.c test_max_contacts).
  *
  * These rules keep the agent from fooling itself:
  * - A contact the agent installed itself (`ul.add` stamps the fixed Call-ID below, §2.1) is not a

@@ -4,7 +4,7 @@
  * the UDP datagram transport, a sipp REGISTER, and restart detection.
  */
 import { execFileSync } from "node:child_process";
-import { closeSync, constants, openSync, readdirSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readdirSync, unlinkSync, writeSync } from "node:fs";
 import { Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -214,6 +214,23 @@ describe("FIFO client behaviour", () => {
     expect((e2 as Error).message).toBe(`Kamailio FIFO ${orphan} has no reader (Kamailio is not running: it was killed or crashed and left the FIFO behind; or it is starting and has not opened it yet)`);
     expect(isTransient(e2)).toBe(true);
     await noReader.close();
+  });
+
+  it("a timeout names fifo_reply_dir, as the agent's replyDir with its trailing slash, when Kamailio writes its replies elsewhere", async () => {
+    // Kamailio's fifo_reply_dir is its run dir; this client makes its reply FIFOs in another one, as
+    // Kamailio does with `fifo_reply_dir` "/run/locmesh" (no slash: "/run/locmeshlocmesh_…").
+    const elsewhere = join(kam.dir, "elsewhere");
+    mkdirSync(elsewhere, { recursive: true });
+    const astray = newFifoClient({ replyDir: elsewhere, timeoutMs: 500, autoResync: false });
+    try {
+      const err = await astray.call("core.version").catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "ETIMEDOUT" });
+      expect((err as Error).message).toContain(`or jsonrpcs' fifo_reply_dir is not "${elsewhere}/" with its trailing slash, and Kamailio writes its replies elsewhere`);
+    } finally {
+      await astray.close();
+    }
+    // Kamailio keeps answering the client whose directory is its own.
+    expect(await fifo.call("core.version")).toMatch(/^kamailio/);
   });
 
   it("a timeout does not jam the FIFO for the next caller", async () => {

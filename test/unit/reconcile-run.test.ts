@@ -7,11 +7,11 @@
 import { describe, expect, it } from "vitest";
 import { createHlc } from "../../agent/core/hlc.js";
 import { createReplica, type Replica } from "../../agent/core/replica.js";
-import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
+import { openSqliteStore, type SqliteStore } from "../../agent/journal/sqlite-store.js";
 import { bindingKey, type InstallOp } from "../../agent/kamailio/install-plan.js";
 import { createKamailioTimes } from "../../agent/kamailio/kamailio-times.js";
 import { KamailioWriteRejectedError, type KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
-import { createReconcileRun } from "../../agent/kamailio/reconcile-run.js";
+import { KamailioDumpIncompleteError, createReconcileRun, dumpIncompleteMessage } from "../../agent/kamailio/reconcile-run.js";
 import type { KamailioLinks } from "../../agent/kamailio/kamailio-links.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
@@ -96,6 +96,19 @@ describe("a reconcile of what the local API just changed (runFor)", () => {
   });
 });
 
+/** A full reconcile run of node n1 over a real journal and replica, with nothing pending in the sink. */
+function reconcileOver(store: SqliteStore, replica: Replica, links: KamailioLinks) {
+  return createReconcileRun({
+    config: { locationTable: "location", reconcileMaxContacts: 20_000 }, nodeId: "n1", store, replica, links,
+    plan: { nodeId: "n1", replicaId: store.replicaId, locationTable: "location" },
+    watch: { observe: async () => undefined, reloadNeeded: () => false },
+    sink: { isPending: () => false, writtenAt: () => undefined }, times: createKamailioTimes(),
+    onStored: (listener) => replica.onApplied(listener),
+    clockLeadMs: () => 0, journal: { held: () => false, waitedForSeed: () => true, seeded: () => true }, log: silentLogger(),
+    metrics: createMetrics({ defaults: false }),
+  });
+}
+
 describe("a reconcile while a registrar event lingers in the journal's group commit", () => {
   it("does not overwrite it: a phone that re-registered as the dump was taken stays registered", async () => {
     const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
@@ -114,18 +127,51 @@ describe("a reconcile while a registrar event lingers in the journal's group com
       },
       aliasTable: null, usrloc: { ulLookup: async () => [] },
     } as unknown as KamailioLinks;
-    const run = createReconcileRun({
-      config: { locationTable: "location", reconcileMaxContacts: 20_000 }, nodeId: "n1", store, replica, links,
-      plan: { nodeId: "n1", replicaId: store.replicaId, locationTable: "location" },
-      watch: { observe: async () => undefined, reloadNeeded: () => false },
-      sink: { isPending: () => false, writtenAt: () => undefined }, times: createKamailioTimes(),
-      onStored: (listener) => replica.onApplied(listener),
-      clockLeadMs: () => 0, journal: { held: () => false, waitedForSeed: () => true, seeded: () => true }, log: silentLogger(),
-      metrics: createMetrics({ defaults: false }),
-    });
+    const run = reconcileOver(store, replica, links);
     await run.run();
     await lingering;
     expect(await store.get("loc", "carol@example.com", "sip:carol@192.0.2.7")).toMatchObject({ value: { callid: "reg-2" } });
     await replica.close();
+  });
+});
+
+describe("a dump that lacks contacts Kamailio holds (usrloc db_mode 3 read with ul.dump)", () => {
+  async function setup(lastModifiedMs: () => number) {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
+    const expires = Math.floor(Date.now() / 1000) + 3600;
+    // Registered at this node a while ago; the dump lists nothing.
+    await store.commitLocal([locDraft("dave@example.com", "sip:dave@192.0.2.8", binding({ owner: "n1", expires, callid: "reg-1" }))], () => (Date.now() - 120_000) * 1024);
+    const looked: string[] = [];
+    const links = {
+      writer: { write: async () => "rpc" }, dump: async () => [], aliasTable: null,
+      usrloc: {
+        ulLookup: async (_t: string, aor: string) => {
+          looked.push(aor);
+          return [{ table: "location", aor, contact: "sip:dave@192.0.2.8", lastModified: Math.floor(lastModifiedMs() / 1000) }];
+        },
+      },
+    } as unknown as KamailioLinks;
+    const run = reconcileOver(store, replica, links);
+    const live = async () => (await store.get("loc", "dave@example.com", "sip:dave@192.0.2.8"))?.value !== null;
+    return { run, looked, live, close: () => replica.close() };
+  }
+
+  it("removes nothing, and fails saying that ul.dump lacks what ul.lookup finds and what to configure", async () => {
+    const t = await setup(() => Date.now() - 60_000);
+    await expect(t.run.run()).rejects.toBeInstanceOf(KamailioDumpIncompleteError);
+    expect(t.looked).toEqual(["dave@example.com"]);
+    expect(await t.live()).toBe(true);
+    expect(t.run.last()).toMatchObject({ outcome: "failed", reason: dumpIncompleteMessage("dave@example.com", "sip:dave@192.0.2.8") });
+    await t.close();
+  });
+
+  it("takes a contact Kamailio last changed after the dump began for no sign of an incomplete dump (its REGISTER's event is on its way)", async () => {
+    const t = await setup(() => Date.now() + 5000);
+    await t.run.run();
+    expect(t.looked).toEqual(["dave@example.com"]);
+    expect(await t.live()).toBe(false);
+    expect(t.run.last()).toMatchObject({ outcome: "done" });
+    await t.close();
   });
 });

@@ -46,6 +46,13 @@ describe("parseKamailioEvent", () => {
     expect(parseKamailioEvent(JSON.stringify(noTs))).toMatchObject({ tsMs: null });
   });
 
+  it("takes an expired event whose AoR is the user part alone (usrloc db_mode 3 in Kamailio 5.6.3), and still refuses a malformed one", () => {
+    const expired = (aor: string) => JSON.stringify({ ...JSON.parse(REAL_EXPIRED), aor });
+    expect(parseKamailioEvent(expired("yan"))).toMatchObject({ type: "expired", aor: "yan", contact: "sip:yan@127.0.0.1:7100" });
+    expect(parseKamailioEvent(expired("Yan@Example.com"))).toMatchObject({ aor: "yan@example.com" });
+    for (const bad of ["", "yan@", "sip:"]) expect(() => parseKamailioEvent(expired(bad)), bad).toThrow(EventFormatError);
+  });
+
   it("derives the AoR from $tu like usrloc: scheme, port and parameters dropped, lower-cased", () => {
     expect((parseKamailioEvent(register({ aor: "SIPS:Alice@Example.COM:5061;transport=tls" })) as RegisterEvent).aor).toBe("alice@example.com");
   });
