@@ -154,13 +154,16 @@ export function describeReload(r: KamailioStatus["reload"]): string {
     case "idle":
       return "idle";
     case "running":
-      return `running (${r.reason ?? ""}): ${r.done} of ${r.total} writes${r.channel ? ` over ${r.channel}` : ""}`;
+      return `running (${r.reason ?? ""}${wholeText(r)}): ${r.done} of ${r.total} writes${r.channel ? ` over ${r.channel}` : ""}`;
     case "done":
-      return `done${r.reason ? ` (${r.reason})` : ""}: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}${refusedText(r)}${aliasesWaitingText(r)}, ${r.rate}/s${r.channel ? ` over ${r.channel}` : ""}, finished ${r.finishedAt ?? "?"}`;
+      return `done${r.reason ? ` (${r.reason}${wholeText(r)})` : ""}: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}${refusedText(r)}${aliasesWaitingText(r)}, ${r.rate}/s${r.channel ? ` over ${r.channel}` : ""}, finished ${r.finishedAt ?? "?"}`;
     case "failed":
       return `failed after ${r.done} of ${r.total} writes: ${r.error ?? "no reason given"}`;
   }
 }
+
+/** A reload that writes every live record, not only the difference with a preloading Kamailio's database. */
+const wholeText = (r: Pick<KamailioReloadStatus, "whole">): string => (r.whole ? ", every live record" : "");
 
 /** Aliases a reload left to the sink, alias_db's database away (counted among its writes done). */
 const aliasesWaitingText = (r: Pick<KamailioReloadStatus, "aliasesWaiting">): string =>

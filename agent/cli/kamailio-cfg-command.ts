@@ -9,6 +9,10 @@ import { ConfigError, loadAgentConfig } from "../config/agent-config.js";
 import { DEFAULT_INCLUDE_PATH, kamailioInclude, kamailioIncludeInstructions } from "../kamailio/cfg-include.js";
 import { evapiBulkToken } from "../kamailio/evapi-bulk.js";
 import { canonicalSipPeers, sameSipPeers, sipPeersOf } from "../kamailio/sip-peers.js";
+import { replaceFile } from "./replace-file.js";
+
+/** A new include: readable by its group (Kamailio's), not by everyone (it holds the bulk channel's token). */
+const INCLUDE_MODE = 0o640;
 
 interface Opts {
   config?: string;
@@ -18,6 +22,7 @@ interface Opts {
   peers?: string;
   aliases?: string;
   includePath: string;
+  output?: string;
 }
 
 export function registerKamailioCfgCommand(program: Command, io: { env: NodeJS.ProcessEnv; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }): void {
@@ -31,11 +36,19 @@ export function registerKamailioCfgCommand(program: Command, io: { env: NodeJS.P
     .option("--peers <ips>", "comma-separated SIP source IPs of the other Kamailio nodes, '' for none, fixed in the include (default: the config's kamailio.sipPeers, else the hosts of mesh.peers, which the agent keeps current in Kamailio)")
     .option("--aliases <mode>", "usrloc (SER-style aliases domain) or dbaliases (alias_db)")
     .option("--include-path <path>", "where you will install the include (used in --instructions)", DEFAULT_INCLUDE_PATH)
-    // Through a new file: `> include` empties it first, and a failed run would leave it empty.
-    .addHelpText("after", `\nExample:\n  locmesh kamailio-cfg -c /etc/locmesh/agent.yaml > ${DEFAULT_INCLUDE_PATH}.new && mv ${DEFAULT_INCLUDE_PATH}.new ${DEFAULT_INCLUDE_PATH}\n  locmesh kamailio-cfg --instructions`)
+    .option("-o, --output <file>", "write the include into this file instead of printing it: in one step (a failed run leaves the old file as it was), keeping the old file's mode and owner (a new file gets 0640)")
+    // Not `> include`: the shell empties the file first, and a failed run would leave it empty.
+    .addHelpText("after", `\nExample:\n  locmesh kamailio-cfg -c /etc/locmesh/agent.yaml -o ${DEFAULT_INCLUDE_PATH}\n  locmesh kamailio-cfg --instructions`)
     .action((opts: Opts) => {
       try {
-        io.stdout.write(render(opts, io.env, (warning) => io.stderr.write(`locmesh: ${warning}\n`)));
+        const text = render(opts, io.env, (warning) => io.stderr.write(`locmesh: ${warning}\n`));
+        if (opts.output === undefined) {
+          io.stdout.write(text);
+          return;
+        }
+        const wrote = replaceFile(opts.output, text, { newMode: INCLUDE_MODE });
+        io.stderr.write(`locmesh: wrote ${opts.output} (mode ${wrote.mode.toString(8).padStart(4, "0")}${wrote.created ? ", a new file: give Kamailio's group read access, e.g. chgrp kamailio" : ""})\n`);
+        if (!wrote.ownerKept) io.stderr.write(`locmesh: ${opts.output} now belongs to this user, not its old owner (only root can keep it): check that Kamailio can still read it\n`);
       } catch (err) {
         io.stderr.write(`${(err as Error).message}\n`);
         process.exitCode = 2;

@@ -41,6 +41,8 @@ export interface KamailioLinks {
   aliasTable: string | null;
   /** Every contact Kamailio holds (`maxReplyBytes` as in CallOptions). */
   dump(maxReplyBytes?: number): Promise<UsrlocContact[]>;
+  /** `dump` reads Kamailio's location table (db_mode 3 with kamailio.db), not ul.dump. */
+  dumpReadsDatabase: boolean;
   /** How many contacts Kamailio's location table holds; null when it cannot say. */
   countContacts(): Promise<number | null>;
   /** Opens the evapi bulk channels for one reload; undefined when they are not configured. */
@@ -93,6 +95,7 @@ export async function openKamailioLinks(deps: {
     // db_mode 4 (DB_READONLY) loads at start too, and never writes: like 1/2 for what it sees.
     preloadDb: db && [1, 2, 4].includes(config.db!.dbMode) ? db : null,
     aliasTable,
+    dumpReadsDatabase: dbOnly,
     dump: (maxReplyBytes) => dbOnly
       ? dumpFromDb(db!, { locationTable: config.locationTable, aliasTable, nowSec: Math.floor(Date.now() / 1000) })
       : dumper.ulDump(maxReplyBytes === undefined ? undefined : { maxReplyBytes }),

@@ -10,35 +10,42 @@ import type { Replica } from "../core/replica.js";
 import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
-import { recordKey, type PlanContext } from "./install-plan.js";
+import { bindingKey, recordKey, type PlanContext } from "./install-plan.js";
 import type { JournalGate } from "./journal-gate.js";
 import type { InstanceWatch } from "./instance-watch.js";
 import type { KamailioLinks } from "./kamailio-links.js";
 import type { KamailioSink } from "./kamailio-sink.js";
 import type { KamailioTimes } from "./kamailio-times.js";
 import { isTransient } from "../core/transient.js";
-import { planReconcile, type ApiEdits } from "./reconciler.js";
+import { planReconcile, type ApiEdits, type ReconcilePlan } from "./reconciler.js";
+import type { UsrlocContact } from "./usrloc-contact.js";
 import { createReconcileReport } from "./reconcile-report.js";
 import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js";
 import { UsrlocKeysError } from "./usrloc-keys.js";
 
 const LOOKUPS_AT_ONCE = 16;
-/** AoRs of the removals a full reconcile plans that are looked up first (dumpIncomplete). */
-const REMOVALS_CHECKED = 3;
+/** AoRs of the bindings a full reconcile would remove or write for lacking them that are looked up first (checkDump). */
+const LACKING_CHECKED = 3;
 
 /**
- * ul.dump did not list a contact Kamailio holds: the reconcile would have taken it for a
- * de-registration and removed it from the cluster. Nothing is removed; the run fails saying so.
+ * The dump did not list a contact Kamailio holds: the reconcile would have taken it for a
+ * de-registration and removed it from the cluster, or written it again. Nothing is changed; the
+ * run fails saying so.
  */
 export class KamailioDumpIncompleteError extends Error {
   override readonly name = "KamailioDumpIncompleteError";
 }
 
-/** What the error says: the contact, and the likely cause (usrloc db_mode 3 without kamailio.db). */
-export function dumpIncompleteMessage(aor: string, contact: string): string {
-  return `ul.dump did not list ${aor}'s contact ${contact}, which Kamailio holds (ul.lookup finds it): the reconcile would have removed it ` +
-    "from the cluster as de-registered, so it removed nothing. ul.dump lists usrloc's memory only, which is empty when usrloc runs " +
-    "db_mode 3 (database only): then give the agent kamailio.db (its url, and dbMode: 3) so that it reads the location table";
+/**
+ * What the error says: the contact, and the likely cause: usrloc db_mode 3 without kamailio.db
+ * (ul.dump), or a kamailio.db that does not match Kamailio's (the location table as read).
+ */
+export function dumpIncompleteMessage(aor: string, contact: string, from: "ul.dump" | "database"): string {
+  const lacked = `${from === "ul.dump" ? "ul.dump" : "Kamailio's location table, as the agent reads it through kamailio.db,"} did not list ${aor}'s contact ${contact}, ` +
+    "which Kamailio holds (ul.lookup finds it): the reconcile would have taken it for gone, so it changed nothing. ";
+  return lacked + (from === "ul.dump"
+    ? "ul.dump lists usrloc's memory only, which is empty when usrloc runs db_mode 3 (database only): then give the agent kamailio.db (its url, and dbMode: 3) so that it reads the location table"
+    : "Check that kamailio.db's url is the database of usrloc's db_url, and its timeZone Kamailio's (a wrong one reads live rows as expired)");
 }
 
 export interface ReconcileRun {
@@ -60,7 +67,7 @@ export function createReconcileRun(deps: {
   nodeId: string;
   store: ReplicaStore;
   replica: Replica;
-  links: Pick<KamailioLinks, "writer" | "dump" | "aliasTable" | "usrloc">;
+  links: Pick<KamailioLinks, "writer" | "dump" | "dumpReadsDatabase" | "aliasTable" | "usrloc">;
   plan: Omit<PlanContext, "nowSec">;
   watch: Pick<InstanceWatch, "observe" | "reloadNeeded">;
   sink: Pick<KamailioSink, "isPending" | "writtenAt">;
@@ -111,7 +118,7 @@ export function createReconcileRun(deps: {
       });
       // The dump takes seconds: the journal may have been found behind meanwhile.
       if (held()) return null;
-      if (only === undefined) await checkRemovals(p.drafts, dumpStartMs);
+      if (only === undefined) await checkDump(dump, p, dumpStartMs);
       // Each edit only if its record has not changed since the plan began: a registrar event that
       // lingered in the journal's group commit (eventLingerMs) is newer than the dump, and appended
       // behind it in one flush the reconcile's removal (or learning) would win over it.
@@ -143,20 +150,25 @@ export function createReconcileRun(deps: {
   }
 
   /**
-   * Before the reconcile removes this node's own bindings that the dump lacked (de-registrations
-   * whose event never came), ul.lookup of a few of their AoRs: a contact that is still there, and
-   * was there before the dump began, means the dump is not Kamailio's table (usrloc db_mode 3, whose
-   * ul.dump is always empty, with no kamailio.db to read instead). Kamailio's Last-Modified has
-   * whole seconds: a phone that registered again since the dump began is not taken for that.
+   * Before the reconcile acts on bindings the dump lacked (removes this node's own as
+   * de-registrations whose event never came, writes other nodes' in again), ul.lookup of a few of
+   * their AoRs: a contact that is still there, and was there before the dump began, means the dump
+   * is not Kamailio's table (usrloc db_mode 3, whose ul.dump is always empty, with no kamailio.db to
+   * read instead). Kamailio's Last-Modified has whole seconds: a phone that registered again since
+   * the dump began is not taken for that. ul.lookup lists valid contacts only.
    */
-  async function checkRemovals(drafts: readonly { kind: string; key: string; sub: string; value: unknown }[], dumpStartMs: number): Promise<void> {
-    const removed = drafts.filter((d) => d.kind === "loc" && d.value === null);
-    const aors = [...new Set(removed.map((d) => d.key))].slice(0, REMOVALS_CHECKED);
+  async function checkDump(dump: readonly UsrlocContact[], p: ReconcilePlan, dumpStartMs: number): Promise<void> {
+    const listed = new Set(dump.filter((k) => k.table === config.locationTable).map((k) => bindingKey(k.aor, k.contact)));
+    const lacking = [
+      ...p.drafts.filter((d) => d.kind === "loc" && d.value === null).map((d) => ({ aor: d.key, contact: d.sub })),
+      ...p.repairs.flatMap((op) => (op.op === "add" && op.table === config.locationTable ? [{ aor: op.aor, contact: op.binding.contact }] : [])),
+    ].filter((b) => !listed.has(bindingKey(b.aor, b.contact)));
+    const aors = [...new Set(lacking.map((b) => b.aor))].slice(0, LACKING_CHECKED);
     for (const aor of aors) {
       const held = await links.usrloc.ulLookup(config.locationTable, aor);
-      const gone = new Set(removed.filter((d) => d.key === aor).map((d) => d.sub));
-      const still = held.find((k) => gone.has(k.contact) && k.lastModified * 1000 < dumpStartMs - 1000);
-      if (still) throw new KamailioDumpIncompleteError(dumpIncompleteMessage(aor, still.contact));
+      const missed = new Set(lacking.filter((b) => b.aor === aor).map((b) => b.contact));
+      const still = held.find((k) => missed.has(k.contact) && k.lastModified * 1000 < dumpStartMs - 1000);
+      if (still) throw new KamailioDumpIncompleteError(dumpIncompleteMessage(aor, still.contact, links.dumpReadsDatabase ? "database" : "ul.dump"));
     }
   }
 

@@ -32,7 +32,8 @@ export const PLAN_AHEAD = 2000;
 
 export interface Reloader {
   /**
-   * Runs one reload to its end; a second call while one runs joins it. `whole`: write every live
+   * Runs one reload to its end; a second call while one runs joins it, unless it asks for the whole
+   * while the one running goes by difference: then it runs after that one. `whole`: write every live
    * record, not only the difference with a preloading Kamailio's database (an operator's `locmesh
    * resync --kamailio`: that Kamailio may lack what its database has, when it did not restart).
    */
@@ -121,7 +122,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     if (held()) {
       reach.state = "failed";
       const at = new Date(started).toISOString();
-      status = { state: "failed", reason, total: 0, done: 0, unchanged: 0, startedAt: at, finishedAt: at, rate: 0, channel: null, error: RELOAD_HELD };
+      status = { state: "failed", reason, total: 0, whole, done: 0, unchanged: 0, startedAt: at, finishedAt: at, rate: 0, channel: null, error: RELOAD_HELD };
       return { ...status };
     }
     const nowSec = Math.floor(started / 1000);
@@ -267,15 +268,25 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     else deps.log.warn({ err: (err as Error).message, done: status.done, total: status.total }, "putting the state back into Kamailio failed; it will be retried");
   }
 
-  return {
+  /** The run under way writes every live record. */
+  let runningWhole = false;
+  const reloader: Reloader = {
     run(reason, opts) {
-      running ??= reload(reason, opts?.whole === true).finally(() => {
-        running = null;
-      });
+      const whole = opts?.whole === true;
+      // A whole one asked for while one by difference runs would not get what it asked for by
+      // joining it (a preloading Kamailio lacking what its database holds): it runs after it.
+      if (running !== null && whole && !runningWhole) return running.then(() => undefined, () => undefined).then(() => reloader.run(reason, opts));
+      if (running === null) {
+        runningWhole = whole;
+        running = reload(reason, whole).finally(() => {
+          running = null;
+        });
+      }
       return running;
     },
     settled: () => (running === null ? Promise.resolve() : running.then(() => undefined, () => undefined)),
     status: () => ({ ...status }),
     reach: () => ({ last: last === null ? null : { ...last }, done: doneUpTo }),
   };
+  return reloader;
 }

@@ -4,7 +4,7 @@
  * token and with no agent listening.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -211,6 +211,29 @@ describe("locmesh CLI", () => {
     expect(bare.stdout).toContain("event_route[evapi:message-received]");
     // No bulk route: nothing from evapi is run (the start check's own jsonrpc_exec is a fixed lookup).
     expect(bare.stdout).not.toContain('jsonrpc_exec("$evapi(msg)")');
+  });
+
+  it("kamailio-cfg --output replaces the include in one step, keeping its mode, and leaves it as it was when it fails", async () => {
+    const include = join(dir, "locmesh.cfg");
+    const created = await cli(["kamailio-cfg", "--config", agent.configPath, "-o", include]);
+    expect(created.code).toBe(0);
+    expect(created.stdout).toBe("");
+    expect(created.stderr).toContain(`locmesh: wrote ${include} (mode 0640, a new file: give Kamailio's group read access`);
+    expect(readFileSync(include, "utf8")).toContain(`locmesh-hello:${evapiBulkToken("cli-test-mesh-secret-0123456789", "cli1")}`);
+    expect(statSync(include).mode & 0o777).toBe(0o640);
+    // The operator tightened it: a new include keeps that mode (a shell's `> new && mv` would not).
+    chmodSync(include, 0o600);
+    const again = await cli(["kamailio-cfg", "--config", agent.configPath, "--aliases", "dbaliases", "-o", include]);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain(`locmesh: wrote ${include} (mode 0600)`);
+    expect(statSync(include).mode & 0o777).toBe(0o600);
+    expect(readFileSync(include, "utf8")).not.toContain('modparam("usrloc", "preload", "aliases")'); // the new content
+    // A run that fails (an unreadable config) leaves the include whole, and nothing beside it.
+    const before = readFileSync(include, "utf8");
+    const failed = await cli(["kamailio-cfg", "--config", join(dir, "no-such.yaml"), "-o", include]);
+    expect(failed.code).toBe(2);
+    expect(readFileSync(include, "utf8")).toBe(before);
+    expect(readdirSync(dir).filter((f) => f.includes("locmesh.cfg"))).toEqual(["locmesh.cfg"]);
   });
 
   it("kamailio-cfg takes the nodes' SIP source IPs from the config, refuses what it cannot turn into them, and marks a --peers list fixed", async () => {

@@ -14,6 +14,9 @@ describe("describeReload", () => {
     expect(describeReload(base)).toBe("done (kamailio restarted): 100 writes, 3 already right, 33/s over evapi, finished 2026-11-22T10:00:03.000Z");
     expect(describeReload({ ...base, reason: null })).toBe("done: 100 writes, 3 already right, 33/s over evapi, finished 2026-11-22T10:00:03.000Z");
     expect(describeReload({ ...base, state: "running", done: 40, channel: "jsonrpcs" })).toBe("running (kamailio restarted): 40 of 100 writes over jsonrpcs");
+    // locmesh resync --kamailio: every live record, not only the difference with a preloading Kamailio's database.
+    expect(describeReload({ ...base, reason: "requested through the API", whole: true, state: "running", done: 40 })).toBe("running (requested through the API, every live record): 40 of 100 writes over evapi");
+    expect(describeReload({ ...base, reason: "requested through the API", whole: true })).toMatch(/^done \(requested through the API, every live record\): 100 writes/);
     expect(describeReload({ ...base, state: "failed", done: 40, error: "Kamailio is unreachable" })).toBe("failed after 40 of 100 writes: Kamailio is unreachable");
   });
 });

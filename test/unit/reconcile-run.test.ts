@@ -136,42 +136,71 @@ describe("a reconcile while a registrar event lingers in the journal's group com
 });
 
 describe("a dump that lacks contacts Kamailio holds (usrloc db_mode 3 read with ul.dump)", () => {
-  async function setup(lastModifiedMs: () => number) {
+  /**
+   * Dave registered at this node and Erin at n2 (written into Kamailio by the agent), both a while
+   * ago; the dump lists nothing. ul.lookup answers `held(aor)` (Kamailio's Last-Modified in ms).
+   */
+  async function setup(o: { held: (aor: string) => { contact: string; lastModifiedMs: number }[]; own?: boolean; fromDb?: boolean }) {
     const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
     const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
     const expires = Math.floor(Date.now() / 1000) + 3600;
-    // Registered at this node a while ago; the dump lists nothing.
-    await store.commitLocal([locDraft("dave@example.com", "sip:dave@192.0.2.8", binding({ owner: "n1", expires, callid: "reg-1" }))], () => (Date.now() - 120_000) * 1024);
+    await store.commitLocal([
+      ...(o.own === false ? [] : [locDraft("dave@example.com", "sip:dave@192.0.2.8", binding({ owner: "n1", expires, callid: "reg-1" }))]),
+      locDraft("erin@example.com", "sip:erin@192.0.2.9", binding({ owner: "n2", expires, callid: "reg-9" })),
+    ], () => (Date.now() - 120_000) * 1024);
     const looked: string[] = [];
+    const written: string[] = [];
     const links = {
-      writer: { write: async () => "rpc" }, dump: async () => [], aliasTable: null,
+      writer: { write: async (op: InstallOp) => (written.push(op.op === "add" ? op.aor : op.op), "rpc") }, dump: async () => [], dumpReadsDatabase: o.fromDb === true, aliasTable: null,
       usrloc: {
         ulLookup: async (_t: string, aor: string) => {
           looked.push(aor);
-          return [{ table: "location", aor, contact: "sip:dave@192.0.2.8", lastModified: Math.floor(lastModifiedMs() / 1000) }];
+          return o.held(aor).map((h) => ({ table: "location", aor, contact: h.contact, lastModified: Math.floor(h.lastModifiedMs / 1000) }));
         },
       },
     } as unknown as KamailioLinks;
     const run = reconcileOver(store, replica, links);
     const live = async () => (await store.get("loc", "dave@example.com", "sip:dave@192.0.2.8"))?.value !== null;
-    return { run, looked, live, close: () => replica.close() };
+    return { run, looked, written, live, close: () => replica.close() };
   }
+  const longAgo = () => Date.now() - 60_000;
 
-  it("removes nothing, and fails saying that ul.dump lacks what ul.lookup finds and what to configure", async () => {
-    const t = await setup(() => Date.now() - 60_000);
+  it("removes and writes nothing, and fails saying that ul.dump lacks what ul.lookup finds and what to configure", async () => {
+    const t = await setup({ held: (aor) => (aor === "dave@example.com" ? [{ contact: "sip:dave@192.0.2.8", lastModifiedMs: longAgo() }] : []) });
     await expect(t.run.run()).rejects.toBeInstanceOf(KamailioDumpIncompleteError);
-    expect(t.looked).toEqual(["dave@example.com"]);
+    expect(t.looked).toEqual(["dave@example.com"]); // the first found is enough
     expect(await t.live()).toBe(true);
-    expect(t.run.last()).toMatchObject({ outcome: "failed", reason: dumpIncompleteMessage("dave@example.com", "sip:dave@192.0.2.8") });
+    expect(t.written).toEqual([]);
+    expect(t.run.last()).toMatchObject({ outcome: "failed", reason: dumpIncompleteMessage("dave@example.com", "sip:dave@192.0.2.8", "ul.dump") });
+    expect(t.run.last()?.reason).toMatch(/give the agent kamailio\.db \(its url, and dbMode: 3\)/);
     await t.close();
   });
 
-  it("takes a contact Kamailio last changed after the dump began for no sign of an incomplete dump (its REGISTER's event is on its way)", async () => {
-    const t = await setup(() => Date.now() + 5000);
-    await t.run.run();
-    expect(t.looked).toEqual(["dave@example.com"]);
-    expect(await t.live()).toBe(false);
-    expect(t.run.last()).toMatchObject({ outcome: "done" });
+  it("on a node with none of its own phones: another node's binding Kamailio holds and the dump lacks fails it too", async () => {
+    const t = await setup({ own: false, held: (aor) => (aor === "erin@example.com" ? [{ contact: "sip:erin@192.0.2.9", lastModifiedMs: longAgo() }] : []) });
+    await expect(t.run.run()).rejects.toBeInstanceOf(KamailioDumpIncompleteError);
+    expect(t.written).toEqual([]);
     await t.close();
+  });
+
+  it("read through kamailio.db, says to check kamailio.db rather than to set it", async () => {
+    const t = await setup({ fromDb: true, held: (aor) => (aor === "dave@example.com" ? [{ contact: "sip:dave@192.0.2.8", lastModifiedMs: longAgo() }] : []) });
+    await expect(t.run.run()).rejects.toThrow(/Kamailio's location table, as the agent reads it through kamailio\.db, did not list dave@example\.com's contact .*Check that kamailio\.db's url/);
+    await t.close();
+  });
+
+  it("goes on when Kamailio holds only other contacts of those AoRs, or ones it last changed after the dump began (their REGISTER's event is on its way)", async () => {
+    for (const held of [
+      (aor: string) => [{ contact: `sip:${aor.split("@")[0]}@203.0.113.1`, lastModifiedMs: longAgo() }],
+      (aor: string) => [{ contact: aor === "dave@example.com" ? "sip:dave@192.0.2.8" : "sip:erin@192.0.2.9", lastModifiedMs: Date.now() + 5000 }],
+    ]) {
+      const t = await setup({ held });
+      await t.run.run();
+      expect(t.looked.sort()).toEqual(["dave@example.com", "erin@example.com"]);
+      expect(await t.live()).toBe(false); // the missed de-registration
+      expect(t.written).toEqual(["erin@example.com"]); // n2's binding written in again
+      expect(t.run.last()).toMatchObject({ outcome: "done" });
+      await t.close();
+    }
   });
 });

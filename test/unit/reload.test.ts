@@ -302,8 +302,22 @@ describe("reload", () => {
     expect(added(withUnseen)).toEqual(["u1@example.com"]);
 
     const whole = recordingWriter();
-    expect(await createReloader(deps({ store, writer: whole, preloadDb })).run("requested", { whole: true })).toMatchObject({ state: "done", unchanged: 0 });
+    expect(await createReloader(deps({ store, writer: whole, preloadDb })).run("requested", { whole: true })).toMatchObject({ state: "done", unchanged: 0, whole: true });
     expect(added(whole)).toEqual(["u0@example.com", "u1@example.com"]);
+
+    // Asked for the whole while one by difference runs: it does not join that one, it runs after it.
+    const both = recordingWriter();
+    const reloader = createReloader(deps({ store, writer: both, preloadDb }));
+    const byDiff = reloader.run("restart");
+    const asked = reloader.run("requested", { whole: true });
+    expect(await byDiff).toMatchObject({ state: "done", whole: false, unchanged: 2 });
+    expect(await asked).toMatchObject({ state: "done", whole: true, unchanged: 0, reason: "requested" });
+    expect(added(both)).toEqual(["u0@example.com", "u1@example.com"]);
+    // One by difference asked for while a whole one runs joins it: the whole covers it.
+    const joined = createReloader(deps({ store, writer: recordingWriter(), preloadDb }));
+    const first = joined.run("requested", { whole: true });
+    expect(joined.run("restart")).toBe(first);
+    await first;
   });
 
   describe("records that change while it runs", () => {

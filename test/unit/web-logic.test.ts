@@ -102,6 +102,7 @@ describe("status history", () => {
     const cut = { reason: "kamailio restarted", startedAt: "not a time", done: 1200, total: 34_000, error: null };
     expect(interruptedText(cut)).toBe("cut short by an agent restart after at least 1,200 of 34,000 writes (started not a time); reloaded again at this start");
     expect(interruptedText({ ...cut, error: "Kamailio is unreachable" })).toMatch(/^failed \(Kamailio is unreachable\), not redone before the agent stopped after at least 1,200/);
+    expect(interruptedText({ ...cut, whole: true })).toBe("cut short by an agent restart after at least 1,200 of 34,000 writes (started not a time, every live record); reloaded again at this start, every live record as well");
   });
 });
 

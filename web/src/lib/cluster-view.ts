@@ -48,7 +48,7 @@ export function reconcileText(r: NonNullable<KamailioStatus["lastReconcile"]>): 
 /** The reload the agent's previous run left unfinished: how it ended, and that this start redoes it. */
 export function interruptedText(i: KamailioReloadInterrupted): string {
   const how = i.error === null ? "cut short by an agent restart" : `failed (${i.error}), not redone before the agent stopped`;
-  return `${how} after at least ${formatCount(i.done)} of ${formatCount(i.total)} writes (started ${formatTime(i.startedAt)}); reloaded again at this start`;
+  return `${how} after at least ${formatCount(i.done)} of ${formatCount(i.total)} writes (started ${formatTime(i.startedAt)}${i.whole ? ", every live record" : ""}); reloaded again at this start${i.whole ? ", every live record as well" : ""}`;
 }
 
 /** 0..1 progress, or null when the total is unknown. */
