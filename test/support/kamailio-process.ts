@@ -137,7 +137,14 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
         await client.close();
       }
     }
-    workers = (await psx()).map((p) => p.pid).filter((pid) => pid !== proc.pid);
+    try {
+      workers = (await psx()).map((p) => p.pid).filter((pid) => pid !== proc.pid);
+    } catch (err) {
+      // It stopped right after it answered (a cfg that stops it at its first worker's start, as the
+      // include's start checks do): its log says why, once its last lines are in.
+      await Promise.race([exited, sleep(1000)]);
+      throw new Error(`kamailio stopped as it started (core.psx: ${(err as Error).message}):\n${tail(40)}`);
+    }
   }
 
   function tail(n = 60): string {
