@@ -118,6 +118,7 @@ export async function startAgent(
     tokens: credentials.apiTokens,
     maxMessageBytes: config.api.maxMessageBytes,
     trustedProxies: config.api.trustedProxies,
+    allowedOrigins: config.api.allowedOrigins,
     rpc,
     metrics,
     log,

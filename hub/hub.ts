@@ -146,7 +146,7 @@ export async function startHub(
     credentials: () => credentialsStatus(credentials),
   });
   const http = createHttpApi({
-    listen: config.api.listen, tokens: credentials.apiTokens, maxMessageBytes: config.api.maxMessageBytes, trustedProxies: config.api.trustedProxies,
+    listen: config.api.listen, tokens: credentials.apiTokens, maxMessageBytes: config.api.maxMessageBytes, trustedProxies: config.api.trustedProxies, allowedOrigins: config.api.allowedOrigins,
     rpc, metrics, log, nodeId: config.nodeId,
   });
   const purge = startPurgeTimer({ store, retentionHours: config.journal.retentionHours, intervalSec: config.journal.purgeIntervalSec, log, metrics });

@@ -18,6 +18,7 @@ import { HTTP_LIMITS, answerAndClose, capConnections, httpServerOptions, type Ht
 import { createStaticFiles } from "./static-files.js";
 import { listenOn } from "../ops/listen.js";
 import { apiExempt, createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
+import { allowedOrigins, originRefusal } from "./ws-origin.js";
 import { createApiAuth } from "./api-auth.js";
 import type { KeyRing } from "../ops/key-ring.js";
 
@@ -36,6 +37,8 @@ export interface HttpServerDeps {
   throttle?: AuthThrottle;
   /** api.trustedProxies: reverse proxies not limited one by one, as the host's own clients (apiExempt). */
   trustedProxies?: readonly string[];
+  /** api.allowedOrigins: web pages besides the API's own that may open its WebSocket (ws-origin.ts). */
+  allowedOrigins?: readonly string[];
   /** Caps WebSockets waiting for sign-in; defaults to 16 per client and 512 in all. */
   signedOut?: ClientSlots;
   /** How long a request may take to arrive, and how many HTTP connections a client may hold (http-limits.ts). */
@@ -69,6 +72,8 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const signedOut = deps.signedOut ?? createClientSlots(SIGNED_OUT_LIMITS, exempt);
   const limits = deps.limits ?? HTTP_LIMITS;
   let lastRefusalLogged = 0;
+  const origins = allowedOrigins(deps.allowedOrigins ?? []);
+  let lastOriginRefusalLogged = 0;
   let lastConnectionRefusalLogged = 0;
   const bearer = (req: IncomingMessage) => /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim() ?? null;
   const wsClients = new Set<WebSocket>();
@@ -178,6 +183,16 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
 
   function onSocket(ws: WebSocket, req: IncomingMessage) {
     const remote = req.socket.remoteAddress ?? "unknown";
+    // Before anything else: another site's page gets no sign-in attempt (ws-origin.ts).
+    const foreign = originRefusal(req.headers, origins);
+    if (foreign !== null) {
+      if (Date.now() - lastOriginRefusalLogged > 10_000) {
+        lastOriginRefusalLogged = Date.now();
+        log.warn({ remote, origin: req.headers.origin }, `refused a WebSocket from another site's page: ${foreign} (logged at most every 10 s)`);
+      }
+      ws.close(1008, "this page's origin may not use this API");
+      return;
+    }
     // A bearer token on the upgrade signs in at once, unless the address is refused for now.
     const authenticated = auth.accepts(bearer(req), remote);
     if (!authenticated && !signedOut.admit(remote)) {

@@ -39,7 +39,7 @@ export interface AgentConfig {
     retry: { minMs: number; maxMs: number };
   };
   /** `acceptedTokens`: further API tokens taken besides `token` while it is rotated. */
-  api: { listen: Listen; token: string; acceptedTokens: string[]; maxMessageBytes: number; /** Reverse proxies not limited one by one (ops/auth-throttle.ts apiExempt). */ trustedProxies: string[] };
+  api: { listen: Listen; token: string; acceptedTokens: string[]; maxMessageBytes: number; /** Reverse proxies not limited one by one (ops/auth-throttle.ts apiExempt). */ trustedProxies: string[]; /** Pages besides the API's own that may open its WebSocket (api/ws-origin.ts). */ allowedOrigins: string[] };
   journal: { synchronous: "full" | "normal"; cacheMiB: number; retentionHours: number; purgeIntervalSec: number };
   /**
    * Hubs to dial (one at a time, failing over in turn); empty outside hub mode. On another hub

@@ -8,6 +8,13 @@ import { z } from "zod";
 import { NODE_ID_RE } from "../contract/ids.js";
 import { isTimeZone } from "../kamailio/kamailio-db-encoding.js";
 
+/** An http(s) origin: scheme, host and port only, as a browser sends it in `Origin`. */
+function isWebOrigin(v: string): boolean {
+  if (!URL.canParse(v)) return false;
+  const u = new URL(v);
+  return (u.protocol === "http:" || u.protocol === "https:") && u.username === "" && u.password === "" && u.pathname === "/" && u.search === "" && u.hash === "" && !v.endsWith("#");
+}
+
 export { NODE_ID_RE };
 const NODE_ID_RULE = "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit";
 
@@ -126,6 +133,11 @@ export function buildConfigSchema(fs: ConfigFs) {
        * client), as the host's own clients are not; they limit sign-ins themselves.
        */
       trustedProxies: z.array(z.string().refine((v) => isIP(v) !== 0, "must be an IP address (the proxy's, as the agent sees it connect)")).max(64).default([]),
+      /**
+       * Web pages, besides the API's own address, that may open its WebSocket (the web UI behind a
+       * reverse proxy that rewrites Host): api/ws-origin.ts.
+       */
+      allowedOrigins: z.array(z.string().refine(isWebOrigin, "must be an origin such as https://locmesh.example.com (scheme, host, optional port; no path)")).max(64).default([]),
     }),
     journal: z.strictObject({
       synchronous: z.enum(["full", "normal"]).default("full"),

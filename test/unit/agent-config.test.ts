@@ -52,7 +52,7 @@ describe("loadAgentConfig", () => {
         maxMessageBytes: 33554432,
         retry: { minMs: 100, maxMs: 5000 },
       },
-      api: { listen: { host: "127.0.0.1", port: 7180 }, token: TOKEN, acceptedTokens: [], maxMessageBytes: 4194304, trustedProxies: [] },
+      api: { listen: { host: "127.0.0.1", port: 7180 }, token: TOKEN, acceptedTokens: [], maxMessageBytes: 4194304, trustedProxies: [], allowedOrigins: [] },
       journal: { synchronous: "full", cacheMiB: 32, retentionHours: 24, purgeIntervalSec: 300 },
       hub: { urls: [], failbackAfterSec: 120 },
       log: { level: "info" },
@@ -191,6 +191,15 @@ describe("loadAgentConfig", () => {
     expect(load({ "/etc/locmesh/agent.yaml": withProxies(["10.0.0.5", "2001:db8::7"]) }).api.trustedProxies).toEqual(["10.0.0.5", "2001:db8::7"]);
     expect(problemsOf(() => load({ "/etc/locmesh/agent.yaml": withProxies(["10.0.0.5", "proxy.example.com"]) }))).toEqual([
       "api.trustedProxies[1]: must be an IP address (the proxy's, as the agent sees it connect)",
+    ]);
+  });
+
+  it("takes api.allowedOrigins as web origins, and names one with a path or another scheme as the problem", () => {
+    const withOrigins = (list: string[]) => ["nodeId: n1", "mesh:", `  secret: ${"s".repeat(20)}`, "api:", `  token: ${TOKEN}`, `  allowedOrigins: ${JSON.stringify(list)}`].join("\n");
+    expect(load({ "/etc/locmesh/agent.yaml": withOrigins(["https://locmesh.example.com", "http://10.0.0.5:8080/"]) }).api.allowedOrigins).toEqual(["https://locmesh.example.com", "http://10.0.0.5:8080/"]);
+    const rule = "must be an origin such as https://locmesh.example.com (scheme, host, optional port; no path)";
+    expect(problemsOf(() => load({ "/etc/locmesh/agent.yaml": withOrigins(["https://locmesh.example.com/ui", "ws://x.example", "locmesh.example.com"]) }))).toEqual([
+      `api.allowedOrigins[0]: ${rule}`, `api.allowedOrigins[1]: ${rule}`, `api.allowedOrigins[2]: ${rule}`,
     ]);
   });
 

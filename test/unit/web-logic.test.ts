@@ -1,6 +1,7 @@
 /** The web UI's pure logic: formatting, paging cursors, form checks, routes and the chart's numbers. */
 import { describe, expect, it } from "vitest";
 import { changedMeanwhile, checkAliasForm, hasErrors } from "../../web/src/lib/alias-form.js";
+import { aliasSetParams } from "../../agent/contract/api-protocol.js";
 import { connectedSinceText, countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs } from "../../web/src/lib/cluster-view.js";
 import { expiryText, formatDuration, formatQ, pageRange } from "../../web/src/lib/format.js";
 import { cursorOf, firstPage, nextPage, pageOffset, previousPage } from "../../web/src/lib/pager.js";
@@ -49,6 +50,13 @@ describe("alias form", () => {
     const bad = checkAliasForm({ alias: "bob@example.com;x=1", target: "<sip:alice@example.com>" }).errors;
     expect(bad.alias).toMatch(/must look like user@domain/);
     expect(bad.target).toMatch(/not a sip:, sips: or tel: URI.*e\.g\. sip:alice@example\.com/);
+    // What the agent refuses beyond the URI's form: no host to send to, a port out of range, itself.
+    for (const target of ["sip:x@", "sip:bob@example.com:99999"]) {
+      const e = checkAliasForm({ alias: "bob@example.com", target }).errors;
+      expect(e.target, target).toBeDefined();
+      expect(aliasSetParams.safeParse({ alias: "bob@example.com", target }).success).toBe(false);
+    }
+    expect(checkAliasForm({ alias: "sip:Bob@Example.com", target: "sip:bob@example.com" }).errors).toEqual({ target: "An alias cannot forward to itself: give another target." });
   });
 });
 

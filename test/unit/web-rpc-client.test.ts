@@ -5,12 +5,12 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ErrorCode, RpcError } from "../../agent/contract/errors.js";
-import { connectRpc } from "../../web/src/api/rpc-client.js";
+import { connectRpc, outcomeUnknown } from "../../web/src/api/rpc-client.js";
 
 interface Frame { id: number; method: string; params: { token?: string } }
 
-/** A fake agent: accepts `token`, answers every other call with its method name after `replyMs`. */
-function fakeAgent(token: string, replyMs = 0) {
+/** A fake agent: accepts `token`, answers every other call with its method name after `replyMs`, except the `silent` ones. */
+function fakeAgent(token: string, replyMs = 0, silent: readonly string[] = []) {
   const sockets: FakeSocket[] = [];
   /** Every method the client sent, in order, on any socket. */
   const sent: string[] = [];
@@ -28,6 +28,7 @@ function fakeAgent(token: string, replyMs = 0) {
     send(text: string) {
       const f = JSON.parse(text) as Frame;
       sent.push(f.method);
+      if (silent.includes(f.method)) return; // never answered
       const reply = f.method === "auth.login" && f.params.token !== token
         ? { jsonrpc: "2.0", id: f.id, error: { code: ErrorCode.Unauthorized, message: "wrong token" } }
         : { jsonrpc: "2.0", id: f.id, result: { echo: f.method } };
@@ -73,6 +74,21 @@ describe("web rpc client", () => {
     client.onNotification((n) => heard.push(n.method));
     agent.sockets[0]!.notify("changes.applied", { changes: [] });
     expect(heard).toEqual(["changes.applied"]);
+    client.close();
+  });
+
+  it("marks a call that got no answer (timed out, connection lost) as of unknown outcome, and one the agent refused as not", async () => {
+    const { agent, client } = await signedIn(fakeAgent("good-token", 0, ["alias.set"]));
+    const slow = client.call("alias.set", { alias: "a@x", target: "sip:t@x" }).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(16_000);
+    const timedOut = await slow;
+    expect(outcomeUnknown(timedOut)).toBe(true);
+    expect((timedOut as Error).message).toMatch(/did not answer alias\.set within 15 s, so a change may or may not have been made/);
+    const dropped = client.call("alias.set", { alias: "a@x", target: "sip:t@x" }).catch((e: unknown) => e);
+    agent.sockets[0]!.close();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(outcomeUnknown(await dropped)).toBe(true);
+    expect(outcomeUnknown(new RpcError(ErrorCode.Conflict, "alias changed meanwhile"))).toBe(false);
     client.close();
   });
 

@@ -39,11 +39,17 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** A call whose outcome is not known: the agent may have made the change (outcomeUnknown). */
+const UNKNOWN = { outcome: "unknown" } as const;
 const lost = () =>
   new RpcError(
     ErrorCode.TemporaryFailure,
     "lost the connection to the agent before it answered, so a change may or may not have been made; check again when the badge shows live",
+    UNKNOWN,
   );
+
+/** The call failed without an answer (connection lost, timed out): whatever it asked may have been done. */
+export const outcomeUnknown = (err: unknown): boolean => err instanceof RpcError && (err.data as { outcome?: string } | undefined)?.outcome === "unknown";
 const notConnected = () => new RpcError(ErrorCode.TemporaryFailure, "not connected to the agent; try again when the badge shows live");
 const signedOut = () => new RpcError(ErrorCode.TemporaryFailure, "this session is signed out; sign in again");
 
@@ -75,7 +81,7 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         pending.delete(id);
-        reject(new RpcError(ErrorCode.TemporaryFailure, `the agent did not answer ${method} within ${timeoutMs / 1000} s`));
+        reject(new RpcError(ErrorCode.TemporaryFailure, `the agent did not answer ${method} within ${timeoutMs / 1000} s, so a change may or may not have been made; the list shows what it holds once it answers`, UNKNOWN));
       }, timeoutMs);
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
       socket.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));

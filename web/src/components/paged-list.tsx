@@ -34,7 +34,10 @@ export function ListCard<T>(props: {
   searchField: { id: string; label: string; placeholder: string };
   children: ComponentChildren;
 }) {
-  const { data, error, search, onSearch, pager, setPager } = props.list;
+  const { data, current, error, search, onSearch, pager, setPager } = props.list;
+  // Only from the page shown for this search and cursor: while the next one loads, `data` is still
+  // the page before, whose cursor a second click (or a new search) would apply again.
+  const next = current && data ? data.next : null;
   return (
     <div class="card">
       <div class="toolbar">
@@ -44,8 +47,8 @@ export function ListCard<T>(props: {
       <div class="table-wrap">{props.children}</div>
       {data && data.total === 0 && <p class="empty">{search ? `Nothing matches “${search}”.` : props.empty}</p>}
       <Pager label={props.label} offset={pageOffset(pager)} shown={data?.items.length ?? 0} total={data?.total ?? 0}
-        hasPrev={pager.page > 0} hasNext={!!data?.next}
-        onPrev={() => setPager(previousPage)} onNext={() => data && setPager((p) => nextPage(p, data.next))} />
+        hasPrev={pager.page > 0} hasNext={next !== null}
+        onPrev={() => setPager(previousPage)} onNext={() => next !== null && setPager((p) => nextPage(p, next))} />
     </div>
   );
 }

@@ -2,7 +2,7 @@
  * Checks the alias form with the same rules the agent applies (contract/sip-uri.ts), so the
  * message appears beside the field before anything is sent.
  */
-import { checkSipUri, normalizeAor, sameSipUri } from "../../../agent/contract/sip-uri.js";
+import { checkSipTarget, normalizeAor, sameSipUri, uriAor } from "../../../agent/contract/sip-uri.js";
 
 export interface AliasFormErrors {
   alias?: string;
@@ -21,8 +21,11 @@ export function checkAliasForm(input: { alias: string; target: string }): AliasF
   const a = normalizeAor(input.alias);
   if ("error" in a) errors.alias = `The alias ${a.error}.`;
   const target = input.target.trim();
-  const problem = checkSipUri(target);
+  // The agent's own checks of a target (api-protocol.ts aliasSetParams): a host it can send to, a
+  // port in range, and not the alias itself.
+  const problem = checkSipTarget(target);
   if (problem) errors.target = `The target ${problem}${target === "" ? "" : " (e.g. sip:alice@example.com)"}.`;
+  else if ("aor" in a && uriAor(target) === a.aor) errors.target = "An alias cannot forward to itself: give another target.";
   return { errors, alias: "aor" in a ? a.aor : input.alias.trim(), target };
 }
 

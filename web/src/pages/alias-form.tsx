@@ -7,6 +7,7 @@ import { useState } from "preact/hooks";
 import type { RpcError } from "../../../agent/contract/errors.js";
 import { ApiMethod } from "../../../agent/contract/api-protocol.js";
 import { useRpc } from "../api/use-rpc.js";
+import { outcomeUnknown } from "../api/rpc-client.js";
 import { checkAliasForm, hasErrors, type AliasFormErrors } from "../lib/alias-form.js";
 
 export function AliasForm(props: { onSaved(alias: string): void }) {
@@ -38,7 +39,8 @@ export function AliasForm(props: { onSaved(alias: string): void }) {
       props.onSaved(checked.alias);
       document.getElementById("new-alias")?.focus();
     } catch (err) {
-      setFailure(`Not saved: ${(err as RpcError).message}`);
+      // "Not saved" only when the agent said so: a call that got no answer may have been saved.
+      setFailure(outcomeUnknown(err) ? `Perhaps saved: ${(err as RpcError).message}` : `Not saved: ${(err as RpcError).message}`);
     } finally {
       setBusy(false);
     }

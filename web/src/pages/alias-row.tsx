@@ -36,11 +36,15 @@ export function AliasRow(props: { alias: Alias; onChanged(): void; readOnly?: bo
     previous.current = mode;
   }, [mode]);
 
+  /** What the agent noted about the target last saved here (alias.set's notes, as the Add form shows them). */
+  const [notes, setNotes] = useState<string[]>([]);
   const run = async (call: () => Promise<unknown>) => {
     setError(null);
+    setNotes([]);
     setBusy(true);
     try {
-      await call();
+      const answer = await call();
+      setNotes((answer as { notes?: string[] } | null)?.notes ?? []);
       setMode("view");
       props.onChanged();
     } catch (err) {
@@ -77,6 +81,7 @@ export function AliasRow(props: { alias: Alias; onChanged(): void; readOnly?: bo
         )}
         {mode !== "view" && changedMeanwhile(base, target) && <p class="muted small" role="status">Changed meanwhile: it now forwards to {target}.</p>}
         {error && <p class="field-error" role="alert">{error}</p>}
+        {mode === "view" && notes.map((n) => <p class="note" role="status" key={n}>Saved, but note: {n}</p>)}
       </td>
       <td class="row-actions">
         {mode === "view" && !props.readOnly && (

@@ -19,8 +19,18 @@ export function AliasesPage() {
   const client = useRpc();
   const [hub, setHub] = useState(false);
   useEffect(() => {
-    // Until it answers the page offers the form: an agent's page must not wait for this.
-    client.call<Pick<ClusterStatus, "postgres">>(ApiMethod.ClusterStatus, {}).then((s) => setHub(isHubStatus(s)), () => undefined);
+    // Until it answers the page offers the form: an agent's page must not wait for this. Asked
+    // again when the connection comes back, since a first ask while reconnecting fails.
+    let asked = false;
+    const ask = () => {
+      if (asked) return;
+      client.call<Pick<ClusterStatus, "postgres">>(ApiMethod.ClusterStatus, {}).then((s) => {
+        asked = true;
+        setHub(isHubStatus(s));
+      }, () => undefined);
+    };
+    ask();
+    return client.onState((s) => (s === "open" || s === "resumed") && ask());
   }, [client]);
   return (
     <section aria-labelledby="page-title">

@@ -6,6 +6,7 @@ import { isHubStatus } from "../../../agent/contract/cluster-status.js";
 import { useRpc } from "../api/use-rpc.js";
 import { LineChart } from "../components/line-chart.js";
 import type { ClusterStatusView } from "../lib/cluster-view.js";
+import { formatTime } from "../lib/format.js";
 import { appendSample, ratePoints, sampleOf, type StatusSample } from "../lib/status-history.js";
 import { BatchesRefusedAlert, JournalBehindAlert, JournalNotSeededAlert, KamailioCard, KeysStats, NodeCard, PeerTable, PostgresCard, ResyncCard } from "./cluster-cards.js";
 
@@ -42,12 +43,17 @@ export function ClusterPage() {
     };
   }, [client]);
 
+  // One resync at a time: the agent queues another behind the one running (a full pull each).
+  const [starting, setStarting] = useState(false);
+  const resyncRunning = status?.resync.state === "running";
   const resync = () => {
+    if (starting || resyncRunning) return;
+    setStarting(true);
     setResyncNote("Starting a resync…");
     client.call(ApiMethod.ClusterResync, {}).then(
       () => setResyncNote("Resync started; progress shows below."),
       (e: RpcError) => setResyncNote(`Resync refused: ${e.message}`),
-    );
+    ).finally(() => setStarting(false));
   };
 
   const points = ratePoints(history);
@@ -58,6 +64,9 @@ export function ClusterPage() {
     <section aria-labelledby="page-title">
       <h1 id="page-title">Cluster health</h1>
       {error && <p class="error" role="alert">{error}</p>}
+      {error && status && history.length > 0 && (
+        <p class="muted" role="status">What follows is as of {formatTime(new Date(history.at(-1)!.atMs).toISOString())}, when the agent last answered: it may have changed since.</p>
+      )}
       {status?.journalBehind && <JournalBehindAlert b={status.journalBehind} />}
       {status?.journalSeeded === false && <JournalNotSeededAlert />}
       {status?.batchesRefused && status.batchesRefused.length > 0 && <BatchesRefusedAlert list={status.batchesRefused} />}
@@ -87,7 +96,7 @@ export function ClusterPage() {
             ? <p class="card" role="note">This is a hub: it has no peer to resync from, and needs no resync. Each agent sends it its own changes from where the hub's version vector stands, and the hub pulls from its agents, by itself, the changes of nodes that are not connected, so it refills PostgreSQL unasked (after a restore too). To resync an agent, use that agent's web UI (or <code>locmesh resync</code> against the agent).</p>
             : (
               <div class="card toolbar">
-                <button type="button" onClick={resync}>Resync from a peer</button>
+                <button type="button" onClick={resync} disabled={starting || resyncRunning}>{resyncRunning ? "Resync running…" : "Resync from a peer"}</button>
                 {resyncNote && <span class="muted" role="status">{resyncNote}</span>}
               </div>
             )}
