@@ -182,6 +182,9 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   }
 
   function onSocket(ws: WebSocket, req: IncomingMessage) {
+    // First of all: a socket closed below may still get a bad frame, whose error, unheard, would
+    // end the process.
+    ws.on("error", () => undefined);
     const remote = req.socket.remoteAddress ?? "unknown";
     // Before anything else: another site's page gets no sign-in attempt (ws-origin.ts).
     const foreign = originRefusal(req.headers, origins);

@@ -3,11 +3,14 @@
  * opens, and, unlike a POST with a JSON body, lets any page open one to any address: without this
  * check a page the admin happens to visit could open sockets to the API and send wrong
  * `auth.login` tokens, locking the admin's address out (or, from 127.0.0.1, which is never held
- * off, guess tokens without limit). The web UI's own page has the API's origin: the Host it asked
- * for (or, behind a reverse proxy that rewrites Host, its X-Forwarded-Host), or one the operator
- * lists in `api.allowedOrigins`. Clients that are not browsers (the CLI, scripts) send no Origin.
+ * off, guess tokens without limit). Taken: a page the operator lists in `api.allowedOrigins`, and
+ * the web UI's own page opened by IP address or as localhost (its origin the Host it asked for, or
+ * behind a reverse proxy that rewrites Host, its X-Forwarded-Host). A page at a host name must be
+ * listed: another site's page can make its own name resolve to this host (DNS rebinding), and then
+ * its Origin and Host agree. Clients that are not browsers (the CLI, scripts) send no Origin.
  */
 import type { IncomingHttpHeaders } from "node:http";
+import { isIP } from "node:net";
 
 /** Null when the upgrade may go on; else why not, for the log. */
 export function originRefusal(headers: IncomingHttpHeaders, allowed: ReadonlySet<string>): string | null {
@@ -22,9 +25,17 @@ export function originRefusal(headers: IncomingHttpHeaders, allowed: ReadonlySet
   if (url.protocol !== "http:" && url.protocol !== "https:") return `its Origin ${JSON.stringify(origin)} is not an http(s) page`;
   if (allowed.has(url.origin)) return null;
   const own = [headers.host, first(headers["x-forwarded-host"])].filter((h): h is string => h !== undefined && h !== "");
-  if (own.some((h) => sameHost(url, h))) return null;
-  return `a page at ${url.origin} is not this API's own (Host ${headers.host ?? "none"}); a reverse proxy that serves the web UI there and rewrites Host: list ${url.origin} in api.allowedOrigins`;
+  if (!own.some((h) => sameHost(url, h))) {
+    return `a page at ${url.origin} is not this API's own (Host ${headers.host ?? "none"}); a reverse proxy that serves the web UI there and rewrites Host: list ${url.origin} in api.allowedOrigins`;
+  }
+  if (!byAddress(url.hostname)) {
+    return `a page at ${url.origin} is opened by host name, which another site's page can make resolve to this host (DNS rebinding): list ${url.origin} in api.allowedOrigins to use the web UI there, or open it by IP address`;
+  }
+  return null;
 }
+
+/** An IP literal (IPv6 in brackets, as URL.hostname gives it) or localhost: no name another site can point here. */
+const byAddress = (hostname: string): boolean => hostname === "localhost" || isIP(hostname.replace(/^\[(.*)\]$/, "$1")) !== 0;
 
 /** The configured origins as URL.origin spells them (scheme, host in lower case, default port left out). */
 export function allowedOrigins(list: readonly string[]): ReadonlySet<string> {

@@ -12,7 +12,9 @@ import { isTimeZone } from "../kamailio/kamailio-db-encoding.js";
 function isWebOrigin(v: string): boolean {
   if (!URL.canParse(v)) return false;
   const u = new URL(v);
-  return (u.protocol === "http:" || u.protocol === "https:") && u.username === "" && u.password === "" && u.pathname === "/" && u.search === "" && u.hash === "" && !v.endsWith("#");
+  // No wildcards: a browser sends one exact origin, and `*` would never match it.
+  return (u.protocol === "http:" || u.protocol === "https:") && u.username === "" && u.password === "" && u.pathname === "/" &&
+    u.search === "" && !v.includes("?") && u.hash === "" && !v.endsWith("#") && !v.includes("*") && v === v.trim();
 }
 
 export { NODE_ID_RE };

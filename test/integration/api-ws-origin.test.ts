@@ -6,6 +6,7 @@
  * sign-in. The web UI's own page, a proxy's forwarded host, a listed origin and clients that send
  * no Origin (the CLI) go on as before.
  */
+import { connect } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { z } from "zod";
@@ -62,16 +63,38 @@ describe("the API's WebSocket and the page it is opened from", () => {
     expect(await login(port, TOKEN, { Origin: `http://127.0.0.1:${port}` })).toMatchObject({ answer: { result: { ok: true } } });
   });
 
-  it("takes the API's own origin, a reverse proxy's forwarded host, a listed origin, and clients that send no Origin", async () => {
+  it("takes the API's own origin by address or as localhost, a reverse proxy's forwarded address, a listed origin, and clients that send no Origin", async () => {
     const port = await api(["https://locmesh.example.com"]);
     const ok = { answer: { result: { ok: true } } };
     expect(await login(port, TOKEN, {})).toMatchObject(ok);
     expect(await login(port, TOKEN, { Origin: `http://localhost:${port}`, Host: `localhost:${port}` })).toMatchObject(ok);
-    expect(await login(port, TOKEN, { Origin: "https://ui.example.net", "X-Forwarded-Host": "ui.example.net" })).toMatchObject(ok);
+    expect(await login(port, TOKEN, { Origin: "https://10.0.0.5:8443", "X-Forwarded-Host": "10.0.0.5:8443" })).toMatchObject(ok);
     expect(await login(port, TOKEN, { Origin: "https://locmesh.example.com" })).toMatchObject(ok);
     // A port other than the page's, a listed host over plain http, and a sandboxed page's "null": refused.
     expect(await login(port, TOKEN, { Origin: `http://127.0.0.1:${port + 1}` })).toEqual({ closed: 1008 });
     expect(await login(port, TOKEN, { Origin: "http://locmesh.example.com" })).toEqual({ closed: 1008 });
     expect(await login(port, TOKEN, { Origin: "null" })).toEqual({ closed: 1008 });
+    // A page at a host name that is not listed, even when Host (or a proxy's X-Forwarded-Host)
+    // agrees: another site's page can make its name resolve here (DNS rebinding).
+    expect(await login(port, TOKEN, { Origin: `http://rebind.example:${port}`, Host: `rebind.example:${port}` })).toEqual({ closed: 1008 });
+    expect(await login(port, TOKEN, { Origin: "https://ui.example.net", "X-Forwarded-Host": "ui.example.net" })).toEqual({ closed: 1008 });
+  });
+
+  it("stays up when a refused socket then sends a malformed frame", async () => {
+    const port = await api();
+    const sock = connect({ port, host: "127.0.0.1" });
+    await new Promise<void>((r) => sock.once("connect", () => r()));
+    let got = "";
+    sock.on("data", (d: Buffer) => (got += d.toString("latin1")));
+    sock.on("error", () => undefined);
+    sock.write(["GET /rpc HTTP/1.1", `Host: 127.0.0.1:${port}`, "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Origin: https://evil.example", "", ""].join("\r\n"));
+    for (let i = 0; i < 100 && !got.includes("101"); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(got).toContain("101 Switching Protocols");
+    // A masked frame with a reserved opcode: the server's socket errors on it.
+    sock.write(Buffer.from([0x83, 0x80, 0, 0, 0, 0]));
+    await new Promise((r) => setTimeout(r, 200));
+    sock.destroy();
+    expect(await login(port, TOKEN, {})).toMatchObject({ answer: { result: { ok: true } } });
   });
 });

@@ -92,6 +92,26 @@ describe("web rpc client", () => {
     client.close();
   });
 
+  it("says that the agent refuses this page's origin (close 1008 before any answer), not that the token was wrong", async () => {
+    class Refusing {
+      onopen: (() => void) | null = null;
+      onmessage: ((ev: { data: string }) => void) | null = null;
+      onclose: ((ev: { code: number }) => void) | null = null;
+      onerror: (() => void) | null = null;
+      constructor(readonly url: string) {
+        setTimeout(() => this.onopen?.(), 0);
+      }
+      send() {
+        setTimeout(() => this.onclose?.({ code: 1008 }), 0); // the agent closed it as it opened
+      }
+      close() {}
+    }
+    const err = await connectRpc({ url: "ws://x/rpc", token: "good-token", WebSocket: Refusing as unknown as typeof WebSocket }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RpcError);
+    expect((err as RpcError).code).not.toBe(ErrorCode.Unauthorized);
+    expect((err as RpcError).message).toMatch(/^the agent refuses web pages at this page's origin: open the web UI by the agent's IP address .*api\.allowedOrigins/);
+  });
+
   it("rejects a wrong token with Unauthorized", async () => {
     const agent = fakeAgent("good-token");
     const err = await connectRpc({ url: "ws://x/rpc", token: "bad", WebSocket: agent.WebSocket }).catch((e: unknown) => e);

@@ -48,6 +48,18 @@ const lost = () =>
     UNKNOWN,
   );
 
+/** Calls that change something: one that got no answer may have been carried out. */
+const WRITES = new Set<string>([ApiMethod.AliasSet, ApiMethod.AliasRemove, ApiMethod.LocationPublish, ApiMethod.ClusterResync, ApiMethod.KamailioReload]);
+const POLICY_VIOLATION = 1008;
+const originRefused = () => {
+  const origin = (globalThis as { location?: { origin: string } }).location?.origin ?? "this page's origin";
+  // Not Unauthorized: the token was never looked at, and the sign-in page must not say it was wrong.
+  return new RpcError(
+    ErrorCode.InvalidRequest,
+    `the agent refuses web pages at ${origin}: open the web UI by the agent's IP address (or as localhost through a tunnel), or add ${origin} to api.allowedOrigins in its config and restart it`,
+  );
+};
+
 /** The call failed without an answer (connection lost, timed out): whatever it asked may have been done. */
 export const outcomeUnknown = (err: unknown): boolean => err instanceof RpcError && (err.data as { outcome?: string } | undefined)?.outcome === "unknown";
 const notConnected = () => new RpcError(ErrorCode.TemporaryFailure, "not connected to the agent; try again when the badge shows live");
@@ -81,7 +93,9 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         pending.delete(id);
-        reject(new RpcError(ErrorCode.TemporaryFailure, `the agent did not answer ${method} within ${timeoutMs / 1000} s, so a change may or may not have been made; the list shows what it holds once it answers`, UNKNOWN));
+        reject(WRITES.has(method)
+          ? new RpcError(ErrorCode.TemporaryFailure, `the agent did not answer ${method} within ${timeoutMs / 1000} s, so a change may or may not have been made; the list shows what it holds once it answers`, UNKNOWN)
+          : new RpcError(ErrorCode.TemporaryFailure, `the agent did not answer ${method} within ${timeoutMs / 1000} s`));
       }, timeoutMs);
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
       socket.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
@@ -115,15 +129,17 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
       let settled = false;
       socket.onmessage = onMessage;
       socket.onerror = () => undefined;
-      socket.onclose = () => {
+      socket.onclose = (ev?: { code?: number }) => {
+        // 1008: the agent refused this page's origin (agent/api/ws-origin.ts) before any sign-in.
+        const why = ev?.code === POLICY_VIOLATION ? originRefused() : null;
         for (const [id, p] of pending) {
           clearTimeout(p.timer);
-          p.reject(lost());
+          p.reject(why ?? lost());
           pending.delete(id);
         }
         if (!settled) {
           settled = true;
-          return reject(new RpcError(ErrorCode.TemporaryFailure, `cannot reach the agent at ${deps.url}`));
+          return reject(why ?? new RpcError(ErrorCode.TemporaryFailure, `cannot reach the agent at ${deps.url}`));
         }
         if (ws === socket && state === "open") scheduleRedial();
       };

@@ -36,15 +36,18 @@ export function AliasRow(props: { alias: Alias; onChanged(): void; readOnly?: bo
     previous.current = mode;
   }, [mode]);
 
-  /** What the agent noted about the target last saved here (alias.set's notes, as the Add form shows them). */
-  const [notes, setNotes] = useState<string[]>([]);
+  /**
+   * What the agent noted about the target last saved here (alias.set's notes, as the Add form shows
+   * them), shown while the alias still forwards there: a target changed since has notes of its own.
+   */
+  const [noted, setNoted] = useState<{ target: string; notes: string[] } | null>(null);
   const run = async (call: () => Promise<unknown>) => {
     setError(null);
-    setNotes([]);
+    setNoted(null);
     setBusy(true);
     try {
-      const answer = await call();
-      setNotes((answer as { notes?: string[] } | null)?.notes ?? []);
+      const answer = (await call()) as { target?: string; notes?: string[] } | null;
+      if (answer?.target !== undefined && answer.notes?.length) setNoted({ target: answer.target, notes: answer.notes });
       setMode("view");
       props.onChanged();
     } catch (err) {
@@ -81,7 +84,7 @@ export function AliasRow(props: { alias: Alias; onChanged(): void; readOnly?: bo
         )}
         {mode !== "view" && changedMeanwhile(base, target) && <p class="muted small" role="status">Changed meanwhile: it now forwards to {target}.</p>}
         {error && <p class="field-error" role="alert">{error}</p>}
-        {mode === "view" && notes.map((n) => <p class="note" role="status" key={n}>Saved, but note: {n}</p>)}
+        {mode === "view" && noted?.target === target && noted.notes.map((n) => <p class="note" role="status" key={n}>Saved, but note: {n}</p>)}
       </td>
       <td class="row-actions">
         {mode === "view" && !props.readOnly && (

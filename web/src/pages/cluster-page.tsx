@@ -51,9 +51,16 @@ export function ClusterPage() {
     setStarting(true);
     setResyncNote("Starting a resync…");
     client.call(ApiMethod.ClusterResync, {}).then(
-      () => setResyncNote("Resync started; progress shows below."),
-      (e: RpcError) => setResyncNote(`Resync refused: ${e.message}`),
-    ).finally(() => setStarting(false));
+      () => {
+        setResyncNote("Resync started; progress shows below.");
+        // Until the next status (polled every POLL_MS) shows it running.
+        setTimeout(() => setStarting(false), POLL_MS + 500);
+      },
+      (e: RpcError) => {
+        setResyncNote(`Resync refused: ${e.message}`);
+        setStarting(false);
+      },
+    );
   };
 
   const points = ratePoints(history);
