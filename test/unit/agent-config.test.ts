@@ -198,8 +198,8 @@ describe("loadAgentConfig", () => {
     const withOrigins = (list: string[]) => ["nodeId: n1", "mesh:", `  secret: ${"s".repeat(20)}`, "api:", `  token: ${TOKEN}`, `  allowedOrigins: ${JSON.stringify(list)}`].join("\n");
     expect(load({ "/etc/locmesh/agent.yaml": withOrigins(["https://locmesh.example.com", "http://10.0.0.5:8080/"]) }).api.allowedOrigins).toEqual(["https://locmesh.example.com", "http://10.0.0.5:8080/"]);
     const rule = "must be an origin such as https://locmesh.example.com (scheme, host, optional port; no path)";
-    expect(problemsOf(() => load({ "/etc/locmesh/agent.yaml": withOrigins(["https://locmesh.example.com/ui", "ws://x.example", "locmesh.example.com"]) }))).toEqual([
-      `api.allowedOrigins[0]: ${rule}`, `api.allowedOrigins[1]: ${rule}`, `api.allowedOrigins[2]: ${rule}`,
+    expect(problemsOf(() => load({ "/etc/locmesh/agent.yaml": withOrigins(["https://locmesh.example.com/ui", "ws://x.example", "locmesh.example.com", "https://*.example.com"]) }))).toEqual([
+      `api.allowedOrigins[0]: ${rule}`, `api.allowedOrigins[1]: ${rule}`, `api.allowedOrigins[2]: ${rule}`, `api.allowedOrigins[3]: ${rule}`,
     ]);
   });
 
