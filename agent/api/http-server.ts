@@ -225,7 +225,6 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       subscribe: (mode) => subscribers.set(ws, mode),
     };
     wsClients.add(ws);
-    ws.on("error", () => undefined);
     // A client that sends requests and does not read the answers would make them pile up here:
     // past the limit (small before sign-in, where anyone can connect) the connection is dropped.
     const send = (text: string) => {

@@ -202,9 +202,10 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     // A Kamailio keyed without domains would take every binding under its user part alone (usrloc-keys.ts).
     if (status.writer === "refused") throw new RpcError(ErrorCode.InvalidRequest, `not reloading this node's Kamailio: ${status.lastError ?? "the agent does not attach to it"}`);
     const before = status.reload;
-    if (before.state === "running") return { started: false, running: true };
+    // A whole one under way is what was asked for; one by difference is not: this one runs after it.
+    if (before.state === "running" && before.whole === true) return { started: false, running: true };
     kamailio.reload("requested through the API").catch(() => undefined);
-    return { started: true, running: true };
+    return { started: true, running: true, ...(before.state === "running" ? { after: before.reason } : {}) };
   });
 
   rpc.method(ApiMethod.KamailioLookup, API_PARAMS[ApiMethod.KamailioLookup], async (p) => {

@@ -154,13 +154,16 @@ export function describeReload(r: KamailioStatus["reload"]): string {
     case "idle":
       return "idle";
     case "running":
-      return `running (${r.reason ?? ""}${wholeText(r)}): ${r.done} of ${r.total} writes${r.channel ? ` over ${r.channel}` : ""}`;
+      return `running${parenthesis(r.reason, wholeText(r))}: ${r.done} of ${r.total} writes${r.channel ? ` over ${r.channel}` : ""}`;
     case "done":
-      return `done${r.reason ? ` (${r.reason}${wholeText(r)})` : ""}: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}${refusedText(r)}${aliasesWaitingText(r)}, ${r.rate}/s${r.channel ? ` over ${r.channel}` : ""}, finished ${r.finishedAt ?? "?"}`;
+      return `done${parenthesis(r.reason, wholeText(r))}: ${r.done} writes${r.unchanged > 0 ? `, ${r.unchanged} already right` : ""}${refusedText(r)}${aliasesWaitingText(r)}, ${r.rate}/s${r.channel ? ` over ${r.channel}` : ""}, finished ${r.finishedAt ?? "?"}`;
     case "failed":
       return `failed after ${r.done} of ${r.total} writes: ${r.error ?? "no reason given"}`;
   }
 }
+
+/** " (reason, every live record)", the parts that are there; "" when neither is. */
+const parenthesis = (reason: string | null, whole: string): string => (reason || whole ? ` (${[reason, whole.replace(/^, /, "")].filter(Boolean).join(", ")})` : "");
 
 /** A reload that writes every live record, not only the difference with a preloading Kamailio's database. */
 const wholeText = (r: Pick<KamailioReloadStatus, "whole">): string => (r.whole ? ", every live record" : "");
@@ -182,7 +185,7 @@ export function describeInterrupted(i: KamailioReloadInterrupted): string {
     ? "CUT SHORT by the agent stopping (restart, kill or crash)"
     : `FAILED (${i.error}) and not redone before the agent stopped`;
   return `${how} after at least ${i.done} of ${i.total} writes; it started ${i.startedAt} (${i.reason ?? "no reason noted"}${i.whole ? ", every live record" : ""}). ` +
-    `Which writes went in was unknown, so this start reloads Kamailio again${i.whole ? ", every live record as well," : ""} (the line above)`;
+    `Which writes went in was unknown, so this start reloads Kamailio again${i.whole ? " (every live record as well; the line above)" : " (the line above)"}`;
 }
 
 /** The last reconcile with Kamailio (ul.dump): when, what it did, or why it did not run. */

@@ -3,9 +3,15 @@
  * then takes its place (rename), so a reader sees the old file or the new one, never an empty or
  * half-written one. The new file keeps the old one's mode and owner (a generated include holds a
  * token: a shell's `> file.new && mv` would leave it readable by everyone under the usual umask).
+ * A symbolic link at `path` is replaced by the file itself.
  */
 import { chmodSync, chownSync, closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+
+/** The file cannot be replaced as asked (a directory the user may not write into); says what to do. */
+export class ReplaceFileError extends Error {
+  override readonly name = "ReplaceFileError";
+}
 
 export interface ReplacedFile {
   /** The mode it has now (permission bits). */
@@ -26,7 +32,16 @@ export function replaceFile(path: string, text: string, opts: { newMode: number 
   }
   const mode = old?.mode ?? opts.newMode;
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.new`);
-  const fd = openSync(tmp, "wx", 0o600);
+  let fd: number;
+  try {
+    fd = openSync(tmp, "wx", 0o600);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EACCES" || code === "EPERM") {
+      throw new ReplaceFileError(`cannot write ${path}: the new file goes beside it, and this user may not create files in ${dirname(path)}; run as a user who may (root), or print it and install it by hand`);
+    }
+    throw err;
+  }
   try {
     let ownerKept = true;
     try {

@@ -85,17 +85,23 @@ export async function runKamailioReload(client: ApiClient, opts: Omit<ResyncOpti
   await client.call(ApiMethod.KamailioReload, {});
   // With --json, the reload's own fields (done, total, ...), not a resync's.
   const view = createView(opts, "kamailio reload", "writes", reloadProgress);
-  const since = Date.now();
-  let ours = false;
+  let since = Date.now();
+  // A whole reload under way is joined; one by difference is not ours: ours runs after it. (An
+  // agent before `whole` reports none: any run then counts, as before.)
+  const joined = before.state === "running" && before.whole !== false;
+  let ours = joined;
   for (;;) {
     const r = await reloadOf();
-    ours ||= r.state === "running" || r.startedAt !== before.startedAt;
+    // A reload by difference (the one under way before, or one a Kamailio restart made due meanwhile).
+    const behindOther = !joined && r.state === "running" && r.whole === false;
+    ours ||= !behindOther && r.whole !== false && (r.state === "running" || r.startedAt !== before.startedAt);
     if (ours && r.state === "idle") throw gone("reload", "locmesh resync --kamailio");
     if (ours && (r.state === "done" || r.state === "failed")) {
       view.finish(r);
       return r;
     }
     if (ours) view.update(r);
+    else if (behindOther) since = Date.now(); // waiting for the reload by difference to end
     else if (Date.now() - since > startTimeoutMs) throw new Error(`the agent accepted the reload but has not started it after ${startTimeoutMs / 1000} s; see the agent's log`);
     await sleep(pollMs);
   }

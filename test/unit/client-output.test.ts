@@ -17,6 +17,8 @@ describe("describeReload", () => {
     // locmesh resync --kamailio: every live record, not only the difference with a preloading Kamailio's database.
     expect(describeReload({ ...base, reason: "requested through the API", whole: true, state: "running", done: 40 })).toBe("running (requested through the API, every live record): 40 of 100 writes over evapi");
     expect(describeReload({ ...base, reason: "requested through the API", whole: true })).toMatch(/^done \(requested through the API, every live record\): 100 writes/);
+    expect(describeReload({ ...base, reason: null, whole: true, state: "running", done: 40 })).toBe("running (every live record): 40 of 100 writes over evapi");
+    expect(describeReload({ ...base, reason: null, state: "running", done: 40 })).toBe("running: 40 of 100 writes over evapi");
     expect(describeReload({ ...base, state: "failed", done: 40, error: "Kamailio is unreachable" })).toBe("failed after 40 of 100 writes: Kamailio is unreachable");
   });
 });
@@ -221,7 +223,7 @@ describe("the reconcile line of locmesh status", () => {
       /^previous reload +FAILED \(Kamailio is unreachable\) and not redone before the agent stopped after at least 251 of 1500 writes;/,
     );
     expect(lines(withReload({ ...cut, whole: true })).find((l) => l.startsWith("previous reload"))).toMatch(
-      /\(requested through the API, every live record\)\. Which writes went in was unknown, so this start reloads Kamailio again, every live record as well, \(the line above\)$/,
+      /\(requested through the API, every live record\)\. Which writes went in was unknown, so this start reloads Kamailio again \(every live record as well; the line above\)$/,
     );
     for (const none of [null, undefined]) expect(lines(withReload(none)).some((l) => l.startsWith("previous reload"))).toBe(false);
   });

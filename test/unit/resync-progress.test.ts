@@ -80,6 +80,23 @@ describe("runKamailioReload", () => {
     expect(printed.trim().split("\n")).toEqual(["kamailio reload: running, 100 of ~300 writes", "kamailio reload done: 300 writes"]);
   });
 
+  it("follows its own whole reload, not a reload by difference under way before it, after which it runs", async () => {
+    const out = new PassThrough();
+    let printed = "";
+    out.on("data", (d: Buffer) => (printed += d.toString()));
+    const byDiff = { ...reload(50), reason: "kamailio restarted", whole: false };
+    const whole = (done: number, state: KamailioReloadStatus["state"] = "running") => ({ ...reload(done, state), startedAt: "2026-11-22T10:00:09.000Z", whole: true });
+    const r = await runKamailioReload(
+      scriptedReload([byDiff, byDiff, { ...byDiff, state: "done", done: 300 }, whole(100), whole(300, "done")]),
+      { json: false, stdout: out, pollMs: 1, startTimeoutMs: 1000 },
+    );
+    expect(r).toMatchObject({ state: "done", whole: true, startedAt: "2026-11-22T10:00:09.000Z" });
+    expect(printed.trim().split("\n")).toEqual(["kamailio reload: running, 100 of ~300 writes", "kamailio reload done: 300 writes"]);
+    // A whole one under way is joined.
+    const joined = await runKamailioReload(scriptedReload([whole(100), whole(300, "done")]), { json: false, stdout: new PassThrough(), pollMs: 1 });
+    expect(joined).toMatchObject({ state: "done", whole: true });
+  });
+
   it("says which writes Kamailio refused, and makes the command fail for them (exit 1)", async () => {
     const out = new PassThrough();
     let printed = "";

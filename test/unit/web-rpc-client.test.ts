@@ -83,7 +83,7 @@ describe("web rpc client", () => {
     await vi.advanceTimersByTimeAsync(16_000);
     const timedOut = await slow;
     expect(outcomeUnknown(timedOut)).toBe(true);
-    expect((timedOut as Error).message).toMatch(/did not answer alias\.set within 15 s, so a change may or may not have been made/);
+    expect((timedOut as Error).message).toMatch(/did not answer alias\.set within 15 s, so it may or may not have been done/);
     const dropped = client.call("alias.set", { alias: "a@x", target: "sip:t@x" }).catch((e: unknown) => e);
     agent.sockets[0]!.close();
     await vi.advanceTimersByTimeAsync(10);

@@ -94,7 +94,7 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
       const timer = setTimeout(() => {
         pending.delete(id);
         reject(WRITES.has(method)
-          ? new RpcError(ErrorCode.TemporaryFailure, `the agent did not answer ${method} within ${timeoutMs / 1000} s, so a change may or may not have been made; the list shows what it holds once it answers`, UNKNOWN)
+          ? new RpcError(ErrorCode.TemporaryFailure, `the agent did not answer ${method} within ${timeoutMs / 1000} s, so it may or may not have been done; the page shows what the agent holds once it answers`, UNKNOWN)
           : new RpcError(ErrorCode.TemporaryFailure, `the agent did not answer ${method} within ${timeoutMs / 1000} s`));
       }, timeoutMs);
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });

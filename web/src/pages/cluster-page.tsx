@@ -1,8 +1,9 @@
 /** Cluster health: polls cluster.status and keeps the last minutes of samples for the charts. */
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import type { RpcError } from "../../../agent/contract/errors.js";
 import { ApiMethod } from "../../../agent/contract/api-protocol.js";
 import { isHubStatus } from "../../../agent/contract/cluster-status.js";
+import { outcomeUnknown } from "../api/rpc-client.js";
 import { useRpc } from "../api/use-rpc.js";
 import { LineChart } from "../components/line-chart.js";
 import type { ClusterStatusView } from "../lib/cluster-view.js";
@@ -45,6 +46,8 @@ export function ClusterPage() {
 
   // One resync at a time: the agent queues another behind the one running (a full pull each).
   const [starting, setStarting] = useState(false);
+  const startedTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  useEffect(() => () => clearTimeout(startedTimer.current), []);
   const resyncRunning = status?.resync.state === "running";
   const resync = () => {
     if (starting || resyncRunning) return;
@@ -54,10 +57,10 @@ export function ClusterPage() {
       () => {
         setResyncNote("Resync started; progress shows below.");
         // Until the next status (polled every POLL_MS) shows it running.
-        setTimeout(() => setStarting(false), POLL_MS + 500);
+        startedTimer.current = setTimeout(() => setStarting(false), POLL_MS + 500);
       },
       (e: RpcError) => {
-        setResyncNote(`Resync refused: ${e.message}`);
+        setResyncNote(outcomeUnknown(e) ? `Perhaps started: ${e.message}` : `Resync refused: ${e.message}`);
         setStarting(false);
       },
     );
