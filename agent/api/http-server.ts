@@ -18,6 +18,7 @@ import { HTTP_LIMITS, answerAndClose, capConnections, httpServerOptions, type Ht
 import { createStaticFiles } from "./static-files.js";
 import { listenOn } from "../ops/listen.js";
 import { apiExempt, createAuthThrottle, type AuthThrottle } from "../ops/auth-throttle.js";
+import { createLogPacing } from "../ops/log-pacing.js";
 import { allowedOrigins, originRefusal } from "./ws-origin.js";
 import { createApiAuth } from "./api-auth.js";
 import type { KeyRing } from "../ops/key-ring.js";
@@ -73,7 +74,8 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const limits = deps.limits ?? HTTP_LIMITS;
   let lastRefusalLogged = 0;
   const origins = allowedOrigins(deps.allowedOrigins ?? []);
-  let lastOriginRefusalLogged = 0;
+  /** Refused pages, logged per origin at most every 10 s with how many since (ops/log-pacing.ts). */
+  const originRefusals = createLogPacing({ everyMs: 10_000, maxKeys: 1000 });
   let lastConnectionRefusalLogged = 0;
   const bearer = (req: IncomingMessage) => /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim() ?? null;
   const wsClients = new Set<WebSocket>();
@@ -189,10 +191,8 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     // Before anything else: another site's page gets no sign-in attempt (ws-origin.ts).
     const foreign = originRefusal(req.headers, origins);
     if (foreign !== null) {
-      if (Date.now() - lastOriginRefusalLogged > 10_000) {
-        lastOriginRefusalLogged = Date.now();
-        log.warn({ remote, origin: req.headers.origin }, `refused a WebSocket from another site's page: ${foreign} (logged at most every 10 s)`);
-      }
+      const line = originRefusals.note(req.headers.origin);
+      if (line) log.warn({ remote, origin: req.headers.origin, times: line.count }, `refused a WebSocket from another site's page: ${foreign} (logged at most every 10 s per origin)`);
       ws.close(1008, "this page's origin may not use this API");
       return;
     }
