@@ -20,13 +20,13 @@ import { InvalidBatchError } from "../core/store.js";
 import { changesAhead, isEmptyVector } from "../core/version-vector.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
-import { createRpcServer, parseFrame } from "../rpc/server.js";
+import { MAX_BATCH, createRpcServer, parseFrame, type RpcAnswer } from "../rpc/server.js";
 import { createBatchesInFlight } from "./batches-in-flight.js";
 import { createBatchesNotStored } from "./batches-not-stored.js";
 import { fastBatch } from "./fast-batch.js";
 import { createHandshake, type HandshakeDeps } from "./peer-handshake.js";
 import { REFUSED_RETRY_MS, createPushPump, type PushPump } from "./push-pump.js";
-import { requestFrame } from "./request-frame.js";
+import { arrayFrame, requestFrame } from "./request-frame.js";
 import { z } from "zod";
 
 export interface SessionOptions {
@@ -128,7 +128,25 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   const notStored = createBatchesNotStored({ nowMs });
 
   const rpc = createRpcServer<Ctx>({ log, onError: (code) => metrics.rpcErrors.inc({ surface: "peer", code: String(code) }) });
-  const client = new JSONRPCClient((req) => deps.transport.send(requestFrame(req)));
+  /** While requests are gathered into one frame (sendTogether): their frames so far. */
+  let gathering: (string | Buffer)[] | null = null;
+  const client = new JSONRPCClient((req) => {
+    const frame = requestFrame(req);
+    if (gathering) gathering.push(frame);
+    else deps.transport.send(frame);
+  });
+  /** The requests `make` sends (json-rpc-2.0's client sends as it is asked, synchronously) go as one frame, a JSON-RPC batch. */
+  const sendTogether = <T>(make: () => T): T => {
+    gathering = [];
+    try {
+      return make();
+    } finally {
+      const frames = gathering;
+      gathering = null;
+      if (frames.length === 1) deps.transport.send(frames[0]!);
+      else if (frames.length > 1) deps.transport.send(arrayFrame(frames));
+    }
+  };
   /**
    * A peer's answer, checked as its requests are (the cluster key proves who sent it, not that it
    * is well formed): `fast` returns it when it passes a cheap check, else the schema decides, and
@@ -150,9 +168,18 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       )
       .request(method, params as JSONRPCRequest["params"]) as Promise<T>;
 
-  // Requests are handled strictly one after another, in arrival order: batches must be applied
-  // in the order the peer sent them for its version-vector bookkeeping to hold.
+  // Requests other than batches are served one after another, in arrival order. Batches must be
+  // applied in the order the peer sent them for its version-vector bookkeeping to hold: each is
+  // checked and put in the replica's queue as it arrives (serveBatch), and the replica applies its
+  // queue in order, those that wait for the journal together in one transaction. So batches that
+  // arrive while the journal is busy (a window of them, or a relay's frame of several origins) cost
+  // the receiver one commit, not one each.
   let inbound: Promise<void> = Promise.resolve();
+  /** Frames holding a batch that wait in `inbound`'s line or are being served there. */
+  let batchesInLine = 0;
+  /** Settles once the session is ready, or has ended. */
+  let handshakeOver: () => void = () => undefined;
+  const handshakeDone = new Promise<void>((resolve) => (handshakeOver = resolve));
   const inFlight = createBatchesInFlight();
 
   const session: PeerSession = {
@@ -179,27 +206,39 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
         client.receive(payload);
         return;
       }
-      // A resend of a batch still queued or being applied gets the first one's answer (batches-in-flight.ts).
-      const range = inFlight.rangeOf(payload);
-      const first = range === null ? undefined : inFlight.pending(range);
-      if (first !== undefined) {
-        void first.then((answer) => {
-          // A single request's answer is one response (the range comes from one request, not a JSON-RPC batch).
-          if (answer !== null && !Array.isArray(answer) && !ended) deps.transport.send(JSON.stringify({ ...answer, id: (payload as { id: JSONRPCResponse["id"] }).id }));
-        });
+      const answered = (a: RpcAnswer) => {
+        if (a !== null && !ended) deps.transport.send(JSON.stringify(a));
+      };
+      // Batches go to the replica's queue as they arrive, one or a JSON-RPC batch of them; but
+      // not before the session is ready (a hub's first push can come in the same read as the
+      // answer to our hello, before we have taken that answer in), nor past a batch still waiting
+      // in line below, so that they stay in the order they came.
+      const direct = ready && batchesInLine === 0;
+      if (direct && isBatchRequest(payload)) {
+        void serveBatch(payload).then(answered);
         return;
       }
-      // Everything else is served as a request: junk gets an Invalid Request answer, not silence.
-      const answer = inbound.then(() => rpc.receive(payload, { session }));
-      if (range !== null) inFlight.track(range, answer);
-      inbound = answer.then((a) => {
-        if (a !== null && !ended) deps.transport.send(JSON.stringify(a));
-      }).catch((err: unknown) => log.error({ err }, "could not answer a peer request"));
+      if (direct && Array.isArray(payload) && payload.length <= MAX_BATCH && payload.length > 1 && payload.every(isBatchRequest)) {
+        void Promise.all(payload.map(serveBatch)).then((answers) => answered(answers.filter((a): a is JSONRPCResponse => a !== null)));
+        return;
+      }
+      // Everything else is served as a request, one after another: junk gets an Invalid Request answer, not silence.
+      const holdsBatch = isBatchRequest(payload) || (Array.isArray(payload) && payload.some(isBatchRequest));
+      if (holdsBatch) batchesInLine++;
+      // The dialler's batches that came before its hello's answer was taken in wait until it is
+      // (in this line they are served after it anyway, as it stands; this keeps it so). The
+      // server's are refused: nothing is pushed to it before it answers the hello.
+      const wait = holdsBatch && !ready && deps.role === "client";
+      const answer = inbound.then(() => (wait ? handshakeDone : undefined)).then(() => rpc.receive(payload, { session }));
+      inbound = answer.then(answered).catch((err: unknown) => log.error({ err }, "could not answer a peer request")).finally(() => {
+        if (holdsBatch) batchesInLine--;
+      });
     },
     closed(reason) {
       if (ended) return;
       ended = true;
       ready = false;
+      handshakeOver();
       abort.abort(new Error(`session closed: ${reason}`));
       for (const t of timers) clearInterval(t);
       pushPump?.close();
@@ -255,11 +294,13 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     peerVV = { ...vv };
     log = log.child({ peer: id });
     ready = true;
+    handshakeOver();
     log.info({ replica: replicaId, peerEmpty: isEmptyVector(vv), behind: changesAhead(mineAtHello, vv) }, "peer session ready");
     timers.push(setInterval(() => void sendStatus(), options.statusIntervalMs));
     pushPump = createPushPump({
       replica, peerId: id, peerVector: peerVV, options, log, metrics, nowMs, relay: deps.relay ?? false, peerReplica: replicaId,
       send: (batch) => request<BatchResult>(PeerMethod.Batch, batch),
+      sendPush: (batches) => sendTogether(() => batches.map((b) => request<BatchResult>(PeerMethod.Batch, b))),
       isOpen: () => ready && !ended,
       signal: abort.signal,
       onRejected: (reason, batch) => {
@@ -281,7 +322,11 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
 
   // ---- replication -------------------------------------------------------------------------
 
-  rpc.method(PeerMethod.Batch, z.unknown(), async (raw): Promise<BatchResult> => {
+  /**
+   * A peer's batch, applied: checked and put in the replica's queue before this returns (before its
+   * first await), so batches are queued in the order they are given here; resolved once stored.
+   */
+  async function applyBatch(raw: unknown): Promise<BatchResult> {
     requireReady();
     const p = fastBatch(raw) ?? PEER_PARAMS[PeerMethod.Batch].parse(raw);
     metrics.changesReceived.inc({ peer: peerId! }, p.changes.length);
@@ -295,7 +340,24 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     // The sender only serves ranges it holds without gaps, so it has at least `upTo`.
     if (p.upTo > (peerVV[p.origin] ?? 0)) peerVV[p.origin] = p.upTo;
     return { have: outcome.have };
-  });
+  }
+
+  /**
+   * One batch request's answer. A resend of a batch still queued or being applied gets the first
+   * one's answer (batches-in-flight.ts); any other is applied now (applyBatch).
+   */
+  function serveBatch(req: BatchRequest): Promise<JSONRPCResponse | null> {
+    const range = inFlight.rangeOf(req);
+    const first = range === null ? undefined : inFlight.pending(range);
+    // A single request's answer is one response (the range comes from one request, not a JSON-RPC batch).
+    if (first !== undefined) return first.then((answer) => (answer === null || Array.isArray(answer) ? null : { ...answer, id: req.id }));
+    const answer = rpc.answer(req.id, PeerMethod.Batch, applyBatch(req.params));
+    if (range !== null) inFlight.track(range, answer);
+    return answer;
+  }
+
+  // Also served in turn like any other request when it comes in a JSON-RPC batch with other requests.
+  rpc.method(PeerMethod.Batch, z.unknown(), applyBatch);
 
   rpc.method(PeerMethod.Pull, PEER_PARAMS[PeerMethod.Pull], async (p): Promise<PullResult> => {
     requireReady();
@@ -326,6 +388,20 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   if (deps.role === "server") handshake.challenge();
   return session;
 }
+
+/** A repl.batch request (not a notification) that serveBatch takes; anything else goes the general way. */
+interface BatchRequest {
+  jsonrpc: "2.0";
+  method: typeof PeerMethod.Batch;
+  id: string | number;
+  params: unknown;
+}
+const isBatchRequest = (x: unknown): x is BatchRequest => {
+  if (typeof x !== "object" || x === null || Array.isArray(x)) return false;
+  const r = x as Record<string, unknown>;
+  return r["jsonrpc"] === "2.0" && r["method"] === PeerMethod.Batch && (typeof r["id"] === "string" || typeof r["id"] === "number") &&
+    r["result"] === undefined && r["error"] === undefined;
+};
 
 const isResponse = (x: unknown): x is JSONRPCResponse => typeof x === "object" && x !== null && !Array.isArray(x) && isJSONRPCResponse(x);
 

@@ -5,8 +5,16 @@
  * peer's status notifications keep current.
  *
  * An agent pumps its own changes only (`relay: false`); a hub is a relay and pumps every origin it
- * holds to each agent (`relay: true`), one batch per origin in turn so no origin starves: each pass
- * starts after the origin that got the last batch.
+ * holds to each agent (`relay: true`), the origins in turn so no origin starves: each push starts
+ * after the origin that got the last batch.
+ *
+ * A push is one frame and takes one place in the window (`window` pushes in flight). It carries
+ * one batch per origin that has changes to send, as a JSON-RPC batch of requests when there are
+ * several, up to `batchSize` changes, `maxMessageBytes` and MAX_PUSH_BATCHES batches in all: a hub
+ * relaying 100 busy nodes to an agent sends it one push where it used to send 100, and the agent
+ * stores it in one journal commit (peer-session.ts). An origin's batch that would not fit whole
+ * goes first in the next push, so every pump reads the same ranges (the hub shares them,
+ * hub/range-cache.ts). Each batch is acknowledged, retried and refused on its own.
  *
  * An acknowledgement below its batch's end means the peer lacked the batch's start (an earlier
  * batch failed and is being retried): it could store the batch but not move its version vector.
@@ -28,7 +36,8 @@ import type { Replica } from "../core/replica.js";
 import { isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
-import { toRpcError } from "../rpc/server.js";
+import { MAX_BATCH, toRpcError } from "../rpc/server.js";
+import { batchBytes } from "./request-frame.js";
 
 export interface PushPumpDeps {
   replica: Replica;
@@ -39,7 +48,10 @@ export interface PushPumpDeps {
   peerReplica: string;
   /** The peer's version vector; the pump raises its entries as acks arrive. */
   peerVector: VersionVector;
+  /** Sends one batch as a push of its own (a resend). */
   send(batch: BatchParams): Promise<BatchResult>;
+  /** Sends several batches as one push, one answer each; without it each goes as a push of its own. */
+  sendPush?(batches: readonly BatchParams[]): Promise<BatchResult>[];
   /** False once the session is closing: the pump stops. */
   isOpen(): boolean;
   signal: AbortSignal;
@@ -57,6 +69,9 @@ export interface PushPumpDeps {
   metrics: Metrics;
   nowMs: () => number;
 }
+
+/** The most batches one push carries: a JSON-RPC batch the receiver takes (agent/rpc/server.ts MAX_BATCH). */
+export const MAX_PUSH_BATCHES = MAX_BATCH;
 
 /** How long the pump holds back an origin whose batch the peer refused, before it tries again. */
 export const REFUSED_RETRY_MS = 60_000;
@@ -119,12 +134,18 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
   }
 
   async function fillWindow(): Promise<void> {
+    const maxBytes = options.maxMessageBytes ?? Infinity;
     let sentAny = true;
     while (sentAny && deps.isOpen() && inflight < options.window) {
       sentAny = false;
       const vv = await replica.versionVector();
+      // One push: the origins in turn, while it has room.
+      const push: BatchParams[] = [];
+      let changes = 0;
+      let bytes = 2; // a JSON-RPC batch's brackets
       for (const origin of inTurn(origins(vv))) {
-        if (!deps.isOpen() || inflight >= options.window) return;
+        if (!deps.isOpen()) return;
+        if (push.length >= MAX_PUSH_BATCHES || changes >= options.batchSize) break;
         const p = progress.get(origin) ?? { sentUpTo: -1, inflight: 0, gap: false, refusedUntil: 0 };
         progress.set(origin, p);
         if (p.refusedUntil > deps.nowMs()) continue;
@@ -136,26 +157,43 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
         // With nothing in flight, restart from what the peer acknowledged: anything sent but not
         // acknowledged (a gap at the peer) goes again, anything it got elsewhere is skipped.
         if (p.sentUpTo < 0 || (p.inflight === 0 && p.sentUpTo !== acked)) p.sentUpTo = acked;
-        const batch = await nextBatch(replica.store, origin, p.sentUpTo, vv[origin] ?? 0, options.batchSize, options.maxMessageBytes);
+        // Read as every pump reads it (a whole batch), so a hub's pumps share the read and its JSON.
+        const batch = await nextBatch(replica.store, origin, p.sentUpTo, vv[origin] ?? 0, options.batchSize, maxBytes);
         if (!batch) continue;
+        const size = Number.isFinite(maxBytes) ? batchBytes(batch) + 1 : 0;
+        // What does not fit whole goes first in the next push.
+        if (push.length > 0 && (changes + batch.changes.length > options.batchSize || bytes + size > maxBytes)) break;
+        changes += batch.changes.length;
+        bytes += size;
         p.sentUpTo = batch.upTo;
         p.inflight++;
-        inflight++;
-        sentAny = true;
         lastSent = origin;
-        void deliver(batch).finally(() => {
-          p.inflight--;
-          inflight--;
-          afterAck();
-        });
+        push.push(batch);
       }
+      if (push.length === 0) continue;
+      sentAny = true;
+      inflight++;
+      metrics.pushesSent.inc(labels);
+      const first = push.length > 1 && deps.sendPush ? deps.sendPush(push) : push.map((b) => deps.send(b));
+      void Promise.all(push.map((batch, i) =>
+        deliver(batch, first[i]!).finally(() => {
+          const p = progress.get(batch.origin);
+          if (p) p.inflight--;
+        }),
+      )).finally(() => {
+        inflight--;
+        afterAck();
+      });
     }
   }
 
-  async function deliver(batch: BatchParams): Promise<void> {
+  /** Waits for `first`, the peer's answer to the batch as pushed, and sends it again while that fails for a while. */
+  async function deliver(batch: BatchParams, first: Promise<BatchResult>): Promise<void> {
     const started = deps.nowMs();
+    // Handled by p-retry below; meanwhile an early failure must not count as unhandled.
+    first.catch(() => undefined);
     try {
-      const res = await pRetry(() => deps.send(batch), {
+      const res = await pRetry((attempt) => (attempt === 1 ? first : deps.send(batch)), {
         retries: Number.POSITIVE_INFINITY,
         minTimeout: options.retry.minMs,
         maxTimeout: options.retry.maxMs,

@@ -7,6 +7,9 @@
  *
  * A `changes` array must not be changed after it has been sent: every holder treats a read range
  * as immutable.
+ *
+ * A relay sends several origins' batches in one frame, a JSON-RPC batch (an array of requests,
+ * JSON-RPC 2.0 §6): `arrayFrame` joins their frames.
  */
 import type { JSONRPCRequest } from "json-rpc-2.0";
 import { PeerMethod, type BatchParams } from "../contract/protocol.js";
@@ -21,6 +24,26 @@ function jsonOf(changes: readonly Change[]): Buffer {
     changesJson.set(changes, json);
   }
   return json;
+}
+
+/** Room in a frame for a batch request around its changes (the envelope, origin, after, upTo, id). */
+export const BATCH_HEAD_BYTES = 1024;
+
+/**
+ * The bytes `batch`'s request takes in a frame, at most: its changes' JSON (made here once, and
+ * used again when the request is sent) and BATCH_HEAD_BYTES.
+ */
+export const batchBytes = (batch: BatchParams): number => jsonOf(batch.changes).length + BATCH_HEAD_BYTES;
+
+/** Several requests' frames as one frame: a JSON-RPC batch. */
+export function arrayFrame(frames: readonly (string | Buffer)[]): Buffer {
+  const parts: Buffer[] = [];
+  frames.forEach((f, i) => {
+    parts.push(Buffer.from(i === 0 ? "[" : ","));
+    parts.push(typeof f === "string" ? Buffer.from(f) : f);
+  });
+  parts.push(Buffer.from("]"));
+  return Buffer.concat(parts);
 }
 
 /**

@@ -113,6 +113,11 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       registers: [],
     }), CHANGE_SOURCES, "source")),
     changesSent: new Counter({ name: "locmesh_changes_sent_total", help: "Changes sent to a peer", labelNames: ["peer"], registers: r }),
+    pushesSent: new Counter({
+      name: "locmesh_pushes_sent_total",
+      help: "Pushes (frames of batches, a hub's carrying several origins) sent to a peer; each costs the peer a message and a journal commit at most",
+      labelNames: ["peer"], registers: r,
+    }),
     changesReceived: new Counter({ name: "locmesh_changes_received_total", help: "Changes received from a peer", labelNames: ["peer"], registers: r }),
     changesApplied: new Counter({ name: "locmesh_changes_applied_total", help: "Received changes that won and were stored", labelNames: ["peer"], registers: r }),
     batchSeconds: new Histogram({
@@ -212,7 +217,7 @@ export type Metrics = ReturnType<typeof createMetrics>;
  * gauges go, so no series of a decommissioned node is left until the next restart.
  */
 export function forgetPeerSeries(m: Metrics, peer: string): void {
-  for (const metric of [m.changesSent, m.changesReceived, m.changesApplied, m.batchSeconds, m.peerRetries]) metric.remove({ peer });
+  for (const metric of [m.changesSent, m.pushesSent, m.changesReceived, m.changesApplied, m.batchSeconds, m.peerRetries]) metric.remove({ peer });
 }
 
 /** Starts a counter's series for each value of its one label at 0 (see AUTH_FAILURE_REASONS). */

@@ -8,6 +8,7 @@ import {
   JSONRPCErrorException,
   JSONRPCServer,
   createJSONRPCErrorResponse,
+  createJSONRPCSuccessResponse,
   type JSONRPCErrorResponse,
   type JSONRPCID,
   type JSONRPCRequest,
@@ -79,6 +80,12 @@ export interface RpcServer<Ctx> {
   parseError(): JSONRPCErrorResponse;
   /** An Invalid Request answer saying `message` (a frame the transport cannot serve), counted too. */
   invalidRequest(message: string): JSONRPCErrorResponse;
+  /**
+   * The answer to request `id` of `method`, served by its caller rather than through receive() (the
+   * peer session applies batches as they arrive): the result, or the error as receive() would
+   * answer it, counted and logged the same way. Never rejects.
+   */
+  answer(id: JSONRPCID, method: string, result: Promise<unknown>): Promise<JSONRPCResponse>;
 }
 
 const isId = (v: unknown): v is JSONRPCID => v === null || typeof v === "string" || typeof v === "number";
@@ -88,11 +95,12 @@ const invalidRequest = (id: unknown, message: string): JSONRPCErrorResponse =>
 
 export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: number, method: string) => void }): RpcServer<Ctx> {
   const server = new JSONRPCServer<Ctx>({ errorListener: () => undefined });
-  server.mapErrorToJSONRPCErrorResponse = (id: JSONRPCID, error: unknown): JSONRPCErrorResponse => {
+  const errorResponse = (id: JSONRPCID, error: unknown): JSONRPCErrorResponse => {
     const e = toRpcError(error);
     if (e.code === ErrorCode.InternalError) deps.log.error({ err: error }, "request failed");
     return createJSONRPCErrorResponse(id, e.code, e.message, e.data);
   };
+  server.mapErrorToJSONRPCErrorResponse = errorResponse;
   // Handlers and later middleware (the API's sign-in check) fail by throwing; json-rpc-2.0 maps a
   // throw to a response only after the whole chain, so count both shapes here.
   server.applyMiddleware(async (next, request, ctx) => {
@@ -156,6 +164,15 @@ export function createRpcServer<Ctx>(deps: { log: Logger; onError?: (code: numbe
     receive,
     parseError: () => counted(parseErrorResponse()),
     invalidRequest: (message) => counted(invalidRequest(null, message)),
+    answer: (id, method, result) =>
+      result.then(
+        (r) => createJSONRPCSuccessResponse(id, r ?? null),
+        (err: unknown) => {
+          const response = errorResponse(id, err);
+          deps.onError?.(response.error.code, method);
+          return response;
+        },
+      ),
     method(name, schema, handler) {
       methods.add(name);
       server.addMethod(name, async (params, ctx) => {

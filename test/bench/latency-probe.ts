@@ -97,6 +97,11 @@ async function fromSinks(sinks: SinkAgents, prefix: string, total: number): Prom
 
 export async function measureLatency(o: {
   publisher: AgentProcess;
+  /**
+   * Several publishing agents instead (`publisher` is then the first): change i goes to
+   * publishers[i mod n], and its arrival at its own publisher (the local commit) is left out.
+   */
+  publishers?: readonly AgentProcess[];
   /** Agents to subscribe to, or sink agents. */
   receivers: readonly AgentProcess[] | SinkAgents;
   /** Processes whose CPU use is reported (agents, hubs), and others by pid (sink processes). */
@@ -115,13 +120,14 @@ export async function measureLatency(o: {
   const acked = new Array<number>(total).fill(NaN);
   let ackErrors = 0;
 
+  const publishers = o.publishers && o.publishers.length > 0 ? o.publishers : [o.publisher];
+  const ownPublisher = (i: number) => publishers[i % publishers.length]!.spec.id;
   const receivers = Array.isArray(o.receivers) ? await subscribe(o.receivers as readonly AgentProcess[], total, indexOfKey) : await fromSinks(o.receivers as SinkAgents, prefix, total);
-  let pub: WsRpcClient | null = null;
+  const pubs: WsRpcClient[] = [];
   try {
-    pub = await connectWsRpc(o.publisher.apiUrl, o.publisher.spec.token);
-    const publisher = pub;
-
-    o.log(`latency: publishing ${fmt(total)} single-edit requests into ${o.publisher.spec.id} at ${fmt(o.rate)}/s for ${o.seconds} s`);
+    for (const p of publishers) pubs.push(await connectWsRpc(p.apiUrl, p.spec.token));
+    const into = publishers.length === 1 ? publishers[0]!.spec.id : `${publishers.length} agents in turn`;
+    o.log(`latency: publishing ${fmt(total)} single-edit requests into ${into} at ${fmt(o.rate)}/s for ${o.seconds} s`);
     const cpu = cpuMeter(o.meter, o.meterOthers);
     // The bench stamps both ends, so its own event-loop stalls would show up as latency; record them.
     const benchLoop = monitorEventLoopDelay({ resolution: 1 });
@@ -138,14 +144,14 @@ export async function measureLatency(o: {
           indexOfKey.set(keyOf(i), i);
           const params = JSON.stringify({ edits: [bindingEdit(prefix, i, nowSec)] });
           sentAt[i] = performance.now();
-          publisher.sendJson(ApiMethod.LocationPublish, params, (err) => {
+          pubs[i % pubs.length]!.sendJson(ApiMethod.LocationPublish, params, (err) => {
             if (err) ackErrors++;
             acked[i] = performance.now();
           });
         }
         if (now - lastPrint >= 2000) {
           lastPrint = now;
-          const inFlight = publisher.inFlight();
+          const inFlight = pubs.reduce((n, p) => n + p.inFlight(), 0);
           void receivers.least().then((least) => o.log(`  … sent ${fmt(sent)}, in flight ${inFlight}, the slowest receiver has ${fmt(least)}`));
         }
         if (sent >= total) {
@@ -163,23 +169,25 @@ export async function measureLatency(o: {
     const until = performance.now() + 20_000;
     while ((await receivers.least()) < total && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
     const arrived = await receivers.collect();
-    const missing = [...arrived.values()].reduce((n, a) => n + a.filter(Number.isNaN).length, 0);
+    // A change's arrival at its own publisher is its local commit, not a delivery: left out.
+    const counted = (id: string, i: number) => publishers.length === 1 || ownPublisher(i) !== id;
+    const missing = [...arrived.entries()].reduce((n, [id, a]) => n + a.filter((v, i) => Number.isNaN(v) && counted(id, i)).length, 0);
 
     const warm = (i: number) => sentAt[i]! - t0 >= WARMUP_MS;
-    const lat = (a: number[]) => a.flatMap((v, i) => (warm(i) && !Number.isNaN(v) ? [v - sentAt[i]!] : []));
-    const stats = (a: number[]): Percentiles => {
-      const s = lat(a).sort((x, y) => x - y);
+    const lat = (id: string, a: number[]) => a.flatMap((v, i) => (warm(i) && counted(id, i) && !Number.isNaN(v) ? [v - sentAt[i]!] : []));
+    const stats = (id: string, a: number[]): Percentiles => {
+      const s = lat(id, a).sort((x, y) => x - y);
       return { p50: percentile(s, 50), p99: percentile(s, 99), max: s.at(-1) ?? NaN };
     };
-    const all = [...arrived.values()].flatMap(lat).sort((a, b) => a - b);
+    const all = [...arrived.entries()].flatMap(([id, a]) => lat(id, a)).sort((a, b) => a - b);
     const outcome: LatencyOutcome = {
       total, sendSeconds, achieved: total / sendSeconds, missing, ackErrors,
       pooled: {
         p50: percentile(all, 50), p90: percentile(all, 90), p99: percentile(all, 99), p999: percentile(all, 99.9),
         max: all.at(-1) ?? NaN, samples: all.length,
       },
-      perReceiver: Object.fromEntries([...arrived.entries()].map(([id, a]) => [id, stats(a)])),
-      ack: stats(acked),
+      perReceiver: Object.fromEntries([...arrived.entries()].map(([id, a]) => [id, stats(id, a)])),
+      ack: stats("", acked),
       cpuSecondsPerSecond: cpuUse,
       benchEventLoopDelayMs: benchLoopMs,
     };
@@ -189,7 +197,7 @@ export async function measureLatency(o: {
     o.log(`latency: CPU-seconds per second: ${JSON.stringify(cpuUse)}; bench event-loop delay p99 ${fmt(benchLoopMs.p99, 2)} ms, max ${fmt(benchLoopMs.max, 2)} ms`);
     return outcome;
   } finally {
-    await pub?.close();
+    await Promise.all(pubs.map((p) => p.close()));
     await receivers.close();
   }
 }

@@ -15,7 +15,7 @@ import { runMemory } from "./scenarios/memory.js";
 import type { BenchSizes, Scenario } from "./scenarios/scenario.js";
 import { runThroughput } from "./scenarios/throughput.js";
 import { KAMAILIO_FULL, runKamailioBench } from "./kamailio-bench.js";
-import { runHubBench } from "./scenarios/hub.js";
+import { HUB_PARTS, runHubBench, type HubPart } from "./scenarios/hub.js";
 
 /** Runs after the mesh scenarios, on its own cluster (PostgreSQL, hubs, 11 agents). */
 const HUB = "hub";
@@ -38,6 +38,8 @@ const FULL: BenchSizes = {
   hubThroughputChanges: 50_000,
   hubReceivers: 10,
   hubLatencySeconds: 10,
+  hubOriginsRate: 500,
+  hubOriginsLingerMs: 5,
   repeat: 3,
 };
 
@@ -72,7 +74,10 @@ run ${FULL.repeat} times each and report the median run; the notes under the tab
   hub         a real PostgreSQL, 1 publishing agent → 1 hub → ${FULL.hubReceivers} agents, then the same through 2 hubs:
               throughput of ${FULL.hubThroughputChanges.toLocaleString("en-US")} bindings (target ≥ 10,000/s; 2 hubs ≥ 90% of 1 hub),
               latency at ${FULL.latencyRate}/s for ${FULL.hubLatencySeconds} s (target p99 < 20 ms); then the hub tier alone:
-              the same through 1 hub to ${FULL.hubReceivers} sink agents (the agent's mesh code, no journal), no target
+              the same through 1 hub to ${FULL.hubReceivers} sink agents (the agent's mesh code, no journal), no target; then
+              ${FULL.hubReceivers} agents on 1 hub (relayLingerMs ${FULL.hubOriginsLingerMs}), each publishing and receiving everyone else's:
+              throughput, latency at ${FULL.hubOriginsRate}/s in all, pushes per agent, no target. Its parts can be picked alone
+              as hub.targets, hub.tier, hub.origins
 
 Options:
   --only <list>      comma-separated scenarios to run, e.g. --only throughput,latency
@@ -90,7 +95,8 @@ interface Options {
   scenarios: string[];
   /** Parts of the Kamailio group to run (kamailio-bench.ts); empty = none. */
   kamailio: string[];
-  hub: boolean;
+  /** Parts of the hub scenario to run (scenarios/hub.ts); empty = none. */
+  hub: HubPart[];
   hubLingerMs: number;
   modes: Synchronous[];
   quick: boolean;
@@ -127,8 +133,9 @@ function parseOptions(argv: string[]): Options | string | null {
   const known = [...Object.keys(SCENARIOS), HUB];
   const wanted = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : [...known, "kamailio"];
   const kamailio = wanted.includes("kamailio") ? KAMAILIO_PARTS : KAMAILIO_PARTS.filter((p) => wanted.includes(`kamailio.${p}`));
-  const unknown = wanted.filter((s) => !known.includes(s) && s !== "kamailio" && !KAMAILIO_PARTS.some((p) => s === `kamailio.${p}`));
-  if (unknown.length > 0) return `unknown scenario ${unknown.join(", ")}; choose from ${[...known, "kamailio"].join(", ")}`;
+  const hub = wanted.includes(HUB) ? [...HUB_PARTS] : HUB_PARTS.filter((p) => wanted.includes(`${HUB}.${p}`));
+  const unknown = wanted.filter((s) => !known.includes(s) && s !== "kamailio" && !KAMAILIO_PARTS.some((p) => s === `kamailio.${p}`) && !HUB_PARTS.some((p) => s === `${HUB}.${p}`));
+  if (unknown.length > 0) return `unknown scenario ${unknown.join(", ")}; choose from ${[...known, "kamailio"].join(", ")} (or a part: kamailio.${KAMAILIO_PARTS.join(", kamailio.")}, hub.${HUB_PARTS.join(", hub.")})`;
   const modes: Record<string, Synchronous[]> = { full: ["full"], normal: ["normal"], both: ["full", "normal"] };
   if (!/^\d+$/.test(values["hub-linger"])) return `--hub-linger must be a whole number of milliseconds, not ${values["hub-linger"]}`;
   if (!modes[values.sync]) return `--sync must be full, normal or both, not ${values.sync}`;
@@ -136,7 +143,7 @@ function parseOptions(argv: string[]): Options | string | null {
     // Always in the canonical order: later scenarios build on the data earlier ones left.
     scenarios: Object.keys(SCENARIOS).filter((s) => wanted.includes(s)),
     kamailio,
-    hub: wanted.includes(HUB),
+    hub,
     hubLingerMs: Number(values["hub-linger"]),
     modes: modes[values.sync]!,
     quick: values.quick,
@@ -200,13 +207,13 @@ async function main(): Promise<number> {
   }
   const sizes = opts.quick ? QUICK : FULL;
   if (opts.kamailio.length > 0 && !(await runKamailio(opts, started, machine))) failedKamailio = true;
-  if (opts.scenarios.length === 0 && !opts.hub) return failedKamailio ? 1 : 0;
+  if (opts.scenarios.length === 0 && opts.hub.length === 0) return failedKamailio ? 1 : 0;
   const modes: ModeReport[] = [];
   if (opts.scenarios.length > 0) for (const synchronous of opts.modes) modes.push(await runMode(opts, synchronous, sizes));
-  if (opts.hub) {
+  if (opts.hub.length > 0) {
     const synchronous = opts.modes[0]!;
     log(`── hub (journal synchronous=${synchronous}) ──`);
-    const hub = await runHubBench({ sizes, synchronous, relayLingerMs: opts.hubLingerMs, nodeArgs: opts.nodeArgs, keepDir: opts.keep, log, onCluster: (c) => (current = c) }).catch(
+    const hub = await runHubBench({ parts: opts.hub, sizes, synchronous, relayLingerMs: opts.hubLingerMs, nodeArgs: opts.nodeArgs, keepDir: opts.keep, log, onCluster: (c) => (current = c) }).catch(
       (err: unknown) => {
         log(`hub FAILED: ${(err as Error).stack ?? String(err)}`);
         return { name: HUB, figures: [], details: {}, error: (err as Error).message };

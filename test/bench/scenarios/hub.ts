@@ -23,8 +23,15 @@ import { waitFor } from "../../support/agent-process.js";
 import { SECRET } from "../../support/hub-process.js";
 import { startPostgres } from "../../support/postgres-process.js";
 import { fmt, median, type BenchSizes } from "./scenario.js";
+import { measureManyOrigins } from "./hub-origins.js";
+
+/** The hub scenario's parts, in the order they run: the targets' 1 and 2 hubs, the hub tier alone, every agent publishing. */
+export const HUB_PARTS = ["targets", "tier", "origins"] as const;
+export type HubPart = (typeof HUB_PARTS)[number];
 
 export interface HubBenchOptions {
+  /** Which parts to run (all by default). */
+  parts?: readonly HubPart[];
   sizes: BenchSizes;
   synchronous: "full" | "normal";
   nodeArgs: readonly string[];
@@ -210,20 +217,32 @@ async function measureHubTier(o: HubBenchOptions, pg: Awaited<ReturnType<typeof 
 }
 
 export async function runHubBench(o: HubBenchOptions): Promise<ScenarioReport> {
+  const parts = new Set(o.parts ?? HUB_PARTS);
   const pg = await startPostgres();
   try {
-    const one = await measureTopology(1, o, pg);
-    const two = await measureTopology(2, o, pg);
-    const oneRate = one.figures[0]!.value;
-    // "A second hub does not lower throughput": judged against the one-hub figure, with 10% for noise.
-    two.figures[0]!.target = { kind: "min", value: Math.round(oneRate * 0.9) };
-    two.figures[0]!.note += `; target: at least 90% of the one-hub figure (${fmt(oneRate)}/s)`;
-    const tier = await measureHubTier(o, pg);
-    return {
-      name: "hub",
-      figures: [...one.figures, ...two.figures, ...tier.figures],
-      details: { oneHub: one.details, twoHubs: two.details, hubTier: tier.details },
-    };
+    const figures: Figure[] = [];
+    const details: Record<string, unknown> = {};
+    if (parts.has("targets")) {
+      const one = await measureTopology(1, o, pg);
+      const two = await measureTopology(2, o, pg);
+      const oneRate = one.figures[0]!.value;
+      // "A second hub does not lower throughput": judged against the one-hub figure, with 10% for noise.
+      two.figures[0]!.target = { kind: "min", value: Math.round(oneRate * 0.9) };
+      two.figures[0]!.note += `; target: at least 90% of the one-hub figure (${fmt(oneRate)}/s)`;
+      figures.push(...one.figures, ...two.figures);
+      Object.assign(details, { oneHub: one.details, twoHubs: two.details });
+    }
+    if (parts.has("tier")) {
+      const tier = await measureHubTier(o, pg);
+      figures.push(...tier.figures);
+      details["hubTier"] = tier.details;
+    }
+    if (parts.has("origins")) {
+      const origins = await measureManyOrigins(o, pg);
+      figures.push(...origins.figures);
+      details["everyAgentPublishing"] = origins.details;
+    }
+    return { name: "hub", figures, details };
   } finally {
     await pg.close();
   }

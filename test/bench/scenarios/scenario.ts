@@ -19,6 +19,9 @@ export interface BenchSizes {
   hubThroughputChanges: number;
   hubReceivers: number;
   hubLatencySeconds: number;
+  /** Hub scenario, every agent publishing: the paced run's rate in all, and the hub's relayLingerMs. */
+  hubOriginsRate: number;
+  hubOriginsLingerMs: number;
   /** Runs of the throughput and catch-up scenarios; their median is reported (the box is noisy). */
   repeat: number;
 }
