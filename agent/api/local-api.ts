@@ -221,13 +221,20 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     return { alias: p.alias, ...view, journal, agreement: aliasAgreement(view.store, journal, view.kamailio), pendingWrites: kamailio.pendingWrites() };
   });
 
-  rpc.method(ApiMethod.ClusterResync, API_PARAMS[ApiMethod.ClusterResync], async (p) => {
-    const run = mesh.resync(p.peer);
-    // Answer at once; progress is in cluster.status. Surface an immediate refusal (no peer).
-    const early = await Promise.race([run.then(() => null, (e: Error) => e), new Promise<null>((r) => setTimeout(() => r(null), 50))]);
+  rpc.method(ApiMethod.ClusterResync, API_PARAMS[ApiMethod.ClusterResync], async (p): Promise<{ started: boolean; running: true }> => {
+    let run: ReturnType<Mesh["resync"]>;
+    try {
+      run = mesh.resync(p.peer);
+    } catch (err) {
+      throw new RpcError(ErrorCode.NotFound, (err as Error).message);
+    }
+    run.done.catch(() => undefined);
+    // The one under way, joined: one full pull at a time (a second would pull everything again).
+    if (run.joined) return { started: false, running: true };
+    // Answer at once; progress is in cluster.status. Surface an immediate refusal (the peer's).
+    const early = await Promise.race([run.done.then(() => null, (e: Error) => e), new Promise<null>((r) => setTimeout(() => r(null), 50))]);
     if (early) throw new RpcError(ErrorCode.NotFound, early.message);
-    run.catch(() => undefined);
-    return { started: true };
+    return { started: true, running: true };
   });
 
   return rpc;

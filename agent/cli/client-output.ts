@@ -205,7 +205,8 @@ export function describeReconcile(r: KamailioStatus["lastReconcile"]): string {
 }
 
 export function describeResync(r: ResyncStatus): string {
-  const from = r.peer ? ` from ${r.peer}` : "";
+  // A relay catch-up pulls the changes of a node not connected here, by itself.
+  const from = `${r.full === false ? " (relay catch-up)" : ""}${r.peer ? ` from ${r.peer}` : ""}`;
   switch (r.state) {
     case "idle":
       return "idle";

@@ -49,19 +49,25 @@ export async function runResync(client: ApiClient, opts: ResyncOptions): Promise
   const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
   // The status keeps the previous run's result; a new startedAt (or seeing it run) tells ours apart.
   const before = (await client.call<ClusterStatus>(ApiMethod.ClusterStatus)).resync;
-  await client.call(ApiMethod.ClusterResync, opts.peer === undefined ? {} : { peer: opts.peer });
+  const answer = await client.call<{ started?: boolean }>(ApiMethod.ClusterResync, opts.peer === undefined ? {} : { peer: opts.peer });
+  // A resync under way is joined (started: false): one full pull at a time.
+  const joined = answer.started === false;
   const view = createView(opts, "resync", "changes", resyncProgress);
-  const since = Date.now();
-  let ours = false;
+  let since = Date.now();
+  let ours = joined;
   for (;;) {
     const r = (await client.call<ClusterStatus>(ApiMethod.ClusterStatus)).resync;
-    ours ||= r.state === "running" || r.startedAt !== before.startedAt;
+    // A relay catch-up under way goes first; it is not ours. (An agent before `full` reports
+    // none: any run then counts, as before.)
+    const behindOther = !joined && r.state === "running" && r.full === false;
+    ours ||= !behindOther && r.full !== false && (r.state === "running" || r.startedAt !== before.startedAt);
     if (ours && r.state === "idle") throw gone("resync", "locmesh resync");
     if (ours && (r.state === "done" || r.state === "failed")) {
       view.finish(r);
       return r;
     }
     if (ours) view.update(r);
+    else if (behindOther) since = Date.now(); // waiting for the catch-up to end
     else if (Date.now() - since > startTimeoutMs) {
       throw new Error(`the agent accepted the resync but has not started it after ${startTimeoutMs / 1000} s; see the agent's log`);
     }

@@ -57,6 +57,13 @@ export interface BatchesNotStored {
 
 export interface ResyncStatus {
   state: "idle" | "running" | "done" | "failed";
+  /**
+   * True for a full resync (`locmesh resync`, cluster.resync: everything a peer holds), false for
+   * a relay catch-up (the changes of an origin that is not connected, pulled by the agent itself).
+   * A full resync's end stays shown for FULL_RESYNC_SHOWN_MS even if a catch-up starts right after,
+   * so that whoever follows it sees how it ended. Absent from older agents.
+   */
+  full?: boolean;
   peer: string | null;
   received: number;
   expected: number;

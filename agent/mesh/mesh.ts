@@ -68,7 +68,11 @@ export interface Mesh extends MeshReload, MeshStatus {
   port(): number;
   /** Peers that refuse batches of this node's changes for good, until they take one again (batch-refusals.ts). */
   batchRefusals(): BatchRefusal[];
-  resync(peerId?: string): Promise<void>;
+  /**
+   * Starts a full resync from `peerId` (default: one the agent picks), or joins the one under way
+   * (`joined`); throws when there is no such peer to pull from. `done` settles when it ends.
+   */
+  resync(peerId?: string): { joined: boolean; done: Promise<void> };
   resyncStatus(): ResyncStatus;
   /** Something was stored outside our own sessions (another hub's commit): let every pump look. */
   wakePumps(): void;
@@ -310,7 +314,7 @@ export function createMesh(deps: {
     ...report,
     ...reload,
     batchRefusals: () => refusals.list(),
-    async resync(peerId) {
+    resync(peerId) {
       const ready = [...sessions.values()].filter((s) => s.isReady());
       const id = resyncSource(peerId, {
         ready: ready.map((s) => ({ nodeId: s.peerNodeId()!, isHub: s.peerIsHub })),
@@ -318,7 +322,7 @@ export function createMesh(deps: {
         hubs: [...hubIds],
         hubMode,
       });
-      await coordinator.resync(ready.find((s) => s.peerNodeId() === id)!);
+      return coordinator.resync(ready.find((s) => s.peerNodeId() === id)!);
     },
     resyncStatus: () => coordinator.status(),
     wakePumps() {

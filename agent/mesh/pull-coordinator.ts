@@ -27,11 +27,18 @@ export interface PullCoordinatorDeps {
 export interface PullCoordinator {
   /** Re-check whether any peer holds changes we should pull. */
   evaluate(): void;
-  /** Full resync: pull everything the peer holds, ignoring what we think we have. */
-  resync(peer: PeerSession): Promise<void>;
+  /**
+   * Full resync: pull everything the peer holds, ignoring what we think we have. One runs at a
+   * time: asked for while one runs, that one is joined (`joined`), from whichever peer it pulls.
+   * `done` settles when it ends (rejects when it failed).
+   */
+  resync(peer: PeerSession): { joined: boolean; done: Promise<void> };
   status(): ResyncStatus;
   close(): void;
 }
+
+/** How long the end of a full resync stays in status while a relay catch-up runs after it. */
+export const FULL_RESYNC_SHOWN_MS = 10_000;
 
 export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinator {
   const log = deps.log.child({ part: "pull" });
@@ -41,6 +48,10 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
   let closed = false;
   let timer: NodeJS.Timeout | null = null;
   let state: ResyncStatus = { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null };
+  /** The full resync under way, if one is. */
+  let fullRun: Promise<void> | null = null;
+  /** The last full resync's status, and when (ms) it ended. */
+  let lastFull: { status: ResyncStatus; endedMs: number } | null = null;
 
   const live = () => deps.sessions().filter((s) => s.isReady());
 
@@ -70,7 +81,7 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
 
   async function run(session: PeerSession, full: boolean, skip: string[]): Promise<void> {
     const peer = session.peerNodeId();
-    state = { state: "running", peer, received: 0, expected: 0, startedAt: new Date(nowMs()).toISOString(), finishedAt: null, error: null };
+    state = { state: "running", full, peer, received: 0, expected: 0, startedAt: new Date(nowMs()).toISOString(), finishedAt: null, error: null };
     let vv = full ? {} : await deps.replica.versionVector();
     let first = true;
     try {
@@ -125,19 +136,31 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
 
   return {
     evaluate: () => void loop(),
-    async resync(session) {
-      while (running) await new Promise((r) => setTimeout(r, 20));
-      running = true;
-      try {
-        await run(session, true, []);
-      } finally {
-        running = false;
-      }
-      // A relay catch-up asked for while the resync ran waited for it; run it now.
-      if (dirty) void loop();
-      if (state.state === "failed") throw new Error(state.error ?? "resync failed");
+    resync(session) {
+      if (fullRun) return { joined: true, done: fullRun };
+      const done = (async () => {
+        // A relay catch-up under way goes first.
+        while (running) await new Promise((r) => setTimeout(r, 20));
+        running = true;
+        try {
+          await run(session, true, []);
+        } finally {
+          running = false;
+          fullRun = null;
+          lastFull = { status: { ...state }, endedMs: nowMs() };
+        }
+        // A relay catch-up asked for while the resync ran waited for it; run it now.
+        if (dirty) void loop();
+        if (state.state === "failed") throw new Error(state.error ?? "resync failed");
+      })();
+      fullRun = done;
+      return { joined: false, done };
     },
-    status: () => ({ ...state }),
+    status: () => {
+      // A full resync's end outshows a catch-up that started right after it, for a while.
+      if (lastFull && state.full === false && nowMs() - lastFull.endedMs < FULL_RESYNC_SHOWN_MS) return { ...lastFull.status };
+      return { ...state };
+    },
     close() {
       closed = true;
       if (timer) clearTimeout(timer);

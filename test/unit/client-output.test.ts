@@ -30,6 +30,12 @@ describe("describeResync", () => {
     expect(describeResync({ ...base, state: "done", received: 3, finishedAt: "2026-11-23T01:00:01.000Z" })).toBe("done from n1: 3 changes pulled, finished 2026-11-23T01:00:01.000Z");
     expect(describeResync({ ...base, state: "running", received: 1, finishedAt: null })).toBe("running from n1: 1 of ~3 changes pulled");
   });
+
+  it("tells a relay catch-up from a resync that was asked for", () => {
+    const base = { peer: "n1", expected: 3, startedAt: "2026-11-23T01:00:00.000Z", error: null, finishedAt: null };
+    expect(describeResync({ ...base, state: "running", received: 1, full: false })).toBe("running (relay catch-up) from n1: 1 of ~3 changes pulled");
+    expect(describeResync({ ...base, state: "running", received: 1, full: true })).toBe("running from n1: 1 of ~3 changes pulled");
+  });
 });
 
 describe("alias add and alias rm output", () => {

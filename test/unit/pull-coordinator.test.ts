@@ -60,9 +60,43 @@ describe("pull coordinator", () => {
       sessions.push(p2.session);
       coordinator.evaluate();
       expect(p2.pulls).toEqual([]);
-      await resync;
+      await resync.done;
       await expect.poll(async () => (await replica.versionVector())[REPLICA_A] ?? 0, { timeout: 2000 }).toBe(2);
       expect(p2.pulls[0]).toEqual({});
+      // The catch-up ran right after: its progress does not hide how the resync ended, for a while.
+      expect(coordinator.status()).toMatchObject({ state: "done", full: true, peer: "p1" });
+    } finally {
+      coordinator.close();
+    }
+  });
+});
+
+describe("a resync asked for while one runs", () => {
+  it("joins the one under way instead of pulling everything a second time", async () => {
+    const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "n1" }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
+    replicas.push(replica);
+    const a = [1, 2].map((s) => remoteChange(REPLICA_A, s, 100 + s, aliasDraft(`a${s}@x`, "sip:t@x")));
+    const p1 = fakePeer("p1", { [REPLICA_A]: a }, 50);
+    const p2 = fakePeer("p2", { [REPLICA_A]: a }, 0);
+    const coordinator = createPullCoordinator({
+      replica, log: silentLogger(), metrics: createMetrics({ defaults: false }), batchSize: 100, relayDelayMs: 0,
+      sessions: () => [], readySince: () => 0,
+    });
+    try {
+      const first = coordinator.resync(p1.session);
+      const second = coordinator.resync(p2.session);
+      expect(first.joined).toBe(false);
+      expect(second.joined).toBe(true);
+      expect(coordinator.status()).toMatchObject({ state: "running", full: true, peer: "p1" });
+      await second.done;
+      expect(coordinator.status()).toMatchObject({ state: "done", full: true, received: 2 });
+      // One full pull, from p1; none from p2.
+      expect(p2.pulls).toEqual([]);
+      // Once it has ended, the next one starts afresh.
+      const third = coordinator.resync(p2.session);
+      expect(third.joined).toBe(false);
+      await third.done;
+      expect(p2.pulls).toEqual([{}, { [REPLICA_A]: 2 }]);
     } finally {
       coordinator.close();
     }
@@ -81,7 +115,7 @@ describe("a pulled change stamped far ahead (the hostile dry run's F12)", () => 
       sessions: () => [p.session], readySince: () => 0,
     });
     try {
-      await coordinator.resync(p.session).catch(() => undefined);
+      await coordinator.resync(p.session).done.catch(() => undefined);
       expect(coordinator.status()).toMatchObject({ state: "failed", error: expect.stringMatching(/^changes\.1\.hlc: .* more than a year ahead/) });
       expect(await replica.versionVector()).toEqual({});
     } finally {

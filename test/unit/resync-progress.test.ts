@@ -8,11 +8,12 @@ import { reloadFailure, runKamailioReload, runResync } from "../../agent/cli/res
 const idle: ResyncStatus = { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null };
 const running = (received: number): ResyncStatus => ({ ...idle, state: "running", peer: "n2", received, expected: 100, startedAt: "2026-11-22T10:00:00.000Z" });
 
-/** An agent's answers, one cluster.status resync after another; the last repeats. */
-function scripted(statuses: ResyncStatus[]): ApiClient {
+/** An agent's answers, one cluster.status resync after another; the last repeats. cluster.resync answers `started`. */
+function scripted(statuses: ResyncStatus[], started: Record<string, unknown> = {}): ApiClient {
   let i = 0;
   return {
     async call<T>(method: string): Promise<T> {
+      if (method === "cluster.resync") return started as T;
       if (method !== "cluster.status") return {} as T;
       const r = statuses[Math.min(i++, statuses.length - 1)]!;
       return { resync: r } as T;
@@ -31,6 +32,27 @@ describe("runResync", () => {
     expect(r.state).toBe("done");
     const last = printed.trim().split("\n").at(-1)!;
     expect(JSON.parse(last)).toMatchObject({ state: "done", received: 100 });
+  });
+
+  it("waits out a relay catch-up under way, and follows the full resync that comes after it", async () => {
+    const catchUp = (received: number, state: ResyncStatus["state"] = "running"): ResyncStatus =>
+      ({ ...running(received), full: false, peer: "n3", state, startedAt: "2026-11-22T09:59:59.000Z" });
+    const full = (received: number, state: ResyncStatus["state"] = "running"): ResyncStatus => ({ ...running(received), full: true, state, startedAt: "2026-11-22T10:00:01.000Z" });
+    const out = new PassThrough();
+    let printed = "";
+    out.on("data", (d: Buffer) => (printed += d.toString()));
+    // Before, it reported the catch-up's end as the resync's.
+    const r = await runResync(scripted([catchUp(1), catchUp(5), catchUp(9, "done"), full(10), full(100, "done")], { started: true, running: true }), { json: true, stdout: out, pollMs: 1 });
+    expect(r).toMatchObject({ state: "done", full: true, received: 100 });
+    const lines = printed.trim().split("\n").map((l) => JSON.parse(l) as ResyncStatus);
+    expect(lines.every((l) => l.full === true)).toBe(true);
+  });
+
+  it("follows the resync under way that the agent joined it to", async () => {
+    const full = (received: number, state: ResyncStatus["state"] = "running"): ResyncStatus => ({ ...running(received), full: true, state });
+    // It finished before the first look: joined, it is ours all the same.
+    const r = await runResync(scripted([full(50), full(100, "done")], { started: false, running: true }), { json: true, stdout: new PassThrough(), pollMs: 1 });
+    expect(r).toMatchObject({ state: "done", received: 100 });
   });
 
   it("stops with an error when the agent forgets the run (it restarted), instead of following it forever", async () => {

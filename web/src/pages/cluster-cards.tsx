@@ -121,6 +121,7 @@ export function ResyncCard({ r }: { r: ResyncStatus }) {
       <h2>Last resync</h2>
       <dl class="stats">
         <Stat k="State" v={r.state === "idle" ? "none since start" : r.state} />
+        {r.full === false && <Stat k="Kind" v="relay catch-up (a node's changes it missed, pulled by itself)" />}
         {r.peer && <Stat k="From peer" v={r.peer} />}
         {r.state !== "idle" && <Stat k="Received" v={`${formatCount(r.received)}${r.expected ? ` of ~${formatCount(r.expected)}` : ""}`} />}
         {r.startedAt && <Stat k="Started" v={formatTime(r.startedAt)} />}

@@ -44,7 +44,7 @@ export function ClusterPage() {
     };
   }, [client]);
 
-  // One resync at a time: the agent queues another behind the one running (a full pull each).
+  // One resync at a time: the agent joins a second to the one running (a full pull each).
   const [starting, setStarting] = useState(false);
   const startedTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   useEffect(() => () => clearTimeout(startedTimer.current), []);
@@ -53,9 +53,9 @@ export function ClusterPage() {
     if (starting || resyncRunning) return;
     setStarting(true);
     setResyncNote("Starting a resync…");
-    client.call(ApiMethod.ClusterResync, {}).then(
-      () => {
-        setResyncNote("Resync started; progress shows below.");
+    client.call<{ started?: boolean }>(ApiMethod.ClusterResync, {}).then(
+      (r) => {
+        setResyncNote(r.started === false ? "A resync was already running; its progress shows below." : "Resync started; progress shows below.");
         // Until the next status (polled every POLL_MS) shows it running.
         startedTimer.current = setTimeout(() => setStarting(false), POLL_MS + 500);
       },
