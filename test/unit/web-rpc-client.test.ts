@@ -15,10 +15,13 @@ function fakeAgent(token: string, replyMs = 0, silent: readonly string[] = []) {
   /** Every method the client sent, in order, on any socket. */
   const sent: string[] = [];
   let up = true;
+  /** The agent refuses this page's origin: it closes each new socket with 1008 on its first frame. */
+  let originRefused = false;
   class FakeSocket {
     onopen: (() => void) | null = null;
     onmessage: ((ev: { data: string }) => void) | null = null;
-    onclose: (() => void) | null = null;
+    onclose: ((ev?: { code: number }) => void) | null = null;
+    readonly refusing = originRefused;
     onerror: (() => void) | null = null;
     closed = false;
     constructor(readonly url: string) {
@@ -28,6 +31,7 @@ function fakeAgent(token: string, replyMs = 0, silent: readonly string[] = []) {
     send(text: string) {
       const f = JSON.parse(text) as Frame;
       sent.push(f.method);
+      if (this.refusing) return void setTimeout(() => this.onclose?.({ code: 1008 }), 0);
       if (silent.includes(f.method)) return; // never answered
       const reply = f.method === "auth.login" && f.params.token !== token
         ? { jsonrpc: "2.0", id: f.id, error: { code: ErrorCode.Unauthorized, message: "wrong token" } }
@@ -49,6 +53,7 @@ function fakeAgent(token: string, replyMs = 0, silent: readonly string[] = []) {
     sockets,
     sent,
     setUp: (v: boolean) => (up = v),
+    refuseOrigin: () => (originRefused = true),
     changeToken: (t: string) => (token = t),
   };
 }
@@ -144,6 +149,21 @@ describe("web rpc client", () => {
     await vi.advanceTimersByTimeAsync(700);
     expect(client.state()).toBe("refused");
     await expect(client.call("alias.list", {})).rejects.toMatchObject({ code: ErrorCode.Unauthorized });
+    client.close();
+  });
+
+  it("stops redialling once the agent refuses this page's origin (restarted with other api.allowedOrigins), and says why", async () => {
+    const { agent, client, states } = await signedIn(fakeAgent("good-token"));
+    agent.refuseOrigin();
+    agent.sockets[0]!.close();
+    await vi.advanceTimersByTimeAsync(700);
+    expect(states).toEqual(["reconnecting", "refused"]);
+    expect(client.refusal()?.message).toMatch(/^the agent refuses web pages at this page's origin: .*api\.allowedOrigins/);
+    expect(client.refusal()?.code).not.toBe(ErrorCode.Unauthorized);
+    // It used to dial again every 10 s, refused each time, the badge saying "reconnecting".
+    const dialled = agent.sockets.length;
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(agent.sockets.length).toBe(dialled);
     client.close();
   });
 

@@ -1,7 +1,7 @@
 /** The shell: sign-in gate, header with the node and connection state, navigation, and the page. */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ErrorCode, type RpcError } from "../../agent/contract/errors.js";
-import { connectRpc, type ConnectionState, type RpcClient } from "./api/rpc-client.js";
+import { connectRpc, originRefusal, type ConnectionState, type RpcClient } from "./api/rpc-client.js";
 import type { TokenStore } from "./api/token-store.js";
 import { RpcContext } from "./api/use-rpc.js";
 import { parseRoute, routeHref, type Route } from "./lib/route.js";
@@ -55,11 +55,11 @@ export function App(props: { rpcUrl: string; tokens: TokenStore }) {
 
   // The old client stops talking to the page first: a state it reported late ("refused" from a
   // redial under way) would otherwise sign out the next session.
-  const signOut = () => {
+  const signOut = (opts: { keepToken?: boolean } = {}) => {
     stopListening.current?.();
     stopListening.current = null;
     client?.close();
-    props.tokens.clear();
+    if (!opts.keepToken) props.tokens.clear();
     setClient(null);
     setError(null);
   };
@@ -74,8 +74,12 @@ export function App(props: { rpcUrl: string; tokens: TokenStore }) {
 
   useEffect(() => {
     if (conn === "refused") {
-      signOut();
-      setError("The agent no longer accepts this token. Sign in again.");
+      // The agent restarted refusing this page's origin: the token is fine, and kept; the page
+      // says what to change (a reload signs in again once it is changed).
+      const why = client?.refusal() ?? null;
+      const origin = originRefusal(why);
+      signOut({ keepToken: origin });
+      setError(origin ? signInError(why!) : "The agent no longer accepts this token. Sign in again.");
     }
   }, [conn]);
 
@@ -98,7 +102,7 @@ export function App(props: { rpcUrl: string; tokens: TokenStore }) {
         <span class="brand">locmesh</span>
         <span class="host muted">{location.host}</span>
         <span class={`badge ${conn === "open" ? "ok" : "warn"}`} role="status" aria-label={`connection ${STATE_TEXT[conn]}`}>{STATE_TEXT[conn]}</span>
-        <button type="button" class="link" onClick={signOut}>Sign out</button>
+        <button type="button" class="link" onClick={() => signOut()}>Sign out</button>
       </header>
       <nav class="tabs" aria-label="Sections">
         {nav({ page: "aliases" }, "Aliases")}

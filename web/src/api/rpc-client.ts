@@ -23,6 +23,11 @@ export interface RpcClient {
   /** "resumed" fires after a reconnect: notifications may have been missed meanwhile. */
   onState(fn: (s: ConnectionState | "resumed") => void): () => void;
   state(): ConnectionState;
+  /**
+   * In state "refused", why: the token (Unauthorized) or, after the agent restarted with other
+   * `api.allowedOrigins`, this page's origin (originRefusal); null before any refusal.
+   */
+  refusal(): RpcError | null;
   close(): void;
 }
 
@@ -51,12 +56,17 @@ const lost = () =>
 /** Calls that change something: one that got no answer may have been carried out. */
 const WRITES = new Set<string>([ApiMethod.AliasSet, ApiMethod.AliasRemove, ApiMethod.LocationPublish, ApiMethod.ClusterResync, ApiMethod.KamailioReload]);
 const POLICY_VIOLATION = 1008;
+/** The data of the error that says the agent refuses this page's origin. */
+const ORIGIN = { refused: "origin" } as const;
+/** The agent refused this page's origin (close 1008), not the token. */
+export const originRefusal = (err: unknown): boolean => err instanceof RpcError && (err.data as { refused?: string } | undefined)?.refused === "origin";
 const originRefused = () => {
   const origin = (globalThis as { location?: { origin: string } }).location?.origin ?? "this page's origin";
   // Not Unauthorized: the token was never looked at, and the sign-in page must not say it was wrong.
   return new RpcError(
     ErrorCode.InvalidRequest,
     `the agent refuses web pages at ${origin}: open the web UI by the agent's IP address (or as localhost through a tunnel), or add ${origin} to api.allowedOrigins in its config and restart it`,
+    ORIGIN,
   );
 };
 
@@ -77,6 +87,7 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
   let state: ConnectionState = "connecting";
   let retryMs = 500;
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  let refusal: RpcError | null = null;
   /** The socket of a redial in progress, so that close() can end it too. */
   let dialing: WebSocket | null = null;
 
@@ -180,7 +191,11 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
           },
           (err: RpcError) => {
             if (state === "closed") return;
-            if (err.code === ErrorCode.Unauthorized) return setState("refused");
+            // Refused, not unreachable: redialling would be refused again, every 10 s, unsaid.
+            if (err.code === ErrorCode.Unauthorized || originRefusal(err)) {
+              refusal = err;
+              return setState("refused");
+            }
             retryMs = Math.min(retryMs * 2, 10_000);
             attempt();
           },
@@ -206,6 +221,7 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
       return () => stateListeners.delete(fn);
     },
     state: () => state,
+    refusal: () => refusal,
     close() {
       clearTimeout(retryTimer);
       setState("closed");
