@@ -54,13 +54,13 @@ export async function runResync(client: ApiClient, opts: ResyncOptions): Promise
   const joined = answer.started === false;
   const view = createView(opts, "resync", "changes", resyncProgress);
   let since = Date.now();
-  let ours = joined;
+  let ours = false;
   for (;;) {
     const r = (await client.call<ClusterStatus>(ApiMethod.ClusterStatus)).resync;
-    // A relay catch-up under way goes first; it is not ours. (An agent before `full` reports
-    // none: any run then counts, as before.)
-    const behindOther = !joined && r.state === "running" && r.full === false;
-    ours ||= !behindOther && r.full !== false && (r.state === "running" || r.startedAt !== before.startedAt);
+    // A relay catch-up under way goes first, ours or the one we joined waiting for it; it is not
+    // ours. (An agent before `full` reports none: any run then counts, as before.)
+    const behindOther = r.state === "running" && r.full === false;
+    ours ||= !behindOther && r.full !== false && (joined || r.state === "running" || r.startedAt !== before.startedAt);
     if (ours && r.state === "idle") throw gone("resync", "locmesh resync");
     if (ours && (r.state === "done" || r.state === "failed")) {
       view.finish(r);

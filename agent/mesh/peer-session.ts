@@ -175,11 +175,8 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
   // arrive while the journal is busy (a window of them, or a relay's frame of several origins) cost
   // the receiver one commit, not one each.
   let inbound: Promise<void> = Promise.resolve();
-  /** Frames holding a batch that wait in `inbound`'s line or are being served there. */
+  /** Frames holding a batch that wait in `inbound`'s line (those of batches alone until they are queued in the replica). */
   let batchesInLine = 0;
-  /** Settles once the session is ready, or has ended. */
-  let handshakeOver: () => void = () => undefined;
-  const handshakeDone = new Promise<void>((resolve) => (handshakeOver = resolve));
   const inFlight = createBatchesInFlight();
 
   const session: PeerSession = {
@@ -209,27 +206,30 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       const answered = (a: RpcAnswer) => {
         if (a !== null && !ended) deps.transport.send(JSON.stringify(a));
       };
-      // Batches go to the replica's queue as they arrive, one or a JSON-RPC batch of them; but
-      // not before the session is ready (a hub's first push can come in the same read as the
-      // answer to our hello, before we have taken that answer in), nor past a batch still waiting
-      // in line below, so that they stay in the order they came.
-      const direct = ready && batchesInLine === 0;
-      if (direct && isBatchRequest(payload)) {
-        void serveBatch(payload).then(answered);
-        return;
-      }
-      if (direct && Array.isArray(payload) && payload.length <= MAX_BATCH && payload.length > 1 && payload.every(isBatchRequest)) {
-        void Promise.all(payload.map(serveBatch)).then((answers) => answered(answers.filter((a): a is JSONRPCResponse => a !== null)));
+      // Batches go to the replica's queue as they arrive, one or a JSON-RPC batch of them
+      // (serveBatch); but not before the session is ready, nor past a frame still waiting in line
+      // below, so that they stay in the order they came. A hub's first push can come in the same
+      // read as the answer to our hello, before we have taken that answer in: the challenge is
+      // served in this line and holds it until the session is ready (peer-handshake.ts), so a push
+      // behind it waits its turn there and is queued then, as if it had come just after.
+      const batches = isBatchRequest(payload) ? [payload] : Array.isArray(payload) && payload.length > 1 && payload.length <= MAX_BATCH && payload.every(isBatchRequest) ? payload : null;
+      if (batches) {
+        const serve = () =>
+          void (Array.isArray(payload)
+            ? Promise.all(batches.map(serveBatch)).then((answers) => answered(answers.filter((a): a is JSONRPCResponse => a !== null)))
+            : serveBatch(batches[0]!).then(answered));
+        if (ready && batchesInLine === 0) return serve();
+        batchesInLine++;
+        inbound = inbound.then(() => {
+          batchesInLine--;
+          serve();
+        }).catch((err: unknown) => log.error({ err }, "could not serve a peer's batch"));
         return;
       }
       // Everything else is served as a request, one after another: junk gets an Invalid Request answer, not silence.
-      const holdsBatch = isBatchRequest(payload) || (Array.isArray(payload) && payload.some(isBatchRequest));
+      const holdsBatch = Array.isArray(payload) && payload.some(isBatchRequest);
       if (holdsBatch) batchesInLine++;
-      // The dialler's batches that came before its hello's answer was taken in wait until it is
-      // (in this line they are served after it anyway, as it stands; this keeps it so). The
-      // server's are refused: nothing is pushed to it before it answers the hello.
-      const wait = holdsBatch && !ready && deps.role === "client";
-      const answer = inbound.then(() => (wait ? handshakeDone : undefined)).then(() => rpc.receive(payload, { session }));
+      const answer = inbound.then(() => rpc.receive(payload, { session }));
       inbound = answer.then(answered).catch((err: unknown) => log.error({ err }, "could not answer a peer request")).finally(() => {
         if (holdsBatch) batchesInLine--;
       });
@@ -238,7 +238,6 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
       if (ended) return;
       ended = true;
       ready = false;
-      handshakeOver();
       abort.abort(new Error(`session closed: ${reason}`));
       for (const t of timers) clearInterval(t);
       pushPump?.close();
@@ -294,7 +293,6 @@ export function createPeerSession(deps: SessionDeps): PeerSession {
     peerVV = { ...vv };
     log = log.child({ peer: id });
     ready = true;
-    handshakeOver();
     log.info({ replica: replicaId, peerEmpty: isEmptyVector(vv), behind: changesAhead(mineAtHello, vv) }, "peer session ready");
     timers.push(setInterval(() => void sendStatus(), options.statusIntervalMs));
     pushPump = createPushPump({

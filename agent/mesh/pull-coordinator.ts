@@ -157,8 +157,9 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
       return { joined: false, done };
     },
     status: () => {
-      // A full resync's end outshows a catch-up that started right after it, for a while.
-      if (lastFull && state.full === false && nowMs() - lastFull.endedMs < FULL_RESYNC_SHOWN_MS) return { ...lastFull.status };
+      // A full resync's end outshows a catch-up that started right after it, for a while; not
+      // once another full resync is asked for (it waits for the catch-up: that is what shows).
+      if (!fullRun && lastFull && state.full === false && nowMs() - lastFull.endedMs < FULL_RESYNC_SHOWN_MS) return { ...lastFull.status };
       return { ...state };
     },
     close() {

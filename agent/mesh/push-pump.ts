@@ -33,7 +33,7 @@ import type { BatchParams, BatchResult } from "../contract/protocol.js";
 import type { VersionVector } from "../contract/records.js";
 import { nextBatch } from "../core/outbound.js";
 import type { Replica } from "../core/replica.js";
-import { isTransient } from "../core/transient.js";
+import { TransientError, isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { MAX_BATCH, toRpcError } from "../rpc/server.js";
@@ -139,52 +139,78 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
     while (sentAny && deps.isOpen() && inflight < options.window) {
       sentAny = false;
       const vv = await replica.versionVector();
-      // One push: the origins in turn, while it has room.
-      const push: BatchParams[] = [];
+      // One push: the origins in turn, while it has room. Nothing of an origin's progress moves
+      // until the push goes (send), so a read that fails midway leaves no origin marked as sent.
+      const push: { origin: string; batch: BatchParams }[] = [];
       let changes = 0;
       let bytes = 2; // a JSON-RPC batch's brackets
-      for (const origin of inTurn(origins(vv))) {
-        if (!deps.isOpen()) return;
-        if (push.length >= MAX_PUSH_BATCHES || changes >= options.batchSize) break;
-        const p = progress.get(origin) ?? { sentUpTo: -1, inflight: 0, gap: false, refusedUntil: 0 };
-        progress.set(origin, p);
-        if (p.refusedUntil > deps.nowMs()) continue;
-        if (p.gap) {
-          if (p.inflight > 0) continue;
-          p.gap = false;
+      try {
+        for (const origin of inTurn(origins(vv))) {
+          if (!deps.isOpen()) return;
+          if (push.length >= MAX_PUSH_BATCHES || changes >= options.batchSize) break;
+          const p = progressOf(origin);
+          if (p.refusedUntil > deps.nowMs()) continue;
+          if (p.gap) {
+            if (p.inflight > 0) continue;
+            p.gap = false;
+          }
+          const acked = peerVector[origin] ?? 0;
+          // With nothing in flight, restart from what the peer acknowledged: anything sent but not
+          // acknowledged (a gap at the peer) goes again, anything it got elsewhere is skipped.
+          if (p.sentUpTo < 0 || (p.inflight === 0 && p.sentUpTo !== acked)) p.sentUpTo = acked;
+          // Read as every pump reads it (a whole batch), so a hub's pumps share the read and its JSON.
+          const batch = await nextBatch(replica.store, origin, p.sentUpTo, vv[origin] ?? 0, options.batchSize, maxBytes);
+          if (!batch) continue;
+          const size = Number.isFinite(maxBytes) ? batchBytes(batch) + 1 : 0;
+          // What does not fit whole goes first in the next push.
+          if (push.length > 0 && (changes + batch.changes.length > options.batchSize || bytes + size > maxBytes)) break;
+          changes += batch.changes.length;
+          bytes += size;
+          push.push({ origin, batch });
         }
-        const acked = peerVector[origin] ?? 0;
-        // With nothing in flight, restart from what the peer acknowledged: anything sent but not
-        // acknowledged (a gap at the peer) goes again, anything it got elsewhere is skipped.
-        if (p.sentUpTo < 0 || (p.inflight === 0 && p.sentUpTo !== acked)) p.sentUpTo = acked;
-        // Read as every pump reads it (a whole batch), so a hub's pumps share the read and its JSON.
-        const batch = await nextBatch(replica.store, origin, p.sentUpTo, vv[origin] ?? 0, options.batchSize, maxBytes);
-        if (!batch) continue;
-        const size = Number.isFinite(maxBytes) ? batchBytes(batch) + 1 : 0;
-        // What does not fit whole goes first in the next push.
-        if (push.length > 0 && (changes + batch.changes.length > options.batchSize || bytes + size > maxBytes)) break;
-        changes += batch.changes.length;
-        bytes += size;
-        p.sentUpTo = batch.upTo;
-        p.inflight++;
-        lastSent = origin;
-        push.push(batch);
+      } finally {
+        // A read that failed (the journal or PostgreSQL busy) sends what was read before it; the
+        // failure goes on to wake()'s retry.
+        if (push.length > 0 && deps.isOpen()) {
+          send(push.map((x) => x.batch));
+          sentAny = true;
+        }
       }
-      if (push.length === 0) continue;
-      sentAny = true;
-      inflight++;
-      metrics.pushesSent.inc(labels);
-      const first = push.length > 1 && deps.sendPush ? deps.sendPush(push) : push.map((b) => deps.send(b));
-      void Promise.all(push.map((batch, i) =>
-        deliver(batch, first[i]!).finally(() => {
-          const p = progress.get(batch.origin);
-          if (p) p.inflight--;
-        }),
-      )).finally(() => {
-        inflight--;
-        afterAck();
-      });
     }
+  }
+
+  const progressOf = (origin: string) => {
+    let p = progress.get(origin);
+    if (!p) progress.set(origin, (p = { sentUpTo: -1, inflight: 0, gap: false, refusedUntil: 0 }));
+    return p;
+  };
+
+  /** Sends one push and follows each of its batches to its acknowledgement; the push holds a place in the window until all are settled. */
+  function send(push: BatchParams[]): void {
+    for (const b of push) {
+      const p = progressOf(b.origin);
+      p.sentUpTo = b.upTo;
+      p.inflight++;
+      lastSent = b.origin;
+    }
+    inflight++;
+    metrics.pushesSent.inc(labels);
+    let first: Promise<BatchResult>[];
+    try {
+      first = push.length > 1 && deps.sendPush ? deps.sendPush(push) : push.map((b) => deps.send(b));
+    } catch (err) {
+      // Not sent (the transport failed as it was written to): each batch is retried, as after a timeout.
+      const failed = new TransientError(`the push could not be sent: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      first = push.map(() => Promise.reject(failed));
+    }
+    void Promise.all(push.map((batch, i) =>
+      deliver(batch, first[i]!).finally(() => {
+        progressOf(batch.origin).inflight--;
+      }),
+    )).finally(() => {
+      inflight--;
+      afterAck();
+    });
   }
 
   /** Waits for `first`, the peer's answer to the batch as pushed, and sends it again while that fails for a while. */
@@ -265,8 +291,15 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
   function afterAck(): void {
     if (linger <= 0) return wake();
     void replica.versionVector().then((vv) => {
-      const full = origins(vv).some((o) => (vv[o] ?? 0) - (progress.get(o)?.sentUpTo ?? peerVector[o] ?? 0) >= options.batchSize);
-      if (full) wake();
+      // A full push's worth waiting, over the origins that may be sent now: it goes at once.
+      const now = deps.nowMs();
+      let waiting = 0;
+      for (const o of origins(vv)) {
+        const p = progress.get(o);
+        if (p && (p.refusedUntil > now || (p.gap && p.inflight > 0))) continue;
+        waiting += Math.max(0, (vv[o] ?? 0) - (p && p.sentUpTo >= 0 ? p.sentUpTo : (peerVector[o] ?? 0)));
+      }
+      if (waiting >= options.batchSize) wake();
       else nudge();
     }, () => nudge());
   }

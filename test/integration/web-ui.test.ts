@@ -211,6 +211,21 @@ describe("the web UI in a browser", () => {
     await expect.poll(() => row.textContent(), { timeout: 10_000 }).toContain("sip:erin@example.org");
   });
 
+  it("says so when an alias being edited is removed elsewhere, with the unsaved target, instead of dropping the edit unsaid", async () => {
+    await node(0).call("alias.set", { alias: "sip:lena@example.com", target: "sip:mia@example.org" });
+    const row = page1.locator('tr[data-alias="lena@example.com"]');
+    await row.getByRole("button", { name: "Edit lena@example.com" }).click();
+    await page1.getByLabel("New target for lena@example.com").fill("sip:nora@example.com");
+    await node(1).call("alias.remove", { alias: "sip:lena@example.com" });
+    await expect.poll(() => row.count(), { timeout: 10_000 }).toBe(0);
+    const note = page1.getByRole("status").filter({ hasText: "lena@example.com was removed elsewhere" });
+    await expect.poll(() => note.textContent(), { timeout: 10_000 }).toBe(
+      "lena@example.com was removed elsewhere while you were editing it; your unsaved target was sip:nora@example.com. Add it again above to keep it. Dismiss",
+    );
+    await note.getByRole("button", { name: "Dismiss" }).click();
+    expect(await note.count()).toBe(0);
+  });
+
   it("Remove points out a change seen while confirming, and is refused for one the page has not heard of", async () => {
     await node(0).call("alias.set", { alias: "sip:ivan@example.com", target: "sip:judy@example.org" });
     const row = page1.locator('tr[data-alias="ivan@example.com"]');

@@ -161,7 +161,7 @@ describe("a relay's push of several origins", () => {
 
 describe("a hub's first push in the same read as the answer to the dialler's hello", () => {
   it("is stored once the answer is taken in, not refused as coming before authentication", async () => {
-    const agent = replica("n2");
+    const { replica: agent, transactions } = recordingReplica("n2");
     const sent: { id?: number; method?: string; params?: { nonce: string }; result?: unknown; error?: { code: number; message: string } }[] = [];
     const session = createPeerSession({
       keys: createKeyRing({ own: KEY, accepted: [] }), log: silentLogger(), isAllowed: () => true, metrics: createMetrics({ defaults: false }),
@@ -180,6 +180,8 @@ describe("a hub's first push in the same read as the answer to the dialler's hel
     // Both frames in one turn, as when they come in one read of the socket.
     session.receive(JSON.stringify({ jsonrpc: "2.0", id: hello.id, result: { nodeId: "hub1", replicaId: "hub1~0123456789abcdef", mac, vv: {} } }));
     session.receive(JSON.stringify({ jsonrpc: "2.0", method: "repl.batch", id: "push1", params: batch }));
+    // Its resend, in line behind it: answered with the first one's answer, not applied again.
+    session.receive(JSON.stringify({ jsonrpc: "2.0", method: "repl.batch", id: "push1-again", params: batch }));
     await expect.poll(() => sent.find((m) => m.id === ("push1" as unknown as number)), { timeout: 2000 }).toBeDefined();
     // Served the moment it came, it was answered -32012 (authenticate first), which the hub takes
     // as a refusal for good: it held that origin back from the agent for 60 s (an integration test
@@ -187,5 +189,12 @@ describe("a hub's first push in the same read as the answer to the dialler's hel
     expect(sent.find((m) => m.id === ("push1" as unknown as number))).toMatchObject({ result: { have: 1 } });
     expect(session.isReady()).toBe(true);
     expect((await agent.versionVector())[REPLICA_A]).toBe(1);
+    await expect.poll(() => sent.find((m) => m.id === ("push1-again" as unknown as number)), { timeout: 2000 }).toMatchObject({ result: { have: 1 } });
+    expect(transactions).toEqual([["alpha (0,1]"]]);
+    // The pushes after it are queued as they come, together: one transaction for three.
+    const next = [2, 3, 4].map((i) => batchOf(REPLICA_A, i - 1, i, [remoteChange(REPLICA_A, i, 100 + i, aliasDraft(`a${i}@x`, "sip:t@x"))]));
+    next.forEach((b, i) => session.receive(JSON.stringify({ jsonrpc: "2.0", method: "repl.batch", id: `next${i}`, params: b })));
+    await expect.poll(async () => (await agent.versionVector())[REPLICA_A], { timeout: 2000 }).toBe(4);
+    expect(transactions).toEqual([["alpha (0,1]"], ["alpha (1,2]", "alpha (2,3]", "alpha (3,4]"]]);
   });
 });

@@ -65,6 +65,37 @@ describe("pull coordinator", () => {
       expect(p2.pulls[0]).toEqual({});
       // The catch-up ran right after: its progress does not hide how the resync ended, for a while.
       expect(coordinator.status()).toMatchObject({ state: "done", full: true, peer: "p1" });
+
+    } finally {
+      coordinator.close();
+    }
+  });
+});
+
+describe("the status of a resync followed by a relay catch-up", () => {
+  it("shows the resync's end while the catch-up runs, but the catch-up once another resync waits for it", async () => {
+    const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "n1" }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
+    replicas.push(replica);
+    const a = [1, 2].map((s) => remoteChange(REPLICA_A, s, 100 + s, aliasDraft(`a${s}@x`, "sip:t@x")));
+    const p1 = fakePeer("p1", {}, 0);
+    const p2 = fakePeer("p2", { [REPLICA_A]: a }, 300);
+    const sessions: PeerSession[] = [p2.session];
+    const coordinator = createPullCoordinator({
+      replica, log: silentLogger(), metrics: createMetrics({ defaults: false }), batchSize: 100, relayDelayMs: 0,
+      sessions: () => sessions, readySince: () => 0,
+    });
+    try {
+      const first = coordinator.resync(p1.session);
+      coordinator.evaluate(); // the catch-up from p2 waits for the resync, then runs (slowly)
+      await first.done;
+      await expect.poll(() => p2.pulls.length, { timeout: 2000 }).toBeGreaterThan(0);
+      expect(coordinator.status()).toMatchObject({ state: "done", full: true, peer: "p1" });
+      const second = coordinator.resync(p1.session);
+      expect(second.joined).toBe(false);
+      // It waits for the catch-up; the resync that ended before is not what is under way.
+      expect(coordinator.status()).toMatchObject({ state: "running", full: false, peer: "p2" });
+      await second.done;
+      expect(coordinator.status()).toMatchObject({ state: "done", full: true, peer: "p1" });
     } finally {
       coordinator.close();
     }

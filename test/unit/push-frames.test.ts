@@ -36,8 +36,15 @@ async function relayHolding(counts: Record<string, number>, target = "sip:t@x") 
 }
 
 /** A relay pump whose pushes are recorded (each a list of batches); `answer` decides each batch's answer. */
-function relayPump(replica: Replica, options: Partial<PushPumpDeps["options"]>, answer: (b: BatchParams, attempt: number) => Promise<BatchResult> = async (b) => ({ have: b.upTo })) {
+function relayPump(
+  replica: Replica,
+  options: Partial<PushPumpDeps["options"]>,
+  answer: (b: BatchParams, attempt: number) => Promise<BatchResult> = async (b) => ({ have: b.upTo }),
+  o: { throwOnFirstPush?: boolean } = {},
+) {
   const pushes: BatchParams[][] = [];
+  const peerVector: Record<string, number> = {};
+  let throwing = o.throwOnFirstPush ?? false;
   const refused: string[] = [];
   const attempts = new Map<string, number>();
   const reply = (b: BatchParams) => {
@@ -47,13 +54,17 @@ function relayPump(replica: Replica, options: Partial<PushPumpDeps["options"]>, 
   };
   const metrics = createMetrics({ defaults: false });
   const pump = createPushPump({
-    replica, peerId: "peer", relay: true, peerReplica: PEER, peerVector: {},
+    replica, peerId: "peer", relay: true, peerReplica: PEER, peerVector,
     send: (b) => {
       pushes.push([b]);
       return reply(b);
     },
     sendPush: (batches) => {
       pushes.push([...batches]);
+      if (throwing) {
+        throwing = false;
+        throw new Error("the socket failed as it was written to");
+      }
       return batches.map(reply);
     },
     isOpen: () => true, signal: new AbortController().signal, onRejected: (reason, b) => refused.push(`${b.origin} ${reason}`),
@@ -61,7 +72,7 @@ function relayPump(replica: Replica, options: Partial<PushPumpDeps["options"]>, 
     log: silentLogger(), metrics, nowMs: Date.now,
   });
   open.push({ replica, pump });
-  return { pump, pushes, refused, metrics };
+  return { pump, pushes, refused, metrics, peerVector };
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 50));
@@ -126,6 +137,32 @@ describe("a relay's push carries several origins", () => {
     pump.wake();
     await settle();
     expect(shape(pushes)).toEqual([["alpha (0,1]", "bravo (0,1]", "charl (0,1]"], ["bravo (0,1]"]]);
+  });
+
+  it("sends what it read before a read that failed, and every origin once the reads work again", async () => {
+    const replica = await relayHolding({ [REPLICA_A]: 2, [REPLICA_B]: 2, [REPLICA_C]: 2 });
+    let failures = 1;
+    const store = Object.create(replica.store) as typeof replica.store;
+    store.readRange = (origin, ...rest) => {
+      if (origin === REPLICA_C && failures-- > 0) return Promise.reject(new Error("PostgreSQL busy"));
+      return replica.store.readRange(origin, ...rest);
+    };
+    const { pump, pushes, peerVector } = relayPump({ ...replica, store }, {});
+    pump.wake();
+    await settle();
+    // A and B went as read; C after the retry. (The pump used to mark A and B as sent, drop the
+    // push, and never send them: the peer's vector stayed without them.)
+    expect(shape(pushes)).toEqual([["alpha (0,2]", "bravo (0,2]"], ["charl (0,2]"]]);
+    expect(peerVector).toEqual({ [REPLICA_A]: 2, [REPLICA_B]: 2, [REPLICA_C]: 2 });
+  });
+
+  it("retries each batch of a push the transport failed to take, and frees its place in the window", async () => {
+    const replica = await relayHolding({ [REPLICA_A]: 1, [REPLICA_B]: 1 });
+    const { pump, pushes, peerVector } = relayPump(replica, {}, undefined, { throwOnFirstPush: true });
+    pump.wake();
+    await settle();
+    expect(shape(pushes)).toEqual([["alpha (0,1]", "bravo (0,1]"], ["alpha (0,1]"], ["bravo (0,1]"]]);
+    expect(peerVector).toEqual({ [REPLICA_A]: 1, [REPLICA_B]: 1 });
   });
 
   it("holds back only the origin whose batch the peer refused", async () => {

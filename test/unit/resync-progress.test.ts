@@ -48,6 +48,13 @@ describe("runResync", () => {
     expect(lines.every((l) => l.full === true)).toBe(true);
   });
 
+  it("joined to a resync that waits for a relay catch-up, waits too, and does not take the catch-up's end for it", async () => {
+    const catchUp = (received: number, state: ResyncStatus["state"] = "running"): ResyncStatus => ({ ...running(received), full: false, peer: "n3", state });
+    const full = (received: number, state: ResyncStatus["state"] = "running"): ResyncStatus => ({ ...running(received), full: true, state, startedAt: "2026-11-22T10:00:03.000Z" });
+    const r = await runResync(scripted([catchUp(1), catchUp(5), catchUp(9, "done"), full(10), full(100, "done")], { started: false, running: true }), { json: true, stdout: new PassThrough(), pollMs: 1 });
+    expect(r).toMatchObject({ state: "done", full: true, received: 100 });
+  });
+
   it("follows the resync under way that the agent joined it to", async () => {
     const full = (received: number, state: ResyncStatus["state"] = "running"): ResyncStatus => ({ ...running(received), full: true, state });
     // It finished before the first look: joined, it is ours all the same.

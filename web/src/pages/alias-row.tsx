@@ -16,8 +16,12 @@ import { changedMeanwhile, checkAliasForm } from "../lib/alias-form.js";
 
 type Mode = "view" | "edit" | "confirm-remove";
 
-/** `readOnly`: a hub's page, which lists the aliases but cannot change them (its API refuses writes). */
-export function AliasRow(props: { alias: Alias; onChanged(): void; readOnly?: boolean }) {
+/**
+ * `readOnly`: a hub's page, which lists the aliases but cannot change them (its API refuses writes).
+ * `onEditing`: told the draft while an edit is open, null once it is closed; not when the row goes
+ * (the alias removed elsewhere, or off the page), so that the page can tell what was lost.
+ */
+export function AliasRow(props: { alias: Alias; onChanged(): void; readOnly?: boolean; onEditing?(alias: string, draft: string | null): void }) {
   const client = useRpc();
   const { alias, target } = props.alias;
   const [mode, setMode] = useState<Mode>("view");
@@ -31,6 +35,7 @@ export function AliasRow(props: { alias: Alias; onChanged(): void; readOnly?: bo
   const editButton = useRef<HTMLButtonElement>(null);
   const removeButton = useRef<HTMLButtonElement>(null);
   const previous = useRef<Mode>("view");
+  useEffect(() => props.onEditing?.(alias, mode === "edit" ? draft : null), [mode, draft]);
   useEffect(() => {
     if (mode === "view" && previous.current !== "view") (previous.current === "edit" ? editButton : removeButton).current?.focus();
     previous.current = mode;
