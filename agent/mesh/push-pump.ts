@@ -141,7 +141,7 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
       const vv = await replica.versionVector();
       // One push: the origins in turn, while it has room. Nothing of an origin's progress moves
       // until the push goes (send), so a read that fails midway leaves no origin marked as sent.
-      const push: { origin: string; batch: BatchParams }[] = [];
+      const push: BatchParams[] = [];
       let changes = 0;
       let bytes = 2; // a JSON-RPC batch's brackets
       try {
@@ -166,13 +166,13 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
           if (push.length > 0 && (changes + batch.changes.length > options.batchSize || bytes + size > maxBytes)) break;
           changes += batch.changes.length;
           bytes += size;
-          push.push({ origin, batch });
+          push.push(batch);
         }
       } finally {
         // A read that failed (the journal or PostgreSQL busy) sends what was read before it; the
         // failure goes on to wake()'s retry.
         if (push.length > 0 && deps.isOpen()) {
-          send(push.map((x) => x.batch));
+          send(push);
           sentAny = true;
         }
       }

@@ -19,6 +19,16 @@ afterEach(async () => {
   for (const r of replicas.splice(0)) await r.close();
 });
 
+/** A coordinator over a fresh in-memory journal of n1, pulling from `sessions`. */
+function coordinatorOver(sessions: () => PeerSession[]) {
+  const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "n1" }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
+  replicas.push(replica);
+  const coordinator = createPullCoordinator({
+    replica, log: silentLogger(), metrics: createMetrics({ defaults: false }), batchSize: 100, relayDelayMs: 0, sessions, readySince: () => 0,
+  });
+  return { replica, coordinator };
+}
+
 /** A ready peer session of node `id` that holds `held`. */
 function fakePeer(id: string, held: Record<string, Change[]>, answerDelayMs: number) {
   const pulls: PullParams["vv"][] = [];
@@ -42,17 +52,12 @@ function fakePeer(id: string, held: Record<string, Change[]>, answerDelayMs: num
 
 describe("pull coordinator", () => {
   it("runs a relay catch-up asked for during a resync once the resync is done", async () => {
-    const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "n1" }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
-    replicas.push(replica);
     // p1 holds nothing; p2 holds two changes of origin A (a node not connected to us).
     const a = [1, 2].map((s) => remoteChange(REPLICA_A, s, 100 + s, aliasDraft(`a${s}@x`, "sip:t@x")));
     const p1 = fakePeer("p1", {}, 50);
     const p2 = fakePeer("p2", { [REPLICA_A]: a }, 0);
     const sessions: PeerSession[] = [];
-    const coordinator = createPullCoordinator({
-      replica, log: silentLogger(), metrics: createMetrics({ defaults: false }), batchSize: 100, relayDelayMs: 0,
-      sessions: () => sessions, readySince: () => 0,
-    });
+    const { replica, coordinator } = coordinatorOver(() => sessions);
     try {
       const resync = coordinator.resync(p1.session);
       await new Promise((r) => setTimeout(r, 10));
@@ -65,7 +70,6 @@ describe("pull coordinator", () => {
       expect(p2.pulls[0]).toEqual({});
       // The catch-up ran right after: its progress does not hide how the resync ended, for a while.
       expect(coordinator.status()).toMatchObject({ state: "done", full: true, peer: "p1" });
-
     } finally {
       coordinator.close();
     }
@@ -74,16 +78,11 @@ describe("pull coordinator", () => {
 
 describe("the status of a resync followed by a relay catch-up", () => {
   it("shows the resync's end while the catch-up runs, but the catch-up once another resync waits for it", async () => {
-    const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "n1" }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
-    replicas.push(replica);
     const a = [1, 2].map((s) => remoteChange(REPLICA_A, s, 100 + s, aliasDraft(`a${s}@x`, "sip:t@x")));
     const p1 = fakePeer("p1", {}, 0);
     const p2 = fakePeer("p2", { [REPLICA_A]: a }, 300);
     const sessions: PeerSession[] = [p2.session];
-    const coordinator = createPullCoordinator({
-      replica, log: silentLogger(), metrics: createMetrics({ defaults: false }), batchSize: 100, relayDelayMs: 0,
-      sessions: () => sessions, readySince: () => 0,
-    });
+    const { coordinator } = coordinatorOver(() => sessions);
     try {
       const first = coordinator.resync(p1.session);
       coordinator.evaluate(); // the catch-up from p2 waits for the resync, then runs (slowly)
@@ -104,15 +103,10 @@ describe("the status of a resync followed by a relay catch-up", () => {
 
 describe("a resync asked for while one runs", () => {
   it("joins the one under way instead of pulling everything a second time", async () => {
-    const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "n1" }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
-    replicas.push(replica);
     const a = [1, 2].map((s) => remoteChange(REPLICA_A, s, 100 + s, aliasDraft(`a${s}@x`, "sip:t@x")));
     const p1 = fakePeer("p1", { [REPLICA_A]: a }, 50);
     const p2 = fakePeer("p2", { [REPLICA_A]: a }, 0);
-    const coordinator = createPullCoordinator({
-      replica, log: silentLogger(), metrics: createMetrics({ defaults: false }), batchSize: 100, relayDelayMs: 0,
-      sessions: () => [], readySince: () => 0,
-    });
+    const { coordinator } = coordinatorOver(() => []);
     try {
       const first = coordinator.resync(p1.session);
       const second = coordinator.resync(p2.session);
@@ -136,15 +130,10 @@ describe("a resync asked for while one runs", () => {
 
 describe("a pulled change stamped far ahead (the hostile dry run's F12)", () => {
   it("is refused as a pushed one is: nothing of the answer is applied, and the resync says why", async () => {
-    const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "n1" }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
-    replicas.push(replica);
     const now = Date.now() * 1024;
     const changes = [remoteChange(REPLICA_A, 1, now, aliasDraft("ok@x", "sip:t@x")), remoteChange(REPLICA_A, 2, 2 ** 53 - 4, aliasDraft("far@x", "sip:t@x"))];
     const p = fakePeer("p1", { [REPLICA_A]: changes }, 0);
-    const coordinator = createPullCoordinator({
-      replica, log: silentLogger(), metrics: createMetrics({ defaults: false }), batchSize: 100, relayDelayMs: 0,
-      sessions: () => [p.session], readySince: () => 0,
-    });
+    const { replica, coordinator } = coordinatorOver(() => [p.session]);
     try {
       await coordinator.resync(p.session).done.catch(() => undefined);
       expect(coordinator.status()).toMatchObject({ state: "failed", error: expect.stringMatching(/^changes\.1\.hlc: .* more than a year ahead/) });
