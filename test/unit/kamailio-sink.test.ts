@@ -242,6 +242,48 @@ describe("kamailio sink when Kamailio cannot keep a write", () => {
     expect(s.status().state).toBe("idle");
   });
 
+  it("counts an alias once in pending() when it waits for alias_db's database and its batch, failed by another write, is still past the cursor", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
+    const A = "a~00000000000a";
+    const B = "b~00000000000b";
+    const expires = Math.floor(Date.now() / 1000) + 600;
+    const bob = { kind: "loc" as const, key: "bob@example.com", sub: "sip:bob@192.0.2.2", value: binding({ owner: "a", expires }) };
+    // A: an alias, then a binding Kamailio cannot take (neither jsonrpcs nor its database answer).
+    await store.applyRemote(batchOf(A, 0, 2, [remoteChange(A, 1, 10, alias("x@example.com", "sip:t1@example.com")), remoteChange(A, 2, 11, bob)]));
+    // B: an alias noted as waiting in an earlier run, whose batch went past (only the note counts).
+    await store.applyRemote(batchOf(B, 0, 1, [remoteChange(B, 1, 12, alias("y@example.com", "sip:t2@example.com"))]));
+    store.kamailioAliasesWaiting.add(aliasKey("y@example.com"));
+    store.kamailioAliasesWaiting.flush();
+    const cursor = fullDiskCursor(false);
+    cursor.advance(B, 1);
+    let kamailioUp = false;
+    const s = sinkOf(store, {
+      cursor, window: 1, aliasesWaiting: store.kamailioAliasesWaiting, retry: { minMs: 60_000, maxMs: 60_000 }, aliasRetry: { minMs: 60_000, maxMs: 60_000 },
+      writer: {
+        write: async (op) => {
+          if (op.op === "alias-set") throw new AliasDbUnreachableError("alias_db's database is unreachable");
+          if (!kamailioUp) throw new TransientError("jsonrpcs and the database are both unreachable");
+          return "rpc";
+        },
+      },
+    });
+    s.start();
+    await expect.poll(() => s.status().state).toBe("waiting");
+    // x was noted, but the batch failed after it: the cursor did not move past it.
+    expect(store.kamailioAliasesWaiting.size()).toBe(2);
+    expect(cursor.get()).toEqual({ [B]: 1 });
+    // x and bob (past the cursor, x once), and y (waiting only): three writes, not four.
+    expect(await s.pending()).toBe(3);
+    kamailioUp = true;
+    await s.close();
+    sink = null;
+    // Only once the waiting sink retries does the cursor pass x; then the notes alone count it.
+    const s2 = sinkOf(store, { cursor, writer: { write: async (op) => (op.op === "alias-set" ? Promise.reject(new AliasDbUnreachableError("alias_db's database is unreachable")) : "rpc") }, aliasesWaiting: store.kamailioAliasesWaiting, aliasRetry: { minMs: 60_000, maxMs: 60_000 } });
+    s2.start();
+    await expect.poll(() => cursor.get()[A]).toBe(2);
+    expect(await s2.pending()).toBe(2);
+  });
+
   it("tries waiting aliases again on its own back-off while bindings go on, and a removal made meanwhile goes in as the removal", async () => {
     const store = openSqliteStore({ path: ":memory:", nodeId: "n2" });
     const A = "a~00000000000a";
