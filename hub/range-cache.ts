@@ -20,22 +20,42 @@ export interface RangeCache {
   clear(): void;
 }
 
-export function createRangeCache(opts: { ttlMs?: number; maxEntries?: number; nowMs?: () => number } = {}): RangeCache {
+/** What the cache may hold in each of its two maps, by default. */
+export const RANGE_CACHE_CHANGES = 32_000;
+export const RANGE_CACHE_ENTRIES = 4_096;
+
+export function createRangeCache(opts: { ttlMs?: number; maxChanges?: number; maxEntries?: number; nowMs?: () => number } = {}): RangeCache {
   const ttl = opts.ttlMs ?? 250;
-  // Bounded: at most maxEntries reads and maxEntries primed ranges of up to 1,000 changes each
-  // (2 × 32 × 1000 × ~1 KB ≈ 64 MB at worst), plus the JSON of those sent (agent/mesh/request-frame.ts
-  // keeps it while the array lives), ~0.7 KB each; stale entries go as new ones come.
-  const max = opts.maxEntries ?? 32;
+  // Bounded by changes, not ranges, so that many origins sending small batches (a hundred nodes
+  // publishing a few changes each) are all shared, while a few origins' runs of up to 1,000 changes
+  // stay within the same budget: at most maxChanges read and maxChanges primed (2 × 32,000 × ~1 KB
+  // ≈ 64 MB at worst), plus the JSON of those sent (agent/mesh/request-frame.ts keeps it while the
+  // array lives), ~0.7 KB each. A read is charged what its range can hold at most, until it is known.
+  // Stale entries go as new ones come, then the oldest beyond the bounds.
+  const maxChanges = opts.maxChanges ?? RANGE_CACHE_CHANGES;
+  const maxEntries = opts.maxEntries ?? RANGE_CACHE_ENTRIES;
   const now = opts.nowMs ?? Date.now;
-  const entries = new Map<string, { at: number; value: Promise<Change[]> }>();
-  const whole = new Map<string, { at: number; changes: Change[] }>();
+  type Entry = { at: number; weight: number };
+  const entries = new Map<string, Entry & { value: Promise<Change[]> }>();
+  const whole = new Map<string, Entry & { changes: Change[] }>();
+  const held = new Map<Map<string, Entry>, number>([[entries, 0], [whole, 0]]);
   const fresh = (at: number) => now() - at < ttl;
-  /** Maps iterate in insertion order: drop the oldest entries while stale or beyond the bound. */
-  const bound = (m: Map<string, { at: number }>) => {
-    for (const [k, e] of m) {
-      if (m.size <= max && fresh(e.at)) break;
-      m.delete(k);
+  const put = <E extends Entry>(m: Map<string, E>, key: string, e: E) => {
+    drop(m, key);
+    m.set(key, e);
+    held.set(m, held.get(m)! + e.weight);
+    // Maps iterate in insertion order: drop the oldest entries while stale or beyond the bounds.
+    for (const [k, old] of m) {
+      if (m.size <= maxEntries && held.get(m)! <= maxChanges && fresh(old.at)) break;
+      if (old === e) break;
+      drop(m, k);
     }
+  };
+  const drop = (m: Map<string, Entry>, key: string) => {
+    const e = m.get(key);
+    if (e === undefined) return;
+    m.delete(key);
+    held.set(m, held.get(m)! - e.weight);
   };
   return {
     read(origin, after, upTo, limit, load) {
@@ -45,22 +65,30 @@ export function createRangeCache(opts: { ttlMs?: number; maxEntries?: number; no
       const hit = entries.get(key);
       if (hit && fresh(hit.at)) return hit.value;
       const value = load();
-      const entry = { at: now(), value };
-      entries.set(key, entry);
-      // A failed read is not kept; a newer entry under the same key is left alone.
-      value.catch(() => {
-        if (entries.get(key) === entry) entries.delete(key);
-      });
-      bound(entries);
+      const entry = { at: now(), weight: Math.max(1, Math.min(limit, upTo - after)), value };
+      put(entries, key, entry);
+      value.then(
+        // Charged what it holds once known (a range's rows may be fewer than its seqs).
+        (changes) => {
+          if (entries.get(key) !== entry) return;
+          held.set(entries, held.get(entries)! - entry.weight + Math.max(1, changes.length));
+          entry.weight = Math.max(1, changes.length);
+        },
+        // A failed read is not kept; a newer entry under the same key is left alone.
+        () => {
+          if (entries.get(key) === entry) drop(entries, key);
+        },
+      );
       return value;
     },
     prime(origin, after, upTo, changes) {
-      whole.set(`${origin} ${after} ${upTo}`, { at: now(), changes });
-      bound(whole);
+      put(whole, `${origin} ${after} ${upTo}`, { at: now(), weight: Math.max(1, changes.length), changes });
     },
     clear() {
       entries.clear();
       whole.clear();
+      held.set(entries, 0);
+      held.set(whole, 0);
     },
   };
 }

@@ -50,6 +50,41 @@ describe("range cache", () => {
     expect(clock.loads).toBe(3);
   });
 
+  it("keeps the small ranges of a hundred publishing origins together, and stays within its budget of changes", async () => {
+    const { clock, cache, load } = setup();
+    const origins = Array.from({ length: 100 }, (_, i) => `o${i}~0000000000${String(i).padStart(2, "0")}`);
+    for (const o of origins) cache.prime(o, 0, 1, run(0, 1));
+    for (const o of origins) await cache.read(o, 0, 1, 1000, load);
+    expect(clock.loads).toBe(0);
+    // Runs of 1,000 changes: 32 of them fill the budget, so of 40 the 8 oldest (and the small ones) go.
+    const big = Array.from({ length: 40 }, (_, i) => `b${i}~000000000000`);
+    for (const o of big) cache.prime(o, 0, 1000, run(0, 1000));
+    for (const o of big.slice(8)) await cache.read(o, 0, 1000, 1000, load);
+    expect(clock.loads).toBe(0);
+    await cache.read(big[7]!, 0, 1000, 1000, load);
+    await cache.read(origins[99]!, 0, 1, 1000, load);
+    expect(clock.loads).toBe(2);
+  });
+
+  it("charges a read what its range can hold until its rows are known, then what they are", async () => {
+    const clock = { now: 0 };
+    const cache = createRangeCache({ ttlMs: 250, maxChanges: 2_000, nowMs: () => clock.now });
+    let loads = 0;
+    const load = (n: number) => () => {
+      loads++;
+      return Promise.resolve(run(0, n));
+    };
+    // Two reads of ranges of 1,000 seqs that hold 3 rows each, then ten more like them: all kept.
+    for (let i = 0; i < 12; i++) await cache.read(`r${i}~000000000000`, 0, 1000, 1000, load(3));
+    for (let i = 0; i < 12; i++) await cache.read(`r${i}~000000000000`, 0, 1000, 1000, load(3));
+    expect(loads).toBe(12);
+    // Three unanswered reads of 1,000 each are charged 3,000 and push out what came before them.
+    const pending = [0, 1, 2].map((i) => cache.read(`p${i}~000000000000`, 0, 1000, 1000, () => new Promise<Change[]>(() => undefined)));
+    expect(pending).toHaveLength(3);
+    await cache.read("r0~000000000000", 0, 1000, 1000, load(3));
+    expect(loads).toBe(13);
+  });
+
   it("forgets a failed read, so the next pump tries again", async () => {
     const cache = createRangeCache({ nowMs: () => 0 });
     await expect(cache.read(REPLICA_A, 0, 3, 1000, () => Promise.reject(new Error("database away")))).rejects.toThrow("database away");
