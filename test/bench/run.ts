@@ -40,6 +40,8 @@ const FULL: BenchSizes = {
   hubLatencySeconds: 10,
   hubOriginsRate: 500,
   hubOriginsLingerMs: 5,
+  hubTierAgents: 10,
+  hubTierRate: 2000,
   repeat: 3,
 };
 
@@ -74,7 +76,7 @@ run ${FULL.repeat} times each and report the median run; the notes under the tab
   hub         a real PostgreSQL, 1 publishing agent → 1 hub → ${FULL.hubReceivers} agents, then the same through 2 hubs:
               throughput of ${FULL.hubThroughputChanges.toLocaleString("en-US")} bindings (target ≥ 10,000/s; 2 hubs ≥ 90% of 1 hub),
               latency at ${FULL.latencyRate}/s for ${FULL.hubLatencySeconds} s (target p99 < 20 ms); then the hub tier alone:
-              the same through 1 hub to ${FULL.hubReceivers} sink agents (the agent's mesh code, no journal), no target; then
+              the same through 1 hub to ${FULL.hubTierAgents} sink agents (the agent's mesh code, no journal), no target; then
               ${FULL.hubReceivers} agents on 1 hub (relayLingerMs ${FULL.hubOriginsLingerMs}), each publishing and receiving everyone else's:
               throughput, latency at ${FULL.hubOriginsRate}/s in all, pushes per agent, no target. Its parts can be picked alone
               as hub.targets, hub.tier, hub.origins
@@ -86,6 +88,9 @@ Options:
   --profile <dir>    run the agents with --cpu-prof, writing .cpuprofile files into <dir>
   --node-flag <flag> pass a flag to the agents' node (repeatable), e.g. --node-flag=--trace-gc
   --hub-linger <ms>  the hubs' mesh.relayLingerMs in the hub scenario (default 0)
+  --hub-tier-agents <n>  sink agents in the hub tier part (default ${FULL.hubTierAgents}; e.g. 100 for a hub's fan-out
+                     to a hundred nodes)
+  --hub-tier-rate <n>  single-edit publishes/s of the hub tier's latency run (default ${FULL.hubTierRate})
   --out <file>       results file (default bench-results/mesh.json)
   --keep             keep the agents' temp folders (journals and logs) for inspection
   -h, --help         this text
@@ -98,6 +103,8 @@ interface Options {
   /** Parts of the hub scenario to run (scenarios/hub.ts); empty = none. */
   hub: HubPart[];
   hubLingerMs: number;
+  hubTierAgents: number;
+  hubTierRate: number;
   modes: Synchronous[];
   quick: boolean;
   nodeArgs: string[];
@@ -119,6 +126,8 @@ function parseOptions(argv: string[]): Options | string | null {
         "node-flag": { type: "string", multiple: true, default: [] },
         out: { type: "string", default: join(packageRoot(), "bench-results", "mesh.json") },
         "hub-linger": { type: "string", default: "0" },
+        "hub-tier-agents": { type: "string", default: String(FULL.hubTierAgents) },
+        "hub-tier-rate": { type: "string", default: String(FULL.hubTierRate) },
         keep: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -138,6 +147,10 @@ function parseOptions(argv: string[]): Options | string | null {
   if (unknown.length > 0) return `unknown scenario ${unknown.join(", ")}; choose from ${[...known, "kamailio"].join(", ")} (or a part: kamailio.${KAMAILIO_PARTS.join(", kamailio.")}, hub.${HUB_PARTS.join(", hub.")})`;
   const modes: Record<string, Synchronous[]> = { full: ["full"], normal: ["normal"], both: ["full", "normal"] };
   if (!/^\d+$/.test(values["hub-linger"])) return `--hub-linger must be a whole number of milliseconds, not ${values["hub-linger"]}`;
+  const tierAgents = values["hub-tier-agents"];
+  if (!/^\d+$/.test(tierAgents) || Number(tierAgents) < 1 || Number(tierAgents) > 1000) return `--hub-tier-agents must be a whole number from 1 to 1000, not ${tierAgents}`;
+  const tierRate = values["hub-tier-rate"];
+  if (!/^\d+$/.test(tierRate) || Number(tierRate) < 1) return `--hub-tier-rate must be a whole number of publishes a second, not ${tierRate}`;
   if (!modes[values.sync]) return `--sync must be full, normal or both, not ${values.sync}`;
   return {
     // Always in the canonical order: later scenarios build on the data earlier ones left.
@@ -145,6 +158,8 @@ function parseOptions(argv: string[]): Options | string | null {
     kamailio,
     hub,
     hubLingerMs: Number(values["hub-linger"]),
+    hubTierAgents: Number(tierAgents),
+    hubTierRate: Number(tierRate),
     modes: modes[values.sync]!,
     quick: values.quick,
     nodeArgs: [...(values.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(values.profile)}`] : []), ...values["node-flag"]],
@@ -205,7 +220,7 @@ async function main(): Promise<number> {
   if (machine.cpuBusyBeforeStart > BUSY) {
     log(`WARNING: the CPUs were ${Math.round(machine.cpuBusyBeforeStart * 100)}% busy before the bench started; other work skews the figures`);
   }
-  const sizes = opts.quick ? QUICK : FULL;
+  const sizes = { ...(opts.quick ? QUICK : FULL), hubTierAgents: opts.hubTierAgents, hubTierRate: opts.hubTierRate };
   if (opts.kamailio.length > 0 && !(await runKamailio(opts, started, machine))) failedKamailio = true;
   if (opts.scenarios.length === 0 && opts.hub.length === 0) return failedKamailio ? 1 : 0;
   const modes: ModeReport[] = [];

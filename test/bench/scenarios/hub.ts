@@ -168,7 +168,7 @@ async function sinkThroughputOnce(publisher: HubBenchCluster["publisher"], sinks
 
 async function measureHubTier(o: HubBenchOptions, pg: Awaited<ReturnType<typeof startPostgres>>): Promise<{ figures: Figure[]; details: Record<string, unknown> }> {
   const { sizes, log } = o;
-  log(`hub tier: 1 publisher → 1 hub → ${sizes.hubReceivers} sink agents (no journal) in 2 processes`);
+  log(`hub tier: 1 publisher → 1 hub → ${sizes.hubTierAgents} sink agents (no journal) in 2 processes`);
   // The publisher and the hub alone (no receiving agents); the sink agents dial the hub below.
   const cluster = await startHubBenchCluster({ pg, hubs: 1, receivers: 0, synchronous: o.synchronous, nodeArgs: o.nodeArgs, keepDir: o.keepDir, log,
     hubConfig: { mesh: { relayLingerMs: o.relayLingerMs } },
@@ -178,7 +178,7 @@ async function measureHubTier(o: HubBenchOptions, pg: Awaited<ReturnType<typeof 
   o.onCluster(cluster);
   let sinks: SinkAgents | null = null;
   try {
-    const ids = Array.from({ length: sizes.hubReceivers }, (_, i) => `s${i + 1}`);
+    const ids = Array.from({ length: sizes.hubTierAgents }, (_, i) => `s${i + 1}`);
     sinks = await startSinkAgents({ secret: SECRET, agents: ids.map((id) => ({ id, hubUrls: [hub.meshUrl] })), processes: 2 });
     await waitFor("the publisher and every sink agent on the hub", async () => {
       const st = await hub.call<ClusterStatus>("cluster.status");
@@ -193,18 +193,26 @@ async function measureHubTier(o: HubBenchOptions, pg: Awaited<ReturnType<typeof 
     }
     const rates = runs.map((r) => r.changesPerSecond);
     const mid = runs[rates.indexOf(median(rates))]!;
-    const lat = await measureLatency({ publisher, receivers: sinkSet, meter: cluster.all, meterOthers: sinkSet.processes, rate: sizes.latencyRate, seconds: sizes.hubLatencySeconds, log });
+    const pushesBefore = await hub.metric("locmesh_pushes_sent_total");
+    const lat = await measureLatency({ publisher, receivers: sinkSet, meter: cluster.all, meterOthers: sinkSet.processes, rate: sizes.hubTierRate, seconds: sizes.hubLatencySeconds, log });
+    const pushesPerSecond = (await hub.metric("locmesh_pushes_sent_total") - pushesBefore) / lat.sendSeconds;
+    const hubCpu = lat.cpuSecondsPerSecond[hub.spec.id] ?? 0;
+    log(`  the hub sent ${fmt(pushesPerSecond / ids.length)} pushes/s to each sink agent, ${fmt(hubCpu / pushesPerSecond * 1e6)} µs of its CPU per push`);
     const figures: Figure[] = [
       {
-        id: "hubtier.throughput", metric: `Hub tier: 1 agent → 1 hub → ${sizes.hubReceivers} sink agents`, value: mid.changesPerSecond, unit: "changes/s", target: null,
+        id: "hubtier.throughput", metric: `Hub tier: 1 agent → 1 hub → ${sizes.hubTierAgents} sink agents`, value: mid.changesPerSecond, unit: "changes/s", target: null,
         note: `median of ${runs.length} runs (${rates.map((r) => fmt(r)).join(", ")}/s); sink agents run the agent's mesh code without a journal, ` +
-          `so the hub and PostgreSQL are timed without ten journaling agents on the same 2 CPUs; CPU-s/s ${JSON.stringify(mid.cpuSecondsPerSecond)}`,
+          `so the hub and PostgreSQL are timed without journaling agents on the same 2 CPUs; CPU-s/s ${JSON.stringify(mid.cpuSecondsPerSecond)}`,
       },
       { id: "hubtier.latency.p50", metric: "Hub tier latency p50", value: lat.pooled.p50, unit: "ms", digits: 2, target: null },
       {
         id: "hubtier.latency.p99", metric: "Hub tier latency p99", value: lat.pooled.p99, unit: "ms", digits: 2, target: null,
-        note: `${fmt(lat.total)} single-edit publishes at ${fmt(sizes.latencyRate)}/s (achieved ${fmt(lat.achieved)}/s) into a journaling agent, ` +
+        note: `${fmt(lat.total)} single-edit publishes at ${fmt(sizes.hubTierRate)}/s (achieved ${fmt(lat.achieved)}/s) into a journaling agent, ` +
           `arrival noted by each sink agent; max ${fmt(lat.pooled.max, 2)} ms, missing ${lat.missing}; CPU-s/s ${JSON.stringify(lat.cpuSecondsPerSecond)}`,
+      },
+      {
+        id: "hubtier.latency.pushes", metric: `  pushes the hub sent each sink agent at ${fmt(sizes.hubTierRate)}/s`, value: pushesPerSecond / ids.length, unit: "pushes/s", target: null,
+        note: `relayLingerMs ${o.relayLingerMs}; locmesh_pushes_sent_total over the paced run; the hub's CPU over its pushes: ${fmt(hubCpu / pushesPerSecond * 1e6)} µs a push`,
       },
     ];
     return { figures, details: { runs, latency: lat } };

@@ -22,6 +22,9 @@ export interface BenchSizes {
   /** Hub scenario, every agent publishing: the paced run's rate in all, and the hub's relayLingerMs. */
   hubOriginsRate: number;
   hubOriginsLingerMs: number;
+  /** Hub scenario, the hub tier: sink agents on the hub, and the paced run's rate (`--hub-tier-agents`, `--hub-tier-rate`). */
+  hubTierAgents: number;
+  hubTierRate: number;
   /** Runs of the throughput and catch-up scenarios; their median is reported (the box is noisy). */
   repeat: number;
 }
