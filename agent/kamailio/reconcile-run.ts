@@ -128,6 +128,24 @@ export function createReconcileRun(deps: {
       times.learned(written, dumpStartMs);
       const learned = written.filter((c) => c !== null).length;
       let repaired = 0;
+      // Copies first, so that a repair of the binding (ul.add updates the first copy it finds) is
+      // not made on the copy that then goes. Over jsonrpcs only: the database fallback would delete
+      // the contact's every row, not one copy.
+      let removedCopies = 0;
+      for (const d of p.duplicates) {
+        if (held()) break;
+        try {
+          if (await links.usrloc.ulRmContact(config.locationTable, d.aor, d.contact)) removedCopies++;
+        } catch (err) {
+          if (isTransient(err)) throw err;
+          deps.log.error({ err: (err as Error).message, aor: d.aor, contact: d.contact }, "Kamailio refused to remove a second copy of a contact it holds twice");
+        }
+      }
+      if (removedCopies > 0) {
+        deps.log.warn({ copies: removedCopies, first: p.duplicates[0] },
+          "removed second copies of contacts Kamailio held twice under one AoR (two rows of one contact loaded from its database at its start); one copy of each stays");
+      }
+      repaired += removedCopies;
       const fresh = { watch: changes, writer: links.writer, store, plan, nowSec: () => Math.floor(Date.now() / 1000) };
       for (const op of p.repairs) {
         if (held()) break;

@@ -79,6 +79,14 @@ export interface ReconcilePlan {
   drafts: Draft[];
   /** Writes that put Kamailio back in line with the journal. */
   repairs: InstallOp[];
+  /**
+   * A contact Kamailio holds more than once under one AoR, once per copy beyond the first: two rows
+   * of it loaded from its database at a start (the agent's fallback row beside Kamailio's own, from
+   * before the settle or an agent killed between the two). Each `ul.rm_contact` removes the first
+   * copy it finds, so one stays. Copies with two different real Call-IDs are not listed: that is
+   * usrloc's matching_mode 1 (contact and Call-ID), which keeps them apart on purpose.
+   */
+  duplicates: { aor: string; contact: string }[];
 }
 
 type Live = Map<string, Change>;
@@ -130,6 +138,9 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
   if (domainless !== null) throw new UsrlocKeysError(useDomainProblem(domainless));
   const locs = only === undefined ? await loadLive(store, "loc", nowSec) : await loadLiveOf(store, only, nowSec);
   const seen = new Set<string>();
+  const duplicates: ReconcilePlan["duplicates"] = [];
+  /** The Call-ID of the first copy of each binding in the dump. */
+  const firstCallid = new Map<string, string>();
   for (const k of input.dump) {
     if (k.table !== locationTable || k.status === "expired" || k.status === "deleted") continue;
     const keyed = normalizeAor(k.aor);
@@ -143,6 +154,12 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
     const j = locs.get(id) ?? (await store.get("loc", k.aor, k.contact));
     const jLive = j !== null && j !== undefined && j.value !== null && locs.has(id);
     if (j && untouchable(j, id)) continue;
+    const prior = firstCallid.get(id);
+    if (prior !== undefined && sameContactTwice(prior, k.callid)) {
+      duplicates.push({ aor: k.aor, contact: k.contact });
+      continue;
+    }
+    if (prior === undefined) firstCallid.set(id, k.callid);
     if (k.callid === UL_ADD_CALLID) {
       if (!jLive) repairs.push({ op: "rm-contact", table: locationTable, aor: k.aor, contact: k.contact });
       else {
@@ -181,8 +198,11 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
   }
 
   if (input.aliasTable !== null && only === undefined) repairs.push(...(await aliasRepairs(store, input)));
-  return { drafts, repairs };
+  return { drafts, repairs, duplicates };
 }
+
+/** Two copies of one contact are one binding held twice: ul.add's Call-ID on either, or the same Call-ID. */
+const sameContactTwice = (a: string, b: string): boolean => a === b || a === UL_ADD_CALLID || b === UL_ADD_CALLID;
 
 /**
  * The binding came from a REGISTER (every SIP request has a Call-ID), not from the local API: one

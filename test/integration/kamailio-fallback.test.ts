@@ -240,6 +240,36 @@ describe("Kamailio database fallback", () => {
       n2.agent.spec.config!["kamailio"] = agentKamailio;
     }
   });
+
+  it("removes the second copy of a contact a restarted Kamailio loaded twice from its database, row and all", async () => {
+    // With the config the tests above changed for their own runs (they restarted it with the reconcile skipped).
+    await n2.agent.stop();
+    await n2.agent.start();
+    const heidi = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "heidi", domain: TEST_DOMAIN, expires: 300 });
+    await waitFor("heidi's row in n2's database", async () => locationRows("heidi").length === 1);
+    // A second row of the same contact under another ruid: what an agent killed between its
+    // fallback write and the settle left behind (both under ul.add's Call-ID).
+    const db = new Database(dbPath, { fileMustExist: true });
+    try {
+      const cols = (db.prepare("PRAGMA table_info(location)").all() as { name: string }[]).map((c) => c.name).filter((c) => c !== "id" && c !== "ruid");
+      db.prepare(`INSERT INTO location (ruid, ${cols.join(", ")}) SELECT 'locmesh-copy-1', ${cols.join(", ")} FROM location WHERE username = ? AND domain = ?`).run("heidi", TEST_DOMAIN);
+    } finally {
+      db.close();
+    }
+    expect(locationRows("heidi")).toHaveLength(2);
+    await n2.kamailio.restart();
+    const restartedAt = new Date().toISOString();
+    await waitFor("n2 reconciled after the restart", async () => ((await status(n2)).kamailio?.lastReconcile?.at ?? "") > restartedAt, 20_000, 100);
+    expect((await status(n2)).kamailio?.lastReconcile?.outcome).toBe("done");
+    await waitFor("one copy of heidi in n2's Kamailio", async () => (await n2.lookup(`heidi@${TEST_DOMAIN}`)).length === 1, 20_000, 100);
+    expect((await n2.lookup(`heidi@${TEST_DOMAIN}`)).map((c) => c.contact)).toEqual([heidi.contact]);
+    // usrloc deletes the copy's row by its ruid (db_ops_ruid): one row stays, and the next start loads one.
+    await waitFor("one row for heidi in n2's database", async () => locationRows("heidi").length === 1);
+    expect(readFileSync(n2.agent.logPath, "utf8")).toMatch(/removed second copies of contacts Kamailio held twice/);
+    await n2.kamailio.restart();
+    await waitFor("heidi back in n2's Kamailio", async () => (await n2.lookup(`heidi@${TEST_DOMAIN}`)).length > 0, 20_000, 100);
+    expect((await n2.lookup(`heidi@${TEST_DOMAIN}`)).map((c) => c.contact)).toEqual([heidi.contact]);
+  });
 });
 
 describe("Kamailio with usrloc db_mode 3", () => {

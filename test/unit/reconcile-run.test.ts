@@ -13,6 +13,7 @@ import { createKamailioTimes } from "../../agent/kamailio/kamailio-times.js";
 import { KamailioWriteRejectedError, type KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
 import { KamailioDumpIncompleteError, createReconcileRun, dumpIncompleteMessage } from "../../agent/kamailio/reconcile-run.js";
 import type { KamailioLinks } from "../../agent/kamailio/kamailio-links.js";
+import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { batchOf, binding, locDraft, remoteChange } from "../support/fixtures.js";
@@ -202,5 +203,33 @@ describe("a dump that lacks contacts Kamailio holds (usrloc db_mode 3 read with 
       expect(t.run.last()).toMatchObject({ outcome: "done" });
       await t.close();
     }
+  });
+});
+
+describe("a reconcile that finds a contact Kamailio holds twice", () => {
+  it("removes the second copy over jsonrpcs before any repair, counts it, and writes no database row for it", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const now = Math.floor(Date.now() / 1000);
+    const hlc = (Date.now() - 60_000) * 1024;
+    // Another node's binding, whose expiry Kamailio holds wrong (a repair), held twice.
+    await store.applyRemote(batchOf("n2~aaaaaaaaaaaa", 0, 1, [
+      remoteChange("n2~aaaaaaaaaaaa", 1, hlc, locDraft("carol@example.com", "sip:carol@192.0.2.3", binding({ owner: "n2", expires: now + 3600 }))),
+    ]));
+    const copy = (ruid: string) => ({
+      ...binding({ owner: "n2", expires: now + 600, callid: UL_ADD_CALLID, cseq: 1 }),
+      table: "location", aor: "carol@example.com", contact: "sip:carol@192.0.2.3", ruid, status: "active", serverId: 0, tcpconnId: -1, lastModified: now - 120, state: "CS_SYNC",
+    });
+    const calls: string[] = [];
+    const writer: KamailioWriter = { async write(op: InstallOp) { calls.push(`write ${op.op}`); return "rpc"; } };
+    const links = {
+      writer, dump: async () => [copy("agent-row"), copy("kamailio-row")], aliasTable: null,
+      usrloc: { ulLookup: async () => [], ulRmContact: async (_t: string, aor: string, contact: string) => (calls.push(`ul.rm_contact ${aor} ${contact}`), true) },
+    } as unknown as KamailioLinks;
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
+    const run = reconcileOver(store, replica, links);
+    await run.run();
+    expect(calls).toEqual(["ul.rm_contact carol@example.com sip:carol@192.0.2.3", "write add"]);
+    expect(run.last()).toMatchObject({ outcome: "done", repaired: 2 });
+    await replica.close();
   });
 });

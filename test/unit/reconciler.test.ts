@@ -12,6 +12,7 @@ import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import { bindingKey } from "../../agent/kamailio/install-plan.js";
 import { planReconcile, type ReconcileInput } from "../../agent/kamailio/reconciler.js";
 import type { UsrlocContact } from "../../agent/kamailio/usrloc-contact.js";
+import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
 import { binding, counterStamp, locDraft, makeTempDirs } from "../support/fixtures.js";
 
 const temp = makeTempDirs("locmesh-reconcile-");
@@ -122,5 +123,39 @@ describe("reconcile of this node's bindings published through the local API", ()
     const dave = await planReconcile(store, { ...input, dump: [], only: only([["dave@example.com", "sip:dave@gone"]], daveStamp) });
     expect(dave.repairs).toMatchObject([{ op: "add", aor: "dave@example.com", binding: { contact: "sip:dave@gone" } }]);
     expect(dave.drafts).toEqual([]);
+  });
+});
+
+describe("reconcile of a contact Kamailio holds twice", () => {
+  it("lists each copy beyond the first of one binding for removal, and leaves copies with two real Call-IDs (matching_mode 1) alone", async () => {
+    const { store, input } = await setUp();
+    await store.commitLocal(
+      [locDraft("carol@example.com", "sip:carol@desk", binding({ owner: "n1", expires: NOW + 3600, callid: "carol-desk" }))],
+      counterStamp((NOW * 1000 + LEAD_MS) * HLC_UNITS_PER_MS),
+    );
+    const carol = (over: Partial<UsrlocContact>) => inKamailio("sip:carol@desk", { aor: "carol@example.com", callid: UL_ADD_CALLID, cseq: 1, lastModified: NOW - 10, ...over });
+    const dump = [
+      ...input.dump,
+      // Two rows loaded from the database: the agent's and Kamailio's own, both under ul.add's Call-ID.
+      carol({ ruid: "agent-row" }), carol({ ruid: "kamailio-row" }), carol({ ruid: "third" }),
+      // The refreshed phone twice with two Call-IDs of its own: usrloc keeps them apart on purpose.
+      inKamailio("sip:bob@refreshed", { callid: "another-call", cseq: 1, expires: NOW + 3602, lastModified: NOW - 100 }),
+    ];
+    const plan = await planReconcile(store, { ...input, dump, clockLeadMs: LEAD_MS });
+    expect(plan.duplicates).toEqual([
+      { aor: "carol@example.com", contact: "sip:carol@desk" },
+      { aor: "carol@example.com", contact: "sip:carol@desk" },
+    ]);
+    // The first copy is reconciled as any other: it agrees with the journal, so nothing else is done.
+    expect(plan.repairs).toEqual([]);
+    // Without the copies, nothing is listed.
+    expect((await planReconcile(store, { ...input, clockLeadMs: LEAD_MS })).duplicates).toEqual([]);
+  });
+
+  it("leaves the copies of a binding changed after the dump began to the next run", async () => {
+    const { store, input } = await setUp();
+    const twice = [inKamailio("sip:bob@refreshed", { callid: "refreshed", cseq: 2, expires: NOW + 3602, lastModified: NOW + 2 }), inKamailio("sip:bob@refreshed", { callid: UL_ADD_CALLID, lastModified: NOW + 2 })];
+    expect((await planReconcile(store, { ...input, dump: twice, clockLeadMs: LEAD_MS })).duplicates).toEqual([{ aor: AOR, contact: "sip:bob@refreshed" }]);
+    expect((await planReconcile(store, { ...input, dump: twice, clockLeadMs: LEAD_MS, isPending: () => true })).duplicates).toEqual([]);
   });
 });
