@@ -200,7 +200,7 @@ export function describeReconcile(r: KamailioStatus["lastReconcile"]): string {
       return `FAILED at ${r.at}: ${r.reason ?? "no reason given"}`;
     default:
       // Agents from before `outcome` existed report only completed runs.
-      return `done at ${r.at}: ${r.learned} learned, ${r.repaired} repaired, ${r.contacts} contacts compared`;
+      return `done at ${r.at}: ${r.learned} learned, ${r.repaired} repaired, ${r.contacts} contacts compared${r.reason ? `; WARNING: ${r.reason}` : ""}`;
   }
 }
 

@@ -197,6 +197,10 @@ export interface KamailioReconcileStatus {
   repaired: number;
   /** Contacts Kamailio listed (0 unless done). */
   contacts: number;
-  /** Why it was skipped or failed, e.g. "34166 live bindings above kamailio.reconcileMaxContacts (20000)"; null when done. */
+  /**
+   * Why it was skipped or failed, e.g. "34166 live bindings above kamailio.reconcileMaxContacts
+   * (20000)"; when done, a warning about what it found in Kamailio (a usrloc setting locmesh does
+   * not support), else null.
+   */
   reason: string | null;
 }

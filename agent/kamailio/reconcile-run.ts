@@ -19,7 +19,7 @@ import type { KamailioTimes } from "./kamailio-times.js";
 import { isTransient } from "../core/transient.js";
 import { planReconcile, type ApiEdits, type ReconcilePlan } from "./reconciler.js";
 import type { UsrlocContact } from "./usrloc-contact.js";
-import { createReconcileReport } from "./reconcile-report.js";
+import { createReconcileReport, type ReconcileDone } from "./reconcile-report.js";
 import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js";
 import { UsrlocKeysError } from "./usrloc-keys.js";
 
@@ -95,7 +95,7 @@ export function createReconcileRun(deps: {
   }
 
   /** Compares and repairs; `only`: those bindings, their AoRs read with ul.lookup instead of ul.dump. Null when Kamailio is due a reload. */
-  async function compareAndRepair(only?: ApiEdits): Promise<{ learned: number; repaired: number; contacts: number } | null> {
+  async function compareAndRepair(only?: ApiEdits): Promise<ReconcileDone | null> {
     const dumpStartMs = Date.now();
     const leadMs = deps.clockLeadMs();
     const dump = only === undefined ? await links.dump() : await lookupAll([...new Set([...only.keys.values()].map((k) => k.aor))]);
@@ -161,7 +161,7 @@ export function createReconcileRun(deps: {
       const source = only === undefined ? "reconcile" : "api";
       metrics.kamailioLearned.inc({ source }, learned);
       metrics.kamailioRepairs.inc({ source }, repaired);
-      return { learned, repaired, contacts: dump.length };
+      return { learned, repaired, contacts: dump.length, keptApart: p.keptApart };
     } finally {
       changes.close();
     }

@@ -87,6 +87,11 @@ export interface ReconcilePlan {
    * usrloc's matching_mode 1 (contact and Call-ID), which keeps them apart on purpose.
    */
   duplicates: { aor: string; contact: string }[];
+  /**
+   * Contacts held twice under two phones' Call-IDs: usrloc's matching_mode 1 (contact and Call-ID),
+   * which locmesh does not support. How many, and the first found.
+   */
+  keptApart: { count: number; first: { aor: string; contact: string } | null };
 }
 
 type Live = Map<string, Change>;
@@ -141,6 +146,7 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
   const duplicates: ReconcilePlan["duplicates"] = [];
   /** The Call-ID of the first copy of each binding in the dump. */
   const firstCallid = new Map<string, string>();
+  const keptApart: ReconcilePlan["keptApart"] = { count: 0, first: null };
   for (const k of input.dump) {
     if (k.table !== locationTable || k.status === "expired" || k.status === "deleted") continue;
     const keyed = normalizeAor(k.aor);
@@ -160,6 +166,10 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
       continue;
     }
     if (prior === undefined) firstCallid.set(id, k.callid);
+    else {
+      keptApart.count++;
+      keptApart.first ??= { aor: k.aor, contact: k.contact };
+    }
     if (k.callid === UL_ADD_CALLID) {
       if (!jLive) repairs.push({ op: "rm-contact", table: locationTable, aor: k.aor, contact: k.contact });
       else {
@@ -198,7 +208,7 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
   }
 
   if (input.aliasTable !== null && only === undefined) repairs.push(...(await aliasRepairs(store, input)));
-  return { drafts, repairs, duplicates };
+  return { drafts, repairs, duplicates, keptApart };
 }
 
 /** Two copies of one contact are one binding held twice: ul.add's Call-ID on either, or the same Call-ID. */

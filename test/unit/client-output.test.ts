@@ -213,6 +213,12 @@ describe("the reconcile line of locmesh status", () => {
     );
   });
 
+  it("says after a done reconcile's counts what it warns of, and nothing more when it warns of nothing", () => {
+    const done = { at: "2026-11-22T10:00:00.000Z", outcome: "done" as const, learned: 1, repaired: 2, contacts: 30, reason: null };
+    expect(line(status(done))).toMatch(/^kamailio reconcile +done at 2026-11-22T10:00:00\.000Z: 1 learned, 2 repaired, 30 contacts compared$/);
+    expect(line(status({ ...done, reason: "usrloc's matching_mode looks like 1" }))).toMatch(/30 contacts compared; WARNING: usrloc's matching_mode looks like 1$/);
+  });
+
   it("says, under the reload line, that the agent's previous run left a reload unfinished, and only then", () => {
     const withReload = (interrupted: KamailioStatus["reload"]["interrupted"]): ClusterStatus => {
       const s = status(null);

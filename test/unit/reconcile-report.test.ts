@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createReconcileReport } from "../../agent/kamailio/reconcile-report.js";
+import { createReconcileReport, keptApartText } from "../../agent/kamailio/reconcile-report.js";
 import { capturedLog as capture } from "../support/captured-log.js";
 
 describe("reconcile report", () => {
@@ -36,6 +36,28 @@ describe("reconcile report", () => {
     now += 1000;
     r.done({ learned: 0, repaired: 0, contacts: 19_000 });
     r.skipped(20_001, 20_000);
+    expect(warnings()).toBe(3);
+  });
+
+  it("says in status, and warns hourly in the log, that Kamailio keeps contacts apart by Call-ID (usrloc matching_mode 1)", () => {
+    let now = 0;
+    const { log, lines } = capture();
+    const r = createReconcileReport({ log, nowMs: () => now });
+    const warnings = () => lines.filter((l) => l.level === 40 && /matching_mode looks like 1/.test(l.msg)).length;
+    const keptApart = { count: 2, first: { aor: "bob@example.com", contact: "sip:bob@192.0.2.1" } };
+    r.done({ learned: 0, repaired: 0, contacts: 30, keptApart });
+    expect(r.last()?.reason).toBe(keptApartText(keptApart));
+    expect(r.last()?.reason).toMatch(/^Kamailio holds 2 contacts twice under two phones' Call-IDs \(sip:bob@192\.0\.2\.1 of bob@example\.com, and others\): .*Set modparam\("usrloc", "matching_mode", 0\)/);
+    expect(warnings()).toBe(1);
+    now = 300_000;
+    r.done({ learned: 0, repaired: 0, contacts: 30, keptApart });
+    expect(warnings()).toBe(1);
+    now = 3_600_000;
+    r.done({ learned: 0, repaired: 0, contacts: 30, keptApart });
+    expect(warnings()).toBe(2);
+    r.done({ learned: 0, repaired: 0, contacts: 30, keptApart: { count: 0, first: null } });
+    expect(r.last()?.reason).toBeNull();
+    r.done({ learned: 0, repaired: 0, contacts: 30, keptApart });
     expect(warnings()).toBe(3);
   });
 });

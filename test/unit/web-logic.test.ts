@@ -107,6 +107,7 @@ describe("status history", () => {
     expect(reconcileText(run)).toBe("1,200 learned, 3 repaired"); // an agent before `outcome`
     expect(reconcileText({ ...run, outcome: "skipped", learned: 0, repaired: 0, reason: "34166 live bindings above kamailio.reconcileMaxContacts (20000)" }))
       .toBe("skipped: 34166 live bindings above kamailio.reconcileMaxContacts (20000)");
+    expect(reconcileText({ ...run, outcome: "done", reason: "usrloc's matching_mode looks like 1" })).toBe("1,200 learned, 3 repaired; warning: usrloc's matching_mode looks like 1");
     const cut = { reason: "kamailio restarted", startedAt: "not a time", done: 1200, total: 34_000, error: null };
     expect(interruptedText(cut)).toBe("cut short by an agent restart after at least 1,200 of 34,000 writes (started not a time); reloaded again at this start");
     expect(interruptedText({ ...cut, error: "Kamailio is unreachable" })).toMatch(/^failed \(Kamailio is unreachable\), not redone before the agent stopped after at least 1,200/);

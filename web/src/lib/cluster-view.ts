@@ -42,7 +42,7 @@ export const WRITER_TEXT: Record<string, string> = {
 /** The last reconcile in a few words, after its time: counts when it ran, the reason when it did not. */
 export function reconcileText(r: NonNullable<KamailioStatus["lastReconcile"]>): string {
   if (r.outcome === "skipped" || r.outcome === "failed") return `${r.outcome}: ${r.reason ?? "no reason given"}`;
-  return `${formatCount(r.learned)} learned, ${formatCount(r.repaired)} repaired`;
+  return `${formatCount(r.learned)} learned, ${formatCount(r.repaired)} repaired${r.reason ? `; warning: ${r.reason}` : ""}`;
 }
 
 /** The reload the agent's previous run left unfinished: how it ended, and that this start redoes it. */
