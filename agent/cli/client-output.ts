@@ -35,6 +35,7 @@ export function formatStatus(s: ClusterStatus, nowMs = Date.now()): string {
         ...(s.kamailio.reload.interrupted ? [["previous reload", describeInterrupted(s.kamailio.reload.interrupted)]] : []),
         ["kamailio reconcile", describeReconcile(s.kamailio.lastReconcile)],
         ...(s.kamailio.sipPeers ? [["kamailio sip peers", sipPeersText(s.kamailio.sipPeers)]] : []),
+        ...(s.kamailio.warnings ?? []).map((w) => ["kamailio warning", `WARNING: ${w}`]),
       ] as [string, string][])
       : []),
     ...(s.credentials

@@ -165,6 +165,11 @@ export interface KamailioStatus {
   restarts: number;
   /** Which nodes may relay calls through this Kamailio to its phones (sip-peer-list.ts). Absent from agents before it. */
   sipPeers?: SipPeersStatus;
+  /**
+   * Setup problems seen in what Kamailio reports, each saying what to change (a TCP listener on a
+   * wildcard address: wildcard-sockets.ts). Absent when there are none, and from agents before it.
+   */
+  warnings?: string[];
 }
 
 /**

@@ -43,6 +43,7 @@ import type { OnStored } from "./stale-writes.js";
 import { createSipPeerList } from "./sip-peer-list.js";
 import type { SipPeers } from "./sip-peers.js";
 import { createUsrlocKeys } from "./usrloc-keys.js";
+import { createWildcardSocketCheck } from "./wildcard-sockets.js";
 
 export interface KamailioAttachment {
   start(): Promise<void>;
@@ -182,8 +183,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     config, nodeId, store, replica, links, plan, watch, sink, times, onStored, clockLeadMs, journal, log, metrics,
     onDomainless: (reason) => keys.refuse(reason),
   });
+  const sockets = createWildcardSocketCheck({ log });
   const events = createEvapiEvents({
-    config, nodeId, store, replica, sink, times, liveness, clockLeadMs, log, metrics,
+    config, nodeId, store, replica, sink, times, liveness, clockLeadMs, log, metrics, sockets,
     kamailioWhole: () => !watch.reloadNeeded(),
     admit: () => keys.admit(),
     onConnect: () => {
@@ -338,6 +340,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
         lastReconcile: reconciles.last(),
         restarts: watch.restarts(),
         sipPeers: peerList.status(),
+        ...warningsOf([sockets.warning()]),
       };
     },
     pendingWrites: () => sink.lastPending(),
@@ -372,3 +375,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     },
   };
 }
+
+/** The status's `warnings`, absent when there are none. */
+const warningsOf = (found: readonly (string | null)[]): { warnings?: string[] } => {
+  const warnings = found.filter((w): w is string => w !== null);
+  return warnings.length > 0 ? { warnings } : {};
+};

@@ -16,6 +16,7 @@ import type { KamailioSink } from "./kamailio-sink.js";
 import type { KamailioTimes } from "./kamailio-times.js";
 import type { KamailioEvent } from "./register-event.js";
 import { createRegistrarIntake } from "./registrar-intake.js";
+import type { WildcardSockets } from "./wildcard-sockets.js";
 
 /**
  * After evapi drops, the watch leaves noticing a restart to evapi's reconnect for this long, and
@@ -54,6 +55,8 @@ export function createEvapiEvents(deps: {
   admit?: () => Promise<boolean>;
   /** A connection to evapi is up. */
   onConnect: () => void;
+  /** Shown the socket of each binding the events journal (wildcard-sockets.ts). */
+  sockets?: Pick<WildcardSockets, "see">;
   log: Logger;
   metrics: Metrics;
 }): EvapiEvents {
@@ -68,6 +71,7 @@ export function createEvapiEvents(deps: {
     maxQueued: config.eventQueue, lingerMs: config.eventLingerMs, clockLeadMs: deps.clockLeadMs,
     kamailioWhole: deps.kamailioWhole,
     ...(deps.admit ? { admit: deps.admit } : {}),
+    ...(deps.sockets ? { sockets: deps.sockets } : {}),
     flow: { pause: () => evapi?.pause(), resume: () => evapi?.resume() },
   });
 

@@ -14,7 +14,7 @@
  * older `ts` (registrar-input.ts reads it that way); the same back-pressure paces the burst. What
  * Kamailio drops (past 20,000 held) is recovered by the ul.dump reconcile.
  */
-import type { Change } from "../contract/records.js";
+import type { BindingValue, Change } from "../contract/records.js";
 import type { Replica } from "../core/replica.js";
 import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
@@ -24,6 +24,7 @@ import type { KamailioSink } from "./kamailio-sink.js";
 import type { KamailioTimes } from "./kamailio-times.js";
 import type { RegisterEvent } from "./register-event.js";
 import { draftsFromRegister } from "./registrar-input.js";
+import type { WildcardSockets } from "./wildcard-sockets.js";
 
 export interface RegistrarIntakeDeps {
   nodeId: string;
@@ -47,6 +48,8 @@ export interface RegistrarIntakeDeps {
   nowMs?(): number;
   /** False: the event is not journaled (Kamailio keys AoRs without their domain, usrloc-keys.ts). Default: every event is. */
   admit?(): Promise<boolean>;
+  /** Shown the socket of each binding an event journals (wildcard-sockets.ts). */
+  sockets?: Pick<WildcardSockets, "see">;
 }
 
 export interface RegistrarIntakeStats {
@@ -91,6 +94,7 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
       nowMs: readMs,
     });
     if (drafts.length > 0) {
+      if (deps.sockets) for (const d of drafts) if (d.value !== null) deps.sockets.see((d.value as BindingValue).socket);
       const written = await replica.commit(drafts, { lingerMs: deps.lingerMs, source: "event" });
       times.learned(written, ev.tsMs);
       metrics.kamailioLearned.inc({ source: "event" }, written.filter((c) => c !== null).length);

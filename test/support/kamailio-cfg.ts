@@ -15,6 +15,8 @@ export interface KamailioCfgParams {
   dgramWorkers?: number;
   /** jsonrpcs over HTTP (xhttp) on tcp:127.0.0.1:<port>, path /RPC, when set. */
   httpPort?: number;
+  /** SIP over TCP too, on this listener (a host of 0.0.0.0 makes it a wildcard), when set. */
+  sipTcp?: { host: string; port: number };
   /** Extra cfg lines (modparams) placed before the routes. */
   extra?: string;
   /** Wire in locmesh's include (agent/kamailio/cfg-include.ts) the way an operator would. */
@@ -56,7 +58,9 @@ export function kamailioCfg(p: KamailioCfgParams): string {
     "children=2",
     "auto_aliases=no",
     `listen=udp:127.0.0.1:${p.sipPort}`,
-    ...(p.httpPort ? [`listen=tcp:127.0.0.1:${p.httpPort}`, "tcp_accept_no_cl=yes"] : ["disable_tcp=yes"]),
+    ...(p.httpPort ? [`listen=tcp:127.0.0.1:${p.httpPort}`, "tcp_accept_no_cl=yes"] : []),
+    ...(p.sipTcp ? [`listen=tcp:${p.sipTcp.host}:${p.sipTcp.port}`] : []),
+    ...(p.httpPort || p.sipTcp ? [] : ["disable_tcp=yes"]),
     `mpath="${p.modulesDir}/"`,
     ...["tm", "sl", "pv", "xlog", "maxfwd", "textops", "siputils", "jsonrpcs", "usrloc", "registrar"].map((m) => `loadmodule "${m}.so"`),
     ...(p.httpPort ? [`loadmodule "xhttp.so"`] : []),

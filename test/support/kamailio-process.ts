@@ -35,6 +35,8 @@ export interface KamailioOptions {
   shmMb?: number;
   /** SIP port on 127.0.0.1 (default: a free one), e.g. chosen up front so dmq peers can name each other. */
   sipPort?: number;
+  /** SIP over TCP too, on a free port of `host` (default 127.0.0.1; 0.0.0.0 for a wildcard listener). */
+  sipTcp?: { host?: string };
   /** Kamailio's own dmq + dmq_usrloc replication (kamailio-cfg.ts DmqCfg) instead of locmesh. */
   dmq?: DmqCfg;
   /** Cfg lines right after save() instead of locmesh's include (kamailio-cfg.ts afterSave). */
@@ -50,6 +52,8 @@ export interface KamailioProcess {
   readonly sipPort: number;
   readonly dgramPort: number | undefined;
   readonly httpPort: number | undefined;
+  /** SIP over TCP's port, with the sipTcp option. */
+  readonly sipTcpPort: number | undefined;
   /** evapi's TCP port on 127.0.0.1, with the locmesh option. */
   readonly evapiPort: number | undefined;
   /** PID of the main (attendant) process. */
@@ -91,10 +95,11 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
   const sipPort = opts.sipPort ?? (await freeUdpPort());
   const dgramPort = opts.dgramWorkers ? await freeUdpPort() : undefined;
   const httpPort = opts.http ? await freePort() : undefined;
+  const sipTcpPort = opts.sipTcp ? await freePort() : undefined;
   const cfgPath = join(dir, "kamailio.cfg");
   const evapiPort = opts.locmesh ? await freePort() : undefined;
   const locmesh = opts.locmesh ? writeLocmeshInclude(dir, evapiPort as number, opts.locmesh) : undefined;
-  writeFileSync(cfgPath, kamailioCfg({ dir, modulesDir: mods, sipPort, dgramPort, dgramWorkers: opts.dgramWorkers, httpPort, extra: opts.extraCfg, locmesh, dmq: opts.dmq, afterSave: opts.afterSave }));
+  writeFileSync(cfgPath, kamailioCfg({ dir, modulesDir: mods, sipPort, dgramPort, dgramWorkers: opts.dgramWorkers, httpPort, ...(sipTcpPort ? { sipTcp: { host: opts.sipTcp?.host ?? "127.0.0.1", port: sipTcpPort } } : {}), extra: opts.extraCfg, locmesh, dmq: opts.dmq, afterSave: opts.afterSave }));
   const fifoPath = join(dir, "kamailio_rpc.fifo");
   const log: string[] = [];
   /** Lines ever pushed onto `log` (it keeps only a tail): counted as spawnLogged splits them. */
@@ -183,7 +188,7 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
   });
 
   return {
-    dir, fifoPath, replyDir: dir, sipPort, dgramPort, httpPort, evapiPort,
+    dir, fifoPath, replyDir: dir, sipPort, dgramPort, httpPort, sipTcpPort, evapiPort,
     pid: () => child?.pid ?? 0,
     logTail: tail,
     logMark: () => written,

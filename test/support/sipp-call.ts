@@ -48,7 +48,7 @@ export async function sippCall(o: { dir: string; proxyPort: number; to: string; 
   await runSipp(args, { cwd: o.dir, timeoutMs: ((o.timeoutSec ?? 10) + 5) * 1000, what: `sipp INVITE to ${o.to} via 127.0.0.1:${o.proxyPort} (expecting a 200 OK)` });
 }
 
-const UAS = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+export const UAS = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="locmesh phone">
   <recv request="INVITE"/>
   <send>

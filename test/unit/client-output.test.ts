@@ -219,6 +219,16 @@ describe("the reconcile line of locmesh status", () => {
     expect(line(status({ ...done, reason: "usrloc's matching_mode looks like 1" }))).toMatch(/30 contacts compared; WARNING: usrloc's matching_mode looks like 1$/);
   });
 
+  it("prints each warning about Kamailio's setup on a line of its own, and none when there are none", () => {
+    const s = status(null);
+    const warned = { ...s, kamailio: { ...s.kamailio!, warnings: ["phones registered over TCP on a wildcard listener", "another"] } };
+    expect(formatStatus(warned).split("\n").filter((l) => l.startsWith("kamailio warning"))).toEqual([
+      expect.stringMatching(/^kamailio warning +WARNING: phones registered over TCP on a wildcard listener$/),
+      expect.stringMatching(/^kamailio warning +WARNING: another$/),
+    ]);
+    expect(formatStatus(s)).not.toMatch(/kamailio warning/);
+  });
+
   it("says, under the reload line, that the agent's previous run left a reload unfinished, and only then", () => {
     const withReload = (interrupted: KamailioStatus["reload"]["interrupted"]): ClusterStatus => {
       const s = status(null);

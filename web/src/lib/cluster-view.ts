@@ -23,6 +23,7 @@ export interface KamailioStatus {
   restarts?: number;
   /** Absent from agents before it. */
   sipPeers?: SipPeersStatus;
+  warnings?: string[];
 }
 
 /** `journalBehind` is absent from agents older than it. */

@@ -109,6 +109,7 @@ export function KamailioCard({ k }: { k: KamailioStatus }) {
       </dl>
       {p !== null && <Progress value={p} label="Kamailio reload" />}
       {k.lastError && <p class="error">{k.lastError}</p>}
+      {(k.warnings ?? []).map((w) => <p class="error">{`Warning: ${w}`}</p>)}
       {r?.error && <p class="error">{`Reload: ${r.error}`}</p>}
     </div>
   );
