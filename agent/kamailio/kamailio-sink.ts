@@ -42,10 +42,10 @@ export interface SinkStatus {
   aliasesWaiting: AliasesWaiting | null;
 }
 
-/** What status says of aliases that wait for alias_db's database. */
 /** How many waiting aliases pending() checks against the changes past the cursor, at most. */
-const PENDING_KEYS_CHECKED = 10_000;
+const PENDING_KEYS_CHECKED = 2_000;
 
+/** What status says of aliases that wait for alias_db's database. */
 export function aliasesWaitingText(a: AliasesWaiting): string {
   const n = a.count === 1 ? "1 alias waits" : `${a.count} aliases wait`;
   return `${n} for alias_db's database: ${a.error ?? "tried again shortly"}`;
@@ -267,7 +267,8 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
    * The changes past the cursor, and the aliases that wait for alias_db's database. A waiting alias
    * whose journal record is itself past the cursor (its batch failed after it was noted, or a newer
    * change of it came since) is one write, counted once; past PENDING_KEYS_CHECKED waiting aliases,
-   * the rest are counted without that check.
+   * the rest are counted without that check, and all of them when the check cannot read the notes
+   * (a full disk keeps new ones from being written down): a gauge, not worth failing status for.
    */
   async function pending(): Promise<number> {
     const vv = await store.versionVector();
@@ -283,18 +284,23 @@ export function createKamailioSink(deps: KamailioSinkDeps): KamailioSink {
     const waiting = deps.aliasesWaiting;
     let left = waiting?.size() ?? 0;
     if (waiting === undefined || left === 0 || behind.size === 0) return n + left;
-    let after = "";
-    let checked = 0;
-    while (checked < PENDING_KEYS_CHECKED) {
-      const keys = waiting.list(after, 500);
-      if (keys.length === 0) break;
-      for (const key of keys) {
-        const { kind, key: k, sub } = parseRecordKey(key);
-        const rec = await store.get(kind, k, sub);
-        if (rec !== null && behind.has(rec.origin) && rec.seq > (done[rec.origin] ?? 0)) left--;
+    const all = left;
+    try {
+      let after = "";
+      let checked = 0;
+      while (checked < PENDING_KEYS_CHECKED) {
+        const keys = waiting.list(after, 500);
+        if (keys.length === 0) break;
+        for (const key of keys) {
+          const { kind, key: k, sub } = parseRecordKey(key);
+          const rec = await store.get(kind, k, sub);
+          if (rec !== null && behind.has(rec.origin) && rec.seq > (done[rec.origin] ?? 0)) left--;
+        }
+        checked += keys.length;
+        after = keys[keys.length - 1]!;
       }
-      checked += keys.length;
-      after = keys[keys.length - 1]!;
+    } catch {
+      left = all;
     }
     return n + left;
   }

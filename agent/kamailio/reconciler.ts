@@ -144,8 +144,9 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
   const locs = only === undefined ? await loadLive(store, "loc", nowSec) : await loadLiveOf(store, only, nowSec);
   const seen = new Set<string>();
   const duplicates: ReconcilePlan["duplicates"] = [];
-  /** The Call-ID of the first copy of each binding in the dump. */
-  const firstCallid = new Map<string, string>();
+  const copies = copiesOf(input.dump, locationTable);
+  /** Copies of each binding met so far in the dump. */
+  const met = new Map<string, number>();
   const keptApart: ReconcilePlan["keptApart"] = { count: 0, first: null };
   for (const k of input.dump) {
     if (k.table !== locationTable || k.status === "expired" || k.status === "deleted") continue;
@@ -160,15 +161,21 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
     const j = locs.get(id) ?? (await store.get("loc", k.aor, k.contact));
     const jLive = j !== null && j !== undefined && j.value !== null && locs.has(id);
     if (j && untouchable(j, id)) continue;
-    const prior = firstCallid.get(id);
-    if (prior !== undefined && sameContactTwice(prior, k.callid)) {
-      duplicates.push({ aor: k.aor, contact: k.contact });
-      continue;
-    }
-    if (prior === undefined) firstCallid.set(id, k.callid);
-    else {
-      keptApart.count++;
-      keptApart.first ??= { aor: k.aor, contact: k.contact };
+    const group = copies.get(id);
+    if (group !== undefined) {
+      const before = met.get(id) ?? 0;
+      met.set(id, before + 1);
+      if (group.apart) {
+        if (before === 0) {
+          keptApart.count++;
+          keptApart.first ??= { aor: k.aor, contact: k.contact };
+        }
+      } else if (before < group.n - 1) {
+        // ul.rm_contact removes the first copy it finds, in the order ul.dump lists them: every copy
+        // but the last goes, and the last is the one planned against below.
+        duplicates.push({ aor: k.aor, contact: k.contact });
+        continue;
+      }
     }
     if (k.callid === UL_ADD_CALLID) {
       if (!jLive) repairs.push({ op: "rm-contact", table: locationTable, aor: k.aor, contact: k.contact });
@@ -211,8 +218,28 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
   return { drafts, repairs, duplicates, keptApart };
 }
 
-/** Two copies of one contact are one binding held twice: ul.add's Call-ID on either, or the same Call-ID. */
-const sameContactTwice = (a: string, b: string): boolean => a === b || a === UL_ADD_CALLID || b === UL_ADD_CALLID;
+/**
+ * The bindings Kamailio lists more than once (same AoR and contact), with how many copies. They are
+ * copies of one binding when at most one phone's Call-ID is among them (the others ul.add's, as the
+ * agent's database rows and Kamailio's own rows of its writes have); two phones' Call-IDs are
+ * usrloc's matching_mode 1 keeping two registrations apart (`apart`).
+ */
+function copiesOf(dump: readonly UsrlocContact[], locationTable: string): Map<string, { n: number; apart: boolean }> {
+  const callids = new Map<string, string[]>();
+  for (const k of dump) {
+    if (k.table !== locationTable || k.status === "expired" || k.status === "deleted") continue;
+    const id = bindingKey(k.aor, k.contact);
+    const list = callids.get(id);
+    if (list === undefined) callids.set(id, [k.callid]);
+    else list.push(k.callid);
+  }
+  const out = new Map<string, { n: number; apart: boolean }>();
+  for (const [id, list] of callids) {
+    if (list.length < 2) continue;
+    out.set(id, { n: list.length, apart: new Set(list.filter((c) => c !== UL_ADD_CALLID)).size > 1 });
+  }
+  return out;
+}
 
 /**
  * The binding came from a REGISTER (every SIP request has a Call-ID), not from the local API: one

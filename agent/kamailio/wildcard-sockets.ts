@@ -12,7 +12,8 @@ import { ownerRoute, parseSocket } from "./install-plan.js";
 const WARN_EVERY_MS = 60 * 60 * 1000;
 /** The warning stays in status this long after the last such binding (phones refresh well within it). */
 const SHOWN_FOR_MS = 60 * 60 * 1000;
-const WILDCARD_HOSTS = new Set(["0.0.0.0", "[::]", "::", "[0:0:0:0:0:0:0:0]"]);
+/** As parseSocket gives them (IPv6 bracketed). */
+const WILDCARD_HOSTS = new Set(["0.0.0.0", "[::]", "[::0]", "[0:0:0:0:0:0:0:0]"]);
 
 export interface WildcardSockets {
   /** A binding of this node's, with the socket usrloc keeps for it. */
@@ -29,9 +30,11 @@ export function wildcardConnectionSocket(socket: string): boolean {
 }
 
 export function wildcardSocketText(socket: string): string {
+  const s = parseSocket(socket);
+  const example = s === null ? "" : ` (listen=${s.proto}:${s.host.startsWith("[") ? "[2001:db8::1]" : "10.0.0.1"}:${s.port}, your node's)`;
   return `phones registered over TCP, TLS or WebSocket on Kamailio's wildcard listener ${socket}: the other nodes reach them through a Path to ` +
     `that socket, which is no address they can send to, so calls to these phones through other nodes fail. Give the listener an address ` +
-    `the other nodes reach (listen=${socket.split(":")[0]}:10.0.0.1:${socket.split(":").at(-1)}, your node's) and restart Kamailio`;
+    `the other nodes reach${example} and restart Kamailio`;
 }
 
 export function createWildcardSocketCheck(deps: { log: Logger; nowMs?: () => number }): WildcardSockets {

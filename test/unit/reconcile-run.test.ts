@@ -232,4 +232,36 @@ describe("a reconcile that finds a contact Kamailio holds twice", () => {
     expect(run.last()).toMatchObject({ outcome: "done", repaired: 2 });
     await replica.close();
   });
+
+  it("leaves the copies of a binding that changed since the plan to the next run", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const now = Math.floor(Date.now() / 1000);
+    const hlc = (Date.now() - 60_000) * 1024;
+    const users = ["carol", "dave"];
+    await store.applyRemote(batchOf("n2~aaaaaaaaaaaa", 0, 2, users.map((u, i) =>
+      remoteChange("n2~aaaaaaaaaaaa", i + 1, hlc + i, locDraft(`${u}@example.com`, `sip:${u}@192.0.2.3`, binding({ owner: "n2", expires: now + 3600 }))))));
+    const copy = (u: string) => ({
+      ...binding({ owner: "n2", expires: now + 3600, callid: UL_ADD_CALLID, cseq: 1 }),
+      table: "location", aor: `${u}@example.com`, contact: `sip:${u}@192.0.2.3`, ruid: `r-${u}`, status: "active", serverId: 0, tcpconnId: -1, lastModified: now - 120, state: "CS_SYNC",
+    });
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
+    const removed: string[] = [];
+    const links = {
+      writer: { write: async () => "rpc" }, dump: async () => users.flatMap((u) => [copy(u), copy(u)]), aliasTable: null,
+      usrloc: {
+        ulLookup: async () => [],
+        ulRmContact: async (_t: string, aor: string) => {
+          removed.push(aor);
+          // Meanwhile this node's own binding of dave's contact is journaled (a REGISTER at this node).
+          await replica.commit([locDraft("dave@example.com", "sip:dave@192.0.2.3", binding({ owner: "n1", expires: now + 3600, callid: "dave-phone" }))]);
+          return true;
+        },
+      },
+    } as unknown as KamailioLinks;
+    const run = reconcileOver(store, replica, links);
+    await run.run();
+    expect(removed).toEqual(["carol@example.com"]);
+    expect(run.last()).toMatchObject({ outcome: "done", repaired: 1 });
+    await replica.close();
+  });
 });

@@ -136,8 +136,9 @@ describe("reconcile of a contact Kamailio holds twice", () => {
     const carol = (over: Partial<UsrlocContact>) => inKamailio("sip:carol@desk", { aor: "carol@example.com", callid: UL_ADD_CALLID, cseq: 1, lastModified: NOW - 10, ...over });
     const dump = [
       ...input.dump,
-      // Two rows loaded from the database: the agent's and Kamailio's own, both under ul.add's Call-ID.
-      carol({ ruid: "agent-row" }), carol({ ruid: "kamailio-row" }), carol({ ruid: "third" }),
+      // Rows loaded from the database: the agent's and Kamailio's own, both under ul.add's Call-ID,
+      // the first with an expiry the journal no longer has (ul.rm_contact removes it first).
+      carol({ ruid: "agent-row", expires: NOW + 60 }), carol({ ruid: "kamailio-row" }), carol({ ruid: "third" }),
       // The refreshed phone twice with two Call-IDs of its own: usrloc keeps them apart on purpose.
       inKamailio("sip:bob@refreshed", { callid: "another-call", cseq: 1, expires: NOW + 3602, lastModified: NOW - 100 }),
     ];
@@ -146,10 +147,17 @@ describe("reconcile of a contact Kamailio holds twice", () => {
       { aor: "carol@example.com", contact: "sip:carol@desk" },
       { aor: "carol@example.com", contact: "sip:carol@desk" },
     ]);
-    // The first copy is reconciled as any other: it agrees with the journal, so nothing else is done.
+    // The last copy is the one that stays, and is reconciled as any other: it agrees with the journal.
     expect(plan.repairs).toEqual([]);
+    // The stale one last: it stays, and is repaired.
+    const staleLast = await planReconcile(store, { ...input, dump: [...input.dump, carol({ ruid: "agent-row" }), carol({ ruid: "kamailio-row", expires: NOW + 60 })], clockLeadMs: LEAD_MS });
+    expect(staleLast.duplicates).toEqual([{ aor: "carol@example.com", contact: "sip:carol@desk" }]);
+    expect(staleLast.repairs).toMatchObject([{ op: "add", aor: "carol@example.com", binding: { contact: "sip:carol@desk", expires: NOW + 3600 } }]);
     // The phone's two Call-IDs are reported: usrloc's matching_mode 1, which locmesh does not support.
     expect(plan.keptApart).toEqual({ count: 1, first: { aor: AOR, contact: "sip:bob@refreshed" } });
+    // Three copies under two phones' Call-IDs (one twice): kept apart, one contact, nothing removed.
+    const threeWays = ["c1", "c2", "c2"].map((callid) => carol({ callid }));
+    expect(await planReconcile(store, { ...input, dump: threeWays, clockLeadMs: LEAD_MS })).toMatchObject({ duplicates: [], keptApart: { count: 1 } });
     // Without the copies, nothing is listed.
     expect(await planReconcile(store, { ...input, clockLeadMs: LEAD_MS })).toMatchObject({ duplicates: [], keptApart: { count: 0, first: null } });
   });

@@ -3,12 +3,13 @@
  * (agent/kamailio/wildcard-sockets.ts): the Path other nodes get for them points nowhere.
  */
 import { describe, expect, it } from "vitest";
-import { createWildcardSocketCheck, wildcardConnectionSocket } from "../../agent/kamailio/wildcard-sockets.js";
+import { createWildcardSocketCheck, wildcardConnectionSocket, wildcardSocketText } from "../../agent/kamailio/wildcard-sockets.js";
 import { capturedLog as capture } from "../support/captured-log.js";
 
 describe("wildcard listener check", () => {
   it("tells a connection's wildcard socket from an addressed one, and leaves UDP alone (reached directly, no Path)", () => {
     expect(["tcp:0.0.0.0:5060", "tls:0.0.0.0:5061", "ws:[::]:8080", "wss:[0:0:0:0:0:0:0:0]:8443", "sctp:0.0.0.0:5060"].map(wildcardConnectionSocket)).toEqual([true, true, true, true, true]);
+    expect(wildcardSocketText("tls:[::]:5061")).toMatch(/listen=tls:\[2001:db8::1\]:5061, your node's\) and restart Kamailio$/);
     expect(["udp:0.0.0.0:5060", "tcp:10.0.0.1:5060", "tcp:[2001:db8::1]:5060", "", "not a socket"].map(wildcardConnectionSocket)).toEqual([false, false, false, false, false]);
   });
 

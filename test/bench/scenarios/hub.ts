@@ -197,7 +197,8 @@ async function measureHubTier(o: HubBenchOptions, pg: Awaited<ReturnType<typeof 
     const lat = await measureLatency({ publisher, receivers: sinkSet, meter: cluster.all, meterOthers: sinkSet.processes, rate: sizes.hubTierRate, seconds: sizes.hubLatencySeconds, log });
     const pushesPerSecond = (await hub.metric("locmesh_pushes_sent_total") - pushesBefore) / lat.sendSeconds;
     const hubCpu = lat.cpuSecondsPerSecond[hub.spec.id] ?? 0;
-    log(`  the hub sent ${fmt(pushesPerSecond / ids.length)} pushes/s to each sink agent, ${fmt(hubCpu / pushesPerSecond * 1e6)} µs of its CPU per push`);
+    const perPush = pushesPerSecond > 0 ? `${fmt(hubCpu / pushesPerSecond * 1e6)} µs` : "(no pushes counted)";
+    log(`  the hub sent ${fmt(pushesPerSecond / ids.length)} pushes/s to each sink agent, ${perPush} of its CPU per push`);
     const figures: Figure[] = [
       {
         id: "hubtier.throughput", metric: `Hub tier: 1 agent → 1 hub → ${sizes.hubTierAgents} sink agents`, value: mid.changesPerSecond, unit: "changes/s", target: null,
@@ -212,7 +213,7 @@ async function measureHubTier(o: HubBenchOptions, pg: Awaited<ReturnType<typeof 
       },
       {
         id: "hubtier.latency.pushes", metric: `  pushes the hub sent each sink agent at ${fmt(sizes.hubTierRate)}/s`, value: pushesPerSecond / ids.length, unit: "pushes/s", target: null,
-        note: `relayLingerMs ${o.relayLingerMs}; locmesh_pushes_sent_total over the paced run; the hub's CPU over its pushes: ${fmt(hubCpu / pushesPerSecond * 1e6)} µs a push`,
+        note: `relayLingerMs ${o.relayLingerMs}; locmesh_pushes_sent_total over the paced run; the hub's CPU over its pushes: ${perPush} a push`,
       },
     ];
     return { figures, details: { runs, latency: lat } };
