@@ -236,6 +236,24 @@ describe("locmesh CLI", () => {
     expect(readdirSync(dir).filter((f) => f.includes("locmesh.cfg"))).toEqual(["locmesh.cfg"]);
   });
 
+  it("kamailio-cfg --output into a folder this user may not write into says so and what to do, and leaves nothing there", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "locmesh-cfg-ro-"));
+    try {
+      // Others may enter it, only its owner may write: the tests run as root, so the CLI runs as nobody.
+      chmodSync(folder, 0o755);
+      const root = process.getuid?.() === 0;
+      if (!root) chmodSync(folder, 0o555);
+      const include = join(folder, "locmesh.cfg");
+      const r = await cli(["kamailio-cfg", "--evapi", "127.0.0.1:8448", "-o", include], {}, root ? { uid: 65534, gid: 65534 } : undefined);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`cannot write ${include}: the new file goes beside it, and this user may not create files in ${folder}; run as a user who may (root), or print it and install it by hand`);
+      expect(readdirSync(folder)).toEqual([]);
+    } finally {
+      chmodSync(folder, 0o755);
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
   it("kamailio-cfg takes the nodes' SIP source IPs from the config, refuses what it cannot turn into them, and marks a --peers list fixed", async () => {
     const base = JSON.parse(readFileSync(agent.configPath, "utf8")) as { mesh: Record<string, unknown>; hub?: unknown; kamailio?: unknown };
     const write = (name: string, patch: (c: typeof base) => void) => {

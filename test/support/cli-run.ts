@@ -14,10 +14,11 @@ export interface Run {
   stderr: string;
 }
 
-export function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+/** `as`: run it as this user and group (the tests' runner is root: to meet what an unprivileged operator meets). */
+export function cli(args: string[], env: Record<string, string> = {}, as?: { uid: number; gid: number }): Promise<Run> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LOCMESH_")));
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...base, NO_COLOR: "1", ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...base, NO_COLOR: "1", ...env }, timeout: 20_000, ...as }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === "number" ? err.code : null) : 0;
       resolve({ code, stdout, stderr });
     });
