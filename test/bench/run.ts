@@ -42,6 +42,9 @@ const FULL: BenchSizes = {
   hubOriginsLingerMs: 5,
   hubTierAgents: 10,
   hubTierRate: 2000,
+  hubManyAgents: 100,
+  hubManyRate: 500,
+  hubManyLingerMs: 20,
   repeat: 3,
 };
 
@@ -78,8 +81,9 @@ run ${FULL.repeat} times each and report the median run; the notes under the tab
               latency at ${FULL.latencyRate}/s for ${FULL.hubLatencySeconds} s (target p99 < 20 ms); then the hub tier alone:
               the same through 1 hub to ${FULL.hubTierAgents} sink agents (the agent's mesh code, no journal), no target; then
               ${FULL.hubReceivers} agents on 1 hub (relayLingerMs ${FULL.hubOriginsLingerMs}), each publishing and receiving everyone else's:
-              throughput, latency at ${FULL.hubOriginsRate}/s in all, pushes per agent, no target. Its parts can be picked alone
-              as hub.targets, hub.tier, hub.origins
+              throughput, latency at ${FULL.hubOriginsRate}/s in all, pushes per agent, no target; then ${FULL.hubManyAgents} sink agents
+              on 1 hub (relayLingerMs ${FULL.hubManyLingerMs}), all publishing ${FULL.hubManyRate}/s in all: latency, pushes per agent, the
+              hub's CPU, no target. Its parts can be picked alone as hub.targets, hub.tier, hub.origins, hub.many
 
 Options:
   --only <list>      comma-separated scenarios to run, e.g. --only throughput,latency

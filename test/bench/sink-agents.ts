@@ -11,12 +11,20 @@ export interface SinkSpec {
   agents: { id: string; hubUrls: string[] }[];
 }
 
-export type SinkRequest = { type: "counts" } | { type: "track"; prefix: string; total: number } | { type: "arrivals" } | { type: "close" };
+export type SinkRequest =
+  | { type: "counts" }
+  | { type: "track"; prefix: string; total: number }
+  | { type: "arrivals" }
+  /** Each agent named in `first` publishes `count` single alias edits at `perSecond`, keyed by index `first[id] + k × stride`. */
+  | { type: "publish"; prefix: string; first: Record<string, number>; stride: number; count: number; perSecond: number }
+  | { type: "close" };
 export type SinkReply =
   | { type: "ready" }
   | { type: "counts"; taken: Record<string, number>; tracked: Record<string, number> }
   | { type: "tracking" }
-  | { type: "arrivals"; arrivals: Record<string, (number | null)[]> };
+  | { type: "arrivals"; arrivals: Record<string, (number | null)[]> }
+  /** When each published index was committed (ms since the epoch), once all are. */
+  | { type: "published"; sentAt: Record<number, number> };
 
 export interface SinkAgents {
   readonly ids: readonly string[];
@@ -28,6 +36,12 @@ export interface SinkAgents {
   track(prefix: string, total: number): Promise<void>;
   /** Per agent, arrival times (ms since the epoch) of the tracked changes by index, null if unseen. */
   arrivals(): Promise<Record<string, (number | null)[]>>;
+  /**
+   * Every agent publishes `perAgent` single alias edits `${prefix}${7-digit index}@example.com` at
+   * `perSecond` each, agent i taking indexes i, i + n, i + 2n, …; resolves with when each index was
+   * committed (ms since the epoch).
+   */
+  publish(prefix: string, perAgent: number, perSecond: number): Promise<Record<number, number>>;
   close(): Promise<void>;
 }
 
@@ -86,6 +100,11 @@ export async function startSinkAgents(o: { secret: string; agents: SinkSpec["age
     },
     async arrivals() {
       return Object.assign({}, ...(await all({ type: "arrivals" }, "arrivals")).map((r) => r.arrivals)) as Record<string, (number | null)[]>;
+    },
+    async publish(prefix, perAgent, perSecond) {
+      const first = Object.fromEntries(o.agents.map((a, i) => [a.id, i]));
+      const replies = await all({ type: "publish", prefix, first, stride: o.agents.length, count: perAgent, perSecond }, "published");
+      return Object.assign({}, ...replies.map((r) => r.sentAt)) as Record<number, number>;
     },
     async close() {
       await Promise.all(children.map((c) => new Promise<void>((resolve) => {

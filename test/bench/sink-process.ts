@@ -9,7 +9,7 @@ import { buildConfigSchema } from "../../agent/config/config-schema.js";
 import { nodeFs } from "../../agent/config/config-sources.js";
 import { createHlc } from "../../agent/core/hlc.js";
 import { createJournalBehind } from "../../agent/core/journal-behind.js";
-import { createReplica } from "../../agent/core/replica.js";
+import { createReplica, type Replica } from "../../agent/core/replica.js";
 import { createMesh, type Mesh } from "../../agent/mesh/mesh.js";
 import { createKeyRing } from "../../agent/ops/key-ring.js";
 import { silentLogger } from "../../agent/ops/logger.js";
@@ -20,7 +20,7 @@ import type { SinkReply, SinkRequest, SinkSpec } from "./sink-agents.js";
 const spec = JSON.parse(process.argv[2] ?? "") as SinkSpec;
 const send = (m: SinkReply) => process.send!(m);
 
-const agents: { id: string; store: SinkStore; mesh: Mesh }[] = [];
+const agents: { id: string; store: SinkStore; mesh: Mesh; replica: Replica }[] = [];
 for (const a of spec.agents) {
   // The agent's own config schema gives its mesh defaults; the status interval and retry are the
   // bench agents' (test/support/agent-process.ts). In hub mode with no peers the mesh opens no
@@ -44,7 +44,7 @@ for (const a of spec.agents) {
     journalBehind: createJournalBehind(),
   });
   await mesh.start();
-  agents.push({ id: a.id, store, mesh });
+  agents.push({ id: a.id, store, mesh, replica });
 }
 
 process.on("message", (m: SinkRequest) => {
@@ -60,10 +60,41 @@ process.on("message", (m: SinkRequest) => {
       return send({ type: "tracking" });
     case "arrivals":
       return send({ type: "arrivals", arrivals: Object.fromEntries(agents.map((a) => [a.id, a.store.arrivals()])) });
+    case "publish":
+      return void publish(m).then((sentAt) => send({ type: "published", sentAt }));
     case "close":
       void Promise.all(agents.map((a) => a.mesh.close())).finally(() => process.exit(0));
   }
 });
+/** Paced on one timer for all of this process's agents: each publishes what is due every 5 ms. */
+async function publish(m: Extract<SinkRequest, { type: "publish" }>): Promise<Record<number, number>> {
+  const mine = agents.filter((a) => m.first[a.id] !== undefined);
+  const sentAt: Record<number, number> = {};
+  const t0 = performance.now();
+  const pending: Promise<unknown>[] = [];
+  let done = 0;
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const due = Math.min(m.count, Math.floor(((performance.now() - t0) / 1000) * m.perSecond) + 1);
+      for (; done < due; done++) {
+        for (const a of mine) {
+          const index = m.first[a.id]! + done * m.stride;
+          const key = `${m.prefix}${String(index).padStart(7, "0")}@example.com`;
+          // From the publish, as the latency probe times an agent's (its commit included).
+          sentAt[index] = performance.timeOrigin + performance.now();
+          pending.push(a.replica.commit([{ kind: "alias", key, sub: "", value: { target: "sip:t@example.com" } }]));
+        }
+      }
+      if (done >= m.count) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 5);
+  });
+  await Promise.all(pending);
+  return sentAt;
+}
+
 // The bench went away without closing us (it crashed or was killed): do not dial the hub forever.
 process.on("disconnect", () => process.exit(0));
 send({ type: "ready" });

@@ -7,6 +7,9 @@
  *
  * A batch is taken as the SQLite journal takes it (in order, within its range, from its origin;
  * anything else is refused); a change counts once, however often a failover resends it.
+ *
+ * A sink agent may also publish (the `hub.many` part): its own changes are kept in memory, in seq
+ * order, and served to its push pump as a journal would serve them.
  */
 import type { Change } from "../../agent/contract/records.js";
 import { InvalidBatchError, type ApplyOutcome, type RemoteBatch, type ReplicaStore } from "../../agent/core/store.js";
@@ -29,6 +32,9 @@ export function createSinkStore(nodeId: string, nowMs: () => number = () => perf
   const haves = new Map<string, number>();
   let taken = 0;
   let tracking: { prefix: string; at: (number | null)[]; seen: number } | null = null;
+  const replicaId = `${nodeId}~00000000`;
+  /** This agent's own changes, seq n at n - 1. */
+  const own: Change[] = [];
 
   const note = (changes: readonly Change[]) => {
     if (!tracking) return;
@@ -65,10 +71,15 @@ export function createSinkStore(nodeId: string, nowMs: () => number = () => perf
   const nothing = () => Promise.resolve([]);
   return {
     nodeId,
-    replicaId: `${nodeId}~00000000`,
-    versionVector: () => Promise.resolve(Object.fromEntries(haves)),
-    maxHlc: () => Promise.resolve(0),
-    commitLocal: () => Promise.reject(new Error("a sink agent makes no changes of its own")),
+    replicaId,
+    versionVector: () => Promise.resolve({ ...Object.fromEntries(haves), ...(own.length > 0 ? { [replicaId]: own.length } : {}) }),
+    maxHlc: () => Promise.resolve(own.at(-1)?.hlc ?? 0),
+    commitLocal: (drafts, stamp) =>
+      Promise.resolve(drafts.map((d) => {
+        const c: Change = { ...d, hlc: stamp(), origin: replicaId, seq: own.length + 1 };
+        own.push(c);
+        return c;
+      })),
     applyRemote: (batch) => Promise.resolve().then(() => applyOne(batch)),
     applyRemoteGroup: (batches) =>
       Promise.resolve(batches.map((b) => {
@@ -79,9 +90,9 @@ export function createSinkStore(nodeId: string, nowMs: () => number = () => perf
           throw err;
         }
       })),
-    readRange: nothing,
-    countAfter: () => Promise.resolve(0),
-    firstHlcAfter: () => Promise.resolve(null),
+    readRange: (origin, after, upTo, limit) => Promise.resolve(origin === replicaId ? own.slice(after, Math.min(upTo, after + limit)) : []),
+    countAfter: (origin, after) => Promise.resolve(origin === replicaId ? Math.max(0, own.length - after) : 0),
+    firstHlcAfter: (origin, after) => Promise.resolve(origin === replicaId ? (own[after]?.hlc ?? null) : null),
     get: () => Promise.resolve(null),
     listKey: nothing,
     page: () => Promise.resolve({ items: [], next: null, total: 0 }),

@@ -23,10 +23,11 @@ import { waitFor } from "../../support/agent-process.js";
 import { SECRET } from "../../support/hub-process.js";
 import { startPostgres } from "../../support/postgres-process.js";
 import { fmt, median, type BenchSizes } from "./scenario.js";
+import { measureManyPublishers } from "./hub-many.js";
 import { measureManyOrigins } from "./hub-origins.js";
 
 /** The hub scenario's parts, in the order they run: the targets' 1 and 2 hubs, the hub tier alone, every agent publishing. */
-export const HUB_PARTS = ["targets", "tier", "origins"] as const;
+export const HUB_PARTS = ["targets", "tier", "origins", "many"] as const;
 export type HubPart = (typeof HUB_PARTS)[number];
 
 export interface HubBenchOptions {
@@ -250,6 +251,11 @@ export async function runHubBench(o: HubBenchOptions): Promise<ScenarioReport> {
       const origins = await measureManyOrigins(o, pg);
       figures.push(...origins.figures);
       details["everyAgentPublishing"] = origins.details;
+    }
+    if (parts.has("many")) {
+      const many = await measureManyPublishers(o, pg);
+      figures.push(...many.figures);
+      details["manyPublishers"] = many.details;
     }
     return { name: "hub", figures, details };
   } finally {

@@ -25,6 +25,10 @@ export interface BenchSizes {
   /** Hub scenario, the hub tier: sink agents on the hub, and the paced run's rate (`--hub-tier-agents`, `--hub-tier-rate`). */
   hubTierAgents: number;
   hubTierRate: number;
+  /** Hub scenario, many publishers (`hub.many`): sink agents, edits/s in all, the hub's relayLingerMs. */
+  hubManyAgents: number;
+  hubManyRate: number;
+  hubManyLingerMs: number;
   /** Runs of the throughput and catch-up scenarios; their median is reported (the box is noisy). */
   repeat: number;
 }
