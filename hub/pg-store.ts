@@ -96,6 +96,15 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
   const idOf = new Map<string, number>();
   const haves = new Map<string, number>();
   /**
+   * versionVector()'s answer, kept until `haves` changes: every push pump of the hub asks for it on
+   * every push (a hundred agents, a hundred origins). Frozen: callers share it.
+   */
+  let vvCache: Readonly<VersionVector> | null = null;
+  const setHave = (origin: string, have: number) => {
+    haves.set(origin, have);
+    vvCache = null;
+  };
+  /**
    * Reads the origins: their row ids and how much the database holds of each. The cached `have`
    * only rises while the database is the one it was (another hub's NOTIFY may be newer than this
    * read); one the database holds less of than was seen before the read began can only be lost
@@ -126,13 +135,13 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       unreported.push(...lost);
       replicaOf.clear();
       idOf.clear();
-      for (const l of lost) haves.set(l.origin, l.has);
+      for (const l of lost) setHave(l.origin, l.has);
       ranges.clear();
     }
     for (const o of rows) {
       replicaOf.set(o.id, o.replica);
       idOf.set(o.replica, o.id);
-      if (o.have > (haves.get(o.replica) ?? 0)) haves.set(o.replica, o.have);
+      if (o.have > (haves.get(o.replica) ?? 0)) setHave(o.replica, o.have);
     }
   }
   await loadOrigins();
@@ -143,7 +152,7 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
     return idOf.get(replica);
   }
   const noteHave = (origin: string, have: number) => {
-    if (have > (haves.get(origin) ?? 0)) haves.set(origin, have);
+    if (have > (haves.get(origin) ?? 0)) setHave(origin, have);
   };
 
   async function toChanges(rows: Row[]): Promise<Change[]> {
@@ -210,9 +219,11 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       return unreported.splice(0);
     },
     async versionVector() {
+      if (vvCache !== null) return vvCache;
       const vv: VersionVector = {};
       for (const [replica, have] of haves) if (have > 0) vv[replica] = have;
-      return vv;
+      vvCache = Object.freeze(vv);
+      return vvCache;
     },
     async maxHlc() {
       return maxHlc;

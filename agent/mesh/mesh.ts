@@ -212,7 +212,7 @@ export function createMesh(deps: {
       },
       onPeerVector(s) {
         if (sessions.get(s.peerNodeId() ?? "") === s) notePeerHolds(s);
-        coordinator.evaluate();
+        coordinator.vectorChanged();
       },
       onClosed(s, reason) {
         pending.delete(s);

@@ -28,6 +28,12 @@ export interface PullCoordinator {
   /** Re-check whether any peer holds changes we should pull. */
   evaluate(): void;
   /**
+   * A peer's version vector moved (its status, an acknowledgement): re-checked within
+   * VECTOR_CHECK_MS, once for all that moved meanwhile. A hub hears from a hundred agents several
+   * times a second each, and every check reads every agent's vector.
+   */
+  vectorChanged(): void;
+  /**
    * Full resync: pull everything the peer holds, ignoring what we think we have. One runs at a
    * time: asked for while one runs, that one is joined (`joined`), from whichever peer it pulls.
    * `done` settles when it ends (rejects when it failed).
@@ -36,6 +42,9 @@ export interface PullCoordinator {
   status(): ResyncStatus;
   close(): void;
 }
+
+/** How soon a moved peer vector is looked at (pull-coordinator's vectorChanged). */
+export const VECTOR_CHECK_MS = 100;
 
 /** How long the end of a full resync stays in status while a relay catch-up runs after it. */
 export const FULL_RESYNC_SHOWN_MS = 10_000;
@@ -65,6 +74,7 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
     for (const s of sessions) {
       // A hub pushes us every origin it holds; pulling the same changes as well would double them.
       if (s.peerIsHub) continue;
+      if (!anyAhead(s.peerVector(), mine, liveOrigins)) continue;
       const ahead = originsAhead(s.peerVector(), mine, liveOrigins);
       if (ahead.length === 0) continue;
       const readyFor = nowMs() - deps.readySince(s);
@@ -134,8 +144,17 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
     timer.unref();
   }
 
+  let vectorTimer: NodeJS.Timeout | null = null;
   return {
     evaluate: () => void loop(),
+    vectorChanged() {
+      if (closed || vectorTimer) return;
+      vectorTimer = setTimeout(() => {
+        vectorTimer = null;
+        void loop();
+      }, VECTOR_CHECK_MS);
+      vectorTimer.unref();
+    },
     resync(session) {
       if (fullRun) return { joined: true, done: fullRun };
       const done = (async () => {
@@ -165,6 +184,13 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
     close() {
       closed = true;
       if (timer) clearTimeout(timer);
+      if (vectorTimer) clearTimeout(vectorTimer);
     },
   };
+}
+
+/** Whether `theirs` is ahead of `mine` for an origin not in `skip`: the common answer, no, without building a list. */
+function anyAhead(theirs: Record<string, number>, mine: Record<string, number>, skip: ReadonlySet<string>): boolean {
+  for (const o in theirs) if (theirs[o]! > (mine[o] ?? 0) && !skip.has(o)) return true;
+  return false;
 }

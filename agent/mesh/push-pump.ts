@@ -93,6 +93,8 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
    * showed a gap, and until when (ms) nothing of it is sent because the peer refused a batch.
    */
   const progress = new Map<string, { sentUpTo: number; inflight: number; gap: boolean; refusedUntil: number }>();
+  /** The latest refusedUntil of any origin: one is held back while it is ahead of now (no pass over every origin per acknowledgement). */
+  let refusedUntilMax = 0;
   /** The origin that got the last batch; the next pass starts after it. */
   let lastSent = "";
   let inflight = 0;
@@ -101,10 +103,36 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
   let retryTimer: NodeJS.Timeout | null = null;
   let refusedRetry: NodeJS.Timeout | null = null;
 
-  const origins = (vv: VersionVector) => (deps.relay ? Object.keys(vv).filter((o) => o !== deps.peerReplica).sort() : [self]);
-  const inTurn = (list: string[]) => {
+  /**
+   * The origins to pump, sorted. A hub relaying a hundred origins to a hundred agents asks for them
+   * on every push: the sorted list is kept while the vector holds the same origins (they come, and
+   * do not go), rather than sorted again each time.
+   */
+  let originList: string[] = [];
+  let originSet = new Set<string>();
+  let originsOf: VersionVector | null = null;
+  const origins = (vv: VersionVector): readonly string[] => {
+    if (!deps.relay) return [self];
+    // The hub's store hands out one vector until it changes (hub/pg-store.ts): the same object, the same origins.
+    if (vv === originsOf) return originList;
+    originsOf = vv;
+    let n = 0;
+    let same = true;
+    for (const o in vv) {
+      if (o === deps.peerReplica) continue;
+      n++;
+      if (same && !originSet.has(o)) same = false;
+    }
+    if (!same || n !== originList.length) {
+      originList = Object.keys(vv).filter((o) => o !== deps.peerReplica).sort();
+      originSet = new Set(originList);
+    }
+    return originList;
+  };
+  /** Where a pass over `list` starts: after the origin that got the last batch (the origins in turn). */
+  const turnStart = (list: readonly string[]): number => {
     const i = list.findIndex((o) => o > lastSent);
-    return i <= 0 ? list : [...list.slice(i), ...list.slice(0, i)];
+    return i <= 0 ? 0 : i;
   };
 
   function wake(): void {
@@ -145,19 +173,25 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
       let changes = 0;
       let bytes = 2; // a JSON-RPC batch's brackets
       try {
-        for (const origin of inTurn(origins(vv))) {
-          if (!deps.isOpen()) return;
+        const list = origins(vv);
+        const start = turnStart(list);
+        const now = deps.nowMs();
+        for (let k = 0; k < list.length; k++) {
+          const origin = list[(start + k) % list.length]!;
           if (push.length >= MAX_PUSH_BATCHES || changes >= options.batchSize) break;
           const p = progressOf(origin);
-          if (p.refusedUntil > deps.nowMs()) continue;
-          if (p.gap) {
-            if (p.inflight > 0) continue;
-            p.gap = false;
-          }
+          if (p.gap && p.inflight > 0) continue;
           const acked = peerVector[origin] ?? 0;
           // With nothing in flight, restart from what the peer acknowledged: anything sent but not
           // acknowledged (a gap at the peer) goes again, anything it got elsewhere is skipped.
-          if (p.sentUpTo < 0 || (p.inflight === 0 && p.sentUpTo !== acked)) p.sentUpTo = acked;
+          const from = p.sentUpTo < 0 || p.inflight === 0 ? acked : p.sentUpTo;
+          // Nothing new of it (most origins, most of the time, on a hub of many): passed over first,
+          // with no read, not even an await. (A gap noted with nothing in flight means nothing then.)
+          if ((vv[origin] ?? 0) <= from) continue;
+          if (p.refusedUntil > now) continue;
+          if (!deps.isOpen()) return;
+          p.gap = false;
+          p.sentUpTo = from;
           // Read as every pump reads it (a whole batch), so a hub's pumps share the read and its JSON.
           const batch = await nextBatch(replica.store, origin, p.sentUpTo, vv[origin] ?? 0, options.batchSize, maxBytes);
           if (!batch) continue;
@@ -238,7 +272,7 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
       // an acknowledgement that moved the peer's vector past the batch says the origin is taken (a
       // later batch of a refused origin is stored beyond the gap, acknowledged below its end).
       const now = deps.nowMs();
-      if (![...progress.values()].some((p) => p.refusedUntil > now)) deps.onDeliveryError?.(null);
+      if (refusedUntilMax <= now) deps.onDeliveryError?.(null);
       if (res.have >= batch.upTo) deps.onAcknowledged?.(batch.origin);
       metrics.changesSent.inc(labels, batch.changes.length);
       metrics.batchSeconds.observe(labels, (deps.nowMs() - started) / 1000);
@@ -253,7 +287,10 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
       // Logged with what to do where the refusal is kept (batch-refusals.ts).
       log.debug({ err: e.message, code: e.code }, "peer rejected a batch; holding back its origin");
       const p = progress.get(batch.origin);
-      if (p) p.refusedUntil = deps.nowMs() + REFUSED_RETRY_MS;
+      if (p) {
+        p.refusedUntil = deps.nowMs() + REFUSED_RETRY_MS;
+        refusedUntilMax = Math.max(refusedUntilMax, p.refusedUntil);
+      }
       armRefusedRetry();
       deps.onRejected(e.message, batch);
     }

@@ -95,6 +95,8 @@ Options:
   --hub-tier-agents <n>  sink agents in the hub tier part (default ${FULL.hubTierAgents}; e.g. 100 for a hub's fan-out
                      to a hundred nodes)
   --hub-tier-rate <n>  single-edit publishes/s of the hub tier's latency run (default ${FULL.hubTierRate})
+  --hub-many-linger <ms>  the hub's mesh.relayLingerMs in hub.many (default ${FULL.hubManyLingerMs})
+  --hub-many-rate <n>  edits/s in all that hub.many's agents publish (default ${FULL.hubManyRate})
   --out <file>       results file (default bench-results/mesh.json)
   --keep             keep the agents' temp folders (journals and logs) for inspection
   -h, --help         this text
@@ -109,6 +111,8 @@ interface Options {
   hubLingerMs: number;
   hubTierAgents: number;
   hubTierRate: number;
+  hubManyLingerMs: number;
+  hubManyRate: number;
   modes: Synchronous[];
   quick: boolean;
   nodeArgs: string[];
@@ -132,6 +136,8 @@ function parseOptions(argv: string[]): Options | string | null {
         "hub-linger": { type: "string", default: "0" },
         "hub-tier-agents": { type: "string", default: String(FULL.hubTierAgents) },
         "hub-tier-rate": { type: "string", default: String(FULL.hubTierRate) },
+        "hub-many-linger": { type: "string", default: String(FULL.hubManyLingerMs) },
+        "hub-many-rate": { type: "string", default: String(FULL.hubManyRate) },
         keep: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -155,6 +161,10 @@ function parseOptions(argv: string[]): Options | string | null {
   if (!/^\d+$/.test(tierAgents) || Number(tierAgents) < 1 || Number(tierAgents) > 1000) return `--hub-tier-agents must be a whole number from 1 to 1000, not ${tierAgents}`;
   const tierRate = values["hub-tier-rate"];
   if (!/^\d+$/.test(tierRate) || Number(tierRate) < 1) return `--hub-tier-rate must be a whole number of publishes a second, not ${tierRate}`;
+  const manyLinger = values["hub-many-linger"];
+  if (!/^\d+$/.test(manyLinger)) return `--hub-many-linger must be a whole number of milliseconds, not ${manyLinger}`;
+  const manyRate = values["hub-many-rate"];
+  if (!/^\d+$/.test(manyRate) || Number(manyRate) < 1) return `--hub-many-rate must be a whole number of edits a second, not ${manyRate}`;
   if (!modes[values.sync]) return `--sync must be full, normal or both, not ${values.sync}`;
   return {
     // Always in the canonical order: later scenarios build on the data earlier ones left.
@@ -164,6 +174,8 @@ function parseOptions(argv: string[]): Options | string | null {
     hubLingerMs: Number(values["hub-linger"]),
     hubTierAgents: Number(tierAgents),
     hubTierRate: Number(tierRate),
+    hubManyLingerMs: Number(manyLinger),
+    hubManyRate: Number(manyRate),
     modes: modes[values.sync]!,
     quick: values.quick,
     nodeArgs: [...(values.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(values.profile)}`] : []), ...values["node-flag"]],
@@ -224,7 +236,7 @@ async function main(): Promise<number> {
   if (machine.cpuBusyBeforeStart > BUSY) {
     log(`WARNING: the CPUs were ${Math.round(machine.cpuBusyBeforeStart * 100)}% busy before the bench started; other work skews the figures`);
   }
-  const sizes = { ...(opts.quick ? QUICK : FULL), hubTierAgents: opts.hubTierAgents, hubTierRate: opts.hubTierRate };
+  const sizes = { ...(opts.quick ? QUICK : FULL), hubTierAgents: opts.hubTierAgents, hubTierRate: opts.hubTierRate, hubManyLingerMs: opts.hubManyLingerMs, hubManyRate: opts.hubManyRate };
   if (opts.kamailio.length > 0 && !(await runKamailio(opts, started, machine))) failedKamailio = true;
   if (opts.scenarios.length === 0 && opts.hub.length === 0) return failedKamailio ? 1 : 0;
   const modes: ModeReport[] = [];

@@ -159,3 +159,24 @@ describe("the far-ahead check's clock", () => {
   });
 });
 
+
+describe("peer vectors that move often (a hub hearing from many agents)", () => {
+  it("looks at them once per VECTOR_CHECK_MS for all that moved meanwhile, and still pulls what a peer holds", async () => {
+    const a = [1, 2].map((s) => remoteChange(REPLICA_A, s, 100 + s, aliasDraft(`a${s}@x`, "sip:t@x")));
+    const p2 = fakePeer("p2", { [REPLICA_A]: a }, 0);
+    const quiet = Array.from({ length: 20 }, (_, i) => fakePeer(`q${i}`, {}, 0).session);
+    let looks = 0;
+    const sessions = [...quiet, p2.session];
+    const { replica, coordinator } = coordinatorOver(() => (looks++, sessions));
+    try {
+      for (let i = 0; i < 200; i++) coordinator.vectorChanged();
+      expect(looks).toBe(0);
+      await expect.poll(async () => (await replica.versionVector())[REPLICA_A] ?? 0, { timeout: 2000 }).toBe(2);
+      // One look, and the one after the catch-up (its loop checks again): not one per vector.
+      expect(looks).toBeLessThanOrEqual(2);
+      expect(p2.pulls.length).toBeGreaterThan(0);
+    } finally {
+      coordinator.close();
+    }
+  });
+});

@@ -184,3 +184,19 @@ describe("a relay's push carries several origins", () => {
     expect(shape(pushes)).toEqual([["alpha (0,1]", "bravo (0,1]", "charl (0,1]"], ["alpha (1,2]"]]);
   });
 });
+
+describe("a relay's origins as they come", () => {
+  it("takes an origin that appears after the pump has pushed the others, in turn with them", async () => {
+    const replica = await relayHolding({ [REPLICA_A]: 2, [REPLICA_B]: 1 });
+    const { pump, pushes } = relayPump(replica, {});
+    pump.wake();
+    await settle();
+    expect(shape(pushes)).toEqual([[`${REPLICA_A.slice(0, 5)} (0,2]`, `${REPLICA_B.slice(0, 5)} (0,1]`]]);
+    // A third origin (the sorted list the pump kept must take it), and more of the first.
+    await replica.apply(batchOf(REPLICA_C, 0, 1, [remoteChange(REPLICA_C, 1, 300, aliasDraft("c-0@x", "sip:t@x"))]), "agent");
+    await replica.apply(batchOf(REPLICA_A, 2, 3, [remoteChange(REPLICA_A, 3, 301, aliasDraft("a-2@x", "sip:t@x"))]), "agent");
+    pump.wake();
+    await settle();
+    expect(shape(pushes.slice(1)).flat().sort()).toEqual([`${REPLICA_A.slice(0, 5)} (2,3]`, `${REPLICA_C.slice(0, 5)} (0,1]`]);
+  });
+});
