@@ -66,26 +66,32 @@ process.on("message", (m: SinkRequest) => {
       void Promise.all(agents.map((a) => a.mesh.close())).finally(() => process.exit(0));
   }
 });
-/** Paced on one timer for all of this process's agents: each publishes what is due every 5 ms. */
+/**
+ * Paced on one timer for all of this process's agents, each on its own phase (its index among all
+ * agents over their number, of one period), as independent nodes publish: in lockstep, every agent's
+ * edit of a period would reach the hub in one burst.
+ */
 async function publish(m: Extract<SinkRequest, { type: "publish" }>): Promise<Record<number, number>> {
-  const mine = agents.filter((a) => m.first[a.id] !== undefined);
+  const mine = agents.filter((a) => m.first[a.id] !== undefined).map((a) => ({ a, first: m.first[a.id]!, done: 0 }));
   const sentAt: Record<number, number> = {};
   const t0 = performance.now();
   const pending: Promise<unknown>[] = [];
-  let done = 0;
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
-      const due = Math.min(m.count, Math.floor(((performance.now() - t0) / 1000) * m.perSecond) + 1);
-      for (; done < due; done++) {
-        for (const a of mine) {
-          const index = m.first[a.id]! + done * m.stride;
+      const elapsed = ((performance.now() - t0) / 1000) * m.perSecond;
+      let left = false;
+      for (const x of mine) {
+        const phase = x.first / m.stride;
+        for (; x.done < m.count && x.done + phase <= elapsed; x.done++) {
+          const index = x.first + x.done * m.stride;
           const key = `${m.prefix}${String(index).padStart(7, "0")}@example.com`;
           // From the publish, as the latency probe times an agent's (its commit included).
           sentAt[index] = performance.timeOrigin + performance.now();
-          pending.push(a.replica.commit([{ kind: "alias", key, sub: "", value: { target: "sip:t@example.com" } }]));
+          pending.push(x.a.replica.commit([{ kind: "alias", key, sub: "", value: { target: "sip:t@example.com" } }]));
         }
+        if (x.done < m.count) left = true;
       }
-      if (done >= m.count) {
+      if (!left) {
         clearInterval(tick);
         resolve();
       }
