@@ -334,7 +334,9 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
       for (const o of origins(vv)) {
         const p = progress.get(o);
         if (p && (p.refusedUntil > now || (p.gap && p.inflight > 0))) continue;
-        waiting += Math.max(0, (vv[o] ?? 0) - (p && p.sentUpTo >= 0 ? p.sentUpTo : (peerVector[o] ?? 0)));
+        // From where fillWindow would start: what the peer acknowledged, unless batches are in flight.
+        const from = !p || p.sentUpTo < 0 || p.inflight === 0 ? (peerVector[o] ?? 0) : p.sentUpTo;
+        waiting += Math.max(0, (vv[o] ?? 0) - from);
       }
       if (waiting >= options.batchSize) wake();
       else nudge();

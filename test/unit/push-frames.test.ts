@@ -200,3 +200,23 @@ describe("a relay's origins as they come", () => {
     expect(shape(pushes.slice(1)).flat().sort()).toEqual([`${REPLICA_A.slice(0, 5)} (2,3]`, `${REPLICA_C.slice(0, 5)} (0,1]`]);
   });
 });
+
+describe("a relay's linger after an acknowledgement", () => {
+  it("counts what waits from what the peer holds, so changes it got elsewhere do not send the next push at once", async () => {
+    const replica = await relayHolding({ [REPLICA_A]: 15 });
+    let first = true;
+    const { pump, pushes } = relayPump(replica, { batchSize: 4, relayLingerMs: 300 }, async (b) => {
+      if (!first) return { have: b.upTo };
+      first = false;
+      // The peer got all of A elsewhere meanwhile (a resync), and B has one new change.
+      await replica.apply(batchOf(REPLICA_B, 0, 1, [remoteChange(REPLICA_B, 1, 500, aliasDraft("b-0@x", "sip:t@x"))]), "agent");
+      return { have: 15 };
+    });
+    pump.wake();
+    await new Promise((r) => setTimeout(r, 100));
+    // A's first batch went; nothing of A waits (the peer holds it all), so B's change lingers.
+    expect(shape(pushes)).toEqual([[`${REPLICA_A.slice(0, 5)} (0,4]`]]);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(shape(pushes)).toEqual([[`${REPLICA_A.slice(0, 5)} (0,4]`], [`${REPLICA_B.slice(0, 5)} (0,1]`]]);
+  });
+});
