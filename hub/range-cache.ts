@@ -36,59 +36,60 @@ export function createRangeCache(opts: { ttlMs?: number; maxChanges?: number; ma
   const maxEntries = opts.maxEntries ?? RANGE_CACHE_ENTRIES;
   const now = opts.nowMs ?? Date.now;
   type Entry = { at: number; weight: number };
-  const entries = new Map<string, Entry & { value: Promise<Change[]> }>();
-  const whole = new Map<string, Entry & { changes: Change[] }>();
-  const held = new Map<Map<string, Entry>, number>([[entries, 0], [whole, 0]]);
+  /** One of the cache's two maps, with the changes its entries are charged. */
+  type Slot<E extends Entry> = { map: Map<string, E>; held: number };
+  const reads: Slot<Entry & { value: Promise<Change[]> }> = { map: new Map(), held: 0 };
+  const primed: Slot<Entry & { changes: Change[] }> = { map: new Map(), held: 0 };
   const fresh = (at: number) => now() - at < ttl;
-  const put = <E extends Entry>(m: Map<string, E>, key: string, e: E) => {
-    drop(m, key);
-    m.set(key, e);
-    held.set(m, held.get(m)! + e.weight);
-    // Maps iterate in insertion order: drop the oldest entries while stale or beyond the bounds.
-    for (const [k, old] of m) {
-      if (m.size <= maxEntries && held.get(m)! <= maxChanges && fresh(old.at)) break;
-      if (old === e) break;
-      drop(m, k);
-    }
-  };
-  const drop = (m: Map<string, Entry>, key: string) => {
-    const e = m.get(key);
+  const drop = <E extends Entry>(slot: Slot<E>, key: string) => {
+    const e = slot.map.get(key);
     if (e === undefined) return;
-    m.delete(key);
-    held.set(m, held.get(m)! - e.weight);
+    slot.map.delete(key);
+    slot.held -= e.weight;
+  };
+  const put = <E extends Entry>(slot: Slot<E>, key: string, e: E) => {
+    drop(slot, key);
+    slot.map.set(key, e);
+    slot.held += e.weight;
+    // Maps iterate in insertion order: drop the oldest entries while stale or beyond the bounds.
+    for (const [k, old] of slot.map) {
+      if (slot.map.size <= maxEntries && slot.held <= maxChanges && fresh(old.at)) break;
+      if (old === e) break;
+      drop(slot, k);
+    }
   };
   return {
     read(origin, after, upTo, limit, load) {
-      const primed = whole.get(`${origin} ${after} ${upTo}`);
-      if (primed && fresh(primed.at) && primed.changes.length <= limit) return Promise.resolve(primed.changes);
+      const whole = primed.map.get(`${origin} ${after} ${upTo}`);
+      if (whole && fresh(whole.at) && whole.changes.length <= limit) return Promise.resolve(whole.changes);
       const key = `${origin} ${after} ${upTo} ${limit}`;
-      const hit = entries.get(key);
+      const hit = reads.map.get(key);
       if (hit && fresh(hit.at)) return hit.value;
       const value = load();
       const entry = { at: now(), weight: Math.max(1, Math.min(limit, upTo - after)), value };
-      put(entries, key, entry);
+      put(reads, key, entry);
       value.then(
         // Charged what it holds once known (a range's rows may be fewer than its seqs).
         (changes) => {
-          if (entries.get(key) !== entry) return;
-          held.set(entries, held.get(entries)! - entry.weight + Math.max(1, changes.length));
+          if (reads.map.get(key) !== entry) return;
+          reads.held += Math.max(1, changes.length) - entry.weight;
           entry.weight = Math.max(1, changes.length);
         },
         // A failed read is not kept; a newer entry under the same key is left alone.
         () => {
-          if (entries.get(key) === entry) drop(entries, key);
+          if (reads.map.get(key) === entry) drop(reads, key);
         },
       );
       return value;
     },
     prime(origin, after, upTo, changes) {
-      put(whole, `${origin} ${after} ${upTo}`, { at: now(), weight: Math.max(1, changes.length), changes });
+      put(primed, `${origin} ${after} ${upTo}`, { at: now(), weight: Math.max(1, changes.length), changes });
     },
     clear() {
-      entries.clear();
-      whole.clear();
-      held.set(entries, 0);
-      held.set(whole, 0);
+      for (const slot of [reads, primed] as Slot<Entry>[]) {
+        slot.map.clear();
+        slot.held = 0;
+      }
     },
   };
 }

@@ -18,6 +18,12 @@ export function originsAhead(mine: VersionVector, theirs: VersionVector, skip?: 
     .sort();
 }
 
+/** Whether `theirs` is ahead of `mine` for an origin not in `skip`: originsAhead's question when only yes or no is wanted, without building a list. */
+export function anyAhead(theirs: VersionVector, mine: VersionVector, skip?: ReadonlySet<string>): boolean {
+  for (const o in theirs) if ((theirs[o] ?? 0) > (mine[o] ?? 0) && !skip?.has(o)) return true;
+  return false;
+}
+
 export function isEmptyVector(vv: VersionVector): boolean {
   return Object.values(vv).every((n) => n === 0);
 }

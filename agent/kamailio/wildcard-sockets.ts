@@ -41,9 +41,15 @@ export function createWildcardSocketCheck(deps: { log: Logger; nowMs?: () => num
   const nowMs = deps.nowMs ?? Date.now;
   let last: { socket: string; at: number } | null = null;
   let warnedAt: number | null = null;
+  /** The last socket found addressed: a node's phones come in on a few, so most REGISTERs are not parsed. */
+  let lastAddressed = "";
   return {
     see(socket) {
-      if (!wildcardConnectionSocket(socket)) return;
+      if (socket === lastAddressed) return;
+      if (!wildcardConnectionSocket(socket)) {
+        lastAddressed = socket;
+        return;
+      }
       const now = nowMs();
       last = { socket, at: now };
       if (warnedAt !== null && now - warnedAt < WARN_EVERY_MS) return;

@@ -7,7 +7,7 @@
 import type { ResyncStatus } from "../contract/cluster-status.js";
 import type { Replica } from "../core/replica.js";
 import { InvalidBatchError } from "../core/store.js";
-import { originsAhead } from "../core/version-vector.js";
+import { anyAhead, originsAhead } from "../core/version-vector.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { PeerSession } from "./peer-session.js";
@@ -135,25 +135,28 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
     }
   }
 
-  function schedule(ms: number) {
-    if (closed || timer) return;
-    timer = setTimeout(() => {
-      timer = null;
+  /** A loop after `ms`, its timer unref'd; `cleared` runs as it fires. */
+  function loopAfter(ms: number, cleared: () => void): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      cleared();
       void loop();
     }, ms);
-    timer.unref();
+    t.unref();
+    return t;
+  }
+
+  function schedule(ms: number) {
+    if (closed || timer) return;
+    timer = loopAfter(ms, () => (timer = null));
   }
 
   let vectorTimer: NodeJS.Timeout | null = null;
   return {
     evaluate: () => void loop(),
     vectorChanged() {
+      // Its own timer: schedule()'s may be set for a minute (a refused batch).
       if (closed || vectorTimer) return;
-      vectorTimer = setTimeout(() => {
-        vectorTimer = null;
-        void loop();
-      }, VECTOR_CHECK_MS);
-      vectorTimer.unref();
+      vectorTimer = loopAfter(VECTOR_CHECK_MS, () => (vectorTimer = null));
     },
     resync(session) {
       if (fullRun) return { joined: true, done: fullRun };
@@ -187,10 +190,4 @@ export function createPullCoordinator(deps: PullCoordinatorDeps): PullCoordinato
       if (vectorTimer) clearTimeout(vectorTimer);
     },
   };
-}
-
-/** Whether `theirs` is ahead of `mine` for an origin not in `skip`: the common answer, no, without building a list. */
-function anyAhead(theirs: Record<string, number>, mine: Record<string, number>, skip: ReadonlySet<string>): boolean {
-  for (const o in theirs) if (theirs[o]! > (mine[o] ?? 0) && !skip.has(o)) return true;
-  return false;
 }

@@ -181,10 +181,7 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
           if (push.length >= MAX_PUSH_BATCHES || changes >= options.batchSize) break;
           const p = progressOf(origin);
           if (p.gap && p.inflight > 0) continue;
-          const acked = peerVector[origin] ?? 0;
-          // With nothing in flight, restart from what the peer acknowledged: anything sent but not
-          // acknowledged (a gap at the peer) goes again, anything it got elsewhere is skipped.
-          const from = p.sentUpTo < 0 || p.inflight === 0 ? acked : p.sentUpTo;
+          const from = startOf(origin, p);
           // Nothing new of it (most origins, most of the time, on a hub of many): passed over first,
           // with no read, not even an await. (A gap noted with nothing in flight means nothing then.)
           if ((vv[origin] ?? 0) <= from) continue;
@@ -212,6 +209,14 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
       }
     }
   }
+
+  /**
+   * Where the next batch of `origin` starts. With nothing in flight, from what the peer
+   * acknowledged: anything sent but not acknowledged (a gap at the peer) goes again, anything it got
+   * elsewhere is skipped.
+   */
+  const startOf = (origin: string, p: { sentUpTo: number; inflight: number } | undefined) =>
+    !p || p.sentUpTo < 0 || p.inflight === 0 ? (peerVector[origin] ?? 0) : p.sentUpTo;
 
   const progressOf = (origin: string) => {
     let p = progress.get(origin);
@@ -334,9 +339,8 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
       for (const o of origins(vv)) {
         const p = progress.get(o);
         if (p && (p.refusedUntil > now || (p.gap && p.inflight > 0))) continue;
-        // From where fillWindow would start: what the peer acknowledged, unless batches are in flight.
-        const from = !p || p.sentUpTo < 0 || p.inflight === 0 ? (peerVector[o] ?? 0) : p.sentUpTo;
-        waiting += Math.max(0, (vv[o] ?? 0) - from);
+        // From where fillWindow would start.
+        waiting += Math.max(0, (vv[o] ?? 0) - startOf(o, p));
       }
       if (waiting >= options.batchSize) wake();
       else nudge();

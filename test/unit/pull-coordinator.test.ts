@@ -29,6 +29,9 @@ function coordinatorOver(sessions: () => PeerSession[]) {
   return { replica, coordinator };
 }
 
+/** Origin A's first two changes, as a peer holds them. */
+const twoOfA = (): Change[] => [1, 2].map((s) => remoteChange(REPLICA_A, s, 100 + s, aliasDraft(`a${s}@x`, "sip:t@x")));
+
 /** A ready peer session of node `id` that holds `held`. */
 function fakePeer(id: string, held: Record<string, Change[]>, answerDelayMs: number) {
   const pulls: PullParams["vv"][] = [];
@@ -53,7 +56,7 @@ function fakePeer(id: string, held: Record<string, Change[]>, answerDelayMs: num
 describe("pull coordinator", () => {
   it("runs a relay catch-up asked for during a resync once the resync is done", async () => {
     // p1 holds nothing; p2 holds two changes of origin A (a node not connected to us).
-    const a = [1, 2].map((s) => remoteChange(REPLICA_A, s, 100 + s, aliasDraft(`a${s}@x`, "sip:t@x")));
+    const a = twoOfA();
     const p1 = fakePeer("p1", {}, 50);
     const p2 = fakePeer("p2", { [REPLICA_A]: a }, 0);
     const sessions: PeerSession[] = [];
@@ -78,7 +81,7 @@ describe("pull coordinator", () => {
 
 describe("the status of a resync followed by a relay catch-up", () => {
   it("shows the resync's end while the catch-up runs, but the catch-up once another resync waits for it", async () => {
-    const a = [1, 2].map((s) => remoteChange(REPLICA_A, s, 100 + s, aliasDraft(`a${s}@x`, "sip:t@x")));
+    const a = twoOfA();
     const p1 = fakePeer("p1", {}, 0);
     const p2 = fakePeer("p2", { [REPLICA_A]: a }, 300);
     const sessions: PeerSession[] = [p2.session];
@@ -103,7 +106,7 @@ describe("the status of a resync followed by a relay catch-up", () => {
 
 describe("a resync asked for while one runs", () => {
   it("joins the one under way instead of pulling everything a second time", async () => {
-    const a = [1, 2].map((s) => remoteChange(REPLICA_A, s, 100 + s, aliasDraft(`a${s}@x`, "sip:t@x")));
+    const a = twoOfA();
     const p1 = fakePeer("p1", { [REPLICA_A]: a }, 50);
     const p2 = fakePeer("p2", { [REPLICA_A]: a }, 0);
     const { coordinator } = coordinatorOver(() => []);
@@ -162,7 +165,7 @@ describe("the far-ahead check's clock", () => {
 
 describe("peer vectors that move often (a hub hearing from many agents)", () => {
   it("looks at them once per VECTOR_CHECK_MS for all that moved meanwhile, and still pulls what a peer holds", async () => {
-    const a = [1, 2].map((s) => remoteChange(REPLICA_A, s, 100 + s, aliasDraft(`a${s}@x`, "sip:t@x")));
+    const a = twoOfA();
     const p2 = fakePeer("p2", { [REPLICA_A]: a }, 0);
     const quiet = Array.from({ length: 20 }, (_, i) => fakePeer(`q${i}`, {}, 0).session);
     let looks = 0;
