@@ -3,7 +3,7 @@
  * the bulk channel through which the agent refills a restarted Kamailio (evapi-bulk.ts).
  */
 import { EVENTS_SHV } from "./cfg-include-names.js";
-import { BULK_ACK, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-bulk.js";
+import { BULK_ACK, BULK_BATCH, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-bulk.js";
 
 /**
  * Which evapi connections are the agent's event connection: $shv(locmesh_events), one bit per
@@ -43,21 +43,38 @@ event_route[evapi:connection-closed] {
 `;
 }
 
+/** The route Kamailio's async task workers run a batch frame in. */
+const BATCH_ROUTE = "LOCMESH_BULK_BATCH";
+/**
+ * The async task workers the include asks for (core async_workers) unless the operator's cfg
+ * defines LOCMESH_ASYNC_WORKERS_SET: its own async_workers, above the include, then decides.
+ */
+export const BULK_ASYNC_WORKERS = 2;
+
 /**
  * The agent's bulk channel (evapi-bulk.ts): after a hello with the token, the connection's frames
- * are usrloc writes run with jsonrpc_exec, each chunk followed by an ack frame that is echoed. evapi
- * runs all client messages in its one dispatcher process (5.6.3: its "workers" idle), which is also
- * where $var(lm_bulk) lives: one bit per connection index that said hello with the token (a channel
- * of an agent that restarted may still be open while the new one says hello). Only ul.add, ul.rm and ul.rm_contact
- * get through: the request must start with exactly those bytes, and Kamailio's JSON reader takes the
- * first "method" key. Answers go to this connection alone (evapi_unicast by its tag).
+ * are usrloc writes run with jsonrpc_exec. evapi runs every client message in its one dispatcher
+ * process (5.6.3: its "workers" only relay), which is also where $var(lm_bulk) lives: one bit per
+ * connection index that said hello with the token (a channel of an agent that restarted may still
+ * be open while the new one says hello). Two framings:
+ * - batch (what the agent sends when the ready answer carries "batch"): one frame per chunk,
+ *   `locmesh-batch:<conidx>:<seq>` and then one request per line. The dispatcher only hands the
+ *   frame to Kamailio's async task workers (async_task_data: a copy in shared memory and a
+ *   datagram), so the chunks run on several processes at once (usrloc's slot locks keep them
+ *   apart), in no particular order between chunks. The worker runs the chunk's requests in order,
+ *   reports the ones that failed, and then acks the chunk (batchRoute). 5.6.3's
+ *   async_task_group_data cannot be used: it leaves its third parameter unfixed (async_mod.c,
+ *   fixup_async_task_route tests param_no 2 twice), so its data is garbage.
+ * - single (an older agent): each request is a frame run in the dispatcher itself, each chunk
+ *   followed by an ack frame that is echoed.
+ * Only ul.add, ul.rm and ul.rm_contact get through: the request must start with exactly those
+ * bytes, and Kamailio's JSON reader takes the first "method" key. Answers go to this connection
+ * alone (evapi_unicast by its tag, which names the connection index; async workers relay through
+ * the dispatcher, in their order).
  */
 export function bulkRoute(token: string | null): string {
   const tag = '"locmesh-bulk-$evapi(conidx)"';
-  const allowed = BULK_METHODS.map((m) => {
-    const prefix = bulkRequestPrefix(m);
-    return `$(evapi(msg){s.substr,0,${prefix.length}}) == '${prefix}'`;
-  }).join(" || ");
+  const allowed = allowedTest("evapi(msg)");
   // The agent's event connection never sends anything: one that does is not it (connectionRoute).
   const notEvents = `$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) & ~(1 << $evapi(conidx));`;
   const hello = token === null
@@ -70,7 +87,7 @@ export function bulkRoute(token: string | null): string {
 			evapi_set_tag(${tag});
 			if ($evapi(msg) == "${BULK_HELLO}${token}") {
 				$var(lm_bulk) = $var(lm_bulk) | (1 << $evapi(conidx));
-				evapi_unicast('{"event":"locmesh-bulk-ready"}', ${tag});
+				evapi_unicast('{"event":"locmesh-bulk-ready","batch":$evapi(conidx)}', ${tag});
 			} else {
 				xlog("L_WARN", "locmesh: evapi bulk hello with a wrong token from $evapi(srcaddr):$evapi(srcport)\\n");
 				evapi_unicast('{"event":"locmesh-bulk-refused"}', ${tag});
@@ -78,6 +95,13 @@ export function bulkRoute(token: string | null): string {
 			exit;
 		}
 		xlog("L_WARN", "locmesh: evapi message ignored: the connection has not said hello\\n");
+		exit;
+	}
+	if ($(evapi(msg){s.substr,0,${BULK_BATCH.length}}) == "${BULK_BATCH}") {
+		if (!async_task_data("${BATCH_ROUTE}", "$evapi(msg)")) {
+			xlog("L_ERR", "locmesh: cannot hand an evapi bulk batch to the async task workers\n");
+			evapi_unicast('{"event":"locmesh-bulk-error","reply":null}', ${tag});
+		}
 		exit;
 	}
 	if ($(evapi(msg){s.substr,0,${BULK_ACK.length}}) == "${BULK_ACK}") {
@@ -99,6 +123,46 @@ export function bulkRoute(token: string | null): string {
   return `# The agent's bulk writes (fast reload of a restarted Kamailio), run in evapi's dispatcher.
 event_route[evapi:message-received] {
 ${hello}
+}
+${token === null ? "" : batchRoute()}`;
+}
+
+/** A cfg condition: the request in PV `pv` (without its $) starts as one of BULK_METHODS does. */
+function allowedTest(pv: string): string {
+  return BULK_METHODS.map((m) => {
+    const prefix = bulkRequestPrefix(m);
+    return `$(${pv}{s.substr,0,${prefix.length}}) == '${prefix}'`;
+  }).join(" || ");
+}
+
+/**
+ * What an async task worker runs for a batch frame (bulkRoute): its first line names the channel
+ * (the connection index: the tag to answer to) and the chunk's seq, every further line is one
+ * request. Failed requests are reported as in the dispatcher, then the chunk is acked. line.at
+ * points into the task's data without copying it.
+ */
+function batchRoute(): string {
+  const tag = '"locmesh-bulk-$var(lm_ci)"';
+  return `
+# The agent's batch frames, run by Kamailio's async task workers (bulkRoute hands them over).
+route[${BATCH_ROUTE}] {
+	$var(lm_head) = $(async(data){line.at,0});
+	$var(lm_ci) = $(var(lm_head){s.select,1,:}{s.int});
+	$var(lm_n) = $(async(data){line.count});
+	$var(lm_i) = 1;
+	while ($var(lm_i) < $var(lm_n)) {
+		$var(lm_req) = $(async(data){line.at,$var(lm_i)});
+		$var(lm_i) = $var(lm_i) + 1;
+		if (!(${allowedTest("var(lm_req)")})) {
+			xlog("L_WARN", "locmesh: evapi bulk request refused (only ${BULK_METHODS.join(", ")})\n");
+			evapi_unicast('{"event":"locmesh-bulk-error","reply":null}', ${tag});
+		} else if (!jsonrpc_exec("$var(lm_req)")) {
+			evapi_unicast('{"event":"locmesh-bulk-error","reply":null}', ${tag});
+		} else if ($jsonrpl(code) != 200) {
+			evapi_unicast('{"event":"locmesh-bulk-error","reply":$jsonrpl(body)}', ${tag});
+		}
+	}
+	evapi_unicast('{"event":"locmesh-ack","seq":$(var(lm_head){s.select,2,:}{s.int})}', ${tag});
 }
 `;
 }

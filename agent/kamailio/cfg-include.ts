@@ -37,7 +37,7 @@
  */
 import { isIP } from "node:net";
 import { EVENTS_SHV, LOCMESH_QUEUE, PEERS_FIXED_SHV, PEERS_SHV, QUEUE_SIZE, READY_SHV } from "./cfg-include-names.js";
-import { bulkRoute, connectionRoute } from "./cfg-include-evapi.js";
+import { BULK_ASYNC_WORKERS, bulkRoute, connectionRoute } from "./cfg-include-evapi.js";
 import { EXPIRED_ROUTES, registerRoute } from "./cfg-include-register.js";
 import { USE_DOMAIN_FIX } from "./usrloc-keys.js";
 import { USE_DOMAIN_PROBE } from "./usrloc-rpc.js";
@@ -104,6 +104,12 @@ export function kamailioInclude(p: IncludeParams): string {
     `loadmodule "locmesh-needs-evapi-for-itself-remove-your-evapi-loadmodule"`,
     "#!endif",
     ...OWN_MODULES.flatMap((m) => [`#!ifndef MOD_${m}`, `loadmodule "${m}.so"`, "#!endif"]),
+    ...(p.bulkToken === undefined ? [] : [
+      "#!ifndef MOD_async", `loadmodule "async.so"`, "#!endif",
+      "# The agent's bulk writes (a reload) run on Kamailio's async task workers. If your cfg sets async_workers,",
+      "# set it above this include and #!define LOCMESH_ASYNC_WORKERS_SET: Kamailio takes the first value given.",
+      "#!ifndef LOCMESH_ASYNC_WORKERS_SET", `async_workers=${BULK_ASYNC_WORKERS}`, "#!endif",
+    ]),
     "",
     `modparam("evapi", "bind_addr", "${evapiAddr}")`,
     `modparam("evapi", "netstring_format", 1)`,
@@ -145,6 +151,8 @@ export function kamailioIncludeInstructions(p: Pick<IncludeParams, "includePath"
     `#    before request_route. If you already have an event_route[usrloc:contact-expired], first add "#!define LOCMESH_OWN_EXPIRED_ROUTE" and call`,
     `#    route(LOCMESH_EXPIRED); inside your own; the same for event_route[core:worker-one-init] with`,
     `#    "#!define LOCMESH_OWN_WORKER_INIT_ROUTE" and route(LOCMESH_CHECK_USRLOC);.`,
+    `#    An include generated with --config sets async_workers=2 (the agent's bulk writes run there): if you`,
+    `#    set async_workers yourself, do it above the include and add "#!define LOCMESH_ASYNC_WORKERS_SET".`,
     `#!include_file "${path}"`,
     ``,
     `# 2. Early in request_route, after the max-forwards check and BEFORE any remove_hf("Route")`,

@@ -1,17 +1,21 @@
 /**
- * The bulk channel's flow control (evapi-bulk.ts): calls queue up and go out in chunks, each closed
- * by an ack frame, with at most `maxInFlight` bytes written and not yet acked (evapi 5.6.3 must
- * get everything unacked in one read, see evapi-bulk.ts's header). An ack settles its chunk's calls;
- * one out of order, or one that does not come within `ackTimeoutMs`, breaks the channel.
+ * The bulk channel's flow control (evapi-bulk.ts): calls queue up and go out in chunks (a batch
+ * frame, or the requests' frames closed by an ack frame: encodeChunk), with at most `maxInFlight`
+ * bytes written and not yet acked (evapi 5.6.3 must get everything unacked in one read, see
+ * evapi-bulk.ts's header). An ack settles its chunk's calls; one out of order, or one that does not
+ * come within `ackTimeoutMs`, breaks the channel. Seqs start at a random number, so that answers
+ * meant for an earlier channel in the same evapi slot (still queued in Kamailio's async workers when
+ * it closed) are told apart and ignored.
  */
+import { randomInt } from "node:crypto";
 import { KamailioProtocolError, KamailioUnavailableError } from "./jsonrpcs-wire.js";
 
 export interface PendingCall {
   id: number;
   method: string;
-  /** The request as a netstring, and its length in bytes (frames are written as text, a chunk at a time). */
-  frame: string;
-  bytes: number;
+  /** The JSON-RPC request, and its length in UTF-8 bytes (frames are encoded a chunk at a time). */
+  body: string;
+  bodyBytes: number;
   settled: boolean;
   resolve(v: unknown): void;
   reject(e: Error): void;
@@ -24,14 +28,21 @@ interface Chunk {
   timer: NodeJS.Timeout;
 }
 
-/** Room kept in a chunk for its ack frame (`<len>:locmesh-ack:<seq>,`). */
-const ACK_RESERVE = 32;
+/** Room kept in a chunk for its ack frame or batch header (`<len>:locmesh-ack:<seq>,`). */
+const ACK_RESERVE = 40;
+/** A request's framing, at most: a netstring's length, colon and comma (a batch line takes 1). */
+const FRAMING = 8;
+/** Where a channel's seqs start: random, below 2^30 so they stay exact and fit Kamailio's int. */
+export const randomStart = (): number => randomInt(1, 2 ** 30);
 
 export interface BulkWindow {
   /** Queues a call: it goes out in a chunk on a later turn of the event loop. */
   push(call: PendingCall): void;
-  /** The include acked chunk `seq`: its calls succeed. A seq other than the oldest chunk's breaks the channel. */
-  acked(seq: unknown): void;
+  /**
+   * The include acked chunk `seq`: its calls succeed. A seq this channel has sent, other than the
+   * oldest chunk's, breaks the channel; one it never sent is foreign (false), and changes nothing.
+   */
+  acked(seq: unknown): boolean;
   /** The call with JSON-RPC id `id`, while it is not acked. */
   call(id: number): PendingCall | undefined;
   /** Every call not yet acked fails with `err`: the sent ones, then the queued ones. */
@@ -50,11 +61,17 @@ export function failCall(call: PendingCall, err: Error): void {
 
 export function createBulkWindow(deps: {
   maxInFlight: number;
-  /** Requests per chunk are added until the chunk reaches this many bytes. */
+  /** Requests per chunk are added until the chunk reaches this many bytes, or this many requests. */
   chunkBytes: number;
+  maxCalls: number;
   ackTimeoutMs: number;
-  /** The netstring that asks the include to ack chunk `seq`, and its length in bytes. */
-  ackFrame(seq: number): { frame: string; bytes: number };
+  /**
+   * Whether chunks are acked in the order sent (an include that runs each request as its frame
+   * comes). Batch frames run on several Kamailio processes and are acked as each finishes.
+   */
+  inOrder(): boolean;
+  /** Chunk `seq` as written (ending in what asks the include to ack it), and its length in bytes. */
+  encodeChunk(seq: number, calls: readonly PendingCall[]): { text: string; bytes: number };
   /** Writes one chunk's frames. */
   write(text: string): void;
   /** Why the channel broke; null while it works (nothing is sent after). */
@@ -63,14 +80,15 @@ export function createBulkWindow(deps: {
   /** A chunk was written (for stats). */
   onChunk(): void;
 }): BulkWindow {
-  const { maxInFlight, chunkBytes } = deps;
+  const { maxInFlight, chunkBytes, maxCalls } = deps;
   const queue: PendingCall[] = [];
   const inFlight: Chunk[] = [];
   const byId = new Map<number, PendingCall>();
   let bytesInFlight = 0;
   /** Bytes of the calls queued and not yet sent. */
   let queuedBytes = 0;
-  let nextSeq = 1;
+  const firstSeq = randomStart();
+  let nextSeq = firstSeq;
   let flushQueued = false;
 
   function schedule(): void {
@@ -91,22 +109,18 @@ export function createBulkWindow(deps: {
   function pump(): void {
     while (deps.broken() === null && queue.length > 0 && (inFlight.length === 0 || (queuedBytes >= chunkBytes && bytesInFlight + chunkBytes <= maxInFlight))) {
       const calls: PendingCall[] = [];
-      let text = "";
-      let bytes = 0;
-      while (queue.length > 0) {
+      let packed = 0;
+      while (queue.length > 0 && calls.length < maxCalls) {
         const next = queue[0]!;
         // The ack frame must fit too: chunks of exactly chunkBytes tile maxBytesInFlight.
-        if (calls.length > 0 && bytes + next.bytes + ACK_RESERVE > chunkBytes) break;
+        if (calls.length > 0 && packed + next.bodyBytes + FRAMING + ACK_RESERVE > chunkBytes) break;
         queue.shift();
-        queuedBytes -= next.bytes;
+        queuedBytes -= next.bodyBytes + FRAMING;
         calls.push(next);
-        text += next.frame;
-        bytes += next.bytes;
+        packed += next.bodyBytes + FRAMING;
       }
       const seq = nextSeq++;
-      const ack = deps.ackFrame(seq);
-      text += ack.frame;
-      bytes += ack.bytes;
+      const { text, bytes } = deps.encodeChunk(seq, calls);
       const timer = setTimeout(() => deps.breakChannel(new KamailioUnavailableError("ETIMEDOUT", `Kamailio did not ack chunk ${seq} of the evapi bulk channel within ${deps.ackTimeoutMs} ms`)), deps.ackTimeoutMs);
       inFlight.push({ seq, calls, bytes, timer });
       bytesInFlight += bytes;
@@ -120,20 +134,21 @@ export function createBulkWindow(deps: {
     push(call) {
       byId.set(call.id, call);
       queue.push(call);
-      queuedBytes += call.bytes;
+      queuedBytes += call.bodyBytes + FRAMING;
       schedule();
     },
     acked(seq) {
-      const oldest = inFlight[0];
-      if (oldest === undefined || seq !== oldest.seq) {
+      if (typeof seq !== "number" || seq < firstSeq || seq >= nextSeq) return false;
+      const at = inFlight.findIndex((c) => c.seq === seq);
+      if (at < 0 || (at > 0 && deps.inOrder())) {
         // A frame went missing (see the header): nothing from here back can be trusted to have run.
-        deps.breakChannel(new KamailioProtocolError(`the evapi bulk channel acked chunk ${String(seq)} while chunk ${oldest?.seq ?? "none"} was due`));
-        return;
+        deps.breakChannel(new KamailioProtocolError(`the evapi bulk channel acked chunk ${String(seq)} while chunk ${inFlight[0]?.seq ?? "none"} was due`));
+        return true;
       }
-      inFlight.shift();
-      clearTimeout(oldest.timer);
-      bytesInFlight -= oldest.bytes;
-      for (const call of oldest.calls) {
+      const [chunk] = inFlight.splice(at, 1) as [Chunk];
+      clearTimeout(chunk.timer);
+      bytesInFlight -= chunk.bytes;
+      for (const call of chunk.calls) {
         byId.delete(call.id);
         if (!call.settled) {
           call.settled = true;
@@ -142,6 +157,7 @@ export function createBulkWindow(deps: {
       }
       // Not at once: the callers' next calls (their continuations run after this) join the chunk.
       schedule();
+      return true;
     },
     call: (id) => byId.get(id),
     failPending(err) {

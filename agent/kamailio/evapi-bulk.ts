@@ -36,7 +36,7 @@ import type { Logger } from "../ops/logger.js";
 import { KamailioProtocolError, KamailioRequestError, KamailioRpcError, KamailioUnavailableError, type KamailioRpc, type RpcParams } from "./jsonrpcs-wire.js";
 import { createNetstringDecoder, encodeNetstring, netstringText } from "./netstring.js";
 import { MAX_EVENT_BYTES } from "./register-event.js";
-import { createBulkWindow, failCall, type PendingCall } from "./evapi-bulk-window.js";
+import { createBulkWindow, failCall, randomStart, type PendingCall } from "./evapi-bulk-window.js";
 
 /** The methods the include lets through (their result is always `{}`). */
 export const BULK_METHODS = ["ul.add", "ul.rm", "ul.rm_contact"] as const;
@@ -49,6 +49,8 @@ export function bulkRequestPrefix(method: BulkMethod): string {
 
 export const BULK_HELLO = "locmesh-hello:";
 export const BULK_ACK = "locmesh-ack:";
+/** A batch frame's first line: `locmesh-batch:<conidx>:<seq>` (cfg-include-evapi.ts, batchRoute). */
+export const BULK_BATCH = "locmesh-batch:";
 /** Every answer of the include on the bulk channel starts with this; registrar events never do. */
 const ANSWER_PREFIX = Buffer.from('{"event":"locmesh-');
 
@@ -87,11 +89,17 @@ export interface EvapiBulkOptions {
 export interface EvapiBulkRpc extends KamailioRpc {
   /** False once the channel broke; every call then fails at once with a transient error. */
   usable(): boolean;
-  stats(): { calls: number; chunks: number; errors: number };
+  /** batched: the include takes batch frames (its async task workers run them), not frame by frame. */
+  stats(): { calls: number; chunks: number; errors: number; batched: boolean };
 }
 
 const DEFAULT_MAX_IN_FLIGHT = 24 * 1024;
 const DEFAULT_CHUNK_BYTES = 8 * 1024;
+/**
+ * Requests per chunk, at most: the include's async worker runs a batch frame in a cfg while loop,
+ * which Kamailio stops after max_while_loops (default 100) iterations.
+ */
+export const MAX_BATCH_CALLS = 64;
 /** A request larger than this goes through jsonrpcs instead (its datagram takes 64 KB). */
 const MAX_REQUEST_BYTES = 16 * 1024;
 
@@ -101,19 +109,48 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
   const chunkBytes = Math.min(opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, maxInFlight);
   const sock = new Socket();
   const decoder = createNetstringDecoder({ maxFrameBytes: MAX_EVENT_BYTES });
-  let nextId = 1;
+  // Random, as the window's seqs are: an error meant for an earlier channel in this slot names none of ours.
+  const firstId = randomStart();
+  let nextId = firstId;
   let broken: Error | null = null;
-  let onHello: ((answer: string) => void) | null = null;
+  let onHello: ((answer: { event: string; batch?: unknown }) => void) | null = null;
   let opened = false;
+  /** The connection index the include gave in its ready answer: it takes batch frames. Null: frame by frame. */
+  let batchConidx: number | null = null;
   const stats = { calls: 0, chunks: 0, errors: 0 };
   const flow = createBulkWindow({
-    maxInFlight, chunkBytes, ackTimeoutMs: opts.ackTimeoutMs,
-    ackFrame: (seq) => netstringText(`${BULK_ACK}${seq}`),
+    maxInFlight, chunkBytes, ackTimeoutMs: opts.ackTimeoutMs, maxCalls: MAX_BATCH_CALLS,
+    encodeChunk,
+    inOrder: () => batchConidx === null,
     write: (text) => sock.write(text, "utf8"),
     broken: () => broken,
     breakChannel,
     onChunk: () => stats.chunks++,
   });
+
+  /** One batch frame (an include that announced it), else each request's frame and an ack frame. */
+  function encodeChunk(seq: number, calls: readonly PendingCall[]): { text: string; bytes: number } {
+    if (batchConidx !== null) {
+      const head = `${BULK_BATCH}${batchConidx}:${seq}`;
+      let body = head;
+      let bodyBytes = head.length;
+      for (const c of calls) {
+        body += "\n" + c.body;
+        bodyBytes += 1 + c.bodyBytes;
+      }
+      const frame = `${bodyBytes}:${body},`;
+      return { text: frame, bytes: bodyBytes + frame.length - body.length };
+    }
+    let text = "";
+    let bytes = 0;
+    for (const c of calls) {
+      const len = String(c.bodyBytes);
+      text += `${len}:${c.body},`;
+      bytes += len.length + c.bodyBytes + 2;
+    }
+    const ack = netstringText(`${BULK_ACK}${seq}`);
+    return { text: text + ack.frame, bytes: bytes + ack.bytes };
+  }
 
   function breakChannel(err: Error): void {
     if (broken !== null) return;
@@ -134,10 +171,11 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
     switch (msg.event) {
       case "locmesh-bulk-ready":
       case "locmesh-bulk-refused":
-        onHello?.(msg.event);
+        onHello?.(msg as { event: string; batch?: unknown });
         return;
       case "locmesh-ack":
-        return flow.acked(msg.seq);
+        if (!flow.acked(msg.seq)) log.debug({ seq: msg.seq }, "ignored an ack meant for an earlier channel in this evapi slot");
+        return;
       case "locmesh-bulk-error":
         return onError(msg.reply);
       default:
@@ -147,7 +185,12 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
 
   function onError(reply: unknown): void {
     const r = reply as { id?: unknown; error?: { code?: unknown; message?: unknown } } | null;
-    const call = r !== null && typeof r === "object" && typeof r.id === "number" ? flow.call(r.id) : undefined;
+    const id = r !== null && typeof r === "object" && typeof r.id === "number" ? r.id : undefined;
+    if (id !== undefined && (id < firstId || id >= nextId)) {
+      log.debug({ id }, "ignored an error meant for an earlier channel in this evapi slot");
+      return;
+    }
+    const call = id === undefined ? undefined : flow.call(id);
     if (call === undefined) {
       breakChannel(new KamailioProtocolError(`Kamailio could not run a request of the evapi bulk channel: ${JSON.stringify(reply)?.slice(0, 200)}`));
       return;
@@ -179,7 +222,7 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
 
   async function hello(): Promise<void> {
     const helloTimeoutMs = opts.helloTimeoutMs ?? 1500;
-    const answer = await new Promise<string>((resolve, reject) => {
+    const answer = await new Promise<{ event: string; batch?: unknown }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new EvapiBulkUnavailableError(`Kamailio's evapi did not answer the bulk channel's hello within ${helloTimeoutMs} ms: regenerate the include with \`locmesh kamailio-cfg\` (it gained the bulk route) and restart Kamailio`)), helloTimeoutMs);
       onHello = (a) => {
         clearTimeout(timer);
@@ -199,10 +242,12 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
       throw err;
     });
     onHello = null;
-    if (answer !== "locmesh-bulk-ready") {
+    if (answer.event !== "locmesh-bulk-ready") {
       sock.destroy();
       throw new EvapiBulkTokenRefusedError("Kamailio refused the evapi bulk channel's token: the include was generated for another node or cluster key; regenerate it with `locmesh kamailio-cfg`");
     }
+    // An include older than batch frames answers without "batch": the requests go frame by frame.
+    if (typeof answer.batch === "number" && Number.isInteger(answer.batch) && answer.batch >= 0) batchConidx = answer.batch;
     opened = true;
   }
 
@@ -219,13 +264,13 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
       } catch (err) {
         return Promise.reject(new KamailioRequestError(`cannot encode ${method}: ${(err as Error).message}`));
       }
-      const { frame, bytes } = netstringText(body);
-      if (bytes > MAX_REQUEST_BYTES) {
-        return Promise.reject(new KamailioUnavailableError("E2BIG", `${method} is ${bytes} bytes, too large for the evapi bulk channel`));
+      const bodyBytes = Buffer.byteLength(body, "utf8");
+      if (bodyBytes > MAX_REQUEST_BYTES) {
+        return Promise.reject(new KamailioUnavailableError("E2BIG", `${method} is ${bodyBytes} bytes, too large for the evapi bulk channel`));
       }
       stats.calls++;
       return new Promise<T>((resolve, reject) => {
-        const call: PendingCall = { id, method, frame, bytes, settled: false, resolve: resolve as (v: unknown) => void, reject };
+        const call: PendingCall = { id, method, body, bodyBytes, settled: false, resolve: resolve as (v: unknown) => void, reject };
         flow.push(call);
       });
     },
@@ -243,6 +288,6 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
       }
     },
     usable: () => broken === null,
-    stats: () => ({ ...stats }),
+    stats: () => ({ ...stats, batched: batchConidx !== null }),
   };
 }

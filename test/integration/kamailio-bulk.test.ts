@@ -72,6 +72,8 @@ describe("evapi bulk channel", () => {
       const outcomes = await Promise.all(Array.from({ length: n }, (_, i) => usrloc.ulAdd("location", `bulk${i}@example.com`, binding(`sip:bulk${i}@192.0.2.${i % 250}:5060`), nowSec())));
       expect(outcomes.every((o) => o === "added")).toBe(true);
       expect(bulk.stats().chunks).toBeGreaterThan(10);
+      // As batch frames, run by Kamailio's async task workers.
+      expect(bulk.stats().batched).toBe(true);
       expect(bulk.stats().calls).toBe(n);
       expect(await contactsHeld()).toBe(before + n);
       const fifoUsrloc = createUsrlocRpc({ rpc: fifo });
@@ -125,11 +127,23 @@ describe("evapi bulk channel", () => {
       raw.send(JSON.stringify({ jsonrpc: "2.0", method: "ul.dump", params: [], id: 7 }));
       raw.send("locmesh-ack:1");
       await waitUntil(() => raw.answers.length >= 3);
+      // Frame by frame (what an agent older than batch frames sends), run in evapi's dispatcher.
       expect(raw.answers.map((a) => JSON.parse(a) as unknown)).toEqual([
-        { event: "locmesh-bulk-ready" },
+        { event: "locmesh-bulk-ready", batch: expect.any(Number) as number },
         { event: "locmesh-bulk-error", reply: null },
         { event: "locmesh-ack", seq: 1 },
       ]);
+      // In a batch frame, run by an async task worker: the refused line fails, the others run, then the ack.
+      const { batch } = JSON.parse(raw.answers[0]!) as { batch: number };
+      const add = { jsonrpc: "2.0", method: "ul.add", params: ["location", "batch-raw@example.com", "sip:r@192.0.2.68", 600, 1, ".", 0, 0, 4294967295, ".", "."], id: 9 };
+      raw.send([`locmesh-batch:${batch}:42`, JSON.stringify({ jsonrpc: "2.0", method: "ul.dump", params: [], id: 8 }), JSON.stringify(add)].join("\n"));
+      await waitUntil(() => raw.answers.length >= 5);
+      expect(raw.answers.slice(3).map((a) => JSON.parse(a) as unknown)).toEqual([
+        { event: "locmesh-bulk-error", reply: null },
+        { event: "locmesh-ack", seq: 42 },
+      ]);
+      expect(await createUsrlocRpc({ rpc: fifo }).ulLookup("location", "batch-raw@example.com")).toHaveLength(1);
+      await createUsrlocRpc({ rpc: fifo }).ulRm("location", "batch-raw@example.com");
     } finally {
       raw.close();
     }
@@ -169,6 +183,31 @@ describe("evapi bulk channel", () => {
       expect(await createUsrlocRpc({ rpc: fifo }).ulLookup("location", "slot@example.com")).toEqual([]);
     } finally {
       for (const raw of raws) raw.close();
+    }
+  }, 30_000);
+
+  it("runs batches on Kamailio's async task workers: two by default, or as many as the operator's cfg sets above the include", async () => {
+    const asyncWorkers = async (f: FifoClient): Promise<number> =>
+      (await f.call<{ DSC: string }[]>("core.psx", [])).filter((p) => p.DSC.startsWith("Async Task Worker")).length;
+    expect(await asyncWorkers(fifo)).toBe(2);
+    const own = await startKamailio({ locmesh: { aliasMode: "usrloc", bulkToken: TOKEN }, extraCfg: "async_workers=3\n#!define LOCMESH_ASYNC_WORKERS_SET" });
+    const ownFifo = createFifoClient({ fifoPath: own.fifoPath, replyDir: own.replyDir, timeoutMs: 5000, log });
+    try {
+      expect(await asyncWorkers(ownFifo)).toBe(3);
+      // The include's `async_workers=2` was left out: Kamailio logs no "task workers already set".
+      expect(own.logTail(400)).not.toMatch(/task workers already set/);
+      const bulk = await openEvapiBulk({ host: "127.0.0.1", port: own.evapiPort!, token: TOKEN, log, ackTimeoutMs: 5000 });
+      try {
+        const usrloc = createUsrlocRpc({ rpc: bulk });
+        await Promise.all(Array.from({ length: 300 }, (_, i) => usrloc.ulAdd("location", `own${i}@example.com`, binding(`sip:own${i}@192.0.2.8:5060`), nowSec())));
+        expect(bulk.stats().batched).toBe(true);
+      } finally {
+        await bulk.close();
+      }
+      expect(await createUsrlocRpc({ rpc: ownFifo }).ulLookup("location", "own299@example.com")).toHaveLength(1);
+    } finally {
+      await ownFifo.close();
+      await own.close();
     }
   }, 30_000);
 

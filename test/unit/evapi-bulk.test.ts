@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { isTransient } from "../../agent/core/transient.js";
-import { EvapiBulkUnavailableError, evapiBulkToken, openEvapiBulk, type EvapiBulkOptions } from "../../agent/kamailio/evapi-bulk.js";
+import { EvapiBulkUnavailableError, MAX_BATCH_CALLS, evapiBulkToken, openEvapiBulk, type EvapiBulkOptions } from "../../agent/kamailio/evapi-bulk.js";
 import { openEvapiBulkChannels } from "../../agent/kamailio/evapi-bulk-channels.js";
 import { KamailioRpcError } from "../../agent/kamailio/jsonrpcs-wire.js";
 import { createNetstringDecoder, encodeNetstring } from "../../agent/kamailio/netstring.js";
@@ -30,10 +30,14 @@ interface Peer {
   connections: Socket[];
   /** Largest number of request/ack bytes received while acks were held back. */
   maxUnacked: number;
+  /** The seq of every chunk received (its ack frame's, or its batch frame's), in order. */
+  seqs: number[];
+  /** Requests in each batch frame received, in order. */
+  batchSizes: number[];
   socket(): Socket;
   send(obj: unknown): void;
-  /** Sends the acks held back so far. */
-  releaseAcks(): void;
+  /** Sends the acks held back so far, in the order their chunks came or the other way round. */
+  releaseAcks(order?: "sent" | "reversed"): void;
   close(): Promise<void>;
 }
 
@@ -45,6 +49,8 @@ interface PeerScript {
   errorFor?: (req: { id: number; method: string }) => unknown;
   /** Send a registrar event before every ack (all evapi clients get them). */
   registrarEvents?: boolean;
+  /** Answer hello as an include with batch frames does (with the connection index). */
+  batch?: boolean;
 }
 
 let peers: Server[] = [];
@@ -62,6 +68,8 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
   const send = (obj: unknown) => conn?.write(encodeNetstring(typeof obj === "string" ? obj : JSON.stringify(obj)));
   const perConnection: number[] = [];
   const connections: Socket[] = [];
+  const seqs: number[] = [];
+  const batchSizes: number[] = [];
   const server = createServer((sock) => {
     conn = sock;
     const index = connections.push(sock) - 1;
@@ -69,6 +77,22 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
     // Answers go to the connection that asked.
     const send = (obj: unknown) => sock.write(encodeNetstring(typeof obj === "string" ? obj : JSON.stringify(obj)));
     const dec = createNetstringDecoder({ maxFrameBytes: 1 << 20 });
+    const request = (text: string) => {
+      const req = JSON.parse(text) as { id: number; method: string; params: unknown[] };
+      requests.push(req);
+      perConnection[index]!++;
+      const err = script.errorFor?.(req);
+      if (err !== undefined) send({ event: "locmesh-bulk-error", reply: err });
+    };
+    const ackFor = (seq: number) => {
+      seqs.push(seq);
+      const ack = JSON.stringify({ event: "locmesh-ack", seq });
+      if (script.registrarEvents) send({ v: 2, event: "register", aor: "" });
+      if ((script.acks ?? "echo") === "echo") {
+        unacked = 0;
+        send(ack);
+      } else if (script.acks === "hold") held.push(ack);
+    };
     sock.on("data", (chunk: Buffer) => {
       for (const f of dec.push(chunk)) {
         const text = f.toString();
@@ -77,20 +101,19 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
         if (text.startsWith("locmesh-hello:")) {
           unacked = 0;
           const h = script.hello ?? "ready";
-          if (h !== "silent") send({ event: text === `locmesh-hello:${TOKEN}` && h === "ready" ? "locmesh-bulk-ready" : "locmesh-bulk-refused" });
+          const ready = text === `locmesh-hello:${TOKEN}` && h === "ready";
+          if (h !== "silent") send(ready && script.batch ? { event: "locmesh-bulk-ready", batch: index } : { event: ready ? "locmesh-bulk-ready" : "locmesh-bulk-refused" });
         } else if (text.startsWith("locmesh-ack:")) {
-          const ack = JSON.stringify({ event: "locmesh-ack", seq: Number(text.slice(12)) });
-          if (script.registrarEvents) send({ v: 2, event: "register", aor: "" });
-          if ((script.acks ?? "echo") === "echo") {
-            unacked = 0;
-            send(ack);
-          } else if (script.acks === "hold") held.push(ack);
+          ackFor(Number(text.slice(12)));
+        } else if (text.startsWith("locmesh-batch:")) {
+          const [head, ...lines] = text.split("\n");
+          const [conidx, seq] = head!.slice("locmesh-batch:".length).split(":").map(Number);
+          expect(conidx).toBe(index);
+          batchSizes.push(lines.length);
+          for (const line of lines) request(line);
+          ackFor(seq!);
         } else {
-          const req = JSON.parse(text) as { id: number; method: string; params: unknown[] };
-          requests.push(req);
-          perConnection[index]!++;
-          const err = script.errorFor?.(req);
-          if (err !== undefined) send({ event: "locmesh-bulk-error", reply: err });
+          request(text);
         }
       }
     });
@@ -102,14 +125,17 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
     requests,
     perConnection,
     connections,
+    seqs,
+    batchSizes,
     get maxUnacked() {
       return maxUnacked;
     },
     socket: () => conn!,
     send,
-    releaseAcks() {
+    releaseAcks(order: "sent" | "reversed" = "sent") {
       unacked = 0;
-      for (const a of held.splice(0)) send(a);
+      const acks = held.splice(0);
+      for (const a of order === "sent" ? acks : acks.reverse()) send(a);
     },
     close: () => new Promise((r) => server.close(() => r())),
   };
@@ -184,15 +210,17 @@ describe("evapi bulk channel client", () => {
   });
 
   it.each([
-    ["an ack out of order (a frame was lost)", (p: Peer) => p.send({ event: "locmesh-ack", seq: 99 }), /acked chunk 99 while chunk 1 was due/],
+    ["an ack out of order (a frame was lost)", (p: Peer) => p.send({ event: "locmesh-ack", seq: p.seqs[1] }), /acked chunk \d+ while chunk \d+ was due/],
     ["an error that names no request", (p: Peer) => p.send({ event: "locmesh-bulk-error", reply: null }), /could not run a request/],
     ["an unknown answer", (p: Peer) => p.send({ event: "locmesh-what" }), /unknown answer/],
     ["a closed socket", (p: Peer) => p.socket().destroy(), /closed the evapi bulk channel|evapi bulk channel failed/],
   ])("gives up on %s: every unacked call fails transiently, and later calls at once", async (_what, breakIt, message) => {
     const peer = await startPeer({ acks: "never" });
-    const bulk = await open(peer);
+    // Chunks of 1 KB: the 20 calls go in more than one, so that one can be acked out of turn.
+    const bulk = await open(peer, { chunkBytes: 1024 });
     const calls = Array.from({ length: 20 }, (_, i) => bulk.call("ul.add", add(i)).catch((e: unknown) => e as Error));
-    while (peer.requests.length < 20) await sleep(5);
+    // The rest wait for an ack (a chunk smaller than chunkBytes goes only when none is in flight).
+    while (peer.seqs.length < 2) await sleep(5);
     breakIt(peer);
     const errors = await Promise.all(calls);
     for (const e of errors) {
@@ -237,7 +265,7 @@ describe("evapi bulk channel client", () => {
     const bulk = await open(peer, { ackTimeoutMs: 100 });
     const err = await bulk.call("ul.add", add(1)).then(() => null, (e: unknown) => e as Error);
     expect(isTransient(err)).toBe(true);
-    expect(err?.message).toMatch(/did not ack chunk 1 .* within 100 ms/);
+    expect(err?.message).toMatch(/did not ack chunk \d+ .* within 100 ms/);
     await bulk.close();
   });
 
@@ -266,6 +294,58 @@ describe("evapi bulk channel client", () => {
     expect(isTransient(huge)).toBe(true);
     expect(peer.requests).toEqual([]);
     expect(bulk.usable()).toBe(true);
+    await bulk.close();
+  });
+});
+
+describe("evapi bulk channel with an include that takes batch frames", () => {
+  const rm = (i: number) => ["location", `u${i}@example.com`];
+
+  it("sends each chunk as one batch frame of at most MAX_BATCH_CALLS requests, and settles each chunk at its ack, in whatever order they come", async () => {
+    const peer = await startPeer({ batch: true, acks: "hold" });
+    const bulk = await open(peer);
+    let settled = 0;
+    const calls = Array.from({ length: 200 }, (_, i) => bulk.call("ul.rm", rm(i)).finally(() => settled++));
+    // Batch frames run on several Kamailio processes: the later chunk's ack may come first.
+    while (settled < 200) {
+      await sleep(10);
+      peer.releaseAcks("reversed");
+    }
+    await Promise.all(calls);
+    expect(bulk.stats().batched).toBe(true);
+    expect(peer.batchSizes.reduce((a, b) => a + b, 0)).toBe(200);
+    expect(Math.max(...peer.batchSizes)).toBe(MAX_BATCH_CALLS);
+    expect(peer.requests.map((r) => r.params[1])).toEqual(Array.from({ length: 200 }, (_, i) => `u${i}@example.com`));
+    expect(bulk.usable()).toBe(true);
+    await bulk.close();
+  });
+
+  it("fails only the request Kamailio refused, and carries on", async () => {
+    const peer = await startPeer({ batch: true, errorFor: (r) => (r.method === "ul.rm_contact" ? { id: r.id, error: { code: 500, message: "Domain table not found" } } : undefined) });
+    const bulk = await open(peer);
+    const [a, b] = await Promise.allSettled([bulk.call("ul.rm", rm(1)), bulk.call("ul.rm_contact", ["nosuch", "u2@example.com", "sip:u2@192.0.2.1"])]);
+    expect(a.status).toBe("fulfilled");
+    expect((b as PromiseRejectedResult).reason).toBeInstanceOf(KamailioRpcError);
+    expect(bulk.usable()).toBe(true);
+    await bulk.close();
+  });
+
+  it("ignores acks and errors meant for an earlier channel in its evapi slot (seqs and ids it never sent), and breaks on one of its own out of place", async () => {
+    const peer = await startPeer({ batch: true });
+    const bulk = await open(peer);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => bulk.call("ul.rm", rm(i))));
+    const firstSeq = peer.seqs[0]!;
+    const firstId = peer.requests[0]!.id;
+    // What an earlier channel's async worker could still send to this slot's tag.
+    peer.send({ event: "locmesh-ack", seq: firstSeq - 1 });
+    peer.send({ event: "locmesh-bulk-error", reply: { id: firstId - 1, error: { code: 500, message: "old" } } });
+    await sleep(50);
+    expect(bulk.usable()).toBe(true);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => bulk.call("ul.rm", rm(100 + i))));
+    // An ack of a chunk it sent and has settled: something is wrong with the channel.
+    peer.send({ event: "locmesh-ack", seq: firstSeq });
+    await sleep(50);
+    expect(bulk.usable()).toBe(false);
     await bulk.close();
   });
 });
