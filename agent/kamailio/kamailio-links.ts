@@ -18,12 +18,18 @@ import type { BulkSession } from "./reload.js";
 import type { UsrlocContact } from "./usrloc-contact.js";
 import { createUsrlocRpc, type UsrlocRpc } from "./usrloc-rpc.js";
 
-/** Reload writes in flight through the bulk channels: enough to fill their chunks (each bounds the bytes on the wire itself). */
-const BULK_RELOAD_WINDOW = 512;
+/**
+ * Reload writes in flight through the bulk channels: enough to fill their chunks (each bounds the
+ * bytes on the wire itself, about 80 writes a channel), and no more: each one waiting in the agent
+ * is garbage its collector copies (reload.ts, PLAN_AHEAD). 128 left Kamailio waiting; 384 and 512
+ * were slower than 256.
+ */
+const BULK_RELOAD_WINDOW = 256;
 /**
  * Bulk channels opened for a reload. Two kept Kamailio busy through the agent's longer turns: a
  * scripted client that stalls 5 ms every 1,000 writes put 100,000 into Kamailio in 3.11 s over
- * one channel and 2.68 s over two (2.77 and 2.62 s without the stalls); three gave 2.67 s.
+ * one channel and 2.68 s over two (2.77 and 2.62 s without the stalls); three gave 2.67 s. With
+ * batch frames on Kamailio's two async workers, four were no faster than two in the bench's reload.
  */
 const BULK_CHANNELS = 2;
 

@@ -26,9 +26,13 @@ export type ReloadStatus = KamailioReloadStatus;
 /**
  * Planned writes not yet started, at most. Planning runs several times faster than Kamailio takes
  * writes; unchecked, it held the event loop for the first ~0.9 s of a 100,000-record reload while
- * only a few writes went out per page, and kept every planned write in memory.
+ * only a few writes went out per page, and kept every planned write in memory. Every planned write
+ * outlives a few of V8's young-generation collections, and each one copies them all: with 300
+ * instead of 2,000 (and 256 bulk writes in flight instead of 512, kamailio-links.ts) the bench's
+ * reload of 100,000 took 2.34-2.48 s instead of 2.67-2.94 s (the agent 41,000-44,000 writes/s
+ * instead of 35,000-38,000; 6 and 9 runs, alternated, on the 2-core VM).
  */
-export const PLAN_AHEAD = 2000;
+export const PLAN_AHEAD = 300;
 
 export interface Reloader {
   /**
