@@ -30,6 +30,9 @@ event_route[evapi:connection-new] {
 		exit;
 	}
 	xlog("L_INFO", "locmesh: agent connected to evapi from $evapi(srcaddr):$evapi(srcport)\\n");
+	# evapi keeps a slot's tag from its last connection: answers an async worker still had for a
+	# bulk channel that closed must not reach a new connection that is not one (bulkRoute tags those).
+	evapi_set_tag("locmesh-new");
 	# A new connection in the slot of a bulk channel is not a bulk channel.
 	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));
 	# It carries events until it says something (bulkRoute): the drain may send.
@@ -99,7 +102,7 @@ export function bulkRoute(token: string | null): string {
 	}
 	if ($(evapi(msg){s.substr,0,${BULK_BATCH.length}}) == "${BULK_BATCH}") {
 		if (!async_task_data("${BATCH_ROUTE}", "$evapi(msg)")) {
-			xlog("L_ERR", "locmesh: cannot hand an evapi bulk batch to the async task workers\n");
+			xlog("L_ERR", "locmesh: cannot hand an evapi bulk batch to the async task workers\\n");
 			evapi_unicast('{"event":"locmesh-bulk-error","reply":null}', ${tag});
 		}
 		exit;
@@ -145,24 +148,28 @@ function batchRoute(): string {
   const tag = '"locmesh-bulk-$var(lm_ci)"';
   return `
 # The agent's batch frames, run by Kamailio's async task workers (bulkRoute hands them over).
+# Answers carry the batch's seq; the ack says how many requests ran ("n"): a while loop stopped by
+# max_while_loops goes on after the loop, and the agent must not take the rest for written.
 route[${BATCH_ROUTE}] {
 	$var(lm_head) = $(async(data){line.at,0});
 	$var(lm_ci) = $(var(lm_head){s.select,1,:}{s.int});
+	$var(lm_seq) = $(var(lm_head){s.select,2,:}{s.int});
 	$var(lm_n) = $(async(data){line.count});
 	$var(lm_i) = 1;
 	while ($var(lm_i) < $var(lm_n)) {
 		$var(lm_req) = $(async(data){line.at,$var(lm_i)});
 		$var(lm_i) = $var(lm_i) + 1;
 		if (!(${allowedTest("var(lm_req)")})) {
-			xlog("L_WARN", "locmesh: evapi bulk request refused (only ${BULK_METHODS.join(", ")})\n");
-			evapi_unicast('{"event":"locmesh-bulk-error","reply":null}', ${tag});
+			xlog("L_WARN", "locmesh: evapi bulk request refused (only ${BULK_METHODS.join(", ")})\\n");
+			evapi_unicast('{"event":"locmesh-bulk-error","seq":$var(lm_seq),"reply":null}', ${tag});
 		} else if (!jsonrpc_exec("$var(lm_req)")) {
-			evapi_unicast('{"event":"locmesh-bulk-error","reply":null}', ${tag});
+			evapi_unicast('{"event":"locmesh-bulk-error","seq":$var(lm_seq),"reply":null}', ${tag});
 		} else if ($jsonrpl(code) != 200) {
-			evapi_unicast('{"event":"locmesh-bulk-error","reply":$jsonrpl(body)}', ${tag});
+			evapi_unicast('{"event":"locmesh-bulk-error","seq":$var(lm_seq),"reply":$jsonrpl(body)}', ${tag});
 		}
 	}
-	evapi_unicast('{"event":"locmesh-ack","seq":$(var(lm_head){s.select,2,:}{s.int})}', ${tag});
+	$var(lm_ran) = $var(lm_i) - 1;
+	evapi_unicast('{"event":"locmesh-ack","seq":$var(lm_seq),"n":$var(lm_ran)}', ${tag});
 }
 `;
 }

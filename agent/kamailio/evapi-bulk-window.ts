@@ -39,10 +39,13 @@ export interface BulkWindow {
   /** Queues a call: it goes out in a chunk on a later turn of the event loop. */
   push(call: PendingCall): void;
   /**
-   * The include acked chunk `seq`: its calls succeed. A seq this channel has sent, other than the
-   * oldest chunk's, breaks the channel; one it never sent is foreign (false), and changes nothing.
+   * The include acked chunk `seq`, saying it ran `ran` of its requests (batch frames): its calls
+   * succeed. A seq this channel has sent, other than the oldest chunk's (in order), or a batch not
+   * run in full, breaks the channel; a seq it never sent is foreign (false), and changes nothing.
    */
-  acked(seq: unknown): boolean;
+  acked(seq: unknown, ran?: unknown): boolean;
+  /** Whether this channel sent chunk `seq` (an answer naming another is meant for an earlier channel). */
+  sent(seq: number): boolean;
   /** The call with JSON-RPC id `id`, while it is not acked. */
   call(id: number): PendingCall | undefined;
   /** Every call not yet acked fails with `err`: the sent ones, then the queued ones. */
@@ -89,6 +92,7 @@ export function createBulkWindow(deps: {
   let queuedBytes = 0;
   const firstSeq = randomStart();
   let nextSeq = firstSeq;
+  const sent = (seq: number): boolean => seq >= firstSeq && seq < nextSeq;
   let flushQueued = false;
 
   function schedule(): void {
@@ -102,12 +106,12 @@ export function createBulkWindow(deps: {
   }
 
   /**
-   * Sends full chunks while one more fits under `maxBytesInFlight`. A chunk smaller than
-   * `chunkBytes` goes only when nothing is in flight (as Nagle's algorithm does): otherwise the
-   * next ack sends it, fuller. Every chunk costs an ack route and a write on both sides.
+   * Sends full chunks (`chunkBytes`, or `maxCalls` requests) while one more fits under
+   * `maxBytesInFlight`. A chunk less than full goes only when nothing is in flight (as Nagle's
+   * algorithm does): otherwise the next ack sends it, fuller. Every chunk costs an ack route and a write on both sides.
    */
   function pump(): void {
-    while (deps.broken() === null && queue.length > 0 && (inFlight.length === 0 || (queuedBytes >= chunkBytes && bytesInFlight + chunkBytes <= maxInFlight))) {
+    while (deps.broken() === null && queue.length > 0 && (inFlight.length === 0 || ((queuedBytes >= chunkBytes || queue.length >= maxCalls) && bytesInFlight + chunkBytes <= maxInFlight))) {
       const calls: PendingCall[] = [];
       let packed = 0;
       while (queue.length > 0 && calls.length < maxCalls) {
@@ -137,12 +141,17 @@ export function createBulkWindow(deps: {
       queuedBytes += call.bodyBytes + FRAMING;
       schedule();
     },
-    acked(seq) {
-      if (typeof seq !== "number" || seq < firstSeq || seq >= nextSeq) return false;
+    acked(seq, ran) {
+      if (typeof seq !== "number" || !sent(seq)) return false;
       const at = inFlight.findIndex((c) => c.seq === seq);
       if (at < 0 || (at > 0 && deps.inOrder())) {
         // A frame went missing (see the header): nothing from here back can be trusted to have run.
         deps.breakChannel(new KamailioProtocolError(`the evapi bulk channel acked chunk ${String(seq)} while chunk ${inFlight[0]?.seq ?? "none"} was due`));
+        return true;
+      }
+      if (!deps.inOrder() && ran !== inFlight[at]!.calls.length) {
+        // The worker's loop stopped early (max_while_loops): the calls after it never ran.
+        deps.breakChannel(new KamailioProtocolError(`Kamailio ran ${String(ran)} of the ${inFlight[at]!.calls.length} requests of batch ${seq} on the evapi bulk channel (is the cfg's max_while_loops below ${inFlight[at]!.calls.length}?)`));
         return true;
       }
       const [chunk] = inFlight.splice(at, 1) as [Chunk];
@@ -159,6 +168,7 @@ export function createBulkWindow(deps: {
       schedule();
       return true;
     },
+    sent,
     call: (id) => byId.get(id),
     failPending(err) {
       for (const chunk of inFlight.splice(0)) {

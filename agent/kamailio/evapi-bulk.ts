@@ -4,19 +4,28 @@
  * event_route[evapi:message-received] runs with jsonrpc_exec (cfg-include.ts, bulkRoute). Used
  * to put a restarted Kamailio back (reload.ts): one TCP write carries dozens of `ul.add`s, where
  * jsonrpcs takes one datagram (or one FIFO round trip) each.
- * Measured with Kamailio 5.6.3 on a 2-core VM: 100,000 `ul.add` inserts into an empty Kamailio in
- * 2.2-2.4 s (41,000-45,000/s) from one connection, where the agent's reload over datagrams (4
- * workers) wrote 14,000-17,000/s. Kamailio's side is then the limit (usrloc's hash chains, qm_malloc).
+ * Measured with Kamailio 5.6.3 (-m 512) on a 2-core VM, 100,000 `ul.add` into an empty Kamailio
+ * from a node script: 48,000-51,000/s in batch frames on Kamailio's two async workers, about
+ * 37,000/s run in the evapi dispatcher; the agent's reload over datagrams (4 workers) wrote
+ * 14,000-17,000/s. Kamailio's side is then the limit (usrloc's hash chains, qm_malloc).
  *
  * Protocol (all frames netstrings):
- * - the agent says `locmesh-hello:<token>`; the include answers `{"event":"locmesh-bulk-ready"}` or
- *   `...-refused`, and tags this connection so its answers go to it alone (evapi_unicast);
+ * - the agent says `locmesh-hello:<token>`; the include answers `{"event":"locmesh-bulk-ready",
+ *   "batch":<its evapi connection index>}` (an include older than batch frames leaves "batch" out)
+ *   or `...-refused`, and tags this connection so its answers go to it alone (evapi_unicast);
  * - then the agent sends JSON-RPC requests (only ul.add, ul.rm and ul.rm_contact, whose result is
- *   `{}`: the include refuses any other method), each chunk of them followed by
- *   `locmesh-ack:<seq>`, which the include echoes as `{"event":"locmesh-ack","seq":<seq>}`. evapi
- *   runs a connection's frames in order in its one dispatcher process, so the ack means every
- *   request before it has run. A request that failed is reported before the ack as
- *   `{"event":"locmesh-bulk-error","reply":<the JSON-RPC reply, with its id>}`.
+ *   `{}`: the include refuses any other method) in chunks. With "batch", a chunk is one frame:
+ *   `locmesh-batch:<conidx>:<seq>` and one request per line. The include hands it to one of
+ *   Kamailio's async task workers, which runs its requests in order and answers
+ *   `{"event":"locmesh-ack","seq":<seq>,"n":<requests run>}`; chunks run on several workers, so
+ *   their acks come in any order. Without "batch", each request is a frame and the chunk ends with
+ *   `locmesh-ack:<seq>`, which the include echoes; evapi runs a connection's frames in order in its
+ *   one dispatcher process, so the ack means every request before it has run, and acks come in
+ *   order. A request that failed is reported before its chunk's ack as
+ *   `{"event":"locmesh-bulk-error","reply":<the JSON-RPC reply, with its id>}` (with "seq" too in a
+ *   batch). Seqs and ids start at random numbers: an answer naming none of this channel's is meant
+ *   for an earlier connection in the same evapi slot (a worker finishing its batch after that
+ *   closed) and is ignored.
  *
  * evapi 5.6.3's reader has a flaw this client works around: a frame whose closing comma arrives in
  * the next read() is dropped together with the rest of that read (evapi_dispatch.c: the size check
@@ -82,7 +91,7 @@ export interface EvapiBulkOptions {
   ackTimeoutMs: number;
   /** Bytes written and not yet acked, at most (see the header: must fit one evapi read). */
   maxBytesInFlight?: number;
-  /** Requests per chunk are added until the chunk reaches this many bytes. */
+  /** Requests per chunk are added until the chunk reaches this many bytes (at most, and by default, 8,000). */
   chunkBytes?: number;
 }
 
@@ -94,19 +103,25 @@ export interface EvapiBulkRpc extends KamailioRpc {
 }
 
 const DEFAULT_MAX_IN_FLIGHT = 24 * 1024;
-const DEFAULT_CHUNK_BYTES = 8 * 1024;
+/**
+ * A chunk's bytes, at most. The include passes a frame to Kamailio functions as a format string
+ * ("$evapi(msg)", "$var(lm_req)"), which pv_printf renders into pv_buffer_size bytes (8,192 by
+ * default) and fails beyond: a batch frame's body stays under this (its header and newlines take
+ * less than the room kept per request and for the ack), and so does a request sent alone.
+ */
+const MAX_CHUNK_BYTES = 8000;
 /**
  * Requests per chunk, at most: the include's async worker runs a batch frame in a cfg while loop,
  * which Kamailio stops after max_while_loops (default 100) iterations.
  */
 export const MAX_BATCH_CALLS = 64;
-/** A request larger than this goes through jsonrpcs instead (its datagram takes 64 KB). */
-const MAX_REQUEST_BYTES = 16 * 1024;
+/** A request larger than this goes through jsonrpcs instead (see MAX_CHUNK_BYTES; 40 bytes are the batch header's). */
+const MAX_REQUEST_BYTES = MAX_CHUNK_BYTES - 40;
 
 export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRpc> {
   const log = opts.log.child({ part: "bulk" });
   const maxInFlight = opts.maxBytesInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-  const chunkBytes = Math.min(opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, maxInFlight);
+  const chunkBytes = Math.min(opts.chunkBytes ?? MAX_CHUNK_BYTES, MAX_CHUNK_BYTES, maxInFlight);
   const sock = new Socket();
   const decoder = createNetstringDecoder({ maxFrameBytes: MAX_EVENT_BYTES });
   // Random, as the window's seqs are: an error meant for an earlier channel in this slot names none of ours.
@@ -161,7 +176,7 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
   }
 
   function onAnswer(text: string): void {
-    let msg: { event?: unknown; seq?: unknown; reply?: unknown };
+    let msg: { event?: unknown; seq?: unknown; n?: unknown; reply?: unknown };
     try {
       msg = JSON.parse(text) as typeof msg;
     } catch {
@@ -174,9 +189,14 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
         onHello?.(msg as { event: string; batch?: unknown });
         return;
       case "locmesh-ack":
-        if (!flow.acked(msg.seq)) log.debug({ seq: msg.seq }, "ignored an ack meant for an earlier channel in this evapi slot");
+        if (!flow.acked(msg.seq, msg.n)) log.debug({ seq: msg.seq }, "ignored an ack meant for an earlier channel in this evapi slot");
         return;
       case "locmesh-bulk-error":
+        // A batch's answers name it: one this channel never sent is an earlier channel's.
+        if (typeof msg.seq === "number" && !flow.sent(msg.seq)) {
+          log.debug({ seq: msg.seq }, "ignored an error meant for an earlier channel in this evapi slot");
+          return;
+        }
         return onError(msg.reply);
       default:
         breakChannel(new KamailioProtocolError(`the evapi bulk channel sent an unknown answer: ${text.slice(0, 200)}`));

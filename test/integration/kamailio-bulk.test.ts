@@ -8,7 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EvapiBulkUnavailableError, evapiBulkToken, openEvapiBulk, type EvapiBulkRpc } from "../../agent/kamailio/evapi-bulk.js";
 import { createFifoClient, type FifoClient } from "../../agent/kamailio/fifo-client.js";
-import { KamailioRequestError, KamailioUnavailableError } from "../../agent/kamailio/jsonrpcs-wire.js";
+import { KamailioProtocolError, KamailioRequestError, KamailioUnavailableError } from "../../agent/kamailio/jsonrpcs-wire.js";
 import { createNetstringDecoder, encodeNetstring } from "../../agent/kamailio/netstring.js";
 import { createUsrlocRpc, type UlAddBinding } from "../../agent/kamailio/usrloc-rpc.js";
 import { silentLogger } from "../../agent/ops/logger.js";
@@ -139,8 +139,8 @@ describe("evapi bulk channel", () => {
       raw.send([`locmesh-batch:${batch}:42`, JSON.stringify({ jsonrpc: "2.0", method: "ul.dump", params: [], id: 8 }), JSON.stringify(add)].join("\n"));
       await waitUntil(() => raw.answers.length >= 5);
       expect(raw.answers.slice(3).map((a) => JSON.parse(a) as unknown)).toEqual([
-        { event: "locmesh-bulk-error", reply: null },
-        { event: "locmesh-ack", seq: 42 },
+        { event: "locmesh-bulk-error", seq: 42, reply: null },
+        { event: "locmesh-ack", seq: 42, n: 2 },
       ]);
       expect(await createUsrlocRpc({ rpc: fifo }).ulLookup("location", "batch-raw@example.com")).toHaveLength(1);
       await createUsrlocRpc({ rpc: fifo }).ulRm("location", "batch-raw@example.com");
@@ -183,6 +183,38 @@ describe("evapi bulk channel", () => {
       expect(await createUsrlocRpc({ rpc: fifo }).ulLookup("location", "slot@example.com")).toEqual([]);
     } finally {
       for (const raw of raws) raw.close();
+    }
+  }, 30_000);
+
+  it("runs batches of the most requests a batch holds (64 removals), every line of them", async () => {
+    const bulk = await open();
+    try {
+      const usrloc = createUsrlocRpc({ rpc: bulk });
+      await Promise.all(Array.from({ length: 200 }, (_, i) => usrloc.ulRm("location", `gone${i}@example.com`)));
+      // 64 + 64 + 64 + 8: full by count, each acked with all 64 run (a shorter "n" breaks the channel).
+      expect(bulk.stats().chunks).toBe(4);
+      expect(bulk.usable()).toBe(true);
+    } finally {
+      await bulk.close();
+    }
+  });
+
+  it("gives up the channel when Kamailio's max_while_loops stops a batch part way, and nothing passes for written", async () => {
+    const short = await startKamailio({ locmesh: { aliasMode: "usrloc", bulkToken: TOKEN }, extraCfg: "max_while_loops=10" });
+    const shortFifo = createFifoClient({ fifoPath: short.fifoPath, replyDir: short.replyDir, timeoutMs: 5000, log });
+    try {
+      const bulk = await openEvapiBulk({ host: "127.0.0.1", port: short.evapiPort!, token: TOKEN, log, ackTimeoutMs: 5000 });
+      const usrloc = createUsrlocRpc({ rpc: bulk });
+      const results = await Promise.all(Array.from({ length: 30 }, (_, i) => usrloc.ulAdd("location", `loop${i}@example.com`, binding(`sip:loop${i}@192.0.2.9:5060`), nowSec()).then(() => null, (e: unknown) => e as Error)));
+      await bulk.close();
+      expect(results.every((e) => e instanceof KamailioProtocolError)).toBe(true);
+      expect(results[0]!.message).toMatch(/ran 10 of the \d+ requests .*max_while_loops/);
+      // Kamailio did stop after 10: the calls the agent failed are the ones it has to write again.
+      const held = await Promise.all(Array.from({ length: 30 }, (_, i) => createUsrlocRpc({ rpc: shortFifo }).ulLookup("location", `loop${i}@example.com`)));
+      expect(held.filter((c) => c.length > 0).length).toBe(10);
+    } finally {
+      await shortFifo.close();
+      await short.close();
     }
   }, 30_000);
 

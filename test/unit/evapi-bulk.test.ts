@@ -34,6 +34,8 @@ interface Peer {
   seqs: number[];
   /** Requests in each batch frame received, in order. */
   batchSizes: number[];
+  /** The largest batch frame's body, in bytes. */
+  maxBatchBytes: number;
   socket(): Socket;
   send(obj: unknown): void;
   /** Sends the acks held back so far, in the order their chunks came or the other way round. */
@@ -51,6 +53,8 @@ interface PeerScript {
   registrarEvents?: boolean;
   /** Answer hello as an include with batch frames does (with the connection index). */
   batch?: boolean;
+  /** How many of a batch's requests the include says it ran (default: all). */
+  ran?: (requests: number) => number;
 }
 
 let peers: Server[] = [];
@@ -70,6 +74,7 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
   const connections: Socket[] = [];
   const seqs: number[] = [];
   const batchSizes: number[] = [];
+  let maxBatchBytes = 0;
   const server = createServer((sock) => {
     conn = sock;
     const index = connections.push(sock) - 1;
@@ -84,9 +89,9 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
       const err = script.errorFor?.(req);
       if (err !== undefined) send({ event: "locmesh-bulk-error", reply: err });
     };
-    const ackFor = (seq: number) => {
+    const ackFor = (seq: number, ran?: number) => {
       seqs.push(seq);
-      const ack = JSON.stringify({ event: "locmesh-ack", seq });
+      const ack = JSON.stringify({ event: "locmesh-ack", seq, ...(ran === undefined ? {} : { n: ran }) });
       if (script.registrarEvents) send({ v: 2, event: "register", aor: "" });
       if ((script.acks ?? "echo") === "echo") {
         unacked = 0;
@@ -110,8 +115,9 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
           const [conidx, seq] = head!.slice("locmesh-batch:".length).split(":").map(Number);
           expect(conidx).toBe(index);
           batchSizes.push(lines.length);
+          maxBatchBytes = Math.max(maxBatchBytes, f.length);
           for (const line of lines) request(line);
-          ackFor(seq!);
+          ackFor(seq!, script.ran ? script.ran(lines.length) : lines.length);
         } else {
           request(text);
         }
@@ -127,6 +133,9 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
     connections,
     seqs,
     batchSizes,
+    get maxBatchBytes() {
+      return maxBatchBytes;
+    },
     get maxUnacked() {
       return maxUnacked;
     },
@@ -320,6 +329,49 @@ describe("evapi bulk channel with an include that takes batch frames", () => {
     await bulk.close();
   });
 
+  it("sends chunks full by their count without waiting for an ack, and keeps every batch frame within Kamailio's 8 KB format buffer and the in-flight bound", async () => {
+    const peer = await startPeer({ batch: true, acks: "hold" });
+    const bulk = await open(peer);
+    let settled = 0;
+    // 200 short removals: 3 chunks of 64 are full by count at about 5 KB each, and go at once.
+    const calls = Array.from({ length: 200 }, (_, i) => bulk.call("ul.rm", rm(i)).finally(() => settled++));
+    const deadline = Date.now() + 2000;
+    while (peer.seqs.length < 3 && Date.now() < deadline) await sleep(5);
+    await sleep(30);
+    expect(peer.seqs).toHaveLength(3);
+    while (settled < 200) {
+      await sleep(10);
+      peer.releaseAcks();
+    }
+    await Promise.all(calls);
+    // Large requests (a long path) and one near the largest taken: frames stay under 8,000 bytes.
+    const big = (i: number, pathBytes: number) => ["location", `b${i}@example.com`, `sip:b${i}@192.0.2.1`, 600, -1, "p".repeat(pathBytes), 0, 0, 4294967295, ".", "."];
+    settled = 0;
+    const more = [...Array.from({ length: 40 }, (_, i) => bulk.call("ul.add", big(i, 1500))), bulk.call("ul.add", big(99, 7800))].map((p) => p.finally(() => settled++));
+    while (settled < more.length) {
+      await sleep(10);
+      peer.releaseAcks();
+    }
+    await Promise.all(more);
+    expect(peer.maxBatchBytes).toBeGreaterThan(7000);
+    expect(peer.maxBatchBytes).toBeLessThan(8000);
+    expect(peer.maxUnacked).toBeLessThanOrEqual(24 * 1024);
+    // One that would not fit goes through jsonrpcs instead (a transient error here).
+    const err = await bulk.call("ul.add", big(100, 8000)).then(() => null, (e: unknown) => e as Error);
+    expect(isTransient(err)).toBe(true);
+    await bulk.close();
+  });
+
+  it("breaks when Kamailio ran only part of a batch (its while loop stopped by max_while_loops): the rest must not pass for written", async () => {
+    const peer = await startPeer({ batch: true, ran: (n) => Math.min(n, 10) });
+    const bulk = await open(peer);
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => bulk.call("ul.rm", rm(i)).then(() => null, (e: unknown) => e as Error)));
+    expect(results.every((e) => e !== null && isTransient(e))).toBe(true);
+    expect(results[0]!.message).toMatch(/ran 10 of the 30 requests of batch \d+ .*max_while_loops/);
+    expect(bulk.usable()).toBe(false);
+    await bulk.close();
+  });
+
   it("fails only the request Kamailio refused, and carries on", async () => {
     const peer = await startPeer({ batch: true, errorFor: (r) => (r.method === "ul.rm_contact" ? { id: r.id, error: { code: 500, message: "Domain table not found" } } : undefined) });
     const bulk = await open(peer);
@@ -339,6 +391,8 @@ describe("evapi bulk channel with an include that takes batch frames", () => {
     // What an earlier channel's async worker could still send to this slot's tag.
     peer.send({ event: "locmesh-ack", seq: firstSeq - 1 });
     peer.send({ event: "locmesh-bulk-error", reply: { id: firstId - 1, error: { code: 500, message: "old" } } });
+    // A request an earlier channel's worker could not run names no id, but its batch's seq.
+    peer.send({ event: "locmesh-bulk-error", seq: firstSeq - 1, reply: null });
     await sleep(50);
     expect(bulk.usable()).toBe(true);
     await Promise.all(Array.from({ length: 10 }, (_, i) => bulk.call("ul.rm", rm(100 + i))));
