@@ -372,6 +372,18 @@ describe("evapi bulk channel with an include that takes batch frames", () => {
     await bulk.close();
   });
 
+  it("says to regenerate the include when it predates batch frames, and nothing when it takes them", async () => {
+    for (const batch of [false, true]) {
+      const peer = await startPeer({ batch });
+      const { log, lines } = capturedLog();
+      const bulk = await openEvapiBulkChannels({ host: "127.0.0.1", port: peer.port, token: TOKEN, log, ackTimeoutMs: 2000 }, 2);
+      await Promise.all(Array.from({ length: 10 }, (_, i) => bulk.call("ul.rm", rm(i))));
+      expect(bulk.stats().batched).toBe(batch);
+      expect(lines.filter((l) => /predates batch frames.*locmesh kamailio-cfg/.test(l.msg))).toHaveLength(batch ? 0 : 1);
+      await bulk.close();
+    }
+  });
+
   it("fails only the request Kamailio refused, and carries on", async () => {
     const peer = await startPeer({ batch: true, errorFor: (r) => (r.method === "ul.rm_contact" ? { id: r.id, error: { code: 500, message: "Domain table not found" } } : undefined) });
     const bulk = await open(peer);
@@ -416,7 +428,7 @@ describe("evapi bulk channel while the cluster key is rotated", () => {
   }
 
   it("opens with the token of an accepted key when Kamailio's include holds that one, says which, and tries it first next time", async () => {
-    const peer = await startPeer();
+    const peer = await startPeer({ batch: true });
     const { open, lines } = opener(peer, NEW_KEY, [INCLUDE_KEY]);
     const bulk = await open();
     // A refused hello with the own key's token, then two channels with the accepted key's.
@@ -434,7 +446,7 @@ describe("evapi bulk channel while the cluster key is rotated", () => {
   });
 
   it("with the own key's token taken, opens as before and says nothing", async () => {
-    const peer = await startPeer();
+    const peer = await startPeer({ batch: true });
     const { open, lines } = opener(peer, INCLUDE_KEY, [NEW_KEY]);
     await (await open()).close();
     expect(peer.connections).toHaveLength(2);
@@ -442,14 +454,14 @@ describe("evapi bulk channel while the cluster key is rotated", () => {
   });
 
   it("once the include's key was dropped, fails naming the keys it tried (the reload goes over jsonrpcs)", async () => {
-    const peer = await startPeer();
+    const peer = await startPeer({ batch: true });
     const { open, ring } = opener(peer, NEW_KEY, [INCLUDE_KEY]);
     await (await open()).close();
     ring.set({ own: NEW_KEY, accepted: [] });
     const err = await open().then(() => null, (e: unknown) => e as Error);
     expect(err).toBeInstanceOf(EvapiBulkUnavailableError);
     expect(err?.message).toBe(`Kamailio refused the evapi bulk channel's token of this node's cluster key (${keyId(NEW_KEY)}): the include was generated for another node or cluster key; regenerate it with \`locmesh kamailio-cfg\``);
-    const other = opener(await startPeer(), "unit-test-another-key-0123456789", [NEW_KEY]);
+    const other = opener(await startPeer({ batch: true }), "unit-test-another-key-0123456789", [NEW_KEY]);
     expect((await other.open().then(() => null, (e: unknown) => e as Error))?.message).toMatch(/token of each of the 2 cluster keys this node holds \(\w{8}, \w{8}\)/);
   });
 });
