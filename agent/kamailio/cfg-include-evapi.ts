@@ -48,6 +48,8 @@ event_route[evapi:connection-closed] {
 
 /** The route Kamailio's async task workers run a batch frame in. */
 const BATCH_ROUTE = "LOCMESH_BULK_BATCH";
+/** The async task workers' entry into BATCH_ROUTE (the task's data is the batch). */
+const ASYNC_BATCH_ROUTE = "LOCMESH_BULK_ASYNC";
 /**
  * The async task workers the include asks for (core async_workers) unless the operator's cfg
  * defines LOCMESH_ASYNC_WORKERS_SET: its own async_workers, above the include, then decides.
@@ -64,7 +66,9 @@ export const BULK_ASYNC_WORKERS = 2;
  *   `locmesh-batch:<conidx>:<seq>` and then one request per line. The dispatcher only hands the
  *   frame to Kamailio's async task workers (async_task_data: a copy in shared memory and a
  *   datagram), so the chunks run on several processes at once (usrloc's slot locks keep them
- *   apart), in no particular order between chunks. The worker runs the chunk's requests in order,
+ *   apart), in no particular order between chunks. Not when db_sqlite is loaded: usrloc on SQLite
+ *   (db_mode 1 or 3) writes the file from the process that runs ul.add, and db_sqlite 5.6.3 sets
+ *   no busy timeout, so a second writer fails at once; the dispatcher then runs the batches itself. The worker runs the chunk's requests in order,
  *   reports the ones that failed, and then acks the chunk (batchRoute). 5.6.3's
  *   async_task_group_data cannot be used: it leaves its third parameter unfixed (async_mod.c,
  *   fixup_async_task_route tests param_no 2 twice), so its data is garbage.
@@ -101,10 +105,17 @@ export function bulkRoute(token: string | null): string {
 		exit;
 	}
 	if ($(evapi(msg){s.substr,0,${BULK_BATCH.length}}) == "${BULK_BATCH}") {
-		if (!async_task_data("${BATCH_ROUTE}", "$evapi(msg)")) {
+#!ifdef MOD_db_sqlite
+		# db_sqlite 5.6 sets no busy timeout: two processes writing one SQLite file at once fail
+		# ("database is locked", ul.add "Can't insert contact"), so batches run here, one at a time.
+		$var(lm_batch) = $evapi(msg);
+		route(${BATCH_ROUTE});
+#!else
+		if (!async_task_data("${ASYNC_BATCH_ROUTE}", "$evapi(msg)")) {
 			xlog("L_ERR", "locmesh: cannot hand an evapi bulk batch to the async task workers\\n");
 			evapi_unicast('{"event":"locmesh-bulk-error","reply":null}', ${tag});
 		}
+#!endif
 		exit;
 	}
 	if ($(evapi(msg){s.substr,0,${BULK_ACK.length}}) == "${BULK_ACK}") {
@@ -139,10 +150,11 @@ function allowedTest(pv: string): string {
 }
 
 /**
- * What an async task worker runs for a batch frame (bulkRoute): its first line names the channel
- * (the connection index: the tag to answer to) and the chunk's seq, every further line is one
- * request. Failed requests are reported as in the dispatcher, then the chunk is acked. line.at
- * points into the task's data without copying it.
+ * What runs a batch frame (bulkRoute), in $var(lm_batch): an async task worker, or the dispatcher
+ * itself when db_sqlite is loaded. Its first line names the channel (the connection index: the tag
+ * to answer to) and the chunk's seq, every further line is one request. Failed requests are
+ * reported as in the dispatcher, then the chunk is acked. line.at points into the batch without
+ * copying it.
  */
 function batchRoute(): string {
   const tag = '"locmesh-bulk-$var(lm_ci)"';
@@ -150,14 +162,19 @@ function batchRoute(): string {
 # The agent's batch frames, run by Kamailio's async task workers (bulkRoute hands them over).
 # Answers carry the batch's seq; the ack says how many requests ran ("n"): a while loop stopped by
 # max_while_loops goes on after the loop, and the agent must not take the rest for written.
+route[${ASYNC_BATCH_ROUTE}] {
+	$var(lm_batch) = $async(data);
+	route(${BATCH_ROUTE});
+}
+
 route[${BATCH_ROUTE}] {
-	$var(lm_head) = $(async(data){line.at,0});
+	$var(lm_head) = $(var(lm_batch){line.at,0});
 	$var(lm_ci) = $(var(lm_head){s.select,1,:}{s.int});
 	$var(lm_seq) = $(var(lm_head){s.select,2,:}{s.int});
-	$var(lm_n) = $(async(data){line.count});
+	$var(lm_n) = $(var(lm_batch){line.count});
 	$var(lm_i) = 1;
 	while ($var(lm_i) < $var(lm_n)) {
-		$var(lm_req) = $(async(data){line.at,$var(lm_i)});
+		$var(lm_req) = $(var(lm_batch){line.at,$var(lm_i)});
 		$var(lm_i) = $var(lm_i) + 1;
 		if (!(${allowedTest("var(lm_req)")})) {
 			xlog("L_WARN", "locmesh: evapi bulk request refused (only ${BULK_METHODS.join(", ")})\\n");

@@ -3,7 +3,11 @@
  * include's bulk route (cfg-include.ts): the token, writes in chunks, per-request errors, the
  * method whitelist, and connections that did not say hello.
  */
+import { mkdtempSync, rmSync } from "node:fs";
 import { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EvapiBulkUnavailableError, evapiBulkToken, openEvapiBulk, type EvapiBulkRpc } from "../../agent/kamailio/evapi-bulk.js";
@@ -12,7 +16,9 @@ import { KamailioProtocolError, KamailioRequestError, KamailioUnavailableError }
 import { createNetstringDecoder, encodeNetstring } from "../../agent/kamailio/netstring.js";
 import { createUsrlocRpc, type UlAddBinding } from "../../agent/kamailio/usrloc-rpc.js";
 import { silentLogger } from "../../agent/ops/logger.js";
+import { kamailioDbCfg } from "../support/kamailio-cfg.js";
 import { startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
+import { createKamailioSqlite } from "../support/kamailio-schema.js";
 
 const log = silentLogger();
 const TOKEN = evapiBulkToken("bulk-test-cluster-key-0123456789", "n1");
@@ -242,6 +248,38 @@ describe("evapi bulk channel", () => {
       await own.close();
     }
   }, 30_000);
+
+  it("writes every row into a Kamailio that keeps usrloc in SQLite (db_mode 1 and 3): with db_sqlite loaded the batches run one at a time, as two writers lock each other out", async () => {
+    for (const mode of [1, 3] as const) {
+      await rowsLand(mode);
+    }
+  }, 60_000);
+
+  async function rowsLand(mode: 1 | 3): Promise<void> {
+    const dir = mkdtempSync(join(tmpdir(), "locmesh-bulk-db-"));
+    const dbPath = createKamailioSqlite(join(dir, "kamailio.db"));
+    const withDb = await startKamailio({ locmesh: { aliasMode: "usrloc", bulkToken: TOKEN }, extraCfg: kamailioDbCfg({ url: `sqlite://${dbPath}`, mode }) });
+    try {
+      const bulk = await openEvapiBulk({ host: "127.0.0.1", port: withDb.evapiPort!, token: TOKEN, log, ackTimeoutMs: 5000 });
+      try {
+        const usrloc = createUsrlocRpc({ rpc: bulk });
+        await Promise.all(Array.from({ length: 300 }, (_, i) => usrloc.ulAdd("location", `row${i}@example.com`, binding(`sip:row${i}@192.0.2.10:5060`), nowSec())));
+        expect(bulk.stats().batched).toBe(true);
+      } finally {
+        await bulk.close();
+      }
+      // db_mode 1 and 3 write the row at once, from the process that ran ul.add.
+      const db = new Database(dbPath, { readonly: true });
+      try {
+        expect((db.prepare("SELECT count(*) AS n FROM location WHERE username LIKE 'row%'").get() as { n: number }).n).toBe(300);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await withDb.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
 
   it("fails every call at once after the channel is closed, as a transient error (the caller goes through jsonrpcs)", async () => {
     const bulk = await open();
