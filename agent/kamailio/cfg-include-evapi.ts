@@ -159,7 +159,8 @@ function allowedTest(pv: string): string {
 function batchRoute(): string {
   const tag = '"locmesh-bulk-$var(lm_ci)"';
   return `
-# The agent's batch frames, run by Kamailio's async task workers (bulkRoute hands them over).
+# The agent's batch frames, run by Kamailio's async task workers (or, with db_sqlite loaded, by
+# evapi's dispatcher itself: bulkRoute).
 # Answers carry the batch's seq; the ack says how many requests ran ("n"): a while loop stopped by
 # max_while_loops goes on after the loop, and the agent must not take the rest for written.
 route[${ASYNC_BATCH_ROUTE}] {
