@@ -43,9 +43,9 @@ export function spreadBulk(channels: readonly EvapiBulkRpc[]): EvapiBulkRpc {
     usable: () => channels.some((c) => c.usable()),
     stats: () => {
       const all = channels.map((c) => c.stats());
-      return { calls: sum(all, "calls"), chunks: sum(all, "chunks"), errors: sum(all, "errors"), batched: all.every((s) => s.batched) };
+      const sum = (k: "calls" | "chunks" | "errors"): number => all.reduce((n, s) => n + s[k], 0);
+      return { calls: sum("calls"), chunks: sum("chunks"), errors: sum("errors"), batched: all.every((s) => s.batched) };
     },
   };
 }
 
-const sum = <K extends string>(xs: Record<K, unknown>[], k: K): number => xs.reduce((n, x) => n + (x[k] as number), 0);

@@ -144,17 +144,19 @@ export function createBulkWindow(deps: {
     acked(seq, ran) {
       if (typeof seq !== "number" || !sent(seq)) return false;
       const at = inFlight.findIndex((c) => c.seq === seq);
-      if (at < 0 || (at > 0 && deps.inOrder())) {
+      const chunk = inFlight[at];
+      if (chunk === undefined || (at > 0 && deps.inOrder())) {
         // A frame went missing (see the header): nothing from here back can be trusted to have run.
         deps.breakChannel(new KamailioProtocolError(`the evapi bulk channel acked chunk ${String(seq)} while chunk ${inFlight[0]?.seq ?? "none"} was due`));
         return true;
       }
-      if (!deps.inOrder() && ran !== inFlight[at]!.calls.length) {
+      const wanted = chunk.calls.length;
+      if (!deps.inOrder() && ran !== wanted) {
         // The worker's loop stopped early (max_while_loops): the calls after it never ran.
-        deps.breakChannel(new KamailioProtocolError(`Kamailio ran ${String(ran)} of the ${inFlight[at]!.calls.length} requests of batch ${seq} on the evapi bulk channel (is the cfg's max_while_loops below ${inFlight[at]!.calls.length}?)`));
+        deps.breakChannel(new KamailioProtocolError(`Kamailio ran ${String(ran)} of the ${wanted} requests of batch ${seq} on the evapi bulk channel (is the cfg's max_while_loops below ${wanted}?)`));
         return true;
       }
-      const [chunk] = inFlight.splice(at, 1) as [Chunk];
+      inFlight.splice(at, 1);
       clearTimeout(chunk.timer);
       bytesInFlight -= chunk.bytes;
       for (const call of chunk.calls) {

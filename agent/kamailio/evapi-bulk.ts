@@ -153,18 +153,16 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
         body += "\n" + c.body;
         bodyBytes += 1 + c.bodyBytes;
       }
-      const frame = `${bodyBytes}:${body},`;
-      return { text: frame, bytes: bodyBytes + frame.length - body.length };
+      const { frame, bytes } = netstringText(body, bodyBytes);
+      return { text: frame, bytes };
     }
     let text = "";
     let bytes = 0;
-    for (const c of calls) {
-      const len = String(c.bodyBytes);
-      text += `${len}:${c.body},`;
-      bytes += len.length + c.bodyBytes + 2;
+    for (const c of [...calls.map((c) => netstringText(c.body, c.bodyBytes)), netstringText(`${BULK_ACK}${seq}`)]) {
+      text += c.frame;
+      bytes += c.bytes;
     }
-    const ack = netstringText(`${BULK_ACK}${seq}`);
-    return { text: text + ack.frame, bytes: bytes + ack.bytes };
+    return { text, bytes };
   }
 
   function breakChannel(err: Error): void {

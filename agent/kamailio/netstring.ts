@@ -26,10 +26,10 @@ const NINE = 0x39;
 
 /**
  * `body` as netstring text, for a writer that joins many frames before encoding them once; the
- * length prefix counts UTF-8 bytes, and `bytes` is the whole frame's length in bytes.
+ * length prefix counts UTF-8 bytes (`bodyBytes`, when the caller knows them), and `bytes` is the
+ * whole frame's length in bytes.
  */
-export function netstringText(body: string): { frame: string; bytes: number } {
-  const bodyBytes = Buffer.byteLength(body, "utf8");
+export function netstringText(body: string, bodyBytes = Buffer.byteLength(body, "utf8")): { frame: string; bytes: number } {
   const frame = `${bodyBytes}:${body},`;
   return { frame, bytes: bodyBytes + frame.length - body.length };
 }

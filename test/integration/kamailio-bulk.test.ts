@@ -40,7 +40,19 @@ afterAll(async () => {
   await kam?.close();
 });
 
-const open = (token = TOKEN): Promise<EvapiBulkRpc> => openEvapiBulk({ host: "127.0.0.1", port: kam.evapiPort!, token, log, ackTimeoutMs: 5000 });
+const open = (token = TOKEN, on?: KamailioProcess): Promise<EvapiBulkRpc> => openEvapiBulk({ host: "127.0.0.1", port: (on ?? kam).evapiPort!, token, log, ackTimeoutMs: 5000 });
+
+/** Adds `n` bindings `<prefix><i>@example.com` to `on` through a bulk channel, which must take batch frames. */
+async function addInBatches(on: KamailioProcess, prefix: string, n: number): Promise<void> {
+  const bulk = await open(TOKEN, on);
+  try {
+    const usrloc = createUsrlocRpc({ rpc: bulk });
+    await Promise.all(Array.from({ length: n }, (_, i) => usrloc.ulAdd("location", `${prefix}${i}@example.com`, binding(`sip:${prefix}${i}@192.0.2.8:5060`), nowSec())));
+    expect(bulk.stats().batched).toBe(true);
+  } finally {
+    await bulk.close();
+  }
+}
 
 async function contactsHeld(): Promise<number> {
   const r = await fifo.call<string[]>("stats.get_statistics", ["usrloc:"]);
@@ -209,7 +221,7 @@ describe("evapi bulk channel", () => {
     const short = await startKamailio({ locmesh: { aliasMode: "usrloc", bulkToken: TOKEN }, extraCfg: "max_while_loops=10" });
     const shortFifo = createFifoClient({ fifoPath: short.fifoPath, replyDir: short.replyDir, timeoutMs: 5000, log });
     try {
-      const bulk = await openEvapiBulk({ host: "127.0.0.1", port: short.evapiPort!, token: TOKEN, log, ackTimeoutMs: 5000 });
+      const bulk = await open(TOKEN, short);
       const usrloc = createUsrlocRpc({ rpc: bulk });
       const results = await Promise.all(Array.from({ length: 30 }, (_, i) => usrloc.ulAdd("location", `loop${i}@example.com`, binding(`sip:loop${i}@192.0.2.9:5060`), nowSec()).then(() => null, (e: unknown) => e as Error)));
       await bulk.close();
@@ -234,14 +246,7 @@ describe("evapi bulk channel", () => {
       expect(await asyncWorkers(ownFifo)).toBe(3);
       // The include's `async_workers=2` was left out: Kamailio logs no "task workers already set".
       expect(own.logTail(400)).not.toMatch(/task workers already set/);
-      const bulk = await openEvapiBulk({ host: "127.0.0.1", port: own.evapiPort!, token: TOKEN, log, ackTimeoutMs: 5000 });
-      try {
-        const usrloc = createUsrlocRpc({ rpc: bulk });
-        await Promise.all(Array.from({ length: 300 }, (_, i) => usrloc.ulAdd("location", `own${i}@example.com`, binding(`sip:own${i}@192.0.2.8:5060`), nowSec())));
-        expect(bulk.stats().batched).toBe(true);
-      } finally {
-        await bulk.close();
-      }
+      await addInBatches(own, "own", 300);
       expect(await createUsrlocRpc({ rpc: ownFifo }).ulLookup("location", "own299@example.com")).toHaveLength(1);
     } finally {
       await ownFifo.close();
@@ -260,14 +265,7 @@ describe("evapi bulk channel", () => {
     const dbPath = createKamailioSqlite(join(dir, "kamailio.db"));
     const withDb = await startKamailio({ locmesh: { aliasMode: "usrloc", bulkToken: TOKEN }, extraCfg: kamailioDbCfg({ url: `sqlite://${dbPath}`, mode }) });
     try {
-      const bulk = await openEvapiBulk({ host: "127.0.0.1", port: withDb.evapiPort!, token: TOKEN, log, ackTimeoutMs: 5000 });
-      try {
-        const usrloc = createUsrlocRpc({ rpc: bulk });
-        await Promise.all(Array.from({ length: 300 }, (_, i) => usrloc.ulAdd("location", `row${i}@example.com`, binding(`sip:row${i}@192.0.2.10:5060`), nowSec())));
-        expect(bulk.stats().batched).toBe(true);
-      } finally {
-        await bulk.close();
-      }
+      await addInBatches(withDb, "row", 300);
       // db_mode 1 and 3 write the row at once, from the process that ran ul.add.
       const db = new Database(dbPath, { readonly: true });
       try {
