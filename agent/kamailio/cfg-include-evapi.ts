@@ -2,7 +2,7 @@
  * The include's evapi half (cfg-include.ts): which connection is the agent's event connection, and
  * the bulk channel through which the agent refills a restarted Kamailio (evapi-bulk.ts).
  */
-import { EVENTS_SHV } from "./cfg-include-names.js";
+import { BULK_LIVE_SHV, EVENTS_SHV } from "./cfg-include-names.js";
 import { BULK_ACK, BULK_BATCH, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-bulk.js";
 
 /**
@@ -21,7 +21,12 @@ import { BULK_ACK, BULK_BATCH, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } fro
  * the bulk channel the only one, they would be lost, so the agent opens its bulk channels only
  * while its event connection is open (bulk-after-events.ts).
  */
-export function connectionRoute(agent: string): string {
+export function connectionRoute(agent: string, bulk: boolean): string {
+  // A closed connection's bulk channel is over: batches of it still queued for the async workers must not run.
+  const closeChannel = bulk ? `
+	$var(lm_slot) = $evapi(conidx);
+	$var(lm_to) = 0;
+	route(${BULK_LIVE_ROUTE});` : "";
   return `# evapi has no authentication: only the locmesh agent may stay connected.
 event_route[evapi:connection-new] {
 	if ($evapi(srcaddr) != "${agent}") {
@@ -34,17 +39,20 @@ event_route[evapi:connection-new] {
 	# bulk channel that closed must not reach a new connection that is not one (bulkRoute tags those).
 	evapi_set_tag("locmesh-new");
 	# A new connection in the slot of a bulk channel is not a bulk channel.
-	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));
+	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));${closeChannel}
 	# It carries events until it says something (bulkRoute): the drain may send.
 	$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) | (1 << $evapi(conidx));
 }
 
 event_route[evapi:connection-closed] {
-	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));
+	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));${closeChannel}
 	$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) & ~(1 << $evapi(conidx));
 }
 `;
 }
+
+/** Sets the entry $var(lm_slot) of $shv(BULK_LIVE_SHV) to $var(lm_to) (bulkLiveRoute). */
+const BULK_LIVE_ROUTE = "LOCMESH_BULK_LIVE";
 
 /** The route Kamailio's async task workers run a batch frame in. */
 const BATCH_ROUTE = "LOCMESH_BULK_BATCH";
@@ -63,7 +71,8 @@ export const BULK_ASYNC_WORKERS = 2;
  * connection index that said hello with the token (a channel of an agent that restarted may still
  * be open while the new one says hello). Two framings:
  * - batch (what the agent sends when the ready answer carries "batch"): one frame per chunk,
- *   `locmesh-batch:<conidx>:<seq>` and then one request per line. The dispatcher only hands the
+ *   `locmesh-batch:<conidx>:<seq>:<chan>` and then one request per line (an agent older than
+ *   "chan" leaves it out, and its batches always run). The dispatcher only hands the
  *   frame to Kamailio's async task workers (async_task_data: a copy in shared memory and a
  *   datagram), so the chunks run on several processes at once (usrloc's slot locks keep them
  *   apart), in no particular order between chunks. Not when db_sqlite is loaded: usrloc on SQLite
@@ -71,7 +80,9 @@ export const BULK_ASYNC_WORKERS = 2;
  *   no busy timeout, so a second writer fails at once; the dispatcher then runs the batches itself. The worker runs the chunk's requests in order,
  *   reports the ones that failed, and then acks the chunk (batchRoute). 5.6.3's
  *   async_task_group_data cannot be used: it leaves its third parameter unfixed (async_mod.c,
- *   fixup_async_task_route tests param_no 2 twice), so its data is garbage.
+ *   fixup_async_task_route tests param_no 2 twice), so its data is garbage. A worker stops a
+ *   batch whose channel closed (its chan no longer in $shv(BULK_LIVE_SHV) for its slot), without
+ *   an ack: the agent has given those writes up and makes them again through jsonrpcs.
  * - single (an older agent): each request is a frame run in the dispatcher itself, each chunk
  *   followed by an ack frame that is echoed.
  * Only ul.add, ul.rm and ul.rm_contact get through: the request must start with exactly those
@@ -79,7 +90,7 @@ export const BULK_ASYNC_WORKERS = 2;
  * alone (evapi_unicast by its tag, which names the connection index; async workers relay through
  * the dispatcher, in their order).
  */
-export function bulkRoute(token: string | null): string {
+export function bulkRoute(token: string | null, slots: number): string {
   const tag = '"locmesh-bulk-$evapi(conidx)"';
   const allowed = allowedTest("evapi(msg)");
   // The agent's event connection never sends anything: one that does is not it (connectionRoute).
@@ -94,7 +105,12 @@ export function bulkRoute(token: string | null): string {
 			evapi_set_tag(${tag});
 			if ($evapi(msg) == "${BULK_HELLO}${token}") {
 				$var(lm_bulk) = $var(lm_bulk) | (1 << $evapi(conidx));
-				evapi_unicast('{"event":"locmesh-bulk-ready","batch":$evapi(conidx)}', ${tag});
+				# A number no other channel had since Kamailio started: the agent puts it in its batch frames.
+				$var(lm_chans) = $var(lm_chans) + 1;
+				$var(lm_slot) = $evapi(conidx);
+				$var(lm_to) = $var(lm_chans);
+				route(${BULK_LIVE_ROUTE});
+				evapi_unicast('{"event":"locmesh-bulk-ready","batch":$evapi(conidx),"chan":$var(lm_chans)}', ${tag});
 			} else {
 				xlog("L_WARN", "locmesh: evapi bulk hello with a wrong token from $evapi(srcaddr):$evapi(srcport)\\n");
 				evapi_unicast('{"event":"locmesh-bulk-refused"}', ${tag});
@@ -138,7 +154,7 @@ export function bulkRoute(token: string | null): string {
 event_route[evapi:message-received] {
 ${hello}
 }
-${token === null ? "" : batchRoute()}`;
+${token === null ? "" : batchRoute() + bulkLiveRoute(slots)}`;
 }
 
 /** A cfg condition: the request in PV `pv` (without its $) starts as one of BULK_METHODS does. */
@@ -172,9 +188,18 @@ route[${BATCH_ROUTE}] {
 	$var(lm_head) = $(var(lm_batch){line.at,0});
 	$var(lm_ci) = $(var(lm_head){s.select,1,:}{s.int});
 	$var(lm_seq) = $(var(lm_head){s.select,2,:}{s.int});
+	# The channel's number from its ready answer; 0 from an agent older than it.
+	$var(lm_ch) = $(var(lm_head){s.select,3,:}{s.int});
 	$var(lm_n) = $(var(lm_batch){line.count});
 	$var(lm_i) = 1;
 	while ($var(lm_i) < $var(lm_n)) {
+		# The agent gave this channel up (it closed, and another may hold its slot now): it writes what
+		# was not acked again through jsonrpcs, and a late write from here could undo a newer one.
+		if ($var(lm_ch) != 0 && $(shv(${BULK_LIVE_SHV}){s.select,$var(lm_ci),|}{s.int}) != $var(lm_ch)) {
+			$var(lm_left) = $var(lm_n) - $var(lm_i);
+			xlog("L_INFO", "locmesh: dropped $var(lm_left) requests of batch $var(lm_seq): its evapi bulk channel has closed\\n");
+			exit;
+		}
 		$var(lm_req) = $(var(lm_batch){line.at,$var(lm_i)});
 		$var(lm_i) = $var(lm_i) + 1;
 		if (!(${allowedTest("var(lm_req)")})) {
@@ -190,4 +215,36 @@ route[${BATCH_ROUTE}] {
 	evapi_unicast('{"event":"locmesh-ack","seq":$var(lm_seq),"n":$var(lm_ran)}', ${tag});
 }
 `;
+}
+
+/**
+ * Sets one slot's entry of $shv(BULK_LIVE_SHV): `slots` entries (evapi's max_clients), `|`-separated,
+ * rebuilt whole since a cfg script cannot change part of a string in place. Only evapi's dispatcher
+ * runs it (on hello, connect and close), so its read-modify-write never races; the workers only read.
+ */
+function bulkLiveRoute(slots: number): string {
+  return `
+# Which bulk channel is open in each evapi slot, for the async workers (batchRoute).
+route[${BULK_LIVE_ROUTE}] {
+	$var(lm_k) = 0;
+	$var(lm_list) = "";
+	while ($var(lm_k) < ${slots}) {
+		if ($var(lm_k) > 0) {
+			$var(lm_list) = $var(lm_list) + "|";
+		}
+		if ($var(lm_k) == $var(lm_slot)) {
+			$var(lm_list) = $var(lm_list) + $var(lm_to);
+		} else {
+			$var(lm_list) = $var(lm_list) + $(shv(${BULK_LIVE_SHV}){s.select,$var(lm_k),|}{s.int});
+		}
+		$var(lm_k) = $var(lm_k) + 1;
+	}
+	$shv(${BULK_LIVE_SHV}) = $var(lm_list);
+}
+`;
+}
+
+/** The initial value of $shv(BULK_LIVE_SHV): no channel in any of evapi's `slots`. */
+export function bulkLiveInitial(slots: number): string {
+  return Array.from({ length: slots }, () => "0").join("|");
 }

@@ -11,6 +11,15 @@ export const READY_SHV = "locmesh_ready";
  */
 export const EVENTS_SHV = "locmesh_events";
 
+/**
+ * The bulk channel open in each evapi connection slot (cfg-include-evapi.ts): one entry per
+ * connection index, `|`-separated, each the number the include gave that channel in its ready
+ * answer ("chan"), or 0. An async task worker runs a batch frame only while its channel is still the
+ * one in its slot, so batches queued for a channel the agent gave up never run after the agent
+ * wrote them again through jsonrpcs.
+ */
+export const BULK_LIVE_SHV = "locmesh_bulk_live";
+
 /** The shared-memory queue (mqueue) REGISTERs wait in for the drain process (registerRoute). */
 export const LOCMESH_QUEUE = "locmesh";
 /** Most entries the queue holds (mqueue drops its oldest past it), and where SIP workers start to wait. */

@@ -11,11 +11,12 @@
  *
  * Protocol (all frames netstrings):
  * - the agent says `locmesh-hello:<token>`; the include answers `{"event":"locmesh-bulk-ready",
- *   "batch":<its evapi connection index>}` (an include older than batch frames leaves "batch" out)
+ *   "batch":<its evapi connection index>,"chan":<a number no channel had before>}` (an include
+ *   older than batch frames leaves both out, one older than the fence below leaves "chan" out)
  *   or `...-refused`, and tags this connection so its answers go to it alone (evapi_unicast);
  * - then the agent sends JSON-RPC requests (only ul.add, ul.rm and ul.rm_contact, whose result is
  *   `{}`: the include refuses any other method) in chunks. With "batch", a chunk is one frame:
- *   `locmesh-batch:<conidx>:<seq>` and one request per line. The include hands it to one of
+ *   `locmesh-batch:<conidx>:<seq>:<chan>` and one request per line. The include hands it to one of
  *   Kamailio's async task workers, which runs its requests in order and answers
  *   `{"event":"locmesh-ack","seq":<seq>,"n":<requests run>}`; chunks run on several workers, so
  *   their acks come in any order. Without "batch", each request is a frame and the chunk ends with
@@ -35,6 +36,13 @@
  * out-of-order ack, a silent timeout, an error that names no request, or a closed socket break the
  * channel, and every call not yet acked fails with a transient error. The caller then repeats it
  * through jsonrpcs; all three methods are idempotent.
+ *
+ * A broken channel's batches may still wait for Kamailio's async workers (they were slow to ack:
+ * that is why it broke). Were they to run after the caller wrote the same records again, and after
+ * later changes to them, they would put older versions back. So the include keeps, per connection
+ * slot, the "chan" of the channel open in it, and a worker runs each request of a batch only while
+ * its frame's chan is still that one: once Kamailio's dispatcher has seen the connection close, at
+ * most the request each worker is in the middle of still lands.
  *
  * The token authenticates the agent (evapi has no authentication and anyone on the host may
  * connect): HMAC of the cluster key and the node id, so `locmesh kamailio-cfg` derives the same one.
@@ -78,6 +86,15 @@ export class EvapiBulkUnavailableError extends Error {
 export class EvapiBulkTokenRefusedError extends EvapiBulkUnavailableError {
   override readonly name = "EvapiBulkTokenRefusedError";
 }
+
+/** The include's answer to hello: "batch" (its connection index) and "chan" from includes that take them. */
+interface ReadyAnswer {
+  event: string;
+  batch?: unknown;
+  chan?: unknown;
+}
+
+const isIndex = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
 
 export interface EvapiBulkOptions {
   host: string;
@@ -128,10 +145,12 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
   const firstId = randomStart();
   let nextId = firstId;
   let broken: Error | null = null;
-  let onHello: ((answer: { event: string; batch?: unknown }) => void) | null = null;
+  let onHello: ((answer: ReadyAnswer) => void) | null = null;
   let opened = false;
   /** The connection index the include gave in its ready answer: it takes batch frames. Null: frame by frame. */
   let batchConidx: number | null = null;
+  /** The channel's number in the include's ready answer, which each batch frame repeats; null from an include older than it. */
+  let chan: number | null = null;
   const stats = { calls: 0, chunks: 0, errors: 0 };
   const flow = createBulkWindow({
     maxInFlight, chunkBytes, ackTimeoutMs: opts.ackTimeoutMs, maxCalls: MAX_BATCH_CALLS,
@@ -146,7 +165,7 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
   /** One batch frame (an include that announced it), else each request's frame and an ack frame. */
   function encodeChunk(seq: number, calls: readonly PendingCall[]): { text: string; bytes: number } {
     if (batchConidx !== null) {
-      const head = `${BULK_BATCH}${batchConidx}:${seq}`;
+      const head = chan === null ? `${BULK_BATCH}${batchConidx}:${seq}` : `${BULK_BATCH}${batchConidx}:${seq}:${chan}`;
       let body = head;
       let bodyBytes = head.length;
       for (const c of calls) {
@@ -184,7 +203,7 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
     switch (msg.event) {
       case "locmesh-bulk-ready":
       case "locmesh-bulk-refused":
-        onHello?.(msg as { event: string; batch?: unknown });
+        onHello?.(msg as ReadyAnswer);
         return;
       case "locmesh-ack":
         if (!flow.acked(msg.seq, msg.n)) log.debug({ seq: msg.seq }, "ignored an ack meant for an earlier channel in this evapi slot");
@@ -240,7 +259,7 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
 
   async function hello(): Promise<void> {
     const helloTimeoutMs = opts.helloTimeoutMs ?? 1500;
-    const answer = await new Promise<{ event: string; batch?: unknown }>((resolve, reject) => {
+    const answer = await new Promise<ReadyAnswer>((resolve, reject) => {
       const timer = setTimeout(() => reject(new EvapiBulkUnavailableError(`Kamailio's evapi did not answer the bulk channel's hello within ${helloTimeoutMs} ms: regenerate the include with \`locmesh kamailio-cfg\` (it gained the bulk route) and restart Kamailio`)), helloTimeoutMs);
       onHello = (a) => {
         clearTimeout(timer);
@@ -265,7 +284,8 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
       throw new EvapiBulkTokenRefusedError("Kamailio refused the evapi bulk channel's token: the include was generated for another node or cluster key; regenerate it with `locmesh kamailio-cfg`");
     }
     // An include older than batch frames answers without "batch": the requests go frame by frame.
-    if (typeof answer.batch === "number" && Number.isInteger(answer.batch) && answer.batch >= 0) batchConidx = answer.batch;
+    if (isIndex(answer.batch)) batchConidx = answer.batch;
+    if (isIndex(answer.chan) && answer.chan > 0) chan = answer.chan;
     opened = true;
   }
 

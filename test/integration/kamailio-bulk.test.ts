@@ -62,14 +62,14 @@ async function contactsHeld(): Promise<number> {
 }
 
 /** A raw evapi connection: what anyone on the host could open. */
-async function rawConnection(): Promise<{ send(frame: string): void; answers: string[]; close(): void }> {
+async function rawConnection(on?: KamailioProcess): Promise<{ send(frame: string): void; answers: string[]; close(): void }> {
   const sock = new Socket();
   const answers: string[] = [];
   const decoder = createNetstringDecoder({ maxFrameBytes: 1 << 20 });
   sock.on("data", (c: Buffer) => answers.push(...decoder.push(c).map((f) => f.toString())));
   await new Promise<void>((resolve, reject) => {
     sock.once("error", reject);
-    sock.connect({ host: "127.0.0.1", port: kam.evapiPort! }, resolve);
+    sock.connect({ host: "127.0.0.1", port: (on ?? kam).evapiPort! }, resolve);
   });
   return { send: (frame) => sock.write(encodeNetstring(frame)), answers, close: () => sock.destroy() };
 }
@@ -147,11 +147,12 @@ describe("evapi bulk channel", () => {
       await waitUntil(() => raw.answers.length >= 3);
       // Frame by frame (what an agent older than batch frames sends), run in evapi's dispatcher.
       expect(raw.answers.map((a) => JSON.parse(a) as unknown)).toEqual([
-        { event: "locmesh-bulk-ready", batch: expect.any(Number) as number },
+        { event: "locmesh-bulk-ready", batch: expect.any(Number) as number, chan: expect.any(Number) as number },
         { event: "locmesh-bulk-error", reply: null },
         { event: "locmesh-ack", seq: 1 },
       ]);
       // In a batch frame, run by an async task worker: the refused line fails, the others run, then the ack.
+      // The header leaves out the channel's "chan", as an agent older than it does: such batches always run.
       const { batch } = JSON.parse(raw.answers[0]!) as { batch: number };
       const add = { jsonrpc: "2.0", method: "ul.add", params: ["location", "batch-raw@example.com", "sip:r@192.0.2.68", 600, 1, ".", 0, 0, 4294967295, ".", "."], id: 9 };
       raw.send([`locmesh-batch:${batch}:42`, JSON.stringify({ jsonrpc: "2.0", method: "ul.dump", params: [], id: 8 }), JSON.stringify(add)].join("\n"));
@@ -279,6 +280,78 @@ describe("evapi bulk channel", () => {
     }
   }
 
+  it("drops the batches a closed channel left waiting for the async workers, and runs those of the channel that took its slot", async () => {
+    // One worker, stopped while the batches queue: as when Kamailio is too slow to ack and the agent gives the channel up.
+    const one = await startKamailio({ locmesh: { aliasMode: "usrloc", bulkToken: TOKEN }, extraCfg: "async_workers=1\n#!define LOCMESH_ASYNC_WORKERS_SET" });
+    const oneFifo = createFifoClient({ fifoPath: one.fifoPath, replyDir: one.replyDir, timeoutMs: 5000, log });
+    const lookup = (aor: string) => createUsrlocRpc({ rpc: oneFifo }).ulLookup("location", aor);
+    const add = (aor: string, id: number) => JSON.stringify({ jsonrpc: "2.0", method: "ul.add", params: ["location", aor, `sip:${aor.split("@")[0]}@192.0.2.69`, 600, 1, ".", 0, 0, 4294967295, ".", "."], id });
+    const worker = (await oneFifo.call<{ PID: number; DSC: string }[]>("core.psx", [])).find((p) => p.DSC.startsWith("Async Task Worker"))!.PID;
+    const live = async (): Promise<string> => String((await oneFifo.call<{ value: unknown }>("pv.shvGet", ["locmesh_bulk_live"])).value);
+    const hello = async (raw: Awaited<ReturnType<typeof rawConnection>>): Promise<{ batch: number; chan: number }> => {
+      raw.send(`locmesh-hello:${TOKEN}`);
+      await waitUntil(() => raw.answers.length >= 1);
+      return JSON.parse(raw.answers[0]!) as { batch: number; chan: number };
+    };
+    process.kill(worker, "SIGSTOP");
+    let stopped = true;
+    try {
+      const first = await rawConnection(one);
+      const a = await hello(first);
+      expect((await live()).split("|")[a.batch]).toBe(String(a.chan));
+      for (let i = 0; i < 3; i++) first.send([`locmesh-batch:${a.batch}:${10 + i}:${a.chan}`, add(`late${i}a@example.com`, 2 * i), add(`late${i}b@example.com`, 2 * i + 1)].join("\n"));
+      await sleep(200);
+      first.close();
+      // Kamailio's dispatcher has seen the close once the slot's entry is 0.
+      await waitUntil(async () => (await live()).split("|")[a.batch] === "0");
+      const second = await rawConnection(one);
+      const b = await hello(second);
+      expect(b.chan).not.toBe(a.chan);
+      second.send([`locmesh-batch:${b.batch}:77:${b.chan}`, add("fresh@example.com", 9)].join("\n"));
+      process.kill(worker, "SIGCONT");
+      stopped = false;
+      await waitUntil(() => second.answers.length >= 2);
+      // The worker took the queued batches in order: the closed channel's three went before the new one's.
+      expect(second.answers.slice(1).map((t) => JSON.parse(t) as unknown)).toEqual([{ event: "locmesh-ack", seq: 77, n: 1 }]);
+      expect(await lookup("fresh@example.com")).toHaveLength(1);
+      for (let i = 0; i < 3; i++) {
+        expect(await lookup(`late${i}a@example.com`)).toEqual([]);
+        expect(await lookup(`late${i}b@example.com`)).toEqual([]);
+      }
+      expect(one.logTail(200).match(/dropped 2 requests of batch 1[0-2]: its evapi bulk channel has closed/g)).toHaveLength(3);
+      second.close();
+    } finally {
+      if (stopped) process.kill(worker, "SIGCONT");
+      await oneFifo.close();
+      await one.close();
+    }
+  }, 30_000);
+
+  it("runs the batches of a channel that is still open, however long they waited for the async workers", async () => {
+    const one = await startKamailio({ locmesh: { aliasMode: "usrloc", bulkToken: TOKEN }, extraCfg: "async_workers=1\n#!define LOCMESH_ASYNC_WORKERS_SET" });
+    const oneFifo = createFifoClient({ fifoPath: one.fifoPath, replyDir: one.replyDir, timeoutMs: 5000, log });
+    const worker = (await oneFifo.call<{ PID: number; DSC: string }[]>("core.psx", [])).find((p) => p.DSC.startsWith("Async Task Worker"))!.PID;
+    const bulk = await open(TOKEN, one);
+    process.kill(worker, "SIGSTOP");
+    let stopped = true;
+    try {
+      const usrloc = createUsrlocRpc({ rpc: bulk });
+      const writes = Promise.all(Array.from({ length: 100 }, (_, i) => usrloc.ulAdd("location", `wait${i}@example.com`, binding(`sip:wait${i}@192.0.2.10:5060`), nowSec())));
+      await sleep(500);
+      process.kill(worker, "SIGCONT");
+      stopped = false;
+      await writes;
+      expect(bulk.stats().batched).toBe(true);
+      const held = await Promise.all(Array.from({ length: 100 }, (_, i) => createUsrlocRpc({ rpc: oneFifo }).ulLookup("location", `wait${i}@example.com`)));
+      expect(held.every((c) => c.length === 1)).toBe(true);
+    } finally {
+      if (stopped) process.kill(worker, "SIGCONT");
+      await bulk.close();
+      await oneFifo.close();
+      await one.close();
+    }
+  }, 30_000);
+
   it("fails every call at once after the channel is closed, as a transient error (the caller goes through jsonrpcs)", async () => {
     const bulk = await open();
     await bulk.close();
@@ -288,9 +361,9 @@ describe("evapi bulk channel", () => {
   });
 });
 
-async function waitUntil(ok: () => boolean, timeoutMs = 5000): Promise<void> {
+async function waitUntil(ok: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
+  while (!(await ok())) {
     if (Date.now() > deadline) throw new Error("timed out");
     await sleep(20);
   }

@@ -103,6 +103,20 @@ describe("kamailioInclude", () => {
     expect(() => kamailioInclude({ ...params, bulkToken: "short" })).toThrow(/bulkToken must be 32 hex digits/);
   });
 
+  it("keeps which bulk channel each of evapi's slots holds for the async workers, one entry per max_clients slot, and only with a token", () => {
+    const token = "0123456789abcdef0123456789abcdef";
+    const nine = kamailioInclude({ ...params, bulkToken: token, maxEvapiClients: 9 });
+    expect(nine).toContain('modparam("evapi", "max_clients", 9)');
+    expect(nine).toContain('modparam("pv", "shvset", "locmesh_bulk_live=s:0|0|0|0|0|0|0|0|0")');
+    expect(nine.split("route[LOCMESH_BULK_LIVE] {")[1]).toContain("while ($var(lm_k) < 9) {");
+    // Cleared when a connection closes and when a new one takes the slot.
+    for (const ev of ["connection-closed", "connection-new"]) {
+      expect(nine.split(`event_route[evapi:${ev}] {`)[1]?.split("\n}\n")[0]).toContain("$var(lm_to) = 0;\n\troute(LOCMESH_BULK_LIVE);");
+    }
+    expect(text).not.toContain("locmesh_bulk_live");
+    expect(text).not.toContain("LOCMESH_BULK_LIVE");
+  });
+
   it("starts Kamailio with the list given, empty without mesh peers, marked fixed only when asked", () => {
     const none = kamailioInclude({ ...params, meshPeers: [] });
     expect(none).toContain('modparam("pv", "shvset", "locmesh_peers=s:")');

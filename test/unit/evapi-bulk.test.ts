@@ -34,6 +34,8 @@ interface Peer {
   seqs: number[];
   /** Requests in each batch frame received, in order. */
   batchSizes: number[];
+  /** The fields of each batch frame's first line after `locmesh-batch:`, in order. */
+  batchHeads: string[][];
   /** The largest batch frame's body, in bytes. */
   maxBatchBytes: number;
   socket(): Socket;
@@ -55,6 +57,8 @@ interface PeerScript {
   batch?: boolean;
   /** How many of a batch's requests the include says it ran (default: all). */
   ran?: (requests: number) => number;
+  /** With batch: the channel's number the ready answer gives ("chan"); left out when undefined, as an older include does. */
+  chan?: number;
 }
 
 let peers: Server[] = [];
@@ -74,6 +78,7 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
   const connections: Socket[] = [];
   const seqs: number[] = [];
   const batchSizes: number[] = [];
+  const batchHeads: string[][] = [];
   let maxBatchBytes = 0;
   const server = createServer((sock) => {
     conn = sock;
@@ -107,12 +112,14 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
           unacked = 0;
           const h = script.hello ?? "ready";
           const ready = text === `locmesh-hello:${TOKEN}` && h === "ready";
-          if (h !== "silent") send(ready && script.batch ? { event: "locmesh-bulk-ready", batch: index } : { event: ready ? "locmesh-bulk-ready" : "locmesh-bulk-refused" });
+          if (h !== "silent") send(ready && script.batch ? { event: "locmesh-bulk-ready", batch: index, ...(script.chan === undefined ? {} : { chan: script.chan }) } : { event: ready ? "locmesh-bulk-ready" : "locmesh-bulk-refused" });
         } else if (text.startsWith("locmesh-ack:")) {
           ackFor(Number(text.slice(12)));
         } else if (text.startsWith("locmesh-batch:")) {
           const [head, ...lines] = text.split("\n");
-          const [conidx, seq] = head!.slice("locmesh-batch:".length).split(":").map(Number);
+          const fields = head!.slice("locmesh-batch:".length).split(":");
+          batchHeads.push(fields);
+          const [conidx, seq] = fields.map(Number);
           expect(conidx).toBe(index);
           batchSizes.push(lines.length);
           maxBatchBytes = Math.max(maxBatchBytes, f.length);
@@ -133,6 +140,7 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
     connections,
     seqs,
     batchSizes,
+    batchHeads,
     get maxBatchBytes() {
       return maxBatchBytes;
     },
@@ -327,6 +335,17 @@ describe("evapi bulk channel with an include that takes batch frames", () => {
     expect(peer.requests.map((r) => r.params[1])).toEqual(Array.from({ length: 200 }, (_, i) => `u${i}@example.com`));
     expect(bulk.usable()).toBe(true);
     await bulk.close();
+  });
+
+  it("names the channel in every batch frame with the number of the include's ready answer, and leaves it out for an include older than it", async () => {
+    for (const chan of [123_456_789, undefined]) {
+      const peer = await startPeer({ batch: true, chan });
+      const bulk = await open(peer);
+      await Promise.all(Array.from({ length: 100 }, (_, i) => bulk.call("ul.rm", rm(i))));
+      expect(peer.batchHeads).toHaveLength(2);
+      for (const head of peer.batchHeads) expect(head).toEqual(chan === undefined ? [String(0), expect.any(String)] : [String(0), expect.any(String), String(chan)]);
+      await bulk.close();
+    }
   });
 
   it("sends chunks full by their count without waiting for an ack, and keeps every batch frame within Kamailio's 8 KB format buffer and the in-flight bound", async () => {
