@@ -3,7 +3,7 @@
  * the bulk channel through which the agent refills a restarted Kamailio (evapi-bulk.ts).
  */
 import { BULK_LIVE_SHV, EVENTS_SHV } from "./cfg-include-names.js";
-import { BULK_ACK, BULK_BATCH, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-bulk.js";
+import { BULK_ACK, BULK_BATCH, BULK_CLOSE, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-bulk.js";
 
 /**
  * Which evapi connections are the agent's event connection: $shv(locmesh_events), one bit per
@@ -118,6 +118,16 @@ export function bulkRoute(token: string | null, slots: number): string {
 			exit;
 		}
 		xlog("L_WARN", "locmesh: evapi message ignored: the connection has not said hello\\n");
+		exit;
+	}
+	if ($evapi(msg) == "${BULK_CLOSE}") {
+		# The agent gives this channel up and will write what was not acked again through jsonrpcs: none
+		# of its batches may run after this answer (the dispatcher has run every frame before it, and
+		# the async workers check the channel before each request).
+		$var(lm_slot) = $evapi(conidx);
+		$var(lm_to) = 0;
+		route(${BULK_LIVE_ROUTE});
+		evapi_unicast('{"event":"locmesh-closed"}', ${tag});
 		exit;
 	}
 	if ($(evapi(msg){s.substr,0,${BULK_BATCH.length}}) == "${BULK_BATCH}") {

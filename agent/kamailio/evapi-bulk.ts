@@ -37,12 +37,16 @@
  * channel, and every call not yet acked fails with a transient error. The caller then repeats it
  * through jsonrpcs; all three methods are idempotent.
  *
- * A broken channel's batches may still wait for Kamailio's async workers (they were slow to ack:
- * that is why it broke). Were they to run after the caller wrote the same records again, and after
- * later changes to them, they would put older versions back. So the include keeps, per connection
- * slot, the "chan" of the channel open in it, and a worker runs each request of a batch only while
- * its frame's chan is still that one: once Kamailio's dispatcher has seen the connection close, at
- * most the request each worker is in the middle of still lands.
+ * A broken channel's batches may still wait in Kamailio (it was slow to ack: that is why the
+ * channel broke). Were they to run after the caller wrote the same records again, and after later
+ * changes to them, they would put older versions back. So the include keeps, per connection slot,
+ * the "chan" of the channel open in it, and a worker runs each request of a batch only while its
+ * frame's chan is still that one. Before failing the calls not acked, the agent sends
+ * `locmesh-close` and waits (closeTimeoutMs) for `{"event":"locmesh-closed"}`: the dispatcher
+ * answers it after every frame before it (so batches it runs itself, with db_sqlite, have run), and
+ * from then on the workers drop the channel's batches; at most the request each worker is in the
+ * middle of still lands. Acks that come meanwhile settle their calls. Without an answer the calls
+ * fail anyway, with a warning. An include without "chan" is not asked: its calls fail at once.
  *
  * The token authenticates the agent (evapi has no authentication and anyone on the host may
  * connect): HMAC of the cluster key and the node id, so `locmesh kamailio-cfg` derives the same one.
@@ -66,6 +70,8 @@ export function bulkRequestPrefix(method: BulkMethod): string {
 
 export const BULK_HELLO = "locmesh-hello:";
 export const BULK_ACK = "locmesh-ack:";
+/** The agent gives the channel up (an include that gave a "chan" answers `{"event":"locmesh-closed"}`). */
+export const BULK_CLOSE = "locmesh-close";
 /** A batch frame's first line: `locmesh-batch:<conidx>:<seq>` (cfg-include-evapi.ts, batchRoute). */
 export const BULK_BATCH = "locmesh-batch:";
 /** Every answer of the include on the bulk channel starts with this; registrar events never do. */
@@ -106,6 +112,11 @@ export interface EvapiBulkOptions {
   helloTimeoutMs?: number;
   /** How long a chunk may wait for its ack before the channel is given up. */
   ackTimeoutMs: number;
+  /**
+   * How long a channel being given up waits for the include to confirm that none of its batches
+   * will run any more (the header); default ackTimeoutMs.
+   */
+  closeTimeoutMs?: number;
   /** Bytes written and not yet acked, at most (see the header: must fit one evapi read). */
   maxBytesInFlight?: number;
   /** Requests per chunk are added until the chunk reaches this many bytes (at most, and by default, 8,000). */
@@ -184,12 +195,36 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
     return { text, bytes };
   }
 
+  /** Settles whatever is not acked once the include has fenced the channel (or could not). */
+  let onClosed: (() => void) | null = null;
+
   function breakChannel(err: Error): void {
     if (broken !== null) return;
     broken = err;
     if (opened) log.warn({ err: err.message, unacked: flow.unacked(), queued: flow.queued() }, "the evapi bulk channel broke; its writes go through jsonrpcs");
-    flow.failPending(err);
-    sock.destroy();
+    if (chan === null || sock.destroyed || !sock.writable || flow.unacked() === 0) {
+      flow.failPending(err);
+      sock.destroy();
+      return;
+    }
+    // Batches sent and not acked may still be queued in Kamailio: were the callers to write them
+    // again through jsonrpcs now, those could land after, and put older versions back. The include
+    // answers locmesh-close once none of this channel's batches can run any more (in the dispatcher,
+    // after every frame before it; on the workers, each request checks the channel first). Acks and
+    // errors that come meanwhile still settle their calls.
+    const closeTimeoutMs = opts.closeTimeoutMs ?? opts.ackTimeoutMs;
+    const timer = setTimeout(() => {
+      log.warn({ chan, closeTimeoutMs }, "Kamailio did not confirm that the given-up evapi bulk channel is closed: writes of it may still land late, and the next reconcile puts any older version they bring back right");
+      settle();
+    }, closeTimeoutMs);
+    const settle = (): void => {
+      clearTimeout(timer);
+      onClosed = null;
+      flow.failPending(err);
+      sock.destroy();
+    };
+    onClosed = settle;
+    sock.write(encodeNetstring(BULK_CLOSE));
   }
 
   function onAnswer(text: string): void {
@@ -204,6 +239,9 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
       case "locmesh-bulk-ready":
       case "locmesh-bulk-refused":
         onHello?.(msg as ReadyAnswer);
+        return;
+      case "locmesh-closed":
+        onClosed?.();
         return;
       case "locmesh-ack":
         if (!flow.acked(msg.seq, msg.n)) log.debug({ seq: msg.seq }, "ignored an ack meant for an earlier channel in this evapi slot");
@@ -249,11 +287,19 @@ export async function openEvapiBulk(opts: EvapiBulkOptions): Promise<EvapiBulkRp
     for (const f of frames) {
       // Registrar events are sent to every evapi client, this one too: not for us.
       if (f.length >= ANSWER_PREFIX.length && f.compare(ANSWER_PREFIX, 0, ANSWER_PREFIX.length, 0, ANSWER_PREFIX.length) === 0) onAnswer(f.toString("utf8"));
-      if (broken !== null) return;
+      // While a broken channel waits for locmesh-closed, its acks still count.
+      if (broken !== null && onClosed === null) return;
     }
   });
-  sock.on("error", (err) => breakChannel(new KamailioUnavailableError((err as NodeJS.ErrnoException).code ?? "EIO", `the evapi bulk channel failed: ${err.message}`, { cause: err })));
-  sock.on("close", () => breakChannel(new KamailioUnavailableError("ECONNRESET", "Kamailio closed the evapi bulk channel")));
+  sock.on("error", (err) => {
+    breakChannel(new KamailioUnavailableError((err as NodeJS.ErrnoException).code ?? "EIO", `the evapi bulk channel failed: ${err.message}`, { cause: err }));
+    onClosed?.();
+  });
+  sock.on("close", () => {
+    breakChannel(new KamailioUnavailableError("ECONNRESET", "Kamailio closed the evapi bulk channel"));
+    // Closed while the include was fencing it: Kamailio's dispatcher drops the channel on the close too.
+    onClosed?.();
+  });
 
   await hello();
 

@@ -352,6 +352,49 @@ describe("evapi bulk channel", () => {
     }
   }, 30_000);
 
+  it("gives a channel up only once Kamailio confirms that none of its batches will run: a version the caller writes after through jsonrpcs stays", async () => {
+    // The batch waits in the process that runs it, stopped as a Kamailio too slow to ack would be:
+    // an async task worker, or (db_sqlite loaded) evapi's dispatcher itself, which runs every frame in order.
+    for (const variant of ["async worker", "dispatcher"] as const) {
+      const dir = mkdtempSync(join(tmpdir(), "locmesh-bulk-fence-"));
+      const extraCfg = variant === "dispatcher"
+        ? kamailioDbCfg({ url: `sqlite://${createKamailioSqlite(join(dir, "kamailio.db"))}`, mode: 1 })
+        : "async_workers=1\n#!define LOCMESH_ASYNC_WORKERS_SET";
+      const k = await startKamailio({ locmesh: { aliasMode: "usrloc", bulkToken: TOKEN }, extraCfg });
+      const kFifo = createFifoClient({ fifoPath: k.fifoPath, replyDir: k.replyDir, timeoutMs: 5000, log });
+      const direct = createUsrlocRpc({ rpc: kFifo });
+      const pid = (await kFifo.call<{ PID: number; DSC: string }[]>("core.psx", [])).find((p) => p.DSC.startsWith(variant === "dispatcher" ? "EvAPI Dispatcher" : "Async Task Worker"))!.PID;
+      const bulk = await openEvapiBulk({ host: "127.0.0.1", port: k.evapiPort!, token: TOKEN, log, ackTimeoutMs: 300, closeTimeoutMs: 10_000 });
+      process.kill(pid, "SIGSTOP");
+      let stopped = true;
+      try {
+        // What the reload does when a bulk write fails: write the journal's version, newer by then, through jsonrpcs.
+        const outcome = createUsrlocRpc({ rpc: bulk }).ulAdd("location", "fence@example.com", { ...binding("sip:fence@192.0.2.11:5060"), q: 0.1 }, nowSec()).then(
+          () => "acked",
+          async () => {
+            await direct.ulAdd("location", "fence@example.com", { ...binding("sip:fence@192.0.2.11:5060"), q: 0.9 }, nowSec());
+            return "written again";
+          },
+        );
+        await sleep(800);
+        process.kill(pid, "SIGCONT");
+        stopped = false;
+        const result = await outcome;
+        await sleep(300);
+        const held = await direct.ulLookup("location", "fence@example.com");
+        // The dispatcher runs the batch before it reads the close, and acks it; a worker drops it once
+        // the dispatcher has closed the channel. Either way Kamailio holds what the caller wrote last.
+        expect({ variant, result, q: held.map((c) => c.q) }).toEqual({ variant, result: variant === "dispatcher" ? "acked" : "written again", q: [variant === "dispatcher" ? 0.1 : 0.9] });
+      } finally {
+        if (stopped) process.kill(pid, "SIGCONT");
+        await bulk.close();
+        await kFifo.close();
+        await k.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  }, 60_000);
+
   it("fails every call at once after the channel is closed, as a transient error (the caller goes through jsonrpcs)", async () => {
     const bulk = await open();
     await bulk.close();

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { isTransient } from "../../agent/core/transient.js";
 import { EvapiBulkUnavailableError, MAX_BATCH_CALLS, evapiBulkToken, openEvapiBulk, type EvapiBulkOptions } from "../../agent/kamailio/evapi-bulk.js";
 import { openEvapiBulkChannels } from "../../agent/kamailio/evapi-bulk-channels.js";
-import { KamailioRpcError } from "../../agent/kamailio/jsonrpcs-wire.js";
+import { KamailioRpcError, KamailioUnavailableError } from "../../agent/kamailio/jsonrpcs-wire.js";
 import { createNetstringDecoder, encodeNetstring } from "../../agent/kamailio/netstring.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { bulkTokens, createBulkOpener } from "../../agent/kamailio/bulk-tokens.js";
@@ -36,6 +36,10 @@ interface Peer {
   batchSizes: number[];
   /** The fields of each batch frame's first line after `locmesh-batch:`, in order. */
   batchHeads: string[][];
+  /** `locmesh-close` frames received. */
+  closes: number;
+  /** Answers the `locmesh-close` frames held back (script.closed "hold"). */
+  releaseClosed(): void;
   /** The largest batch frame's body, in bytes. */
   maxBatchBytes: number;
   socket(): Socket;
@@ -59,6 +63,8 @@ interface PeerScript {
   ran?: (requests: number) => number;
   /** With batch: the channel's number the ready answer gives ("chan"); left out when undefined, as an older include does. */
   chan?: number;
+  /** How `locmesh-close` is answered: at once (default), when releaseClosed() is called, or never. */
+  closed?: "answer" | "hold" | "never";
 }
 
 let peers: Server[] = [];
@@ -80,6 +86,8 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
   const batchSizes: number[] = [];
   const batchHeads: string[][] = [];
   let maxBatchBytes = 0;
+  let closes = 0;
+  const heldClosed: (() => void)[] = [];
   const server = createServer((sock) => {
     conn = sock;
     const index = connections.push(sock) - 1;
@@ -113,6 +121,11 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
           const h = script.hello ?? "ready";
           const ready = text === `locmesh-hello:${TOKEN}` && h === "ready";
           if (h !== "silent") send(ready && script.batch ? { event: "locmesh-bulk-ready", batch: index, ...(script.chan === undefined ? {} : { chan: script.chan }) } : { event: ready ? "locmesh-bulk-ready" : "locmesh-bulk-refused" });
+        } else if (text === "locmesh-close") {
+          closes++;
+          const answer = () => send({ event: "locmesh-closed" });
+          if ((script.closed ?? "answer") === "answer") answer();
+          else if (script.closed === "hold") heldClosed.push(answer);
         } else if (text.startsWith("locmesh-ack:")) {
           ackFor(Number(text.slice(12)));
         } else if (text.startsWith("locmesh-batch:")) {
@@ -141,6 +154,12 @@ async function startPeer(script: PeerScript = {}): Promise<Peer> {
     seqs,
     batchSizes,
     batchHeads,
+    get closes() {
+      return closes;
+    },
+    releaseClosed: () => {
+      for (const answer of heldClosed.splice(0)) answer();
+    },
     get maxBatchBytes() {
       return maxBatchBytes;
     },
@@ -348,6 +367,48 @@ describe("evapi bulk channel with an include that takes batch frames", () => {
     }
   });
 
+  it("when it gives a channel up, fails the calls not acked only once the include confirms none of its batches will run any more", async () => {
+    const peer = await startPeer({ batch: true, chan: 7, acks: "hold", closed: "hold" });
+    const bulk = await open(peer, { ackTimeoutMs: 100, closeTimeoutMs: 5000 });
+    const outcome: (string | undefined)[] = new Array(200);
+    const calls = Array.from({ length: 200 }, (_, i) => bulk.call("ul.rm", rm(i)).then(() => { outcome[i] = "ok"; }, (e: unknown) => { outcome[i] = (e as Error).name; }));
+    await waitFor(() => peer.closes === 1);
+    await sleep(150);
+    // Kamailio has not confirmed yet: had the calls failed now, their batches could still run after the callers wrote them again.
+    expect(outcome.filter((o) => o !== undefined)).toEqual([]);
+    expect(bulk.usable()).toBe(false);
+    // Acks that come meanwhile still count: those batches ran.
+    peer.releaseAcks();
+    peer.releaseClosed();
+    await Promise.all(calls);
+    // The calls sent were acked; those still queued (never sent) fail, for the caller to write through jsonrpcs.
+    expect(peer.requests.length).toBeGreaterThan(100);
+    expect(outcome.slice(0, peer.requests.length).every((o) => o === "ok")).toBe(true);
+    expect(outcome.slice(peer.requests.length).every((o) => o === "KamailioUnavailableError")).toBe(true);
+    expect(peer.closes).toBe(1);
+  });
+
+  it("fails the calls not acked once the include confirms the close, as transient errors, and at once when the include has no chan (older)", async () => {
+    for (const chan of [5, undefined]) {
+      const peer = await startPeer({ batch: true, chan, acks: "never" });
+      const bulk = await open(peer, { ackTimeoutMs: 100 });
+      const errs = await Promise.all(Array.from({ length: 100 }, (_, i) => bulk.call("ul.rm", rm(i)).then(() => null, (e: unknown) => e)));
+      expect(errs.every((e) => e instanceof KamailioUnavailableError)).toBe(true);
+      expect(peer.closes).toBe(chan === undefined ? 0 : 1);
+    }
+  });
+
+  it("fails the calls anyway, with a warning, when the include never confirms the close", async () => {
+    const peer = await startPeer({ batch: true, chan: 9, acks: "never", closed: "never" });
+    const { log, lines } = capturedLog();
+    const bulk = await openEvapiBulk({ host: "127.0.0.1", port: peer.port, token: TOKEN, log, ackTimeoutMs: 100, closeTimeoutMs: 200 });
+    const started = Date.now();
+    const errs = await Promise.all(Array.from({ length: 10 }, (_, i) => bulk.call("ul.rm", rm(i)).then(() => null, (e: unknown) => e)));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect(errs.every((e) => e instanceof KamailioUnavailableError)).toBe(true);
+    expect(lines.filter((l) => /did not confirm that the given-up evapi bulk channel is closed/.test(l.msg))).toHaveLength(1);
+  });
+
   it("sends chunks full by their count without waiting for an ack, and keeps every batch frame within Kamailio's 8 KB format buffer and the in-flight bound", async () => {
     const peer = await startPeer({ batch: true, acks: "hold" });
     const bulk = await open(peer);
@@ -484,3 +545,11 @@ describe("evapi bulk channel while the cluster key is rotated", () => {
     expect((await other.open().then(() => null, (e: unknown) => e as Error))?.message).toMatch(/token of each of the 2 cluster keys this node holds \(\w{8}, \w{8}\)/);
   });
 });
+
+async function waitFor(ok: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await sleep(5);
+  }
+}
