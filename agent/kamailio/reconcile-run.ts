@@ -128,9 +128,9 @@ export function createReconcileRun(deps: {
       times.learned(written, dumpStartMs);
       const learned = written.filter((c) => c !== null).length;
       let repaired = 0;
-      // Copies first, so that a repair of the binding (ul.add updates the first copy it finds) is
-      // not made on the copy that then goes. Over jsonrpcs only: the database fallback would delete
-      // the contact's every row, not one copy.
+      // One copy of a contact held more than once; nothing else is written for it in this run (the
+      // plan's Copies says why). Over jsonrpcs only: the database fallback would delete the
+      // contact's every row, not one copy.
       let removedCopies = 0;
       for (const d of p.duplicates) {
         if (held()) break;
@@ -145,7 +145,7 @@ export function createReconcileRun(deps: {
       }
       if (removedCopies > 0) {
         deps.log.warn({ copies: removedCopies, first: p.duplicates[0] },
-          "removed second copies of contacts Kamailio held twice under one AoR (two rows of one contact loaded from its database at its start); one copy of each stays");
+          "removed second copies of contacts Kamailio held twice under one AoR (two rows of one contact loaded from its database at its start); one copy goes per reconcile, and one of each stays");
       }
       repaired += removedCopies;
       const fresh = { watch: changes, writer: links.writer, store, plan, nowSec: () => Math.floor(Date.now() / 1000) };

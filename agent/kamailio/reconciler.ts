@@ -80,11 +80,12 @@ export interface ReconcilePlan {
   /** Writes that put Kamailio back in line with the journal. */
   repairs: InstallOp[];
   /**
-   * A contact Kamailio holds more than once under one AoR, once per copy beyond the first: two rows
-   * of it loaded from its database at a start (the agent's fallback row beside Kamailio's own, from
-   * before the settle or an agent killed between the two). Each `ul.rm_contact` removes the first
-   * copy it finds, so one stays. Copies with two different real Call-IDs are not listed: that is
-   * usrloc's matching_mode 1 (contact and Call-ID), which keeps them apart on purpose.
+   * A contact Kamailio holds more than once under one AoR, once per run: two rows of it loaded from
+   * its database at a start (the agent's fallback row beside Kamailio's own, from before the settle
+   * or an agent killed between the two). `ul.rm_contact` removes the first copy it finds; one copy
+   * goes per run, and nothing else is written for that binding in the same run (Copies says why).
+   * Copies with two different real Call-IDs are not listed: that is usrloc's matching_mode 1
+   * (contact and Call-ID), which keeps them apart on purpose.
    */
   duplicates: { aor: string; contact: string }[];
   /**
@@ -162,26 +163,34 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
     const jLive = j !== null && j !== undefined && j.value !== null && locs.has(id);
     if (j && untouchable(j, id)) continue;
     const group = copies.get(id);
+    /** A copy of this binding goes in this run, or one removed lingers: nothing is written for it (Copies). */
+    let noWrites = false;
     if (group !== undefined) {
-      const before = met.get(id) ?? 0;
-      met.set(id, before + 1);
+      const at = met.get(id) ?? 0;
+      met.set(id, at + 1);
       if (group.apart) {
-        if (before === 0) {
+        if (at === 0) {
           keptApart.count++;
           keptApart.first ??= { aor: k.aor, contact: k.contact };
         }
-      } else if (before < group.n - 1) {
-        // ul.rm_contact removes the first copy it finds, in the order ul.dump lists them: every copy
-        // but the last goes, and the last is the one planned against below.
-        duplicates.push({ aor: k.aor, contact: k.contact });
-        continue;
+      } else {
+        // ul.rm_contact would take the first copy, the phone's own registration, and the journal
+        // does not hold it: learned from that copy in this run, and the copies go in a later one.
+        const phoneFirst = group.phone !== -1 && group.phone !== group.n - 1 && !jLive;
+        const removes = group.n > 1 && !phoneFirst;
+        if (at === 0 && removes) duplicates.push({ aor: k.aor, contact: k.contact });
+        if (at !== (phoneFirst ? group.phone : group.n - 1)) continue;
+        noWrites = removes || group.lingering;
       }
     }
+    const repair = (op: InstallOp): void => {
+      if (!noWrites) repairs.push(op);
+    };
     if (k.callid === UL_ADD_CALLID) {
-      if (!jLive) repairs.push({ op: "rm-contact", table: locationTable, aor: k.aor, contact: k.contact });
+      if (!jLive) repair({ op: "rm-contact", table: locationTable, aor: k.aor, contact: k.contact });
       else {
         const want = ulBinding(k.contact, j.value as BindingValue, nodeId);
-        if (routingDiffers(k, want, slackSec)) repairs.push(planRestore(j, ctx)!);
+        if (routingDiffers(k, want, slackSec)) repair(planRestore(j, ctx)!);
       }
       continue;
     }
@@ -197,11 +206,11 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
     if (!j || (jLive && kamailioMs > journalMs + 1000 && changedByRegistrar(j, k, slackSec))) {
       drafts.push({ kind: "loc", key: k.aor, sub: k.contact, value: bindingFromEvent({ ...k }, nodeId) });
     } else if (!jLive && learnedHere === undefined && journalMs > kamailioMs) {
-      repairs.push({ op: "rm-contact", table: locationTable, aor: k.aor, contact: k.contact });
+      repair({ op: "rm-contact", table: locationTable, aor: k.aor, contact: k.contact });
     } else if (!jLive) {
       drafts.push({ kind: "loc", key: k.aor, sub: k.contact, value: bindingFromEvent({ ...k }, nodeId) });
     } else if (routingDiffers(k, ulBinding(k.contact, j.value as BindingValue, nodeId), slackSec) && (j.value as BindingValue).owner !== nodeId) {
-      repairs.push(planRestore(j, ctx)!);
+      repair(planRestore(j, ctx)!);
     }
   }
 
@@ -224,21 +233,56 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
  * agent's database rows and Kamailio's own rows of its writes have); two phones' Call-IDs are
  * usrloc's matching_mode 1 keeping two registrations apart (`apart`).
  */
-function copiesOf(dump: readonly UsrlocContact[], locationTable: string): Map<string, { n: number; apart: boolean }> {
+function copiesOf(dump: readonly UsrlocContact[], locationTable: string): Map<string, Copies> {
   const callids = new Map<string, string[]>();
+  /** Every entry of each binding, expired and deleted ones too. */
+  const entries = new Map<string, number>();
   for (const k of dump) {
-    if (k.table !== locationTable || k.status === "expired" || k.status === "deleted") continue;
+    if (k.table !== locationTable) continue;
     const id = bindingKey(k.aor, k.contact);
+    entries.set(id, (entries.get(id) ?? 0) + 1);
+    if (k.status === "expired" || k.status === "deleted") continue;
     const list = callids.get(id);
     if (list === undefined) callids.set(id, [k.callid]);
     else list.push(k.callid);
   }
-  const out = new Map<string, { n: number; apart: boolean }>();
+  const out = new Map<string, Copies>();
   for (const [id, list] of callids) {
-    if (list.length < 2) continue;
-    out.set(id, { n: list.length, apart: new Set(list.filter((c) => c !== UL_ADD_CALLID)).size > 1 });
+    const lingering = entries.get(id)! > list.length;
+    if (list.length < 2 && !lingering) continue;
+    out.set(id, {
+      n: list.length,
+      apart: new Set(list.filter((c) => c !== UL_ADD_CALLID)).size > 1,
+      phone: list.findLastIndex((c) => c !== UL_ADD_CALLID),
+      lingering,
+    });
   }
   return out;
+}
+
+/**
+ * One binding's copies in a dump (copiesOf): how many live ones, whether two phones' Call-IDs keep
+ * them apart, the place (in dump order) of the last one under a phone's Call-ID (-1: none), and
+ * whether expired or deleted entries of it are listed too.
+ *
+ * The plan judges the last copy, and lists one copy (the first: ul.rm_contact takes the first it
+ * finds) for removal per run, writing nothing else for that binding in the same run: usrloc in
+ * db_mode 2 (write-back) only marks a copy loaded from its database as expired, and leaves it first
+ * in the list until its timer deletes it, so a second ul.rm_contact, or the ul.add of a repair,
+ * finds that same copy again, and ul.add brings it back (usrloc urecord.c contact_match, ucontact.c
+ * st_delete_ucontact; kamailio-usrloc-copies.test.ts). Such a copy is listed as deleted (or
+ * expired) until then (`lingering`): while it is, nothing is written for the binding either. A
+ * later run finds one copy fewer.
+ * Not while a phone's own copy comes before the last one and the journal does not hold the binding
+ * live (the phone registered while the agent was away): the removal would take the phone's
+ * registration, and the plan would then judge an ul.add copy against that journal and remove it
+ * too. That run learns the binding from the phone's copy instead; a later run removes copies.
+ */
+interface Copies {
+  n: number;
+  apart: boolean;
+  phone: number;
+  lingering: boolean;
 }
 
 /**

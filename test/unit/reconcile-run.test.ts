@@ -207,7 +207,7 @@ describe("a dump that lacks contacts Kamailio holds (usrloc db_mode 3 read with 
 });
 
 describe("a reconcile that finds a contact Kamailio holds twice", () => {
-  it("removes the second copy over jsonrpcs before any repair, counts it, and writes no database row for it", async () => {
+  it("removes the second copy over jsonrpcs, counts it, writes no database row for it, and repairs the copy left in the next run", async () => {
     const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
     const now = Math.floor(Date.now() / 1000);
     const hlc = (Date.now() - 60_000) * 1024;
@@ -221,15 +221,21 @@ describe("a reconcile that finds a contact Kamailio holds twice", () => {
     });
     const calls: string[] = [];
     const writer: KamailioWriter = { async write(op: InstallOp) { calls.push(`write ${op.op}`); return "rpc"; } };
+    let held = [copy("agent-row"), copy("kamailio-row")];
     const links = {
-      writer, dump: async () => [copy("agent-row"), copy("kamailio-row")], aliasTable: null,
+      writer, dump: async () => held, aliasTable: null,
       usrloc: { ulLookup: async () => [], ulRmContact: async (_t: string, aor: string, contact: string) => (calls.push(`ul.rm_contact ${aor} ${contact}`), true) },
     } as unknown as KamailioLinks;
     const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
     const run = reconcileOver(store, replica, links);
     await run.run();
+    // Not the repair in the same run: in db_mode 2 its ul.add would find the copy just removed (only marked expired) and bring it back.
+    expect(calls).toEqual(["ul.rm_contact carol@example.com sip:carol@192.0.2.3"]);
+    expect(run.last()).toMatchObject({ outcome: "done", repaired: 1 });
+    held = [copy("kamailio-row")];
+    await run.run();
     expect(calls).toEqual(["ul.rm_contact carol@example.com sip:carol@192.0.2.3", "write add"]);
-    expect(run.last()).toMatchObject({ outcome: "done", repaired: 2 });
+    expect(run.last()).toMatchObject({ outcome: "done", repaired: 1 });
     await replica.close();
   });
 
