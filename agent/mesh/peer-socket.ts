@@ -17,7 +17,17 @@ export function socketTransport(ws: WebSocket, remote: string, log: Logger, isRe
     remote,
     send: (frame) => {
       if (ws.readyState !== WebSocket.OPEN) return;
-      ws.send(frame, { binary: false });
+      try {
+        ws.send(frame, { binary: false });
+      } catch (err) {
+        // Never thrown into the session: its JSON-RPC client would take a throw for the peer's
+        // answer to the request (a refusal), and in a push of several batches the requests already
+        // made would be left unanswered. A connection that cannot be written is dead: the session
+        // ends, its requests fail as transient, and the next session resumes from the peer's vector.
+        log.warn({ remote, err: (err as Error).message }, "cannot write to the peer connection; dropping it");
+        ws.terminate();
+        return;
+      }
       // Before the handshake anyone can connect: one who sends requests and never reads the
       // answers is dropped before they pile up.
       // (The server's challenge goes out while the session is being made: not ready then either.)
