@@ -17,7 +17,7 @@ import type { KamailioLinks } from "./kamailio-links.js";
 import type { KamailioSink } from "./kamailio-sink.js";
 import type { KamailioTimes } from "./kamailio-times.js";
 import { isTransient } from "../core/transient.js";
-import { planReconcile, type ApiEdits, type ReconcilePlan } from "./reconciler.js";
+import { planReconcile, type ApiEdits, type CopyMark, type ReconcilePlan } from "./reconciler.js";
 import type { UsrlocContact } from "./usrloc-contact.js";
 import { createReconcileReport, type ReconcileDone } from "./reconcile-report.js";
 import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js";
@@ -137,6 +137,8 @@ export function createReconcileRun(deps: {
         // Changed since the plan (a phone's refresh updates the first copy, which this would remove): left to the next run.
         if (changes.changedAfter(bindingKey(d.aor, d.contact), 0)) continue;
         try {
+          // The same, when the refresh's event has not reached the journal yet: Kamailio's first copy is not the one the dump listed.
+          if (!sameCopy((await links.usrloc.ulLookup(config.locationTable, d.aor)).find((c) => c.contact === d.contact), d.first)) continue;
           if (await links.usrloc.ulRmContact(config.locationTable, d.aor, d.contact)) removedCopies++;
         } catch (err) {
           if (isTransient(err)) throw err;
@@ -224,4 +226,9 @@ export function createReconcileRun(deps: {
     },
     last: () => reconciles.last(),
   };
+}
+
+/** Kamailio's first copy of a contact now is still the one the dump listed first, unchanged. */
+function sameCopy(now: UsrlocContact | undefined, listed: CopyMark): boolean {
+  return now !== undefined && now.ruid === listed.ruid && now.callid === listed.callid && now.cseq === listed.cseq && now.lastModified === listed.lastModified;
 }

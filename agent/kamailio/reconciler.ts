@@ -87,13 +87,16 @@ export interface ReconcilePlan {
    * Copies with two different real Call-IDs are not listed: that is usrloc's matching_mode 1
    * (contact and Call-ID), which keeps them apart on purpose.
    */
-  duplicates: { aor: string; contact: string }[];
+  duplicates: { aor: string; contact: string; first: CopyMark }[];
   /**
    * Contacts held twice under two phones' Call-IDs: usrloc's matching_mode 1 (contact and Call-ID),
    * which locmesh does not support. How many, and the first found.
    */
   keptApart: { count: number; first: { aor: string; contact: string } | null };
 }
+
+/** What tells the copy ul.rm_contact would remove (the first) from the same copy changed since the dump (a REGISTER's refresh). */
+export type CopyMark = Pick<UsrlocContact, "ruid" | "callid" | "cseq" | "lastModified">;
 
 type Live = Map<string, Change>;
 
@@ -177,8 +180,9 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
         // ul.rm_contact would take the first copy, the phone's own registration, and the journal
         // does not hold it: learned from that copy in this run, and the copies go in a later one.
         const phoneFirst = group.phone !== -1 && group.phone !== group.n - 1 && !jLive;
-        const removes = group.n > 1 && !phoneFirst;
-        if (at === 0 && removes) duplicates.push({ aor: k.aor, contact: k.contact });
+        // Not while a removed copy lingers (listed first, it is what ul.rm_contact would find again).
+        const removes = group.n > 1 && !phoneFirst && !group.lingering;
+        if (at === 0 && removes) duplicates.push({ aor: k.aor, contact: k.contact, first: { ruid: k.ruid, callid: k.callid, cseq: k.cseq, lastModified: k.lastModified } });
         if (at !== (phoneFirst ? group.phone : group.n - 1)) continue;
         noWrites = removes || group.lingering;
       }

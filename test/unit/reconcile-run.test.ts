@@ -224,7 +224,7 @@ describe("a reconcile that finds a contact Kamailio holds twice", () => {
     let held = [copy("agent-row"), copy("kamailio-row")];
     const links = {
       writer, dump: async () => held, aliasTable: null,
-      usrloc: { ulLookup: async () => [], ulRmContact: async (_t: string, aor: string, contact: string) => (calls.push(`ul.rm_contact ${aor} ${contact}`), true) },
+      usrloc: { ulLookup: async () => held, ulRmContact: async (_t: string, aor: string, contact: string) => (calls.push(`ul.rm_contact ${aor} ${contact}`), true) },
     } as unknown as KamailioLinks;
     const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
     const run = reconcileOver(store, replica, links);
@@ -236,6 +236,31 @@ describe("a reconcile that finds a contact Kamailio holds twice", () => {
     await run.run();
     expect(calls).toEqual(["ul.rm_contact carol@example.com sip:carol@192.0.2.3", "write add"]);
     expect(run.last()).toMatchObject({ outcome: "done", repaired: 1 });
+    await replica.close();
+  });
+
+  it("leaves the copies to the next run when Kamailio's first copy changed since the dump (a refresh whose event has not reached the journal)", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const now = Math.floor(Date.now() / 1000);
+    await store.applyRemote(batchOf("n2~aaaaaaaaaaaa", 0, 1, [
+      remoteChange("n2~aaaaaaaaaaaa", 1, (Date.now() - 60_000) * 1024, locDraft("carol@example.com", "sip:carol@192.0.2.3", binding({ owner: "n2", expires: now + 3600 }))),
+    ]));
+    const copy = (ruid: string, over: object = {}) => ({
+      ...binding({ owner: "n2", expires: now + 3600, callid: UL_ADD_CALLID, cseq: 1 }),
+      table: "location", aor: "carol@example.com", contact: "sip:carol@192.0.2.3", ruid, status: "active", serverId: 0, tcpconnId: -1, lastModified: now - 120, state: "CS_SYNC", ...over,
+    });
+    const calls: string[] = [];
+    // The phone refreshed the first copy after the dump: its Call-ID, CSeq and time are the REGISTER's now.
+    const refreshed = [copy("agent-row", { callid: "carol-phone", cseq: 9, lastModified: now }), copy("kamailio-row")];
+    const links = {
+      writer: { write: async () => "rpc" }, dump: async () => [copy("agent-row"), copy("kamailio-row")], aliasTable: null,
+      usrloc: { ulLookup: async () => refreshed, ulRmContact: async (_t: string, aor: string) => (calls.push(aor), true) },
+    } as unknown as KamailioLinks;
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
+    const run = reconcileOver(store, replica, links);
+    await run.run();
+    expect(calls).toEqual([]);
+    expect(run.last()).toMatchObject({ outcome: "done", repaired: 0 });
     await replica.close();
   });
 
@@ -255,7 +280,7 @@ describe("a reconcile that finds a contact Kamailio holds twice", () => {
     const links = {
       writer: { write: async () => "rpc" }, dump: async () => users.flatMap((u) => [copy(u), copy(u)]), aliasTable: null,
       usrloc: {
-        ulLookup: async () => [],
+        ulLookup: async (_t: string, aor: string) => users.filter((u) => `${u}@example.com` === aor).flatMap((u) => [copy(u), copy(u)]),
         ulRmContact: async (_t: string, aor: string) => {
           removed.push(aor);
           // Meanwhile this node's own binding of dave's contact is journaled (a REGISTER at this node).
