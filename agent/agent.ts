@@ -138,7 +138,7 @@ export async function startAgent(
 
   const purge = startPurgeTimer({
     store, retentionHours: config.journal.retentionHours, intervalSec: config.journal.purgeIntervalSec, log, metrics,
-    ownAcknowledged: () => mesh.ownAcknowledged(),
+    held: () => mesh.purgeFloor(),
   });
 
   try {

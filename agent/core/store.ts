@@ -49,6 +49,9 @@ export interface StoreCounts {
   tombstones: number;
 }
 
+/** For each origin (replica id), the highest seq of its changes that every peer holds (ReplicaStore.purge). */
+export type PurgeFloor = Readonly<Record<string, number>>;
+
 /** A peer's batch that breaks the protocol (out of order, outside its range, wrong origin). */
 export class InvalidBatchError extends Error {
   override readonly name = "InvalidBatchError";
@@ -94,11 +97,14 @@ export interface ReplicaStore {
   counts(nowSec: number): Promise<StoreCounts>;
   /**
    * Deletes tombstones older than `tombstoneBeforeHlc` and bindings that expired before
-   * `expiredBeforeSec`. Returns how many rows went. This node's own tombstones with a seq above
-   * `keepOwnAfterSeq` stay, however old: a peer or hub has not acknowledged them yet, and without
-   * them it would never hear of the removal (null keeps all of them; a hub, which makes no
-   * changes of its own, leaves it out).
+   * `expiredBeforeSec`. Returns how many rows went. With `held` (an agent), only rows every peer
+   * (or the hub) holds go, however old the others are: a row of origin o with seq above held[o]
+   * stays, and so does every row of an origin `held` does not list. A peer that lacks it would
+   * otherwise never hear of the removal (or of the expiring version that replaced a permanent
+   * one), neither from this node nor relayed through it: its copy of the record would stay live.
+   * Null keeps every such row (a peer has not said what it holds); a hub, whose own rule lives in
+   * its SQL, leaves it out and purges by age alone.
    */
-  purge(tombstoneBeforeHlc: number, expiredBeforeSec: number, keepOwnAfterSeq?: number | null): Promise<number>;
+  purge(tombstoneBeforeHlc: number, expiredBeforeSec: number, held?: PurgeFloor | null): Promise<number>;
   close(): Promise<void>;
 }

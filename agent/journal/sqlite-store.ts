@@ -105,10 +105,15 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   // counts() answers from a tally kept up to date by every write (sqlite-tally.ts).
   const tally = createRecordTally(db);
   const purgeTombstones = db.prepare<[number]>("DELETE FROM records WHERE value IS NULL AND hlc < ?");
-  const purgeTombstonesKeepingOwn = db.prepare<[number, number, number]>(
-    "DELETE FROM records WHERE value IS NULL AND hlc < ? AND NOT (origin = ? AND seq > ?)",
-  );
   const purgeExpired = db.prepare<[number]>("DELETE FROM records WHERE expires > 0 AND expires < ?");
+  // With a floor per origin (purge's `held`): the same rows through the same partial indexes, each
+  // kept unless its seq is at or below its origin's floor (none listed: kept).
+  db.exec("CREATE TEMP TABLE IF NOT EXISTS purge_floor (origin INTEGER PRIMARY KEY, upto INTEGER NOT NULL)");
+  const clearFloor = db.prepare("DELETE FROM temp.purge_floor");
+  const setFloor = db.prepare<[number, number]>("INSERT INTO temp.purge_floor (origin, upto) VALUES (?, ?)");
+  const underFloor = "seq <= coalesce((SELECT upto FROM temp.purge_floor f WHERE f.origin = records.origin), -1)";
+  const purgeTombstonesHeld = db.prepare<[number]>(`DELETE FROM records WHERE value IS NULL AND hlc < ? AND ${underFloor}`);
+  const purgeExpiredHeld = db.prepare<[number]>(`DELETE FROM records WHERE expires > 0 AND expires < ? AND ${underFloor}`);
 
   const loadMaxHlc = () => Number(meta.get("max_hlc") ?? 0);
   let maxHlc = loadMaxHlc();
@@ -275,13 +280,25 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     async counts(nowSec): Promise<StoreCounts> {
       return tally.counts(nowSec);
     },
-    async purge(tombstoneBeforeHlc, expiredBeforeSec, keepOwnAfterSeq) {
+    async purge(tombstoneBeforeHlc, expiredBeforeSec, held) {
+      if (held === null) return 0;
       return guarded(() => {
-        const tombstones = keepOwnAfterSeq === undefined
-          ? purgeTombstones.run(tombstoneBeforeHlc).changes
-          : purgeTombstonesKeepingOwn.run(tombstoneBeforeHlc, origin(self).id, keepOwnAfterSeq ?? -1).changes;
-        // Rows with an expiry are live bindings.
-        const expired = purgeExpired.run(expiredBeforeSec).changes;
+        let tombstones: number;
+        let expired: number;
+        if (held === undefined) {
+          tombstones = purgeTombstones.run(tombstoneBeforeHlc).changes;
+          // Rows with an expiry are live bindings.
+          expired = purgeExpired.run(expiredBeforeSec).changes;
+        } else {
+          clearFloor.run();
+          for (const [replica, upTo] of Object.entries(held)) {
+            const o = origins.find(replica);
+            if (o !== undefined) setFloor.run(o.id, upTo);
+          }
+          tombstones = purgeTombstonesHeld.run(tombstoneBeforeHlc).changes;
+          expired = purgeExpiredHeld.run(expiredBeforeSec).changes;
+          clearFloor.run();
+        }
         tally.purged(tombstones, expired);
         return tombstones + expired;
       })();

@@ -6,6 +6,7 @@
 import type { PeerStatus } from "../contract/cluster-status.js";
 import type { VersionVector } from "../contract/records.js";
 import type { Replica } from "../core/replica.js";
+import type { PurgeFloor } from "../core/store.js";
 import { changesAhead } from "../core/version-vector.js";
 import type { PeerGauge } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
@@ -33,6 +34,15 @@ export interface MeshStatus {
    */
   ownAcknowledged(): number | null;
   /**
+   * The same for every origin this node holds: per origin, the highest seq that every peer it
+   * knows holds (each by its live session, else by what it last said this run), or in hub mode
+   * what the hub holds (of this node's own, while no hub is connected, what the last one held).
+   * Null while a peer has not said since this agent started. The purge keeps every later row,
+   * whoever made it: this node relays other origins' changes to a peer whose origin is down, and
+   * a range it had purged would reach that peer as empty (purge-timer.ts).
+   */
+  purgeFloor(): Promise<PurgeFloor | null>;
+  /**
    * What each peer with a ready session last said it holds (its version vector), by node id. A hub
    * records its agents' in PostgreSQL, and keeps a tombstone until every agent it has seen lately
    * holds it (hub/agent-registry.ts, the purge in hub/pg-sql.ts).
@@ -52,8 +62,8 @@ export function createMeshStatus(deps: {
   dialers: ReadonlyMap<string, Dialer>;
   hubSession(): PeerSession | undefined;
   hubAcknowledged: Pick<HubAcknowledged, "held">;
-  /** What each peer (not a hub) last said it held of our changes, this run, by node id. */
-  peerHeld: ReadonlyMap<string, number>;
+  /** What each peer (not a hub) last said it held (its version vector), this run, by node id. */
+  peerHeld: ReadonlyMap<string, VersionVector>;
 }): MeshStatus {
   const { replica, lists, hubMode, sessions, readyAt, dialers, hubSession } = deps;
 
@@ -75,15 +85,38 @@ export function createMeshStatus(deps: {
       const session = hubSession();
       return session ? (session.peerVector()[own] ?? 0) : deps.hubAcknowledged.held();
     }
-    let least = Number.MAX_SAFE_INTEGER; // no peer: nobody to wait for
+    const vectors = peerVectorsHeld();
+    if (vectors === null) return null;
+    return vectors.reduce((least, v) => Math.min(least, v[own] ?? 0), Number.MAX_SAFE_INTEGER); // no peer: nobody to wait for
+  }
+
+  /** What every peer this node knows last said it holds; null while one has not said this run. */
+  function peerVectorsHeld(): VersionVector[] | null {
+    const out: VersionVector[] = [];
     // Also every peer seen this run (one admitted by mesh.acceptUnlisted that went away).
     for (const id of new Set([...knownPeerIds(), ...deps.peerHeld.keys()])) {
       const s = sessions.get(id);
-      const held = s?.isReady() ? (s.peerVector()[own] ?? 0) : deps.peerHeld.get(id);
+      const held = s?.isReady() ? s.peerVector() : deps.peerHeld.get(id);
       if (held === undefined) return null;
-      least = Math.min(least, held);
+      out.push(held);
     }
-    return least;
+    return out;
+  }
+
+  async function purgeFloor(): Promise<PurgeFloor | null> {
+    if (hubMode) {
+      const session = hubSession();
+      if (session) return { ...session.peerVector() };
+      const held = deps.hubAcknowledged.held();
+      return held === null ? null : { [replica.replicaId]: held };
+    }
+    const vectors = peerVectorsHeld();
+    if (vectors === null) return null;
+    const floor: Record<string, number> = {};
+    for (const origin of Object.keys(await replica.versionVector())) {
+      floor[origin] = vectors.reduce((least, v) => Math.min(least, v[origin] ?? 0), Number.MAX_SAFE_INTEGER);
+    }
+    return floor;
   }
 
   const lastSeen = (id: string): { lastSeen?: string } => {
@@ -149,5 +182,5 @@ export function createMeshStatus(deps: {
     return out;
   }
 
-  return { status, gauges, hubUnacknowledged, ownAcknowledged, peerVectors };
+  return { status, gauges, hubUnacknowledged, ownAcknowledged, purgeFloor, peerVectors };
 }

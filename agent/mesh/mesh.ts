@@ -13,6 +13,7 @@
 import { readFileSync } from "node:fs";
 import { WebSocket } from "ws";
 import type { BatchRefusal, ResyncStatus } from "../contract/cluster-status.js";
+import type { VersionVector } from "../contract/records.js";
 import type { JournalBehind } from "../core/journal-behind.js";
 import type { Replica } from "../core/replica.js";
 import type { Logger } from "../ops/logger.js";
@@ -136,12 +137,11 @@ export function createMesh(deps: {
   const hubSession = () => [...sessions.values()].find((s) => s.peerIsHub && s.isReady());
   /** What the last hub session said the hub held of our changes: a hub that is away gains nothing of ours. */
   const hubAcknowledged = deps.hubAcknowledged ?? openHubAcknowledged({ notes: null, replicaId: replica.replicaId, log });
-  /** What each peer last said it held of our changes, this run (mesh-status.ts ownAcknowledged). */
-  const peerHeld = new Map<string, number>();
+  /** What each peer last said it held, this run (mesh-status.ts ownAcknowledged, purgeFloor). */
+  const peerHeld = new Map<string, VersionVector>();
   const notePeerHolds = (s: PeerSession) => {
-    const held = s.peerVector()[replica.replicaId] ?? 0;
-    if (s.peerIsHub) hubAcknowledged.record(held);
-    else if (s.peerNodeId() !== null) peerHeld.set(s.peerNodeId()!, held);
+    if (s.peerIsHub) hubAcknowledged.record(s.peerVector()[replica.replicaId] ?? 0);
+    else if (s.peerNodeId() !== null) peerHeld.set(s.peerNodeId()!, { ...s.peerVector() });
   };
   let noHub: NoHubWarning | null = null;
   const dialerOf = (s: PeerSession) => (s.role === "client" ? o.nodeId : s.peerNodeId()!);

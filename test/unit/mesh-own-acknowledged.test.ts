@@ -12,20 +12,25 @@ import type { PeerSession } from "../../agent/mesh/peer-session.js";
 
 const OWN = "n1~000000000001";
 
-function session(held: number | undefined, ready = true, peerIsHub = false): PeerSession {
-  return { isReady: () => ready, peerVector: () => (held === undefined ? {} : { [OWN]: held }), peerIsHub } as unknown as PeerSession;
+const OTHER = "n5~000000000005";
+
+function session(held: number | undefined, ready = true, peerIsHub = false, other?: number): PeerSession {
+  const vector = { ...(held === undefined ? {} : { [OWN]: held }), ...(other === undefined ? {} : { [OTHER]: other }) };
+  return { isReady: () => ready, peerVector: () => vector, peerIsHub } as unknown as PeerSession;
 }
 
 function status(o: {
   peers?: string[];
   sessions?: [string, PeerSession][];
-  peerHeld?: [string, number][];
+  peerHeld?: [string, number, number?][];
   hubMode?: boolean;
   hubHeld?: number | null;
+  /** This node's own vector (what the purge floor lists). */
+  mine?: Record<string, number>;
 }) {
   const sessions = new Map(o.sessions ?? []);
   return createMeshStatus({
-    replica: { replicaId: OWN } as unknown as Replica,
+    replica: { replicaId: OWN, versionVector: async () => o.mine ?? { [OWN]: 100 } } as unknown as Replica,
     lists: { peers: (o.peers ?? []).map((id) => ({ id, url: `ws://${id}` })), allowed: [] },
     hubMode: o.hubMode ?? false,
     sessions,
@@ -34,7 +39,7 @@ function status(o: {
     dialers: new Map<string, Dialer>(),
     hubSession: () => [...sessions.values()].find((s) => s.peerIsHub && s.isReady()),
     hubAcknowledged: { held: () => o.hubHeld ?? null },
-    peerHeld: new Map(o.peerHeld ?? []),
+    peerHeld: new Map((o.peerHeld ?? []).map(([id, own, other]) => [id, { [OWN]: own, ...(other === undefined ? {} : { [OTHER]: other }) }])),
   });
 }
 
@@ -66,5 +71,30 @@ describe("this node's own changes every peer holds (what the purge may drop of i
     expect(status({ hubMode: true, sessions: [["hub1", session(70, true, true)]], hubHeld: 50 }).ownAcknowledged()).toBe(70);
     expect(status({ hubMode: true, hubHeld: 50 }).ownAcknowledged()).toBe(50);
     expect(status({ hubMode: true }).ownAcknowledged()).toBeNull();
+  });
+});
+
+describe("what every peer holds of each origin (what the purge may drop of anyone's removals and expired versions)", () => {
+  const mine = { [OWN]: 100, [OTHER]: 50 };
+
+  it("is, per origin this node holds, the least any peer it knows holds, live or as last said this run", async () => {
+    const s = status({ peers: ["n2", "n3"], sessions: [["n2", session(40, true, false, 30)]], peerHeld: [["n3", 25, 45]], mine });
+    expect(await s.purgeFloor()).toEqual({ [OWN]: 25, [OTHER]: 30 });
+    // A peer that holds none of an origin holds 0 of it: nothing of that origin goes.
+    expect(await status({ peers: ["n2"], sessions: [["n2", session(40)]], mine }).purgeFloor()).toEqual({ [OWN]: 40, [OTHER]: 0 });
+  });
+
+  it("is unknown while a peer has not said since this agent started", async () => {
+    expect(await status({ peers: ["n2", "n3"], sessions: [["n2", session(40, true, false, 30)]], mine }).purgeFloor()).toBeNull();
+  });
+
+  it("waits for nobody on a node without peers", async () => {
+    expect(await status({ mine }).purgeFloor()).toEqual({ [OWN]: Number.MAX_SAFE_INTEGER, [OTHER]: Number.MAX_SAFE_INTEGER });
+  });
+
+  it("in hub mode is what the hub holds; with no hub connected, only this node's own by the figure kept, else unknown", async () => {
+    expect(await status({ hubMode: true, sessions: [["hub1", session(70, true, true, 20)]], hubHeld: 50, mine }).purgeFloor()).toEqual({ [OWN]: 70, [OTHER]: 20 });
+    expect(await status({ hubMode: true, hubHeld: 50, mine }).purgeFloor()).toEqual({ [OWN]: 50 });
+    expect(await status({ hubMode: true, mine }).purgeFloor()).toBeNull();
   });
 });

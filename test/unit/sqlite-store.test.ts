@@ -209,20 +209,43 @@ describe("sqlite purge of this node's own removals", () => {
   it("keeps its own tombstones that peers have not acknowledged, however old, and purges the rest", async () => {
     const s = await journal();
     expect(await tombstones(s)).toBe(4);
-    // Peers hold our changes up to #4: #6 stays; #2, #4 and the peer's go.
-    expect(await s.purge(1_000_000, 0, 4)).toBe(3);
+    // Peers hold our changes up to #4, and the other origin's: #6 stays; #2, #4 and the peer's go.
+    expect(await s.purge(1_000_000, 0, { [s.replicaId]: 4, [REPLICA_A]: 1 })).toBe(3);
     expect(await s.get("alias", "c@x", "")).toMatchObject({ seq: 6, value: null });
     expect(await s.get("alias", "b@x", "")).toBeNull();
     expect(await s.get("alias", "p@x", "")).toBeNull();
     // Once they hold #6 it goes too.
-    expect(await s.purge(1_000_000, 0, 6)).toBe(1);
+    expect(await s.purge(1_000_000, 0, { [s.replicaId]: 6, [REPLICA_A]: 1 })).toBe(1);
     expect(await tombstones(s)).toBe(0);
   });
 
-  it("keeps all its own tombstones while a peer has not said what it holds (null)", async () => {
+  it("keeps another origin's tombstones that a peer lacks, however old: it may relay them to that peer while their origin is down", async () => {
     const s = await journal();
-    expect(await s.purge(1_000_000, 0, null)).toBe(1); // the peer's only
-    expect(await tombstones(s)).toBe(3);
+    // A peer holds none of REPLICA_A's: its removal stays, and so does what an origin not listed made.
+    expect(await s.purge(1_000_000, 0, { [s.replicaId]: 6, [REPLICA_A]: 0 })).toBe(3);
+    expect(await s.get("alias", "p@x", "")).toMatchObject({ seq: 1, value: null });
+    expect(await s.purge(1_000_000, 0, { [s.replicaId]: 6 })).toBe(0);
+    expect(await s.purge(1_000_000, 0, { [REPLICA_A]: 1 })).toBe(1);
+    expect(await tombstones(s)).toBe(0);
+  });
+
+  it("keeps an expired version that replaced a live one until every peer holds it", async () => {
+    const s = openAt(join(temp.make(), "journal.db"));
+    const stamp = counterStamp(100);
+    // A permanent binding (#1), replaced by one that expired long ago (#2).
+    await s.commitLocal([locDraft("dora@x", "sip:d@192.0.2.1", binding({ expires: 0 }))], stamp);
+    await s.commitLocal([locDraft("dora@x", "sip:d@192.0.2.1", binding({ expires: NOW_SEC - 90_000 }))], stamp);
+    // A peer holds only #1: purged now, the peer would be told nothing of #2 and keep #1 forever.
+    expect(await s.purge(1_000_000, NOW_SEC - 86_400, { [s.replicaId]: 1 })).toBe(0);
+    expect(await s.get("loc", "dora@x", "sip:d@192.0.2.1")).toMatchObject({ seq: 2 });
+    expect(await s.purge(1_000_000, NOW_SEC - 86_400, { [s.replicaId]: 2 })).toBe(1);
+    expect(await s.get("loc", "dora@x", "sip:d@192.0.2.1")).toBeNull();
+  });
+
+  it("keeps every tombstone and expired binding while a peer has not said what it holds (null)", async () => {
+    const s = await journal();
+    expect(await s.purge(1_000_000, NOW_SEC, null)).toBe(0);
+    expect(await tombstones(s)).toBe(4);
   });
 
   it("purges by age alone when the caller has no own changes to keep (a hub)", async () => {
