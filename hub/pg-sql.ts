@@ -81,8 +81,11 @@ export const COUNT_LIVE = `SELECT
   FROM records`;
 /**
  * $1 tombstones stamped before this hlc, $2 bindings expired before this second, $3 and stored here
- * before this many ms since the epoch (migrations/postgres/0003_stored_at.sql), $4 and held by every
- * agent a hub recorded within this many seconds (0: by none; migrations/postgres/0005_hub_agents_vv.sql).
+ * before this many ms since the epoch (migrations/postgres/0003_stored_at.sql), $4 and, both kinds,
+ * held by every agent a hub recorded within this many seconds (0: by none;
+ * migrations/postgres/0005_hub_agents_vv.sql). An expired version that replaced a permanent one
+ * must reach an agent that was away as much as a removal: expiry is not replicated, and without it
+ * the agent keeps the permanent one.
  * `held`: per origin, the highest seq all those agents hold (an agent whose vector is not recorded
  * holds none, nor one whose vector lacks the origin; no such agent: no limit). Worked out once,
  * MATERIALIZED, and joined: as a subquery per row it read every agent's vector for each tombstone
@@ -95,7 +98,7 @@ export const PURGE = `WITH held AS MATERIALIZED (
     GROUP BY o.id),
   t AS (DELETE FROM records r USING held h WHERE r.origin = h.id AND r.seq <= h.upto
     AND r.value IS NULL AND r.hlc < $1 AND r.stored_at < to_timestamp($3::double precision / 1000) RETURNING 1),
-  e AS (DELETE FROM records WHERE expires > 0 AND expires < $2 RETURNING 1)
+  e AS (DELETE FROM records r USING held h WHERE r.origin = h.id AND r.seq <= h.upto AND r.expires > 0 AND r.expires < $2 RETURNING 1)
   SELECT (SELECT count(*) FROM t)::int + (SELECT count(*) FROM e)::int AS n`;
 
 export const SELECT_REPLICA = "SELECT replica_id FROM replicas WHERE node_id = $1";

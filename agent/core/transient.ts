@@ -9,8 +9,12 @@ const TRANSIENT_ERRNO = new Set([
   "ENOTFOUND", "EAI_AGAIN", "ENXIO", "EAGAIN", "EWOULDBLOCK", "ENOENT", "EBUSY",
 ]);
 const TRANSIENT_SQLITE = new Set(["SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN"]);
-// PostgreSQL SQLSTATE classes: 08 connection exception, 40 transaction rollback, 57 operator intervention.
-const TRANSIENT_SQLSTATE_CLASS = new Set(["08", "40", "57"]);
+// PostgreSQL SQLSTATE classes: 08 connection exception, 40 transaction rollback, 53 insufficient
+// resources (disk full, out of memory, too many connections), 57 operator intervention.
+const TRANSIENT_SQLSTATE_CLASS = new Set(["08", "40", "53", "57"]);
+// And single codes: 55P03 lock not available (a lock_timeout the DBA set, while another writer
+// holds the row), 25006 read-only transaction (the URL reaches a standby until it is promoted).
+const TRANSIENT_SQLSTATE = new Set(["55P03", "25006"]);
 
 export function isTransient(err: unknown): boolean {
   if (err instanceof RpcError) return err.transient;
@@ -20,7 +24,7 @@ export function isTransient(err: unknown): boolean {
   if (typeof code === "string") {
     if (TRANSIENT_ERRNO.has(code)) return true;
     if ([...TRANSIENT_SQLITE].some((c) => code.startsWith(c))) return true;
-    if (/^[0-9A-Z]{5}$/.test(code) && TRANSIENT_SQLSTATE_CLASS.has(code.slice(0, 2))) return true;
+    if (/^[0-9A-Z]{5}$/.test(code) && (TRANSIENT_SQLSTATE_CLASS.has(code.slice(0, 2)) || TRANSIENT_SQLSTATE.has(code))) return true;
   }
   const cause = (err as { cause?: unknown }).cause;
   return cause !== undefined && cause !== err && isTransient(cause);

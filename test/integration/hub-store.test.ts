@@ -10,7 +10,7 @@ import { silentLogger } from "../../agent/ops/logger.js";
 import { startChangeFeed } from "../../hub/change-feed.js";
 import { migratePostgres, SchemaTooNewError } from "../../hub/migrate-postgres.js";
 import { openPgStore, PG_TYPES } from "../../hub/pg-store.js";
-import { REPLICA_A, REPLICA_B, aliasDraft, batchOf, remoteChange } from "../support/fixtures.js";
+import { REPLICA_A, REPLICA_B, aliasDraft, batchOf, binding, locDraft, remoteChange } from "../support/fixtures.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 import { describeStoreContract } from "../support/store-contract.js";
 
@@ -106,6 +106,28 @@ describe("postgres purge", () => {
       await agent("n3", { [REPLICA_A]: 2, [REPLICA_B]: 1 }, 0);
       expect(await store.purge(dayAgoHlc, 0)).toBe(2);
       expect(await left()).toEqual([]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("keeps an expired version that replaced a permanent one until every agent recorded lately holds it, as it keeps a removal", async () => {
+    const pool = await freshDatabase();
+    try {
+      const store = await openPgStore({ pool, nodeId: "hub1", holdForAgentsSec: 86_400 });
+      const made = 1_700_000_000_000 * 1024;
+      const nowSec = Math.floor(Date.now() / 1000);
+      await store.applyRemote(batchOf(REPLICA_A, 0, 2, [
+        remoteChange(REPLICA_A, 1, made, locDraft("dora@x", "sip:d@192.0.2.1", binding({ expires: 0 }))),
+        remoteChange(REPLICA_A, 2, made + 1, locDraft("dora@x", "sip:d@192.0.2.1", binding({ expires: nowSec - 3 * 86_400 }))),
+      ]));
+      await pool.query("INSERT INTO hub_agents (node_id, replica_id, hub_node, behind_changes, behind_seconds, vv) VALUES ('n1', 'n1~000000000001', 'hub1', 0, 0, $1)", [JSON.stringify({ [REPLICA_A]: 1 })]);
+      // n1 holds only the permanent version: purged now, it would never hear of the expiring one.
+      expect(await store.purge((Date.now() - 86_400_000) * 1024, nowSec - 86_400)).toBe(0);
+      expect(await store.get("loc", "dora@x", "sip:d@192.0.2.1")).toMatchObject({ seq: 2 });
+      await pool.query("UPDATE hub_agents SET vv = $1", [JSON.stringify({ [REPLICA_A]: 2 })]);
+      expect(await store.purge((Date.now() - 86_400_000) * 1024, nowSec - 86_400)).toBe(1);
+      expect(await store.get("loc", "dora@x", "sip:d@192.0.2.1")).toBeNull();
     } finally {
       await pool.end();
     }
