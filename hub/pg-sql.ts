@@ -46,7 +46,14 @@ export const SELECT_ORIGINS = "SELECT id, replica, have FROM origins";
 export const MAX_HLC = "SELECT coalesce(max(max_hlc), 0) AS m FROM origins";
 export const SELECT_ONE = `SELECT ${ROW} FROM records WHERE kind = $1 AND key = $2 AND sub = $3`;
 export const SELECT_KEY = `SELECT ${ROW} FROM records WHERE kind = $1 AND key = $2 ORDER BY sub`;
-export const SELECT_RANGE = `SELECT ${ROW} FROM records WHERE origin = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`;
+/**
+ * An origin's changes in (after, upTo], with how much the database holds of the origin (`have`, on
+ * every row, and on the one row with null columns that an empty range gives): a range the hub
+ * serves up to a `have` the database no longer holds (lost commits, not yet found by the vector's
+ * reload) would reach agents as empty, and they would take it for holding it all.
+ */
+export const SELECT_RANGE = `SELECT o.have AS origin_have, r.* FROM origins o LEFT JOIN LATERAL
+  (SELECT ${ROW} FROM records WHERE origin = o.id AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4) r ON true WHERE o.id = $1`;
 export const SELECT_KIND_RANGE = `SELECT ${ROW} FROM records WHERE origin = $1 AND seq > $2 AND seq <= $3 AND kind = $5 ORDER BY seq LIMIT $4`;
 export const COUNT_AFTER = "SELECT count(*)::int AS n FROM records WHERE origin = $1 AND seq > $2";
 export const FIRST_AFTER = "SELECT hlc FROM records WHERE origin = $1 AND seq > $2 ORDER BY seq LIMIT 1";

@@ -19,9 +19,13 @@ import { InvalidBatchError, type ApplyOutcome, type Page, type ReplicaStore, typ
 import { KIND_CODE, expiresOf, rowToChange, type StoredRow as Row } from "../agent/core/stored-row.js";
 import { listSearch } from "../agent/core/list-search.js";
 import { createCountsCache, type CountedAt } from "./counts-cache.js";
+import { TransientError } from "../agent/core/transient.js";
 import { classifyPgError, pgCall, sqlStateOf } from "./pg-errors.js";
 import * as SQL from "./pg-sql.js";
 import { createRangeCache } from "./range-cache.js";
+
+/** A row of SQL.SELECT_RANGE: a change (all null for an empty range) and how much the database holds of its origin. */
+type RangeRow = { [K in keyof Row]: Row[K] | null } & { origin_have: number | string };
 
 export interface PgStoreOptions {
   /** Connections for reads. */
@@ -309,7 +313,16 @@ export async function openPgStore(opts: PgStoreOptions): Promise<PgStore> {
       if (id === undefined) return [];
       // The range cache holds whole ranges, as the hub's fan-out reads them; a kind's are read apart.
       if (kind !== undefined) return toChanges((await q<Row>(SQL.SELECT_KIND_RANGE, [id, after, upTo, limit, KIND_CODE[kind]])).rows);
-      return ranges.read(origin, after, upTo, limit, async () => toChanges((await q<Row>(SQL.SELECT_RANGE, [id, after, upTo, limit], SELECT_RANGE)).rows));
+      return ranges.read(origin, after, upTo, limit, async () => {
+        const rows = (await q<RangeRow>(SQL.SELECT_RANGE, [id, after, upTo, limit], SELECT_RANGE)).rows;
+        if (rows.length > 0 && Number(rows[0]!.origin_have) < upTo) {
+          // The database lost commits: the reload reports it (and lowers the vector); served now,
+          // the range would reach agents as empty, and they would skip it for good.
+          await loadOrigins();
+          throw new TransientError(`PostgreSQL holds ${String(rows[0]!.origin_have)} of ${origin}'s changes, fewer than the ${upTo} this hub had seen: it lost commits; the range is served again once the vector is read afresh`);
+        }
+        return toChanges(rows.filter((r): r is RangeRow & Row => r.seq !== null));
+      });
     },
     async countAfter(origin, after) {
       const id = await originId(origin);

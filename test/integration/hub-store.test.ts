@@ -10,6 +10,7 @@ import { silentLogger } from "../../agent/ops/logger.js";
 import { startChangeFeed } from "../../hub/change-feed.js";
 import { migratePostgres, SchemaTooNewError } from "../../hub/migrate-postgres.js";
 import { openPgStore, PG_TYPES } from "../../hub/pg-store.js";
+import { isTransient } from "../../agent/core/transient.js";
 import { REPLICA_A, REPLICA_B, aliasDraft, batchOf, binding, locDraft, remoteChange } from "../support/fixtures.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
 import { describeStoreContract } from "../support/store-contract.js";
@@ -341,6 +342,28 @@ describe("a hubs' database that lost commits (a failover to a replica that was b
     `WITH a AS (SELECT id FROM origins WHERE replica = $1)
      , gone AS (DELETE FROM records WHERE origin = (SELECT id FROM a) AND seq > 5)
      UPDATE origins SET have = 5 WHERE id = (SELECT id FROM a)`, [REPLICA_A]);
+
+  it("refuses, as a temporary failure, a range read before the vector's reload found the loss, and finds it then", async () => {
+    const pool = await freshDatabase();
+    try {
+      const store = await openPgStore({ pool, nodeId: "hub1" });
+      await store.applyRemote(batchOf(REPLICA_A, 0, 10, Array.from({ length: 10 }, (_, i) => alias(i + 1))));
+      await loseCommits(pool);
+      // The pump of an agent at 5 reads (5, 10] with the vector still at 10: served empty, the
+      // agent would take it for holding #6-#10, and skip them for good.
+      const err = await store.readRange(REPLICA_A, 5, 10, 100).then(() => null, (e: unknown) => e);
+      expect(isTransient(err)).toBe(true);
+      expect((err as Error).message).toMatch(/holds 5 of .*fewer than the 10 this hub had seen: it lost commits/);
+      // The read found the loss: the vector is down, and the next reload tells it.
+      expect((await store.versionVector())[REPLICA_A]).toBe(5);
+      expect(await store.reloadVector()).toEqual([{ origin: REPLICA_A, had: 10, has: 5 }]);
+      // What it still holds is served as before, and an empty range of an origin it holds is empty.
+      expect((await store.readRange(REPLICA_A, 0, 5, 100)).map((c) => c.seq)).toEqual([1, 2, 3, 4, 5]);
+      expect(await store.readRange(REPLICA_A, 5, 5, 100)).toEqual([]);
+    } finally {
+      await pool.end();
+    }
+  });
 
   it("follows the database down, says so once, and serves no range it no longer holds", async () => {
     const pool = await freshDatabase();
