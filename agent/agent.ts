@@ -25,6 +25,14 @@ import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { packageVersion } from "./ops/paths.js";
 import { observeReplicationDelay } from "./ops/replication-delay.js";
 
+/**
+ * How long registrar events wait, at start, for the first session with a peer or hub: its
+ * handshake finds a journal restored from an older copy before events journaled here could take
+ * the sequence numbers the cluster holds (kamailio/attachment.ts eventsAfter). Kamailio holds the
+ * REGISTERs meanwhile; with no peer reachable the events go ahead after this.
+ */
+const FIRST_SESSION_WAIT_MS = 5000;
+
 export interface Agent {
   readonly replica: Replica;
   readonly mesh: Mesh;
@@ -107,6 +115,7 @@ export async function startAgent(
     ? await createKamailioAttachment({
       config: config.kamailio, nodeId: config.nodeId, dataDir: config.dataDir, replica, hlc, store, log, metrics, seeded: () => store.seeded(),
       bulkTokens: () => bulkTokens(credentials.clusterKeys, config.nodeId), journalBehind, notes: store, unseen: store.kamailioUnseen, apiWaiting: store.kamailioApiWaiting, aliasesWaiting: store.kamailioAliasesWaiting, sipPeers: sipPeersOf(config),
+      eventsAfter: () => mesh.firstSession(FIRST_SESSION_WAIT_MS),
     })
     : null;
   const rpc = createLocalApi({

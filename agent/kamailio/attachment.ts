@@ -112,6 +112,14 @@ export interface KamailioAttachmentDeps {
    * wait, and journalSeeded() lets them go. Defaults to seeded.
    */
   seeded?: () => boolean;
+  /**
+   * Resolves when registrar events may be read (default: at once). agent.ts waits for the mesh's
+   * first session (or a few seconds): the handshake is what finds a journal restored from an older
+   * copy (a peer holds more of this node's changes), and registrar events journaled before it would
+   * take sequence numbers the cluster already holds, until this journal holds more than any peer
+   * and nothing shows it went back. Meanwhile the include holds the REGISTERs in Kamailio.
+   */
+  eventsAfter?: () => Promise<void>;
 }
 
 export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Promise<KamailioAttachment> {
@@ -314,7 +322,10 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       unsubscribe.push(deps.journalBehind.onSet(() => {
         log.error("this node's journal is behind its peers: nothing more is written into Kamailio (no writes, reloads or reconciles) until the agent is started afresh");
       }));
-      events.start();
+      if (deps.eventsAfter) {
+        const go = () => events.start();
+        void deps.eventsAfter().then(go, go);
+      } else events.start();
       // The sink is held until this first check's probe has answered (or failed: Kamailio down,
       // the sink then goes to its database fallback as before).
       void check().catch((err: unknown) => log.warn({ err: (err as Error).message }, "first check of Kamailio failed")).finally(() => {

@@ -110,7 +110,7 @@ export function createEvapiEvents(deps: {
 
   return {
     start() {
-      if (!config.evapi) return;
+      if (!config.evapi || closed) return;
       evapi = createEvapiClient({
         host: config.evapi.host, port: config.evapi.port, log, onEvent, retry: { minMs: 100, maxMs: 1000 },
         // The back-off starts over after a connection that was Kamailio's, so a Kamailio restarted
@@ -121,10 +121,11 @@ export function createEvapiEvents(deps: {
       });
       evapi.start();
     },
-    listening: () => evapi === null || evapi.connected(),
+    // Before start(), which may wait for the mesh's first session (agent.ts), events are not read yet.
+    listening: () => !config.evapi || (evapi !== null && evapi.connected()),
     reconnecting: () => restartPoll !== null,
-    status: () => evapi
-      ? { connected: evapi.connected(), received, failed: intake.stats().failed, malformed: evapi.stats().malformed, framingErrors: evapi.stats().framingErrors }
+    status: () => config.evapi
+      ? { connected: evapi?.connected() ?? false, received, failed: intake.stats().failed, malformed: evapi?.stats().malformed ?? 0, framingErrors: evapi?.stats().framingErrors ?? 0 }
       : null,
     async close() {
       closed = true;

@@ -67,6 +67,12 @@ export interface MeshOptions extends SessionOptions {
 export interface Mesh extends MeshReload, MeshStatus {
   start(): Promise<void>;
   port(): number;
+  /**
+   * Resolves once a session with a peer or hub is ready (its handshake has compared what the peer
+   * holds of this node's changes with the journal: journal-behind.ts), or after `timeoutMs`; at
+   * once when no peer or hub is configured.
+   */
+  firstSession(timeoutMs: number): Promise<void>;
   /** Peers that refuse batches of this node's changes for good, until they take one again (batch-refusals.ts). */
   batchRefusals(): BatchRefusal[];
   /**
@@ -137,6 +143,9 @@ export function createMesh(deps: {
   const hubSession = () => [...sessions.values()].find((s) => s.peerIsHub && s.isReady());
   /** What the last hub session said the hub held of our changes: a hub that is away gains nothing of ours. */
   const hubAcknowledged = deps.hubAcknowledged ?? openHubAcknowledged({ notes: null, replicaId: replica.replicaId, log });
+  /** The first session with a peer or hub became ready (firstSession). */
+  let firstReadyNow: () => void = () => undefined;
+  const firstReady = { promise: new Promise<void>((resolve) => (firstReadyNow = resolve)), resolve: () => firstReadyNow() };
   /** What each peer last said it held, this run (mesh-status.ts ownAcknowledged, purgeFloor). */
   const peerHeld = new Map<string, VersionVector>();
   const notePeerHolds = (s: PeerSession) => {
@@ -199,6 +208,7 @@ export function createMesh(deps: {
         }
         sessions.set(id, s);
         readyAt.set(s, Date.now());
+        firstReady.resolve();
         if (s.peerIsHub) hubIds.add(id);
         // At once: a hub that lost data (a PostgreSQL failover) holds less than it said before.
         if (s.peerIsHub) {
@@ -305,6 +315,17 @@ export function createMesh(deps: {
   const reload = createMeshReload({ lists, acceptUnlisted: o.acceptUnlisted, dialers, sessions, dial, refusals, listener, metrics, log });
 
   return {
+    firstSession(timeoutMs) {
+      if (lists.peers.length === 0 && !hubMode) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        timer.unref();
+        void firstReady.promise.then(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
     async start() {
       await listener.sync();
       for (const p of lists.peers) dialers.set(p.id, dial(p));
