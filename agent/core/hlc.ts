@@ -50,7 +50,7 @@ export const MAX_STAMP_AHEAD_MS = 365 * 24 * 3600_000;
 
 /**
  * A change stamped more than a year ahead of `nowMs` (replica.ts passes the later of this node's
- * clock and its newest stamp), said as a refusal, or null. Taken,
+ * clock and the newest stamp its journal held at start), said as a refusal, or null. Taken,
  * its stamp would become every node's clock (stamps are max(own clock, newest seen)): one near 2^53,
  * from a broken clock or a forged change, pushed every later stamp past 2^53, which peers refuse,
  * and replication stopped everywhere (the hostile-input dry run). Refused, it holds back only its
@@ -61,7 +61,7 @@ export function farAhead(changes: readonly Pick<Change, "hlc" | "origin" | "seq"
   if (i < 0) return null;
   const c = changes[i]!;
   return `changes.${i}.hlc: ${c.origin}#${c.seq} is stamped ${new Date(Math.min(hlcToMillis(c.hlc), 8.64e15)).toISOString()}, ` +
-    "more than a year ahead of this node's clock and of every stamp it has seen: the clock of the node that made it is wrong " +
+    "more than a year ahead of this node's clock and of the newest stamp its journal held at start: the clock of the node that made it is wrong " +
     "(check NTP there), or this node's own clock is far behind and its journal new (check NTP here), or the change is forged";
 }
 

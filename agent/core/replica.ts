@@ -79,6 +79,8 @@ interface PendingApply {
 
 export function createReplica({ store, hlc, log, metrics }: ReplicaDeps): Replica {
   const check = createLocalCheck({ log, ...(metrics ? { metrics } : {}) });
+  /** The newest stamp the journal held when this process began (its clock's start: agent.ts, hub.ts). */
+  const clockAtStart = hlc.last();
   const committed = new Set<ChangeListener>();
   const appliedListeners = new Set<ChangeListener>();
   let queue: Pending[] = [];
@@ -151,9 +153,11 @@ export function createReplica({ store, hlc, log, metrics }: ReplicaDeps): Replic
 
   async function drainApplies(): Promise<void> {
     // A change stamped far ahead would become this node's clock (hlc.ts farAhead): its batch is
-    // refused, pushed or pulled, on an agent or a hub. Ahead of the newest stamp seen too, so that a
-    // node whose own clock is behind (booted before NTP) does not refuse the cluster's changes.
-    const ref = Math.max(Date.now(), hlcToMillis(hlc.last()));
+    // refused, pushed or pulled, on an agent or a hub. Ahead of the newest stamp the journal held at
+    // start too, so that a node whose own clock is behind (booted before NTP) does not refuse the
+    // cluster's changes. Not of the newest seen since: each batch taken would move the bar, and a
+    // peer stamping each batch just under a year past its last would carry the clock to 2^53.
+    const ref = Math.max(Date.now(), hlcToMillis(clockAtStart));
     const group = applies.filter((p) => {
       const far = farAhead(p.batch.changes, ref);
       if (far) p.reject(new InvalidBatchError(far));

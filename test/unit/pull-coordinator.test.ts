@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { PullParams, PullResult } from "../../agent/contract/protocol.js";
 import type { Change } from "../../agent/contract/records.js";
-import { createHlc } from "../../agent/core/hlc.js";
+import { MAX_STAMP_AHEAD_MS, createHlc } from "../../agent/core/hlc.js";
 import { createReplica, type Replica } from "../../agent/core/replica.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import { createPullCoordinator } from "../../agent/mesh/pull-coordinator.js";
@@ -157,7 +157,20 @@ describe("the far-ahead check's clock", () => {
     expect(outcome.have).toBe(1);
     // Near 2^53 is refused all the same, and the batch with it is not applied.
     await expect(replica.apply({ origin: REPLICA_A, after: 1, upTo: 2, changes: [remoteChange(REPLICA_A, 2, 2 ** 53 - 4, aliasDraft("far@x", "sip:t@x"))] }, "p1"))
-      .rejects.toThrow(/changes\.0\.hlc: .* more than a year ahead of this node's clock and of every stamp it has seen/);
+      .rejects.toThrow(/changes\.0\.hlc: .* more than a year ahead of this node's clock and of the newest stamp its journal held at start/);
+    expect(await replica.versionVector()).toEqual({ [REPLICA_A]: 1 });
+  });
+
+  it("does not follow the stamps it takes: a peer stamping each batch just under a year past its last cannot carry the clock on", async () => {
+    const now = Date.now();
+    const replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "n1" }), hlc: createHlc({ wallMillis: () => now, initial: now * 1024 }), log: silentLogger() });
+    replicas.push(replica);
+    const step = MAX_STAMP_AHEAD_MS - 86_400_000;
+    const at = (seq: number) => (now + seq * step) * 1024;
+    expect((await replica.apply({ origin: REPLICA_A, after: 0, upTo: 1, changes: [remoteChange(REPLICA_A, 1, at(1), aliasDraft("a1@x", "sip:t@x"))] }, "p1")).have).toBe(1);
+    // Found by review: measured from the newest stamp seen, 222 such batches in a row were taken.
+    await expect(replica.apply({ origin: REPLICA_A, after: 1, upTo: 2, changes: [remoteChange(REPLICA_A, 2, at(2), aliasDraft("a2@x", "sip:t@x"))] }, "p1"))
+      .rejects.toThrow(/changes\.0\.hlc: .* more than a year ahead/);
     expect(await replica.versionVector()).toEqual({ [REPLICA_A]: 1 });
   });
 });
