@@ -252,6 +252,9 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
     });
   }
 
+  /** A peer's "temporary failure, retry later" arrives as a JSON-RPC error response, not an RpcError. */
+  const retryable = (error: unknown): boolean => isTransient(error) || toRpcError(error).transient;
+
   /** Waits for `first`, the peer's answer to the batch as pushed, and sends it again while that fails for a while. */
   async function deliver(batch: BatchParams, first: Promise<BatchResult>): Promise<void> {
     const started = deps.nowMs();
@@ -264,10 +267,10 @@ export function createPushPump(deps: PushPumpDeps): PushPump {
         maxTimeout: options.retry.maxMs,
         randomize: true,
         signal: deps.signal,
-        // A peer's "temporary failure, retry later" arrives as a JSON-RPC error response, not an RpcError.
-        shouldRetry: ({ error }) => isTransient(error) || toRpcError(error).transient,
+        shouldRetry: ({ error }) => retryable(error),
+        // p-retry calls this before shouldRetry: a refusal is not a retry (it is held back below).
         onFailedAttempt: ({ error, attemptNumber }) => {
-          if (!deps.isOpen()) return;
+          if (!deps.isOpen() || !retryable(error)) return;
           metrics.peerRetries.inc(labels);
           deps.onDeliveryError?.(`batch not acknowledged, retrying: ${error.message}`);
           log.warn({ attempt: attemptNumber, err: error.message }, "batch not acknowledged; retrying");

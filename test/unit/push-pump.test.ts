@@ -270,6 +270,8 @@ describe("push pump when the peer refuses a batch for good", () => {
     const peerVector: Record<string, number> = {};
     const sent: string[] = [];
     const refused: string[] = [];
+    const deliveryErrors: (string | null)[] = [];
+    const metrics = createMetrics({ defaults: false });
     let refuseA = true;
     const pump = createPushPump({
       replica, peerId: "agent3", relay: true, peerReplica: REPLICA_C, peerVector,
@@ -280,14 +282,18 @@ describe("push pump when the peer refuses a batch for good", () => {
       },
       isOpen: () => true, signal: new AbortController().signal,
       onRejected: (reason, b) => void refused.push(`${b.origin}: ${reason}`),
+      onDeliveryError: (e) => void deliveryErrors.push(e),
       options: { batchSize: 2, window: 4, retry: { minMs: 1, maxMs: 2 } },
-      log: silentLogger(), metrics: createMetrics({ defaults: false }), nowMs: Date.now,
+      log: silentLogger(), metrics, nowMs: Date.now,
     });
     open.push({ replica, pump });
     pump.wake();
     await vi.advanceTimersByTimeAsync(10);
     expect(refused).toEqual([`${REPLICA_A}: invalid params: changes.0.key: a value this agent's version refuses`]);
     expect(peerVector).toEqual({ [REPLICA_B]: 2 }); // B went on
+    // A refusal is not a retry: no "retrying" error, no retry counted (p-retry asks onFailedAttempt first).
+    expect(deliveryErrors.filter((e) => e?.includes("retrying"))).toEqual([]);
+    expect((await metrics.peerRetries.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0);
 
     // More of B keeps flowing; A is not sent again meanwhile, however often the pump wakes.
     await replica.apply(batchOf(REPLICA_B, 2, 3, [remoteChange(REPLICA_B, 3, 300, aliasDraft("b3@x", "sip:t@x"))]), "agent");
