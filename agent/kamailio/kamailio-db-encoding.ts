@@ -167,9 +167,15 @@ export function decodeQ(v: number | null | undefined): number {
   return Math.round(Number(v ?? -1) * 1000) / 1000;
 }
 
-/** `user@domain` split at the last '@' (usrloc with use_domain=1); no '@' → domain NULL (use_domain=0). */
+/**
+ * `user@domain` split at the first '@', as usrloc does (use_domain=1: memchr in ucontact.c's row
+ * writes and udomain.c's db_load_urecord); no '@' → domain NULL (use_domain=0). An AoR can hold two:
+ * the registrar unescapes the user part (`sip:john%40corp.com@example.com` is
+ * `john@corp.com@example.com`), and split at the last one the agent's row was not the one Kamailio
+ * reads or deletes (found by review).
+ */
 export function splitAor(aor: string): { username: string; domain: string | null } {
-  const at = aor.lastIndexOf("@");
+  const at = aor.indexOf("@");
   return at < 0 ? { username: aor, domain: null } : { username: aor.slice(0, at), domain: aor.slice(at + 1) };
 }
 

@@ -183,6 +183,16 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
         await viaDb(op);
         return "database";
       } catch (err) {
+        // Refused by the database while jsonrpcs was only away: jsonrpcs may take it once Kamailio
+        // answers again (a login, a privilege or a column's size is the database's own matter), so
+        // it stays pending instead of being skipped for good (found by review).
+        if (!isTransient(err) && rpcError !== null) {
+          throw new TransientError(
+            `Kamailio is unreachable through jsonrpcs (${(rpcError as Error).message}) and its database refused ${describe(op)} ` +
+              `(${(err as Error).message}; check kamailio.db); it stays pending until jsonrpcs answers`,
+            { cause: err },
+          );
+        }
         if (!isTransient(err)) throw new KamailioWriteRejectedError(`Kamailio's database refused ${describe(op)}: ${(err as Error).message}`, { cause: err });
         // A dbaliases alias has no other way in: the database being away says nothing of jsonrpcs,
         // and the bindings beside it must not wait for it.
@@ -196,12 +206,13 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
 
 /**
  * usrloc's faults when its own database write fails (db_mode 1 and 3 write through,
- * kamailio-5.6.md §3): ul.add "Can't insert contact" / "Can't update contact", ul.rm_contact
+ * kamailio-5.6.md §3), or its shared memory is full: ul.add "Can't insert contact" / "Can't update
+ * contact", "Can't insert record" (an AoR it did not hold yet), "Can't obtain next uid", ul.rm_contact
  * "Internal error (can't delete contact)", ul.rm "Failed to delete AOR" (ul_rpc.c). Kamailio's
  * storage is down, not the request wrong, so they are retried like an unreachable Kamailio; skipped,
  * the change would be missing from Kamailio until a reconcile (found by the db-stopped drill).
  */
-const STORAGE_FAULT = /^(Can't (insert|update|delete) contact|Internal error \(can't delete contact\)|Failed to delete AOR)/i;
+const STORAGE_FAULT = /^(Can't (insert|update|delete) contact|Can't insert record|Can't obtain next uid|Internal error \(can't delete contact\)|Failed to delete AOR)/i;
 
 export function isStorageFault(err: unknown): boolean {
   return err instanceof KamailioRpcError && err.code === 500 && STORAGE_FAULT.test(err.kamailioMessage);

@@ -108,9 +108,10 @@ describe("integers, NULLs, q and AoRs", () => {
     expect(nullIfEmpty("<sip:edge;lr>")).toBe("<sip:edge;lr>");
   });
 
-  it("splits AoRs at the last '@' and joins them back", () => {
+  it("splits AoRs at the first '@', as usrloc does, and joins them back", () => {
     expect(splitAor("alice@example.com")).toEqual({ username: "alice", domain: "example.com" });
-    expect(splitAor("a@b@example.com")).toEqual({ username: "a@b", domain: "example.com" });
+    // sip:john%40corp.com@example.com, unescaped by the registrar: usrloc's row is (john, corp.com@example.com).
+    expect(splitAor("john@corp.com@example.com")).toEqual({ username: "john", domain: "corp.com@example.com" });
     expect(splitAor("alice")).toEqual({ username: "alice", domain: null });
     expect(joinAor("alice", null)).toBe("alice");
     expect(joinAor("alice", "example.com")).toBe("alice@example.com");

@@ -26,6 +26,8 @@ describe("kamailio writer", () => {
   it("keeps writes pending when usrloc's own database write failed (ul.add, ul.rm_contact, ul.rm)", async () => {
     for (const [message, method, op] of [
       ["Can't insert contact", "ul.add", aliasSet],
+      // An AoR it did not hold yet, with its shared memory full (found by review: it was skipped).
+      ["Can't insert record", "ul.add", aliasSet],
       ["Internal error (can't delete contact)", "ul.rm_contact", rmContact],
       ["Failed to delete AOR", "ul.rm", aliasSet],
     ] as const) {
@@ -80,6 +82,18 @@ describe("kamailio writer", () => {
     const err = await dbaliases.write(aliasSet, 0).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KamailioCouldNotStoreError);
     expect((err as Error).message).toBe("alias_db's database is unreachable (connect ECONNREFUSED 127.0.0.1:5432); alias nick@example.com → sip:alice@example.com stays pending, bindings go on");
+  });
+
+  it("keeps a write pending when jsonrpcs was away and the database refused it: jsonrpcs may take it once Kamailio answers", async () => {
+    const refusing = { upsertLocation: () => Promise.reject(Object.assign(new Error("password authentication failed for user \"kamailio\""), { code: "28P01" })) } as unknown as KamailioDb;
+    const away = { ...failingUsrloc(500, "x", "ul.add"), ulAdd: () => Promise.reject(new TransientError("the FIFO has no reader")) };
+    const add = { op: "add" as const, table: "location", aor: "bob@example.com", binding: {} as never, full: {} as never };
+    const err = await createKamailioWriter({ usrloc: away, db: refusing, aliasTable: null, log: silentLogger() }).write(add, 0).catch((e: unknown) => e);
+    expect(isTransient(err)).toBe(true);
+    expect((err as Error).message).toMatch(/^Kamailio is unreachable through jsonrpcs \(the FIFO has no reader\) and its database refused binding .*password authentication failed.*check kamailio\.db.*stays pending until jsonrpcs answers/);
+    // An alias with no way in but alias_db's database is refused for good, as before.
+    const dbaliases = createKamailioWriter({ usrloc: away, db: { setAlias: () => Promise.reject(Object.assign(new Error("value too long"), { code: "22001" })) } as unknown as KamailioDb, aliasTable: null, log: silentLogger() });
+    expect(await dbaliases.write(aliasSet, 0).catch((e: unknown) => e)).toBeInstanceOf(KamailioWriteRejectedError);
   });
 
   it("skips what Kamailio refuses for other reasons", async () => {
