@@ -65,6 +65,8 @@ const WS_SIGN_IN_MS = 30_000;
 const BINARY_FRAME = "a binary WebSocket frame; send each JSON-RPC request or batch as a text frame (UTF-8)";
 /** The largest frame read before sign-in: auth.login's token is at most 4,096 characters. */
 const WS_FRAME_LIMIT_SIGNED_OUT = 64 << 10;
+/** How long a refused WebSocket lingers after its close frame (refuseSocket). */
+const REFUSED_SOCKET_MS = 250;
 
 export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const log = deps.log.child({ component: "http" });
@@ -75,7 +77,10 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   let lastRefusalLogged = 0;
   const origins = allowedOrigins(deps.allowedOrigins ?? []);
   /** Refused pages, logged per origin at most every 10 s with how many since (ops/log-pacing.ts). */
+  // Keyed by the client's address, not by the Origin it sends: anyone can send a new one each time.
   const originRefusals = createLogPacing({ everyMs: 10_000, maxKeys: 1000 });
+  /** Requests without a valid token, logged at most every 10 s per client address: anyone can send them. */
+  const tokenRefusals = createLogPacing({ everyMs: 10_000, maxKeys: 1000 });
   let lastConnectionRefusalLogged = 0;
   const bearer = (req: IncomingMessage) => /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim() ?? null;
   const wsClients = new Set<WebSocket>();
@@ -125,7 +130,8 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       return refuse(req, res, 429, createJSONRPCErrorResponse(null, refused.code, refused.message, refused.data), { "retry-after": String(data.retryAfterSeconds) });
     }
     if (refused) {
-      log.warn({ remote: req.socket.remoteAddress }, "API request with a missing or wrong token");
+      const line = tokenRefusals.note(remote);
+      if (line) log.warn({ remote, times: line.count }, "API request with a missing or wrong token (logged at most every 10 s per client)");
       return refuse(req, res, 401, createJSONRPCErrorResponse(null, refused.code, refused.message));
     }
     const body = await readBody(req);
@@ -183,6 +189,18 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     return parts.map((p) => `${p}\n`).join("");
   }
 
+  /**
+   * Closes a WebSocket refused before it is of any use. ws.close() only begins the closing
+   * handshake, and until the client answers it (up to 30 s) the socket stays open and its frames
+   * are still read and buffered, outside every connection cap: it is no longer read, and it is
+   * dropped once the close frame has had a moment to go out.
+   */
+  function refuseSocket(ws: WebSocket, code: number, reason: string): void {
+    ws.close(code, reason);
+    ws.pause();
+    setTimeout(() => ws.terminate(), REFUSED_SOCKET_MS).unref();
+  }
+
   function onSocket(ws: WebSocket, req: IncomingMessage) {
     // First of all: a socket closed below may still get a bad frame, whose error, unheard, would
     // end the process.
@@ -191,10 +209,9 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     // Before anything else: another site's page gets no sign-in attempt (ws-origin.ts).
     const foreign = originRefusal(req.headers, origins);
     if (foreign !== null) {
-      const line = originRefusals.note(req.headers.origin);
-      if (line) log.warn({ remote, origin: req.headers.origin, times: line.count }, `refused a WebSocket from another site's page: ${foreign} (logged at most every 10 s per origin)`);
-      ws.close(1008, "this page's origin may not use this API");
-      return;
+      const line = originRefusals.note(remote);
+      if (line) log.warn({ remote, origin: req.headers.origin?.slice(0, 200), times: line.count }, `refused a WebSocket from another site's page: ${foreign.slice(0, 300)} (logged at most every 10 s per client)`);
+      return refuseSocket(ws, 1008, "this page's origin may not use this API");
     }
     // A bearer token on the upgrade signs in at once, unless the address is refused for now.
     const authenticated = auth.accepts(bearer(req), remote);
@@ -204,13 +221,24 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
         lastRefusalLogged = Date.now();
         log.warn({ remote }, "refused a WebSocket: too many from this client are waiting for sign-in (logged at most every 10 s)");
       }
-      ws.close(1013, "too many connections waiting for sign-in; try again later");
-      return;
+      return refuseSocket(ws, 1013, "too many connections waiting for sign-in; try again later");
     }
     let waiting = !authenticated;
+    // Before sign-in a frame is taken whole (up to maxPayload) before its size is looked at: the
+    // bytes are counted as they come, and a client past twice the signed-out frame limit is dropped.
+    let received = 0;
+    const countBytes = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > 2 * WS_FRAME_LIMIT_SIGNED_OUT) {
+        req.socket.off("data", countBytes);
+        ws.terminate();
+      }
+    };
+    if (waiting) req.socket.on("data", countBytes);
     const stopWaiting = () => {
       if (waiting) signedOut.release(remote);
       waiting = false;
+      req.socket.off("data", countBytes);
     };
     const ctx: ApiContext = {
       authenticated,

@@ -6,14 +6,15 @@
  * sign-in. The web UI's own page, a proxy's forwarded host, a listed origin and clients that send
  * no Origin (the CLI) go on as before.
  */
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { z } from "zod";
 import { createHttpApi, type HttpApi } from "../../agent/api/http-server.js";
 import type { ApiContext } from "../../agent/api/local-api.js";
 import { createKeyRing } from "../../agent/ops/key-ring.js";
-import { silentLogger } from "../../agent/ops/logger.js";
+import { silentLogger, type Logger } from "../../agent/ops/logger.js";
+import { capturedLog } from "../support/captured-log.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 import { createRpcServer } from "../../agent/rpc/server.js";
 
@@ -23,8 +24,8 @@ afterAll(async () => {
   await Promise.all(apis.map((a) => a.close()));
 });
 
-async function api(allowedOrigins: string[] = []): Promise<number> {
-  const log = silentLogger();
+async function api(allowedOrigins: string[] = [], o: { log?: Logger; maxMessageBytes?: number } = {}): Promise<number> {
+  const log = o.log ?? silentLogger();
   const rpc = createRpcServer<ApiContext>({ log });
   rpc.method("auth.login", z.object({ token: z.string() }), (p, ctx) => {
     const refused = ctx.signIn(p.token);
@@ -32,7 +33,7 @@ async function api(allowedOrigins: string[] = []): Promise<number> {
     return { ok: true };
   });
   const a = createHttpApi({
-    listen: { host: "127.0.0.1", port: 0 }, tokens: createKeyRing({ own: TOKEN, accepted: [] }), maxMessageBytes: 4096,
+    listen: { host: "127.0.0.1", port: 0 }, tokens: createKeyRing({ own: TOKEN, accepted: [] }), maxMessageBytes: o.maxMessageBytes ?? 4096,
     rpc, metrics: createMetrics({ defaults: false }), log, nodeId: "t1", webRoot: null, allowedOrigins,
   });
   apis.push(a);
@@ -80,17 +81,46 @@ describe("the API's WebSocket and the page it is opened from", () => {
     expect(await login(port, TOKEN, { Origin: "https://ui.example.net", "X-Forwarded-Host": "ui.example.net" })).toEqual({ closed: 1008 });
   });
 
+  it("drops a refused socket that never answers the closing handshake, and reads nothing more from it", async () => {
+    // Found by review: ws.close() only begins the handshake; the socket stayed open up to 30 s,
+    // still buffering whatever it sent, outside every connection cap.
+    const port = await api([], { maxMessageBytes: 4 << 20 });
+    const { sock, upgraded } = await rawUpgrade(port, "Origin: https://evil.example");
+    expect(upgraded).toContain("101 Switching Protocols");
+    const started = Date.now();
+    const closed = new Promise<number>((r) => sock.once("close", () => r(Date.now() - started)));
+    sock.write(frameHeader(1 << 20));
+    sock.write(Buffer.alloc(200_000));
+    expect(await Promise.race([closed, sleep(5000).then(() => -1)])).toBeGreaterThanOrEqual(0);
+  });
+
+  it("drops a socket not signed in once it has sent twice the frame size allowed before sign-in, without waiting for the frame's end", async () => {
+    // Found by review: the limit was checked once the whole frame (up to maxMessageBytes, 4 MiB by default) was buffered.
+    const port = await api([], { maxMessageBytes: 4 << 20 });
+    const { sock, upgraded } = await rawUpgrade(port);
+    expect(upgraded).toContain("101 Switching Protocols");
+    const closed = new Promise<boolean>((r) => sock.once("close", () => r(true)));
+    sock.write(frameHeader(4 << 20));
+    sock.write(Buffer.alloc(256 << 10));
+    expect(await Promise.race([closed, sleep(5000).then(() => false)])).toBe(true);
+    // A client that signs in sends what it likes up to maxMessageBytes.
+    expect(await login(port, TOKEN, {})).toMatchObject({ answer: { result: { ok: true } } });
+  });
+
+  it("logs requests without a valid token at most every 10 s per client: anyone can send them", async () => {
+    const { log, lines } = capturedLog();
+    const port = await api([], { log });
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`http://127.0.0.1:${port}/rpc`, { method: "POST", body: "{}" });
+      expect(res.status).toBe(401);
+    }
+    expect(lines.filter((l) => /missing or wrong token/.test(l.msg))).toHaveLength(1);
+  });
+
   it("stays up when a refused socket then sends a malformed frame", async () => {
     const port = await api();
-    const sock = connect({ port, host: "127.0.0.1" });
-    await new Promise<void>((r) => sock.once("connect", () => r()));
-    let got = "";
-    sock.on("data", (d: Buffer) => (got += d.toString("latin1")));
-    sock.on("error", () => undefined);
-    sock.write(["GET /rpc HTTP/1.1", `Host: 127.0.0.1:${port}`, "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Origin: https://evil.example", "", ""].join("\r\n"));
-    for (let i = 0; i < 100 && !got.includes("101"); i++) await new Promise((r) => setTimeout(r, 10));
-    expect(got).toContain("101 Switching Protocols");
+    const { sock, upgraded } = await rawUpgrade(port, "Origin: https://evil.example");
+    expect(upgraded).toContain("101 Switching Protocols");
     // A masked frame with a reserved opcode: the server's socket errors on it.
     sock.write(Buffer.from([0x83, 0x80, 0, 0, 0, 0]));
     await new Promise((r) => setTimeout(r, 200));
@@ -98,3 +128,27 @@ describe("the API's WebSocket and the page it is opened from", () => {
     expect(await login(port, TOKEN, {})).toMatchObject({ answer: { result: { ok: true } } });
   });
 });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A WebSocket upgrade written by hand (with `header` added), and what the server answered. */
+async function rawUpgrade(port: number, header?: string): Promise<{ sock: Socket; upgraded: string }> {
+  const sock = connect({ port, host: "127.0.0.1" });
+  await new Promise<void>((r) => sock.once("connect", () => r()));
+  let got = "";
+  sock.on("data", (d: Buffer) => (got += d.toString("latin1")));
+  sock.on("error", () => undefined);
+  sock.write(["GET /rpc HTTP/1.1", `Host: 127.0.0.1:${port}`, "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", ...(header ? [header] : []), "", ""].join("\r\n"));
+  for (let i = 0; i < 100 && !got.includes("101"); i++) await sleep(10);
+  return { sock, upgraded: got };
+}
+
+/** A masked text frame's header declaring `length` bytes of payload (which is then written, or not). */
+function frameHeader(length: number): Buffer {
+  const head = Buffer.alloc(14);
+  head[0] = 0x81;
+  head[1] = 0x80 | 127;
+  head.writeBigUInt64BE(BigInt(length), 2);
+  return head; // the 4-byte mask key (zeros) ends it
+}
