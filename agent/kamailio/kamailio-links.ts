@@ -96,7 +96,7 @@ export async function openKamailioLinks(deps: {
     // takes writes there, and is not DOWN (its reconcile, which needs the FIFO, says what fails).
     core: createCoreRpc({ rpc: dgram ? failover(fifo, dgram, "primary") : fifo, probeTimeoutMs: Math.min(config.timeoutMs, 1500) }),
     usrloc,
-    writer: createKamailioWriter({ usrloc, db, aliasTable, locationsInDb, usrlocWritesRows, log }),
+    writer: createKamailioWriter({ usrloc, db, aliasTable, locationsInDb, usrlocWritesRows, usrlocDbOnly: dbOnly, log }),
     db,
     // db_mode 4 (DB_READONLY) loads at start too, and never writes: like 1/2 for what it sees.
     preloadDb: db && [1, 2, 4].includes(config.db!.dbMode) ? db : null,
@@ -111,7 +111,7 @@ export async function openKamailioLinks(deps: {
       ? async (): Promise<BulkSession> => {
         const rpc = await openBulkChannels();
         // A write the channel could not vouch for goes the usual way (all of them are idempotent).
-        const bulkWriter = createKamailioWriter({ usrloc: createUsrlocRpc({ rpc: failover(rpc, writes) }), db, aliasTable, locationsInDb, usrlocWritesRows, log });
+        const bulkWriter = createKamailioWriter({ usrloc: createUsrlocRpc({ rpc: failover(rpc, writes) }), db, aliasTable, locationsInDb, usrlocWritesRows, usrlocDbOnly: dbOnly, log });
         return { writer: bulkWriter, window: BULK_RELOAD_WINDOW, close: () => rpc.close() };
       }
       : undefined,

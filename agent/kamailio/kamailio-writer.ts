@@ -54,6 +54,13 @@ export interface KamailioWriterDeps {
    * finds the agent's row) nor 4 (read-only: the agent's row is the only one). Default false.
    */
   usrlocWritesRows?: boolean;
+  /**
+   * usrloc runs db_mode 3 (no cache) on `db`: it looks each AoR up in the database, and a query that
+   * fails there reads as no AoR, so ul.rm_contact answers 404 "AOR not found" with the row still in
+   * place (udomain.c get_urecord, db_load_urecord). A 404 is then followed by the row's removal from
+   * the database, which fails (and keeps the removal pending) while the database does. Default false.
+   */
+  usrlocDbOnly?: boolean;
   log: Logger;
 }
 
@@ -90,7 +97,9 @@ export function createKamailioWriter(deps: KamailioWriterDeps): KamailioWriter {
         await usrloc.ulAdd(op.table, op.aor, op.binding, nowSec);
         return;
       case "rm-contact":
-        await usrloc.ulRmContact(op.table, op.aor, op.contact);
+        if (!(await usrloc.ulRmContact(op.table, op.aor, op.contact)) && deps.usrlocDbOnly === true && deps.db !== null) {
+          await deps.db.removeLocation(op.aor, op.contact);
+        }
         return;
       case "alias-set":
         // One target per alias: drop whatever target it had, then add the new one.

@@ -96,6 +96,23 @@ describe("kamailio writer", () => {
     expect(await dbaliases.write(aliasSet, 0).catch((e: unknown) => e)).toBeInstanceOf(KamailioWriteRejectedError);
   });
 
+  it("follows a 404 from ul.rm_contact with the row's removal when usrloc runs db_mode 3, whose failed query reads as no AoR", async () => {
+    const calls: string[] = [];
+    const notFound = { ...failingUsrloc(500, "x", "ul.rm_contact"), ulRmContact: async () => (calls.push("ul.rm_contact"), false) };
+    const db = { removeLocation: async (aor: string, contact: string) => void calls.push(`db rm ${aor} ${contact}`) } as unknown as KamailioDb;
+    expect(await createKamailioWriter({ usrloc: notFound, db, aliasTable: null, usrlocDbOnly: true, log: silentLogger() }).write(rmContact, 0)).toBe("rpc");
+    expect(calls).toEqual(["ul.rm_contact", `db rm ${rmContact.aor} ${rmContact.contact}`]);
+    // Its database down too: the removal stays pending rather than passing for done.
+    const down = { removeLocation: () => Promise.reject(new TransientError("connect ECONNREFUSED 127.0.0.1:5432")) } as unknown as KamailioDb;
+    const err = await createKamailioWriter({ usrloc: notFound, db: down, aliasTable: null, usrlocDbOnly: true, log: silentLogger() }).write(rmContact, 0).catch((e: unknown) => e);
+    expect(isTransient(err)).toBe(true);
+    expect((err as Error).message).toMatch(/stays pending/);
+    // Other db_modes keep the row in their memory: a 404 there means it is gone.
+    calls.length = 0;
+    expect(await createKamailioWriter({ usrloc: notFound, db, aliasTable: null, log: silentLogger() }).write(rmContact, 0)).toBe("rpc");
+    expect(calls).toEqual(["ul.rm_contact"]);
+  });
+
   it("skips what Kamailio refuses for other reasons", async () => {
     const err = await writer(failingUsrloc(500, "Domain table not found", "ul.rm_contact")).write(rmContact, 0).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KamailioWriteRejectedError);
