@@ -77,15 +77,22 @@ export function normalizeAor(input: string): { aor: string } | { error: string }
 }
 
 /**
- * The AoR a sip: or sips: URI names, as usrloc keys it (`user@host[:port]`, ASCII lower-cased, without
- * parameters or headers): what Kamailio looks up when a request is sent there. Null for a tel:
- * URI or one without a user part.
+ * The AoR a sip: or sips: URI names, as the registrar makes it for lookup() (registrar common.c
+ * extract_aor: the user part unescaped, without a password, `@`, the host without its port; ASCII
+ * lower-cased, as with case_sensitive 0): what Kamailio looks up when a request is sent there.
+ * Null for a tel: URI or one without a user part. (Until review found it, the port and the
+ * escapes were kept, and `sip:alice@example.com:5060` passed for another user than alice.)
  */
 export function uriAor(uri: string): string | null {
   const m = /^sips?:([^;?]*)/i.exec(uri.trim());
   if (!m) return null;
-  const at = m[1]!.lastIndexOf("@");
-  return at <= 0 || at === m[1]!.length - 1 ? null : foldAscii(m[1]!);
+  const userinfo = m[1]!;
+  const at = userinfo.lastIndexOf("@");
+  if (at <= 0 || at === userinfo.length - 1) return null;
+  const user = userinfo.slice(0, at).split(":")[0]!.replace(/%([0-7][0-9a-fA-F])/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  const hostport = userinfo.slice(at + 1);
+  const host = hostport.startsWith("[") ? hostport.slice(0, hostport.indexOf("]") + 1) : hostport.split(":")[0]!;
+  return user === "" || host === "" ? null : foldAscii(`${user}@${host}`);
 }
 
 /**

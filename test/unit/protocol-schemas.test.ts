@@ -187,4 +187,11 @@ describe("local API params", () => {
     expect(problems(aliasSetParams, { alias: "a@b", target: "sip:t@b", expectTarget: "nope" })).toMatch(/^expectTarget: SIP URI "nope"/);
     expect(problems(aliasSetParams, { alias: "a@b", target: "sip:t@b", ifAbsent: true, expectTarget: "sip:u@b" })).toMatch(/exclude each other/);
   });
+
+  it("refuses an alias to itself also by another port or an escape: Kamailio's lookup keys the AoR without them", () => {
+    for (const target of ["sip:alice@example.com", "sip:alice@example.com:5060", "sip:%61lice@example.com", "sips:Alice@Example.com;transport=tls"]) {
+      expect(problems(aliasSetParams, { alias: "alice@example.com", target })).toMatch(/^target: an alias cannot forward to itself/);
+    }
+    expect(aliasSetParams.parse({ alias: "alice@example.com", target: "sip:alice@example.net:5060" })).toMatchObject({ alias: "alice@example.com" });
+  });
 });

@@ -99,7 +99,10 @@ describe("unstorable: what Kamailio's jsonrpcs would store changed", () => {
 
 describe("uriAor", () => {
   it("gives the AoR Kamailio looks up for a sip: or sips: URI, and null for tel: or no user", () => {
-    expect(uriAor("sip:Bob@Example.com:5080;transport=tcp?subject=x")).toBe("bob@example.com:5080");
+    // As the registrar's extract_aor makes it: no port, no password, the user part unescaped.
+    expect(uriAor("sip:Bob@Example.com:5080;transport=tcp?subject=x")).toBe("bob@example.com");
+    expect(uriAor("sip:%61lice:secret@example.com:5060")).toBe("alice@example.com");
+    expect(uriAor("sip:bob@[2001:db8::1]:5060")).toBe("bob@[2001:db8::1]");
     expect(uriAor(" SIPS:alice@example.com ")).toBe("alice@example.com");
     expect(uriAor("tel:+15551234")).toBeNull();
     expect(uriAor("sip:example.com")).toBeNull();
