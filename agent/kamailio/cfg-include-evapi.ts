@@ -23,10 +23,7 @@ import { BULK_ACK, BULK_BATCH, BULK_CLOSE, BULK_HELLO, BULK_METHODS, bulkRequest
  */
 export function connectionRoute(agent: string, bulk: boolean): string {
   // A closed connection's bulk channel is over: batches of it still queued for the async workers must not run.
-  const closeChannel = bulk ? `
-	$var(lm_slot) = $evapi(conidx);
-	$var(lm_to) = 0;
-	route(${BULK_LIVE_ROUTE});` : "";
+  const closeChannel = bulk ? `\n${setSlotChannel("0", "\t")}` : "";
   return `# evapi has no authentication: only the locmesh agent may stay connected.
 event_route[evapi:connection-new] {
 	if ($evapi(srcaddr) != "${agent}") {
@@ -53,6 +50,11 @@ event_route[evapi:connection-closed] {
 
 /** Sets the entry $var(lm_slot) of $shv(BULK_LIVE_SHV) to $var(lm_to) (bulkLiveRoute). */
 const BULK_LIVE_ROUTE = "LOCMESH_BULK_LIVE";
+
+/** Cfg lines, each indented by `indent`, that record `to` (0: none) as the bulk channel of this event's evapi slot. */
+function setSlotChannel(to: string, indent: string): string {
+  return [`$var(lm_slot) = $evapi(conidx);`, `$var(lm_to) = ${to};`, `route(${BULK_LIVE_ROUTE});`].map((l) => indent + l).join("\n");
+}
 
 /** The route Kamailio's async task workers run a batch frame in. */
 const BATCH_ROUTE = "LOCMESH_BULK_BATCH";
@@ -107,9 +109,7 @@ export function bulkRoute(token: string | null, slots: number): string {
 				$var(lm_bulk) = $var(lm_bulk) | (1 << $evapi(conidx));
 				# A number no other channel had since Kamailio started: the agent puts it in its batch frames.
 				$var(lm_chans) = $var(lm_chans) + 1;
-				$var(lm_slot) = $evapi(conidx);
-				$var(lm_to) = $var(lm_chans);
-				route(${BULK_LIVE_ROUTE});
+${setSlotChannel("$var(lm_chans)", "\t\t\t\t")}
 				evapi_unicast('{"event":"locmesh-bulk-ready","batch":$evapi(conidx),"chan":$var(lm_chans)}', ${tag});
 			} else {
 				xlog("L_WARN", "locmesh: evapi bulk hello with a wrong token from $evapi(srcaddr):$evapi(srcport)\\n");
@@ -124,9 +124,7 @@ export function bulkRoute(token: string | null, slots: number): string {
 		# The agent gives this channel up and will write what was not acked again through jsonrpcs: none
 		# of its batches may run after this answer (the dispatcher has run every frame before it, and
 		# the async workers check the channel before each request).
-		$var(lm_slot) = $evapi(conidx);
-		$var(lm_to) = 0;
-		route(${BULK_LIVE_ROUTE});
+${setSlotChannel("0", "\t\t")}
 		evapi_unicast('{"event":"locmesh-closed"}', ${tag});
 		exit;
 	}

@@ -27,19 +27,13 @@ export interface MeshStatus {
    */
   hubUnacknowledged(): Promise<number | null | undefined>;
   /**
-   * The highest seq of this node's own changes that every peer it knows (configured, listed,
-   * connected now or seen this run) holds, by what each last said this run; in hub mode what the hub holds (kept
-   * across restarts). Null while one of them has not said since this agent started, or no hub has
-   * answered this journal. The purge keeps this node's later tombstones (purge-timer.ts).
-   */
-  ownAcknowledged(): number | null;
-  /**
-   * The same for every origin this node holds: per origin, the highest seq that every peer it
-   * knows holds (each by its live session, else by what it last said this run), or in hub mode
-   * what the hub holds (of this node's own, while no hub is connected, what the last one held).
-   * Null while a peer has not said since this agent started. The purge keeps every later row,
-   * whoever made it: this node relays other origins' changes to a peer whose origin is down, and
-   * a range it had purged would reach that peer as empty (purge-timer.ts).
+   * Per origin this node holds, the highest seq that every peer it knows (configured, listed,
+   * connected now or seen this run) holds, each by its live session, else by what it last said this
+   * run; in hub mode what the hub holds (of this node's own, while no hub is connected, what the
+   * last one held, kept across restarts). Null while a peer has not said since this agent started,
+   * or no hub has answered this journal. The purge keeps every later row, whoever made it: a removal
+   * made here must reach every peer, and this node relays other origins' changes to a peer whose
+   * origin is down, where a range it had purged would arrive empty (purge-timer.ts).
    */
   purgeFloor(): Promise<PurgeFloor | null>;
   /**
@@ -79,17 +73,6 @@ export function createMeshStatus(deps: {
     return Math.max(0, ((await replica.versionVector())[own] ?? 0) - held);
   }
 
-  function ownAcknowledged(): number | null {
-    const own = replica.replicaId;
-    if (hubMode) {
-      const session = hubSession();
-      return session ? (session.peerVector()[own] ?? 0) : deps.hubAcknowledged.held();
-    }
-    const vectors = peerVectorsHeld();
-    if (vectors === null) return null;
-    return vectors.reduce((least, v) => Math.min(least, v[own] ?? 0), Number.MAX_SAFE_INTEGER); // no peer: nobody to wait for
-  }
-
   /** What every peer this node knows last said it holds; null while one has not said this run. */
   function peerVectorsHeld(): VersionVector[] | null {
     const out: VersionVector[] = [];
@@ -114,6 +97,7 @@ export function createMeshStatus(deps: {
     if (vectors === null) return null;
     const floor: Record<string, number> = {};
     for (const origin of Object.keys(await replica.versionVector())) {
+      // No peer: nobody to wait for.
       floor[origin] = vectors.reduce((least, v) => Math.min(least, v[origin] ?? 0), Number.MAX_SAFE_INTEGER);
     }
     return floor;
@@ -182,5 +166,5 @@ export function createMeshStatus(deps: {
     return out;
   }
 
-  return { status, gauges, hubUnacknowledged, ownAcknowledged, purgeFloor, peerVectors };
+  return { status, gauges, hubUnacknowledged, purgeFloor, peerVectors };
 }

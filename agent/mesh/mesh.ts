@@ -145,8 +145,8 @@ export function createMesh(deps: {
   const hubAcknowledged = deps.hubAcknowledged ?? openHubAcknowledged({ notes: null, replicaId: replica.replicaId, log });
   /** The first session with a peer or hub became ready (firstSession). */
   let firstReadyNow: () => void = () => undefined;
-  const firstReady = { promise: new Promise<void>((resolve) => (firstReadyNow = resolve)), resolve: () => firstReadyNow() };
-  /** What each peer last said it held, this run (mesh-status.ts ownAcknowledged, purgeFloor). */
+  const firstReady = new Promise<void>((resolve) => (firstReadyNow = resolve));
+  /** What each peer last said it held, this run (mesh-status.ts purgeFloor). */
   const peerHeld = new Map<string, VersionVector>();
   const notePeerHolds = (s: PeerSession) => {
     if (s.peerIsHub) hubAcknowledged.record(s.peerVector()[replica.replicaId] ?? 0);
@@ -208,7 +208,7 @@ export function createMesh(deps: {
         }
         sessions.set(id, s);
         readyAt.set(s, Date.now());
-        firstReady.resolve();
+        firstReadyNow();
         if (s.peerIsHub) hubIds.add(id);
         // At once: a hub that lost data (a PostgreSQL failover) holds less than it said before.
         if (s.peerIsHub) {
@@ -320,7 +320,7 @@ export function createMesh(deps: {
       return new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
         timer.unref();
-        void firstReady.promise.then(() => {
+        void firstReady.then(() => {
           clearTimeout(timer);
           resolve();
         });

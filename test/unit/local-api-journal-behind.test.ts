@@ -21,7 +21,7 @@ const idle: ResyncStatus = { state: "idle", peer: null, received: 0, expected: 0
 const mesh: Mesh = {
   start: async () => undefined, port: () => 0, status: async () => [], gauges: async () => [], setPeers: () => undefined, setHubUrls: () => "", setHubFailback: () => "",
   setAllowed: () => undefined,
-  resync: () => ({ joined: false, done: Promise.resolve() }), resyncStatus: () => idle, hubUnacknowledged: async () => undefined, ownAcknowledged: () => null, purgeFloor: async () => null, firstSession: async () => undefined, peerVectors: () => new Map(), batchRefusals: () => [], wakePumps: () => undefined, refuseSessions: () => undefined, restartSessions: () => undefined,
+  resync: () => ({ joined: false, done: Promise.resolve() }), resyncStatus: () => idle, hubUnacknowledged: async () => undefined, purgeFloor: async () => null, firstSession: async () => undefined, peerVectors: () => new Map(), batchRefusals: () => [], wakePumps: () => undefined, refuseSessions: () => undefined, restartSessions: () => undefined,
   failBackToPreferredHub: async () => "", close: async () => undefined,
 };
 const ctx: ApiContext = { authenticated: true, signIn: () => null };

@@ -26,7 +26,7 @@ afterEach(async () => {
 
 function apiOver(resync: Mesh["resync"]) {
   const mesh = {
-    resync, resyncStatus: () => idle, status: async () => [], hubUnacknowledged: async () => undefined, ownAcknowledged: () => null, purgeFloor: async () => null, batchRefusals: () => [],
+    resync, resyncStatus: () => idle, status: async () => [], hubUnacknowledged: async () => undefined, purgeFloor: async () => null, batchRefusals: () => [],
   } as unknown as Mesh;
   replica = createReplica({ store: openSqliteStore({ path: ":memory:", nodeId: "n1" }), hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
   const rpc = createLocalApi({ replica, mesh, log: silentLogger(), metrics: createMetrics({ defaults: false }), startedAtMs: Date.now(), version: "test" });

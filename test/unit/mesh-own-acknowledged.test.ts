@@ -1,5 +1,5 @@
 /**
- * What the purge may drop of this node's own removals (mesh-status.ts ownAcknowledged): only what
+ * What the purge may drop of this node's own removals (mesh-status.ts purgeFloor, for this node's origin): only what
  * every peer, or the hub, has said it holds. Before, an agent purged its own tombstones by age
  * alone, so a removal made during an outage longer than journal.retentionHours never reached the
  * cluster: the record stayed live everywhere else, and removing it again changed nothing.
@@ -43,34 +43,40 @@ function status(o: {
   });
 }
 
+/** What the purge may drop of this node's own changes (its floor for this node's origin). */
+const own = async (s: ReturnType<typeof status>): Promise<number | null> => {
+  const floor = await s.purgeFloor();
+  return floor === null ? null : (floor[OWN] ?? 0);
+};
+
 describe("this node's own changes every peer holds (what the purge may drop of its removals)", () => {
-  it("is the least any configured peer holds, from live sessions and from what a peer said before it went away", () => {
+  it("is the least any configured peer holds, from live sessions and from what a peer said before it went away", async () => {
     const s = status({ peers: ["n2", "n3"], sessions: [["n2", session(40)]], peerHeld: [["n3", 25], ["n2", 10]] });
-    expect(s.ownAcknowledged()).toBe(25); // n2 live at 40 (not its older 10), n3 away at 25
+    expect(await own(s)).toBe(25); // n2 live at 40 (not its older 10), n3 away at 25
   });
 
-  it("is unknown while a configured peer has not said since this agent started", () => {
-    expect(status({ peers: ["n2", "n3"], sessions: [["n2", session(40)]] }).ownAcknowledged()).toBeNull();
+  it("is unknown while a configured peer has not said since this agent started", async () => {
+    expect(await own(status({ peers: ["n2", "n3"], sessions: [["n2", session(40)]] }))).toBeNull();
     // A session that is not ready yet has said nothing either.
-    expect(status({ peers: ["n2"], sessions: [["n2", session(40, false)]] }).ownAcknowledged()).toBeNull();
+    expect(await own(status({ peers: ["n2"], sessions: [["n2", session(40, false)]] }))).toBeNull();
   });
 
-  it("counts a peer connected now that is not configured, and a peer holding none of ours as 0", () => {
-    expect(status({ peers: ["n2"], sessions: [["n2", session(40)], ["n9", session(undefined)]] }).ownAcknowledged()).toBe(0);
+  it("counts a peer connected now that is not configured, and a peer holding none of ours as 0", async () => {
+    expect(await own(status({ peers: ["n2"], sessions: [["n2", session(40)], ["n9", session(undefined)]] }))).toBe(0);
   });
 
-  it("counts a peer seen this run that is neither configured nor connected now (admitted by mesh.acceptUnlisted)", () => {
-    expect(status({ peers: ["n2"], sessions: [["n2", session(40)]], peerHeld: [["n9", 12]] }).ownAcknowledged()).toBe(12);
+  it("counts a peer seen this run that is neither configured nor connected now (admitted by mesh.acceptUnlisted)", async () => {
+    expect(await own(status({ peers: ["n2"], sessions: [["n2", session(40)]], peerHeld: [["n9", 12]] }))).toBe(12);
   });
 
-  it("waits for nobody on a node without peers", () => {
-    expect(status({}).ownAcknowledged()).toBe(Number.MAX_SAFE_INTEGER);
+  it("waits for nobody on a node without peers", async () => {
+    expect(await own(status({}))).toBe(Number.MAX_SAFE_INTEGER);
   });
 
-  it("in hub mode is what the hub holds: the live session's, else the figure kept in the journal, else unknown", () => {
-    expect(status({ hubMode: true, sessions: [["hub1", session(70, true, true)]], hubHeld: 50 }).ownAcknowledged()).toBe(70);
-    expect(status({ hubMode: true, hubHeld: 50 }).ownAcknowledged()).toBe(50);
-    expect(status({ hubMode: true }).ownAcknowledged()).toBeNull();
+  it("in hub mode is what the hub holds: the live session's, else the figure kept in the journal, else unknown", async () => {
+    expect(await own(status({ hubMode: true, sessions: [["hub1", session(70, true, true)]], hubHeld: 50 }))).toBe(70);
+    expect(await own(status({ hubMode: true, hubHeld: 50 }))).toBe(50);
+    expect(await own(status({ hubMode: true }))).toBeNull();
   });
 });
 
