@@ -105,6 +105,11 @@ export class RpcWire {
     }
   }
 
+  /** Reads again after floodWithoutReading: what the agent sent, then its close, if it closed. */
+  resumeReading(): void {
+    (this.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+  }
+
   close(): Promise<number> {
     if (this.ws.readyState !== WebSocket.CLOSED) this.ws.close(1000, "test done");
     return this.closed;
