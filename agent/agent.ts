@@ -105,6 +105,7 @@ export async function startAgent(
     metrics,
     ...(onCaughtUp ? { onCaughtUp } : {}),
     journalBehind,
+    checkOwnHistory: true,
     hubAcknowledged: openHubAcknowledged({ notes: store, replicaId: store.replicaId, log }),
   });
   metrics.scrapeFrom({

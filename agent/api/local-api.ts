@@ -4,7 +4,7 @@
  */
 import { PROTOCOL_VERSION } from "../contract/protocol.js";
 import { API_PARAMS, ApiMethod, type listParams, type publishParams, type ListResult, type PublishResult } from "../contract/api-protocol.js";
-import { JOURNAL_BEHIND_REMEDY, type JournalBehindInfo, type ClusterStatus, type PostgresStatus, type CredentialsStatus } from "../contract/cluster-status.js";
+import { JOURNAL_BEHIND_REMEDY, journalBehindFinding, type JournalBehindInfo, type ClusterStatus, type PostgresStatus, type CredentialsStatus } from "../contract/cluster-status.js";
 import type { KamailioAliasResult, KamailioContact, KamailioListResult, KamailioStatus } from "../contract/kamailio-status.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import { isLive, toAlias, toLocation, type Alias, type BindingValue, type Change, type Location } from "../contract/records.js";
@@ -247,7 +247,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
 export function journalBehindError(b: JournalBehindInfo): RpcError {
   return new RpcError(
     ErrorCode.JournalBehind,
-    `this node's journal is behind: peer ${b.peer} holds ${b.peerHolds} of this node's own changes, its journal only ${b.journalHas} ` +
+    `this node's journal is behind: ${journalBehindFinding(b)} ` +
       "(restored from an older copy, or it lost its last commits). It takes no changes until started afresh, as they would be lost then: " +
       `make this change on another node, and repair this one: ${JOURNAL_BEHIND_REMEDY}`,
     b,

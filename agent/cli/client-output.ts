@@ -4,7 +4,7 @@
  * input, so they are easy to test and the commands stay about flow.
  */
 import {
-  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, JOURNAL_NOT_SEEDED, isHubStatus, type BatchRefusal, type ClusterStatus, type JournalBehindInfo,
+  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, JOURNAL_NOT_SEEDED, journalBehindFinding, isHubStatus, type BatchRefusal, type ClusterStatus, type JournalBehindInfo,
   type KeysStatus, type PostgresStatus, type ResyncStatus,
 } from "../contract/cluster-status.js";
 import type { KamailioReloadInterrupted, KamailioReloadStatus, KamailioStatus } from "../contract/kamailio-status.js";
@@ -114,7 +114,7 @@ function describeHub(p: ClusterStatus["peers"][number], self: string): string | 
 /** The journal went back in time: what happened, what the node does about it, and the fix. */
 export function describeJournalBehind(b: JournalBehindInfo): string {
   return cellText(
-    `JOURNAL BEHIND since ${b.at}: peer ${b.peer} holds ${b.peerHolds} of this node's own changes, its journal only ${b.journalHas} ` +
+    `JOURNAL BEHIND since ${b.at}: ${journalBehindFinding(b)} ` +
       "(restored from an older copy, or it lost its last commits). This node replicates with no peer, refuses changes and writes nothing into its Kamailio. " +
       `To repair it: ${JOURNAL_BEHIND_REMEDY}.`,
   );

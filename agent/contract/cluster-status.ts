@@ -84,6 +84,18 @@ export interface JournalBehindInfo {
   journalHas: number;
   /** When it was found (ISO 8601). */
   at: string;
+  /**
+   * Set when the peer held no more of this node's changes than the journal, but other ones under
+   * the same numbers (mesh/own-history.ts): the first difference found, in a sentence.
+   */
+  conflict?: string;
+}
+
+/** What the peer showed, for the messages that report it (`count` formats the numbers). */
+export function journalBehindFinding(b: JournalBehindInfo, count: (n: number) => string = String): string {
+  return b.conflict === undefined
+    ? `peer ${b.peer} holds ${count(b.peerHolds)} of this node's own changes, its journal only ${count(b.journalHas)}`
+    : `peer ${b.peer} holds other changes of this node's own than its journal under the same numbers (${b.conflict})`;
 }
 
 /**

@@ -34,6 +34,7 @@ import { createPeerKeyNotes, createPeerRefusalLog } from "./peer-keys.js";
 import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
 import { createPeerListener } from "./peer-listener.js";
 import type { ClaimedId } from "./peer-handshake.js";
+import { createOwnHistoryCheck } from "./own-history.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
 import { HUB, createMeshReload, type MeshLists, type MeshReload, type PeerEntry } from "./mesh-reload.js";
 import { createMeshStatus, type MeshStatus } from "./mesh-status.js";
@@ -112,6 +113,11 @@ export function createMesh(deps: {
   hubAcknowledged?: HubAcknowledged;
   /** The cluster keys (mesh.secret and mesh.acceptedSecrets), which SIGHUP may replace; read at each handshake. */
   keys: KeyRing;
+  /**
+   * Compare each peer's copy of this node's own changes with the journal once per run
+   * (own-history.ts): on agents, whose journal may be restored from an older copy; not on hubs.
+   */
+  checkOwnHistory?: boolean;
 }): Mesh {
   const { options: o, replica, metrics } = deps;
   const log = deps.log.child({ component: "mesh" });
@@ -135,8 +141,10 @@ export function createMesh(deps: {
   /** Set once a peer held more of our own changes than our journal: no session replicates after. */
   const journalBehind = deps.journalBehind;
   const stopOnJournalBehind = journalBehind.onSet(() => {
+    metrics.journalBehind.set(1);
     for (const s of [...sessions.values(), ...pending]) s.close(4010, "journal behind peer: restored or lost commits; see the agent log");
   });
+  const ownHistory = deps.checkOwnHistory ? createOwnHistoryCheck({ replica, journalBehind, log }) : null;
   const ca = o.tls?.ca ? readFileSync(o.tls.ca) : undefined;
 
   const isAllowed = (id: string) => o.acceptUnlisted || lists.peers.some((p) => p.id === id) || lists.allowed.includes(id);
@@ -218,6 +226,7 @@ export function createMesh(deps: {
         notePeerHolds(s);
         if (s.peerIsHub) noHub?.answered();
         catchUp?.peerReady(id, s.peerVector());
+        ownHistory?.peerReady(s);
         coordinator.evaluate();
       },
       onPeerVector(s) {

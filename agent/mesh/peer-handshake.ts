@@ -110,7 +110,6 @@ export function createHandshake<Ctx>(deps: HandshakeDeps & {
       return;
     }
     if ((vv[self] ?? 0) > have) {
-      metrics.journalBehind.set(1);
       deps.log().error(
         { peer: id, peerHolds: vv[self], journalHas: have, replica: self },
         "this node's journal lacks changes of its own that the peer holds: it was restored from an older copy or lost its last commits; " +

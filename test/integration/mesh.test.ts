@@ -223,6 +223,54 @@ describe("three agents", () => {
     }
   });
 
+  it("a journal restored while no peer answered, then written past what the peers hold, is found at the next session and stops the same way", async () => {
+    // Two nodes of their own: the restored one is out of service at the end.
+    const [f1, f2] = (await makeCluster(join(dir, "fork"), 2)) as [AgentProcess, AgentProcess];
+    const data = join(f1.spec.dir, "data");
+    const backup = join(dir, "fork-f1-backup");
+    const has = async (n: AgentProcess, alias: string) => (await dumpAliases(n)).some((a) => a.startsWith(`${alias}=>`));
+    try {
+      await Promise.all([f1.start(), f2.start()]);
+      await f1.call("alias.set", { alias: "kept@example.com", target: "sip:x@example.com" });
+      await waitFor("kept on f2", () => has(f2, "kept@example.com"));
+      await f1.stop();
+      cpSync(data, backup, { recursive: true });
+      await f1.start();
+      await f1.call("alias.set", { alias: "lost@example.com", target: "sip:x@example.com" });
+      await waitFor("lost on f2", () => has(f2, "lost@example.com"));
+
+      // The copy comes back while f2 is down: no handshake can count f1's changes, and f1 takes two
+      // (API writes wait for nobody), one more than it lost. The first takes the number f2 holds
+      // for lost@; by the count alone f2 then holds less of f1's changes than f1 does.
+      await Promise.all([f1.stop(), f2.stop()]);
+      rmSync(data, { recursive: true, force: true });
+      cpSync(backup, data, { recursive: true });
+      await f1.start();
+      await f1.call("alias.set", { alias: "forked1@example.com", target: "sip:x@example.com" });
+      await f1.call("alias.set", { alias: "forked2@example.com", target: "sip:x@example.com" });
+      await f2.start();
+
+      await waitFor("f1 notices", async () => (await f1.metric("locmesh_journal_behind")) === 1, 15_000);
+      const st = await f1.call<ClusterStatus>("cluster.status");
+      expect(st.journalBehind).toMatchObject({ peer: "n2" });
+      expect(st.journalBehind!.peerHolds).toBeLessThan(st.journalBehind!.journalHas);
+      expect(st.journalBehind!.conflict).toMatch(/^this node's change \d+ is alias lost@example\.com set at HLC \d+ on the peer, but alias forked1@example\.com set at HLC \d+ in the journal$/);
+      expect(readFileSync(f1.logPath, "utf8")).toContain("this node's journal and the peer hold different changes of this node under the same numbers");
+      await waitFor("f1 to close its session", async () => !(await f1.call<ClusterStatus>("cluster.status")).peers[0]!.connected, 10_000);
+      // Changes are refused, saying what was found.
+      const refused = await f1.call("alias.set", { alias: "while-forked@example.com", target: "sip:x@example.com" }).then(() => null, (e: RpcCallError) => e);
+      expect(refused?.code).toBe(ErrorCode.JournalBehind);
+      expect(refused?.message).toMatch(/^this node's journal is behind: peer n2 holds other changes of this node's own than its journal under the same numbers \(this node's change \d+ is alias lost@example\.com/);
+      const status = await cli(["status", "-c", f1.configPath]);
+      expect(status.stdout).toMatch(/^JOURNAL BEHIND since \S+: peer n2 holds other changes of this node's own than its journal under the same numbers/);
+      // f2 kept what it had: lost@ stays, forked1@ (under lost@'s number) never came.
+      expect(await has(f2, "lost@example.com")).toBe(true);
+      expect(await has(f2, "forked1@example.com")).toBe(false);
+    } finally {
+      await Promise.all([f1.stop(), f2.stop()]);
+    }
+  });
+
   it("refuses a peer with the wrong key, and logs and counts it", async () => {
     const [n1] = nodes as [AgentProcess];
     const intruder = new AgentProcess({

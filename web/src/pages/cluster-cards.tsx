@@ -4,7 +4,7 @@ import { acceptedKeysLastUsedBy, keysText } from "../../../agent/contract/keys-t
 import { sipPeersText } from "../../../agent/contract/sip-peers-text.js";
 import { peerErrorText } from "../../../agent/contract/batches-not-stored-text.js";
 import {
-  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, JOURNAL_NOT_SEEDED, isHubStatus, type BatchRefusal, type CredentialsStatus, type JournalBehindInfo, type KeysStatus, type PeerStatus,
+  BATCH_REFUSED_REMEDY, JOURNAL_BEHIND_REMEDY, JOURNAL_NOT_SEEDED, journalBehindFinding, isHubStatus, type BatchRefusal, type CredentialsStatus, type JournalBehindInfo, type KeysStatus, type PeerStatus,
   type PostgresStatus, type ResyncStatus,
 } from "../../../agent/contract/cluster-status.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
@@ -12,13 +12,15 @@ import {
   WRITER_TEXT, connectedSinceText, countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs, type ClusterStatusView, type KamailioStatus,
 } from "../lib/cluster-view.js";
 
+const upperFirst = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
 /** This node is out of service until the operator acts: said above everything else. */
 export function JournalBehindAlert({ b }: { b: JournalBehindInfo }) {
   return (
     <div class="card" role="alert">
       <h2>Journal behind</h2>
       <p class="error">
-        {`Peer ${b.peer} holds ${formatCount(b.peerHolds)} of this node's own changes, its journal only ${formatCount(b.journalHas)} ` +
+        {`${upperFirst(journalBehindFinding(b, formatCount))} ` +
           `(since ${formatTime(b.at)}): the journal was restored from an older copy or lost its last commits. ` +
           "This node replicates with no peer, refuses changes and writes nothing into its Kamailio. Make changes on another node."}
       </p>
