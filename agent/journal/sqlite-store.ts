@@ -12,6 +12,7 @@ import { InvalidBatchError, type ApplyOutcome, type Draft, type Page, type PageQ
 
 export { InvalidBatchError };
 import { journalFullOr } from "./journal-full.js";
+import { lockJournal } from "./journal-lock.js";
 import { migrateSqlite } from "./migrate-sqlite.js";
 import { COUNT_SQL, PAGE_SQL, type CountParams, type PageParams } from "./sqlite-page-sql.js";
 import { KIND_CODE, expiresOf, rowToChange, type StoredRow as Row } from "../core/stored-row.js";
@@ -44,21 +45,26 @@ export interface SqliteStore extends ReplicaStore, Pick<JournalMeta, "created" |
 
 export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
   if (opts.path !== ":memory:") mkdirSync(dirname(opts.path), { recursive: true });
-  const db = new Database(opts.path);
-  db.pragma("journal_mode = WAL");
-  db.pragma(`synchronous = ${opts.synchronous === "normal" ? "NORMAL" : "FULL"}`);
-  db.pragma("busy_timeout = 5000");
-  db.pragma(`cache_size = -${(opts.cacheMiB ?? 32) * 1024}`);
-  db.pragma("temp_store = MEMORY");
-  try {
-    migrateSqlite(db);
-  } catch (err) {
-    db.close();
-    throw err;
-  }
-
-  // Whose journal this is, its epoch, and the notes kept with it; another node's is refused.
-  const meta = openJournalMeta(db, opts);
+  // Held until close: one agent per journal (journal-lock.ts).
+  const lock = lockJournal(opts.path);
+  const { db, meta } = (() => {
+    let db: Database.Database | null = null;
+    try {
+      db = new Database(opts.path);
+      db.pragma("journal_mode = WAL");
+      db.pragma(`synchronous = ${opts.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+      db.pragma("busy_timeout = 5000");
+      db.pragma(`cache_size = -${(opts.cacheMiB ?? 32) * 1024}`);
+      db.pragma("temp_store = MEMORY");
+      migrateSqlite(db);
+      // Whose journal this is, its epoch, and the notes kept with it; another node's is refused.
+      return { db, meta: openJournalMeta(db, opts) };
+    } catch (err) {
+      if (db?.open) db.close();
+      lock.release();
+      throw err;
+    }
+  })();
   const self = meta.replicaId;
 
   // Origins are few (one per node epoch): kept in memory both ways (sqlite-origins.ts), and
@@ -305,6 +311,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): SqliteStore {
     },
     async close() {
       if (db.open) db.close();
+      lock.release();
     },
   };
 }

@@ -4,7 +4,7 @@
  * attached, to see that nothing stale is written into it), and refusal of a peer with the wrong key.
  */
 import { execFile } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -269,6 +269,21 @@ describe("three agents", () => {
     } finally {
       await Promise.all([f1.stop(), f2.stop()]);
     }
+  });
+
+  it("refuses a second agent on a running agent's journal at once, saying so, and the first goes on", async () => {
+    const [n1, n2] = nodes as [AgentProcess, AgentProcess];
+    // The same config on other ports, as someone starting `locmesh agent` by hand beside the service.
+    const config = JSON.parse(readFileSync(n1.configPath, "utf8")) as { mesh: { listen: string }; api: { listen: string } };
+    config.mesh.listen = `127.0.0.1:${await freePort()}`;
+    config.api.listen = `127.0.0.1:${await freePort()}`;
+    const second = join(dir, "second-agent.json");
+    writeFileSync(second, JSON.stringify(config), { mode: 0o600 });
+    const run = await cli(["agent", "-c", second]);
+    expect(run.code).toBe(1);
+    expect(run.stdout + run.stderr).toMatch(/another process holds the journal at \S+journal\.sqlite: an agent with this dataDir is running already/);
+    await n1.call("alias.set", { alias: "after-second@example.com", target: "sip:x@example.com" });
+    await waitFor("n1 still replicates", async () => (await dumpAliases(n2)).some((a) => a.startsWith("after-second@example.com=>")));
   });
 
   it("refuses a peer with the wrong key, and logs and counts it", async () => {
