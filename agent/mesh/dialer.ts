@@ -105,7 +105,7 @@ export function startDialer(deps: DialerDeps): Dialer {
     // The peer may have dialed us while we were backing off: keep its session rather than build
     // a second one that the duplicate rule would then swap in mid-transfer.
     if (deps.isConnected()) return Promise.resolve(null);
-    url = urls[next % urls.length]!;
+    url = urls[((next % urls.length) + urls.length) % urls.length]!;
     next++;
     return deps.connect(url, (ws) => (socket = ws));
   }
@@ -164,11 +164,17 @@ export function startDialer(deps: DialerDeps): Dialer {
           deps.onUnanswered?.(`${redactUrl(url!)}: ${reason}`);
         }
         // Stay with a peer that only closed a duplicate, or a hub that asks for a new handshake
-        // (1012: its database lost commits); otherwise try the next URL first.
-        if (reason.startsWith("4009") || reason.startsWith("1012")) next--;
+        // (1012: its database lost commits), if it is still listed; otherwise try the next URL
+        // first. Not for a session this side closed (a move, a dropped URL): `next` is set there.
+        // (From the URL's place, not by counting back: the list may have changed meanwhile.)
+        if (!left && (reason.startsWith("4009") || reason.startsWith("1012")) && urls.includes(url!)) next = urls.indexOf(url!);
         if (!stop.signal.aborted) await new Promise((r) => setTimeout(r, pauseAfter(reason, Date.now() - openedAt)));
-      } catch {
-        return; // aborted
+      } catch (err) {
+        if (stop.signal.aborted) return;
+        // A fault of ours, not the network's (p-retry gives up on those): never stop dialing for it.
+        log.error({ err }, "dialing failed unexpectedly; dialing again");
+        lastError = `dialing failed: ${(err as Error).message}`;
+        await new Promise((r) => setTimeout(r, retry.maxMs));
       }
     }
   }

@@ -89,6 +89,47 @@ describe("dialer when a hub asks for a new handshake", () => {
   });
 });
 
+describe("dialer when the hub list changes under a session", () => {
+  it("keeps dialing after a 1012 from a hub reached while SIGHUP changed hub.urls (found by review: the dialer stopped for good)", async () => {
+    const tried: string[] = [];
+    const sockets: ReturnType<typeof fakeSocket>[] = [];
+    let releaseDial: (() => void) | null = null;
+    const dialer = startDialer({
+      target: { id: null, urls: ["ws://a", "ws://b"] },
+      label: "hub", nodeId: "n1", retry: { minMs: 1, maxMs: 2 },
+      log: silentLogger(), metrics: createMetrics({ defaults: false }),
+      isConnected: () => false,
+      async connect(url) {
+        tried.push(url);
+        if (url === "ws://a" && tried.length === 1) throw Object.assign(new Error("ECONNREFUSED"), { transient: true });
+        // The dial of b hangs until the list has changed.
+        if (tried.length === 2) await new Promise<void>((r) => (releaseDial = r));
+        const ws = fakeSocket();
+        sockets.push(ws);
+        return ws as unknown as WebSocket;
+      },
+    });
+    try {
+      await until(() => releaseDial !== null);
+      dialer.setUrls(["ws://a", "ws://b", "ws://c"]); // SIGHUP while b is being dialed
+      releaseDial!();
+      await until(() => sockets.length === 1);
+      await new Promise((r) => setTimeout(r, 10));
+      const ws = sockets[0]!;
+      ws.emit("close", 1012, Buffer.from("the hubs' database lost commits; handshake again"));
+      ws.readyState = 3;
+      // The same hub again, as after any 1012, and the dialer lives on.
+      await until(() => sockets.length === 2);
+      expect(tried).toEqual(["ws://a", "ws://b", "ws://b"]);
+      sockets[1]!.close();
+      await until(() => sockets.length === 3);
+      expect(tried.at(-1)).toBe("ws://c");
+    } finally {
+      dialer.stop("test over");
+    }
+  });
+});
+
 describe("dialer after a refusal", () => {
   it("backs off from a peer that refuses it at once, and waits as long as a peer holding it off says", async () => {
     const dials: number[] = [];
