@@ -86,19 +86,25 @@ export function createMeshStatus(deps: {
     return out;
   }
 
+  /** What the hub holds: the live session's vector, else this node's own by the figure kept, else unknown. */
+  function hubFloor(): PurgeFloor | null {
+    const session = hubSession();
+    if (session) return { ...session.peerVector() };
+    const held = deps.hubAcknowledged.held();
+    return held === null ? null : { [replica.replicaId]: held };
+  }
+
   async function purgeFloor(): Promise<PurgeFloor | null> {
-    if (hubMode) {
-      const session = hubSession();
-      if (session) return { ...session.peerVector() };
-      const held = deps.hubAcknowledged.held();
-      return held === null ? null : { [replica.replicaId]: held };
-    }
+    const hub = hubMode ? hubFloor() : null;
+    if (hubMode && (hub === null || (lists.peers.length === 0 && deps.peerHeld.size === 0))) return hub;
+    // Mesh peers, beside the hubs too (a move between the two, README): each must hold it as well.
     const vectors = peerVectorsHeld();
     if (vectors === null) return null;
     const floor: Record<string, number> = {};
     for (const origin of Object.keys(await replica.versionVector())) {
-      // No peer: nobody to wait for.
-      floor[origin] = vectors.reduce((least, v) => Math.min(least, v[origin] ?? 0), Number.MAX_SAFE_INTEGER);
+      // No peer: nobody to wait for. An origin the hub's floor leaves out is kept for it.
+      const least = vectors.reduce((l, v) => Math.min(l, v[origin] ?? 0), Number.MAX_SAFE_INTEGER);
+      floor[origin] = hub === null ? least : Math.min(least, hub[origin] ?? 0);
     }
     return floor;
   }

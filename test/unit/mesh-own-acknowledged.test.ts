@@ -103,4 +103,18 @@ describe("what every peer holds of each origin (what the purge may drop of anyon
     expect(await status({ hubMode: true, hubHeld: 50, mine }).purgeFloor()).toEqual({ [OWN]: 50 });
     expect(await status({ hubMode: true, mine }).purgeFloor()).toBeNull();
   });
+
+  it("in hub mode with mesh peers too (a move between the two), the least of the hub and every peer (found by review: the peers were left out)", async () => {
+    const hub = session(70, true, true, 20);
+    // n2 holds less than the hub of this node's own, more of the other origin.
+    expect(await status({ hubMode: true, peers: ["n2"], sessions: [["hub1", hub], ["n2", session(40, true, false, 30)]], mine }).purgeFloor())
+      .toEqual({ [OWN]: 40, [OTHER]: 20 });
+    // A peer away, as last said this run; one not heard from this run keeps everything.
+    expect(await status({ hubMode: true, peers: ["n2"], sessions: [["hub1", hub]], peerHeld: [["n2", 10, 5]], mine }).purgeFloor())
+      .toEqual({ [OWN]: 10, [OTHER]: 5 });
+    expect(await status({ hubMode: true, peers: ["n2"], sessions: [["hub1", hub]], mine }).purgeFloor()).toBeNull();
+    // No hub session: the hub's floor covers this node's own only, so the others' rows are kept.
+    expect(await status({ hubMode: true, peers: ["n2"], peerHeld: [["n2", 60, 45]], hubHeld: 50, mine }).purgeFloor())
+      .toEqual({ [OWN]: 50, [OTHER]: 0 });
+  });
 });
