@@ -7,6 +7,8 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // expect.poll's own default (1 s) is too short for a browser or a process on a loaded 2-core box.
+    expect: { poll: { timeout: 10_000 } },
     reporters: ["default"],
   },
 });

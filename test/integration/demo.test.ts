@@ -173,7 +173,7 @@ describe("locmesh demo with Kamailio", () => {
     const alice = startPhone({ dir, port: phone.localPort, name: "alice" });
     try {
       await sippCall({ dir, proxyPort: SIP_BASE + 3, to: `sip:bob@${DOMAIN}` });
-      expect(alice.answered()).toBe(1);
+      await expect.poll(() => alice.answered()).toBe(1);
     } finally {
       await alice.stop();
     }

@@ -87,7 +87,7 @@ describe("aliases in alias_db's table while its database is down", () => {
     const phone = startPhone({ dir, port: carol.localPort, name: "carol" });
     try {
       await sippCall({ dir, proxyPort: n2.kamailio.sipPort, to: `sip:nick@${TEST_DOMAIN}` });
-      expect(phone.answered()).toBe(1);
+      await expect.poll(() => phone.answered()).toBe(1);
     } finally {
       await phone.stop();
     }

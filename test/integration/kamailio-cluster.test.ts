@@ -100,7 +100,7 @@ describe("three Kamailio nodes with agents", () => {
     const phone = startPhone({ dir, port: bob.localPort, name: "bob" });
     try {
       for (const node of cluster.nodes) await sippCall({ dir, proxyPort: node.kamailio.sipPort, to: `sip:bobby@${TEST_DOMAIN}` });
-      expect(phone.answered()).toBe(3);
+      await expect.poll(() => phone.answered()).toBe(3);
     } finally {
       await phone.stop();
     }
@@ -294,7 +294,7 @@ describe("three Kamailio nodes with agents", () => {
     const phone = startPhone({ dir, port: carol.localPort, name: "carol" });
     try {
       await sippCall({ dir, proxyPort: n2.kamailio.sipPort, to: `sip:carol@${TEST_DOMAIN}` });
-      expect(phone.answered()).toBe(1);
+      await expect.poll(() => phone.answered()).toBe(1);
     } finally {
       await phone.stop();
     }

@@ -132,7 +132,7 @@ describe("Kamailio database fallback", () => {
     const phone = startPhone({ dir, port: bob.localPort, name: "bob" });
     try {
       await sippCall({ dir, proxyPort: n2.kamailio.sipPort, to: `sip:bob@${TEST_DOMAIN}` });
-      expect(phone.answered()).toBe(1);
+      await expect.poll(() => phone.answered()).toBe(1);
     } finally {
       await phone.stop();
     }

@@ -39,7 +39,7 @@ beforeAll(async () => {
     // n1's Kamailio runs with Kamailio's default, use_domain 0, with an include that does not stop
     // it, and lets REGISTERs through after 1 s (its agent never opens the REGISTER gate while it
     // refuses to attach).
-    node: (i) => (i === 0 ? { kamailio: { extraCfg: `${USE_DOMAIN_0}\n${INCLUDE_WITHOUT_CHECK}\n#!define LOCMESH_READY_GRACE 1` } } : {}),
+    node: (i) => (i === 0 ? { kamailio: { extraCfg: `${USE_DOMAIN_0}\n${INCLUDE_WITHOUT_CHECK}\n#!define LOCMESH_READY_GRACE 1` }, registerGate: false } : {}),
   });
   [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
   // The grace compares whole seconds ($TV(s) - $Tb < 1): a REGISTER in the second n1's Kamailio

@@ -68,7 +68,7 @@ describe("web UI with Kamailio", () => {
     const answering = startPhone({ dir, port: phone.localPort, name: "dave" });
     try {
       await sippCall({ dir, proxyPort: n1.kamailio.sipPort, to: `sip:dial-dave@${TEST_DOMAIN}` });
-      expect(answering.answered()).toBe(1);
+      await expect.poll(() => answering.answered()).toBe(1);
     } finally {
       await answering.stop();
     }

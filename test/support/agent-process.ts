@@ -182,6 +182,8 @@ export class AgentProcess {
     const t = setTimeout(() => this.child?.kill("SIGKILL"), 5000);
     await this.exited;
     clearTimeout(t);
+    // The child's exit can come before the last of its output is in the log file: a test reads it next.
+    await Promise.race([this.logFlushed, sleep(1000)]);
   }
 }
 

@@ -3,13 +3,14 @@
  * include (evapi events, Path relay), and N real agent processes attached to them (FIFO, optional
  * jsonrpcs datagram socket, evapi), meshed with each other. Everything on 127.0.0.1.
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { evapiBulkToken } from "../../agent/kamailio/evapi-bulk.js";
 import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
 import { createUsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
 import type { UsrlocContact } from "../../agent/kamailio/usrloc-contact.js";
 import { silentLogger } from "../../agent/ops/logger.js";
-import { AgentProcess, freePort } from "./agent-process.js";
+import { AgentProcess, freePort, logTail } from "./agent-process.js";
 import { startKamailio, type KamailioOptions, type KamailioProcess } from "./kamailio-process.js";
 
 /** The cluster key of every test cluster's agents (the include's bulk token derives from it). */
@@ -41,6 +42,12 @@ export interface KamailioClusterOptions {
     agentConfig?: Record<string, unknown>;
     /** Extra environment for this agent's process. */
     agentEnv?: Record<string, string>;
+    /**
+     * false: do not wait for this agent to open its Kamailio's REGISTER gate (one that never does,
+     * refusing to attach). By default the cluster is returned once every gate is open: until then
+     * its Kamailio answers REGISTER 503.
+     */
+    registerGate?: false;
   };
   /**
    * The URL agent `from` dials to reach peer `to` (default: `to`'s mesh port), e.g. a proxy the
@@ -55,6 +62,9 @@ export interface KamailioCluster {
   nodes: ClusterNode[];
   close(): Promise<void>;
 }
+
+/** What an agent logs once its Kamailio lets REGISTERs through (agent/kamailio/register-gate.ts). */
+const GATE_OPEN = "Kamailio is whole: REGISTERs are let through";
 
 /** The domain test phones register in; every test Kamailio serves it (alias=). */
 export const TEST_DOMAIN = "example.com";
@@ -126,6 +136,15 @@ export async function startKamailioCluster(o: KamailioClusterOptions): Promise<K
       );
     });
     await Promise.all(agents.map((a) => a.start()));
+    // The agent answers /healthz before its first catch-up and reconcile are done: a REGISTER
+    // sent meanwhile would get 503 from the gate.
+    await Promise.all(agents.map(async (a, i) => {
+      if (o.node?.(i)?.registerGate === false) return;
+      for (const until = Date.now() + 30_000; !readFileSync(a.logPath, "utf8").includes(GATE_OPEN);) {
+        if (Date.now() > until) throw new Error(`${a.spec.id} did not open its Kamailio's REGISTER gate within 30 s; the end of ${a.logPath}:\n${logTail(a.logPath)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }));
   } catch (err) {
     await close();
     throw err;

@@ -11,7 +11,11 @@ import { SIPP_BIN, needSipp, runSipp } from "./sipp.js";
 
 export interface Phone {
   stop(): Promise<void>;
-  /** INVITEs this phone answered so far (counted from sipp's message trace). */
+  /**
+   * Calls this phone answered so far, by Call-ID, from sipp's message trace: a 200 OK sent again
+   * for an INVITE sent again (a late answer) counts once. sipp writes the trace after sending, so
+   * poll it rather than read it once.
+   */
   answered(): number;
 }
 
@@ -29,7 +33,9 @@ export function startPhone(o: { dir: string; port: number; name: string }): Phon
   return {
     answered() {
       if (!existsSync(trace)) return 0;
-      return (readFileSync(trace, "utf8").match(/^SIP\/2\.0 200 OK/gm) ?? []).length;
+      const ids = new Set<string>();
+      for (const m of readFileSync(trace, "utf8").matchAll(/^SIP\/2\.0 200 OK[\s\S]*?^Call-ID:\s*(\S+)/gim)) ids.add(m[1]!);
+      return ids.size;
     },
     async stop() {
       child.kill("SIGKILL");
