@@ -89,11 +89,39 @@ describe("web rpc client", () => {
     const timedOut = await slow;
     expect(outcomeUnknown(timedOut)).toBe(true);
     expect((timedOut as Error).message).toMatch(/did not answer alias\.set within 15 s, so it may or may not have been done/);
+    // (The timeout dropped that socket and dialed again: see the next test.)
+    expect(agent.sockets).toHaveLength(2);
     const dropped = client.call("alias.set", { alias: "a@x", target: "sip:t@x" }).catch((e: unknown) => e);
-    agent.sockets[0]!.close();
+    agent.sockets[1]!.close();
     await vi.advanceTimersByTimeAsync(10);
     expect(outcomeUnknown(await dropped)).toBe(true);
     expect(outcomeUnknown(new RpcError(ErrorCode.Conflict, "alias changed meanwhile"))).toBe(false);
+    client.close();
+  });
+
+  it("takes a call left unanswered for the timeout for a dead connection: drops it and dials again, without waiting for TCP (found by review)", async () => {
+    const { agent, client, states } = await signedIn(fakeAgent("good-token", 0, ["cluster.status"]));
+    const other = client.call("alias.list", {}); // answered on the same socket meanwhile
+    const hung = client.call("cluster.status", {}).catch((e: unknown) => e);
+    const later = client.call("cluster.status", {}).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await other).toEqual({ echo: "alias.list" });
+    await vi.advanceTimersByTimeAsync(15_000);
+    expect((await hung) as RpcError).toMatchObject({ code: ErrorCode.TemporaryFailure, message: "the agent did not answer cluster.status within 15 s" });
+    // Every call still waiting on that socket fails now, as a lost connection: a read is only to
+    // be asked again (no "a change may have been made").
+    expect(await later).toMatchObject({ code: ErrorCode.TemporaryFailure, message: "lost the connection to the agent before it answered; the page asks again once the badge shows live" });
+    expect(outcomeUnknown(await later)).toBe(false);
+    expect(agent.sockets[0]!.closed).toBe(true);
+    await vi.advanceTimersByTimeAsync(600);
+    expect(states).toEqual(["reconnecting", "open", "resumed"]);
+    expect(agent.sockets).toHaveLength(2);
+    // A call on the new socket is not failed by the old one's close, however late it comes.
+    const fresh = client.call("alias.list", {});
+    agent.sockets[0]!.onclose?.();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await fresh).toEqual({ echo: "alias.list" });
+    expect(client.state()).toBe("open");
     client.close();
   });
 

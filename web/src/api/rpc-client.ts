@@ -42,16 +42,22 @@ interface Pending {
   resolve(v: unknown): void;
   reject(e: RpcError): void;
   timer: ReturnType<typeof setTimeout>;
+  /** The socket it was sent on: only that socket's close fails it. */
+  socket: WebSocket;
+  method: string;
 }
 
 /** A call whose outcome is not known: the agent may have made the change (outcomeUnknown). */
 const UNKNOWN = { outcome: "unknown" } as const;
-const lost = () =>
-  new RpcError(
-    ErrorCode.TemporaryFailure,
-    "lost the connection to the agent before it answered, so a change may or may not have been made; check again when the badge shows live",
-    UNKNOWN,
-  );
+/** The connection went before the answer: for a write, whether it was done is not known; a read is only to be asked again. */
+const lost = (method: string) =>
+  WRITES.has(method)
+    ? new RpcError(
+      ErrorCode.TemporaryFailure,
+      "lost the connection to the agent before it answered, so a change may or may not have been made; check again when the badge shows live",
+      UNKNOWN,
+    )
+    : new RpcError(ErrorCode.TemporaryFailure, "lost the connection to the agent before it answered; the page asks again once the badge shows live");
 
 /** Calls that change something: one that got no answer may have been carried out. */
 const WRITES = new Set<string>([ApiMethod.AliasSet, ApiMethod.AliasRemove, ApiMethod.LocationPublish, ApiMethod.ClusterResync, ApiMethod.KamailioReload]);
@@ -107,10 +113,31 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
         reject(WRITES.has(method)
           ? new RpcError(ErrorCode.TemporaryFailure, `the agent did not answer ${method} within ${timeoutMs / 1000} s, so it may or may not have been done; the page shows what the agent holds once it answers`, UNKNOWN)
           : new RpcError(ErrorCode.TemporaryFailure, `the agent did not answer ${method} within ${timeoutMs / 1000} s`));
+        // No answer in that long: the connection is most likely dead (the agent's host went away,
+        // a VPN dropped), and TCP may take a quarter of an hour to say so. Dial again now.
+        if (socket === ws && state === "open") dropAndRedial(socket);
       }, timeoutMs);
-      pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, socket, method });
       socket.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
     });
+  }
+
+  /** Gives up on the live socket: its calls fail as lost, and a new one is dialed. */
+  function dropAndRedial(socket: WebSocket) {
+    ws = null;
+    failPending(socket, null);
+    socket.close();
+    scheduleRedial();
+  }
+
+  /** Fails the calls waiting on `socket`: with `err`, else as lost. */
+  function failPending(socket: WebSocket, err: RpcError | null) {
+    for (const [id, p] of pending) {
+      if (p.socket !== socket) continue;
+      clearTimeout(p.timer);
+      p.reject(err ?? lost(p.method));
+      pending.delete(id);
+    }
   }
 
   function onMessage(ev: MessageEvent) {
@@ -143,11 +170,7 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
       socket.onclose = (ev?: { code?: number }) => {
         // 1008: the agent refused this page's origin (agent/api/ws-origin.ts) before any sign-in.
         const why = ev?.code === POLICY_VIOLATION ? originRefused() : null;
-        for (const [id, p] of pending) {
-          clearTimeout(p.timer);
-          p.reject(why ?? lost());
-          pending.delete(id);
-        }
+        failPending(socket, why);
         if (!settled) {
           settled = true;
           return reject(why ?? new RpcError(ErrorCode.TemporaryFailure, `cannot reach the agent at ${deps.url}`));
