@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { createJSONRPCErrorResponse } from "json-rpc-2.0";
 import { WebSocketServer, type WebSocket } from "ws";
-import { ErrorCode } from "../contract/errors.js";
+import { ErrorCode, RpcError } from "../contract/errors.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { webDistDir } from "../ops/paths.js";
@@ -44,6 +44,8 @@ export interface HttpServerDeps {
   signedOut?: ClientSlots;
   /** How long a request may take to arrive, and how many HTTP connections a client may hold (http-limits.ts). */
   limits?: HttpLimits;
+  /** How often each WebSocket is pinged; one that has not answered (a pong, any frame) by the next ping is dropped. Default 30 s. */
+  pingIntervalMs?: number;
 }
 
 export interface HttpApi {
@@ -67,6 +69,12 @@ const BINARY_FRAME = "a binary WebSocket frame; send each JSON-RPC request or ba
 const WS_FRAME_LIMIT_SIGNED_OUT = 64 << 10;
 /** How long a refused WebSocket lingers after its close frame (refuseSocket). */
 const REFUSED_SOCKET_MS = 250;
+/**
+ * WebSocket pings: they keep a NAT or firewall on the way from forgetting an idle admin's
+ * connection, and find one whose far end is gone (a laptop closed, a VPN dropped), which TCP may
+ * take a quarter of an hour to notice, holding its subscription and its buffers meanwhile.
+ */
+const WS_PING_MS = 30_000;
 
 export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const log = deps.log.child({ component: "http" });
@@ -84,6 +92,9 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   let lastConnectionRefusalLogged = 0;
   const bearer = (req: IncomingMessage) => /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim() ?? null;
   const wsClients = new Set<WebSocket>();
+  /** Sockets heard from (a pong, any frame) since the last ping. */
+  const heard = new WeakSet<WebSocket>();
+  let pinger: NodeJS.Timeout | undefined;
   const subscribers = new Map<WebSocket, "changes" | "summary">();
   let server: Server | null = null;
   const webRoot = deps.webRoot === undefined ? webDistDir() : deps.webRoot;
@@ -240,19 +251,27 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       waiting = false;
       req.socket.off("data", countBytes);
     };
+    // One sign-in attempt per connection: a refused one closes it once answered, and the rest of a
+    // batch is refused unchecked. Otherwise one WebSocket through a proxy the guessing limit
+    // exempts (the host's own, api.trustedProxies) would carry a thousand guesses per upgrade.
+    let loginRefused = false;
     const ctx: ApiContext = {
       authenticated,
       signIn(t) {
+        if (loginRefused) return new RpcError(ErrorCode.Unauthorized, "sign-in refused on this connection; open a new one to try again");
         const refused = auth.verify(t, remote, "login");
         if (refused === null) {
           ctx.authenticated = true;
           stopWaiting();
-        }
+        } else loginRefused = true;
         return refused;
       },
       subscribe: (mode) => subscribers.set(ws, mode),
     };
     wsClients.add(ws);
+    heard.add(ws);
+    const answered = () => heard.add(ws);
+    ws.on("pong", answered);
     // A client that sends requests and does not read the answers would make them pile up here:
     // past the limit (small before sign-in, where anyone can connect) the connection is dropped.
     const send = (text: string) => {
@@ -275,6 +294,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       subscribers.delete(ws);
     });
     ws.on("message", (data, isBinary) => {
+      answered();
       // Anyone can connect: a large frame is not parsed (it would hold the event loop) before sign-in.
       const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
       if (!ctx.authenticated && size > WS_FRAME_LIMIT_SIGNED_OUT) return ws.close(1009, "frame too large before sign-in");
@@ -286,6 +306,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       if (frame === null) return send(JSON.stringify(deps.rpc.parseError()));
       void deps.rpc.receive(frame.json, ctx).then((answer) => {
         if (answer !== null) send(JSON.stringify(answer));
+        if (loginRefused && !ctx.authenticated && ws.readyState === ws.OPEN) ws.close(4003, "sign-in refused; open a new connection to try again");
       }).catch((err: unknown) => log.error({ err }, "could not answer a WebSocket request"));
     });
   }
@@ -310,6 +331,18 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       }, exempt);
       const wss = new WebSocketServer({ server, path: "/rpc", maxPayload: deps.maxMessageBytes });
       wss.on("connection", onSocket);
+      pinger = setInterval(() => {
+        for (const ws of wsClients) {
+          if (!heard.has(ws)) {
+            log.info("dropping a WebSocket client that did not answer a ping (its connection is gone)");
+            ws.terminate();
+            continue;
+          }
+          heard.delete(ws);
+          ws.ping();
+        }
+      }, deps.pingIntervalMs ?? WS_PING_MS);
+      pinger.unref();
       await listenOn(server, wss, deps.listen, "local API", "api.listen.port", (err) => log.error({ err: err.message }, "local API server error"));
       log.info({ listen: `${deps.listen.host}:${(server.address() as AddressInfo).port}` }, "local API listening");
     },
@@ -333,6 +366,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       }
     },
     async close() {
+      clearInterval(pinger);
       for (const c of wsClients) c.terminate();
       server?.closeAllConnections();
       await new Promise<void>((r) => (server ? server.close(() => r()) : r()));

@@ -24,7 +24,7 @@ afterAll(async () => {
   await Promise.all(apis.map((a) => a.close()));
 });
 
-async function api(allowedOrigins: string[] = [], o: { log?: Logger; maxMessageBytes?: number } = {}): Promise<number> {
+async function api(allowedOrigins: string[] = [], o: { log?: Logger; maxMessageBytes?: number; pingIntervalMs?: number } = {}): Promise<number> {
   const log = o.log ?? silentLogger();
   const rpc = createRpcServer<ApiContext>({ log });
   rpc.method("auth.login", z.object({ token: z.string() }), (p, ctx) => {
@@ -35,6 +35,7 @@ async function api(allowedOrigins: string[] = [], o: { log?: Logger; maxMessageB
   const a = createHttpApi({
     listen: { host: "127.0.0.1", port: 0 }, tokens: createKeyRing({ own: TOKEN, accepted: [] }), maxMessageBytes: o.maxMessageBytes ?? 4096,
     rpc, metrics: createMetrics({ defaults: false }), log, nodeId: "t1", webRoot: null, allowedOrigins,
+    ...(o.pingIntervalMs === undefined ? {} : { pingIntervalMs: o.pingIntervalMs }),
   });
   apis.push(a);
   await a.start();
@@ -55,6 +56,29 @@ async function login(port: number, token: string, headers: Record<string, string
     ws.terminate();
   }
 }
+
+describe("the API's WebSocket pings", () => {
+  it("drops a client that answers no ping (its far end is gone), and keeps one that does, idle or not", async () => {
+    const port = await api([], { pingIntervalMs: 100 });
+    const open = (autoPong: boolean) => new Promise<WebSocket>((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/rpc`, { headers: { authorization: `Bearer ${TOKEN}` }, autoPong });
+      ws.on("open", () => resolve(ws));
+      ws.on("error", reject);
+    });
+    const alive = await open(true);
+    const gone = await open(false);
+    const closedAt = new Map<WebSocket, number>();
+    for (const ws of [alive, gone]) ws.on("close", () => closedAt.set(ws, Date.now()));
+    try {
+      await new Promise((r) => setTimeout(r, 800));
+      expect(closedAt.has(gone)).toBe(true);
+      expect(closedAt.has(alive)).toBe(false);
+    } finally {
+      alive.terminate();
+      gone.terminate();
+    }
+  });
+});
 
 describe("the API's WebSocket and the page it is opened from", () => {
   it("closes one from another site's page before any sign-in, so its wrong tokens cannot lock the admin out", async () => {

@@ -76,14 +76,28 @@ describe("WebSocket authentication", () => {
       expect((await ws.request("alias.set", { alias: "sip:ws@example.com", target: "sip:x@example.com" })).error?.code).toBe(ErrorCode.Unauthorized);
       // Signed out, an unknown method gets the sign-in error too, not the list of methods.
       expect((await ws.request("alias.frobnicate", {})).error?.code).toBe(ErrorCode.Unauthorized);
-      expect((await ws.request("auth.login", { token: "wrong-token-0123456789" })).error?.code).toBe(ErrorCode.Unauthorized);
-      expect((await ws.request("alias.list", {})).error?.code).toBe(ErrorCode.Unauthorized);
       expect((await ws.request("auth.login", { token: TOKEN })).result).toEqual({ ok: true });
       expect((await ws.request("alias.list", {})).result).toMatchObject({ items: expect.any(Array) });
     } finally {
       await ws.close();
     }
     expect(await aliasNames()).not.toContain("ws@example.com");
+  });
+
+  it("takes one sign-in attempt per connection: a refused one is answered, then the connection closed; a new one signs in", async () => {
+    const ws = await RpcWire.open(wsUrl());
+    // A batch of guesses: the first is checked, the rest refused unchecked (one guess per upgrade).
+    ws.sendText(JSON.stringify(["wrong-token-0123456789", "wrong-token-9876543210", TOKEN].map((token, i) => ({ jsonrpc: "2.0", id: 100 + i, method: "auth.login", params: { token } }))));
+    expect(await ws.closed).toBe(4003);
+    const answers = ws.messages.flatMap((m) => (Array.isArray(m) ? m : [m])) as WireMessage[];
+    expect(answers.map((a) => a.error?.code)).toEqual([ErrorCode.Unauthorized, ErrorCode.Unauthorized, ErrorCode.Unauthorized]);
+    expect(answers[2]!.error?.message).toBe("sign-in refused on this connection; open a new one to try again");
+    const again = await RpcWire.open(wsUrl());
+    try {
+      expect((await again.request("auth.login", { token: TOKEN })).result).toEqual({ ok: true });
+    } finally {
+      await again.close();
+    }
   });
 
   it("a Bearer header signs the socket in; a wrong one does not", async () => {
