@@ -2,12 +2,13 @@
  * One alias in the table: view, edit its target in place, or remove it (asks once more). Rows are
  * keyed by alias, so a change made elsewhere while an edit is open updates the row without closing
  * the edit; Save then sends the target the edit started from (`expectTarget`), and the agent
- * refuses it if the alias changed meanwhile, rather than silently undoing that change. "Yes,
+ * refuses it if the alias changed meanwhile, rather than silently undoing that change; a second
+ * Save, the change now shown, replaces it. "Yes,
  * remove" sends the target the row shows (a change seen while confirming is pointed out), so a
  * change the browser has not heard of yet is not thrown away unseen.
  */
 import { useEffect, useRef, useState } from "preact/hooks";
-import type { RpcError } from "../../../agent/contract/errors.js";
+import { ErrorCode, type RpcError } from "../../../agent/contract/errors.js";
 import { ApiMethod } from "../../../agent/contract/api-protocol.js";
 import type { Alias } from "../../../agent/contract/records.js";
 import { useRpc } from "../api/use-rpc.js";
@@ -56,7 +57,14 @@ export function AliasRow(props: { alias: Alias; onChanged(): void; readOnly?: bo
       setMode("view");
       props.onChanged();
     } catch (err) {
-      setError((err as RpcError).message);
+      const e = err as RpcError;
+      const now = (e.data as { target?: unknown } | undefined)?.target;
+      if (mode === "edit" && e.code === ErrorCode.Conflict && typeof now === "string") {
+        // Changed elsewhere since Edit: the next Save replaces what it forwards to now, knowingly
+        // (without this, every Save met the same conflict, and only Cancel, losing the draft, got out).
+        setBase(now);
+        setError(`Not saved: ${alias} was changed meanwhile and now forwards to ${now}. Save again to replace that with yours, or Cancel.`);
+      } else setError(e.message);
     } finally {
       setBusy(false);
     }
