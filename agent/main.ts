@@ -4,7 +4,7 @@
  */
 import { Command } from "commander";
 import { startAgent } from "./agent.js";
-import { ConfigError, loadAgentConfig, redactConfig } from "./config/agent-config.js";
+import { ConfigError, envOverrideOnReload, loadAgentConfig, redactConfig } from "./config/agent-config.js";
 import { planReload } from "./config/reload-plan.js";
 import { registerClientCommands } from "./cli/client-commands.js";
 import { endQuietlyWhenOutputCloses } from "./cli/closed-output.js";
@@ -36,7 +36,8 @@ program
   .option("-c, --config <file>", "config file (YAML or JSON); LOCMESH_* variables override it", process.env["LOCMESH_CONFIG"])
   .addHelpText(
     "after",
-    "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config file and the secret files (not the environment) and applies, keeping the sessions already up:\n" +
+    "\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config file and the secret files and applies, keeping the sessions already up\n" +
+      "(the environment stays the one the agent started with: a LOCMESH_* variable keeps overriding its setting, and the log says so at each SIGHUP):\n" +
       "- a changed mesh.peers and hub.urls (an agent stays on its hub while it is still listed, and leaves one no longer listed for the first that answers),\n" +
       "  then moves an agent on another hub to the first of its hub.urls if that one answers;\n" +
       "- in hub mode, a changed hub.failbackAfterSec (the checks of the first hub start over with it);\n" +
@@ -46,7 +47,8 @@ program
       "An agent in hub mode with no mesh.peers and mesh.acceptUnlisted off does not open its peer port (mesh.listen).",
   )
   .action(async (opts: { config?: string }) => {
-    const load = (onWarning?: (message: string) => void) => loadAgentConfig({ file: opts.config, env: process.env, ...(onWarning ? { onWarning } : {}) });
+    const load = (onWarning?: (message: string) => void, onEnvOverride?: (setting: string, variable: string) => void) =>
+      loadAgentConfig({ file: opts.config, env: process.env, ...(onWarning ? { onWarning } : {}), ...(onEnvOverride ? { onEnvOverride } : {}) });
     const warnings: string[] = [];
     let config;
     try {
@@ -72,7 +74,7 @@ program
     let running = config;
     runUntilSignalled(agent, log, () => {
       try {
-        const next = load((w) => log.warn(w));
+        const next = load((w) => log.warn(w), (setting, variable) => log.warn(envOverrideOnReload(setting, variable)));
         const plan = planReload(running, next);
         agent.setPeers(plan.peers);
         if (plan.hubUrls) agent.setHubUrls(plan.hubUrls);

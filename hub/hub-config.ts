@@ -97,6 +97,7 @@ export function loadHubConfig(opts: LoadOptions): HubConfig {
   }
   if (!result.success || problems.length > 0) throw new ConfigError(problems, opts.file);
   warnOpenSecrets(g, fs, opts.onWarning);
+  for (const o of g.overridden) opts.onEnvOverride?.(o.setting, o.variable);
   return Object.freeze(result.data) as HubConfig;
 }
 

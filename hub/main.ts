@@ -4,7 +4,7 @@
  * the only hub module that reads the environment, installs signal handlers or exits.
  */
 import type { Command } from "commander";
-import { CREDENTIAL_SETTINGS, ConfigError, settingsNeedingRestart } from "../agent/config/agent-config.js";
+import { CREDENTIAL_SETTINGS, ConfigError, envOverrideOnReload, settingsNeedingRestart } from "../agent/config/agent-config.js";
 import { applyCredentials } from "../agent/ops/key-ring.js";
 import { createLogger } from "../agent/ops/logger.js";
 import { runUntilSignalled } from "../agent/ops/daemon.js";
@@ -130,7 +130,7 @@ async function runHub(file: string | undefined, env: Record<string, string | und
   let agents = config.mesh.agents;
   runUntilSignalled(hub, log, () => {
     try {
-      const next = loadHubConfig({ file, env, onWarning: (w) => log.warn(w) });
+      const next = loadHubConfig({ file, env, onWarning: (w) => log.warn(w), onEnvOverride: (setting, variable) => log.warn(envOverrideOnReload(setting, variable)) });
       let wanted = next.mesh.agents;
       // mesh.acceptUnlisted takes effect at a restart only: until then the hub takes mesh.agents
       // alone, and a list emptied for acceptUnlisted would refuse every agent it drops. Agents

@@ -7,11 +7,11 @@ import { resolve } from "node:path";
 import type { z } from "zod";
 import { buildConfigSchema, configErrorMap, formatPath, listenSchema, type ConfigFs, type ParsedConfig } from "./config-schema.js";
 import { crossFieldProblems } from "./cross-field.js";
-import { ACCEPTED_SECRETS, ACCEPTED_TOKENS, API_TOKEN, ConfigError, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "./config-sources.js";
+import { ACCEPTED_SECRETS, ACCEPTED_TOKENS, API_TOKEN, ConfigError, ENV_VARS, envOverrideOnReload, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "./config-sources.js";
 import { secretFilesOpenToOthers } from "./secret-file-modes.js";
 import { redactUrl } from "../ops/redact-url.js";
 
-export { ConfigError };
+export { ConfigError, envOverrideOnReload };
 export type { ConfigFs };
 
 export interface Listen {
@@ -62,6 +62,8 @@ export interface LoadOptions {
   cwd?: string;
   /** Told of what loads but deserves the operator's attention (a secret file every user can read). */
   onWarning?: (message: string) => void;
+  /** Told of each setting the file sets one way and a LOCMESH_* variable another (the variable wins). */
+  onEnvOverride?: (setting: string, variable: string) => void;
 }
 
 /** Passes secretFilesOpenToOthers's lines to `onWarning`. */
@@ -82,6 +84,7 @@ export function loadAgentConfig(opts: LoadOptions): AgentConfig {
   ];
   if (!result.success || problems.length > 0) throw new ConfigError(problems, opts.file);
   warnOpenSecrets(g, fs, opts.onWarning);
+  for (const o of g.overridden) opts.onEnvOverride?.(o.setting, o.variable);
   const c = result.data;
   const config: AgentConfig = {
     ...c,

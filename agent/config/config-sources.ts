@@ -92,9 +92,19 @@ export interface Gathered {
   reported: Set<string>;
   /** Files holding secrets, for secretFilesOpenToOthers. */
   secretFiles: SecretFile[];
+  /** Settings the file sets one way and a LOCMESH_* variable another: the variable wins (envOverrides). */
+  overridden: { setting: string; variable: string }[];
 }
 
 const isRecord = (v: unknown): v is Raw => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * What SIGHUP logs for a setting the file sets and a LOCMESH_* variable overrides: the process keeps
+ * the environment it started with, so an edit of that setting in the file is not applied, ever.
+ */
+export const envOverrideOnReload = (setting: string, variable: string): string =>
+  `SIGHUP: the config file's ${setting} is not applied: ${variable} in the environment the process started with overrides it, and a reload keeps that environment. ` +
+  `To take the file's, remove ${variable} from the service's environment (systemctl edit) and restart`;
 
 /** Every problem with a config, one "path: what is wrong" line each, in one error. */
 export class ConfigError extends Error {
@@ -120,7 +130,7 @@ export function gatherConfig(opts: {
   /** The variables that apply (default: all of ENV_VARS); a hub takes only those of its settings. */
   envVars?: typeof ENV_VARS;
 }): Gathered {
-  const g: Gathered = { raw: {}, sources: new Map(), problems: [], reported: new Set(), secretFiles: [] };
+  const g: Gathered = { raw: {}, sources: new Map(), problems: [], reported: new Set(), secretFiles: [], overridden: [] };
   if (opts.file !== undefined) {
     const file = resolve(opts.cwd, opts.file);
     g.raw = readConfigFile(file, opts.fs);
@@ -193,6 +203,10 @@ function applyEnv(g: Gathered, env: Record<string, string | undefined>, cwd: str
     let value: unknown = text.trim();
     if (dotted === "mesh.peers") value = parsePeerList(text, g, name);
     if (dotted === "dataDir") value = resolve(cwd, text.trim());
+    const inFile = second === undefined ? g.raw[first] : isRecord(g.raw[first]) ? (g.raw[first] as Raw)[second] : undefined;
+    const secretRef = [MESH_SECRET, API_TOKEN].find((r) => r.section === first && r.key === second);
+    const fileSecret = secretRef !== undefined && isRecord(g.raw[first]) && (g.raw[first] as Raw)[secretRef.fileKey] !== undefined;
+    if ((inFile !== undefined && JSON.stringify(inFile) !== JSON.stringify(value)) || fileSecret) g.overridden.push({ setting: dotted, variable: name });
     if (second === undefined) {
       g.raw[first] = value;
     } else {

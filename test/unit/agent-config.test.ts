@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CREDENTIAL_SETTINGS, ConfigError, apiUrlFromConfig, loadAgentConfig, loadApiSettings, redactConfig, settingsNeedingRestart, type ConfigFs } from "../../agent/config/agent-config.js";
+import { CREDENTIAL_SETTINGS, ConfigError, apiUrlFromConfig, envOverrideOnReload, loadAgentConfig, loadApiSettings, redactConfig, settingsNeedingRestart, type ConfigFs } from "../../agent/config/agent-config.js";
 import { ENTERING_HUB_MODE, LEAVING_HUB_MODE, planReload } from "../../agent/config/reload-plan.js";
 
 // The loader takes its file system as a dependency, so these tests stay off the disk.
@@ -109,6 +109,18 @@ describe("loadAgentConfig", () => {
       { id: "n2", url: "ws://10.0.0.2:7100" },
       { id: "n3", url: "wss://n3.example:7100/mesh" },
     ]);
+  });
+
+  it("names each setting the file sets one way and a variable another (SIGHUP keeps the variable: found by review, an edit was ignored unsaid)", () => {
+    const file = `nodeId: n1\nmesh:\n  secretFile: /etc/locmesh/secret\n  peers:\n    - { id: n2, url: "ws://10.0.0.2:7100" }\napi:\n  token: ${TOKEN}\nlog:\n  level: info\n`;
+    const files = { "/etc/locmesh/agent.yaml": file, "/etc/locmesh/secret": SECRET };
+    const told: string[] = [];
+    const env = { LOCMESH_MESH_PEERS: "n3=ws://10.0.0.3:7100", LOCMESH_MESH_SECRET: "another-secret-0123456789", LOCMESH_LOG_LEVEL: "info", LOCMESH_API_LISTEN: "127.0.0.1:7999" };
+    const c = loadAgentConfig({ file: "/etc/locmesh/agent.yaml", env, fs: memFs(files), cwd: "/srv", onEnvOverride: (setting, variable) => told.push(`${setting}<${variable}`) });
+    expect(c.mesh.peers).toEqual([{ id: "n3", url: "ws://10.0.0.3:7100" }]);
+    // The same value as the file's (log.level), and one the file does not set (api.listen), are no override.
+    expect(told.sort()).toEqual(["mesh.peers<LOCMESH_MESH_PEERS", "mesh.secret<LOCMESH_MESH_SECRET"]);
+    expect(envOverrideOnReload("mesh.peers", "LOCMESH_MESH_PEERS")).toMatch(/^SIGHUP: the config file's mesh\.peers is not applied: LOCMESH_MESH_PEERS in the environment the process started with overrides it, .* remove LOCMESH_MESH_PEERS from the service's environment .* and restart$/);
   });
 
   it("does not echo a password when a LOCMESH_MESH_PEERS entry lacks its id", () => {
