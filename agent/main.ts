@@ -12,7 +12,7 @@ import { DemoAborted, runDemo } from "./cli/demo.js";
 import { registerKamailioCfgCommand } from "./cli/kamailio-cfg-command.js";
 import { applyCredentials } from "./ops/key-ring.js";
 import { createLogger } from "./ops/logger.js";
-import { runUntilSignalled } from "./ops/daemon.js";
+import { handleSignals } from "./ops/daemon.js";
 import { packageRoot, packageVersion } from "./ops/paths.js";
 import { redactUrl } from "./ops/redact-url.js";
 import { registerHubCommands } from "../hub/main.js";
@@ -63,6 +63,8 @@ program
     const log = createLogger({ level: config.log.level, nodeId: config.nodeId });
     log.info({ config: redactConfig(config) }, "starting locmesh agent");
     for (const w of warnings) log.warn(w);
+    // Before the start: a signal during it must not end the process unheard.
+    const signals = handleSignals(log);
     let agent;
     try {
       agent = await startAgent(config, { log });
@@ -72,7 +74,7 @@ program
       process.exit(1);
     }
     let running = config;
-    runUntilSignalled(agent, log, () => {
+    signals.started(agent, () => {
       try {
         const next = load((w) => log.warn(w), (setting, variable) => log.warn(envOverrideOnReload(setting, variable)));
         const plan = planReload(running, next);

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { CREDENTIAL_SETTINGS, ConfigError, envOverrideOnReload, settingsNeedingRestart } from "../agent/config/agent-config.js";
 import { applyCredentials } from "../agent/ops/key-ring.js";
 import { createLogger } from "../agent/ops/logger.js";
-import { runUntilSignalled } from "../agent/ops/daemon.js";
+import { handleSignals } from "../agent/ops/daemon.js";
 import { agentRowStaleSeconds } from "./agent-registry.js";
 import { describeForget, forgetAgents } from "./forget-agents.js";
 import { migrateHubDatabase, startHub } from "./hub.js";
@@ -117,6 +117,8 @@ async function runHub(file: string | undefined, env: Record<string, string | und
     setTimeout(() => process.exit(1), 10_000).unref();
     void starting.then((hub) => hub.close(), () => undefined).finally(() => process.exit(1));
   };
+  // Before the start: a signal during it must not end the process unheard.
+  const signals = handleSignals(log);
   const starting = startHub(config, { log, onFatal: stopOnFatal });
   try {
     running = await starting;
@@ -125,10 +127,9 @@ async function runHub(file: string | undefined, env: Record<string, string | und
     process.stderr.write(`locmesh hub failed to start: ${(err as Error).message}\n`);
     process.exit(1);
   }
-  // Without a handler Node would end the process on SIGHUP (an init system's "reload" sends it).
   const hub = running;
   let agents = config.mesh.agents;
-  runUntilSignalled(hub, log, () => {
+  signals.started(hub, () => {
     try {
       const next = loadHubConfig({ file, env, onWarning: (w) => log.warn(w), onEnvOverride: (setting, variable) => log.warn(envOverrideOnReload(setting, variable)) });
       let wanted = next.mesh.agents;
