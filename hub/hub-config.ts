@@ -7,6 +7,7 @@ import { z } from "zod";
 import { ConfigError, describeIssues, redactKeys, redactTokens, warnOpenSecrets, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
 import { redactUrl } from "../agent/ops/redact-url.js";
 import { NODE_ID_RE, buildConfigSchema, configErrorMap } from "../agent/config/config-schema.js";
+import { listenClash } from "../agent/config/cross-field.js";
 import { ACCEPTED_SECRETS, ACCEPTED_TOKENS, API_TOKEN, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "../agent/config/config-sources.js";
 
 export interface HubConfig {
@@ -95,6 +96,8 @@ export function loadHubConfig(opts: LoadOptions): HubConfig {
   if (result.success && result.data.mesh.agents.length === 0 && !result.data.mesh.acceptUnlisted) {
     problems.push("mesh.agents: list the agents' node ids, or set mesh.acceptUnlisted: true (as it is, every agent would be refused)");
   }
+  const clash = result.success ? listenClash(result.data.mesh.listen, result.data.api.listen) : null;
+  if (clash) problems.push(`${clash.path}: ${clash.message}`);
   if (!result.success || problems.length > 0) throw new ConfigError(problems, opts.file);
   warnOpenSecrets(g, fs, opts.onWarning);
   for (const o of g.overridden) opts.onEnvOverride?.(o.setting, o.variable);

@@ -6,7 +6,7 @@
 import { resolve } from "node:path";
 import type { z } from "zod";
 import { buildConfigSchema, configErrorMap, formatPath, listenSchema, type ConfigFs, type ParsedConfig } from "./config-schema.js";
-import { crossFieldProblems } from "./cross-field.js";
+import { crossFieldProblems, listenClash } from "./cross-field.js";
 import { ACCEPTED_SECRETS, ACCEPTED_TOKENS, API_TOKEN, ConfigError, ENV_VARS, envOverrideOnReload, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "./config-sources.js";
 import { secretFilesOpenToOthers } from "./secret-file-modes.js";
 import { redactUrl } from "../ops/redact-url.js";
@@ -82,6 +82,8 @@ export function loadAgentConfig(opts: LoadOptions): AgentConfig {
     ...(result.success ? [] : describeIssues(result.error.issues, g)),
     ...crossFieldProblems(g.raw).map((p) => annotate(p.path, p.message, g)),
   ];
+  const clash = result.success ? listenClash(result.data.mesh.listen, result.data.api.listen) : null;
+  if (clash) problems.push(annotate(clash.path, clash.message, g));
   if (!result.success || problems.length > 0) throw new ConfigError(problems, opts.file);
   warnOpenSecrets(g, fs, opts.onWarning);
   for (const o of g.overridden) opts.onEnvOverride?.(o.setting, o.variable);

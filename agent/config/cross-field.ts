@@ -4,7 +4,8 @@
  * database to write them into. They are checked on the raw input,
  * not in a zod refine, because zod skips an object's refinements once any of its fields failed,
  * and the point is to report everything in one go. Values the schema refuses (not a string, not a
- * ws:// URL) are left to the schema's own message.
+ * ws:// URL) are left to the schema's own message. listenClash, for agents and hubs, runs on what
+ * the schema parsed (the defaults filled in), so it runs only once the schema is satisfied.
  */
 import { redactUrl } from "../ops/redact-url.js";
 
@@ -100,4 +101,21 @@ export function addressOf(url: string): string | null {
   const port = u.port || (u.protocol === "wss:" ? "443" : "80");
   const path = u.pathname.replace(/\/+$/, "");
   return `${u.hostname}:${port}${path === "" || path === "/peer" ? "" : path}`;
+}
+
+const WILDCARDS = new Set(["0.0.0.0", "::", "[::]"]);
+
+/**
+ * `mesh.listen` and `api.listen` on one port where both would bind the same address (the same
+ * host, or either on every address): the second bind fails at start with EADDRINUSE, which names
+ * neither setting. Port 0 (the system picks a free port, tests do) never clashes.
+ */
+export function listenClash(mesh: { host: string; port: number }, api: { host: string; port: number }): FieldProblem | null {
+  if (mesh.port === 0 || mesh.port !== api.port) return null;
+  if (mesh.host !== api.host && !WILDCARDS.has(mesh.host) && !WILDCARDS.has(api.host)) return null;
+  return {
+    path: "api.listen",
+    message: `is on port ${api.port}, as mesh.listen (${mesh.host}:${mesh.port}): the API and the mesh need a port each; ` +
+      `move one (the defaults are 7100 for the mesh, 7180 for the API)`,
+  };
 }

@@ -77,6 +77,20 @@ describe("loadAgentConfig", () => {
     expect(c.api.listen).toEqual({ host: "::1", port: 7181 });
   });
 
+  it("refuses the API and the mesh on one port of one address, naming both settings", () => {
+    const withListen = (mesh: string, api: string) => `${minimal}`.replace("mesh:\n", `mesh:\n  listen: "${mesh}"\n`).replace("api:\n", `api:\n  listen: "${api}"\n`);
+    const f = "/etc/locmesh/agent.yaml";
+    expect(problemsOf(() => load({ [f]: withListen("0.0.0.0:7100", "127.0.0.1:7100") }))).toEqual([
+      "api.listen: is on port 7100, as mesh.listen (0.0.0.0:7100): the API and the mesh need a port each; move one (the defaults are 7100 for the mesh, 7180 for the API)",
+    ]);
+    expect(problemsOf(() => load({ [f]: withListen("10.0.0.1:7180", "10.0.0.1:7180") }))).toHaveLength(1);
+    // The mesh's default (0.0.0.0:7100) counts too.
+    expect(problemsOf(() => load({ [f]: minimal.replace("api:\n", "api:\n  listen: 127.0.0.1:7100\n") }))[0]).toMatch(/^api\.listen: is on port 7100/);
+    // Two addresses, one port each; and port 0 (a free port each) do not clash.
+    expect(load({ [f]: withListen("10.0.0.1:7100", "127.0.0.1:7100") }).api.listen).toEqual({ host: "127.0.0.1", port: 7100 });
+    expect(load({ [f]: withListen("127.0.0.1:0", "127.0.0.1:0") }).mesh.listen.port).toBe(0);
+  });
+
   it("applies environment overrides over the file", () => {
     const c = load(
       { "/etc/locmesh/agent.yaml": `${minimal}log:\n  level: debug\n` },

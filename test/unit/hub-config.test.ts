@@ -26,6 +26,11 @@ function problemsOf(fn: () => unknown): string[] {
 }
 
 describe("loadHubConfig", () => {
+  it("refuses the API and the mesh on one port, as an agent's config does", () => {
+    const clash = minimal.replace("mesh:\n", "mesh:\n  listen: 0.0.0.0:7300\n").replace("api:\n", "api:\n  listen: 127.0.0.1:7300\n");
+    expect(problemsOf(() => load(clash))).toEqual([expect.stringMatching(/^api\.listen: is on port 7300, as mesh\.listen \(0\.0\.0\.0:7300\)/)]);
+  });
+
   it("warns when the config file holding its secrets can be read by every user", () => {
     const warnings: string[] = [];
     const fs = (mode: number): ConfigFs => ({ ...memFs({ [FILE]: minimal }), mode: () => mode });
