@@ -379,6 +379,9 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
       table.close();
       for (const t of timers) clearInterval(t);
       for (const u of unsubscribe) u();
+      // A reload of a large table runs for minutes (longer with reloadRate): it stops before its
+      // next write, rather than hold the stop past its timeout (the next start redoes it).
+      reload.stop();
       await events.close();
       await sink.close();
       await serial;

@@ -35,6 +35,8 @@ export interface DueReload {
   status(): KamailioReloadStatus;
   /** The live records a reload writes, which the sink passes over (KamailioSinkDeps.leftToReload). */
   leftToReload(): LeftToReload;
+  /** The agent is stopping: the reload running stops before its next write (Reloader.stop). */
+  stop(): void;
 }
 
 export function createDueReload(deps: {
@@ -126,6 +128,7 @@ export function createDueReload(deps: {
       }
     },
     status: () => ({ ...reloader.status(), interrupted: unfinishedStatus(mark.previous) }),
+    stop: () => reloader.stop(),
     leftToReload() {
       const { last, done } = reloader.reach();
       // A reload that can run into a Kamailio that answers is due: it writes every live record

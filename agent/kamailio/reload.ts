@@ -51,6 +51,12 @@ export interface Reloader {
    * `last`: the reload begun last (its `upTo` null until read); `done`: the last one that finished.
    */
   reach(): { last: ReloadReach | null; done: VersionVector | null };
+  /**
+   * The agent is stopping: the reload running stops before its next write (those in flight end or
+   * time out) and fails with RELOAD_STOPPED, and none starts from now on. The reload mark keeps it
+   * unfinished, so the agent's next start redoes it (reload-mark.ts).
+   */
+  stop(): void;
 }
 
 export interface ReloadReach {
@@ -99,6 +105,9 @@ export interface ReloaderDeps extends ReloadPlanDeps {
 /** Why a reload did not run or stopped while held. */
 export const RELOAD_HELD = "stopped: this node's journal is behind its peers, so nothing of it is written into Kamailio; start the agent afresh (see `locmesh status`)";
 
+/** Why a reload stopped, or did not start, while the agent stops. */
+export const RELOAD_STOPPED = "stopped: the agent is stopping; the reload is redone when it starts again";
+
 export function createReloader(deps: ReloaderDeps): Reloader {
   const nowMs = deps.nowMs ?? Date.now;
   let status: ReloadStatus = { state: "idle", reason: null, total: 0, done: 0, unchanged: 0, startedAt: null, finishedAt: null, rate: 0, channel: null, error: null };
@@ -115,6 +124,9 @@ export function createReloader(deps: ReloaderDeps): Reloader {
   }
 
   const held = deps.held ?? (() => false);
+  let stopping = false;
+  /** Why no (further) write may go in, if one may not. */
+  const mayNotWrite = (): string | null => (stopping ? RELOAD_STOPPED : held() ? RELOAD_HELD : null);
   // The status itself, not a copy, on every write: the listener reads it at once and keeps nothing.
   const onStatus = (s: ReloadStatus): void => deps.onStatus?.(s);
 
@@ -123,10 +135,11 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     const started = nowMs();
     const reach: ReloadReach = { upTo: null, state: "running" };
     last = reach;
-    if (held()) {
+    const refusal = mayNotWrite();
+    if (refusal !== null) {
       reach.state = "failed";
       const at = new Date(started).toISOString();
-      status = { state: "failed", reason, total: 0, whole, done: 0, unchanged: 0, startedAt: at, finishedAt: at, rate: 0, channel: null, error: RELOAD_HELD };
+      status = { state: "failed", reason, total: 0, whole, done: 0, unchanged: 0, startedAt: at, finishedAt: at, rate: 0, channel: null, error: refusal };
       return { ...status };
     }
     const nowSec = Math.floor(started / 1000);
@@ -201,8 +214,9 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       };
       const worker = async () => {
         while (failure === null) {
-          if (held()) {
-            failure = new Error(RELOAD_HELD);
+          const stop = mayNotWrite();
+          if (stop !== null) {
+            failure = new Error(stop);
             wakeAll();
             return;
           }
@@ -268,7 +282,8 @@ export function createReloader(deps: ReloaderDeps): Reloader {
   function fail(reach: ReloadReach, err: unknown): void {
     reach.state = "failed";
     status = { ...status, state: "failed", finishedAt: new Date(nowMs()).toISOString(), error: (err as Error).message };
-    if (held()) deps.log.warn({ done: status.done, total: status.total }, "stopped putting the state back into Kamailio: this node's journal is behind its peers");
+    if (stopping) deps.log.warn({ done: status.done, total: status.total }, "stopped putting the state back into Kamailio: the agent is stopping; it is redone when the agent starts again");
+    else if (held()) deps.log.warn({ done: status.done, total: status.total }, "stopped putting the state back into Kamailio: this node's journal is behind its peers");
     else deps.log.warn({ err: (err as Error).message, done: status.done, total: status.total }, "putting the state back into Kamailio failed; it will be retried");
   }
 
@@ -291,6 +306,9 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     settled: () => (running === null ? Promise.resolve() : running.then(() => undefined, () => undefined)),
     status: () => ({ ...status }),
     reach: () => ({ last: last === null ? null : { ...last }, done: doneUpTo }),
+    stop() {
+      stopping = true;
+    },
   };
   return reloader;
 }

@@ -39,7 +39,7 @@ export function handleSignals(log: Logger, exit: (code: number) => void = (code)
     stopping = signal;
     log.info({ signal }, daemon === null ? "stopping once started (asked during start)" : "stopping");
     const force = setTimeout(() => {
-      log.error({ signal, afterMs: STOP_TIMEOUT_MS }, "did not stop in time (a Kamailio reload or a request still running?); exiting anyway: what was accepted is in the journal");
+      log.error({ signal, afterMs: STOP_TIMEOUT_MS }, "did not stop in time (a Kamailio that does not answer, or a request still running?); exiting anyway: what was accepted is in the journal");
       exit(1);
     }, STOP_TIMEOUT_MS);
     force.unref();

@@ -11,7 +11,7 @@ import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import { aliasKey, bindingKey, ulBinding, type InstallOp } from "../../agent/kamailio/install-plan.js";
 import { AliasDbUnreachableError, KamailioWriteRejectedError, type KamailioWriter } from "../../agent/kamailio/kamailio-writer.js";
 import { describeReload } from "../../agent/cli/client-output.js";
-import { PLAN_AHEAD, RELOAD_HELD, createReloader, type BulkSession, type ReloaderDeps } from "../../agent/kamailio/reload.js";
+import { PLAN_AHEAD, RELOAD_HELD, RELOAD_STOPPED, createReloader, type BulkSession, type ReloaderDeps } from "../../agent/kamailio/reload.js";
 import { RELOAD_PAGE } from "../../agent/kamailio/reload-plan.js";
 import { silentLogger } from "../../agent/ops/logger.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
@@ -434,5 +434,29 @@ describe("reload while this node's journal is behind its peers", () => {
     expect(writer.ops.length).toBeGreaterThanOrEqual(20);
     expect(writer.ops.length).toBeLessThanOrEqual(24);
     expect(s.done).toBe(writer.ops.length);
+  });
+});
+
+describe("reload while the agent stops", () => {
+  it("stops before its next write and refuses to start again, so that a stop does not wait for the whole table", async () => {
+    const store = await storeWith(200);
+    const writer = recordingWriter();
+    let r: ReturnType<typeof createReloader> | null = null;
+    const stopping: KamailioWriter = {
+      async write(op, now) {
+        if (writer.ops.length === 19) r!.stop();
+        return writer.write(op, now);
+      },
+    };
+    r = createReloader(deps({ store, writer: stopping }));
+    const s = await r.run("kamailio restarted");
+    expect(s).toMatchObject({ state: "failed", error: RELOAD_STOPPED });
+    expect(writer.ops.length).toBeGreaterThanOrEqual(20);
+    expect(writer.ops.length).toBeLessThanOrEqual(24);
+    expect(s.done).toBe(writer.ops.length);
+    // After stop() no reload starts (a due one queued behind the stop, or resync --kamailio).
+    const before = writer.ops.length;
+    expect(await r.run("redo")).toMatchObject({ state: "failed", done: 0, error: RELOAD_STOPPED });
+    expect(writer.ops.length).toBe(before);
   });
 });
