@@ -46,6 +46,8 @@ export interface HttpServerDeps {
   limits?: HttpLimits;
   /** How often each WebSocket is pinged; one that has not answered (a pong, any frame) by the next ping is dropped. Default 30 s. */
   pingIntervalMs?: number;
+  /** How long close() lets calls under way finish before it answers them itself. Default CLOSE_GRACE_MS. */
+  closeGraceMs?: number;
 }
 
 export interface HttpApi {
@@ -55,8 +57,24 @@ export interface HttpApi {
   broadcast(method: string, params: unknown, mode?: "changes" | "summary"): void;
   /** Some client subscribed to `mode`. */
   hasSubscribers(mode: "changes" | "summary"): boolean;
+  /**
+   * Stops taking calls (those that arrive are answered "the agent is stopping", a temporary
+   * failure), lets the calls under way finish for up to closeGraceMs, answers those still running
+   * then as cut short (their outcome unknown), closes the WebSockets with 1001 and the server.
+   */
   close(): Promise<void>;
 }
+
+/**
+ * What close() waits for the calls under way: most end in milliseconds; a long one (a resync, a
+ * Kamailio lookup that waits out its FIFO timeout) would hold the whole stop, within the 10 s the
+ * daemon gives it (ops/daemon.ts), with the mesh, Kamailio and the journal still to close.
+ */
+export const CLOSE_GRACE_MS = 3000;
+/** The answer to a call that arrives while the agent stops. */
+export const STOPPING = "the agent is stopping: nothing of this call was done; retry once it is back, or on another node";
+/** The answer to a call still running when the agent stopped. */
+export const CUT_SHORT = "the agent stopped before this call finished: whether it took effect is unknown; check once it is back (or on another node)";
 
 /** Answers a WebSocket client may leave unread before it is dropped: before and after sign-in. */
 const WS_BUFFER_LIMIT_SIGNED_OUT = 1 << 20;
@@ -97,6 +115,16 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   let pinger: NodeJS.Timeout | undefined;
   const subscribers = new Map<WebSocket, "changes" | "summary">();
   let server: Server | null = null;
+  let stopping = false;
+  /** Calls under way (HTTP and WebSocket), each settled when answered; close() waits for them. */
+  const calls = new Set<Promise<unknown>>();
+  /** HTTP calls under way, answered by close() if they are still running when its grace ends. */
+  const httpCalls = new Map<ServerResponse, string | number | null>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    calls.add(p);
+    void p.then(() => calls.delete(p), () => calls.delete(p));
+    return p;
+  };
   const webRoot = deps.webRoot === undefined ? webDistDir() : deps.webRoot;
   const web = webRoot === null ? null : createStaticFiles({ root: webRoot });
 
@@ -152,8 +180,17 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
     }
     const frame = parseFrame(body);
     if (frame === null) return json(res, 200, deps.rpc.parseError());
+    const id = idOf(frame.json);
+    if (stopping) return refuse(req, res, 503, createJSONRPCErrorResponse(id, ErrorCode.TemporaryFailure, STOPPING));
     const ctx: ApiContext = { authenticated: true, signIn: (t) => auth.verify(t, remote, "login") };
-    const answer = await deps.rpc.receive(frame.json, ctx);
+    httpCalls.set(res, id);
+    let answer;
+    try {
+      answer = await track(deps.rpc.receive(frame.json, ctx));
+    } finally {
+      httpCalls.delete(res);
+    }
+    if (res.headersSent) return; // close() answered it as cut short
     if (answer === null) return void res.writeHead(204).end();
     json(res, 200, answer);
   }
@@ -304,7 +341,8 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       if (isBinary) return send(JSON.stringify(deps.rpc.invalidRequest(BINARY_FRAME)));
       const frame = parseFrame(data.toString());
       if (frame === null) return send(JSON.stringify(deps.rpc.parseError()));
-      void deps.rpc.receive(frame.json, ctx).then((answer) => {
+      if (stopping) return send(JSON.stringify(createJSONRPCErrorResponse(idOf(frame.json), ErrorCode.TemporaryFailure, STOPPING)));
+      void track(deps.rpc.receive(frame.json, ctx)).then((answer) => {
         if (answer !== null) send(JSON.stringify(answer));
         if (loginRefused && !ctx.authenticated && ws.readyState === ws.OPEN) ws.close(4003, "sign-in refused; open a new connection to try again");
       }).catch((err: unknown) => log.error({ err }, "could not answer a WebSocket request"));
@@ -366,10 +404,34 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       }
     },
     async close() {
+      stopping = true;
       clearInterval(pinger);
-      for (const c of wsClients) c.terminate();
+      // No new connection; idle keep-alive ones close now, the others once their call is answered.
+      const closed = new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      server?.closeIdleConnections();
+      if (calls.size > 0) {
+        let grace: NodeJS.Timeout | undefined;
+        const over = new Promise<void>((r) => (grace = setTimeout(r, deps.closeGraceMs ?? CLOSE_GRACE_MS)));
+        await Promise.race([Promise.allSettled([...calls]), over]);
+        clearTimeout(grace);
+      }
+      if (httpCalls.size > 0) log.warn({ calls: httpCalls.size }, "API calls still running as the agent stops: answered as cut short (their outcome unknown)");
+      for (const [res, id] of httpCalls) {
+        if (!res.headersSent) res.writeHead(503, { ...JSON_HEADERS, connection: "close" }).end(JSON.stringify(createJSONRPCErrorResponse(id, ErrorCode.TemporaryFailure, CUT_SHORT)));
+      }
+      // 1001 "going away": the web UI says the agent stopped and redials.
+      for (const ws of wsClients) refuseSocket(ws, 1001, "the agent is stopping");
+      await new Promise((r) => setTimeout(r, wsClients.size > 0 ? REFUSED_SOCKET_MS : 0));
+      for (const ws of wsClients) ws.terminate();
       server?.closeAllConnections();
-      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      await closed;
     },
   };
+}
+
+/** The id of a single request, for an answer given without running it; null for a batch or none. */
+function idOf(json: unknown): string | number | null {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return null;
+  const id = (json as { id?: unknown }).id;
+  return typeof id === "string" || typeof id === "number" ? id : null;
 }

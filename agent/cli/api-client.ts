@@ -82,11 +82,22 @@ function transportError(err: unknown, signal: AbortSignal, url: string, method: 
   }
   if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
   const code = errorCode(err);
+  // The request went out and the connection then broke: unlike a refused connection, the call
+  // may have run (an agent killed or stopping mid-call, a proxy that dropped it).
+  if (code !== undefined && CUT_CODES.has(code)) {
+    return new AgentUnreachableError(
+      `the connection to ${NODE} at ${url} broke before ${method} was answered (${code}; the agent stopped or restarted?): whether it took effect is unknown; check once it answers (locmesh status)`,
+      { cause: err },
+    );
+  }
   return new AgentUnreachableError(
     `${NODE} is not reachable at ${url}${code ? ` (${code})` : ""}: is \`locmesh agent\` (or \`locmesh hub\`) running, and is --url (or LOCMESH_API_URL) its API address?`,
     { cause: err },
   );
 }
+
+/** Socket errors after the connection was made (undici's own for a server that closed it mid-answer). */
+const CUT_CODES = new Set(["ECONNRESET", "EPIPE", "UND_ERR_SOCKET", "UND_ERR_CLOSED"]);
 
 /** fetch wraps socket errors: TypeError("fetch failed") → cause (maybe an AggregateError) → code. */
 function errorCode(err: unknown): string | undefined {
