@@ -45,8 +45,13 @@ interface ListOpts extends ClientOpts {
 
 /** The API's largest page (listParams in the contract); --all pages with it to save round trips. */
 const MAX_PAGE = 1000;
-/** kamailio.list may wait for a ul.dump (the agent allows it 30 s, usrloc-rpc.ts) and its comparison. */
-const KAMAILIO_DUMP_WAIT_MS = 45_000;
+/**
+ * What the --kamailio calls wait: kamailio.list may wait for a ul.dump (the agent allows it 30 s,
+ * usrloc-rpc.ts) and its comparison; a lookup waits its turn at Kamailio's one FIFO process (behind
+ * a reconcile's dump) and then kamailio.timeoutMs (5 s by default). The agent answers with Kamailio's
+ * own failure in time: a client timeout shorter than that would blame the agent instead.
+ */
+const KAMAILIO_WAIT_MS = 45_000;
 
 export function registerClientCommands(program: Command, io: ClientIo): void {
   const print = (text: string) => io.stdout.write(`${text}\n`);
@@ -123,7 +128,7 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
       .option("--kamailio", "also what this node's Kamailio itself holds for it (usrloc's aliases domain, or alias_db's table), compared with the journal"),
   ).description("show one alias's target").action(
     run(async (client, opts, name: string) => {
-      if ((opts as { kamailio?: boolean }).kamailio) answer(opts, await client.call<KamailioAliasResult>(ApiMethod.KamailioAlias, { alias: name }), formatKamailioAlias);
+      if ((opts as { kamailio?: boolean }).kamailio) answer(opts, await client.call<KamailioAliasResult>(ApiMethod.KamailioAlias, { alias: name }, { timeoutMs: KAMAILIO_WAIT_MS }), formatKamailioAlias);
       else {
         const r = await client.call<{ alias: string; target: string | null }>(ApiMethod.AliasLookup, { alias: name });
         answer(opts, r, () => formatAlias(r.alias, r.target));
@@ -148,7 +153,7 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
     .action(
       run(async (client, opts) => {
         if ((opts as { kamailio?: boolean }).kamailio) {
-          const page = (await listPages<KamailioBinding>(client, ApiMethod.KamailioList, opts, { timeoutMs: KAMAILIO_DUMP_WAIT_MS })) as KamailioListResult;
+          const page = (await listPages<KamailioBinding>(client, ApiMethod.KamailioList, opts, { timeoutMs: KAMAILIO_WAIT_MS })) as KamailioListResult;
           if (opts.json) printJson(page);
           else print(`${formatKamailioTable(page.items, nowSec(), (opts as ListOpts).search ?? "")}${pageFooter(page, "bindings")}\n\n${describeKamailioTable(page.summary)}`);
           return;
@@ -164,7 +169,7 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
   ).description("show every binding of one AoR").action(
     run(async (client, opts, aor: string) => {
       if ((opts as { kamailio?: boolean }).kamailio) {
-        const k = await client.call<{ aor: string; contacts: KamailioContact[] }>(ApiMethod.KamailioLookup, { aor });
+        const k = await client.call<{ aor: string; contacts: KamailioContact[] }>(ApiMethod.KamailioLookup, { aor }, { timeoutMs: KAMAILIO_WAIT_MS });
         if (opts.json) printJson(k);
         else print(formatKamailioContacts(k.aor, k.contacts, nowSec()));
         return;
