@@ -11,6 +11,7 @@ import { endQuietlyWhenOutputCloses } from "./cli/closed-output.js";
 import { DemoAborted, runDemo } from "./cli/demo.js";
 import { registerKamailioCfgCommand } from "./cli/kamailio-cfg-command.js";
 import { applyCredentials } from "./ops/key-ring.js";
+import { reloadTls } from "./mesh/tls-reload.js";
 import { createLogger } from "./ops/logger.js";
 import { handleSignals } from "./ops/daemon.js";
 import { packageRoot, packageVersion } from "./ops/paths.js";
@@ -42,8 +43,9 @@ program
       "  then moves an agent on another hub to the first of its hub.urls if that one answers;\n" +
       "- in hub mode, a changed hub.failbackAfterSec (the checks of the first hub start over with it);\n" +
       "- the other Kamailio nodes' SIP IPs (kamailio.sipPeers, else mesh.peers' hosts), set at once in Kamailio's list of nodes that may relay calls;\n" +
+      "- mesh.tls's files, read again (a renewed certificate or CA), used from the next handshake; files that cannot be used are logged and the running ones stay;\n" +
       "- the cluster keys (mesh.secret, mesh.acceptedSecrets) and the API tokens (api.token, api.acceptedTokens): README \"Rotating the cluster key and API token\".\n" +
-      "Other changed settings, and switching into or out of hub mode (hub.urls set or emptied), take effect at the next restart; the log names them.\n" +
+      "Other changed settings, switching into or out of hub mode (hub.urls set or emptied) and TLS on or off take effect at the next restart; the log names them.\n" +
       "An agent in hub mode with no mesh.peers and mesh.acceptUnlisted off does not open its peer port (mesh.listen).",
   )
   .action(async (opts: { config?: string }) => {
@@ -86,12 +88,13 @@ program
           const outcome = agent.setHubFailback(plan.hubFailbackAfterSec);
           log.info({ was: running.hub.failbackAfterSec, failbackAfterSec: plan.hubFailbackAfterSec, outcome }, "SIGHUP: hub.failbackAfterSec applied");
         }
+        if (plan.tls) reloadTls(agent.mesh, plan.tls, log);
         applyCredentials(agent.credentials, next, log);
         running = plan.running;
         // An operator rebalancing hubs by hand: an agent on another hub moves to its first one now
         // if that one takes sessions (agent/mesh/failback.ts does it on its own, after a while).
         if (running.hub.urls.length > 0) void agent.mesh.failBackToPreferredHub().then((outcome) => log.info({ outcome }, "SIGHUP: checked the preferred hub"));
-        if (plan.restartNeeded.length > 0) log.warn({ settings: plan.restartNeeded }, "SIGHUP applies only mesh.peers, hub.urls, hub.failbackAfterSec, kamailio.sipPeers, the cluster keys and the API tokens: these changed settings take effect when the agent restarts");
+        if (plan.restartNeeded.length > 0) log.warn({ settings: plan.restartNeeded }, "SIGHUP applies only mesh.peers, hub.urls, hub.failbackAfterSec, kamailio.sipPeers, mesh.tls, the cluster keys and the API tokens: these changed settings take effect when the agent restarts");
       } catch (err) {
         log.error({ err: (err as Error).message }, "config reload failed; keeping the running config");
       }

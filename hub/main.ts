@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { CREDENTIAL_SETTINGS, ConfigError, envOverrideOnReload, settingsNeedingRestart } from "../agent/config/agent-config.js";
 import { applyCredentials } from "../agent/ops/key-ring.js";
+import { reloadTls } from "../agent/mesh/tls-reload.js";
 import { createLogger } from "../agent/ops/logger.js";
 import { handleSignals } from "../agent/ops/daemon.js";
 import { agentRowStaleSeconds } from "./agent-registry.js";
@@ -46,8 +47,8 @@ Config (YAML or JSON; README "Running a hub" and "Config reference"):
   also: postgres.poolSize, postgres.channel, mesh.relayLingerMs, mesh.statusIntervalMs, journal.retentionHours, log.level
 
 Signals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the config file and the secret files (not the
-environment) and applies mesh.agents (an agent taken out has its session closed) and the cluster keys and
-API tokens, keeping the other sessions up; other changed settings are logged and need a restart. Key rotation: README "Rotating the cluster key and API token".`;
+environment) and applies mesh.agents (an agent taken out has its session closed), mesh.tls's files (read
+again: a renewed certificate) and the cluster keys and API tokens, keeping the other sessions up; other changed settings are logged and need a restart. Key rotation: README "Rotating the cluster key and API token".`;
 
 export function registerHubCommands(program: Command, io: { env: Record<string, string | undefined> }): void {
   const configOption = ["-c, --config <file>", "hub config file (YAML or JSON); LOCMESH_* variables override it", io.env["LOCMESH_CONFIG"]] as const;
@@ -150,10 +151,13 @@ async function runHub(file: string | undefined, env: Record<string, string | und
         hub.mesh.setAllowed(wanted);
         agents = wanted;
       }
+      // Read again on every SIGHUP while on (a renewed certificate keeps its path); on or off is a restart.
+      const tls = config.mesh.tls !== null && next.mesh.tls !== null ? next.mesh.tls : null;
+      if (tls) reloadTls(hub.mesh, tls, log);
       const applied = applyCredentials(hub.credentials, next, log);
-      const later = settingsNeedingRestart(config, next, HUB_RELOADED_SETTINGS);
-      if (later.length > 0) log.warn({ settings: later }, "SIGHUP applies only mesh.agents, the cluster keys and the API tokens on a hub: these changed settings take effect when the hub restarts");
-      else if (!applied && !agentsChanged) log.info("SIGHUP: read the config again; nothing in it changed");
+      const later = settingsNeedingRestart(config, next, tls ? [...HUB_RELOADED_SETTINGS, "mesh.tls"] : HUB_RELOADED_SETTINGS);
+      if (later.length > 0) log.warn({ settings: later }, "SIGHUP applies only mesh.agents, mesh.tls, the cluster keys and the API tokens on a hub: these changed settings take effect when the hub restarts");
+      else if (!applied && !agentsChanged && !tls) log.info("SIGHUP: read the config again; nothing in it changed");
     } catch (err) {
       log.error({ err: (err as Error).message }, "config reload failed; keeping the running config");
     }

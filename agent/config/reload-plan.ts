@@ -2,7 +2,7 @@
  * What SIGHUP does with a re-read config (main.ts applies it): `mesh.peers`, within hub mode
  * `hub.urls` and `hub.failbackAfterSec`, the other Kamailio nodes' SIP source IPs
  * (kamailio/sip-peers.ts: `kamailio.sipPeers`, or mesh.peers' hosts), and the keys and tokens
- * (ops/key-ring.ts) take effect now; every other changed setting waits for a restart, which the
+ * (ops/key-ring.ts) take effect now, and mesh.tls's files are read again; every other changed setting waits for a restart, which the
  * operator is told rather than left to find out. No I/O here.
  */
 import { sipPeersOf, type SipPeers } from "../kamailio/sip-peers.js";
@@ -21,6 +21,11 @@ export interface ReloadPlan {
    * hub mode or leaves it (then it waits for the restart with the rest, in `restartNeeded`).
    */
   hubFailbackAfterSec: number | null;
+  /**
+   * mesh.tls to read again now (a renewed certificate keeps its path: read on every SIGHUP); null
+   * when TLS is off, or turned on or off (a restart: the peer port's server is HTTP or HTTPS).
+   */
+  tls: NonNullable<AgentConfig["mesh"]["tls"]> | null;
   /** Other changed settings (dotted paths, never values: secrets), applied at the next restart. */
   restartNeeded: string[];
   /** The config as it runs once the plan is applied: what the next SIGHUP compares with. */
@@ -45,11 +50,12 @@ export function planReload(running: AgentConfig, next: AgentConfig): ReloadPlan 
   const staysOnHubs = was.length > 0 && now.length > 0;
   const failback = next.hub.failbackAfterSec;
   const hubFailbackAfterSec = staysOnHubs && failback !== running.hub.failbackAfterSec ? failback : null;
-  const reloaded = staysOnHubs ? [...AGENT_RELOADED_SETTINGS, "hub.failbackAfterSec"] : AGENT_RELOADED_SETTINGS;
+  const tls = running.mesh.tls !== null && next.mesh.tls !== null ? next.mesh.tls : null;
+  const reloaded = [...AGENT_RELOADED_SETTINGS, ...(staysOnHubs ? ["hub.failbackAfterSec"] : []), ...(tls ? ["mesh.tls"] : [])];
   const kamailio = running.kamailio && next.kamailio ? { ...running.kamailio, sipPeers: next.kamailio.sipPeers } : running.kamailio;
   const applied: AgentConfig = {
     ...running,
-    mesh: { ...running.mesh, peers: next.mesh.peers },
+    mesh: { ...running.mesh, peers: next.mesh.peers, tls: tls ?? running.mesh.tls },
     hub: { ...running.hub, urls: hubUrls ?? was, failbackAfterSec: hubFailbackAfterSec ?? running.hub.failbackAfterSec },
     kamailio,
   };
@@ -58,6 +64,7 @@ export function planReload(running: AgentConfig, next: AgentConfig): ReloadPlan 
     hubUrls,
     hubUrlsRefused: switchesMode ? (now.length === 0 ? LEAVING_HUB_MODE : ENTERING_HUB_MODE) : null,
     hubFailbackAfterSec,
+    tls,
     sipPeers: sipPeersOf(applied),
     restartNeeded: settingsNeedingRestart(running, next, reloaded),
     running: applied,

@@ -10,6 +10,7 @@ import type { BatchRefusals } from "./batch-refusals.js";
 import type { Dialer } from "./dialer.js";
 import type { PeerListener } from "./peer-listener.js";
 import type { PeerSession } from "./peer-session.js";
+import { readTlsFiles, type TlsFiles } from "./tls-files.js";
 
 /** The hub dialer's key among the mesh's dialers, and the name its link shows under (mesh-status.ts) until a hub answers. */
 export const HUB = "hub";
@@ -49,6 +50,13 @@ export interface MeshReload {
    * has its session closed and its series dropped, unless `acceptUnlisted` takes it anyway.
    */
   setAllowed(ids: readonly string[]): void;
+  /**
+   * mesh.tls's files read again (a renewed certificate, a new CA; config reload): the peer port
+   * serves the new certificate from its next handshake and dials check peers against the new CA;
+   * sessions up stay. Says until when the certificate is valid. Throws a TlsFilesError naming the
+   * file, keeping the running ones, when they cannot be used.
+   */
+  setTls(files: TlsFiles): string;
 }
 
 export function createMeshReload(deps: {
@@ -59,7 +67,9 @@ export function createMeshReload(deps: {
   sessions: ReadonlyMap<string, PeerSession>;
   dial(entry: PeerEntry): Dialer;
   refusals: Pick<BatchRefusals, "forget">;
-  listener: Pick<PeerListener, "sync">;
+  listener: Pick<PeerListener, "sync" | "setTls">;
+  /** The CA the mesh's dials check peers against from now on. */
+  setCa(ca: Buffer | undefined): void;
   metrics: Metrics;
   log: Logger;
 }): MeshReload {
@@ -103,6 +113,12 @@ export function createMeshReload(deps: {
       const outcome = d.setUrls(urls);
       log.info({ hubs: urls.map(redactUrl), outcome }, "hub list updated");
       return outcome;
+    },
+    setTls(files) {
+      const m = readTlsFiles(files);
+      deps.listener.setTls(files);
+      deps.setCa(m.ca);
+      return `certificate valid until ${m.validTo}`;
     },
     setHubFailback(afterMs) {
       const d = dialers.get(HUB);

@@ -145,7 +145,8 @@ export function createMesh(deps: {
     for (const s of [...sessions.values(), ...pending]) s.close(4010, "journal behind peer: restored or lost commits; see the agent log");
   });
   const ownHistory = deps.checkOwnHistory ? createOwnHistoryCheck({ replica, journalBehind, log }) : null;
-  const ca = o.tls?.ca ? readFileSync(o.tls.ca) : undefined;
+  /** What dials check peers against: mesh.tls.ca, which a SIGHUP may read again (setTls). */
+  let ca: Buffer | undefined = o.tls?.ca ? readFileSync(o.tls.ca) : undefined;
 
   const isAllowed = (id: string) => o.acceptUnlisted || lists.peers.some((p) => p.id === id) || lists.allowed.includes(id);
   const hubSession = () => [...sessions.values()].find((s) => s.peerIsHub && s.isReady());
@@ -321,7 +322,7 @@ export function createMesh(deps: {
 
   // What the links report (mesh-status.ts), and the lists' replacement on SIGHUP (mesh-reload.ts).
   const report = createMeshStatus({ replica, lists, hubMode, sessions, readyAt, closedAt, dialers, hubSession, hubAcknowledged, peerHeld });
-  const reload = createMeshReload({ lists, acceptUnlisted: o.acceptUnlisted, dialers, sessions, dial, refusals, listener, metrics, log });
+  const reload = createMeshReload({ lists, acceptUnlisted: o.acceptUnlisted, dialers, sessions, dial, refusals, listener, metrics, log, setCa: (c) => (ca = c) });
 
   return {
     firstSession(timeoutMs) {

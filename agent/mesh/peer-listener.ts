@@ -4,13 +4,13 @@
  * (an agent in hub mode with nobody to take sessions from does not: mesh.ts), and `sync()` opens
  * or closes it when that changes (a SIGHUP that adds or removes `mesh.peers`).
  */
-import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
 import { listenOn } from "../ops/listen.js";
 import type { Logger } from "../ops/logger.js";
+import { readTlsFiles, type TlsFiles } from "./tls-files.js";
 
 export interface PeerListener {
   /**
@@ -22,12 +22,18 @@ export interface PeerListener {
   close(): Promise<void>;
   /** The bound port; 0 while not listening. */
   port(): number;
+  /**
+   * Reads mesh.tls's certificate and key again (a renewed certificate; SIGHUP), and serves them to
+   * the next handshakes; sessions up stay. Throws a TlsFilesError, keeping the running ones, when
+   * they cannot be used. Only for a listener started with TLS (switching needs a restart).
+   */
+  setTls(files: TlsFiles): void;
 }
 
 export function createPeerListener(deps: {
   listen: { host: string; port: number };
-  /** PEM file paths; read at each open. */
-  tls: { cert: string; key: string } | null;
+  /** PEM file paths; read at each open (and by setTls). */
+  tls: TlsFiles | null;
   maxMessageBytes: number;
   log: Logger;
   /** Whether some node could hold a session over the port. */
@@ -43,6 +49,7 @@ export function createPeerListener(deps: {
   const { log } = deps;
   const at = `${deps.listen.host}:${deps.listen.port}`;
   let server: Server | null = null;
+  let tlsFiles = deps.tls;
   let wss: WebSocketServer | null = null;
   let closed = false;
   let synced = false;
@@ -50,7 +57,8 @@ export function createPeerListener(deps: {
   let change: Promise<void> = Promise.resolve();
 
   async function open(): Promise<void> {
-    const tls = deps.tls ? { cert: readFileSync(deps.tls.cert), key: readFileSync(deps.tls.key) } : null;
+    const m = tlsFiles ? readTlsFiles(tlsFiles) : null;
+    const tls = m ? { cert: m.cert, key: m.key } : null;
     // The only request this port serves is a WebSocket upgrade, headers alone: one that takes
     // longer than this is answered 408 and closed (Node's defaults held a trickling client for up
     // to 300 s), checked every second rather than Node's 30 s.
@@ -106,5 +114,11 @@ export function createPeerListener(deps: {
       await shut();
     },
     port,
+    setTls(files) {
+      if (tlsFiles === null) throw new Error("the peer port was started without TLS: turning it on needs a restart");
+      const m = readTlsFiles(files);
+      tlsFiles = files;
+      if (server && "setSecureContext" in server) (server as HttpsServer).setSecureContext({ cert: m.cert, key: m.key });
+    },
   };
 }

@@ -102,7 +102,7 @@ describe("two hubs, four agents, one PostgreSQL", () => {
     hubs[0]!.spec.config = { ...hubs[0]!.spec.config, journal: { retentionHours: 48 } };
     hubs[0]!.reload();
     await waitFor("the SIGHUP warning", async () =>
-      /"settings":\["journal\.retentionHours"\].*SIGHUP applies only mesh\.agents, the cluster keys and the API tokens on a hub: these changed settings take effect when the hub restarts/.test(readFileSync(hubs[0]!.logPath, "utf8")));
+      /"settings":\["journal\.retentionHours"\].*SIGHUP applies only mesh\.agents, mesh\.tls, the cluster keys and the API tokens on a hub: these changed settings take effect when the hub restarts/.test(readFileSync(hubs[0]!.logPath, "utf8")));
     expect((await hubs[0]!.call<ClusterStatus>("cluster.status")).nodeId).toBe("hub1");
   });
 

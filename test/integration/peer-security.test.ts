@@ -3,7 +3,7 @@
  * ids nobody listed, replay of a recorded handshake, and hostile frames from raw WebSocket clients
  * before and after they authenticate.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -80,6 +80,67 @@ describe("TLS between peers", () => {
     } finally {
       await secure.close();
     }
+  });
+});
+
+describe("TLS files renewed while running (SIGHUP)", () => {
+  it("serves a renewed certificate and dials with a renewed CA from the next handshake; files that cannot be used leave the running ones", async () => {
+    const a = makeTestPki(join(dir, "renew-a"));
+    const b = makeTestPki(join(dir, "renew-b"));
+    /** Each node's own copies of the files, at the paths its config names, as an operator's renewal job would replace them. */
+    const filesOf = (id: string) => {
+      const d = join(dir, "renew", id, "tls");
+      mkdirSync(d, { recursive: true });
+      const f = { cert: join(d, "node.crt"), key: join(d, "node.key"), ca: join(d, "ca.crt") };
+      for (const k of ["cert", "key", "ca"] as const) copyFileSync(a[k], f[k]);
+      return f;
+    };
+    const f1 = filesOf("r1");
+    const f2 = filesOf("r2");
+    // Only r2 dials (r1 takes it unlisted): r2's CA alone decides whether the session comes up.
+    const r1 = await agent("r1", await freePort(), [], { mesh: { tls: f1, acceptUnlisted: true } });
+    const r2 = await agent("r2", await freePort(), [], { mesh: { tls: f2 } });
+    r2.spec.peers = [{ id: "r1", url: `wss://127.0.0.1:${r1.spec.meshPort}` }];
+    await Promise.all([r1.start(), r2.start()]);
+    await waitFor("r2 connected to r1 over TLS", () => peerConnected(r2, "r1"));
+    const served = async (ca: string) => {
+      const w = await RpcWire.open(`wss://127.0.0.1:${r1.spec.meshPort}/peer`, { ca: readFileSync(ca) });
+      try {
+        return (await w.challenge()).nodeId;
+      } finally {
+        await w.close();
+      }
+    };
+    const logged = (n: AgentProcess, text: string) => readFileSync(n.logPath, "utf8").split("\n").filter((l) => l.includes(text)).length;
+
+    // r1's certificate renewed (by another CA, so that which one is served shows).
+    copyFileSync(b.cert, f1.cert);
+    copyFileSync(b.key, f1.key);
+    r1.reload();
+    await waitFor("r1 read mesh.tls again", async () => logged(r1, "mesh.tls read again") === 1);
+    expect(readFileSync(r1.logPath, "utf8")).toMatch(/"outcome":"certificate valid until [A-Z][a-z]{2} .*GMT".*mesh\.tls read again/);
+    expect(await served(b.ca)).toBe("r1");
+    await expect(served(a.ca)).rejects.toThrow();
+    // The session up before stays.
+    expect(await peerConnected(r2, "r1")).toBe(true);
+
+    // A restarted r1 serves the new certificate, which r2's old CA refuses: r2 cannot get back in...
+    await r1.stop();
+    await r1.start();
+    await waitFor("r2's dial refused by its CA", async () => /"peer":"r1".*(self[- ]signed|unable to verify|certificate)/i.test(readFileSync(r2.logPath, "utf8")) || /(self[- ]signed|unable to verify|certificate).*"peer":"r1"/i.test(readFileSync(r2.logPath, "utf8")));
+    expect(await peerConnected(r2, "r1")).toBe(false);
+    // ...until its CA is renewed too and it is sent SIGHUP: its next dial checks against the new one.
+    copyFileSync(b.ca, f2.ca);
+    r2.reload();
+    await waitFor("r2 back on r1 with the renewed CA", () => peerConnected(r2, "r1"));
+
+    // A renewal gone wrong (a key that is not the certificate's) is logged, and the running files stay.
+    writeFileSync(f1.key, readFileSync(a.key));
+    r1.reload();
+    await waitFor("r1 refused the bad files", async () => logged(r1, "mesh.tls could not be read again") === 1);
+    expect(readFileSync(r1.logPath, "utf8")).toMatch(new RegExp(`mesh\\.tls\\.key: ${f1.key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is not the key of`));
+    expect(await served(b.ca)).toBe("r1");
+    expect(r1.child?.exitCode).toBeNull();
   });
 });
 

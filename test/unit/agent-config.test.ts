@@ -378,6 +378,20 @@ describe("planReload (SIGHUP)", () => {
     expect(planReload(plan.running, withHubs("ws://h2:7200", "ws://h1:7200")).hubUrls).toBeNull();
   });
 
+  it("reads mesh.tls's files again on every SIGHUP while TLS stays on (a renewal keeps the paths); turning it on or off waits for a restart", () => {
+    const files = { "/t/a.crt": "", "/t/a.key": "", "/t/b.crt": "", "/t/b.key": "" };
+    const withTls = (cert: string | null) => load({ ...files, [file]: minimal.replace("mesh:\n", cert === null ? "mesh:\n" : `mesh:\n  tls: { cert: /t/${cert}.crt, key: /t/${cert}.key }\n`) });
+    const same = planReload(withTls("a"), withTls("a"));
+    expect(same).toMatchObject({ tls: { cert: "/t/a.crt", key: "/t/a.key", ca: null }, restartNeeded: [] });
+    const moved = planReload(withTls("a"), withTls("b"));
+    expect(moved).toMatchObject({ tls: { cert: "/t/b.crt" }, restartNeeded: [] });
+    expect(moved.running.mesh.tls?.cert).toBe("/t/b.crt");
+    expect(planReload(withTls(null), withTls("a"))).toMatchObject({ tls: null, restartNeeded: ["mesh.tls"] });
+    const off = planReload(withTls("a"), withTls(null));
+    expect(off).toMatchObject({ tls: null, restartNeeded: ["mesh.tls"] });
+    expect(off.running.mesh.tls?.cert).toBe("/t/a.crt");
+  });
+
   it("refuses to switch into or out of hub mode, keeping the running list", () => {
     const out = planReload(withHubs("ws://h1:7200"), withHubs());
     expect(out).toMatchObject({ hubUrls: null, hubUrlsRefused: LEAVING_HUB_MODE, restartNeeded: [] });

@@ -20,7 +20,7 @@ import { createMetrics } from "../../agent/ops/metrics.js";
 const idle: ResyncStatus = { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null };
 const mesh: Mesh = {
   start: async () => undefined, port: () => 0, status: async () => [], gauges: async () => [], setPeers: () => undefined, setHubUrls: () => "", setHubFailback: () => "",
-  setAllowed: () => undefined,
+  setAllowed: () => undefined, setTls: () => "",
   resync: () => ({ joined: false, done: Promise.resolve() }), resyncStatus: () => idle, hubUnacknowledged: async () => undefined, purgeFloor: async () => null, firstSession: async () => undefined, peerVectors: () => new Map(), batchRefusals: () => [], wakePumps: () => undefined, refuseSessions: () => undefined, restartSessions: () => undefined,
   failBackToPreferredHub: async () => "", close: async () => undefined,
 };
