@@ -40,24 +40,38 @@ export function registerKamailioCfgCommand(program: Command, io: { env: NodeJS.P
     // Not `> include`: the shell empties the file first, and a failed run would leave it empty.
     .addHelpText("after", `\nExample:\n  locmesh kamailio-cfg -c /etc/locmesh/agent.yaml -o ${DEFAULT_INCLUDE_PATH}\n  locmesh kamailio-cfg --instructions`)
     .action((opts: Opts) => {
+      let text: string;
       try {
-        const text = render(opts, io.env, (warning) => io.stderr.write(`locmesh: ${warning}\n`));
-        if (opts.output === undefined) {
-          io.stdout.write(text);
-          return;
-        }
+        text = render(opts, io.env, (warning) => io.stderr.write(`locmesh: ${warning}\n`));
+      } catch (err) {
+        // A flag or the config: a usage or config error, as for every command (README "Exit codes").
+        io.stderr.write(`${(err as Error).message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      if (opts.output === undefined) {
+        io.stdout.write(text);
+        return;
+      }
+      try {
         const wrote = replaceFile(opts.output, text, { newMode: INCLUDE_MODE });
         io.stderr.write(`locmesh: wrote ${opts.output} (mode ${wrote.mode.toString(8).padStart(4, "0")}${wrote.created ? ", a new file: give Kamailio's group read access, e.g. chgrp kamailio" : ""})\n`);
         if (!wrote.ownerKept) io.stderr.write(`locmesh: ${opts.output} now belongs to this user, not its old owner (only root can keep it): check that Kamailio can still read it\n`);
       } catch (err) {
+        // The include could not be written: the operation failed.
         io.stderr.write(`${(err as Error).message}\n`);
-        process.exitCode = 2;
+        process.exitCode = 1;
       }
     });
 }
 
 function render(opts: Opts, env: NodeJS.ProcessEnv, warn: (text: string) => void): string {
   const config = opts.config ? loadConfig(opts.config, env) : null;
+  if (!config && !opts.instructions) {
+    warn("no agent config given (-c, or LOCMESH_CONFIG): the include has no evapi bulk channel, whose token derives from the cluster key " +
+      "(the reload of a restarted Kamailio then goes over jsonrpcs, several times slower), and takes " +
+      `${opts.evapi ?? "evapi 127.0.0.1:8448"} and ${opts.aliases ?? "usrloc"} aliases, which the agent's kamailio section must match; pass -c /etc/locmesh/agent.yaml`);
+  }
   // The include must match the agent's kamailio section (evapi address, alias mode): generated from
   // a config without one, it takes the defaults, and an agent configured later may disagree.
   if (config && !config.kamailio && !opts.instructions && (opts.evapi === undefined || opts.aliases === undefined)) {
