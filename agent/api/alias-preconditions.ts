@@ -40,14 +40,25 @@ function aliasPreconditionError(p: AliasSetRequest, current: string | null): Rpc
  * between reading the alias and committing the new target, so two admins adding the same alias
  * through this node at once get one success and one Conflict. Across nodes there is no lock: two
  * nodes may each pass their check at the same moment, and last-writer-wins keeps one of the two.
+ * Says what the alias forwarded to before (null: it was new), for the answer.
  */
-export async function setAlias(replica: Replica, p: AliasSetRequest): Promise<void> {
+export async function setAlias(replica: Replica, p: AliasSetRequest): Promise<{ previous: string | null }> {
   const precondition = p.ifAbsent === true || p.expectTarget !== undefined;
-  await commitAlias(replica, p.alias, { target: p.target }, precondition ? (current) => {
+  if (!precondition) {
+    // Read just before, not in the write turn: a plain set takes the group commit (many at once
+    // from a script), and what it replaced is for the operator to see, not a check.
+    const previous = await aliasTargetIn(replica.store, p.alias);
+    await commitAlias(replica, p.alias, { target: p.target }, null);
+    return { previous };
+  }
+  let previous: string | null = null;
+  await commitAlias(replica, p.alias, { target: p.target }, (current) => {
     const refused = aliasPreconditionError(p, current);
     if (refused) throw refused;
+    previous = current;
     return true;
-  } : null);
+  });
+  return { previous };
 }
 
 /**

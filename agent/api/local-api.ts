@@ -140,14 +140,14 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   });
 
   rpc.method(ApiMethod.AliasSet, API_PARAMS[ApiMethod.AliasSet], async (p) => {
-    await setAlias(replica, p);
+    const { previous } = await setAlias(replica, p);
     metrics.changesCommitted.inc();
     // The alias is set: a failure to work out the notes must not make it look refused.
     const notes = await aliasNotes(p.alias, p.target, aliasTarget).catch((err: unknown) => {
       deps.log.warn({ err: (err as Error).message, alias: p.alias }, "could not work out the notes on an alias just set");
       return [];
     });
-    return { alias: p.alias, target: p.target, ...(notes.length > 0 ? { notes } : {}) };
+    return { alias: p.alias, target: p.target, previous, ...(notes.length > 0 ? { notes } : {}) };
   });
 
   rpc.method(ApiMethod.AliasRemove, API_PARAMS[ApiMethod.AliasRemove], async (p) => {

@@ -22,8 +22,12 @@ export function formatAlias(alias: string, target: string | null): string {
  * letters in lower case), as `alias ls` and `alias show` do, not as it was typed; the typed form
  * only if an answer lacks it.
  */
-export function formatAliasSet(answer: Partial<Alias> | null, typed: { alias: string; target: string }): string {
-  return formatAlias(answer?.alias ?? typed.alias, answer?.target ?? typed.target);
+export function formatAliasSet(answer: (Partial<Alias> & { previous?: string | null }) | null, typed: { alias: string; target: string }): string {
+  const line = formatAlias(answer?.alias ?? typed.alias, answer?.target ?? typed.target);
+  // An agent older than `previous` says nothing of it: the line alone, as before.
+  const previous = answer?.previous;
+  if (typeof previous !== "string") return line;
+  return previous === answer?.target ? `${line} (unchanged)` : `${line} (was ${cellText(previous)})`;
 }
 
 export function formatAliasRemoved(answer: { removed?: unknown } | null, typed: string): string {

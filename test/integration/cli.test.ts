@@ -100,8 +100,10 @@ describe("locmesh CLI", () => {
     // Replaces by default; with --if-absent an existing alias is left alone and the command fails.
     const notNew = await cli(["alias", "add", "--if-absent", "sip:sales@example.com", "sip:bob@example.com", ...target()]);
     expect([notNew.code, notNew.stderr.trim()]).toEqual([1, "locmesh: alias sales@example.com already forwards to sip:alice@example.com; edit it instead"]);
-    for (const to of ["sip:bob@example.com", "sip:alice@example.com"]) {
-      expect((await cli(["alias", "add", "sip:sales@example.com", to, ...target()])).code).toBe(0);
+    // Each replacement says what it replaced, so a mistyped alias that overwrote another shows at once.
+    for (const [to, said] of [["sip:bob@example.com", "(was sip:alice@example.com)"], ["sip:alice@example.com", "(was sip:bob@example.com)"], ["sip:alice@example.com", "(unchanged)"]] as const) {
+      const r = await cli(["alias", "add", "sip:sales@example.com", to, ...target()]);
+      expect([r.code, r.stdout.trim()]).toEqual([0, `alias sales@example.com -> ${to} ${said}`]);
       expect(await agent.call("alias.list", {})).toMatchObject({ items: [{ alias: "sales@example.com", target: to }] });
     }
 

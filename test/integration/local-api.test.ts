@@ -406,7 +406,7 @@ describe("locations and aliases", () => {
 
   it("sets, lists and removes aliases; removing an unknown alias is NotFound", async () => {
     expect(await agent.call("alias.set", { alias: "sip:Sales@Example.com", target: "sip:alice@example.com" })).toEqual({
-      alias: "sales@example.com", target: "sip:alice@example.com",
+      alias: "sales@example.com", target: "sip:alice@example.com", previous: null,
     });
     expect(await aliasNames()).toContain("sales@example.com");
     // Searched by its target, or by its name written as a URI (names are stored without the scheme).
@@ -421,14 +421,14 @@ describe("locations and aliases", () => {
   it("alias.set with ifAbsent only adds, and with expectTarget only replaces the target the caller saw", async () => {
     const alias = "desk@example.com";
     const target = async () => (await agent.call<ListResult<{ alias: string; target: string }>>("alias.list", { search: alias })).items.map((a) => a.target);
-    expect(await agent.call("alias.set", { alias: "sip:Desk@example.com", target: "sip:ann@example.com", ifAbsent: true })).toEqual({ alias, target: "sip:ann@example.com" });
+    expect(await agent.call("alias.set", { alias: "sip:Desk@example.com", target: "sip:ann@example.com", ifAbsent: true })).toEqual({ alias, target: "sip:ann@example.com", previous: null });
     const exists = await callError("alias.set", { alias: "sip:desk@example.com", target: "sip:bob@example.com", ifAbsent: true });
     expect([exists.code, exists.message, exists.data]).toEqual([
       ErrorCode.Conflict, "alias desk@example.com already forwards to sip:ann@example.com; edit it instead", { alias, target: "sip:ann@example.com" },
     ]);
     expect(await target()).toEqual(["sip:ann@example.com"]);
 
-    await agent.call("alias.set", { alias, target: "sip:carl@example.com", expectTarget: "sip:ann@example.com" });
+    expect(await agent.call("alias.set", { alias, target: "sip:carl@example.com", expectTarget: "sip:ann@example.com" })).toEqual({ alias, target: "sip:carl@example.com", previous: "sip:ann@example.com" });
     const stale = await callError("alias.set", { alias, target: "sip:dan@example.com", expectTarget: "sip:ann@example.com" });
     expect(stale.code).toBe(ErrorCode.Conflict);
     expect(stale.message).toBe("alias desk@example.com was changed meanwhile: it now forwards to sip:carl@example.com, not sip:ann@example.com; edit it again if yours should still win");
