@@ -155,6 +155,8 @@ export function startDialer(deps: DialerDeps): Dialer {
         else if (url !== urls[0]) watch?.watch(ws, url!, closed);
         const reason = await closed;
         live = null;
+        // Refused at the handshake by the preferred hub: its failback checks could not tell.
+        if (url === urls[0] && /^400[123]\b/.test(reason) && Date.now() - openedAt < 5000) watch?.refusedBy(url!, reason);
         // Not waiting for the watch: it may be in a check of the preferred hub (up to 5 s), and a
         // dropped session must fail over at once.
         const left = leaving === ws;

@@ -42,6 +42,13 @@ export interface FailbackWatch {
   /** Takes a new policy (a new first URL, or a new failback interval); a running watch keeps its own until restarted. */
   renew(): void;
   /**
+   * The preferred hub refused this agent's handshake (`reason`: a wrong cluster key, an agent it
+   * does not list, another protocol version). Its checks cannot see that (they stop at the
+   * challenge, before authenticating), so moving there would be refused again every few intervals,
+   * dropping a working session each time: the checks stop until a SIGHUP (checkNow) or a new first URL.
+   */
+  refusedBy(url: string, reason: string): void;
+  /**
    * Asks the running watch to check the preferred hub now and move there if it takes sessions,
    * whatever the policy says; resolves with what was done. Null when no watch runs.
    */
@@ -58,6 +65,9 @@ export function createFailbackWatch(deps: FailbackWatchDeps): FailbackWatch {
   let watchToken: object | null = null;
   /** Ends the current waitForCheck (the session closed, or the watch was ended). */
   let interruptWait: (() => void) | null = null;
+  /** The preferred hub that refused our handshake, and why: not checked until a SIGHUP or a new first URL. */
+  let refused: { url: string; reason: string } | null = null;
+  const nextWait = (rules: FailbackPolicy, preferred: string): number | null => (refused?.url === preferred ? null : rules.nextCheckIn());
 
   function end(): void {
     const interrupt = interruptWait;
@@ -83,7 +93,7 @@ export function createFailbackWatch(deps: FailbackWatchDeps): FailbackWatch {
     onOtherHub = true;
     /** When the first of the checks in a row that found the preferred hub up ran. */
     let upSince: number | null = null;
-    let wait = rules.nextCheckIn();
+    let wait = nextWait(rules, preferred);
     // Debug, not info: while every hub refuses sessions this runs on each attempt (the session's
     // own "peer session ready" line says which hub the agent is on).
     if (wait !== null) log.debug({ hub: redactUrl(current), preferred: redactUrl(preferred), checkInSec: Math.round(wait / 1000) }, "on a hub other than its preferred one; will check that one");
@@ -116,7 +126,7 @@ export function createFailbackWatch(deps: FailbackWatchDeps): FailbackWatch {
         }
         upSince = hubId === null ? null : (upSince ?? Date.now());
         const move = rules.checked(hubId !== null) || (answer !== null && hubId !== null);
-        wait = rules.nextCheckIn();
+        wait = nextWait(rules, preferred);
         if (!move) {
           log.debug({ preferred: redactUrl(preferred), up: hubId !== null, err: why || undefined }, "checked the preferred hub");
           answer?.(`the preferred hub ${redactUrl(preferred)} does not take sessions (${why}); staying on ${redactUrl(current)}`);
@@ -163,8 +173,17 @@ export function createFailbackWatch(deps: FailbackWatchDeps): FailbackWatch {
     running: () => watchToken !== null,
     renew() {
       policy = deps.newPolicy();
+      refused = null;
+    },
+    refusedBy(url, reason) {
+      if (refused?.url !== url || refused.reason !== reason) {
+        log.error({ hub: redactUrl(url), reason }, "the preferred hub refused this agent's handshake: the agent stays on its other hubs and stops checking that one until a SIGHUP. Fix what the reason says (the hub's mesh.agents, the cluster key, the versions), then send SIGHUP");
+      }
+      refused = { url, reason };
     },
     checkNow() {
+      // An operator asking (SIGHUP) has fixed what the refusal said, or wants to see.
+      refused = null;
       const ask = asking;
       if (!ask && onOtherHub) return Promise.resolve("a check of the preferred hub is under way; try again in a moment");
       if (!ask) return null;

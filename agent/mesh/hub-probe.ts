@@ -4,9 +4,10 @@
  * (its PostgreSQL is away: 4013, or it holds our address off: 4029) closes before sending one.
  * We close with 1000 before authenticating: the hub counts no refusal and logs nothing, and a
  * second session with the same hub never exists (the duplicate rule would close one mid-transfer).
+ * A challenge of another protocol version counts as not taking sessions: the handshake would refuse.
  */
 import { WebSocket } from "ws";
-import { PeerMethod } from "../contract/protocol.js";
+import { PROTOCOL_VERSION, PeerMethod } from "../contract/protocol.js";
 
 /** Resolves with the hub's node id, as its challenge gives it; rejects saying why it would not take a session. */
 export function probeHub(url: string, o: { ca?: Buffer; timeoutMs: number; maxFrameBytes: number }): Promise<string> {
@@ -22,9 +23,12 @@ export function probeHub(url: string, o: { ca?: Buffer; timeoutMs: number; maxFr
       else resolve(hubId!);
     };
     ws.once("message", (data: Buffer) => {
-      const hubId = challengeNodeId(data.toString());
+      const challenge = parseChallenge(data.toString());
       ws.close(1000, "probe");
-      settle(hubId === null ? new Error("its first frame was not a challenge") : null, hubId ?? undefined);
+      if (challenge === null) return settle(new Error("its first frame was not a challenge"));
+      // The handshake would refuse it (4002): a hub mid-upgrade is not one to move to.
+      if (challenge.protocol !== PROTOCOL_VERSION) return settle(new Error(`it speaks protocol ${String(challenge.protocol)}, this agent ${PROTOCOL_VERSION}: upgrade the older one`));
+      settle(null, challenge.nodeId);
     });
     ws.once("close", (code, why) => settle(new Error(`closed: ${code} ${why.toString()}`.trim())));
     ws.on("error", (err) => settle(err));
@@ -35,10 +39,10 @@ export function probeHub(url: string, o: { ca?: Buffer; timeoutMs: number; maxFr
   });
 }
 
-function challengeNodeId(text: string): string | null {
+function parseChallenge(text: string): { nodeId: string; protocol: unknown } | null {
   try {
-    const frame = JSON.parse(text) as { method?: unknown; params?: { nodeId?: unknown } };
-    return frame.method === PeerMethod.Challenge && typeof frame.params?.nodeId === "string" ? frame.params.nodeId : null;
+    const frame = JSON.parse(text) as { method?: unknown; params?: { nodeId?: unknown; protocol?: unknown } };
+    return frame.method === PeerMethod.Challenge && typeof frame.params?.nodeId === "string" ? { nodeId: frame.params.nodeId, protocol: frame.params.protocol } : null;
   } catch {
     return null;
   }

@@ -176,7 +176,7 @@ describe("dialer after a refusal", () => {
  * A hub dialer over `urls` (a and b) whose sockets record how they were closed. By default its first
  * dial is refused, so it starts on the second URL; `opened` lets a test hold a connect open.
  */
-function hubDialer(o: { afterMs: number | (() => number); probe(url: string): Promise<string>; ready?: () => boolean; urls?: string[]; refuseFirst?: boolean; opened?: (url: string) => Promise<void> }) {
+function hubDialer(o: { afterMs: number | (() => number); probe(url: string): Promise<string>; ready?: () => boolean; urls?: string[]; refuseFirst?: boolean; opened?: (url: string) => Promise<void>; handshakeRefusal?: (url: string) => [number, string] | null }) {
   const tried: string[] = [];
   const sockets: { url: string; ws: ReturnType<typeof fakeSocket>; closedWith: string | null }[] = [];
   const probes: string[] = [];
@@ -204,6 +204,9 @@ function hubDialer(o: { afterMs: number | (() => number); probe(url: string): Pr
         ws.emit("close", code ?? 1005, Buffer.from(reason ?? ""));
       };
       sockets.push(entry);
+      // A hub that takes the connection and then refuses the handshake closes it at once.
+      const refusal = o.handshakeRefusal?.(url) ?? null;
+      if (refusal) setImmediate(() => ws.close(refusal[0], refusal[1]));
       return ws as unknown as WebSocket;
     },
   });
@@ -250,6 +253,41 @@ describe("dialer failing back to the first hub URL", () => {
       await until(() => d.sockets.length === 2);
       expect(d.sockets[1]!.url).toBe("ws://a");
       expect(await d.dialer.failBackNow()).toBe("already on the preferred hub");
+    } finally {
+      d.dialer.stop("test over");
+    }
+  });
+
+  it("stops checking a first hub that refused its handshake (its checks cannot tell), until a SIGHUP asks", async () => {
+    let refuse = true;
+    const d = onSecondHub({ afterMs: 3, refuseFirst: false, probe: async () => "hub-a", handshakeRefusal: (url) => (url === "ws://a" && refuse ? [4001, "server proof failed"] : null) });
+    try {
+      await until(() => d.sockets.some((s) => s.url === "ws://b"));
+      // The checks would find hub a up (it sends its challenge) and move there every few intervals.
+      await new Promise((r) => setTimeout(r, 60));
+      expect(d.probes).toEqual([]);
+      expect(d.sockets.map((s) => s.url)).toEqual(["ws://a", "ws://b"]);
+      // The operator fixed the hub's mesh.agents and sent SIGHUP: one check, and the move.
+      refuse = false;
+      expect(await d.dialer.failBackNow()).toBe("moving to the preferred hub hub-a (ws://a)");
+      await until(() => d.sockets.length === 3);
+      expect(d.sockets[2]!.url).toBe("ws://a");
+      await new Promise((r) => setTimeout(r, 20));
+      expect(d.sockets[2]!.closedWith).toBeNull();
+    } finally {
+      d.dialer.stop("test over");
+    }
+  });
+
+  it("goes on checking a first hub that refused for a passing reason (4013: its PostgreSQL away)", async () => {
+    let refuse = true;
+    const d = onSecondHub({ afterMs: 3, refuseFirst: false, probe: async () => "hub-a", handshakeRefusal: (url) => (url === "ws://a" && refuse ? [4013, "PostgreSQL unreachable"] : null) });
+    try {
+      await until(() => d.sockets.some((s) => s.url === "ws://b"));
+      refuse = false;
+      await until(() => d.sockets.length === 3);
+      expect(d.sockets[2]!.url).toBe("ws://a");
+      expect(d.probes.length).toBeGreaterThanOrEqual(2);
     } finally {
       d.dialer.stop("test over");
     }
