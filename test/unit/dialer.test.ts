@@ -258,17 +258,23 @@ describe("dialer failing back to the first hub URL", () => {
     }
   });
 
-  it("stops checking a first hub that refused its handshake (its checks cannot tell), until a SIGHUP asks", async () => {
+  /** On the second hub after the first took the connection and refused the handshake with `close`; checks always find it up. */
+  async function refusedByFirst(close: [number, string]) {
     let refuse = true;
-    const d = onSecondHub({ afterMs: 3, refuseFirst: false, probe: async () => "hub-a", handshakeRefusal: (url) => (url === "ws://a" && refuse ? [4001, "server proof failed"] : null) });
+    const d = onSecondHub({ afterMs: 3, refuseFirst: false, probe: async () => "hub-a", handshakeRefusal: (url) => (url === "ws://a" && refuse ? close : null) });
+    await until(() => d.sockets.some((s) => s.url === "ws://b"));
+    return { d, stopRefusing: () => (refuse = false) };
+  }
+
+  it("stops checking a first hub that refused its handshake (its checks cannot tell), until a SIGHUP asks", async () => {
+    const { d, stopRefusing } = await refusedByFirst([4001, "server proof failed"]);
     try {
-      await until(() => d.sockets.some((s) => s.url === "ws://b"));
       // The checks would find hub a up (it sends its challenge) and move there every few intervals.
       await new Promise((r) => setTimeout(r, 60));
       expect(d.probes).toEqual([]);
       expect(d.sockets.map((s) => s.url)).toEqual(["ws://a", "ws://b"]);
       // The operator fixed the hub's mesh.agents and sent SIGHUP: one check, and the move.
-      refuse = false;
+      stopRefusing();
       expect(await d.dialer.failBackNow()).toBe("moving to the preferred hub hub-a (ws://a)");
       await until(() => d.sockets.length === 3);
       expect(d.sockets[2]!.url).toBe("ws://a");
@@ -280,11 +286,9 @@ describe("dialer failing back to the first hub URL", () => {
   });
 
   it("goes on checking a first hub that refused for a passing reason (4013: its PostgreSQL away)", async () => {
-    let refuse = true;
-    const d = onSecondHub({ afterMs: 3, refuseFirst: false, probe: async () => "hub-a", handshakeRefusal: (url) => (url === "ws://a" && refuse ? [4013, "PostgreSQL unreachable"] : null) });
+    const { d, stopRefusing } = await refusedByFirst([4013, "PostgreSQL unreachable"]);
     try {
-      await until(() => d.sockets.some((s) => s.url === "ws://b"));
-      refuse = false;
+      stopRefusing();
       await until(() => d.sockets.length === 3);
       expect(d.sockets[2]!.url).toBe("ws://a");
       expect(d.probes.length).toBeGreaterThanOrEqual(2);
