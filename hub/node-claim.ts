@@ -132,27 +132,31 @@ async function waitForClaim(c: Claimant, goneHere: (h: HolderRow) => boolean, in
 
 /** Refreshes the claim until close(), and tells onLost if another process took it over. */
 function keepClaim(c: Claimant, intervalMs: number, onLost: (err: DuplicateHubNodeError) => void): NodeClaim {
-  let refreshing = false;
+  /** The refresh under way: close() waits for it, or its take() could claim the nodeId again after the give-up. */
+  let refreshing: Promise<void> | null = null;
   let lost = false;
+  let closed = false;
   async function refresh(): Promise<void> {
-    if (refreshing || lost) return;
-    refreshing = true;
     try {
-      if ((await c.pool.query(REFRESH, [c.nodeId, c.instance])).rowCount === 1 || (await c.take())) return;
+      if ((await c.pool.query(REFRESH, [c.nodeId, c.instance])).rowCount === 1 || closed || (await c.take())) return;
       const now = await c.holder();
+      if (closed) return;
       lost = true;
       onLost(duplicate(c.nodeId, now?.holder ?? "holder unknown", "it took this nodeId over while this hub could not refresh its claim"));
     } catch (err) {
       c.log.debug({ err: (err as Error).message }, "cannot refresh the nodeId claim (PostgreSQL away?); trying again");
-    } finally {
-      refreshing = false;
     }
   }
-  const timer = setInterval(() => void refresh(), intervalMs);
+  const timer = setInterval(() => {
+    if (refreshing || lost || closed) return;
+    refreshing = refresh().finally(() => (refreshing = null));
+  }, intervalMs);
   timer.unref();
   return {
     async close() {
+      closed = true;
       clearInterval(timer);
+      await refreshing;
       if (lost) return;
       try {
         await c.pool.query(GIVE_UP, [c.nodeId, c.instance]);

@@ -61,6 +61,32 @@ describe("hub nodeId claims", () => {
     await claim("hub3", 4);
   });
 
+  it("gives the nodeId up on a stop that meets a refresh under way, rather than the refresh claiming it again", async () => {
+    // The refresh's UPDATE held until the test lets it go, as over a slow link to PostgreSQL.
+    let held: (() => void) | null = null;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slowPool = {
+      query: (async (sql: string, params: unknown[]) => {
+        if (sql.startsWith("UPDATE hub_nodes SET seen_at")) {
+          held?.();
+          await gate;
+        }
+        return pool.query(sql, params);
+      }) as unknown as pg.Pool["query"],
+    };
+    const refreshing = new Promise<void>((r) => (held = r));
+    const c = await claimHubNode({ pool: slowPool, nodeId: "hub7", holder: "host-a pid 11", host: "host-a", pid: 11, intervalMs: 20, log: silentLogger(), onLost: (err) => void lostClaims.push(err) });
+    await refreshing;
+    const closing = c.close();
+    await new Promise((r) => setTimeout(r, 100));
+    release();
+    await closing;
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await pool.query("SELECT holder FROM hub_nodes WHERE node_id = 'hub7'")).rows).toEqual([]);
+    expect(lostClaims).toEqual([]);
+  });
+
   it("takes over the claim of a hub on another host that died without giving it up, once the claim is stale", async () => {
     // A claim last refreshed an hour ago: its process is gone (kill -9, a lost host).
     await pool.query("INSERT INTO hub_nodes (node_id, instance, holder, host, pid, seen_at) VALUES ('hub4', 'dead', 'host-c pid 5', 'host-c', 5, now() - interval '1 hour')");

@@ -198,15 +198,16 @@ function hubDialer(o: { afterMs: number | (() => number); probe(url: string): Pr
       await o.opened?.(url);
       const ws = fakeSocket();
       const entry = { url, ws, closedWith: null as string | null };
-      ws.close = (code?: number, reason?: string) => {
+      const close = (code?: number, reason?: string) => {
         entry.closedWith = `${code} ${reason}`;
         ws.readyState = 3;
         ws.emit("close", code ?? 1005, Buffer.from(reason ?? ""));
       };
+      ws.close = close;
       sockets.push(entry);
       // A hub that takes the connection and then refuses the handshake closes it at once.
       const refusal = o.handshakeRefusal?.(url) ?? null;
-      if (refusal) setImmediate(() => ws.close(refusal[0], refusal[1]));
+      if (refusal) setImmediate(() => close(refusal[0], refusal[1]));
       return ws as unknown as WebSocket;
     },
   });
