@@ -2,7 +2,8 @@
  * Wrong and replayed credentials, each tried several times: a hello MACed with the wrong key, a
  * node id nobody listed, the target's own id, a replica id that does not match the node, a
  * recorded hello replayed on a new connection, and on the API a wrong, missing or malformed token
- * over HTTP and a wrong auth.login over WebSocket. Every acceptance is counted (must be 0).
+ * over HTTP and a wrong auth.login over WebSocket (one per connection, which the agent then
+ * closes). Every acceptance is counted (must be 0).
  */
 import type { Challenge, WireMessage } from "../../support/rpc-wire.js";
 import { RpcWire, makeHello } from "../../support/rpc-wire.js";
@@ -97,23 +98,31 @@ export async function attackCredentials(t: CredentialTarget, rounds: number): Pr
       }
     }
 
-    fig.attempts["api ws wrong login"] = (fig.attempts["api ws wrong login"] ?? 0) + 1;
-    const ws = await RpcWire.open(`${t.apiUrl.replace(/^http/, "ws")}/rpc`, { headers: { authorization: "Bearer wrong-token-wrong-token" } });
-    try {
-      const answers = [
-        await ws.request("alias.set", { alias: "sip:dfzcred@example.com", target: "sip:x@example.com" }),
-        await ws.request("auth.login", { token: `${t.token} ` }),
-        await ws.request("auth.login", { token: "" }),
-        await ws.request("alias.list", {}),
-      ];
-      for (const a of answers) {
-        if (a.error === undefined) {
-          fig.accepted++;
-          fig.examples.push(`api ws: ${JSON.stringify(a).slice(0, 120)}`);
+    // One sign-in attempt per connection (agent/api/http-server.ts): a refused auth.login is
+    // answered and the connection closed with 4003, so each wrong one gets its own connection.
+    for (const [kind, token] of [["api ws wrong login", `${t.token} `], ["api ws empty login", ""]] as const) {
+      fig.attempts[kind] = (fig.attempts[kind] ?? 0) + 1;
+      const ws = await RpcWire.open(`${t.apiUrl.replace(/^http/, "ws")}/rpc`, { headers: { authorization: "Bearer wrong-token-wrong-token" } });
+      try {
+        const answers = [
+          await ws.request("alias.set", { alias: "sip:dfzcred@example.com", target: "sip:x@example.com" }),
+          await ws.request("auth.login", { token }),
+        ];
+        for (const a of answers) {
+          if (a.error === undefined) {
+            fig.accepted++;
+            fig.examples.push(`${kind}: ${JSON.stringify(a).slice(0, 120)}`);
+          }
         }
+        const code = await Promise.race([ws.closed, new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
+        if (code === 4003) fig.closed++;
+        else {
+          fig.accepted++;
+          fig.examples.push(`${kind}: the connection was not closed with 4003 after the refused sign-in (${code ?? "still open after 5 s"})`);
+        }
+      } finally {
+        await ws.close();
       }
-    } finally {
-      await ws.close();
     }
   }
   return fig;
