@@ -24,6 +24,8 @@ function fakeAgent(token: string, replyMs = 0, silent: readonly string[] = []) {
     readonly refusing = originRefused;
     onerror: (() => void) | null = null;
     closed = false;
+    /** 1 open; 2 once the agent began the closing handshake (serverCloses), before onclose. */
+    readyState = 1;
     constructor(readonly url: string) {
       sockets.push(this);
       setTimeout(() => (up ? this.onopen?.() : this.onclose?.()), 0);
@@ -43,6 +45,10 @@ function fakeAgent(token: string, replyMs = 0, silent: readonly string[] = []) {
       if (this.closed) return;
       this.closed = true;
       setTimeout(() => this.onclose?.(), 0);
+    }
+    /** The agent's close frame arrived: the browser's socket is CLOSING until the handshake ends. */
+    serverCloses() {
+      this.readyState = 2;
     }
     notify(method: string, params: unknown) {
       this.onmessage?.({ data: JSON.stringify({ jsonrpc: "2.0", method, params }) });
@@ -70,6 +76,16 @@ async function signedIn(agent: ReturnType<typeof fakeAgent>) {
 }
 
 describe("web rpc client", () => {
+  it("refuses a call at once on a socket the agent is closing (it stops), sending nothing the browser would drop", async () => {
+    const agent = fakeAgent("good-token");
+    const client = await connectRpc({ url: "ws://x/rpc", token: "good-token", WebSocket: agent.WebSocket });
+    agent.sockets[0]!.serverCloses();
+    const before = agent.sent.length;
+    await expect(client.call("alias.list", {})).rejects.toThrow("not connected to the agent");
+    expect(agent.sent.length).toBe(before);
+    client.close();
+  });
+
   it("signs in, subscribes, calls and hears notifications", async () => {
     const agent = fakeAgent("good-token");
     const client = await connectRpc({ url: "ws://x/rpc", token: "good-token", WebSocket: agent.WebSocket });

@@ -78,6 +78,8 @@ const originRefused = () => {
 
 /** The call failed without an answer (connection lost, timed out): whatever it asked may have been done. */
 export const outcomeUnknown = (err: unknown): boolean => err instanceof RpcError && (err.data as { outcome?: string } | undefined)?.outcome === "unknown";
+/** WebSocket.CLOSING; CLOSED is 3 (a number here: the socket class is a dependency). */
+const CLOSING = 2;
 const notConnected = () => new RpcError(ErrorCode.TemporaryFailure, "not connected to the agent; try again when the badge shows live");
 const signedOut = () => new RpcError(ErrorCode.TemporaryFailure, "this session is signed out; sign in again");
 
@@ -107,6 +109,9 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
 
   function send<T>(socket: WebSocket, method: string, params: unknown): Promise<T> {
     const id = nextId++;
+    // The agent began closing it (1001 as it stops): the browser would drop the frame and log an
+    // error, and the call would wait for the close. Refused now, as while reconnecting.
+    if (socket.readyState >= CLOSING) return Promise.reject(notConnected());
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         pending.delete(id);
