@@ -353,6 +353,24 @@ describe("the web UI in a browser", () => {
     expect(await page1.getByRole("alert").count()).toBe(0);
   });
 
+  it("says Loading while a list's page is on its way, instead of the rows of the search before alone", async () => {
+    await page1.getByRole("link", { name: "Locations" }).first().click();
+    await expect.poll(() => page1.locator(".pager span").textContent(), { timeout: 10_000 }).toBe("1–50 of 61");
+    const loading = page1.getByRole("status").filter({ hasText: "Loading…" });
+    expect(await loading.count()).toBe(0);
+    // The agent stopped for a moment (SIGSTOP): the search's page cannot come yet.
+    node(0).child!.kill("SIGSTOP");
+    try {
+      await page1.getByLabel("Search by AoR or contact").fill("nobody-matches-this");
+      await expect.poll(() => loading.count(), { timeout: 5000 }).toBe(1);
+    } finally {
+      node(0).child!.kill("SIGCONT");
+    }
+    await expect.poll(() => page1.locator("p.empty").textContent(), { timeout: 10_000 }).toBe("Nothing matches “nobody-matches-this”.");
+    expect(await loading.count()).toBe(0);
+    await page1.getByLabel("Search by AoR or contact").fill("");
+  });
+
   it("counts expiries down on the agent's clock, not a browser clock that is two hours fast", async () => {
     const page = await browser.newPage();
     try {

@@ -45,8 +45,10 @@ export function ListCard<T>(props: {
       </div>
       {error && <p class="error" role="alert">{error}</p>}
       <div class="table-wrap">{props.children}</div>
-      {data && data.total === 0 && <p class="empty">{search ? `Nothing matches “${search}”.` : props.empty}</p>}
-      <Pager label={props.label} offset={pageOffset(pager)} shown={data?.items.length ?? 0} total={data?.total ?? 0}
+      {data && current && data.total === 0 && <p class="empty">{search ? `Nothing matches “${search}”.` : props.empty}</p>}
+      {/* The first page, a new search or another page on its way: said, rather than "none" or the old rows alone. */}
+      {!current && !error && <p class="empty" role="status">Loading…</p>}
+      <Pager label={props.label} offset={pageOffset(pager)} shown={data?.items.length ?? 0} total={data?.total ?? 0} loading={!data && !error}
         hasPrev={pager.page > 0} hasNext={next !== null}
         onPrev={() => setPager(previousPage)} onNext={() => next !== null && setPager((p) => nextPage(p, next))} />
     </div>
