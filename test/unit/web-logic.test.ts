@@ -6,6 +6,7 @@ import { connectedSinceText, countText, countsView, hubText, interruptedText, li
 import { expiryText, formatDuration, formatQ, pageRange } from "../../web/src/lib/format.js";
 import { cursorOf, firstPage, nextPage, pageOffset, previousPage } from "../../web/src/lib/pager.js";
 import { parseRoute, routeHref } from "../../web/src/lib/route.js";
+import { clearTextWarning } from "../../web/src/lib/transport.js";
 import { appendSample, linePath, niceMax, ratePoints, sampleOf } from "../../web/src/lib/status-history.js";
 
 describe("format", () => {
@@ -195,5 +196,14 @@ describe("hub status", () => {
     // Failing before the verdict: the hub marks them stale though PostgreSQL still counts as reachable.
     expect(countsView({ ...pg, failingForSeconds: 4, countsStale: "PostgreSQL does not answer" })).toMatchObject({ stale: true, age: "STALE: counted 1m 32s ago; PostgreSQL does not answer" });
     expect(countsView(pg)).toEqual({ known: true, stale: false, age: "counted 1m 32s ago" });
+  });
+});
+
+describe("clearTextWarning (sign-in page)", () => {
+  it("warns of plain HTTP from another host, not over HTTPS nor from this machine's own addresses", () => {
+    expect(clearTextWarning({ protocol: "http:", hostname: "10.0.0.5" })).toMatch(/^This page came over plain HTTP from 10\.0\.0\.5: the API token.*unencrypted.*HTTPS reverse proxy/);
+    expect(clearTextWarning({ protocol: "http:", hostname: "sip1.example.net" })).not.toBeNull();
+    expect(clearTextWarning({ protocol: "https:", hostname: "sip1.example.net" })).toBeNull();
+    for (const hostname of ["127.0.0.1", "127.1.2.3", "localhost", "[::1]", "admin.localhost"]) expect(clearTextWarning({ protocol: "http:", hostname }), hostname).toBeNull();
   });
 });
