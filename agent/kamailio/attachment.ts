@@ -134,7 +134,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const clockLeadMs = (): number => Math.max(0, hlcToMillis(deps.hlc.last()) - Date.now());
   const log = deps.log.child({ component: "kamailio" });
   const journal = createJournalGate({ journalBehind: deps.journalBehind, seeded, log });
-  const links = await openKamailioLinks({ config, bulkTokens: deps.bulkTokens, log });
+  const links = await openKamailioLinks({ config, bulkTokens: deps.bulkTokens, nodeId, log });
   const keys = createUsrlocKeys({ usrloc: links.usrloc, table: config.locationTable, log });
   /** Kamailio keys AoRs without their domain: nothing is written into it, learned from it or reconciled with it. */
   const refused = (): boolean => keys.refusal() !== null;

@@ -39,6 +39,8 @@ export interface FifoClientOptions {
   maxInFlight?: number;
   replyFifoMode?: number;
   replyNamePrefix?: string;
+  /** Whose reply FIFOs these are (the node id): see ReplyFifoPoolOptions.owner. */
+  replyOwner?: string;
   /** After a timeout or a garbled reply, write spaces to reset Kamailio's reader (surprise 2). */
   autoResync?: boolean;
   nowMs?: () => number;
@@ -62,6 +64,7 @@ export function createFifoClient(opts: FifoClientOptions): FifoClient {
   const writer = createFifoWriter({ fifoPath: opts.fifoPath, nowMs });
   const pool = createReplyFifoPool({
     dir: opts.replyDir, max: opts.maxInFlight ?? 16, prefix: opts.replyNamePrefix, mode: opts.replyFifoMode,
+    ...(opts.replyOwner === undefined ? {} : { owner: opts.replyOwner }),
   });
   const autoResync = opts.autoResync ?? true;
   /** Kamailio appends the reply FIFO's name to fifo_reply_dir as it is: without the slash, replies go astray. */

@@ -60,12 +60,15 @@ export async function openKamailioLinks(deps: {
   config: KamailioConfig;
   /** The evapi bulk channel's tokens, one per cluster key (bulk-tokens.ts); null: reloads go over jsonrpcs only. */
   bulkTokens: (() => readonly BulkToken[]) | null;
+  /** This node's id: marks its reply FIFOs as its own (reply-fifo-pool.ts). */
+  nodeId?: string;
   log: Logger;
 }): Promise<KamailioLinks> {
   const { config, log } = deps;
   const fifo = createFifoClient({
     fifoPath: config.fifo, replyDir: config.replyDir, timeoutMs: config.timeoutMs, log,
     maxInFlight: Math.min(32, config.window), replyFifoMode: config.replyFifoMode,
+    ...(deps.nodeId === undefined ? {} : { replyOwner: deps.nodeId }),
   });
   let dgram: KamailioRpc | null = null;
   if (config.dgram) {

@@ -8,7 +8,7 @@
  * into the next caller's FIFO (jsonrpcs_fifo.c jsonrpc_open_reply_fifo retries only on ENXIO).
  */
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { lstatSync, readdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 
@@ -39,6 +39,14 @@ export interface ReplyFifoPoolOptions {
   /** mkfifo mode. Kamailio must be able to write it; see fifo-client.ts. */
   mode?: number;
   pid?: number;
+  /**
+   * Whose FIFOs (the node id). Its hash starts the pool tag, so that FIFOs of this owner and this
+   * pid that no pool of this process made are known to be a previous life's (an agent running as
+   * PID 1 in a container has that pid after every restart) and removed; another agent with the same
+   * pid sharing the directory (PID 1 in another container) has another owner and keeps its own.
+   * Without an owner, FIFOs of this pid are left alone.
+   */
+  owner?: string;
 }
 
 export function createReplyFifoPool(opts: ReplyFifoPoolOptions): ReplyFifoPool {
@@ -47,12 +55,14 @@ export function createReplyFifoPool(opts: ReplyFifoPoolOptions): ReplyFifoPool {
   const mode = (opts.mode ?? 0o600).toString(8);
   if (!/^[A-Za-z0-9_-]+$/.test(prefix)) throw new Error(`reply FIFO prefix "${prefix}" may only hold letters, digits, '_' and '-'`);
   // A random pool tag keeps two clients in one process (tests, benches) from sharing names.
-  const tag = randomBytes(4).toString("hex");
+  const ownerMark = opts.owner === undefined ? null : createHash("sha256").update(opts.owner).digest("hex").slice(0, 4);
+  const tag = `${ownerMark ?? randomBytes(2).toString("hex")}${randomBytes(2).toString("hex")}`;
   const longest = join(opts.dir, `${prefix}_${pid}_${tag}_${Number.MAX_SAFE_INTEGER}`);
   if (Buffer.byteLength(longest) > KAMAILIO_MAX_REPLY_PATH) {
     throw new Error(`reply FIFO path ${longest} may exceed Kamailio's 127-byte limit; use a shorter fifo_reply_dir`);
   }
-  removeStale(opts.dir, prefix);
+  removeStale(opts.dir, prefix, pid, ownerMark);
+  livePools.add(`${pid}_${tag}`);
 
   const free: ReplySlot[] = [];
   const all = new Set<ReplySlot>();
@@ -112,6 +122,7 @@ export function createReplyFifoPool(opts: ReplyFifoPoolOptions): ReplyFifoPool {
     },
     close() {
       closed = true;
+      livePools.delete(`${pid}_${tag}`);
       for (const w of waiters.splice(0)) w.reject(new Error("reply FIFO pool closed"));
       for (const slot of all) rmIfExists(slot.path);
       all.clear();
@@ -128,9 +139,16 @@ function rmIfExists(path: string): void {
   }
 }
 
-/** Removes reply FIFOs left by earlier agent processes that are gone (kill -9 skips close()). */
-function removeStale(dir: string, prefix: string): void {
-  const re = new RegExp(`^${prefix}_(\\d+)_[0-9a-f]+_\\d+$`);
+/** The pools open in this process, as `<pid>_<tag>`: FIFOs of our own pid but another tag are a previous life's. */
+const livePools = new Set<string>();
+
+/**
+ * Removes reply FIFOs left by earlier agent processes that are gone (kill -9 skips close()). One
+ * that had this process's own pid and owner is gone too unless a pool of this process made it: an
+ * agent that runs as PID 1 in a container has the same pid after every restart (owner above).
+ */
+function removeStale(dir: string, prefix: string, ownPid: number, ownerMark: string | null): void {
+  const re = new RegExp(`^${prefix}_(\\d+)_([0-9a-f]+)_\\d+$`);
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -139,7 +157,13 @@ function removeStale(dir: string, prefix: string): void {
   }
   for (const name of names) {
     const m = re.exec(name);
-    if (!m || isAlive(Number(m[1]))) continue;
+    if (!m) continue;
+    const pid = Number(m[1]);
+    const tag = m[2]!;
+    const gone = pid === ownPid
+      ? ownerMark !== null && tag.startsWith(ownerMark) && !livePools.has(`${pid}_${tag}`)
+      : !isAlive(pid);
+    if (!gone) continue;
     const path = join(dir, name);
     if (lstatSync(path, { throwIfNoEntry: false })?.isFIFO()) rmIfExists(path);
   }
