@@ -92,7 +92,10 @@ export async function collectOps(
   let looked = 0;
   for (const r of inDb.values()) {
     // A turn of the event loop now and then, as between pages above (evapi, the bulk channel).
-    if (++looked % RELOAD_PAGE === 0) await new Promise((res) => setImmediate(res));
+    if (++looked % RELOAD_PAGE === 0) {
+      await new Promise((res) => setImmediate(res));
+      if (!(await room())) return;
+    }
     const known = await deps.store.get("loc", r.aor, r.contact);
     // Stored live after the pages above were read (a REGISTER meanwhile): not the journal's to remove.
     if (known !== null && known.value !== null && liveAt(known.value as BindingValue, nowSec)) continue;

@@ -125,6 +125,8 @@ export function createReloader(deps: ReloaderDeps): Reloader {
 
   const held = deps.held ?? (() => false);
   let stopping = false;
+  /** Wakes the run under way's waiting workers and planner (stop()). */
+  let wakeRunning: (() => void) | null = null;
   /** Why no (further) write may go in, if one may not. */
   const mayNotWrite = (): string | null => (stopping ? RELOAD_STOPPED : held() ? RELOAD_HELD : null);
   // The status itself, not a copy, on every write: the listener reads it at once and keeps nothing.
@@ -172,6 +174,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       for (const f of w) f();
       wakePlanner();
     };
+    wakeRunning = wakeAll;
     // The planner, when it is PLAN_AHEAD writes ahead, waits here for the workers.
     let plannerWaits: (() => void) | null = null;
     const wakePlanner = (): void => {
@@ -179,8 +182,11 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       plannerWaits = null;
       w?.();
     };
+    // A stop or a hold ends the planning too: a by-difference reload with nothing to write yet
+    // has no worker to notice it, and would read the whole journal first.
     const room = async (): Promise<boolean> => {
-      while (failure === null && ops.size() >= PLAN_AHEAD) await new Promise<void>((r) => (plannerWaits = r));
+      while (failure === null && mayNotWrite() === null && ops.size() >= PLAN_AHEAD) await new Promise<void>((r) => (plannerWaits = r));
+      if (failure === null && mayNotWrite() !== null) failure = new Error(mayNotWrite()!);
       return failure === null;
     };
     const planning = collectOps(plan, nowSec, ops, (examined) => {
@@ -272,6 +278,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     } catch (err) {
       fail(reach, err);
     } finally {
+      wakeRunning = null;
       watch.close();
       await bulk?.close().catch(() => undefined);
     }
@@ -308,6 +315,7 @@ export function createReloader(deps: ReloaderDeps): Reloader {
     reach: () => ({ last: last === null ? null : { ...last }, done: doneUpTo }),
     stop() {
       stopping = true;
+      wakeRunning?.();
     },
   };
   return reloader;

@@ -459,4 +459,30 @@ describe("reload while the agent stops", () => {
     expect(await r.run("redo")).toMatchObject({ state: "failed", done: 0, error: RELOAD_STOPPED });
     expect(writer.ops.length).toBe(before);
   });
+
+  it("stops planning too: a reload by difference with nothing to write does not read the whole journal first", async () => {
+    const store = await storeWith(2000);
+    // Kamailio's database already holds every binding as the journal does: nothing to write.
+    const all = await store.page("loc", { search: "", after: "", limit: 5000, nowSec: nowSec(), countTotal: false });
+    const rows = all.items.map((c) => {
+      const want = ulBinding(c.sub, c.value as BindingValue, "n1");
+      return { aor: c.key, contact: c.sub, callid: "phone", lastModified: nowSec(), expires: want.expires, q: want.q, path: want.path, received: want.received, socket: "", flags: 0, cflags: 0, methods: 0, cseq: 1, userAgent: "", instance: "", regId: 0, ruid: `r-${c.key}` };
+    });
+    const preloadDb = { listLocations: async () => rows } as unknown as ReloaderDeps["preloadDb"];
+    let pages = 0;
+    let r: ReturnType<typeof createReloader> | null = null;
+    const counting = Object.assign(Object.create(store) as typeof store, {
+      page: (...args: Parameters<typeof store.page>) => {
+        if (++pages === 1) r!.stop();
+        return store.page(...args);
+      },
+    });
+    const writer = recordingWriter();
+    r = createReloader(deps({ store: counting, writer, preloadDb }));
+    const s = await r.run("kamailio restarted");
+    expect(s).toMatchObject({ state: "failed", error: RELOAD_STOPPED });
+    expect(writer.ops).toEqual([]);
+    // 2,000 bindings are 8 pages of RELOAD_PAGE; the stop came during the first.
+    expect(pages).toBeLessThanOrEqual(2);
+  });
 });
