@@ -16,6 +16,13 @@ import { createFailbackWatch } from "./failback-watch.js";
 import type { Metrics } from "../ops/metrics.js";
 import { redactUrl } from "../ops/redact-url.js";
 
+
+/**
+ * A close that says the hub will refuse this agent again until someone changes a config: a key it
+ * does not take, an id it does not list, another protocol, another node at that URL (peer-handshake.ts).
+ * Not a timeout or a failed exchange ("handshake failed with"), which may pass.
+ */
+const HANDSHAKE_REFUSAL = /^(4001 (refused by|unauthorized|server proof failed)|4002|4003)\b/;
 export interface DialTarget {
   /** The node we expect to reach; null for a hub, whichever of `urls` answers. */
   id: string | null;
@@ -155,8 +162,13 @@ export function startDialer(deps: DialerDeps): Dialer {
         else if (url !== urls[0]) watch?.watch(ws, url!, closed);
         const reason = await closed;
         live = null;
-        // Refused at the handshake by the preferred hub: its failback checks could not tell.
-        if (url === urls[0] && /^400[123]\b/.test(reason) && Date.now() - openedAt < 5000) watch?.refusedBy(url!, reason);
+        // Refused at the handshake by the preferred hub (its failback checks could not tell), or a
+        // session with it that held: that one takes this agent (again).
+        if (url === urls[0]) {
+          const livedMs = Date.now() - openedAt;
+          if (HANDSHAKE_REFUSAL.test(reason) && livedMs < 5000) watch?.refusedBy(url!, reason);
+          else if (livedMs >= 5000) watch?.accepted(url!);
+        }
         // Not waiting for the watch: it may be in a check of the preferred hub (up to 5 s), and a
         // dropped session must fail over at once.
         const left = leaving === ws;

@@ -48,6 +48,8 @@ export interface FailbackWatch {
    * dropping a working session each time: the checks stop until a SIGHUP (checkNow) or a new first URL.
    */
   refusedBy(url: string, reason: string): void;
+  /** A session with `url` held (the refusal, if any, was fixed on the hub's side): its checks resume. */
+  accepted(url: string): void;
   /**
    * Asks the running watch to check the preferred hub now and move there if it takes sessions,
    * whatever the policy says; resolves with what was done. Null when no watch runs.
@@ -180,6 +182,11 @@ export function createFailbackWatch(deps: FailbackWatchDeps): FailbackWatch {
         log.error({ hub: redactUrl(url), reason }, "the preferred hub refused this agent's handshake: the agent stays on its other hubs and stops checking that one until a SIGHUP. Fix what the reason says (the hub's mesh.agents, the cluster key, the versions), then send SIGHUP");
       }
       refused = { url, reason };
+    },
+    accepted(url) {
+      if (refused?.url !== url) return;
+      log.info({ hub: redactUrl(url) }, "the preferred hub took this agent again: failback checks it again");
+      refused = null;
     },
     checkNow() {
       // An operator asking (SIGHUP) has fixed what the refusal said, or wants to see.

@@ -286,17 +286,37 @@ describe("dialer failing back to the first hub URL", () => {
     }
   });
 
-  it("goes on checking a first hub that refused for a passing reason (4013: its PostgreSQL away)", async () => {
-    const { d, stopRefusing } = await refusedByFirst([4013, "PostgreSQL unreachable"]);
+  for (const close of [[4013, "PostgreSQL unreachable"], [4001, "handshake failed with hub-a: no answer to hello"]] as [number, string][]) {
+    it(`goes on checking a first hub that refused for a passing reason (${close.join(" ")})`, async () => {
+      const { d, stopRefusing } = await refusedByFirst(close);
+      try {
+        stopRefusing();
+        await until(() => d.sockets.length === 3);
+        expect(d.sockets[2]!.url).toBe("ws://a");
+        expect(d.probes.length).toBeGreaterThanOrEqual(2);
+      } finally {
+        d.dialer.stop("test over");
+      }
+    });
+  }
+
+  it("checks a first hub that refused it again once a session with it held (fixed on the hub's side, no SIGHUP here)", async () => {
+    const { d, stopRefusing } = await refusedByFirst([4001, "unauthorized: hello refused"]);
     try {
       stopRefusing();
-      await until(() => d.sockets.length === 3);
-      expect(d.sockets[2]!.url).toBe("ws://a");
+      // Hub b drops the agent: it dials a, which takes it now, and holds past the refusal window.
+      d.sockets[1]!.ws.close(1006, "gone");
+      await until(() => d.sockets.length === 3 && d.sockets[2]!.url === "ws://a");
+      await new Promise((r) => setTimeout(r, 5100));
+      // Hub a restarts: the agent lands on b, and checks a again (and moves back) by itself.
+      d.sockets[2]!.ws.close(1006, "restarting");
+      await until(() => d.sockets.length === 5);
+      expect(d.sockets.map((s) => s.url)).toEqual(["ws://a", "ws://b", "ws://a", "ws://b", "ws://a"]);
       expect(d.probes.length).toBeGreaterThanOrEqual(2);
     } finally {
       d.dialer.stop("test over");
     }
-  });
+  }, 15_000);
 
   it("neither checks nor moves while the session on the second hub is still in its handshake", async () => {
     let ready = false;
