@@ -120,6 +120,8 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
   const calls = new Set<Promise<unknown>>();
   /** HTTP calls under way, answered by close() if they are still running when its grace ends. */
   const httpCalls = new Map<ServerResponse, string | number | null>();
+  /** The same for WebSocket calls: each socket's calls under way, by id (null for a batch). */
+  const wsCalls = new Map<WebSocket, Map<object, string | number | null>>();
   const track = <T>(p: Promise<T>): Promise<T> => {
     calls.add(p);
     void p.then(() => calls.delete(p), () => calls.delete(p));
@@ -328,6 +330,7 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       clearTimeout(signIn);
       stopWaiting();
       wsClients.delete(ws);
+      wsCalls.delete(ws);
       subscribers.delete(ws);
     });
     ws.on("message", (data, isBinary) => {
@@ -342,10 +345,18 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
       const frame = parseFrame(data.toString());
       if (frame === null) return send(JSON.stringify(deps.rpc.parseError()));
       if (stopping) return send(JSON.stringify(createJSONRPCErrorResponse(idOf(frame.json), ErrorCode.TemporaryFailure, STOPPING)));
+      const call = {};
+      const mine = wsCalls.get(ws) ?? new Map<object, string | number | null>();
+      wsCalls.set(ws, mine.set(call, idOf(frame.json)));
+      // Answered in the turn the call settles: close() goes on only after it, and must not cut in.
       void track(deps.rpc.receive(frame.json, ctx)).then((answer) => {
+        mine.delete(call);
         if (answer !== null) send(JSON.stringify(answer));
         if (loginRefused && !ctx.authenticated && ws.readyState === ws.OPEN) ws.close(4003, "sign-in refused; open a new connection to try again");
-      }).catch((err: unknown) => log.error({ err }, "could not answer a WebSocket request"));
+      }, (err: unknown) => {
+        mine.delete(call);
+        log.error({ err }, "could not answer a WebSocket request");
+      }).catch((err: unknown) => log.error({ err }, "could not send a WebSocket answer"));
     });
   }
 
@@ -415,9 +426,14 @@ export function createHttpApi(deps: HttpServerDeps): HttpApi {
         await Promise.race([Promise.allSettled([...calls]), over]);
         clearTimeout(grace);
       }
-      if (httpCalls.size > 0) log.warn({ calls: httpCalls.size }, "API calls still running as the agent stops: answered as cut short (their outcome unknown)");
+      const running = httpCalls.size + [...wsCalls.values()].reduce((n, m) => n + m.size, 0);
+      if (running > 0) log.warn({ calls: running }, "API calls still running as the agent stops: answered as cut short (their outcome unknown)");
       for (const [res, id] of httpCalls) {
         if (!res.headersSent) res.writeHead(503, { ...JSON_HEADERS, connection: "close" }).end(JSON.stringify(createJSONRPCErrorResponse(id, ErrorCode.TemporaryFailure, CUT_SHORT)));
+      }
+      for (const [ws, mine] of wsCalls) {
+        if (ws.readyState !== ws.OPEN) continue;
+        for (const id of mine.values()) ws.send(JSON.stringify(createJSONRPCErrorResponse(id, ErrorCode.TemporaryFailure, CUT_SHORT)));
       }
       // 1001 "going away": the web UI says the agent stopped and redials.
       for (const ws of wsClients) refuseSocket(ws, 1001, "the agent is stopping");

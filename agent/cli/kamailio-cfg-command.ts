@@ -67,19 +67,20 @@ export function registerKamailioCfgCommand(program: Command, io: { env: NodeJS.P
 
 function render(opts: Opts, env: NodeJS.ProcessEnv, warn: (text: string) => void): string {
   const config = opts.config ? loadConfig(opts.config, env) : null;
-  if (!config && !opts.instructions) {
-    warn("no agent config given (-c, or LOCMESH_CONFIG): the include has no evapi bulk channel, whose token derives from the cluster key " +
-      "(the reload of a restarted Kamailio then goes over jsonrpcs, several times slower), and takes " +
-      `${opts.evapi ?? "evapi 127.0.0.1:8448"} and ${opts.aliases ?? "usrloc"} aliases, which the agent's kamailio section must match; pass -c /etc/locmesh/agent.yaml`);
-  }
   // The include must match the agent's kamailio section (evapi address, alias mode): generated from
   // a config without one, it takes the defaults, and an agent configured later may disagree.
   if (config && !config.kamailio && !opts.instructions && (opts.evapi === undefined || opts.aliases === undefined)) {
-    warn(`${opts.config} has no kamailio section: the include uses ${opts.evapi ?? "evapi 127.0.0.1:8448"} and ${opts.aliases ?? "usrloc"} aliases; ` +
+    warn(`${opts.config} has no kamailio section: the include uses evapi ${opts.evapi ?? "127.0.0.1:8448"} and ${opts.aliases ?? "usrloc"} aliases; ` +
       "add the agent's kamailio section first (see \"Attach to your Kamailio\"), then generate the include again");
   }
   const aliasMode = (opts.aliases ?? config?.kamailio?.aliases ?? "usrloc") as "usrloc" | "dbaliases";
   if (aliasMode !== "usrloc" && aliasMode !== "dbaliases") throw new Error(`--aliases must be usrloc or dbaliases, got ${JSON.stringify(opts.aliases)}`);
+  if (opts.evapi !== undefined) parseHostPort(opts.evapi); // refused before any warning
+  if (!config && !opts.instructions) {
+    warn("no agent config given (-c, or LOCMESH_CONFIG): the include has no evapi bulk channel, whose token derives from the cluster key " +
+      "(the reload of a restarted Kamailio then goes over jsonrpcs, several times slower), and takes " +
+      `evapi ${opts.evapi ?? "127.0.0.1:8448"} and ${aliasMode} aliases, which the agent's kamailio section must match; pass -c /etc/locmesh/agent.yaml`);
+  }
   if (opts.instructions) return kamailioIncludeInstructions({ includePath: opts.includePath, aliasMode });
   const evapi = opts.evapi ? parseHostPort(opts.evapi) : (config?.kamailio?.evapi ?? { host: "127.0.0.1", port: 8448 });
   const { peers, fixed } = peerList(opts, config, warn);

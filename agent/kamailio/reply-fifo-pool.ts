@@ -55,8 +55,9 @@ export function createReplyFifoPool(opts: ReplyFifoPoolOptions): ReplyFifoPool {
   const mode = (opts.mode ?? 0o600).toString(8);
   if (!/^[A-Za-z0-9_-]+$/.test(prefix)) throw new Error(`reply FIFO prefix "${prefix}" may only hold letters, digits, '_' and '-'`);
   // A random pool tag keeps two clients in one process (tests, benches) from sharing names.
-  const ownerMark = opts.owner === undefined ? null : createHash("sha256").update(opts.owner).digest("hex").slice(0, 4);
-  const tag = `${ownerMark ?? randomBytes(2).toString("hex")}${randomBytes(2).toString("hex")}`;
+  // 32 bits of the owner's hash: two node ids share a mark about once in four billion pairs.
+  const ownerMark = opts.owner === undefined ? null : createHash("sha256").update(opts.owner).digest("hex").slice(0, 8);
+  const tag = `${ownerMark ?? randomBytes(4).toString("hex")}${randomBytes(2).toString("hex")}`;
   const longest = join(opts.dir, `${prefix}_${pid}_${tag}_${Number.MAX_SAFE_INTEGER}`);
   if (Buffer.byteLength(longest) > KAMAILIO_MAX_REPLY_PATH) {
     throw new Error(`reply FIFO path ${longest} may exceed Kamailio's 127-byte limit; use a shorter fifo_reply_dir`);

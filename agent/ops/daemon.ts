@@ -34,16 +34,20 @@ export function handleSignals(log: Logger, exit: (code: number) => void = (code)
       },
     );
   };
-  const stop = (signal: string) => {
-    if (stopping !== null) return;
-    stopping = signal;
-    log.info({ signal }, daemon === null ? "stopping once started (asked during start)" : "stopping");
+  /** The graceful stop begins: it gets STOP_TIMEOUT_MS from now (not from a signal during start, which may take longer). */
+  const beginStop = (d: { close(): Promise<void> }, signal: string) => {
     const force = setTimeout(() => {
       log.error({ signal, afterMs: STOP_TIMEOUT_MS }, "did not stop in time (a Kamailio that does not answer, or a request still running?); exiting anyway: what was accepted is in the journal");
       exit(1);
     }, STOP_TIMEOUT_MS);
     force.unref();
-    if (daemon !== null) close(daemon);
+    close(d);
+  };
+  const stop = (signal: string) => {
+    if (stopping !== null) return;
+    stopping = signal;
+    log.info({ signal }, daemon === null ? "stopping once started (asked during start)" : "stopping");
+    if (daemon !== null) beginStop(daemon, signal);
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
@@ -60,7 +64,7 @@ export function handleSignals(log: Logger, exit: (code: number) => void = (code)
     started(d, onReload) {
       daemon = d;
       reload = onReload ?? null;
-      if (stopping !== null) return close(d);
+      if (stopping !== null) return beginStop(d, stopping);
       if (reloadAsked) reload?.();
     },
   };

@@ -95,6 +95,17 @@ describe("the local API as it stops", () => {
     api = null;
   });
 
+  it("answers a WebSocket call that outlasts the grace as cut short too, then closes with 1001", async () => {
+    const { port, underWay } = await start(300);
+    const wire = await RpcWire.open(`ws://127.0.0.1:${port}/rpc`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    wire.sendText(JSON.stringify({ jsonrpc: "2.0", id: 9, method: "slow", params: {} }));
+    await underWay;
+    await api!.close();
+    api = null;
+    expect(await wire.next((m) => m.id === 9, "the cut-short answer")).toEqual({ jsonrpc: "2.0", id: 9, error: { code: ErrorCode.TemporaryFailure, message: CUT_SHORT } });
+    expect(await wire.closed).toBe(1001);
+  });
+
   it("answers a call that outlasts the grace as cut short, its outcome unknown, and stops", async () => {
     const { port, underWay } = await start(300);
     const slow = post(port, new Agent(), 7, "slow");

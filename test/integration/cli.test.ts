@@ -213,6 +213,9 @@ describe("locmesh CLI", () => {
     // Said, since a reload without the bulk channel is several times slower.
     expect(bare.stderr).toMatch(/^locmesh: no agent config given \(-c, or LOCMESH_CONFIG\): the include has no evapi bulk channel.* pass -c \/etc\/locmesh\/agent\.yaml\n$/);
     expect(withConfig.stderr).not.toContain("no agent config given");
+    // A bad flag is refused before any warning about the include it would have made.
+    const bogus = await cli(["kamailio-cfg", "--aliases", "bogus"]);
+    expect([bogus.code, bogus.stderr]).toEqual([2, '--aliases must be usrloc or dbaliases, got "bogus"\n']);
     expect(bare.stdout).toContain("event_route[evapi:message-received]");
     // No bulk route: nothing from evapi is run (the start check's own jsonrpc_exec is a fixed lookup).
     expect(bare.stdout).not.toContain('jsonrpc_exec("$evapi(msg)")');

@@ -38,6 +38,22 @@ describe("handleSignals", () => {
     await vi.waitFor(() => expect(exit).toHaveBeenCalledWith(0));
   });
 
+  it("a stop asked during a start longer than the stop timeout waits for the start, then gets the whole timeout", () => {
+    const { log } = capturedLog();
+    const exit = vi.fn();
+    const signals = handleSignals(log, exit);
+    process.emit("SIGTERM");
+    vi.advanceTimersByTime(3 * STOP_TIMEOUT_MS); // a hub waiting for its PostgreSQL at start
+    expect(exit).not.toHaveBeenCalled();
+    const { d } = daemon();
+    signals.started(d);
+    expect(d.close).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(STOP_TIMEOUT_MS - 1);
+    expect(exit).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(exit).toHaveBeenCalledWith(1);
+  });
+
   it("a SIGHUP during start is not lost (Node's default would end the process): it reloads once started", () => {
     const { log } = capturedLog();
     const signals = handleSignals(log, vi.fn());

@@ -305,11 +305,11 @@ describe("dialer failing back to the first hub URL", () => {
     try {
       stopRefusing();
       // Hub b drops the agent: it dials a, which takes it now, and holds past the refusal window.
-      d.sockets[1]!.ws.close(1006, "gone");
+      (d.sockets[1]!.ws.close as (code: number, reason: string) => void)(1006, "gone");
       await until(() => d.sockets.length === 3 && d.sockets[2]!.url === "ws://a");
       await new Promise((r) => setTimeout(r, 5100));
       // Hub a restarts: the agent lands on b, and checks a again (and moves back) by itself.
-      d.sockets[2]!.ws.close(1006, "restarting");
+      (d.sockets[2]!.ws.close as (code: number, reason: string) => void)(1006, "restarting");
       await until(() => d.sockets.length === 5);
       expect(d.sockets.map((s) => s.url)).toEqual(["ws://a", "ws://b", "ws://a", "ws://b", "ws://a"]);
       expect(d.probes.length).toBeGreaterThanOrEqual(2);

@@ -46,11 +46,11 @@ describe("reply FIFO pool", () => {
     // A pool of agent n1 as PID 1, open in this process: its tag begins with n1's mark.
     const before = createReplyFifoPool({ dir, max: 1, pid: 1, owner: "n1" });
     const earlierLife = (await before.acquire()).path;
-    const mark = /locmesh_1_([0-9a-f]{4})[0-9a-f]{4}_/.exec(earlierLife)![1]!;
+    const mark = /locmesh_1_([0-9a-f]{8})[0-9a-f]{4}_/.exec(earlierLife)![1]!;
     // What n1's previous life, killed before its close(), left: the same pid and mark, another tag.
     const stale = fifo(`locmesh_1_${mark}ffff_3`);
     // Another agent (n2), PID 1 in another container sharing the directory, and a live process's.
-    const otherAgent = fifo(`locmesh_1_${mark === "0000" ? "1111" : "0000"}aaaa_1`);
+    const otherAgent = fifo(`locmesh_1_${mark === "00000000" ? "11111111" : "00000000"}aaaa_1`);
     const otherRunning = fifo(`locmesh_${process.ppid}_0badc0de_1`);
     const first = createReplyFifoPool({ dir, max: 1, pid: 1, owner: "n1" });
     expect(existsSync(stale)).toBe(false);

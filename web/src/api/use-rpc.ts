@@ -59,7 +59,8 @@ export function usePage<T>(kind: RecordKind, q: PageQuery, refreshMs = 300) {
   const client = useRpc();
   const key = JSON.stringify([q.method, q.search, q.after, q.limit]);
   const [answer, setAnswer] = useState<{ key: string; data: ListResult<T> } | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  // With the query it is about: one of the search before says nothing of the page now on its way.
+  const [error, setError] = useState<{ key: string; message: string } | null>(null);
   const [tick, setTick] = useState(0);
   useLiveChanges(kind, () => setTick((t) => t + 1), refreshMs);
   useEffect(() => {
@@ -72,10 +73,10 @@ export function usePage<T>(kind: RecordKind, q: PageQuery, refreshMs = 300) {
         setAnswer({ key, data: r });
         setError(null);
       })
-      .catch((e: RpcError) => !stale && setError(e.message));
+      .catch((e: RpcError) => !stale && setError({ key, message: e.message }));
     return () => {
       stale = true;
     };
   }, [client, key, tick]);
-  return { data: answer?.data ?? null, current: answer?.key === key, error, reload: () => setTick((t) => t + 1) };
+  return { data: answer?.data ?? null, current: answer?.key === key, error: error?.key === key ? error.message : null, reload: () => setTick((t) => t + 1) };
 }

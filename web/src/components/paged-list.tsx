@@ -48,7 +48,7 @@ export function ListCard<T>(props: {
       {data && current && data.total === 0 && <p class="empty">{search ? `Nothing matches “${search}”.` : props.empty}</p>}
       {/* The first page, a new search or another page on its way: said, rather than "none" or the old rows alone. */}
       {!current && !error && <p class="empty" role="status">Loading…</p>}
-      <Pager label={props.label} offset={pageOffset(pager)} shown={data?.items.length ?? 0} total={data?.total ?? 0} loading={!data && !error}
+      <Pager label={props.label} offset={pageOffset(pager)} shown={data?.items.length ?? 0} total={data?.total ?? 0} loading={!current && !error}
         hasPrev={pager.page > 0} hasNext={next !== null}
         onPrev={() => setPager(previousPage)} onNext={() => next !== null && setPager((p) => nextPage(p, next))} />
     </div>
