@@ -319,6 +319,21 @@ describe("the web UI in a browser", () => {
     await page1.getByLabel("Search aliases").fill("");
   });
 
+  it("asks before signing out over an edit typed and not saved, and keeps it when told not to", async () => {
+    const row = page1.locator('tr[data-alias="dave@example.com"]');
+    await row.getByRole("button", { name: "Edit dave@example.com" }).click();
+    const input = page1.getByLabel("New target for dave@example.com");
+    await input.fill("sip:unsaved@example.com");
+    await page1.getByRole("button", { name: "Sign out" }).click();
+    await expect.poll(() => dialogs.length).toBe(1);
+    expect(dialogs.splice(0)).toEqual(["The edit of dave@example.com is not saved. Sign out and drop it?"]);
+    // Dismissed: still signed in, the draft as typed.
+    expect(await input.inputValue()).toBe("sip:unsaved@example.com");
+    expect(await page1.getByRole("button", { name: "Sign out" }).count()).toBe(1);
+    await row.getByRole("button", { name: "Cancel" }).click();
+    await expect.poll(() => row.getByRole("button", { name: "Edit dave@example.com" }).count()).toBe(1);
+  });
+
   it("finds a binding by AoR and shows its detail, hostile user agent as text", async () => {
     const expires = Math.floor(Date.now() / 1000) + 3600;
     await node(1).call("location.publish", {

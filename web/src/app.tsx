@@ -10,6 +10,7 @@ import { BindingPage } from "./pages/binding-page.js";
 import { ClusterPage } from "./pages/cluster-page.js";
 import { LocationsPage } from "./pages/locations-page.js";
 import { SignInPage } from "./pages/sign-in-page.js";
+import { clearUnsaved, unsavedQuestion } from "./lib/unsaved.js";
 
 const STATE_TEXT: Record<ConnectionState, string> = {
   connecting: "connecting",
@@ -84,6 +85,17 @@ export function App(props: { rpcUrl: string; tokens: TokenStore }) {
   }, [conn]);
 
   useEffect(() => {
+    // Closing or reloading the tab with an edit typed and not saved: the browser asks first.
+    const onLeave = (e: BeforeUnloadEvent) => {
+      if (unsavedQuestion("Leave") === "") return;
+      e.preventDefault();
+      e.returnValue = "";
+    };
+    addEventListener("beforeunload", onLeave);
+    return () => removeEventListener("beforeunload", onLeave);
+  }, []);
+
+  useEffect(() => {
     // Move focus to the new page, as a full navigation would, so keyboard and screen-reader users land there.
     document.getElementById("main")?.focus({ preventScroll: true });
   }, [route]);
@@ -102,7 +114,12 @@ export function App(props: { rpcUrl: string; tokens: TokenStore }) {
         <span class="brand">locmesh</span>
         <span class="host muted">{location.host}</span>
         <span class={`badge ${conn === "open" ? "ok" : "warn"}`} role="status" aria-label={`connection ${STATE_TEXT[conn]}`}>{STATE_TEXT[conn]}</span>
-        <button type="button" class="link" onClick={() => signOut()}>Sign out</button>
+        <button type="button" class="link" onClick={() => {
+          const question = unsavedQuestion("Sign out");
+          if (question && !confirm(question)) return;
+          clearUnsaved();
+          signOut();
+        }}>Sign out</button>
       </header>
       <nav class="tabs" aria-label="Sections">
         {nav({ page: "aliases" }, "Aliases")}

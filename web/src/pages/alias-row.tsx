@@ -14,6 +14,7 @@ import type { Alias } from "../../../agent/contract/records.js";
 import { useRpc } from "../api/use-rpc.js";
 import { focusOnMount } from "../components/focus.js";
 import { changedMeanwhile, checkAliasForm } from "../lib/alias-form.js";
+import { markUnsaved } from "../lib/unsaved.js";
 
 type Mode = "view" | "edit" | "confirm-remove";
 
@@ -37,6 +38,8 @@ export function AliasRow(props: { alias: Alias; onChanged(): void; readOnly?: bo
   const removeButton = useRef<HTMLButtonElement>(null);
   const previous = useRef<Mode>("view");
   useEffect(() => props.onEditing?.(alias, mode === "edit" ? draft : null), [mode, draft]);
+  useEffect(() => markUnsaved(alias, mode === "edit" && draft.trim() !== base), [mode, draft, base]);
+  useEffect(() => () => markUnsaved(alias, false), []);
   useEffect(() => {
     if (mode === "view" && previous.current !== "view") (previous.current === "edit" ? editButton : removeButton).current?.focus();
     previous.current = mode;
