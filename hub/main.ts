@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import { CREDENTIAL_SETTINGS, ConfigError, envOverrideOnReload, settingsNeedingRestart } from "../agent/config/agent-config.js";
 import { applyCredentials } from "../agent/ops/key-ring.js";
 import { reloadTls } from "../agent/mesh/tls-reload.js";
+import { tlsToReread } from "../agent/config/reload-plan.js";
 import { createLogger } from "../agent/ops/logger.js";
 import { handleSignals } from "../agent/ops/daemon.js";
 import { agentRowStaleSeconds } from "./agent-registry.js";
@@ -151,8 +152,7 @@ async function runHub(file: string | undefined, env: Record<string, string | und
         hub.mesh.setAllowed(wanted);
         agents = wanted;
       }
-      // Read again on every SIGHUP while on (a renewed certificate keeps its path); on or off is a restart.
-      const tls = config.mesh.tls !== null && next.mesh.tls !== null ? next.mesh.tls : null;
+      const tls = tlsToReread(config, next);
       if (tls) reloadTls(hub.mesh, tls, log);
       const applied = applyCredentials(hub.credentials, next, log);
       const later = settingsNeedingRestart(config, next, tls ? [...HUB_RELOADED_SETTINGS, "mesh.tls"] : HUB_RELOADED_SETTINGS);

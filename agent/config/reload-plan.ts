@@ -37,6 +37,14 @@ export const LEAVING_HUB_MODE =
 export const ENTERING_HUB_MODE =
   "SIGHUP: hub.urls now lists hubs, but putting this agent in hub mode needs a restart; it keeps replicating over mesh.peers alone until restarted";
 
+/**
+ * mesh.tls's files as a SIGHUP reads them again: on every one while TLS stays on (a renewed
+ * certificate keeps its path); null when TLS is off, or turned on or off (a restart). Agents and hubs.
+ */
+export function tlsToReread<T extends { cert: string; key: string }>(running: { mesh: { tls: T | null } }, next: { mesh: { tls: T | null } }): T | null {
+  return running.mesh.tls !== null && next.mesh.tls !== null ? next.mesh.tls : null;
+}
+
 export function planReload(running: AgentConfig, next: AgentConfig): ReloadPlan {
   const was = running.hub.urls;
   const now = next.hub.urls;
@@ -50,7 +58,7 @@ export function planReload(running: AgentConfig, next: AgentConfig): ReloadPlan 
   const staysOnHubs = was.length > 0 && now.length > 0;
   const failback = next.hub.failbackAfterSec;
   const hubFailbackAfterSec = staysOnHubs && failback !== running.hub.failbackAfterSec ? failback : null;
-  const tls = running.mesh.tls !== null && next.mesh.tls !== null ? next.mesh.tls : null;
+  const tls = tlsToReread(running, next);
   const reloaded = [...AGENT_RELOADED_SETTINGS, ...(staysOnHubs ? ["hub.failbackAfterSec"] : []), ...(tls ? ["mesh.tls"] : [])];
   const kamailio = running.kamailio && next.kamailio ? { ...running.kamailio, sipPeers: next.kamailio.sipPeers } : running.kamailio;
   const applied: AgentConfig = {

@@ -116,7 +116,7 @@ export function createMeshReload(deps: {
     },
     setTls(files) {
       const m = readTlsFiles(files);
-      deps.listener.setTls(files);
+      deps.listener.setTls(files, m);
       deps.setCa(m.ca);
       return `certificate valid until ${m.validTo}`;
     },

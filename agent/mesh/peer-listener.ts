@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
 import { listenOn } from "../ops/listen.js";
 import type { Logger } from "../ops/logger.js";
-import { readTlsFiles, type TlsFiles } from "./tls-files.js";
+import { readTlsFiles, type TlsFiles, type TlsMaterial } from "./tls-files.js";
 
 export interface PeerListener {
   /**
@@ -23,11 +23,11 @@ export interface PeerListener {
   /** The bound port; 0 while not listening. */
   port(): number;
   /**
-   * Reads mesh.tls's certificate and key again (a renewed certificate; SIGHUP), and serves them to
-   * the next handshakes; sessions up stay. Throws a TlsFilesError, keeping the running ones, when
-   * they cannot be used. Only for a listener started with TLS (switching needs a restart).
+   * Serves mesh.tls's certificate and key as just read from `files` (readTlsFiles: a renewed
+   * certificate; SIGHUP) to the next handshakes; sessions up stay, and a reopened port reads
+   * `files`. Only for a listener started with TLS (switching needs a restart).
    */
-  setTls(files: TlsFiles): void;
+  setTls(files: TlsFiles, read: TlsMaterial): void;
 }
 
 export function createPeerListener(deps: {
@@ -114,11 +114,10 @@ export function createPeerListener(deps: {
       await shut();
     },
     port,
-    setTls(files) {
+    setTls(files, read) {
       if (tlsFiles === null) throw new Error("the peer port was started without TLS: turning it on needs a restart");
-      const m = readTlsFiles(files);
       tlsFiles = files;
-      if (server && "setSecureContext" in server) (server as HttpsServer).setSecureContext({ cert: m.cert, key: m.key });
+      if (server && "setSecureContext" in server) (server as HttpsServer).setSecureContext({ cert: read.cert, key: read.key });
     },
   };
 }

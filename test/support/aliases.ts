@@ -18,6 +18,11 @@ export async function dumpAliases(a: AgentProcess): Promise<string[]> {
   }
 }
 
+/** The agent holds `alias` (as stored: no scheme), whatever its target. */
+export async function hasAlias(a: AgentProcess, alias: string): Promise<boolean> {
+  return (await dumpAliases(a)).some((line) => line.startsWith(`${alias}=>`));
+}
+
 /** Sets aliases `${prefix}${i}@example.com` for from ≤ i < to, 200 requests at a time; resolves when all are acknowledged. */
 export async function publishAliases(a: AgentProcess, from: number, to: number, prefix: string): Promise<void> {
   const batch: Promise<unknown>[] = [];

@@ -59,22 +59,32 @@ describe("dialer across hub URLs", () => {
   });
 });
 
+/**
+ * A hub dialer over a and b that records each URL it dials and each socket it opens; `before` runs
+ * first on every dial (given the URL and the dial's number from 1), and may throw or hold it.
+ */
+function recordingHubDialer(before: (url: string, n: number) => Promise<void>) {
+  const tried: string[] = [];
+  const sockets: ReturnType<typeof fakeSocket>[] = [];
+  const dialer = startDialer({
+    target: { id: null, urls: ["ws://a", "ws://b"] },
+    label: "hub", nodeId: "n1", retry: { minMs: 1, maxMs: 2 },
+    log: silentLogger(), metrics: createMetrics({ defaults: false }),
+    isConnected: () => false,
+    async connect(url) {
+      tried.push(url);
+      await before(url, tried.length);
+      const ws = fakeSocket();
+      sockets.push(ws);
+      return ws as unknown as WebSocket;
+    },
+  });
+  return { dialer, tried, sockets };
+}
+
 describe("dialer when a hub asks for a new handshake", () => {
   it("dials the same hub again after a 1012 close (its database lost commits), as after a duplicate session", async () => {
-    const tried: string[] = [];
-    const sockets: ReturnType<typeof fakeSocket>[] = [];
-    const dialer = startDialer({
-      target: { id: null, urls: ["ws://a", "ws://b"] },
-      label: "hub", nodeId: "n1", retry: { minMs: 1, maxMs: 2 },
-      log: silentLogger(), metrics: createMetrics({ defaults: false }),
-      isConnected: () => false,
-      async connect(url) {
-        tried.push(url);
-        const ws = fakeSocket();
-        sockets.push(ws);
-        return ws as unknown as WebSocket;
-      },
-    });
+    const { dialer, tried, sockets } = recordingHubDialer(async () => undefined);
     try {
       await until(() => sockets.length === 1);
       await new Promise((r) => setTimeout(r, 10)); // the dialer is waiting for the close
@@ -91,23 +101,11 @@ describe("dialer when a hub asks for a new handshake", () => {
 
 describe("dialer when the hub list changes under a session", () => {
   it("keeps dialing after a 1012 from a hub reached while SIGHUP changed hub.urls (found by review: the dialer stopped for good)", async () => {
-    const tried: string[] = [];
-    const sockets: ReturnType<typeof fakeSocket>[] = [];
     let releaseDial: (() => void) | null = null;
-    const dialer = startDialer({
-      target: { id: null, urls: ["ws://a", "ws://b"] },
-      label: "hub", nodeId: "n1", retry: { minMs: 1, maxMs: 2 },
-      log: silentLogger(), metrics: createMetrics({ defaults: false }),
-      isConnected: () => false,
-      async connect(url) {
-        tried.push(url);
-        if (url === "ws://a" && tried.length === 1) throw Object.assign(new Error("ECONNREFUSED"), { transient: true });
-        // The dial of b hangs until the list has changed.
-        if (tried.length === 2) await new Promise<void>((r) => (releaseDial = r));
-        const ws = fakeSocket();
-        sockets.push(ws);
-        return ws as unknown as WebSocket;
-      },
+    const { dialer, tried, sockets } = recordingHubDialer(async (url, n) => {
+      if (url === "ws://a" && n === 1) throw Object.assign(new Error("ECONNREFUSED"), { transient: true });
+      // The dial of b hangs until the list has changed.
+      if (n === 2) await new Promise<void>((r) => (releaseDial = r));
     });
     try {
       await until(() => releaseDial !== null);
