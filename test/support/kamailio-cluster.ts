@@ -6,7 +6,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { evapiBulkToken } from "../../agent/kamailio/evapi-bulk.js";
-import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
+import { READY_SHV } from "../../agent/kamailio/cfg-include-names.js";
+import { createFifoClient, type FifoClient } from "../../agent/kamailio/fifo-client.js";
 import { createUsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
 import type { UsrlocContact } from "../../agent/kamailio/usrloc-contact.js";
 import { silentLogger } from "../../agent/ops/logger.js";
@@ -63,8 +64,11 @@ export interface KamailioCluster {
   close(): Promise<void>;
 }
 
-/** What an agent logs once its Kamailio lets REGISTERs through (agent/kamailio/register-gate.ts). */
-const GATE_OPEN = "Kamailio is whole: REGISTERs are let through";
+/** Whether the agent has opened its Kamailio's REGISTER gate (agent/kamailio/register-gate.ts). */
+async function gateOpen(rpc: Pick<FifoClient, "call">): Promise<boolean> {
+  const r = await rpc.call<{ value?: unknown }>("pv.shvGet", [READY_SHV]);
+  return Number(r.value) === 1;
+}
 
 /** The domain test phones register in; every test Kamailio serves it (alias=). */
 export const TEST_DOMAIN = "example.com";
@@ -137,12 +141,19 @@ export async function startKamailioCluster(o: KamailioClusterOptions): Promise<K
     });
     await Promise.all(agents.map((a) => a.start()));
     // The agent answers /healthz before its first catch-up and reconcile are done: a REGISTER
-    // sent meanwhile would get 503 from the gate.
+    // sent meanwhile would get 503 from the gate. Asked of Kamailio itself (the include's
+    // $shv(locmesh_ready)), not of the agent's log, which benchmarks keep at warn.
     await Promise.all(agents.map(async (a, i) => {
       if (o.node?.(i)?.registerGate === false) return;
-      for (const until = Date.now() + 30_000; !readFileSync(a.logPath, "utf8").includes(GATE_OPEN);) {
-        if (Date.now() > until) throw new Error(`${a.spec.id} did not open its Kamailio's REGISTER gate within 30 s; the end of ${a.logPath}:\n${logTail(a.logPath)}`);
-        await new Promise((r) => setTimeout(r, 50));
+      const kam = kams[i]!;
+      const rpc = createFifoClient({ fifoPath: kam.fifoPath, replyDir: kam.replyDir, timeoutMs: 5000, log: silentLogger(), maxInFlight: 1, autoResync: false });
+      try {
+        for (const until = Date.now() + 30_000; !(await gateOpen(rpc));) {
+          if (Date.now() > until) throw new Error(`${a.spec.id} did not open its Kamailio's REGISTER gate ($shv(${READY_SHV})) within 30 s; the end of ${a.logPath}:\n${logTail(a.logPath)}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      } finally {
+        await rpc.close();
       }
     }));
   } catch (err) {
