@@ -3,7 +3,6 @@
  * include (evapi events, Path relay), and N real agent processes attached to them (FIFO, optional
  * jsonrpcs datagram socket, evapi), meshed with each other. Everything on 127.0.0.1.
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { evapiBulkToken } from "../../agent/kamailio/evapi-bulk.js";
 import { READY_SHV } from "../../agent/kamailio/cfg-include-names.js";
