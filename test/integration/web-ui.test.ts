@@ -272,8 +272,14 @@ describe("the web UI in a browser", () => {
   });
 
   it("reconnects after the agent restarts and catches up on what it missed", async () => {
+    // Under the header: why (watched from before the stop: the first redial, 500 ms on, replaces
+    // it), then each redial's failure, and when it tries next.
+    const note = page2.getByTestId("reconnect-note");
+    const sawStopping = note.filter({ hasText: /^Not connected: the agent is stopping \(or restarting\)\. Trying again/ }).waitFor({ timeout: 10_000 });
     await node(1).stop();
     await page2.getByRole("status", { name: "connection reconnecting…" }).waitFor();
+    await sawStopping;
+    await expect.poll(() => note.textContent(), { timeout: 10_000 }).toMatch(new RegExp(`^Not connected: cannot reach the agent at ws://127\\.0\\.0\\.1:${node(1).spec.apiPort}/rpc\\. Trying again (in \\d+ s\\.Try now|now…)$`));
     // A save while disconnected fails at once, and is not sent once the connection is back.
     const dave = page2.locator('tr[data-alias="dave@example.com"]');
     await dave.getByRole("button", { name: "Edit dave@example.com" }).click();
@@ -283,7 +289,10 @@ describe("the web UI in a browser", () => {
     expect(await dave.getByRole("button", { name: "Save" }).isEnabled()).toBe(true);
     await node(0).call("alias.set", { alias: "sip:while-away@example.com", target: "sip:voicemail@example.com" });
     await node(1).start();
+    // Back: Try now, rather than the rest of the back-off (unless a redial got there first).
+    await page2.getByRole("button", { name: "Try now" }).click({ timeout: 2000 }).catch(() => undefined);
     await page2.getByRole("status", { name: "connection live" }).waitFor({ timeout: 15_000 });
+    expect(await note.count()).toBe(0);
     await page2.locator('tr[data-alias="while-away@example.com"]').waitFor({ timeout: 15_000 });
     expect(await aliasTarget(node(1), "dave@example.com")).toBe("sip:erin@example.org");
     await page2.getByLabel("New target for dave@example.com").press("Escape");

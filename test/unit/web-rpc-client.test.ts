@@ -196,6 +196,47 @@ describe("web rpc client", () => {
     client.close();
   });
 
+  it("says why it is reconnecting and when it tries next; Try now dials at once instead of waiting out the back-off", async () => {
+    const { agent, client, states } = await signedIn(fakeAgent("good-token"));
+    /** Why, and how long until the next dial (within the few ms the fake socket's events take). */
+    const down = () => {
+      const d = client.reconnecting();
+      return d && { why: d.why, inMs: d.nextTryAt === null ? null : Math.ceil((d.nextTryAt - Date.now()) / 50) * 50 };
+    };
+    expect(client.reconnecting()).toBeNull();
+    agent.setUp(false);
+    // The agent stopping closes the page's socket with 1001.
+    agent.sockets[0]!.onclose?.({ code: 1001 });
+    expect(down()).toEqual({ why: "the agent is stopping (or restarting)", inMs: 500 });
+    await vi.advanceTimersByTimeAsync(510); // the first redial fails: the agent is still down
+    expect(down()).toEqual({ why: "cannot reach the agent at ws://x/rpc", inMs: 1000 });
+    await vi.advanceTimersByTimeAsync(1010);
+    await vi.advanceTimersByTimeAsync(2010);
+    const dialled = agent.sockets.length;
+    expect(down()).toEqual({ why: "cannot reach the agent at ws://x/rpc", inMs: 4000 });
+    // The agent is back: Try now dials at once, not 4 s later.
+    agent.setUp(true);
+    client.retryNow();
+    expect(down()).toEqual({ why: "cannot reach the agent at ws://x/rpc", inMs: null });
+    client.retryNow(); // a dial is under way: nothing more
+    await vi.advanceTimersByTimeAsync(10);
+    expect(agent.sockets.length).toBe(dialled + 1);
+    expect(client.state()).toBe("open");
+    expect(client.reconnecting()).toBeNull();
+    expect(states).toEqual(["reconnecting", "open", "resumed"]);
+    // The back-off starts again from 500 ms; a drop without a close code is said as a drop.
+    agent.sockets.at(-1)!.close();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(down()).toEqual({ why: "the connection to the agent dropped", inMs: 500 });
+    client.retryNow();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(client.state()).toBe("open");
+    client.retryNow(); // not reconnecting: nothing
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(agent.sockets.length).toBe(dialled + 2);
+    client.close();
+  });
+
   it("stops redialling once the agent refuses this page's origin (restarted with other api.allowedOrigins), and says why", async () => {
     const { agent, client, states } = await signedIn(fakeAgent("good-token"));
     agent.refuseOrigin();

@@ -10,6 +10,7 @@ import { BindingPage } from "./pages/binding-page.js";
 import { ClusterPage } from "./pages/cluster-page.js";
 import { LocationsPage } from "./pages/locations-page.js";
 import { SignInPage } from "./pages/sign-in-page.js";
+import { ReconnectNote } from "./components/reconnect-note.js";
 import { clearUnsaved, unsavedQuestion } from "./lib/unsaved.js";
 
 const STATE_TEXT: Record<ConnectionState, string> = {
@@ -121,6 +122,7 @@ export function App(props: { rpcUrl: string; tokens: TokenStore }) {
           signOut();
         }}>Sign out</button>
       </header>
+      {conn === "reconnecting" && <ReconnectNote client={client} />}
       <nav class="tabs" aria-label="Sections">
         {nav({ page: "aliases" }, "Aliases")}
         {nav({ page: "locations" }, "Locations")}

@@ -28,7 +28,18 @@ export interface RpcClient {
    * `api.allowedOrigins`, this page's origin (originRefusal); null before any refusal.
    */
   refusal(): RpcError | null;
+  /** In state "reconnecting", why the connection is down and when the next redial starts; else null. */
+  reconnecting(): Reconnecting | null;
+  /** While reconnecting and waiting out the back-off: dials at once (the agent is known to be back). */
+  retryNow(): void;
   close(): void;
+}
+
+export interface Reconnecting {
+  /** Why: how the connection went (the agent stopping, a drop, no answer), then each redial's failure. */
+  why: string;
+  /** When the next redial starts (Date.now() milliseconds); null while one is under way. */
+  nextTryAt: number | null;
 }
 
 export interface RpcClientDeps {
@@ -62,6 +73,8 @@ const lost = (method: string) =>
 /** Calls that change something: one that got no answer may have been carried out. */
 const WRITES = new Set<string>([ApiMethod.AliasSet, ApiMethod.AliasRemove, ApiMethod.LocationPublish, ApiMethod.ClusterResync, ApiMethod.KamailioReload]);
 const POLICY_VIOLATION = 1008;
+/** The agent closes the page's socket with 1001 "going away" as it stops (agent/api/http-server.ts). */
+const GOING_AWAY = 1001;
 /** The data of the error that says the agent refuses this page's origin. */
 const ORIGIN = { refused: "origin" } as const;
 /** The agent refused this page's origin (close 1008), not the token. */
@@ -95,6 +108,8 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
   let state: ConnectionState = "connecting";
   let retryMs = 500;
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** While reconnecting: why, and when the next dial starts. */
+  let down: Reconnecting | null = null;
   let refusal: RpcError | null = null;
   /** The socket of a redial in progress, so that close() can end it too. */
   let dialing: WebSocket | null = null;
@@ -132,7 +147,7 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
     ws = null;
     failPending(socket, null);
     socket.close();
-    scheduleRedial();
+    scheduleRedial(`the agent did not answer for ${timeoutMs / 1000} s`);
   }
 
   /** Fails the calls waiting on `socket`: with `err`, else as lost. */
@@ -180,7 +195,9 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
           settled = true;
           return reject(why ?? new RpcError(ErrorCode.TemporaryFailure, `cannot reach the agent at ${deps.url}`));
         }
-        if (ws === socket && state === "open") scheduleRedial();
+        if (ws === socket && state === "open") {
+          scheduleRedial(ev?.code === GOING_AWAY ? "the agent is stopping (or restarting)" : "the connection to the agent dropped");
+        }
       };
       socket.onopen = () => {
         send(socket, ApiMethod.AuthLogin, { token: deps.token })
@@ -206,31 +223,40 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
     });
   }
 
-  function scheduleRedial() {
+  function scheduleRedial(why: string) {
+    down = { why, nextTryAt: null };
     setState("reconnecting");
-    const attempt = () => {
-      retryTimer = setTimeout(() => {
+    planRedial();
+  }
+
+  function planRedial() {
+    down = { why: down?.why ?? "", nextTryAt: Date.now() + retryMs };
+    retryTimer = setTimeout(redial, retryMs);
+  }
+
+  function redial() {
+    if (state === "closed" || !down) return;
+    down = { why: down.why, nextTryAt: null };
+    dial().then(
+      () => {
+        retryMs = 500;
+        down = null;
+        setState("open");
+        setState("resumed");
+      },
+      (err: RpcError) => {
         if (state === "closed") return;
-        dial().then(
-          () => {
-            retryMs = 500;
-            setState("open");
-            setState("resumed");
-          },
-          (err: RpcError) => {
-            if (state === "closed") return;
-            // Refused, not unreachable: redialling would be refused again, every 10 s, unsaid.
-            if (err.code === ErrorCode.Unauthorized || originRefusal(err)) {
-              refusal = err;
-              return setState("refused");
-            }
-            retryMs = Math.min(retryMs * 2, 10_000);
-            attempt();
-          },
-        );
-      }, retryMs);
-    };
-    attempt();
+        // Refused, not unreachable: redialling would be refused again, every 10 s, unsaid.
+        if (err.code === ErrorCode.Unauthorized || originRefusal(err)) {
+          refusal = err;
+          down = null;
+          return setState("refused");
+        }
+        down = { why: err.message, nextTryAt: null };
+        retryMs = Math.min(retryMs * 2, 10_000);
+        planRedial();
+      },
+    );
   }
 
   const client: RpcClient = {
@@ -250,6 +276,12 @@ export function connectRpc(deps: RpcClientDeps): Promise<RpcClient> {
     },
     state: () => state,
     refusal: () => refusal,
+    reconnecting: () => (state === "reconnecting" && down ? { ...down } : null),
+    retryNow() {
+      if (state !== "reconnecting" || down?.nextTryAt == null) return;
+      clearTimeout(retryTimer);
+      redial();
+    },
     close() {
       clearTimeout(retryTimer);
       setState("closed");
