@@ -68,6 +68,7 @@ export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
   /**
    * The vector last written for each agent: an unchanged one is sent as NULL (kept as it is).
    * Rewritten every interval, a vector of many replica ids (every agent epoch) bloated the table.
+   * Only for the agents connected at the last write.
    */
   const written = new Map<string, string>();
 
@@ -77,6 +78,9 @@ export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
     try {
       // Connected sessions only: their lag is known (null otherwise), and the row says "connected".
       const mine = (await mesh.status()).filter((p): p is Known => p.connected === true && p.replicaId !== null && p.behindChanges !== null && p.behindSeconds !== null);
+      // Only connected agents are kept: memory stays bounded by the agents this hub serves, and
+      // one that comes back (perhaps from another hub, which wrote its row meanwhile) is written whole.
+      for (const id of written.keys()) if (!mine.some((p) => p.nodeId === id)) written.delete(id);
       if (mine.length === 0) return;
       // What each holds: the purge keeps a tombstone until every agent seen lately has it.
       const vectors = mesh.peerVectors();
