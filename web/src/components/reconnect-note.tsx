@@ -21,7 +21,7 @@ export function ReconnectNote(props: { client: Pick<RpcClient, "reconnecting" | 
   const inSec = down.nextTryAt === null ? null : Math.max(1, Math.ceil((down.nextTryAt - now) / 1000));
   return (
     <div class="conn-note" data-testid="reconnect-note">
-      <span>Not connected: {down.why}. {inSec === null ? "Trying again now…" : `Trying again in ${inSec} s.`}</span>
+      <span>Not connected: {down.why.replace(/\.$/, "")}. {inSec === null ? "Trying again now…" : `Trying again in ${inSec} s.`}</span>
       {inSec !== null && (
         <button type="button" class="link" onClick={() => {
           props.client.retryNow();
