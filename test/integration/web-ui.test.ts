@@ -280,6 +280,7 @@ describe("the web UI in a browser", () => {
     await page2.getByRole("status", { name: "connection reconnecting…" }).waitFor();
     await sawStopping;
     await expect.poll(() => note.textContent(), { timeout: 10_000 }).toMatch(new RegExp(`^Not connected: cannot reach the agent at ws://127\\.0\\.0\\.1:${node(1).spec.apiPort}/rpc\\. Trying again (in \\d+ s\\.Try now|now…)$`));
+    await browser.screenshot(page2, "03c-reconnecting");
     // A save while disconnected fails at once, and is not sent once the connection is back.
     const dave = page2.locator('tr[data-alias="dave@example.com"]');
     await dave.getByRole("button", { name: "Edit dave@example.com" }).click();
