@@ -80,7 +80,8 @@ export function startAgentRegistry(deps: AgentRegistryDeps): AgentRegistry {
       const mine = (await mesh.status()).filter((p): p is Known => p.connected === true && p.replicaId !== null && p.behindChanges !== null && p.behindSeconds !== null);
       // Only connected agents are kept: memory stays bounded by the agents this hub serves, and
       // one that comes back (perhaps from another hub, which wrote its row meanwhile) is written whole.
-      for (const id of written.keys()) if (!mine.some((p) => p.nodeId === id)) written.delete(id);
+      const connected = new Set(mine.map((p) => p.nodeId));
+      for (const id of written.keys()) if (!connected.has(id)) written.delete(id);
       if (mine.length === 0) return;
       // What each holds: the purge keeps a tombstone until every agent seen lately has it.
       const vectors = mesh.peerVectors();

@@ -12,7 +12,7 @@ import { AgentProcess, freePort, waitFor } from "../support/agent-process.js";
 import { aliasLedger } from "../support/alias-ledger.js";
 import { HubProcess, SECRET, TOKEN, hubOf, stopHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
-import { RpcWire } from "../support/rpc-wire.js";
+import { RpcWire, servedNodeId } from "../support/rpc-wire.js";
 import { makeTestPki, type TestPki } from "../support/test-pki.js";
 
 let dir: string;
@@ -27,15 +27,8 @@ const { publish, expectEachChangeOnce } = aliasLedger(() => agents);
 
 const logLines = (p: AgentProcess, text: string) => readFileSync(p.logPath, "utf8").split("\n").filter((l) => l.includes(text));
 
-/** The node id the hub's TLS port answers with, checked against `ca`; rejects when the handshake fails. */
-async function served(ca: string): Promise<string> {
-  const w = await RpcWire.open(`wss://127.0.0.1:${hub.spec.meshPort}/peer`, { ca: readFileSync(ca) });
-  try {
-    return (await w.challenge()).nodeId;
-  } finally {
-    await w.close();
-  }
-}
+/** The node id the hub's TLS port answers with, checked against `ca`. */
+const served = (ca: string) => servedNodeId(hub.spec.meshPort, ca);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "locmesh-hub-tls-"));

@@ -14,7 +14,7 @@ import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import type { Alias, Location } from "../../agent/contract/records.js";
 import { serverProof } from "../../agent/mesh/auth.js";
 import { AgentProcess, freePort, makeCluster, waitFor } from "../support/agent-process.js";
-import { RpcWire, authenticatedWire, makeHello, type WireMessage } from "../support/rpc-wire.js";
+import { RpcWire, authenticatedWire, makeHello, servedNodeId, type WireMessage } from "../support/rpc-wire.js";
 import { makeTestPki, type TestPki } from "../support/test-pki.js";
 
 const SECRET = "peer-security-secret-0123456789";
@@ -103,14 +103,7 @@ describe("TLS files renewed while running (SIGHUP)", () => {
     r2.spec.peers = [{ id: "r1", url: `wss://127.0.0.1:${r1.spec.meshPort}` }];
     await Promise.all([r1.start(), r2.start()]);
     await waitFor("r2 connected to r1 over TLS", () => peerConnected(r2, "r1"));
-    const served = async (ca: string) => {
-      const w = await RpcWire.open(`wss://127.0.0.1:${r1.spec.meshPort}/peer`, { ca: readFileSync(ca) });
-      try {
-        return (await w.challenge()).nodeId;
-      } finally {
-        await w.close();
-      }
-    };
+    const served = (ca: string) => servedNodeId(r1.spec.meshPort, ca);
     const logged = (n: AgentProcess, text: string) => readFileSync(n.logPath, "utf8").split("\n").filter((l) => l.includes(text)).length;
 
     // r1's certificate renewed (by another CA, so that which one is served shows).

@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { evapiBulkToken } from "../../agent/kamailio/evapi-bulk.js";
 import { READY_SHV } from "../../agent/kamailio/cfg-include-names.js";
+import { createCoreRpc } from "../../agent/kamailio/core-rpc.js";
 import { createFifoClient, type FifoClient } from "../../agent/kamailio/fifo-client.js";
 import { createUsrlocRpc } from "../../agent/kamailio/usrloc-rpc.js";
 import type { UsrlocContact } from "../../agent/kamailio/usrloc-contact.js";
@@ -63,10 +64,14 @@ export interface KamailioCluster {
   close(): Promise<void>;
 }
 
-/** Whether the agent has opened its Kamailio's REGISTER gate (agent/kamailio/register-gate.ts). */
-async function gateOpen(rpc: Pick<FifoClient, "call">): Promise<boolean> {
-  const r = await rpc.call<{ value?: unknown }>("pv.shvGet", [READY_SHV]);
-  return Number(r.value) === 1;
+/** Runs `fn` with a FIFO client of its own on `kam`'s jsonrpcs FIFO, closed after. */
+async function withFifo<T>(kam: KamailioProcess, fn: (rpc: FifoClient) => Promise<T>): Promise<T> {
+  const rpc = createFifoClient({ fifoPath: kam.fifoPath, replyDir: kam.replyDir, timeoutMs: 5000, log: silentLogger(), maxInFlight: 1, autoResync: false });
+  try {
+    return await fn(rpc);
+  } finally {
+    await rpc.close();
+  }
 }
 
 /** The domain test phones register in; every test Kamailio serves it (alias=). */
@@ -144,16 +149,14 @@ export async function startKamailioCluster(o: KamailioClusterOptions): Promise<K
     // $shv(locmesh_ready)), not of the agent's log, which benchmarks keep at warn.
     await Promise.all(agents.map(async (a, i) => {
       if (o.node?.(i)?.registerGate === false) return;
-      const kam = kams[i]!;
-      const rpc = createFifoClient({ fifoPath: kam.fifoPath, replyDir: kam.replyDir, timeoutMs: 5000, log: silentLogger(), maxInFlight: 1, autoResync: false });
-      try {
-        for (const until = Date.now() + 30_000; !(await gateOpen(rpc));) {
+      // The agent opened its Kamailio's REGISTER gate (agent/kamailio/register-gate.ts).
+      await withFifo(kams[i]!, async (rpc) => {
+        const core = createCoreRpc({ rpc });
+        for (const until = Date.now() + 30_000; Number(await core.getShv(READY_SHV)) !== 1;) {
           if (Date.now() > until) throw new Error(`${a.spec.id} did not open its Kamailio's REGISTER gate ($shv(${READY_SHV})) within 30 s; the end of ${a.logPath}:\n${logTail(a.logPath)}`);
           await new Promise((r) => setTimeout(r, 50));
         }
-      } finally {
-        await rpc.close();
-      }
+      });
     }));
   } catch (err) {
     await close();
@@ -161,14 +164,7 @@ export async function startKamailioCluster(o: KamailioClusterOptions): Promise<K
   }
   const nodes = ids.map((id, i): ClusterNode => {
     const kam = kams[i]!;
-    const usrloc = async <T>(fn: (u: ReturnType<typeof createUsrlocRpc>) => Promise<T>): Promise<T> => {
-      const rpc = createFifoClient({ fifoPath: kam.fifoPath, replyDir: kam.replyDir, timeoutMs: 5000, log: silentLogger(), maxInFlight: 1, autoResync: false });
-      try {
-        return await fn(createUsrlocRpc({ rpc }));
-      } finally {
-        await rpc.close();
-      }
-    };
+    const usrloc = <T>(fn: (u: ReturnType<typeof createUsrlocRpc>) => Promise<T>): Promise<T> => withFifo(kam, (rpc) => fn(createUsrlocRpc({ rpc })));
     return {
       id,
       kamailio: kam,

@@ -3,6 +3,7 @@
  * (/peer) or the local API (/rpc): they record handshakes, send malformed frames, collect
  * notifications and watch how the agent answers or hangs up.
  */
+import { readFileSync } from "node:fs";
 import { WebSocket, type ClientOptions } from "ws";
 import { clientProof, newNonce } from "../../agent/mesh/auth.js";
 import { PROTOCOL_VERSION } from "../../agent/contract/protocol.js";
@@ -117,6 +118,16 @@ export class RpcWire {
 }
 
 /** A valid auth.hello for `nodeId` answering `challenge`, computed with the cluster key. */
+/** The node id a TLS peer port (`wss://127.0.0.1:<port>/peer`) answers with, checked against `ca`; rejects when the TLS handshake fails. */
+export async function servedNodeId(port: number, ca: string): Promise<string> {
+  const w = await RpcWire.open(`wss://127.0.0.1:${port}/peer`, { ca: readFileSync(ca) });
+  try {
+    return (await w.challenge()).nodeId;
+  } finally {
+    await w.close();
+  }
+}
+
 export function makeHello(secret: string, nodeId: string, challenge: Challenge, vv: Record<string, number> = {}) {
   const nonce = newNonce();
   return {

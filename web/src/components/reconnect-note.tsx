@@ -4,28 +4,25 @@
  * agent back and does not want to wait out the back-off.
  */
 import { useEffect, useState } from "preact/hooks";
-import type { Reconnecting, RpcClient } from "../api/rpc-client.js";
+import type { RpcClient } from "../api/rpc-client.js";
 
 export function ReconnectNote(props: { client: Pick<RpcClient, "reconnecting" | "retryNow"> }) {
-  const [down, setDown] = useState<Reconnecting | null>(props.client.reconnecting());
-  const [now, setNow] = useState(Date.now());
+  // Read from the client at each render: a tick re-renders for the countdown and the next reason.
+  const [, setTick] = useState(0);
   useEffect(() => {
-    const tick = () => {
-      setDown(props.client.reconnecting());
-      setNow(Date.now());
-    };
-    const t = setInterval(tick, 250);
+    const t = setInterval(() => setTick((n) => n + 1), 250);
     return () => clearInterval(t);
-  }, [props.client]);
+  }, []);
+  const down = props.client.reconnecting();
   if (!down) return null;
-  const inSec = down.nextTryAt === null ? null : Math.max(1, Math.ceil((down.nextTryAt - now) / 1000));
+  const inSec = down.nextTryAt === null ? null : Math.max(1, Math.ceil((down.nextTryAt - Date.now()) / 1000));
   return (
     <div class="conn-note" data-testid="reconnect-note">
       <span>Not connected: {down.why.replace(/\.$/, "")}. {inSec === null ? "Trying again now…" : `Trying again in ${inSec} s.`}</span>
       {inSec !== null && (
         <button type="button" class="link" onClick={() => {
           props.client.retryNow();
-          setDown(props.client.reconnecting());
+          setTick((n) => n + 1);
         }}>Try now</button>
       )}
     </div>
