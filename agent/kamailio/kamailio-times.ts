@@ -10,10 +10,13 @@
  * from Kamailio as well (found by the register-storm drill). Comparing Kamailio's times with
  * Kamailio's times keeps the order Kamailio applied them in.
  *
- * Memory stays bounded: an entry only matters while events older than it may still arrive, so
- * entries more than `horizonMs` behind the newest event seen are dropped. Without an entry callers
- * fall back to the HLC (moved back by the clock's lead, registrar-input.ts), which is right once
- * the agent is no longer behind.
+ * Memory stays bounded: an entry only matters while events that Kamailio stamped before the
+ * version's commit may still arrive (the HLC would make the version look newer than them), so an
+ * entry is dropped once the newest event seen is more than `horizonMs` past that commit. Without an
+ * entry callers fall back to the HLC (moved back by the clock's lead, registrar-input.ts), which is
+ * right once the agent is no longer behind. Measured from Kamailio's time instead, an event held
+ * minutes while the agent was away lost its entry to the first event after the reconnect burst,
+ * and a de-registration right after it was taken for older than the version it removes.
  */
 import { hlcToMillis, type Change } from "../contract/records.js";
 import { recordKey } from "./install-plan.js";
@@ -32,11 +35,14 @@ interface Entry {
   hlc: number;
   origin: string;
   kamailioMs: number;
+  /** Until when (ms) an event may be older than the version's commit: the later of the two times. */
+  untilMs: number;
 }
 
 export function createKamailioTimes(o: { horizonMs?: number } = {}): KamailioTimes {
   const horizonMs = o.horizonMs ?? 10_000;
-  // Insertion order is (nearly) Kamailio-time order, so pruning walks from the front.
+  // Entries are learned as their versions commit, so insertion order is (nearly) commit order and
+  // pruning walks from the front.
   const entries = new Map<string, Entry>();
   const of = (c: Change): number | undefined => {
     const e = entries.get(recordKey(c));
@@ -48,14 +54,14 @@ export function createKamailioTimes(o: { horizonMs?: number } = {}): KamailioTim
         if (c === null) continue;
         const key = recordKey(c);
         entries.delete(key);
-        entries.set(key, { hlc: c.hlc, origin: c.origin, kamailioMs });
+        entries.set(key, { hlc: c.hlc, origin: c.origin, kamailioMs, untilMs: Math.max(kamailioMs, hlcToMillis(c.hlc)) });
       }
     },
     of,
     advance(kamailioMs) {
       const before = kamailioMs - horizonMs;
       for (const [key, e] of entries) {
-        if (e.kamailioMs >= before) break;
+        if (e.untilMs >= before) break;
         entries.delete(key);
       }
     },

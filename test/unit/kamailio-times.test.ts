@@ -38,18 +38,32 @@ describe("kamailio times", () => {
     expect(times.of(other)).toBeUndefined();
   });
 
-  it("forgets entries the event stream has left more than the horizon behind", () => {
+  it("forgets an entry once the event stream is more than the horizon past the version's commit", () => {
     const times = createKamailioTimes({ horizonMs: 1000 });
-    const a = tombstone(LATE_COMMIT_MS, "n1~1");
-    const b = { ...a, sub: "sip:bob@192.0.2.2" };
+    // Learned from events Kamailio stamped at 10,000 and 10,500 ms, committed at 10,200 and 10,600.
+    const a = tombstone(10_200, "n1~1");
+    const b = { ...tombstone(10_600, "n1~1"), sub: "sip:bob@192.0.2.2" };
     times.learned([a], 10_000);
     times.learned([b], 10_500);
-    times.advance(11_000);
-    expect(times.size()).toBe(2);
     times.advance(11_200);
+    expect(times.size()).toBe(2);
+    times.advance(11_300);
     expect(times.of(a)).toBeUndefined();
     expect(times.of(b)).toBe(10_500);
     expect(times.size()).toBe(1);
+  });
+
+  it("keeps the entry of an event held long before its commit while events up to the commit may come", () => {
+    const times = createKamailioTimes({ horizonMs: 10_000 });
+    // Kamailio held the REGISTER 60 s while the agent was away; the agent committed it on reconnect.
+    const held = tombstone(LATE_COMMIT_MS, "n1~1");
+    times.learned([held], LATE_COMMIT_MS - 60_000);
+    // The next event (the phone's de-registration, taken after the drain) is far past the held
+    // REGISTER's time, but not past its commit.
+    times.advance(LATE_COMMIT_MS - 5);
+    expect(times.of(held)).toBe(LATE_COMMIT_MS - 60_000);
+    times.advance(LATE_COMMIT_MS + 10_001);
+    expect(times.of(held)).toBeUndefined();
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * The registrar event intake's bounded queue: it pauses its source when full, resumes it at half,
- * and journals every event it took.
+ * and journals every event it took; and a de-registration right after a REGISTER Kamailio held
+ * while the agent was away is followed.
  */
 import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import { createHlc } from "../../agent/core/hlc.js";
@@ -93,4 +94,31 @@ describe("registrar intake", () => {
     expect(commitLocal).toHaveBeenCalledTimes(commits);
     expect((await store.counts(NOW_MS / 1000)).locations).toBe(2);
   });
+
+  it.each([5_000, 60_000])("a de-registration taken after a REGISTER held %i ms, before the agent journaled it, removes the contact", async (heldMs) => {
+    // The agent's clock runs on: the held REGISTER commits after the de-registration was taken.
+    let now = NOW_MS;
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => now }), log: silentLogger() });
+    replicas.push(replica);
+    const intake = createRegistrarIntake({
+      nodeId: "n1", store, replica, times: createKamailioTimes(), log: silentLogger(), metrics: createMetrics({ defaults: false }),
+      maxQueued: 16, lingerMs: 0, clockLeadMs: () => 0, nowMs: () => now,
+      sink: { isPending: () => false, writtenAt: () => undefined, unseenByKamailio: () => false },
+      flow: { pause: () => undefined, resume: () => undefined },
+    });
+    const held = registerEvent(0);
+    const contact = held.contacts[0]!.contact;
+    intake.push({ ...held, tsMs: NOW_MS - heldMs });
+    const dereg: RegisterEvent = {
+      ...held, rc: 3, requestContacts: [{ uri: contact, expires: 0 }], requestExpires: null, cseq: 2, tsMs: NOW_MS - 1, contacts: [],
+    };
+    now = NOW_MS + 20;
+    intake.push(dereg);
+    await intake.settled();
+    const c = await store.get("loc", held.aor, contact);
+    expect(c).not.toBeNull();
+    expect(c!.value).toBeNull();
+  });
 });
+
