@@ -23,7 +23,7 @@
  * `contacts` is the AoR's whole state after save() (reg_fetch_contacts, kamailio-5.6.md §8), and
  * `q` there is usrloc's integer form, -1 or 0..1000.
  */
-import { LIMITS, checkSipUri, checkSocket, normalizeAor } from "../contract/sip-uri.js";
+import { LIMITS, checkSipUri, checkSocket, normalizeAor, uriAor } from "../contract/sip-uri.js";
 import { parseContactHeader, type RequestContact } from "./contact-header.js";
 import { EventFormatError } from "./event-format-error.js";
 import { U32, asObject, clip, field, int, optStr, optStrCut, show, str, typeName, u32, type Obj } from "./event-fields.js";
@@ -177,12 +177,16 @@ function parseContact(c: Obj, where: string): EventContact {
   };
 }
 
-/** $tu → usrloc's AoR: scheme, URI parameters, headers and port dropped (registrar extract_aor). */
+/**
+ * $tu → usrloc's AoR as the registrar makes it (extract_aor; uriAor): scheme, password, URI
+ * parameters, headers and port dropped, the user part unescaped. Until review found it the escapes
+ * were kept (`sip:%2B4930123@…` journaled as `%2b4930123@…`, an AoR no other node's lookup() finds)
+ * and a password failed the event.
+ */
 function aorFromUri(uri: string, where: string): string {
-  let s = uri.replace(/^sips?:/i, "");
-  s = s.split(/[;?]/, 1)[0] as string;
-  s = s.replace(/(@(?:\[[^\]]*\]|[^:]*)):\d{1,5}$/, "$1");
-  return bareAor(s, where);
+  const aor = uriAor(uri);
+  if (aor === null) throw new EventFormatError(`${where} ${clip(uri)} is not a sip: or sips: URI with a user and a host`);
+  return bareAor(aor, where);
 }
 
 function bareAor(s: string, where: string): string {

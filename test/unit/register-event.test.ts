@@ -57,6 +57,14 @@ describe("parseKamailioEvent", () => {
     expect((parseKamailioEvent(register({ aor: "SIPS:Alice@Example.COM:5061;transport=tls" })) as RegisterEvent).aor).toBe("alice@example.com");
   });
 
+  it("unescapes the user part and drops a password, as the registrar's extract_aor does", () => {
+    const aorOf = (tu: string) => (parseKamailioEvent(register({ aor: tu })) as RegisterEvent).aor;
+    expect(aorOf("sip:%2B4930123@example.com")).toBe("+4930123@example.com");
+    expect(aorOf("sip:Alice:secret@Example.com")).toBe("alice@example.com");
+    expect(aorOf("sip:bob@[2001:DB8::1]:5060")).toBe("bob@[2001:db8::1]");
+    expect(() => parseKamailioEvent(register({ aor: "sip:example.com" }))).toThrow(/register\.aor/);
+  });
+
   it("handles rc 3 with no contacts left, a query without Contact, and a missing Expires/User-Agent", () => {
     const { req_contact: _c, req_expires: _e, user_agent: _u, ...rest } = JSON.parse(register({ rc: 4, contacts: [] }));
     expect(parseKamailioEvent(JSON.stringify(rest))).toMatchObject({ rc: 4, requestContacts: [], requestExpires: null, userAgent: "", contacts: [] });
