@@ -32,9 +32,11 @@ export interface Replica {
    * Journals local edits durably; resolves per draft with the written version, or null if nothing
    * changed or the peers would refuse the draft (local-check.ts: not journaled, logged and counted
    * as from `source`, default "api"). `lingerMs`: how long these edits may wait for others to share
-   * their commit (default 0).
+   * their commit (default 0). `outdated`: asked in the write turn, right before the group commits;
+   * true leaves these drafts out and rejects with OutdatedDraftsError (the caller decided them on
+   * reads that a write since has made old, and decides again).
    */
-  commit(drafts: readonly Draft[], opts?: { lingerMs?: number; source?: ChangeSource }): Promise<(Change | null)[]>;
+  commit(drafts: readonly Draft[], opts?: { lingerMs?: number; source?: ChangeSource; outdated?: () => boolean }): Promise<(Change | null)[]>;
   /**
    * Journals the drafts `prepare` returns after reading the store, with no other write of this
    * replica (local commit or remote batch) between its reads and the commit: a precondition it
@@ -66,8 +68,17 @@ export interface ReplicaDeps {
 
 interface Pending {
   drafts: readonly Draft[];
+  outdated?: () => boolean;
   resolve: (r: (Change | null)[]) => void;
   reject: (e: unknown) => void;
+}
+
+/** commit()'s drafts were left out: `outdated` said a write since their reads made them old. */
+export class OutdatedDraftsError extends Error {
+  override readonly name = "OutdatedDraftsError";
+  constructor() {
+    super("the drafts were decided on reads that a later write made old; decide them again");
+  }
 }
 
 interface PendingApply {
@@ -132,12 +143,20 @@ export function createReplica({ store, hlc, log, metrics }: ReplicaDeps): Replic
     if (lingering !== null) clearTimeout(lingering);
     lingering = null;
     lingerDue = Infinity;
-    const batch = queue;
+    const queued = queue;
     queue = [];
-    if (batch.length === 0) return;
-    const all = batch.flatMap((p) => p.drafts);
+    if (queued.length === 0) return;
+    let batch = queued;
     try {
-      const results = await serial(() => store.commitLocal(all, () => hlc.now()));
+      const results = await serial(() => {
+        // In the write turn: nothing lands between this check and the commit.
+        batch = queued.filter((p) => {
+          if (!p.outdated?.()) return true;
+          p.reject(new OutdatedDraftsError());
+          return false;
+        });
+        return batch.length === 0 ? Promise.resolve([]) : store.commitLocal(batch.flatMap((p) => p.drafts), () => hlc.now());
+      });
       let i = 0;
       for (const p of batch) {
         p.resolve(results.slice(i, i + p.drafts.length));
@@ -190,7 +209,7 @@ export function createReplica({ store, hlc, log, metrics }: ReplicaDeps): Replic
       const { fit, at } = check.screen(drafts, opts?.source ?? "api");
       if (fit.length === 0) return Promise.resolve(drafts.map(() => null));
       return new Promise<(Change | null)[]>((resolve, reject) => {
-        queue.push({ drafts: fit, resolve, reject });
+        queue.push({ drafts: fit, ...(opts?.outdated ? { outdated: opts.outdated } : {}), resolve, reject });
         schedule(opts?.lingerMs ?? 0);
       }).then((results) => (fit.length === drafts.length ? results : spread(results, at, drafts.length)));
     },

@@ -132,6 +132,7 @@ export function createEvapiEvents(deps: {
       if (restartPoll !== null) clearInterval(restartPoll);
       await evapi?.close();
       await intake.settled();
+      intake.close();
     },
   };
 }

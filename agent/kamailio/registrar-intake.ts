@@ -15,7 +15,7 @@
  * Kamailio drops (past 20,000 held) is recovered by the ul.dump reconcile.
  */
 import type { BindingValue, Change } from "../contract/records.js";
-import type { Replica } from "../core/replica.js";
+import { OutdatedDraftsError, type Replica } from "../core/replica.js";
 import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
@@ -66,6 +66,8 @@ export interface RegistrarIntake {
   stats(): RegistrarIntakeStats;
   /** Resolves once every event pushed so far is journaled (or failed). */
   settled(): Promise<void>;
+  /** Stops following the journal's changes (after settled()). */
+  close(): void;
 }
 
 export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntake {
@@ -77,25 +79,57 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
   /** Events that failed in a row (disk full, journal gone). */
   let failing = 0;
 
+  /**
+   * The AoRs whose event is between its read of the journal and its commit. A change of one that
+   * lands meanwhile (a peer's, the API's, the reconcile's) makes the event's drafts old: stamped
+   * now, they would overwrite a newer registration made on another node with what Kamailio held
+   * before it. The group commit then leaves them out, and the event is decided again in a write
+   * turn of its own (Replica.commitChecked). Rare: the window is the linger and the write queue.
+   */
+  const reading = new Map<string, { moved: boolean }>();
+  const unwatch = replica.onApplied((changes) => {
+    for (const c of changes) {
+      if (c.kind !== "loc") continue;
+      const w = reading.get(c.key);
+      if (w) w.moved = true;
+    }
+  });
+
   async function journal(ev: RegisterEvent, clockLeadMs: number, readMs: number): Promise<void> {
     if (deps.admit && !(await deps.admit())) {
       metrics.kamailioEvents.inc({ outcome: "refused" });
       return;
     }
     times.advance(ev.tsMs);
-    const current = await store.listKey("loc", ev.aor);
-    const drafts = draftsFromRegister(ev, {
-      nodeId, current, clockLeadMs,
-      isPending: (c: Change) => sink.isPending(c),
-      writtenAt: (aor, contact) => sink.writtenAt(bindingKey(aor, contact)),
-      kamailioMs: times.of,
-      kamailioWhole: deps.kamailioWhole?.() ?? true,
-      unseenByKamailio: (aor, contact) => sink.unseenByKamailio(bindingKey(aor, contact)),
-      nowMs: readMs,
-    });
-    if (drafts.length > 0) {
+    const draftsFrom = (current: readonly Change[]) => {
+      const drafts = draftsFromRegister(ev, {
+        nodeId, current, clockLeadMs,
+        isPending: (c: Change) => sink.isPending(c),
+        writtenAt: (aor, contact) => sink.writtenAt(bindingKey(aor, contact)),
+        kamailioMs: times.of,
+        kamailioWhole: deps.kamailioWhole?.() ?? true,
+        unseenByKamailio: (aor, contact) => sink.unseenByKamailio(bindingKey(aor, contact)),
+        nowMs: readMs,
+      });
       if (deps.sockets) for (const d of drafts) if (d.value !== null) deps.sockets.see((d.value as BindingValue).socket);
-      const written = await replica.commit(drafts, { lingerMs: deps.lingerMs, source: "event" });
+      return drafts;
+    };
+    const watch = { moved: false };
+    reading.set(ev.aor, watch);
+    let written: (Change | null)[];
+    try {
+      const drafts = draftsFrom(await store.listKey("loc", ev.aor));
+      if (drafts.length === 0) written = [];
+      else {
+        written = await replica.commit(drafts, { lingerMs: deps.lingerMs, source: "event", outdated: () => watch.moved }).catch(async (err: unknown) => {
+          if (!(err instanceof OutdatedDraftsError)) throw err;
+          return replica.commitChecked(async (s) => draftsFrom(await s.listKey("loc", ev.aor)), { source: "event" });
+        });
+      }
+    } finally {
+      if (reading.get(ev.aor) === watch) reading.delete(ev.aor);
+    }
+    if (written.length > 0) {
       times.learned(written, ev.tsMs);
       metrics.kamailioLearned.inc({ source: "event" }, written.filter((c) => c !== null).length);
     }
@@ -150,5 +184,6 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
     async settled() {
       await Promise.allSettled([...aorQueues.values()]);
     },
+    close: unwatch,
   };
 }

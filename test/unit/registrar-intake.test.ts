@@ -1,7 +1,8 @@
 /**
  * The registrar event intake's bounded queue: it pauses its source when full, resumes it at half,
- * and journals every event it took; and a de-registration right after a REGISTER Kamailio held
- * while the agent was away is followed.
+ * and journals every event it took; a de-registration right after a REGISTER Kamailio held while
+ * the agent was away is followed; and a peer's newer version that lands while an event waits for
+ * its commit is not overwritten.
  */
 import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import { createHlc } from "../../agent/core/hlc.js";
@@ -11,6 +12,8 @@ import { createKamailioTimes } from "../../agent/kamailio/kamailio-times.js";
 import type { RegisterEvent } from "../../agent/kamailio/register-event.js";
 import { createRegistrarIntake } from "../../agent/kamailio/registrar-intake.js";
 import { silentLogger } from "../../agent/ops/logger.js";
+import { HLC_UNITS_PER_MS } from "../../agent/contract/records.js";
+import { binding } from "../support/fixtures.js";
 import { createMetrics } from "../../agent/ops/metrics.js";
 
 const NOW_MS = 1_800_000_000_000;
@@ -119,6 +122,34 @@ describe("registrar intake", () => {
     const c = await store.get("loc", held.aor, contact);
     expect(c).not.toBeNull();
     expect(c!.value).toBeNull();
+  });
+
+  it("a peer's newer version of the contact, stored while the event waits for its commit, stays the winner", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => NOW_MS + 1000 }), log: silentLogger() });
+    replicas.push(replica);
+    const intake = createRegistrarIntake({
+      nodeId: "n1", store, replica, times: createKamailioTimes(), log: silentLogger(), metrics: createMetrics({ defaults: false }),
+      maxQueued: 16, lingerMs: 50, clockLeadMs: () => 0, nowMs: () => NOW_MS + 1000,
+      sink: { isPending: () => false, writtenAt: () => undefined, unseenByKamailio: () => false },
+      flow: { pause: () => undefined, resume: () => undefined },
+    });
+    // Node 1's Kamailio took the REGISTER at NOW_MS; the event has read the journal and lingers.
+    const ev = registerEvent(0);
+    const contact = ev.contacts[0]!.contact;
+    intake.push(ev);
+    await drain();
+    // The phone registered again at node 2, 500 ms later; that version arrives now.
+    const peerVersion = {
+      kind: "loc" as const, key: ev.aor, sub: contact, hlc: (NOW_MS + 500) * HLC_UNITS_PER_MS, origin: "n2~1", seq: 1,
+      value: { ...binding({ expires: NOW_MS / 1000 + 3600, callid: "call-at-n2", cseq: 2 }), owner: "n2" },
+    };
+    const out = await replica.apply({ origin: "n2~1", after: 0, upTo: 1, changes: [peerVersion] }, "n2");
+    expect(out.applied).toHaveLength(1);
+    await intake.settled();
+    const stored = await store.get("loc", ev.aor, contact);
+    expect(stored).toMatchObject({ origin: "n2~1", value: { callid: "call-at-n2", owner: "n2" } });
+    expect(intake.stats().failed).toBe(0);
   });
 });
 

@@ -2,7 +2,7 @@ import { silentLogger } from "../../agent/ops/logger.js";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { HLC_UNITS_PER_MS, type Change } from "../../agent/contract/records.js";
 import { createHlc } from "../../agent/core/hlc.js";
-import { createReplica, type Replica } from "../../agent/core/replica.js";
+import { OutdatedDraftsError, createReplica, type Replica } from "../../agent/core/replica.js";
 import { InvalidBatchError, type ReplicaStore } from "../../agent/core/store.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
 import { REPLICA_A, REPLICA_B, aliasDraft, batchOf, binding, locDraft, remoteChange } from "../support/fixtures.js";
@@ -53,6 +53,23 @@ describe("createReplica: group commit", () => {
     expect((await first)[0]?.seq).toBe(1);
     expect((await second)[0]?.seq).toBe(2);
     expect(commitLocal).toHaveBeenCalledTimes(2);
+  });
+
+  it("leaves out a caller whose drafts a write made outdated, asked in the write turn; the rest of its group commits", async () => {
+    const { replica, store, commitLocal } = setup();
+    let moved = false;
+    const kept = replica.commit([aliasDraft("a@x", "sip:t@x")]);
+    const dropped = replica.commit([aliasDraft("b@x", "sip:t@x")], { outdated: () => moved });
+    // Set before the flush's write turn (the flush runs on the next turn of the event loop).
+    moved = true;
+    await expect(dropped).rejects.toBeInstanceOf(OutdatedDraftsError);
+    expect((await kept)[0]?.seq).toBe(1);
+    expect(commitLocal).toHaveBeenCalledTimes(1);
+    expect(await store.get("alias", "a@x", "")).not.toBeNull();
+    expect(await store.get("alias", "b@x", "")).toBeNull();
+    // A group that is all outdated commits nothing.
+    await expect(replica.commit([aliasDraft("c@x", "sip:t@x")], { outdated: () => true })).rejects.toBeInstanceOf(OutdatedDraftsError);
+    expect(commitLocal).toHaveBeenCalledTimes(1);
   });
 
   it("resolves an empty commit at once without touching the store", async () => {
