@@ -11,6 +11,11 @@ export interface RequestContact {
   uri: string;
   /** The contact's own `expires=` parameter, when it has one. */
   expires: number | null;
+  /**
+   * Its `+sip.instance` (RFC 5626), without quotes and angle brackets, when it has one: usrloc
+   * matches such a contact by its instance (and reg-id), not by its URI.
+   */
+  instance?: string;
 }
 
 /**
@@ -44,14 +49,32 @@ function parseOneContact(entry: string): RequestContact {
   const problem = checkSipUri(uri);
   if (problem) throw new EventFormatError(`Contact URI ${clip(uri)} ${problem}`);
   let expires: number | null = null;
+  let instance: string | null = null;
   for (const p of splitTopLevel(params, ";").slice(1)) {
     const eq = p.indexOf("=");
-    if (eq < 0 || p.slice(0, eq).trim().toLowerCase() !== "expires") continue;
+    if (eq < 0) continue;
+    const name = p.slice(0, eq).trim().toLowerCase();
     const v = p.slice(eq + 1).trim();
-    if (!/^\d{1,10}$/.test(v) || Number(v) > U32) throw new EventFormatError(`Contact ${clip(uri)} has a bad expires=${clip(v)}`);
-    expires = Number(v);
+    if (name === "expires") {
+      if (!/^\d{1,10}$/.test(v) || Number(v) > U32) throw new EventFormatError(`Contact ${clip(uri)} has a bad expires=${clip(v)}`);
+      expires = Number(v);
+    } else if (name === "+sip.instance") {
+      instance = bareInstance(v);
+    }
   }
-  return { uri, expires };
+  return instance ? { uri, expires, instance } : { uri, expires };
+}
+
+/**
+ * A `+sip.instance` value as usrloc compares it (get_ucontact_by_instance): without the quotes of
+ * the parameter and the angle brackets around the URN. Also how a stored binding's instance is
+ * compared (registrar-input.ts).
+ */
+export function bareInstance(v: string): string {
+  let s = v.trim();
+  if (s.length >= 2 && s.startsWith('"') && s.endsWith('"')) s = s.slice(1, -1);
+  if (s.length >= 2 && s.startsWith("<") && s.endsWith(">")) s = s.slice(1, -1);
+  return s;
 }
 
 /** Splits on `sep` outside "quoted strings" (with \-escapes) and <...>. */

@@ -11,7 +11,8 @@
  * - A contact the agent installed itself (`ul.add` stamps the fixed Call-ID below, §2.1) is not a
  *   registration: it is never learned as new. A real REGISTER that refreshes it replaces that
  *   Call-ID, and from then on it is this node's binding.
- * - A contact missing from the snapshot is removed if the request named it. Otherwise only if the
+ * - A contact missing from the snapshot is removed if the request named it (by its URI, or by its
+ *   +sip.instance as usrloc matches it). Otherwise only if the
  *   request added a contact (so save() may have dropped others to make room) and Kamailio really
  *   held it when the event was made: this node's own bindings (registered here), and other nodes'
  *   bindings that the agent had finished writing before the event's timestamp. A binding still
@@ -35,6 +36,7 @@
 import type { BindingValue, Change } from "../contract/records.js";
 import type { Draft } from "../core/store.js";
 import { hostClockMs } from "./kamailio-times.js";
+import { bareInstance } from "./contact-header.js";
 import type { EventContact, RegisterEvent } from "./register-event.js";
 
 /** The Call-ID `ul.add` gives every contact it creates (kamailio-5.6.md §2.1). */
@@ -85,9 +87,19 @@ export function sameBinding(a: BindingValue, b: BindingValue): boolean {
   );
 }
 
-function named(ev: RegisterEvent, contact: string): boolean {
+/**
+ * The request de-registered this binding: by its URI, or by its `+sip.instance`, as usrloc
+ * matches a contact that has an instance (get_ucontact_by_instance, which also compares reg-id
+ * under the registrar's use_regid): a phone whose address changed removes its old binding with
+ * `<sip:u@new-ip>;+sip.instance=…;expires=0`. Only asked of bindings missing from the snapshot, so
+ * matching the instance alone never removes one Kamailio kept.
+ */
+function named(ev: RegisterEvent, sub: string, v: BindingValue): boolean {
   if (ev.requestContacts === "*") return true;
-  return ev.requestContacts.some((c) => c.uri === contact && (c.expires ?? ev.requestExpires) === 0);
+  const instance = v.instance === "" ? "" : bareInstance(v.instance);
+  return ev.requestContacts.some(
+    (c) => (c.expires ?? ev.requestExpires) === 0 && (c.uri === sub || (c.instance !== undefined && instance !== "" && c.instance === instance)),
+  );
 }
 
 /**
@@ -140,7 +152,7 @@ export function draftsFromRegister(ev: RegisterEvent, ctx: RegistrarInputContext
     if (cur.value === null || seen.has(cur.sub) || newerThanEvent(cur)) continue;
     const v = cur.value as BindingValue;
     if (v.expires !== 0 && v.expires <= readSec) continue; // expired anyway: nothing to tell the others
-    if (named(ev, cur.sub)) {
+    if (named(ev, cur.sub, v)) {
       drafts.push({ kind: "loc", key: ev.aor, sub: cur.sub, value: null });
       continue;
     }

@@ -7,6 +7,7 @@ import { HLC_UNITS_PER_MS, type Change } from "../../agent/contract/records.js";
 import { ownerRoute, parseSocket, planInstall, planRestore } from "../../agent/kamailio/install-plan.js";
 import type { EventContact, RegisterEvent } from "../../agent/kamailio/register-event.js";
 import { UL_ADD_CALLID, draftsFromRegister } from "../../agent/kamailio/registrar-input.js";
+import { parseContactHeader } from "../../agent/kamailio/contact-header.js";
 import { binding } from "../support/fixtures.js";
 
 const ME = "n2";
@@ -125,6 +126,19 @@ describe("registrar input", () => {
     const drafts = draftsFromRegister(ev, { nodeId: ME, current: [other], isPending: () => true, writtenAt: () => undefined, clockLeadMs: 0 });
     expect(drafts).toEqual([{ kind: "loc", key: "alice@example.com", sub: "sip:alice@10.9.9.9", value: null }]);
     expect(draftsFromRegister(event({ rc: 3, requestContacts: "*", contacts: [] }), { nodeId: ME, current: [other], isPending: () => true, writtenAt: () => undefined, clockLeadMs: 0 })).toHaveLength(1);
+  });
+
+  it("removes a binding de-registered by its +sip.instance from another address, as usrloc matches it", () => {
+    const instance = "<urn:uuid:00000000-0000-1000-8000-000a95a0e128>";
+    const old = loc({ sub: "sip:alice@10.0.0.5:5060", hlc: (NOW - 10) * 1000 * HLC_UNITS_PER_MS, value: binding({ owner: ME, expires: NOW + 100, instance, regId: 1 }) });
+    const dereg = (header: string) =>
+      event({ rc: 3, requestContacts: parseContactHeader(header), requestExpires: null, contacts: [] });
+    // The phone moved to 10.0.0.9 and de-registers its instance from there.
+    expect(draftsFromRegister(dereg(`<sip:alice@10.0.0.9:5060>;+sip.instance="${instance}";reg-id=1;expires=0`), { nodeId: ME, current: [old], ...noPending }))
+      .toEqual([{ kind: "loc", key: "alice@example.com", sub: "sip:alice@10.0.0.5:5060", value: null }]);
+    // Another instance, or the new address without one, names nothing here.
+    expect(draftsFromRegister(dereg(`<sip:alice@10.0.0.9:5060>;+sip.instance="<urn:uuid:other>";expires=0`), { nodeId: ME, current: [old], ...noPending })).toEqual([]);
+    expect(draftsFromRegister(dereg("<sip:alice@10.0.0.9:5060>;expires=0"), { nodeId: ME, current: [old], ...noPending })).toEqual([]);
   });
 
   it("removes contacts save() dropped (max_contacts, 0x04) only if Kamailio held them when the event was made", () => {

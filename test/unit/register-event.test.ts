@@ -136,7 +136,7 @@ describe("parseContactHeader", () => {
     expect(parseContactHeader('<sip:a@h>;expires=0, sip:b@h;q=0.5;expires=30, "Bob, Jr. <x>" <sip:c@h;transport=tcp>;+sip.instance="<urn:uuid:1>"')).toEqual([
       { uri: "sip:a@h", expires: 0 },
       { uri: "sip:b@h", expires: 30 },
-      { uri: "sip:c@h;transport=tcp", expires: null },
+      { uri: "sip:c@h;transport=tcp", expires: null, instance: "urn:uuid:1" },
     ]);
   });
 
