@@ -19,6 +19,7 @@ import type { ReplicaStore } from "../core/store.js";
 import type { KeySet } from "../journal/sqlite-key-set.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
+import { ACKED_SHV } from "./cfg-include-names.js";
 import { createDueReload } from "./due-reload.js";
 import { createEvapiEvents } from "./evapi-events.js";
 import { openInstallCursor } from "./install-cursor.js";
@@ -196,6 +197,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     config, nodeId, store, replica, sink, times, liveness, clockLeadMs, log, metrics, sockets,
     kamailioWhole: () => !watch.reloadNeeded(),
     admit: () => keys.admit(),
+    acknowledge: (n) => links.core.setShvInt(ACKED_SHV, n),
     onConnect: () => {
       // Maybe another Kamailio: its events wait for the answer (keys.admit()).
       keys.forget();

@@ -2,7 +2,7 @@
  * The include's evapi half (cfg-include.ts): which connection is the agent's event connection, and
  * the bulk channel through which the agent refills a restarted Kamailio (evapi-bulk.ts).
  */
-import { BULK_LIVE_SHV, EVENTS_SHV } from "./cfg-include-names.js";
+import { BULK_LIVE_SHV, EVENTS_SHV, RESEND_SHV } from "./cfg-include-names.js";
 import { BULK_ACK, BULK_BATCH, BULK_CLOSE, BULK_HELLO, BULK_METHODS, bulkRequestPrefix } from "./evapi-bulk.js";
 
 /**
@@ -37,6 +37,11 @@ event_route[evapi:connection-new] {
 	evapi_set_tag("locmesh-new");
 	# A new connection in the slot of a bulk channel is not a bulk channel.
 	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));${closeChannel}
+	# The agent's event connection is back (none was open): the drain first queues again what the
+	# agent had not acknowledged (registerRoute, LOCMESH_RESEND).
+	if ($shv(${EVENTS_SHV}) == 0) {
+		$shv(${RESEND_SHV}) = 1;
+	}
 	# It carries events until it says something (bulkRoute): the drain may send.
 	$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) | (1 << $evapi(conidx));
 }

@@ -20,6 +20,22 @@ export const EVENTS_SHV = "locmesh_events";
  */
 export const BULK_LIVE_SHV = "locmesh_bulk_live";
 
+/**
+ * What the drain has sent the agent and the agent has not yet journaled (registerRoute): each
+ * event the drain relays gets the next number ($shv(RELAYED_SHV)) and its queue entry is kept in
+ * UNACKED_QUEUE; the agent sets $shv(ACKED_SHV) to the last number up to which it has journaled
+ * every event (pv.shvSet), and the drain then forgets those entries. When the agent's event
+ * connection comes back ($shv(RESEND_SHV), set by connection-new), the drain queues the entries it
+ * still keeps again: an agent killed with events read and not journaled, or still in the sockets,
+ * gets them from Kamailio instead of leaving them to the reconcile.
+ */
+export const RELAYED_SHV = "locmesh_relayed";
+export const ACKED_SHV = "locmesh_acked";
+export const RESEND_SHV = "locmesh_resend";
+export const UNACKED_QUEUE = "locmesh_unacked";
+/** Most unacknowledged events kept (mqueue drops the oldest past it; those are left to the reconcile). */
+export const UNACKED_SIZE = 10_000;
+
 /** The shared-memory queue (mqueue) REGISTERs wait in for the drain process (registerRoute). */
 export const LOCMESH_QUEUE = "locmesh";
 /** Most entries the queue holds (mqueue drops its oldest past it), and where SIP workers start to wait. */

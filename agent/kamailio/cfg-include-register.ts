@@ -3,8 +3,9 @@
  * its drain that send each REGISTER to the agent over evapi with the AoR's contacts, and the
  * expired-contact event.
  */
-import { EVENTS_SHV, LOCMESH_QUEUE, QUEUE_HIGH } from "./cfg-include-names.js";
+import { ACKED_SHV, EVENTS_SHV, LOCMESH_QUEUE, QUEUE_HIGH, RELAYED_SHV, RESEND_SHV, UNACKED_QUEUE } from "./cfg-include-names.js";
 import { EVENT_FORMAT } from "./event-format2.js";
+import { EVENT_NUMBER_MAX } from "./register-event.js";
 
 /**
  * One event per REGISTER: the request, and the AoR's whole state (kamailio-5.6.md §8), in event
@@ -27,6 +28,10 @@ import { EVENT_FORMAT } from "./event-format2.js";
  *   client (kamailio-5.6.md §6), so the REGISTERs taken while the agent is away wait in the queue
  *   (QUEUE_SIZE at most; mqueue then drops its oldest, silently) and reach the agent once it
  *   connects, read back at that time. Only what went beyond the queue is left to the reconcile.
+ * - The drain numbers each event it sends ("n") and keeps its queue entry in UNACKED_QUEUE until
+ *   the agent acknowledges it (event-acks.ts, $shv(ACKED_SHV)); when the agent's event connection
+ *   comes back it queues those again (LOCMESH_RESEND), so an agent killed with events read and
+ *   not journaled, or still in the sockets, misses none of them.
  *
  * The contact list is thus read up to the drain's interval after save(), and may already hold a
  * later REGISTER's change to the AoR (as it already could with two SIP workers); each event says
@@ -60,16 +65,18 @@ export function registerRoute(domain: string): string {
     ["req_contact", hex("hdr(Contact)[*]")], ["req_expires", '"$(hdr(Expires){s.int})"'], ["callid", hex("ci")], ["cseq", '"$(cs{s.int})"'],
     ["user_agent", hex("ua")], ["source", '"$proto:$si:$sp"'],
   ]).slice(1, -1);
-  const event = (req: string, count: string, contacts: string): string =>
-    `{"v":${EVENT_FORMAT},"event":"register",${req},"count":${count},"contacts":[${contacts}]}`;
-  const sendEvent = (req: string, aor: string): string => `	if (!reg_fetch_contacts("${domain}", "${aor}", "lmc")) {
-		evapi_relay('${event(req, "0", "")}');
+  // A drained event starts with its number ("n", first so that the agent finds it in one it cannot read).
+  const sendEvent = (req: string, aor: string, numbered: boolean): string => {
+    const event = (count: string, contacts: string): string =>
+      `{${numbered ? '"n":$var(lm_num),' : ""}"v":${EVENT_FORMAT},"event":"register",${req},"count":${count},"contacts":[${contacts}]}`;
+    return `	if (!reg_fetch_contacts("${domain}", "${aor}", "lmc")) {
+		evapi_relay('${event("0", "")}');
 		return;
 	}
 	$var(lm_n) = $(ulc(lmc=>count));
 	# One contact (the common case): printed straight into the event, with no string building.
 	if ($var(lm_n) == 1) {
-		evapi_relay('${event(req, "1", contact("0"))}');
+		evapi_relay('${event("1", contact("0"))}');
 		reg_free_contacts("lmc");
 		return;
 	}
@@ -84,8 +91,9 @@ export function registerRoute(domain: string): string {
 		$var(lm_i) = $var(lm_i) + 1;
 	}
 	reg_free_contacts("lmc");
-	evapi_relay('${event(req, "$var(lm_n)", "$var(lm_cs)")}');
+	evapi_relay('${event("$var(lm_n)", "$var(lm_cs)")}');
 `;
+  };
   return `# Call right after save("${domain}"...) with its return code in $var(locmesh_rc).
 # Sent for rc 1 (inserted), 2 (updated), 3 (deleted) and 4 (query only: a fresh snapshot costs
 # little and helps the agent reconcile); skipped for errors (rc < 0).
@@ -106,12 +114,18 @@ route[LOCMESH_REGISTER] {
 		$var(lm_w) = $var(lm_w) + 1;
 	}
 	if (mq_add("${LOCMESH_QUEUE}", "$tu", '${request}')) return;
-	# Too big for the queue's pv buffer: send it from here, whole.
-${sendEvent(request, "$tu")}}
+	# Too big for the queue's pv buffer: send it from here, whole (not numbered: not sent again).
+${sendEvent(request, "$tu", false)}}
 
 # The drain (rtimer, every 5 ms): every queued REGISTER, in order, with the AoR's contacts.
 # While the agent's event connection is not open the queue is held (evapi would drop the events).
+# Only this process touches ${UNACKED_QUEUE} and $shv(${RELAYED_SHV}), so they never race.
 route[LOCMESH_DRAIN] {
+	if ($shv(${RESEND_SHV}) != 0) {
+		$shv(${RESEND_SHV}) = 0;
+		route(LOCMESH_RESEND);
+	}
+	route(LOCMESH_FORGET);
 	$var(lm_d) = 0;
 	while ($var(lm_d) < 100 && $shv(${EVENTS_SHV}) != 0 && $mq_size(${LOCMESH_QUEUE}) > 0) {
 		$var(lm_e) = 0;
@@ -123,9 +137,54 @@ route[LOCMESH_DRAIN] {
 	}
 }
 
-# One drained REGISTER: $mqk is its AoR, $mqv the request's half of the event.
+# One drained REGISTER: $mqk is its AoR, $mqv the request's half of the event. It is numbered and
+# kept until the agent acknowledges it (numbered and kept before it is relayed: a connection that
+# closes meanwhile still finds it kept).
 route[LOCMESH_EVENT] {
-${sendEvent(`$mqv(${LOCMESH_QUEUE})`, `$mqk(${LOCMESH_QUEUE})`)}}
+	$var(lm_num) = $shv(${RELAYED_SHV}) + 1;
+	# From 1 again well before cfg integers overflow (the agent reads 1..${EVENT_NUMBER_MAX}).
+	if ($var(lm_num) > ${EVENT_NUMBER_MAX}) {
+		$var(lm_num) = 1;
+	}
+	mq_add("${UNACKED_QUEUE}", "$mqk(${LOCMESH_QUEUE})", "$mqv(${LOCMESH_QUEUE})");
+	$shv(${RELAYED_SHV}) = $var(lm_num);
+${sendEvent(`$mqv(${LOCMESH_QUEUE})`, `$mqk(${LOCMESH_QUEUE})`, true)}}
+
+# Forget what the agent has journaled: ${UNACKED_QUEUE} holds the last events relayed, in order, and
+# the agent acknowledged every one up to $shv(${ACKED_SHV}). An acknowledgement above what was relayed
+# (sent to a Kamailio that has restarted since) is not this Kamailio's: nothing is forgotten for it.
+route[LOCMESH_FORGET] {
+	if ($shv(${ACKED_SHV}) > $shv(${RELAYED_SHV})) return;
+	$var(lm_f) = 0;
+	while ($var(lm_f) < 100 && $mq_size(${UNACKED_QUEUE}) > $shv(${RELAYED_SHV}) - $shv(${ACKED_SHV})) {
+		$var(lm_g) = 0;
+		while ($var(lm_g) < 100 && $mq_size(${UNACKED_QUEUE}) > $shv(${RELAYED_SHV}) - $shv(${ACKED_SHV}) && mq_fetch("${UNACKED_QUEUE}")) {
+			$var(lm_g) = $var(lm_g) + 1;
+		}
+		$var(lm_f) = $var(lm_f) + 1;
+	}
+}
+
+# The agent's event connection came back (connection-new): queue again what it had not
+# acknowledged, each read back when it is drained, as REGISTERs held while it was away are.
+route[LOCMESH_RESEND] {
+	route(LOCMESH_FORGET);
+	$var(lm_moved) = 0;
+	$var(lm_f) = 0;
+	while ($var(lm_f) < 100 && $mq_size(${UNACKED_QUEUE}) > 0) {
+		$var(lm_g) = 0;
+		while ($var(lm_g) < 100 && mq_fetch("${UNACKED_QUEUE}")) {
+			mq_add("${LOCMESH_QUEUE}", "$mqk(${UNACKED_QUEUE})", "$mqv(${UNACKED_QUEUE})");
+			$var(lm_moved) = $var(lm_moved) + 1;
+			$var(lm_g) = $var(lm_g) + 1;
+		}
+		$var(lm_f) = $var(lm_f) + 1;
+	}
+	$shv(${ACKED_SHV}) = $shv(${RELAYED_SHV});
+	if ($var(lm_moved) > 0) {
+		xlog("L_INFO", "locmesh: $var(lm_moved) registrar events the agent had not acknowledged are sent again\\n");
+	}
+}
 `;
 }
 

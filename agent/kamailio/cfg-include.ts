@@ -36,7 +36,9 @@
  *   does not define answer 404 "Variable not found". (test/integration/kamailio-sip-peers.test.ts)
  */
 import { isIP } from "node:net";
-import { BULK_LIVE_SHV, EVENTS_SHV, LOCMESH_QUEUE, PEERS_FIXED_SHV, PEERS_SHV, QUEUE_SIZE, READY_SHV } from "./cfg-include-names.js";
+import {
+  ACKED_SHV, BULK_LIVE_SHV, EVENTS_SHV, LOCMESH_QUEUE, PEERS_FIXED_SHV, PEERS_SHV, QUEUE_SIZE, READY_SHV, RELAYED_SHV, RESEND_SHV, UNACKED_QUEUE, UNACKED_SIZE,
+} from "./cfg-include-names.js";
 import { BULK_ASYNC_WORKERS, bulkLiveInitial, bulkRoute, connectionRoute } from "./cfg-include-evapi.js";
 import { EXPIRED_ROUTES, registerRoute } from "./cfg-include-register.js";
 import { USE_DOMAIN_FIX } from "./usrloc-keys.js";
@@ -131,6 +133,11 @@ export function kamailioInclude(p: IncludeParams): string {
     ]),
     "# REGISTERs are handed over in shared memory and sent to the agent by one drain process.",
     `modparam("mqueue", "mqueue", "name=${LOCMESH_QUEUE};size=${QUEUE_SIZE}")`,
+    "# What the drain sent and the agent has not acknowledged yet: sent again when its event connection comes back.",
+    `modparam("mqueue", "mqueue", "name=${UNACKED_QUEUE};size=${UNACKED_SIZE}")`,
+    `modparam("pv", "shvset", "${RELAYED_SHV}=i:0")`,
+    `modparam("pv", "shvset", "${ACKED_SHV}=i:0")`,
+    `modparam("pv", "shvset", "${RESEND_SHV}=i:0")`,
     `modparam("rtimer", "timer", "name=${LOCMESH_QUEUE};interval=5000u;mode=1;")`,
     `modparam("rtimer", "exec", "timer=${LOCMESH_QUEUE};route=LOCMESH_DRAIN")`,
     "#!ifndef LOCMESH_READY_GRACE",

@@ -31,6 +31,8 @@ export interface CoreRpc {
   getShv(name: string): Promise<string | number>;
   /** `pv.shvSet` of a string shared variable. KamailioRpcError 404 when the cfg defines no such variable. */
   setShvString(name: string, value: string): Promise<void>;
+  /** `pv.shvSet` of an integer shared variable. */
+  setShvInt(name: string, value: number): Promise<void>;
 }
 
 /**
@@ -64,6 +66,9 @@ export function createCoreRpc(deps: { rpc: KamailioRpc; probeTimeoutMs?: number 
     },
     async setShvString(name, value) {
       await rpc.call("pv.shvSet", [name, "str", value]);
+    },
+    async setShvInt(name, value) {
+      await rpc.call("pv.shvSet", [name, "int", value]);
     },
   };
 }

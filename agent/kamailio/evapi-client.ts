@@ -20,7 +20,7 @@
 import { Socket } from "node:net";
 import type { Logger } from "../ops/logger.js";
 import { createNetstringDecoder, type NetstringDecoder } from "./netstring.js";
-import { MAX_EVENT_BYTES, parseKamailioEvent, type KamailioEvent } from "./register-event.js";
+import { MAX_EVENT_BYTES, eventNumberOf, parseKamailioEvent, type KamailioEvent } from "./register-event.js";
 
 export interface EvapiClientOptions {
   /** evapi's bind_addr host and port. */
@@ -30,6 +30,8 @@ export interface EvapiClientOptions {
   localAddress?: string;
   log: Logger;
   onEvent(ev: KamailioEvent): void;
+  /** A payload that is not a valid event but carries the drain's number `n` (register-event.ts eventNumberOf). */
+  onUnreadable?(n: number): void;
   onConnect?(): void;
   /**
    * The connection was lost (err is null when Kamailio closed it cleanly), after `livedMs` connected.
@@ -168,6 +170,8 @@ export function createEvapiClient(opts: EvapiClientOptions): EvapiClient {
       // EventFormatError, or TypeError from invalid UTF-8.
       stats.malformed++;
       logMalformed(err as Error, frame);
+      const n = opts.onUnreadable ? eventNumberOf(frame.subarray(0, 24).toString("latin1")) : null;
+      if (n !== null) safely("onUnreadable", () => opts.onUnreadable!(n));
       return;
     }
     stats.events++;

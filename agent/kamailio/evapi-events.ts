@@ -11,6 +11,7 @@ import type { ReplicaStore } from "../core/store.js";
 import type { Logger } from "../ops/logger.js";
 import type { Metrics } from "../ops/metrics.js";
 import { createEvapiClient, type EvapiClient } from "./evapi-client.js";
+import { createEventAcks } from "./event-acks.js";
 import type { KamailioLiveness } from "./kamailio-liveness.js";
 import type { KamailioSink } from "./kamailio-sink.js";
 import type { KamailioTimes } from "./kamailio-times.js";
@@ -55,6 +56,11 @@ export function createEvapiEvents(deps: {
   admit?: () => Promise<boolean>;
   /** A connection to evapi is up. */
   onConnect: () => void;
+  /**
+   * Tells the include how far the agent has journaled its events ($shv(ACKED_SHV), event-acks.ts);
+   * without it nothing is acknowledged, and Kamailio sends again what it kept after each reconnect.
+   */
+  acknowledge?: (n: number) => Promise<void>;
   /** Shown the socket of each binding the events journal (wildcard-sockets.ts). */
   sockets?: Pick<WildcardSockets, "see">;
   log: Logger;
@@ -82,13 +88,15 @@ export function createEvapiEvents(deps: {
    * aside by the remedy, and the fresh one learns these registrations from Kamailio's ul.dump)
    * and would count failures and, with the intake's queue full, pause Kamailio's evapi for nothing.
    */
+  const acks = deps.acknowledge ? createEventAcks({ send: deps.acknowledge, log }) : null;
+
   function onEvent(ev: KamailioEvent): void {
     received++;
     if (ev.type !== "register") {
       metrics.kamailioEvents.inc({ outcome: "expired" });
       return; // the journal expires bindings by their own expiry time
     }
-    intake.push(ev);
+    intake.push(ev, ev.n === undefined || acks === null ? undefined : acks.taken(ev.n));
   }
 
   function onDisconnect(livedMs: number): void {
@@ -113,10 +121,15 @@ export function createEvapiEvents(deps: {
       if (!config.evapi || closed) return;
       evapi = createEvapiClient({
         host: config.evapi.host, port: config.evapi.port, log, onEvent, retry: { minMs: 100, maxMs: 1000 },
+        ...(acks ? { onUnreadable: (n: number) => acks.taken(n)() } : {}),
         // The back-off starts over after a connection that was Kamailio's, so a Kamailio restarted
         // shortly after its last restart is noticed as soon as one that ran for hours.
         stableMs: EVAPI_STABLE_MS,
-        onConnect: deps.onConnect,
+        onConnect: () => {
+          // Maybe a restarted Kamailio, numbering from 1 again; the include sends again what was not acknowledged.
+          acks?.reset();
+          deps.onConnect();
+        },
         onDisconnect: (_err, livedMs) => onDisconnect(livedMs),
       });
       evapi.start();
@@ -133,6 +146,9 @@ export function createEvapiEvents(deps: {
       await evapi?.close();
       await intake.settled();
       intake.close();
+      // What was journaled since the last acknowledgement is not sent again at the next start.
+      await acks?.flush();
+      acks?.close();
     },
   };
 }

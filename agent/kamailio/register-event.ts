@@ -69,6 +69,11 @@ export interface RegisterEvent {
   /** Kamailio's wall clock when it built the event ($TV(Sn)), in ms. */
   tsMs: number;
   contacts: EventContact[];
+  /**
+   * The drain's number for it, which the agent acknowledges once it is journaled (event-acks.ts);
+   * absent from an event sent whole by the SIP worker (over pv_printf's buffer) or an older include.
+   */
+  n?: number;
 }
 
 export interface ExpiredEvent {
@@ -136,7 +141,22 @@ function parseRegister(o: Obj): RegisterEvent {
     source: source(str(o, "source", "register", SOURCE_MAX)),
     tsMs: timestamp(field(o, "ts"), "register.ts"),
     contacts: rawContacts.map((c, i) => parseContact(asObject(c, `register.contacts[${i}]`), `register.contacts[${i}]`)),
+    ...(field(o, "n") === undefined ? {} : { n: int(o, "n", "register", 1, EVENT_NUMBER_MAX) }),
   };
+}
+
+/** The drain numbers events 1 up to this, then from 1 again (cfg-include-register.ts). */
+export const EVENT_NUMBER_MAX = 1_000_000_000;
+
+/**
+ * The number of an event the agent cannot read, when it has one: it is still acknowledged (a
+ * malformed event sent again would be as malformed), or every later one would wait for it.
+ */
+export function eventNumberOf(payload: string): number | null {
+  const m = /^\{"n":(\d{1,10}),/.exec(payload);
+  if (!m) return null;
+  const n = Number(m[1]);
+  return n >= 1 && n <= EVENT_NUMBER_MAX ? n : null;
 }
 
 function parseExpired(o: Obj): ExpiredEvent {

@@ -62,7 +62,8 @@ export interface RegistrarIntakeStats {
 }
 
 export interface RegistrarIntake {
-  push(ev: RegisterEvent): void;
+  /** Journals the event; `onDone` is called once it is journaled or has failed. */
+  push(ev: RegisterEvent, onDone?: () => void): void;
   stats(): RegistrarIntakeStats;
   /** Resolves once every event pushed so far is journaled (or failed). */
   settled(): Promise<void>;
@@ -146,7 +147,7 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
   }
 
   return {
-    push(ev) {
+    push(ev, onDone) {
       stats.queued++;
       stats.peak = Math.max(stats.peak, stats.queued);
       metrics.kamailioEventsQueued.set(stats.queued);
@@ -175,6 +176,7 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
           }
         })
         .finally(() => {
+          onDone?.();
           done();
           if (aorQueues.get(ev.aor) === next) aorQueues.delete(ev.aor);
         });

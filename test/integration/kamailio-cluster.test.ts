@@ -265,6 +265,27 @@ describe("three Kamailio nodes with agents", () => {
     expect(st.kamailio?.lastReconcile?.reason).toMatch(/^\d+ live bindings above kamailio\.reconcileMaxContacts \(0\)$/);
   });
 
+  it("misses nothing without a reconcile when an agent is killed with registrar events read or in the sockets: Kamailio sends again what was not acknowledged", async () => {
+    // A live binding, so that n3 is past its reconcileMaxContacts (0) whichever tests ran before.
+    const here = await sippRegister({ dir, sipPort: n1.kamailio.sipPort, user: "stayer2", domain: TEST_DOMAIN, expires: 300 });
+    await everywhere(`stayer2@${TEST_DOMAIN}`, [here.contact]);
+    const mark = n3.kamailio.logMark();
+    const loading = sippRegisterLoad({ dir, sipPort: n3.kamailio.sipPort, count: 600, rate: 300, domain: TEST_DOMAIN, prefix: "frozen" });
+    await sleep(300);
+    // Frozen, the agent journals nothing while Kamailio's drain keeps sending into the sockets.
+    n3.agent.signal("SIGSTOP");
+    const load = await loading;
+    expect(load.ok, load.output).toBe(true);
+    await n3.agent.kill9();
+    await n3.agent.start();
+    for (const node of cluster.nodes) {
+      await waitFor(`600 frozen* bindings in ${node.id}'s Kamailio`, async () => (await node.dump()).filter((c) => c.aor.startsWith("frozen")).length === 600, 20_000, 250);
+    }
+    const journal = await n1.agent.call<{ total: number }>("location.list", { search: "frozen", limit: 1 });
+    expect(journal.total).toBe(600);
+    expect(n3.kamailio.logSince(mark)).toMatch(/locmesh: \d+ registrar events the agent had not acknowledged are sent again/);
+  });
+
   it("a de-registration taken after LOCMESH_READY_GRACE, before the agent came back, is not undone by the reload", async () => {
     // n2's grace is 3 s. Its Kamailio restarts (empty) while its agent is stopped, registers on its
     // own once the grace is over, and takes the de-registrations of 10 phones the journal still

@@ -171,6 +171,11 @@ export class AgentProcess {
     return sum;
   }
 
+  /** Sends the running agent a signal (SIGSTOP and SIGCONT to freeze it). */
+  signal(sig: NodeJS.Signals): void {
+    this.child?.kill(sig);
+  }
+
   kill9(): Promise<number | null> {
     this.child?.kill("SIGKILL");
     return this.exited;

@@ -49,7 +49,25 @@ describe("kamailioInclude", () => {
     // Back-pressure only while the agent's event connection is open: without one nothing drains.
     expect(text).toContain("while ($shv(locmesh_events) != 0 && $mq_size(locmesh) >= 5000 && $var(lm_w) < 100) {");
     expect(text).toContain('reg_fetch_contacts("location", "$mqk(locmesh)", "lmc")');
-    expect(text).toContain(`evapi_relay('{"v":2,"event":"register",$mqv(locmesh),"count":1,"contacts":[{`);
+    expect(text).toContain(`evapi_relay('{"n":$var(lm_num),"v":2,"event":"register",$mqv(locmesh),"count":1,"contacts":[{`);
+    // Each drained event is numbered and kept until the agent acknowledges it; kept before it is relayed.
+    const event = text.split("route[LOCMESH_EVENT] {")[1]?.split("\n}\n")[0] ?? "";
+    const keep = event.indexOf('mq_add("locmesh_unacked", "$mqk(locmesh)", "$mqv(locmesh)");');
+    expect(keep).toBeGreaterThan(0);
+    expect(event.indexOf("$shv(locmesh_relayed) = $var(lm_num);")).toBeGreaterThan(keep);
+    expect(event.indexOf("evapi_relay(")).toBeGreaterThan(event.indexOf("$shv(locmesh_relayed) = $var(lm_num);"));
+    expect(text).toContain('modparam("mqueue", "mqueue", "name=locmesh_unacked;size=10000")');
+    for (const v of ["locmesh_relayed", "locmesh_acked", "locmesh_resend"]) expect(text).toContain(`modparam("pv", "shvset", "${v}=i:0")`);
+    // The drain forgets what is acknowledged, never for an acknowledgement above what it relayed.
+    const forget = text.split("route[LOCMESH_FORGET] {")[1]?.split("\n}\n")[0] ?? "";
+    expect(forget).toContain("if ($shv(locmesh_acked) > $shv(locmesh_relayed)) return;");
+    expect(forget).toContain("$mq_size(locmesh_unacked) > $shv(locmesh_relayed) - $shv(locmesh_acked) && mq_fetch(\"locmesh_unacked\")");
+    // An event connection opened while none was sets the drain resending what it kept.
+    const connect = text.split("event_route[evapi:connection-new] {")[1]?.split("\n}\n")[0] ?? "";
+    expect(connect).toContain("if ($shv(locmesh_events) == 0) {\n\t\t$shv(locmesh_resend) = 1;\n\t}");
+    const resend = text.split("route[LOCMESH_RESEND] {")[1]?.split("\n}\n")[0] ?? "";
+    expect(resend).toContain('mq_add("locmesh", "$mqk(locmesh_unacked)", "$mqv(locmesh_unacked)");');
+    expect(resend).toContain("$shv(locmesh_acked) = $shv(locmesh_relayed);");
     expect(text).toContain('"count":0,"contacts":[]}\');');
     expect(text).toContain(`evapi_relay('{"v":2,"event":"expired",`);
   });
