@@ -46,6 +46,8 @@ program
       "- mesh.tls's files, read again (a renewed certificate or CA), used from the next handshake; files that cannot be used are logged and the running ones stay;\n" +
       "- the cluster keys (mesh.secret, mesh.acceptedSecrets) and the API tokens (api.token, api.acceptedTokens): README \"Rotating the cluster key and API token\".\n" +
       "Other changed settings, switching into or out of hub mode (hub.urls set or emptied) and TLS on or off take effect at the next restart; the log names them.\n" +
+      "Peers dropped from mesh.peers by a change that also turns on mesh.acceptUnlisted or sets hub.urls are kept until that restart, and a mesh.peers that\n" +
+      "lists the id the agent runs as (a changed nodeId waits for the restart too) is not applied; the log says so as an error.\n" +
       "An agent in hub mode with no mesh.peers and mesh.acceptUnlisted off does not open its peer port (mesh.listen).",
   )
   .action(async (opts: { config?: string }) => {
@@ -80,6 +82,7 @@ program
       try {
         const next = load((w) => log.warn(w), (setting, variable) => log.warn(envOverrideOnReload(setting, variable)));
         const plan = planReload(running, next);
+        if (plan.peersHeld) log.error({ kept: plan.peersHeld.kept, configured: next.mesh.peers.map((p) => p.id) }, plan.peersHeld.message);
         agent.setPeers(plan.peers);
         if (plan.hubUrls) agent.setHubUrls(plan.hubUrls);
         agent.setSipPeers(plan.sipPeers);

@@ -62,7 +62,7 @@ export const FETCH_BAD_PORTS: ReadonlySet<number> = new Set([
 ]);
 
 /** Environment variables only carry text; accept the usual spellings of a yes/no. */
-const flag = z.preprocess((v) => {
+export const flag = z.preprocess((v) => {
   if (typeof v !== "string") return v;
   const s = v.trim().toLowerCase();
   if (["true", "1", "yes", "on"].includes(s)) return true;

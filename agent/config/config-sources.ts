@@ -6,8 +6,9 @@
 import { readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { isScalar, parseDocument } from "yaml";
-import type { ConfigFs } from "./config-schema.js";
-import { redactUrl } from "../ops/redact-url.js";
+import type { z } from "zod";
+import { flag, listenSchema, type ConfigFs } from "./config-schema.js";
+import { redactUserinfo } from "../ops/redact-url.js";
 import type { SecretFile } from "./secret-file-modes.js";
 
 export const nodeFs: ConfigFs = {
@@ -206,7 +207,7 @@ function applyEnv(g: Gathered, env: Record<string, string | undefined>, cwd: str
     const inFile = second === undefined ? g.raw[first] : isRecord(g.raw[first]) ? (g.raw[first] as Raw)[second] : undefined;
     const secretRef = [MESH_SECRET, API_TOKEN].find((r) => r.section === first && r.key === second);
     const fileSecret = secretRef !== undefined && isRecord(g.raw[first]) && (g.raw[first] as Raw)[secretRef.fileKey] !== undefined;
-    if ((inFile !== undefined && JSON.stringify(inFile) !== JSON.stringify(value)) || fileSecret) g.overridden.push({ setting: dotted, variable: name });
+    if ((inFile !== undefined && !sameSetting(dotted, inFile, value)) || fileSecret) g.overridden.push({ setting: dotted, variable: name });
     if (second === undefined) {
       g.raw[first] = value;
     } else {
@@ -224,6 +225,31 @@ function applyEnv(g: Gathered, env: Record<string, string | undefined>, cwd: str
   }
 }
 
+/**
+ * Settings a variable's text and the file may write differently for one value (`true` and "yes",
+ * { host, port } and "host:port"): compared as the schema reads them.
+ */
+const READ_AS: Record<string, z.ZodType> = { "mesh.acceptUnlisted": flag, "mesh.listen": listenSchema, "api.listen": listenSchema, "kamailio.evapi": listenSchema };
+
+/**
+ * Whether the file's value and a variable's are one value, as the schema reads them and whatever
+ * the order of their keys: only a real difference is an override, worth SIGHUP's "remove the
+ * variable and restart" (envOverrideOnReload). A value the schema refuses is compared as written
+ * (the load reports it anyway).
+ */
+function sameSetting(dotted: string, inFile: unknown, fromEnv: unknown): boolean {
+  const read = (v: unknown) => {
+    const r = READ_AS[dotted]?.safeParse(v);
+    return r?.success ? r.data : v;
+  };
+  return canonicalJson(read(inFile)) === canonicalJson(read(fromEnv));
+}
+
+/** JSON with each object's keys sorted. */
+function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (isRecord(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x));
+}
+
 /** "n2=ws://10.0.0.2:7100,n3=wss://n3.example:7100" → [{ id, url }, ...] */
 function parsePeerList(text: string, g: Gathered, name: string): { id: string; url: string }[] {
   const peers: { id: string; url: string }[] = [];
@@ -232,8 +258,8 @@ function parsePeerList(text: string, g: Gathered, name: string): { id: string; u
     if (s === "") return;
     const eq = s.indexOf("=");
     if (eq <= 0) {
-      // The entry may be a URL with a password in it: never echoed as it is.
-      g.problems.push(`mesh.peers[${i}]: ${JSON.stringify(redactUrl(s).slice(0, 80))} is not id=url (from ${name})`);
+      // The entry may hold a URL with a password in it: never echoed as it is, parsed as a URL or not.
+      g.problems.push(`mesh.peers[${i}]: ${JSON.stringify(redactUserinfo(s).slice(0, 80))} is not id=url (from ${name})`);
       return;
     }
     peers.push({ id: s.slice(0, eq).trim(), url: s.slice(eq + 1).trim() });

@@ -270,7 +270,9 @@ export function createMesh(deps: {
       });
       ws.once("error", (err) => reject(Object.assign(err, { transient: true })));
       ws.once("unexpected-response", (_req, res) => {
-        reject(Object.assign(new Error(`HTTP ${res.statusCode} from ${url}`), { transient: true }));
+        // The message reaches the dialer's log lines and the link's lastError (cluster.status, the
+        // web UI): never the password of a URL written user:password@.
+        reject(Object.assign(new Error(`HTTP ${res.statusCode} from ${redactUrl(url)}`), { transient: true }));
         ws.terminate();
       });
     });

@@ -24,3 +24,18 @@ export function redactUrl(url: string): string {
   }
   return changed ? u.toString() : url;
 }
+
+/**
+ * Text that may hold a URL's user part but need not parse as a URL (a mistyped list entry such as
+ * `n2 ws://user:pw@host`, or `n2:ws://…`, which parses as a URL of scheme "n2:" with no password):
+ * everything between its first "//" and its last "@" is masked (a password may hold either), or
+ * everything before the "@" when no "//" comes first (a password cut in two by a list's comma).
+ * Then as redactUrl (a `?password=`).
+ */
+export function redactUserinfo(text: string): string {
+  const at = text.lastIndexOf("@");
+  if (at < 0) return redactUrl(text);
+  const slashes = text.indexOf("//");
+  const from = slashes >= 0 && slashes < at ? slashes + 2 : 0;
+  return redactUrl(`${text.slice(0, from)}redacted${text.slice(at)}`);
+}

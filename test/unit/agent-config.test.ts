@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CREDENTIAL_SETTINGS, ConfigError, apiUrlFromConfig, envOverrideOnReload, loadAgentConfig, loadApiSettings, redactConfig, settingsNeedingRestart, type ConfigFs } from "../../agent/config/agent-config.js";
+import { CREDENTIAL_SETTINGS, ConfigError, apiUrlFromConfig, envOverrideOnReload, loadAgentConfig, loadApiSettings, redactConfig, settingsNeedingRestart, type AgentConfig, type ConfigFs } from "../../agent/config/agent-config.js";
 import { ENTERING_HUB_MODE, LEAVING_HUB_MODE, planReload } from "../../agent/config/reload-plan.js";
 
 // The loader takes its file system as a dependency, so these tests stay off the disk.
@@ -141,6 +141,41 @@ describe("loadAgentConfig", () => {
     const problems = problemsOf(() => load({ "/etc/locmesh/agent.yaml": minimal }, { LOCMESH_MESH_PEERS: "ws://u:hunter2-secret@10.0.0.2:7100" }));
     expect(problems.join()).toContain("is not id=url (from LOCMESH_MESH_PEERS)");
     expect(problems.join()).not.toContain("hunter2");
+  });
+
+  it("does not echo a password in a LOCMESH_MESH_PEERS entry that does not parse as id=url or as a URL (review finding: a space or ':' for '=' echoed it whole)", () => {
+    for (const entry of ["n2 ws://user:S3cretPw@10.0.0.2:7000", "n2:ws://user:S3cretPw@10.0.0.2:7000", "n2 ws://user:S3cret Pw@10.0.0.2:7000", "n2 ws://user:S3c//ret@Pw@10.0.0.2:7000"]) {
+      const problems = problemsOf(() => load({ "/etc/locmesh/agent.yaml": minimal }, { LOCMESH_MESH_PEERS: entry }));
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatch(/^mesh\.peers\[0\]: "n2.ws:\/\/redacted@.*10\.0\.0\.2:7000" is not id=url \(from LOCMESH_MESH_PEERS\)$/);
+      expect(problems[0]).not.toMatch(/S3c|Pw/);
+    }
+    // A password cut in two by the list's comma: its tail is not echoed either.
+    const cut = problemsOf(() => load({ "/etc/locmesh/agent.yaml": minimal }, { LOCMESH_MESH_PEERS: "n2=ws://user:S3c,retPw@10.0.0.2:7000" }));
+    expect(cut.join("\n")).not.toMatch(/S3c|retPw/);
+  });
+
+  it("names no override where the file and the variable hold one value written differently (review finding: SIGHUP said to remove them)", () => {
+    const file = `${minimal.replace("mesh:\n", "mesh:\n  acceptUnlisted: true\n  listen: { port: 7300, host: 127.0.0.1 }\n")}` +
+      `kamailio:\n  evapi: { host: 127.0.0.1, port: 8448 }\n`;
+    const told: string[] = [];
+    const loadWith = (env: Record<string, string>) => {
+      told.length = 0;
+      loadAgentConfig({ file: "/etc/locmesh/agent.yaml", env, fs: memFs({ "/etc/locmesh/agent.yaml": file }), cwd: "/srv", onEnvOverride: (setting, variable) => told.push(`${setting}<${variable}`) });
+      return [...told].sort();
+    };
+    expect(loadWith({ LOCMESH_MESH_ACCEPT_UNLISTED: "true", LOCMESH_MESH_LISTEN: "127.0.0.1:7300", LOCMESH_KAMAILIO_EVAPI: "127.0.0.1:8448" })).toEqual([]);
+    expect(loadWith({ LOCMESH_MESH_ACCEPT_UNLISTED: " Yes " })).toEqual([]);
+    // Values that differ still are overrides.
+    expect(loadWith({ LOCMESH_MESH_ACCEPT_UNLISTED: "off", LOCMESH_MESH_LISTEN: "127.0.0.1:7301", LOCMESH_KAMAILIO_EVAPI: "127.0.0.2:8448" }))
+      .toEqual(["kamailio.evapi<LOCMESH_KAMAILIO_EVAPI", "mesh.acceptUnlisted<LOCMESH_MESH_ACCEPT_UNLISTED", "mesh.listen<LOCMESH_MESH_LISTEN"]);
+  });
+
+  it("names no override of mesh.peers that the variable gives as the file does, whatever the order of the file's keys", () => {
+    const file = minimal.replace("mesh:\n", "mesh:\n  peers:\n    - { url: \"ws://10.0.0.2:7100\", id: n2 }\n");
+    const told: string[] = [];
+    loadAgentConfig({ file: "/etc/locmesh/agent.yaml", env: { LOCMESH_MESH_PEERS: "n2=ws://10.0.0.2:7100" }, fs: memFs({ "/etc/locmesh/agent.yaml": file }), cwd: "/srv", onEnvOverride: (setting) => told.push(setting) });
+    expect(told).toEqual([]);
   });
 
   it("names the variable when an env value is wrong", () => {
@@ -416,6 +451,69 @@ describe("planReload (SIGHUP)", () => {
     expect(leaving).toMatchObject({ hubFailbackAfterSec: null, hubUrlsRefused: LEAVING_HUB_MODE, restartNeeded: ["hub.failbackAfterSec"] });
     expect(leaving.running.hub.failbackAfterSec).toBe(120);
     expect(planReload(load({ [file]: minimal }), load({ [file]: `${minimal}hub:\n  failbackAfterSec: 30\n` }))).toMatchObject({ hubFailbackAfterSec: null, restartNeeded: ["hub.failbackAfterSec"] });
+  });
+
+  describe("a peer list that would cut the node off until a restart (review findings)", () => {
+    const url = (n: number) => `ws://10.0.0.${n}:7100`;
+    const config = (o: { nodeId?: string; peers: number[]; acceptUnlisted?: boolean; hubs?: string[] }) =>
+      load({
+        [file]: `${minimal.replace("nodeId: n1", `nodeId: ${o.nodeId ?? "n1"}`).replace("mesh:\n", `mesh:\n  acceptUnlisted: ${o.acceptUnlisted ?? false}\n  peers: [${o.peers.map((n) => `{ id: n${n}, url: "${url(n)}" }`).join(", ")}]\n`)}` +
+          (o.hubs ? `hub:\n  urls: [${o.hubs.join(", ")}]\n` : ""),
+      });
+    const ids = (peers: readonly { id: string }[]) => peers.map((p) => p.id);
+
+    it("keeps the peers a change drops when it also turns on mesh.acceptUnlisted (a restart's): they would be closed and refused until then", () => {
+      const plan = planReload(config({ peers: [2, 3, 4] }), config({ peers: [2, 5], acceptUnlisted: true }));
+      expect(ids(plan.peers)).toEqual(["n2", "n5", "n3", "n4"]);
+      expect(plan.peers.find((p) => p.id === "n3")?.url).toBe(url(3));
+      expect(plan.peersHeld?.kept).toEqual(["n3", "n4"]);
+      expect(plan.peersHeld?.message).toMatch(/^SIGHUP: keeping the peers this change drops from mesh\.peers, because mesh\.acceptUnlisted was turned on in the same change: it takes effect only when the agent restarts.*Restart the agent \(systemctl restart\)/);
+      expect(plan.restartNeeded).toEqual(["mesh.acceptUnlisted"]);
+      // What runs keeps them, so the next SIGHUP of the same file keeps them too (and says so again).
+      expect(ids(plan.running.mesh.peers)).toEqual(["n2", "n5", "n3", "n4"]);
+      expect(planReload(plan.running, config({ peers: [2, 5], acceptUnlisted: true })).peersHeld?.kept).toEqual(["n3", "n4"]);
+      expect(plan.sipPeers).toEqual({ peers: ["10.0.0.2", "10.0.0.5", "10.0.0.3", "10.0.0.4"], from: "mesh.peers" });
+    });
+
+    it("keeps the peers a change drops when it also sets hub.urls (entering hub mode is a restart's): the agent would have neither peers nor hubs", () => {
+      const plan = planReload(config({ peers: [2, 3] }), config({ peers: [], hubs: ["ws://h1:7200"] }));
+      expect(plan).toMatchObject({ hubUrls: null, hubUrlsRefused: ENTERING_HUB_MODE, peersHeld: { kept: ["n2", "n3"] } });
+      expect(ids(plan.peers)).toEqual(["n2", "n3"]);
+      expect(plan.peersHeld?.message).toMatch(/because hub\.urls was set in the same change: hub mode takes effect only when the agent restarts.*Restart the agent/);
+      // The warning says what the agent does until then, which is now true.
+      expect(ENTERING_HUB_MODE).toMatch(/keeps replicating over mesh\.peers alone \(a peer the same change drops from mesh\.peers is kept until then\)/);
+      // Both at once: both reasons are given.
+      const both = planReload(config({ peers: [2, 3] }), config({ peers: [3], hubs: ["ws://h1:7200"], acceptUnlisted: true }));
+      expect(both.peersHeld?.kept).toEqual(["n2"]);
+      expect(both.peersHeld?.message).toMatch(/mesh\.acceptUnlisted was turned on.*; and because hub\.urls was set/);
+    });
+
+    it("applies a shorter list as it is otherwise: leaving hub mode (the hubs stay), mesh.acceptUnlisted already on or turned off, nothing dropped", () => {
+      const applied = (running: AgentConfig, next: AgentConfig) => {
+        const plan = planReload(running, next);
+        expect(plan.peersHeld).toBeNull();
+        return ids(plan.peers);
+      };
+      expect(applied(config({ peers: [2, 3] }), config({ peers: [2] }))).toEqual(["n2"]);
+      expect(applied(config({ peers: [2, 3], hubs: ["ws://h1:7200"] }), config({ peers: [2] }))).toEqual(["n2"]);
+      expect(applied(config({ peers: [2, 3], acceptUnlisted: true }), config({ peers: [2], acceptUnlisted: true }))).toEqual(["n2"]);
+      expect(applied(config({ peers: [2, 3], acceptUnlisted: true }), config({ peers: [2] }))).toEqual(["n2"]);
+      expect(applied(config({ peers: [2] }), config({ peers: [2, 3], acceptUnlisted: true }))).toEqual(["n2", "n3"]);
+    });
+
+    it("checks the list against the running nodeId, not the config's (which waits for a restart): one naming the running node is refused whole", () => {
+      // Another node's config on n1: nodeId n2, peers n1 and n3.
+      const running = config({ peers: [2] });
+      const plan = planReload(running, config({ nodeId: "n2", peers: [1, 3] }));
+      expect(plan.peers).toEqual([{ id: "n2", url: url(2) }]);
+      expect(plan.running.mesh.peers).toEqual([{ id: "n2", url: url(2) }]);
+      expect(plan.sipPeers).toEqual({ peers: ["10.0.0.2"], from: "mesh.peers" });
+      expect(plan.peersHeld?.kept).toEqual(["n2"]);
+      expect(plan.peersHeld?.message).toMatch(/^SIGHUP: not applying mesh\.peers: it lists n1, the id this agent runs as \(the config's nodeId n2 takes effect only when the agent restarts\), and a node does not peer with itself; the running mesh\.peers stay\./);
+      expect(plan.restartNeeded).toContain("nodeId");
+      // The same node's config with a list that does not name it applies, whatever nodeId says.
+      expect(planReload(running, config({ nodeId: "n9", peers: [2, 3] })).peersHeld).toBeNull();
+    });
   });
 
   it("applies mesh.peers whatever the mode", () => {
