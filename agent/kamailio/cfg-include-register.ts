@@ -114,7 +114,10 @@ route[LOCMESH_REGISTER] {
 		$var(lm_w) = $var(lm_w) + 1;
 	}
 	if (mq_add("${LOCMESH_QUEUE}", "$tu", '${request}')) return;
-	# Too big for the queue's pv buffer: send it from here, whole (not numbered: not sent again).
+	# Too big for the queue's pv buffer. With no agent to send it to (evapi would drop it), queue what
+	# fits: the AoR, whose contacts the drain reads back, without the request's own headers.
+	if ($shv(${EVENTS_SHV}) == 0 && mq_add("${LOCMESH_QUEUE}", "$tu", '${OVERSIZED_REQUEST}')) return;
+	# Else send it from here, whole (not numbered: not sent again).
 ${sendEvent(request, "$tu", false)}}
 
 # The drain (rtimer, every 5 ms): every queued REGISTER, in order, with the AoR's contacts.
@@ -187,6 +190,18 @@ route[LOCMESH_RESEND] {
 }
 `;
 }
+
+/**
+ * The request's half of an event for a REGISTER too big for the queue, taken while no agent is
+ * connected (registerRoute): its AoR and source, and no Contact, Call-ID or User-Agent, which is
+ * what made it too big. The agent reads it as a query (rc 4: registrar-input.ts), learning the
+ * AoR's contacts as Kamailio holds them when it is drained; a contact it de-registered is left to
+ * the next REGISTER of the AoR or the reconcile.
+ */
+const OVERSIZED_REQUEST = jsonFormat([
+  ["rc", "4"], ["ts", '"$TV(Sn)"'], ["aor", '"$(tu{s.encode.hexa})"'], ["req_contact", '""'], ["req_expires", '""'], ["callid", '""'],
+  ["cseq", '"$(cs{s.int})"'], ["user_agent", '""'], ["source", '"$proto:$si:$sp"'],
+]).slice(1, -1);
 
 /** A JSON object as a Kamailio format string: values are format text printing JSON (see above). */
 function jsonFormat(fields: [string, string][]): string {

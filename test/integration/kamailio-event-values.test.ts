@@ -2,7 +2,8 @@
  * The include's event format 2 (agent/kamailio/event-format2.ts) through a real Kamailio 5.6: the
  * values a phone controls come through byte for byte however hostile they are, unset ones read as
  * empty, an AoR whose event outgrows the 8 KB pv buffer still arrives whole (so does a REGISTER
- * too big for the queue the include hands REGISTERs over in), and one that the
+ * too big for the queue the include hands REGISTERs over in, and one taken while no agent is
+ * connected reaches it as its AoR when it connects), and one that the
  * include's loop cannot finish (more contacts than max_while_loops) is refused instead of read as
  * removals. REGISTERs are written by hand (raw UDP) so every byte is ours; sipp cannot send these.
  */
@@ -10,6 +11,10 @@ import { createSocket } from "node:dgram";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExpiredEvent, KamailioEvent, RegisterEvent } from "../../agent/kamailio/register-event.js";
+import { EVENTS_SHV } from "../../agent/kamailio/cfg-include-names.js";
+import { createCoreRpc } from "../../agent/kamailio/core-rpc.js";
+import { createFifoClient } from "../../agent/kamailio/fifo-client.js";
+import { silentLogger } from "../../agent/ops/logger.js";
 import { listenToEvapi, type EvapiListener } from "../support/evapi-listener.js";
 import { startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
 
@@ -132,6 +137,33 @@ describe("event format 2 from a real Kamailio", () => {
     // A small REGISTER right after it still goes through the queue and arrives.
     await register({ user: "small", callId: "small-1" });
     expect((await listener.next(registerFor("small@example.com"))).callid).toBe("small-1");
+  });
+
+  it("queues a REGISTER too big for the queue taken while no agent is connected as its AoR, read back when the agent connects", async () => {
+    await listener.client.close();
+    // Until Kamailio's connection-closed route has run, the include still takes the agent for connected.
+    const rpc = createFifoClient({ fifoPath: kam.fifoPath, replyDir: kam.replyDir, timeoutMs: 5000, log: silentLogger(), maxInFlight: 1, autoResync: false });
+    const until = async (what: string, ok: () => Promise<boolean>) => {
+      for (let i = 0; !(await ok()); i++) {
+        if (i > 100) throw new Error(`${what}\n${kam.logTail(20)}`);
+        await sleep(50);
+      }
+    };
+    try {
+      await until("Kamailio still counts the closed evapi connection as the agent's", async () => (await createCoreRpc({ rpc }).getShv(EVENTS_SHV)) === 0);
+      const long = (p: number) => Array.from({ length: 20 }, (_, i) => `<sip:bigaway@127.0.0.1:${p};n=${i};x=${"y".repeat(280)}>`);
+      expect((await register({ user: "bigaway", callId: "bigaway-1", contacts: long })).status).toBe("SIP/2.0 200 OK");
+      // save() answers before the include runs: the agent connects once the REGISTER waits in the queue.
+      // Sent from the SIP worker as before, evapi would have dropped it: no client was connected.
+      await until("the REGISTER was not queued", async () => (await rpc.call<{ size: number }>("mqueue.get_size", ["locmesh"])).size === 1);
+    } finally {
+      await rpc.close();
+    }
+    listener = await listenToEvapi(kam, AGENT);
+    const ev = await listener.next(registerFor("bigaway@example.com"));
+    expect(ev.rc).toBe(4);
+    expect(ev.contacts).toHaveLength(20);
+    expect(ev.requestContacts).toEqual([]);
   });
 
   it("sends the expired event in format 2 too", async () => {
