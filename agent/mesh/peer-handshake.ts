@@ -105,6 +105,12 @@ export function createHandshake<Ctx>(deps: HandshakeDeps & {
     const have = (await replica.versionVector())[self] ?? 0;
     // The connection may have gone while we looked (the server side gets here a turn after hello).
     if (session.isEnded()) return;
+    // A SIGHUP may have taken the caller out of this node's lists since its hello was checked: the
+    // reload closed the sessions it found ready, and this one was not yet.
+    if (deps.role === "server" && !deps.isAllowed(id)) {
+      fail(1000, "peer removed from config");
+      return;
+    }
     if (deps.journalBehind?.isSet()) {
       fail(4010, "journal behind peer: restored or lost commits; see the agent log");
       return;

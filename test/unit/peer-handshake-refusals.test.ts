@@ -34,13 +34,17 @@ interface Attempt {
   /** What the node's log hook was told. */
   refusal: { reason: AuthFailureReason; nodeId: string | null; claim?: ClaimedId } | null;
   metrics: Metrics;
+  /** The session was admitted (onReady). */
+  ready: boolean;
 }
 
 /** Dials a fresh server session of SELF as `nodeId`, proving with `key`; resolves once the node answered and closed (or took it). */
-async function hello(nodeId: string, key: string, replicaId = `${nodeId}~0123abcd`): Promise<Attempt> {
+async function hello(
+  nodeId: string, key: string, replicaId = `${nodeId}~0123abcd`, isAllowed: (id: string) => boolean = (id) => id === LISTED,
+): Promise<Attempt> {
   const replica = peers.replica(SELF);
   const metrics = createMetrics({ defaults: false });
-  const out: Attempt = { error: null, closed: null, refusal: null, metrics };
+  const out: Attempt = { error: null, closed: null, refusal: null, metrics, ready: false };
   let challenge: { nonce: string } | null = null;
   let answered = () => undefined as void;
   const answer = new Promise<void>((r) => (answered = r));
@@ -48,11 +52,11 @@ async function hello(nodeId: string, key: string, replicaId = `${nodeId}~0123abc
   const closed = new Promise<void>((r) => (closedDone = r));
   const session: PeerSession = createPeerSession({
     role: "server", nodeId: SELF, keys: createKeyRing({ own: KEY, accepted: [] }), replica, metrics, log: silentLogger(),
-    isAllowed: (id) => id === LISTED,
+    isAllowed,
     options: { batchSize: 100, window: 2, requestTimeoutMs: 2000, statusIntervalMs: 60_000, retry: { minMs: 10, maxMs: 20 }, authTimeoutMs: 5000 },
     onAuthFailed: (reason, id, claim) => (out.refusal = { reason, nodeId: id, ...(claim ? { claim } : {}) }),
     onPeerVector: () => undefined,
-    onReady: () => undefined,
+    onReady: () => void (out.ready = true),
     onClosed: () => undefined,
     transport: {
       remote: "192.0.2.66:40000",
@@ -130,6 +134,27 @@ describe("a caller that proved the cluster key", () => {
     const ok = await hello(LISTED, KEY);
     expect(ok.error).toBeNull();
     expect(ok.refusal).toBeNull();
+  });
+});
+
+describe("a caller taken out of the node's lists during its handshake (SIGHUP)", () => {
+  it("is not admitted once its hello was answered: its session is closed as a removed peer's", async () => {
+    let listed = true;
+    const attempt = await hello(LISTED, KEY, undefined, (id) => listed && id === LISTED);
+    expect(attempt.error).toBeNull();
+    // The answer is on the wire; the session is admitted a turn later. A SIGHUP drops the peer now.
+    listed = false;
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(attempt.ready).toBe(false);
+    expect(attempt.closed).toBe("1000 peer removed from config");
+  });
+
+  it("still listed, is admitted", async () => {
+    const attempt = await hello(LISTED, KEY);
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(attempt.ready).toBe(true);
   });
 });
 
