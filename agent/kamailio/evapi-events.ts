@@ -81,6 +81,8 @@ export function createEvapiEvents(deps: {
     flow: { pause: () => evapi?.pause(), resume: () => evapi?.resume() },
   });
 
+  const acks = deps.acknowledge && config.evapi ? createEventAcks({ send: deps.acknowledge, log }) : null;
+
   /**
    * While the journal is behind, registrar events are still journaled, on purpose: the REGISTER
    * already wrote Kamailio's own usrloc, and the sink never writes this node's bindings back, so
@@ -88,8 +90,6 @@ export function createEvapiEvents(deps: {
    * aside by the remedy, and the fresh one learns these registrations from Kamailio's ul.dump)
    * and would count failures and, with the intake's queue full, pause Kamailio's evapi for nothing.
    */
-  const acks = deps.acknowledge ? createEventAcks({ send: deps.acknowledge, log }) : null;
-
   function onEvent(ev: KamailioEvent): void {
     received++;
     if (ev.type !== "register") {
