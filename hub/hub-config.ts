@@ -42,8 +42,14 @@ export interface HubConfig {
  * The LOCMESH_* variables a hub takes. An agent's own (LOCMESH_DATA_DIR, LOCMESH_MESH_PEERS,
  * LOCMESH_JOURNAL_SYNCHRONOUS, LOCMESH_KAMAILIO_*) are not a hub's settings: an environment shared
  * with agents (a compose file) leaves the hub alone rather than failing it with "unknown setting".
+ * LOCMESH_POSTGRES_URL is applied as the others are (config-sources.ts): blank counts as unset, and
+ * one that differs from the file's postgres.url is an override, which SIGHUP warns of by the
+ * setting's and the variable's names (never the URL, which may hold a password).
  */
-const HUB_ENV_VARS = ENV_VARS.filter((v) => !["dataDir", "mesh.peers", "journal.synchronous"].includes(v.path.join(".")) && v.path[0] !== "kamailio");
+const HUB_ENV_VARS: typeof ENV_VARS = [
+  ...ENV_VARS.filter((v) => !["dataDir", "mesh.peers", "journal.synchronous"].includes(v.path.join(".")) && v.path[0] !== "kamailio"),
+  { name: "LOCMESH_POSTGRES_URL", path: ["postgres", "url"] },
+];
 
 function hubSchema(fs: LoadOptions["fs"] & object) {
   const base = buildConfigSchema(fs);
@@ -78,21 +84,21 @@ const HUB_HINTS: Record<string, string> = {
   "dataDir": "a hub keeps its state in PostgreSQL (postgres.url), not in a data directory",
   "postgres.url": "; set postgres.url (postgres://user:password@host/db) in the config file or with LOCMESH_POSTGRES_URL",
   "kamailio": "a hub is not attached to a Kamailio; that setting belongs in the agents' configs",
+  // The agent's SQLite journal; a hub's state is in PostgreSQL, configured there.
+  "journal.synchronous": "is an agent setting (how its SQLite journal syncs to disk), which a hub does not use: a hub commits to PostgreSQL (its synchronous_commit decides). Remove it from the hub's config",
+  "journal.cacheMiB": "is an agent setting (its SQLite journal's page cache), which a hub does not use: a hub keeps no journal of its own, its state is in PostgreSQL. Remove it from the hub's config",
+  "hub": "is an agent setting (the hubs an agent dials), which a hub does not use: hubs do not dial each other, they share PostgreSQL. Remove it from the hub's config",
 };
 
 export function loadHubConfig(opts: LoadOptions): HubConfig {
   const fs = opts.fs ?? nodeFs;
-  const g = gatherConfig({ file: opts.file, env: opts.env, fs, cwd: opts.cwd ?? process.cwd(), secrets: [MESH_SECRET, API_TOKEN], secretLists: [ACCEPTED_SECRETS, ACCEPTED_TOKENS], envVars: HUB_ENV_VARS });
+  const g = gatherConfig({
+    file: opts.file, env: opts.env, fs, cwd: opts.cwd ?? process.cwd(), secrets: [MESH_SECRET, API_TOKEN], secretLists: [ACCEPTED_SECRETS, ACCEPTED_TOKENS],
+    envVars: HUB_ENV_VARS, inlineSecrets: inlinePassword,
+  });
   if (g.raw["postgres"] === undefined) g.raw["postgres"] = {};
-  noteInlinePassword(g);
-  const pgUrl = opts.env["LOCMESH_POSTGRES_URL"];
-  const pg = g.raw["postgres"];
-  if (pgUrl && typeof pg === "object" && pg !== null && !Array.isArray(pg)) {
-    (pg as Record<string, unknown>)["url"] = pgUrl.trim();
-    g.sources.set("postgres.url", "from LOCMESH_POSTGRES_URL");
-  }
   const result = hubSchema(fs).safeParse(g.raw, { error: configErrorMap });
-  const problems = [...g.problems, ...(result.success ? [] : describeIssues(result.error.issues, g, [], HUB_HINTS))];
+  const problems = [...g.problems, ...(result.success ? [] : describeIssues(result.error.issues, g, [], HUB_HINTS)), ...agentIdProblems(g)];
   if (result.success && result.data.mesh.agents.length === 0 && !result.data.mesh.acceptUnlisted) {
     problems.push("mesh.agents: list the agents' node ids, or set mesh.acceptUnlisted: true (as it is, every agent would be refused)");
   }
@@ -104,16 +110,43 @@ export function loadHubConfig(opts: LoadOptions): HubConfig {
   return Object.freeze(result.data) as HubConfig;
 }
 
+/**
+ * mesh.agents naming this hub or one agent twice: checked on the raw input, as an agent's mesh.peers
+ * are (agent/config/cross-field.ts), so that they are reported with every other problem. Ids the
+ * schema refuses are left to its message.
+ */
+function agentIdProblems(g: Gathered): string[] {
+  const mesh = g.raw["mesh"];
+  const agents = typeof mesh === "object" && mesh !== null ? (mesh as Record<string, unknown>)["agents"] : undefined;
+  if (!Array.isArray(agents)) return [];
+  const nodeId = g.raw["nodeId"];
+  const from = g.sources.get("nodeId");
+  const out: string[] = [];
+  const seen = new Map<string, number>();
+  agents.forEach((id: unknown, i) => {
+    if (typeof id !== "string") return;
+    if (id === nodeId) {
+      out.push(
+        `mesh.agents[${i}]: is this hub's own id (nodeId ${id}${from ? `, ${from}` : ""}); a hub takes no session from itself. ` +
+          "Remove it; if an agent runs with this id too, give the hub or the agent another (every node needs its own)",
+      );
+    }
+    const first = seen.get(id);
+    if (first !== undefined) out.push(`mesh.agents[${i}]: duplicates mesh.agents[${first}] (${id}); list each agent once`);
+    else seen.set(id, i);
+  });
+  return out;
+}
+
 /** A database password written in the config file makes that file a secret too (secret-file-modes.ts). */
-function noteInlinePassword(g: Gathered): void {
-  const url = (g.raw["postgres"] as Record<string, unknown> | null)?.["url"];
-  let password = "";
+function inlinePassword(raw: Record<string, unknown>): string[] {
+  const pg = raw["postgres"];
+  const url = typeof pg === "object" && pg !== null ? (pg as Record<string, unknown>)["url"] : undefined;
   try {
-    password = typeof url === "string" ? new URL(url).password : "";
+    return typeof url === "string" && new URL(url).password !== "" ? ["the postgres.url password"] : [];
   } catch {
-    return; // the schema reports a malformed URL
+    return []; // the schema reports a malformed URL
   }
-  if (password !== "") g.secretFiles.find((f) => f.holds !== undefined)?.holds!.push("the postgres.url password");
 }
 
 export function redactHubConfig(c: HubConfig): object {

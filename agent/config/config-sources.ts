@@ -128,8 +128,14 @@ export function gatherConfig(opts: {
   secrets: readonly SecretRef[];
   /** Lists of further accepted secrets to read from their files (ACCEPTED_SECRETS, ACCEPTED_TOKENS). */
   secretLists?: readonly SecretListRef[];
-  /** The variables that apply (default: all of ENV_VARS); a hub takes only those of its settings. */
+  /** The variables that apply (default: all of ENV_VARS); a hub takes only those of its settings, and LOCMESH_POSTGRES_URL. */
   envVars?: typeof ENV_VARS;
+  /**
+   * Further secrets the file holds inline, by name (a hub: "the postgres.url password"), for
+   * secretFilesOpenToOthers. Asked before the variables apply: one that overrides the setting
+   * leaves the file holding the secret all the same.
+   */
+  inlineSecrets?: (raw: Raw) => string[];
 }): Gathered {
   const g: Gathered = { raw: {}, sources: new Map(), problems: [], reported: new Set(), secretFiles: [], overridden: [] };
   if (opts.file !== undefined) {
@@ -137,7 +143,7 @@ export function gatherConfig(opts: {
     g.raw = readConfigFile(file, opts.fs);
     resolveFilePaths(g.raw, dirname(file));
     const inline = [...opts.secrets, ...(opts.secretLists ?? [])].filter((r) => holdsInline(g.raw[r.section], r.key));
-    g.secretFiles.push({ setting: "the config file", path: file, holds: inline.map((r) => `${r.section}.${r.key}`) });
+    g.secretFiles.push({ setting: "the config file", path: file, holds: [...inline.map((r) => `${r.section}.${r.key}`), ...(opts.inlineSecrets?.(g.raw) ?? [])] });
   }
   // Missing sections become empty so their required fields are reported by name ("mesh.secret:
   // required") rather than as one opaque "mesh: required".

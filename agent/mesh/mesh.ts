@@ -10,7 +10,6 @@
  * Beside it: each session's WebSocket (peer-socket.ts), what the links report (mesh-status.ts) and
  * the replacement of the peer, agent and hub lists on a config reload (mesh-reload.ts).
  */
-import { readFileSync } from "node:fs";
 import { WebSocket } from "ws";
 import type { BatchRefusal, ResyncStatus } from "../contract/cluster-status.js";
 import type { VersionVector } from "../contract/records.js";
@@ -33,6 +32,7 @@ import type { KeyRing } from "../ops/key-ring.js";
 import { createPeerKeyNotes, createPeerRefusalLog } from "./peer-keys.js";
 import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
 import { createPeerListener } from "./peer-listener.js";
+import { readTlsFiles } from "./tls-files.js";
 import type { ClaimedId } from "./peer-handshake.js";
 import { createOwnHistoryCheck } from "./own-history.js";
 import { createPullCoordinator } from "./pull-coordinator.js";
@@ -145,8 +145,14 @@ export function createMesh(deps: {
     for (const s of [...sessions.values(), ...pending]) s.close(4010, "journal behind peer: restored or lost commits; see the agent log");
   });
   const ownHistory = deps.checkOwnHistory ? createOwnHistoryCheck({ replica, journalBehind, log }) : null;
-  /** What dials check peers against: mesh.tls.ca, which a SIGHUP may read again (setTls). */
-  let ca: Buffer | undefined = o.tls?.ca ? readFileSync(o.tls.ca) : undefined;
+  /**
+   * What dials check peers against: mesh.tls.ca, which a SIGHUP may read again (setTls). The files
+   * are checked here as a SIGHUP checks them (readTlsFiles throws a TlsFilesError naming the file),
+   * certificate and key too: the peer port reads them only when it opens, and an agent in hub mode
+   * with no mesh.peers never opens it, its mesh.tls only the CA of its wss:// hubs. Unchecked, a CA
+   * that is not PEM started fine and failed every dial as "self-signed certificate".
+   */
+  let ca: Buffer | undefined = o.tls ? readTlsFiles(o.tls).ca : undefined;
 
   const isAllowed = (id: string) => o.acceptUnlisted || lists.peers.some((p) => p.id === id) || lists.allowed.includes(id);
   const hubSession = () => [...sessions.values()].find((s) => s.peerIsHub && s.isReady());

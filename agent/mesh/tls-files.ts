@@ -1,8 +1,9 @@
 /**
  * The peer port's TLS files (`mesh.tls`: PEM certificate, key, and the CA peers are checked
  * against), read and checked together: a key that does not match its certificate, or a file that is
- * not PEM, is found here, naming the file, rather than at the next peer's handshake. A SIGHUP reads
- * them again (a renewed certificate at the same path), keeping the running ones when they fail.
+ * not PEM, is found here, naming the file, rather than at the next peer's handshake. The mesh reads
+ * them at its start, whether or not its peer port opens (mesh.ts), and a SIGHUP reads them again (a
+ * renewed certificate at the same path), keeping the running ones when they fail.
  */
 import { readFileSync } from "node:fs";
 import { X509Certificate } from "node:crypto";

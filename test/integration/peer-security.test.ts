@@ -137,6 +137,38 @@ describe("TLS files renewed while running (SIGHUP)", () => {
   });
 });
 
+describe("mesh.tls of an agent in hub mode whose peer port stays closed", () => {
+  it("a CA that is not PEM refuses the start naming the file; one gone bad later is refused by SIGHUP without claiming a peer port serves", async () => {
+    const pki = makeTestPki(join(dir, "closed-port-pki"));
+    const d = join(dir, "closed-port", "tls");
+    mkdirSync(d, { recursive: true });
+    const files = { cert: join(d, "node.crt"), key: join(d, "node.key"), ca: join(d, "ca.crt") };
+    copyFileSync(pki.cert, files.cert);
+    copyFileSync(pki.key, files.key);
+    writeFileSync(files.ca, "not a certificate\n");
+    // No mesh.peers, mesh.acceptUnlisted off: the port stays closed, mesh.tls is there for the hubs' CA. Nothing answers at the hub URL.
+    const h = await agent("hm1", await freePort(), [], { mesh: { tls: files }, hub: { urls: [`wss://127.0.0.1:${await freePort()}`] } });
+    const escaped = files.ca.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+    await expect(h.start()).rejects.toThrow(/exited with 1/);
+    expect(h.child?.exitCode).toBe(1);
+    expect(readFileSync(h.logPath, "utf8")).toMatch(new RegExp(`locmesh agent failed to start: mesh\\.tls\\.ca: ${escaped} is not a PEM certificate`));
+
+    // With the CA fixed it starts, its port closed; the CA gone bad again is refused at SIGHUP, the running one kept.
+    copyFileSync(pki.ca, files.ca);
+    await h.start();
+    expect(readFileSync(h.logPath, "utf8")).toContain(`peer mesh not listening on 127.0.0.1:${h.spec.meshPort}`);
+    writeFileSync(files.ca, "not a certificate\n");
+    h.reload();
+    const refusedLines = () => readFileSync(h.logPath, "utf8").split("\n").filter((l) => l.includes("mesh.tls could not be read again"));
+    await waitFor("the agent refused the bad CA", async () => refusedLines().length === 1);
+    expect(refusedLines()[0]).toMatch(new RegExp(`mesh\\.tls\\.ca: ${escaped} is not a PEM certificate`));
+    expect(refusedLines()[0]).toContain("dials keep checking peers and hubs against the running CA (this node has no peer port open");
+    expect(refusedLines()[0]).not.toContain("peer port keeps serving");
+    expect(h.child?.exitCode).toBeNull();
+  });
+});
+
 describe("admission of node ids", () => {
   it("refuses an unlisted node that has the right key, and counts it; acceptUnlisted lets it in", async () => {
     const gate = await agent("gate", await freePort(), []);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, type ConfigFs } from "../../agent/config/agent-config.js";
+import { ConfigError, envOverrideOnReload, type ConfigFs } from "../../agent/config/agent-config.js";
 import { loadHubConfig, redactHubConfig } from "../../hub/hub-config.js";
 
 const memFs = (files: Record<string, string>): ConfigFs => ({
@@ -73,6 +73,40 @@ describe("loadHubConfig", () => {
     expect(JSON.stringify(redactHubConfig(c))).not.toMatch(/secret@|0123456789abcdef/);
   });
 
+  it("records LOCMESH_POSTGRES_URL as an override of the file's postgres.url, as the other variables, for SIGHUP's warning, which shows no password", () => {
+    const overrides: [string, string][] = [];
+    const loadWith = (text: string, env: Record<string, string>) =>
+      loadHubConfig({ file: FILE, env, fs: memFs({ [FILE]: text }), cwd: "/srv", onEnvOverride: (setting, variable) => overrides.push([setting, variable]) });
+    expect(loadWith(minimal, { LOCMESH_POSTGRES_URL: " postgres://u:secret@other/db " }).postgres.url).toBe("postgres://u:secret@other/db");
+    expect(overrides).toEqual([["postgres.url", "LOCMESH_POSTGRES_URL"]]);
+    const warning = envOverrideOnReload(...overrides[0]!);
+    expect(warning).toMatch(/^SIGHUP: the config file's postgres\.url is not applied: LOCMESH_POSTGRES_URL in the environment/);
+    expect(warning).not.toMatch(/secret|pw|postgres:\/\//);
+    // The same URL in both, or none in the file: nothing is overridden.
+    overrides.splice(0);
+    loadWith(minimal, { LOCMESH_POSTGRES_URL: "postgres://locmesh:pw@db/locmesh" });
+    loadWith(minimal.replace("postgres:\n  url: postgres://locmesh:pw@db/locmesh\n", ""), { LOCMESH_POSTGRES_URL: "postgres://u:secret@other/db" });
+    expect(overrides).toEqual([]);
+  });
+
+  it("takes a blank LOCMESH_POSTGRES_URL as unset, as the other variables", () => {
+    expect(load(minimal, { LOCMESH_POSTGRES_URL: "  " }).postgres.url).toBe("postgres://locmesh:pw@db/locmesh");
+    expect(problemsOf(() => load(minimal.replace("postgres:\n  url: postgres://locmesh:pw@db/locmesh\n", ""), { LOCMESH_POSTGRES_URL: " \t" }))).toEqual([
+      "postgres.url: required; set postgres.url (postgres://user:password@host/db) in the config file or with LOCMESH_POSTGRES_URL",
+    ]);
+  });
+
+  it("still counts the file's postgres.url password when LOCMESH_POSTGRES_URL overrides it, and not the variable's", () => {
+    const warnings: string[] = [];
+    const loadWith = (text: string) =>
+      loadHubConfig({ file: FILE, env: { LOCMESH_POSTGRES_URL: "postgres://u:secret@other/db" }, fs: { ...memFs({ [FILE]: text }), mode: () => 0o100644 }, cwd: "/srv", onWarning: (w) => warnings.push(w) });
+    loadWith(minimal);
+    expect(warnings).toEqual([expect.stringMatching(/^the config file \(it holds mesh\.secret and api\.token and the postgres\.url password\)/)]);
+    warnings.splice(0);
+    loadWith(minimal.replace("locmesh:pw@", "locmesh@"));
+    expect(warnings).toEqual([expect.stringMatching(/^the config file \(it holds mesh\.secret and api\.token\)/)]);
+  });
+
   it("takes further cluster keys and API tokens to accept while they are rotated, from files too, and keeps them out of the log", () => {
     const text = minimal.replace("  agents:", "  acceptedSecretFiles: [/etc/locmesh/old.key]\n  agents:").replace("  token: 0123456789abcdef-api\n", "  token: 0123456789abcdef-api\n  acceptedTokens: [fedcba9876543210-api]\n");
     const c = loadHubConfig({ file: FILE, env: {}, fs: memFs({ [FILE]: text, "/etc/locmesh/old.key": "fedcba9876543210-mesh\n" }), cwd: "/srv" });
@@ -115,6 +149,28 @@ describe("loadHubConfig", () => {
       "mesh.peers: a hub dials no peer: list the agents it accepts in mesh.agents (their node ids), and give the agents the hub's URL in hub.urls",
       "postgres.url: required; set postgres.url (postgres://user:password@host/db) in the config file or with LOCMESH_POSTGRES_URL",
     ]));
+  });
+
+  it("refuses an agent's journal settings (and hub.urls) as settings a hub does not use, saying to remove them, not as misspelt", () => {
+    const problems = problemsOf(() => load(`${minimal}journal:\n  retentionHours: 48\n  synchronous: normal\n  cacheMiB: 64\nhub:\n  urls: [ws://10.0.0.9:7100]\n`));
+    expect(problems).toEqual([
+      "journal.synchronous: is an agent setting (how its SQLite journal syncs to disk), which a hub does not use: a hub commits to PostgreSQL (its synchronous_commit decides). Remove it from the hub's config",
+      "journal.cacheMiB: is an agent setting (its SQLite journal's page cache), which a hub does not use: a hub keeps no journal of its own, its state is in PostgreSQL. Remove it from the hub's config",
+      "hub: is an agent setting (the hubs an agent dials), which a hub does not use: hubs do not dial each other, they share PostgreSQL. Remove it from the hub's config",
+    ]);
+    expect(problems.join("\n")).not.toMatch(/unknown setting/);
+    expect(problemsOf(() => load(`${minimal}journal:\n  retentionHourz: 48\n`))).toEqual(["journal.retentionHourz: unknown setting (check the spelling)"]);
+  });
+
+  it("refuses mesh.agents that lists the hub's own id or an agent twice, with every other problem", () => {
+    expect(problemsOf(() => load(minimal.replace("agents: [sip1, sip2]", "agents: [sip1, hub1, sip2, sip1]").replace("secret: 0123456789abcdef-mesh", "secret: short")))).toEqual([
+      expect.stringMatching(/^mesh\.secret: must be at least 16/),
+      "mesh.agents[1]: is this hub's own id (nodeId hub1); a hub takes no session from itself. Remove it; if an agent runs with this id too, give the hub or the agent another (every node needs its own)",
+      "mesh.agents[3]: duplicates mesh.agents[0] (sip1); list each agent once",
+    ]);
+    expect(problemsOf(() => load(minimal, { LOCMESH_NODE_ID: "sip2" }))).toEqual([
+      "mesh.agents[1]: is this hub's own id (nodeId sip2, from LOCMESH_NODE_ID); a hub takes no session from itself. Remove it; if an agent runs with this id too, give the hub or the agent another (every node needs its own)",
+    ]);
   });
 
   it("words its problems as an agent's loader does: the variable a value came from, one line per problem", () => {
