@@ -37,11 +37,10 @@ event_route[evapi:connection-new] {
 	evapi_set_tag("locmesh-new");
 	# A new connection in the slot of a bulk channel is not a bulk channel.
 	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));${closeChannel}
-	# The agent's event connection is back (none was open): the drain first queues again what the
-	# agent had not acknowledged (registerRoute, LOCMESH_RESEND).
-	if ($shv(${EVENTS_SHV}) == 0) {
-		$shv(${RESEND_SHV}) = 1;
-	}
+	# The agent connected: the drain queues again what it sent and the agent has not acknowledged
+	# (registerRoute, LOCMESH_RESEND). At every connection, not only when none was open: the old
+	# connection's close may not have been seen yet, and a bulk channel's first moments look the same.
+	$shv(${RESEND_SHV}) = 1;
 	# It carries events until it says something (bulkRoute): the drain may send.
 	$shv(${EVENTS_SHV}) = $shv(${EVENTS_SHV}) | (1 << $evapi(conidx));
 }

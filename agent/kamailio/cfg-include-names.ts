@@ -35,6 +35,13 @@ export const RESEND_SHV = "locmesh_resend";
 export const UNACKED_QUEUE = "locmesh_unacked";
 /** Most unacknowledged events kept (mqueue drops the oldest past it; those are left to the reconcile). */
 export const UNACKED_SIZE = 10_000;
+/**
+ * Most events the drain sends ahead of the agent's acknowledgements while they come (below
+ * UNACKED_SIZE, so that none is dropped from the kept queue); and after how many seconds without
+ * one it sends on regardless, as before acknowledgements (a frozen agent, jsonrpcs failing).
+ */
+export const UNACKED_WINDOW = 8_000;
+export const ACK_STALL_SEC = 3;
 
 /** The shared-memory queue (mqueue) REGISTERs wait in for the drain process (registerRoute). */
 export const LOCMESH_QUEUE = "locmesh";

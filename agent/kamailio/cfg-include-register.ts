@@ -3,7 +3,9 @@
  * its drain that send each REGISTER to the agent over evapi with the AoR's contacts, and the
  * expired-contact event.
  */
-import { ACKED_SHV, EVENTS_SHV, LOCMESH_QUEUE, QUEUE_HIGH, RELAYED_SHV, RESEND_SHV, UNACKED_QUEUE } from "./cfg-include-names.js";
+import {
+  ACK_STALL_SEC, ACKED_SHV, EVENTS_SHV, LOCMESH_QUEUE, QUEUE_HIGH, QUEUE_SIZE, RELAYED_SHV, RESEND_SHV, UNACKED_QUEUE, UNACKED_WINDOW,
+} from "./cfg-include-names.js";
 import { EVENT_FORMAT } from "./event-format2.js";
 import { EVENT_NUMBER_MAX } from "./register-event.js";
 
@@ -114,10 +116,18 @@ route[LOCMESH_REGISTER] {
 		$var(lm_w) = $var(lm_w) + 1;
 	}
 	if (mq_add("${LOCMESH_QUEUE}", "$tu", '${request}')) return;
-	# Too big for the queue's pv buffer. With no agent to send it to (evapi would drop it), queue what
-	# fits: the AoR, whose contacts the drain reads back, without the request's own headers.
-	if ($shv(${EVENTS_SHV}) == 0 && mq_add("${LOCMESH_QUEUE}", "$tu", '${OVERSIZED_REQUEST}')) return;
-	# Else send it from here, whole (not numbered: not sent again).
+	# Too big for the queue's pv buffer. With the agent connected, send it from here, whole (evapi
+	# would drop it with no agent); and queue what fits, numbered and kept like any drained event
+	# (sent again should the agent die before it journals it): the AoR, whose contacts the drain
+	# reads back, without the request's own headers.
+	if ($shv(${EVENTS_SHV}) != 0) {
+		route(LOCMESH_SEND_WHOLE);
+	}
+	mq_add("${LOCMESH_QUEUE}", "$tu", '${OVERSIZED_REQUEST}');
+}
+
+# A REGISTER too big for the queue, sent from the SIP worker (not numbered: not kept).
+route[LOCMESH_SEND_WHOLE] {
 ${sendEvent(request, "$tu", false)}}
 
 # The drain (rtimer, every 5 ms): every queued REGISTER, in order, with the AoR's contacts.
@@ -129,10 +139,22 @@ route[LOCMESH_DRAIN] {
 		route(LOCMESH_RESEND);
 	}
 	route(LOCMESH_FORGET);
+	# While the agent acknowledges (its last acknowledgement moved within ${ACK_STALL_SEC} s), at most
+	# ${UNACKED_WINDOW} events are sent and not acknowledged: all of them fit in ${UNACKED_QUEUE}, however
+	# much the sockets would hold. An agent that stopped acknowledging (frozen, its jsonrpcs calls
+	# failing, or one from before acknowledgements) is sent to as before, paced by TCP alone.
+	if ($shv(${ACKED_SHV}) != $var(lm_acked_seen)) {
+		$var(lm_acked_seen) = $shv(${ACKED_SHV});
+		$var(lm_acked_at) = $TV(s);
+	}
+	$var(lm_window) = ${UNACKED_WINDOW};
+	if ($TV(s) - $var(lm_acked_at) >= ${ACK_STALL_SEC}) {
+		$var(lm_window) = ${NO_WINDOW};
+	}
 	$var(lm_d) = 0;
-	while ($var(lm_d) < 100 && $shv(${EVENTS_SHV}) != 0 && $mq_size(${LOCMESH_QUEUE}) > 0) {
+	while ($var(lm_d) < 100 && $shv(${EVENTS_SHV}) != 0 && $mq_size(${LOCMESH_QUEUE}) > 0 && $mq_size(${UNACKED_QUEUE}) < $var(lm_window)) {
 		$var(lm_e) = 0;
-		while ($var(lm_e) < 100 && $shv(${EVENTS_SHV}) != 0 && mq_fetch("${LOCMESH_QUEUE}")) {
+		while ($var(lm_e) < 100 && $shv(${EVENTS_SHV}) != 0 && $mq_size(${UNACKED_QUEUE}) < $var(lm_window) && mq_fetch("${LOCMESH_QUEUE}")) {
 			route(LOCMESH_EVENT);
 			$var(lm_e) = $var(lm_e) + 1;
 		}
@@ -168,22 +190,30 @@ route[LOCMESH_FORGET] {
 	}
 }
 
-# The agent's event connection came back (connection-new): queue again what it had not
-# acknowledged, each read back when it is drained, as REGISTERs held while it was away are.
+# An agent connected (connection-new): queue again all that was sent and is still kept, each read
+# back when it is drained, as REGISTERs held while no agent was connected are. All of it, without
+# forgetting first: the new connection may already have acknowledged events of its own, and the
+# kept ones before them were never journaled. Sent twice, an event changes nothing. Only as many
+# as the queue has room for (it would drop its oldest: REGISTERs held and not yet sent); the rest
+# are left to the reconcile.
 route[LOCMESH_RESEND] {
-	route(LOCMESH_FORGET);
 	$var(lm_moved) = 0;
 	$var(lm_f) = 0;
-	while ($var(lm_f) < 100 && $mq_size(${UNACKED_QUEUE}) > 0) {
+	while ($var(lm_f) < 100 && $mq_size(${UNACKED_QUEUE}) > 0 && $mq_size(${LOCMESH_QUEUE}) < ${QUEUE_SIZE}) {
 		$var(lm_g) = 0;
-		while ($var(lm_g) < 100 && mq_fetch("${UNACKED_QUEUE}")) {
+		while ($var(lm_g) < 100 && $mq_size(${LOCMESH_QUEUE}) < ${QUEUE_SIZE} && mq_fetch("${UNACKED_QUEUE}")) {
 			mq_add("${LOCMESH_QUEUE}", "$mqk(${UNACKED_QUEUE})", "$mqv(${UNACKED_QUEUE})");
 			$var(lm_moved) = $var(lm_moved) + 1;
 			$var(lm_g) = $var(lm_g) + 1;
 		}
 		$var(lm_f) = $var(lm_f) + 1;
 	}
+	$var(lm_left) = $mq_size(${UNACKED_QUEUE});
 	$shv(${ACKED_SHV}) = $shv(${RELAYED_SHV});
+	$var(lm_acked_seen) = $shv(${ACKED_SHV});
+	if ($var(lm_left) > 0) {
+		xlog("L_WARN", "locmesh: $var(lm_left) registrar events the agent had not acknowledged are not sent again: the queue is full\\n");
+	}
 	if ($var(lm_moved) > 0) {
 		xlog("L_INFO", "locmesh: $var(lm_moved) registrar events the agent had not acknowledged are sent again\\n");
 	}
@@ -191,10 +221,12 @@ route[LOCMESH_RESEND] {
 `;
 }
 
+/** The drain's window while acknowledgements do not come: none (the kept queue drops its oldest past UNACKED_SIZE). */
+const NO_WINDOW = 1_000_000_000;
+
 /**
- * The request's half of an event for a REGISTER too big for the queue, taken while no agent is
- * connected (registerRoute): its AoR and source, and no Contact, Call-ID or User-Agent, which is
- * what made it too big. The agent reads it as a query (rc 4: registrar-input.ts), learning the
+ * The request's half of an event for a REGISTER too big for the queue (registerRoute): its AoR
+ * and source, and no Contact, Call-ID or User-Agent, which is what made it too big. The agent reads it as a query (rc 4: registrar-input.ts), learning the
  * AoR's contacts as Kamailio holds them when it is drained; a contact it de-registered is left to
  * the next REGISTER of the AoR or the reconcile.
  */

@@ -62,12 +62,21 @@ describe("kamailioInclude", () => {
     const forget = text.split("route[LOCMESH_FORGET] {")[1]?.split("\n}\n")[0] ?? "";
     expect(forget).toContain("if ($shv(locmesh_acked) > $shv(locmesh_relayed)) return;");
     expect(forget).toContain("$mq_size(locmesh_unacked) > $shv(locmesh_relayed) - $shv(locmesh_acked) && mq_fetch(\"locmesh_unacked\")");
-    // An event connection opened while none was sets the drain resending what it kept.
+    // Every agent connection (after the address check) sets the drain resending what it kept.
     const connect = text.split("event_route[evapi:connection-new] {")[1]?.split("\n}\n")[0] ?? "";
-    expect(connect).toContain("if ($shv(locmesh_events) == 0) {\n\t\t$shv(locmesh_resend) = 1;\n\t}");
+    expect(connect.indexOf("\t$shv(locmesh_resend) = 1;\n")).toBeGreaterThan(connect.indexOf("evapi_close();"));
+    // All it kept, without forgetting first, and only as much as the queue has room for.
     const resend = text.split("route[LOCMESH_RESEND] {")[1]?.split("\n}\n")[0] ?? "";
+    expect(resend).not.toContain("route(LOCMESH_FORGET)");
+    expect(resend).toContain('while ($var(lm_g) < 100 && $mq_size(locmesh) < 20000 && mq_fetch("locmesh_unacked")) {');
     expect(resend).toContain('mq_add("locmesh", "$mqk(locmesh_unacked)", "$mqv(locmesh_unacked)");');
     expect(resend).toContain("$shv(locmesh_acked) = $shv(locmesh_relayed);");
+    // The drain sends at most 8,000 ahead of acknowledgements that come, without a window once they stop for 3 s.
+    const drain = text.split("route[LOCMESH_DRAIN] {")[1]?.split("\n}\n")[0] ?? "";
+    expect(drain).toContain("$var(lm_window) = 8000;\n\tif ($TV(s) - $var(lm_acked_at) >= 3) {\n\t\t$var(lm_window) = 1000000000;");
+    // A REGISTER too big for the queue is sent whole only with the agent connected, and queued as its AoR always.
+    const register = text.split("route[LOCMESH_REGISTER] {")[1]?.split("\n}\n")[0] ?? "";
+    expect(register).toContain("if ($shv(locmesh_events) != 0) {\n\t\troute(LOCMESH_SEND_WHOLE);\n\t}\n\tmq_add(\"locmesh\", \"$tu\", '\"rc\":4,");
     expect(text).toContain('"count":0,"contacts":[]}\');');
     expect(text).toContain(`evapi_relay('{"v":2,"event":"expired",`);
   });
@@ -89,8 +98,8 @@ describe("kamailioInclude", () => {
   it("holds the queue while no agent event connection is open", () => {
     expect(text).toContain('modparam("pv", "shvset", "locmesh_events=i:0")');
     const drain = text.split("route[LOCMESH_DRAIN] {")[1]?.split("\n}\n")[0] ?? "";
-    expect(drain).toContain("while ($var(lm_d) < 100 && $shv(locmesh_events) != 0 && $mq_size(locmesh) > 0) {");
-    expect(drain).toContain('while ($var(lm_e) < 100 && $shv(locmesh_events) != 0 && mq_fetch("locmesh")) {');
+    expect(drain).toContain("while ($var(lm_d) < 100 && $shv(locmesh_events) != 0 && $mq_size(locmesh) > 0 && $mq_size(locmesh_unacked) < $var(lm_window)) {");
+    expect(drain).toContain('while ($var(lm_e) < 100 && $shv(locmesh_events) != 0 && $mq_size(locmesh_unacked) < $var(lm_window) && mq_fetch("locmesh")) {');
     // Set after the address check, cleared on close and when the connection speaks (a bulk channel).
     const connect = text.split("event_route[evapi:connection-new] {")[1]?.split("\n}\n")[0] ?? "";
     expect(connect.indexOf("$shv(locmesh_events) = $shv(locmesh_events) | (1 << $evapi(conidx));")).toBeGreaterThan(connect.indexOf("evapi_close();"));
