@@ -37,8 +37,8 @@ event_route[evapi:connection-new] {
 	evapi_set_tag("locmesh-new");
 	# A new connection in the slot of a bulk channel is not a bulk channel.
 	$var(lm_bulk) = $var(lm_bulk) & ~(1 << $evapi(conidx));${closeChannel}
-	# The agent connected: the drain queues again what it sent and the agent has not acknowledged
-	# (registerRoute, LOCMESH_RESEND). At every connection, not only when none was open: the old
+	# The agent connected: the drain sends again what it sent and the agent has not acknowledged
+	# (registerRoute, LOCMESH_DRAIN). At every connection, not only when none was open: the old
 	# connection's close may not have been seen yet, and a bulk channel's first moments look the same.
 	$shv(${RESEND_SHV}) = 1;
 	# It carries events until it says something (bulkRoute): the drain may send.

@@ -4,7 +4,7 @@
  * expired-contact event.
  */
 import {
-  ACK_STALL_SEC, ACKED_SHV, EVENTS_SHV, LOCMESH_QUEUE, QUEUE_HIGH, QUEUE_SIZE, RELAYED_SHV, RESEND_SHV, UNACKED_QUEUE, UNACKED_WINDOW,
+  ACK_STALL_SEC, ACKED_SHV, EVENTS_SHV, LOCMESH_QUEUE, QUEUE_HIGH, RELAYED_SHV, RESEND_SHV, UNACKED_QUEUE, UNACKED_WINDOW,
 } from "./cfg-include-names.js";
 import { EVENT_FORMAT } from "./event-format2.js";
 import { EVENT_NUMBER_MAX } from "./register-event.js";
@@ -31,9 +31,10 @@ import { EVENT_NUMBER_MAX } from "./register-event.js";
  *   (QUEUE_SIZE at most; mqueue then drops its oldest, silently) and reach the agent once it
  *   connects, read back at that time. Only what went beyond the queue is left to the reconcile.
  * - The drain numbers each event it sends ("n") and keeps its queue entry in UNACKED_QUEUE until
- *   the agent acknowledges it (event-acks.ts, $shv(ACKED_SHV)); when the agent's event connection
- *   comes back it queues those again (LOCMESH_RESEND), so an agent killed with events read and
- *   not journaled, or still in the sockets, misses none of them.
+ *   the agent acknowledges it (event-acks.ts, $shv(ACKED_SHV)), sending at most UNACKED_WINDOW
+ *   ahead of acknowledgements that come; when an agent connects it first sends again all it
+ *   keeps, so an agent killed with events read and not journaled, or still in the sockets, misses
+ *   none of them.
  *
  * The contact list is thus read up to the drain's interval after save(), and may already hold a
  * later REGISTER's change to the AoR (as it already could with two SIP workers); each event says
@@ -134,10 +135,35 @@ ${sendEvent(request, "$tu", false)}}
 # While the agent's event connection is not open the queue is held (evapi would drop the events).
 # Only this process touches ${UNACKED_QUEUE} and $shv(${RELAYED_SHV}), so they never race.
 route[LOCMESH_DRAIN] {
+	# An agent connected (connection-new): send again, first, all that was sent and is still kept.
+	# All of it, without forgetting first: the new connection may already have acknowledged events
+	# of its own, and the kept ones before them were never journaled. Each is read back and sent
+	# under a new number, and kept again behind: the kept queue neither grows nor needs room in the
+	# held one. Sent twice, an event changes nothing.
 	if ($shv(${RESEND_SHV}) != 0) {
 		$shv(${RESEND_SHV}) = 0;
-		route(LOCMESH_RESEND);
+		$var(lm_again) = $mq_size(${UNACKED_QUEUE});
+		$shv(${ACKED_SHV}) = $shv(${RELAYED_SHV});
+		$var(lm_acked_seen) = $shv(${ACKED_SHV});
+		if ($var(lm_again) > 0) {
+			xlog("L_INFO", "locmesh: $var(lm_again) registrar events the agent had not acknowledged are sent again\\n");
+		}
 	}
+	if ($var(lm_again) > $mq_size(${UNACKED_QUEUE})) {
+		$var(lm_again) = $mq_size(${UNACKED_QUEUE});
+	}
+	$var(lm_d) = 0;
+	while ($var(lm_d) < 100 && $shv(${EVENTS_SHV}) != 0 && $var(lm_again) > 0) {
+		$var(lm_e) = 0;
+		while ($var(lm_e) < 100 && $shv(${EVENTS_SHV}) != 0 && $var(lm_again) > 0 && mq_fetch("${UNACKED_QUEUE}")) {
+			$var(lm_again) = $var(lm_again) - 1;
+			route(LOCMESH_EVENT_AGAIN);
+			$var(lm_e) = $var(lm_e) + 1;
+		}
+		$var(lm_d) = $var(lm_d) + 1;
+	}
+	# Until those are all sent again the kept queue does not hold the last events sent in order.
+	if ($var(lm_again) > 0) return;
 	route(LOCMESH_FORGET);
 	# While the agent acknowledges (its last acknowledgement moved within ${ACK_STALL_SEC} s), at most
 	# ${UNACKED_WINDOW} events are sent and not acknowledged: all of them fit in ${UNACKED_QUEUE}, however
@@ -166,14 +192,13 @@ route[LOCMESH_DRAIN] {
 # kept until the agent acknowledges it (numbered and kept before it is relayed: a connection that
 # closes meanwhile still finds it kept).
 route[LOCMESH_EVENT] {
-	$var(lm_num) = $shv(${RELAYED_SHV}) + 1;
-	# From 1 again well before cfg integers overflow (the agent reads 1..${EVENT_NUMBER_MAX}).
-	if ($var(lm_num) > ${EVENT_NUMBER_MAX}) {
-		$var(lm_num) = 1;
-	}
-	mq_add("${UNACKED_QUEUE}", "$mqk(${LOCMESH_QUEUE})", "$mqv(${LOCMESH_QUEUE})");
-	$shv(${RELAYED_SHV}) = $var(lm_num);
+${numberAndKeep(LOCMESH_QUEUE)}
 ${sendEvent(`$mqv(${LOCMESH_QUEUE})`, `$mqk(${LOCMESH_QUEUE})`, true)}}
+
+# A kept REGISTER sent again (LOCMESH_DRAIN), as LOCMESH_EVENT sends a queued one.
+route[LOCMESH_EVENT_AGAIN] {
+${numberAndKeep(UNACKED_QUEUE)}
+${sendEvent(`$mqv(${UNACKED_QUEUE})`, `$mqk(${UNACKED_QUEUE})`, true)}}
 
 # Forget what the agent has journaled: ${UNACKED_QUEUE} holds the last events relayed, in order, and
 # the agent acknowledged every one up to $shv(${ACKED_SHV}). An acknowledgement above what was relayed
@@ -189,36 +214,18 @@ route[LOCMESH_FORGET] {
 		$var(lm_f) = $var(lm_f) + 1;
 	}
 }
-
-# An agent connected (connection-new): queue again all that was sent and is still kept, each read
-# back when it is drained, as REGISTERs held while no agent was connected are. All of it, without
-# forgetting first: the new connection may already have acknowledged events of its own, and the
-# kept ones before them were never journaled. Sent twice, an event changes nothing. Only as many
-# as the queue has room for (it would drop its oldest: REGISTERs held and not yet sent); the rest
-# are left to the reconcile.
-route[LOCMESH_RESEND] {
-	$var(lm_moved) = 0;
-	$var(lm_f) = 0;
-	while ($var(lm_f) < 100 && $mq_size(${UNACKED_QUEUE}) > 0 && $mq_size(${LOCMESH_QUEUE}) < ${QUEUE_SIZE}) {
-		$var(lm_g) = 0;
-		while ($var(lm_g) < 100 && $mq_size(${LOCMESH_QUEUE}) < ${QUEUE_SIZE} && mq_fetch("${UNACKED_QUEUE}")) {
-			mq_add("${LOCMESH_QUEUE}", "$mqk(${UNACKED_QUEUE})", "$mqv(${UNACKED_QUEUE})");
-			$var(lm_moved) = $var(lm_moved) + 1;
-			$var(lm_g) = $var(lm_g) + 1;
-		}
-		$var(lm_f) = $var(lm_f) + 1;
-	}
-	$var(lm_left) = $mq_size(${UNACKED_QUEUE});
-	$shv(${ACKED_SHV}) = $shv(${RELAYED_SHV});
-	$var(lm_acked_seen) = $shv(${ACKED_SHV});
-	if ($var(lm_left) > 0) {
-		xlog("L_WARN", "locmesh: $var(lm_left) registrar events the agent had not acknowledged are not sent again: the queue is full\\n");
-	}
-	if ($var(lm_moved) > 0) {
-		xlog("L_INFO", "locmesh: $var(lm_moved) registrar events the agent had not acknowledged are sent again\\n");
-	}
-}
 `;
+}
+
+/** Cfg lines that give the fetched entry of `queue` the next number and keep it in UNACKED_QUEUE. */
+function numberAndKeep(queue: string): string {
+  return `	$var(lm_num) = $shv(${RELAYED_SHV}) + 1;
+	# From 1 again well before cfg integers overflow (the agent reads 1..${EVENT_NUMBER_MAX}).
+	if ($var(lm_num) > ${EVENT_NUMBER_MAX}) {
+		$var(lm_num) = 1;
+	}
+	mq_add("${UNACKED_QUEUE}", "$mqk(${queue})", "$mqv(${queue})");
+	$shv(${RELAYED_SHV}) = $var(lm_num);`;
 }
 
 /** The drain's window while acknowledgements do not come: none (the kept queue drops its oldest past UNACKED_SIZE). */
@@ -226,8 +233,9 @@ const NO_WINDOW = 1_000_000_000;
 
 /**
  * The request's half of an event for a REGISTER too big for the queue (registerRoute): its AoR
- * and source, and no Contact, Call-ID or User-Agent, which is what made it too big. The agent reads it as a query (rc 4: registrar-input.ts), learning the
- * AoR's contacts as Kamailio holds them when it is drained; a contact it de-registered is left to
+ * and source, and no Contact, Call-ID or User-Agent, which is what made it too big. The agent
+ * reads it as a query (rc 4: registrar-input.ts), learning the AoR's contacts as Kamailio holds
+ * them when it is drained; a contact it de-registered is left to
  * the next REGISTER of the AoR or the reconcile.
  */
 const OVERSIZED_REQUEST = jsonFormat([

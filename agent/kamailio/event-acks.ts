@@ -2,7 +2,7 @@
  * Acknowledging registrar events to Kamailio, so that none is lost when the agent dies with events
  * read and not journaled (or still in the sockets): the include keeps every event its drain sent
  * until the agent says it is journaled, and queues the rest again when the agent's event connection
- * comes back (cfg-include-register.ts, LOCMESH_FORGET and LOCMESH_RESEND).
+ * comes back (cfg-include-register.ts, LOCMESH_DRAIN and LOCMESH_FORGET).
  *
  * Events arrive in the order the drain numbered them, and are journaled in any order (one AoR's in
  * order, different AoRs side by side: registrar-intake.ts). What the agent acknowledges is the

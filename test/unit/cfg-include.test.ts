@@ -65,12 +65,15 @@ describe("kamailioInclude", () => {
     // Every agent connection (after the address check) sets the drain resending what it kept.
     const connect = text.split("event_route[evapi:connection-new] {")[1]?.split("\n}\n")[0] ?? "";
     expect(connect.indexOf("\t$shv(locmesh_resend) = 1;\n")).toBeGreaterThan(connect.indexOf("evapi_close();"));
-    // All it kept, without forgetting first, and only as much as the queue has room for.
-    const resend = text.split("route[LOCMESH_RESEND] {")[1]?.split("\n}\n")[0] ?? "";
-    expect(resend).not.toContain("route(LOCMESH_FORGET)");
-    expect(resend).toContain('while ($var(lm_g) < 100 && $mq_size(locmesh) < 20000 && mq_fetch("locmesh_unacked")) {');
-    expect(resend).toContain('mq_add("locmesh", "$mqk(locmesh_unacked)", "$mqv(locmesh_unacked)");');
-    expect(resend).toContain("$shv(locmesh_acked) = $shv(locmesh_relayed);");
+    // First all it kept, without forgetting first, each numbered and kept again behind; the main queue waits for them.
+    const drain0 = text.split("route[LOCMESH_DRAIN] {")[1]?.split("\n}\n")[0] ?? "";
+    const again = drain0.indexOf('while ($var(lm_e) < 100 && $shv(locmesh_events) != 0 && $var(lm_again) > 0 && mq_fetch("locmesh_unacked")) {');
+    expect(again).toBeGreaterThan(drain0.indexOf("$var(lm_again) = $mq_size(locmesh_unacked);"));
+    expect(drain0.indexOf("if ($var(lm_again) > 0) return;")).toBeGreaterThan(again);
+    expect(drain0.indexOf("route(LOCMESH_FORGET);")).toBeGreaterThan(drain0.indexOf("if ($var(lm_again) > 0) return;"));
+    const eventAgain = text.split("route[LOCMESH_EVENT_AGAIN] {")[1]?.split("\n}\n")[0] ?? "";
+    expect(eventAgain).toContain('mq_add("locmesh_unacked", "$mqk(locmesh_unacked)", "$mqv(locmesh_unacked)");');
+    expect(eventAgain).toContain('reg_fetch_contacts("location", "$mqk(locmesh_unacked)", "lmc")');
     // The drain sends at most 8,000 ahead of acknowledgements that come, without a window once they stop for 3 s.
     const drain = text.split("route[LOCMESH_DRAIN] {")[1]?.split("\n}\n")[0] ?? "";
     expect(drain).toContain("$var(lm_window) = 8000;\n\tif ($TV(s) - $var(lm_acked_at) >= 3) {\n\t\t$var(lm_window) = 1000000000;");
