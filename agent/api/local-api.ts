@@ -113,7 +113,7 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
   });
 
   rpc.method(ApiMethod.LocationPublish, API_PARAMS[ApiMethod.LocationPublish], async (p): Promise<PublishResult> => {
-    const drafts = await toDrafts(p, replica);
+    const drafts = await toDrafts(p, replica, nowSec());
     const results = await replica.commit(drafts);
     const accepted = results.filter((r) => r !== null).length;
     metrics.changesCommitted.inc(accepted);
@@ -287,8 +287,13 @@ async function applyInKamailio(kamailio: KamailioControl, edited: readonly Chang
   }
 }
 
-/** The edits in order: a remove-aor also removes the contacts upserted before it in the same call. */
-async function toDrafts(p: PublishInput, replica: Replica): Promise<Draft[]> {
+/**
+ * The edits in order: a remove-aor also removes the contacts upserted before it in the same call.
+ * Removals leave expired bindings alone (the purge takes them): listed as present nowhere, they
+ * would be counted as removed, and `location rm` of an AoR whose bindings all expired said
+ * "removed 1 binding" (exit 0) where nothing live was there.
+ */
+async function toDrafts(p: PublishInput, replica: Replica, now: number): Promise<Draft[]> {
   const drafts: Draft[] = [];
   /** Contacts upserted so far in this call, by AoR. */
   const upserted = new Map<string, Set<string>>();
@@ -299,10 +304,15 @@ async function toDrafts(p: PublishInput, replica: Replica): Promise<Draft[]> {
       drafts.push({ kind: "loc", key: aor, sub: contact, value });
       upserted.set(aor, (upserted.get(aor) ?? new Set()).add(contact));
     } else if (e.op === "remove") {
-      drafts.push({ kind: "loc", key: e.aor, sub: e.contact, value: null });
+      const stored = await replica.store.get("loc", e.aor, e.contact);
+      if (upserted.get(e.aor)?.has(e.contact) || (stored !== null && isLive(stored, now))) {
+        drafts.push({ kind: "loc", key: e.aor, sub: e.contact, value: null });
+      }
       upserted.get(e.aor)?.delete(e.contact);
     } else {
-      const stored = await replica.draftsForKeyRemoval("loc", e.aor);
+      const stored = (await replica.store.listKey("loc", e.aor))
+        .filter((c) => isLive(c, now))
+        .map((c): Draft => ({ kind: "loc", key: e.aor, sub: c.sub, value: null }));
       const fresh = [...(upserted.get(e.aor) ?? [])].filter((c) => !stored.some((d) => d.sub === c));
       drafts.push(...stored, ...fresh.map((sub): Draft => ({ kind: "loc", key: e.aor, sub, value: null })));
       upserted.delete(e.aor);

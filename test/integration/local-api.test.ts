@@ -243,6 +243,15 @@ describe("validation and limits", () => {
     await agent.call("location.publish", { edits: [{ op: "remove-aor", aor }] }); // the tests below count the live bindings
   });
 
+  it("does not count expired bindings as removed: nothing live, nothing removed", async () => {
+    const aor = "lapsed@example.com";
+    const expires = Math.floor(Date.now() / 1000) + 1;
+    await agent.call("location.publish", { edits: [{ op: "upsert", binding: { aor, contact: "sip:l1@192.0.2.1", expires } }] });
+    await waitFor("the binding to expire", async () => (await agent.call<{ bindings: unknown[] }>("location.lookup", { aor })).bindings.length === 0, 5000, 100);
+    expect(await agent.call("location.publish", { edits: [{ op: "remove-aor", aor }] })).toEqual({ accepted: 0 });
+    expect(await agent.call("location.publish", { edits: [{ op: "remove", aor, contact: "sip:l1@192.0.2.1" }] })).toEqual({ accepted: 0 });
+  });
+
   it("answers invalid JSON with a parse error and an oversize body with 413", async () => {
     const garbled = await post("{ nope");
     expect(garbled.status).toBe(200);
