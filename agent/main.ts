@@ -29,7 +29,7 @@ const program = new Command()
   .showHelpAfterError()
   // A wrong flag or argument is a usage error, 2 (commander's own is 1, which means "failed" here).
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
-  .addHelpText("after", "\nExit codes: 0 done; 1 the agent refused or the operation failed; 2 usage or config error;\n3 the agent is not reachable; 4 the API token was refused; 141 the output's reader went away (as SIGPIPE).");
+  .addHelpText("after", "\nExit codes: 0 done; 1 the agent refused or the operation failed; 2 usage or config error;\n3 the agent is not reachable; 4 the API token was refused; 130 stopped following with Ctrl-C (resync);\n141 the output's reader went away (as SIGPIPE).");
 
 program
   .command("agent")

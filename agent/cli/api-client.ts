@@ -3,6 +3,7 @@
  * (https://www.jsonrpc.org/specification). Failures become errors whose message tells the operator
  * what to check, since they are printed as-is.
  */
+import { ApiMethod } from "../contract/api-protocol.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import { cellText } from "./table.js";
 
@@ -47,10 +48,10 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
           signal: ctl.signal,
         });
       } catch (err) {
-        throw transportError(err, ctl.signal, base, method, timeoutMs);
+        throw transportError(err, ctl.signal, base, method, params, timeoutMs);
       }
       const text = await res.text().catch((err: unknown) => {
-        throw transportError(err, ctl.signal, base, method, timeoutMs);
+        throw transportError(err, ctl.signal, base, method, params, timeoutMs);
       });
       return parseResponse<T>(res.status, text, base, id);
     } finally {
@@ -76,8 +77,45 @@ export class AgentUnreachableError extends Error {
   override readonly name = "AgentUnreachableError";
 }
 
-function transportError(err: unknown, signal: AbortSignal, url: string, method: string, timeoutMs: number): Error {
+/**
+ * The methods that change what the agent holds or start a run on it (api-protocol.ts ApiMethod):
+ * how to see whether one took effect, from its params. auth.login and changes.subscribe change
+ * only the WebSocket they come on; the other methods only read.
+ */
+const WRITES: ReadonlyMap<string, (params: unknown) => string> = new Map([
+  [ApiMethod.AliasSet, (p: unknown) => `locmesh alias show ${field(p, "alias") ?? "<alias>"}`],
+  [ApiMethod.AliasRemove, (p: unknown) => `locmesh alias show ${field(p, "alias") ?? "<alias>"}`],
+  [ApiMethod.LocationPublish, (p: unknown) => `locmesh location show ${publishedAor(p) ?? "<aor>"}`],
+  [ApiMethod.ClusterResync, () => "locmesh status"],
+  [ApiMethod.KamailioReload, () => "locmesh status"],
+]);
+
+const member = (o: unknown, key: string): unknown => (o && typeof o === "object" ? (o as Record<string, unknown>)[key] : undefined);
+const field = (o: unknown, key: string): string | undefined => {
+  const v = member(o, key);
+  return typeof v === "string" ? v : undefined;
+};
+/** The AoR of a publish's first edit (the CLI's commands send one). */
+const publishedAor = (p: unknown): string | undefined => {
+  const edits = member(p, "edits");
+  const edit: unknown = Array.isArray(edits) ? edits[0] : undefined;
+  return field(edit, "aor") ?? field(member(edit, "binding"), "aor");
+};
+
+/** Where to see whether `method` (a write) took effect; `locmesh status` for the rest. */
+const howToCheck = (method: string, params: unknown) => `\`${WRITES.get(method)?.(params) ?? "locmesh status"}\``;
+
+function transportError(err: unknown, signal: AbortSignal, url: string, method: string, params: unknown, timeoutMs: number): Error {
   if (signal.aborted && signal.reason instanceof TimeoutError) {
+    // A write that timed out may still be applied: an agent paused or slow carries it out once it
+    // goes on (an alias add timed out, the agent resumed, and the alias was set). "Stuck" alone
+    // read as not done.
+    if (WRITES.has(method)) {
+      return new AgentUnreachableError(
+        `${NODE} at ${url} did not answer ${method} within ${timeoutMs} ms (overloaded or stuck? see its log): whether it took effect is unknown; check once it answers (${howToCheck(method, params)})`,
+        { cause: err },
+      );
+    }
     return new AgentUnreachableError(`${NODE} at ${url} did not answer ${method} within ${timeoutMs} ms; it may be overloaded or stuck (see its log)`, { cause: err });
   }
   if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
@@ -86,7 +124,7 @@ function transportError(err: unknown, signal: AbortSignal, url: string, method: 
   // may have run (an agent killed or stopping mid-call, a proxy that dropped it).
   if (code !== undefined && CUT_CODES.has(code)) {
     return new AgentUnreachableError(
-      `the connection to ${NODE} at ${url} broke before ${method} was answered (${code}; the agent stopped or restarted?): whether it took effect is unknown; check once it answers (locmesh status)`,
+      `the connection to ${NODE} at ${url} broke before ${method} was answered (${code}; the agent stopped or restarted?): whether it took effect is unknown; check once it answers (${howToCheck(method, params)})`,
       { cause: err },
     );
   }

@@ -22,6 +22,13 @@ export function apiUrlFault(url: string): string | null {
   }
   if (parsed === null) return `${faultOfUnparsed(url)}; ${GIVE}`;
   if (parsed.hostname === "") return `has no host; ${GIVE}`;
+  // fetch refuses a URL with credentials ("Request cannot be constructed from a URL that includes
+  // credentials"), which the client took for an agent not reachable, printing the password. The
+  // API takes a token, not a user and password.
+  if (parsed.username !== "" || parsed.password !== "") {
+    const what = parsed.password === "" ? "a user name" : "a user name and password";
+    return `has ${what} in it, which the API does not take (fetch refuses to send them): give the API token with --token (or LOCMESH_API_TOKEN) and the URL without them, e.g. ${parsed.origin}`;
+  }
   const port = Number(parsed.port || (parsed.protocol === "https:" ? 443 : 80));
   if (port === 0) return `has port 0, which cannot be dialled; give the port the agent's api.listen uses`;
   if (FETCH_BAD_PORTS.has(port)) return `uses port ${port}, which fetch and browsers refuse to dial; move api.listen to another port (the default is 7180)`;

@@ -9,6 +9,7 @@ import type { ClusterStatus } from "../contract/cluster-status.js";
 import type { KamailioAliasResult, KamailioBinding, KamailioContact, KamailioListResult } from "../contract/kamailio-status.js";
 import type { Alias, Location } from "../contract/records.js";
 import { ConfigError, listenToUrl, loadApiSettings } from "../config/agent-config.js";
+import { redactUrl } from "../ops/redact-url.js";
 import { DEFAULT_API_URL, apiUrlFault } from "./api-url.js";
 import { AgentUnreachableError, createApiClient, type ApiClient } from "./api-client.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
@@ -16,13 +17,15 @@ import { formatStatus } from "./client-output.js";
 import {
   bindingsOf, describeKamailioTable, formatAlias, formatAliasRemoved, formatAliasSet, formatAliases, formatKamailioAlias, formatBindings, formatKamailioContacts, formatKamailioTable, formatLocations,
 } from "./listing-output.js";
-import { reloadFailure, runKamailioReload, runResync } from "./resync-progress.js";
+import { FollowStopped, reloadFailure, runKamailioReload, runResync } from "./resync-progress.js";
 import { cellText } from "./table.js";
 
 export interface ClientIo {
   env: Record<string, string | undefined>;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** Where Ctrl-C (SIGINT) comes from while `resync` follows a run; default: the process. */
+  signals?: Pick<NodeJS.EventEmitter, "once" | "off">;
 }
 
 interface ClientOpts {
@@ -126,17 +129,25 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
       .command("show")
       .argument("<alias>", "alias URI, e.g. sip:bob@example.com")
       .option("--kamailio", "also what this node's Kamailio itself holds for it (usrloc's aliases domain, or alias_db's table), compared with the journal"),
-  ).description("show one alias's target").action(
-    run(async (client, opts, name: string) => {
-      if ((opts as { kamailio?: boolean }).kamailio) answer(opts, await client.call<KamailioAliasResult>(ApiMethod.KamailioAlias, { alias: name }, { timeoutMs: KAMAILIO_WAIT_MS }), formatKamailioAlias);
-      else {
-        const r = await client.call<{ alias: string; target: string | null }>(ApiMethod.AliasLookup, { alias: name });
-        answer(opts, r, () => formatAlias(r.alias, r.target));
-        // An unknown alias is a failed lookup for scripts (exit 1), as `alias rm` of one is.
-        if (r.target === null) process.exitCode = EXIT.failed;
-      }
-    }),
-  );
+  ).description("show one alias's target")
+    .addHelpText("after", "\nExits 1 for an alias the journal does not have; with --kamailio, for one neither the journal nor Kamailio has\n(absent), and 0 whatever else the comparison finds (in line, MISSING, DIFFERS, EXTRA: the state line says which).")
+    .action(
+      run(async (client, opts, name: string) => {
+        if ((opts as { kamailio?: boolean }).kamailio) {
+          const k = await client.call<KamailioAliasResult>(ApiMethod.KamailioAlias, { alias: name }, { timeoutMs: KAMAILIO_WAIT_MS });
+          answer(opts, k, formatKamailioAlias);
+          // An alias neither side has is the unknown alias of a plain `alias show` (exit 1). The other
+          // states (in line, MISSING, DIFFERS, EXTRA) exit 0: the comparison was made, and the state
+          // line (`agreement` with --json) says what it found.
+          if (k.agreement === "absent") process.exitCode = EXIT.failed;
+        } else {
+          const r = await client.call<{ alias: string; target: string | null }>(ApiMethod.AliasLookup, { alias: name });
+          answer(opts, r, () => formatAlias(r.alias, r.target));
+          // An unknown alias is a failed lookup for scripts (exit 1), as `alias rm` of one is.
+          if (r.target === null) process.exitCode = EXIT.failed;
+        }
+      }),
+    );
   withListOptions(alias.command("ls")).description("list aliases").action(
     run(async (client, opts) => {
       const page = await listPages<Alias>(client, ApiMethod.AliasList, opts);
@@ -225,18 +236,29 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
       .option("--kamailio", "instead, write the whole live state into the local Kamailio again"),
   )
     .description("pull a full copy from a peer (or refill the local Kamailio) and follow its progress")
-    .addHelpText("after", "\nThe run belongs to the agent: Ctrl-C stops following it, not the run (follow it again in `locmesh status`).\nWith --json, one JSON line per progress update and one at the end: the resync's status as in\n`locmesh status --json` (resync), or with --kamailio the reload's (kamailio.reload: state, done, total, ...).")
+    .addHelpText("after", "\nThe run belongs to the agent: Ctrl-C stops following it (exit 130), not the run (follow it again in `locmesh status`).\nWith --json, one JSON line per progress update and one at the end: the resync's status as in\n`locmesh status --json` (resync), or with --kamailio the reload's (kamailio.reload: state, done, total, ...).")
     .action(
       run(async (client, opts) => {
         const o = opts as ResyncOpts;
-        if (o.kamailio) {
-          const failed = reloadFailure(await runKamailioReload(client, { json: opts.json === true, stdout: io.stdout }));
-          if (failed) throw failed;
-          return;
+        // Ctrl-C stops following (the help says so): the bar is put away, which turns the terminal's
+        // line wrapping back on, and the command ends as a Ctrl-C'd one, 130. Left to Node's default,
+        // the process died with the terminal's wrapping still off. Once: a second Ctrl-C kills.
+        const signals = io.signals ?? process;
+        const stop = new AbortController();
+        const onSigint = () => stop.abort();
+        signals.once("SIGINT", onSigint);
+        try {
+          const follow = { json: opts.json === true, stdout: io.stdout, signal: stop.signal };
+          if (o.kamailio) {
+            const failed = reloadFailure(await runKamailioReload(client, follow));
+            if (failed) throw failed;
+            return;
+          }
+          const r = await runResync(client, { ...follow, peer: o.peer });
+          if (r.state === "failed") throw new Error(`resync failed: ${r.error ?? "no reason given (see the agent's log)"}`);
+        } finally {
+          signals.off("SIGINT", onSigint);
         }
-        const peer = o.peer;
-        const r = await runResync(client, { peer, json: opts.json === true, stdout: io.stdout });
-        if (r.state === "failed") throw new Error(`resync failed: ${r.error ?? "no reason given (see the agent's log)"}`);
       }, (opts) => {
         // A peer's journal and the local Kamailio are different targets: neither flag wins silently.
         const o = opts as ResyncOpts;
@@ -282,8 +304,12 @@ function parseLimit(value: string): number {
 
 /** The API URL and token, in the precedence the option help describes. */
 export function resolveTarget(opts: ClientOpts, env: Record<string, string | undefined>): { url: string; token: string } {
-  const file = opts.config ?? (env["LOCMESH_CONFIG"] || undefined);
   const given = opts.token ?? (env["LOCMESH_API_TOKEN"] || undefined);
+  // With --url and a token given the config has nothing to add (its api.listen comes after --url,
+  // its token after --token and LOCMESH_API_TOKEN), so it is not read: a LOCMESH_CONFIG exported
+  // for other commands, unreadable or broken, failed the command (exit 2) for nothing. Without
+  // --url it is read: its api.listen comes before LOCMESH_API_URL.
+  const file = opts.url !== undefined && given !== undefined ? undefined : opts.config ?? (env["LOCMESH_CONFIG"] || undefined);
   // With a token given, the config's token file is not read: it may be readable by the agent only.
   const fromConfig = file === undefined ? { listen: null, token: null } : loadApiSettings({ file, env, readToken: given === undefined });
   const url = opts.url ?? (fromConfig.listen ? listenToUrl(fromConfig.listen) : undefined) ?? (env["LOCMESH_API_URL"] || DEFAULT_API_URL);
@@ -293,10 +319,13 @@ export function resolveTarget(opts: ClientOpts, env: Record<string, string | und
   return { url, token };
 }
 
-/** An API URL the client can dial, or an error naming what is wrong and where it came from (api-url.ts). */
+/**
+ * An API URL the client can dial, or an error naming what is wrong and where it came from
+ * (api-url.ts). The URL is shown without a password it may hold.
+ */
 function checkApiUrl(url: string, from: string): void {
   const fault = apiUrlFault(url);
-  if (fault !== null) throw new UsageError(`the API URL ${JSON.stringify(url)} (from ${from}) ${fault}`);
+  if (fault !== null) throw new UsageError(`the API URL ${JSON.stringify(redactUrl(url))} (from ${from}) ${fault}`);
 }
 
 /** One page, or with --all every page followed through `next` and returned as one list. */
@@ -318,8 +347,11 @@ function pageFooter(page: ListResult<unknown>, what: string): string {
   return `\n\nshowing ${page.items.length} of ${page.total} ${what}; use --all for every page or --limit for bigger pages`;
 }
 
-/** What a script can tell apart (the README's CLI section lists them). */
-const EXIT = { failed: 1, usage: 2, unreachable: 3, refused: 4 } as const;
+/**
+ * What a script can tell apart (the README's CLI section lists them). interrupted: 128 + SIGINT,
+ * what a shell reports for a command Ctrl-C ended.
+ */
+const EXIT = { failed: 1, usage: 2, unreachable: 3, refused: 4, interrupted: 130 } as const;
 
 /** A problem with how the command was called or configured: the flags, the config, the URL (exit 2). */
 export class UsageError extends Error {
@@ -329,6 +361,7 @@ export class UsageError extends Error {
 function exitCodeOf(err: unknown): number {
   if (err instanceof UsageError || err instanceof ConfigError) return EXIT.usage;
   if (err instanceof AgentUnreachableError) return EXIT.unreachable;
+  if (err instanceof FollowStopped) return EXIT.interrupted;
   if (err instanceof RpcError && (err.code === ErrorCode.Unauthorized || err.code === ErrorCode.TooManyAttempts)) return EXIT.refused;
   return EXIT.failed;
 }

@@ -19,6 +19,16 @@ export interface ResyncOptions {
   pollMs?: number;
   /** How long to wait for the agent to show the resync it accepted before giving up. */
   startTimeoutMs?: number;
+  /**
+   * Aborted (Ctrl-C): stop following at once, rejecting with FollowStopped. The run is the agent's
+   * and goes on; only the command ends.
+   */
+  signal?: AbortSignal;
+}
+
+/** Following was stopped through ResyncOptions.signal (Ctrl-C); the message says what became of the run. */
+export class FollowStopped extends Error {
+  override readonly name = "FollowStopped";
 }
 
 /** What the bar and the plain lines show of a run, whichever kind it is. */
@@ -38,6 +48,12 @@ interface Progress {
 interface ProgressView<T> {
   update(r: T): void;
   finish(r: T): void;
+  /**
+   * Puts the view away however the following ended (idempotent). The bar's redraw timer would
+   * otherwise keep the process alive after an error, and its ESC[?7l leave the terminal without
+   * line wrapping.
+   */
+  close(): void;
 }
 
 const resyncProgress = (r: ResyncStatus): Progress => ({ state: r.state, peer: r.peer, done: r.received, expected: r.expected, error: r.error });
@@ -47,31 +63,44 @@ const reloadProgress = (r: KamailioReloadStatus): Progress => ({ state: r.state,
 export async function runResync(client: ApiClient, opts: ResyncOptions): Promise<ResyncStatus> {
   const pollMs = opts.pollMs ?? 250;
   const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
+  let asked = false;
+  let started = false;
+  const step = <T>(p: Promise<T>) =>
+    unlessStopped(p, opts.signal, () =>
+      !asked ? "stopped before the resync was asked for: nothing was started"
+      : !started ? "stopped while the agent was asked to start the resync: whether it started is unknown; see `locmesh status`"
+      : "stopped following; the resync goes on in the agent (Ctrl-C does not stop it): follow it with `locmesh status`");
   // The status keeps the previous run's result; a new startedAt (or seeing it run) tells ours apart.
-  const before = (await client.call<ClusterStatus>(ApiMethod.ClusterStatus)).resync;
-  const answer = await client.call<{ started?: boolean }>(ApiMethod.ClusterResync, opts.peer === undefined ? {} : { peer: opts.peer });
+  const before = (await step(client.call<ClusterStatus>(ApiMethod.ClusterStatus))).resync;
+  asked = true;
+  const answer = await step(client.call<{ started?: boolean }>(ApiMethod.ClusterResync, opts.peer === undefined ? {} : { peer: opts.peer }));
+  started = true;
   // A resync under way is joined (started: false): one full pull at a time.
   const joined = answer.started === false;
   const view = createView(opts, "resync", "changes", resyncProgress);
   let since = Date.now();
   let ours = false;
-  for (;;) {
-    const r = (await client.call<ClusterStatus>(ApiMethod.ClusterStatus)).resync;
-    // A relay catch-up under way goes first, ours or the one we joined waiting for it; it is not
-    // ours. (An agent before `full` reports none: any run then counts, as before.)
-    const behindOther = r.state === "running" && r.full === false;
-    ours ||= !behindOther && r.full !== false && (joined || r.state === "running" || r.startedAt !== before.startedAt);
-    if (ours && r.state === "idle") throw gone("resync", "locmesh resync");
-    if (ours && (r.state === "done" || r.state === "failed")) {
-      view.finish(r);
-      return r;
+  try {
+    for (;;) {
+      const r = (await step(client.call<ClusterStatus>(ApiMethod.ClusterStatus))).resync;
+      // A relay catch-up under way goes first, ours or the one we joined waiting for it; it is not
+      // ours. (An agent before `full` reports none: any run then counts, as before.)
+      const behindOther = r.state === "running" && r.full === false;
+      ours ||= !behindOther && r.full !== false && (joined || r.state === "running" || r.startedAt !== before.startedAt);
+      if (ours && r.state === "idle") throw gone("resync", "locmesh resync");
+      if (ours && (r.state === "done" || r.state === "failed")) {
+        view.finish(r);
+        return r;
+      }
+      if (ours) view.update(r);
+      else if (behindOther) since = Date.now(); // waiting for the catch-up to end
+      else if (Date.now() - since > startTimeoutMs) {
+        throw new Error(`the agent accepted the resync but has not started it after ${startTimeoutMs / 1000} s; see the agent's log`);
+      }
+      await step(sleep(pollMs));
     }
-    if (ours) view.update(r);
-    else if (behindOther) since = Date.now(); // waiting for the catch-up to end
-    else if (Date.now() - since > startTimeoutMs) {
-      throw new Error(`the agent accepted the resync but has not started it after ${startTimeoutMs / 1000} s; see the agent's log`);
-    }
-    await sleep(pollMs);
+  } finally {
+    view.close();
   }
 }
 
@@ -82,13 +111,22 @@ export async function runResync(client: ApiClient, opts: ResyncOptions): Promise
 export async function runKamailioReload(client: ApiClient, opts: Omit<ResyncOptions, "peer">): Promise<KamailioReloadStatus> {
   const pollMs = opts.pollMs ?? 250;
   const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
+  let asked = false;
+  let started = false;
+  const step = <T>(p: Promise<T>) =>
+    unlessStopped(p, opts.signal, () =>
+      !asked ? "stopped before the reload was asked for: nothing was started"
+      : !started ? "stopped while the agent was asked to start the reload: whether it started is unknown; see `locmesh status`"
+      : "stopped following; the reload goes on in the agent (Ctrl-C does not stop it): follow it with `locmesh status`");
   const reloadOf = async () => {
-    const k = (await client.call<ClusterStatus>(ApiMethod.ClusterStatus)).kamailio;
+    const k = (await step(client.call<ClusterStatus>(ApiMethod.ClusterStatus))).kamailio;
     if (!k) throw new Error("this agent is not attached to a Kamailio (no `kamailio` section in its config)");
     return k.reload;
   };
   const before = await reloadOf();
-  await client.call(ApiMethod.KamailioReload, {});
+  asked = true;
+  await step(client.call(ApiMethod.KamailioReload, {}));
+  started = true;
   // With --json, the reload's own fields (done, total, ...), not a resync's.
   const view = createView(opts, "kamailio reload", "writes", reloadProgress);
   let since = Date.now();
@@ -96,20 +134,24 @@ export async function runKamailioReload(client: ApiClient, opts: Omit<ResyncOpti
   // agent before `whole` reports none: any run then counts, as before.)
   const joined = before.state === "running" && before.whole !== false;
   let ours = joined;
-  for (;;) {
-    const r = await reloadOf();
-    // A reload by difference (the one under way before, or one a Kamailio restart made due meanwhile).
-    const behindOther = !joined && r.state === "running" && r.whole === false;
-    ours ||= !behindOther && r.whole !== false && (r.state === "running" || r.startedAt !== before.startedAt);
-    if (ours && r.state === "idle") throw gone("reload", "locmesh resync --kamailio");
-    if (ours && (r.state === "done" || r.state === "failed")) {
-      view.finish(r);
-      return r;
+  try {
+    for (;;) {
+      const r = await reloadOf();
+      // A reload by difference (the one under way before, or one a Kamailio restart made due meanwhile).
+      const behindOther = !joined && r.state === "running" && r.whole === false;
+      ours ||= !behindOther && r.whole !== false && (r.state === "running" || r.startedAt !== before.startedAt);
+      if (ours && r.state === "idle") throw gone("reload", "locmesh resync --kamailio");
+      if (ours && (r.state === "done" || r.state === "failed")) {
+        view.finish(r);
+        return r;
+      }
+      if (ours) view.update(r);
+      else if (behindOther) since = Date.now(); // waiting for the reload by difference to end
+      else if (Date.now() - since > startTimeoutMs) throw new Error(`the agent accepted the reload but has not started it after ${startTimeoutMs / 1000} s; see the agent's log`);
+      await step(sleep(pollMs));
     }
-    if (ours) view.update(r);
-    else if (behindOther) since = Date.now(); // waiting for the reload by difference to end
-    else if (Date.now() - since > startTimeoutMs) throw new Error(`the agent accepted the reload but has not started it after ${startTimeoutMs / 1000} s; see the agent's log`);
-    await sleep(pollMs);
+  } finally {
+    view.close();
   }
 }
 
@@ -121,6 +163,21 @@ export function reloadFailure(k: KamailioReloadStatus): Error | null {
   if (k.state === "failed") return new Error(`kamailio reload failed: ${k.error ?? "no reason given (see the agent's log)"}`);
   if (k.refused) return new Error(`kamailio reload done, but Kamailio refused ${k.refused} write(s), which were skipped: the agent's log names them ("reload skipped")`);
   return null;
+}
+
+/**
+ * `p`, or FollowStopped (saying `why()`) as soon as `signal` aborts: a poll waiting for an agent
+ * that does not answer must not hold Ctrl-C up to the client's timeout. A call left in flight is
+ * aborted by the client's close.
+ */
+function unlessStopped<T>(p: Promise<T>, signal: AbortSignal | undefined, why: () => string): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(new FollowStopped(why()));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new FollowStopped(why()));
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /** Once followed, a run never goes back to idle unless the agent restarted and forgot it. */
@@ -137,7 +194,8 @@ function createView<T>(opts: Pick<ResyncOptions, "json" | "stdout">, label: stri
 
 function plainLine(r: Progress, label: string, unit: string): string {
   const from = r.peer ? ` from ${cellText(r.peer)}` : "";
-  if (r.state === "failed") return `${label}${from} failed after ${r.done} ${unit}: ${r.error ?? "see the agent's log"}`;
+  // The error can be a peer's text, off the network: made safe as every other cell is.
+  if (r.state === "failed") return `${label}${from} failed after ${r.done} ${unit}: ${r.error === null ? "see the agent's log" : cellText(r.error)}`;
   if (r.state === "done") return `${label}${from} done: ${r.done} ${unit}${r.note ?? ""}`;
   return `${label}${from}: ${r.state}, ${r.done} of ~${r.expected} ${unit}`;
 }
@@ -152,7 +210,7 @@ function lineView<T>(out: NodeJS.WritableStream, render: (r: T) => string): Prog
     out.write(`${line}\n`);
     [last, lastAt] = [line, Date.now()];
   };
-  return { update: (r) => write(r, false), finish: (r) => write(r, true) };
+  return { update: (r) => write(r, false), finish: (r) => write(r, true), close: () => undefined };
 }
 
 function barView<T>(out: NodeJS.WritableStream, label: string, unit: string, progressOf: (r: T) => Progress, line: (r: T) => string): ProgressView<T> {
@@ -187,5 +245,7 @@ function barView<T>(out: NodeJS.WritableStream, label: string, unit: string, pro
       bar.stop();
       out.write(`${line(r)}\n`);
     },
+    // stop() of a bar not started, or already stopped, does nothing.
+    close: () => bar.stop(),
   };
 }

@@ -7,15 +7,20 @@
 export type Cell = string | number | boolean | null | undefined;
 export type Align = "left" | "right";
 
-// C0 controls, DEL and C1 controls (which some terminals also act on).
+// C0 controls, DEL and C1 controls (which some terminals also act on), and the bidirectional
+// embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): an alias target holding
+// U+202E showed reversed, and the rest of its line with it.
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /** A value as one safe line of terminal text; null/undefined show as "-". */
 export function cellText(value: Cell): string {
   if (value === null || value === undefined || value === "") return "-";
   if (typeof value === "boolean") return value ? "yes" : "no";
-  return String(value).replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return String(value).replace(CONTROL, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
 }
 
 /**
@@ -24,7 +29,12 @@ export function cellText(value: Cell): string {
  */
 export function formatTable(header: readonly string[], rows: readonly (readonly Cell[])[], opts: { align?: readonly Align[] } = {}): string {
   const lines = [header.map((h) => cellText(h)), ...rows.map((r) => header.map((_, i) => cellText(r[i])))];
-  const widths = header.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? "").length)));
+  // A loop, not Math.max(...column): spreading a column passes one argument per row, which
+  // overflowed the call stack above ~130,000 rows (`location ls --all` of a big table).
+  const widths = header.map(() => 0);
+  for (const cells of lines) {
+    for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i] ?? 0, (cells[i] ?? "").length);
+  }
   return lines
     .map((cells) =>
       cells

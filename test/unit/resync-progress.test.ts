@@ -1,9 +1,9 @@
 import { PassThrough } from "node:stream";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ResyncStatus } from "../../agent/contract/cluster-status.js";
 import type { KamailioReloadStatus } from "../../agent/contract/kamailio-status.js";
-import type { ApiClient } from "../../agent/cli/api-client.js";
-import { reloadFailure, runKamailioReload, runResync } from "../../agent/cli/resync-progress.js";
+import { AgentUnreachableError, type ApiClient } from "../../agent/cli/api-client.js";
+import { FollowStopped, reloadFailure, runKamailioReload, runResync } from "../../agent/cli/resync-progress.js";
 
 const idle: ResyncStatus = { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null };
 const running = (received: number): ResyncStatus => ({ ...idle, state: "running", peer: "n2", received, expected: 100, startedAt: "2026-11-22T10:00:00.000Z" });
@@ -60,6 +60,15 @@ describe("runResync", () => {
     // It finished before the first look: joined, it is ours all the same.
     const r = await runResync(scripted([full(50), full(100, "done")], { started: false, running: true }), { json: true, stdout: new PassThrough(), pollMs: 1 });
     expect(r).toMatchObject({ state: "done", received: 100 });
+  });
+
+  it("prints a peer's error with its control and bidirectional characters made visible", async () => {
+    const failed: ResyncStatus = { ...running(10), state: "failed", error: "peer says \u001b[2J\u001b]0;pwned\u0007\u202edone", finishedAt: "2026-11-22T10:00:05.000Z" };
+    const out = new PassThrough();
+    let printed = "";
+    out.on("data", (d: Buffer) => (printed += d.toString()));
+    await runResync(scripted([idle, failed]), { json: false, stdout: out, pollMs: 1 });
+    expect(printed).toBe("resync from n2 failed after 10 changes: peer says \\x1b[2J\\x1b]0;pwned\\x07\\u202edone\n");
   });
 
   it("stops with an error when the agent forgets the run (it restarted), instead of following it forever", async () => {
@@ -137,4 +146,87 @@ describe("runKamailioReload", () => {
     expect(reloadFailure(reload(300, "done"))).toBeNull();
     expect(reloadFailure({ ...reload(10, "failed"), error: "Kamailio went away" })?.message).toBe("kamailio reload failed: Kamailio went away");
   });
+});
+
+/**
+ * On a terminal the progress is a cli-progress bar, which turns the terminal's line wrapping off
+ * (ESC[?7l) and redraws on a timer until stopped. Before, only a run's end stopped it: after a
+ * failed poll (an agent paused: "did not answer cluster.status") the timer kept the command alive
+ * (11 minutes in the review, until Ctrl-C) and the wrapping stayed off.
+ */
+describe("the progress bar on a terminal", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A stream that says it is a terminal, and what was written to it. */
+  function fakeTty(): { out: PassThrough; printed: () => string } {
+    const out = Object.assign(new PassThrough(), { isTTY: true, columns: 100 });
+    let printed = "";
+    out.on("data", (d: Buffer) => (printed += d.toString()));
+    return { out, printed: () => printed };
+  }
+
+  /** The bar turned wrapping off, and turned it on again after that. */
+  const wrapRestored = (t: string) => t.includes("\u001b[?7l") && t.lastIndexOf("\u001b[?7h") > t.lastIndexOf("\u001b[?7l");
+
+  /** cluster.status answers `answers` in turn (a function throws), then keeps failing as the last one. */
+  function failingAgent(answers: (() => unknown)[]): ApiClient {
+    let i = 0;
+    return {
+      async call<T>(method: string): Promise<T> {
+        if (method !== "cluster.status") return { started: true } as T;
+        return answers[Math.min(i++, answers.length - 1)]!() as T;
+      },
+      close: () => undefined,
+    };
+  }
+  const paused = () => {
+    throw new AgentUnreachableError("the locmesh agent or hub at http://127.0.0.1:7180 did not answer cluster.status within 10000 ms");
+  };
+
+  it("a resync: a poll that fails stops the bar, restores line wrapping and leaves no redraw timer behind", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const { out, printed } = fakeTty();
+    const client = failingAgent([() => ({ resync: idle }), () => ({ resync: running(10) }), () => ({ resync: running(20) }), paused]);
+    await expect(runResync(client, { json: false, stdout: out, pollMs: 1 })).rejects.toBeInstanceOf(AgentUnreachableError);
+    expect(printed()).toContain("resync from n2 [");
+    expect(wrapRestored(printed())).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("a kamailio reload: the same", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const { out, printed } = fakeTty();
+    const reload = (done: number, state: KamailioReloadStatus["state"]): KamailioReloadStatus => ({
+      state, reason: null, total: 300, done, unchanged: 0, startedAt: state === "idle" ? null : "2026-11-22T10:00:00.000Z", finishedAt: null, rate: 0, channel: null, error: null,
+    });
+    const client = failingAgent([() => ({ kamailio: { reload: reload(0, "idle") } }), () => ({ kamailio: { reload: reload(100, "running") } }), paused]);
+    await expect(runKamailioReload(client, { json: false, stdout: out, pollMs: 1 })).rejects.toBeInstanceOf(AgentUnreachableError);
+    expect(printed()).toContain("kamailio reload [");
+    expect(wrapRestored(printed())).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("Ctrl-C (the signal) stops following at once, even while a poll waits for the agent, and puts the bar away", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const { out, printed } = fakeTty();
+    const stop = new AbortController();
+    let polls = 0;
+    const client: ApiClient = {
+      async call<T>(method: string): Promise<T> {
+        if (method !== "cluster.status") return { started: true } as T;
+        if (++polls === 1) return { resync: idle } as T;
+        if (polls <= 3) return { resync: running(polls * 10) } as T;
+        stop.abort(); // Ctrl-C while this poll waits for an agent that never answers
+        return new Promise<T>(() => undefined);
+      },
+      close: () => undefined,
+    };
+    const r = runResync(client, { json: false, stdout: out, pollMs: 1, signal: stop.signal });
+    await expect(r).rejects.toBeInstanceOf(FollowStopped);
+    await expect(r).rejects.toThrow(/^stopped following; the resync goes on in the agent \(Ctrl-C does not stop it\): follow it with `locmesh status`$/);
+    expect(wrapRestored(printed())).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+  }, 5000);
 });

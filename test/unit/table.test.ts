@@ -38,11 +38,35 @@ describe("formatTable", () => {
 });
 
 describe("cellText and formatPairs", () => {
+  it("makes bidirectional embeddings, overrides and isolates visible, so a value cannot show reversed", () => {
+    // An alias target with U+202E showed as "sip:bob@example.com" spelled backwards, and the rest of the line too.
+    expect(cellText("sip:\u202emoc.elpmaxe@bob")).toBe("sip:\\u202emoc.elpmaxe@bob");
+    const bidi = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"];
+    expect(cellText(`a${bidi.join("")}b`)).toBe("a\\u202a\\u202b\\u202c\\u202d\\u202e\\u2066\\u2067\\u2068\\u2069b");
+    // Other non-ASCII text is left alone (the marks U+200E/U+200F only place neutral characters).
+    expect(cellText("José \u05e9\u05dc\u05d5\u05dd \u200f")).toBe("José \u05e9\u05dc\u05d5\u05dd \u200f");
+    expect(formatTable(["ALIAS", "TARGET"], [["bob", "sip:\u202eevil"]]).split("\n")[1]).toBe("bob    sip:\\u202eevil");
+  });
+
   it("renders empty values as a dash and booleans as yes/no", () => {
     expect([cellText(null), cellText(undefined), cellText(""), cellText(true), cellText(0)]).toEqual(["-", "-", "-", "yes", "0"]);
   });
 
   it("lines up values", () => {
     expect(formatPairs([["node", "n1"], ["pending", 3]])).toBe("node     n1\npending  3");
+  });
+});
+
+describe("formatTable on a big table", () => {
+  // `location ls --all` / `alias ls --all` of a big journal: the widths were Math.max(...column),
+  // one argument per row, and above ~130,000 rows "Maximum call stack size exceeded" (exit 1, no output).
+  it("formats 200,000 rows", () => {
+    const rows = Array.from({ length: 200_000 }, (_, i) => [`sip:user${i}@example.com`, i]);
+    const lines = formatTable(["ALIAS", "N"], rows, { align: ["left", "right"] }).split("\n");
+    expect(lines).toHaveLength(200_001);
+    // Widths from the whole column: the longest alias (26) and the largest number (6).
+    expect(lines[0]).toBe(`${"ALIAS".padEnd(26)}  ${"N".padStart(6)}`);
+    expect(lines[1]).toBe(`${"sip:user0@example.com".padEnd(26)}  ${"0".padStart(6)}`);
+    expect(lines[200_000]).toBe("sip:user199999@example.com  199999");
   });
 });

@@ -1,0 +1,83 @@
+/**
+ * `locmesh alias show --kamailio`'s exit code, driven through the command against a scripted agent
+ * on 127.0.0.1. It exited 0 whatever it found, also for an alias neither the journal nor Kamailio
+ * has, which plain `alias show` reports as an unknown alias, 1.
+ */
+import { createServer, type Server } from "node:http";
+import { PassThrough } from "node:stream";
+import { Command } from "commander";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { registerClientCommands } from "../../agent/cli/client-commands.js";
+import type { KamailioAliasResult } from "../../agent/contract/kamailio-status.js";
+
+let server: Server;
+let port = 0;
+/** What the agent answers to each method. */
+let answers: Record<string, unknown> = {};
+
+beforeEach(async () => {
+  server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d.toString("utf8")));
+    req.on("end", () => {
+      const { id, method } = JSON.parse(body) as { id: number; method: string };
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ jsonrpc: "2.0", id, result: answers[method] ?? null }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  port = (server.address() as { port: number }).port;
+});
+
+afterEach(async () => {
+  process.exitCode = undefined;
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
+});
+
+/** Runs `locmesh <args>`; resolves with its output and exit code once done. */
+async function runCli(args: string[]): Promise<{ out: string; err: string; code: number }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
+  stderr.on("data", (d: Buffer) => (err += d.toString("utf8")));
+  const program = new Command().exitOverride();
+  registerClientCommands(program, { env: {}, stdout, stderr });
+  process.exitCode = undefined;
+  await program.parseAsync(["node", "locmesh", ...args, "--url", `http://127.0.0.1:${port}`, "--token", "t".repeat(24)]);
+  return { out, err, code: Number(process.exitCode ?? 0) };
+}
+
+const compared = (agreement: KamailioAliasResult["agreement"], journal: string | null, kamailio: string[]): KamailioAliasResult => ({
+  alias: "sip:bob@example.com", store: "usrloc", table: "aliases", kamailio, journal, agreement, pendingWrites: 0,
+});
+
+describe("locmesh alias show --kamailio", () => {
+  it("exits 1 for an alias neither the journal nor Kamailio has, as plain `alias show` of an unknown alias does", async () => {
+    answers = { "kamailio.alias": compared("absent", null, []), "alias.lookup": { alias: "bob@example.com", target: null } };
+    const k = await runCli(["alias", "show", "sip:bob@example.com", "--kamailio"]);
+    expect(k.out).toMatch(/state +neither the journal nor Kamailio has this alias/);
+    expect(k.code).toBe(1);
+    const json = await runCli(["alias", "show", "sip:bob@example.com", "--kamailio", "--json"]);
+    expect(JSON.parse(json.out)).toMatchObject({ agreement: "absent" });
+    expect(json.code).toBe(1);
+    expect((await runCli(["alias", "show", "sip:bob@example.com"])).code).toBe(1);
+  });
+
+  it("exits 0 for the other states: the comparison was made, and the state line says what it found", async () => {
+    const states: [KamailioAliasResult["agreement"], string | null, string[]][] = [
+      ["present", "sip:alice@example.com", ["sip:alice@example.com"]],
+      ["missing", "sip:alice@example.com", []],
+      ["differs", "sip:alice@example.com", ["sip:carol@example.com"]],
+      ["extra", null, ["sip:alice@example.com"]],
+    ];
+    for (const [agreement, journal, kamailio] of states) {
+      answers = { "kamailio.alias": compared(agreement, journal, kamailio) };
+      const r = await runCli(["alias", "show", "sip:bob@example.com", "--kamailio"]);
+      expect(r.err, agreement).toBe("");
+      expect(r.code, agreement).toBe(0);
+    }
+  });
+});
