@@ -63,18 +63,12 @@ const reloadProgress = (r: KamailioReloadStatus): Progress => ({ state: r.state,
 export async function runResync(client: ApiClient, opts: ResyncOptions): Promise<ResyncStatus> {
   const pollMs = opts.pollMs ?? 250;
   const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
-  let asked = false;
-  let started = false;
-  const step = <T>(p: Promise<T>) =>
-    unlessStopped(p, opts.signal, () =>
-      !asked ? "stopped before the resync was asked for: nothing was started"
-      : !started ? "stopped while the agent was asked to start the resync: whether it started is unknown; see `locmesh status`"
-      : "stopped following; the resync goes on in the agent (Ctrl-C does not stop it): follow it with `locmesh status`");
+  const { phase, step } = followSteps(opts.signal, "resync");
   // The status keeps the previous run's result; a new startedAt (or seeing it run) tells ours apart.
   const before = (await step(client.call<ClusterStatus>(ApiMethod.ClusterStatus))).resync;
-  asked = true;
+  phase.asked = true;
   const answer = await step(client.call<{ started?: boolean }>(ApiMethod.ClusterResync, opts.peer === undefined ? {} : { peer: opts.peer }));
-  started = true;
+  phase.started = true;
   // A resync under way is joined (started: false): one full pull at a time.
   const joined = answer.started === false;
   const view = createView(opts, "resync", "changes", resyncProgress);
@@ -111,22 +105,16 @@ export async function runResync(client: ApiClient, opts: ResyncOptions): Promise
 export async function runKamailioReload(client: ApiClient, opts: Omit<ResyncOptions, "peer">): Promise<KamailioReloadStatus> {
   const pollMs = opts.pollMs ?? 250;
   const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
-  let asked = false;
-  let started = false;
-  const step = <T>(p: Promise<T>) =>
-    unlessStopped(p, opts.signal, () =>
-      !asked ? "stopped before the reload was asked for: nothing was started"
-      : !started ? "stopped while the agent was asked to start the reload: whether it started is unknown; see `locmesh status`"
-      : "stopped following; the reload goes on in the agent (Ctrl-C does not stop it): follow it with `locmesh status`");
+  const { phase, step } = followSteps(opts.signal, "reload");
   const reloadOf = async () => {
     const k = (await step(client.call<ClusterStatus>(ApiMethod.ClusterStatus))).kamailio;
     if (!k) throw new Error("this agent is not attached to a Kamailio (no `kamailio` section in its config)");
     return k.reload;
   };
   const before = await reloadOf();
-  asked = true;
+  phase.asked = true;
   await step(client.call(ApiMethod.KamailioReload, {}));
-  started = true;
+  phase.started = true;
   // With --json, the reload's own fields (done, total, ...), not a resync's.
   const view = createView(opts, "kamailio reload", "writes", reloadProgress);
   let since = Date.now();
@@ -170,6 +158,20 @@ export function reloadFailure(k: KamailioReloadStatus): Error | null {
  * that does not answer must not hold Ctrl-C up to the client's timeout. A call left in flight is
  * aborted by the client's close.
  */
+/**
+ * The steps of following a run: each await ends at once when `signal` aborts (Ctrl-C), saying what
+ * that means at the point reached (`phase`: asked the agent to start it, and it answered).
+ */
+function followSteps(signal: AbortSignal | undefined, what: "resync" | "reload") {
+  const phase = { asked: false, started: false };
+  const step = <T>(p: Promise<T>) =>
+    unlessStopped(p, signal, () =>
+      !phase.asked ? `stopped before the ${what} was asked for: nothing was started`
+      : !phase.started ? `stopped while the agent was asked to start the ${what}: whether it started is unknown; see \`locmesh status\``
+      : `stopped following; the ${what} goes on in the agent (Ctrl-C does not stop it): follow it with \`locmesh status\``);
+  return { phase, step };
+}
+
 function unlessStopped<T>(p: Promise<T>, signal: AbortSignal | undefined, why: () => string): Promise<T> {
   if (!signal) return p;
   if (signal.aborted) return Promise.reject(new FollowStopped(why()));

@@ -3,51 +3,29 @@
  * on 127.0.0.1. It exited 0 whatever it found, also for an alias neither the journal nor Kamailio
  * has, which plain `alias show` reports as an unknown alias, 1.
  */
-import { createServer, type Server } from "node:http";
-import { PassThrough } from "node:stream";
-import { Command } from "commander";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { registerClientCommands } from "../../agent/cli/client-commands.js";
 import type { KamailioAliasResult } from "../../agent/contract/kamailio-status.js";
+import { runClientCli, startScriptedAgent, type ScriptedAgent } from "../support/cli-harness.js";
 
-let server: Server;
-let port = 0;
+let agent: ScriptedAgent;
 /** What the agent answers to each method. */
 let answers: Record<string, unknown> = {};
 
 beforeEach(async () => {
-  server = createServer((req, res) => {
-    let body = "";
-    req.on("data", (d: Buffer) => (body += d.toString("utf8")));
-    req.on("end", () => {
-      const { id, method } = JSON.parse(body) as { id: number; method: string };
-      res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ jsonrpc: "2.0", id, result: answers[method] ?? null }));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  port = (server.address() as { port: number }).port;
+  agent = await startScriptedAgent((method) => answers[method] ?? null);
 });
 
 afterEach(async () => {
   process.exitCode = undefined;
-  server.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
+  await agent.close();
 });
 
 /** Runs `locmesh <args>`; resolves with its output and exit code once done. */
 async function runCli(args: string[]): Promise<{ out: string; err: string; code: number }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
-  stderr.on("data", (d: Buffer) => (err += d.toString("utf8")));
-  const program = new Command().exitOverride();
-  registerClientCommands(program, { env: {}, stdout, stderr });
   process.exitCode = undefined;
-  await program.parseAsync(["node", "locmesh", ...args, "--url", `http://127.0.0.1:${port}`, "--token", "t".repeat(24)]);
-  return { out, err, code: Number(process.exitCode ?? 0) };
+  const run = runClientCli(agent.port, args);
+  await run.done;
+  return { out: run.out(), err: run.err(), code: Number(process.exitCode ?? 0) };
 }
 
 const compared = (agreement: KamailioAliasResult["agreement"], journal: string | null, kamailio: string[]): KamailioAliasResult => ({

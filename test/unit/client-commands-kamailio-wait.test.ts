@@ -3,62 +3,34 @@
  * client-commands.ts KAMAILIO_WAIT_MS): the agent allows a ul.dump 30 s and a lookup its turn at
  * Kamailio's one FIFO process, so a client giving up at its usual 10 s would blame the agent for
  * Kamailio's wait. Driven through the commands themselves against a real socket on 127.0.0.1 that
- * takes each request and never answers; the clock is faked, so no test waits 45 s.
+ * takes each request and never answers (test/support/cli-harness.ts); the clock is faked, so no
+ * test waits 45 s.
  */
-import { createServer, type Server, type Socket } from "node:net";
-import { PassThrough } from "node:stream";
-import { Command } from "commander";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { registerClientCommands } from "../../agent/cli/client-commands.js";
+import { runClientCli, startScriptedAgent, type ScriptedAgent } from "../support/cli-harness.js";
 
-let server: Server;
-let sockets: Socket[] = [];
-/** The JSON-RPC method of each request the server took, in order. */
-let methods: string[] = [];
-let port = 0;
+let agent: ScriptedAgent;
 
 beforeEach(async () => {
-  methods = [];
-  sockets = [];
-  server = createServer((socket) => {
-    sockets.push(socket);
-    let text = "";
-    socket.on("data", (d: Buffer) => {
-      text += d.toString("utf8");
-      const m = /"method":"([^"]+)"/.exec(text);
-      if (m) methods.push(m[1]!);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  port = (server.address() as { port: number }).port;
+  agent = await startScriptedAgent(() => "hang");
 });
 
 afterEach(async () => {
   vi.useRealTimers();
   process.exitCode = undefined;
-  for (const s of sockets) s.destroy();
-  await new Promise<void>((r) => server.close(() => r()));
+  await agent.close();
 });
 
 /** Runs `locmesh <args>` with the fake clock on; resolves with what it wrote to stderr, once done. */
 function runCli(args: string[]): { done: Promise<string>; settled: () => boolean } {
-  const stderr = new PassThrough();
-  let err = "";
-  stderr.on("data", (d: Buffer) => (err += d.toString("utf8")));
-  const program = new Command().exitOverride();
-  registerClientCommands(program, { env: {}, stdout: new PassThrough(), stderr });
-  let settled = false;
-  const done = program
-    .parseAsync(["node", "locmesh", ...args, "--url", `http://127.0.0.1:${port}`, "--token", "t".repeat(24)])
-    .then(() => err)
-    .finally(() => (settled = true));
-  return { done, settled: () => settled };
+  const run = runClientCli(agent.port, args);
+  return { done: run.done.then(() => run.err()), settled: run.settled };
 }
 
 /** Waits (on the real event loop, the fake clock standing still) until the server has the request. */
 async function requestTaken(n: number): Promise<void> {
-  for (let i = 0; i < 500 && methods.length < n; i++) await new Promise((r) => setImmediate(r));
-  expect(methods.length).toBe(n);
+  for (let i = 0; i < 500 && agent.methods.length < n; i++) await new Promise((r) => setImmediate(r));
+  expect(agent.methods.length).toBe(n);
 }
 
 describe("the CLI's wait for calls through to Kamailio", () => {
@@ -73,7 +45,7 @@ describe("the CLI's wait for calls through to Kamailio", () => {
       vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
       const run = runCli(args);
       await requestTaken(1);
-      expect(methods[0]).toBe(method);
+      expect(agent.methods[0]).toBe(method);
       await vi.advanceTimersByTimeAsync(44_000);
       expect(run.settled()).toBe(false);
       await vi.advanceTimersByTimeAsync(1_001);
@@ -87,7 +59,7 @@ describe("the CLI's wait for calls through to Kamailio", () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     const run = runCli(["location", "show", "sip:alice@example.com"]);
     await requestTaken(1);
-    expect(methods[0]).toBe("location.lookup");
+    expect(agent.methods[0]).toBe("location.lookup");
     await vi.advanceTimersByTimeAsync(10_001);
     const err = await run.done;
     expect(err).toMatch(/did not answer location\.lookup within 10000 ms/);

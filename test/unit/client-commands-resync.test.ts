@@ -6,72 +6,35 @@
  * after a plain Ctrl-C, which the help says only stops following.
  */
 import { EventEmitter } from "node:events";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { PassThrough } from "node:stream";
 import { setTimeout as realSleep } from "node:timers/promises";
-import { Command } from "commander";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { registerClientCommands } from "../../agent/cli/client-commands.js";
+import { runClientCli, startScriptedAgent, type AgentScript, type ScriptedAgent } from "../support/cli-harness.js";
 
-/** What the agent answers to a method: a result, or "hang" (take the request, never answer). */
-type Script = (method: string, n: number) => unknown;
-
-let server: Server;
-let port = 0;
-let script: Script = () => ({});
-let hanging: ServerResponse[] = [];
-const calls = new Map<string, number>();
+let agent: ScriptedAgent;
 
 beforeEach(async () => {
-  calls.clear();
-  hanging = [];
-  server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    let body = "";
-    req.on("data", (d: Buffer) => (body += d.toString("utf8")));
-    req.on("end", () => {
-      const { id, method } = JSON.parse(body) as { id: number; method: string };
-      const n = (calls.get(method) ?? 0) + 1;
-      calls.set(method, n);
-      const result = script(method, n);
-      if (result === "hang") return void hanging.push(res);
-      res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ jsonrpc: "2.0", id, result }));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  port = (server.address() as { port: number }).port;
+  agent = await startScriptedAgent();
 });
 
 afterEach(async () => {
   vi.useRealTimers();
   process.exitCode = undefined;
-  for (const res of hanging) res.destroy();
-  server.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
+  await agent.close();
 });
 
 const idle = { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null };
 const running = (received: number) => ({ ...idle, state: "running", peer: "n2", received, expected: 100, startedAt: "2026-11-22T10:00:00.000Z" });
+/** The resync starts, runs two polls, then the agent stops answering. */
+const startsThenHangs: AgentScript = (method, n) => {
+  if (method === "cluster.resync") return { started: true };
+  return n === 1 ? { resync: idle } : n <= 3 ? { resync: running(n * 10) } : "hang";
+};
 const reload = (done: number, state: string) => ({
   state, reason: null, total: 300, done, unchanged: 0, startedAt: state === "idle" ? null : "2026-11-22T10:00:00.000Z", finishedAt: null, rate: 0, channel: null, error: null,
 });
 
-/** Runs `locmesh <args>` with stdout a terminal; resolves once the command is done. */
-function runCli(args: string[], signals: EventEmitter) {
-  const stdout = Object.assign(new PassThrough(), { isTTY: true, columns: 100 });
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
-  stderr.on("data", (d: Buffer) => (err += d.toString("utf8")));
-  const program = new Command().exitOverride();
-  registerClientCommands(program, { env: {}, stdout, stderr, signals });
-  let settled = false;
-  const done = program
-    .parseAsync(["node", "locmesh", ...args, "--url", `http://127.0.0.1:${port}`, "--token", "t".repeat(24)])
-    .finally(() => (settled = true));
-  return { done, settled: () => settled, out: () => out, err: () => err };
-}
+/** Runs `locmesh <args>` with stdout a terminal. */
+const runCli = (args: string[], signals: EventEmitter) => runClientCli(agent.port, args, { tty: true, signals });
 
 /** Waits on the real clock (node:timers/promises is not faked; the global setTimeout is) until `cond` holds. */
 async function until(cond: () => boolean): Promise<void> {
@@ -84,14 +47,11 @@ const wrapRestored = (t: string) => t.includes("\u001b[?7l") && t.lastIndexOf("\
 
 describe("locmesh resync on a terminal", () => {
   it("an agent that stops answering cluster.status while the bar is drawn: exit 3 once the call times out, wrapping restored", async () => {
-    script = (method, n) => {
-      if (method === "cluster.resync") return { started: true };
-      return n === 1 ? { resync: idle } : n <= 3 ? { resync: running(n * 10) } : "hang";
-    };
+    agent.script = startsThenHangs;
     const signals = new EventEmitter();
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     const run = runCli(["resync"], signals);
-    await until(() => hanging.length === 1);
+    await until(() => agent.hanging() === 1);
     expect(run.out()).toContain("resync from n2 [");
     await vi.advanceTimersByTimeAsync(10_001);
     await run.done;
@@ -104,13 +64,13 @@ describe("locmesh resync on a terminal", () => {
   });
 
   it("--kamailio: the same", async () => {
-    script = (method, n) => {
+    agent.script = (method, n) => {
       if (method === "kamailio.reload") return {};
       return n === 1 ? { kamailio: { reload: reload(0, "idle") } } : n === 2 ? { kamailio: { reload: reload(100, "running") } } : "hang";
     };
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     const run = runCli(["resync", "--kamailio"], new EventEmitter());
-    await until(() => hanging.length === 1);
+    await until(() => agent.hanging() === 1);
     expect(run.out()).toContain("kamailio reload [");
     await vi.advanceTimersByTimeAsync(10_001);
     await run.done;
@@ -120,14 +80,11 @@ describe("locmesh resync on a terminal", () => {
   });
 
   it("Ctrl-C while following: ends at once with 130, says the run goes on, wrapping restored", async () => {
-    script = (method, n) => {
-      if (method === "cluster.resync") return { started: true };
-      return n === 1 ? { resync: idle } : n <= 3 ? { resync: running(n * 10) } : "hang";
-    };
+    agent.script = startsThenHangs;
     const signals = new EventEmitter();
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     const run = runCli(["resync"], signals);
-    await until(() => hanging.length === 1);
+    await until(() => agent.hanging() === 1);
     expect(signals.listenerCount("SIGINT")).toBe(1);
     signals.emit("SIGINT");
     await until(run.settled);
