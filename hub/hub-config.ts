@@ -7,7 +7,7 @@ import { z } from "zod";
 import { ConfigError, describeIssues, redactKeys, redactTokens, warnOpenSecrets, type AgentConfig, type LoadOptions } from "../agent/config/agent-config.js";
 import { redactUrl } from "../agent/ops/redact-url.js";
 import { NODE_ID_RE, buildConfigSchema, configErrorMap } from "../agent/config/config-schema.js";
-import { listenClash } from "../agent/config/cross-field.js";
+import { listenClash, nodeIdListProblems } from "../agent/config/cross-field.js";
 import { ACCEPTED_SECRETS, ACCEPTED_TOKENS, API_TOKEN, ENV_VARS, MESH_SECRET, gatherConfig, nodeFs, type Gathered } from "../agent/config/config-sources.js";
 
 export interface HubConfig {
@@ -119,23 +119,13 @@ function agentIdProblems(g: Gathered): string[] {
   const mesh = g.raw["mesh"];
   const agents = typeof mesh === "object" && mesh !== null ? (mesh as Record<string, unknown>)["agents"] : undefined;
   if (!Array.isArray(agents)) return [];
-  const nodeId = g.raw["nodeId"];
   const from = g.sources.get("nodeId");
-  const out: string[] = [];
-  const seen = new Map<string, number>();
-  agents.forEach((id: unknown, i) => {
-    if (typeof id !== "string") return;
-    if (id === nodeId) {
-      out.push(
-        `mesh.agents[${i}]: is this hub's own id (nodeId ${id}${from ? `, ${from}` : ""}); a hub takes no session from itself. ` +
-          "Remove it; if an agent runs with this id too, give the hub or the agent another (every node needs its own)",
-      );
-    }
-    const first = seen.get(id);
-    if (first !== undefined) out.push(`mesh.agents[${i}]: duplicates mesh.agents[${first}] (${id}); list each agent once`);
-    else seen.set(id, i);
-  });
-  return out;
+  return nodeIdListProblems(agents, g.raw["nodeId"], (i) => `mesh.agents[${i}]`, {
+    own: (id) =>
+      `is this hub's own id (nodeId ${id}${from ? `, ${from}` : ""}); a hub takes no session from itself. ` +
+      "Remove it; if an agent runs with this id too, give the hub or the agent another (every node needs its own)",
+    twice: (first, id) => `duplicates mesh.agents[${first}] (${id}); list each agent once`,
+  }).map((p) => `${p.path}: ${p.message}`);
 }
 
 /** A database password written in the config file makes that file a secret too (secret-file-modes.ts). */

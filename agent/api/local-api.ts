@@ -310,9 +310,7 @@ async function toDrafts(p: PublishInput, replica: Replica, now: number): Promise
       }
       upserted.get(e.aor)?.delete(e.contact);
     } else {
-      const stored = (await replica.store.listKey("loc", e.aor))
-        .filter((c) => isLive(c, now))
-        .map((c): Draft => ({ kind: "loc", key: e.aor, sub: c.sub, value: null }));
+      const stored = await replica.draftsForKeyRemoval("loc", e.aor, now);
       const fresh = [...(upserted.get(e.aor) ?? [])].filter((c) => !stored.some((d) => d.sub === c));
       drafts.push(...stored, ...fresh.map((sub): Draft => ({ kind: "loc", key: e.aor, sub, value: null })));
       upserted.delete(e.aor);

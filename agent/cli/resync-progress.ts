@@ -154,11 +154,6 @@ export function reloadFailure(k: KamailioReloadStatus): Error | null {
 }
 
 /**
- * `p`, or FollowStopped (saying `why()`) as soon as `signal` aborts: a poll waiting for an agent
- * that does not answer must not hold Ctrl-C up to the client's timeout. A call left in flight is
- * aborted by the client's close.
- */
-/**
  * The steps of following a run: each await ends at once when `signal` aborts (Ctrl-C), saying what
  * that means at the point reached (`phase`: asked the agent to start it, and it answered).
  */
@@ -172,6 +167,11 @@ function followSteps(signal: AbortSignal | undefined, what: "resync" | "reload")
   return { phase, step };
 }
 
+/**
+ * `p`, or FollowStopped (saying `why()`) as soon as `signal` aborts: a poll waiting for an agent
+ * that does not answer must not hold Ctrl-C up to the client's timeout. A call left in flight is
+ * aborted by the client's close.
+ */
 function unlessStopped<T>(p: Promise<T>, signal: AbortSignal | undefined, why: () => string): Promise<T> {
   if (!signal) return p;
   if (signal.aborted) return Promise.reject(new FollowStopped(why()));

@@ -53,14 +53,28 @@ function aliasDbProblems(kamailio: Raw | undefined): FieldProblem[] {
 }
 
 function peerIdProblems(peers: readonly unknown[], nodeId: unknown): FieldProblem[] {
+  return nodeIdListProblems(peers.map((p) => recordOf(p)?.["id"]), nodeId, (i) => `mesh.peers[${i}].id`, {
+    own: (id) => `is this node's own id (${id}); a node does not peer with itself`,
+    twice: (first, id) => `duplicates mesh.peers[${first}].id (${id})`,
+  });
+}
+
+/**
+ * Node ids in a list (an agent's mesh.peers, a hub's mesh.agents) that name the node itself, or an
+ * earlier entry again: one problem each, worded by `say`. Ids that are not strings are left to the
+ * schema's message.
+ */
+export function nodeIdListProblems(
+  ids: readonly unknown[], nodeId: unknown, pathOf: (i: number) => string,
+  say: { own: (id: string) => string; twice: (first: number, id: string) => string },
+): FieldProblem[] {
   const out: FieldProblem[] = [];
   const seen = new Map<string, number>();
-  peers.forEach((p, i) => {
-    const id = recordOf(p)?.["id"];
+  ids.forEach((id, i) => {
     if (typeof id !== "string") return;
-    if (id === nodeId) out.push({ path: `mesh.peers[${i}].id`, message: `is this node's own id (${id}); a node does not peer with itself` });
+    if (id === nodeId) out.push({ path: pathOf(i), message: say.own(id) });
     const first = seen.get(id);
-    if (first !== undefined) out.push({ path: `mesh.peers[${i}].id`, message: `duplicates mesh.peers[${first}].id (${id})` });
+    if (first !== undefined) out.push({ path: pathOf(i), message: say.twice(first, id) });
     else seen.set(id, i);
   });
   return out;

@@ -13,7 +13,7 @@
  * registrar share one commit (`lingerMs`). An edit someone waits on (an API call) is committed at
  * the next turn of the event loop, and takes every lingering edit with it.
  */
-import { hlcToMillis, type Change, type RecordKind, type VersionVector } from "../contract/records.js";
+import { hlcToMillis, isLive, type Change, type RecordKind, type VersionVector } from "../contract/records.js";
 import type { Logger } from "../ops/logger.js";
 import type { ChangeSource, Metrics } from "../ops/metrics.js";
 import { farAhead, type Hlc } from "./hlc.js";
@@ -52,8 +52,11 @@ export interface Replica {
   onCommitted(listener: ChangeListener): () => void;
   /** Any change won and was stored, local or remote (feeds Kamailio writers and live UIs). */
   onApplied(listener: ChangeListener): () => void;
-  /** Expands "remove every contact of this AoR" into one removal per live contact. */
-  draftsForKeyRemoval(kind: RecordKind, key: string): Promise<Draft[]>;
+  /**
+   * Expands "remove every contact of this AoR" into one removal per contact with a value; with
+   * `nowSec`, per live one (an expired binding is the purge's, and removing it changes nothing).
+   */
+  draftsForKeyRemoval(kind: RecordKind, key: string, nowSec?: number): Promise<Draft[]>;
   close(): Promise<void>;
 }
 
@@ -242,9 +245,11 @@ export function createReplica({ store, hlc, log, metrics }: ReplicaDeps): Replic
       appliedListeners.add(l);
       return () => appliedListeners.delete(l);
     },
-    async draftsForKeyRemoval(kind, key) {
+    async draftsForKeyRemoval(kind, key, nowSec) {
       const current = await store.listKey(kind, key);
-      return current.filter((c) => c.value !== null).map((c) => ({ kind, key, sub: c.sub, value: null }));
+      return current
+        .filter((c) => (nowSec === undefined ? c.value !== null : isLive(c, nowSec)))
+        .map((c) => ({ kind, key, sub: c.sub, value: null }));
     },
     async close() {
       closed = true;

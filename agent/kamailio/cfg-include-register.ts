@@ -144,7 +144,10 @@ route[LOCMESH_DRAIN] {
 		$shv(${RESEND_SHV}) = 0;
 		$var(lm_again) = $mq_size(${UNACKED_QUEUE});
 		$shv(${ACKED_SHV}) = $shv(${RELAYED_SHV});
+		# The new connection gets ${ACK_STALL_SEC} s to acknowledge before the window is lifted: sent
+		# without one, the kept queue would drop its oldest, the events just sent again.
 		$var(lm_acked_seen) = $shv(${ACKED_SHV});
+		$var(lm_acked_at) = $TV(s);
 		if ($var(lm_again) > 0) {
 			xlog("L_INFO", "locmesh: $var(lm_again) registrar events the agent had not acknowledged are sent again\\n");
 		}

@@ -130,7 +130,10 @@ export function createEvapiEvents(deps: {
           acks?.reset();
           deps.onConnect();
         },
-        onDisconnect: (_err, livedMs) => onDisconnect(livedMs),
+        onDisconnect: (_err, livedMs) => {
+          acks?.pause();
+          onDisconnect(livedMs);
+        },
       });
       evapi.start();
     },

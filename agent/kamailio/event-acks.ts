@@ -1,7 +1,7 @@
 /**
  * Acknowledging registrar events to Kamailio, so that none is lost when the agent dies with events
  * read and not journaled (or still in the sockets): the include keeps every event its drain sent
- * until the agent says it is journaled, and queues the rest again when the agent's event connection
+ * until the agent says it is journaled, and sends the rest again when the agent's event connection
  * comes back (cfg-include-register.ts, LOCMESH_DRAIN and LOCMESH_FORGET).
  *
  * Events arrive in the order the drain numbered them, and are journaled in any order (one AoR's in
@@ -20,9 +20,14 @@ export const ACK_INTERVAL_MS = 100;
 export interface EventAcks {
   /** An event numbered `n` was read; call the result once it is journaled or given up. */
   taken(n: number): () => void;
-  /** The number up to which every event read is done; null before any. */
+  /** The number up to which every event read is done; null before any (for tests and status). */
   done(): number | null;
-  /** A new event connection: numbering may have started over (Kamailio restarted). */
+  /** The event connection is down: nothing is sent until reset() (Kamailio may be restarting). */
+  pause(): void;
+  /**
+   * A new event connection: numbering may have started over (Kamailio restarted). A send begun
+   * before counts for nothing after it.
+   */
   reset(): void;
   /** Sends the last acknowledgement now (before the agent stops). */
   flush(): Promise<void>;
@@ -43,6 +48,13 @@ export function createEventAcks(deps: {
   let sentMark: number | null = null;
   let sending: Promise<void> | null = null;
   let failingSince: number | null = null;
+  /**
+   * Sends wait while the event connection is down: a mark of a Kamailio that restarted meanwhile,
+   * retried into the new one, would make it forget events numbered anew that were never journaled.
+   */
+  let paused = false;
+  /** Bumped by reset(): a send's outcome is recorded only for the connection it was made for. */
+  let generation = 0;
 
   const advance = () => {
     while (head < reading.length && reading[head]!.finished) mark = reading[head++]!.n;
@@ -55,11 +67,12 @@ export function createEventAcks(deps: {
 
   function send(): Promise<void> {
     if (sending) return sending;
-    if (mark === null || mark === sentMark) return Promise.resolve();
+    if (paused || mark === null || mark === sentMark) return Promise.resolve();
     const n = mark;
+    const made = generation;
     sending = deps.send(n).then(
       () => {
-        sentMark = n;
+        if (made === generation) sentMark = n;
         if (failingSince !== null) log.info("registrar events are acknowledged to Kamailio again");
         failingSince = null;
       },
@@ -89,7 +102,12 @@ export function createEventAcks(deps: {
       };
     },
     done: () => mark,
+    pause() {
+      paused = true;
+    },
     reset() {
+      paused = false;
+      generation++;
       reading = [];
       head = 0;
       mark = null;

@@ -172,7 +172,10 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
           metrics.kamailioEvents.inc({ outcome: "failed" });
           // One line per run of failures (and every 1000th), not one per REGISTER: a full disk fails them all.
           if (failing++ % 1000 === 0) {
-            log.error({ err: (err as Error).message, aor: ev.aor, failed: failing }, "could not journal a registrar event; the next reconcile will pick it up");
+            log.error(
+              { err: (err as Error).message, aor: ev.aor, failed: failing },
+              "could not journal a registrar event; the AoR's next REGISTER brings it in line, or the next reconcile (below kamailio.reconcileMaxContacts)",
+            );
           }
         })
         .finally(() => {

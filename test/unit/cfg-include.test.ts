@@ -69,6 +69,8 @@ describe("kamailioInclude", () => {
     const drain0 = text.split("route[LOCMESH_DRAIN] {")[1]?.split("\n}\n")[0] ?? "";
     const again = drain0.indexOf('while ($var(lm_e) < 100 && $shv(locmesh_events) != 0 && $var(lm_again) > 0 && mq_fetch("locmesh_unacked")) {');
     expect(again).toBeGreaterThan(drain0.indexOf("$var(lm_again) = $mq_size(locmesh_unacked);"));
+    // The new connection starts with the window on, whatever the outage lasted.
+    expect(drain0).toContain("$var(lm_acked_seen) = $shv(locmesh_acked);\n\t\t$var(lm_acked_at) = $TV(s);\n\t\tif ($var(lm_again) > 0) {");
     expect(drain0.indexOf("if ($var(lm_again) > 0) return;")).toBeGreaterThan(again);
     expect(drain0.indexOf("route(LOCMESH_FORGET);")).toBeGreaterThan(drain0.indexOf("if ($var(lm_again) > 0) return;"));
     const eventAgain = text.split("route[LOCMESH_EVENT_AGAIN] {")[1]?.split("\n}\n")[0] ?? "";

@@ -6,6 +6,7 @@
  * takes each request and never answers (test/support/cli-harness.ts); the clock is faked, so no
  * test waits 45 s.
  */
+import { setTimeout as realSleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { runClientCli, startScriptedAgent, type ScriptedAgent } from "../support/cli-harness.js";
 
@@ -27,9 +28,9 @@ function runCli(args: string[]): { done: Promise<string>; settled: () => boolean
   return { done: run.done.then(() => run.err()), settled: run.settled };
 }
 
-/** Waits (on the real event loop, the fake clock standing still) until the server has the request. */
+/** Waits on the real clock (node:timers/promises is not faked; the global setTimeout is) until the server has the request. */
 async function requestTaken(n: number): Promise<void> {
-  for (let i = 0; i < 500 && agent.methods.length < n; i++) await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 500 && agent.methods.length < n; i++) await realSleep(10);
   expect(agent.methods.length).toBe(n);
 }
 

@@ -61,6 +61,30 @@ describe("event acknowledgements", () => {
     expect(sent).toEqual([1]);
   });
 
+  it("sends nothing while the event connection is down, and a send begun before a reconnect counts for nothing after it", async () => {
+    let release = () => undefined as void;
+    let held = false;
+    // The first send is held on its way until the test releases it.
+    const { acks, sent } = setup(() => (held ? Promise.resolve() : ((held = true), new Promise<void>((r) => (release = r)))));
+    acks.taken(5)();
+    acks.pause();
+    await acks.flush();
+    expect(sent).toEqual([]);
+    acks.reset();
+    acks.taken(7)();
+    const first = acks.flush();
+    await new Promise((r) => setImmediate(r));
+    expect(sent).toEqual([7]);
+    // Kamailio restarts (a reconnect) while 7 is on its way; the new connection reads 7 again.
+    acks.pause();
+    acks.reset();
+    release();
+    await first;
+    acks.taken(7)();
+    await acks.flush();
+    expect(sent).toEqual([7, 7]);
+  });
+
   it("logs a failing acknowledgement once per run of failures, and says when it works again", async () => {
     let fail = true;
     const { acks, lines } = setup(async () => {
