@@ -89,6 +89,8 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
    */
   const reading = new Map<string, { moved: boolean }>();
   const unwatch = replica.onApplied((changes) => {
+    // Every batch a peer or hub sends passes here: nothing to look up while no event waits.
+    if (reading.size === 0) return;
     for (const c of changes) {
       if (c.kind !== "loc") continue;
       const w = reading.get(c.key);

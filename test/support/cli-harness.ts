@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { PassThrough } from "node:stream";
 import { Command } from "commander";
 import { registerClientCommands } from "../../agent/cli/client-commands.js";
+import type { KamailioReloadStatus } from "../../agent/contract/kamailio-status.js";
 
 /** What the agent answers to the n-th call of a method: its result, or "hang". */
 export type AgentScript = (method: string, n: number) => unknown;
@@ -65,13 +66,34 @@ export interface CliRun {
   err(): string;
 }
 
+/** A stream that says it is a terminal (as cli-progress checks), and what was written to it. */
+export function terminalStream(): { out: PassThrough; printed: () => string } {
+  const out = Object.assign(new PassThrough(), { isTTY: true, columns: 100 });
+  let printed = "";
+  out.on("data", (d: Buffer) => (printed += d.toString("utf8")));
+  return { out, printed: () => printed };
+}
+
+/** The progress bar turned line wrapping off (ESC[?7l), and turned it on again after that. */
+export const wrapRestored = (t: string) => t.includes("\u001b[?7l") && t.lastIndexOf("\u001b[?7h") > t.lastIndexOf("\u001b[?7l");
+
+/** cluster.status's kamailio.reload before any reload. */
+export const IDLE_RELOAD: KamailioReloadStatus = { state: "idle", reason: null, total: 0, done: 0, unchanged: 0, startedAt: null, finishedAt: null, rate: 0, channel: null, error: null };
+
+/** A reload of 300 writes, `done` of them written, as cluster.status reports it. */
+export const reloadStatus = (done: number, state: KamailioReloadStatus["state"] = "running"): KamailioReloadStatus => ({
+  ...IDLE_RELOAD, state, reason: "requested through the API", total: 300, done, startedAt: "2026-11-22T10:00:00.000Z", channel: "evapi",
+  ...(state === "done" ? { finishedAt: "2026-11-22T10:00:02.000Z", rate: 150 } : {}),
+});
+
 /** Runs `locmesh <args> --url <the agent> --token …` in this process; stdout a terminal with `tty`. */
 export function runClientCli(port: number, args: string[], o: { tty?: boolean; signals?: EventEmitter } = {}): CliRun {
-  const stdout = o.tty ? Object.assign(new PassThrough(), { isTTY: true, columns: 100 }) : new PassThrough();
+  const terminal = terminalStream();
+  const stdout = o.tty ? terminal.out : new PassThrough();
   const stderr = new PassThrough();
   let out = "";
   let err = "";
-  stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
+  if (!o.tty) stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
   stderr.on("data", (d: Buffer) => (err += d.toString("utf8")));
   const program = new Command().exitOverride();
   registerClientCommands(program, { env: {}, stdout, stderr, ...(o.signals ? { signals: o.signals } : {}) });
@@ -79,5 +101,5 @@ export function runClientCli(port: number, args: string[], o: { tty?: boolean; s
   const done = program
     .parseAsync(["node", "locmesh", ...args, "--url", `http://127.0.0.1:${port}`, "--token", "t".repeat(24)])
     .finally(() => (settled = true));
-  return { done, settled: () => settled, out: () => out, err: () => err };
+  return { done, settled: () => settled, out: () => (o.tty ? terminal.printed() : out), err: () => err };
 }

@@ -8,7 +8,7 @@
 import { EventEmitter } from "node:events";
 import { setTimeout as realSleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { runClientCli, startScriptedAgent, type AgentScript, type ScriptedAgent } from "../support/cli-harness.js";
+import { IDLE_RELOAD, reloadStatus, runClientCli, startScriptedAgent, wrapRestored, type AgentScript, type ScriptedAgent } from "../support/cli-harness.js";
 
 let agent: ScriptedAgent;
 
@@ -29,9 +29,6 @@ const startsThenHangs: AgentScript = (method, n) => {
   if (method === "cluster.resync") return { started: true };
   return n === 1 ? { resync: idle } : n <= 3 ? { resync: running(n * 10) } : "hang";
 };
-const reload = (done: number, state: string) => ({
-  state, reason: null, total: 300, done, unchanged: 0, startedAt: state === "idle" ? null : "2026-11-22T10:00:00.000Z", finishedAt: null, rate: 0, channel: null, error: null,
-});
 
 /** Runs `locmesh <args>` with stdout a terminal. */
 const runCli = (args: string[], signals: EventEmitter) => runClientCli(agent.port, args, { tty: true, signals });
@@ -42,8 +39,6 @@ async function until(cond: () => boolean): Promise<void> {
   expect(cond()).toBe(true);
 }
 
-/** The bar turned wrapping off, and turned it on again after that. */
-const wrapRestored = (t: string) => t.includes("\u001b[?7l") && t.lastIndexOf("\u001b[?7h") > t.lastIndexOf("\u001b[?7l");
 
 describe("locmesh resync on a terminal", () => {
   it("an agent that stops answering cluster.status while the bar is drawn: exit 3 once the call times out, wrapping restored", async () => {
@@ -66,7 +61,7 @@ describe("locmesh resync on a terminal", () => {
   it("--kamailio: the same", async () => {
     agent.script = (method, n) => {
       if (method === "kamailio.reload") return {};
-      return n === 1 ? { kamailio: { reload: reload(0, "idle") } } : n === 2 ? { kamailio: { reload: reload(100, "running") } } : "hang";
+      return n === 1 ? { kamailio: { reload: IDLE_RELOAD } } : n === 2 ? { kamailio: { reload: reloadStatus(100) } } : "hang";
     };
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     const run = runCli(["resync", "--kamailio"], new EventEmitter());

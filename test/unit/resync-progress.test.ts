@@ -4,6 +4,7 @@ import type { ResyncStatus } from "../../agent/contract/cluster-status.js";
 import type { KamailioReloadStatus } from "../../agent/contract/kamailio-status.js";
 import { AgentUnreachableError, type ApiClient } from "../../agent/cli/api-client.js";
 import { FollowStopped, reloadFailure, runKamailioReload, runResync } from "../../agent/cli/resync-progress.js";
+import { IDLE_RELOAD, reloadStatus, terminalStream, wrapRestored } from "../support/cli-harness.js";
 
 const idle: ResyncStatus = { state: "idle", peer: null, received: 0, expected: 0, startedAt: null, finishedAt: null, error: null };
 const running = (received: number): ResyncStatus => ({ ...idle, state: "running", peer: "n2", received, expected: 100, startedAt: "2026-11-22T10:00:00.000Z" });
@@ -78,11 +79,8 @@ describe("runResync", () => {
 });
 
 describe("runKamailioReload", () => {
-  const idleReload: KamailioReloadStatus = { state: "idle", reason: null, total: 0, done: 0, unchanged: 0, startedAt: null, finishedAt: null, rate: 0, channel: null, error: null };
-  const reload = (done: number, state: KamailioReloadStatus["state"] = "running"): KamailioReloadStatus => ({
-    ...idleReload, state, reason: "requested through the API", total: 300, done, startedAt: "2026-11-22T10:00:00.000Z", channel: "evapi",
-    ...(state === "done" ? { finishedAt: "2026-11-22T10:00:02.000Z", rate: 150 } : {}),
-  });
+  const idleReload = IDLE_RELOAD;
+  const reload = reloadStatus;
 
   /** An agent's answers, one cluster.status kamailio.reload after another; the last repeats. */
   function scriptedReload(statuses: KamailioReloadStatus[]): ApiClient {
@@ -159,17 +157,6 @@ describe("the progress bar on a terminal", () => {
     vi.useRealTimers();
   });
 
-  /** A stream that says it is a terminal, and what was written to it. */
-  function fakeTty(): { out: PassThrough; printed: () => string } {
-    const out = Object.assign(new PassThrough(), { isTTY: true, columns: 100 });
-    let printed = "";
-    out.on("data", (d: Buffer) => (printed += d.toString()));
-    return { out, printed: () => printed };
-  }
-
-  /** The bar turned wrapping off, and turned it on again after that. */
-  const wrapRestored = (t: string) => t.includes("\u001b[?7l") && t.lastIndexOf("\u001b[?7h") > t.lastIndexOf("\u001b[?7l");
-
   /** cluster.status answers `answers` in turn (a function throws), then keeps failing as the last one. */
   function failingAgent(answers: (() => unknown)[]): ApiClient {
     let i = 0;
@@ -185,32 +172,23 @@ describe("the progress bar on a terminal", () => {
     throw new AgentUnreachableError("the locmesh agent or hub at http://127.0.0.1:7180 did not answer cluster.status within 10000 ms");
   };
 
-  it("a resync: a poll that fails stops the bar, restores line wrapping and leaves no redraw timer behind", async () => {
+  it.each([
+    ["a resync", "resync from n2 [", (client: ApiClient, out: PassThrough) => runResync(client, { json: false, stdout: out, pollMs: 1 }),
+      [() => ({ resync: idle }), () => ({ resync: running(10) }), () => ({ resync: running(20) }), paused]],
+    ["a kamailio reload", "kamailio reload [", (client: ApiClient, out: PassThrough) => runKamailioReload(client, { json: false, stdout: out, pollMs: 1 }),
+      [() => ({ kamailio: { reload: IDLE_RELOAD } }), () => ({ kamailio: { reload: reloadStatus(100) } }), paused]],
+  ] as const)("%s: a poll that fails stops the bar, restores line wrapping and leaves no redraw timer behind", async (_what, bar, follow, answers) => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
-    const { out, printed } = fakeTty();
-    const client = failingAgent([() => ({ resync: idle }), () => ({ resync: running(10) }), () => ({ resync: running(20) }), paused]);
-    await expect(runResync(client, { json: false, stdout: out, pollMs: 1 })).rejects.toBeInstanceOf(AgentUnreachableError);
-    expect(printed()).toContain("resync from n2 [");
-    expect(wrapRestored(printed())).toBe(true);
-    expect(vi.getTimerCount()).toBe(0);
-  });
-
-  it("a kamailio reload: the same", async () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
-    const { out, printed } = fakeTty();
-    const reload = (done: number, state: KamailioReloadStatus["state"]): KamailioReloadStatus => ({
-      state, reason: null, total: 300, done, unchanged: 0, startedAt: state === "idle" ? null : "2026-11-22T10:00:00.000Z", finishedAt: null, rate: 0, channel: null, error: null,
-    });
-    const client = failingAgent([() => ({ kamailio: { reload: reload(0, "idle") } }), () => ({ kamailio: { reload: reload(100, "running") } }), paused]);
-    await expect(runKamailioReload(client, { json: false, stdout: out, pollMs: 1 })).rejects.toBeInstanceOf(AgentUnreachableError);
-    expect(printed()).toContain("kamailio reload [");
+    const { out, printed } = terminalStream();
+    await expect(follow(failingAgent([...answers]), out)).rejects.toBeInstanceOf(AgentUnreachableError);
+    expect(printed()).toContain(bar);
     expect(wrapRestored(printed())).toBe(true);
     expect(vi.getTimerCount()).toBe(0);
   });
 
   it("Ctrl-C (the signal) stops following at once, even while a poll waits for the agent, and puts the bar away", async () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
-    const { out, printed } = fakeTty();
+    const { out, printed } = terminalStream();
     const stop = new AbortController();
     let polls = 0;
     const client: ApiClient = {
