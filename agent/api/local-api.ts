@@ -5,7 +5,7 @@
 import { PROTOCOL_VERSION } from "../contract/protocol.js";
 import { API_PARAMS, ApiMethod, type listParams, type publishParams, type ListResult, type PublishResult } from "../contract/api-protocol.js";
 import { JOURNAL_BEHIND_REMEDY, journalBehindFinding, type JournalBehindInfo, type ClusterStatus, type PostgresStatus, type CredentialsStatus } from "../contract/cluster-status.js";
-import type { KamailioAliasResult, KamailioContact, KamailioListResult, KamailioStatus } from "../contract/kamailio-status.js";
+import type { KamailioAliasResult, KamailioContact, KamailioListResult, KamailioLookupResult, KamailioStatus } from "../contract/kamailio-status.js";
 import { ErrorCode, RpcError } from "../contract/errors.js";
 import { isLive, toAlias, toLocation, type Alias, type BindingValue, type Change, type Location } from "../contract/records.js";
 import type { JournalBehind } from "../core/journal-behind.js";
@@ -208,8 +208,8 @@ export function createLocalApi(deps: LocalApiDeps): RpcServer<ApiContext> {
     return { started: true, running: true, ...(before.state === "running" ? { after: before.reason } : {}) };
   });
 
-  rpc.method(ApiMethod.KamailioLookup, API_PARAMS[ApiMethod.KamailioLookup], async (p) => {
-    return { aor: p.aor, contacts: await attached().lookup(p.aor) };
+  rpc.method(ApiMethod.KamailioLookup, API_PARAMS[ApiMethod.KamailioLookup], async (p): Promise<KamailioLookupResult> => {
+    return { aor: p.aor, contacts: await attached().lookup(p.aor), nowSec: nowSec() };
   });
 
   rpc.method(ApiMethod.KamailioList, API_PARAMS[ApiMethod.KamailioList], (p) => attached().list(p));

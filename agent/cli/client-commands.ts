@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { ApiMethod, type ListResult, type PublishResult } from "../contract/api-protocol.js";
 import type { ClusterStatus } from "../contract/cluster-status.js";
-import type { KamailioAliasResult, KamailioBinding, KamailioContact, KamailioListResult } from "../contract/kamailio-status.js";
+import type { KamailioAliasResult, KamailioBinding, KamailioListResult, KamailioLookupResult } from "../contract/kamailio-status.js";
 import type { Alias, Location } from "../contract/records.js";
 import { ConfigError, listenToUrl, loadApiSettings } from "../config/agent-config.js";
 import { redactUrl } from "../ops/redact-url.js";
@@ -166,12 +166,12 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
         if ((opts as { kamailio?: boolean }).kamailio) {
           const page = (await listPages<KamailioBinding>(client, ApiMethod.KamailioList, opts, { timeoutMs: KAMAILIO_WAIT_MS })) as KamailioListResult;
           if (opts.json) printJson(page);
-          else print(`${formatKamailioTable(page.items, nowSec(), (opts as ListOpts).search ?? "")}${pageFooter(page, "bindings")}\n\n${describeKamailioTable(page.summary)}`);
+          else print(`${formatKamailioTable(page.items, agentNowSec(page), (opts as ListOpts).search ?? "")}${pageFooter(page, "bindings")}\n\n${describeKamailioTable(page.summary)}`);
           return;
         }
         const page = await listPages<Location>(client, ApiMethod.LocationList, opts);
         if (opts.json) printJson(page);
-        else print(formatLocations(page.items, nowSec()) + pageFooter(page, "bindings"));
+        else print(formatLocations(page.items, agentNowSec(page)) + pageFooter(page, "bindings"));
       }),
     );
   withClientOptions(
@@ -180,14 +180,14 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
   ).description("show every binding of one AoR").action(
     run(async (client, opts, aor: string) => {
       if ((opts as { kamailio?: boolean }).kamailio) {
-        const k = await client.call<{ aor: string; contacts: KamailioContact[] }>(ApiMethod.KamailioLookup, { aor }, { timeoutMs: KAMAILIO_WAIT_MS });
+        const k = await client.call<KamailioLookupResult>(ApiMethod.KamailioLookup, { aor }, { timeoutMs: KAMAILIO_WAIT_MS });
         if (opts.json) printJson(k);
-        else print(formatKamailioContacts(k.aor, k.contacts, nowSec()));
+        else print(formatKamailioContacts(k.aor, k.contacts, agentNowSec(k)));
         return;
       }
-      const r = await client.call<{ aor?: string } | null>(ApiMethod.LocationLookup, { aor });
+      const r = await client.call<{ aor?: string; nowSec?: number } | null>(ApiMethod.LocationLookup, { aor });
       if (opts.json) printJson(r);
-      else print(formatBindings(typeof r?.aor === "string" ? r.aor : aor, bindingsOf(r), nowSec()));
+      else print(formatBindings(typeof r?.aor === "string" ? r.aor : aor, bindingsOf(r), agentNowSec(r)));
     }),
   );
 
@@ -202,7 +202,8 @@ export function registerClientCommands(program: Command, io: ClientIo): void {
     .action(
       run(async (client, opts, aor: string, contact: string) => {
         const o = opts as ClientOpts & { expires?: number; q?: number; path?: string; received?: string; socket?: string };
-        const expires = o.expires === undefined ? 0 : nowSec() + o.expires;
+        // Counted from the agent's clock, not this host's (the CLI may run elsewhere, its clock off).
+        const expires = o.expires === undefined ? 0 : agentNowSec(await client.call<{ nowSec?: number } | null>(ApiMethod.LocationLookup, { aor })) + o.expires;
         const binding = {
           aor, contact, expires, ...(o.q === undefined ? {} : { q: o.q }), ...(o.path === undefined ? {} : { path: o.path }),
           ...(o.received === undefined ? {} : { received: o.received }), ...(o.socket === undefined ? {} : { socket: o.socket }),
@@ -372,3 +373,13 @@ function describeError(err: unknown): string {
 }
 
 const nowSec = () => Math.floor(Date.now() / 1000);
+
+/**
+ * The agent's clock (Unix s) from an answer's `nowSec`, which decided what is live: expiries are
+ * counted down from it, not from this host's clock, which may be minutes off the agent's (`--url`
+ * to another machine). This host's clock for an answer without one (an older agent).
+ */
+function agentNowSec(answer: unknown): number {
+  const n = answer !== null && typeof answer === "object" ? (answer as { nowSec?: unknown }).nowSec : undefined;
+  return typeof n === "number" && Number.isInteger(n) && n > 0 ? n : nowSec();
+}

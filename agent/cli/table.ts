@@ -4,6 +4,8 @@
  * to the terminal, where an escape sequence could rewrite the screen.
  */
 
+import stringWidth from "string-width";
+
 export type Cell = string | number | boolean | null | undefined;
 export type Align = "left" | "right";
 
@@ -23,24 +25,32 @@ export function cellText(value: Cell): string {
   });
 }
 
+// Printable ASCII, nearly every cell: one column a character, measured without the grapheme walk.
+const NARROW = /^[\x20-\x7e]*$/;
+
 /**
- * Renders rows under a header, columns separated by two spaces, trailing spaces trimmed.
- * Widths count UTF-16 code units; wide characters may misalign, which is acceptable for a CLI.
+ * The terminal columns a cell's text takes: East Asian wide and fullwidth characters and emoji two,
+ * combining marks and zero-width characters none (string-width, by grapheme), other characters one.
  */
+export function displayWidth(text: string): number {
+  return NARROW.test(text) ? text.length : stringWidth(text);
+}
+
+/** Renders rows under a header, columns separated by two spaces, trailing spaces trimmed. */
 export function formatTable(header: readonly string[], rows: readonly (readonly Cell[])[], opts: { align?: readonly Align[] } = {}): string {
   const lines = [header.map((h) => cellText(h)), ...rows.map((r) => header.map((_, i) => cellText(r[i])))];
   // A loop, not Math.max(...column): spreading a column passes one argument per row, which
   // overflowed the call stack above ~130,000 rows (`location ls --all` of a big table).
   const widths = header.map(() => 0);
   for (const cells of lines) {
-    for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i] ?? 0, (cells[i] ?? "").length);
+    for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i] ?? 0, displayWidth(cells[i] ?? ""));
   }
   return lines
     .map((cells) =>
       cells
         .map((c, i) => {
-          const w = widths[i] ?? 0;
-          return opts.align?.[i] === "right" ? c.padStart(w) : c.padEnd(w);
+          const gap = " ".repeat(Math.max(0, (widths[i] ?? 0) - displayWidth(c)));
+          return opts.align?.[i] === "right" ? gap + c : c + gap;
         })
         .join("  ")
         .trimEnd(),

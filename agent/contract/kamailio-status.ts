@@ -41,6 +41,14 @@ export interface KamailioAliasResult {
  * REGISTER the agent has not learned, or a contact the journal no longer has) or "differs" (the
  * routing fields in `differences` are not what the agent would write).
  */
+/** kamailio.lookup's answer. */
+export interface KamailioLookupResult {
+  aor: string;
+  contacts: KamailioContact[];
+  /** The agent's clock when it answered (Unix s), to count the expiries down with (ListResult's nowSec). */
+  nowSec: number;
+}
+
 export interface KamailioBinding extends KamailioContact {
   aor: string;
   journal: "present" | "missing" | "differs";

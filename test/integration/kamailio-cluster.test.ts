@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
-import type { KamailioContact } from "../../agent/contract/kamailio-status.js";
+import type { KamailioContact, KamailioLookupResult } from "../../agent/contract/kamailio-status.js";
 import { describeKamailio } from "../../agent/cli/client-output.js";
 import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
 import { sleep, waitFor } from "../support/agent-process.js";
@@ -67,8 +67,10 @@ describe("three Kamailio nodes with agents", () => {
     expect(JSON.stringify(shown)).toContain('"owner":"n1"');
     expect(JSON.stringify(shown)).toContain("PhoneA/1.0");
     // kamailio.lookup answers from Kamailio itself (ul.lookup through the agent), as the test's own FIFO read does.
-    const k2 = await n2.agent.call<{ aor: string; contacts: KamailioContact[] }>("kamailio.lookup", { aor: `sip:${aor}` });
+    const k2 = await n2.agent.call<KamailioLookupResult>("kamailio.lookup", { aor: `sip:${aor}` });
     expect(k2).toMatchObject({ aor, contacts: [{ contact: a.contact, installedByAgent: true, callid: UL_ADD_CALLID }] });
+    // With the agent's clock, which the CLI counts the expiry down from.
+    expect(Math.abs(k2.nowSec - Date.now() / 1000)).toBeLessThan(5);
     const k1 = await n1.agent.call<{ contacts: KamailioContact[] }>("kamailio.lookup", { aor });
     expect(k1.contacts).toMatchObject([{ contact: a.contact, installedByAgent: false, userAgent: "PhoneA/1.0" }]);
     expect((await n1.agent.call<{ contacts: unknown[] }>("kamailio.lookup", { aor: `nobody@${TEST_DOMAIN}` })).contacts).toEqual([]);

@@ -11,8 +11,8 @@ import { Command } from "commander";
 import { registerClientCommands } from "../../agent/cli/client-commands.js";
 import type { KamailioReloadStatus } from "../../agent/contract/kamailio-status.js";
 
-/** What the agent answers to the n-th call of a method: its result, or "hang". */
-export type AgentScript = (method: string, n: number) => unknown;
+/** What the agent answers to the n-th call of a method (given its params): its result, or "hang". */
+export type AgentScript = (method: string, n: number, params: unknown) => unknown;
 
 export interface ScriptedAgent {
   readonly port: number;
@@ -43,11 +43,11 @@ export async function startScriptedAgent(script: AgentScript = () => null): Prom
     let body = "";
     req.on("data", (d: Buffer) => (body += d.toString("utf8")));
     req.on("end", () => {
-      const { id, method } = JSON.parse(body) as { id: number; method: string };
+      const { id, method, params } = JSON.parse(body) as { id: number; method: string; params?: unknown };
       methods.push(method);
       const n = (counts.get(method) ?? 0) + 1;
       counts.set(method, n);
-      const result = agent.script(method, n);
+      const result = agent.script(method, n, params);
       if (result === "hang") return void hanging.push(res);
       res.setHeader("content-type", "application/json");
       res.end(JSON.stringify({ jsonrpc: "2.0", id, result: result ?? null }));
@@ -102,4 +102,12 @@ export function runClientCli(port: number, args: string[], o: { tty?: boolean; s
     .parseAsync(["node", "locmesh", ...args, "--url", `http://127.0.0.1:${port}`, "--token", "t".repeat(24)])
     .finally(() => (settled = true));
   return { done, settled: () => settled, out: () => (o.tty ? terminal.printed() : out), err: () => err };
+}
+
+/** Runs `locmesh <args>` against the agent to its end: what it printed and its exit code (process.exitCode, reset before). */
+export async function runClientCliToEnd(port: number, args: string[]): Promise<{ out: string; err: string; code: number }> {
+  process.exitCode = undefined;
+  const run = runClientCli(port, args);
+  await run.done;
+  return { out: run.out(), err: run.err(), code: Number(process.exitCode ?? 0) };
 }

@@ -179,6 +179,13 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
       }
     }
     workers = [];
+    await goneAll();
+  }
+
+  /** Waits (up to 5 s) until no process of this cfg is left: a dying one still holds its sockets. */
+  async function goneAll(): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while (processesOf(cfgPath).length > 0 && Date.now() < deadline) await sleep(20);
   }
 
   await start().catch(async (err: unknown) => {
@@ -202,15 +209,20 @@ export async function startKamailio(opts: KamailioOptions = {}): Promise<Kamaili
     async kill9() {
       const proc = child;
       child = null;
-      for (const pid of [proc?.pid ?? 0, ...workers]) {
+      // Every process of this cfg, not only those core.psx listed at the start, and wait until
+      // they are all gone: a worker still dying holds its sockets (the jsonrpcs datagram socket,
+      // the SIP port), and a start() right after would fail to bind them and exit 255.
+      const pids = [...new Set([proc?.pid ?? 0, ...workers, ...processesOf(cfgPath)])].filter((pid) => pid > 0);
+      for (const pid of pids) {
         try {
-          if (pid > 0) process.kill(pid, "SIGKILL");
+          process.kill(pid, "SIGKILL");
         } catch {
           // already gone
         }
       }
       workers = [];
       if (proc && proc.exitCode === null && proc.signalCode === null) await exited;
+      await goneAll();
     },
     async start() {
       if (child) throw new Error("kamailio is already running");

@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { KamailioAliasResult } from "../../agent/contract/kamailio-status.js";
-import { runClientCli, startScriptedAgent, type ScriptedAgent } from "../support/cli-harness.js";
+import { runClientCliToEnd, startScriptedAgent, type ScriptedAgent } from "../support/cli-harness.js";
 
 let agent: ScriptedAgent;
 /** What the agent answers to each method. */
@@ -20,13 +20,7 @@ afterEach(async () => {
   await agent.close();
 });
 
-/** Runs `locmesh <args>`; resolves with its output and exit code once done. */
-async function runCli(args: string[]): Promise<{ out: string; err: string; code: number }> {
-  process.exitCode = undefined;
-  const run = runClientCli(agent.port, args);
-  await run.done;
-  return { out: run.out(), err: run.err(), code: Number(process.exitCode ?? 0) };
-}
+const runCli = (args: string[]) => runClientCliToEnd(agent.port, args);
 
 const compared = (agreement: KamailioAliasResult["agreement"], journal: string | null, kamailio: string[]): KamailioAliasResult => ({
   alias: "sip:bob@example.com", store: "usrloc", table: "aliases", kamailio, journal, agreement, pendingWrites: 0,

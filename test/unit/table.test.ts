@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cellText, formatPairs, formatTable } from "../../agent/cli/table.js";
+import { cellText, displayWidth, formatPairs, formatTable } from "../../agent/cli/table.js";
 
 describe("formatTable", () => {
   it("aligns columns under the header and trims trailing spaces", () => {
@@ -68,5 +68,31 @@ describe("formatTable on a big table", () => {
     expect(lines[0]).toBe(`${"ALIAS".padEnd(26)}  ${"N".padStart(6)}`);
     expect(lines[1]).toBe(`${"sip:user0@example.com".padEnd(26)}  ${"0".padStart(6)}`);
     expect(lines[200_000]).toBe("sip:user199999@example.com  199999");
+  });
+});
+
+describe("formatTable with wide and combining characters", () => {
+  // Columns were padded by UTF-16 code units: a CJK display name or an emoji in a User-Agent takes
+  // two terminal columns a character, a combining accent none, and the columns after it slid.
+  it("pads by terminal columns", () => {
+    const out = formatTable(
+      ["UA", "N"],
+      [
+        ["電話機", 1], // 3 wide characters: 6 columns
+        ["📞 phone", 2], // an emoji (2 columns, 2 code units) and 6 narrow
+        ["Jose\u0301", 3], // "José" with a combining acute accent: 4 columns, 5 code units
+        ["abcdefgh", 4],
+      ],
+    );
+    expect(out.split("\n")).toEqual(["UA        N", "電話機    1", "📞 phone  2", "Jose\u0301      3", "abcdefgh  4"]);
+  });
+
+  it("right-aligns by terminal columns", () => {
+    const out = formatTable(["NAME", "WHO"], [["a", "全角"], ["b", "xyz"]], { align: ["left", "right"] });
+    expect(out.split("\n")).toEqual(["NAME   WHO", "a     全角", "b      xyz"]);
+  });
+
+  it("measures text the way a terminal shows it", () => {
+    expect([displayWidth("sip:a@b"), displayWidth("日本"), displayWidth("e\u0301"), displayWidth("👍🏽"), displayWidth("")]).toEqual([7, 4, 1, 2, 0]);
   });
 });
