@@ -11,6 +11,7 @@ import { tlsToReread } from "../agent/config/reload-plan.js";
 import { createLogger } from "../agent/ops/logger.js";
 import { handleSignals } from "../agent/ops/daemon.js";
 import { agentRowStaleSeconds } from "./agent-registry.js";
+import { agentsToApply } from "./agents-reload.js";
 import { describeForget, forgetAgents } from "./forget-agents.js";
 import { migrateHubDatabase, startHub } from "./hub.js";
 import { withPgClient } from "./pg-client.js";
@@ -130,23 +131,12 @@ async function runHub(file: string | undefined, env: Record<string, string | und
     process.exit(1);
   }
   const hub = running;
-  let agents = config.mesh.agents;
+  let agents: readonly string[] = config.mesh.agents;
   signals.started(hub, () => {
     try {
       const next = loadHubConfig({ file, env, onWarning: (w) => log.warn(w), onEnvOverride: (setting, variable) => log.warn(envOverrideOnReload(setting, variable)) });
-      let wanted = next.mesh.agents;
-      // mesh.acceptUnlisted takes effect at a restart only: until then the hub takes mesh.agents
-      // alone, and a list emptied for acceptUnlisted would refuse every agent it drops. Agents
-      // added in the same change are taken; the dropped ones are kept until the restart.
-      const dropped = agents.filter((id) => !wanted.includes(id));
-      if (next.mesh.acceptUnlisted && !config.mesh.acceptUnlisted && dropped.length > 0) {
-        log.error(
-          { kept: dropped },
-          "SIGHUP: keeping the agents this change drops from mesh.agents, because mesh.acceptUnlisted was turned on in the same change: acceptUnlisted takes " +
-            "effect only when the hub restarts, and until then this hub would refuse them. Agents the change adds are taken. Restart the hub (systemctl restart) to take every agent",
-        );
-        wanted = [...agents, ...wanted.filter((id) => !agents.includes(id))];
-      }
+      const { agents: wanted, held } = agentsToApply(config, next, agents);
+      if (held) log.error({ kept: held.kept, configured: next.mesh.agents }, held.message);
       const agentsChanged = JSON.stringify(wanted) !== JSON.stringify(agents);
       if (agentsChanged) {
         hub.mesh.setAllowed(wanted);
