@@ -166,7 +166,19 @@ export interface KamailioStatus {
    * `failed`: events that could not be journaled; `malformed`: well-framed payloads that were not
    * valid events (skipped); `framingErrors`: broken netstring framing (the connection was dropped).
    */
-  events: { connected: boolean; received: number; failed: number; malformed: number; framingErrors: number } | null;
+  events: {
+    connected: boolean;
+    received: number;
+    /** Events that could not be journaled (a full disk, an I/O error). */
+    failed: number;
+    malformed: number;
+    framingErrors: number;
+    /**
+     * AoRs of failed events still to be looked up in Kamailio and brought in line once the journal
+     * takes writes again (unjournaled-aors.ts). Absent from agents before it.
+     */
+    unjournaledAors?: number;
+  } | null;
   reload: KamailioReloadStatus;
   /** The last reconcile with Kamailio (`ul.dump`); null before the first. */
   lastReconcile: KamailioReconcileStatus | null;

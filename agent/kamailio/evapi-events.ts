@@ -17,6 +17,7 @@ import type { KamailioSink } from "./kamailio-sink.js";
 import type { KamailioTimes } from "./kamailio-times.js";
 import type { KamailioEvent } from "./register-event.js";
 import { createRegistrarIntake } from "./registrar-intake.js";
+import type { UnjournaledAors } from "./unjournaled-aors.js";
 import type { WildcardSockets } from "./wildcard-sockets.js";
 
 /**
@@ -63,6 +64,8 @@ export function createEvapiEvents(deps: {
   acknowledge?: (n: number) => Promise<void>;
   /** Shown the socket of each binding the events journal (wildcard-sockets.ts). */
   sockets?: Pick<WildcardSockets, "see">;
+  /** Told the AoRs of events that could not be journaled (unjournaled-aors.ts). */
+  unjournaled?: Pick<UnjournaledAors, "add" | "journalWorks" | "size">;
   log: Logger;
   metrics: Metrics;
 }): EvapiEvents {
@@ -78,6 +81,7 @@ export function createEvapiEvents(deps: {
     kamailioWhole: deps.kamailioWhole,
     ...(deps.admit ? { admit: deps.admit } : {}),
     ...(deps.sockets ? { sockets: deps.sockets } : {}),
+    ...(deps.unjournaled ? { unjournaled: deps.unjournaled } : {}),
     flow: { pause: () => evapi?.pause(), resume: () => evapi?.resume() },
   });
 
@@ -141,7 +145,10 @@ export function createEvapiEvents(deps: {
     listening: () => !config.evapi || (evapi !== null && evapi.connected()),
     reconnecting: () => restartPoll !== null,
     status: () => config.evapi
-      ? { connected: evapi?.connected() ?? false, received, failed: intake.stats().failed, malformed: evapi?.stats().malformed ?? 0, framingErrors: evapi?.stats().framingErrors ?? 0 }
+      ? {
+        connected: evapi?.connected() ?? false, received, failed: intake.stats().failed, malformed: evapi?.stats().malformed ?? 0, framingErrors: evapi?.stats().framingErrors ?? 0,
+        unjournaledAors: deps.unjournaled?.size() ?? 0,
+      }
       : null,
     async close() {
       closed = true;

@@ -24,6 +24,7 @@ import { watchChanges, writeUnlessStale, type OnStored } from "./stale-writes.js
 import { UsrlocKeysError } from "./usrloc-keys.js";
 
 const LOOKUPS_AT_ONCE = 16;
+const HELD = "this node's journal is held (locmesh status says why): nothing is written into Kamailio until it is repaired";
 /** AoRs of the bindings a full reconcile would remove or write for lacking them that are looked up first (checkDump). */
 const LACKING_CHECKED = 3;
 
@@ -58,6 +59,12 @@ export interface ReconcileRun {
    * be read or written. Not reported as a reconcile.
    */
   runFor(edits: ApiEdits): Promise<string | null>;
+  /**
+   * Reconciles these AoRs whole, each read with ul.lookup: AoRs whose registrar events could not be
+   * journaled (unjournaled-aors.ts). Null when done, else why it may not run now (as runFor); throws
+   * when Kamailio cannot be read or the journal not written. Not reported as a reconcile.
+   */
+  runForAors(aors: ReadonlySet<string>): Promise<string | null>;
   /** The last reconcile; null before the first. */
   last(): KamailioReconcileStatus | null;
 }
@@ -94,11 +101,17 @@ export function createReconcileRun(deps: {
     return out;
   }
 
-  /** Compares and repairs; `only`: those bindings, their AoRs read with ul.lookup instead of ul.dump. Null when Kamailio is due a reload. */
-  async function compareAndRepair(only?: ApiEdits): Promise<ReconcileDone | null> {
+  /**
+   * Compares and repairs: the whole table (ul.dump), or a scope read with ul.lookup instead: the
+   * bindings the local API edited (`only`), or whole AoRs (`aors`). Null when Kamailio is due a reload.
+   */
+  async function compareAndRepair(scope: { only?: ApiEdits; aors?: ReadonlySet<string> } = {}): Promise<ReconcileDone | null> {
+    const { only, aors } = scope;
     const dumpStartMs = Date.now();
     const leadMs = deps.clockLeadMs();
-    const dump = only === undefined ? await links.dump() : await lookupAll([...new Set([...only.keys.values()].map((k) => k.aor))]);
+    const dump = only !== undefined ? await lookupAll([...new Set([...only.keys.values()].map((k) => k.aor))])
+      : aors !== undefined ? await lookupAll([...aors])
+      : await links.dump();
     const dumpEndMs = Date.now();
     // A restart during the dump would make its emptiness look like removals.
     await watch.observe();
@@ -115,10 +128,11 @@ export function createReconcileRun(deps: {
         isPending: only === undefined ? (c) => sink.isPending(c) : (c) => !(c.kind === "loc" && c.origin === store.replicaId) && sink.isPending(c),
         writtenAt: (k) => sink.writtenAt(k), kamailioTime: times.of,
         ...(only === undefined ? {} : { only }),
+        ...(aors === undefined ? {} : { aors }),
       });
       // The dump takes seconds: the journal may have been found behind meanwhile.
       if (held()) return null;
-      if (only === undefined) await checkDump(dump, p, dumpStartMs);
+      if (only === undefined && aors === undefined) await checkDump(dump, p, dumpStartMs);
       // Each edit only if its record has not changed since the plan began: a registrar event that
       // lingered in the journal's group commit (eventLingerMs) is newer than the dump, and appended
       // behind it in one flush the reconcile's removal (or learning) would win over it.
@@ -162,7 +176,7 @@ export function createReconcileRun(deps: {
           deps.log.error({ err: (err as Error).message }, "skipped a repair Kamailio refused");
         }
       }
-      const source = only === undefined ? "reconcile" : "api";
+      const source = only !== undefined ? "api" : aors !== undefined ? "retry" : "reconcile";
       metrics.kamailioLearned.inc({ source }, learned);
       metrics.kamailioRepairs.inc({ source }, repaired);
       return { learned, repaired, contacts: dump.length, keptApart: p.keptApart };
@@ -194,6 +208,15 @@ export function createReconcileRun(deps: {
     }
   }
 
+  async function runScoped(scope: { only?: ApiEdits; aors?: ReadonlySet<string> }, what: string): Promise<string | null> {
+    if (held()) return HELD;
+    if (!deps.journal.waitedForSeed()) return `this node's journal has not caught up with the cluster yet: ${what} tried again once it has`;
+    const done = await compareAndRepair(scope);
+    // Found behind meanwhile: the repairs stopped where they were.
+    if (held()) return HELD;
+    return done === null ? `a reload into it is due (Kamailio restarted): ${what} tried again after it` : null;
+  }
+
   return {
     async run() {
       if (!deps.journal.waitedForSeed()) return;
@@ -216,14 +239,8 @@ export function createReconcileRun(deps: {
         throw err;
       }
     },
-    async runFor(edits) {
-      if (held()) return "this node's journal is held (locmesh status says why): nothing is written into Kamailio until it is repaired";
-      if (!deps.journal.waitedForSeed()) return "this node's journal has not caught up with the cluster yet: the edit is tried again once it has";
-      const done = await compareAndRepair(edits);
-      // Found behind meanwhile: the repairs stopped where they were.
-      if (held()) return "this node's journal is held (locmesh status says why): nothing is written into Kamailio until it is repaired";
-      return done === null ? "a reload into it is due (Kamailio restarted): the edit is tried again after it" : null;
-    },
+    runFor: (edits) => runScoped({ only: edits }, "the edit is"),
+    runForAors: (aors) => runScoped({ aors }, "the AoRs are"),
     last: () => reconciles.last(),
   };
 }

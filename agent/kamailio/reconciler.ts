@@ -63,6 +63,12 @@ export interface ReconcileInput {
    * whatever their Call-ID (the API was given them).
    */
   only?: ApiEdits;
+  /**
+   * Only these AoRs, whose registrar events could not be journaled (unjournaled-aors.ts): `dump`
+   * holds their contacts (ul.lookup of each), and everything of theirs is decided as a full
+   * reconcile decides it. No alias is.
+   */
+  aors?: ReadonlySet<string>;
 }
 
 /** What the local API just committed: each binding's key, its AoR and the stamp the API gave it. */
@@ -145,7 +151,8 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
 
   const domainless = domainlessAor(input.dump, [locationTable, input.aliasTable]);
   if (domainless !== null) throw new UsrlocKeysError(useDomainProblem(domainless));
-  const locs = only === undefined ? await loadLive(store, "loc", nowSec) : await loadLiveOf(store, only, nowSec);
+  const aors = input.aors;
+  const locs = only !== undefined ? await loadLiveOf(store, only, nowSec) : aors !== undefined ? await loadLiveOfAors(store, aors, nowSec) : await loadLive(store, "loc", nowSec);
   const seen = new Set<string>();
   const duplicates: ReconcilePlan["duplicates"] = [];
   const copies = copiesOf(input.dump, locationTable);
@@ -161,6 +168,7 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
     }
     const id = bindingKey(k.aor, k.contact);
     if (only && !only.keys.has(id)) continue;
+    if (aors && !aors.has(k.aor)) continue;
     seen.add(id);
     const j = locs.get(id) ?? (await store.get("loc", k.aor, k.contact));
     const jLive = j !== null && j !== undefined && j.value !== null && locs.has(id);
@@ -227,7 +235,7 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
     else repairs.push(planRestore(j, ctx)!);
   }
 
-  if (input.aliasTable !== null && only === undefined) repairs.push(...(await aliasRepairs(store, input)));
+  if (input.aliasTable !== null && only === undefined && aors === undefined) repairs.push(...(await aliasRepairs(store, input)));
   return { drafts, repairs, duplicates, keptApart };
 }
 
@@ -301,6 +309,13 @@ async function loadLiveOf(store: ReplicaStore, only: ApiEdits, nowSec: number): 
   for (const aor of new Set([...only.keys.values()].map((k) => k.aor))) {
     for (const c of await store.listKey("loc", aor)) if (isLive(c, nowSec) && only.keys.has(recordKey(c))) out.set(recordKey(c), c);
   }
+  return out;
+}
+
+/** The live bindings of these AoRs, as loadLive keys them. */
+async function loadLiveOfAors(store: ReplicaStore, aors: ReadonlySet<string>, nowSec: number): Promise<Live> {
+  const out: Live = new Map();
+  for (const aor of aors) for (const c of await store.listKey("loc", aor)) if (isLive(c, nowSec)) out.set(recordKey(c), c);
   return out;
 }
 

@@ -24,6 +24,7 @@ import type { KamailioSink } from "./kamailio-sink.js";
 import type { KamailioTimes } from "./kamailio-times.js";
 import type { RegisterEvent } from "./register-event.js";
 import { draftsFromRegister } from "./registrar-input.js";
+import type { UnjournaledAors } from "./unjournaled-aors.js";
 import type { WildcardSockets } from "./wildcard-sockets.js";
 
 export interface RegistrarIntakeDeps {
@@ -50,6 +51,8 @@ export interface RegistrarIntakeDeps {
   admit?(): Promise<boolean>;
   /** Shown the socket of each binding an event journals (wildcard-sockets.ts). */
   sockets?: Pick<WildcardSockets, "see">;
+  /** Told the AoR of each event that could not be journaled, and when one is again (unjournaled-aors.ts). */
+  unjournaled?: Pick<UnjournaledAors, "add" | "journalWorks">;
 }
 
 export interface RegistrarIntakeStats {
@@ -166,17 +169,21 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
       const next = prev
         .then(async () => {
           await journal(ev, leadMs, readMs);
-          if (failing > 0) log.info({ failed: failing }, "registrar events are journaled again");
+          if (failing > 0) {
+            log.info({ failed: failing }, "registrar events are journaled again");
+            deps.unjournaled?.journalWorks();
+          }
           failing = 0;
         })
         .catch((err: unknown) => {
           stats.failed++;
           metrics.kamailioEvents.inc({ outcome: "failed" });
+          deps.unjournaled?.add(ev.aor);
           // One line per run of failures (and every 1000th), not one per REGISTER: a full disk fails them all.
           if (failing++ % 1000 === 0) {
             log.error(
               { err: (err as Error).message, aor: ev.aor, failed: failing },
-              "could not journal a registrar event; the AoR's next REGISTER brings it in line, or the next reconcile (below kamailio.reconcileMaxContacts)",
+              "could not journal a registrar event; once the journal takes writes again the agent looks the AoR up in Kamailio and brings the journal in line with it",
             );
           }
         })

@@ -198,8 +198,8 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
       registers: [],
     })),
     // Every source at 0 from the start: a reconcile's first repair must alert too (README, drift).
-    kamailioLearned: kamailioOnly.add(zeroed(new Counter({ name: "locmesh_kamailio_learned_total", help: "Local changes learned from Kamailio, by source (event, reconcile, or api: the check after a local API edit of this node's bindings)", labelNames: ["source"], registers: [] }), ["event", "reconcile", "api"], "source")),
-    kamailioRepairs: kamailioOnly.add(zeroed(new Counter({ name: "locmesh_kamailio_repairs_total", help: "Writes that put Kamailio back in line with the journal (reconcile, reload, or api: a local API edit of this node's bindings written in)", labelNames: ["source"], registers: [] }), ["reconcile", "reload", "api"], "source")),
+    kamailioLearned: kamailioOnly.add(zeroed(new Counter({ name: "locmesh_kamailio_learned_total", help: "Local changes learned from Kamailio, by source (event, reconcile, api: the check after a local API edit of this node's bindings, or retry: an AoR whose registrar event could not be journaled, looked up once the journal took writes again)", labelNames: ["source"], registers: [] }), ["event", "reconcile", "api", "retry"], "source")),
+    kamailioRepairs: kamailioOnly.add(zeroed(new Counter({ name: "locmesh_kamailio_repairs_total", help: "Writes that put Kamailio back in line with the journal (reconcile, reload, api: a local API edit of this node's bindings written in, or retry: an AoR whose registrar event could not be journaled)", labelNames: ["source"], registers: [] }), ["reconcile", "reload", "api", "retry"], "source")),
     kamailioRestarts: kamailioOnly.add(new Counter({ name: "locmesh_kamailio_restarts_total", help: "Restarts of the local Kamailio noticed", registers: [] })),
     kamailioUp: kamailioOnly.add(new Gauge({ name: "locmesh_kamailio_up", help: "1 while the local Kamailio answers over jsonrpcs (only on agents attached to a Kamailio)", registers: [] })),
     /** This node is an agent: export the series of its own changes and journal from now on (idempotent). */

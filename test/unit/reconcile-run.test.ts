@@ -296,3 +296,52 @@ describe("a reconcile that finds a contact Kamailio holds twice", () => {
     await replica.close();
   });
 });
+
+describe("a reconcile of the AoRs whose registrar events could not be journaled (runForAors)", () => {
+  it("looks up only those AoRs, past reconcileMaxContacts too, learns what Kamailio holds of them and drops what it lost, and leaves other AoRs alone", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: Date.now }), log: silentLogger() });
+    const nowSec = Math.floor(Date.now() / 1000);
+    const phone = (aor: string, contact: string, callid: string) => locDraft(aor, contact, binding({ owner: "n1", expires: nowSec + 3600, callid }));
+    // Journaled long ago. Then, with the journal full, frank's phone 1 de-registered and phone 2
+    // registered; gina's binding is gone from Kamailio too, but none of her events failed.
+    await store.commitLocal([
+      phone("frank@example.com", "sip:frank@192.0.2.1", "f-1"),
+      phone("gina@example.com", "sip:gina@192.0.2.3", "g-1"),
+    ], () => (Date.now() - 120_000) * 1024);
+    const looked: string[] = [];
+    const links = {
+      writer: { write: async () => "rpc" },
+      dump: async () => { throw new Error("no ul.dump for these"); },
+      aliasTable: null,
+      usrloc: {
+        ulLookup: async (_t: string, aor: string) => {
+          looked.push(aor);
+          return aor !== "frank@example.com" ? [] : [{
+            ...binding({ expires: nowSec + 3600, callid: "f-2", cseq: 3 }),
+            table: "location", aor, contact: "sip:frank@192.0.2.2", status: "active", serverId: 0, tcpconnId: -1, lastModified: nowSec - 5, state: "CS_NEW",
+          }];
+        },
+      },
+    } as unknown as KamailioLinks;
+    const metrics = createMetrics({ defaults: false });
+    metrics.exportKamailioSeries();
+    const run = createReconcileRun({
+      config: { locationTable: "location", reconcileMaxContacts: 0 }, nodeId: "n1", store, replica, links,
+      plan: { nodeId: "n1", replicaId: store.replicaId, locationTable: "location" },
+      watch: { observe: async () => undefined, reloadNeeded: () => false },
+      sink: { isPending: () => false, writtenAt: () => undefined }, times: createKamailioTimes(),
+      onStored: (listener) => replica.onApplied(listener),
+      clockLeadMs: () => 0, journal: { held: () => false, waitedForSeed: () => true, seeded: () => true }, log: silentLogger(), metrics,
+    });
+    expect(await run.runForAors(new Set(["frank@example.com"]))).toBeNull();
+    expect(looked).toEqual(["frank@example.com"]);
+    expect((await store.get("loc", "frank@example.com", "sip:frank@192.0.2.1"))?.value).toBeNull();
+    expect(await store.get("loc", "frank@example.com", "sip:frank@192.0.2.2")).toMatchObject({ value: { callid: "f-2", cseq: 3, owner: "n1" } });
+    // gina's is the full reconcile's (and her next REGISTER's).
+    expect(await store.get("loc", "gina@example.com", "sip:gina@192.0.2.3")).toMatchObject({ value: { callid: "g-1" } });
+    expect(run.last()).toBeNull(); // not reported as a reconcile
+    expect(await metrics.registry.metrics()).toMatch(/^locmesh_kamailio_learned_total\{source="retry"\} 2$/m);
+    await replica.close();
+  });
+});

@@ -198,3 +198,38 @@ describe("reconcile of a contact Kamailio holds twice", () => {
     expect((await planReconcile(store, { ...input, dump: twice, clockLeadMs: LEAD_MS, isPending: () => true })).duplicates).toEqual([]);
   });
 });
+
+describe("reconcile of the AoRs whose registrar events could not be journaled", () => {
+  it("decides those AoRs as a full reconcile would, and nothing of any other AoR", async () => {
+    const { store, input } = await setUp();
+    await store.commitLocal(
+      [
+        locDraft("carol@example.com", "sip:carol@static", binding({ owner: ME, expires: 0, callid: "" })),
+        locDraft("dave@example.com", "sip:dave@gone", binding({ owner: ME, expires: NOW + 3600, callid: "dave-call" })),
+      ],
+      counterStamp((NOW * 1000 + LEAD_MS) * HLC_UNITS_PER_MS),
+    );
+    // bob's lookup: the refreshed contact, and one registered while the journal was full.
+    const dump = [...input.dump, inKamailio("sip:bob@new", { callid: "new-call", cseq: 7, lastModified: NOW + 2 })];
+    const plan = await planReconcile(store, { ...input, dump, clockLeadMs: LEAD_MS, aors: new Set([AOR]) });
+    // bob: the missed de-registration removed, the refresh and the new registration learned.
+    expect(plan.drafts.map((d) => `${d.key} ${d.sub} ${d.value === null ? "removed" : "learned"}`).sort()).toEqual([
+      "bob@example.com sip:bob@gone removed", "bob@example.com sip:bob@new learned", "bob@example.com sip:bob@refreshed learned",
+    ]);
+    // carol's static binding and dave's registration are not in the lookup, and not bob's: untouched
+    // (a full reconcile would write carol's back and remove dave's).
+    expect(plan.repairs).toEqual([]);
+    const full = await planReconcile(store, { ...input, dump, clockLeadMs: LEAD_MS });
+    expect(full.drafts.map((d) => d.sub)).toContain("sip:dave@gone");
+    expect(full.repairs.map((r) => (r.op === "add" ? r.binding.contact : r.op))).toEqual(["sip:carol@static"]);
+  });
+
+  it("writes nothing for aliases", async () => {
+    const { store, input } = await setUp();
+    await store.commitLocal([{ kind: "alias", key: "sales@example.com", sub: "", value: { target: "sip:bob@example.com" } }], counterStamp((NOW * 1000 + LEAD_MS) * HLC_UNITS_PER_MS));
+    const scoped = await planReconcile(store, { ...input, aliasTable: "aliases", clockLeadMs: LEAD_MS, aors: new Set([AOR]) });
+    expect(scoped.repairs).toEqual([]);
+    const full = await planReconcile(store, { ...input, aliasTable: "aliases", clockLeadMs: LEAD_MS });
+    expect(full.repairs).toEqual([{ op: "alias-set", alias: "sales@example.com", target: "sip:bob@example.com" }]);
+  });
+});

@@ -6,8 +6,9 @@
  * is full and what to do, and a refused write changes nothing (the ledger counts refusals as
  * "failed", so any trace of one is an "extra"); reads keep working; once space returns it takes
  * writes again by itself, and learns the REGISTERs its Kamailio accepted meanwhile (their events
- * could not be journaled; the reconcile with ul.dump finds them). Afterwards the journal passes
- * SQLite's `PRAGMA integrity_check`.
+ * could not be journaled: it looks their AoRs up in Kamailio once the journal takes writes again;
+ * n2 runs no periodic ul.dump reconcile here, as above kamailio.reconcileMaxContacts). Afterwards
+ * the journal passes SQLite's `PRAGMA integrity_check`.
  */
 import { execFileSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
@@ -113,7 +114,7 @@ type DiskFullReport = FaultReport & { learning: { learnedBefore: number; fullMs:
 async function fault(c: DrillCluster, dataDir: string, short: boolean, alive: () => boolean): Promise<DiskFullReport> {
   const n = c.node(NODE);
   const filler = join(dataDir, "filler");
-  const learnedBefore = await n.agent.metric("locmesh_kamailio_learned_total", { source: "reconcile" });
+  const learnedBefore = await learnedFromKamailio(n);
   const filled = fillDisk(filler);
   const fullAt = Date.now();
   let i = 0;
@@ -169,19 +170,26 @@ async function fault(c: DrillCluster, dataDir: string, short: boolean, alive: ()
 }
 
 /**
+ * Bindings the agent learned by looking up, in its Kamailio, the AoRs of the events it could not
+ * journal, once the journal took writes again (source "retry"). n2 runs no periodic reconcile in
+ * this drill, so nothing else learns them.
+ */
+const learnedFromKamailio = (n: ClusterNode): Promise<number> => n.agent.metric("locmesh_kamailio_learned_total", { source: "retry" });
+
+/**
  * Once every view matched: how many REGISTERs the node's Kamailio acknowledged while its journal
- * refused writes, how many registrar events the agent could not journal, and how many bindings its
- * reconcile learned. The check above already proved every acknowledged REGISTER is in every
- * journal; these say the learning path was really taken.
+ * refused writes, how many registrar events the agent could not journal, and how many bindings it
+ * learned from its Kamailio. The check above already proved every acknowledged REGISTER is in
+ * every journal; these say the learning path was really taken.
  */
 async function learnedFigures(c: DrillCluster, l: { learnedBefore: number; fullMs: { from: number; to: number } }): Promise<{ info: Record<string, number>; untested: number }> {
   const n = c.node(NODE);
   const s = await n.agent.call<ClusterStatus>("cluster.status");
-  const learned = (await n.agent.metric("locmesh_kamailio_learned_total", { source: "reconcile" })) - l.learnedBefore;
+  const learned = (await learnedFromKamailio(n)) - l.learnedBefore;
   const ackedWhileFull = c.ledger.all.filter((o) => o.node === NODE && o.kind === "loc" && o.outcome === "acked" && o.doneMs >= l.fullMs.from && o.doneMs <= l.fullMs.to).length;
   const failedEvents = s.kamailio?.events?.failed ?? 0;
   return {
-    info: { "REGISTERs acknowledged by its Kamailio while the journal was full": ackedWhileFull, "registrar events it could not journal": failedEvents, "bindings its reconcile learned": learned },
+    info: { "REGISTERs acknowledged by its Kamailio while the journal was full": ackedWhileFull, "registrar events it could not journal": failedEvents, "bindings it learned by looking up the failed events' AoRs in its Kamailio": learned },
     untested: failedEvents > 0 && learned > 0 ? 0 : 1,
   };
 }
@@ -200,7 +208,9 @@ export const DISK_FULL_DRILLS: readonly Drill[] = [
         const info: Record<string, string | number> = {};
         let learning: DiskFullReport["learning"] | null = null;
         const result = await runTrafficDrill(ctx, {
-          cluster: { node: (i) => (i === 1 ? { agentConfig: { dataDir } } : {}) },
+          // No periodic ul.dump reconcile on n2: what its Kamailio took meanwhile must come back
+          // through the failed events' AoRs, as in a table above kamailio.reconcileMaxContacts.
+          cluster: { node: (i) => (i === 1 ? { agentConfig: { dataDir }, agentKamailio: { reconcileIntervalSec: 0 } } : {}) },
           traffic,
           leadSec: lead,
           async fault(c) {
