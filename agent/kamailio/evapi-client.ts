@@ -20,7 +20,7 @@
 import { Socket } from "node:net";
 import type { Logger } from "../ops/logger.js";
 import { createNetstringDecoder, type NetstringDecoder } from "./netstring.js";
-import { MAX_EVENT_BYTES, eventNumberOf, parseKamailioEvent, type KamailioEvent } from "./register-event.js";
+import { MAX_EVENT_BYTES, eventNumberOf, parseKamailioEvent, registerAorOf, type KamailioEvent } from "./register-event.js";
 
 export interface EvapiClientOptions {
   /** evapi's bind_addr host and port. */
@@ -30,8 +30,11 @@ export interface EvapiClientOptions {
   localAddress?: string;
   log: Logger;
   onEvent(ev: KamailioEvent): void;
-  /** A payload that is not a valid event but carries the drain's number `n` (register-event.ts eventNumberOf). */
-  onUnreadable?(n: number): void;
+  /**
+   * A payload that is not a valid event but carries the drain's number `n` (register-event.ts
+   * eventNumberOf), or a register event's AoR (registerAorOf), or both (null: it does not).
+   */
+  onUnreadable?(n: number | null, aor: string | null): void;
   onConnect?(): void;
   /**
    * The connection was lost (err is null when Kamailio closed it cleanly), after `livedMs` connected.
@@ -170,8 +173,11 @@ export function createEvapiClient(opts: EvapiClientOptions): EvapiClient {
       // EventFormatError, or TypeError from invalid UTF-8.
       stats.malformed++;
       logMalformed(err as Error, frame);
-      const n = opts.onUnreadable ? eventNumberOf(frame.subarray(0, 24).toString("latin1")) : null;
-      if (n !== null) safely("onUnreadable", () => opts.onUnreadable!(n));
+      if (opts.onUnreadable) {
+        const n = eventNumberOf(frame.subarray(0, 24).toString("latin1"));
+        const aor = registerAorOf(frame.toString("utf8"));
+        if (n !== null || aor !== null) safely("onUnreadable", () => opts.onUnreadable!(n, aor));
+      }
       return;
     }
     stats.events++;

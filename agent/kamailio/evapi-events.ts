@@ -125,7 +125,11 @@ export function createEvapiEvents(deps: {
       if (!config.evapi || closed) return;
       evapi = createEvapiClient({
         host: config.evapi.host, port: config.evapi.port, log, onEvent, retry: { minMs: 100, maxMs: 1000 },
-        ...(acks ? { onUnreadable: (n: number) => acks.taken(n)() } : {}),
+        onUnreadable: (n, aor) => {
+          if (n !== null) acks?.taken(n)();
+          // Kamailio holds what the REGISTER did: the AoR is looked up there instead.
+          if (aor !== null) deps.unjournaled?.add(aor);
+        },
         // The back-off starts over after a connection that was Kamailio's, so a Kamailio restarted
         // shortly after its last restart is noticed as soon as one that ran for hours.
         stableMs: EVAPI_STABLE_MS,

@@ -24,8 +24,8 @@
  *   is missing or not a number (req_expires "" = no Expires header) and the JSON stays valid.
  * - `count` is usrloc's contact count. The include's loop can stop early (more contacts than the
  *   core's max_while_loops, default 100, or one contact over pv_buffer_size, 8 KB), and a short
- *   list would read as removals, so an event whose list is not `count` long is refused; the
- *   periodic ul.dump reconcile then brings that AoR in line.
+ *   list would read as removals, so an event whose list is not `count` long is refused; the agent
+ *   then looks that AoR up in Kamailio (ul.lookup, unjournaled-aors.ts) and brings it in line.
  * Decoded bytes are read as UTF-8 with U+FFFD for invalid sequences, as the agent reads `ul.dump`
  * (fifo-client.ts), so the event and the reconciler see the same strings for the same binding.
  */
@@ -64,7 +64,7 @@ function register(o: Obj): Obj {
   if (contacts.length !== count) {
     throw new EventFormatError(
       `register.contacts has ${contacts.length} entries but usrloc holds ${String(count)} for the AoR: the include's loop stopped early ` +
-        "(more contacts than Kamailio's max_while_loops, or a contact over pv_buffer_size); the periodic ul.dump reconcile will bring it in line",
+        "(more contacts than Kamailio's max_while_loops, or a contact over pv_buffer_size); the agent looks the AoR up in Kamailio instead",
     );
   }
   contacts.forEach((c: unknown, i) => {
@@ -82,6 +82,12 @@ function hexFields(o: Obj, keys: readonly string[], where: string): Obj {
     o[k] = fromHex(v);
   }
   return o;
+}
+
+/** The hex-encoded string field `key` of a format-2 object, decoded; null when it is not such a string. */
+export function hexField(o: Obj, key: string): string | null {
+  const v = field(o, key);
+  return typeof v === "string" && HEX.test(v) ? fromHex(v) : null;
 }
 
 const NIBBLE = new Uint8Array(103);

@@ -27,7 +27,7 @@ import { LIMITS, checkSipUri, checkSocket, normalizeAor, uriAor } from "../contr
 import { parseContactHeader, type RequestContact } from "./contact-header.js";
 import { EventFormatError } from "./event-format-error.js";
 import { U32, asObject, clip, field, int, optStr, optStrCut, show, str, typeName, u32, type Obj } from "./event-fields.js";
-import { EVENT_FORMAT, fromFormat2 } from "./event-format2.js";
+import { EVENT_FORMAT, fromFormat2, hexField } from "./event-format2.js";
 
 export { EventFormatError };
 
@@ -143,6 +143,29 @@ function parseRegister(o: Obj): RegisterEvent {
     contacts: rawContacts.map((c, i) => parseContact(asObject(c, `register.contacts[${i}]`), `register.contacts[${i}]`)),
     ...(field(o, "n") === undefined ? {} : { n: int(o, "n", "register", 1, EVENT_NUMBER_MAX) }),
   };
+}
+
+/**
+ * The AoR of a register event the agent cannot read (parseKamailioEvent refused it), when its
+ * `aor` still reads: Kamailio holds that AoR's outcome, which the agent then looks up instead
+ * (unjournaled-aors.ts). Null when the payload is no register event or its AoR does not read.
+ */
+export function registerAorOf(payload: string): string | null {
+  let o: unknown;
+  try {
+    o = JSON.parse(payload);
+  } catch {
+    return null;
+  }
+  if (typeof o !== "object" || o === null || Array.isArray(o) || field(o as Obj, "event") !== "register") return null;
+  const wire = o as Obj;
+  const uri = field(wire, "v") === EVENT_FORMAT ? hexField(wire, "aor") : field(wire, "aor");
+  if (typeof uri !== "string" || uri.length > LIMITS.aor + 64) return null;
+  try {
+    return aorFromUri(uri, "register.aor");
+  } catch {
+    return null;
+  }
 }
 
 /** The drain numbers events 1 up to this, then from 1 again (cfg-include-register.ts). */

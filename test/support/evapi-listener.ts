@@ -15,6 +15,8 @@ export interface EvapiListener {
   client: EvapiClient;
   /** Events received and not yet taken by next(). */
   events: KamailioEvent[];
+  /** Payloads it could not read that still gave a number or a register event's AoR (evapi-client.ts onUnreadable). */
+  unreadable: { n: number | null; aor: string | null }[];
   /** Takes the first event that matches, waiting up to `ms`. */
   next<T extends KamailioEvent>(pred: (ev: KamailioEvent) => ev is T, ms?: number): Promise<T>;
 }
@@ -32,8 +34,10 @@ export async function openRegisterGate(kam: KamailioProcess): Promise<void> {
 /** Connects like the agent does, then opens the include's REGISTER gate as the agent would. */
 export async function listenToEvapi(kam: KamailioProcess, localAddress: string): Promise<EvapiListener> {
   const events: KamailioEvent[] = [];
+  const unreadable: EvapiListener["unreadable"] = [];
   const client = createEvapiClient({
     host: "127.0.0.1", port: kam.evapiPort as number, localAddress, log: silentLogger(), onEvent: (ev) => events.push(ev), retry: { minMs: 50, maxMs: 200 },
+    onUnreadable: (n, aor) => unreadable.push({ n, aor }),
   });
   client.start();
   const deadline = Date.now() + 5000;
@@ -49,6 +53,7 @@ export async function listenToEvapi(kam: KamailioProcess, localAddress: string):
   return {
     client,
     events,
+    unreadable,
     async next<T extends KamailioEvent>(pred: (ev: KamailioEvent) => ev is T, ms = 5000): Promise<T> {
       const until = Date.now() + ms;
       for (;;) {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { EventFormatError, parseKamailioEvent, type RegisterEvent } from "../../agent/kamailio/register-event.js";
+import { EventFormatError, parseKamailioEvent, registerAorOf, type RegisterEvent } from "../../agent/kamailio/register-event.js";
 
 // What route[LOCMESH_REGISTER] prints (cfg-include.ts): strings as {s.encode.hexa}, the request's
 // cseq and Expires as quoted decimals, usrloc's numbers bare, and the contact count.
@@ -126,5 +126,28 @@ describe("event format 2", () => {
       check(JSON.stringify({ ...JSON.parse(EXPIRED()), ...o }));
     }));
     fc.assert(fc.property(fc.dictionary(fc.constantFrom(...Object.keys(CONTACT), "__proto__"), fc.jsonValue()), (o) => check(withContact(o))));
+  });
+});
+
+describe("the AoR of a register event the agent cannot read (registerAorOf)", () => {
+  it("reads it from an event refused for its contact list, so the agent can look the AoR up in Kamailio instead", () => {
+    // The include's loop stopped early (max_while_loops): the list is shorter than usrloc's count.
+    const cut = JSON.stringify({ ...JSON.parse(format2({ aor: "sip:Alice@Example.COM;transport=udp" })), count: 101 });
+    expect(() => parseKamailioEvent(cut)).toThrow(EventFormatError);
+    expect(registerAorOf(cut)).toBe("alice@example.com");
+    expect(registerAorOf(withContact({ q: "high" }))).toBe("alice@example.com");
+  });
+
+  it("reads format 1's plain AoR too", () => {
+    expect(registerAorOf(JSON.stringify({ event: "register", aor: "sip:bob@example.com", contacts: "no" }))).toBe("bob@example.com");
+  });
+
+  it("gives null for what is no register event, or an AoR that does not read", () => {
+    expect(registerAorOf("not json")).toBeNull();
+    expect(registerAorOf(EXPIRED())).toBeNull();
+    expect(registerAorOf(JSON.stringify([1, 2]))).toBeNull();
+    expect(registerAorOf(format2({ aor: "tel:+15551234" }))).toBeNull();
+    expect(registerAorOf(JSON.stringify({ ...JSON.parse(format2()), aor: "zz-not-hex" }))).toBeNull();
+    expect(registerAorOf(JSON.stringify({ ...JSON.parse(format2()), aor: hex(`sip:${"a".repeat(600)}@example.com`) }))).toBeNull();
   });
 });
