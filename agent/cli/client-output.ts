@@ -141,10 +141,10 @@ export function describeKamailio(k: KamailioStatus | null): string {
     idle: "nothing written yet", held: "NOT WRITING: this node's journal is behind (see above)",
     refused: "NOT ATTACHED: nothing written into it, learned from it or reconciled with it",
   }[k.writer];
-  const unjournaled = k.events?.unjournaledAors ? `${k.events.unjournaledAors} AoR(s) to look up in Kamailio: their events could not be journaled` : "";
+  const lookUp = k.events?.aorsToLookUp ? `${k.events.aorsToLookUp} AoR(s) to look up in Kamailio: their events could not be journaled or read` : "";
   const events = k.events === null ? "no event input"
-    : k.events.connected ? `events connected (${k.events.received} received${unjournaled ? `, ${unjournaled}` : ""})`
-    : `events DISCONNECTED${unjournaled ? ` (${unjournaled})` : ""}`;
+    : k.events.connected ? `events connected (${k.events.received} received${lookUp ? `, ${lookUp}` : ""})`
+    : `events DISCONNECTED${lookUp ? ` (${lookUp})` : ""}`;
   // Aliases that wait for alias_db's database do not stop the writer: lastError says so then.
   const shown = k.writer === "pending" || !k.up || (k.aliasesWaiting ?? 0) > 0;
   const err = !k.lastError ? "" : k.writer === "refused" ? `; why: ${k.lastError}` : shown ? `; last error: ${k.lastError}` : "";

@@ -174,10 +174,11 @@ export interface KamailioStatus {
     malformed: number;
     framingErrors: number;
     /**
-     * AoRs of failed events still to be looked up in Kamailio and brought in line once the journal
-     * takes writes again (unjournaled-aors.ts). Absent from agents before it.
+     * AoRs still to be looked up in Kamailio and brought in line (aor-lookups.ts): those of events
+     * that could not be journaled (looked up once the journal takes writes again) or read.
+     * Absent from agents before it.
      */
-    unjournaledAors?: number;
+    aorsToLookUp?: number;
   } | null;
   reload: KamailioReloadStatus;
   /** The last reconcile with Kamailio (`ul.dump`); null before the first. */

@@ -37,7 +37,7 @@ import { missedByRunningKamailio } from "./kamailio-writer.js";
 import { createKamailioTable, toKamailioContact } from "./kamailio-table.js";
 import { createKamailioTimes } from "./kamailio-times.js";
 import { createReconcileRun } from "./reconcile-run.js";
-import { createUnjournaledAors } from "./unjournaled-aors.js";
+import { createAorLookups } from "./aor-lookups.js";
 import { createRegisterGate } from "./register-gate.js";
 import type { ReloadStatus } from "./reload.js";
 import { openReloadMark, type ReloadNotes } from "./reload-mark.js";
@@ -194,12 +194,12 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     onDomainless: (reason) => keys.refuse(reason),
   });
   const sockets = createWildcardSocketCheck({ log });
-  const unjournaled = createUnjournaledAors({
+  const aorLookups = createAorLookups({
     log,
     onOverflow: () => void reconcile().catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile for the registrar events that could not be journaled failed")),
   });
   const events = createEvapiEvents({
-    config, nodeId, store, replica, sink, times, liveness, clockLeadMs, log, metrics, sockets, unjournaled,
+    config, nodeId, store, replica, sink, times, liveness, clockLeadMs, log, metrics, sockets, aorLookups,
     kamailioWhole: () => !watch.reloadNeeded(),
     admit: () => keys.admit(),
     acknowledge: (n) => links.core.setShvInt(ACKED_SHV, n),
@@ -309,12 +309,12 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     return waitingApiEdits.retry((edits) => apiEdits.add(edits)).then(() => undefined);
   }
   /** After a check: the AoRs whose registrar events could not be journaled, looked up while Kamailio answers. */
-  function repairUnjournaled(): Promise<void> {
-    if (closed || !unjournaled.due() || !liveness.isUp() || refused()) return Promise.resolve();
+  function lookUpAors(): Promise<void> {
+    if (closed || !aorLookups.due() || !liveness.isUp() || refused()) return Promise.resolve();
     if (journal.held() || !journal.seeded() || watch.reloadNeeded()) return Promise.resolve();
-    return exclusive(() => unjournaled.repair((aors) => reconciles.runForAors(aors)));
+    return exclusive(() => aorLookups.repair((aors) => reconciles.runForAors(aors)));
   }
-  const checkThenRetry = (): Promise<void> => check().finally(() => retryApiEdits()).finally(() => repairUnjournaled());
+  const checkThenRetry = (): Promise<void> => check().finally(() => retryApiEdits()).finally(() => lookUpAors());
 
   function every(ms: number, fn: () => Promise<void>): void {
     let busy = false;

@@ -238,8 +238,8 @@ const NO_WINDOW = 1_000_000_000;
  * The request's half of an event for a REGISTER too big for the queue (registerRoute): its AoR
  * and source, and no Contact, Call-ID or User-Agent, which is what made it too big. The agent
  * reads it as a query (rc 4: registrar-input.ts), learning the AoR's contacts as Kamailio holds
- * them when it is drained; a contact it de-registered is left to
- * the next REGISTER of the AoR or the reconcile.
+ * them when it is drained, and, since it does not say what the request removed, looks the AoR up
+ * in Kamailio and reconciles it whole (aor-lookups.ts).
  */
 const OVERSIZED_REQUEST = jsonFormat([
   ["rc", "4"], ["ts", '"$TV(Sn)"'], ["aor", '"$(tu{s.encode.hexa})"'], ["req_contact", '""'], ["req_expires", '""'], ["callid", '""'],

@@ -17,7 +17,7 @@ import type { KamailioSink } from "./kamailio-sink.js";
 import type { KamailioTimes } from "./kamailio-times.js";
 import type { KamailioEvent } from "./register-event.js";
 import { createRegistrarIntake } from "./registrar-intake.js";
-import type { UnjournaledAors } from "./unjournaled-aors.js";
+import type { AorLookups } from "./aor-lookups.js";
 import type { WildcardSockets } from "./wildcard-sockets.js";
 
 /**
@@ -64,8 +64,8 @@ export function createEvapiEvents(deps: {
   acknowledge?: (n: number) => Promise<void>;
   /** Shown the socket of each binding the events journal (wildcard-sockets.ts). */
   sockets?: Pick<WildcardSockets, "see">;
-  /** Told the AoRs of events that could not be journaled (unjournaled-aors.ts). */
-  unjournaled?: Pick<UnjournaledAors, "add" | "journalWorks" | "size">;
+  /** Told the AoRs of events that could not be journaled (aor-lookups.ts). */
+  aorLookups?: Pick<AorLookups, "add" | "journalWorks" | "size">;
   log: Logger;
   metrics: Metrics;
 }): EvapiEvents {
@@ -81,7 +81,7 @@ export function createEvapiEvents(deps: {
     kamailioWhole: deps.kamailioWhole,
     ...(deps.admit ? { admit: deps.admit } : {}),
     ...(deps.sockets ? { sockets: deps.sockets } : {}),
-    ...(deps.unjournaled ? { unjournaled: deps.unjournaled } : {}),
+    ...(deps.aorLookups ? { aorLookups: deps.aorLookups } : {}),
     flow: { pause: () => evapi?.pause(), resume: () => evapi?.resume() },
   });
 
@@ -128,7 +128,7 @@ export function createEvapiEvents(deps: {
         onUnreadable: (n, aor) => {
           if (n !== null) acks?.taken(n)();
           // Kamailio holds what the REGISTER did: the AoR is looked up there instead.
-          if (aor !== null) deps.unjournaled?.add(aor);
+          if (aor !== null) deps.aorLookups?.add(aor);
         },
         // The back-off starts over after a connection that was Kamailio's, so a Kamailio restarted
         // shortly after its last restart is noticed as soon as one that ran for hours.
@@ -151,7 +151,7 @@ export function createEvapiEvents(deps: {
     status: () => config.evapi
       ? {
         connected: evapi?.connected() ?? false, received, failed: intake.stats().failed, malformed: evapi?.stats().malformed ?? 0, framingErrors: evapi?.stats().framingErrors ?? 0,
-        unjournaledAors: deps.unjournaled?.size() ?? 0,
+        aorsToLookUp: deps.aorLookups?.size() ?? 0,
       }
       : null,
     async close() {

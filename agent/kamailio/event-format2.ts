@@ -25,7 +25,7 @@
  * - `count` is usrloc's contact count. The include's loop can stop early (more contacts than the
  *   core's max_while_loops, default 100, or one contact over pv_buffer_size, 8 KB), and a short
  *   list would read as removals, so an event whose list is not `count` long is refused; the agent
- *   then looks that AoR up in Kamailio (ul.lookup, unjournaled-aors.ts) and brings it in line.
+ *   then looks that AoR up in Kamailio (ul.lookup, aor-lookups.ts) and brings it in line.
  * Decoded bytes are read as UTF-8 with U+FFFD for invalid sequences, as the agent reads `ul.dump`
  * (fifo-client.ts), so the event and the reconciler see the same strings for the same binding.
  */

@@ -61,7 +61,7 @@ export interface ReconcileRun {
   runFor(edits: ApiEdits): Promise<string | null>;
   /**
    * Reconciles these AoRs whole, each read with ul.lookup: AoRs whose registrar events could not be
-   * journaled (unjournaled-aors.ts). Null when done, else why it may not run now (as runFor); throws
+   * journaled (aor-lookups.ts). Null when done, else why it may not run now (as runFor); throws
    * when Kamailio cannot be read or the journal not written. Not reported as a reconcile.
    */
   runForAors(aors: ReadonlySet<string>): Promise<string | null>;

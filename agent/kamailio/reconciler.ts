@@ -64,7 +64,7 @@ export interface ReconcileInput {
    */
   only?: ApiEdits;
   /**
-   * Only these AoRs, whose registrar events could not be journaled (unjournaled-aors.ts): `dump`
+   * Only these AoRs, whose registrar events could not be journaled (aor-lookups.ts): `dump`
    * holds their contacts (ul.lookup of each), and everything of theirs is decided as a full
    * reconcile decides it. No alias is.
    */

@@ -148,7 +148,7 @@ function parseRegister(o: Obj): RegisterEvent {
 /**
  * The AoR of a register event the agent cannot read (parseKamailioEvent refused it), when its
  * `aor` still reads: Kamailio holds that AoR's outcome, which the agent then looks up instead
- * (unjournaled-aors.ts). Null when the payload is no register event or its AoR does not read.
+ * (aor-lookups.ts). Null when the payload is no register event or its AoR does not read.
  */
 export function registerAorOf(payload: string): string | null {
   let o: unknown;

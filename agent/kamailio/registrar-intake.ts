@@ -24,7 +24,7 @@ import type { KamailioSink } from "./kamailio-sink.js";
 import type { KamailioTimes } from "./kamailio-times.js";
 import type { RegisterEvent } from "./register-event.js";
 import { draftsFromRegister } from "./registrar-input.js";
-import type { UnjournaledAors } from "./unjournaled-aors.js";
+import type { AorLookups } from "./aor-lookups.js";
 import type { WildcardSockets } from "./wildcard-sockets.js";
 
 export interface RegistrarIntakeDeps {
@@ -51,8 +51,11 @@ export interface RegistrarIntakeDeps {
   admit?(): Promise<boolean>;
   /** Shown the socket of each binding an event journals (wildcard-sockets.ts). */
   sockets?: Pick<WildcardSockets, "see">;
-  /** Told the AoR of each event that could not be journaled, and when one is again (unjournaled-aors.ts). */
-  unjournaled?: Pick<UnjournaledAors, "add" | "journalWorks">;
+  /**
+   * Told the AoR of each event that could not be journaled, or that does not say what its REGISTER
+   * removed, and when one is journaled again after failures (aor-lookups.ts).
+   */
+  aorLookups?: Pick<AorLookups, "add" | "journalWorks">;
 }
 
 export interface RegistrarIntakeStats {
@@ -169,16 +172,19 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
       const next = prev
         .then(async () => {
           await journal(ev, leadMs, readMs);
+          // The AoR-only half of a REGISTER too big for the include's queue: it gives the AoR's
+          // contacts, not what the request removed (every real REGISTER has a Call-ID).
+          if (ev.rc === 4 && ev.callid === "") deps.aorLookups?.add(ev.aor);
           if (failing > 0) {
             log.info({ failed: failing }, "registrar events are journaled again");
-            deps.unjournaled?.journalWorks();
+            deps.aorLookups?.journalWorks();
           }
           failing = 0;
         })
         .catch((err: unknown) => {
           stats.failed++;
           metrics.kamailioEvents.inc({ outcome: "failed" });
-          deps.unjournaled?.add(ev.aor);
+          deps.aorLookups?.add(ev.aor);
           // One line per run of failures (and every 1000th), not one per REGISTER: a full disk fails them all.
           if (failing++ % 1000 === 0) {
             log.error(

@@ -75,12 +75,12 @@ describe("describeKamailio", () => {
     expect(describeKamailio({ ...k!, up: true, events: { connected: true, received: 3 } } as typeof k)).toBe("up, writing through jsonrpcs, events connected (3 received)");
   });
 
-  it("counts the AoRs whose events could not be journaled and wait to be looked up in Kamailio", () => {
-    const k = { up: true, writer: "rpc", events: { connected: true, received: 40, failed: 7, unjournaledAors: 5 }, restarts: 0 } as unknown as Parameters<typeof describeKamailio>[0];
-    expect(describeKamailio(k)).toBe("up, writing through jsonrpcs, events connected (40 received, 5 AoR(s) to look up in Kamailio: their events could not be journaled)");
-    const down = { ...k!, events: { connected: false, received: 40, unjournaledAors: 5 } } as typeof k;
-    expect(describeKamailio(down)).toBe("up, writing through jsonrpcs, events DISCONNECTED (5 AoR(s) to look up in Kamailio: their events could not be journaled)");
-    expect(describeKamailio({ ...k!, events: { connected: true, received: 40, unjournaledAors: 0 } } as typeof k)).toBe("up, writing through jsonrpcs, events connected (40 received)");
+  it("counts the AoRs whose events could not be journaled or read, to be looked up in Kamailio", () => {
+    const k = { up: true, writer: "rpc", events: { connected: true, received: 40, failed: 7, aorsToLookUp: 5 }, restarts: 0 } as unknown as Parameters<typeof describeKamailio>[0];
+    expect(describeKamailio(k)).toBe("up, writing through jsonrpcs, events connected (40 received, 5 AoR(s) to look up in Kamailio: their events could not be journaled or read)");
+    const down = { ...k!, events: { connected: false, received: 40, aorsToLookUp: 5 } } as typeof k;
+    expect(describeKamailio(down)).toBe("up, writing through jsonrpcs, events DISCONNECTED (5 AoR(s) to look up in Kamailio: their events could not be journaled or read)");
+    expect(describeKamailio({ ...k!, events: { connected: true, received: 40, aorsToLookUp: 0 } } as typeof k)).toBe("up, writing through jsonrpcs, events connected (40 received)");
   });
 
   it("says the agent does not attach, and why, while Kamailio keys AoRs without their domain", () => {

@@ -153,3 +153,34 @@ describe("registrar intake", () => {
   });
 });
 
+
+describe("registrar intake: AoRs it hands to the lookups in Kamailio (aor-lookups.ts)", () => {
+  it("hands over the AoR of an event it could not journal and of an AoR-only half of an oversized REGISTER, and says when the journal works again", async () => {
+    const store = openSqliteStore({ path: ":memory:", nodeId: "n1" });
+    const replica = createReplica({ store, hlc: createHlc({ wallMillis: () => NOW_MS }), log: silentLogger() });
+    replicas.push(replica);
+    const told: string[] = [];
+    let full = false;
+    const intake = createRegistrarIntake({
+      nodeId: "n1", store, replica, times: createKamailioTimes(), log: silentLogger(), metrics: createMetrics({ defaults: false }), maxQueued: 16, lingerMs: 0, clockLeadMs: () => 0,
+      sink: { isPending: () => false, writtenAt: () => undefined, unseenByKamailio: () => false },
+      flow: { pause: () => undefined, resume: () => undefined },
+      admit: async () => {
+        if (full) throw new Error("the journal's disk is full");
+        return true;
+      },
+      aorLookups: { add: (aor) => told.push(`add ${aor}`), journalWorks: () => told.push("works") },
+    });
+    intake.push(registerEvent(1)); // journaled: nothing to look up
+    await intake.settled();
+    full = true;
+    intake.push(registerEvent(2));
+    await intake.settled();
+    full = false;
+    // What the include queues for a REGISTER too big for its queue: rc 4, its AoR, no Call-ID.
+    intake.push({ ...registerEvent(3), rc: 4, requestContacts: [], requestExpires: null, callid: "", userAgent: "" });
+    await intake.settled();
+    expect(told).toEqual(["add u2@example.com", "add u3@example.com", "works"]);
+    expect(intake.stats().failed).toBe(1);
+  });
+});

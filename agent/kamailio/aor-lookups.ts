@@ -1,10 +1,15 @@
 /**
- * AoRs whose registrar events could not be journaled (a full disk, an I/O error: registrar-intake.ts).
- * Kamailio took the REGISTER (it answered, and its usrloc holds the outcome) and the include
- * counts the event as done once the agent has tried it (event-acks.ts), so nothing sends it again:
- * each such AoR is looked up in Kamailio (ul.lookup) and reconciled whole once the journal takes
- * writes again (reconcile-run.ts runForAors). That does not depend on the table's size, where the
- * periodic ul.dump reconcile stops at kamailio.reconcileMaxContacts, and it does not wait for it.
+ * AoRs the agent looks up in Kamailio (ul.lookup) and reconciles whole (reconcile-run.ts
+ * runForAors), because a registrar event told it something changed there without telling it what:
+ * - an event the journal could not take (a full disk, an I/O error: registrar-intake.ts). Kamailio
+ *   took the REGISTER (it answered, and its usrloc holds the outcome) and the include counts the
+ *   event as done once the agent has tried it (event-acks.ts), so nothing sends it again;
+ * - a register event the agent cannot read whose AoR still reads (evapi-events.ts): one cut short
+ *   by max_while_loops (event-format2.ts);
+ * - the AoR-only half of a REGISTER too big for the include's queue (cfg-include-register.ts
+ *   OVERSIZED_REQUEST): it carries the AoR's contacts but not what the request removed.
+ * That does not depend on the table's size, where the periodic ul.dump reconcile stops at
+ * kamailio.reconcileMaxContacts, and it does not wait for it.
  *
  * Tried at each check of Kamailio (attachment.ts), backing off while the tries fail (the journal
  * still full), from the start again once the intake journals an event again. At most `max` AoRs
@@ -14,12 +19,12 @@
 import { isTransient } from "../core/transient.js";
 import type { Logger } from "../ops/logger.js";
 
-export const UNJOURNALED_MAX = 10_000;
+export const AOR_LOOKUPS_MAX = 10_000;
 const BACKOFF_MIN_MS = 2000;
 const BACKOFF_MAX_MS = 60_000;
 
-export interface UnjournaledAors {
-  /** An event of this AoR could not be journaled. */
+export interface AorLookups {
+  /** Kamailio holds something of this AoR that its events did not bring into the journal. */
   add(aor: string): void;
   /** The intake journaled an event again after failures: the next try is not held back. */
   journalWorks(): void;
@@ -35,15 +40,15 @@ export interface UnjournaledAors {
   repair(run: (aors: ReadonlySet<string>) => Promise<string | null>): Promise<void>;
 }
 
-export function createUnjournaledAors(deps: {
+export function createAorLookups(deps: {
   log: Logger;
-  /** More AoRs failed than are kept: a full reconcile, once the kept ones are done. */
+  /** More AoRs came than are kept: a full reconcile, once the kept ones are done. */
   onOverflow(): void;
   max?: number;
   nowMs?: () => number;
-}): UnjournaledAors {
+}): AorLookups {
   const { log } = deps;
-  const max = deps.max ?? UNJOURNALED_MAX;
+  const max = deps.max ?? AOR_LOOKUPS_MAX;
   const now = deps.nowMs ?? Date.now;
   /** AoR → how many times it failed: a repair drops only those that did not fail again meanwhile. */
   const waiting = new Map<string, number>();
@@ -83,13 +88,13 @@ export function createUnjournaledAors(deps: {
           failingSince = null;
           log.error(
             { err: (err as Error).message, aors: batch.size },
-            "could not bring the AoRs whose registrar events were not journaled in line with Kamailio; the periodic reconcile does (below kamailio.reconcileMaxContacts), else the phones' next REGISTERs",
+            "could not bring the AoRs looked up in Kamailio in line with it; the periodic reconcile does (below kamailio.reconcileMaxContacts), else the phones' next REGISTERs",
           );
           return;
         }
         if (failingSince === null) {
           failingSince = now();
-          log.warn({ err: (err as Error).message, aors: batch.size }, "cannot yet bring the AoRs whose registrar events were not journaled in line with Kamailio; trying again");
+          log.warn({ err: (err as Error).message, aors: batch.size }, "cannot yet look up in Kamailio the AoRs whose events did not say all (the journal still refuses writes, or Kamailio does not answer); trying again");
         }
         backOff();
         return;
@@ -102,9 +107,9 @@ export function createUnjournaledAors(deps: {
       overflowed -= lost;
       backoffMs = 0;
       failingSince = null;
-      log.info({ aors: batch.size }, "looked up in Kamailio the AoRs whose registrar events could not be journaled, and brought the journal in line with them");
+      log.info({ aors: batch.size }, "looked up in Kamailio the AoRs whose events did not say all, and brought the journal in line with them");
       if (lost > 0) {
-        log.warn({ events: lost, kept: max }, "more registrar events failed than the agent keeps AoRs for: a full reconcile brings the rest in line (below kamailio.reconcileMaxContacts), else the phones' next REGISTERs");
+        log.warn({ events: lost, kept: max }, "more AoRs were to be looked up than the agent keeps: a full reconcile brings the rest in line (below kamailio.reconcileMaxContacts), else the phones' next REGISTERs");
         deps.onOverflow();
       }
     },

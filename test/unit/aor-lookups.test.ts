@@ -1,11 +1,11 @@
 /**
- * The AoRs whose registrar events could not be journaled (agent/kamailio/unjournaled-aors.ts):
- * kept until a reconcile of them is done, backing off while it fails, never dropping an AoR that
- * failed again while a try was under way.
+ * The AoRs to look up in Kamailio, such as those whose registrar events could not be journaled
+ * (agent/kamailio/aor-lookups.ts): kept until a reconcile of them is done, backing off while it
+ * fails, never dropping an AoR that failed again while a try was under way.
  */
 import { describe, expect, it } from "vitest";
 import { TransientError } from "../../agent/core/transient.js";
-import { createUnjournaledAors } from "../../agent/kamailio/unjournaled-aors.js";
+import { createAorLookups } from "../../agent/kamailio/aor-lookups.js";
 import { createLogger } from "../../agent/ops/logger.js";
 
 function setUp(max?: number) {
@@ -13,7 +13,7 @@ function setUp(max?: number) {
   const log = createLogger({ level: "info", nodeId: "n1", destination: { write: (line: string) => void lines.push(JSON.parse(line) as { level: string; msg: string }) } });
   let now = 1_000_000;
   let overflows = 0;
-  const u = createUnjournaledAors({ log, onOverflow: () => overflows++, nowMs: () => now, ...(max === undefined ? {} : { max }) });
+  const u = createAorLookups({ log, onOverflow: () => overflows++, nowMs: () => now, ...(max === undefined ? {} : { max }) });
   const runs: string[][] = [];
   /** A run that records the AoRs it was given and answers `outcome`. */
   const run = (outcome: null | string | Error = null) => async (aors: ReadonlySet<string>) => {
@@ -24,7 +24,7 @@ function setUp(max?: number) {
   return { u, lines, runs, run, advance: (ms: number) => (now += ms), overflows: () => overflows };
 }
 
-describe("unjournaled AoRs", () => {
+describe("AoRs to look up in Kamailio", () => {
   it("reconciles the AoRs of failed events once, each once however many of its events failed", async () => {
     const t = setUp();
     t.u.add("a@x");
