@@ -196,7 +196,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const sockets = createWildcardSocketCheck({ log });
   const aorLookups = createAorLookups({
     log,
-    onOverflow: () => void reconcile().catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile for the registrar events that could not be journaled failed")),
+    onOverflow: () => void reconcile().catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile for the AoRs past what the lookups keep failed")),
   });
   const events = createEvapiEvents({
     config, nodeId, store, replica, sink, times, liveness, clockLeadMs, log, metrics, sockets, aorLookups,
@@ -308,7 +308,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     if (journal.held() || !journal.seeded() || watch.reloadNeeded()) return Promise.resolve();
     return waitingApiEdits.retry((edits) => apiEdits.add(edits)).then(() => undefined);
   }
-  /** After a check: the AoRs whose registrar events could not be journaled, looked up while Kamailio answers. */
+  /** After a check: the AoRs whose events did not say all (aor-lookups.ts), looked up while Kamailio answers. */
   function lookUpAors(): Promise<void> {
     if (closed || !aorLookups.due() || !liveness.isUp() || refused()) return Promise.resolve();
     if (journal.held() || !journal.seeded() || watch.reloadNeeded()) return Promise.resolve();

@@ -64,7 +64,7 @@ export function createEvapiEvents(deps: {
   acknowledge?: (n: number) => Promise<void>;
   /** Shown the socket of each binding the events journal (wildcard-sockets.ts). */
   sockets?: Pick<WildcardSockets, "see">;
-  /** Told the AoRs of events that could not be journaled (aor-lookups.ts). */
+  /** Told the AoRs of events that could not be journaled or read (aor-lookups.ts). */
   aorLookups?: Pick<AorLookups, "add" | "journalWorks" | "size">;
   log: Logger;
   metrics: Metrics;
