@@ -79,6 +79,8 @@ export interface KamailioAttachment {
 
 /** Past this many waiting edits of the local API, more are left to the next reconcile or reload. */
 const API_BATCH_MAX = 20_000;
+/** Turns of the AoR lookups (a chunk each, aor-lookups.ts) between two checks of Kamailio. */
+const LOOKUP_TURNS = 8;
 
 export interface KamailioAttachmentDeps {
   config: KamailioConfig;
@@ -308,11 +310,16 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     if (journal.held() || !journal.seeded() || watch.reloadNeeded()) return Promise.resolve();
     return waitingApiEdits.retry((edits) => apiEdits.add(edits)).then(() => undefined);
   }
-  /** After a check: the AoRs whose events did not say all (aor-lookups.ts), looked up while Kamailio answers. */
-  function lookUpAors(): Promise<void> {
-    if (closed || !aorLookups.due() || !liveness.isUp() || refused()) return Promise.resolve();
-    if (journal.held() || !journal.seeded() || watch.reloadNeeded()) return Promise.resolve();
-    return exclusive(() => aorLookups.repair((aors) => reconciles.runForAors(aors)));
+  /**
+   * After a check: the AoRs whose events did not say all (aor-lookups.ts), looked up while Kamailio
+   * answers, a chunk a turn of its FIFO process, up to LOOKUP_TURNS turns before the next check.
+   */
+  async function lookUpAors(): Promise<void> {
+    for (let turn = 0; turn < LOOKUP_TURNS; turn++) {
+      if (closed || !aorLookups.due() || !liveness.isUp() || refused()) return;
+      if (journal.held() || !journal.seeded() || watch.reloadNeeded()) return;
+      await exclusive(() => aorLookups.repair((aors) => reconciles.runForAors(aors)));
+    }
   }
   const checkThenRetry = (): Promise<void> => check().finally(() => retryApiEdits()).finally(() => lookUpAors());
 

@@ -65,7 +65,7 @@ export function createEvapiEvents(deps: {
   /** Shown the socket of each binding the events journal (wildcard-sockets.ts). */
   sockets?: Pick<WildcardSockets, "see">;
   /** Told the AoRs of events that could not be journaled or read (aor-lookups.ts). */
-  aorLookups?: Pick<AorLookups, "add" | "journalWorks" | "size">;
+  aorLookups?: Pick<AorLookups, "add" | "failed" | "journalWorks" | "size">;
   log: Logger;
   metrics: Metrics;
 }): EvapiEvents {
@@ -127,8 +127,8 @@ export function createEvapiEvents(deps: {
         host: config.evapi.host, port: config.evapi.port, log, onEvent, retry: { minMs: 100, maxMs: 1000 },
         onUnreadable: (n, aor) => {
           if (n !== null) acks?.taken(n)();
-          // Kamailio holds what the REGISTER did: the AoR is looked up there instead.
-          if (aor !== null) deps.aorLookups?.add(aor);
+          // Kamailio holds what the REGISTER did: the AoR is looked up there instead (a numbered event's: aor-lookups.ts).
+          if (aor !== null && n !== null) deps.aorLookups?.add(aor);
         },
         // The back-off starts over after a connection that was Kamailio's, so a Kamailio restarted
         // shortly after its last restart is noticed as soon as one that ran for hours.

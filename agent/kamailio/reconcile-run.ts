@@ -178,7 +178,7 @@ export function createReconcileRun(deps: {
       }
       const source = only !== undefined ? "api" : aors !== undefined ? "retry" : "reconcile";
       metrics.kamailioLearned.inc({ source }, learned);
-      metrics.kamailioRepairs.inc({ source }, repaired);
+      if (aors === undefined) metrics.kamailioRepairs.inc({ source }, repaired); // the AoR scope writes nothing into Kamailio
       return { learned, repaired, contacts: dump.length, keptApart: p.keptApart };
     } finally {
       changes.close();

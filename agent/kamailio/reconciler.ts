@@ -64,9 +64,10 @@ export interface ReconcileInput {
    */
   only?: ApiEdits;
   /**
-   * Only these AoRs, whose registrar events could not be journaled (aor-lookups.ts): `dump`
-   * holds their contacts (ul.lookup of each), and everything of theirs is decided as a full
-   * reconcile decides it. No alias is.
+   * Only these AoRs, whose registrar events did not say all (aor-lookups.ts): `dump` holds their
+   * contacts (ul.lookup of each), and the journal's side of them is decided as a full reconcile
+   * decides it (learned, or removed as de-registered). Nothing is written into Kamailio, and no
+   * alias is decided.
    */
   aors?: ReadonlySet<string>;
 }
@@ -235,7 +236,10 @@ export async function planReconcile(store: ReplicaStore, input: ReconcileInput):
     else repairs.push(planRestore(j, ctx)!);
   }
 
-  if (input.aliasTable !== null && only === undefined && aors === undefined) repairs.push(...(await aliasRepairs(store, input)));
+  // Limited to AoRs whose events did not say all, only the journal is brought in line: writes into
+  // Kamailio are the sink's and the full reconcile's (ul.lookup lists no lingering copies, Copies).
+  if (aors !== undefined) return { drafts, repairs: [], duplicates: [], keptApart };
+  if (input.aliasTable !== null && only === undefined) repairs.push(...(await aliasRepairs(store, input)));
   return { drafts, repairs, duplicates, keptApart };
 }
 

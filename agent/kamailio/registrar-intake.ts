@@ -55,7 +55,7 @@ export interface RegistrarIntakeDeps {
    * Told the AoR of each event that could not be journaled, or that does not say what its REGISTER
    * removed, and when one is journaled again after failures (aor-lookups.ts).
    */
-  aorLookups?: Pick<AorLookups, "add" | "journalWorks">;
+  aorLookups?: Pick<AorLookups, "add" | "failed" | "journalWorks">;
 }
 
 export interface RegistrarIntakeStats {
@@ -104,10 +104,11 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
     }
   });
 
-  async function journal(ev: RegisterEvent, clockLeadMs: number, readMs: number): Promise<void> {
+  /** Journals the event; false when it was not admitted. */
+  async function journal(ev: RegisterEvent, clockLeadMs: number, readMs: number): Promise<boolean> {
     if (deps.admit && !(await deps.admit())) {
       metrics.kamailioEvents.inc({ outcome: "refused" });
-      return;
+      return false;
     }
     times.advance(ev.tsMs);
     const draftsFrom = (current: readonly Change[]) => {
@@ -143,6 +144,7 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
       metrics.kamailioLearned.inc({ source: "event" }, written.filter((c) => c !== null).length);
     }
     metrics.kamailioEvents.inc({ outcome: "applied" });
+    return true;
   }
 
   function done(): void {
@@ -171,10 +173,11 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
       const prev = aorQueues.get(ev.aor) ?? Promise.resolve();
       const next = prev
         .then(async () => {
-          await journal(ev, leadMs, readMs);
+          const admitted = await journal(ev, leadMs, readMs);
           // The AoR-only half of a REGISTER too big for the include's queue: it gives the AoR's
-          // contacts, not what the request removed (every real REGISTER has a Call-ID).
-          if (ev.rc === 4 && ev.callid === "") deps.aorLookups?.add(ev.aor);
+          // contacts, not what the request removed (every real REGISTER has a Call-ID). Numbered
+          // events only (aor-lookups.ts says why).
+          if (admitted && ev.rc === 4 && ev.callid === "" && ev.n !== undefined) deps.aorLookups?.add(ev.aor);
           if (failing > 0) {
             log.info({ failed: failing }, "registrar events are journaled again");
             deps.aorLookups?.journalWorks();
@@ -184,7 +187,7 @@ export function createRegistrarIntake(deps: RegistrarIntakeDeps): RegistrarIntak
         .catch((err: unknown) => {
           stats.failed++;
           metrics.kamailioEvents.inc({ outcome: "failed" });
-          deps.aorLookups?.add(ev.aor);
+          deps.aorLookups?.failed(ev.n !== undefined ? ev.aor : null);
           // One line per run of failures (and every 1000th), not one per REGISTER: a full disk fails them all.
           if (failing++ % 1000 === 0) {
             log.error(

@@ -58,8 +58,9 @@ describe("AoRs whose registrar events do not say all", () => {
     const events = (await n1.agent.call<ClusterStatus>("cluster.status")).kamailio?.events;
     expect(events?.malformed).toBeGreaterThanOrEqual(1);
     expect(events?.aorsToLookUp).toBe(0);
+    // The 41 the refused event left out, by the lookup (the reconcile runs once, at the agent's
+    // start, before a table of 60 would stop it, and may have learned the first 60 itself).
     expect((await learnedByLookup()) - before).toBe(41);
-    expect(await n1.agent.metric("locmesh_kamailio_learned_total", { source: "reconcile" })).toBe(0);
   });
 
   it("a de-registration too big for the include's queue, made while no agent was connected, is carried out in the journal", async () => {

@@ -219,9 +219,24 @@ describe("reconcile of the AoRs whose registrar events could not be journaled", 
     // carol's static binding and dave's registration are not in the lookup, and not bob's: untouched
     // (a full reconcile would write carol's back and remove dave's).
     expect(plan.repairs).toEqual([]);
+    expect(plan.drafts.some((d) => d.key !== AOR)).toBe(false);
     const full = await planReconcile(store, { ...input, dump, clockLeadMs: LEAD_MS });
     expect(full.drafts.map((d) => d.sub)).toContain("sip:dave@gone");
     expect(full.repairs.map((r) => (r.op === "add" ? r.binding.contact : r.op))).toEqual(["sip:carol@static"]);
+  });
+
+  it("writes nothing into Kamailio: another node's binding of the AoR that Kamailio lacks, or holds stale, is the sink's and the full reconcile's", async () => {
+    const { store, input } = await setUp();
+    await store.commitLocal([locDraft(AOR, "sip:bob@n1-phone", binding({ owner: "n1", expires: NOW + 3600, callid: "n1-call" }))], counterStamp((NOW * 1000 + LEAD_MS) * HLC_UNITS_PER_MS));
+    const stale = inKamailio("sip:bob@installed", { callid: UL_ADD_CALLID, lastModified: NOW - 100 }); // installed by the agent, no longer in the journal
+    const dump = [...input.dump, stale];
+    const scoped = await planReconcile(store, { ...input, dump, clockLeadMs: LEAD_MS, aors: new Set([AOR]) });
+    expect(scoped.repairs).toEqual([]);
+    expect(scoped.duplicates).toEqual([]);
+    const full = await planReconcile(store, { ...input, dump, clockLeadMs: LEAD_MS });
+    expect(full.repairs.map((r) => (r.op === "add" ? `add ${r.binding.contact}` : `${r.op} ${"contact" in r ? r.contact : ""}`)).sort()).toEqual([
+      "add sip:bob@n1-phone", "rm-contact sip:bob@installed",
+    ]);
   });
 
   it("writes nothing for aliases", async () => {

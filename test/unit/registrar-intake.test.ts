@@ -169,18 +169,22 @@ describe("registrar intake: AoRs it hands to the lookups in Kamailio (aor-lookup
         if (full) throw new Error("the journal's disk is full");
         return true;
       },
-      aorLookups: { add: (aor) => told.push(`add ${aor}`), journalWorks: () => told.push("works") },
+      aorLookups: { add: (aor) => told.push(`add ${aor}`), failed: (aor) => told.push(`failed ${aor}`), journalWorks: () => told.push("works") },
     });
-    intake.push(registerEvent(1)); // journaled: nothing to look up
+    const numbered = (i: number): RegisterEvent => ({ ...registerEvent(i), n: i });
+    intake.push(numbered(1)); // journaled: nothing to look up
     await intake.settled();
     full = true;
-    intake.push(registerEvent(2));
+    intake.push(numbered(2));
+    intake.push(registerEvent(3)); // unnumbered (an older include, or sent whole by the SIP worker): its AoR is not looked up
     await intake.settled();
     full = false;
     // What the include queues for a REGISTER too big for its queue: rc 4, its AoR, no Call-ID.
-    intake.push({ ...registerEvent(3), rc: 4, requestContacts: [], requestExpires: null, callid: "", userAgent: "" });
+    const aorOnly = (e: RegisterEvent): RegisterEvent => ({ ...e, rc: 4, requestContacts: [], requestExpires: null, callid: "", userAgent: "" });
+    intake.push(aorOnly(numbered(4)));
+    intake.push(aorOnly(registerEvent(5)));
     await intake.settled();
-    expect(told).toEqual(["add u2@example.com", "add u3@example.com", "works"]);
-    expect(intake.stats().failed).toBe(1);
+    expect(told).toEqual(["failed u2@example.com", "failed null", "add u4@example.com", "works"]);
+    expect(intake.stats().failed).toBe(2);
   });
 });
