@@ -16,7 +16,8 @@
  * of numbered events are taken (event-acks.ts): an include that numbers its events also stops a
  * Kamailio whose registrar keeps AoRs' case or whose usrloc keys them without their domain
  * (cfg-include.ts), so Kamailio keys the AoR as the journal does, and an AoR it does not find
- * has no contacts there (against an older include, a mixed-case AoR would look absent).
+ * has no contacts there (against an older include, a mixed-case AoR would look absent). Not used
+ * against usrloc db_mode 3 (attachment.ts), whose ul.lookup finds nothing while its database is down.
  *
  * Looked up after each check of Kamailio (attachment.ts), CHUNK AoRs at a time, one chunk per
  * turn of Kamailio's one FIFO process. While the journal fails (the last event could not be

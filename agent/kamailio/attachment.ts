@@ -196,12 +196,15 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
     onDomainless: (reason) => keys.refuse(reason),
   });
   const sockets = createWildcardSocketCheck({ log });
-  const aorLookups = createAorLookups({
+  // Not against usrloc db_mode 3: its ul.lookup reads the database, and finds nothing while that
+  // is down, which would read as de-registrations. Its reconcile reads the database itself, and
+  // fails while it is down.
+  const aorLookups = links.dumpReadsDatabase ? undefined : createAorLookups({
     log,
     onOverflow: () => void reconcile().catch((err: unknown) => log.warn({ err: (err as Error).message }, "reconcile for the AoRs past what the lookups keep failed")),
   });
   const events = createEvapiEvents({
-    config, nodeId, store, replica, sink, times, liveness, clockLeadMs, log, metrics, sockets, aorLookups,
+    config, nodeId, store, replica, sink, times, liveness, clockLeadMs, log, metrics, sockets, ...(aorLookups ? { aorLookups } : {}),
     kamailioWhole: () => !watch.reloadNeeded(),
     admit: () => keys.admit(),
     acknowledge: (n) => links.core.setShvInt(ACKED_SHV, n),
@@ -316,7 +319,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
    */
   async function lookUpAors(): Promise<void> {
     for (let turn = 0; turn < LOOKUP_TURNS; turn++) {
-      if (closed || !aorLookups.due() || !liveness.isUp() || refused()) return;
+      if (closed || !aorLookups?.due() || !liveness.isUp() || refused()) return;
       if (journal.held() || !journal.seeded() || watch.reloadNeeded()) return;
       await exclusive(() => aorLookups.repair((aors) => reconciles.runForAors(aors)));
     }

@@ -60,9 +60,10 @@ export interface ReconcileRun {
    */
   runFor(edits: ApiEdits): Promise<string | null>;
   /**
-   * Reconciles these AoRs whole, each read with ul.lookup: AoRs whose registrar events could not be
-   * journaled (aor-lookups.ts). Null when done, else why it may not run now (as runFor); throws
-   * when Kamailio cannot be read or the journal not written. Not reported as a reconcile.
+   * Brings the journal in line with these AoRs as Kamailio holds them, each read with ul.lookup:
+   * AoRs whose registrar events did not say all (aor-lookups.ts). Writes nothing into Kamailio.
+   * Null when done, else why it may not run now (as runFor); throws when Kamailio cannot be read
+   * or the journal not written. Not reported as a reconcile.
    */
   runForAors(aors: ReadonlySet<string>): Promise<string | null>;
   /** The last reconcile; null before the first. */
