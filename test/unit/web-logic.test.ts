@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { changedMeanwhile, checkAliasForm, hasErrors } from "../../web/src/lib/alias-form.js";
 import { aliasSetParams } from "../../agent/contract/api-protocol.js";
-import { connectedSinceText, countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs } from "../../web/src/lib/cluster-view.js";
+import { connectedSinceText, countText, countsView, eventsText, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs } from "../../web/src/lib/cluster-view.js";
 import { expiryText, formatDuration, formatQ, pageRange } from "../../web/src/lib/format.js";
 import { cursorOf, firstPage, nextPage, pageOffset, previousPage } from "../../web/src/lib/pager.js";
 import { parseRoute, routeHref } from "../../web/src/lib/route.js";
@@ -105,6 +105,9 @@ describe("status history", () => {
     expect([0, 1, 1.2, 3, 7, 42, 100, 101].map(niceMax)).toEqual([1, 1, 2, 5, 10, 50, 100, 200]);
     expect([progress(5, 10), progress(5, 0), progress(undefined, 3), progress(12, 10)]).toEqual([0.5, null, null, 1]);
     const run = { at: "2026-11-22T10:00:00.000Z", learned: 1200, repaired: 3, contacts: 19_000 };
+    expect(eventsText({ connected: true, received: 12_345, failed: 0 })).toBe("connected, 12,345 in"); // an agent before `aorsToLookUp`
+    expect(eventsText({ connected: false, received: 9, failed: 3, aorsToLookUp: 0 })).toBe("disconnected, 9 in");
+    expect(eventsText({ connected: true, received: 40, failed: 7, aorsToLookUp: 1_500 })).toBe("connected, 40 in; 1,500 AoRs to look up in Kamailio (their events could not be journaled or read)");
     expect(reconcileText(run)).toBe("1,200 learned, 3 repaired"); // an agent before `outcome`
     expect(reconcileText({ ...run, outcome: "skipped", learned: 0, repaired: 0, reason: "34166 live bindings above kamailio.reconcileMaxContacts (20000)" }))
       .toBe("skipped: 34166 live bindings above kamailio.reconcileMaxContacts (20000)");

@@ -16,7 +16,8 @@ export interface KamailioStatus {
   lastError?: string | null;
   lastErrorAt?: string | null;
   rejected?: number;
-  events?: { connected: boolean; received: number; failed: number } | null;
+  /** `aorsToLookUp` is absent from agents before it. */
+  events?: { connected: boolean; received: number; failed: number; aorsToLookUp?: number } | null;
   reload?: { state?: string; done?: number; total?: number; rate?: number; error?: string | null; refused?: number; interrupted?: KamailioReloadInterrupted | null } | null;
   /** `outcome` and `reason` are absent from agents before they were added (their runs were all "done"). */
   lastReconcile?: { at: string; outcome?: string; learned: number; repaired: number; contacts: number; reason?: string | null } | null;
@@ -39,6 +40,12 @@ export const WRITER_TEXT: Record<string, string> = {
   idle: "idle",
   off: "off",
 };
+
+/** The registrar events in a few words: the connection, how many came, and the AoRs still to look up in Kamailio (aor-lookups.ts). */
+export function eventsText(e: NonNullable<KamailioStatus["events"]>): string {
+  const lookUp = e.aorsToLookUp ? `; ${formatCount(e.aorsToLookUp)} AoRs to look up in Kamailio (their events could not be journaled or read)` : "";
+  return `${e.connected ? "connected" : "disconnected"}, ${formatCount(e.received)} in${lookUp}`;
+}
 
 /** The last reconcile in a few words, after its time: counts when it ran, the reason when it did not. */
 export function reconcileText(r: NonNullable<KamailioStatus["lastReconcile"]>): string {

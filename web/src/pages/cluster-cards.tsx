@@ -9,7 +9,7 @@ import {
 } from "../../../agent/contract/cluster-status.js";
 import { formatCount, formatDuration, formatTime } from "../lib/format.js";
 import {
-  WRITER_TEXT, connectedSinceText, countText, countsView, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs, type ClusterStatusView, type KamailioStatus,
+  WRITER_TEXT, connectedSinceText, countText, countsView, eventsText, hubText, interruptedText, linkBadge, postgresView, progress, reconcileText, showsHubs, type ClusterStatusView, type KamailioStatus,
 } from "../lib/cluster-view.js";
 
 const upperFirst = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
@@ -101,7 +101,7 @@ export function KamailioCard({ k }: { k: KamailioStatus }) {
         <Stat k="Writing through" v={WRITER_TEXT[k.writer ?? ""] ?? k.writer ?? "unknown"} />
         <Stat k="Pending writes" v={formatCount(k.pendingWrites ?? 0)} />
         {!!k.rejected && <Stat k="Writes refused" v={formatCount(k.rejected)} />}
-        {k.events && <Stat k="Registrar events" v={`${k.events.connected ? "connected" : "disconnected"}, ${formatCount(k.events.received)} in`} />}
+        {k.events && <Stat k="Registrar events" v={eventsText(k.events)} />}
         {r && r.state !== "idle" && <Stat k="Reload" v={`${r.state ?? "unknown"}${r.total ? ` (${formatCount(r.done ?? 0)} of ${formatCount(r.total)})` : ""}`} />}
         {!!r?.refused && <Stat k="Reload writes refused" v={`${formatCount(r.refused)}, skipped (the agent's log names them)`} />}
         {r?.interrupted && <Stat k="Previous reload" v={interruptedText(r.interrupted)} />}
