@@ -1,6 +1,7 @@
 /**
- * AoRs the agent looks up in Kamailio (ul.lookup) and reconciles whole (reconcile-run.ts
- * runForAors), because a registrar event told it something changed there without telling it what:
+ * AoRs the agent looks up in Kamailio (ul.lookup), bringing the journal in line with what it holds
+ * of them (reconcile-run.ts runForAors), because a registrar event told it something changed there
+ * without telling it what:
  * - an event the journal could not take (a full disk, an I/O error: registrar-intake.ts). Kamailio
  *   took the REGISTER (it answered, and its usrloc holds the outcome) and the include counts the
  *   event as done once the agent has tried it (event-acks.ts), so nothing sends it again;

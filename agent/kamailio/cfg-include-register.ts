@@ -239,7 +239,7 @@ const NO_WINDOW = 1_000_000_000;
  * and source, and no Contact, Call-ID or User-Agent, which is what made it too big. The agent
  * reads it as a query (rc 4: registrar-input.ts), learning the AoR's contacts as Kamailio holds
  * them when it is drained, and, since it does not say what the request removed, looks the AoR up
- * in Kamailio and reconciles it whole (aor-lookups.ts).
+ * in Kamailio and brings the journal in line with it (aor-lookups.ts).
  */
 const OVERSIZED_REQUEST = jsonFormat([
   ["rc", "4"], ["ts", '"$TV(Sn)"'], ["aor", '"$(tu{s.encode.hexa})"'], ["req_contact", '""'], ["req_expires", '""'], ["callid", '""'],
