@@ -77,7 +77,8 @@ export function createAorLookups(deps: {
   let journalFailing = false;
   let backoffMs = 0;
   let notBefore = 0;
-  let failingSince: number | null = null;
+  /** A run of failed turns was logged (once per run). */
+  let warned = false;
   let done = 0;
 
   function backOff(): void {
@@ -129,8 +130,8 @@ export function createAorLookups(deps: {
           return;
         }
         journalFailing = true;
-        if (failingSince === null) {
-          failingSince = now();
+        if (!warned) {
+          warned = true;
           log.warn({ err: (err as Error).message, aors: waiting.size }, "cannot yet look up in Kamailio the AoRs whose events did not say all (the journal still refuses writes, or Kamailio does not answer); trying again");
         }
         backOff();
@@ -145,7 +146,7 @@ export function createAorLookups(deps: {
       journalFailing = false;
       backoffMs = 0;
       notBefore = 0;
-      failingSince = null;
+      warned = false;
       if (waiting.size > 0) return;
       log.info({ aors: done }, "looked up in Kamailio the AoRs whose events did not say all, and brought the journal in line with them");
       done = 0;

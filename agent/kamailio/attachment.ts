@@ -307,11 +307,16 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
   const waitingApiEdits = createWaitingApiEdits({ set: deps.apiWaiting, store, log, max: API_BATCH_MAX });
   /** After a check: the API's edits that wait for Kamailio, tried again while it answers. */
   function retryApiEdits(): Promise<void> {
-    // Not while its answer is known to be "not now" (held, not seeded, a reload due): each round
-    // would look up every waiting AoR in Kamailio's one FIFO process for nothing.
-    if (closed || waitingApiEdits.size() === 0 || !liveness.isUp() || refused()) return Promise.resolve();
-    if (journal.held() || !journal.seeded() || watch.reloadNeeded()) return Promise.resolve();
+    if (waitingApiEdits.size() === 0 || !scopedRunsMayGo()) return Promise.resolve();
     return waitingApiEdits.retry((edits) => apiEdits.add(edits)).then(() => undefined);
+  }
+  /**
+   * Runs over a few AoRs (the API's waiting edits, the AoR lookups) may go now: Kamailio answers and
+   * is attached, and their answer is not known to be "not now" (held, not seeded, a reload due),
+   * when each round would look its AoRs up in Kamailio's one FIFO process for nothing.
+   */
+  function scopedRunsMayGo(): boolean {
+    return !closed && liveness.isUp() && !refused() && !journal.held() && journal.seeded() && !watch.reloadNeeded();
   }
   /**
    * After a check: the AoRs whose events did not say all (aor-lookups.ts), looked up while Kamailio
@@ -319,8 +324,7 @@ export async function createKamailioAttachment(deps: KamailioAttachmentDeps): Pr
    */
   async function lookUpAors(): Promise<void> {
     for (let turn = 0; turn < LOOKUP_TURNS; turn++) {
-      if (closed || !aorLookups?.due() || !liveness.isUp() || refused()) return;
-      if (journal.held() || !journal.seeded() || watch.reloadNeeded()) return;
+      if (!aorLookups?.due() || !scopedRunsMayGo()) return;
       await exclusive(() => aorLookups.repair((aors) => reconciles.runForAors(aors)));
     }
   }

@@ -309,11 +309,9 @@ export const madeByRegistrar = (v: Pick<BindingValue, "callid">): boolean => v.c
 
 /** The live versions of the edited bindings, as loadLive keys them. */
 async function loadLiveOf(store: ReplicaStore, only: ApiEdits, nowSec: number): Promise<Live> {
-  const out: Live = new Map();
-  for (const aor of new Set([...only.keys.values()].map((k) => k.aor))) {
-    for (const c of await store.listKey("loc", aor)) if (isLive(c, nowSec) && only.keys.has(recordKey(c))) out.set(recordKey(c), c);
-  }
-  return out;
+  const live = await loadLiveOfAors(store, new Set([...only.keys.values()].map((k) => k.aor)), nowSec);
+  for (const key of live.keys()) if (!only.keys.has(key)) live.delete(key);
+  return live;
 }
 
 /** The live bindings of these AoRs, as loadLive keys them. */

@@ -39,14 +39,20 @@ async function until(cond: () => boolean): Promise<void> {
   expect(cond()).toBe(true);
 }
 
+/** Runs `locmesh <args>` on a fake setTimeout and returns once the agent holds a call it does not answer. */
+async function runUntilHanging(args: string[], signals: EventEmitter) {
+  vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+  const run = runCli(args, signals);
+  await until(() => agent.hanging() === 1);
+  return run;
+}
+
 
 describe("locmesh resync on a terminal", () => {
   it("an agent that stops answering cluster.status while the bar is drawn: exit 3 once the call times out, wrapping restored", async () => {
     agent.script = startsThenHangs;
     const signals = new EventEmitter();
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
-    const run = runCli(["resync"], signals);
-    await until(() => agent.hanging() === 1);
+    const run = await runUntilHanging(["resync"], signals);
     expect(run.out()).toContain("resync from n2 [");
     await vi.advanceTimersByTimeAsync(10_001);
     await run.done;
@@ -63,9 +69,7 @@ describe("locmesh resync on a terminal", () => {
       if (method === "kamailio.reload") return {};
       return n === 1 ? { kamailio: { reload: IDLE_RELOAD } } : n === 2 ? { kamailio: { reload: reloadStatus(100) } } : "hang";
     };
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
-    const run = runCli(["resync", "--kamailio"], new EventEmitter());
-    await until(() => agent.hanging() === 1);
+    const run = await runUntilHanging(["resync", "--kamailio"], new EventEmitter());
     expect(run.out()).toContain("kamailio reload [");
     await vi.advanceTimersByTimeAsync(10_001);
     await run.done;
@@ -77,9 +81,7 @@ describe("locmesh resync on a terminal", () => {
   it("Ctrl-C while following: ends at once with 130, says the run goes on, wrapping restored", async () => {
     agent.script = startsThenHangs;
     const signals = new EventEmitter();
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
-    const run = runCli(["resync"], signals);
-    await until(() => agent.hanging() === 1);
+    const run = await runUntilHanging(["resync"], signals);
     expect(signals.listenerCount("SIGINT")).toBe(1);
     signals.emit("SIGINT");
     await until(run.settled);
