@@ -2,7 +2,6 @@
  * Wires one agent together from its config: journal → replication core → peer mesh and local API.
  * No argv, env or signals here (that is main.ts); tests start agents in-process through this too.
  */
-import { join } from "node:path";
 import { createHttpApi, type HttpApi } from "./api/http-server.js";
 import { createLocalApi } from "./api/local-api.js";
 import type { AgentConfig } from "./config/agent-config.js";
@@ -12,6 +11,7 @@ import { createHlc } from "./core/hlc.js";
 import { createJournalBehind } from "./core/journal-behind.js";
 import { startPurgeTimer } from "./core/purge-timer.js";
 import { createReplica, type Replica } from "./core/replica.js";
+import { journalPathOf } from "./journal/journal-inspect.js";
 import { openSqliteStore } from "./journal/sqlite-store.js";
 import { createKamailioAttachment, type KamailioAttachment } from "./kamailio/attachment.js";
 import { sipPeersOf, type SipPeers } from "./kamailio/sip-peers.js";
@@ -60,7 +60,7 @@ export async function startAgent(
   const metrics = deps.metrics ?? createMetrics();
   metrics.exportAgentSeries();
   const startedAtMs = Date.now();
-  const journalPath = join(config.dataDir, "journal.sqlite");
+  const journalPath = journalPathOf(config.dataDir);
   const store = openSqliteStore({
     path: journalPath,
     nodeId: config.nodeId,

@@ -6,6 +6,7 @@ import { Command } from "commander";
 import { startAgent } from "./agent.js";
 import { ConfigError, envOverrideOnReload, loadAgentConfig, redactConfig } from "./config/agent-config.js";
 import { planReload } from "./config/reload-plan.js";
+import { registerCheckCommand } from "./cli/check-command.js";
 import { registerClientCommands } from "./cli/client-commands.js";
 import { endQuietlyWhenOutputCloses } from "./cli/closed-output.js";
 import { DemoAborted, runDemo } from "./cli/demo.js";
@@ -161,5 +162,6 @@ program
 registerHubCommands(program, { env: process.env });
 registerClientCommands(program, { env: process.env, stdout: process.stdout, stderr: process.stderr });
 registerKamailioCfgCommand(program, { env: process.env, stdout: process.stdout, stderr: process.stderr });
+registerCheckCommand(program, { env: process.env, stdout: process.stdout, stderr: process.stderr });
 
 await program.parseAsync(process.argv);

@@ -7,6 +7,7 @@
  * drops the lock when the process ends however it ends (no stale lock after kill -9), and a second
  * opener is refused at once, saying so. The journal itself stays open to readers (sqlite3, tests).
  */
+import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
 
 export class JournalInUseError extends Error {
@@ -35,4 +36,19 @@ export function lockJournal(path: string): JournalLock {
     throw err;
   }
   return { release: () => lock.close() };
+}
+
+/**
+ * Whether an agent holds the journal at `path` now. Makes no lock file where none is (an agent
+ * never ran on it); throws what opening an existing one throws (this user may not read it).
+ */
+export function journalInUse(path: string): boolean {
+  if (path === ":memory:" || !existsSync(`${path}.lock`)) return false;
+  try {
+    lockJournal(path).release();
+    return false;
+  } catch (err) {
+    if (err instanceof JournalInUseError) return true;
+    throw err;
+  }
 }

@@ -42,18 +42,21 @@ export function loadMigrations(kind: "sqlite" | "postgres", dir = join(migration
   return migrations;
 }
 
+/** A journal at schema version `current`, written by a locmesh newer than this one (which knows up to `latest`). */
+export function journalTooNewError(current: number, latest: number): JournalTooNewError {
+  return new JournalTooNewError(
+    `the journal is at schema version ${current} but this locmesh only knows up to ${latest}; ` +
+      "run the newer locmesh that wrote it, or move the journal aside to start from a snapshot",
+  );
+}
+
 /** Applies pending migrations; returns the versions applied. */
 export function migrateSqlite(db: Database.Database, migrations = loadMigrations("sqlite")): number[] {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT`);
   const current = (db.prepare("SELECT coalesce(max(version), 0) AS v FROM schema_migrations").get() as { v: number }).v;
   const latest = migrations.at(-1)?.version ?? 0;
-  if (current > latest) {
-    throw new JournalTooNewError(
-      `the journal is at schema version ${current} but this locmesh only knows up to ${latest}; ` +
-        "run the newer locmesh that wrote it, or move the journal aside to start from a snapshot",
-    );
-  }
+  if (current > latest) throw journalTooNewError(current, latest);
   const applied: number[] = [];
   for (const m of migrations) {
     if (m.version <= current) continue;

@@ -39,6 +39,14 @@ export interface JournalMeta extends JournalNotes {
   set(name: string, value: string): void;
 }
 
+/** The journal at `path` is `owner`'s, and node `nodeId` would open it. */
+export function journalOwnerError(path: string, owner: string, nodeId: string): JournalOwnerError {
+  return new JournalOwnerError(
+    `the journal at ${path} belongs to node "${owner}", not "${nodeId}"; ` +
+      "point dataDir at this node's own journal, or move it aside to start empty",
+  );
+}
+
 /** Notes live in the meta table under this prefix. */
 const NOTE_PREFIX = "note:";
 
@@ -55,10 +63,7 @@ export function openJournalMeta(db: Database.Database, opts: { path: string; nod
   const owner = metaGet.get("node_id")?.value;
   if (owner !== undefined && owner !== opts.nodeId) {
     db.close();
-    throw new JournalOwnerError(
-      `the journal at ${opts.path} belongs to node "${owner}", not "${opts.nodeId}"; ` +
-        "point dataDir at this node's own journal, or move it aside to start empty",
-    );
+    throw journalOwnerError(opts.path, owner, opts.nodeId);
   }
   let replicaId = metaGet.get("replica_id")?.value;
   const created = replicaId === undefined;

@@ -9,7 +9,13 @@
 import { WebSocket } from "ws";
 import { PROTOCOL_VERSION, PeerMethod } from "../contract/protocol.js";
 
-/** Resolves with the hub's node id, as its challenge gives it; rejects saying why it would not take a session. */
+/** The WebSocket URL of a peer or hub configured as `url`: its `/peer` path when the URL names none. */
+export const peerUrl = (url: string): string => (new URL(url).pathname === "/" ? new URL("/peer", url).toString() : url);
+
+/**
+ * Resolves with the hub's node id, as its challenge gives it; rejects saying why it would not take
+ * a session. An agent's peer port answers the same way: `locmesh check` probes peers with it too.
+ */
 export function probeHub(url: string, o: { ca?: Buffer; timeoutMs: number; maxFrameBytes: number }): Promise<string> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { ca: o.ca, handshakeTimeout: o.timeoutMs, maxPayload: o.maxFrameBytes });

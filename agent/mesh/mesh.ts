@@ -24,14 +24,14 @@ import { createDuplicateSessions } from "./duplicate-sessions.js";
 import { createBatchRefusals } from "./batch-refusals.js";
 import { startDialer, type Dialer } from "./dialer.js";
 import { createFailbackPolicy } from "./failback.js";
-import { probeHub } from "./hub-probe.js";
+import { peerUrl, probeHub } from "./hub-probe.js";
 import { createPeerSession, type PeerSession, type SessionOptions } from "./peer-session.js";
 import { createCatchUpWatch } from "./catch-up-watch.js";
 import { hubHoldsNone, openHubAcknowledged, type HubAcknowledged } from "./hub-acknowledged.js";
 import type { KeyRing } from "../ops/key-ring.js";
 import { createPeerKeyNotes, createPeerRefusalLog } from "./peer-keys.js";
 import { createNoHubWarning, type NoHubWarning } from "./no-hub-warning.js";
-import { createPeerListener } from "./peer-listener.js";
+import { createPeerListener, PEER_PORT_UNWANTED, peerPortWanted } from "./peer-listener.js";
 import { readTlsFiles } from "./tls-files.js";
 import type { ClaimedId } from "./peer-handshake.js";
 import { createOwnHistoryCheck } from "./own-history.js";
@@ -263,8 +263,6 @@ export function createMesh(deps: {
 
   // ---- dialing ------------------------------------------------------------------------------
 
-  const peerUrl = (url: string) => (new URL(url).pathname === "/" ? new URL("/peer", url).toString() : url);
-
   function connect(url: string, expectedPeer: string | undefined, track: (ws: WebSocket) => void): Promise<WebSocket | null> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(peerUrl(url), { maxPayload: o.maxMessageBytes, ca, handshakeTimeout: 5000 });
@@ -309,11 +307,8 @@ export function createMesh(deps: {
 
   const listener = createPeerListener({
     listen: o.listen, tls: o.tls, maxMessageBytes: o.maxMessageBytes, log,
-    // Outside hub mode the other nodes dial this one (or will, once they list it). In hub mode with
-    // no mesh.peers and mesh.acceptUnlisted off, isAllowed refuses every node that dials it at the
-    // handshake: an open port would only be one more to firewall.
-    wanted: () => !hubMode || lists.peers.length > 0 || o.acceptUnlisted,
-    unwantedBecause: "in hub mode with no mesh.peers and mesh.acceptUnlisted off, no node could hold a session there (the agent dials its hubs); a SIGHUP that adds mesh.peers opens it",
+    wanted: () => peerPortWanted({ hubMode, peers: lists.peers.length, acceptUnlisted: o.acceptUnlisted }),
+    unwantedBecause: PEER_PORT_UNWANTED,
     logFields: () => ({ peers: lists.peers.map((p) => p.id), ...(hubMode ? { hubs: lists.hubUrls.map(redactUrl) } : {}) }),
     onConnection(ws, req) {
       if (closing) return ws.close(1001, "shutting down");

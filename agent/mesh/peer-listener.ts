@@ -12,6 +12,18 @@ import { listenOn } from "../ops/listen.js";
 import type { Logger } from "../ops/logger.js";
 import { readTlsFiles, type TlsFiles, type TlsMaterial } from "./tls-files.js";
 
+/**
+ * Whether the peer port is of use: outside hub mode the other nodes dial this one (or will, once
+ * they list it); in hub mode with no mesh.peers and mesh.acceptUnlisted off the handshake would
+ * refuse every node that dials it, and an open port would only be one more to firewall.
+ */
+export function peerPortWanted(o: { hubMode: boolean; peers: number; acceptUnlisted: boolean }): boolean {
+  return !o.hubMode || o.peers > 0 || o.acceptUnlisted;
+}
+
+export const PEER_PORT_UNWANTED =
+  "in hub mode with no mesh.peers and mesh.acceptUnlisted off, no node could hold a session there (the agent dials its hubs); a SIGHUP that adds mesh.peers opens it";
+
 export interface PeerListener {
   /**
    * Opens or closes the port as `wanted()` says, one change at a time, and logs it. Rejects with a

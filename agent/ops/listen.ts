@@ -36,18 +36,7 @@ export async function listenOn(
     if (listening) onLaterError(err);
   });
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      const at = `${where.host}:${where.port}`;
-      if (err.code === "EADDRINUSE") {
-        reject(new ListenError(err.code, `the ${what} port ${at} is already in use (another locmesh, or another program, holds it): stop that, or set ${setting} to a free port`, { cause: err }));
-      } else if (err.code === "EADDRNOTAVAIL") {
-        reject(new ListenError(err.code, `cannot listen for the ${what} on ${at}: no interface of this host has that address; set ${setting.replace(/port$/, "host")} to one of its addresses`, { cause: err }));
-      } else if (err.code === "EACCES") {
-        reject(new ListenError(err.code, `not allowed to listen for the ${what} on ${at} (ports below 1024 need privileges): set ${setting} to a port above 1023`, { cause: err }));
-      } else {
-        reject(new ListenError(err.code ?? "EIO", `cannot listen for the ${what} on ${at}: ${err.message}`, { cause: err }));
-      }
-    };
+    const onError = (err: NodeJS.ErrnoException) => reject(listenFailure(err, where, what, setting));
     server.once("error", onError);
     server.listen(where.port, where.host, () => {
       server.off("error", onError);
@@ -55,4 +44,22 @@ export async function listenOn(
       resolve();
     });
   });
+}
+
+/**
+ * Why `where` could not be listened on, saying what to do: the agent's start and `locmesh check`
+ * (check/listen-check.ts) word it the same way.
+ */
+export function listenFailure(err: NodeJS.ErrnoException, where: { host: string; port: number }, what: string, setting: string): ListenError {
+  const at = `${where.host}:${where.port}`;
+  if (err.code === "EADDRINUSE") {
+    return new ListenError(err.code, `the ${what} port ${at} is already in use (another locmesh, or another program, holds it): stop that, or set ${setting} to a free port`, { cause: err });
+  }
+  if (err.code === "EADDRNOTAVAIL") {
+    return new ListenError(err.code, `cannot listen for the ${what} on ${at}: no interface of this host has that address; set ${setting.replace(/port$/, "host")} to one of its addresses`, { cause: err });
+  }
+  if (err.code === "EACCES") {
+    return new ListenError(err.code, `not allowed to listen for the ${what} on ${at} (ports below 1024 need privileges): set ${setting} to a port above 1023`, { cause: err });
+  }
+  return new ListenError(err.code ?? "EIO", `cannot listen for the ${what} on ${at}: ${err.message}`, { cause: err });
 }

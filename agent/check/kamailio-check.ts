@@ -1,0 +1,196 @@
+/**
+ * `locmesh check`'s look at the local Kamailio, through the same clients the agent uses: jsonrpcs
+ * over the FIFO (and the datagram socket when configured), the include (its REGISTER gate and the
+ * nodes it lets relay calls), usrloc's keys (use_domain), evapi, and Kamailio's database. What
+ * fails says what to do: most of it is the agent's own wording for the same failure.
+ *
+ * Nothing is written into Kamailio. evapi is only connected to while no agent runs (the include
+ * takes any connection from the agent's address for the agent's, and sends it events): the check
+ * connects, sees whether Kamailio lets it stay, and closes; what was sent meanwhile stays kept for
+ * the agent (cfg-include-names.ts RELAYED_SHV), which gets it again when it connects.
+ */
+import { Socket } from "node:net";
+import type { AgentConfig, KamailioConfig } from "../config/agent-config.js";
+import { PEERS_FIXED_SHV, PEERS_SHV, READY_SHV } from "../kamailio/cfg-include-names.js";
+import { createCoreRpc, type CoreRpc } from "../kamailio/core-rpc.js";
+import { createDgramClient } from "../kamailio/dgram-client.js";
+import { createFifoClient } from "../kamailio/fifo-client.js";
+import { KamailioRpcError, type KamailioRpc } from "../kamailio/jsonrpcs-wire.js";
+import { openKamailioDb } from "../kamailio/kamailio-db.js";
+import { sameSipPeers, sipPeersOf } from "../kamailio/sip-peers.js";
+import { useDomainProblem } from "../kamailio/usrloc-keys.js";
+import { createUsrlocRpc } from "../kamailio/usrloc-rpc.js";
+import { formatDuration } from "../cli/client-output.js";
+import type { Logger } from "../ops/logger.js";
+import { redactUrl } from "../ops/redact-url.js";
+import { errorText, sentences, type CheckResult } from "./check-result.js";
+
+/** The include's LOCMESH_READY_GRACE unless the operator's cfg defines another. */
+const DEFAULT_READY_GRACE_SEC = 60;
+/** How long a connection evapi lets in must stay open to count as let in (the include closes others at once). */
+const EVAPI_STAY_MS = 300;
+const NO_INCLUDE = "the locmesh include is not loaded in this Kamailio: `locmesh kamailio-cfg --config <agent config> -o /etc/kamailio/locmesh.cfg`, then the lines `locmesh kamailio-cfg --instructions` prints, and restart Kamailio";
+
+export async function checkKamailio(o: {
+  config: AgentConfig;
+  kamailio: KamailioConfig;
+  agentRunning: boolean;
+  timeoutMs: number;
+  log: Logger;
+}): Promise<CheckResult[]> {
+  const k = o.kamailio;
+  const results: CheckResult[] = [];
+  const fifo = createFifoClient({
+    fifoPath: k.fifo, replyDir: k.replyDir, timeoutMs: o.timeoutMs, log: o.log, maxInFlight: 1,
+    replyFifoMode: k.replyFifoMode, replyNamePrefix: "locmesh-check", autoResync: false,
+  });
+  try {
+    const core = createCoreRpc({ rpc: fifo });
+    const up = await answers(core, `the jsonrpcs FIFO ${k.fifo}`);
+    results.push({ subject: "kamailio fifo", ...up.result });
+    if (k.dgram) results.push({ subject: "kamailio dgram", ...(await checkDgram(k.dgram, o)) });
+    if (up.uptimeSec === null) {
+      results.push({ subject: "kamailio include", state: "skip", detail: "not looked at, nor the nodes it lets relay calls, nor usrloc's keys: Kamailio does not answer over its FIFO" });
+    } else {
+      results.push(await checkInclude(core, up.uptimeSec, o.agentRunning));
+      results.push(await checkSipPeers(core, o.config));
+      results.push(await checkUsrloc(fifo, k));
+    }
+  } finally {
+    await fifo.close();
+  }
+  if (k.evapi) results.push(await checkEvapi(k.evapi, o.agentRunning, o.timeoutMs));
+  if (k.db) results.push(await checkDatabase(k, o));
+  return results;
+}
+
+async function answers(core: CoreRpc, over: string): Promise<{ result: Omit<CheckResult, "subject">; uptimeSec: number | null }> {
+  try {
+    const version = await core.coreVersion();
+    const inst = await core.instance();
+    const m = /kamailio (\d+)\.(\d+)/i.exec(version);
+    const detail = `${version}, up ${formatDuration(inst.uptimeSec)} (main process ${inst.mainPid}), answers over ${over}`;
+    if (m && !(m[1] === "5" && m[2] === "6")) {
+      return { result: { state: "warn", detail: `${detail}; locmesh is made and tested for Kamailio 5.6, and this one's jsonrpcs or usrloc may answer otherwise` }, uptimeSec: inst.uptimeSec };
+    }
+    return { result: { state: "ok", detail }, uptimeSec: inst.uptimeSec };
+  } catch (err) {
+    return { result: { state: "fail", detail: errorText(err) }, uptimeSec: null };
+  }
+}
+
+async function checkDgram(dgram: string, o: { timeoutMs: number; log: Logger }): Promise<Omit<CheckResult, "subject">> {
+  const m = /^udp:\[?([^\]]+?)\]?:(\d+)$/.exec(dgram)!;
+  let rpc: KamailioRpc | null = null;
+  try {
+    rpc = await createDgramClient({ host: m[1]!, port: Number(m[2]), timeoutMs: o.timeoutMs, log: o.log, maxInFlight: 1 });
+    const version = await createCoreRpc({ rpc }).coreVersion();
+    return { state: "ok", detail: `${version} answers over ${dgram}` };
+  } catch (err) {
+    return { state: "fail", detail: sentences(errorText(err), `Without it the agent writes through the FIFO alone (slower); set modparam("jsonrpcs","dgram_socket","${dgram}"), or leave kamailio.dgram out`) };
+  } finally {
+    await rpc?.close();
+  }
+}
+
+async function checkInclude(core: CoreRpc, uptimeSec: number, agentRunning: boolean): Promise<CheckResult> {
+  const subject = "kamailio include";
+  let ready: number;
+  try {
+    ready = Number(await core.getShv(READY_SHV));
+  } catch (err) {
+    if (err instanceof KamailioRpcError && err.code === 404) return { subject, state: "fail", detail: NO_INCLUDE };
+    return { subject, state: "fail", detail: errorText(err) };
+  }
+  if (ready === 1) return { subject, state: "ok", detail: "loaded; its REGISTER gate is open (the agent made this Kamailio whole after its start)" };
+  if (uptimeSec >= DEFAULT_READY_GRACE_SEC) {
+    const why = agentRunning ? "the running agent has not opened it (locmesh status says why: a reload under way, or Kamailio not attached)" : "no agent has opened it since Kamailio started";
+    return { subject, state: "warn", detail: `loaded; its REGISTER gate is closed: ${why}. Past its grace (LOCMESH_READY_GRACE, ${DEFAULT_READY_GRACE_SEC} s unless your cfg sets it) Kamailio takes REGISTERs anyway, without the agent's bindings` };
+  }
+  const until = `Kamailio answers REGISTER with 503 until the agent has put its bindings back, for at most ${DEFAULT_READY_GRACE_SEC - uptimeSec} s more (LOCMESH_READY_GRACE)`;
+  return { subject, state: "warn", detail: `loaded; its REGISTER gate is closed: ${until}${agentRunning ? "" : ". Start the agent"}` };
+}
+
+async function checkSipPeers(core: CoreRpc, config: AgentConfig): Promise<CheckResult> {
+  const subject = "kamailio sip peers";
+  let held: string[];
+  let fixed: boolean;
+  try {
+    const list = String(await core.getShv(PEERS_SHV));
+    held = list === "" ? [] : list.split(",");
+    fixed = Number(await core.getShv(PEERS_FIXED_SHV)) === 1;
+  } catch (err) {
+    if (err instanceof KamailioRpcError && err.code === 404) {
+      return { subject, state: "warn", detail: "the include predates the list of nodes that may relay calls (no $shv(locmesh_peers)): regenerate it (locmesh kamailio-cfg) and restart Kamailio once" };
+    }
+    return { subject, state: "fail", detail: errorText(err) };
+  }
+  const shown = held.length === 0 ? "none" : held.join(", ");
+  const wanted = sipPeersOf(config);
+  if (fixed) {
+    const differs = wanted.peers !== null && !sameSipPeers(held, wanted.peers) ? `; ${wanted.from} says ${wanted.peers.join(", ") || "none"}: regenerate the include without --peers to let the agent keep the list` : "";
+    return { subject, state: differs ? "warn" : "ok", detail: `fixed in the include (kamailio-cfg --peers): ${shown}${differs}` };
+  }
+  if (wanted.peers === null) return { subject, state: "warn", detail: `Kamailio lets ${shown} relay calls to its phones, and the agent leaves the list as it is: ${wanted.why}` };
+  if (sameSipPeers(held, wanted.peers)) return { subject, state: "ok", detail: `Kamailio lets ${shown} relay calls to its phones, as ${wanted.from} says` };
+  return { subject, state: "warn", detail: `Kamailio lets ${shown} relay calls to its phones; ${wanted.from} says ${wanted.peers.join(", ") || "none"}. The agent sets it at its start and on SIGHUP` };
+}
+
+async function checkUsrloc(rpc: KamailioRpc, k: KamailioConfig): Promise<CheckResult> {
+  const subject = "kamailio usrloc";
+  const usrloc = createUsrlocRpc({ rpc });
+  try {
+    const withDomain = await usrloc.keysWithDomain(k.locationTable);
+    if (withDomain === false) return { subject, state: "fail", detail: useDomainProblem(null) };
+    const count = await usrloc.ulContactCount(k.locationTable);
+    const holds = count === null ? "" : `; its ${k.locationTable} table holds ${count} contact${count === 1 ? "" : "s"}`;
+    if (withDomain === null) return { subject, state: "warn", detail: `could not tell whether usrloc keys AoRs user@domain (use_domain 1), which locmesh needs${holds}` };
+    return { subject, state: "ok", detail: `keys AoRs user@domain (use_domain 1)${holds}` };
+  } catch (err) {
+    return { subject, state: "fail", detail: errorText(err) };
+  }
+}
+
+function checkEvapi(evapi: { host: string; port: number }, agentRunning: boolean, timeoutMs: number): Promise<CheckResult> {
+  const subject = "kamailio evapi";
+  const at = `${evapi.host.includes(":") ? `[${evapi.host}]` : evapi.host}:${evapi.port}`;
+  if (agentRunning) return Promise.resolve({ subject, state: "skip", detail: `not connected to: the running agent reads its events at ${at} (locmesh status shows its events line)` });
+  return new Promise((resolve) => {
+    const sock = new Socket();
+    let stayTimer: NodeJS.Timeout | null = null;
+    const done = (r: Omit<CheckResult, "subject">) => {
+      clearTimeout(connectTimer);
+      if (stayTimer) clearTimeout(stayTimer);
+      sock.destroy();
+      resolve({ subject, ...r });
+    };
+    const connectTimer = setTimeout(() => done({ state: "fail", detail: `no answer from ${at} in time: is kamailio.evapi the include's evapi address, and nothing in between?` }), timeoutMs);
+    sock.once("error", (err: NodeJS.ErrnoException) => {
+      const why = err.code === "ECONNREFUSED" ? "nothing listens there" : errorText(err);
+      done({ state: "fail", detail: `cannot connect to evapi at ${at}: ${why}. The include sets evapi's bind_addr: is it loaded, and was it made with this kamailio.evapi (locmesh kamailio-cfg --config)?` });
+    });
+    sock.connect(evapi.port, evapi.host, () => {
+      clearTimeout(connectTimer);
+      sock.once("close", () => done({ state: "fail", detail: `Kamailio closed the connection from ${sock.localAddress ?? "this host"} at once: the include lets only the agent's address connect to evapi. Run the agent from the address the include names, or regenerate it (locmesh kamailio-cfg --agent-address)` }));
+      stayTimer = setTimeout(() => done({ state: "ok", detail: `takes the agent's connection at ${at}` }), EVAPI_STAY_MS);
+    });
+  });
+}
+
+async function checkDatabase(k: KamailioConfig, o: { timeoutMs: number; log: Logger }): Promise<CheckResult> {
+  const subject = "kamailio database";
+  const url = redactUrl(k.db!.url);
+  let db;
+  try {
+    db = openKamailioDb({
+      url: k.db!.url, aliasMode: k.aliases, locationTable: k.locationTable, aliasTable: k.aliasTable, connectTimeoutMs: o.timeoutMs,
+      ...(k.db!.timeZone === undefined ? {} : { timeZone: k.db!.timeZone }),
+    }, { log: o.log });
+    await db.ping();
+    return { subject, state: "ok", detail: `${url} answers (usrloc db_mode ${k.db!.dbMode}): the agent's way in when jsonrpcs fails` };
+  } catch (err) {
+    return { subject, state: "fail", detail: sentences(`${url}: ${errorText(err)}`, "The agent writes there when jsonrpcs fails; until it answers, such writes wait") };
+  } finally {
+    await db?.close();
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * `locmesh check`: everything a node's agent needs, looked at once, before the agent starts or
+ * beside a running one: its config, its journal, its two ports, mesh.tls's files, every peer or
+ * hub, and the local Kamailio. Each part says what it found and, when the agent could not work
+ * that way, what to do (check-result.ts). Nothing here changes what it looks at.
+ */
+import type { AgentConfig } from "../config/agent-config.js";
+import type { Logger } from "../ops/logger.js";
+import type { CheckReport, CheckResult } from "./check-result.js";
+import { checkJournal } from "./journal-check.js";
+import { checkKamailio } from "./kamailio-check.js";
+import { checkLinks, checkTls } from "./link-check.js";
+import { checkApiPort, checkPeerPort } from "./listen-check.js";
+
+export interface RunChecksOptions {
+  config: AgentConfig;
+  /** The config file read, for the report; null when the environment alone gave the settings. */
+  configFile: string | null;
+  /** What loading the config warned of (a secret file others may read, ...). */
+  configWarnings: readonly string[];
+  /** Per probe: a peer's challenge, a Kamailio call, a database's answer. */
+  timeoutMs: number;
+  /** For the clients the checks borrow from the agent (their own logging); the report is the output. */
+  log: Logger;
+}
+
+export async function runChecks(o: RunChecksOptions): Promise<CheckReport> {
+  const { config } = o;
+  const checks: CheckResult[] = [{ subject: "config", state: "ok", detail: describeConfig(config) }];
+  for (const w of o.configWarnings) checks.push({ subject: "config", state: "warn", detail: w });
+  const journal = checkJournal({ dataDir: config.dataDir, nodeId: config.nodeId });
+  checks.push(journal.result);
+  const agentRunning = journal.agentRunning;
+  const tls = checkTls(config);
+  if (tls.result) checks.push(tls.result);
+  const probe = { config, agentRunning, timeoutMs: o.timeoutMs };
+  checks.push(await checkApiPort(probe), await checkPeerPort({ ...probe, ca: tls.ca }));
+  checks.push(...(await checkLinks({ config, ca: tls.ca, timeoutMs: o.timeoutMs })));
+  if (config.kamailio) checks.push(...(await checkKamailio({ config, kamailio: config.kamailio, agentRunning, timeoutMs: o.timeoutMs, log: o.log })));
+  else checks.push({ subject: "kamailio", state: "skip", detail: "no kamailio section: the agent replicates without writing into a Kamailio (README: Attach to your Kamailio)" });
+  return { nodeId: config.nodeId, config: o.configFile, agentRunning, checks };
+}
+
+function describeConfig(c: AgentConfig): string {
+  const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+  const links = c.hub.urls.length > 0 ? `hub mode with ${plural(c.hub.urls.length, "hub")}` : `a mesh with ${plural(c.mesh.peers.length, "peer")}`;
+  const unlisted = c.mesh.acceptUnlisted ? ", unlisted nodes accepted" : "";
+  const kamailio = c.kamailio ? `attached to the Kamailio at ${c.kamailio.fifo}` : "no Kamailio";
+  return `valid: node ${c.nodeId}, ${links}${unlisted}, ${kamailio}, dataDir ${c.dataDir}`;
+}

@@ -1,0 +1,56 @@
+/**
+ * `locmesh check`: runs agent/check/run-checks.ts for the node an agent config describes and
+ * prints what it found (check-output.ts), or the report as JSON. Exit 0 when nothing failed, 1
+ * when something did, 2 for a config or usage error.
+ */
+import type { Command } from "commander";
+import { checkExitCode } from "../check/check-result.js";
+import { runChecks } from "../check/run-checks.js";
+import { ConfigError, loadAgentConfig } from "../config/agent-config.js";
+import { silentLogger } from "../ops/logger.js";
+import { renderReport } from "./check-output.js";
+
+interface Opts {
+  config?: string;
+  json?: boolean;
+  timeout: string;
+}
+
+export function registerCheckCommand(program: Command, io: { env: NodeJS.ProcessEnv; stdout: NodeJS.WriteStream | NodeJS.WritableStream; stderr: NodeJS.WritableStream }): void {
+  program
+    .command("check")
+    .description("check this node's setup: config, journal, ports, peers or hubs, and its Kamailio (before starting the agent, or beside it)")
+    .option("-c, --config <file>", "the agent's config file (YAML or JSON); LOCMESH_* variables override it", io.env["LOCMESH_CONFIG"])
+    .option("--timeout <ms>", "how long each probe may take (a peer's challenge, a Kamailio call, a database)", "3000")
+    .option("--json", "print the report as JSON")
+    .addHelpText(
+      "after",
+      "\nRun it as the agent's user (or root). It changes nothing: it reads the journal without opening it for writing,\n" +
+        "asks each peer and hub for its challenge and closes before authenticating (the cluster key is proven only by a\n" +
+        "session: locmesh status shows a refused one), calls read-only jsonrpcs methods, and connects to evapi only while no\n" +
+        "agent runs. Each FAIL line says what to do. Exit codes: 0 nothing failed (warnings may remain); 1 something\n" +
+        "failed; 2 the config or a flag is wrong.",
+    )
+    .action(async (opts: Opts) => {
+      const timeoutMs = Number(opts.timeout);
+      if (!Number.isInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 120_000) {
+        io.stderr.write(`--timeout must be a whole number of milliseconds from 100 to 120000, not "${opts.timeout}"\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const warnings: string[] = [];
+      let config;
+      try {
+        config = loadAgentConfig({ file: opts.config, env: io.env, onWarning: (w) => warnings.push(w) });
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        io.stderr.write(`${err.message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const report = await runChecks({ config, configFile: opts.config ?? null, configWarnings: warnings, timeoutMs, log: silentLogger() });
+      const columns = "columns" in io.stdout && typeof io.stdout.columns === "number" ? io.stdout.columns : 100;
+      io.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report, columns));
+      process.exitCode = checkExitCode(report.checks);
+    });
+}
