@@ -6,12 +6,12 @@
  *
  * Nothing is written into Kamailio. evapi is only connected to while no agent runs (the include
  * takes any connection from the agent's address for the agent's, and sends it events): the check
- * connects, sees whether Kamailio lets it stay, and closes; what was sent meanwhile stays kept for
- * the agent (cfg-include-names.ts RELAYED_SHV), which gets it again when it connects.
+ * connects, asks whether the include took the connection, and closes; what was sent meanwhile
+ * stays kept for the agent (cfg-include-names.ts RELAYED_SHV), which gets it again when it connects.
  */
 import { Socket } from "node:net";
 import type { AgentConfig, KamailioConfig } from "../config/agent-config.js";
-import { PEERS_FIXED_SHV, PEERS_SHV, READY_SHV } from "../kamailio/cfg-include-names.js";
+import { EVENTS_SHV, PEERS_FIXED_SHV, PEERS_SHV, READY_SHV } from "../kamailio/cfg-include-names.js";
 import { createCoreRpc, type CoreRpc } from "../kamailio/core-rpc.js";
 import { createDgramClient } from "../kamailio/dgram-client.js";
 import { createFifoClient } from "../kamailio/fifo-client.js";
@@ -27,8 +27,6 @@ import { errorText, sentences, type CheckResult } from "./check-result.js";
 
 /** The include's LOCMESH_READY_GRACE unless the operator's cfg defines another. */
 const DEFAULT_READY_GRACE_SEC = 60;
-/** How long a connection evapi lets in must stay open to count as let in (the include closes others at once). */
-const EVAPI_STAY_MS = 300;
 const NO_INCLUDE = "the locmesh include is not loaded in this Kamailio: `locmesh kamailio-cfg --config <agent config> -o /etc/kamailio/locmesh.cfg`, then the lines `locmesh kamailio-cfg --instructions` prints, and restart Kamailio";
 
 export async function checkKamailio(o: {
@@ -44,22 +42,34 @@ export async function checkKamailio(o: {
     fifoPath: k.fifo, replyDir: k.replyDir, timeoutMs: o.timeoutMs, log: o.log, maxInFlight: 1,
     replyFifoMode: k.replyFifoMode, replyNamePrefix: "locmesh-check", autoResync: false,
   });
+  let dgram: KamailioRpc | null = null;
   try {
-    const core = createCoreRpc({ rpc: fifo });
-    const up = await answers(core, `the jsonrpcs FIFO ${k.fifo}`);
+    const fifoCore = createCoreRpc({ rpc: fifo });
+    const up = await answers(fifoCore, `the jsonrpcs FIFO ${k.fifo}`);
     results.push({ subject: "kamailio fifo", ...up.result });
-    if (k.dgram) results.push({ subject: "kamailio dgram", ...(await checkDgram(k.dgram, o)) });
-    if (up.uptimeSec === null) {
-      results.push({ subject: "kamailio include", state: "skip", detail: "not looked at, nor the nodes it lets relay calls, nor usrloc's keys: Kamailio does not answer over its FIFO" });
-    } else {
-      results.push(await checkInclude(core, up.uptimeSec, o.agentRunning));
-      results.push(await checkSipPeers(core, o.config));
-      results.push(await checkUsrloc(fifo, k));
+    let dgramUptime: number | null = null;
+    if (k.dgram) {
+      const d = await checkDgram(k.dgram, o);
+      results.push({ subject: "kamailio dgram", ...d.result });
+      dgram = d.rpc;
+      dgramUptime = d.uptimeSec;
     }
+    // The rest over the FIFO, or over the datagram socket when only that answers (as the agent's
+    // own calls fail over: kamailio-links.ts).
+    const via = up.uptimeSec !== null ? { rpc: fifo as KamailioRpc, uptimeSec: up.uptimeSec } : dgram !== null && dgramUptime !== null ? { rpc: dgram, uptimeSec: dgramUptime } : null;
+    const core = via === null ? null : createCoreRpc({ rpc: via.rpc });
+    if (via === null || core === null) {
+      results.push({ subject: "kamailio include", state: "skip", detail: "not looked at, nor the nodes it lets relay calls, nor usrloc's keys: Kamailio does not answer over jsonrpcs" });
+    } else {
+      results.push(await checkInclude(core, via.uptimeSec, o.agentRunning));
+      results.push(await checkSipPeers(core, o.config));
+      results.push(await checkUsrloc(via.rpc, k));
+    }
+    if (k.evapi) results.push(await checkEvapi(k.evapi, core, o.agentRunning, o.timeoutMs));
   } finally {
     await fifo.close();
+    await dgram?.close();
   }
-  if (k.evapi) results.push(await checkEvapi(k.evapi, o.agentRunning, o.timeoutMs));
   if (k.db) results.push(await checkDatabase(k, o));
   return results;
 }
@@ -79,18 +89,26 @@ async function answers(core: CoreRpc, over: string): Promise<{ result: Omit<Chec
   }
 }
 
-async function checkDgram(dgram: string, o: { timeoutMs: number; log: Logger }): Promise<Omit<CheckResult, "subject">> {
+/** The datagram socket's check, and its client (null when it does not answer), which the caller closes. */
+async function checkDgram(dgram: string, o: { timeoutMs: number; log: Logger }): Promise<{ result: Omit<CheckResult, "subject">; rpc: KamailioRpc | null; uptimeSec: number | null }> {
   const m = /^udp:\[?([^\]]+?)\]?:(\d+)$/.exec(dgram)!;
-  let rpc: KamailioRpc | null = null;
+  const failed = (why: string) => ({
+    result: { state: "fail" as const, detail: sentences(why, `Without it the agent writes through the FIFO alone (slower); set modparam("jsonrpcs","dgram_socket","${dgram}"), or leave kamailio.dgram out`) },
+    rpc: null,
+    uptimeSec: null,
+  });
+  let rpc: KamailioRpc;
   try {
     rpc = await createDgramClient({ host: m[1]!, port: Number(m[2]), timeoutMs: o.timeoutMs, log: o.log, maxInFlight: 1 });
-    const version = await createCoreRpc({ rpc }).coreVersion();
-    return { state: "ok", detail: `${version} answers over ${dgram}` };
   } catch (err) {
-    return { state: "fail", detail: sentences(errorText(err), `Without it the agent writes through the FIFO alone (slower); set modparam("jsonrpcs","dgram_socket","${dgram}"), or leave kamailio.dgram out`) };
-  } finally {
-    await rpc?.close();
+    return failed(errorText(err));
   }
+  const up = await answers(createCoreRpc({ rpc }), dgram);
+  if (up.uptimeSec === null) {
+    await rpc.close();
+    return failed(up.result.detail);
+  }
+  return { result: up.result, rpc, uptimeSec: up.uptimeSec };
 }
 
 async function checkInclude(core: CoreRpc, uptimeSec: number, agentRunning: boolean): Promise<CheckResult> {
@@ -151,16 +169,24 @@ async function checkUsrloc(rpc: KamailioRpc, k: KamailioConfig): Promise<CheckRe
   }
 }
 
-function checkEvapi(evapi: { host: string; port: number }, agentRunning: boolean, timeoutMs: number): Promise<CheckResult> {
+/**
+ * Connects to evapi as the agent would and, while connected, asks Kamailio over jsonrpcs whether
+ * the include took the connection for the agent's: a new bit in $shv(locmesh_events), one per evapi
+ * connection it counts as the agent's. Only then is it this Kamailio's evapi with the include, not
+ * merely something listening there.
+ */
+async function checkEvapi(evapi: { host: string; port: number }, core: CoreRpc | null, agentRunning: boolean, timeoutMs: number): Promise<CheckResult> {
   const subject = "kamailio evapi";
   const at = `${evapi.host.includes(":") ? `[${evapi.host}]` : evapi.host}:${evapi.port}`;
-  if (agentRunning) return Promise.resolve({ subject, state: "skip", detail: `not connected to: the running agent reads its events at ${at} (locmesh status shows its events line)` });
+  if (agentRunning) return { subject, state: "skip", detail: `not connected to: the running agent reads its events at ${at} (locmesh status shows its events line)` };
+  const before = core === null ? null : await eventBits(core);
   return new Promise((resolve) => {
     const sock = new Socket();
-    let stayTimer: NodeJS.Timeout | null = null;
+    let settled = false;
     const done = (r: Omit<CheckResult, "subject">) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(connectTimer);
-      if (stayTimer) clearTimeout(stayTimer);
       sock.destroy();
       resolve({ subject, ...r });
     };
@@ -172,9 +198,39 @@ function checkEvapi(evapi: { host: string; port: number }, agentRunning: boolean
     sock.connect(evapi.port, evapi.host, () => {
       clearTimeout(connectTimer);
       sock.once("close", () => done({ state: "fail", detail: `Kamailio closed the connection from ${sock.localAddress ?? "this host"} at once: the include lets only the agent's address connect to evapi. Run the agent from the address the include names, or regenerate it (locmesh kamailio-cfg --agent-address)` }));
-      stayTimer = setTimeout(() => done({ state: "ok", detail: `takes the agent's connection at ${at}` }), EVAPI_STAY_MS);
+      void seenByInclude(core, before, timeoutMs).then((seen) => {
+        if (seen === "yes") done({ state: "ok", detail: `takes the agent's connection at ${at}, and the include counts it as the agent's` });
+        else if (seen === "no include") done({ state: "fail", detail: `something takes connections at ${at}, but this Kamailio has no locmesh include to send events there (see kamailio include)` });
+        else if (seen === "no") done({ state: "fail", detail: `something takes connections at ${at}, but not this Kamailio's evapi: the include did not see the connection. Set kamailio.evapi to the include's evapi address (the include is made from it: locmesh kamailio-cfg --config)` });
+        else done({ state: "warn", detail: `something takes connections at ${at}; whether it is this Kamailio's evapi is not known: ${seen}` });
+      });
     });
   });
+}
+
+/** $shv(locmesh_events), "no include" when the cfg has no such variable, or why it could not be read. */
+async function eventBits(core: CoreRpc): Promise<number | "no include" | string> {
+  try {
+    return Number(await core.getShv(EVENTS_SHV));
+  } catch (err) {
+    return err instanceof KamailioRpcError && err.code === 404 ? "no include" : errorText(err);
+  }
+}
+
+/**
+ * Whether a bit that `before` lacked shows in $shv(locmesh_events) within `timeoutMs` (the
+ * include's connection route runs in evapi's process, a moment after the accept).
+ */
+async function seenByInclude(core: CoreRpc | null, before: number | string | null, timeoutMs: number): Promise<"yes" | "no" | "no include" | string> {
+  if (core === null || before === null) return "Kamailio does not answer over jsonrpcs";
+  if (typeof before === "string") return before;
+  for (const until = Date.now() + Math.min(timeoutMs, 2000); ;) {
+    const now = await eventBits(core);
+    if (typeof now === "string") return now;
+    if ((now & ~before) !== 0) return "yes";
+    if (Date.now() > until) return "no";
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 async function checkDatabase(k: KamailioConfig, o: { timeoutMs: number; log: Logger }): Promise<CheckResult> {

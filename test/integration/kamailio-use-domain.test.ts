@@ -13,12 +13,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ListResult, PublishResult } from "../../agent/contract/api-protocol.js";
+import type { CheckReport } from "../../agent/check/check-result.js";
 import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import type { Alias, Location } from "../../agent/contract/records.js";
 import { UL_ADD_CALLID } from "../../agent/kamailio/registrar-input.js";
 import { RpcCallError, logTail, sleep, waitFor } from "../support/agent-process.js";
 import { TEST_DOMAIN, startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
 import { startKamailio } from "../support/kamailio-process.js";
+import { cli } from "../support/cli-run.js";
 import { sippRegister } from "../support/sipp.js";
 
 const USE_DOMAIN_0 = 'modparam("usrloc", "use_domain", 0)';
@@ -107,6 +109,12 @@ describe("an agent beside a Kamailio with usrloc use_domain 0", () => {
     await sleep(6000);
     expect((await locations(n1)).map((l) => l.aor).sort()).toEqual([aor("alice"), aor("carol"), aor("dave")]);
     expect((await status(n1)).counts.tombstones).toBe(0);
+
+    // `locmesh check` names it too, with the same fix, and exits 1.
+    const check = await cli(["check", "-c", n1.agent.configPath, "--json"]);
+    expect(check.code).toBe(1);
+    const usrloc = (JSON.parse(check.stdout) as CheckReport).checks.find((c) => c.subject === "kamailio usrloc");
+    expect(usrloc).toEqual({ subject: "kamailio usrloc", state: "fail", detail: expect.stringMatching(/^Kamailio's usrloc keys AoRs without their domain: .*set modparam\("usrloc", "use_domain", 1\) in kamailio\.cfg and restart Kamailio$/) });
   }, 90_000);
 
   it("attaches once Kamailio runs with use_domain 1, and writes the cluster's bindings into it", async () => {

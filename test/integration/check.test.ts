@@ -1,0 +1,189 @@
+/**
+ * `locmesh check` as an operator runs it, against real Kamailio 5.6 processes with the include and
+ * real agents (agent/check/run-checks.ts): everything passes beside a running agent and beside a
+ * stopped one (which then starts and attaches as before: the check changed nothing), and a config
+ * that is wrong in several places gets one FAIL per place, each saying what to do, and exit 1.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CheckReport, CheckResult } from "../../agent/check/check-result.js";
+import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
+import { freePort, waitFor } from "../support/agent-process.js";
+import { cli } from "../support/cli-run.js";
+import { startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
+import { startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
+import { createKamailioSqlite } from "../support/kamailio-schema.js";
+
+let dir: string;
+let cluster: KamailioCluster;
+let n1: ClusterNode;
+let n2: ClusterNode;
+let plain: KamailioProcess;
+/** A port where something takes TCP connections and says nothing: no Kamailio's evapi. */
+let held: Server;
+let heldPort: number;
+
+beforeAll(async () => {
+  held = createServer();
+  heldPort = await freePort();
+  await new Promise<void>((r) => held.listen(heldPort, "127.0.0.1", r));
+  dir = mkdtempSync(join(tmpdir(), "locmesh-check-"));
+  cluster = await startKamailioCluster({ baseDir: dir, n: 2 });
+  [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
+  // A Kamailio as an operator has it before step 2 of "Attach to your Kamailio": no include.
+  plain = await startKamailio({});
+}, 90_000);
+
+afterAll(async () => {
+  held?.close();
+  await cluster?.close();
+  await plain?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function check(configPath: string): Promise<{ code: number | null; report: CheckReport; text: string }> {
+  const json = await cli(["check", "-c", configPath, "--json", "--timeout", "2000"]);
+  const text = await cli(["check", "-c", configPath, "--timeout", "2000"]);
+  expect(text.code).toBe(json.code);
+  return { code: json.code, report: JSON.parse(json.stdout) as CheckReport, text: text.stdout };
+}
+
+const bySubject = (r: CheckReport) => Object.fromEntries(r.checks.map((c) => [c.subject, c])) as Record<string, CheckResult>;
+
+/** A config as an operator edits it: any key, any value. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type EditableConfig = Record<string, any>;
+
+/** n1's config with `change` applied, written beside it (0600, as the agent wants its secrets). */
+function variant(name: string, change: (c: EditableConfig) => void): string {
+  const config = JSON.parse(readFileSync(n1.agent.configPath, "utf8")) as EditableConfig;
+  change(config);
+  const path = join(dir, `${name}.json`);
+  writeFileSync(path, JSON.stringify(config), { mode: 0o600 });
+  return path;
+}
+
+describe("locmesh check", () => {
+  it("passes everything beside a running agent, asking it where it holds things", async () => {
+    const { code, report, text } = await check(n1.agent.configPath);
+    expect(code).toBe(0);
+    expect(report.agentRunning).toBe(true);
+    const c = bySubject(report);
+    expect(c["journal"]).toMatchObject({ state: "ok", detail: expect.stringContaining("in use by the running agent") });
+    expect(c["api port"]).toMatchObject({ state: "ok", detail: `the running agent answers at ${n1.agent.apiUrl}` });
+    expect(c["peer port"]).toMatchObject({ state: "ok", detail: `the running agent answers at ${n1.agent.meshUrl}` });
+    expect(c["peer n2"]).toMatchObject({ state: "ok", detail: `answers at ${n2.agent.meshUrl}` });
+    expect(c["kamailio fifo"]).toMatchObject({ state: "ok", detail: expect.stringMatching(/^kamailio 5\.6\.\d+ .*, up \S+ \(main process \d+\), answers over the jsonrpcs FIFO /) });
+    expect(c["kamailio dgram"]).toMatchObject({ state: "ok" });
+    expect(c["kamailio include"]).toMatchObject({ state: "ok", detail: expect.stringContaining("its REGISTER gate is open") });
+    expect(c["kamailio sip peers"]).toMatchObject({ state: "ok", detail: "Kamailio lets 127.0.0.1 relay calls to its phones, as mesh.peers says" });
+    expect(c["kamailio usrloc"]).toMatchObject({ state: "ok", detail: expect.stringMatching(/^keys AoRs user@domain \(use_domain 1\); its location table holds \d+ contacts?$/) });
+    // The running agent's evapi connection is left alone.
+    expect(c["kamailio evapi"]).toMatchObject({ state: "skip" });
+    expect(report.checks.filter((x) => x.state === "fail" || x.state === "warn")).toEqual([]);
+    expect(text).toMatch(/^locmesh check: node n1, config .*, its agent is running\n/);
+    expect(text).toMatch(/\n\d+ checks passed\.\n$/);
+  }, 30_000);
+
+  it("beside a stopped agent: its ports are free and evapi lets it in; the agent then starts and attaches as before", async () => {
+    await n1.agent.stop();
+    const { code, report } = await check(n1.agent.configPath);
+    expect(code).toBe(0);
+    expect(report.agentRunning).toBe(false);
+    const c = bySubject(report);
+    expect(c["journal"]).toMatchObject({ state: "ok", detail: expect.stringContaining("no agent runs on it") });
+    expect(c["api port"]).toMatchObject({ state: "ok", detail: expect.stringMatching(/is free for the agent's local API$/) });
+    expect(c["peer port"]).toMatchObject({ state: "ok", detail: expect.stringMatching(/is free for the agent's peer mesh$/) });
+    expect(c["kamailio evapi"]).toMatchObject({ state: "ok", detail: expect.stringMatching(/^takes the agent's connection at 127\.0\.0\.1:\d+, and the include counts it as the agent's$/) });
+    // Something else listening where the config says evapi is: the include never saw the connection.
+    const elsewhere = await check(variant("evapi-elsewhere", (x) => {
+      x["kamailio"].evapi = `127.0.0.1:${heldPort}`;
+    }));
+    expect(elsewhere.code).toBe(1);
+    expect(bySubject(elsewhere.report)["kamailio evapi"]).toMatchObject({ state: "fail", detail: `something takes connections at 127.0.0.1:${heldPort}, but not this Kamailio's evapi: the include did not see the connection. Set kamailio.evapi to the include's evapi address (the include is made from it: locmesh kamailio-cfg --config)` });
+    // Nothing the check did is in the agent's way: it starts, attaches, and replicates.
+    await n1.agent.start();
+    await waitFor("n1 attached to its Kamailio", async () => {
+      const s = await n1.agent.call<ClusterStatus>("cluster.status");
+      return s.kamailio?.up === true && s.kamailio.events?.connected === true;
+    }, 20_000, 100);
+    await n1.agent.call("alias.set", { alias: "check@example.com", target: "sip:alice@example.com" });
+    await waitFor("the alias on n2's Kamailio", async () => (await n2.lookup("check@example.com", "aliases")).length > 0, 15_000, 100);
+  }, 60_000);
+
+  it("names each wrong thing with what to do, and exits 1", async () => {
+    // Kamailio's own schema, as kamdbctl makes it.
+    const sqlite = createKamailioSqlite(join(dir, "kamailio.db"), { fixAliases: true });
+    {
+      const path = variant("wrong", (c) => {
+        c["nodeId"] = "n1";
+        c["dataDir"] = join(dir, "fresh");
+        c["api"].listen = `127.0.0.1:${heldPort}`;
+        c["mesh"].listen = `127.0.0.1:${n2.agent.spec.meshPort}`;
+        c["mesh"].peers = [{ id: "n3", url: n2.agent.meshUrl }];
+        c["kamailio"].fifo = join(dir, "no-such-fifo");
+        c["kamailio"].evapi = `127.0.0.1:${heldPort}`;
+        c["kamailio"].db = { url: `sqlite://${sqlite}`, dbMode: 1 };
+      });
+      const { code, report, text } = await check(path);
+      expect(code).toBe(1);
+      const c = bySubject(report);
+      expect(c["journal"]).toMatchObject({ state: "ok", detail: expect.stringMatching(/^none yet at /) });
+      expect(c["api port"]).toMatchObject({ state: "fail", detail: `the local API port 127.0.0.1:${heldPort} is already in use (another locmesh, or another program, holds it): stop that, or set api.listen.port to a free port` });
+      expect(c["peer port"]).toMatchObject({ state: "fail", detail: expect.stringContaining("set mesh.listen.port to a free port") });
+      expect(c["peer n3"]).toMatchObject({ state: "fail", detail: `${n2.agent.meshUrl} answers as node n2, and mesh.peers names it n3: the handshake would refuse it. Fix the id or the URL in mesh.peers` });
+      expect(c["kamailio fifo"]).toMatchObject({ state: "fail", detail: `Kamailio FIFO ${join(dir, "no-such-fifo")} does not exist (Kamailio is not running, or fifo_name points elsewhere)` });
+      // Without the FIFO, the rest goes over the datagram socket, as the agent's calls fail over.
+      expect(c["kamailio dgram"]).toMatchObject({ state: "ok" });
+      expect(c["kamailio include"]).toMatchObject({ state: "ok" });
+      expect(c["kamailio usrloc"]).toMatchObject({ state: "ok" });
+      // Something listens there, and the include did not see the connection (n1's running agent
+      // holds a connection of its own: only a new one counts).
+      expect(c["kamailio evapi"]).toMatchObject({ state: "fail", detail: expect.stringMatching(/^something takes connections at 127\.0\.0\.1:\d+, but not this Kamailio's evapi/) });
+      expect(c["kamailio database"]).toMatchObject({ state: "ok", detail: expect.stringContaining("answers (usrloc db_mode 1)") });
+      expect(text).toMatch(/\n5 of \d+ checks failed: each FAIL line says what to do\.\n$/);
+      expect(text).toMatch(/\n {2}FAIL {2}peer n3 +\S/);
+    }
+  }, 30_000);
+
+  it("a Kamailio without the include, a database without Kamailio's tables, a hub that is down", async () => {
+    const empty = join(dir, "empty.db");
+    new Database(empty).close();
+    const path = variant("no-include", (c) => {
+      c["dataDir"] = join(dir, "fresh2");
+      c["mesh"].peers = [];
+      c["hub"] = { urls: [`ws://127.0.0.1:${n2.agent.spec.apiPort + 0}/nothing-here`] };
+      c["kamailio"] = { fifo: plain.fifoPath, replyDir: plain.replyDir, evapi: `127.0.0.1:${heldPort}`, db: { url: `sqlite://${empty}`, dbMode: 1 } };
+    });
+    const { code, report } = await check(path);
+    expect(code).toBe(1);
+    const c = bySubject(report);
+    expect(c["kamailio fifo"]).toMatchObject({ state: "ok" });
+    expect(c["kamailio include"]).toMatchObject({
+      state: "fail",
+      detail: "the locmesh include is not loaded in this Kamailio: `locmesh kamailio-cfg --config <agent config> -o /etc/kamailio/locmesh.cfg`, then the lines `locmesh kamailio-cfg --instructions` prints, and restart Kamailio",
+    });
+    expect(c["kamailio evapi"]).toMatchObject({ state: "fail", detail: `something takes connections at 127.0.0.1:${heldPort}, but this Kamailio has no locmesh include to send events there (see kamailio include)` });
+    expect(c["kamailio database"]).toMatchObject({
+      state: "fail",
+      detail: `sqlite://${empty}: Kamailio table "version": the table (or its columns) is missing. Fix: create it with \`kamdbctl create\` or by running /usr/share/kamailio/db_sqlite/standard-create.sql on Kamailio's database. The agent writes there when jsonrpcs fails; until it answers, such writes wait`,
+    });
+    expect(c["hub 1"]).toMatchObject({ state: "fail", detail: expect.stringMatching(/takes no session now: .*Is the hub running, its PostgreSQL up/) });
+    // In hub mode with no mesh.peers the agent opens no peer port, and the check says so.
+    expect(c["peer port"]).toMatchObject({ state: "skip", detail: expect.stringMatching(/^not opened: in hub mode with no mesh\.peers/) });
+  }, 30_000);
+
+  it("a config error: the loader's message and exit 2, as for the agent", async () => {
+    const path = variant("bad", (c) => {
+      c["mesh"].listen = "not an address";
+    });
+    const r = await cli(["check", "-c", path]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/mesh\.listen/);
+    expect((await cli(["check", "-c", path, "--timeout", "5"])).code).toBe(2);
+  });
+});
