@@ -39,8 +39,10 @@ export function lockJournal(path: string): JournalLock {
 }
 
 /**
- * Whether an agent holds the journal at `path` now. Makes no lock file where none is (an agent
- * never ran on it); throws what opening an existing one throws (this user may not read it).
+ * Whether an agent holds the journal at `path` now (for `locmesh check`): by taking the lock and
+ * letting it go at once, so an agent starting in that millisecond would be refused as if a second
+ * one ran. Makes no lock file where none is (an agent never ran on it); throws what opening an
+ * existing one throws (this user may not read it).
  */
 export function journalInUse(path: string): boolean {
   if (path === ":memory:" || !existsSync(`${path}.lock`)) return false;
