@@ -13,6 +13,8 @@ import { handleSignals } from "../agent/ops/daemon.js";
 import { agentRowStaleSeconds } from "./agent-registry.js";
 import { agentsToApply } from "./agents-reload.js";
 import { describeForget, forgetAgents } from "./forget-agents.js";
+import { checkTimeout, writeCheckReport } from "../agent/cli/check-command.js";
+import { runHubChecks } from "./hub-check.js";
 import { migrateHubDatabase, startHub } from "./hub.js";
 import { withPgClient } from "./pg-client.js";
 import { loadHubConfig, redactHubConfig, type HubConfig } from "./hub-config.js";
@@ -79,6 +81,22 @@ export function registerHubCommands(program: Command, io: { env: Record<string, 
         process.stderr.write(`locmesh hub migrate failed: ${(err as Error).message}\n`);
         process.exit(1);
       }
+    });
+
+  hub
+    .command("check")
+    .description("check this hub's setup: config, PostgreSQL and its schema, its nodeId's claim, the other hubs, its ports (before starting it, or beside it)")
+    .option(...configOption)
+    .option("--timeout <ms>", "how long each probe may take", "3000")
+    .option("--json", "print the report as JSON")
+    .addHelpText("after", "\nIt changes nothing (no migration, no claim). Each FAIL line says what to do. Exit codes: 0 nothing failed; 1 something failed; 2 the config or a flag is wrong.")
+    .action(async (opts: { timeout: string; json?: boolean }, cmd: Command) => {
+      const timeoutMs = checkTimeout(opts.timeout, process.stderr);
+      if (timeoutMs === null) return;
+      const warnings: string[] = [];
+      const file = configOf(cmd);
+      const config = loadOrExit(file, io.env, (w) => warnings.push(w));
+      writeCheckReport(await runHubChecks({ config, configFile: file ?? null, configWarnings: warnings, timeoutMs }), opts.json === true, process.stdout);
     });
 
   hub

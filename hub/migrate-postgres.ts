@@ -15,6 +15,22 @@ export class SchemaTooNewError extends Error {
   override readonly name = "SchemaTooNewError";
 }
 
+export function schemaTooNewError(current: number, latest: number): SchemaTooNewError {
+  return new SchemaTooNewError(
+    `the hub database is at schema version ${current} but this locmesh only knows up to ${latest}; ` +
+      "run the newer locmesh hub that migrated it",
+  );
+}
+
+/** The database's schema version (0 before the first migration) and the latest this locmesh knows. Reads only. */
+export async function schemaVersions(client: Pick<pg.ClientBase, "query">, migrations: Migration[] = loadMigrations("postgres")): Promise<{ current: number; latest: number }> {
+  const latest = migrations.at(-1)?.version ?? 0;
+  const { rows } = await client.query<{ exists: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS exists");
+  if (!rows[0]?.exists) return { current: 0, latest };
+  const v = await client.query<{ v: number }>("SELECT coalesce(max(version), 0)::int AS v FROM schema_migrations");
+  return { current: v.rows[0]?.v ?? 0, latest };
+}
+
 /** Applies pending migrations on one connection; returns the versions applied. */
 export async function migratePostgres(client: pg.ClientBase, migrations: Migration[] = loadMigrations("postgres")): Promise<number[]> {
   await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
@@ -24,12 +40,7 @@ export async function migratePostgres(client: pg.ClientBase, migrations: Migrati
     const { rows } = await client.query<{ v: number }>("SELECT coalesce(max(version), 0)::int AS v FROM schema_migrations");
     const current = rows[0]?.v ?? 0;
     const latest = migrations.at(-1)?.version ?? 0;
-    if (current > latest) {
-      throw new SchemaTooNewError(
-        `the hub database is at schema version ${current} but this locmesh only knows up to ${latest}; ` +
-          "run the newer locmesh hub that migrated it",
-      );
-    }
+    if (current > latest) throw schemaTooNewError(current, latest);
     const applied: number[] = [];
     for (const m of migrations) {
       if (m.version <= current) continue;

@@ -62,7 +62,8 @@ interface HolderRow {
   age: number;
 }
 
-function duplicate(nodeId: string, other: string, what: string): DuplicateHubNodeError {
+/** Another process (`other`: its holder text) uses `nodeId`; `what` says how we know. */
+export function duplicateHubNode(nodeId: string, other: string, what: string): DuplicateHubNodeError {
   return new DuplicateHubNodeError(
     `another hub process uses nodeId "${nodeId}" on this PostgreSQL database (${other}; ${what}). ` +
       "Give every hub its own nodeId (agents list all hubs' URLs in hub.urls; mesh and postgres settings stay shared), or stop the other process.",
@@ -118,7 +119,7 @@ async function waitForClaim(c: Claimant, goneHere: (h: HolderRow) => boolean, in
       continue;
     }
     if (watched && (now.instance !== watched.instance || now.seen_at.getTime() !== watched.seen_at.getTime())) {
-      throw duplicate(c.nodeId, now.holder, "it is running: it refreshed its claim while this one waited");
+      throw duplicateHubNode(c.nodeId, now.holder, "it is running: it refreshed its claim while this one waited");
     }
     if (!watched) {
       c.log.warn({ holder: now.holder, seenSecondsAgo: Math.round(now.age) },
@@ -142,7 +143,7 @@ function keepClaim(c: Claimant, intervalMs: number, onLost: (err: DuplicateHubNo
       const now = await c.holder();
       if (closed) return;
       lost = true;
-      onLost(duplicate(c.nodeId, now?.holder ?? "holder unknown", "it took this nodeId over while this hub could not refresh its claim"));
+      onLost(duplicateHubNode(c.nodeId, now?.holder ?? "holder unknown", "it took this nodeId over while this hub could not refresh its claim"));
     } catch (err) {
       c.log.debug({ err: (err as Error).message }, "cannot refresh the nodeId claim (PostgreSQL away?); trying again");
     }
@@ -165,6 +166,25 @@ function keepClaim(c: Claimant, intervalMs: number, onLost: (err: DuplicateHubNo
       }
     },
   };
+}
+
+/** A hub's claim as `locmesh hub check` reads it: who holds which nodeId, and how long ago it was refreshed. */
+export interface HubNodeClaimRow {
+  nodeId: string;
+  holder: string;
+  host: string;
+  pid: number;
+  ageSec: number;
+}
+
+/** Every claim on the database (none before the hub's first start made the table). Reads only. */
+export async function listHubNodeClaims(client: Pick<pg.ClientBase, "query">): Promise<HubNodeClaimRow[]> {
+  const { rows } = await client.query<{ exists: boolean }>("SELECT to_regclass('hub_nodes') IS NOT NULL AS exists");
+  if (!rows[0]?.exists) return [];
+  const claims = await client.query<{ node_id: string; holder: string; host: string; pid: number; age: number }>(
+    "SELECT node_id, holder, host, pid, extract(epoch FROM now() - seen_at)::float8 AS age FROM hub_nodes ORDER BY node_id",
+  );
+  return claims.rows.map((r) => ({ nodeId: r.node_id, holder: r.holder, host: r.host, pid: r.pid, ageSec: r.age }));
 }
 
 /** Signal 0 checks that a process exists; EPERM means it does, as another user's. */

@@ -18,11 +18,13 @@ export interface CheckResult {
 }
 
 export interface CheckReport {
+  /** Whose node this is: an agent's, or a hub's (`locmesh hub check`). */
+  daemon: "agent" | "hub";
   nodeId: string;
   /** The config file read; null when the settings came from the environment alone. */
   config: string | null;
-  /** Whether an agent runs on this node's journal now (some checks then ask it, or leave what it holds alone). */
-  agentRunning: boolean;
+  /** Whether the daemon runs now (an agent on this node's journal, a hub with this node id): some checks then ask it, or leave what it holds alone. */
+  running: boolean;
   checks: CheckResult[];
 }
 

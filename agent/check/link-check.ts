@@ -14,7 +14,7 @@ import { redactUrl } from "../ops/redact-url.js";
 import { errorText as reason, sentences, type CheckResult } from "./check-result.js";
 
 /** mesh.tls's files: the result (none without TLS), and the CA the probes trust. */
-export function checkTls(config: AgentConfig): { result: CheckResult | null; ca: Buffer | undefined } {
+export function checkTls(config: { mesh: Pick<AgentConfig["mesh"], "tls"> }): { result: CheckResult | null; ca: Buffer | undefined } {
   const tls = config.mesh.tls;
   if (tls === null) return { result: null, ca: undefined };
   try {

@@ -5,6 +5,7 @@
  * that way, what to do (check-result.ts). Nothing here changes what it looks at.
  */
 import type { AgentConfig } from "../config/agent-config.js";
+import { PEER_PORT_UNWANTED, peerPortWanted } from "../mesh/peer-listener.js";
 import type { Logger } from "../ops/logger.js";
 import type { CheckReport, CheckResult } from "./check-result.js";
 import { checkJournal } from "./journal-check.js";
@@ -33,12 +34,17 @@ export async function runChecks(o: RunChecksOptions): Promise<CheckReport> {
   const agentRunning = journal.agentRunning;
   const tls = checkTls(config);
   if (tls.result) checks.push(tls.result);
-  const probe = { config, agentRunning, timeoutMs: o.timeoutMs };
-  checks.push(await checkApiPort(probe), await checkPeerPort({ ...probe, ca: tls.ca }));
+  const port = { nodeId: config.nodeId, daemon: "agent", running: agentRunning, timeoutMs: o.timeoutMs };
+  const { mesh, hub } = config;
+  const peerPortOpen = peerPortWanted({ hubMode: hub.urls.length > 0, peers: mesh.peers.length, acceptUnlisted: mesh.acceptUnlisted });
+  checks.push(
+    await checkApiPort({ ...port, listen: config.api.listen }),
+    await checkPeerPort({ ...port, listen: mesh.listen, tls: mesh.tls !== null, ca: tls.ca, unwanted: peerPortOpen ? null : PEER_PORT_UNWANTED }),
+  );
   checks.push(...(await checkLinks({ config, ca: tls.ca, timeoutMs: o.timeoutMs })));
   if (config.kamailio) checks.push(...(await checkKamailio({ config, kamailio: config.kamailio, agentRunning, timeoutMs: o.timeoutMs, log: o.log })));
   else checks.push({ subject: "kamailio", state: "skip", detail: "no kamailio section: the agent replicates without writing into a Kamailio (README: Attach to your Kamailio)" });
-  return { nodeId: config.nodeId, config: o.configFile, agentRunning, checks };
+  return { daemon: "agent", nodeId: config.nodeId, config: o.configFile, running: agentRunning, checks };
 }
 
 function describeConfig(c: AgentConfig): string {

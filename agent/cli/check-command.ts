@@ -4,7 +4,7 @@
  * when something did, 2 for a config or usage error.
  */
 import type { Command } from "commander";
-import { checkExitCode } from "../check/check-result.js";
+import { checkExitCode, type CheckReport } from "../check/check-result.js";
 import { runChecks } from "../check/run-checks.js";
 import { ConfigError, loadAgentConfig } from "../config/agent-config.js";
 import { silentLogger } from "../ops/logger.js";
@@ -32,12 +32,8 @@ export function registerCheckCommand(program: Command, io: { env: NodeJS.Process
         "failed; 2 the config or a flag is wrong.",
     )
     .action(async (opts: Opts) => {
-      const timeoutMs = Number(opts.timeout);
-      if (!Number.isInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 120_000) {
-        io.stderr.write(`--timeout must be a whole number of milliseconds from 100 to 120000, not "${opts.timeout}"\n`);
-        process.exitCode = 2;
-        return;
-      }
+      const timeoutMs = checkTimeout(opts.timeout, io.stderr);
+      if (timeoutMs === null) return;
       const warnings: string[] = [];
       let config;
       try {
@@ -49,8 +45,22 @@ export function registerCheckCommand(program: Command, io: { env: NodeJS.Process
         return;
       }
       const report = await runChecks({ config, configFile: opts.config ?? null, configWarnings: warnings, timeoutMs, log: silentLogger() });
-      const columns = "columns" in io.stdout && typeof io.stdout.columns === "number" ? io.stdout.columns : 100;
-      io.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report, columns));
-      process.exitCode = checkExitCode(report.checks);
+      writeCheckReport(report, opts.json === true, io.stdout);
     });
+}
+
+/** `--timeout`'s milliseconds; null (usage error said, exit code 2 set) when it is not one. */
+export function checkTimeout(text: string, stderr: NodeJS.WritableStream): number | null {
+  const ms = Number(text);
+  if (Number.isInteger(ms) && ms >= 100 && ms <= 120_000) return ms;
+  stderr.write(`--timeout must be a whole number of milliseconds from 100 to 120000, not "${text}"\n`);
+  process.exitCode = 2;
+  return null;
+}
+
+/** Prints the report (as JSON with `json`) and sets the exit code: 1 when a check failed. */
+export function writeCheckReport(report: CheckReport, json: boolean, stdout: NodeJS.WriteStream | NodeJS.WritableStream): void {
+  const columns = "columns" in stdout && typeof stdout.columns === "number" ? stdout.columns : 100;
+  stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report, columns));
+  process.exitCode = checkExitCode(report.checks);
 }

@@ -10,10 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CheckReport, CheckResult } from "../../agent/check/check-result.js";
 import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { freePort, waitFor } from "../support/agent-process.js";
-import { cli } from "../support/cli-run.js";
+import { bySubject, checkRun, cli } from "../support/cli-run.js";
 import { startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
 import { startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
 import { createKamailioSqlite } from "../support/kamailio-schema.js";
@@ -45,14 +44,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function check(configPath: string): Promise<{ code: number | null; report: CheckReport; text: string }> {
-  const json = await cli(["check", "-c", configPath, "--json", "--timeout", "2000"]);
-  const text = await cli(["check", "-c", configPath, "--timeout", "2000"]);
-  expect(text.code).toBe(json.code);
-  return { code: json.code, report: JSON.parse(json.stdout) as CheckReport, text: text.stdout };
-}
-
-const bySubject = (r: CheckReport) => Object.fromEntries(r.checks.map((c) => [c.subject, c])) as Record<string, CheckResult>;
+const check = (configPath: string) => checkRun(["check"], configPath);
 
 /** A config as an operator edits it: any key, any value. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -71,7 +63,7 @@ describe("locmesh check", () => {
   it("passes everything beside a running agent, asking it where it holds things", async () => {
     const { code, report, text } = await check(n1.agent.configPath);
     expect(code).toBe(0);
-    expect(report.agentRunning).toBe(true);
+    expect(report.running).toBe(true);
     const c = bySubject(report);
     expect(c["journal"]).toMatchObject({ state: "ok", detail: expect.stringContaining("in use by the running agent") });
     expect(c["api port"]).toMatchObject({ state: "ok", detail: `the running agent answers at ${n1.agent.apiUrl}` });
@@ -93,7 +85,7 @@ describe("locmesh check", () => {
     await n1.agent.stop();
     const { code, report } = await check(n1.agent.configPath);
     expect(code).toBe(0);
-    expect(report.agentRunning).toBe(false);
+    expect(report.running).toBe(false);
     const c = bySubject(report);
     expect(c["journal"]).toMatchObject({ state: "ok", detail: expect.stringContaining("no agent runs on it") });
     expect(c["api port"]).toMatchObject({ state: "ok", detail: expect.stringMatching(/is free for the agent's local API$/) });

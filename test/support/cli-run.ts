@@ -4,6 +4,7 @@
  */
 import { execFile } from "node:child_process";
 import { join } from "node:path";
+import type { CheckReport, CheckResult } from "../../agent/check/check-result.js";
 import { ROOT } from "./agent-process.js";
 
 export const BIN = join(ROOT, "bin", "locmesh.js");
@@ -24,3 +25,17 @@ export function cli(args: string[], env: Record<string, string> = {}, as?: { uid
     });
   });
 }
+
+/**
+ * `locmesh <command...> -c <config>` (check or hub check) run twice, for its JSON report and its
+ * text, which must exit alike.
+ */
+export async function checkRun(command: string[], configPath: string): Promise<{ code: number | null; report: CheckReport; text: string }> {
+  const args = [...command, "-c", configPath, "--timeout", "2000"];
+  const [json, text] = [await cli([...args, "--json"]), await cli(args)];
+  if (json.code !== text.code) throw new Error(`${command.join(" ")} exited ${json.code} with --json and ${text.code} without`);
+  return { code: json.code, report: JSON.parse(json.stdout) as CheckReport, text: text.stdout };
+}
+
+/** A check report's results by subject ("journal", "kamailio fifo", ...). */
+export const bySubject = (r: CheckReport): Record<string, CheckResult> => Object.fromEntries(r.checks.map((c) => [c.subject, c]));

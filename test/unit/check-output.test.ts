@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { checkExitCode, errorText, sentences, summaryLine, type CheckReport } from "../../agent/check/check-result.js";
 import { renderReport } from "../../agent/cli/check-output.js";
 
-const report = (checks: CheckReport["checks"], agentRunning = false): CheckReport => ({ nodeId: "n1", config: "/etc/locmesh/agent.yaml", agentRunning, checks });
+const report = (checks: CheckReport["checks"], running = false): CheckReport => ({ daemon: "agent", nodeId: "n1", config: "/etc/locmesh/agent.yaml", running, checks });
 
 describe("locmesh check's report", () => {
   it("aligns the subjects, wraps each detail under its column, and counts", () => {
