@@ -56,14 +56,15 @@ export async function checkKamailio(o: {
     }
     // The rest over the FIFO, or over the datagram socket when only that answers (as the agent's
     // own calls fail over: kamailio-links.ts).
-    const via = up.uptimeSec !== null ? { rpc: fifo as KamailioRpc, uptimeSec: up.uptimeSec } : dgram !== null && dgramUptime !== null ? { rpc: dgram, uptimeSec: dgramUptime } : null;
-    const core = via === null ? null : createCoreRpc({ rpc: via.rpc });
-    if (via === null || core === null) {
+    const rpc: KamailioRpc | null = up.uptimeSec !== null ? fifo : dgramUptime !== null ? dgram : null;
+    const uptimeSec = up.uptimeSec ?? dgramUptime;
+    const core = rpc === null ? null : createCoreRpc({ rpc });
+    if (rpc === null || core === null || uptimeSec === null) {
       results.push({ subject: "kamailio include", state: "skip", detail: "not looked at, nor the nodes it lets relay calls, nor usrloc's keys: Kamailio does not answer over jsonrpcs" });
     } else {
-      results.push(await checkInclude(core, via.uptimeSec, o.agentRunning));
+      results.push(await checkInclude(core, uptimeSec, o.agentRunning));
       results.push(await checkSipPeers(core, o.config));
-      results.push(await checkUsrloc(via.rpc, k));
+      results.push(await checkUsrloc(rpc, k));
     }
     if (k.evapi) results.push(await checkEvapi(k.evapi, core, o.agentRunning, o.timeoutMs));
   } finally {

@@ -16,9 +16,21 @@ export const peerUrl = (url: string): string => (new URL(url).pathname === "/" ?
  * Resolves with the hub's node id, as its challenge gives it; rejects saying why it would not take
  * a session. An agent's peer port answers the same way: `locmesh check` probes peers with it too.
  */
-export function probeHub(url: string, o: { ca?: Buffer; timeoutMs: number; maxFrameBytes: number }): Promise<string> {
+export function probeHub(
+  url: string,
+  o: {
+    ca?: Buffer;
+    timeoutMs: number;
+    maxFrameBytes: number;
+    /**
+     * Take any certificate: for `locmesh check` asking its own daemon over loopback, whose
+     * certificate names the host peers dial, not 127.0.0.1. Nothing is sent before the close.
+     */
+    anyCertificate?: boolean;
+  },
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { ca: o.ca, handshakeTimeout: o.timeoutMs, maxPayload: o.maxFrameBytes });
+    const ws = new WebSocket(url, { ca: o.ca, handshakeTimeout: o.timeoutMs, maxPayload: o.maxFrameBytes, ...(o.anyCertificate ? { rejectUnauthorized: false } : {}) });
     const timer = setTimeout(() => {
       ws.terminate();
       reject(new Error(`no challenge within ${o.timeoutMs} ms`));

@@ -13,6 +13,7 @@ import { freePort } from "../support/agent-process.js";
 import { bySubject, checkRun } from "../support/cli-run.js";
 import { HubProcess, SECRET, TOKEN, stopHubCluster } from "../support/hub-process.js";
 import { startPostgres, type PostgresProcess } from "../support/postgres-process.js";
+import { makeTestPki } from "../support/test-pki.js";
 
 let dir: string;
 let pgServer: PostgresProcess;
@@ -95,6 +96,25 @@ describe("locmesh hub check", () => {
     }));
     expect(newer.code).toBe(1);
     expect(bySubject(newer.report)["postgres"]).toMatchObject({ state: "fail", detail: expect.stringMatching(/the hub database is at schema version 999 but this locmesh only knows up to \d+; run the newer locmesh hub that migrated it$/) });
+  }, 30_000);
+
+  it("a running hub on TLS with a certificate for the name agents dial: its peer port still answers as itself over loopback", async () => {
+    const pki = makeTestPki(join(dir, "pki"), { san: "DNS:hub-tls.example" });
+    const tlsHub = new HubProcess({
+      id: "hubtls", meshPort: await freePort(), apiPort: await freePort(), dir: join(dir, "hubtls"), secret: SECRET, token: TOKEN, peers: [],
+      config: { mesh: { tls: { cert: pki.cert, key: pki.key, ca: pki.ca } } },
+    }, hub.pgUrl);
+    await tlsHub.start();
+    try {
+      const { code, report } = await check(tlsHub.configPath);
+      expect(code).toBe(0);
+      const c = bySubject(report);
+      expect(c["tls files"]).toMatchObject({ state: "ok", detail: expect.stringMatching(/node\.crt and its key, valid until .*; peers checked against .*ca\.crt$/) });
+      expect(c["peer port"]).toMatchObject({ state: "ok", detail: `the running hub answers at ${tlsHub.meshUrl}` });
+      expect(c["other hubs"]).toMatchObject({ state: "ok", detail: expect.stringMatching(/^hub1 \(/) });
+    } finally {
+      await tlsHub.stop();
+    }
   }, 30_000);
 
   it("a PostgreSQL that does not answer: the reason, with what to check; the claim not looked at", async () => {

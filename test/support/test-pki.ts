@@ -24,7 +24,8 @@ function openssl(cwd: string, args: string[]): void {
   if (r.status !== 0) throw new Error(`openssl ${args.join(" ")} exited with ${r.status}: ${r.stderr}`);
 }
 
-export function makeTestPki(dir: string): TestPki {
+/** `san`: the node certificate's subjectAltName (default IP:127.0.0.1, what the tests dial). */
+export function makeTestPki(dir: string, o: { san?: string } = {}): TestPki {
   mkdirSync(dir, { recursive: true });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   openssl(dir, ["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=locmesh test CA"]);
@@ -32,7 +33,7 @@ export function makeTestPki(dir: string): TestPki {
   // Clients check the peer URL's host against subjectAltName (RFC 6125 §6.4.4), not the CN.
   writeFileSync(
     join(dir, "node.ext"),
-    "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n",
+    `subjectAltName=${o.san ?? "IP:127.0.0.1"}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n`,
   );
   openssl(dir, [
     "x509", "-req", "-in", "node.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
