@@ -10,7 +10,7 @@
  * reconcile against the database: against the empty dump it took every binding registered on its
  * node for de-registered and removed them cluster-wide (found by the fifo-removed drill).
  */
-import { mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { mkdtempSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -198,7 +198,7 @@ describe("Kamailio database fallback", () => {
       const s = await status(n2);
       expect(s.kamailio?.lastReconcile?.outcome).toBe("skipped");
       expect(s.kamailio?.writer).toBe("rpc");
-      expect(readFileSync(n2.agent.logPath, "utf8")).toMatch(/wrote again over jsonrpcs what had gone into Kamailio's database only/);
+      await n2.agent.waitForLog(/wrote again over jsonrpcs what had gone into Kamailio's database only/);
       // Kamailio (db_mode 1) took the write as a contact it did not hold and wrote its own row: the
       // agent's row beside it is dropped, else Kamailio loads grace twice at its next start.
       const held = (await n2.lookup(`grace@${TEST_DOMAIN}`))[0]!.ruid;
@@ -235,7 +235,7 @@ describe("Kamailio database fallback", () => {
       renameSync(`${n2.kamailio.fifoPath}.away`, n2.kamailio.fifoPath);
       await waitFor("the removal in n2's running Kamailio", async () => (await n2.lookup(aor)).map((c) => c.contact).join() === "sip:stays@192.0.2.78:5060", 20_000, 100);
       expect((await status(n2)).kamailio?.lastReconcile?.outcome).toBe("skipped");
-      expect(readFileSync(n2.agent.logPath, "utf8")).toMatch(/API edits that had waited for this node's Kamailio are in it now/);
+      await n2.agent.waitForLog(/API edits that had waited for this node's Kamailio are in it now/);
     } finally {
       n2.agent.spec.config!["kamailio"] = agentKamailio;
     }
@@ -265,7 +265,7 @@ describe("Kamailio database fallback", () => {
     expect((await n2.lookup(`heidi@${TEST_DOMAIN}`)).map((c) => c.contact)).toEqual([heidi.contact]);
     // usrloc deletes the copy's row by its ruid (db_ops_ruid): one row stays, and the next start loads one.
     await waitFor("one row for heidi in n2's database", async () => locationRows("heidi").length === 1);
-    expect(readFileSync(n2.agent.logPath, "utf8")).toMatch(/removed second copies of contacts Kamailio held twice/);
+    await n2.agent.waitForLog(/removed second copies of contacts Kamailio held twice/);
     await n2.kamailio.restart();
     await waitFor("heidi back in n2's Kamailio", async () => (await n2.lookup(`heidi@${TEST_DOMAIN}`)).length > 0, 20_000, 100);
     expect((await n2.lookup(`heidi@${TEST_DOMAIN}`)).map((c) => c.contact)).toEqual([heidi.contact]);

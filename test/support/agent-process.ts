@@ -119,6 +119,14 @@ export class AgentProcess {
     await this.waitReady();
   }
 
+  /**
+   * Waits until the daemon's log holds a line matching `re`. What it logs after an effect a test
+   * can observe (a write in Kamailio) reaches the file through a pipe some milliseconds later.
+   */
+  async waitForLog(re: RegExp, timeoutMs = 5000): Promise<void> {
+    await waitFor(`${this.spec.id}'s log to match ${re}`, async () => re.test(readFileSync(this.logPath, "utf8")), timeoutMs, 50);
+  }
+
   /** The log file the daemon writes into. */
   get logPath(): string {
     return join(this.spec.dir, `${this.command}.log`);
