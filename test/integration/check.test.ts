@@ -4,7 +4,7 @@
  * stopped one (which then starts and attaches as before: the check changed nothing), and a config
  * that is wrong in several places gets one FAIL per place, each saying what to do, and exit 1.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +12,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { freePort, waitFor } from "../support/agent-process.js";
+import type { CheckReport } from "../../agent/check/check-result.js";
 import { bySubject, checkRun, cli } from "../support/cli-run.js";
 import { startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
 import { startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
@@ -168,6 +169,35 @@ describe("locmesh check", () => {
     // In hub mode with no mesh.peers the agent opens no peer port, and the check says so.
     expect(c["peer port"]).toMatchObject({ state: "skip", detail: expect.stringMatching(/^not opened: in hub mode with no mesh\.peers/) });
   }, 30_000);
+
+  it("run as a user who may not write dataDir: the journal fails, naming the folder and what to do", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "locmesh-check-ro-"));
+    try {
+      // Others may enter it, only its owner may write: the tests run as root, so the check runs as nobody.
+      chmodSync(folder, 0o755);
+      const root = process.getuid?.() === 0;
+      if (!root) chmodSync(folder, 0o555);
+      const config = join(folder, "agent.json");
+      writeFileSync(config, JSON.stringify({
+        nodeId: "n7", dataDir: join(folder, "data"),
+        mesh: { listen: `127.0.0.1:${await freePort()}`, secret: "integration-cluster-secret-0123456789" },
+        api: { listen: `127.0.0.1:${await freePort()}`, token: "integration-api-token-0123456789" },
+      }), { mode: 0o644 });
+      const r = await cli(["check", "-c", config, "--json"], {}, root ? { uid: 65534, gid: 65534 } : undefined);
+      expect(r.code).toBe(1);
+      const report = JSON.parse(r.stdout) as CheckReport;
+      expect(bySubject(report)["journal"]).toEqual({
+        subject: "journal",
+        state: "fail",
+        detail: `the agent cannot make its journal at ${join(folder, "data", "journal.sqlite")}: ${folder} is not writable for this user. Run the agent as the user that owns dataDir (${join(folder, "data")}), or set dataDir to a folder that user may write`,
+      });
+      // The secrets every user may read are the loader's warning, shown as such.
+      expect(report.checks.filter((c) => c.subject === "config" && c.state === "warn").length).toBeGreaterThan(0);
+    } finally {
+      chmodSync(folder, 0o755);
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
 
   it("a config error: the loader's message and exit 2, as for the agent", async () => {
     const path = variant("bad", (c) => {
