@@ -129,7 +129,7 @@ function transportError(err: unknown, signal: AbortSignal, url: string, method: 
     );
   }
   return new AgentUnreachableError(
-    `${NODE} is not reachable at ${url}${code ? ` (${code})` : ""}: is \`locmesh agent\` (or \`locmesh hub\`) running, and is --url (or LOCMESH_API_URL) its API address?`,
+    `${NODE} is not reachable at ${url}${code ? ` (${code})` : ""}: is \`locmesh agent\` (or \`locmesh hub\`) running (\`locmesh check\`, or \`locmesh hub check\`, says what keeps one from starting), and is --url (or LOCMESH_API_URL) its API address?`,
     { cause: err },
   );
 }

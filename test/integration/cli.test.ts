@@ -418,7 +418,7 @@ describe("locmesh CLI", () => {
     expect(r.code).toBe(3);
     expect(r.stdout).toBe("");
     expect(r.stderr.trim()).toBe(
-      `locmesh: the locmesh agent or hub is not reachable at ${url} (ECONNREFUSED): is \`locmesh agent\` (or \`locmesh hub\`) running, and is --url (or LOCMESH_API_URL) its API address?`,
+      `locmesh: the locmesh agent or hub is not reachable at ${url} (ECONNREFUSED): is \`locmesh agent\` (or \`locmesh hub\`) running (\`locmesh check\`, or \`locmesh hub check\`, says what keeps one from starting), and is --url (or LOCMESH_API_URL) its API address?`,
     );
   });
 });
