@@ -156,6 +156,14 @@ describe("locmesh demo with Kamailio", () => {
     }, 10_000, 200);
   });
 
+  it("the banner's check command passes as pasted, beside the running agent", async () => {
+    const check = (out.split("\n").find((l) => / check --config /.test(l)) ?? "").trim();
+    expect(check).toMatch(/locmesh\.js check --config \.demo\/node1\/config\.yaml$/);
+    const r = await run("sh", ["-c", check], { cwd: dir, timeout: 15_000 });
+    expect(r.stdout).toMatch(/^locmesh check: node n1, config .*, its agent is running\n/);
+    expect(r.stdout).toMatch(/\n\d+ checks passed\.\n$/);
+  });
+
   it("routes a call to an alias added at node 1 through node 3's Kamailio to alice's phone", async () => {
     const api = createApiClient({ url: apiUrl(1), token: TOKEN, timeoutMs: 2000 });
     try {
