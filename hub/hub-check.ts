@@ -9,12 +9,12 @@ import { hostname } from "node:os";
 import type { CheckReport, CheckResult } from "../agent/check/check-result.js";
 import { errorText } from "../agent/check/check-result.js";
 import { checkTls } from "../agent/check/link-check.js";
-import { checkApiPort, checkPeerPort } from "../agent/check/listen-check.js";
+import { answersAsItself, checkApiPort, checkPeerPort } from "../agent/check/listen-check.js";
 import { formatDuration } from "../agent/cli/client-output.js";
 import { redactUrl } from "../agent/ops/redact-url.js";
 import type { HubConfig } from "./hub-config.js";
 import { schemaTooNewError, schemaVersions } from "./migrate-postgres.js";
-import { claimStaleSeconds, duplicateHubNode, listHubNodeClaims, type HubNodeClaimRow } from "./node-claim.js";
+import { claimStaleSeconds, duplicateHubNode, listHubNodeClaims, processRuns, type HubNodeClaimRow } from "./node-claim.js";
 import { withPgClient } from "./pg-client.js";
 import { pgAddress } from "./pg-connection.js";
 
@@ -49,13 +49,20 @@ export async function runHubChecks(o: RunHubChecksOptions): Promise<CheckReport>
   const stale = claimStaleSeconds(config.mesh.statusIntervalMs);
   const live = (claims ?? []).filter((c) => c.ageSec < stale);
   const mine = live.find((c) => c.nodeId === config.nodeId);
-  const running = mine !== undefined && mine.host === host;
+  // A claim made on this host by a process that is gone is a dead hub's: its restart takes it over
+  // at once (node-claim.ts), as the check counts it here.
+  const here = mine !== undefined && mine.host === host;
+  const claimedHere = here && processRuns(mine.pid);
+  // Its API answering as this hub settles it, with PostgreSQL away too.
+  const running = (await answersAsItself(config.api.listen, config.nodeId, o.timeoutMs)) || claimedHere;
   if (claims === null) {
     checks.push({ subject: "node id", state: "skip", detail: "not looked at: PostgreSQL does not answer" });
   } else if (mine === undefined) {
     checks.push({ subject: "node id", state: "ok", detail: `no hub process holds nodeId ${config.nodeId} on this database now` });
-  } else if (running) {
-    checks.push({ subject: "node id", state: "ok", detail: `held by the running hub here (${mine.holder}), its claim refreshed ${formatDuration(mine.ageSec)} ago` });
+  } else if (here) {
+    checks.push(claimedHere
+      ? { subject: "node id", state: "ok", detail: `held by the running hub here (${mine.holder}), its claim refreshed ${formatDuration(mine.ageSec)} ago` }
+      : { subject: "node id", state: "ok", detail: `claimed ${formatDuration(mine.ageSec)} ago by a hub here that no longer runs (${mine.holder}): a hub started now takes it over at once` });
   } else {
     checks.push({ subject: "node id", state: "fail", detail: duplicateHubNode(config.nodeId, mine.holder, `its claim was refreshed ${formatDuration(mine.ageSec)} ago; a hub started here would be refused`).message });
   }

@@ -188,7 +188,7 @@ export async function listHubNodeClaims(client: Pick<pg.ClientBase, "query">): P
 }
 
 /** Signal 0 checks that a process exists; EPERM means it does, as another user's. */
-function processRuns(pid: number): boolean {
+export function processRuns(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -23,8 +23,12 @@ export interface CheckReport {
   nodeId: string;
   /** The config file read; null when the settings came from the environment alone. */
   config: string | null;
-  /** Whether the daemon runs now (an agent on this node's journal, a hub with this node id): some checks then ask it, or leave what it holds alone. */
-  running: boolean;
+  /**
+   * Whether the daemon runs now (its API answers as this node, its journal is held, its node id
+   * claimed from this host): some checks then ask it, or leave what it holds alone. null: it
+   * could not be told.
+   */
+  running: boolean | null;
   checks: CheckResult[];
 }
 

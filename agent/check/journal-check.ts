@@ -3,7 +3,7 @@
  * could open it (this node's, not from a newer locmesh, its folder writable). Reads only
  * (journal/journal-inspect.ts): nothing is migrated, locked for longer than a look, or made.
  */
-import { accessSync, constants, existsSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { journalInUse } from "../journal/journal-lock.js";
 import { inspectJournal, journalPathOf } from "../journal/journal-inspect.js";
@@ -11,8 +11,8 @@ import { sentences, type CheckResult } from "./check-result.js";
 
 export interface JournalCheck {
   result: CheckResult;
-  /** An agent holds the journal now. */
-  agentRunning: boolean;
+  /** An agent holds the journal now; null when that could not be told (the lock file not readable). */
+  agentRunning: boolean | null;
 }
 
 export function checkJournal(o: { dataDir: string; nodeId: string }): JournalCheck {
@@ -31,13 +31,28 @@ export function checkJournal(o: { dataDir: string; nodeId: string }): JournalChe
       result: { subject, state: "ok", detail: `none yet at ${path}: the agent makes it at its start (a new node; a node that had one before starts a new epoch and gets a full copy from its peers)` },
     };
   }
-  let running: boolean;
-  let facts;
+  let running: boolean | null;
   try {
     running = journalInUse(path);
+  } catch (err) {
+    return { agentRunning: null, result: { subject, state: "fail", detail: sentences(`cannot tell whether an agent holds the journal at ${path}: ${(err as Error).message}`, "Run this check as the agent's user (or root)") } };
+  }
+  // SQLite makes a WAL journal's -wal and -shm beside it even for a reader, as this user. Beside a
+  // stopped agent, made by anyone but root (who gives them to the journal's owner) or that owner,
+  // they would keep the agent from writing its journal: it is then not read.
+  const uid = process.getuid?.();
+  const owner = statSync(path).uid;
+  if (uid !== undefined && uid !== 0 && uid !== owner && !(existsSync(`${path}-wal`) && existsSync(`${path}-shm`))) {
+    return {
+      agentRunning: running,
+      result: { subject, state: "warn", detail: `${path} is not read: this user (uid ${uid}) is neither root nor its owner (uid ${owner}), and reading it would leave files beside it the agent could not write. Run this check as the agent's user (or root)` },
+    };
+  }
+  let facts;
+  try {
     facts = inspectJournal(path, o.nodeId);
   } catch (err) {
-    return { agentRunning: false, result: { subject, state: "fail", detail: sentences(`cannot read the journal at ${path}: ${(err as Error).message}`, "Run this check as the agent's user (or root)") } };
+    return { agentRunning: running, result: { subject, state: "fail", detail: sentences(`cannot read the journal at ${path}: ${(err as Error).message}`, "Run this check as the agent's user (or root)") } };
   }
   if (facts.refusal !== null) return { agentRunning: running, result: { subject, state: "fail", detail: facts.refusal.message } };
   const epoch = facts.replicaId === null ? "no epoch yet" : `epoch ${facts.replicaId}${facts.createdAt ? `, made ${facts.createdAt}` : ""}`;

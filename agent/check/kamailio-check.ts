@@ -9,17 +9,19 @@
  * connects, asks whether the include took the connection, and closes; what was sent meanwhile
  * stays kept for the agent (cfg-include-names.ts RELAYED_SHV), which gets it again when it connects.
  */
-import { Socket } from "node:net";
+import { lookup } from "node:dns/promises";
+import { statSync } from "node:fs";
+import { isIP, Socket } from "node:net";
 import type { AgentConfig, KamailioConfig } from "../config/agent-config.js";
 import { EVENTS_SHV, PEERS_FIXED_SHV, PEERS_SHV, READY_SHV } from "../kamailio/cfg-include-names.js";
 import { createCoreRpc, type CoreRpc } from "../kamailio/core-rpc.js";
 import { createDgramClient } from "../kamailio/dgram-client.js";
-import { createFifoClient } from "../kamailio/fifo-client.js";
+import { createFifoClient, type FifoClient } from "../kamailio/fifo-client.js";
 import { KamailioRpcError, type KamailioRpc } from "../kamailio/jsonrpcs-wire.js";
 import { openKamailioDb } from "../kamailio/kamailio-db.js";
 import { sameSipPeers, sipPeersOf } from "../kamailio/sip-peers.js";
 import { useDomainProblem } from "../kamailio/usrloc-keys.js";
-import { createUsrlocRpc } from "../kamailio/usrloc-rpc.js";
+import { createUsrlocRpc, USE_DOMAIN_PROBE } from "../kamailio/usrloc-rpc.js";
 import { formatDuration } from "../cli/client-output.js";
 import type { Logger } from "../ops/logger.js";
 import { redactUrl } from "../ops/redact-url.js";
@@ -32,16 +34,24 @@ const NO_INCLUDE = "the locmesh include is not loaded in this Kamailio: `locmesh
 export async function checkKamailio(o: {
   config: AgentConfig;
   kamailio: KamailioConfig;
-  agentRunning: boolean;
+  /** null: whether an agent runs could not be told (evapi is then left alone). */
+  agentRunning: boolean | null;
   timeoutMs: number;
   log: Logger;
 }): Promise<CheckResult[]> {
   const k = o.kamailio;
   const results: CheckResult[] = [];
-  const fifo = createFifoClient({
-    fifoPath: k.fifo, replyDir: k.replyDir, timeoutMs: o.timeoutMs, log: o.log, maxInFlight: 1,
-    replyFifoMode: k.replyFifoMode, replyNamePrefix: "locmesh-check", autoResync: false,
-  });
+  let fifo: FifoClient;
+  try {
+    fifo = createFifoClient({
+      fifoPath: k.fifo, replyDir: k.replyDir, timeoutMs: o.timeoutMs, log: o.log, maxInFlight: 1,
+      // Shorter than the agent's "locmesh": a fifo_reply_dir the agent's names fit in fits these.
+      replyFifoMode: k.replyFifoMode, replyNamePrefix: "lmck", autoResync: false,
+      ...replyFifoOwner(k.fifo),
+    });
+  } catch (err) {
+    return [{ subject: "kamailio fifo", state: "fail", detail: errorText(err) }];
+  }
   let dgram: KamailioRpc | null = null;
   try {
     const fifoCore = createCoreRpc({ rpc: fifo });
@@ -62,7 +72,7 @@ export async function checkKamailio(o: {
     if (rpc === null || core === null || uptimeSec === null) {
       results.push({ subject: "kamailio include", state: "skip", detail: "not looked at, nor the nodes it lets relay calls, nor usrloc's keys: Kamailio does not answer over jsonrpcs" });
     } else {
-      results.push(await checkInclude(core, uptimeSec, o.agentRunning));
+      results.push(await checkInclude(core, uptimeSec, o.agentRunning === true));
       results.push(await checkSipPeers(core, o.config));
       results.push(await checkUsrloc(rpc, k));
     }
@@ -73,6 +83,21 @@ export async function checkKamailio(o: {
   }
   if (k.db) results.push(await checkDatabase(k, o));
   return results;
+}
+
+/**
+ * Run as root, the check's reply FIFOs go to the owner of Kamailio's request FIFO (Kamailio's
+ * user), who can then open them whatever kamailio.replyFifoMode says; the agent's user is the one
+ * that mode is set for.
+ */
+function replyFifoOwner(fifoPath: string): { replyFifoChownTo?: { uid: number; gid: number } } {
+  if (process.getuid?.() !== 0) return {};
+  try {
+    const st = statSync(fifoPath);
+    return { replyFifoChownTo: { uid: st.uid, gid: st.gid } };
+  } catch {
+    return {};
+  }
 }
 
 async function answers(core: CoreRpc, over: string): Promise<{ result: Omit<CheckResult, "subject">; uptimeSec: number | null }> {
@@ -100,6 +125,8 @@ async function checkDgram(dgram: string, o: { timeoutMs: number; log: Logger }):
   });
   let rpc: KamailioRpc;
   try {
+    // A name that does not resolve, said as such (the client itself would fail its calls obscurely).
+    if (isIP(m[1]!) === 0) await withTimeout(lookup(m[1]!), o.timeoutMs, `resolving ${m[1]} took longer than ${o.timeoutMs} ms`);
     rpc = await createDgramClient({ host: m[1]!, port: Number(m[2]), timeoutMs: o.timeoutMs, log: o.log, maxInFlight: 1 });
   } catch (err) {
     return failed(errorText(err));
@@ -163,7 +190,14 @@ async function checkUsrloc(rpc: KamailioRpc, k: KamailioConfig): Promise<CheckRe
     if (withDomain === false) return { subject, state: "fail", detail: useDomainProblem(null) };
     const count = await usrloc.ulContactCount(k.locationTable);
     const holds = count === null ? "" : `; its ${k.locationTable} table holds ${count} contact${count === 1 ? "" : "s"}`;
-    if (withDomain === null) return { subject, state: "warn", detail: `could not tell whether usrloc keys AoRs user@domain (use_domain 1), which locmesh needs${holds}` };
+    if (withDomain === null) {
+      // What Kamailio said to the probe: "Domain table not found" when no usrloc domain has that name.
+      const said = await rpc.call("ul.lookup", [k.locationTable, USE_DOMAIN_PROBE]).then(() => "", (err: unknown) => (err instanceof KamailioRpcError ? err.kamailioMessage : errorText(err)));
+      if (/table not found/i.test(said)) {
+        return { subject, state: "fail", detail: `usrloc has no domain "${k.locationTable}" (Kamailio: "${said}"): kamailio.locationTable must name the table the cfg's save() uses ("location" unless it says otherwise); every write into Kamailio would fail` };
+      }
+      return { subject, state: "warn", detail: `could not tell whether usrloc keys AoRs user@domain (use_domain 1), which locmesh needs (Kamailio: "${said}")${holds}` };
+    }
     return { subject, state: "ok", detail: `keys AoRs user@domain (use_domain 1)${holds}` };
   } catch (err) {
     return { subject, state: "fail", detail: errorText(err) };
@@ -176,11 +210,17 @@ async function checkUsrloc(rpc: KamailioRpc, k: KamailioConfig): Promise<CheckRe
  * connection it counts as the agent's. Only then is it this Kamailio's evapi with the include, not
  * merely something listening there.
  */
-async function checkEvapi(evapi: { host: string; port: number }, core: CoreRpc | null, agentRunning: boolean, timeoutMs: number): Promise<CheckResult> {
+async function checkEvapi(evapi: { host: string; port: number }, core: CoreRpc | null, agentRunning: boolean | null, timeoutMs: number): Promise<CheckResult> {
   const subject = "kamailio evapi";
   const at = `${evapi.host.includes(":") ? `[${evapi.host}]` : evapi.host}:${evapi.port}`;
-  if (agentRunning) return { subject, state: "skip", detail: `not connected to: the running agent reads its events at ${at} (locmesh status shows its events line)` };
+  if (agentRunning === true) return { subject, state: "skip", detail: `not connected to: the running agent reads its events at ${at} (locmesh status shows its events line)` };
+  if (agentRunning === null) return { subject, state: "skip", detail: `not connected to: whether an agent runs could not be told (see journal), and the include would send a connection from here the agent's events` };
   const before = core === null ? null : await eventBits(core);
+  // Some client already holds the agent's place (an agent on another dataDir, or one this check
+  // could not see): a connection from here would share its events.
+  if (typeof before === "number" && before !== 0) {
+    return { subject, state: "skip", detail: `not connected to: the include counts another connection as the agent's now ($shv(locmesh_events) is ${before}); an agent runs against this Kamailio` };
+  }
   return new Promise((resolve) => {
     const sock = new Socket();
     let settled = false;
@@ -250,4 +290,13 @@ async function checkDatabase(k: KamailioConfig, o: { timeoutMs: number; log: Log
   } finally {
     await db?.close();
   }
+}
+
+/** `p`, or a rejection saying `why` after `ms`. */
+function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(why)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

@@ -21,6 +21,17 @@ export interface PortCheck {
   timeoutMs: number;
 }
 
+/** Whether `listen`'s API answers /healthz as node `nodeId` now: the daemon runs, whatever else says. */
+export async function answersAsItself(listen: Listen, nodeId: string, timeoutMs: number): Promise<boolean> {
+  try {
+    const res = await fetch(`${listenToUrl(listen)}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await res.json().catch(() => null)) as { ok?: unknown; nodeId?: unknown } | null;
+    return res.status === 200 && body?.ok === true && body.nodeId === nodeId;
+  } catch {
+    return false;
+  }
+}
+
 export async function checkApiPort(o: PortCheck & { listen: Listen }): Promise<CheckResult> {
   const subject = "api port";
   if (!o.running) return freeToListen(subject, o.listen, o.daemon, "local API", "api.listen.port");

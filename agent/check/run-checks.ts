@@ -7,11 +7,11 @@
 import type { AgentConfig } from "../config/agent-config.js";
 import { PEER_PORT_UNWANTED, peerPortWanted } from "../mesh/peer-listener.js";
 import type { Logger } from "../ops/logger.js";
-import type { CheckReport, CheckResult } from "./check-result.js";
+import { errorText, type CheckReport, type CheckResult } from "./check-result.js";
 import { checkJournal } from "./journal-check.js";
 import { checkKamailio } from "./kamailio-check.js";
 import { checkLinks, checkTls } from "./link-check.js";
-import { checkApiPort, checkPeerPort } from "./listen-check.js";
+import { answersAsItself, checkApiPort, checkPeerPort } from "./listen-check.js";
 
 export interface RunChecksOptions {
   config: AgentConfig;
@@ -29,9 +29,14 @@ export async function runChecks(o: RunChecksOptions): Promise<CheckReport> {
   const { config } = o;
   const checks: CheckResult[] = [{ subject: "config", state: "ok", detail: describeConfig(config) }];
   for (const w of o.configWarnings) checks.push({ subject: "config", state: "warn", detail: w });
+  // An agent answering as this node runs, whatever its journal says (a dataDir this user cannot
+  // read, or one the service gets from its own environment).
+  const answers = await answersAsItself(config.api.listen, config.nodeId, o.timeoutMs);
   const journal = checkJournal({ dataDir: config.dataDir, nodeId: config.nodeId });
   checks.push(journal.result);
-  const agentRunning = journal.agentRunning;
+  const agentRunning = answers || journal.agentRunning === true;
+  /** null: whether an agent runs could not be told; what it alone may touch (evapi) is then left alone. */
+  const known: boolean | null = agentRunning ? true : journal.agentRunning === null ? null : false;
   const tls = checkTls(config);
   if (tls.result) checks.push(tls.result);
   const port = { nodeId: config.nodeId, daemon: "agent", running: agentRunning, timeoutMs: o.timeoutMs };
@@ -41,10 +46,20 @@ export async function runChecks(o: RunChecksOptions): Promise<CheckReport> {
     await checkApiPort({ ...port, listen: config.api.listen }),
     await checkPeerPort({ ...port, listen: mesh.listen, tls: mesh.tls !== null, ca: tls.ca, unwanted: peerPortOpen ? null : PEER_PORT_UNWANTED }),
   );
-  checks.push(...(await checkLinks({ config, ca: tls.ca, timeoutMs: o.timeoutMs })));
-  if (config.kamailio) checks.push(...(await checkKamailio({ config, kamailio: config.kamailio, agentRunning, timeoutMs: o.timeoutMs, log: o.log })));
+  checks.push(...(await guarded("peers", () => checkLinks({ config, ca: tls.ca, timeoutMs: o.timeoutMs }))));
+  const kamailio = config.kamailio;
+  if (kamailio) checks.push(...(await guarded("kamailio", () => checkKamailio({ config, kamailio, agentRunning: known, timeoutMs: o.timeoutMs, log: o.log }))));
   else checks.push({ subject: "kamailio", state: "skip", detail: "no kamailio section: the agent replicates without writing into a Kamailio (README: Attach to your Kamailio)" });
-  return { daemon: "agent", nodeId: config.nodeId, config: o.configFile, running: agentRunning, checks };
+  return { daemon: "agent", nodeId: config.nodeId, config: o.configFile, running: known, checks };
+}
+
+/** A part that threw where it should have said: one FAIL line with the error, and the other parts still run. */
+async function guarded(subject: string, part: () => Promise<CheckResult[]>): Promise<CheckResult[]> {
+  try {
+    return await part();
+  } catch (err) {
+    return [{ subject, state: "fail", detail: `the check itself failed here: ${errorText(err)}` }];
+  }
 }
 
 function describeConfig(c: AgentConfig): string {

@@ -44,7 +44,14 @@ export function registerCheckCommand(program: Command, io: { env: NodeJS.Process
         process.exitCode = 2;
         return;
       }
-      const report = await runChecks({ config, configFile: opts.config ?? null, configWarnings: warnings, timeoutMs, log: silentLogger() });
+      let report;
+      try {
+        report = await runChecks({ config, configFile: opts.config ?? null, configWarnings: warnings, timeoutMs, log: silentLogger() });
+      } catch (err) {
+        io.stderr.write(`locmesh check failed: ${(err as Error).message}\n`);
+        process.exitCode = 1;
+        return;
+      }
       writeCheckReport(report, opts.json === true, io.stdout);
     });
 }

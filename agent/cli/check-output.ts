@@ -12,7 +12,7 @@ export function renderReport(r: CheckReport, width = 100): string {
   const subjects = r.checks.map((c) => cellText(c.subject));
   const subjectWidth = Math.max(8, ...subjects.map(displayWidth));
   const indent = 2 + 4 + 2 + subjectWidth + 2;
-  const lines = [`locmesh check: node ${r.nodeId}${r.config ? `, config ${cellText(r.config)}` : ""}, its ${r.daemon} is ${r.running ? "running" : "not running"}`];
+  const lines = [`locmesh check: node ${r.nodeId}${r.config ? `, config ${cellText(r.config)}` : ""}, ${r.running === null ? `whether its ${r.daemon} is running could not be told` : `its ${r.daemon} is ${r.running ? "running" : "not running"}`}`];
   r.checks.forEach((c, i) => {
     const subject = subjects[i]!;
     const wrapped = wrap(cellText(c.detail), Math.max(30, width - indent));

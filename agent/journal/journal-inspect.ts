@@ -35,7 +35,8 @@ export interface JournalFacts {
  * root does not keep the agent's user from its journal.
  */
 export function inspectJournal(path: string, nodeId: string): JournalFacts {
-  const db = new Database(path, { readonly: true, fileMustExist: true });
+  // A reader waits at most a second for a writer's lock (SQLite's default here is 5 s).
+  const db = new Database(path, { readonly: true, fileMustExist: true, timeout: 1000 });
   try {
     const hasTable = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
     const meta = (name: string): string | null => {

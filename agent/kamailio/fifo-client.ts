@@ -41,6 +41,8 @@ export interface FifoClientOptions {
   replyNamePrefix?: string;
   /** Whose reply FIFOs these are (the node id): see ReplyFifoPoolOptions.owner. */
   replyOwner?: string;
+  /** Give each reply FIFO to this user and group (root only; see ReplyFifoPoolOptions.chownTo). */
+  replyFifoChownTo?: { uid: number; gid: number };
   /** After a timeout or a garbled reply, write spaces to reset Kamailio's reader (surprise 2). */
   autoResync?: boolean;
   nowMs?: () => number;
@@ -65,6 +67,7 @@ export function createFifoClient(opts: FifoClientOptions): FifoClient {
   const pool = createReplyFifoPool({
     dir: opts.replyDir, max: opts.maxInFlight ?? 16, prefix: opts.replyNamePrefix, mode: opts.replyFifoMode,
     ...(opts.replyOwner === undefined ? {} : { owner: opts.replyOwner }),
+    ...(opts.replyFifoChownTo === undefined ? {} : { chownTo: opts.replyFifoChownTo }),
   });
   const autoResync = opts.autoResync ?? true;
   /** Kamailio appends the reply FIFO's name to fifo_reply_dir as it is: without the slash, replies go astray. */

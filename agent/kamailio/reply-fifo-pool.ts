@@ -9,7 +9,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { lstatSync, readdirSync, unlinkSync } from "node:fs";
+import { chownSync, lstatSync, readdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 
 /** Kamailio builds `fifo_reply_dir + reply_name` in a 128-byte buffer, NUL included (doc §1.3). */
@@ -38,6 +38,12 @@ export interface ReplyFifoPoolOptions {
   prefix?: string;
   /** mkfifo mode. Kamailio must be able to write it; see fifo-client.ts. */
   mode?: number;
+  /**
+   * Give each FIFO to this user and group after making it (root only): `locmesh check` run as
+   * root gives its reply FIFOs to the owner of Kamailio's request FIFO, who can then write them
+   * whatever their mode.
+   */
+  chownTo?: { uid: number; gid: number };
   pid?: number;
   /**
    * Whose FIFOs (the node id). Its hash starts the pool tag, so that FIFOs of this owner and this
@@ -81,6 +87,7 @@ export function createReplyFifoPool(opts: ReplyFifoPoolOptions): ReplyFifoPool {
       const stderr = String((err as { stderr?: unknown }).stderr ?? "").trim();
       throw new Error(`cannot create reply FIFO ${path}: ${stderr || (err as Error).message}; check fifo_reply_dir exists and is writable`, { cause: err });
     }
+    if (opts.chownTo) chownSync(path, opts.chownTo.uid, opts.chownTo.gid);
     const slot = { name, path };
     all.add(slot);
     return slot;
@@ -166,7 +173,11 @@ function removeStale(dir: string, prefix: string, ownPid: number, ownerMark: str
       : !isAlive(pid);
     if (!gone) continue;
     const path = join(dir, name);
-    if (lstatSync(path, { throwIfNoEntry: false })?.isFIFO()) rmIfExists(path);
+    try {
+      if (lstatSync(path, { throwIfNoEntry: false })?.isFIFO()) rmIfExists(path);
+    } catch {
+      // Another user's, in a sticky folder such as /tmp (EPERM): it stays, and no name is shared with it.
+    }
   }
 }
 

@@ -43,6 +43,8 @@ export function probeHub(
     ws.once("message", (data: Buffer) => {
       const challenge = parseChallenge(data.toString());
       ws.close(1000, "probe");
+      // A peer that never answers the close would hold the socket for ws's own 30 s.
+      setTimeout(() => ws.terminate(), 1000).unref();
       if (challenge === null) return settle(new Error("its first frame was not a challenge"));
       // The handshake would refuse it (4002): a hub mid-upgrade is not one to move to.
       if (challenge.protocol !== PROTOCOL_VERSION) return settle(new Error(`it speaks protocol ${String(challenge.protocol)}, this agent ${PROTOCOL_VERSION}: upgrade the older one`));

@@ -125,5 +125,16 @@ describe("locmesh hub check", () => {
     const c = bySubject(down.report);
     expect(c["postgres"]).toMatchObject({ state: "fail", detail: expect.stringMatching(/^cannot reach PostgreSQL at 127\.0\.0\.1:\d+: connect ECONNREFUSED .*Check that PostgreSQL is running and listens there/) });
     expect(c["node id"]).toMatchObject({ state: "skip" });
+
+    // The running hub's own config with its PostgreSQL away: it still answers as itself, so its
+    // ports are not taken for someone else's.
+    const path = join(dir, "hub1-pg-away.json");
+    const own = JSON.parse(readFileSync(hub.configPath, "utf8")) as Record<string, Record<string, unknown>>;
+    own["postgres"]!["url"] = `postgres://postgres@127.0.0.1:${await freePort()}/locmesh`;
+    writeFileSync(path, JSON.stringify(own), { mode: 0o600 });
+    const away = await check(path);
+    expect(away.report.running).toBe(true);
+    expect(bySubject(away.report)["api port"]).toMatchObject({ state: "ok", detail: `the running hub answers at ${hub.apiUrl}` });
+    expect(bySubject(away.report)["peer port"]).toMatchObject({ state: "ok", detail: `the running hub answers at ${hub.meshUrl}` });
   }, 30_000);
 });
