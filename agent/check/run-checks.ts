@@ -4,7 +4,8 @@
  * hub, and the local Kamailio. Each part says what it found and, when the agent could not work
  * that way, what to do (check-result.ts). Nothing here changes what it looks at.
  */
-import type { AgentConfig } from "../config/agent-config.js";
+import { listenToUrl, type AgentConfig } from "../config/agent-config.js";
+import { journalPathOf } from "../journal/journal-inspect.js";
 import { PEER_PORT_UNWANTED, peerPortWanted } from "../mesh/peer-listener.js";
 import type { Logger } from "../ops/logger.js";
 import { errorText, type CheckReport, type CheckResult } from "./check-result.js";
@@ -34,6 +35,9 @@ export async function runChecks(o: RunChecksOptions): Promise<CheckReport> {
   const answers = await answersAsItself(config.api.listen, config.nodeId, o.timeoutMs);
   const journal = checkJournal({ dataDir: config.dataDir, nodeId: config.nodeId });
   checks.push(journal.result);
+  if (answers && journal.agentRunning === false) {
+    checks.push({ subject: "journal", state: "warn", detail: `the agent answering at ${listenToUrl(config.api.listen)} does not hold ${journalPathOf(config.dataDir)}: it runs with another dataDir than this config gives (LOCMESH_DATA_DIR in its environment, or another config file?)` });
+  }
   const agentRunning = answers || journal.agentRunning === true;
   /** null: whether an agent runs could not be told; what it alone may touch (evapi) is then left alone. */
   const known: boolean | null = agentRunning ? true : journal.agentRunning === null ? null : false;

@@ -81,6 +81,18 @@ describe("locmesh check", () => {
     expect(report.checks.filter((x) => x.state === "fail" || x.state === "warn")).toEqual([]);
     expect(text).toMatch(/^locmesh check: node n1, config .*, its agent is running\n/);
     expect(text).toMatch(/\n\d+ checks passed\.\n$/);
+
+    // The same node with another dataDir (what the service may get from its environment): its
+    // API answers, so it runs, and the journal this config names is not the one it holds.
+    const elsewhere = await check(variant("other-datadir", (x) => {
+      x["dataDir"] = join(dir, "elsewhere");
+    }));
+    expect(elsewhere.report.running).toBe(true);
+    expect(elsewhere.report.checks.filter((x) => x.subject === "journal")).toEqual([
+      { subject: "journal", state: "ok", detail: expect.stringMatching(/^none yet at /) },
+      { subject: "journal", state: "warn", detail: `the agent answering at ${n1.agent.apiUrl} does not hold ${join(dir, "elsewhere", "journal.sqlite")}: it runs with another dataDir than this config gives (LOCMESH_DATA_DIR in its environment, or another config file?)` },
+    ]);
+    expect(bySubject(elsewhere.report)["kamailio evapi"]).toMatchObject({ state: "skip" });
   }, 30_000);
 
   it("beside a stopped agent: its ports are free and evapi lets it in; the agent then starts and attaches as before", async () => {
