@@ -31,7 +31,7 @@ export function checkJournal(o: { dataDir: string; nodeId: string }): JournalChe
       result: { subject, state: "ok", detail: `none yet at ${path}: the agent makes it at its start (a new node; a node that had one before starts a new epoch and gets a full copy from its peers)` },
     };
   }
-  let running: boolean | null;
+  let running: boolean;
   try {
     running = journalInUse(path);
   } catch (err) {
