@@ -9,7 +9,7 @@ import { hostname } from "node:os";
 import type { CheckReport, CheckResult } from "../agent/check/check-result.js";
 import { errorText } from "../agent/check/check-result.js";
 import { checkTls } from "../agent/check/link-check.js";
-import { answersAsItself, checkApiPort, checkPeerPort } from "../agent/check/listen-check.js";
+import { answersAs, checkApiPort, checkPeerPort, healthOf } from "../agent/check/listen-check.js";
 import { formatDuration } from "../agent/cli/client-output.js";
 import { redactUrl } from "../agent/ops/redact-url.js";
 import type { HubConfig } from "./hub-config.js";
@@ -54,7 +54,8 @@ export async function runHubChecks(o: RunHubChecksOptions): Promise<CheckReport>
   const here = mine !== undefined && mine.host === host;
   const claimedHere = here && processRuns(mine.pid);
   // Its API answering as this hub settles it, with PostgreSQL away too.
-  const running = (await answersAsItself(config.api.listen, config.nodeId, o.timeoutMs)) || claimedHere;
+  const health = await healthOf(config.api.listen, o.timeoutMs);
+  const running = answersAs(health, config.nodeId) || claimedHere;
   if (claims === null) {
     checks.push({ subject: "node id", state: "skip", detail: "not looked at: PostgreSQL does not answer" });
   } else if (mine === undefined) {
@@ -79,7 +80,7 @@ export async function runHubChecks(o: RunHubChecksOptions): Promise<CheckReport>
   if (tls.result) checks.push(tls.result);
   const port = { nodeId: config.nodeId, daemon: "hub", running, timeoutMs: o.timeoutMs };
   checks.push(
-    await checkApiPort({ ...port, listen: config.api.listen }),
+    await checkApiPort({ ...port, listen: config.api.listen, health }),
     await checkPeerPort({ ...port, listen: config.mesh.listen, tls: config.mesh.tls !== null, ca: tls.ca, unwanted: null }),
   );
   return { daemon: "hub", nodeId: config.nodeId, config: o.configFile, running, checks };

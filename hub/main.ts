@@ -96,12 +96,7 @@ export function registerHubCommands(program: Command, io: { env: Record<string, 
       const warnings: string[] = [];
       const file = configOf(cmd);
       const config = loadOrExit(file, io.env, (w) => warnings.push(w));
-      try {
-        writeCheckReport(await runHubChecks({ config, configFile: file ?? null, configWarnings: warnings, timeoutMs }), opts.json === true, process.stdout);
-      } catch (err) {
-        process.stderr.write(`locmesh hub check failed: ${(err as Error).message}\n`);
-        process.exitCode = 1;
-      }
+      await writeCheckReport("locmesh hub check", () => runHubChecks({ config, configFile: file ?? null, configWarnings: warnings, timeoutMs }), opts.json === true, process);
     });
 
   hub

@@ -2,6 +2,7 @@
  * What `locmesh check` finds, one result per thing it looked at, and the exit code it makes
  * (cli/check-output.ts prints it). No I/O here.
  */
+import { errorCode } from "../cli/api-client.js";
 
 /**
  * ok: as the agent needs it. warn: works, but deserves a look (the detail says why). fail: the
@@ -46,10 +47,10 @@ export function checkExitCode(checks: readonly CheckResult[]): 0 | 1 {
   return checks.some((c) => c.state === "fail") ? 1 : 0;
 }
 
-/** An error as one short phrase: fetch's "fetch failed" replaced by what failed under it, a timeout said so. */
+/** An error as one short phrase: fetch's "fetch failed" replaced by the code of what failed under it, a timeout said so. */
 export function errorText(err: unknown): string {
-  const e = err as Error & { cause?: { code?: unknown; message?: unknown } };
-  if (e.message === "fetch failed" && e.cause) return String(e.cause.code ?? e.cause.message);
+  const e = err as Error;
+  if (e.message === "fetch failed") return errorCode(e) ?? (e.cause as Error | undefined)?.message ?? e.message;
   if (e.name === "TimeoutError") return "no answer in time";
   return e.message;
 }

@@ -21,30 +21,32 @@ export interface PortCheck {
   timeoutMs: number;
 }
 
-/** Whether `listen`'s API answers /healthz as node `nodeId` now: the daemon runs, whatever else says. */
-export async function answersAsItself(listen: Listen, nodeId: string, timeoutMs: number): Promise<boolean> {
+/** What `listen`'s API answered to /healthz: its status and the node id it gave, or why it did not answer. */
+export type Health = { status: number; nodeId: unknown } | { error: unknown };
+
+/** Asks /healthz once; the checks read the answer (whether the daemon runs, and the API port's line). */
+export async function healthOf(listen: Listen, timeoutMs: number): Promise<Health> {
   try {
     const res = await fetch(`${listenToUrl(listen)}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
     const body = (await res.json().catch(() => null)) as { ok?: unknown; nodeId?: unknown } | null;
-    return res.status === 200 && body?.ok === true && body.nodeId === nodeId;
-  } catch {
-    return false;
+    return { status: res.status, nodeId: body?.ok === true ? body.nodeId : undefined };
+  } catch (err) {
+    return { error: err };
   }
 }
 
-export async function checkApiPort(o: PortCheck & { listen: Listen }): Promise<CheckResult> {
+/** The API answered as node `nodeId`: the daemon runs, whatever else says. */
+export const answersAs = (h: Health, nodeId: string): boolean => "status" in h && h.status === 200 && h.nodeId === nodeId;
+
+export async function checkApiPort(o: PortCheck & { listen: Listen; health: Health }): Promise<CheckResult> {
   const subject = "api port";
   if (!o.running) return freeToListen(subject, o.listen, o.daemon, "local API", "api.listen.port");
-  const url = `${listenToUrl(o.listen)}/healthz`;
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(o.timeoutMs) });
-    const body = (await res.json().catch(() => null)) as { ok?: unknown; nodeId?: unknown } | null;
-    if (res.status === 200 && body?.ok === true && body.nodeId === o.nodeId) return { subject, state: "ok", detail: `the running ${o.daemon} answers at ${listenToUrl(o.listen)}` };
-    const who = typeof body?.nodeId === "string" ? `node ${body.nodeId}` : `HTTP ${res.status}`;
-    return { subject, state: "fail", detail: `${listenToUrl(o.listen)} answers as ${who}, not as this node's ${o.daemon}: another program or another node holds api.listen` };
-  } catch (err) {
-    return { subject, state: "fail", detail: `the running ${o.daemon} does not answer at ${url}: ${reason(err)} (stopped by a signal, or busy; locmesh status says the same)` };
-  }
+  const at = listenToUrl(o.listen);
+  const h = o.health;
+  if ("error" in h) return { subject, state: "fail", detail: `the running ${o.daemon} does not answer at ${at}/healthz: ${reason(h.error)} (stopped by a signal, or busy; locmesh status says the same)` };
+  if (answersAs(h, o.nodeId)) return { subject, state: "ok", detail: `the running ${o.daemon} answers at ${at}` };
+  const who = typeof h.nodeId === "string" ? `node ${h.nodeId}` : `HTTP ${h.status}`;
+  return { subject, state: "fail", detail: `${at} answers as ${who}, not as this node's ${o.daemon}: another program or another node holds api.listen` };
 }
 
 /** `unwanted`: why the daemon does not open its peer port (null: it does). */

@@ -12,7 +12,7 @@ import { errorText, type CheckReport, type CheckResult } from "./check-result.js
 import { checkJournal } from "./journal-check.js";
 import { checkKamailio } from "./kamailio-check.js";
 import { checkLinks, checkTls } from "./link-check.js";
-import { answersAsItself, checkApiPort, checkPeerPort } from "./listen-check.js";
+import { answersAs, checkApiPort, checkPeerPort, healthOf } from "./listen-check.js";
 
 export interface RunChecksOptions {
   config: AgentConfig;
@@ -32,7 +32,8 @@ export async function runChecks(o: RunChecksOptions): Promise<CheckReport> {
   for (const w of o.configWarnings) checks.push({ subject: "config", state: "warn", detail: w });
   // An agent answering as this node runs, whatever its journal says (a dataDir this user cannot
   // read, or one the service gets from its own environment).
-  const answers = await answersAsItself(config.api.listen, config.nodeId, o.timeoutMs);
+  const health = await healthOf(config.api.listen, o.timeoutMs);
+  const answers = answersAs(health, config.nodeId);
   const journal = checkJournal({ dataDir: config.dataDir, nodeId: config.nodeId });
   checks.push(journal.result);
   if (answers && journal.agentRunning === false) {
@@ -47,7 +48,7 @@ export async function runChecks(o: RunChecksOptions): Promise<CheckReport> {
   const { mesh, hub } = config;
   const peerPortOpen = peerPortWanted({ hubMode: hub.urls.length > 0, peers: mesh.peers.length, acceptUnlisted: mesh.acceptUnlisted });
   checks.push(
-    await checkApiPort({ ...port, listen: config.api.listen }),
+    await checkApiPort({ ...port, listen: config.api.listen, health }),
     await checkPeerPort({ ...port, listen: mesh.listen, tls: mesh.tls !== null, ca: tls.ca, unwanted: peerPortOpen ? null : PEER_PORT_UNWANTED }),
   );
   checks.push(...(await guarded("peers", () => checkLinks({ config, ca: tls.ca, timeoutMs: o.timeoutMs }))));

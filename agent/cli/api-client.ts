@@ -138,7 +138,7 @@ function transportError(err: unknown, signal: AbortSignal, url: string, method: 
 const CUT_CODES = new Set(["ECONNRESET", "EPIPE", "UND_ERR_SOCKET", "UND_ERR_CLOSED"]);
 
 /** fetch wraps socket errors: TypeError("fetch failed") → cause (maybe an AggregateError) → code. */
-function errorCode(err: unknown): string | undefined {
+export function errorCode(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; e && typeof e === "object" && depth < 5; depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === "string") return code;

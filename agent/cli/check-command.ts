@@ -44,15 +44,7 @@ export function registerCheckCommand(program: Command, io: { env: NodeJS.Process
         process.exitCode = 2;
         return;
       }
-      let report;
-      try {
-        report = await runChecks({ config, configFile: opts.config ?? null, configWarnings: warnings, timeoutMs, log: silentLogger() });
-      } catch (err) {
-        io.stderr.write(`locmesh check failed: ${(err as Error).message}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      writeCheckReport(report, opts.json === true, io.stdout);
+      await writeCheckReport("locmesh check", () => runChecks({ config, configFile: opts.config ?? null, configWarnings: warnings, timeoutMs, log: silentLogger() }), opts.json === true, io);
     });
 }
 
@@ -65,8 +57,25 @@ export function checkTimeout(text: string, stderr: NodeJS.WritableStream): numbe
   return null;
 }
 
-/** Prints the report (as JSON with `json`) and sets the exit code: 1 when a check failed. */
-export function writeCheckReport(report: CheckReport, json: boolean, stdout: NodeJS.WriteStream | NodeJS.WritableStream): void {
+/**
+ * Runs the checks and prints the report (as JSON with `json`), setting the exit code: 1 when a
+ * check failed, or when the checks themselves threw (said on stderr as `<command> failed: …`).
+ */
+export async function writeCheckReport(
+  command: string,
+  run: () => Promise<CheckReport>,
+  json: boolean,
+  io: { stdout: NodeJS.WriteStream | NodeJS.WritableStream; stderr: NodeJS.WritableStream },
+): Promise<void> {
+  let report: CheckReport;
+  try {
+    report = await run();
+  } catch (err) {
+    io.stderr.write(`${command} failed: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const { stdout } = io;
   const columns = "columns" in stdout && typeof stdout.columns === "number" ? stdout.columns : 100;
   stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report, columns));
   process.exitCode = checkExitCode(report.checks);

@@ -14,7 +14,7 @@ import type { ClusterStatus } from "../../agent/contract/cluster-status.js";
 import { freePort, waitFor } from "../support/agent-process.js";
 import type { CheckReport } from "../../agent/check/check-result.js";
 import { openSqliteStore } from "../../agent/journal/sqlite-store.js";
-import { bySubject, checkRun, cli } from "../support/cli-run.js";
+import { bySubject, checkRun, cli, folderNotWritableToCli } from "../support/cli-run.js";
 import { startKamailioCluster, type ClusterNode, type KamailioCluster } from "../support/kamailio-cluster.js";
 import { startKamailio, type KamailioProcess } from "../support/kamailio-process.js";
 import { createKamailioSqlite } from "../support/kamailio-schema.js";
@@ -188,19 +188,17 @@ describe("locmesh check", () => {
   }, 30_000);
 
   it("run as a user who may not write dataDir: the journal fails, naming the folder and what to do", async () => {
-    const folder = mkdtempSync(join(tmpdir(), "locmesh-check-ro-"));
+    const ro = folderNotWritableToCli("locmesh-check-ro-");
+    const folder = ro.folder;
     try {
-      // Others may enter it, only its owner may write: the tests run as root, so the check runs as nobody.
-      chmodSync(folder, 0o755);
-      const root = process.getuid?.() === 0;
-      if (!root) chmodSync(folder, 0o555);
       const config = join(folder, "agent.json");
       writeFileSync(config, JSON.stringify({
         nodeId: "n7", dataDir: join(folder, "data"),
         mesh: { listen: `127.0.0.1:${await freePort()}`, secret: "integration-cluster-secret-0123456789" },
         api: { listen: `127.0.0.1:${await freePort()}`, token: "integration-api-token-0123456789" },
       }), { mode: 0o644 });
-      const r = await cli(["check", "-c", config, "--json"], {}, root ? { uid: 65534, gid: 65534 } : undefined);
+      ro.seal();
+      const r = await cli(["check", "-c", config, "--json"], {}, ro.as);
       expect(r.code).toBe(1);
       const report = JSON.parse(r.stdout) as CheckReport;
       expect(bySubject(report)["journal"]).toEqual({
@@ -211,8 +209,7 @@ describe("locmesh check", () => {
       // The secrets every user may read are the loader's warning, shown as such.
       expect(report.checks.filter((c) => c.subject === "config" && c.state === "warn").length).toBeGreaterThan(0);
     } finally {
-      chmodSync(folder, 0o755);
-      rmSync(folder, { recursive: true, force: true });
+      ro.remove();
     }
   });
 

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { evapiBulkToken } from "../../agent/kamailio/evapi-bulk.js";
 import { AgentProcess, ROOT, freePort, waitFor } from "../support/agent-process.js";
-import { BIN, cli } from "../support/cli-run.js";
+import { BIN, cli, folderNotWritableToCli } from "../support/cli-run.js";
 
 const TOKEN = "cli-test-api-token-0123456789";
 const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
@@ -245,21 +245,18 @@ describe("locmesh CLI", () => {
   });
 
   it("kamailio-cfg --output into a folder this user may not write into says so and what to do, and leaves nothing there", async () => {
-    const folder = mkdtempSync(join(tmpdir(), "locmesh-cfg-ro-"));
+    const ro = folderNotWritableToCli("locmesh-cfg-ro-");
+    const folder = ro.folder;
     try {
-      // Others may enter it, only its owner may write: the tests run as root, so the CLI runs as nobody.
-      chmodSync(folder, 0o755);
-      const root = process.getuid?.() === 0;
-      if (!root) chmodSync(folder, 0o555);
+      ro.seal();
       const include = join(folder, "locmesh.cfg");
-      const r = await cli(["kamailio-cfg", "--evapi", "127.0.0.1:8448", "-o", include], {}, root ? { uid: 65534, gid: 65534 } : undefined);
+      const r = await cli(["kamailio-cfg", "--evapi", "127.0.0.1:8448", "-o", include], {}, ro.as);
       // The include could not be written: the operation failed (1), not the usage (2).
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`cannot write ${include}: the new file goes beside it, and this user may not create files in ${folder}; run as a user who may (root), or print it and install it by hand`);
       expect(readdirSync(folder)).toEqual([]);
     } finally {
-      chmodSync(folder, 0o755);
-      rmSync(folder, { recursive: true, force: true });
+      ro.remove();
     }
   });
 

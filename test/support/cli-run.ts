@@ -3,6 +3,8 @@
  * only the environment the test gives it (no LOCMESH_* from the caller).
  */
 import { execFile } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CheckReport, CheckResult } from "../../agent/check/check-result.js";
 import { ROOT } from "./agent-process.js";
@@ -39,3 +41,25 @@ export async function checkRun(command: string[], configPath: string): Promise<{
 
 /** A check report's results by subject ("journal", "kamailio fifo", ...). */
 export const bySubject = (r: CheckReport): Record<string, CheckResult> => Object.fromEntries(r.checks.map((c) => [c.subject, c]));
+
+/**
+ * A folder others may enter and only its owner may write, met by the CLI as a user who may not
+ * write it: the tests run as root, so the CLI runs as nobody (`as`); a runner that is not root
+ * meets it as a 0555 folder of its own. Put files in first, then `seal()`; `remove()` at the end.
+ */
+export function folderNotWritableToCli(prefix: string): { folder: string; as: { uid: number; gid: number } | undefined; seal(): void; remove(): void } {
+  const folder = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(folder, 0o755);
+  const root = process.getuid?.() === 0;
+  return {
+    folder,
+    as: root ? { uid: 65534, gid: 65534 } : undefined,
+    seal: () => {
+      if (!root) chmodSync(folder, 0o555);
+    },
+    remove: () => {
+      chmodSync(folder, 0o755);
+      rmSync(folder, { recursive: true, force: true });
+    },
+  };
+}
